@@ -1,0 +1,440 @@
+/**
+ * The administrative SAM (seed 21): the server's tamper-resistant module. It
+ * derives K_chip per chip from the issuer master key, runs admin sessions
+ * with chips (through the server's relay), generates temp keys, switches
+ * active slots, grants temp keys to migration SAMs, and keeps the decision
+ * record of every migration.
+ *
+ * It obeys only the server it trusts (the channel handshake checks that), and
+ * only what the decision record allows: activation under `committed`,
+ * restore under `aborted`, one destination per migration.
+ */
+import {
+  deriveChipKey,
+  fromB64,
+  issueGrant,
+  keyCheckValue,
+  Secret,
+  toB64,
+  verifyReceipt,
+  type Identity,
+} from '../crypto/index.ts';
+import { ProtocolError } from '../errors.ts';
+import {
+  adminSessionMachine,
+  ADMIN_SESSION_MACHINE_VERSION,
+  type AdminCommand,
+  type AdminOp,
+  type AdminSessionContext,
+  type AdminSessionIntent,
+} from '../machines/adminSession.machine.ts';
+import { decisionMachine, DECISION_MACHINE_VERSION, type DecisionContext, type DecisionIntent } from '../machines/decision.machine.ts';
+import type { MigrationItem } from '../machines/migration.machine.ts';
+import { AdminSamRecords, type TempKeyRecord } from '../store/adminSam.store.ts';
+import { decodeChipFrame, type ChipCommand, type ChipReply } from '../transport/chip.frames.ts';
+import type { AnyEnvelope, Step } from '../transport/envelope.ts';
+import type { Grant } from '../transport/messages.ts';
+import { PartyRuntime, type MachineKind, type RuntimeDeps } from './runtime.ts';
+import { SamSessions } from './samSession.ts';
+
+export const SERVER_PEER = 'server';
+const SESSION = 'session:';
+const DECISION = 'decision:';
+
+export interface MigrationSamKeys {
+  signPublic: Uint8Array;
+  boxPublic: Uint8Array;
+}
+
+export interface AdminSamOptions {
+  issuerMaster: Secret;
+  identity: Identity;
+  /** The migration SAMs this admin SAM grants temp keys to, by party id ("migration-sam/<provider>"). */
+  migrationSams: Record<string, MigrationSamKeys>;
+}
+
+const STEP_OF: Record<AdminOp, Step> = {
+  identify: 'S1',
+  lock: 'S3',
+  format: 'S10',
+  activate: 'S16',
+  restore: 'rollback',
+  wipe: 'rollback',
+};
+
+export class AdminSamRuntime extends PartyRuntime {
+  protected readonly kinds: Record<string, MachineKind> = {
+    adminSession: { machine: adminSessionMachine, version: ADMIN_SESSION_MACHINE_VERSION },
+    decision: { machine: decisionMachine, version: DECISION_MACHINE_VERSION },
+  };
+  readonly records: AdminSamRecords;
+  private readonly sessions: SamSessions;
+  private readonly opts: AdminSamOptions;
+  /** Areas listed in an identify session, until the session answers. */
+  private readonly listed = new Map<string, NonNullable<Extract<ChipReply, { ok: true }>['areas']>>();
+  /** Set when the decision machine refused the request being handled (the reply is already sent). */
+  private refusedInTurn = false;
+
+  constructor(deps: RuntimeDeps, opts: AdminSamOptions) {
+    super(deps);
+    this.opts = opts;
+    this.records = new AdminSamRecords(deps.store);
+    this.sessions = new SamSessions(deps.rng);
+  }
+
+  decisionOf(mig: string): string | undefined {
+    return this.records.decisions.get(mig)?.state;
+  }
+
+  // ---- inbound ------------------------------------------------------------------------------
+
+  protected onEnvelope(env: AnyEnvelope, peer: string): void {
+    if (peer !== SERVER_PEER) throw new ProtocolError('BAD_SENDER', `the admin SAM obeys only its server, not ${peer}`);
+    const now = this.clock.now();
+    switch (env.type) {
+      case 'frame':
+        return this.onFrame(env.body.session, env.body.data);
+      case 'admin.identify':
+        this.openSession(env, 'identify', env.mig ?? null, null, [{ op: 'list' }], null, now);
+        return;
+      case 'admin.lock': {
+        const mig = this.requireMig(env);
+        const decision = this.actorOf(DECISION + mig);
+        if (!decision) {
+          this.spawn(DECISION + mig, 'decision', { mig, source: env.body.serial, items: env.body.items });
+        } else {
+          this.gate(mig, { type: 'LOCK_REQUESTED', serial: env.body.serial }, 'the source can be locked only while the record is pending, and only the source it was created for');
+        }
+        for (const item of env.body.items) this.ensureTempKey(mig, item);
+        const commands = env.body.items.map((i) => ({ op: 'lock' as const, area: i.area, item: i.item, provider: i.provider, recipient: i.recipient }));
+        this.openSession(env, 'lock', mig, env.body.serial, commands, env.body.expiresAt, now);
+        return;
+      }
+      case 'admin.format': {
+        const mig = this.requireMig(env);
+        const items = this.decisionContext(mig).items;
+        this.refusedInTurn = false;
+        this.gate(mig, { type: 'FORMAT_REQUESTED', serial: env.body.serial }, 'a destination can be formatted only while the record is pending');
+        if (this.refusedInTurn) return;
+        const commands = items.map((i) => ({ op: 'format' as const, area: i.area, item: i.item, provider: i.provider, recipient: i.recipient }));
+        this.openSession(env, 'format', mig, env.body.serial, commands, env.body.expiresAt, now);
+        return;
+      }
+      case 'admin.commit': {
+        const mig = this.requireMig(env);
+        const check = this.checkReceipts(mig, env.body.receipts);
+        this.dispatch(DECISION + mig, { type: 'COMMIT_REQUESTED', receiptsValid: check.ok, problem: check.problem });
+        return;
+      }
+      case 'admin.abort': {
+        const mig = this.requireMig(env);
+        this.dispatch(DECISION + mig, { type: 'ABORT_REQUESTED', reason: env.body.reason });
+        return;
+      }
+      case 'admin.activate': {
+        const mig = this.requireMig(env);
+        this.gate(mig, { type: 'ACTIVATE_REQUESTED', serial: env.body.serial }, 'activation needs a committed decision record, for its own destination');
+        this.openSession(env, 'activate', mig, env.body.serial, this.itemCommands(mig, 'activate'), null, now);
+        return;
+      }
+      case 'admin.restore': {
+        const mig = this.requireMig(env);
+        this.gate(mig, { type: 'RESTORE_REQUESTED', serial: env.body.serial }, 'the source is restored only under an aborted decision record');
+        this.openSession(env, 'restore', mig, env.body.serial, this.itemCommands(mig, 'restore'), null, now);
+        return;
+      }
+      case 'admin.wipe': {
+        const mig = this.requireMig(env);
+        this.gate(mig, { type: 'WIPE_REQUESTED', serial: env.body.serial, role: env.body.role }, 'a destination is wiped only when aborted, a source only when committed');
+        this.openSession(env, 'wipe', mig, env.body.serial, this.itemCommands(mig, 'wipe'), null, now);
+        return;
+      }
+      default:
+        throw new ProtocolError('UNEXPECTED', `the admin SAM does not accept ${env.type}`);
+    }
+  }
+
+  private requireMig(env: AnyEnvelope): string {
+    if (!env.mig) throw new ProtocolError('BAD_ENVELOPE', `${env.type} needs a migration id (header "mig")`);
+    return env.mig;
+  }
+
+  private decisionContext(mig: string): DecisionContext {
+    const a = this.actorOf(DECISION + mig);
+    if (!a) throw new ProtocolError('NO_MIGRATION', `no decision record for migration ${mig}: its source was never locked`);
+    return a.getSnapshot().context as DecisionContext;
+  }
+
+  /** Sends an event to the decision record, refusing with `why` when the record does not allow it. */
+  private gate(mig: string, event: Parameters<AdminSamRuntime['dispatch']>[1], why: string): void {
+    const a = this.actorOf(DECISION + mig);
+    if (!a) throw new ProtocolError('NO_MIGRATION', `no decision record for migration ${mig}: its source was never locked`);
+    const snap = a.getSnapshot();
+    if (!snap.can(event)) throw new ProtocolError('DECISION_STANDS', `${why}; the record of ${mig} is ${String(snap.value)}`);
+    this.dispatch(DECISION + mig, event);
+  }
+
+  private itemCommands(mig: string, op: 'activate' | 'restore' | 'wipe'): AdminCommand[] {
+    return this.decisionContext(mig).items.map((i) => ({ op, area: i.area, item: i.item, provider: i.provider, recipient: i.recipient }));
+  }
+
+  private ensureTempKey(mig: string, item: MigrationItem): void {
+    const k = AdminSamRecords.keyOf(mig, item.item);
+    if (this.records.tempKeys.get(k)) return;
+    if (!this.opts.migrationSams[item.recipient]) {
+      throw new ProtocolError('NOT_TRUSTED', `${item.recipient} is not a migration SAM this admin SAM grants keys to`);
+    }
+    // Fresh, random, one per (migration, item), never reused (protocol.md §2).
+    const rec: TempKeyRecord = {
+      mig,
+      item: item.item,
+      area: item.area,
+      provider: item.provider,
+      recipient: item.recipient,
+      key: this.rng.bytes(32),
+      sourceMainKcv: null,
+      destinationMainKcv: null,
+    };
+    this.write(() => {
+      if (!this.records.tempKeys.get(k)) this.records.tempKeys.put(k, rec);
+    });
+    this.pendingKeys.set(k, rec);
+  }
+
+  /** Temp keys generated in this turn, not yet committed (the lock session reads them before the commit). */
+  private readonly pendingKeys = new Map<string, TempKeyRecord>();
+
+  private tempKey(mig: string, item: number): TempKeyRecord {
+    const k = AdminSamRecords.keyOf(mig, item);
+    const rec = this.pendingKeys.get(k) ?? this.records.tempKeys.get(k);
+    if (!rec) throw new Error(`no temp key for ${k}`);
+    return rec;
+  }
+
+  private updateTempKey(rec: TempKeyRecord): void {
+    const k = AdminSamRecords.keyOf(rec.mig, rec.item);
+    this.pendingKeys.set(k, rec);
+    this.write(() => this.records.tempKeys.put(k, rec));
+  }
+
+  private checkReceipts(mig: string, receipts: readonly import('../transport/messages.ts').Receipt[]): { ok: boolean; problem?: string } {
+    const ctx = this.decisionContext(mig);
+    if (ctx.destination === null) return { ok: false, problem: 'no destination was formatted for this migration' };
+    for (const item of ctx.items) {
+      const r = receipts.find((x) => x.item === item.item);
+      if (!r) return { ok: false, problem: `no receipt for item ${item.item} (${item.area})` };
+      const msam = this.opts.migrationSams[item.recipient];
+      if (!msam) return { ok: false, problem: `${item.recipient} is not a known migration SAM` };
+      try {
+        const body = verifyReceipt(r, msam.signPublic);
+        if (body.mig !== mig || body.serial !== ctx.destination || body.area !== item.area || body.provider !== item.provider) {
+          return { ok: false, problem: `the receipt for item ${item.item} is bound to another migration, chip, area or provider` };
+        }
+      } catch {
+        return { ok: false, problem: `the receipt for item ${item.item} is not signed by ${item.recipient}` };
+      }
+    }
+    // The receipts' key check values are what activation must show (S16).
+    for (const item of ctx.items) {
+      const r = receipts.find((x) => x.item === item.item)!;
+      this.updateTempKey({ ...this.tempKey(mig, item.item), destinationMainKcv: r.kcv });
+    }
+    return { ok: true };
+  }
+
+  // ---- admin sessions ---------------------------------------------------------------------------
+
+  private openSession(
+    env: AnyEnvelope,
+    op: AdminOp,
+    mig: string | null,
+    serial: string | null,
+    commands: AdminCommand[],
+    expiresAt: number | null,
+    now: number,
+  ): void {
+    const session = 'session' in env.body ? (env.body.session as string) : '';
+    if (this.actorOf(SESSION + session)) throw new ProtocolError('UNEXPECTED', `session ${session} was already used`);
+    this.spawn(SESSION + session, 'adminSession', { session, op, mig, serial, commands, request: env.id, expiresAt, now });
+  }
+
+  private onFrame(session: string, data: string): void {
+    const key = SESSION + session;
+    const actor = this.actorOf(key);
+    if (!actor || actor.getSnapshot().status !== 'active' || !this.sessions.has(session)) {
+      throw new ProtocolError('NOT_FOUND', `no open admin session ${session.slice(0, 64)}`);
+    }
+    const ctx = actor.getSnapshot().context as AdminSessionContext;
+    const frame = decodeChipFrame(fromB64(data));
+    if (actor.getSnapshot().matches('authenticating')) {
+      const a = this.sessions.answer(session, frame, (serial) => deriveChipKey(this.opts.issuerMaster, serial));
+      if (a.kind === 'refused') this.dispatch(key, { type: 'CHIP_REFUSED', code: a.code, message: a.message });
+      else this.dispatch(key, { type: 'CHIP_ANSWERED', serial: a.serial, proofOk: a.proofOk });
+      return;
+    }
+    const r = this.sessions.reply(session, frame);
+    if (r.kind === 'refused') {
+      this.dispatch(key, { type: 'CHIP_REFUSED', code: r.code, message: r.message });
+      return;
+    }
+    const reply = r.reply;
+    if (!reply.ok) {
+      this.dispatch(key, { type: 'CHIP_REPLIED', ok: false, verified: false, code: reply.code, message: reply.message });
+      return;
+    }
+    this.dispatch(key, { type: 'CHIP_REPLIED', ok: true, verified: this.verifyReply(ctx, reply) });
+  }
+
+  /** The key check after each install or switch (protocol.md §2): compared with what this SAM knows. */
+  private verifyReply(ctx: AdminSessionContext, reply: Extract<ChipReply, { ok: true }>): boolean {
+    const cmd = ctx.commands[ctx.cursor]!;
+    const serial = ctx.provenSerial!;
+    if (cmd.op === 'list') {
+      this.listed.set(ctx.session, reply.areas ?? []);
+      return true;
+    }
+    if (cmd.op === 'wipe') return true;
+    const rec = this.tempKey(ctx.mig!, cmd.item!);
+    const tempKcv = toB64(keyCheckValue(Secret.of(rec.key), serial, cmd.area!));
+    switch (cmd.op) {
+      case 'lock':
+        if (reply.kcv !== tempKcv || !reply.prevKcv) return false;
+        if (rec.sourceMainKcv === null) this.updateTempKey({ ...rec, sourceMainKcv: reply.prevKcv });
+        return rec.sourceMainKcv === null || rec.sourceMainKcv === reply.prevKcv;
+      case 'format':
+        return reply.kcv === tempKcv;
+      case 'activate':
+        return rec.destinationMainKcv !== null && reply.kcv === rec.destinationMainKcv;
+      case 'restore':
+        return rec.sourceMainKcv !== null && reply.kcv === rec.sourceMainKcv;
+    }
+  }
+
+  private command(ctx: AdminSessionContext, index: number): ChipCommand {
+    const cmd = ctx.commands[index]!;
+    if (cmd.op === 'list') return { op: 'list' };
+    const mig = ctx.mig!;
+    const step = STEP_OF[ctx.op];
+    const area = cmd.area!;
+    switch (cmd.op) {
+      case 'lock':
+        return { op: 'lock', area, key: toB64(this.tempKey(mig, cmd.item!).key), mig, step };
+      case 'format':
+        return { op: 'format', area, provider: cmd.provider!, key: toB64(this.tempKey(mig, cmd.item!).key), mig, step };
+      case 'activate':
+      case 'restore':
+      case 'wipe':
+        return { op: cmd.op, area, mig, step };
+    }
+  }
+
+  private grants(ctx: AdminSessionContext, purpose: 'upload' | 'download'): Grant[] {
+    return ctx.commands.map((cmd) => {
+      const rec = this.tempKey(ctx.mig!, cmd.item!);
+      const msam = this.opts.migrationSams[rec.recipient]!;
+      return issueGrant(
+        {
+          mig: ctx.mig!,
+          item: rec.item,
+          area: rec.area,
+          serial: ctx.serial!,
+          purpose,
+          provider: rec.provider,
+          recipient: rec.recipient,
+          expiresAt: ctx.expiresAt ?? 0,
+        },
+        Secret.of(rec.key),
+        msam.boxPublic,
+        this.opts.identity,
+        this.rng,
+      );
+    });
+  }
+
+  // ---- intents ------------------------------------------------------------------------------------
+
+  protected onIntent(key: string, intent: AdminSessionIntent | DecisionIntent): void {
+    if (key.startsWith(DECISION)) return this.decisionIntent(key.slice(DECISION.length), intent as DecisionIntent);
+    const ctx = this.actorOf(key)!.getSnapshot().context as AdminSessionContext;
+    const si = intent as AdminSessionIntent;
+    const header = { mig: ctx.mig ?? undefined, step: STEP_OF[ctx.op] };
+    switch (si.type) {
+      case 'beginAuth': {
+        const frame = this.sessions.begin({ session: ctx.session, area: '*', mig: ctx.mig ?? '-', purpose: 'admin' });
+        this.send(SERVER_PEER, 'frame', { session: ctx.session, data: toB64(frame) });
+        return;
+      }
+      case 'sendCommand': {
+        const frame = this.sessions.command(ctx.session, this.command(ctx, si.index));
+        this.send(SERVER_PEER, 'frame', { session: ctx.session, data: toB64(frame) });
+        return;
+      }
+      case 'sessionDone': {
+        this.closeChipSession(ctx.session);
+        const reply = { ...header, corr: ctx.request };
+        switch (ctx.op) {
+          case 'identify':
+            this.send(SERVER_PEER, 'admin.identified', { serial: ctx.provenSerial!, areas: this.listed.get(ctx.session) ?? [] }, reply);
+            this.listed.delete(ctx.session);
+            return;
+          case 'lock':
+            this.send(SERVER_PEER, 'admin.locked', { grants: this.grants(ctx, 'upload') }, reply);
+            return;
+          case 'format':
+            this.send(SERVER_PEER, 'admin.formatted', { grants: this.grants(ctx, 'download') }, reply);
+            return;
+          case 'activate':
+            this.send(SERVER_PEER, 'admin.activated', { serial: ctx.serial! }, reply);
+            return;
+          case 'restore':
+            this.send(SERVER_PEER, 'admin.restored', { serial: ctx.serial! }, reply);
+            return;
+          case 'wipe':
+            this.send(SERVER_PEER, 'admin.wiped', { serial: ctx.serial! }, reply);
+            return;
+        }
+        return;
+      }
+      case 'sessionFailed':
+        this.closeChipSession(ctx.session);
+        this.listed.delete(ctx.session);
+        this.send(SERVER_PEER, 'error', { code: si.code, message: si.message }, { ...header, corr: ctx.request });
+        return;
+    }
+  }
+
+  private closeChipSession(session: string): void {
+    const close = this.sessions.close(session);
+    if (close) this.send(SERVER_PEER, 'frame', { session, data: toB64(close) });
+  }
+
+  private decisionIntent(mig: string, intent: DecisionIntent): void {
+    const inbound = this.inbound;
+    switch (intent.type) {
+      case 'recordDecision': {
+        const decisions = this.records.decisions;
+        const next = { mig, state: intent.decision, destination: intent.destination };
+        // Compare-and-set inside the commit: a record leaves `pending` once, and never changes after.
+        this.write(() => {
+          const cur = decisions.get(mig);
+          if (cur && cur.state !== 'pending') {
+            throw new Error(`decision record of ${mig} is ${cur.state}; refusing to write ${intent.decision}`);
+          }
+          decisions.put(mig, next);
+        });
+        return;
+      }
+      case 'answerDecision':
+        if (inbound) this.reply(inbound, 'admin.decision', { decision: intent.decision, ...(intent.reason ? { reason: intent.reason } : {}) });
+        return;
+      case 'refuse':
+        this.refusedInTurn = true;
+        if (inbound) this.reply(inbound, 'error', { code: intent.code, message: intent.message });
+        return;
+    }
+  }
+
+  protected override onCommitting(): void {
+    this.pendingKeys.clear();
+  }
+}

@@ -1,0 +1,405 @@
+/**
+ * The chip runtime: a secure element with non-volatile memory in LMDB.
+ * It answers the terminal it is linked to; everything that matters arrives
+ * as session frames from a SAM, relayed by terminal and server.
+ *
+ * The session crypto runs here (proofs, HKDF session keys, AEAD frames with
+ * strictly increasing counters); the session lifecycle is chip.machine.ts;
+ * whether a command may change an area is area.machine.ts, evaluated inside
+ * the transaction that writes the area.
+ */
+import {
+  chipProof,
+  chipSessionCiphers,
+  deriveSessionKeys,
+  fromB64,
+  keyCheckValue,
+  samProof,
+  Secret,
+  toB64,
+  verifyProof,
+  CHALLENGE_BYTES,
+  CryptoError,
+  type FrameOpener,
+  type FrameSealer,
+  type SessionBinding,
+} from '../crypto/index.ts';
+import { ProtocolError } from '../errors.ts';
+import { ACTIVE_SLOT, areaTransition, CHIP_AREAS_MAX, type AreaCommand } from '../machines/area.machine.ts';
+import { chipMachine, CHIP_MACHINE_VERSION, type ChipIntent, type SessionPurpose } from '../machines/chip.machine.ts';
+import { ChipMemory, type AreaRecord } from '../store/chip.store.ts';
+import {
+  decodeChipCommand,
+  decodeChipFrame,
+  encodeJson,
+  type ChipCommand,
+  type ChipFrame,
+  type ChipReply,
+} from '../transport/chip.frames.ts';
+import type { AnyEnvelope } from '../transport/envelope.ts';
+import { PartyRuntime, type MachineKind, type RuntimeDeps } from './runtime.ts';
+
+const CHIP_ACTOR = 'chip';
+
+interface SessionCrypto {
+  peer: string;
+  binding: SessionBinding;
+  key: Secret;
+  rSam: Uint8Array;
+  rChip: Uint8Array;
+  sealer?: FrameSealer;
+  opener?: FrameOpener;
+}
+
+/** Checks the area invariants the lifecycle promises; a violation is a bug and stops the chip. */
+export function assertAreaInvariant(rec: AreaRecord): void {
+  const fail = (why: string) => {
+    throw new Error(`area ${rec.area} invariant broken: ${why}`);
+  };
+  switch (rec.state) {
+    case 'absent':
+      if (rec.data || rec.mainKey || rec.tempKey) fail('an absent area holds data or keys');
+      break;
+    case 'provisioned':
+      if (!rec.tempKey || rec.mainKey || rec.data) fail('a provisioned area holds exactly a temp key');
+      break;
+    case 'loaded':
+      if (!rec.tempKey || !rec.mainKey || !rec.data) fail('a loaded area holds data, a main key and a temp key');
+      break;
+    case 'mainActive':
+      if (!rec.mainKey || !rec.data || rec.tempKey) fail('a mainActive area holds data and a main key, and no temp key');
+      break;
+    case 'locked':
+      if (!rec.tempKey || !rec.mainKey || !rec.data) fail('a locked area holds data, its main key and a temp key');
+      break;
+  }
+}
+
+function refusal(code: string, message: string): ChipReply {
+  return { ok: false, code, message };
+}
+
+export interface ChipOptions {
+  serial: string;
+  kChip: Uint8Array;
+}
+
+export class ChipRuntime extends PartyRuntime {
+  protected readonly kinds: Record<string, MachineKind> = { chip: { machine: chipMachine, version: CHIP_MACHINE_VERSION } };
+  readonly memory: ChipMemory;
+  private serialValue = '';
+  private kChip!: Secret;
+  private readonly sessions = new Map<string, SessionCrypto>();
+  private readonly pending = new Map<string, ChipCommand>();
+  /** The link the frame being handled came from (a refused challenge has no session to remember it by). */
+  private framePeer: string | undefined;
+
+  constructor(deps: RuntimeDeps) {
+    super(deps);
+    this.memory = new ChipMemory(deps.store);
+  }
+
+  get serial(): string {
+    return this.serialValue;
+  }
+
+  /** Opens a chip from its store; on a new store, personalises it with `make` (manufacturing). */
+  override async start(make?: ChipOptions): Promise<void> {
+    let id = this.memory.getIdentity();
+    if (!id) {
+      if (!make) throw new Error(`${this.id}: chip store is empty and no personalisation was given`);
+      await this.memory.personalise({ serial: make.serial, kChip: make.kChip });
+      id = this.memory.getIdentity()!;
+    }
+    this.serialValue = id.serial;
+    this.kChip = Secret.of(id.kChip);
+    await super.start();
+    await this.runLocal(() => {
+      // Power-on: RAM is gone, so any session the snapshot remembers is over.
+      if (!this.actorOf(CHIP_ACTOR)) this.spawn(CHIP_ACTOR, 'chip', { serial: this.serialValue });
+      else this.tryDispatch(CHIP_ACTOR, { type: 'POWER_ON' });
+    });
+  }
+
+  // ---- inbound ----------------------------------------------------------------
+
+  protected onEnvelope(env: AnyEnvelope, peer: string): void {
+    if (env.type === 'chip.select') {
+      // The public directory, as a reader sees it when it polls the chip (¶0083).
+      this.reply(env, 'chip.info', {
+        serial: this.serialValue,
+        areas: this.memory
+          .list()
+          .filter((a) => a.state !== 'absent')
+          .map((a) => ({ area: a.area, provider: a.provider })),
+      });
+      return;
+    }
+    if (env.type !== 'frame') throw new ProtocolError('UNEXPECTED', `a chip does not handle ${env.type}`);
+    const { session, data } = env.body;
+    this.framePeer = peer;
+    let frame: ChipFrame;
+    try {
+      frame = decodeChipFrame(fromB64(data));
+    } catch (e) {
+      const err = e instanceof ProtocolError ? e : new ProtocolError('FRAME_REJECTED', 'session frame is not base64url');
+      this.sendFrame(peer, session, { t: 'err', code: err.code, message: err.message });
+      return;
+    }
+    switch (frame.t) {
+      case 'auth1':
+        this.onChallenge(peer, session, frame);
+        return;
+      case 'auth3':
+        this.onSamProof(peer, session, frame);
+        return;
+      case 'cmd':
+      case 'close':
+        this.onSealed(peer, session, frame.box, frame.t === 'close');
+        return;
+      default:
+        this.sendFrame(peer, session, { t: 'err', code: 'FRAME_REJECTED', message: `a chip does not accept ${frame.t} frames` });
+    }
+  }
+
+  private onChallenge(peer: string, session: string, f: Extract<ChipFrame, { t: 'auth1' }>): void {
+    const purpose = f.purpose as SessionPurpose;
+    const binding: SessionBinding = { serial: this.serialValue, area: f.area, mig: f.mig, purpose };
+    const rSam = fromB64(f.r);
+    let refused: { code: string; message: string } | undefined;
+    let key: Secret | null = null;
+    if (rSam.length !== CHALLENGE_BYTES) {
+      refused = { code: 'FRAME_REJECTED', message: `the challenge must be ${CHALLENGE_BYTES} bytes` };
+    } else if (purpose === 'admin') {
+      if (f.area !== '*') refused = { code: 'FRAME_REJECTED', message: 'an admin session covers the whole chip: area must be "*"' };
+      else key = this.kChip;
+    } else {
+      const rec = this.memory.get(f.area);
+      const open = ({ upload: 'OPEN_UPLOAD', download: 'OPEN_DOWNLOAD', normal: 'OPEN_NORMAL' } as const)[purpose];
+      if (!rec || rec.state === 'absent') refused = { code: 'AREA_ABSENT', message: `area ${f.area} does not exist on this chip` };
+      else if (areaTransition(rec.state, open) === null) {
+        refused =
+          rec.state === 'locked' && purpose === 'normal'
+            ? { code: 'AREA_LOCKED', message: `area ${f.area} is locked for a migration; normal use is refused` }
+            : { code: 'AREA_STATE', message: `area ${f.area} is ${rec.state}; a ${purpose} session can not open` };
+      } else {
+        const slot = ACTIVE_SLOT[rec.state];
+        const bytes = slot === 'main' ? rec.mainKey : rec.tempKey;
+        if (bytes) key = Secret.of(bytes);
+        else refused = { code: 'AREA_STATE', message: `area ${f.area} has no active key` };
+      }
+    }
+    if (!refused && key) {
+      const rChip = this.rng.bytes(CHALLENGE_BYTES);
+      this.sessions.set(session, { peer, binding, key, rSam, rChip });
+    }
+    this.dispatch(CHIP_ACTOR, { type: 'AUTH_REQUESTED', session, purpose, area: f.area, mig: f.mig, refusal: refused });
+  }
+
+  private onSamProof(peer: string, session: string, f: Extract<ChipFrame, { t: 'auth3' }>): void {
+    const s = this.sessions.get(session);
+    const snap = this.actorOf(CHIP_ACTOR)!.getSnapshot();
+    if (!s || snap.value !== 'challenged' || snap.context.session?.id !== session) {
+      this.sendFrame(peer, session, { t: 'err', code: 'FRAME_REJECTED', message: 'no challenge is outstanding for this session' });
+      return;
+    }
+    const expected = samProof(s.key, s.binding, s.rSam, s.rChip);
+    if (!verifyProof(expected, fromB64(f.proof))) {
+      this.dispatch(CHIP_ACTOR, { type: 'SAM_REJECTED', session, code: 'AUTH_FAILED', message: 'the SAM\'s proof does not verify under the active key' });
+      return;
+    }
+    const keys = deriveSessionKeys(s.key, s.binding, s.rSam, s.rChip);
+    const { sealer, opener } = chipSessionCiphers(keys);
+    s.sealer = sealer;
+    s.opener = opener;
+    this.dispatch(CHIP_ACTOR, { type: 'SAM_PROVEN', session });
+    this.onSealed(peer, session, f.box, false);
+  }
+
+  private onSealed(peer: string, session: string, box: string, isClose: boolean): void {
+    const s = this.sessions.get(session);
+    const snap = this.actorOf(CHIP_ACTOR)!.getSnapshot();
+    if (!s?.opener || snap.value !== 'open' || snap.context.session?.id !== session) {
+      this.sendFrame(peer, session, { t: 'err', code: 'FRAME_REJECTED', message: 'this session is not open' });
+      return;
+    }
+    let cmd: ChipCommand;
+    try {
+      cmd = decodeChipCommand(s.opener.open(fromB64(box)));
+    } catch (e) {
+      const code = e instanceof CryptoError || e instanceof ProtocolError ? e.code : 'FRAME_REJECTED';
+      const message = e instanceof Error ? e.message : 'frame rejected';
+      this.sendFrame(peer, session, { t: 'err', code, message });
+      this.dispatch(CHIP_ACTOR, { type: 'FRAME_REJECTED', session, code, message });
+      return;
+    }
+    if (isClose || cmd.op === 'close') {
+      this.dispatch(CHIP_ACTOR, { type: 'CLOSE', session });
+      return;
+    }
+    this.pending.set(session, cmd);
+    this.dispatch(CHIP_ACTOR, { type: 'COMMAND', session, op: cmd.op });
+    this.pending.delete(session);
+  }
+
+  // ---- intents --------------------------------------------------------------------
+
+  protected onIntent(_key: string, intent: ChipIntent): void {
+    switch (intent.type) {
+      case 'answerChallenge': {
+        const s = this.sessions.get(intent.session)!;
+        const proof = chipProof(s.key, s.binding, s.rSam, s.rChip);
+        this.sendFrame(s.peer, intent.session, { t: 'auth2', serial: this.serialValue, r: toB64(s.rChip), proof: toB64(proof) });
+        return;
+      }
+      case 'refuseAuth': {
+        const peer = this.sessions.get(intent.session)?.peer ?? this.framePeer;
+        this.sessions.delete(intent.session);
+        if (peer) this.sendFrame(peer, intent.session, { t: 'err', code: intent.code, message: intent.message });
+        return;
+      }
+      case 'executeCommand': {
+        const s = this.sessions.get(intent.session)!;
+        const cmd = this.pending.get(intent.session)!;
+        const reply = this.execute(s.binding, cmd);
+        this.sendSealed(s, intent.session, reply);
+        return;
+      }
+      case 'refuseCommand': {
+        const s = this.sessions.get(intent.session);
+        if (s) this.sendSealed(s, intent.session, refusal(intent.code, intent.message));
+        return;
+      }
+      case 'endSession':
+        this.sessions.delete(intent.session);
+        return;
+    }
+  }
+
+  private sendFrame(peer: string, session: string, frame: ChipFrame): void {
+    this.send(peer, 'frame', { session, data: toB64(encodeJson(frame)) });
+  }
+
+  private sendSealed(s: SessionCrypto, session: string, reply: ChipReply): void {
+    this.sendFrame(s.peer, session, { t: 'resp', box: toB64(s.sealer!.seal(encodeJson(reply))) });
+  }
+
+  // ---- commands: one LMDB transaction each ---------------------------------------------
+
+  private kcv(key: Uint8Array, area: string): string {
+    return toB64(keyCheckValue(Secret.of(key), this.serialValue, area));
+  }
+
+  private save(rec: AreaRecord): void {
+    assertAreaInvariant(rec);
+    const areas = this.memory.areas;
+    // A wiped area stays as an absent record that remembers its last command, so a repeated wipe gets the same answer.
+    this.write(() => areas.put(rec.area, rec));
+  }
+
+  private execute(b: SessionBinding, cmd: ChipCommand): ChipReply {
+    switch (cmd.op) {
+      case 'list':
+        return {
+          ok: true,
+          areas: this.memory
+            .list()
+            .filter((a) => a.state !== 'absent')
+            .map((a) => ({ area: a.area, provider: a.provider, state: a.state })),
+        };
+      case 'format':
+      case 'lock':
+      case 'activate':
+      case 'restore':
+      case 'wipe':
+        return this.adminCommand(cmd);
+      case 'read': {
+        const rec = this.memory.get(b.area)!;
+        const event = b.purpose === 'upload' ? 'UPLOAD' : 'USE';
+        if (areaTransition(rec.state, event) === null) return refusal('AREA_STATE', `area ${rec.area} is ${rec.state}`);
+        return { ok: true, data: toB64(rec.data!), counter: rec.counter };
+      }
+      case 'write': {
+        const rec = this.memory.get(b.area)!;
+        if (areaTransition(rec.state, 'USE') === null) return refusal('AREA_STATE', `area ${rec.area} is ${rec.state}`);
+        if (cmd.counter !== rec.counter) {
+          return refusal('STALE_COUNTER', `area ${rec.area} is at counter ${rec.counter}, the write was prepared at ${cmd.counter}`);
+        }
+        const next: AreaRecord = { ...rec, data: fromB64(cmd.data), counter: rec.counter + 1 };
+        this.save(next);
+        return { ok: true, counter: next.counter };
+      }
+      case 'download': {
+        const rec = this.memory.get(b.area)!;
+        if (rec.last && rec.last.mig === cmd.mig && rec.last.step === cmd.step && rec.last.op === 'download') return rec.last.reply;
+        if (rec.holder !== null && rec.holder !== cmd.mig) return refusal('AREA_HELD', `area ${rec.area} is held by another migration`);
+        const state = areaTransition(rec.state, 'DOWNLOAD');
+        if (state === null) return refusal('AREA_STATE', `area ${rec.area} is ${rec.state}; DOWNLOAD needs provisioned`);
+        const key = fromB64(cmd.key);
+        const reply: ChipReply = { ok: true, kcv: this.kcv(key, rec.area) };
+        this.save({ ...rec, state, data: fromB64(cmd.data), mainKey: key, counter: 0, last: { mig: cmd.mig, step: cmd.step, op: 'download', reply } });
+        return reply;
+      }
+      case 'close':
+        return { ok: true };
+    }
+  }
+
+  private adminCommand(cmd: Extract<ChipCommand, { op: 'format' | 'lock' | 'activate' | 'restore' | 'wipe' }>): ChipReply {
+    const existing = this.memory.get(cmd.area);
+    const rec: AreaRecord = existing ?? {
+      area: cmd.area,
+      provider: cmd.op === 'format' ? cmd.provider : '-',
+      state: 'absent',
+      data: null,
+      mainKey: null,
+      tempKey: null,
+      counter: 0,
+      holder: null,
+      last: null,
+    };
+    // ¶ protocol.md §2: admin commands are idempotent and owned.
+    if (rec.last && rec.last.mig === cmd.mig && rec.last.step === cmd.step && rec.last.op === cmd.op) return rec.last.reply;
+    if (rec.holder !== null && rec.holder !== cmd.mig) {
+      return refusal('AREA_HELD', `area ${rec.area} is held by another migration`);
+    }
+    const event = cmd.op.toUpperCase() as AreaCommand;
+    const state = areaTransition(rec.state, event);
+    if (state === null) {
+      return refusal(rec.state === 'absent' ? 'AREA_ABSENT' : 'AREA_STATE', `area ${rec.area} is ${rec.state}; ${event} is not allowed there`);
+    }
+    if (cmd.op === 'format' && !existing && this.memory.list().filter((a) => a.state !== 'absent').length >= CHIP_AREAS_MAX) {
+      return refusal('COMMAND_REFUSED', `the chip already holds ${CHIP_AREAS_MAX} areas`);
+    }
+    const last = (reply: ChipReply) => ({ mig: cmd.mig, step: cmd.step, op: cmd.op, reply });
+    let next: AreaRecord;
+    let reply: ChipReply;
+    switch (cmd.op) {
+      case 'format': {
+        const key = fromB64(cmd.key);
+        reply = { ok: true, kcv: this.kcv(key, rec.area) };
+        next = { ...rec, provider: cmd.provider, state, tempKey: key, mainKey: null, data: null, counter: 0, holder: cmd.mig, last: last(reply) };
+        break;
+      }
+      case 'lock': {
+        const key = fromB64(cmd.key);
+        // The answer carries the check value of the main key being set aside, so a restore can be verified.
+        reply = { ok: true, kcv: this.kcv(key, rec.area), prevKcv: this.kcv(rec.mainKey!, rec.area) };
+        next = { ...rec, state, tempKey: key, holder: cmd.mig, last: last(reply) };
+        break;
+      }
+      case 'activate':
+      case 'restore':
+        reply = { ok: true, kcv: this.kcv(rec.mainKey!, rec.area) };
+        // The temp key is dropped: one per (migration, item), never reused.
+        next = { ...rec, state, tempKey: null, holder: null, last: last(reply) };
+        break;
+      case 'wipe':
+        reply = { ok: true };
+        next = { ...rec, state, data: null, mainKey: null, tempKey: null, holder: null, last: last(reply) };
+        break;
+    }
+    this.save(next);
+    return reply;
+  }
+}

@@ -1,0 +1,114 @@
+/**
+ * Issuance: how a value item first gets onto a chip, at a provider's counter.
+ * It walks the area lifecycle through the chip's real command path, with
+ * real sessions (nothing else changes an area, protocol.md §2):
+ *
+ *   admin session (K_chip)      format(temp)         absent -> provisioned
+ *   temp-key session            download(data, main) provisioned -> loaded
+ *   admin session (K_chip)      activate             loaded -> mainActive
+ *
+ * The issuing desk holds the issuer master (to derive K_chip) and the
+ * provider master (to derive K_main) for the duration: it stands for the
+ * admin SAM and the provider's SAM at issuance, in one place, and is used by
+ * the demo and tests to set chips up.
+ */
+import { deriveChipKey, deriveMainKey, fromB64, randomSecret, toB64, type Rng, type Secret } from '../crypto/index.ts';
+import { memoryLinkPair } from '../transport/memory.transport.ts';
+import { decodeChipFrame, type ChipCommand } from '../transport/chip.frames.ts';
+import { decodeEnvelope, encodeEnvelope, PROTOCOL_VERSION, type AnyEnvelope } from '../transport/envelope.ts';
+import type { Link } from '../transport/link.ts';
+import type { ChipRuntime } from './chip.actor.ts';
+import { SamSessions } from './samSession.ts';
+import { encodeValue, type ValueItem } from './value.ts';
+
+const DESK = 'terminal/issuing-desk';
+
+class Desk {
+  private seq = 0;
+  private waiting: ((env: AnyEnvelope) => void) | null = null;
+
+  constructor(
+    private readonly link: Link,
+    private readonly chipId: string,
+  ) {
+    link.onMessage((bytes) => {
+      const w = this.waiting;
+      this.waiting = null;
+      w?.(decodeEnvelope(bytes));
+    });
+  }
+
+  exchange(session: string, frame: Uint8Array): Promise<Uint8Array> {
+    return new Promise((resolve, reject) => {
+      this.waiting = (env) => (env.type === 'frame' ? resolve(fromB64(env.body.data)) : reject(new Error(`issuing desk: unexpected ${env.type}`)));
+      this.link.send(
+        encodeEnvelope({ v: PROTOCOL_VERSION, id: `${DESK}#${++this.seq}`, from: DESK, to: this.chipId, type: 'frame', body: { session, data: toB64(frame) } }),
+      );
+    });
+  }
+
+  notify(session: string, frame: Uint8Array): void {
+    this.link.send(encodeEnvelope({ v: PROTOCOL_VERSION, id: `${DESK}#${++this.seq}`, from: DESK, to: this.chipId, type: 'frame', body: { session, data: toB64(frame) } }));
+  }
+}
+
+async function runSession(
+  desk: Desk,
+  sessions: SamSessions,
+  spec: { session: string; area: string; mig: string; purpose: 'admin' | 'download' },
+  key: Secret,
+  commands: ChipCommand[],
+): Promise<void> {
+  const answer = decodeChipFrame(await desk.exchange(spec.session, sessions.begin(spec)));
+  const a = sessions.answer(spec.session, answer, () => key);
+  if (a.kind !== 'answered' || !a.proofOk) throw new Error(`issuing desk: the chip refused the ${spec.purpose} session (${a.kind === 'refused' ? a.code : 'bad proof'})`);
+  for (const cmd of commands) {
+    const r = sessions.reply(spec.session, decodeChipFrame(await desk.exchange(spec.session, sessions.command(spec.session, cmd))));
+    if (r.kind !== 'reply' || !r.reply.ok) {
+      throw new Error(`issuing desk: ${cmd.op} failed: ${r.kind === 'reply' && !r.reply.ok ? `${r.reply.code} ${r.reply.message}` : r.kind === 'refused' ? r.code : ''}`);
+    }
+  }
+  const close = sessions.close(spec.session);
+  if (close) desk.notify(spec.session, close);
+}
+
+export interface IssueRequest {
+  area: string;
+  provider: string;
+  value: ValueItem;
+}
+
+/** Issues value items onto a chip through its real command path. */
+export async function issueItems(
+  chip: ChipRuntime,
+  keys: { issuerMaster: Secret; providerMasters: Record<string, Secret> },
+  items: IssueRequest[],
+  rng: Rng,
+): Promise<void> {
+  const [deskEnd, chipEnd] = memoryLinkPair(DESK, chip.id);
+  chip.attach(DESK, chipEnd);
+  const desk = new Desk(deskEnd, chip.id);
+  const sessions = new SamSessions(rng);
+  const kChip = deriveChipKey(keys.issuerMaster, chip.serial);
+  try {
+    for (const it of items) {
+      const mig = `issue-${it.area}`;
+      const temp = randomSecret(rng);
+      const master = keys.providerMasters[it.provider];
+      if (!master) throw new Error(`issuing desk: no master key for provider ${it.provider}`);
+      const main = deriveMainKey(master, chip.serial, it.area);
+      const tag = toB64(rng.bytes(4));
+      await runSession(desk, sessions, { session: `issue:${tag}:format`, area: '*', mig, purpose: 'admin' }, kChip, [
+        { op: 'format', area: it.area, provider: it.provider, key: toB64(temp.reveal()), mig, step: 'issue' },
+      ]);
+      await runSession(desk, sessions, { session: `issue:${tag}:load`, area: it.area, mig, purpose: 'download' }, temp, [
+        { op: 'download', data: toB64(encodeValue(it.value)), key: toB64(main.reveal()), mig, step: 'issue' },
+      ]);
+      await runSession(desk, sessions, { session: `issue:${tag}:activate`, area: '*', mig, purpose: 'admin' }, kChip, [
+        { op: 'activate', area: it.area, mig, step: 'issue' },
+      ]);
+    }
+  } finally {
+    deskEnd.close('issuance done');
+  }
+}

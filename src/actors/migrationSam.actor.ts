@@ -1,0 +1,354 @@
+/**
+ * A provider's migration SAM (seed 12). It obeys only servers it was
+ * configured to trust, each with its own rights (upload, download, clear;
+ * ¶0053, ¶0057), and uses a temp key only as its grant binds it: this
+ * migration, this item, this area, this chip serial, this purpose, before
+ * expiry, and never for a migration it has fenced.
+ */
+import {
+  fromB64,
+  keyCheckValue,
+  openGrant,
+  openSealed,
+  Secret,
+  signReceipt,
+  toB64,
+  verifyGrant,
+  type GrantBinding,
+  type Identity,
+} from '../crypto/index.ts';
+import { ProtocolError } from '../errors.ts';
+import { migrationSamMachine, MIGRATION_SAM_MACHINE_VERSION, type MigrationSamContext, type MigrationSamIntent } from '../machines/migrationSam.machine.ts';
+import { MigrationSamRecords, type HeldItem } from '../store/migrationSam.store.ts';
+import { decodeChipFrame } from '../transport/chip.frames.ts';
+import type { AnyEnvelope } from '../transport/envelope.ts';
+import type { Grant } from '../transport/messages.ts';
+import { MAIN_KEY_SEAL_INFO } from './normalSam.actor.ts';
+import { PartyRuntime, type MachineKind, type RuntimeDeps } from './runtime.ts';
+import { SamSessions } from './samSession.ts';
+
+export type Right = 'upload' | 'download' | 'clear';
+const ITEM = 'item:';
+
+export interface MigrationSamOptions {
+  provider: string;
+  identity: Identity;
+  adminSamSignPublic: Uint8Array;
+  /** Trusted servers by Ed25519 public key (base64url), each with its rights. */
+  servers: Record<string, Right[]>;
+  /** Which trusted server each server link belongs to (filled from the channel handshake). */
+  serverKeyOf: (peer: string) => string | undefined;
+}
+
+interface Working {
+  grant: GrantBinding;
+  tempKey: Secret;
+  mainKey?: Secret;
+  readData?: { data: Uint8Array; counter: number };
+  kcv?: string;
+}
+
+const RIGHT_OF: Partial<Record<AnyEnvelope['type'], Right>> = {
+  'msam.upload': 'upload',
+  'msam.download': 'download',
+  'msam.clear': 'clear',
+  'msam.fence': 'clear',
+};
+
+export class MigrationSamRuntime extends PartyRuntime {
+  protected readonly kinds: Record<string, MachineKind> = { migrationSam: { machine: migrationSamMachine, version: MIGRATION_SAM_MACHINE_VERSION } };
+  readonly records: MigrationSamRecords;
+  private readonly sessions: SamSessions;
+  private readonly opts: MigrationSamOptions;
+  private readonly working = new Map<string, Working>();
+  private readonly sessionOwner = new Map<string, string>();
+  /** A fence reply is one per request, whatever the number of items it fenced. */
+  private fenceReplies = new Set<string>();
+
+  constructor(deps: RuntimeDeps, opts: MigrationSamOptions) {
+    super(deps);
+    this.opts = opts;
+    this.records = new MigrationSamRecords(deps.store);
+    this.sessions = new SamSessions(deps.rng);
+  }
+
+  get provider(): string {
+    return this.opts.provider;
+  }
+
+  get normalSamPeer(): string {
+    return `normal-sam/${this.opts.provider}`;
+  }
+
+  /** Items this SAM still holds (protocol.md §4.2: empty at the end of every migration). */
+  held(): HeldItem[] {
+    return this.records.held();
+  }
+
+  // ---- authority -------------------------------------------------------------------------------
+
+  private rightsOf(peer: string): Right[] {
+    const key = this.opts.serverKeyOf(peer);
+    const rights = key === undefined ? undefined : this.opts.servers[key];
+    if (!rights) throw new ProtocolError('NOT_TRUSTED', `${peer} is not a server this migration SAM trusts`);
+    return rights;
+  }
+
+  private requireRight(peer: string, right: Right): void {
+    if (!this.rightsOf(peer).includes(right)) {
+      throw new ProtocolError('RIGHT_DENIED', `this server was not given the "${right}" right by provider ${this.opts.provider}`);
+    }
+  }
+
+  // ---- inbound ------------------------------------------------------------------------------------
+
+  protected onEnvelope(env: AnyEnvelope, peer: string): void {
+    if (peer === this.normalSamPeer) return this.fromNormalSam(env);
+    if (peer !== 'server') throw new ProtocolError('BAD_SENDER', `a migration SAM does not talk to ${peer}`);
+    const right = RIGHT_OF[env.type];
+    if (right) this.requireRight(peer, right);
+    const now = this.clock.now();
+    switch (env.type) {
+      case 'msam.preflight': {
+        const granted = this.rightsOf(peer);
+        const missing = env.body.rights.filter((r) => !granted.includes(r));
+        if (missing.length > 0) {
+          throw new ProtocolError('RIGHT_DENIED', `provider ${this.opts.provider} did not give this server the right(s): ${missing.join(', ')}`);
+        }
+        this.reply(env, 'msam.ready', { provider: this.opts.provider });
+        return;
+      }
+      case 'msam.upload':
+      case 'msam.download':
+        return this.transferRequested(env, now);
+      case 'msam.clear': {
+        const key = this.itemKey(env);
+        this.dispatch(key, { type: 'CLEAR_REQUESTED', request: env.id });
+        return;
+      }
+      case 'msam.fence': {
+        const mig = this.requireMig(env);
+        // Durable before anything else: from now on no download for this migration, ever.
+        this.write(() => this.records.fenced.put(mig, { mig, reason: 'aborted by the admin SAM\'s decision' }));
+        this.fenceReplies.add(env.id);
+        for (const key of this.actorKeys('migrationSam')) {
+          if (key.startsWith(`${ITEM}${mig}:`)) this.tryDispatch(key, { type: 'FENCE_REQUESTED', request: env.id });
+        }
+        this.fenceReplies.delete(env.id);
+        this.reply(env, 'msam.fenced', {});
+        return;
+      }
+      case 'frame':
+        return this.onFrame(env.body.session, env.body.data);
+      default:
+        throw new ProtocolError('UNEXPECTED', `a migration SAM does not accept ${env.type}`);
+    }
+  }
+
+  private requireMig(env: AnyEnvelope): string {
+    if (!env.mig) throw new ProtocolError('BAD_ENVELOPE', `${env.type} needs a migration id (header "mig")`);
+    return env.mig;
+  }
+
+  private itemKey(env: AnyEnvelope): string {
+    const mig = this.requireMig(env);
+    if (env.item === undefined) throw new ProtocolError('BAD_ENVELOPE', `${env.type} needs an item (header "item")`);
+    const key = `${ITEM}${mig}:${env.item}`;
+    if (!this.actorOf(key)) throw new ProtocolError('NO_MIGRATION', `this migration SAM holds nothing of ${mig} item ${env.item}`);
+    return key;
+  }
+
+  private checkGrant(env: AnyEnvelope, grant: Grant, purpose: 'upload' | 'download', now: number): GrantBinding {
+    const mig = this.requireMig(env);
+    if (env.item === undefined) throw new ProtocolError('BAD_ENVELOPE', `${env.type} needs an item (header "item")`);
+    try {
+      return verifyGrant(grant, this.opts.adminSamSignPublic, { mig, item: env.item, purpose, provider: this.opts.provider, recipient: this.id }, now);
+    } catch (e) {
+      const code = (e as { code?: string }).code ?? 'GRANT_INVALID';
+      throw new ProtocolError('GRANT_REFUSED', `${code}: ${(e as Error).message}`);
+    }
+  }
+
+  private transferRequested(env: Extract<AnyEnvelope, { type: 'msam.upload' | 'msam.download' }>, now: number): void {
+    const purpose = env.type === 'msam.upload' ? 'upload' : 'download';
+    const binding = this.checkGrant(env, env.body.grant, purpose, now);
+    const mig = binding.mig;
+    if (purpose === 'download' && this.records.fenced.get(mig)) {
+      throw new ProtocolError('MIGRATION_ABORTED', `migration ${mig} was aborted; this SAM is fenced and refuses every download for it`);
+    }
+    const key = `${ITEM}${mig}:${binding.item}`;
+    const session = env.body.session;
+    if (!this.actorOf(key)) {
+      if (purpose === 'download') throw new ProtocolError('NO_MIGRATION', `this migration SAM never received item ${binding.item} of ${mig}`);
+      this.spawn(key, 'migrationSam', { mig, item: binding.item });
+    }
+    const state = this.actorOf(key)!.getSnapshot();
+    const starts = purpose === 'upload' ? state.matches('idle') : state.matches('holding');
+    if (starts) {
+      const tempKey = openGrant(env.body.grant, this.opts.identity);
+      this.working.set(key, { grant: binding, tempKey });
+      this.sessionOwner.set(session, key);
+      if (purpose === 'upload') {
+        this.write(() =>
+          this.records.items.put(MigrationSamRecords.keyOf(mig, binding.item), {
+            mig,
+            item: binding.item,
+            area: binding.area,
+            provider: binding.provider,
+            uploadGrant: env.body.grant,
+            downloadGrant: null,
+            data: null,
+            counter: 0,
+            receipt: null,
+          }),
+        );
+      }
+    }
+    this.dispatch(key, {
+      type: purpose === 'upload' ? 'UPLOAD_REQUESTED' : 'DOWNLOAD_REQUESTED',
+      request: env.id,
+      session,
+      now,
+    });
+    if (starts && purpose === 'download') {
+      const rec = this.heldRecord(mig, binding.item);
+      this.write(() => this.records.items.put(MigrationSamRecords.keyOf(mig, binding.item), { ...rec, downloadGrant: env.body.grant }));
+    }
+  }
+
+  private heldRecord(mig: string, item: number): HeldItem {
+    const rec = this.records.items.get(MigrationSamRecords.keyOf(mig, item));
+    if (!rec) throw new Error(`no held record for ${mig} item ${item}`);
+    return rec;
+  }
+
+  private fromNormalSam(env: AnyEnvelope): void {
+    const req = this.requestOf(env.corr);
+    if (!req || req.type !== 'nsam.main-key') throw new ProtocolError('UNEXPECTED', `${env.type} answers no main-key request of ours`);
+    const key = `${ITEM}${req.mig}:${req.item}`;
+    const w = this.working.get(key);
+    if (env.type === 'error') {
+      this.dispatch(key, { type: 'CHIP_REFUSED', code: env.body.code, message: `our normal SAM refused the main key: ${env.body.message}` });
+      return;
+    }
+    if (env.type !== 'nsam.main-key.sealed' || !w) throw new ProtocolError('UNEXPECTED', `${env.type} is not a main key for a download in progress`);
+    const aad = new TextEncoder().encode(`${w.grant.serial}/${w.grant.area}`);
+    w.mainKey = Secret.of(openSealed(this.opts.identity, env.body.ephPub, env.body.sealed, MAIN_KEY_SEAL_INFO, aad));
+    this.dispatch(key, { type: 'MAIN_KEY_RECEIVED' });
+  }
+
+  private onFrame(session: string, data: string): void {
+    const key = this.sessionOwner.get(session);
+    const actor = key ? this.actorOf(key) : undefined;
+    const w = key ? this.working.get(key) : undefined;
+    if (!key || !actor || !w || !this.sessions.has(session)) throw new ProtocolError('NOT_FOUND', `no open item session ${session.slice(0, 64)}`);
+    const frame = decodeChipFrame(fromB64(data));
+    const snap = actor.getSnapshot();
+    if (snap.matches({ uploading: 'authenticating' }) || snap.matches({ downloading: 'authenticating' })) {
+      // The temp key is used only for the serial its grant names.
+      const a = this.sessions.answer(session, frame, (serial) => (serial === w.grant.serial ? w.tempKey : null));
+      if (a.kind === 'refused') this.dispatch(key, { type: 'CHIP_REFUSED', code: a.code, message: a.message });
+      else this.dispatch(key, { type: 'CHIP_ANSWERED', proofOk: a.proofOk });
+      return;
+    }
+    const r = this.sessions.reply(session, frame);
+    if (r.kind === 'refused') return this.dispatch(key, { type: 'CHIP_REFUSED', code: r.code, message: r.message });
+    const reply = r.reply;
+    if (!reply.ok) return this.dispatch(key, { type: 'CHIP_REPLIED', ok: false, verified: false, code: reply.code, message: reply.message });
+    if (snap.matches({ uploading: 'reading' })) {
+      if (reply.data === undefined || reply.counter === undefined) {
+        return this.dispatch(key, { type: 'CHIP_REPLIED', ok: false, verified: false, code: 'BAD_BODY', message: 'the chip returned no item' });
+      }
+      w.readData = { data: fromB64(reply.data), counter: reply.counter };
+      return this.dispatch(key, { type: 'CHIP_REPLIED', ok: true, verified: true });
+    }
+    // Download: the key check value must be that of the main key our normal SAM derived for this chip.
+    const expected = toB64(keyCheckValue(w.mainKey!, w.grant.serial, w.grant.area));
+    w.kcv = reply.kcv;
+    this.dispatch(key, { type: 'CHIP_REPLIED', ok: true, verified: reply.kcv === expected });
+  }
+
+  // ---- intents --------------------------------------------------------------------------------------
+
+  protected onIntent(key: string, intent: MigrationSamIntent): void {
+    const ctx = this.actorOf(key)!.getSnapshot().context as MigrationSamContext;
+    const w = this.working.get(key);
+    const frame = (session: string, bytes: Uint8Array) => this.send('server', 'frame', { session, data: toB64(bytes) });
+    const header = { mig: ctx.mig, item: ctx.item };
+    switch (intent.type) {
+      case 'beginAuth':
+        frame(intent.session, this.sessions.begin({ session: intent.session, area: w!.grant.area, mig: ctx.mig, purpose: intent.purpose }));
+        return;
+      case 'sendRead':
+        frame(intent.session, this.sessions.command(intent.session, { op: 'read' }));
+        return;
+      case 'askMainKey':
+        this.send(this.normalSamPeer, 'nsam.main-key', { serial: w!.grant.serial, area: w!.grant.area }, { ...header, step: 'S14' });
+        return;
+      case 'sendDownload': {
+        const held = this.heldRecord(ctx.mig, ctx.item);
+        frame(
+          intent.session,
+          this.sessions.command(intent.session, {
+            op: 'download',
+            data: toB64(held.data!),
+            key: toB64(w!.mainKey!.reveal()),
+            mig: ctx.mig,
+            step: 'S14',
+          }),
+        );
+        return;
+      }
+      case 'storeItem': {
+        const rec = this.heldRecord(ctx.mig, ctx.item);
+        const read = w!.readData!;
+        this.write(() => this.records.items.put(MigrationSamRecords.keyOf(ctx.mig, ctx.item), { ...rec, data: read.data, counter: read.counter }));
+        return;
+      }
+      case 'answerUploaded':
+        this.send('server', 'msam.uploaded', {}, { ...header, step: 'S7', corr: intent.request });
+        return;
+      case 'signReceipt': {
+        const rec = this.heldRecord(ctx.mig, ctx.item);
+        const receipt = signReceipt(
+          { mig: ctx.mig, item: ctx.item, serial: w!.grant.serial, area: w!.grant.area, provider: this.opts.provider, kcv: w!.kcv! },
+          this.opts.identity,
+        );
+        this.write(() => this.records.items.put(MigrationSamRecords.keyOf(ctx.mig, ctx.item), { ...rec, receipt }));
+        this.pendingReceipt.set(key, receipt);
+        return;
+      }
+      case 'answerDownloaded': {
+        const receipt = this.pendingReceipt.get(key) ?? this.heldRecord(ctx.mig, ctx.item).receipt;
+        this.pendingReceipt.delete(key);
+        if (!receipt) throw new Error(`no receipt for ${key}`);
+        this.send('server', 'msam.downloaded', { receipt }, { ...header, step: 'S14', corr: intent.request });
+        return;
+      }
+      case 'answerFailed':
+        this.send('server', 'error', { code: intent.code, message: intent.message }, { ...header, corr: intent.request });
+        return;
+      case 'endSession': {
+        const close = this.sessions.close(intent.session);
+        if (close) frame(intent.session, close);
+        this.sessionOwner.delete(intent.session);
+        return;
+      }
+      case 'answerFenced':
+        if (!this.fenceReplies.has(intent.request)) this.send('server', 'msam.fenced', {}, { ...header, corr: intent.request });
+        return;
+      case 'clearItem': {
+        // S17: the item and its grants leave this SAM.
+        const k = MigrationSamRecords.keyOf(ctx.mig, ctx.item);
+        this.write(() => this.records.items.remove(k));
+        this.working.delete(key);
+        return;
+      }
+      case 'answerCleared':
+        this.send('server', 'msam.cleared', {}, { ...header, step: 'S17', corr: intent.request });
+        return;
+    }
+  }
+
+  private readonly pendingReceipt = new Map<string, import('../transport/messages.ts').Receipt>();
+}

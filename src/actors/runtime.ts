@@ -1,0 +1,589 @@
+/**
+ * The party runtime (architecture.md, "The party runtime"): how a pure
+ * machine becomes a durable, talking actor.
+ *
+ * One party, one queue. Each job (an inbound message, a local command, a
+ * timer) is one turn:
+ *   validate -> deduplicate by message id -> actor.send -> collect what the
+ *   machines emitted -> commit snapshots, outbox, replies and durable effects
+ *   in one LMDB transaction -> await flushed -> send.
+ * Nothing is sent before the transaction that produced it is on disk
+ * ("persist, then speak"). Requests stay in the outbox until answered and are
+ * sent again when their link comes back; a duplicate request is answered with
+ * the replies stored for it.
+ */
+import { createActor, type Actor, type AnyStateMachine, type EventObject, type InspectionEvent } from 'xstate';
+import type { Clock } from '../clock.ts';
+import type { Rng } from '../crypto/index.ts';
+import { ProtocolError } from '../errors.ts';
+import type { Logger } from '../log.ts';
+import type { PartyStore, PersistedActor } from '../store/party.store.ts';
+import { decodeEnvelope, encodeEnvelope, peekHeader, PROTOCOL_VERSION, type AnyEnvelope, type Envelope, type Step } from '../transport/envelope.ts';
+import type { Link } from '../transport/link.ts';
+import { kindOf, type BodyOf, type MessageType } from '../transport/messages.ts';
+
+/** Jobs waiting for the party's queue; beyond this, inbound messages are refused with BUSY. */
+export const QUEUE_JOBS_MAX = 50_000;
+/** Internal events one turn may raise (a loop guard: a machine that keeps raising is a bug). */
+export const INTERNAL_EVENTS_PER_TURN_MAX = 1_000;
+
+export interface RuntimeDeps {
+  id: string;
+  store: PartyStore;
+  clock: Clock;
+  rng: Rng;
+  log: Logger;
+  /** XState inspection records of every actor of this party (run recorder, live page). */
+  inspect?: (party: string, actorKey: string, event: InspectionEvent) => void;
+  /** Sees every envelope this party receives or sends, encoded (the run recorder and the confidentiality tests). */
+  tap?: (party: string, direction: 'in' | 'out', peer: string, bytes: Uint8Array) => void;
+  /** Called at named points of every turn; fault injection hooks in here. */
+  onTurnPoint?: (party: string, point: TurnPoint, info: { type?: string; step?: Step }) => void;
+}
+
+export type TurnPoint = 'before-persist' | 'after-persist' | 'after-send';
+
+export interface MachineKind {
+  machine: AnyStateMachine;
+  /** Bumped when a machine's context or states change shape; snapshots of another version are refused. */
+  version: number;
+}
+
+export interface Header {
+  corr?: string;
+  mig?: string;
+  step?: Step;
+  item?: number;
+}
+
+interface OutMessage {
+  peer: string;
+  env: AnyEnvelope;
+}
+
+type Job =
+  | { kind: 'message'; peer: string; bytes: Uint8Array }
+  | { kind: 'local'; run: () => unknown; resolve: (v: unknown) => void; reject: (e: unknown) => void }
+  | { kind: 'timer'; actorKey: string; event: EventObject };
+
+class Turn {
+  readonly writes: Array<() => void> = [];
+  readonly out: OutMessage[] = [];
+  readonly touched = new Set<string>();
+  readonly acked: string[] = [];
+  readonly after: Array<() => void> = [];
+  readonly internal: Array<{ key: string; event: EventObject }> = [];
+  inbound?: AnyEnvelope;
+  received?: AnyEnvelope;
+  dirty = false;
+  info: { type?: string; step?: Step } = {};
+}
+
+interface Hosted {
+  key: string;
+  kind: string;
+  actor: Actor<AnyStateMachine>;
+  cancelTimer?: () => void;
+  timerAt?: number;
+}
+
+/** A machine context that waits keeps its deadline as data (architecture.md: timers are data). */
+export interface TimerData {
+  atMs: number;
+  event: string;
+}
+
+export abstract class PartyRuntime {
+  readonly id: string;
+  protected readonly store: PartyStore;
+  protected readonly clock: Clock;
+  protected readonly rng: Rng;
+  protected readonly log: Logger;
+  private readonly deps: RuntimeDeps;
+  private readonly links = new Map<string, Link>();
+  private readonly hosted = new Map<string, Hosted>();
+  private queue: Job[] = [];
+  private draining = false;
+  private idleWaiters: Array<() => void> = [];
+  private seq = 0;
+  private turn: Turn | null = null;
+  private stopped = false;
+  private started = false;
+
+  /** The machines this party hosts, by kind name. */
+  protected abstract readonly kinds: Record<string, MachineKind>;
+
+  constructor(deps: RuntimeDeps) {
+    this.deps = deps;
+    this.id = deps.id;
+    this.store = deps.store;
+    this.clock = deps.clock;
+    this.rng = deps.rng;
+    this.log = deps.log.child({ party: deps.id });
+  }
+
+  // ---- lifecycle -----------------------------------------------------------
+
+  /** Rehydrates every actor from its snapshot and re-arms the timers kept in their contexts. */
+  async start(): Promise<void> {
+    if (this.started) return;
+    this.started = true;
+    this.seq = (this.store.meta.get('seq') as number | undefined) ?? 0;
+    for (const { key, value } of this.store.snapshots.getRange()) {
+      this.restore(key, value);
+    }
+    for (const h of this.hosted.values()) this.armTimer(h);
+    this.onStarted();
+  }
+
+  /** Subclass hook after rehydration (e.g. rebuild indexes). */
+  protected onStarted(): void {}
+
+  /** Subclass hook at the end of a turn, before its commit: may add writes (e.g. an index of actor states). */
+  protected onCommitting(_touched: string[]): void {}
+
+  /** Finishes queued work, then closes links and the store. */
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    await this.idle();
+    this.stopped = true;
+    for (const h of this.hosted.values()) {
+      h.cancelTimer?.();
+      h.actor.stop();
+    }
+    for (const link of this.links.values()) link.close('party stopping');
+    this.links.clear();
+    await this.store.close();
+  }
+
+  /** Resolves when the queue is empty and no turn is running. */
+  idle(): Promise<void> {
+    if (!this.draining && this.queue.length === 0) return Promise.resolve();
+    return new Promise((res) => this.idleWaiters.push(res));
+  }
+
+  get isStopped(): boolean {
+    return this.stopped;
+  }
+
+  // ---- links -----------------------------------------------------------------
+
+  /** Binds a link to a peer (by the peer's party id), and resends what the outbox holds for it. */
+  attach(peer: string, link: Link): void {
+    const previous = this.links.get(peer);
+    if (previous && previous !== link) previous.close('replaced by a new connection');
+    this.links.set(peer, link);
+    link.onMessage((bytes) => this.enqueue({ kind: 'message', peer, bytes }));
+    link.onClose((reason) => {
+      if (this.links.get(peer) === link) {
+        this.links.delete(peer);
+        if (!this.stopped) this.onLinkClosed(peer, reason);
+      }
+    });
+    if (this.started) this.resendOutbox(peer);
+  }
+
+  protected hasLink(peer: string): boolean {
+    return this.links.get(peer)?.isOpen ?? false;
+  }
+
+  protected onLinkClosed(peer: string, reason: string): void {
+    this.log.info('link closed', { peer, reason });
+  }
+
+  private resendOutbox(peer: string): void {
+    for (const { value } of this.store.outbox.getRange()) {
+      if (value.peer === peer) this.transmit(value);
+    }
+  }
+
+  // ---- the queue ---------------------------------------------------------------
+
+  private enqueue(job: Job): void {
+    if (this.stopped) {
+      if (job.kind === 'local') job.reject(new ProtocolError('BUSY', `${this.id} is stopped`));
+      return;
+    }
+    if (this.queue.length >= QUEUE_JOBS_MAX) {
+      if (job.kind === 'message') this.refuseRaw(job.peer, job.bytes, new ProtocolError('BUSY', `${this.id} queue is full`));
+      if (job.kind === 'local') job.reject(new ProtocolError('BUSY', `${this.id} queue is full`));
+      return;
+    }
+    this.queue.push(job);
+    void this.drain();
+  }
+
+  private async drain(): Promise<void> {
+    if (this.draining) return;
+    this.draining = true;
+    try {
+      while (this.queue.length > 0 && !this.stopped) {
+        const job = this.queue.shift()!;
+        await this.runJob(job);
+      }
+    } finally {
+      this.draining = false;
+      const waiters = this.idleWaiters;
+      this.idleWaiters = [];
+      for (const w of waiters) w();
+    }
+  }
+
+  /** Runs fn as one turn of this party (a user command or an operator action). */
+  protected runLocal<T>(fn: () => T): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      this.enqueue({ kind: 'local', run: fn, resolve: resolve as (v: unknown) => void, reject });
+    });
+  }
+
+  private async runJob(job: Job): Promise<void> {
+    const turn = new Turn();
+    this.turn = turn;
+    let failure: unknown;
+    let result: unknown;
+    try {
+      if (job.kind === 'message') this.handleBytes(job.peer, job.bytes, turn);
+      else if (job.kind === 'local') result = job.run();
+      else if (this.hosted.has(job.actorKey)) this.dispatch(job.actorKey, job.event);
+      this.drainInternal(turn);
+    } catch (e) {
+      failure = e;
+    } finally {
+      this.turn = null;
+    }
+
+    if (failure !== undefined) {
+      if (turn.dirty || !(failure instanceof ProtocolError)) {
+        // A machine moved and then something threw: the in-memory state is no
+        // longer one we can persist honestly. Fail loudly; a restart rehydrates.
+        this.log.error('turn failed after a state change', { error: String(failure) });
+        this.stopped = true;
+        if (job.kind === 'local') job.reject(failure);
+        throw failure;
+      }
+      if (job.kind === 'local') job.reject(failure);
+      else if (job.kind === 'message') this.refuseRaw(job.peer, job.bytes, failure, turn.received);
+      return;
+    }
+
+    if (turn.touched.size > 0) {
+      this.turn = turn;
+      try {
+        this.onCommitting([...turn.touched]);
+      } finally {
+        this.turn = null;
+      }
+    }
+    this.deps.onTurnPoint?.(this.id, 'before-persist', turn.info);
+    const empty = !turn.dirty && turn.out.length === 0 && turn.acked.length === 0 && !turn.inbound;
+    if (!empty) await this.commit(turn);
+    this.deps.onTurnPoint?.(this.id, 'after-persist', turn.info);
+    for (const o of turn.out) this.transmit(o);
+    this.deps.onTurnPoint?.(this.id, 'after-send', turn.info);
+    for (const h of turn.touched) {
+      const hosted = this.hosted.get(h);
+      if (hosted) this.armTimer(hosted);
+    }
+    for (const fn of turn.after) fn();
+    if (job.kind === 'local') job.resolve(result);
+  }
+
+  private handleBytes(peer: string, bytes: Uint8Array, turn: Turn): void {
+    this.deps.tap?.(this.id, 'in', peer, bytes);
+    const env = decodeEnvelope(bytes);
+    turn.received = env;
+    turn.info = { type: env.type, step: env.step };
+    if (env.to !== this.id) {
+      throw new ProtocolError('BAD_ENVELOPE', `message is addressed to ${env.to}, but this is ${this.id}`);
+    }
+    if (env.from !== peer) {
+      throw new ProtocolError('BAD_SENDER', `message says it is from ${env.from}, but arrived on the link of ${peer}`);
+    }
+    const kind = kindOf(env.type);
+    if (env.corr !== undefined) {
+      const pending = this.store.outbox.get(env.corr);
+      if (pending) turn.acked.push(env.corr);
+      else if (kind === 'reply') {
+        // Answer to a request already answered (a duplicate reply): nothing to do.
+        this.log.debug('duplicate reply ignored', { type: env.type, corr: env.corr });
+        return;
+      }
+    }
+    if (kind === 'request') {
+      const seen = this.store.inbox.get(env.id);
+      if (seen) {
+        this.log.debug('duplicate request answered from the inbox', { type: env.type, id: env.id });
+        for (const reply of seen.replies) this.transmit({ peer, env: reply });
+        return;
+      }
+      turn.inbound = env;
+    }
+    this.onEnvelope(env, peer);
+  }
+
+  /** Error reply for a message that changed nothing. Never answers a reply (no error ping-pong). */
+  private refuseRaw(peer: string, bytes: Uint8Array, error: unknown, received?: AnyEnvelope): void {
+    const err = error instanceof ProtocolError ? error : new ProtocolError('INTERNAL', 'internal error');
+    const head = received ?? peekHeader(bytes);
+    const type = head.type;
+    if (type === 'error') return;
+    if (received && kindOf(received.type) === 'reply') {
+      this.log.warn('reply refused', { peer, type, code: err.code, reason: err.message });
+      return;
+    }
+    this.log.warn('message refused', { peer, type, code: err.code, reason: err.message });
+    const reply: Envelope<'error'> = {
+      v: PROTOCOL_VERSION,
+      id: `${this.id}#e${this.rngId()}`,
+      corr: head.id,
+      from: this.id,
+      to: head.from ?? peer,
+      type: 'error',
+      body: err.toBody(),
+    };
+    if (!head.id) delete reply.corr;
+    this.transmit({ peer, env: reply as AnyEnvelope });
+  }
+
+  private rngId(): string {
+    const b = this.rng.bytes(6);
+    return Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
+  }
+
+  private drainInternal(turn: Turn): void {
+    let n = 0;
+    while (turn.internal.length > 0) {
+      if (++n > INTERNAL_EVENTS_PER_TURN_MAX) throw new Error(`${this.id}: more than ${INTERNAL_EVENTS_PER_TURN_MAX} internal events in one turn`);
+      const { key, event } = turn.internal.shift()!;
+      this.dispatch(key, event);
+    }
+  }
+
+  private async commit(turn: Turn): Promise<void> {
+    const store = this.store;
+    const seq = this.seq;
+    const snapshots: Array<[string, PersistedActor]> = [];
+    for (const key of turn.touched) {
+      const h = this.hosted.get(key);
+      if (!h) continue;
+      const kind = this.kinds[h.kind]!;
+      snapshots.push([key, { machine: h.kind, version: kind.version, snapshot: h.actor.getPersistedSnapshot() }]);
+    }
+    await store.commit(() => {
+      for (const w of turn.writes) w();
+      for (const [key, value] of snapshots) store.snapshots.put(key, value);
+      if (turn.inbound) {
+        store.inbox.put(turn.inbound.id, { from: turn.inbound.from, type: turn.inbound.type, replies: [] });
+      }
+      for (const o of turn.out) {
+        if (kindOf(o.env.type) === 'request') store.outbox.put(o.env.id, o);
+        if (o.env.corr !== undefined) {
+          const rec = store.inbox.get(o.env.corr);
+          if (rec) store.inbox.put(o.env.corr, { ...rec, replies: [...rec.replies, o.env] });
+        }
+      }
+      for (const id of turn.acked) store.outbox.remove(id);
+      store.meta.put('seq', seq);
+    });
+  }
+
+  private transmit(o: OutMessage): void {
+    const link = this.links.get(o.peer);
+    if (!link || !link.isOpen) {
+      this.log.debug('no link; message waits', { peer: o.peer, type: o.env.type });
+      return;
+    }
+    let bytes: Uint8Array;
+    try {
+      bytes = encodeEnvelope(o.env);
+    } catch (e) {
+      this.log.error('could not encode an outbound message', { type: o.env.type, error: String(e) });
+      return;
+    }
+    this.deps.tap?.(this.id, 'out', o.peer, bytes);
+    link.send(bytes);
+  }
+
+  // ---- actors --------------------------------------------------------------------
+
+  private current(): Turn {
+    if (!this.turn) throw new Error(`${this.id}: this operation needs a running turn`);
+    return this.turn;
+  }
+
+  private restore(key: string, value: PersistedActor): void {
+    const kind = this.kinds[value.machine];
+    if (!kind) throw new Error(`${this.id}: snapshot ${key} is of unknown machine "${value.machine}"`);
+    if (kind.version !== value.version) {
+      throw new Error(
+        `${this.id}: snapshot ${key} was written by ${value.machine} v${value.version}, this build runs v${kind.version}; refusing to guess`,
+      );
+    }
+    const actor = createActor(kind.machine, {
+      snapshot: value.snapshot as never,
+      inspect: this.inspector(key),
+    });
+    const hosted: Hosted = { key, kind: value.machine, actor };
+    actor.on('*', (e: EventObject) => this.intent(key, e));
+    this.hosted.set(key, hosted);
+    actor.start();
+  }
+
+  private inspector(key: string): ((e: InspectionEvent) => void) | undefined {
+    const inspect = this.deps.inspect;
+    if (!inspect) return undefined;
+    return (e) => inspect(this.id, key, e);
+  }
+
+  private intent(key: string, e: EventObject): void {
+    this.onIntent(key, e, this.current());
+  }
+
+  /** Creates and starts an actor in this turn; its entry actions run now and their emits are handled. */
+  protected spawn(key: string, kind: string, input: unknown): Actor<AnyStateMachine> {
+    const turn = this.current();
+    if (this.hosted.has(key)) throw new Error(`${this.id}: actor ${key} exists`);
+    const k = this.kinds[kind];
+    if (!k) throw new Error(`${this.id}: unknown machine kind ${kind}`);
+    const actor = createActor(k.machine, { input: input as never, inspect: this.inspector(key) });
+    this.hosted.set(key, { key, kind, actor });
+    actor.on('*', (e: EventObject) => this.intent(key, e));
+    turn.dirty = true;
+    turn.touched.add(key);
+    actor.start();
+    return actor;
+  }
+
+  protected actorOf(key: string): Actor<AnyStateMachine> | undefined {
+    return this.hosted.get(key)?.actor;
+  }
+
+  protected actorKeys(kind?: string): string[] {
+    return [...this.hosted.values()].filter((h) => !kind || h.kind === kind).map((h) => h.key);
+  }
+
+  /**
+   * Sends an event to an actor. If the actor's current state has no
+   * transition for it, nothing changes and the caller gets UNEXPECTED: an
+   * unexpected message is refused, never silently swallowed.
+   */
+  protected dispatch(key: string, event: EventObject): void {
+    const turn = this.current();
+    const h = this.hosted.get(key);
+    if (!h) throw new ProtocolError('NOT_FOUND', `${this.id} has no ${key}`);
+    const snap = h.actor.getSnapshot();
+    if (snap.status !== 'active' || !snap.can(event)) {
+      throw new ProtocolError(
+        'UNEXPECTED',
+        `${event.type} is not expected by ${key} in state ${JSON.stringify(snap.value)}`,
+      );
+    }
+    turn.dirty = true;
+    turn.touched.add(key);
+    h.actor.send(event);
+  }
+
+  /** Like dispatch, but reports whether the event applied instead of throwing. */
+  protected tryDispatch(key: string, event: EventObject): boolean {
+    const h = this.hosted.get(key);
+    if (!h) return false;
+    const snap = h.actor.getSnapshot();
+    if (snap.status !== 'active' || !snap.can(event)) return false;
+    this.dispatch(key, event);
+    return true;
+  }
+
+  /** Queues an event for an actor after the current one (a runtime result fed back to a machine). */
+  protected raise(key: string, event: EventObject): void {
+    this.current().internal.push({ key, event });
+  }
+
+  /** Handles one event a machine emitted: an outbound message or a named effect. */
+  protected abstract onIntent(key: string, intent: EventObject, turn: Turn): void;
+
+  /** Handles a validated, deduplicated envelope; throws ProtocolError before any change to refuse it. */
+  protected abstract onEnvelope(env: AnyEnvelope, peer: string): void;
+
+  // ---- effects inside a turn ------------------------------------------------------
+
+  /** Queues a durable write into this turn's transaction. */
+  protected write(fn: () => void): void {
+    const turn = this.current();
+    turn.dirty = true;
+    turn.writes.push(fn);
+  }
+
+  /** Runs after this turn is on disk and its messages are sent. */
+  protected afterTurn(fn: () => void): void {
+    this.current().after.push(fn);
+  }
+
+  protected send<T extends MessageType>(peer: string, type: T, body: BodyOf<T>, header: Header = {}): Envelope<T> {
+    const turn = this.current();
+    const env = {
+      v: PROTOCOL_VERSION,
+      id: `${this.id}#${++this.seq}`,
+      from: this.id,
+      to: peer,
+      type,
+      ...header,
+      body,
+    } as Envelope<T>;
+    turn.out.push({ peer, env: env as AnyEnvelope });
+    return env;
+  }
+
+  protected reply<T extends MessageType>(to: AnyEnvelope, type: T, body: BodyOf<T>, header: Omit<Header, 'corr'> = {}): Envelope<T> {
+    return this.send(to.from, type, body, { mig: to.mig, step: to.step, item: to.item, ...header, corr: to.id });
+  }
+
+  protected replyError(to: AnyEnvelope, err: ProtocolError): void {
+    this.reply(to, 'error', err.toBody());
+  }
+
+  /** The request currently being handled, if any (to answer it later, keep its id). */
+  protected get inbound(): AnyEnvelope | undefined {
+    return this.current().inbound;
+  }
+
+  /** The request this party sent that `corr` answers, while it is still unanswered (in the outbox). */
+  protected requestOf(corr: string | undefined): AnyEnvelope | undefined {
+    return corr === undefined ? undefined : this.store.outbox.get(corr)?.env;
+  }
+
+  /** Looks up a request this party received earlier, by id (to answer it now). */
+  protected receivedRequest(id: string): { from: string; type: string } | undefined {
+    const rec = this.store.inbox.get(id);
+    return rec ? { from: rec.from, type: rec.type } : undefined;
+  }
+
+  // ---- timers as data -----------------------------------------------------------------
+
+  private armTimer(h: Hosted): void {
+    const snap = h.actor.getSnapshot();
+    const timer = (snap.context as { timer?: TimerData } | undefined)?.timer;
+    const at = snap.status === 'active' ? timer?.atMs : undefined;
+    if (at === h.timerAt) return;
+    h.cancelTimer?.();
+    h.cancelTimer = undefined;
+    h.timerAt = at;
+    if (at === undefined || !timer) return;
+    const event = { type: timer.event };
+    h.cancelTimer = this.clock.schedule(at, () => {
+      h.timerAt = undefined;
+      h.cancelTimer = undefined;
+      this.enqueue({ kind: 'timer', actorKey: h.key, event });
+    });
+  }
+
+  // ---- introspection ------------------------------------------------------------------
+
+  /** Every hosted actor's current state value, for status pages and tests. */
+  states(): Record<string, unknown> {
+    const out: Record<string, unknown> = {};
+    for (const h of this.hosted.values()) out[h.key] = h.actor.getSnapshot().value;
+    return out;
+  }
+}
+
+export type { Turn };

@@ -1,0 +1,468 @@
+/**
+ * The value-move server (seed 20): users and logins, the chip registry, the
+ * migration database, and the relay between chips (via their terminals) and
+ * SAMs. One connection from a terminal is all a migration phase needs,
+ * however many providers are involved (¶0071, ¶0079).
+ *
+ * It never holds a key or a plaintext value item: it stores password
+ * verifiers, serials, area names and states, sealed grants and signed
+ * receipts, and relays session frames it can not open.
+ */
+import { sha256 } from '@noble/hashes/sha2.js';
+import { hmac } from '@noble/hashes/hmac.js';
+import { equalBytes, fromB64, hashPassword, SCRYPT_DEFAULTS, toB64, utf8 } from '../crypto/index.ts';
+import { ProtocolError } from '../errors.ts';
+import { migrationMachine, MIGRATION_MACHINE_VERSION, type ChipRole, type MigrationContext, type MigrationIntent } from '../machines/migration.machine.ts';
+import { registrationMachine, REGISTRATION_MACHINE_VERSION, type RegistrationIntent } from '../machines/registration.machine.ts';
+import { ServerRecords, type UserRecord } from '../store/server.store.ts';
+import type { AnyEnvelope, Step } from '../transport/envelope.ts';
+import { PartyRuntime, type MachineKind, type RuntimeDeps } from './runtime.ts';
+
+export const ADMIN_SAM_PEER = 'admin-sam';
+
+/** Rights the server asks each provider to have granted it (seed ¶0053, ¶0057). */
+export const MIGRATION_RIGHTS = ['upload', 'download', 'clear'] as const;
+/** How long a temp-key grant is valid once issued. */
+export const GRANT_TTL_MS = 60 * 60 * 1000;
+/** Login failures before the account is locked; the lock doubles with each further failure up to the cap. */
+export const LOGIN_FAILURES_FREE = 3;
+export const LOCKOUT_BASE_MS = 1_000;
+export const LOCKOUT_CAP_MS = 60 * 60 * 1000;
+
+export interface ServerOptions {
+  scrypt?: { N: number; r: number; p: number };
+  /** Default time a migration waits for its destination before it is cancelled. */
+  deadlineMs?: number;
+}
+
+interface LoginState {
+  user: string | null;
+}
+
+const MIGRATION = 'migration:';
+const REGISTRATION = 'registration:';
+
+export class ServerRuntime extends PartyRuntime {
+  protected readonly kinds: Record<string, MachineKind> = {
+    migration: { machine: migrationMachine, version: MIGRATION_MACHINE_VERSION },
+    registration: { machine: registrationMachine, version: REGISTRATION_MACHINE_VERSION },
+  };
+  readonly records: ServerRecords;
+  private readonly logins = new Map<string, LoginState>();
+  private readonly options: ServerOptions;
+
+  constructor(deps: RuntimeDeps, options: ServerOptions = {}) {
+    super(deps);
+    this.records = new ServerRecords(deps.store);
+    this.options = options;
+  }
+
+  // ---- operator actions -----------------------------------------------------------------
+
+  /** Creates (or resets) a user. The password is stretched with scrypt; only sha256 of the result is kept. */
+  async createUser(user: string, password: string): Promise<void> {
+    const params = this.options.scrypt ?? SCRYPT_DEFAULTS;
+    const rec = hashPassword(password, this.rng, params);
+    const record: UserRecord = {
+      user,
+      salt: rec.salt,
+      N: rec.N,
+      r: rec.r,
+      p: rec.p,
+      verifier: toB64(sha256(fromB64(rec.hash))),
+      failures: 0,
+      lockedUntil: 0,
+    };
+    await this.store.commit(() => this.records.users.put(user, record));
+  }
+
+  /** Clears a user's failure count and lockout (issue 8: an operator can clear it). */
+  async clearLockout(user: string): Promise<void> {
+    const rec = this.records.users.get(user);
+    if (!rec) throw new ProtocolError('NOT_FOUND', `no user ${user}`);
+    await this.store.commit(() => this.records.users.put(user, { ...rec, failures: 0, lockedUntil: 0 }));
+  }
+
+  migration(mig: string): MigrationContext | undefined {
+    return this.actorOf(MIGRATION + mig)?.getSnapshot().context as MigrationContext | undefined;
+  }
+
+  migrationState(mig: string): unknown {
+    return this.actorOf(MIGRATION + mig)?.getSnapshot().value;
+  }
+
+  migrationIds(): string[] {
+    return this.actorKeys('migration').map((k) => k.slice(MIGRATION.length));
+  }
+
+  // ---- links ------------------------------------------------------------------------------
+
+  protected override onLinkClosed(peer: string, reason: string): void {
+    this.logins.delete(peer);
+    super.onLinkClosed(peer, reason);
+  }
+
+  // ---- inbound ----------------------------------------------------------------------------
+
+  protected onEnvelope(env: AnyEnvelope, peer: string): void {
+    if (peer.startsWith('terminal/')) return this.fromTerminal(env, peer);
+    if (peer === ADMIN_SAM_PEER) return this.fromSam(env, peer);
+    if (peer.startsWith('migration-sam/')) return this.fromSam(env, peer);
+    throw new ProtocolError('BAD_SENDER', `the server does not talk to ${peer}`);
+  }
+
+  private fakeSalt(user: string): string {
+    // Unknown users get a stable, plausible salt: a login attempt does not reveal whether a user exists.
+    let key = this.records.secrets.get('salt-key');
+    if (!key) {
+      key = this.rng.bytes(32);
+      const k = key;
+      this.write(() => this.records.secrets.put('salt-key', k));
+    }
+    return toB64(hmac(sha256, key, utf8(`valmove/v1/fake-salt/${user}`)).subarray(0, 16));
+  }
+
+  private requireUser(peer: string): string {
+    const user = this.logins.get(peer)?.user;
+    if (!user) throw new ProtocolError('UNAUTHENTICATED', 'log in first: this connection has no authenticated user');
+    return user;
+  }
+
+  private fromTerminal(env: AnyEnvelope, peer: string): void {
+    const now = this.clock.now();
+    switch (env.type) {
+      case 'login.begin': {
+        const rec = this.records.users.get(env.body.user);
+        if (rec && rec.lockedUntil > now) {
+          throw new ProtocolError('LOCKED_OUT', `too many failed logins; try again in ${Math.ceil((rec.lockedUntil - now) / 1000)} s`);
+        }
+        const params = rec ?? { ...(this.options.scrypt ?? SCRYPT_DEFAULTS), salt: this.fakeSalt(env.body.user) };
+        this.reply(env, 'login.challenge', { user: env.body.user, salt: params.salt, N: params.N, r: params.r, p: params.p });
+        return;
+      }
+      case 'login.proof': {
+        const rec = this.records.users.get(env.body.user);
+        if (rec && rec.lockedUntil > now) {
+          throw new ProtocolError('LOCKED_OUT', `too many failed logins; try again in ${Math.ceil((rec.lockedUntil - now) / 1000)} s`);
+        }
+        const ok = rec !== undefined && equalBytes(sha256(fromB64(env.body.proof)), fromB64(rec.verifier));
+        if (!ok) {
+          if (rec) {
+            const failures = rec.failures + 1;
+            const over = failures - LOGIN_FAILURES_FREE;
+            const lockedUntil = over >= 0 ? now + Math.min(LOCKOUT_CAP_MS, LOCKOUT_BASE_MS * 2 ** Math.min(over, 30)) : 0;
+            this.write(() => this.records.users.put(rec.user, { ...rec, failures, lockedUntil }));
+          }
+          this.log.warn('login failed', { peer, user: env.body.user });
+          this.reply(env, 'error', { code: 'LOGIN_FAILED', message: 'unknown user or wrong password' });
+          return;
+        }
+        if (rec.failures !== 0) this.write(() => this.records.users.put(rec.user, { ...rec, failures: 0, lockedUntil: 0 }));
+        this.logins.set(peer, { user: rec.user });
+        this.reply(env, 'login.ok', { user: rec.user });
+        return;
+      }
+      case 'chip.register': {
+        const user = this.requireUser(peer);
+        const reg = `reg-${toB64(this.rng.bytes(6))}`;
+        this.spawn(REGISTRATION + reg, 'registration', { reg, user, terminal: peer, request: env.id });
+        return;
+      }
+      case 'migrate.out':
+        return this.migrateOut(env, peer);
+      case 'migrate.in':
+        return this.migrateIn(env, peer);
+      case 'migrate.cancel': {
+        const user = this.requireUser(peer);
+        const ctx = this.migration(env.body.mig);
+        if (!ctx || ctx.user !== user) throw new ProtocolError('NO_MIGRATION', `no migration ${env.body.mig} of ${user}`);
+        this.dispatch(MIGRATION + env.body.mig, { type: 'CANCEL_REQUESTED', reason: `cancelled by ${user}`, terminal: peer, request: env.id });
+        return;
+      }
+      case 'channel.reserved':
+      case 'channel.released':
+      case 'error':
+        return this.channelAnswer(env, peer);
+      case 'frame': {
+        const key = this.actorForSession(env.body.session);
+        this.dispatch(key, { type: 'CHIP_FRAME', from: peer, session: env.body.session, data: env.body.data });
+        return;
+      }
+      default:
+        throw new ProtocolError('UNEXPECTED', `the server does not accept ${env.type} from a terminal`);
+    }
+  }
+
+  private activeMigrationOf(user: string): string | undefined {
+    return this.migrationIds().find((m) => {
+      const a = this.actorOf(MIGRATION + m)!;
+      return a.getSnapshot().status === 'active' && (a.getSnapshot().context as MigrationContext).user === user;
+    });
+  }
+
+  private migrateOut(env: Extract<AnyEnvelope, { type: 'migrate.out' }>, peer: string): void {
+    const user = this.requireUser(peer);
+    const active = this.activeMigrationOf(user);
+    if (active) {
+      // A rolled-back migration waiting for its source takes the source back (rollback step 3).
+      if (this.actorOf(MIGRATION + active)!.getSnapshot().matches({ rollingBack: 'awaitingSource' })) {
+        this.dispatch(MIGRATION + active, { type: 'SOURCE_ARRIVED', terminal: peer, request: env.id });
+        return;
+      }
+      throw new ProtocolError('BUSY', `${user} already has migration ${active} in progress`);
+    }
+    let destinationProblem: string | undefined;
+    let destinationAreas: string[] | undefined;
+    if (env.body.destination) {
+      const dest = this.records.registry.get(env.body.destination);
+      if (!dest) destinationProblem = `destination ${env.body.destination} is not registered`;
+      else if (dest.user !== user) destinationProblem = `destination ${env.body.destination} is not registered to ${user}`;
+      else destinationAreas = dest.areas;
+    }
+    const mig = `m-${toB64(this.rng.bytes(6))}`;
+    this.spawn(MIGRATION + mig, 'migration', {
+      mig,
+      user,
+      terminal: peer,
+      request: env.id,
+      destination: env.body.destination,
+      destinationProblem,
+      destinationAreas,
+      deadlineMs: env.body.deadlineMs ?? this.options.deadlineMs,
+    });
+  }
+
+  private migrateIn(env: Extract<AnyEnvelope, { type: 'migrate.in' }>, peer: string): void {
+    const user = this.requireUser(peer);
+    const candidates = this.migrationIds().filter((m) => {
+      const snap = this.actorOf(MIGRATION + m)!.getSnapshot();
+      const ctx = snap.context as MigrationContext;
+      return ctx.user === user && (env.body.mig === undefined || env.body.mig === m) && snap.can({ type: 'DESTINATION_ARRIVED', terminal: peer, request: env.id });
+    });
+    if (candidates.length === 0) throw new ProtocolError('NO_MIGRATION', `${user} has no migration waiting for a destination`);
+    if (candidates.length > 1) throw new ProtocolError('NO_MIGRATION', `${user} has ${candidates.length} migrations waiting; name one`);
+    this.dispatch(MIGRATION + candidates[0]!, { type: 'DESTINATION_ARRIVED', terminal: peer, request: env.id });
+  }
+
+  private actorForSession(session: string): string {
+    const owner = session.split(':')[0] ?? '';
+    const key = owner.startsWith('reg-') ? REGISTRATION + owner : MIGRATION + owner;
+    if (!this.actorOf(key)) throw new ProtocolError('NOT_FOUND', `no migration or registration owns session ${session.slice(0, 64)}`);
+    return key;
+  }
+
+  private actorForRequest(req: AnyEnvelope): string {
+    const owner = req.mig ?? '';
+    return owner.startsWith('reg-') ? REGISTRATION + owner : MIGRATION + owner;
+  }
+
+  private channelAnswer(env: AnyEnvelope, peer: string): void {
+    const req = this.requestOf(env.corr);
+    if (!req || (req.type !== 'channel.reserve' && req.type !== 'channel.release') || req.to !== peer) {
+      throw new ProtocolError('UNEXPECTED', `${env.type} answers no channel request of ours`);
+    }
+    const key = this.actorForRequest(req);
+    const chip = (req.type === 'channel.reserve' ? req.body.purpose : req.step === 'S9' ? 'destination' : 'source') as ChipRole | 'register';
+    const role: ChipRole = chip === 'register' ? 'source' : chip;
+    if (env.type === 'error') {
+      // The terminal is busy (a reader session): ask again shortly, through the machine's retry.
+      this.log.info('terminal refused the channel', { peer, code: env.body.code });
+      return;
+    }
+    const now = this.clock.now();
+    if (env.type === 'channel.reserved') this.dispatch(key, { type: 'CHANNEL_RESERVED', chip: role });
+    else this.dispatch(key, { type: 'CHANNEL_RELEASED', chip: role, now });
+  }
+
+  private fromSam(env: AnyEnvelope, peer: string): void {
+    if (env.type === 'frame') {
+      const key = this.actorForSession(env.body.session);
+      this.dispatch(key, { type: 'SAM_FRAME', from: peer, session: env.body.session, data: env.body.data });
+      return;
+    }
+    const req = this.requestOf(env.corr);
+    if (!req || req.to !== peer) throw new ProtocolError('UNEXPECTED', `${env.type} answers no request of ours`);
+    const key = this.actorForRequest(req);
+    const now = this.clock.now();
+    switch (env.type) {
+      case 'admin.identified': {
+        const owner = this.records.registry.get(env.body.serial)?.user ?? null;
+        const purpose = req.type === 'admin.identify' ? req.body.purpose : 'source';
+        const chip: ChipRole = purpose === 'destination' ? 'destination' : 'source';
+        if (key.startsWith(REGISTRATION)) this.dispatch(key, { type: 'CHIP_IDENTIFIED', serial: env.body.serial, areas: env.body.areas, owner });
+        else this.dispatch(key, { type: 'CHIP_IDENTIFIED', chip, serial: env.body.serial, areas: env.body.areas, owner });
+        return;
+      }
+      case 'admin.locked':
+        return this.dispatch(key, { type: 'SOURCE_LOCKED', grants: env.body.grants });
+      case 'admin.formatted':
+        return this.dispatch(key, { type: 'DESTINATION_FORMATTED', grants: env.body.grants });
+      case 'admin.decision':
+        return this.dispatch(key, { type: 'DECIDED', decision: env.body.decision, reason: env.body.reason });
+      case 'admin.activated':
+        return this.dispatch(key, { type: 'DESTINATION_ACTIVATED' });
+      case 'admin.restored':
+        return this.dispatch(key, { type: 'SOURCE_RESTORED' });
+      case 'admin.wiped':
+        return this.dispatch(key, { type: 'DESTINATION_WIPED' });
+      case 'msam.ready':
+        return this.dispatch(key, { type: 'PROVIDER_READY', provider: env.body.provider });
+      case 'msam.uploaded':
+        return this.dispatch(key, { type: 'ITEM_UPLOADED', item: req.item ?? -1 });
+      case 'msam.downloaded':
+        return this.dispatch(key, { type: 'ITEM_DOWNLOADED', item: req.item ?? -1, receipt: env.body.receipt });
+      case 'msam.cleared':
+        return this.dispatch(key, { type: 'ITEM_CLEARED', item: req.item ?? -1 });
+      case 'msam.fenced':
+        return this.dispatch(key, { type: 'PROVIDER_FENCED', provider: peer.slice('migration-sam/'.length) });
+      case 'error':
+        if (req.type === 'msam.preflight') {
+          return this.dispatch(key, { type: 'PROVIDER_REFUSED', provider: peer.slice('migration-sam/'.length), code: env.body.code, message: env.body.message });
+        }
+        this.log.warn('step failed', { mig: req.mig, request: req.type, code: env.body.code, reason: env.body.message });
+        return this.dispatch(key, { type: 'STEP_FAILED', code: env.body.code, message: env.body.message, now });
+      default:
+        throw new ProtocolError('UNEXPECTED', `the server does not accept ${env.type} from ${peer}`);
+    }
+  }
+
+  // ---- intents ----------------------------------------------------------------------------
+
+  protected onIntent(key: string, intent: MigrationIntent | RegistrationIntent): void {
+    if (key.startsWith(REGISTRATION)) return this.registrationIntent(key.slice(REGISTRATION.length), intent as RegistrationIntent);
+    return this.migrationIntent(key.slice(MIGRATION.length), intent as MigrationIntent);
+  }
+
+  private registrationIntent(reg: string, intent: RegistrationIntent): void {
+    const h = { mig: reg, step: 'register' as Step };
+    switch (intent.type) {
+      case 'reserveChannel':
+        this.send(intent.terminal, 'channel.reserve', { purpose: 'register' }, h);
+        return;
+      case 'releaseChannel':
+        this.send(intent.terminal, 'channel.release', {}, h);
+        return;
+      case 'identifyChip':
+        this.send(ADMIN_SAM_PEER, 'admin.identify', { session: intent.session, purpose: 'register' }, h);
+        return;
+      case 'relayToChip':
+        this.send(intent.terminal, 'frame', { session: intent.session, data: intent.data });
+        return;
+      case 'relayToSam':
+        this.send(intent.sam, 'frame', { session: intent.session, data: intent.data });
+        return;
+      case 'recordRegistration':
+        this.write(() => this.records.registry.put(intent.serial, { serial: intent.serial, user: intent.user, areas: intent.areas }));
+        return;
+      case 'answer':
+        if (intent.reason || !intent.serial) {
+          const [code, ...rest] = (intent.reason ?? 'INTERNAL: registration failed').split(': ');
+          this.send(intent.terminal, 'error', { code: code ?? 'INTERNAL', message: rest.join(': ') || 'registration failed' }, { corr: intent.request });
+        } else {
+          this.send(intent.terminal, 'chip.registered', { serial: intent.serial, user: intent.user }, { corr: intent.request });
+        }
+        return;
+    }
+  }
+
+  private migrationIntent(mig: string, intent: MigrationIntent): void {
+    const now = this.clock.now();
+    switch (intent.type) {
+      case 'progress':
+        if (intent.terminal !== '-' && this.hasLink(intent.terminal)) this.send(intent.terminal, 'progress', { mig, step: intent.step, text: intent.text });
+        return;
+      case 'reserveChannel':
+        this.send(intent.terminal, 'channel.reserve', { purpose: intent.chip, mig }, { mig, step: intent.chip === 'source' ? 'S1' : 'S9' });
+        return;
+      case 'releaseChannel':
+        this.send(intent.terminal, 'channel.release', { mig }, { mig, step: intent.chip === 'source' ? 'S8' : 'S17' });
+        return;
+      case 'identifyChip':
+        this.send(ADMIN_SAM_PEER, 'admin.identify', { session: intent.session, purpose: intent.chip }, { mig, step: intent.chip === 'source' ? 'S1' : 'S9' });
+        return;
+      case 'askProvider':
+        this.send(intent.recipient, 'msam.preflight', { rights: [...MIGRATION_RIGHTS] }, { mig, step: 'preflight' });
+        return;
+      case 'lockSource':
+        this.send(ADMIN_SAM_PEER, 'admin.lock', { session: intent.session, serial: intent.serial, items: intent.items, expiresAt: now + GRANT_TTL_MS }, { mig, step: 'S3' });
+        return;
+      case 'requestUpload':
+        this.send(intent.recipient, 'msam.upload', { session: intent.session, grant: intent.grant }, { mig, step: 'S7', item: intent.item });
+        return;
+      case 'relayToChip':
+        this.send(intent.terminal, 'frame', { session: intent.session, data: intent.data });
+        return;
+      case 'relayToSam':
+        this.send(intent.sam, 'frame', { session: intent.session, data: intent.data });
+        return;
+      case 'formatDestination':
+        this.send(ADMIN_SAM_PEER, 'admin.format', { session: intent.session, serial: intent.serial, items: intent.items, expiresAt: now + GRANT_TTL_MS }, { mig, step: 'S10' });
+        return;
+      case 'requestDownload':
+        this.send(intent.recipient, 'msam.download', { session: intent.session, grant: intent.grant }, { mig, step: 'S14', item: intent.item });
+        return;
+      case 'commit':
+        this.send(ADMIN_SAM_PEER, 'admin.commit', { receipts: intent.receipts }, { mig, step: 'commit' });
+        return;
+      case 'abort':
+        this.send(ADMIN_SAM_PEER, 'admin.abort', { reason: intent.reason }, { mig, step: 'rollback' });
+        return;
+      case 'activateDestination':
+        this.send(ADMIN_SAM_PEER, 'admin.activate', { session: intent.session, serial: intent.serial }, { mig, step: 'S16' });
+        return;
+      case 'clearItem':
+        this.send(intent.recipient, 'msam.clear', {}, { mig, step: 'S17', item: intent.item });
+        return;
+      case 'fenceProvider':
+        this.send(intent.recipient, 'msam.fence', {}, { mig, step: 'rollback' });
+        return;
+      case 'restoreSource':
+        this.send(ADMIN_SAM_PEER, 'admin.restore', { session: intent.session, serial: intent.serial }, { mig, step: 'rollback' });
+        return;
+      case 'wipeDestination':
+        this.send(ADMIN_SAM_PEER, 'admin.wipe', { session: intent.session, serial: intent.serial, role: 'destination' }, { mig, step: 'rollback' });
+        return;
+      case 'answerTerminal': {
+        const ctx = this.migration(mig)!;
+        if (intent.terminal === '-' || intent.request === '-') return;
+        this.send(
+          intent.terminal,
+          'migrate.result',
+          {
+            mig,
+            phase: intent.chip,
+            outcome: intent.outcome,
+            ...(intent.reason ? { reason: intent.reason } : {}),
+            items: ctx.items.map((i) => ({ item: i.item, area: i.area, provider: i.provider })),
+          },
+          { corr: intent.request, mig },
+        );
+        return;
+      }
+      case 'answerCancel':
+        this.send(intent.terminal, 'migrate.cancelled', { mig, decision: intent.decision }, { corr: intent.request, mig });
+        return;
+      case 'recordOutcome':
+        return;
+    }
+  }
+
+  /** Keeps the migration index in step with every migration this turn moved. */
+  protected override onCommitting(touched: string[]): void {
+    for (const key of touched) {
+      if (!key.startsWith(MIGRATION)) continue;
+      const snap = this.actorOf(key)!.getSnapshot();
+      const ctx = snap.context as MigrationContext;
+      const rec = {
+        mig: ctx.mig,
+        user: ctx.user,
+        state: JSON.stringify(snap.value),
+        source: ctx.source.serial,
+        destination: ctx.destination.serial,
+        outcome: ctx.outcome,
+        reason: ctx.reason,
+      };
+      this.write(() => this.records.migrations.put(ctx.mig, rec));
+    }
+  }
+}

@@ -1,0 +1,316 @@
+/**
+ * The terminal runtime: the phone a user holds, linked to one chip, to the
+ * server (a channel that authenticates the server) and, for normal use, to a
+ * provider's normal SAM. Its public methods are what a user does; each runs
+ * as one turn of the terminal machine and resolves when the server (or the
+ * reader SAM) has answered.
+ *
+ * The password is held in RAM from login() until the scrypt proof is sent;
+ * it never enters the machine, the store, a message or a log.
+ */
+import { scrypt } from '@noble/hashes/scrypt.js';
+import { fromB64, toB64 } from '../crypto/index.ts';
+import { ProtocolError, RemoteError } from '../errors.ts';
+import { terminalMachine, TERMINAL_MACHINE_VERSION, type ReaderOp, type TerminalIntent } from '../machines/terminal.machine.ts';
+import type { AnyEnvelope } from '../transport/envelope.ts';
+import type { BodyOf } from '../transport/messages.ts';
+import { PartyRuntime, type MachineKind } from './runtime.ts';
+
+const TERMINAL_ACTOR = 'terminal';
+export const SERVER_PEER = 'server';
+export const CHIP_PEER = 'chip';
+
+export type MigrationResult = BodyOf<'migrate.result'>;
+export type NormalReceipt = BodyOf<'normal.receipt'>;
+export type ChipInfo = BodyOf<'chip.info'>;
+
+export interface ProgressEvent {
+  terminal: string;
+  mig: string;
+  step: string;
+  text: string;
+}
+
+interface Waiter<T> {
+  resolve: (v: T) => void;
+  reject: (e: Error) => void;
+}
+
+function failure(code: string, message: string): RemoteError {
+  return new RemoteError(code, message);
+}
+
+export class TerminalRuntime extends PartyRuntime {
+  protected readonly kinds: Record<string, MachineKind> = { terminal: { machine: terminalMachine, version: TERMINAL_MACHINE_VERSION } };
+  private password: string | null = null;
+  private loginWaiter: Waiter<void> | null = null;
+  private jobWaiter: Waiter<unknown> | null = null;
+  private readerWaiter: Waiter<NormalReceipt> | null = null;
+  private selectWaiter: Waiter<ChipInfo> | null = null;
+  private readerReceipt: NormalReceipt | null = null;
+  private readerSeq = 0;
+  private readonly progressListeners: Array<(p: ProgressEvent) => void> = [];
+
+  override async start(): Promise<void> {
+    await super.start();
+    await this.runLocal(() => {
+      if (!this.actorOf(TERMINAL_ACTOR)) this.spawn(TERMINAL_ACTOR, 'terminal', { name: this.id });
+    });
+  }
+
+  onProgress(listener: (p: ProgressEvent) => void): void {
+    this.progressListeners.push(listener);
+  }
+
+  /** The machine's current state (for status output and tests). */
+  state(): unknown {
+    return this.actorOf(TERMINAL_ACTOR)?.getSnapshot().value;
+  }
+
+  // ---- what a user does -------------------------------------------------------------------
+
+  login(user: string, password: string): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      this.runLocal(() => {
+        this.password = password;
+        this.loginWaiter = { resolve, reject };
+        this.dispatch(TERMINAL_ACTOR, { type: 'LOGIN_REQUESTED', user });
+      }).catch((e) => {
+        this.password = null;
+        this.loginWaiter = null;
+        reject(e);
+      });
+    });
+  }
+
+  private job<T>(event: Parameters<TerminalRuntime['dispatch']>[1]): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      this.runLocal(() => {
+        this.dispatch(TERMINAL_ACTOR, event);
+        this.jobWaiter = { resolve: resolve as (v: unknown) => void, reject };
+      }).catch(reject);
+    });
+  }
+
+  /** Registers the linked chip to the logged-in user (the chip proves its serial to the admin SAM). */
+  register(): Promise<BodyOf<'chip.registered'>> {
+    return this.job({ type: 'REGISTER_REQUESTED' });
+  }
+
+  /** Source phase (S1–S8): resolves when every item is held by its migration SAM, or with the refusal. */
+  migrateOut(opts: { destination?: string; deadlineMs?: number } = {}): Promise<MigrationResult> {
+    return this.job({ type: 'MIGRATE_OUT_REQUESTED', ...opts });
+  }
+
+  /** Destination phase (S9–S17): resolves when the destination is spendable and the SAM stores are empty. */
+  migrateIn(opts: { mig?: string } = {}): Promise<MigrationResult> {
+    return this.job({ type: 'MIGRATE_IN_REQUESTED', ...opts });
+  }
+
+  cancel(mig: string): Promise<BodyOf<'migrate.cancelled'>> {
+    return this.job({ type: 'CANCEL_REQUESTED', mig });
+  }
+
+  /** Polls the linked chip: its claimed serial and public area directory. */
+  selectChip(): Promise<ChipInfo> {
+    return new Promise<ChipInfo>((resolve, reject) => {
+      this.runLocal(() => {
+        this.selectWaiter = { resolve, reject };
+        this.send(CHIP_PEER, 'chip.select', {});
+      }).catch(reject);
+    });
+  }
+
+  /** Normal use as a reader: the provider's normal SAM authenticates to the area with the main key. */
+  normalUse(provider: string, op: ReaderOp, area: string, amount?: number): Promise<NormalReceipt> {
+    return new Promise<NormalReceipt>((resolve, reject) => {
+      this.runLocal(() => {
+        const session = `${this.id}:r${++this.readerSeq}:${toB64(this.rng.bytes(6))}`;
+        this.readerWaiter = { resolve, reject };
+        this.dispatch(TERMINAL_ACTOR, { type: 'READER_REQUESTED', provider, op, area, amount, session });
+      }).catch((e) => {
+        this.readerWaiter = null;
+        reject(e);
+      });
+    });
+  }
+
+  // ---- inbound ------------------------------------------------------------------------------
+
+  protected onEnvelope(env: AnyEnvelope, peer: string): void {
+    if (peer === CHIP_PEER) return this.fromChip(env);
+    if (peer === SERVER_PEER) return this.fromServer(env);
+    if (peer.startsWith('normal-sam/')) return this.fromReaderSam(env, peer);
+    throw new ProtocolError('BAD_SENDER', `a terminal does not talk to ${peer}`);
+  }
+
+  private fromChip(env: AnyEnvelope): void {
+    if (env.type === 'chip.info') {
+      const w = this.selectWaiter;
+      this.selectWaiter = null;
+      if (w) this.afterTurn(() => w.resolve(env.body));
+      return;
+    }
+    if (env.type === 'frame') {
+      this.dispatch(TERMINAL_ACTOR, { type: 'CHIP_FRAME', session: env.body.session, data: env.body.data });
+      return;
+    }
+    throw new ProtocolError('UNEXPECTED', `the chip link does not carry ${env.type}`);
+  }
+
+  private requestType(corr: string | undefined): string | undefined {
+    return corr ? this.store.outbox.get(corr)?.env.type : undefined;
+  }
+
+  private fromServer(env: AnyEnvelope): void {
+    switch (env.type) {
+      case 'login.challenge':
+        return this.dispatch(TERMINAL_ACTOR, { type: 'CHALLENGE_RECEIVED', ...env.body });
+      case 'login.ok':
+        return this.dispatch(TERMINAL_ACTOR, { type: 'LOGIN_ACCEPTED' });
+      case 'channel.reserve':
+        return this.dispatch(TERMINAL_ACTOR, { type: 'CHANNEL_RESERVE_REQUESTED', request: env.id, purpose: env.body.purpose, mig: env.body.mig });
+      case 'channel.release':
+        return this.dispatch(TERMINAL_ACTOR, { type: 'CHANNEL_RELEASE_REQUESTED', request: env.id });
+      case 'frame':
+        return this.dispatch(TERMINAL_ACTOR, { type: 'SERVER_FRAME', session: env.body.session, data: env.body.data });
+      case 'progress':
+        return this.dispatch(TERMINAL_ACTOR, { type: 'PROGRESS', ...env.body });
+      case 'migrate.result':
+        this.result = env.body;
+        return this.dispatch(TERMINAL_ACTOR, { type: 'JOB_FINISHED', mig: env.body.mig, outcome: env.body.outcome, reason: env.body.reason });
+      case 'chip.registered':
+        this.result = env.body;
+        return this.dispatch(TERMINAL_ACTOR, { type: 'JOB_FINISHED', outcome: 'registered' });
+      case 'migrate.cancelled':
+        this.result = env.body;
+        return this.dispatch(TERMINAL_ACTOR, { type: 'JOB_FINISHED', mig: env.body.mig, outcome: env.body.decision });
+      case 'error': {
+        const asked = this.requestType(env.corr);
+        if (asked === 'login.begin' || asked === 'login.proof') {
+          return this.dispatch(TERMINAL_ACTOR, { type: 'LOGIN_REJECTED', code: env.body.code, message: env.body.message });
+        }
+        if (asked === 'chip.register' || asked === 'migrate.out' || asked === 'migrate.in' || asked === 'migrate.cancel') {
+          return this.dispatch(TERMINAL_ACTOR, { type: 'JOB_FAILED', code: env.body.code, message: env.body.message });
+        }
+        this.log.warn('server reported an error', { code: env.body.code, reason: env.body.message });
+        return;
+      }
+      default:
+        throw new ProtocolError('UNEXPECTED', `a terminal does not expect ${env.type} from the server`);
+    }
+  }
+
+  /** The body of the reply that finished the current job, handed to the waiting caller. */
+  private result: unknown = null;
+
+  private fromReaderSam(env: AnyEnvelope, _peer: string): void {
+    switch (env.type) {
+      case 'frame':
+        return this.dispatch(TERMINAL_ACTOR, { type: 'READER_FRAME', session: env.body.session, data: env.body.data });
+      case 'normal.receipt':
+        this.readerReceipt = env.body;
+        return this.dispatch(TERMINAL_ACTOR, { type: 'READER_DONE' });
+      case 'error':
+        return this.dispatch(TERMINAL_ACTOR, { type: 'READER_FAILED', code: env.body.code, message: env.body.message });
+      default:
+        throw new ProtocolError('UNEXPECTED', `a terminal does not expect ${env.type} from a normal SAM`);
+    }
+  }
+
+  // ---- intents ----------------------------------------------------------------------------
+
+  protected onIntent(_key: string, intent: TerminalIntent): void {
+    switch (intent.type) {
+      case 'beginLogin':
+        this.send(SERVER_PEER, 'login.begin', { user: intent.user });
+        return;
+      case 'proveLogin': {
+        const password = this.password;
+        this.password = null;
+        if (password === null) throw new ProtocolError('UNEXPECTED', 'no password is waiting to be proven');
+        // The password stays here: the server gets scrypt(password, salt), which it hashes again to compare.
+        const proof = scrypt(new TextEncoder().encode(password), fromB64(intent.salt), { N: intent.N, r: intent.r, p: intent.p, dkLen: 32 });
+        this.send(SERVER_PEER, 'login.proof', { user: intent.user, proof: toB64(proof) });
+        return;
+      }
+      case 'loginFinished': {
+        const w = this.loginWaiter;
+        this.loginWaiter = null;
+        this.password = null;
+        if (w) this.afterTurn(() => (intent.ok ? w.resolve() : w.reject(failure(intent.code ?? 'LOGIN_FAILED', intent.message ?? 'login failed'))));
+        return;
+      }
+      case 'requestRegister':
+        this.send(SERVER_PEER, 'chip.register', {});
+        return;
+      case 'requestMigrateOut':
+        this.send(SERVER_PEER, 'migrate.out', {
+          ...(intent.destination ? { destination: intent.destination } : {}),
+          ...(intent.deadlineMs !== undefined ? { deadlineMs: intent.deadlineMs } : {}),
+        });
+        return;
+      case 'requestMigrateIn':
+        this.send(SERVER_PEER, 'migrate.in', intent.mig ? { mig: intent.mig } : {});
+        return;
+      case 'requestCancel':
+        this.send(SERVER_PEER, 'migrate.cancel', { mig: intent.mig });
+        return;
+      case 'confirmChannel':
+        this.send(SERVER_PEER, 'channel.reserved', {}, { corr: intent.request });
+        return;
+      case 'refuseChannel':
+        this.send(SERVER_PEER, 'error', { code: intent.code, message: intent.message }, { corr: intent.request });
+        return;
+      case 'confirmRelease':
+        this.send(SERVER_PEER, 'channel.released', {}, { corr: intent.request });
+        return;
+      case 'relayToChip':
+        this.send(CHIP_PEER, 'frame', { session: intent.session, data: intent.data });
+        return;
+      case 'relayToServer':
+        this.send(SERVER_PEER, 'frame', { session: intent.session, data: intent.data });
+        return;
+      case 'relayToReaderSam':
+        this.send(`normal-sam/${intent.provider}`, 'frame', { session: intent.session, data: intent.data });
+        return;
+      case 'showProgress': {
+        const p = { terminal: this.id, mig: intent.mig, step: intent.step, text: intent.text };
+        this.afterTurn(() => {
+          for (const l of this.progressListeners) l(p);
+        });
+        return;
+      }
+      case 'jobFinished': {
+        const w = this.jobWaiter;
+        this.jobWaiter = null;
+        const result = this.result;
+        this.result = null;
+        if (w) {
+          this.afterTurn(() =>
+            intent.ok ? w.resolve(result) : w.reject(failure(intent.code ?? 'INTERNAL', intent.message ?? 'the server refused')),
+          );
+        }
+        return;
+      }
+      case 'beginReader':
+        this.send(`normal-sam/${intent.provider}`, 'normal.begin', {
+          session: intent.session,
+          op: intent.op,
+          area: intent.area,
+          ...(intent.amount !== undefined ? { amount: intent.amount } : {}),
+        });
+        return;
+      case 'readerRefused':
+      case 'readerFinished': {
+        const w = this.readerWaiter;
+        this.readerWaiter = null;
+        const receipt = this.readerReceipt;
+        this.readerReceipt = null;
+        const ok = intent.type === 'readerFinished' && intent.ok;
+        if (w) this.afterTurn(() => (ok && receipt ? w.resolve(receipt) : w.reject(failure(intent.code ?? 'INTERNAL', intent.message ?? 'normal use failed'))));
+        return;
+      }
+    }
+  }
+}

@@ -1,0 +1,253 @@
+/**
+ * `valmove demo`: the main job. Everything embedded in one process, every
+ * party with its own LMDB under the data folder:
+ *
+ *   a user, a source chip with N items from N providers, an empty
+ *   destination chip registered to the same user; one payment on the source;
+ *   the migration (one server connection per terminal), step by step; then
+ *   the items before and after, a payment that succeeds on the destination
+ *   and one that fails on the source.
+ */
+import { mkdirSync, readdirSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { systemRng, toHex } from '../crypto/index.ts';
+import { RemoteError } from '../errors.ts';
+import { createLogger } from '../log.ts';
+import type { ChipRuntime } from '../actors/chip.actor.ts';
+import { EmbeddedSystem } from '../actors/system.ts';
+import type { NormalReceipt, ProgressEvent, TerminalRuntime } from '../actors/terminal.actor.ts';
+import type { ValueItem, ValueKind } from '../actors/value.ts';
+import { table } from './table.ts';
+
+export const DEMO_ITEMS_MAX = 20;
+
+export interface DemoOptions {
+  items: number;
+  data?: string;
+  json: boolean;
+  out: (line: string) => void;
+}
+
+export interface DemoItem {
+  item: number;
+  area: string;
+  provider: string;
+  kind: ValueKind;
+  before: string;
+  after: string;
+  sourceAfter: string;
+  destinationAfter: string;
+}
+
+export interface DemoReport {
+  outcome: string;
+  mig: string;
+  dataDir: string;
+  items: DemoItem[];
+  chips: Record<string, Array<{ area: string; provider: string; state: string }>>;
+  paymentOnDestination: { ok: boolean; detail: string };
+  paymentOnSource: { ok: boolean; detail: string };
+  messagesByHop: Record<string, number>;
+  messagesTotal: number;
+  elapsedMs: number;
+  balances: { before: number; after: number; conserved: boolean };
+}
+
+const KINDS: ValueKind[] = ['emoney', 'transit', 'ticket', 'points'];
+const PROVIDER_OF: Record<ValueKind, string> = { emoney: 'emoney', transit: 'transit', ticket: 'tickets', points: 'points' };
+
+/** The i-th provider of a demo with n items: e-money, transit, tickets, points, then numbered ones. */
+export function demoProviders(n: number): Array<{ provider: string; kind: ValueKind }> {
+  return Array.from({ length: n }, (_, i) => {
+    const kind = KINDS[i % KINDS.length]!;
+    const base = PROVIDER_OF[kind];
+    return { provider: i < KINDS.length ? base : `${base}-${i + 1}`, kind };
+  });
+}
+
+export function demoValue(kind: ValueKind, i: number, ref: string): ValueItem {
+  switch (kind) {
+    case 'emoney':
+      return { kind, currency: 'JPY', balance: 5_000 + 1_000 * i, ref };
+    case 'transit':
+      return { kind, line: 'Yamanote', balance: 3_000 + 500 * i, ref };
+    case 'ticket':
+      return { kind, event: `Budokan live #${i + 1}`, seat: `A-${12 + i}`, used: false, ref };
+    case 'points':
+      return { kind, program: 'CardPoints', balance: 1_200 + 100 * i, ref };
+  }
+}
+
+function freshDataDir(): string {
+  const base = resolve('data');
+  mkdirSync(base, { recursive: true });
+  const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+  let dir = join(base, `demo-${stamp}`);
+  for (let n = 2; readdirSync(base).includes(dir.slice(base.length + 1)); n++) dir = join(base, `demo-${stamp}-${n}`);
+  return dir;
+}
+
+function describe(r: NormalReceipt): string {
+  if (r.state) return r.state;
+  return `balance ${r.balance}`;
+}
+
+function hopOf(id: string): string {
+  return id.split('/')[0] ?? id;
+}
+
+async function tryUse(t: TerminalRuntime, provider: string, op: 'balance' | 'pay' | 'use', area: string, amount?: number): Promise<{ ok: boolean; detail: string; receipt?: NormalReceipt }> {
+  try {
+    const receipt = await t.normalUse(provider, op, area, amount);
+    return { ok: true, detail: describe(receipt), receipt };
+  } catch (e) {
+    const code = e instanceof RemoteError ? e.code : 'ERROR';
+    return { ok: false, detail: `${code}: ${(e as Error).message}` };
+  }
+}
+
+function areaStates(chip: ChipRuntime): Array<{ area: string; provider: string; state: string }> {
+  return chip.memory
+    .list()
+    .filter((a) => a.state !== 'absent')
+    .map((a) => ({ area: a.area, provider: a.provider, state: a.state }));
+}
+
+export async function runDemo(opts: DemoOptions): Promise<DemoReport> {
+  if (!Number.isInteger(opts.items) || opts.items < 1 || opts.items > DEMO_ITEMS_MAX) {
+    throw new RangeError(`--items must be a whole number from 1 to ${DEMO_ITEMS_MAX}; got ${opts.items}`);
+  }
+  const say = opts.json ? () => {} : opts.out;
+  const dataDir = opts.data ? resolve(opts.data) : freshDataDir();
+  const rng = systemRng;
+  const plan = demoProviders(opts.items);
+  const hops: Record<string, number> = {};
+  let counting = false;
+  const log = createLogger({ level: 'silent' });
+
+  say(`valmove demo: ${opts.items} item(s) from ${opts.items} provider(s); data in ${dataDir}`);
+  const system = await EmbeddedSystem.start({
+    dataDir,
+    providers: plan.map((p) => p.provider),
+    rng,
+    log,
+    linkTap: ({ from, to }) => {
+      if (!counting) return;
+      const hop = `${hopOf(from)}->${hopOf(to)}`;
+      hops[hop] = (hops[hop] ?? 0) + 1;
+    },
+  });
+  try {
+    const tag = toHex(rng.bytes(3)).toUpperCase();
+    const user = 'alice';
+    const password = toHex(rng.bytes(12));
+    await system.server.createUser(user, password);
+
+    const source = await system.addChip(`SRC-${tag}`);
+    const destination = await system.addChip(`DST-${tag}`);
+    const oldPhone = await system.addTerminal(`old-phone-${tag}`);
+    const newPhone = await system.addTerminal(`new-phone-${tag}`);
+    system.insertChip(oldPhone, source);
+    system.insertChip(newPhone, destination);
+
+    await system.issue(
+      source,
+      plan.map((p, i) => ({ area: p.provider, provider: p.provider, value: demoValue(p.kind, i, toHex(rng.bytes(16))) })),
+    );
+    say(`source chip ${source.serial} issued with: ${plan.map((p) => `${p.kind} (${p.provider})`).join(', ')}`);
+    say(`destination chip ${destination.serial} is empty`);
+
+    for (const t of [oldPhone, newPhone]) {
+      system.connectToServer(t);
+      await t.login(user, password);
+      const reg = await t.register();
+      say(`${t.id}: ${user} logged in; chip ${reg.serial} registered (proved its serial with K_chip)`);
+    }
+    for (const p of plan) {
+      system.connectReader(oldPhone, p.provider);
+      system.connectReader(newPhone, p.provider);
+    }
+
+    const emoney = plan.find((p) => p.kind === 'emoney' || p.kind === 'transit' || p.kind === 'points');
+    if (emoney) {
+      const paid = await tryUse(oldPhone, emoney.provider, 'pay', emoney.provider, 500);
+      say(`normal use on the source: pay 500 from ${emoney.provider} -> ${paid.detail}`);
+    }
+
+    const before = new Map<string, string>();
+    let sumBefore = 0;
+    for (const p of plan) {
+      const r = await tryUse(oldPhone, p.provider, 'balance', p.provider);
+      before.set(p.provider, r.detail);
+      sumBefore += r.receipt?.balance ?? 0;
+    }
+
+    const onProgress = (e: ProgressEvent) => say(`  [${e.step.padEnd(9)}] ${e.text}`);
+    oldPhone.onProgress(onProgress);
+    newPhone.onProgress(onProgress);
+
+    counting = true;
+    const t0 = performance.now();
+    say(`\nmigrating ${source.serial} -> ${destination.serial} (source phase, Fig. 3)`);
+    const out = await oldPhone.migrateOut({ destination: destination.serial });
+    if (out.outcome !== 'uploaded') throw new Error(`source phase ended ${out.outcome}: ${out.reason ?? ''}`);
+    say(`source phase done: migration ${out.mig}; the source is locked (the backup), every item is held by its provider's migration SAM`);
+    say(`\ndestination phase (Fig. 4)`);
+    const done = await newPhone.migrateIn({ mig: out.mig });
+    const elapsedMs = Math.round(performance.now() - t0);
+    counting = false;
+    say(`migration ${done.mig}: ${done.outcome} in ${elapsedMs} ms\n`);
+
+    const items: DemoItem[] = [];
+    let sumAfter = 0;
+    for (const [i, p] of plan.entries()) {
+      const dst = await tryUse(newPhone, p.provider, 'balance', p.provider);
+      sumAfter += dst.receipt?.balance ?? 0;
+      items.push({
+        item: i,
+        area: p.provider,
+        provider: p.provider,
+        kind: p.kind,
+        before: before.get(p.provider) ?? '?',
+        after: dst.detail,
+        sourceAfter: source.memory.get(p.provider)?.state ?? 'absent',
+        destinationAfter: destination.memory.get(p.provider)?.state ?? 'absent',
+      });
+    }
+    say(
+      table(
+        ['item', 'provider', 'kind', 'before (source)', 'after (destination)', 'source area', 'destination area'],
+        items.map((it) => [String(it.item), it.provider, it.kind, it.before, it.after, it.sourceAfter, it.destinationAfter]),
+      ),
+    );
+
+    let payDst = { ok: false, detail: 'no spendable item' };
+    let paySrc = { ok: false, detail: 'no spendable item' };
+    if (emoney) {
+      payDst = await tryUse(newPhone, emoney.provider, 'pay', emoney.provider, 300);
+      paySrc = await tryUse(oldPhone, emoney.provider, 'pay', emoney.provider, 300);
+      say(`\npay 300 on the destination: ${payDst.ok ? 'accepted' : 'REFUSED'} (${payDst.detail})`);
+      say(`pay 300 on the source:      ${paySrc.ok ? 'ACCEPTED' : 'refused'} (${paySrc.detail})`);
+    }
+    const conserved = sumBefore === sumAfter;
+    say(`balances before ${sumBefore}, after ${sumAfter}: ${conserved ? 'conserved' : 'NOT CONSERVED'}`);
+    const totalMessages = Object.values(hops).reduce((a, b) => a + b, 0);
+    say(`messages during the migration: ${totalMessages} (${Object.entries(hops).map(([h, n]) => `${h} ${n}`).join(', ')})`);
+
+    return {
+      outcome: done.outcome,
+      mig: done.mig,
+      dataDir,
+      items,
+      chips: { [source.serial]: areaStates(source), [destination.serial]: areaStates(destination) },
+      paymentOnDestination: payDst,
+      paymentOnSource: paySrc,
+      messagesByHop: hops,
+      messagesTotal: totalMessages,
+      elapsedMs,
+      balances: { before: sumBefore, after: sumAfter, conserved },
+    };
+  } finally {
+    await system.stop();
+  }
+}

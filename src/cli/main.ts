@@ -1,0 +1,45 @@
+/**
+ * The `valmove` command. Each subcommand is one job a user of valmove does;
+ * `valmove --help` lists them.
+ */
+import { Command, InvalidArgumentError } from 'commander';
+import { runDemo, DEMO_ITEMS_MAX } from './demo.ts';
+
+function wholeNumber(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n)) throw new InvalidArgumentError('not a whole number');
+  return n;
+}
+
+export function buildCli(out: (line: string) => void = (l) => process.stdout.write(`${l}\n`)): Command {
+  const program = new Command();
+  program.name('valmove').description('Move stored value (e-money, passes, tickets, points) from one secure chip to another through one server.');
+
+  program
+    .command('demo')
+    .description('run a full migration with every party embedded in this process, LMDB under a data folder')
+    .option('--items <n>', `value items to move, one per provider (1-${DEMO_ITEMS_MAX})`, wholeNumber, 3)
+    .option('--data <dir>', 'data folder for every party\'s LMDB (default: a fresh folder under ./data)')
+    .option('--json', 'print one machine-readable report instead of the progress and tables', false)
+    .action(async (o: { items: number; data?: string; json: boolean }) => {
+      if (o.items < 1 || o.items > DEMO_ITEMS_MAX) {
+        program.error(`error: --items must be from 1 to ${DEMO_ITEMS_MAX}; got ${o.items}`, { exitCode: 2 });
+      }
+      const report = await runDemo({ items: o.items, data: o.data, json: o.json, out });
+      if (o.json) out(JSON.stringify(report, null, 2));
+      if (report.outcome !== 'completed') process.exitCode = 1;
+    });
+
+  return program;
+}
+
+/** Runs the command line; resolves with the exit code. */
+export async function main(argv: string[]): Promise<number> {
+  try {
+    await buildCli().parseAsync(argv);
+    return typeof process.exitCode === 'number' ? process.exitCode : 0;
+  } catch (e: unknown) {
+    process.stderr.write(`valmove: ${e instanceof Error ? e.message : String(e)}\n`);
+    return 1;
+  }
+}

@@ -1,0 +1,80 @@
+/**
+ * Every refusal valmove sends or throws carries a stable code (for programs)
+ * and a sentence (for people), as ws does with WS_ERR_* codes. Messages never
+ * contain key bytes, passwords or plaintext item values.
+ */
+export const ERROR_CODES = [
+  // envelope and transport (src/transport)
+  'BAD_JSON',
+  'BAD_ENVELOPE',
+  'UNKNOWN_TYPE',
+  'BAD_BODY',
+  'TOO_LARGE',
+  'BAD_SENDER',
+  'UNEXPECTED',
+  'NOT_FOUND',
+  'UNAUTHENTICATED',
+  'BUSY',
+  // users and authority
+  'LOGIN_FAILED',
+  'LOCKED_OUT',
+  'NOT_OWNER',
+  'NOT_REGISTERED',
+  'NOT_TRUSTED',
+  'RIGHT_DENIED',
+  'CHANNEL_RESERVED',
+  // chip and areas
+  'AREA_LOCKED',
+  'AREA_STATE',
+  'AREA_HELD',
+  'AREA_ABSENT',
+  'AREA_EXISTS',
+  'AUTH_FAILED',
+  'SESSION_FAILED',
+  'FRAME_REJECTED',
+  'KEY_CHECK_FAILED',
+  'COMMAND_REFUSED',
+  'STALE_COUNTER',
+  // migration
+  'PREFLIGHT_FAILED',
+  'NO_MIGRATION',
+  'WRONG_DESTINATION',
+  'GRANT_REFUSED',
+  'RECEIPT_REFUSED',
+  'DECISION_STANDS',
+  'MIGRATION_ABORTED',
+  'INSUFFICIENT_FUNDS',
+  'TICKET_USED',
+  'INTERNAL',
+] as const;
+
+export type ErrorCode = (typeof ERROR_CODES)[number];
+
+export class ProtocolError extends Error {
+  override readonly name = 'ProtocolError';
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+  ) {
+    super(message);
+  }
+
+  toBody(): { code: ErrorCode; message: string } {
+    return { code: this.code, message: this.message };
+  }
+}
+
+export function isErrorCode(s: string): s is ErrorCode {
+  return (ERROR_CODES as readonly string[]).includes(s);
+}
+
+/** An error another party reported (its code may be one this build does not know). */
+export class RemoteError extends Error {
+  override readonly name = 'RemoteError';
+  constructor(
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}

@@ -1,0 +1,172 @@
+/**
+ * The admin SAM's side of one admin session with a chip (K_chip), relayed by
+ * the server and the chip's terminal. One actor per session; the commands it
+ * runs are fixed when it starts:
+ *
+ *   identify   list                    (S1, S9, registration: the chip proves its serial)
+ *   lock       lock(temp) per area     (S3)
+ *   format     format(temp) per area   (S10)
+ *   activate   activate per area       (S16)
+ *   restore    restore per area        (rollback, source)
+ *   wipe       wipe per area           (rollback destination, or the source after commit)
+ *
+ * After each key install or slot switch the chip answers a key check value;
+ * the runtime compares it with what the admin SAM knows (the temp key, or the
+ * receipt's value for the destination's main key) and reports `verified`.
+ * A session that stalls fails at its deadline and the server retries.
+ */
+import { and, assign, emit, setup } from 'xstate';
+
+export const ADMIN_SESSION_MACHINE_VERSION = 1;
+
+/** How long an admin session may take before it is abandoned (the server retries the step). */
+export const ADMIN_SESSION_TIMEOUT_MS = 30_000;
+
+export type AdminOp = 'identify' | 'lock' | 'format' | 'activate' | 'restore' | 'wipe';
+
+/** A command as the machine sees it: no key material (the runtime adds temp keys from its store). */
+export interface AdminCommand {
+  op: 'list' | 'lock' | 'format' | 'activate' | 'restore' | 'wipe';
+  area?: string;
+  item?: number;
+  provider?: string;
+  recipient?: string;
+}
+
+export interface AdminSessionInput {
+  session: string;
+  op: AdminOp;
+  mig: string | null;
+  /** The serial this session must reach; null when the session is there to learn it (identify). */
+  serial: string | null;
+  commands: AdminCommand[];
+  request: string;
+  /** Expiry of the grants a lock or format session issues when it is done. */
+  expiresAt: number | null;
+  now: number;
+}
+
+export interface AdminSessionContext extends Omit<AdminSessionInput, 'now'> {
+  cursor: number;
+  provenSerial: string | null;
+  failure: { code: string; message: string } | null;
+  timer: { atMs: number; event: 'DEADLINE_PASSED' } | null;
+}
+
+export type AdminSessionEvent =
+  | { type: 'CHIP_ANSWERED'; serial: string; proofOk: boolean }
+  | { type: 'CHIP_REFUSED'; code: string; message: string }
+  | { type: 'CHIP_REPLIED'; ok: boolean; verified: boolean; code?: string; message?: string }
+  | { type: 'DEADLINE_PASSED' };
+
+export type AdminSessionIntent =
+  | { type: 'beginAuth'; session: string }
+  | { type: 'sendCommand'; session: string; index: number; first: boolean }
+  | { type: 'sessionDone'; session: string }
+  | { type: 'sessionFailed'; session: string; code: string; message: string };
+
+type E<T extends AdminSessionEvent['type']> = Extract<AdminSessionEvent, { type: T }>;
+
+export const adminSessionMachine = setup({
+  types: {
+    context: {} as AdminSessionContext,
+    events: {} as AdminSessionEvent,
+    emitted: {} as AdminSessionIntent,
+    input: {} as AdminSessionInput,
+  },
+  guards: {
+    chipProven: ({ context, event }) => {
+      const e = event as E<'CHIP_ANSWERED'>;
+      return e.proofOk && (context.serial === null || context.serial === e.serial);
+    },
+    replyAccepted: ({ event }) => {
+      const e = event as E<'CHIP_REPLIED'>;
+      return e.ok && e.verified;
+    },
+    moreCommands: ({ context }) => context.cursor + 1 < context.commands.length,
+  },
+  actions: {
+    beginAuth: emit(({ context }) => ({ type: 'beginAuth' as const, session: context.session })),
+    noteSerial: assign({ provenSerial: ({ event }) => (event as E<'CHIP_ANSWERED'>).serial }),
+    sendFirst: emit(({ context }) => ({ type: 'sendCommand' as const, session: context.session, index: 0, first: true })),
+    sendNext: emit(({ context }) => ({ type: 'sendCommand' as const, session: context.session, index: context.cursor, first: false })),
+    advance: assign({ cursor: ({ context }) => context.cursor + 1 }),
+    failAuth: assign({
+      failure: ({ context, event }) => {
+        const e = event as E<'CHIP_ANSWERED'>;
+        return e.proofOk
+          ? { code: 'AUTH_FAILED', message: `the chip proved serial ${e.serial}, but this session is for ${context.serial}` }
+          : { code: 'AUTH_FAILED', message: 'the chip\'s proof does not verify under K_chip for the serial it claims' };
+      },
+    }),
+    failRefused: assign({
+      failure: ({ event }) => {
+        const e = event as E<'CHIP_REFUSED'>;
+        return { code: e.code, message: e.message };
+      },
+    }),
+    failReply: assign({
+      failure: ({ context, event }) => {
+        const e = event as E<'CHIP_REPLIED'>;
+        const cmd = context.commands[context.cursor];
+        return e.ok
+          ? { code: 'KEY_CHECK_FAILED', message: `the key check value after ${cmd?.op} on ${cmd?.area} does not match` }
+          : { code: e.code ?? 'COMMAND_REFUSED', message: e.message ?? `${cmd?.op} refused by the chip` };
+      },
+    }),
+    failTimeout: assign({ failure: { code: 'SESSION_FAILED', message: `the admin session did not finish within ${ADMIN_SESSION_TIMEOUT_MS} ms` } }),
+    disarm: assign({ timer: null }),
+    done: emit(({ context }) => ({ type: 'sessionDone' as const, session: context.session })),
+    failed: emit(({ context }) => ({
+      type: 'sessionFailed' as const,
+      session: context.session,
+      code: context.failure?.code ?? 'SESSION_FAILED',
+      message: context.failure?.message ?? 'admin session failed',
+    })),
+  },
+}).createMachine({
+  id: 'adminSession',
+  context: ({ input }) => ({
+    session: input.session,
+    op: input.op,
+    mig: input.mig,
+    serial: input.serial,
+    commands: input.commands,
+    request: input.request,
+    expiresAt: input.expiresAt,
+    cursor: 0,
+    provenSerial: null,
+    failure: null,
+    timer: { atMs: input.now + ADMIN_SESSION_TIMEOUT_MS, event: 'DEADLINE_PASSED' },
+  }),
+  initial: 'authenticating',
+  states: {
+    authenticating: {
+      description: 'Challenge sent; the chip answers with its serial, its challenge and a proof under K_chip(serial).',
+      entry: 'beginAuth',
+      on: {
+        CHIP_ANSWERED: [
+          { guard: 'chipProven', target: 'exchanging', actions: ['noteSerial', 'sendFirst'] },
+          { target: 'failed', actions: 'failAuth' },
+        ],
+        CHIP_REFUSED: { target: 'failed', actions: 'failRefused' },
+      },
+    },
+    exchanging: {
+      description: 'Our proof went with the first command; each reply is checked (key check value) before the next command.',
+      on: {
+        CHIP_REPLIED: [
+          { guard: and(['replyAccepted', 'moreCommands']), target: 'exchanging', actions: ['advance', 'sendNext'] },
+          { guard: 'replyAccepted', target: 'done', actions: 'advance' },
+          { target: 'failed', actions: 'failReply' },
+        ],
+        CHIP_REFUSED: { target: 'failed', actions: 'failRefused' },
+      },
+    },
+    done: { type: 'final', entry: ['disarm', 'done'] },
+    failed: { type: 'final', entry: ['disarm', 'failed'] },
+  },
+  on: {
+    DEADLINE_PASSED: { target: '.failed', actions: 'failTimeout' },
+  },
+});

@@ -1,0 +1,84 @@
+/**
+ * The area key lifecycle (protocol.md §2), the key-swap statechart:
+ *
+ *   absent --FORMAT(temp)--> provisioned --DOWNLOAD(data, main)--> loaded --ACTIVATE--> mainActive
+ *   mainActive --LOCK(temp)--> locked --RESTORE--> mainActive      (rollback, source)
+ *   provisioned | loaded --WIPE--> absent                          (rollback, destination)
+ *   locked --WIPE--> absent                                         (after commit, source)
+ *
+ * Every arrow is a command in an authenticated session and nothing else
+ * changes an area. The chip runs every command through this machine inside
+ * the LMDB transaction that writes the area (src/actors/chip.actor.ts), so
+ * the chart is the rule, not a picture of it.
+ *
+ * Sessions open only where the active slot holds the key they use:
+ * OPEN_UPLOAD (temp, locked), OPEN_DOWNLOAD (temp, provisioned), OPEN_NORMAL
+ * (main, mainActive). UPLOAD and USE are self-loops: they read or change the
+ * value, never the keys.
+ */
+import { getNextSnapshot, setup } from 'xstate';
+
+export const AREA_MACHINE_VERSION = 1;
+
+/** Areas one chip can hold (a secure element's file system is small). */
+export const CHIP_AREAS_MAX = 32;
+
+export const AREA_STATES = ['absent', 'provisioned', 'loaded', 'mainActive', 'locked'] as const;
+export type AreaState = (typeof AREA_STATES)[number];
+
+export const AREA_COMMANDS = ['FORMAT', 'DOWNLOAD', 'ACTIVATE', 'LOCK', 'RESTORE', 'WIPE'] as const;
+export type AreaCommand = (typeof AREA_COMMANDS)[number];
+
+export const AREA_SESSION_EVENTS = ['OPEN_UPLOAD', 'OPEN_DOWNLOAD', 'OPEN_NORMAL', 'UPLOAD', 'USE'] as const;
+export type AreaSessionEvent = (typeof AREA_SESSION_EVENTS)[number];
+
+export type AreaEvent = { type: AreaCommand | AreaSessionEvent };
+
+/** Which key slot is active in each state; `null` means no key at all. */
+export const ACTIVE_SLOT: Record<AreaState, 'main' | 'temp' | null> = {
+  absent: null,
+  provisioned: 'temp',
+  loaded: 'temp',
+  mainActive: 'main',
+  locked: 'temp',
+};
+
+export const areaMachine = setup({
+  types: { events: {} as AreaEvent },
+}).createMachine({
+  id: 'area',
+  initial: 'absent',
+  states: {
+    absent: {
+      description: 'No keys, no data.',
+      on: { FORMAT: 'provisioned' },
+    },
+    provisioned: {
+      description: 'Formatted with the temp key only (S10); a download session may open.',
+      on: { DOWNLOAD: 'loaded', WIPE: 'absent', OPEN_DOWNLOAD: 'provisioned' },
+    },
+    loaded: {
+      description: 'Data and main key installed, temp key still active: not spendable yet.',
+      on: { ACTIVATE: 'mainActive', WIPE: 'absent' },
+    },
+    mainActive: {
+      description: 'Main key active: spendable through the normal SAM.',
+      on: { LOCK: 'locked', OPEN_NORMAL: 'mainActive', USE: 'mainActive' },
+    },
+    locked: {
+      description: 'Temp key active (S3): unusable normally, the backup; an upload session may open.',
+      on: { RESTORE: 'mainActive', WIPE: 'absent', OPEN_UPLOAD: 'locked', UPLOAD: 'locked' },
+    },
+  },
+});
+
+/**
+ * Whether the lifecycle allows `event` in `state`, and the state it leads to
+ * (null: refused). The chip asks this inside the transaction of every
+ * command, so the chart above is the rule.
+ */
+export function areaTransition(state: AreaState, event: AreaCommand | AreaSessionEvent): AreaState | null {
+  const snap = areaMachine.resolveState({ value: state, context: undefined as never });
+  if (!snap.can({ type: event })) return null;
+  return getNextSnapshot(areaMachine, snap, { type: event }).value as AreaState;
+}

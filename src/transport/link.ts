@@ -1,0 +1,31 @@
+/**
+ * A Link is one connection between two parties, as a WebSocket is: ordered,
+ * message-oriented, closable. Parties see only this interface, so the
+ * in-memory pipe, the WebSocket transport and the simulator's scheduled
+ * network are interchangeable without touching machines or actors.
+ */
+export interface Link {
+  /** For logs and traces: "server->admin-sam". */
+  readonly label: string;
+  readonly isOpen: boolean;
+  send(data: Uint8Array): void;
+  onMessage(handler: (data: Uint8Array) => void): void;
+  onClose(handler: (reason: string) => void): void;
+  close(reason?: string): void;
+}
+
+/** Sees every message that crosses a link, as bytes. Used by the run recorder and the confidentiality tests. */
+export interface LinkTap {
+  (record: { link: string; from: string; to: string; bytes: Uint8Array }): void;
+}
+
+/** Delivers a callback later; the default is the event loop, the simulator substitutes its own. */
+export interface Scheduler {
+  defer(fn: () => void): void;
+}
+
+export const immediateScheduler: Scheduler = {
+  defer(fn) {
+    setImmediate(fn);
+  },
+};

@@ -1,0 +1,177 @@
+/**
+ * The message catalog: every envelope type any party sends, its body schema,
+ * and whether it is a request (kept in the sender's outbox until answered),
+ * a reply (carries `corr`, the id of the request it answers) or a notice
+ * (fire and forget: relayed session frames and progress lines).
+ *
+ * Bodies are validated here, once, at the transport boundary (style.md §3);
+ * past decodeEnvelope() the types are trusted.
+ */
+import { z } from 'zod';
+
+/** Limits on what one body may hold; every field is bounded. */
+export const NAME_CHARS_MAX = 128;
+export const FRAME_DATA_CHARS_MAX = 24 * 1024; // base64 of a 16 KiB session frame plus headroom
+export const ITEMS_PER_MIGRATION_MAX = 64;
+export const TEXT_CHARS_MAX = 512;
+
+const name = z.string().min(1).max(NAME_CHARS_MAX).regex(/^[A-Za-z0-9._:/@+-]+$/, 'letters, digits and ._:/@+- only');
+const b64 = (maxChars: number) => z.string().max(maxChars).regex(/^[A-Za-z0-9_-]*$/, 'base64url without padding');
+const itemIndex = z.number().int().min(0).max(ITEMS_PER_MIGRATION_MAX - 1);
+const text = z.string().max(TEXT_CHARS_MAX);
+const ms = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
+
+export const areaStateSchema = z.enum(['absent', 'provisioned', 'loaded', 'mainActive', 'locked']);
+export const purposeSchema = z.enum(['register', 'source', 'destination']);
+export const rightSchema = z.enum(['upload', 'download', 'clear']);
+
+export const grantSchema = z.strictObject({
+  mig: name,
+  item: itemIndex,
+  area: name,
+  serial: name,
+  purpose: z.enum(['upload', 'download']),
+  provider: name,
+  recipient: name,
+  expiresAt: ms,
+  ephPub: b64(64),
+  sealed: b64(128),
+  sig: b64(128),
+});
+
+export const receiptSchema = z.strictObject({
+  mig: name,
+  item: itemIndex,
+  serial: name,
+  area: name,
+  provider: name,
+  kcv: b64(32),
+  sig: b64(128),
+});
+
+const migrationItem = z.strictObject({ item: itemIndex, area: name, provider: name, recipient: name });
+
+/** Each entry: [kind, body schema]. */
+export const MESSAGES = {
+  // generic
+  error: ['reply', z.strictObject({ code: name, message: text })],
+
+  // terminal <-> chip (the phone's local link; chip frames are already AEAD)
+  'chip.select': ['request', z.strictObject({})],
+  'chip.info': [
+    'reply',
+    z.strictObject({ serial: name, areas: z.array(z.strictObject({ area: name, provider: name })).max(ITEMS_PER_MIGRATION_MAX) }),
+  ],
+  frame: ['notice', z.strictObject({ session: name, data: b64(FRAME_DATA_CHARS_MAX) })],
+
+  // terminal <-> server
+  'login.begin': ['request', z.strictObject({ user: name })],
+  'login.challenge': [
+    'reply',
+    z.strictObject({ user: name, salt: b64(64), N: z.number().int().min(2).max(2 ** 20), r: z.number().int().min(1).max(32), p: z.number().int().min(1).max(16) }),
+  ],
+  'login.proof': ['request', z.strictObject({ user: name, proof: b64(64) })],
+  'login.ok': ['reply', z.strictObject({ user: name })],
+  'chip.register': ['request', z.strictObject({})],
+  'chip.registered': ['reply', z.strictObject({ serial: name, user: name })],
+  'migrate.out': ['request', z.strictObject({ destination: name.optional(), deadlineMs: ms.optional() })],
+  'migrate.in': ['request', z.strictObject({ mig: name.optional() })],
+  'migrate.result': [
+    'reply',
+    z.strictObject({
+      mig: name,
+      phase: z.enum(['source', 'destination']),
+      outcome: z.enum(['uploaded', 'completed', 'refused', 'rolledBack', 'failed']),
+      reason: text.optional(),
+      items: z.array(z.strictObject({ item: itemIndex, area: name, provider: name })).max(ITEMS_PER_MIGRATION_MAX),
+    }),
+  ],
+  'migrate.cancel': ['request', z.strictObject({ mig: name })],
+  'migrate.cancelled': ['reply', z.strictObject({ mig: name, decision: z.enum(['committed', 'aborted']) })],
+  'channel.reserve': ['request', z.strictObject({ purpose: z.enum(['register', 'source', 'destination']), mig: name.optional() })],
+  'channel.reserved': ['reply', z.strictObject({})],
+  'channel.release': ['request', z.strictObject({ mig: name.optional() })],
+  'channel.released': ['reply', z.strictObject({})],
+  progress: ['notice', z.strictObject({ mig: name, step: name, text })],
+
+  // server <-> admin SAM
+  'admin.identify': ['request', z.strictObject({ session: name, purpose: purposeSchema })],
+  'admin.identified': [
+    'reply',
+    z.strictObject({
+      serial: name,
+      areas: z.array(z.strictObject({ area: name, provider: name, state: areaStateSchema })).max(ITEMS_PER_MIGRATION_MAX),
+    }),
+  ],
+  'admin.lock': [
+    'request',
+    z.strictObject({ session: name, serial: name, items: z.array(migrationItem).min(1).max(ITEMS_PER_MIGRATION_MAX), expiresAt: ms }),
+  ],
+  'admin.locked': ['reply', z.strictObject({ grants: z.array(grantSchema).max(ITEMS_PER_MIGRATION_MAX) })],
+  'admin.format': [
+    'request',
+    z.strictObject({ session: name, serial: name, items: z.array(migrationItem).min(1).max(ITEMS_PER_MIGRATION_MAX), expiresAt: ms }),
+  ],
+  'admin.formatted': ['reply', z.strictObject({ grants: z.array(grantSchema).max(ITEMS_PER_MIGRATION_MAX) })],
+  'admin.commit': ['request', z.strictObject({ receipts: z.array(receiptSchema).min(1).max(ITEMS_PER_MIGRATION_MAX) })],
+  'admin.abort': ['request', z.strictObject({ reason: text })],
+  'admin.decision': ['reply', z.strictObject({ decision: z.enum(['committed', 'aborted']), reason: text.optional() })],
+  'admin.activate': ['request', z.strictObject({ session: name, serial: name })],
+  'admin.activated': ['reply', z.strictObject({ serial: name })],
+  'admin.restore': ['request', z.strictObject({ session: name, serial: name })],
+  'admin.restored': ['reply', z.strictObject({ serial: name })],
+  'admin.wipe': ['request', z.strictObject({ session: name, serial: name, role: z.enum(['source', 'destination']) })],
+  'admin.wiped': ['reply', z.strictObject({ serial: name })],
+
+  // server <-> migration SAM
+  'msam.preflight': ['request', z.strictObject({ rights: z.array(rightSchema).min(1).max(3) })],
+  'msam.ready': ['reply', z.strictObject({ provider: name })],
+  'msam.upload': ['request', z.strictObject({ session: name, grant: grantSchema })],
+  'msam.uploaded': ['reply', z.strictObject({})],
+  'msam.download': ['request', z.strictObject({ session: name, grant: grantSchema })],
+  'msam.downloaded': ['reply', z.strictObject({ receipt: receiptSchema })],
+  'msam.clear': ['request', z.strictObject({})],
+  'msam.cleared': ['reply', z.strictObject({})],
+  'msam.fence': ['request', z.strictObject({})],
+  'msam.fenced': ['reply', z.strictObject({})],
+
+  // migration SAM <-> its own normal SAM (inside one provider)
+  'nsam.main-key': ['request', z.strictObject({ serial: name, area: name })],
+  'nsam.main-key.sealed': ['reply', z.strictObject({ ephPub: b64(64), sealed: b64(128) })],
+
+  // terminal acting as a reader <-> a provider's normal SAM (normal use)
+  'normal.begin': [
+    'request',
+    z.strictObject({
+      session: name,
+      op: z.enum(['balance', 'pay', 'topup', 'use']),
+      area: name,
+      amount: z.number().int().min(0).max(1_000_000_000).optional(),
+    }),
+  ],
+  'normal.receipt': [
+    'reply',
+    z.strictObject({
+      op: z.enum(['balance', 'pay', 'topup', 'use']),
+      area: name,
+      kind: name,
+      amount: z.number().int().optional(),
+      balance: z.number().int().optional(),
+      state: text.optional(),
+    }),
+  ],
+} as const satisfies Record<string, readonly ['request' | 'reply' | 'notice', z.ZodType]>;
+
+export type MessageType = keyof typeof MESSAGES;
+export type MessageKind = 'request' | 'reply' | 'notice';
+export type BodyOf<T extends MessageType> = z.infer<(typeof MESSAGES)[T][1]>;
+export type Grant = z.infer<typeof grantSchema>;
+export type Receipt = z.infer<typeof receiptSchema>;
+
+export function isMessageType(t: string): t is MessageType {
+  return Object.prototype.hasOwnProperty.call(MESSAGES, t);
+}
+
+export function kindOf(t: MessageType): MessageKind {
+  return MESSAGES[t][0];
+}
