@@ -88,6 +88,9 @@ interface Hosted {
 }
 
 /** A machine context that waits keeps its deadline as data (architecture.md: timers are data). */
+/** An event for a hosted machine: the runtime checks it against the machine with `can()` before sending. */
+export type MachineEvent = { type: string; [field: string]: unknown };
+
 export interface TimerData {
   atMs: number;
   event: string;
@@ -436,7 +439,7 @@ export abstract class PartyRuntime {
   }
 
   private intent(key: string, e: EventObject): void {
-    this.onIntent(key, e, this.current());
+    this.onIntent(key, e as never, this.current());
   }
 
   /** Creates and starts an actor in this turn; its entry actions run now and their emits are handled. */
@@ -467,12 +470,12 @@ export abstract class PartyRuntime {
    * transition for it, nothing changes and the caller gets UNEXPECTED: an
    * unexpected message is refused, never silently swallowed.
    */
-  protected dispatch(key: string, event: EventObject): void {
+  protected dispatch(key: string, event: MachineEvent): void {
     const turn = this.current();
     const h = this.hosted.get(key);
     if (!h) throw new ProtocolError('NOT_FOUND', `${this.id} has no ${key}`);
     const snap = h.actor.getSnapshot();
-    if (snap.status !== 'active' || !snap.can(event)) {
+    if (snap.status !== 'active' || !snap.can(event as EventObject)) {
       throw new ProtocolError(
         'UNEXPECTED',
         `${event.type} is not expected by ${key} in state ${JSON.stringify(snap.value)}`,
@@ -480,26 +483,26 @@ export abstract class PartyRuntime {
     }
     turn.dirty = true;
     turn.touched.add(key);
-    h.actor.send(event);
+    h.actor.send(event as EventObject);
   }
 
   /** Like dispatch, but reports whether the event applied instead of throwing. */
-  protected tryDispatch(key: string, event: EventObject): boolean {
+  protected tryDispatch(key: string, event: MachineEvent): boolean {
     const h = this.hosted.get(key);
     if (!h) return false;
     const snap = h.actor.getSnapshot();
-    if (snap.status !== 'active' || !snap.can(event)) return false;
+    if (snap.status !== 'active' || !snap.can(event as EventObject)) return false;
     this.dispatch(key, event);
     return true;
   }
 
   /** Queues an event for an actor after the current one (a runtime result fed back to a machine). */
-  protected raise(key: string, event: EventObject): void {
+  protected raise(key: string, event: MachineEvent): void {
     this.current().internal.push({ key, event });
   }
 
   /** Handles one event a machine emitted: an outbound message or a named effect. */
-  protected abstract onIntent(key: string, intent: EventObject, turn: Turn): void;
+  protected abstract onIntent(key: string, intent: never, turn: Turn): void;
 
   /** Handles a validated, deduplicated envelope; throws ProtocolError before any change to refuse it. */
   protected abstract onEnvelope(env: AnyEnvelope, peer: string): void;

@@ -1,0 +1,44 @@
+/**
+ * Sealing a key to one recipient's X25519 public key (an ephemeral-static
+ * ECDH box): used for temp-key grants (admin SAM -> migration SAM) and main
+ * keys (normal SAM -> its migration SAM). The key of each box is used once,
+ * so a zero nonce is safe; `aad` binds the box to what it is for.
+ */
+import { chacha20poly1305 } from '@noble/ciphers/chacha.js';
+import { x25519 } from '@noble/curves/ed25519.js';
+import { hkdf } from '@noble/hashes/hkdf.js';
+import { sha256 } from '@noble/hashes/sha2.js';
+import { concatBytes, fromB64, toB64, utf8, type Bytes } from './bytes.ts';
+import { CryptoError } from './errors.ts';
+import type { Identity } from './identity.ts';
+import type { Rng } from './random.ts';
+
+const ZERO_NONCE = new Uint8Array(12);
+
+function boxKey(shared: Bytes, ephPub: Bytes, recipientPub: Bytes, info: string): Bytes {
+  return hkdf(sha256, shared, concatBytes(ephPub, recipientPub), utf8(info), 32);
+}
+
+export interface SealedBox {
+  ephPub: string;
+  sealed: string;
+}
+
+export function sealTo(recipientBoxPublic: Bytes, plaintext: Bytes, info: string, aad: Bytes, rng: Rng): SealedBox {
+  const eph = rng.bytes(32);
+  const ephPub = x25519.getPublicKey(eph);
+  const shared = x25519.getSharedSecret(eph, recipientBoxPublic);
+  const key = boxKey(shared, ephPub, recipientBoxPublic, info);
+  return { ephPub: toB64(ephPub), sealed: toB64(chacha20poly1305(key, ZERO_NONCE, aad).encrypt(plaintext)) };
+}
+
+export function openSealed(recipient: Identity, ephPubB64: string, sealedB64: string, info: string, aad: Bytes): Bytes {
+  try {
+    const ephPub = fromB64(ephPubB64);
+    const shared = x25519.getSharedSecret(recipient.boxSecret.reveal(), ephPub);
+    const key = boxKey(shared, ephPub, recipient.boxPublic, info);
+    return chacha20poly1305(key, ZERO_NONCE, aad).decrypt(fromB64(sealedB64));
+  } catch {
+    throw new CryptoError('SEAL_INVALID', 'the sealed box does not open with this key for this purpose');
+  }
+}

@@ -1,0 +1,31 @@
+/**
+ * Crypto failures carry a stable code and a sentence; they never contain key
+ * bytes or plaintext (style.md: secrets are types, errors are for people).
+ */
+export type CryptoErrorCode =
+  | 'BAD_ENCODING'
+  | 'BAD_KEY'
+  | 'AUTH_FAILED'
+  | 'FRAME_REPLAY'
+  | 'FRAME_REORDER'
+  | 'FRAME_TAMPERED'
+  | 'FRAME_TOO_LARGE'
+  | 'GRANT_INVALID'
+  | 'GRANT_EXPIRED'
+  | 'GRANT_BINDING'
+  | 'RECEIPT_INVALID'
+  | 'HANDSHAKE_FAILED'
+  | 'UNTRUSTED_PEER'
+  | 'CHANNEL_REPLAY'
+  | 'CHANNEL_TAMPERED'
+  | 'SEAL_INVALID';
+
+export class CryptoError extends Error {
+  override readonly name = 'CryptoError';
+  constructor(
+    readonly code: CryptoErrorCode,
+    message: string,
+  ) {
+    super(message);
+  }
+}

@@ -1,0 +1,34 @@
+/**
+ * Key diversification (protocol.md §1–2): K_chip per chip from the issuer
+ * master, K_main per (chip, area) from the provider master; and the key check
+ * value a chip answers after any key install or slot switch.
+ */
+import { hkdf } from '@noble/hashes/hkdf.js';
+import { hmac } from '@noble/hashes/hmac.js';
+import { sha256 } from '@noble/hashes/sha2.js';
+import { encodeFields, utf8, type Bytes } from './bytes.ts';
+import { CryptoError } from './errors.ts';
+import { Secret } from './secret.ts';
+
+export const KEY_BYTES = 32;
+export const KCV_BYTES = 8;
+
+function requireKey(k: Secret, what: string): void {
+  if (k.length !== KEY_BYTES) throw new CryptoError('BAD_KEY', `${what} must be ${KEY_BYTES} bytes`);
+}
+
+export function deriveChipKey(issuerMaster: Secret, serial: string): Secret {
+  requireKey(issuerMaster, 'the issuer master key');
+  return Secret.of(hkdf(sha256, issuerMaster.reveal(), utf8('valmove/v1/k-chip'), encodeFields(serial), KEY_BYTES));
+}
+
+export function deriveMainKey(providerMaster: Secret, serial: string, area: string): Secret {
+  requireKey(providerMaster, 'the provider master key');
+  return Secret.of(hkdf(sha256, providerMaster.reveal(), utf8('valmove/v1/k-main'), encodeFields(serial, area), KEY_BYTES));
+}
+
+/** MAC of a fixed string, the serial and the area under `key`: proves which key is in a slot without showing it. */
+export function keyCheckValue(key: Secret, serial: string, area: string): Bytes {
+  requireKey(key, 'a key checked by value');
+  return hmac(sha256, key.reveal(), encodeFields('valmove/v1/kcv', serial, area)).subarray(0, KCV_BYTES);
+}

@@ -1,0 +1,104 @@
+/**
+ * Chip <-> SAM sessions (protocol.md §2): symmetric mutual authentication
+ * keyed by the area's active key (FeliCa / GlobalPlatform style), then AEAD
+ * frames (ChaCha20-Poly1305) with a per-direction counter in the nonce. A
+ * frame whose counter is not exactly the next one is refused: no replay, no
+ * reordering inside a session. A SAM holding the wrong slot's key simply
+ * fails to authenticate: that is how locking works.
+ */
+import { chacha20poly1305 } from '@noble/ciphers/chacha.js';
+import { hkdf } from '@noble/hashes/hkdf.js';
+import { hmac } from '@noble/hashes/hmac.js';
+import { sha256 } from '@noble/hashes/sha2.js';
+import { concatBytes, encodeFields, equalBytes, readU64be, u32be, u64be, type Bytes } from './bytes.ts';
+import { CryptoError } from './errors.ts';
+import { Secret } from './secret.ts';
+
+export type Purpose = 'admin' | 'upload' | 'download' | 'normal';
+
+export interface SessionBinding {
+  serial: string;
+  area: string;
+  mig: string;
+  purpose: Purpose;
+}
+
+export const CHALLENGE_BYTES = 16;
+export const PROOF_BYTES = 32;
+/** Largest plaintext in one session frame. */
+export const FRAME_BYTES_MAX = 16 * 1024;
+const COUNTER_BYTES = 8;
+const TAG_BYTES = 16;
+
+export function chipProof(key: Secret, b: SessionBinding, rSam: Bytes, rChip: Bytes): Bytes {
+  return hmac(sha256, key.reveal(), encodeFields('valmove/v1/auth/chip', rSam, rChip, b.serial, b.area, b.mig, b.purpose));
+}
+
+export function samProof(key: Secret, b: SessionBinding, rSam: Bytes, rChip: Bytes): Bytes {
+  return hmac(sha256, key.reveal(), encodeFields('valmove/v1/auth/sam', rChip, rSam, b.serial, b.area, b.mig, b.purpose));
+}
+
+export function verifyProof(expected: Bytes, got: Bytes): boolean {
+  return equalBytes(expected, got);
+}
+
+/**
+ * Two direction keys from the area key, both challenges and the binding: a
+ * session can not be moved to another chip, area, migration or purpose.
+ */
+export function deriveSessionKeys(key: Secret, b: SessionBinding, rSam: Bytes, rChip: Bytes): { samToChip: Secret; chipToSam: Secret } {
+  const okm = hkdf(sha256, key.reveal(), concatBytes(rSam, rChip), encodeFields('valmove/v1/session', b.serial, b.area, b.mig, b.purpose), 64);
+  return { samToChip: Secret.of(okm.subarray(0, 32)), chipToSam: Secret.of(okm.subarray(32)) };
+}
+
+function nonce(direction: 0 | 1, counter: bigint): Bytes {
+  return concatBytes(u32be(direction), u64be(counter));
+}
+
+export class FrameSealer {
+  private counter = 0n;
+  constructor(
+    private readonly key: Secret,
+    private readonly direction: 0 | 1,
+  ) {}
+
+  seal(plaintext: Bytes): Bytes {
+    if (plaintext.length > FRAME_BYTES_MAX) throw new CryptoError('FRAME_TOO_LARGE', `a session frame holds at most ${FRAME_BYTES_MAX} bytes`);
+    const c = this.counter++;
+    const head = u64be(c);
+    return concatBytes(head, chacha20poly1305(this.key.reveal(), nonce(this.direction, c), head).encrypt(plaintext));
+  }
+}
+
+export class FrameOpener {
+  private expected = 0n;
+  constructor(
+    private readonly key: Secret,
+    private readonly direction: 0 | 1,
+  ) {}
+
+  /** Opens the next frame; on any error nothing advances. */
+  open(frame: Bytes): Bytes {
+    if (frame.length < COUNTER_BYTES + TAG_BYTES) throw new CryptoError('FRAME_TAMPERED', 'session frame is too short');
+    if (frame.length > COUNTER_BYTES + TAG_BYTES + FRAME_BYTES_MAX) throw new CryptoError('FRAME_TOO_LARGE', 'session frame is too large');
+    const c = readU64be(frame);
+    if (c < this.expected) throw new CryptoError('FRAME_REPLAY', `frame counter ${c} was already used; expected ${this.expected}`);
+    if (c > this.expected) throw new CryptoError('FRAME_REORDER', `frame counter ${c} arrived before ${this.expected}`);
+    let plain: Bytes;
+    try {
+      plain = chacha20poly1305(this.key.reveal(), nonce(this.direction, c), frame.subarray(0, COUNTER_BYTES)).decrypt(frame.subarray(COUNTER_BYTES));
+    } catch {
+      throw new CryptoError('FRAME_TAMPERED', `frame ${c} fails authentication`);
+    }
+    this.expected = c + 1n;
+    return plain;
+  }
+}
+
+export function samSessionCiphers(keys: { samToChip: Secret; chipToSam: Secret }): { sealer: FrameSealer; opener: FrameOpener } {
+  return { sealer: new FrameSealer(keys.samToChip, 0), opener: new FrameOpener(keys.chipToSam, 1) };
+}
+
+export function chipSessionCiphers(keys: { samToChip: Secret; chipToSam: Secret }): { sealer: FrameSealer; opener: FrameOpener } {
+  return { sealer: new FrameSealer(keys.chipToSam, 1), opener: new FrameOpener(keys.samToChip, 0) };
+}
