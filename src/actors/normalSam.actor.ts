@@ -138,15 +138,16 @@ export class NormalSamRuntime extends PartyRuntime {
       case 'answerReceipt': {
         const r = w.receipt!;
         this.send(peer, 'normal.receipt', { op: ctx.op, area: ctx.area, ...r }, { corr: intent.request });
+        this.work.delete(ctx.session);
         return;
       }
       case 'answerFailed':
         this.send(peer, 'error', { code: intent.code, message: intent.message }, { corr: intent.request });
+        this.work.delete(ctx.session);
         return;
       case 'endSession': {
         const close = this.sessions.close(ctx.session);
         if (close) frame(close);
-        this.work.delete(ctx.session);
         return;
       }
     }

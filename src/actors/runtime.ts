@@ -104,6 +104,8 @@ export abstract class PartyRuntime {
   protected readonly log: Logger;
   private readonly deps: RuntimeDeps;
   private readonly links = new Map<string, Link>();
+  /** The party id at the other end of each link, when it differs from the link's name (a terminal's "chip"). */
+  private readonly remoteIds = new Map<string, string>();
   private readonly hosted = new Map<string, Hosted>();
   private queue: Job[] = [];
   private draining = false;
@@ -171,11 +173,15 @@ export abstract class PartyRuntime {
 
   // ---- links -----------------------------------------------------------------
 
-  /** Binds a link to a peer (by the peer's party id), and resends what the outbox holds for it. */
-  attach(peer: string, link: Link): void {
+  /**
+   * Binds a link to a peer name, and resends what the outbox holds for it.
+   * `remoteId` is the party id at the other end when the name is an alias.
+   */
+  attach(peer: string, link: Link, remoteId: string = peer): void {
     const previous = this.links.get(peer);
     if (previous && previous !== link) previous.close('replaced by a new connection');
     this.links.set(peer, link);
+    this.remoteIds.set(peer, remoteId);
     link.onMessage((bytes) => this.enqueue({ kind: 'message', peer, bytes }));
     link.onClose((reason) => {
       if (this.links.get(peer) === link) {
@@ -299,8 +305,9 @@ export abstract class PartyRuntime {
     if (env.to !== this.id) {
       throw new ProtocolError('BAD_ENVELOPE', `message is addressed to ${env.to}, but this is ${this.id}`);
     }
-    if (env.from !== peer) {
-      throw new ProtocolError('BAD_SENDER', `message says it is from ${env.from}, but arrived on the link of ${peer}`);
+    const remote = this.remoteIds.get(peer) ?? peer;
+    if (env.from !== remote) {
+      throw new ProtocolError('BAD_SENDER', `message says it is from ${env.from}, but arrived on the link of ${remote}`);
     }
     const kind = kindOf(env.type);
     if (env.corr !== undefined) {
@@ -340,7 +347,7 @@ export abstract class PartyRuntime {
       id: `${this.id}#e${this.rngId()}`,
       corr: head.id,
       from: this.id,
-      to: head.from ?? peer,
+      to: this.remoteIds.get(peer) ?? peer,
       type: 'error',
       body: err.toBody(),
     };
@@ -527,7 +534,7 @@ export abstract class PartyRuntime {
       v: PROTOCOL_VERSION,
       id: `${this.id}#${++this.seq}`,
       from: this.id,
-      to: peer,
+      to: this.remoteIds.get(peer) ?? peer,
       type,
       ...header,
       body,
@@ -537,7 +544,13 @@ export abstract class PartyRuntime {
   }
 
   protected reply<T extends MessageType>(to: AnyEnvelope, type: T, body: BodyOf<T>, header: Omit<Header, 'corr'> = {}): Envelope<T> {
-    return this.send(to.from, type, body, { mig: to.mig, step: to.step, item: to.item, ...header, corr: to.id });
+    return this.send(this.peerOf(to.from), type, body, { mig: to.mig, step: to.step, item: to.item, ...header, corr: to.id });
+  }
+
+  /** The link name for a party id (the id itself unless a link aliases it). */
+  private peerOf(remoteId: string): string {
+    for (const [peer, id] of this.remoteIds) if (id === remoteId) return peer;
+    return remoteId;
   }
 
   protected replyError(to: AnyEnvelope, err: ProtocolError): void {

@@ -262,8 +262,7 @@ export class ServerRuntime extends PartyRuntime {
       throw new ProtocolError('UNEXPECTED', `${env.type} answers no channel request of ours`);
     }
     const key = this.actorForRequest(req);
-    const chip = (req.type === 'channel.reserve' ? req.body.purpose : req.step === 'S9' ? 'destination' : 'source') as ChipRole | 'register';
-    const role: ChipRole = chip === 'register' ? 'source' : chip;
+    const role: ChipRole = req.body.purpose === 'destination' ? 'destination' : 'source';
     if (env.type === 'error') {
       // The terminal is busy (a reader session): ask again shortly, through the machine's retry.
       this.log.info('terminal refused the channel', { peer, code: env.body.code });
@@ -340,7 +339,7 @@ export class ServerRuntime extends PartyRuntime {
         this.send(intent.terminal, 'channel.reserve', { purpose: 'register' }, h);
         return;
       case 'releaseChannel':
-        this.send(intent.terminal, 'channel.release', {}, h);
+        this.send(intent.terminal, 'channel.release', { purpose: 'register' }, h);
         return;
       case 'identifyChip':
         this.send(ADMIN_SAM_PEER, 'admin.identify', { session: intent.session, purpose: 'register' }, h);
@@ -375,7 +374,7 @@ export class ServerRuntime extends PartyRuntime {
         this.send(intent.terminal, 'channel.reserve', { purpose: intent.chip, mig }, { mig, step: intent.chip === 'source' ? 'S1' : 'S9' });
         return;
       case 'releaseChannel':
-        this.send(intent.terminal, 'channel.release', { mig }, { mig, step: intent.chip === 'source' ? 'S8' : 'S17' });
+        this.send(intent.terminal, 'channel.release', { purpose: intent.chip, mig }, { mig, step: intent.chip === 'source' ? 'S8' : 'S17' });
         return;
       case 'identifyChip':
         this.send(ADMIN_SAM_PEER, 'admin.identify', { session: intent.session, purpose: intent.chip }, { mig, step: intent.chip === 'source' ? 'S1' : 'S9' });

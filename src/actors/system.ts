@@ -204,7 +204,7 @@ export class EmbeddedSystem {
   /** Puts a chip in a terminal (the phone's local link). */
   insertChip(terminal: TerminalRuntime, chip: ChipRuntime): void {
     const [t, c] = this.pair(terminal.id, chip.id);
-    terminal.attach('chip', t);
+    terminal.attach('chip', t, chip.id);
     chip.attach(terminal.id, c);
   }
 

@@ -155,7 +155,7 @@ export const migrationSamMachine = setup({
           on: {
             CHIP_ANSWERED: [
               { guard: 'proofOk', target: 'reading', actions: 'sendRead' },
-              { target: '#migrationSam.idle', actions: ['failAuth', 'answerFailed', 'endSession', 'closeSession'] },
+              { target: '#migrationSam.idle', actions: ['failAuth', 'endSession', 'answerFailed', 'closeSession'] },
             ],
           },
         },
@@ -163,15 +163,15 @@ export const migrationSamMachine = setup({
           description: 'S7: the item is read out of the locked area into our store.',
           on: {
             CHIP_REPLIED: [
-              { guard: 'replyOk', target: '#migrationSam.holding', actions: ['storeItem', 'answerUploaded', 'endSession', 'closeSession'] },
-              { target: '#migrationSam.idle', actions: ['failReply', 'answerFailed', 'endSession', 'closeSession'] },
+              { guard: 'replyOk', target: '#migrationSam.holding', actions: ['storeItem', 'endSession', 'answerUploaded', 'closeSession'] },
+              { target: '#migrationSam.idle', actions: ['failReply', 'endSession', 'answerFailed', 'closeSession'] },
             ],
           },
         },
       },
       on: {
-        CHIP_REFUSED: { target: 'idle', actions: ['failRefused', 'answerFailed', 'endSession', 'closeSession'] },
-        DEADLINE_PASSED: { target: 'idle', actions: ['failTimeout', 'answerFailed', 'endSession', 'closeSession'] },
+        CHIP_REFUSED: { target: 'idle', actions: ['failRefused', 'endSession', 'answerFailed', 'closeSession'] },
+        DEADLINE_PASSED: { target: 'idle', actions: ['failTimeout', 'endSession', 'answerFailed', 'closeSession'] },
       },
     },
     holding: {
@@ -196,7 +196,7 @@ export const migrationSamMachine = setup({
           on: {
             CHIP_ANSWERED: [
               { guard: 'proofOk', target: 'writing', actions: 'sendDownload' },
-              { target: '#migrationSam.holding', actions: ['failAuth', 'answerFailed', 'endSession', 'closeSession'] },
+              { target: '#migrationSam.holding', actions: ['failAuth', 'endSession', 'answerFailed', 'closeSession'] },
             ],
           },
         },
@@ -204,15 +204,15 @@ export const migrationSamMachine = setup({
           description: 'S14: item and main key written; the chip\'s key check value must match the main key.',
           on: {
             CHIP_REPLIED: [
-              { guard: 'replyOk', target: '#migrationSam.downloaded', actions: ['signReceipt', 'answerDownloaded', 'endSession', 'closeSession'] },
-              { target: '#migrationSam.holding', actions: ['failReply', 'answerFailed', 'endSession', 'closeSession'] },
+              { guard: 'replyOk', target: '#migrationSam.downloaded', actions: ['signReceipt', 'endSession', 'answerDownloaded', 'closeSession'] },
+              { target: '#migrationSam.holding', actions: ['failReply', 'endSession', 'answerFailed', 'closeSession'] },
             ],
           },
         },
       },
       on: {
-        CHIP_REFUSED: { target: 'holding', actions: ['failRefused', 'answerFailed', 'endSession', 'closeSession'] },
-        DEADLINE_PASSED: { target: 'holding', actions: ['failTimeout', 'answerFailed', 'endSession', 'closeSession'] },
+        CHIP_REFUSED: { target: 'holding', actions: ['failRefused', 'endSession', 'answerFailed', 'closeSession'] },
+        DEADLINE_PASSED: { target: 'holding', actions: ['failTimeout', 'endSession', 'answerFailed', 'closeSession'] },
         FENCE_REQUESTED: { target: 'fenced', actions: ['endSession', 'closeSession', 'answerFenced'] },
       },
     },

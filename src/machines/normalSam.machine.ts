@@ -110,8 +110,8 @@ export const normalSamMachine = setup({
         VALUE_WRITTEN: [{ guard: 'written', target: 'done' }, { target: 'failed', actions: 'fail' }],
       },
     },
-    done: { type: 'final', entry: ['disarm', 'answerReceipt', 'endSession'] },
-    failed: { type: 'final', entry: ['disarm', 'answerFailed', 'endSession'] },
+    done: { type: 'final', entry: ['disarm', 'endSession', 'answerReceipt'] },
+    failed: { type: 'final', entry: ['disarm', 'endSession', 'answerFailed'] },
   },
   on: {
     CHIP_REFUSED: { target: '.failed', actions: 'fail' },

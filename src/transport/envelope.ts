@@ -36,7 +36,7 @@ export interface Envelope<T extends MessageType = MessageType> {
 
 export type AnyEnvelope = { [T in MessageType]: Envelope<T> }[MessageType];
 
-const name = z.string().min(1).max(NAME_CHARS_MAX).regex(/^[A-Za-z0-9._:/@+-]+$/);
+const name = z.string().min(1).max(NAME_CHARS_MAX).regex(/^[A-Za-z0-9._:/@+#-]+$/);
 
 const headerSchema = z.strictObject({
   v: z.literal(PROTOCOL_VERSION),

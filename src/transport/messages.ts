@@ -15,7 +15,7 @@ export const FRAME_DATA_CHARS_MAX = 24 * 1024; // base64 of a 16 KiB session fra
 export const ITEMS_PER_MIGRATION_MAX = 64;
 export const TEXT_CHARS_MAX = 512;
 
-const name = z.string().min(1).max(NAME_CHARS_MAX).regex(/^[A-Za-z0-9._:/@+-]+$/, 'letters, digits and ._:/@+- only');
+const name = z.string().min(1).max(NAME_CHARS_MAX).regex(/^[A-Za-z0-9._:/@+#-]+$/, 'letters, digits and ._:/@+#- only');
 const b64 = (maxChars: number) => z.string().max(maxChars).regex(/^[A-Za-z0-9_-]*$/, 'base64url without padding');
 const itemIndex = z.number().int().min(0).max(ITEMS_PER_MIGRATION_MAX - 1);
 const text = z.string().max(TEXT_CHARS_MAX);
@@ -90,7 +90,7 @@ export const MESSAGES = {
   'migrate.cancelled': ['reply', z.strictObject({ mig: name, decision: z.enum(['committed', 'aborted']) })],
   'channel.reserve': ['request', z.strictObject({ purpose: z.enum(['register', 'source', 'destination']), mig: name.optional() })],
   'channel.reserved': ['reply', z.strictObject({})],
-  'channel.release': ['request', z.strictObject({ mig: name.optional() })],
+  'channel.release': ['request', z.strictObject({ purpose: z.enum(['register', 'source', 'destination']), mig: name.optional() })],
   'channel.released': ['reply', z.strictObject({})],
   progress: ['notice', z.strictObject({ mig: name, step: name, text })],
 
