@@ -12,58 +12,27 @@
  * admin SAM and the provider's SAM at issuance, in one place, and is used by
  * the demo and tests to set chips up.
  */
-import { deriveChipKey, deriveMainKey, fromB64, randomSecret, toB64, type Rng, type Secret } from '../crypto/index.ts';
-import { memoryLinkPair } from '../transport/memory.transport.ts';
-import { decodeChipFrame, type ChipCommand } from '../transport/chip.frames.ts';
-import { decodeEnvelope, encodeEnvelope, PROTOCOL_VERSION, type AnyEnvelope } from '../transport/envelope.ts';
-import type { Link } from '../transport/link.ts';
+import { deriveChipKey, deriveMainKey, randomSecret, toB64, type Rng, type Secret } from '../crypto/index.ts';
+import type { ChipCommand } from '../transport/chip.frames.ts';
 import type { ChipRuntime } from './chip.actor.ts';
+import { ChipConsole } from './chipConsole.ts';
 import { SamSessions } from './samSession.ts';
 import { encodeValue, type ValueItem } from './value.ts';
 
 const DESK = 'terminal/issuing-desk';
 
-class Desk {
-  private seq = 0;
-  private waiting: ((env: AnyEnvelope) => void) | null = null;
-
-  constructor(
-    private readonly link: Link,
-    private readonly chipId: string,
-  ) {
-    link.onMessage((bytes) => {
-      const w = this.waiting;
-      this.waiting = null;
-      w?.(decodeEnvelope(bytes));
-    });
-  }
-
-  exchange(session: string, frame: Uint8Array): Promise<Uint8Array> {
-    return new Promise((resolve, reject) => {
-      this.waiting = (env) => (env.type === 'frame' ? resolve(fromB64(env.body.data)) : reject(new Error(`issuing desk: unexpected ${env.type}`)));
-      this.link.send(
-        encodeEnvelope({ v: PROTOCOL_VERSION, id: `${DESK}#${++this.seq}`, from: DESK, to: this.chipId, type: 'frame', body: { session, data: toB64(frame) } }),
-      );
-    });
-  }
-
-  notify(session: string, frame: Uint8Array): void {
-    this.link.send(encodeEnvelope({ v: PROTOCOL_VERSION, id: `${DESK}#${++this.seq}`, from: DESK, to: this.chipId, type: 'frame', body: { session, data: toB64(frame) } }));
-  }
-}
-
 async function runSession(
-  desk: Desk,
+  desk: ChipConsole,
   sessions: SamSessions,
   spec: { session: string; area: string; mig: string; purpose: 'admin' | 'download' },
   key: Secret,
   commands: ChipCommand[],
 ): Promise<void> {
-  const answer = decodeChipFrame(await desk.exchange(spec.session, sessions.begin(spec)));
+  const answer = await desk.exchange(spec.session, sessions.begin(spec));
   const a = sessions.answer(spec.session, answer, () => key);
   if (a.kind !== 'answered' || !a.proofOk) throw new Error(`issuing desk: the chip refused the ${spec.purpose} session (${a.kind === 'refused' ? a.code : 'bad proof'})`);
   for (const cmd of commands) {
-    const r = sessions.reply(spec.session, decodeChipFrame(await desk.exchange(spec.session, sessions.command(spec.session, cmd))));
+    const r = sessions.reply(spec.session, await desk.exchange(spec.session, sessions.command(spec.session, cmd)));
     if (r.kind !== 'reply' || !r.reply.ok) {
       throw new Error(`issuing desk: ${cmd.op} failed: ${r.kind === 'reply' && !r.reply.ok ? `${r.reply.code} ${r.reply.message}` : r.kind === 'refused' ? r.code : ''}`);
     }
@@ -85,9 +54,7 @@ export async function issueItems(
   items: IssueRequest[],
   rng: Rng,
 ): Promise<void> {
-  const [deskEnd, chipEnd] = memoryLinkPair(DESK, chip.id);
-  chip.attach(DESK, chipEnd);
-  const desk = new Desk(deskEnd, chip.id);
+  const desk = ChipConsole.open(chip, DESK);
   const sessions = new SamSessions(rng);
   const kChip = deriveChipKey(keys.issuerMaster, chip.serial);
   try {
@@ -109,6 +76,6 @@ export async function issueItems(
       ]);
     }
   } finally {
-    deskEnd.close('issuance done');
+    desk.close();
   }
 }

@@ -218,6 +218,22 @@ export const migrationMachine = setup({
       step: params.step,
       text: params.text,
     })),
+    progressCount: emit(({ context }, params: { step: string; text: string }) => ({
+      type: 'progress' as const,
+      terminal: terminalOf(context, activeChip(context)),
+      step: params.step,
+      text: `${context.items.length} ${params.text}`,
+    })),
+    /** A progress line about the current item: "item k/n (<area> from <provider>): <text>". */
+    progressItem: emit(({ context }, params: { step: string; text: string }) => {
+      const item = context.items[context.cursor];
+      return {
+        type: 'progress' as const,
+        terminal: terminalOf(context, activeChip(context)),
+        step: params.step,
+        text: `item ${context.cursor + 1}/${context.items.length} (${item?.area ?? '?'} from ${item?.provider ?? '?'}): ${params.text}`,
+      };
+    }),
     reserveChannel: emit(({ context }, params: { chip: ChipRole }) => ({
       type: 'reserveChannel' as const,
       terminal: terminalOf(context, params.chip),
@@ -479,7 +495,11 @@ export const migrationMachine = setup({
         },
         identifying: {
           description: 'S1: the admin SAM opens an admin session (K_chip) through us: the chip proves its serial, and lists its areas.',
-          entry: [{ type: 'openAdminSession', params: { chip: 'source', step: 'S1' } }, 'identifyChip'],
+          entry: [
+            { type: 'progress', params: { step: 'S1', text: 'channel reserved; the chip proves its serial to the admin SAM (K_chip)' } },
+            { type: 'openAdminSession', params: { chip: 'source', step: 'S1' } },
+            'identifyChip',
+          ],
           exit: 'closeSession',
           on: {
             SAM_FRAME: { guard: 'samFrameOfSession', actions: 'relayToChip' },
@@ -493,7 +513,7 @@ export const migrationMachine = setup({
         },
         recordingItems: {
           description: 'S2: every value item found on the chip is recorded in the migration database.',
-          entry: { type: 'progress', params: { step: 'S2', text: 'value items recorded in the migration database' } },
+          entry: { type: 'progressCount', params: { step: 'S2', text: 'value items found on the chip and recorded in the migration database' } },
           always: 'preflight',
         },
         preflight: {
@@ -553,18 +573,47 @@ export const migrationMachine = setup({
             transferring: {
               description: 'S5–S7: the provider\'s migration SAM authenticates to the area with the temp key through us and copies the item into its store.',
               entry: [
-                { type: 'progress', params: { step: 'S5', text: 'linking the source chip with the item\'s migration SAM' } },
+                { type: 'progressItem', params: { step: 'S4', text: 'next provider taken from the chip\'s items' } },
+                { type: 'progressItem', params: { step: 'S5', text: 'the source chip is linked to its provider\'s migration SAM' } },
                 { type: 'openItemSession', params: { chip: 'source', step: 'S7' } },
                 'requestUpload',
               ],
               exit: 'closeSession',
+              initial: 'linking',
+              states: {
+                linking: {
+                  description: 'Upload requested; the migration SAM\'s challenge is the first frame we relay.',
+                  on: {
+                    SAM_FRAME: {
+                      guard: 'samFrameOfSession',
+                      target: 'authenticating',
+                      actions: ['relayToChip', { type: 'progressItem', params: { step: 'S6', text: 'chip and migration SAM authenticate each other with the temp key' } }],
+                    },
+                  },
+                },
+                authenticating: {
+                  description: 'The chip\'s answer goes back; the SAM\'s proof comes with the first sealed command.',
+                  on: {
+                    CHIP_FRAME: { guard: 'chipFrameOfSession', actions: 'relayToSam' },
+                    SAM_FRAME: {
+                      guard: 'samFrameOfSession',
+                      target: 'copying',
+                      actions: ['relayToChip', { type: 'progressItem', params: { step: 'S7', text: 'uploading the item into the migration SAM (encrypted end to end)' } }],
+                    },
+                  },
+                },
+                copying: {
+                  on: {
+                    SAM_FRAME: { guard: 'samFrameOfSession', actions: 'relayToChip' },
+                    CHIP_FRAME: { guard: 'chipFrameOfSession', actions: 'relayToSam' },
+                  },
+                },
+              },
               on: {
-                SAM_FRAME: { guard: 'samFrameOfSession', actions: 'relayToChip' },
-                CHIP_FRAME: { guard: 'chipFrameOfSession', actions: 'relayToSam' },
                 ITEM_UPLOADED: {
                   guard: 'isCurrentItem',
                   target: 'selectingItem',
-                  actions: [{ type: 'progress', params: { step: 'S8', text: 'item uploaded; next provider' } }, 'advanceCursor'],
+                  actions: [{ type: 'progressItem', params: { step: 'S8', text: 'uploaded' } }, 'advanceCursor'],
                 },
                 STEP_FAILED: { target: 'backingOff', actions: ['armRetry', 'countAttempt'] },
               },
@@ -617,7 +666,11 @@ export const migrationMachine = setup({
         },
         identifying: {
           description: 'S9: the destination proves its serial in an admin session; it must be the user\'s, not the source, and the only destination.',
-          entry: [{ type: 'openAdminSession', params: { chip: 'destination', step: 'S9' } }, 'identifyChip'],
+          entry: [
+            { type: 'progress', params: { step: 'S9', text: 'channel reserved; the destination proves its serial to the admin SAM (K_chip)' } },
+            { type: 'openAdminSession', params: { chip: 'destination', step: 'S9' } },
+            'identifyChip',
+          ],
           exit: 'closeSession',
           on: {
             SAM_FRAME: { guard: 'samFrameOfSession', actions: 'relayToChip' },
@@ -674,18 +727,46 @@ export const migrationMachine = setup({
             transferring: {
               description: 'S12–S14: the migration SAM authenticates to the destination area with the temp key, downloads the item and the destination\'s main key, and signs a receipt.',
               entry: [
-                { type: 'progress', params: { step: 'S12', text: 'linking the destination chip with the item\'s migration SAM' } },
+                { type: 'progressItem', params: { step: 'S11', text: 'next provider taken from the migration database' } },
+                { type: 'progressItem', params: { step: 'S12', text: 'the destination chip is linked to its provider\'s migration SAM' } },
                 { type: 'openItemSession', params: { chip: 'destination', step: 'S14' } },
                 'requestDownload',
               ],
               exit: 'closeSession',
+              initial: 'linking',
+              states: {
+                linking: {
+                  description: 'Download requested; the migration SAM fetches the destination\'s main key from its normal SAM, then challenges the chip.',
+                  on: {
+                    SAM_FRAME: {
+                      guard: 'samFrameOfSession',
+                      target: 'authenticating',
+                      actions: ['relayToChip', { type: 'progressItem', params: { step: 'S13', text: 'chip and migration SAM authenticate each other with the temp key' } }],
+                    },
+                  },
+                },
+                authenticating: {
+                  on: {
+                    CHIP_FRAME: { guard: 'chipFrameOfSession', actions: 'relayToSam' },
+                    SAM_FRAME: {
+                      guard: 'samFrameOfSession',
+                      target: 'copying',
+                      actions: ['relayToChip', { type: 'progressItem', params: { step: 'S14', text: 'downloading the item and the destination\'s main key' } }],
+                    },
+                  },
+                },
+                copying: {
+                  on: {
+                    SAM_FRAME: { guard: 'samFrameOfSession', actions: 'relayToChip' },
+                    CHIP_FRAME: { guard: 'chipFrameOfSession', actions: 'relayToSam' },
+                  },
+                },
+              },
               on: {
-                SAM_FRAME: { guard: 'samFrameOfSession', actions: 'relayToChip' },
-                CHIP_FRAME: { guard: 'chipFrameOfSession', actions: 'relayToSam' },
                 ITEM_DOWNLOADED: {
                   guard: 'isCurrentItem',
                   target: 'selectingItem',
-                  actions: ['keepReceipt', { type: 'progress', params: { step: 'S15', text: 'item downloaded; receipt kept; next provider' } }, 'advanceCursor'],
+                  actions: ['keepReceipt', { type: 'progressItem', params: { step: 'S15', text: 'downloaded, receipt kept' } }, 'advanceCursor'],
                 },
                 STEP_FAILED: { target: 'backingOff', actions: ['armRetry', 'countAttempt'] },
               },

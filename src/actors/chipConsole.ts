@@ -1,0 +1,73 @@
+/**
+ * A direct link to a chip, for the issuing desk (issuer.ts) and for tests
+ * that speak to a chip frame by frame: it sends session frames and waits for
+ * the chip's answer, as a reader held against the chip would.
+ */
+import { fromB64, toB64 } from '../crypto/index.ts';
+import { decodeChipFrame, type ChipFrame } from '../transport/chip.frames.ts';
+import { decodeEnvelope, encodeEnvelope, PROTOCOL_VERSION } from '../transport/envelope.ts';
+import type { Link } from '../transport/link.ts';
+import { memoryLinkPair } from '../transport/memory.transport.ts';
+import type { ChipRuntime } from './chip.actor.ts';
+
+/** How long the console waits for the chip's answer to one frame. */
+export const CONSOLE_REPLY_TIMEOUT_MS = 5_000;
+
+export class ChipConsole {
+  private seq = 0;
+  private waiting: { resolve: (f: ChipFrame) => void; reject: (e: Error) => void; timer: NodeJS.Timeout } | null = null;
+
+  private constructor(
+    private readonly link: Link,
+    readonly id: string,
+    private readonly chipId: string,
+  ) {
+    link.onMessage((bytes) => {
+      const w = this.waiting;
+      if (!w) return;
+      this.waiting = null;
+      clearTimeout(w.timer);
+      try {
+        const env = decodeEnvelope(bytes);
+        if (env.type !== 'frame') throw new Error(`chip console: the chip answered ${env.type}: ${JSON.stringify(env.body)}`);
+        w.resolve(decodeChipFrame(fromB64(env.body.data)));
+      } catch (e) {
+        w.reject(e as Error);
+      }
+    });
+  }
+
+  static open(chip: ChipRuntime, name = 'terminal/console'): ChipConsole {
+    const [mine, theirs] = memoryLinkPair(name, chip.id);
+    chip.attach(name, theirs);
+    return new ChipConsole(mine, name, chip.id);
+  }
+
+  private post(session: string, frame: Uint8Array): void {
+    this.link.send(
+      encodeEnvelope({ v: PROTOCOL_VERSION, id: `${this.id}#${++this.seq}`, from: this.id, to: this.chipId, type: 'frame', body: { session, data: toB64(frame) } }),
+    );
+  }
+
+  /** Sends one frame and resolves with the chip's answer. */
+  exchange(session: string, frame: Uint8Array): Promise<ChipFrame> {
+    if (this.waiting) return Promise.reject(new Error('chip console: one frame at a time'));
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.waiting = null;
+        reject(new Error(`chip console: no answer within ${CONSOLE_REPLY_TIMEOUT_MS} ms`));
+      }, CONSOLE_REPLY_TIMEOUT_MS);
+      this.waiting = { resolve, reject, timer };
+      this.post(session, frame);
+    });
+  }
+
+  /** Sends a frame the chip does not answer (a session close). */
+  notify(session: string, frame: Uint8Array): void {
+    this.post(session, frame);
+  }
+
+  close(): void {
+    this.link.close('console closed');
+  }
+}
