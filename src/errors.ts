@@ -15,6 +15,7 @@ export const ERROR_CODES = [
   'NOT_FOUND',
   'UNAUTHENTICATED',
   'BUSY',
+  'UNREACHABLE',
   // users and authority
   'LOGIN_FAILED',
   'LOCKED_OUT',

@@ -184,6 +184,8 @@ export abstract class PartyRuntime {
     this.remoteIds.set(peer, remoteId);
     link.onMessage((bytes) => this.enqueue({ kind: 'message', peer, bytes }));
     link.onClose((reason) => {
+      const refusal = (link as { refusal?: { code: string; message: string } }).refusal;
+      if (refusal) this.refusals.set(peer, refusal);
       if (this.links.get(peer) === link) {
         this.links.delete(peer);
         if (!this.stopped) this.onLinkClosed(peer, reason);
@@ -195,6 +197,12 @@ export abstract class PartyRuntime {
   protected hasLink(peer: string): boolean {
     return this.links.get(peer)?.isOpen ?? false;
   }
+
+  /** Why the channel to `peer` was refused, if its handshake failed (e.g. the peer does not trust us). */
+  protected linkRefusal(peer: string): { code: string; message: string } | undefined {
+    return this.refusals.get(peer);
+  }
+  private readonly refusals = new Map<string, { code: string; message: string }>();
 
   protected onLinkClosed(peer: string, reason: string): void {
     this.log.info('link closed', { peer, reason });

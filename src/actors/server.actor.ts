@@ -288,8 +288,8 @@ export class ServerRuntime extends PartyRuntime {
         const owner = this.records.registry.get(env.body.serial)?.user ?? null;
         const purpose = req.type === 'admin.identify' ? req.body.purpose : 'source';
         const chip: ChipRole = purpose === 'destination' ? 'destination' : 'source';
-        if (key.startsWith(REGISTRATION)) this.dispatch(key, { type: 'CHIP_IDENTIFIED', serial: env.body.serial, areas: env.body.areas, owner });
-        else this.dispatch(key, { type: 'CHIP_IDENTIFIED', chip, serial: env.body.serial, areas: env.body.areas, owner });
+        if (key.startsWith(REGISTRATION)) this.dispatch(key, { type: 'CHIP_IDENTIFIED', serial: env.body.serial, areas: env.body.areas, owner, now });
+        else this.dispatch(key, { type: 'CHIP_IDENTIFIED', chip, serial: env.body.serial, areas: env.body.areas, owner, now });
         return;
       }
       case 'admin.locked':
@@ -379,9 +379,21 @@ export class ServerRuntime extends PartyRuntime {
       case 'identifyChip':
         this.send(ADMIN_SAM_PEER, 'admin.identify', { session: intent.session, purpose: intent.chip }, { mig, step: intent.chip === 'source' ? 'S1' : 'S9' });
         return;
-      case 'askProvider':
+      case 'askProvider': {
+        if (!this.hasLink(intent.recipient)) {
+          // A provider we have no channel to can not answer: the preflight fails now, with the reason we know.
+          const refusal = this.linkRefusal(intent.recipient);
+          this.raise(MIGRATION + mig, {
+            type: 'PROVIDER_REFUSED',
+            provider: intent.provider,
+            code: refusal?.code ?? 'UNREACHABLE',
+            message: refusal ? `its migration SAM refused our channel: ${refusal.message}` : 'no channel to its migration SAM',
+          });
+          return;
+        }
         this.send(intent.recipient, 'msam.preflight', { rights: [...MIGRATION_RIGHTS] }, { mig, step: 'preflight' });
         return;
+      }
       case 'lockSource':
         this.send(ADMIN_SAM_PEER, 'admin.lock', { session: intent.session, serial: intent.serial, items: intent.items, expiresAt: now + GRANT_TTL_MS }, { mig, step: 'S3' });
         return;

@@ -218,6 +218,18 @@ export class EmbeddedSystem {
     );
   }
 
+  /**
+   * A bare channel to the server, as a terminal program would open it, for
+   * tools and tests that speak envelopes directly (bad input, attacks).
+   */
+  rawServerConnection(name: string): Link {
+    const id = `terminal/${name}`;
+    const [t, s] = this.pair(id, 'server');
+    const link = new SecureInitiatorLink(t, { name: id, peerSignPublic: this.serverIdentity.signPublic, rng: this.opts.rng });
+    this.server.attach(id, new SecureResponderLink(s, { name: 'server', identity: this.serverIdentity, trust: () => true, requireMutual: false, rng: this.opts.rng }));
+    return link;
+  }
+
   /** A terminal acting as a reader connects to a provider's normal SAM (normal use; no server involved). */
   connectReader(terminal: TerminalRuntime, provider: string): void {
     const p = this.providers.get(provider);

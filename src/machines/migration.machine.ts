@@ -30,6 +30,8 @@ export const RETRY_BASE_MS = 200;
 export const RETRY_CAP_MS = 30_000;
 /** Attempts of a step before the migration is refused; applies only before the source is locked. */
 export const PRE_LOCK_ATTEMPTS_MAX = 3;
+/** How long the preflight waits for every provider's answer before it refuses the migration. */
+export const PREFLIGHT_TIMEOUT_MS = 30_000;
 /** How long a migration waits for its destination before it is cancelled. */
 export const DESTINATION_DEADLINE_MS_DEFAULT = 7 * 24 * 3600 * 1000;
 
@@ -57,8 +59,8 @@ export interface MigrationContext {
   /** A problem with the destination named up front, found by the server at S1 (preflight refuses on it). */
   destinationProblem: string | null;
   destinationAreas: string[] | null;
-  /** What S1 proved about the source: its registered owner and the first area that is not mainActive. */
-  sourceCheck: { owner: string | null; notMainActive: string | null } | null;
+  /** What S1 proved about the source: its registered owner, the first area that is not mainActive, and when. */
+  sourceCheck: { owner: string | null; notMainActive: string | null; at: number } | null;
   items: MigrationItem[];
   cursor: number;
   providers: string[];
@@ -95,7 +97,7 @@ export interface MigrationInput {
 export type MigrationEvent =
   | { type: 'CHANNEL_RESERVED'; chip: ChipRole }
   | { type: 'CHANNEL_RELEASED'; chip: ChipRole; now: number }
-  | { type: 'CHIP_IDENTIFIED'; chip: ChipRole; serial: string; areas: AreaReport[]; owner: string | null }
+  | { type: 'CHIP_IDENTIFIED'; chip: ChipRole; serial: string; areas: AreaReport[]; owner: string | null; now: number }
   | { type: 'PROVIDER_READY'; provider: string }
   | { type: 'PROVIDER_REFUSED'; provider: string; code: string; message: string }
   | { type: 'SOURCE_LOCKED'; grants: Grant[] }
@@ -263,7 +265,7 @@ export const migrationMachine = setup({
       sourceCheck: ({ event }) => {
         const e = event as E<'CHIP_IDENTIFIED'>;
         const bad = e.areas.find((a) => a.state !== 'mainActive');
-        return { owner: e.owner, notMainActive: bad ? `${bad.area} is ${bad.state}` : null };
+        return { owner: e.owner, notMainActive: bad ? `${bad.area} is ${bad.state}` : null, at: e.now };
       },
     }),
     recordItems: assign({
@@ -294,6 +296,15 @@ export const migrationMachine = setup({
       reason: ({ event }) => {
         const e = event as E<'PROVIDER_REFUSED'>;
         return `${e.code}: provider ${e.provider} refused the preflight: ${e.message}`;
+      },
+    }),
+    armPreflightDeadline: assign({
+      timer: ({ context }) => ({ atMs: (context.sourceCheck?.at ?? 0) + PREFLIGHT_TIMEOUT_MS, event: 'DEADLINE_PASSED' as const }),
+    }),
+    refuseForSilence: assign({
+      reason: ({ context }) => {
+        const silent = context.providers.filter((p) => !context.answered.includes(p));
+        return `PREFLIGHT_FAILED: provider(s) ${silent.join(', ')} did not answer within ${PREFLIGHT_TIMEOUT_MS} ms`;
       },
     }),
     refuseForFailure: assign({ reason: ({ event }) => `${(event as E<'STEP_FAILED'>).code}: ${(event as E<'STEP_FAILED'>).message}` }),
@@ -531,8 +542,10 @@ export const migrationMachine = setup({
               ],
             },
             askingProviders: {
-              entry: ['resetAnswers', 'askProviders'],
+              entry: ['resetAnswers', 'armPreflightDeadline', 'askProviders'],
+              exit: 'disarmTimer',
               on: {
+                DEADLINE_PASSED: { target: '#migration.sourcePhase.refusing', actions: 'refuseForSilence' },
                 PROVIDER_READY: [
                   { guard: 'lastProviderAnswered', target: '#migration.sourcePhase.lockingSource', actions: 'noteProviderAnswered' },
                   { actions: 'noteProviderAnswered' },

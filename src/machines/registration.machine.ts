@@ -25,7 +25,7 @@ export interface RegistrationContext {
 export type RegistrationEvent =
   | { type: 'CHANNEL_RESERVED' }
   | { type: 'CHANNEL_RELEASED' }
-  | { type: 'CHIP_IDENTIFIED'; serial: string; areas: AreaReport[]; owner: string | null }
+  | { type: 'CHIP_IDENTIFIED'; serial: string; areas: AreaReport[]; owner: string | null; now: number }
   | { type: 'STEP_FAILED'; code: string; message: string }
   | { type: 'SAM_FRAME'; from: string; session: string; data: string }
   | { type: 'CHIP_FRAME'; from: string; session: string; data: string };
