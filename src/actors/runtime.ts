@@ -317,6 +317,7 @@ export abstract class PartyRuntime {
     if (env.from !== remote) {
       throw new ProtocolError('BAD_SENDER', `message says it is from ${env.from}, but arrived on the link of ${remote}`);
     }
+    this.log.debug('message', { peer, type: env.type, id: env.id, corr: env.corr, mig: env.mig, step: env.step, item: env.item, bytes: bytes.length });
     const kind = kindOf(env.type);
     if (env.corr !== undefined) {
       const pending = this.store.outbox.get(env.corr);
@@ -498,7 +499,10 @@ export abstract class PartyRuntime {
     }
     turn.dirty = true;
     turn.touched.add(key);
+    const before = JSON.stringify(snap.value);
     h.actor.send(event as EventObject);
+    const after = JSON.stringify(h.actor.getSnapshot().value);
+    if (after !== before) this.log.info('state changed', { actor: key, event: event.type, from: before, to: after });
   }
 
   /** Like dispatch, but reports whether the event applied instead of throwing. */

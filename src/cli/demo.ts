@@ -8,7 +8,7 @@
  *   the items before and after, a payment that succeeds on the destination
  *   and one that fails on the source.
  */
-import { mkdirSync, readdirSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readdirSync, writeSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { systemRng, toHex } from '../crypto/index.ts';
 import { RemoteError } from '../errors.ts';
@@ -123,9 +123,11 @@ export async function runDemo(opts: DemoOptions): Promise<DemoReport> {
   const plan = demoProviders(opts.items);
   const hops: Record<string, number> = {};
   let counting = false;
-  const log = createLogger({ level: 'silent' });
+  mkdirSync(dataDir, { recursive: true });
+  const logFd = openSync(join(dataDir, 'valmove.log'), 'a');
+  const log = createLogger({ level: 'info', sink: { write: (line) => writeSync(logFd, line) } });
 
-  say(`valmove demo: ${opts.items} item(s) from ${opts.items} provider(s); data in ${dataDir}`);
+  say(`valmove demo: ${opts.items} item(s) from ${opts.items} provider(s); data in ${dataDir} (log: valmove.log)`);
   const system = await EmbeddedSystem.start({
     dataDir,
     providers: plan.map((p) => p.provider),
@@ -249,5 +251,6 @@ export async function runDemo(opts: DemoOptions): Promise<DemoReport> {
     };
   } finally {
     await system.stop();
+    closeSync(logFd);
   }
 }
