@@ -263,12 +263,13 @@ export class ServerRuntime extends PartyRuntime {
     }
     const key = this.actorForRequest(req);
     const role: ChipRole = req.body.purpose === 'destination' ? 'destination' : 'source';
+    const now = this.clock.now();
     if (env.type === 'error') {
-      // The terminal is busy (a reader session): ask again shortly, through the machine's retry.
+      // The terminal is busy (a reader session): the machine retries or gives up, as its state says.
       this.log.info('terminal refused the channel', { peer, code: env.body.code });
+      this.dispatch(key, { type: 'STEP_FAILED', code: env.body.code, message: env.body.message, now });
       return;
     }
-    const now = this.clock.now();
     if (env.type === 'channel.reserved') this.dispatch(key, { type: 'CHANNEL_RESERVED', chip: role });
     else this.dispatch(key, { type: 'CHANNEL_RELEASED', chip: role, now });
   }

@@ -106,7 +106,10 @@ export const registrationMachine = setup({
   states: {
     reservingChannel: {
       entry: 'reserveChannel',
-      on: { CHANNEL_RESERVED: 'identifying' },
+      on: {
+        CHANNEL_RESERVED: 'identifying',
+        STEP_FAILED: { target: 'done', actions: 'refuseFailure' },
+      },
     },
     identifying: {
       description: 'The admin SAM runs an admin session with the chip; the chip proves its serial with K_chip.',

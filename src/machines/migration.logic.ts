@@ -1,0 +1,456 @@
+/**
+ * The rules of the server's migration statechart (migration.machine.ts):
+ * its context, events and emitted intents, and every named guard and action.
+ * Guards are pure functions of context and event; actions only assign and
+ * emit. What an emitted intent does (a message, a durable write) is the
+ * server runtime's business (src/actors/server.actor.ts).
+ */
+import { assign, emit, enqueueActions, setup } from 'xstate';
+import type { Grant, Receipt } from '../transport/messages.ts';
+import { CHIP_AREAS_MAX, type AreaState } from './area.machine.ts';
+
+export const MIGRATION_MACHINE_VERSION = 1;
+
+/** Backoff for retrying a failed step: base doubles per attempt up to the cap. */
+export const RETRY_BASE_MS = 200;
+export const RETRY_CAP_MS = 30_000;
+/** Attempts of a step before the migration is refused; applies only before the source is locked. */
+export const PRE_LOCK_ATTEMPTS_MAX = 3;
+/** How long the preflight waits for every provider's answer before it refuses the migration. */
+export const PREFLIGHT_TIMEOUT_MS = 30_000;
+/** How long a migration waits for its destination before it is cancelled. */
+export const DESTINATION_DEADLINE_MS_DEFAULT = 7 * 24 * 3600 * 1000;
+
+export type ChipRole = 'source' | 'destination';
+
+export interface MigrationItem {
+  item: number;
+  area: string;
+  provider: string;
+  /** The provider's migration SAM (party id). */
+  recipient: string;
+}
+
+export interface AreaReport {
+  area: string;
+  provider: string;
+  state: AreaState;
+}
+
+export interface MigrationContext {
+  mig: string;
+  user: string;
+  source: { terminal: string | null; serial: string | null; request: string | null };
+  destination: { terminal: string | null; serial: string | null; request: string | null; named: string | null };
+  /** A problem with the destination named up front, found by the server at S1 (preflight refuses on it). */
+  destinationProblem: string | null;
+  destinationAreas: string[] | null;
+  /** What S1 proved about the source: its registered owner, the first area that is not mainActive, and when. */
+  sourceCheck: { owner: string | null; notMainActive: string | null; at: number } | null;
+  items: MigrationItem[];
+  cursor: number;
+  providers: string[];
+  answered: string[];
+  uploadGrants: Grant[];
+  downloadGrants: Grant[];
+  receipts: Receipt[];
+  session: { id: string; sam: string; chip: ChipRole } | null;
+  sessions: number;
+  attempts: number;
+  deadlineMs: number;
+  timer: { atMs: number; event: 'DEADLINE_PASSED' | 'RETRY_DUE' } | null;
+  decision: 'committed' | 'aborted' | null;
+  outcome: 'completed' | 'rolledBack' | 'refused' | null;
+  reason: string | null;
+  /** Set when the destination was formatted: a rollback must wipe it. */
+  destinationFormatted: boolean;
+  /** The user's cancel request, answered with the decision that stands. */
+  cancel: { terminal: string; request: string } | null;
+}
+
+export interface MigrationInput {
+  mig: string;
+  user: string;
+  terminal: string;
+  request: string;
+  destination?: string;
+  destinationProblem?: string;
+  /** Areas the named destination held when it was registered (its "room"). */
+  destinationAreas?: string[];
+  deadlineMs?: number;
+}
+
+export type MigrationEvent =
+  | { type: 'CHANNEL_RESERVED'; chip: ChipRole }
+  | { type: 'CHANNEL_RELEASED'; chip: ChipRole; now: number }
+  | { type: 'CHIP_IDENTIFIED'; chip: ChipRole; serial: string; areas: AreaReport[]; owner: string | null; now: number }
+  | { type: 'PROVIDER_READY'; provider: string }
+  | { type: 'PROVIDER_REFUSED'; provider: string; code: string; message: string }
+  | { type: 'SOURCE_LOCKED'; grants: Grant[] }
+  | { type: 'ITEM_UPLOADED'; item: number }
+  | { type: 'SAM_FRAME'; from: string; session: string; data: string }
+  | { type: 'CHIP_FRAME'; from: string; session: string; data: string }
+  | { type: 'STEP_FAILED'; code: string; message: string; now: number }
+  | { type: 'RETRY_DUE' }
+  | { type: 'DESTINATION_ARRIVED'; terminal: string; request: string }
+  | { type: 'DESTINATION_FORMATTED'; grants: Grant[] }
+  | { type: 'ITEM_DOWNLOADED'; item: number; receipt: Receipt }
+  | { type: 'DECIDED'; decision: 'committed' | 'aborted'; reason?: string }
+  | { type: 'DESTINATION_ACTIVATED' }
+  | { type: 'ITEM_CLEARED'; item: number }
+  | { type: 'CANCEL_REQUESTED'; reason: string; terminal?: string; request?: string }
+  | { type: 'DEADLINE_PASSED' }
+  | { type: 'PROVIDER_FENCED'; provider: string }
+  | { type: 'SOURCE_ARRIVED'; terminal: string; request: string }
+  | { type: 'SOURCE_RESTORED' }
+  | { type: 'DESTINATION_WIPED' };
+
+export type MigrationIntent =
+  | { type: 'progress'; terminal: string; step: string; text: string }
+  | { type: 'reserveChannel'; terminal: string; chip: ChipRole }
+  | { type: 'releaseChannel'; terminal: string; chip: ChipRole }
+  | { type: 'identifyChip'; chip: ChipRole; session: string }
+  | { type: 'askProvider'; provider: string; recipient: string }
+  | { type: 'lockSource'; session: string; serial: string; items: MigrationItem[] }
+  | { type: 'requestUpload'; item: number; recipient: string; session: string; grant: Grant }
+  | { type: 'relayToChip'; terminal: string; session: string; data: string }
+  | { type: 'relayToSam'; sam: string; session: string; data: string }
+  | { type: 'formatDestination'; session: string; serial: string; items: MigrationItem[] }
+  | { type: 'requestDownload'; item: number; recipient: string; session: string; grant: Grant }
+  | { type: 'commit'; receipts: Receipt[] }
+  | { type: 'abort'; reason: string }
+  | { type: 'activateDestination'; session: string; serial: string }
+  | { type: 'clearItem'; item: number; recipient: string }
+  | { type: 'fenceProvider'; provider: string; recipient: string }
+  | { type: 'restoreSource'; session: string; serial: string }
+  | { type: 'wipeDestination'; session: string; serial: string }
+  | { type: 'answerTerminal'; chip: ChipRole; terminal: string; request: string; outcome: 'uploaded' | 'completed' | 'refused' | 'rolledBack'; reason?: string }
+  | { type: 'recordOutcome'; outcome: 'completed' | 'rolledBack' | 'refused' }
+  | { type: 'answerCancel'; terminal: string; request: string; decision: 'committed' | 'aborted' };
+
+type E<T extends MigrationEvent['type']> = Extract<MigrationEvent, { type: T }>;
+
+const terminalOf = (c: MigrationContext, chip: ChipRole): string =>
+  (chip === 'source' ? c.source.terminal : c.destination.terminal) ?? '-';
+
+const activeChip = (c: MigrationContext): ChipRole => c.session?.chip ?? (c.destination.terminal ? 'destination' : 'source');
+
+const newSession = (c: MigrationContext, sam: string, chip: ChipRole, step: string) => ({
+  id: `${c.mig}:${step}:${c.sessions + 1}`,
+  sam,
+  chip,
+});
+
+
+export const migrationSetup = setup({
+  types: {
+    context: {} as MigrationContext,
+    events: {} as MigrationEvent,
+    emitted: {} as MigrationIntent,
+    input: {} as MigrationInput,
+  },
+  guards: {
+    forSource: ({ event }) => 'chip' in event && event.chip === 'source',
+    forDestination: ({ event }) => 'chip' in event && event.chip === 'destination',
+    sourceNotOwned: ({ context }) => context.sourceCheck?.owner !== context.user,
+    sourceEmpty: ({ context }) => context.items.length === 0,
+    sourceAreaNotMainActive: ({ context }) => context.sourceCheck?.notMainActive != null,
+    destinationNamedBadly: ({ context }) => context.destinationProblem !== null,
+    destinationLacksRoom: ({ context }) => {
+      const held = context.destinationAreas;
+      if (held === null) return false;
+      return context.items.some((i) => held.includes(i.area)) || held.length + context.items.length > CHIP_AREAS_MAX;
+    },
+    lastProviderAnswered: ({ context, event }) => {
+      const e = event as E<'PROVIDER_READY'>;
+      const answered = new Set([...context.answered, e.provider]);
+      return context.providers.every((p) => answered.has(p));
+    },
+    samFrameOfSession: ({ context, event }) => {
+      const e = event as E<'SAM_FRAME'>;
+      return context.session !== null && e.session === context.session.id && e.from === context.session.sam;
+    },
+    chipFrameOfSession: ({ context, event }) => {
+      const e = event as E<'CHIP_FRAME'>;
+      return context.session !== null && e.session === context.session.id && e.from === terminalOf(context, context.session.chip);
+    },
+    allUploaded: ({ context }) => context.cursor >= context.items.length,
+    allDownloaded: ({ context }) => context.cursor >= context.items.length,
+    isCurrentItem: ({ context, event }) => 'item' in event && context.items[context.cursor]?.item === event.item,
+    destinationAcceptable: ({ context, event }) => {
+      const e = event as E<'CHIP_IDENTIFIED'>;
+      if (e.chip !== 'destination' || e.owner !== context.user) return false;
+      if (e.serial === context.source.serial) return false;
+      if (context.destination.named !== null && e.serial !== context.destination.named) return false;
+      if (context.destination.serial !== null) return e.serial === context.destination.serial;
+      const taken = new Set(e.areas.filter((a) => a.state !== 'absent').map((a) => a.area));
+      return context.items.every((i) => !taken.has(i.area));
+    },
+    committed: ({ event }) => (event as E<'DECIDED'>).decision === 'committed',
+    lastItemCleared: ({ context, event }) => {
+      const e = event as E<'ITEM_CLEARED'>;
+      return context.answered.length + 1 >= context.items.length && !context.answered.includes(String(e.item));
+    },
+    newItemCleared: ({ context, event }) => !context.answered.includes(String((event as E<'ITEM_CLEARED'>).item)),
+    lastProviderFenced: ({ context, event }) => {
+      const e = event as E<'PROVIDER_FENCED'>;
+      const answered = new Set([...context.answered, e.provider]);
+      return context.providers.every((p) => answered.has(p));
+    },
+    preLockAttemptsLeft: ({ context }) => context.attempts + 1 < PRE_LOCK_ATTEMPTS_MAX,
+    destinationWasFormatted: ({ context }) => context.destinationFormatted,
+  },
+  actions: {
+    progress: emit(({ context }, params: { step: string; text: string }) => ({
+      type: 'progress' as const,
+      terminal: terminalOf(context, activeChip(context)),
+      step: params.step,
+      text: params.text,
+    })),
+    progressCount: emit(({ context }, params: { step: string; text: string }) => ({
+      type: 'progress' as const,
+      terminal: terminalOf(context, activeChip(context)),
+      step: params.step,
+      text: `${context.items.length} ${params.text}`,
+    })),
+    /** A progress line about the current item: "item k/n (<area> from <provider>): <text>". */
+    progressItem: emit(({ context }, params: { step: string; text: string }) => {
+      const item = context.items[context.cursor];
+      return {
+        type: 'progress' as const,
+        terminal: terminalOf(context, activeChip(context)),
+        step: params.step,
+        text: `item ${context.cursor + 1}/${context.items.length} (${item?.area ?? '?'} from ${item?.provider ?? '?'}): ${params.text}`,
+      };
+    }),
+    reserveChannel: emit(({ context }, params: { chip: ChipRole }) => ({
+      type: 'reserveChannel' as const,
+      terminal: terminalOf(context, params.chip),
+      chip: params.chip,
+    })),
+    releaseChannel: emit(({ context }, params: { chip: ChipRole }) => ({
+      type: 'releaseChannel' as const,
+      terminal: terminalOf(context, params.chip),
+      chip: params.chip,
+    })),
+    openAdminSession: assign(({ context }, params: { chip: ChipRole; step: string }) => ({
+      session: newSession(context, 'admin-sam', params.chip, params.step),
+      sessions: context.sessions + 1,
+    })),
+    openItemSession: assign(({ context }, params: { chip: ChipRole; step: string }) => ({
+      session: newSession(context, context.items[context.cursor]!.recipient, params.chip, params.step),
+      sessions: context.sessions + 1,
+    })),
+    closeSession: assign({ session: null }),
+    identifyChip: emit(({ context }) => ({
+      type: 'identifyChip' as const,
+      chip: context.session!.chip,
+      session: context.session!.id,
+    })),
+    bindSource: assign({
+      source: ({ context, event }) => ({ ...context.source, serial: (event as E<'CHIP_IDENTIFIED'>).serial }),
+      sourceCheck: ({ event }) => {
+        const e = event as E<'CHIP_IDENTIFIED'>;
+        const bad = e.areas.find((a) => a.state !== 'mainActive');
+        return { owner: e.owner, notMainActive: bad ? `${bad.area} is ${bad.state}` : null, at: e.now };
+      },
+    }),
+    recordItems: assign({
+      items: ({ event }) =>
+        (event as E<'CHIP_IDENTIFIED'>).areas.map((a, i) => ({
+          item: i,
+          area: a.area,
+          provider: a.provider,
+          recipient: `migration-sam/${a.provider}`,
+        })),
+      providers: ({ event }) => [...new Set((event as E<'CHIP_IDENTIFIED'>).areas.map((a) => a.provider))],
+    }),
+    refuseForOwner: assign({
+      reason: ({ context }) =>
+        context.sourceCheck?.owner == null
+          ? `NOT_REGISTERED: chip ${context.source.serial} is not registered`
+          : `NOT_OWNER: chip ${context.source.serial} is not registered to ${context.user}`,
+    }),
+    refuseForEmpty: assign({ reason: 'PREFLIGHT_FAILED: the source chip holds no value items' }),
+    refuseForAreas: assign({
+      reason: ({ context }) => `PREFLIGHT_FAILED: area ${context.sourceCheck?.notMainActive}, every area must be mainActive`,
+    }),
+    refuseForDestination: assign({ reason: ({ context }) => `PREFLIGHT_FAILED: ${context.destinationProblem}` }),
+    refuseForRoom: assign({
+      reason: ({ context }) => `PREFLIGHT_FAILED: destination ${context.destination.named} has no room for these ${context.items.length} items`,
+    }),
+    refuseForProvider: assign({
+      reason: ({ event }) => {
+        const e = event as E<'PROVIDER_REFUSED'>;
+        return `${e.code}: provider ${e.provider} refused the preflight: ${e.message}`;
+      },
+    }),
+    armPreflightDeadline: assign({
+      timer: ({ context }) => ({ atMs: (context.sourceCheck?.at ?? 0) + PREFLIGHT_TIMEOUT_MS, event: 'DEADLINE_PASSED' as const }),
+    }),
+    refuseForSilence: assign({
+      reason: ({ context }) => {
+        const silent = context.providers.filter((p) => !context.answered.includes(p));
+        return `PREFLIGHT_FAILED: provider(s) ${silent.join(', ')} did not answer within ${PREFLIGHT_TIMEOUT_MS} ms`;
+      },
+    }),
+    refuseForFailure: assign({ reason: ({ event }) => `${(event as E<'STEP_FAILED'>).code}: ${(event as E<'STEP_FAILED'>).message}` }),
+    askProviders: enqueueActions(({ context, enqueue }) => {
+      for (const provider of context.providers) {
+        enqueue.emit({ type: 'askProvider', provider, recipient: `migration-sam/${provider}` });
+      }
+    }),
+    resetAnswers: assign({ answered: [] }),
+    noteProviderAnswered: assign({
+      answered: ({ context, event }) => [...context.answered, (event as E<'PROVIDER_READY'> | E<'PROVIDER_FENCED'>).provider],
+    }),
+    lockSource: emit(({ context }) => ({
+      type: 'lockSource' as const,
+      session: context.session!.id,
+      serial: context.source.serial!,
+      items: context.items,
+    })),
+    keepUploadGrants: assign({ uploadGrants: ({ event }) => (event as E<'SOURCE_LOCKED'>).grants }),
+    resetCursor: assign({ cursor: 0 }),
+    advanceCursor: assign({ cursor: ({ context }) => context.cursor + 1, attempts: 0 }),
+    requestUpload: emit(({ context }) => {
+      const item = context.items[context.cursor]!;
+      return {
+        type: 'requestUpload' as const,
+        item: item.item,
+        recipient: item.recipient,
+        session: context.session!.id,
+        grant: context.uploadGrants.find((g) => g.item === item.item)!,
+      };
+    }),
+    relayToChip: emit(({ context, event }) => {
+      const e = event as E<'SAM_FRAME'>;
+      return { type: 'relayToChip' as const, terminal: terminalOf(context, context.session!.chip), session: e.session, data: e.data };
+    }),
+    relayToSam: emit(({ context, event }) => {
+      const e = event as E<'CHIP_FRAME'>;
+      return { type: 'relayToSam' as const, sam: context.session!.sam, session: e.session, data: e.data };
+    }),
+    answerSource: emit(({ context }, params: { outcome: 'uploaded' | 'refused' | 'rolledBack' }) => ({
+      type: 'answerTerminal' as const,
+      chip: 'source' as const,
+      terminal: context.source.terminal ?? '-',
+      request: context.source.request ?? '-',
+      outcome: params.outcome,
+      reason: context.reason ?? undefined,
+    })),
+    answerDestination: emit(({ context }, params: { outcome: 'completed' | 'refused' | 'rolledBack' }) => ({
+      type: 'answerTerminal' as const,
+      chip: 'destination' as const,
+      terminal: context.destination.terminal ?? '-',
+      request: context.destination.request ?? '-',
+      outcome: params.outcome,
+      reason: context.reason ?? undefined,
+    })),
+    armDeadline: assign({
+      timer: ({ context, event }) => ({ atMs: (event as E<'CHANNEL_RELEASED'> | E<'STEP_FAILED'>).now + context.deadlineMs, event: 'DEADLINE_PASSED' as const }),
+    }),
+    disarmTimer: assign({ timer: null }),
+    detachSource: assign({ source: ({ context }) => ({ ...context.source, terminal: null, request: null }) }),
+    attachDestination: assign({
+      destination: ({ context, event }) => {
+        const e = event as E<'DESTINATION_ARRIVED'>;
+        return { ...context.destination, terminal: e.terminal, request: e.request };
+      },
+      reason: null,
+    }),
+    detachDestination: assign({ destination: ({ context }) => ({ ...context.destination, terminal: null, request: null }) }),
+    refuseDestinationChip: assign({
+      reason: ({ context, event }) => {
+        const e = event as E<'CHIP_IDENTIFIED'>;
+        if (e.owner === null) return `NOT_REGISTERED: chip ${e.serial} is not registered`;
+        if (e.owner !== context.user) return `NOT_OWNER: chip ${e.serial} is not registered to ${context.user}`;
+        if (e.serial === context.source.serial) return 'WRONG_DESTINATION: the destination is the source chip';
+        if (context.destination.serial !== null || context.destination.named !== null)
+          return `WRONG_DESTINATION: this migration's destination is ${context.destination.serial ?? context.destination.named}`;
+        return 'WRONG_DESTINATION: the destination chip already holds an area this migration needs';
+      },
+    }),
+    bindDestination: assign({
+      destination: ({ context, event }) => ({ ...context.destination, serial: (event as E<'CHIP_IDENTIFIED'>).serial }),
+    }),
+    formatDestination: emit(({ context }) => ({
+      type: 'formatDestination' as const,
+      session: context.session!.id,
+      serial: context.destination.serial!,
+      items: context.items,
+    })),
+    keepDownloadGrants: assign({
+      downloadGrants: ({ event }) => (event as E<'DESTINATION_FORMATTED'>).grants,
+      destinationFormatted: true,
+    }),
+    markFormatting: assign({ destinationFormatted: true }),
+    requestDownload: emit(({ context }) => {
+      const item = context.items[context.cursor]!;
+      return {
+        type: 'requestDownload' as const,
+        item: item.item,
+        recipient: item.recipient,
+        session: context.session!.id,
+        grant: context.downloadGrants.find((g) => g.item === item.item)!,
+      };
+    }),
+    keepReceipt: assign({
+      receipts: ({ context, event }) => {
+        const e = event as E<'ITEM_DOWNLOADED'>;
+        return [...context.receipts.filter((r) => r.item !== e.item), e.receipt];
+      },
+    }),
+    commit: emit(({ context }) => ({ type: 'commit' as const, receipts: context.receipts })),
+    recordDecision: assign({ decision: ({ event }) => (event as E<'DECIDED'>).decision }),
+    activateDestination: emit(({ context }) => ({
+      type: 'activateDestination' as const,
+      session: context.session!.id,
+      serial: context.destination.serial!,
+    })),
+    clearAll: enqueueActions(({ context, enqueue }) => {
+      for (const i of context.items) {
+        if (!context.answered.includes(String(i.item))) enqueue.emit({ type: 'clearItem', item: i.item, recipient: i.recipient });
+      }
+    }),
+    noteItemCleared: assign({ answered: ({ context, event }) => [...context.answered, String((event as E<'ITEM_CLEARED'>).item)] }),
+    setOutcome: enqueueActions(({ enqueue }, params: { outcome: 'completed' | 'rolledBack' | 'refused' }) => {
+      enqueue.assign({ outcome: params.outcome, timer: null });
+      enqueue.emit({ type: 'recordOutcome', outcome: params.outcome });
+    }),
+    noteCancel: assign({
+      reason: ({ event }) => (event.type === 'DEADLINE_PASSED' ? 'the destination deadline passed' : (event as E<'CANCEL_REQUESTED'>).reason),
+      cancel: ({ event }) => {
+        const e = event as E<'CANCEL_REQUESTED'>;
+        return e.type === 'CANCEL_REQUESTED' && e.terminal && e.request ? { terminal: e.terminal, request: e.request } : null;
+      },
+    }),
+    answerCancel: enqueueActions(({ context, event, enqueue }) => {
+      if (!context.cancel) return;
+      enqueue.emit({ type: 'answerCancel', ...context.cancel, decision: (event as E<'DECIDED'>).decision });
+      enqueue.assign({ cancel: null });
+    }),
+    abort: emit(({ context }) => ({ type: 'abort' as const, reason: context.reason ?? 'cancelled' })),
+    fenceAll: enqueueActions(({ context, enqueue }) => {
+      for (const provider of context.providers) {
+        if (!context.answered.includes(provider)) enqueue.emit({ type: 'fenceProvider', provider, recipient: `migration-sam/${provider}` });
+      }
+    }),
+    attachSource: assign({
+      source: ({ context, event }) => {
+        const e = event as E<'SOURCE_ARRIVED'>;
+        return { ...context.source, terminal: e.terminal, request: e.request };
+      },
+    }),
+    restoreSource: emit(({ context }) => ({ type: 'restoreSource' as const, session: context.session!.id, serial: context.source.serial! })),
+    wipeDestination: emit(({ context }) => ({ type: 'wipeDestination' as const, session: context.session!.id, serial: context.destination.serial! })),
+    countAttempt: assign({ attempts: ({ context }) => context.attempts + 1 }),
+    resetAttempts: assign({ attempts: 0 }),
+    armRetry: assign({
+      timer: ({ context, event }) => ({
+        atMs: (event as E<'STEP_FAILED'>).now + Math.min(RETRY_CAP_MS, RETRY_BASE_MS * 2 ** Math.min(context.attempts, 16)),
+        event: 'RETRY_DUE' as const,
+      }),
+    }),
+  },
+});

@@ -1,0 +1,54 @@
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import type { RemoteError } from '../../src/errors.ts';
+import { buildWorld } from '../helpers/world.ts';
+
+test('while the chip-control channel is reserved (S1–S8) the terminal refuses reader use with CHANNEL_RESERVED', async () => {
+  const world = await buildWorld({ items: 2 });
+  try {
+    const attempts: Array<Promise<string>> = [];
+    world.oldPhone.onProgress((p) => {
+      if (p.step === 'S4' && attempts.length === 0) {
+        const provider = world.providers[0]!;
+        attempts.push(
+          world.oldPhone.normalUse(provider, 'pay', provider, 1).then(
+            () => 'ACCEPTED',
+            (e: RemoteError) => e.code,
+          ),
+        );
+      }
+    });
+    const out = await world.oldPhone.migrateOut();
+    assert.is(out.outcome, 'uploaded');
+    assert.is(attempts.length, 1);
+    assert.is(await attempts[0], 'CHANNEL_RESERVED');
+    // Released after the source phase: the reader works again (and the locked area answers for itself).
+    let code = '';
+    await world.oldPhone.normalUse(world.providers[0]!, 'balance', world.providers[0]!).catch((e: RemoteError) => (code = e.code));
+    assert.is(code, 'AREA_LOCKED');
+  } finally {
+    await world.cleanup();
+  }
+});
+
+test('a wrong password is refused, and repeated failures lock the user out', async () => {
+  const world = await buildWorld({ items: 1, register: false });
+  try {
+    const t = await world.system.addTerminal('guesser');
+    world.system.connectToServer(t);
+    const codes: string[] = [];
+    for (let i = 0; i < 4; i++) await t.login(world.user, `guess-${i}`).catch((e: RemoteError) => codes.push(e.code));
+    assert.equal(codes, ['LOGIN_FAILED', 'LOGIN_FAILED', 'LOGIN_FAILED', 'LOCKED_OUT']);
+    // Even the right password waits out the lockout...
+    let code = '';
+    await t.login(world.user, world.password).catch((e: RemoteError) => (code = e.code));
+    assert.is(code, 'LOCKED_OUT');
+    // ...until an operator clears it.
+    await world.system.server.clearLockout(world.user);
+    await t.login(world.user, world.password);
+  } finally {
+    await world.cleanup();
+  }
+});
+
+test.run();
