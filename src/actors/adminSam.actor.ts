@@ -267,9 +267,7 @@ export class AdminSamRuntime extends PartyRuntime {
     const ctx = actor.getSnapshot().context as AdminSessionContext;
     const frame = decodeChipFrame(fromB64(data));
     if (actor.getSnapshot().matches('authenticating')) {
-      const a = this.sessions.answer(session, frame, (serial) => deriveChipKey(this.opts.issuerMaster, serial));
-      if (a.kind === 'refused') this.dispatch(key, { type: 'CHIP_REFUSED', code: a.code, message: a.message });
-      else this.dispatch(key, { type: 'CHIP_ANSWERED', serial: a.serial, proofOk: a.proofOk });
+      this.dispatch(key, this.sessions.answerEvent(session, frame, (serial) => deriveChipKey(this.opts.issuerMaster, serial)));
       return;
     }
     const r = this.sessions.reply(session, frame);

@@ -246,9 +246,7 @@ export class MigrationSamRuntime extends PartyRuntime {
     const snap = actor.getSnapshot();
     if (snap.matches({ uploading: 'authenticating' }) || snap.matches({ downloading: 'authenticating' })) {
       // The temp key is used only for the serial its grant names.
-      const a = this.sessions.answer(session, frame, (serial) => (serial === w.grant.serial ? w.tempKey : null));
-      if (a.kind === 'refused') this.dispatch(key, { type: 'CHIP_REFUSED', code: a.code, message: a.message });
-      else this.dispatch(key, { type: 'CHIP_ANSWERED', proofOk: a.proofOk });
+      this.dispatch(key, this.sessions.answerEvent(session, frame, (serial) => (serial === w.grant.serial ? w.tempKey : null)));
       return;
     }
     const r = this.sessions.reply(session, frame);

@@ -88,9 +88,7 @@ export class NormalSamRuntime extends PartyRuntime {
     const ctx = actor.getSnapshot().context as NormalSamContext;
     const frame = decodeChipFrame(fromB64(data));
     if (actor.getSnapshot().matches('authenticating')) {
-      const a = this.sessions.answer(session, frame, (serial) => deriveMainKey(this.opts.providerMaster, serial, ctx.area));
-      if (a.kind === 'refused') this.dispatch(key, { type: 'CHIP_REFUSED', code: a.code, message: a.message });
-      else this.dispatch(key, { type: 'CHIP_ANSWERED', proofOk: a.proofOk });
+      this.dispatch(key, this.sessions.answerEvent(session, frame, (serial) => deriveMainKey(this.opts.providerMaster, serial, ctx.area)));
       return;
     }
     const r = this.sessions.reply(session, frame);

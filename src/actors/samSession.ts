@@ -95,6 +95,18 @@ export class SamSessions {
     return { kind: 'answered', serial: frame.serial, proofOk: ok };
   }
 
+  /** The chip's answer to our challenge, as the event every SAM machine takes. */
+  answerEvent(
+    session: string,
+    frame: ChipFrame,
+    keyFor: (serial: string) => Secret | null,
+  ): { type: 'CHIP_ANSWERED'; serial: string; proofOk: boolean } | { type: 'CHIP_REFUSED'; code: string; message: string } {
+    const a = this.answer(session, frame, keyFor);
+    return a.kind === 'refused'
+      ? { type: 'CHIP_REFUSED', code: a.code, message: a.message }
+      : { type: 'CHIP_ANSWERED', serial: a.serial, proofOk: a.proofOk };
+  }
+
   /** A sealed command: the first one rides with our proof (auth3). */
   command(session: string, cmd: ChipCommand): Uint8Array {
     const s = this.open.get(session);
