@@ -10,6 +10,8 @@ test('while the chip-control channel is reserved (S1–S8) the terminal refuses 
     world.oldPhone.onProgress((p) => {
       if (p.step === 'S4' && attempts.length === 0) {
         const provider = world.providers[0]!;
+        // From S3 on, every source area is on its temp key: no normal SAM can open it.
+        for (const a of world.source.memory.list()) assert.is(a.state, 'locked', `${a.area} at S4`);
         attempts.push(
           world.oldPhone.normalUse(provider, 'pay', provider, 1).then(
             () => 'ACCEPTED',

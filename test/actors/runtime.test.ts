@@ -1,0 +1,29 @@
+/** The party runtime's promises: a duplicate request gets the stored reply; replies are not answered. */
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { buildWorld } from '../helpers/world.ts';
+
+test('a duplicate request is answered with the reply stored for it, byte for byte', async () => {
+  const world = await buildWorld({ items: 1, register: false });
+  try {
+    const link = world.system.rawServerConnection('dup');
+    const replies: string[] = [];
+    link.onMessage((b) => replies.push(new TextDecoder().decode(b)));
+    const req = JSON.stringify({ v: 1, id: 'terminal/dup#1', from: 'terminal/dup', to: 'server', type: 'login.begin', body: { user: 'alice' } });
+    link.send(new TextEncoder().encode(req));
+    for (let i = 0; i < 100 && replies.length < 1; i++) await new Promise((r) => setTimeout(r, 5));
+    link.send(new TextEncoder().encode(req));
+    for (let i = 0; i < 100 && replies.length < 2; i++) await new Promise((r) => setTimeout(r, 5));
+    assert.is(replies.length, 2);
+    assert.is(replies[1], replies[0]);
+    assert.is(JSON.parse(replies[0]!).type, 'login.challenge');
+    // A stray reply (to nothing we asked) is dropped without an answer: no error ping-pong.
+    link.send(new TextEncoder().encode(JSON.stringify({ v: 1, id: 'terminal/dup#2', corr: 'server#999', from: 'terminal/dup', to: 'server', type: 'channel.reserved', body: {} })));
+    await new Promise((r) => setTimeout(r, 50));
+    assert.is(replies.length, 2);
+  } finally {
+    await world.cleanup();
+  }
+});
+
+test.run();
