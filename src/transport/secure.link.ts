@@ -5,9 +5,12 @@
  * inside the channel). It wraps any Link, so the same handshake runs in
  * memory, over WebSocket and in the simulator.
  *
- * Wire form of one message on the underlying link: one tag byte, then
- *   HELLO/ACCEPT/FINISH/REFUSED: UTF-8 JSON of the handshake message;
- *   DATA: the sealed box (counter || AEAD ciphertext).
+ * Wire form of one message on the underlying link:
+ *   handshake: UTF-8 JSON `{"chan":"hello"|"accept"|"finish"|"refused", ...}`
+ *   data:      the byte 0x04, then the sealed box (counter || AEAD ciphertext)
+ * A JSON message that is not a handshake (say, an envelope sent without one)
+ * is answered with an `error` envelope, UNAUTHENTICATED, in the clear: the
+ * peer learns what is wrong and nothing else happens.
  */
 import {
   ChannelInitiator,
@@ -19,31 +22,28 @@ import {
 } from '../crypto/index.ts';
 import type { Link } from './link.ts';
 
-const TAG_HELLO = 1;
-const TAG_ACCEPT = 2;
-const TAG_FINISH = 3;
 const TAG_DATA = 4;
-const TAG_REFUSED = 5;
+const JSON_OPEN = 0x7b; // '{'
+
+type ChanKind = 'hello' | 'accept' | 'finish' | 'refused';
 
 /** Messages a side may queue while the handshake runs. */
 export const HANDSHAKE_QUEUE_MESSAGES_MAX = 1_000;
+/** Messages refused before the handshake after which the link is closed (a peer that does not speak the protocol). */
+export const PRE_HANDSHAKE_REFUSALS_MAX = 16;
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
 
-function frame(tag: number, payload: Uint8Array): Uint8Array {
-  const out = new Uint8Array(payload.length + 1);
-  out[0] = tag;
-  out.set(payload, 1);
+function data(box: Uint8Array): Uint8Array {
+  const out = new Uint8Array(box.length + 1);
+  out[0] = TAG_DATA;
+  out.set(box, 1);
   return out;
 }
 
-function json(tag: number, value: unknown): Uint8Array {
-  return frame(tag, enc.encode(JSON.stringify(value)));
-}
-
-function parseJson(payload: Uint8Array): unknown {
-  return JSON.parse(dec.decode(payload));
+function chan(kind: ChanKind, value: object): Uint8Array {
+  return enc.encode(JSON.stringify({ chan: kind, ...value }));
 }
 
 export interface SecureLinkEvents {
@@ -86,12 +86,12 @@ abstract class SecureLinkBase implements Link {
     return this.raw.isOpen;
   }
 
-  send(data: Uint8Array): void {
+  send(bytes: Uint8Array): void {
     if (!this.cipher) {
-      if (this.queued.length < HANDSHAKE_QUEUE_MESSAGES_MAX) this.queued.push(new Uint8Array(data));
+      if (this.queued.length < HANDSHAKE_QUEUE_MESSAGES_MAX) this.queued.push(new Uint8Array(bytes));
       return;
     }
-    this.raw.send(frame(TAG_DATA, this.cipher.seal(data)));
+    this.raw.send(data(this.cipher.seal(bytes)));
   }
 
   onMessage(handler: (data: Uint8Array) => void): void {
@@ -118,7 +118,7 @@ abstract class SecureLinkBase implements Link {
   }
 
   protected refuse(code: string, message: string): void {
-    this.raw.send(json(TAG_REFUSED, { code, message }));
+    this.raw.send(chan('refused', { code, message }));
     this.events.onReject?.(code, message);
     this.raw.close(`${code}: ${message}`);
   }
@@ -133,18 +133,41 @@ abstract class SecureLinkBase implements Link {
     this.raw.close(this.refusal.code);
   }
 
-  private receive(data: Uint8Array): void {
-    if (data.length < 1) return;
-    const tag = data[0];
-    const payload = data.subarray(1);
-    if (tag === TAG_DATA) {
+  private preHandshakeRefusals = 0;
+
+  /** Answers a non-handshake JSON message (an envelope sent in the clear) with an error envelope. */
+  private refuseUnauthenticated(body: unknown): void {
+    const b = (body ?? {}) as { id?: unknown; from?: unknown };
+    const name = /^[A-Za-z0-9._:/@+#-]{1,128}$/;
+    const reply = {
+      v: 1,
+      id: `${this.selfName}#pre${++this.preHandshakeRefusals}`,
+      ...(typeof b.id === 'string' && name.test(b.id) ? { corr: b.id } : {}),
+      from: this.selfName,
+      to: typeof b.from === 'string' && name.test(b.from) ? b.from : 'unknown',
+      type: 'error',
+      body: {
+        code: this.cipher ? 'BAD_ENVELOPE' : 'UNAUTHENTICATED',
+        message: this.cipher
+          ? 'after the handshake every message must be a sealed channel message'
+          : 'no channel yet: complete the channel handshake (docs/wire.md, Channels) before sending envelopes',
+      },
+    };
+    this.events.onReject?.('UNAUTHENTICATED', 'a message arrived before the channel handshake');
+    this.raw.send(enc.encode(JSON.stringify(reply)));
+    if (this.preHandshakeRefusals >= PRE_HANDSHAKE_REFUSALS_MAX) this.raw.close('too many messages without a channel');
+  }
+
+  private receive(bytes: Uint8Array): void {
+    if (bytes.length < 1) return;
+    if (bytes[0] === TAG_DATA) {
       if (!this.cipher) {
-        this.events.onReject?.('UNAUTHENTICATED', 'data arrived before the channel handshake finished');
+        this.refuseUnauthenticated(undefined);
         return;
       }
       let plain: Uint8Array;
       try {
-        plain = this.cipher.open(payload);
+        plain = this.cipher.open(bytes.subarray(1));
       } catch (e) {
         const code = e instanceof CryptoError ? e.code : 'CHANNEL_TAMPERED';
         this.events.onReject?.(code, e instanceof Error ? e.message : 'channel message rejected');
@@ -154,19 +177,27 @@ abstract class SecureLinkBase implements Link {
       else for (const h of this.handlers) h(plain);
       return;
     }
-    let body: unknown;
+    let body: { chan?: unknown } | undefined;
     try {
-      body = parseJson(payload);
+      body = bytes[0] === JSON_OPEN ? (JSON.parse(dec.decode(bytes)) as { chan?: unknown }) : undefined;
     } catch {
-      this.refuse('HANDSHAKE_FAILED', 'handshake message is not JSON');
+      body = undefined;
+    }
+    if (!body || typeof body !== 'object') {
+      // Neither a channel message nor JSON: say so, in an envelope the peer can read.
+      this.refuseUnauthenticated(undefined);
       return;
     }
-    if (tag === TAG_REFUSED) {
+    if (body.chan === undefined) {
+      this.refuseUnauthenticated(body);
+      return;
+    }
+    if (body.chan === 'refused') {
       this.refused(body);
       return;
     }
     try {
-      this.handshake(tag ?? 0, body);
+      this.handshake(String(body.chan), body);
     } catch (e) {
       const code = e instanceof CryptoError ? e.code : 'HANDSHAKE_FAILED';
       const message = e instanceof Error ? e.message : 'handshake failed';
@@ -175,7 +206,10 @@ abstract class SecureLinkBase implements Link {
     }
   }
 
-  protected abstract handshake(tag: number, body: unknown): void;
+  protected abstract handshake(kind: string, body: unknown): void;
+
+  /** The name this side gives itself in handshakes and pre-handshake errors. */
+  protected abstract get selfName(): string;
 }
 
 /** The connecting side (server toward SAMs; terminal toward server). */
@@ -188,14 +222,20 @@ export class SecureInitiatorLink extends SecureLinkBase {
     events: SecureLinkEvents = {},
   ) {
     super(raw, events);
+    this.name = opts.name;
     this.initiator = new ChannelInitiator(opts);
-    raw.send(json(TAG_HELLO, this.initiator.hello()));
+    raw.send(chan('hello', this.initiator.hello()));
   }
 
-  protected handshake(tag: number, body: unknown): void {
-    if (tag !== TAG_ACCEPT || this.cipher) throw new CryptoError('HANDSHAKE_FAILED', `unexpected handshake message (tag ${tag})`);
+  private readonly name: string;
+  protected get selfName(): string {
+    return this.name;
+  }
+
+  protected handshake(kind: string, body: unknown): void {
+    if (kind !== 'accept' || this.cipher) throw new CryptoError('HANDSHAKE_FAILED', `unexpected handshake message "${kind.slice(0, 16)}"`);
     const { finish, cipher } = this.initiator.accept(body as never);
-    if (finish) this.raw.send(json(TAG_FINISH, finish));
+    if (finish) this.raw.send(chan('finish', finish));
     this.established(cipher);
   }
 }
@@ -228,20 +268,31 @@ export class SecureResponderLink extends SecureLinkBase {
   /** The name the initiator gave in its hello (not authenticated for anonymous initiators). */
   peerName?: string;
 
-  protected handshake(tag: number, body: unknown): void {
-    if (tag === TAG_HELLO && !this.accepted) {
+  protected get selfName(): string {
+    return this.opts.name;
+  }
+
+  protected handshake(kind: string, body: unknown): void {
+    if (kind === 'hello' && !this.accepted) {
       const hello = body as { from?: unknown };
       this.peerName = typeof hello.from === 'string' ? hello.from.slice(0, 128) : undefined;
       const accept = this.responder.hello(body as never);
       this.accepted = true;
-      this.raw.send(json(TAG_ACCEPT, accept));
-      if (!this.opts.requireMutual) this.established(this.responder.finish());
+      this.raw.send(chan('accept', accept));
+      if (!this.opts.requireMutual) {
+        this.established(this.responder.finish());
+        this.onEstablished?.(this);
+      }
       return;
     }
-    if (tag === TAG_FINISH && this.accepted && !this.cipher) {
+    if (kind === 'finish' && this.accepted && !this.cipher) {
       this.established(this.responder.finish(body as never));
+      this.onEstablished?.(this);
       return;
     }
-    throw new CryptoError('HANDSHAKE_FAILED', `unexpected handshake message (tag ${tag})`);
+    throw new CryptoError('HANDSHAKE_FAILED', `unexpected handshake message "${kind.slice(0, 16)}"`);
   }
+
+  /** Called when the channel is established (the initiator's name and key are then known). */
+  onEstablished?: (link: SecureResponderLink) => void;
 }
