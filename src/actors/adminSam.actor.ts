@@ -37,7 +37,6 @@ import type { Grant } from '../transport/messages.ts';
 import { PartyRuntime, type MachineKind, type RuntimeDeps } from './runtime.ts';
 import { SamSessions } from './samSession.ts';
 
-export const SERVER_PEER = 'server';
 const SESSION = 'session:';
 const DECISION = 'decision:';
 
@@ -89,7 +88,8 @@ export class AdminSamRuntime extends PartyRuntime {
   // ---- inbound ------------------------------------------------------------------------------
 
   protected onEnvelope(env: AnyEnvelope, peer: string): void {
-    if (peer !== SERVER_PEER) throw new ProtocolError('BAD_SENDER', `the admin SAM obeys only its server, not ${peer}`);
+    // Only servers reach this point: the channel handshake refused every key not in the trust configuration.
+    void peer;
     const now = this.clock.now();
     switch (env.type) {
       case 'frame':
@@ -355,55 +355,56 @@ export class AdminSamRuntime extends PartyRuntime {
     if (key.startsWith(DECISION)) return this.decisionIntent(key.slice(DECISION.length), intent as DecisionIntent);
     const ctx = this.actorOf(key)!.getSnapshot().context as AdminSessionContext;
     const si = intent as AdminSessionIntent;
+    const server = this.peerOfRequest(ctx.request);
     const header = { mig: ctx.mig ?? undefined, step: STEP_OF[ctx.op] };
     switch (si.type) {
       case 'beginAuth': {
         const frame = this.sessions.begin({ session: ctx.session, area: '*', mig: ctx.mig ?? '-', purpose: 'admin' });
-        this.send(SERVER_PEER, 'frame', { session: ctx.session, data: toB64(frame) });
+        this.send(server, 'frame', { session: ctx.session, data: toB64(frame) });
         return;
       }
       case 'sendCommand': {
         const frame = this.sessions.command(ctx.session, this.command(ctx, si.index));
-        this.send(SERVER_PEER, 'frame', { session: ctx.session, data: toB64(frame) });
+        this.send(server, 'frame', { session: ctx.session, data: toB64(frame) });
         return;
       }
       case 'sessionDone': {
-        this.closeChipSession(ctx.session);
+        this.closeChipSession(server, ctx.session);
         const reply = { ...header, corr: ctx.request };
         switch (ctx.op) {
           case 'identify':
-            this.send(SERVER_PEER, 'admin.identified', { serial: ctx.provenSerial!, areas: this.listed.get(ctx.session) ?? [] }, reply);
+            this.send(server, 'admin.identified', { serial: ctx.provenSerial!, areas: this.listed.get(ctx.session) ?? [] }, reply);
             this.listed.delete(ctx.session);
             return;
           case 'lock':
-            this.send(SERVER_PEER, 'admin.locked', { grants: this.grants(ctx, 'upload') }, reply);
+            this.send(server, 'admin.locked', { grants: this.grants(ctx, 'upload') }, reply);
             return;
           case 'format':
-            this.send(SERVER_PEER, 'admin.formatted', { grants: this.grants(ctx, 'download') }, reply);
+            this.send(server, 'admin.formatted', { grants: this.grants(ctx, 'download') }, reply);
             return;
           case 'activate':
-            this.send(SERVER_PEER, 'admin.activated', { serial: ctx.serial! }, reply);
+            this.send(server, 'admin.activated', { serial: ctx.serial! }, reply);
             return;
           case 'restore':
-            this.send(SERVER_PEER, 'admin.restored', { serial: ctx.serial! }, reply);
+            this.send(server, 'admin.restored', { serial: ctx.serial! }, reply);
             return;
           case 'wipe':
-            this.send(SERVER_PEER, 'admin.wiped', { serial: ctx.serial! }, reply);
+            this.send(server, 'admin.wiped', { serial: ctx.serial! }, reply);
             return;
         }
         return;
       }
       case 'sessionFailed':
-        this.closeChipSession(ctx.session);
+        this.closeChipSession(server, ctx.session);
         this.listed.delete(ctx.session);
-        this.send(SERVER_PEER, 'error', { code: si.code, message: si.message }, { ...header, corr: ctx.request });
+        this.send(server, 'error', { code: si.code, message: si.message }, { ...header, corr: ctx.request });
         return;
     }
   }
 
-  private closeChipSession(session: string): void {
+  private closeChipSession(server: string, session: string): void {
     const close = this.sessions.close(session);
-    if (close) this.send(SERVER_PEER, 'frame', { session, data: toB64(close) });
+    if (close) this.send(server, 'frame', { session, data: toB64(close) });
   }
 
   private decisionIntent(mig: string, intent: DecisionIntent): void {

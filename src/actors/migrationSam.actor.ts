@@ -41,6 +41,8 @@ export interface MigrationSamOptions {
 }
 
 interface Working {
+  /** The server link this item's sessions are relayed through. */
+  server: string;
   grant: GrantBinding;
   tempKey: Secret;
   mainKey?: Secret;
@@ -104,9 +106,10 @@ export class MigrationSamRuntime extends PartyRuntime {
 
   protected onEnvelope(env: AnyEnvelope, peer: string): void {
     if (peer === this.normalSamPeer) return this.fromNormalSam(env);
-    if (peer !== 'server') throw new ProtocolError('BAD_SENDER', `a migration SAM does not talk to ${peer}`);
+    // Every other peer must be a server this SAM trusts, and every request needs its right.
     const right = RIGHT_OF[env.type];
     if (right) this.requireRight(peer, right);
+    else this.rightsOf(peer);
     const now = this.clock.now();
     switch (env.type) {
       case 'msam.preflight': {
@@ -186,7 +189,7 @@ export class MigrationSamRuntime extends PartyRuntime {
     const starts = purpose === 'upload' ? state.matches('idle') : state.matches('holding');
     if (starts) {
       const tempKey = openGrant(env.body.grant, this.opts.identity);
-      this.working.set(key, { grant: binding, tempKey });
+      this.working.set(key, { server: env.from, grant: binding, tempKey });
       this.sessionOwner.set(session, key);
       if (purpose === 'upload') {
         this.write(() =>
@@ -271,7 +274,10 @@ export class MigrationSamRuntime extends PartyRuntime {
   protected onIntent(key: string, intent: MigrationSamIntent): void {
     const ctx = this.actorOf(key)!.getSnapshot().context as MigrationSamContext;
     const w = this.working.get(key);
-    const frame = (session: string, bytes: Uint8Array) => this.send('server', 'frame', { session, data: toB64(bytes) });
+    const server = w?.server ?? ('request' in intent ? this.peerOfRequest(intent.request) : undefined);
+    const frame = (session: string, bytes: Uint8Array) => {
+      if (server) this.send(server, 'frame', { session, data: toB64(bytes) });
+    };
     const header = { mig: ctx.mig, item: ctx.item };
     switch (intent.type) {
       case 'beginAuth':
@@ -304,7 +310,7 @@ export class MigrationSamRuntime extends PartyRuntime {
         return;
       }
       case 'answerUploaded':
-        this.send('server', 'msam.uploaded', {}, { ...header, step: 'S7', corr: intent.request });
+        this.send(this.peerOfRequest(intent.request), 'msam.uploaded', {}, { ...header, step: 'S7', corr: intent.request });
         return;
       case 'signReceipt': {
         const rec = this.heldRecord(ctx.mig, ctx.item);
@@ -320,11 +326,11 @@ export class MigrationSamRuntime extends PartyRuntime {
         const receipt = this.pendingReceipt.get(key) ?? this.heldRecord(ctx.mig, ctx.item).receipt;
         this.pendingReceipt.delete(key);
         if (!receipt) throw new Error(`no receipt for ${key}`);
-        this.send('server', 'msam.downloaded', { receipt }, { ...header, step: 'S14', corr: intent.request });
+        this.send(this.peerOfRequest(intent.request), 'msam.downloaded', { receipt }, { ...header, step: 'S14', corr: intent.request });
         return;
       }
       case 'answerFailed':
-        this.send('server', 'error', { code: intent.code, message: intent.message }, { ...header, corr: intent.request });
+        this.send(this.peerOfRequest(intent.request), 'error', { code: intent.code, message: intent.message }, { ...header, corr: intent.request });
         return;
       case 'endSession': {
         const close = this.sessions.close(intent.session);
@@ -333,7 +339,7 @@ export class MigrationSamRuntime extends PartyRuntime {
         return;
       }
       case 'answerFenced':
-        if (!this.fenceReplies.has(intent.request)) this.send('server', 'msam.fenced', {}, { ...header, corr: intent.request });
+        if (!this.fenceReplies.has(intent.request)) this.send(this.peerOfRequest(intent.request), 'msam.fenced', {}, { ...header, corr: intent.request });
         return;
       case 'clearItem': {
         // S17: the item and its grants leave this SAM.
@@ -343,7 +349,7 @@ export class MigrationSamRuntime extends PartyRuntime {
         return;
       }
       case 'answerCleared':
-        this.send('server', 'msam.cleared', {}, { ...header, step: 'S17', corr: intent.request });
+        this.send(this.peerOfRequest(intent.request), 'msam.cleared', {}, { ...header, step: 'S17', corr: intent.request });
         return;
     }
   }

@@ -579,6 +579,13 @@ export abstract class PartyRuntime {
     return corr === undefined ? undefined : this.store.outbox.get(corr)?.env;
   }
 
+  /** The link a request this party received came in on (to answer it, or relay for it, later). */
+  protected peerOfRequest(id: string): string {
+    const from = this.store.inbox.get(id)?.from ?? this.current().inbound?.from;
+    if (from === undefined) throw new Error(`${this.id}: no received request ${id}`);
+    return this.peerOf(from);
+  }
+
   /** Looks up a request this party received earlier, by id (to answer it now). */
   protected receivedRequest(id: string): { from: string; type: string } | undefined {
     const rec = this.store.inbox.get(id);
