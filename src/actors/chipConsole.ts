@@ -17,7 +17,8 @@ export class ChipConsole {
   private seq = 0;
   private waiting: { resolve: (f: ChipFrame) => void; reject: (e: Error) => void; timer: NodeJS.Timeout } | null = null;
 
-  private constructor(
+  /** A console over any link to the chip (in memory, or a socket to a chip process). */
+  constructor(
     private readonly link: Link,
     readonly id: string,
     private readonly chipId: string,

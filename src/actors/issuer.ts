@@ -19,7 +19,7 @@ import { ChipConsole } from './chipConsole.ts';
 import { SamSessions } from './samSession.ts';
 import { encodeValue, type ValueItem } from './value.ts';
 
-const DESK = 'terminal/issuing-desk';
+export const DESK = 'terminal/issuing-desk';
 
 async function runSession(
   desk: ChipConsole,
@@ -47,7 +47,36 @@ export interface IssueRequest {
   value: ValueItem;
 }
 
-/** Issues value items onto a chip through its real command path. */
+/** Issues value items onto a chip through its real command path, over a console linked to it. */
+export async function issueThrough(
+  desk: ChipConsole,
+  serial: string,
+  keys: { issuerMaster: Secret; providerMasters: Record<string, Secret> },
+  items: IssueRequest[],
+  rng: Rng,
+): Promise<void> {
+  const sessions = new SamSessions(rng);
+  const kChip = deriveChipKey(keys.issuerMaster, serial);
+  for (const it of items) {
+    const mig = `issue-${it.area}`;
+    const temp = randomSecret(rng);
+    const master = keys.providerMasters[it.provider];
+    if (!master) throw new Error(`issuing desk: no master key for provider ${it.provider}`);
+    const main = deriveMainKey(master, serial, it.area);
+    const tag = toB64(rng.bytes(4));
+    await runSession(desk, sessions, { session: `issue:${tag}:format`, area: '*', mig, purpose: 'admin' }, kChip, [
+      { op: 'format', area: it.area, provider: it.provider, key: toB64(temp.reveal()), mig, step: 'issue' },
+    ]);
+    await runSession(desk, sessions, { session: `issue:${tag}:load`, area: it.area, mig, purpose: 'download' }, temp, [
+      { op: 'download', data: toB64(encodeValue(it.value)), key: toB64(main.reveal()), mig, step: 'issue' },
+    ]);
+    await runSession(desk, sessions, { session: `issue:${tag}:activate`, area: '*', mig, purpose: 'admin' }, kChip, [
+      { op: 'activate', area: it.area, mig, step: 'issue' },
+    ]);
+  }
+}
+
+/** Issues value items onto a chip in this process. */
 export async function issueItems(
   chip: ChipRuntime,
   keys: { issuerMaster: Secret; providerMasters: Record<string, Secret> },
@@ -55,26 +84,8 @@ export async function issueItems(
   rng: Rng,
 ): Promise<void> {
   const desk = ChipConsole.open(chip, DESK);
-  const sessions = new SamSessions(rng);
-  const kChip = deriveChipKey(keys.issuerMaster, chip.serial);
   try {
-    for (const it of items) {
-      const mig = `issue-${it.area}`;
-      const temp = randomSecret(rng);
-      const master = keys.providerMasters[it.provider];
-      if (!master) throw new Error(`issuing desk: no master key for provider ${it.provider}`);
-      const main = deriveMainKey(master, chip.serial, it.area);
-      const tag = toB64(rng.bytes(4));
-      await runSession(desk, sessions, { session: `issue:${tag}:format`, area: '*', mig, purpose: 'admin' }, kChip, [
-        { op: 'format', area: it.area, provider: it.provider, key: toB64(temp.reveal()), mig, step: 'issue' },
-      ]);
-      await runSession(desk, sessions, { session: `issue:${tag}:load`, area: it.area, mig, purpose: 'download' }, temp, [
-        { op: 'download', data: toB64(encodeValue(it.value)), key: toB64(main.reveal()), mig, step: 'issue' },
-      ]);
-      await runSession(desk, sessions, { session: `issue:${tag}:activate`, area: '*', mig, purpose: 'admin' }, kChip, [
-        { op: 'activate', area: it.area, mig, step: 'issue' },
-      ]);
-    }
+    await issueThrough(desk, chip.serial, keys, items, rng);
   } finally {
     desk.close();
   }

@@ -37,11 +37,18 @@ export interface RuntimeDeps {
   inspect?: (party: string, actorKey: string, event: InspectionEvent) => void;
   /** Sees every envelope this party receives or sends, encoded (the run recorder and the confidentiality tests). */
   tap?: (party: string, direction: 'in' | 'out', peer: string, bytes: Uint8Array) => void;
+  /** Counters for metrics: every message handled or sent, every turn's duration. */
+  observe?: RuntimeObserver;
   /** Called at named points of every turn; fault injection hooks in here. */
   onTurnPoint?: (party: string, point: TurnPoint, info: { type?: string; step?: Step }) => void;
 }
 
 export type TurnPoint = 'before-persist' | 'after-persist' | 'after-send';
+
+export interface RuntimeObserver {
+  message(party: string, direction: 'in' | 'out', type: string, bytes: number): void;
+  turn(party: string, ms: number, committed: boolean): void;
+}
 
 export interface MachineKind {
   machine: AnyStateMachine;
@@ -171,6 +178,16 @@ export abstract class PartyRuntime {
     return this.stopped;
   }
 
+  /** Jobs waiting in this party's queue (a gauge for /metrics). */
+  get queueLength(): number {
+    return this.queue.length;
+  }
+
+  /** Peers with an open link (for /healthz). */
+  openLinks(): string[] {
+    return [...this.links.entries()].filter(([, l]) => l.isOpen).map(([p]) => p);
+  }
+
   // ---- links -----------------------------------------------------------------
 
   /**
@@ -254,6 +271,7 @@ export abstract class PartyRuntime {
   }
 
   private async runJob(job: Job): Promise<void> {
+    const started = performance.now();
     const turn = new Turn();
     this.turn = turn;
     let failure: unknown;
@@ -294,6 +312,7 @@ export abstract class PartyRuntime {
     this.deps.onTurnPoint?.(this.id, 'before-persist', turn.info);
     const empty = !turn.dirty && turn.out.length === 0 && turn.acked.length === 0 && !turn.inbound;
     if (!empty) await this.commit(turn);
+    this.deps.observe?.turn(this.id, performance.now() - started, !empty);
     this.deps.onTurnPoint?.(this.id, 'after-persist', turn.info);
     for (const o of turn.out) this.transmit(o);
     this.deps.onTurnPoint?.(this.id, 'after-send', turn.info);
@@ -317,6 +336,7 @@ export abstract class PartyRuntime {
     if (env.from !== remote) {
       throw new ProtocolError('BAD_SENDER', `message says it is from ${env.from}, but arrived on the link of ${remote}`);
     }
+    this.deps.observe?.message(this.id, 'in', env.type, bytes.length);
     this.log.debug('message', { peer, type: env.type, id: env.id, corr: env.corr, mig: env.mig, step: env.step, item: env.item, bytes: bytes.length });
     const kind = kindOf(env.type);
     if (env.corr !== undefined) {
@@ -420,6 +440,7 @@ export abstract class PartyRuntime {
       return;
     }
     this.deps.tap?.(this.id, 'out', o.peer, bytes);
+    this.deps.observe?.message(this.id, 'out', o.env.type, bytes.length);
     link.send(bytes);
   }
 

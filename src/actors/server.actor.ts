@@ -10,11 +10,11 @@
  */
 import { sha256 } from '@noble/hashes/sha2.js';
 import { hmac } from '@noble/hashes/hmac.js';
-import { equalBytes, fromB64, hashPassword, SCRYPT_DEFAULTS, toB64, utf8 } from '../crypto/index.ts';
+import { equalBytes, fromB64, SCRYPT_DEFAULTS, toB64, utf8 } from '../crypto/index.ts';
 import { ProtocolError } from '../errors.ts';
 import { migrationMachine, MIGRATION_MACHINE_VERSION, type ChipRole, type MigrationContext, type MigrationIntent } from '../machines/migration.machine.ts';
 import { registrationMachine, REGISTRATION_MACHINE_VERSION, type RegistrationIntent } from '../machines/registration.machine.ts';
-import { ServerRecords, type UserRecord } from '../store/server.store.ts';
+import { newUserRecord, ServerRecords } from '../store/server.store.ts';
 import type { AnyEnvelope, Step } from '../transport/envelope.ts';
 import { PartyRuntime, type MachineKind, type RuntimeDeps } from './runtime.ts';
 
@@ -61,18 +61,7 @@ export class ServerRuntime extends PartyRuntime {
 
   /** Creates (or resets) a user. The password is stretched with scrypt; only sha256 of the result is kept. */
   async createUser(user: string, password: string): Promise<void> {
-    const params = this.options.scrypt ?? SCRYPT_DEFAULTS;
-    const rec = hashPassword(password, this.rng, params);
-    const record: UserRecord = {
-      user,
-      salt: rec.salt,
-      N: rec.N,
-      r: rec.r,
-      p: rec.p,
-      verifier: toB64(sha256(fromB64(rec.hash))),
-      failures: 0,
-      lockedUntil: 0,
-    };
+    const record = newUserRecord(user, password, this.rng, this.options.scrypt ?? SCRYPT_DEFAULTS);
     await this.store.commit(() => this.records.users.put(user, record));
   }
 

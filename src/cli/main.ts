@@ -3,6 +3,7 @@
  * `valmove --help` lists them.
  */
 import { Command, InvalidArgumentError } from 'commander';
+import { addDeployCommands } from './deploy.commands.ts';
 import { runDemo, DEMO_ITEMS_MAX } from './demo.ts';
 
 function wholeNumber(value: string): number {
@@ -30,6 +31,7 @@ export function buildCli(out: (line: string) => void = (l) => process.stdout.wri
       if (report.outcome !== 'completed') process.exitCode = 1;
     });
 
+  addDeployCommands(program, out);
   return program;
 }
 

@@ -4,7 +4,9 @@
  * the migration index (one line per migration, for lookups and status).
  * Nothing here is a key or a plaintext value item (protocol.md §4.4).
  */
+import { sha256 } from '@noble/hashes/sha2.js';
 import type { Database } from 'lmdb';
+import { fromB64, hashPassword, SCRYPT_DEFAULTS, toB64, type Rng } from '../crypto/index.ts';
 import type { PartyStore } from './party.store.ts';
 
 export interface UserRecord {
@@ -49,4 +51,14 @@ export class ServerRecords {
     this.migrations = store.db<MigrationIndexRecord>('migrations');
     this.secrets = store.db<Uint8Array>('secrets');
   }
+}
+
+/**
+ * A new user record: the password is stretched with scrypt (the terminal
+ * will compute the same from the salt), and only sha256 of the result is
+ * kept, so the record does not log anyone in.
+ */
+export function newUserRecord(user: string, password: string, rng: Rng, params: { N: number; r: number; p: number } = SCRYPT_DEFAULTS): UserRecord {
+  const rec = hashPassword(password, rng, params);
+  return { user, salt: rec.salt, N: rec.N, r: rec.r, p: rec.p, verifier: toB64(sha256(fromB64(rec.hash))), failures: 0, lockedUntil: 0 };
 }

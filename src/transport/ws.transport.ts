@@ -165,3 +165,12 @@ export class WsConnector {
     this.current?.close(1000, 'shutting down');
   }
 }
+
+/** One connection, no reconnects (a command-line tool's): resolves when open, rejects on failure. */
+export function openWsLink(url: string, ca?: string | Buffer): Promise<Link> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(url, { maxPayload: WS_PAYLOAD_BYTES_MAX, ...(ca ? { ca } : {}) });
+    ws.once('open', () => resolve(new WsLink(`ws->${url}`, ws)));
+    ws.once('error', (e) => reject(new Error(`can not connect to ${url}: ${e.message}`)));
+  });
+}

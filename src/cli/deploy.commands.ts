@@ -1,0 +1,166 @@
+/**
+ * The deployers' commands: keygen, start <role>, user add, terminal <command>, up.
+ */
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { Command, InvalidArgumentError } from 'commander';
+import { systemRng } from '../crypto/index.ts';
+import { RemoteError } from '../errors.ts';
+import { loadConfig, ROLES, type Role, type ServerConfig } from '../deploy/config.ts';
+import { TerminalControl } from '../deploy/control.client.ts';
+import { generateDeployment } from '../deploy/keygen.ts';
+import { startProcess } from '../deploy/process.ts';
+import { runUp } from '../deploy/up.ts';
+import { PartyStore } from '../store/party.store.ts';
+import { newUserRecord, ServerRecords } from '../store/server.store.ts';
+
+type Out = (line: string) => void;
+
+const list = (v: string) => v.split(',').map((s) => s.trim()).filter(Boolean);
+function whole(v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError('not a whole number');
+  return n;
+}
+
+/** The password: from stdin (one line) when --password-stdin, else VALMOVE_PASSWORD. Never an argument (it would show in `ps`). */
+function readPassword(fromStdin: boolean): string {
+  const pw = fromStdin ? readFileSync(0, 'utf8').split(/\r?\n/)[0] ?? '' : (process.env.VALMOVE_PASSWORD ?? '');
+  if (!pw) throw new Error('no password: pipe it with --password-stdin, or set VALMOVE_PASSWORD');
+  return pw;
+}
+
+export function addDeployCommands(program: Command, out: Out): void {
+  program
+    .command('keygen')
+    .description('write identities, key files (mode 0600), per-process configs and trust.json for a deployment; prints public keys only')
+    .requiredOption('--dir <dir>', 'deployment folder')
+    .option('--providers <list>', 'provider names, comma-separated', 'emoney,transit,tickets')
+    .option('--chips <list>', 'chip serials, comma-separated', 'SRC,DST')
+    .option('--terminals <list>', 'terminal:chip pairs, comma-separated', 'old:SRC,new:DST')
+    .option('--host <host>', 'address every process listens on', '127.0.0.1')
+    .option('--base-port <n>', 'first port (each process takes the next); 0 picks free ports', whole, 7400)
+    .option('--embedded-admin-sam', 'run the admin SAM inside the server process (demo convenience)', false)
+    .option('--json', 'print the summary as JSON', false)
+    .action(async (o) => {
+      const summary = await generateDeployment({
+        dir: resolve(o.dir),
+        providers: list(o.providers),
+        chips: list(o.chips),
+        terminals: list(o.terminals).map((t) => {
+          const [name, chip] = t.split(':');
+          if (!name || !chip) throw new InvalidArgumentError(`--terminals wants name:chip pairs, got "${t}"`);
+          return { name, chip };
+        }),
+        host: o.host,
+        basePort: o.basePort,
+        embeddedAdminSam: o.embeddedAdminSam,
+        rng: systemRng,
+      });
+      if (o.json) {
+        out(JSON.stringify(summary, null, 2));
+        return;
+      }
+      out(`deployment written to ${summary.dir} (secrets in keys/, mode 0600)`);
+      for (const p of summary.processes) out(`  ${p.role.padEnd(10)} ${p.id.padEnd(22)} port ${String(p.port).padEnd(6)} ${p.config}`);
+      out('public keys:');
+      for (const [id, k] of Object.entries(summary.publicKeys)) out(`  ${id.padEnd(24)} sign ${k.signPublic ?? '-'}  box ${k.boxPublic ?? '-'}`);
+      out(`start each with: valmove start <role> --config ${summary.dir}/config/<process>.json`);
+    });
+
+  program
+    .command('start')
+    .description(`run one party as its own process: ${ROLES.join(', ')}`)
+    .argument('<role>', ROLES.join(' | '))
+    .requiredOption('--config <file>', 'the process config written by keygen')
+    .action(async (role: string, o: { config: string }) => {
+      if (!ROLES.includes(role as Role)) throw new InvalidArgumentError(`unknown role "${role}"; one of ${ROLES.join(', ')}`);
+      const cfg = loadConfig(o.config, role as Role);
+      const running = await startProcess(cfg);
+      const stop = () => {
+        running.stop().then(
+          () => process.exit(0),
+          () => process.exit(1),
+        );
+      };
+      process.once('SIGTERM', stop);
+      process.once('SIGINT', stop);
+      await new Promise(() => {});
+    });
+
+  program
+    .command('user')
+    .description('operator: manage users in a server\'s store')
+    .command('add')
+    .description('create or reset a user (password from --password-stdin or VALMOVE_PASSWORD)')
+    .requiredOption('--config <file>', 'the server\'s config')
+    .requiredOption('--user <name>', 'user id')
+    .option('--password-stdin', 'read the password from standard input', false)
+    .action(async (o: { config: string; user: string; passwordStdin: boolean }) => {
+      const cfg = loadConfig(o.config, 'server') as ServerConfig;
+      const password = readPassword(o.passwordStdin);
+      const store = PartyStore.open(cfg.dataDir);
+      await store.commit(() => new ServerRecords(store).users.put(o.user, newUserRecord(o.user, password, systemRng, cfg.scrypt)));
+      await store.close();
+      out(`user ${o.user} saved (scrypt verifier only)`);
+    });
+
+  const terminal = program.command('terminal').description('what a user does on a running terminal process (its control API)');
+  const call = (name: string, description: string, build: (c: Command) => Command, run: (t: TerminalControl, o: Record<string, unknown>) => Promise<unknown>, show: (r: never) => string) => {
+    build(terminal.command(name).description(description))
+      .requiredOption('--config <file>', 'the terminal\'s config')
+      .option('--user <name>', 'log in first as this user (password from --password-stdin or VALMOVE_PASSWORD)')
+      .option('--password-stdin', 'read the password from standard input', false)
+      .option('--json', 'print the result as JSON', false)
+      .action(async (o: Record<string, unknown>) => {
+        const t = TerminalControl.fromConfig(o.config as string);
+        try {
+          if (o.user) await t.login(o.user as string, readPassword(o.passwordStdin as boolean));
+          const result = await run(t, o);
+          out(o.json ? JSON.stringify(result, null, 2) : show(result as never));
+        } catch (e) {
+          if (e instanceof RemoteError) {
+            if (o.json) out(JSON.stringify({ error: { code: e.code, message: e.message } }, null, 2));
+            else process.stderr.write(`refused: ${e.code}: ${e.message}\n`);
+            process.exitCode = 1;
+            return;
+          }
+          throw e;
+        }
+      });
+  };
+  const migration = (r: { mig: string; outcome: string; reason?: string; items: Array<{ provider: string }> }) =>
+    `migration ${r.mig}: ${r.outcome}${r.reason ? ` (${r.reason})` : ''}; items: ${r.items.map((i) => i.provider).join(', ')}`;
+  const receipt = (r: { op: string; area: string; balance?: number; amount?: number; state?: string }) =>
+    `${r.op} on ${r.area}: ${r.state ?? `balance ${r.balance}`}${r.amount !== undefined ? ` (amount ${r.amount})` : ''}`;
+  call('login', 'log the terminal\'s user in', (c) => c, async (t, o) => {
+    if (!o.user) throw new InvalidArgumentError('--user is required');
+    return { user: o.user };
+  }, (r: { user: string }) => `logged in as ${r.user}`);
+  call('register', 'register the terminal\'s chip to the logged-in user', (c) => c, (t) => t.register(), (r: { serial: string; user: string }) => `chip ${r.serial} registered to ${r.user}`);
+  call('migrate-out', 'source phase (S1-S8): lock this chip and upload every item', (c) => c.option('--destination <serial>', 'the destination chip, checked up front'), (t, o) =>
+    t.migrateOut(o.destination ? { destination: o.destination as string } : {}), migration);
+  call('migrate-in', 'destination phase (S9-S17): format, download, commit, activate', (c) => c.option('--mig <id>', 'the migration, when the user has several'), (t, o) =>
+    t.migrateIn(o.mig ? { mig: o.mig as string } : {}), migration);
+  call('cancel', 'cancel a migration that has not committed', (c) => c.requiredOption('--mig <id>', 'the migration'), (t, o) => t.cancel(o.mig as string), (r: { mig: string; decision: string }) =>
+    `migration ${r.mig}: ${r.decision}`);
+  call('balance', 'read an item on the chip through the provider\'s normal SAM', (c) => c.requiredOption('--provider <name>', 'provider'), (t, o) => t.normal(o.provider as string, 'balance'), receipt);
+  call('pay', 'pay from an item on the chip (normal use)', (c) => c.requiredOption('--provider <name>', 'provider').requiredOption('--amount <n>', 'amount', whole), (t, o) =>
+    t.normal(o.provider as string, 'pay', o.amount as number), receipt);
+  call('status', 'the terminal\'s state and recent progress lines', (c) => c, (t) => t.status(), (r: { id: string; state: unknown; progress: Array<{ step: string; text: string }> }) =>
+    [`${r.id}: ${JSON.stringify(r.state)}`, ...r.progress.slice(-20).map((p) => `  [${p.step}] ${p.text}`)].join('\n'));
+
+  program
+    .command('up')
+    .description('start every party as its own process on 127.0.0.1, run a migration through them, print processes and result')
+    .option('--providers <n>', 'providers (one item each)', whole, 3)
+    .option('--dir <dir>', 'deployment folder (default: a fresh ./deploy/up-<time>)')
+    .option('--keep', 'leave the processes running', false)
+    .option('--json', 'print one machine-readable report', false)
+    .action(async (o: { providers: number; dir?: string; keep: boolean; json: boolean }) => {
+      if (o.providers < 1 || o.providers > 20) program.error('error: --providers must be from 1 to 20', { exitCode: 2 });
+      const report = await runUp({ providers: o.providers, dir: o.dir, keep: o.keep, out: o.json ? undefined : out });
+      if (o.json) out(JSON.stringify(report, null, 2));
+      if (report.outcome !== 'completed') process.exitCode = 1;
+    });
+}

@@ -1,0 +1,124 @@
+/**
+ * Process configuration: one JSON file per process (`valmove start <role>
+ * --config FILE`), validated here. A config names the process's data folder,
+ * its key file (secrets live only there, never in the config), where it
+ * listens, and, for each peer it talks to, where the peer is and which public
+ * key it must present. Trust is configuration, not discovery (protocol.md §2).
+ */
+import { readFileSync } from 'node:fs';
+import { dirname, isAbsolute, resolve } from 'node:path';
+import { z } from 'zod';
+
+const b64key = z.string().regex(/^[A-Za-z0-9_-]{43}$/, 'a 32-byte key in base64url');
+const name = z.string().min(1).max(64).regex(/^[A-Za-z0-9._-]+$/, 'letters, digits, ".", "_" and "-" only');
+const url = z.string().regex(/^wss?:\/\/[^\s]+$/, 'a ws:// or wss:// URL');
+const right = z.enum(['upload', 'download', 'clear']);
+
+const listen = z.strictObject({ host: z.string().min(1).max(255), port: z.number().int().min(0).max(65535) });
+const tls = z.strictObject({ cert: z.string(), key: z.string() });
+const common = {
+  id: z.string().min(1).max(128),
+  dataDir: z.string().min(1),
+  keyFile: z.string().min(1),
+  listen,
+  tls: tls.optional(),
+  /** PEM file of a CA to trust when this process connects with wss:// to a self-signed peer. */
+  ca: z.string().optional(),
+  log: z.strictObject({ level: z.enum(['debug', 'info', 'warn', 'error', 'silent']) }).optional(),
+};
+
+const peer = z.strictObject({ url, signPublic: b64key });
+
+export const serverConfigSchema = z.strictObject({
+  role: z.literal('server'),
+  ...common,
+  adminSam: z.union([
+    peer,
+    z.strictObject({ embedded: z.literal(true), dataDir: z.string().min(1), keyFile: z.string().min(1), migrationSams: z.record(z.string(), z.strictObject({ signPublic: b64key, boxPublic: b64key })) }),
+  ]),
+  migrationSams: z.record(name, peer),
+  deadlineMs: z.number().int().positive().optional(),
+  scrypt: z.strictObject({ N: z.number().int().min(2).max(2 ** 20), r: z.number().int().min(1).max(32), p: z.number().int().min(1).max(16) }).optional(),
+});
+
+export const adminSamConfigSchema = z.strictObject({
+  role: z.literal('admin-sam'),
+  ...common,
+  trustedServers: z.array(b64key).min(1),
+  migrationSams: z.record(z.string().regex(/^migration-sam\/[A-Za-z0-9._-]+$/), z.strictObject({ signPublic: b64key, boxPublic: b64key })),
+});
+
+export const providerConfigSchema = z.strictObject({
+  role: z.literal('provider'),
+  ...common,
+  provider: name,
+  adminSamSignPublic: b64key,
+  /** Trusted servers by Ed25519 public key, each with the rights this provider gives it. */
+  servers: z.record(b64key, z.array(right)),
+});
+
+export const chipConfigSchema = z.strictObject({
+  role: z.literal('chip'),
+  ...common,
+  serial: name,
+});
+
+export const terminalConfigSchema = z.strictObject({
+  role: z.literal('terminal'),
+  ...common,
+  name,
+  server: peer,
+  chip: z.strictObject({ url, serial: name }),
+  normalSams: z.record(name, peer),
+});
+
+export const configSchema = z.discriminatedUnion('role', [
+  serverConfigSchema,
+  adminSamConfigSchema,
+  providerConfigSchema,
+  chipConfigSchema,
+  terminalConfigSchema,
+]);
+
+export type ServerConfig = z.infer<typeof serverConfigSchema>;
+export type AdminSamConfig = z.infer<typeof adminSamConfigSchema>;
+export type ProviderConfig = z.infer<typeof providerConfigSchema>;
+export type ChipConfig = z.infer<typeof chipConfigSchema>;
+export type TerminalConfig = z.infer<typeof terminalConfigSchema>;
+export type ProcessConfig = z.infer<typeof configSchema>;
+export type Role = ProcessConfig['role'];
+export const ROLES: Role[] = ['server', 'admin-sam', 'provider', 'chip', 'terminal'];
+
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+}
+
+/** Paths in a config are relative to the config file. */
+function resolvePaths<T extends ProcessConfig>(cfg: T, base: string): T {
+  const abs = (p: string) => (isAbsolute(p) ? p : resolve(base, p));
+  const out = { ...cfg, dataDir: abs(cfg.dataDir), keyFile: abs(cfg.keyFile) } as T;
+  if (cfg.tls) out.tls = { cert: abs(cfg.tls.cert), key: abs(cfg.tls.key) };
+  if (cfg.ca) out.ca = abs(cfg.ca);
+  if (out.role === 'server' && 'embedded' in out.adminSam) {
+    out.adminSam = { ...out.adminSam, dataDir: abs(out.adminSam.dataDir), keyFile: abs(out.adminSam.keyFile) };
+  }
+  return out;
+}
+
+export function loadConfig(file: string, expectedRole?: Role): ProcessConfig {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (e) {
+    throw new ConfigError(`${file}: can not read a JSON config (${(e as Error).message})`);
+  }
+  const parsed = configSchema.safeParse(raw);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw new ConfigError(`${file}: ${issue?.path.join('.') || '(root)'}: ${issue?.message ?? 'invalid'}`);
+  }
+  if (expectedRole && parsed.data.role !== expectedRole) {
+    throw new ConfigError(`${file} is a ${parsed.data.role} config, not a ${expectedRole} config`);
+  }
+  return resolvePaths(parsed.data, dirname(resolve(file)));
+}

@@ -1,0 +1,42 @@
+/**
+ * Key files: a process's secrets, one JSON file each, written with mode 0600
+ * and read only at start. Configs point at them; nothing prints them.
+ */
+import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
+import { z } from 'zod';
+import { fromB64, importIdentity, Secret, type ExportedIdentity, type Identity } from '../crypto/index.ts';
+import { ConfigError } from './config.ts';
+
+const b64 = z.string().regex(/^[A-Za-z0-9_-]+$/);
+const identity = z.strictObject({ signSecret: b64, boxSecret: b64, signPublic: b64, boxPublic: b64 });
+
+const keyFileSchema = z.discriminatedUnion('kind', [
+  z.strictObject({ kind: z.literal('server'), identity }),
+  z.strictObject({ kind: z.literal('admin-sam'), identity, issuerMaster: b64 }),
+  z.strictObject({ kind: z.literal('provider'), normal: identity, migration: identity, providerMaster: b64 }),
+  z.strictObject({ kind: z.literal('chip'), serial: z.string(), kChip: b64 }),
+  z.strictObject({ kind: z.literal('terminal'), controlToken: b64 }),
+]);
+export type KeyFile = z.infer<typeof keyFileSchema>;
+
+export function writeKeyFile(path: string, content: KeyFile): void {
+  writeFileSync(path, `${JSON.stringify(content, null, 2)}\n`, { mode: 0o600 });
+  chmodSync(path, 0o600);
+}
+
+export function readKeyFile<K extends KeyFile['kind']>(path: string, kind: K): Extract<KeyFile, { kind: K }> {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (e) {
+    throw new ConfigError(`key file ${path} can not be read (${(e as NodeJS.ErrnoException).code ?? "bad JSON"})`);
+  }
+  const parsed = keyFileSchema.safeParse(raw);
+  // Never echo a key file's content in an error: name the field only.
+  if (!parsed.success) throw new ConfigError(`key file ${path} is malformed at ${parsed.error.issues[0]?.path.join('.') ?? '(root)'}`);
+  if (parsed.data.kind !== kind) throw new ConfigError(`key file ${path} holds ${parsed.data.kind} keys, not ${kind} keys`);
+  return parsed.data as Extract<KeyFile, { kind: K }>;
+}
+
+export const identityOf = (e: ExportedIdentity): Identity => importIdentity(e);
+export const secretOf = (b64value: string): Secret => Secret.of(fromB64(b64value));

@@ -1,0 +1,176 @@
+/**
+ * `valmove keygen`: a deployment's identities, secrets and trust, written as
+ * one key file per process (mode 0600), one config per process, and a
+ * public trust.json (who trusts which key, with which rights). It prints
+ * public keys only.
+ *
+ *   DIR/trust.json  DIR/keys/<party>.key.json  DIR/config/<party>.json  DIR/data/<party>/ (at start)
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import type { Right } from '../actors/migrationSam.actor.ts';
+import { deriveChipKey, exportIdentity, generateIdentity, randomSecret, systemRng, toB64, type Identity, type Rng } from '../crypto/index.ts';
+import type { AdminSamConfig, ChipConfig, ProviderConfig, ServerConfig, TerminalConfig } from './config.ts';
+import { writeKeyFile } from './keyfiles.ts';
+
+export interface DeploymentPlan {
+  dir: string;
+  providers: string[];
+  chips: string[];
+  /** Terminals and the chip each one holds. */
+  terminals: Array<{ name: string; chip: string }>;
+  host?: string;
+  /** First port; each process gets the next. 0 picks free ports. */
+  basePort?: number;
+  /** Run the admin SAM inside the server process (a demo convenience: then protocol.md §4.4 does not hold for that process). */
+  embeddedAdminSam?: boolean;
+  /** Rights each provider gives the server (all three by default). */
+  rights?: Record<string, Right[]>;
+  scrypt?: { N: number; r: number; p: number };
+  rng?: Rng;
+}
+
+export interface DeploymentSummary {
+  dir: string;
+  processes: Array<{ id: string; role: string; config: string; port: number }>;
+  publicKeys: Record<string, { signPublic?: string; boxPublic?: string }>;
+}
+
+/** A free TCP port on the host (bound and released; the caller uses it soon after). */
+export function freePort(host = '127.0.0.1'): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, host, () => {
+      const addr = srv.address();
+      const port = typeof addr === 'object' && addr ? addr.port : 0;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+const pub = (id: Identity) => ({ signPublic: toB64(id.signPublic), boxPublic: toB64(id.boxPublic) });
+
+function writeJson(path: string, value: unknown): void {
+  writeFileSync(path, `${JSON.stringify(value, null, 2)}\n`);
+}
+
+export async function generateDeployment(plan: DeploymentPlan): Promise<DeploymentSummary> {
+  const rng = plan.rng ?? systemRng;
+  const host = plan.host ?? '127.0.0.1';
+  const dir = plan.dir;
+  for (const sub of ['keys', 'config', 'data']) mkdirSync(join(dir, sub), { recursive: true });
+  let next = plan.basePort ?? 0;
+  const port = async () => (plan.basePort ? next++ : freePort(host));
+  const rel = (kind: 'keys' | 'data', file: string) => `../${kind}/${file}`;
+
+  const server = generateIdentity(rng);
+  const admin = generateIdentity(rng);
+  const issuerMaster = randomSecret(rng);
+  const providers = plan.providers.map((p) => ({ p, normal: generateIdentity(rng), migration: generateIdentity(rng), master: randomSecret(rng) }));
+
+  const ports: Record<string, number> = { server: await port() };
+  if (!plan.embeddedAdminSam) ports['admin-sam'] = await port();
+  for (const { p } of providers) ports[`provider-${p}`] = await port();
+  for (const c of plan.chips) ports[`chip-${c}`] = await port();
+  for (const t of plan.terminals) ports[`terminal-${t.name}`] = await port();
+  const url = (id: string, path: string) => `ws://${host}:${ports[id]}${path}`;
+
+  const migrationSams = Object.fromEntries(providers.map(({ p, migration }) => [`migration-sam/${p}`, pub(migration)]));
+  const summary: DeploymentSummary = { dir, processes: [], publicKeys: { server: pub(server) } };
+  const add = (id: string, role: string, cfg: object) => {
+    const file = join(dir, 'config', `${id}.json`);
+    writeJson(file, cfg);
+    summary.processes.push({ id, role, config: file, port: ports[id]! });
+  };
+
+  writeKeyFile(join(dir, 'keys', 'server.key.json'), { kind: 'server', identity: exportIdentity(server) });
+  writeKeyFile(join(dir, 'keys', 'admin-sam.key.json'), { kind: 'admin-sam', identity: exportIdentity(admin), issuerMaster: toB64(issuerMaster.reveal()) });
+  summary.publicKeys['admin-sam'] = pub(admin);
+
+  const serverCfg: ServerConfig = {
+    role: 'server',
+    id: 'server',
+    dataDir: rel('data', 'server'),
+    keyFile: rel('keys', 'server.key.json'),
+    listen: { host, port: ports.server! },
+    adminSam: plan.embeddedAdminSam
+      ? { embedded: true, dataDir: rel('data', 'admin-sam'), keyFile: rel('keys', 'admin-sam.key.json'), migrationSams }
+      : { url: url('admin-sam', '/admin-sam'), signPublic: toB64(admin.signPublic) },
+    migrationSams: Object.fromEntries(providers.map(({ p, migration }) => [p, { url: url(`provider-${p}`, '/migration-sam'), signPublic: toB64(migration.signPublic) }])),
+    ...(plan.scrypt ? { scrypt: plan.scrypt } : {}),
+  };
+  add('server', 'server', serverCfg);
+
+  if (!plan.embeddedAdminSam) {
+    const cfg: AdminSamConfig = {
+      role: 'admin-sam',
+      id: 'admin-sam',
+      dataDir: rel('data', 'admin-sam'),
+      keyFile: rel('keys', 'admin-sam.key.json'),
+      listen: { host, port: ports['admin-sam']! },
+      trustedServers: [toB64(server.signPublic)],
+      migrationSams,
+    };
+    add('admin-sam', 'admin-sam', cfg);
+  }
+
+  for (const { p, normal, migration, master } of providers) {
+    const id = `provider-${p}`;
+    writeKeyFile(join(dir, 'keys', `${id}.key.json`), {
+      kind: 'provider',
+      normal: exportIdentity(normal),
+      migration: exportIdentity(migration),
+      providerMaster: toB64(master.reveal()),
+    });
+    summary.publicKeys[`normal-sam/${p}`] = pub(normal);
+    summary.publicKeys[`migration-sam/${p}`] = pub(migration);
+    const cfg: ProviderConfig = {
+      role: 'provider',
+      id,
+      dataDir: rel('data', id),
+      keyFile: rel('keys', `${id}.key.json`),
+      listen: { host, port: ports[id]! },
+      provider: p,
+      adminSamSignPublic: toB64(admin.signPublic),
+      servers: { [toB64(server.signPublic)]: plan.rights?.[p] ?? ['upload', 'download', 'clear'] },
+    };
+    add(id, 'provider', cfg);
+  }
+
+  for (const serial of plan.chips) {
+    const id = `chip-${serial}`;
+    // Manufacturing: the issuer derives K_chip from its master and writes it into the chip.
+    writeKeyFile(join(dir, 'keys', `${id}.key.json`), { kind: 'chip', serial, kChip: toB64(deriveChipKey(issuerMaster, serial).reveal()) });
+    const cfg: ChipConfig = { role: 'chip', id, dataDir: rel('data', id), keyFile: rel('keys', `${id}.key.json`), listen: { host, port: ports[id]! }, serial };
+    add(id, 'chip', cfg);
+  }
+
+  for (const t of plan.terminals) {
+    const id = `terminal-${t.name}`;
+    writeKeyFile(join(dir, 'keys', `${id}.key.json`), { kind: 'terminal', controlToken: toB64(rng.bytes(24)) });
+    const cfg: TerminalConfig = {
+      role: 'terminal',
+      id,
+      dataDir: rel('data', id),
+      keyFile: rel('keys', `${id}.key.json`),
+      listen: { host, port: ports[id]! },
+      name: t.name,
+      server: { url: url('server', '/terminal'), signPublic: toB64(server.signPublic) },
+      chip: { url: url(`chip-${t.chip}`, '/chip'), serial: t.chip },
+      normalSams: Object.fromEntries(providers.map(({ p, normal }) => [p, { url: url(`provider-${p}`, '/normal-sam'), signPublic: toB64(normal.signPublic) }])),
+    };
+    add(id, 'terminal', cfg);
+  }
+
+  writeJson(join(dir, 'trust.json'), {
+    note: 'public keys and rights only; secrets are in keys/*.key.json (mode 0600)',
+    keys: summary.publicKeys,
+    trust: {
+      'admin-sam': { obeys: [toB64(server.signPublic)] },
+      ...Object.fromEntries(providers.map(({ p }) => [`provider-${p}`, { servers: { [toB64(server.signPublic)]: plan.rights?.[p] ?? ['upload', 'download', 'clear'] } }])),
+    },
+  });
+  return summary;
+}

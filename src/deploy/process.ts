@@ -1,0 +1,275 @@
+/**
+ * `valmove start <role> --config FILE`: one party (or, for a provider, its
+ * normal and migration SAM) as its own OS process, with its own LMDB folder
+ * and its own keys, talking WebSocket. The runtimes are the very ones the
+ * embedded system runs; only the links differ (ws instead of memory), and
+ * the channel handshakes run over them unchanged.
+ *
+ *   server     listens /terminal; connects to the admin SAM and every migration SAM
+ *   admin-sam  listens /admin-sam (mutual channel; trusted server keys only)
+ *   provider   listens /migration-sam (mutual; trusted servers, with rights) and /normal-sam (readers)
+ *   chip       listens /chip (its terminal)
+ *   terminal   connects to its chip, the server and the providers' normal SAMs; control API on /control/*
+ */
+import { readFileSync } from 'node:fs';
+import { AdminSamRuntime } from '../actors/adminSam.actor.ts';
+import { ChipRuntime } from '../actors/chip.actor.ts';
+import { MigrationSamRuntime } from '../actors/migrationSam.actor.ts';
+import { NormalSamRuntime } from '../actors/normalSam.actor.ts';
+import type { PartyRuntime, RuntimeDeps } from '../actors/runtime.ts';
+import { ServerRuntime } from '../actors/server.actor.ts';
+import { TerminalRuntime } from '../actors/terminal.actor.ts';
+import { systemClock } from '../clock.ts';
+import { fromB64, systemRng, toB64, type Identity } from '../crypto/index.ts';
+import { createLogger, type Logger, type LogLevel } from '../log.ts';
+import { PartyStore } from '../store/party.store.ts';
+import type { Link } from '../transport/link.ts';
+import { memoryLinkPair } from '../transport/memory.transport.ts';
+import { SecureInitiatorLink, SecureResponderLink } from '../transport/secure.link.ts';
+import { serveWebSockets, WsConnector } from '../transport/ws.transport.ts';
+import type { AdminSamConfig, ChipConfig, ProcessConfig, ProviderConfig, ServerConfig, TerminalConfig } from './config.ts';
+import { createProcessHttp, type ProcessHttp } from './http.ts';
+import { identityOf, readKeyFile, secretOf } from './keyfiles.ts';
+import { controlRoutes } from './terminal.control.ts';
+
+const TERMINAL_NAME = /^terminal\/[A-Za-z0-9._-]{1,64}$/;
+
+export interface RunningProcess {
+  role: string;
+  id: string;
+  port: number;
+  runtimes: PartyRuntime[];
+  stop(): Promise<void>;
+}
+
+interface Context {
+  cfg: ProcessConfig;
+  log: Logger;
+  http: ProcessHttp;
+  ca?: Buffer;
+  connectors: WsConnector[];
+  deps(id: string, dataDir: string): RuntimeDeps;
+}
+
+function connect(ctx: Context, url: string, onConnect: (raw: Link) => void): void {
+  ctx.connectors.push(new WsConnector({ url, ca: ctx.ca, onConnect, log: ctx.log }));
+}
+
+/** A responder channel on a route; `accept` gets the link once the handshake passed. */
+function channelRoute(
+  ctx: Context,
+  identity: Identity,
+  opts: { name: string; mutual: boolean; trust: (k: string | undefined) => boolean },
+  accept: (link: SecureResponderLink) => void,
+): (raw: Link) => void {
+  return (raw) => {
+    const link = new SecureResponderLink(
+      raw,
+      { name: opts.name, identity, trust: opts.trust, requireMutual: opts.mutual, rng: systemRng },
+      { onReject: (code, message) => ctx.log.warn('channel refused a message', { code, reason: message }) },
+    );
+    link.onEstablished = accept;
+  };
+}
+
+async function startServer(ctx: Context, cfg: ServerConfig): Promise<PartyRuntime[]> {
+  const identity = identityOf(readKeyFile(cfg.keyFile, 'server').identity);
+  const server = new ServerRuntime(ctx.deps('server', cfg.dataDir), { scrypt: cfg.scrypt, deadlineMs: cfg.deadlineMs });
+  await server.start();
+  const runtimes: PartyRuntime[] = [server];
+  serveWebSockets(
+    ctx.http.server,
+    {
+      '/terminal': channelRoute(ctx, identity, { name: 'server', mutual: false, trust: () => true }, (link) => {
+        const name = link.peerName ?? '';
+        if (!TERMINAL_NAME.test(name)) {
+          link.close('a terminal must name itself terminal/<name>');
+          return;
+        }
+        server.attach(name, link);
+      }),
+    },
+    ctx.log,
+  );
+  const toSam = (peer: string, url: string | null, signPublic: string) => (raw: Link) =>
+    server.attach(peer, new SecureInitiatorLink(raw, { name: 'server', identity, peerSignPublic: fromB64(signPublic), rng: systemRng }));
+  if ('embedded' in cfg.adminSam) {
+    // A demo convenience: the admin SAM inside the server's process (protocol.md §1: then §4.4 does not hold for it).
+    const keys = readKeyFile(cfg.adminSam.keyFile, 'admin-sam');
+    const adminIdentity = identityOf(keys.identity);
+    const migrationSams = Object.fromEntries(
+      Object.entries(cfg.adminSam.migrationSams).map(([k, v]) => [k, { signPublic: fromB64(v.signPublic), boxPublic: fromB64(v.boxPublic) }]),
+    );
+    const admin = new AdminSamRuntime(ctx.deps('admin-sam', cfg.adminSam.dataDir), { issuerMaster: secretOf(keys.issuerMaster), identity: adminIdentity, migrationSams });
+    await admin.start();
+    runtimes.push(admin);
+    const [s, a] = memoryLinkPair('server', 'admin-sam');
+    toSam('admin-sam', null, toB64(adminIdentity.signPublic))(s);
+    channelRoute(ctx, adminIdentity, { name: 'admin-sam', mutual: true, trust: (k) => k === toB64(identity.signPublic) }, (link) => admin.attach('server', link))(a);
+  } else {
+    connect(ctx, cfg.adminSam.url, toSam('admin-sam', cfg.adminSam.url, cfg.adminSam.signPublic));
+  }
+  for (const [p, peer] of Object.entries(cfg.migrationSams)) connect(ctx, peer.url, toSam(`migration-sam/${p}`, peer.url, peer.signPublic));
+  return runtimes;
+}
+
+async function startAdminSam(ctx: Context, cfg: AdminSamConfig): Promise<PartyRuntime[]> {
+  const keys = readKeyFile(cfg.keyFile, 'admin-sam');
+  const identity = identityOf(keys.identity);
+  const migrationSams = Object.fromEntries(
+    Object.entries(cfg.migrationSams).map(([k, v]) => [k, { signPublic: fromB64(v.signPublic), boxPublic: fromB64(v.boxPublic) }]),
+  );
+  const admin = new AdminSamRuntime(ctx.deps('admin-sam', cfg.dataDir), { issuerMaster: secretOf(keys.issuerMaster), identity, migrationSams });
+  await admin.start();
+  const trusted = new Set(cfg.trustedServers);
+  serveWebSockets(
+    ctx.http.server,
+    {
+      '/admin-sam': channelRoute(ctx, identity, { name: 'admin-sam', mutual: true, trust: (k) => k !== undefined && trusted.has(k) }, (link) =>
+        admin.attach(link.peerName ?? 'server', link),
+      ),
+    },
+    ctx.log,
+  );
+  return [admin];
+}
+
+async function startProvider(ctx: Context, cfg: ProviderConfig): Promise<PartyRuntime[]> {
+  const keys = readKeyFile(cfg.keyFile, 'provider');
+  const normalId = identityOf(keys.normal);
+  const migrationId = identityOf(keys.migration);
+  const p = cfg.provider;
+  const serverLinks = new Map<string, SecureResponderLink>();
+  const msam = new MigrationSamRuntime(ctx.deps(`migration-sam/${p}`, `${cfg.dataDir}/migration-sam`), {
+    provider: p,
+    identity: migrationId,
+    adminSamSignPublic: fromB64(cfg.adminSamSignPublic),
+    servers: cfg.servers,
+    serverKeyOf: (peer) => serverLinks.get(peer)?.peerId,
+  });
+  const nsam = new NormalSamRuntime(ctx.deps(`normal-sam/${p}`, `${cfg.dataDir}/normal-sam`), {
+    provider: p,
+    providerMaster: secretOf(keys.providerMaster),
+    identity: normalId,
+    migrationSamBoxPublic: migrationId.boxPublic,
+  });
+  await msam.start();
+  await nsam.start();
+  const [m, n] = memoryLinkPair(msam.id, nsam.id);
+  msam.attach(nsam.id, m);
+  nsam.attach(msam.id, n);
+  serveWebSockets(
+    ctx.http.server,
+    {
+      '/migration-sam': channelRoute(ctx, migrationId, { name: msam.id, mutual: true, trust: (k) => k !== undefined && k in cfg.servers }, (link) => {
+        const name = link.peerName ?? 'server';
+        serverLinks.set(name, link);
+        msam.attach(name, link);
+      }),
+      '/normal-sam': channelRoute(ctx, normalId, { name: nsam.id, mutual: false, trust: () => true }, (link) => {
+        const name = link.peerName ?? '';
+        if (!TERMINAL_NAME.test(name)) {
+          link.close('a reader must name itself terminal/<name>');
+          return;
+        }
+        nsam.attach(name, link);
+      }),
+    },
+    ctx.log,
+  );
+  return [msam, nsam];
+}
+
+async function startChip(ctx: Context, cfg: ChipConfig): Promise<PartyRuntime[]> {
+  const keys = readKeyFile(cfg.keyFile, 'chip');
+  if (keys.serial !== cfg.serial) throw new Error(`key file ${cfg.keyFile} is for chip ${keys.serial}, not ${cfg.serial}`);
+  const chip = new ChipRuntime(ctx.deps(`chip/${cfg.serial}`, cfg.dataDir));
+  await chip.start({ serial: cfg.serial, kChip: fromB64(keys.kChip) });
+  serveWebSockets(
+    ctx.http.server,
+    {
+      '/chip': (raw, req) => {
+        // The phone's local bus, carried over a socket: the terminal says who it is; session frames are sealed anyway.
+        const terminal = new URL(req.url ?? '/', 'http://localhost').searchParams.get('terminal') ?? '';
+        if (!TERMINAL_NAME.test(terminal)) {
+          raw.close('connect as /chip?terminal=terminal/<name>');
+          return;
+        }
+        chip.attach(terminal, raw);
+      },
+    },
+    ctx.log,
+  );
+  return [chip];
+}
+
+async function startTerminal(ctx: Context, cfg: TerminalConfig): Promise<PartyRuntime[]> {
+  const keys = readKeyFile(cfg.keyFile, 'terminal');
+  const id = `terminal/${cfg.name}`;
+  const terminal = new TerminalRuntime(ctx.deps(id, cfg.dataDir));
+  await terminal.start();
+  const initiator = (peer: string, signPublic: string) => (raw: Link) =>
+    terminal.attach(peer, new SecureInitiatorLink(raw, { name: id, peerSignPublic: fromB64(signPublic), rng: systemRng }));
+  connect(ctx, cfg.server.url, initiator('server', cfg.server.signPublic));
+  connect(ctx, `${cfg.chip.url}?terminal=${encodeURIComponent(id)}`, (raw) => terminal.attach('chip', raw, `chip/${cfg.chip.serial}`));
+  for (const [p, peer] of Object.entries(cfg.normalSams)) connect(ctx, peer.url, initiator(`normal-sam/${p}`, peer.signPublic));
+  for (const r of controlRoutes(terminal, keys.controlToken)) ctx.http.route(r.method, r.path, r.handler);
+  return [terminal];
+}
+
+export async function startProcess(cfg: ProcessConfig, opts: { logSink?: { write(line: string): void } } = {}): Promise<RunningProcess> {
+  const level = (process.env.VALMOVE_LOG_LEVEL as LogLevel | undefined) ?? cfg.log?.level ?? 'info';
+  const log = createLogger({ level, sink: opts.logSink ?? process.stdout, bindings: { process: cfg.id, role: cfg.role } });
+  let runtimes: PartyRuntime[] = [];
+  const http = createProcessHttp({
+    role: cfg.role,
+    id: cfg.id,
+    tls: cfg.tls,
+    log,
+    health: () => ({ parties: runtimes.map((r) => ({ id: r.id, links: r.openLinks(), queue: r.queueLength })) }),
+  });
+  const ctx: Context = {
+    cfg,
+    log,
+    http,
+    ca: cfg.ca ? readFileSync(cfg.ca) : undefined,
+    connectors: [],
+    deps: (id, dataDir) => ({ id, store: PartyStore.open(dataDir), clock: systemClock, rng: systemRng, log, observe: http.observer }),
+  };
+  switch (cfg.role) {
+    case 'server':
+      runtimes = await startServer(ctx, cfg);
+      break;
+    case 'admin-sam':
+      runtimes = await startAdminSam(ctx, cfg);
+      break;
+    case 'provider':
+      runtimes = await startProvider(ctx, cfg);
+      break;
+    case 'chip':
+      runtimes = await startChip(ctx, cfg);
+      break;
+    case 'terminal':
+      runtimes = await startTerminal(ctx, cfg);
+      break;
+  }
+  const port = await http.listen(cfg.listen.host, cfg.listen.port);
+  log.info('listening', { host: cfg.listen.host, port, tls: cfg.tls !== undefined });
+  let stopping: Promise<void> | undefined;
+  return {
+    role: cfg.role,
+    id: cfg.id,
+    port,
+    runtimes,
+    stop() {
+      stopping ??= (async () => {
+        log.info('stopping');
+        for (const c of ctx.connectors) c.close();
+        await http.close();
+        for (const r of runtimes) await r.stop();
+        log.info('stopped');
+      })();
+      return stopping;
+    },
+  };
+}

@@ -1,0 +1,235 @@
+/**
+ * `valmove up`: a whole deployment on this host, every party its own OS
+ * process on 127.0.0.1 (server, admin SAM, N providers, two chips, two
+ * terminals), each with its own LMDB folder and keys; then one migration
+ * through them, driven through the terminals' control APIs, as a user would.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync, openSync, closeSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { ChipConsole } from '../actors/chipConsole.ts';
+import { DESK, issueThrough, type IssueRequest } from '../actors/issuer.ts';
+import { demoProviders, demoValue } from '../cli/demo.ts';
+import { systemRng, toHex } from '../crypto/index.ts';
+import { RemoteError } from '../errors.ts';
+import { PartyStore } from '../store/party.store.ts';
+import { newUserRecord, ServerRecords } from '../store/server.store.ts';
+import { openWsLink } from '../transport/ws.transport.ts';
+import { loadConfig, type ChipConfig, type ServerConfig } from './config.ts';
+import { TerminalControl } from './control.client.ts';
+import { generateDeployment, type DeploymentSummary } from './keygen.ts';
+import { readKeyFile, secretOf } from './keyfiles.ts';
+
+const BIN = resolve(dirname(fileURLToPath(import.meta.url)), '../../bin/valmove.js');
+/** How long a process may take to answer /healthz after it is spawned. */
+export const START_TIMEOUT_MS = 30_000;
+/** How long a process may take to exit after SIGTERM before it gets SIGKILL. */
+export const STOP_TIMEOUT_MS = 10_000;
+
+export interface RunningChild {
+  id: string;
+  role: string;
+  pid: number;
+  port: number;
+  config: string;
+  log: string;
+  child: ChildProcess;
+}
+
+async function waitHealthy(port: number, child: ChildProcess, id: string): Promise<void> {
+  const deadline = Date.now() + START_TIMEOUT_MS;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) throw new Error(`${id} exited with code ${child.exitCode} while starting (see its log)`);
+    try {
+      const res = await fetch(`http://127.0.0.1:${port}/healthz`, { signal: AbortSignal.timeout(1_000) });
+      if (res.ok) return;
+    } catch {
+      // not listening yet
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`${id} did not answer /healthz within ${START_TIMEOUT_MS} ms`);
+}
+
+function stopChild(c: RunningChild): Promise<void> {
+  return new Promise((res) => {
+    if (c.child.exitCode !== null || c.child.signalCode !== null) return res();
+    const timer = setTimeout(() => c.child.kill('SIGKILL'), STOP_TIMEOUT_MS);
+    c.child.once('exit', () => {
+      clearTimeout(timer);
+      res();
+    });
+    c.child.kill('SIGTERM');
+  });
+}
+
+export class LocalDeployment {
+  constructor(
+    readonly dir: string,
+    readonly summary: DeploymentSummary,
+    readonly processes: RunningChild[],
+  ) {}
+
+  terminal(name: string): TerminalControl {
+    return TerminalControl.fromConfig(join(this.dir, 'config', `terminal-${name}.json`));
+  }
+
+  process(id: string): RunningChild {
+    const p = this.processes.find((x) => x.id === id);
+    if (!p) throw new Error(`no process ${id}`);
+    return p;
+  }
+
+  /** SIGTERM to every process, SIGKILL to any that does not exit in time. */
+  async stop(): Promise<void> {
+    await Promise.all(this.processes.map(stopChild));
+  }
+}
+
+export interface LaunchOptions {
+  dir: string;
+  providers: string[];
+  user: string;
+  password: string;
+  /** Items issued onto the source chip before the terminals start. */
+  items: IssueRequest[];
+  rights?: Record<string, Array<'upload' | 'download' | 'clear'>>;
+  scrypt?: { N: number; r: number; p: number };
+}
+
+/** Keys, configs, a user, every process started and healthy, the source chip issued. */
+export async function launchDeployment(opts: LaunchOptions): Promise<LocalDeployment> {
+  const dir = resolve(opts.dir);
+  const summary = await generateDeployment({
+    dir,
+    providers: opts.providers,
+    chips: ['SRC', 'DST'],
+    terminals: [
+      { name: 'old', chip: 'SRC' },
+      { name: 'new', chip: 'DST' },
+    ],
+    rights: opts.rights,
+    scrypt: opts.scrypt,
+  });
+  // The operator creates the user in the server's store before the server starts.
+  const serverCfg = loadConfig(join(dir, 'config', 'server.json'), 'server') as ServerConfig;
+  const store = PartyStore.open(serverCfg.dataDir);
+  await store.commit(() => new ServerRecords(store).users.put(opts.user, newUserRecord(opts.user, opts.password, systemRng, opts.scrypt)));
+  await store.close();
+
+  mkdirSync(join(dir, 'logs'), { recursive: true });
+  const order = ['admin-sam', 'provider', 'chip', 'server', 'terminal'];
+  const planned = [...summary.processes].sort((a, b) => order.indexOf(a.role) - order.indexOf(b.role));
+  const deployment = new LocalDeployment(dir, summary, []);
+  try {
+    for (const p of planned) {
+      const logPath = join(dir, 'logs', `${p.id}.log`);
+      const fd = openSync(logPath, 'a');
+      const child = spawn(process.execPath, [BIN, 'start', p.role, '--config', p.config], { stdio: ['ignore', fd, fd] });
+      closeSync(fd);
+      deployment.processes.push({ id: p.id, role: p.role, pid: child.pid ?? -1, port: p.port, config: p.config, log: logPath, child });
+      if (p.role === 'chip') {
+        await waitHealthy(p.port, child, p.id);
+        if (p.id === 'chip-SRC') await issueOverSocket(dir, p.config, opts.items);
+      }
+    }
+    for (const p of deployment.processes) await waitHealthy(p.port, p.child, p.id);
+  } catch (e) {
+    await deployment.stop();
+    throw e;
+  }
+  return deployment;
+}
+
+/** The issuing desk, connected to a running chip process. */
+async function issueOverSocket(dir: string, chipConfig: string, items: IssueRequest[]): Promise<void> {
+  const cfg = loadConfig(chipConfig, 'chip') as ChipConfig;
+  const admin = readKeyFile(join(dir, 'keys', 'admin-sam.key.json'), 'admin-sam');
+  const providerMasters = Object.fromEntries(
+    [...new Set(items.map((i) => i.provider))].map((p) => [p, secretOf(readKeyFile(join(dir, 'keys', `provider-${p}.key.json`), 'provider').providerMaster)]),
+  );
+  const link = await openWsLink(`ws://127.0.0.1:${cfg.listen.port}/chip?terminal=${encodeURIComponent(DESK)}`);
+  const desk = new ChipConsole(link, DESK, `chip/${cfg.serial}`);
+  try {
+    await issueThrough(desk, cfg.serial, { issuerMaster: secretOf(admin.issuerMaster), providerMasters }, items, systemRng);
+  } finally {
+    desk.close();
+  }
+}
+
+export interface UpReport {
+  dir: string;
+  outcome: string;
+  mig: string;
+  processes: Array<{ id: string; role: string; pid: number; port: number; dataDir: string }>;
+  items: Array<{ provider: string; before: string; after: string }>;
+  paymentOnDestination: string;
+  paymentOnSource: string;
+  elapsedMs: number;
+  stopped: boolean;
+}
+
+export async function runUp(opts: { providers: number; dir?: string; keep: boolean; out?: (line: string) => void }): Promise<UpReport> {
+  const say = opts.out ?? (() => {});
+  const dir = resolve(opts.dir ?? join('deploy', `up-${new Date().toISOString().replace(/[:.]/g, '-')}`));
+  const plan = demoProviders(opts.providers);
+  const password = toHex(systemRng.bytes(12));
+  const items = plan.map((p, i) => ({ area: p.provider, provider: p.provider, value: demoValue(p.kind, i, toHex(systemRng.bytes(16))) }));
+  say(`valmove up: ${plan.length} provider(s), every party its own process on 127.0.0.1; deployment in ${dir}`);
+  const d = await launchDeployment({ dir, providers: plan.map((p) => p.provider), user: 'alice', password, items });
+  try {
+    say('');
+    say(['role'.padEnd(10), 'process'.padEnd(22), 'pid'.padEnd(8), 'port'].join(' '));
+    for (const p of d.processes) say([p.role.padEnd(10), p.id.padEnd(22), String(p.pid).padEnd(8), String(p.port)].join(' '));
+    const oldPhone = d.terminal('old');
+    const newPhone = d.terminal('new');
+    for (const t of [oldPhone, newPhone]) {
+      await t.login('alice', password);
+      await t.register();
+    }
+    const describe = (r: { balance?: number; state?: string }) => r.state ?? `balance ${r.balance}`;
+    const before = new Map<string, string>();
+    for (const p of plan) before.set(p.provider, describe(await oldPhone.normal(p.provider, 'balance')));
+    const t0 = Date.now();
+    say('\nsource phase over WebSocket...');
+    const out = await oldPhone.migrateOut({ destination: 'DST' });
+    if (out.outcome !== 'uploaded') throw new Error(`source phase ended ${out.outcome}: ${out.reason ?? ''}`);
+    say(`destination phase (migration ${out.mig})...`);
+    const done = await newPhone.migrateIn({ mig: out.mig });
+    const elapsedMs = Date.now() - t0;
+    const rows = [];
+    for (const p of plan) rows.push({ provider: p.provider, before: before.get(p.provider) ?? '?', after: describe(await newPhone.normal(p.provider, 'balance')) });
+    const attempt = async (t: TerminalControl) => {
+      try {
+        return `accepted (${describe(await t.normal(plan[0]!.provider, 'pay', 300))})`;
+      } catch (e) {
+        return `refused (${(e as RemoteError).code})`;
+      }
+    };
+    const payDst = await attempt(newPhone);
+    const paySrc = await attempt(oldPhone);
+    say(`\nmigration ${done.mig}: ${done.outcome} in ${elapsedMs} ms`);
+    for (const r of rows) say(`  ${r.provider.padEnd(12)} before ${r.before.padEnd(40)} after ${r.after}`);
+    say(`pay 300 on the destination: ${payDst}`);
+    say(`pay 300 on the source:      ${paySrc}`);
+    return {
+      dir,
+      outcome: done.outcome,
+      mig: done.mig,
+      processes: d.processes.map((p) => ({ id: p.id, role: p.role, pid: p.pid, port: p.port, dataDir: join(dir, 'data', p.id) })),
+      items: rows,
+      paymentOnDestination: payDst,
+      paymentOnSource: paySrc,
+      elapsedMs,
+      stopped: !opts.keep,
+    };
+  } finally {
+    if (!opts.keep) {
+      await d.stop();
+      say('\nevery process stopped (use --keep to leave them running)');
+    } else {
+      say(`\nprocesses left running; stop them with: kill ${d.processes.map((p) => p.pid).join(' ')}`);
+    }
+  }
+}
