@@ -65,7 +65,7 @@ export function createProcessHttp(opts: {
 }): ProcessHttp {
   const registry = new Registry();
   registry.setDefaultLabels({ role: opts.role, process: opts.id });
-  collectDefaultMetrics({ register: registry, prefix: 'valmove_process_' });
+  collectDefaultMetrics({ register: registry, prefix: 'valmove_' });
   const messages = new Counter({ name: 'valmove_messages_total', help: 'Envelopes handled (in) and sent (out), by type', labelNames: ['party', 'direction', 'type'], registers: [registry] });
   const bytes = new Counter({ name: 'valmove_message_bytes_total', help: 'Envelope bytes handled and sent', labelNames: ['party', 'direction'], registers: [registry] });
   const turns = new Histogram({

@@ -27,6 +27,8 @@ export interface DeploymentPlan {
   embeddedAdminSam?: boolean;
   /** Rights each provider gives the server (all three by default). */
   rights?: Record<string, Right[]>;
+  /** More server keys every provider trusts, with their rights (a second server, an operator's probe). */
+  extraTrustedServers?: Record<string, Right[]>;
   scrypt?: { N: number; r: number; p: number };
   rng?: Rng;
 }
@@ -134,7 +136,7 @@ export async function generateDeployment(plan: DeploymentPlan): Promise<Deployme
       listen: { host, port: ports[id]! },
       provider: p,
       adminSamSignPublic: toB64(admin.signPublic),
-      servers: { [toB64(server.signPublic)]: plan.rights?.[p] ?? ['upload', 'download', 'clear'] },
+      servers: { [toB64(server.signPublic)]: plan.rights?.[p] ?? ['upload', 'download', 'clear'], ...plan.extraTrustedServers },
     };
     add(id, 'provider', cfg);
   }

@@ -81,6 +81,11 @@ export class LocalDeployment {
     return p;
   }
 
+  /** Lets this process exit while the deployment keeps running (`up --keep`). */
+  detach(): void {
+    for (const p of this.processes) p.child.unref();
+  }
+
   /** SIGTERM to every process, SIGKILL to any that does not exit in time. */
   async stop(): Promise<void> {
     await Promise.all(this.processes.map(stopChild));
@@ -95,6 +100,7 @@ export interface LaunchOptions {
   /** Items issued onto the source chip before the terminals start. */
   items: IssueRequest[];
   rights?: Record<string, Array<'upload' | 'download' | 'clear'>>;
+  extraTrustedServers?: Record<string, Array<'upload' | 'download' | 'clear'>>;
   scrypt?: { N: number; r: number; p: number };
 }
 
@@ -110,6 +116,7 @@ export async function launchDeployment(opts: LaunchOptions): Promise<LocalDeploy
       { name: 'new', chip: 'DST' },
     ],
     rights: opts.rights,
+    extraTrustedServers: opts.extraTrustedServers,
     scrypt: opts.scrypt,
   });
   // The operator creates the user in the server's store before the server starts.
@@ -126,7 +133,8 @@ export async function launchDeployment(opts: LaunchOptions): Promise<LocalDeploy
     for (const p of planned) {
       const logPath = join(dir, 'logs', `${p.id}.log`);
       const fd = openSync(logPath, 'a');
-      const child = spawn(process.execPath, [BIN, 'start', p.role, '--config', p.config], { stdio: ['ignore', fd, fd] });
+      // Own process group: a Ctrl-C meant for `up` reaches `up`, which stops them in order (or keeps them with --keep).
+      const child = spawn(process.execPath, [BIN, 'start', p.role, '--config', p.config], { stdio: ['ignore', fd, fd], detached: true });
       closeSync(fd);
       deployment.processes.push({ id: p.id, role: p.role, pid: child.pid ?? -1, port: p.port, config: p.config, log: logPath, child });
       if (p.role === 'chip') {
@@ -178,6 +186,12 @@ export async function runUp(opts: { providers: number; dir?: string; keep: boole
   const items = plan.map((p, i) => ({ area: p.provider, provider: p.provider, value: demoValue(p.kind, i, toHex(systemRng.bytes(16))) }));
   say(`valmove up: ${plan.length} provider(s), every party its own process on 127.0.0.1; deployment in ${dir}`);
   const d = await launchDeployment({ dir, providers: plan.map((p) => p.provider), user: 'alice', password, items });
+  // Interrupted: stop what we started (unless asked to keep it), then leave.
+  const onSignal = () => {
+    void (opts.keep ? Promise.resolve() : d.stop()).then(() => process.exit(130));
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
   try {
     say('');
     say(['role'.padEnd(10), 'process'.padEnd(22), 'pid'.padEnd(8), 'port'].join(' '));
@@ -225,10 +239,13 @@ export async function runUp(opts: { providers: number; dir?: string; keep: boole
       stopped: !opts.keep,
     };
   } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
     if (!opts.keep) {
       await d.stop();
       say('\nevery process stopped (use --keep to leave them running)');
     } else {
+      d.detach();
       say(`\nprocesses left running; stop them with: kill ${d.processes.map((p) => p.pid).join(' ')}`);
     }
   }
