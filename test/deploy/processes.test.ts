@@ -187,6 +187,28 @@ t('bad input to the live server and a live provider, while a 3-item migration ru
   assert.is(code, 'AREA_LOCKED');
 });
 
+t('valmove terminal commands against the live deployment, as a user runs them', async () => {
+  const { execFile } = await import('node:child_process');
+  const { promisify } = await import('node:util');
+  const run = promisify(execFile);
+  const cfg = (name: string) => join(dir, 'config', `terminal-${name}.json`);
+  const provider = plan[0]!.provider;
+  const bal = await run(process.execPath, ['bin/valmove.js', 'terminal', 'balance', '--config', cfg('new'), '--provider', provider, '--json'], { timeout: 60_000 });
+  const receipt = JSON.parse(bal.stdout) as { op: string; balance: number };
+  assert.is(receipt.op, 'balance');
+  assert.ok(receipt.balance > 0);
+  const paid = await run(process.execPath, ['bin/valmove.js', 'terminal', 'pay', '--config', cfg('new'), '--provider', provider, '--amount', '5'], { timeout: 60_000 });
+  assert.match(paid.stdout, new RegExp(`pay on ${provider}: balance ${receipt.balance - 5}`));
+  const refused = await run(process.execPath, ['bin/valmove.js', 'terminal', 'pay', '--config', cfg('old'), '--provider', provider, '--amount', '5'], { timeout: 60_000 }).catch(
+    (e: { code: number; stderr: string }) => e,
+  );
+  assert.is((refused as { code: number }).code, 1);
+  assert.match((refused as { stderr: string }).stderr, /refused: AREA_LOCKED/);
+  const status = await run(process.execPath, ['bin/valmove.js', 'terminal', 'status', '--config', cfg('new'), '--json'], { timeout: 60_000 });
+  const st = JSON.parse(status.stdout) as { progress: Array<{ step: string }> };
+  assert.ok(['S9', 'S10', 'S14', 'S16', 'S17'].every((s) => st.progress.some((p) => p.step === s)), 'the destination terminal saw S9-S17');
+});
+
 t('no process logged a secret: logs hold no key file content and no password', () => {
   const secrets: string[] = [password];
   for (const f of ['server', 'admin-sam', ...plan.map((p) => `provider-${p.provider}`), 'chip-SRC', 'chip-DST']) {
