@@ -6,6 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { createServer as createHttp, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
 import { createServer as createHttps, type Server as HttpsServer } from 'node:https';
+import type { Socket } from 'node:net';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { RuntimeObserver } from '../actors/runtime.ts';
 import type { Logger } from '../log.ts';
@@ -113,6 +114,12 @@ export function createProcessHttp(opts: {
   const server = opts.tls
     ? createHttps({ cert: readFileSync(opts.tls.cert), key: readFileSync(opts.tls.key) }, (req, res) => void handle(req, res))
     : createHttp((req, res) => void handle(req, res));
+  // Every socket, upgraded ones (WebSockets) included: closing the process closes them all.
+  const sockets = new Set<Socket>();
+  server.on('connection', (sock: Socket) => {
+    sockets.add(sock);
+    sock.once('close', () => sockets.delete(sock));
+  });
 
   return {
     server,
@@ -132,8 +139,8 @@ export function createProcessHttp(opts: {
     },
     close() {
       return new Promise((resolve) => {
-        server.closeAllConnections?.();
         server.close(() => resolve());
+        for (const sock of sockets) sock.destroy();
       });
     },
   };

@@ -102,6 +102,7 @@ export interface LaunchOptions {
   rights?: Record<string, Array<'upload' | 'download' | 'clear'>>;
   extraTrustedServers?: Record<string, Array<'upload' | 'download' | 'clear'>>;
   scrypt?: { N: number; r: number; p: number };
+  embeddedAdminSam?: boolean;
 }
 
 /** Keys, configs, a user, every process started and healthy, the source chip issued. */
@@ -118,6 +119,7 @@ export async function launchDeployment(opts: LaunchOptions): Promise<LocalDeploy
     rights: opts.rights,
     extraTrustedServers: opts.extraTrustedServers,
     scrypt: opts.scrypt,
+    embeddedAdminSam: opts.embeddedAdminSam,
   });
   // The operator creates the user in the server's store before the server starts.
   const serverCfg = loadConfig(join(dir, 'config', 'server.json'), 'server') as ServerConfig;

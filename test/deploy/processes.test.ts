@@ -41,6 +41,7 @@ t.after(async () => {
   // Stop everything, even when a test failed; then make sure no process survived.
   if (d) {
     await d.stop();
+    for (const p of d.processes) assert.is(p.child.exitCode, 0, `${p.id} shut down cleanly on SIGTERM (exit ${p.child.exitCode}, signal ${p.child.signalCode})`);
     for (const p of d.processes) {
       let alive = true;
       try {
