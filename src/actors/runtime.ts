@@ -199,6 +199,7 @@ export abstract class PartyRuntime {
     if (previous && previous !== link) previous.close('replaced by a new connection');
     this.links.set(peer, link);
     this.remoteIds.set(peer, remoteId);
+    this.onLinkAttached(peer);
     link.onMessage((bytes) => this.enqueue({ kind: 'message', peer, bytes }));
     link.onClose((reason) => {
       const refusal = (link as { refusal?: { code: string; message: string } }).refusal;
@@ -220,6 +221,9 @@ export abstract class PartyRuntime {
     return this.refusals.get(peer);
   }
   private readonly refusals = new Map<string, { code: string; message: string }>();
+
+  /** A new connection took the peer's name: whatever the old connection had earned (a login) is gone. */
+  protected onLinkAttached(_peer: string): void {}
 
   protected onLinkClosed(peer: string, reason: string): void {
     this.log.info('link closed', { peer, reason });

@@ -86,6 +86,11 @@ export class ServerRuntime extends PartyRuntime {
 
   // ---- links ------------------------------------------------------------------------------
 
+  protected override onLinkAttached(peer: string): void {
+    // A login belongs to the connection that made it, never to a name a new connection claims.
+    this.logins.delete(peer);
+  }
+
   protected override onLinkClosed(peer: string, reason: string): void {
     this.logins.delete(peer);
     super.onLinkClosed(peer, reason);

@@ -26,4 +26,19 @@ test('a duplicate request is answered with the reply stored for it, byte for byt
   }
 });
 
+
+test('a new connection under a logged-in terminal\'s name does not inherit its login', async () => {
+  const world = await buildWorld({ items: 1 });
+  try {
+    // "new" is logged in. An impostor connects claiming the name terminal/new.
+    const impostor = world.system.rawServerConnection('new');
+    const got = new Promise<Record<string, unknown>>((res) => impostor.onMessage((b) => res(JSON.parse(new TextDecoder().decode(b)))));
+    impostor.send(new TextEncoder().encode(JSON.stringify({ v: 1, id: 'terminal/new#x1', from: 'terminal/new', to: 'server', type: 'migrate.in', body: {} })));
+    const reply = await got;
+    assert.is((reply.body as { code: string }).code, 'UNAUTHENTICATED');
+  } finally {
+    await world.cleanup();
+  }
+});
+
 test.run();
