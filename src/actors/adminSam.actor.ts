@@ -85,6 +85,14 @@ export class AdminSamRuntime extends PartyRuntime {
     return this.records.decisions.get(mig)?.state;
   }
 
+  /** After a restart, sessions in progress are lost (their keys lived in RAM): fail them so their steps are retried. */
+  override async start(): Promise<void> {
+    await super.start();
+    await this.runLocal(() => {
+      for (const key of this.actorKeys('adminSession')) this.tryDispatch(key, { type: 'SESSION_LOST' });
+    });
+  }
+
   // ---- inbound ------------------------------------------------------------------------------
 
   protected onEnvelope(env: AnyEnvelope, peer: string): void {
@@ -255,7 +263,7 @@ export class AdminSamRuntime extends PartyRuntime {
   ): void {
     const session = 'session' in env.body ? (env.body.session as string) : '';
     if (this.actorOf(SESSION + session)) throw new ProtocolError('UNEXPECTED', `session ${session} was already used`);
-    this.spawn(SESSION + session, 'adminSession', { session, op, mig, serial, commands, request: env.id, expiresAt, now });
+    this.spawn(SESSION + session, 'adminSession', { session, op, mig, serial, commands, request: env.id, expiresAt, deadline: now + this.timing.sessionMs });
   }
 
   private onFrame(session: string, data: string): void {

@@ -102,6 +102,14 @@ export class MigrationSamRuntime extends PartyRuntime {
     }
   }
 
+  /** After a restart, sessions in progress are lost (their keys lived in RAM): fail them so their steps are retried. */
+  override async start(): Promise<void> {
+    await super.start();
+    await this.runLocal(() => {
+      for (const key of this.actorKeys('migrationSam')) this.tryDispatch(key, { type: 'SESSION_LOST' });
+    });
+  }
+
   // ---- inbound ------------------------------------------------------------------------------------
 
   protected onEnvelope(env: AnyEnvelope, peer: string): void {
@@ -211,7 +219,7 @@ export class MigrationSamRuntime extends PartyRuntime {
       type: purpose === 'upload' ? 'UPLOAD_REQUESTED' : 'DOWNLOAD_REQUESTED',
       request: env.id,
       session,
-      now,
+      deadline: now + this.timing.sessionMs,
     });
     if (starts && purpose === 'download') {
       const rec = this.heldRecord(mig, binding.item);

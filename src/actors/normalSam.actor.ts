@@ -53,6 +53,14 @@ export class NormalSamRuntime extends PartyRuntime {
     return `migration-sam/${this.opts.provider}`;
   }
 
+  /** After a restart, sessions in progress are lost (their keys lived in RAM): fail them so their steps are retried. */
+  override async start(): Promise<void> {
+    await super.start();
+    await this.runLocal(() => {
+      for (const key of this.actorKeys('normalSam')) this.tryDispatch(key, { type: 'SESSION_LOST' });
+    });
+  }
+
   protected onEnvelope(env: AnyEnvelope, peer: string): void {
     switch (env.type) {
       case 'nsam.main-key': {
@@ -68,7 +76,7 @@ export class NormalSamRuntime extends PartyRuntime {
         const key = READER + env.body.session;
         if (this.actorOf(key)) throw new ProtocolError('UNEXPECTED', `reader session ${env.body.session} was already used`);
         this.work.set(env.body.session, { peer, amount: env.body.amount });
-        this.spawn(key, 'normalSam', { session: env.body.session, op: env.body.op, area: env.body.area, request: env.id, now: this.clock.now() });
+        this.spawn(key, 'normalSam', { session: env.body.session, op: env.body.op, area: env.body.area, request: env.id, deadline: this.clock.now() + this.timing.sessionMs });
         return;
       }
       case 'frame':

@@ -17,6 +17,7 @@ import type { Clock } from '../clock.ts';
 import type { Rng } from '../crypto/index.ts';
 import { ProtocolError } from '../errors.ts';
 import type { Logger } from '../log.ts';
+import { DEFAULT_TIMING, type Timing } from '../timing.ts';
 import type { PartyStore, PersistedActor } from '../store/party.store.ts';
 import { decodeEnvelope, encodeEnvelope, peekHeader, PROTOCOL_VERSION, type AnyEnvelope, type Envelope, type Step } from '../transport/envelope.ts';
 import type { Link } from '../transport/link.ts';
@@ -39,6 +40,8 @@ export interface RuntimeDeps {
   tap?: (party: string, direction: 'in' | 'out', peer: string, bytes: Uint8Array) => void;
   /** Counters for metrics: every message handled or sent, every turn's duration. */
   observe?: RuntimeObserver;
+  /** Timeouts and retry delays (DEFAULT_TIMING unless a test or the simulator runs faster). */
+  timing?: Timing;
   /** Called at named points of every turn; fault injection hooks in here. */
   onTurnPoint?: (party: string, point: TurnPoint, info: { type?: string; step?: Step }) => void;
 }
@@ -109,6 +112,7 @@ export abstract class PartyRuntime {
   protected readonly clock: Clock;
   protected readonly rng: Rng;
   protected readonly log: Logger;
+  protected readonly timing: Timing;
   private readonly deps: RuntimeDeps;
   private readonly links = new Map<string, Link>();
   /** The party id at the other end of each link, when it differs from the link's name (a terminal's "chip"). */
@@ -132,6 +136,7 @@ export abstract class PartyRuntime {
     this.clock = deps.clock;
     this.rng = deps.rng;
     this.log = deps.log.child({ party: deps.id });
+    this.timing = deps.timing ?? DEFAULT_TIMING;
   }
 
   // ---- lifecycle -----------------------------------------------------------
@@ -145,6 +150,7 @@ export abstract class PartyRuntime {
       this.restore(key, value);
     }
     for (const h of this.hosted.values()) this.armTimer(h);
+    for (const { key } of this.store.outbox.getRange()) this.scheduleRetransmit(key, 0);
     this.onStarted();
   }
 
@@ -159,6 +165,8 @@ export abstract class PartyRuntime {
     if (this.stopped) return;
     await this.idle();
     this.stopped = true;
+    for (const cancel of this.retransmits.values()) cancel();
+    this.retransmits.clear();
     for (const h of this.hosted.values()) {
       h.cancelTimer?.();
       h.actor.stop();
@@ -318,7 +326,11 @@ export abstract class PartyRuntime {
     if (!empty) await this.commit(turn);
     this.deps.observe?.turn(this.id, performance.now() - started, !empty);
     this.deps.onTurnPoint?.(this.id, 'after-persist', turn.info);
-    for (const o of turn.out) this.transmit(o);
+    for (const o of turn.out) {
+      this.transmit(o);
+      if (kindOf(o.env.type) === 'request') this.scheduleRetransmit(o.env.id, 0);
+    }
+    for (const id of turn.acked) this.cancelRetransmit(id);
     this.deps.onTurnPoint?.(this.id, 'after-send', turn.info);
     for (const h of turn.touched) {
       const hosted = this.hosted.get(h);
@@ -428,6 +440,35 @@ export abstract class PartyRuntime {
       for (const id of turn.acked) store.outbox.remove(id);
       store.meta.put('seq', seq);
     });
+  }
+
+  /**
+   * Requests are sent again until answered (a lost request or a lost reply;
+   * the receiver answers a duplicate from its inbox), with backoff up to the
+   * cap. The schedule is derived from the durable outbox, so it survives a
+   * restart.
+   */
+  private readonly retransmits = new Map<string, () => void>();
+
+  private scheduleRetransmit(id: string, attempt: number): void {
+    if (this.stopped) return;
+    this.retransmits.get(id)?.();
+    const delay = Math.min(this.timing.retransmitCapMs, this.timing.retransmitMs * 2 ** Math.min(attempt, 20));
+    const cancel = this.clock.schedule(this.clock.now() + delay, () => {
+      this.retransmits.delete(id);
+      if (this.stopped || this.store.isClosed) return;
+      const entry = this.store.outbox.get(id);
+      if (!entry) return;
+      this.log.debug('request sent again', { id, type: entry.env.type, attempt: attempt + 1 });
+      this.transmit(entry);
+      this.scheduleRetransmit(id, attempt + 1);
+    });
+    this.retransmits.set(id, cancel);
+  }
+
+  private cancelRetransmit(id: string): void {
+    this.retransmits.get(id)?.();
+    this.retransmits.delete(id);
   }
 
   private transmit(o: OutMessage): void {

@@ -223,6 +223,7 @@ export class ServerRuntime extends PartyRuntime {
       destinationProblem,
       destinationAreas,
       deadlineMs: env.body.deadlineMs ?? this.options.deadlineMs,
+      timing: { retryBaseMs: this.timing.retryBaseMs, retryCapMs: this.timing.retryCapMs, preflightMs: this.timing.preflightMs },
     });
   }
 

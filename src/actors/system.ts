@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { systemClock, type Clock } from '../clock.ts';
 import { deriveChipKey, systemRng, toB64, type Identity, type Rng, type Secret } from '../crypto/index.ts';
 import { createLogger, type Logger } from '../log.ts';
+import type { Timing } from '../timing.ts';
 import { loadOrCreateIdentity, loadOrCreateSecret } from '../store/keys.store.ts';
 import { PartyStore } from '../store/party.store.ts';
 import type { Link, LinkTap, Scheduler } from '../transport/link.ts';
@@ -48,6 +49,8 @@ export interface SystemOptions {
   /** Providers that trust some other server key instead of ours (to test refusal). */
   untrustingProviders?: string[];
   deadlineMs?: number;
+  /** Timeouts and retry delays for every party (tests run on FAST_TIMING). */
+  timing?: Timing;
 }
 
 export interface Provider {
@@ -82,6 +85,7 @@ export class EmbeddedSystem {
       inspect: opts.inspect,
       tap: opts.envelopeTap,
       onTurnPoint: opts.onTurnPoint,
+      timing: opts.timing,
     };
   }
 

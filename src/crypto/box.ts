@@ -14,9 +14,11 @@ import type { Identity } from './identity.ts';
 import type { Rng } from './random.ts';
 
 const ZERO_NONCE = new Uint8Array(12);
+const X25519_BYTES = 32;
+const BOX_KEY_BYTES = 32;
 
 function boxKey(shared: Bytes, ephPub: Bytes, recipientPub: Bytes, info: string): Bytes {
-  return hkdf(sha256, shared, concatBytes(ephPub, recipientPub), utf8(info), 32);
+  return hkdf(sha256, shared, concatBytes(ephPub, recipientPub), utf8(info), BOX_KEY_BYTES);
 }
 
 export interface SealedBox {
@@ -25,11 +27,23 @@ export interface SealedBox {
 }
 
 export function sealTo(recipientBoxPublic: Bytes, plaintext: Bytes, info: string, aad: Bytes, rng: Rng): SealedBox {
-  const eph = rng.bytes(32);
+  if (!(recipientBoxPublic instanceof Uint8Array) || recipientBoxPublic.length !== X25519_BYTES) {
+    throw new CryptoError('BAD_KEY', `a recipient's X25519 public key must be ${X25519_BYTES} bytes`);
+  }
+  const eph = rng.bytes(X25519_BYTES);
   const ephPub = x25519.getPublicKey(eph);
-  const shared = x25519.getSharedSecret(eph, recipientBoxPublic);
+  let shared: Bytes;
+  try {
+    shared = x25519.getSharedSecret(eph, recipientBoxPublic);
+  } catch {
+    // noble refuses low-order points: such a "key" would make the box key public.
+    throw new CryptoError('BAD_KEY', 'the recipient\'s X25519 public key is not a usable point');
+  }
   const key = boxKey(shared, ephPub, recipientBoxPublic, info);
-  return { ephPub: toB64(ephPub), sealed: toB64(chacha20poly1305(key, ZERO_NONCE, aad).encrypt(plaintext)) };
+  const sealed = chacha20poly1305(key, ZERO_NONCE, aad).encrypt(plaintext);
+  // The ephemeral secret is what makes the box one-time: nothing may keep it.
+  for (const b of [eph, shared, key]) b.fill(0);
+  return { ephPub: toB64(ephPub), sealed: toB64(sealed) };
 }
 
 export function openSealed(recipient: Identity, ephPubB64: string, sealedB64: string, info: string, aad: Bytes): Bytes {

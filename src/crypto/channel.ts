@@ -5,10 +5,13 @@
  * key against its trust list (or, for a terminal, accepts it anonymous: the
  * user then logs in inside the channel).
  *
- *   hello   I -> R  { from, id?, eph, nonce }
- *   accept  R -> I  { from, id, eph, sig_R(th1) }       th1 = H(hello, R id, R eph)
- *   finish  I -> R  { sig_I(H(th1, sig_R)) }            (mutual only)
+ *   hello   I -> R  { v, from, id?, eph, nonce }
+ *   accept  R -> I  { v, from, id, eph, sig_R(th1) }    th1 = H(hello, R id, R eph)
+ *   finish  I -> R  { v, sig_I(H(th1, sig_R)) }         (only when I named an id)
  *   keys = HKDF(X25519(eph_I, eph_R), salt th1) -> one key per direction
+ *
+ * hello bytes = fields(label, v, from, id present 0|1, id, eph, nonce). Each
+ * side runs once: a second cipher from the same keys would reuse nonces.
  *
  * These are pure message functions; secure.link.ts runs them over any Link.
  * Channel messages tolerate loss and reordering (the transport may drop and
@@ -25,11 +28,24 @@ import { sign, verifySignature, type Identity } from './identity.ts';
 import type { Rng } from './random.ts';
 import { Secret } from './secret.ts';
 
+/** Counters remembered by a receiver: older ones are refused, so memory stays bounded however long the channel lives. */
 export const CHANNEL_REPLAY_WINDOW = 1024;
+/** Largest plaintext in one channel message (envelopes are at most 64 KiB; this leaves room and still bounds a buffer). */
+export const CHANNEL_BYTES_MAX = 1024 * 1024;
+/** A party's name in a handshake: a short id such as "migration-sam/emoney". */
+export const CHANNEL_NAME_CHARS_MAX = 128;
+export const CHANNEL_NONCE_BYTES = 16;
+const X25519_BYTES = 32;
+const ED25519_PUBLIC_BYTES = 32;
+const ED25519_SIG_BYTES = 64;
+const COUNTER_BYTES = 8;
+const TAG_BYTES = 16;
+const KEY_BYTES = 32;
 
 export interface ChannelHello {
   v: 1;
   from: string;
+  /** The initiator's Ed25519 public key; absent for an anonymous initiator. */
   id?: string;
   eph: string;
   nonce: string;
@@ -48,40 +64,95 @@ export interface ChannelFinish {
   sig: string;
 }
 
-function str(x: unknown, max = 256): string {
-  if (typeof x !== 'string' || x.length > max) throw new CryptoError('HANDSHAKE_FAILED', 'handshake field is missing or too long');
+const fail = (message: string): CryptoError => new CryptoError('HANDSHAKE_FAILED', message);
+
+function field(msg: unknown, name: string): unknown {
+  return typeof msg === 'object' && msg !== null ? (msg as Record<string, unknown>)[name] : undefined;
+}
+
+function requireVersion(msg: unknown, what: string): void {
+  if (field(msg, 'v') !== 1) throw fail(`the ${what} is not a version 1 channel message`);
+}
+
+function name(msg: unknown): string {
+  const x = field(msg, 'from');
+  if (typeof x !== 'string' || x.length === 0 || x.length > CHANNEL_NAME_CHARS_MAX) {
+    throw fail(`a handshake names its sender in 1 to ${CHANNEL_NAME_CHARS_MAX} characters`);
+  }
   return x;
 }
 
+/** A base64url field that must decode to exactly `bytes` bytes; returned decoded. */
+function b64Field(msg: unknown, key: string, bytes: number): Bytes {
+  const x = field(msg, key);
+  // 4 chars per 3 bytes, rounded up: a longer string can not be right, so it is not decoded at all.
+  if (typeof x !== 'string' || x.length > Math.ceil((bytes * 4) / 3)) throw fail(`handshake field "${key}" is missing or malformed`);
+  let b: Bytes;
+  try {
+    b = fromB64(x);
+  } catch {
+    throw fail(`handshake field "${key}" is not base64url`);
+  }
+  if (b.length !== bytes) throw fail(`handshake field "${key}" must be ${bytes} bytes`);
+  return b;
+}
+
+/**
+ * Canonical bytes of a hello. Whether an id is present is encoded on its own
+ * (0 or 1), so an anonymous hello and one with an empty id never collide.
+ */
 function helloBytes(h: ChannelHello): Bytes {
-  return encodeFields('valmove/v1/chan/hello', h.from, h.id ?? '', fromB64(h.eph), fromB64(h.nonce));
+  const id = h.id === undefined ? new Uint8Array(0) : fromB64(h.id);
+  return encodeFields('valmove/v1/chan/hello', h.v, h.from, h.id === undefined ? 0 : 1, id, fromB64(h.eph), fromB64(h.nonce));
 }
 
-function transcript1(h: ChannelHello, rId: string, rEph: string): Bytes {
-  return sha256(encodeFields('valmove/v1/chan/accept', helloBytes(h), fromB64(rId), fromB64(rEph)));
+function transcript1(h: ChannelHello, rId: Bytes, rEph: Bytes): Bytes {
+  return sha256(encodeFields('valmove/v1/chan/accept', helloBytes(h), rId, rEph));
 }
 
-function finishBytes(th1: Bytes, sigR: string): Bytes {
-  return sha256(encodeFields('valmove/v1/chan/finish', th1, fromB64(sigR)));
+function finishBytes(th1: Bytes, sigR: Bytes): Bytes {
+  return sha256(encodeFields('valmove/v1/chan/finish', th1, sigR));
 }
 
-function deriveKeys(shared: Bytes, th1: Bytes): { i2r: Secret; r2i: Secret } {
-  const okm = hkdf(sha256, shared, th1, utf8('valmove/v1/chan/keys'), 64);
-  return { i2r: Secret.of(okm.subarray(0, 32)), r2i: Secret.of(okm.subarray(32)) };
+function deriveKeys(ephSecret: Bytes, peerEph: Bytes, th1: Bytes): { i2r: Secret; r2i: Secret } {
+  let shared: Bytes;
+  try {
+    shared = x25519.getSharedSecret(ephSecret, peerEph);
+  } catch {
+    // noble refuses low-order points, which would make the shared secret known to anyone.
+    throw fail('the peer\'s ephemeral key is not a usable X25519 point');
+  }
+  const okm = hkdf(sha256, shared, th1, utf8('valmove/v1/chan/keys'), 2 * KEY_BYTES);
+  const keys = { i2r: Secret.of(okm.subarray(0, KEY_BYTES)), r2i: Secret.of(okm.subarray(KEY_BYTES)) };
+  shared.fill(0);
+  okm.fill(0);
+  return keys;
 }
 
+/**
+ * One established channel, one key per direction. Unlike chip session frames
+ * it tolerates loss and reordering (the transport may drop and the protocol
+ * retries), but never replay: a counter seen before, or older than the
+ * window, is refused.
+ */
 export class ChannelCipher {
   private sendCounter = 0n;
+  /** Highest counter opened so far; -1 before the first. */
   private highest = -1n;
-  private seen = new Set<bigint>();
+  /** Counters opened within the window below `highest`. */
+  private readonly seen = new Set<bigint>();
 
   constructor(
     private readonly sendKey: Secret,
     private readonly recvKey: Secret,
-    private readonly sendDir: number,
-  ) {}
+    private readonly sendDir: 0 | 1,
+  ) {
+    if (sendKey.length !== KEY_BYTES || recvKey.length !== KEY_BYTES) throw new CryptoError('BAD_KEY', `channel keys must be ${KEY_BYTES} bytes`);
+    if (sendDir !== 0 && sendDir !== 1) throw new CryptoError('BAD_PARAMS', 'a channel direction is 0 (initiator) or 1 (responder)');
+  }
 
   seal(plaintext: Bytes): Bytes {
+    if (plaintext.length > CHANNEL_BYTES_MAX) throw new CryptoError('BAD_PARAMS', `a channel message holds at most ${CHANNEL_BYTES_MAX} bytes`);
     const c = this.sendCounter++;
     const head = u64be(c);
     const nonce = concatBytes(u32be(this.sendDir), head);
@@ -90,59 +161,79 @@ export class ChannelCipher {
 
   /** Opens a message; a failed open changes nothing. */
   open(box: Bytes): Bytes {
-    if (box.length < 8 + 16) throw new CryptoError('CHANNEL_TAMPERED', 'channel message is too short');
+    if (box.length < COUNTER_BYTES + TAG_BYTES) throw new CryptoError('CHANNEL_TAMPERED', 'channel message is too short');
+    if (box.length > COUNTER_BYTES + TAG_BYTES + CHANNEL_BYTES_MAX) throw new CryptoError('CHANNEL_TAMPERED', 'channel message is too long');
     const c = readU64be(box);
-    if (this.seen.has(c) || c + BigInt(CHANNEL_REPLAY_WINDOW) <= this.highest) {
-      throw new CryptoError('CHANNEL_REPLAY', `channel message ${c} was already received or is too old`);
+    const window = BigInt(CHANNEL_REPLAY_WINDOW);
+    if (this.seen.has(c) || c + window <= this.highest) {
+      throw new CryptoError('CHANNEL_REPLAY', `channel message ${c} was already received or is older than the replay window`);
     }
-    const head = box.subarray(0, 8);
+    const head = box.subarray(0, COUNTER_BYTES);
     const nonce = concatBytes(u32be(1 - this.sendDir), head);
     let plain: Bytes;
     try {
-      plain = chacha20poly1305(this.recvKey.reveal(), nonce, head).decrypt(box.subarray(8));
+      plain = chacha20poly1305(this.recvKey.reveal(), nonce, head).decrypt(box.subarray(COUNTER_BYTES));
     } catch {
       throw new CryptoError('CHANNEL_TAMPERED', `channel message ${c} fails authentication`);
     }
+    // Only an authentic message moves the window: a forged counter can not push real ones out.
     this.seen.add(c);
     if (c > this.highest) {
       this.highest = c;
-      for (const old of this.seen) if (old + BigInt(CHANNEL_REPLAY_WINDOW) <= c) this.seen.delete(old);
+      for (const old of this.seen) if (old + window <= c) this.seen.delete(old);
     }
     return plain;
   }
 }
 
 export class ChannelInitiator {
-  private readonly eph: Bytes;
+  private eph?: Bytes;
   private sentHello?: ChannelHello;
+  private done = false;
 
   constructor(private readonly opts: { name: string; identity?: Identity; peerSignPublic: Bytes; rng: Rng }) {
-    this.eph = opts.rng.bytes(32);
+    if (!(opts.peerSignPublic instanceof Uint8Array) || opts.peerSignPublic.length !== ED25519_PUBLIC_BYTES) {
+      throw new CryptoError('BAD_KEY', `the responder's configured key must be ${ED25519_PUBLIC_BYTES} bytes`);
+    }
+    this.eph = opts.rng.bytes(X25519_BYTES);
   }
 
+  /** The same hello every time it is asked for (a resend), so the transcript stays one. */
   hello(): ChannelHello {
+    if (this.sentHello) return { ...this.sentHello };
+    if (!this.eph) throw fail('this handshake is over');
     this.sentHello = {
       v: 1,
       from: this.opts.name,
       ...(this.opts.identity ? { id: toB64(this.opts.identity.signPublic) } : {}),
       eph: toB64(x25519.getPublicKey(this.eph)),
-      nonce: toB64(this.opts.rng.bytes(16)),
+      nonce: toB64(this.opts.rng.bytes(CHANNEL_NONCE_BYTES)),
     };
-    return this.sentHello;
+    return { ...this.sentHello };
   }
 
+  /**
+   * Checks the responder's key and signature and derives the keys. Once only:
+   * a second cipher from the same keys would reuse nonces.
+   */
   accept(msg: ChannelAccept): { finish?: ChannelFinish; cipher: ChannelCipher } {
     const hello = this.sentHello;
-    if (!hello) throw new CryptoError('HANDSHAKE_FAILED', 'accept before hello');
-    const id = str(msg?.id);
-    const eph = str(msg?.eph);
-    const sig = str(msg?.sig);
-    if (!equalBytes(fromB64(id), this.opts.peerSignPublic)) {
-      throw new CryptoError('UNTRUSTED_PEER', `${str(msg.from ?? '?', 128)} answered with a key that is not the one configured for it`);
+    if (!hello || !this.eph) throw fail('accept before hello');
+    if (this.done) throw fail('this handshake is already complete');
+    requireVersion(msg, 'accept');
+    const from = name(msg);
+    const id = b64Field(msg, 'id', ED25519_PUBLIC_BYTES);
+    const eph = b64Field(msg, 'eph', X25519_BYTES);
+    const sig = b64Field(msg, 'sig', ED25519_SIG_BYTES);
+    if (!equalBytes(id, this.opts.peerSignPublic)) {
+      throw new CryptoError('UNTRUSTED_PEER', `${from} answered with a key that is not the one configured for it`);
     }
     const th1 = transcript1(hello, id, eph);
-    if (!verifySignature(this.opts.peerSignPublic, th1, fromB64(sig))) throw new CryptoError('HANDSHAKE_FAILED', 'the responder\'s handshake signature is invalid');
-    const keys = deriveKeys(x25519.getSharedSecret(this.eph, fromB64(eph)), th1);
+    if (!verifySignature(this.opts.peerSignPublic, th1, sig)) throw fail('the responder\'s handshake signature is invalid');
+    const keys = deriveKeys(this.eph, eph, th1);
+    this.done = true;
+    this.eph.fill(0);
+    this.eph = undefined;
     const cipher = new ChannelCipher(keys.i2r, keys.r2i, 0);
     if (!this.opts.identity) return { cipher };
     return { finish: { v: 1, sig: toB64(sign(this.opts.identity, finishBytes(th1, sig))) }, cipher };
@@ -151,10 +242,11 @@ export class ChannelInitiator {
 
 export class ChannelResponder {
   private th1?: Bytes;
-  private sigR?: string;
+  private sigR?: Bytes;
   private keys?: { i2r: Secret; r2i: Secret };
   private initiatorId?: string;
   private verified = false;
+  private state: 'new' | 'accepted' | 'done' = 'new';
 
   constructor(
     private readonly opts: {
@@ -166,38 +258,63 @@ export class ChannelResponder {
     },
   ) {}
 
-  /** The initiator's Ed25519 key (base64url), once it has proven it. */
+  /** The initiator's Ed25519 key (base64url), once it has proven it; undefined for an anonymous initiator. */
   get peerId(): string | undefined {
     return this.verified ? this.initiatorId : undefined;
   }
 
+  /** Checks the hello against the trust configuration and answers it. Once only. */
   hello(msg: ChannelHello): ChannelAccept {
-    const hello: ChannelHello = { v: 1, from: str(msg?.from, 128), eph: str(msg?.eph), nonce: str(msg?.nonce) };
-    if (msg.id !== undefined) hello.id = str(msg.id);
+    if (this.state !== 'new') throw fail('a second hello in one handshake');
+    requireVersion(msg, 'hello');
+    const from = name(msg);
+    const rawId = field(msg, 'id');
+    const idBytes = rawId === undefined ? undefined : b64Field(msg, 'id', ED25519_PUBLIC_BYTES);
+    const hello: ChannelHello = {
+      v: 1,
+      from,
+      eph: toB64(b64Field(msg, 'eph', X25519_BYTES)),
+      nonce: toB64(b64Field(msg, 'nonce', CHANNEL_NONCE_BYTES)),
+    };
+    if (idBytes) hello.id = toB64(idBytes);
     if (this.opts.requireMutual && hello.id === undefined) throw new CryptoError('UNTRUSTED_PEER', 'this channel requires the initiator to identify itself');
-    if (!this.opts.trust(hello.id)) throw new CryptoError('UNTRUSTED_PEER', `${hello.from} is not trusted here: its key is not in the trust configuration`);
-    this.initiatorId = hello.id;
-    const eph = this.opts.rng.bytes(32);
-    const ephPub = toB64(x25519.getPublicKey(eph));
-    const id = toB64(this.opts.identity.signPublic);
+    if (!this.opts.trust(hello.id)) throw new CryptoError('UNTRUSTED_PEER', `${from} is not trusted here: its key is not in the trust configuration`);
+    const eph = this.opts.rng.bytes(X25519_BYTES);
+    const ephPub = x25519.getPublicKey(eph);
+    const id = this.opts.identity.signPublic;
     const th1 = transcript1(hello, id, ephPub);
-    const sig = toB64(sign(this.opts.identity, th1));
+    const sig = sign(this.opts.identity, th1);
+    const keys = deriveKeys(eph, fromB64(hello.eph), th1);
+    eph.fill(0);
+    this.initiatorId = hello.id;
     this.th1 = th1;
     this.sigR = sig;
-    this.keys = deriveKeys(x25519.getSharedSecret(eph, fromB64(hello.eph)), th1);
-    return { v: 1, from: this.opts.name, id, eph: ephPub, sig };
+    this.keys = keys;
+    this.state = 'accepted';
+    return { v: 1, from: this.opts.name, id: toB64(id), eph: toB64(ephPub), sig: toB64(sig) };
   }
 
+  /**
+   * Completes the handshake. An initiator that named a key must prove it
+   * (a finish signed over the transcript), whether or not mutual
+   * authentication is required: a claimed, unproven key is never trusted.
+   * Once only: a second cipher from the same keys would reuse nonces.
+   */
   finish(msg?: ChannelFinish): ChannelCipher {
-    if (!this.keys || !this.th1 || !this.sigR) throw new CryptoError('HANDSHAKE_FAILED', 'finish before hello');
+    if (this.state === 'new' || !this.keys || !this.th1 || !this.sigR) throw fail('finish before hello');
+    if (this.state === 'done') throw fail('this handshake is already complete');
     if (this.initiatorId !== undefined) {
-      if (!msg) throw new CryptoError('HANDSHAKE_FAILED', 'the initiator must prove its key');
-      const ok = verifySignature(fromB64(this.initiatorId), finishBytes(this.th1, this.sigR), fromB64(str(msg.sig)));
-      if (!ok) throw new CryptoError('HANDSHAKE_FAILED', 'the initiator\'s handshake signature is invalid');
+      if (msg === undefined) throw fail('the initiator must prove its key');
+      requireVersion(msg, 'finish');
+      const sig = b64Field(msg, 'sig', ED25519_SIG_BYTES);
+      if (!verifySignature(fromB64(this.initiatorId), finishBytes(this.th1, this.sigR), sig)) {
+        throw fail('the initiator\'s handshake signature is invalid');
+      }
       this.verified = true;
     } else if (this.opts.requireMutual) {
       throw new CryptoError('UNTRUSTED_PEER', 'this channel requires the initiator to identify itself');
     }
+    this.state = 'done';
     return new ChannelCipher(this.keys.r2i, this.keys.i2r, 1);
   }
 }

@@ -5,6 +5,8 @@
 export type CryptoErrorCode =
   | 'BAD_ENCODING'
   | 'BAD_KEY'
+  /** A cost or size parameter outside its limit (scrypt cost, random byte count). */
+  | 'BAD_PARAMS'
   | 'AUTH_FAILED'
   | 'FRAME_REPLAY'
   | 'FRAME_REORDER'
@@ -18,6 +20,7 @@ export type CryptoErrorCode =
   | 'UNTRUSTED_PEER'
   | 'CHANNEL_REPLAY'
   | 'CHANNEL_TAMPERED'
+  /** A sealed key box (box.ts) does not open: wrong recipient, purpose or binding. */
   | 'SEAL_INVALID';
 
 export class CryptoError extends Error {

@@ -10,6 +10,7 @@
 import { encodeFields, fromB64, toB64, type Bytes } from './bytes.ts';
 import { openSealed, sealTo } from './box.ts';
 import { CryptoError } from './errors.ts';
+import { requireKey } from './keys.ts';
 import { sign, verifySignature, type Identity } from './identity.ts';
 import type { Rng } from './random.ts';
 import { Secret } from './secret.ts';
@@ -33,6 +34,11 @@ export interface Grant extends GrantBinding {
 
 const GRANT_INFO = 'valmove/v1/grant';
 const BINDING_FIELDS = ['mig', 'item', 'area', 'serial', 'purpose', 'provider', 'recipient', 'expiresAt'] as const;
+const PURPOSES: ReadonlySet<string> = new Set(['upload', 'download']);
+/** Names and ids in a binding are short identifiers; a longer one is malformed, not a bigger grant. */
+export const GRANT_FIELD_CHARS_MAX = 256;
+/** ephPub (32 bytes) and sealed (32-byte key + 16-byte tag) and sig (64 bytes) are small; bound the b64 before decoding. */
+const GRANT_B64_CHARS_MAX = 128;
 
 export function grantBindingBytes(b: GrantBinding): Bytes {
   return encodeFields('valmove/v1/grant-binding', b.mig, b.item, b.area, b.serial, b.purpose, b.provider, b.recipient, b.expiresAt);
@@ -42,38 +48,66 @@ function grantSigned(binding: Bytes, ephPub: string, sealed: string): Bytes {
   return encodeFields(GRANT_INFO, binding, fromB64(ephPub), fromB64(sealed));
 }
 
-function bindingOf(g: GrantBinding): GrantBinding {
+const isName = (x: unknown): x is string => typeof x === 'string' && x.length <= GRANT_FIELD_CHARS_MAX;
+const isCount = (x: unknown): x is number => Number.isSafeInteger(x) && (x as number) >= 0;
+const isB64 = (x: unknown): x is string => typeof x === 'string' && x.length <= GRANT_B64_CHARS_MAX;
+
+/**
+ * The binding fields only, each checked for type (a grant arrives as JSON
+ * from another party): a string item or a float expiry would otherwise reach
+ * the signature check as something other than what was signed.
+ */
+function bindingOf(g: GrantBinding, code: 'GRANT_INVALID' | 'BAD_PARAMS'): GrantBinding {
+  const ok =
+    typeof g === 'object' && g !== null &&
+    isName(g.mig) && isCount(g.item) && isName(g.area) && isName(g.serial) && PURPOSES.has(g.purpose) &&
+    isName(g.provider) && isName(g.recipient) && isCount(g.expiresAt);
+  if (!ok) throw new CryptoError(code, 'the grant binding is malformed: a field is missing, of the wrong type or too long');
   return { mig: g.mig, item: g.item, area: g.area, serial: g.serial, purpose: g.purpose, provider: g.provider, recipient: g.recipient, expiresAt: g.expiresAt };
 }
 
 export function issueGrant(binding: GrantBinding, tempKey: Secret, recipientBoxPublic: Bytes, issuer: Identity, rng: Rng): Grant {
-  const b = bindingOf(binding);
+  const b = bindingOf(binding, 'BAD_PARAMS');
+  requireKey(tempKey, 'a granted temp key');
   const bytes = grantBindingBytes(b);
   const { ephPub, sealed } = sealTo(recipientBoxPublic, tempKey.reveal(), GRANT_INFO, bytes, rng);
   const sig = toB64(sign(issuer, grantSigned(bytes, ephPub, sealed)));
   return { ...b, ephPub, sealed, sig };
 }
 
-/** Checks signature, expiry and binding; returns the binding. */
+/**
+ * Checks shape, signature, expiry and binding, in that order: nothing about
+ * an unsigned grant (not even that it expired) is worth reporting. Returns
+ * the binding.
+ */
 export function verifyGrant(grant: Grant, issuerSignPublic: Bytes, expect: Partial<GrantBinding>, nowMs: number): GrantBinding {
-  const b = bindingOf(grant);
+  const b = bindingOf(grant, 'GRANT_INVALID');
   let ok = false;
   try {
-    ok = verifySignature(issuerSignPublic, grantSigned(grantBindingBytes(b), grant.ephPub, grant.sealed), fromB64(grant.sig));
+    ok = isB64(grant.ephPub) && isB64(grant.sealed) && isB64(grant.sig) &&
+      verifySignature(issuerSignPublic, grantSigned(grantBindingBytes(b), grant.ephPub, grant.sealed), fromB64(grant.sig));
   } catch {
     ok = false;
   }
   if (!ok) throw new CryptoError('GRANT_INVALID', 'the grant is not signed by the admin SAM');
-  if (nowMs > b.expiresAt) throw new CryptoError('GRANT_EXPIRED', `the grant expired at ${b.expiresAt}`);
+  if (!(nowMs <= b.expiresAt)) throw new CryptoError('GRANT_EXPIRED', `the grant expired at ${b.expiresAt}`);
   for (const f of BINDING_FIELDS) {
+    // Names the field, never its value: the caller knows what it expected.
     if (expect[f] !== undefined && expect[f] !== b[f]) throw new CryptoError('GRANT_BINDING', `the grant is bound to another ${f}`);
   }
   return b;
 }
 
+/** Decrypts the temp key; it does not check the signature (verifyGrant does). */
 export function openGrant(grant: Grant, recipient: Identity): Secret {
   try {
-    return Secret.of(openSealed(recipient, grant.ephPub, grant.sealed, GRANT_INFO, grantBindingBytes(bindingOf(grant))));
+    const b = bindingOf(grant, 'GRANT_INVALID');
+    if (!isB64(grant.ephPub) || !isB64(grant.sealed)) throw new CryptoError('GRANT_INVALID', 'malformed');
+    const key = openSealed(recipient, grant.ephPub, grant.sealed, GRANT_INFO, grantBindingBytes(b));
+    const secret = Secret.of(key);
+    key.fill(0);
+    requireKey(secret, 'a granted temp key');
+    return secret;
   } catch {
     throw new CryptoError('GRANT_INVALID', 'the grant does not open with this migration SAM\'s key');
   }
@@ -96,19 +130,31 @@ function receiptBytes(r: ReceiptBody): Bytes {
   return encodeFields('valmove/v1/receipt', r.mig, r.item, r.serial, r.area, r.provider, r.kcv);
 }
 
+/** The body fields only, type-checked: a receipt arrives as JSON relayed by the server. */
+function receiptBodyOf(r: ReceiptBody): ReceiptBody | undefined {
+  const ok =
+    typeof r === 'object' && r !== null &&
+    isName(r.mig) && isCount(r.item) && isName(r.serial) && isName(r.area) && isName(r.provider) && isName(r.kcv);
+  return ok ? { mig: r.mig, item: r.item, serial: r.serial, area: r.area, provider: r.provider, kcv: r.kcv } : undefined;
+}
+
 export function signReceipt(body: ReceiptBody, signer: Identity): Receipt {
-  const b = { mig: body.mig, item: body.item, serial: body.serial, area: body.area, provider: body.provider, kcv: body.kcv };
+  const b = receiptBodyOf(body);
+  if (!b) throw new CryptoError('BAD_PARAMS', 'the receipt body is malformed: a field is missing, of the wrong type or too long');
   return { ...b, sig: toB64(sign(signer, receiptBytes(b))) };
 }
 
 export function verifyReceipt(r: Receipt, signerPublic: Bytes): ReceiptBody {
-  const b = { mig: r.mig, item: r.item, serial: r.serial, area: r.area, provider: r.provider, kcv: r.kcv };
+  const b = receiptBodyOf(r);
   let ok = false;
   try {
-    ok = verifySignature(signerPublic, receiptBytes(b), fromB64(r.sig));
+    ok = b !== undefined && isB64(r.sig) && verifySignature(signerPublic, receiptBytes(b), fromB64(r.sig));
   } catch {
     ok = false;
   }
-  if (!ok) throw new CryptoError('RECEIPT_INVALID', `the receipt for item ${r.item} is not signed by its migration SAM`);
+  if (!ok || !b) {
+    const which = b ? `the receipt for item ${b.item}` : 'a malformed receipt';
+    throw new CryptoError('RECEIPT_INVALID', `${which} is not signed by its migration SAM`);
+  }
   return b;
 }

@@ -19,8 +19,12 @@ export interface ExportedIdentity {
   boxPublic: string;
 }
 
+/** Ed25519 seeds and X25519 secret keys are both 32 bytes. */
+export const IDENTITY_SEED_BYTES = 32;
+
 export function identityFromSeeds(signSeed: Bytes, boxSeed: Bytes): Identity {
-  if (signSeed.length !== 32 || boxSeed.length !== 32) throw new CryptoError('BAD_KEY', 'identity seeds must be 32 bytes each');
+  const ok = (b: unknown): boolean => b instanceof Uint8Array && b.length === IDENTITY_SEED_BYTES;
+  if (!ok(signSeed) || !ok(boxSeed)) throw new CryptoError('BAD_KEY', 'identity seeds must be 32 bytes each');
   return {
     signSecret: Secret.of(signSeed),
     signPublic: ed25519.getPublicKey(signSeed),
@@ -30,7 +34,7 @@ export function identityFromSeeds(signSeed: Bytes, boxSeed: Bytes): Identity {
 }
 
 export function generateIdentity(rng: Rng): Identity {
-  return identityFromSeeds(rng.bytes(32), rng.bytes(32));
+  return identityFromSeeds(rng.bytes(IDENTITY_SEED_BYTES), rng.bytes(IDENTITY_SEED_BYTES));
 }
 
 export function exportIdentity(id: Identity): ExportedIdentity {
@@ -42,8 +46,14 @@ export function exportIdentity(id: Identity): ExportedIdentity {
   };
 }
 
+/** Any malformed input is BAD_KEY, and the message never echoes the (secret) fields. */
 export function importIdentity(json: ExportedIdentity): Identity {
-  const id = identityFromSeeds(fromB64(json.signSecret), fromB64(json.boxSecret));
+  let id: Identity;
+  try {
+    id = identityFromSeeds(fromB64(json.signSecret), fromB64(json.boxSecret));
+  } catch {
+    throw new CryptoError('BAD_KEY', 'identity secret keys must be two 32-byte base64url strings');
+  }
   if (toB64(id.signPublic) !== json.signPublic || toB64(id.boxPublic) !== json.boxPublic) {
     throw new CryptoError('BAD_KEY', 'identity public keys do not match its secret keys');
   }
@@ -58,10 +68,15 @@ export function sign(id: Identity, msg: Bytes): Bytes {
   return ed25519.sign(msg, id.signSecret.reveal());
 }
 
-/** Never throws: a malformed key or signature is simply not valid. */
+/**
+ * Never throws: a malformed key or signature is simply not valid. Strict RFC
+ * 8032 decoding (zip215: false): non-canonical encodings and small-order
+ * public keys are refused, so one signature can not be reshaped into another
+ * that also verifies, and no key verifies everything.
+ */
 export function verifySignature(pub: Bytes, msg: Bytes, sig: Bytes): boolean {
   try {
-    return ed25519.verify(sig, msg, pub);
+    return ed25519.verify(sig, msg, pub, { zip215: false });
   } catch {
     return false;
   }

@@ -13,7 +13,8 @@ import { Secret } from './secret.ts';
 export const KEY_BYTES = 32;
 export const KCV_BYTES = 8;
 
-function requireKey(k: Secret, what: string): void {
+/** Boundary check for every symmetric key: a short key is a bug upstream, never something to stretch or pad. */
+export function requireKey(k: Secret, what: string): void {
   if (k.length !== KEY_BYTES) throw new CryptoError('BAD_KEY', `${what} must be ${KEY_BYTES} bytes`);
 }
 

@@ -6,6 +6,7 @@
 import { sha256 } from '@noble/hashes/sha2.js';
 import { randomBytes } from '@noble/hashes/utils.js';
 import { utf8 } from './bytes.ts';
+import { CryptoError } from './errors.ts';
 
 export interface Rng {
   bytes(n: number): Uint8Array;
@@ -17,8 +18,20 @@ export interface SeededRng extends Rng {
   nextFloat(): number;
 }
 
+/** The protocol asks for 16- and 32-byte values; a request past this is a bug, not a need. */
+export const RNG_BYTES_MAX = 64 * 1024;
+
+function checkCount(n: number): void {
+  if (!Number.isSafeInteger(n) || n < 0 || n > RNG_BYTES_MAX) {
+    throw new CryptoError('BAD_PARAMS', `random byte count must be an integer in [0, ${RNG_BYTES_MAX}]`);
+  }
+}
+
 export const systemRng: Rng = {
-  bytes: (n) => randomBytes(n),
+  bytes(n: number) {
+    checkCount(n);
+    return randomBytes(n);
+  },
 };
 
 /**
@@ -46,6 +59,7 @@ export function seededRng(seed: number | string): SeededRng {
     nextU32,
     nextFloat: () => nextU32() / 2 ** 32,
     bytes(n: number) {
+      checkCount(n);
       const out = new Uint8Array(n);
       for (let i = 0; i < n; i += 4) {
         const x = nextU32();

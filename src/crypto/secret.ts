@@ -5,6 +5,7 @@
  */
 import type { Bytes } from './bytes.ts';
 import { equalBytes } from './bytes.ts';
+import { CryptoError } from './errors.ts';
 import type { Rng } from './random.ts';
 
 export class Secret {
@@ -14,10 +15,17 @@ export class Secret {
     this.#bytes = new Uint8Array(bytes);
   }
 
+  /** Copies: the caller's buffer may be reused or wiped without touching the Secret. */
   static of(bytes: Bytes): Secret {
+    if (!(bytes instanceof Uint8Array)) throw new CryptoError('BAD_KEY', 'a secret must be given as bytes');
     return new Secret(bytes);
   }
 
+  /**
+   * The held bytes themselves, not a copy: a copy per use would leave key
+   * material that wipe() can not reach. Callers pass it to a primitive and
+   * must not keep or modify it.
+   */
   reveal(): Bytes {
     return this.#bytes;
   }
@@ -30,6 +38,7 @@ export class Secret {
     return equalBytes(this.#bytes, other.#bytes);
   }
 
+  /** Zeroes the bytes in place (best effort: JS gives no guarantee against copies made by the engine). */
   wipe(): void {
     this.#bytes.fill(0);
   }

@@ -12,6 +12,7 @@ import { hmac } from '@noble/hashes/hmac.js';
 import { sha256 } from '@noble/hashes/sha2.js';
 import { concatBytes, encodeFields, equalBytes, readU64be, u32be, u64be, type Bytes } from './bytes.ts';
 import { CryptoError } from './errors.ts';
+import { requireKey } from './keys.ts';
 import { Secret } from './secret.ts';
 
 export type Purpose = 'admin' | 'upload' | 'download' | 'normal';
@@ -30,16 +31,31 @@ export const FRAME_BYTES_MAX = 16 * 1024;
 const COUNTER_BYTES = 8;
 const TAG_BYTES = 16;
 
+/** Both challenges must be full length: a short (or empty) one would let a recorded proof be replayed. */
+function requireChallenges(rSam: Bytes, rChip: Bytes): void {
+  if (!(rSam instanceof Uint8Array) || !(rChip instanceof Uint8Array) || rSam.length !== CHALLENGE_BYTES || rChip.length !== CHALLENGE_BYTES) {
+    throw new CryptoError('AUTH_FAILED', `session challenges must be ${CHALLENGE_BYTES} bytes each`);
+  }
+}
+
+function requireSessionInput(key: Secret, rSam: Bytes, rChip: Bytes): void {
+  requireKey(key, 'a session key');
+  requireChallenges(rSam, rChip);
+}
+
 export function chipProof(key: Secret, b: SessionBinding, rSam: Bytes, rChip: Bytes): Bytes {
+  requireSessionInput(key, rSam, rChip);
   return hmac(sha256, key.reveal(), encodeFields('valmove/v1/auth/chip', rSam, rChip, b.serial, b.area, b.mig, b.purpose));
 }
 
 export function samProof(key: Secret, b: SessionBinding, rSam: Bytes, rChip: Bytes): Bytes {
+  requireSessionInput(key, rSam, rChip);
   return hmac(sha256, key.reveal(), encodeFields('valmove/v1/auth/sam', rChip, rSam, b.serial, b.area, b.mig, b.purpose));
 }
 
+/** Constant time; a proof of the wrong length is simply not equal. */
 export function verifyProof(expected: Bytes, got: Bytes): boolean {
-  return equalBytes(expected, got);
+  return expected.length === PROOF_BYTES && equalBytes(expected, got);
 }
 
 /**
@@ -47,6 +63,7 @@ export function verifyProof(expected: Bytes, got: Bytes): boolean {
  * session can not be moved to another chip, area, migration or purpose.
  */
 export function deriveSessionKeys(key: Secret, b: SessionBinding, rSam: Bytes, rChip: Bytes): { samToChip: Secret; chipToSam: Secret } {
+  requireSessionInput(key, rSam, rChip);
   const okm = hkdf(sha256, key.reveal(), concatBytes(rSam, rChip), encodeFields('valmove/v1/session', b.serial, b.area, b.mig, b.purpose), 64);
   return { samToChip: Secret.of(okm.subarray(0, 32)), chipToSam: Secret.of(okm.subarray(32)) };
 }
@@ -55,12 +72,20 @@ function nonce(direction: 0 | 1, counter: bigint): Bytes {
   return concatBytes(u32be(direction), u64be(counter));
 }
 
+/** The direction is in the nonce, so the two directions never share one even if their keys were equal. */
+function requireFrameKey(key: Secret, direction: number): void {
+  requireKey(key, 'a session frame key');
+  if (direction !== 0 && direction !== 1) throw new CryptoError('BAD_PARAMS', 'a frame direction is 0 (SAM to chip) or 1 (chip to SAM)');
+}
+
 export class FrameSealer {
   private counter = 0n;
   constructor(
     private readonly key: Secret,
     private readonly direction: 0 | 1,
-  ) {}
+  ) {
+    requireFrameKey(key, direction);
+  }
 
   seal(plaintext: Bytes): Bytes {
     if (plaintext.length > FRAME_BYTES_MAX) throw new CryptoError('FRAME_TOO_LARGE', `a session frame holds at most ${FRAME_BYTES_MAX} bytes`);
@@ -75,7 +100,9 @@ export class FrameOpener {
   constructor(
     private readonly key: Secret,
     private readonly direction: 0 | 1,
-  ) {}
+  ) {
+    requireFrameKey(key, direction);
+  }
 
   /** Opens the next frame; on any error nothing advances. */
   open(frame: Bytes): Bytes {

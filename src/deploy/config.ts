@@ -25,6 +25,18 @@ const common = {
   /** PEM file of a CA to trust when this process connects with wss:// to a self-signed peer. */
   ca: z.string().optional(),
   log: z.strictObject({ level: z.enum(['debug', 'info', 'warn', 'error', 'silent']) }).optional(),
+  /** Timeouts and retry delays (ms), each optional; see src/timing.ts for the defaults. */
+  timing: z
+    .strictObject({
+      sessionMs: z.number().int().positive(),
+      retransmitMs: z.number().int().positive(),
+      retransmitCapMs: z.number().int().positive(),
+      retryBaseMs: z.number().int().positive(),
+      retryCapMs: z.number().int().positive(),
+      preflightMs: z.number().int().positive(),
+    })
+    .partial()
+    .optional(),
 };
 
 const peer = z.strictObject({ url, signPublic: b64key });

@@ -23,6 +23,7 @@ import { systemClock } from '../clock.ts';
 import { fromB64, systemRng, toB64, type Identity } from '../crypto/index.ts';
 import { createLogger, type Logger, type LogLevel } from '../log.ts';
 import { PartyStore } from '../store/party.store.ts';
+import { DEFAULT_TIMING } from '../timing.ts';
 import type { Link } from '../transport/link.ts';
 import { memoryLinkPair } from '../transport/memory.transport.ts';
 import { SecureInitiatorLink, SecureResponderLink } from '../transport/secure.link.ts';
@@ -234,7 +235,15 @@ export async function startProcess(cfg: ProcessConfig, opts: { logSink?: { write
     http,
     ca: cfg.ca ? readFileSync(cfg.ca) : undefined,
     connectors: [],
-    deps: (id, dataDir) => ({ id, store: PartyStore.open(dataDir), clock: systemClock, rng: systemRng, log, observe: http.observer }),
+    deps: (id, dataDir) => ({
+      id,
+      store: PartyStore.open(dataDir),
+      clock: systemClock,
+      rng: systemRng,
+      log,
+      observe: http.observer,
+      timing: { ...DEFAULT_TIMING, ...cfg.timing },
+    }),
   };
   switch (cfg.role) {
     case 'server':

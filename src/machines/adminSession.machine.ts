@@ -17,10 +17,7 @@
  */
 import { and, assign, emit, setup } from 'xstate';
 
-export const ADMIN_SESSION_MACHINE_VERSION = 1;
-
-/** How long an admin session may take before it is abandoned (the server retries the step). */
-export const ADMIN_SESSION_TIMEOUT_MS = 30_000;
+export const ADMIN_SESSION_MACHINE_VERSION = 2;
 
 export type AdminOp = 'identify' | 'lock' | 'format' | 'activate' | 'restore' | 'wipe';
 
@@ -43,10 +40,11 @@ export interface AdminSessionInput {
   request: string;
   /** Expiry of the grants a lock or format session issues when it is done. */
   expiresAt: number | null;
-  now: number;
+  /** When the session fails if it has not finished (absolute ms on the runtime's clock). */
+  deadline: number;
 }
 
-export interface AdminSessionContext extends Omit<AdminSessionInput, 'now'> {
+export interface AdminSessionContext extends Omit<AdminSessionInput, 'deadline'> {
   cursor: number;
   provenSerial: string | null;
   failure: { code: string; message: string } | null;
@@ -57,7 +55,8 @@ export type AdminSessionEvent =
   | { type: 'CHIP_ANSWERED'; serial: string; proofOk: boolean }
   | { type: 'CHIP_REFUSED'; code: string; message: string }
   | { type: 'CHIP_REPLIED'; ok: boolean; verified: boolean; code?: string; message?: string }
-  | { type: 'DEADLINE_PASSED' };
+  | { type: 'DEADLINE_PASSED' }
+  | { type: 'SESSION_LOST' };
 
 export type AdminSessionIntent =
   | { type: 'beginAuth'; session: string }
@@ -114,7 +113,8 @@ export const adminSessionMachine = setup({
           : { code: e.code ?? 'COMMAND_REFUSED', message: e.message ?? `${cmd?.op} refused by the chip` };
       },
     }),
-    failTimeout: assign({ failure: { code: 'SESSION_FAILED', message: `the admin session did not finish within ${ADMIN_SESSION_TIMEOUT_MS} ms` } }),
+    failTimeout: assign({ failure: { code: 'SESSION_FAILED', message: 'the admin session did not finish before its deadline' } }),
+    failLost: assign({ failure: { code: 'SESSION_FAILED', message: 'the admin SAM restarted and lost the session keys; the step is retried with a new session' } }),
     disarm: assign({ timer: null }),
     done: emit(({ context }) => ({ type: 'sessionDone' as const, session: context.session })),
     failed: emit(({ context }) => ({
@@ -137,7 +137,7 @@ export const adminSessionMachine = setup({
     cursor: 0,
     provenSerial: null,
     failure: null,
-    timer: { atMs: input.now + ADMIN_SESSION_TIMEOUT_MS, event: 'DEADLINE_PASSED' },
+    timer: { atMs: input.deadline, event: 'DEADLINE_PASSED' },
   }),
   initial: 'authenticating',
   states: {
@@ -168,5 +168,7 @@ export const adminSessionMachine = setup({
   },
   on: {
     DEADLINE_PASSED: { target: '.failed', actions: 'failTimeout' },
+    // After a restart: session keys lived in RAM only.
+    SESSION_LOST: { target: '.failed', actions: 'failLost' },
   },
 });

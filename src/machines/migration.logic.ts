@@ -9,11 +9,18 @@ import { assign, emit, enqueueActions, setup } from 'xstate';
 import type { Grant, Receipt } from '../transport/messages.ts';
 import { CHIP_AREAS_MAX, type AreaState } from './area.machine.ts';
 
-export const MIGRATION_MACHINE_VERSION = 1;
+export const MIGRATION_MACHINE_VERSION = 2;
 
-/** Backoff for retrying a failed step: base doubles per attempt up to the cap. */
+/** Backoff for retrying a failed step, unless the input says otherwise: base doubles per attempt up to the cap. */
 export const RETRY_BASE_MS = 200;
 export const RETRY_CAP_MS = 30_000;
+
+/** The delays a migration waits by (from the server's Timing; see src/timing.ts). */
+export interface MigrationTiming {
+  retryBaseMs: number;
+  retryCapMs: number;
+  preflightMs: number;
+}
 /** Attempts of a step before the migration is refused; applies only before the source is locked. */
 export const PRE_LOCK_ATTEMPTS_MAX = 3;
 /** How long the preflight waits for every provider's answer before it refuses the migration. */
@@ -66,6 +73,7 @@ export interface MigrationContext {
   destinationFormatted: boolean;
   /** The user's cancel request, answered with the decision that stands. */
   cancel: { terminal: string; request: string } | null;
+  timing: MigrationTiming;
 }
 
 export interface MigrationInput {
@@ -78,6 +86,7 @@ export interface MigrationInput {
   /** Areas the named destination held when it was registered (its "room"). */
   destinationAreas?: string[];
   deadlineMs?: number;
+  timing?: MigrationTiming;
 }
 
 export type MigrationEvent =
@@ -286,12 +295,12 @@ export const migrationSetup = setup({
       },
     }),
     armPreflightDeadline: assign({
-      timer: ({ context }) => ({ atMs: (context.sourceCheck?.at ?? 0) + PREFLIGHT_TIMEOUT_MS, event: 'DEADLINE_PASSED' as const }),
+      timer: ({ context }) => ({ atMs: (context.sourceCheck?.at ?? 0) + context.timing.preflightMs, event: 'DEADLINE_PASSED' as const }),
     }),
     refuseForSilence: assign({
       reason: ({ context }) => {
         const silent = context.providers.filter((p) => !context.answered.includes(p));
-        return `PREFLIGHT_FAILED: provider(s) ${silent.join(', ')} did not answer within ${PREFLIGHT_TIMEOUT_MS} ms`;
+        return `PREFLIGHT_FAILED: provider(s) ${silent.join(', ')} did not answer within ${context.timing.preflightMs} ms`;
       },
     }),
     refuseForFailure: assign({ reason: ({ event }) => `${(event as E<'STEP_FAILED'>).code}: ${(event as E<'STEP_FAILED'>).message}` }),
@@ -448,7 +457,7 @@ export const migrationSetup = setup({
     resetAttempts: assign({ attempts: 0 }),
     armRetry: assign({
       timer: ({ context, event }) => ({
-        atMs: (event as E<'STEP_FAILED'>).now + Math.min(RETRY_CAP_MS, RETRY_BASE_MS * 2 ** Math.min(context.attempts, 16)),
+        atMs: (event as E<'STEP_FAILED'>).now + Math.min(context.timing.retryCapMs, context.timing.retryBaseMs * 2 ** Math.min(context.attempts, 16)),
         event: 'RETRY_DUE' as const,
       }),
     }),

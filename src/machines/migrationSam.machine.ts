@@ -19,9 +19,6 @@ import { assign, emit, setup } from 'xstate';
 
 export const MIGRATION_SAM_MACHINE_VERSION = 1;
 
-/** A chip session that takes longer than this is abandoned and retried by the server. */
-export const ITEM_SESSION_TIMEOUT_MS = 30_000;
-
 export interface MigrationSamContext {
   mig: string;
   item: number;
@@ -32,8 +29,9 @@ export interface MigrationSamContext {
 }
 
 export type MigrationSamEvent =
-  | { type: 'UPLOAD_REQUESTED'; request: string; session: string; now: number }
-  | { type: 'DOWNLOAD_REQUESTED'; request: string; session: string; now: number }
+  | { type: 'UPLOAD_REQUESTED'; request: string; session: string; deadline: number }
+  | { type: 'DOWNLOAD_REQUESTED'; request: string; session: string; deadline: number }
+  | { type: 'SESSION_LOST' }
   | { type: 'MAIN_KEY_RECEIVED' }
   | { type: 'CHIP_ANSWERED'; proofOk: boolean }
   | { type: 'CHIP_REFUSED'; code: string; message: string }
@@ -80,7 +78,7 @@ export const migrationSamMachine = setup({
         session: e.session,
         request: e.request,
         failure: null,
-        timer: { atMs: e.now + ITEM_SESSION_TIMEOUT_MS, event: 'DEADLINE_PASSED' as const },
+        timer: { atMs: e.deadline, event: 'DEADLINE_PASSED' as const },
       };
     }),
     closeSession: assign({ session: null, timer: null }),
@@ -109,7 +107,8 @@ export const migrationSamMachine = setup({
           : { code: e.code ?? 'COMMAND_REFUSED', message: e.message ?? 'the chip refused the command' };
       },
     }),
-    failTimeout: assign({ failure: { code: 'SESSION_FAILED', message: `the chip session did not finish within ${ITEM_SESSION_TIMEOUT_MS} ms` } }),
+    failTimeout: assign({ failure: { code: 'SESSION_FAILED', message: 'the chip session did not finish before its deadline' } }),
+    failLost: assign({ failure: { code: 'SESSION_FAILED', message: 'the migration SAM restarted and lost the session keys; the step is retried' } }),
     answerFailed: emit(({ context }) => ({
       type: 'answerFailed' as const,
       request: context.request!,
@@ -172,6 +171,7 @@ export const migrationSamMachine = setup({
       on: {
         CHIP_REFUSED: { target: 'idle', actions: ['failRefused', 'endSession', 'answerFailed', 'closeSession'] },
         DEADLINE_PASSED: { target: 'idle', actions: ['failTimeout', 'endSession', 'answerFailed', 'closeSession'] },
+        SESSION_LOST: { target: 'idle', actions: ['failLost', 'answerFailed', 'closeSession'] },
       },
     },
     holding: {
@@ -213,6 +213,7 @@ export const migrationSamMachine = setup({
       on: {
         CHIP_REFUSED: { target: 'holding', actions: ['failRefused', 'endSession', 'answerFailed', 'closeSession'] },
         DEADLINE_PASSED: { target: 'holding', actions: ['failTimeout', 'endSession', 'answerFailed', 'closeSession'] },
+        SESSION_LOST: { target: 'holding', actions: ['failLost', 'answerFailed', 'closeSession'] },
         FENCE_REQUESTED: { target: 'fenced', actions: ['endSession', 'closeSession', 'answerFenced'] },
       },
     },

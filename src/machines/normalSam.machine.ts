@@ -11,8 +11,6 @@ import { assign, emit, setup } from 'xstate';
 
 export const NORMAL_SAM_MACHINE_VERSION = 1;
 
-export const NORMAL_SESSION_TIMEOUT_MS = 15_000;
-
 export type NormalOp = 'balance' | 'pay' | 'topup' | 'use';
 
 export interface NormalSamContext {
@@ -29,7 +27,8 @@ export type NormalSamEvent =
   | { type: 'CHIP_REFUSED'; code: string; message: string }
   | { type: 'VALUE_READ'; ok: boolean; next: 'write' | 'done' | 'refuse'; code?: string; message?: string }
   | { type: 'VALUE_WRITTEN'; ok: boolean; code?: string; message?: string }
-  | { type: 'DEADLINE_PASSED' };
+  | { type: 'DEADLINE_PASSED' }
+  | { type: 'SESSION_LOST' };
 
 export type NormalSamIntent =
   | { type: 'beginAuth'; session: string }
@@ -46,7 +45,7 @@ export const normalSamMachine = setup({
     context: {} as NormalSamContext,
     events: {} as NormalSamEvent,
     emitted: {} as NormalSamIntent,
-    input: {} as { session: string; op: NormalOp; area: string; request: string; now: number },
+    input: {} as { session: string; op: NormalOp; area: string; request: string; deadline: number },
   },
   guards: {
     proofOk: ({ event }) => (event as E<'CHIP_ANSWERED'>).proofOk,
@@ -66,7 +65,7 @@ export const normalSamMachine = setup({
         return { code: e.code ?? 'SESSION_FAILED', message: e.message ?? 'normal use failed' };
       },
     }),
-    failTimeout: assign({ failure: { code: 'SESSION_FAILED', message: `the reader session did not finish within ${NORMAL_SESSION_TIMEOUT_MS} ms` } }),
+    failTimeout: assign({ failure: { code: 'SESSION_FAILED', message: 'the reader session did not finish before its deadline' } }),
     answerFailed: emit(({ context }) => ({
       type: 'answerFailed' as const,
       request: context.request,
@@ -84,7 +83,7 @@ export const normalSamMachine = setup({
     area: input.area,
     request: input.request,
     failure: null,
-    timer: { atMs: input.now + NORMAL_SESSION_TIMEOUT_MS, event: 'DEADLINE_PASSED' },
+    timer: { atMs: input.deadline, event: 'DEADLINE_PASSED' },
   }),
   initial: 'authenticating',
   states: {
@@ -116,5 +115,6 @@ export const normalSamMachine = setup({
   on: {
     CHIP_REFUSED: { target: '.failed', actions: 'fail' },
     DEADLINE_PASSED: { target: '.failed', actions: 'failTimeout' },
+    SESSION_LOST: { target: '.failed', actions: 'failTimeout' },
   },
 });
