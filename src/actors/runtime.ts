@@ -19,7 +19,7 @@ import { ProtocolError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import { DEFAULT_TIMING, type Timing } from '../timing.ts';
 import type { PartyStore, PersistedActor } from '../store/party.store.ts';
-import { decodeEnvelope, encodeEnvelope, peekHeader, PROTOCOL_VERSION, type AnyEnvelope, type Envelope, type Step } from '../transport/envelope.ts';
+import { decodeEnvelope, encodeEnvelope, peekHeader, PROTOCOL_VERSION, STEPS, type AnyEnvelope, type Envelope, type Step } from '../transport/envelope.ts';
 import type { Link } from '../transport/link.ts';
 import { kindOf, type BodyOf, type MessageType } from '../transport/messages.ts';
 
@@ -47,6 +47,14 @@ export interface RuntimeDeps {
 }
 
 export type TurnPoint = 'before-persist' | 'after-persist' | 'after-send';
+
+/**
+ * Thrown by an onTurnPoint hook to crash the party right there (fault
+ * injection): what the turn committed stays in LMDB, nothing else survives.
+ */
+export class CrashSignal extends Error {
+  override readonly name = 'CrashSignal';
+}
 
 export interface RuntimeObserver {
   message(party: string, direction: 'in' | 'out', type: string, bytes: number): void;
@@ -162,7 +170,10 @@ export abstract class PartyRuntime {
 
   /** Finishes queued work, then closes links and the store. */
   async stop(): Promise<void> {
-    if (this.stopped) return;
+    if (this.stopped) {
+      if (!this.store.isClosed) await this.store.close();
+      return;
+    }
     await this.idle();
     this.stopped = true;
     for (const cancel of this.retransmits.values()) cancel();
@@ -321,17 +332,17 @@ export abstract class PartyRuntime {
         this.turn = null;
       }
     }
-    this.deps.onTurnPoint?.(this.id, 'before-persist', turn.info);
+    if (this.point('before-persist', turn)) return this.crash(job);
     const empty = !turn.dirty && turn.out.length === 0 && turn.acked.length === 0 && !turn.inbound;
     if (!empty) await this.commit(turn);
     this.deps.observe?.turn(this.id, performance.now() - started, !empty);
-    this.deps.onTurnPoint?.(this.id, 'after-persist', turn.info);
+    if (this.point('after-persist', turn)) return this.crash(job);
     for (const o of turn.out) {
       this.transmit(o);
       if (kindOf(o.env.type) === 'request') this.scheduleRetransmit(o.env.id, 0);
     }
     for (const id of turn.acked) this.cancelRetransmit(id);
-    this.deps.onTurnPoint?.(this.id, 'after-send', turn.info);
+    if (this.point('after-send', turn)) return this.crash(job);
     for (const h of turn.touched) {
       const hosted = this.hosted.get(h);
       if (hosted) this.armTimer(hosted);
@@ -340,11 +351,53 @@ export abstract class PartyRuntime {
     if (job.kind === 'local') job.resolve(result);
   }
 
+  /** Runs the turn-point hook; true when it asks for a crash here. */
+  private point(point: TurnPoint, turn: Turn): boolean {
+    try {
+      this.deps.onTurnPoint?.(this.id, point, turn.info);
+      return false;
+    } catch (e) {
+      if (e instanceof CrashSignal) return true;
+      throw e;
+    }
+  }
+
+  private async crash(job: Job): Promise<void> {
+    this.log.warn('crashed (fault injection)', {});
+    if (job.kind === 'local') job.reject(new ProtocolError('UNEXPECTED', `${this.id} crashed`));
+    await this.kill();
+  }
+
+  /**
+   * A crash: everything in RAM is dropped (queue, actors, session keys,
+   * timers, links closed without a word); only what LMDB committed remains,
+   * for a new runtime on the same store to rehydrate.
+   */
+  async kill(): Promise<void> {
+    if (this.stopped && this.store.isClosed) return;
+    this.stopped = true;
+    this.crashed = true;
+    for (const job of this.queue) if (job.kind === 'local') job.reject(new ProtocolError('UNEXPECTED', `${this.id} crashed`));
+    this.queue = [];
+    for (const cancel of this.retransmits.values()) cancel();
+    this.retransmits.clear();
+    for (const h of this.hosted.values()) {
+      h.cancelTimer?.();
+      h.actor.stop();
+    }
+    for (const link of this.links.values()) link.close('crashed');
+    this.links.clear();
+    await this.store.close();
+  }
+
+  /** True once this runtime was killed (a restart needs a new runtime on the same store). */
+  crashed = false;
+
   private handleBytes(peer: string, bytes: Uint8Array, turn: Turn): void {
     this.deps.tap?.(this.id, 'in', peer, bytes);
     const env = decodeEnvelope(bytes);
     turn.received = env;
-    turn.info = { type: env.type, step: env.step };
+    turn.info = { type: env.type, step: env.step ?? (env.type === 'frame' ? stepOfSession(env.body.session) : undefined) };
     if (env.to !== this.id) {
       throw new ProtocolError('BAD_ENVELOPE', `message is addressed to ${env.to}, but this is ${this.id}`);
     }
@@ -688,3 +741,9 @@ export abstract class PartyRuntime {
 }
 
 export type { Turn };
+
+/** Session ids are "<migration>:<step>:<n>": a relayed frame belongs to the step that opened its session. */
+function stepOfSession(session: string): Step | undefined {
+  const step = session.split(':')[1];
+  return step && (STEPS as readonly string[]).includes(step) ? (step as Step) : undefined;
+}

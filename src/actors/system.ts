@@ -6,6 +6,9 @@
  * terminal -> server and terminal -> normal SAM server-authenticated) they
  * run over WebSocket.
  *
+ * Any party can be killed and restarted from its store (fault injection),
+ * and every link can be made faulty (drop, duplicate, delay).
+ *
  *   data/
  *     server/  admin-sam/  provider-<p>/normal-sam/  provider-<p>/migration-sam/
  *     chip-<serial>/  terminal-<name>/
@@ -14,9 +17,10 @@ import { join } from 'node:path';
 import { systemClock, type Clock } from '../clock.ts';
 import { deriveChipKey, systemRng, toB64, type Identity, type Rng, type Secret } from '../crypto/index.ts';
 import { createLogger, type Logger } from '../log.ts';
-import type { Timing } from '../timing.ts';
 import { loadOrCreateIdentity, loadOrCreateSecret } from '../store/keys.store.ts';
 import { PartyStore } from '../store/party.store.ts';
+import type { Timing } from '../timing.ts';
+import { FaultyLink, type FaultPolicy } from '../transport/faulty.link.ts';
 import type { Link, LinkTap, Scheduler } from '../transport/link.ts';
 import { memoryLinkPair } from '../transport/memory.transport.ts';
 import { SecureInitiatorLink, SecureResponderLink } from '../transport/secure.link.ts';
@@ -25,7 +29,7 @@ import { ChipRuntime } from './chip.actor.ts';
 import { issueItems, type IssueRequest } from './issuer.ts';
 import { MigrationSamRuntime, type Right } from './migrationSam.actor.ts';
 import { NormalSamRuntime } from './normalSam.actor.ts';
-import type { RuntimeDeps } from './runtime.ts';
+import type { PartyRuntime, RuntimeDeps } from './runtime.ts';
 import { ServerRuntime } from './server.actor.ts';
 import { TerminalRuntime } from './terminal.actor.ts';
 
@@ -58,24 +62,40 @@ export interface Provider {
   migrationSam: MigrationSamRuntime;
 }
 
+type Side = { party: string; name: string; remoteId?: string };
+
+/** How two parties are linked; kept so a restarted party can be linked again the same way. */
+interface Wire {
+  a: Side;
+  b: Side;
+  /** a initiates a channel to b: b presents `responder`, a presents `initiator` when mutual. */
+  channel?: { initiator?: Identity; responder: Identity; mutual: boolean; trust: (k: string | undefined) => boolean };
+  /** Called with b's end once it is attached (the migration SAM keeps its server links to check rights). */
+  onB?: (link: Link) => void;
+}
+
+type Factory = () => Promise<PartyRuntime>;
+
 export class EmbeddedSystem {
-  readonly chips = new Map<string, ChipRuntime>();
-  readonly terminals = new Map<string, TerminalRuntime>();
-  readonly providers = new Map<string, Provider>();
+  private readonly partiesById = new Map<string, PartyRuntime>();
+  private readonly factories = new Map<string, Factory>();
+  private readonly wires: Wire[] = [];
   private readonly links: Link[] = [];
-  private readonly stores: PartyStore[] = [];
+  private readonly faulty: FaultyLink[] = [];
+  private faultPolicy: FaultPolicy | null = null;
+  private readonly serverLinks = new Map<string, Map<string, SecureResponderLink>>();
 
   private constructor(
     readonly opts: SystemOptions & { rng: Rng; clock: Clock; log: Logger },
-    readonly server: ServerRuntime,
-    readonly adminSam: AdminSamRuntime,
     private readonly serverIdentity: Identity,
     private readonly issuerMaster: Secret,
     private readonly providerMasters: Record<string, Secret>,
     private readonly providerIdentities: Record<string, { normal: Identity; migration: Identity }>,
+    private readonly adminIdentity: Identity,
   ) {}
 
-  private static deps(opts: SystemOptions & { rng: Rng; clock: Clock; log: Logger }, id: string, store: PartyStore): RuntimeDeps {
+  private deps(id: string, store: PartyStore): RuntimeDeps {
+    const opts = this.opts;
     return {
       id,
       store,
@@ -89,6 +109,10 @@ export class EmbeddedSystem {
     };
   }
 
+  private storeFor(...parts: string[]): PartyStore {
+    return PartyStore.open(join(this.opts.dataDir, ...parts));
+  }
+
   static async start(options: SystemOptions): Promise<EmbeddedSystem> {
     const opts = {
       ...options,
@@ -96,90 +120,174 @@ export class EmbeddedSystem {
       clock: options.clock ?? systemClock,
       log: options.log ?? createLogger({ level: 'silent' }),
     };
-    const open = (...parts: string[]) => PartyStore.open(join(opts.dataDir, ...parts));
-
-    const serverStore = open('server');
-    const adminStore = open('admin-sam');
-    const serverIdentity = await loadOrCreateIdentity(serverStore, opts.rng);
-    const adminIdentity = await loadOrCreateIdentity(adminStore, opts.rng);
-    const issuerMaster = await loadOrCreateSecret(adminStore, opts.rng, 'issuer-master');
-
-    const providerStores: Record<string, { normal: PartyStore; migration: PartyStore }> = {};
+    // Each party's own secrets, created on first start in its own store.
+    const keyStore = async <T>(parts: string[], fn: (s: PartyStore) => Promise<T>): Promise<T> => {
+      const s = PartyStore.open(join(opts.dataDir, ...parts));
+      try {
+        return await fn(s);
+      } finally {
+        await s.close();
+      }
+    };
+    const serverIdentity = await keyStore(['server'], (s) => loadOrCreateIdentity(s, opts.rng));
+    const [adminIdentity, issuerMaster] = await keyStore(['admin-sam'], async (s) => [await loadOrCreateIdentity(s, opts.rng), await loadOrCreateSecret(s, opts.rng, 'issuer-master')] as const);
     const providerIdentities: Record<string, { normal: Identity; migration: Identity }> = {};
     const providerMasters: Record<string, Secret> = {};
     for (const p of opts.providers) {
-      const normal = open(`provider-${p}`, 'normal-sam');
-      const migration = open(`provider-${p}`, 'migration-sam');
-      providerStores[p] = { normal, migration };
-      providerIdentities[p] = { normal: await loadOrCreateIdentity(normal, opts.rng), migration: await loadOrCreateIdentity(migration, opts.rng) };
-      providerMasters[p] = await loadOrCreateSecret(normal, opts.rng, 'provider-master');
-    }
-
-    const server = new ServerRuntime(EmbeddedSystem.deps(opts, 'server', serverStore), { scrypt: opts.scrypt, deadlineMs: opts.deadlineMs });
-    const migrationSams: Record<string, { signPublic: Uint8Array; boxPublic: Uint8Array }> = {};
-    for (const p of opts.providers) {
-      migrationSams[`migration-sam/${p}`] = { signPublic: providerIdentities[p]!.migration.signPublic, boxPublic: providerIdentities[p]!.migration.boxPublic };
-    }
-    const adminSam = new AdminSamRuntime(EmbeddedSystem.deps(opts, 'admin-sam', adminStore), { issuerMaster, identity: adminIdentity, migrationSams });
-    const system = new EmbeddedSystem(opts, server, adminSam, serverIdentity, issuerMaster, providerMasters, providerIdentities);
-    system.stores.push(serverStore, adminStore);
-
-    await server.start();
-    await adminSam.start();
-    system.connectSam('admin-sam', adminSam, adminIdentity, () => true);
-
-    for (const p of opts.providers) {
-      const ids = providerIdentities[p]!;
-      const stores = providerStores[p]!;
-      system.stores.push(stores.normal, stores.migration);
-      const serverKey = toB64(serverIdentity.signPublic);
-      const trustedKey = opts.untrustingProviders?.includes(p) ? toB64(new Uint8Array(32).fill(7)) : serverKey;
-      const serverLinks = new Map<string, SecureResponderLink>();
-      const migrationSam = new MigrationSamRuntime(EmbeddedSystem.deps(opts, `migration-sam/${p}`, stores.migration), {
-        provider: p,
-        identity: ids.migration,
-        adminSamSignPublic: adminIdentity.signPublic,
-        servers: { [trustedKey]: opts.rights?.[p] ?? ['upload', 'download', 'clear'] },
-        serverKeyOf: (peer) => serverLinks.get(peer)?.peerId,
+      const normal = await keyStore([`provider-${p}`, 'normal-sam'], async (s) => {
+        providerMasters[p] = await loadOrCreateSecret(s, opts.rng, 'provider-master');
+        return loadOrCreateIdentity(s, opts.rng);
       });
-      const normalSam = new NormalSamRuntime(EmbeddedSystem.deps(opts, `normal-sam/${p}`, stores.normal), {
-        provider: p,
-        providerMaster: providerMasters[p]!,
-        identity: ids.normal,
-        migrationSamBoxPublic: ids.migration.boxPublic,
-      });
-      await migrationSam.start();
-      await normalSam.start();
-      system.providers.set(p, { normalSam, migrationSam });
-      const link = system.connectSam(`migration-sam/${p}`, migrationSam, ids.migration, (k) => k === trustedKey);
-      serverLinks.set('server', link);
-      const [m, n] = system.pair(`migration-sam/${p}`, `normal-sam/${p}`);
-      migrationSam.attach(`normal-sam/${p}`, m);
-      normalSam.attach(`migration-sam/${p}`, n);
+      const migration = await keyStore([`provider-${p}`, 'migration-sam'], (s) => loadOrCreateIdentity(s, opts.rng));
+      providerIdentities[p] = { normal, migration };
     }
+    const system = new EmbeddedSystem(opts, serverIdentity, issuerMaster, providerMasters, providerIdentities, adminIdentity);
+    await system.startParties();
     return system;
   }
 
-  private pair(a: string, b: string): [Link, Link] {
-    const pair = memoryLinkPair(a, b, { scheduler: this.opts.scheduler, tap: this.opts.linkTap });
-    this.links.push(...pair);
-    return pair;
+  private async startParties(): Promise<void> {
+    const opts = this.opts;
+    this.factories.set('server', async () => {
+      const server = new ServerRuntime(this.deps('server', this.storeFor('server')), { scrypt: opts.scrypt, deadlineMs: opts.deadlineMs });
+      await server.start();
+      return server;
+    });
+    const migrationSams: Record<string, { signPublic: Uint8Array; boxPublic: Uint8Array }> = {};
+    for (const p of opts.providers) {
+      const ids = this.providerIdentities[p]!;
+      migrationSams[`migration-sam/${p}`] = { signPublic: ids.migration.signPublic, boxPublic: ids.migration.boxPublic };
+    }
+    this.factories.set('admin-sam', async () => {
+      const admin = new AdminSamRuntime(this.deps('admin-sam', this.storeFor('admin-sam')), { issuerMaster: this.issuerMaster, identity: this.adminIdentity, migrationSams });
+      await admin.start();
+      return admin;
+    });
+    await this.launch('server');
+    await this.launch('admin-sam');
+    this.wire({
+      a: { party: 'server', name: 'admin-sam' },
+      b: { party: 'admin-sam', name: 'server' },
+      channel: { initiator: this.serverIdentity, responder: this.adminIdentity, mutual: true, trust: () => true },
+    });
+
+    const serverKey = toB64(this.serverIdentity.signPublic);
+    for (const p of opts.providers) {
+      const ids = this.providerIdentities[p]!;
+      const trustedKey = opts.untrustingProviders?.includes(p) ? toB64(new Uint8Array(32).fill(7)) : serverKey;
+      const serverLinks = new Map<string, SecureResponderLink>();
+      const msamId = `migration-sam/${p}`;
+      const nsamId = `normal-sam/${p}`;
+      this.serverLinks.set(msamId, serverLinks);
+      this.factories.set(msamId, async () => {
+        const msam = new MigrationSamRuntime(this.deps(msamId, this.storeFor(`provider-${p}`, 'migration-sam')), {
+          provider: p,
+          identity: ids.migration,
+          adminSamSignPublic: this.adminIdentity.signPublic,
+          servers: { [trustedKey]: opts.rights?.[p] ?? ['upload', 'download', 'clear'] },
+          serverKeyOf: (peer) => serverLinks.get(peer)?.peerId,
+        });
+        await msam.start();
+        return msam;
+      });
+      this.factories.set(nsamId, async () => {
+        const nsam = new NormalSamRuntime(this.deps(nsamId, this.storeFor(`provider-${p}`, 'normal-sam')), {
+          provider: p,
+          providerMaster: this.providerMasters[p]!,
+          identity: ids.normal,
+          migrationSamBoxPublic: ids.migration.boxPublic,
+        });
+        await nsam.start();
+        return nsam;
+      });
+      await this.launch(msamId);
+      await this.launch(nsamId);
+      this.wire({
+        a: { party: 'server', name: msamId },
+        b: { party: msamId, name: 'server' },
+        channel: { initiator: this.serverIdentity, responder: ids.migration, mutual: true, trust: (k) => k === trustedKey },
+        onB: (link) => serverLinks.set('server', link as SecureResponderLink),
+      });
+      this.wire({ a: { party: msamId, name: nsamId }, b: { party: nsamId, name: msamId } });
+    }
   }
 
-  /** server -> SAM: mutual channel (protocol.md §2); the SAM checks the server's key against its trust list. */
-  private connectSam(
-    samId: string,
-    sam: AdminSamRuntime | MigrationSamRuntime,
-    samIdentity: Identity,
-    trust: (k: string | undefined) => boolean,
-  ): SecureResponderLink {
-    const [s, t] = this.pair('server', samId);
-    const onReject = (party: string) => (code: string, message: string) => this.opts.log.warn('channel message rejected', { party, code, reason: message });
-    const init = new SecureInitiatorLink(s, { name: 'server', identity: this.serverIdentity, peerSignPublic: samIdentity.signPublic, rng: this.opts.rng }, { onReject: onReject('server') });
-    const resp = new SecureResponderLink(t, { name: samId, identity: samIdentity, trust, requireMutual: true, rng: this.opts.rng }, { onReject: onReject(samId) });
-    this.server.attach(samId, init);
-    sam.attach('server', resp);
-    return resp;
+  private async launch(id: string): Promise<PartyRuntime> {
+    const party = await this.factories.get(id)!();
+    this.partiesById.set(id, party);
+    return party;
+  }
+
+  /** Links two parties as the wire says (and again, the same way, when either restarts). */
+  private wire(w: Wire, record = true): void {
+    if (record) this.wires.push(w);
+    const a = this.partiesById.get(w.a.party);
+    const b = this.partiesById.get(w.b.party);
+    if (!a || !b || a.isStopped || b.isStopped) return;
+    const [rawA, rawB] = memoryLinkPair(w.a.party, w.b.party, { scheduler: this.opts.scheduler, tap: this.opts.linkTap });
+    this.links.push(rawA, rawB);
+    let endA: Link = rawA;
+    let endB: Link = rawB;
+    if (w.channel) {
+      const onReject = (party: string) => (code: string, message: string) => this.opts.log.warn('channel message rejected', { party, code, reason: message });
+      endA = new SecureInitiatorLink(rawA, { name: w.a.party, identity: w.channel.initiator, peerSignPublic: w.channel.responder.signPublic, rng: this.opts.rng }, { onReject: onReject(w.a.party) });
+      endB = new SecureResponderLink(rawB, { name: w.b.party, identity: w.channel.responder, trust: w.channel.trust, requireMutual: w.channel.mutual, rng: this.opts.rng }, { onReject: onReject(w.b.party) });
+    }
+    // Faults sit above the channel: they lose, repeat and delay envelopes, as a network would lose packets under TLS.
+    const fa = new FaultyLink(endA, this.opts.rng, this.opts.clock, () => this.faultPolicy);
+    const fb = new FaultyLink(endB, this.opts.rng, this.opts.clock, () => this.faultPolicy);
+    this.faulty.push(fa, fb);
+    a.attach(w.a.name, fa, w.a.remoteId ?? w.b.party);
+    b.attach(w.b.name, fb, w.b.remoteId ?? w.a.party);
+    w.onB?.(endB);
+  }
+
+  /** Makes every link lose, repeat and delay messages by `policy` (null: a perfect network again). */
+  setFaults(policy: FaultPolicy | null): void {
+    this.faultPolicy = policy;
+  }
+
+  /** Kills a party (RAM gone, LMDB kept) and starts a new runtime on the same store, linked as before. */
+  async restart(id: string): Promise<PartyRuntime> {
+    const old = this.partiesById.get(id);
+    if (!old) throw new Error(`no party ${id}`);
+    await old.kill();
+    const party = await this.launch(id);
+    for (const w of this.wires) if (w.a.party === id || w.b.party === id) this.wire(w, false);
+    return party;
+  }
+
+  party<T extends PartyRuntime = PartyRuntime>(id: string): T {
+    const p = this.partiesById.get(id);
+    if (!p) throw new Error(`no party ${id}`);
+    return p as T;
+  }
+
+  get server(): ServerRuntime {
+    return this.party<ServerRuntime>('server');
+  }
+
+  get adminSam(): AdminSamRuntime {
+    return this.party<AdminSamRuntime>('admin-sam');
+  }
+
+  get providers(): Map<string, Provider> {
+    return new Map(
+      this.opts.providers.map((p) => [
+        p,
+        { normalSam: this.party<NormalSamRuntime>(`normal-sam/${p}`), migrationSam: this.party<MigrationSamRuntime>(`migration-sam/${p}`) },
+      ]),
+    );
+  }
+
+  get chips(): Map<string, ChipRuntime> {
+    return new Map([...this.partiesById.values()].filter((p): p is ChipRuntime => p instanceof ChipRuntime).map((c) => [c.serial, c]));
+  }
+
+  get terminals(): Map<string, TerminalRuntime> {
+    return new Map(
+      [...this.partiesById.values()].filter((p): p is TerminalRuntime => p instanceof TerminalRuntime).map((t) => [t.id.slice('terminal/'.length), t]),
+    );
   }
 
   // ---- chips and terminals -------------------------------------------------------------------------
@@ -187,39 +295,37 @@ export class EmbeddedSystem {
   /** Manufactures a chip: serial and K_chip (derived from the issuer master) written into its own store. */
   async addChip(serial: string): Promise<ChipRuntime> {
     const id = `chip/${serial}`;
-    const store = PartyStore.open(join(this.opts.dataDir, `chip-${serial}`));
-    this.stores.push(store);
-    const chip = new ChipRuntime(EmbeddedSystem.deps(this.opts, id, store));
-    await chip.start({ serial, kChip: deriveChipKey(this.issuerMaster, serial).reveal() });
-    this.chips.set(serial, chip);
-    return chip;
+    const kChip = deriveChipKey(this.issuerMaster, serial).reveal();
+    this.factories.set(id, async () => {
+      const chip = new ChipRuntime(this.deps(id, this.storeFor(`chip-${serial}`)));
+      await chip.start({ serial, kChip });
+      return chip;
+    });
+    return (await this.launch(id)) as ChipRuntime;
   }
 
   async addTerminal(name: string): Promise<TerminalRuntime> {
     const id = `terminal/${name}`;
-    const store = PartyStore.open(join(this.opts.dataDir, `terminal-${name}`));
-    this.stores.push(store);
-    const terminal = new TerminalRuntime(EmbeddedSystem.deps(this.opts, id, store));
-    await terminal.start();
-    this.terminals.set(name, terminal);
-    return terminal;
+    this.factories.set(id, async () => {
+      const terminal = new TerminalRuntime(this.deps(id, this.storeFor(`terminal-${name}`)));
+      await terminal.start();
+      return terminal;
+    });
+    return (await this.launch(id)) as TerminalRuntime;
   }
 
   /** Puts a chip in a terminal (the phone's local link). */
   insertChip(terminal: TerminalRuntime, chip: ChipRuntime): void {
-    const [t, c] = this.pair(terminal.id, chip.id);
-    terminal.attach('chip', t, chip.id);
-    chip.attach(terminal.id, c);
+    this.wire({ a: { party: terminal.id, name: 'chip', remoteId: chip.id }, b: { party: chip.id, name: terminal.id } });
   }
 
   /** One connection from the terminal to the server; the terminal checks the server's key. */
   connectToServer(terminal: TerminalRuntime): void {
-    const [t, s] = this.pair(terminal.id, 'server');
-    terminal.attach('server', new SecureInitiatorLink(t, { name: terminal.id, peerSignPublic: this.serverIdentity.signPublic, rng: this.opts.rng }));
-    this.server.attach(
-      terminal.id,
-      new SecureResponderLink(s, { name: 'server', identity: this.serverIdentity, trust: () => true, requireMutual: false, rng: this.opts.rng }),
-    );
+    this.wire({
+      a: { party: terminal.id, name: 'server' },
+      b: { party: 'server', name: terminal.id },
+      channel: { responder: this.serverIdentity, mutual: false, trust: () => true },
+    });
   }
 
   /**
@@ -228,7 +334,8 @@ export class EmbeddedSystem {
    */
   rawServerConnection(name: string): Link {
     const id = `terminal/${name}`;
-    const [t, s] = this.pair(id, 'server');
+    const [t, s] = memoryLinkPair(id, 'server');
+    this.links.push(t, s);
     const link = new SecureInitiatorLink(t, { name: id, peerSignPublic: this.serverIdentity.signPublic, rng: this.opts.rng });
     this.server.attach(id, new SecureResponderLink(s, { name: 'server', identity: this.serverIdentity, trust: () => true, requireMutual: false, rng: this.opts.rng }));
     return link;
@@ -236,13 +343,14 @@ export class EmbeddedSystem {
 
   /** A terminal acting as a reader connects to a provider's normal SAM (normal use; no server involved). */
   connectReader(terminal: TerminalRuntime, provider: string): void {
-    const p = this.providers.get(provider);
-    if (!p) throw new Error(`no provider ${provider}`);
+    const ids = this.providerIdentities[provider];
+    if (!ids) throw new Error(`no provider ${provider}`);
     const samId = `normal-sam/${provider}`;
-    const ids = this.providerIdentities[provider]!;
-    const [t, n] = this.pair(terminal.id, samId);
-    terminal.attach(samId, new SecureInitiatorLink(t, { name: terminal.id, peerSignPublic: ids.normal.signPublic, rng: this.opts.rng }));
-    p.normalSam.attach(terminal.id, new SecureResponderLink(n, { name: samId, identity: ids.normal, trust: () => true, requireMutual: false, rng: this.opts.rng }));
+    this.wire({
+      a: { party: terminal.id, name: samId },
+      b: { party: samId, name: terminal.id },
+      channel: { responder: ids.normal, mutual: false, trust: () => true },
+    });
   }
 
   /** Issues value items onto a chip at the providers' counter (see issuer.ts). */
@@ -251,15 +359,13 @@ export class EmbeddedSystem {
   }
 
   /** Every party, for status and teardown. */
-  parties(): Array<{ id: string; idle(): Promise<void>; stop(): Promise<void> }> {
-    const out: Array<{ id: string; idle(): Promise<void>; stop(): Promise<void> }> = [this.server, this.adminSam];
-    for (const p of this.providers.values()) out.push(p.normalSam, p.migrationSam);
-    out.push(...this.terminals.values(), ...this.chips.values());
-    return out;
+  parties(): PartyRuntime[] {
+    return [...this.partiesById.values()];
   }
 
   async stop(): Promise<void> {
+    this.faultPolicy = null;
+    for (const f of this.faulty) f.flush();
     for (const party of this.parties()) await party.stop();
-    for (const s of this.stores) await s.close();
   }
 }
