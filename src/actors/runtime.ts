@@ -373,8 +373,14 @@ export abstract class PartyRuntime {
    * timers, links closed without a word); only what LMDB committed remains,
    * for a new runtime on the same store to rehydrate.
    */
-  async kill(): Promise<void> {
-    if (this.stopped && this.store.isClosed) return;
+  kill(): Promise<void> {
+    this.killing ??= this.die();
+    return this.killing;
+  }
+
+  private killing: Promise<void> | undefined;
+
+  private async die(): Promise<void> {
     this.stopped = true;
     this.crashed = true;
     for (const job of this.queue) if (job.kind === 'local') job.reject(new ProtocolError('UNEXPECTED', `${this.id} crashed`));

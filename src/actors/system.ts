@@ -247,14 +247,22 @@ export class EmbeddedSystem {
     this.faultPolicy = policy;
   }
 
+  /** Parties between their crash and their restart (their stores are closed: nothing to observe). */
+  readonly restarting = new Set<string>();
+
   /** Kills a party (RAM gone, LMDB kept) and starts a new runtime on the same store, linked as before. */
   async restart(id: string): Promise<PartyRuntime> {
     const old = this.partiesById.get(id);
     if (!old) throw new Error(`no party ${id}`);
-    await old.kill();
-    const party = await this.launch(id);
-    for (const w of this.wires) if (w.a.party === id || w.b.party === id) this.wire(w, false);
-    return party;
+    this.restarting.add(id);
+    try {
+      await old.kill();
+      const party = await this.launch(id);
+      for (const w of this.wires) if (w.a.party === id || w.b.party === id) this.wire(w, false);
+      return party;
+    } finally {
+      this.restarting.delete(id);
+    }
   }
 
   party<T extends PartyRuntime = PartyRuntime>(id: string): T {

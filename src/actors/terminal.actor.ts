@@ -55,6 +55,7 @@ export class TerminalRuntime extends PartyRuntime {
     await super.start();
     await this.runLocal(() => {
       if (!this.actorOf(TERMINAL_ACTOR)) this.spawn(TERMINAL_ACTOR, 'terminal', { name: this.id });
+      else this.tryDispatch(TERMINAL_ACTOR, { type: 'RESTARTED' });
     });
   }
 
@@ -191,7 +192,9 @@ export class TerminalRuntime extends PartyRuntime {
           return this.dispatch(TERMINAL_ACTOR, { type: 'LOGIN_REJECTED', code: env.body.code, message: env.body.message });
         }
         if (asked === 'chip.register' || asked === 'migrate.out' || asked === 'migrate.in' || asked === 'migrate.cancel') {
-          return this.dispatch(TERMINAL_ACTOR, { type: 'JOB_FAILED', code: env.body.code, message: env.body.message });
+          // A login lives with its connection: after a server restart the user logs in again.
+          const type = env.body.code === 'UNAUTHENTICATED' ? 'SESSION_EXPIRED' : 'JOB_FAILED';
+          return this.dispatch(TERMINAL_ACTOR, { type, code: env.body.code, message: env.body.message });
         }
         this.log.warn('server reported an error', { code: env.body.code, reason: env.body.message });
         return;
@@ -228,7 +231,11 @@ export class TerminalRuntime extends PartyRuntime {
       case 'proveLogin': {
         const password = this.password;
         this.password = null;
-        if (password === null) throw new ProtocolError('UNEXPECTED', 'no password is waiting to be proven');
+        if (password === null) {
+          // The terminal restarted between asking and proving: the password was in RAM only.
+          this.raise(TERMINAL_ACTOR, { type: 'LOGIN_REJECTED', code: 'LOGIN_FAILED', message: 'the password is no longer in memory; log in again' });
+          return;
+        }
         // The password stays here: the server gets scrypt(password, salt), which it hashes again to compare.
         const proof = scrypt(new TextEncoder().encode(password), fromB64(intent.salt), { N: intent.N, r: intent.r, p: intent.p, dkLen: 32 });
         this.send(SERVER_PEER, 'login.proof', { user: intent.user, proof: toB64(proof) });

@@ -65,7 +65,9 @@ export function verifyProof(expected: Bytes, got: Bytes): boolean {
 export function deriveSessionKeys(key: Secret, b: SessionBinding, rSam: Bytes, rChip: Bytes): { samToChip: Secret; chipToSam: Secret } {
   requireSessionInput(key, rSam, rChip);
   const okm = hkdf(sha256, key.reveal(), concatBytes(rSam, rChip), encodeFields('valmove/v1/session', b.serial, b.area, b.mig, b.purpose), 64);
-  return { samToChip: Secret.of(okm.subarray(0, 32)), chipToSam: Secret.of(okm.subarray(32)) };
+  const keys = { samToChip: Secret.of(okm.subarray(0, 32)), chipToSam: Secret.of(okm.subarray(32)) };
+  okm.fill(0); // Secret.of copied it
+  return keys;
 }
 
 function nonce(direction: 0 | 1, counter: bigint): Bytes {

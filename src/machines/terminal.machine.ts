@@ -11,7 +11,7 @@
  */
 import { assign, emit, enqueueActions, not, setup, stateIn } from 'xstate';
 
-export const TERMINAL_MACHINE_VERSION = 1;
+export const TERMINAL_MACHINE_VERSION = 2;
 
 export type JobKind = 'register' | 'migrate-out' | 'migrate-in' | 'cancel';
 export type ReaderOp = 'balance' | 'pay' | 'topup' | 'use';
@@ -31,6 +31,10 @@ export type TerminalEvent =
   | { type: 'LOGIN_ACCEPTED' }
   | { type: 'LOGIN_REJECTED'; code: string; message: string }
   | { type: 'LOGOUT' }
+  /** The server no longer knows this connection's login (it restarted, or the connection is new). */
+  | { type: 'SESSION_EXPIRED'; code: string; message: string }
+  /** This terminal restarted: what was in RAM (a password being proven) is gone. */
+  | { type: 'RESTARTED' }
   | { type: 'REGISTER_REQUESTED' }
   | { type: 'MIGRATE_OUT_REQUESTED'; destination?: string; deadlineMs?: number }
   | { type: 'MIGRATE_IN_REQUESTED'; mig?: string }
@@ -190,7 +194,10 @@ export const terminalMachine = setup({
               on: { LOGIN_ACCEPTED: { target: '#terminal.account.loggedIn', actions: 'loginSucceeded' } },
             },
           },
-          on: { LOGIN_REJECTED: { target: 'loggedOut', actions: ['forgetUser', 'loginFailed'] } },
+          on: {
+            LOGIN_REJECTED: { target: 'loggedOut', actions: ['forgetUser', 'loginFailed'] },
+            RESTARTED: { target: 'loggedOut', actions: 'forgetUser' },
+          },
         },
         loggedIn: {
           on: {
@@ -199,6 +206,7 @@ export const terminalMachine = setup({
             MIGRATE_IN_REQUESTED: { target: 'working', actions: 'startMigrateIn' },
             CANCEL_REQUESTED: { target: 'working', actions: 'startCancel' },
             LOGOUT: { target: 'loggedOut', actions: 'forgetUser' },
+            SESSION_EXPIRED: { target: 'loggedOut', actions: 'forgetUser' },
           },
         },
         working: {
@@ -226,6 +234,7 @@ export const terminalMachine = setup({
             PROGRESS: { actions: 'showProgress' },
             JOB_FINISHED: { target: 'loggedIn', actions: 'jobSucceeded' },
             JOB_FAILED: { target: 'loggedIn', actions: 'jobFailed' },
+            SESSION_EXPIRED: { target: 'loggedOut', actions: ['jobFailed', 'forgetUser'] },
           },
         },
       },
