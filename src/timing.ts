@@ -29,9 +29,9 @@ export const DEFAULT_TIMING: Timing = {
 
 /** For tests and fault runs: the same protocol on a faster clock. */
 export const FAST_TIMING: Timing = {
-  sessionMs: 300,
-  retransmitMs: 60,
-  retransmitCapMs: 500,
+  sessionMs: 1_500,
+  retransmitMs: 30,
+  retransmitCapMs: 200,
   retryBaseMs: 30,
   retryCapMs: 300,
   preflightMs: 5_000,

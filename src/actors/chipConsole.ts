@@ -15,6 +15,7 @@ export const CONSOLE_REPLY_TIMEOUT_MS = 5_000;
 
 export class ChipConsole {
   private seq = 0;
+  private readonly seen = new Set<string>();
   private waiting: { resolve: (f: ChipFrame) => void; reject: (e: Error) => void; timer: NodeJS.Timeout } | null = null;
 
   /** A console over any link to the chip (in memory, or a socket to a chip process). */
@@ -24,12 +25,25 @@ export class ChipConsole {
     private readonly chipId: string,
   ) {
     link.onMessage((bytes) => {
+      let env: ReturnType<typeof decodeEnvelope>;
+      try {
+        env = decodeEnvelope(bytes);
+      } catch (e) {
+        this.fail(e as Error);
+        return;
+      }
+      if (env.type === 'frame.ack') return;
+      if (env.type === 'frame') {
+        // Frames are delivered reliably hop by hop: acknowledge each, and take a repeat only once.
+        this.link.send(encodeEnvelope({ v: PROTOCOL_VERSION, id: `${this.id}#a${++this.seq}`, corr: env.id, from: this.id, to: this.chipId, type: 'frame.ack', body: {} }));
+        if (this.seen.has(env.id)) return;
+        this.seen.add(env.id);
+      }
       const w = this.waiting;
       if (!w) return;
       this.waiting = null;
       clearTimeout(w.timer);
       try {
-        const env = decodeEnvelope(bytes);
         if (env.type !== 'frame') throw new Error(`chip console: the chip answered ${env.type}: ${JSON.stringify(env.body)}`);
         w.resolve(decodeChipFrame(fromB64(env.body.data)));
       } catch (e) {
@@ -48,6 +62,15 @@ export class ChipConsole {
     this.link.send(
       encodeEnvelope({ v: PROTOCOL_VERSION, id: `${this.id}#${++this.seq}`, from: this.id, to: this.chipId, type: 'frame', body: { session, data: toB64(frame) } }),
     );
+  }
+
+  private fail(e: Error): void {
+    const w = this.waiting;
+    this.waiting = null;
+    if (w) {
+      clearTimeout(w.timer);
+      w.reject(e);
+    }
   }
 
   /** Sends one frame and resolves with the chip's answer. */

@@ -25,6 +25,8 @@ import { kindOf, type BodyOf, type MessageType } from '../transport/messages.ts'
 
 /** Jobs waiting for the party's queue; beyond this, inbound messages are refused with BUSY. */
 export const QUEUE_JOBS_MAX = 50_000;
+/** Notice ids remembered to drop network duplicates (notices have no inbox record: frames, progress). */
+export const NOTICE_IDS_REMEMBERED_MAX = 20_000;
 /** Internal events one turn may raise (a loop guard: a machine that keeps raising is a bug). */
 export const INTERNAL_EVENTS_PER_TURN_MAX = 1_000;
 
@@ -123,6 +125,7 @@ export abstract class PartyRuntime {
   protected readonly timing: Timing;
   private readonly deps: RuntimeDeps;
   private readonly links = new Map<string, Link>();
+  private readonly recentNotices = new Set<string>();
   /** The party id at the other end of each link, when it differs from the link's name (a terminal's "chip"). */
   private readonly remoteIds = new Map<string, string>();
   private readonly hosted = new Map<string, Hosted>();
@@ -422,6 +425,23 @@ export abstract class PartyRuntime {
         this.log.debug('duplicate reply ignored', { type: env.type, corr: env.corr });
         return;
       }
+      if (pending?.env.type === 'frame' && (env.type === 'frame.ack' || env.type === 'error')) {
+        // A hop acknowledged (or refused: a stale session) a frame we relayed; that is the runtime's business only.
+        if (env.type === 'error') this.log.debug('frame refused by the next hop', { peer, code: env.body.code, reason: env.body.message });
+        return;
+      }
+    }
+    if (kind === 'notice') {
+      // A duplicated frame must not reach a session twice (it would restart a handshake or fail a counter).
+      if (this.recentNotices.has(env.id)) {
+        this.log.debug('duplicate notice dropped', { type: env.type, id: env.id });
+        return;
+      }
+      this.recentNotices.add(env.id);
+      if (this.recentNotices.size > NOTICE_IDS_REMEMBERED_MAX) {
+        const oldest = this.recentNotices.values().next().value;
+        if (oldest !== undefined) this.recentNotices.delete(oldest);
+      }
     }
     if (kind === 'request') {
       const seen = this.store.inbox.get(env.id);
@@ -433,6 +453,8 @@ export abstract class PartyRuntime {
       turn.inbound = env;
     }
     this.onEnvelope(env, peer);
+    // Every hop acknowledges a frame it accepted, so the sender stops sending it again.
+    if (env.type === 'frame') this.reply(env, 'frame.ack', {});
   }
 
   /** Error reply for a message that changed nothing. Never answers a reply (no error ping-pong). */

@@ -12,8 +12,8 @@
  * the chart is the rule, not a picture of it.
  *
  * Sessions open only where the active slot holds the key they use:
- * OPEN_UPLOAD (temp, locked), OPEN_DOWNLOAD (temp, provisioned), OPEN_NORMAL
- * (main, mainActive). UPLOAD and USE are self-loops: they read or change the
+ * OPEN_UPLOAD (temp, locked), OPEN_DOWNLOAD (temp, provisioned; and loaded,
+ * where only the same download may be repeated), OPEN_NORMAL (main, mainActive). UPLOAD and USE are self-loops: they read or change the
  * value, never the keys.
  */
 import { getNextSnapshot, setup } from 'xstate';
@@ -59,7 +59,9 @@ export const areaMachine = setup({
     },
     loaded: {
       description: 'Data and main key installed, temp key still active: not spendable yet.',
-      on: { ACTIVATE: 'mainActive', WIPE: 'absent' },
+      // A download session may open again, only to repeat the same download when its answer was lost
+      // (the chip answers a repeated (migration, step) with the stored reply; any other is refused).
+      on: { ACTIVATE: 'mainActive', WIPE: 'absent', OPEN_DOWNLOAD: 'loaded' },
     },
     mainActive: {
       description: 'Main key active: spendable through the normal SAM.',

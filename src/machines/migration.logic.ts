@@ -23,6 +23,8 @@ export interface MigrationTiming {
 }
 /** Attempts of a step before the migration is refused; applies only before the source is locked. */
 export const PRE_LOCK_ATTEMPTS_MAX = 3;
+/** Failures that say nothing about the chip or the user: a step that hit one is retried, never refused. */
+export const TRANSIENT_CODES = ['SESSION_FAILED', 'FRAME_REJECTED', 'FRAME_REPLAY', 'FRAME_REORDER', 'FRAME_TAMPERED', 'BUSY', 'UNREACHABLE'];
 /** How long the preflight waits for every provider's answer before it refuses the migration. */
 export const PREFLIGHT_TIMEOUT_MS = 30_000;
 /** How long a migration waits for its destination before it is cancelled. */
@@ -206,7 +208,12 @@ export const migrationSetup = setup({
       const answered = new Set([...context.answered, e.provider]);
       return context.providers.every((p) => answered.has(p));
     },
-    preLockAttemptsLeft: ({ context }) => context.attempts + 1 < PRE_LOCK_ATTEMPTS_MAX,
+    /**
+     * Before the source is locked a step may be retried or refused: lost frames, a busy terminal
+     * or a restarted party are transient and retried; anything else is retried a few times, then refused.
+     */
+    preLockRetry: ({ context, event }) =>
+      TRANSIENT_CODES.includes((event as E<'STEP_FAILED'>).code) || context.attempts + 1 < PRE_LOCK_ATTEMPTS_MAX,
     destinationWasFormatted: ({ context }) => context.destinationFormatted,
   },
   actions: {

@@ -80,7 +80,7 @@ export const migrationMachine = migrationSetup.createMachine({
             CHANNEL_RESERVED: { guard: 'forSource', target: 'identifying' },
             // The terminal's chip is busy (a reader session): try again, a few times, before refusing.
             STEP_FAILED: [
-              { guard: 'preLockAttemptsLeft', target: 'reserveRetry', actions: ['armRetry', 'countAttempt'] },
+              { guard: 'preLockRetry', target: 'reserveRetry', actions: ['armRetry', 'countAttempt'] },
               { target: '#migration.refused', actions: 'refuseForFailure' },
             ],
           },
@@ -98,11 +98,12 @@ export const migrationMachine = migrationSetup.createMachine({
             ...RELAY,
             CHIP_IDENTIFIED: { guard: 'forSource', target: 'recordingItems', actions: ['bindSource', 'recordItems'] },
             STEP_FAILED: [
-              { guard: 'preLockAttemptsLeft', target: 'identifying', reenter: true, actions: 'countAttempt' },
+              { guard: 'preLockRetry', target: 'identifyRetry', actions: ['armRetry', 'countAttempt'] },
               { target: 'refusing', actions: 'refuseForFailure' },
             ],
           },
         },
+        identifyRetry: retryInto('identifying'),
         recordingItems: {
           description: 'S2: every value item found on the chip is recorded in the migration database.',
           entry: { type: 'progressCount', params: { step: 'S2', text: 'value items found on the chip and recorded in the migration database' } },

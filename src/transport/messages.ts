@@ -62,7 +62,9 @@ export const MESSAGES = {
     'reply',
     z.strictObject({ serial: name, areas: z.array(z.strictObject({ area: name, provider: name })).max(ITEMS_PER_MIGRATION_MAX) }),
   ],
-  frame: ['notice', z.strictObject({ session: name, data: b64(FRAME_DATA_CHARS_MAX) })],
+  // A session frame is delivered hop by hop, each hop reliable: retransmitted until acknowledged, deduplicated by id.
+  frame: ['request', z.strictObject({ session: name, data: b64(FRAME_DATA_CHARS_MAX) })],
+  'frame.ack': ['reply', z.strictObject({})],
 
   // terminal <-> server
   'login.begin': ['request', z.strictObject({ user: name })],
