@@ -312,7 +312,8 @@ export class AdminSamRuntime extends PartyRuntime {
       case 'activate':
         return rec.destinationMainKcv !== null && reply.kcv === rec.destinationMainKcv;
       case 'restore':
-        return rec.sourceMainKcv !== null && reply.kcv === rec.sourceMainKcv;
+        // An area the lock never reached was never switched: there is no set-aside key to check.
+        return rec.sourceMainKcv === null || reply.kcv === rec.sourceMainKcv;
     }
   }
 

@@ -363,6 +363,11 @@ export class ChipRuntime extends PartyRuntime {
     if (rec.holder !== null && rec.holder !== cmd.mig) {
       return refusal('AREA_HELD', `area ${rec.area} is held by another migration`);
     }
+    // A rollback restores every item area of the migration, and wipes every destination area it formatted;
+    // an area the migration never reached (locked or formatted) is already as the rollback wants it.
+    if ((cmd.op === 'restore' && rec.state === 'mainActive' && rec.holder === null) || (cmd.op === 'wipe' && rec.state === 'absent')) {
+      return cmd.op === 'restore' ? { ok: true, kcv: this.kcv(rec.mainKey!, rec.area) } : { ok: true };
+    }
     const event = cmd.op.toUpperCase() as AreaCommand;
     const state = areaTransition(rec.state, event);
     if (state === null) {

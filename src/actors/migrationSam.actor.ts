@@ -133,8 +133,15 @@ export class MigrationSamRuntime extends PartyRuntime {
       case 'msam.download':
         return this.transferRequested(env, now);
       case 'msam.clear': {
-        const key = this.itemKey(env);
-        this.dispatch(key, { type: 'CLEAR_REQUESTED', request: env.id });
+        const mig = this.requireMig(env);
+        if (env.item === undefined) throw new ProtocolError('BAD_ENVELOPE', 'msam.clear needs an item (header "item")');
+        const key = `${ITEM}${mig}:${env.item}`;
+        if (!this.actorOf(key) && (this.records.fenced.get(mig) || !this.records.items.get(MigrationSamRecords.keyOf(mig, env.item)))) {
+          // Nothing of this item was ever held here (aborted before its upload): clearing it is already done.
+          this.reply(env, 'msam.cleared', {});
+          return;
+        }
+        this.dispatch(this.itemKey(env), { type: 'CLEAR_REQUESTED', request: env.id });
         return;
       }
       case 'msam.fence': {

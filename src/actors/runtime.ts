@@ -324,6 +324,14 @@ export abstract class PartyRuntime {
       }
       if (job.kind === 'local') job.reject(failure);
       else if (job.kind === 'message') this.refuseRaw(job.peer, job.bytes, failure, turn.received);
+      // An answer nobody wanted any more (the machine moved on) still answered its request: stop sending it.
+      if (turn.acked.length > 0) {
+        const acked = [...turn.acked];
+        await this.store.commit(() => {
+          for (const id of acked) this.store.outbox.remove(id);
+        });
+        for (const id of acked) this.cancelRetransmit(id);
+      }
       return;
     }
 

@@ -170,6 +170,11 @@ export class ServerRuntime extends PartyRuntime {
         const user = this.requireUser(peer);
         const ctx = this.migration(env.body.mig);
         if (!ctx || ctx.user !== user) throw new ProtocolError('NO_MIGRATION', `no migration ${env.body.mig} of ${user}`);
+        if (this.actorOf(MIGRATION + env.body.mig)!.getSnapshot().status === 'done') {
+          // Over already: the decision that stands (a refused migration locked nothing, so it is "aborted").
+          this.reply(env, 'migrate.cancelled', { mig: env.body.mig, decision: ctx.outcome === 'completed' ? 'committed' : 'aborted' });
+          return;
+        }
         this.dispatch(MIGRATION + env.body.mig, { type: 'CANCEL_REQUESTED', reason: `cancelled by ${user}`, terminal: peer, request: env.id });
         return;
       }
@@ -447,7 +452,7 @@ export class ServerRuntime extends PartyRuntime {
         return;
       }
       case 'answerCancel':
-        this.send(intent.terminal, 'migrate.cancelled', { mig, decision: intent.decision }, { corr: intent.request, mig });
+        if (intent.terminal !== '-' && intent.request !== '-') this.send(intent.terminal, 'migrate.cancelled', { mig, decision: intent.decision }, { corr: intent.request, mig });
         return;
       case 'recordOutcome':
         return;

@@ -9,7 +9,7 @@ import { assign, emit, enqueueActions, setup } from 'xstate';
 import type { Grant, Receipt } from '../transport/messages.ts';
 import { CHIP_AREAS_MAX, type AreaState } from './area.machine.ts';
 
-export const MIGRATION_MACHINE_VERSION = 2;
+export const MIGRATION_MACHINE_VERSION = 3;
 
 /** Backoff for retrying a failed step, unless the input says otherwise: base doubles per attempt up to the cap. */
 export const RETRY_BASE_MS = 200;
@@ -75,6 +75,9 @@ export interface MigrationContext {
   destinationFormatted: boolean;
   /** The user's cancel request, answered with the decision that stands. */
   cancel: { terminal: string; request: string } | null;
+  /** Rollback progress: the source has its main keys back; the destination's areas are wiped. */
+  sourceRestored: boolean;
+  destinationWiped: boolean;
   timing: MigrationTiming;
 }
 
@@ -215,6 +218,10 @@ export const migrationSetup = setup({
     preLockRetry: ({ context, event }) =>
       TRANSIENT_CODES.includes((event as E<'STEP_FAILED'>).code) || context.attempts + 1 < PRE_LOCK_ATTEMPTS_MAX,
     destinationWasFormatted: ({ context }) => context.destinationFormatted,
+    destinationHere: ({ context }) => context.destination.terminal !== null,
+    sourceHereToRestore: ({ context }) => context.source.terminal !== null && !context.sourceRestored,
+    sourceNotRestored: ({ context }) => !context.sourceRestored,
+    destinationNeedsWipe: ({ context }) => context.destinationFormatted && !context.destinationWiped,
   },
   actions: {
     progress: emit(({ context }, params: { step: string; text: string }) => ({
@@ -440,6 +447,13 @@ export const migrationSetup = setup({
         const e = event as E<'CANCEL_REQUESTED'>;
         return e.type === 'CANCEL_REQUESTED' && e.terminal && e.request ? { terminal: e.terminal, request: e.request } : null;
       },
+    }),
+    markSourceRestored: assign({ sourceRestored: true }),
+    markDestinationWiped: assign({ destinationWiped: true }),
+    /** A cancel that meets a decision already taken (or nothing to decide) is answered at once. */
+    answerCancelNow: emit(({ event }, params: { decision: 'committed' | 'aborted' }) => {
+      const e = event as E<'CANCEL_REQUESTED'>;
+      return { type: 'answerCancel' as const, terminal: e.terminal ?? '-', request: e.request ?? '-', decision: params.decision };
     }),
     answerCancel: enqueueActions(({ context, event, enqueue }) => {
       if (!context.cancel) return;

@@ -66,18 +66,25 @@ export const migrationMachine = migrationSetup.createMachine({
     reason: null,
     destinationFormatted: false,
     cancel: null,
+    sourceRestored: false,
+    destinationWiped: false,
     timing: input.timing ?? { retryBaseMs: RETRY_BASE_MS, retryCapMs: RETRY_CAP_MS, preflightMs: PREFLIGHT_TIMEOUT_MS },
   }),
   initial: 'sourcePhase',
   states: {
     sourcePhase: {
       initial: 'reservingChannel',
+      on: {
+        // After the lock (S3): the cancel is a decision for the admin SAM.
+        CANCEL_REQUESTED: { target: 'aborting', actions: 'noteCancel' },
+      },
       states: {
         reservingChannel: {
           description: 'S1: the user is logged in; ask the source terminal to reserve its chip-control channel (¶0084).',
           entry: [{ type: 'progress', params: { step: 'S1', text: 'user authenticated; reserving the chip-control channel' } }, { type: 'reserveChannel', params: { chip: 'source' } }],
           on: {
             CHANNEL_RESERVED: { guard: 'forSource', target: 'identifying' },
+            CANCEL_REQUESTED: { target: 'refusing', actions: ['noteCancel', { type: 'answerCancelNow', params: { decision: 'aborted' } }] },
             // The terminal's chip is busy (a reader session): try again, a few times, before refusing.
             STEP_FAILED: [
               { guard: 'preLockRetry', target: 'reserveRetry', actions: ['armRetry', 'countAttempt'] },
@@ -85,7 +92,13 @@ export const migrationMachine = migrationSetup.createMachine({
             ],
           },
         },
-        reserveRetry: retryInto('reservingChannel'),
+        reserveRetry: {
+          ...retryInto('reservingChannel'),
+          on: {
+            ...retryInto('reservingChannel').on,
+            CANCEL_REQUESTED: { target: 'refusing', actions: ['noteCancel', { type: 'answerCancelNow', params: { decision: 'aborted' } }] },
+          },
+        },
         identifying: {
           description: 'S1: the admin SAM opens an admin session (K_chip) through us: the chip proves its serial, and lists its areas.',
           entry: [
@@ -97,13 +110,19 @@ export const migrationMachine = migrationSetup.createMachine({
           on: {
             ...RELAY,
             CHIP_IDENTIFIED: { guard: 'forSource', target: 'recordingItems', actions: ['bindSource', 'recordItems'] },
+            CANCEL_REQUESTED: { target: 'refusing', actions: ['noteCancel', { type: 'answerCancelNow', params: { decision: 'aborted' } }] },
             STEP_FAILED: [
               { guard: 'preLockRetry', target: 'identifyRetry', actions: ['armRetry', 'countAttempt'] },
               { target: 'refusing', actions: 'refuseForFailure' },
             ],
           },
         },
-        identifyRetry: retryInto('identifying'),
+        identifyRetry: {
+          on: {
+            ...retryInto('identifying').on,
+            CANCEL_REQUESTED: { target: 'refusing', actions: ['noteCancel', { type: 'answerCancelNow', params: { decision: 'aborted' } }] },
+          },
+        },
         recordingItems: {
           description: 'S2: every value item found on the chip is recorded in the migration database.',
           entry: { type: 'progressCount', params: { step: 'S2', text: 'value items found on the chip and recorded in the migration database' } },
@@ -137,6 +156,9 @@ export const migrationMachine = migrationSetup.createMachine({
             },
           },
           entry: { type: 'progress', params: { step: 'preflight', text: 'checking ownership, areas, destination and providers' } },
+          on: {
+            CANCEL_REQUESTED: { target: 'refusing', actions: ['noteCancel', { type: 'answerCancelNow', params: { decision: 'aborted' } }] },
+          },
         },
         lockingSource: {
           description: 'S3: the admin SAM generates a temp key per item, installs it and switches every area to it; it returns the upload grants.',
@@ -244,6 +266,9 @@ export const migrationMachine = migrationSetup.createMachine({
     },
     destinationPhase: {
       initial: 'reservingChannel',
+      on: {
+        CANCEL_REQUESTED: { target: 'aborting', actions: 'noteCancel' },
+      },
       states: {
         reservingChannel: {
           description: 'S9: the user logged in on the destination terminal; reserve its chip-control channel.',
@@ -370,13 +395,20 @@ export const migrationMachine = migrationSetup.createMachine({
       entry: [{ type: 'progress', params: { step: 'commit', text: 'all items downloaded; asking the admin SAM to commit' } }, 'commit'],
       on: {
         DECIDED: [
-          { guard: 'committed', target: 'activating', actions: 'recordDecision' },
-          { target: 'rollingBack', actions: 'recordDecision' },
+          { guard: 'committed', target: 'activating', actions: ['recordDecision', 'answerCancel'] },
+          { target: 'rollingBack', actions: ['recordDecision', 'answerCancel'] },
         ],
+        // Whichever reaches the admin SAM's record first wins; the answer to both is the decision that stands.
+        CANCEL_REQUESTED: { actions: ['noteCancel', 'abort'] },
         STEP_FAILED: backOffTo('commitRetry'),
       },
     },
-    commitRetry: retryInto('committing'),
+    commitRetry: {
+      on: {
+        ...retryInto('committing').on,
+        CANCEL_REQUESTED: { target: 'aborting', actions: 'noteCancel' },
+      },
+    },
     activating: {
       description: 'S16: under the committed record only, the admin SAM switches every destination area from temp key to main key.',
       entry: [
@@ -389,10 +421,11 @@ export const migrationMachine = migrationSetup.createMachine({
       on: {
         ...RELAY,
         DESTINATION_ACTIVATED: 'clearing',
+        CANCEL_REQUESTED: { actions: { type: 'answerCancelNow', params: { decision: 'committed' } } },
         STEP_FAILED: backOffTo('activateRetry'),
       },
     },
-    activateRetry: retryInto('activating'),
+    activateRetry: { on: { ...retryInto('activating').on, CANCEL_REQUESTED: { actions: { type: 'answerCancelNow', params: { decision: 'committed' } } } } },
     clearing: {
       description: 'S17: each migration SAM clears the item from its store and drops the grants.',
       entry: ['resetAnswers', { type: 'progress', params: { step: 'S17', text: 'clearing the migration SAMs\' stores' } }, 'clearAll'],
@@ -401,14 +434,16 @@ export const migrationMachine = migrationSetup.createMachine({
           { guard: 'lastItemCleared', target: 'releasingDestination', actions: 'noteItemCleared' },
           { guard: 'newItemCleared', actions: 'noteItemCleared' },
         ],
+        CANCEL_REQUESTED: { actions: { type: 'answerCancelNow', params: { decision: 'committed' } } },
         STEP_FAILED: backOffTo('clearRetry'),
       },
     },
-    clearRetry: retryInto('clearing'),
+    clearRetry: { on: { ...retryInto('clearing').on, CANCEL_REQUESTED: { actions: { type: 'answerCancelNow', params: { decision: 'committed' } } } } },
     releasingDestination: {
       entry: { type: 'releaseChannel', params: { chip: 'destination' } },
       on: {
         CHANNEL_RELEASED: { guard: 'forDestination', target: 'completed' },
+        CANCEL_REQUESTED: { actions: { type: 'answerCancelNow', params: { decision: 'committed' } } },
       },
     },
     completed: {
@@ -434,88 +469,127 @@ export const migrationMachine = migrationSetup.createMachine({
     },
     abortRetry: retryInto('aborting'),
     rollingBack: {
-      description: 'protocol.md §3 rollback: fence every migration SAM, restore the source when it connects, clear the stores, wipe the destination.',
+      description:
+        'protocol.md §3 rollback, in its order: the admin SAM decided `aborted`; every migration SAM is fenced; the source gets its main keys back when it is here; the SAM stores are cleared once it has; the destination, never active, is wiped when it is here.',
       initial: 'fencing',
+      on: {
+        CANCEL_REQUESTED: { actions: { type: 'answerCancelNow', params: { decision: 'aborted' } } },
+      },
       states: {
         fencing: {
           entry: ['resetAnswers', 'fenceAll'],
           on: {
             PROVIDER_FENCED: [
-              { guard: 'lastProviderFenced', target: 'awaitingSource', actions: 'noteProviderAnswered' },
+              { guard: 'lastProviderFenced', target: 'deciding', actions: 'noteProviderAnswered' },
               { actions: 'noteProviderAnswered' },
             ],
             STEP_FAILED: backOffTo('fenceRetry'),
           },
         },
         fenceRetry: retryInto('fencing'),
+        deciding: {
+          description: 'Whoever is here now is served first; the rest is waited for.',
+          always: [
+            { guard: 'destinationHere', target: 'destination' },
+            { guard: 'sourceHereToRestore', target: 'source' },
+            { guard: 'sourceNotRestored', target: 'awaitingSource' },
+            { guard: 'destinationNeedsWipe', target: 'awaitingDestinationWipe' },
+            { target: '#migration.rolledBack' },
+          ],
+        },
         awaitingSource: {
           description: 'Liveness waits for the source chip to come back; the items stay safe in the SAMs and the source stays locked.',
-          on: { SOURCE_ARRIVED: { target: 'reservingSource', actions: 'attachSource' } },
-        },
-        reservingSource: {
-          entry: { type: 'reserveChannel', params: { chip: 'source' } },
-          on: { CHANNEL_RESERVED: { guard: 'forSource', target: 'restoringSource' } },
-        },
-        restoringSource: {
-          description: 'Under the aborted record only, the admin SAM switches every source area back to its main key.',
-          entry: [
-            { type: 'progress', params: { step: 'rollback', text: 'restoring the source: temp key -> main key' } },
-            { type: 'openAdminSession', params: { chip: 'source', step: 'rollback' } },
-            'restoreSource',
-          ],
-          exit: 'closeSession',
           on: {
-            ...RELAY,
-            SOURCE_RESTORED: 'clearingStores',
-            STEP_FAILED: backOffTo('restoreRetry'),
-          },
-        },
-        restoreRetry: retryInto('restoringSource'),
-        clearingStores: {
-          entry: ['resetAnswers', 'clearAll'],
-          on: {
-            ITEM_CLEARED: [
-              { guard: 'lastItemCleared', target: 'releasingSource', actions: 'noteItemCleared' },
-              { guard: 'newItemCleared', actions: 'noteItemCleared' },
-            ],
-            STEP_FAILED: backOffTo('clearRetry'),
-          },
-        },
-        clearRetry: retryInto('clearingStores'),
-        releasingSource: {
-          entry: { type: 'releaseChannel', params: { chip: 'source' } },
-          on: {
-            CHANNEL_RELEASED: [
-              { guard: 'destinationWasFormatted', target: 'awaitingDestinationWipe', actions: { type: 'answerSource', params: { outcome: 'rolledBack' } } },
-              { target: '#migration.rolledBack', actions: { type: 'answerSource', params: { outcome: 'rolledBack' } } },
-            ],
+            SOURCE_ARRIVED: { target: 'source', actions: 'attachSource' },
+            DESTINATION_ARRIVED: { guard: 'destinationNeedsWipe', target: 'destination', actions: 'attachDestination' },
           },
         },
         awaitingDestinationWipe: {
-          description: 'Destination areas, never active, are wiped when the destination next connects.',
-          on: { DESTINATION_ARRIVED: { target: 'reservingDestination', actions: 'attachDestination' } },
+          description: 'The source is restored; the formatted destination is wiped when it next connects.',
+          on: { DESTINATION_ARRIVED: { target: 'destination', actions: 'attachDestination' } },
         },
-        reservingDestination: {
-          entry: { type: 'reserveChannel', params: { chip: 'destination' } },
-          on: { CHANNEL_RESERVED: { guard: 'forDestination', target: 'wipingDestination' } },
-        },
-        wipingDestination: {
-          entry: [{ type: 'openAdminSession', params: { chip: 'destination', step: 'rollback' } }, 'wipeDestination'],
-          exit: 'closeSession',
-          on: {
-            ...RELAY,
-            DESTINATION_WIPED: 'releasingDestination',
-            STEP_FAILED: backOffTo('wipeRetry'),
+        source: {
+          initial: 'reserving',
+          states: {
+            reserving: {
+              entry: { type: 'reserveChannel', params: { chip: 'source' } },
+              on: { CHANNEL_RESERVED: { guard: 'forSource', target: 'restoring' }, STEP_FAILED: backOffTo('reserveRetry') },
+            },
+            reserveRetry: retryInto('reserving'),
+            restoring: {
+              description: 'Under the aborted record only, the admin SAM switches every source area back to its main key.',
+              entry: [
+                { type: 'progress', params: { step: 'rollback', text: 'restoring the source: temp key -> main key' } },
+                { type: 'openAdminSession', params: { chip: 'source', step: 'rollback' } },
+                'restoreSource',
+              ],
+              exit: 'closeSession',
+              on: {
+                ...RELAY,
+                SOURCE_RESTORED: 'clearingStores',
+                STEP_FAILED: backOffTo('restoreRetry'),
+              },
+            },
+            restoreRetry: retryInto('restoring'),
+            clearingStores: {
+              description: 'The source has its main keys back: each migration SAM may now drop its copy.',
+              entry: ['resetAnswers', { type: 'progress', params: { step: 'rollback', text: 'source restored; clearing the migration SAMs\' stores' } }, 'clearAll'],
+              on: {
+                ITEM_CLEARED: [
+                  { guard: 'lastItemCleared', target: 'releasing', actions: 'noteItemCleared' },
+                  { guard: 'newItemCleared', actions: 'noteItemCleared' },
+                ],
+                STEP_FAILED: backOffTo('clearRetry'),
+              },
+            },
+            clearRetry: retryInto('clearingStores'),
+            releasing: {
+              entry: { type: 'releaseChannel', params: { chip: 'source' } },
+              on: {
+                CHANNEL_RELEASED: {
+                  guard: 'forSource',
+                  target: '#migration.rollingBack.deciding',
+                  actions: [{ type: 'answerSource', params: { outcome: 'rolledBack' } }, 'detachSource', 'markSourceRestored'],
+                },
+              },
+            },
           },
         },
-        wipeRetry: retryInto('wipingDestination'),
-        releasingDestination: {
-          entry: { type: 'releaseChannel', params: { chip: 'destination' } },
-          on: {
-            CHANNEL_RELEASED: {
-              guard: 'forDestination',
-              target: '#migration.rolledBack',
-              actions: { type: 'answerDestination', params: { outcome: 'rolledBack' } },
+        destination: {
+          initial: 'checking',
+          states: {
+            checking: {
+              always: [{ guard: 'destinationNeedsWipe', target: 'reserving' }, { target: 'releasing' }],
+            },
+            reserving: {
+              entry: { type: 'reserveChannel', params: { chip: 'destination' } },
+              on: { CHANNEL_RESERVED: { guard: 'forDestination', target: 'wiping' }, STEP_FAILED: backOffTo('reserveRetry') },
+            },
+            reserveRetry: retryInto('reserving'),
+            wiping: {
+              description: 'Destination areas were never active: they are wiped (under the aborted record only).',
+              entry: [
+                { type: 'progress', params: { step: 'rollback', text: 'wiping the destination\'s never-activated areas' } },
+                { type: 'openAdminSession', params: { chip: 'destination', step: 'rollback' } },
+                'wipeDestination',
+              ],
+              exit: 'closeSession',
+              on: {
+                ...RELAY,
+                DESTINATION_WIPED: { target: 'releasing', actions: 'markDestinationWiped' },
+                STEP_FAILED: backOffTo('wipeRetry'),
+              },
+            },
+            wipeRetry: retryInto('wiping'),
+            releasing: {
+              entry: { type: 'releaseChannel', params: { chip: 'destination' } },
+              on: {
+                CHANNEL_RELEASED: {
+                  guard: 'forDestination',
+                  target: '#migration.rollingBack.deciding',
+                  actions: [{ type: 'answerDestination', params: { outcome: 'rolledBack' } }, 'detachDestination'],
+                },
+              },
             },
           },
         },

@@ -172,6 +172,8 @@ export const migrationSamMachine = setup({
         CHIP_REFUSED: { target: 'idle', actions: ['failRefused', 'endSession', 'answerFailed', 'closeSession'] },
         DEADLINE_PASSED: { target: 'idle', actions: ['failTimeout', 'endSession', 'answerFailed', 'closeSession'] },
         SESSION_LOST: { target: 'idle', actions: ['failLost', 'answerFailed', 'closeSession'] },
+        // Aborted while uploading: the session is abandoned; the source keeps the item (it is locked, then restored).
+        FENCE_REQUESTED: { target: 'fenced', actions: ['endSession', 'closeSession', 'answerFenced'] },
       },
     },
     holding: {

@@ -218,6 +218,8 @@ export const terminalMachine = setup({
                   { guard: 'readerBusy', target: 'awaitingServer', actions: 'refuseChannel' },
                   { target: 'channelReserved', actions: 'confirmChannel' },
                 ],
+                // Releasing a channel that is not reserved is already done (a repeated or early release).
+                CHANNEL_RELEASE_REQUESTED: { target: 'awaitingServer', actions: 'confirmRelease' },
               },
             },
             channelReserved: {

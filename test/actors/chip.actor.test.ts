@@ -114,7 +114,9 @@ let n = 0;
 for (const state of AREA_STATES) {
   for (const command of AREA_COMMANDS) {
     const allowed = areaTransition(state, command) !== null;
-    lifecycle(`${state} --${command}--> is ${allowed ? `allowed (to ${areaTransition(state, command)})` : 'refused, and changes nothing'}`, async () => {
+    const noop = (state === 'mainActive' && command === 'RESTORE') || (state === 'absent' && command === 'WIPE');
+    const what = allowed ? `allowed (to ${areaTransition(state, command)})` : noop ? 'answered ok, changing nothing (already so)' : 'refused, and changes nothing';
+    lifecycle(`${state} --${command}--> is ${what}`, async () => {
       const area = `a${++n}`;
       const mig = `m${n}`;
       const keys = await areaIn(state, area, mig);
@@ -129,7 +131,13 @@ for (const state of AREA_STATES) {
       } else {
         reply = await admin(commandFor(command, area, owner, keys)!);
       }
-      if (allowed) {
+      // A rollback restores and wipes every area of its migration; one it never reached is already as wanted:
+      // the chip answers ok and changes nothing (the lifecycle still has no such arrow).
+      const alreadyDone = (state === 'mainActive' && command === 'RESTORE') || (state === 'absent' && command === 'WIPE');
+      if (alreadyDone) {
+        assert.ok(reply.ok, `${command} on ${state} is answered ok`);
+        assert.equal(chip.memory.get(area), before, 'and changes nothing');
+      } else if (allowed) {
         assert.ok(reply.ok, `expected ${command} to be accepted in ${state}: ${JSON.stringify(reply)}`);
         assert.is(stateOf(area), areaTransition(state, command));
       } else {
