@@ -55,6 +55,10 @@ export interface SystemOptions {
   deadlineMs?: number;
   /** Timeouts and retry delays for every party (tests run on FAST_TIMING). */
   timing?: Timing;
+  /** The random source of link faults (a seed replays the same faults); the system's rng by default. */
+  faultRng?: Rng;
+  /** Called each time a party (re)starts, e.g. to listen to a restarted terminal's progress. */
+  onPartyStarted?: (party: PartyRuntime) => void;
 }
 
 export interface Provider {
@@ -215,6 +219,7 @@ export class EmbeddedSystem {
   private async launch(id: string): Promise<PartyRuntime> {
     const party = await this.factories.get(id)!();
     this.partiesById.set(id, party);
+    this.opts.onPartyStarted?.(party);
     return party;
   }
 
@@ -234,12 +239,20 @@ export class EmbeddedSystem {
       endB = new SecureResponderLink(rawB, { name: w.b.party, identity: w.channel.responder, trust: w.channel.trust, requireMutual: w.channel.mutual, rng: this.opts.rng }, { onReject: onReject(w.b.party) });
     }
     // Faults sit above the channel: they lose, repeat and delay envelopes, as a network would lose packets under TLS.
-    const fa = new FaultyLink(endA, this.opts.rng, this.opts.clock, () => this.faultPolicy);
-    const fb = new FaultyLink(endB, this.opts.rng, this.opts.clock, () => this.faultPolicy);
+    const faultRng = this.opts.faultRng ?? this.opts.rng;
+    const fa = new FaultyLink(endA, faultRng, this.opts.clock, () => this.faultPolicy);
+    const fb = new FaultyLink(endB, faultRng, this.opts.clock, () => this.faultPolicy);
     this.faulty.push(fa, fb);
     a.attach(w.a.name, fa, w.a.remoteId ?? w.b.party);
     b.attach(w.b.name, fb, w.b.remoteId ?? w.a.party);
     w.onB?.(endB);
+  }
+
+  /** Counts of faults applied so far, over every link. */
+  faultCounts(): Record<string, number> {
+    const out: Record<string, number> = {};
+    for (const f of this.faulty) for (const [k, v] of Object.entries(f.counts)) out[k] = (out[k] ?? 0) + v;
+    return out;
   }
 
   /** Makes every link lose, repeat and delay messages by `policy` (null: a perfect network again). */

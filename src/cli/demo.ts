@@ -10,12 +10,17 @@
  */
 import { closeSync, mkdirSync, openSync, readdirSync, writeSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { systemRng, toHex } from '../crypto/index.ts';
+import { seededRng, systemRng, toHex } from '../crypto/index.ts';
+import { crashHook, parseCrashAt } from '../actors/crash.ts';
+import { driveMigration } from '../actors/driver.ts';
+import { parseFaults } from '../transport/faulty.link.ts';
+import { FAST_TIMING } from '../timing.ts';
+import { TerminalRuntime } from '../actors/terminal.actor.ts';
 import { RemoteError } from '../errors.ts';
 import { createLogger } from '../log.ts';
 import type { ChipRuntime } from '../actors/chip.actor.ts';
 import { EmbeddedSystem } from '../actors/system.ts';
-import type { NormalReceipt, ProgressEvent, TerminalRuntime } from '../actors/terminal.actor.ts';
+import type { NormalReceipt, ProgressEvent } from '../actors/terminal.actor.ts';
 import type { ValueItem, ValueKind } from '../actors/value.ts';
 import { table } from './table.ts';
 
@@ -26,6 +31,12 @@ export interface DemoOptions {
   data?: string;
   json: boolean;
   out: (line: string) => void;
+  /** PARTY:STEP:POINT: crash that party there once, and restart it from its LMDB. */
+  crashAt?: string;
+  /** Link faults during the migration, e.g. "drop=0.2,dup=0.1,reorder=0.1". */
+  faults?: string;
+  /** Seed of the fault choices (the same seed, the same faults). */
+  seed?: number;
 }
 
 export interface DemoItem {
@@ -51,6 +62,8 @@ export interface DemoReport {
   messagesTotal: number;
   elapsedMs: number;
   balances: { before: number; after: number; conserved: boolean };
+  /** What fault injection did, when asked for. */
+  faults?: { crashAt: string | null; crashes: string[]; links: Record<string, number> };
 }
 
 const KINDS: ValueKind[] = ['emoney', 'transit', 'ticket', 'points'];
@@ -127,12 +140,32 @@ export async function runDemo(opts: DemoOptions): Promise<DemoReport> {
   const logFd = openSync(join(dataDir, 'valmove.log'), 'a');
   const log = createLogger({ level: 'info', sink: { write: (line) => writeSync(logFd, line) } });
 
+  const crashAt = opts.crashAt ? parseCrashAt(opts.crashAt) : undefined;
+  const faultPolicy = opts.faults ? parseFaults(opts.faults) : undefined;
+  const crashes: string[] = [];
+  let armed = false;
+  const onProgress = (e: ProgressEvent) => say(`  [${e.step.padEnd(9)}] ${e.text}`);
+  let system: EmbeddedSystem | undefined;
+  const hook = crashAt
+    ? crashHook(crashAt, (party) => {
+        crashes.push(`${party} at ${crashAt.step} ${crashAt.point}`);
+        say(`  !! ${party} crashed at ${crashAt.step} (${crashAt.point}); restarting it from its LMDB`);
+        system!.restarting.add(party);
+        setImmediate(() => void system!.restart(party));
+      })
+    : undefined;
   say(`valmove demo: ${opts.items} item(s) from ${opts.items} provider(s); data in ${dataDir} (log: valmove.log)`);
-  const system = await EmbeddedSystem.start({
+  system = await EmbeddedSystem.start({
     dataDir,
     providers: plan.map((p) => p.provider),
     rng,
     log,
+    timing: FAST_TIMING,
+    faultRng: opts.seed !== undefined ? seededRng(opts.seed) : undefined,
+    onTurnPoint: hook ? (party, point, info) => armed && hook(party, point, info) : undefined,
+    onPartyStarted: (party) => {
+      if (party instanceof TerminalRuntime && armed) party.onProgress(onProgress);
+    },
     linkTap: ({ from, to }) => {
       if (!counting) return;
       const hop = `${hopOf(from)}->${hopOf(to)}`;
@@ -147,8 +180,11 @@ export async function runDemo(opts: DemoOptions): Promise<DemoReport> {
 
     const source = await system.addChip(`SRC-${tag}`);
     const destination = await system.addChip(`DST-${tag}`);
-    const oldPhone = await system.addTerminal(`old-phone-${tag}`);
-    const newPhone = await system.addTerminal(`new-phone-${tag}`);
+    const oldPhone = await system.addTerminal('old-phone');
+    const newPhone = await system.addTerminal('new-phone');
+    // --crash-at names the chips by role: chip/source, chip/destination.
+    if (crashAt?.party === 'chip/source') crashAt.party = source.id;
+    if (crashAt?.party === 'chip/destination') crashAt.party = destination.id;
     system.insertChip(oldPhone, source);
     system.insertChip(newPhone, destination);
 
@@ -184,26 +220,49 @@ export async function runDemo(opts: DemoOptions): Promise<DemoReport> {
       sumBefore += r.receipt?.balance ?? 0;
     }
 
-    const onProgress = (e: ProgressEvent) => say(`  [${e.step.padEnd(9)}] ${e.text}`);
     oldPhone.onProgress(onProgress);
     newPhone.onProgress(onProgress);
 
     counting = true;
     const t0 = performance.now();
-    say(`\nmigrating ${source.serial} -> ${destination.serial} (source phase, Fig. 3)`);
-    const out = await oldPhone.migrateOut({ destination: destination.serial });
-    if (out.outcome !== 'uploaded') throw new Error(`source phase ended ${out.outcome}: ${out.reason ?? ''}`);
-    say(`source phase done: migration ${out.mig}; the source is locked (the backup), every item is held by its provider's migration SAM`);
-    say(`\ndestination phase (Fig. 4)`);
-    const done = await newPhone.migrateIn({ mig: out.mig });
+    let done: { mig: string; outcome: string };
+    if (crashAt || faultPolicy) {
+      // With faults on, the user is persistent: logs in again after a lost login, asks again after a lost request.
+      say(`\nmigrating ${source.serial} -> ${destination.serial} with ${[crashAt ? `a crash at ${opts.crashAt}` : '', faultPolicy ? `link faults ${opts.faults}` : ''].filter(Boolean).join(' and ')}`);
+      armed = true;
+      system.setFaults(faultPolicy ?? null);
+      const r = await driveMigration(system, {
+        user,
+        password,
+        source: oldPhone.id,
+        destination: newPhone.id,
+        destinationSerial: destination.serial,
+        timeoutMs: 300_000,
+      });
+      system.setFaults(null);
+      armed = false;
+      done = { mig: r.mig, outcome: r.state };
+    } else {
+      say(`\nmigrating ${source.serial} -> ${destination.serial} (source phase, Fig. 3)`);
+      const out = await oldPhone.migrateOut({ destination: destination.serial });
+      if (out.outcome !== 'uploaded') throw new Error(`source phase ended ${out.outcome}: ${out.reason ?? ''}`);
+      say(`source phase done: migration ${out.mig}; the source is locked (the backup), every item is held by its provider's migration SAM`);
+      say(`\ndestination phase (Fig. 4)`);
+      done = await newPhone.migrateIn({ mig: out.mig });
+    }
     const elapsedMs = Math.round(performance.now() - t0);
     counting = false;
+    if (crashAt && crashes.length === 0) {
+      say(`  note: --crash-at ${opts.crashAt} never fired: ${crashAt.party} handled no ${crashAt.step} turn (parties: ${system.parties().map((p) => p.id).join(', ')})`);
+    }
     say(`migration ${done.mig}: ${done.outcome} in ${elapsedMs} ms\n`);
+    // Crashed terminals were replaced: talk to the ones running now.
+    const phone = (t: TerminalRuntime) => system!.party<TerminalRuntime>(t.id);
 
     const items: DemoItem[] = [];
     let sumAfter = 0;
     for (const [i, p] of plan.entries()) {
-      const dst = await tryUse(newPhone, p.provider, 'balance', p.provider);
+      const dst = await tryUse(phone(newPhone), p.provider, 'balance', p.provider);
       sumAfter += dst.receipt?.balance ?? 0;
       items.push({
         item: i,
@@ -212,8 +271,8 @@ export async function runDemo(opts: DemoOptions): Promise<DemoReport> {
         kind: p.kind,
         before: before.get(p.provider) ?? '?',
         after: dst.detail,
-        sourceAfter: source.memory.get(p.provider)?.state ?? 'absent',
-        destinationAfter: destination.memory.get(p.provider)?.state ?? 'absent',
+        sourceAfter: system.party<ChipRuntime>(source.id).memory.get(p.provider)?.state ?? 'absent',
+        destinationAfter: system.party<ChipRuntime>(destination.id).memory.get(p.provider)?.state ?? 'absent',
       });
     }
     say(
@@ -226,8 +285,8 @@ export async function runDemo(opts: DemoOptions): Promise<DemoReport> {
     let payDst = { ok: false, detail: 'no spendable item' };
     let paySrc = { ok: false, detail: 'no spendable item' };
     if (emoney) {
-      payDst = await tryUse(newPhone, emoney.provider, 'pay', emoney.provider, 300);
-      paySrc = await tryUse(oldPhone, emoney.provider, 'pay', emoney.provider, 300);
+      payDst = await tryUse(phone(newPhone), emoney.provider, 'pay', emoney.provider, 300);
+      paySrc = await tryUse(phone(oldPhone), emoney.provider, 'pay', emoney.provider, 300);
       say(`\npay 300 on the destination: ${payDst.ok ? 'accepted' : 'REFUSED'} (${payDst.detail})`);
       say(`pay 300 on the source:      ${paySrc.ok ? 'ACCEPTED' : 'refused'} (${paySrc.detail})`);
     }
@@ -241,13 +300,14 @@ export async function runDemo(opts: DemoOptions): Promise<DemoReport> {
       mig: done.mig,
       dataDir,
       items,
-      chips: { [source.serial]: areaStates(source), [destination.serial]: areaStates(destination) },
+      chips: { [source.serial]: areaStates(system.party<ChipRuntime>(source.id)), [destination.serial]: areaStates(system.party<ChipRuntime>(destination.id)) },
       paymentOnDestination: payDst,
       paymentOnSource: paySrc,
       messagesByHop: hops,
       messagesTotal: totalMessages,
       elapsedMs,
       balances: { before: sumBefore, after: sumAfter, conserved },
+      ...(crashAt || faultPolicy ? { faults: { crashAt: opts.crashAt ?? null, crashes, links: system.faultCounts() } } : {}),
     };
   } finally {
     await system.stop();

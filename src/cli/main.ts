@@ -22,11 +22,14 @@ export function buildCli(out: (line: string) => void = (l) => process.stdout.wri
     .option('--items <n>', `value items to move, one per provider (1-${DEMO_ITEMS_MAX})`, wholeNumber, 3)
     .option('--data <dir>', 'data folder for every party\'s LMDB (default: a fresh folder under ./data)')
     .option('--json', 'print one machine-readable report instead of the progress and tables', false)
-    .action(async (o: { items: number; data?: string; json: boolean }) => {
+    .option('--crash-at <party:step:point>', 'crash that party at that point of that step once, and restart it from its LMDB (e.g. server:S7:after-persist)')
+    .option('--faults <spec>', 'lose, repeat, reorder or delay messages on every link, e.g. drop=0.2,dup=0.1,reorder=0.1,delay=0.1')
+    .option('--seed <n>', 'seed of the fault choices (the same seed, the same faults)', wholeNumber)
+    .action(async (o: { items: number; data?: string; json: boolean; crashAt?: string; faults?: string; seed?: number }) => {
       if (o.items < 1 || o.items > DEMO_ITEMS_MAX) {
         program.error(`error: --items must be from 1 to ${DEMO_ITEMS_MAX}; got ${o.items}`, { exitCode: 2 });
       }
-      const report = await runDemo({ items: o.items, data: o.data, json: o.json, out });
+      const report = await runDemo({ items: o.items, data: o.data, json: o.json, out, crashAt: o.crashAt, faults: o.faults, seed: o.seed });
       if (o.json) out(JSON.stringify(report, null, 2));
       if (report.outcome !== 'completed') process.exitCode = 1;
     });
