@@ -15,6 +15,7 @@ import { ProtocolError } from '../errors.ts';
 import { migrationMachine, MIGRATION_MACHINE_VERSION, type ChipRole, type MigrationContext, type MigrationIntent } from '../machines/migration.machine.ts';
 import { registrationMachine, REGISTRATION_MACHINE_VERSION, type RegistrationIntent } from '../machines/registration.machine.ts';
 import { newUserRecord, ServerRecords } from '../store/server.store.ts';
+import { describeMigration, type MigrationStatus } from './status.ts';
 import type { AnyEnvelope, Step } from '../transport/envelope.ts';
 import { PartyRuntime, type MachineKind, type RuntimeDeps } from './runtime.ts';
 
@@ -78,6 +79,11 @@ export class ServerRuntime extends PartyRuntime {
 
   migrationState(mig: string): unknown {
     return this.actorOf(MIGRATION + mig)?.getSnapshot().value;
+  }
+
+  /** Every migration, described for `valmove status` (phase, items, what it waits for). */
+  statuses(): MigrationStatus[] {
+    return this.migrationIds().map((m) => describeMigration(this.migrationState(m), this.migration(m)!));
   }
 
   migrationIds(): string[] {

@@ -4,6 +4,7 @@
  * records (the migration actor's persisted snapshot), never from logs.
  */
 import type { MigrationContext } from '../machines/migration.machine.ts';
+import type { PartyStore } from '../store/party.store.ts';
 
 export interface MigrationStatus {
   mig: string;
@@ -97,4 +98,15 @@ export function describeMigration(value: unknown, ctx: MigrationContext): Migrat
     items: ctx.items.map((i, index) => ({ item: i.item, area: i.area, provider: i.provider, state: itemState(state, ctx, index) })),
     waitingFor: waiting,
   };
+}
+
+/** Every migration a server's store holds, described (works on a live server's store: LMDB readers do not block it). */
+export function readMigrations(store: PartyStore): MigrationStatus[] {
+  const out: MigrationStatus[] = [];
+  for (const { value } of store.snapshots.getRange()) {
+    if (value.machine !== 'migration') continue;
+    const snap = value.snapshot as { value: unknown; context: MigrationContext };
+    out.push(describeMigration(snap.value, snap.context));
+  }
+  return out;
 }

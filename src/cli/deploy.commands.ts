@@ -1,8 +1,9 @@
 /**
  * The deployers' commands: keygen, start <role>, user add, terminal <command>, up.
  */
-import { readFileSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { existsSync, readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { readMigrations, type MigrationStatus } from '../actors/status.ts';
 import { Command, InvalidArgumentError } from 'commander';
 import { systemRng } from '../crypto/index.ts';
 import { RemoteError } from '../errors.ts';
@@ -73,10 +74,13 @@ export function addDeployCommands(program: Command, out: Out): void {
     .description(`run one party as its own process: ${ROLES.join(', ')}`)
     .argument('<role>', ROLES.join(' | '))
     .requiredOption('--config <file>', 'the process config written by keygen')
-    .action(async (role: string, o: { config: string }) => {
+    .option('--crash-at <party:step:point>', 'fault injection: die (SIGKILL) at that point of that step, e.g. server:S14:after-persist')
+    .option('--faults <spec>', 'fault injection: lose, repeat, reorder or delay messages on every link, e.g. drop=0.1,dup=0.1')
+    .option('--seed <n>', 'seed of the fault choices', whole)
+    .action(async (role: string, o: { config: string; crashAt?: string; faults?: string; seed?: number }) => {
       if (!ROLES.includes(role as Role)) throw new InvalidArgumentError(`unknown role "${role}"; one of ${ROLES.join(', ')}`);
       const cfg = loadConfig(o.config, role as Role);
-      const running = await startProcess(cfg);
+      const running = await startProcess(cfg, { crashAt: o.crashAt, faults: o.faults, seed: o.seed });
       const stop = () => {
         running.stop().then(
           () => process.exit(0),
@@ -149,6 +153,45 @@ export function addDeployCommands(program: Command, out: Out): void {
     t.normal(o.provider as string, 'pay', o.amount as number), receipt);
   call('status', 'the terminal\'s state and recent progress lines', (c) => c, (t) => t.status(), (r: { id: string; state: unknown; progress: Array<{ step: string; text: string }> }) =>
     [`${r.id}: ${JSON.stringify(r.state)}`, ...r.progress.slice(-20).map((p) => `  [${p.step}] ${p.text}`)].join('\n'));
+
+  program
+    .command('status')
+    .description('every migration a server holds: its phase, where each item is, and what it waits for')
+    .option('--data <dir>', 'a data folder (a demo\'s, or a server\'s own)')
+    .option('--config <file>', 'a server config (reads its data folder; the server may be running)')
+    .option('--url <url>', 'a live server\'s address (http://host:port), with --token')
+    .option('--token <token>', 'the operator token from the server\'s key file (for --url)')
+    .option('--json', 'print JSON', false)
+    .action(async (o: { data?: string; config?: string; url?: string; token?: string; json: boolean }) => {
+      let migrations: MigrationStatus[];
+      if (o.url) {
+        const res = await fetch(`${o.url.replace(/\/$/, '')}/status`, { headers: { authorization: `Bearer ${o.token ?? ''}` } });
+        const body = (await res.json()) as { migrations?: MigrationStatus[]; error?: { code: string; message: string } };
+        if (!res.ok) throw new Error(`${o.url}: ${body.error?.code ?? res.status}: ${body.error?.message ?? ''}`);
+        migrations = body.migrations ?? [];
+      } else {
+        const dir = o.config ? (loadConfig(o.config, 'server') as ServerConfig).dataDir : o.data;
+        if (!dir) throw new InvalidArgumentError('give --data DIR, --config server.json or --url URL');
+        const serverDir = existsSync(join(dir, 'server', 'data.mdb')) ? join(dir, 'server') : dir;
+        if (!existsSync(join(serverDir, 'data.mdb'))) throw new Error(`${dir} holds no server store (no data.mdb)`);
+        const store = PartyStore.open(serverDir);
+        try {
+          migrations = readMigrations(store);
+        } finally {
+          await store.close();
+        }
+      }
+      if (o.json) {
+        out(JSON.stringify(migrations, null, 2));
+        return;
+      }
+      if (migrations.length === 0) out('no migrations');
+      for (const m of migrations) {
+        out(`${m.mig}  user ${m.user}  ${m.source ?? '?'} -> ${m.destination ?? '?'}  state ${m.state}${m.outcome ? `  outcome ${m.outcome}` : ''}${m.decision ? `  decision ${m.decision}` : ''}`);
+        out(`  waiting for: ${m.waitingFor}${m.reason ? `  (last reason: ${m.reason})` : ''}`);
+        for (const i of m.items) out(`  item ${i.item} ${i.area.padEnd(12)} ${i.state}`);
+      }
+    });
 
   program
     .command('up')

@@ -11,7 +11,7 @@ const b64 = z.string().regex(/^[A-Za-z0-9_-]+$/);
 const identity = z.strictObject({ signSecret: b64, boxSecret: b64, signPublic: b64, boxPublic: b64 });
 
 const keyFileSchema = z.discriminatedUnion('kind', [
-  z.strictObject({ kind: z.literal('server'), identity }),
+  z.strictObject({ kind: z.literal('server'), identity, operatorToken: b64.optional() }),
   z.strictObject({ kind: z.literal('admin-sam'), identity, issuerMaster: b64 }),
   z.strictObject({ kind: z.literal('provider'), normal: identity, migration: identity, providerMaster: b64 }),
   z.strictObject({ kind: z.literal('chip'), serial: z.string(), kChip: b64 }),

@@ -87,7 +87,7 @@ export async function generateDeployment(plan: DeploymentPlan): Promise<Deployme
     summary.processes.push({ id, role, config: file, port: ports[id]! });
   };
 
-  writeKeyFile(join(dir, 'keys', 'server.key.json'), { kind: 'server', identity: exportIdentity(server) });
+  writeKeyFile(join(dir, 'keys', 'server.key.json'), { kind: 'server', identity: exportIdentity(server), operatorToken: toB64(rng.bytes(24)) });
   writeKeyFile(join(dir, 'keys', 'admin-sam.key.json'), { kind: 'admin-sam', identity: exportIdentity(admin), issuerMaster: toB64(issuerMaster.reveal()) });
   summary.publicKeys['admin-sam'] = pub(admin);
 

@@ -20,7 +20,9 @@ import type { PartyRuntime, RuntimeDeps } from '../actors/runtime.ts';
 import { ServerRuntime } from '../actors/server.actor.ts';
 import { TerminalRuntime } from '../actors/terminal.actor.ts';
 import { systemClock } from '../clock.ts';
-import { fromB64, systemRng, toB64, type Identity } from '../crypto/index.ts';
+import { equalBytes, fromB64, seededRng, systemRng, toB64, utf8, type Identity } from '../crypto/index.ts';
+import { crashHook, parseCrashAt } from '../actors/crash.ts';
+import { FaultyLink, parseFaults } from '../transport/faulty.link.ts';
 import { createLogger, type Logger, type LogLevel } from '../log.ts';
 import { PartyStore } from '../store/party.store.ts';
 import { DEFAULT_TIMING } from '../timing.ts';
@@ -29,7 +31,7 @@ import { memoryLinkPair } from '../transport/memory.transport.ts';
 import { SecureInitiatorLink, SecureResponderLink } from '../transport/secure.link.ts';
 import { serveWebSockets, WsConnector } from '../transport/ws.transport.ts';
 import type { AdminSamConfig, ChipConfig, ProcessConfig, ProviderConfig, ServerConfig, TerminalConfig } from './config.ts';
-import { createProcessHttp, type ProcessHttp } from './http.ts';
+import { createProcessHttp, HttpError, type ProcessHttp } from './http.ts';
 import { identityOf, readKeyFile, secretOf } from './keyfiles.ts';
 import { controlRoutes } from './terminal.control.ts';
 
@@ -50,6 +52,8 @@ interface Context {
   ca?: Buffer;
   connectors: WsConnector[];
   deps(id: string, dataDir: string): RuntimeDeps;
+  /** Wraps a link in the configured faults (--faults), or returns it as is. */
+  faulty(link: Link): Link;
 }
 
 function connect(ctx: Context, url: string, onConnect: (raw: Link) => void): void {
@@ -74,9 +78,19 @@ function channelRoute(
 }
 
 async function startServer(ctx: Context, cfg: ServerConfig): Promise<PartyRuntime[]> {
-  const identity = identityOf(readKeyFile(cfg.keyFile, 'server').identity);
+  const keys = readKeyFile(cfg.keyFile, 'server');
+  const identity = identityOf(keys.identity);
   const server = new ServerRuntime(ctx.deps('server', cfg.dataDir), { scrypt: cfg.scrypt, deadlineMs: cfg.deadlineMs });
   await server.start();
+  if (keys.operatorToken) {
+    const expected = utf8(`Bearer ${keys.operatorToken}`);
+    ctx.http.route('GET', '/status', async (req) => {
+      if (!equalBytes(utf8(req.headers.authorization ?? ''), expected)) {
+        throw new HttpError(401, 'UNAUTHENTICATED', '/status needs "authorization: Bearer <operatorToken>" from the server\'s key file');
+      }
+      return { status: 200, json: { migrations: server.statuses() } };
+    });
+  }
   const runtimes: PartyRuntime[] = [server];
   serveWebSockets(
     ctx.http.server,
@@ -87,13 +101,13 @@ async function startServer(ctx: Context, cfg: ServerConfig): Promise<PartyRuntim
           link.close('a terminal must name itself terminal/<name>');
           return;
         }
-        server.attach(name, link);
+        server.attach(name, ctx.faulty(link));
       }),
     },
     ctx.log,
   );
   const toSam = (peer: string, url: string | null, signPublic: string) => (raw: Link) =>
-    server.attach(peer, new SecureInitiatorLink(raw, { name: 'server', identity, peerSignPublic: fromB64(signPublic), rng: systemRng }));
+    server.attach(peer, ctx.faulty(new SecureInitiatorLink(raw, { name: 'server', identity, peerSignPublic: fromB64(signPublic), rng: systemRng })));
   if ('embedded' in cfg.adminSam) {
     // A demo convenience: the admin SAM inside the server's process (protocol.md §1: then §4.4 does not hold for it).
     const keys = readKeyFile(cfg.adminSam.keyFile, 'admin-sam');
@@ -106,7 +120,7 @@ async function startServer(ctx: Context, cfg: ServerConfig): Promise<PartyRuntim
     runtimes.push(admin);
     const [s, a] = memoryLinkPair('server', 'admin-sam');
     toSam('admin-sam', null, toB64(adminIdentity.signPublic))(s);
-    channelRoute(ctx, adminIdentity, { name: 'admin-sam', mutual: true, trust: (k) => k === toB64(identity.signPublic) }, (link) => admin.attach('server', link))(a);
+    channelRoute(ctx, adminIdentity, { name: 'admin-sam', mutual: true, trust: (k) => k === toB64(identity.signPublic) }, (link) => admin.attach('server', ctx.faulty(link)))(a);
   } else {
     connect(ctx, cfg.adminSam.url, toSam('admin-sam', cfg.adminSam.url, cfg.adminSam.signPublic));
   }
@@ -127,7 +141,7 @@ async function startAdminSam(ctx: Context, cfg: AdminSamConfig): Promise<PartyRu
     ctx.http.server,
     {
       '/admin-sam': channelRoute(ctx, identity, { name: 'admin-sam', mutual: true, trust: (k) => k !== undefined && trusted.has(k) }, (link) =>
-        admin.attach(link.peerName ?? 'server', link),
+        admin.attach(link.peerName ?? 'server', ctx.faulty(link)),
       ),
     },
     ctx.log,
@@ -165,7 +179,7 @@ async function startProvider(ctx: Context, cfg: ProviderConfig): Promise<PartyRu
       '/migration-sam': channelRoute(ctx, migrationId, { name: msam.id, mutual: true, trust: (k) => k !== undefined && k in cfg.servers }, (link) => {
         const name = link.peerName ?? 'server';
         serverLinks.set(name, link);
-        msam.attach(name, link);
+        msam.attach(name, ctx.faulty(link));
       }),
       '/normal-sam': channelRoute(ctx, normalId, { name: nsam.id, mutual: false, trust: () => true }, (link) => {
         const name = link.peerName ?? '';
@@ -173,7 +187,7 @@ async function startProvider(ctx: Context, cfg: ProviderConfig): Promise<PartyRu
           link.close('a reader must name itself terminal/<name>');
           return;
         }
-        nsam.attach(name, link);
+        nsam.attach(name, ctx.faulty(link));
       }),
     },
     ctx.log,
@@ -196,7 +210,7 @@ async function startChip(ctx: Context, cfg: ChipConfig): Promise<PartyRuntime[]>
           raw.close('connect as /chip?terminal=terminal/<name>');
           return;
         }
-        chip.attach(terminal, raw);
+        chip.attach(terminal, ctx.faulty(raw));
       },
     },
     ctx.log,
@@ -210,18 +224,36 @@ async function startTerminal(ctx: Context, cfg: TerminalConfig): Promise<PartyRu
   const terminal = new TerminalRuntime(ctx.deps(id, cfg.dataDir));
   await terminal.start();
   const initiator = (peer: string, signPublic: string) => (raw: Link) =>
-    terminal.attach(peer, new SecureInitiatorLink(raw, { name: id, peerSignPublic: fromB64(signPublic), rng: systemRng }));
+    terminal.attach(peer, ctx.faulty(new SecureInitiatorLink(raw, { name: id, peerSignPublic: fromB64(signPublic), rng: systemRng })));
   connect(ctx, cfg.server.url, initiator('server', cfg.server.signPublic));
-  connect(ctx, `${cfg.chip.url}?terminal=${encodeURIComponent(id)}`, (raw) => terminal.attach('chip', raw, `chip/${cfg.chip.serial}`));
+  connect(ctx, `${cfg.chip.url}?terminal=${encodeURIComponent(id)}`, (raw) => terminal.attach('chip', ctx.faulty(raw), `chip/${cfg.chip.serial}`));
   for (const [p, peer] of Object.entries(cfg.normalSams)) connect(ctx, peer.url, initiator(`normal-sam/${p}`, peer.signPublic));
   for (const r of controlRoutes(terminal, keys.controlToken)) ctx.http.route(r.method, r.path, r.handler);
   return [terminal];
 }
 
-export async function startProcess(cfg: ProcessConfig, opts: { logSink?: { write(line: string): void } } = {}): Promise<RunningProcess> {
+export interface StartOptions {
+  logSink?: { write(line: string): void };
+  /** PARTY:STEP:POINT: this process dies (SIGKILL, no cleanup) at that point; restart it with `valmove start`. */
+  crashAt?: string;
+  /** Link faults on every connection of this process, e.g. "drop=0.1,dup=0.1". */
+  faults?: string;
+  seed?: number;
+}
+
+export async function startProcess(cfg: ProcessConfig, opts: StartOptions = {}): Promise<RunningProcess> {
   const level = (process.env.VALMOVE_LOG_LEVEL as LogLevel | undefined) ?? cfg.log?.level ?? 'info';
   const log = createLogger({ level, sink: opts.logSink ?? process.stdout, bindings: { process: cfg.id, role: cfg.role } });
   let runtimes: PartyRuntime[] = [];
+  const crashAt = opts.crashAt ? parseCrashAt(opts.crashAt) : undefined;
+  const onTurnPoint = crashAt
+    ? crashHook(crashAt, (party) => {
+        log.warn('crash injected: this process dies now', { party, step: crashAt.step, point: crashAt.point });
+        process.kill(process.pid, 'SIGKILL');
+      })
+    : undefined;
+  const policy = opts.faults ? parseFaults(opts.faults) : null;
+  const faultRng = opts.seed !== undefined ? seededRng(opts.seed) : systemRng;
   const http = createProcessHttp({
     role: cfg.role,
     id: cfg.id,
@@ -243,7 +275,9 @@ export async function startProcess(cfg: ProcessConfig, opts: { logSink?: { write
       log,
       observe: http.observer,
       timing: { ...DEFAULT_TIMING, ...cfg.timing },
+      onTurnPoint,
     }),
+    faulty: (link) => (policy ? new FaultyLink(link, faultRng, systemClock, () => policy) : link),
   };
   switch (cfg.role) {
     case 'server':
