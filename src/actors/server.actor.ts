@@ -95,11 +95,26 @@ export class ServerRuntime extends PartyRuntime {
   protected override onLinkAttached(peer: string): void {
     // A login belongs to the connection that made it, never to a name a new connection claims.
     this.logins.delete(peer);
+    if (peer.startsWith('terminal/')) this.tellMigrations({ type: 'TERMINAL_BACK', terminal: peer });
+  }
+
+  /** Tells the migrations that know this terminal that its connection went or came. */
+  private tellMigrations(event: { type: 'TERMINAL_LOST' | 'TERMINAL_BACK'; terminal: string }): void {
+    const concerned = this.migrationIds().filter((m) => {
+      const c = this.migration(m)!;
+      return c.source.terminal === event.terminal || c.destination.terminal === event.terminal || c.offline.includes(event.terminal);
+    });
+    if (concerned.length === 0) return;
+    void this.runLocal(() => {
+      for (const m of concerned) this.tryDispatch(MIGRATION + m, event);
+    }).catch(() => {});
   }
 
   protected override onLinkClosed(peer: string, reason: string): void {
     this.logins.delete(peer);
     super.onLinkClosed(peer, reason);
+    // Migrations that wait on this terminal in a rollback go on with whoever is still here.
+    if (peer.startsWith('terminal/')) this.tellMigrations({ type: 'TERMINAL_LOST', terminal: peer });
   }
 
   // ---- inbound ----------------------------------------------------------------------------
@@ -210,7 +225,7 @@ export class ServerRuntime extends PartyRuntime {
     const active = this.activeMigrationOf(user);
     if (active) {
       // A rolled-back migration waiting for its source takes the source back (rollback step 3).
-      if (this.actorOf(MIGRATION + active)!.getSnapshot().matches({ rollingBack: 'awaitingSource' })) {
+      if (this.actorOf(MIGRATION + active)!.getSnapshot().can({ type: 'SOURCE_ARRIVED', terminal: peer, request: env.id })) {
         this.dispatch(MIGRATION + active, { type: 'SOURCE_ARRIVED', terminal: peer, request: env.id });
         return;
       }

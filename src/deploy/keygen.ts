@@ -13,6 +13,7 @@ import type { Right } from '../actors/migrationSam.actor.ts';
 import { deriveChipKey, exportIdentity, generateIdentity, randomSecret, systemRng, toB64, type Identity, type Rng } from '../crypto/index.ts';
 import type { AdminSamConfig, ChipConfig, ProviderConfig, ServerConfig, TerminalConfig } from './config.ts';
 import { writeKeyFile } from './keyfiles.ts';
+import type { Timing } from '../timing.ts';
 
 export interface DeploymentPlan {
   dir: string;
@@ -30,6 +31,8 @@ export interface DeploymentPlan {
   /** More server keys every provider trusts, with their rights (a second server, an operator's probe). */
   extraTrustedServers?: Record<string, Right[]>;
   scrypt?: { N: number; r: number; p: number };
+  /** Timeouts and retry delays written into every config (see src/timing.ts). */
+  timing?: Partial<Timing>;
   rng?: Rng;
 }
 
@@ -83,7 +86,7 @@ export async function generateDeployment(plan: DeploymentPlan): Promise<Deployme
   const summary: DeploymentSummary = { dir, processes: [], publicKeys: { server: pub(server) } };
   const add = (id: string, role: string, cfg: object) => {
     const file = join(dir, 'config', `${id}.json`);
-    writeJson(file, cfg);
+    writeJson(file, plan.timing ? { ...cfg, timing: plan.timing } : cfg);
     summary.processes.push({ id, role, config: file, port: ports[id]! });
   };
 

@@ -19,6 +19,7 @@ import { openWsLink } from '../transport/ws.transport.ts';
 import { loadConfig, type ChipConfig, type ServerConfig } from './config.ts';
 import { TerminalControl } from './control.client.ts';
 import { generateDeployment, type DeploymentSummary } from './keygen.ts';
+import type { Timing } from '../timing.ts';
 import { readKeyFile, secretOf } from './keyfiles.ts';
 
 const BIN = resolve(dirname(fileURLToPath(import.meta.url)), '../../bin/valmove.js');
@@ -35,6 +36,15 @@ export interface RunningChild {
   config: string;
   log: string;
   child: ChildProcess;
+}
+
+/** `valmove start <role> --config FILE` as a child process, logging to its own file. */
+function spawnParty(role: string, config: string, logPath: string, extra: string[] = []): ChildProcess {
+  const fd = openSync(logPath, 'a');
+  // Own process group: a Ctrl-C meant for `up` reaches `up`, which stops them in order (or keeps them with --keep).
+  const child = spawn(process.execPath, [BIN, 'start', role, '--config', config, ...extra], { stdio: ['ignore', fd, fd], detached: true });
+  closeSync(fd);
+  return child;
 }
 
 async function waitHealthy(port: number, child: ChildProcess, id: string): Promise<void> {
@@ -81,6 +91,25 @@ export class LocalDeployment {
     return p;
   }
 
+  /** SIGKILL: the process dies mid-whatever, as a crash would. */
+  async kill(id: string): Promise<void> {
+    const p = this.process(id);
+    if (p.child.exitCode !== null || p.child.signalCode !== null) return;
+    await new Promise<void>((res) => {
+      p.child.once('exit', () => res());
+      p.child.kill('SIGKILL');
+    });
+  }
+
+  /** Starts the process again with `valmove start`, on its config and its LMDB folder as it was left. */
+  async restart(id: string, extra: string[] = []): Promise<RunningChild> {
+    const p = this.process(id);
+    const child = spawnParty(p.role, p.config, p.log, extra);
+    Object.assign(p, { child, pid: child.pid ?? -1 });
+    await waitHealthy(p.port, child, id);
+    return p;
+  }
+
   /** Lets this process exit while the deployment keeps running (`up --keep`). */
   detach(): void {
     for (const p of this.processes) p.child.unref();
@@ -103,6 +132,7 @@ export interface LaunchOptions {
   extraTrustedServers?: Record<string, Array<'upload' | 'download' | 'clear'>>;
   scrypt?: { N: number; r: number; p: number };
   embeddedAdminSam?: boolean;
+  timing?: Partial<Timing>;
 }
 
 /** Keys, configs, a user, every process started and healthy, the source chip issued. */
@@ -120,6 +150,7 @@ export async function launchDeployment(opts: LaunchOptions): Promise<LocalDeploy
     extraTrustedServers: opts.extraTrustedServers,
     scrypt: opts.scrypt,
     embeddedAdminSam: opts.embeddedAdminSam,
+    timing: opts.timing,
   });
   // The operator creates the user in the server's store before the server starts.
   const serverCfg = loadConfig(join(dir, 'config', 'server.json'), 'server') as ServerConfig;
@@ -134,10 +165,7 @@ export async function launchDeployment(opts: LaunchOptions): Promise<LocalDeploy
   try {
     for (const p of planned) {
       const logPath = join(dir, 'logs', `${p.id}.log`);
-      const fd = openSync(logPath, 'a');
-      // Own process group: a Ctrl-C meant for `up` reaches `up`, which stops them in order (or keeps them with --keep).
-      const child = spawn(process.execPath, [BIN, 'start', p.role, '--config', p.config], { stdio: ['ignore', fd, fd], detached: true });
-      closeSync(fd);
+      const child = spawnParty(p.role, p.config, logPath);
       deployment.processes.push({ id: p.id, role: p.role, pid: child.pid ?? -1, port: p.port, config: p.config, log: logPath, child });
       if (p.role === 'chip') {
         await waitHealthy(p.port, child, p.id);

@@ -9,7 +9,7 @@ import { assign, emit, enqueueActions, setup } from 'xstate';
 import type { Grant, Receipt } from '../transport/messages.ts';
 import { CHIP_AREAS_MAX, type AreaState } from './area.machine.ts';
 
-export const MIGRATION_MACHINE_VERSION = 3;
+export const MIGRATION_MACHINE_VERSION = 4;
 
 /** Backoff for retrying a failed step, unless the input says otherwise: base doubles per attempt up to the cap. */
 export const RETRY_BASE_MS = 200;
@@ -77,6 +77,8 @@ export interface MigrationContext {
   cancel: { terminal: string; request: string } | null;
   /** Rollback progress: the source has its main keys back; the destination's areas are wiped. */
   sourceRestored: boolean;
+  /** Terminals whose connection is down right now (a rollback serves whoever is connected first). */
+  offline: string[];
   destinationWiped: boolean;
   timing: MigrationTiming;
 }
@@ -117,7 +119,10 @@ export type MigrationEvent =
   | { type: 'PROVIDER_FENCED'; provider: string }
   | { type: 'SOURCE_ARRIVED'; terminal: string; request: string }
   | { type: 'SOURCE_RESTORED' }
-  | { type: 'DESTINATION_WIPED' };
+  | { type: 'DESTINATION_WIPED' }
+  /** A terminal's connection closed (the server notices; the terminal may come back). */
+  | { type: 'TERMINAL_LOST'; terminal: string }
+  | { type: 'TERMINAL_BACK'; terminal: string };
 
 export type MigrationIntent =
   | { type: 'progress'; terminal: string; step: string; text: string }
@@ -138,7 +143,7 @@ export type MigrationIntent =
   | { type: 'fenceProvider'; provider: string; recipient: string }
   | { type: 'restoreSource'; session: string; serial: string }
   | { type: 'wipeDestination'; session: string; serial: string }
-  | { type: 'answerTerminal'; chip: ChipRole; terminal: string; request: string; outcome: 'uploaded' | 'completed' | 'refused' | 'rolledBack'; reason?: string }
+  | { type: 'answerTerminal'; chip: ChipRole; terminal: string; request: string; outcome: 'uploaded' | 'completed' | 'refused' | 'rolledBack' | 'failed'; reason?: string }
   | { type: 'recordOutcome'; outcome: 'completed' | 'rolledBack' | 'refused' }
   | { type: 'answerCancel'; terminal: string; request: string; decision: 'committed' | 'aborted' };
 
@@ -218,10 +223,15 @@ export const migrationSetup = setup({
     preLockRetry: ({ context, event }) =>
       TRANSIENT_CODES.includes((event as E<'STEP_FAILED'>).code) || context.attempts + 1 < PRE_LOCK_ATTEMPTS_MAX,
     destinationWasFormatted: ({ context }) => context.destinationFormatted,
-    destinationHere: ({ context }) => context.destination.terminal !== null,
-    sourceHereToRestore: ({ context }) => context.source.terminal !== null && !context.sourceRestored,
+    destinationHere: ({ context }) => context.destination.terminal !== null && !context.offline.includes(context.destination.terminal),
+    sourceHereToRestore: ({ context }) =>
+      context.source.terminal !== null && !context.offline.includes(context.source.terminal) && !context.sourceRestored,
     sourceNotRestored: ({ context }) => !context.sourceRestored,
     destinationNeedsWipe: ({ context }) => context.destinationFormatted && !context.destinationWiped,
+    lostDestination: ({ context, event }) => (event as E<'TERMINAL_LOST'>).terminal === context.destination.terminal,
+    lostSource: ({ context, event }) => (event as E<'TERMINAL_LOST'>).terminal === context.source.terminal,
+    sourceAwaited: ({ context }) => context.source.terminal === null && !context.sourceRestored,
+    destinationAwaited: ({ context }) => context.destination.terminal === null && context.destinationFormatted && !context.destinationWiped,
   },
   actions: {
     progress: emit(({ context }, params: { step: string; text: string }) => ({
@@ -354,7 +364,7 @@ export const migrationSetup = setup({
       const e = event as E<'CHIP_FRAME'>;
       return { type: 'relayToSam' as const, sam: context.session!.sam, session: e.session, data: e.data };
     }),
-    answerSource: emit(({ context }, params: { outcome: 'uploaded' | 'refused' | 'rolledBack' }) => ({
+    answerSource: emit(({ context }, params: { outcome: 'uploaded' | 'refused' | 'rolledBack' | 'failed' }) => ({
       type: 'answerTerminal' as const,
       chip: 'source' as const,
       terminal: context.source.terminal ?? '-',
@@ -362,7 +372,7 @@ export const migrationSetup = setup({
       outcome: params.outcome,
       reason: context.reason ?? undefined,
     })),
-    answerDestination: emit(({ context }, params: { outcome: 'completed' | 'refused' | 'rolledBack' }) => ({
+    answerDestination: emit(({ context }, params: { outcome: 'completed' | 'refused' | 'rolledBack' | 'failed' }) => ({
       type: 'answerTerminal' as const,
       chip: 'destination' as const,
       terminal: context.destination.terminal ?? '-',
@@ -448,6 +458,29 @@ export const migrationSetup = setup({
         return e.type === 'CANCEL_REQUESTED' && e.terminal && e.request ? { terminal: e.terminal, request: e.request } : null;
       },
     }),
+    /** A terminal attached to this migration but offline now is answered (it hears it when it comes back) and let go. */
+    answerAbsentees: enqueueActions(({ context, enqueue }) => {
+      for (const chip of ['source', 'destination'] as const) {
+        const side = context[chip];
+        if (side.terminal === null || !context.offline.includes(side.terminal)) continue;
+        if (side.request !== null) {
+          enqueue.emit({
+            type: 'answerTerminal',
+            chip,
+            terminal: side.terminal,
+            request: side.request,
+            outcome: 'failed',
+            reason: `UNREACHABLE: ${side.terminal} was away; the rollback goes on and waits for this chip to come back`,
+          });
+        }
+        enqueue.assign({ [chip]: { ...side, terminal: null, request: null } });
+      }
+    }),
+    markOffline: assign({
+      offline: ({ context, event }) => [...new Set([...context.offline, (event as E<'TERMINAL_LOST'>).terminal])],
+    }),
+    markOnline: assign({ offline: ({ context, event }) => context.offline.filter((t) => t !== (event as E<'TERMINAL_BACK'>).terminal) }),
+    noteTerminalLost: assign({ reason: ({ event }) => `UNREACHABLE: ${(event as E<'TERMINAL_LOST'>).terminal} went away; the rollback goes on with whoever is here` }),
     markSourceRestored: assign({ sourceRestored: true }),
     markDestinationWiped: assign({ destinationWiped: true }),
     /** A cancel that meets a decision already taken (or nothing to decide) is answered at once. */

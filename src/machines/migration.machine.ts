@@ -68,9 +68,15 @@ export const migrationMachine = migrationSetup.createMachine({
     cancel: null,
     sourceRestored: false,
     destinationWiped: false,
+    offline: [],
     timing: input.timing ?? { retryBaseMs: RETRY_BASE_MS, retryCapMs: RETRY_CAP_MS, preflightMs: PREFLIGHT_TIMEOUT_MS },
   }),
   initial: 'sourcePhase',
+  on: {
+    // Connections come and go; the forward path simply waits (its requests are sent again when they are back).
+    TERMINAL_LOST: { actions: 'markOffline' },
+    TERMINAL_BACK: { actions: 'markOnline' },
+  },
   states: {
     sourcePhase: {
       initial: 'reservingChannel',
@@ -474,6 +480,22 @@ export const migrationMachine = migrationSetup.createMachine({
       initial: 'fencing',
       on: {
         CANCEL_REQUESTED: { actions: { type: 'answerCancelNow', params: { decision: 'aborted' } } },
+        // A chip that comes back while the SAMs are being fenced is kept: it is served as soon as the fence holds.
+        SOURCE_ARRIVED: { guard: 'sourceAwaited', actions: 'attachSource' },
+        DESTINATION_ARRIVED: { guard: 'destinationAwaited', actions: 'attachDestination' },
+        // Whoever went away is waited for again (answered now, so it learns when it comes back), and the rest goes on.
+        TERMINAL_LOST: [
+          {
+            guard: 'lostDestination',
+            target: '.deciding',
+            actions: ['markOffline', 'noteTerminalLost', { type: 'answerDestination', params: { outcome: 'failed' } }, 'detachDestination', 'closeSession'],
+          },
+          {
+            guard: 'lostSource',
+            target: '.deciding',
+            actions: ['markOffline', 'noteTerminalLost', { type: 'answerSource', params: { outcome: 'failed' } }, 'detachSource', 'closeSession'],
+          },
+        ],
       },
       states: {
         fencing: {
@@ -489,6 +511,7 @@ export const migrationMachine = migrationSetup.createMachine({
         fenceRetry: retryInto('fencing'),
         deciding: {
           description: 'Whoever is here now is served first; the rest is waited for.',
+          entry: 'answerAbsentees',
           always: [
             { guard: 'destinationHere', target: 'destination' },
             { guard: 'sourceHereToRestore', target: 'source' },

@@ -11,7 +11,7 @@
  */
 import { assign, emit, enqueueActions, not, setup, stateIn } from 'xstate';
 
-export const TERMINAL_MACHINE_VERSION = 2;
+export const TERMINAL_MACHINE_VERSION = 3;
 
 export type JobKind = 'register' | 'migrate-out' | 'migrate-in' | 'cancel';
 export type ReaderOp = 'balance' | 'pay' | 'topup' | 'use';
@@ -23,6 +23,8 @@ export interface TerminalContext {
   /** The session of the reader (normal use) currently open, so chip frames go back to the right SAM. */
   reader: { provider: string; session: string } | null;
   lastResult: { ok: boolean; code?: string; message?: string } | null;
+  /** Set when the terminal restarted: its connection is new, so the server no longer knows its login. */
+  loginVoid: boolean;
 }
 
 export type TerminalEvent =
@@ -84,10 +86,12 @@ export const terminalMachine = setup({
     channelReserved: stateIn({ account: { working: 'channelReserved' } }),
     readerSession: ({ context, event }) => context.reader !== null && (event as E<'CHIP_FRAME'>).session === context.reader.session,
     readerBusy: ({ context }) => context.reader !== null,
+    loginVoided: ({ context }) => context.loginVoid,
   },
   actions: {
     rememberUser: assign({ user: ({ event }) => (event as E<'LOGIN_REQUESTED'>).user }),
-    forgetUser: assign({ user: null }),
+    forgetUser: assign({ user: null, loginVoid: false }),
+    voidLogin: assign({ loginVoid: true }),
     beginLogin: emit(({ event }) => ({ type: 'beginLogin' as const, user: (event as E<'LOGIN_REQUESTED'>).user })),
     proveLogin: emit(({ event }) => {
       const e = event as E<'CHALLENGE_RECEIVED'>;
@@ -174,7 +178,7 @@ export const terminalMachine = setup({
 }).createMachine({
   id: 'terminal',
   type: 'parallel',
-  context: ({ input }) => ({ name: input.name, user: null, job: null, reader: null, lastResult: null }),
+  context: ({ input }) => ({ name: input.name, user: null, job: null, reader: null, lastResult: null, loginVoid: false }),
   states: {
     account: {
       initial: 'loggedOut',
@@ -207,6 +211,8 @@ export const terminalMachine = setup({
             CANCEL_REQUESTED: { target: 'working', actions: 'startCancel' },
             LOGOUT: { target: 'loggedOut', actions: 'forgetUser' },
             SESSION_EXPIRED: { target: 'loggedOut', actions: 'forgetUser' },
+            // A restarted terminal has a new connection: the server no longer knows its login.
+            RESTARTED: { target: 'loggedOut', actions: 'forgetUser' },
           },
         },
         working: {
@@ -234,9 +240,17 @@ export const terminalMachine = setup({
           },
           on: {
             PROGRESS: { actions: 'showProgress' },
-            JOB_FINISHED: { target: 'loggedIn', actions: 'jobSucceeded' },
-            JOB_FAILED: { target: 'loggedIn', actions: 'jobFailed' },
+            JOB_FINISHED: [
+              { guard: 'loginVoided', target: 'loggedOut', actions: ['jobSucceeded', 'forgetUser'] },
+              { target: 'loggedIn', actions: 'jobSucceeded' },
+            ],
+            JOB_FAILED: [
+              { guard: 'loginVoided', target: 'loggedOut', actions: ['jobFailed', 'forgetUser'] },
+              { target: 'loggedIn', actions: 'jobFailed' },
+            ],
             SESSION_EXPIRED: { target: 'loggedOut', actions: ['jobFailed', 'forgetUser'] },
+            // The job goes on (its request is sent again); the login does not survive the restart.
+            RESTARTED: { actions: 'voidLogin' },
           },
         },
       },
