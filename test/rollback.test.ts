@@ -95,6 +95,24 @@ async function cancelAt(step: string, phone: 'old' | 'new'): Promise<void> {
   }
 }
 
+test('the destination deadline cancels a migration whose destination never arrives; the source gets its keys back', async () => {
+  const world = await buildWorld({ items: 2, system: { timing: FAST_TIMING } });
+  world.onMessage.push(() => checkInvariants(world));
+  try {
+    const worth = spendableWorth(world);
+    const out = await world.oldPhone.migrateOut({ destination: world.destination.serial, deadlineMs: 200 });
+    assert.is(out.outcome, 'uploaded');
+    for (let i = 0; i < 200 && world.system.adminSam.decisionOf(out.mig) !== 'aborted'; i++) await new Promise((r) => setTimeout(r, 10));
+    assert.is(world.system.adminSam.decisionOf(out.mig), 'aborted', 'the deadline aborted the migration');
+    const back = await world.oldPhone.migrateOut();
+    assert.is(back.outcome, 'rolledBack');
+    assert.ok(world.source.memory.list().every((a) => a.state === 'mainActive'));
+    assert.is(spendableWorth(world), worth);
+  } finally {
+    await world.cleanup();
+  }
+});
+
 test('a cancel during the upload (S7) rolls back at once: the source is still here', () => cancelAt('S7', 'old'));
 test('a cancel during the download (S14) wipes the destination, then restores the source when it comes back', () => cancelAt('S14', 'new'));
 test('a cancel right after the format (S11) wipes the formatted destination', () => cancelAt('S11', 'new'));
