@@ -4,6 +4,7 @@
  */
 import { Command, InvalidArgumentError } from 'commander';
 import { addDeployCommands } from './deploy.commands.ts';
+import { addPathsCommand } from './paths.command.ts';
 import { runDemo, DEMO_ITEMS_MAX } from './demo.ts';
 
 function wholeNumber(value: string): number {
@@ -35,6 +36,7 @@ export function buildCli(out: (line: string) => void = (l) => process.stdout.wri
     });
 
   addDeployCommands(program, out);
+  addPathsCommand(program, out);
   return program;
 }
 
