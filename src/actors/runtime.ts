@@ -44,6 +44,12 @@ export interface RuntimeDeps {
   observe?: RuntimeObserver;
   /** Timeouts and retry delays (DEFAULT_TIMING unless a test or the simulator runs faster). */
   timing?: Timing;
+  /**
+   * Test-only steering (model-based tests): make a request fail as if its
+   * receiver had hit a transient fault, hold it back, or turn the answer to a
+   * request that was processed into an error. Never set in a deployment.
+   */
+  steer?: Steering;
   /** Called at named points of every turn; fault injection hooks in here. */
   onTurnPoint?: (party: string, point: TurnPoint, info: { type?: string; step?: Step }) => void;
 }
@@ -56,6 +62,13 @@ export type TurnPoint = 'before-persist' | 'after-persist' | 'after-send';
  */
 export class CrashSignal extends Error {
   override readonly name = 'CrashSignal';
+}
+
+export interface Steering {
+  /** Before a new request is handled: refuse it with this error, or hold it back this many ms (then it arrives). */
+  beforeRequest?(party: string, env: AnyEnvelope): { fail?: { code: string; message: string }; holdMs?: number } | undefined;
+  /** After a request was handled: send this error instead of the reply (the work stays done). */
+  replaceReply?(party: string, reply: AnyEnvelope): { code: string; message: string } | undefined;
 }
 
 export interface RuntimeObserver {
@@ -232,6 +245,11 @@ export abstract class PartyRuntime {
       }
     });
     if (this.started) this.resendOutbox(peer);
+  }
+
+  /** Closes the link to a peer (a lost connection, for fault injection and shutdown of one peer). */
+  closeLink(peer: string, reason: string): void {
+    this.links.get(peer)?.close(reason);
   }
 
   protected hasLink(peer: string): boolean {
@@ -458,6 +476,13 @@ export abstract class PartyRuntime {
         for (const reply of seen.replies) this.transmit({ peer, env: reply });
         return;
       }
+      const steer = this.deps.steer?.beforeRequest?.(this.id, env);
+      if (steer?.holdMs !== undefined) {
+        const copy = new Uint8Array(bytes);
+        this.clock.schedule(this.clock.now() + steer.holdMs, () => this.enqueue({ kind: 'message', peer, bytes: copy }));
+        return;
+      }
+      if (steer?.fail) throw new ProtocolError(steer.fail.code as never, steer.fail.message);
       turn.inbound = env;
     }
     this.onEnvelope(env, peer);
@@ -697,6 +722,11 @@ export abstract class PartyRuntime {
 
   protected send<T extends MessageType>(peer: string, type: T, body: BodyOf<T>, header: Header = {}): Envelope<T> {
     const turn = this.current();
+    if (header.corr !== undefined && type !== 'error' && this.deps.steer?.replaceReply) {
+      const probe = { v: PROTOCOL_VERSION, id: '-', from: this.id, to: peer, type, ...header, body } as AnyEnvelope;
+      const err = this.deps.steer.replaceReply(this.id, probe);
+      if (err) return this.send(peer, 'error', err, header) as unknown as Envelope<T>;
+    }
     const env = {
       v: PROTOCOL_VERSION,
       id: `${this.id}#${++this.seq}`,

@@ -57,6 +57,8 @@ export interface SystemOptions {
   timing?: Timing;
   /** The random source of link faults (a seed replays the same faults); the system's rng by default. */
   faultRng?: Rng;
+  /** Test-only steering of requests and replies (model-based tests). */
+  steer?: RuntimeDeps['steer'];
   /** Called each time a party (re)starts, e.g. to listen to a restarted terminal's progress. */
   onPartyStarted?: (party: PartyRuntime) => void;
 }
@@ -110,6 +112,7 @@ export class EmbeddedSystem {
       tap: opts.envelopeTap,
       onTurnPoint: opts.onTurnPoint,
       timing: opts.timing,
+      steer: opts.steer,
     };
   }
 
@@ -258,6 +261,18 @@ export class EmbeddedSystem {
   /** Makes every link lose, repeat and delay messages by `policy` (null: a perfect network again). */
   setFaults(policy: FaultPolicy | null): void {
     this.faultPolicy = policy;
+  }
+
+  /** Closes a terminal's connection to the server (the phone loses its network). */
+  disconnect(terminalId: string): void {
+    this.party(terminalId).closeLink('server', 'network lost');
+  }
+
+  /** Opens a new connection from a terminal to the server (the phone is back online). */
+  reconnect(terminalId: string): void {
+    const w = this.wires.find((x) => x.a.party === terminalId && x.b.party === 'server');
+    if (!w) throw new Error(`${terminalId} was never connected to the server`);
+    this.wire(w, false);
   }
 
   /** Parties between their crash and their restart (their stores are closed: nothing to observe). */
