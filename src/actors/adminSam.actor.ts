@@ -50,7 +50,19 @@ export interface AdminSamOptions {
   identity: Identity;
   /** The migration SAMs this admin SAM grants temp keys to, by party id ("migration-sam/<provider>"). */
   migrationSams: Record<string, MigrationSamKeys>;
+  /**
+   * TEST ONLY: a deliberately broken build, to prove the simulator's checker
+   * can fail. 'activate-before-commit' answers a commit as committed without
+   * writing the record, and activates a destination under a pending record
+   * (the commit point is no longer durable before S16). Never set outside
+   * `valmove sim --break` and the tests.
+   */
+  breakProtocol?: BreakProtocol;
 }
+
+/** The deliberate breaks the simulator's own test uses (see AdminSamOptions.breakProtocol). */
+export const BREAKS = ['activate-before-commit'] as const;
+export type BreakProtocol = (typeof BREAKS)[number];
 
 const STEP_OF: Record<AdminOp, Step> = {
   identify: 'S1',
@@ -131,6 +143,10 @@ export class AdminSamRuntime extends PartyRuntime {
       case 'admin.commit': {
         const mig = this.requireMig(env);
         const check = this.checkReceipts(mig, env.body.receipts);
+        if (this.opts.breakProtocol === 'activate-before-commit' && check.ok) {
+          this.reply(env, 'admin.decision', { decision: 'committed' });
+          return;
+        }
         this.dispatch(DECISION + mig, { type: 'COMMIT_REQUESTED', receiptsValid: check.ok, problem: check.problem });
         return;
       }
@@ -141,7 +157,9 @@ export class AdminSamRuntime extends PartyRuntime {
       }
       case 'admin.activate': {
         const mig = this.requireMig(env);
-        this.gate(mig, { type: 'ACTIVATE_REQUESTED', serial: env.body.serial }, 'activation needs a committed decision record, for its own destination');
+        if (this.opts.breakProtocol !== 'activate-before-commit') {
+          this.gate(mig, { type: 'ACTIVATE_REQUESTED', serial: env.body.serial }, 'activation needs a committed decision record, for its own destination');
+        }
         this.openSession(env, 'activate', mig, env.body.serial, this.itemCommands(mig, 'activate'), null, now);
         return;
       }

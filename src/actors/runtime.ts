@@ -209,6 +209,11 @@ export abstract class PartyRuntime {
     return new Promise((res) => this.idleWaiters.push(res));
   }
 
+  /** A turn is running or jobs are queued (the simulator waits for every party to be idle before it delivers more). */
+  get busy(): boolean {
+    return this.draining || this.queue.length > 0;
+  }
+
   get isStopped(): boolean {
     return this.stopped;
   }
@@ -524,6 +529,12 @@ export abstract class PartyRuntime {
     while (turn.internal.length > 0) {
       if (++n > INTERNAL_EVENTS_PER_TURN_MAX) throw new Error(`${this.id}: more than ${INTERNAL_EVENTS_PER_TURN_MAX} internal events in one turn`);
       const { key, event } = turn.internal.shift()!;
+      // An event raised earlier in this turn that an earlier one overtook (two providers refusing at once): nothing to do.
+      const snap = this.hosted.get(key)?.actor.getSnapshot();
+      if (snap && (snap.status !== 'active' || !snap.can(event as EventObject))) {
+        this.log.debug('internal event no longer expected', { actor: key, event: event.type });
+        continue;
+      }
       this.dispatch(key, event);
     }
   }

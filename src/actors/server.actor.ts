@@ -402,17 +402,19 @@ export class ServerRuntime extends PartyRuntime {
         this.send(ADMIN_SAM_PEER, 'admin.identify', { session: intent.session, purpose: intent.chip }, { mig, step: intent.chip === 'source' ? 'S1' : 'S9' });
         return;
       case 'askProvider': {
-        if (!this.hasLink(intent.recipient)) {
-          // A provider we have no channel to can not answer: the preflight fails now, with the reason we know.
-          const refusal = this.linkRefusal(intent.recipient);
+        const refusal = this.hasLink(intent.recipient) ? undefined : this.linkRefusal(intent.recipient);
+        if (refusal) {
+          // A migration SAM that refused our channel (it does not trust us) will not answer: the preflight fails now, with its reason.
           this.raise(MIGRATION + mig, {
             type: 'PROVIDER_REFUSED',
             provider: intent.provider,
-            code: refusal?.code ?? 'UNREACHABLE',
-            message: refusal ? `its migration SAM refused our channel: ${refusal.message}` : 'no channel to its migration SAM',
+            code: refusal.code,
+            message: `its migration SAM refused our channel: ${refusal.message}`,
           });
           return;
         }
+        // No channel right now (the SAM is restarting, the network is down): the request waits in the
+        // outbox and goes when the channel is back; the preflight deadline bounds the wait.
         this.send(intent.recipient, 'msam.preflight', { rights: [...MIGRATION_RIGHTS] }, { mig, step: 'preflight' });
         return;
       }

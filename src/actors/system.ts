@@ -18,13 +18,13 @@ import { systemClock, type Clock } from '../clock.ts';
 import { deriveChipKey, systemRng, toB64, type Identity, type Rng, type Secret } from '../crypto/index.ts';
 import { createLogger, type Logger } from '../log.ts';
 import { loadOrCreateIdentity, loadOrCreateSecret } from '../store/keys.store.ts';
-import { PartyStore } from '../store/party.store.ts';
+import { PartyStore, type CommitMode } from '../store/party.store.ts';
 import type { Timing } from '../timing.ts';
 import { FaultyLink, type FaultPolicy } from '../transport/faulty.link.ts';
 import type { Link, LinkTap, Scheduler } from '../transport/link.ts';
 import { memoryLinkPair } from '../transport/memory.transport.ts';
 import { SecureInitiatorLink, SecureResponderLink } from '../transport/secure.link.ts';
-import { AdminSamRuntime } from './adminSam.actor.ts';
+import { AdminSamRuntime, type BreakProtocol } from './adminSam.actor.ts';
 import { ChipRuntime } from './chip.actor.ts';
 import { issueItems, type IssueRequest } from './issuer.ts';
 import { MigrationSamRuntime, type Right } from './migrationSam.actor.ts';
@@ -59,6 +59,10 @@ export interface SystemOptions {
   faultRng?: Rng;
   /** Test-only steering of requests and replies (model-based tests). */
   steer?: RuntimeDeps['steer'];
+  /** How parties commit to LMDB (see CommitMode); the simulator uses 'sync'. */
+  commits?: CommitMode;
+  /** TEST ONLY: run a deliberately broken admin SAM (the simulator's proof that its checker can fail). */
+  breakProtocol?: BreakProtocol;
   /** Called each time a party (re)starts, e.g. to listen to a restarted terminal's progress. */
   onPartyStarted?: (party: PartyRuntime) => void;
 }
@@ -117,7 +121,7 @@ export class EmbeddedSystem {
   }
 
   private storeFor(...parts: string[]): PartyStore {
-    return PartyStore.open(join(this.opts.dataDir, ...parts));
+    return PartyStore.open(join(this.opts.dataDir, ...parts), { commits: this.opts.commits });
   }
 
   static async start(options: SystemOptions): Promise<EmbeddedSystem> {
@@ -129,7 +133,7 @@ export class EmbeddedSystem {
     };
     // Each party's own secrets, created on first start in its own store.
     const keyStore = async <T>(parts: string[], fn: (s: PartyStore) => Promise<T>): Promise<T> => {
-      const s = PartyStore.open(join(opts.dataDir, ...parts));
+      const s = PartyStore.open(join(opts.dataDir, ...parts), { commits: opts.commits });
       try {
         return await fn(s);
       } finally {
@@ -166,7 +170,7 @@ export class EmbeddedSystem {
       migrationSams[`migration-sam/${p}`] = { signPublic: ids.migration.signPublic, boxPublic: ids.migration.boxPublic };
     }
     this.factories.set('admin-sam', async () => {
-      const admin = new AdminSamRuntime(this.deps('admin-sam', this.storeFor('admin-sam')), { issuerMaster: this.issuerMaster, identity: this.adminIdentity, migrationSams });
+      const admin = new AdminSamRuntime(this.deps('admin-sam', this.storeFor('admin-sam')), { issuerMaster: this.issuerMaster, identity: this.adminIdentity, migrationSams, breakProtocol: opts.breakProtocol });
       await admin.start();
       return admin;
     });

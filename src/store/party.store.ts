@@ -36,6 +36,16 @@ export const MAP_BYTES = 2 * 1024 ** 3;
 /** Named databases per environment (party records + runtime tables). */
 export const DATABASES_MAX = 32;
 
+/**
+ * 'async' (the default): commits run on LMDB's writer thread and are awaited
+ * until flushed, so a process keeps serving while the disk works. 'sync': the
+ * commit and its flush happen inside the call (LMDB's transactionSync, still
+ * synced to disk), for the simulator, where one process runs every party one
+ * message at a time and a writer-thread round trip per message would be most
+ * of its time. Both are durable when they return.
+ */
+export type CommitMode = 'async' | 'sync';
+
 export class PartyStore {
   readonly env: RootDatabase;
   readonly snapshots: Database<PersistedActor, string>;
@@ -44,7 +54,10 @@ export class PartyStore {
   readonly meta: Database<unknown, string>;
   private closed = false;
 
-  private constructor(readonly path: string) {
+  private constructor(
+    readonly path: string,
+    private readonly commits: CommitMode,
+  ) {
     mkdirSync(path, { recursive: true });
     this.env = open({ path, mapSize: MAP_BYTES, maxDbs: DATABASES_MAX });
     this.snapshots = this.env.openDB<PersistedActor, string>({ name: 'snapshots' });
@@ -53,8 +66,8 @@ export class PartyStore {
     this.meta = this.env.openDB<unknown, string>({ name: 'meta' });
   }
 
-  static open(path: string): PartyStore {
-    return new PartyStore(path);
+  static open(path: string, opts: { commits?: CommitMode } = {}): PartyStore {
+    return new PartyStore(path, opts.commits ?? 'async');
   }
 
   db<V>(name: string): Database<V, string> {
@@ -66,6 +79,7 @@ export class PartyStore {
    * durable. Writes queued by `fn` commit together or not at all.
    */
   async commit<T>(fn: () => T): Promise<T> {
+    if (this.commits === 'sync') return this.env.transactionSync(fn);
     const result = await this.env.transaction(fn);
     await this.env.flushed;
     return result;

@@ -19,6 +19,12 @@ export interface FaultPolicy {
   /** Probability a message is delayed by up to delayMaxMs. */
   delay?: number;
   delayMaxMs?: number;
+  /**
+   * Asked each time a fault is drawn; false spares this message (the draw is
+   * still made, so the random stream stays aligned). The simulator numbers
+   * faults with it and switches single ones off to shrink a failing run.
+   */
+  strike?: (kind: 'drop' | 'duplicate' | 'reorder' | 'delay', link: string) => boolean;
 }
 
 export interface FaultCounts {
@@ -92,10 +98,11 @@ export class FaultyLink implements Link {
     return (this.inner as { refusal?: { code: string; message: string } }).refusal;
   }
 
-  private chance(p: number | undefined): boolean {
+  private chance(p: number | undefined, kind?: 'drop' | 'duplicate' | 'reorder' | 'delay', policy?: FaultPolicy): boolean {
     if (!p) return false;
     const b = this.rng.bytes(4);
-    return ((b[0]! | (b[1]! << 8) | (b[2]! << 16) | (b[3]! << 24)) >>> 0) / 2 ** 32 < p;
+    const hit = ((b[0]! | (b[1]! << 8) | (b[2]! << 16) | (b[3]! << 24)) >>> 0) / 2 ** 32 < p;
+    return hit && (!kind || !policy?.strike || policy.strike(kind, this.label));
   }
 
   private later(ms: number, fn: () => void): () => void {
@@ -123,14 +130,14 @@ export class FaultyLink implements Link {
   send(data: Uint8Array): void {
     const p = this.policy();
     if (!p) return this.deliver(data);
-    if (this.chance(p.drop)) {
+    if (this.chance(p.drop, 'drop', p)) {
       this.counts.dropped++;
       return;
     }
-    const copies = this.chance(p.duplicate) ? 2 : 1;
+    const copies = this.chance(p.duplicate, 'duplicate', p) ? 2 : 1;
     if (copies === 2) this.counts.duplicated++;
     for (let i = 0; i < copies; i++) {
-      if (!this.held && this.chance(p.reorder)) {
+      if (!this.held && this.chance(p.reorder, 'reorder', p)) {
         this.counts.reordered++;
         const copy = new Uint8Array(data);
         const cancel = this.later(REORDER_HOLD_MS_MAX, () => {
@@ -142,10 +149,10 @@ export class FaultyLink implements Link {
         this.held = { data: copy, cancel };
         continue;
       }
-      if (this.chance(p.delay)) {
+      if (this.chance(p.delay, 'delay', p)) {
         this.counts.delayed++;
         const b = this.rng.bytes(2);
-        const ms = ((b[0]! | (b[1]! << 8)) / 65536) * (p.delayMaxMs ?? 50);
+        const ms = Math.floor(((b[0]! | (b[1]! << 8)) / 65536) * (p.delayMaxMs ?? 50));
         const copy = new Uint8Array(data);
         this.later(ms, () => this.inner.send(copy));
         continue;

@@ -19,9 +19,18 @@ export interface LinkTap {
   (record: { link: string; from: string; to: string; bytes: Uint8Array }): void;
 }
 
+/** What a deferred delivery carries, so a scheduler can order, hold or partition it by link. */
+export interface Delivery {
+  link: string;
+  from: string;
+  to: string;
+  /** The bytes delivered; absent for a close. */
+  bytes?: Uint8Array;
+}
+
 /** Delivers a callback later; the default is the event loop, the simulator substitutes its own. */
 export interface Scheduler {
-  defer(fn: () => void): void;
+  defer(fn: () => void, delivery?: Delivery): void;
 }
 
 export const immediateScheduler: Scheduler = {

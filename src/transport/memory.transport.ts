@@ -33,7 +33,7 @@ class MemoryEnd implements Link {
     const copy = new Uint8Array(data);
     this.tap?.({ link: this.label, from: this.self, to: this.other, bytes: copy });
     const peer = this.peer;
-    this.scheduler.defer(() => peer.receive(copy));
+    this.scheduler.defer(() => peer.receive(copy), { link: this.label, from: this.self, to: this.other, bytes: copy });
   }
 
   private receive(data: Uint8Array): void {
@@ -62,7 +62,7 @@ class MemoryEnd implements Link {
     this.open = false;
     for (const h of this.closeHandlers) h(reason);
     const peer = this.peer;
-    this.scheduler.defer(() => peer.closeFromPeer(reason));
+    this.scheduler.defer(() => peer.closeFromPeer(reason), { link: this.label, from: this.self, to: this.other });
   }
 
   private closeFromPeer(reason: string): void {

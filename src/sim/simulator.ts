@@ -1,0 +1,574 @@
+/**
+ * Deterministic simulation (simulation.md): the whole system — every party,
+ * real crypto, real LMDB stores — runs in this process on a virtual clock and
+ * a pooled network, and every choice (which message goes next and when, which
+ * fault strikes, which party crashes where, which link is cut, what each user
+ * does when) is drawn from generators seeded by one seed. A seed therefore
+ * replays the same run: the same trace, line for line, and the same trace
+ * hash.
+ *
+ * One seed: build a world of M users (each a source chip with K items and an
+ * empty destination, on two phones), then a safety phase with faults on in
+ * which the invariants of protocol.md §4 are checked after every delivered
+ * message, then a liveness phase (faults off, crashed parties restarted,
+ * partitions healed) in which every migration must end: completed, unless
+ * its user cancelled or gave it a deadline, and then possibly rolled back;
+ * balances conserved; migration SAM stores empty.
+ */
+import { mkdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { sha256 } from '@noble/hashes/sha2.js';
+import { bytesToHex } from '@noble/hashes/utils.js';
+import { type BreakProtocol } from '../actors/adminSam.actor.ts';
+import type { ChipRuntime } from '../actors/chip.actor.ts';
+import { CrashSignal, type TurnPoint } from '../actors/runtime.ts';
+import { statePath } from '../actors/status.ts';
+import { EmbeddedSystem } from '../actors/system.ts';
+import type { TerminalRuntime } from '../actors/terminal.actor.ts';
+import { decodeValue, worth, type ValueItem } from '../actors/value.ts';
+import { demoValue } from '../cli/demo.ts';
+import { seededRng, toHex, type SeededRng } from '../crypto/index.ts';
+import { utf8 } from '../crypto/bytes.ts';
+import { createLogger } from '../log.ts';
+import { FAST_TIMING, type Timing } from '../timing.ts';
+import { peekHeader } from '../transport/envelope.ts';
+import type { FaultPolicy } from '../transport/faulty.link.ts';
+import { checkSafety, observable, spendableWorth, type Violation } from './invariants.ts';
+import { SimNetwork, VirtualClock } from './world.ts';
+
+export const FAULT_KINDS = ['drop', 'dup', 'reorder', 'delay', 'crash', 'partition'] as const;
+export type FaultKind = (typeof FAULT_KINDS)[number];
+
+/** The protocol's timeouts in simulation: FAST_TIMING, on the virtual clock. */
+export const SIM_TIMING: Timing = FAST_TIMING;
+/** scrypt cost of user passwords in simulation (logins are not what is under test). */
+const SIM_SCRYPT = { N: 2 ** 10, r: 8, p: 1 };
+/** A message's latency on a link: 0 to this many virtual ms. */
+const LATENCY_MAX_MS = 4;
+/** Virtual time of the safety phase (faults on), after the world is built. */
+const SAFETY_MS = 6_000;
+/** Virtual time the liveness phase may take before a migration that has not ended is a violation. */
+const LIVENESS_MS = 120_000;
+/** Deliveries and timer firings a seed may take in all (a run that loops forever is a violation, not a hang). */
+const EVENTS_MAX = 400_000;
+/** How often, in virtual ms, a user looks at the phones again (plus up to as much again, drawn). */
+const USER_TICK_MS = 60;
+/** A user who got no answer on a phone for this long (virtual ms) taps again. */
+const USER_PATIENCE_MS = 3_000;
+/** A user retries a migration that was refused (a preflight that timed out under faults) this many times. */
+const USER_ATTEMPTS_MAX = 4;
+
+export interface SimOptions {
+  seed: string;
+  /** Concurrent migrations (one user each). */
+  migrations: number;
+  /** Value items per migration, each from its own provider. */
+  items: number;
+  faults: readonly FaultKind[];
+  /** Parent folder for the seed's LMDB stores (one subfolder per seed, removed after). */
+  dataDir: string;
+  /** Fault numbers that must not strike (shrinking). */
+  mask?: ReadonlySet<number>;
+  breakProtocol?: BreakProtocol;
+  /** Keep the trace lines (they are always hashed). */
+  keepTrace?: boolean;
+}
+
+export interface FaultMix {
+  drop: number;
+  dup: number;
+  reorder: number;
+  delay: number;
+  delayMaxMs: number;
+  /** Probability that a party crashes at a turn point. */
+  crash: number;
+  /** Partitions started per virtual second. */
+  partition: number;
+}
+
+export interface SeedResult {
+  seed: string;
+  ok: boolean;
+  violation?: Violation & { atMs: number; event: number };
+  traceHash: string;
+  trace: string[];
+  mix: FaultMix;
+  /** Fault numbers that struck, in order (the shrinker switches them off). */
+  struck: number[];
+  stats: {
+    delivered: number;
+    events: number;
+    virtualMs: number;
+    faults: Record<string, number>;
+    crashes: number;
+    restarts: number;
+    partitions: number;
+    outcomes: Record<string, number>;
+    wallMs: number;
+  };
+}
+
+interface User {
+  name: string;
+  index: number;
+  source: string;
+  destination: string;
+  oldPhone: string;
+  newPhone: string;
+  items: ValueItem[];
+  deadlineMs?: number;
+  /** Virtual time before which the user does not bring the destination (to let a deadline pass). */
+  arriveAfter: number;
+  cancelAt?: number;
+  cancelled: boolean;
+  attempts: number;
+  migs: string[];
+  /** What each phone is busy with for this user: the runtime asked, and since when (a crashed phone forgets). */
+  inFlight: Map<string, { runtime: TerminalRuntime; since: number }>;
+  lastAction: number;
+}
+
+/** Parties whose stores hold what the invariants read. */
+const OBSERVED = /^(chip\/|migration-sam\/|admin-sam$)/;
+
+const FINAL = new Set(['completed', 'rolledBack', 'refused']);
+
+function pick<T>(rng: SeededRng, xs: readonly T[]): T {
+  return xs[Math.floor(rng.nextFloat() * xs.length)]!;
+}
+
+/** Draws this seed's fault mix (swarm testing: some seeds lose a third of their messages, some nothing). */
+export function drawMix(rng: SeededRng, kinds: readonly FaultKind[]): FaultMix {
+  const on = (k: FaultKind) => kinds.includes(k);
+  return {
+    drop: on('drop') ? pick(rng, [0, 0.01, 0.05, 0.15, 0.3]) : 0,
+    dup: on('dup') ? pick(rng, [0, 0.02, 0.1, 0.3]) : 0,
+    reorder: on('reorder') ? pick(rng, [0, 0.02, 0.1, 0.3]) : 0,
+    delay: on('delay') ? pick(rng, [0, 0.05, 0.2, 0.5]) : 0,
+    delayMaxMs: pick(rng, [5, 20, 100]),
+    crash: on('crash') ? pick(rng, [0, 0.001, 0.004, 0.015]) : 0,
+    partition: on('partition') ? pick(rng, [0, 0.5, 2]) : 0,
+  };
+}
+
+function account(t: TerminalRuntime): string {
+  const a = (t.state() as { account?: unknown } | undefined)?.account;
+  return typeof a === 'string' ? a : a && typeof a === 'object' ? Object.keys(a)[0]! : 'unknown';
+}
+
+export async function runSeed(o: SimOptions): Promise<SeedResult> {
+  const wallStart = performance.now();
+  // Independent streams from the one seed: the protocol's random bytes, the scheduler and weather, the link faults.
+  const protoRng = seededRng(`${o.seed}/protocol`);
+  const rng = seededRng(`${o.seed}/scheduler`);
+  const faultRng = seededRng(`${o.seed}/faults`);
+  const mix = drawMix(rng, o.faults);
+  const clock = new VirtualClock();
+  const net = new SimNetwork(clock, rng, LATENCY_MAX_MS);
+  const dir = join(o.dataDir, `seed-${o.seed.replace(/[^A-Za-z0-9_-]/g, '_')}`);
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(dir, { recursive: true });
+
+  const hash = sha256.create();
+  const trace: string[] = [];
+  const t0 = clock.now();
+  const line = (s: string) => {
+    const l = `${String(clock.now() - t0).padStart(7)} ${s}`;
+    hash.update(utf8(`${l}\n`));
+    if (o.keepTrace) trace.push(l);
+  };
+
+  let phase: 'setup' | 'safety' | 'liveness' = 'setup';
+  let faultNo = 0;
+  const struck: number[] = [];
+  const faults: Record<string, number> = {};
+  const down = new Set<string>();
+  const pending = new Set<Promise<unknown>>();
+  let crashes = 0;
+  let restarts = 0;
+  let partitions = 0;
+  /** Numbers a fault; false when the shrinker switched this one off. */
+  const strike = (kind: string, where: string): boolean => {
+    const n = faultNo++;
+    if (o.mask?.has(n)) return false;
+    struck.push(n);
+    faults[kind] = (faults[kind] ?? 0) + 1;
+    line(`FAULT #${n} ${kind} ${where}`);
+    return true;
+  };
+
+  const track = (p: Promise<unknown>) => {
+    const q = p.catch(() => {}).finally(() => pending.delete(q));
+    pending.add(q);
+  };
+
+  let system!: EmbeddedSystem;
+  const restart = (id: string) => {
+    track(
+      system.restart(id).then(() => {
+        down.delete(id);
+        restarts++;
+        line(`RESTART ${id}`);
+      }),
+    );
+  };
+
+  system = await EmbeddedSystem.start({
+    dataDir: dir,
+    providers: Array.from({ length: Math.max(2, o.items) }, (_, i) => `p${i}`),
+    rng: protoRng,
+    clock,
+    scheduler: net,
+    faultRng,
+    // VALMOVE_SIM_LOG=debug|info|warn: the parties' logs on stderr, with virtual timestamps (for a replayed seed).
+    log: createLogger({
+      level: (process.env.VALMOVE_SIM_LOG as 'info' | undefined) ?? 'silent',
+      now: () => clock.now(),
+      sink: { write: (s: string) => void process.stderr.write(s) },
+    }),
+    scrypt: SIM_SCRYPT,
+    timing: SIM_TIMING,
+    breakProtocol: o.breakProtocol,
+    commits: 'sync',
+    envelopeTap: (party, direction, peer, bytes) => {
+      if (direction !== 'in') return;
+      const h = peekHeader(bytes);
+      line(`${party} <- ${peer} ${h.type ?? '?'} ${h.id ?? ''}`);
+    },
+    onTurnPoint: (party: string, point: TurnPoint, info) => {
+      if (phase !== 'safety' || mix.crash === 0 || down.has(party)) return;
+      if (rng.nextFloat() >= mix.crash || !strike('crash', `${party} ${point} ${info.type ?? ''}`)) return;
+      crashes++;
+      down.add(party);
+      const back = clock.now() + 5 + Math.floor(rng.nextFloat() * 400);
+      clock.schedule(back, () => restart(party));
+      throw new CrashSignal(`${party} at ${point}`);
+    },
+  });
+
+  // ---- the loop: deliver the next message or fire the next timer, then wait until every party is idle --------
+  let events = 0;
+  const busy = () => pending.size > 0 || system.parties().some((p) => p.busy);
+  const settle = async () => {
+    for (;;) {
+      if (busy()) {
+        await Promise.all([...system.parties().map((p) => p.idle()), ...pending]);
+        continue;
+      }
+      await new Promise<void>((r) => setImmediate(r));
+      if (!busy()) return;
+    }
+  };
+  let violation: SeedResult['violation'];
+  const refs: string[] = [];
+  const fail = (v: Violation) => {
+    violation ??= { ...v, atMs: clock.now() - t0, event: events };
+    line(`VIOLATION ${v.invariant}: ${v.message}`);
+  };
+  /** Runs until `done`, quiescence, the virtual time `endAt`, or a violation. */
+  const pump = async (done: () => boolean, endAt: number, check: boolean) => {
+    for (;;) {
+      await settle();
+      if (violation || done()) return;
+      const tn = net.nextAt();
+      const tc = clock.nextAt();
+      if (tn === undefined && tc === undefined) return;
+      const next = Math.min(tn ?? Infinity, tc ?? Infinity);
+      if (next > endAt) return;
+      if (++events > EVENTS_MAX) return fail({ invariant: 'liveness', message: `no end after ${EVENTS_MAX} events` });
+      clock.advanceTo(next);
+      if (tn !== undefined && tn <= (tc ?? Infinity)) {
+        const m = net.take()!;
+        m.fn();
+        // Only chips, migration SAMs and the admin SAM keep what the invariants read: check after what reaches them.
+        if (check && OBSERVED.test(m.delivery.to)) {
+          await settle();
+          if (observable(system, down)) {
+            const v = checkSafety(system, refs);
+            if (v) return fail(v);
+          }
+        }
+      } else clock.fireNext();
+    }
+  };
+  const until = async <T>(p: Promise<T>, what: string): Promise<T> => {
+    let settled = false;
+    let value: T | undefined;
+    let error: unknown;
+    p.then(
+      (v) => ((settled = true), (value = v)),
+      (e) => ((settled = true), (error = e)),
+    );
+    // The issuing desk's console talks to a chip outside the simulated network (on the event loop): let it.
+    for (let spins = 0; !settled && spins < 10_000; spins++) {
+      await pump(() => settled, clock.now() + 60_000, false);
+      if (!settled) await new Promise<void>((r) => setImmediate(r));
+    }
+    if (!settled) throw new Error(`simulation setup: ${what} did not finish`);
+    if (error) throw error;
+    return value as T;
+  };
+
+  const outcomes: Record<string, number> = {};
+  const users: User[] = [];
+  let result: SeedResult | undefined;
+  try {
+    // ---- the world ----------------------------------------------------------------------------------
+    const providers = Array.from({ length: Math.max(2, o.items) }, (_, i) => `p${i}`);
+    const kinds = ['emoney', 'transit', 'ticket', 'points'] as const;
+    for (let i = 0; i < o.migrations; i++) {
+      const name = `u${i}`;
+      await until(system.server.createUser(name, 'pw'), `user ${name}`);
+      const src = await system.addChip(`S${i}`);
+      const dst = await system.addChip(`D${i}`);
+      const items = Array.from({ length: o.items }, (_, k) => demoValue(kinds[k % kinds.length]!, i * 10 + k, toHex(protoRng.bytes(16))));
+      await until(system.issue(src, items.map((value, k) => ({ area: providers[k]!, provider: providers[k]!, value }))), `issuing ${name}`);
+      const phone = async (role: string, chip: ChipRuntime) => {
+        const t = await system.addTerminal(`${role}${i}`);
+        system.insertChip(t, chip);
+        system.connectToServer(t);
+        await until(t.login(name, 'pw'), `login ${t.id}`);
+        await until(t.register(), `register ${chip.id}`);
+        return t.id;
+      };
+      const oldPhone = await phone('old', src);
+      const newPhone = await phone('new', dst);
+      const hasDeadline = rng.nextFloat() < 0.2;
+      const deadlineMs = hasDeadline ? 100 + Math.floor(rng.nextFloat() * 2_000) : undefined;
+      const cancels = rng.nextFloat() < 0.2;
+      users.push({
+        name,
+        index: i,
+        source: `S${i}`,
+        destination: `D${i}`,
+        oldPhone,
+        newPhone,
+        items,
+        deadlineMs,
+        arriveAfter: deadlineMs ? clock.now() + Math.floor(rng.nextFloat() * 2 * deadlineMs) : 0,
+        cancelAt: cancels ? clock.now() + Math.floor(rng.nextFloat() * 2_000) : undefined,
+        cancelled: false,
+        attempts: 0,
+        migs: [],
+        inFlight: new Map(),
+        lastAction: -Infinity,
+      });
+      for (const it of items) refs.push(it.ref);
+    }
+    const totalWorth = spendableWorth(system);
+    if (process.env.SIM_DEBUG) console.error('world built', Math.round(performance.now() - wallStart), 'ms');
+    line(`WORLD ${o.migrations} users x ${o.items} items, worth ${totalWorth}, mix ${JSON.stringify(mix)}`);
+
+    // ---- users: look at the phones every so often, and do the next thing ---------------------------------
+    const latest = (u: User) => {
+      if (system.server.isStopped) return undefined;
+      for (const m of system.server.migrationIds()) {
+        if (!u.migs.includes(m) && system.server.migration(m)?.user === u.name) u.migs.push(m);
+      }
+      return u.migs[u.migs.length - 1];
+    };
+    const stateOf = (m: string) => statePath(system.server.migrationState(m));
+    const ended = (u: User) => {
+      const m = latest(u);
+      if (!m) return false;
+      const s = stateOf(m);
+      return s === 'completed' || s === 'rolledBack' || (s === 'refused' && (u.cancelled || u.attempts >= USER_ATTEMPTS_MAX));
+    };
+    const allEnded = () => !system.server.isStopped && users.every(ended);
+    /** One action at a time per phone: the next waits until the last one is answered (or its phone crashed). */
+    const busyPhone = (u: User, phoneId: string) => {
+      const f = u.inFlight.get(phoneId);
+      return f !== undefined && f.runtime === system.party<TerminalRuntime>(phoneId) && clock.now() - f.since < USER_PATIENCE_MS;
+    };
+    const act = (u: User, phoneId: string, what: string, fn: (t: TerminalRuntime) => Promise<unknown>) => {
+      if (busyPhone(u, phoneId) || down.has(phoneId)) return;
+      const t = system.party<TerminalRuntime>(phoneId);
+      if (t.isStopped) return;
+      u.lastAction = clock.now();
+      const mine = { runtime: t, since: clock.now() };
+      u.inFlight.set(phoneId, mine);
+      const a = account(t);
+      const run = a === 'loggedOut' ? t.login(u.name, 'pw') : a === 'loggedIn' ? fn(t) : Promise.resolve();
+      line(`USER ${u.name} ${a === 'loggedOut' ? 'login' : what} on ${phoneId}`);
+      void run.catch(() => {}).finally(() => u.inFlight.get(phoneId) === mine && u.inFlight.delete(phoneId));
+    };
+    const tick = (u: User) => {
+      if (system.server.isStopped || down.has('server')) return;
+      const m = latest(u);
+      const s = m ? stateOf(m) : undefined;
+      if (u.cancelAt !== undefined && !u.cancelled && clock.now() >= u.cancelAt && m && !FINAL.has(s!)) {
+        u.cancelled = true;
+        act(u, u.oldPhone, `cancel ${m}`, (t) => t.cancel(m));
+        return;
+      }
+      if (!m || (s === 'refused' && !u.cancelled && u.attempts < USER_ATTEMPTS_MAX)) {
+        if (busyPhone(u, u.oldPhone)) return;
+        if (account(system.party<TerminalRuntime>(u.oldPhone)) === 'loggedIn') u.attempts++;
+        act(u, u.oldPhone, 'migrate-out', (t) => t.migrateOut({ destination: u.destination, ...(u.deadlineMs ? { deadlineMs: u.deadlineMs } : {}) }));
+      } else if (s === 'awaitingDestination' || s === 'rollingBack.awaitingDestinationWipe') {
+        if (clock.now() >= u.arriveAfter || s !== 'awaitingDestination') act(u, u.newPhone, 'migrate-in', (t) => t.migrateIn({ mig: m }));
+      } else if (s === 'rollingBack.awaitingSource') {
+        act(u, u.oldPhone, 'migrate-out (source back)', (t) => t.migrateOut());
+      }
+    };
+    let usersOn = true;
+    for (const u of users) {
+      const again = () => {
+        if (!usersOn) return;
+        tick(u);
+        clock.schedule(clock.now() + USER_TICK_MS + Math.floor(rng.nextFloat() * USER_TICK_MS), again);
+      };
+      clock.schedule(clock.now() + Math.floor(rng.nextFloat() * USER_TICK_MS), again);
+    }
+
+    // ---- weather: partitions ------------------------------------------------------------------------------
+    let weatherOn = true;
+    const pairs: Array<[string, string]> = [['server', 'admin-sam']];
+    for (const p of providers) pairs.push(['server', `migration-sam/${p}`], [`migration-sam/${p}`, `normal-sam/${p}`]);
+    for (const u of users) pairs.push([u.oldPhone, 'server'], [u.newPhone, 'server'], [u.oldPhone, `chip/${u.source}`], [u.newPhone, `chip/${u.destination}`]);
+    if (mix.partition > 0) {
+      const storm = () => {
+        if (!weatherOn) return;
+        const [a, b] = pick(rng, pairs);
+        const ms = 20 + Math.floor(rng.nextFloat() * 1_500);
+        if (strike('partition', `${a} | ${b} for ${ms} ms`)) {
+          partitions++;
+          const untilAt = clock.now() + ms;
+          net.partitions.push({ a, b, until: untilAt });
+          clock.schedule(untilAt, () => net.heal());
+        }
+        clock.schedule(clock.now() + Math.floor((rng.nextFloat() * 2_000) / mix.partition), storm);
+      };
+      clock.schedule(clock.now() + Math.floor((rng.nextFloat() * 1_000) / mix.partition), storm);
+    }
+
+    // ---- safety: faults on -----------------------------------------------------------------------------------
+    phase = 'safety';
+    const policy: FaultPolicy = {
+      drop: mix.drop,
+      duplicate: mix.dup,
+      reorder: mix.reorder,
+      delay: mix.delay,
+      delayMaxMs: mix.delayMaxMs,
+      strike: (kind, link) => strike(kind === 'duplicate' ? 'dup' : kind, link),
+    };
+    system.setFaults(policy);
+    const safetyEnd = clock.now() + SAFETY_MS;
+    await pump(allEnded, safetyEnd, true);
+
+    // ---- liveness: faults off, everyone back, run until every migration ended ----------------------------------
+    if (!violation) {
+      phase = 'liveness';
+      weatherOn = false;
+      system.setFaults(null);
+      net.heal(true);
+      line('LIVENESS faults off, partitions healed');
+      for (const id of [...down]) restart(id);
+      await pump(allEnded, clock.now() + LIVENESS_MS, true);
+      usersOn = false;
+    }
+    if (!violation) {
+      await settle();
+      const stuck = users.filter((u) => !ended(u));
+      if (stuck.length > 0) {
+        fail({
+          invariant: 'liveness',
+          message: stuck.map((u) => `${u.name}: ${latest(u) ? stateOf(latest(u)!) : 'no migration'}`).join('; ') + ` after ${LIVENESS_MS} virtual ms without faults`,
+        });
+      }
+    }
+    if (!violation) {
+      const where = new Map<string, string[]>();
+      for (const chip of system.chips.values()) {
+        for (const a of chip.memory.list()) {
+          if (a.state === 'mainActive' && a.data) {
+            const ref = decodeValue(a.data).ref;
+            where.set(ref, [...(where.get(ref) ?? []), chip.serial]);
+          }
+        }
+      }
+      for (const u of users) {
+        const s = stateOf(latest(u)!);
+        outcomes[s] = (outcomes[s] ?? 0) + 1;
+        if (s !== 'completed' && !u.cancelled && !u.deadlineMs) {
+          fail({ invariant: 'outcome', message: `${u.name}'s migration ended ${s}, though nobody cancelled it and it had no deadline` });
+          break;
+        }
+        const home = s === 'completed' ? u.destination : u.source;
+        for (const it of u.items) {
+          const at = where.get(it.ref) ?? [];
+          if (at.length !== 1 || at[0] !== home) {
+            fail({ invariant: 'outcome', message: `${u.name}'s migration ended ${s}, but item ${it.ref} is spendable on [${at.join(', ')}], not on ${home}` });
+            break;
+          }
+        }
+      }
+      const after = spendableWorth(system);
+      if (!violation && after !== totalWorth) fail({ invariant: 'conservation', message: `balances sum to ${after}, not ${totalWorth}` });
+      for (const [p, prov] of system.providers) {
+        const held = prov.migrationSam.held().length;
+        if (!violation && held > 0) fail({ invariant: 'sam-stores-empty', message: `migration SAM ${p} still holds ${held} item(s) after every migration ended` });
+      }
+    }
+    line(violation ? 'END violation' : `END ok ${JSON.stringify(outcomes)}`);
+    void worth;
+    result = {
+      seed: o.seed,
+      ok: !violation,
+      violation,
+      traceHash: bytesToHex(hash.digest()).slice(0, 32),
+      trace,
+      mix,
+      struck,
+      stats: {
+        delivered: net.delivered,
+        events,
+        virtualMs: clock.now() - t0,
+        faults,
+        crashes,
+        restarts,
+        partitions,
+        outcomes,
+        wallMs: Math.round(performance.now() - wallStart),
+      },
+    };
+    return result;
+  } finally {
+    await Promise.allSettled([...pending]);
+    system.setFaults(null);
+    await system.stop().catch(() => {});
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * Shrinks a failing seed (simulation.md: drop faults while it still fails):
+ * switches off halves, then quarters, ... of the faults that struck, keeping
+ * every switch-off after which the seed still violates the same invariant.
+ * Returns the smallest failing run found and the mask that produces it.
+ */
+export async function shrink(o: SimOptions, failing: SeedResult, budgetRuns = 24): Promise<{ result: SeedResult; mask: number[]; runs: number }> {
+  let best = failing;
+  let mask = new Set<number>(o.mask ?? []);
+  let runs = 0;
+  let chunk = Math.max(1, Math.ceil(best.struck.length / 2));
+  while (runs < budgetRuns && best.struck.length > 0) {
+    let improved = false;
+    for (let start = 0; start < best.struck.length && runs < budgetRuns; start += chunk) {
+      const trial = new Set([...mask, ...best.struck.slice(start, start + chunk)]);
+      runs++;
+      const r = await runSeed({ ...o, mask: trial, keepTrace: true });
+      if (!r.ok && r.violation?.invariant === failing.violation?.invariant) {
+        best = r;
+        mask = trial;
+        improved = true;
+        break;
+      }
+    }
+    if (!improved) {
+      if (chunk === 1) break;
+      chunk = Math.max(1, Math.floor(chunk / 2));
+    }
+  }
+  return { result: best, mask: [...mask].sort((a, b) => a - b), runs };
+}
