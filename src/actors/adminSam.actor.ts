@@ -152,6 +152,11 @@ export class AdminSamRuntime extends PartyRuntime {
       }
       case 'admin.abort': {
         const mig = this.requireMig(env);
+        if (!this.actorOf(DECISION + mig)) {
+          // The abort overtook the lock (lost, delayed, or never sent): record the decision now, with no items,
+          // so a lock that arrives later is refused and the source, never locked, is "restored" by doing nothing.
+          this.spawn(DECISION + mig, 'decision', { mig, source: env.body.source ?? '', items: [] });
+        }
         this.dispatch(DECISION + mig, { type: 'ABORT_REQUESTED', reason: env.body.reason });
         return;
       }

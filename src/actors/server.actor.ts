@@ -440,7 +440,7 @@ export class ServerRuntime extends PartyRuntime {
         this.send(ADMIN_SAM_PEER, 'admin.commit', { receipts: intent.receipts }, { mig, step: 'commit' });
         return;
       case 'abort':
-        this.send(ADMIN_SAM_PEER, 'admin.abort', { reason: intent.reason }, { mig, step: 'rollback' });
+        this.send(ADMIN_SAM_PEER, 'admin.abort', { reason: intent.reason, ...(intent.source ? { source: intent.source } : {}) }, { mig, step: 'rollback' });
         return;
       case 'activateDestination':
         this.send(ADMIN_SAM_PEER, 'admin.activate', { session: intent.session, serial: intent.serial }, { mig, step: 'S16' });

@@ -5,6 +5,7 @@
 import { Command, InvalidArgumentError } from 'commander';
 import { addDeployCommands } from './deploy.commands.ts';
 import { addPathsCommand } from './paths.command.ts';
+import { addSimCommand } from './sim.command.ts';
 import { runDemo, DEMO_ITEMS_MAX } from './demo.ts';
 
 function wholeNumber(value: string): number {
@@ -37,6 +38,7 @@ export function buildCli(out: (line: string) => void = (l) => process.stdout.wri
 
   addDeployCommands(program, out);
   addPathsCommand(program, out);
+  addSimCommand(program, out);
   return program;
 }
 

@@ -9,7 +9,8 @@ import { assign, emit, enqueueActions, setup } from 'xstate';
 import type { Grant, Receipt } from '../transport/messages.ts';
 import { CHIP_AREAS_MAX, type AreaState } from './area.machine.ts';
 
-export const MIGRATION_MACHINE_VERSION = 4;
+/** 5: a cancel while refusing is answered and the refusal stands; the abort names the source. */
+export const MIGRATION_MACHINE_VERSION = 5;
 
 /** Backoff for retrying a failed step, unless the input says otherwise: base doubles per attempt up to the cap. */
 export const RETRY_BASE_MS = 200;
@@ -137,7 +138,7 @@ export type MigrationIntent =
   | { type: 'formatDestination'; session: string; serial: string; items: MigrationItem[] }
   | { type: 'requestDownload'; item: number; recipient: string; session: string; grant: Grant }
   | { type: 'commit'; receipts: Receipt[] }
-  | { type: 'abort'; reason: string }
+  | { type: 'abort'; reason: string; source: string | null }
   | { type: 'activateDestination'; session: string; serial: string }
   | { type: 'clearItem'; item: number; recipient: string }
   | { type: 'fenceProvider'; provider: string; recipient: string }
@@ -493,7 +494,7 @@ export const migrationSetup = setup({
       enqueue.emit({ type: 'answerCancel', ...context.cancel, decision: (event as E<'DECIDED'>).decision });
       enqueue.assign({ cancel: null });
     }),
-    abort: emit(({ context }) => ({ type: 'abort' as const, reason: context.reason ?? 'cancelled' })),
+    abort: emit(({ context }) => ({ type: 'abort' as const, reason: context.reason ?? 'cancelled', source: context.source.serial })),
     fenceAll: enqueueActions(({ context, enqueue }) => {
       for (const provider of context.providers) {
         if (!context.answered.includes(provider)) enqueue.emit({ type: 'fenceProvider', provider, recipient: `migration-sam/${provider}` });

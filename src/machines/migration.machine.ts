@@ -243,6 +243,8 @@ export const migrationMachine = migrationSetup.createMachine({
         releasingChannel: {
           entry: { type: 'releaseChannel', params: { chip: 'source' } },
           on: {
+            // Nothing was changed and nothing will be: a cancel now is answered at once, the refusal stands.
+            CANCEL_REQUESTED: { actions: ['noteCancel', { type: 'answerCancelNow', params: { decision: 'aborted' } }] },
             CHANNEL_RELEASED: {
               guard: 'forSource',
               target: '#migration.awaitingDestination',

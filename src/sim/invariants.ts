@@ -84,3 +84,85 @@ export function spendableWorth(system: EmbeddedSystem): number {
   }
   return sum;
 }
+
+interface ChipView {
+  serial: string;
+  areas: Array<{ area: string; ref: string | null; state: string; holder: string | null; last: { mig: string; step: string; op: string } | null }>;
+}
+
+/**
+ * The same checks as checkSafety, kept fast for a check after every
+ * delivered message: each store is read again only when a message reached
+ * its party (or the party restarted); the other parties' stores have not
+ * changed since they were last read.
+ */
+export class SafetyChecker {
+  private readonly chips = new Map<string, ChipView>();
+  private readonly held = new Map<string, string[]>();
+  private decided = new Map<string, string>();
+
+  constructor(
+    private readonly system: EmbeddedSystem,
+    private readonly refs: ReadonlySet<string>,
+  ) {}
+
+  /** Reads the party's store again (after a message reached it). */
+  refresh(party: string): void {
+    const s = this.system;
+    if (party === 'admin-sam') {
+      this.decided = new Map();
+      for (const { key, value } of s.adminSam.records.decisions.getRange()) this.decided.set(String(key), value.state);
+    } else if (party.startsWith('migration-sam/')) {
+      const p = party.slice('migration-sam/'.length);
+      const prov = s.providers.get(p);
+      if (prov) this.held.set(p, prov.migrationSam.held().flatMap((h) => (h.data ? [decodeValue(h.data).ref] : [])));
+    } else if (party.startsWith('chip/')) {
+      const serial = party.slice('chip/'.length);
+      const chip = s.chips.get(serial);
+      if (!chip) return;
+      this.chips.set(serial, {
+        serial,
+        areas: chip.memory.list().map((a) => ({
+          area: a.area,
+          ref: a.data ? decodeValue(a.data).ref : null,
+          state: a.state,
+          holder: a.holder,
+          last: a.last ? { mig: a.last.mig, step: a.last.step, op: a.last.op } : null,
+        })),
+      });
+    }
+  }
+
+  refreshAll(): void {
+    this.refresh('admin-sam');
+    for (const p of this.system.providers.keys()) this.refresh(`migration-sam/${p}`);
+    for (const serial of this.system.chips.keys()) this.refresh(`chip/${serial}`);
+  }
+
+  check(): Violation | null {
+    const where = new Map<string, ItemLocation>();
+    for (const ref of this.refs) where.set(ref, { spendable: [], lockedBackup: [], heldBy: [] });
+    for (const chip of this.chips.values()) {
+      for (const a of chip.areas) {
+        if (a.state === 'mainActive' && a.last?.op === 'activate' && a.last.step === 'S16' && this.decided.get(a.last.mig) !== 'committed') {
+          return {
+            invariant: 'commit-point',
+            message: `area ${a.area} of chip ${chip.serial} was activated (S16) by ${a.last.mig}, whose decision record is ${this.decided.get(a.last.mig) ?? 'missing'}, not committed`,
+          };
+        }
+        const w = a.ref === null ? undefined : where.get(a.ref);
+        if (!w) continue;
+        if (a.state === 'mainActive') w.spendable.push(chip.serial);
+        if (a.state === 'locked' && a.holder !== null && this.decided.get(a.holder) !== 'committed') w.lockedBackup.push(chip.serial);
+      }
+    }
+    for (const [p, refs] of this.held) for (const ref of refs) where.get(ref)?.heldBy.push(p);
+    for (const [ref, w] of where) {
+      if (w.spendable.length > 1) return { invariant: 'no-duplication', message: `item ${ref} is spendable on ${w.spendable.join(' and ')}` };
+      if (w.spendable.length === 0 && w.lockedBackup.length === 0 && w.heldBy.length === 0) {
+        return { invariant: 'no-loss', message: `item ${ref} is not spendable anywhere, not locked under an uncommitted migration, and held by no migration SAM` };
+      }
+    }
+    return null;
+  }
+}

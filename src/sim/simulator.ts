@@ -33,7 +33,7 @@ import { createLogger } from '../log.ts';
 import { FAST_TIMING, type Timing } from '../timing.ts';
 import { peekHeader } from '../transport/envelope.ts';
 import type { FaultPolicy } from '../transport/faulty.link.ts';
-import { checkSafety, observable, spendableWorth, type Violation } from './invariants.ts';
+import { observable, SafetyChecker, spendableWorth, type Violation } from './invariants.ts';
 import { SimNetwork, VirtualClock } from './world.ts';
 
 export const FAULT_KINDS = ['drop', 'dup', 'reorder', 'delay', 'crash', 'partition'] as const;
@@ -62,7 +62,7 @@ export interface SimOptions {
   seed: string;
   /** Concurrent migrations (one user each). */
   migrations: number;
-  /** Value items per migration, each from its own provider. */
+  /** Most value items per migration (each user's count is drawn from 1 to this), each from its own provider. */
   items: number;
   faults: readonly FaultKind[];
   /** Parent folder for the seed's LMDB stores (one subfolder per seed, removed after). */
@@ -207,6 +207,7 @@ export async function runSeed(o: SimOptions): Promise<SeedResult> {
     track(
       system.restart(id).then(() => {
         down.delete(id);
+        stale = true;
         restarts++;
         line(`RESTART ${id}`);
       }),
@@ -261,6 +262,9 @@ export async function runSeed(o: SimOptions): Promise<SeedResult> {
   };
   let violation: SeedResult['violation'];
   const refs: string[] = [];
+  let checker: SafetyChecker | undefined;
+  /** A party restarted since the last check: read every store again. */
+  let stale = true;
   const fail = (v: Violation) => {
     violation ??= { ...v, atMs: clock.now() - t0, event: events };
     line(`VIOLATION ${v.invariant}: ${v.message}`);
@@ -284,7 +288,12 @@ export async function runSeed(o: SimOptions): Promise<SeedResult> {
         if (check && OBSERVED.test(m.delivery.to)) {
           await settle();
           if (observable(system, down)) {
-            const v = checkSafety(system, refs);
+            checker ??= new SafetyChecker(system, new Set(refs));
+            if (stale) {
+              checker.refreshAll();
+              stale = false;
+            } else checker.refresh(m.delivery.to);
+            const v = checker.check();
             if (v) return fail(v);
           }
         }
@@ -321,7 +330,9 @@ export async function runSeed(o: SimOptions): Promise<SeedResult> {
       await until(system.server.createUser(name, 'pw'), `user ${name}`);
       const src = await system.addChip(`S${i}`);
       const dst = await system.addChip(`D${i}`);
-      const items = Array.from({ length: o.items }, (_, k) => demoValue(kinds[k % kinds.length]!, i * 10 + k, toHex(protoRng.bytes(16))));
+      // Swarm: each user's chip holds 1 to K items.
+      const count = 1 + Math.floor(rng.nextFloat() * o.items);
+      const items = Array.from({ length: count }, (_, k) => demoValue(kinds[k % kinds.length]!, i * 10 + k, toHex(protoRng.bytes(16))));
       await until(system.issue(src, items.map((value, k) => ({ area: providers[k]!, provider: providers[k]!, value }))), `issuing ${name}`);
       const phone = async (role: string, chip: ChipRuntime) => {
         const t = await system.addTerminal(`${role}${i}`);

@@ -116,7 +116,8 @@ export const MESSAGES = {
   ],
   'admin.formatted': ['reply', z.strictObject({ grants: z.array(grantSchema).max(ITEMS_PER_MIGRATION_MAX) })],
   'admin.commit': ['request', z.strictObject({ receipts: z.array(receiptSchema).min(1).max(ITEMS_PER_MIGRATION_MAX) })],
-  'admin.abort': ['request', z.strictObject({ reason: text })],
+  // source: the chip the migration was about to lock (the admin SAM records an abort that overtook the lock).
+  'admin.abort': ['request', z.strictObject({ reason: text, source: name.optional() })],
   'admin.decision': ['reply', z.strictObject({ decision: z.enum(['committed', 'aborted']), reason: text.optional() })],
   'admin.activate': ['request', z.strictObject({ session: name, serial: name })],
   'admin.activated': ['reply', z.strictObject({ serial: name })],

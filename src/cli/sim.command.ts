@@ -1,0 +1,151 @@
+/** `valmove sim`: deterministic simulation with seeded faults (src/sim/, docs: simulation.md). */
+import { availableParallelism } from 'node:os';
+import { mkdirSync, rmSync } from 'node:fs';
+import { Command, InvalidArgumentError } from 'commander';
+import { BREAKS, type BreakProtocol } from '../actors/adminSam.actor.ts';
+import { defaultSimDir, runSeeds, workerLoop, type RunReport } from '../sim/runner.ts';
+import { FAULT_KINDS, runSeed, type FaultKind } from '../sim/simulator.ts';
+
+/** Concurrent migrations per seed, at most (each is a user with two phones and two chips). */
+export const SIM_MIGRATIONS_MAX = 32;
+/** Items per migration, at most. */
+export const SIM_ITEMS_MAX = 8;
+
+function count(name: string, min: number, max: number) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < min || n > max) throw new InvalidArgumentError(`${name} must be a whole number from ${min} to ${max}; got "${value}"`);
+    return n;
+  };
+}
+
+export function parseFaultKinds(spec: string): FaultKind[] {
+  if (spec === 'none' || spec === '') return [];
+  if (spec === 'all') return [...FAULT_KINDS];
+  const kinds = spec.split(',').map((s) => s.trim());
+  for (const k of kinds) {
+    if (!(FAULT_KINDS as readonly string[]).includes(k)) throw new InvalidArgumentError(`unknown fault kind "${k}"; use ${FAULT_KINDS.join(',')}, all or none`);
+  }
+  return kinds as FaultKind[];
+}
+
+function fmtCounts(c: Record<string, number>): string {
+  const e = Object.entries(c);
+  return e.length === 0 ? 'none' : e.map(([k, v]) => `${k} ${v}`).join(', ');
+}
+
+export function formatReport(r: RunReport, o: { faults: readonly string[]; items: number }): string[] {
+  const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
+  const lines = [
+    `seeds ${r.seeds}, ${r.migrations} migrations (${r.migrations / Math.max(1, r.seeds)} per seed, 1-${o.items} items each), faults ${o.faults.join(',') || 'none'}`,
+    `messages delivered ${r.delivered}; faults struck: ${fmtCounts(r.faults)}; crashes ${r.crashes}; partitions ${r.partitions}`,
+    `mean fault rates per seed: drop ${pct(r.meanMix.drop)}, dup ${pct(r.meanMix.dup)}, reorder ${pct(r.meanMix.reorder)}, delay ${pct(r.meanMix.delay)}, crash ${pct(r.meanMix.crash)} per turn point, partitions ${r.meanMix.partition.toFixed(2)}/s`,
+    `outcomes: ${fmtCounts(r.outcomes)}`,
+    `violations ${r.violations}; wall time ${(r.wallMs / 1000).toFixed(1)} s (${(r.wallMs / Math.max(1, r.seeds)).toFixed(0)} ms per seed per job)`,
+  ];
+  return lines;
+}
+
+export function addSimCommand(program: Command, out: (line: string) => void): void {
+  program
+    .command('sim')
+    .description('deterministic simulation: concurrent migrations under seeded message loss, duplication, reordering, delay, crashes and partitions, invariants checked after every delivered message')
+    .option('--seeds <n>', 'how many seeds to run', count('--seeds', 1, 10_000_000), 100)
+    .option('--from <n>', 'first seed of the run (seeds are from, from+1, ...)', count('--from', 0, Number.MAX_SAFE_INTEGER), 0)
+    .option('--seed <s>', 'run one seed and print its trace hash (the same seed replays the same run, byte for byte)')
+    .option('--migrations <m>', 'concurrent migrations per seed (different users, shared providers)', count('--migrations', 1, SIM_MIGRATIONS_MAX), 4)
+    .option('--items <k>', 'most items per migration (each user gets 1 to k)', count('--items', 1, SIM_ITEMS_MAX), 2)
+    .option('--faults <kinds>', `fault kinds: ${FAULT_KINDS.join(',')} | all | none`, 'all')
+    .option('--jobs <j>', 'worker processes', count('--jobs', 1, 64), Math.max(1, Math.min(4, availableParallelism())))
+    .option('--trace', 'with --seed: print the whole trace', false)
+    .option('--mask <numbers>', 'with --seed: fault numbers to switch off (as printed for a shrunk run)')
+    .option('--break <kind>', `TEST ONLY: run a deliberately broken build (${BREAKS.join(', ')}) to see the checker fail`)
+    .option('--json', 'print the report as JSON', false)
+    .option('--data <dir>', 'folder for the seeds\' LMDB stores (default: a fresh one under /dev/shm or the temp folder, removed after)')
+    .option('--worker <job>', 'internal: run as worker <job> of --jobs, one JSON line per seed')
+    .action(
+      async (o: {
+        seeds: number;
+        from: number;
+        seed?: string;
+        migrations: number;
+        items: number;
+        faults: string;
+        jobs: number;
+        trace: boolean;
+        mask?: string;
+        break?: string;
+        json: boolean;
+        data?: string;
+        worker?: string;
+      }) => {
+        const faults = parseFaultKinds(o.faults);
+        if (o.break !== undefined && !(BREAKS as readonly string[]).includes(o.break)) throw new InvalidArgumentError(`unknown --break "${o.break}"; one of ${BREAKS.join(', ')}`);
+        const breakProtocol = o.break as BreakProtocol | undefined;
+        if (o.worker !== undefined) {
+          await workerLoop(
+            { seeds: o.seeds, from: o.from, migrations: o.migrations, items: o.items, faults, jobs: o.jobs, job: Number(o.worker), dataDir: o.data, breakProtocol },
+            (l) => process.stdout.write(`${l}\n`),
+          );
+          return;
+        }
+        if (o.seed !== undefined) {
+          const mask = new Set((o.mask ?? '').split(',').filter(Boolean).map(Number));
+          const dir = o.data ?? defaultSimDir();
+          mkdirSync(dir, { recursive: true });
+          try {
+            const r = await runSeed({ seed: o.seed, migrations: o.migrations, items: o.items, faults, dataDir: dir, mask, breakProtocol, keepTrace: true });
+            if (o.json) out(JSON.stringify(r, null, 2));
+            else {
+              if (o.trace) for (const l of r.trace) out(l);
+              out(`seed ${r.seed}: ${r.ok ? 'ok' : `VIOLATION ${r.violation!.invariant}: ${r.violation!.message}`}`);
+              out(`  ${r.stats.delivered} messages, ${r.stats.virtualMs} virtual ms, faults ${fmtCounts(r.stats.faults)}, outcomes ${fmtCounts(r.stats.outcomes)}`);
+              out(`  trace hash ${r.traceHash} (${r.stats.events} events; --trace prints it)`);
+            }
+            if (!r.ok) process.exitCode = 1;
+          } finally {
+            if (!o.data) rmSync(dir, { recursive: true, force: true });
+          }
+          return;
+        }
+        let last = 0;
+        const report = await runSeeds({
+          seeds: o.seeds,
+          from: o.from,
+          migrations: o.migrations,
+          items: o.items,
+          faults,
+          jobs: o.jobs,
+          breakProtocol,
+          dataDir: o.data,
+          onSeed: (r, done) => {
+            if (!r.ok) process.stderr.write(`seed ${r.seed}: VIOLATION ${r.violation!.invariant}: ${r.violation!.message}\n`);
+            const step = Math.max(1, Math.floor(o.seeds / 20));
+            if (!o.json && (done - last >= step || done === o.seeds)) {
+              last = done;
+              process.stderr.write(`  ${done}/${o.seeds} seeds\n`);
+            }
+          },
+        });
+        if (o.json) {
+          const { minimal, ...rest } = report;
+          out(JSON.stringify({ ...rest, minimal: minimal && { seed: minimal.result.seed, violation: minimal.result.violation, mask: minimal.mask, traceFile: minimal.traceFile, traceHash: minimal.result.traceHash } }, null, 2));
+        } else for (const l of formatReport(report, { faults, items: o.items })) out(l);
+        if (report.firstViolation) {
+          const v = report.firstViolation;
+          const m = report.minimal;
+          if (!o.json) {
+            out(`FIRST VIOLATION: seed ${v.seed}: ${v.violation!.invariant}: ${v.violation!.message}`);
+            out(`  replay: valmove sim --seed ${v.seed} --migrations ${o.migrations} --items ${o.items} --faults ${o.faults}${breakProtocol ? ` --break ${breakProtocol}` : ''} --trace`);
+            if (m) {
+              out(`  shrunk in ${m.runs} runs: ${m.result.struck.length} faults left (of ${v.struck.length}), ${m.result.stats.events} events, still ${m.result.violation?.invariant}`);
+              out(`  minimal run: valmove sim --seed ${v.seed} --migrations ${o.migrations} --items ${o.items} --faults ${o.faults}${breakProtocol ? ` --break ${breakProtocol}` : ''}${m.mask.length ? ` --mask ${m.mask.join(',')}` : ''} --trace`);
+              out(`  its trace (${m.result.trace.length} lines) is in ${m.traceFile}; the last lines:`);
+              for (const l of m.result.trace.slice(-25)) out(`    ${l}`);
+            }
+          }
+          process.exitCode = 1;
+        }
+      },
+    );
+}

@@ -1,0 +1,156 @@
+/**
+ * Many seeds: runs them in worker processes (each a `valmove sim --worker`
+ * child printing one JSON line per seed), adds up the figures, and on the
+ * first violation shrinks that seed and hands back its minimal trace.
+ */
+import { fork } from 'node:child_process';
+import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import type { BreakProtocol } from '../actors/adminSam.actor.ts';
+import { runSeed, shrink, type FaultKind, type FaultMix, type SeedResult } from './simulator.ts';
+
+export interface RunOptions {
+  seeds: number;
+  from: number;
+  migrations: number;
+  items: number;
+  faults: readonly FaultKind[];
+  jobs: number;
+  breakProtocol?: BreakProtocol;
+  /** Parent folder for the seeds' stores; a fresh one under /dev/shm (or the OS temp folder) by default. */
+  dataDir?: string;
+  /** Shrink the first failing seed (default true). */
+  shrink?: boolean;
+  /** Called after each seed (progress). */
+  onSeed?: (r: SeedSummary, done: number) => void;
+}
+
+/** What a worker reports per seed (the trace itself stays in the worker; its hash comes back). */
+export type SeedSummary = Omit<SeedResult, 'trace'>;
+
+export interface RunReport {
+  seeds: number;
+  migrations: number;
+  violations: number;
+  delivered: number;
+  faults: Record<string, number>;
+  crashes: number;
+  partitions: number;
+  outcomes: Record<string, number>;
+  /** Mean of each fault rate over the seeds (swarm testing draws them per seed). */
+  meanMix: Record<keyof FaultMix, number>;
+  wallMs: number;
+  firstViolation?: SeedSummary;
+  minimal?: { result: SeedResult; mask: number[]; runs: number; traceFile: string };
+}
+
+const BIN = resolve(dirname(fileURLToPath(import.meta.url)), '../../bin/valmove.js');
+
+/** Where simulation stores go: memory-backed /dev/shm when the machine has it (LMDB syncs there cost nothing). */
+export function defaultSimDir(): string {
+  const base = existsSync('/dev/shm') ? '/dev/shm' : tmpdir();
+  return join(base, `valmove-sim-${process.pid}`);
+}
+
+/** The worker's loop: seeds from, from + jobs, from + 2 jobs, ... (the job's share), one JSON line each. */
+export async function workerLoop(o: RunOptions & { job: number }, write: (line: string) => void): Promise<void> {
+  const dir = o.dataDir ?? defaultSimDir();
+  mkdirSync(dir, { recursive: true });
+  try {
+    for (let s = o.from + o.job; s < o.from + o.seeds; s += o.jobs) {
+      const r = await runSeed({ seed: String(s), migrations: o.migrations, items: o.items, faults: o.faults, dataDir: dir, breakProtocol: o.breakProtocol });
+      const { trace: _trace, ...summary } = r;
+      write(JSON.stringify(summary));
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+export async function runSeeds(o: RunOptions): Promise<RunReport> {
+  const started = performance.now();
+  const report: RunReport = {
+    seeds: 0,
+    migrations: 0,
+    violations: 0,
+    delivered: 0,
+    faults: {},
+    crashes: 0,
+    partitions: 0,
+    outcomes: {},
+    meanMix: { drop: 0, dup: 0, reorder: 0, delay: 0, delayMaxMs: 0, crash: 0, partition: 0 },
+    wallMs: 0,
+  };
+  const add = (r: SeedSummary) => {
+    report.seeds++;
+    report.migrations += o.migrations;
+    report.delivered += r.stats.delivered;
+    report.crashes += r.stats.crashes;
+    report.partitions += r.stats.partitions;
+    for (const [k, v] of Object.entries(r.stats.faults)) report.faults[k] = (report.faults[k] ?? 0) + v;
+    for (const [k, v] of Object.entries(r.stats.outcomes)) report.outcomes[k] = (report.outcomes[k] ?? 0) + v;
+    for (const k of Object.keys(report.meanMix) as Array<keyof FaultMix>) report.meanMix[k] += r.mix[k];
+    if (!r.ok) {
+      report.violations++;
+      if (!report.firstViolation || Number(r.seed) < Number(report.firstViolation.seed)) report.firstViolation = r;
+    }
+    o.onSeed?.(r, report.seeds);
+  };
+  const jobs = Math.max(1, Math.min(o.jobs, o.seeds));
+  const base = o.dataDir ?? defaultSimDir();
+  const args = (job: number) => [
+    'sim',
+    '--worker',
+    String(job),
+    '--seeds',
+    String(o.seeds),
+    '--from',
+    String(o.from),
+    '--jobs',
+    String(jobs),
+    '--migrations',
+    String(o.migrations),
+    '--items',
+    String(o.items),
+    '--faults',
+    o.faults.length > 0 ? o.faults.join(',') : 'none',
+    '--data',
+    join(base, `job-${job}`),
+    ...(o.breakProtocol ? ['--break', o.breakProtocol] : []),
+  ];
+  await Promise.all(
+    Array.from({ length: jobs }, (_, job) => {
+      const child = fork(BIN, args(job), { stdio: ['ignore', 'pipe', 'inherit', 'ipc'] });
+      const lines = createInterface({ input: child.stdout! });
+      lines.on('line', (l) => {
+        if (l.startsWith('{')) add(JSON.parse(l) as SeedSummary);
+      });
+      return new Promise<void>((res, rej) => {
+        child.on('exit', (code) => (code === 0 ? res() : rej(new Error(`simulation worker ${job} exited with code ${code}`))));
+        child.on('error', rej);
+      });
+    }),
+  );
+  for (const k of Object.keys(report.meanMix) as Array<keyof FaultMix>) report.meanMix[k] = report.seeds ? report.meanMix[k] / report.seeds : 0;
+
+  if (report.firstViolation && o.shrink !== false) {
+    const dir = join(base, 'shrink');
+    mkdirSync(dir, { recursive: true });
+    try {
+      const opts = { seed: report.firstViolation.seed, migrations: o.migrations, items: o.items, faults: o.faults, dataDir: dir, breakProtocol: o.breakProtocol };
+      const failing = await runSeed({ ...opts, keepTrace: true });
+      const m = await shrink(opts, failing);
+      const traceFile = join(tmpdir(), `valmove-sim-seed-${opts.seed}.trace`);
+      writeFileSync(traceFile, `${m.result.trace.join('\n')}\n`);
+      report.minimal = { ...m, traceFile };
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+  rmSync(base, { recursive: true, force: true });
+  report.wallMs = Math.round(performance.now() - started);
+  return report;
+}
