@@ -41,7 +41,7 @@ export function formatReport(r: RunReport, o: { faults: readonly string[]; items
     `messages delivered ${r.delivered}; faults struck: ${fmtCounts(r.faults)}; crashes ${r.crashes}; partitions ${r.partitions}`,
     `mean fault rates per seed: drop ${pct(r.meanMix.drop)}, dup ${pct(r.meanMix.dup)}, reorder ${pct(r.meanMix.reorder)}, delay ${pct(r.meanMix.delay)}, crash ${pct(r.meanMix.crash)} per turn point, partitions ${r.meanMix.partition.toFixed(2)}/s`,
     `outcomes: ${fmtCounts(r.outcomes)}`,
-    `violations ${r.violations}; wall time ${(r.wallMs / 1000).toFixed(1)} s (${(r.wallMs / Math.max(1, r.seeds)).toFixed(0)} ms per seed per job)`,
+    `violations ${r.violations}; wall time ${(r.wallMs / 1000).toFixed(1)} s (${(r.wallMs / Math.max(1, r.seeds)).toFixed(0)} ms per seed)`,
   ];
   return lines;
 }

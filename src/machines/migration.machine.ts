@@ -243,8 +243,6 @@ export const migrationMachine = migrationSetup.createMachine({
         releasingChannel: {
           entry: { type: 'releaseChannel', params: { chip: 'source' } },
           on: {
-            // Nothing was changed and nothing will be: a cancel now is answered at once, the refusal stands.
-            CANCEL_REQUESTED: { actions: ['noteCancel', { type: 'answerCancelNow', params: { decision: 'aborted' } }] },
             CHANNEL_RELEASED: {
               guard: 'forSource',
               target: '#migration.awaitingDestination',
@@ -256,6 +254,8 @@ export const migrationMachine = migrationSetup.createMachine({
           description: 'Preflight failed: nothing was changed; release the channel and tell the user why.',
           entry: { type: 'releaseChannel', params: { chip: 'source' } },
           on: {
+            // Nothing was changed and nothing will be: a cancel now is answered at once, the refusal stands.
+            CANCEL_REQUESTED: { actions: ['noteCancel', { type: 'answerCancelNow', params: { decision: 'aborted' } }] },
             CHANNEL_RELEASED: {
               guard: 'forSource',
               target: '#migration.refused',

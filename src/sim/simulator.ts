@@ -146,7 +146,7 @@ export function drawMix(rng: SeededRng, kinds: readonly FaultKind[]): FaultMix {
     reorder: on('reorder') ? pick(rng, [0, 0.02, 0.1, 0.3]) : 0,
     delay: on('delay') ? pick(rng, [0, 0.05, 0.2, 0.5]) : 0,
     delayMaxMs: pick(rng, [5, 20, 100]),
-    crash: on('crash') ? pick(rng, [0, 0.001, 0.004, 0.015]) : 0,
+    crash: on('crash') ? pick(rng, [0, 0.0005, 0.002, 0.006]) : 0,
     partition: on('partition') ? pick(rng, [0, 0.5, 2]) : 0,
   };
 }
