@@ -171,12 +171,21 @@ export class AdminSamRuntime extends PartyRuntime {
       case 'admin.restore': {
         const mig = this.requireMig(env);
         this.gate(mig, { type: 'RESTORE_REQUESTED', serial: env.body.serial }, 'the source is restored only under an aborted decision record');
+        if (this.decisionContext(mig).items.length === 0) {
+          // The abort overtook the lock: no area was switched, nothing to restore.
+          this.reply(env, 'admin.restored', { serial: env.body.serial });
+          return;
+        }
         this.openSession(env, 'restore', mig, env.body.serial, this.itemCommands(mig, 'restore'), null, now);
         return;
       }
       case 'admin.wipe': {
         const mig = this.requireMig(env);
         this.gate(mig, { type: 'WIPE_REQUESTED', serial: env.body.serial, role: env.body.role }, 'a destination is wiped only when aborted, a source only when committed');
+        if (this.decisionContext(mig).items.length === 0) {
+          this.reply(env, 'admin.wiped', { serial: env.body.serial });
+          return;
+        }
         this.openSession(env, 'wipe', mig, env.body.serial, this.itemCommands(mig, 'wipe'), null, now);
         return;
       }

@@ -60,7 +60,6 @@ function migrationEvents(s: SnapshotFrom<AnyStateMachine>): EventObject[] {
     { type: 'STEP_FAILED', code: 'AUTH_FAILED', message: 'a chip that does not prove', now },
     { type: 'RETRY_DUE' },
     { type: 'DESTINATION_ARRIVED', terminal: 'terminal/new', request: 'req-in' },
-    { type: 'DECIDED', decision: 'committed' },
     { type: 'DECIDED', decision: 'aborted' },
     { type: 'DESTINATION_ACTIVATED' },
     { type: 'CANCEL_REQUESTED', reason: 'cancelled by alice', terminal: 'terminal/old', request: 'req-cancel' },
@@ -68,11 +67,14 @@ function migrationEvents(s: SnapshotFrom<AnyStateMachine>): EventObject[] {
     { type: 'SOURCE_ARRIVED', terminal: 'terminal/old', request: 'req-back' },
     { type: 'SOURCE_RESTORED' },
     { type: 'DESTINATION_WIPED' },
-    { type: 'TERMINAL_LOST', terminal: 'terminal/old' },
-    { type: 'TERMINAL_LOST', terminal: 'terminal/new' },
-    { type: 'TERMINAL_BACK', terminal: 'terminal/old' },
-    { type: 'TERMINAL_BACK', terminal: 'terminal/new' },
   ];
+  // The admin SAM can answer "committed" only to a migration that asked it to commit: every item downloaded.
+  if (c.items.length > 0 && c.receipts.length >= c.items.length) events.push({ type: 'DECIDED', decision: 'committed' });
+  // The server tells a migration about the terminals it knows: the ones attached to it, and the ones it saw go.
+  for (const t of [c.source.terminal, c.destination.terminal]) {
+    if (t !== null && !c.offline.includes(t)) events.push({ type: 'TERMINAL_LOST', terminal: t });
+  }
+  for (const t of c.offline) events.push({ type: 'TERMINAL_BACK', terminal: t });
   for (const p of c.providers) {
     if (!c.answered.includes(p)) events.push({ type: 'PROVIDER_READY', provider: p }, { type: 'PROVIDER_FENCED', provider: p });
   }
@@ -102,6 +104,7 @@ function migrationKey(s: SnapshotFrom<AnyStateMachine>): string {
     c.answered.length,
     Math.min(c.attempts, 3),
     c.decision,
+    c.items.length > 0 && c.receipts.length >= c.items.length,
     c.destinationFormatted,
     c.sourceRestored,
     c.destinationWiped,
