@@ -367,7 +367,6 @@ export async function runSeed(o: SimOptions): Promise<SeedResult> {
       for (const it of items) refs.push(it.ref);
     }
     const totalWorth = spendableWorth(system);
-    if (process.env.SIM_DEBUG) console.error('world built', Math.round(performance.now() - wallStart), 'ms');
     line(`WORLD ${o.migrations} users x ${o.items} items, worth ${totalWorth}, mix ${JSON.stringify(mix)}`);
 
     // ---- users: look at the phones every so often, and do the next thing ---------------------------------

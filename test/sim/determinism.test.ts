@@ -1,0 +1,65 @@
+/**
+ * simulation.md, rules: nothing inside a run reads the wall clock, timers or
+ * the OS random source directly; all three come in through the injected
+ * clock, generator and scheduler. This test greps src/ and allows each
+ * exception by file, with the reason it is outside a simulated run.
+ */
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+
+const FORBIDDEN: Array<[string, RegExp]> = [
+  ['Date.now()', /\bDate\.now\(/],
+  ['new Date()', /new Date\(\)/],
+  ['Math.random()', /Math\.random\(/],
+  ['randomBytes', /randomBytes\(/],
+  ['setTimeout', /\bsetTimeout\(/],
+  ['setInterval', /\bsetInterval\(/],
+  ['setImmediate', /\bsetImmediate\(/],
+  ['performance.now()', /performance\.now\(/],
+];
+
+/** Files allowed to touch the real world, and why (each is outside what a simulated run executes, or is the injection point). */
+const ALLOWED: Record<string, { what: string[]; why: string }> = {
+  'src/clock.ts': { what: ['Date.now()', 'setTimeout'], why: 'systemClock: the one real clock, replaced by the virtual one in simulation' },
+  'src/crypto/random.ts': { what: ['randomBytes'], why: 'systemRng: the one OS random source, replaced by a seeded one in simulation' },
+  'src/transport/link.ts': { what: ['setImmediate'], why: 'immediateScheduler: the default delivery, replaced by the simulated network' },
+  'src/transport/ws.transport.ts': { what: ['setTimeout', 'setInterval'], why: 'socket reconnection and heartbeats: the simulator uses in-memory links' },
+  'src/actors/runtime.ts': { what: ['performance.now()'], why: 'turn durations for /metrics only; no decision reads it' },
+  'src/actors/driver.ts': { what: ['Date.now()', 'setTimeout'], why: 'the demo\'s persistent user; the simulator has its own, on virtual time' },
+  'src/actors/chipConsole.ts': { what: ['setTimeout'], why: 'the issuing desk\'s reply timeout, before any migration (it never fires in a run: every reply comes)' },
+  'src/cli/demo.ts': { what: ['Date.now()', 'new Date()', 'performance.now()', 'setImmediate'], why: 'the demo reports elapsed wall time, names its data folder by date, and restarts a crashed party once its turn unwound' },
+  'src/sim/simulator.ts': { what: ['setImmediate', 'performance.now()'], why: 'the simulator waits for the parties to go idle and measures its own wall time' },
+  'src/sim/runner.ts': { what: ['performance.now()'], why: 'wall time of a run of seeds, for the report' },
+};
+
+function files(dir: string): string[] {
+  return readdirSync(dir).flatMap((f) => {
+    const p = join(dir, f);
+    return statSync(p).isDirectory() ? files(p) : p.endsWith('.ts') ? [p] : [];
+  });
+}
+
+test('no wall clock, timer or OS randomness in src/ outside the injection points and the parts a simulated run does not execute', () => {
+  const found: string[] = [];
+  for (const file of files('src')) {
+    const rel = relative(process.cwd(), file).split('\\').join('/');
+    if (rel.startsWith('src/deploy/')) continue; // separate processes: real sockets, HTTP servers and signals; never simulated
+    const text = readFileSync(file, 'utf8')
+      .split('\n')
+      .filter((l) => !/^\s*(\*|\/\/)/.test(l))
+      .join('\n');
+    for (const [name, re] of FORBIDDEN) {
+      if (re.test(text) && !ALLOWED[rel]?.what.includes(name)) found.push(`${rel}: ${name}`);
+    }
+  }
+  assert.equal(found, [], `found outside the allowed places:\n${found.join('\n')}`);
+});
+
+test('the guard can fail: it sees a forbidden call', () => {
+  assert.ok(FORBIDDEN.some(([, re]) => re.test('const t = Date.now();')));
+  assert.ok(FORBIDDEN.some(([, re]) => re.test('setTimeout(fn, 5)')));
+});
+
+test.run();
