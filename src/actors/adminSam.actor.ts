@@ -181,6 +181,13 @@ export class AdminSamRuntime extends PartyRuntime {
       }
       case 'admin.wipe': {
         const mig = this.requireMig(env);
+        const record = this.actorOf(DECISION + mig)?.getSnapshot();
+        if (env.body.role === 'destination' && record?.value === 'aborted' && (record.context as DecisionContext).destination === null) {
+          // The format never reached us before the abort (we refuse it after): no chip was formatted for this
+          // migration, so there is nothing to wipe. Found by the model-based suite: this wipe was refused forever.
+          this.reply(env, 'admin.wiped', { serial: env.body.serial });
+          return;
+        }
         this.gate(mig, { type: 'WIPE_REQUESTED', serial: env.body.serial, role: env.body.role }, 'a destination is wiped only when aborted, a source only when committed');
         if (this.decisionContext(mig).items.length === 0) {
           this.reply(env, 'admin.wiped', { serial: env.body.serial });

@@ -59,15 +59,16 @@ function migrationEvents(s: SnapshotFrom<AnyStateMachine>): EventObject[] {
     { type: 'STEP_FAILED', code: 'SESSION_FAILED', message: 'a lost frame', now },
     { type: 'STEP_FAILED', code: 'AUTH_FAILED', message: 'a chip that does not prove', now },
     { type: 'RETRY_DUE' },
-    { type: 'DESTINATION_ARRIVED', terminal: 'terminal/new', request: 'req-in' },
     { type: 'DECIDED', decision: 'aborted' },
     { type: 'DESTINATION_ACTIVATED' },
     { type: 'CANCEL_REQUESTED', reason: 'cancelled by alice', terminal: 'terminal/old', request: 'req-cancel' },
     { type: 'DEADLINE_PASSED' },
-    { type: 'SOURCE_ARRIVED', terminal: 'terminal/old', request: 'req-back' },
     { type: 'SOURCE_RESTORED' },
     { type: 'DESTINATION_WIPED' },
   ];
+  // A request from a phone means the phone is connected (the server saw it come back before it reads a word from it).
+  if (!c.offline.includes('terminal/new')) events.push({ type: 'DESTINATION_ARRIVED', terminal: 'terminal/new', request: 'req-in' });
+  if (!c.offline.includes('terminal/old')) events.push({ type: 'SOURCE_ARRIVED', terminal: 'terminal/old', request: 'req-back' });
   // The admin SAM can answer "committed" only to a migration that asked it to commit: every item downloaded.
   if (c.items.length > 0 && c.receipts.length >= c.items.length) events.push({ type: 'DECIDED', decision: 'committed' });
   // The server tells a migration about the terminals it knows: the ones attached to it, and the ones it saw go.
