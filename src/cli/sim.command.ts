@@ -109,6 +109,8 @@ export function addSimCommand(program: Command, out: (line: string) => void): vo
           return;
         }
         let last = 0;
+        let violations = 0;
+        const t0 = performance.now();
         const report = await runSeeds({
           seeds: o.seeds,
           from: o.from,
@@ -119,11 +121,12 @@ export function addSimCommand(program: Command, out: (line: string) => void): vo
           breakProtocol,
           dataDir: o.data,
           onSeed: (r, done) => {
+            if (!r.ok) violations++;
             if (!r.ok) process.stderr.write(`seed ${r.seed}: VIOLATION ${r.violation!.invariant}: ${r.violation!.message}\n`);
             const step = Math.max(1, Math.floor(o.seeds / 20));
             if (!o.json && (done - last >= step || done === o.seeds)) {
               last = done;
-              process.stderr.write(`  ${done}/${o.seeds} seeds\n`);
+              process.stderr.write(`  ${done}/${o.seeds} seeds, ${violations} violations, ${((performance.now() - t0) / 1000).toFixed(0)} s\n`);
             }
           },
         });

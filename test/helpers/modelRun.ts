@@ -128,9 +128,9 @@ export async function runMigrationPath(path: ModelPath, coveredTotal: Set<AnyTra
   /** The state waits on a request: hold it back, so an event from elsewhere (a cancel, a deadline) comes first. */
   const holdWaiting = (b: string, ms = 600) => {
     const req = REQUEST_OF.find(([re]) => re.test(b))?.[1];
-    // A format is many round trips and a cancel one hop: the cancel lands mid-session without help, and the
-    // format then binds the destination, as the paths that go on to wipe it with a chip session expect.
-    if (!req || /formatting$/.test(b)) return;
+    // A lock or a format is many round trips and a cancel one hop: the cancel lands mid-session without help,
+    // and the session then reaches the chip, as the paths that go on to restore or wipe it with a session expect.
+    if (!req || /lockingSource$|formatting$/.test(b)) return;
     const copies = req === 'msam.preflight' ? PROVIDERS.length : 1;
     for (let n = 0; n < copies; n++) armed.hold.push({ party: /./, type: req, ms });
   };
@@ -213,7 +213,16 @@ export async function runMigrationPath(path: ModelPath, coveredTotal: Set<AnyTra
       const t = system!.party<TerminalRuntime>(id);
       const a = account(t);
       if (a === 'loggedOut') await t.login('alice', 'pw').catch(() => {});
-      else if (a === 'loggedIn') return fn(t).catch(() => {});
+      else if (a === 'loggedIn') {
+        try {
+          return await fn(t);
+        } catch (e) {
+          // A phone that reconnected is logged out at the server (a login belongs to its connection): log in again.
+          // A phone busy with something else: wait for it. Anything else is the answer.
+          const code = (e as { code?: string }).code;
+          if (code !== 'UNAUTHENTICATED' && code !== 'UNEXPECTED') return;
+        }
+      }
       await new Promise((r) => setTimeout(r, 10));
     }
   };
