@@ -45,6 +45,8 @@ export interface IssueRequest {
   area: string;
   provider: string;
   value: ValueItem;
+  /** Stop after the format: an area left provisioned (an issuance that never finished; tests use it). */
+  formatOnly?: boolean;
 }
 
 /** Issues value items onto a chip through its real command path, over a console linked to it. */
@@ -67,6 +69,7 @@ export async function issueThrough(
     await runSession(desk, sessions, { session: `issue:${tag}:format`, area: '*', mig, purpose: 'admin' }, kChip, [
       { op: 'format', area: it.area, provider: it.provider, key: toB64(temp.reveal()), mig, step: 'issue' },
     ]);
+    if (it.formatOnly) continue;
     await runSession(desk, sessions, { session: `issue:${tag}:load`, area: it.area, mig, purpose: 'download' }, temp, [
       { op: 'download', data: toB64(encodeValue(it.value)), key: toB64(main.reveal()), mig, step: 'issue' },
     ]);
