@@ -32,6 +32,9 @@ const SCRYPT = { N: 2 ** 10, r: 8, p: 1 };
 export const PATH_TIMEOUT_MS = 20_000;
 /** The preflight's own deadline in these runs (short, so a path can let it pass). */
 const PREFLIGHT_MS = 1_000;
+/** A held request is looked at again this often (ms), and goes after HOLD_MS_MAX at the latest. */
+const HOLD_POLL_MS = 25;
+const HOLD_MS_MAX = 15_000;
 
 /** The request a state of the migration waits on (what fails when the path says STEP_FAILED there). */
 const REQUEST_OF: Array<[RegExp, string]> = [
@@ -116,9 +119,10 @@ export async function runMigrationPath(path: ModelPath, coveredTotal: Set<AnyTra
   const armed = {
     fail: [] as Array<{ type: string; code: string; party?: string }>,
     blockFrameAt: null as RegExp | null,
-    hold: [] as Array<{ party: RegExp; type: string; ms: number }>,
+    /** Requests to hold back when they arrive, until path event `forEvent` has happened. */
+    hold: [] as Array<{ party: RegExp; type: string; forEvent: number }>,
     /** Requests being held back (every copy of one, retransmissions too), until a time. */
-    holding: new Map<string, number>(),
+    holding: new Map<string, { since: number; forEvent: number; type: string }>(),
     replace: null as string | null,
   };
   const later: Array<() => Promise<unknown>> = [];
@@ -126,14 +130,26 @@ export async function runMigrationPath(path: ModelPath, coveredTotal: Set<AnyTra
   let values: World['values'] = [];
 
   /** The state waits on a request: hold it back, so an event from elsewhere (a cancel, a deadline) comes first. */
-  const holdWaiting = (b: string, ms = 600) => {
+  const holdWaiting = (b: string) => {
     const req = REQUEST_OF.find(([re]) => re.test(b))?.[1];
     // A lock or a format is many round trips and a cancel one hop: the cancel lands mid-session without help,
     // and the session then reaches the chip, as the paths that go on to restore or wipe it with a session expect.
     if (!req || /lockingSource$|formatting$/.test(b)) return;
+    // Still holding it from the event before (a run of events in the same state): keep holding it for this one too.
+    let extended = false;
+    for (const h of armed.holding.values()) {
+      // (held for the event just matched: steerAt(k) runs right after event k-1 matched)
+      if (h.type === req && h.forEvent >= k - 1 && Date.now() - h.since < HOLD_MS_MAX) [h.forEvent, extended] = [k, true];
+    }
+    for (const h of armed.hold) {
+      if (h.type === req) [h.forEvent, extended] = [k, true];
+    }
+    if (extended) return;
     const copies = req === 'msam.preflight' ? PROVIDERS.length : 1;
-    for (let n = 0; n < copies; n++) armed.hold.push({ party: /./, type: req, ms });
+    for (let n = 0; n < copies; n++) armed.hold.push({ party: /./, type: req, forEvent: k });
   };
+  /** A held request goes once the path event it was held for has happened (or after HOLD_MS_MAX, whatever the machine's load). */
+  const released = (h: { since: number; forEvent: number; type: string }) => k > h.forEvent || Date.now() - h.since > HOLD_MS_MAX;
 
   const steerAt = (i: number) => {
     const ev = path.events[i] as EventObject & Record<string, unknown>;
@@ -155,11 +171,11 @@ export async function runMigrationPath(path: ModelPath, coveredTotal: Set<AnyTra
         act(() => cancelOnHelper());
         break;
       case 'DEADLINE_PASSED':
-        holdWaiting(b, 2 * PREFLIGHT_MS);
+        holdWaiting(b);
         break;
       case 'DECIDED':
         if (ev.decision === 'aborted' && b === 'committing') {
-          armed.hold.push({ party: /^admin-sam$/, type: 'admin.commit', ms: 400 });
+          armed.hold.push({ party: /^admin-sam$/, type: 'admin.commit', forEvent: k });
           act(() => cancelOnHelper());
         }
         break;
@@ -188,7 +204,7 @@ export async function runMigrationPath(path: ModelPath, coveredTotal: Set<AnyTra
         const first = !path.events.slice(0, i).some((x) => x.type === 'PROVIDER_READY' || x.type === 'PROVIDER_REFUSED');
         if (first && flags.refusing) {
           const late = ev.type === 'PROVIDER_REFUSED' ? 'emoney' : 'transit';
-          armed.hold.push({ party: new RegExp(`^migration-sam/${late}$`), type: 'msam.preflight', ms: 300 });
+          armed.hold.push({ party: new RegExp(`^migration-sam/${late}$`), type: 'msam.preflight', forEvent: k });
         }
         break;
       }
@@ -197,7 +213,7 @@ export async function runMigrationPath(path: ModelPath, coveredTotal: Set<AnyTra
 
   /** The user cancels from a third phone; a phone does one thing at a time, so a second cancel waits for the first. */
   const cancelOnHelper = async () => {
-    for (let i = 0; i < 400; i++) {
+    for (const until = Date.now() + PATH_TIMEOUT_MS; Date.now() < until; ) {
       try {
         return await system!.party<TerminalRuntime>('terminal/helper').cancel(mig!);
       } catch (e) {
@@ -209,7 +225,7 @@ export async function runMigrationPath(path: ModelPath, coveredTotal: Set<AnyTra
 
   /** What a user does on a phone, once the phone is free for it (logged in, no job running). */
   const userDoes = async (id: string, fn: (t: TerminalRuntime) => Promise<unknown>) => {
-    for (let i = 0; i < 400; i++) {
+    for (const until = Date.now() + PATH_TIMEOUT_MS; Date.now() < until; ) {
       const t = system!.party<TerminalRuntime>(id);
       const a = account(t);
       if (a === 'loggedOut') await t.login('alice', 'pw').catch(() => {});
@@ -229,7 +245,7 @@ export async function runMigrationPath(path: ModelPath, coveredTotal: Set<AnyTra
 
   const onReal = (type: string, value: unknown) => {
     const v = statePath(value);
-    if (process.env.DEBUG_MODEL) console.error('real', type, v);
+    if (process.env.DEBUG_MODEL === seed) console.error('real', type, v);
     if (realStates[realStates.length - 1] !== v) realStates.push(v);
     if (k < path.events.length && type === path.events[k]!.type && v === after[k]) {
       k++;
@@ -265,14 +281,14 @@ export async function runMigrationPath(path: ModelPath, coveredTotal: Set<AnyTra
       },
       steer: {
         beforeRequest(party, env: AnyEnvelope) {
-          if (process.env.DEBUG_MODEL) console.error('req', party, env.type, JSON.stringify(armed.hold));
-          const until = armed.holding.get(`${party} ${env.id}`);
-          if (until !== undefined) return until > Date.now() ? { holdMs: until - Date.now() } : undefined;
+          if (process.env.DEBUG_MODEL === seed) console.error('req', party, env.type, JSON.stringify(armed.hold));
+          const held = armed.holding.get(`${party} ${env.id}`);
+          if (held !== undefined) return released(held) ? undefined : { holdMs: HOLD_POLL_MS };
           const h = armed.hold.findIndex((x) => x.party.test(party) && x.type === env.type);
           if (h >= 0) {
-            const ms = armed.hold.splice(h, 1)[0]!.ms;
-            armed.holding.set(`${party} ${env.id}`, Date.now() + ms);
-            return { holdMs: ms };
+            const hold = armed.hold.splice(h, 1)[0]!;
+            armed.holding.set(`${party} ${env.id}`, { since: Date.now(), forEvent: hold.forEvent, type: env.type });
+            return { holdMs: HOLD_POLL_MS };
           }
           const f = armed.fail.findIndex((x) => x.type === env.type);
           if (f >= 0) {
