@@ -44,6 +44,11 @@ export function buildCli(out: (line: string) => void = (l) => process.stdout.wri
 
 /** Runs the command line; resolves with the exit code. */
 export async function main(argv: string[]): Promise<number> {
+  // Output piped into `head` or `less` that stops reading: stop quietly, as Unix tools do.
+  process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code === 'EPIPE') process.exit(0);
+    throw e;
+  });
   try {
     await buildCli().parseAsync(argv);
     return typeof process.exitCode === 'number' ? process.exitCode : 0;

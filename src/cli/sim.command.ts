@@ -29,6 +29,30 @@ export function parseFaultKinds(spec: string): FaultKind[] {
   return kinds as FaultKind[];
 }
 
+/** "0-4,7,9-10" for [0,1,2,3,4,7,9,10]. */
+export function formatMask(ns: number[]): string {
+  const out: string[] = [];
+  for (let i = 0; i < ns.length; ) {
+    let j = i;
+    while (j + 1 < ns.length && ns[j + 1] === ns[j]! + 1) j++;
+    out.push(j > i ? `${ns[i]}-${ns[j]}` : `${ns[i]}`);
+    i = j + 1;
+  }
+  return out.join(',');
+}
+
+export function parseMask(spec: string): Set<number> {
+  const out = new Set<number>();
+  for (const part of spec.split(',').filter(Boolean)) {
+    const m = /^(\d+)(?:-(\d+))?$/.exec(part.trim());
+    if (!m) throw new InvalidArgumentError(`--mask: "${part}" is not a fault number or a range like 3-7`);
+    const [a, b] = [Number(m[1]), Number(m[2] ?? m[1])];
+    if (b < a || b - a > 10_000_000) throw new InvalidArgumentError(`--mask: "${part}" is not a range from low to high`);
+    for (let n = a; n <= b; n++) out.add(n);
+  }
+  return out;
+}
+
 function fmtCounts(c: Record<string, number>): string {
   const e = Object.entries(c);
   return e.length === 0 ? 'none' : e.map(([k, v]) => `${k} ${v}`).join(', ');
@@ -58,7 +82,7 @@ export function addSimCommand(program: Command, out: (line: string) => void): vo
     .option('--faults <kinds>', `fault kinds: ${FAULT_KINDS.join(',')} | all | none`, 'all')
     .option('--jobs <j>', 'worker processes', count('--jobs', 1, 64), Math.max(1, Math.min(4, availableParallelism())))
     .option('--trace', 'with --seed: print the whole trace', false)
-    .option('--mask <numbers>', 'with --seed: fault numbers to switch off (as printed for a shrunk run)')
+    .option('--mask <numbers>', 'with --seed: fault numbers to switch off, e.g. 0-12,15 (as printed for a shrunk run)')
     .option('--break <kind>', `TEST ONLY: run a deliberately broken build (${BREAKS.join(', ')}) to see the checker fail`)
     .option('--json', 'print the report as JSON', false)
     .option('--data <dir>', 'folder for the seeds\' LMDB stores (default: a fresh one under /dev/shm or the temp folder, removed after)')
@@ -90,7 +114,7 @@ export function addSimCommand(program: Command, out: (line: string) => void): vo
           return;
         }
         if (o.seed !== undefined) {
-          const mask = new Set((o.mask ?? '').split(',').filter(Boolean).map(Number));
+          const mask = parseMask(o.mask ?? '');
           const dir = o.data ?? defaultSimDir();
           mkdirSync(dir, { recursive: true });
           try {
@@ -142,7 +166,7 @@ export function addSimCommand(program: Command, out: (line: string) => void): vo
             out(`  replay: valmove sim --seed ${v.seed} --migrations ${o.migrations} --items ${o.items} --faults ${o.faults}${breakProtocol ? ` --break ${breakProtocol}` : ''} --trace`);
             if (m) {
               out(`  shrunk in ${m.runs} runs: ${m.result.struck.length} faults left (of ${v.struck.length}), ${m.result.stats.events} events, still ${m.result.violation?.invariant}`);
-              out(`  minimal run: valmove sim --seed ${v.seed} --migrations ${o.migrations} --items ${o.items} --faults ${o.faults}${breakProtocol ? ` --break ${breakProtocol}` : ''}${m.mask.length ? ` --mask ${m.mask.join(',')}` : ''} --trace`);
+              out(`  minimal run: valmove sim --seed ${v.seed} --migrations ${o.migrations} --items ${o.items} --faults ${o.faults}${breakProtocol ? ` --break ${breakProtocol}` : ''}${m.mask.length ? ` --mask ${formatMask(m.mask)}` : ''} --trace`);
               out(`  its trace (${m.result.trace.length} lines) is in ${m.traceFile}; the last lines:`);
               for (const l of m.result.trace.slice(-25)) out(`    ${l}`);
             }
