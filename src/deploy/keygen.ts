@@ -67,7 +67,18 @@ export async function generateDeployment(plan: DeploymentPlan): Promise<Deployme
   const dir = plan.dir;
   for (const sub of ['keys', 'config', 'data']) mkdirSync(join(dir, sub), { recursive: true });
   let next = plan.basePort ?? 0;
-  const port = async () => (plan.basePort ? next++ : freePort(host));
+  // The OS may hand the same free port out twice in a row (bound, released, bound again): keep them distinct.
+  const taken = new Set<number>();
+  const port = async (): Promise<number> => {
+    if (plan.basePort) return next++;
+    for (let tries = 0; ; tries++) {
+      const p = await freePort(host);
+      if (!taken.has(p) || tries >= 100) {
+        taken.add(p);
+        return p;
+      }
+    }
+  };
   const rel = (kind: 'keys' | 'data', file: string) => `../${kind}/${file}`;
 
   const server = generateIdentity(rng);

@@ -34,9 +34,15 @@ async function deployment(dir: string): Promise<{ d: LocalDeployment; plan: Retu
   });
   const oldPhone = d.terminal('old');
   const newPhone = d.terminal('new');
-  for (const t of [oldPhone, newPhone]) {
-    await t.login('alice', 'pw');
-    await t.register();
+  try {
+    for (const t of [oldPhone, newPhone]) {
+      await t.login('alice', 'pw');
+      await t.register();
+    }
+  } catch (e) {
+    // The caller never gets `d` to stop: stop every process here.
+    await d.stop();
+    throw e;
   }
   return { d, plan, oldPhone, newPhone };
 }
