@@ -3,6 +3,8 @@
  * and a sentence (for people), as ws does with WS_ERR_* codes. Messages never
  * contain key bytes, passwords or plaintext item values.
  */
+import { TEXT_CHARS_MAX } from './transport/messages.ts';
+
 export const ERROR_CODES = [
   // envelope and transport (src/transport)
   'BAD_JSON',
@@ -51,13 +53,27 @@ export const ERROR_CODES = [
 
 export type ErrorCode = (typeof ERROR_CODES)[number];
 
+/**
+ * A refusal travels back in an `error` envelope or a chip `err` frame, whose
+ * message field holds TEXT_CHARS_MAX characters. A sentence that quotes what
+ * the peer sent (zod names every unrecognized key) could be longer; the peer
+ * would then refuse the refusal and never learn why it was refused.
+ */
+function boundedSentence(message: string): string {
+  if (message.length <= TEXT_CHARS_MAX) return message;
+  let cut = TEXT_CHARS_MAX - 1;
+  const last = message.charCodeAt(cut - 1);
+  if (last >= 0xd800 && last <= 0xdbff) cut--; // do not split a surrogate pair
+  return `${message.slice(0, cut)}…`;
+}
+
 export class ProtocolError extends Error {
   override readonly name = 'ProtocolError';
   constructor(
     readonly code: ErrorCode,
     message: string,
   ) {
-    super(message);
+    super(boundedSentence(message));
   }
 
   toBody(): { code: ErrorCode; message: string } {
