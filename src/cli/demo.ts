@@ -23,6 +23,7 @@ import { EmbeddedSystem } from '../actors/system.ts';
 import type { NormalReceipt, ProgressEvent } from '../actors/terminal.actor.ts';
 import type { ValueItem, ValueKind } from '../actors/value.ts';
 import { table } from './table.ts';
+import { systemRecorder } from '../trace/wiring.ts';
 
 export const DEMO_ITEMS_MAX = 20;
 
@@ -37,6 +38,10 @@ export interface DemoOptions {
   faults?: string;
   /** Seed of the fault choices (the same seed, the same faults). */
   seed?: number;
+  /** Record every envelope (metadata only) and state change to this JSON Lines run file (`valmove trace` draws it). */
+  record?: string;
+  /** Stream the same records to a live page's feed, e.g. ws://127.0.0.1:PORT/feed. */
+  inspect?: string;
 }
 
 export interface DemoItem {
@@ -155,6 +160,8 @@ export async function runDemo(opts: DemoOptions): Promise<DemoReport> {
       })
     : undefined;
   say(`valmove demo: ${opts.items} item(s) from ${opts.items} provider(s); data in ${dataDir} (log: valmove.log)`);
+  const recorder = systemRecorder({ record: opts.record ? resolve(opts.record) : undefined, inspect: opts.inspect });
+  if (opts.record) say(`recording the run to ${resolve(opts.record)} (draw it with: valmove trace ${opts.record})`);
   system = await EmbeddedSystem.start({
     dataDir,
     providers: plan.map((p) => p.provider),
@@ -162,6 +169,8 @@ export async function runDemo(opts: DemoOptions): Promise<DemoReport> {
     log,
     timing: FAST_TIMING,
     faultRng: opts.seed !== undefined ? seededRng(opts.seed) : undefined,
+    envelopeTap: recorder?.tap,
+    inspect: recorder?.inspect,
     onTurnPoint: hook ? (party, point, info) => armed && hook(party, point, info) : undefined,
     onPartyStarted: (party) => {
       if (party instanceof TerminalRuntime && armed) party.onProgress(onProgress);
@@ -311,6 +320,7 @@ export async function runDemo(opts: DemoOptions): Promise<DemoReport> {
     };
   } finally {
     await system.stop();
+    await recorder?.close();
     closeSync(logFd);
   }
 }

@@ -77,10 +77,12 @@ export function addDeployCommands(program: Command, out: Out): void {
     .option('--crash-at <party:step:point>', 'fault injection: die (SIGKILL) at that point of that step, e.g. server:S14:after-persist')
     .option('--faults <spec>', 'fault injection: lose, repeat, reorder or delay messages on every link, e.g. drop=0.1,dup=0.1')
     .option('--seed <n>', 'seed of the fault choices', whole)
-    .action(async (role: string, o: { config: string; crashAt?: string; faults?: string; seed?: number }) => {
+    .option('--record <path>', 'record each party\'s envelopes (metadata only) and state changes: a .jsonl file, or a folder for <party>.jsonl files')
+    .option('--inspect <url>', 'stream the same records to a live page\'s feed, e.g. ws://127.0.0.1:PORT/feed')
+    .action(async (role: string, o: { config: string; crashAt?: string; faults?: string; seed?: number; record?: string; inspect?: string }) => {
       if (!ROLES.includes(role as Role)) throw new InvalidArgumentError(`unknown role "${role}"; one of ${ROLES.join(', ')}`);
       const cfg = loadConfig(o.config, role as Role);
-      const running = await startProcess(cfg, { crashAt: o.crashAt, faults: o.faults, seed: o.seed });
+      const running = await startProcess(cfg, { crashAt: o.crashAt, faults: o.faults, seed: o.seed, record: o.record ? resolve(o.record) : undefined, inspect: o.inspect });
       const stop = () => {
         running.stop().then(
           () => process.exit(0),
@@ -200,9 +202,11 @@ export function addDeployCommands(program: Command, out: Out): void {
     .option('--dir <dir>', 'deployment folder (default: a fresh ./deploy/up-<time>)')
     .option('--keep', 'leave the processes running', false)
     .option('--json', 'print one machine-readable report', false)
-    .action(async (o: { providers: number; dir?: string; keep: boolean; json: boolean }) => {
+    .option('--record <path>', 'every process records its parties\' envelopes and state changes: a .jsonl file (shared), or a folder of <party>.jsonl files')
+    .option('--inspect <url>', 'every process streams its records to a live page\'s feed, e.g. ws://127.0.0.1:PORT/feed')
+    .action(async (o: { providers: number; dir?: string; keep: boolean; json: boolean; record?: string; inspect?: string }) => {
       if (o.providers < 1 || o.providers > 20) program.error('error: --providers must be from 1 to 20', { exitCode: 2 });
-      const report = await runUp({ providers: o.providers, dir: o.dir, keep: o.keep, out: o.json ? undefined : out });
+      const report = await runUp({ providers: o.providers, dir: o.dir, keep: o.keep, out: o.json ? undefined : out, record: o.record, inspect: o.inspect });
       if (o.json) out(JSON.stringify(report, null, 2));
       if (report.outcome !== 'completed') process.exitCode = 1;
     });

@@ -4,7 +4,10 @@
  */
 import { Command, InvalidArgumentError } from 'commander';
 import { addDeployCommands } from './deploy.commands.ts';
+import { addInspectCommand } from './inspect.command.ts';
+import { addChartsCommand } from './charts.command.ts';
 import { addPathsCommand } from './paths.command.ts';
+import { addTraceCommand } from './trace.command.ts';
 import { addSimCommand } from './sim.command.ts';
 import { runDemo, DEMO_ITEMS_MAX } from './demo.ts';
 
@@ -27,17 +30,22 @@ export function buildCli(out: (line: string) => void = (l) => process.stdout.wri
     .option('--crash-at <party:step:point>', 'crash that party at that point of that step once, and restart it from its LMDB (e.g. server:S7:after-persist)')
     .option('--faults <spec>', 'lose, repeat, reorder or delay messages on every link, e.g. drop=0.2,dup=0.1,reorder=0.1,delay=0.1')
     .option('--seed <n>', 'seed of the fault choices (the same seed, the same faults)', wholeNumber)
-    .action(async (o: { items: number; data?: string; json: boolean; crashAt?: string; faults?: string; seed?: number }) => {
+    .option('--record <file>', 'record every envelope (type, parties, sizes; never content) and state change to a JSON Lines run file for `valmove trace`')
+    .option('--inspect <url>', 'stream the same records to a live page\'s feed, e.g. ws://127.0.0.1:PORT/feed')
+    .action(async (o: { items: number; data?: string; json: boolean; crashAt?: string; faults?: string; seed?: number; record?: string; inspect?: string }) => {
       if (o.items < 1 || o.items > DEMO_ITEMS_MAX) {
         program.error(`error: --items must be from 1 to ${DEMO_ITEMS_MAX}; got ${o.items}`, { exitCode: 2 });
       }
-      const report = await runDemo({ items: o.items, data: o.data, json: o.json, out, crashAt: o.crashAt, faults: o.faults, seed: o.seed });
+      const report = await runDemo({ items: o.items, data: o.data, json: o.json, out, crashAt: o.crashAt, faults: o.faults, seed: o.seed, record: o.record, inspect: o.inspect });
       if (o.json) out(JSON.stringify(report, null, 2));
       if (report.outcome !== 'completed') process.exitCode = 1;
     });
 
   addDeployCommands(program, out);
+  addInspectCommand(program, out);
   addPathsCommand(program, out);
+  addChartsCommand(program, out);
+  addTraceCommand(program, out);
   addSimCommand(program, out);
   return program;
 }

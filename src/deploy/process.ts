@@ -34,6 +34,7 @@ import type { AdminSamConfig, ChipConfig, ProcessConfig, ProviderConfig, ServerC
 import { createProcessHttp, HttpError, type ProcessHttp } from './http.ts';
 import { identityOf, readKeyFile, secretOf } from './keyfiles.ts';
 import { controlRoutes } from './terminal.control.ts';
+import { processRecording } from '../trace/wiring.ts';
 
 const TERMINAL_NAME = /^terminal\/[A-Za-z0-9._-]{1,64}$/;
 
@@ -239,6 +240,10 @@ export interface StartOptions {
   /** Link faults on every connection of this process, e.g. "drop=0.1,dup=0.1". */
   faults?: string;
   seed?: number;
+  /** Record each party's envelopes and state changes: a `.jsonl` file, or a folder for `<party>.jsonl` files (appended to). */
+  record?: string;
+  /** Stream each party's records to a live page's feed (ws://host:port/feed). */
+  inspect?: string;
 }
 
 export async function startProcess(cfg: ProcessConfig, opts: StartOptions = {}): Promise<RunningProcess> {
@@ -253,6 +258,7 @@ export async function startProcess(cfg: ProcessConfig, opts: StartOptions = {}):
       })
     : undefined;
   const policy = opts.faults ? parseFaults(opts.faults) : null;
+  const recording = processRecording({ record: opts.record, inspect: opts.inspect, report: (m) => log.warn(m) });
   const faultRng = opts.seed !== undefined ? seededRng(opts.seed) : systemRng;
   const http = createProcessHttp({
     role: cfg.role,
@@ -267,16 +273,21 @@ export async function startProcess(cfg: ProcessConfig, opts: StartOptions = {}):
     http,
     ca: cfg.ca ? readFileSync(cfg.ca) : undefined,
     connectors: [],
-    deps: (id, dataDir) => ({
-      id,
-      store: PartyStore.open(dataDir),
-      clock: systemClock,
-      rng: systemRng,
-      log,
-      observe: http.observer,
-      timing: { ...DEFAULT_TIMING, ...cfg.timing },
-      onTurnPoint,
-    }),
+    deps: (id, dataDir) => {
+      recording?.open(id);
+      return {
+        id,
+        store: PartyStore.open(dataDir),
+        clock: systemClock,
+        rng: systemRng,
+        log,
+        observe: http.observer,
+        timing: { ...DEFAULT_TIMING, ...cfg.timing },
+        onTurnPoint,
+        tap: recording?.tap,
+        inspect: recording?.inspect,
+      };
+    },
     faulty: (link) => (policy ? new FaultyLink(link, faultRng, systemClock, () => policy) : link),
   };
   switch (cfg.role) {
@@ -310,6 +321,7 @@ export async function startProcess(cfg: ProcessConfig, opts: StartOptions = {}):
         for (const c of ctx.connectors) c.close();
         await http.close();
         for (const r of runtimes) await r.stop();
+        await recording?.close();
         log.info('stopped');
       })();
       return stopping;

@@ -5,7 +5,7 @@
  * through them, driven through the terminals' control APIs, as a user would.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, openSync, closeSync } from 'node:fs';
+import { mkdirSync, openSync, closeSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ChipConsole } from '../actors/chipConsole.ts';
@@ -21,6 +21,7 @@ import { TerminalControl } from './control.client.ts';
 import { generateDeployment, type DeploymentSummary } from './keygen.ts';
 import type { Timing } from '../timing.ts';
 import { readKeyFile, secretOf } from './keyfiles.ts';
+import { recordsToOneFile } from '../trace/wiring.ts';
 
 const BIN = resolve(dirname(fileURLToPath(import.meta.url)), '../../bin/valmove.js');
 /** How long a process may take to answer /healthz after it is spawned. */
@@ -36,6 +37,8 @@ export interface RunningChild {
   config: string;
   log: string;
   child: ChildProcess;
+  /** Flags it was started with beyond its config (--record, --inspect); a restart keeps them. */
+  flags?: string[];
 }
 
 /** `valmove start <role> --config FILE` as a child process, logging to its own file. */
@@ -104,7 +107,7 @@ export class LocalDeployment {
   /** Starts the process again with `valmove start`, on its config and its LMDB folder as it was left. */
   async restart(id: string, extra: string[] = []): Promise<RunningChild> {
     const p = this.process(id);
-    const child = spawnParty(p.role, p.config, p.log, extra);
+    const child = spawnParty(p.role, p.config, p.log, [...(p.flags ?? []), ...extra]);
     Object.assign(p, { child, pid: child.pid ?? -1 });
     await waitHealthy(p.port, child, id);
     return p;
@@ -133,6 +136,10 @@ export interface LaunchOptions {
   scrypt?: { N: number; r: number; p: number };
   embeddedAdminSam?: boolean;
   timing?: Partial<Timing>;
+  /** Every process records (`start --record`): a .jsonl file they all append to, or a folder of per-party files. */
+  record?: string;
+  /** Every process streams its records to this live feed (`start --inspect`). */
+  inspect?: string;
 }
 
 /** Keys, configs, a user, every process started and healthy, the source chip issued. */
@@ -159,14 +166,25 @@ export async function launchDeployment(opts: LaunchOptions): Promise<LocalDeploy
   await store.close();
 
   mkdirSync(join(dir, 'logs'), { recursive: true });
+  const flags: string[] = [];
+  if (opts.record) {
+    const record = resolve(opts.record);
+    // One shared file starts empty (this run only); a folder gets a file per party.
+    if (recordsToOneFile(record)) {
+      mkdirSync(dirname(record), { recursive: true });
+      writeFileSync(record, '');
+    } else mkdirSync(record, { recursive: true });
+    flags.push('--record', record);
+  }
+  if (opts.inspect) flags.push('--inspect', opts.inspect);
   const order = ['admin-sam', 'provider', 'chip', 'server', 'terminal'];
   const planned = [...summary.processes].sort((a, b) => order.indexOf(a.role) - order.indexOf(b.role));
   const deployment = new LocalDeployment(dir, summary, []);
   try {
     for (const p of planned) {
       const logPath = join(dir, 'logs', `${p.id}.log`);
-      const child = spawnParty(p.role, p.config, logPath);
-      deployment.processes.push({ id: p.id, role: p.role, pid: child.pid ?? -1, port: p.port, config: p.config, log: logPath, child });
+      const child = spawnParty(p.role, p.config, logPath, flags);
+      deployment.processes.push({ id: p.id, role: p.role, pid: child.pid ?? -1, port: p.port, config: p.config, log: logPath, child, flags });
       if (p.role === 'chip') {
         await waitHealthy(p.port, child, p.id);
         if (p.id === 'chip-SRC') await issueOverSocket(dir, p.config, opts.items);
@@ -208,14 +226,15 @@ export interface UpReport {
   stopped: boolean;
 }
 
-export async function runUp(opts: { providers: number; dir?: string; keep: boolean; out?: (line: string) => void }): Promise<UpReport> {
+export async function runUp(opts: { providers: number; dir?: string; keep: boolean; out?: (line: string) => void; record?: string; inspect?: string }): Promise<UpReport> {
   const say = opts.out ?? (() => {});
   const dir = resolve(opts.dir ?? join('deploy', `up-${new Date().toISOString().replace(/[:.]/g, '-')}`));
   const plan = demoProviders(opts.providers);
   const password = toHex(systemRng.bytes(12));
   const items = plan.map((p, i) => ({ area: p.provider, provider: p.provider, value: demoValue(p.kind, i, toHex(systemRng.bytes(16))) }));
   say(`valmove up: ${plan.length} provider(s), every party its own process on 127.0.0.1; deployment in ${dir}`);
-  const d = await launchDeployment({ dir, providers: plan.map((p) => p.provider), user: 'alice', password, items });
+  const d = await launchDeployment({ dir, providers: plan.map((p) => p.provider), user: 'alice', password, items, record: opts.record, inspect: opts.inspect });
+  if (opts.record) say(`every process records to ${resolve(opts.record)} (draw it with: valmove trace ${opts.record})`);
   // Interrupted: stop what we started (unless asked to keep it), then leave.
   const onSignal = () => {
     void (opts.keep ? Promise.resolve() : d.stop()).then(() => process.exit(130));

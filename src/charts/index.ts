@@ -1,0 +1,86 @@
+/**
+ * `valmove charts`: every statechart, exported from the very machine object
+ * the runtime runs (MODELS in src/model/models.ts), in the formats people
+ * read charts in:
+ *
+ *   json     machine config for Stately's editor / `createMachine(json)`   (./json.ts)
+ *   mermaid  stateDiagram-v2                                               (./mermaid.ts)
+ *   scxml    W3C SCXML 1.0                                                 (./scxml.ts)
+ *   dot      Graphviz DOT, with the state-id contract of the live page     (./dot.ts)
+ *   svg      that DOT rendered locally by Graphviz WASM                    (./svg.ts)
+ */
+import type { AnyStateMachine } from 'xstate';
+import { MODEL_NAMES, MODELS } from '../model/models.ts';
+import { toDot, svgId } from './dot.ts';
+import { chartOf } from './graph.ts';
+import { toJson } from './json.ts';
+import { toMermaid } from './mermaid.ts';
+import { toScxml } from './scxml.ts';
+import { toSvg } from './svg.ts';
+
+export const CHART_FORMATS = ['json', 'mermaid', 'scxml', 'dot', 'svg'] as const;
+export type ChartFormat = (typeof CHART_FORMATS)[number];
+
+/** The file extension of each format. */
+export const CHART_EXTENSIONS: Record<ChartFormat, string> = { json: 'json', mermaid: 'mmd', scxml: 'scxml', dot: 'dot', svg: 'svg' };
+
+export type ChartErrorCode = 'CHART_UNKNOWN_MACHINE' | 'CHART_UNKNOWN_FORMAT';
+
+/** Bad input to the chart exporter, with a stable code and a sentence naming the valid choices. */
+export class ChartError extends Error {
+  constructor(
+    readonly code: ChartErrorCode,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'ChartError';
+  }
+}
+
+export function isChartFormat(format: string): format is ChartFormat {
+  return (CHART_FORMATS as readonly string[]).includes(format);
+}
+
+function machineNamed(name: string): AnyStateMachine {
+  const model = Object.hasOwn(MODELS, name) ? MODELS[name] : undefined;
+  if (!model) throw new ChartError('CHART_UNKNOWN_MACHINE', `unknown machine "${name}"; one of ${MODEL_NAMES.join(', ')}`);
+  return model.machine;
+}
+
+function formatNamed(format: string): ChartFormat {
+  if (!isChartFormat(format)) throw new ChartError('CHART_UNKNOWN_FORMAT', `unknown format "${format}"; one of ${CHART_FORMATS.join(', ')}`);
+  return format;
+}
+
+/** Exports any machine (the registry's, or one a test builds) in one format. */
+export async function exportMachineChart(machine: AnyStateMachine, format: ChartFormat | string): Promise<string> {
+  const f = formatNamed(format);
+  const chart = chartOf(machine);
+  switch (f) {
+    case 'json':
+      return toJson(chart);
+    case 'mermaid':
+      return toMermaid(chart);
+    case 'scxml':
+      return toScxml(chart);
+    case 'dot':
+      return toDot(chart);
+    case 'svg':
+      return toSvg(toDot(chart));
+  }
+}
+
+/** Exports the registry's machine `machineName` in one format. */
+export async function exportChart(machineName: string, format: ChartFormat | string): Promise<string> {
+  return exportMachineChart(machineNamed(machineName), format);
+}
+
+/** Every state's id in the DOT and SVG (./dot.ts): `<machine>` for the root, then `<machine>:<path>` for each state below it. */
+export function machineChartIds(machine: AnyStateMachine): string[] {
+  const chart = chartOf(machine);
+  return [...chart.states.keys()].map((path) => svgId(chart.machine, path));
+}
+
+export function chartIds(machineName: string): string[] {
+  return machineChartIds(machineNamed(machineName));
+}

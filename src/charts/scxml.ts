@@ -1,0 +1,147 @@
+/**
+ * The chart as W3C SCXML 1.0 (https://www.w3.org/TR/scxml/), valid against
+ * the W3C schema (test/charts/scxml-xsd). The machine root is the document's
+ * one top state (a `<state>` or `<parallel>`), so its own transitions have a
+ * place; below it `<state>`, `<parallel>`, `<final>`, `<history>`.
+ *
+ * - ids: the XState node id (`migration.sourcePhase.uploading`), each key
+ *   reduced to XML name characters; dots are legal in an XML ID.
+ * - `event`: the event type; `cond`: the guard's name (the machine's
+ *   implementations decide it, as in `setup`); `target`: ids. A transition
+ *   that stays inside its source (XState's default, `reenter: false`) is
+ *   `type="internal"`.
+ * - `always` is a transition without `event`; `after` is SCXML's own idiom: a
+ *   delayed `<send>` on entry, `<cancel>` on exit, a transition on that event.
+ * - actions are names, not code: `<log label="action" expr="'name {params}'"/>`.
+ * - descriptions are XML comments.
+ */
+import { actionText, isWithin, type Chart, type ChartAction, type ChartState, type ChartTransition } from './graph.ts';
+
+const SCXML_NS = 'http://www.w3.org/2005/07/scxml';
+
+export const xmlEscape = (s: string): string => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
+
+/** XML comment text: `--` may not appear inside a comment, nor a trailing `-`. */
+const commentText = (s: string): string => ` ${s.replace(/-(?=-)/g, '- ').replace(/-$/, '- ')} `;
+
+/** One XML name segment: letters, digits, `_`, `-`; never empty. */
+const nameSegment = (s: string): string => s.replace(/[^A-Za-z0-9_-]/g, '_') || '_';
+
+/** XML ID-safe, document-unique ids: the machine root first, then every state by its XState-style path. */
+export function scxmlIds(chart: Chart): Map<string, string> {
+  const ids = new Map<string, string>();
+  const used = new Set<string>();
+  for (const s of chart.states.values()) {
+    let base = [chart.machine, ...s.keys].map(nameSegment).join('.');
+    if (!/^[A-Za-z_]/.test(base)) base = `_${base}`;
+    let id = base;
+    for (let n = 2; used.has(id); n++) id = `${base}_${n}`;
+    used.add(id);
+    ids.set(s.path, id);
+  }
+  return ids;
+}
+
+/** An event type as SCXML's EventType: dot-separated segments of name characters. */
+function eventName(type: string): string {
+  if (type === '*') return '*';
+  const segments = type.split('.').filter((s) => s !== '');
+  return segments.map((s) => (s === '*' ? s : s.replace(/[^A-Za-z0-9_:-]/g, '_'))).join('.') || '_';
+}
+
+function jsString(s: string): string {
+  return `'${s.replace(/\\/g, '\\\\').replace(/'/g, "\\'").replace(/\r?\n/g, '\\n')}'`;
+}
+
+function actionLines(actions: ChartAction[], indent: string): string[] {
+  return actions.map((a) => `${indent}<log label="action" expr="${xmlEscape(jsString(actionText(a)))}"/>`);
+}
+
+export function toScxml(chart: Chart): string {
+  const ids = scxmlIds(chart);
+  const used = new Set(ids.values());
+  const id = (path: string) => ids.get(path)!;
+  const byState = new Map<string, ChartTransition[]>();
+  for (const t of chart.transitions) byState.set(t.source, [...(byState.get(t.source) ?? []), t]);
+
+  // Each `after` transition needs its delayed send; the send's id is an XML ID too.
+  const sendIds = new Map<ChartTransition, string>();
+  for (const t of chart.transitions) {
+    if (t.trigger.kind !== 'after') continue;
+    const base = `${id(t.source)}.after.${nameSegment(String(t.trigger.delay))}`;
+    let sid = base;
+    for (let n = 2; used.has(sid); n++) sid = `${base}_${n}`;
+    used.add(sid);
+    sendIds.set(t, sid);
+  }
+  const afterEvent = (t: ChartTransition) => eventName(t.eventType || `xstate.after.${String((t.trigger as { delay: unknown }).delay)}.${chart.states.get(t.source)!.xstateId}`);
+
+  const root = chart.states.get('')!;
+  const out: string[] = [
+    '<?xml version="1.0" encoding="UTF-8"?>',
+    `<!--${commentText(`${chart.machine}: exported by valmove charts from the machine the runtime runs`)}-->`,
+    `<scxml xmlns="${SCXML_NS}" version="1.0" name="${xmlEscape(nameSegment(chart.machine))}" initial="${id('')}">`,
+  ];
+  element(root, '  ');
+  out.push('</scxml>');
+  return `${out.join('\n')}\n`;
+
+  function element(s: ChartState, indent: string): void {
+    const inner = `${indent}  `;
+    if (s.kind === 'history') {
+      const targets = s.historyTarget?.length ? s.historyTarget : defaultEntry(chart.states.get(s.parent!)!);
+      out.push(`${indent}<history id="${id(s.path)}" type="${s.history ?? 'shallow'}">`);
+      out.push(`${inner}<transition target="${targets.map(id).join(' ')}"/>`);
+      out.push(`${indent}</history>`);
+      return;
+    }
+    const tag = s.kind === 'parallel' ? 'parallel' : s.kind === 'final' ? 'final' : 'state';
+    const initial = s.kind === 'compound' && s.initial !== null ? ` initial="${id(s.initial)}"` : '';
+    const open = `${indent}<${tag} id="${id(s.path)}"${initial}`;
+    out.push(`${open}>`);
+    const start = out.length;
+    if (s.description) out.push(`${inner}<!--${commentText(s.description)}-->`);
+    const transitions = byState.get(s.path) ?? [];
+    const delayed = transitions.filter((t) => t.trigger.kind === 'after');
+    if (s.entry.length > 0 || delayed.length > 0) {
+      out.push(`${inner}<onentry>`);
+      out.push(...actionLines(s.entry, `${inner}  `));
+      for (const t of delayed) {
+        const delay = (t.trigger as { delay: number | string }).delay;
+        const when = typeof delay === 'number' ? `delay="${delay}ms"` : `delayexpr="${xmlEscape(delay)}"`;
+        out.push(`${inner}  <send event="${afterEvent(t)}" ${when} id="${sendIds.get(t)}"/>`);
+      }
+      out.push(`${inner}</onentry>`);
+    }
+    if (s.exit.length > 0 || delayed.length > 0) {
+      out.push(`${inner}<onexit>`);
+      out.push(...actionLines(s.exit, `${inner}  `));
+      for (const t of delayed) out.push(`${inner}  <cancel sendid="${sendIds.get(t)}"/>`);
+      out.push(`${inner}</onexit>`);
+    }
+    if (s.kind !== 'final') for (const t of transitions) transition(s, t, inner);
+    for (const c of s.children) element(chart.states.get(c)!, inner);
+    if (out.length === start) out[start - 1] = `${open}/>`;
+    else out.push(`${indent}</${tag}>`);
+  }
+
+  function transition(s: ChartState, t: ChartTransition, indent: string): void {
+    const attrs: string[] = [];
+    if (t.trigger.kind === 'event') attrs.push(`event="${xmlEscape(eventName(t.trigger.event))}"`);
+    else if (t.trigger.kind === 'after') attrs.push(`event="${afterEvent(t)}"`);
+    else if (t.trigger.kind === 'done') attrs.push(`event="done.state.${id(s.path)}"`);
+    if (t.guard !== null) attrs.push(`cond="${xmlEscape(t.guard)}"`);
+    if (t.targets.length > 0) attrs.push(`target="${t.targets.map(id).join(' ')}"`);
+    if (!t.reenter && s.children.length > 0 && t.targets.length > 0 && t.targets.every((p) => isWithin(p, s.path) && p !== s.path)) attrs.push('type="internal"');
+    const open = `${indent}<transition ${attrs.join(' ')}`.trimEnd();
+    const body = [...(t.description ? [`${indent}  <!--${commentText(t.description)}-->`] : []), ...actionLines(t.actions, `${indent}  `)];
+    if (body.length === 0) out.push(`${open}/>`);
+    else out.push(`${open}>`, ...body, `${indent}</transition>`);
+  }
+}
+
+/** Where a state is entered by default: its initial child, or every region of a parallel state. */
+function defaultEntry(s: ChartState): string[] {
+  if (s.initial !== null) return [s.initial];
+  return s.kind === 'parallel' ? s.children : [];
+}

@@ -1,0 +1,340 @@
+/**
+ * From run records to a message sequence grouped by protocol step (the
+ * seed's Fig. 3 and Fig. 4, drawn from what happened). Pure: no I/O, so a
+ * live page can run it on the records its feed receives.
+ *
+ * 1. Merge: the records of every segment (one per process run), in causal
+ *    order. Each process has its own clock, so a record's time is its
+ *    header's wall clock plus its `t`, and a receiver's records never come
+ *    before the send they received (a Lamport-style merge: an `in` waits for
+ *    its `out`; a segment's later records wait for its earlier ones).
+ * 2. One arrow per envelope: the sender's `out` record (a retransmission is
+ *    another `out`, another arrow); an `in` only when its sender recorded
+ *    nothing (dedupe by sender and envelope id).
+ * 3. Migration: the header's, else that of the request a reply answers, else
+ *    that of the reply a request got.
+ * 4. Step: a progress notice marks where a step of its migration starts, and
+ *    once a migration has progress notices they decide its steps (a frame of
+ *    the S7 session that the server relays while it reports S6 is part of S6).
+ *    Without notices (the server's file is missing): the header's step, else
+ *    the current step of the migration (carried forward). Messages outside
+ *    any migration: 'register' or 'normal' by their type or session, carried
+ *    along the parties that exchange them; else 'other'.
+ */
+import type { EnvelopeRecord, RunRecord, RunStartRecord, StateRecord } from './records.ts';
+
+/** Short titles of each step (protocol.md §3; S4–S8 and S11–S15 as the migration machine announces them). */
+export const STEP_TITLES: Record<string, string> = {
+  S1: 'source: log in, prove serial, reserve channel',
+  S2: 'find the value items',
+  preflight: 'preflight checks',
+  S3: 'lock source (temp keys)',
+  S4: 'next item',
+  S5: 'link chip to migration SAM',
+  S6: 'authenticate with temp key',
+  S7: 'upload item',
+  S8: 'item uploaded',
+  S9: 'destination: log in, prove serial, reserve channel',
+  S10: 'format destination',
+  S11: 'next item',
+  S12: 'link chip to migration SAM',
+  S13: 'authenticate with temp key',
+  S14: 'download item and main key',
+  S15: 'receipt kept',
+  commit: 'commit decision',
+  S16: 'activate destination',
+  S17: 'clear migration SAMs',
+  rollback: 'rollback: restore source, clear SAMs',
+  normal: 'normal use',
+  register: 'register chip',
+  other: 'outside the protocol steps',
+};
+
+/** The step of messages that belong to no step we can tell. */
+export const OTHER_STEP = 'other';
+
+/** Requests that start a phase: the user's request comes before the server's first progress notice. */
+const STEP_OF_TYPE: Record<string, string> = { 'migrate.out': 'S1', 'migrate.in': 'S9' };
+/** Messages outside a migration whose type says what they are. */
+const LOOSE_STEP_OF_TYPE: Array<[RegExp, string]> = [
+  [/^normal\./, 'normal'],
+  [/^(login\.|chip\.register)/, 'register'],
+];
+
+export function stepTitle(step: string): string {
+  return STEP_TITLES[step] ?? step;
+}
+
+/** How a step group is headed in a drawing: `S7 upload item`, or the title alone for a named step (`commit decision`). */
+export function stepHeading(step: string): string {
+  return /^S\d+$/.test(step) ? `${step} ${stepTitle(step)}` : stepTitle(step);
+}
+
+export interface RunSegment {
+  /** Where it came from (a file name), for messages. */
+  source: string;
+  header: RunStartRecord;
+  /** Wall-clock ms of the header's startedAt: the segment's `t`s count from here. */
+  baseMs: number;
+  records: Array<EnvelopeRecord | StateRecord>;
+}
+
+/**
+ * Splits a flat list of records into segments. A record belongs to the
+ * latest header of its own party (several parties' records may interleave:
+ * the processes of a deployment appending to one file, or several feeds),
+ * else to the latest header ('*': one process with every party). Records
+ * before any header form one segment on clock 0.
+ */
+export function segmentsOf(records: readonly RunRecord[], source = 'records'): RunSegment[] {
+  const out: RunSegment[] = [];
+  const byParty = new Map<string, RunSegment>();
+  let latest: RunSegment | undefined;
+  for (const r of records) {
+    if (r.kind === 'run') {
+      latest = { source, header: r, baseMs: Date.parse(r.startedAt) || 0, records: [] };
+      out.push(latest);
+      byParty.set(r.party, latest);
+      continue;
+    }
+    let seg = byParty.get(r.party) ?? latest;
+    if (!seg) {
+      seg = latest = { source, header: { kind: 'run', v: 1, source: 'demo', party: '*', startedAt: new Date(0).toISOString() }, baseMs: 0, records: [] };
+      out.push(seg);
+    }
+    seg.records.push(r);
+  }
+  return out;
+}
+
+export interface SeqMessage {
+  /** Milliseconds from the first record of the run. */
+  t: number;
+  from: string;
+  to: string;
+  type: string;
+  bytes: number;
+  frameBytes?: number;
+  mig?: string;
+  item?: number;
+  step: string;
+  /** Envelope id (with `from`, unique). */
+  id: string;
+}
+
+export interface SeqStep {
+  step: string;
+  title: string;
+  messages: SeqMessage[];
+}
+
+export interface SeqTotals {
+  messages: number;
+  bytes: number;
+  frameBytes: number;
+  /** Step groups in the sequence (a step that recurs, e.g. S4–S8 once per item, counts each time). */
+  groups: number;
+  /** Distinct steps seen, in the order they first occurred. */
+  steps: string[];
+  migrations: string[];
+  participants: number;
+  /** Taken from the records: envelopes seen in and out, state changes. */
+  records: { envelopes: number; states: number };
+}
+
+export interface Sequence {
+  participants: string[];
+  steps: SeqStep[];
+  totals: SeqTotals;
+}
+
+export interface SequenceOptions {
+  /** Only this migration's messages. */
+  mig?: string;
+}
+
+interface Timed {
+  r: EnvelopeRecord;
+  at: number;
+}
+
+const keyOf = (from: string, id: string) => `${from}\u0000${id}`;
+
+/** Step 1: every envelope record of every segment, in an order that respects each segment and each send->receive. */
+export function mergeSegments(segments: readonly RunSegment[]): Timed[] {
+  const queues = segments.map((s) => ({ base: s.baseMs, recs: s.records.filter((r): r is EnvelopeRecord => r.kind === 'envelope'), next: 0, last: -Infinity }));
+  const outs = new Set<string>();
+  for (const q of queues) for (const r of q.recs) if (r.direction === 'out') outs.add(keyOf(r.from, r.id));
+  const sentAt = new Map<string, number>();
+  const merged: Timed[] = [];
+  const total = queues.reduce((n, q) => n + q.recs.length, 0);
+  while (merged.length < total) {
+    let best = -1;
+    let bestAt = Infinity;
+    let bestReady = false;
+    for (let i = 0; i < queues.length; i++) {
+      const q = queues[i]!;
+      const r = q.recs[q.next];
+      if (!r) continue;
+      const k = keyOf(r.from, r.id);
+      const ready = r.direction === 'out' || !outs.has(k) || sentAt.has(k);
+      const at = Math.max(q.base + r.t, q.last, r.direction === 'in' ? (sentAt.get(k) ?? -Infinity) : -Infinity);
+      // A ready record beats a waiting one; a waiting one goes only when nothing is ready (a cycle of skewed clocks).
+      if ((ready && !bestReady) || (ready === bestReady && at < bestAt)) {
+        best = i;
+        bestAt = at;
+        bestReady = ready;
+      }
+    }
+    const q = queues[best]!;
+    const r = q.recs[q.next++]!;
+    q.last = bestAt;
+    if (r.direction === 'out' && !sentAt.has(keyOf(r.from, r.id))) sentAt.set(keyOf(r.from, r.id), bestAt);
+    merged.push({ r, at: bestAt });
+  }
+  return merged;
+}
+
+/** The participants in protocol order: source chip and terminal, server, admin SAM, migration SAMs, normal SAMs, destination terminal and chip. */
+export function orderParticipants(messages: readonly SeqMessage[]): string[] {
+  const first = new Map<string, number>();
+  const sourceTerminals = new Set<string>();
+  const destinationTerminals = new Set<string>();
+  const chipOf = new Map<string, string>();
+  for (const [i, m] of messages.entries()) {
+    for (const p of [m.from, m.to]) if (!first.has(p)) first.set(p, i);
+    if (m.type === 'migrate.out') sourceTerminals.add(m.from);
+    if (m.type === 'migrate.in') destinationTerminals.add(m.from);
+    if (m.from.startsWith('chip/') && m.to.startsWith('terminal/')) chipOf.set(m.from, m.to);
+    if (m.to.startsWith('chip/') && m.from.startsWith('terminal/')) chipOf.set(m.to, m.from);
+  }
+  const side = (p: string): 'source' | 'destination' | undefined => {
+    const t = p.startsWith('chip/') ? chipOf.get(p) : p;
+    if (t && sourceTerminals.has(t)) return 'source';
+    if (t && destinationTerminals.has(t)) return 'destination';
+    return undefined;
+  };
+  const rank = (p: string): number => {
+    const chip = p.startsWith('chip/');
+    const terminal = p.startsWith('terminal/');
+    if (chip || terminal) {
+      const s = side(p);
+      if (s === 'source') return chip ? 0 : 1;
+      if (s === 'destination') return chip ? 9 : 8;
+      return chip ? 7.5 : 7;
+    }
+    if (p === 'server') return 2;
+    if (p === 'admin-sam') return 3;
+    if (p.startsWith('migration-sam/')) return 4;
+    if (p.startsWith('normal-sam/')) return 5;
+    return 10;
+  };
+  return [...first.keys()].sort((a, b) => rank(a) - rank(b) || first.get(a)! - first.get(b)!);
+}
+
+/** Builds the sequence: merged, deduplicated, each message with its migration and step, grouped into consecutive step runs. */
+export function sequenceOf(input: readonly RunRecord[] | readonly RunSegment[], opts: SequenceOptions = {}): Sequence {
+  const segments: readonly RunSegment[] = input.length > 0 && 'records' in input[0]! ? (input as readonly RunSegment[]) : segmentsOf(input as readonly RunRecord[]);
+  const merged = mergeSegments(segments);
+  const records = { envelopes: merged.length, states: segments.reduce((n, s) => n + s.records.filter((r) => r.kind === 'state').length, 0) };
+
+  // Step 2: arrows.
+  const outs = new Set<string>();
+  for (const { r } of merged) if (r.direction === 'out') outs.add(keyOf(r.from, r.id));
+  const inOnly = new Set<string>();
+  const arrows: Timed[] = [];
+  for (const x of merged) {
+    const k = keyOf(x.r.from, x.r.id);
+    if (x.r.direction === 'out') arrows.push(x);
+    else if (!outs.has(k) && !inOnly.has(k)) {
+      inOnly.add(k);
+      arrows.push(x);
+    }
+  }
+  let t0 = Infinity;
+  for (const x of merged) t0 = Math.min(t0, x.at);
+
+  // Step 3: migrations, through corr in both directions.
+  const migOf = new Map<string, string>();
+  for (const { r } of arrows) if (r.mig) migOf.set(keyOf(r.from, r.id), r.mig);
+  for (const { r } of arrows) {
+    if (r.mig || !r.corr) continue;
+    const asked = migOf.get(keyOf(r.to, r.corr));
+    if (asked) migOf.set(keyOf(r.from, r.id), asked);
+  }
+  for (const { r } of arrows) {
+    if (!r.corr) continue;
+    const answered = migOf.get(keyOf(r.from, r.id));
+    const request = keyOf(r.to, r.corr);
+    if (answered && !migOf.has(request)) migOf.set(request, answered);
+  }
+
+  // Step 4: steps.
+  const current = new Map<string, string>();
+  const announced = new Set<string>();
+  const activity = new Map<string, string>();
+  const looseStepOf = new Map<string, string>();
+  const messages: SeqMessage[] = [];
+  const sent = new Set<string>();
+  for (const { r, at } of arrows) {
+    const k = keyOf(r.from, r.id);
+    const mig = migOf.get(k);
+    // A retransmission (the user's request waits through a whole phase) is drawn where it happened; it starts nothing.
+    const again = sent.has(k);
+    sent.add(k);
+    let step: string | undefined;
+    if (mig) {
+      const marker = r.type === 'progress' ? r.step : again ? undefined : STEP_OF_TYPE[r.type];
+      if (marker) {
+        step = marker;
+        current.set(mig, marker);
+        if (r.type === 'progress') announced.add(mig);
+      } else if (announced.has(mig)) step = current.get(mig);
+      else if (r.step) {
+        step = r.step;
+        current.set(mig, r.step);
+      } else step = current.get(mig);
+      step ??= OTHER_STEP;
+    } else {
+      step = r.step ?? LOOSE_STEP_OF_TYPE.find(([re]) => re.test(r.type))?.[1] ?? (r.corr ? looseStepOf.get(keyOf(r.to, r.corr)) : undefined);
+      step ??= activity.get(r.from) ?? activity.get(r.to) ?? OTHER_STEP;
+      looseStepOf.set(k, step);
+      if (step !== OTHER_STEP) {
+        activity.set(r.from, step);
+        activity.set(r.to, step);
+      }
+    }
+    if (opts.mig !== undefined && mig !== opts.mig) continue;
+    const m: SeqMessage = { t: Math.round((at - t0) * 1000) / 1000, from: r.from, to: r.to, type: r.type, bytes: r.bytes, step, id: r.id };
+    if (r.frameBytes !== undefined) m.frameBytes = r.frameBytes;
+    if (mig !== undefined) m.mig = mig;
+    if (r.item !== undefined) m.item = r.item;
+    messages.push(m);
+  }
+
+  // Grouping: consecutive messages of one step are one group.
+  const steps: SeqStep[] = [];
+  for (const m of messages) {
+    const last = steps[steps.length - 1];
+    if (last && last.step === m.step) last.messages.push(m);
+    else steps.push({ step: m.step, title: stepTitle(m.step), messages: [m] });
+  }
+  const participants = orderParticipants(messages);
+  const seen: string[] = [];
+  for (const g of steps) if (!seen.includes(g.step)) seen.push(g.step);
+  return {
+    participants,
+    steps,
+    totals: {
+      messages: messages.length,
+      bytes: messages.reduce((n, m) => n + m.bytes, 0),
+      frameBytes: messages.reduce((n, m) => n + (m.frameBytes ?? 0), 0),
+      groups: steps.length,
+      steps: seen,
+      // Registrations (reg-…) carry an id in the same header field.
+      migrations: [...new Set(messages.flatMap((m) => (m.mig ? [m.mig] : [])))],
+      participants: participants.length,
+      records,
+    },
+  };
+}

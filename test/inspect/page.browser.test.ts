@@ -1,0 +1,147 @@
+/// <reference lib="dom" />
+/**
+ * The live page in a real browser (issue 6): headless Chromium (Debian's
+ * `chromium`, driven by playwright-core) opens `valmove inspect`'s page,
+ * a real demo migration in another process attaches to it with --inspect,
+ * and the page must move its highlighted states as the migration moves and
+ * show the message sequence for every step S1–S17. The screenshot is saved
+ * under test-artifacts/.
+ */
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { InspectServer } from '../../src/inspect/server.ts';
+import { runDemo } from '../../src/cli/demo.ts';
+import { silentLogger } from '../../src/log.ts';
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+const BIN = join(ROOT, 'bin/valmove.js');
+const ARTIFACTS = join(ROOT, 'test-artifacts');
+const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+const STEPS = Array.from({ length: 17 }, (_, i) => `S${i + 1}`);
+/** Bounds on every wait: a migration's demo takes seconds; these only stop a broken run. */
+const DEMO_TIMEOUT_MS = 120_000;
+const PAGE_TIMEOUT_MS = 30_000;
+
+let server: InspectServer;
+let browser: Browser;
+const dirs: string[] = [];
+
+function tempDir(prefix: string): string {
+  const d = mkdtempSync(join(tmpdir(), prefix));
+  dirs.push(d);
+  return d;
+}
+
+test.before(async () => {
+  if (!existsSync(CHROMIUM)) throw new Error(`no Chromium at ${CHROMIUM}: install Debian's chromium (apt-get install chromium; .ci/run does) or set CHROMIUM_PATH`);
+  server = await InspectServer.start({
+    port: 0,
+    log: silentLogger,
+    runDemo: async (feedUrl) => {
+      const r = await runDemo({ items: 2, data: tempDir('valmove-inspect-btn-'), json: true, out: () => undefined, inspect: feedUrl });
+      return { outcome: r.outcome, mig: r.mig };
+    },
+  });
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    // Flags for a closed network: without the background-networking ones Chromium keeps trying Google's hosts.
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+});
+
+test.after(async () => {
+  await browser?.close();
+  await server?.close();
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+
+/** Opens the page and starts recording every distinct set of highlighted states of the migration chart. */
+async function openPage(): Promise<Page> {
+  const page = await browser.newPage({ viewport: { width: 1500, height: 1300 } });
+  const errors: string[] = [];
+  page.on('pageerror', (e) => errors.push(e.message));
+  await page.goto(server.url);
+  await page.waitForSelector('#chart svg', { timeout: PAGE_TIMEOUT_MS });
+  assert.is(await page.getAttribute('#chart', 'data-machine'), 'migration', 'the page opens on the migration chart');
+  await page.evaluate(() => {
+    const w = window as unknown as { seen: string[] };
+    w.seen = [];
+    const chart = document.querySelector('#chart')!;
+    new MutationObserver(() => {
+      const v = chart.getAttribute('data-active') ?? '';
+      if (v && w.seen[w.seen.length - 1] !== v) w.seen.push(v);
+    }).observe(chart, { attributes: true, attributeFilter: ['data-active'] });
+  });
+  assert.equal(errors, [], 'the page runs without script errors');
+  return page;
+}
+
+async function stepsShown(page: Page): Promise<string[]> {
+  return page.$$eval('#steps li[data-step]', (els) => els.map((e) => e.getAttribute('data-step')!));
+}
+
+/** Waits until the sequence panel lists every step S1–S17 (bounded). */
+async function waitForAllSteps(page: Page): Promise<string[]> {
+  await page
+    .waitForFunction((want) => want.every((s) => document.querySelector(`#steps li[data-step="${s}"]`)), STEPS, { timeout: PAGE_TIMEOUT_MS })
+    .catch(() => undefined);
+  return stepsShown(page);
+}
+
+test('a demo in another process, attached with --inspect, moves the highlighted states and fills the sequence S1–S17 (screenshot saved)', async () => {
+  const page = await openPage();
+  const child = spawn(process.execPath, [BIN, 'demo', '--items', '2', '--data', tempDir('valmove-inspect-demo-'), '--inspect', server.feedUrl], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  child.stdout.on('data', (d: Buffer) => (output += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (output += d.toString()));
+  const code = await new Promise<number | null>((res) => {
+    const timer = setTimeout(() => child.kill('SIGKILL'), DEMO_TIMEOUT_MS);
+    child.on('exit', (c) => {
+      clearTimeout(timer);
+      res(c);
+    });
+  });
+  assert.is(code, 0, `the demo completes:\n${output.slice(-2000)}`);
+
+  const steps = await waitForAllSteps(page);
+  for (const s of STEPS) assert.ok(steps.includes(s), `the sequence shows ${s}; it shows ${steps.join(' ')}`);
+  const seen = await page.evaluate(() => (window as unknown as { seen: string[] }).seen);
+  assert.ok(seen.length >= 5, `the highlighted states changed as the migration moved; saw ${seen.length} highlight sets: ${seen.join(' / ')}`);
+  assert.ok(seen.some((s) => s.includes('migration:sourcePhase')) && seen.some((s) => s.includes('migration:destinationPhase')), `both phases were highlighted: ${seen.join(' / ')}`);
+  const highlighted = await page.$$eval('#chart .vm-active', (els) => els.map((e) => e.id));
+  assert.ok(highlighted.length > 0, 'the chart holds highlighted state elements');
+  assert.ok(/migration/.test((await page.textContent('#chart-caption')) ?? ''), 'the caption names the followed actor');
+  assert.ok(await page.$('#sequence svg'), 'the sequence is drawn');
+
+  mkdirSync(ARTIFACTS, { recursive: true });
+  const shot = join(ARTIFACTS, 'inspect-page.png');
+  await page.screenshot({ path: shot });
+  assert.ok(existsSync(shot), 'the screenshot is saved');
+  console.log(`  screenshot: ${shot}; ${seen.length} highlight changes; steps ${steps.join(' ')}`);
+  await page.close();
+});
+
+test('the page\'s own button runs a demo in the inspector and a page opened afterwards replays it', async () => {
+  const before = server.records().length;
+  const page = await openPage();
+  await page.click('#run-demo');
+  await page.waitForFunction(() => /completed|rolledBack|failed/.test(document.querySelector('#demo-status')?.textContent ?? ''), undefined, { timeout: DEMO_TIMEOUT_MS });
+  assert.match((await page.textContent('#demo-status')) ?? '', /completed/, 'the demo migration completed');
+  assert.ok(server.records().length > before, 'the demo reached the inspector');
+  await page.close();
+
+  // A page opened later gets the history: same steps, states already highlighted.
+  const late = await openPage();
+  const steps = await waitForAllSteps(late);
+  for (const s of STEPS) assert.ok(steps.includes(s), `a late page shows ${s}`);
+  assert.ok(((await late.getAttribute('#chart', 'data-active')) ?? '').length > 0, 'a late page highlights the current states');
+  await late.close();
+});
+
+test.run();
