@@ -6,7 +6,13 @@ import { Command, InvalidArgumentError } from 'commander';
 import { InspectServer, type DemoResult } from '../inspect/server.ts';
 import { startStatelyBridge, type StatelyBridge } from '../inspect/stately.ts';
 import { createLogger } from '../log.ts';
-import { runDemo } from './demo.ts';
+import { DEMO_ITEMS_MAX, runDemo } from './demo.ts';
+
+function demoItems(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1 || n > DEMO_ITEMS_MAX) throw new InvalidArgumentError(`from 1 to ${DEMO_ITEMS_MAX}`);
+  return n;
+}
 
 function port(value: string): number {
   const n = Number(value);
@@ -31,7 +37,7 @@ export function addInspectCommand(program: Command, out: (line: string) => void)
     .description('a local web page with every statechart; attach a demo or deployment (--inspect URL) to watch states and messages live')
     .option('--port <p>', 'port of the page on 127.0.0.1 (0: any free port)', port, 4800)
     .option('--host <h>', 'address to listen on (the feed takes records from whoever reaches it: keep it local)', '127.0.0.1')
-    .option('--demo-items <n>', 'items the page\'s "Run a demo migration" button moves', port, 3)
+    .option('--demo-items <n>', `items the page's "Run a demo migration" button moves (1-${DEMO_ITEMS_MAX})`, demoItems, 3)
     .option('--stately <port>', 'also forward the live actors to Stately\'s inspector (@statelyai/inspect; its page loads stately.ai, so needs a network) on this port', port)
     .action(async (o: { port: number; host: string; demoItems: number; stately?: number }) => {
       const log = createLogger({ level: 'info' });

@@ -24,8 +24,9 @@ export function addTraceCommand(program: Command, out: (line: string) => void): 
     .argument('<run>', 'a run file (.jsonl), or a folder of per-party run files')
     .option('--format <f>', TRACE_FORMATS.join(' | '), 'mermaid')
     .option('--mig <id>', 'only this migration (its id, e.g. m-…)')
+    .option('--hide <types>', 'leave these envelope types out of the drawing (they still mark the steps), e.g. frame.ack,progress', (v: string) => v.split(',').map((t) => t.trim()).filter(Boolean))
     .option('--out <file>', 'write the drawing to this file instead of standard output')
-    .action((runPath: string, o: { format: string; mig?: string; out?: string }) => {
+    .action((runPath: string, o: { format: string; mig?: string; hide?: string[]; out?: string }) => {
       const fail = (message: string): never => program.error(`error: ${message}`, { exitCode: 2 });
       if (!(TRACE_FORMATS as readonly string[]).includes(o.format)) fail(`--format must be one of ${TRACE_FORMATS.join(', ')}; got "${o.format}"`);
       let run: LoadedRun;
@@ -36,7 +37,7 @@ export function addTraceCommand(program: Command, out: (line: string) => void): 
         throw e;
       }
       for (const w of run.warnings) process.stderr.write(`valmove trace: warning: ${w}\n`);
-      const seq = sequenceOf(run.segments, { mig: o.mig });
+      const seq = sequenceOf(run.segments, { mig: o.mig, hide: o.hide });
       if (o.mig !== undefined && seq.totals.messages === 0) {
         const known = sequenceOf(run.segments).totals.migrations;
         fail(`no messages of migration ${o.mig} in ${runPath}; it holds ${known.length ? known.join(', ') : 'no migration'}`);

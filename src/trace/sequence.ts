@@ -151,6 +151,8 @@ export interface Sequence {
 export interface SequenceOptions {
   /** Only this migration's messages. */
   mig?: string;
+  /** Envelope types left out of the drawing (they still mark steps), e.g. ['frame.ack', 'progress']. */
+  hide?: readonly string[];
 }
 
 interface Timed {
@@ -305,6 +307,7 @@ export function sequenceOf(input: readonly RunRecord[] | readonly RunSegment[], 
       }
     }
     if (opts.mig !== undefined && mig !== opts.mig) continue;
+    if (opts.hide?.includes(r.type)) continue;
     const m: SeqMessage = { t: Math.round((at - t0) * 1000) / 1000, from: r.from, to: r.to, type: r.type, bytes: r.bytes, step, id: r.id };
     if (r.frameBytes !== undefined) m.frameBytes = r.frameBytes;
     if (mig !== undefined) m.mig = mig;

@@ -2,6 +2,9 @@
  * The inspect server without a browser: what it serves, what its feed takes
  * and refuses, and what a page that connects late receives.
  */
+import { spawn } from 'node:child_process';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { WebSocket } from 'ws';
@@ -40,8 +43,8 @@ function nextMessage(ws: WebSocket): Promise<string> {
   });
 }
 
-async function until(cond: () => boolean, what: string): Promise<void> {
-  for (let i = 0; i < WAIT_MS / 20; i++) {
+async function until(cond: () => boolean, what: string, bound_ms = WAIT_MS): Promise<void> {
+  for (let i = 0; i < bound_ms / 20; i++) {
     if (cond()) return;
     await new Promise((r) => setTimeout(r, 20));
   }
@@ -119,6 +122,27 @@ test('Stately bridge: active leaf paths fold back into a state value', () => {
   assert.is(stateValueOf(['migration.completed']), 'completed');
   assert.equal(stateValueOf(['migration.sourcePhase.uploading.authenticating']), { sourcePhase: { uploading: 'authenticating' } });
   assert.equal(stateValueOf(['chip.a.x', 'chip.b.y']), { a: 'x', b: 'y' });
+});
+
+test('valmove inspect as a user starts it: prints the page and feed addresses, serves, and stops on SIGTERM', async () => {
+  const bin = join(resolve(dirname(fileURLToPath(import.meta.url)), '../..'), 'bin/valmove.js');
+  const child = spawn(process.execPath, [bin, 'inspect', '--port', '0'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  child.stdout.on('data', (d: Buffer) => (output += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (output += d.toString()));
+  try {
+    // A process start (tsx compiles on the fly) can take seconds on a loaded machine.
+    await until(() => /open (http:\/\/127\.0\.0\.1:\d+\/)/.test(output), 'the address line', 30_000);
+    const url = /open (http:\/\/127\.0\.0\.1:\d+\/)/.exec(output)![1]!;
+    assert.match(output, /valmove demo --inspect ws:\/\/127\.0\.0\.1:\d+\/feed/, 'it says how to attach a run');
+    const { machines, demo } = (await (await fetch(`${url}api/machines`)).json()) as { machines: string[]; demo: string };
+    assert.is(machines.length, 9);
+    assert.is(demo, 'ready', 'the page can run a demo');
+  } finally {
+    const exited = new Promise<number | null>((r) => child.once('exit', (c) => r(c)));
+    child.kill('SIGTERM');
+    assert.is(await exited, 0, `exits cleanly on SIGTERM: ${output}`);
+  }
 });
 
 test.run();

@@ -87,6 +87,20 @@ test('progress notices start steps; a message without a step takes its migration
   assert.equal(sequenceOf(records, { mig: m }).participants, ['terminal/old', 'server', 'migration-sam/p']);
 });
 
+test('--hide leaves those envelope types out of the drawing, and they still mark where steps start', () => {
+  const m = 'm-9';
+  const records: RunRecord[] = [
+    header('*'),
+    seen('server', 'out', 1, { id: 's#1', from: 'server', to: 'terminal/old', type: 'progress', mig: m, step: 'S3' }),
+    seen('server', 'out', 2, { id: 's#2', from: 'server', to: 'admin-sam', type: 'admin.lock', mig: m }),
+    seen('admin-sam', 'out', 3, { id: 'a#1', from: 'admin-sam', to: 'server', type: 'frame.ack', corr: 's#2' }),
+    seen('server', 'out', 4, { id: 's#3', from: 'server', to: 'terminal/old', type: 'progress', mig: m, step: 'S4' }),
+    seen('server', 'out', 5, { id: 's#4', from: 'server', to: 'migration-sam/p', type: 'msam.upload', mig: m }),
+  ];
+  const seq = sequenceOf(records, { hide: ['frame.ack', 'progress'] });
+  assert.equal(seq.steps.map((g) => `${g.step}: ${g.messages.map((x) => x.type).join(',')}`), ['S3: admin.lock', 'S4: msam.upload']);
+});
+
 test('without progress notices (the server\'s file is missing) header steps lead and carry forward', () => {
   const m = 'm-8';
   const records: RunRecord[] = [
