@@ -32,6 +32,8 @@ const ALLOWED: Record<string, { what: string[]; why: string }> = {
   'src/cli/demo.ts': { what: ['Date.now()', 'new Date()', 'performance.now()', 'setImmediate'], why: 'the demo reports elapsed wall time, names its data folder by date, and restarts a crashed party once its turn unwound' },
   'src/sim/simulator.ts': { what: ['setImmediate', 'performance.now()'], why: 'the simulator waits for the parties to go idle and measures its own wall time' },
   'src/sim/runner.ts': { what: ['performance.now()'], why: 'wall time of a run of seeds, for the report' },
+  'src/trace/recorder.ts': { what: ['performance.now()'], why: 'a recorded run times its records by the recording process\'s clock; a simulated run records nothing' },
+  'src/trace/sinks.ts': { what: ['Date.now()', 'setTimeout'], why: 'the run file\'s start time and the live feed\'s bounded close wait; a simulated run records nothing' },
   'src/cli/sim.command.ts': { what: ['performance.now()'], why: 'elapsed wall time in the progress lines' },
 };
 
