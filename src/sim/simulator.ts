@@ -55,8 +55,13 @@ const EVENTS_MAX = 400_000;
 const USER_TICK_MS = 60;
 /** A user who got no answer on a phone for this long (virtual ms) taps again. */
 const USER_PATIENCE_MS = 3_000;
-/** A user retries a migration that was refused (a preflight that timed out under faults) this many times. */
-const USER_ATTEMPTS_MAX = 4;
+/**
+ * A user whose migration was refused (a preflight that timed out under faults, or a stale repeat of a
+ * request that the server took up after the phone had already given up on it) starts another, until this
+ * many of their migrations were refused. Refusals are counted, not taps: a tap on a phone that is down, or
+ * one answered with a transport error, starts nothing and costs nothing.
+ */
+const USER_REFUSALS_MAX = 4;
 
 export interface SimOptions {
   seed: string;
@@ -121,7 +126,6 @@ interface User {
   arriveAfter: number;
   cancelAt?: number;
   cancelled: boolean;
-  attempts: number;
   migs: string[];
   /** What each phone is busy with for this user: the runtime asked, and since when (a crashed phone forgets). */
   inFlight: Map<string, { runtime: TerminalRuntime; since: number }>;
@@ -359,7 +363,6 @@ export async function runSeed(o: SimOptions): Promise<SeedResult> {
         arriveAfter: deadlineMs ? clock.now() + Math.floor(rng.nextFloat() * 2 * deadlineMs) : 0,
         cancelAt: cancels ? clock.now() + Math.floor(rng.nextFloat() * 2_000) : undefined,
         cancelled: false,
-        attempts: 0,
         migs: [],
         inFlight: new Map(),
         lastAction: -Infinity,
@@ -378,11 +381,13 @@ export async function runSeed(o: SimOptions): Promise<SeedResult> {
       return u.migs[u.migs.length - 1];
     };
     const stateOf = (m: string) => statePath(system.server.migrationState(m));
+    /** How many of this user's migrations were refused (the user gives up after USER_REFUSALS_MAX). */
+    const refusals = (u: User) => u.migs.filter((m) => stateOf(m) === 'refused').length;
     const ended = (u: User) => {
       const m = latest(u);
       if (!m) return false;
       const s = stateOf(m);
-      return s === 'completed' || s === 'rolledBack' || (s === 'refused' && (u.cancelled || u.attempts >= USER_ATTEMPTS_MAX));
+      return s === 'completed' || s === 'rolledBack' || (s === 'refused' && (u.cancelled || refusals(u) >= USER_REFUSALS_MAX));
     };
     const allEnded = () => !system.server.isStopped && users.every(ended);
     /** One action at a time per phone: the next waits until the last one is answered (or its phone crashed). */
@@ -411,9 +416,7 @@ export async function runSeed(o: SimOptions): Promise<SeedResult> {
         act(u, u.oldPhone, `cancel ${m}`, (t) => t.cancel(m));
         return;
       }
-      if (!m || (s === 'refused' && !u.cancelled && u.attempts < USER_ATTEMPTS_MAX)) {
-        if (busyPhone(u, u.oldPhone)) return;
-        if (account(system.party<TerminalRuntime>(u.oldPhone)) === 'loggedIn') u.attempts++;
+      if (!m || (s === 'refused' && !u.cancelled && refusals(u) < USER_REFUSALS_MAX)) {
         act(u, u.oldPhone, 'migrate-out', (t) => t.migrateOut({ destination: u.destination, ...(u.deadlineMs ? { deadlineMs: u.deadlineMs } : {}) }));
       } else if (s === 'awaitingDestination' || s === 'rollingBack.awaitingDestinationWipe') {
         if (clock.now() >= u.arriveAfter || s !== 'awaitingDestination') act(u, u.newPhone, 'migrate-in', (t) => t.migrateIn({ mig: m }));
@@ -501,7 +504,7 @@ export async function runSeed(o: SimOptions): Promise<SeedResult> {
         const s = stateOf(latest(u)!);
         outcomes[s] = (outcomes[s] ?? 0) + 1;
         if (s !== 'completed' && !u.cancelled && !u.deadlineMs) {
-          fail({ invariant: 'outcome', message: `${u.name}'s migration ended ${s}, though nobody cancelled it and it had no deadline` });
+          fail({ invariant: 'outcome', message: `${u.name}'s migration ended ${s}, though nobody cancelled it and it had no deadline (${system.server.migration(latest(u)!)?.reason ?? 'no reason recorded'})` });
           break;
         }
         const home = s === 'completed' ? u.destination : u.source;
