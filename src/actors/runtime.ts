@@ -22,6 +22,7 @@ import type { PartyStore, PersistedActor } from '../store/party.store.ts';
 import { decodeEnvelope, encodeEnvelope, peekHeader, PROTOCOL_VERSION, STEPS, type AnyEnvelope, type Envelope, type Step } from '../transport/envelope.ts';
 import type { Link } from '../transport/link.ts';
 import { kindOf, type BodyOf, type MessageType } from '../transport/messages.ts';
+import { attributeTo, enterParty, leaveParty } from '../metrics/counters.ts';
 
 /** Jobs waiting for the party's queue; beyond this, inbound messages are refused with BUSY. */
 export const QUEUE_JOBS_MAX = 50_000;
@@ -74,6 +75,12 @@ export interface Steering {
 export interface RuntimeObserver {
   message(party: string, direction: 'in' | 'out', type: string, bytes: number): void;
   turn(party: string, ms: number, committed: boolean): void;
+  /**
+   * The turn's own work, ms: handling the job, running the machines,
+   * encoding and sending; not the commit nor its wait for the disk (the
+   * benchmark's per-party proxy for CPU in one process). Optional.
+   */
+  work?(party: string, ms: number): void;
 }
 
 export interface MachineKind {
@@ -325,6 +332,8 @@ export abstract class PartyRuntime {
     this.turn = turn;
     let failure: unknown;
     let result: unknown;
+    // The crypto a turn does is this party's (issue 7's counters; no effect on behaviour).
+    const charged = enterParty(this.id);
     try {
       if (job.kind === 'message') this.handleBytes(job.peer, job.bytes, turn);
       else if (job.kind === 'local') result = job.run();
@@ -334,6 +343,7 @@ export abstract class PartyRuntime {
       failure = e;
     } finally {
       this.turn = null;
+      leaveParty(charged);
     }
 
     if (failure !== undefined) {
@@ -366,15 +376,27 @@ export abstract class PartyRuntime {
         this.turn = null;
       }
     }
+    let workMs = performance.now() - started;
     if (this.point('before-persist', turn)) return this.crash(job);
     const empty = !turn.dirty && turn.out.length === 0 && turn.acked.length === 0 && !turn.inbound;
-    if (!empty) await this.commit(turn);
+    if (!empty) {
+      // The commit's synchronous start (snapshots taken) is the turn's work; its wait for the disk is not.
+      const committing = performance.now();
+      const commit = this.commit(turn);
+      workMs += performance.now() - committing;
+      await commit;
+    }
     this.deps.observe?.turn(this.id, performance.now() - started, !empty);
     if (this.point('after-persist', turn)) return this.crash(job);
-    for (const o of turn.out) {
-      this.transmit(o);
-      if (kindOf(o.env.type) === 'request') this.scheduleRetransmit(o.env.id, 0);
-    }
+    const sending = performance.now();
+    attributeTo(this.id, () => {
+      for (const o of turn.out) {
+        this.transmit(o);
+        if (kindOf(o.env.type) === 'request') this.scheduleRetransmit(o.env.id, 0);
+      }
+    });
+    workMs += performance.now() - sending;
+    this.deps.observe?.work?.(this.id, workMs);
     for (const id of turn.acked) this.cancelRetransmit(id);
     if (this.point('after-send', turn)) return this.crash(job);
     for (const h of turn.touched) {

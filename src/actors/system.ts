@@ -44,6 +44,8 @@ export interface SystemOptions {
   /** Sees every envelope a party receives or sends, before channel encryption. */
   envelopeTap?: RuntimeDeps['tap'];
   inspect?: RuntimeDeps['inspect'];
+  /** Counters of messages and turn durations per party (metrics, the benchmark). */
+  observe?: RuntimeDeps['observe'];
   onTurnPoint?: RuntimeDeps['onTurnPoint'];
   scheduler?: Scheduler;
   /** scrypt cost for user passwords (tests use a small N). */
@@ -114,6 +116,7 @@ export class EmbeddedSystem {
       log: opts.log,
       inspect: opts.inspect,
       tap: opts.envelopeTap,
+      observe: opts.observe,
       onTurnPoint: opts.onTurnPoint,
       timing: opts.timing,
       steer: opts.steer,

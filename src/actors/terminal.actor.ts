@@ -15,6 +15,7 @@ import { terminalMachine, TERMINAL_MACHINE_VERSION, type ReaderOp, type Terminal
 import type { AnyEnvelope } from '../transport/envelope.ts';
 import type { BodyOf } from '../transport/messages.ts';
 import { PartyRuntime, type MachineKind } from './runtime.ts';
+import { countCrypto } from '../metrics/counters.ts';
 
 const TERMINAL_ACTOR = 'terminal';
 export const SERVER_PEER = 'server';
@@ -237,6 +238,7 @@ export class TerminalRuntime extends PartyRuntime {
           return;
         }
         // The password stays here: the server gets scrypt(password, salt), which it hashes again to compare.
+        countCrypto('scrypt');
         const proof = scrypt(new TextEncoder().encode(password), fromB64(intent.salt), { N: intent.N, r: intent.r, p: intent.p, dkLen: 32 });
         this.send(SERVER_PEER, 'login.proof', { user: intent.user, proof: toB64(proof) });
         return;

@@ -7,6 +7,7 @@ import { addDeployCommands } from './deploy.commands.ts';
 import { addInspectCommand } from './inspect.command.ts';
 import { addChartsCommand } from './charts.command.ts';
 import { addPathsCommand } from './paths.command.ts';
+import { addBenchCommand } from './bench.command.ts';
 import { addTraceCommand } from './trace.command.ts';
 import { addSimCommand } from './sim.command.ts';
 import { runDemo, DEMO_ITEMS_MAX } from './demo.ts';
@@ -44,6 +45,7 @@ export function buildCli(out: (line: string) => void = (l) => process.stdout.wri
   addDeployCommands(program, out);
   addInspectCommand(program, out);
   addPathsCommand(program, out);
+  addBenchCommand(program, out);
   addChartsCommand(program, out);
   addTraceCommand(program, out);
   addSimCommand(program, out);

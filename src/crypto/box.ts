@@ -12,12 +12,14 @@ import { concatBytes, fromB64, toB64, utf8, type Bytes } from './bytes.ts';
 import { CryptoError } from './errors.ts';
 import type { Identity } from './identity.ts';
 import type { Rng } from './random.ts';
+import { countCrypto } from '../metrics/counters.ts';
 
 const ZERO_NONCE = new Uint8Array(12);
 const X25519_BYTES = 32;
 const BOX_KEY_BYTES = 32;
 
 function boxKey(shared: Bytes, ephPub: Bytes, recipientPub: Bytes, info: string): Bytes {
+  countCrypto('hkdf');
   return hkdf(sha256, shared, concatBytes(ephPub, recipientPub), utf8(info), BOX_KEY_BYTES);
 }
 
@@ -31,8 +33,10 @@ export function sealTo(recipientBoxPublic: Bytes, plaintext: Bytes, info: string
     throw new CryptoError('BAD_KEY', `a recipient's X25519 public key must be ${X25519_BYTES} bytes`);
   }
   const eph = rng.bytes(X25519_BYTES);
+  countCrypto('x25519.keygen');
   const ephPub = x25519.getPublicKey(eph);
   let shared: Bytes;
+  countCrypto('x25519.ecdh');
   try {
     shared = x25519.getSharedSecret(eph, recipientBoxPublic);
   } catch {
@@ -40,6 +44,7 @@ export function sealTo(recipientBoxPublic: Bytes, plaintext: Bytes, info: string
     throw new CryptoError('BAD_KEY', 'the recipient\'s X25519 public key is not a usable point');
   }
   const key = boxKey(shared, ephPub, recipientBoxPublic, info);
+  countCrypto('aead.seal.box', plaintext.length);
   const sealed = chacha20poly1305(key, ZERO_NONCE, aad).encrypt(plaintext);
   // The ephemeral secret is what makes the box one-time: nothing may keep it.
   for (const b of [eph, shared, key]) b.fill(0);
@@ -49,9 +54,12 @@ export function sealTo(recipientBoxPublic: Bytes, plaintext: Bytes, info: string
 export function openSealed(recipient: Identity, ephPubB64: string, sealedB64: string, info: string, aad: Bytes): Bytes {
   try {
     const ephPub = fromB64(ephPubB64);
+    countCrypto('x25519.ecdh');
     const shared = x25519.getSharedSecret(recipient.boxSecret.reveal(), ephPub);
     const key = boxKey(shared, ephPub, recipient.boxPublic, info);
-    return chacha20poly1305(key, ZERO_NONCE, aad).decrypt(fromB64(sealedB64));
+    const sealed = fromB64(sealedB64);
+    countCrypto('aead.open.box', sealed.length);
+    return chacha20poly1305(key, ZERO_NONCE, aad).decrypt(sealed);
   } catch {
     throw new CryptoError('SEAL_INVALID', 'the sealed box does not open with this key for this purpose');
   }

@@ -27,6 +27,7 @@ import { CryptoError } from './errors.ts';
 import { sign, verifySignature, type Identity } from './identity.ts';
 import type { Rng } from './random.ts';
 import { Secret } from './secret.ts';
+import { countCrypto } from '../metrics/counters.ts';
 
 /** Counters remembered by a receiver: older ones are refused, so memory stays bounded however long the channel lives. */
 export const CHANNEL_REPLAY_WINDOW = 1024;
@@ -107,21 +108,25 @@ function helloBytes(h: ChannelHello): Bytes {
 }
 
 function transcript1(h: ChannelHello, rId: Bytes, rEph: Bytes): Bytes {
+  countCrypto('sha256');
   return sha256(encodeFields('valmove/v1/chan/accept', helloBytes(h), rId, rEph));
 }
 
 function finishBytes(th1: Bytes, sigR: Bytes): Bytes {
+  countCrypto('sha256');
   return sha256(encodeFields('valmove/v1/chan/finish', th1, sigR));
 }
 
 function deriveKeys(ephSecret: Bytes, peerEph: Bytes, th1: Bytes): { i2r: Secret; r2i: Secret } {
   let shared: Bytes;
+  countCrypto('x25519.ecdh');
   try {
     shared = x25519.getSharedSecret(ephSecret, peerEph);
   } catch {
     // noble refuses low-order points, which would make the shared secret known to anyone.
     throw fail('the peer\'s ephemeral key is not a usable X25519 point');
   }
+  countCrypto('hkdf');
   const okm = hkdf(sha256, shared, th1, utf8('valmove/v1/chan/keys'), 2 * KEY_BYTES);
   const keys = { i2r: Secret.of(okm.subarray(0, KEY_BYTES)), r2i: Secret.of(okm.subarray(KEY_BYTES)) };
   shared.fill(0);
@@ -156,6 +161,7 @@ export class ChannelCipher {
     const c = this.sendCounter++;
     const head = u64be(c);
     const nonce = concatBytes(u32be(this.sendDir), head);
+    countCrypto('aead.seal.channel', plaintext.length);
     return concatBytes(head, chacha20poly1305(this.sendKey.reveal(), nonce, head).encrypt(plaintext));
   }
 
@@ -171,6 +177,7 @@ export class ChannelCipher {
     const head = box.subarray(0, COUNTER_BYTES);
     const nonce = concatBytes(u32be(1 - this.sendDir), head);
     let plain: Bytes;
+    countCrypto('aead.open.channel', box.length - COUNTER_BYTES - TAG_BYTES);
     try {
       plain = chacha20poly1305(this.recvKey.reveal(), nonce, head).decrypt(box.subarray(COUNTER_BYTES));
     } catch {
@@ -202,6 +209,7 @@ export class ChannelInitiator {
   hello(): ChannelHello {
     if (this.sentHello) return { ...this.sentHello };
     if (!this.eph) throw fail('this handshake is over');
+    countCrypto('x25519.keygen');
     this.sentHello = {
       v: 1,
       from: this.opts.name,
@@ -280,6 +288,7 @@ export class ChannelResponder {
     if (this.opts.requireMutual && hello.id === undefined) throw new CryptoError('UNTRUSTED_PEER', 'this channel requires the initiator to identify itself');
     if (!this.opts.trust(hello.id)) throw new CryptoError('UNTRUSTED_PEER', `${from} is not trusted here: its key is not in the trust configuration`);
     const eph = this.opts.rng.bytes(X25519_BYTES);
+    countCrypto('x25519.keygen');
     const ephPub = x25519.getPublicKey(eph);
     const id = this.opts.identity.signPublic;
     const th1 = transcript1(hello, id, ephPub);

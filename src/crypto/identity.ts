@@ -4,6 +4,7 @@ import { fromB64, toB64, type Bytes } from './bytes.ts';
 import { CryptoError } from './errors.ts';
 import type { Rng } from './random.ts';
 import { Secret } from './secret.ts';
+import { countCrypto } from '../metrics/counters.ts';
 
 export interface Identity {
   signPublic: Bytes;
@@ -25,6 +26,8 @@ export const IDENTITY_SEED_BYTES = 32;
 export function identityFromSeeds(signSeed: Bytes, boxSeed: Bytes): Identity {
   const ok = (b: unknown): boolean => b instanceof Uint8Array && b.length === IDENTITY_SEED_BYTES;
   if (!ok(signSeed) || !ok(boxSeed)) throw new CryptoError('BAD_KEY', 'identity seeds must be 32 bytes each');
+  countCrypto('ed25519.keygen');
+  countCrypto('x25519.keygen');
   return {
     signSecret: Secret.of(signSeed),
     signPublic: ed25519.getPublicKey(signSeed),
@@ -65,6 +68,7 @@ export function publicIdentity(id: Identity): { signPublic: string; boxPublic: s
 }
 
 export function sign(id: Identity, msg: Bytes): Bytes {
+  countCrypto('ed25519.sign', msg.length);
   return ed25519.sign(msg, id.signSecret.reveal());
 }
 
@@ -75,6 +79,7 @@ export function sign(id: Identity, msg: Bytes): Bytes {
  * that also verifies, and no key verifies everything.
  */
 export function verifySignature(pub: Bytes, msg: Bytes, sig: Bytes): boolean {
+  countCrypto('ed25519.verify', msg?.length ?? 0);
   try {
     return ed25519.verify(sig, msg, pub, { zip215: false });
   } catch {

@@ -9,6 +9,7 @@ import { sha256 } from '@noble/hashes/sha2.js';
 import { encodeFields, utf8, type Bytes } from './bytes.ts';
 import { CryptoError } from './errors.ts';
 import { Secret } from './secret.ts';
+import { countCrypto } from '../metrics/counters.ts';
 
 export const KEY_BYTES = 32;
 export const KCV_BYTES = 8;
@@ -20,16 +21,19 @@ export function requireKey(k: Secret, what: string): void {
 
 export function deriveChipKey(issuerMaster: Secret, serial: string): Secret {
   requireKey(issuerMaster, 'the issuer master key');
+  countCrypto('hkdf');
   return Secret.of(hkdf(sha256, issuerMaster.reveal(), utf8('valmove/v1/k-chip'), encodeFields(serial), KEY_BYTES));
 }
 
 export function deriveMainKey(providerMaster: Secret, serial: string, area: string): Secret {
   requireKey(providerMaster, 'the provider master key');
+  countCrypto('hkdf');
   return Secret.of(hkdf(sha256, providerMaster.reveal(), utf8('valmove/v1/k-main'), encodeFields(serial, area), KEY_BYTES));
 }
 
 /** MAC of a fixed string, the serial and the area under `key`: proves which key is in a slot without showing it. */
 export function keyCheckValue(key: Secret, serial: string, area: string): Bytes {
   requireKey(key, 'a key checked by value');
+  countCrypto('hmac');
   return hmac(sha256, key.reveal(), encodeFields('valmove/v1/kcv', serial, area)).subarray(0, KCV_BYTES);
 }

@@ -3,6 +3,7 @@ import { scrypt } from '@noble/hashes/scrypt.js';
 import { equalBytes, fromB64, toB64, utf8 } from './bytes.ts';
 import { CryptoError } from './errors.ts';
 import type { Rng } from './random.ts';
+import { countCrypto } from '../metrics/counters.ts';
 
 export interface PasswordRecord {
   alg: 'scrypt';
@@ -51,6 +52,7 @@ function checkParams(params: ScryptParams): void {
  */
 export function stretchPassword(password: string, salt: Uint8Array, params: ScryptParams): Uint8Array {
   checkParams(params);
+  countCrypto('scrypt');
   return scrypt(utf8(password), salt, { N: params.N, r: params.r, p: params.p, dkLen: PASSWORD_HASH_BYTES });
 }
 

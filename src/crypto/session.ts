@@ -14,6 +14,7 @@ import { concatBytes, encodeFields, equalBytes, readU64be, u32be, u64be, type By
 import { CryptoError } from './errors.ts';
 import { requireKey } from './keys.ts';
 import { Secret } from './secret.ts';
+import { countCrypto } from '../metrics/counters.ts';
 
 export type Purpose = 'admin' | 'upload' | 'download' | 'normal';
 
@@ -45,11 +46,13 @@ function requireSessionInput(key: Secret, rSam: Bytes, rChip: Bytes): void {
 
 export function chipProof(key: Secret, b: SessionBinding, rSam: Bytes, rChip: Bytes): Bytes {
   requireSessionInput(key, rSam, rChip);
+  countCrypto('hmac');
   return hmac(sha256, key.reveal(), encodeFields('valmove/v1/auth/chip', rSam, rChip, b.serial, b.area, b.mig, b.purpose));
 }
 
 export function samProof(key: Secret, b: SessionBinding, rSam: Bytes, rChip: Bytes): Bytes {
   requireSessionInput(key, rSam, rChip);
+  countCrypto('hmac');
   return hmac(sha256, key.reveal(), encodeFields('valmove/v1/auth/sam', rChip, rSam, b.serial, b.area, b.mig, b.purpose));
 }
 
@@ -64,6 +67,7 @@ export function verifyProof(expected: Bytes, got: Bytes): boolean {
  */
 export function deriveSessionKeys(key: Secret, b: SessionBinding, rSam: Bytes, rChip: Bytes): { samToChip: Secret; chipToSam: Secret } {
   requireSessionInput(key, rSam, rChip);
+  countCrypto('hkdf');
   const okm = hkdf(sha256, key.reveal(), concatBytes(rSam, rChip), encodeFields('valmove/v1/session', b.serial, b.area, b.mig, b.purpose), 64);
   const keys = { samToChip: Secret.of(okm.subarray(0, 32)), chipToSam: Secret.of(okm.subarray(32)) };
   okm.fill(0); // Secret.of copied it
@@ -93,6 +97,7 @@ export class FrameSealer {
     if (plaintext.length > FRAME_BYTES_MAX) throw new CryptoError('FRAME_TOO_LARGE', `a session frame holds at most ${FRAME_BYTES_MAX} bytes`);
     const c = this.counter++;
     const head = u64be(c);
+    countCrypto('aead.seal.session', plaintext.length);
     return concatBytes(head, chacha20poly1305(this.key.reveal(), nonce(this.direction, c), head).encrypt(plaintext));
   }
 }
@@ -114,6 +119,7 @@ export class FrameOpener {
     if (c < this.expected) throw new CryptoError('FRAME_REPLAY', `frame counter ${c} was already used; expected ${this.expected}`);
     if (c > this.expected) throw new CryptoError('FRAME_REORDER', `frame counter ${c} arrived before ${this.expected}`);
     let plain: Bytes;
+    countCrypto('aead.open.session', frame.length - COUNTER_BYTES - TAG_BYTES);
     try {
       plain = chacha20poly1305(this.key.reveal(), nonce(this.direction, c), frame.subarray(0, COUNTER_BYTES)).decrypt(frame.subarray(COUNTER_BYTES));
     } catch {

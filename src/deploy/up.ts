@@ -42,7 +42,7 @@ export interface RunningChild {
 }
 
 /** `valmove start <role> --config FILE` as a child process, logging to its own file. */
-function spawnParty(role: string, config: string, logPath: string, extra: string[] = []): ChildProcess {
+export function spawnParty(role: string, config: string, logPath: string, extra: string[] = []): ChildProcess {
   const fd = openSync(logPath, 'a');
   // Own process group: a Ctrl-C meant for `up` reaches `up`, which stops them in order (or keeps them with --keep).
   const child = spawn(process.execPath, [BIN, 'start', role, '--config', config, ...extra], { stdio: ['ignore', fd, fd], detached: true });
@@ -50,7 +50,7 @@ function spawnParty(role: string, config: string, logPath: string, extra: string
   return child;
 }
 
-async function waitHealthy(port: number, child: ChildProcess, id: string): Promise<void> {
+export async function waitHealthy(port: number, child: ChildProcess, id: string): Promise<void> {
   const deadline = Date.now() + START_TIMEOUT_MS;
   while (Date.now() < deadline) {
     if (child.exitCode !== null) throw new Error(`${id} exited with code ${child.exitCode} while starting (see its log)`);

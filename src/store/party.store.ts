@@ -12,6 +12,7 @@
 import { mkdirSync } from 'node:fs';
 import { open, type Database, type RootDatabase } from 'lmdb';
 import type { AnyEnvelope } from '../transport/envelope.ts';
+import { countStore } from '../metrics/counters.ts';
 
 /** A restored snapshot of another machine version fails loudly (architecture.md, the party runtime). */
 export interface PersistedActor {
@@ -79,7 +80,11 @@ export class PartyStore {
    * durable. Writes queued by `fn` commit together or not at all.
    */
   async commit<T>(fn: () => T): Promise<T> {
-    if (this.commits === 'sync') return this.env.transactionSync(fn);
+    if (this.commits === 'sync') {
+      countStore(this.path, 'commit.sync');
+      return this.env.transactionSync(fn);
+    }
+    countStore(this.path, 'commit');
     const result = await this.env.transaction(fn);
     await this.env.flushed;
     return result;
@@ -87,10 +92,12 @@ export class PartyStore {
 
   /** A synchronous transaction, for compare-and-set records (the admin SAM's decision). Await flushed() after. */
   commitSync<T>(fn: () => T): T {
+    countStore(this.path, 'commit.sync');
     return this.env.transactionSync(fn);
   }
 
   async flushed(): Promise<void> {
+    countStore(this.path, 'flush');
     await this.env.flushed;
   }
 

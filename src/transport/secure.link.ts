@@ -21,6 +21,7 @@ import {
   type Rng,
 } from '../crypto/index.ts';
 import type { Link } from './link.ts';
+import { attributeTo } from '../metrics/counters.ts';
 
 const TAG_DATA = 4;
 const JSON_OPEN = 0x7b; // '{'
@@ -91,7 +92,8 @@ abstract class SecureLinkBase implements Link {
       if (this.queued.length < HANDSHAKE_QUEUE_MESSAGES_MAX) this.queued.push(new Uint8Array(bytes));
       return;
     }
-    this.raw.send(data(this.cipher.seal(bytes)));
+    const cipher = this.cipher;
+    this.raw.send(data(attributeTo(this.selfName, () => cipher.seal(bytes))));
   }
 
   onMessage(handler: (data: Uint8Array) => void): void {
@@ -166,8 +168,9 @@ abstract class SecureLinkBase implements Link {
         return;
       }
       let plain: Uint8Array;
+      const cipher = this.cipher;
       try {
-        plain = this.cipher.open(bytes.subarray(1));
+        plain = attributeTo(this.selfName, () => cipher.open(bytes.subarray(1)));
       } catch (e) {
         const code = e instanceof CryptoError ? e.code : 'CHANNEL_TAMPERED';
         this.events.onReject?.(code, e instanceof Error ? e.message : 'channel message rejected');

@@ -1,0 +1,115 @@
+/**
+ * Embedded mode: every party in this process (EmbeddedSystem), real crypto,
+ * real LMDB under a temporary folder, in-memory links. One system per K
+ * (its K providers), reused across the concurrency levels; each
+ * configuration gets fresh users and phone pairs, logged in and registered
+ * before the timed part.
+ */
+import { join } from 'node:path';
+import { EmbeddedSystem } from '../actors/system.ts';
+import { demoProviders, demoValue } from '../cli/demo.ts';
+import { systemRng, toHex } from '../crypto/index.ts';
+import { createLogger } from '../log.ts';
+import type { Units } from './floor.ts';
+import { loginAll, roleOf, timedMigrations, type PhonePair } from './measure.ts';
+import { figures, type ConfigResult } from './report.ts';
+import { pool } from './stats.ts';
+
+/** Phone pairs set up at once (setup is not timed; this bounds its open stores and sockets). */
+export const SETUP_PARALLEL = 8;
+
+export interface ModeOptions {
+  items: number;
+  concurrencies: number[];
+  migrationsAt: (concurrency: number) => number;
+  scrypt: { N: number; r: number; p: number };
+  units: Units;
+  dataDir: string;
+  say: (line: string) => void;
+}
+
+export async function runEmbedded(o: ModeOptions): Promise<ConfigResult[]> {
+  const plan = demoProviders(o.items);
+  const hops: Record<string, { messages: number; bytes: number }> = {};
+  const turnMs: Record<string, number> = {};
+  const workMs: Record<string, number> = {};
+  let counting = false;
+  const system = await EmbeddedSystem.start({
+    dataDir: join(o.dataDir, `embedded-k${o.items}`),
+    providers: plan.map((p) => p.provider),
+    log: createLogger({ level: 'silent' }),
+    scrypt: o.scrypt,
+    linkTap: ({ from, to, bytes }) => {
+      if (!counting) return;
+      const hop = `${roleOf(from)}->${roleOf(to)}`;
+      const h = (hops[hop] ??= { messages: 0, bytes: 0 });
+      h.messages++;
+      h.bytes += bytes.length;
+    },
+    observe: {
+      message() {},
+      turn(party, ms) {
+        if (counting) turnMs[roleOf(party)] = (turnMs[roleOf(party)] ?? 0) + ms;
+      },
+      work(party, ms) {
+        if (counting) workMs[roleOf(party)] = (workMs[roleOf(party)] ?? 0) + ms;
+      },
+    },
+  });
+  const results: ConfigResult[] = [];
+  try {
+    for (const c of o.concurrencies) {
+      const n = o.migrationsAt(c);
+      const tag = `k${o.items}c${c}`;
+      const pairs: PhonePair[] = new Array(n);
+      const parties: string[] = [];
+      await pool(n, SETUP_PARALLEL, async (i) => {
+        const user = `${tag}u${i}`;
+        const password = toHex(systemRng.bytes(8));
+        await system.server.createUser(user, password);
+        const src = await system.addChip(`${tag}S${i}`);
+        const dst = await system.addChip(`${tag}D${i}`);
+        const old = await system.addTerminal(`${tag}o${i}`);
+        const neu = await system.addTerminal(`${tag}n${i}`);
+        system.insertChip(old, src);
+        system.insertChip(neu, dst);
+        await system.issue(src, plan.map((p, k) => ({ area: p.provider, provider: p.provider, value: demoValue(p.kind, k, toHex(systemRng.bytes(16))) })));
+        system.connectToServer(old);
+        system.connectToServer(neu);
+        pairs[i] = { user, password, old, neu, destinationSerial: dst.serial };
+        parties.push(src.id, dst.id, old.id, neu.id);
+      });
+      const loginsMs = await loginAll(pairs);
+      await pool(n, SETUP_PARALLEL, async (i) => {
+        await pairs[i]!.old.register();
+        await pairs[i]!.neu.register();
+      });
+      for (const k of Object.keys(hops)) delete hops[k];
+      for (const k of Object.keys(turnMs)) delete turnMs[k];
+      for (const k of Object.keys(workMs)) delete workMs[k];
+      counting = true;
+      const run = await timedMigrations(pairs, c);
+      counting = false;
+      const r = figures({
+        mode: 'embedded',
+        items: o.items,
+        concurrency: c,
+        run,
+        units: o.units,
+        hops: structuredClone(hops),
+        cpuMsByProcess: { 'bench (all parties)': run.cpuMs },
+        turnMsByRole: { ...turnMs },
+        workMsByRole: { ...workMs },
+        loginsMs,
+        scryptN: o.scrypt.N,
+      });
+      results.push(r);
+      o.say(`  embedded K=${o.items} c=${c}: ${r.completed}/${r.migrations} migrations, ${r.throughputPerS.toFixed(1)}/s, p50 ${r.latencyMs.p50.toFixed(0)} ms, floor ratio ${r.floor.throughputRatio.toFixed(3)}`);
+      // The pairs are done with: close their stores, so later configurations do not carry them.
+      for (const id of parties) await system.party(id).stop();
+    }
+  } finally {
+    await system.stop();
+  }
+  return results;
+}

@@ -1,0 +1,192 @@
+/**
+ * The floor's unit costs (issue 7): each crypto operation a migration does,
+ * and one durable LMDB commit, measured in this run on this machine with the
+ * sizes the protocol uses, so that "floor = Σ count × unit" and the measured
+ * figures share the machine's noise.
+ *
+ * Method: each operation runs in batches sized to take about batch_ms; the
+ * unit is the median batch's wall time divided by its size (median of
+ * BATCHES batches, so one preempted batch does not move it). AEAD costs grow
+ * with the message: it is measured at three sizes and fitted as
+ * fixed + per-byte, then priced with the bytes the counters saw.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { chacha20poly1305 } from '@noble/ciphers/chacha.js';
+import { ed25519, x25519 } from '@noble/curves/ed25519.js';
+import { hkdf } from '@noble/hashes/hkdf.js';
+import { hmac } from '@noble/hashes/hmac.js';
+import { scrypt } from '@noble/hashes/scrypt.js';
+import { sha256 } from '@noble/hashes/sha2.js';
+import { randomBytes } from '@noble/hashes/utils.js';
+import { SCRYPT_DEFAULTS } from '../crypto/password.ts';
+import type { CounterKind, Tally } from '../metrics/counters.ts';
+import { PartyStore } from '../store/party.store.ts';
+import { fitLine, percentile } from './stats.ts';
+
+/** Batches per measurement (the median is kept). */
+export const BATCHES = 5;
+/** Sizes (plaintext bytes) at which AEAD is measured to fit fixed + per-byte. */
+export const AEAD_SIZES_BYTES = [64, 1024, 8192] as const;
+/** A typical durable commit: a machine snapshot and an outbox entry. */
+export const COMMIT_VALUE_BYTES = 2048;
+/** Messages signed and verified in the protocol are transcripts and grant/receipt bindings of this order. */
+const SIGNED_BYTES = 200;
+
+export interface UnitCost {
+  /** ms per operation. */
+  fixedMs: number;
+  /** ms per byte processed (AEAD only; 0 elsewhere). */
+  perByteMs: number;
+  /** What was measured. */
+  note: string;
+}
+
+export interface CommitCost {
+  /** Concurrent commits into one environment, awaited together. */
+  batch: number;
+  /** Wall ms per commit (the batch's time over its size: a shared flush is shared). */
+  wallMs: number;
+  /** CPU ms of this process per commit (LMDB's writer thread included). */
+  cpuMs: number;
+}
+
+export interface Units {
+  crypto: Partial<Record<CounterKind, UnitCost>>;
+  commits: CommitCost[];
+  /** scrypt at the production cost (SCRYPT_DEFAULTS), ms: what one login costs a phone in a deployment. */
+  scryptDefaultMs: number;
+  measuredInMs: number;
+}
+
+/** ms per call of fn, median of BATCHES batches of about batchMs each. */
+function time(fn: () => void, batchMs: number): number {
+  let n = 1;
+  for (;;) {
+    const t0 = performance.now();
+    for (let i = 0; i < n; i++) fn();
+    const dt = performance.now() - t0;
+    if (dt >= batchMs / 4 || n >= 1 << 20) {
+      n = Math.max(1, Math.round((n * batchMs) / Math.max(dt, 0.001)));
+      break;
+    }
+    n *= 4;
+  }
+  const per: number[] = [];
+  for (let b = 0; b < BATCHES; b++) {
+    const t0 = performance.now();
+    for (let i = 0; i < n; i++) fn();
+    per.push((performance.now() - t0) / n);
+  }
+  return percentile(per, 0.5);
+}
+
+function fixed(ms: number, note: string): UnitCost {
+  return { fixedMs: ms, perByteMs: 0, note };
+}
+
+function aead(batchMs: number, dir: 'seal' | 'open'): UnitCost {
+  const key = randomBytes(32);
+  const nonce = randomBytes(12);
+  const aad = randomBytes(8);
+  const points = AEAD_SIZES_BYTES.map((size) => {
+    const plain = randomBytes(size);
+    const sealed = chacha20poly1305(key, nonce, aad).encrypt(plain);
+    const ms = dir === 'seal' ? time(() => chacha20poly1305(key, nonce, aad).encrypt(plain), batchMs) : time(() => chacha20poly1305(key, nonce, aad).decrypt(sealed), batchMs);
+    return [size, ms] as const;
+  });
+  const { slope, intercept } = fitLine(points);
+  return { fixedMs: Math.max(0, intercept), perByteMs: Math.max(0, slope), note: `ChaCha20-Poly1305 ${dir === 'seal' ? 'encrypt' : 'decrypt'}, fitted over ${AEAD_SIZES_BYTES.join('/')} B` };
+}
+
+/** Wall and CPU ms per durable commit when `batch` commits are issued together into one fresh environment. */
+async function commitCost(batch: number, rounds: number): Promise<CommitCost> {
+  const dir = mkdtempSync(join(tmpdir(), 'valmove-bench-commit-'));
+  const store = PartyStore.open(dir);
+  try {
+    const db = store.db<Uint8Array>('bench');
+    const value = randomBytes(COMMIT_VALUE_BYTES);
+    await store.commit(() => db.put('warm', value));
+    const walls: number[] = [];
+    const cpu0 = process.cpuUsage();
+    for (let r = 0; r < rounds; r++) {
+      const t0 = performance.now();
+      // Overwrites a steady set of keys, as parties overwrite their snapshots (the file stops growing after the first round).
+      await Promise.all(Array.from({ length: batch }, (_, i) => store.commit(() => db.put(`k${i}`, value))));
+      walls.push((performance.now() - t0) / batch);
+    }
+    const cpu = process.cpuUsage(cpu0);
+    return { batch, wallMs: percentile(walls, 0.5), cpuMs: (cpu.user + cpu.system) / 1000 / (rounds * batch) };
+  } finally {
+    await store.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * Measures every unit. `batches` are the commit batch sizes wanted (the
+ * concurrency levels of the run); `quick` shortens everything (smoke runs).
+ */
+export async function measureUnits(opts: { batches: number[]; quick: boolean; loginScrypt: { N: number; r: number; p: number } }): Promise<Units> {
+  const t0 = performance.now();
+  const batchMs = opts.quick ? 4 : 40;
+  const seed = randomBytes(32);
+  const msg = randomBytes(SIGNED_BYTES);
+  const sig = ed25519.sign(msg, seed);
+  const pub = ed25519.getPublicKey(seed);
+  const xs = randomBytes(32);
+  const xp = x25519.getPublicKey(randomBytes(32));
+  const k32 = randomBytes(32);
+  const info = randomBytes(60);
+  const mac = randomBytes(120);
+  const crypto: Units['crypto'] = {
+    'ed25519.sign': fixed(time(() => ed25519.sign(msg, seed), batchMs), `Ed25519 sign, ${SIGNED_BYTES} B`),
+    'ed25519.verify': fixed(time(() => ed25519.verify(sig, msg, pub, { zip215: false }), batchMs), `Ed25519 verify (strict), ${SIGNED_BYTES} B`),
+    'ed25519.keygen': fixed(time(() => ed25519.getPublicKey(seed), batchMs), 'Ed25519 public key from seed'),
+    'x25519.keygen': fixed(time(() => x25519.getPublicKey(xs), batchMs), 'X25519 public key'),
+    'x25519.ecdh': fixed(time(() => x25519.getSharedSecret(xs, xp), batchMs), 'X25519 shared secret'),
+    hkdf: fixed(time(() => hkdf(sha256, k32, k32, info, 64), batchMs), 'HKDF-SHA256, 64 B out'),
+    hmac: fixed(time(() => hmac(sha256, k32, mac), batchMs), 'HMAC-SHA256, 120 B'),
+    sha256: fixed(time(() => sha256(msg), batchMs), `SHA-256, ${SIGNED_BYTES} B`),
+  };
+  const seal = aead(batchMs, 'seal');
+  const open = aead(batchMs, 'open');
+  for (const what of ['session', 'channel', 'box'] as const) {
+    crypto[`aead.seal.${what}`] = seal;
+    crypto[`aead.open.${what}`] = open;
+  }
+  const salt = randomBytes(16);
+  const pw = randomBytes(16);
+  const s = opts.loginScrypt;
+  crypto.scrypt = fixed(time(() => scrypt(pw, salt, { ...s, dkLen: 32 }), batchMs), `scrypt N=${s.N} r=${s.r} p=${s.p} (the bench's login cost)`);
+  const d0 = performance.now();
+  scrypt(pw, salt, { ...SCRYPT_DEFAULTS, dkLen: 32 });
+  const scryptDefaultMs = performance.now() - d0;
+  const commits: CommitCost[] = [];
+  for (const b of [...new Set([1, ...opts.batches])].sort((x, y) => x - y)) {
+    const rounds = opts.quick ? 12 : Math.max(21, Math.ceil(800 / b));
+    commits.push(await commitCost(b, rounds));
+  }
+  return { crypto, commits, scryptDefaultMs, measuredInMs: performance.now() - t0 };
+}
+
+/** Crypto floor of a set of counted operations, ms: Σ n × fixed + bytes × per-byte. Logins (scrypt) are left out: they are not in a migration. */
+export function cryptoFloorMs(counts: Partial<Record<CounterKind, Tally>>, units: Units): { ms: number; byKind: Partial<Record<CounterKind, number>> } {
+  let ms = 0;
+  const byKind: Partial<Record<CounterKind, number>> = {};
+  for (const [kind, t] of Object.entries(counts) as Array<[CounterKind, Tally]>) {
+    const u = units.crypto[kind];
+    if (!u || kind === 'scrypt') continue;
+    const k = t.n * u.fixedMs + t.bytes * u.perByteMs;
+    byKind[kind] = k;
+    ms += k;
+  }
+  return { ms, byKind };
+}
+
+/** The commit cost measured at the batch size closest to (not above) `concurrency`. */
+export function commitCostAt(units: Units, concurrency: number): CommitCost {
+  const fits = units.commits.filter((c) => c.batch <= concurrency);
+  return fits[fits.length - 1] ?? units.commits[0]!;
+}

@@ -1,0 +1,308 @@
+/**
+ * Figures of one configuration, the floor model, growth slopes, the Markdown
+ * table and the JSON file (issue 7).
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { cpus, platform, release, totalmem, arch } from 'node:os';
+import { join, resolve } from 'node:path';
+import { CRYPTO_KINDS, totals, type CounterKind, type CounterSnapshot, type Tally } from '../metrics/counters.ts';
+import { commitCostAt, cryptoFloorMs, type Units } from './floor.ts';
+import { latencySummary, roleOf, type MemoryFigures, type TimedRun } from './measure.ts';
+import { fitLine, fmt, mean, percentile } from './stats.ts';
+
+export type Mode = 'embedded' | 'processes';
+
+export const FLOOR_MODEL = [
+  'floor per migration, from the counts of this configuration and the unit costs measured in this run:',
+  '  crypto_ms = Σ over kinds (ops × unit ms + AEAD bytes × ms/byte)   (logins excluded: they happen before the timed part)',
+  '  cpu_floor_ms = crypto_ms + durable_commits × commit_cpu_ms(batch c)',
+  '  flush_floor_ms = busiest_env_commits × commit_wall_ms(batch c)   (each party has its own LMDB environment; the busiest one shared by all',
+  '                   migrations (server, admin SAM, a provider SAM) flushes in turn, c concurrent commits sharing one flush;',
+  '                   chips\' and terminals\' environments are per migration and flush in parallel, so they do not bound throughput)',
+  '  floor_ms = max(cpu_floor_ms, flush_floor_ms)   (one core does the CPU work while the disk flushes in parallel)',
+  '  floor_throughput = 1000 / floor_ms migrations/s on ONE core; ratio = measured throughput / floor_throughput',
+  '  cpu_efficiency = cpu_floor_ms / measured CPU ms per migration (independent of other load on the machine)',
+].join('\n');
+
+export interface Floor {
+  cryptoMs: number;
+  cryptoMsByKind: Partial<Record<CounterKind, number>>;
+  commitCpuMs: number;
+  commitWallMs: number;
+  commitBatch: number;
+  /** Commits per migration in the busiest environment shared by every migration, and which one. */
+  busiestEnvCommits: number;
+  busiestEnv: string;
+  cpuFloorMs: number;
+  flushFloorMs: number;
+  floorMs: number;
+  floorThroughputPerS: number;
+  throughputRatio: number;
+  cpuEfficiency: number;
+}
+
+export interface ConfigResult {
+  mode: Mode;
+  items: number;
+  concurrency: number;
+  migrations: number;
+  completed: number;
+  failures: string[];
+  wallMs: number;
+  throughputPerS: number;
+  latencyMs: { p50: number; p95: number; p99: number; mean: number; max: number };
+  /** CPU of every process that took part (embedded: this one; processes: each party process plus this one, which runs the phones). */
+  cpuMsPerMigration: number;
+  cpuMsPerMigrationByProcess: Record<string, number>;
+  /** Embedded only: the runtime's turn durations per role (wall time of a turn, its commit wait included): a proxy for where the time goes. */
+  turnMsPerMigrationByRole?: Record<string, number>;
+  /** Embedded only: each role's own work in its turns (handling, machines, snapshots, encoding, sending; not LMDB's commit nor the wait for the disk), ms: the per-party CPU proxy. */
+  workMsPerMigrationByRole?: Record<string, number>;
+  messagesPerMigration: number;
+  bytesPerMigration: number;
+  /** Per hop (embedded: link from -> to, channel bytes) or per party and direction (processes: envelope bytes from /metrics). */
+  hopsPerMigration: Record<string, { messages: number; bytes: number }>;
+  lmdbCommitsPerMigration: number;
+  lmdbCommitsPerMigrationByRole: Record<string, number>;
+  cryptoPerMigration: Partial<Record<CounterKind, number>>;
+  cryptoPerMigrationByRole: Record<string, Partial<Record<CounterKind, number>>>;
+  /** The crypto floor (ms) of each role's operations: where the unavoidable CPU work sits. */
+  cryptoFloorMsPerMigrationByRole: Record<string, number>;
+  /** Crypto counted outside any party's turn or link (should be ~0 during migrations). */
+  cryptoUnattributed: number;
+  memory: MemoryFigures;
+  floor: Floor;
+  logins: { count: number; p50Ms: number; meanMs: number; scryptN: number };
+}
+
+function perMig<T extends string>(rec: Partial<Record<T, Tally>>, n: number): Partial<Record<T, number>> {
+  const out: Partial<Record<T, number>> = {};
+  for (const [k, t] of Object.entries(rec) as Array<[T, Tally]>) out[k] = t.n / n;
+  return out;
+}
+
+function byRole(table: CounterSnapshot): Record<string, Partial<Record<CounterKind, Tally>>> {
+  const roles = new Set(Object.keys(table).map(roleOf));
+  return Object.fromEntries([...roles].map((r) => [r, totals(table, (w) => roleOf(w) === r)]));
+}
+
+const COMMIT_KINDS: CounterKind[] = ['commit', 'commit.sync'];
+const commitsOf = (row: Partial<Record<CounterKind, Tally>>) => COMMIT_KINDS.reduce((a, k) => a + (row[k]?.n ?? 0), 0);
+
+/** The environment shared by every migration (not a chip's or terminal's) with the most commits; commits per migration. */
+export function busiestSharedEnv(stores: CounterSnapshot, migrations: number): { env: string; commits: number } {
+  let best = { env: '-', commits: 0 };
+  for (const [path, row] of Object.entries(stores)) {
+    const role = roleOf(path);
+    if (role === 'chip' || role === 'terminal') continue;
+    const n = commitsOf(row) / migrations;
+    if (n > best.commits) best = { env: path.split(/[\\/]/).slice(-2).join('/'), commits: n };
+  }
+  return best;
+}
+
+export function computeFloor(cryptoTotals: Partial<Record<CounterKind, Tally>>, commits: number, busiest: { env: string; commits: number }, migrations: number, concurrency: number, throughput: number, cpuMsPerMigration: number, units: Units): Floor {
+  const scaled: Partial<Record<CounterKind, Tally>> = {};
+  for (const [k, t] of Object.entries(cryptoTotals) as Array<[CounterKind, Tally]>) scaled[k] = { n: t.n / migrations, bytes: t.bytes / migrations };
+  const crypto = cryptoFloorMs(scaled, units);
+  const c = commitCostAt(units, concurrency);
+  const commitsPer = commits / migrations;
+  const cpuFloorMs = crypto.ms + commitsPer * c.cpuMs;
+  const flushFloorMs = busiest.commits * c.wallMs;
+  const floorMs = Math.max(cpuFloorMs, flushFloorMs);
+  const floorThroughputPerS = 1000 / floorMs;
+  return {
+    cryptoMs: crypto.ms,
+    cryptoMsByKind: crypto.byKind,
+    commitCpuMs: commitsPer * c.cpuMs,
+    commitWallMs: c.wallMs,
+    commitBatch: c.batch,
+    busiestEnvCommits: busiest.commits,
+    busiestEnv: busiest.env,
+    cpuFloorMs,
+    flushFloorMs,
+    floorMs,
+    floorThroughputPerS,
+    throughputRatio: throughput / floorThroughputPerS,
+    cpuEfficiency: cpuFloorMs / cpuMsPerMigration,
+  };
+}
+
+export function figures(o: {
+  mode: Mode;
+  items: number;
+  concurrency: number;
+  run: TimedRun;
+  units: Units;
+  hops: Record<string, { messages: number; bytes: number }>;
+  cpuMsByProcess: Record<string, number>;
+  turnMsByRole?: Record<string, number>;
+  workMsByRole?: Record<string, number>;
+  /** Counters gathered from other processes (processes mode), merged with this process's. */
+  extraCrypto?: CounterSnapshot;
+  extraStores?: CounterSnapshot;
+  loginsMs: number[];
+  scryptN: number;
+}): ConfigResult {
+  const { run } = o;
+  const done = run.latenciesMs.length;
+  const n = Math.max(1, done);
+  const crypto = { ...run.counters.crypto, ...o.extraCrypto };
+  const stores = { ...run.counters.stores, ...o.extraStores };
+  const cryptoTotals = totals(crypto);
+  const storeRoles = byRole(stores);
+  const commits = commitsOf(totals(stores));
+  const throughput = (done / run.wallMs) * 1000;
+  const cpuTotal = Object.values(o.cpuMsByProcess).reduce((a, b) => a + b, 0);
+  const cpuPer = cpuTotal / n;
+  const hopsPer = Object.fromEntries(Object.entries(o.hops).map(([h, v]) => [h, { messages: v.messages / n, bytes: v.bytes / n }]));
+  const cryptoRoles = byRole(crypto);
+  return {
+    mode: o.mode,
+    items: o.items,
+    concurrency: o.concurrency,
+    migrations: done + run.failures.length,
+    completed: done,
+    failures: run.failures,
+    wallMs: run.wallMs,
+    throughputPerS: throughput,
+    latencyMs: latencySummary(run.latenciesMs),
+    cpuMsPerMigration: cpuPer,
+    cpuMsPerMigrationByProcess: Object.fromEntries(Object.entries(o.cpuMsByProcess).map(([k, v]) => [k, v / n])),
+    ...(o.turnMsByRole ? { turnMsPerMigrationByRole: Object.fromEntries(Object.entries(o.turnMsByRole).map(([k, v]) => [k, v / n])) } : {}),
+    ...(o.workMsByRole ? { workMsPerMigrationByRole: Object.fromEntries(Object.entries(o.workMsByRole).map(([k, v]) => [k, v / n])) } : {}),
+    messagesPerMigration: Object.values(o.hops).reduce((a, v) => a + v.messages, 0) / n,
+    bytesPerMigration: Object.values(o.hops).reduce((a, v) => a + v.bytes, 0) / n,
+    hopsPerMigration: hopsPer,
+    lmdbCommitsPerMigration: commits / n,
+    lmdbCommitsPerMigrationByRole: Object.fromEntries(Object.entries(storeRoles).map(([r, row]) => [r, commitsOf(row) / n])),
+    cryptoPerMigration: perMig(cryptoTotals, n),
+    cryptoPerMigrationByRole: Object.fromEntries(Object.entries(cryptoRoles).map(([r, row]) => [r, perMig(row, n)])),
+    cryptoFloorMsPerMigrationByRole: Object.fromEntries(
+      Object.entries(cryptoRoles).map(([r, row]) => {
+        const scaled: Partial<Record<CounterKind, Tally>> = {};
+        for (const [k, t] of Object.entries(row) as Array<[CounterKind, Tally]>) scaled[k] = { n: t.n / n, bytes: t.bytes / n };
+        return [r, cryptoFloorMs(scaled, o.units).ms];
+      }),
+    ),
+    cryptoUnattributed: Object.values(totals(crypto, (w) => roleOf(w) === 'unattributed')).reduce((a, t) => a + (t?.n ?? 0), 0) / n,
+    memory: run.memory,
+    floor: computeFloor(cryptoTotals, commits, busiestSharedEnv(stores, n), n, o.concurrency, throughput, cpuPer, o.units),
+    logins: { count: o.loginsMs.length, p50Ms: percentile(o.loginsMs, 0.5), meanMs: mean(o.loginsMs), scryptN: o.scryptN },
+  };
+}
+
+export interface Growth {
+  mode: Mode;
+  /** Over K at one concurrency: ms per extra item. */
+  perItem: Array<{ concurrency: number; cpuMsPerItem: number; floorMsPerItem: number; cryptoOpsPerItem: number; commitsPerItem: number }>;
+  /** Over concurrency at one K: ms per migration added per doubling of concurrency, and p99/p50. */
+  perConcurrency: Array<{ items: number; cpuMsPerDoubling: number; p50MsPerDoubling: number; p99OverP50AtMax: number }>;
+}
+
+export function growth(results: ConfigResult[]): Growth[] {
+  const out: Growth[] = [];
+  for (const mode of [...new Set(results.map((r) => r.mode))]) {
+    const rs = results.filter((r) => r.mode === mode && r.completed > 0);
+    const g: Growth = { mode, perItem: [], perConcurrency: [] };
+    for (const c of [...new Set(rs.map((r) => r.concurrency))]) {
+      const at = rs.filter((r) => r.concurrency === c);
+      if (new Set(at.map((r) => r.items)).size < 2) continue;
+      const ops = (r: ConfigResult) => Object.values(r.cryptoPerMigration).reduce((a, b) => a + (b ?? 0), 0);
+      g.perItem.push({
+        concurrency: c,
+        cpuMsPerItem: fitLine(at.map((r) => [r.items, r.cpuMsPerMigration])).slope,
+        floorMsPerItem: fitLine(at.map((r) => [r.items, r.floor.floorMs])).slope,
+        cryptoOpsPerItem: fitLine(at.map((r) => [r.items, ops(r)])).slope,
+        commitsPerItem: fitLine(at.map((r) => [r.items, r.lmdbCommitsPerMigration])).slope,
+      });
+    }
+    for (const k of [...new Set(rs.map((r) => r.items))]) {
+      const at = rs.filter((r) => r.items === k).sort((a, b) => a.concurrency - b.concurrency);
+      if (at.length < 2) continue;
+      const top = at[at.length - 1]!;
+      g.perConcurrency.push({
+        items: k,
+        cpuMsPerDoubling: fitLine(at.map((r) => [Math.log2(r.concurrency), r.cpuMsPerMigration])).slope,
+        p50MsPerDoubling: fitLine(at.map((r) => [Math.log2(r.concurrency), r.latencyMs.p50])).slope,
+        p99OverP50AtMax: top.latencyMs.p99 / top.latencyMs.p50,
+      });
+    }
+    out.push(g);
+  }
+  return out;
+}
+
+export function machine(): Record<string, unknown> {
+  let commit = 'unknown';
+  let dirty = false;
+  try {
+    commit = execFileSync('git', ['rev-parse', 'HEAD'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    dirty = execFileSync('git', ['status', '--porcelain'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim().length > 0;
+  } catch {
+    // not a git checkout
+  }
+  const c = cpus();
+  return {
+    cpuModel: c[0]?.model ?? 'unknown',
+    cpuCount: c.length,
+    memoryBytes: totalmem(),
+    os: `${platform()} ${release()} ${arch()}`,
+    node: process.version,
+    gitCommit: commit,
+    gitDirty: dirty,
+  };
+}
+
+const kb = (b: number) => fmt(b / 1024);
+
+export function markdown(results: ConfigResult[], units: Units, grow: Growth[]): string {
+  const lines: string[] = [];
+  lines.push('| mode | K | conc | migs | mig/s | floor mig/s | ratio | p50 ms | p95 ms | p99 ms | CPU ms/mig | floor ms/mig (CPU: crypto + commits; flush) | CPU eff. | msgs/mig | KB/mig | commits/mig | Ed25519 s/v per mig | heap KB/in-flight | RSS KB/in-flight |');
+  lines.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|');
+  for (const r of results) {
+    const f = r.floor;
+    lines.push(
+      `| ${r.mode} | ${r.items} | ${r.concurrency} | ${r.completed}${r.failures.length ? ` (+${r.failures.length} failed)` : ''} | ${fmt(r.throughputPerS)} | ${fmt(f.floorThroughputPerS)} | ${fmt(f.throughputRatio)} | ${fmt(r.latencyMs.p50)} | ${fmt(r.latencyMs.p95)} | ${fmt(r.latencyMs.p99)} | ${fmt(r.cpuMsPerMigration)} | ${fmt(f.floorMs)} (${fmt(f.cryptoMs)} + ${fmt(f.commitCpuMs)}; flush ${fmt(f.flushFloorMs)} = ${fmt(f.busiestEnvCommits)} in ${f.busiestEnv}) | ${fmt(f.cpuEfficiency)} | ${fmt(r.messagesPerMigration)} | ${kb(r.bytesPerMigration)} | ${fmt(r.lmdbCommitsPerMigration)} | ${fmt(r.cryptoPerMigration['ed25519.sign'])}/${fmt(r.cryptoPerMigration['ed25519.verify'])} | ${kb(r.memory.heapPerInFlightBytes)} | ${kb(r.memory.rssPerInFlightBytes)} |`,
+    );
+  }
+  lines.push('');
+  lines.push('Per configuration (per migration): CPU ms by process; LMDB commits by role; crypto operations by kind.');
+  lines.push('');
+  for (const r of results) {
+    const cpu = Object.entries(r.cpuMsPerMigrationByProcess).map(([k, v]) => `${k} ${fmt(v)}`).join(', ');
+    const turns = r.turnMsPerMigrationByRole ? Object.entries(r.turnMsPerMigrationByRole).map(([k, v]) => `${k} ${fmt(v)}`).join(', ') : '';
+    const work = r.workMsPerMigrationByRole ? Object.entries(r.workMsPerMigrationByRole).map(([k, v]) => `${k} ${fmt(v)}`).join(', ') : '';
+    const commits = Object.entries(r.lmdbCommitsPerMigrationByRole).map(([k, v]) => `${k} ${fmt(v)}`).join(', ');
+    const ops = CRYPTO_KINDS.filter((k) => r.cryptoPerMigration[k]).map((k) => `${k} ${fmt(r.cryptoPerMigration[k])}`).join(', ');
+    const hops = Object.entries(r.hopsPerMigration).sort((a, b) => b[1].messages - a[1].messages).map(([h, v]) => `${h} ${fmt(v.messages)} (${kb(v.bytes)} KB)`).join(', ');
+    const floors = Object.entries(r.cryptoFloorMsPerMigrationByRole).map(([k, v]) => `${k} ${fmt(v)}`).join(', ');
+    lines.push(`- **${r.mode} K=${r.items} c=${r.concurrency}**: CPU ms ${cpu}${work ? `; party work ms (turns without commit) ${work}` : ''}${turns ? `; turn ms (wall, incl. commit wait) ${turns}` : ''}; crypto floor ms ${floors}; commits ${commits}; crypto ${ops}; hops ${hops}; logins ${r.logins.count} × ${fmt(r.logins.meanMs)} ms (scrypt N=${r.logins.scryptN})`);
+  }
+  lines.push('');
+  lines.push('Growth (least-squares slopes over the configurations run):');
+  lines.push('');
+  for (const g of grow) {
+    for (const p of g.perItem) lines.push(`- ${g.mode}, c=${p.concurrency}: +${fmt(p.cpuMsPerItem)} CPU ms per item (floor +${fmt(p.floorMsPerItem)} ms; +${fmt(p.cryptoOpsPerItem)} crypto ops, +${fmt(p.commitsPerItem)} commits per item)`);
+    for (const p of g.perConcurrency) lines.push(`- ${g.mode}, K=${p.items}: CPU ms/migration ${p.cpuMsPerDoubling >= 0 ? '+' : ''}${fmt(p.cpuMsPerDoubling)} and p50 ${p.p50MsPerDoubling >= 0 ? '+' : ''}${fmt(p.p50MsPerDoubling)} ms per doubling of concurrency; p99/p50 at the highest = ${fmt(p.p99OverP50AtMax)}`);
+  }
+  lines.push('');
+  lines.push('Unit costs measured in this run (ms): ' + Object.entries(units.crypto).filter(([k]) => !k.includes('.channel') && !k.includes('.box')).map(([k, u]) => `${k.replace('.session', '')} ${fmt(u.fixedMs)}${u.perByteMs ? ` + ${fmt(u.perByteMs * 1024)}/KB` : ''}`).join(', '));
+  lines.push('Durable commit (one environment, 2 KiB): ' + units.commits.map((c) => `batch ${c.batch}: ${fmt(c.wallMs)} ms wall, ${fmt(c.cpuMs)} ms CPU per commit`).join('; ') + `; scrypt at the production cost (N=2^15): ${fmt(units.scryptDefaultMs)} ms per login`);
+  lines.push('');
+  lines.push('```');
+  lines.push(FLOOR_MODEL);
+  lines.push('```');
+  return lines.join('\n');
+}
+
+export function writeJson(dir: string, report: unknown, stamp = new Date()): string {
+  const out = resolve(dir);
+  mkdirSync(out, { recursive: true });
+  const file = join(out, `${stamp.toISOString().replace(/[:.]/g, '-')}.json`);
+  writeFileSync(file, `${JSON.stringify(report, null, 2)}\n`);
+  return file;
+}
+
+export { kb };

@@ -1,0 +1,94 @@
+/**
+ * The benchmark still works (issue 7): a smoke run with tiny counts, in both
+ * modes, that every figure is there and plausible, that the floor ratio is a
+ * positive number, and that the JSON lands where it was asked. No timing is
+ * asserted: a loaded machine is slow, not wrong.
+ */
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { runBench, type BenchReport } from '../../src/bench/run.ts';
+import type { ConfigResult } from '../../src/bench/report.ts';
+import { attributeTo, countCrypto, countStore, diff, snapshot } from '../../src/metrics/counters.ts';
+import { generateIdentity, sign, systemRng, verifySignature } from '../../src/crypto/index.ts';
+
+const t = suite('bench');
+let out: string;
+
+t.before(() => {
+  out = mkdtempSync(join(tmpdir(), 'valmove-bench-test-'));
+});
+
+t.after(() => {
+  rmSync(out, { recursive: true, force: true });
+});
+
+const positive = (x: number, what: string) => assert.ok(Number.isFinite(x) && x > 0, `${what} should be a positive number, got ${x}`);
+
+function checkFigures(r: ConfigResult): void {
+  const where = `${r.mode} K=${r.items} c=${r.concurrency}`;
+  assert.equal(r.failures, [], `${where}: every migration completes`);
+  assert.ok(r.completed >= 2, `${where}: ran at least two migrations`);
+  positive(r.throughputPerS, `${where} throughput`);
+  for (const q of ['p50', 'p95', 'p99'] as const) positive(r.latencyMs[q], `${where} latency ${q}`);
+  assert.ok(r.latencyMs.p50 <= r.latencyMs.p99, `${where}: p50 <= p99`);
+  positive(r.cpuMsPerMigration, `${where} CPU ms per migration`);
+  assert.ok(Object.keys(r.cpuMsPerMigrationByProcess).length >= 1, `${where}: CPU by process`);
+  positive(r.messagesPerMigration, `${where} messages per migration`);
+  positive(r.bytesPerMigration, `${where} bytes per migration`);
+  assert.ok(Object.keys(r.hopsPerMigration).length >= 4, `${where}: messages by hop, saw ${Object.keys(r.hopsPerMigration).join(', ')}`);
+  // The protocol signs grants and receipts and verifies them; every party persists before it speaks.
+  assert.ok((r.cryptoPerMigration['ed25519.verify'] ?? 0) >= 1, `${where}: at least one Ed25519 verify per migration`);
+  assert.ok((r.cryptoPerMigration['ed25519.sign'] ?? 0) >= 1, `${where}: at least one Ed25519 sign per migration`);
+  assert.ok(r.lmdbCommitsPerMigration >= 1, `${where}: at least one durable commit per migration`);
+  for (const role of ['server', 'admin-sam', 'chip', 'terminal']) assert.ok((r.lmdbCommitsPerMigrationByRole[role] ?? 0) >= 1, `${where}: ${role} commits`);
+  assert.is(r.cryptoUnattributed, 0, `${where}: every crypto operation in a migration is charged to a party`);
+  positive(r.floor.cryptoMs, `${where} crypto floor`);
+  positive(r.floor.floorMs, `${where} floor ms`);
+  positive(r.floor.floorThroughputPerS, `${where} floor throughput`);
+  positive(r.floor.throughputRatio, `${where} ratio to the floor`);
+  positive(r.floor.cpuEfficiency, `${where} CPU efficiency`);
+  positive(r.memory.rssPerInFlightBytes + 1, `${where} RSS per in-flight`);
+  assert.ok(Number.isFinite(r.memory.heapPerInFlightBytes), `${where}: heap per in-flight migration measured`);
+  assert.is(r.logins.count, 2 * r.completed, `${where}: two logins per migration, measured apart`);
+}
+
+t('counters: crypto is charged to the running party, commits to their store, and diff sees only what happened between', () => {
+  const before = snapshot();
+  const id = generateIdentity(systemRng);
+  const msg = new Uint8Array(10);
+  attributeTo('test-party', () => verifySignature(id.signPublic, msg, sign(id, msg)));
+  countCrypto('hkdf');
+  countStore('/tmp/some-store', 'commit');
+  const d = diff(snapshot(), before);
+  assert.equal(d.crypto['test-party'], { 'ed25519.sign': { n: 1, bytes: 10 }, 'ed25519.verify': { n: 1, bytes: 10 } });
+  assert.is(d.crypto['-']?.hkdf?.n, 1);
+  assert.is(d.stores['/tmp/some-store']?.commit?.n, 1);
+});
+
+let report: BenchReport;
+
+t('smoke run, embedded (K 1, concurrency 1 and 2) and processes (K 1, concurrency 1): every figure, JSON where asked', async () => {
+  const lines: string[] = [];
+  report = await runBench({ modes: ['embedded'], concurrency: [1, 2], items: [1], quick: true, json: false, out, say: (l) => lines.push(l) });
+  const procs = await runBench({ modes: ['processes'], concurrency: [1], items: [1], quick: true, json: false, out, say: (l) => lines.push(l) });
+  report.results.push(...procs.results);
+  assert.is(report.results.length, 3);
+  for (const r of report.results) checkFigures(r);
+  assert.ok(report.jsonFile?.startsWith(out), `JSON written under ${out}, got ${report.jsonFile}`);
+  assert.ok(existsSync(report.jsonFile!));
+  const json = JSON.parse(readFileSync(report.jsonFile!, 'utf8')) as BenchReport;
+  assert.is(json.results.length, 2);
+  assert.ok(typeof json.machine.cpuModel === 'string' && (json.machine.cpuCount as number) >= 1 && typeof json.machine.node === 'string');
+  assert.match(String(json.machine.gitCommit), /^([0-9a-f]{40}|unknown)$/);
+  assert.ok(json.floorModel.includes('floor_ms'), 'the floor model is stated in the JSON');
+  for (const k of ['ed25519.sign', 'ed25519.verify', 'x25519.ecdh', 'aead.seal.session', 'hkdf']) positive(json.units.crypto[k as 'hkdf']!.fixedMs, `unit cost of ${k}`);
+  positive(json.units.commits[0]!.wallMs, 'unit cost of a durable commit');
+  assert.match(report.markdown, /\| embedded \| 1 \| 2 \|/);
+  assert.match(procs.markdown, /\| processes \| 1 \| 1 \|/);
+  assert.ok(lines.some((l) => l.includes('embedded K=1 c=2')), 'progress is printed');
+});
+
+t.run();
