@@ -535,10 +535,22 @@ export const migrationMachine = migrationSetup.createMachine({
         },
         source: {
           initial: 'reserving',
+          entry: 'resetAttempts',
           states: {
             reserving: {
               entry: { type: 'reserveChannel', params: { chip: 'source' } },
-              on: { CHANNEL_RESERVED: { guard: 'forSource', target: 'restoring' }, STEP_FAILED: backOffTo('reserveRetry') },
+              on: {
+                CHANNEL_RESERVED: { guard: 'forSource', target: 'restoring' },
+                STEP_FAILED: [
+                  { guard: 'preLockRetry', target: 'reserveRetry', actions: ['armRetry', 'countAttempt'] },
+                  // The source's terminal keeps refusing (its user's request ended: it holds no job for us):
+                  // wait for the user to bring the source back instead of asking that terminal forever.
+                  {
+                    target: '#migration.rollingBack.awaitingSource',
+                    actions: [{ type: 'answerSource', params: { outcome: 'failed' } }, 'detachSource'],
+                  },
+                ],
+              },
             },
             reserveRetry: retryInto('reserving'),
             restoring: {
