@@ -15,6 +15,8 @@ export interface Logger {
   warn(msg: string, fields?: LogFields): void;
   error(msg: string, fields?: LogFields): void;
   child(bindings: LogFields): Logger;
+  /** Whether a line at this level would be written (to skip building costly fields). */
+  enabled(level: Exclude<LogLevel, 'silent'>): boolean;
 }
 
 export interface LogSink {
@@ -39,19 +41,22 @@ function clean(fields: LogFields | undefined): LogFields | undefined {
 class PinoAdapter implements Logger {
   constructor(private readonly p: PinoLogger) {}
   debug(msg: string, fields?: LogFields): void {
-    this.p.debug(clean(fields) ?? {}, msg);
+    if (this.p.isLevelEnabled('debug')) this.p.debug(clean(fields) ?? {}, msg);
   }
   info(msg: string, fields?: LogFields): void {
-    this.p.info(clean(fields) ?? {}, msg);
+    if (this.p.isLevelEnabled('info')) this.p.info(clean(fields) ?? {}, msg);
   }
   warn(msg: string, fields?: LogFields): void {
-    this.p.warn(clean(fields) ?? {}, msg);
+    if (this.p.isLevelEnabled('warn')) this.p.warn(clean(fields) ?? {}, msg);
   }
   error(msg: string, fields?: LogFields): void {
-    this.p.error(clean(fields) ?? {}, msg);
+    if (this.p.isLevelEnabled('error')) this.p.error(clean(fields) ?? {}, msg);
   }
   child(bindings: LogFields): Logger {
     return new PinoAdapter(this.p.child(clean(bindings) ?? {}));
+  }
+  enabled(level: Exclude<LogLevel, 'silent'>): boolean {
+    return this.p.isLevelEnabled(level);
   }
 }
 

@@ -28,6 +28,10 @@ import { attributeTo, enterParty, leaveParty } from '../metrics/counters.ts';
 export const QUEUE_JOBS_MAX = 50_000;
 /** Notice ids remembered to drop network duplicates (notices have no inbox record: frames, progress). */
 export const NOTICE_IDS_REMEMBERED_MAX = 20_000;
+/** Turns committed together in one LMDB transaction (group commit; async stores only). */
+export const TURNS_PER_COMMIT_MAX = 256;
+/** A batch stops taking jobs after this much work, ms, so its first turn's answer is not held too long. */
+export const BATCH_WORK_MS_MAX = 50;
 /** Internal events one turn may raise (a loop guard: a machine that keeps raising is a bug). */
 export const INTERNAL_EVENTS_PER_TURN_MAX = 1_000;
 
@@ -106,6 +110,26 @@ type Job =
   | { kind: 'local'; run: () => unknown; resolve: (v: unknown) => void; reject: (e: unknown) => void }
   | { kind: 'timer'; actorKey: string; event: EventObject };
 
+/** A job run in memory, waiting for its batch's commit. */
+interface Done {
+  job: Job;
+  turn: Turn;
+  started: number;
+  workMs: number;
+  result?: unknown;
+  failure?: unknown;
+  /** Failed after a state change (or with a non-protocol error): the party stops. */
+  fatal: boolean;
+  /** Nothing to write. */
+  empty: boolean;
+  /** The turn's writes, until they are put into the transaction. */
+  writes?: () => void;
+  /** The caller of a local job was already answered. */
+  answered?: boolean;
+  /** Sends the turn made at once (answers from the inbox, refusals), spoken after the flush. */
+  immediate: OutMessage[];
+}
+
 class Turn {
   readonly writes: Array<() => void> = [];
   readonly out: OutMessage[] = [];
@@ -154,6 +178,8 @@ export abstract class PartyRuntime {
   private idleWaiters: Array<() => void> = [];
   private seq = 0;
   private turn: Turn | null = null;
+  /** While a job runs in a batch: where its immediate sends wait for the batch's flush. */
+  private sink: OutMessage[] | null = null;
   private stopped = false;
   private started = false;
 
@@ -307,10 +333,7 @@ export abstract class PartyRuntime {
     if (this.draining) return;
     this.draining = true;
     try {
-      while (this.queue.length > 0 && !this.stopped) {
-        const job = this.queue.shift()!;
-        await this.runJob(job);
-      }
+      while (this.queue.length > 0 && !this.stopped) await this.runBatch();
     } finally {
       this.draining = false;
       const waiters = this.idleWaiters;
@@ -326,85 +349,193 @@ export abstract class PartyRuntime {
     });
   }
 
-  private async runJob(job: Job): Promise<void> {
+  /**
+   * Group commit: runs the queued jobs as turns, one after another, inside
+   * ONE LMDB write transaction, awaits its flush once, then lets each turn
+   * speak in order. Every turn still sees the writes of the turns before it
+   * (reads inside the transaction see its writes), so a duplicate request
+   * handled in the same batch is answered from the inbox as before; and
+   * whatever a turn would send at once (a duplicate's stored answer, a
+   * refusal) waits for the flush too, so nothing is spoken before it is on
+   * disk. A crash anywhere keeps exactly what the transaction committed.
+   *
+   * 'sync' stores (the simulator) take one job per batch: that is the
+   * one-message-at-a-time order the simulator's traces were recorded in.
+   */
+  private async runBatch(): Promise<void> {
+    const done: Done[] = [];
+    const max = this.store.commitMode === 'sync' ? 1 : TURNS_PER_COMMIT_MAX;
+    let stop: { at: Done; crash: boolean } | undefined;
+    let wrote = false;
+    const take = (): void => {
+      const budgetEnd = performance.now() + BATCH_WORK_MS_MAX;
+      while (this.queue.length > 0 && !this.stopped && done.length < max) {
+        if (done.length > 0 && performance.now() > budgetEnd) break;
+        const d = this.process(this.queue.shift()!);
+        done.push(d);
+        if (d.fatal) {
+          stop = { at: d, crash: false };
+          return;
+        }
+        if (d.failure === undefined && this.point('before-persist', d.turn)) {
+          stop = { at: d, crash: true };
+          return;
+        }
+        if (!d.empty) {
+          const committing = performance.now();
+          this.applyTurn(d);
+          d.workMs += performance.now() - committing;
+          wrote = true;
+        }
+      }
+    };
+    if (this.store.commitMode === 'sync' && this.queue.length > 0) {
+      // Same order as a one-turn commit: the turn in memory, then its transaction.
+      take();
+      const last = done[done.length - 1];
+      const writes = last?.writes;
+      if (last) last.writes = undefined;
+      if (last && last.failure !== undefined && !last.fatal) {
+        // A refused job: its caller hears at once; the acks it carried are committed after.
+        if (last.job.kind === 'local') last.job.reject(last.failure);
+        last.answered = true;
+        if (wrote && writes) await this.store.commit(writes);
+      } else if (wrote && writes) await this.commitAlone(writes);
+    } else {
+      try {
+        await this.store.commit(take);
+      } catch (e) {
+        // The transaction failed: every turn of the batch moved machines in memory that LMDB does not hold.
+        this.log.error('commit failed', { error: String(e) });
+        this.stopped = true;
+        for (const d of done) if (d.job.kind === 'local') d.job.reject(e);
+        throw e;
+      }
+    }
+    const flushed = performance.now();
+    for (const d of done) {
+      if (stop?.at === d) {
+        if (stop.crash) return this.crash(d.job);
+        // A machine moved and then something threw: the in-memory state is no
+        // longer one we can persist honestly. Fail loudly; a restart rehydrates.
+        this.log.error('turn failed after a state change', { error: String(d.failure) });
+        this.stopped = true;
+        if (d.job.kind === 'local') d.job.reject(d.failure);
+        throw d.failure;
+      }
+      if (!this.finish(d, flushed)) return this.crash(d.job);
+    }
+  }
+
+  /**
+   * One turn's own transaction ('sync' stores). Kept as its own async step:
+   * the simulator's seeds replay byte for byte only if the turns of parties
+   * woken at the same virtual instant interleave at the same promise ticks
+   * as when their traces were recorded.
+   */
+  private async commitAlone(writes: () => void): Promise<void> {
+    await this.store.commit(writes);
+  }
+
+  /**
+   * A turn in memory: validate, deduplicate, run the machines. Nothing is
+   * written or sent yet; what the turn sends at once goes to its `immediate`
+   * list, spoken after the batch is on disk.
+   */
+  private process(job: Job): Done {
     const started = performance.now();
     const turn = new Turn();
+    const d: Done = { job, turn, started, workMs: 0, fatal: false, empty: true, immediate: [] };
     this.turn = turn;
-    let failure: unknown;
-    let result: unknown;
+    // A 'sync' store commits each turn alone, before anything else runs: sends go out as they are made, as they always did.
+    if (this.store.commitMode === 'async') this.sink = d.immediate;
     // The crypto a turn does is this party's (issue 7's counters; no effect on behaviour).
     const charged = enterParty(this.id);
     try {
       if (job.kind === 'message') this.handleBytes(job.peer, job.bytes, turn);
-      else if (job.kind === 'local') result = job.run();
+      else if (job.kind === 'local') d.result = job.run();
       else if (this.hosted.has(job.actorKey)) this.dispatch(job.actorKey, job.event);
       this.drainInternal(turn);
     } catch (e) {
-      failure = e;
+      d.failure = e;
     } finally {
       this.turn = null;
       leaveParty(charged);
     }
+    try {
+      if (d.failure !== undefined) {
+        if (turn.dirty || !(d.failure instanceof ProtocolError)) {
+          d.fatal = true;
+          return d;
+        }
+        if (job.kind === 'message') this.refuseRaw(job.peer, job.bytes, d.failure, turn.received);
+        // An answer nobody wanted any more (the machine moved on) still answered its request: stop sending it.
+        if (turn.acked.length > 0) {
+          const acked = [...turn.acked];
+          d.empty = false;
+          d.writes = () => {
+            for (const id of acked) this.store.outbox.remove(id);
+          };
+        }
+        return d;
+      }
+      if (turn.touched.size > 0) {
+        this.turn = turn;
+        try {
+          this.onCommitting([...turn.touched]);
+        } finally {
+          this.turn = null;
+        }
+      }
+      d.empty = !turn.dirty && turn.out.length === 0 && turn.acked.length === 0 && !turn.inbound;
+      if (!d.empty) d.writes = this.turnWrites(turn);
+      return d;
+    } finally {
+      this.sink = null;
+      d.workMs = performance.now() - started;
+    }
+  }
 
-    if (failure !== undefined) {
-      if (turn.dirty || !(failure instanceof ProtocolError)) {
-        // A machine moved and then something threw: the in-memory state is no
-        // longer one we can persist honestly. Fail loudly; a restart rehydrates.
-        this.log.error('turn failed after a state change', { error: String(failure) });
-        this.stopped = true;
-        if (job.kind === 'local') job.reject(failure);
-        throw failure;
-      }
-      if (job.kind === 'local') job.reject(failure);
-      else if (job.kind === 'message') this.refuseRaw(job.peer, job.bytes, failure, turn.received);
-      // An answer nobody wanted any more (the machine moved on) still answered its request: stop sending it.
-      if (turn.acked.length > 0) {
-        const acked = [...turn.acked];
-        await this.store.commit(() => {
-          for (const id of acked) this.store.outbox.remove(id);
-        });
-        for (const id of acked) this.cancelRetransmit(id);
-      }
-      return;
-    }
+  /** Puts a turn's writes into the running transaction (the batch's), so the next turn reads them. */
+  private applyTurn(d: Done): void {
+    if (this.store.commitMode === 'sync') return; // committed by its own transaction in runBatch
+    d.writes?.();
+    d.writes = undefined;
+  }
 
-    if (turn.touched.size > 0) {
-      this.turn = turn;
-      try {
-        this.onCommitting([...turn.touched]);
-      } finally {
-        this.turn = null;
-      }
+  /**
+   * After the batch is on disk: the turn speaks (what it deferred, then what
+   * its machines sent), its timers are armed and its caller answered. False
+   * when a crash was injected here (the caller crashes the party).
+   */
+  private finish(d: Done, flushed: number): boolean {
+    const { turn, job } = d;
+    if (d.failure !== undefined) {
+      for (const o of d.immediate) this.transmit(o);
+      for (const id of turn.acked) this.cancelRetransmit(id);
+      if (job.kind === 'local' && !d.answered) job.reject(d.failure);
+      return true;
     }
-    let workMs = performance.now() - started;
-    if (this.point('before-persist', turn)) return this.crash(job);
-    const empty = !turn.dirty && turn.out.length === 0 && turn.acked.length === 0 && !turn.inbound;
-    if (!empty) {
-      // The commit's synchronous start (snapshots taken) is the turn's work; its wait for the disk is not.
-      const committing = performance.now();
-      const commit = this.commit(turn);
-      workMs += performance.now() - committing;
-      await commit;
-    }
-    this.deps.observe?.turn(this.id, performance.now() - started, !empty);
-    if (this.point('after-persist', turn)) return this.crash(job);
+    this.deps.observe?.turn(this.id, flushed - d.started, !d.empty);
+    if (this.point('after-persist', turn)) return false;
     const sending = performance.now();
     attributeTo(this.id, () => {
+      for (const o of d.immediate) this.transmit(o);
       for (const o of turn.out) {
         this.transmit(o);
         if (kindOf(o.env.type) === 'request') this.scheduleRetransmit(o.env.id, 0);
       }
     });
-    workMs += performance.now() - sending;
-    this.deps.observe?.work?.(this.id, workMs);
+    this.deps.observe?.work?.(this.id, d.workMs + performance.now() - sending);
     for (const id of turn.acked) this.cancelRetransmit(id);
-    if (this.point('after-send', turn)) return this.crash(job);
+    if (this.point('after-send', turn)) return false;
     for (const h of turn.touched) {
       const hosted = this.hosted.get(h);
       if (hosted) this.armTimer(hosted);
     }
     for (const fn of turn.after) fn();
-    if (job.kind === 'local') job.resolve(result);
+    if (job.kind === 'local') job.resolve(d.result);
+    return true;
   }
 
   /** Runs the turn-point hook; true when it asks for a crash here. */
@@ -561,7 +692,8 @@ export abstract class PartyRuntime {
     }
   }
 
-  private async commit(turn: Turn): Promise<void> {
+  /** A turn's durable record, as one function to run inside a write transaction: snapshots, outbox, inbox and replies, acks, seq. */
+  private turnWrites(turn: Turn): () => void {
     const store = this.store;
     const seq = this.seq;
     const snapshots: Array<[string, PersistedActor]> = [];
@@ -571,7 +703,7 @@ export abstract class PartyRuntime {
       const kind = this.kinds[h.kind]!;
       snapshots.push([key, { machine: h.kind, version: kind.version, snapshot: h.actor.getPersistedSnapshot() }]);
     }
-    await store.commit(() => {
+    return () => {
       for (const w of turn.writes) w();
       for (const [key, value] of snapshots) store.snapshots.put(key, value);
       if (turn.inbound) {
@@ -586,7 +718,7 @@ export abstract class PartyRuntime {
       }
       for (const id of turn.acked) store.outbox.remove(id);
       store.meta.put('seq', seq);
-    });
+    };
   }
 
   /**
@@ -619,6 +751,10 @@ export abstract class PartyRuntime {
   }
 
   private transmit(o: OutMessage): void {
+    if (this.sink) {
+      this.sink.push(o);
+      return;
+    }
     const link = this.links.get(o.peer);
     if (!link || !link.isOpen) {
       this.log.debug('no link; message waits', { peer: o.peer, type: o.env.type });
@@ -712,6 +848,10 @@ export abstract class PartyRuntime {
     }
     turn.dirty = true;
     turn.touched.add(key);
+    if (!this.log.enabled('info')) {
+      h.actor.send(event as EventObject);
+      return;
+    }
     const before = JSON.stringify(snap.value);
     h.actor.send(event as EventObject);
     const after = JSON.stringify(h.actor.getSnapshot().value);

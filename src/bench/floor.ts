@@ -54,7 +54,14 @@ export interface CommitCost {
 
 export interface Units {
   crypto: Partial<Record<CounterKind, UnitCost>>;
+  /** `batch` concurrent commits into ONE environment (a shared party's: server, admin SAM, provider SAMs). */
   commits: CommitCost[];
+  /**
+   * `batch` concurrent commits, each into ITS OWN environment (a phone's: a
+   * chip's or terminal's LMDB serves one migration, so its commits cannot
+   * share a flush with another migration's; each pays its own sync).
+   */
+  spreadCommits: CommitCost[];
   /** scrypt at the production cost (SCRYPT_DEFAULTS), ms: what one login costs a phone in a deployment. */
   scryptDefaultMs: number;
   measuredInMs: number;
@@ -124,6 +131,29 @@ async function commitCost(batch: number, rounds: number): Promise<CommitCost> {
   }
 }
 
+/** Wall and CPU ms per durable commit when `batch` environments each commit once, concurrently (as `batch` phones do). */
+async function spreadCommitCost(batch: number, rounds: number): Promise<CommitCost> {
+  const dir = mkdtempSync(join(tmpdir(), 'valmove-bench-spread-'));
+  const stores = Array.from({ length: batch }, (_, i) => PartyStore.open(join(dir, `e${i}`)));
+  try {
+    const dbs = stores.map((s) => s.db<Uint8Array>('bench'));
+    const value = randomBytes(COMMIT_VALUE_BYTES);
+    await Promise.all(stores.map((s, i) => s.commit(() => dbs[i]!.put('warm', value))));
+    const walls: number[] = [];
+    const cpu0 = process.cpuUsage();
+    for (let r = 0; r < rounds; r++) {
+      const t0 = performance.now();
+      await Promise.all(stores.map((s, i) => s.commit(() => dbs[i]!.put(`k${r % 4}`, value))));
+      walls.push((performance.now() - t0) / batch);
+    }
+    const cpu = process.cpuUsage(cpu0);
+    return { batch, wallMs: percentile(walls, 0.5), cpuMs: (cpu.user + cpu.system) / 1000 / (rounds * batch) };
+  } finally {
+    await Promise.all(stores.map((s) => s.close()));
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 /**
  * Measures every unit. `batches` are the commit batch sizes wanted (the
  * concurrency levels of the run); `quick` shortens everything (smoke runs).
@@ -168,7 +198,12 @@ export async function measureUnits(opts: { batches: number[]; quick: boolean; lo
     const rounds = opts.quick ? 12 : Math.max(21, Math.ceil(800 / b));
     commits.push(await commitCost(b, rounds));
   }
-  return { crypto, commits, scryptDefaultMs, measuredInMs: performance.now() - t0 };
+  const spreadCommits: CommitCost[] = [];
+  for (const b of [...new Set([1, ...opts.batches])].sort((x, y) => x - y)) {
+    const rounds = opts.quick ? 6 : Math.max(12, Math.ceil(400 / b));
+    spreadCommits.push(await spreadCommitCost(b, rounds));
+  }
+  return { crypto, commits, spreadCommits, scryptDefaultMs, measuredInMs: performance.now() - t0 };
 }
 
 /** Crypto floor of a set of counted operations, ms: Σ n × fixed + bytes × per-byte. Logins (scrypt) are left out: they are not in a migration. */
@@ -185,8 +220,9 @@ export function cryptoFloorMs(counts: Partial<Record<CounterKind, Tally>>, units
   return { ms, byKind };
 }
 
-/** The commit cost measured at the batch size closest to (not above) `concurrency`. */
-export function commitCostAt(units: Units, concurrency: number): CommitCost {
-  const fits = units.commits.filter((c) => c.batch <= concurrency);
-  return fits[fits.length - 1] ?? units.commits[0]!;
+/** The commit cost measured at the batch size closest to (not above) `concurrency`: into one shared environment, or spread over one environment each. */
+export function commitCostAt(units: Units, concurrency: number, where: 'shared' | 'spread' = 'shared'): CommitCost {
+  const list = where === 'shared' ? units.commits : units.spreadCommits;
+  const fits = list.filter((c) => c.batch <= concurrency);
+  return fits[fits.length - 1] ?? list[0]!;
 }

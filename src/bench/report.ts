@@ -16,7 +16,9 @@ export type Mode = 'embedded' | 'processes';
 export const FLOOR_MODEL = [
   'floor per migration, from the counts of this configuration and the unit costs measured in this run:',
   '  crypto_ms = Σ over kinds (ops × unit ms + AEAD bytes × ms/byte)   (logins excluded: they happen before the timed part)',
-  '  cpu_floor_ms = crypto_ms + durable_commits × commit_cpu_ms(batch c)',
+  '  cpu_floor_ms = crypto_ms + shared_env_commits × commit_cpu_ms(batch c) + phone_env_commits × spread_commit_cpu_ms(c)',
+  '                 (shared: the server\'s, admin SAM\'s and provider SAMs\' environments, where c migrations\' commits share a flush;',
+  '                  phone: each chip\'s and terminal\'s own environment, one migration each, measured as c environments committing at once)',
   '  flush_floor_ms = busiest_env_commits × commit_wall_ms(batch c)   (each party has its own LMDB environment; the busiest one shared by all',
   '                   migrations (server, admin SAM, a provider SAM) flushes in turn, c concurrent commits sharing one flush;',
   '                   chips\' and terminals\' environments are per migration and flush in parallel, so they do not bound throughput)',
@@ -28,7 +30,10 @@ export const FLOOR_MODEL = [
 export interface Floor {
   cryptoMs: number;
   cryptoMsByKind: Partial<Record<CounterKind, number>>;
+  /** CPU ms of every commit per migration: shared environments' at the batched unit, phones' at the spread unit. */
   commitCpuMs: number;
+  /** Of which, in the phones' own environments. */
+  phoneCommitCpuMs: number;
   commitWallMs: number;
   commitBatch: number;
   /** Commits per migration in the busiest environment shared by every migration, and which one. */
@@ -102,20 +107,35 @@ export function busiestSharedEnv(stores: CounterSnapshot, migrations: number): {
   return best;
 }
 
-export function computeFloor(cryptoTotals: Partial<Record<CounterKind, Tally>>, commits: number, busiest: { env: string; commits: number }, migrations: number, concurrency: number, throughput: number, cpuMsPerMigration: number, units: Units): Floor {
+/** Commits per migration in per-phone environments (chips, terminals) and in shared ones. */
+export function commitsBySharing(stores: CounterSnapshot, migrations: number): { phone: number; shared: number } {
+  let phone = 0;
+  let shared = 0;
+  for (const [path, row] of Object.entries(stores)) {
+    const role = roleOf(path);
+    if (role === 'chip' || role === 'terminal') phone += commitsOf(row);
+    else shared += commitsOf(row);
+  }
+  return { phone: phone / migrations, shared: shared / migrations };
+}
+
+export function computeFloor(cryptoTotals: Partial<Record<CounterKind, Tally>>, commits: { phone: number; shared: number }, busiest: { env: string; commits: number }, migrations: number, concurrency: number, throughput: number, cpuMsPerMigration: number, units: Units): Floor {
   const scaled: Partial<Record<CounterKind, Tally>> = {};
   for (const [k, t] of Object.entries(cryptoTotals) as Array<[CounterKind, Tally]>) scaled[k] = { n: t.n / migrations, bytes: t.bytes / migrations };
   const crypto = cryptoFloorMs(scaled, units);
   const c = commitCostAt(units, concurrency);
-  const commitsPer = commits / migrations;
-  const cpuFloorMs = crypto.ms + commitsPer * c.cpuMs;
+  const spread = commitCostAt(units, concurrency, 'spread');
+  const phoneCommitCpuMs = commits.phone * spread.cpuMs;
+  const commitCpuMs = commits.shared * c.cpuMs + phoneCommitCpuMs;
+  const cpuFloorMs = crypto.ms + commitCpuMs;
   const flushFloorMs = busiest.commits * c.wallMs;
   const floorMs = Math.max(cpuFloorMs, flushFloorMs);
   const floorThroughputPerS = 1000 / floorMs;
   return {
     cryptoMs: crypto.ms,
     cryptoMsByKind: crypto.byKind,
-    commitCpuMs: commitsPer * c.cpuMs,
+    commitCpuMs,
+    phoneCommitCpuMs,
     commitWallMs: c.wallMs,
     commitBatch: c.batch,
     busiestEnvCommits: busiest.commits,
@@ -188,7 +208,7 @@ export function figures(o: {
     ),
     cryptoUnattributed: Object.values(totals(crypto, (w) => roleOf(w) === 'unattributed')).reduce((a, t) => a + (t?.n ?? 0), 0) / n,
     memory: run.memory,
-    floor: computeFloor(cryptoTotals, commits, busiestSharedEnv(stores, n), n, o.concurrency, throughput, cpuPer, o.units),
+    floor: computeFloor(cryptoTotals, commitsBySharing(stores, n), busiestSharedEnv(stores, n), n, o.concurrency, throughput, cpuPer, o.units),
     logins: { count: o.loginsMs.length, p50Ms: percentile(o.loginsMs, 0.5), meanMs: mean(o.loginsMs), scryptN: o.scryptN },
   };
 }
@@ -290,6 +310,7 @@ export function markdown(results: ConfigResult[], units: Units, grow: Growth[]):
   lines.push('');
   lines.push('Unit costs measured in this run (ms): ' + Object.entries(units.crypto).filter(([k]) => !k.includes('.channel') && !k.includes('.box')).map(([k, u]) => `${k.replace('.session', '')} ${fmt(u.fixedMs)}${u.perByteMs ? ` + ${fmt(u.perByteMs * 1024)}/KB` : ''}`).join(', '));
   lines.push('Durable commit (one environment, 2 KiB): ' + units.commits.map((c) => `batch ${c.batch}: ${fmt(c.wallMs)} ms wall, ${fmt(c.cpuMs)} ms CPU per commit`).join('; ') + `; scrypt at the production cost (N=2^15): ${fmt(units.scryptDefaultMs)} ms per login`);
+  lines.push('Durable commit (c environments, one commit each, at once; a phone\'s unit): ' + units.spreadCommits.map((c) => `c=${c.batch}: ${fmt(c.wallMs)} ms wall, ${fmt(c.cpuMs)} ms CPU per commit`).join('; '));
   lines.push('');
   lines.push('```');
   lines.push(FLOOR_MODEL);

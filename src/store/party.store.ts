@@ -101,6 +101,11 @@ export class PartyStore {
     await this.env.flushed;
   }
 
+  /** How commits are made ('async': on LMDB's writer thread, awaited until flushed; 'sync': inside the call). */
+  get commitMode(): CommitMode {
+    return this.commits;
+  }
+
   get isClosed(): boolean {
     return this.closed;
   }
