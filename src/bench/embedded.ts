@@ -88,7 +88,7 @@ export async function runEmbedded(o: ModeOptions): Promise<ConfigResult[]> {
       for (const k of Object.keys(turnMs)) delete turnMs[k];
       for (const k of Object.keys(workMs)) delete workMs[k];
       counting = true;
-      const run = await timedMigrations(pairs, c);
+      const run = await timedMigrations(pairs, c, undefined, `embedded-k${o.items}-c${c}`);
       counting = false;
       const r = figures({
         mode: 'embedded',

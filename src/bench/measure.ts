@@ -6,6 +6,8 @@
  * crypto and commit counters, CPU, memory sampled while migrations are in
  * flight.
  */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { runInNewContext } from 'node:vm';
 import { setFlagsFromString } from 'node:v8';
 import type { TerminalRuntime } from '../actors/terminal.actor.ts';
@@ -75,8 +77,36 @@ export async function loginAll(pairs: PhonePair[]): Promise<number[]> {
   return ms;
 }
 
-/** `otherRssBytes`: the RSS of other processes that take part (processes mode), added to this one's. */
-export async function timedMigrations(pairs: PhonePair[], concurrency: number, otherRssBytes: () => number = () => 0): Promise<TimedRun> {
+let profileDir: string | undefined;
+
+/** `valmove bench --profile DIR`: each configuration's timed part is CPU-profiled (V8's sampling profiler) into DIR/<label>.cpuprofile. */
+export function setProfileDir(dir: string | undefined): void {
+  profileDir = dir;
+}
+
+/** Starts V8's profiler in this process; the returned function stops it and writes the profile (Chrome DevTools / speedscope format). */
+async function startProfile(label: string): Promise<() => Promise<string>> {
+  const { Session } = await import('node:inspector/promises');
+  const session = new Session();
+  session.connect();
+  await session.post('Profiler.enable');
+  await session.post('Profiler.start');
+  return async () => {
+    const { profile } = await session.post('Profiler.stop');
+    session.disconnect();
+    mkdirSync(profileDir!, { recursive: true });
+    const file = join(profileDir!, `${label}.cpuprofile`);
+    writeFileSync(file, JSON.stringify(profile));
+    return file;
+  };
+}
+
+/**
+ * `otherRssBytes`: the RSS of other processes that take part (processes
+ * mode), added to this one's. `label` names the configuration (its profile
+ * file, with --profile).
+ */
+export async function timedMigrations(pairs: PhonePair[], concurrency: number, otherRssBytes: () => number = () => 0, label = 'timed'): Promise<TimedRun> {
   collectGarbage();
   const idleMem = process.memoryUsage();
   const idle = { heapUsed: idleMem.heapUsed, rss: idleMem.rss + otherRssBytes() };
@@ -98,6 +128,7 @@ export async function timedMigrations(pairs: PhonePair[], concurrency: number, o
   }, MEMORY_SAMPLE_MS);
   const latencies: number[] = [];
   const failures: string[] = [];
+  const stopProfile = profileDir !== undefined ? await startProfile(label) : undefined;
   const before = snapshot();
   const cpu0 = process.cpuUsage();
   const t0 = performance.now();
@@ -123,6 +154,7 @@ export async function timedMigrations(pairs: PhonePair[], concurrency: number, o
   await Promise.all(Array.from({ length: Math.min(concurrency, pairs.length) }, user));
   const wallMs = performance.now() - t0;
   const cpu = process.cpuUsage(cpu0);
+  if (stopProfile) await stopProfile();
   const counters = diff(snapshot(), before);
   clearInterval(sampler);
   const meanHeap = mean(samples.map((s) => s.heap));

@@ -246,7 +246,7 @@ export async function runProcesses(o: ModeOptions): Promise<ConfigResult[]> {
       const cpuBefore = procs.map((p) => procCpuMs(p.pid));
       for (const k of Object.keys(hops)) delete hops[k];
       counting = true;
-      const run = await timedMigrations(pairs, c, () => procs.reduce((a, p) => a + procRssBytes(p.pid), 0));
+      const run = await timedMigrations(pairs, c, () => procs.reduce((a, p) => a + procRssBytes(p.pid), 0), `processes-k${o.items}-c${c}`);
       counting = false;
       const cpuAfter = procs.map((p) => procCpuMs(p.pid));
       const after = await Promise.all(procs.map((p) => scrape(p.port, p.id)));

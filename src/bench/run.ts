@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runEmbedded } from './embedded.ts';
 import { measureUnits } from './floor.ts';
+import { setProfileDir } from './measure.ts';
 import { FLOOR_MODEL, growth, machine, markdown, writeJson, type ConfigResult, type Growth, type Mode } from './report.ts';
 
 export const DEFAULT_CONCURRENCY = [1, 16, 64, 256];
@@ -31,6 +32,8 @@ export interface BenchOptions {
   /** Folder for the JSON result; null: write none. */
   out: string | null;
   say: (line: string) => void;
+  /** Folder for a CPU profile of each configuration's timed part (this process only). */
+  profile?: string;
 }
 
 export interface BenchReport {
@@ -54,6 +57,7 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
   const migrationsAt = (c: number) => Math.max(o.migrations ?? floorMin, c);
   const dataDir = mkdtempSync(join(tmpdir(), 'valmove-bench-'));
   const say = o.json ? () => {} : o.say;
+  setProfileDir(o.profile);
   const results: ConfigResult[] = [];
   const skipped: BenchReport['skipped'] = [];
   try {

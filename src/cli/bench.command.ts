@@ -30,12 +30,13 @@ export function addBenchCommand(program: Command, out: (line: string) => void): 
     .option('--quick', 'tiny counts and short unit measurements (a smoke run); JSON goes to a temp folder unless --out is given', false)
     .option('--json', 'print the whole report as JSON instead of the table', false)
     .option('--out <dir>', 'folder for the JSON result (default bench/results/)')
-    .action(async (o: { mode: string; concurrency: number[]; items: number[]; migrations?: number; quick: boolean; json: boolean; out?: string }) => {
+    .option('--profile <dir>', 'write a CPU profile of each configuration\'s timed part (this process: every party in embedded mode, the phones in processes mode) to <dir>/<mode>-k<K>-c<c>.cpuprofile, for Chrome DevTools or speedscope')
+    .action(async (o: { mode: string; concurrency: number[]; items: number[]; migrations?: number; quick: boolean; json: boolean; out?: string; profile?: string }) => {
       if (!['embedded', 'processes', 'all'].includes(o.mode)) throw new InvalidArgumentError(`--mode is embedded, processes or all; got "${o.mode}"`);
       const modes: Mode[] = o.mode === 'all' ? ['embedded', 'processes'] : [o.mode as Mode];
       // Smoke runs stay out of bench/results/ (which is kept in git).
       const dir = o.out ?? (o.quick ? join(tmpdir(), 'valmove-bench-results') : 'bench/results');
-      const report = await runBench({ modes, concurrency: o.concurrency, items: o.items, migrations: o.migrations, quick: o.quick, json: o.json, out: dir, say: out });
+      const report = await runBench({ modes, concurrency: o.concurrency, items: o.items, migrations: o.migrations, quick: o.quick, json: o.json, out: dir, say: out, profile: o.profile });
       if (o.json) out(JSON.stringify(report, null, 2));
       else {
         out('');
