@@ -35,6 +35,8 @@ const PREFLIGHT_MS = 1_000;
 /** A held request is looked at again this often (ms), and goes after HOLD_MS_MAX at the latest. */
 const HOLD_POLL_MS = 25;
 const HOLD_MS_MAX = 15_000;
+/** Back-off of the paths where an outside event lands during a back-off (so it cannot be overtaken by RETRY_DUE). */
+const SLOW_BACK_OFF = { retryBaseMs: 4_000, retryCapMs: 4_000 };
 
 /** The request a state of the migration waits on (what fails when the path says STEP_FAILED there). */
 const REQUEST_OF: Array<[RegExp, string]> = [
@@ -108,6 +110,9 @@ export async function runMigrationPath(path: ModelPath, coveredTotal: Set<AnyTra
     wrongDestination: path.events.some(
       (x, i) => x.type === 'CHIP_IDENTIFIED' && (x as { serial?: string }).serial !== 'DST' && before[i] === 'destinationPhase.identifying',
     ),
+    // Something from outside (a cancel, a phone lost) must land while the migration backs off: the back-off must outlast
+    // the round trip that brings it, however loaded the machine is (with FAST_TIMING's 30 ms it did not, on a busy CI box).
+    eventDuringBackOff: path.events.some((x, i) => /Retry$/.test(before[i]!) && x.type !== 'RETRY_DUE'),
   };
   const rng = seededRng(seed);
   const dir = mkdtempSync(join(tmpdir(), 'valmove-model-'));
@@ -262,7 +267,7 @@ export async function runMigrationPath(path: ModelPath, coveredTotal: Set<AnyTra
       rng,
       log: createLogger({ level: 'silent' }),
       scrypt: SCRYPT,
-      timing: { ...FAST_TIMING, preflightMs: PREFLIGHT_MS },
+      timing: { ...FAST_TIMING, preflightMs: PREFLIGHT_MS, ...(flags.eventDuringBackOff ? SLOW_BACK_OFF : {}) },
       deadlineMs: 60_000,
       rights: flags.refusing ? { transit: ['upload', 'clear'] } : undefined,
       inspect: (party, key, ev) => {
