@@ -13,20 +13,11 @@
  * stored state must be the machine's, a refused command must change no byte
  * of any area, and an allowed one only its own area.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import fc from 'fast-check';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createActor, type Actor } from 'xstate';
-import { ChipRuntime } from '../../src/actors/chip.actor.ts';
-import { ChipConsole } from '../../src/actors/chipConsole.ts';
-import { SamSessions } from '../../src/actors/samSession.ts';
-import { encodeValue } from '../../src/actors/value.ts';
-import { systemClock } from '../../src/clock.ts';
-import { randomSecret, seededRng, Secret, toB64, type Purpose } from '../../src/crypto/index.ts';
-import { silentLogger } from '../../src/log.ts';
+import { seededRng } from '../../src/crypto/index.ts';
 import {
   ACTIVE_SLOT,
   AREA_COMMANDS,
@@ -34,17 +25,14 @@ import {
   AREA_STATES,
   areaMachine,
   areaTransition,
-  type AreaCommand,
   type AreaSessionEvent,
   type AreaState,
 } from '../../src/machines/area.machine.ts';
-import { PartyStore } from '../../src/store/party.store.ts';
-import type { ChipCommand, ChipReply } from '../../src/transport/chip.frames.ts';
+import { ChipBench, type AreaEventType } from '../helpers/chipBench.ts';
 
 // uvu prints an error's message, not its cause: put the failed assertion into fast-check's report.
 fc.configureGlobal({ includeErrorInReport: true });
 
-type AreaEventType = AreaCommand | AreaSessionEvent;
 const EVENTS: readonly AreaEventType[] = [...AREA_COMMANDS, ...AREA_SESSION_EVENTS];
 
 /** The lifecycle of protocol.md §2 as a table, [from, event] -> to; every pair not listed is forbidden. */
@@ -147,144 +135,6 @@ test('machine: value becomes spendable only by a download then an activation sin
 const AREAS = ['emoney', 'transit'] as const;
 const rng = seededRng('area-properties');
 
-interface AreaKeys {
-  temp: Secret;
-  main: Secret;
-  /** The migration holding the area, as the chip keeps it (set by format and lock, cleared by activate, restore and wipe). */
-  holder: string | null;
-}
-
-/** One real chip in its own temp folder, driven by a SAM console the way the admin, migration and normal SAMs drive it. */
-class Bench {
-  private seq = 0;
-  readonly keys = new Map<string, AreaKeys>(AREAS.map((a) => [a, { temp: randomSecret(rng), main: randomSecret(rng), holder: null }]));
-
-  private constructor(
-    readonly dir: string,
-    readonly chip: ChipRuntime,
-    readonly console: ChipConsole,
-    private readonly kChip: Secret,
-  ) {}
-
-  static async open(): Promise<Bench> {
-    const dir = mkdtempSync(join(tmpdir(), 'valmove-area-prop-'));
-    const kChip = randomSecret(rng);
-    try {
-      const chip = new ChipRuntime({ id: 'chip/AREA-PROP', store: PartyStore.open(dir, { commits: 'sync' }), clock: systemClock, rng, log: silentLogger });
-      await chip.start({ serial: 'AREA-PROP', kChip: kChip.reveal() });
-      return new Bench(dir, chip, ChipConsole.open(chip), kChip);
-    } catch (e) {
-      rmSync(dir, { recursive: true, force: true });
-      throw e;
-    }
-  }
-
-  async close(): Promise<void> {
-    try {
-      this.console.close();
-      await this.chip.stop();
-    } finally {
-      rmSync(this.dir, { recursive: true, force: true });
-    }
-  }
-
-  state(area: string): AreaState {
-    return this.chip.memory.get(area)?.state ?? 'absent';
-  }
-
-  /** The area records as stored, every byte (all of them, or all but one area's). */
-  dump(except?: string): string {
-    const records = this.chip.memory.list().filter((r) => r.area !== except);
-    return JSON.stringify(records, (_k, v: unknown) => (v instanceof Uint8Array ? toB64(v) : v));
-  }
-
-  /**
-   * What the lifecycle says a stored area holds in its state, checked here
-   * independently of the chip's own assertion: which slots are filled, and
-   * with the very keys the SAMs installed.
-   */
-  checkStored(what: string): void {
-    for (const rec of this.chip.memory.list()) {
-      const k = this.keys.get(rec.area)!;
-      assert.ok(AREA_STATES.includes(rec.state), `${what}: ${rec.area} is in no lifecycle state`);
-      const slots = `data:${rec.data !== null} main:${rec.mainKey !== null} temp:${rec.tempKey !== null}`;
-      const want = {
-        absent: 'data:false main:false temp:false',
-        provisioned: 'data:false main:false temp:true',
-        loaded: 'data:true main:true temp:true',
-        mainActive: 'data:true main:true temp:false',
-        locked: 'data:true main:true temp:true',
-      }[rec.state];
-      assert.is(slots, want, `${what}: ${rec.area} is ${rec.state} but holds ${slots}`);
-      if (rec.tempKey) assert.ok(k.temp.equals(Secret.of(rec.tempKey)), `${what}: ${rec.area} holds a temp key no SAM installed`);
-      if (rec.mainKey) assert.ok(k.main.equals(Secret.of(rec.mainKey)), `${what}: ${rec.area} holds a main key no SAM installed`);
-    }
-  }
-
-  private async command(purpose: Purpose, area: string, key: Secret, mig: string, cmd: ChipCommand | null): Promise<ChipReply> {
-    const sams = new SamSessions(rng);
-    const id = `p${++this.seq}`;
-    const answer = await this.console.exchange(id, sams.begin({ session: id, area: purpose === 'admin' ? '*' : area, mig, purpose }));
-    const a = sams.answer(id, answer, () => key);
-    if (a.kind === 'refused') return { ok: false, code: a.code, message: a.message };
-    if (!a.proofOk) return { ok: false, code: 'AUTH_FAILED', message: 'the chip does not hold this key' };
-    if (!cmd) return { ok: true };
-    const r = sams.reply(id, await this.console.exchange(id, sams.command(id, cmd)));
-    return r.kind === 'refused' ? { ok: false, code: r.code, message: r.message } : r.reply;
-  }
-
-  /** What the event means on the real chip, with the keys and owner a real migration would use. */
-  async apply(area: string, event: AreaEventType): Promise<ChipReply> {
-    const k = this.keys.get(area)!;
-    const step = `P${++this.seq}`;
-    const owner = k.holder ?? `mig-${this.seq}`;
-    const admin = (cmd: ChipCommand) => this.command('admin', area, this.kChip, owner, cmd);
-    switch (event) {
-      case 'FORMAT': {
-        const temp = randomSecret(rng);
-        const r = await admin({ op: 'format', area, provider: area, key: toB64(temp.reveal()), mig: owner, step });
-        if (r.ok) Object.assign(k, { temp, holder: owner });
-        return r;
-      }
-      case 'DOWNLOAD': {
-        const main = randomSecret(rng);
-        const data = toB64(encodeValue({ kind: 'emoney', currency: 'JPY', balance: this.seq, ref: '0'.repeat(32) }));
-        const r = await this.command('download', area, k.temp, owner, { op: 'download', data, key: toB64(main.reveal()), mig: owner, step });
-        if (r.ok) k.main = main;
-        return r;
-      }
-      case 'ACTIVATE':
-      case 'RESTORE': {
-        const r = await admin({ op: event === 'ACTIVATE' ? 'activate' : 'restore', area, mig: owner, step });
-        if (r.ok) k.holder = null;
-        return r;
-      }
-      case 'LOCK': {
-        const temp = randomSecret(rng);
-        const r = await admin({ op: 'lock', area, key: toB64(temp.reveal()), mig: owner, step });
-        if (r.ok) Object.assign(k, { temp, holder: owner });
-        return r;
-      }
-      case 'WIPE': {
-        const r = await admin({ op: 'wipe', area, mig: owner, step });
-        if (r.ok) k.holder = null;
-        return r;
-      }
-      // Sessions: the active slot decides who gets in (temp key: upload, download; main key: normal use).
-      case 'OPEN_UPLOAD':
-        return this.command('upload', area, k.temp, owner, null);
-      case 'UPLOAD':
-        return this.command('upload', area, k.temp, owner, { op: 'read' });
-      case 'OPEN_DOWNLOAD':
-        return this.command('download', area, k.temp, owner, null);
-      case 'OPEN_NORMAL':
-        return this.command('normal', area, k.main, '-', null);
-      case 'USE':
-        return this.command('normal', area, k.main, '-', { op: 'read' });
-    }
-  }
-}
-
 const TOUR: Array<[string, Step]> = (
   [
     ['emoney', 'FORMAT'], ['emoney', 'OPEN_DOWNLOAD'], ['transit', 'FORMAT'], ['emoney', 'DOWNLOAD'], ['emoney', 'OPEN_DOWNLOAD'],
@@ -300,7 +150,7 @@ test('real chip (LMDB): a random sequence of commands on several areas leaves ev
   const taken = new Set<string>();
   await fc.assert(
     fc.asyncProperty(fc.array(fc.tuple(fc.constantFrom(...AREAS), stepArb), { minLength: 1, maxLength: 30, size: 'max' }), async (steps) => {
-      const bench = await Bench.open();
+      const bench = await ChipBench.open({ serial: 'AREA-PROP', areas: AREAS, rng, commits: 'sync' });
       const machines = new Map<string, Actor<typeof areaMachine>>(AREAS.map((a) => [a, createActor(areaMachine).start()]));
       try {
         for (const [i, [area, step]] of steps.entries()) {
