@@ -52,6 +52,12 @@ export interface MemoryFigures {
   probedInFlight: number;
   /** RSS (this process, and in processes mode the party processes too) over the idle RSS, per in-flight migration. */
   rssPerInFlightBytes: number;
+  /**
+   * Processes mode: the party processes' RSS alone (server, admin SAM,
+   * providers: what a deployment's side holds; the phones are elsewhere)
+   * over their idle RSS, per in-flight migration. NaN in embedded mode.
+   */
+  partyRssPerInFlightBytes: number;
 }
 
 let gcFn: (() => void) | undefined;
@@ -109,16 +115,18 @@ async function startProfile(label: string): Promise<() => Promise<string>> {
 export async function timedMigrations(pairs: PhonePair[], concurrency: number, otherRssBytes: () => number = () => 0, label = 'timed'): Promise<TimedRun> {
   collectGarbage();
   const idleMem = process.memoryUsage();
-  const idle = { heapUsed: idleMem.heapUsed, rss: idleMem.rss + otherRssBytes() };
+  const idleOther = otherRssBytes();
+  const idle = { heapUsed: idleMem.heapUsed, rss: idleMem.rss + idleOther, other: idleOther };
   let inFlight = 0;
-  const samples: Array<{ heap: number; rss: number; n: number }> = [];
+  const samples: Array<{ heap: number; rss: number; other: number; n: number }> = [];
   const full = Math.min(concurrency, pairs.length);
   let atFull = 0;
   let probe: { heap: number; n: number } | undefined;
   const sampler = setInterval(() => {
     if (inFlight === 0) return;
     const m = process.memoryUsage();
-    samples.push({ heap: m.heapUsed, rss: m.rss + otherRssBytes(), n: inFlight });
+    const other = otherRssBytes();
+    samples.push({ heap: m.heapUsed, rss: m.rss + other, other, n: inFlight });
     // Two samples in a row with every user busy: take the one mid-run GC.
     atFull = inFlight === full ? atFull + 1 : 0;
     if (!probe && atFull >= 2) {
@@ -169,6 +177,7 @@ export async function timedMigrations(pairs: PhonePair[], concurrency: number, o
     heapPerInFlightBytes: probe ? Math.max(0, probe.heap - idle.heapUsed) / probe.n : Number.NaN,
     probedInFlight: probe?.n ?? 0,
     rssPerInFlightBytes: samples.length ? Math.max(0, meanRss - idle.rss) / meanInFlight : Number.NaN,
+    partyRssPerInFlightBytes: samples.length && idle.other > 0 ? Math.max(0, mean(samples.map((x) => x.other)) - idle.other) / meanInFlight : Number.NaN,
   };
   return { wallMs, latenciesMs: latencies, failures, counters, cpuMs: (cpu.user + cpu.system) / 1000, memory };
 }

@@ -298,7 +298,7 @@ export function markdown(results: ConfigResult[], units: Units, grow: Growth[]):
     const ops = CRYPTO_KINDS.filter((k) => r.cryptoPerMigration[k]).map((k) => `${k} ${fmt(r.cryptoPerMigration[k])}`).join(', ');
     const hops = Object.entries(r.hopsPerMigration).sort((a, b) => b[1].messages - a[1].messages).map(([h, v]) => `${h} ${fmt(v.messages)} (${kb(v.bytes)} KB)`).join(', ');
     const floors = Object.entries(r.cryptoFloorMsPerMigrationByRole).map(([k, v]) => `${k} ${fmt(v)}`).join(', ');
-    lines.push(`- **${r.mode} K=${r.items} c=${r.concurrency}**: CPU ms ${cpu}${work ? `; party work ms (turns without commit) ${work}` : ''}${turns ? `; turn ms (wall, incl. commit wait) ${turns}` : ''}; crypto floor ms ${floors}; commits ${commits}; crypto ${ops}; hops ${hops}; logins ${r.logins.count} × ${fmt(r.logins.meanMs)} ms (scrypt N=${r.logins.scryptN})`);
+    lines.push(`- **${r.mode} K=${r.items} c=${r.concurrency}**: CPU ms ${cpu}${work ? `; party work ms (turns without commit) ${work}` : ''}${turns ? `; turn ms (wall, incl. commit wait) ${turns}` : ''}; crypto floor ms ${floors}; commits ${commits}; crypto ${ops}; hops ${hops}; logins ${r.logins.count} × ${fmt(r.logins.meanMs)} ms (scrypt N=${r.logins.scryptN})${Number.isFinite(r.memory.partyRssPerInFlightBytes) ? `; party processes' RSS KB/in-flight ${kb(r.memory.partyRssPerInFlightBytes)}` : ''}`);
   }
   lines.push('');
   lines.push('Growth (least-squares slopes over the configurations run):');
