@@ -191,8 +191,13 @@ export class MigrationSamRuntime extends PartyRuntime {
     const purpose = env.type === 'msam.upload' ? 'upload' : 'download';
     const binding = this.checkGrant(env, env.body.grant, purpose, now);
     const mig = binding.mig;
-    if (purpose === 'download' && this.records.fenced.get(mig)) {
-      throw new ProtocolError('MIGRATION_ABORTED', `migration ${mig} was aborted; this SAM is fenced and refuses every download for it`);
+    // protocol.md §2: a grant is never used for a migration this SAM has fenced — an upload grant neither. Found by
+    // test/security/chipMisuse.test.ts: an msam.upload that arrived after the fence (delayed, or replayed by a relay)
+    // spawned the item, wrote a held record for the aborted migration and opened an upload session; its clear had
+    // already been answered, so the store was never empty again. (Relayed to a source still locked, the item would
+    // be copied into the fenced SAM, and `holding` takes no CLEAR_REQUESTED: the rollback's clear would be refused.)
+    if (this.records.fenced.get(mig)) {
+      throw new ProtocolError('MIGRATION_ABORTED', `migration ${mig} was aborted; this SAM is fenced and refuses every ${purpose} for it`);
     }
     const key = `${ITEM}${mig}:${binding.item}`;
     const session = env.body.session;
