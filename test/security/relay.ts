@@ -15,11 +15,14 @@
 import { ChipConsole } from '../../src/actors/chipConsole.ts';
 import type { PartyRuntime } from '../../src/actors/runtime.ts';
 import { decodeValue } from '../../src/actors/value.ts';
-import { fromB64, toB64 } from '../../src/crypto/index.ts';
+import { encodeValue } from '../../src/actors/value.ts';
+import { deriveChipKey, deriveMainKey, fromB64, fromHex, importIdentity, Secret, toB64, utf8 } from '../../src/crypto/index.ts';
+import type { PartyStore } from '../../src/store/party.store.ts';
 import { decodeChipFrame, type ChipFrame } from '../../src/transport/chip.frames.ts';
 import { decodeEnvelope, encodeEnvelope, PROTOCOL_VERSION, type AnyEnvelope, type Envelope } from '../../src/transport/envelope.ts';
 import { memoryLinkPair } from '../../src/transport/memory.transport.ts';
 import type { BodyOf, MessageType } from '../../src/transport/messages.ts';
+import type { Needle } from '../helpers/secrets.ts';
 import type { World } from '../helpers/world.ts';
 
 /** How long the attacker waits for a party's answer before the test fails. */
@@ -110,16 +113,16 @@ export interface ServerSeat {
 
 let attackSeq = 0;
 
-export function asServer(world: World, partyId: string): ServerSeat {
+export function asServer(world: World, partyId: string, as = 'server'): ServerSeat {
   const party = world.system.party(partyId);
-  const [mine, theirs] = memoryLinkPair('server', partyId);
+  const [mine, theirs] = memoryLinkPair(as, partyId);
   const got: AnyEnvelope[] = [];
   const ours = new Set<string>();
   const waiters: Array<{ match: (env: AnyEnvelope) => boolean; resolve: (env: AnyEnvelope) => void }> = [];
   mine.onMessage((bytes) => {
     const env = decodeEnvelope(bytes);
     // Frames travel hop by hop until acknowledged: the seat acknowledges each, as the server does.
-    if (env.type === 'frame') mine.send(encodeEnvelope({ v: PROTOCOL_VERSION, id: `server#ack-${++attackSeq}`, corr: env.id, from: 'server', to: partyId, type: 'frame.ack', body: {} }));
+    if (env.type === 'frame') mine.send(encodeEnvelope({ v: PROTOCOL_VERSION, id: `${as}#ack-${++attackSeq}`, corr: env.id, from: as, to: partyId, type: 'frame.ack', body: {} }));
     got.push(env);
     for (const w of [...waiters]) {
       if (w.match(env)) {
@@ -129,7 +132,8 @@ export function asServer(world: World, partyId: string): ServerSeat {
     }
   });
   // Takes the name the real server's link has at this SAM: the SAM now hears the test instead.
-  party.attach('server', theirs, 'server');
+  // (Another name `as` is a link of its own beside the real server's: a peer no handshake vouched for.)
+  party.attach(as, theirs, as);
   const next = (what: string, match: (env: AnyEnvelope) => boolean): Promise<AnyEnvelope> => {
     const already = got.find(match);
     if (already) return Promise.resolve(already);
@@ -141,9 +145,9 @@ export function asServer(world: World, partyId: string): ServerSeat {
   return {
     got,
     send(type, body, header = {}) {
-      const id = header.id ?? `server#attack-${++attackSeq}`;
+      const id = header.id ?? `${as}#attack-${++attackSeq}`;
       if (type !== 'frame' && typeof (body as { session?: unknown }).session === 'string') ours.add((body as { session: string }).session);
-      const env = { v: PROTOCOL_VERSION, ...header, id, from: 'server', to: partyId, type, body } as unknown as AnyEnvelope;
+      const env = { v: PROTOCOL_VERSION, ...header, id, from: as, to: partyId, type, body } as unknown as AnyEnvelope;
       mine.send(encodeEnvelope(env));
       return id;
     },
@@ -225,4 +229,39 @@ export function checkChained(world: World): void {
     if (w.spendable.length > 1) throw new Error(`DUPLICATION: item ${v.ref} is spendable on ${w.spendable.join(' and ')}`);
     if (w.spendable.length === 0 && !w.backup && !w.held) throw new Error(`LOSS: item ${v.ref} is not recoverable: ${JSON.stringify(w)}`);
   }
+}
+
+/**
+ * Every secret of a world, as needles for test/helpers/secrets.ts: the user's
+ * password, the issuer and provider masters, every SAM's and the server's
+ * identity keys, K_chip and K_main of every chip, every temp key the admin
+ * SAM made, and every item (encoded, and its marker). `extra` adds more
+ * (a guessed password, a login proof).
+ */
+export function secretNeedles(world: World, extra: Needle[] = []): Needle[] {
+  const s = world.system;
+  const storeOf = (p: object) => (p as unknown as { store: PartyStore }).store;
+  const keyDb = (p: object) => storeOf(p).db<{ kind: string; value: unknown }>('keys');
+  const needles: Needle[] = [{ name: 'password', bytes: utf8(world.password) }, ...extra];
+  const identity = (id: string, p: object) => {
+    const ident = importIdentity(keyDb(p).get('identity')!.value as never);
+    needles.push({ name: `${id} signing key`, bytes: ident.signSecret.reveal() }, { name: `${id} box key`, bytes: ident.boxSecret.reveal() });
+  };
+  const issuer = keyDb(s.adminSam).get('issuer-master')!.value as Uint8Array;
+  needles.push({ name: 'issuer master', bytes: issuer });
+  identity('server', s.server);
+  identity('admin-sam', s.adminSam);
+  for (const [p, prov] of s.providers) {
+    const master = keyDb(prov.normalSam).get('provider-master')!.value as Uint8Array;
+    needles.push({ name: `${p} provider master`, bytes: master });
+    identity(prov.normalSam.id, prov.normalSam);
+    identity(prov.migrationSam.id, prov.migrationSam);
+    for (const serial of s.chips.keys()) needles.push({ name: `K_main ${serial}/${p}`, bytes: deriveMainKey(Secret.of(master), serial, p).reveal() });
+  }
+  for (const serial of s.chips.keys()) needles.push({ name: `K_chip ${serial}`, bytes: deriveChipKey(Secret.of(issuer), serial).reveal() });
+  for (const { value } of s.adminSam.records.tempKeys.getRange()) needles.push({ name: `temp key ${value.mig}/${value.item}`, bytes: value.key });
+  for (const v of world.values) {
+    needles.push({ name: `value item ${v.ref}`, bytes: encodeValue(v) }, { name: `marker ${v.ref}`, bytes: fromHex(v.ref) }, { name: `marker ${v.ref} (text)`, bytes: utf8(v.ref) });
+  }
+  return needles;
 }
