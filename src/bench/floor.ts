@@ -107,34 +107,15 @@ function aead(batchMs: number, dir: 'seal' | 'open'): UnitCost {
   return { fixedMs: Math.max(0, intercept), perByteMs: Math.max(0, slope), note: `ChaCha20-Poly1305 ${dir === 'seal' ? 'encrypt' : 'decrypt'}, fitted over ${AEAD_SIZES_BYTES.join('/')} B` };
 }
 
-/** Wall and CPU ms per durable commit when `batch` commits are issued together into one fresh environment. */
-async function commitCost(batch: number, rounds: number): Promise<CommitCost> {
-  const dir = mkdtempSync(join(tmpdir(), 'valmove-bench-commit-'));
-  const store = PartyStore.open(dir);
-  try {
-    const db = store.db<Uint8Array>('bench');
-    const value = randomBytes(COMMIT_VALUE_BYTES);
-    await store.commit(() => db.put('warm', value));
-    const walls: number[] = [];
-    const cpu0 = process.cpuUsage();
-    for (let r = 0; r < rounds; r++) {
-      const t0 = performance.now();
-      // Overwrites a steady set of keys, as parties overwrite their snapshots (the file stops growing after the first round).
-      await Promise.all(Array.from({ length: batch }, (_, i) => store.commit(() => db.put(`k${i}`, value))));
-      walls.push((performance.now() - t0) / batch);
-    }
-    const cpu = process.cpuUsage(cpu0);
-    return { batch, wallMs: percentile(walls, 0.5), cpuMs: (cpu.user + cpu.system) / 1000 / (rounds * batch) };
-  } finally {
-    await store.close();
-    rmSync(dir, { recursive: true, force: true });
-  }
-}
-
-/** Wall and CPU ms per durable commit when `batch` environments each commit once, concurrently (as `batch` phones do). */
-async function spreadCommitCost(batch: number, rounds: number): Promise<CommitCost> {
-  const dir = mkdtempSync(join(tmpdir(), 'valmove-bench-spread-'));
-  const stores = Array.from({ length: batch }, (_, i) => PartyStore.open(join(dir, `e${i}`)));
+/**
+ * Wall and CPU ms per durable commit when `batch` commits are issued
+ * together: into one fresh environment ('shared', as c migrations' turns
+ * reach the server), or one commit into each of `batch` environments
+ * ('spread', as c phones commit, each to its own file).
+ */
+async function commitCost(batch: number, rounds: number, where: 'shared' | 'spread'): Promise<CommitCost> {
+  const dir = mkdtempSync(join(tmpdir(), `valmove-bench-${where}-`));
+  const stores = where === 'shared' ? [PartyStore.open(dir)] : Array.from({ length: batch }, (_, i) => PartyStore.open(join(dir, `e${i}`)));
   try {
     const dbs = stores.map((s) => s.db<Uint8Array>('bench'));
     const value = randomBytes(COMMIT_VALUE_BYTES);
@@ -143,7 +124,13 @@ async function spreadCommitCost(batch: number, rounds: number): Promise<CommitCo
     const cpu0 = process.cpuUsage();
     for (let r = 0; r < rounds; r++) {
       const t0 = performance.now();
-      await Promise.all(stores.map((s, i) => s.commit(() => dbs[i]!.put(`k${r % 4}`, value))));
+      // Overwrites a steady set of keys, as parties overwrite their snapshots (the files stop growing after the first round).
+      await Promise.all(
+        Array.from({ length: batch }, (_, i) => {
+          const e = where === 'shared' ? 0 : i;
+          return stores[e]!.commit(() => dbs[e]!.put(`k${i}`, value));
+        }),
+      );
       walls.push((performance.now() - t0) / batch);
     }
     const cpu = process.cpuUsage(cpu0);
@@ -196,12 +183,12 @@ export async function measureUnits(opts: { batches: number[]; quick: boolean; lo
   const commits: CommitCost[] = [];
   for (const b of [...new Set([1, ...opts.batches])].sort((x, y) => x - y)) {
     const rounds = opts.quick ? 12 : Math.max(21, Math.ceil(800 / b));
-    commits.push(await commitCost(b, rounds));
+    commits.push(await commitCost(b, rounds, 'shared'));
   }
   const spreadCommits: CommitCost[] = [];
   for (const b of [...new Set([1, ...opts.batches])].sort((x, y) => x - y)) {
     const rounds = opts.quick ? 6 : Math.max(12, Math.ceil(400 / b));
-    spreadCommits.push(await spreadCommitCost(b, rounds));
+    spreadCommits.push(await commitCost(b, rounds, 'spread'));
   }
   return { crypto, commits, spreadCommits, scryptDefaultMs, measuredInMs: performance.now() - t0 };
 }

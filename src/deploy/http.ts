@@ -10,7 +10,7 @@ import type { Socket } from 'node:net';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { RuntimeObserver } from '../actors/runtime.ts';
 import type { Logger } from '../log.ts';
-import { snapshot } from '../metrics/counters.ts';
+import { snapshot, type Tally } from '../metrics/counters.ts';
 
 /** Largest request body the control API reads. */
 export const HTTP_BODY_BYTES_MAX = 64 * 1024;
@@ -87,36 +87,25 @@ export function createProcessHttp(opts: {
     },
   };
   // Issue 7's work counters (crypto by party and kind, durable LMDB operations by store folder), read when scraped.
-  new Gauge({
-    name: 'valmove_crypto_ops',
-    help: 'Crypto operations since start, by party and kind (a count; see src/metrics/counters.ts)',
-    labelNames: ['party', 'kind'],
-    registers: [registry],
-    collect() {
-      this.reset();
-      for (const [party, row] of Object.entries(snapshot().crypto)) for (const [kind, t] of Object.entries(row)) this.set({ party, kind }, t?.n ?? 0);
-    },
-  });
-  new Gauge({
-    name: 'valmove_crypto_bytes',
-    help: 'Bytes through AEAD operations since start, by party and kind',
-    labelNames: ['party', 'kind'],
-    registers: [registry],
-    collect() {
-      this.reset();
-      for (const [party, row] of Object.entries(snapshot().crypto)) for (const [kind, t] of Object.entries(row)) if (t?.bytes) this.set({ party, kind }, t.bytes);
-    },
-  });
-  new Gauge({
-    name: 'valmove_lmdb_ops',
-    help: 'Durable LMDB operations since start (commit, commit.sync, flush), by store folder',
-    labelNames: ['store', 'kind'],
-    registers: [registry],
-    collect() {
-      this.reset();
-      for (const [store, row] of Object.entries(snapshot().stores)) for (const [kind, t] of Object.entries(row)) this.set({ store, kind }, t?.n ?? 0);
-    },
-  });
+  const counterGauge = (name: string, help: string, labelNames: [string, string], rows: () => Record<string, Partial<Record<string, Tally>>>, value: (t: Tally | undefined) => number | undefined) =>
+    new Gauge({
+      name,
+      help,
+      labelNames,
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const [a, row] of Object.entries(rows())) {
+          for (const [kind, t] of Object.entries(row)) {
+            const v = value(t);
+            if (v !== undefined) this.set({ [labelNames[0]]: a, [labelNames[1]]: kind }, v);
+          }
+        }
+      },
+    });
+  counterGauge('valmove_crypto_ops', 'Crypto operations since start, by party and kind (a count; see src/metrics/counters.ts)', ['party', 'kind'], () => snapshot().crypto, (t) => t?.n ?? 0);
+  counterGauge('valmove_crypto_bytes', 'Bytes through AEAD operations since start, by party and kind', ['party', 'kind'], () => snapshot().crypto, (t) => t?.bytes || undefined);
+  counterGauge('valmove_lmdb_ops', 'Durable LMDB operations since start (commit, commit.sync, flush), by store folder', ['store', 'kind'], () => snapshot().stores, (t) => t?.n ?? 0);
   const started = Date.now();
   new Gauge({ name: 'valmove_up', help: '1 while the process serves', registers: [registry] }).set(1);
 
