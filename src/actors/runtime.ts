@@ -149,6 +149,29 @@ interface Hosted {
   actor: Actor<AnyStateMachine>;
   cancelTimer?: () => void;
   timerAt?: number;
+  /** What the last snapshot written for this actor was made of (see `unchangedSince`). */
+  written?: SnapshotMark;
+}
+
+/**
+ * The parts of a snapshot that make its persisted form. Machines never
+ * mutate their context in place (only `assign` makes a new one), so the same
+ * context object, state value, status and history mean the same snapshot.
+ */
+interface SnapshotMark {
+  context: unknown;
+  value: string;
+  status: string;
+  history: unknown;
+}
+
+function markOf(actor: Actor<AnyStateMachine>): SnapshotMark {
+  const snap = actor.getSnapshot();
+  return { context: snap.context, value: JSON.stringify(snap.value), status: snap.status, history: snap.historyValue };
+}
+
+function sameMark(a: SnapshotMark | undefined, b: SnapshotMark): boolean {
+  return a !== undefined && a.context === b.context && a.value === b.value && a.status === b.status && a.history === b.history;
 }
 
 /** A machine context that waits keeps its deadline as data (architecture.md: timers are data). */
@@ -185,6 +208,16 @@ export abstract class PartyRuntime {
 
   /** The machines this party hosts, by kind name. */
   protected abstract readonly kinds: Record<string, MachineKind>;
+
+  /**
+   * Whether this party's request ids carry 64 random bits after the counter.
+   * A receiver answers a repeated request id from its inbox, to whoever sends
+   * it on a link of the same name. Where names are not authenticated (a
+   * terminal's, at the server) the id itself must be what proves the repeat
+   * comes from the sender: a secret between the two ends, carried inside
+   * their encrypted channel, that a stranger claiming the name can not guess.
+   */
+  protected readonly requestIdsUnguessable: boolean = false;
 
   constructor(deps: RuntimeDeps) {
     this.deps = deps;
@@ -629,6 +662,9 @@ export abstract class PartyRuntime {
     }
     if (kind === 'request') {
       const seen = this.store.inbox.get(env.id);
+      if (seen && seen.from !== env.from) {
+        throw new ProtocolError('BAD_ENVELOPE', `request id ${env.id} was already used by another sender`);
+      }
       if (seen) {
         this.log.debug('duplicate request answered from the inbox', { type: env.type, id: env.id });
         for (const reply of seen.replies) this.transmit({ peer, env: reply });
@@ -672,8 +708,8 @@ export abstract class PartyRuntime {
     this.transmit({ peer, env: reply as AnyEnvelope });
   }
 
-  private rngId(): string {
-    const b = this.rng.bytes(6);
+  private rngId(n = 6): string {
+    const b = this.rng.bytes(n);
     return Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
   }
 
@@ -700,6 +736,10 @@ export abstract class PartyRuntime {
     for (const key of turn.touched) {
       const h = this.hosted.get(key);
       if (!h) continue;
+      // A relayed frame moves no machine: its actor's snapshot (whose context grows with the items) is already on disk.
+      const mark = markOf(h.actor);
+      if (sameMark(h.written, mark)) continue;
+      h.written = mark;
       const kind = this.kinds[h.kind]!;
       snapshots.push([key, { machine: h.kind, version: kind.version, snapshot: h.actor.getPersistedSnapshot() }]);
     }
@@ -902,7 +942,7 @@ export abstract class PartyRuntime {
     }
     const env = {
       v: PROTOCOL_VERSION,
-      id: `${this.id}#${++this.seq}`,
+      id: this.requestIdsUnguessable && kindOf(type) === 'request' ? `${this.id}#${++this.seq}.${this.rngId(8)}` : `${this.id}#${++this.seq}`,
       from: this.id,
       to: this.remoteIds.get(peer) ?? peer,
       type,

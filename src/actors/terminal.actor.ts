@@ -8,14 +8,12 @@
  * The password is held in RAM from login() until the scrypt proof is sent;
  * it never enters the machine, the store, a message or a log.
  */
-import { scrypt } from '@noble/hashes/scrypt.js';
-import { fromB64, toB64 } from '../crypto/index.ts';
+import { fromB64, stretchPassword, toB64 } from '../crypto/index.ts';
 import { ProtocolError, RemoteError } from '../errors.ts';
 import { terminalMachine, TERMINAL_MACHINE_VERSION, type ReaderOp, type TerminalIntent } from '../machines/terminal.machine.ts';
 import type { AnyEnvelope } from '../transport/envelope.ts';
 import type { BodyOf } from '../transport/messages.ts';
 import { PartyRuntime, type MachineKind } from './runtime.ts';
-import { countCrypto } from '../metrics/counters.ts';
 
 const TERMINAL_ACTOR = 'terminal';
 export const SERVER_PEER = 'server';
@@ -43,6 +41,8 @@ function failure(code: string, message: string): RemoteError {
 
 export class TerminalRuntime extends PartyRuntime {
   protected readonly kinds: Record<string, MachineKind> = { terminal: { machine: terminalMachine, version: TERMINAL_MACHINE_VERSION } };
+  /** A terminal's name is not authenticated at the server: its request ids are what a repeat proves itself with. */
+  protected override readonly requestIdsUnguessable = true;
   private password: string | null = null;
   private loginWaiter: Waiter<void> | null = null;
   private jobWaiter: Waiter<unknown> | null = null;
@@ -238,8 +238,17 @@ export class TerminalRuntime extends PartyRuntime {
           return;
         }
         // The password stays here: the server gets scrypt(password, salt), which it hashes again to compare.
-        countCrypto('scrypt');
-        const proof = scrypt(new TextEncoder().encode(password), fromB64(intent.salt), { N: intent.N, r: intent.r, p: intent.p, dkLen: 32 });
+        // The cost comes from the server, so it is checked (stretchPassword refuses what no user record can ask
+        // for): noble's scrypt throws on an N that is no power of two, and a throw here, inside a machine's emit,
+        // escapes the turn and kills the process. Found by test/fuzz.
+        let proof: Uint8Array;
+        try {
+          proof = stretchPassword(password, fromB64(intent.salt), intent);
+        } catch (e) {
+          const why = e instanceof Error ? e.message : 'the server\'s scrypt parameters are unusable';
+          this.raise(TERMINAL_ACTOR, { type: 'LOGIN_REJECTED', code: 'LOGIN_FAILED', message: `the server asked for scrypt parameters this terminal refuses: ${why}` });
+          return;
+        }
         this.send(SERVER_PEER, 'login.proof', { user: intent.user, proof: toB64(proof) });
         return;
       }

@@ -27,6 +27,7 @@ import { systemClock, type Clock } from '../../src/clock.ts';
 import { fromB64, utf8 } from '../../src/crypto/index.ts';
 import type { RemoteError } from '../../src/errors.ts';
 import { decodeEnvelope, type AnyEnvelope } from '../../src/transport/envelope.ts';
+import { kindOf } from '../../src/transport/messages.ts';
 import { scan } from '../helpers/secrets.ts';
 import { buildWorld, valueFor, type World } from '../helpers/world.ts';
 import { asServer, recording, refusalOf, secretNeedles, state } from './relay.ts';
@@ -268,17 +269,34 @@ others('users: a connection that has not logged in is refused every user request
  * server refuse inbox answers to a connection that is not logged in as the
  * request's user — both change the runtime. Un-skip once fixed.
  */
-others.skip('users: a connection claiming alice\'s terminal name, not logged in, is not answered her stored replies (her migrate.result) from the server\'s inbox', async () => {
-  const asked = recording(w).find((x) => x.party === 'server' && x.direction === 'in' && x.env.type === 'migrate.out' && x.env.from === w.oldPhone.id);
-  assert.ok(asked, 'alice\'s migrate.out was recorded');
-  const link = w.system.rawServerConnection('old');
+others('users: a connection claiming alice\'s terminal name, not logged in, can not guess a request id the server would answer from its inbox (refused UNAUTHENTICATED); an id used from another name is refused (BAD_ENVELOPE)', async () => {
+  const asked = recording(w).filter((x) => x.party === w.oldPhone.id && x.direction === 'out' && x.peer === 'server' && kindOf(x.env.type) === 'request');
+  assert.ok(asked.some((x) => x.env.type === 'migrate.out'), 'alice\'s migrate.out was recorded');
+  for (const x of asked) assert.match(x.env.id, /^terminal\/old#\d+\.[0-9a-f]{16}$/, `a terminal's request id carries 64 random bits: ${x.env.type} ${x.env.id}`);
+  const before = state(w);
+  const stranger = w.system.rawServerConnection('old');
   const replies: AnyEnvelope[] = [];
-  link.onMessage((b) => replies.push(decodeEnvelope(b)));
-  link.send(utf8(JSON.stringify({ v: 1, id: asked!.env.id, from: w.oldPhone.id, to: 'server', type: 'migrate.out', body: {} })));
-  for (let i = 0; i < 50 && replies.length < 1; i++) await new Promise((r) => setTimeout(r, 10));
-  link.close('done');
+  stranger.onMessage((b) => replies.push(decodeEnvelope(b)));
+  // What the stranger can know: alice's terminal name, and that the part before the dot counts up.
+  const guesses = 40;
+  for (let n = 1; n <= guesses; n++) {
+    stranger.send(utf8(JSON.stringify({ v: 1, id: `${w.oldPhone.id}#${n}`, from: w.oldPhone.id, to: 'server', type: 'migrate.out', body: {} })));
+  }
+  for (let i = 0; i < 200 && replies.length < guesses; i++) await new Promise((r) => setTimeout(r, 10));
+  stranger.close('done');
   w.system.reconnect('terminal/old');
-  assert.equal(replies.map((e) => [e.type, refusalOf(e).code]), [['error', 'UNAUTHENTICATED']], `the stranger got: ${JSON.stringify(replies.map((e) => e.body)).slice(0, 300)}`);
+  assert.is(replies.length, guesses, 'every guess was answered');
+  assert.equal([...new Set(replies.map((e) => `${e.type} ${refusalOf(e).code}`))], ['error UNAUTHENTICATED'], `the stranger got: ${JSON.stringify(replies.map((e) => e.body)).slice(0, 300)}`);
+  // An id that leaked (a log read by the wrong person) is no use from a connection under another name either.
+  const other = w.system.rawServerConnection('mallory');
+  const answer: AnyEnvelope[] = [];
+  other.onMessage((b) => answer.push(decodeEnvelope(b)));
+  const leaked = asked.find((x) => x.env.type === 'migrate.out')!.env;
+  other.send(utf8(JSON.stringify({ ...leaked, from: 'terminal/mallory' })));
+  for (let i = 0; i < 100 && answer.length < 1; i++) await new Promise((r) => setTimeout(r, 10));
+  other.close('done');
+  assert.equal(answer.map((e) => [e.type, refusalOf(e).code, refusalOf(e).message]), [['error', 'BAD_ENVELOPE', `request id ${leaked.id} was already used by another sender`]]);
+  assert.is(state(w), before);
 });
 
 others('users: a chip-bound frame or a channel reservation the user did not ask for is refused by the terminal (UNEXPECTED) and never reaches the chip', async () => {
