@@ -163,6 +163,10 @@ export class ChipRuntime extends PartyRuntime {
   }
 
   private onChallenge(peer: string, session: string, f: Extract<ChipFrame, { t: 'auth1' }>): void {
+    // A new challenge replaces whatever session was open (chip.machine.ts), so the keys of every earlier one go.
+    // Found by test/security/hostileRelay.test.ts: a relay injecting challenges grew this table by one key per
+    // challenge, without bound, and kept each abandoned session's area key in RAM.
+    this.sessions.clear();
     const purpose = f.purpose as SessionPurpose;
     const binding: SessionBinding = { serial: this.serialValue, area: f.area, mig: f.mig, purpose };
     const rSam = fromB64(f.r);

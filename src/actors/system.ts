@@ -24,6 +24,7 @@ import { FaultyLink, type FaultPolicy } from '../transport/faulty.link.ts';
 import type { Link, LinkTap, Scheduler } from '../transport/link.ts';
 import { memoryLinkPair } from '../transport/memory.transport.ts';
 import { SecureInitiatorLink, SecureResponderLink } from '../transport/secure.link.ts';
+import { TamperLink, type Tamper } from '../transport/tamper.link.ts';
 import { AdminSamRuntime, type BreakProtocol } from './adminSam.actor.ts';
 import { ChipRuntime } from './chip.actor.ts';
 import { issueItems, type IssueRequest } from './issuer.ts';
@@ -67,6 +68,13 @@ export interface SystemOptions {
   breakProtocol?: BreakProtocol;
   /** Called each time a party (re)starts, e.g. to listen to a restarted terminal's progress. */
   onPartyStarted?: (party: PartyRuntime) => void;
+  /**
+   * TEST ONLY: a hostile relay (src/transport/tamper.link.ts). Sees every
+   * envelope each party sends on each link, as that party holds it (above the
+   * channel), and may rewrite, drop, hold or add messages. Unset: links are
+   * left as they are.
+   */
+  tamper?: Tamper;
 }
 
 export interface Provider {
@@ -253,8 +261,11 @@ export class EmbeddedSystem {
     const fa = new FaultyLink(endA, faultRng, this.opts.clock, () => this.faultPolicy);
     const fb = new FaultyLink(endB, faultRng, this.opts.clock, () => this.faultPolicy);
     this.faulty.push(fa, fb);
-    a.attach(w.a.name, fa, w.a.remoteId ?? w.b.party);
-    b.attach(w.b.name, fb, w.b.remoteId ?? w.a.party);
+    // A hostile relay is the sending party itself: its tamper sits above the network's faults.
+    const tamper = this.opts.tamper;
+    const hostile = (link: FaultyLink, from: string, to: string): Link => (tamper ? new TamperLink(link, { from, to, link: link.label }, tamper) : link);
+    a.attach(w.a.name, hostile(fa, w.a.party, w.a.remoteId ?? w.b.party), w.a.remoteId ?? w.b.party);
+    b.attach(w.b.name, hostile(fb, w.b.party, w.b.remoteId ?? w.a.party), w.b.remoteId ?? w.a.party);
     w.onB?.(endB);
   }
 
@@ -280,6 +291,18 @@ export class EmbeddedSystem {
     const w = this.wires.find((x) => x.a.party === terminalId && x.b.party === 'server');
     if (!w) throw new Error(`${terminalId} was never connected to the server`);
     this.wire(w, false);
+  }
+
+  /**
+   * Links two running parties again as they were first linked, with a new
+   * connection (and a new channel handshake where the wire has one). For a
+   * test that took one party's seat on that link and now gives it back; the
+   * old connection is closed, and whatever it had earned (a login) is gone.
+   */
+  relink(a: string, b: string): void {
+    const found = this.wires.filter((w) => (w.a.party === a && w.b.party === b) || (w.a.party === b && w.b.party === a));
+    if (found.length === 0) throw new Error(`${a} and ${b} were never linked`);
+    for (const w of found) this.wire(w, false);
   }
 
   /** Parties between their crash and their restart (their stores are closed: nothing to observe). */

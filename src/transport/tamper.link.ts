@@ -1,0 +1,63 @@
+/**
+ * A hostile relay, for tests: a Link wrapper that hands every message its
+ * party sends to a `Tamper` function and sends what that returns instead.
+ * It sits where the sending party itself sits, above the channel, so it
+ * holds the envelope bytes a hostile server or terminal holds: it can flip,
+ * truncate, drop, hold back (and later release) or add messages, as a
+ * relay that is not honest can (issue 8: test/security/hostileRelay.test.ts).
+ * The embedded system wraps links in it only when `SystemOptions.tamper` is
+ * set; otherwise nothing changes.
+ */
+import type { Link } from './link.ts';
+
+/** Who is sending what to whom: the sending party's id, the party at the other end, the link's label. */
+export interface TamperSite {
+  from: string;
+  to: string;
+  link: string;
+}
+
+/**
+ * Called with every message the party sends on the link; returns the
+ * messages to send in its place, in order: `[]` drops it, `[data]` passes
+ * it, `[other]` replaces it, `[data, extra]` sends one more. Held messages
+ * are released by returning them with a later one.
+ */
+export type Tamper = (data: Uint8Array, site: TamperSite) => Uint8Array[];
+
+export class TamperLink implements Link {
+  constructor(
+    private readonly inner: Link,
+    private readonly site: TamperSite,
+    private readonly tamper: Tamper,
+  ) {}
+
+  get label(): string {
+    return this.inner.label;
+  }
+
+  get isOpen(): boolean {
+    return this.inner.isOpen;
+  }
+
+  /** The channel's refusal, when the link below is a channel that was refused. */
+  get refusal(): { code: string; message: string } | undefined {
+    return (this.inner as { refusal?: { code: string; message: string } }).refusal;
+  }
+
+  send(data: Uint8Array): void {
+    for (const out of this.tamper(new Uint8Array(data), this.site)) this.inner.send(out);
+  }
+
+  onMessage(handler: (data: Uint8Array) => void): void {
+    this.inner.onMessage(handler);
+  }
+
+  onClose(handler: (reason: string) => void): void {
+    this.inner.onClose(handler);
+  }
+
+  close(reason?: string): void {
+    this.inner.close(reason);
+  }
+}
