@@ -119,6 +119,10 @@ export class AdminSamRuntime extends PartyRuntime {
         return;
       case 'admin.lock': {
         const mig = this.requireMig(env);
+        // Everything that can refuse the lock is checked before the record is created: a refusal after a
+        // change would stop the SAM (runtime.ts). Found by test/fuzz: a lock naming an unknown migration SAM.
+        this.requireNewSession(env.body.session);
+        for (const item of env.body.items) this.requireRecipient(item.recipient);
         const decision = this.actorOf(DECISION + mig);
         if (!decision) {
           this.spawn(DECISION + mig, 'decision', { mig, source: env.body.serial, items: env.body.items });
@@ -133,6 +137,7 @@ export class AdminSamRuntime extends PartyRuntime {
       case 'admin.format': {
         const mig = this.requireMig(env);
         const items = this.decisionContext(mig).items;
+        this.requireNewSession(env.body.session);
         this.refusedInTurn = false;
         this.gate(mig, { type: 'FORMAT_REQUESTED', serial: env.body.serial }, 'a destination can be formatted only while the record is pending');
         if (this.refusedInTurn) return;
@@ -162,6 +167,7 @@ export class AdminSamRuntime extends PartyRuntime {
       }
       case 'admin.activate': {
         const mig = this.requireMig(env);
+        this.requireNewSession(env.body.session);
         if (this.opts.breakProtocol !== 'activate-before-commit') {
           this.gate(mig, { type: 'ACTIVATE_REQUESTED', serial: env.body.serial }, 'activation needs a committed decision record, for its own destination');
         }
@@ -170,6 +176,7 @@ export class AdminSamRuntime extends PartyRuntime {
       }
       case 'admin.restore': {
         const mig = this.requireMig(env);
+        this.requireNewSession(env.body.session);
         this.gate(mig, { type: 'RESTORE_REQUESTED', serial: env.body.serial }, 'the source is restored only under an aborted decision record');
         if (this.decisionContext(mig).items.length === 0) {
           // The abort overtook the lock: no area was switched, nothing to restore.
@@ -188,6 +195,7 @@ export class AdminSamRuntime extends PartyRuntime {
           this.reply(env, 'admin.wiped', { serial: env.body.serial });
           return;
         }
+        this.requireNewSession(env.body.session);
         this.gate(mig, { type: 'WIPE_REQUESTED', serial: env.body.serial, role: env.body.role }, 'a destination is wiped only when aborted, a source only when committed');
         if (this.decisionContext(mig).items.length === 0) {
           this.reply(env, 'admin.wiped', { serial: env.body.serial });
@@ -199,6 +207,15 @@ export class AdminSamRuntime extends PartyRuntime {
       default:
         throw new ProtocolError('UNEXPECTED', `the admin SAM does not accept ${env.type}`);
     }
+  }
+
+  /** A session id names one session, ever (openSession refuses a used one; here it is refused before any change). */
+  private requireNewSession(session: string): void {
+    if (this.actorOf(SESSION + session)) throw new ProtocolError('UNEXPECTED', `session ${session} was already used`);
+  }
+
+  private requireRecipient(recipient: string): void {
+    if (!this.opts.migrationSams[recipient]) throw new ProtocolError('NOT_TRUSTED', `${recipient} is not a migration SAM this admin SAM grants keys to`);
   }
 
   private requireMig(env: AnyEnvelope): string {

@@ -139,6 +139,8 @@ class Turn {
   readonly internal: Array<{ key: string; event: EventObject }> = [];
   inbound?: AnyEnvelope;
   received?: AnyEnvelope;
+  /** What an intent handler threw while a machine ran (XState would rethrow it later, outside the turn). */
+  intentFailure?: { error: unknown };
   dirty = false;
   info: { type?: string; step?: Step } = {};
 }
@@ -163,6 +165,12 @@ interface SnapshotMark {
   value: string;
   status: string;
   history: unknown;
+}
+
+/** Finished, or in a state that only answers repeats (tagged 'rest'): nothing for it to do in RAM. */
+function atRest(actor: Actor<AnyStateMachine>): boolean {
+  const snap = actor.getSnapshot();
+  return snap.status === 'done' || (snap.status === 'active' && snap.hasTag('rest'));
 }
 
 function markOf(actor: Actor<AnyStateMachine>): SnapshotMark {
@@ -219,6 +227,14 @@ export abstract class PartyRuntime {
    */
   protected readonly requestIdsUnguessable: boolean = false;
 
+  /**
+   * Request types this party never writes to disk: kept in RAM and sent
+   * again while the party runs, lost with it (a login proof, which would
+   * log in whoever read the file). Their sender must cope with the loss.
+   */
+  protected readonly requestsKeptOffDisk: ReadonlySet<string> = new Set();
+  private readonly outboxInRam = new Map<string, OutMessage>();
+
   constructor(deps: RuntimeDeps) {
     this.deps = deps;
     this.id = deps.id;
@@ -238,6 +254,9 @@ export abstract class PartyRuntime {
     this.seq = (this.store.meta.get('seq') as number | undefined) ?? 0;
     for (const { key, value } of this.store.snapshots.getRange()) {
       this.restore(key, value);
+    }
+    for (const h of [...this.hosted.values()]) {
+      if (atRest(h.actor) && (h.actor.getSnapshot().context as { timer?: TimerData } | undefined)?.timer == null) this.retire(h);
     }
     for (const h of this.hosted.values()) this.armTimer(h);
     for (const { key } of this.store.outbox.getRange()) this.scheduleRetransmit(key, 0);
@@ -344,6 +363,19 @@ export abstract class PartyRuntime {
     for (const { value } of this.store.outbox.getRange()) {
       if (value.peer === peer) this.transmit(value);
     }
+    for (const value of this.outboxInRam.values()) {
+      if (value.peer === peer) this.transmit(value);
+    }
+  }
+
+  /** A request this party sent and has no answer to yet, on disk or (kept off disk) in RAM. */
+  private pendingRequest(id: string): OutMessage | undefined {
+    return this.outboxInRam.get(id) ?? this.store.outbox.get(id);
+  }
+
+  private forgetRequest(id: string): void {
+    this.outboxInRam.delete(id);
+    this.store.outbox.remove(id);
   }
 
   // ---- the queue ---------------------------------------------------------------
@@ -507,7 +539,7 @@ export abstract class PartyRuntime {
           const acked = [...turn.acked];
           d.empty = false;
           d.writes = () => {
-            for (const id of acked) this.store.outbox.remove(id);
+            for (const id of acked) this.forgetRequest(id);
           };
         }
         return d;
@@ -567,6 +599,10 @@ export abstract class PartyRuntime {
       if (hosted) this.armTimer(hosted);
     }
     for (const fn of turn.after) fn();
+    for (const key of turn.touched) {
+      const h = this.hosted.get(key);
+      if (h && h.timerAt === undefined && atRest(h.actor)) this.retire(h);
+    }
     if (job.kind === 'local') job.resolve(d.result);
     return true;
   }
@@ -635,7 +671,9 @@ export abstract class PartyRuntime {
     this.log.debug('message', { peer, type: env.type, id: env.id, corr: env.corr, mig: env.mig, step: env.step, item: env.item, bytes: bytes.length });
     const kind = kindOf(env.type);
     if (env.corr !== undefined) {
-      const pending = this.store.outbox.get(env.corr);
+      // Only an answer on the link the request went out on settles it: ids count up, and any peer could guess one.
+      const sent = this.pendingRequest(env.corr);
+      const pending = sent?.peer === peer ? sent : undefined;
       if (pending) turn.acked.push(env.corr);
       else if (kind === 'reply') {
         // Answer to a request already answered (a duplicate reply): nothing to do.
@@ -719,7 +757,7 @@ export abstract class PartyRuntime {
       if (++n > INTERNAL_EVENTS_PER_TURN_MAX) throw new Error(`${this.id}: more than ${INTERNAL_EVENTS_PER_TURN_MAX} internal events in one turn`);
       const { key, event } = turn.internal.shift()!;
       // An event raised earlier in this turn that an earlier one overtook (two providers refusing at once): nothing to do.
-      const snap = this.hosted.get(key)?.actor.getSnapshot();
+      const snap = this.actorOf(key)?.getSnapshot();
       if (snap && (snap.status !== 'active' || !snap.can(event as EventObject))) {
         this.log.debug('internal event no longer expected', { actor: key, event: event.type });
         continue;
@@ -750,13 +788,16 @@ export abstract class PartyRuntime {
         store.inbox.put(turn.inbound.id, { from: turn.inbound.from, type: turn.inbound.type, replies: [] });
       }
       for (const o of turn.out) {
-        if (kindOf(o.env.type) === 'request') store.outbox.put(o.env.id, o);
+        if (kindOf(o.env.type) === 'request') {
+          if (this.requestsKeptOffDisk.has(o.env.type)) this.outboxInRam.set(o.env.id, o);
+          else store.outbox.put(o.env.id, o);
+        }
         if (o.env.corr !== undefined) {
           const rec = store.inbox.get(o.env.corr);
           if (rec) store.inbox.put(o.env.corr, { ...rec, replies: [...rec.replies, o.env] });
         }
       }
-      for (const id of turn.acked) store.outbox.remove(id);
+      for (const id of turn.acked) this.forgetRequest(id);
       store.meta.put('seq', seq);
     };
   }
@@ -776,7 +817,7 @@ export abstract class PartyRuntime {
     const cancel = this.clock.schedule(this.clock.now() + delay, () => {
       this.retransmits.delete(id);
       if (this.stopped || this.store.isClosed) return;
-      const entry = this.store.outbox.get(id);
+      const entry = this.pendingRequest(id);
       if (!entry) return;
       this.log.debug('request sent again', { id, type: entry.env.type, attempt: attempt + 1 });
       this.transmit(entry);
@@ -820,6 +861,21 @@ export abstract class PartyRuntime {
   }
 
   private restore(key: string, value: PersistedActor): void {
+    const kind = this.kindOfSnapshot(key, value);
+    // A finished actor stays on disk only (see `retire`).
+    if ((value.snapshot as { status?: string }).status === 'done') return;
+    const actor = createActor(kind.machine, {
+      snapshot: value.snapshot as never,
+      inspect: this.inspector(key),
+    });
+    const hosted: Hosted = { key, kind: value.machine, actor };
+    actor.on('*', (e: EventObject) => this.intent(key, e));
+    hosted.written = markOf(actor); // what the store holds
+    this.hosted.set(key, hosted);
+    actor.start();
+  }
+
+  private kindOfSnapshot(key: string, value: PersistedActor): MachineKind {
     const kind = this.kinds[value.machine];
     if (!kind) throw new Error(`${this.id}: snapshot ${key} is of unknown machine "${value.machine}"`);
     if (kind.version !== value.version) {
@@ -827,14 +883,28 @@ export abstract class PartyRuntime {
         `${this.id}: snapshot ${key} was written by ${value.machine} v${value.version}, this build runs v${kind.version}; refusing to guess`,
       );
     }
-    const actor = createActor(kind.machine, {
-      snapshot: value.snapshot as never,
-      inspect: this.inspector(key),
-    });
-    const hosted: Hosted = { key, kind: value.machine, actor };
-    actor.on('*', (e: EventObject) => this.intent(key, e));
-    this.hosted.set(key, hosted);
-    actor.start();
+    return kind;
+  }
+
+  /**
+   * An actor at rest (finished, or in a state tagged 'rest': one that only
+   * answers repeats, such as a decision taken) leaves RAM once the turn that
+   * brought it there is on disk: a long-running party holds the actors at
+   * work, not one per migration it ever served. Its snapshot stays in the
+   * store; `actorOf` reads it back when asked, and an event for it brings it
+   * back (`dispatch`), to rest again after that turn.
+   */
+  private retire(h: Hosted): void {
+    h.cancelTimer?.();
+    h.actor.stop();
+    this.hosted.delete(h.key);
+  }
+
+  /** A retired actor, read back from its snapshot: for looking at, not hosted (`dispatch` hosts it again). */
+  private retired(key: string): Actor<AnyStateMachine> | undefined {
+    const value = this.store.snapshots.get(key);
+    if (!value) return undefined;
+    return createActor(this.kindOfSnapshot(key, value).machine, { snapshot: value.snapshot as never });
   }
 
   private inspector(key: string): ((e: InspectionEvent) => void) | undefined {
@@ -844,13 +914,27 @@ export abstract class PartyRuntime {
   }
 
   private intent(key: string, e: EventObject): void {
-    this.onIntent(key, e as never, this.current());
+    const turn = this.current();
+    try {
+      this.onIntent(key, e as never, turn);
+    } catch (error) {
+      // Caught here, or XState throws it again on a timer, outside the turn, while the turn commits as if it had run.
+      turn.intentFailure ??= { error };
+    }
+  }
+
+  /** Fails the turn with what an intent handler threw during the machine's step. */
+  private raiseIntentFailure(turn: Turn): void {
+    const f = turn.intentFailure;
+    if (!f) return;
+    turn.intentFailure = undefined;
+    throw f.error;
   }
 
   /** Creates and starts an actor in this turn; its entry actions run now and their emits are handled. */
   protected spawn(key: string, kind: string, input: unknown): Actor<AnyStateMachine> {
     const turn = this.current();
-    if (this.hosted.has(key)) throw new Error(`${this.id}: actor ${key} exists`);
+    if (this.hosted.has(key) || this.store.snapshots.get(key)) throw new Error(`${this.id}: actor ${key} exists`);
     const k = this.kinds[kind];
     if (!k) throw new Error(`${this.id}: unknown machine kind ${kind}`);
     const actor = createActor(k.machine, { input: input as never, inspect: this.inspector(key) });
@@ -859,15 +943,24 @@ export abstract class PartyRuntime {
     turn.dirty = true;
     turn.touched.add(key);
     actor.start();
+    this.raiseIntentFailure(turn);
     return actor;
   }
 
+  /** The actor under `key`: live, or finished and read back from the store (see `retire`). */
   protected actorOf(key: string): Actor<AnyStateMachine> | undefined {
-    return this.hosted.get(key)?.actor;
+    return this.hosted.get(key)?.actor ?? this.retired(key);
   }
 
-  protected actorKeys(kind?: string): string[] {
-    return [...this.hosted.values()].filter((h) => !kind || h.kind === kind).map((h) => h.key);
+  /** The live actors' keys (a finished actor can take no event); with `finished`, those on disk too. */
+  protected actorKeys(kind?: string, finished = false): string[] {
+    const live = [...this.hosted.values()].filter((h) => !kind || h.kind === kind).map((h) => h.key);
+    if (!finished) return live;
+    const done: string[] = [];
+    for (const { key, value } of this.store.snapshots.getRange()) {
+      if ((!kind || value.machine === kind) && !this.hosted.has(key)) done.push(key);
+    }
+    return [...done, ...live];
   }
 
   /**
@@ -877,10 +970,19 @@ export abstract class PartyRuntime {
    */
   protected dispatch(key: string, event: MachineEvent): void {
     const turn = this.current();
-    const h = this.hosted.get(key);
-    if (!h) throw new ProtocolError('NOT_FOUND', `${this.id} has no ${key}`);
-    const snap = h.actor.getSnapshot();
-    if (snap.status !== 'active' || !snap.can(event as EventObject)) {
+    let h = this.hosted.get(key);
+    if (!h) {
+      // Resting on disk: back into RAM, if the event can move it at all.
+      const value = this.store.snapshots.get(key);
+      if (!value) throw new ProtocolError('NOT_FOUND', `${this.id} has no ${key}`);
+      const resting = this.retired(key)!.getSnapshot();
+      if (resting.status === 'active' && resting.can(event as EventObject)) {
+        this.restore(key, value);
+        h = this.hosted.get(key);
+      }
+    }
+    const snap = (h?.actor ?? this.retired(key))!.getSnapshot();
+    if (!h || snap.status !== 'active' || !snap.can(event as EventObject)) {
       throw new ProtocolError(
         'UNEXPECTED',
         `${event.type} is not expected by ${key} in state ${JSON.stringify(snap.value)}`,
@@ -890,19 +992,20 @@ export abstract class PartyRuntime {
     turn.touched.add(key);
     if (!this.log.enabled('info')) {
       h.actor.send(event as EventObject);
+      this.raiseIntentFailure(turn);
       return;
     }
     const before = JSON.stringify(snap.value);
     h.actor.send(event as EventObject);
+    this.raiseIntentFailure(turn);
     const after = JSON.stringify(h.actor.getSnapshot().value);
     if (after !== before) this.log.info('state changed', { actor: key, event: event.type, from: before, to: after });
   }
 
   /** Like dispatch, but reports whether the event applied instead of throwing. */
   protected tryDispatch(key: string, event: MachineEvent): boolean {
-    const h = this.hosted.get(key);
-    if (!h) return false;
-    const snap = h.actor.getSnapshot();
+    const snap = this.actorOf(key)?.getSnapshot();
+    if (!snap) return false;
     if (snap.status !== 'active' || !snap.can(event as EventObject)) return false;
     this.dispatch(key, event);
     return true;
@@ -974,7 +1077,7 @@ export abstract class PartyRuntime {
 
   /** The request this party sent that `corr` answers, while it is still unanswered (in the outbox). */
   protected requestOf(corr: string | undefined): AnyEnvelope | undefined {
-    return corr === undefined ? undefined : this.store.outbox.get(corr)?.env;
+    return corr === undefined ? undefined : this.pendingRequest(corr)?.env;
   }
 
   /** The link a request this party received came in on (to answer it, or relay for it, later). */
@@ -1011,9 +1114,12 @@ export abstract class PartyRuntime {
 
   // ---- introspection ------------------------------------------------------------------
 
-  /** Every hosted actor's current state value, for status pages and tests. */
+  /** Every actor's current state value, the finished ones' from the store, for status pages and tests. */
   states(): Record<string, unknown> {
     const out: Record<string, unknown> = {};
+    for (const { key, value } of this.store.snapshots.getRange()) {
+      if (!this.hosted.has(key)) out[key] = (value.snapshot as { value?: unknown }).value;
+    }
     for (const h of this.hosted.values()) out[h.key] = h.actor.getSnapshot().value;
     return out;
   }

@@ -86,7 +86,13 @@ export class ServerRuntime extends PartyRuntime {
     return this.migrationIds().map((m) => describeMigration(this.migrationState(m), this.migration(m)!));
   }
 
+  /** Every migration this server ran or runs (the finished ones read from its store). */
   migrationIds(): string[] {
+    return this.actorKeys('migration', true).map((k) => k.slice(MIGRATION.length));
+  }
+
+  /** The migrations still running: the only ones an event can move. */
+  private liveMigrationIds(): string[] {
     return this.actorKeys('migration').map((k) => k.slice(MIGRATION.length));
   }
 
@@ -100,7 +106,7 @@ export class ServerRuntime extends PartyRuntime {
 
   /** Tells the migrations that know this terminal that its connection went or came. */
   private tellMigrations(event: { type: 'TERMINAL_LOST' | 'TERMINAL_BACK'; terminal: string }): void {
-    const concerned = this.migrationIds().filter((m) => {
+    const concerned = this.liveMigrationIds().filter((m) => {
       const c = this.migration(m)!;
       return c.source.terminal === event.terminal || c.destination.terminal === event.terminal || c.offline.includes(event.terminal);
     });
@@ -204,7 +210,7 @@ export class ServerRuntime extends PartyRuntime {
       case 'error':
         return this.channelAnswer(env, peer);
       case 'frame': {
-        const key = this.actorForSession(env.body.session);
+        const key = this.actorForSession(env.body.session, peer);
         this.dispatch(key, { type: 'CHIP_FRAME', from: peer, session: env.body.session, data: env.body.data });
         return;
       }
@@ -214,7 +220,7 @@ export class ServerRuntime extends PartyRuntime {
   }
 
   private activeMigrationOf(user: string): string | undefined {
-    return this.migrationIds().find((m) => {
+    return this.liveMigrationIds().find((m) => {
       const a = this.actorOf(MIGRATION + m)!;
       return a.getSnapshot().status === 'active' && (a.getSnapshot().context as MigrationContext).user === user;
     });
@@ -255,7 +261,7 @@ export class ServerRuntime extends PartyRuntime {
 
   private migrateIn(env: Extract<AnyEnvelope, { type: 'migrate.in' }>, peer: string): void {
     const user = this.requireUser(peer);
-    const candidates = this.migrationIds().filter((m) => {
+    const candidates = this.liveMigrationIds().filter((m) => {
       const snap = this.actorOf(MIGRATION + m)!.getSnapshot();
       const ctx = snap.context as MigrationContext;
       return ctx.user === user && (env.body.mig === undefined || env.body.mig === m) && snap.can({ type: 'DESTINATION_ARRIVED', terminal: peer, request: env.id });
@@ -265,10 +271,19 @@ export class ServerRuntime extends PartyRuntime {
     this.dispatch(MIGRATION + candidates[0]!, { type: 'DESTINATION_ARRIVED', terminal: peer, request: env.id });
   }
 
-  private actorForSession(session: string): string {
+  /**
+   * The migration or registration a session belongs to. A frame from a
+   * terminal must come from one of its terminals; any other connection is
+   * told what it would be told of a session that does not exist (no oracle
+   * for other users' migrations or their states).
+   */
+  private actorForSession(session: string, terminal?: string): string {
     const owner = session.split(':')[0] ?? '';
     const key = owner.startsWith('reg-') ? REGISTRATION + owner : MIGRATION + owner;
-    if (!this.actorOf(key)) throw new ProtocolError('NOT_FOUND', `no migration or registration owns session ${session.slice(0, 64)}`);
+    const actor = this.actorOf(key);
+    const ctx = actor?.getSnapshot().context as Partial<MigrationContext> & { terminal?: string } | undefined;
+    const ours = terminal === undefined || (ctx !== undefined && (ctx.terminal === terminal || ctx.source?.terminal === terminal || ctx.destination?.terminal === terminal));
+    if (!actor || !ours) throw new ProtocolError('NOT_FOUND', `no migration or registration owns session ${session.slice(0, 64)}`);
     return key;
   }
 
@@ -339,6 +354,11 @@ export class ServerRuntime extends PartyRuntime {
       case 'error':
         if (req.type === 'msam.preflight') {
           return this.dispatch(key, { type: 'PROVIDER_REFUSED', provider: peer.slice('migration-sam/'.length), code: env.body.code, message: env.body.message });
+        }
+        if ((req.type === 'msam.upload' || req.type === 'msam.download') && env.body.code === 'MIGRATION_ABORTED' && this.actorOf(key)?.getSnapshot().matches('rollingBack')) {
+          // A SAM we fenced gave up the session it was running: the rollback already knows; not a failed fence.
+          this.log.debug('a fenced SAM dropped its session', { mig: req.mig, request: req.type });
+          return;
         }
         this.log.warn('step failed', { mig: req.mig, request: req.type, code: env.body.code, reason: env.body.message });
         return this.dispatch(key, { type: 'STEP_FAILED', code: env.body.code, message: env.body.message, now });

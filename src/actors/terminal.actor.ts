@@ -43,6 +43,12 @@ export class TerminalRuntime extends PartyRuntime {
   protected readonly kinds: Record<string, MachineKind> = { terminal: { machine: terminalMachine, version: TERMINAL_MACHINE_VERSION } };
   /** A terminal's name is not authenticated at the server: its request ids are what a repeat proves itself with. */
   protected override readonly requestIdsUnguessable = true;
+  /**
+   * The login proof works as the password (the server checks sha256(proof)
+   * against its verifier), so it never reaches the terminal's disk: a
+   * terminal that restarts mid-login is logged out and the user logs in again.
+   */
+  protected override readonly requestsKeptOffDisk: ReadonlySet<string> = new Set(['login.proof']);
   private password: string | null = null;
   private loginWaiter: Waiter<void> | null = null;
   private jobWaiter: Waiter<unknown> | null = null;
@@ -161,7 +167,7 @@ export class TerminalRuntime extends PartyRuntime {
   }
 
   private requestType(corr: string | undefined): string | undefined {
-    return corr ? this.store.outbox.get(corr)?.env.type : undefined;
+    return this.requestOf(corr)?.type;
   }
 
   private fromServer(env: AnyEnvelope): void {

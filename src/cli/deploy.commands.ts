@@ -94,9 +94,8 @@ export function addDeployCommands(program: Command, out: Out): void {
       await new Promise(() => {});
     });
 
-  program
-    .command('user')
-    .description('operator: manage users in a server\'s store')
+  const user = program.command('user').description('operator: manage users in a server\'s store (the server may be running)');
+  user
     .command('add')
     .description('create or reset a user (password from --password-stdin or VALMOVE_PASSWORD)')
     .requiredOption('--config <file>', 'the server\'s config')
@@ -109,6 +108,25 @@ export function addDeployCommands(program: Command, out: Out): void {
       await store.commit(() => new ServerRecords(store).users.put(o.user, newUserRecord(o.user, password, systemRng, cfg.scrypt)));
       await store.close();
       out(`user ${o.user} saved (scrypt verifier only)`);
+    });
+  user
+    .command('unlock')
+    .description('clear a user\'s failed logins and lockout (after too many wrong passwords)')
+    .requiredOption('--config <file>', 'the server\'s config')
+    .requiredOption('--user <name>', 'user id')
+    .action(async (o: { config: string; user: string }) => {
+      const cfg = loadConfig(o.config, 'server') as ServerConfig;
+      const store = PartyStore.open(cfg.dataDir);
+      try {
+        const users = new ServerRecords(store).users;
+        const rec = users.get(o.user);
+        if (!rec) throw new Error(`no user ${o.user} in the server's store at ${cfg.dataDir}`);
+        await store.commit(() => users.put(o.user, { ...rec, failures: 0, lockedUntil: 0 }));
+        const until = rec.lockedUntil > Date.now() ? `, locked until ${new Date(rec.lockedUntil).toISOString()}` : '';
+        out(`user ${o.user} unlocked (had ${rec.failures} failed login${rec.failures === 1 ? '' : 's'}${until})`);
+      } finally {
+        await store.close();
+      }
     });
 
   const terminal = program.command('terminal').description('what a user does on a running terminal process (its control API)');

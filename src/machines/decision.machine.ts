@@ -108,6 +108,8 @@ export const decisionMachine = setup({
     },
     committed: {
       description: 'Durable before S16. From here recovery only rolls forward.',
+      // At rest: it only answers, so it may wait on disk (runtime.ts, retire).
+      tags: ['rest'],
       on: {
         COMMIT_REQUESTED: { target: 'committed', actions: 'answerCommitted' },
         ABORT_REQUESTED: { target: 'committed', actions: 'answerCommitted' },
@@ -117,6 +119,7 @@ export const decisionMachine = setup({
     },
     aborted: {
       description: 'Rolled back: migration SAMs are fenced, the source gets its main keys back, the destination is wiped.',
+      tags: ['rest'],
       on: {
         COMMIT_REQUESTED: { target: 'aborted', actions: 'answerAborted' },
         ABORT_REQUESTED: { target: 'aborted', actions: 'answerAborted' },

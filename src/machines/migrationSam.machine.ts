@@ -108,6 +108,7 @@ export const migrationSamMachine = setup({
       },
     }),
     failTimeout: assign({ failure: { code: 'SESSION_FAILED', message: 'the chip session did not finish before its deadline' } }),
+    failFenced: assign({ failure: { code: 'MIGRATION_ABORTED', message: 'this migration was aborted while the session ran; the migration SAM is fenced' } }),
     failLost: assign({ failure: { code: 'SESSION_FAILED', message: 'the migration SAM restarted and lost the session keys; the step is retried' } }),
     answerFailed: emit(({ context }) => ({
       type: 'answerFailed' as const,
@@ -173,7 +174,8 @@ export const migrationSamMachine = setup({
         DEADLINE_PASSED: { target: 'idle', actions: ['failTimeout', 'endSession', 'answerFailed', 'closeSession'] },
         SESSION_LOST: { target: 'idle', actions: ['failLost', 'answerFailed', 'closeSession'] },
         // Aborted while uploading: the session is abandoned; the source keeps the item (it is locked, then restored).
-        FENCE_REQUESTED: { target: 'fenced', actions: ['endSession', 'closeSession', 'answerFenced'] },
+        // The upload request is answered too: unanswered, the server would send it again for ever.
+        FENCE_REQUESTED: { target: 'fenced', actions: ['endSession', 'failFenced', 'answerFailed', 'closeSession', 'answerFenced'] },
       },
     },
     holding: {
@@ -216,7 +218,7 @@ export const migrationSamMachine = setup({
         CHIP_REFUSED: { target: 'holding', actions: ['failRefused', 'endSession', 'answerFailed', 'closeSession'] },
         DEADLINE_PASSED: { target: 'holding', actions: ['failTimeout', 'endSession', 'answerFailed', 'closeSession'] },
         SESSION_LOST: { target: 'holding', actions: ['failLost', 'answerFailed', 'closeSession'] },
-        FENCE_REQUESTED: { target: 'fenced', actions: ['endSession', 'closeSession', 'answerFenced'] },
+        FENCE_REQUESTED: { target: 'fenced', actions: ['endSession', 'failFenced', 'answerFailed', 'closeSession', 'answerFenced'] },
       },
     },
     downloaded: {
@@ -229,6 +231,8 @@ export const migrationSamMachine = setup({
     },
     fenced: {
       description: 'Aborted: refuse every download for this migration; clear once the source has its main keys back.',
+      // At rest: it only answers, so it may wait on disk (runtime.ts, retire).
+      tags: ['rest'],
       on: {
         DOWNLOAD_REQUESTED: { target: 'fenced', actions: 'refuseFenced' },
         FENCE_REQUESTED: { target: 'fenced', actions: 'answerFenced' },
@@ -237,6 +241,7 @@ export const migrationSamMachine = setup({
     },
     cleared: {
       description: 'Item and grants gone from our store.',
+      tags: ['rest'],
       on: {
         CLEAR_REQUESTED: { target: 'cleared', actions: 'answerCleared' },
         FENCE_REQUESTED: { target: 'cleared', actions: 'answerFenced' },

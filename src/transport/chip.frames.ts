@@ -15,11 +15,13 @@
  */
 import { z } from 'zod';
 import { ProtocolError } from '../errors.ts';
+import { B64URL } from './messages.ts';
 
 /** A chip frame's encoded JSON is bounded (one 16 KiB plaintext command, sealed, in base64). */
 export const CHIP_FRAME_BYTES_MAX = 24 * 1024;
 
-const b64 = (max: number) => z.string().max(max).regex(/^[A-Za-z0-9_-]*$/);
+// Canonical, as in envelopes: the chip and the SAMs read these fields with fromB64, which refuses any other spelling.
+const b64 = (max: number) => z.string().max(max).regex(B64URL, 'canonical base64url without padding');
 const name = z.string().min(1).max(128).regex(/^[A-Za-z0-9._:/@+*-]+$/);
 
 export const chipFrameSchema = z.discriminatedUnion('t', [

@@ -48,7 +48,9 @@ const headerSchema = z.strictObject({
   mig: name.optional(),
   step: z.enum(STEPS).optional(),
   item: z.number().int().min(0).max(1023).optional(),
-  body: z.record(z.string(), z.unknown()),
+  // The body as parsed, every own key kept, for its type's strict schema to judge. (A record schema would copy it
+  // and silently drop a "__proto__" key, so an extra key of that one name would pass as no key at all.)
+  body: z.custom<Record<string, unknown>>((x) => typeof x === 'object' && x !== null && !Array.isArray(x), 'expected an object'),
 });
 
 const encoder = new TextEncoder();

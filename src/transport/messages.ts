@@ -15,8 +15,18 @@ export const FRAME_DATA_CHARS_MAX = 24 * 1024; // base64 of a 16 KiB session fra
 export const ITEMS_PER_MIGRATION_MAX = 64;
 export const TEXT_CHARS_MAX = 512;
 
+/**
+ * Canonical base64url without padding: one spelling per byte string. Buffer
+ * would also read a length of 4n+1, or a last character with bits past the
+ * data; fromB64 (src/crypto/bytes.ts) refuses those with a CryptoError, so
+ * the schema refuses them too. A body that passed the boundary must not throw
+ * later in a handler, where the runtime takes a non-protocol error for a bug
+ * and stops the party (a login.proof of "A" stopped the server).
+ */
+export const B64URL = /^(?:[A-Za-z0-9_-]{4})*(?:[A-Za-z0-9_-][AQgw]|[A-Za-z0-9_-]{2}[AEIMQUYcgkosw048])?$/;
+
 const name = z.string().min(1).max(NAME_CHARS_MAX).regex(/^[A-Za-z0-9._:/@+#-]+$/, 'letters, digits and ._:/@+#- only');
-const b64 = (maxChars: number) => z.string().max(maxChars).regex(/^[A-Za-z0-9_-]*$/, 'base64url without padding');
+const b64 = (maxChars: number) => z.string().max(maxChars).regex(B64URL, 'canonical base64url without padding');
 const itemIndex = z.number().int().min(0).max(ITEMS_PER_MIGRATION_MAX - 1);
 const text = z.string().max(TEXT_CHARS_MAX);
 const ms = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);

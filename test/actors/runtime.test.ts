@@ -41,4 +41,35 @@ test('a new connection under a logged-in terminal\'s name does not inherit its l
   }
 });
 
+
+test('an intent handler that throws fails its turn: nothing of it is committed, the party stops, and the failure surfaces once, as the runtime\'s (not again from an XState timer)', async () => {
+  const world = await buildWorld({ items: 1 });
+  const thrown: unknown[] = [];
+  const rejected: unknown[] = [];
+  const onThrown = (e: unknown) => thrown.push(e);
+  const onRejected = (e: unknown) => rejected.push(e);
+  process.on('uncaughtException', onThrown);
+  process.on('unhandledRejection', onRejected);
+  try {
+    const server = world.system.server as unknown as { onIntent: (key: string, intent: { type: string }, turn: unknown) => void; isStopped: boolean; store: { snapshots: { getRange(): Iterable<{ key: string }> } } };
+    const real = server.onIntent;
+    server.onIntent = function (this: unknown, key, intent, turn) {
+      if (intent.type === 'reserveChannel') throw new Error('a planted bug in an intent handler');
+      return real.call(this, key, intent, turn);
+    };
+    const migrations = () => [...server.store.snapshots.getRange()].filter((e) => e.key.startsWith('migration:')).length;
+    void world.oldPhone.migrateOut({ destination: world.destination.serial }).catch(() => {});
+    for (let i = 0; i < 200 && !server.isStopped; i++) await new Promise((r) => setTimeout(r, 5));
+    await new Promise((r) => setTimeout(r, 50)); // XState used to throw it again on a timer, after the turn had committed
+    assert.ok(server.isStopped, 'the server stopped at the failed turn (a restart rehydrates it)');
+    assert.is(migrations(), 0, 'the turn that spawned the migration was not committed');
+    assert.equal(thrown.map(String), [], 'nothing thrown outside the turn');
+    assert.equal(rejected.map(String), ['Error: a planted bug in an intent handler'], 'the runtime fails loudly, once');
+  } finally {
+    process.off('uncaughtException', onThrown);
+    process.off('unhandledRejection', onRejected);
+    await world.cleanup();
+  }
+});
+
 test.run();

@@ -8,9 +8,11 @@
 import fc from 'fast-check';
 import { z } from 'zod';
 import { PROTOCOL_VERSION, STEPS, type AnyEnvelope } from '../../src/transport/envelope.ts';
-import { MESSAGES, NAME_CHARS_MAX, type MessageType } from '../../src/transport/messages.ts';
+import { toB64 } from '../../src/crypto/index.ts';
+import { B64URL, MESSAGES, NAME_CHARS_MAX, type MessageType } from '../../src/transport/messages.ts';
 
-type JsonSchema = {
+/** The part of zod's JSON Schema output these tests read (test/fuzz/breakers.ts reads it too). */
+export type JsonSchema = {
   type?: string;
   const?: unknown;
   enum?: unknown[];
@@ -62,6 +64,19 @@ function stringOf(unit: fc.Arbitrary<string>, minLength: number, maxLength: numb
   );
 }
 
+/** Canonical base64url (messages.ts B64URL) of at most `maxChars` characters: the encoding of random bytes. */
+function canonicalB64(minChars: number, maxChars: number): fc.Arbitrary<string> {
+  const bytesFor = (chars: number) => Math.floor(chars / 4) * 3 + [0, 0, 1, 2][chars % 4]!;
+  const maxBytes = bytesFor(maxChars);
+  const minBytes = Math.ceil((minChars * 3) / 4);
+  return fc
+    .oneof(
+      { weight: 6, arbitrary: fc.uint8Array({ minLength: minBytes, maxLength: maxBytes }) },
+      { weight: 1, arbitrary: fc.uint8Array({ minLength: maxBytes, maxLength: maxBytes }) },
+    )
+    .map(toB64);
+}
+
 /** Generates values of a JSON schema as produced by z.toJSONSchema for our (closed, bounded) schemas. */
 function fromJsonSchema(s: JsonSchema, where: string): fc.Arbitrary<unknown> {
   if (s.oneOf || s.anyOf) return fc.oneof(...(s.oneOf ?? s.anyOf)!.map((x, i) => fromJsonSchema(x, `${where}|${i}`)));
@@ -72,6 +87,7 @@ function fromJsonSchema(s: JsonSchema, where: string): fc.Arbitrary<unknown> {
       const min = s.minLength ?? 0;
       const max = s.maxLength;
       if (max === undefined) throw new Error(`arbitraries: ${where} is an unbounded string; every field must have a limit`);
+      if (s.pattern === B64URL.source) return canonicalB64(min, max);
       const unit = s.pattern === undefined ? anyCodeUnit : fc.constantFrom(...charsOf(s.pattern));
       return stringOf(unit, min, max);
     }

@@ -107,6 +107,18 @@
  *   attempt before the cancel, and no other refusal; decision aborted; both
  *   phones answered rolledBack.
  *
+ * drop, then cancel mid-download — the server drops every download answer
+ *   (S14) on its way to the migration SAM, which waits in its session; the
+ *   user cancels.
+ *   expected: the fence ends the SAM's session and the SAM answers the
+ *   download it was running (MIGRATION_ABORTED) besides the fence; the
+ *   server, rolling back, takes that as no failure of the fence; once the
+ *   relay stops dropping, nothing is left in the server's outbox.
+ *   observed: MIGRATION_ABORTED "this migration was aborted while the
+ *   session ran; the migration SAM is fenced"; rolled back; the outbox empty.
+ *   Before the fix the SAM never answered the download and the server sent
+ *   it again for ever (every 15 s by default, after restarts too).
+ *
  * over WebSocket, flip and truncate — the proxy on the old phone's chip socket
  *   flips one bit of the migration SAM's sealed read command (S7 auth3), then
  *   cuts the next one's sealed box to 20 bytes.
@@ -136,6 +148,7 @@ import { readKeyFile, secretOf } from '../../src/deploy/keyfiles.ts';
 import { generateDeployment } from '../../src/deploy/keygen.ts';
 import { startProcess, type RunningProcess } from '../../src/deploy/process.ts';
 import { memorySink } from '../../src/log.ts';
+import type { PartyStore } from '../../src/store/party.store.ts';
 import { FAST_TIMING, type Timing } from '../../src/timing.ts';
 import { encodeJson, type ChipFrame } from '../../src/transport/chip.frames.ts';
 import type { Tamper } from '../../src/transport/tamper.link.ts';
@@ -457,6 +470,37 @@ t('flip, never stopping, then cancel: a server flipping every download answer (S
     assert.equal(new Set(refused.map((x) => `${x.code}: ${x.message}`)), new Set(['FRAME_TAMPERED: frame 0 fails authentication']), 'every download failed the AEAD check, and only that');
     endsOnceOn(sc, world.source, world.destination);
     assert.ok(world.source.memory.list().every((a) => a.tempKey === null && a.holder === null), 'the source is back on its main keys');
+  } finally {
+    await world.cleanup();
+  }
+});
+
+t('drop, then cancel mid-download: a server dropping every download answer (S14) leaves the migration SAM in its session; the cancel fences it, and it answers the download it was running (MIGRATION_ABORTED) as well as the fence, so nothing is left for the server to send again', async () => {
+  const sc = await scene();
+  const { world, relay } = sc;
+  try {
+    const msam = sc.msam(0);
+    relay.rule = (s) => (s.site.from === 'server' && s.site.to === msam && s.frame?.t === 'resp' && stepOf(sessionOf(s)) === 'S14' ? [] : undefined);
+    const out = await within('the source phase', world.oldPhone.migrateOut({ destination: world.destination.serial }));
+    assert.is(out.outcome, 'uploaded');
+    const dest = world.newPhone.migrateIn({ mig: out.mig });
+    await until('the destination chip answered the download', () => relay.sent.some((x) => x.site.from === 'server' && x.site.to === msam && x.frame?.t === 'resp' && stepOf(sessionOf(x)) === 'S14'));
+    const cancelled = await within('the cancel', world.oldPhone.cancel(out.mig));
+    assert.equal(cancelled, { mig: out.mig, decision: 'aborted' });
+    assert.is((await within('the destination phase', dest)).outcome, 'rolledBack');
+    assert.is((await within('the source coming back', world.oldPhone.migrateOut())).outcome, 'rolledBack');
+    assert.ok(
+      relay.refusals(msam, 'server').some((x) => x.code === 'MIGRATION_ABORTED' && x.message === 'this migration was aborted while the session ran; the migration SAM is fenced'),
+      `the SAM answered the download it dropped: ${JSON.stringify(relay.refusals(msam, 'server'))}`,
+    );
+    // The relay stops: the download frames it dropped reach the fenced SAM at last, which refuses them (a session that is over).
+    relay.rule = null;
+    const outbox = () => [...(world.system.server as unknown as { store: PartyStore }).store.outbox.getRange()].map((e) => `${e.value.env.type} to ${e.value.peer}`);
+    await until('the server has nothing left to send again', () => outbox().length === 0).catch((e) => {
+      throw new Error(`${(e as Error).message}: ${outbox().join(', ')}`);
+    });
+    assert.is(world.system.adminSam.decisionOf(out.mig), 'aborted');
+    endsOnceOn(sc, world.source, world.destination);
   } finally {
     await world.cleanup();
   }

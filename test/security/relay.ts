@@ -15,14 +15,12 @@
 import { ChipConsole } from '../../src/actors/chipConsole.ts';
 import type { PartyRuntime } from '../../src/actors/runtime.ts';
 import { decodeValue } from '../../src/actors/value.ts';
-import { encodeValue } from '../../src/actors/value.ts';
-import { deriveChipKey, deriveMainKey, fromB64, fromHex, importIdentity, Secret, toB64, utf8 } from '../../src/crypto/index.ts';
-import type { PartyStore } from '../../src/store/party.store.ts';
+import { fromB64, toB64 } from '../../src/crypto/index.ts';
 import { decodeChipFrame, type ChipFrame } from '../../src/transport/chip.frames.ts';
 import { decodeEnvelope, encodeEnvelope, PROTOCOL_VERSION, type AnyEnvelope, type Envelope } from '../../src/transport/envelope.ts';
 import { memoryLinkPair } from '../../src/transport/memory.transport.ts';
 import type { BodyOf, MessageType } from '../../src/transport/messages.ts';
-import type { Needle } from '../helpers/secrets.ts';
+import { systemNeedles, type Needle } from '../helpers/secrets.ts';
 import type { World } from '../helpers/world.ts';
 
 /** How long the attacker waits for a party's answer before the test fails. */
@@ -232,36 +230,12 @@ export function checkChained(world: World): void {
 }
 
 /**
- * Every secret of a world, as needles for test/helpers/secrets.ts: the user's
- * password, the issuer and provider masters, every SAM's and the server's
- * identity keys, K_chip and K_main of every chip, every temp key the admin
- * SAM made, and every item (encoded, and its marker). `extra` adds more
- * (a guessed password, a login proof).
+ * Every secret of a world, as needles for test/helpers/secrets.ts
+ * (`systemNeedles`: the user's password first, login proof and verifier,
+ * masters, identities, K_chip and K_main of every chip, temp keys, items).
+ * `extra` adds more (a guessed password).
  */
 export function secretNeedles(world: World, extra: Needle[] = []): Needle[] {
-  const s = world.system;
-  const storeOf = (p: object) => (p as unknown as { store: PartyStore }).store;
-  const keyDb = (p: object) => storeOf(p).db<{ kind: string; value: unknown }>('keys');
-  const needles: Needle[] = [{ name: 'password', bytes: utf8(world.password) }, ...extra];
-  const identity = (id: string, p: object) => {
-    const ident = importIdentity(keyDb(p).get('identity')!.value as never);
-    needles.push({ name: `${id} signing key`, bytes: ident.signSecret.reveal() }, { name: `${id} box key`, bytes: ident.boxSecret.reveal() });
-  };
-  const issuer = keyDb(s.adminSam).get('issuer-master')!.value as Uint8Array;
-  needles.push({ name: 'issuer master', bytes: issuer });
-  identity('server', s.server);
-  identity('admin-sam', s.adminSam);
-  for (const [p, prov] of s.providers) {
-    const master = keyDb(prov.normalSam).get('provider-master')!.value as Uint8Array;
-    needles.push({ name: `${p} provider master`, bytes: master });
-    identity(prov.normalSam.id, prov.normalSam);
-    identity(prov.migrationSam.id, prov.migrationSam);
-    for (const serial of s.chips.keys()) needles.push({ name: `K_main ${serial}/${p}`, bytes: deriveMainKey(Secret.of(master), serial, p).reveal() });
-  }
-  for (const serial of s.chips.keys()) needles.push({ name: `K_chip ${serial}`, bytes: deriveChipKey(Secret.of(issuer), serial).reveal() });
-  for (const { value } of s.adminSam.records.tempKeys.getRange()) needles.push({ name: `temp key ${value.mig}/${value.item}`, bytes: value.key });
-  for (const v of world.values) {
-    needles.push({ name: `value item ${v.ref}`, bytes: encodeValue(v) }, { name: `marker ${v.ref}`, bytes: fromHex(v.ref) }, { name: `marker ${v.ref} (text)`, bytes: utf8(v.ref) });
-  }
-  return needles;
+  const [password, ...rest] = systemNeedles(world.system, { users: [{ user: world.user, password: world.password }], values: world.values });
+  return [password!, ...extra, ...rest];
 }

@@ -1,0 +1,114 @@
+/**
+ * Where the fuzzer sits: a seat is one end of a link to the party under
+ * test, in the place of the peer that normally holds it (as
+ * test/security/relay.ts `asServer` does). What the seat sends arrives as
+ * bytes through the party's link, exactly as a real peer's message would;
+ * what the party answers is collected, decoded, and (for `frame` requests,
+ * which travel hop by hop until acknowledged) acknowledged as the real peer
+ * would. Not a test file.
+ */
+import type { PartyRuntime } from '../../src/actors/runtime.ts';
+import type { PartyStore } from '../../src/store/party.store.ts';
+import { decodeEnvelope, encodeEnvelope, PROTOCOL_VERSION, type AnyEnvelope } from '../../src/transport/envelope.ts';
+import type { Link } from '../../src/transport/link.ts';
+import { memoryLinkPair } from '../../src/transport/memory.transport.ts';
+import type { MessageType } from '../../src/transport/messages.ts';
+import type { World } from '../helpers/world.ts';
+
+/** One message the party sent to the seat. */
+export interface Received {
+  bytes: Uint8Array;
+  env?: AnyEnvelope;
+  /** Why the party's message did not decode (a party must never send one). */
+  undecodable?: string;
+}
+
+export interface SeatOptions {
+  /** Requests this seat's peer may legitimately make: the party may serve them (and change its state doing so). */
+  commands?: readonly MessageType[];
+  /** The party answers a `frame` inside the session with a chip frame, as a chip does (not with an error envelope). */
+  chip?: boolean;
+  /** Sessions the party has open toward this seat: their frames reach its chip-frame decoder. */
+  openSessions?: string[];
+  /** Acknowledge the frames the party sends, as its real peer does (default); off, they stay in its outbox. */
+  autoAck?: boolean;
+  /** Records a refusal of this type may still change (by design: login failures count). */
+  refusalMayTouch?: Partial<Record<MessageType, readonly string[]>>;
+}
+
+export interface Seat {
+  /** For reports: who the seat stands for, on which link. */
+  label: string;
+  party: PartyRuntime;
+  /** The party id the seat speaks as. */
+  self: string;
+  /** The name of the seat's link at the party (where the party's requests to the seat wait, in its outbox). */
+  link: string;
+  commands: ReadonlySet<string>;
+  chip: boolean;
+  openSessions: string[];
+  refusalMayTouch: Partial<Record<string, readonly string[]>>;
+  /** Ids of notices this party has seen on any link (a notice id seen before is dropped silently). */
+  noticeIds: Set<string>;
+  /** Sessions the party opened toward the seat while serving a case (it sent frames in them). */
+  liveSessions: Set<string>;
+  got: Received[];
+  send(bytes: Uint8Array): void;
+  close(): void;
+}
+
+/** The party's own store (protected in the runtime; the fuzzer reads it, never writes). */
+export function storeOf(party: PartyRuntime): PartyStore {
+  return (party as unknown as { store: PartyStore }).store;
+}
+
+let acks = 0;
+
+function seatOn(party: PartyRuntime, self: string, linkName: string, label: string, link: Link, opts: SeatOptions): Seat {
+  const got: Received[] = [];
+  link.onMessage((bytes) => {
+    const r: Received = { bytes: new Uint8Array(bytes) };
+    try {
+      r.env = decodeEnvelope(bytes);
+    } catch (e) {
+      r.undecodable = String(e);
+    }
+    got.push(r);
+    // Frames are delivered hop by hop, each hop acknowledging: the seat does what the real peer does.
+    if (r.env?.type === 'frame' && opts.autoAck !== false) {
+      link.send(encodeEnvelope({ v: PROTOCOL_VERSION, id: `${self}#fzack${++acks}`, corr: r.env.id, from: self, to: party.id, type: 'frame.ack', body: {} }));
+    }
+  });
+  return {
+    label,
+    party,
+    self,
+    link: linkName,
+    commands: new Set(opts.commands ?? []),
+    chip: opts.chip ?? false,
+    openSessions: opts.openSessions ?? [],
+    refusalMayTouch: opts.refusalMayTouch ?? {},
+    noticeIds: new Set(),
+    liveSessions: new Set(),
+    got,
+    send: (bytes) => link.send(bytes),
+    close: () => link.close('the fuzzer leaves'),
+  };
+}
+
+/**
+ * A seat on an in-memory link attached to the party under `linkName`. If the
+ * party already has a link of that name (a real peer's), the seat takes its
+ * place: give it back with EmbeddedSystem.relink afterwards.
+ */
+export function memorySeat(party: PartyRuntime, linkName: string, self: string, opts: SeatOptions = {}): Seat {
+  const [mine, theirs] = memoryLinkPair(self, party.id);
+  party.attach(linkName, theirs, self);
+  return seatOn(party, self, linkName, `${self} on ${party.id}'s link "${linkName}"`, mine, opts);
+}
+
+/** A new terminal connection to the server, through the channel handshake a real terminal runs; not logged in. */
+export function terminalSeat(world: World, name: string, opts: SeatOptions = {}): Seat {
+  const link = world.system.rawServerConnection(name);
+  return seatOn(world.system.server, `terminal/${name}`, `terminal/${name}`, `terminal/${name}, a new channel to the server, not logged in`, link, opts);
+}
