@@ -11,7 +11,7 @@ import { demoProviders, demoValue } from '../cli/demo.ts';
 import { systemRng, toHex } from '../crypto/index.ts';
 import { createLogger } from '../log.ts';
 import type { Units } from './floor.ts';
-import { loginAll, roleOf, timedMigrations, type PhonePair } from './measure.ts';
+import { loginAll, roleOf, timedMigrations, warmUp, warmupsAt, type PhonePair } from './measure.ts';
 import { figures, type ConfigResult } from './report.ts';
 import { pool } from './stats.ts';
 
@@ -59,7 +59,8 @@ export async function runEmbedded(o: ModeOptions): Promise<ConfigResult[]> {
   const results: ConfigResult[] = [];
   try {
     for (const c of o.concurrencies) {
-      const n = o.migrationsAt(c);
+      const w = warmupsAt(c);
+      const n = o.migrationsAt(c) + w;
       const tag = `k${o.items}c${c}`;
       const pairs: PhonePair[] = new Array(n);
       const parties: string[] = [];
@@ -79,7 +80,8 @@ export async function runEmbedded(o: ModeOptions): Promise<ConfigResult[]> {
         pairs[i] = { user, password, old, neu, destinationSerial: dst.serial };
         parties.push(src.id, dst.id, old.id, neu.id);
       });
-      const loginsMs = await loginAll(pairs);
+      await loginAll(pairs.slice(0, w)); // the warm-up pairs' logins are not measured
+      const loginsMs = await loginAll(pairs.slice(w));
       await pool(n, SETUP_PARALLEL, async (i) => {
         await pairs[i]!.old.register();
         await pairs[i]!.neu.register();
@@ -87,8 +89,9 @@ export async function runEmbedded(o: ModeOptions): Promise<ConfigResult[]> {
       for (const k of Object.keys(hops)) delete hops[k];
       for (const k of Object.keys(turnMs)) delete turnMs[k];
       for (const k of Object.keys(workMs)) delete workMs[k];
+      await warmUp(pairs.slice(0, w));
       counting = true;
-      const run = await timedMigrations(pairs, c, undefined, `embedded-k${o.items}-c${c}`);
+      const run = await timedMigrations(pairs.slice(w), c, undefined, `embedded-k${o.items}-c${c}`);
       counting = false;
       const r = figures({
         mode: 'embedded',

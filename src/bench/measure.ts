@@ -16,6 +16,12 @@ import { mean, percentile } from './stats.ts';
 
 /** How often memory and in-flight migrations are sampled during the timed part. */
 export const MEMORY_SAMPLE_MS = 25;
+/**
+ * When the mid-run full GCs are taken, in samples with at least half the
+ * users busy (at 50 ms, 1 s and 4 s): spread over a run, few (each is a
+ * pause), and the first early enough for a smoke run's few migrations.
+ */
+export const HEAP_PROBE_AT_SAMPLES = [2, 40, 160] as const;
 
 export interface PhonePair {
   user: string;
@@ -42,14 +48,25 @@ export interface MemoryFigures {
   meanRssBytes: number;
   meanInFlight: number;
   /**
-   * Heap still reachable per in-flight migration: one full GC is forced once
-   * mid-run, when every user has a migration in flight, and the heap left is
-   * compared with the idle heap (after a GC too). The garbage-inclusive mean
-   * (heapUsed between GCs) is meanHeapBytes.
+   * Heap still reachable per in-flight migration. Full GCs are forced mid-run
+   * (HEAP_PROBE_AT_SAMPLES, while at least half the users have a migration in flight), and
+   * after the run. What a finished migration leaves behind
+   * (`heapRetainedPerMigrationBytes`, from the heap after the run) is taken
+   * out of each probe for the migrations finished by then; the rest, over the
+   * idle heap, divided by the migrations in flight, is this figure (the
+   * median over the probes). The garbage-inclusive mean is meanHeapBytes.
    */
   heapPerInFlightBytes: number;
-  /** In flight when the mid-run GC was taken. */
+  /** In flight at the mid-run GCs (their mean). */
   probedInFlight: number;
+  /** Mid-run GCs taken. */
+  heapProbes: number;
+  /**
+   * Heap a finished migration still holds after the run (after a full GC,
+   * over the idle heap, per migration): what grows with every migration a
+   * long-running process has done, not with those in flight.
+   */
+  heapRetainedPerMigrationBytes: number;
   /** RSS (this process, and in processes mode the party processes too) over the idle RSS, per in-flight migration. */
   rssPerInFlightBytes: number;
   /**
@@ -108,6 +125,29 @@ async function startProfile(label: string): Promise<() => Promise<string>> {
 }
 
 /**
+ * Untimed migrations run before a configuration's timed ones, on their own
+ * phone pairs: compiled code, caches and pools are warm before the idle
+ * baseline is taken, so the memory figures hold what migrations hold, not
+ * what a cold process builds once.
+ */
+export const WARMUP_MIGRATIONS_MAX = 4;
+
+export function warmupsAt(concurrency: number): number {
+  return Math.min(WARMUP_MIGRATIONS_MAX, concurrency);
+}
+
+export async function warmUp(pairs: PhonePair[]): Promise<void> {
+  await Promise.all(
+    pairs.map(async (p) => {
+      const out = await p.old.migrateOut({ destination: p.destinationSerial });
+      if (out.outcome !== 'uploaded') throw new Error(`warm-up migration of ${p.user}: source phase ended ${out.outcome}: ${out.reason ?? ''}`);
+      const done = await p.neu.migrateIn({ mig: out.mig });
+      if (done.outcome !== 'completed') throw new Error(`warm-up migration of ${p.user}: destination phase ended ${done.outcome}`);
+    }),
+  );
+}
+
+/**
  * `otherRssBytes`: the RSS of other processes that take part (processes
  * mode), added to this one's. `label` names the configuration (its profile
  * file, with --profile).
@@ -120,18 +160,19 @@ export async function timedMigrations(pairs: PhonePair[], concurrency: number, o
   let inFlight = 0;
   const samples: Array<{ heap: number; rss: number; other: number; n: number }> = [];
   const full = Math.min(concurrency, pairs.length);
-  let atFull = 0;
-  let probe: { heap: number; n: number } | undefined;
+  let busy = 0;
+  let finished = 0;
+  const probes: Array<{ heap: number; n: number; done: number }> = [];
   const sampler = setInterval(() => {
     if (inFlight === 0) return;
     const m = process.memoryUsage();
     const other = otherRssBytes();
     samples.push({ heap: m.heapUsed, rss: m.rss + other, other, n: inFlight });
-    // Two samples in a row with every user busy: take the one mid-run GC.
-    atFull = inFlight === full ? atFull + 1 : 0;
-    if (!probe && atFull >= 2) {
+    // At least half the users busy for HEAP_PROBE_AT_SAMPLES samples: a mid-run GC each time.
+    if (inFlight * 2 >= full) busy++;
+    if (probes.length < HEAP_PROBE_AT_SAMPLES.length && busy >= HEAP_PROBE_AT_SAMPLES[probes.length]!) {
       collectGarbage();
-      probe = { heap: process.memoryUsage().heapUsed, n: inFlight };
+      probes.push({ heap: process.memoryUsage().heapUsed, n: inFlight, done: finished });
     }
   }, MEMORY_SAMPLE_MS);
   const latencies: number[] = [];
@@ -156,6 +197,7 @@ export async function timedMigrations(pairs: PhonePair[], concurrency: number, o
         failures.push(`${p.user}: ${(e as Error).message}`);
       } finally {
         inFlight--;
+        finished++;
       }
     }
   };
@@ -165,6 +207,9 @@ export async function timedMigrations(pairs: PhonePair[], concurrency: number, o
   if (stopProfile) await stopProfile();
   const counters = diff(snapshot(), before);
   clearInterval(sampler);
+  collectGarbage();
+  const retained = finished > 0 ? Math.max(0, process.memoryUsage().heapUsed - idle.heapUsed) / finished : 0;
+  const perInFlight = probes.map((p) => Math.max(0, p.heap - idle.heapUsed - retained * p.done) / p.n).sort((a, b) => a - b);
   const meanHeap = mean(samples.map((s) => s.heap));
   const meanRss = mean(samples.map((s) => s.rss));
   const meanInFlight = mean(samples.map((s) => s.n));
@@ -174,8 +219,10 @@ export async function timedMigrations(pairs: PhonePair[], concurrency: number, o
     meanHeapBytes: meanHeap,
     meanRssBytes: meanRss,
     meanInFlight,
-    heapPerInFlightBytes: probe ? Math.max(0, probe.heap - idle.heapUsed) / probe.n : Number.NaN,
-    probedInFlight: probe?.n ?? 0,
+    heapPerInFlightBytes: perInFlight.length ? perInFlight[Math.floor(perInFlight.length / 2)]! : Number.NaN,
+    probedInFlight: probes.length ? mean(probes.map((p) => p.n)) : 0,
+    heapProbes: probes.length,
+    heapRetainedPerMigrationBytes: retained,
     rssPerInFlightBytes: samples.length ? Math.max(0, meanRss - idle.rss) / meanInFlight : Number.NaN,
     partyRssPerInFlightBytes: samples.length && idle.other > 0 ? Math.max(0, mean(samples.map((x) => x.other)) - idle.other) / meanInFlight : Number.NaN,
   };

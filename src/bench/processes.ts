@@ -37,7 +37,7 @@ import { memoryLinkPair } from '../transport/memory.transport.ts';
 import { SecureInitiatorLink } from '../transport/secure.link.ts';
 import { WsConnector } from '../transport/ws.transport.ts';
 import type { ModeOptions } from './embedded.ts';
-import { loginAll, roleOf, timedMigrations, type PhonePair } from './measure.ts';
+import { loginAll, roleOf, timedMigrations, warmUp, warmupsAt, type PhonePair } from './measure.ts';
 import { figures, type ConfigResult } from './report.ts';
 import { pool } from './stats.ts';
 
@@ -153,7 +153,7 @@ export async function runProcesses(o: ModeOptions): Promise<ConfigResult[]> {
   const providerMasters: Record<string, Secret> = Object.fromEntries(providers.map((p) => [p, secretOf(readKeyFile(join(dir, 'keys', `provider-${p}.key.json`), 'provider').providerMaster)]));
 
   // Every user of every configuration, created by the operator before the server starts (as `valmove up` does).
-  const users = o.concurrencies.flatMap((c) => Array.from({ length: o.migrationsAt(c) }, (_, i) => ({ user: `k${o.items}c${c}u${i}`, password: toHex(systemRng.bytes(8)) })));
+  const users = o.concurrencies.flatMap((c) => Array.from({ length: o.migrationsAt(c) + warmupsAt(c) }, (_, i) => ({ user: `k${o.items}c${c}u${i}`, password: toHex(systemRng.bytes(8)) })));
   const store = PartyStore.open(serverCfg.dataDir);
   await store.commit(() => {
     const records = new ServerRecords(store);
@@ -197,7 +197,8 @@ export async function runProcesses(o: ModeOptions): Promise<ConfigResult[]> {
     }
 
     for (const c of o.concurrencies) {
-      const n = o.migrationsAt(c);
+      const w = warmupsAt(c);
+      const n = o.migrationsAt(c) + w;
       const tag = `k${o.items}c${c}`;
       const pairs: PhonePair[] = new Array(n);
       await pool(n, SETUP_PARALLEL, async (i) => {
@@ -236,17 +237,19 @@ export async function runProcesses(o: ModeOptions): Promise<ConfigResult[]> {
         await issueItems(src.chip, { issuerMaster, providerMasters }, plan.map((p, k) => ({ area: p.provider, provider: p.provider, value: demoValue(p.kind, k, toHex(systemRng.bytes(16))) })), systemRng);
         pairs[i] = { user, password: passwordOf.get(user)!, old: src.terminal, neu: dst.terminal, destinationSerial: dst.chip.serial };
       });
-      const loginsMs = await loginAll(pairs);
+      await loginAll(pairs.slice(0, w)); // the warm-up pairs' logins are not measured
+      const loginsMs = await loginAll(pairs.slice(w));
       await pool(n, SETUP_PARALLEL, async (i) => {
         await pairs[i]!.old.register();
         await pairs[i]!.neu.register();
       });
+      await warmUp(pairs.slice(0, w));
       const procs = deployment.processes;
       const before = await Promise.all(procs.map((p) => scrape(p.port, p.id)));
       const cpuBefore = procs.map((p) => procCpuMs(p.pid));
       for (const k of Object.keys(hops)) delete hops[k];
       counting = true;
-      const run = await timedMigrations(pairs, c, () => procs.reduce((a, p) => a + procRssBytes(p.pid), 0), `processes-k${o.items}-c${c}`);
+      const run = await timedMigrations(pairs.slice(w), c, () => procs.reduce((a, p) => a + procRssBytes(p.pid), 0), `processes-k${o.items}-c${c}`);
       counting = false;
       const cpuAfter = procs.map((p) => procCpuMs(p.pid));
       const after = await Promise.all(procs.map((p) => scrape(p.port, p.id)));

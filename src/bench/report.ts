@@ -216,9 +216,57 @@ export function figures(o: {
 export interface Growth {
   mode: Mode;
   /** Over K at one concurrency: ms per extra item. */
-  perItem: Array<{ concurrency: number; cpuMsPerItem: number; floorMsPerItem: number; cryptoOpsPerItem: number; commitsPerItem: number }>;
+  perItem: Array<{
+    concurrency: number;
+    cpuMsPerItem: number;
+    floorMsPerItem: number;
+    cryptoOpsPerItem: number;
+    commitsPerItem: number;
+    /**
+     * CPU ms each added item cost between neighbouring K (1 -> 3, 3 -> 10):
+     * equal steps mean cost linear in K; a rising step, a superlinear part.
+     */
+    marginalCpuMsPerItem: Array<{ fromK: number; toK: number; ms: number }>;
+  }>;
   /** Over concurrency at one K: ms per migration added per doubling of concurrency, and p99/p50. */
-  perConcurrency: Array<{ items: number; cpuMsPerDoubling: number; p50MsPerDoubling: number; p99OverP50AtMax: number }>;
+  perConcurrency: Array<{
+    items: number;
+    cpuMsPerDoubling: number;
+    p50MsPerDoubling: number;
+    p99OverP50AtMax: number;
+    /**
+     * The heap held at the mid-run GCs (over the idle heap), fitted against
+     * the migrations in flight across the concurrencies run: the slope is
+     * what each more migration in flight holds, the intercept what a run
+     * holds whatever its concurrency (buffers, queues, caches). NaN with
+     * fewer than two concurrencies of c >= 16 measured.
+     */
+    heapPerAddedInFlightBytes: number;
+    heapFixedBytes: number;
+  }>;
+}
+
+/** Concurrency 1 is left out: one migration in flight is within the noise of one GC. */
+export const HEAP_FIT_CONCURRENCY_MIN = 16;
+
+function heapLine(at: ConfigResult[]): { heapPerAddedInFlightBytes: number; heapFixedBytes: number } {
+  const pts = at
+    .filter((r) => r.concurrency >= HEAP_FIT_CONCURRENCY_MIN && Number.isFinite(r.memory.heapPerInFlightBytes) && r.memory.probedInFlight > 0)
+    .map((r): [number, number] => [r.memory.probedInFlight, r.memory.heapPerInFlightBytes * r.memory.probedInFlight]);
+  if (new Set(pts.map((p) => p[0])).size < 2) return { heapPerAddedInFlightBytes: Number.NaN, heapFixedBytes: Number.NaN };
+  const line = fitLine(pts);
+  return { heapPerAddedInFlightBytes: line.slope, heapFixedBytes: line.intercept };
+}
+
+function marginal(at: ConfigResult[]): Array<{ fromK: number; toK: number; ms: number }> {
+  const byK = [...at].sort((a, b) => a.items - b.items);
+  const out: Array<{ fromK: number; toK: number; ms: number }> = [];
+  for (let i = 1; i < byK.length; i++) {
+    const a = byK[i - 1]!;
+    const b = byK[i]!;
+    if (b.items > a.items) out.push({ fromK: a.items, toK: b.items, ms: (b.cpuMsPerMigration - a.cpuMsPerMigration) / (b.items - a.items) });
+  }
+  return out;
 }
 
 export function growth(results: ConfigResult[]): Growth[] {
@@ -236,6 +284,7 @@ export function growth(results: ConfigResult[]): Growth[] {
         floorMsPerItem: fitLine(at.map((r) => [r.items, r.floor.floorMs])).slope,
         cryptoOpsPerItem: fitLine(at.map((r) => [r.items, ops(r)])).slope,
         commitsPerItem: fitLine(at.map((r) => [r.items, r.lmdbCommitsPerMigration])).slope,
+        marginalCpuMsPerItem: marginal(at),
       });
     }
     for (const k of [...new Set(rs.map((r) => r.items))]) {
@@ -247,6 +296,7 @@ export function growth(results: ConfigResult[]): Growth[] {
         cpuMsPerDoubling: fitLine(at.map((r) => [Math.log2(r.concurrency), r.cpuMsPerMigration])).slope,
         p50MsPerDoubling: fitLine(at.map((r) => [Math.log2(r.concurrency), r.latencyMs.p50])).slope,
         p99OverP50AtMax: top.latencyMs.p99 / top.latencyMs.p50,
+        ...heapLine(at),
       });
     }
     out.push(g);
@@ -298,14 +348,20 @@ export function markdown(results: ConfigResult[], units: Units, grow: Growth[]):
     const ops = CRYPTO_KINDS.filter((k) => r.cryptoPerMigration[k]).map((k) => `${k} ${fmt(r.cryptoPerMigration[k])}`).join(', ');
     const hops = Object.entries(r.hopsPerMigration).sort((a, b) => b[1].messages - a[1].messages).map(([h, v]) => `${h} ${fmt(v.messages)} (${kb(v.bytes)} KB)`).join(', ');
     const floors = Object.entries(r.cryptoFloorMsPerMigrationByRole).map(([k, v]) => `${k} ${fmt(v)}`).join(', ');
-    lines.push(`- **${r.mode} K=${r.items} c=${r.concurrency}**: CPU ms ${cpu}${work ? `; party work ms (turns without commit) ${work}` : ''}${turns ? `; turn ms (wall, incl. commit wait) ${turns}` : ''}; crypto floor ms ${floors}; commits ${commits}; crypto ${ops}; hops ${hops}; logins ${r.logins.count} × ${fmt(r.logins.meanMs)} ms (scrypt N=${r.logins.scryptN})${Number.isFinite(r.memory.partyRssPerInFlightBytes) ? `; party processes' RSS KB/in-flight ${kb(r.memory.partyRssPerInFlightBytes)}` : ''}`);
+    lines.push(`- **${r.mode} K=${r.items} c=${r.concurrency}**: CPU ms ${cpu}${work ? `; party work ms (turns without commit) ${work}` : ''}${turns ? `; turn ms (wall, incl. commit wait) ${turns}` : ''}; crypto floor ms ${floors}; commits ${commits}; crypto ${ops}; hops ${hops}; logins ${r.logins.count} × ${fmt(r.logins.meanMs)} ms (scrypt N=${r.logins.scryptN}); heap KB per in-flight migration ${kb(r.memory.heapPerInFlightBytes)} (median of ${r.memory.heapProbes} mid-run GCs, ${fmt(r.memory.probedInFlight)} in flight), heap KB a finished migration leaves behind ${kb(r.memory.heapRetainedPerMigrationBytes)}${Number.isFinite(r.memory.partyRssPerInFlightBytes) ? `; party processes' RSS KB/in-flight ${kb(r.memory.partyRssPerInFlightBytes)}` : ''}`);
   }
   lines.push('');
   lines.push('Growth (least-squares slopes over the configurations run):');
   lines.push('');
   for (const g of grow) {
-    for (const p of g.perItem) lines.push(`- ${g.mode}, c=${p.concurrency}: +${fmt(p.cpuMsPerItem)} CPU ms per item (floor +${fmt(p.floorMsPerItem)} ms; +${fmt(p.cryptoOpsPerItem)} crypto ops, +${fmt(p.commitsPerItem)} commits per item)`);
-    for (const p of g.perConcurrency) lines.push(`- ${g.mode}, K=${p.items}: CPU ms/migration ${p.cpuMsPerDoubling >= 0 ? '+' : ''}${fmt(p.cpuMsPerDoubling)} and p50 ${p.p50MsPerDoubling >= 0 ? '+' : ''}${fmt(p.p50MsPerDoubling)} ms per doubling of concurrency; p99/p50 at the highest = ${fmt(p.p99OverP50AtMax)}`);
+    for (const p of g.perItem) {
+      const steps = p.marginalCpuMsPerItem.map((m) => `K ${m.fromK}→${m.toK} +${fmt(m.ms)}`).join(', ');
+      lines.push(`- ${g.mode}, c=${p.concurrency}: +${fmt(p.cpuMsPerItem)} CPU ms per item (floor +${fmt(p.floorMsPerItem)} ms; +${fmt(p.cryptoOpsPerItem)} crypto ops, +${fmt(p.commitsPerItem)} commits per item)${steps ? `; each added item, by step: ${steps} CPU ms` : ''}`);
+    }
+    for (const p of g.perConcurrency) {
+      const heap = Number.isFinite(p.heapPerAddedInFlightBytes) ? `; heap ${kb(p.heapPerAddedInFlightBytes)} KB per added in-flight migration (+ ${kb(p.heapFixedBytes)} KB whatever the concurrency; fitted over c >= ${HEAP_FIT_CONCURRENCY_MIN})` : '';
+      lines.push(`- ${g.mode}, K=${p.items}: CPU ms/migration ${p.cpuMsPerDoubling >= 0 ? '+' : ''}${fmt(p.cpuMsPerDoubling)} and p50 ${p.p50MsPerDoubling >= 0 ? '+' : ''}${fmt(p.p50MsPerDoubling)} ms per doubling of concurrency; p99/p50 at the highest = ${fmt(p.p99OverP50AtMax)}${heap}`);
+    }
   }
   lines.push('');
   lines.push('Unit costs measured in this run (ms): ' + Object.entries(units.crypto).filter(([k]) => !k.includes('.channel') && !k.includes('.box')).map(([k, u]) => `${k.replace('.session', '')} ${fmt(u.fixedMs)}${u.perByteMs ? ` + ${fmt(u.perByteMs * 1024)}/KB` : ''}`).join(', '));

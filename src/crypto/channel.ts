@@ -144,8 +144,13 @@ export class ChannelCipher {
   private sendCounter = 0n;
   /** Highest counter opened so far; -1 before the first. */
   private highest = -1n;
-  /** Counters opened within the window below `highest`. */
-  private readonly seen = new Set<bigint>();
+  /**
+   * The counters opened within the window below `highest`, one bit each (bit
+   * c mod the window): 128 bytes per channel whatever it carried, where a set
+   * of counters held up to a window's worth of bigints and was walked at
+   * every new highest.
+   */
+  private readonly opened = new Uint8Array(CHANNEL_REPLAY_WINDOW / 8);
 
   constructor(
     private readonly sendKey: Secret,
@@ -171,7 +176,7 @@ export class ChannelCipher {
     if (box.length > COUNTER_BYTES + TAG_BYTES + CHANNEL_BYTES_MAX) throw new CryptoError('CHANNEL_TAMPERED', 'channel message is too long');
     const c = readU64be(box);
     const window = BigInt(CHANNEL_REPLAY_WINDOW);
-    if (this.seen.has(c) || c + window <= this.highest) {
+    if (c + window <= this.highest || (c <= this.highest && this.isOpened(c))) {
       throw new CryptoError('CHANNEL_REPLAY', `channel message ${c} was already received or is older than the replay window`);
     }
     const head = box.subarray(0, COUNTER_BYTES);
@@ -184,12 +189,25 @@ export class ChannelCipher {
       throw new CryptoError('CHANNEL_TAMPERED', `channel message ${c} fails authentication`);
     }
     // Only an authentic message moves the window: a forged counter can not push real ones out.
-    this.seen.add(c);
     if (c > this.highest) {
+      // The counters the window leaves behind free their bits for the ones it now covers.
+      if (c - this.highest >= window) this.opened.fill(0);
+      else for (let k = this.highest + 1n; k <= c; k++) this.mark(k, false);
       this.highest = c;
-      for (const old of this.seen) if (old + window <= c) this.seen.delete(old);
     }
+    this.mark(c, true);
     return plain;
+  }
+
+  private isOpened(c: bigint): boolean {
+    const bit = Number(c % BigInt(CHANNEL_REPLAY_WINDOW));
+    return (this.opened[bit >> 3]! & (1 << (bit & 7))) !== 0;
+  }
+
+  private mark(c: bigint, on: boolean): void {
+    const bit = Number(c % BigInt(CHANNEL_REPLAY_WINDOW));
+    if (on) this.opened[bit >> 3]! |= 1 << (bit & 7);
+    else this.opened[bit >> 3]! &= ~(1 << (bit & 7));
   }
 }
 

@@ -215,6 +215,30 @@ test(`a message older than the replay window (${CHANNEL_REPLAY_WINDOW}) is CHANN
   assert.equal(rc.open(boxes[last - CHANNEL_REPLAY_WINDOW + 1]!), utf8(String(last - CHANNEL_REPLAY_WINDOW + 1)), 'just inside');
 });
 
+test('the replay window, against a model that remembers every counter: any order of arrivals, repeats and long gaps, the same verdicts', () => {
+  const r = seededRng('channel-window-model');
+  const { ic, rc } = anonymous();
+  const total = 12 * CHANNEL_REPLAY_WINDOW;
+  const boxes = Array.from({ length: total }, (_, n) => ic.seal(utf8(String(n))));
+  const opened = new Set<number>();
+  let highest = -1;
+  let cursor = 0;
+  for (let step = 0; step < 20_000; step++) {
+    // Mostly forward with jitter, sometimes anywhere behind, now and then a jump past the whole window.
+    const roll = r.nextFloat();
+    const n = roll < 0.03 ? Math.floor(r.nextFloat() * (cursor + 1)) : roll < 0.0315 ? Math.min(total - 1, cursor + CHANNEL_REPLAY_WINDOW + Math.floor(r.nextFloat() * 50)) : Math.max(0, Math.min(total - 1, cursor + Math.floor(r.nextFloat() * 40) - 16));
+    cursor = Math.max(cursor, n);
+    const fresh = !opened.has(n) && n + CHANNEL_REPLAY_WINDOW > highest;
+    if (fresh) {
+      assert.equal(rc.open(boxes[n]!), utf8(String(n)), `counter ${n} (highest ${highest}) opens`);
+      opened.add(n);
+      highest = Math.max(highest, n);
+    } else {
+      assert.is(codeOf(() => rc.open(boxes[n]!)), 'CHANNEL_REPLAY', `counter ${n} (highest ${highest}) is refused`);
+    }
+  }
+});
+
 test('channel messages do not cross directions or channels', () => {
   const a = mutual();
   const b = mutual();
