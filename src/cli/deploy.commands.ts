@@ -5,6 +5,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { readMigrations, type MigrationStatus } from '../actors/status.ts';
 import { Command, InvalidArgumentError } from 'commander';
+import { systemClock } from '../clock.ts';
 import { systemRng } from '../crypto/index.ts';
 import { RemoteError } from '../errors.ts';
 import { loadConfig, ROLES, type Role, type ServerConfig } from '../deploy/config.ts';
@@ -122,7 +123,7 @@ export function addDeployCommands(program: Command, out: Out): void {
         const rec = users.get(o.user);
         if (!rec) throw new Error(`no user ${o.user} in the server's store at ${cfg.dataDir}`);
         await store.commit(() => users.put(o.user, { ...rec, failures: 0, lockedUntil: 0 }));
-        const until = rec.lockedUntil > Date.now() ? `, locked until ${new Date(rec.lockedUntil).toISOString()}` : '';
+        const until = rec.lockedUntil > systemClock.now() ? `, locked until ${new Date(rec.lockedUntil).toISOString()}` : '';
         out(`user ${o.user} unlocked (had ${rec.failures} failed login${rec.failures === 1 ? '' : 's'}${until})`);
       } finally {
         await store.close();
