@@ -151,7 +151,7 @@ interface Hosted {
   actor: Actor<AnyStateMachine>;
   cancelTimer?: () => void;
   timerAt?: number;
-  /** What the last snapshot written for this actor was made of (see `unchangedSince`). */
+  /** What the last snapshot written for this actor was made of (`turnWrites` skips an unchanged one). */
   written?: SnapshotMark;
 }
 
@@ -947,12 +947,15 @@ export abstract class PartyRuntime {
     return actor;
   }
 
-  /** The actor under `key`: live, or finished and read back from the store (see `retire`). */
+  /** The actor under `key`: live, or at rest and read back from the store (see `retire`). */
   protected actorOf(key: string): Actor<AnyStateMachine> | undefined {
     return this.hosted.get(key)?.actor ?? this.retired(key);
   }
 
-  /** The live actors' keys (a finished actor can take no event); with `finished`, those on disk too. */
+  /**
+   * The keys of the actors in RAM (at work); with `finished`, of those at rest on disk too. An
+   * actor at rest only answers repeats, so a broadcast to the live ones misses nothing.
+   */
   protected actorKeys(kind?: string, finished = false): string[] {
     const live = [...this.hosted.values()].filter((h) => !kind || h.kind === kind).map((h) => h.key);
     if (!finished) return live;
