@@ -138,13 +138,20 @@ export function warmupsAt(concurrency: number): number {
 
 export async function warmUp(pairs: PhonePair[]): Promise<void> {
   await Promise.all(
-    pairs.map(async (p) => {
-      const out = await p.old.migrateOut({ destination: p.destinationSerial });
-      if (out.outcome !== 'uploaded') throw new Error(`warm-up migration of ${p.user}: source phase ended ${out.outcome}: ${out.reason ?? ''}`);
-      const done = await p.neu.migrateIn({ mig: out.mig });
-      if (done.outcome !== 'completed') throw new Error(`warm-up migration of ${p.user}: destination phase ended ${done.outcome}`);
-    }),
+    pairs.map((p) =>
+      migrateOnce(p).catch((e: Error) => {
+        throw new Error(`warm-up migration of ${p.user}: ${e.message}`);
+      }),
+    ),
   );
+}
+
+/** One user's migration, old phone to new; throws unless it completes. */
+async function migrateOnce(p: PhonePair): Promise<void> {
+  const out = await p.old.migrateOut({ destination: p.destinationSerial });
+  if (out.outcome !== 'uploaded') throw new Error(`source phase ended ${out.outcome}: ${out.reason ?? ''}`);
+  const done = await p.neu.migrateIn({ mig: out.mig });
+  if (done.outcome !== 'completed') throw new Error(`destination phase ended ${done.outcome}`);
 }
 
 /**
@@ -188,10 +195,7 @@ export async function timedMigrations(pairs: PhonePair[], concurrency: number, o
       inFlight++;
       const s = performance.now();
       try {
-        const out = await p.old.migrateOut({ destination: p.destinationSerial });
-        if (out.outcome !== 'uploaded') throw new Error(`source phase ended ${out.outcome}: ${out.reason ?? ''}`);
-        const done = await p.neu.migrateIn({ mig: out.mig });
-        if (done.outcome !== 'completed') throw new Error(`destination phase ended ${done.outcome}`);
+        await migrateOnce(p);
         latencies.push(performance.now() - s);
       } catch (e) {
         failures.push(`${p.user}: ${(e as Error).message}`);

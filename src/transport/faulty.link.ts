@@ -7,7 +7,7 @@
  */
 import type { Clock } from '../clock.ts';
 import type { Rng } from '../crypto/index.ts';
-import type { Link } from './link.ts';
+import { LinkWrapper, type Link } from './link.ts';
 
 export interface FaultPolicy {
   /** Probability a message is lost. */
@@ -73,29 +73,18 @@ export function parseFaults(spec: string): FaultPolicy {
   return out;
 }
 
-export class FaultyLink implements Link {
+export class FaultyLink extends LinkWrapper {
   readonly counts: FaultCounts = { sent: 0, dropped: 0, duplicated: 0, delayed: 0, reordered: 0 };
   private held: { data: Uint8Array; cancel: () => void } | null = null;
   private readonly timers = new Set<() => void>();
 
   constructor(
-    private readonly inner: Link,
+    inner: Link,
     private readonly rng: Rng,
     private readonly clock: Clock,
     private readonly policy: () => FaultPolicy | null,
-  ) {}
-
-  get label(): string {
-    return this.inner.label;
-  }
-
-  get isOpen(): boolean {
-    return this.inner.isOpen;
-  }
-
-  /** The channel's refusal, when the link below is a channel that was refused. */
-  get refusal(): { code: string; message: string } | undefined {
-    return (this.inner as { refusal?: { code: string; message: string } }).refusal;
+  ) {
+    super(inner);
   }
 
   private chance(p: number | undefined, kind?: 'drop' | 'duplicate' | 'reorder' | 'delay', policy?: FaultPolicy): boolean {
@@ -161,17 +150,9 @@ export class FaultyLink implements Link {
     }
   }
 
-  onMessage(handler: (data: Uint8Array) => void): void {
-    this.inner.onMessage(handler);
-  }
-
-  onClose(handler: (reason: string) => void): void {
-    this.inner.onClose(handler);
-  }
-
-  close(reason?: string): void {
+  override close(reason?: string): void {
     this.flush();
-    this.inner.close(reason);
+    super.close(reason);
   }
 
   /** Drops what is held back or delayed (at teardown). */

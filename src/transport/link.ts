@@ -14,6 +14,41 @@ export interface Link {
   close(reason?: string): void;
 }
 
+/**
+ * A link around another (faults, a test's tamperer): everything but `send`
+ * goes to the inner link, and the channel's refusal shows through.
+ */
+export abstract class LinkWrapper implements Link {
+  constructor(protected readonly inner: Link) {}
+
+  get label(): string {
+    return this.inner.label;
+  }
+
+  get isOpen(): boolean {
+    return this.inner.isOpen;
+  }
+
+  /** The channel's refusal, when the link below is a channel that was refused. */
+  get refusal(): { code: string; message: string } | undefined {
+    return (this.inner as { refusal?: { code: string; message: string } }).refusal;
+  }
+
+  abstract send(data: Uint8Array): void;
+
+  onMessage(handler: (data: Uint8Array) => void): void {
+    this.inner.onMessage(handler);
+  }
+
+  onClose(handler: (reason: string) => void): void {
+    this.inner.onClose(handler);
+  }
+
+  close(reason?: string): void {
+    this.inner.close(reason);
+  }
+}
+
 /** Sees every message that crosses a link, as bytes. Used by the run recorder and the confidentiality tests. */
 export interface LinkTap {
   (record: { link: string; from: string; to: string; bytes: Uint8Array }): void;

@@ -8,7 +8,7 @@
  * The embedded system wraps links in it only when `SystemOptions.tamper` is
  * set; otherwise nothing changes.
  */
-import type { Link } from './link.ts';
+import { LinkWrapper, type Link } from './link.ts';
 
 /** Who is sending what to whom: the sending party's id, the party at the other end, the link's label. */
 export interface TamperSite {
@@ -25,39 +25,16 @@ export interface TamperSite {
  */
 export type Tamper = (data: Uint8Array, site: TamperSite) => Uint8Array[];
 
-export class TamperLink implements Link {
+export class TamperLink extends LinkWrapper {
   constructor(
-    private readonly inner: Link,
+    inner: Link,
     private readonly site: TamperSite,
     private readonly tamper: Tamper,
-  ) {}
-
-  get label(): string {
-    return this.inner.label;
-  }
-
-  get isOpen(): boolean {
-    return this.inner.isOpen;
-  }
-
-  /** The channel's refusal, when the link below is a channel that was refused. */
-  get refusal(): { code: string; message: string } | undefined {
-    return (this.inner as { refusal?: { code: string; message: string } }).refusal;
+  ) {
+    super(inner);
   }
 
   send(data: Uint8Array): void {
     for (const out of this.tamper(new Uint8Array(data), this.site)) this.inner.send(out);
-  }
-
-  onMessage(handler: (data: Uint8Array) => void): void {
-    this.inner.onMessage(handler);
-  }
-
-  onClose(handler: (reason: string) => void): void {
-    this.inner.onClose(handler);
-  }
-
-  close(reason?: string): void {
-    this.inner.close(reason);
   }
 }
