@@ -25,6 +25,9 @@ export const ERROR_CODES = [
   'NOT_REGISTERED',
   'NOT_TRUSTED',
   'RIGHT_DENIED',
+  'DEVICE_LIMIT',
+  'NOT_AUTHORISED',
+  'VOUCHER_REFUSED',
   'CHANNEL_RESERVED',
   // chip and areas
   'AREA_LOCKED',

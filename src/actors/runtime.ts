@@ -346,6 +346,15 @@ export abstract class PartyRuntime {
     return this.links.get(peer)?.isOpen ?? false;
   }
 
+  /**
+   * The Ed25519 key (base64url) the peer on this link proved in its channel
+   * handshake; undefined for a link with no channel (in-process wiring) or
+   * an anonymous initiator. A name is only a claim; this is the proof.
+   */
+  protected peerKeyOf(peer: string): string | undefined {
+    return (this.links.get(peer) as { peerId?: string } | undefined)?.peerId;
+  }
+
   /** Why the channel to `peer` was refused, if its handshake failed (e.g. the peer does not trust us). */
   protected linkRefusal(peer: string): { code: string; message: string } | undefined {
     return this.refusals.get(peer);

@@ -10,11 +10,12 @@
  */
 import { sha256 } from '@noble/hashes/sha2.js';
 import { hmac } from '@noble/hashes/hmac.js';
-import { equalBytes, fromB64, SCRYPT_DEFAULTS, toB64, utf8 } from '../crypto/index.ts';
+import { equalBytes, fromB64, SCRYPT_DEFAULTS, toB64, utf8, type TrustVerdict } from '../crypto/index.ts';
 import { ProtocolError } from '../errors.ts';
 import { migrationMachine, MIGRATION_MACHINE_VERSION, type ChipRole, type MigrationContext, type MigrationIntent } from '../machines/migration.machine.ts';
 import { registrationMachine, REGISTRATION_MACHINE_VERSION, type RegistrationIntent } from '../machines/registration.machine.ts';
 import { newUserRecord, ServerRecords } from '../store/server.store.ts';
+import type { Link } from '../transport/link.ts';
 import { describeMigration, type MigrationStatus } from './status.ts';
 import type { AnyEnvelope, Step } from '../transport/envelope.ts';
 import { PartyRuntime, type MachineKind, type RuntimeDeps } from './runtime.ts';
@@ -29,11 +30,24 @@ export const GRANT_TTL_MS = 60 * 60 * 1000;
 export const LOGIN_FAILURES_FREE = 3;
 export const LOCKOUT_BASE_MS = 1_000;
 export const LOCKOUT_CAP_MS = 60 * 60 * 1000;
+/**
+ * Devices one user's logins may bind (a phone, its replacement, a tablet…):
+ * what a stranger with one account can make the server store is bounded.
+ */
+export const DEVICES_PER_USER_MAX = 8;
+
+/** A terminal's name: `terminal/<label>`. */
+export const TERMINAL_NAME = /^terminal\/[A-Za-z0-9._-]{1,64}$/;
 
 export interface ServerOptions {
   scrypt?: { N: number; r: number; p: number };
   /** Default time a migration waits for its destination before it is cancelled. */
   deadlineMs?: number;
+  /**
+   * Terminals the operator enrolled (keygen writes the deployment's phones):
+   * name -> device key (Ed25519, base64url). Others bind at their first login.
+   */
+  devices?: Record<string, string>;
 }
 
 interface LoginState {
@@ -96,6 +110,45 @@ export class ServerRuntime extends PartyRuntime {
     return this.actorKeys('migration').map((k) => k.slice(MIGRATION.length));
   }
 
+  // ---- terminals: a name is a claim, a device key is the proof ---------------------------
+
+  /** The device key a terminal name is bound to: enrolled by the operator, or bound by a login. */
+  deviceKeyOf(name: string): string | undefined {
+    return this.options.devices?.[name] ?? this.records.devices.get(name)?.key;
+  }
+
+  /**
+   * Whether a connection may take a terminal name (protocol.md §1,
+   * identities at the edges). Called at the channel's hello, before any
+   * public-key work, and again when the channel is up: the name must be
+   * well formed, the connection must present a device key, and that key
+   * must be the one the name is bound to. An unbound name (a new phone) is
+   * admitted, but only one device may hold it at a time, and until a login
+   * binds it the connection can do one thing: log in. Reads only; a
+   * stranger's hello writes nothing.
+   */
+  admitTerminal(name: string, key: string | undefined): TrustVerdict {
+    if (!TERMINAL_NAME.test(name)) return { code: 'UNTRUSTED_PEER', message: 'a terminal names itself terminal/<name> (letters, digits, ".", "_", "-"; at most 64)' };
+    if (key === undefined) return { code: 'UNTRUSTED_PEER', message: `${name} must prove a device key: its hello carries none` };
+    const bound = this.deviceKeyOf(name);
+    if (bound !== undefined && bound !== key) return { code: 'UNTRUSTED_PEER', message: `${name} is bound to another device key` };
+    if (bound === undefined && this.hasLink(name) && this.peerKeyOf(name) !== undefined && this.peerKeyOf(name) !== key) {
+      return { code: 'UNTRUSTED_PEER', message: `${name} is in use by another device` };
+    }
+    return true;
+  }
+
+  /** Takes a terminal's connection once its channel is up, checking the proven key again (another may have won the name meanwhile). */
+  attachTerminal(name: string, link: Link & { peerId?: string }): boolean {
+    const verdict = this.admitTerminal(name, link.peerId);
+    if (verdict !== true) {
+      link.close(verdict === false ? 'not admitted' : `${verdict.code}: ${verdict.message}`.slice(0, 120));
+      return false;
+    }
+    this.attach(name, link);
+    return true;
+  }
+
   // ---- links ------------------------------------------------------------------------------
 
   protected override onLinkAttached(peer: string): void {
@@ -143,6 +196,25 @@ export class ServerRuntime extends PartyRuntime {
     return toB64(hmac(sha256, key, utf8(`valmove/v1/fake-salt/${user}`)).subarray(0, 16));
   }
 
+  /**
+   * A first login on an unbound name binds it to the device key this
+   * connection proved: from then on no other key may use the name. Written
+   * only after the password checked out, and at most DEVICES_PER_USER_MAX
+   * per user. A link with no channel key (in-process wiring) binds nothing.
+   */
+  private bindDevice(peer: string, user: string, now: number): void {
+    const key = this.peerKeyOf(peer);
+    if (key === undefined || this.deviceKeyOf(peer) !== undefined) return;
+    if (this.records.devicesOf(user) >= DEVICES_PER_USER_MAX) {
+      throw new ProtocolError('DEVICE_LIMIT', `${user} already has ${DEVICES_PER_USER_MAX} devices; an operator can remove one`);
+    }
+    const records = this.records;
+    this.write(() => {
+      records.devices.put(peer, { name: peer, key, user, boundAt: now });
+      records.userDevices.put(ServerRecords.userDeviceKey(user, peer), now);
+    });
+  }
+
   private requireUser(peer: string): string {
     const user = this.logins.get(peer)?.user;
     if (!user) throw new ProtocolError('UNAUTHENTICATED', 'log in first: this connection has no authenticated user');
@@ -178,6 +250,7 @@ export class ServerRuntime extends PartyRuntime {
           this.reply(env, 'error', { code: 'LOGIN_FAILED', message: 'unknown user or wrong password' });
           return;
         }
+        this.bindDevice(peer, rec.user, now);
         if (rec.failures !== 0) this.write(() => this.records.users.put(rec.user, { ...rec, failures: 0, lockedUntil: 0 }));
         this.logins.set(peer, { user: rec.user });
         this.reply(env, 'login.ok', { user: rec.user });

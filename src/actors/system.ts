@@ -15,7 +15,7 @@
  */
 import { join } from 'node:path';
 import { systemClock, type Clock } from '../clock.ts';
-import { deriveChipKey, systemRng, toB64, type Identity, type Rng, type Secret } from '../crypto/index.ts';
+import { deriveChipKey, generateIdentity, systemRng, toB64, type Identity, type Rng, type Secret, type TrustCheck } from '../crypto/index.ts';
 import { createLogger, type Logger } from '../log.ts';
 import { loadOrCreateIdentity, loadOrCreateSecret } from '../store/keys.store.ts';
 import { PartyStore, type CommitMode } from '../store/party.store.ts';
@@ -29,7 +29,7 @@ import { AdminSamRuntime, type BreakProtocol } from './adminSam.actor.ts';
 import { ChipRuntime } from './chip.actor.ts';
 import { issueItems, type IssueRequest } from './issuer.ts';
 import { MigrationSamRuntime, type Right } from './migrationSam.actor.ts';
-import { NormalSamRuntime } from './normalSam.actor.ts';
+import { NormalSamRuntime, type EnrolledReader, type ReaderRight } from './normalSam.actor.ts';
 import type { PartyRuntime, RuntimeDeps } from './runtime.ts';
 import { ServerRuntime } from './server.actor.ts';
 import { TerminalRuntime } from './terminal.actor.ts';
@@ -88,8 +88,12 @@ type Side = { party: string; name: string; remoteId?: string };
 interface Wire {
   a: Side;
   b: Side;
-  /** a initiates a channel to b: b presents `responder`, a presents `initiator` when mutual. */
-  channel?: { initiator?: Identity; responder: Identity; mutual: boolean; trust: (k: string | undefined) => boolean };
+  /**
+   * a initiates a channel to b: b presents `responder`, a presents `initiator`. b takes the link once the
+   * handshake is done (as a listening process does), so a connection its trust check refuses never takes
+   * the name from the one that holds it.
+   */
+  channel?: { initiator?: Identity; responder: Identity; mutual: boolean; trust: TrustCheck };
   /** Called with b's end once it is attached (the migration SAM keeps its server links to check rights). */
   onB?: (link: Link) => void;
 }
@@ -104,6 +108,10 @@ export class EmbeddedSystem {
   private readonly faulty: FaultyLink[] = [];
   private faultPolicy: FaultPolicy | null = null;
   private readonly serverLinks = new Map<string, Map<string, SecureResponderLink>>();
+  /** Each terminal's device key and each chip's own key, kept in their own stores (made at first start). */
+  private readonly identities = new Map<string, Identity>();
+  /** Readers each provider enrolled (its normal SAM reads this table, across restarts): key -> name and rights. */
+  private readonly readers = new Map<string, Record<string, EnrolledReader>>();
 
   private constructor(
     readonly opts: SystemOptions & { rng: Rng; clock: Clock; log: Logger },
@@ -198,6 +206,8 @@ export class EmbeddedSystem {
       const ids = this.providerIdentities[p]!;
       const trustedKey = opts.untrustingProviders?.includes(p) ? toB64(new Uint8Array(32).fill(7)) : serverKey;
       const serverLinks = new Map<string, SecureResponderLink>();
+      const readers: Record<string, EnrolledReader> = {};
+      this.readers.set(p, readers);
       const msamId = `migration-sam/${p}`;
       const nsamId = `normal-sam/${p}`;
       this.serverLinks.set(msamId, serverLinks);
@@ -218,6 +228,7 @@ export class EmbeddedSystem {
           providerMaster: this.providerMasters[p]!,
           identity: ids.normal,
           migrationSamBoxPublic: ids.migration.boxPublic,
+          readers,
         });
         await nsam.start();
         return nsam;
@@ -265,7 +276,9 @@ export class EmbeddedSystem {
     const tamper = this.opts.tamper;
     const hostile = (link: FaultyLink, from: string, to: string): Link => (tamper ? new TamperLink(link, { from, to, link: link.label }, tamper) : link);
     a.attach(w.a.name, hostile(fa, w.a.party, w.a.remoteId ?? w.b.party), w.a.remoteId ?? w.b.party);
-    b.attach(w.b.name, hostile(fb, w.b.party, w.b.remoteId ?? w.a.party), w.b.remoteId ?? w.a.party);
+    const takeB = () => b.attach(w.b.name, hostile(fb, w.b.party, w.b.remoteId ?? w.a.party), w.b.remoteId ?? w.a.party);
+    if (endB instanceof SecureResponderLink) endB.onEstablished = () => (b.isStopped ? undefined : takeB());
+    else takeB();
     w.onB?.(endB);
   }
 
@@ -358,9 +371,31 @@ export class EmbeddedSystem {
 
   // ---- chips and terminals -------------------------------------------------------------------------
 
+  /** A party's own key pair, made in its own store on first start and read back after (a chip's, a phone's device key). */
+  private async ownIdentity(id: string, dir: string): Promise<Identity> {
+    const known = this.identities.get(id);
+    if (known) return known;
+    const store = this.storeFor(dir);
+    try {
+      const identity = await loadOrCreateIdentity(store, this.opts.rng);
+      this.identities.set(id, identity);
+      return identity;
+    } finally {
+      await store.close();
+    }
+  }
+
+  /** The public key a terminal proves on its links (its device key) or a chip on its bus. */
+  publicKeyOf(id: string): string {
+    const identity = this.identities.get(id);
+    if (!identity) throw new Error(`no key for ${id}`);
+    return toB64(identity.signPublic);
+  }
+
   /** Manufactures a chip: serial and K_chip (derived from the issuer master) written into its own store. */
   async addChip(serial: string): Promise<ChipRuntime> {
     const id = `chip/${serial}`;
+    await this.ownIdentity(id, `chip-${serial}`);
     const kChip = deriveChipKey(this.issuerMaster, serial).reveal();
     this.factories.set(id, async () => {
       const chip = new ChipRuntime(this.deps(id, this.storeFor(`chip-${serial}`)));
@@ -372,6 +407,7 @@ export class EmbeddedSystem {
 
   async addTerminal(name: string): Promise<TerminalRuntime> {
     const id = `terminal/${name}`;
+    await this.ownIdentity(id, `terminal-${name}`);
     this.factories.set(id, async () => {
       const terminal = new TerminalRuntime(this.deps(id, this.storeFor(`terminal-${name}`)));
       await terminal.start();
@@ -380,43 +416,92 @@ export class EmbeddedSystem {
     return (await this.launch(id)) as TerminalRuntime;
   }
 
-  /** Puts a chip in a terminal (the phone's local link). */
+  /**
+   * Puts a chip in a terminal (the phone's local link) and pairs them: the
+   * chip answers only this terminal's device key, over a channel to its own key.
+   */
   insertChip(terminal: TerminalRuntime, chip: ChipRuntime): void {
-    this.wire({ a: { party: terminal.id, name: 'chip', remoteId: chip.id }, b: { party: chip.id, name: terminal.id } });
+    const termKey = this.publicKeyOf(terminal.id);
+    this.wire({
+      a: { party: terminal.id, name: 'chip', remoteId: chip.id },
+      b: { party: chip.id, name: terminal.id },
+      channel: {
+        initiator: this.identities.get(terminal.id)!,
+        responder: this.identities.get(chip.id)!,
+        mutual: true,
+        trust: (k, n) => (k === termKey && n === terminal.id ? true : { code: 'UNTRUSTED_PEER', message: `${chip.id} answers only the phone it is paired with` }),
+      },
+    });
   }
 
-  /** One connection from the terminal to the server; the terminal checks the server's key. */
+  /** One connection from the terminal to the server: the terminal checks the server's key and proves its device key. */
   connectToServer(terminal: TerminalRuntime): void {
     this.wire({
       a: { party: terminal.id, name: 'server' },
       b: { party: 'server', name: terminal.id },
-      channel: { responder: this.serverIdentity, mutual: false, trust: () => true },
+      channel: { initiator: this.identities.get(terminal.id)!, responder: this.serverIdentity, mutual: true, trust: (k, n) => this.server.admitTerminal(n, k) },
     });
   }
 
   /**
    * A bare channel to the server, as a terminal program would open it, for
-   * tools and tests that speak envelopes directly (bad input, attacks).
+   * tools and tests that speak envelopes directly (bad input, attacks). It
+   * proves `identity` (a new device key unless given): a name bound to
+   * another key is refused at the handshake, as a stranger's would be.
    */
-  rawServerConnection(name: string): Link {
+  rawServerConnection(name: string, identity: Identity = generateIdentity(this.opts.rng)): Link {
     const id = `terminal/${name}`;
     const [t, s] = memoryLinkPair(id, 'server');
     this.links.push(t, s);
-    const link = new SecureInitiatorLink(t, { name: id, peerSignPublic: this.serverIdentity.signPublic, rng: this.opts.rng });
-    this.server.attach(id, new SecureResponderLink(s, { name: 'server', identity: this.serverIdentity, trust: () => true, requireMutual: false, rng: this.opts.rng }));
+    const link = new SecureInitiatorLink(t, { name: id, identity, peerSignPublic: this.serverIdentity.signPublic, rng: this.opts.rng });
+    const server = this.server;
+    const responder = new SecureResponderLink(s, { name: 'server', identity: this.serverIdentity, trust: (k, n) => server.admitTerminal(n, k), requireMutual: true, rng: this.opts.rng });
+    responder.onEstablished = (l) => void server.attachTerminal(id, l);
     return link;
   }
 
-  /** A terminal acting as a reader connects to a provider's normal SAM (normal use; no server involved). */
-  connectReader(terminal: TerminalRuntime, provider: string): void {
+  /**
+   * A terminal acting as a reader connects to a provider's normal SAM
+   * (normal use; no server involved). The provider enrols the terminal's
+   * device key first, with `rights` (a phone spends; a charging reader also
+   * tops up without a voucher).
+   */
+  connectReader(terminal: TerminalRuntime, provider: string, rights: ReaderRight[] = ['spend']): void {
     const ids = this.providerIdentities[provider];
     if (!ids) throw new Error(`no provider ${provider}`);
+    this.enrollReader(provider, this.publicKeyOf(terminal.id), terminal.id, rights);
     const samId = `normal-sam/${provider}`;
     this.wire({
       a: { party: terminal.id, name: samId },
       b: { party: samId, name: terminal.id },
-      channel: { responder: ids.normal, mutual: false, trust: () => true },
+      channel: {
+        initiator: this.identities.get(terminal.id)!,
+        responder: ids.normal,
+        mutual: true,
+        trust: (k, n) => this.party<NormalSamRuntime>(samId).admitReader(n, k),
+      },
     });
+  }
+
+  /** The provider enrols a reader key under a name with rights (replacing what that key had). */
+  enrollReader(provider: string, key: string, name: string, rights: ReaderRight[]): void {
+    const readers = this.readers.get(provider);
+    if (!readers) throw new Error(`no provider ${provider}`);
+    readers[key] = { name, rights: [...rights] };
+  }
+
+  /** The provider takes a reader off its list (its link stays until it closes; its requests are refused from now on). */
+  revokeReader(provider: string, key: string): void {
+    const readers = this.readers.get(provider);
+    if (!readers) throw new Error(`no provider ${provider}`);
+    delete readers[key];
+  }
+
+  /** The normal SAM identity of a provider (it signs that provider's vouchers). */
+  normalSamIdentity(provider: string): Identity {
+    const ids = this.providerIdentities[provider];
+    if (!ids) throw new Error(`no provider ${provider}`);
+    return ids.normal;
   }
 
   /** Issues value items onto a chip at the providers' counter (see issuer.ts). */

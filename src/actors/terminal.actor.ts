@@ -129,19 +129,28 @@ export class TerminalRuntime extends PartyRuntime {
     });
   }
 
-  /** Normal use as a reader: the provider's normal SAM authenticates to the area with the main key. */
-  normalUse(provider: string, op: ReaderOp, area: string, amount?: number): Promise<NormalReceipt> {
+  /**
+   * Normal use as a reader: the provider's normal SAM authenticates to the
+   * area with the main key. A top-up creates value: it carries a voucher the
+   * provider signed, unless this terminal is enrolled as a charging reader.
+   */
+  normalUse(provider: string, op: ReaderOp, area: string, amount?: number, voucher?: string): Promise<NormalReceipt> {
     return new Promise<NormalReceipt>((resolve, reject) => {
       this.runLocal(() => {
         const session = `${this.id}:r${++this.readerSeq}:${toB64(this.rng.bytes(6))}`;
         this.readerWaiter = { resolve, reject };
+        this.readerVoucher = voucher ?? null;
         this.dispatch(TERMINAL_ACTOR, { type: 'READER_REQUESTED', provider, op, area, amount, session });
       }).catch((e) => {
         this.readerWaiter = null;
+        this.readerVoucher = null;
         reject(e);
       });
     });
   }
+
+  /** The voucher of the reader session being opened (kept out of the machine: it is the provider's permission, not state). */
+  private readerVoucher: string | null = null;
 
   // ---- inbound ------------------------------------------------------------------------------
 
@@ -317,14 +326,18 @@ export class TerminalRuntime extends PartyRuntime {
         }
         return;
       }
-      case 'beginReader':
+      case 'beginReader': {
+        const voucher = this.readerVoucher;
+        this.readerVoucher = null;
         this.send(`normal-sam/${intent.provider}`, 'normal.begin', {
           session: intent.session,
           op: intent.op,
           area: intent.area,
           ...(intent.amount !== undefined ? { amount: intent.amount } : {}),
+          ...(voucher !== null ? { voucher } : {}),
         });
         return;
+      }
       case 'readerRefused':
       case 'readerFinished': {
         const w = this.readerWaiter;

@@ -172,6 +172,13 @@ export function addDeployCommands(program: Command, out: Out): void {
   call('balance', 'read an item on the chip through the provider\'s normal SAM', (c) => c.requiredOption('--provider <name>', 'provider'), (t, o) => t.normal(o.provider as string, 'balance'), receipt);
   call('pay', 'pay from an item on the chip (normal use)', (c) => c.requiredOption('--provider <name>', 'provider').requiredOption('--amount <n>', 'amount', whole), (t, o) =>
     t.normal(o.provider as string, 'pay', o.amount as number), receipt);
+  call(
+    'topup',
+    'top up an item on the chip: with a voucher the provider signed (`valmove provider voucher`), or as a charging reader',
+    (c) => c.requiredOption('--provider <name>', 'provider').option('--voucher <token>', 'the provider\'s voucher (carries the amount)').option('--amount <n>', 'amount (a charging reader, or to check the voucher\'s)', whole),
+    (t, o) => t.normal(o.provider as string, 'topup', o.amount as number | undefined, undefined, o.voucher as string | undefined),
+    receipt,
+  );
   call('status', 'the terminal\'s state and recent progress lines', (c) => c, (t) => t.status(), (r: { id: string; state: unknown; progress: Array<{ step: string; text: string }> }) =>
     [`${r.id}: ${JSON.stringify(r.state)}`, ...r.progress.slice(-20).map((p) => `  [${p.step}] ${p.text}`)].join('\n'));
 

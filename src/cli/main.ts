@@ -4,6 +4,7 @@
  */
 import { Command, InvalidArgumentError } from 'commander';
 import { addDeployCommands } from './deploy.commands.ts';
+import { addProviderCommands } from './provider.commands.ts';
 import { addInspectCommand } from './inspect.command.ts';
 import { addChartsCommand } from './charts.command.ts';
 import { addPathsCommand } from './paths.command.ts';
@@ -43,6 +44,7 @@ export function buildCli(out: (line: string) => void = (l) => process.stdout.wri
     });
 
   addDeployCommands(program, out);
+  addProviderCommands(program, out);
   addInspectCommand(program, out);
   addPathsCommand(program, out);
   addBenchCommand(program, out);

@@ -23,7 +23,7 @@ import { x25519 } from '@noble/curves/ed25519.js';
 import { hkdf } from '@noble/hashes/hkdf.js';
 import { sha256 } from '@noble/hashes/sha2.js';
 import { concatBytes, encodeFields, equalBytes, fromB64, readU64be, toB64, u32be, u64be, utf8, type Bytes } from './bytes.ts';
-import { CryptoError } from './errors.ts';
+import { CryptoError, type CryptoErrorCode } from './errors.ts';
 import { sign, verifySignature, type Identity } from './identity.ts';
 import type { Rng } from './random.ts';
 import { Secret } from './secret.ts';
@@ -64,6 +64,17 @@ export interface ChannelFinish {
   v: 1;
   sig: string;
 }
+
+/**
+ * What a responder says of a hello, before any public-key work: admitted
+ * (true), refused for not being in the trust configuration (false), or
+ * refused with its own reason (a name bound to another key, say), which the
+ * initiator is told.
+ */
+export type TrustVerdict = boolean | { code: CryptoErrorCode; message: string };
+
+/** A responder's trust decision: the initiator's Ed25519 key (base64url; undefined when anonymous) and the name it gave. */
+export type TrustCheck = (initiatorSignPublicB64: string | undefined, name: string) => TrustVerdict;
 
 const fail = (message: string): CryptoError => new CryptoError('HANDSHAKE_FAILED', message);
 
@@ -278,7 +289,7 @@ export class ChannelResponder {
     private readonly opts: {
       name: string;
       identity: Identity;
-      trust: (initiatorSignPublicB64: string | undefined) => boolean;
+      trust: TrustCheck;
       requireMutual: boolean;
       rng: Rng;
     },
@@ -304,7 +315,9 @@ export class ChannelResponder {
     };
     if (idBytes) hello.id = toB64(idBytes);
     if (this.opts.requireMutual && hello.id === undefined) throw new CryptoError('UNTRUSTED_PEER', 'this channel requires the initiator to identify itself');
-    if (!this.opts.trust(hello.id)) throw new CryptoError('UNTRUSTED_PEER', `${from} is not trusted here: its key is not in the trust configuration`);
+    const verdict = this.opts.trust(hello.id, from);
+    if (verdict === false) throw new CryptoError('UNTRUSTED_PEER', `${from} is not trusted here: its key is not in the trust configuration`);
+    if (verdict !== true) throw new CryptoError(verdict.code, verdict.message);
     const eph = this.opts.rng.bytes(X25519_BYTES);
     countCrypto('x25519.keygen');
     const ephPub = x25519.getPublicKey(eph);

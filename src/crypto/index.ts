@@ -10,3 +10,4 @@ export * from './password.ts';
 export * from './random.ts';
 export * from './secret.ts';
 export * from './session.ts';
+export * from './voucher.ts';

@@ -40,6 +40,8 @@ const common = {
 };
 
 const peer = z.strictObject({ url, signPublic: b64key });
+const terminalName = z.string().regex(/^terminal\/[A-Za-z0-9._-]{1,64}$/, 'terminal/<name>');
+const readerRight = z.enum(['spend', 'charge']);
 
 export const serverConfigSchema = z.strictObject({
   role: z.literal('server'),
@@ -49,6 +51,8 @@ export const serverConfigSchema = z.strictObject({
     z.strictObject({ embedded: z.literal(true), dataDir: z.string().min(1), keyFile: z.string().min(1), migrationSams: z.record(z.string(), z.strictObject({ signPublic: b64key, boxPublic: b64key })) }),
   ]),
   migrationSams: z.record(name, peer),
+  /** Terminals the operator enrolled, each bound to its device key; other names bind at their first login. */
+  terminals: z.record(terminalName, b64key).optional(),
   deadlineMs: z.number().int().positive().optional(),
   scrypt: z.strictObject({ N: z.number().int().min(2).max(2 ** 20), r: z.number().int().min(1).max(32), p: z.number().int().min(1).max(16) }).optional(),
 });
@@ -67,12 +71,16 @@ export const providerConfigSchema = z.strictObject({
   adminSamSignPublic: b64key,
   /** Trusted servers by Ed25519 public key, each with the rights this provider gives it. */
   servers: z.record(b64key, z.array(right)),
+  /** Readers this provider enrolled, by Ed25519 key: the name each may use and its rights (`spend`, `charge`). */
+  readers: z.record(b64key, z.strictObject({ name: terminalName, rights: z.array(readerRight).min(1) })).optional(),
 });
 
 export const chipConfigSchema = z.strictObject({
   role: z.literal('chip'),
   ...common,
   serial: name,
+  /** The phone's terminal this chip is paired with: the only connection it answers (protocol.md §1). */
+  terminal: z.strictObject({ name: terminalName, signPublic: b64key }),
 });
 
 export const terminalConfigSchema = z.strictObject({
@@ -80,7 +88,7 @@ export const terminalConfigSchema = z.strictObject({
   ...common,
   name,
   server: peer,
-  chip: z.strictObject({ url, serial: name }),
+  chip: z.strictObject({ url, serial: name, signPublic: b64key }),
   normalSams: z.record(name, peer),
 });
 

@@ -58,7 +58,13 @@ export class TerminalControl {
   cancel(mig: string) {
     return this.call<{ mig: string; decision: string }>('POST', '/control/cancel', { mig });
   }
-  normal(provider: string, op: 'balance' | 'pay' | 'topup' | 'use', amount?: number, area?: string) {
-    return this.call<NormalReceipt>('POST', '/control/normal', { provider, op, ...(amount !== undefined ? { amount } : {}), ...(area ? { area } : {}) });
+  normal(provider: string, op: 'balance' | 'pay' | 'topup' | 'use', amount?: number, area?: string, voucher?: string) {
+    return this.call<NormalReceipt>('POST', '/control/normal', {
+      provider,
+      op,
+      ...(amount !== undefined ? { amount } : {}),
+      ...(area ? { area } : {}),
+      ...(voucher ? { voucher } : {}),
+    });
   }
 }

@@ -14,8 +14,8 @@ const keyFileSchema = z.discriminatedUnion('kind', [
   z.strictObject({ kind: z.literal('server'), identity, operatorToken: b64.optional() }),
   z.strictObject({ kind: z.literal('admin-sam'), identity, issuerMaster: b64 }),
   z.strictObject({ kind: z.literal('provider'), normal: identity, migration: identity, providerMaster: b64 }),
-  z.strictObject({ kind: z.literal('chip'), serial: z.string(), kChip: b64 }),
-  z.strictObject({ kind: z.literal('terminal'), controlToken: b64 }),
+  z.strictObject({ kind: z.literal('chip'), serial: z.string(), kChip: b64, identity }),
+  z.strictObject({ kind: z.literal('terminal'), controlToken: b64, identity }),
 ]);
 export type KeyFile = z.infer<typeof keyFileSchema>;
 

@@ -85,6 +85,19 @@ export async function generateDeployment(plan: DeploymentPlan): Promise<Deployme
   const admin = generateIdentity(rng);
   const issuerMaster = randomSecret(rng);
   const providers = plan.providers.map((p) => ({ p, normal: generateIdentity(rng), migration: generateIdentity(rng), master: randomSecret(rng) }));
+  // Each phone's device key (its terminal's identity) and its chip's own identity: the chip answers only its
+  // paired terminal; the server and the providers' normal SAMs take a terminal's name only with proof of its key.
+  const terminalIds = new Map(plan.terminals.map((t) => [t.name, generateIdentity(rng)]));
+  const chipIds = new Map(plan.chips.map((c) => [c, generateIdentity(rng)]));
+  const pairedWith = (serial: string) => plan.terminals.find((t) => t.chip === serial);
+  for (const t of plan.terminals) {
+    if (!chipIds.has(t.chip)) throw new Error(`terminal ${t.name} holds chip ${t.chip}, which is not in the chip list`);
+  }
+  for (const c of plan.chips) {
+    if (plan.terminals.filter((t) => t.chip === c).length > 1) throw new Error(`chip ${c} is in more than one terminal; a chip is paired with one phone`);
+  }
+  const enrolledTerminals = Object.fromEntries(plan.terminals.map((t) => [`terminal/${t.name}`, toB64(terminalIds.get(t.name)!.signPublic)]));
+  const readers = Object.fromEntries(plan.terminals.map((t) => [toB64(terminalIds.get(t.name)!.signPublic), { name: `terminal/${t.name}`, rights: ['spend' as const] }]));
 
   const ports: Record<string, number> = { server: await port() };
   if (!plan.embeddedAdminSam) ports['admin-sam'] = await port();
@@ -115,6 +128,7 @@ export async function generateDeployment(plan: DeploymentPlan): Promise<Deployme
       ? { embedded: true, dataDir: rel('data', 'admin-sam'), keyFile: rel('keys', 'admin-sam.key.json'), migrationSams }
       : { url: url('admin-sam', '/admin-sam'), signPublic: toB64(admin.signPublic) },
     migrationSams: Object.fromEntries(providers.map(({ p, migration }) => [p, { url: url(`provider-${p}`, '/migration-sam'), signPublic: toB64(migration.signPublic) }])),
+    terminals: enrolledTerminals,
     ...(plan.scrypt ? { scrypt: plan.scrypt } : {}),
   };
   add('server', 'server', serverCfg);
@@ -151,6 +165,7 @@ export async function generateDeployment(plan: DeploymentPlan): Promise<Deployme
       provider: p,
       adminSamSignPublic: toB64(admin.signPublic),
       servers: { [toB64(server.signPublic)]: plan.rights?.[p] ?? ['upload', 'download', 'clear'], ...plan.extraTrustedServers },
+      readers,
     };
     add(id, 'provider', cfg);
   }
@@ -158,14 +173,24 @@ export async function generateDeployment(plan: DeploymentPlan): Promise<Deployme
   for (const serial of plan.chips) {
     const id = `chip-${serial}`;
     // Manufacturing: the issuer derives K_chip from its master and writes it into the chip.
-    writeKeyFile(join(dir, 'keys', `${id}.key.json`), { kind: 'chip', serial, kChip: toB64(deriveChipKey(issuerMaster, serial).reveal()) });
-    const cfg: ChipConfig = { role: 'chip', id, dataDir: rel('data', id), keyFile: rel('keys', `${id}.key.json`), listen: { host, port: ports[id]! }, serial };
+    writeKeyFile(join(dir, 'keys', `${id}.key.json`), {
+      kind: 'chip',
+      serial,
+      kChip: toB64(deriveChipKey(issuerMaster, serial).reveal()),
+      identity: exportIdentity(chipIds.get(serial)!),
+    });
+    // Pairing: made when the phone is set up; a chip in no phone answers nobody until it is paired.
+    const phone = pairedWith(serial);
+    const terminal = phone
+      ? { name: `terminal/${phone.name}`, signPublic: toB64(terminalIds.get(phone.name)!.signPublic) }
+      : { name: 'terminal/unpaired', signPublic: toB64(new Uint8Array(32)) };
+    const cfg: ChipConfig = { role: 'chip', id, dataDir: rel('data', id), keyFile: rel('keys', `${id}.key.json`), listen: { host, port: ports[id]! }, serial, terminal };
     add(id, 'chip', cfg);
   }
 
   for (const t of plan.terminals) {
     const id = `terminal-${t.name}`;
-    writeKeyFile(join(dir, 'keys', `${id}.key.json`), { kind: 'terminal', controlToken: toB64(rng.bytes(24)) });
+    writeKeyFile(join(dir, 'keys', `${id}.key.json`), { kind: 'terminal', controlToken: toB64(rng.bytes(24)), identity: exportIdentity(terminalIds.get(t.name)!) });
     const cfg: TerminalConfig = {
       role: 'terminal',
       id,
@@ -174,18 +199,24 @@ export async function generateDeployment(plan: DeploymentPlan): Promise<Deployme
       listen: { host, port: ports[id]! },
       name: t.name,
       server: { url: url('server', '/terminal'), signPublic: toB64(server.signPublic) },
-      chip: { url: url(`chip-${t.chip}`, '/chip'), serial: t.chip },
+      chip: { url: url(`chip-${t.chip}`, '/chip'), serial: t.chip, signPublic: toB64(chipIds.get(t.chip)!.signPublic) },
       normalSams: Object.fromEntries(providers.map(({ p, normal }) => [p, { url: url(`provider-${p}`, '/normal-sam'), signPublic: toB64(normal.signPublic) }])),
     };
     add(id, 'terminal', cfg);
   }
 
+  for (const t of plan.terminals) summary.publicKeys[`terminal/${t.name}`] = pub(terminalIds.get(t.name)!);
+  for (const c of plan.chips) summary.publicKeys[`chip/${c}`] = pub(chipIds.get(c)!);
   writeJson(join(dir, 'trust.json'), {
     note: 'public keys and rights only; secrets are in keys/*.key.json (mode 0600)',
     keys: summary.publicKeys,
     trust: {
       'admin-sam': { obeys: [toB64(server.signPublic)] },
-      ...Object.fromEntries(providers.map(({ p }) => [`provider-${p}`, { servers: { [toB64(server.signPublic)]: plan.rights?.[p] ?? ['upload', 'download', 'clear'] } }])),
+      server: { terminals: enrolledTerminals },
+      ...Object.fromEntries(
+        providers.map(({ p }) => [`provider-${p}`, { servers: { [toB64(server.signPublic)]: plan.rights?.[p] ?? ['upload', 'download', 'clear'] }, readers }]),
+      ),
+      ...Object.fromEntries(plan.chips.map((c) => [`chip-${c}`, { pairedWith: pairedWith(c) ? `terminal/${pairedWith(c)!.name}` : null }])),
     },
   });
   return summary;

@@ -20,7 +20,7 @@ import type { PartyRuntime, RuntimeDeps } from '../actors/runtime.ts';
 import { ServerRuntime } from '../actors/server.actor.ts';
 import { TerminalRuntime } from '../actors/terminal.actor.ts';
 import { systemClock } from '../clock.ts';
-import { equalBytes, fromB64, seededRng, systemRng, toB64, utf8, type Identity } from '../crypto/index.ts';
+import { equalBytes, fromB64, seededRng, systemRng, toB64, utf8, type Identity, type TrustCheck } from '../crypto/index.ts';
 import { crashHook, parseCrashAt } from '../actors/crash.ts';
 import { FaultyLink, parseFaults } from '../transport/faulty.link.ts';
 import { createLogger, type Logger, type LogLevel } from '../log.ts';
@@ -36,7 +36,6 @@ import { identityOf, readKeyFile, secretOf } from './keyfiles.ts';
 import { controlRoutes } from './terminal.control.ts';
 import { processRecording } from '../trace/wiring.ts';
 
-const TERMINAL_NAME = /^terminal\/[A-Za-z0-9._-]{1,64}$/;
 
 export interface RunningProcess {
   role: string;
@@ -65,7 +64,7 @@ function connect(ctx: Context, url: string, onConnect: (raw: Link) => void): voi
 function channelRoute(
   ctx: Context,
   identity: Identity,
-  opts: { name: string; mutual: boolean; trust: (k: string | undefined) => boolean },
+  opts: { name: string; mutual: boolean; trust: TrustCheck },
   accept: (link: SecureResponderLink) => void,
 ): (raw: Link) => void {
   return (raw) => {
@@ -81,7 +80,7 @@ function channelRoute(
 async function startServer(ctx: Context, cfg: ServerConfig): Promise<PartyRuntime[]> {
   const keys = readKeyFile(cfg.keyFile, 'server');
   const identity = identityOf(keys.identity);
-  const server = new ServerRuntime(ctx.deps('server', cfg.dataDir), { scrypt: cfg.scrypt, deadlineMs: cfg.deadlineMs });
+  const server = new ServerRuntime(ctx.deps('server', cfg.dataDir), { scrypt: cfg.scrypt, deadlineMs: cfg.deadlineMs, devices: cfg.terminals });
   await server.start();
   if (keys.operatorToken) {
     const expected = utf8(`Bearer ${keys.operatorToken}`);
@@ -96,13 +95,10 @@ async function startServer(ctx: Context, cfg: ServerConfig): Promise<PartyRuntim
   serveWebSockets(
     ctx.http.server,
     {
-      '/terminal': channelRoute(ctx, identity, { name: 'server', mutual: false, trust: () => true }, (link) => {
-        const name = link.peerName ?? '';
-        if (!TERMINAL_NAME.test(name)) {
-          link.close('a terminal must name itself terminal/<name>');
-          return;
-        }
-        server.attach(name, ctx.faulty(link));
+      // A terminal's name counts only with proof of its device key (protocol.md §1): checked at the hello, before any
+      // public-key work, and again once the channel is up.
+      '/terminal': channelRoute(ctx, identity, { name: 'server', mutual: true, trust: (k, name) => server.admitTerminal(name, k) }, (link) => {
+        server.attachTerminal(link.peerName ?? '', ctx.faulty(link));
       }),
     },
     ctx.log,
@@ -168,6 +164,7 @@ async function startProvider(ctx: Context, cfg: ProviderConfig): Promise<PartyRu
     providerMaster: secretOf(keys.providerMaster),
     identity: normalId,
     migrationSamBoxPublic: migrationId.boxPublic,
+    readers: cfg.readers,
   });
   await msam.start();
   await nsam.start();
@@ -182,13 +179,9 @@ async function startProvider(ctx: Context, cfg: ProviderConfig): Promise<PartyRu
         serverLinks.set(name, link);
         msam.attach(name, ctx.faulty(link));
       }),
-      '/normal-sam': channelRoute(ctx, normalId, { name: nsam.id, mutual: false, trust: () => true }, (link) => {
-        const name = link.peerName ?? '';
-        if (!TERMINAL_NAME.test(name)) {
-          link.close('a reader must name itself terminal/<name>');
-          return;
-        }
-        nsam.attach(name, ctx.faulty(link));
+      // Readers the provider enrolled, by key and name; nobody else (a stranger can neither spend nor top up).
+      '/normal-sam': channelRoute(ctx, normalId, { name: nsam.id, mutual: true, trust: (k, name) => nsam.admitReader(name, k) }, (link) => {
+        nsam.attachReader(link.peerName ?? '', ctx.faulty(link));
       }),
     },
     ctx.log,
@@ -201,18 +194,23 @@ async function startChip(ctx: Context, cfg: ChipConfig): Promise<PartyRuntime[]>
   if (keys.serial !== cfg.serial) throw new Error(`key file ${cfg.keyFile} is for chip ${keys.serial}, not ${cfg.serial}`);
   const chip = new ChipRuntime(ctx.deps(`chip/${cfg.serial}`, cfg.dataDir));
   await chip.start({ serial: cfg.serial, kChip: fromB64(keys.kChip) });
+  const paired = cfg.terminal;
   serveWebSockets(
     ctx.http.server,
     {
-      '/chip': (raw, req) => {
-        // The phone's local bus, carried over a socket: the terminal says who it is; session frames are sealed anyway.
-        const terminal = new URL(req.url ?? '/', 'http://localhost').searchParams.get('terminal') ?? '';
-        if (!TERMINAL_NAME.test(terminal)) {
-          raw.close('connect as /chip?terminal=terminal/<name>');
-          return;
-        }
-        chip.attach(terminal, ctx.faulty(raw));
-      },
+      // The phone's local bus, carried over a socket: a channel to the chip's own key, which answers only the
+      // terminal it is paired with (its device key, from the config written when the phone was set up).
+      '/chip': channelRoute(
+        ctx,
+        identityOf(keys.identity),
+        {
+          name: chip.id,
+          mutual: true,
+          trust: (k, name) =>
+            k === paired.signPublic && name === paired.name ? true : { code: 'UNTRUSTED_PEER', message: `chip ${cfg.serial} answers only the phone it is paired with` },
+        },
+        (link) => chip.attach(paired.name, ctx.faulty(link)),
+      ),
     },
     ctx.log,
   );
@@ -224,10 +222,12 @@ async function startTerminal(ctx: Context, cfg: TerminalConfig): Promise<PartyRu
   const id = `terminal/${cfg.name}`;
   const terminal = new TerminalRuntime(ctx.deps(id, cfg.dataDir));
   await terminal.start();
-  const initiator = (peer: string, signPublic: string) => (raw: Link) =>
-    terminal.attach(peer, ctx.faulty(new SecureInitiatorLink(raw, { name: id, peerSignPublic: fromB64(signPublic), rng: systemRng })));
+  // Every link proves this phone's device key: to the server and the normal SAMs (its name) and to its chip (the pairing).
+  const identity = identityOf(keys.identity);
+  const initiator = (peer: string, signPublic: string, remoteId = peer) => (raw: Link) =>
+    terminal.attach(peer, ctx.faulty(new SecureInitiatorLink(raw, { name: id, identity, peerSignPublic: fromB64(signPublic), rng: systemRng })), remoteId);
   connect(ctx, cfg.server.url, initiator('server', cfg.server.signPublic));
-  connect(ctx, `${cfg.chip.url}?terminal=${encodeURIComponent(id)}`, (raw) => terminal.attach('chip', ctx.faulty(raw), `chip/${cfg.chip.serial}`));
+  connect(ctx, cfg.chip.url, initiator('chip', cfg.chip.signPublic, `chip/${cfg.chip.serial}`));
   for (const [p, peer] of Object.entries(cfg.normalSams)) connect(ctx, peer.url, initiator(`normal-sam/${p}`, peer.signPublic));
   for (const r of controlRoutes(terminal, keys.controlToken)) ctx.http.route(r.method, r.path, r.handler);
   return [terminal];

@@ -24,6 +24,8 @@ const schemas = {
     op: z.enum(['balance', 'pay', 'topup', 'use']),
     area: name.optional(),
     amount: z.number().int().min(0).max(1_000_000_000).optional(),
+    /** A provider-signed top-up voucher (`valmove provider voucher`). */
+    voucher: z.string().min(1).max(1024).optional(),
   }),
 };
 
@@ -88,7 +90,7 @@ export function controlRoutes(terminal: TerminalRuntime, token: string): Array<{
       path: '/control/normal',
       handler: guard(async (_r, body) => {
         const b = parse(schemas.normal, body);
-        return attempt(async () => terminal.normalUse(b.provider, b.op, await areaOf(b.provider, b.area), b.amount));
+        return attempt(async () => terminal.normalUse(b.provider, b.op, await areaOf(b.provider, b.area), b.amount, b.voucher));
       }),
     },
   ];

@@ -8,14 +8,15 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, openSync, closeSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ChipConsole } from '../actors/chipConsole.ts';
-import { DESK, issueThrough, type IssueRequest } from '../actors/issuer.ts';
+import { ChipRuntime } from '../actors/chip.actor.ts';
+import { issueItems, type IssueRequest } from '../actors/issuer.ts';
+import { systemClock } from '../clock.ts';
+import { createLogger } from '../log.ts';
 import { demoProviders, demoValue } from '../cli/demo.ts';
-import { systemRng, toHex } from '../crypto/index.ts';
+import { fromB64, systemRng, toHex } from '../crypto/index.ts';
 import { RemoteError } from '../errors.ts';
 import { PartyStore } from '../store/party.store.ts';
 import { newUserRecord, ServerRecords } from '../store/server.store.ts';
-import { openWsLink } from '../transport/ws.transport.ts';
 import { loadConfig, type ChipConfig, type ServerConfig } from './config.ts';
 import { TerminalControl } from './control.client.ts';
 import { generateDeployment, type DeploymentSummary } from './keygen.ts';
@@ -180,15 +181,15 @@ export async function launchDeployment(opts: LaunchOptions): Promise<LocalDeploy
   const order = ['admin-sam', 'provider', 'chip', 'server', 'terminal'];
   const planned = [...summary.processes].sort((a, b) => order.indexOf(a.role) - order.indexOf(b.role));
   const deployment = new LocalDeployment(dir, summary, []);
+  // The source chip leaves the factory with its items, before it is put in its phone (then it answers only the phone).
+  const src = planned.find((p) => p.id === 'chip-SRC');
+  if (src) await issueAtFactory(dir, src.config, opts.items);
   try {
     for (const p of planned) {
       const logPath = join(dir, 'logs', `${p.id}.log`);
       const child = spawnParty(p.role, p.config, logPath, flags);
       deployment.processes.push({ id: p.id, role: p.role, pid: child.pid ?? -1, port: p.port, config: p.config, log: logPath, child, flags });
-      if (p.role === 'chip') {
-        await waitHealthy(p.port, child, p.id);
-        if (p.id === 'chip-SRC') await issueOverSocket(dir, p.config, opts.items);
-      }
+      if (p.role === 'chip') await waitHealthy(p.port, child, p.id);
     }
     for (const p of deployment.processes) await waitHealthy(p.port, p.child, p.id);
   } catch (e) {
@@ -198,19 +199,25 @@ export async function launchDeployment(opts: LaunchOptions): Promise<LocalDeploy
   return deployment;
 }
 
-/** The issuing desk, connected to a running chip process. */
-async function issueOverSocket(dir: string, chipConfig: string, items: IssueRequest[]): Promise<void> {
+/**
+ * The factory: the chip is personalised (serial, K_chip) and its items are
+ * issued through its real command path, in this process, on the chip's own
+ * store, before its process starts (a chip in a phone answers only that
+ * phone). The issuing desk stands for the card issuer and each provider.
+ */
+async function issueAtFactory(dir: string, chipConfig: string, items: IssueRequest[]): Promise<void> {
   const cfg = loadConfig(chipConfig, 'chip') as ChipConfig;
+  const keys = readKeyFile(cfg.keyFile, 'chip');
   const admin = readKeyFile(join(dir, 'keys', 'admin-sam.key.json'), 'admin-sam');
   const providerMasters = Object.fromEntries(
     [...new Set(items.map((i) => i.provider))].map((p) => [p, secretOf(readKeyFile(join(dir, 'keys', `provider-${p}.key.json`), 'provider').providerMaster)]),
   );
-  const link = await openWsLink(`ws://127.0.0.1:${cfg.listen.port}/chip?terminal=${encodeURIComponent(DESK)}`);
-  const desk = new ChipConsole(link, DESK, `chip/${cfg.serial}`);
+  const chip = new ChipRuntime({ id: `chip/${cfg.serial}`, store: PartyStore.open(cfg.dataDir), clock: systemClock, rng: systemRng, log: createLogger({ level: 'silent' }) });
   try {
-    await issueThrough(desk, cfg.serial, { issuerMaster: secretOf(admin.issuerMaster), providerMasters }, items, systemRng);
+    await chip.start({ serial: cfg.serial, kChip: fromB64(keys.kChip) });
+    await issueItems(chip, { issuerMaster: secretOf(admin.issuerMaster), providerMasters }, items, systemRng);
   } finally {
-    desk.close();
+    await chip.stop();
   }
 }
 

@@ -39,17 +39,47 @@ export interface MigrationIndexRecord {
   reason: string | null;
 }
 
+/**
+ * A terminal name bound to the device key that first logged in under it
+ * (protocol.md §1, identities at the edges): from then on only that key may
+ * use the name. Written after a successful login only, never for a stranger.
+ */
+export interface DeviceRecord {
+  name: string;
+  /** The device's Ed25519 public key, base64url. */
+  key: string;
+  /** The user whose login bound it (counts toward that user's devices). */
+  user: string;
+  boundAt: number;
+}
+
 export class ServerRecords {
   readonly users: Database<UserRecord, string>;
   readonly registry: Database<RegistryRecord, string>;
   readonly migrations: Database<MigrationIndexRecord, string>;
   readonly secrets: Database<Uint8Array, string>;
+  readonly devices: Database<DeviceRecord, string>;
+  /** `<user> U+0001 <terminal name>` for every device a user's login bound (names hold no control characters): counts them without a scan. */
+  readonly userDevices: Database<number, string>;
 
   constructor(store: PartyStore) {
     this.users = store.db<UserRecord>('users');
     this.registry = store.db<RegistryRecord>('registry');
     this.migrations = store.db<MigrationIndexRecord>('migrations');
     this.secrets = store.db<Uint8Array>('secrets');
+    this.devices = store.db<DeviceRecord>('devices');
+    this.userDevices = store.db<number>('user-devices');
+  }
+
+  /** Devices bound by this user's logins. */
+  devicesOf(user: string): number {
+    let n = 0;
+    for (const _ of this.userDevices.getKeys({ start: `${user}\u0001`, end: `${user}\u0002` })) n++;
+    return n;
+  }
+
+  static userDeviceKey(user: string, name: string): string {
+    return `${user}\u0001${name}`;
   }
 }
 

@@ -34,6 +34,11 @@ export abstract class LinkWrapper implements Link {
     return (this.inner as { refusal?: { code: string; message: string } }).refusal;
   }
 
+  /** The key the peer proved in the channel handshake below, if any (see SecureResponderLink.peerId). */
+  get peerId(): string | undefined {
+    return (this.inner as { peerId?: string }).peerId;
+  }
+
   abstract send(data: Uint8Array): void;
 
   onMessage(handler: (data: Uint8Array) => void): void {

@@ -160,6 +160,8 @@ export const MESSAGES = {
       op: z.enum(['balance', 'pay', 'topup', 'use']),
       area: name,
       amount: z.number().int().min(0).max(1_000_000_000).optional(),
+      /** A provider-signed top-up voucher (src/crypto/voucher.ts): the provider's authority to create this value. */
+      voucher: z.string().min(1).max(1024).regex(/^[A-Za-z0-9._-]+$/).optional(),
     }),
   ],
   'normal.receipt': [

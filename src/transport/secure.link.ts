@@ -19,6 +19,7 @@ import {
   type ChannelCipher,
   type Identity,
   type Rng,
+  type TrustCheck,
 } from '../crypto/index.ts';
 import type { Link } from './link.ts';
 import { attributeTo } from '../metrics/counters.ts';
@@ -253,7 +254,7 @@ export class SecureResponderLink extends SecureLinkBase {
     private readonly opts: {
       name: string;
       identity: Identity;
-      trust: (initiatorSignPublicB64: string | undefined) => boolean;
+      trust: TrustCheck;
       requireMutual: boolean;
       rng: Rng;
     },

@@ -27,15 +27,21 @@ test('a duplicate request is answered with the reply stored for it, byte for byt
 });
 
 
-test('a new connection under a logged-in terminal\'s name does not inherit its login', async () => {
+test('a new connection under a logged-in terminal\'s name, without its device key, is refused at the handshake; the phone keeps its link and its login', async () => {
   const world = await buildWorld({ items: 1 });
   try {
-    // "new" is logged in. An impostor connects claiming the name terminal/new.
+    // "new" is logged in (its first login bound the name to its device key). An impostor connects claiming terminal/new.
     const impostor = world.system.rawServerConnection('new');
-    const got = new Promise<Record<string, unknown>>((res) => impostor.onMessage((b) => res(JSON.parse(new TextDecoder().decode(b)))));
-    impostor.send(new TextEncoder().encode(JSON.stringify({ v: 1, id: 'terminal/new#x1', from: 'terminal/new', to: 'server', type: 'migrate.in', body: {} })));
-    const reply = await got;
-    assert.is((reply.body as { code: string }).code, 'UNAUTHENTICATED');
+    const closed = new Promise<string>((res) => impostor.onClose(res));
+    const messages: string[] = [];
+    impostor.onMessage((b) => messages.push(new TextDecoder().decode(b)));
+    impostor.send(new TextEncoder().encode(JSON.stringify({ v: 1, id: 'terminal/new#1', from: 'terminal/new', to: 'server', type: 'migrate.in', body: {} })));
+    await closed;
+    assert.equal((impostor as { refusal?: unknown }).refusal, { code: 'UNTRUSTED_PEER', message: 'terminal/new is bound to another device key' });
+    assert.equal(messages, [], 'the impostor\'s envelope never reached the server');
+    // The real phone still holds the name and its login: a request that needs a login is served.
+    const info = await world.newPhone.register();
+    assert.is(info.serial, world.destination.serial);
   } finally {
     await world.cleanup();
   }
