@@ -89,11 +89,11 @@ interface Wire {
   a: Side;
   b: Side;
   /**
-   * a initiates a channel to b: b presents `responder`, a presents `initiator`. b takes the link once the
-   * handshake is done (as a listening process does), so a connection its trust check refuses never takes
-   * the name from the one that holds it.
+   * a initiates a channel to b: b presents `responder`, a presents `initiator`. With `admitFirst`, b takes
+   * the link only once the handshake is done (as a listening process does), so a connection b's trust
+   * check refuses never takes the name from the one that holds it (a terminal's name, a reader's).
    */
-  channel?: { initiator?: Identity; responder: Identity; mutual: boolean; trust: TrustCheck };
+  channel?: { initiator?: Identity; responder: Identity; mutual: boolean; trust: TrustCheck; admitFirst?: boolean };
   /** Called with b's end once it is attached (the migration SAM keeps its server links to check rights). */
   onB?: (link: Link) => void;
 }
@@ -277,7 +277,7 @@ export class EmbeddedSystem {
     const hostile = (link: FaultyLink, from: string, to: string): Link => (tamper ? new TamperLink(link, { from, to, link: link.label }, tamper) : link);
     a.attach(w.a.name, hostile(fa, w.a.party, w.a.remoteId ?? w.b.party), w.a.remoteId ?? w.b.party);
     const takeB = () => b.attach(w.b.name, hostile(fb, w.b.party, w.b.remoteId ?? w.a.party), w.b.remoteId ?? w.a.party);
-    if (endB instanceof SecureResponderLink) endB.onEstablished = () => (b.isStopped ? undefined : takeB());
+    if (w.channel?.admitFirst && endB instanceof SecureResponderLink) endB.onEstablished = () => (b.isStopped ? undefined : takeB());
     else takeB();
     w.onB?.(endB);
   }
@@ -430,6 +430,7 @@ export class EmbeddedSystem {
         responder: this.identities.get(chip.id)!,
         mutual: true,
         trust: (k, n) => (k === termKey && n === terminal.id ? true : { code: 'UNTRUSTED_PEER', message: `${chip.id} answers only the phone it is paired with` }),
+        admitFirst: true,
       },
     });
   }
@@ -439,7 +440,7 @@ export class EmbeddedSystem {
     this.wire({
       a: { party: terminal.id, name: 'server' },
       b: { party: 'server', name: terminal.id },
-      channel: { initiator: this.identities.get(terminal.id)!, responder: this.serverIdentity, mutual: true, trust: (k, n) => this.server.admitTerminal(n, k) },
+      channel: { initiator: this.identities.get(terminal.id)!, responder: this.serverIdentity, mutual: true, trust: (k, n) => this.server.admitTerminal(n, k), admitFirst: true },
     });
   }
 
@@ -479,6 +480,7 @@ export class EmbeddedSystem {
         responder: ids.normal,
         mutual: true,
         trust: (k, n) => this.party<NormalSamRuntime>(samId).admitReader(n, k),
+        admitFirst: true,
       },
     });
   }

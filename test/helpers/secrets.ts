@@ -281,7 +281,7 @@ export function valueNeedles(values: ValueItem[], owners: string[]): Needle[] {
  * store holds it by design: the users' passwords (first), their login proofs
  * (scrypt of the password: it logs in, so only `login.proof` carries it) and
  * the server's verifiers of them, the server's fake-salt key, the issuer and
- * provider masters, every party's identity keys, K_chip and K_main of every
+ * provider masters, every party's identity keys (phones' device keys and chips' own keys too), K_chip and K_main of every
  * chip, every temp key the admin SAM made, and every value item (encoded,
  * its marker, and the marker as text).
  */
@@ -310,6 +310,9 @@ export function systemNeedles(system: EmbeddedSystem, opts: SystemSecrets): Need
     identity(prov.normalSam);
     identity(prov.migrationSam);
   }
+  // A phone's device key (its terminal's identity) and a chip's own key live in their own stores, and nowhere else.
+  for (const t of system.terminals.values()) identity(t);
+  for (const c of system.chips.values()) identity(c);
   needles.push(...chipKeyNeedles(issuer, providers, opts.serials ?? system.chips.keys()));
   for (const { value } of system.adminSam.records.tempKeys.getRange()) {
     needles.push({ name: `temp key ${value.mig}/${value.item}`, bytes: value.key, owners: ['admin-sam', value.recipient, ...[...system.chips.keys()].map((s) => `chip/${s}`)] });

@@ -49,8 +49,20 @@ export function spySystems(capture: KeyCapture, opts: { log?: Logger } = {}): Sy
       await createUser(user, password);
       keep(systemNeedles(system, { users: [{ user, password }], values: [], serials: [] }));
     };
+    // A chip's own key and a phone's device key are made as each is added: their needles (owned by them) after.
     const addChip = system.addChip.bind(system);
-    system.addChip = async (serial: string) => (serials.push(serial), addChip(serial));
+    system.addChip = async (serial: string) => {
+      serials.push(serial);
+      const chip = await addChip(serial);
+      keep(systemNeedles(system, { users: [], values: [], serials: [] }));
+      return chip;
+    };
+    const addTerminal = system.addTerminal.bind(system);
+    system.addTerminal = async (name: string) => {
+      const terminal = await addTerminal(name);
+      keep(systemNeedles(system, { users: [], values: [], serials: [] }));
+      return terminal;
+    };
     const issue = system.issue.bind(system);
     system.issue = async (chip, items) => (values.push(...items.map((i) => i.value)), issue(chip, items));
     return system;

@@ -16,12 +16,12 @@
  *
  * Embedded, the relay is `SystemOptions.tamper` (src/transport/tamper.link.ts):
  * it sees each envelope a party sends, as that party holds it (above the
- * channel), and may rewrite, drop, hold or add. Over WebSocket, it is a proxy
- * (./tamper.ts) on the socket between a terminal process's runtime and its
- * chip's — the phone's bus, the one hop whose bytes a relay holds in the
- * clear (terminal <-> server and server <-> SAMs are channels; tampering
- * there breaks the channel, not the session) — every party on its own
- * loopback socket.
+ * channel), and may rewrite, drop, hold or add: the server or a terminal
+ * turned hostile. Over WebSocket, every hop is now a channel (issue 16: the
+ * phone's bus too, the chip answering only its paired terminal), so a proxy
+ * (./tamper.ts) on the socket between a terminal process and its chip's holds
+ * ciphertext only: what it flips is refused by the channel, not the session,
+ * and the frame goes again.
  *
  * Each attack, the refusal expected, and the refusal observed (in the runs of
  * this file; each test takes 1-5 s, the file about 20 s under nice):
@@ -120,16 +120,14 @@
  *   Before the fix the SAM never answered the download and the server sent
  *   it again for ever (every 15 s by default, after restarts too).
  *
- * over WebSocket, flip and truncate — the proxy on the old phone's chip socket
- *   flips one bit of the migration SAM's sealed read command (S7 auth3), then
- *   cuts the next one's sealed box to 20 bytes.
- *   expected: the chip's AEAD check refuses both (FRAME_TAMPERED), the
- *   migration SAM fails the session with that code, S7 retried; completed.
- *   observed: chip/SRC answered err FRAME_TAMPERED "frame 0 fails
- *   authentication", then FRAME_TAMPERED "session frame is too short" (each
- *   followed by FRAME_REJECTED "this session is not open" to the SAM's close);
- *   the server logged "step failed" for msam.upload with the same two codes
- *   and sentences; completed over the sockets.
+ * over WebSocket, flip on the phone's bus — the proxy on the old phone's chip
+ *   socket flips one bit of every third channel message toward the chip, six
+ *   times, once the source phase runs (before issue 16 the bus was in the
+ *   clear and the chip's session AEAD caught the flip: FRAME_TAMPERED).
+ *   expected: the chip's channel refuses each (CHANNEL_TAMPERED) and drops
+ *   it; the terminal sends the frame again; completed, each item once.
+ *   observed: chip/SRC logged "channel refused a message" CHANNEL_TAMPERED
+ *   six times; no session refusal; completed over the sockets.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -516,7 +514,7 @@ t('drop, then cancel mid-download: a server dropping every download answer (S14)
 
 const w = suite('hostile relay, over WebSocket (issue 8, point 1)');
 
-w('over WebSocket, flip and truncate: a proxy on the source terminal\'s chip socket flipping, then cutting, the migration SAM\'s sealed read command (S7) is refused by the chip (FRAME_TAMPERED), S7 retries and the migration completes over the sockets, each item once', async () => {
+w('over WebSocket, flip on the phone\'s bus: a proxy on the source terminal\'s chip socket flipping bits of channel messages is refused by the chip\'s channel (CHANNEL_TAMPERED), the frames go again and the migration completes over the sockets, each item once', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'valmove-hostile-ws-'));
   const running: RunningProcess[] = [];
   let proxy: { url: string; close(): Promise<void> } | undefined;
@@ -541,7 +539,6 @@ w('over WebSocket, flip and truncate: a proxy on the source terminal\'s chip soc
       running.push(r);
       return r;
     };
-    const relay = new HostileRelay();
     const admin = (await start(config('admin-sam'))).runtimes[0] as AdminSamRuntime;
     const msams: MigrationSamRuntime[] = [];
     for (const p of providers) msams.push((await start(config(`provider-${p}`))).runtimes[0] as MigrationSamRuntime);
@@ -554,16 +551,28 @@ w('over WebSocket, flip and truncate: a proxy on the source terminal\'s chip soc
     // protocol.md §4.1 and §4.2 at every message the proxy carries: never spendable twice, always recoverable.
     let checks = 0;
     const violations: string[] = [];
+    let armed = false;
+    let issued = false;
+    let towardChip = 0;
+    let flipped = 0;
     const checked: Tamper = (bytes, site) => {
-      checks++;
-      for (const v of values) {
+      // The channel handshake crosses the proxy before the chip is issued: the invariants hold from issuance on.
+      if (issued) checks++;
+      for (const v of issued ? values : []) {
         const where = spendable().filter((c) => c.value.ref === v.ref);
         if (where.length > 1) violations.push(`DUPLICATION: ${v.ref} spendable on ${where.map((c) => c.serial).join(' and ')}`);
         const held = msams.some((m) => m.held().some((h) => h.data && decodeValue(h.data).ref === v.ref));
         const backup = src.memory.list().some((a) => a.state === 'locked' && a.data && decodeValue(a.data).ref === v.ref && a.holder !== null && admin.decisionOf(a.holder) !== 'committed');
         if (where.length === 0 && !held && !backup) violations.push(`LOSS: ${v.ref} is not recoverable`);
       }
-      return relay.tamper(bytes, site);
+      // A channel data message (tag 0x04, counter, AEAD box) toward the chip: flip one bit in the box.
+      if (armed && site.to === src.id && bytes[0] === 4 && bytes.length > 40 && ++towardChip % 3 === 0 && flipped < 6) {
+        flipped++;
+        const out = new Uint8Array(bytes);
+        out[out.length - 20]! ^= 0x01;
+        return [out];
+      }
+      return [bytes];
     };
     const oldCfg = config('terminal-old') as TerminalConfig;
     proxy = await tamperingProxy(new URL(oldCfg.chip.url).origin, { client: 'terminal/old', server: src.id }, checked);
@@ -573,41 +582,27 @@ w('over WebSocket, flip and truncate: a proxy on the source terminal\'s chip soc
     const keys = readKeyFile(join(dir, 'keys', 'admin-sam.key.json'), 'admin-sam');
     const providerMasters = Object.fromEntries(providers.map((p) => [p, secretOf(readKeyFile(join(dir, 'keys', `provider-${p}.key.json`), 'provider').providerMaster)]));
     await issueItems(src, { issuerMaster: secretOf(keys.issuerMaster), providerMasters }, providers.map((p, i) => ({ area: p, provider: p, value: values[i]! })), systemRng);
+    issued = true;
     const password = `pw-${toB64(systemRng.bytes(6))}`;
     await server.createUser('alice', password);
     const worth = spendable().reduce((n, c) => n + worthOf(c.value), 0);
 
-    relay.rule = tamperFirst(
-      2,
-      (x) => x.site.from === 'terminal/old' && x.frame?.t === 'auth3' && stepOf(sessionOf(x)) === 'S7',
-      (x, nth) => [carrying(x.env, nth === 0 ? flipBox(x.frame!) : truncateBox(x.frame!, 20))],
-    );
     for (const phone of [oldPhone, newPhone]) {
       await until(`${phone.id} to reach the server and its chip`, () => ['server', 'chip'].every((p) => phone.openLinks().includes(p)));
       await within(`${phone.id} login`, phone.login('alice', password));
       await within(`${phone.id} registration`, phone.register());
     }
+    armed = true;
     const out = await within('the source phase over WebSocket', oldPhone.migrateOut({ destination: 'DST' }));
     assert.is(out.outcome, 'uploaded', out.reason);
     const done = await within('the destination phase over WebSocket', newPhone.migrateIn({ mig: out.mig }));
     assert.is(done.outcome, 'completed', done.reason);
 
-    assert.equal(relay.refusals(src.id).map(({ code, message }) => ({ code, message })), [
-      { code: 'FRAME_TAMPERED', message: 'frame 0 fails authentication' },
-      { code: 'FRAME_REJECTED', message: 'this session is not open' },
-      { code: 'FRAME_TAMPERED', message: 'session frame is too short' },
-      { code: 'FRAME_REJECTED', message: 'this session is not open' },
-    ]);
-    // The migration SAM's answer reached the server over its own (encrypted) socket; the server logged it with the step it failed.
+    assert.is(flipped, 6, 'the proxy flipped six channel messages toward the chip');
+    const refused = sink.lines.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.msg === 'channel refused a message' && l.process === 'chip-SRC');
+    assert.equal(refused.map((l) => l.code), Array(6).fill('CHANNEL_TAMPERED'), 'the chip\'s channel refused each flipped message');
     const failed = sink.lines.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.msg === 'step failed');
-    assert.equal(
-      failed.map((l) => [l.process, l.request, l.code, l.reason]),
-      [
-        ['server', 'msam.upload', 'FRAME_TAMPERED', 'frame 0 fails authentication'],
-        ['server', 'msam.upload', 'FRAME_TAMPERED', 'session frame is too short'],
-      ],
-    );
-    assert.is(relay.sessions('S7', 'terminal/old', src.id).length, 2 + providers.length, 'two refused upload sessions, then one per item');
+    assert.equal(failed, [], 'no chip session was refused: the flips never reached one');
     assert.is(server.migrationState(out.mig), 'completed');
     assert.is(admin.decisionOf(out.mig), 'committed');
     const end = spendable();
