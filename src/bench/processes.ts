@@ -23,7 +23,7 @@ import type { RuntimeDeps } from '../actors/runtime.ts';
 import { TerminalRuntime } from '../actors/terminal.actor.ts';
 import { demoProviders, demoValue } from '../cli/demo.ts';
 import { systemClock } from '../clock.ts';
-import { deriveChipKey, fromB64, systemRng, toHex, type Secret } from '../crypto/index.ts';
+import { deriveChipKey, fromB64, generateIdentity, systemRng, toHex, type Secret } from '../crypto/index.ts';
 import { loadConfig, type ServerConfig } from '../deploy/config.ts';
 import { readKeyFile, secretOf } from '../deploy/keyfiles.ts';
 import { generateDeployment } from '../deploy/keygen.ts';
@@ -213,13 +213,15 @@ export async function runProcesses(o: ModeOptions): Promise<ConfigResult[]> {
           const [a, b] = memoryLinkPair(id, chip.id, { tap: ({ from, bytes }) => hop(from === id ? 'terminal->chip' : 'chip->terminal', bytes.length) });
           terminal.attach('chip', a, chip.id);
           chip.attach(id, b);
+          // The phone's device key: the server binds the terminal's name to it at its first login.
+          const device = generateIdentity(systemRng);
           const ready = new Promise<void>((resolve, reject) => {
             const timer = setTimeout(() => reject(new Error(`${id}: no channel to the server within ${CHANNEL_TIMEOUT_MS} ms`)), CHANNEL_TIMEOUT_MS);
             connectors.push(
               new WsConnector({
                 url: serverUrl,
                 onConnect: (raw) => {
-                  const link = new SecureInitiatorLink(counted(raw, (d, bytes) => hop(d === 'out' ? 'terminal->server' : 'server->terminal', bytes)), { name: id, peerSignPublic: serverSignPublic, rng: systemRng });
+                  const link = new SecureInitiatorLink(counted(raw, (d, bytes) => hop(d === 'out' ? 'terminal->server' : 'server->terminal', bytes)), { name: id, identity: device, peerSignPublic: serverSignPublic, rng: systemRng });
                   terminal.attach('server', link);
                   void link.ready.then(() => {
                     clearTimeout(timer);

@@ -106,7 +106,7 @@ t('bad input to the live server and a live provider, while a 3-item migration ru
   await expectError(bare, 'no handshake');
   bare.close();
 
-  const s = await probe(`ws://127.0.0.1:${serverPort}/terminal`, { name: 'terminal/probe', peerSignPublic: toB64(identityOf(serverKey.identity).signPublic) });
+  const s = await probe(`ws://127.0.0.1:${serverPort}/terminal`, { name: 'terminal/probe', identity: generateIdentity(systemRng), peerSignPublic: toB64(identityOf(serverKey.identity).signPublic) });
   await s.ready;
   s.send('this is not json');
   await expectError(s, 'non-JSON');

@@ -6,7 +6,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { fromB64, systemRng } from '../../src/crypto/index.ts';
 import { loadConfig, type ChipConfig } from '../../src/deploy/config.ts';
+import { identityOf, readKeyFile } from '../../src/deploy/keyfiles.ts';
+import { SecureInitiatorLink } from '../../src/transport/secure.link.ts';
 import { generateDeployment } from '../../src/deploy/keygen.ts';
 import { startProcess } from '../../src/deploy/process.ts';
 import { encodeEnvelope, decodeEnvelope } from '../../src/transport/envelope.ts';
@@ -101,20 +104,24 @@ test('TLS: a process with certificate paths in its config serves wss://, trusted
     const cert = join(dir, 'cert.pem');
     const key = join(dir, 'key.pem');
     execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '2', '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1', '-keyout', key, '-out', cert], { stdio: 'ignore' });
-    const summary = await generateDeployment({ dir: join(dir, 'deploy'), providers: ['p'], chips: ['TLS1'], terminals: [] });
+    const summary = await generateDeployment({ dir: join(dir, 'deploy'), providers: ['p'], chips: ['TLS1'], terminals: [{ name: 't', chip: 'TLS1' }] });
     const file = summary.processes.find((p) => p.role === 'chip')!.config;
     const raw = JSON.parse(readFileSync(file, 'utf8'));
     writeFileSync(file, JSON.stringify({ ...raw, tls: { cert, key } }));
     const chip = await startProcess(loadConfig(file) as ChipConfig, { logSink: { write: () => {} } });
     try {
-      const link = await openWsLink(`wss://127.0.0.1:${chip.port}/chip?terminal=terminal/t`, readFileSync(cert));
+      // The chip answers only its paired phone: a channel to the chip's key, proving the phone's device key.
+      const phone = readKeyFile(join(dir, 'deploy', 'keys', 'terminal-t.key.json'), 'terminal');
+      const chipKey = summary.publicKeys['chip/TLS1']!.signPublic!;
+      const raw = await openWsLink(`wss://127.0.0.1:${chip.port}/chip`, readFileSync(cert));
+      const link = new SecureInitiatorLink(raw, { name: 'terminal/t', identity: identityOf(phone.identity), peerSignPublic: fromB64(chipKey), rng: systemRng });
       const reply = nextMessage(link);
       link.send(encodeEnvelope({ v: 1, id: 'terminal/t#1', from: 'terminal/t', to: 'chip/TLS1', type: 'chip.select', body: {} }));
       const env = decodeEnvelope(enc.encode(await reply));
       assert.is(env.type, 'chip.info');
       link.close();
       let message = '';
-      await openWsLink(`wss://127.0.0.1:${chip.port}/chip?terminal=terminal/t`).catch((e: Error) => (message = e.message));
+      await openWsLink(`wss://127.0.0.1:${chip.port}/chip`).catch((e: Error) => (message = e.message));
       assert.match(message, /self.signed|certificate/i, 'without the CA the certificate is not trusted');
     } finally {
       await chip.stop();
