@@ -5,6 +5,7 @@
 import { Command, InvalidArgumentError } from 'commander';
 import { addDeployCommands } from './deploy.commands.ts';
 import { addProviderCommands } from './provider.commands.ts';
+import { addAttackCommand } from './attack.command.ts';
 import { addInspectCommand } from './inspect.command.ts';
 import { addChartsCommand } from './charts.command.ts';
 import { addPathsCommand } from './paths.command.ts';
@@ -45,6 +46,7 @@ export function buildCli(out: (line: string) => void = (l) => process.stdout.wri
 
   addDeployCommands(program, out);
   addProviderCommands(program, out);
+  addAttackCommand(program, out);
   addInspectCommand(program, out);
   addPathsCommand(program, out);
   addBenchCommand(program, out);

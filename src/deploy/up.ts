@@ -125,8 +125,18 @@ export class LocalDeployment {
   }
 }
 
+/** The phones of pair i (0-based): old/new with chips SRC/DST, then old2/new2 with SRC2/DST2, … */
+export function pairNames(pairs: number): Array<{ old: string; neu: string; source: string; destination: string }> {
+  return Array.from({ length: pairs }, (_, i) => {
+    const n = i === 0 ? '' : String(i + 1);
+    return { old: `old${n}`, neu: `new${n}`, source: `SRC${n}`, destination: `DST${n}` };
+  });
+}
+
 export interface LaunchOptions {
   dir: string;
+  /** Pairs of phones (a source with items, an empty destination), all the same user's; 1 by default. */
+  pairs?: number;
   providers: string[];
   user: string;
   password: string;
@@ -149,11 +159,11 @@ export async function launchDeployment(opts: LaunchOptions): Promise<LocalDeploy
   const summary = await generateDeployment({
     dir,
     providers: opts.providers,
-    chips: ['SRC', 'DST'],
-    terminals: [
-      { name: 'old', chip: 'SRC' },
-      { name: 'new', chip: 'DST' },
-    ],
+    chips: pairNames(opts.pairs ?? 1).flatMap((p) => [p.source, p.destination]),
+    terminals: pairNames(opts.pairs ?? 1).flatMap((p) => [
+      { name: p.old, chip: p.source },
+      { name: p.neu, chip: p.destination },
+    ]),
     rights: opts.rights,
     extraTrustedServers: opts.extraTrustedServers,
     scrypt: opts.scrypt,
@@ -181,9 +191,11 @@ export async function launchDeployment(opts: LaunchOptions): Promise<LocalDeploy
   const order = ['admin-sam', 'provider', 'chip', 'server', 'terminal'];
   const planned = [...summary.processes].sort((a, b) => order.indexOf(a.role) - order.indexOf(b.role));
   const deployment = new LocalDeployment(dir, summary, []);
-  // The source chip leaves the factory with its items, before it is put in its phone (then it answers only the phone).
-  const src = planned.find((p) => p.id === 'chip-SRC');
-  if (src) await issueAtFactory(dir, src.config, opts.items);
+  // Each source chip leaves the factory with its items, before it is put in its phone (then it answers only the phone).
+  for (const pair of pairNames(opts.pairs ?? 1)) {
+    const src = planned.find((p) => p.id === `chip-${pair.source}`);
+    if (src) await issueAtFactory(dir, src.config, opts.items);
+  }
   try {
     for (const p of planned) {
       const logPath = join(dir, 'logs', `${p.id}.log`);

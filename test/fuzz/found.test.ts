@@ -6,6 +6,7 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { generateIdentity, systemRng, toB64 } from '../../src/crypto/index.ts';
 import type { RemoteError } from '../../src/errors.ts';
 import { decodeEnvelope, type AnyEnvelope } from '../../src/transport/envelope.ts';
 import { buildWorld, settle, type World } from '../helpers/world.ts';
@@ -109,8 +110,14 @@ test('a terminal asked for a scrypt cost no user record can have (N = 3; N·r·p
 test('a reply on one link does not acknowledge a request the party sent on another (runtime.ts)', async () => {
   const provider = w.providers[0]!;
   const nsam = w.system.providers.get(provider)!.normalSam;
-  const a = memorySeat(nsam, 'terminal/found-a', 'terminal/found-a', { autoAck: false });
-  const b = memorySeat(nsam, 'terminal/found-b', 'terminal/found-b');
+  // Two readers the provider enrolled (each seat stands for a channel that proved its key).
+  const keys = ['terminal/found-a', 'terminal/found-b'].map((name) => {
+    const key = toB64(generateIdentity(systemRng).signPublic);
+    w.system.enrollReader(provider, key, name, ['spend']);
+    return key;
+  });
+  const a = memorySeat(nsam, 'terminal/found-a', 'terminal/found-a', { autoAck: false, provenKey: keys[0] });
+  const b = memorySeat(nsam, 'terminal/found-b', 'terminal/found-b', { provenKey: keys[1] });
   await ask(a, { id: 'terminal/found-a#1', type: 'normal.begin', body: { session: 'terminal/found-a:r1:x', op: 'balance', area: provider } });
   const waiting = [...storeOf(nsam).outbox.getRange()].filter((e) => e.value.peer === 'terminal/found-a').map((e) => e.key);
   assert.is(waiting.length, 1, 'the challenge to a waits for a');

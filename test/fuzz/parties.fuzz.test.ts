@@ -12,6 +12,7 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { generateIdentity, systemRng, toB64 } from '../../src/crypto/index.ts';
 import type { RemoteError } from '../../src/errors.ts';
 import { encodeEnvelope, PROTOCOL_VERSION, type AnyEnvelope } from '../../src/transport/envelope.ts';
 import type { MessageType } from '../../src/transport/messages.ts';
@@ -105,7 +106,10 @@ test('normal SAM: bad input from a reader terminal, bad chip frames in an open r
     const provider = fw.world.providers[0]!;
     const nsam = fw.world.system.providers.get(provider)!.normalSam;
     const session = 'terminal/fz:r1:ctx';
-    const reader = memorySeat(nsam, 'terminal/fz', 'terminal/fz', { commands: ['normal.begin'], openSessions: [session] });
+    // A reader the provider enrolled (the seat stands for a channel that proved its key).
+    const key = toB64(generateIdentity(systemRng).signPublic);
+    fw.world.system.enrollReader(provider, key, 'terminal/fz', ['spend']);
+    const reader = memorySeat(nsam, 'terminal/fz', 'terminal/fz', { commands: ['normal.begin'], openSessions: [session], provenKey: key });
     await say(fw, reader, 'normal.begin', { session, op: 'balance', area: provider });
     await run(fw, [reader]);
     reader.close();

@@ -34,6 +34,12 @@ export interface SeatOptions {
   autoAck?: boolean;
   /** Records a refusal of this type may still change (by design: login failures count). */
   refusalMayTouch?: Partial<Record<MessageType, readonly string[]>>;
+  /**
+   * The key the seat's link reports as proven by a channel handshake (what a
+   * real connection's channel tells the party), for a party that checks who
+   * is behind a name (a normal SAM's enrolled readers).
+   */
+  provenKey?: string;
 }
 
 export interface Seat {
@@ -103,6 +109,7 @@ function seatOn(party: PartyRuntime, self: string, linkName: string, label: stri
  */
 export function memorySeat(party: PartyRuntime, linkName: string, self: string, opts: SeatOptions = {}): Seat {
   const [mine, theirs] = memoryLinkPair(self, party.id);
+  if (opts.provenKey !== undefined) Object.defineProperty(theirs, 'peerId', { value: opts.provenKey });
   party.attach(linkName, theirs, self);
   return seatOn(party, self, linkName, `${self} on ${party.id}'s link "${linkName}"`, mine, opts);
 }

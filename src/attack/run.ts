@@ -1,0 +1,225 @@
+/**
+ * `valmove attack`: floods a local deployment as a stranger would (issue 16)
+ * and measures what it costs the server, and a legitimate user.
+ *
+ *  1. a deployment on 127.0.0.1 (`valmove up`'s), with two pairs of phones;
+ *  2. a legitimate migration, timed (the baseline);
+ *  3. strangers only: anonymous requests, and the server's data.mdb before
+ *     and after (nothing a stranger sends is kept);
+ *  4. the burst — idle sockets, a burst of hellos with random keys and
+ *     anonymous requests, from worker processes — and, once it is under
+ *     way, a second legitimate migration, timed;
+ *  5. the server's RSS and file descriptors sampled throughout, its
+ *     refusal counters from /metrics, and the ratio of the two migrations.
+ */
+import { spawn } from 'node:child_process';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { demoProviders, demoValue } from '../cli/demo.ts';
+import { systemRng, toHex } from '../crypto/index.ts';
+import { readKeyFile } from '../deploy/keyfiles.ts';
+import { launchDeployment, pairNames, type LocalDeployment } from '../deploy/up.ts';
+import { PartyStore } from '../store/party.store.ts';
+import { mergeResults, type FloodJob, type FloodResult } from './flood.ts';
+
+const BIN = resolve(dirname(fileURLToPath(import.meta.url)), '../../bin/valmove.js');
+
+/** Idle sockets one worker process opens (this machine's descriptor limit is per process). */
+export const IDLE_SOCKETS_PER_WORKER_MAX = 5_000;
+/** How often the server's RSS and descriptors are read during the burst. */
+export const SAMPLE_EVERY_MS = 200;
+/** How long a worker waits for the server to act on its sockets (its handshake deadline, a refusal) before it gives up. */
+export const WORKER_HOLD_MS = 20_000;
+/** How long the run waits, after the burst, for the server's descriptors to come back down. */
+export const SETTLE_MS_MAX = 30_000;
+
+export interface AttackOptions {
+  dir?: string;
+  providers: number;
+  idle: number;
+  hellos: number;
+  requests: number;
+  keep: boolean;
+  out?: (line: string) => void;
+}
+
+interface Sample {
+  rssMb: number;
+  fds: number;
+}
+
+export interface AttackReport {
+  dir: string;
+  server: { pid: number; port: number };
+  baseline: { migrationMs: number; before: Sample };
+  strangersOnly: { requests: FloodResult; dataMdbBytes: { before: number; after: number }; inboxRecords: { before: number; after: number } };
+  burst: { idle: FloodResult; hellos: FloodResult; requests: FloodResult; migrationMs: number; outcome: string; peak: Sample; samples: number };
+  after: Sample;
+  refusedByLimit: Record<string, number>;
+  latencyRatio: number;
+  elapsedMs: number;
+}
+
+function sample(pid: number): Sample {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = (key: string) => Number(/\d+/.exec(status.split('\n').find((l) => l.startsWith(key)) ?? '0')?.[0] ?? 0);
+  return { rssMb: Math.round(kb('VmRSS:') / 102.4) / 10, fds: readdirSync(`/proc/${pid}/fd`).length };
+}
+
+function worker(job: FloodJob): Promise<FloodResult> {
+  return new Promise((resolvePromise, reject) => {
+    const child = spawn(process.execPath, [BIN, 'attack-worker', '--job', JSON.stringify(job)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString('utf8')));
+    child.stderr.on('data', (d: Buffer) => (err += d.toString('utf8')));
+    child.once('exit', (code) => {
+      if (code !== 0) return reject(new Error(`attack worker (${job.kind}) exited with ${code}: ${err.slice(0, 400)}`));
+      try {
+        resolvePromise(JSON.parse(out) as FloodResult);
+      } catch {
+        reject(new Error(`attack worker (${job.kind}) printed no result: ${out.slice(0, 200)} ${err.slice(0, 200)}`));
+      }
+    });
+  });
+}
+
+/** Splits `n` into parts of at most `max`. */
+function split(n: number, max: number): number[] {
+  const parts: number[] = [];
+  for (let left = n; left > 0; left -= max) parts.push(Math.min(max, left));
+  return parts;
+}
+
+async function timedMigration(d: LocalDeployment, pair: number): Promise<{ ms: number; outcome: string }> {
+  const p = pairNames(pair + 1)[pair]!;
+  const t0 = performance.now();
+  const out = await d.terminal(p.old).migrateOut({ destination: p.destination });
+  if (out.outcome !== 'uploaded') return { ms: Math.round(performance.now() - t0), outcome: `source phase ${out.outcome}: ${out.reason ?? ''}` };
+  const done = await d.terminal(p.neu).migrateIn({ mig: out.mig });
+  return { ms: Math.round(performance.now() - t0), outcome: done.outcome };
+}
+
+function storeFigures(dataDir: string): { bytes: number; inbox: number } {
+  const bytes = statSync(join(dataDir, 'data.mdb')).size;
+  const store = PartyStore.open(dataDir);
+  try {
+    return { bytes, inbox: store.inbox.getCount() };
+  } finally {
+    void store.close();
+  }
+}
+
+async function refusals(port: number, token: string | undefined): Promise<Record<string, number>> {
+  const res = await fetch(`http://127.0.0.1:${port}/metrics`, { headers: token ? { authorization: `Bearer ${token}` } : {} });
+  const text = await res.text();
+  const out: Record<string, number> = {};
+  for (const line of text.split('\n')) {
+    const m = /^valmove_refused_total\{([^}]*)\}\s+(\d+(?:\.\d+)?)/.exec(line);
+    if (!m) continue;
+    const limit = /limit="([^"]+)"/.exec(m[1]!)?.[1] ?? '?';
+    out[limit] = (out[limit] ?? 0) + Number(m[2]);
+  }
+  return out;
+}
+
+export async function runAttack(o: AttackOptions): Promise<AttackReport> {
+  const say = o.out ?? (() => {});
+  const started = performance.now();
+  const dir = resolve(o.dir ?? join('deploy', `attack-${new Date().toISOString().replace(/[:.]/g, '-')}`));
+  const plan = demoProviders(o.providers);
+  const password = toHex(systemRng.bytes(12));
+  const items = plan.map((p, i) => ({ area: p.provider, provider: p.provider, value: demoValue(p.kind, i, toHex(systemRng.bytes(16))) }));
+  say(`valmove attack: a deployment with ${plan.length} provider(s) and two pairs of phones in ${dir}`);
+  const d = await launchDeployment({ dir, providers: plan.map((p) => p.provider), user: 'alice', password, items, pairs: 2 });
+  try {
+    for (const p of pairNames(2)) {
+      for (const t of [p.old, p.neu]) {
+        await d.terminal(t).login('alice', password);
+        await d.terminal(t).register();
+      }
+    }
+    const server = d.process('server');
+    const keys = readKeyFile(join(dir, 'keys', 'server.key.json'), 'server');
+    const serverKey = keys.identity.signPublic;
+    const url = `ws://127.0.0.1:${server.port}/terminal`;
+    const dataDir = join(dir, 'data', 'server');
+
+    const before = sample(server.pid);
+    const first = await timedMigration(d, 0);
+    if (first.outcome !== 'completed') throw new Error(`the baseline migration ended ${first.outcome}`);
+    say(`baseline: a ${plan.length}-item migration in ${first.ms} ms; server RSS ${before.rssMb} MB, ${before.fds} descriptors`);
+
+    // Strangers only: what anonymous requests leave in the server's store.
+    const quiet = storeFigures(dataDir);
+    const strangers = mergeResults(
+      await Promise.all(split(o.requests, Math.ceil(o.requests / 4)).map((n) => worker({ kind: 'requests', url, serverKey, connections: 5, perConnection: Math.ceil(n / 5), holdMs: WORKER_HOLD_MS }))),
+    );
+    const afterStrangers = storeFigures(dataDir);
+    say(`strangers only: ${strangers.attempted} anonymous requests; server data.mdb ${quiet.bytes} -> ${afterStrangers.bytes} bytes, inbox records ${quiet.inbox} -> ${afterStrangers.inbox}`);
+
+    // The burst, with a legitimate migration in the middle of it.
+    say(`burst: ${o.idle} idle sockets, ${o.hellos} hellos with random keys, ${o.requests} anonymous requests; a second migration once it is under way`);
+    let peak: Sample = sample(server.pid);
+    let samples = 0;
+    let sampling = true;
+    const sampler = (async () => {
+      while (sampling) {
+        try {
+          const s = sample(server.pid);
+          samples++;
+          peak = { rssMb: Math.max(peak.rssMb, s.rssMb), fds: Math.max(peak.fds, s.fds) };
+        } catch {
+          // the process is gone: the report shows it
+        }
+        await new Promise((r) => setTimeout(r, SAMPLE_EVERY_MS));
+      }
+    })();
+    const idleJobs = split(o.idle, IDLE_SOCKETS_PER_WORKER_MAX).map((n) => worker({ kind: 'idle', url, sockets: n, holdMs: WORKER_HOLD_MS }));
+    const helloJobs = split(o.hellos, Math.ceil(o.hellos / 2)).map((n) => worker({ kind: 'hellos', url, sockets: n, serverKey, holdMs: WORKER_HOLD_MS }));
+    const requestJobs = split(o.requests, Math.ceil(o.requests / 4)).map((n) => worker({ kind: 'requests', url, serverKey, connections: 5, perConnection: Math.ceil(n / 5), holdMs: WORKER_HOLD_MS }));
+    await new Promise((r) => setTimeout(r, 1_000));
+    const second = await timedMigration(d, 1);
+    const [idle, hellos, requests] = await Promise.all([Promise.all(idleJobs), Promise.all(helloJobs), Promise.all(requestJobs)]);
+    // Let the server close what the burst left (its handshake deadline), then read it once more.
+    for (const end = performance.now() + SETTLE_MS_MAX; performance.now() < end && sample(server.pid).fds > before.fds + 8; ) await new Promise((r) => setTimeout(r, 250));
+    sampling = false;
+    await sampler;
+    const after = sample(server.pid);
+    const report: AttackReport = {
+      dir,
+      server: { pid: server.pid, port: server.port },
+      baseline: { migrationMs: first.ms, before },
+      strangersOnly: { requests: strangers, dataMdbBytes: { before: quiet.bytes, after: afterStrangers.bytes }, inboxRecords: { before: quiet.inbox, after: afterStrangers.inbox } },
+      burst: { idle: mergeResults(idle), hellos: mergeResults(hellos), requests: mergeResults(requests), migrationMs: second.ms, outcome: second.outcome, peak, samples },
+      after,
+      refusedByLimit: await refusals(server.port, keys.operatorToken),
+      latencyRatio: Math.round((second.ms / Math.max(1, first.ms)) * 100) / 100,
+      elapsedMs: Math.round(performance.now() - started),
+    };
+    return report;
+  } finally {
+    if (o.keep) d.detach();
+    else await d.stop();
+  }
+}
+
+/** The report as lines a person reads. */
+export function describeAttack(r: AttackReport): string[] {
+  const outcomes = (f: FloodResult) =>
+    Object.entries(f.outcomes)
+      .sort((a, b) => b[1] - a[1])
+      .map(([k, v]) => `${k} ${v}`)
+      .join(', ');
+  return [
+    `server (pid ${r.server.pid}): RSS before ${r.baseline.before.rssMb} MB, peak ${r.burst.peak.rssMb} MB, after ${r.after.rssMb} MB; descriptors before ${r.baseline.before.fds}, peak ${r.burst.peak.fds}, after ${r.after.fds} (${r.burst.samples} samples)`,
+    `strangers only: ${r.strangersOnly.requests.attempted} anonymous requests -> ${outcomes(r.strangersOnly.requests)}; data.mdb ${r.strangersOnly.dataMdbBytes.before} -> ${r.strangersOnly.dataMdbBytes.after} bytes; inbox records ${r.strangersOnly.inboxRecords.before} -> ${r.strangersOnly.inboxRecords.after}`,
+    `idle sockets: ${r.burst.idle.attempted} -> ${outcomes(r.burst.idle)}; closed by the server: ${JSON.stringify(r.burst.idle.closedByParty)}${r.burst.idle.closeMs ? `, median ${Math.round(r.burst.idle.closeMs.median)} ms after open (max ${Math.round(r.burst.idle.closeMs.max)})` : ''}`,
+    `hellos: ${r.burst.hellos.attempted} -> ${outcomes(r.burst.hellos)}`,
+    `anonymous requests: ${r.burst.requests.attempted} -> ${outcomes(r.burst.requests)}`,
+    `refused, by limit (/metrics): ${Object.entries(r.refusedByLimit).map(([k, v]) => `${k} ${v}`).join(', ') || 'none counted'}`,
+    `legitimate migration: ${r.baseline.migrationMs} ms before the burst, ${r.burst.migrationMs} ms during it (${r.burst.outcome}); ratio ${r.latencyRatio}`,
+    `elapsed ${Math.round(r.elapsedMs / 1000)} s; deployment in ${r.dir}`,
+  ];
+}
