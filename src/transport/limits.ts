@@ -1,0 +1,440 @@
+/**
+ * Limits at the door (protocol.md §4.8: a stranger holds no more than a
+ * bounded share of a party's connections, memory and CPU). Measured against
+ * a real deployment before these existed: sockets that never said hello
+ * stayed open until the process ran out of file descriptors, and 1,500
+ * hellos with random keys cost the server 2.6-4.1 ms of CPU each and stalled
+ * /healthz for seconds.
+ *
+ * The door, in the order a connection meets it:
+ *   1. HTTP: a request must arrive whole within HTTP_HEADERS_MS (headers) and
+ *      HTTP_REQUEST_MS (body); Node answers 408 and closes the socket.
+ *   2. Upgrade: LINKS_MAX, LINKS_PER_ADDRESS_MAX, PENDING_HANDSHAKES_MAX and
+ *      PENDING_PER_ADDRESS_MAX are checked before any WebSocket exists;
+ *      beyond one, `503 Service Unavailable` names the limit.
+ *   3. Channel: a handshake message over HELLO_BYTES_MAX is refused before it
+ *      is parsed; shape and trust checks that need no key come next; then a
+ *      token from the route's handshake bucket (HANDSHAKES_PER_S, burst
+ *      HANDSHAKE_BURST) pays for the public-key work, or the hello is refused
+ *      BUSY; a channel not established within HANDSHAKE_MS is refused
+ *      HANDSHAKE_TIMEOUT. Each refusal closes the socket with 1008.
+ *   4. Messages on stranger-facing routes: MESSAGES_PER_S per link (burst
+ *      MESSAGE_BURST); a message over it is dropped (requests are
+ *      retransmitted), and a link that drops more than MESSAGE_DROPS_MAX
+ *      within MESSAGE_DROPS_WINDOW_MS is closed with 1008.
+ *
+ * Every refusal is counted (valmove_refused_total{limit}) and logged through
+ * a throttle, so a flood costs a few log lines, not one per attempt.
+ * Time comes from the injected Clock: the same door runs in memory, over
+ * WebSocket and under a virtual clock.
+ */
+import { z } from 'zod';
+import type { Clock } from '../clock.ts';
+import type { LogFields, Logger } from '../log.ts';
+import { CLOSE_POLICY, LinkWrapper, type Link } from './link.ts';
+
+/** A channel handshake must complete within this (ms) of the socket opening. */
+export const HANDSHAKE_MS = 10_000;
+/** WebSocket links a process holds at once, all routes together (far below `ulimit -n`, leaving room for HTTP and LMDB). */
+export const LINKS_MAX = 4_096;
+/** WebSocket links from one remote address at once (a phone needs one per party it talks to; a NAT may put many phones behind one address). */
+export const LINKS_PER_ADDRESS_MAX = 256;
+/** Links still in their handshake, all addresses together: what silent or slow sockets may hold at once. */
+export const PENDING_HANDSHAKES_MAX = 256;
+/** Links still in their handshake from one address: one address can not take every pending slot. */
+export const PENDING_PER_ADDRESS_MAX = 64;
+/**
+ * Handshakes a route may start per second (a token bucket per route: a flood
+ * on /normal-sam does not starve the server's reconnect on /migration-sam).
+ * A responder's handshake costs about 2.6-4.1 ms of CPU (X25519 keygen and
+ * ECDH, an Ed25519 signature, and a verify for a mutual one), so 100/s is at
+ * most ~40% of one core.
+ */
+export const HANDSHAKES_PER_S = 100;
+/** Handshakes a route may start at once before the per-second rate applies (a reconnect storm after a restart). */
+export const HANDSHAKE_BURST = 200;
+/**
+ * Messages per second one link may send on a stranger-facing route. A
+ * migration of the most items the bench runs (20) sends about 175 messages on
+ * each terminal's link to the server and on each chip link; they fit in the
+ * burst however fast the host answers.
+ */
+export const MESSAGES_PER_S = 100;
+/** Messages a link may send at once before the per-second rate applies. */
+export const MESSAGE_BURST = 400;
+/** Dropped messages within MESSAGE_DROPS_WINDOW_MS after which the link is closed: a flood, not a burst. */
+export const MESSAGE_DROPS_MAX = 200;
+/** The window MESSAGE_DROPS_MAX is counted in (ms). */
+export const MESSAGE_DROPS_WINDOW_MS = 10_000;
+/**
+ * Largest handshake message (bytes), checked before JSON.parse. A hello is
+ * about 200 bytes (a name of at most 128 characters, three base64url keys);
+ * this leaves room for JSON escapes and a device key.
+ */
+export const HELLO_BYTES_MAX = 2_048;
+/** An HTTP request's headers must arrive within this (ms) of the connection (or of the previous request). */
+export const HTTP_HEADERS_MS = 10_000;
+/** A whole HTTP request (headers and body) must arrive within this (ms); answering may take longer. */
+export const HTTP_REQUEST_MS = 30_000;
+/** How often Node checks the two above (ms): a stalled connection is closed within HTTP_HEADERS_MS plus this. */
+export const HTTP_CHECK_INTERVAL_MS = 1_000;
+/** Log lines of one kind of refusal per interval; beyond it the refusals are counted and summed up in one line. */
+export const REFUSAL_LOG_LINES_MAX = 10;
+export const REFUSAL_LOG_INTERVAL_MS = 10_000;
+
+export interface Limits {
+  handshakeMs: number;
+  linksMax: number;
+  linksPerAddressMax: number;
+  pendingHandshakesMax: number;
+  pendingPerAddressMax: number;
+  handshakesPerS: number;
+  handshakeBurst: number;
+  messagesPerS: number;
+  messageBurst: number;
+  messageDropsMax: number;
+  messageDropsWindowMs: number;
+  helloBytesMax: number;
+  httpHeadersMs: number;
+  httpRequestMs: number;
+}
+
+export const DEFAULT_LIMITS: Readonly<Limits> = Object.freeze({
+  handshakeMs: HANDSHAKE_MS,
+  linksMax: LINKS_MAX,
+  linksPerAddressMax: LINKS_PER_ADDRESS_MAX,
+  pendingHandshakesMax: PENDING_HANDSHAKES_MAX,
+  pendingPerAddressMax: PENDING_PER_ADDRESS_MAX,
+  handshakesPerS: HANDSHAKES_PER_S,
+  handshakeBurst: HANDSHAKE_BURST,
+  messagesPerS: MESSAGES_PER_S,
+  messageBurst: MESSAGE_BURST,
+  messageDropsMax: MESSAGE_DROPS_MAX,
+  messageDropsWindowMs: MESSAGE_DROPS_WINDOW_MS,
+  helloBytesMax: HELLO_BYTES_MAX,
+  httpHeadersMs: HTTP_HEADERS_MS,
+  httpRequestMs: HTTP_REQUEST_MS,
+});
+
+const count = z.number().int().positive();
+/** The optional `limits` block of a process config: any subset, each overriding its default. */
+export const limitsSchema = z
+  .strictObject({
+    handshakeMs: count,
+    linksMax: count,
+    linksPerAddressMax: count,
+    pendingHandshakesMax: count,
+    pendingPerAddressMax: count,
+    handshakesPerS: count,
+    handshakeBurst: count,
+    messagesPerS: count,
+    messageBurst: count,
+    messageDropsMax: count,
+    messageDropsWindowMs: count,
+    helloBytesMax: z.number().int().min(256),
+    httpHeadersMs: count,
+    httpRequestMs: count,
+  })
+  .partial()
+  .refine((l) => (l.httpHeadersMs ?? HTTP_HEADERS_MS) <= (l.httpRequestMs ?? HTTP_REQUEST_MS), 'httpHeadersMs must not exceed httpRequestMs');
+
+/** What a refusal is counted under: the `limit` label of valmove_refused_total. */
+export type LimitName =
+  | 'links'
+  | 'links_per_address'
+  | 'pending_handshakes'
+  | 'pending_per_address'
+  | 'handshake_timeout'
+  | 'handshakes_per_s'
+  | 'hello_bytes'
+  | 'messages_per_s'
+  | 'message_drops'
+  | 'http_timeout'
+  | 'bearer_token';
+
+/**
+ * Routes where only a trusted key gets through a mutual handshake: the
+ * server's links to the admin SAM and to migration SAMs. They carry every
+ * migration of a server on one link (thousands of messages a second under
+ * load), so a per-link rate would throttle the whole system, and the peer
+ * behind them holds rights that could do far more harm than a flood. Before
+ * their handshake they are strangers like any other: the caps, the hello
+ * size, the handshake bucket and the deadline apply, and a link that sends
+ * envelopes without a channel is closed after PRE_HANDSHAKE_REFUSALS_MAX.
+ * Every other route (/terminal, /normal-sam, /chip) is stranger-facing.
+ */
+export const TRUSTED_ROUTES: ReadonlySet<string> = new Set(['/admin-sam', '/migration-sam']);
+
+/** A token bucket: `perS` tokens a second, at most `burst` saved up; starts full. */
+export class TokenBucket {
+  private tokens: number;
+  private at: number;
+
+  constructor(
+    private readonly perS: number,
+    private readonly burst: number,
+    private readonly now: () => number,
+  ) {
+    if (!(perS > 0) || !(burst >= 1)) throw new Error(`a token bucket needs a positive rate and a burst of at least 1 (got ${perS}/s, ${burst})`);
+    this.tokens = burst;
+    this.at = now();
+  }
+
+  /** Takes one token if there is one. */
+  take(): boolean {
+    const t = this.now();
+    // A clock that steps back adds nothing (and takes nothing away).
+    if (t > this.at) this.tokens = Math.min(this.burst, this.tokens + ((t - this.at) * this.perS) / 1000);
+    this.at = Math.max(this.at, t);
+    if (this.tokens < 1) return false;
+    this.tokens -= 1;
+    return true;
+  }
+}
+
+/**
+ * Logs at most REFUSAL_LOG_LINES_MAX lines of a kind per interval, then one
+ * line with how many were left out. Kinds are a fixed set (limit names), so
+ * the map stays small whatever the peers do.
+ */
+export class LogThrottle {
+  private readonly windows = new Map<string, { start: number; lines: number; suppressed: number; cancel?: () => void }>();
+
+  constructor(
+    private readonly log: Logger | undefined,
+    private readonly clock: Clock,
+  ) {}
+
+  warn(kind: string, msg: string, fields: LogFields): void {
+    if (!this.log) return;
+    const now = this.clock.now();
+    let w = this.windows.get(kind);
+    if (!w || now - w.start >= REFUSAL_LOG_INTERVAL_MS) {
+      if (w) this.summarise(kind, w);
+      w = { start: now, lines: 0, suppressed: 0 };
+      this.windows.set(kind, w);
+    }
+    if (w.lines < REFUSAL_LOG_LINES_MAX) {
+      w.lines++;
+      this.log.warn(msg, fields);
+      return;
+    }
+    w.suppressed++;
+    if (!w.cancel) {
+      const win = w;
+      win.cancel = this.clock.schedule(win.start + REFUSAL_LOG_INTERVAL_MS, () => {
+        win.cancel = undefined;
+        if (this.windows.get(kind) === win) {
+          this.summarise(kind, win);
+          this.windows.delete(kind);
+        }
+      });
+    }
+  }
+
+  private summarise(kind: string, w: { suppressed: number; cancel?: () => void }): void {
+    w.cancel?.();
+    w.cancel = undefined;
+    if (w.suppressed > 0) this.log?.warn('more refusals, not logged one by one', { kind, suppressed: w.suppressed, intervalMs: REFUSAL_LOG_INTERVAL_MS });
+    w.suppressed = 0;
+  }
+
+  /** Writes what is pending and cancels the timers (at shutdown). */
+  close(): void {
+    for (const [kind, w] of this.windows) this.summarise(kind, w);
+    this.windows.clear();
+  }
+}
+
+/** What a channel responder needs from the door: a deadline, a size limit, the handshake bucket, and where to report. */
+export interface ResponderLimits {
+  clock: Clock;
+  handshakeMs: number;
+  helloBytesMax: number;
+  /** Takes a token from the route's handshake bucket; false: refuse the hello BUSY. */
+  admitHandshake(): boolean;
+  refused(limit: LimitName, message: string): void;
+}
+
+/** One admitted WebSocket: pending until its route says the handshake passed, counted until its socket closes. */
+export interface Admission {
+  readonly path: string;
+  readonly address: string;
+  /** The channel's limits for this link (deadline, hello size, handshake bucket). */
+  readonly responder: ResponderLimits;
+  /** The handshake passed (or the route has none): no longer counted as pending. Idempotent. */
+  established(): void;
+  /** The socket closed. Idempotent. */
+  release(): void;
+}
+
+export interface Refusal {
+  limit: LimitName;
+  /** A short sentence for the 503 body: names the limit. */
+  message: string;
+}
+
+export interface DoorOptions {
+  limits?: Partial<Limits>;
+  clock: Clock;
+  log?: Logger;
+  /** Counts a refusal (the process wires valmove_refused_total). */
+  count?: (limit: LimitName) => void;
+}
+
+/** One process's door: its link counts, its handshake buckets, and every refusal counted and logged. */
+export class Door {
+  readonly limits: Readonly<Limits>;
+  readonly log: LogThrottle;
+  private links = 0;
+  private pending = 0;
+  private readonly byAddress = new Map<string, { links: number; pending: number }>();
+  private readonly buckets = new Map<string, TokenBucket>();
+
+  constructor(private readonly opts: DoorOptions) {
+    this.limits = Object.freeze({ ...DEFAULT_LIMITS, ...opts.limits });
+    this.log = new LogThrottle(opts.log, opts.clock);
+  }
+
+  /** Links held and pending, for an operator's /healthz. */
+  get counts(): { links: number; pending: number; addresses: number } {
+    return { links: this.links, pending: this.pending, addresses: this.byAddress.size };
+  }
+
+  refused(limit: LimitName, message: string, fields: LogFields = {}): void {
+    this.opts.count?.(limit);
+    this.log.warn(limit, 'refused at the door', { limit, reason: message, ...fields });
+  }
+
+  /** Admits a WebSocket upgrade from `address` on `path`, or says which limit refuses it (nothing is counted then). */
+  admit(path: string, address: string): Admission | Refusal {
+    const l = this.limits;
+    const mine = this.byAddress.get(address) ?? { links: 0, pending: 0 };
+    const refusal: Refusal | undefined =
+      this.links >= l.linksMax
+        ? { limit: 'links', message: `too many connections (limit ${l.linksMax})` }
+        : mine.links >= l.linksPerAddressMax
+          ? { limit: 'links_per_address', message: `too many connections from ${address} (limit ${l.linksPerAddressMax})` }
+          : this.pending >= l.pendingHandshakesMax
+            ? { limit: 'pending_handshakes', message: `too many connections in their handshake (limit ${l.pendingHandshakesMax})` }
+            : mine.pending >= l.pendingPerAddressMax
+              ? { limit: 'pending_per_address', message: `too many connections in their handshake from ${address} (limit ${l.pendingPerAddressMax})` }
+              : undefined;
+    if (refusal) {
+      this.refused(refusal.limit, refusal.message, { path, remote: address });
+      return refusal;
+    }
+    this.links++;
+    this.pending++;
+    mine.links++;
+    mine.pending++;
+    this.byAddress.set(address, mine);
+    let pending = true;
+    let held = true;
+    const done = () => {
+      if (!pending) return;
+      pending = false;
+      this.pending--;
+      mine.pending--;
+    };
+    return {
+      path,
+      address,
+      responder: this.responder(path),
+      established: done,
+      release: () => {
+        if (!held) return;
+        done();
+        held = false;
+        this.links--;
+        mine.links--;
+        if (mine.links === 0) this.byAddress.delete(address);
+      },
+    };
+  }
+
+  /** The channel limits of a route (also for links that did not come through `admit`, such as in-memory ones). */
+  responder(path: string): ResponderLimits {
+    const l = this.limits;
+    let bucket = this.buckets.get(path);
+    if (!bucket) {
+      bucket = new TokenBucket(l.handshakesPerS, l.handshakeBurst, () => this.opts.clock.now());
+      this.buckets.set(path, bucket);
+    }
+    const b = bucket;
+    return {
+      clock: this.opts.clock,
+      handshakeMs: l.handshakeMs,
+      helloBytesMax: l.helloBytesMax,
+      admitHandshake: () => b.take(),
+      refused: (limit, message) => this.refused(limit, message, { path }),
+    };
+  }
+
+  /** The link as its route should see it: rate-limited on stranger-facing routes, as is on trusted ones. */
+  gate(link: Link, path: string): Link {
+    if (TRUSTED_ROUTES.has(path)) return link;
+    return new RateLimitedLink(link, this.limits, this.opts.clock, (limit, message) => this.refused(limit, message, { path, link: link.label }));
+  }
+
+  close(): void {
+    this.log.close();
+  }
+}
+
+/**
+ * A link whose incoming messages pass a token bucket: over the rate they are
+ * dropped (before any decryption or parsing), and a link that keeps
+ * exceeding it is closed with 1008. Sending is not limited.
+ */
+export class RateLimitedLink extends LinkWrapper {
+  private readonly bucket: TokenBucket;
+  private readonly handlers: Array<(data: Uint8Array) => void> = [];
+  private listening = false;
+  private drops = 0;
+  private windowStart: number;
+  dropped = 0;
+
+  constructor(
+    inner: Link,
+    private readonly limits: Pick<Limits, 'messagesPerS' | 'messageBurst' | 'messageDropsMax' | 'messageDropsWindowMs'>,
+    private readonly clock: Clock,
+    private readonly refused: (limit: LimitName, message: string) => void,
+  ) {
+    super(inner);
+    this.bucket = new TokenBucket(limits.messagesPerS, limits.messageBurst, () => clock.now());
+    this.windowStart = clock.now();
+  }
+
+  send(data: Uint8Array): void {
+    this.inner.send(data);
+  }
+
+  override onMessage(handler: (data: Uint8Array) => void): void {
+    this.handlers.push(handler);
+    if (this.listening) return;
+    // One handler below, however many above: a message takes one token, not one per handler.
+    this.listening = true;
+    this.inner.onMessage((d) => this.receive(d));
+  }
+
+  private receive(data: Uint8Array): void {
+    if (this.bucket.take()) {
+      for (const h of this.handlers) h(data);
+      return;
+    }
+    this.dropped++;
+    const now = this.clock.now();
+    if (now - this.windowStart >= this.limits.messageDropsWindowMs) {
+      this.windowStart = now;
+      this.drops = 0;
+    }
+    this.drops++;
+    this.refused('messages_per_s', `a message over ${this.limits.messagesPerS}/s (burst ${this.limits.messageBurst}) was dropped`);
+    if (this.drops === this.limits.messageDropsMax + 1) {
+      const why = `more than ${this.limits.messageDropsMax} messages over ${this.limits.messagesPerS}/s within ${this.limits.messageDropsWindowMs} ms`;
+      this.refused('message_drops', why);
+      this.inner.close(why, CLOSE_POLICY);
+    }
+  }
+}
