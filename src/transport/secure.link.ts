@@ -132,8 +132,9 @@ abstract class SecureLinkBase implements Link {
   /** A handshake-time message over handshakeBytesMax: refused unparsed. */
   protected tooLarge(bytes: number): void {
     const message = `a message before the channel is up is at most ${this.handshakeBytesMax} bytes; this one is ${bytes}`;
-    this.refuse('TOO_LARGE', message);
+    // Rejected first: closing the link would reject it as "closed during handshake".
     this.readyReject(new Error(`TOO_LARGE: ${message}`));
+    this.refuse('TOO_LARGE', message);
   }
 
   protected refused(body: unknown): void {
@@ -298,8 +299,8 @@ export class SecureResponderLink extends SecureLinkBase {
     if (this.cipher || !this.raw.isOpen) return;
     const message = `no channel within ${limits.handshakeMs} ms: complete the channel handshake (docs/wire.md, Channels) right after connecting`;
     limits.refused('handshake_timeout', message);
-    this.refuse('HANDSHAKE_TIMEOUT', message);
     this.readyReject(new Error(`HANDSHAKE_TIMEOUT: ${message}`));
+    this.refuse('HANDSHAKE_TIMEOUT', message);
   }
 
   protected override tooLarge(bytes: number): void {
