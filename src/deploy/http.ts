@@ -197,19 +197,21 @@ export function createProcessHttp(opts: {
   // Upgraded sockets leave these checks: ws clears the socket's timeout and Node stops tracking it (test/deploy/door.test.ts).
   const timeouts = { headersTimeout: door.limits.httpHeadersMs, requestTimeout: door.limits.httpRequestMs, connectionsCheckingInterval: HTTP_CHECK_INTERVAL_MS };
   const server = opts.tls
-    ? createHttps({ ...timeouts, cert: readFileSync(opts.tls.cert), key: readFileSync(opts.tls.key) }, (req, res) => void handle(req, res))
+    ? // A TLS handshake that never comes would otherwise hold its socket for Node's 120 s: the same budget as the headers.
+      createHttps({ ...timeouts, handshakeTimeout: door.limits.httpHeadersMs, cert: readFileSync(opts.tls.cert), key: readFileSync(opts.tls.key) }, (req, res) => void handle(req, res))
     : createHttp(timeouts, (req, res) => void handle(req, res));
-  // Node's own answer to a malformed or late request, counted: a listener here replaces its default, so it writes it too.
+  // Node's own answer to a malformed or late request, counted: a listener here replaces Node's default, so it does
+  // what that does (answer if nothing was written yet, then destroy the socket at once).
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
     const late = err.code === 'ERR_HTTP_REQUEST_TIMEOUT';
     if (late) door.refused('http_timeout', 'a request did not arrive whole in time', { remote: socket.remoteAddress ?? '?' });
-    const answering = (socket as { _httpMessage?: { headersSent?: boolean } })._httpMessage?.headersSent === true;
-    if (!socket.writable || answering || err.code === 'ECONNRESET') {
-      socket.destroy();
-      return;
+    if (socket.writable && socket.bytesWritten === 0 && err.code !== 'ECONNRESET') {
+      socket.write(late ? 'HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n\r\n' : err.code === 'HPE_HEADER_OVERFLOW' ? 'HTTP/1.1 431 Request Header Fields Too Large\r\nConnection: close\r\n\r\n' : 'HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
     }
-    socket.once('finish', () => socket.destroy());
-    socket.end(late ? 'HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n\r\n' : 'HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
+    socket.destroy();
+  });
+  server.on('tlsClientError', (err: NodeJS.ErrnoException, socket: Socket) => {
+    if (err.code === 'ERR_TLS_HANDSHAKE_TIMEOUT') door.refused('http_timeout', 'a TLS handshake did not complete in time', { remote: socket.remoteAddress ?? '?' });
   });
   // Every socket, upgraded ones (WebSockets) included: closing the process closes them all.
   const sockets = new Set<Socket>();

@@ -7,8 +7,10 @@
  * sees them; other loopback source addresses (127.0.0.x) stand for other
  * hosts.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
 import { request } from 'node:http';
+import { get as httpsGet } from 'node:https';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -240,6 +242,29 @@ t('point 3: a plain HTTP connection that never sends a request is closed (408) w
     assert.ok(link.link.isOpen, 'the WebSocket is still open after the request timeout and a check interval');
     assert.is(await roundTrip(link, 'terminal/long', 1), 'UNAUTHENTICATED');
     link.close();
+  });
+});
+
+t('point 3: over TLS, a connection that never starts its TLS handshake is closed within httpHeadersMs too (not Node\'s 120 s)', async () => {
+  const cert = join(dir, 'cert.pem');
+  const key = join(dir, 'key.pem');
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '2', '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1', '-keyout', key, '-out', cert], { stdio: 'ignore' });
+  await withProcess<ChipConfig>('chip-SRC', { tls: { cert, key }, limits: { httpHeadersMs: 400 } }, async (p) => {
+    const started = Date.now();
+    const ms = await new Promise<number>((resolve) => {
+      const sock = connect(p.port, '127.0.0.1');
+      sock.on('close', () => resolve(Date.now() - started));
+      sock.setTimeout(5_000, () => sock.destroy());
+    });
+    assert.ok(ms >= 300 && ms < 2_500, `closed after ${ms} ms`);
+    const metrics = await new Promise<string>((resolve, reject) => {
+      httpsGet({ host: '127.0.0.1', port: p.port, path: '/metrics', ca: readFileSync(cert) }, (res) => {
+        let text = '';
+        res.on('data', (c: Buffer) => (text += c.toString()));
+        res.on('end', () => resolve(text));
+      }).on('error', reject);
+    });
+    assert.match(metrics, /^valmove_refused_total\{[^}]*limit="http_timeout"[^}]*\} 1$/m, 'counted');
   });
 });
 
