@@ -39,20 +39,31 @@ export const HANDSHAKE_MS = 10_000;
 export const LINKS_MAX = 4_096;
 /** WebSocket links from one remote address at once (a phone needs one per party it talks to; a NAT may put many phones behind one address). */
 export const LINKS_PER_ADDRESS_MAX = 256;
-/** Links still in their handshake, all addresses together: what silent or slow sockets may hold at once. */
-export const PENDING_HANDSHAKES_MAX = 256;
+/**
+ * Links still in their handshake, all addresses together: what silent or
+ * slow sockets may hold at once (a quarter of LINKS_MAX, so they never crowd
+ * out established links). Silent sockets from enough addresses can fill it
+ * for HANDSHAKE_MS at a time; at 64 per address that takes 16 addresses.
+ */
+export const PENDING_HANDSHAKES_MAX = 1_024;
 /** Links still in their handshake from one address: one address can not take every pending slot. */
 export const PENDING_PER_ADDRESS_MAX = 64;
 /**
  * Handshakes a route may start per second (a token bucket per route: a flood
  * on /normal-sam does not starve the server's reconnect on /migration-sam).
  * A responder's handshake costs about 2.6-4.1 ms of CPU (X25519 keygen and
- * ECDH, an Ed25519 signature, and a verify for a mutual one), so 100/s is at
- * most ~40% of one core.
+ * ECDH, an Ed25519 signature, and a verify for a mutual one), so 50/s is at
+ * most ~20% of one core, and still 180,000 phones connecting an hour.
  */
-export const HANDSHAKES_PER_S = 100;
-/** Handshakes a route may start at once before the per-second rate applies (a reconnect storm after a restart). */
-export const HANDSHAKE_BURST = 200;
+export const HANDSHAKES_PER_S = 50;
+/**
+ * Handshakes a route may start at once before the per-second rate applies:
+ * a reconnect storm after a restart gets this many at once and the rest at
+ * the rate (refused ones retry with backoff). Back to back they hold the
+ * event loop for up to ~0.2 s, which bounds how long /healthz and existing
+ * links can wait behind a burst.
+ */
+export const HANDSHAKE_BURST = 50;
 /**
  * Messages per second one link may send on a stranger-facing route. A
  * migration of the most items the bench runs (20) sends about 175 messages on
