@@ -152,9 +152,8 @@ export async function runProcesses(o: ModeOptions): Promise<ConfigResult[]> {
   // Every phone's terminal holds a link to the server from 127.0.0.1 until its configuration ends (2 per migration, up to
   // 512 at concurrency 256, 2,048 at the largest), above LINKS_PER_ADDRESS_MAX: raise the server's caps for this run
   // rather than the defaults for everyone. SETUP_PARALLEL workers open them as fast as they can, and a channel refused
-  // BUSY fails the run, so the handshake bucket is raised too (at c=256 on the defaults no hello was refused, but a
-  // faster host sets up faster). The per-link message rate stays the default: a terminal's whole migration fits in its
-  // burst, so the bench measures what real traffic sees there.
+  // BUSY fails the run, so the handshake bucket is raised too. The per-link message rate stays the default: a terminal's
+  // whole migration fits in its burst, so the bench measures what real traffic sees there.
   const terminalsMax = 2 * Math.max(...o.concurrencies.map((c) => o.migrationsAt(c) + warmupsAt(c)));
   const benchLimits: Partial<Limits> = {
     linksMax: Math.max(DEFAULT_LIMITS.linksMax, terminalsMax + LINKS_SPARE),
