@@ -20,7 +20,8 @@ import { systemClock, type Clock } from '../clock.ts';
 import { equalBytes, utf8 } from '../crypto/index.ts';
 import type { Logger } from '../log.ts';
 import { snapshot, type Tally } from '../metrics/counters.ts';
-import { Door, HTTP_CHECK_INTERVAL_MS, type Limits } from '../transport/limits.ts';
+import { Door } from '../transport/door.ts';
+import { HTTP_CHECK_INTERVAL_MS, type Limits } from '../transport/limits.ts';
 
 /** Largest request body the control API reads. */
 export const HTTP_BODY_BYTES_MAX = 64 * 1024;
@@ -43,7 +44,7 @@ export interface ProcessHttp {
   server: HttpServer | HttpsServer;
   registry: Registry;
   observer: RuntimeObserver;
-  /** The door every WebSocket upgrade of this process passes (limits.ts). */
+  /** The door every WebSocket upgrade of this process passes (door.ts). */
   door: Door;
   /** `auth`: 'operator' (the key file's operatorToken) or a check of its own; either runs before the body is read. */
   route(method: 'GET' | 'POST', path: string, handler: Handler, auth?: Auth | 'operator'): void;

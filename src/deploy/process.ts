@@ -29,7 +29,7 @@ import { DEFAULT_TIMING } from '../timing.ts';
 import type { Link } from '../transport/link.ts';
 import { memoryLinkPair } from '../transport/memory.transport.ts';
 import { SecureInitiatorLink, SecureResponderLink } from '../transport/secure.link.ts';
-import type { Admission } from '../transport/limits.ts';
+import type { Admission } from '../transport/door.ts';
 import { serveWebSockets, WsConnector } from '../transport/ws.transport.ts';
 import { ConfigError, type AdminSamConfig, type ChipConfig, type ProcessConfig, type ProviderConfig, type ServerConfig, type TerminalConfig } from './config.ts';
 import { createProcessHttp, type ProcessHttp } from './http.ts';

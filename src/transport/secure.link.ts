@@ -21,7 +21,8 @@ import {
   type Rng,
 } from '../crypto/index.ts';
 import { CLOSE_POLICY, type Link } from './link.ts';
-import { HELLO_BYTES_MAX, type ResponderLimits } from './limits.ts';
+import type { ResponderLimits } from './door.ts';
+import { HELLO_BYTES_MAX } from './limits.ts';
 import { attributeTo } from '../metrics/counters.ts';
 
 const TAG_DATA = 4;
@@ -275,7 +276,7 @@ export class SecureResponderLink extends SecureLinkBase {
       rng: Rng;
     },
     events: SecureLinkEvents = {},
-    /** The door's limits (limits.ts): a deadline, the hello size, the handshake bucket. None: no deadline, no bucket. */
+    /** The door's limits (door.ts): a deadline, the hello size, the handshake bucket. None: no deadline, no bucket. */
     private readonly limits?: ResponderLimits,
   ) {
     super(raw, events);

@@ -9,7 +9,7 @@
  * socket above it, code 1009); envelopes are held to ENVELOPE_BYTES_MAX
  * above that, with an error reply. Heartbeats ping every
  * HEARTBEAT_INTERVAL_MS; a socket that misses one pong is terminated.
- * With a Door (limits.ts), an upgrade beyond a connection cap is answered
+ * With a Door (door.ts), an upgrade beyond a connection cap is answered
  * 503 before any WebSocket exists, and stranger-facing routes see their
  * links through a message-rate limit.
  */
@@ -18,7 +18,7 @@ import type { Server as HttpsServer } from 'node:https';
 import type { Duplex } from 'node:stream';
 import WebSocket, { WebSocketServer } from 'ws';
 import type { Logger } from '../log.ts';
-import type { Admission, Door } from './limits.ts';
+import type { Admission, Door } from './door.ts';
 import type { Link } from './link.ts';
 
 export const WS_PAYLOAD_BYTES_MAX = 1024 * 1024;

@@ -11,7 +11,8 @@ import { ChannelInitiator, ChannelResponder, CryptoError, generateIdentity, seed
 import { createLogger } from '../../src/log.ts';
 import { diff, snapshot } from '../../src/metrics/counters.ts';
 import { VirtualClock } from '../../src/sim/world.ts';
-import { Door, LogThrottle, RateLimitedLink, REFUSAL_LOG_INTERVAL_MS, REFUSAL_LOG_LINES_MAX, TokenBucket, type LimitName } from '../../src/transport/limits.ts';
+import { Door, LogThrottle, RateLimitedLink, TokenBucket } from '../../src/transport/door.ts';
+import { REFUSAL_LOG_INTERVAL_MS, REFUSAL_LOG_LINES_MAX, type LimitName } from '../../src/transport/limits.ts';
 import { CLOSE_POLICY, type Link } from '../../src/transport/link.ts';
 import { memoryLinkPair } from '../../src/transport/memory.transport.ts';
 import { SecureInitiatorLink, SecureResponderLink } from '../../src/transport/secure.link.ts';
