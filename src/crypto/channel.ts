@@ -293,6 +293,12 @@ export class ChannelResponder {
       requireMutual: boolean;
       rng: Rng;
     },
+    /**
+     * `admit`: asked after every check that needs no key (shape, size, trust
+     * from the hello alone) and before any public-key work; false refuses the
+     * hello BUSY (limits.ts: a flood of bogus hellos can not buy CPU).
+     */
+    private readonly door: { admit?: () => boolean } = {},
   ) {}
 
   /** The initiator's Ed25519 key (base64url), once it has proven it; undefined for an anonymous initiator. */
@@ -318,6 +324,7 @@ export class ChannelResponder {
     const verdict = this.opts.trust(hello.id, from);
     if (verdict === false) throw new CryptoError('UNTRUSTED_PEER', `${from} is not trusted here: its key is not in the trust configuration`);
     if (verdict !== true) throw new CryptoError(verdict.code, verdict.message);
+    if (this.door.admit && !this.door.admit()) throw new CryptoError('BUSY', 'too many handshakes; retry in a moment');
     const eph = this.opts.rng.bytes(X25519_BYTES);
     countCrypto('x25519.keygen');
     const ephPub = x25519.getPublicKey(eph);

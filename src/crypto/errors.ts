@@ -18,6 +18,8 @@ export type CryptoErrorCode =
   | 'RECEIPT_INVALID'
   | 'HANDSHAKE_FAILED'
   | 'UNTRUSTED_PEER'
+  /** The responder's handshake budget (limits.ts, HANDSHAKES_PER_S) is spent for now: retry in a moment. */
+  | 'BUSY'
   | 'CHANNEL_REPLAY'
   | 'CHANNEL_TAMPERED'
   /** A sealed key box (box.ts) does not open: wrong recipient, purpose or binding. */

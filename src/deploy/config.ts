@@ -8,6 +8,7 @@
 import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { z } from 'zod';
+import { limitsSchema } from '../transport/limits.ts';
 
 const b64key = z.string().regex(/^[A-Za-z0-9_-]{43}$/, 'a 32-byte key in base64url');
 const name = z.string().min(1).max(64).regex(/^[A-Za-z0-9._-]+$/, 'letters, digits, ".", "_" and "-" only');
@@ -37,6 +38,10 @@ const common = {
     })
     .partial()
     .optional(),
+  /** Limits at the door (connections, handshakes, message rates, HTTP timeouts), each optional; see src/transport/limits.ts and docs/limits.md. */
+  limits: limitsSchema.optional(),
+  /** `requireToken`: /metrics answers only with `authorization: Bearer <operatorToken>` (default: open, for a scraper on a private network). */
+  metrics: z.strictObject({ requireToken: z.boolean() }).optional(),
 };
 
 const peer = z.strictObject({ url, signPublic: b64key });

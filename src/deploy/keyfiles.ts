@@ -10,12 +10,15 @@ import { ConfigError } from './config.ts';
 const b64 = z.string().regex(/^[A-Za-z0-9_-]+$/);
 const identity = z.strictObject({ signSecret: b64, boxSecret: b64, signPublic: b64, boxPublic: b64 });
 
+/** Every kind may carry one: it unlocks /healthz detail, /metrics (when the config requires it) and the server's /status. */
+const operatorToken = b64.optional();
+
 const keyFileSchema = z.discriminatedUnion('kind', [
-  z.strictObject({ kind: z.literal('server'), identity, operatorToken: b64.optional() }),
-  z.strictObject({ kind: z.literal('admin-sam'), identity, issuerMaster: b64 }),
-  z.strictObject({ kind: z.literal('provider'), normal: identity, migration: identity, providerMaster: b64 }),
-  z.strictObject({ kind: z.literal('chip'), serial: z.string(), kChip: b64, identity }),
-  z.strictObject({ kind: z.literal('terminal'), controlToken: b64, identity }),
+  z.strictObject({ kind: z.literal('server'), identity, operatorToken }),
+  z.strictObject({ kind: z.literal('admin-sam'), identity, issuerMaster: b64, operatorToken }),
+  z.strictObject({ kind: z.literal('provider'), normal: identity, migration: identity, providerMaster: b64, operatorToken }),
+  z.strictObject({ kind: z.literal('chip'), serial: z.string(), kChip: b64, identity, operatorToken }),
+  z.strictObject({ kind: z.literal('terminal'), controlToken: b64, identity, operatorToken }),
 ]);
 export type KeyFile = z.infer<typeof keyFileSchema>;
 
@@ -25,6 +28,13 @@ export function writeKeyFile(path: string, content: KeyFile): void {
 }
 
 export function readKeyFile<K extends KeyFile['kind']>(path: string, kind: K): Extract<KeyFile, { kind: K }> {
+  const parsed = readAnyKeyFile(path);
+  if (parsed.kind !== kind) throw new ConfigError(`key file ${path} holds ${parsed.kind} keys, not ${kind} keys`);
+  return parsed as Extract<KeyFile, { kind: K }>;
+}
+
+/** A key file of whatever kind (the operator token is read before the role's own keys). */
+export function readAnyKeyFile(path: string): KeyFile {
   let raw: unknown;
   try {
     raw = JSON.parse(readFileSync(path, 'utf8'));
@@ -34,8 +44,7 @@ export function readKeyFile<K extends KeyFile['kind']>(path: string, kind: K): E
   const parsed = keyFileSchema.safeParse(raw);
   // Never echo a key file's content in an error: name the field only.
   if (!parsed.success) throw new ConfigError(`key file ${path} is malformed at ${parsed.error.issues[0]?.path.join('.') ?? '(root)'}`);
-  if (parsed.data.kind !== kind) throw new ConfigError(`key file ${path} holds ${parsed.data.kind} keys, not ${kind} keys`);
-  return parsed.data as Extract<KeyFile, { kind: K }>;
+  return parsed.data;
 }
 
 export const identityOf = (e: ExportedIdentity): Identity => importIdentity(e);

@@ -57,6 +57,9 @@ export function freePort(host = '127.0.0.1'): Promise<number> {
 
 const pub = (id: Identity) => ({ signPublic: toB64(id.signPublic), boxPublic: toB64(id.boxPublic) });
 
+/** Each process's own operator token (/healthz detail, /metrics when required, the server's /status): 24 random bytes. */
+const operatorToken = (rng: Rng): string => toB64(rng.bytes(24));
+
 function writeJson(path: string, value: unknown): void {
   writeFileSync(path, `${JSON.stringify(value, null, 2)}\n`);
 }
@@ -114,8 +117,8 @@ export async function generateDeployment(plan: DeploymentPlan): Promise<Deployme
     summary.processes.push({ id, role, config: file, port: ports[id]! });
   };
 
-  writeKeyFile(join(dir, 'keys', 'server.key.json'), { kind: 'server', identity: exportIdentity(server), operatorToken: toB64(rng.bytes(24)) });
-  writeKeyFile(join(dir, 'keys', 'admin-sam.key.json'), { kind: 'admin-sam', identity: exportIdentity(admin), issuerMaster: toB64(issuerMaster.reveal()) });
+  writeKeyFile(join(dir, 'keys', 'server.key.json'), { kind: 'server', identity: exportIdentity(server), operatorToken: operatorToken(rng) });
+  writeKeyFile(join(dir, 'keys', 'admin-sam.key.json'), { kind: 'admin-sam', identity: exportIdentity(admin), issuerMaster: toB64(issuerMaster.reveal()), operatorToken: operatorToken(rng) });
   summary.publicKeys['admin-sam'] = pub(admin);
 
   const serverCfg: ServerConfig = {
@@ -153,6 +156,7 @@ export async function generateDeployment(plan: DeploymentPlan): Promise<Deployme
       normal: exportIdentity(normal),
       migration: exportIdentity(migration),
       providerMaster: toB64(master.reveal()),
+      operatorToken: operatorToken(rng),
     });
     summary.publicKeys[`normal-sam/${p}`] = pub(normal);
     summary.publicKeys[`migration-sam/${p}`] = pub(migration);
@@ -178,6 +182,7 @@ export async function generateDeployment(plan: DeploymentPlan): Promise<Deployme
       serial,
       kChip: toB64(deriveChipKey(issuerMaster, serial).reveal()),
       identity: exportIdentity(chipIds.get(serial)!),
+      operatorToken: operatorToken(rng),
     });
     // Pairing: made when the phone is set up; a chip in no phone answers nobody until it is paired.
     const phone = pairedWith(serial);
@@ -190,7 +195,7 @@ export async function generateDeployment(plan: DeploymentPlan): Promise<Deployme
 
   for (const t of plan.terminals) {
     const id = `terminal-${t.name}`;
-    writeKeyFile(join(dir, 'keys', `${id}.key.json`), { kind: 'terminal', controlToken: toB64(rng.bytes(24)), identity: exportIdentity(terminalIds.get(t.name)!) });
+    writeKeyFile(join(dir, 'keys', `${id}.key.json`), { kind: 'terminal', controlToken: toB64(rng.bytes(24)), identity: exportIdentity(terminalIds.get(t.name)!), operatorToken: operatorToken(rng) });
     const cfg: TerminalConfig = {
       role: 'terminal',
       id,

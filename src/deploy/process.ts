@@ -29,10 +29,11 @@ import { DEFAULT_TIMING } from '../timing.ts';
 import type { Link } from '../transport/link.ts';
 import { memoryLinkPair } from '../transport/memory.transport.ts';
 import { SecureInitiatorLink, SecureResponderLink } from '../transport/secure.link.ts';
+import type { Admission } from '../transport/door.ts';
 import { serveWebSockets, WsConnector } from '../transport/ws.transport.ts';
-import type { AdminSamConfig, ChipConfig, ProcessConfig, ProviderConfig, ServerConfig, TerminalConfig } from './config.ts';
-import { createProcessHttp, HttpError, type ProcessHttp } from './http.ts';
-import { identityOf, readKeyFile, secretOf } from './keyfiles.ts';
+import { ConfigError, type AdminSamConfig, type ChipConfig, type ProcessConfig, type ProviderConfig, type ServerConfig, type TerminalConfig } from './config.ts';
+import { createProcessHttp, type ProcessHttp } from './http.ts';
+import { identityOf, readAnyKeyFile, readKeyFile, secretOf } from './keyfiles.ts';
 import { controlRoutes } from './terminal.control.ts';
 import { processRecording } from '../trace/wiring.ts';
 
@@ -60,20 +61,29 @@ function connect(ctx: Context, url: string, onConnect: (raw: Link) => void): voi
   ctx.connectors.push(new WsConnector({ url, ca: ctx.ca, onConnect, log: ctx.log }));
 }
 
-/** A responder channel on a route; `accept` gets the link once the handshake passed. */
+/**
+ * A responder channel on a route; `accept` gets the link once the handshake
+ * passed. Over WebSocket the door's admission brings the handshake deadline,
+ * the hello size limit and the handshake bucket, and hears when the link
+ * stops being pending; refusals are logged through the door's throttle.
+ */
 function channelRoute(
   ctx: Context,
   identity: Identity,
   opts: { name: string; mutual: boolean; trust: TrustCheck },
   accept: (link: SecureResponderLink) => void,
-): (raw: Link) => void {
-  return (raw) => {
+): (raw: Link, req?: unknown, admission?: Admission) => void {
+  return (raw, _req, admission) => {
     const link = new SecureResponderLink(
       raw,
       { name: opts.name, identity, trust: opts.trust, requireMutual: opts.mutual, rng: systemRng },
-      { onReject: (code, message) => ctx.log.warn('channel refused a message', { code, reason: message }) },
+      { onReject: (code, message) => ctx.http.door.log.warn('channel', 'channel refused a message', { code, reason: message }) },
+      admission?.responder,
     );
-    link.onEstablished = accept;
+    link.onEstablished = (established) => {
+      admission?.established();
+      accept(established);
+    };
   };
 }
 
@@ -83,13 +93,8 @@ async function startServer(ctx: Context, cfg: ServerConfig): Promise<PartyRuntim
   const server = new ServerRuntime(ctx.deps('server', cfg.dataDir), { scrypt: cfg.scrypt, deadlineMs: cfg.deadlineMs, devices: cfg.terminals });
   await server.start();
   if (keys.operatorToken) {
-    const expected = utf8(`Bearer ${keys.operatorToken}`);
-    ctx.http.route('GET', '/status', async (req) => {
-      if (!equalBytes(utf8(req.headers.authorization ?? ''), expected)) {
-        throw new HttpError(401, 'UNAUTHENTICATED', '/status needs "authorization: Bearer <operatorToken>" from the server\'s key file');
-      }
-      return { status: 200, json: { migrations: server.statuses() } };
-    });
+    // The operator check runs before anything else of the request is read (http.ts).
+    ctx.http.route('GET', '/status', async () => ({ status: 200, json: { migrations: server.statuses() } }), 'operator');
   }
   const runtimes: PartyRuntime[] = [server];
   serveWebSockets(
@@ -102,6 +107,7 @@ async function startServer(ctx: Context, cfg: ServerConfig): Promise<PartyRuntim
       }),
     },
     ctx.log,
+    ctx.http.door,
   );
   const toSam = (peer: string, url: string | null, signPublic: string) => (raw: Link) =>
     server.attach(peer, ctx.faulty(new SecureInitiatorLink(raw, { name: 'server', identity, peerSignPublic: fromB64(signPublic), rng: systemRng })));
@@ -142,6 +148,7 @@ async function startAdminSam(ctx: Context, cfg: AdminSamConfig): Promise<PartyRu
       ),
     },
     ctx.log,
+    ctx.http.door,
   );
   return [admin];
 }
@@ -185,6 +192,7 @@ async function startProvider(ctx: Context, cfg: ProviderConfig): Promise<PartyRu
       }),
     },
     ctx.log,
+    ctx.http.door,
   );
   return [msam, nsam];
 }
@@ -213,6 +221,7 @@ async function startChip(ctx: Context, cfg: ChipConfig): Promise<PartyRuntime[]>
       ),
     },
     ctx.log,
+    ctx.http.door,
   );
   return [chip];
 }
@@ -229,7 +238,7 @@ async function startTerminal(ctx: Context, cfg: TerminalConfig): Promise<PartyRu
   connect(ctx, cfg.server.url, initiator('server', cfg.server.signPublic));
   connect(ctx, cfg.chip.url, initiator('chip', cfg.chip.signPublic, `chip/${cfg.chip.serial}`));
   for (const [p, peer] of Object.entries(cfg.normalSams)) connect(ctx, peer.url, initiator(`normal-sam/${p}`, peer.signPublic));
-  for (const r of controlRoutes(terminal, keys.controlToken)) ctx.http.route(r.method, r.path, r.handler);
+  for (const r of controlRoutes(terminal, keys.controlToken)) ctx.http.route(r.method, r.path, r.handler, r.auth);
   return [terminal];
 }
 
@@ -260,12 +269,18 @@ export async function startProcess(cfg: ProcessConfig, opts: StartOptions = {}):
   const policy = opts.faults ? parseFaults(opts.faults) : null;
   const recording = processRecording({ record: opts.record, inspect: opts.inspect, report: (m) => log.warn(m) });
   const faultRng = opts.seed !== undefined ? seededRng(opts.seed) : systemRng;
+  const operatorToken = readAnyKeyFile(cfg.keyFile).operatorToken;
+  if (cfg.metrics?.requireToken && !operatorToken) throw new ConfigError(`metrics.requireToken: the key file ${cfg.keyFile} holds no operatorToken`);
   const http = createProcessHttp({
     role: cfg.role,
     id: cfg.id,
     tls: cfg.tls,
     log,
     health: () => ({ parties: runtimes.map((r) => ({ id: r.id, links: r.openLinks(), queue: r.queueLength })) }),
+    operatorToken,
+    metricsRequireToken: cfg.metrics?.requireToken,
+    limits: cfg.limits,
+    clock: systemClock,
   });
   const ctx: Context = {
     cfg,

@@ -3,12 +3,10 @@
  * `valmove terminal <command>` sends. Bound to the terminal's own address and
  * guarded by the control token in its key file.
  */
-import type { IncomingMessage } from 'node:http';
 import { z } from 'zod';
 import type { TerminalRuntime } from '../actors/terminal.actor.ts';
-import { equalBytes, utf8 } from '../crypto/index.ts';
 import { ProtocolError, RemoteError } from '../errors.ts';
-import { HttpError, type Handler } from './http.ts';
+import { bearer, HttpError, type Auth, type Handler } from './http.ts';
 
 /** Progress lines a terminal keeps for `status`. */
 export const PROGRESS_LINES_MAX = 500;
@@ -47,19 +45,15 @@ async function attempt<T>(fn: () => Promise<T>): Promise<{ status: number; json:
   }
 }
 
-export function controlRoutes(terminal: TerminalRuntime, token: string): Array<{ method: 'GET' | 'POST'; path: string; handler: Handler }> {
+/** Every route carries its token check as `auth`: the HTTP layer runs it before the body is read. */
+export function controlRoutes(terminal: TerminalRuntime, token: string): Array<{ method: 'GET' | 'POST'; path: string; handler: Handler; auth: Auth }> {
   const progress: unknown[] = [];
   terminal.onProgress((p) => {
     progress.push({ ...p, at: new Date().toISOString() });
     if (progress.length > PROGRESS_LINES_MAX) progress.shift();
   });
-  const expected = utf8(`Bearer ${token}`);
-  const guard = (h: Handler): Handler => async (req: IncomingMessage, body) => {
-    if (!equalBytes(utf8(req.headers.authorization ?? ''), expected)) {
-      throw new HttpError(401, 'UNAUTHENTICATED', 'the control API needs "authorization: Bearer <controlToken>" from the terminal\'s key file');
-    }
-    return h(req, body);
-  };
+  const auth = bearer(token, { what: 'the control API', token: 'controlToken', where: 'the terminal\'s key file' });
+  const route = (method: 'GET' | 'POST', path: string, handler: Handler) => ({ method, path, handler, auth });
   const areaOf = async (provider: string, area?: string) => {
     if (area) return area;
     const info = await terminal.selectChip();
@@ -68,30 +62,22 @@ export function controlRoutes(terminal: TerminalRuntime, token: string): Array<{
     return found.area;
   };
   return [
-    { method: 'GET', path: '/control/status', handler: guard(async () => ({ status: 200, json: { id: terminal.id, state: terminal.state(), progress } })) },
-    { method: 'GET', path: '/control/chip', handler: guard(async () => attempt(() => terminal.selectChip())) },
-    {
-      method: 'POST',
-      path: '/control/login',
-      handler: guard(async (_req, body) => {
-        const b = parse(schemas.login, body);
-        return attempt(async () => {
-          await terminal.login(b.user, b.password);
-          return { user: b.user };
-        });
-      }),
-    },
-    { method: 'POST', path: '/control/register', handler: guard(async () => attempt(() => terminal.register())) },
-    { method: 'POST', path: '/control/migrate-out', handler: guard(async (_r, body) => attempt(() => terminal.migrateOut(parse(schemas.migrateOut, body)))) },
-    { method: 'POST', path: '/control/migrate-in', handler: guard(async (_r, body) => attempt(() => terminal.migrateIn(parse(schemas.migrateIn, body)))) },
-    { method: 'POST', path: '/control/cancel', handler: guard(async (_r, body) => attempt(() => terminal.cancel(parse(schemas.cancel, body).mig))) },
-    {
-      method: 'POST',
-      path: '/control/normal',
-      handler: guard(async (_r, body) => {
-        const b = parse(schemas.normal, body);
-        return attempt(async () => terminal.normalUse(b.provider, b.op, await areaOf(b.provider, b.area), b.amount, b.voucher));
-      }),
-    },
+    route('GET', '/control/status', async () => ({ status: 200, json: { id: terminal.id, state: terminal.state(), progress } })),
+    route('GET', '/control/chip', async () => attempt(() => terminal.selectChip())),
+    route('POST', '/control/login', async (_req, body) => {
+      const b = parse(schemas.login, body);
+      return attempt(async () => {
+        await terminal.login(b.user, b.password);
+        return { user: b.user };
+      });
+    }),
+    route('POST', '/control/register', async () => attempt(() => terminal.register())),
+    route('POST', '/control/migrate-out', async (_r, body) => attempt(() => terminal.migrateOut(parse(schemas.migrateOut, body)))),
+    route('POST', '/control/migrate-in', async (_r, body) => attempt(() => terminal.migrateIn(parse(schemas.migrateIn, body)))),
+    route('POST', '/control/cancel', async (_r, body) => attempt(() => terminal.cancel(parse(schemas.cancel, body).mig))),
+    route('POST', '/control/normal', async (_r, body) => {
+      const b = parse(schemas.normal, body);
+      return attempt(async () => terminal.normalUse(b.provider, b.op, await areaOf(b.provider, b.area), b.amount, b.voucher));
+    }),
   ];
 }

@@ -150,9 +150,9 @@ export class FaultyLink extends LinkWrapper {
     }
   }
 
-  override close(reason?: string): void {
+  override close(reason?: string, code?: number): void {
     this.flush();
-    super.close(reason);
+    super.close(reason, code);
   }
 
   /** Drops what is held back or delayed (at teardown). */

@@ -11,8 +11,12 @@ export interface Link {
   send(data: Uint8Array): void;
   onMessage(handler: (data: Uint8Array) => void): void;
   onClose(handler: (reason: string) => void): void;
-  close(reason?: string): void;
+  /** `code`: a WebSocket close code (CLOSE_POLICY for a peer that broke a rule); links without codes ignore it. */
+  close(reason?: string, code?: number): void;
 }
+
+/** WebSocket close code for a peer that broke a rule (RFC 6455 §7.4.1, "policy violation"): a refused handshake, a limit. */
+export const CLOSE_POLICY = 1008;
 
 /**
  * A link around another (faults, a test's tamperer): everything but `send`
@@ -49,8 +53,8 @@ export abstract class LinkWrapper implements Link {
     this.inner.onClose(handler);
   }
 
-  close(reason?: string): void {
-    this.inner.close(reason);
+  close(reason?: string, code?: number): void {
+    this.inner.close(reason, code);
   }
 }
 

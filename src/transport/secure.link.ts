@@ -21,7 +21,9 @@ import {
   type Rng,
   type TrustCheck,
 } from '../crypto/index.ts';
-import type { Link } from './link.ts';
+import { CLOSE_POLICY, type Link } from './link.ts';
+import type { ResponderLimits } from './door.ts';
+import { HELLO_BYTES_MAX } from './limits.ts';
 import { attributeTo } from '../metrics/counters.ts';
 
 const TAG_DATA = 4;
@@ -60,7 +62,7 @@ abstract class SecureLinkBase implements Link {
   private queued: Uint8Array[] = [];
   private inbox: Uint8Array[] = [];
   private readyResolve!: () => void;
-  private readyReject!: (e: Error) => void;
+  protected readyReject!: (e: Error) => void;
   readonly ready: Promise<void>;
   refusal?: { code: string; message: string };
 
@@ -108,8 +110,8 @@ abstract class SecureLinkBase implements Link {
     this.closeHandlers.push(handler);
   }
 
-  close(reason?: string): void {
-    this.raw.close(reason);
+  close(reason?: string, code?: number): void {
+    this.raw.close(reason, code);
   }
 
   protected established(cipher: ChannelCipher): void {
@@ -123,7 +125,18 @@ abstract class SecureLinkBase implements Link {
   protected refuse(code: string, message: string): void {
     this.raw.send(chan('refused', { code, message }));
     this.events.onReject?.(code, message);
-    this.raw.close(`${code}: ${message}`);
+    this.raw.close(`${code}: ${message}`, CLOSE_POLICY);
+  }
+
+  /** Largest JSON message before the channel is up, checked before it is parsed (limits.ts). */
+  protected handshakeBytesMax = HELLO_BYTES_MAX;
+
+  /** A handshake-time message over handshakeBytesMax: refused unparsed. */
+  protected tooLarge(bytes: number): void {
+    const message = `a message before the channel is up is at most ${this.handshakeBytesMax} bytes; this one is ${bytes}`;
+    // Rejected first: closing the link would reject it as "closed during handshake".
+    this.readyReject(new Error(`TOO_LARGE: ${message}`));
+    this.refuse('TOO_LARGE', message);
   }
 
   protected refused(body: unknown): void {
@@ -179,6 +192,10 @@ abstract class SecureLinkBase implements Link {
       }
       if (this.handlers.length === 0) this.inbox.push(plain);
       else for (const h of this.handlers) h(plain);
+      return;
+    }
+    if (!this.cipher && bytes[0] === JSON_OPEN && bytes.length > this.handshakeBytesMax) {
+      this.tooLarge(bytes.length);
       return;
     }
     let body: { chan?: unknown } | undefined;
@@ -248,6 +265,7 @@ export class SecureInitiatorLink extends SecureLinkBase {
 export class SecureResponderLink extends SecureLinkBase {
   private readonly responder: ChannelResponder;
   private accepted = false;
+  private cancelDeadline?: () => void;
 
   constructor(
     raw: Link,
@@ -259,9 +277,43 @@ export class SecureResponderLink extends SecureLinkBase {
       rng: Rng;
     },
     events: SecureLinkEvents = {},
+    /** The door's limits (door.ts): a deadline, the hello size, the handshake bucket. None: no deadline, no bucket. */
+    private readonly limits?: ResponderLimits,
   ) {
     super(raw, events);
-    this.responder = new ChannelResponder(opts);
+    this.responder = new ChannelResponder(opts, limits ? { admit: () => this.admitHandshake(limits) } : {});
+    if (limits) {
+      this.handshakeBytesMax = limits.helloBytesMax;
+      this.cancelDeadline = limits.clock.schedule(limits.clock.now() + limits.handshakeMs, () => this.deadlinePassed(limits));
+      raw.onClose(() => this.cancelDeadline?.());
+    }
+  }
+
+  /** Just before the public-key work: a token from the route's handshake bucket, or BUSY. */
+  private admitHandshake(limits: ResponderLimits): boolean {
+    if (limits.admitHandshake()) return true;
+    limits.refused('handshakes_per_s', 'too many handshakes; retry in a moment');
+    return false;
+  }
+
+  private deadlinePassed(limits: ResponderLimits): void {
+    this.cancelDeadline = undefined;
+    if (this.cipher || !this.raw.isOpen) return;
+    const message = `no channel within ${limits.handshakeMs} ms: complete the channel handshake (docs/wire.md, Channels) right after connecting`;
+    limits.refused('handshake_timeout', message);
+    this.readyReject(new Error(`HANDSHAKE_TIMEOUT: ${message}`));
+    this.refuse('HANDSHAKE_TIMEOUT', message);
+  }
+
+  protected override tooLarge(bytes: number): void {
+    this.limits?.refused('hello_bytes', `a handshake message of ${bytes} bytes (limit ${this.handshakeBytesMax})`);
+    super.tooLarge(bytes);
+  }
+
+  protected override established(cipher: ChannelCipher): void {
+    this.cancelDeadline?.();
+    this.cancelDeadline = undefined;
+    super.established(cipher);
   }
 
   /** The initiator's Ed25519 public key (base64url), once the handshake has passed. */

@@ -9,12 +9,16 @@
  * socket above it, code 1009); envelopes are held to ENVELOPE_BYTES_MAX
  * above that, with an error reply. Heartbeats ping every
  * HEARTBEAT_INTERVAL_MS; a socket that misses one pong is terminated.
+ * With a Door (door.ts), an upgrade beyond a connection cap is answered
+ * 503 before any WebSocket exists, and stranger-facing routes see their
+ * links through a message-rate limit.
  */
 import type { IncomingMessage, Server as HttpServer } from 'node:http';
 import type { Server as HttpsServer } from 'node:https';
 import type { Duplex } from 'node:stream';
 import WebSocket, { WebSocketServer } from 'ws';
 import type { Logger } from '../log.ts';
+import type { Admission, Door } from './door.ts';
 import type { Link } from './link.ts';
 
 export const WS_PAYLOAD_BYTES_MAX = 1024 * 1024;
@@ -90,20 +94,31 @@ export class WsLink implements Link {
     this.ws.on('close', (code, reason) => handler(`${code}${reason.length ? ` ${reason.toString().slice(0, 120)}` : ''}`));
   }
 
-  close(reason = 'closed'): void {
+  close(reason = 'closed', code = 1000): void {
     clearInterval(this.heartbeat);
     if (this.ws.readyState === WebSocket.OPEN || this.ws.readyState === WebSocket.CONNECTING) {
-      this.ws.close(1000, reason.slice(0, 120));
+      // A close frame's reason is at most 123 bytes (RFC 6455 §5.5): cut by bytes, not characters.
+      this.ws.close(code, Buffer.from(reason).subarray(0, 120).toString());
     }
   }
 }
 
+/** Answers an upgrade with an HTTP error and closes the socket once the answer is written (as ws does). */
+function refuseUpgrade(socket: Duplex, status: string, body: string, extra = ''): void {
+  socket.once('finish', () => socket.destroy());
+  socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n${extra}\r\n${body}`);
+}
+
+/**
+ * A route gets its link, the upgrade request, and (with a Door) its
+ * admission: call `admission.established()` once the link's handshake
+ * passed (or at once, for a route without one), and pass
+ * `admission.responder` to the channel.
+ */
+export type WsRoute = (link: Link, req: IncomingMessage, admission?: Admission) => void;
+
 /** Serves WebSocket upgrades on an HTTP(S) server, one handler per path; other paths get 404. */
-export function serveWebSockets(
-  server: HttpServer | HttpsServer,
-  routes: Record<string, (link: Link, req: IncomingMessage) => void>,
-  log?: Logger,
-): WebSocketServer {
+export function serveWebSockets(server: HttpServer | HttpsServer, routes: Record<string, WsRoute>, log?: Logger, door?: Door): WebSocketServer {
   const wss = new WebSocketServer({ noServer: true, maxPayload: WS_PAYLOAD_BYTES_MAX });
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     const path = new URL(req.url ?? '/', 'http://localhost').pathname;
@@ -113,9 +128,18 @@ export function serveWebSockets(
       socket.destroy();
       return;
     }
+    const remote = req.socket.remoteAddress ?? '?';
+    const admission = door?.admit(path, remote);
+    if (admission && !('established' in admission)) {
+      // Before any WebSocket exists: the peer learns which limit, existing links and plain HTTP go on.
+      refuseUpgrade(socket, '503 Service Unavailable', `${admission.message}\n`, 'Retry-After: 1\r\n');
+      return;
+    }
+    if (admission) socket.once('close', () => admission.release());
     wss.handleUpgrade(req, socket, head, (ws) => {
-      log?.debug('websocket accepted', { path, remote: req.socket.remoteAddress ?? '?' });
-      route(new WsLink(`ws${path}<-${req.socket.remoteAddress ?? '?'}:${req.socket.remotePort ?? 0}`, ws), req);
+      log?.debug('websocket accepted', { path, remote });
+      const link = new WsLink(`ws${path}<-${remote}:${req.socket.remotePort ?? 0}`, ws);
+      route(door ? door.gate(link, path) : link, req, admission);
     });
   });
   return wss;

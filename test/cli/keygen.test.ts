@@ -20,10 +20,14 @@ test('valmove keygen writes key files (0600), configs that validate, and trust.j
       const path = join(dir, 'keys', f);
       assert.is(statSync(path).mode & 0o777, 0o600, `${f} is readable by its owner only`);
       const walk = (v: unknown, key = ''): void => {
-        if (typeof v === 'string' && /Secret|Master|kChip|controlToken/.test(key)) assert.not.ok(stdout.includes(v), `${f}:${key} printed`);
+        if (typeof v === 'string' && /Secret|Master|kChip|Token/.test(key)) assert.not.ok(stdout.includes(v), `${f}:${key} printed`);
         else if (v && typeof v === 'object') for (const [k, x] of Object.entries(v)) walk(x, k);
       };
       walk(JSON.parse(readFileSync(path, 'utf8')));
+    }
+    for (const f of keyFiles) {
+      const k = JSON.parse(readFileSync(join(dir, 'keys', f), 'utf8')) as { operatorToken?: string };
+      assert.match(k.operatorToken ?? '', /^[A-Za-z0-9_-]{32}$/, `${f} carries its own operator token`);
     }
     for (const f of readdirSync(join(dir, 'config'))) loadConfig(join(dir, 'config', f));
     const trust = JSON.parse(readFileSync(join(dir, 'trust.json'), 'utf8'));

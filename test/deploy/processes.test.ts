@@ -68,9 +68,12 @@ t('nine processes, each with its own pid, port and LMDB folder', () => {
   }
 });
 
-t('every process answers /healthz and serves Prometheus /metrics', async () => {
+t('every process answers /healthz (detail only with its operator token) and serves Prometheus /metrics', async () => {
   for (const p of d!.processes) {
-    const h = (await (await fetch(`http://127.0.0.1:${p.port}/healthz`)).json()) as { status: string; role: string };
+    const open = (await (await fetch(`http://127.0.0.1:${p.port}/healthz`)).json()) as Record<string, unknown>;
+    assert.equal(open, { status: 'ok' }, `${p.id} tells a stranger only that it is up`);
+    const token = (JSON.parse(readFileSync(join(dir, 'keys', `${p.id}.key.json`), 'utf8')) as { operatorToken: string }).operatorToken;
+    const h = (await (await fetch(`http://127.0.0.1:${p.port}/healthz`, { headers: { authorization: `Bearer ${token}` } })).json()) as { status: string; role: string };
     assert.is(h.status, 'ok');
     assert.is(h.role, p.role);
   }
