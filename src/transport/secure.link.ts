@@ -218,7 +218,8 @@ abstract class SecureLinkBase implements Link {
       return;
     }
     try {
-      this.handshake(String(body.chan), body);
+      // The handshake's public-key work is this side's (the counters charge it to the party by its name).
+      attributeTo(this.selfName, () => this.handshake(String(body.chan), body));
     } catch (e) {
       const code = e instanceof CryptoError ? e.code : 'HANDSHAKE_FAILED';
       const message = e instanceof Error ? e.message : 'handshake failed';
