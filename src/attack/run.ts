@@ -205,6 +205,11 @@ export async function runAttack(o: AttackOptions): Promise<AttackReport> {
   }
 }
 
+/** A file name for a report of this run, by the time it ends. */
+export function reportFileName(): string {
+  return `attack-${new Date().toISOString().replace(/[:.]/g, '-')}.json`;
+}
+
 /** The report as lines a person reads. */
 export function describeAttack(r: AttackReport): string[] {
   const outcomes = (f: FloodResult) =>

@@ -7,7 +7,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
 import { runFloodJob, type FloodJob } from '../attack/flood.ts';
-import { describeAttack, runAttack } from '../attack/run.ts';
+import { describeAttack, reportFileName, runAttack } from '../attack/run.ts';
 
 type Out = (line: string) => void;
 
@@ -34,7 +34,7 @@ export function addAttackCommand(program: Command, out: Out): void {
       const report = await runAttack({ ...o, out: o.json ? undefined : out });
       if (o.out) {
         mkdirSync(o.out, { recursive: true });
-        const file = join(o.out, `attack-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
+        const file = join(o.out, reportFileName());
         writeFileSync(file, `${JSON.stringify(report, null, 2)}\n`);
         if (!o.json) out(`report written to ${file}`);
       }
