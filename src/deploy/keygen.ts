@@ -14,6 +14,7 @@ import { deriveChipKey, exportIdentity, generateIdentity, randomSecret, systemRn
 import type { AdminSamConfig, ChipConfig, ProviderConfig, ServerConfig, TerminalConfig } from './config.ts';
 import { writeKeyFile } from './keyfiles.ts';
 import type { Timing } from '../timing.ts';
+import type { Limits } from '../transport/limits.ts';
 
 export interface DeploymentPlan {
   dir: string;
@@ -33,6 +34,8 @@ export interface DeploymentPlan {
   scrypt?: { N: number; r: number; p: number };
   /** Timeouts and retry delays written into every config (see src/timing.ts). */
   timing?: Partial<Timing>;
+  /** Limits at the door written into every config (see docs/limits.md); the defaults otherwise. */
+  limits?: Partial<Limits>;
   rng?: Rng;
 }
 
@@ -113,7 +116,7 @@ export async function generateDeployment(plan: DeploymentPlan): Promise<Deployme
   const summary: DeploymentSummary = { dir, processes: [], publicKeys: { server: pub(server) } };
   const add = (id: string, role: string, cfg: object) => {
     const file = join(dir, 'config', `${id}.json`);
-    writeJson(file, plan.timing ? { ...cfg, timing: plan.timing } : cfg);
+    writeJson(file, { ...cfg, ...(plan.timing ? { timing: plan.timing } : {}), ...(plan.limits ? { limits: plan.limits } : {}) });
     summary.processes.push({ id, role, config: file, port: ports[id]! });
   };
 

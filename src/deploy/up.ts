@@ -21,6 +21,7 @@ import { loadConfig, type ChipConfig, type ServerConfig } from './config.ts';
 import { TerminalControl } from './control.client.ts';
 import { generateDeployment, type DeploymentSummary } from './keygen.ts';
 import type { Timing } from '../timing.ts';
+import type { Limits } from '../transport/limits.ts';
 import { readKeyFile, secretOf } from './keyfiles.ts';
 import { recordsToOneFile } from '../trace/wiring.ts';
 
@@ -147,6 +148,8 @@ export interface LaunchOptions {
   scrypt?: { N: number; r: number; p: number };
   embeddedAdminSam?: boolean;
   timing?: Partial<Timing>;
+  /** Limits at the door for every process (docs/limits.md). */
+  limits?: Partial<Limits>;
   /** Every process records (`start --record`): a .jsonl file they all append to, or a folder of per-party files. */
   record?: string;
   /** Every process streams its records to this live feed (`start --inspect`). */
@@ -169,6 +172,7 @@ export async function launchDeployment(opts: LaunchOptions): Promise<LocalDeploy
     scrypt: opts.scrypt,
     embeddedAdminSam: opts.embeddedAdminSam,
     timing: opts.timing,
+    limits: opts.limits,
   });
   // The operator creates the user in the server's store before the server starts.
   const serverCfg = loadConfig(join(dir, 'config', 'server.json'), 'server') as ServerConfig;
