@@ -7,7 +7,9 @@
  *
  * It obeys only the server it trusts (the channel handshake checks that), and
  * only what the decision record allows: activation under `committed`,
- * restore under `aborted`, one destination per migration.
+ * restore under `aborted`, one destination per migration. A temp key lives
+ * until its migration is settled: deleted when the activation or the
+ * restore is answered (endTempKeys), its key check values kept.
  */
 import {
   deriveChipKey,
@@ -39,6 +41,11 @@ import { SamSessions } from './samSession.ts';
 
 const SESSION = 'session:';
 const DECISION = 'decision:';
+
+/** The refusal of a lock, format or grant whose temp key was deleted (endTempKeys). Names no key, only the migration. */
+function keysGoneSentence(mig: string, decision: string | undefined): string {
+  return `the temp keys of ${mig} were deleted when its record became ${decision ?? 'settled'}: no lock, format or grant runs for it any more`;
+}
 
 export interface MigrationSamKeys {
   signPublic: Uint8Array;
@@ -281,6 +288,72 @@ export class AdminSamRuntime extends PartyRuntime {
     this.write(() => this.records.tempKeys.put(k, rec));
   }
 
+  /**
+   * The temp key of a record, for a lock, a format or a grant. Those run only
+   * while the decision record is pending, and the key is deleted only once it
+   * is committed or aborted (endTempKeys), so a null key here is a session
+   * that outlived its record: `onFrame` refuses it before the session moves
+   * (keysGone), and this is the assertion behind that check.
+   */
+  private liveKey(rec: TempKeyRecord): Secret {
+    if (rec.key === null) throw new ProtocolError('DECISION_STANDS', keysGoneSentence(rec.mig, this.decisionOf(rec.mig)));
+    return Secret.of(rec.key);
+  }
+
+  /**
+   * Why a lock or format session can not go on, or null when it can: the
+   * temp key of one of its items was deleted (its migration is settled). A
+   * session opened while the record was pending may outlive it: one the
+   * server gave up on and a relay keeps feeding, or one that lost a race
+   * with the commit or the abort. Checked before the session moves, because
+   * past that point the key is read inside the machine's step (command,
+   * verifyReply, grants), where a refusal would stop the SAM (runtime.ts).
+   */
+  private keysGone(ctx: AdminSessionContext): string | null {
+    if ((ctx.op !== 'lock' && ctx.op !== 'format') || ctx.mig === null) return null;
+    for (const cmd of ctx.commands) {
+      if (this.tempKey(ctx.mig, cmd.item!).key === null) return keysGoneSentence(ctx.mig, this.decisionOf(ctx.mig));
+    }
+    return null;
+  }
+
+  /**
+   * Issue 16: a temp key ends with its item. Its bytes are deleted (the
+   * record stays, with its key check values, area, provider and recipient,
+   * for the audit trail) in the turn that answers the session which settles
+   * the migration's items, so that answer never goes out while a key is
+   * still on disk (persist, then speak; a crash leaves the key and no
+   * answer, or no key and the answer in the inbox):
+   *
+   *  - `committed`: once S16 verified every destination area (`sessionDone`
+   *    of the activate session). The source backup is still locked under the
+   *    temp key, and stays so until it is wiped; yet nobody can legitimately
+   *    ask for the key again. The decision record refuses every lock and
+   *    format of a committed migration, so no grant is ever issued again;
+   *    the migration SAMs drop the grants they hold at S17; the wipe of the
+   *    source backup (protocol.md, "After the commit") is an admin session
+   *    under K_chip; a retried activation checks `destinationMainKcv`, kept
+   *    here. protocol.md deletes the keys only after that wipe, which may be
+   *    a retention period away: a key kept until then opens the backup's
+   *    upload sessions and serves no one.
+   *  - `aborted`: once the source's areas are back on their main keys
+   *    (`sessionDone` of the restore session, each area checked against
+   *    `sourceMainKcv`, kept here for a retried restore). The destination's
+   *    wipe is under K_chip too. An abort that overtook the lock made no
+   *    keys: nothing to delete.
+   *
+   * Only under the record that settles the items: a session that ran under
+   * any other (the simulator's deliberately broken build activates under
+   * `pending`) leaves the keys, which a pending migration still needs.
+   */
+  private endTempKeys(mig: string, settledBy: 'committed' | 'aborted'): void {
+    if (this.decisionOf(mig) !== settledBy) return;
+    for (const item of this.decisionContext(mig).items) {
+      const rec = this.tempKey(mig, item.item);
+      if (rec.key !== null) this.updateTempKey({ ...rec, key: null });
+    }
+  }
+
   private checkReceipts(mig: string, receipts: readonly import('../transport/messages.ts').Receipt[]): { ok: boolean; problem?: string } {
     const ctx = this.decisionContext(mig);
     if (ctx.destination === null) return { ok: false, problem: 'no destination was formatted for this migration' };
@@ -329,6 +402,12 @@ export class AdminSamRuntime extends PartyRuntime {
       throw new ProtocolError('NOT_FOUND', `no open admin session ${session.slice(0, 64)}`);
     }
     const ctx = actor.getSnapshot().context as AdminSessionContext;
+    const gone = this.keysGone(ctx);
+    if (gone !== null) {
+      // The session fails with the reason (its server hears DECISION_STANDS); the chip's frame is not read.
+      this.dispatch(key, { type: 'CHIP_REFUSED', code: 'DECISION_STANDS', message: gone });
+      return;
+    }
     const frame = decodeChipFrame(fromB64(data));
     if (actor.getSnapshot().matches('authenticating')) {
       this.dispatch(key, this.sessions.answerEvent(session, frame, (serial) => deriveChipKey(this.opts.issuerMaster, serial)));
@@ -357,14 +436,16 @@ export class AdminSamRuntime extends PartyRuntime {
     }
     if (cmd.op === 'wipe') return true;
     const rec = this.tempKey(ctx.mig!, cmd.item!);
-    const tempKcv = toB64(keyCheckValue(Secret.of(rec.key), serial, cmd.area!));
+    // Only a lock or a format installs the temp key, and only they need it. Activate and restore answer a main key's
+    // check value, which this SAM kept, so a retried activation or restore is checked after the temp key is deleted.
+    const tempKcv = () => toB64(keyCheckValue(this.liveKey(rec), serial, cmd.area!));
     switch (cmd.op) {
       case 'lock':
-        if (reply.kcv !== tempKcv || !reply.prevKcv) return false;
+        if (reply.kcv !== tempKcv() || !reply.prevKcv) return false;
         if (rec.sourceMainKcv === null) this.updateTempKey({ ...rec, sourceMainKcv: reply.prevKcv });
         return rec.sourceMainKcv === null || rec.sourceMainKcv === reply.prevKcv;
       case 'format':
-        return reply.kcv === tempKcv;
+        return reply.kcv === tempKcv();
       case 'activate':
         return rec.destinationMainKcv !== null && reply.kcv === rec.destinationMainKcv;
       case 'restore':
@@ -381,9 +462,9 @@ export class AdminSamRuntime extends PartyRuntime {
     const area = cmd.area!;
     switch (cmd.op) {
       case 'lock':
-        return { op: 'lock', area, key: toB64(this.tempKey(mig, cmd.item!).key), mig, step };
+        return { op: 'lock', area, key: toB64(this.liveKey(this.tempKey(mig, cmd.item!)).reveal()), mig, step };
       case 'format':
-        return { op: 'format', area, provider: cmd.provider!, key: toB64(this.tempKey(mig, cmd.item!).key), mig, step };
+        return { op: 'format', area, provider: cmd.provider!, key: toB64(this.liveKey(this.tempKey(mig, cmd.item!)).reveal()), mig, step };
       case 'activate':
       case 'restore':
       case 'wipe':
@@ -406,7 +487,7 @@ export class AdminSamRuntime extends PartyRuntime {
           recipient: rec.recipient,
           expiresAt: ctx.expiresAt ?? 0,
         },
-        Secret.of(rec.key),
+        this.liveKey(rec),
         msam.boxPublic,
         this.opts.identity,
         this.rng,
@@ -448,9 +529,13 @@ export class AdminSamRuntime extends PartyRuntime {
             this.send(server, 'admin.formatted', { grants: this.grants(ctx, 'download') }, reply);
             return;
           case 'activate':
+            // Every destination area answered its main key: the migration's temp keys end here, in this turn's commit.
+            this.endTempKeys(ctx.mig!, 'committed');
             this.send(server, 'admin.activated', { serial: ctx.serial! }, reply);
             return;
           case 'restore':
+            // Every source area is back on its main key: the temp keys end here, in this turn's commit.
+            this.endTempKeys(ctx.mig!, 'aborted');
             this.send(server, 'admin.restored', { serial: ctx.serial! }, reply);
             return;
           case 'wipe':

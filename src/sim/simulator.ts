@@ -522,6 +522,13 @@ export async function runSeed(o: SimOptions): Promise<SeedResult> {
         const held = prov.migrationSam.held().length;
         if (!violation && held > 0) fail({ invariant: 'sam-stores-empty', message: `migration SAM ${p} still holds ${held} item(s) after every migration ended` });
       }
+      // Issue 16: a temp key ends with its migration (the admin SAM deletes it when it answers the activation or the
+      // source's restore), read from the admin SAM's store like every check here. The message names no key.
+      for (const { value } of system.adminSam.records.tempKeys.getRange()) {
+        const s = stateOf(value.mig);
+        if (violation || value.key === null || (s !== 'completed' && s !== 'rolledBack')) continue;
+        fail({ invariant: 'temp-keys-ended', message: `the admin SAM still holds the temp key of ${value.mig} item ${value.item} after its migration ended ${s}` });
+      }
     }
     line(violation ? 'END violation' : `END ok ${JSON.stringify(outcomes)}`);
     void worth;

@@ -3,6 +3,12 @@
  * check values it needs later (the source's main key, set aside by the lock,
  * and the destination's main key, from the download receipt), and the
  * decision record of every migration, written only by compare-and-set.
+ *
+ * A temp key's bytes live only until its item is settled (issue 16): the
+ * admin SAM sets `key` to null in the turn that answers `admin.activated`
+ * (S16, under `committed`) or `admin.restored` (rollback, under `aborted`).
+ * The record stays, with its key check values, for the audit trail and for
+ * the checks of a retried activation or restore, which need no temp key.
  */
 import type { Database } from 'lmdb';
 import type { PartyStore } from './party.store.ts';
@@ -13,7 +19,12 @@ export interface TempKeyRecord {
   area: string;
   provider: string;
   recipient: string;
-  key: Uint8Array;
+  /**
+   * The temp key; null once its item is settled (see above). It opens upload
+   * sessions on the locked source, so it is not kept a turn longer than a
+   * lock, format or grant may still need it.
+   */
+  key: Uint8Array | null;
   /** Key check value of the source's main key, answered by the lock: a restore must give it back. */
   sourceMainKcv: string | null;
   /** Key check value of the destination's main key, from the verified receipt: activation must show it. */

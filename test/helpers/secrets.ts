@@ -14,13 +14,18 @@
  *    own store, envelopes) searched for the needles each may not hold;
  *  - `describeFindings`: a failure message that names the needle, its form
  *    and the source, and never holds the secret itself;
+ *  - `watchTempKeys`: catches every temp key as the admin SAM stores it,
+ *    since the admin SAM deletes each once its item is settled.
  */
 import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { sha256 } from '@noble/hashes/sha2.js';
+import { AdminSamRuntime } from '../../src/actors/adminSam.actor.ts';
+import type { PartyRuntime } from '../../src/actors/runtime.ts';
 import type { EmbeddedSystem } from '../../src/actors/system.ts';
 import { encodeValue, type ValueItem } from '../../src/actors/value.ts';
 import { deriveChipKey, deriveMainKey, fromB64, fromHex, importIdentity, Secret, stretchPassword, utf8 } from '../../src/crypto/index.ts';
+import type { TempKeyRecord } from '../../src/store/adminSam.store.ts';
 import type { PartyStore } from '../../src/store/party.store.ts';
 import { decodeEnvelope } from '../../src/transport/envelope.ts';
 
@@ -314,11 +319,64 @@ export function systemNeedles(system: EmbeddedSystem, opts: SystemSecrets): Need
   for (const t of system.terminals.values()) identity(t);
   for (const c of system.chips.values()) identity(c);
   needles.push(...chipKeyNeedles(issuer, providers, opts.serials ?? system.chips.keys()));
-  for (const { value } of system.adminSam.records.tempKeys.getRange()) {
-    needles.push({ name: `temp key ${value.mig}/${value.item}`, bytes: value.key, owners: ['admin-sam', value.recipient, ...[...system.chips.keys()].map((s) => `chip/${s}`)] });
-  }
+  needles.push(...tempKeyNeedles(tempKeysOf(system), system.chips.keys()));
   needles.push(...valueNeedles(opts.values, valueOwners(system)));
   return needles;
+}
+
+/**
+ * The admin SAM deletes a temp key's bytes once its item is settled (S16, or
+ * the source's restore; adminSam.actor.ts, endTempKeys): after a migration
+ * its store holds the records with `key: null`. A scan still has to search
+ * for every temp key the run made, so each is caught as the admin SAM stores
+ * it: `watchTempKeys(dataDir)` is an `onPartyStarted` hook (buildWorld and
+ * spySystems install it, and a restarted admin SAM is watched again), by the
+ * system's data folder.
+ */
+const caught = new Map<string, Map<string, TempKeyRecord>>();
+
+export function watchTempKeys(dataDir: string): (party: PartyRuntime) => void {
+  const seen = caught.get(dataDir) ?? caught.set(dataDir, new Map()).get(dataDir)!;
+  return (party) => {
+    if (!(party instanceof AdminSamRuntime)) return;
+    const db = party.records.tempKeys as unknown as { put: (k: string, rec: TempKeyRecord, ...rest: unknown[]) => unknown };
+    const put = db.put;
+    db.put = function (this: unknown, k: string, rec: TempKeyRecord, ...rest: unknown[]) {
+      if (rec.key !== null) seen.set(`${rec.mig}/${rec.item}`, { ...rec, key: new Uint8Array(rec.key) });
+      return put.call(this, k, rec, ...rest);
+    };
+  };
+}
+
+/** The temp keys caught for the system started in `dataDir` (see watchTempKeys). */
+export function caughtTempKeys(dataDir: string): TempKeyRecord[] {
+  return [...(caught.get(dataDir)?.values() ?? [])];
+}
+
+/** Drops what was caught for `dataDir` (its world is cleaned up). */
+export function forgetTempKeys(dataDir: string): void {
+  caught.delete(dataDir);
+}
+
+/**
+ * Every temp key a running system made: the ones caught as they were stored,
+ * and any its admin SAM still holds. A deleted key that was not caught fails
+ * loudly: a scan that silently left it out would pass for the wrong reason.
+ */
+export function tempKeysOf(system: EmbeddedSystem): TempKeyRecord[] {
+  const out = new Map(caughtTempKeys(system.opts.dataDir).map((r) => [`${r.mig}/${r.item}`, r]));
+  for (const { value } of system.adminSam.records.tempKeys.getRange()) {
+    const name = `${value.mig}/${value.item}`;
+    if (value.key !== null) out.set(name, value);
+    else if (!out.has(name)) throw new Error(`temp key ${name} was deleted by the admin SAM before this scan and never caught: start the system with watchTempKeys (buildWorld and spySystems do)`);
+  }
+  return [...out.values()];
+}
+
+/** One needle per temp key; its owners are the admin SAM, the migration SAM it was granted to, and the chips. */
+export function tempKeyNeedles(records: Iterable<TempKeyRecord>, serials: Iterable<string>): Needle[] {
+  const chips = [...serials].map((s) => `chip/${s}`);
+  return [...records].flatMap((r) => (r.key === null ? [] : [{ name: `temp key ${r.mig}/${r.item}`, bytes: r.key, owners: ['admin-sam', r.recipient, ...chips] }]));
 }
 
 /** The needles a recorded envelope of this type may not carry. */

@@ -5,15 +5,16 @@
  * hands the system a random source that keeps its 32-byte draws
  * (keyCapture.ts), optionally a logger of the test's own, and watches the
  * system it made: users created (password, login proof, verifier), chips
- * added, items issued. Needles are read while the system runs: its stores
- * may be gone by the time the caller returns.
+ * added, items issued, and every temp key as the admin SAM stores it (it
+ * deletes each once its item is settled). Needles are read while the system
+ * runs: its stores may be gone by the time the caller returns.
  */
 import { EmbeddedSystem, type SystemOptions } from '../../src/actors/system.ts';
 import type { ValueItem } from '../../src/actors/value.ts';
 import { systemRng } from '../../src/crypto/index.ts';
 import type { Logger } from '../../src/log.ts';
 import type { KeyCapture } from './keyCapture.ts';
-import { chipKeyNeedles, NEEDLE_BYTES_MIN, systemMasters, systemNeedles, valueNeedles, type Needle } from './secrets.ts';
+import { caughtTempKeys, chipKeyNeedles, NEEDLE_BYTES_MIN, systemMasters, systemNeedles, tempKeyNeedles, valueNeedles, watchTempKeys, type Needle } from './secrets.ts';
 
 export interface SystemSpy {
   /** Every needle of every system started while installed (deduplicated by bytes), `more`, and the run's captured keys. */
@@ -31,6 +32,8 @@ export function spySystems(capture: KeyCapture, opts: { log?: Logger } = {}): Sy
   const serials: string[] = [];
   const masters: Array<ReturnType<typeof systemMasters>> = [];
   const short: string[] = [];
+  /** Each spied system with its data folder, whose temp keys were caught as they were stored. */
+  const spied: Array<{ system: EmbeddedSystem; dataDir: string }> = [];
   let systems = 0;
   const keep = (ns: Needle[]) => {
     for (const n of ns) {
@@ -39,7 +42,17 @@ export function spySystems(capture: KeyCapture, opts: { log?: Logger } = {}): Sy
     }
   };
   EmbeddedSystem.start = async (o: SystemOptions) => {
-    const system = await original.call(EmbeddedSystem, { ...o, rng: capture.rng(o.rng ?? systemRng), ...(opts.log ? { log: opts.log } : {}) });
+    const watch = watchTempKeys(o.dataDir);
+    const system = await original.call(EmbeddedSystem, {
+      ...o,
+      rng: capture.rng(o.rng ?? systemRng),
+      ...(opts.log ? { log: opts.log } : {}),
+      onPartyStarted: (party) => {
+        watch(party);
+        o.onPartyStarted?.(party);
+      },
+    });
+    spied.push({ system, dataDir: o.dataDir });
     systems++;
     masters.push(systemMasters(system));
     keep(systemNeedles(system, { users: [], values: [], serials: [] }));
@@ -71,6 +84,7 @@ export function spySystems(capture: KeyCapture, opts: { log?: Logger } = {}): Sy
     needles(more = []) {
       keep(more);
       for (const m of masters) keep(chipKeyNeedles(m.issuer, m.providers, serials));
+      for (const s of spied) keep(tempKeyNeedles(caughtTempKeys(s.dataDir), s.system.chips.keys()));
       keep(valueNeedles(values, []));
       const known = [...found.values()];
       return [...known, ...capture.needles(known)];

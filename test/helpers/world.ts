@@ -15,6 +15,7 @@ import type { TerminalRuntime } from '../../src/actors/terminal.actor.ts';
 import type { ValueItem, ValueKind } from '../../src/actors/value.ts';
 import { systemRng, toHex } from '../../src/crypto/index.ts';
 import { createLogger, memorySink } from '../../src/log.ts';
+import { forgetTempKeys, watchTempKeys } from './secrets.ts';
 
 export const TEST_SCRYPT = { N: 2 ** 10, r: 8, p: 1 };
 
@@ -74,6 +75,7 @@ export async function buildWorld(opts: WorldOptions): Promise<World> {
   const envelopes: Recorded[] = [];
   const onMessage: Array<() => void> = [];
   const sink = memorySink();
+  const watchTemp = watchTempKeys(dir);
   const system = await EmbeddedSystem.start({
     dataDir: dir,
     providers,
@@ -86,6 +88,11 @@ export async function buildWorld(opts: WorldOptions): Promise<World> {
       if (direction === 'in') for (const f of onMessage) f();
     },
     ...opts.system,
+    // The admin SAM deletes temp keys once their items are settled; secret scans still need them (secrets.ts).
+    onPartyStarted: (party) => {
+      watchTemp(party);
+      opts.system?.onPartyStarted?.(party);
+    },
   });
   const user = 'alice';
   const password = `pw-${toHex(systemRng.bytes(8))}`;
@@ -127,6 +134,7 @@ export async function buildWorld(opts: WorldOptions): Promise<World> {
     async cleanup() {
       onMessage.length = 0;
       await system.stop();
+      forgetTempKeys(dir);
       rmSync(dir, { recursive: true, force: true });
     },
   };
