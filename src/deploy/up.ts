@@ -206,7 +206,8 @@ async function issueOverSocket(dir: string, chipConfig: string, items: IssueRequ
     [...new Set(items.map((i) => i.provider))].map((p) => [p, secretOf(readKeyFile(join(dir, 'keys', `provider-${p}.key.json`), 'provider').providerMaster)]),
   );
   const link = await openWsLink(`ws://127.0.0.1:${cfg.listen.port}/chip?terminal=${encodeURIComponent(DESK)}`);
-  const desk = new ChipConsole(link, DESK, `chip/${cfg.serial}`);
+  // Numbered from the clock, as a new store numbers its requests: above what the chip pruned of an earlier desk (STALE_REQUEST).
+  const desk = new ChipConsole(link, DESK, `chip/${cfg.serial}`, Date.now());
   try {
     await issueThrough(desk, cfg.serial, { issuerMaster: secretOf(admin.issuerMaster), providerMasters }, items, systemRng);
   } finally {

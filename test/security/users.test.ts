@@ -228,7 +228,7 @@ others('users: a connection that has not logged in is refused every user request
     const replies: AnyEnvelope[] = [];
     link.onMessage((b) => replies.push(decodeEnvelope(b)));
     const base = { v: 1, from: `terminal/${name}`, to: 'server' };
-    const send = (id: string, type: string, body: object, extra: object = {}) => link.send(utf8(JSON.stringify({ ...base, ...extra, id: `terminal/${name}#probe-${id}`, type, body })));
+    const send = (id: string, type: string, body: object, extra: object = {}) => link.send(utf8(JSON.stringify({ ...base, ...extra, id: `terminal/${name}#${id}`, type, body })));
     send('1', 'chip.register', {});
     send('2', 'migrate.out', {});
     send('3', 'migrate.in', { mig: migA });
@@ -239,15 +239,15 @@ others('users: a connection that has not logged in is refused every user request
     await new Promise((r) => setTimeout(r, 100));
     const answers = Object.fromEntries(replies.map((e) => [e.corr, refusalOf(e)]));
     const unauth = { code: 'UNAUTHENTICATED', message: 'log in first: this connection has no authenticated user' };
-    assert.equal(answers[`terminal/${name}#probe-1`], unauth);
-    assert.equal(answers[`terminal/${name}#probe-2`], unauth);
-    assert.equal(answers[`terminal/${name}#probe-3`], unauth);
-    assert.equal(answers[`terminal/${name}#probe-4`], unauth);
+    assert.equal(answers[`terminal/${name}#1`], unauth);
+    assert.equal(answers[`terminal/${name}#2`], unauth);
+    assert.equal(answers[`terminal/${name}#3`], unauth);
+    assert.equal(answers[`terminal/${name}#4`], unauth);
     // A frame from a connection that is none of the migration's terminals now (the old phone's part ended
     // with the source phase) is told what it would be told of a session that does not exist: no oracle.
-    assert.equal(answers[`terminal/${name}#probe-5`], { code: 'NOT_FOUND', message: `no migration or registration owns session ${migA}:S14:1` });
+    assert.equal(answers[`terminal/${name}#5`], { code: 'NOT_FOUND', message: `no migration or registration owns session ${migA}:S14:1` });
     // A reply to no request of the server's is dropped (never answered: no error ping-pong), and changes nothing.
-    assert.is(answers[`terminal/${name}#probe-6`], undefined);
+    assert.is(answers[`terminal/${name}#6`], undefined);
     assert.is(replies.length, 5);
     link.close('done');
   }
@@ -291,7 +291,7 @@ others('users: a connection claiming alice\'s terminal name, not logged in, can 
   other.send(utf8(JSON.stringify({ ...leaked, from: 'terminal/mallory' })));
   for (let i = 0; i < 100 && answer.length < 1; i++) await new Promise((r) => setTimeout(r, 10));
   other.close('done');
-  assert.equal(answer.map((e) => [e.type, refusalOf(e).code, refusalOf(e).message]), [['error', 'BAD_ENVELOPE', `request id ${leaked.id} was already used by another sender`]]);
+  assert.equal(answer.map((e) => [e.type, refusalOf(e).code, refusalOf(e).message]), [['error', 'BAD_ENVELOPE', `request id ${leaked.id} is not "terminal/mallory#<sequence number>" (optionally ".<16 hex digits>" after it)`]]);
   assert.is(state(w), before);
 });
 
