@@ -300,6 +300,13 @@ export abstract class PartyRuntime {
   private fullMeasured: { batch: number; full: boolean } | undefined;
   /** When a commit last failed, until a sweep frees space or STORE_FULL_AFTER_FAILED_COMMIT_MS pass. */
   private failedCommitAt: number | undefined;
+  /**
+   * Records a sweep prunes at most: INBOX_PRUNES_PER_SWEEP_MAX, halved after
+   * each failed commit that swept (deleting needs a few new pages too, and a
+   * full disk may have room for a small sweep only), doubled back after each
+   * sweep that commits.
+   */
+  private pruneLimit = INBOX_PRUNES_PER_SWEEP_MAX;
 
   constructor(deps: RuntimeDeps) {
     this.deps = deps;
@@ -566,19 +573,22 @@ export abstract class PartyRuntime {
     const now = this.clock.now();
     let sweepDue = now >= this.nextSweepAt;
     let pruned = 0;
+    let swept = false;
     if (sweepDue && this.failedCommitAt !== undefined) {
       // After a failed commit, pruning goes first, in a transaction of its own: turns that need space must not take it down with them.
       try {
         pruned = await this.store.commit(() => this.sweep(now));
       } catch (e) {
-        return this.commitFailed([], e, ramOutbox);
+        return this.commitFailed([], e, ramOutbox, true);
       }
-      if (pruned > 0) this.failedCommitAt = undefined;
+      this.sweepCommitted(pruned);
       sweepDue = false;
     }
     /** Prunes the inbox inside the batch's transaction, when a sweep is due and the batch was not cut short. */
     const sweep = (): void => {
-      if (sweepDue && !stop) pruned = this.sweep(now);
+      if (!sweepDue || stop) return;
+      swept = true;
+      pruned = this.sweep(now);
     };
     const take = (): void => {
       const budgetEnd = performance.now() + BATCH_WORK_MS_MAX;
@@ -624,9 +634,9 @@ export abstract class PartyRuntime {
       }
     } catch (e) {
       // The transaction failed (a full disk): the turns of the batch moved machines in memory that LMDB does not hold.
-      return this.commitFailed(done, e, ramOutbox);
+      return this.commitFailed(done, e, ramOutbox, swept);
     }
-    if (pruned > 0) this.failedCommitAt = undefined;
+    if (swept) this.sweepCommitted(pruned);
     const flushed = performance.now();
     for (const d of done) {
       if (stop?.at === d) {
@@ -650,7 +660,7 @@ export abstract class PartyRuntime {
    * would, without stopping the party: it goes on serving, and pruning frees
    * the space it needs.
    */
-  private async commitFailed(done: Done[], error: unknown, ramOutbox: Map<string, OutMessage> | undefined): Promise<void> {
+  private async commitFailed(done: Done[], error: unknown, ramOutbox: Map<string, OutMessage> | undefined, swept: boolean): Promise<void> {
     const cause = (error as { commitError?: unknown }).commitError;
     if (cause instanceof Promise) cause.catch(() => {});
     this.log.error('commit failed; the batch is undone and the actors reload from the store', { error: String(error) });
@@ -671,6 +681,11 @@ export abstract class PartyRuntime {
     }
     this.hosted.clear();
     this.rehydrate();
+    if (swept) {
+      // The sweep did not fit either: a smaller one at once, down to one record; then one per interval.
+      if (this.pruneLimit > 1) this.pruneLimit = Math.max(1, this.pruneLimit >> 1);
+      else this.nextSweepAt = this.clock.now() + INBOX_SWEEP_EVERY_MS;
+    }
     for (const id of this.outboxInRam.keys()) this.scheduleRetransmit(id, 0);
     void this.runLocal(() => this.onReloaded()).catch((e) => this.log.error('reload hook failed', { error: String(e) }));
   }
@@ -692,7 +707,7 @@ export abstract class PartyRuntime {
     let stoppedAt: [number, string] | undefined;
     for (const { key } of store.inboxByTime.getRange(this.sweepFrom ? { start: this.sweepFrom } : {})) {
       if (key[0] > cutoff && over <= 0) break;
-      if (prune.length >= INBOX_PRUNES_PER_SWEEP_MAX || scanned >= INBOX_SWEEP_SCAN_MAX) {
+      if (prune.length >= this.pruneLimit || scanned >= INBOX_SWEEP_SCAN_MAX) {
         stoppedAt = key;
         break;
       }
@@ -720,6 +735,13 @@ export abstract class PartyRuntime {
     this.sweepFrom = stoppedAt;
     this.nextSweepAt = stoppedAt ? now : now + INBOX_SWEEP_EVERY_MS;
     return prune.length;
+  }
+
+  /** A sweep's transaction committed: space it freed lets new work in again, and the next sweep may be larger. */
+  private sweepCommitted(pruned: number): void {
+    if (pruned === 0) return;
+    this.failedCommitAt = undefined;
+    this.pruneLimit = Math.min(INBOX_PRUNES_PER_SWEEP_MAX, this.pruneLimit * 2);
   }
 
   /** Whether the store passed its budget (STORE_FULL_FRACTION), measured at most once per batch. */

@@ -5,6 +5,7 @@
  * refuses new work and serves work in progress; a commit that fails (a full
  * disk) does not stop the party.
  */
+import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
@@ -26,6 +27,8 @@ import { testBench } from '../helpers/testParty.ts';
 import { buildWorld, settle, TEST_SCRYPT } from '../helpers/world.ts';
 
 const STRANGER_REQUESTS = 3_000;
+/** The file size limit of the full-disk child, KiB. */
+const FULL_DISK_KIB = 2_048;
 const ANSWER_WAIT_MS_MAX = 60_000;
 
 /** What a store holds, as the file and as records: its size, its bytes' hash, and every database's record count. */
@@ -237,5 +240,25 @@ for (const commits of ['async', 'sync'] as const) {
     }
   });
 }
+
+test('on a really full disk (a file size limit) a failed commit stops nothing: the party refuses STORE_FULL, answers repeats, and prunes its way back to taking new work', () => {
+  // lmdb-js grows its map by itself; what stops a file is the disk. A child process under `ulimit -f` (KiB) is one.
+  const child = spawnSync('bash', ['-c', `ulimit -f ${FULL_DISK_KIB} && exec node --import tsx test/helpers/fullDisk.ts`], { encoding: 'utf8', timeout: 120_000 });
+  const line = child.stdout.trim().split('\n').pop() ?? '';
+  let out: Record<string, unknown>;
+  try {
+    out = JSON.parse(line);
+  } catch {
+    throw new Error(`the child printed no result (status ${child.status}, signal ${child.signal}): ${child.stdout.slice(-500)} ${child.stderr.slice(-1500)}`);
+  }
+  assert.ok((out.firstRefused as number) > 0, 'the disk filled up and new work was refused');
+  assert.is(out.dataMdbBytes, FULL_DISK_KIB * 1024, 'the file stopped at the limit');
+  assert.is(out.stopped, false);
+  assert.equal(out.repeat, ['msam.cleared'], 'a repeat is answered from the inbox');
+  assert.equal(out.newWhileFull, ['STORE_FULL']);
+  assert.equal(out.newAfterPruning, ['msam.cleared'], 'pruning made room');
+  assert.ok((out.recordsAfterPruning as number) < (out.firstRefused as number));
+  assert.equal(out.problems, [], 'no unhandled rejection (lmdb-js leaves one when eventTurnBatching is on)');
+});
 
 test.run();
