@@ -355,22 +355,28 @@ export abstract class PartyRuntime {
   private async indexInbox(): Promise<void> {
     if ((this.store.inboxByTime.getStats() as { entryCount: number }).entryCount >= this.store.inboxCount()) return;
     const now = this.clock.now();
-    const chunk: Array<[string, InboxEntry]> = [];
-    const flush = async () => {
-      const batch = chunk.splice(0);
+    // In chunks, each read afresh from where the last one stopped (no cursor held across a commit).
+    let after: string | undefined;
+    for (;;) {
+      const chunk: Array<[string, InboxEntry]> = [];
+      let more = false;
+      for (const { key, value } of this.store.inbox.getRange(after === undefined ? {} : { start: after })) {
+        if (key === after) continue;
+        if (chunk.length >= INBOX_PRUNES_PER_SWEEP_MAX) {
+          more = true;
+          break;
+        }
+        after = key;
+        if (value.at === undefined) chunk.push([key, value]);
+      }
       await this.store.commit(() => {
-        for (const [id, rec] of batch) {
+        for (const [id, rec] of chunk) {
           this.store.inbox.put(id, { ...rec, at: now });
           this.store.inboxByTime.put([now, id], 1);
         }
       });
-    };
-    for (const { key, value } of this.store.inbox.getRange()) {
-      if (value.at !== undefined) continue;
-      chunk.push([key, value]);
-      if (chunk.length >= INBOX_PRUNES_PER_SWEEP_MAX) await flush();
+      if (!more) return;
     }
-    if (chunk.length > 0) await flush();
   }
 
   /** Subclass hook after rehydration (e.g. rebuild indexes). */
