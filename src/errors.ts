@@ -18,6 +18,9 @@ export const ERROR_CODES = [
   'UNAUTHENTICATED',
   'BUSY',
   'UNREACHABLE',
+  // stores (src/store, the runtime's inbox)
+  'STALE_REQUEST',
+  'STORE_FULL',
   // users and authority
   'LOGIN_FAILED',
   'LOCKED_OUT',

@@ -16,6 +16,13 @@ export interface Timing {
   retryCapMs: number;
   /** How long the preflight waits for every provider's answer. */
   preflightMs: number;
+  /**
+   * How long a receiver keeps the record of a request it answered (to answer
+   * a repeat with the same reply). Past it, and once the request's migration
+   * is settled, the record is pruned and a repeat is refused STALE_REQUEST.
+   * Far above the longest time a sender keeps sending a request again.
+   */
+  inboxRetentionMs: number;
 }
 
 export const DEFAULT_TIMING: Timing = {
@@ -25,6 +32,7 @@ export const DEFAULT_TIMING: Timing = {
   retryBaseMs: 200,
   retryCapMs: 30_000,
   preflightMs: 30_000,
+  inboxRetentionMs: 60 * 60 * 1000,
 };
 
 /** For tests and fault runs: the same protocol on a faster clock. */
@@ -35,4 +43,5 @@ export const FAST_TIMING: Timing = {
   retryBaseMs: 30,
   retryCapMs: 300,
   preflightMs: 5_000,
+  inboxRetentionMs: 10_000,
 };

@@ -112,6 +112,11 @@ export class AdminSamRuntime extends PartyRuntime {
     });
   }
 
+  /** After a failed commit the actors were read back from the store: their sessions' keys were RAM, as after a restart. */
+  protected override onReloaded(): void {
+    for (const key of this.actorKeys('adminSession')) this.tryDispatch(key, { type: 'SESSION_LOST' });
+  }
+
   // ---- inbound ------------------------------------------------------------------------------
 
   protected onEnvelope(env: AnyEnvelope, peer: string): void {

@@ -121,6 +121,17 @@ export class ChipRuntime extends PartyRuntime {
     });
   }
 
+  // ---- issue 16: a stranger's chip.select writes nothing; a failed commit is a power cut -------
+
+  /** chip.select only reads the directory: answered anew each time, never recorded. */
+  protected override readonly requestsAnsweredFresh: ReadonlySet<string> = new Set(['chip.select']);
+
+  protected override onReloaded(): void {
+    // As at power-on: the session keys were RAM, and the snapshot was read back from before them.
+    this.sessions.clear();
+    this.tryDispatch(CHIP_ACTOR, { type: 'POWER_ON' });
+  }
+
   // ---- inbound ----------------------------------------------------------------
 
   protected onEnvelope(env: AnyEnvelope, peer: string): void {

@@ -14,16 +14,24 @@ import type { ChipRuntime } from './chip.actor.ts';
 export const CONSOLE_REPLY_TIMEOUT_MS = 5_000;
 
 export class ChipConsole {
-  private seq = 0;
+  private seq: number;
   private readonly seen = new Set<string>();
   private waiting: { resolve: (f: ChipFrame) => void; reject: (e: Error) => void; timer: NodeJS.Timeout } | null = null;
 
   /** A console over any link to the chip (in memory, or a socket to a chip process). */
+  /**
+   * `firstSeq`: where its request numbers start. A chip refuses a request at
+   * or below what it pruned of the sender (STALE_REQUEST), so a console that
+   * comes again under the same name must count on from where the last one
+   * stopped: open() counts from the chip's clock, as a new store does.
+   */
   constructor(
     private readonly link: Link,
     readonly id: string,
     private readonly chipId: string,
+    firstSeq = 0,
   ) {
+    this.seq = firstSeq;
     link.onMessage((bytes) => {
       let env: ReturnType<typeof decodeEnvelope>;
       try {
@@ -55,7 +63,7 @@ export class ChipConsole {
   static open(chip: ChipRuntime, name = 'terminal/console'): ChipConsole {
     const [mine, theirs] = memoryLinkPair(name, chip.id);
     chip.attach(name, theirs);
-    return new ChipConsole(mine, name, chip.id);
+    return new ChipConsole(mine, name, chip.id, chip.now());
   }
 
   private post(session: string, frame: Uint8Array): void {

@@ -110,6 +110,11 @@ export class MigrationSamRuntime extends PartyRuntime {
     });
   }
 
+  /** After a failed commit the actors were read back from the store: their sessions' keys were RAM, as after a restart. */
+  protected override onReloaded(): void {
+    for (const key of this.actorKeys('migrationSam')) this.tryDispatch(key, { type: 'SESSION_LOST' });
+  }
+
   // ---- inbound ------------------------------------------------------------------------------------
 
   protected onEnvelope(env: AnyEnvelope, peer: string): void {

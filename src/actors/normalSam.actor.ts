@@ -41,6 +41,8 @@ const READER = 'reader:';
 
 /** The label binding a sealed main key to its purpose. */
 export const MAIN_KEY_SEAL_INFO = 'valmove/v1/main-key';
+/** Reader sessions one reader link may have open at once (a reader serves one card at a time; a few for retries). */
+export const READER_SESSIONS_PER_LINK_MAX = 4;
 
 /** What an enrolled reader may do: `spend` (pay, use, read a balance), `charge` (top up without a voucher). */
 export const READER_RIGHTS = ['spend', 'charge'] as const;
@@ -92,7 +94,8 @@ interface VoucherRecord {
 const pad = (n: number) => String(n).padStart(16, '0');
 
 export class NormalSamRuntime extends PartyRuntime {
-  protected readonly kinds: Record<string, MachineKind> = { normalSam: { machine: normalSamMachine, version: NORMAL_SAM_MACHINE_VERSION } };
+  // discardWhenDone: one session per payment; once answered (the reply is in the inbox) nothing of it is kept.
+  protected readonly kinds: Record<string, MachineKind> = { normalSam: { machine: normalSamMachine, version: NORMAL_SAM_MACHINE_VERSION, discardWhenDone: true } };
   private readonly sessions: SamSessions;
   private readonly work = new Map<string, ReaderWork>();
   private readonly opts: NormalSamOptions;
@@ -224,6 +227,34 @@ export class NormalSamRuntime extends PartyRuntime {
     });
   }
 
+  // ---- issue 16: what a reader link holds is bounded, and goes with the link ---------------------
+
+  private readerSessions(peer: string): number {
+    let n = 0;
+    for (const w of this.work.values()) if (w.peer === peer) n++;
+    return n;
+  }
+
+  protected override onLinkClosed(peer: string, reason: string): void {
+    super.onLinkClosed(peer, reason);
+    const lost = [...this.work].filter(([, w]) => w.peer === peer).map(([session]) => session);
+    if (lost.length === 0) return;
+    for (const session of lost) {
+      this.work.delete(session);
+      this.sessions.close(session);
+    }
+    // Their sessions fail; each answer goes into the inbox, for the reader's repeat on a new link. Their frames
+    // waiting for the reader are given up: a reader that never comes back must not hold outbox records.
+    void this.runLocal(() => {
+      this.abandonRequestsTo(peer, 'frame');
+      for (const session of lost) this.tryDispatch(READER + session, { type: 'SESSION_LOST' });
+    }).catch(() => {});
+  }
+
+  protected override onReloaded(): void {
+    for (const key of this.actorKeys('normalSam')) this.tryDispatch(key, { type: 'SESSION_LOST' });
+  }
+
   protected onEnvelope(env: AnyEnvelope, peer: string): void {
     switch (env.type) {
       case 'nsam.main-key': {
@@ -238,6 +269,9 @@ export class NormalSamRuntime extends PartyRuntime {
         if (!peer.startsWith('terminal/')) throw new ProtocolError('BAD_SENDER', 'normal use comes from a terminal acting as a reader');
         const key = READER + env.body.session;
         if (this.actorOf(key)) throw new ProtocolError('UNEXPECTED', `reader session ${env.body.session} was already used`);
+        if (this.readerSessions(peer) >= READER_SESSIONS_PER_LINK_MAX) {
+          throw new ProtocolError('BUSY', `${peer} has ${READER_SESSIONS_PER_LINK_MAX} reader sessions open, the most one reader may; finish one first`);
+        }
         const voucher = this.authorise(peer, env.body.op, env.body.area, env.body.amount, env.body.voucher);
         this.work.set(env.body.session, { peer, amount: voucher?.amount ?? env.body.amount, ...(voucher ? { voucher } : {}) });
         this.spawn(key, 'normalSam', { session: env.body.session, op: env.body.op, area: env.body.area, request: env.id, deadline: this.clock.now() + this.timing.sessionMs });
@@ -298,7 +332,11 @@ export class NormalSamRuntime extends PartyRuntime {
     const ctx = this.actorOf(key)!.getSnapshot().context as NormalSamContext;
     const w = this.work.get(ctx.session);
     const peer = w?.peer;
-    if (!peer) return;
+    if (!peer) {
+      // Its work is gone (a restart, or the reader's link closed): the failure still answers the request, into the inbox.
+      if (intent.type === 'answerFailed') this.send(this.peerOfRequest(intent.request), 'error', { code: intent.code, message: intent.message }, { corr: intent.request });
+      return;
+    }
     const frame = (bytes: Uint8Array) => this.send(peer, 'frame', { session: ctx.session, data: toB64(bytes) });
     switch (intent.type) {
       case 'beginAuth':

@@ -11,6 +11,13 @@
  * ("persist, then speak"). Requests stay in the outbox until answered and are
  * sent again when their link comes back; a duplicate request is answered with
  * the replies stored for it.
+ *
+ * The inbox (those stored replies) is bounded: a record answered longer ago
+ * than the retention window (Timing.inboxRetentionMs), whose migration is
+ * settled, is pruned by a sweep that rides on a batch's transaction. Per
+ * sender, the highest sequence number pruned is kept (its floor): a request
+ * at or below it that is not in the inbox was answered long ago, and is
+ * refused STALE_REQUEST, never applied a second time.
  */
 import { createActor, type Actor, type AnyStateMachine, type EventObject, type InspectionEvent } from 'xstate';
 import type { Clock } from '../clock.ts';
@@ -18,7 +25,7 @@ import type { Rng } from '../crypto/index.ts';
 import { ProtocolError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import { DEFAULT_TIMING, type Timing } from '../timing.ts';
-import type { PartyStore, PersistedActor } from '../store/party.store.ts';
+import type { InboxEntry, PartyStore, PersistedActor } from '../store/party.store.ts';
 import { decodeEnvelope, encodeEnvelope, peekHeader, PROTOCOL_VERSION, STEPS, type AnyEnvelope, type Envelope, type Step } from '../transport/envelope.ts';
 import type { Link } from '../transport/link.ts';
 import { kindOf, type BodyOf, type MessageType } from '../transport/messages.ts';
@@ -34,6 +41,26 @@ export const TURNS_PER_COMMIT_MAX = 256;
 export const BATCH_WORK_MS_MAX = 50;
 /** Internal events one turn may raise (a loop guard: a machine that keeps raising is a bug). */
 export const INTERNAL_EVENTS_PER_TURN_MAX = 1_000;
+/**
+ * Inbox records a party keeps at most (~0.5 KB each: some 50 MB). Over it,
+ * a sweep prunes the oldest answered records whatever their age (the floor
+ * keeps their repeats from being applied again); while still over (all of
+ * them unanswered work), new requests are refused BUSY.
+ */
+export const INBOX_RECORDS_MAX = 100_000;
+/** A batch also sweeps the inbox when this long (ms, the party's clock) has passed since the last sweep. */
+export const INBOX_SWEEP_EVERY_MS = 1_000;
+/** Inbox records one sweep prunes at most, so a sweep never holds its batch's answers long; one that hit it goes on in the next batch. */
+export const INBOX_PRUNES_PER_SWEEP_MAX = 1_000;
+/** Inbox records one sweep looks at, pruned or not (unanswered work at the head of the inbox must not make every sweep long). */
+export const INBOX_SWEEP_SCAN_MAX = 4_000;
+/**
+ * After a commit failed (a full disk), new requests are refused STORE_FULL
+ * for this long (ms, the party's clock), unless a sweep frees space first:
+ * work in progress gets the space there is, and new work is tried again
+ * later rather than failing a commit, and reloading the party, each time.
+ */
+export const STORE_FULL_AFTER_FAILED_COMMIT_MS = 60_000;
 
 export interface RuntimeDeps {
   id: string;
@@ -91,6 +118,12 @@ export interface MachineKind {
   machine: AnyStateMachine;
   /** Bumped when a machine's context or states change shape; snapshots of another version are refused. */
   version: number;
+  /**
+   * A finished actor of this kind is deleted in the turn that finishes it,
+   * instead of resting on disk (a reader session: one per payment, nothing
+   * to answer once its request's reply is in the inbox).
+   */
+  discardWhenDone?: boolean;
 }
 
 export interface Header {
@@ -138,6 +171,8 @@ class Turn {
   readonly after: Array<() => void> = [];
   readonly internal: Array<{ key: string; event: EventObject }> = [];
   inbound?: AnyEnvelope;
+  /** False for a request answered fresh (`requestsAnsweredFresh`): it leaves no inbox record. */
+  recordInbound = true;
   received?: AnyEnvelope;
   /** What an intent handler threw while a machine ran (XState would rethrow it later, outside the turn). */
   intentFailure?: { error: unknown };
@@ -191,6 +226,15 @@ export interface TimerData {
   event: string;
 }
 
+/** Request ids are "<sender>#<seq>", or "<sender>#<seq>.<16 hex>" where ids are unguessable (see `send`). */
+const REQUEST_ID = /^(.+)#(\d{1,15})(?:\.[0-9a-f]{16})?$/;
+
+/** The sender and sequence number a request id names, or undefined when it is not a request id. */
+export function parseRequestId(id: string): { from: string; seq: number } | undefined {
+  const m = REQUEST_ID.exec(id);
+  return m ? { from: m[1]!, seq: Number(m[2]) } : undefined;
+}
+
 export abstract class PartyRuntime {
   readonly id: string;
   protected readonly store: PartyStore;
@@ -235,6 +279,35 @@ export abstract class PartyRuntime {
   protected readonly requestsKeptOffDisk: ReadonlySet<string> = new Set();
   private readonly outboxInRam = new Map<string, OutMessage>();
 
+  /**
+   * Request types this party answers without an inbox record: their handler
+   * only reads, or is safe to run again (a repeat is simply answered anew).
+   * What a stranger may send before it has proven a key belongs here, so that
+   * nothing it sends is written to disk (protocol.md §4.8).
+   */
+  protected readonly requestsAnsweredFresh: ReadonlySet<string> = new Set();
+
+  /** INBOX_RECORDS_MAX; a test party lowers it to reach it. */
+  protected readonly inboxRecordsMax: number = INBOX_RECORDS_MAX;
+  /** Records in the inbox, as the last committed batch left them (kept in step by the writes; recounted on reload). */
+  private inboxRecords = 0;
+  /** The party's clock reading at or after which a batch sweeps the inbox again. */
+  private nextSweepAt = 0;
+  /** Where the last sweep stopped, when it stopped at a limit (the next one goes on from there). */
+  private sweepFrom: [number, string] | undefined;
+  /** Batches run so far; `storeFull` is measured at most once per batch. */
+  private batches = 0;
+  private fullMeasured: { batch: number; full: boolean } | undefined;
+  /** When a commit last failed, until a sweep frees space or STORE_FULL_AFTER_FAILED_COMMIT_MS pass. */
+  private failedCommitAt: number | undefined;
+  /**
+   * Records a sweep prunes at most: INBOX_PRUNES_PER_SWEEP_MAX, halved after
+   * each failed commit that swept (deleting needs a few new pages too, and a
+   * full disk may have room for a small sweep only), doubled back after each
+   * sweep that commits.
+   */
+  private pruneLimit = INBOX_PRUNES_PER_SWEEP_MAX;
+
   constructor(deps: RuntimeDeps) {
     this.deps = deps;
     this.id = deps.id;
@@ -251,7 +324,16 @@ export abstract class PartyRuntime {
   async start(): Promise<void> {
     if (this.started) return;
     this.started = true;
-    this.seq = (this.store.meta.get('seq') as number | undefined) ?? 0;
+    // A new store counts from the clock, not from 0: a sender whose store was wiped must not number its
+    // requests below the floor its receivers keep for it (their STALE_REQUEST check).
+    this.seq = (this.store.meta.get('seq') as number | undefined) ?? this.clock.now();
+    await this.indexInbox();
+    this.rehydrate();
+    this.onStarted();
+  }
+
+  /** Actors from their snapshots, their timers, the outbox's retransmissions: what a (re)start rebuilds from the store. */
+  private rehydrate(): void {
     for (const { key, value } of this.store.snapshots.getRange()) {
       this.restore(key, value);
     }
@@ -260,11 +342,67 @@ export abstract class PartyRuntime {
     }
     for (const h of this.hosted.values()) this.armTimer(h);
     for (const { key } of this.store.outbox.getRange()) this.scheduleRetransmit(key, 0);
-    this.onStarted();
+    this.inboxRecords = this.store.inboxCount();
+    this.nextSweepAt = 0;
+    this.sweepFrom = undefined;
+  }
+
+  /**
+   * Inbox records written before they carried their arrival time have no
+   * place in the by-time index the sweep reads: they get one, as if they had
+   * arrived now (so they live one more retention window). Once per store.
+   */
+  private async indexInbox(): Promise<void> {
+    if ((this.store.inboxByTime.getStats() as { entryCount: number }).entryCount >= this.store.inboxCount()) return;
+    const now = this.clock.now();
+    // In chunks, each read afresh from where the last one stopped (no cursor held across a commit).
+    let after: string | undefined;
+    for (;;) {
+      const chunk: Array<[string, InboxEntry]> = [];
+      let more = false;
+      for (const { key, value } of this.store.inbox.getRange(after === undefined ? {} : { start: after })) {
+        if (key === after) continue;
+        if (chunk.length >= INBOX_PRUNES_PER_SWEEP_MAX) {
+          more = true;
+          break;
+        }
+        after = key;
+        if (value.at === undefined) chunk.push([key, value]);
+      }
+      await this.store.commit(() => {
+        for (const [id, rec] of chunk) {
+          this.store.inbox.put(id, { ...rec, at: now });
+          this.store.inboxByTime.put([now, id], 1);
+        }
+      });
+      if (!more) return;
+    }
   }
 
   /** Subclass hook after rehydration (e.g. rebuild indexes). */
   protected onStarted(): void {}
+
+  /**
+   * Subclass hook, run as a turn after a failed commit made the party reload
+   * its actors from the store in place (as a restart would): fail what lived
+   * in RAM only (open chip or SAM sessions), as `start` does after a restart.
+   */
+  protected onReloaded(): void {}
+
+  /**
+   * Whether the migration `mig` is settled, so the inbox records that name
+   * it may be pruned once the retention window has passed (protocol.md §4.5:
+   * a repeat is answered until the migration is settled). True unless a party
+   * that tracks migrations says otherwise.
+   */
+  protected isSettled(_mig: string): boolean {
+    return true;
+  }
+
+  /** This party's clock, ms (a tool linked to it numbers its requests from it, as a new store does). */
+  now(): number {
+    return this.clock.now();
+  }
 
   /** Subclass hook at the end of a turn, before its commit: may add writes (e.g. an index of actor states). */
   protected onCommitting(_touched: string[]): void {}
@@ -331,6 +469,9 @@ export abstract class PartyRuntime {
       if (refusal) this.refusals.set(peer, refusal);
       if (this.links.get(peer) === link) {
         this.links.delete(peer);
+        // A peer named by its link is forgotten with it (any number of strangers may come and go);
+        // an alias (a terminal's "chip") is one of a few fixed names, kept.
+        if (this.remoteIds.get(peer) === peer) this.remoteIds.delete(peer);
         if (!this.stopped) this.onLinkClosed(peer, reason);
       }
     });
@@ -441,6 +582,29 @@ export abstract class PartyRuntime {
     const max = this.store.commitMode === 'sync' ? 1 : TURNS_PER_COMMIT_MAX;
     let stop: { at: Done; crash: boolean } | undefined;
     let wrote = false;
+    this.batches++;
+    // What a failed commit must put back: requests kept off disk live in RAM only (they are few: login proofs).
+    const ramOutbox = this.outboxInRam.size > 0 ? new Map(this.outboxInRam) : undefined;
+    const now = this.clock.now();
+    let sweepDue = now >= this.nextSweepAt;
+    let pruned = 0;
+    let swept = false;
+    if (sweepDue && this.failedCommitAt !== undefined) {
+      // After a failed commit, pruning goes first, in a transaction of its own: turns that need space must not take it down with them.
+      try {
+        pruned = await this.store.commit(() => this.sweep(now));
+      } catch (e) {
+        return this.commitFailed([], e, ramOutbox, true);
+      }
+      this.sweepCommitted(pruned);
+      sweepDue = false;
+    }
+    /** Prunes the inbox inside the batch's transaction, when a sweep is due and the batch was not cut short. */
+    const sweep = (): void => {
+      if (!sweepDue || stop) return;
+      swept = true;
+      pruned = this.sweep(now);
+    };
     const take = (): void => {
       const budgetEnd = performance.now() + BATCH_WORK_MS_MAX;
       while (this.queue.length > 0 && !this.stopped && done.length < max) {
@@ -463,29 +627,31 @@ export abstract class PartyRuntime {
         }
       }
     };
-    if (this.store.commitMode === 'sync' && this.queue.length > 0) {
-      // Same order as a one-turn commit: the turn in memory, then its transaction.
-      take();
-      const last = done[done.length - 1];
-      const writes = last?.writes;
-      if (last) last.writes = undefined;
-      if (last && last.failure !== undefined && !last.fatal) {
-        // A refused job: its caller hears at once; the acks it carried are committed after.
-        if (last.job.kind === 'local') last.job.reject(last.failure);
-        last.answered = true;
-        if (wrote && writes) await this.store.commit(writes);
-      } else if (wrote && writes) await this.commitAlone(writes);
-    } else {
-      try {
-        await this.store.commit(take);
-      } catch (e) {
-        // The transaction failed: every turn of the batch moved machines in memory that LMDB does not hold.
-        this.log.error('commit failed', { error: String(e) });
-        this.stopped = true;
-        for (const d of done) if (d.job.kind === 'local') d.job.reject(e);
-        throw e;
+    try {
+      if (this.store.commitMode === 'sync' && this.queue.length > 0) {
+        // Same order as a one-turn commit: the turn in memory, then its transaction.
+        take();
+        const last = done[done.length - 1];
+        const writes = last?.writes;
+        if (last) last.writes = undefined;
+        const all = wrote && writes ? () => (writes(), sweep()) : sweepDue && !stop ? sweep : undefined;
+        if (last && last.failure !== undefined && !last.fatal) {
+          // A refused job: its caller hears at once; the acks it carried are committed after.
+          if (last.job.kind === 'local') last.job.reject(last.failure);
+          last.answered = true;
+          if (all) await this.store.commit(all);
+        } else if (all) await this.commitAlone(all);
+      } else {
+        await this.store.commit(() => {
+          take();
+          sweep();
+        });
       }
+    } catch (e) {
+      // The transaction failed (a full disk): the turns of the batch moved machines in memory that LMDB does not hold.
+      return this.commitFailed(done, e, ramOutbox, swept);
     }
+    if (swept) this.sweepCommitted(pruned);
     const flushed = performance.now();
     for (const d of done) {
       if (stop?.at === d) {
@@ -499,6 +665,108 @@ export abstract class PartyRuntime {
       }
       if (!this.finish(d, flushed)) return this.crash(d.job);
     }
+  }
+
+  /**
+   * A batch whose transaction failed: nothing of it is on disk, so nothing
+   * of it is said. Its callers and senders are refused STORE_FULL (a request
+   * is sent again, or its sender's machine retries), and the actors, which
+   * moved ahead of the store, are read back from it in place, as a restart
+   * would, without stopping the party: it goes on serving, and pruning frees
+   * the space it needs.
+   */
+  private async commitFailed(done: Done[], error: unknown, ramOutbox: Map<string, OutMessage> | undefined, swept: boolean): Promise<void> {
+    const cause = (error as { commitError?: unknown }).commitError;
+    if (cause instanceof Promise) cause.catch(() => {});
+    this.log.error('commit failed; the batch is undone and the actors reload from the store', { error: String(error) });
+    this.failedCommitAt = this.clock.now();
+    const refusal = new ProtocolError('STORE_FULL', `${this.id}'s store is full; it serves work in progress and refuses new work`);
+    for (const d of done) {
+      if (d.job.kind === 'local' && !d.answered) d.job.reject(refusal);
+      // (A 'sync' store already sent a refused job's refusal; an 'async' one held it with the rest of the batch.)
+      else if (d.job.kind === 'message' && (d.failure === undefined || this.store.commitMode === 'async')) this.refuseRaw(d.job.peer, d.job.bytes, refusal, d.turn.received);
+    }
+    this.outboxInRam.clear();
+    for (const [id, o] of ramOutbox ?? []) this.outboxInRam.set(id, o);
+    for (const cancel of this.retransmits.values()) cancel();
+    this.retransmits.clear();
+    for (const h of this.hosted.values()) {
+      h.cancelTimer?.();
+      h.actor.stop();
+    }
+    this.hosted.clear();
+    this.rehydrate();
+    if (swept) {
+      // The sweep did not fit either: a smaller one at once, down to one record; then one per interval.
+      if (this.pruneLimit > 1) this.pruneLimit = Math.max(1, this.pruneLimit >> 1);
+      else this.nextSweepAt = this.clock.now() + INBOX_SWEEP_EVERY_MS;
+    }
+    for (const id of this.outboxInRam.keys()) this.scheduleRetransmit(id, 0);
+    void this.runLocal(() => this.onReloaded()).catch((e) => this.log.error('reload hook failed', { error: String(e) }));
+  }
+
+  /**
+   * Prunes the inbox (inside the running write transaction): answered
+   * records older than the retention window whose migration is settled,
+   * and, while the inbox holds more than INBOX_RECORDS_MAX, the oldest
+   * answered ones whatever their age. Unanswered records are work in
+   * progress and stay. Each pruned record raises its sender's floor.
+   */
+  private sweep(now: number): number {
+    const store = this.store;
+    const cutoff = now - this.timing.inboxRetentionMs;
+    // At the cap or past it, the oldest answered records make room for the next request.
+    let over = this.inboxRecords - this.inboxRecordsMax + 1;
+    const prune: Array<{ key: [number, string]; rec: InboxEntry | undefined }> = [];
+    let scanned = 0;
+    let stoppedAt: [number, string] | undefined;
+    for (const { key } of store.inboxByTime.getRange(this.sweepFrom ? { start: this.sweepFrom } : {})) {
+      if (key[0] > cutoff && over <= 0) break;
+      if (prune.length >= this.pruneLimit || scanned >= INBOX_SWEEP_SCAN_MAX) {
+        stoppedAt = key;
+        break;
+      }
+      scanned++;
+      const rec = store.inbox.get(key[1]);
+      if (!rec) {
+        prune.push({ key, rec }); // an index entry left without its record
+        continue;
+      }
+      if (rec.replies.length === 0) continue;
+      const expired = key[0] <= cutoff && (rec.mig === undefined || this.isSettled(rec.mig));
+      if (!expired && over <= 0) continue;
+      over--;
+      prune.push({ key, rec });
+    }
+    for (const { key, rec } of prune) {
+      store.inboxByTime.remove(key);
+      if (!rec) continue;
+      store.inbox.remove(key[1]);
+      this.inboxRecords--;
+      const sent = parseRequestId(key[1]);
+      if (sent && sent.seq > (store.inboxFloors.get(rec.from) ?? -1)) store.inboxFloors.put(rec.from, sent.seq);
+    }
+    if (prune.length > 0) this.log.debug('inbox pruned', { records: prune.length, left: this.inboxRecords });
+    this.sweepFrom = stoppedAt;
+    this.nextSweepAt = stoppedAt ? now : now + INBOX_SWEEP_EVERY_MS;
+    return prune.length;
+  }
+
+  /** A sweep's transaction committed: space it freed lets new work in again, and the next sweep may be larger. */
+  private sweepCommitted(pruned: number): void {
+    if (pruned === 0) return;
+    this.failedCommitAt = undefined;
+    this.pruneLimit = Math.min(INBOX_PRUNES_PER_SWEEP_MAX, this.pruneLimit * 2);
+  }
+
+  /** Whether the store passed its budget (STORE_FULL_FRACTION), measured at most once per batch. */
+  private storeFull(): boolean {
+    if (this.failedCommitAt !== undefined) {
+      if (this.clock.now() < this.failedCommitAt + STORE_FULL_AFTER_FAILED_COMMIT_MS) return true;
+      this.failedCommitAt = undefined;
+    }
+    if (this.fullMeasured?.batch !== this.batches) this.fullMeasured = { batch: this.batches, full: this.store.isFull };
+    return this.fullMeasured.full;
   }
 
   /**
@@ -561,7 +829,11 @@ export abstract class PartyRuntime {
           this.turn = null;
         }
       }
-      d.empty = !turn.dirty && turn.out.length === 0 && turn.acked.length === 0 && !turn.inbound;
+      // A request answered fresh, that changed nothing and only answered itself, writes nothing (not even the
+      // sequence number its reply used: a reply's id is never looked up, so one used again after a crash is harmless).
+      const inbound = turn.inbound;
+      const freshAnswer = (o: OutMessage) => inbound !== undefined && !turn.recordInbound && o.env.corr === inbound.id && kindOf(o.env.type) === 'reply';
+      d.empty = !turn.dirty && turn.acked.length === 0 && (!inbound || !turn.recordInbound) && turn.out.every(freshAnswer);
       if (!d.empty) d.writes = this.turnWrites(turn);
       return d;
     } finally {
@@ -708,14 +980,36 @@ export abstract class PartyRuntime {
       }
     }
     if (kind === 'request') {
-      const seen = this.store.inbox.get(env.id);
-      if (seen && seen.from !== env.from) {
-        throw new ProtocolError('BAD_ENVELOPE', `request id ${env.id} was already used by another sender`);
+      // The id names its sender and a sequence number: what the floor below is compared with.
+      const sent = parseRequestId(env.id);
+      if (!sent || sent.from !== env.from) {
+        throw new ProtocolError('BAD_ENVELOPE', `request id ${env.id} is not "${env.from}#<sequence number>" (optionally ".<16 hex digits>" after it)`);
       }
-      if (seen) {
-        this.log.debug('duplicate request answered from the inbox', { type: env.type, id: env.id });
-        for (const reply of seen.replies) this.transmit({ peer, env: reply });
-        return;
+      const fresh = this.requestsAnsweredFresh.has(env.type);
+      // Work in progress goes on when the store is full or the inbox at its limit: a relayed session frame belongs to a session already open.
+      const inProgress = env.type === 'frame';
+      if (!fresh) {
+        const seen = this.store.inbox.get(env.id);
+        if (seen && seen.from !== env.from) {
+          throw new ProtocolError('BAD_ENVELOPE', `request id ${env.id} was already used by another sender`);
+        }
+        if (seen) {
+          this.log.debug('duplicate request answered from the inbox', { type: env.type, id: env.id });
+          for (const reply of seen.replies) this.transmit({ peer, env: reply });
+          return;
+        }
+        // Not in the inbox, and at or below what was pruned of this sender: answered long ago. Never applied again.
+        const floor = this.store.inboxFloors.get(env.from);
+        if (floor !== undefined && sent.seq <= floor) {
+          throw new ProtocolError('STALE_REQUEST', `request ${env.id} was answered long ago and its record is gone; send a new request`);
+        }
+        if (this.inboxRecords >= this.inboxRecordsMax && !inProgress) {
+          this.nextSweepAt = 0; // the next batch prunes what it can
+          throw new ProtocolError('BUSY', `${this.id} holds ${this.inboxRecords} requests, its limit; it answers repeats and takes new requests once older ones are answered`);
+        }
+      }
+      if (!inProgress && this.storeFull()) {
+        throw new ProtocolError('STORE_FULL', `${this.id}'s store is full; it serves work in progress and refuses new work`);
       }
       const steer = this.deps.steer?.beforeRequest?.(this.id, env);
       if (steer?.holdMs !== undefined) {
@@ -725,6 +1019,7 @@ export abstract class PartyRuntime {
       }
       if (steer?.fail) throw new ProtocolError(steer.fail.code as never, steer.fail.message);
       turn.inbound = env;
+      turn.recordInbound = !fresh;
     }
     this.onEnvelope(env, peer);
     // Every hop acknowledges a frame it accepted, so the sender stops sending it again.
@@ -779,22 +1074,32 @@ export abstract class PartyRuntime {
   private turnWrites(turn: Turn): () => void {
     const store = this.store;
     const seq = this.seq;
+    const at = this.clock.now();
     const snapshots: Array<[string, PersistedActor]> = [];
+    const discarded: string[] = [];
     for (const key of turn.touched) {
       const h = this.hosted.get(key);
       if (!h) continue;
+      const kind = this.kinds[h.kind]!;
+      if (kind.discardWhenDone && h.actor.getSnapshot().status === 'done') {
+        discarded.push(key);
+        continue;
+      }
       // A relayed frame moves no machine: its actor's snapshot (whose context grows with the items) is already on disk.
       const mark = markOf(h.actor);
       if (sameMark(h.written, mark)) continue;
       h.written = mark;
-      const kind = this.kinds[h.kind]!;
       snapshots.push([key, { machine: h.kind, version: kind.version, snapshot: h.actor.getPersistedSnapshot() }]);
     }
+    const inbound = turn.inbound && turn.recordInbound ? turn.inbound : undefined;
     return () => {
       for (const w of turn.writes) w();
       for (const [key, value] of snapshots) store.snapshots.put(key, value);
-      if (turn.inbound) {
-        store.inbox.put(turn.inbound.id, { from: turn.inbound.from, type: turn.inbound.type, replies: [] });
+      for (const key of discarded) store.snapshots.remove(key);
+      if (inbound) {
+        store.inbox.put(inbound.id, { from: inbound.from, type: inbound.type, replies: [], at, ...(inbound.mig !== undefined ? { mig: inbound.mig } : {}) });
+        store.inboxByTime.put([at, inbound.id], 1);
+        this.inboxRecords++;
       }
       for (const o of turn.out) {
         if (kindOf(o.env.type) === 'request') {
@@ -803,7 +1108,9 @@ export abstract class PartyRuntime {
         }
         if (o.env.corr !== undefined) {
           const rec = store.inbox.get(o.env.corr);
-          if (rec) store.inbox.put(o.env.corr, { ...rec, replies: [...rec.replies, o.env] });
+          // The first reply that names a migration ties the record to it (migrate.out is answered with its id).
+          const mig = rec?.mig ?? o.env.mig;
+          if (rec) store.inbox.put(o.env.corr, { ...rec, replies: [...rec.replies, o.env], ...(mig !== undefined ? { mig } : {}) });
         }
       }
       for (const id of turn.acked) this.forgetRequest(id);
@@ -956,6 +1263,12 @@ export abstract class PartyRuntime {
     return actor;
   }
 
+  /** Whether the actor under `key` is not at work: finished, resting (see `retire`), or gone. */
+  protected isAtRest(key: string): boolean {
+    const h = this.hosted.get(key);
+    return !h || atRest(h.actor);
+  }
+
   /** The actor under `key`: live, or at rest and read back from the store (see `retire`). */
   protected actorOf(key: string): Actor<AnyStateMachine> | undefined {
     return this.hosted.get(key)?.actor ?? this.retired(key);
@@ -1043,6 +1356,24 @@ export abstract class PartyRuntime {
     turn.writes.push(fn);
   }
 
+  /**
+   * Gives up the requests of `type` this party sent to `peer` and still waits
+   * on: they will never be answered (the session they belonged to failed
+   * with the peer's link), and a peer that never comes back must not hold
+   * outbox records forever. In a turn.
+   */
+  protected abandonRequestsTo(peer: string, type: MessageType): void {
+    const ids: string[] = [];
+    for (const { key, value } of this.store.outbox.getRange()) if (value.peer === peer && value.env.type === type) ids.push(key);
+    if (ids.length === 0) return;
+    this.write(() => {
+      for (const id of ids) this.store.outbox.remove(id);
+    });
+    this.afterTurn(() => {
+      for (const id of ids) this.cancelRetransmit(id);
+    });
+  }
+
   /** Runs after this turn is on disk and its messages are sent. */
   protected afterTurn(fn: () => void): void {
     this.current().after.push(fn);
@@ -1094,7 +1425,8 @@ export abstract class PartyRuntime {
 
   /** The link a request this party received came in on (to answer it, or relay for it, later). */
   protected peerOfRequest(id: string): string {
-    const from = this.store.inbox.get(id)?.from ?? this.current().inbound?.from;
+    // The record may be pruned (answered long ago); the id itself names its sender.
+    const from = this.store.inbox.get(id)?.from ?? parseRequestId(id)?.from;
     if (from === undefined) throw new Error(`${this.id}: no received request ${id}`);
     return this.peerOf(from);
   }

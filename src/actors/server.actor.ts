@@ -38,6 +38,8 @@ export const DEVICES_PER_USER_MAX = 8;
 
 /** A terminal's name: `terminal/<label>`. */
 export const TERMINAL_NAME = /^terminal\/[A-Za-z0-9._-]{1,64}$/;
+/** login.proof ids remembered per connection, so a network duplicate is not a second failed attempt (issue 16). */
+export const LOGIN_PROOF_IDS_PER_LINK_MAX = 16;
 
 export interface ServerOptions {
   scrypt?: { N: number; r: number; p: number };
@@ -65,11 +67,44 @@ export class ServerRuntime extends PartyRuntime {
   readonly records: ServerRecords;
   private readonly logins = new Map<string, LoginState>();
   private readonly options: ServerOptions;
+  /** Per link, the login.proof ids it sent lately (bounded; dropped with the link). */
+  private readonly proofIds = new Map<string, Set<string>>();
 
   constructor(deps: RuntimeDeps, options: ServerOptions = {}) {
     super(deps);
     this.records = new ServerRecords(deps.store);
     this.options = options;
+  }
+
+  // ---- what a stranger may send writes nothing (issue 16) ---------------------------------
+  //
+  // login.begin only reads; login.proof counts a failure on an existing user (that user's one record:
+  // the lockout of issue 8, bounded) and is safe to run again: a repeat of the same id on the same link
+  // is not counted twice (`proofIds`). The fake-salt key exists from the start, not from a stranger's turn.
+  protected override readonly requestsAnsweredFresh: ReadonlySet<string> = new Set(['login.begin', 'login.proof']);
+
+  override async start(): Promise<void> {
+    if (!this.records.secrets.get('salt-key')) {
+      const key = this.rng.bytes(32);
+      await this.store.commit(() => this.records.secrets.put('salt-key', key));
+    }
+    await super.start();
+  }
+
+  /** A repeat of a login.proof id already seen on this link (remembers the id otherwise). */
+  private proofSeen(peer: string, id: string): boolean {
+    if (!this.hasLink(peer)) return false; // its link is gone (a proof handled after its close): nothing to remember it for
+    let ids = this.proofIds.get(peer);
+    if (!ids) this.proofIds.set(peer, (ids = new Set()));
+    if (ids.has(id)) return true;
+    ids.add(id);
+    if (ids.size > LOGIN_PROOF_IDS_PER_LINK_MAX) ids.delete(ids.values().next().value!);
+    return false;
+  }
+
+  /** A migration's inbox records stay while it runs (a repeat is answered until it is settled, protocol.md §4.5). */
+  protected override isSettled(mig: string): boolean {
+    return this.isAtRest(mig.startsWith('reg-') ? REGISTRATION + mig : MIGRATION + mig);
   }
 
   // ---- operator actions -----------------------------------------------------------------
@@ -154,6 +189,7 @@ export class ServerRuntime extends PartyRuntime {
   protected override onLinkAttached(peer: string): void {
     // A login belongs to the connection that made it, never to a name a new connection claims.
     this.logins.delete(peer);
+    this.proofIds.delete(peer);
     if (peer.startsWith('terminal/')) this.tellMigrations({ type: 'TERMINAL_BACK', terminal: peer });
   }
 
@@ -171,6 +207,7 @@ export class ServerRuntime extends PartyRuntime {
 
   protected override onLinkClosed(peer: string, reason: string): void {
     this.logins.delete(peer);
+    this.proofIds.delete(peer);
     super.onLinkClosed(peer, reason);
     // Migrations that wait on this terminal in a rollback go on with whoever is still here.
     if (peer.startsWith('terminal/')) this.tellMigrations({ type: 'TERMINAL_LOST', terminal: peer });
@@ -187,12 +224,8 @@ export class ServerRuntime extends PartyRuntime {
 
   private fakeSalt(user: string): string {
     // Unknown users get a stable, plausible salt: a login attempt does not reveal whether a user exists.
-    let key = this.records.secrets.get('salt-key');
-    if (!key) {
-      key = this.rng.bytes(32);
-      const k = key;
-      this.write(() => this.records.secrets.put('salt-key', k));
-    }
+    const key = this.records.secrets.get('salt-key');
+    if (!key) throw new Error(`${this.id}: no fake-salt key (start() makes it)`);
     return toB64(hmac(sha256, key, utf8(`valmove/v1/fake-salt/${user}`)).subarray(0, 16));
   }
 
@@ -240,7 +273,7 @@ export class ServerRuntime extends PartyRuntime {
         }
         const ok = rec !== undefined && equalBytes(sha256(fromB64(env.body.proof)), fromB64(rec.verifier));
         if (!ok) {
-          if (rec) {
+          if (rec && !this.proofSeen(peer, env.id)) {
             const failures = rec.failures + 1;
             const over = failures - LOGIN_FAILURES_FREE;
             const lockedUntil = over >= 0 ? now + Math.min(LOCKOUT_CAP_MS, LOCKOUT_BASE_MS * 2 ** Math.min(over, 30)) : 0;
@@ -252,7 +285,7 @@ export class ServerRuntime extends PartyRuntime {
         }
         this.bindDevice(peer, rec.user, now);
         if (rec.failures !== 0) this.write(() => this.records.users.put(rec.user, { ...rec, failures: 0, lockedUntil: 0 }));
-        this.logins.set(peer, { user: rec.user });
+        if (this.hasLink(peer)) this.logins.set(peer, { user: rec.user }); // (a link gone by now keeps nothing)
         this.reply(env, 'login.ok', { user: rec.user });
         return;
       }

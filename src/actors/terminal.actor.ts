@@ -66,6 +66,11 @@ export class TerminalRuntime extends PartyRuntime {
     });
   }
 
+  /** After a failed commit the actor was read back from the store, as after a restart. */
+  protected override onReloaded(): void {
+    this.tryDispatch(TERMINAL_ACTOR, { type: 'RESTARTED' });
+  }
+
   onProgress(listener: (p: ProgressEvent) => void): void {
     this.progressListeners.push(listener);
   }

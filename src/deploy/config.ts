@@ -35,6 +35,7 @@ const common = {
       retryBaseMs: z.number().int().positive(),
       retryCapMs: z.number().int().positive(),
       preflightMs: z.number().int().positive(),
+      inboxRetentionMs: z.number().int().positive(),
     })
     .partial()
     .optional(),

@@ -39,8 +39,12 @@ import { SimNetwork, VirtualClock } from './world.ts';
 export const FAULT_KINDS = ['drop', 'dup', 'reorder', 'delay', 'crash', 'partition'] as const;
 export type FaultKind = (typeof FAULT_KINDS)[number];
 
-/** The protocol's timeouts in simulation: FAST_TIMING, on the virtual clock. */
-export const SIM_TIMING: Timing = FAST_TIMING;
+/**
+ * The protocol's timeouts in simulation: FAST_TIMING, on the virtual clock,
+ * with inbox records kept 2 s: above the longest partition (1.5 s) and a
+ * restart, so a seed prunes inboxes in its safety phase, under faults.
+ */
+export const SIM_TIMING: Timing = { ...FAST_TIMING, inboxRetentionMs: 2_000 };
 /** scrypt cost of user passwords in simulation (logins are not what is under test). */
 const SIM_SCRYPT = { N: 2 ** 10, r: 8, p: 1 };
 /** A message's latency on a link: 0 to this many virtual ms. */

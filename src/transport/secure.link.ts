@@ -352,4 +352,12 @@ export class SecureResponderLink extends SecureLinkBase {
 
   /** Called when the channel is established (the initiator's name and key are then known). */
   onEstablished?: (link: SecureResponderLink) => void;
+
+  /**
+   * A responder asked for nothing, so an initiator's "refused" is only a
+   * close: no refusal is kept, under a link name the initiator chose (issue 16).
+   */
+  protected override refused(_body: unknown): void {
+    this.raw.close('the initiator refused the channel');
+  }
 }

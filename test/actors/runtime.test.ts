@@ -1,31 +1,62 @@
 /** The party runtime's promises: a duplicate request gets the stored reply; replies are not answered. */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { memoryLinkPair } from '../../src/transport/memory.transport.ts';
 import { buildWorld } from '../helpers/world.ts';
 
-test('a duplicate request is answered with the reply stored for it, byte for byte', async () => {
+test('a duplicate request is answered with the reply stored for it, byte for byte, and is not applied again', async () => {
   const world = await buildWorld({ items: 1, register: false });
   try {
-    const link = world.system.rawServerConnection('dup');
-    const replies: string[] = [];
-    link.onMessage((b) => replies.push(new TextDecoder().decode(b)));
-    const req = JSON.stringify({ v: 1, id: 'terminal/dup#1', from: 'terminal/dup', to: 'server', type: 'login.begin', body: { user: 'alice' } });
-    link.send(new TextEncoder().encode(req));
-    for (let i = 0; i < 100 && replies.length < 1; i++) await new Promise((r) => setTimeout(r, 5));
-    link.send(new TextEncoder().encode(req));
-    for (let i = 0; i < 100 && replies.length < 2; i++) await new Promise((r) => setTimeout(r, 5));
-    assert.is(replies.length, 2);
-    assert.is(replies[1], replies[0]);
-    assert.is(JSON.parse(replies[0]!).type, 'login.challenge');
+    // A frame the chip can not read: it answers with an err frame (a request of its own) and acknowledges ours.
+    const [mine, theirs] = memoryLinkPair('terminal/dup', world.source.id);
+    world.source.attach('terminal/dup', theirs);
+    const got: Array<Record<string, unknown>> = [];
+    const raw: string[] = [];
+    mine.onMessage((b) => {
+      raw.push(new TextDecoder().decode(b));
+      got.push(JSON.parse(raw[raw.length - 1]!));
+    });
+    const req = JSON.stringify({ v: 1, id: 'terminal/dup#1', from: 'terminal/dup', to: world.source.id, type: 'frame', body: { session: 's:normal:1', data: 'AAAA' } });
+    mine.send(new TextEncoder().encode(req));
+    for (let i = 0; i < 100 && got.length < 2; i++) await new Promise((r) => setTimeout(r, 5));
+    const acks = () => raw.filter((r) => JSON.parse(r).type === 'frame.ack');
+    const errFrames = () => got.filter((r) => r.type === 'frame').length;
+    assert.is(acks().length, 1);
+    assert.is(errFrames(), 1);
+    mine.send(new TextEncoder().encode(req));
+    for (let i = 0; i < 100 && acks().length < 2; i++) await new Promise((r) => setTimeout(r, 5));
+    await new Promise((r) => setTimeout(r, 30));
+    assert.is(acks().length, 2);
+    assert.is(acks()[1], acks()[0], 'the stored reply, byte for byte');
+    // The chip's err frame is resent until acknowledged, by its own retransmission; the repeat made no new one.
+    assert.ok(new Set(got.filter((r) => r.type === 'frame').map((r) => r.id)).size === 1, 'the repeat was not applied again');
     // A stray reply (to nothing we asked) is dropped without an answer: no error ping-pong.
-    link.send(new TextEncoder().encode(JSON.stringify({ v: 1, id: 'terminal/dup#2', corr: 'server#999', from: 'terminal/dup', to: 'server', type: 'channel.reserved', body: {} })));
+    const before = got.length;
+    mine.send(new TextEncoder().encode(JSON.stringify({ v: 1, id: 'terminal/dup#2', corr: 'chip/SRC-1#999', from: 'terminal/dup', to: world.source.id, type: 'chip.info', body: { serial: 'X', areas: [] } })));
     await new Promise((r) => setTimeout(r, 50));
-    assert.is(replies.length, 2);
+    assert.is(got.filter((r) => r.type === 'error').length, 0, `no answer to a stray reply: ${JSON.stringify(got.slice(before))}`);
   } finally {
     await world.cleanup();
   }
 });
 
+test('a repeated login.begin is answered anew, with the same challenge', async () => {
+  const world = await buildWorld({ items: 1, register: false });
+  try {
+    const link = world.system.rawServerConnection('dup');
+    const replies: Array<Record<string, unknown>> = [];
+    link.onMessage((b) => replies.push(JSON.parse(new TextDecoder().decode(b))));
+    const req = JSON.stringify({ v: 1, id: 'terminal/dup#1', from: 'terminal/dup', to: 'server', type: 'login.begin', body: { user: 'alice' } });
+    link.send(new TextEncoder().encode(req));
+    link.send(new TextEncoder().encode(req));
+    for (let i = 0; i < 100 && replies.length < 2; i++) await new Promise((r) => setTimeout(r, 5));
+    assert.is(replies.length, 2);
+    assert.equal(replies.map((r) => [r.type, r.corr]), [['login.challenge', 'terminal/dup#1'], ['login.challenge', 'terminal/dup#1']]);
+    assert.equal(replies[1]!.body, replies[0]!.body);
+  } finally {
+    await world.cleanup();
+  }
+});
 
 test('a new connection under a logged-in terminal\'s name, without its device key, is refused at the handshake; the phone keeps its link and its login', async () => {
   const world = await buildWorld({ items: 1 });

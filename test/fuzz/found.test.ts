@@ -62,16 +62,16 @@ test('a chip challenge whose r is "A" gets an err frame (FRAME_REJECTED); it sto
 test('the admin SAM refuses, before any change, a chip frame of "A" in an open session (BAD_BODY), a lock naming an unknown migration SAM (NOT_TRUSTED) and a lock reusing a session (UNEXPECTED); each stopped it', async () => {
   const admin = w.system.adminSam;
   const seat = memorySeat(admin, 'server', 'server');
-  await ask(seat, { id: 'server#found-1', type: 'admin.identify', body: { session: 'found:S1:1', purpose: 'register' } });
+  await ask(seat, { id: 'server#900000000000001', type: 'admin.identify', body: { session: 'found:S1:1', purpose: 'register' } });
   const records = () => JSON.stringify([[...admin.records.decisions.getRange()], [...admin.records.tempKeys.getRange()].map((e) => e.key), Object.keys(admin.states())]);
   const before = records();
-  const frame = await ask(seat, { id: 'server#found-2', type: 'frame', body: { session: 'found:S1:1', data: 'A' } });
+  const frame = await ask(seat, { id: 'server#900000000000002', type: 'frame', body: { session: 'found:S1:1', data: 'A' } });
   assert.equal(answers(frame), ['BAD_BODY: frame body is invalid: body.data: canonical base64url without padding']);
   const item = { item: 0, area: w.providers[0], provider: w.providers[0], recipient: 'migration-sam/nobody' };
   const lock = { type: 'admin.lock', body: { session: 'found:S3:1', serial: w.source.serial, items: [item], expiresAt: Date.now() + 60_000 } };
-  assert.equal(answers(await ask(seat, { ...lock, id: 'server#found-3', mig: 'm-found-1' })), ['NOT_TRUSTED: migration-sam/nobody is not a migration SAM this admin SAM grants keys to']);
+  assert.equal(answers(await ask(seat, { ...lock, id: 'server#900000000000003', mig: 'm-found-1' })), ['NOT_TRUSTED: migration-sam/nobody is not a migration SAM this admin SAM grants keys to']);
   const known = { ...item, recipient: `migration-sam/${w.providers[0]}` };
-  const reused = { ...lock, id: 'server#found-4', mig: 'm-found-2', body: { ...lock.body, session: 'found:S1:1', items: [known] } };
+  const reused = { ...lock, id: 'server#900000000000004', mig: 'm-found-2', body: { ...lock.body, session: 'found:S1:1', items: [known] } };
   assert.equal(answers(await ask(seat, reused)), ['UNEXPECTED: session found:S1:1 was already used']);
   assert.is(records(), before, 'no decision record, temp key or actor was made');
   w.system.relink('admin-sam', 'server');

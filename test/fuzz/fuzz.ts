@@ -24,6 +24,7 @@ import { ERROR_CODES, ProtocolError } from '../../src/errors.ts';
 import { decodeChipFrame } from '../../src/transport/chip.frames.ts';
 import { decodeEnvelope, peekHeader, type AnyEnvelope } from '../../src/transport/envelope.ts';
 import { kindOf } from '../../src/transport/messages.ts';
+import { parseRequestId } from '../../src/actors/runtime.ts';
 import { MESSAGE_TYPES } from '../property/arbitraries.ts';
 import type { World } from '../helpers/world.ts';
 import { CATEGORIES, inputsFor, materialize, type Spec, type Target } from './inputs.ts';
@@ -68,6 +69,9 @@ function predict(seat: Seat, bytes: Uint8Array): Expect {
     seat.noticeIds.add(env.id);
   }
   if (kind === 'request') {
+    // A request id names its sender and a sequence number (runtime.ts): one that does not is refused first.
+    const sent = parseRequestId(env.id);
+    if (!sent || sent.from !== env.from) return { kind: 'refuse', code: 'BAD_ENVELOPE', corr: env.id, why: 'its id is not its sender\'s "<from>#<seq>"' };
     const seen = store.inbox.get(env.id);
     if (seen) {
       return seen.from === env.from ? { kind: 'duplicate', replies: seen.replies } : { kind: 'refuse', code: 'BAD_ENVELOPE', corr: env.id, why: 'its id was used by another sender' };
@@ -130,6 +134,12 @@ function canonical(env: AnyEnvelope): string {
   return JSON.stringify(sort(env));
 }
 
+/** The inbox record a served request leaves: its entry, and its place in the by-time index (a key that holds the id). */
+function recordOf(c: Change, id: string | undefined): boolean {
+  if (id === undefined || c.how !== 'added') return false;
+  return (c.db === 'inbox' && c.key === id) || (c.db === 'inbox-by-time' && c.key.includes(id));
+}
+
 function judge(seat: Seat, expect: Expect, got: Received[], cs: Change[], chipWasIdle: boolean): Judged {
   const party = seat.party;
   for (const r of got) {
@@ -166,7 +176,7 @@ function judge(seat: Seat, expect: Expect, got: Received[], cs: Change[], chipWa
       // gets it again); a refusal at the door keeps nothing. Either way no other record moves, unless this
       // request's refusals are meant to count (failed logins).
       const may = new Set(seat.refusalMayTouch[expect.type ?? ''] ?? []);
-      const kept = (c: Change) => (c.db === 'inbox' && c.key === expect.id && c.how === 'added') || (c.db === 'meta' && c.key === 'seq');
+      const kept = (c: Change) => recordOf(c, expect.id) || (c.db === 'meta' && c.key === 'seq');
       const unexpected = cs.filter((c) => !may.has(c.db) && !kept(c));
       return unexpected.length > 0 ? { answer, problem: `a refusal changed state: ${describeChanges(unexpected)}` } : { answer };
     }
@@ -188,7 +198,7 @@ function judge(seat: Seat, expect: Expect, got: Received[], cs: Change[], chipWa
       if (!(ERROR_CODES as readonly string[]).includes(inner.code) && !SESSION_CODES.includes(inner.code)) return { answer, problem: `code ${inner.code} is not a known code` };
       if (inner.message.trim().length < 15) return { answer, problem: `the sentence "${inner.message}" is too short to act on` };
       // A hop keeps the frame's id (to answer a repeat) and its sequence number; a session the chip had open may end.
-      const allowed = (c: Change) => (c.db === 'inbox' && c.key === expect.id && c.how === 'added') || (c.db === 'meta' && c.key === 'seq') || (!chipWasIdle && c.db === 'snapshots');
+      const allowed = (c: Change) => recordOf(c, expect.id) || (c.db === 'meta' && c.key === 'seq') || (!chipWasIdle && c.db === 'snapshots');
       const other = cs.filter((c) => !allowed(c));
       return other.length > 0 ? { answer, problem: `a chip's refusal changed state: ${describeChanges(other)}` } : { answer };
     }
@@ -254,7 +264,7 @@ export async function fuzzParty(run: FuzzRun): Promise<Tally> {
   const cases = fc.oneof(...run.seats.map(({ seat, target }) => inputsFor(target).map((spec) => ({ seat, spec }))));
   const property = fc.asyncProperty(cases, async ({ seat, spec }: { seat: Seat; spec: Spec }) => {
     const n = ++tally.cases;
-    const id = `${seat.self}#fz${n}`;
+    const id = `${seat.self}#${n}`;
     const bytes = materialize(spec, id);
     const expect = predict(seat, bytes);
     const chipWasIdle = JSON.stringify(party.states()) === JSON.stringify({ chip: 'idle' });

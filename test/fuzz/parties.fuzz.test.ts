@@ -27,8 +27,11 @@ const SEED = process.env.VALMOVE_FUZZ_SEED === undefined ? undefined : Number(pr
 if (!Number.isSafeInteger(RUNS) || RUNS < 1) throw new Error(`VALMOVE_FUZZ_RUNS must be a positive integer, not ${process.env.VALMOVE_FUZZ_RUNS}`);
 
 /** Sends one well-formed envelope through a seat (to set up a context: an open session). */
+let setupSeq = 0;
+
 async function say(fw: FuzzWorld, seat: Seat, type: MessageType, body: object, header: Partial<AnyEnvelope> = {}): Promise<void> {
-  seat.send(encodeEnvelope({ v: PROTOCOL_VERSION, id: `${seat.self}#fz-setup-${type}`, from: seat.self, to: seat.party.id, type, ...header, body } as AnyEnvelope));
+  // Numbered above the cases' ids (`${seat.self}#<case>`, fuzz.ts), which count from 1.
+  seat.send(encodeEnvelope({ v: PROTOCOL_VERSION, id: `${seat.self}#${900_000_000_000_000 + ++setupSeq}`, from: seat.self, to: seat.party.id, type, ...header, body } as AnyEnvelope));
   await quiesce(fw.world);
   seat.got.length = 0;
 }

@@ -24,7 +24,7 @@ import { seededRng, toB64 } from '../../src/crypto/index.ts';
 import { ChipBench } from '../helpers/chipBench.ts';
 import { locate } from '../helpers/invariants.ts';
 import { buildWorld, valueFor, type World } from '../helpers/world.ts';
-import { asServer, checkChained, hostileTerminal, recording, refusalOf, relay, requestTo, state, type Seen } from './relay.ts';
+import { asServer, isAttackId, checkChained, hostileTerminal, recording, refusalOf, relay, requestTo, state, type Seen } from './relay.ts';
 
 const WAIT_MS_MAX = 10_000;
 
@@ -102,7 +102,7 @@ const hold = new Set<string>();
 let keepAlive: NodeJS.Timeout | undefined;
 
 const steer: Steering = {
-  beforeRequest: (party, env) => (party.startsWith('migration-sam/') && hold.has(env.type) && !env.id.startsWith('server#attack') ? { holdMs: 25 } : undefined),
+  beforeRequest: (party, env) => (party.startsWith('migration-sam/') && hold.has(env.type) && !isAttackId(env.id) ? { holdMs: 25 } : undefined),
 };
 
 const msam = () => `migration-sam/${world.providers[0]!}`;

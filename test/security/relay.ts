@@ -110,6 +110,23 @@ export interface ServerSeat {
 }
 
 let attackSeq = 0;
+const ATTACK_SEQ_FROM = 900_000_000_000_000;
+
+/**
+ * A fresh request id for a test that speaks as `as`. Ids are "<sender>#<seq>"
+ * (runtime.ts), and a party's own count starts at its clock (~1.7e12 ms): the
+ * tests count far above it, so an attack's id never collides with a real one
+ * nor falls below a floor the real sender left (STALE_REQUEST).
+ */
+export function attackId(as: string): string {
+  return `${as}#${ATTACK_SEQ_FROM + ++attackSeq}`;
+}
+
+/** Whether a request id is one a test made up (`attackId`), not one a party sent. */
+export function isAttackId(id: string): boolean {
+  const seq = Number(/#(\d+)$/.exec(id)?.[1] ?? 0);
+  return seq > ATTACK_SEQ_FROM;
+}
 
 export function asServer(world: World, partyId: string, as = 'server'): ServerSeat {
   const party = world.system.party(partyId);
@@ -120,7 +137,7 @@ export function asServer(world: World, partyId: string, as = 'server'): ServerSe
   mine.onMessage((bytes) => {
     const env = decodeEnvelope(bytes);
     // Frames travel hop by hop until acknowledged: the seat acknowledges each, as the server does.
-    if (env.type === 'frame') mine.send(encodeEnvelope({ v: PROTOCOL_VERSION, id: `${as}#ack-${++attackSeq}`, corr: env.id, from: as, to: partyId, type: 'frame.ack', body: {} }));
+    if (env.type === 'frame') mine.send(encodeEnvelope({ v: PROTOCOL_VERSION, id: attackId(as), corr: env.id, from: as, to: partyId, type: 'frame.ack', body: {} }));
     got.push(env);
     for (const w of [...waiters]) {
       if (w.match(env)) {
@@ -143,7 +160,7 @@ export function asServer(world: World, partyId: string, as = 'server'): ServerSe
   return {
     got,
     send(type, body, header = {}) {
-      const id = header.id ?? `${as}#attack-${++attackSeq}`;
+      const id = header.id ?? attackId(as);
       if (type !== 'frame' && typeof (body as { session?: unknown }).session === 'string') ours.add((body as { session: string }).session);
       const env = { v: PROTOCOL_VERSION, ...header, id, from: as, to: partyId, type, body } as unknown as AnyEnvelope;
       mine.send(encodeEnvelope(env));

@@ -28,7 +28,7 @@ import { decodeEnvelope, type AnyEnvelope } from '../../src/transport/envelope.t
 import { memoryLinkPair } from '../../src/transport/memory.transport.ts';
 import { locate } from '../helpers/invariants.ts';
 import { buildWorld, type World } from '../helpers/world.ts';
-import { asServer, checkChained, chipSession, hostileTerminal, recording, refusalOf, requestTo, sessionAt, state, type Seen } from './relay.ts';
+import { asServer, isAttackId, checkChained, chipSession, hostileTerminal, recording, refusalOf, requestTo, sessionAt, state, type Seen } from './relay.ts';
 
 const WAIT_MS_MAX = 10_000;
 
@@ -55,7 +55,7 @@ let keepAlive: NodeJS.Timeout | undefined;
 
 const steer: Steering = {
   beforeRequest: (party, env) =>
-    holdDownloads && party.startsWith('migration-sam/') && env.type === 'msam.download' && !env.id.startsWith('server#attack') ? { holdMs: 25 } : undefined,
+    holdDownloads && party.startsWith('migration-sam/') && env.type === 'msam.download' && !isAttackId(env.id) ? { holdMs: 25 } : undefined,
 };
 
 const msamOf = (i: number) => `migration-sam/${world.providers[i]!}`;

@@ -15,10 +15,11 @@
  */
 import type { AddressInfo } from 'node:net';
 import WebSocket, { WebSocketServer } from 'ws';
-import { fromB64, systemRng, toB64 } from '../../src/crypto/index.ts';
+import { fromB64, toB64 } from '../../src/crypto/index.ts';
 import { decodeChipFrame, encodeJson, type ChipFrame } from '../../src/transport/chip.frames.ts';
 import { decodeEnvelope, encodeEnvelope, PROTOCOL_VERSION, type AnyEnvelope } from '../../src/transport/envelope.ts';
 import type { Tamper, TamperSite } from '../../src/transport/tamper.link.ts';
+import { attackId } from './relay.ts';
 
 // ---- the hostile relay ------------------------------------------------------------------------------
 
@@ -104,7 +105,7 @@ export function carrying(env: AnyEnvelope, frame: ChipFrame): Uint8Array {
 
 /** A frame envelope the relay makes up, as `from` would send it to `to`. */
 export function forged(from: string, to: string, session: string, frame: ChipFrame): Uint8Array {
-  const id = `${from}#forged-${toB64(systemRng.bytes(6))}`;
+  const id = attackId(from);
   return encodeEnvelope({ v: PROTOCOL_VERSION, id, from, to, type: 'frame', body: { session, data: toB64(encodeJson(frame)) } });
 }
 

@@ -291,7 +291,7 @@ others('users: a connection claiming alice\'s terminal name is refused at the ha
   other.send(utf8(JSON.stringify({ ...leaked, from: 'terminal/mallory' })));
   for (let i = 0; i < 100 && answer.length < 1; i++) await new Promise((r) => setTimeout(r, 10));
   other.close('done');
-  assert.equal(answer.map((e) => [e.type, refusalOf(e).code, refusalOf(e).message]), [['error', 'BAD_ENVELOPE', `request id ${leaked.id} was already used by another sender`]]);
+  assert.equal(answer.map((e) => [e.type, refusalOf(e).code, refusalOf(e).message]), [['error', 'BAD_ENVELOPE', `request id ${leaked.id} is not "terminal/mallory#<sequence number>" (optionally ".<16 hex digits>" after it)`]]);
   assert.is(state(w), before);
 });
 
