@@ -7,7 +7,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { READER_SESSIONS_PER_LINK_MAX } from '../../src/actors/normalSam.actor.ts';
-import { generateIdentity, systemRng, utf8 } from '../../src/crypto/index.ts';
+import { generateIdentity, systemRng, toB64, utf8 } from '../../src/crypto/index.ts';
 import { decodeEnvelope, type AnyEnvelope } from '../../src/transport/envelope.ts';
 import { memoryLinkPair } from '../../src/transport/memory.transport.ts';
 import { SecureResponderLink } from '../../src/transport/secure.link.ts';
@@ -66,8 +66,12 @@ test(`a reader link holds at most ${READER_SESSIONS_PER_LINK_MAX} open sessions 
   try {
     const provider = world.providers[0]!;
     const nsam = world.system.providers.get(provider)!.normalSam;
+    // A reader the provider enrolled: each link stands for a channel that proved its key.
+    const key = toB64(generateIdentity(systemRng).signPublic);
+    world.system.enrollReader(provider, key, 'terminal/reader', ['spend']);
     const connect = () => {
       const [mine, theirs] = memoryLinkPair('terminal/reader', nsam.id);
+      Object.defineProperty(theirs, 'peerId', { value: key });
       nsam.attach('terminal/reader', theirs);
       const got: AnyEnvelope[] = [];
       mine.onMessage((b) => got.push(decodeEnvelope(b)));
