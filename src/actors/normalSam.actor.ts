@@ -145,13 +145,7 @@ export class NormalSamRuntime extends PartyRuntime {
 
   /** Takes a reader's connection once its channel is up (the proven key is checked again). */
   attachReader(name: string, link: Link & { peerId?: string }): boolean {
-    const verdict = this.admitReader(name, link.peerId);
-    if (verdict !== true) {
-      link.close(verdict === false ? 'not admitted' : `${verdict.code}: ${verdict.message}`.slice(0, 120));
-      return false;
-    }
-    this.attach(name, link);
-    return true;
+    return this.attachAdmitted(name, link, (n, k) => this.admitReader(n, k));
   }
 
   /** The rights of the reader on this link: from the key its channel proved. */

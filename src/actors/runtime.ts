@@ -21,7 +21,7 @@
  */
 import { createActor, type Actor, type AnyStateMachine, type EventObject, type InspectionEvent } from 'xstate';
 import type { Clock } from '../clock.ts';
-import type { Rng } from '../crypto/index.ts';
+import type { Rng, TrustVerdict } from '../crypto/index.ts';
 import { ProtocolError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import { DEFAULT_TIMING, type Timing } from '../timing.ts';
@@ -476,6 +476,21 @@ export abstract class PartyRuntime {
       }
     });
     if (this.started) this.resendOutbox(peer);
+  }
+
+  /**
+   * Binds a link whose channel is up only if `admit` still takes the name
+   * with the key the channel proved (another connection may have won the
+   * name between its hello and its finish); otherwise closes it, saying why.
+   */
+  protected attachAdmitted(peer: string, link: Link & { peerId?: string }, admit: (name: string, key: string | undefined) => TrustVerdict): boolean {
+    const verdict = admit(peer, link.peerId);
+    if (verdict !== true) {
+      link.close(verdict === false ? 'not admitted' : `${verdict.code}: ${verdict.message}`.slice(0, 120));
+      return false;
+    }
+    this.attach(peer, link);
+    return true;
   }
 
   /** Closes the link to a peer (a lost connection, for fault injection and shutdown of one peer). */

@@ -175,13 +175,7 @@ export class ServerRuntime extends PartyRuntime {
 
   /** Takes a terminal's connection once its channel is up, checking the proven key again (another may have won the name meanwhile). */
   attachTerminal(name: string, link: Link & { peerId?: string }): boolean {
-    const verdict = this.admitTerminal(name, link.peerId);
-    if (verdict !== true) {
-      link.close(verdict === false ? 'not admitted' : `${verdict.code}: ${verdict.message}`.slice(0, 120));
-      return false;
-    }
-    this.attach(name, link);
-    return true;
+    return this.attachAdmitted(name, link, (n, k) => this.admitTerminal(n, k));
   }
 
   // ---- links ------------------------------------------------------------------------------
