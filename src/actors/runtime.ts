@@ -112,6 +112,8 @@ export interface RuntimeObserver {
    * benchmark's per-party proxy for CPU in one process). Optional.
    */
   work?(party: string, ms: number): void;
+  /** A message refused before it was decoded, by the limit that refused it (valmove_refused_total). Optional. */
+  refused?(limit: string): void;
 }
 
 export interface MachineKind {
@@ -463,7 +465,13 @@ export abstract class PartyRuntime {
     this.links.set(peer, link);
     this.remoteIds.set(peer, remoteId);
     this.onLinkAttached(peer);
-    link.onMessage((bytes) => this.enqueue({ kind: 'message', peer, bytes }));
+    link.onMessage((bytes) => {
+      if (!this.admitMessage(peer)) {
+        this.deps.observe?.refused?.('anonymous_per_s');
+        return;
+      }
+      this.enqueue({ kind: 'message', peer, bytes });
+    });
     link.onClose((reason) => {
       const refusal = (link as { refusal?: { code: string; message: string } }).refusal;
       if (refusal) this.refusals.set(peer, refusal);
@@ -516,6 +524,15 @@ export abstract class PartyRuntime {
     return this.refusals.get(peer);
   }
   private readonly refusals = new Map<string, { code: string; message: string }>();
+
+  /**
+   * Whether a message from this peer is taken at all, before it is decoded
+   * (the server bounds what terminals that have not logged in may send, all
+   * together). A dropped message is as if the network lost it.
+   */
+  protected admitMessage(_peer: string): boolean {
+    return true;
+  }
 
   /** A new connection took the peer's name: whatever the old connection had earned (a login) is gone. */
   protected onLinkAttached(_peer: string): void {}

@@ -15,6 +15,7 @@ import { ProtocolError } from '../errors.ts';
 import { migrationMachine, MIGRATION_MACHINE_VERSION, type ChipRole, type MigrationContext, type MigrationIntent } from '../machines/migration.machine.ts';
 import { registrationMachine, REGISTRATION_MACHINE_VERSION, type RegistrationIntent } from '../machines/registration.machine.ts';
 import { newUserRecord, ServerRecords } from '../store/server.store.ts';
+import { TokenBucket } from '../transport/door.ts';
 import type { Link } from '../transport/link.ts';
 import { describeMigration, type MigrationStatus } from './status.ts';
 import type { AnyEnvelope, Step } from '../transport/envelope.ts';
@@ -50,6 +51,12 @@ export interface ServerOptions {
    * name -> device key (Ed25519, base64url). Others bind at their first login.
    */
   devices?: Record<string, string>;
+  /**
+   * Messages per second (and at once) the server takes from terminals that
+   * have not logged in, all together (src/transport/limits.ts,
+   * ANONYMOUS_MESSAGES_PER_S); unbounded when absent (one process, no strangers).
+   */
+  anonymous?: { perS: number; burst: number };
 }
 
 interface LoginState {
@@ -74,6 +81,15 @@ export class ServerRuntime extends PartyRuntime {
     super(deps);
     this.records = new ServerRecords(deps.store);
     this.options = options;
+    this.anonymous = options.anonymous ? new TokenBucket(options.anonymous.perS, options.anonymous.burst, () => this.clock.now()) : undefined;
+  }
+
+  private readonly anonymous: TokenBucket | undefined;
+
+  /** Terminals not logged in share one budget: however many links a stranger opens, anonymous work stays bounded. */
+  protected override admitMessage(peer: string): boolean {
+    if (!this.anonymous || !peer.startsWith('terminal/') || this.logins.get(peer)?.user) return true;
+    return this.anonymous.take();
   }
 
   // ---- what a stranger may send writes nothing (issue 16) ---------------------------------

@@ -9,17 +9,23 @@
  * at most `holdMs` for the party to act, and ends.
  */
 import WebSocket from 'ws';
-import { ChannelInitiator, fromB64, generateIdentity, systemRng, toB64 } from '../crypto/index.ts';
+import { fromB64, generateIdentity, systemRng, toB64 } from '../crypto/index.ts';
 import { SecureInitiatorLink } from '../transport/secure.link.ts';
 import { WsLink } from '../transport/ws.transport.ts';
 
 /** Sockets a job has opening at once (more would measure the attacker's own connect queue). */
 export const OPENING_AT_ONCE_MAX = 256;
 
+/** Every job may spread its sockets over several local source addresses (127.0.0.x: many hosts, as a botnet would be). */
+interface Spread {
+  /** Local addresses to connect from, socket i from address i mod n; the OS default when absent. */
+  from?: string[];
+}
+
 export type FloodJob =
-  | { kind: 'idle'; url: string; sockets: number; holdMs: number }
-  | { kind: 'hellos'; url: string; sockets: number; serverKey: string; holdMs: number }
-  | { kind: 'requests'; url: string; serverKey: string; connections: number; perConnection: number; holdMs: number };
+  | ({ kind: 'idle'; url: string; sockets: number; holdMs: number } & Spread)
+  | ({ kind: 'hellos'; url: string; sockets: number; serverKey: string; holdMs: number } & Spread)
+  | ({ kind: 'requests'; url: string; serverKey: string; connections: number; perConnection: number; holdMs: number } & Spread);
 
 export interface FloodResult {
   kind: FloodJob['kind'];
@@ -52,10 +58,14 @@ function median(xs: number[]): number {
   return s.length === 0 ? 0 : s[Math.floor(s.length / 2)]!;
 }
 
+function fromOf(job: Spread, i: number): string | undefined {
+  return job.from && job.from.length > 0 ? job.from[i % job.from.length] : undefined;
+}
+
 /** Opens a socket; resolves once it is open or refused (never hangs past `timeoutMs`). */
-function open(url: string, timeoutMs: number): Promise<{ ws?: WebSocket; outcome: string }> {
+function open(url: string, timeoutMs: number, localAddress?: string): Promise<{ ws?: WebSocket; outcome: string }> {
   return new Promise((resolve) => {
-    const ws = new WebSocket(url, { handshakeTimeout: timeoutMs });
+    const ws = new WebSocket(url, { handshakeTimeout: timeoutMs, ...(localAddress ? { localAddress } : {}) });
     let done = false;
     const finish = (r: { ws?: WebSocket; outcome: string }) => {
       if (done) return;
@@ -79,8 +89,8 @@ async function idle(job: Extract<FloodJob, { kind: 'idle' }>): Promise<FloodResu
   const closedByParty: Record<string, number> = {};
   const closeMs: number[] = [];
   const held: WebSocket[] = [];
-  await inBatches(job.sockets, async () => {
-    const r = await open(job.url, job.holdMs);
+  await inBatches(job.sockets, async (i) => {
+    const r = await open(job.url, job.holdMs, fromOf(job, i));
     count(outcomes, r.outcome);
     if (!r.ws) return;
     const opened = now();
@@ -103,11 +113,12 @@ async function hellos(job: Extract<FloodJob, { kind: 'hellos' }>): Promise<Flood
   const outcomes: Record<string, number> = {};
   const closedByParty: Record<string, number> = {};
   await inBatches(job.sockets, async (i) => {
-    const r = await open(job.url, job.holdMs);
+    const r = await open(job.url, job.holdMs, fromOf(job, i));
     if (!r.ws) return count(outcomes, r.outcome);
     const ws = r.ws;
-    const identity = generateIdentity(systemRng);
-    const hello = new ChannelInitiator({ name: `terminal/flood-h${i}-${toB64(systemRng.bytes(4))}`, identity, peerSignPublic: fromB64(job.serverKey), rng: systemRng }).hello();
+    // What a stranger sends costs it nothing: random bytes where the keys go (any 32 bytes pass as an X25519
+    // point, and an Ed25519 key is only checked at the finish, which never comes).
+    const hello = { v: 1, from: `terminal/flood-h${i}-${toB64(systemRng.bytes(4))}`, id: toB64(systemRng.bytes(32)), eph: toB64(systemRng.bytes(32)), nonce: toB64(systemRng.bytes(16)) };
     const answer = await new Promise<string>((resolve) => {
       const timer = setTimeout(() => resolve('no answer'), job.holdMs);
       ws.once('message', (data: Buffer) => {
@@ -145,7 +156,7 @@ async function requests(job: Extract<FloodJob, { kind: 'requests' }>): Promise<F
   const enc = new TextEncoder();
   await Promise.all(
     Array.from({ length: job.connections }, async (_, c) => {
-      const r = await open(job.url, job.holdMs);
+      const r = await open(job.url, job.holdMs, fromOf(job, c));
       if (!r.ws) {
         outcomes[r.outcome] = (outcomes[r.outcome] ?? 0) + job.perConnection;
         return;

@@ -27,6 +27,8 @@ const BIN = resolve(dirname(fileURLToPath(import.meta.url)), '../../bin/valmove.
 
 /** Idle sockets one worker process opens (this machine's descriptor limit is per process). */
 export const IDLE_SOCKETS_PER_WORKER_MAX = 5_000;
+/** The attack workers' niceness (see worker()). */
+export const WORKER_NICENESS = 10;
 /** How often the server's RSS and descriptors are read during the burst. */
 export const SAMPLE_EVERY_MS = 200;
 /** How long a worker waits for the server to act on its sockets (its handshake deadline, a refusal) before it gives up. */
@@ -40,6 +42,10 @@ export interface AttackOptions {
   idle: number;
   hellos: number;
   requests: number;
+  /** Legitimate migrations timed before the burst, and as many during it (each on its own pair of phones); the ratio is of their medians. */
+  migrations: number;
+  /** Local source addresses the flood comes from (127.0.0.2, 127.0.0.3, …): 1 is one host, more a botnet. */
+  addresses: number;
   keep: boolean;
   out?: (line: string) => void;
 }
@@ -52,13 +58,18 @@ interface Sample {
 export interface AttackReport {
   dir: string;
   server: { pid: number; port: number };
-  baseline: { migrationMs: number; before: Sample };
+  baseline: { migrationMs: number; migrationsMs: number[]; before: Sample };
   strangersOnly: { requests: FloodResult; dataMdbBytes: { before: number; after: number }; inboxRecords: { before: number; after: number } };
-  burst: { idle: FloodResult; hellos: FloodResult; requests: FloodResult; migrationMs: number; outcome: string; peak: Sample; samples: number };
+  burst: { addresses: number; idle: FloodResult; hellos: FloodResult; requests: FloodResult; migrationMs: number; migrationsMs: number[]; outcome: string; peak: Sample; samples: number };
   after: Sample;
   refusedByLimit: Record<string, number>;
   latencyRatio: number;
   elapsedMs: number;
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length === 0 ? 0 : s[Math.floor(s.length / 2)]!;
 }
 
 function sample(pid: number): Sample {
@@ -69,7 +80,9 @@ function sample(pid: number): Sample {
 
 function worker(job: FloodJob): Promise<FloodResult> {
   return new Promise((resolvePromise, reject) => {
-    const child = spawn(process.execPath, [BIN, 'attack-worker', '--job', JSON.stringify(job)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    // At a lower priority: the attacker stands for hosts of its own, whose CPU is not the deployment's; on one
+    // machine it still takes whatever the deployment leaves.
+    const child = spawn('nice', ['-n', String(WORKER_NICENESS), process.execPath, BIN, 'attack-worker', '--job', JSON.stringify(job)], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString('utf8')));
@@ -131,10 +144,10 @@ export async function runAttack(o: AttackOptions): Promise<AttackReport> {
   const plan = demoProviders(o.providers);
   const password = toHex(systemRng.bytes(12));
   const items = plan.map((p, i) => ({ area: p.provider, provider: p.provider, value: demoValue(p.kind, i, toHex(systemRng.bytes(16))) }));
-  say(`valmove attack: a deployment with ${plan.length} provider(s) and two pairs of phones in ${dir}`);
-  const d = await launchDeployment({ dir, providers: plan.map((p) => p.provider), user: 'alice', password, items, pairs: 2 });
+  say(`valmove attack: a deployment with ${plan.length} provider(s) and ${2 * o.migrations} pairs of phones in ${dir}`);
+  const d = await launchDeployment({ dir, providers: plan.map((p) => p.provider), user: 'alice', password, items, pairs: 2 * o.migrations });
   try {
-    for (const p of pairNames(2)) {
+    for (const p of pairNames(2 * o.migrations)) {
       for (const t of [p.old, p.neu]) {
         await d.terminal(t).login('alice', password);
         await d.terminal(t).register();
@@ -147,9 +160,14 @@ export async function runAttack(o: AttackOptions): Promise<AttackReport> {
     const dataDir = join(dir, 'data', 'server');
 
     const before = sample(server.pid);
-    const first = await timedMigration(d, 0);
-    if (first.outcome !== 'completed') throw new Error(`the baseline migration ended ${first.outcome}`);
-    say(`baseline: a ${plan.length}-item migration in ${first.ms} ms; server RSS ${before.rssMb} MB, ${before.fds} descriptors`);
+    const baseline: number[] = [];
+    for (let i = 0; i < o.migrations; i++) {
+      const m = await timedMigration(d, i);
+      if (m.outcome !== 'completed') throw new Error(`a baseline migration ended ${m.outcome}`);
+      baseline.push(m.ms);
+    }
+    const first = { ms: median(baseline) };
+    say(`baseline: ${o.migrations} ${plan.length}-item migration(s) in ${baseline.join(', ')} ms (median ${first.ms}); server RSS ${before.rssMb} MB, ${before.fds} descriptors`);
 
     // Strangers only: what anonymous requests leave in the server's store.
     const quiet = storeFigures(dataDir);
@@ -160,7 +178,7 @@ export async function runAttack(o: AttackOptions): Promise<AttackReport> {
     say(`strangers only: ${strangers.attempted} anonymous requests; server data.mdb ${quiet.bytes} -> ${afterStrangers.bytes} bytes, inbox records ${quiet.inbox} -> ${afterStrangers.inbox}`);
 
     // The burst, with a legitimate migration in the middle of it.
-    say(`burst: ${o.idle} idle sockets, ${o.hellos} hellos with random keys, ${o.requests} anonymous requests; a second migration once it is under way`);
+    say(`burst from ${o.addresses} address(es): ${o.idle} idle sockets, ${o.hellos} hellos with random keys, ${o.requests} anonymous requests; a second migration once it is under way`);
     let peak: Sample = sample(server.pid);
     let samples = 0;
     let sampling = true;
@@ -176,11 +194,17 @@ export async function runAttack(o: AttackOptions): Promise<AttackReport> {
         await new Promise((r) => setTimeout(r, SAMPLE_EVERY_MS));
       }
     })();
-    const idleJobs = split(o.idle, IDLE_SOCKETS_PER_WORKER_MAX).map((n) => worker({ kind: 'idle', url, sockets: n, holdMs: WORKER_HOLD_MS }));
-    const helloJobs = split(o.hellos, Math.ceil(o.hellos / 2)).map((n) => worker({ kind: 'hellos', url, sockets: n, serverKey, holdMs: WORKER_HOLD_MS }));
-    const requestJobs = split(o.requests, Math.ceil(o.requests / 4)).map((n) => worker({ kind: 'requests', url, serverKey, connections: 5, perConnection: Math.ceil(n / 5), holdMs: WORKER_HOLD_MS }));
+    // The burst comes from its own addresses (127.0.0.2 on): the legitimate phones connect from 127.0.0.1.
+    const from = Array.from({ length: Math.max(1, o.addresses) }, (_, i) => `127.0.0.${2 + (i % 250)}`);
+    const idleJobs = split(o.idle, IDLE_SOCKETS_PER_WORKER_MAX).map((n) => worker({ kind: 'idle', url, sockets: n, holdMs: WORKER_HOLD_MS, from }));
+    const helloJobs = split(o.hellos, Math.ceil(o.hellos / 2)).map((n) => worker({ kind: 'hellos', url, sockets: n, serverKey, holdMs: WORKER_HOLD_MS, from }));
+    const requestJobs = split(o.requests, Math.ceil(o.requests / 4)).map((n) =>
+      worker({ kind: 'requests', url, serverKey, connections: 5, perConnection: Math.ceil(n / 5), holdMs: WORKER_HOLD_MS, from }),
+    );
     await new Promise((r) => setTimeout(r, 1_000));
-    const second = await timedMigration(d, 1);
+    const during: Array<{ ms: number; outcome: string }> = [];
+    for (let i = 0; i < o.migrations; i++) during.push(await timedMigration(d, o.migrations + i));
+    const second = { ms: median(during.map((m) => m.ms)), outcome: during.every((m) => m.outcome === 'completed') ? 'completed' : during.map((m) => m.outcome).join('; ') };
     const [idle, hellos, requests] = await Promise.all([Promise.all(idleJobs), Promise.all(helloJobs), Promise.all(requestJobs)]);
     // Let the server close what the burst left (its handshake deadline), then read it once more.
     for (const end = performance.now() + SETTLE_MS_MAX; performance.now() < end && sample(server.pid).fds > before.fds + 8; ) await new Promise((r) => setTimeout(r, 250));
@@ -190,9 +214,9 @@ export async function runAttack(o: AttackOptions): Promise<AttackReport> {
     const report: AttackReport = {
       dir,
       server: { pid: server.pid, port: server.port },
-      baseline: { migrationMs: first.ms, before },
+      baseline: { migrationMs: first.ms, migrationsMs: baseline, before },
       strangersOnly: { requests: strangers, dataMdbBytes: { before: quiet.bytes, after: afterStrangers.bytes }, inboxRecords: { before: quiet.inbox, after: afterStrangers.inbox } },
-      burst: { idle: mergeResults(idle), hellos: mergeResults(hellos), requests: mergeResults(requests), migrationMs: second.ms, outcome: second.outcome, peak, samples },
+      burst: { addresses: o.addresses, idle: mergeResults(idle), hellos: mergeResults(hellos), requests: mergeResults(requests), migrationMs: second.ms, migrationsMs: during.map((m) => m.ms), outcome: second.outcome, peak, samples },
       after,
       refusedByLimit: await refusals(server.port, keys.operatorToken),
       latencyRatio: Math.round((second.ms / Math.max(1, first.ms)) * 100) / 100,
@@ -220,11 +244,11 @@ export function describeAttack(r: AttackReport): string[] {
   return [
     `server (pid ${r.server.pid}): RSS before ${r.baseline.before.rssMb} MB, peak ${r.burst.peak.rssMb} MB, after ${r.after.rssMb} MB; descriptors before ${r.baseline.before.fds}, peak ${r.burst.peak.fds}, after ${r.after.fds} (${r.burst.samples} samples)`,
     `strangers only: ${r.strangersOnly.requests.attempted} anonymous requests -> ${outcomes(r.strangersOnly.requests)}; data.mdb ${r.strangersOnly.dataMdbBytes.before} -> ${r.strangersOnly.dataMdbBytes.after} bytes; inbox records ${r.strangersOnly.inboxRecords.before} -> ${r.strangersOnly.inboxRecords.after}`,
-    `idle sockets: ${r.burst.idle.attempted} -> ${outcomes(r.burst.idle)}; closed by the server: ${JSON.stringify(r.burst.idle.closedByParty)}${r.burst.idle.closeMs ? `, median ${Math.round(r.burst.idle.closeMs.median)} ms after open (max ${Math.round(r.burst.idle.closeMs.max)})` : ''}`,
+    `burst from ${r.burst.addresses} address(es); idle sockets: ${r.burst.idle.attempted} -> ${outcomes(r.burst.idle)}; closed by the server: ${JSON.stringify(r.burst.idle.closedByParty)}${r.burst.idle.closeMs ? `, median ${Math.round(r.burst.idle.closeMs.median)} ms after open (max ${Math.round(r.burst.idle.closeMs.max)})` : ''}`,
     `hellos: ${r.burst.hellos.attempted} -> ${outcomes(r.burst.hellos)}`,
     `anonymous requests: ${r.burst.requests.attempted} -> ${outcomes(r.burst.requests)}`,
     `refused, by limit (/metrics): ${Object.entries(r.refusedByLimit).map(([k, v]) => `${k} ${v}`).join(', ') || 'none counted'}`,
-    `legitimate migration: ${r.baseline.migrationMs} ms before the burst, ${r.burst.migrationMs} ms during it (${r.burst.outcome}); ratio ${r.latencyRatio}`,
+    `legitimate migrations: ${r.baseline.migrationsMs.join(', ')} ms before the burst (median ${r.baseline.migrationMs}), ${r.burst.migrationsMs.join(', ')} ms during it (median ${r.burst.migrationMs}; ${r.burst.outcome}); ratio of the medians ${r.latencyRatio}`,
     `elapsed ${Math.round(r.elapsedMs / 1000)} s; deployment in ${r.dir}`,
   ];
 }

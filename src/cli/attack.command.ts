@@ -24,13 +24,17 @@ export function addAttackCommand(program: Command, out: Out): void {
     .option('--idle <n>', 'sockets that upgrade and never say hello', whole, 20_000)
     .option('--hellos <n>', 'channel hellos with random keys, at once', whole, 1_500)
     .option('--requests <n>', 'anonymous requests (login.begin with fresh ids)', whole, 10_000)
+    .option('--migrations <n>', 'legitimate migrations timed before the burst, and as many during it (the ratio is of their medians)', whole, 3)
+    .option('--addresses <n>', 'local addresses the burst comes from (127.0.0.2 on; 1: one host, more: a botnet)', whole, 32)
     .option('--providers <n>', 'providers (items per migration)', whole, 3)
     .option('--dir <dir>', 'deployment folder (default: a fresh ./deploy/attack-<time>)')
     .option('--keep', 'leave the deployment running', false)
     .option('--out <dir>', 'also write the report as JSON into this folder (e.g. bench/results)')
     .option('--json', 'print the report as JSON', false)
-    .action(async (o: { idle: number; hellos: number; requests: number; providers: number; dir?: string; keep: boolean; out?: string; json: boolean }) => {
+    .action(async (o: { idle: number; hellos: number; requests: number; migrations: number; addresses: number; providers: number; dir?: string; keep: boolean; out?: string; json: boolean }) => {
       if (o.providers < 1 || o.providers > 20) program.error('error: --providers must be from 1 to 20', { exitCode: 2 });
+      if (o.migrations < 1 || o.migrations > 10) program.error('error: --migrations must be from 1 to 10', { exitCode: 2 });
+      if (o.addresses < 1 || o.addresses > 250) program.error('error: --addresses must be from 1 to 250', { exitCode: 2 });
       const report = await runAttack({ ...o, out: o.json ? undefined : out });
       if (o.out) {
         mkdirSync(o.out, { recursive: true });

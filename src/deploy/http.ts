@@ -120,6 +120,9 @@ export function createProcessHttp(opts: {
     registers: [registry],
   });
   const observer: RuntimeObserver = {
+    refused(limit) {
+      refusals.inc({ limit });
+    },
     message(party, direction, type, n) {
       messages.inc({ party, direction, type });
       bytes.inc({ party, direction }, n);

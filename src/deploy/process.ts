@@ -30,6 +30,7 @@ import type { Link } from '../transport/link.ts';
 import { memoryLinkPair } from '../transport/memory.transport.ts';
 import { SecureInitiatorLink, SecureResponderLink } from '../transport/secure.link.ts';
 import type { Admission } from '../transport/door.ts';
+import { ANONYMOUS_BURST, ANONYMOUS_MESSAGES_PER_S } from '../transport/limits.ts';
 import { serveWebSockets, WsConnector } from '../transport/ws.transport.ts';
 import { ConfigError, type AdminSamConfig, type ChipConfig, type ProcessConfig, type ProviderConfig, type ServerConfig, type TerminalConfig } from './config.ts';
 import { createProcessHttp, type ProcessHttp } from './http.ts';
@@ -90,7 +91,12 @@ function channelRoute(
 async function startServer(ctx: Context, cfg: ServerConfig): Promise<PartyRuntime[]> {
   const keys = readKeyFile(cfg.keyFile, 'server');
   const identity = identityOf(keys.identity);
-  const server = new ServerRuntime(ctx.deps('server', cfg.dataDir), { scrypt: cfg.scrypt, deadlineMs: cfg.deadlineMs, devices: cfg.terminals });
+  const server = new ServerRuntime(ctx.deps('server', cfg.dataDir), {
+    scrypt: cfg.scrypt,
+    deadlineMs: cfg.deadlineMs,
+    devices: cfg.terminals,
+    anonymous: { perS: cfg.limits?.anonymousPerS ?? ANONYMOUS_MESSAGES_PER_S, burst: cfg.limits?.anonymousBurst ?? ANONYMOUS_BURST },
+  });
   await server.start();
   if (keys.operatorToken) {
     // The operator check runs before anything else of the request is read (http.ts).

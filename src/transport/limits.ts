@@ -69,6 +69,17 @@ export const HANDSHAKE_BURST = 50;
 export const MESSAGES_PER_S = 100;
 /** Messages a link may send at once before the per-second rate applies. */
 export const MESSAGE_BURST = 400;
+/**
+ * Messages per second the server takes, over all its links together, from
+ * terminals that have not logged in: all a stranger with a key of its own
+ * can send. A per-link rate does not bound them (a stranger opens more
+ * links); this does, so anonymous work gets a bounded share of the server's
+ * CPU whatever the number of links (a login is two messages). Beyond it
+ * the message is dropped before it is decoded (the sender retransmits).
+ */
+export const ANONYMOUS_MESSAGES_PER_S = 200;
+/** Messages from terminals not logged in the server takes at once before that rate applies. */
+export const ANONYMOUS_BURST = 400;
 /** Dropped messages within MESSAGE_DROPS_WINDOW_MS after which the link is closed: a flood, not a burst. */
 export const MESSAGE_DROPS_MAX = 200;
 /** The window MESSAGE_DROPS_MAX is counted in (ms). */
@@ -99,6 +110,8 @@ export interface Limits {
   handshakeBurst: number;
   messagesPerS: number;
   messageBurst: number;
+  anonymousPerS: number;
+  anonymousBurst: number;
   messageDropsMax: number;
   messageDropsWindowMs: number;
   helloBytesMax: number;
@@ -116,6 +129,8 @@ export const DEFAULT_LIMITS: Readonly<Limits> = Object.freeze({
   handshakeBurst: HANDSHAKE_BURST,
   messagesPerS: MESSAGES_PER_S,
   messageBurst: MESSAGE_BURST,
+  anonymousPerS: ANONYMOUS_MESSAGES_PER_S,
+  anonymousBurst: ANONYMOUS_BURST,
   messageDropsMax: MESSAGE_DROPS_MAX,
   messageDropsWindowMs: MESSAGE_DROPS_WINDOW_MS,
   helloBytesMax: HELLO_BYTES_MAX,
@@ -136,6 +151,8 @@ export const limitsSchema = z
     handshakeBurst: count,
     messagesPerS: count,
     messageBurst: count,
+    anonymousPerS: count,
+    anonymousBurst: count,
     messageDropsMax: count,
     messageDropsWindowMs: count,
     helloBytesMax: z.number().int().min(256),
@@ -155,6 +172,7 @@ export type LimitName =
   | 'handshakes_per_s'
   | 'hello_bytes'
   | 'messages_per_s'
+  | 'anonymous_per_s'
   | 'message_drops'
   | 'http_timeout'
   | 'bearer_token';

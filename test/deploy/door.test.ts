@@ -227,6 +227,22 @@ t('point 3: a flooding link has its excess dropped and counted, then is closed w
   });
 });
 
+t('point 3: terminals not logged in share one message budget, however many links they open: beyond it their messages are dropped before decoding and counted; a logged-in phone is not held by it', async () => {
+  await withProcess<ServerConfig>('server', { limits: { anonymousPerS: 1, anonymousBurst: 6 } }, async (p, cfg) => {
+    const links = [await terminalChannel(p.port, cfg, 'terminal/anon1'), await terminalChannel(p.port, cfg, 'terminal/anon2'), await terminalChannel(p.port, cfg, 'terminal/anon3')];
+    const answered: string[] = [];
+    links.forEach((l, k) => {
+      l.link.onMessage((b) => answered.push(new TextDecoder().decode(b)));
+      for (let i = 1; i <= 10; i++) l.send({ v: 1, id: `terminal/anon${k + 1}#${i}`, from: `terminal/anon${k + 1}`, to: 'server', type: 'login.begin', body: { user: 'nobody' } });
+    });
+    await sleep(500);
+    assert.ok(answered.length >= 6 && answered.length <= 7, `only the shared budget was answered: ${answered.length} of 30`);
+    const dropped = await refused(p.port, 'anonymous_per_s');
+    assert.ok(dropped >= 23 && dropped <= 24, `the rest dropped and counted: ${dropped}`);
+    for (const l of links) l.close();
+  });
+});
+
 t('point 3: a plain HTTP connection that never sends a request is closed (408) within httpHeadersMs; an upgraded WebSocket outlives httpRequestMs', async () => {
   await withProcess<ServerConfig>('server', { limits: { httpHeadersMs: 400, httpRequestMs: 600 } }, async (p, cfg) => {
     const link = await terminalChannel(p.port, cfg, 'terminal/long');

@@ -45,7 +45,7 @@ const plan = demoProviders(2);
 const emoney = plan[0]!.provider;
 const password = `pw-${toHex(systemRng.bytes(6))}`;
 /** Short enough for a test to wait for; small enough for a test to reach. */
-const LIMITS = { handshakeMs: 1_500, linksPerAddressMax: 24, pendingPerAddressMax: 6, messagesPerS: 2_000, messageBurst: 4_000 };
+const LIMITS = { handshakeMs: 1_500, linksPerAddressMax: 24, pendingPerAddressMax: 6, messagesPerS: 2_000, messageBurst: 4_000, anonymousPerS: 2_000, anonymousBurst: 4_000 };
 let dir: string;
 let d: LocalDeployment | undefined;
 
