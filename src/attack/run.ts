@@ -53,6 +53,8 @@ export interface AttackOptions {
 interface Sample {
   rssMb: number;
   fds: number;
+  /** CPU time the process has used since it started (user + system), s. */
+  cpuS: number;
 }
 
 export interface AttackReport {
@@ -60,7 +62,7 @@ export interface AttackReport {
   server: { pid: number; port: number };
   baseline: { migrationMs: number; migrationsMs: number[]; before: Sample };
   strangersOnly: { requests: FloodResult; dataMdbBytes: { before: number; after: number }; inboxRecords: { before: number; after: number } };
-  burst: { addresses: number; idle: FloodResult; hellos: FloodResult; requests: FloodResult; migrationMs: number; migrationsMs: number[]; outcome: string; peak: Sample; samples: number };
+  burst: { addresses: number; idle: FloodResult; hellos: FloodResult; requests: FloodResult; migrationMs: number; migrationsMs: number[]; outcome: string; peak: Sample; samples: number; serverCpuS: number; wallS: number };
   after: Sample;
   refusedByLimit: Record<string, number>;
   latencyRatio: number;
@@ -75,7 +77,11 @@ function median(xs: number[]): number {
 function sample(pid: number): Sample {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   const kb = (key: string) => Number(/\d+/.exec(status.split('\n').find((l) => l.startsWith(key)) ?? '0')?.[0] ?? 0);
-  return { rssMb: Math.round(kb('VmRSS:') / 102.4) / 10, fds: readdirSync(`/proc/${pid}/fd`).length };
+  // /proc/<pid>/stat: fields 14 and 15 (after the parenthesised name) are user and system time in clock ticks (100/s).
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const cpuS = (Number(fields[11]) + Number(fields[12])) / 100;
+  return { rssMb: Math.round(kb('VmRSS:') / 102.4) / 10, fds: readdirSync(`/proc/${pid}/fd`).length, cpuS };
 }
 
 function worker(job: FloodJob): Promise<FloodResult> {
@@ -179,7 +185,8 @@ export async function runAttack(o: AttackOptions): Promise<AttackReport> {
 
     // The burst, with a legitimate migration in the middle of it.
     say(`burst from ${o.addresses} address(es): ${o.idle} idle sockets, ${o.hellos} hellos with random keys, ${o.requests} anonymous requests; a second migration once it is under way`);
-    let peak: Sample = sample(server.pid);
+    const burstStart = sample(server.pid);
+    let peak: Sample = burstStart;
     let samples = 0;
     let sampling = true;
     const sampler = (async () => {
@@ -187,7 +194,7 @@ export async function runAttack(o: AttackOptions): Promise<AttackReport> {
         try {
           const s = sample(server.pid);
           samples++;
-          peak = { rssMb: Math.max(peak.rssMb, s.rssMb), fds: Math.max(peak.fds, s.fds) };
+          peak = { rssMb: Math.max(peak.rssMb, s.rssMb), fds: Math.max(peak.fds, s.fds), cpuS: s.cpuS };
         } catch {
           // the process is gone: the report shows it
         }
@@ -196,6 +203,7 @@ export async function runAttack(o: AttackOptions): Promise<AttackReport> {
     })();
     // The burst comes from its own addresses (127.0.0.2 on): the legitimate phones connect from 127.0.0.1.
     const from = Array.from({ length: Math.max(1, o.addresses) }, (_, i) => `127.0.0.${2 + (i % 250)}`);
+    const burstWall = performance.now();
     const idleJobs = split(o.idle, IDLE_SOCKETS_PER_WORKER_MAX).map((n) => worker({ kind: 'idle', url, sockets: n, holdMs: WORKER_HOLD_MS, from }));
     const helloJobs = split(o.hellos, Math.ceil(o.hellos / 2)).map((n) => worker({ kind: 'hellos', url, sockets: n, serverKey, holdMs: WORKER_HOLD_MS, from }));
     const requestJobs = split(o.requests, Math.ceil(o.requests / 4)).map((n) =>
@@ -211,12 +219,13 @@ export async function runAttack(o: AttackOptions): Promise<AttackReport> {
     sampling = false;
     await sampler;
     const after = sample(server.pid);
+    const burstCpuS = Math.round((after.cpuS - burstStart.cpuS) * 10) / 10;
     const report: AttackReport = {
       dir,
       server: { pid: server.pid, port: server.port },
       baseline: { migrationMs: first.ms, migrationsMs: baseline, before },
       strangersOnly: { requests: strangers, dataMdbBytes: { before: quiet.bytes, after: afterStrangers.bytes }, inboxRecords: { before: quiet.inbox, after: afterStrangers.inbox } },
-      burst: { addresses: o.addresses, idle: mergeResults(idle), hellos: mergeResults(hellos), requests: mergeResults(requests), migrationMs: second.ms, migrationsMs: during.map((m) => m.ms), outcome: second.outcome, peak, samples },
+      burst: { addresses: o.addresses, idle: mergeResults(idle), hellos: mergeResults(hellos), requests: mergeResults(requests), migrationMs: second.ms, migrationsMs: during.map((m) => m.ms), outcome: second.outcome, peak, samples, serverCpuS: burstCpuS, wallS: Math.round((performance.now() - burstWall) / 100) / 10 },
       after,
       refusedByLimit: await refusals(server.port, keys.operatorToken),
       latencyRatio: Math.round((second.ms / Math.max(1, first.ms)) * 100) / 100,
@@ -242,6 +251,7 @@ export function describeAttack(r: AttackReport): string[] {
       .map(([k, v]) => `${k} ${v}`)
       .join(', ');
   return [
+    `server CPU during the burst: ${r.burst.serverCpuS} s over ${r.burst.wallS} s (the migrations during it included)`,
     `server (pid ${r.server.pid}): RSS before ${r.baseline.before.rssMb} MB, peak ${r.burst.peak.rssMb} MB, after ${r.after.rssMb} MB; descriptors before ${r.baseline.before.fds}, peak ${r.burst.peak.fds}, after ${r.after.fds} (${r.burst.samples} samples)`,
     `strangers only: ${r.strangersOnly.requests.attempted} anonymous requests -> ${outcomes(r.strangersOnly.requests)}; data.mdb ${r.strangersOnly.dataMdbBytes.before} -> ${r.strangersOnly.dataMdbBytes.after} bytes; inbox records ${r.strangersOnly.inboxRecords.before} -> ${r.strangersOnly.inboxRecords.after}`,
     `burst from ${r.burst.addresses} address(es); idle sockets: ${r.burst.idle.attempted} -> ${outcomes(r.burst.idle)}; closed by the server: ${JSON.stringify(r.burst.idle.closedByParty)}${r.burst.idle.closeMs ? `, median ${Math.round(r.burst.idle.closeMs.median)} ms after open (max ${Math.round(r.burst.idle.closeMs.max)})` : ''}`,
