@@ -164,7 +164,7 @@ export class NormalSamRuntime extends PartyRuntime {
     const rights = this.rightsOf(peer);
     if (op !== 'topup') {
       if (!rights.includes('spend')) throw new ProtocolError('NOT_AUTHORISED', `${peer} is not enrolled by ${this.opts.provider} to ${op}`);
-      if (token !== undefined) throw new ProtocolError('BAD_BODY', `a voucher is for a top-up, not for ${op}`);
+      if (token !== undefined) throw new ProtocolError('BAD_BODY', `normal.begin body is invalid: body.voucher: a voucher is for a top-up, not for ${op}`);
       return undefined;
     }
     if (token === undefined) {

@@ -1001,11 +1001,13 @@ export abstract class PartyRuntime {
     }
     if (kind === 'notice') {
       // A duplicated frame must not reach a session twice (it would restart a handshake or fail a counter).
-      if (this.recentNotices.has(env.id)) {
+      // Per sender: an id one peer sent must not silence the same id from another.
+      const noticeKey = `${env.from}\u0000${env.id}`;
+      if (this.recentNotices.has(noticeKey)) {
         this.log.debug('duplicate notice dropped', { type: env.type, id: env.id });
         return;
       }
-      this.recentNotices.add(env.id);
+      this.recentNotices.add(noticeKey);
       if (this.recentNotices.size > NOTICE_IDS_REMEMBERED_MAX) {
         const oldest = this.recentNotices.values().next().value;
         if (oldest !== undefined) this.recentNotices.delete(oldest);

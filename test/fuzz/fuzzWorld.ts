@@ -85,7 +85,7 @@ export function targetFor(fw: FuzzWorld, seat: Seat): Target {
   }
   for (const { key } of store.outbox.getRange()) ids.add(key);
   for (const e of fw.corpus) {
-    if (kindOf(e.type) === 'notice' && e.to === party.id) seat.noticeIds.add(e.id);
+    if (kindOf(e.type) === 'notice' && e.to === party.id && e.from === seat.self) seat.noticeIds.add(e.id);
   }
   return {
     self: seat.self,
