@@ -31,6 +31,7 @@ export const ERROR_CODES = [
   'DEVICE_LIMIT',
   'NOT_AUTHORISED',
   'VOUCHER_REFUSED',
+  'ORDER_REFUSED',
   'CHANNEL_RESERVED',
   // chip and areas
   'AREA_LOCKED',

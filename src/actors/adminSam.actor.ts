@@ -148,6 +148,14 @@ export class AdminSamRuntime extends PartyRuntime {
       }
       case 'admin.format': {
         const mig = this.requireMig(env);
+        if (env.body.issuance && !this.actorOf(DECISION + mig)) {
+          // An issuance has no source to lock: its first format opens the record and makes the temp keys, with
+          // everything that can refuse checked first. Its items reach a chip only with the provider's order (S14).
+          this.requireNewSession(env.body.session);
+          for (const item of env.body.items) this.requireRecipient(item.recipient);
+          this.spawn(DECISION + mig, 'decision', { mig, source: '', items: env.body.items });
+          for (const item of env.body.items) this.ensureTempKey(mig, item);
+        }
         const items = this.decisionContext(mig).items;
         this.requireNewSession(env.body.session);
         this.refusedInTurn = false;

@@ -10,7 +10,7 @@
  */
 import { sha256 } from '@noble/hashes/sha2.js';
 import { hmac } from '@noble/hashes/hmac.js';
-import { equalBytes, fromB64, SCRYPT_DEFAULTS, toB64, utf8, type TrustVerdict } from '../crypto/index.ts';
+import { decodeIssueOrder, equalBytes, fromB64, SCRYPT_DEFAULTS, toB64, utf8, type TrustVerdict } from '../crypto/index.ts';
 import { ProtocolError } from '../errors.ts';
 import { migrationMachine, MIGRATION_MACHINE_VERSION, type ChipRole, type MigrationContext, type MigrationIntent } from '../machines/migration.machine.ts';
 import { registrationMachine, REGISTRATION_MACHINE_VERSION, type RegistrationIntent } from '../machines/registration.machine.ts';
@@ -377,6 +377,7 @@ export class ServerRuntime extends PartyRuntime {
 
   private migrateIn(env: Extract<AnyEnvelope, { type: 'migrate.in' }>, peer: string): void {
     const user = this.requireUser(peer);
+    if (env.body.orders) return this.issue(env, env.body.orders, user, peer);
     const candidates = this.liveMigrationIds().filter((m) => {
       const snap = this.actorOf(MIGRATION + m)!.getSnapshot();
       const ctx = snap.context as MigrationContext;
@@ -385,6 +386,58 @@ export class ServerRuntime extends PartyRuntime {
     if (candidates.length === 0) throw new ProtocolError('NO_MIGRATION', `${user} has no migration waiting for a destination`);
     if (candidates.length > 1) throw new ProtocolError('NO_MIGRATION', `${user} has ${candidates.length} migrations waiting; name one`);
     this.dispatch(MIGRATION + candidates[0]!, { type: 'DESTINATION_ARRIVED', terminal: peer, request: env.id });
+  }
+
+  /**
+   * An issuance (migrate.in with the provider's issue orders): a migration
+   * without a source, its destination this phone. The server reads only what
+   * it routes by (provider, chip, area); each provider's migration SAM checks
+   * its orders' signatures and opens their sealed items, and refuses a spent
+   * or expired one at S14, which aborts the issuance. The same orders sent
+   * again (the phone was away, or asks again) reach the issuance they started.
+   */
+  private issue(env: Extract<AnyEnvelope, { type: 'migrate.in' }>, tokens: string[], user: string, peer: string): void {
+    const orders = tokens.map((t, i) => {
+      try {
+        return decodeIssueOrder(t);
+      } catch (e) {
+        throw new ProtocolError('BAD_BODY', `migrate.in body is invalid: body.orders.${i}: ${(e as Error).message}`);
+      }
+    });
+    const serial = orders[0]!.serial;
+    const areas = new Set<string>();
+    for (const [i, o] of orders.entries()) {
+      if (o.serial !== serial) throw new ProtocolError('BAD_BODY', `migrate.in body is invalid: body.orders.${i}: it is for chip ${o.serial}, the first order for ${serial}; one issuance puts items on one chip`);
+      if (areas.has(o.area)) throw new ProtocolError('BAD_BODY', `migrate.in body is invalid: body.orders.${i}: a second order for area ${o.area}`);
+      areas.add(o.area);
+    }
+    const chip = this.records.registry.get(serial);
+    if (!chip || chip.user !== user) throw new ProtocolError('NOT_OWNER', `chip ${serial} is not registered to ${user}; register the phone before value is issued to it`);
+    const active = this.activeMigrationOf(user);
+    if (active) {
+      const snap = this.actorOf(MIGRATION + active)!.getSnapshot();
+      const ctx = snap.context as MigrationContext;
+      const arrived = { type: 'DESTINATION_ARRIVED' as const, terminal: peer, request: env.id };
+      if (ctx.issuance && ctx.issuance.orders.join(' ') === tokens.join(' ') && snap.can(arrived)) {
+        this.dispatch(MIGRATION + active, arrived);
+        return;
+      }
+      throw new ProtocolError('BUSY', `${user} already has migration ${active} in progress`);
+    }
+    const mig = `i-${toB64(this.rng.bytes(6))}`;
+    this.spawn(MIGRATION + mig, 'migration', {
+      mig,
+      user,
+      terminal: peer,
+      request: env.id,
+      issuance: {
+        serial,
+        items: orders.map((o, i) => ({ item: i, area: o.area, provider: o.provider, recipient: `migration-sam/${o.provider}` })),
+        orders: tokens,
+      },
+      deadlineMs: this.options.deadlineMs,
+      timing: { retryBaseMs: this.timing.retryBaseMs, retryCapMs: this.timing.retryCapMs, preflightMs: this.timing.preflightMs },
+    });
   }
 
   /**
@@ -567,10 +620,15 @@ export class ServerRuntime extends PartyRuntime {
         this.send(intent.sam, 'frame', { session: intent.session, data: intent.data });
         return;
       case 'formatDestination':
-        this.send(ADMIN_SAM_PEER, 'admin.format', { session: intent.session, serial: intent.serial, items: intent.items, expiresAt: now + GRANT_TTL_MS }, { mig, step: 'S10' });
+        this.send(
+          ADMIN_SAM_PEER,
+          'admin.format',
+          { session: intent.session, serial: intent.serial, items: intent.items, expiresAt: now + GRANT_TTL_MS, ...(intent.issuance ? { issuance: true as const } : {}) },
+          { mig, step: 'S10' },
+        );
         return;
       case 'requestDownload':
-        this.send(intent.recipient, 'msam.download', { session: intent.session, grant: intent.grant }, { mig, step: 'S14', item: intent.item });
+        this.send(intent.recipient, 'msam.download', { session: intent.session, grant: intent.grant, ...(intent.order ? { order: intent.order } : {}) }, { mig, step: 'S14', item: intent.item });
         return;
       case 'commit':
         this.send(ADMIN_SAM_PEER, 'admin.commit', { receipts: intent.receipts }, { mig, step: 'commit' });

@@ -15,7 +15,7 @@
  */
 import { join } from 'node:path';
 import { systemClock, type Clock } from '../clock.ts';
-import { deriveChipKey, generateIdentity, systemRng, toB64, type Identity, type Rng, type Secret, type TrustCheck } from '../crypto/index.ts';
+import { createIssueOrder, deriveChipKey, encodeIssueOrder, generateIdentity, systemRng, toB64, type Identity, type Rng, type Secret, type TrustCheck } from '../crypto/index.ts';
 import { createLogger, type Logger } from '../log.ts';
 import { loadOrCreateIdentity, loadOrCreateSecret } from '../store/keys.store.ts';
 import { PartyStore, type CommitMode } from '../store/party.store.ts';
@@ -33,6 +33,7 @@ import { NormalSamRuntime, type EnrolledReader, type ReaderRight } from './norma
 import type { PartyRuntime, RuntimeDeps } from './runtime.ts';
 import { ServerRuntime } from './server.actor.ts';
 import { TerminalRuntime } from './terminal.actor.ts';
+import { encodeValue, type ValueItem } from './value.ts';
 
 export interface SystemOptions {
   dataDir: string;
@@ -506,7 +507,18 @@ export class EmbeddedSystem {
     return ids.normal;
   }
 
-  /** Issues value items onto a chip at the providers' counter (see issuer.ts). */
+  /**
+   * A provider signs an issue order (src/crypto/issueOrder.ts): one new item
+   * for one chip and area, which a phone receives with `terminal.issue`.
+   */
+  issueOrder(o: { provider: string; serial: string; area?: string; value: ValueItem; ttlMs?: number }): string {
+    const ids = this.providerIdentities[o.provider];
+    if (!ids) throw new Error(`no provider ${o.provider}`);
+    const expiresAt = this.opts.clock.now() + (o.ttlMs ?? 24 * 3_600_000);
+    return encodeIssueOrder(createIssueOrder({ provider: o.provider, serial: o.serial, area: o.area ?? o.provider, expiresAt, item: encodeValue(o.value) }, ids.migration, this.opts.rng));
+  }
+
+  /** Issues value items onto a chip at a desk holding every master key (tests' fixture; see issuer.ts). */
   async issue(chip: ChipRuntime, items: IssueRequest[]): Promise<void> {
     await issueItems(chip, { issuerMaster: this.issuerMaster, providerMasters: this.providerMasters }, items, this.opts.rng);
   }

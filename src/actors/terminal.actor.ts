@@ -120,6 +120,11 @@ export class TerminalRuntime extends PartyRuntime {
     return this.job({ type: 'MIGRATE_IN_REQUESTED', ...opts });
   }
 
+  /** An issuance: the provider's issue orders put their items on this phone's chip (a destination phase with no source). */
+  issue(orders: string[]): Promise<MigrationResult> {
+    return this.job({ type: 'MIGRATE_IN_REQUESTED', orders });
+  }
+
   cancel(mig: string): Promise<BodyOf<'migrate.cancelled'>> {
     return this.job({ type: 'CANCEL_REQUESTED', mig });
   }
@@ -289,7 +294,7 @@ export class TerminalRuntime extends PartyRuntime {
         });
         return;
       case 'requestMigrateIn':
-        this.send(SERVER_PEER, 'migrate.in', intent.mig ? { mig: intent.mig } : {});
+        this.send(SERVER_PEER, 'migrate.in', { ...(intent.mig ? { mig: intent.mig } : {}), ...(intent.orders ? { orders: intent.orders } : {}) });
         return;
       case 'requestCancel':
         this.send(SERVER_PEER, 'migrate.cancel', { mig: intent.mig });

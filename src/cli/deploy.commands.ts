@@ -167,6 +167,13 @@ export function addDeployCommands(program: Command, out: Out): void {
     t.migrateOut(o.destination ? { destination: o.destination as string } : {}), migration);
   call('migrate-in', 'destination phase (S9-S17): format, download, commit, activate', (c) => c.option('--mig <id>', 'the migration, when the user has several'), (t, o) =>
     t.migrateIn(o.mig ? { mig: o.mig as string } : {}), migration);
+  call(
+    'issue',
+    'receive value the provider issued to this chip (`valmove provider issue` orders): the destination phase, with no source',
+    (c) => c.requiredOption('--order <token...>', 'the provider\'s issue order(s), one per item'),
+    (t, o) => t.issue(o.order as string[]),
+    migration,
+  );
   call('cancel', 'cancel a migration that has not committed', (c) => c.requiredOption('--mig <id>', 'the migration'), (t, o) => t.cancel(o.mig as string), (r: { mig: string; decision: string }) =>
     `migration ${r.mig}: ${r.decision}`);
   call('balance', 'read an item on the chip through the provider\'s normal SAM', (c) => c.requiredOption('--provider <name>', 'provider'), (t, o) => t.normal(o.provider as string, 'balance'), receipt);

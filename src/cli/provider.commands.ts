@@ -8,7 +8,8 @@ import { join } from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
 import { NormalSamRuntime, READER_RIGHTS, type ReaderRight } from '../actors/normalSam.actor.ts';
 import { systemClock } from '../clock.ts';
-import { encodeVoucher, issueVoucher, systemRng } from '../crypto/index.ts';
+import { createIssueOrder, encodeIssueOrder, encodeVoucher, issueVoucher, systemRng, toHex } from '../crypto/index.ts';
+import { encodeValue, valueSchema, type ValueItem, type ValueKind } from '../actors/value.ts';
 import { loadConfig, type ProviderConfig } from '../deploy/config.ts';
 import { identityOf, readKeyFile } from '../deploy/keyfiles.ts';
 import { PartyStore } from '../store/party.store.ts';
@@ -29,6 +30,31 @@ function positive(v: string): number {
   return n;
 }
 
+const ITEM_KINDS: readonly ValueKind[] = ['emoney', 'transit', 'ticket', 'points'];
+
+function kind(v: string): ValueKind {
+  if (!(ITEM_KINDS as readonly string[]).includes(v)) throw new InvalidArgumentError(`one of ${ITEM_KINDS.join(', ')}`);
+  return v as ValueKind;
+}
+
+function whole(v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError('not a whole number of 0 or more');
+  return n;
+}
+
+/** A new value item of a kind; `ref` is the provider's own reference for it (random here). */
+export function newItem(kind: ValueKind, balance: number, label: string | undefined, seat: string, ref: string): ValueItem {
+  const item: ValueItem =
+    kind === 'emoney' ? { kind, currency: label ?? 'JPY', balance, ref }
+    : kind === 'transit' ? { kind, line: label ?? 'any line', balance, ref }
+    : kind === 'points' ? { kind, program: label ?? 'points', balance, ref }
+    : { kind, event: label ?? 'an event', seat, used: false, ref };
+  const ok = valueSchema.safeParse(item);
+  if (!ok.success) throw new InvalidArgumentError(`the item is not valid: ${ok.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+  return ok.data;
+}
+
 function rights(v: string): ReaderRight[] {
   const list = v.split(',').map((s) => s.trim()).filter(Boolean);
   for (const r of list) if (!(READER_RIGHTS as readonly string[]).includes(r)) throw new InvalidArgumentError(`unknown right "${r}"; rights are ${READER_RIGHTS.join(', ')}`);
@@ -41,7 +67,7 @@ function providerConfig(file: string): ProviderConfig {
 }
 
 export function addProviderCommands(program: Command, out: Out): void {
-  const provider = program.command('provider').description('a provider\'s operator: top-up vouchers and the readers its normal SAM serves');
+  const provider = program.command('provider').description('a provider\'s operator: issue orders, top-up vouchers and the readers its normal SAM serves');
 
   provider
     .command('voucher')
@@ -62,6 +88,33 @@ export function addProviderCommands(program: Command, out: Out): void {
       if (o.json) {
         const { sig: _sig, ...fields } = voucher;
         out(JSON.stringify({ voucher: token, ...fields, expires: new Date(expiresAt).toISOString() }, null, 2));
+        return;
+      }
+      out(token);
+    });
+
+  provider
+    .command('issue')
+    .description('sign a single-use issue order: a new value item for one chip and area (the provider\'s authority to create it); the phone receives it with `valmove terminal issue --order`')
+    .requiredOption('--config <file>', 'the provider\'s config')
+    .requiredOption('--serial <serial>', 'the chip the item goes to')
+    .option('--area <area>', 'the area on the chip (default: the provider\'s name)')
+    .requiredOption('--kind <kind>', `what the item is: ${ITEM_KINDS.join(', ')}`, kind)
+    .option('--balance <n>', 'starting balance (emoney, transit, points)', whole, 0)
+    .option('--label <text>', 'currency (emoney), line (transit), programme (points) or event (ticket)')
+    .option('--seat <seat>', 'a ticket\'s seat', 'free')
+    .option('--ttl-hours <n>', `hours until it expires (at most ${VOUCHER_TTL_HOURS_MAX})`, positive, VOUCHER_TTL_HOURS_DEFAULT)
+    .option('--json', 'print the order and its fields as JSON', false)
+    .action((o: { config: string; serial: string; area?: string; kind: ValueKind; balance: number; label?: string; seat: string; ttlHours: number; json: boolean }) => {
+      if (o.ttlHours > VOUCHER_TTL_HOURS_MAX) throw new InvalidArgumentError(`--ttl-hours is at most ${VOUCHER_TTL_HOURS_MAX}`);
+      const cfg = providerConfig(o.config);
+      const keys = readKeyFile(cfg.keyFile, 'provider');
+      const expiresAt = systemClock.now() + o.ttlHours * 3_600_000;
+      const item = newItem(o.kind, o.balance, o.label, o.seat, toHex(systemRng.bytes(16)));
+      const order = createIssueOrder({ provider: cfg.provider, serial: o.serial, area: o.area ?? cfg.provider, expiresAt, item: encodeValue(item) }, identityOf(keys.migration), systemRng);
+      const token = encodeIssueOrder(order);
+      if (o.json) {
+        out(JSON.stringify({ order: token, id: order.id, provider: order.provider, serial: order.serial, area: order.area, kind: item.kind, expires: new Date(expiresAt).toISOString() }, null, 2));
         return;
       }
       out(token);

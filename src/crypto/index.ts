@@ -11,3 +11,4 @@ export * from './random.ts';
 export * from './secret.ts';
 export * from './session.ts';
 export * from './voucher.ts';
+export * from './issueOrder.ts';

@@ -55,6 +55,10 @@ export class TerminalControl {
   migrateIn(opts: { mig?: string } = {}) {
     return this.call<MigrationResult>('POST', '/control/migrate-in', opts);
   }
+
+  issue(orders: string[]) {
+    return this.call<MigrationResult>('POST', '/control/issue', { orders });
+  }
   cancel(mig: string) {
     return this.call<{ mig: string; decision: string }>('POST', '/control/cancel', { mig });
   }

@@ -16,6 +16,7 @@ const schemas = {
   login: z.strictObject({ user: name, password: z.string().min(1).max(1024) }),
   migrateOut: z.strictObject({ destination: name.optional(), deadlineMs: z.number().int().positive().optional() }),
   migrateIn: z.strictObject({ mig: name.optional() }),
+  issue: z.strictObject({ orders: z.array(z.string().min(1).max(2048).regex(/^io1\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/)).min(1).max(16) }),
   cancel: z.strictObject({ mig: name }),
   normal: z.strictObject({
     provider: name,
@@ -74,6 +75,7 @@ export function controlRoutes(terminal: TerminalRuntime, token: string): Array<{
     route('POST', '/control/register', async () => attempt(() => terminal.register())),
     route('POST', '/control/migrate-out', async (_r, body) => attempt(() => terminal.migrateOut(parse(schemas.migrateOut, body)))),
     route('POST', '/control/migrate-in', async (_r, body) => attempt(() => terminal.migrateIn(parse(schemas.migrateIn, body)))),
+    route('POST', '/control/issue', async (_r, body) => attempt(() => terminal.issue(parse(schemas.issue, body).orders))),
     route('POST', '/control/cancel', async (_r, body) => attempt(() => terminal.cancel(parse(schemas.cancel, body).mig))),
     route('POST', '/control/normal', async (_r, body) => {
       const b = parse(schemas.normal, body);

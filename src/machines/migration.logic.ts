@@ -9,8 +9,8 @@ import { assign, emit, enqueueActions, setup } from 'xstate';
 import type { Grant, Receipt } from '../transport/messages.ts';
 import { CHIP_AREAS_MAX, type AreaState } from './area.machine.ts';
 
-/** 5: a cancel while refusing is answered and the refusal stands; the abort names the source. */
-export const MIGRATION_MACHINE_VERSION = 5;
+/** 6: issuance, a migration without a source (provider issue orders); 5: a cancel while refusing is answered and the refusal stands. */
+export const MIGRATION_MACHINE_VERSION = 6;
 
 /** Backoff for retrying a failed step, unless the input says otherwise: base doubles per attempt up to the cap. */
 export const RETRY_BASE_MS = 200;
@@ -81,7 +81,17 @@ export interface MigrationContext {
   /** Terminals whose connection is down right now (a rollback serves whoever is connected first). */
   offline: string[];
   destinationWiped: boolean;
+  /** An issuance: the provider's issue orders, one per item (in item order); null for a migration from a source chip. */
+  issuance: { orders: string[] } | null;
   timing: MigrationTiming;
+}
+
+/** What the server read from the issue orders of an issuance (their signatures are the migration SAMs' to check). */
+export interface IssuanceInput {
+  /** The chip every order names: the only acceptable destination. */
+  serial: string;
+  items: MigrationItem[];
+  orders: string[];
 }
 
 export interface MigrationInput {
@@ -95,6 +105,8 @@ export interface MigrationInput {
   destinationAreas?: string[];
   deadlineMs?: number;
   timing?: MigrationTiming;
+  /** An issuance: `terminal` and `request` are then the destination's, and there is no source. */
+  issuance?: IssuanceInput;
 }
 
 export type MigrationEvent =
@@ -135,8 +147,8 @@ export type MigrationIntent =
   | { type: 'requestUpload'; item: number; recipient: string; session: string; grant: Grant }
   | { type: 'relayToChip'; terminal: string; session: string; data: string }
   | { type: 'relayToSam'; sam: string; session: string; data: string }
-  | { type: 'formatDestination'; session: string; serial: string; items: MigrationItem[] }
-  | { type: 'requestDownload'; item: number; recipient: string; session: string; grant: Grant }
+  | { type: 'formatDestination'; session: string; serial: string; items: MigrationItem[]; issuance: boolean }
+  | { type: 'requestDownload'; item: number; recipient: string; session: string; grant: Grant; order?: string }
   | { type: 'commit'; receipts: Receipt[] }
   | { type: 'abort'; reason: string; source: string | null }
   | { type: 'activateDestination'; session: string; serial: string }
@@ -170,6 +182,10 @@ export const migrationSetup = setup({
     input: {} as MigrationInput,
   },
   guards: {
+    isIssuance: ({ context }) => context.issuance !== null,
+    /** An aborted issuance: the migration SAMs' copies (the orders' items) are cleared; no source is restored. */
+    issuanceToClear: ({ context }) => context.issuance !== null && !context.sourceRestored,
+    orderRefused: ({ context, event }) => context.issuance !== null && (event as E<'STEP_FAILED'>).code === 'ORDER_REFUSED',
     forSource: ({ event }) => 'chip' in event && event.chip === 'source',
     forDestination: ({ event }) => 'chip' in event && event.chip === 'destination',
     sourceNotOwned: ({ context }) => context.sourceCheck?.owner !== context.user,
@@ -231,7 +247,7 @@ export const migrationSetup = setup({
     destinationNeedsWipe: ({ context }) => context.destinationFormatted && !context.destinationWiped,
     lostDestination: ({ context, event }) => (event as E<'TERMINAL_LOST'>).terminal === context.destination.terminal,
     lostSource: ({ context, event }) => (event as E<'TERMINAL_LOST'>).terminal === context.source.terminal,
-    sourceAwaited: ({ context }) => context.source.terminal === null && !context.sourceRestored,
+    sourceAwaited: ({ context }) => context.issuance === null && context.source.terminal === null && !context.sourceRestored,
     destinationAwaited: ({ context }) => context.destination.terminal === null && context.destinationFormatted && !context.destinationWiped,
   },
   actions: {
@@ -413,6 +429,7 @@ export const migrationSetup = setup({
       session: context.session!.id,
       serial: context.destination.serial!,
       items: context.items,
+      issuance: context.issuance !== null,
     })),
     keepDownloadGrants: assign({
       downloadGrants: ({ event }) => (event as E<'DESTINATION_FORMATTED'>).grants,
@@ -427,6 +444,7 @@ export const migrationSetup = setup({
         recipient: item.recipient,
         session: context.session!.id,
         grant: context.downloadGrants.find((g) => g.item === item.item)!,
+        ...(context.issuance ? { order: context.issuance.orders[item.item] } : {}),
       };
     }),
     keepReceipt: assign({

@@ -13,6 +13,13 @@
  *   rollingBack       decision `aborted`: fence SAMs, restore the source when
  *                     it connects, clear SAM stores, wipe the destination
  *
+ * An issuance is a migration without a source: the provider's issue orders
+ * stand where the source phase would have put the items (in the migration
+ * SAMs), so it starts at S9 with its destination, the phone that asked,
+ * named by the orders. Its rollback restores nothing and clears the SAMs'
+ * copies of the orders' items (the orders are spent; the provider issues new
+ * ones).
+ *
  * The server relays chip sessions it can not read: in every state where a
  * session runs, SAM_FRAME goes to the chip's terminal and CHIP_FRAME to the
  * SAM, and only for the session this state opened (the relay protocol).
@@ -44,14 +51,16 @@ export const migrationMachine = migrationSetup.createMachine({
   context: ({ input }) => ({
     mig: input.mig,
     user: input.user,
-    source: { terminal: input.terminal, serial: null, request: input.request },
-    destination: { terminal: null, serial: null, request: null, named: input.destination ?? null },
+    source: input.issuance ? { terminal: null, serial: null, request: null } : { terminal: input.terminal, serial: null, request: input.request },
+    destination: input.issuance
+      ? { terminal: input.terminal, serial: null, request: input.request, named: input.issuance.serial }
+      : { terminal: null, serial: null, request: null, named: input.destination ?? null },
     destinationProblem: input.destinationProblem ?? null,
     destinationAreas: input.destinationAreas ?? null,
     sourceCheck: null,
-    items: [],
+    items: input.issuance?.items ?? [],
     cursor: 0,
-    providers: [],
+    providers: input.issuance ? [...new Set(input.issuance.items.map((i) => i.provider))] : [],
     answered: [],
     uploadGrants: [],
     downloadGrants: [],
@@ -69,15 +78,27 @@ export const migrationMachine = migrationSetup.createMachine({
     sourceRestored: false,
     destinationWiped: false,
     offline: [],
+    issuance: input.issuance ? { orders: input.issuance.orders } : null,
     timing: input.timing ?? { retryBaseMs: RETRY_BASE_MS, retryCapMs: RETRY_CAP_MS, preflightMs: PREFLIGHT_TIMEOUT_MS },
   }),
-  initial: 'sourcePhase',
+  initial: 'starting',
   on: {
     // Connections come and go; the forward path simply waits (its requests are sent again when they are back).
     TERMINAL_LOST: { actions: 'markOffline' },
     TERMINAL_BACK: { actions: 'markOnline' },
   },
   states: {
+    starting: {
+      description: 'A migration starts at its source (S1); an issuance, which has none, at its destination (S9).',
+      always: [
+        {
+          guard: 'isIssuance',
+          target: 'destinationPhase',
+          actions: { type: 'progressCount', params: { step: 'issue', text: 'item(s) ordered by their providers: no source, the destination phase puts them on the chip' } },
+        },
+        { target: 'sourcePhase' },
+      ],
+    },
     sourcePhase: {
       initial: 'reservingChannel',
       on: {
@@ -390,7 +411,11 @@ export const migrationMachine = migrationSetup.createMachine({
                   target: 'selectingItem',
                   actions: ['keepReceipt', { type: 'progressItem', params: { step: 'S15', text: 'downloaded, receipt kept' } }, 'advanceCursor'],
                 },
-                STEP_FAILED: backOffTo('backingOff'),
+                STEP_FAILED: [
+                  // An issuance whose order its migration SAM refuses (forged, spent, expired) never completes: abort it.
+                  { guard: 'orderRefused', target: '#migration.aborting', actions: 'refuseForFailure' },
+                  backOffTo('backingOff'),
+                ],
               },
             },
             backingOff: retryInto('transferring'),
@@ -515,6 +540,7 @@ export const migrationMachine = migrationSetup.createMachine({
           description: 'Whoever is here now is served first; the rest is waited for.',
           entry: 'answerAbsentees',
           always: [
+            { guard: 'issuanceToClear', target: 'clearingOrders' },
             { guard: 'destinationHere', target: 'destination' },
             { guard: 'sourceHereToRestore', target: 'source' },
             { guard: 'sourceNotRestored', target: 'awaitingSource' },
@@ -522,6 +548,18 @@ export const migrationMachine = migrationSetup.createMachine({
             { target: '#migration.rolledBack' },
           ],
         },
+        clearingOrders: {
+          description: 'An aborted issuance: each migration SAM (fenced) drops its copy of the order\'s item; nothing was restored, nothing needed to be.',
+          entry: ['resetAnswers', { type: 'progress', params: { step: 'rollback', text: 'issuance aborted; clearing the migration SAMs\' copies of the ordered items' } }, 'clearAll'],
+          on: {
+            ITEM_CLEARED: [
+              { guard: 'lastItemCleared', target: 'deciding', actions: ['noteItemCleared', 'markSourceRestored'] },
+              { guard: 'newItemCleared', actions: 'noteItemCleared' },
+            ],
+            STEP_FAILED: backOffTo('clearOrdersRetry'),
+          },
+        },
+        clearOrdersRetry: retryInto('clearingOrders'),
         awaitingSource: {
           description: 'Liveness waits for the source chip to come back; the items stay safe in the SAMs and the source stays locked.',
           on: {

@@ -4,6 +4,7 @@
  * does what a grant from the admin SAM binds it to.
  *
  *   idle --upload grant--> uploading --item read under the temp key--> holding
+ *   idle --issue order (an issuance: the provider's signed order)--> holding
  *   holding --download grant--> downloading (main key from our normal SAM,
  *            temp-key session with the destination, item + main key written,
  *            key check value verified) --> downloaded (receipt signed)
@@ -30,6 +31,8 @@ export interface MigrationSamContext {
 
 export type MigrationSamEvent =
   | { type: 'UPLOAD_REQUESTED'; request: string; session: string; deadline: number }
+  /** An issuance: the provider's issue order, verified, put the item in our store (no upload). */
+  | { type: 'ISSUE_PLACED' }
   | { type: 'DOWNLOAD_REQUESTED'; request: string; session: string; deadline: number }
   | { type: 'SESSION_LOST' }
   | { type: 'MAIN_KEY_RECEIVED' }
@@ -142,6 +145,7 @@ export const migrationSamMachine = setup({
       description: 'Holds a verified upload grant at most; nothing of the item yet.',
       on: {
         UPLOAD_REQUESTED: { target: 'uploading', actions: 'openSession' },
+        ISSUE_PLACED: 'holding',
         DOWNLOAD_REQUESTED: { target: 'idle', actions: 'refuseNotHeld' },
         FENCE_REQUESTED: { target: 'fenced', actions: 'answerFenced' },
       },
@@ -179,7 +183,7 @@ export const migrationSamMachine = setup({
       },
     },
     holding: {
-      description: 'The item is in our store (and still on the locked source). Waits for the destination, possibly long.',
+      description: 'The item is in our store (and still on the locked source, or, issued, nowhere else yet). Waits for the destination, possibly long.',
       on: {
         UPLOAD_REQUESTED: { target: 'holding', actions: 'answerUploaded' },
         DOWNLOAD_REQUESTED: { target: 'downloading', actions: 'openSession' },

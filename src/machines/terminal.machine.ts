@@ -39,7 +39,8 @@ export type TerminalEvent =
   | { type: 'RESTARTED' }
   | { type: 'REGISTER_REQUESTED' }
   | { type: 'MIGRATE_OUT_REQUESTED'; destination?: string; deadlineMs?: number }
-  | { type: 'MIGRATE_IN_REQUESTED'; mig?: string }
+  /** orders: an issuance (the provider's issue orders for this phone's chip) instead of a migration's destination phase. */
+  | { type: 'MIGRATE_IN_REQUESTED'; mig?: string; orders?: string[] }
   | { type: 'CANCEL_REQUESTED'; mig: string }
   | { type: 'CHANNEL_RESERVE_REQUESTED'; request: string; purpose: string; mig?: string }
   | { type: 'CHANNEL_RELEASE_REQUESTED'; request: string }
@@ -59,7 +60,7 @@ export type TerminalIntent =
   | { type: 'loginFinished'; ok: boolean; code?: string; message?: string }
   | { type: 'requestRegister' }
   | { type: 'requestMigrateOut'; destination?: string; deadlineMs?: number }
-  | { type: 'requestMigrateIn'; mig?: string }
+  | { type: 'requestMigrateIn'; mig?: string; orders?: string[] }
   | { type: 'requestCancel'; mig: string }
   | { type: 'confirmChannel'; request: string }
   | { type: 'refuseChannel'; request: string; code: string; message: string }
@@ -114,7 +115,7 @@ export const terminalMachine = setup({
     startMigrateIn: enqueueActions(({ enqueue, event }) => {
       const e = event as E<'MIGRATE_IN_REQUESTED'>;
       enqueue.assign({ job: { kind: 'migrate-in', mig: e.mig } });
-      enqueue.emit({ type: 'requestMigrateIn', mig: e.mig });
+      enqueue.emit({ type: 'requestMigrateIn', mig: e.mig, ...(e.orders ? { orders: e.orders } : {}) });
     }),
     startCancel: enqueueActions(({ enqueue, event }) => {
       const e = event as E<'CANCEL_REQUESTED'>;

@@ -13,20 +13,32 @@ export interface HeldItem {
   item: number;
   area: string;
   provider: string;
-  uploadGrant: Grant;
+  /** The admin SAM's upload grant; null for an issuance's item, which an issue order brought. */
+  uploadGrant: Grant | null;
+  /** The issue order's id, for an issuance's item. */
+  order?: string;
   downloadGrant: Grant | null;
   data: Uint8Array | null;
   counter: number;
   receipt: Receipt | null;
 }
 
+export interface SpentOrder {
+  mig: string;
+  item: number;
+  expiresAt: number;
+}
+
 export class MigrationSamRecords {
   readonly items: Database<HeldItem, string>;
   readonly fenced: Database<{ mig: string; reason: string }, string>;
+  /** Issue orders used, by order id: each places one item once. Kept until the order expires (then it is refused anyway). */
+  readonly orders: Database<SpentOrder, string>;
 
   constructor(store: PartyStore) {
     this.items = store.db<HeldItem>('items');
     this.fenced = store.db<{ mig: string; reason: string }>('fenced');
+    this.orders = store.db<SpentOrder>('orders');
   }
 
   static keyOf(mig: string, item: number): string {

@@ -60,6 +60,10 @@ export const receiptSchema = z.strictObject({
 });
 
 const migrationItem = z.strictObject({ item: itemIndex, area: name, provider: name, recipient: name });
+/** Issue orders one issuance carries at most (src/crypto/issueOrder.ts; each a token of at most 2048 characters). */
+export const ORDERS_PER_ISSUANCE_MAX = 16;
+/** A provider-signed issue order, as a token (its shape and signature are checked by the provider's migration SAM). */
+const orderToken = z.string().min(1).max(2048).regex(/^io1\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/, 'an issue order token io1.<body>.<signature>');
 
 /** Each entry: [kind, body schema]. */
 export const MESSAGES = {
@@ -87,7 +91,8 @@ export const MESSAGES = {
   'chip.register': ['request', z.strictObject({})],
   'chip.registered': ['reply', z.strictObject({ serial: name, user: name })],
   'migrate.out': ['request', z.strictObject({ destination: name.optional(), deadlineMs: ms.optional() })],
-  'migrate.in': ['request', z.strictObject({ mig: name.optional() })],
+  // orders: an issuance, a migration without a source (the provider's issue orders put the items on this phone's chip).
+  'migrate.in': ['request', z.strictObject({ mig: name.optional(), orders: z.array(orderToken).min(1).max(ORDERS_PER_ISSUANCE_MAX).optional() })],
   'migrate.result': [
     'reply',
     z.strictObject({
@@ -122,7 +127,14 @@ export const MESSAGES = {
   'admin.locked': ['reply', z.strictObject({ grants: z.array(grantSchema).max(ITEMS_PER_MIGRATION_MAX) })],
   'admin.format': [
     'request',
-    z.strictObject({ session: name, serial: name, items: z.array(migrationItem).min(1).max(ITEMS_PER_MIGRATION_MAX), expiresAt: ms }),
+    z.strictObject({
+      session: name,
+      serial: name,
+      items: z.array(migrationItem).min(1).max(ITEMS_PER_MIGRATION_MAX),
+      expiresAt: ms,
+      /** An issuance: no source was locked, so this format opens the decision record and makes the temp keys. */
+      issuance: z.literal(true).optional(),
+    }),
   ],
   'admin.formatted': ['reply', z.strictObject({ grants: z.array(grantSchema).max(ITEMS_PER_MIGRATION_MAX) })],
   'admin.commit': ['request', z.strictObject({ receipts: z.array(receiptSchema).min(1).max(ITEMS_PER_MIGRATION_MAX) })],
@@ -141,7 +153,8 @@ export const MESSAGES = {
   'msam.ready': ['reply', z.strictObject({ provider: name })],
   'msam.upload': ['request', z.strictObject({ session: name, grant: grantSchema })],
   'msam.uploaded': ['reply', z.strictObject({})],
-  'msam.download': ['request', z.strictObject({ session: name, grant: grantSchema })],
+  // order: an issuance's item, which no upload brought here.
+  'msam.download': ['request', z.strictObject({ session: name, grant: grantSchema, order: orderToken.optional() })],
   'msam.downloaded': ['reply', z.strictObject({ receipt: receiptSchema })],
   'msam.clear': ['request', z.strictObject({})],
   'msam.cleared': ['reply', z.strictObject({})],
