@@ -32,6 +32,21 @@ const valueKey = (s: SnapshotFrom<AnyStateMachine>) => JSON.stringify(s.value);
 /** The migration's sample world: user alice, source SRC on terminal/old, destination DST on terminal/new, two items. */
 export const MIGRATION_INPUT = { mig: 'm-model', user: 'alice', terminal: 'terminal/old', request: 'req-out', destination: undefined as string | undefined };
 
+/** An issuance in the same world: terminal/new asks, with one order per provider for its chip DST. */
+export const ISSUANCE_INPUT = {
+  ...MIGRATION_INPUT,
+  terminal: 'terminal/new',
+  request: 'req-issue',
+  issuance: {
+    serial: 'DST',
+    items: [
+      { item: 0, area: 'emoney', provider: 'emoney', recipient: 'migration-sam/emoney' },
+      { item: 1, area: 'transit', provider: 'transit', recipient: 'migration-sam/transit' },
+    ],
+    orders: ['io1.order-emoney.sig', 'io1.order-transit.sig'],
+  },
+};
+
 const AREAS_OK = [
   { area: 'emoney', provider: 'emoney', state: 'mainActive' as const },
   { area: 'transit', provider: 'transit', state: 'mainActive' as const },
@@ -89,6 +104,8 @@ function migrationEvents(s: SnapshotFrom<AnyStateMachine>): EventObject[] {
     });
   }
   for (const i of c.items) if (!c.answered.includes(String(i.item))) events.push({ type: 'ITEM_CLEARED', item: i.item });
+  // An issuance's migration SAM refuses its order (forged, spent, expired) at S14.
+  if (c.issuance) events.push({ type: 'STEP_FAILED', code: 'ORDER_REFUSED', message: 'the order was used already', now });
   if (c.session) {
     const terminal = c.session.chip === 'source' ? c.source.terminal : c.destination.terminal;
     events.push({ type: 'SAM_FRAME', from: c.session.sam, session: c.session.id, data: 'AA' });
@@ -134,6 +151,8 @@ export const MODELS: Record<string, Model> = {
       { name: 'named-destination-unusable', input: { ...MIGRATION_INPUT, destination: 'DST', destinationProblem: 'destination DST is not registered' } },
       // A destination named up front that holds an area this migration needs.
       { name: 'named-destination-full', input: { ...MIGRATION_INPUT, destination: 'DST', destinationAreas: ['emoney'] } },
+      // An issuance: no source; the provider's orders name the destination DST, the phone that asked.
+      { name: 'issuance', input: ISSUANCE_INPUT },
     ],
     events: migrationEvents,
     serialize: migrationKey,

@@ -48,7 +48,7 @@ const REQUEST_OF: Array<[RegExp, string]> = [
   [/downloading\.transferring/, 'msam.download'],
   [/^committing$/, 'admin.commit'],
   [/^activating$/, 'admin.activate'],
-  [/^clearing$|clearingStores$/, 'msam.clear'],
+  [/^clearing$|clearingStores$|clearingOrders$/, 'msam.clear'],
   [/^aborting$/, 'admin.abort'],
   [/askingProviders$/, 'msam.preflight'],
   [/refusing$|releasingChannel$|releasing$|releasingDestination$/, 'channel.release'],
@@ -358,7 +358,15 @@ export async function runMigrationPath(path: ModelPath, coveredTotal: Set<AnyTra
 
     values = issued;
     const destination = path.variant === 'named-destination-unusable' ? 'NOPE' : path.variant === 'named-destination-full' ? 'DST' : undefined;
-    void oldPhone.migrateOut({ ...(destination ? { destination } : {}), ...(flags.deadline ? { deadlineMs: 300 } : {}) }).catch(() => {});
+    if (path.variant === 'issuance') {
+      // The providers sign one order each for DST (the model's ISSUANCE_INPUT): the new phone asks for them.
+      const orders = PROVIDERS.map((p, i) =>
+        system!.issueOrder({ provider: p, serial: 'DST', area: p, value: demoValue(p === 'emoney' ? 'emoney' : 'transit', 20 + i, toHex(rng.bytes(16))) }),
+      );
+      void newPhone.issue(orders).catch(() => {});
+    } else {
+      void oldPhone.migrateOut({ ...(destination ? { destination } : {}), ...(flags.deadline ? { deadlineMs: 300 } : {}) }).catch(() => {});
+    }
     const until = Date.now() + PATH_TIMEOUT_MS;
     while (k < path.events.length && Date.now() < until && !problem) {
       // What the user does runs on its own (an answer may never come: a path can leave a request unanswered).
