@@ -2,7 +2,8 @@
  * `valmove demo`: the main job. Everything embedded in one process, every
  * party with its own LMDB under the data folder:
  *
- *   a user, a source chip with N items from N providers, an empty
+ *   a user, a source chip with N items its N providers issued to it (signed
+ *   issue orders, received by the old phone), an empty
  *   destination chip registered to the same user; one payment on the source;
  *   the migration (one server connection per terminal), step by step; then
  *   the items before and after, a payment that succeeds on the destination
@@ -197,19 +198,19 @@ export async function runDemo(opts: DemoOptions): Promise<DemoReport> {
     system.insertChip(oldPhone, source);
     system.insertChip(newPhone, destination);
 
-    await system.issue(
-      source,
-      plan.map((p, i) => ({ area: p.provider, provider: p.provider, value: demoValue(p.kind, i, toHex(rng.bytes(16))) })),
-    );
-    say(`source chip ${source.serial} issued with: ${plan.map((p) => `${p.kind} (${p.provider})`).join(', ')}`);
-    say(`destination chip ${destination.serial} is empty`);
-
     for (const t of [oldPhone, newPhone]) {
       system.connectToServer(t);
       await t.login(user, password);
       const reg = await t.register();
       say(`${t.id}: ${user} logged in; chip ${reg.serial} registered (proved its serial with K_chip)`);
     }
+
+    // Each provider signs an issue order for the source chip; the old phone receives them (a migration without a source).
+    const orders = plan.map((p, i) => system.issueOrder({ provider: p.provider, serial: source.serial, value: demoValue(p.kind, i, toHex(rng.bytes(16))) }));
+    const issued = await oldPhone.issue(orders);
+    if (issued.outcome !== 'completed') throw new Error(`issuance ended ${issued.outcome}: ${issued.reason ?? ''}`);
+    say(`source chip ${source.serial} issued with: ${plan.map((p) => `${p.kind} (${p.provider})`).join(', ')} (each provider's signed issue order, issuance ${issued.mig})`);
+    say(`destination chip ${destination.serial} is empty`);
     for (const p of plan) {
       system.connectReader(oldPhone, p.provider);
       system.connectReader(newPhone, p.provider);

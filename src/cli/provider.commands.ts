@@ -8,8 +8,9 @@ import { join } from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
 import { NormalSamRuntime, READER_RIGHTS, type ReaderRight } from '../actors/normalSam.actor.ts';
 import { systemClock } from '../clock.ts';
-import { createIssueOrder, encodeIssueOrder, encodeVoucher, issueVoucher, systemRng, toHex } from '../crypto/index.ts';
-import { encodeValue, valueSchema, type ValueItem, type ValueKind } from '../actors/value.ts';
+import { encodeVoucher, issueVoucher, systemRng, toHex } from '../crypto/index.ts';
+import { signIssueOrder } from '../deploy/orders.ts';
+import { valueSchema, type ValueItem, type ValueKind } from '../actors/value.ts';
 import { loadConfig, type ProviderConfig } from '../deploy/config.ts';
 import { identityOf, readKeyFile } from '../deploy/keyfiles.ts';
 import { PartyStore } from '../store/party.store.ts';
@@ -107,14 +108,10 @@ export function addProviderCommands(program: Command, out: Out): void {
     .option('--json', 'print the order and its fields as JSON', false)
     .action((o: { config: string; serial: string; area?: string; kind: ValueKind; balance: number; label?: string; seat: string; ttlHours: number; json: boolean }) => {
       if (o.ttlHours > VOUCHER_TTL_HOURS_MAX) throw new InvalidArgumentError(`--ttl-hours is at most ${VOUCHER_TTL_HOURS_MAX}`);
-      const cfg = providerConfig(o.config);
-      const keys = readKeyFile(cfg.keyFile, 'provider');
-      const expiresAt = systemClock.now() + o.ttlHours * 3_600_000;
       const item = newItem(o.kind, o.balance, o.label, o.seat, toHex(systemRng.bytes(16)));
-      const order = createIssueOrder({ provider: cfg.provider, serial: o.serial, area: o.area ?? cfg.provider, expiresAt, item: encodeValue(item) }, identityOf(keys.migration), systemRng);
-      const token = encodeIssueOrder(order);
+      const { token, order } = signIssueOrder(o.config, { serial: o.serial, area: o.area, item, ttlHours: o.ttlHours });
       if (o.json) {
-        out(JSON.stringify({ order: token, id: order.id, provider: order.provider, serial: order.serial, area: order.area, kind: item.kind, expires: new Date(expiresAt).toISOString() }, null, 2));
+        out(JSON.stringify({ order: token, id: order.id, provider: order.provider, serial: order.serial, area: order.area, kind: item.kind, expires: new Date(order.expiresAt).toISOString() }, null, 2));
         return;
       }
       out(token);

@@ -24,6 +24,7 @@ import type { Timing } from '../timing.ts';
 import type { Limits } from '../transport/limits.ts';
 import { readKeyFile, secretOf } from './keyfiles.ts';
 import { recordsToOneFile } from '../trace/wiring.ts';
+import { signIssueOrder } from './orders.ts';
 
 const BIN = resolve(dirname(fileURLToPath(import.meta.url)), '../../bin/valmove.js');
 /** How long a process may take to answer /healthz after it is spawned. */
@@ -143,6 +144,12 @@ export interface LaunchOptions {
   password: string;
   /** Items issued onto the source chip before the terminals start. */
   items: IssueRequest[];
+  /**
+   * How the source chips get their items: at the factory, by a desk holding the issuer's and the
+   * providers' master keys before the chip process starts (tests and benchmarks), or not at all, for
+   * the caller to issue them through the running system with the providers' issue orders (`valmove up`).
+   */
+  issueBy?: 'factory' | 'orders';
   rights?: Record<string, Array<'upload' | 'download' | 'clear'>>;
   extraTrustedServers?: Record<string, Array<'upload' | 'download' | 'clear'>>;
   scrypt?: { N: number; r: number; p: number };
@@ -198,7 +205,7 @@ export async function launchDeployment(opts: LaunchOptions): Promise<LocalDeploy
   // Each source chip leaves the factory with its items, before it is put in its phone (then it answers only the phone).
   for (const pair of pairNames(opts.pairs ?? 1)) {
     const src = planned.find((p) => p.id === `chip-${pair.source}`);
-    if (src) await issueAtFactory(dir, src.config, opts.items);
+    if (src && (opts.issueBy ?? 'factory') === 'factory') await issueAtFactory(dir, src.config, opts.items);
   }
   try {
     for (const p of planned) {
@@ -256,7 +263,7 @@ export async function runUp(opts: { providers: number; dir?: string; keep: boole
   const password = toHex(systemRng.bytes(12));
   const items = plan.map((p, i) => ({ area: p.provider, provider: p.provider, value: demoValue(p.kind, i, toHex(systemRng.bytes(16))) }));
   say(`valmove up: ${plan.length} provider(s), every party its own process on 127.0.0.1; deployment in ${dir}`);
-  const d = await launchDeployment({ dir, providers: plan.map((p) => p.provider), user: 'alice', password, items, record: opts.record, inspect: opts.inspect });
+  const d = await launchDeployment({ dir, providers: plan.map((p) => p.provider), user: 'alice', password, items, issueBy: 'orders', record: opts.record, inspect: opts.inspect });
   if (opts.record) say(`every process records to ${resolve(opts.record)} (draw it with: valmove trace ${opts.record})`);
   // Interrupted: stop what we started (unless asked to keep it), then leave.
   const onSignal = () => {
@@ -274,6 +281,12 @@ export async function runUp(opts: { providers: number; dir?: string; keep: boole
       await t.login('alice', password);
       await t.register();
     }
+    // Each provider's operator signs an issue order for the source chip (valmove provider issue); the old phone receives them.
+    const sourceSerial = (loadConfig(join(dir, 'config', `chip-${pairNames(1)[0]!.source}.json`), 'chip') as ChipConfig).serial;
+    const orders = items.map((it) => signIssueOrder(join(dir, 'config', `provider-${it.provider}.json`), { serial: sourceSerial, area: it.area, item: it.value, ttlHours: 1 }).token);
+    const issued = await oldPhone.issue(orders);
+    if (issued.outcome !== 'completed') throw new Error(`issuance ended ${issued.outcome}: ${issued.reason ?? ''}`);
+    say(`\nissuance ${issued.mig}: each provider's signed order put its item on ${sourceSerial} (${issued.outcome})`);
     const describe = (r: { balance?: number; state?: string }) => r.state ?? `balance ${r.balance}`;
     const before = new Map<string, string>();
     for (const p of plan) before.set(p.provider, describe(await oldPhone.normal(p.provider, 'balance')));

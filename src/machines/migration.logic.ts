@@ -416,8 +416,8 @@ export const migrationSetup = setup({
         if (e.owner === null) return `NOT_REGISTERED: chip ${e.serial} is not registered`;
         if (e.owner !== context.user) return `NOT_OWNER: chip ${e.serial} is not registered to ${context.user}`;
         if (e.serial === context.source.serial) return 'WRONG_DESTINATION: the destination is the source chip';
-        if (context.destination.serial !== null || context.destination.named !== null)
-          return `WRONG_DESTINATION: this migration's destination is ${context.destination.serial ?? context.destination.named}`;
+        const bound = context.destination.serial ?? context.destination.named;
+        if (bound !== null && e.serial !== bound) return `WRONG_DESTINATION: this migration's destination is ${bound}`;
         return 'WRONG_DESTINATION: the destination chip already holds an area this migration needs';
       },
     }),
