@@ -78,6 +78,9 @@ export function spySystems(capture: KeyCapture, opts: { log?: Logger } = {}): Sy
     };
     const issue = system.issue.bind(system);
     system.issue = async (chip, items) => (values.push(...items.map((i) => i.value)), issue(chip, items));
+    // An issue order's item is sealed to its migration SAM: its plaintext must show up nowhere else.
+    const issueOrder = system.issueOrder.bind(system);
+    system.issueOrder = (o) => (values.push(o.value), issueOrder(o));
     return system;
   };
   return {
