@@ -151,6 +151,36 @@ t('a provider\'s voucher (valmove provider voucher) credits its chip once (valmo
   assert.is(balanceOnChip(), before + 250, 'redeemed once');
 });
 
+t('issuing is the provider\'s operation: an order from valmove provider issue puts a new item on the phone\'s chip (valmove terminal issue); a forged order creates nothing', async () => {
+  const areasOnDst = () => {
+    const store = PartyStore.open((config('chip-DST') as ChipConfig).dataDir);
+    try {
+      return new ChipMemory(store).list().filter((a) => a.state !== 'absent').map((a) => `${a.area}:${a.state}`);
+    } finally {
+      void store.close();
+    }
+  };
+  const before = areasOnDst();
+  const providerCfg = join(dir, 'config', `provider-${emoney}.json`);
+  const signed = await run(process.execPath, ['bin/valmove.js', 'provider', 'issue', '--config', providerCfg, '--serial', 'DST', '--area', 'gift', '--kind', 'emoney', '--balance', '1234'], { timeout: 60_000 });
+  const order = signed.stdout.trim();
+  assert.match(order, /^io1\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]{86}$/);
+  const terminal = join(dir, 'config', 'terminal-new.json');
+  const done = await run(process.execPath, ['bin/valmove.js', 'terminal', 'issue', '--config', terminal, '--order', order], { timeout: 120_000 });
+  assert.match(done.stdout, new RegExp(`^migration i-[A-Za-z0-9_-]+: completed; items: ${emoney}`));
+  assert.equal(areasOnDst(), [...before, 'gift:mainActive']);
+  const read = await d!.terminal('new').normal(emoney, 'balance', undefined, 'gift');
+  assert.is(read.balance, 1234);
+  // A phone owner's forgery: the same order for another area is not what the provider signed.
+  const [head, , sig] = order.split('.');
+  const body = JSON.parse(Buffer.from(order.split('.')[1]!, 'base64url').toString()) as Record<string, unknown>;
+  const forged = `${head}.${Buffer.from(JSON.stringify({ ...body, area: 'gift2' })).toString('base64url')}.${sig}`;
+  const refused = await d!.terminal('new').issue([forged]);
+  assert.is(refused.outcome, 'rolledBack');
+  assert.match(refused.reason ?? '', /ORDER_REFUSED: the issue order is not signed by this provider's migration SAM/);
+  assert.equal(areasOnDst(), [...before, 'gift:mainActive'], 'nothing created');
+});
+
 t('names are claims no more: terminal/old with another key is refused at the server, at its chip and at the normal SAM; the real phone keeps its links and its login', async () => {
   const server = `ws://127.0.0.1:${port('server')}/terminal`;
   assert.is(await claim(server, 'terminal/old', keyOf('server')), 'UNTRUSTED_PEER: terminal/old is bound to another device key');
