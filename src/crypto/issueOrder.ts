@@ -11,10 +11,11 @@
  * It travels as one token, `io1.<base64url(JSON body)>.<base64url(sig)>`.
  * Like a voucher it is a bearer permission only for its own chip.
  */
-import { encodeFields, fromB64, toB64, utf8, type Bytes } from './bytes.ts';
+import { encodeFields, toB64, type Bytes } from './bytes.ts';
 import { openSealed, sealTo } from './box.ts';
 import { CryptoError } from './errors.ts';
-import { sign, verifySignature, type Identity } from './identity.ts';
+import { sign, type Identity } from './identity.ts';
+import { decodeToken, encodeToken, verifyToken, type TokenKind } from './signedToken.ts';
 import type { Rng } from './random.ts';
 
 /** Random bytes of an order id: single use is checked by id. */
@@ -91,40 +92,20 @@ export function createIssueOrder(
   return { ...b, sig: toB64(sign(msam, orderBytes(b))) };
 }
 
+const ORDER: TokenKind<IssueOrderBody> = { prefix: PREFIX, what: 'an issue order', maxChars: ISSUE_ORDER_TOKEN_CHARS_MAX, bodyOf, bytesOf: orderBytes };
+
 export function encodeIssueOrder(o: IssueOrder): string {
-  const { sig, ...body } = o;
-  return `${PREFIX}.${toB64(utf8(JSON.stringify(body)))}.${sig}`;
+  return encodeToken(ORDER, o);
 }
 
 /** Parses a token's shape (no signature check: `verifyIssueOrder` does that). Throws CryptoError('BAD_ENCODING'). */
 export function decodeIssueOrder(token: string): IssueOrder {
-  const bad = (why: string) => new CryptoError('BAD_ENCODING', `not an issue order: ${why}`);
-  if (typeof token !== 'string' || token.length > ISSUE_ORDER_TOKEN_CHARS_MAX) throw bad(`a token is at most ${ISSUE_ORDER_TOKEN_CHARS_MAX} characters`);
-  const parts = token.split('.');
-  if (parts.length !== 3 || parts[0] !== PREFIX) throw bad(`a token is ${PREFIX}.<body>.<signature>`);
-  let raw: unknown;
-  try {
-    raw = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(fromB64(parts[1]!)));
-  } catch {
-    throw bad('its body is not base64url JSON');
-  }
-  const body = bodyOf(raw);
-  if (!body) throw bad('its body lacks a field or has one of the wrong form');
-  if (!/^[A-Za-z0-9_-]{86}$/.test(parts[2]!)) throw bad('its signature is not 64 bytes of base64url');
-  return { ...body, sig: parts[2]! };
+  return decodeToken(ORDER, token);
 }
 
 /** Checks the migration SAM's signature; returns the body. Throws CryptoError('AUTH_FAILED'). */
 export function verifyIssueOrder(o: IssueOrder, msamSignPublic: Bytes): IssueOrderBody {
-  const b = bodyOf(o);
-  let ok = false;
-  try {
-    ok = b !== undefined && verifySignature(msamSignPublic, orderBytes(b), fromB64(o.sig));
-  } catch {
-    ok = false;
-  }
-  if (!ok || !b) throw new CryptoError('AUTH_FAILED', 'the issue order is not signed by this provider\'s migration SAM');
-  return b;
+  return verifyToken(ORDER, o, msamSignPublic, 'the issue order is not signed by this provider\'s migration SAM');
 }
 
 /** The migration SAM opens the item of an order it verified. Throws CryptoError('AUTH_FAILED'). */

@@ -11,9 +11,10 @@
  * A voucher is a bearer permission only for its own chip: whoever holds it
  * can credit that chip, nobody can credit another.
  */
-import { encodeFields, fromB64, toB64, utf8, type Bytes } from './bytes.ts';
+import { encodeFields, toB64, type Bytes } from './bytes.ts';
 import { CryptoError } from './errors.ts';
-import { sign, verifySignature, type Identity } from './identity.ts';
+import { sign, type Identity } from './identity.ts';
+import { decodeToken, encodeToken, verifyToken, type TokenKind } from './signedToken.ts';
 import type { Rng } from './random.ts';
 
 /** Random bytes of a voucher id: single use is checked by id, so it must not be guessable or collide. */
@@ -63,38 +64,18 @@ export function issueVoucher(body: Omit<VoucherBody, 'id'>, signer: Identity, rn
   return { ...b, sig: toB64(sign(signer, voucherBytes(b))) };
 }
 
+const VOUCHER: TokenKind<VoucherBody> = { prefix: PREFIX, what: 'a voucher', maxChars: VOUCHER_TOKEN_CHARS_MAX, bodyOf, bytesOf: voucherBytes };
+
 export function encodeVoucher(v: Voucher): string {
-  const { sig, ...body } = v;
-  return `${PREFIX}.${toB64(utf8(JSON.stringify(body)))}.${sig}`;
+  return encodeToken(VOUCHER, v);
 }
 
 /** Parses a token's shape (no signature check: `verifyVoucher` does that). Throws CryptoError('BAD_ENCODING'). */
 export function decodeVoucher(token: string): Voucher {
-  const bad = (why: string) => new CryptoError('BAD_ENCODING', `not a voucher: ${why}`);
-  if (typeof token !== 'string' || token.length > VOUCHER_TOKEN_CHARS_MAX) throw bad(`a token is at most ${VOUCHER_TOKEN_CHARS_MAX} characters`);
-  const parts = token.split('.');
-  if (parts.length !== 3 || parts[0] !== PREFIX) throw bad(`a token is ${PREFIX}.<body>.<signature>`);
-  let raw: unknown;
-  try {
-    raw = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(fromB64(parts[1]!)));
-  } catch {
-    throw bad('its body is not base64url JSON');
-  }
-  const body = bodyOf(raw);
-  if (!body) throw bad('its body lacks a field or has one of the wrong form');
-  if (!/^[A-Za-z0-9_-]{86}$/.test(parts[2]!)) throw bad('its signature is not 64 bytes of base64url');
-  return { ...body, sig: parts[2]! };
+  return decodeToken(VOUCHER, token);
 }
 
 /** Checks the provider's signature; returns the body. Throws CryptoError('AUTH_FAILED'). */
 export function verifyVoucher(v: Voucher, signerPublic: Bytes): VoucherBody {
-  const b = bodyOf(v);
-  let ok = false;
-  try {
-    ok = b !== undefined && verifySignature(signerPublic, voucherBytes(b), fromB64(v.sig));
-  } catch {
-    ok = false;
-  }
-  if (!ok || !b) throw new CryptoError('AUTH_FAILED', 'the voucher is not signed by this provider');
-  return b;
+  return verifyToken(VOUCHER, v, signerPublic, 'the voucher is not signed by this provider');
 }
