@@ -12,6 +12,8 @@ export interface MigrationStatus {
   phase: string;
   state: string;
   outcome: string | null;
+  /** A migration from a source chip, or an issuance (the providers' issue orders; no source). */
+  kind: 'migration' | 'issuance';
   source: string | null;
   destination: string | null;
   decision: string | null;
@@ -33,6 +35,14 @@ export function statePath(value: unknown): string {
 function itemState(path: string, ctx: MigrationContext, index: number): string {
   const item = ctx.items[index]!;
   const cleared = ctx.answered.includes(String(item.item));
+  if (ctx.issuance) {
+    // An issuance has no source: the item comes from its provider's issue order.
+    if (path === 'completed') return 'active on the chip (issued)';
+    if (path === 'rolledBack') return 'not issued: the issuance rolled back, its order is void';
+    if (path.startsWith('rollingBack')) return ctx.sourceRestored ? 'not issued; its migration SAM cleared what it held' : 'not issued; its migration SAM (fenced) clears what it holds';
+    if (path.startsWith('destinationPhase.downloading') && index >= ctx.cursor) return index === ctx.cursor ? 'being downloaded from its issue order' : 'its issue order not yet used';
+    if (path === 'awaitingDestination' || (path.startsWith('destinationPhase.') && !path.startsWith('destinationPhase.downloading'))) return 'its issue order not yet used';
+  }
   if (path === 'refused' || path.startsWith('sourcePhase.r') || path.startsWith('sourcePhase.identify') || path.startsWith('sourcePhase.preflight')) {
     return 'on the source, untouched';
   }
@@ -91,6 +101,7 @@ export function describeMigration(value: unknown, ctx: MigrationContext): Migrat
     phase: state.split('.')[0] ?? state,
     state,
     outcome: ctx.outcome,
+    kind: ctx.issuance ? 'issuance' : 'migration',
     source: ctx.source.serial,
     destination: ctx.destination.serial ?? ctx.destination.named,
     decision: ctx.decision,
