@@ -16,7 +16,7 @@ const schemas = {
   login: z.strictObject({ user: name, password: z.string().min(1).max(1024) }),
   migrateOut: z.strictObject({ destination: name.optional(), deadlineMs: z.number().int().positive().optional() }),
   migrateIn: z.strictObject({ mig: name.optional() }),
-  issue: z.strictObject({ orders: z.array(z.string().min(1).max(2048).regex(/^io1\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/)).min(1).max(16) }),
+  issue: z.strictObject({ orders: z.array(z.string().min(1).max(2048).regex(/^[A-Za-z0-9._-]+$/)).min(1).max(16) }),
   cancel: z.strictObject({ mig: name }),
   normal: z.strictObject({
     provider: name,
