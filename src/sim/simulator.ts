@@ -520,6 +520,31 @@ export async function runSeed(o: SimOptions): Promise<SeedResult> {
           }
         }
       }
+      // Issue 17: the end state of every area a migration touched, on both chips, not only where its value is spendable
+      // (a rollback that answers "wiped" without wiping leaves a loaded area on the destination, spendable nowhere).
+      const chipBySerial = new Map([...system.chips.values()].map((c) => [c.serial, c] as const));
+      const areaState = (serial: string, area: string) => chipBySerial.get(serial)?.memory.get(area)?.state ?? 'absent';
+      const WANT: Record<string, { source: string; destination: string }> = {
+        completed: { source: 'locked', destination: 'mainActive' },
+        rolledBack: { source: 'mainActive', destination: 'absent' },
+        refused: { source: 'mainActive', destination: 'absent' },
+      };
+      for (const u of users) {
+        const s = stateOf(latest(u)!);
+        const want = WANT[s];
+        if (violation || !want) continue;
+        for (const k of u.items.keys()) {
+          const area = providers[k]!;
+          const got = { source: areaState(u.source, area), destination: areaState(u.destination, area) };
+          if (got.source !== want.source || got.destination !== want.destination) {
+            fail({
+              invariant: 'end-state',
+              message: `${u.name}'s migration ended ${s}: area ${area} is ${got.source} on the source ${u.source} and ${got.destination} on the destination ${u.destination}; it must be ${want.source} and ${want.destination}`,
+            });
+            break;
+          }
+        }
+      }
       const after = spendableWorth(system);
       if (!violation && after !== totalWorth) fail({ invariant: 'conservation', message: `balances sum to ${after}, not ${totalWorth}` });
       for (const [p, prov] of system.providers) {
