@@ -4,6 +4,7 @@ import { mkdirSync, rmSync } from 'node:fs';
 import { Command, InvalidArgumentError } from 'commander';
 import { BREAKS, type BreakProtocol } from '../actors/adminSam.actor.ts';
 import { defaultSimDir, runSeeds, workerLoop, type RunReport } from '../sim/runner.ts';
+import { ROGUE_ATTACKS, type RogueAttack } from '../sim/rogue.ts';
 import { FAULT_KINDS, runSeed, type FaultKind } from '../sim/simulator.ts';
 
 /** Concurrent migrations per seed, at most (each is a user with two phones and two chips). */
@@ -27,6 +28,16 @@ export function parseFaultKinds(spec: string): FaultKind[] {
     if (!(FAULT_KINDS as readonly string[]).includes(k)) throw new InvalidArgumentError(`unknown fault kind "${k}"; use ${FAULT_KINDS.join(',')}, all or none`);
   }
   return kinds as FaultKind[];
+}
+
+export function parseRogue(spec: string | undefined): RogueAttack[] {
+  if (spec === undefined || spec === 'none' || spec === '') return [];
+  if (spec === 'all') return [...ROGUE_ATTACKS];
+  const attacks = spec.split(',').map((s) => s.trim());
+  for (const a of attacks) {
+    if (!(ROGUE_ATTACKS as readonly string[]).includes(a)) throw new InvalidArgumentError(`unknown rogue attack "${a}"; use ${ROGUE_ATTACKS.join(',')}, all or none`);
+  }
+  return attacks as RogueAttack[];
 }
 
 /** "0-4,7,9-10" for [0,1,2,3,4,7,9,10]. */
@@ -65,6 +76,9 @@ export function formatReport(r: RunReport, o: { faults: readonly string[]; items
     `messages delivered ${r.delivered}; faults struck: ${fmtCounts(r.faults)}; crashes ${r.crashes}; partitions ${r.partitions}`,
     `mean fault rates per seed: drop ${pct(r.meanMix.drop)}, dup ${pct(r.meanMix.dup)}, reorder ${pct(r.meanMix.reorder)}, delay ${pct(r.meanMix.delay)}, crash ${pct(r.meanMix.crash)} per turn point, partitions ${r.meanMix.partition.toFixed(2)}/s`,
     `outcomes: ${fmtCounts(r.outcomes)}`,
+    ...(Object.keys(r.rogue ?? {}).length > 0
+      ? [`rogue server: ${Object.entries(r.rogue).filter(([, v]) => v.tried > 0).map(([k, v]) => `${k} refused ${v.refused}/${v.tried}${v.unanswered ? ` (${v.unanswered} unanswered)` : ''}`).join('; ')}`]
+      : []),
     `violations ${r.violations}; wall time ${(r.wallMs / 1000).toFixed(1)} s (${(r.wallMs / Math.max(1, r.seeds)).toFixed(0)} ms per seed)`,
   ];
   return lines;
@@ -84,6 +98,7 @@ export function addSimCommand(program: Command, out: (line: string) => void): vo
     .option('--trace', 'with --seed: print the whole trace', false)
     .option('--mask <numbers>', 'with --seed: fault numbers to switch off, e.g. 0-12,15 (as printed for a shrunk run)')
     .option('--break <kind>', `TEST ONLY: run a deliberately broken build (${BREAKS.join(', ')}) to see the checker fail`)
+    .option('--rogue <attacks>', `a rogue server asks the SAMs for what an honest one never would: ${ROGUE_ATTACKS.join(',')} | all | none`, 'none')
     .option('--json', 'print the report as JSON', false)
     .option('--data <dir>', 'folder for the seeds\' LMDB stores (default: a fresh one under /dev/shm or the temp folder, removed after)')
     .option('--worker <job>', 'internal: run as worker <job> of --jobs, one JSON line per seed')
@@ -99,6 +114,7 @@ export function addSimCommand(program: Command, out: (line: string) => void): vo
         trace: boolean;
         mask?: string;
         break?: string;
+        rogue: string;
         json: boolean;
         data?: string;
         worker?: string;
@@ -106,9 +122,11 @@ export function addSimCommand(program: Command, out: (line: string) => void): vo
         const faults = parseFaultKinds(o.faults);
         if (o.break !== undefined && !(BREAKS as readonly string[]).includes(o.break)) throw new InvalidArgumentError(`unknown --break "${o.break}"; one of ${BREAKS.join(', ')}`);
         const breakProtocol = o.break as BreakProtocol | undefined;
+        const rogue = parseRogue(o.rogue);
+        const again = `--migrations ${o.migrations} --items ${o.items} --faults ${o.faults}${breakProtocol ? ` --break ${breakProtocol}` : ''}${rogue.length ? ` --rogue ${o.rogue}` : ''}`;
         if (o.worker !== undefined) {
           await workerLoop(
-            { seeds: o.seeds, from: o.from, migrations: o.migrations, items: o.items, faults, jobs: o.jobs, job: Number(o.worker), dataDir: o.data, breakProtocol },
+            { seeds: o.seeds, from: o.from, migrations: o.migrations, items: o.items, faults, jobs: o.jobs, job: Number(o.worker), dataDir: o.data, breakProtocol, rogue },
             (l) => process.stdout.write(`${l}\n`),
           );
           return;
@@ -118,7 +136,7 @@ export function addSimCommand(program: Command, out: (line: string) => void): vo
           const dir = o.data ?? defaultSimDir();
           mkdirSync(dir, { recursive: true });
           try {
-            const r = await runSeed({ seed: o.seed, migrations: o.migrations, items: o.items, faults, dataDir: dir, mask, breakProtocol, keepTrace: true });
+            const r = await runSeed({ seed: o.seed, migrations: o.migrations, items: o.items, faults, dataDir: dir, mask, breakProtocol, rogue, keepTrace: true });
             if (o.json) out(JSON.stringify(r, null, 2));
             else {
               if (o.trace) for (const l of r.trace) out(l);
@@ -143,6 +161,7 @@ export function addSimCommand(program: Command, out: (line: string) => void): vo
           faults,
           jobs: o.jobs,
           breakProtocol,
+          rogue,
           dataDir: o.data,
           onSeed: (r, done) => {
             if (!r.ok) violations++;
@@ -163,10 +182,10 @@ export function addSimCommand(program: Command, out: (line: string) => void): vo
           const m = report.minimal;
           if (!o.json) {
             out(`FIRST VIOLATION: seed ${v.seed}: ${v.violation!.invariant}: ${v.violation!.message}`);
-            out(`  replay: valmove sim --seed ${v.seed} --migrations ${o.migrations} --items ${o.items} --faults ${o.faults}${breakProtocol ? ` --break ${breakProtocol}` : ''} --trace`);
+            out(`  replay: valmove sim --seed ${v.seed} ${again} --trace`);
             if (m) {
               out(`  shrunk in ${m.runs} runs: ${m.result.struck.length} faults left (of ${v.struck.length}), ${m.result.stats.events} events, still ${m.result.violation?.invariant}`);
-              out(`  minimal run: valmove sim --seed ${v.seed} --migrations ${o.migrations} --items ${o.items} --faults ${o.faults}${breakProtocol ? ` --break ${breakProtocol}` : ''}${m.mask.length ? ` --mask ${formatMask(m.mask)}` : ''} --trace`);
+              out(`  minimal run: valmove sim --seed ${v.seed} ${again}${m.mask.length ? ` --mask ${formatMask(m.mask)}` : ''} --trace`);
               out(`  its trace (${m.result.trace.length} lines) is in ${m.traceFile}; the last lines:`);
               for (const l of m.result.trace.slice(-25)) out(`    ${l}`);
             }

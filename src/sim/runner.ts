@@ -10,6 +10,7 @@ import { dirname, join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import type { BreakProtocol } from '../actors/adminSam.actor.ts';
+import type { RogueAttack, RogueStats } from './rogue.ts';
 import { runSeed, shrink, type FaultKind, type FaultMix, type SeedResult } from './simulator.ts';
 
 export interface RunOptions {
@@ -20,6 +21,8 @@ export interface RunOptions {
   faults: readonly FaultKind[];
   jobs: number;
   breakProtocol?: BreakProtocol;
+  /** The rogue server's attacks (none: an honest server). */
+  rogue?: readonly RogueAttack[];
   /** Parent folder for the seeds' stores; a fresh one under /dev/shm (or the OS temp folder) by default. */
   dataDir?: string;
   /** Shrink the first failing seed (default true). */
@@ -40,6 +43,8 @@ export interface RunReport {
   crashes: number;
   partitions: number;
   outcomes: Record<string, number>;
+  /** The rogue server's attacks over every seed: tried, refused by their check, unanswered. */
+  rogue: Record<string, RogueStats>;
   /** Mean of each fault rate over the seeds (swarm testing draws them per seed). */
   meanMix: Record<keyof FaultMix, number>;
   wallMs: number;
@@ -61,7 +66,7 @@ export async function workerLoop(o: RunOptions & { job: number }, write: (line: 
   mkdirSync(dir, { recursive: true });
   try {
     for (let s = o.from + o.job; s < o.from + o.seeds; s += o.jobs) {
-      const r = await runSeed({ seed: String(s), migrations: o.migrations, items: o.items, faults: o.faults, dataDir: dir, breakProtocol: o.breakProtocol });
+      const r = await runSeed({ seed: String(s), migrations: o.migrations, items: o.items, faults: o.faults, dataDir: dir, breakProtocol: o.breakProtocol, rogue: o.rogue });
       const { trace: _trace, ...summary } = r;
       write(JSON.stringify(summary));
     }
@@ -81,6 +86,7 @@ export async function runSeeds(o: RunOptions): Promise<RunReport> {
     crashes: 0,
     partitions: 0,
     outcomes: {},
+    rogue: {},
     meanMix: { drop: 0, dup: 0, reorder: 0, delay: 0, delayMaxMs: 0, crash: 0, partition: 0 },
     wallMs: 0,
   };
@@ -92,6 +98,12 @@ export async function runSeeds(o: RunOptions): Promise<RunReport> {
     report.partitions += r.stats.partitions;
     for (const [k, v] of Object.entries(r.stats.faults)) report.faults[k] = (report.faults[k] ?? 0) + v;
     for (const [k, v] of Object.entries(r.stats.outcomes)) report.outcomes[k] = (report.outcomes[k] ?? 0) + v;
+    for (const [k, v] of Object.entries(r.stats.rogue ?? {})) {
+      const t = (report.rogue[k] ??= { tried: 0, refused: 0, unanswered: 0 });
+      t.tried += v.tried;
+      t.refused += v.refused;
+      t.unanswered += v.unanswered;
+    }
     for (const k of Object.keys(report.meanMix) as Array<keyof FaultMix>) report.meanMix[k] += r.mix[k];
     if (!r.ok) {
       report.violations++;
@@ -120,6 +132,7 @@ export async function runSeeds(o: RunOptions): Promise<RunReport> {
     '--data',
     join(base, `job-${job}`),
     ...(o.breakProtocol ? ['--break', o.breakProtocol] : []),
+    ...(o.rogue && o.rogue.length > 0 ? ['--rogue', o.rogue.join(',')] : []),
   ];
   await Promise.all(
     Array.from({ length: jobs }, (_, job) => {
@@ -140,7 +153,7 @@ export async function runSeeds(o: RunOptions): Promise<RunReport> {
     const dir = join(base, 'shrink');
     mkdirSync(dir, { recursive: true });
     try {
-      const opts = { seed: report.firstViolation.seed, migrations: o.migrations, items: o.items, faults: o.faults, dataDir: dir, breakProtocol: o.breakProtocol };
+      const opts = { seed: report.firstViolation.seed, migrations: o.migrations, items: o.items, faults: o.faults, dataDir: dir, breakProtocol: o.breakProtocol, rogue: o.rogue };
       const failing = await runSeed({ ...opts, keepTrace: true });
       const m = await shrink(opts, failing);
       const traceFile = join(tmpdir(), `valmove-sim-seed-${opts.seed}.trace`);

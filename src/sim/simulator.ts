@@ -34,7 +34,9 @@ import { FAST_TIMING, type Timing } from '../timing.ts';
 import { peekHeader } from '../transport/envelope.ts';
 import type { FaultPolicy } from '../transport/faulty.link.ts';
 import { observable, SafetyChecker, spendableWorth, type Violation } from './invariants.ts';
+import { makeDefective, RogueServer, type RogueAttack, type RogueStats } from './rogue.ts';
 import { SimNetwork, VirtualClock } from './world.ts';
+import { GRANT_TTL_MS } from '../actors/server.actor.ts';
 
 export const FAULT_KINDS = ['drop', 'dup', 'reorder', 'delay', 'crash', 'partition'] as const;
 export type FaultKind = (typeof FAULT_KINDS)[number];
@@ -79,6 +81,12 @@ export interface SimOptions {
   /** Fault numbers that must not strike (shrinking). */
   mask?: ReadonlySet<number>;
   breakProtocol?: BreakProtocol;
+  /**
+   * The rogue server's attacks on (src/sim/rogue.ts): the server's seat on its links to the SAMs is an
+   * adversary's, which now and then asks for what an honest server never would. 'download-kcv' makes some
+   * users' destination chips defective instead (their migrations must never complete).
+   */
+  rogue?: readonly RogueAttack[];
   /** Keep the trace lines (they are always hashed). */
   keepTrace?: boolean;
 }
@@ -114,6 +122,8 @@ export interface SeedResult {
     partitions: number;
     outcomes: Record<string, number>;
     wallMs: number;
+    /** The rogue server's attacks: tried, refused by their check, unanswered (lost to faults). */
+    rogue?: Record<string, RogueStats>;
   };
 }
 
@@ -131,6 +141,8 @@ interface User {
   cancelAt?: number;
   cancelled: boolean;
   migs: string[];
+  /** Its destination chip writes wrong main keys (rogue mode, 'download-kcv'): the migration must not complete. */
+  defective: boolean;
   /** What each phone is busy with for this user: the runtime asked, and since when (a crashed phone forgets). */
   inFlight: Map<string, { runtime: TerminalRuntime; since: number }>;
   lastAction: number;
@@ -210,6 +222,11 @@ export async function runSeed(o: SimOptions): Promise<SeedResult> {
     pending.add(q);
   };
 
+  const rogue = o.rogue && o.rogue.length > 0 ? new RogueServer(seededRng(`${o.seed}/rogue`), clock, new Set(o.rogue), line) : undefined;
+  const rogueRng = seededRng(`${o.seed}/rogue-chips`);
+  /** Destination chips made defective (made so again at each restart). */
+  const defective = new Set<string>();
+
   let system!: EmbeddedSystem;
   const restart = (id: string) => {
     track(
@@ -238,6 +255,10 @@ export async function runSeed(o: SimOptions): Promise<SeedResult> {
     scrypt: SIM_SCRYPT,
     timing: SIM_TIMING,
     breakProtocol: o.breakProtocol,
+    tamper: rogue?.tamper,
+    onPartyStarted: (party) => {
+      if (defective.has(party.id)) makeDefective(party as ChipRuntime);
+    },
     commits: 'sync',
     envelopeTap: (party, direction, peer, bytes) => {
       if (direction !== 'in') return;
@@ -281,6 +302,7 @@ export async function runSeed(o: SimOptions): Promise<SeedResult> {
   const pump = async (done: () => boolean, endAt: number, check: boolean) => {
     for (;;) {
       await settle();
+      if (rogue?.finding && !violation) return fail({ invariant: 'rogue', message: rogue.finding.message });
       if (violation || done()) return;
       const tn = net.nextAt();
       const tc = clock.nextAt();
@@ -352,6 +374,12 @@ export async function runSeed(o: SimOptions): Promise<SeedResult> {
       };
       const oldPhone = await phone('old', src);
       const newPhone = await phone('new', dst);
+      const isDefective = o.rogue?.includes('download-kcv') === true && rogueRng.nextFloat() < 0.3;
+      if (isDefective) {
+        defective.add(dst.id);
+        makeDefective(dst);
+        rogue!.stats['download-kcv'].tried++;
+      }
       const hasDeadline = rng.nextFloat() < 0.2;
       const deadlineMs = hasDeadline ? 100 + Math.floor(rng.nextFloat() * 2_000) : undefined;
       const cancels = rng.nextFloat() < 0.2;
@@ -365,9 +393,12 @@ export async function runSeed(o: SimOptions): Promise<SeedResult> {
         items,
         deadlineMs,
         arriveAfter: deadlineMs ? clock.now() + Math.floor(rng.nextFloat() * 2 * deadlineMs) : 0,
-        cancelAt: cancels ? clock.now() + Math.floor(rng.nextFloat() * 2_000) : undefined,
+        // A defective destination never takes a download (its key check fails each time): its user gives up
+        // once the attempts have had time to be refused, and cancels.
+        cancelAt: isDefective ? clock.now() + 3_000 + Math.floor(rogueRng.nextFloat() * 3_000) : cancels ? clock.now() + Math.floor(rng.nextFloat() * 2_000) : undefined,
         cancelled: false,
         migs: [],
+        defective: isDefective,
         inFlight: new Map(),
         lastAction: -Infinity,
       });
@@ -418,6 +449,11 @@ export async function runSeed(o: SimOptions): Promise<SeedResult> {
       if (u.cancelAt !== undefined && !u.cancelled && clock.now() >= u.cancelAt && m && !FINAL.has(s!)) {
         u.cancelled = true;
         act(u, u.oldPhone, `cancel ${m}`, (t) => t.cancel(m));
+        return;
+      }
+      // The user of a defective destination taps cancel until the migration ends (a cancel lost to faults is tried again).
+      if (u.defective && u.cancelled && m && !FINAL.has(s!) && !s!.startsWith('rollingBack') && clock.now() - u.lastAction > USER_PATIENCE_MS) {
+        act(u, u.oldPhone, `cancel ${m} (again)`, (t) => t.cancel(m));
         return;
       }
       if (!m || (s === 'refused' && !u.cancelled && refusals(u) < USER_REFUSALS_MAX)) {
@@ -507,7 +543,11 @@ export async function runSeed(o: SimOptions): Promise<SeedResult> {
       for (const u of users) {
         const s = stateOf(latest(u)!);
         outcomes[s] = (outcomes[s] ?? 0) + 1;
-        if (s !== 'completed' && !u.cancelled && !u.deadlineMs) {
+        if (u.defective && s === 'completed') {
+          fail({ invariant: 'rogue', message: `check download-kcv did not hold: ${u.name}'s migration completed onto ${u.destination}, whose chip wrote another main key than the provider derived (its key check value was not that key's)` });
+          break;
+        }
+        if (s !== 'completed' && !u.cancelled && !u.deadlineMs && !u.defective) {
           fail({ invariant: 'outcome', message: `${u.name}'s migration ended ${s}, though nobody cancelled it and it had no deadline (${system.server.migration(latest(u)!)?.reason ?? 'no reason recorded'})` });
           break;
         }
@@ -559,7 +599,18 @@ export async function runSeed(o: SimOptions): Promise<SeedResult> {
         fail({ invariant: 'temp-keys-ended', message: `the admin SAM still holds the temp key of ${value.mig} item ${value.item} after its migration ended ${s}` });
       }
     }
-    line(violation ? 'END violation' : `END ok ${JSON.stringify(outcomes)}`);
+    // The rogue's epilogue: an hour on, every download grant the honest server used, sent again. Each must be
+    // refused as expired (whatever became of its migration): the grant-expiry check, exercised.
+    if (!violation && rogue && o.rogue?.includes('download-expired-grant')) {
+      clock.advanceTo(clock.now() + GRANT_TTL_MS + 1);
+      line(`ROGUE epilogue: the clock moved on ${GRANT_TTL_MS} ms`);
+      await pump(() => false, clock.now() + 1, false);
+      const sent = rogue.replayExpired();
+      line(`ROGUE epilogue: ${sent} expired grant(s) sent again`);
+      await pump(() => false, clock.now() + 1_000, false);
+      if (rogue.finding && !violation) fail({ invariant: 'rogue', message: rogue.finding.message });
+    }
+    line(violation ? 'END violation' : `END ok ${JSON.stringify(outcomes)}${rogue ? ` rogue ${rogue.summary()}` : ''}`);
     void worth;
     result = {
       seed: o.seed,
@@ -579,6 +630,7 @@ export async function runSeed(o: SimOptions): Promise<SeedResult> {
         partitions,
         outcomes,
         wallMs: Math.round(performance.now() - wallStart),
+        ...(rogue ? { rogue: rogue.stats } : {}),
       },
     };
     return result;

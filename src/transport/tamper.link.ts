@@ -15,6 +15,8 @@ export interface TamperSite {
   from: string;
   to: string;
   link: string;
+  /** Sends on this link now, past the tamper (a relay that speaks when its party does not: the simulator's rogue server). */
+  send?: (data: Uint8Array) => void;
 }
 
 /**
@@ -28,11 +30,14 @@ export type Tamper = (data: Uint8Array, site: TamperSite) => Uint8Array[];
 export class TamperLink extends LinkWrapper {
   constructor(
     inner: Link,
-    private readonly site: TamperSite,
+    site: TamperSite,
     private readonly tamper: Tamper,
   ) {
     super(inner);
+    this.site = { ...site, send: (data) => this.inner.send(data) };
   }
+
+  private readonly site: TamperSite;
 
   send(data: Uint8Array): void {
     for (const out of this.tamper(new Uint8Array(data), this.site)) this.inner.send(out);
