@@ -79,6 +79,7 @@ export function formatReport(r: RunReport, o: { faults: readonly string[]; items
     ...(Object.keys(r.rogue ?? {}).length > 0
       ? [`rogue server: ${Object.entries(r.rogue).filter(([, v]) => v.tried > 0).map(([k, v]) => `${k} refused ${v.refused}/${v.tried}${v.unanswered ? ` (${v.unanswered} unanswered)` : ''}`).join('; ')}`]
       : []),
+    ...(r.payments && r.payments.tried > 0 ? [`payments: tried ${r.payments.tried}, accepted ${r.payments.accepted}, refused or unanswered ${r.payments.failed}`] : []),
     `violations ${r.violations}; wall time ${(r.wallMs / 1000).toFixed(1)} s (${(r.wallMs / Math.max(1, r.seeds)).toFixed(0)} ms per seed)`,
   ];
   return lines;
@@ -99,6 +100,7 @@ export function addSimCommand(program: Command, out: (line: string) => void): vo
     .option('--mask <numbers>', 'with --seed: fault numbers to switch off, e.g. 0-12,15 (as printed for a shrunk run)')
     .option('--break <kind>', `TEST ONLY: run a deliberately broken build (${BREAKS.join(', ')}) to see the checker fail`)
     .option('--rogue <attacks>', `a rogue server asks the SAMs for what an honest one never would: ${ROGUE_ATTACKS.join(',')} | all | none`, 'none')
+    .option('--pay', 'users try to pay on both phones before, during and after their migration (an item spent twice is a violation)', false)
     .option('--json', 'print the report as JSON', false)
     .option('--data <dir>', 'folder for the seeds\' LMDB stores (default: a fresh one under /dev/shm or the temp folder, removed after)')
     .option('--worker <job>', 'internal: run as worker <job> of --jobs, one JSON line per seed')
@@ -115,6 +117,7 @@ export function addSimCommand(program: Command, out: (line: string) => void): vo
         mask?: string;
         break?: string;
         rogue: string;
+        pay: boolean;
         json: boolean;
         data?: string;
         worker?: string;
@@ -123,10 +126,10 @@ export function addSimCommand(program: Command, out: (line: string) => void): vo
         if (o.break !== undefined && !(BREAKS as readonly string[]).includes(o.break)) throw new InvalidArgumentError(`unknown --break "${o.break}"; one of ${BREAKS.join(', ')}`);
         const breakProtocol = o.break as BreakProtocol | undefined;
         const rogue = parseRogue(o.rogue);
-        const again = `--migrations ${o.migrations} --items ${o.items} --faults ${o.faults}${breakProtocol ? ` --break ${breakProtocol}` : ''}${rogue.length ? ` --rogue ${o.rogue}` : ''}`;
+        const again = `--migrations ${o.migrations} --items ${o.items} --faults ${o.faults}${breakProtocol ? ` --break ${breakProtocol}` : ''}${rogue.length ? ` --rogue ${o.rogue}` : ''}${o.pay ? ' --pay' : ''}`;
         if (o.worker !== undefined) {
           await workerLoop(
-            { seeds: o.seeds, from: o.from, migrations: o.migrations, items: o.items, faults, jobs: o.jobs, job: Number(o.worker), dataDir: o.data, breakProtocol, rogue },
+            { seeds: o.seeds, from: o.from, migrations: o.migrations, items: o.items, faults, jobs: o.jobs, job: Number(o.worker), dataDir: o.data, breakProtocol, rogue, pay: o.pay },
             (l) => process.stdout.write(`${l}\n`),
           );
           return;
@@ -136,7 +139,7 @@ export function addSimCommand(program: Command, out: (line: string) => void): vo
           const dir = o.data ?? defaultSimDir();
           mkdirSync(dir, { recursive: true });
           try {
-            const r = await runSeed({ seed: o.seed, migrations: o.migrations, items: o.items, faults, dataDir: dir, mask, breakProtocol, rogue, keepTrace: true });
+            const r = await runSeed({ seed: o.seed, migrations: o.migrations, items: o.items, faults, dataDir: dir, mask, breakProtocol, rogue, pay: o.pay, keepTrace: true });
             if (o.json) out(JSON.stringify(r, null, 2));
             else {
               if (o.trace) for (const l of r.trace) out(l);
@@ -162,6 +165,7 @@ export function addSimCommand(program: Command, out: (line: string) => void): vo
           jobs: o.jobs,
           breakProtocol,
           rogue,
+          pay: o.pay,
           dataDir: o.data,
           onSeed: (r, done) => {
             if (!r.ok) violations++;

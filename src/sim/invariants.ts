@@ -7,7 +7,7 @@ import type { EmbeddedSystem } from '../actors/system.ts';
 import { decodeValue, worth } from '../actors/value.ts';
 
 export interface Violation {
-  invariant: 'no-duplication' | 'no-loss' | 'commit-point' | 'liveness' | 'outcome' | 'conservation' | 'sam-stores-empty' | 'temp-keys-ended' | 'end-state' | 'rogue';
+  invariant: 'no-duplication' | 'no-loss' | 'commit-point' | 'liveness' | 'outcome' | 'conservation' | 'sam-stores-empty' | 'temp-keys-ended' | 'end-state' | 'rogue' | 'spent-twice' | 'persist-then-speak' | 'uncaught';
   message: string;
 }
 

@@ -119,6 +119,7 @@ export class RogueServer {
   private readonly decisions = new Map<string, 'committed' | 'aborted'>();
   private readonly sources = new Map<string, string>();
   private readonly attacked = new Set<string>();
+  private readonly committing = new Set<string>();
   /** Download grants the honest server sent: (migration SAM, envelope); replayed expired in the epilogue. */
   private readonly grants: Array<{ to: string; env: AnyEnvelope & { type: 'msam.download' } }> = [];
   private n = 0;
@@ -168,7 +169,9 @@ export class RogueServer {
         if (mig) this.sources.set(mig, env.body.serial);
         break;
       case 'admin.commit':
-        if (mig && !this.decisions.has(mig)) {
+        // Only at the first commit of a migration: a later one may follow an earlier that is already decided.
+        if (mig && !this.decisions.has(mig) && !this.committing.has(mig)) {
+          this.committing.add(mig);
           add(this.maybe('commit-receipt-missing', mig, to, () => this.commitMissing(env)));
           if (forged.length === 0) add(this.maybe('commit-receipt-forged', mig, to, () => this.commitForged(env)));
           if (forged.length > 0) {
@@ -177,6 +180,7 @@ export class RogueServer {
             return forged;
           }
         }
+        if (mig) this.committing.add(mig);
         break;
       case 'admin.format':
         if (mig && this.decisions.get(mig) !== 'committed') {

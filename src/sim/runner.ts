@@ -23,6 +23,8 @@ export interface RunOptions {
   breakProtocol?: BreakProtocol;
   /** The rogue server's attacks (none: an honest server). */
   rogue?: readonly RogueAttack[];
+  /** Users try to pay on both phones throughout. */
+  pay?: boolean;
   /** Parent folder for the seeds' stores; a fresh one under /dev/shm (or the OS temp folder) by default. */
   dataDir?: string;
   /** Shrink the first failing seed (default true). */
@@ -45,6 +47,7 @@ export interface RunReport {
   outcomes: Record<string, number>;
   /** The rogue server's attacks over every seed: tried, refused by their check, unanswered. */
   rogue: Record<string, RogueStats>;
+  payments: { tried: number; accepted: number; failed: number };
   /** Mean of each fault rate over the seeds (swarm testing draws them per seed). */
   meanMix: Record<keyof FaultMix, number>;
   wallMs: number;
@@ -66,7 +69,7 @@ export async function workerLoop(o: RunOptions & { job: number }, write: (line: 
   mkdirSync(dir, { recursive: true });
   try {
     for (let s = o.from + o.job; s < o.from + o.seeds; s += o.jobs) {
-      const r = await runSeed({ seed: String(s), migrations: o.migrations, items: o.items, faults: o.faults, dataDir: dir, breakProtocol: o.breakProtocol, rogue: o.rogue });
+      const r = await runSeed({ seed: String(s), migrations: o.migrations, items: o.items, faults: o.faults, dataDir: dir, breakProtocol: o.breakProtocol, rogue: o.rogue, pay: o.pay });
       const { trace: _trace, ...summary } = r;
       write(JSON.stringify(summary));
     }
@@ -87,6 +90,7 @@ export async function runSeeds(o: RunOptions): Promise<RunReport> {
     partitions: 0,
     outcomes: {},
     rogue: {},
+    payments: { tried: 0, accepted: 0, failed: 0 },
     meanMix: { drop: 0, dup: 0, reorder: 0, delay: 0, delayMaxMs: 0, crash: 0, partition: 0 },
     wallMs: 0,
   };
@@ -98,6 +102,7 @@ export async function runSeeds(o: RunOptions): Promise<RunReport> {
     report.partitions += r.stats.partitions;
     for (const [k, v] of Object.entries(r.stats.faults)) report.faults[k] = (report.faults[k] ?? 0) + v;
     for (const [k, v] of Object.entries(r.stats.outcomes)) report.outcomes[k] = (report.outcomes[k] ?? 0) + v;
+    if (r.stats.payments) for (const k of ['tried', 'accepted', 'failed'] as const) report.payments[k] += r.stats.payments[k];
     for (const [k, v] of Object.entries(r.stats.rogue ?? {})) {
       const t = (report.rogue[k] ??= { tried: 0, refused: 0, unanswered: 0 });
       t.tried += v.tried;
@@ -133,6 +138,7 @@ export async function runSeeds(o: RunOptions): Promise<RunReport> {
     join(base, `job-${job}`),
     ...(o.breakProtocol ? ['--break', o.breakProtocol] : []),
     ...(o.rogue && o.rogue.length > 0 ? ['--rogue', o.rogue.join(',')] : []),
+    ...(o.pay ? ['--pay'] : []),
   ];
   await Promise.all(
     Array.from({ length: jobs }, (_, job) => {
@@ -153,7 +159,7 @@ export async function runSeeds(o: RunOptions): Promise<RunReport> {
     const dir = join(base, 'shrink');
     mkdirSync(dir, { recursive: true });
     try {
-      const opts = { seed: report.firstViolation.seed, migrations: o.migrations, items: o.items, faults: o.faults, dataDir: dir, breakProtocol: o.breakProtocol, rogue: o.rogue };
+      const opts = { seed: report.firstViolation.seed, migrations: o.migrations, items: o.items, faults: o.faults, dataDir: dir, breakProtocol: o.breakProtocol, rogue: o.rogue, pay: o.pay };
       const failing = await runSeed({ ...opts, keepTrace: true });
       const m = await shrink(opts, failing);
       const traceFile = join(tmpdir(), `valmove-sim-seed-${opts.seed}.trace`);

@@ -23,6 +23,7 @@ import { type BreakProtocol } from '../actors/adminSam.actor.ts';
 import type { ChipRuntime } from '../actors/chip.actor.ts';
 import { CrashSignal, type TurnPoint } from '../actors/runtime.ts';
 import { statePath } from '../actors/status.ts';
+import type { PartyStore } from '../store/party.store.ts';
 import { EmbeddedSystem } from '../actors/system.ts';
 import type { TerminalRuntime } from '../actors/terminal.actor.ts';
 import { decodeValue, worth, type ValueItem } from '../actors/value.ts';
@@ -87,6 +88,12 @@ export interface SimOptions {
    * users' destination chips defective instead (their migrations must never complete).
    */
   rogue?: readonly RogueAttack[];
+  /**
+   * Users try to pay (spend an item, or use a ticket) on both phones, before, during and after their
+   * migration, and across crashes; each phone is a reader its providers enrolled. An item spent on both sides
+   * of its move is a violation ('spent-twice'), checked on the receipts the phones got.
+   */
+  pay?: boolean;
   /** Keep the trace lines (they are always hashed). */
   keepTrace?: boolean;
 }
@@ -122,6 +129,8 @@ export interface SeedResult {
     partitions: number;
     outcomes: Record<string, number>;
     wallMs: number;
+    /** Payments users tried: accepted (a receipt), refused or unanswered. */
+    payments?: { tried: number; accepted: number; failed: number };
     /** The rogue server's attacks: tried, refused by their check, unanswered (lost to faults). */
     rogue?: Record<string, RogueStats>;
   };
@@ -143,9 +152,28 @@ interface User {
   migs: string[];
   /** Its destination chip writes wrong main keys (rogue mode, 'download-kcv'): the migration must not complete. */
   defective: boolean;
+  /** When the user last tapped cancel. */
+  cancelTriedAt: number;
   /** What each phone is busy with for this user: the runtime asked, and since when (a crashed phone forgets). */
   inFlight: Map<string, { runtime: TerminalRuntime; since: number }>;
   lastAction: number;
+}
+
+/** Probability that a user, looking at the phones, first tries to pay with one of them. */
+const PAY_RATE = 0.25;
+/** A payment's amount: 1 to this many units (a ticket is used whole). */
+const PAY_AMOUNT_MAX = 40;
+
+/** What the phones were told of the payments of one item: receipts, and attempts that got none. */
+interface PayLedger {
+  /** Units spent with a receipt. */
+  receipted: number;
+  /** Units of attempts that failed or were never answered (the chip may or may not have written them). */
+  unknown: number;
+  /** Ticket uses with a receipt. */
+  uses: number;
+  /** Chips on which a payment of this item got a receipt. */
+  on: Set<string>;
 }
 
 /** Parties whose stores hold what the invariants read. */
@@ -224,8 +252,45 @@ export async function runSeed(o: SimOptions): Promise<SeedResult> {
 
   const rogue = o.rogue && o.rogue.length > 0 ? new RogueServer(seededRng(`${o.seed}/rogue`), clock, new Set(o.rogue), line) : undefined;
   const rogueRng = seededRng(`${o.seed}/rogue-chips`);
+  const payRng = seededRng(`${o.seed}/payments`);
+  const ledger = new Map<string, PayLedger>();
+  const payments = { tried: 0, accepted: 0, failed: 0 };
   /** Destination chips made defective (made so again at each restart). */
   const defective = new Set<string>();
+
+  // Persist, then speak (architecture.md): a party sends a new envelope only between the commit of the turn that
+  // made it and that turn's end. One sent at any other time (a resend of what is on disk is not new) is told to a
+  // peer before it is durable: a crash there makes what the party remembers and what its peers were told disagree.
+  const speaking = new Set<string>();
+  const sentIds = new Map<string, Set<string>>();
+  let unpersisted: Violation | undefined;
+  const spoke = (party: string, peer: string, h: { id?: string; type?: string }, bytes: Uint8Array) => {
+    if (h.id === undefined || phase === 'setup') return;
+    let ids = sentIds.get(party);
+    if (!ids) sentIds.set(party, (ids = new Set()));
+    if (ids.has(h.id)) return;
+    ids.add(h.id);
+    // Outside a turn's send: a refusal (it changed nothing), or what is on disk already (the outbox, or a reply in
+    // the inbox record of its request), sent now because its link was down when its turn spoke.
+    if (speaking.has(party) || h.type === 'error' || durable(party, h.id, bytes)) return;
+    unpersisted ??= { invariant: 'persist-then-speak', message: `${party} sent ${h.type ?? '?'} ${h.id} to ${peer} before it was on disk: a peer was told what ${party} would not remember after a crash` };
+  };
+  /** Whether an envelope a party sends is in its store (or deliberately kept off disk: a login proof). */
+  const durable = (party: string, id: string, bytes: Uint8Array): boolean => {
+    const p = system.party(party) as unknown as { store: PartyStore; outboxInRam: Map<string, unknown> };
+    if (p.store.outbox.get(id) || p.outboxInRam.has(id)) return true;
+    const corr = (JSON.parse(new TextDecoder().decode(bytes)) as { corr?: string }).corr;
+    return corr !== undefined && (p.store.inbox.get(corr)?.replies.some((r) => r.id === id) ?? false);
+  };
+
+  // A party that throws outside its turns (an intent handler's mistake, a turn that failed after a state change)
+  // would end the process with an uncaught exception: here it ends the seed with a named violation instead.
+  let escaped: Violation | undefined;
+  const onEscape = (e: unknown) => {
+    escaped ??= { invariant: 'uncaught', message: `an exception escaped a party: ${e instanceof Error ? `${e.name}: ${e.message}` : String(e)}` };
+  };
+  process.on('uncaughtException', onEscape);
+  process.on('unhandledRejection', onEscape);
 
   let system!: EmbeddedSystem;
   const restart = (id: string) => {
@@ -261,11 +326,13 @@ export async function runSeed(o: SimOptions): Promise<SeedResult> {
     },
     commits: 'sync',
     envelopeTap: (party, direction, peer, bytes) => {
-      if (direction !== 'in') return;
       const h = peekHeader(bytes);
+      if (direction === 'out') return spoke(party, peer, h, bytes);
       line(`${party} <- ${peer} ${h.type ?? '?'} ${h.id ?? ''}`);
     },
     onTurnPoint: (party: string, point: TurnPoint, info) => {
+      if (point === 'after-persist') speaking.add(party);
+      else speaking.delete(party);
       if (phase !== 'safety' || mix.crash === 0 || down.has(party)) return;
       if (rng.nextFloat() >= mix.crash || !strike('crash', `${party} ${point} ${info.type ?? ''}`)) return;
       crashes++;
@@ -303,6 +370,8 @@ export async function runSeed(o: SimOptions): Promise<SeedResult> {
     for (;;) {
       await settle();
       if (rogue?.finding && !violation) return fail({ invariant: 'rogue', message: rogue.finding.message });
+      if (unpersisted && !violation) return fail(unpersisted);
+      if (escaped && !violation) return fail(escaped);
       if (violation || done()) return;
       const tn = net.nextAt();
       const tc = clock.nextAt();
@@ -374,6 +443,11 @@ export async function runSeed(o: SimOptions): Promise<SeedResult> {
       };
       const oldPhone = await phone('old', src);
       const newPhone = await phone('new', dst);
+      if (o.pay) {
+        // Each phone is a reader its providers enrolled (a phone spends; it tops up only with a voucher).
+        for (const id of [oldPhone, newPhone]) for (let k = 0; k < count; k++) system.connectReader(system.party<TerminalRuntime>(id), providers[k]!);
+        for (const it of items) ledger.set(it.ref, { receipted: 0, unknown: 0, uses: 0, on: new Set() });
+      }
       const isDefective = o.rogue?.includes('download-kcv') === true && rogueRng.nextFloat() < 0.3;
       if (isDefective) {
         defective.add(dst.id);
@@ -399,6 +473,7 @@ export async function runSeed(o: SimOptions): Promise<SeedResult> {
         cancelled: false,
         migs: [],
         defective: isDefective,
+        cancelTriedAt: -Infinity,
         inFlight: new Map(),
         lastAction: -Infinity,
       });
@@ -442,17 +517,57 @@ export async function runSeed(o: SimOptions): Promise<SeedResult> {
       line(`USER ${u.name} ${a === 'loggedOut' ? 'login' : what} on ${phoneId}`);
       void run.catch(() => {}).finally(() => u.inFlight.get(phoneId) === mine && u.inFlight.delete(phoneId));
     };
+    /** The user pays with one phone (or uses a ticket), for one of the items, as a reader of its provider. */
+    const pay = (u: User, phoneId: string, k: number) => {
+      if (busyPhone(u, phoneId) || down.has(phoneId)) return undefined;
+      const t = system.party<TerminalRuntime>(phoneId);
+      if (t.isStopped) return undefined;
+      const item = u.items[k]!;
+      const provider = providers[k]!;
+      const ticket = item.kind === 'ticket';
+      const amount = ticket ? undefined : 1 + Math.floor(payRng.nextFloat() * PAY_AMOUNT_MAX);
+      const serial = phoneId === u.oldPhone ? u.source : u.destination;
+      const mine = { runtime: t, since: clock.now() };
+      u.inFlight.set(phoneId, mine);
+      u.lastAction = clock.now();
+      payments.tried++;
+      line(`USER ${u.name} ${ticket ? 'uses' : `pays ${amount} of`} item ${k} on ${phoneId}`);
+      const l = ledger.get(item.ref)!;
+      return t
+        .normalUse(provider, ticket ? 'use' : 'pay', provider, amount)
+        .then(
+          () => {
+            payments.accepted++;
+            l.on.add(serial);
+            if (ticket) l.uses++;
+            else l.receipted += amount!;
+            line(`PAID ${u.name} item ${k} on ${serial}`);
+          },
+          (e: unknown) => {
+            payments.failed++;
+            if (!ticket) l.unknown += amount!;
+            line(`PAY REFUSED ${u.name} item ${k} on ${serial}: ${(e as { code?: string }).code ?? (e as Error).message}`);
+          },
+        )
+        .finally(() => u.inFlight.get(phoneId) === mine && u.inFlight.delete(phoneId));
+    };
     const tick = (u: User) => {
       if (system.server.isStopped || down.has('server')) return;
+      if (o.pay && payRng.nextFloat() < PAY_RATE) {
+        const phoneId = payRng.nextFloat() < 0.5 ? u.oldPhone : u.newPhone;
+        if (pay(u, phoneId, Math.floor(payRng.nextFloat() * u.items.length))) return;
+      }
       const m = latest(u);
       const s = m ? stateOf(m) : undefined;
       if (u.cancelAt !== undefined && !u.cancelled && clock.now() >= u.cancelAt && m && !FINAL.has(s!)) {
         u.cancelled = true;
+        u.cancelTriedAt = clock.now();
         act(u, u.oldPhone, `cancel ${m}`, (t) => t.cancel(m));
         return;
       }
       // The user of a defective destination taps cancel until the migration ends (a cancel lost to faults is tried again).
-      if (u.defective && u.cancelled && m && !FINAL.has(s!) && !s!.startsWith('rollingBack') && clock.now() - u.lastAction > USER_PATIENCE_MS) {
+      if (u.defective && u.cancelled && m && !FINAL.has(s!) && !s!.startsWith('rollingBack') && clock.now() - u.cancelTriedAt > USER_PATIENCE_MS) {
+        u.cancelTriedAt = clock.now();
         act(u, u.oldPhone, `cancel ${m} (again)`, (t) => t.cancel(m));
         return;
       }
@@ -520,6 +635,20 @@ export async function runSeed(o: SimOptions): Promise<SeedResult> {
       await pump(allEnded, clock.now() + LIVENESS_MS, true);
       usersOn = false;
     }
+    if (!violation && o.pay && allEnded()) {
+      // After: every user pays once more with each item, on both phones; only the side the item ended on may accept.
+      line('AFTER every user pays with every item on both phones');
+      for (const u of users) {
+        for (const [k] of u.items.entries()) {
+          for (const phoneId of [u.oldPhone, u.newPhone]) {
+            u.inFlight.delete(phoneId);
+            if (pay(u, phoneId, k)) {
+              await pump(() => !u.inFlight.has(phoneId), clock.now() + 30_000, true);
+            }
+          }
+        }
+      }
+    }
     if (!violation) {
       await settle();
       const stuck = users.filter((u) => !ended(u));
@@ -586,7 +715,35 @@ export async function runSeed(o: SimOptions): Promise<SeedResult> {
         }
       }
       const after = spendableWorth(system);
-      if (!violation && after !== totalWorth) fail({ invariant: 'conservation', message: `balances sum to ${after}, not ${totalWorth}` });
+      if (!violation && !o.pay && after !== totalWorth) fail({ invariant: 'conservation', message: `balances sum to ${after}, not ${totalWorth}` });
+      if (!violation && o.pay) {
+        // Each item: what it holds at the end, plus what the phones were given receipts for, is what it started
+        // with, less at most the attempts that got no receipt (the chip may have written them). More is value
+        // spent twice (a payment accepted on both sides of the move); less is value lost.
+        const final = new Map<string, ValueItem>();
+        for (const chip of system.chips.values()) {
+          for (const a of chip.memory.list()) if (a.state === 'mainActive' && a.data) final.set(decodeValue(a.data).ref, decodeValue(a.data));
+        }
+        for (const u of users) {
+          for (const it of u.items) {
+            const l = ledger.get(it.ref)!;
+            const end = final.get(it.ref);
+            if (violation || !end) continue;
+            const sides = [...l.on].join(' and ');
+            if (it.kind === 'ticket') {
+              if (l.uses > 1) fail({ invariant: 'spent-twice', message: `${u.name}'s ticket ${it.ref} was used ${l.uses} times with a receipt (on ${sides})` });
+              else if (l.uses === 1 && !(end as { used: boolean }).used) fail({ invariant: 'spent-twice', message: `${u.name}'s ticket ${it.ref} was used (on ${sides}) and is unused again on the chip it ended on` });
+              continue;
+            }
+            const spent = worth(it) - worth(end);
+            if (l.receipted > spent) {
+              fail({ invariant: 'spent-twice', message: `${u.name}'s item ${it.ref} started at ${worth(it)} and ends at ${worth(end)}, yet payments of ${l.receipted} got receipts (on ${sides}): ${l.receipted - spent} spent twice` });
+            } else if (spent - l.receipted > l.unknown) {
+              fail({ invariant: 'conservation', message: `${u.name}'s item ${it.ref} started at ${worth(it)} and ends at ${worth(end)}: ${spent - l.receipted - l.unknown} more than every payment tried (${l.receipted} with receipts, ${l.unknown} without) is gone` });
+            }
+          }
+        }
+      }
       for (const [p, prov] of system.providers) {
         const held = prov.migrationSam.held().length;
         if (!violation && held > 0) fail({ invariant: 'sam-stores-empty', message: `migration SAM ${p} still holds ${held} item(s) after every migration ended` });
@@ -610,6 +767,12 @@ export async function runSeed(o: SimOptions): Promise<SeedResult> {
       await pump(() => false, clock.now() + 1_000, false);
       if (rogue.finding && !violation) fail({ invariant: 'rogue', message: rogue.finding.message });
     }
+    if (escaped && !violation) fail(escaped);
+    if (rogue) {
+      // A defective destination whose user cancelled before any download reached it: tried, no verdict.
+      const kcv = rogue.stats['download-kcv'];
+      kcv.unanswered = kcv.tried - kcv.refused;
+    }
     line(violation ? 'END violation' : `END ok ${JSON.stringify(outcomes)}${rogue ? ` rogue ${rogue.summary()}` : ''}`);
     void worth;
     result = {
@@ -631,11 +794,14 @@ export async function runSeed(o: SimOptions): Promise<SeedResult> {
         outcomes,
         wallMs: Math.round(performance.now() - wallStart),
         ...(rogue ? { rogue: rogue.stats } : {}),
+        ...(o.pay ? { payments } : {}),
       },
     };
     return result;
   } finally {
     await Promise.allSettled([...pending]);
+    process.off('uncaughtException', onEscape);
+    process.off('unhandledRejection', onEscape);
     system.setFaults(null);
     await system.stop().catch(() => {});
     rmSync(dir, { recursive: true, force: true });

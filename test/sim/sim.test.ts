@@ -1,7 +1,8 @@
 /**
  * The deterministic simulator (issue 5, simulation.md): a seed replays byte
  * for byte; the checker catches a deliberately broken build; and the CI seed
- * budget (500 seeds, 4 concurrent migrations each, every fault kind) runs
+ * budget (200 seeds, 4 concurrent migrations of 1-2 items each, every fault
+ * kind, the rogue server's every attack, users paying on both phones) runs
  * with zero violations.
  */
 import { execFile } from 'node:child_process';
@@ -13,11 +14,15 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { formatReport } from '../../src/cli/sim.command.ts';
 import { defaultSimDir, runSeeds } from '../../src/sim/runner.ts';
+import { ROGUE_ATTACKS } from '../../src/sim/rogue.ts';
 import { FAULT_KINDS, runSeed } from '../../src/sim/simulator.ts';
 
 const run = promisify(execFile);
-/** Seeds CI runs (the acceptance asks for at least 500, with 4 migrations each and every fault kind). */
-const CI_SEEDS = Number(process.env.VALMOVE_SIM_SEEDS ?? 500);
+/**
+ * Seeds CI runs: at least 200 with the rogue server and payments on, multi-item (issue 17); 4 migrations each
+ * and every fault kind (issue 5).
+ */
+const CI_SEEDS = Number(process.env.VALMOVE_SIM_SEEDS ?? 200);
 const dir = mkdtempSync(join(defaultSimDir(), '..', 'valmove-sim-test-'));
 
 test.after(() => rmSync(dir, { recursive: true, force: true }));
@@ -58,14 +63,20 @@ test('the checker can fail: a build that activates the destination before the co
   assert.match(cli.stdout, /VIOLATION commit-point/);
 });
 
-test(`CI budget: ${CI_SEEDS} seeds, 4 concurrent migrations each, every fault kind: zero violations`, async () => {
-  // One item per migration keeps CI well inside its time limit (multi-item migrations: the model-based suite and `npm run sim`).
-  const report = await runSeeds({ seeds: CI_SEEDS, from: 0, migrations: 4, items: 1, faults: FAULT_KINDS, jobs: 2, shrink: false });
-  for (const l of formatReport(report, { faults: [...FAULT_KINDS], items: 1 })) console.log(`  sim: ${l}`);
+test(`CI budget: ${CI_SEEDS} seeds, 4 concurrent migrations of 1-2 items each, every fault kind, the rogue server and payments on: zero violations`, async () => {
+  const report = await runSeeds({ seeds: CI_SEEDS, from: 0, migrations: 4, items: 2, faults: FAULT_KINDS, jobs: 2, shrink: false, rogue: ROGUE_ATTACKS, pay: true });
+  for (const l of formatReport(report, { faults: [...FAULT_KINDS], items: 2 })) console.log(`  sim: ${l}`);
   assert.is(report.seeds, CI_SEEDS);
   assert.is(report.migrations, CI_SEEDS * 4);
   for (const k of ['drop', 'dup', 'reorder', 'delay', 'crash', 'partition']) assert.ok((report.faults[k] ?? 0) > 0, `fault kind ${k} struck`);
   assert.is(report.violations, 0, report.firstViolation && `seed ${report.firstViolation.seed}: ${report.firstViolation.violation?.invariant}: ${report.firstViolation.violation?.message}`);
+  // Every attack was tried, and every try refused by its check (or lost to the network: no answer, no verdict).
+  for (const a of ROGUE_ATTACKS) {
+    const r = report.rogue[a]!;
+    assert.ok(r.tried > 0, `rogue attack ${a} tried`);
+    assert.is(r.refused + r.unanswered, r.tried, `rogue attack ${a}: ${r.refused} refused, ${r.unanswered} unanswered, of ${r.tried}`);
+  }
+  assert.ok(report.payments.accepted > 0 && report.payments.failed > 0, `payments accepted and refused: ${JSON.stringify(report.payments)}`);
 });
 
 test.run();
