@@ -23,6 +23,7 @@ import { MODELS } from '../../src/model/models.ts';
 import type { ModelPath } from '../../src/model/paths.ts';
 import { FAST_TIMING } from '../../src/timing.ts';
 import type { AnyEnvelope } from '../../src/transport/envelope.ts';
+import { ConformanceWatch } from './conformance.ts';
 import { checkInvariants } from './invariants.ts';
 import type { World } from './world.ts';
 
@@ -65,6 +66,8 @@ export interface PathOutcome {
   steps: number;
   problem?: string;
   realStates: string[];
+  /** The conformance check against the abstract safety model; null where the path's world is not the model's (see below). */
+  conformance: { observations: number; changes: number; stepsMax: number } | null;
 }
 
 function analyse(path: ModelPath) {
@@ -133,6 +136,19 @@ export async function runMigrationPath(path: ModelPath, coveredTotal: Set<AnyTra
   const later: Array<() => Promise<unknown>> = [];
   const act = (fn: () => Promise<unknown>) => later.push(fn);
   let values: World['values'] = [];
+  /**
+   * The abstract safety model (src/model/safety/) knows one migration moving every item of a full source to an
+   * empty destination: paths whose world is another (an issuance, a source with an empty or a formatted-only
+   * area, a destination already holding an item) are not checked against it.
+   */
+  let conformance: ConformanceWatch | null = null;
+  const conformanceApplies = flags.areas === 'ok' && path.variant !== 'issuance' && path.variant !== 'named-destination-full';
+  /** Where the run is, for a conformance problem: the path events matched so far. */
+  const pathSoFar = () =>
+    `path event ${k}/${path.events.length} (${path.events
+      .slice(0, k)
+      .map((e) => e.type)
+      .join(' > ') || 'start'})`;
 
   /** The state waits on a request: hold it back, so an event from elsewhere (a cancel, a deadline) comes first. */
   const holdWaiting = (b: string) => {
@@ -254,6 +270,8 @@ export async function runMigrationPath(path: ModelPath, coveredTotal: Set<AnyTra
     if (realStates[realStates.length - 1] !== v) realStates.push(v);
     if (k < path.events.length && type === path.events[k]!.type && v === after[k]) {
       k++;
+      conformance?.note(`after ${pathSoFar()}`);
+      if (conformance?.problem) problem ??= conformance.problem;
       if (k < path.events.length && v === before[k]) steerAt(k);
     }
   };
@@ -323,6 +341,9 @@ export async function runMigrationPath(path: ModelPath, coveredTotal: Set<AnyTra
           } catch (e) {
             problem ??= (e as Error).message;
           }
+          // Every step the real system takes must be a step the abstract model allows.
+          conformance?.note(`a message delivered at ${pathSoFar()}`);
+          if (conformance?.problem) problem ??= conformance.problem;
         }
       },
     });
@@ -357,6 +378,9 @@ export async function runMigrationPath(path: ModelPath, coveredTotal: Set<AnyTra
     for (const p of PROVIDERS) system.connectReader(oldPhone, p);
 
     values = issued;
+    if (conformanceApplies) {
+      conformance = new ConformanceWatch(system, { chips: ['SRC', 'DST'], areas: PROVIDERS, providers: PROVIDERS, tokens: issued.map((v) => v.ref) });
+    }
     const destination = path.variant === 'named-destination-unusable' ? 'NOPE' : path.variant === 'named-destination-full' ? 'DST' : undefined;
     if (path.variant === 'issuance') {
       // The providers sign one order each for DST (the model's ISSUANCE_INPUT): the new phone asks for them.
@@ -377,10 +401,15 @@ export async function runMigrationPath(path: ModelPath, coveredTotal: Set<AnyTra
     if (!problem && k < path.events.length) {
       problem = `matched ${k}/${path.events.length}: waiting for ${path.events[k]!.type} to lead from ${before[k]} to ${after[k]}; the real actor went ${realStates.join(' > ')}`;
     }
+    if (!problem && conformance) problem = await conformance.finish(`the end of the path (${pathSoFar()})`);
     if (!problem) for (const t of covered) coveredTotal.add(t);
-    return { ok: !problem, matched: k, steps: path.events.length, problem, realStates };
+    const checked = conformance ? { observations: conformance.observations, changes: conformance.changes, stepsMax: conformance.stepsMax } : null;
+    return { ok: !problem, matched: k, steps: path.events.length, problem, realStates, conformance: checked };
   } finally {
     clearInterval(keepAlive);
+    // The run is over: what the parties do while they stop is not checked.
+    conformance?.stop();
+    conformance = null;
     await system?.stop();
     rmSync(dir, { recursive: true, force: true });
   }
