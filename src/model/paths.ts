@@ -6,9 +6,15 @@
  *   transitions  one path through every transition the model can take
  *                (a breadth-first search that stops at each new transition)
  *
- * Coverage is measured by replaying every path on an actor of the very
- * machine the runtime runs and recording the transitions XState reports it
- * took (`@xstate.microstep` inspection records), eventless ones included.
+ * Coverage here is planned coverage: every path replayed on an actor of the
+ * very machine the runtime runs, recording the transitions XState reports it
+ * took (`@xstate.microstep` inspection records), eventless ones included. It
+ * says what the paths would cover if the real parties follow their chart; it
+ * can not catch a mistake in the chart. What the real actors took is measured
+ * by the model-based suite (test/model/migration.model.test.ts: the server's
+ * migration actor's own inspection records, on the embedded system), and
+ * whether each real change is a step the protocol allows, by the abstract
+ * model's conformance check (src/model/safety/conformance.ts).
  */
 import { createActor, getMicrosteps, type AnyStateMachine, type AnyTransitionDefinition, type EventObject, type SnapshotFrom } from 'xstate';
 import { getShortestPaths, getSimplePaths, toDirectedGraph, type DirectedGraphNode } from 'xstate/graph';
@@ -209,7 +215,7 @@ export function formatText(model: Model, paths: ModelPath[], cov: Coverage): str
     (p, i) => `${model.name} #${i + 1}${p.variant ? ` [${p.variant}]` : ''}: ${p.events.map(describeEvent).join(' → ') || '(start)'}  ⇒  ${stateText(p.state)}`,
   );
   lines.push(
-    `${model.name}: ${paths.length} paths; states ${cov.states.reached}/${cov.states.total}; transitions ${cov.transitions.reached}/${cov.transitions.total}` +
+    `${model.name}: ${paths.length} paths; planned coverage, replayed on the chart itself: states ${cov.states.reached}/${cov.states.total}; transitions ${cov.transitions.reached}/${cov.transitions.total}` +
       (cov.missingTransitions.length ? `; not reached: ${cov.missingTransitions.slice(0, 5).join('; ')}${cov.missingTransitions.length > 5 ? ' …' : ''}` : ''),
   );
   return lines.join('\n');
