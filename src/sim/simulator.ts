@@ -168,7 +168,7 @@ const PAY_AMOUNT_MAX = 40;
 interface PayLedger {
   /** Units spent with a receipt. */
   receipted: number;
-  /** Units of attempts that failed or were never answered (the chip may or may not have written them). */
+  /** Units of attempts with no receipt: refused, failed or never answered (the chip may or may not have written them). */
   unknown: number;
   /** Ticket uses with a receipt. */
   uses: number;
@@ -533,6 +533,8 @@ export async function runSeed(o: SimOptions): Promise<SeedResult> {
       payments.tried++;
       line(`USER ${u.name} ${ticket ? 'uses' : `pays ${amount} of`} item ${k} on ${phoneId}`);
       const l = ledger.get(item.ref)!;
+      // Unknown until a receipt comes: a phone that crashes mid-payment never hears (its promise never settles).
+      if (!ticket) l.unknown += amount!;
       return t
         .normalUse(provider, ticket ? 'use' : 'pay', provider, amount)
         .then(
@@ -540,12 +542,14 @@ export async function runSeed(o: SimOptions): Promise<SeedResult> {
             payments.accepted++;
             l.on.add(serial);
             if (ticket) l.uses++;
-            else l.receipted += amount!;
+            else {
+              l.receipted += amount!;
+              l.unknown -= amount!;
+            }
             line(`PAID ${u.name} item ${k} on ${serial}`);
           },
           (e: unknown) => {
             payments.failed++;
-            if (!ticket) l.unknown += amount!;
             line(`PAY REFUSED ${u.name} item ${k} on ${serial}: ${(e as { code?: string }).code ?? (e as Error).message}`);
           },
         )
