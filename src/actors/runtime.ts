@@ -550,6 +550,16 @@ export abstract class PartyRuntime {
     }
   }
 
+  /**
+   * Whether a message this party sends would be sent again after a crash: in its outbox (or kept off disk on
+   * purpose, as a login proof is), or a reply kept in the inbox record of the request it answers. The simulator's
+   * persist-then-speak check asks this of every new message sent outside a turn.
+   */
+  remembers(id: string, corr?: string): boolean {
+    if (this.pendingRequest(id)) return true;
+    return corr !== undefined && (this.store.inbox.get(corr)?.replies.some((r) => r.id === id) ?? false);
+  }
+
   /** A request this party sent and has no answer to yet, on disk or (kept off disk) in RAM. */
   private pendingRequest(id: string): OutMessage | undefined {
     return this.outboxInRam.get(id) ?? this.store.outbox.get(id);

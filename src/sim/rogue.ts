@@ -103,10 +103,11 @@ interface Held {
   to: string;
 }
 
-type Send = (data: Uint8Array) => void;
-
 /** The tamper link gives each call its link's `send`, so the rogue can speak on a link when the server does not. */
-type SiteWithSend = TamperSite & { send?: Send };
+type Send = NonNullable<TamperSite['send']>;
+
+/** Forged requests kept for their late answers; past this, the answered or given-up ones go, oldest first, down to half. */
+const OUTSTANDING_MAX = 2_000;
 
 export class RogueServer {
   readonly stats = Object.fromEntries(ROGUE_ATTACKS.map((a) => [a, { tried: 0, refused: 0, unanswered: 0 }])) as Record<RogueAttack, RogueStats>;
@@ -133,7 +134,7 @@ export class RogueServer {
     private readonly rate = ROGUE_RATE,
   ) {}
 
-  readonly tamper: Tamper = (bytes, site: SiteWithSend) => {
+  readonly tamper: Tamper = (bytes, site) => {
     const server = site.from === 'server';
     const sam = site.to === 'admin-sam' || site.to.startsWith('migration-sam/');
     if (!(server && sam) && !(site.to === 'server' && (site.from === 'admin-sam' || site.from.startsWith('migration-sam/')))) return [bytes];
@@ -413,7 +414,12 @@ export class RogueServer {
       }
     }
     // Forged requests answered or given up are kept only as long as a late answer could still come.
-    if (this.out.size > 2_000) for (const [k, o] of this.out) if (o.done && this.out.size > 1_000) this.out.delete(k);
+    if (this.out.size > OUTSTANDING_MAX) {
+      for (const [k, o] of this.out) {
+        if (this.out.size <= OUTSTANDING_MAX / 2) break;
+        if (o.done) this.out.delete(k);
+      }
+    }
   }
 
   summary(): string {

@@ -23,7 +23,6 @@ import { type BreakProtocol } from '../actors/adminSam.actor.ts';
 import type { ChipRuntime } from '../actors/chip.actor.ts';
 import { CrashSignal, type TurnPoint } from '../actors/runtime.ts';
 import { statePath } from '../actors/status.ts';
-import type { PartyStore } from '../store/party.store.ts';
 import { EmbeddedSystem } from '../actors/system.ts';
 import type { TerminalRuntime } from '../actors/terminal.actor.ts';
 import { decodeValue, worth, type ValueItem } from '../actors/value.ts';
@@ -277,10 +276,8 @@ export async function runSeed(o: SimOptions): Promise<SeedResult> {
   };
   /** Whether an envelope a party sends is in its store (or deliberately kept off disk: a login proof). */
   const durable = (party: string, id: string, bytes: Uint8Array): boolean => {
-    const p = system.party(party) as unknown as { store: PartyStore; outboxInRam: Map<string, unknown> };
-    if (p.store.outbox.get(id) || p.outboxInRam.has(id)) return true;
     const corr = (JSON.parse(new TextDecoder().decode(bytes)) as { corr?: string }).corr;
-    return corr !== undefined && (p.store.inbox.get(corr)?.replies.some((r) => r.id === id) ?? false);
+    return system.party(party).remembers(id, corr);
   };
 
   // A party that throws outside its turns (an intent handler's mistake, a turn that failed after a state change)

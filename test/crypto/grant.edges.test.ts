@@ -26,21 +26,9 @@ import {
   type GrantBinding,
   type ReceiptBody,
 } from '../../src/crypto/index.ts';
-import { codeOf, errorOf } from './helpers.ts';
+import { codeOf, errorOf, grantFixture } from './helpers.ts';
 
-const rng = seededRng('grant-edge-tests');
-const admin = generateIdentity(rng);
-const msam = generateIdentity(rng);
-const binding: GrantBinding = {
-  mig: 'm1',
-  item: 0,
-  area: 'emoney',
-  serial: 'SRC-1',
-  purpose: 'download',
-  provider: 'emoney',
-  recipient: 'migration-sam/emoney',
-  expiresAt: 10_000,
-};
+const { rng, admin, msam, binding } = grantFixture('grant-edge-tests', 'download');
 const body: ReceiptBody = { mig: 'm1', item: 2, serial: 'DST-1', area: 'emoney', provider: 'emoney', kcv: 'q83vASNFZ4k' };
 const sha = (x: unknown): string => createHash('sha256').update(JSON.stringify(x)).digest('hex');
 

@@ -21,21 +21,9 @@ import {
   type GrantBinding,
   type ReceiptBody,
 } from '../../src/crypto/index.ts';
-import { codeOf, errorOf, leaks } from './helpers.ts';
+import { codeOf, errorOf, leaks, grantFixture } from './helpers.ts';
 
-const rng = seededRng('grant-tests');
-const admin = generateIdentity(rng);
-const msam = generateIdentity(rng);
-const binding: GrantBinding = {
-  mig: 'm1',
-  item: 0,
-  area: 'emoney',
-  serial: 'SRC-1',
-  purpose: 'upload',
-  provider: 'emoney',
-  recipient: 'migration-sam/emoney',
-  expiresAt: 10_000,
-};
+const { rng, admin, msam, binding } = grantFixture('grant-tests', 'upload');
 
 test('a grant verifies under the admin SAM key, returns its binding, and opens to the temp key for its recipient', () => {
   const temp = randomSecret(rng);

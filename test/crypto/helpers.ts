@@ -1,6 +1,6 @@
 /** Shared by the crypto tests (not a test file itself: the runner picks only *.test.ts). */
 import * as assert from 'uvu/assert';
-import { CryptoError, toB64, toHex, type Bytes } from '../../src/crypto/index.ts';
+import { CryptoError, generateIdentity, seededRng, toB64, toHex, type Bytes, type GrantBinding, type Identity } from '../../src/crypto/index.ts';
 
 /** The CryptoError code `fn` throws, or 'NO ERROR'; any other kind of error fails the test. */
 export function codeOf(fn: () => unknown): string {
@@ -35,4 +35,13 @@ export function flipByte(b: Bytes, at: number): Bytes {
   const i = at < 0 ? out.length + at : at;
   out[i] = out[i]! ^ 0x01;
   return out;
+}
+
+/** The parties and binding the grant tests share: an admin SAM, a migration SAM, and item 0 of m1 on SRC-1. */
+export function grantFixture(seed: string, purpose: GrantBinding['purpose']): { rng: ReturnType<typeof seededRng>; admin: Identity; msam: Identity; binding: GrantBinding } {
+  const rng = seededRng(seed);
+  const admin = generateIdentity(rng);
+  const msam = generateIdentity(rng);
+  const binding: GrantBinding = { mig: 'm1', item: 0, area: 'emoney', serial: 'SRC-1', purpose, provider: 'emoney', recipient: 'migration-sam/emoney', expiresAt: 10_000 };
+  return { rng, admin, msam, binding };
 }

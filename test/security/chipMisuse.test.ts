@@ -20,11 +20,11 @@ import * as assert from 'uvu/assert';
 import type { ChipRuntime } from '../../src/actors/chip.actor.ts';
 import type { Steering } from '../../src/actors/runtime.ts';
 import type { MigrationResult, TerminalRuntime } from '../../src/actors/terminal.actor.ts';
-import { seededRng, toB64 } from '../../src/crypto/index.ts';
+import { CHALLENGE_BYTES, chipProof, fromB64, Secret, seededRng, toB64 } from '../../src/crypto/index.ts';
 import { ChipBench } from '../helpers/chipBench.ts';
 import { locate } from '../helpers/invariants.ts';
 import { buildWorld, valueFor, type World } from '../helpers/world.ts';
-import { asServer, isAttackId, checkChained, hostileTerminal, recording, refusalOf, relay, requestTo, state, type Seen } from './relay.ts';
+import { asServer, isAttackId, checkChained, chipFrameOf, hostileTerminal, recording, refusalOf, relay, requestTo, state, type Seen } from './relay.ts';
 
 const WAIT_MS_MAX = 10_000;
 
@@ -210,6 +210,41 @@ sys('misuse: download into a mainActive area through the real migration SAM — 
     assert.is(JSON.stringify([...world.system.chips.values()].map((c) => c.memory.list()), (_k, v: unknown) => (v instanceof Uint8Array ? toB64(v) : v)), chipsBefore);
   } finally {
     evil.close();
+    await seat.giveBack();
+  }
+});
+
+sys('misuse: download to a chip other than the grant\'s — a compromised source SRC-1, which holds A\'s temp key (locked), answers A\'s download challenge with a proof that verifies under that key; the migration SAM uses the temp key only for the serial its grant names, refuses (AUTH_FAILED) and sends no download command', async () => {
+  const download = requestTo(seen(), msam(), 'msam.download', migA);
+  const src = world.source.memory.get(area());
+  assert.is(src?.state, 'locked');
+  assert.ok(src?.tempKey, 'the source is locked under A\'s temp key');
+  const seat = asServer(world, msam());
+  try {
+    const before = state(world);
+    const session = `${migA}:S14:94`;
+    const id = seat.send('msam.download', { session, grant: download.body.grant }, { mig: migA, step: 'S14', item: 0 });
+    const first = await seat.next('the download challenge', (e) => (e.type === 'frame' && e.body.session === session) || e.corr === id);
+    if (first.type !== 'frame') throw new Error(`the SAM answered the download with ${JSON.stringify(first.body)}`);
+    const challenge = chipFrameOf(first);
+    if (challenge.t !== 'auth1') throw new Error(`expected the SAM's challenge, got ${challenge.t}`);
+    // What SRC-1 would answer were it to take a download challenge in its locked area: its own serial, a proof under the temp key.
+    const binding = { serial: world.source.serial, area: challenge.area, mig: challenge.mig, purpose: challenge.purpose };
+    const rChip = seededRng('misuse-94').bytes(CHALLENGE_BYTES);
+    const proof = chipProof(Secret.of(src.tempKey.slice()), binding, fromB64(challenge.r), rChip);
+    const auth2 = { t: 'auth2', serial: world.source.serial, r: toB64(rChip), proof: toB64(proof) };
+    seat.send('frame', { session, data: toB64(new TextEncoder().encode(JSON.stringify(auth2))) });
+    const answer = await seat.next('an answer to the download, or a frame after the challenge', (e) => e.corr === id || (e.type === 'frame' && e.body.session === session && chipFrameOf(e).t !== 'auth1'));
+    if (answer.type === 'frame') assert.unreachable(`the migration SAM went on with SRC-1 (${chipFrameOf(answer).t}): it used A's temp key for a serial A's grant does not name`);
+    assert.equal(refusalOf(answer), { code: 'AUTH_FAILED', message: 'the chip\'s proof does not verify under the granted temp key' });
+    assert.equal(
+      seat.framesOfOurSessions().map((f) => chipFrameOf(f).t),
+      ['auth1'],
+      'the SAM sent its challenge and nothing after it: no proof of its own, no download command',
+    );
+    assert.equal(Object.values(world.system.providers.get(area())!.migrationSam.states()), ['holding'], 'the item is still held, ready for its real destination');
+    assert.is(state(world), before);
+  } finally {
     await seat.giveBack();
   }
 });

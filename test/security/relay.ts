@@ -175,6 +175,13 @@ export function asServer(world: World, partyId: string, as = 'server'): ServerSe
     async giveBack() {
       mine.close('the test gives the seat back');
       await world.system.restart(partyId);
+      // A migration SAM knows the server by the key its channel proved; the restart's new channel
+      // shakes hands asynchronously, and a seat taken before that would find no server key (NOT_TRUSTED).
+      const links = (world.system as unknown as { serverLinks: Map<string, Map<string, { peerId?: string }>> }).serverLinks.get(partyId);
+      for (const end = Date.now() + ANSWER_TIMEOUT_MS; links && !links.get('server')?.peerId; ) {
+        if (Date.now() > end) throw new Error(`${partyId}: the real server's channel did not come back within ${ANSWER_TIMEOUT_MS} ms`);
+        await new Promise((r) => setTimeout(r, 5));
+      }
     },
   };
 }
