@@ -34,7 +34,7 @@ import { decisionMachine, DECISION_MACHINE_VERSION, type DecisionContext, type D
 import type { MigrationItem } from '../machines/migration.machine.ts';
 import { AdminSamRecords, type TempKeyRecord } from '../store/adminSam.store.ts';
 import { decodeChipFrame, type ChipCommand, type ChipReply } from '../transport/chip.frames.ts';
-import type { AnyEnvelope, Step } from '../transport/envelope.ts';
+import type { AnyEnvelope, Envelope, Step } from '../transport/envelope.ts';
 import type { Grant } from '../transport/messages.ts';
 import { PartyRuntime, type MachineKind, type RuntimeDeps } from './runtime.ts';
 import { SamSessions } from './samSession.ts';
@@ -57,19 +57,7 @@ export interface AdminSamOptions {
   identity: Identity;
   /** The migration SAMs this admin SAM grants temp keys to, by party id ("migration-sam/<provider>"). */
   migrationSams: Record<string, MigrationSamKeys>;
-  /**
-   * TEST ONLY: a deliberately broken build, to prove the simulator's checker
-   * can fail. 'activate-before-commit' answers a commit as committed without
-   * writing the record, and activates a destination under a pending record
-   * (the commit point is no longer durable before S16). Never set outside
-   * `valmove sim --break` and the tests.
-   */
-  breakProtocol?: BreakProtocol;
 }
-
-/** The deliberate breaks the simulator's own test uses (see AdminSamOptions.breakProtocol). */
-export const BREAKS = ['activate-before-commit'] as const;
-export type BreakProtocol = (typeof BREAKS)[number];
 
 const STEP_OF: Record<AdminOp, Step> = {
   identify: 'S1',
@@ -115,6 +103,18 @@ export class AdminSamRuntime extends PartyRuntime {
   /** After a failed commit the actors were read back from the store: their sessions' keys were RAM, as after a restart. */
   protected override onReloaded(): void {
     for (const key of this.actorKeys('adminSession')) this.tryDispatch(key, { type: 'SESSION_LOST' });
+  }
+
+  // ---- the commit point ----------------------------------------------------------------------
+
+  /** The commit (after S14): the decision record takes it only with a valid receipt for every item. */
+  protected commit(env: Envelope<'admin.commit'>, mig: string, check: { ok: boolean; problem?: string }): void {
+    this.dispatch(DECISION + mig, { type: 'COMMIT_REQUESTED', receiptsValid: check.ok, problem: check.problem });
+  }
+
+  /** S16 opens only under a committed record, for the destination it names. */
+  protected gateActivation(mig: string, serial: string): void {
+    this.gate(mig, { type: 'ACTIVATE_REQUESTED', serial }, 'activation needs a committed decision record, for its own destination');
   }
 
   // ---- inbound ------------------------------------------------------------------------------
@@ -167,12 +167,7 @@ export class AdminSamRuntime extends PartyRuntime {
       }
       case 'admin.commit': {
         const mig = this.requireMig(env);
-        const check = this.checkReceipts(mig, env.body.receipts);
-        if (this.opts.breakProtocol === 'activate-before-commit' && check.ok) {
-          this.reply(env, 'admin.decision', { decision: 'committed' });
-          return;
-        }
-        this.dispatch(DECISION + mig, { type: 'COMMIT_REQUESTED', receiptsValid: check.ok, problem: check.problem });
+        this.commit(env, mig, this.checkReceipts(mig, env.body.receipts));
         return;
       }
       case 'admin.abort': {
@@ -188,9 +183,7 @@ export class AdminSamRuntime extends PartyRuntime {
       case 'admin.activate': {
         const mig = this.requireMig(env);
         this.requireNewSession(env.body.session);
-        if (this.opts.breakProtocol !== 'activate-before-commit') {
-          this.gate(mig, { type: 'ACTIVATE_REQUESTED', serial: env.body.serial }, 'activation needs a committed decision record, for its own destination');
-        }
+        this.gateActivation(mig, env.body.serial);
         this.openSession(env, 'activate', mig, env.body.serial, this.itemCommands(mig, 'activate'), null, now);
         return;
       }

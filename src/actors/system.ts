@@ -21,11 +21,10 @@ import { loadOrCreateIdentity, loadOrCreateSecret } from '../store/keys.store.ts
 import { PartyStore, type CommitMode } from '../store/party.store.ts';
 import type { Timing } from '../timing.ts';
 import { FaultyLink, type FaultPolicy } from '../transport/faulty.link.ts';
-import type { Link, LinkTap, Scheduler } from '../transport/link.ts';
+import type { Link, LinkSite, LinkTap, Scheduler } from '../transport/link.ts';
 import { memoryLinkPair } from '../transport/memory.transport.ts';
 import { SecureInitiatorLink, SecureResponderLink } from '../transport/secure.link.ts';
-import { TamperLink, type Tamper } from '../transport/tamper.link.ts';
-import { AdminSamRuntime, type BreakProtocol } from './adminSam.actor.ts';
+import { AdminSamRuntime, type AdminSamOptions } from './adminSam.actor.ts';
 import { ChipRuntime } from './chip.actor.ts';
 import { issueItems, type IssueRequest } from './issuer.ts';
 import { MigrationSamRuntime, type Right } from './migrationSam.actor.ts';
@@ -65,17 +64,17 @@ export interface SystemOptions {
   steer?: RuntimeDeps['steer'];
   /** How parties commit to LMDB (see CommitMode); the simulator uses 'sync'. */
   commits?: CommitMode;
-  /** TEST ONLY: run a deliberately broken admin SAM (the simulator's proof that its checker can fail). */
-  breakProtocol?: BreakProtocol;
+  /** Builds the admin SAM (an injection point: the simulator's deliberately broken builds, src/testing/broken.ts). */
+  adminSam?: (deps: RuntimeDeps, opts: AdminSamOptions) => AdminSamRuntime;
   /** Called each time a party (re)starts, e.g. to listen to a restarted terminal's progress. */
   onPartyStarted?: (party: PartyRuntime) => void;
   /**
-   * TEST ONLY: a hostile relay (src/transport/tamper.link.ts). Sees every
-   * envelope each party sends on each link, as that party holds it (above the
-   * channel), and may rewrite, drop, hold or add messages. Unset: links are
-   * left as they are.
+   * Wraps each party's sending end of each link, where the party itself sits
+   * (above the channel and the network's faults): the simulator's rogue server
+   * and hostile relays put a tamperer there (src/testing/tamper.link.ts).
+   * Unset: links are left as they are.
    */
-  tamper?: Tamper;
+  wrapSender?: (link: Link, site: LinkSite) => Link;
 }
 
 export interface Provider {
@@ -190,7 +189,8 @@ export class EmbeddedSystem {
       migrationSams[`migration-sam/${p}`] = { signPublic: ids.migration.signPublic, boxPublic: ids.migration.boxPublic };
     }
     this.factories.set('admin-sam', async () => {
-      const admin = new AdminSamRuntime(this.deps('admin-sam', this.storeFor('admin-sam')), { issuerMaster: this.issuerMaster, identity: this.adminIdentity, migrationSams, breakProtocol: opts.breakProtocol });
+      const build = opts.adminSam ?? ((deps, o) => new AdminSamRuntime(deps, o));
+      const admin = build(this.deps('admin-sam', this.storeFor('admin-sam')), { issuerMaster: this.issuerMaster, identity: this.adminIdentity, migrationSams });
       await admin.start();
       return admin;
     });
@@ -273,9 +273,9 @@ export class EmbeddedSystem {
     const fa = new FaultyLink(endA, faultRng, this.opts.clock, () => this.faultPolicy);
     const fb = new FaultyLink(endB, faultRng, this.opts.clock, () => this.faultPolicy);
     this.faulty.push(fa, fb);
-    // A hostile relay is the sending party itself: its tamper sits above the network's faults.
-    const tamper = this.opts.tamper;
-    const hostile = (link: FaultyLink, from: string, to: string): Link => (tamper ? new TamperLink(link, { from, to, link: link.label }, tamper) : link);
+    // A hostile relay is the sending party itself: it sits above the network's faults.
+    const wrap = this.opts.wrapSender;
+    const hostile = (link: FaultyLink, from: string, to: string): Link => (wrap ? wrap(link, { from, to, link: link.label }) : link);
     a.attach(w.a.name, hostile(fa, w.a.party, w.a.remoteId ?? w.b.party), w.a.remoteId ?? w.b.party);
     const takeB = () => b.attach(w.b.name, hostile(fb, w.b.party, w.b.remoteId ?? w.a.party), w.b.remoteId ?? w.a.party);
     if (w.channel?.admitFirst && endB instanceof SecureResponderLink) endB.onEstablished = () => (b.isStopped ? undefined : takeB());

@@ -16,7 +16,7 @@ import { spawn } from 'node:child_process';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { demoProviders, demoValue } from '../cli/demo.ts';
+import { demoProviders, demoValue } from '../fixtures/demo.ts';
 import { systemRng, toHex } from '../crypto/index.ts';
 import { readKeyFile } from '../deploy/keyfiles.ts';
 import { launchDeployment, pairNames, type LocalDeployment } from '../deploy/up.ts';

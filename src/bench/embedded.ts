@@ -7,7 +7,7 @@
  */
 import { join } from 'node:path';
 import { EmbeddedSystem } from '../actors/system.ts';
-import { demoProviders, demoValue } from '../cli/demo.ts';
+import { demoProviders, demoValue } from '../fixtures/demo.ts';
 import { systemRng, toHex } from '../crypto/index.ts';
 import { createLogger } from '../log.ts';
 import type { Units } from './floor.ts';

@@ -21,7 +21,7 @@ import { ChipRuntime } from '../actors/chip.actor.ts';
 import { issueItems } from '../actors/issuer.ts';
 import type { RuntimeDeps } from '../actors/runtime.ts';
 import { TerminalRuntime } from '../actors/terminal.actor.ts';
-import { demoProviders, demoValue } from '../cli/demo.ts';
+import { demoProviders, demoValue } from '../fixtures/demo.ts';
 import { systemClock } from '../clock.ts';
 import { deriveChipKey, fromB64, generateIdentity, systemRng, toHex, type Secret } from '../crypto/index.ts';
 import { loadConfig, type ServerConfig } from '../deploy/config.ts';

@@ -22,7 +22,8 @@ import { createLogger } from '../log.ts';
 import type { ChipRuntime } from '../actors/chip.actor.ts';
 import { EmbeddedSystem } from '../actors/system.ts';
 import type { NormalReceipt, ProgressEvent } from '../actors/terminal.actor.ts';
-import type { ValueItem, ValueKind } from '../actors/value.ts';
+import type { ValueKind } from '../actors/value.ts';
+import { demoProviders, demoValue } from '../fixtures/demo.ts';
 import { table } from './table.ts';
 import { systemRecorder } from '../trace/wiring.ts';
 
@@ -70,31 +71,6 @@ export interface DemoReport {
   balances: { before: number; after: number; conserved: boolean };
   /** What fault injection did, when asked for. */
   faults?: { crashAt: string | null; crashes: string[]; links: Record<string, number> };
-}
-
-const KINDS: ValueKind[] = ['emoney', 'transit', 'ticket', 'points'];
-const PROVIDER_OF: Record<ValueKind, string> = { emoney: 'emoney', transit: 'transit', ticket: 'tickets', points: 'points' };
-
-/** The i-th provider of a demo with n items: e-money, transit, tickets, points, then numbered ones. */
-export function demoProviders(n: number): Array<{ provider: string; kind: ValueKind }> {
-  return Array.from({ length: n }, (_, i) => {
-    const kind = KINDS[i % KINDS.length]!;
-    const base = PROVIDER_OF[kind];
-    return { provider: i < KINDS.length ? base : `${base}-${i + 1}`, kind };
-  });
-}
-
-export function demoValue(kind: ValueKind, i: number, ref: string): ValueItem {
-  switch (kind) {
-    case 'emoney':
-      return { kind, currency: 'JPY', balance: 5_000 + 1_000 * i, ref };
-    case 'transit':
-      return { kind, line: 'Yamanote', balance: 3_000 + 500 * i, ref };
-    case 'ticket':
-      return { kind, event: `Budokan live #${i + 1}`, seat: `A-${12 + i}`, used: false, ref };
-    case 'points':
-      return { kind, program: 'CardPoints', balance: 1_200 + 100 * i, ref };
-  }
 }
 
 function freshDataDir(): string {

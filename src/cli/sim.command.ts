@@ -2,7 +2,7 @@
 import { availableParallelism } from 'node:os';
 import { mkdirSync, rmSync } from 'node:fs';
 import { Command, InvalidArgumentError } from 'commander';
-import { BREAKS, type BreakProtocol } from '../actors/adminSam.actor.ts';
+import { BREAKS, type BreakProtocol } from '../testing/broken.ts';
 import { defaultSimDir, runSeeds, workerLoop, type RunReport } from '../sim/runner.ts';
 import { ROGUE_ATTACKS, type RogueAttack } from '../sim/rogue.ts';
 import { FAULT_KINDS, runSeed, type FaultKind } from '../sim/simulator.ts';
@@ -98,7 +98,7 @@ export function addSimCommand(program: Command, out: (line: string) => void): vo
     .option('--jobs <j>', 'worker processes', count('--jobs', 1, 64), Math.max(1, Math.min(4, availableParallelism())))
     .option('--trace', 'with --seed: print the whole trace', false)
     .option('--mask <numbers>', 'with --seed: fault numbers to switch off, e.g. 0-12,15 (as printed for a shrunk run)')
-    .option('--break <kind>', `TEST ONLY: run a deliberately broken build (${BREAKS.join(', ')}) to see the checker fail`)
+    .option('--break <kind>', `run a deliberately broken build (${BREAKS.join(', ')}) to see the checker fail`)
     .option('--rogue <attacks>', `a rogue server asks the SAMs for what an honest one never would: ${ROGUE_ATTACKS.join(',')} | all | none`, 'none')
     .option('--pay', 'users try to pay on both phones before, during and after their migration (an item spent twice is a violation)', false)
     .option('--json', 'print the report as JSON', false)

@@ -12,7 +12,7 @@ import { ChipRuntime } from '../actors/chip.actor.ts';
 import { issueItems, type IssueRequest } from '../actors/issuer.ts';
 import { systemClock } from '../clock.ts';
 import { createLogger } from '../log.ts';
-import { demoProviders, demoValue } from '../cli/demo.ts';
+import { demoProviders, demoValue } from '../fixtures/demo.ts';
 import { fromB64, systemRng, toHex } from '../crypto/index.ts';
 import { RemoteError } from '../errors.ts';
 import { PartyStore } from '../store/party.store.ts';

@@ -28,7 +28,7 @@ import type { Clock } from '../clock.ts';
 import { fromB64, toB64, type SeededRng } from '../crypto/index.ts';
 import { parseRequestId } from '../actors/runtime.ts';
 import { decodeEnvelope, encodeEnvelope, type AnyEnvelope } from '../transport/envelope.ts';
-import type { Tamper, TamperSite } from '../transport/tamper.link.ts';
+import type { Tamper, TamperSite } from '../testing/tamper.link.ts';
 
 export const ROGUE_ATTACKS = [
   'commit-receipt-missing',

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import type { BreakProtocol } from '../actors/adminSam.actor.ts';
+import type { BreakProtocol } from '../testing/broken.ts';
 import type { RogueAttack, RogueStats } from './rogue.ts';
 import { runSeed, shrink, type FaultKind, type FaultMix, type SeedResult } from './simulator.ts';
 

@@ -19,14 +19,15 @@ import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { sha256 } from '@noble/hashes/sha2.js';
 import { bytesToHex } from '@noble/hashes/utils.js';
-import { type BreakProtocol } from '../actors/adminSam.actor.ts';
+import { brokenAdminSam, type BreakProtocol } from '../testing/broken.ts';
+import { tampering } from '../testing/tamper.link.ts';
 import type { ChipRuntime } from '../actors/chip.actor.ts';
 import { CrashSignal, type TurnPoint } from '../actors/runtime.ts';
 import { statePath } from '../actors/status.ts';
 import { EmbeddedSystem } from '../actors/system.ts';
 import type { TerminalRuntime } from '../actors/terminal.actor.ts';
 import { decodeValue, worth, type ValueItem } from '../actors/value.ts';
-import { demoValue } from '../cli/demo.ts';
+import { demoValue } from '../fixtures/demo.ts';
 import { seededRng, toHex, type SeededRng } from '../crypto/index.ts';
 import { utf8 } from '../crypto/bytes.ts';
 import { createLogger } from '../log.ts';
@@ -316,8 +317,8 @@ export async function runSeed(o: SimOptions): Promise<SeedResult> {
     }),
     scrypt: SIM_SCRYPT,
     timing: SIM_TIMING,
-    breakProtocol: o.breakProtocol,
-    tamper: rogue?.tamper,
+    adminSam: o.breakProtocol ? brokenAdminSam(o.breakProtocol) : undefined,
+    wrapSender: rogue ? tampering(rogue.tamper) : undefined,
     onPartyStarted: (party) => {
       if (defective.has(party.id)) makeDefective(party as ChipRuntime);
     },

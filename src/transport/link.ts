@@ -58,6 +58,13 @@ export abstract class LinkWrapper implements Link {
   }
 }
 
+/** Where a link's end sits: the party sending on it, the party at the other end, the link's label. */
+export interface LinkSite {
+  from: string;
+  to: string;
+  link: string;
+}
+
 /** Sees every message that crosses a link, as bytes. Used by the run recorder and the confidentiality tests. */
 export interface LinkTap {
   (record: { link: string; from: string; to: string; bytes: Uint8Array }): void;

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { demoProviders, demoValue } from '../../src/cli/demo.ts';
+import { demoProviders, demoValue } from '../../src/fixtures/demo.ts';
 import { generateIdentity, systemRng, toB64, toHex, type Identity } from '../../src/crypto/index.ts';
 import { launchDeployment, type LocalDeployment } from '../../src/deploy/up.ts';
 import { readKeyFile, identityOf } from '../../src/deploy/keyfiles.ts';

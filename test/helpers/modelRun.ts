@@ -16,7 +16,7 @@ import { createActor, type AnyTransitionDefinition, type EventObject } from 'xst
 import { statePath } from '../../src/actors/status.ts';
 import { EmbeddedSystem } from '../../src/actors/system.ts';
 import type { TerminalRuntime } from '../../src/actors/terminal.actor.ts';
-import { demoValue } from '../../src/cli/demo.ts';
+import { demoValue } from '../../src/fixtures/demo.ts';
 import { seededRng, toHex } from '../../src/crypto/index.ts';
 import { createLogger } from '../../src/log.ts';
 import { MODELS } from '../../src/model/models.ts';

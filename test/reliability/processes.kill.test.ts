@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { demoProviders, demoValue } from '../../src/cli/demo.ts';
+import { demoProviders, demoValue } from '../../src/fixtures/demo.ts';
 import { systemRng, toHex } from '../../src/crypto/index.ts';
 import type { TerminalControl } from '../../src/deploy/control.client.ts';
 import { launchDeployment, type LocalDeployment } from '../../src/deploy/up.ts';

@@ -28,7 +28,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import WebSocket from 'ws';
 import { decodeValue } from '../../src/actors/value.ts';
-import { demoProviders, demoValue } from '../../src/cli/demo.ts';
+import { demoProviders, demoValue } from '../../src/fixtures/demo.ts';
 import { generateIdentity, systemRng, toB64, toHex } from '../../src/crypto/index.ts';
 import { loadConfig, type ChipConfig, type ServerConfig } from '../../src/deploy/config.ts';
 import { identityOf, readKeyFile } from '../../src/deploy/keyfiles.ts';

@@ -150,7 +150,7 @@ import { memorySink } from '../../src/log.ts';
 import type { PartyStore } from '../../src/store/party.store.ts';
 import { FAST_TIMING, type Timing } from '../../src/timing.ts';
 import { encodeJson, type ChipFrame } from '../../src/transport/chip.frames.ts';
-import type { Tamper } from '../../src/transport/tamper.link.ts';
+import { tampering, type Tamper } from '../../src/testing/tamper.link.ts';
 import { checkInvariants, spendableWorth } from '../helpers/invariants.ts';
 import { buildWorld, TEST_SCRYPT, valueFor, type World } from '../helpers/world.ts';
 import { hostileTerminal, refusalOf } from './relay.ts';
@@ -195,7 +195,7 @@ const SESSION_MS_STARVED = 2_000;
 
 async function scene(timing: Timing = TIMING): Promise<Scene> {
   const relay = new HostileRelay();
-  const world = await buildWorld({ items: 2, system: { timing, tamper: relay.tamper } });
+  const world = await buildWorld({ items: 2, system: { timing, wrapSender: tampering(relay.tamper) } });
   const violations: string[] = [];
   world.onMessage.push(() => {
     try {

@@ -18,7 +18,7 @@ import WebSocket, { WebSocketServer } from 'ws';
 import { fromB64, toB64 } from '../../src/crypto/index.ts';
 import { decodeChipFrame, encodeJson, type ChipFrame } from '../../src/transport/chip.frames.ts';
 import { decodeEnvelope, encodeEnvelope, PROTOCOL_VERSION, type AnyEnvelope } from '../../src/transport/envelope.ts';
-import type { Tamper, TamperSite } from '../../src/transport/tamper.link.ts';
+import type { Tamper, TamperSite } from '../../src/testing/tamper.link.ts';
 import { attackId } from './relay.ts';
 
 // ---- the hostile relay ------------------------------------------------------------------------------

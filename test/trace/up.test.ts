@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { demoValue } from '../../src/cli/demo.ts';
+import { demoValue } from '../../src/fixtures/demo.ts';
 import { systemRng, toHex } from '../../src/crypto/index.ts';
 import { launchDeployment } from '../../src/deploy/up.ts';
 import { loadRun, sequenceOf } from '../../src/trace/index.ts';

@@ -1,20 +1,17 @@
 /**
- * A hostile relay, for tests: a Link wrapper that hands every message its
+ * A hostile relay: a Link wrapper that hands every message its
  * party sends to a `Tamper` function and sends what that returns instead.
  * It sits where the sending party itself sits, above the channel, so it
  * holds the envelope bytes a hostile server or terminal holds: it can flip,
  * truncate, drop, hold back (and later release) or add messages, as a
- * relay that is not honest can (issue 8: test/security/hostileRelay.test.ts).
- * The embedded system wraps links in it only when `SystemOptions.tamper` is
- * set; otherwise nothing changes.
+ * relay that is not honest can. The simulator's rogue server and the
+ * hostile-relay tests put it at a party's seat through the embedded system's
+ * `wrapSender` injection point (`tampering(fn)`); otherwise nothing changes.
  */
-import { LinkWrapper, type Link } from './link.ts';
+import { LinkWrapper, type Link, type LinkSite } from '../transport/link.ts';
 
 /** Who is sending what to whom: the sending party's id, the party at the other end, the link's label. */
-export interface TamperSite {
-  from: string;
-  to: string;
-  link: string;
+export interface TamperSite extends LinkSite {
   /** Sends on this link now, past the tamper (a relay that speaks when its party does not: the simulator's rogue server). */
   send?: (data: Uint8Array) => void;
 }
@@ -42,4 +39,9 @@ export class TamperLink extends LinkWrapper {
   send(data: Uint8Array): void {
     for (const out of this.tamper(new Uint8Array(data), this.site)) this.inner.send(out);
   }
+}
+
+/** For EmbeddedSystem's `wrapSender`: every party's sending end of every link goes through `tamper`. */
+export function tampering(tamper: Tamper): (link: Link, site: LinkSite) => Link {
+  return (link, site) => new TamperLink(link, site, tamper);
 }
