@@ -42,8 +42,42 @@ const RELAY = {
 /** A failed request: wait out the backoff in `retryState` (a timer kept in the context). */
 const backOffTo = (retryState: string) => ({ target: retryState, actions: ['armRetry', 'countAttempt'] }) as const;
 
-/** The backoff state of a step: RETRY_DUE sends the step's request again. */
-const retryInto = (step: string) => ({ on: { RETRY_DUE: { target: step, actions: 'disarmTimer' } } }) as const;
+/**
+ * A step and its backoff state, as two sibling states. The step's request
+ * fails (STEP_FAILED): `failFirst` transitions are tried first (e.g. an
+ * issuance whose order is refused aborts), then, if `retryWhile` holds (or
+ * always without it), the step waits out its backoff in `retry`; RETRY_DUE
+ * enters the step again, which sends its request again. Without the guard
+ * holding, `otherwise` is taken (before the lock: refuse). `whileWaiting`
+ * are the backoff state's other transitions: the phase's cancel policy.
+ */
+function withRetry<const N extends string, const R extends string, const C extends { on?: object }>(
+  name: N,
+  retry: R,
+  step: C,
+  o: { failFirst?: readonly object[]; retryWhile?: string; otherwise?: object; whileWaiting?: object } = {},
+) {
+  const backOff = o.retryWhile ? { guard: o.retryWhile, ...backOffTo(retry) } : backOffTo(retry);
+  const failed = [...(o.failFirst ?? []), backOff, ...(o.otherwise ? [o.otherwise] : [])];
+  return {
+    [name]: { ...step, on: { ...step.on, STEP_FAILED: failed.length === 1 ? failed[0] : failed } },
+    [retry]: { on: { RETRY_DUE: { target: name, actions: 'disarmTimer' }, ...o.whileWaiting } },
+  } as { [K in N]: C & { on: object } } & { [K in R]: { on: object } };
+}
+
+/**
+ * The cancel policy, stated once per phase (protocol.md §3). Before the lock
+ * nothing has changed: the cancel is answered at once and the migration is
+ * refused. After the lock it is a decision for the admin SAM (`aborting`;
+ * phases that wait for more say so themselves). After the commit nothing can
+ * be undone: the answer is "committed". After the abort: "aborted".
+ */
+const CANCEL = {
+  beforeLock: { CANCEL_REQUESTED: { target: 'refusing', actions: ['noteCancel', { type: 'answerCancelNow', params: { decision: 'aborted' } }] } },
+  afterLock: { CANCEL_REQUESTED: { target: 'aborting', actions: 'noteCancel' } },
+  afterCommit: { CANCEL_REQUESTED: { actions: { type: 'answerCancelNow', params: { decision: 'committed' } } } },
+  afterAbort: { CANCEL_REQUESTED: { actions: { type: 'answerCancelNow', params: { decision: 'aborted' } } } },
+} as const;
 
 
 export const migrationMachine = migrationSetup.createMachine({
@@ -101,55 +135,38 @@ export const migrationMachine = migrationSetup.createMachine({
     },
     sourcePhase: {
       initial: 'reservingChannel',
-      on: {
-        // After the lock (S3): the cancel is a decision for the admin SAM.
-        CANCEL_REQUESTED: { target: 'aborting', actions: 'noteCancel' },
-      },
+      on: CANCEL.afterLock,
       states: {
-        reservingChannel: {
-          description: 'S1: the user is logged in; ask the source terminal to reserve its chip-control channel (¶0084).',
-          entry: [{ type: 'progress', params: { step: 'S1', text: 'user authenticated; reserving the chip-control channel' } }, { type: 'reserveChannel', params: { chip: 'source' } }],
-          on: {
-            CHANNEL_RESERVED: { guard: 'forSource', target: 'identifying' },
-            CANCEL_REQUESTED: { target: 'refusing', actions: ['noteCancel', { type: 'answerCancelNow', params: { decision: 'aborted' } }] },
-            // The terminal's chip is busy (a reader session): try again, a few times, before refusing.
-            STEP_FAILED: [
-              { guard: 'preLockRetry', target: 'reserveRetry', actions: ['armRetry', 'countAttempt'] },
-              { target: '#migration.refused', actions: 'refuseForFailure' },
+        // The terminal's chip is busy (a reader session): try again, a few times, before refusing.
+        ...withRetry(
+          'reservingChannel',
+          'reserveRetry',
+          {
+            description: 'S1: the user is logged in; ask the source terminal to reserve its chip-control channel (¶0084).',
+            entry: [{ type: 'progress', params: { step: 'S1', text: 'user authenticated; reserving the chip-control channel' } }, { type: 'reserveChannel', params: { chip: 'source' } }],
+            on: { CHANNEL_RESERVED: { guard: 'forSource', target: 'identifying' }, ...CANCEL.beforeLock },
+          },
+          { retryWhile: 'preLockRetry', otherwise: { target: '#migration.refused', actions: 'refuseForFailure' }, whileWaiting: CANCEL.beforeLock },
+        ),
+        ...withRetry(
+          'identifying',
+          'identifyRetry',
+          {
+            description: 'S1: the admin SAM opens an admin session (K_chip) through us: the chip proves its serial, and lists its areas.',
+            entry: [
+              { type: 'progress', params: { step: 'S1', text: 'channel reserved; the chip proves its serial to the admin SAM (K_chip)' } },
+              { type: 'openAdminSession', params: { chip: 'source', step: 'S1' } },
+              'identifyChip',
             ],
+            exit: 'closeSession',
+            on: {
+              ...RELAY,
+              CHIP_IDENTIFIED: { guard: 'forSource', target: 'recordingItems', actions: ['bindSource', 'recordItems'] },
+              ...CANCEL.beforeLock,
+            },
           },
-        },
-        reserveRetry: {
-          ...retryInto('reservingChannel'),
-          on: {
-            ...retryInto('reservingChannel').on,
-            CANCEL_REQUESTED: { target: 'refusing', actions: ['noteCancel', { type: 'answerCancelNow', params: { decision: 'aborted' } }] },
-          },
-        },
-        identifying: {
-          description: 'S1: the admin SAM opens an admin session (K_chip) through us: the chip proves its serial, and lists its areas.',
-          entry: [
-            { type: 'progress', params: { step: 'S1', text: 'channel reserved; the chip proves its serial to the admin SAM (K_chip)' } },
-            { type: 'openAdminSession', params: { chip: 'source', step: 'S1' } },
-            'identifyChip',
-          ],
-          exit: 'closeSession',
-          on: {
-            ...RELAY,
-            CHIP_IDENTIFIED: { guard: 'forSource', target: 'recordingItems', actions: ['bindSource', 'recordItems'] },
-            CANCEL_REQUESTED: { target: 'refusing', actions: ['noteCancel', { type: 'answerCancelNow', params: { decision: 'aborted' } }] },
-            STEP_FAILED: [
-              { guard: 'preLockRetry', target: 'identifyRetry', actions: ['armRetry', 'countAttempt'] },
-              { target: 'refusing', actions: 'refuseForFailure' },
-            ],
-          },
-        },
-        identifyRetry: {
-          on: {
-            ...retryInto('identifying').on,
-            CANCEL_REQUESTED: { target: 'refusing', actions: ['noteCancel', { type: 'answerCancelNow', params: { decision: 'aborted' } }] },
-          },
-        },
+          { retryWhile: 'preLockRetry', otherwise: { target: 'refusing', actions: 'refuseForFailure' }, whileWaiting: CANCEL.beforeLock },
+        ),
         recordingItems: {
           description: 'S2: every value item found on the chip is recorded in the migration database.',
           entry: { type: 'progressCount', params: { step: 'S2', text: 'value items found on the chip and recorded in the migration database' } },
@@ -183,11 +200,9 @@ export const migrationMachine = migrationSetup.createMachine({
             },
           },
           entry: { type: 'progress', params: { step: 'preflight', text: 'checking ownership, areas, destination and providers' } },
-          on: {
-            CANCEL_REQUESTED: { target: 'refusing', actions: ['noteCancel', { type: 'answerCancelNow', params: { decision: 'aborted' } }] },
-          },
+          on: CANCEL.beforeLock,
         },
-        lockingSource: {
+        ...withRetry('lockingSource', 'lockRetry', {
           description: 'S3: the admin SAM generates a temp key per item, installs it and switches every area to it; it returns the upload grants.',
           entry: [
             'resetAttempts',
@@ -199,10 +214,8 @@ export const migrationMachine = migrationSetup.createMachine({
           on: {
             ...RELAY,
             SOURCE_LOCKED: { target: 'uploading', actions: 'keepUploadGrants' },
-            STEP_FAILED: backOffTo('lockRetry'),
           },
-        },
-        lockRetry: retryInto('lockingSource'),
+        }),
         uploading: {
           initial: 'selectingItem',
           entry: 'resetCursor',
@@ -211,54 +224,52 @@ export const migrationMachine = migrationSetup.createMachine({
               description: 'S4 (and S8, the loop): take the next item and its provider.',
               always: [{ guard: 'allUploaded', target: '#migration.sourcePhase.releasingChannel' }, { target: 'transferring' }],
             },
-            transferring: {
-              description: 'S5–S7: the provider\'s migration SAM authenticates to the area with the temp key through us and copies the item into its store.',
-              entry: [
-                { type: 'progressItem', params: { step: 'S4', text: 'next provider taken from the chip\'s items' } },
-                { type: 'progressItem', params: { step: 'S5', text: 'the source chip is linked to its provider\'s migration SAM' } },
-                { type: 'openItemSession', params: { chip: 'source', step: 'S7' } },
-                'requestUpload',
-              ],
-              exit: 'closeSession',
-              initial: 'linking',
-              states: {
-                linking: {
-                  description: 'Upload requested; the migration SAM\'s challenge is the first frame we relay.',
-                  on: {
-                    SAM_FRAME: {
-                      guard: 'samFrameOfSession',
-                      target: 'authenticating',
-                      actions: ['relayToChip', { type: 'progressItem', params: { step: 'S6', text: 'chip and migration SAM authenticate each other with the temp key' } }],
+            ...withRetry('transferring', 'backingOff', {
+                description: 'S5–S7: the provider\'s migration SAM authenticates to the area with the temp key through us and copies the item into its store.',
+                entry: [
+                  { type: 'progressItem', params: { step: 'S4', text: 'next provider taken from the chip\'s items' } },
+                  { type: 'progressItem', params: { step: 'S5', text: 'the source chip is linked to its provider\'s migration SAM' } },
+                  { type: 'openItemSession', params: { chip: 'source', step: 'S7' } },
+                  'requestUpload',
+                ],
+                exit: 'closeSession',
+                initial: 'linking',
+                states: {
+                  linking: {
+                    description: 'Upload requested; the migration SAM\'s challenge is the first frame we relay.',
+                    on: {
+                      SAM_FRAME: {
+                        guard: 'samFrameOfSession',
+                        target: 'authenticating',
+                        actions: ['relayToChip', { type: 'progressItem', params: { step: 'S6', text: 'chip and migration SAM authenticate each other with the temp key' } }],
+                      },
+                    },
+                  },
+                  authenticating: {
+                    description: 'The chip\'s answer goes back; the SAM\'s proof comes with the first sealed command.',
+                    on: {
+                      CHIP_FRAME: { guard: 'chipFrameOfSession', actions: 'relayToSam' },
+                      SAM_FRAME: {
+                        guard: 'samFrameOfSession',
+                        target: 'copying',
+                        actions: ['relayToChip', { type: 'progressItem', params: { step: 'S7', text: 'uploading the item into the migration SAM (encrypted end to end)' } }],
+                      },
+                    },
+                  },
+                  copying: {
+                    on: {
+                      ...RELAY,
                     },
                   },
                 },
-                authenticating: {
-                  description: 'The chip\'s answer goes back; the SAM\'s proof comes with the first sealed command.',
-                  on: {
-                    CHIP_FRAME: { guard: 'chipFrameOfSession', actions: 'relayToSam' },
-                    SAM_FRAME: {
-                      guard: 'samFrameOfSession',
-                      target: 'copying',
-                      actions: ['relayToChip', { type: 'progressItem', params: { step: 'S7', text: 'uploading the item into the migration SAM (encrypted end to end)' } }],
-                    },
+                on: {
+                  ITEM_UPLOADED: {
+                    guard: 'isCurrentItem',
+                    target: 'selectingItem',
+                    actions: [{ type: 'progressItem', params: { step: 'S8', text: 'uploaded' } }, 'advanceCursor'],
                   },
                 },
-                copying: {
-                  on: {
-                    ...RELAY,
-                  },
-                },
-              },
-              on: {
-                ITEM_UPLOADED: {
-                  guard: 'isCurrentItem',
-                  target: 'selectingItem',
-                  actions: [{ type: 'progressItem', params: { step: 'S8', text: 'uploaded' } }, 'advanceCursor'],
-                },
-                STEP_FAILED: backOffTo('backingOff'),
-              },
-            },
-            backingOff: retryInto('transferring'),
+              }),
           },
         },
         releasingChannel: {
@@ -295,9 +306,7 @@ export const migrationMachine = migrationSetup.createMachine({
     },
     destinationPhase: {
       initial: 'reservingChannel',
-      on: {
-        CANCEL_REQUESTED: { target: 'aborting', actions: 'noteCancel' },
-      },
+      on: CANCEL.afterLock,
       states: {
         reservingChannel: {
           description: 'S9: the user logged in on the destination terminal; reserve its chip-control channel.',
@@ -314,24 +323,22 @@ export const migrationMachine = migrationSetup.createMachine({
             },
           },
         },
-        identifying: {
-          description: 'S9: the destination proves its serial in an admin session; it must be the user\'s, not the source, and the only destination.',
-          entry: [
-            { type: 'progress', params: { step: 'S9', text: 'channel reserved; the destination proves its serial to the admin SAM (K_chip)' } },
-            { type: 'openAdminSession', params: { chip: 'destination', step: 'S9' } },
-            'identifyChip',
-          ],
-          exit: 'closeSession',
-          on: {
-            ...RELAY,
-            CHIP_IDENTIFIED: [
-              { guard: 'destinationAcceptable', target: 'formatting', actions: 'bindDestination' },
-              { target: 'rejecting', actions: 'refuseDestinationChip' },
+        ...withRetry('identifying', 'identifyRetry', {
+            description: 'S9: the destination proves its serial in an admin session; it must be the user\'s, not the source, and the only destination.',
+            entry: [
+              { type: 'progress', params: { step: 'S9', text: 'channel reserved; the destination proves its serial to the admin SAM (K_chip)' } },
+              { type: 'openAdminSession', params: { chip: 'destination', step: 'S9' } },
+              'identifyChip',
             ],
-            STEP_FAILED: backOffTo('identifyRetry'),
-          },
-        },
-        identifyRetry: retryInto('identifying'),
+            exit: 'closeSession',
+            on: {
+              ...RELAY,
+              CHIP_IDENTIFIED: [
+                { guard: 'destinationAcceptable', target: 'formatting', actions: 'bindDestination' },
+                { target: 'rejecting', actions: 'refuseDestinationChip' },
+              ],
+            },
+          }),
         rejecting: {
           description: 'Not an acceptable destination: release it and keep waiting for the right one.',
           entry: { type: 'releaseChannel', params: { chip: 'destination' } },
@@ -343,23 +350,21 @@ export const migrationMachine = migrationSetup.createMachine({
             },
           },
         },
-        formatting: {
-          description: 'S10: the admin SAM formats each destination area with the item\'s temp key only, and returns the download grants.',
-          entry: [
-            'resetAttempts',
-            'markFormatting',
-            { type: 'progress', params: { step: 'S10', text: 'formatting the destination with temp keys' } },
-            { type: 'openAdminSession', params: { chip: 'destination', step: 'S10' } },
-            'formatDestination',
-          ],
-          exit: 'closeSession',
-          on: {
-            ...RELAY,
-            DESTINATION_FORMATTED: { target: 'downloading', actions: 'keepDownloadGrants' },
-            STEP_FAILED: backOffTo('formatRetry'),
-          },
-        },
-        formatRetry: retryInto('formatting'),
+        ...withRetry('formatting', 'formatRetry', {
+            description: 'S10: the admin SAM formats each destination area with the item\'s temp key only, and returns the download grants.',
+            entry: [
+              'resetAttempts',
+              'markFormatting',
+              { type: 'progress', params: { step: 'S10', text: 'formatting the destination with temp keys' } },
+              { type: 'openAdminSession', params: { chip: 'destination', step: 'S10' } },
+              'formatDestination',
+            ],
+            exit: 'closeSession',
+            on: {
+              ...RELAY,
+              DESTINATION_FORMATTED: { target: 'downloading', actions: 'keepDownloadGrants' },
+            },
+          }),
         downloading: {
           initial: 'selectingItem',
           entry: 'resetCursor',
@@ -368,115 +373,99 @@ export const migrationMachine = migrationSetup.createMachine({
               description: 'S11 (and S15, the loop): take the next item and its provider.',
               always: [{ guard: 'allDownloaded', target: '#migration.committing' }, { target: 'transferring' }],
             },
-            transferring: {
-              description: 'S12–S14: the migration SAM authenticates to the destination area with the temp key, downloads the item and the destination\'s main key, and signs a receipt.',
-              entry: [
-                { type: 'progressItem', params: { step: 'S11', text: 'next provider taken from the migration database' } },
-                { type: 'progressItem', params: { step: 'S12', text: 'the destination chip is linked to its provider\'s migration SAM' } },
-                { type: 'openItemSession', params: { chip: 'destination', step: 'S14' } },
-                'requestDownload',
-              ],
-              exit: 'closeSession',
-              initial: 'linking',
-              states: {
-                linking: {
-                  description: 'Download requested; the migration SAM fetches the destination\'s main key from its normal SAM, then challenges the chip.',
-                  on: {
-                    SAM_FRAME: {
-                      guard: 'samFrameOfSession',
-                      target: 'authenticating',
-                      actions: ['relayToChip', { type: 'progressItem', params: { step: 'S13', text: 'chip and migration SAM authenticate each other with the temp key' } }],
-                    },
-                  },
-                },
-                authenticating: {
-                  on: {
-                    CHIP_FRAME: { guard: 'chipFrameOfSession', actions: 'relayToSam' },
-                    SAM_FRAME: {
-                      guard: 'samFrameOfSession',
-                      target: 'copying',
-                      actions: ['relayToChip', { type: 'progressItem', params: { step: 'S14', text: 'downloading the item and the destination\'s main key' } }],
-                    },
-                  },
-                },
-                copying: {
-                  on: {
-                    ...RELAY,
-                  },
-                },
-              },
-              on: {
-                ITEM_DOWNLOADED: {
-                  guard: 'isCurrentItem',
-                  target: 'selectingItem',
-                  actions: ['keepReceipt', { type: 'progressItem', params: { step: 'S15', text: 'downloaded, receipt kept' } }, 'advanceCursor'],
-                },
-                STEP_FAILED: [
-                  // An issuance whose order its migration SAM refuses (forged, spent, expired) never completes: abort it.
-                  { guard: 'orderRefused', target: '#migration.aborting', actions: 'refuseForFailure' },
-                  backOffTo('backingOff'),
+            // An issuance whose order its migration SAM refuses (forged, spent, expired) never completes: abort it.
+            ...withRetry('transferring', 'backingOff', {
+                description: 'S12–S14: the migration SAM authenticates to the destination area with the temp key, downloads the item and the destination\'s main key, and signs a receipt.',
+                entry: [
+                  { type: 'progressItem', params: { step: 'S11', text: 'next provider taken from the migration database' } },
+                  { type: 'progressItem', params: { step: 'S12', text: 'the destination chip is linked to its provider\'s migration SAM' } },
+                  { type: 'openItemSession', params: { chip: 'destination', step: 'S14' } },
+                  'requestDownload',
                 ],
-              },
-            },
-            backingOff: retryInto('transferring'),
+                exit: 'closeSession',
+                initial: 'linking',
+                states: {
+                  linking: {
+                    description: 'Download requested; the migration SAM fetches the destination\'s main key from its normal SAM, then challenges the chip.',
+                    on: {
+                      SAM_FRAME: {
+                        guard: 'samFrameOfSession',
+                        target: 'authenticating',
+                        actions: ['relayToChip', { type: 'progressItem', params: { step: 'S13', text: 'chip and migration SAM authenticate each other with the temp key' } }],
+                      },
+                    },
+                  },
+                  authenticating: {
+                    on: {
+                      CHIP_FRAME: { guard: 'chipFrameOfSession', actions: 'relayToSam' },
+                      SAM_FRAME: {
+                        guard: 'samFrameOfSession',
+                        target: 'copying',
+                        actions: ['relayToChip', { type: 'progressItem', params: { step: 'S14', text: 'downloading the item and the destination\'s main key' } }],
+                      },
+                    },
+                  },
+                  copying: {
+                    on: {
+                      ...RELAY,
+                    },
+                  },
+                },
+                on: {
+                  ITEM_DOWNLOADED: {
+                    guard: 'isCurrentItem',
+                    target: 'selectingItem',
+                    actions: ['keepReceipt', { type: 'progressItem', params: { step: 'S15', text: 'downloaded, receipt kept' } }, 'advanceCursor'],
+                  },
+                },
+              }, { failFirst: [{ guard: 'orderRefused', target: '#migration.aborting', actions: 'refuseForFailure' }] }),
           },
         },
       },
     },
-    committing: {
-      description: 'Commit point (protocol.md §4.3): the admin SAM sets its decision record pending -> committed by compare-and-set, only with a valid receipt for every item.',
-      entry: [{ type: 'progress', params: { step: 'commit', text: 'all items downloaded; asking the admin SAM to commit' } }, 'commit'],
-      on: {
-        DECIDED: [
-          { guard: 'committed', target: 'activating', actions: ['recordDecision', 'answerCancel'] },
-          { target: 'rollingBack', actions: ['recordDecision', 'answerCancel'] },
+    ...withRetry('committing', 'commitRetry', {
+        description: 'Commit point (protocol.md §4.3): the admin SAM sets its decision record pending -> committed by compare-and-set, only with a valid receipt for every item.',
+        entry: [{ type: 'progress', params: { step: 'commit', text: 'all items downloaded; asking the admin SAM to commit' } }, 'commit'],
+        on: {
+          DECIDED: [
+            { guard: 'committed', target: 'activating', actions: ['recordDecision', 'answerCancel'] },
+            { target: 'rollingBack', actions: ['recordDecision', 'answerCancel'] },
+          ],
+          // Whichever reaches the admin SAM's record first wins; the answer to both is the decision that stands.
+          CANCEL_REQUESTED: { actions: ['noteCancel', 'abort'] },
+        },
+      }, { whileWaiting: CANCEL.afterLock }),
+    ...withRetry('activating', 'activateRetry', {
+        description: 'S16: under the committed record only, the admin SAM switches every destination area from temp key to main key.',
+        entry: [
+          'resetAttempts',
+          { type: 'progress', params: { step: 'S16', text: 'committed; activating the destination: temp key -> main key' } },
+          { type: 'openAdminSession', params: { chip: 'destination', step: 'S16' } },
+          'activateDestination',
         ],
-        // Whichever reaches the admin SAM's record first wins; the answer to both is the decision that stands.
-        CANCEL_REQUESTED: { actions: ['noteCancel', 'abort'] },
-        STEP_FAILED: backOffTo('commitRetry'),
-      },
-    },
-    commitRetry: {
-      on: {
-        ...retryInto('committing').on,
-        CANCEL_REQUESTED: { target: 'aborting', actions: 'noteCancel' },
-      },
-    },
-    activating: {
-      description: 'S16: under the committed record only, the admin SAM switches every destination area from temp key to main key.',
-      entry: [
-        'resetAttempts',
-        { type: 'progress', params: { step: 'S16', text: 'committed; activating the destination: temp key -> main key' } },
-        { type: 'openAdminSession', params: { chip: 'destination', step: 'S16' } },
-        'activateDestination',
-      ],
-      exit: 'closeSession',
-      on: {
-        ...RELAY,
-        DESTINATION_ACTIVATED: 'clearing',
-        CANCEL_REQUESTED: { actions: { type: 'answerCancelNow', params: { decision: 'committed' } } },
-        STEP_FAILED: backOffTo('activateRetry'),
-      },
-    },
-    activateRetry: { on: { ...retryInto('activating').on, CANCEL_REQUESTED: { actions: { type: 'answerCancelNow', params: { decision: 'committed' } } } } },
-    clearing: {
-      description: 'S17: each migration SAM clears the item from its store and drops the grants.',
-      entry: ['resetAnswers', { type: 'progress', params: { step: 'S17', text: 'clearing the migration SAMs\' stores' } }, 'clearAll'],
-      on: {
-        ITEM_CLEARED: [
-          { guard: 'lastItemCleared', target: 'releasingDestination', actions: 'noteItemCleared' },
-          { guard: 'newItemCleared', actions: 'noteItemCleared' },
-        ],
-        CANCEL_REQUESTED: { actions: { type: 'answerCancelNow', params: { decision: 'committed' } } },
-        STEP_FAILED: backOffTo('clearRetry'),
-      },
-    },
-    clearRetry: { on: { ...retryInto('clearing').on, CANCEL_REQUESTED: { actions: { type: 'answerCancelNow', params: { decision: 'committed' } } } } },
+        exit: 'closeSession',
+        on: {
+          ...RELAY,
+          DESTINATION_ACTIVATED: 'clearing',
+          ...CANCEL.afterCommit,
+        },
+      }, { whileWaiting: CANCEL.afterCommit }),
+    ...withRetry('clearing', 'clearRetry', {
+        description: 'S17: each migration SAM clears the item from its store and drops the grants.',
+        entry: ['resetAnswers', { type: 'progress', params: { step: 'S17', text: 'clearing the migration SAMs\' stores' } }, 'clearAll'],
+        on: {
+          ITEM_CLEARED: [
+            { guard: 'lastItemCleared', target: 'releasingDestination', actions: 'noteItemCleared' },
+            { guard: 'newItemCleared', actions: 'noteItemCleared' },
+          ],
+          ...CANCEL.afterCommit,
+        },
+      }, { whileWaiting: CANCEL.afterCommit }),
     releasingDestination: {
       entry: { type: 'releaseChannel', params: { chip: 'destination' } },
       on: {
         CHANNEL_RELEASED: { guard: 'forDestination', target: 'completed' },
-        CANCEL_REQUESTED: { actions: { type: 'answerCancelNow', params: { decision: 'committed' } } },
+        ...CANCEL.afterCommit,
       },
     },
     completed: {
@@ -489,24 +478,22 @@ export const migrationMachine = migrationSetup.createMachine({
       description: 'Preflight failed; the source was never touched.',
       entry: [{ type: 'setOutcome', params: { outcome: 'refused' } }, { type: 'answerSource', params: { outcome: 'refused' } }],
     },
-    aborting: {
-      description: 'A cancel or the deadline: ask the admin SAM to set its record pending -> aborted. If the commit won the race, roll forward.',
-      entry: ['abort'],
-      on: {
-        DECIDED: [
-          { guard: 'committed', target: 'activating', actions: ['recordDecision', 'answerCancel'] },
-          { target: 'rollingBack', actions: ['recordDecision', 'answerCancel'] },
-        ],
-        STEP_FAILED: backOffTo('abortRetry'),
-      },
-    },
-    abortRetry: retryInto('aborting'),
+    ...withRetry('aborting', 'abortRetry', {
+        description: 'A cancel or the deadline: ask the admin SAM to set its record pending -> aborted. If the commit won the race, roll forward.',
+        entry: ['abort'],
+        on: {
+          DECIDED: [
+            { guard: 'committed', target: 'activating', actions: ['recordDecision', 'answerCancel'] },
+            { target: 'rollingBack', actions: ['recordDecision', 'answerCancel'] },
+          ],
+        },
+      }),
     rollingBack: {
       description:
         'protocol.md §3 rollback, in its order: the admin SAM decided `aborted`; every migration SAM is fenced; the source gets its main keys back when it is here; the SAM stores are cleared once it has; the destination, never active, is wiped when it is here.',
       initial: 'fencing',
       on: {
-        CANCEL_REQUESTED: { actions: { type: 'answerCancelNow', params: { decision: 'aborted' } } },
+        ...CANCEL.afterAbort,
         // A chip that comes back while the SAMs are being fenced is kept: it is served as soon as the fence holds.
         SOURCE_ARRIVED: { guard: 'sourceAwaited', actions: 'attachSource' },
         DESTINATION_ARRIVED: { guard: 'destinationAwaited', actions: 'attachDestination' },
@@ -525,17 +512,15 @@ export const migrationMachine = migrationSetup.createMachine({
         ],
       },
       states: {
-        fencing: {
-          entry: ['resetAnswers', 'fenceAll'],
-          on: {
-            PROVIDER_FENCED: [
-              { guard: 'lastProviderFenced', target: 'deciding', actions: 'noteProviderAnswered' },
-              { actions: 'noteProviderAnswered' },
-            ],
-            STEP_FAILED: backOffTo('fenceRetry'),
-          },
-        },
-        fenceRetry: retryInto('fencing'),
+        ...withRetry('fencing', 'fenceRetry', {
+            entry: ['resetAnswers', 'fenceAll'],
+            on: {
+              PROVIDER_FENCED: [
+                { guard: 'lastProviderFenced', target: 'deciding', actions: 'noteProviderAnswered' },
+                { actions: 'noteProviderAnswered' },
+              ],
+            },
+          }),
         deciding: {
           description: 'Whoever is here now is served first; the rest is waited for.',
           entry: 'answerAbsentees',
@@ -548,18 +533,16 @@ export const migrationMachine = migrationSetup.createMachine({
             { target: '#migration.rolledBack' },
           ],
         },
-        clearingOrders: {
-          description: 'An aborted issuance: each migration SAM (fenced) drops its copy of the order\'s item; nothing was restored, nothing needed to be.',
-          entry: ['resetAnswers', { type: 'progress', params: { step: 'rollback', text: 'issuance aborted; clearing the migration SAMs\' copies of the ordered items' } }, 'clearAll'],
-          on: {
-            ITEM_CLEARED: [
-              { guard: 'lastItemCleared', target: 'deciding', actions: ['noteItemCleared', 'markSourceRestored'] },
-              { guard: 'newItemCleared', actions: 'noteItemCleared' },
-            ],
-            STEP_FAILED: backOffTo('clearOrdersRetry'),
-          },
-        },
-        clearOrdersRetry: retryInto('clearingOrders'),
+        ...withRetry('clearingOrders', 'clearOrdersRetry', {
+            description: 'An aborted issuance: each migration SAM (fenced) drops its copy of the order\'s item; nothing was restored, nothing needed to be.',
+            entry: ['resetAnswers', { type: 'progress', params: { step: 'rollback', text: 'issuance aborted; clearing the migration SAMs\' copies of the ordered items' } }, 'clearAll'],
+            on: {
+              ITEM_CLEARED: [
+                { guard: 'lastItemCleared', target: 'deciding', actions: ['noteItemCleared', 'markSourceRestored'] },
+                { guard: 'newItemCleared', actions: 'noteItemCleared' },
+              ],
+            },
+          }),
         awaitingSource: {
           description: 'Liveness waits for the source chip to come back; the items stay safe in the SAMs and the source stays locked.',
           on: {
@@ -575,49 +558,37 @@ export const migrationMachine = migrationSetup.createMachine({
           initial: 'reserving',
           entry: 'resetAttempts',
           states: {
-            reserving: {
-              entry: { type: 'reserveChannel', params: { chip: 'source' } },
-              on: {
-                CHANNEL_RESERVED: { guard: 'forSource', target: 'restoring' },
-                STEP_FAILED: [
-                  { guard: 'preLockRetry', target: 'reserveRetry', actions: ['armRetry', 'countAttempt'] },
-                  // The source's terminal keeps refusing (its user's request ended: it holds no job for us):
-                  // wait for the user to bring the source back instead of asking that terminal forever.
-                  {
-                    target: '#migration.rollingBack.awaitingSource',
-                    actions: [{ type: 'answerSource', params: { outcome: 'failed' } }, 'detachSource'],
-                  },
+            // Past its attempts, the source's terminal keeps refusing (its user's request ended: it holds no job for us):
+            // wait for the user to bring the source back instead of asking that terminal forever.
+            ...withRetry('reserving', 'reserveRetry', {
+                entry: { type: 'reserveChannel', params: { chip: 'source' } },
+                on: {
+                  CHANNEL_RESERVED: { guard: 'forSource', target: 'restoring' },
+                },
+              }, { retryWhile: 'preLockRetry', otherwise: { target: '#migration.rollingBack.awaitingSource', actions: [{ type: 'answerSource', params: { outcome: 'failed' } }, 'detachSource'] } }),
+            ...withRetry('restoring', 'restoreRetry', {
+                description: 'Under the aborted record only, the admin SAM switches every source area back to its main key.',
+                entry: [
+                  { type: 'progress', params: { step: 'rollback', text: 'restoring the source: temp key -> main key' } },
+                  { type: 'openAdminSession', params: { chip: 'source', step: 'rollback' } },
+                  'restoreSource',
                 ],
-              },
-            },
-            reserveRetry: retryInto('reserving'),
-            restoring: {
-              description: 'Under the aborted record only, the admin SAM switches every source area back to its main key.',
-              entry: [
-                { type: 'progress', params: { step: 'rollback', text: 'restoring the source: temp key -> main key' } },
-                { type: 'openAdminSession', params: { chip: 'source', step: 'rollback' } },
-                'restoreSource',
-              ],
-              exit: 'closeSession',
-              on: {
-                ...RELAY,
-                SOURCE_RESTORED: 'clearingStores',
-                STEP_FAILED: backOffTo('restoreRetry'),
-              },
-            },
-            restoreRetry: retryInto('restoring'),
-            clearingStores: {
-              description: 'The source has its main keys back: each migration SAM may now drop its copy.',
-              entry: ['resetAnswers', { type: 'progress', params: { step: 'rollback', text: 'source restored; clearing the migration SAMs\' stores' } }, 'clearAll'],
-              on: {
-                ITEM_CLEARED: [
-                  { guard: 'lastItemCleared', target: 'releasing', actions: 'noteItemCleared' },
-                  { guard: 'newItemCleared', actions: 'noteItemCleared' },
-                ],
-                STEP_FAILED: backOffTo('clearRetry'),
-              },
-            },
-            clearRetry: retryInto('clearingStores'),
+                exit: 'closeSession',
+                on: {
+                  ...RELAY,
+                  SOURCE_RESTORED: 'clearingStores',
+                },
+              }),
+            ...withRetry('clearingStores', 'clearRetry', {
+                description: 'The source has its main keys back: each migration SAM may now drop its copy.',
+                entry: ['resetAnswers', { type: 'progress', params: { step: 'rollback', text: 'source restored; clearing the migration SAMs\' stores' } }, 'clearAll'],
+                on: {
+                  ITEM_CLEARED: [
+                    { guard: 'lastItemCleared', target: 'releasing', actions: 'noteItemCleared' },
+                    { guard: 'newItemCleared', actions: 'noteItemCleared' },
+                  ],
+                },
+              }),
             releasing: {
               entry: { type: 'releaseChannel', params: { chip: 'source' } },
               on: {
@@ -636,26 +607,25 @@ export const migrationMachine = migrationSetup.createMachine({
             checking: {
               always: [{ guard: 'destinationNeedsWipe', target: 'reserving' }, { target: 'releasing' }],
             },
-            reserving: {
-              entry: { type: 'reserveChannel', params: { chip: 'destination' } },
-              on: { CHANNEL_RESERVED: { guard: 'forDestination', target: 'wiping' }, STEP_FAILED: backOffTo('reserveRetry') },
-            },
-            reserveRetry: retryInto('reserving'),
-            wiping: {
-              description: 'Destination areas were never active: they are wiped (under the aborted record only).',
-              entry: [
-                { type: 'progress', params: { step: 'rollback', text: 'wiping the destination\'s never-activated areas' } },
-                { type: 'openAdminSession', params: { chip: 'destination', step: 'rollback' } },
-                'wipeDestination',
-              ],
-              exit: 'closeSession',
-              on: {
-                ...RELAY,
-                DESTINATION_WIPED: { target: 'releasing', actions: 'markDestinationWiped' },
-                STEP_FAILED: backOffTo('wipeRetry'),
-              },
-            },
-            wipeRetry: retryInto('wiping'),
+            ...withRetry('reserving', 'reserveRetry', {
+                entry: { type: 'reserveChannel', params: { chip: 'destination' } },
+                on: {
+                  CHANNEL_RESERVED: { guard: 'forDestination', target: 'wiping' },
+                },
+              }),
+            ...withRetry('wiping', 'wipeRetry', {
+                description: 'Destination areas were never active: they are wiped (under the aborted record only).',
+                entry: [
+                  { type: 'progress', params: { step: 'rollback', text: 'wiping the destination\'s never-activated areas' } },
+                  { type: 'openAdminSession', params: { chip: 'destination', step: 'rollback' } },
+                  'wipeDestination',
+                ],
+                exit: 'closeSession',
+                on: {
+                  ...RELAY,
+                  DESTINATION_WIPED: { target: 'releasing', actions: 'markDestinationWiped' },
+                },
+              }),
             releasing: {
               entry: { type: 'releaseChannel', params: { chip: 'destination' } },
               on: {
