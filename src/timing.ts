@@ -35,7 +35,7 @@ export const DEFAULT_TIMING: Timing = {
   inboxRetentionMs: 60 * 60 * 1000,
 };
 
-/** For tests and fault runs: the same protocol on a faster clock. */
+/** For the demo under faults, the embedded suites and fault runs: the same protocol on a faster clock. */
 export const FAST_TIMING: Timing = {
   sessionMs: 1_500,
   retransmitMs: 30,

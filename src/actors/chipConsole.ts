@@ -1,6 +1,6 @@
 /**
- * A direct link to a chip, for the issuing desk (issuer.ts) and for tests
- * that speak to a chip frame by frame: it sends session frames and waits for
+ * A direct link to a chip, for the issuing desk (issuer.ts) and for any tool
+ * that speaks to a chip frame by frame: it sends session frames and waits for
  * the chip's answer, as a reader held against the chip would.
  */
 import { fromB64, toB64 } from '../crypto/index.ts';

@@ -1,8 +1,8 @@
 /**
  * `--crash-at PARTY:STEP:POINT`: crash one party at one point of the first
- * turn it handles for a protocol step (fault injection for users who want to
- * see recovery, and for tests). POINT is before-persist (the turn's commit is
- * lost), after-persist (committed, nothing sent) or after-send.
+ * turn it handles for a protocol step (fault injection, to see recovery).
+ * POINT is before-persist (the turn's commit is lost), after-persist
+ * (committed, nothing sent) or after-send.
  */
 import { STEPS, type Step } from '../transport/envelope.ts';
 import { CrashSignal, type RuntimeDeps, type TurnPoint } from './runtime.ts';

@@ -1,5 +1,5 @@
 /**
- * Message faults for tests, demos and `valmove start --faults`: a Link
+ * Message faults for the simulator, demos and `valmove start --faults`: a Link
  * wrapper that loses, repeats, delays or reorders what is sent through it,
  * drawing every choice from the injected random source (a seed replays the
  * same faults). It sits above the channel layer, so it loses envelopes, not

@@ -1,5 +1,12 @@
 /**
- * The abstract safety model: from a state, every step the world may take.
+ * The abstract safety model of the migration protocol: a second model,
+ * written from the protocol, not from the statecharts (docs/testers.md).
+ * Its files: types.ts (rules, mistakes, invariants), state.ts (the packed
+ * state), parties.ts (the parties' rules), this file (who may do what),
+ * invariants.ts, explore.ts (exhaustive BFS), conformance.ts (the real
+ * system against the model).
+ *
+ * From a state, every step the world may take:
  *
  *  - The honest server drives each migration by protocol.md §3: lock (S3),
  *    upload (S4-S8), format (S10), download (S11-S14), commit, activate
