@@ -1,0 +1,117 @@
+/**
+ * The code's shape, checked: folders import only downward, machines stay
+ * pure, test doubles stay in src/testing, and every source file is used.
+ * Read from the files themselves (import statements), so a new upward import
+ * or an orphan file fails here, naming the file and the import.
+ */
+import { readdirSync, readFileSync } from 'node:fs';
+import { dirname, join, normalize, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const src = join(root, 'src');
+
+/**
+ * The layers, lowest first: a folder of src/ imports only from its own layer's
+ * folder or a lower one. The root files (clock, errors, limits, log, timing)
+ * are the bottom; the command line is the top.
+ */
+const LAYERS = ['(root)', 'metrics', 'crypto', 'transport', 'machines', 'store', 'runtime', 'actors', 'fixtures', 'testing', 'model', 'trace', 'charts', 'inspect', 'sim', 'deploy', 'bench', 'attack', 'cli'];
+
+function filesUnder(dir: string): string[] {
+  const out: string[] = [];
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    const p = join(dir, e.name);
+    if (e.isDirectory()) out.push(...filesUnder(p));
+    else if (e.name.endsWith('.ts')) out.push(p);
+  }
+  return out;
+}
+
+const folderOf = (file: string): string => {
+  const rel = relative(src, file);
+  return rel.includes('/') ? rel.split('/')[0]! : '(root)';
+};
+
+interface Import {
+  from: string;
+  to: string;
+  typeOnly: boolean;
+  line: number;
+}
+
+/** Every relative import and re-export of a file, resolved to a path. */
+function importsOf(file: string): Import[] {
+  const text = readFileSync(file, 'utf8');
+  const out: Import[] = [];
+  const re = /^(import|export)\s+(type\s+)?[^;]*?\sfrom\s+'(\.[^']+)'|^import\s+'(\.[^']+)'/gms;
+  for (const m of text.matchAll(re)) {
+    const spec = m[3] ?? m[4]!;
+    const typeOnly = m[2] !== undefined;
+    out.push({ from: file, to: normalize(join(dirname(file), spec)), typeOnly, line: text.slice(0, m.index).split('\n').length });
+  }
+  // import('…') in type positions: a type import too.
+  for (const m of text.matchAll(/import\('(\.[^']+)'\)/g)) {
+    out.push({ from: file, to: normalize(join(dirname(file), m[1]!)), typeOnly: true, line: text.slice(0, m.index).split('\n').length });
+  }
+  return out;
+}
+
+const sources = filesUnder(src);
+const at = (i: Import) => `${relative(root, i.from)}:${i.line} imports ${relative(root, i.to)}`;
+
+test('layers: every folder of src/ is in the layer list', () => {
+  const folders = [...new Set(sources.map(folderOf))].sort();
+  const unknown = folders.filter((f) => !LAYERS.includes(f));
+  assert.equal(unknown, [], `folders not placed in LAYERS (test/architecture.test.ts): ${unknown.join(', ')}`);
+});
+
+test('layers: no folder imports from a folder above it', () => {
+  const upward = sources
+    .flatMap(importsOf)
+    .filter((i) => {
+      const a = LAYERS.indexOf(folderOf(i.from));
+      const b = LAYERS.indexOf(folderOf(i.to));
+      return b > a;
+    })
+    .map(at);
+  assert.equal(upward, [], `upward imports:\n${upward.join('\n')}`);
+});
+
+test('machines are pure: a file in src/machines imports its own folder, and only types from anywhere else', () => {
+  const impure = sources
+    .filter((f) => folderOf(f) === 'machines')
+    .flatMap(importsOf)
+    .filter((i) => folderOf(i.to) !== 'machines' && !i.typeOnly)
+    .map(at);
+  assert.equal(impure, [], `machines importing values from outside src/machines:\n${impure.join('\n')}`);
+});
+
+test('test doubles stay in src/testing: nothing else in src/ says it is only for tests', () => {
+  const said = sources
+    .filter((f) => folderOf(f) !== 'testing')
+    .flatMap((f) =>
+      readFileSync(f, 'utf8')
+        .split('\n')
+        .map((line, i) => ({ line, at: `${relative(root, f)}:${i + 1}` }))
+        .filter(({ line }) => /TEST ONLY|test-only|for tests\b|only tests\b|tests only\b/i.test(line))
+        .map(({ at, line }) => `${at}: ${line.trim()}`),
+    );
+  assert.equal(said, [], `test scaffolding outside src/testing:\n${said.join('\n')}`);
+});
+
+test('no orphans: every file in src/ is imported by another, or is an entry point', () => {
+  const entries = new Set([join(src, 'cli', 'main.ts')]);
+  const imported = new Set<string>();
+  const scan = [...sources, ...filesUnder(join(root, 'test'))];
+  for (const f of scan) for (const i of importsOf(f)) imported.add(i.to.replace(/\.js$/, '.ts'));
+  for (const f of readdirSync(join(root, 'bin'))) {
+    for (const m of readFileSync(join(root, 'bin', f), 'utf8').matchAll(/'\.\.\/(src\/[^']+\.ts)'/g)) entries.add(join(root, m[1]!));
+  }
+  const orphans = sources.filter((f) => !imported.has(f) && !entries.has(f)).map((f) => relative(root, f));
+  assert.equal(orphans, [], `files nothing imports:\n${orphans.join('\n')}`);
+});
+
+test.run();
