@@ -16,6 +16,7 @@ import {
   fromB64,
   issueGrant,
   keyCheckValue,
+  sameKcv,
   Secret,
   toB64,
   verifyReceipt,
@@ -444,19 +445,19 @@ export class AdminSamRuntime extends PartyRuntime {
     const rec = this.tempKey(ctx.mig!, cmd.item!);
     // Only a lock or a format installs the temp key, and only they need it. Activate and restore answer a main key's
     // check value, which this SAM kept, so a retried activation or restore is checked after the temp key is deleted.
-    const tempKcv = () => toB64(keyCheckValue(this.liveKey(rec), serial, cmd.area!));
+    const tempKcv = () => keyCheckValue(this.liveKey(rec), serial, cmd.area!);
     switch (cmd.op) {
       case 'lock':
-        if (reply.kcv !== tempKcv() || !reply.prevKcv) return false;
+        if (!sameKcv(reply.kcv, tempKcv()) || !reply.prevKcv) return false;
         if (rec.sourceMainKcv === null) this.updateTempKey({ ...rec, sourceMainKcv: reply.prevKcv });
-        return rec.sourceMainKcv === null || rec.sourceMainKcv === reply.prevKcv;
+        return rec.sourceMainKcv === null || sameKcv(rec.sourceMainKcv, reply.prevKcv);
       case 'format':
-        return reply.kcv === tempKcv();
+        return sameKcv(reply.kcv, tempKcv());
       case 'activate':
-        return rec.destinationMainKcv !== null && reply.kcv === rec.destinationMainKcv;
+        return rec.destinationMainKcv !== null && sameKcv(reply.kcv, rec.destinationMainKcv);
       case 'restore':
         // An area the lock never reached was never switched: there is no set-aside key to check.
-        return rec.sourceMainKcv === null || reply.kcv === rec.sourceMainKcv;
+        return rec.sourceMainKcv === null || sameKcv(reply.kcv, rec.sourceMainKcv);
     }
   }
 

@@ -19,12 +19,11 @@ import {
   toB64,
   verifyProof,
   CHALLENGE_BYTES,
-  CryptoError,
   type FrameOpener,
   type FrameSealer,
   type SessionBinding,
 } from '../crypto/index.ts';
-import { ProtocolError } from '../errors.ts';
+import { codeOf, ProtocolError, type ErrorCode, type Refusal } from '../errors.ts';
 import { ACTIVE_SLOT, areaTransition, CHIP_AREAS_MAX, type AreaCommand } from '../machines/area.machine.ts';
 import { chipMachine, CHIP_MACHINE_VERSION, type ChipIntent, type SessionPurpose } from '../machines/chip.machine.ts';
 import { ChipMemory, type AreaRecord } from '../store/chip.store.ts';
@@ -75,7 +74,7 @@ export function assertAreaInvariant(rec: AreaRecord): void {
   }
 }
 
-function refusal(code: string, message: string): ChipReply {
+function refusal(code: ErrorCode, message: string): ChipReply {
   return { ok: false, code, message };
 }
 
@@ -181,7 +180,7 @@ export class ChipRuntime extends PartyRuntime {
     const purpose = f.purpose as SessionPurpose;
     const binding: SessionBinding = { serial: this.serialValue, area: f.area, mig: f.mig, purpose };
     const rSam = fromB64(f.r);
-    let refused: { code: string; message: string } | undefined;
+    let refused: Refusal | undefined;
     let key: Secret | null = null;
     if (rSam.length !== CHALLENGE_BYTES) {
       refused = { code: 'FRAME_REJECTED', message: `the challenge must be ${CHALLENGE_BYTES} bytes` };
@@ -242,7 +241,7 @@ export class ChipRuntime extends PartyRuntime {
     try {
       cmd = decodeChipCommand(s.opener.open(fromB64(box)));
     } catch (e) {
-      const code = e instanceof CryptoError || e instanceof ProtocolError ? e.code : 'FRAME_REJECTED';
+      const code = codeOf(e, 'FRAME_REJECTED');
       const message = e instanceof Error ? e.message : 'frame rejected';
       this.sendFrame(peer, session, { t: 'err', code, message });
       this.dispatch(CHIP_ACTOR, { type: 'FRAME_REJECTED', session, code, message });

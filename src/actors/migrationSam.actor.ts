@@ -14,6 +14,7 @@ import {
   type IssueOrderBody,
   keyCheckValue,
   openGrant,
+  sameKcv,
   openSealed,
   Secret,
   signReceipt,
@@ -357,9 +358,9 @@ export class MigrationSamRuntime extends PartyRuntime {
       return this.dispatch(key, { type: 'CHIP_REPLIED', ok: true, verified: true });
     }
     // Download: the key check value must be that of the main key our normal SAM derived for this chip.
-    const expected = toB64(keyCheckValue(w.mainKey!, w.grant.serial, w.grant.area));
+    const expected = keyCheckValue(w.mainKey!, w.grant.serial, w.grant.area);
     w.kcv = reply.kcv;
-    this.dispatch(key, { type: 'CHIP_REPLIED', ok: true, verified: reply.kcv === expected });
+    this.dispatch(key, { type: 'CHIP_REPLIED', ok: true, verified: sameKcv(reply.kcv, expected) });
   }
 
   // ---- intents --------------------------------------------------------------------------------------

@@ -22,7 +22,7 @@
 import { createActor, type Actor, type AnyStateMachine, type EventObject, type InspectionEvent } from 'xstate';
 import type { Clock } from '../clock.ts';
 import type { Rng, TrustVerdict } from '../crypto/index.ts';
-import { ProtocolError } from '../errors.ts';
+import { ProtocolError, type Refusal } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import { DEFAULT_TIMING, type Timing } from '../timing.ts';
 import type { InboxEntry, PartyStore, PersistedActor } from '../store/party.store.ts';
@@ -98,9 +98,9 @@ export class CrashSignal extends Error {
 
 export interface Steering {
   /** Before a new request is handled: refuse it with this error, or hold it back this many ms (then it arrives). */
-  beforeRequest?(party: string, env: AnyEnvelope): { fail?: { code: string; message: string }; holdMs?: number } | undefined;
+  beforeRequest?(party: string, env: AnyEnvelope): { fail?: Refusal; holdMs?: number } | undefined;
   /** After a request was handled: send this error instead of the reply (the work stays done). */
-  replaceReply?(party: string, reply: AnyEnvelope): { code: string; message: string } | undefined;
+  replaceReply?(party: string, reply: AnyEnvelope): Refusal | undefined;
 }
 
 export interface RuntimeObserver {
@@ -1061,7 +1061,7 @@ export abstract class PartyRuntime {
         this.clock.schedule(this.clock.now() + steer.holdMs, () => this.enqueue({ kind: 'message', peer, bytes: copy }));
         return;
       }
-      if (steer?.fail) throw new ProtocolError(steer.fail.code as never, steer.fail.message);
+      if (steer?.fail) throw new ProtocolError(steer.fail.code, steer.fail.message);
       turn.inbound = env;
       turn.recordInbound = !fresh;
     }

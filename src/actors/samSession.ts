@@ -21,7 +21,7 @@ import {
   type Secret,
   type SessionBinding,
 } from '../crypto/index.ts';
-import { ProtocolError } from '../errors.ts';
+import { codeOf, ProtocolError, type ErrorCode } from '../errors.ts';
 import { decodeChipReply, encodeJson, type ChipCommand, type ChipFrame, type ChipReply } from '../transport/chip.frames.ts';
 
 /** Open sessions one SAM keeps at once; the oldest is dropped beyond this. */
@@ -44,8 +44,8 @@ interface Open {
   sentFirst: boolean;
 }
 
-export type Answer = { kind: 'answered'; serial: string; proofOk: boolean } | { kind: 'refused'; code: string; message: string };
-export type Reply = { kind: 'reply'; reply: ChipReply } | { kind: 'refused'; code: string; message: string };
+export type Answer = { kind: 'answered'; serial: string; proofOk: boolean } | { kind: 'refused'; code: ErrorCode; message: string };
+export type Reply = { kind: 'reply'; reply: ChipReply } | { kind: 'refused'; code: ErrorCode; message: string };
 
 export class SamSessions {
   private readonly open = new Map<string, Open>();
@@ -100,7 +100,7 @@ export class SamSessions {
     session: string,
     frame: ChipFrame,
     keyFor: (serial: string) => Secret | null,
-  ): { type: 'CHIP_ANSWERED'; serial: string; proofOk: boolean } | { type: 'CHIP_REFUSED'; code: string; message: string } {
+  ): { type: 'CHIP_ANSWERED'; serial: string; proofOk: boolean } | { type: 'CHIP_REFUSED'; code: ErrorCode; message: string } {
     const a = this.answer(session, frame, keyFor);
     return a.kind === 'refused'
       ? { type: 'CHIP_REFUSED', code: a.code, message: a.message }
@@ -128,7 +128,7 @@ export class SamSessions {
     try {
       return { kind: 'reply', reply: decodeChipReply(s.opener.open(fromB64(frame.box))) };
     } catch (e) {
-      const code = (e as { code?: string }).code ?? 'FRAME_REJECTED';
+      const code = codeOf(e, 'FRAME_REJECTED');
       return { kind: 'refused', code, message: e instanceof Error ? e.message : 'reply rejected' };
     }
   }

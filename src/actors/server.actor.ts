@@ -565,9 +565,9 @@ export class ServerRuntime extends PartyRuntime {
         this.write(() => this.records.registry.put(intent.serial, { serial: intent.serial, user: intent.user, areas: intent.areas }));
         return;
       case 'answer':
-        if (intent.reason || !intent.serial) {
-          const [code, ...rest] = (intent.reason ?? 'INTERNAL: registration failed').split(': ');
-          this.send(intent.terminal, 'error', { code: code ?? 'INTERNAL', message: rest.join(': ') || 'registration failed' }, { corr: intent.request });
+        if (intent.refusal || !intent.serial) {
+          // Code and sentence as the machine kept them: two fields, never packed into one string and split here.
+          this.send(intent.terminal, 'error', intent.refusal ?? { code: 'INTERNAL', message: 'registration failed' }, { corr: intent.request });
         } else {
           this.send(intent.terminal, 'chip.registered', { serial: intent.serial, user: intent.user }, { corr: intent.request });
         }

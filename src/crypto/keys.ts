@@ -6,7 +6,7 @@
 import { hkdf } from '@noble/hashes/hkdf.js';
 import { hmac } from '@noble/hashes/hmac.js';
 import { sha256 } from '@noble/hashes/sha2.js';
-import { encodeFields, utf8, type Bytes } from './bytes.ts';
+import { encodeFields, equalBytes, fromB64, utf8, type Bytes } from './bytes.ts';
 import { CryptoError } from './errors.ts';
 import { Secret } from './secret.ts';
 import { countCrypto } from '../metrics/counters.ts';
@@ -36,4 +36,32 @@ export function keyCheckValue(key: Secret, serial: string, area: string): Bytes 
   requireKey(key, 'a key checked by value');
   countCrypto('hmac');
   return hmac(sha256, key.reveal(), encodeFields('valmove/v1/kcv', serial, area)).subarray(0, KCV_BYTES);
+}
+
+/** A key check value as bytes, or null when it is absent, not canonical base64url, or not KCV_BYTES long. */
+function kcvBytes(v: string | Bytes | null | undefined): Bytes | null {
+  if (v instanceof Uint8Array) return v.length === KCV_BYTES ? v : null;
+  if (typeof v !== 'string') return null;
+  try {
+    const b = fromB64(v);
+    return b.length === KCV_BYTES ? b : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Whether two key check values are the same, compared in constant time (the
+ * byte compare verifyProof uses), as every secret-derived value is (style.md:
+ * noble compares secrets in constant time): a check value is a MAC under the
+ * key it vouches for, and a compare that stops at the first differing byte
+ * would tell a chip forging one how many bytes it has right. Either side may
+ * be base64url (as it travels) or bytes. One that is absent, not canonical
+ * base64url, or not KCV_BYTES long is simply not equal: nothing throws.
+ */
+export function sameKcv(a: string | Bytes | null | undefined, b: string | Bytes | null | undefined): boolean {
+  const x = kcvBytes(a);
+  const y = kcvBytes(b);
+  if (x === null || y === null) return false;
+  return equalBytes(x, y);
 }

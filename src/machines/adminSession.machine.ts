@@ -16,6 +16,7 @@
  * A session that stalls fails at its deadline and the server retries.
  */
 import { and, assign, emit, setup } from 'xstate';
+import type { ErrorCode, Refusal } from '../errors.ts';
 
 export const ADMIN_SESSION_MACHINE_VERSION = 2;
 
@@ -47,14 +48,14 @@ export interface AdminSessionInput {
 export interface AdminSessionContext extends Omit<AdminSessionInput, 'deadline'> {
   cursor: number;
   provenSerial: string | null;
-  failure: { code: string; message: string } | null;
+  failure: Refusal | null;
   timer: { atMs: number; event: 'DEADLINE_PASSED' } | null;
 }
 
 export type AdminSessionEvent =
   | { type: 'CHIP_ANSWERED'; serial: string; proofOk: boolean }
-  | { type: 'CHIP_REFUSED'; code: string; message: string }
-  | { type: 'CHIP_REPLIED'; ok: boolean; verified: boolean; code?: string; message?: string }
+  | { type: 'CHIP_REFUSED'; code: ErrorCode; message: string }
+  | { type: 'CHIP_REPLIED'; ok: boolean; verified: boolean; code?: ErrorCode; message?: string }
   | { type: 'DEADLINE_PASSED' }
   | { type: 'SESSION_LOST' };
 
@@ -62,7 +63,7 @@ export type AdminSessionIntent =
   | { type: 'beginAuth'; session: string }
   | { type: 'sendCommand'; session: string; index: number; first: boolean }
   | { type: 'sessionDone'; session: string }
-  | { type: 'sessionFailed'; session: string; code: string; message: string };
+  | { type: 'sessionFailed'; session: string; code: ErrorCode; message: string };
 
 type E<T extends AdminSessionEvent['type']> = Extract<AdminSessionEvent, { type: T }>;
 

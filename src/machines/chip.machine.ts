@@ -15,6 +15,7 @@
  * command may change an area is the area lifecycle's call (area.machine.ts).
  */
 import { assign, emit, setup } from 'xstate';
+import type { ErrorCode, Refusal } from '../errors.ts';
 
 export const CHIP_MACHINE_VERSION = 1;
 
@@ -34,10 +35,7 @@ export interface ChipSession {
   mig: string;
 }
 
-export interface Refusal {
-  code: string;
-  message: string;
-}
+export type { Refusal };
 
 export interface ChipContext {
   serial: string;
@@ -49,17 +47,17 @@ export interface ChipContext {
 export type ChipEvent =
   | { type: 'AUTH_REQUESTED'; session: string; purpose: SessionPurpose; area: string; mig: string; refusal?: Refusal }
   | { type: 'SAM_PROVEN'; session: string }
-  | { type: 'SAM_REJECTED'; session: string; code: string; message: string }
+  | { type: 'SAM_REJECTED'; session: string; code: ErrorCode; message: string }
   | { type: 'COMMAND'; session: string; op: string }
-  | { type: 'FRAME_REJECTED'; session: string; code: string; message: string }
+  | { type: 'FRAME_REJECTED'; session: string; code: ErrorCode; message: string }
   | { type: 'CLOSE'; session: string }
   | { type: 'POWER_ON' };
 
 export type ChipIntent =
   | { type: 'answerChallenge'; session: string }
-  | { type: 'refuseAuth'; session: string; code: string; message: string }
+  | { type: 'refuseAuth'; session: string; code: ErrorCode; message: string }
   | { type: 'executeCommand'; session: string; op: string }
-  | { type: 'refuseCommand'; session: string; op: string; code: string; message: string }
+  | { type: 'refuseCommand'; session: string; op: string; code: ErrorCode; message: string }
   | { type: 'endSession'; session: string };
 
 type E<T extends ChipEvent['type']> = Extract<ChipEvent, { type: T }>;
@@ -104,7 +102,7 @@ export const chipMachine = setup({
         type: 'refuseCommand' as const,
         session: e.session,
         op: e.op,
-        code: 'COMMAND_REFUSED',
+        code: 'COMMAND_REFUSED' as const,
         message: `${e.op} is not allowed in a ${context.session?.purpose ?? 'closed'} session`,
       };
     }),

@@ -13,6 +13,7 @@
  * `aborted`. The runtime asks `can()` before it opens such a session.
  */
 import { assign, emit, setup } from 'xstate';
+import type { ErrorCode } from '../errors.ts';
 import type { MigrationItem } from './migration.machine.ts';
 
 export const DECISION_MACHINE_VERSION = 1;
@@ -37,7 +38,7 @@ export type DecisionEvent =
 export type DecisionIntent =
   | { type: 'recordDecision'; mig: string; decision: 'pending' | 'committed' | 'aborted'; destination: string | null }
   | { type: 'answerDecision'; decision: 'committed' | 'aborted'; reason?: string }
-  | { type: 'refuse'; code: string; message: string };
+  | { type: 'refuse'; code: ErrorCode; message: string };
 
 type E<T extends DecisionEvent['type']> = Extract<DecisionEvent, { type: T }>;
 
@@ -71,12 +72,12 @@ export const decisionMachine = setup({
     recordBinding: emit(({ context }) => ({ type: 'recordDecision' as const, mig: context.mig, decision: 'pending' as const, destination: context.destination })),
     refuseDestination: emit(({ context }) => ({
       type: 'refuse' as const,
-      code: 'WRONG_DESTINATION',
+      code: 'WRONG_DESTINATION' as const,
       message: context.destination === null ? 'the destination can not be the source chip' : `migration ${context.mig} already has destination ${context.destination}`,
     })),
     refuseReceipts: emit(({ event }) => ({
       type: 'refuse' as const,
-      code: 'RECEIPT_REFUSED',
+      code: 'RECEIPT_REFUSED' as const,
       message: (event as E<'COMMIT_REQUESTED'>).problem ?? 'a download receipt is missing or invalid',
     })),
     noteReason: assign({ reason: ({ event }) => (event as E<'ABORT_REQUESTED'>).reason }),

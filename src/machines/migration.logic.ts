@@ -6,6 +6,8 @@
  * server runtime's business (src/actors/server.actor.ts).
  */
 import { assign, emit, enqueueActions, setup } from 'xstate';
+// The registry is a table with no imports (no I/O): reading its retry flag keeps this machine pure.
+import { mayRetry, type ErrorCode } from '../errors.ts';
 import type { Grant, Receipt } from '../transport/messages.ts';
 import { CHIP_AREAS_MAX, type AreaState } from './area.machine.ts';
 
@@ -24,8 +26,15 @@ export interface MigrationTiming {
 }
 /** Attempts of a step before the migration is refused; applies only before the source is locked. */
 export const PRE_LOCK_ATTEMPTS_MAX = 3;
-/** Failures that say nothing about the chip or the user: a step that hit one is retried, never refused. */
-export const TRANSIENT_CODES = ['SESSION_FAILED', 'FRAME_REJECTED', 'FRAME_REPLAY', 'FRAME_REORDER', 'FRAME_TAMPERED', 'BUSY', 'UNREACHABLE'];
+
+/**
+ * Before the source is locked, whether a step that failed with `code` is tried again, after `attempts` earlier
+ * failures. A code the registry marks `retry` (src/errors.ts: a lost frame, a busy terminal, a restarted party) says
+ * nothing about the chip or the user: retried, never refused. Any other is retried a few times, then refused.
+ */
+export function retryBeforeLock(code: ErrorCode, attempts: number): boolean {
+  return mayRetry(code) || attempts + 1 < PRE_LOCK_ATTEMPTS_MAX;
+}
 /** How long the preflight waits for every provider's answer before it refuses the migration. */
 export const PREFLIGHT_TIMEOUT_MS = 30_000;
 /** How long a migration waits for its destination before it is cancelled. */
@@ -119,7 +128,7 @@ export type MigrationEvent =
   | { type: 'ITEM_UPLOADED'; item: number }
   | { type: 'SAM_FRAME'; from: string; session: string; data: string }
   | { type: 'CHIP_FRAME'; from: string; session: string; data: string }
-  | { type: 'STEP_FAILED'; code: string; message: string; now: number }
+  | { type: 'STEP_FAILED'; code: ErrorCode; message: string; now: number }
   | { type: 'RETRY_DUE' }
   | { type: 'DESTINATION_ARRIVED'; terminal: string; request: string }
   | { type: 'DESTINATION_FORMATTED'; grants: Grant[] }
@@ -233,12 +242,8 @@ export const migrationSetup = setup({
       const answered = new Set([...context.answered, e.provider]);
       return context.providers.every((p) => answered.has(p));
     },
-    /**
-     * Before the source is locked a step may be retried or refused: lost frames, a busy terminal
-     * or a restarted party are transient and retried; anything else is retried a few times, then refused.
-     */
-    preLockRetry: ({ context, event }) =>
-      TRANSIENT_CODES.includes((event as E<'STEP_FAILED'>).code) || context.attempts + 1 < PRE_LOCK_ATTEMPTS_MAX,
+    /** Before the source is locked a step may be retried or refused, as the registry's retry flag says (retryBeforeLock). */
+    preLockRetry: ({ context, event }) => retryBeforeLock((event as E<'STEP_FAILED'>).code, context.attempts),
     destinationWasFormatted: ({ context }) => context.destinationFormatted,
     destinationHere: ({ context }) => context.destination.terminal !== null && !context.offline.includes(context.destination.terminal),
     sourceHereToRestore: ({ context }) =>

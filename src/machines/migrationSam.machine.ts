@@ -17,6 +17,7 @@
  * holds the temp key of this very grant.
  */
 import { assign, emit, setup } from 'xstate';
+import type { ErrorCode, Refusal } from '../errors.ts';
 
 export const MIGRATION_SAM_MACHINE_VERSION = 1;
 
@@ -26,7 +27,7 @@ export interface MigrationSamContext {
   session: string | null;
   request: string | null;
   timer: { atMs: number; event: 'DEADLINE_PASSED' } | null;
-  failure: { code: string; message: string } | null;
+  failure: Refusal | null;
 }
 
 export type MigrationSamEvent =
@@ -37,8 +38,8 @@ export type MigrationSamEvent =
   | { type: 'SESSION_LOST' }
   | { type: 'MAIN_KEY_RECEIVED' }
   | { type: 'CHIP_ANSWERED'; proofOk: boolean }
-  | { type: 'CHIP_REFUSED'; code: string; message: string }
-  | { type: 'CHIP_REPLIED'; ok: boolean; verified: boolean; code?: string; message?: string }
+  | { type: 'CHIP_REFUSED'; code: ErrorCode; message: string }
+  | { type: 'CHIP_REPLIED'; ok: boolean; verified: boolean; code?: ErrorCode; message?: string }
   | { type: 'DEADLINE_PASSED' }
   | { type: 'FENCE_REQUESTED'; request: string }
   | { type: 'CLEAR_REQUESTED'; request: string };
@@ -52,7 +53,7 @@ export type MigrationSamIntent =
   | { type: 'answerUploaded'; request: string }
   | { type: 'signReceipt' }
   | { type: 'answerDownloaded'; request: string }
-  | { type: 'answerFailed'; request: string; code: string; message: string }
+  | { type: 'answerFailed'; request: string; code: ErrorCode; message: string }
   | { type: 'endSession'; session: string }
   | { type: 'answerFenced'; request: string }
   | { type: 'clearItem' }
@@ -123,13 +124,13 @@ export const migrationSamMachine = setup({
     refuseFenced: emit(({ event }) => ({
       type: 'answerFailed' as const,
       request: (event as E<'DOWNLOAD_REQUESTED'>).request,
-      code: 'MIGRATION_ABORTED',
+      code: 'MIGRATION_ABORTED' as const,
       message: 'this migration was aborted; the migration SAM is fenced and refuses every download for it',
     })),
     refuseNotHeld: emit(({ event }) => ({
       type: 'answerFailed' as const,
       request: (event as E<'DOWNLOAD_REQUESTED'>).request,
-      code: 'UNEXPECTED',
+      code: 'UNEXPECTED' as const,
       message: 'this item was never uploaded here',
     })),
     answerFenced: emit(({ event }) => ({ type: 'answerFenced' as const, request: (event as E<'FENCE_REQUESTED'>).request })),

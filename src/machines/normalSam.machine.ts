@@ -8,6 +8,7 @@
  * two readers can not both spend one balance.
  */
 import { assign, emit, setup } from 'xstate';
+import type { ErrorCode, Refusal } from '../errors.ts';
 
 export const NORMAL_SAM_MACHINE_VERSION = 1;
 
@@ -18,15 +19,15 @@ export interface NormalSamContext {
   op: NormalOp;
   area: string;
   request: string;
-  failure: { code: string; message: string } | null;
+  failure: Refusal | null;
   timer: { atMs: number; event: 'DEADLINE_PASSED' } | null;
 }
 
 export type NormalSamEvent =
   | { type: 'CHIP_ANSWERED'; proofOk: boolean }
-  | { type: 'CHIP_REFUSED'; code: string; message: string }
-  | { type: 'VALUE_READ'; ok: boolean; next: 'write' | 'done' | 'refuse'; code?: string; message?: string }
-  | { type: 'VALUE_WRITTEN'; ok: boolean; code?: string; message?: string }
+  | { type: 'CHIP_REFUSED'; code: ErrorCode; message: string }
+  | { type: 'VALUE_READ'; ok: boolean; next: 'write' | 'done' | 'refuse'; code?: ErrorCode; message?: string }
+  | { type: 'VALUE_WRITTEN'; ok: boolean; code?: ErrorCode; message?: string }
   | { type: 'DEADLINE_PASSED' }
   | { type: 'SESSION_LOST' };
 
@@ -35,7 +36,7 @@ export type NormalSamIntent =
   | { type: 'sendRead'; session: string }
   | { type: 'sendWrite'; session: string }
   | { type: 'answerReceipt'; request: string }
-  | { type: 'answerFailed'; request: string; code: string; message: string }
+  | { type: 'answerFailed'; request: string; code: ErrorCode; message: string }
   | { type: 'endSession'; session: string };
 
 type E<T extends NormalSamEvent['type']> = Extract<NormalSamEvent, { type: T }>;
@@ -61,7 +62,7 @@ export const normalSamMachine = setup({
     failAuth: assign({ failure: { code: 'AUTH_FAILED', message: 'the chip\'s proof does not verify under the main key' } }),
     fail: assign({
       failure: ({ event }) => {
-        const e = event as { code?: string; message?: string };
+        const e = event as { code?: ErrorCode; message?: string };
         return { code: e.code ?? 'SESSION_FAILED', message: e.message ?? 'normal use failed' };
       },
     }),

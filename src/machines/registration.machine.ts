@@ -6,9 +6,11 @@
  * claims.
  */
 import { assign, emit, setup } from 'xstate';
+import type { ErrorCode, Refusal } from '../errors.ts';
 import type { AreaReport } from './migration.machine.ts';
 
-export const REGISTRATION_MACHINE_VERSION = 1;
+/** 2: a refusal is kept as { code, message } (it was one "CODE: message" string, split again by the server). */
+export const REGISTRATION_MACHINE_VERSION = 2;
 
 export interface RegistrationContext {
   reg: string;
@@ -18,7 +20,8 @@ export interface RegistrationContext {
   session: string | null;
   serial: string | null;
   areas: string[];
-  reason: string | null;
+  /** Why the registration was refused, as it goes to the terminal: code and sentence, two fields. */
+  refusal: Refusal | null;
   attempts: number;
 }
 
@@ -26,7 +29,7 @@ export type RegistrationEvent =
   | { type: 'CHANNEL_RESERVED' }
   | { type: 'CHANNEL_RELEASED' }
   | { type: 'CHIP_IDENTIFIED'; serial: string; areas: AreaReport[]; owner: string | null; now: number }
-  | { type: 'STEP_FAILED'; code: string; message: string }
+  | { type: 'STEP_FAILED'; code: ErrorCode; message: string }
   | { type: 'SAM_FRAME'; from: string; session: string; data: string }
   | { type: 'CHIP_FRAME'; from: string; session: string; data: string };
 
@@ -37,7 +40,7 @@ export type RegistrationIntent =
   | { type: 'relayToSam'; sam: string; session: string; data: string }
   | { type: 'releaseChannel'; terminal: string }
   | { type: 'recordRegistration'; serial: string; user: string; areas: string[] }
-  | { type: 'answer'; terminal: string; request: string; serial: string | null; user: string; reason: string | null };
+  | { type: 'answer'; terminal: string; request: string; serial: string | null; user: string; refusal: Refusal | null };
 
 /** Identification attempts before the registration is refused. */
 export const REGISTRATION_ATTEMPTS_MAX = 3;
@@ -84,9 +87,9 @@ export const registrationMachine = setup({
     }),
     refuseOwner: assign({
       serial: ({ event }) => (event as E<'CHIP_IDENTIFIED'>).serial,
-      reason: ({ event }) => `NOT_OWNER: chip ${(event as E<'CHIP_IDENTIFIED'>).serial} is registered to another user`,
+      refusal: ({ event }) => ({ code: 'NOT_OWNER' as const, message: `chip ${(event as E<'CHIP_IDENTIFIED'>).serial} is registered to another user` }),
     }),
-    refuseFailure: assign({ reason: ({ event }) => `${(event as E<'STEP_FAILED'>).code}: ${(event as E<'STEP_FAILED'>).message}` }),
+    refuseFailure: assign({ refusal: ({ event }) => ({ code: (event as E<'STEP_FAILED'>).code, message: (event as E<'STEP_FAILED'>).message }) }),
     countAttempt: assign({ attempts: ({ context }) => context.attempts + 1 }),
     record: emit(({ context }) => ({ type: 'recordRegistration' as const, serial: context.serial!, user: context.user, areas: context.areas })),
     releaseChannel: emit(({ context }) => ({ type: 'releaseChannel' as const, terminal: context.terminal })),
@@ -96,12 +99,12 @@ export const registrationMachine = setup({
       request: context.request,
       serial: context.serial,
       user: context.user,
-      reason: context.reason,
+      refusal: context.refusal,
     })),
   },
 }).createMachine({
   id: 'registration',
-  context: ({ input }) => ({ ...input, session: null, serial: null, areas: [], reason: null, attempts: 0 }),
+  context: ({ input }) => ({ ...input, session: null, serial: null, areas: [], refusal: null, attempts: 0 }),
   initial: 'reservingChannel',
   states: {
     reservingChannel: {

@@ -10,6 +10,7 @@
  * not be spent at the same time.
  */
 import { assign, emit, enqueueActions, not, setup, stateIn } from 'xstate';
+import type { ErrorCode } from '../errors.ts';
 
 export const TERMINAL_MACHINE_VERSION = 3;
 
@@ -22,7 +23,7 @@ export interface TerminalContext {
   job: { kind: JobKind; mig?: string } | null;
   /** The session of the reader (normal use) currently open, so chip frames go back to the right SAM. */
   reader: { provider: string; session: string } | null;
-  lastResult: { ok: boolean; code?: string; message?: string } | null;
+  lastResult: { ok: boolean; code?: ErrorCode; message?: string } | null;
   /** Set when the terminal restarted: its connection is new, so the server no longer knows its login. */
   loginVoid: boolean;
 }
@@ -31,10 +32,10 @@ export type TerminalEvent =
   | { type: 'LOGIN_REQUESTED'; user: string }
   | { type: 'CHALLENGE_RECEIVED'; user: string; salt: string; N: number; r: number; p: number }
   | { type: 'LOGIN_ACCEPTED' }
-  | { type: 'LOGIN_REJECTED'; code: string; message: string }
+  | { type: 'LOGIN_REJECTED'; code: ErrorCode; message: string }
   | { type: 'LOGOUT' }
   /** The server no longer knows this connection's login (it restarted, or the connection is new). */
-  | { type: 'SESSION_EXPIRED'; code: string; message: string }
+  | { type: 'SESSION_EXPIRED'; code: ErrorCode; message: string }
   /** This terminal restarted: what was in RAM (a password being proven) is gone. */
   | { type: 'RESTARTED' }
   | { type: 'REGISTER_REQUESTED' }
@@ -48,31 +49,31 @@ export type TerminalEvent =
   | { type: 'CHIP_FRAME'; session: string; data: string }
   | { type: 'PROGRESS'; mig: string; step: string; text: string }
   | { type: 'JOB_FINISHED'; mig?: string; outcome: string; reason?: string }
-  | { type: 'JOB_FAILED'; code: string; message: string }
+  | { type: 'JOB_FAILED'; code: ErrorCode; message: string }
   | { type: 'READER_REQUESTED'; provider: string; op: ReaderOp; area: string; amount?: number; session: string }
   | { type: 'READER_FRAME'; session: string; data: string }
   | { type: 'READER_DONE' }
-  | { type: 'READER_FAILED'; code: string; message: string };
+  | { type: 'READER_FAILED'; code: ErrorCode; message: string };
 
 export type TerminalIntent =
   | { type: 'beginLogin'; user: string }
   | { type: 'proveLogin'; user: string; salt: string; N: number; r: number; p: number }
-  | { type: 'loginFinished'; ok: boolean; code?: string; message?: string }
+  | { type: 'loginFinished'; ok: boolean; code?: ErrorCode; message?: string }
   | { type: 'requestRegister' }
   | { type: 'requestMigrateOut'; destination?: string; deadlineMs?: number }
   | { type: 'requestMigrateIn'; mig?: string; orders?: string[] }
   | { type: 'requestCancel'; mig: string }
   | { type: 'confirmChannel'; request: string }
-  | { type: 'refuseChannel'; request: string; code: string; message: string }
+  | { type: 'refuseChannel'; request: string; code: ErrorCode; message: string }
   | { type: 'confirmRelease'; request: string }
   | { type: 'relayToChip'; session: string; data: string }
   | { type: 'relayToServer'; session: string; data: string }
   | { type: 'relayToReaderSam'; provider: string; session: string; data: string }
   | { type: 'showProgress'; mig: string; step: string; text: string }
-  | { type: 'jobFinished'; ok: boolean; kind: JobKind; mig?: string; outcome?: string; code?: string; message?: string }
+  | { type: 'jobFinished'; ok: boolean; kind: JobKind; mig?: string; outcome?: string; code?: ErrorCode; message?: string }
   | { type: 'beginReader'; provider: string; op: ReaderOp; area: string; amount?: number; session: string }
-  | { type: 'readerRefused'; code: string; message: string }
-  | { type: 'readerFinished'; ok: boolean; code?: string; message?: string };
+  | { type: 'readerRefused'; code: ErrorCode; message: string }
+  | { type: 'readerFinished'; ok: boolean; code?: ErrorCode; message?: string };
 
 type E<T extends TerminalEvent['type']> = Extract<TerminalEvent, { type: T }>;
 
@@ -126,7 +127,7 @@ export const terminalMachine = setup({
     refuseChannel: emit(({ event }) => ({
       type: 'refuseChannel' as const,
       request: (event as E<'CHANNEL_RESERVE_REQUESTED'>).request,
-      code: 'BUSY',
+      code: 'BUSY' as const,
       message: 'the chip is in use by a reader session; try again when it ends',
     })),
     confirmRelease: emit(({ event }) => ({ type: 'confirmRelease' as const, request: (event as E<'CHANNEL_RELEASE_REQUESTED'>).request })),
@@ -163,7 +164,7 @@ export const terminalMachine = setup({
     }),
     refuseReader: emit({
       type: 'readerRefused' as const,
-      code: 'CHANNEL_RESERVED',
+      code: 'CHANNEL_RESERVED' as const,
       message: 'the chip-control channel is reserved for a migration; normal use waits until it is released',
     }),
     readerSucceeded: enqueueActions(({ enqueue }) => {

@@ -14,7 +14,8 @@
  * travel only there. Both sides parse frames through these schemas.
  */
 import { z } from 'zod';
-import { ProtocolError } from '../errors.ts';
+import { ERROR_CODES, ProtocolError } from '../errors.ts';
+import { TEXT_CHARS_MAX } from '../limits.ts';
 import { B64URL } from './messages.ts';
 
 /** A chip frame's encoded JSON is bounded (one 16 KiB plaintext command, sealed, in base64). */
@@ -23,6 +24,8 @@ export const CHIP_FRAME_BYTES_MAX = 24 * 1024;
 // Canonical, as in envelopes: the chip and the SAMs read these fields with fromB64, which refuses any other spelling.
 const b64 = (max: number) => z.string().max(max).regex(B64URL, 'canonical base64url without padding');
 const name = z.string().min(1).max(128).regex(/^[A-Za-z0-9._:/@+*-]+$/);
+/** A refusal's code: one of the registry's (src/errors.ts), so a chip and a SAM read it the same way. */
+const code = z.enum(ERROR_CODES);
 
 export const chipFrameSchema = z.discriminatedUnion('t', [
   z.strictObject({ t: z.literal('auth1'), area: name, mig: name, purpose: z.enum(['admin', 'upload', 'download', 'normal']), r: b64(64) }),
@@ -30,7 +33,7 @@ export const chipFrameSchema = z.discriminatedUnion('t', [
   z.strictObject({ t: z.literal('auth3'), proof: b64(64), box: b64(CHIP_FRAME_BYTES_MAX) }),
   z.strictObject({ t: z.literal('cmd'), box: b64(CHIP_FRAME_BYTES_MAX) }),
   z.strictObject({ t: z.literal('resp'), box: b64(CHIP_FRAME_BYTES_MAX) }),
-  z.strictObject({ t: z.literal('err'), code: name, message: z.string().max(512) }),
+  z.strictObject({ t: z.literal('err'), code, message: z.string().max(TEXT_CHARS_MAX) }),
   z.strictObject({ t: z.literal('close'), box: b64(CHIP_FRAME_BYTES_MAX) }),
 ]);
 export type ChipFrame = z.infer<typeof chipFrameSchema>;
@@ -66,7 +69,7 @@ export const chipReplySchema = z.union([
       .max(64)
       .optional(),
   }),
-  z.strictObject({ ok: z.literal(false), code: name, message: z.string().max(512) }),
+  z.strictObject({ ok: z.literal(false), code, message: z.string().max(TEXT_CHARS_MAX) }),
 ]);
 export type ChipReply = z.infer<typeof chipReplySchema>;
 

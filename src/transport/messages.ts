@@ -8,12 +8,15 @@
  * past decodeEnvelope() the types are trusted.
  */
 import { z } from 'zod';
+import { ERROR_CODES } from '../errors.ts';
+import { TEXT_CHARS_MAX } from '../limits.ts';
+
+export { TEXT_CHARS_MAX };
 
 /** Limits on what one body may hold; every field is bounded. */
 export const NAME_CHARS_MAX = 128;
 export const FRAME_DATA_CHARS_MAX = 24 * 1024; // base64 of a 16 KiB session frame plus headroom
 export const ITEMS_PER_MIGRATION_MAX = 64;
-export const TEXT_CHARS_MAX = 512;
 
 /**
  * Canonical base64url without padding: one spelling per byte string. Buffer
@@ -67,8 +70,8 @@ const orderToken = z.string().min(1).max(2048).regex(/^[A-Za-z0-9._-]+$/, 'an is
 
 /** Each entry: [kind, body schema]. */
 export const MESSAGES = {
-  // generic
-  error: ['reply', z.strictObject({ code: name, message: text })],
+  // generic: a refusal, its code one of the registry's (src/errors.ts) and its sentence, as two fields.
+  error: ['reply', z.strictObject({ code: z.enum(ERROR_CODES), message: text })],
 
   // terminal <-> chip (the phone's local link; chip frames are already AEAD)
   'chip.select': ['request', z.strictObject({})],

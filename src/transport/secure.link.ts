@@ -21,6 +21,7 @@ import {
   type Rng,
   type TrustCheck,
 } from '../crypto/index.ts';
+import type { ErrorCode } from '../errors.ts';
 import { CLOSE_POLICY, type Link } from './link.ts';
 import type { ResponderLimits } from './door.ts';
 import { HELLO_BYTES_MAX } from './limits.ts';
@@ -122,7 +123,7 @@ abstract class SecureLinkBase implements Link {
     this.readyResolve();
   }
 
-  protected refuse(code: string, message: string): void {
+  protected refuse(code: ErrorCode, message: string): void {
     this.raw.send(chan('refused', { code, message }));
     this.events.onReject?.(code, message);
     this.raw.close(`${code}: ${message}`, CLOSE_POLICY);

@@ -18,6 +18,7 @@ import { EmbeddedSystem } from '../../src/actors/system.ts';
 import type { TerminalRuntime } from '../../src/actors/terminal.actor.ts';
 import { demoValue } from '../../src/fixtures/demo.ts';
 import { seededRng, toHex } from '../../src/crypto/index.ts';
+import type { ErrorCode } from '../../src/errors.ts';
 import { createLogger } from '../../src/log.ts';
 import { MODELS } from '../../src/model/models.ts';
 import type { ModelPath } from '../../src/model/paths.ts';
@@ -125,7 +126,7 @@ export async function runMigrationPath(path: ModelPath, coveredTotal: Set<AnyTra
   let system: EmbeddedSystem | undefined;
   let mig: string | undefined;
   const armed = {
-    fail: [] as Array<{ type: string; code: string; party?: string }>,
+    fail: [] as Array<{ type: string; code: ErrorCode; party?: string }>,
     blockFrameAt: null as RegExp | null,
     /** Requests to hold back when they arrive, until path event `forEvent` has happened. */
     hold: [] as Array<{ party: RegExp; type: string; forEvent: number }>,
@@ -183,7 +184,7 @@ export async function runMigrationPath(path: ModelPath, coveredTotal: Set<AnyTra
           break;
         }
         const req = REQUEST_OF.find(([re]) => re.test(b))?.[1];
-        if (req) armed.fail.push({ type: req, code: String(ev.code) });
+        if (req) armed.fail.push({ type: req, code: ev.code as ErrorCode }); // a STEP_FAILED of src/model/models.ts
         if (SESSION_STATE.test(b)) armed.blockFrameAt = /^admin-sam$|^migration-sam\//;
         break;
       }
