@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * The test command of `npm run mutate` (stryker.config.json, commandRunner;
+ * The test command of `npm run mutate` (stryker.config.mjs, commandRunner;
  * docs/mutation.md). Stryker names the mutant under test in
  * __STRYKER_ACTIVE_MUTANT__; the instrumented sources in its sandbox show
  * which file holds it, and this picks the tests for that file, in groups,

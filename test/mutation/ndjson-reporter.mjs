@@ -1,5 +1,5 @@
 /**
- * A Stryker reporter plugin for `npm run mutate` (stryker.config.json): one
+ * A Stryker reporter plugin for `npm run mutate` (stryker.config.mjs): one
  * JSON line per mutant to reports/mutation/mutants.ndjson as soon as it is
  * tested, so a long run can be followed (and is not lost when stopped) before
  * the html/json reports are written at its end. Read it with
