@@ -77,9 +77,9 @@ export interface RuntimeDeps {
   /** Timeouts and retry delays (DEFAULT_TIMING unless a test or the simulator runs faster). */
   timing?: Timing;
   /**
-   * Test-only steering (model-based tests): make a request fail as if its
-   * receiver had hit a transient fault, hold it back, or turn the answer to a
-   * request that was processed into an error. Never set in a deployment.
+   * Steering (the model-based runs): make a request fail as if its receiver
+   * had hit a transient fault, hold it back, or turn the answer to a request
+   * that was processed into an error. Never set in a deployment.
    */
   steer?: Steering;
   /** Called at named points of every turn; fault injection hooks in here. */

@@ -60,7 +60,7 @@ export interface SystemOptions {
   timing?: Timing;
   /** The random source of link faults (a seed replays the same faults); the system's rng by default. */
   faultRng?: Rng;
-  /** Test-only steering of requests and replies (model-based tests). */
+  /** Steering of requests and replies (the model-based runs; never in a deployment). */
   steer?: RuntimeDeps['steer'];
   /** How parties commit to LMDB (see CommitMode); the simulator uses 'sync'. */
   commits?: CommitMode;
