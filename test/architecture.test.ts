@@ -9,6 +9,7 @@ import { dirname, join, normalize, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { tsFilesUnder } from './helpers/sourceFiles.ts';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const src = join(root, 'src');
@@ -19,16 +20,6 @@ const src = join(root, 'src');
  * are the bottom; the command line is the top.
  */
 const LAYERS = ['(root)', 'metrics', 'crypto', 'transport', 'machines', 'store', 'runtime', 'actors', 'fixtures', 'testing', 'model', 'trace', 'charts', 'inspect', 'sim', 'deploy', 'bench', 'attack', 'cli'];
-
-function filesUnder(dir: string): string[] {
-  const out: string[] = [];
-  for (const e of readdirSync(dir, { withFileTypes: true })) {
-    const p = join(dir, e.name);
-    if (e.isDirectory()) out.push(...filesUnder(p));
-    else if (e.name.endsWith('.ts')) out.push(p);
-  }
-  return out;
-}
 
 const folderOf = (file: string): string => {
   const rel = relative(src, file);
@@ -59,7 +50,7 @@ function importsOf(file: string): Import[] {
   return out;
 }
 
-const sources = filesUnder(src);
+const sources = tsFilesUnder(src);
 const at = (i: Import) => `${relative(root, i.from)}:${i.line} imports ${relative(root, i.to)}`;
 
 test('layers: every folder of src/ is in the layer list', () => {
@@ -117,7 +108,7 @@ test('test doubles stay in src/testing: nothing else in src/ says it is only for
 test('no orphans: every file in src/ is imported by another, or is an entry point', () => {
   const entries = new Set([join(src, 'cli', 'main.ts')]);
   const imported = new Set<string>();
-  const scan = [...sources, ...filesUnder(join(root, 'test'))];
+  const scan = [...sources, ...tsFilesUnder(join(root, 'test'))];
   for (const f of scan) for (const i of importsOf(f)) imported.add(i.to.replace(/\.js$/, '.ts'));
   for (const f of readdirSync(join(root, 'bin'))) {
     for (const m of readFileSync(join(root, 'bin', f), 'utf8').matchAll(/'\.\.\/(src\/[^']+\.ts)'/g)) entries.add(join(root, m[1]!));

@@ -6,7 +6,7 @@
  * the server's retry decision reads; a refusal travels as { code, message }
  * end to end; and every key check value is compared in constant time.
  */
-import { readdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -17,19 +17,10 @@ import { PRE_LOCK_ATTEMPTS_MAX, retryBeforeLock } from '../src/machines/migratio
 import { migrationMachine } from '../src/machines/migration.machine.ts';
 import { registrationMachine, type RegistrationIntent } from '../src/machines/registration.machine.ts';
 import { buildWorld } from './helpers/world.ts';
+import { tsFilesUnder } from './helpers/sourceFiles.ts';
 
 const SRC = join(import.meta.dirname, '..', 'src');
 const FAMILIES: readonly ErrorFamily[] = ['transport', 'store', 'authority', 'chip', 'crypto', 'migration'];
-
-function tsFilesUnder(dir: string): string[] {
-  const out: string[] = [];
-  for (const e of readdirSync(dir, { withFileTypes: true })) {
-    const p = join(dir, e.name);
-    if (e.isDirectory()) out.push(...tsFilesUnder(p));
-    else if (e.name.endsWith('.ts')) out.push(p);
-  }
-  return out;
-}
 
 const rel = (p: string) => p.slice(SRC.length + 1);
 
