@@ -1,10 +1,10 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { RemoteError } from '../src/errors.ts';
+import type { RemoteError } from '../src/errors.ts';
 import { checkInvariants, locate, spendableWorth } from './helpers/invariants.ts';
 import { buildWorld, type World } from './helpers/world.ts';
 
-async function payFails(world: World, phone: World['oldPhone'], provider: string): Promise<string> {
+async function payFails(_world: World, phone: World['oldPhone'], provider: string): Promise<string> {
   try {
     await phone.normalUse(provider, 'balance', provider);
   } catch (e) {

@@ -54,7 +54,7 @@ function readTimes() {
 }
 
 const escapeRe = (s) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-// eslint-disable-next-line no-control-regex
+// biome-ignore lint/suspicious/noControlCharactersInRegex: ESC (\x1b) opens the ANSI colour codes this strips from a runner's output
 const plain = (s) => s.replace(/\x1b\[[0-9;]*m/g, '');
 const countOf = (text, label) => Number(new RegExp(`^\\s*${label}:\\s*(\\d+)`, 'm').exec(plain(text))?.[1] ?? NaN);
 

@@ -173,7 +173,12 @@ async function requests(job: Extract<FloodJob, { kind: 'requests' }>): Promise<F
           count(outcomes, 'not JSON');
         }
       });
-      const closed = new Promise<void>((resolve) => link.onClose((why) => (count(closedByParty, why.split(' ')[0] ?? '?'), resolve())));
+      const closed = new Promise<void>((resolve) =>
+        link.onClose((why) => {
+          count(closedByParty, why.split(' ')[0] ?? '?');
+          resolve();
+        }),
+      );
       try {
         await Promise.race([link.ready, new Promise((_, reject) => setTimeout(() => reject(new Error('handshake timeout')), job.holdMs))]);
       } catch (e) {

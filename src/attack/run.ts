@@ -161,81 +161,125 @@ export async function runAttack(o: AttackOptions): Promise<AttackReport> {
     }
     const server = d.process('server');
     const keys = readKeyFile(join(dir, 'keys', 'server.key.json'), 'server');
-    const serverKey = keys.identity.signPublic;
-    const url = `ws://127.0.0.1:${server.port}/terminal`;
-    const dataDir = join(dir, 'data', 'server');
-
-    const before = sample(server.pid);
-    const baseline: number[] = [];
-    for (let i = 0; i < o.migrations; i++) {
-      const m = await timedMigration(d, i);
-      if (m.outcome !== 'completed') throw new Error(`a baseline migration ended ${m.outcome}`);
-      baseline.push(m.ms);
-    }
-    const first = { ms: median(baseline) };
-    say(`baseline: ${o.migrations} ${plan.length}-item migration(s) in ${baseline.join(', ')} ms (median ${first.ms}); server RSS ${before.rssMb} MB, ${before.fds} descriptors`);
-
-    // Strangers only: what anonymous requests leave in the server's store.
-    const quiet = storeFigures(dataDir);
-    const strangers = mergeResults(
-      await Promise.all(split(o.requests, Math.ceil(o.requests / 4)).map((n) => worker({ kind: 'requests', url, serverKey, connections: 5, perConnection: Math.ceil(n / 5), holdMs: WORKER_HOLD_MS }))),
-    );
-    const afterStrangers = storeFigures(dataDir);
-    say(`strangers only: ${strangers.attempted} anonymous requests; server data.mdb ${quiet.bytes} -> ${afterStrangers.bytes} bytes, inbox records ${quiet.inbox} -> ${afterStrangers.inbox}`);
-
-    // The burst, with a legitimate migration in the middle of it.
-    say(`burst from ${o.addresses} address(es): ${o.idle} idle sockets, ${o.hellos} hellos with random keys, ${o.requests} anonymous requests; a second migration once it is under way`);
-    const burstStart = sample(server.pid);
-    let peak: Sample = burstStart;
-    let samples = 0;
-    let sampling = true;
-    const sampler = (async () => {
-      while (sampling) {
-        try {
-          const s = sample(server.pid);
-          samples++;
-          peak = { rssMb: Math.max(peak.rssMb, s.rssMb), fds: Math.max(peak.fds, s.fds), cpuS: s.cpuS };
-        } catch {
-          // the process is gone: the report shows it
-        }
-        await new Promise((r) => setTimeout(r, SAMPLE_EVERY_MS));
-      }
-    })();
-    // The burst comes from its own addresses (127.0.0.2 on): the legitimate phones connect from 127.0.0.1.
-    const from = Array.from({ length: Math.max(1, o.addresses) }, (_, i) => `127.0.0.${2 + (i % 250)}`);
-    const burstWall = performance.now();
-    const idleJobs = split(o.idle, IDLE_SOCKETS_PER_WORKER_MAX).map((n) => worker({ kind: 'idle', url, sockets: n, holdMs: WORKER_HOLD_MS, from }));
-    const helloJobs = split(o.hellos, Math.ceil(o.hellos / 2)).map((n) => worker({ kind: 'hellos', url, sockets: n, serverKey, holdMs: WORKER_HOLD_MS, from }));
-    const requestJobs = split(o.requests, Math.ceil(o.requests / 4)).map((n) =>
-      worker({ kind: 'requests', url, serverKey, connections: 5, perConnection: Math.ceil(n / 5), holdMs: WORKER_HOLD_MS, from }),
-    );
-    await new Promise((r) => setTimeout(r, 1_000));
-    const during: Array<{ ms: number; outcome: string }> = [];
-    for (let i = 0; i < o.migrations; i++) during.push(await timedMigration(d, o.migrations + i));
-    const second = { ms: median(during.map((m) => m.ms)), outcome: during.every((m) => m.outcome === 'completed') ? 'completed' : during.map((m) => m.outcome).join('; ') };
-    const [idle, hellos, requests] = await Promise.all([Promise.all(idleJobs), Promise.all(helloJobs), Promise.all(requestJobs)]);
-    // Let the server close what the burst left (its handshake deadline), then read it once more.
-    for (const end = performance.now() + SETTLE_MS_MAX; performance.now() < end && sample(server.pid).fds > before.fds + 8; ) await new Promise((r) => setTimeout(r, 250));
-    sampling = false;
-    await sampler;
-    const after = sample(server.pid);
-    const burstCpuS = Math.round((after.cpuS - burstStart.cpuS) * 10) / 10;
-    const report: AttackReport = {
+    const target: Target = { pid: server.pid, url: `ws://127.0.0.1:${server.port}/terminal`, serverKey: keys.identity.signPublic };
+    const base = await baselinePhase(d, o, plan.length, target, say);
+    const strangers = await strangersPhase(o, join(dir, 'data', 'server'), target, say);
+    const burst = await burstPhase(d, o, target, base.before, say);
+    return {
       dir,
       server: { pid: server.pid, port: server.port },
-      baseline: { migrationMs: first.ms, migrationsMs: baseline, before },
-      strangersOnly: { requests: strangers, dataMdbBytes: { before: quiet.bytes, after: afterStrangers.bytes }, inboxRecords: { before: quiet.inbox, after: afterStrangers.inbox } },
-      burst: { addresses: o.addresses, idle: mergeResults(idle), hellos: mergeResults(hellos), requests: mergeResults(requests), migrationMs: second.ms, migrationsMs: during.map((m) => m.ms), outcome: second.outcome, peak, samples, serverCpuS: burstCpuS, wallS: Math.round((performance.now() - burstWall) / 100) / 10 },
-      after,
+      baseline: base,
+      strangersOnly: strangers,
+      burst: burst.burst,
+      after: burst.after,
       refusedByLimit: await refusals(server.port, keys.operatorToken),
-      latencyRatio: Math.round((second.ms / Math.max(1, first.ms)) * 100) / 100,
+      latencyRatio: Math.round((burst.burst.migrationMs / Math.max(1, base.migrationMs)) * 100) / 100,
       elapsedMs: Math.round(performance.now() - started),
     };
-    return report;
   } finally {
     if (o.keep) d.detach();
     else await d.stop();
   }
+}
+
+/** The server under attack: its process, where strangers connect, and its public key (for hellos that pass the first check). */
+interface Target {
+  pid: number;
+  url: string;
+  serverKey: string;
+}
+
+/** Legitimate migrations before any attack, timed, and the server as it is then. */
+async function baselinePhase(d: LocalDeployment, o: AttackOptions, items: number, target: Target, say: (line: string) => void): Promise<AttackReport['baseline']> {
+  const before = sample(target.pid);
+  const baseline: number[] = [];
+  for (let i = 0; i < o.migrations; i++) {
+    const m = await timedMigration(d, i);
+    if (m.outcome !== 'completed') throw new Error(`a baseline migration ended ${m.outcome}`);
+    baseline.push(m.ms);
+  }
+  const migrationMs = median(baseline);
+  say(`baseline: ${o.migrations} ${items}-item migration(s) in ${baseline.join(', ')} ms (median ${migrationMs}); server RSS ${before.rssMb} MB, ${before.fds} descriptors`);
+  return { migrationMs, migrationsMs: baseline, before };
+}
+
+/** Strangers only: what anonymous requests leave in the server's store. */
+async function strangersPhase(o: AttackOptions, dataDir: string, target: Target, say: (line: string) => void): Promise<AttackReport['strangersOnly']> {
+  const { url, serverKey } = target;
+  const quiet = storeFigures(dataDir);
+  const strangers = mergeResults(
+    await Promise.all(split(o.requests, Math.ceil(o.requests / 4)).map((n) => worker({ kind: 'requests', url, serverKey, connections: 5, perConnection: Math.ceil(n / 5), holdMs: WORKER_HOLD_MS }))),
+  );
+  const afterStrangers = storeFigures(dataDir);
+  say(`strangers only: ${strangers.attempted} anonymous requests; server data.mdb ${quiet.bytes} -> ${afterStrangers.bytes} bytes, inbox records ${quiet.inbox} -> ${afterStrangers.inbox}`);
+  return { requests: strangers, dataMdbBytes: { before: quiet.bytes, after: afterStrangers.bytes }, inboxRecords: { before: quiet.inbox, after: afterStrangers.inbox } };
+}
+
+/** The server's RSS and descriptors, read every SAMPLE_EVERY_MS until stopped: their peak. */
+class ServerSampler {
+  peak: Sample;
+  samples = 0;
+  private sampling = true;
+  private readonly loop: Promise<void>;
+
+  constructor(
+    private readonly pid: number,
+    start: Sample,
+  ) {
+    this.peak = start;
+    this.loop = this.run();
+  }
+
+  private async run(): Promise<void> {
+    while (this.sampling) {
+      try {
+        const s = sample(this.pid);
+        this.samples++;
+        this.peak = { rssMb: Math.max(this.peak.rssMb, s.rssMb), fds: Math.max(this.peak.fds, s.fds), cpuS: s.cpuS };
+      } catch {
+        // the process is gone: the report shows it
+      }
+      await new Promise((r) => setTimeout(r, SAMPLE_EVERY_MS));
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.sampling = false;
+    await this.loop;
+  }
+}
+
+/** The burst, with legitimate migrations in the middle of it, and the server sampled throughout and once it settled. */
+async function burstPhase(d: LocalDeployment, o: AttackOptions, target: Target, before: Sample, say: (line: string) => void): Promise<Pick<AttackReport, 'burst' | 'after'>> {
+  const { pid, url, serverKey } = target;
+  say(`burst from ${o.addresses} address(es): ${o.idle} idle sockets, ${o.hellos} hellos with random keys, ${o.requests} anonymous requests; a second migration once it is under way`);
+  const burstStart = sample(pid);
+  const sampler = new ServerSampler(pid, burstStart);
+  // The burst comes from its own addresses (127.0.0.2 on): the legitimate phones connect from 127.0.0.1.
+  const from = Array.from({ length: Math.max(1, o.addresses) }, (_, i) => `127.0.0.${2 + (i % 250)}`);
+  const burstWall = performance.now();
+  const idleJobs = split(o.idle, IDLE_SOCKETS_PER_WORKER_MAX).map((n) => worker({ kind: 'idle', url, sockets: n, holdMs: WORKER_HOLD_MS, from }));
+  const helloJobs = split(o.hellos, Math.ceil(o.hellos / 2)).map((n) => worker({ kind: 'hellos', url, sockets: n, serverKey, holdMs: WORKER_HOLD_MS, from }));
+  const requestJobs = split(o.requests, Math.ceil(o.requests / 4)).map((n) =>
+    worker({ kind: 'requests', url, serverKey, connections: 5, perConnection: Math.ceil(n / 5), holdMs: WORKER_HOLD_MS, from }),
+  );
+  await new Promise((r) => setTimeout(r, 1_000));
+  const during: Array<{ ms: number; outcome: string }> = [];
+  for (let i = 0; i < o.migrations; i++) during.push(await timedMigration(d, o.migrations + i));
+  const migrationMs = median(during.map((m) => m.ms));
+  const outcome = during.every((m) => m.outcome === 'completed') ? 'completed' : during.map((m) => m.outcome).join('; ');
+  const [idle, hellos, requests] = await Promise.all([Promise.all(idleJobs), Promise.all(helloJobs), Promise.all(requestJobs)]);
+  // Let the server close what the burst left (its handshake deadline), then read it once more.
+  for (const end = performance.now() + SETTLE_MS_MAX; performance.now() < end && sample(pid).fds > before.fds + 8; ) await new Promise((r) => setTimeout(r, 250));
+  await sampler.stop();
+  const after = sample(pid);
+  const serverCpuS = Math.round((after.cpuS - burstStart.cpuS) * 10) / 10;
+  const wallS = Math.round((performance.now() - burstWall) / 100) / 10;
+  const { peak, samples } = sampler;
+  return {
+    burst: { addresses: o.addresses, idle: mergeResults(idle), hellos: mergeResults(hellos), requests: mergeResults(requests), migrationMs, migrationsMs: during.map((m) => m.ms), outcome, peak, samples, serverCpuS, wallS },
+    after,
+  };
 }
 
 /** A file name for a report of this run, by the time it ends. */

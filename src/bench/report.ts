@@ -364,9 +364,15 @@ export function markdown(results: ConfigResult[], units: Units, grow: Growth[]):
     }
   }
   lines.push('');
-  lines.push('Unit costs measured in this run (ms): ' + Object.entries(units.crypto).filter(([k]) => !k.includes('.channel') && !k.includes('.box')).map(([k, u]) => `${k.replace('.session', '')} ${fmt(u.fixedMs)}${u.perByteMs ? ` + ${fmt(u.perByteMs * 1024)}/KB` : ''}`).join(', '));
-  lines.push('Durable commit (one environment, 2 KiB): ' + units.commits.map((c) => `batch ${c.batch}: ${fmt(c.wallMs)} ms wall, ${fmt(c.cpuMs)} ms CPU per commit`).join('; ') + `; scrypt at the production cost (N=2^15): ${fmt(units.scryptDefaultMs)} ms per login`);
-  lines.push('Durable commit (c environments, one commit each, at once; a phone\'s unit): ' + units.spreadCommits.map((c) => `c=${c.batch}: ${fmt(c.wallMs)} ms wall, ${fmt(c.cpuMs)} ms CPU per commit`).join('; '));
+  const unitCosts = Object.entries(units.crypto)
+    .filter(([k]) => !k.includes('.channel') && !k.includes('.box'))
+    .map(([k, u]) => `${k.replace('.session', '')} ${fmt(u.fixedMs)}${u.perByteMs ? ` + ${fmt(u.perByteMs * 1024)}/KB` : ''}`)
+    .join(', ');
+  const commitCosts = units.commits.map((c) => `batch ${c.batch}: ${fmt(c.wallMs)} ms wall, ${fmt(c.cpuMs)} ms CPU per commit`).join('; ');
+  const spreadCommitCosts = units.spreadCommits.map((c) => `c=${c.batch}: ${fmt(c.wallMs)} ms wall, ${fmt(c.cpuMs)} ms CPU per commit`).join('; ');
+  lines.push(`Unit costs measured in this run (ms): ${unitCosts}`);
+  lines.push(`Durable commit (one environment, 2 KiB): ${commitCosts}; scrypt at the production cost (N=2^15): ${fmt(units.scryptDefaultMs)} ms per login`);
+  lines.push(`Durable commit (c environments, one commit each, at once; a phone's unit): ${spreadCommitCosts}`);
   lines.push('');
   lines.push('```');
   lines.push(FLOOR_MODEL);

@@ -41,60 +41,60 @@ const anchorNode = (path: string) => `a:${path}`;
 const clusterName = (path: string) => `cluster:${path}`;
 
 export function toDot(chart: Chart): string {
-  const root = chart.states.get('')!;
-  const internal = new Map<string, string[]>();
-  for (const t of chart.transitions) {
-    if (t.targets.length === 0 && isComposite(chart.states.get(t.source)!)) {
-      // UML's internal transition, written inside the state: `EVENT [guard] / actions`.
-      const line = t.actions.length > 0 ? `${transitionLabel(t)} / ${t.actions.map((a) => a.type).join(', ')}` : transitionLabel(t);
-      internal.set(t.source, [...(internal.get(t.source) ?? []), line]);
+  return new DotWriter(chart).write();
+}
+
+/** Writes one chart as DOT, line by line. */
+class DotWriter {
+  private readonly out: string[] = [];
+  /** Each composite's internal transitions (UML's, written inside the state): `EVENT [guard] / actions`. */
+  private readonly internal = new Map<string, string[]>();
+
+  constructor(private readonly chart: Chart) {
+    for (const t of chart.transitions) {
+      if (t.targets.length === 0 && isComposite(chart.states.get(t.source)!)) {
+        const line = t.actions.length > 0 ? `${transitionLabel(t)} / ${t.actions.map((a) => a.type).join(', ')}` : transitionLabel(t);
+        this.internal.set(t.source, [...(this.internal.get(t.source) ?? []), line]);
+      }
     }
   }
 
-  const out: string[] = [
-    `digraph ${dotString(chart.machine)} {`,
-    `  id=${dotString(svgId(chart.machine, ''))}`,
-    '  compound=true',
-    '  fontname="Helvetica"; fontsize=12; labelloc=t',
-    '  node [fontname="Helvetica", fontsize=11, shape=box, style=rounded]',
-    '  edge [fontname="Helvetica", fontsize=9]',
-    `  label=${dotString(compositeLabel(chart.machine, root))}`,
-  ];
-  if (root.kind === 'parallel') out.push(`  ${dotString(anchorNode(''))} [shape=point, style=invis, width=0.01]`);
-  body(root, '  ');
-  out.push(...initialEdges(chart));
-  for (const t of chart.transitions) edges(t);
-  out.push('}');
-  return `${out.join('\n')}\n`;
+  write(): string {
+    const { chart, out } = this;
+    const root = chart.states.get('')!;
+    out.push(
+      `digraph ${dotString(chart.machine)} {`,
+      `  id=${dotString(svgId(chart.machine, ''))}`,
+      '  compound=true',
+      '  fontname="Helvetica"; fontsize=12; labelloc=t',
+      '  node [fontname="Helvetica", fontsize=11, shape=box, style=rounded]',
+      '  edge [fontname="Helvetica", fontsize=9]',
+      `  label=${dotString(this.compositeLabel(chart.machine, root))}`,
+    );
+    if (root.kind === 'parallel') out.push(`  ${dotString(anchorNode(''))} [shape=point, style=invis, width=0.01]`);
+    this.body(root, '  ');
+    out.push(...initialEdges(chart));
+    for (const t of chart.transitions) this.edges(t);
+    out.push('}');
+    return `${out.join('\n')}\n`;
+  }
 
-  function compositeLabel(name: string, s: ChartState): string {
-    const lines = internal.get(s.path) ?? [];
+  private compositeLabel(name: string, s: ChartState): string {
+    const lines = this.internal.get(s.path) ?? [];
     return [s.kind === 'parallel' ? `${name} (parallel)` : name, ...lines].join('\n');
   }
 
-  function body(s: ChartState, indent: string): void {
-    if (s.kind === 'compound' && s.initial !== null) out.push(`${indent}${dotString(initialNode(s.path))} [shape=point, width=0.12, label=""]`);
-    for (const c of s.children) declare(chart.states.get(c)!, s, indent);
+  private body(s: ChartState, indent: string): void {
+    if (s.kind === 'compound' && s.initial !== null) this.out.push(`${indent}${dotString(initialNode(s.path))} [shape=point, width=0.12, label=""]`);
+    for (const c of s.children) this.declare(this.chart.states.get(c)!, s, indent);
   }
 
-  function declare(s: ChartState, parent: ChartState, indent: string): void {
+  private declare(s: ChartState, parent: ChartState, indent: string): void {
     const region = parent.kind === 'parallel';
-    if (isComposite(s)) {
-      const classes = ['state', s.kind, ...(region ? ['region'] : [])].join(' ');
-      out.push(`${indent}subgraph ${dotString(clusterName(s.path))} {`);
-      const inner = `${indent}  `;
-      out.push(`${inner}id=${dotString(svgId(chart.machine, s.path))}; class=${dotString(classes)}`);
-      out.push(`${inner}label=${dotString(compositeLabel(s.key, s))}`);
-      out.push(`${inner}style=${dotString(region ? 'rounded,dashed' : s.kind === 'parallel' ? 'rounded,bold' : 'rounded')}`);
-      if (s.description) out.push(`${inner}tooltip=${dotString(s.description)}`);
-      if (s.kind === 'parallel') out.push(`${inner}${dotString(anchorNode(s.path))} [shape=point, style=invis, width=0.01]`);
-      body(s, inner);
-      out.push(`${indent}}`);
-      return;
-    }
+    if (isComposite(s)) return this.cluster(s, region, indent);
     const classes = ['state', ...(s.kind === 'final' || s.kind === 'history' ? [s.kind] : []), ...(region ? ['region'] : [])].join(' ');
     const a: Record<string, string | number | undefined> = {
-      id: svgId(chart.machine, s.path),
+      id: svgId(this.chart.machine, s.path),
       class: classes,
       label: s.kind === 'history' ? (s.history === 'deep' ? 'H*' : 'H') : s.key,
       tooltip: s.description ?? (s.kind === 'history' ? `${s.key} (${s.history} history)` : undefined),
@@ -102,32 +102,47 @@ export function toDot(chart: Chart): string {
     if (s.kind === 'final') a.peripheries = 2;
     if (s.kind === 'history') a.shape = 'circle';
     if (region) a.style = 'rounded,dashed';
-    out.push(`${indent}${dotString(stateNode(s.path))} ${attrs(a)}`);
+    this.out.push(`${indent}${dotString(stateNode(s.path))} ${attrs(a)}`);
+  }
+
+  /** A composite state: a cluster (dashed when it is a region of a parallel state), its children inside. */
+  private cluster(s: ChartState, region: boolean, indent: string): void {
+    const { out } = this;
+    const classes = ['state', s.kind, ...(region ? ['region'] : [])].join(' ');
+    out.push(`${indent}subgraph ${dotString(clusterName(s.path))} {`);
+    const inner = `${indent}  `;
+    out.push(`${inner}id=${dotString(svgId(this.chart.machine, s.path))}; class=${dotString(classes)}`);
+    out.push(`${inner}label=${dotString(this.compositeLabel(s.key, s))}`);
+    out.push(`${inner}style=${dotString(region ? 'rounded,dashed' : s.kind === 'parallel' ? 'rounded,bold' : 'rounded')}`);
+    if (s.description) out.push(`${inner}tooltip=${dotString(s.description)}`);
+    if (s.kind === 'parallel') out.push(`${inner}${dotString(anchorNode(s.path))} [shape=point, style=invis, width=0.01]`);
+    this.body(s, inner);
+    out.push(`${indent}}`);
   }
 
   /** The node an arrow to or from `path` attaches to, and the cluster it is clipped at. */
-  function end(path: string): { node: string; cluster?: string; owner: string } {
-    const s = chart.states.get(path)!;
+  private end(path: string): { node: string; cluster?: string; owner: string } {
+    const s = this.chart.states.get(path)!;
     if (!isComposite(s)) return { node: stateNode(path), owner: path };
     const node = s.kind === 'parallel' ? anchorNode(path) : initialNode(path);
     return path === '' ? { node, owner: path } : { node, cluster: clusterName(path), owner: path };
   }
 
-  function edges(t: ChartTransition): void {
+  private edges(t: ChartTransition): void {
     const label = transitionLabel(t);
     const tooltip = t.actions.length > 0 ? `${label} / ${t.actions.map(actionText).join(', ')}` : label;
-    const source = chart.states.get(t.source)!;
+    const source = this.chart.states.get(t.source)!;
     if (t.targets.length === 0) {
-      if (!isComposite(source)) out.push(`  ${dotString(stateNode(t.source))} -> ${dotString(stateNode(t.source))} ${attrs({ label, tooltip, style: 'dashed', class: 'transition internal' })}`);
+      if (!isComposite(source)) this.out.push(`  ${dotString(stateNode(t.source))} -> ${dotString(stateNode(t.source))} ${attrs({ label, tooltip, style: 'dashed', class: 'transition internal' })}`);
       return;
     }
     for (const target of t.targets) {
-      const from = end(t.source);
-      const to = end(target);
+      const from = this.end(t.source);
+      const to = this.end(target);
       // Clip at a cluster only when the other end lies outside it (Graphviz refuses the clip otherwise).
       const ltail = from.cluster && !isWithin(to.owner, t.source) ? from.cluster : undefined;
       const lhead = to.cluster && !isWithin(from.owner, target) ? to.cluster : undefined;
-      out.push(`  ${dotString(from.node)} -> ${dotString(to.node)} ${attrs({ label, tooltip, ltail, lhead, class: 'transition' })}`);
+      this.out.push(`  ${dotString(from.node)} -> ${dotString(to.node)} ${attrs({ label, tooltip, ltail, lhead, class: 'transition' })}`);
     }
   }
 }

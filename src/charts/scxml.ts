@@ -58,85 +58,107 @@ function actionLines(actions: ChartAction[], indent: string): string[] {
 }
 
 export function toScxml(chart: Chart): string {
-  const ids = scxmlIds(chart);
-  const used = new Set(ids.values());
-  const id = (path: string) => ids.get(path)!;
-  const byState = new Map<string, ChartTransition[]>();
-  for (const t of chart.transitions) byState.set(t.source, [...(byState.get(t.source) ?? []), t]);
+  return new ScxmlWriter(chart).write();
+}
 
-  // Each `after` transition needs its delayed send; the send's id is an XML ID too.
-  const sendIds = new Map<ChartTransition, string>();
-  for (const t of chart.transitions) {
-    if (t.trigger.kind !== 'after') continue;
-    const base = `${id(t.source)}.after.${nameSegment(String(t.trigger.delay))}`;
-    let sid = base;
-    for (let n = 2; used.has(sid); n++) sid = `${base}_${n}`;
-    used.add(sid);
-    sendIds.set(t, sid);
-  }
-  const afterEvent = (t: ChartTransition) => eventName(t.eventType || `xstate.after.${String((t.trigger as { delay: unknown }).delay)}.${chart.states.get(t.source)!.xstateId}`);
+/** Writes one chart as an SCXML document, line by line. */
+class ScxmlWriter {
+  private readonly out: string[] = [];
+  private readonly ids: Map<string, string>;
+  private readonly byState = new Map<string, ChartTransition[]>();
+  /** Each `after` transition's delayed send; the send's id is an XML ID too. */
+  private readonly sendIds = new Map<ChartTransition, string>();
 
-  const root = chart.states.get('')!;
-  const out: string[] = [
-    '<?xml version="1.0" encoding="UTF-8"?>',
-    `<!--${commentText(`${chart.machine}: exported by valmove charts from the machine the runtime runs`)}-->`,
-    `<scxml xmlns="${SCXML_NS}" version="1.0" name="${xmlEscape(nameSegment(chart.machine))}" initial="${id('')}">`,
-  ];
-  element(root, '  ');
-  out.push('</scxml>');
-  return `${out.join('\n')}\n`;
-
-  function element(s: ChartState, indent: string): void {
-    const inner = `${indent}  `;
-    if (s.kind === 'history') {
-      const targets = s.historyTarget?.length ? s.historyTarget : defaultEntry(chart.states.get(s.parent!)!);
-      out.push(`${indent}<history id="${id(s.path)}" type="${s.history ?? 'shallow'}">`);
-      out.push(`${inner}<transition target="${targets.map(id).join(' ')}"/>`);
-      out.push(`${indent}</history>`);
-      return;
+  constructor(private readonly chart: Chart) {
+    this.ids = scxmlIds(chart);
+    const used = new Set(this.ids.values());
+    for (const t of chart.transitions) this.byState.set(t.source, [...(this.byState.get(t.source) ?? []), t]);
+    for (const t of chart.transitions) {
+      if (t.trigger.kind !== 'after') continue;
+      const base = `${this.id(t.source)}.after.${nameSegment(String(t.trigger.delay))}`;
+      let sid = base;
+      for (let n = 2; used.has(sid); n++) sid = `${base}_${n}`;
+      used.add(sid);
+      this.sendIds.set(t, sid);
     }
+  }
+
+  write(): string {
+    const { chart, out } = this;
+    out.push(
+      '<?xml version="1.0" encoding="UTF-8"?>',
+      `<!--${commentText(`${chart.machine}: exported by valmove charts from the machine the runtime runs`)}-->`,
+      `<scxml xmlns="${SCXML_NS}" version="1.0" name="${xmlEscape(nameSegment(chart.machine))}" initial="${this.id('')}">`,
+    );
+    this.element(chart.states.get('')!, '  ');
+    out.push('</scxml>');
+    return `${out.join('\n')}\n`;
+  }
+
+  private readonly id = (path: string): string => this.ids.get(path)!;
+
+  private afterEvent(t: ChartTransition): string {
+    return eventName(t.eventType || `xstate.after.${String((t.trigger as { delay: unknown }).delay)}.${this.chart.states.get(t.source)!.xstateId}`);
+  }
+
+  private element(s: ChartState, indent: string): void {
+    const { out } = this;
+    const inner = `${indent}  `;
+    if (s.kind === 'history') return this.history(s, indent);
     const tag = s.kind === 'parallel' ? 'parallel' : s.kind === 'final' ? 'final' : 'state';
-    const initial = s.kind === 'compound' && s.initial !== null ? ` initial="${id(s.initial)}"` : '';
-    const open = `${indent}<${tag} id="${id(s.path)}"${initial}`;
+    const initial = s.kind === 'compound' && s.initial !== null ? ` initial="${this.id(s.initial)}"` : '';
+    const open = `${indent}<${tag} id="${this.id(s.path)}"${initial}`;
     out.push(`${open}>`);
     const start = out.length;
     if (s.description) out.push(`${inner}<!--${commentText(s.description)}-->`);
-    const transitions = byState.get(s.path) ?? [];
-    const delayed = transitions.filter((t) => t.trigger.kind === 'after');
+    const transitions = this.byState.get(s.path) ?? [];
+    this.entryAndExit(s, transitions.filter((t) => t.trigger.kind === 'after'), inner);
+    if (s.kind !== 'final') for (const t of transitions) this.transition(s, t, inner);
+    for (const c of s.children) this.element(this.chart.states.get(c)!, inner);
+    if (out.length === start) out[start - 1] = `${open}/>`;
+    else out.push(`${indent}</${tag}>`);
+  }
+
+  private history(s: ChartState, indent: string): void {
+    const targets = s.historyTarget?.length ? s.historyTarget : defaultEntry(this.chart.states.get(s.parent!)!);
+    this.out.push(`${indent}<history id="${this.id(s.path)}" type="${s.history ?? 'shallow'}">`);
+    this.out.push(`${indent}  <transition target="${targets.map(this.id).join(' ')}"/>`);
+    this.out.push(`${indent}</history>`);
+  }
+
+  /** `<onentry>` and `<onexit>`: the state's actions, and each `after` transition's delayed send and its cancel. */
+  private entryAndExit(s: ChartState, delayed: ChartTransition[], inner: string): void {
+    const { out } = this;
     if (s.entry.length > 0 || delayed.length > 0) {
       out.push(`${inner}<onentry>`);
       out.push(...actionLines(s.entry, `${inner}  `));
       for (const t of delayed) {
         const delay = (t.trigger as { delay: number | string }).delay;
         const when = typeof delay === 'number' ? `delay="${delay}ms"` : `delayexpr="${xmlEscape(delay)}"`;
-        out.push(`${inner}  <send event="${afterEvent(t)}" ${when} id="${sendIds.get(t)}"/>`);
+        out.push(`${inner}  <send event="${this.afterEvent(t)}" ${when} id="${this.sendIds.get(t)}"/>`);
       }
       out.push(`${inner}</onentry>`);
     }
     if (s.exit.length > 0 || delayed.length > 0) {
       out.push(`${inner}<onexit>`);
       out.push(...actionLines(s.exit, `${inner}  `));
-      for (const t of delayed) out.push(`${inner}  <cancel sendid="${sendIds.get(t)}"/>`);
+      for (const t of delayed) out.push(`${inner}  <cancel sendid="${this.sendIds.get(t)}"/>`);
       out.push(`${inner}</onexit>`);
     }
-    if (s.kind !== 'final') for (const t of transitions) transition(s, t, inner);
-    for (const c of s.children) element(chart.states.get(c)!, inner);
-    if (out.length === start) out[start - 1] = `${open}/>`;
-    else out.push(`${indent}</${tag}>`);
   }
 
-  function transition(s: ChartState, t: ChartTransition, indent: string): void {
+  private transition(s: ChartState, t: ChartTransition, indent: string): void {
     const attrs: string[] = [];
     if (t.trigger.kind === 'event') attrs.push(`event="${xmlEscape(eventName(t.trigger.event))}"`);
-    else if (t.trigger.kind === 'after') attrs.push(`event="${afterEvent(t)}"`);
-    else if (t.trigger.kind === 'done') attrs.push(`event="done.state.${id(s.path)}"`);
+    else if (t.trigger.kind === 'after') attrs.push(`event="${this.afterEvent(t)}"`);
+    else if (t.trigger.kind === 'done') attrs.push(`event="done.state.${this.id(s.path)}"`);
     if (t.guard !== null) attrs.push(`cond="${xmlEscape(t.guard)}"`);
-    if (t.targets.length > 0) attrs.push(`target="${t.targets.map(id).join(' ')}"`);
+    if (t.targets.length > 0) attrs.push(`target="${t.targets.map(this.id).join(' ')}"`);
     if (!t.reenter && s.children.length > 0 && t.targets.length > 0 && t.targets.every((p) => isWithin(p, s.path) && p !== s.path)) attrs.push('type="internal"');
     const open = `${indent}<transition ${attrs.join(' ')}`.trimEnd();
     const body = [...(t.description ? [`${indent}  <!--${commentText(t.description)}-->`] : []), ...actionLines(t.actions, `${indent}  `)];
-    if (body.length === 0) out.push(`${open}/>`);
-    else out.push(`${open}>`, ...body, `${indent}</transition>`);
+    if (body.length === 0) this.out.push(`${open}/>`);
+    else this.out.push(`${open}>`, ...body, `${indent}</transition>`);
   }
 }
 

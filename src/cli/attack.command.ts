@@ -5,7 +5,7 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Command, InvalidArgumentError } from 'commander';
+import { type Command, InvalidArgumentError } from 'commander';
 import { runFloodJob, type FloodJob } from '../attack/flood.ts';
 import { describeAttack, reportFileName, runAttack } from '../attack/run.ts';
 

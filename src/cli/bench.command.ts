@@ -1,5 +1,5 @@
 /** `valmove bench`: migrations measured against their floor (issue 7). */
-import { Command, InvalidArgumentError } from 'commander';
+import { type Command, InvalidArgumentError } from 'commander';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BENCH_CONCURRENCY_MAX, BENCH_ITEMS_MAX, DEFAULT_CONCURRENCY, DEFAULT_ITEMS, runBench } from '../bench/run.ts';

@@ -12,9 +12,9 @@
 import { closeSync, mkdirSync, openSync, readdirSync, writeSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { seededRng, systemRng, toHex } from '../crypto/index.ts';
-import { crashHook, parseCrashAt } from '../actors/crash.ts';
+import { crashHook, parseCrashAt, type CrashAt } from '../actors/crash.ts';
 import { driveMigration } from '../actors/driver.ts';
-import { parseFaults } from '../transport/faulty.link.ts';
+import { parseFaults, type FaultPolicy } from '../transport/faulty.link.ts';
 import { FAST_TIMING } from '../timing.ts';
 import { TerminalRuntime } from '../actors/terminal.actor.ts';
 import { RemoteError } from '../errors.ts';
@@ -25,6 +25,7 @@ import type { NormalReceipt, ProgressEvent } from '../actors/terminal.actor.ts';
 import type { ValueKind } from '../actors/value.ts';
 import { demoProviders, demoValue } from '../fixtures/demo.ts';
 import { table } from './table.ts';
+import type { Recorder } from '../trace/recorder.ts';
 import { systemRecorder } from '../trace/wiring.ts';
 
 export const DEMO_ITEMS_MAX = 20;
@@ -112,53 +113,160 @@ export async function runDemo(opts: DemoOptions): Promise<DemoReport> {
   if (!Number.isInteger(opts.items) || opts.items < 1 || opts.items > DEMO_ITEMS_MAX) {
     throw new RangeError(`--items must be a whole number from 1 to ${DEMO_ITEMS_MAX}; got ${opts.items}`);
   }
-  const say = opts.json ? () => {} : opts.out;
-  const dataDir = opts.data ? resolve(opts.data) : freshDataDir();
-  const rng = systemRng;
-  const plan = demoProviders(opts.items);
-  const hops: Record<string, number> = {};
-  let counting = false;
-  mkdirSync(dataDir, { recursive: true });
-  const logFd = openSync(join(dataDir, 'valmove.log'), 'a');
-  const log = createLogger({ level: 'info', sink: { write: (line) => writeSync(logFd, line) } });
-
-  const crashAt = opts.crashAt ? parseCrashAt(opts.crashAt) : undefined;
-  const faultPolicy = opts.faults ? parseFaults(opts.faults) : undefined;
-  const crashes: string[] = [];
-  let armed = false;
-  const onProgress = (e: ProgressEvent) => say(`  [${e.step.padEnd(9)}] ${e.text}`);
-  let system: EmbeddedSystem | undefined;
-  const hook = crashAt
-    ? crashHook(crashAt, (party) => {
-        crashes.push(`${party} at ${crashAt.step} ${crashAt.point}`);
-        say(`  !! ${party} crashed at ${crashAt.step} (${crashAt.point}); restarting it from its LMDB`);
-        system!.restarting.add(party);
-        setImmediate(() => void system!.restart(party));
-      })
-    : undefined;
-  say(`valmove demo: ${opts.items} item(s) from ${opts.items} provider(s); data in ${dataDir} (log: valmove.log)`);
-  const recorder = systemRecorder({ record: opts.record ? resolve(opts.record) : undefined, inspect: opts.inspect });
-  if (opts.record) say(`recording the run to ${resolve(opts.record)} (draw it with: valmove trace ${opts.record})`);
-  system = await EmbeddedSystem.start({
-    dataDir,
-    providers: plan.map((p) => p.provider),
-    rng,
-    log,
-    timing: FAST_TIMING,
-    faultRng: opts.seed !== undefined ? seededRng(opts.seed) : undefined,
-    envelopeTap: recorder?.tap,
-    inspect: recorder?.inspect,
-    onTurnPoint: hook ? (party, point, info) => armed && hook(party, point, info) : undefined,
-    onPartyStarted: (party) => {
-      if (party instanceof TerminalRuntime && armed) party.onProgress(onProgress);
-    },
-    linkTap: ({ from, to }) => {
-      if (!counting) return;
-      const hop = `${hopOf(from)}->${hopOf(to)}`;
-      hops[hop] = (hops[hop] ?? 0) + 1;
-    },
-  });
+  const demo = new Demo(opts);
+  const system = await demo.start();
   try {
+    return await demo.run(system);
+  } finally {
+    await demo.stop(system);
+  }
+}
+
+/** The demo's user, chips and phones. */
+interface DemoWorld {
+  user: string;
+  password: string;
+  source: ChipRuntime;
+  destination: ChipRuntime;
+  oldPhone: TerminalRuntime;
+  newPhone: TerminalRuntime;
+}
+
+type DemoPlan = ReturnType<typeof demoProviders>;
+
+/** One demo run: its data folder and log, the crash it was asked for, the hops it counts, its system. */
+class Demo {
+  private readonly say: (line: string) => void;
+  private readonly dataDir: string;
+  private readonly rng = systemRng;
+  private readonly plan: DemoPlan;
+  private readonly hops: Record<string, number> = {};
+  private counting = false;
+  private readonly logFd: number;
+  private readonly crashAt: CrashAt | undefined;
+  private readonly faultPolicy: FaultPolicy | undefined;
+  private readonly crashes: string[] = [];
+  /** Crashes and progress lines only during the migration. */
+  private armed = false;
+  private readonly onProgress = (e: ProgressEvent) => this.say(`  [${e.step.padEnd(9)}] ${e.text}`);
+  private system: EmbeddedSystem | undefined;
+  private recorder: Recorder | undefined;
+
+  constructor(private readonly opts: DemoOptions) {
+    this.say = opts.json ? () => {} : opts.out;
+    this.dataDir = opts.data ? resolve(opts.data) : freshDataDir();
+    this.plan = demoProviders(opts.items);
+    mkdirSync(this.dataDir, { recursive: true });
+    this.logFd = openSync(join(this.dataDir, 'valmove.log'), 'a');
+    this.crashAt = opts.crashAt ? parseCrashAt(opts.crashAt) : undefined;
+    this.faultPolicy = opts.faults ? parseFaults(opts.faults) : undefined;
+  }
+
+  /** With faults on, the user is persistent and the run reports what the faults did. */
+  private get faulty(): boolean {
+    return this.crashAt !== undefined || this.faultPolicy !== undefined;
+  }
+
+  /** Starts every party embedded, under the data folder, recording if asked. */
+  async start(): Promise<EmbeddedSystem> {
+    const { opts, say } = this;
+    const log = createLogger({ level: 'info', sink: { write: (line) => writeSync(this.logFd, line) } });
+    const hook = this.crashHook();
+    say(`valmove demo: ${opts.items} item(s) from ${opts.items} provider(s); data in ${this.dataDir} (log: valmove.log)`);
+    this.recorder = systemRecorder({ record: opts.record ? resolve(opts.record) : undefined, inspect: opts.inspect });
+    if (opts.record) say(`recording the run to ${resolve(opts.record)} (draw it with: valmove trace ${opts.record})`);
+    this.system = await EmbeddedSystem.start({
+      dataDir: this.dataDir,
+      providers: this.plan.map((p) => p.provider),
+      rng: this.rng,
+      log,
+      timing: FAST_TIMING,
+      faultRng: opts.seed !== undefined ? seededRng(opts.seed) : undefined,
+      envelopeTap: this.recorder?.tap,
+      inspect: this.recorder?.inspect,
+      onTurnPoint: hook ? (party, point, info) => this.armed && hook(party, point, info) : undefined,
+      onPartyStarted: (party) => {
+        if (party instanceof TerminalRuntime && this.armed) party.onProgress(this.onProgress);
+      },
+      linkTap: ({ from, to }) => {
+        if (!this.counting) return;
+        const hop = `${hopOf(from)}->${hopOf(to)}`;
+        this.hops[hop] = (this.hops[hop] ?? 0) + 1;
+      },
+    });
+    return this.system;
+  }
+
+  /** --crash-at: the party crashes there once, and is restarted from its LMDB once its turn unwound. */
+  private crashHook(): ReturnType<typeof crashHook> | undefined {
+    const { crashAt } = this;
+    if (!crashAt) return undefined;
+    return crashHook(crashAt, (party) => {
+      this.crashes.push(`${party} at ${crashAt.step} ${crashAt.point}`);
+      this.say(`  !! ${party} crashed at ${crashAt.step} (${crashAt.point}); restarting it from its LMDB`);
+      this.system!.restarting.add(party);
+      setImmediate(() => void this.system!.restart(party));
+    });
+  }
+
+  async stop(system: EmbeddedSystem): Promise<void> {
+    await system.stop();
+    await this.recorder?.close();
+    closeSync(this.logFd);
+  }
+
+  /** The whole story: set up, issue, pay, migrate, then the items and payments after. */
+  async run(system: EmbeddedSystem): Promise<DemoReport> {
+    const { plan, say } = this;
+    const w = await this.setUp(system);
+    await this.issue(system, w);
+    const emoney = plan.find((p) => p.kind === 'emoney' || p.kind === 'transit' || p.kind === 'points');
+    if (emoney) {
+      const paid = await tryUse(w.oldPhone, emoney.provider, 'pay', emoney.provider, 500);
+      say(`normal use on the source: pay 500 from ${emoney.provider} -> ${paid.detail}`);
+    }
+    const before = new Map<string, string>();
+    let sumBefore = 0;
+    for (const p of plan) {
+      const r = await tryUse(w.oldPhone, p.provider, 'balance', p.provider);
+      before.set(p.provider, r.detail);
+      sumBefore += r.receipt?.balance ?? 0;
+    }
+    const { done, elapsedMs } = await this.migrate(system, w);
+    const { items, sumAfter } = await this.itemsAfter(system, w, before);
+    // Crashed terminals were replaced: talk to the ones running now.
+    const phone = (t: TerminalRuntime) => system.party<TerminalRuntime>(t.id);
+    let payDst = { ok: false, detail: 'no spendable item' };
+    let paySrc = { ok: false, detail: 'no spendable item' };
+    if (emoney) {
+      payDst = await tryUse(phone(w.newPhone), emoney.provider, 'pay', emoney.provider, 300);
+      paySrc = await tryUse(phone(w.oldPhone), emoney.provider, 'pay', emoney.provider, 300);
+      say(`\npay 300 on the destination: ${payDst.ok ? 'accepted' : 'REFUSED'} (${payDst.detail})`);
+      say(`pay 300 on the source:      ${paySrc.ok ? 'ACCEPTED' : 'refused'} (${paySrc.detail})`);
+    }
+    const conserved = sumBefore === sumAfter;
+    say(`balances before ${sumBefore}, after ${sumAfter}: ${conserved ? 'conserved' : 'NOT CONSERVED'}`);
+    const totalMessages = Object.values(this.hops).reduce((a, b) => a + b, 0);
+    say(`messages during the migration: ${totalMessages} (${Object.entries(this.hops).map(([h, n]) => `${h} ${n}`).join(', ')})`);
+    return {
+      outcome: done.outcome,
+      mig: done.mig,
+      dataDir: this.dataDir,
+      items,
+      chips: { [w.source.serial]: areaStates(system.party<ChipRuntime>(w.source.id)), [w.destination.serial]: areaStates(system.party<ChipRuntime>(w.destination.id)) },
+      paymentOnDestination: payDst,
+      paymentOnSource: paySrc,
+      messagesByHop: this.hops,
+      messagesTotal: totalMessages,
+      elapsedMs,
+      balances: { before: sumBefore, after: sumAfter, conserved },
+      ...(this.faulty ? { faults: { crashAt: this.opts.crashAt ?? null, crashes: this.crashes, links: system.faultCounts() } } : {}),
+    };
+  }
+
+  /** A user, an empty source and destination chip, each in a phone logged in as the user, each chip registered. */
+  private async setUp(system: EmbeddedSystem): Promise<DemoWorld> {
+    const { rng, crashAt } = this;
     const tag = toHex(rng.bytes(3)).toUpperCase();
     const user = 'alice';
     const password = toHex(rng.bytes(12));
@@ -178,77 +286,78 @@ export async function runDemo(opts: DemoOptions): Promise<DemoReport> {
       system.connectToServer(t);
       await t.login(user, password);
       const reg = await t.register();
-      say(`${t.id}: ${user} logged in; chip ${reg.serial} registered (proved its serial with K_chip)`);
+      this.say(`${t.id}: ${user} logged in; chip ${reg.serial} registered (proved its serial with K_chip)`);
     }
+    return { user, password, source, destination, oldPhone, newPhone };
+  }
 
-    // Each provider signs an issue order for the source chip; the old phone receives them (a migration without a source).
-    const orders = plan.map((p, i) => system.issueOrder({ provider: p.provider, serial: source.serial, value: demoValue(p.kind, i, toHex(rng.bytes(16))) }));
-    const issued = await oldPhone.issue(orders);
+  /** Each provider signs an issue order for the source chip; the old phone receives them (a migration without a source). */
+  private async issue(system: EmbeddedSystem, w: DemoWorld): Promise<void> {
+    const { plan, rng, say } = this;
+    const orders = plan.map((p, i) => system.issueOrder({ provider: p.provider, serial: w.source.serial, value: demoValue(p.kind, i, toHex(rng.bytes(16))) }));
+    const issued = await w.oldPhone.issue(orders);
     if (issued.outcome !== 'completed') throw new Error(`issuance ended ${issued.outcome}: ${issued.reason ?? ''}`);
-    say(`source chip ${source.serial} issued with: ${plan.map((p) => `${p.kind} (${p.provider})`).join(', ')} (each provider's signed issue order, issuance ${issued.mig})`);
-    say(`destination chip ${destination.serial} is empty`);
+    say(`source chip ${w.source.serial} issued with: ${plan.map((p) => `${p.kind} (${p.provider})`).join(', ')} (each provider's signed issue order, issuance ${issued.mig})`);
+    say(`destination chip ${w.destination.serial} is empty`);
     for (const p of plan) {
-      system.connectReader(oldPhone, p.provider);
-      system.connectReader(newPhone, p.provider);
+      system.connectReader(w.oldPhone, p.provider);
+      system.connectReader(w.newPhone, p.provider);
     }
+  }
 
-    const emoney = plan.find((p) => p.kind === 'emoney' || p.kind === 'transit' || p.kind === 'points');
-    if (emoney) {
-      const paid = await tryUse(oldPhone, emoney.provider, 'pay', emoney.provider, 500);
-      say(`normal use on the source: pay 500 from ${emoney.provider} -> ${paid.detail}`);
-    }
-
-    const before = new Map<string, string>();
-    let sumBefore = 0;
-    for (const p of plan) {
-      const r = await tryUse(oldPhone, p.provider, 'balance', p.provider);
-      before.set(p.provider, r.detail);
-      sumBefore += r.receipt?.balance ?? 0;
-    }
-
-    oldPhone.onProgress(onProgress);
-    newPhone.onProgress(onProgress);
-
-    counting = true;
+  /** The migration, its messages counted: step by step, or (with faults on) driven by a persistent user. */
+  private async migrate(system: EmbeddedSystem, w: DemoWorld): Promise<{ done: { mig: string; outcome: string }; elapsedMs: number }> {
+    const { crashAt, say } = this;
+    w.oldPhone.onProgress(this.onProgress);
+    w.newPhone.onProgress(this.onProgress);
+    this.counting = true;
     const t0 = performance.now();
-    let done: { mig: string; outcome: string };
-    if (crashAt || faultPolicy) {
-      // With faults on, the user is persistent: logs in again after a lost login, asks again after a lost request.
-      say(`\nmigrating ${source.serial} -> ${destination.serial} with ${[crashAt ? `a crash at ${opts.crashAt}` : '', faultPolicy ? `link faults ${opts.faults}` : ''].filter(Boolean).join(' and ')}`);
-      armed = true;
-      system.setFaults(faultPolicy ?? null);
-      const r = await driveMigration(system, {
-        user,
-        password,
-        source: oldPhone.id,
-        destination: newPhone.id,
-        destinationSerial: destination.serial,
-        timeoutMs: 300_000,
-      });
-      system.setFaults(null);
-      armed = false;
-      done = { mig: r.mig, outcome: r.state };
-    } else {
-      say(`\nmigrating ${source.serial} -> ${destination.serial} (source phase, Fig. 3)`);
-      const out = await oldPhone.migrateOut({ destination: destination.serial });
-      if (out.outcome !== 'uploaded') throw new Error(`source phase ended ${out.outcome}: ${out.reason ?? ''}`);
-      say(`source phase done: migration ${out.mig}; the source is locked (the backup), every item is held by its provider's migration SAM`);
-      say(`\ndestination phase (Fig. 4)`);
-      done = await newPhone.migrateIn({ mig: out.mig });
-    }
+    const done = this.faulty ? await this.migrateWithFaults(system, w) : await this.migrateStepByStep(w);
     const elapsedMs = Math.round(performance.now() - t0);
-    counting = false;
-    if (crashAt && crashes.length === 0) {
-      say(`  note: --crash-at ${opts.crashAt} never fired: ${crashAt.party} handled no ${crashAt.step} turn (parties: ${system.parties().map((p) => p.id).join(', ')})`);
+    this.counting = false;
+    if (crashAt && this.crashes.length === 0) {
+      say(`  note: --crash-at ${this.opts.crashAt} never fired: ${crashAt.party} handled no ${crashAt.step} turn (parties: ${system.parties().map((p) => p.id).join(', ')})`);
     }
     say(`migration ${done.mig}: ${done.outcome} in ${elapsedMs} ms\n`);
-    // Crashed terminals were replaced: talk to the ones running now.
-    const phone = (t: TerminalRuntime) => system!.party<TerminalRuntime>(t.id);
+    return { done, elapsedMs };
+  }
 
+  /** With faults on, the user is persistent: logs in again after a lost login, asks again after a lost request. */
+  private async migrateWithFaults(system: EmbeddedSystem, w: DemoWorld): Promise<{ mig: string; outcome: string }> {
+    const { crashAt, faultPolicy, opts } = this;
+    this.say(`\nmigrating ${w.source.serial} -> ${w.destination.serial} with ${[crashAt ? `a crash at ${opts.crashAt}` : '', faultPolicy ? `link faults ${opts.faults}` : ''].filter(Boolean).join(' and ')}`);
+    this.armed = true;
+    system.setFaults(faultPolicy ?? null);
+    const r = await driveMigration(system, {
+      user: w.user,
+      password: w.password,
+      source: w.oldPhone.id,
+      destination: w.newPhone.id,
+      destinationSerial: w.destination.serial,
+      timeoutMs: 300_000,
+    });
+    system.setFaults(null);
+    this.armed = false;
+    return { mig: r.mig, outcome: r.state };
+  }
+
+  private async migrateStepByStep(w: DemoWorld): Promise<{ mig: string; outcome: string }> {
+    const { say } = this;
+    say(`\nmigrating ${w.source.serial} -> ${w.destination.serial} (source phase, Fig. 3)`);
+    const out = await w.oldPhone.migrateOut({ destination: w.destination.serial });
+    if (out.outcome !== 'uploaded') throw new Error(`source phase ended ${out.outcome}: ${out.reason ?? ''}`);
+    say(`source phase done: migration ${out.mig}; the source is locked (the backup), every item is held by its provider's migration SAM`);
+    say(`\ndestination phase (Fig. 4)`);
+    return await w.newPhone.migrateIn({ mig: out.mig });
+  }
+
+  /** Each item after the migration: its balance on the destination, and its area's state on both chips, as a table. */
+  private async itemsAfter(system: EmbeddedSystem, w: DemoWorld, before: Map<string, string>): Promise<{ items: DemoItem[]; sumAfter: number }> {
     const items: DemoItem[] = [];
     let sumAfter = 0;
-    for (const [i, p] of plan.entries()) {
-      const dst = await tryUse(phone(newPhone), p.provider, 'balance', p.provider);
+    for (const [i, p] of this.plan.entries()) {
+      // Crashed terminals were replaced: talk to the one running now.
+      const dst = await tryUse(system.party<TerminalRuntime>(w.newPhone.id), p.provider, 'balance', p.provider);
       sumAfter += dst.receipt?.balance ?? 0;
       items.push({
         item: i,
@@ -257,47 +366,16 @@ export async function runDemo(opts: DemoOptions): Promise<DemoReport> {
         kind: p.kind,
         before: before.get(p.provider) ?? '?',
         after: dst.detail,
-        sourceAfter: system.party<ChipRuntime>(source.id).memory.get(p.provider)?.state ?? 'absent',
-        destinationAfter: system.party<ChipRuntime>(destination.id).memory.get(p.provider)?.state ?? 'absent',
+        sourceAfter: system.party<ChipRuntime>(w.source.id).memory.get(p.provider)?.state ?? 'absent',
+        destinationAfter: system.party<ChipRuntime>(w.destination.id).memory.get(p.provider)?.state ?? 'absent',
       });
     }
-    say(
+    this.say(
       table(
         ['item', 'provider', 'kind', 'before (source)', 'after (destination)', 'source area', 'destination area'],
         items.map((it) => [String(it.item), it.provider, it.kind, it.before, it.after, it.sourceAfter, it.destinationAfter]),
       ),
     );
-
-    let payDst = { ok: false, detail: 'no spendable item' };
-    let paySrc = { ok: false, detail: 'no spendable item' };
-    if (emoney) {
-      payDst = await tryUse(phone(newPhone), emoney.provider, 'pay', emoney.provider, 300);
-      paySrc = await tryUse(phone(oldPhone), emoney.provider, 'pay', emoney.provider, 300);
-      say(`\npay 300 on the destination: ${payDst.ok ? 'accepted' : 'REFUSED'} (${payDst.detail})`);
-      say(`pay 300 on the source:      ${paySrc.ok ? 'ACCEPTED' : 'refused'} (${paySrc.detail})`);
-    }
-    const conserved = sumBefore === sumAfter;
-    say(`balances before ${sumBefore}, after ${sumAfter}: ${conserved ? 'conserved' : 'NOT CONSERVED'}`);
-    const totalMessages = Object.values(hops).reduce((a, b) => a + b, 0);
-    say(`messages during the migration: ${totalMessages} (${Object.entries(hops).map(([h, n]) => `${h} ${n}`).join(', ')})`);
-
-    return {
-      outcome: done.outcome,
-      mig: done.mig,
-      dataDir,
-      items,
-      chips: { [source.serial]: areaStates(system.party<ChipRuntime>(source.id)), [destination.serial]: areaStates(system.party<ChipRuntime>(destination.id)) },
-      paymentOnDestination: payDst,
-      paymentOnSource: paySrc,
-      messagesByHop: hops,
-      messagesTotal: totalMessages,
-      elapsedMs,
-      balances: { before: sumBefore, after: sumAfter, conserved },
-      ...(crashAt || faultPolicy ? { faults: { crashAt: opts.crashAt ?? null, crashes, links: system.faultCounts() } } : {}),
-    };
-  } finally {
-    await system.stop();
-    await recorder?.close();
-    closeSync(logFd);
+    return { items, sumAfter };
   }
 }

@@ -4,7 +4,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { readMigrations, type MigrationStatus } from '../actors/status.ts';
-import { Command, InvalidArgumentError } from 'commander';
+import { type Command, InvalidArgumentError } from 'commander';
 import { systemClock } from '../clock.ts';
 import { systemRng } from '../crypto/index.ts';
 import { RemoteError } from '../errors.ts';
@@ -33,6 +33,16 @@ function readPassword(fromStdin: boolean): string {
 }
 
 export function addDeployCommands(program: Command, out: Out): void {
+  addKeygenCommand(program, out);
+  addStartCommand(program);
+  addUserCommands(program, out);
+  addTerminalCommands(program, out);
+  addStatusCommand(program, out);
+  addUpCommand(program, out);
+}
+
+/** `valmove keygen`: a deployment's identities, key files, configs and trust list. */
+function addKeygenCommand(program: Command, out: Out): void {
   program
     .command('keygen')
     .description('write identities, key files (mode 0600), per-process configs and trust.json for a deployment; prints public keys only')
@@ -69,7 +79,10 @@ export function addDeployCommands(program: Command, out: Out): void {
       for (const [id, k] of Object.entries(summary.publicKeys)) out(`  ${id.padEnd(24)} sign ${k.signPublic ?? '-'}  box ${k.boxPublic ?? '-'}`);
       out(`start each with: valmove start <role> --config ${summary.dir}/config/<process>.json`);
     });
+}
 
+/** `valmove start <role>`: one party as its own process, until SIGTERM or SIGINT. */
+function addStartCommand(program: Command): void {
   program
     .command('start')
     .description(`run one party as its own process: ${ROLES.join(', ')}`)
@@ -94,7 +107,10 @@ export function addDeployCommands(program: Command, out: Out): void {
       process.once('SIGINT', stop);
       await new Promise(() => {});
     });
+}
 
+/** `valmove user add | unlock`: the operator's edits of a server's users. */
+function addUserCommands(program: Command, out: Out): void {
   const user = program.command('user').description('operator: manage users in a server\'s store (the server may be running)');
   user
     .command('add')
@@ -129,7 +145,10 @@ export function addDeployCommands(program: Command, out: Out): void {
         await store.close();
       }
     });
+}
 
+/** `valmove terminal <command>`: what a user does on a running terminal process, through its control API. */
+function addTerminalCommands(program: Command, out: Out): void {
   const terminal = program.command('terminal').description('what a user does on a running terminal process (its control API)');
   const call = (name: string, description: string, build: (c: Command) => Command, run: (t: TerminalControl, o: Record<string, unknown>) => Promise<unknown>, show: (r: never) => string) => {
     build(terminal.command(name).description(description))
@@ -158,7 +177,7 @@ export function addDeployCommands(program: Command, out: Out): void {
     `migration ${r.mig}: ${r.outcome}${r.reason ? ` (${r.reason})` : ''}; items: ${r.items.map((i) => i.provider).join(', ')}`;
   const receipt = (r: { op: string; area: string; balance?: number; amount?: number; state?: string }) =>
     `${r.op} on ${r.area}: ${r.state ?? `balance ${r.balance}`}${r.amount !== undefined ? ` (amount ${r.amount})` : ''}`;
-  call('login', 'log the terminal\'s user in', (c) => c, async (t, o) => {
+  call('login', 'log the terminal\'s user in', (c) => c, async (_t, o) => {
     if (!o.user) throw new InvalidArgumentError('--user is required');
     return { user: o.user };
   }, (r: { user: string }) => `logged in as ${r.user}`);
@@ -188,7 +207,10 @@ export function addDeployCommands(program: Command, out: Out): void {
   );
   call('status', 'the terminal\'s state and recent progress lines', (c) => c, (t) => t.status(), (r: { id: string; state: unknown; progress: Array<{ step: string; text: string }> }) =>
     [`${r.id}: ${JSON.stringify(r.state)}`, ...r.progress.slice(-20).map((p) => `  [${p.step}] ${p.text}`)].join('\n'));
+}
 
+/** `valmove status`: every migration a server holds, from its store or its live status API. */
+function addStatusCommand(program: Command, out: Out): void {
   program
     .command('status')
     .description('every migration a server holds: its phase, where each item is, and what it waits for')
@@ -227,7 +249,10 @@ export function addDeployCommands(program: Command, out: Out): void {
         for (const i of m.items) out(`  item ${i.item} ${i.area.padEnd(12)} ${i.state}`);
       }
     });
+}
 
+/** `valmove up`: every party as its own process on 127.0.0.1, and a migration through them. */
+function addUpCommand(program: Command, out: Out): void {
   program
     .command('up')
     .description('start every party as its own process on 127.0.0.1, run a migration through them, print processes and result')

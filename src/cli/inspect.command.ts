@@ -2,7 +2,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Command, InvalidArgumentError } from 'commander';
+import { type Command, InvalidArgumentError } from 'commander';
 import { InspectServer, type DemoResult } from '../inspect/server.ts';
 import { startStatelyBridge, type StatelyBridge } from '../inspect/stately.ts';
 import { createLogger } from '../log.ts';

@@ -1,5 +1,5 @@
 /** `valmove paths`: model-based test paths from the statecharts, and their coverage. */
-import { Command, InvalidArgumentError } from 'commander';
+import { type Command, InvalidArgumentError } from 'commander';
 import { MODEL_NAMES, MODELS } from '../model/models.ts';
 import { coverage, describeEvent, formatMermaid, formatText, generatePaths, type Strategy } from '../model/paths.ts';
 

@@ -5,7 +5,7 @@
  * and key file, on this host; the provider process may be running.
  */
 import { join } from 'node:path';
-import { Command, InvalidArgumentError } from 'commander';
+import { type Command, InvalidArgumentError } from 'commander';
 import { NormalSamRuntime, READER_RIGHTS, type ReaderRight } from '../actors/normalSam.actor.ts';
 import { systemClock } from '../clock.ts';
 import { encodeVoucher, issueVoucher, systemRng, toHex } from '../crypto/index.ts';

@@ -1,7 +1,7 @@
 /** `valmove sim`: deterministic simulation with seeded faults (src/sim/, docs: simulation.md). */
 import { availableParallelism } from 'node:os';
 import { mkdirSync, rmSync } from 'node:fs';
-import { Command, InvalidArgumentError } from 'commander';
+import { type Command, InvalidArgumentError } from 'commander';
 import { BREAKS, type BreakProtocol } from '../testing/broken.ts';
 import { defaultSimDir, runSeeds, workerLoop, type RunReport } from '../sim/runner.ts';
 import { ROGUE_ATTACKS, type RogueAttack } from '../sim/rogue.ts';
@@ -85,6 +85,34 @@ export function formatReport(r: RunReport, o: { faults: readonly string[]; items
   return lines;
 }
 
+/** What `valmove sim` is given on its command line. */
+interface SimCommandOptions {
+  seeds: number;
+  from: number;
+  seed?: string;
+  migrations: number;
+  items: number;
+  faults: string;
+  jobs: number;
+  trace: boolean;
+  mask?: string;
+  break?: string;
+  rogue: string;
+  pay: boolean;
+  json: boolean;
+  data?: string;
+  worker?: string;
+}
+
+/** The parsed options every mode of the command shares. */
+interface SimRunOptions {
+  faults: FaultKind[];
+  breakProtocol: BreakProtocol | undefined;
+  rogue: RogueAttack[];
+  /** The options that replay this run, for the command lines the report prints. */
+  again: string;
+}
+
 export function addSimCommand(program: Command, out: (line: string) => void): void {
   program
     .command('sim')
@@ -104,98 +132,90 @@ export function addSimCommand(program: Command, out: (line: string) => void): vo
     .option('--json', 'print the report as JSON', false)
     .option('--data <dir>', 'folder for the seeds\' LMDB stores (default: a fresh one under /dev/shm or the temp folder, removed after)')
     .option('--worker <job>', 'internal: run as worker <job> of --jobs, one JSON line per seed')
-    .action(
-      async (o: {
-        seeds: number;
-        from: number;
-        seed?: string;
-        migrations: number;
-        items: number;
-        faults: string;
-        jobs: number;
-        trace: boolean;
-        mask?: string;
-        break?: string;
-        rogue: string;
-        pay: boolean;
-        json: boolean;
-        data?: string;
-        worker?: string;
-      }) => {
-        const faults = parseFaultKinds(o.faults);
-        if (o.break !== undefined && !(BREAKS as readonly string[]).includes(o.break)) throw new InvalidArgumentError(`unknown --break "${o.break}"; one of ${BREAKS.join(', ')}`);
-        const breakProtocol = o.break as BreakProtocol | undefined;
-        const rogue = parseRogue(o.rogue);
-        const again = `--migrations ${o.migrations} --items ${o.items} --faults ${o.faults}${breakProtocol ? ` --break ${breakProtocol}` : ''}${rogue.length ? ` --rogue ${o.rogue}` : ''}${o.pay ? ' --pay' : ''}`;
-        if (o.worker !== undefined) {
-          await workerLoop(
-            { seeds: o.seeds, from: o.from, migrations: o.migrations, items: o.items, faults, jobs: o.jobs, job: Number(o.worker), dataDir: o.data, breakProtocol, rogue, pay: o.pay },
-            (l) => process.stdout.write(`${l}\n`),
-          );
-          return;
-        }
-        if (o.seed !== undefined) {
-          const mask = parseMask(o.mask ?? '');
-          const dir = o.data ?? defaultSimDir();
-          mkdirSync(dir, { recursive: true });
-          try {
-            const r = await runSeed({ seed: o.seed, migrations: o.migrations, items: o.items, faults, dataDir: dir, mask, breakProtocol, rogue, pay: o.pay, keepTrace: true });
-            if (o.json) out(JSON.stringify(r, null, 2));
-            else {
-              if (o.trace) for (const l of r.trace) out(l);
-              out(`seed ${r.seed}: ${r.ok ? 'ok' : `VIOLATION ${r.violation!.invariant}: ${r.violation!.message}`}`);
-              out(`  ${r.stats.delivered} messages, ${r.stats.virtualMs} virtual ms, faults ${fmtCounts(r.stats.faults)}, outcomes ${fmtCounts(r.stats.outcomes)}`);
-              out(`  trace hash ${r.traceHash} (${r.stats.events} events; --trace prints it)`);
-            }
-            if (!r.ok) process.exitCode = 1;
-          } finally {
-            if (!o.data) rmSync(dir, { recursive: true, force: true });
-          }
-          return;
-        }
-        let last = 0;
-        let violations = 0;
-        const t0 = performance.now();
-        const report = await runSeeds({
-          seeds: o.seeds,
-          from: o.from,
-          migrations: o.migrations,
-          items: o.items,
-          faults,
-          jobs: o.jobs,
-          breakProtocol,
-          rogue,
-          pay: o.pay,
-          dataDir: o.data,
-          onSeed: (r, done) => {
-            if (!r.ok) violations++;
-            if (!r.ok) process.stderr.write(`seed ${r.seed}: VIOLATION ${r.violation!.invariant}: ${r.violation!.message}\n`);
-            const step = Math.max(1, Math.floor(o.seeds / 20));
-            if (!o.json && (done - last >= step || done === o.seeds)) {
-              last = done;
-              process.stderr.write(`  ${done}/${o.seeds} seeds, ${violations} violations, ${((performance.now() - t0) / 1000).toFixed(0)} s\n`);
-            }
-          },
-        });
-        if (o.json) {
-          const { minimal, ...rest } = report;
-          out(JSON.stringify({ ...rest, minimal: minimal && { seed: minimal.result.seed, violation: minimal.result.violation, mask: minimal.mask, traceFile: minimal.traceFile, traceHash: minimal.result.traceHash } }, null, 2));
-        } else for (const l of formatReport(report, { faults, items: o.items })) out(l);
-        if (report.firstViolation) {
-          const v = report.firstViolation;
-          const m = report.minimal;
-          if (!o.json) {
-            out(`FIRST VIOLATION: seed ${v.seed}: ${v.violation!.invariant}: ${v.violation!.message}`);
-            out(`  replay: valmove sim --seed ${v.seed} ${again} --trace`);
-            if (m) {
-              out(`  shrunk in ${m.runs} runs: ${m.result.struck.length} faults left (of ${v.struck.length}), ${m.result.stats.events} events, still ${m.result.violation?.invariant}`);
-              out(`  minimal run: valmove sim --seed ${v.seed} ${again}${m.mask.length ? ` --mask ${formatMask(m.mask)}` : ''} --trace`);
-              out(`  its trace (${m.result.trace.length} lines) is in ${m.traceFile}; the last lines:`);
-              for (const l of m.result.trace.slice(-25)) out(`    ${l}`);
-            }
-          }
-          process.exitCode = 1;
-        }
-      },
+    .action((o: SimCommandOptions) => runSimCommand(o, out));
+}
+
+async function runSimCommand(o: SimCommandOptions, out: (line: string) => void): Promise<void> {
+  const faults = parseFaultKinds(o.faults);
+  if (o.break !== undefined && !(BREAKS as readonly string[]).includes(o.break)) throw new InvalidArgumentError(`unknown --break "${o.break}"; one of ${BREAKS.join(', ')}`);
+  const breakProtocol = o.break as BreakProtocol | undefined;
+  const rogue = parseRogue(o.rogue);
+  const again = `--migrations ${o.migrations} --items ${o.items} --faults ${o.faults}${breakProtocol ? ` --break ${breakProtocol}` : ''}${rogue.length ? ` --rogue ${o.rogue}` : ''}${o.pay ? ' --pay' : ''}`;
+  const p: SimRunOptions = { faults, breakProtocol, rogue, again };
+  if (o.worker !== undefined) {
+    await workerLoop(
+      { seeds: o.seeds, from: o.from, migrations: o.migrations, items: o.items, faults, jobs: o.jobs, job: Number(o.worker), dataDir: o.data, breakProtocol, rogue, pay: o.pay },
+      (l) => process.stdout.write(`${l}\n`),
     );
+  } else if (o.seed !== undefined) await runOneSeed(o, o.seed, p, out);
+  else await runManySeeds(o, p, out);
+}
+
+/** --seed: one seed, its verdict, figures and trace hash (and the whole trace with --trace). */
+async function runOneSeed(o: SimCommandOptions, seed: string, p: SimRunOptions, out: (line: string) => void): Promise<void> {
+  const mask = parseMask(o.mask ?? '');
+  const dir = o.data ?? defaultSimDir();
+  mkdirSync(dir, { recursive: true });
+  try {
+    const r = await runSeed({ seed, migrations: o.migrations, items: o.items, faults: p.faults, dataDir: dir, mask, breakProtocol: p.breakProtocol, rogue: p.rogue, pay: o.pay, keepTrace: true });
+    if (o.json) out(JSON.stringify(r, null, 2));
+    else {
+      if (o.trace) for (const l of r.trace) out(l);
+      out(`seed ${r.seed}: ${r.ok ? 'ok' : `VIOLATION ${r.violation!.invariant}: ${r.violation!.message}`}`);
+      out(`  ${r.stats.delivered} messages, ${r.stats.virtualMs} virtual ms, faults ${fmtCounts(r.stats.faults)}, outcomes ${fmtCounts(r.stats.outcomes)}`);
+      out(`  trace hash ${r.traceHash} (${r.stats.events} events; --trace prints it)`);
+    }
+    if (!r.ok) process.exitCode = 1;
+  } finally {
+    if (!o.data) rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** Many seeds in worker processes, with progress on stderr, then the report and the first violation, shrunk. */
+async function runManySeeds(o: SimCommandOptions, p: SimRunOptions, out: (line: string) => void): Promise<void> {
+  let last = 0;
+  let violations = 0;
+  const t0 = performance.now();
+  const report = await runSeeds({
+    seeds: o.seeds,
+    from: o.from,
+    migrations: o.migrations,
+    items: o.items,
+    faults: p.faults,
+    jobs: o.jobs,
+    breakProtocol: p.breakProtocol,
+    rogue: p.rogue,
+    pay: o.pay,
+    dataDir: o.data,
+    onSeed: (r, done) => {
+      if (!r.ok) violations++;
+      if (!r.ok) process.stderr.write(`seed ${r.seed}: VIOLATION ${r.violation!.invariant}: ${r.violation!.message}\n`);
+      const step = Math.max(1, Math.floor(o.seeds / 20));
+      if (!o.json && (done - last >= step || done === o.seeds)) {
+        last = done;
+        process.stderr.write(`  ${done}/${o.seeds} seeds, ${violations} violations, ${((performance.now() - t0) / 1000).toFixed(0)} s\n`);
+      }
+    },
+  });
+  if (o.json) {
+    const { minimal, ...rest } = report;
+    out(JSON.stringify({ ...rest, minimal: minimal && { seed: minimal.result.seed, violation: minimal.result.violation, mask: minimal.mask, traceFile: minimal.traceFile, traceHash: minimal.result.traceHash } }, null, 2));
+  } else for (const l of formatReport(report, { faults: p.faults, items: o.items })) out(l);
+  if (report.firstViolation) {
+    if (!o.json) printFirstViolation(report, p.again, out);
+    process.exitCode = 1;
+  }
+}
+
+/** The first failing seed: how to replay it, and its shrunk run (faults left, command line, last trace lines). */
+function printFirstViolation(report: RunReport, again: string, out: (line: string) => void): void {
+  const v = report.firstViolation!;
+  const m = report.minimal;
+  out(`FIRST VIOLATION: seed ${v.seed}: ${v.violation!.invariant}: ${v.violation!.message}`);
+  out(`  replay: valmove sim --seed ${v.seed} ${again} --trace`);
+  if (!m) return;
+  out(`  shrunk in ${m.runs} runs: ${m.result.struck.length} faults left (of ${v.struck.length}), ${m.result.stats.events} events, still ${m.result.violation?.invariant}`);
+  out(`  minimal run: valmove sim --seed ${v.seed} ${again}${m.mask.length ? ` --mask ${formatMask(m.mask)}` : ''} --trace`);
+  out(`  its trace (${m.result.trace.length} lines) is in ${m.traceFile}; the last lines:`);
+  for (const l of m.result.trace.slice(-25)) out(`    ${l}`);
 }

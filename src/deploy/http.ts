@@ -93,7 +93,7 @@ function carries(req: IncomingMessage, token: string | undefined): boolean {
   return token !== undefined && equalBytes(utf8(req.headers.authorization ?? ''), utf8(`Bearer ${token}`));
 }
 
-export function createProcessHttp(opts: {
+export interface ProcessHttpOptions {
   role: string;
   id: string;
   tls?: { cert: string; key: string };
@@ -106,117 +106,24 @@ export function createProcessHttp(opts: {
   /** The config's `limits` block over the defaults of limits.ts. */
   limits?: Partial<Limits>;
   clock?: Clock;
-}): ProcessHttp {
+}
+
+interface Route {
+  handler: Handler;
+  auth?: Auth;
+}
+
+export function createProcessHttp(opts: ProcessHttpOptions): ProcessHttp {
   const registry = new Registry();
   registry.setDefaultLabels({ role: opts.role, process: opts.id });
   collectDefaultMetrics({ register: registry, prefix: 'valmove_' });
-  const messages = new Counter({ name: 'valmove_messages_total', help: 'Envelopes handled (in) and sent (out), by type', labelNames: ['party', 'direction', 'type'], registers: [registry] });
-  const bytes = new Counter({ name: 'valmove_message_bytes_total', help: 'Envelope bytes handled and sent', labelNames: ['party', 'direction'], registers: [registry] });
-  const turns = new Histogram({
-    name: 'valmove_turn_seconds',
-    help: 'Duration of one party turn: validate, machine, commit to LMDB, send',
-    labelNames: ['party', 'committed'],
-    buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5],
-    registers: [registry],
-  });
-  const observer: RuntimeObserver = {
-    refused(limit) {
-      refusals.inc({ limit });
-    },
-    message(party, direction, type, n) {
-      messages.inc({ party, direction, type });
-      bytes.inc({ party, direction }, n);
-    },
-    turn(party, ms, committed) {
-      turns.observe({ party, committed: String(committed) }, ms / 1000);
-    },
-  };
-  // Issue 7's work counters (crypto by party and kind, durable LMDB operations by store folder), read when scraped.
-  const counterGauge = (name: string, help: string, labelNames: [string, string], rows: () => Record<string, Partial<Record<string, Tally>>>, value: (t: Tally | undefined) => number | undefined) =>
-    new Gauge({
-      name,
-      help,
-      labelNames,
-      registers: [registry],
-      collect() {
-        this.reset();
-        for (const [a, row] of Object.entries(rows())) {
-          for (const [kind, t] of Object.entries(row)) {
-            const v = value(t);
-            if (v !== undefined) this.set({ [labelNames[0]]: a, [labelNames[1]]: kind }, v);
-          }
-        }
-      },
-    });
-  counterGauge('valmove_crypto_ops', 'Crypto operations since start, by party and kind (a count; see src/metrics/counters.ts)', ['party', 'kind'], () => snapshot().crypto, (t) => t?.n ?? 0);
-  counterGauge('valmove_crypto_bytes', 'Bytes through AEAD operations since start, by party and kind', ['party', 'kind'], () => snapshot().crypto, (t) => t?.bytes || undefined);
-  counterGauge('valmove_lmdb_ops', 'Durable LMDB operations since start (commit, commit.sync, flush), by store folder', ['store', 'kind'], () => snapshot().stores, (t) => t?.n ?? 0);
+  const { observer, refusals } = processMetrics(registry);
   const started = Date.now();
-  new Gauge({ name: 'valmove_up', help: '1 while the process serves', registers: [registry] }).set(1);
-  const refusals = new Counter({ name: 'valmove_refused_total', help: 'Connections, handshakes, messages and requests refused at the door, by limit (src/transport/limits.ts)', labelNames: ['limit'], registers: [registry] });
   const door = new Door({ limits: opts.limits, clock: opts.clock ?? systemClock, log: opts.log, count: (limit) => refusals.inc({ limit }) });
   const operator = bearer(opts.operatorToken, { what: 'this request', token: 'operatorToken', where: `${opts.id}'s key file` });
-  /** Runs a route's check; a refusal is counted and throttle-logged like every other refusal at the door. */
-  const authorize = (auth: Auth, req: IncomingMessage, path: string) => {
-    try {
-      auth(req);
-    } catch (e) {
-      door.refused('bearer_token', 'a request without the right token', { path, remote: req.socket.remoteAddress ?? '?' });
-      throw e;
-    }
-  };
-
-  const routes = new Map<string, { handler: Handler; auth?: Auth }>();
-  const handle = async (req: IncomingMessage, res: ServerResponse) => {
-    const path = new URL(req.url ?? '/', 'http://localhost').pathname;
-    let unread = Number(req.headers['content-length'] ?? 0) > 0 || req.headers['transfer-encoding'] !== undefined;
-    try {
-      if (req.method === 'GET' && path === '/healthz') {
-        // Anyone may ask whether the process is up; who its peers are is for the operator only.
-        if (!carries(req, opts.operatorToken)) return send(res, 200, { status: 'ok' });
-        send(res, 200, { status: 'ok', role: opts.role, id: opts.id, uptimeS: Math.round((Date.now() - started) / 1000), door: door.counts, ...opts.health() });
-        return;
-      }
-      if (req.method === 'GET' && path === '/metrics') {
-        if (opts.metricsRequireToken) authorize(operator, req, path);
-        send(res, 200, await registry.metrics(), registry.contentType);
-        return;
-      }
-      const route = routes.get(`${req.method} ${path}`);
-      if (!route) throw new HttpError(404, 'NOT_FOUND', `no ${req.method} ${path} here`);
-      if (route.auth) authorize(route.auth, req, path);
-      const declared = Number(req.headers['content-length'] ?? 0);
-      if (declared > HTTP_BODY_BYTES_MAX) throw new HttpError(413, 'TOO_LARGE', `request body is over ${HTTP_BODY_BYTES_MAX} bytes`);
-      const body = req.method === 'POST' ? await readBody(req) : {};
-      unread = false;
-      const out = await route.handler(req, body);
-      send(res, out.status, out.json);
-    } catch (e) {
-      const err = e instanceof HttpError ? e : new HttpError(500, 'INTERNAL', e instanceof Error ? e.message : 'internal error');
-      if (err.status >= 500) opts.log.error('http handler failed', { path, error: err.message });
-      send(res, err.status, { error: { code: err.code, message: err.message } }, 'application/json', unread && !req.complete);
-    }
-  };
-  // A connection that does not send a whole request in time is answered 408 and closed (Node checks every HTTP_CHECK_INTERVAL_MS).
-  // Upgraded sockets leave these checks: ws clears the socket's timeout and Node stops tracking it (test/deploy/door.test.ts).
-  const timeouts = { headersTimeout: door.limits.httpHeadersMs, requestTimeout: door.limits.httpRequestMs, connectionsCheckingInterval: HTTP_CHECK_INTERVAL_MS };
-  const server = opts.tls
-    ? // A TLS handshake that never comes would otherwise hold its socket for Node's 120 s: the same budget as the headers.
-      createHttps({ ...timeouts, handshakeTimeout: door.limits.httpHeadersMs, cert: readFileSync(opts.tls.cert), key: readFileSync(opts.tls.key) }, (req, res) => void handle(req, res))
-    : createHttp(timeouts, (req, res) => void handle(req, res));
-  // Node's own answer to a malformed or late request, counted: a listener here replaces Node's default, so it does
-  // what that does (answer if nothing was written yet, then destroy the socket at once).
-  server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
-    const late = err.code === 'ERR_HTTP_REQUEST_TIMEOUT';
-    if (late) door.refused('http_timeout', 'a request did not arrive whole in time', { remote: socket.remoteAddress ?? '?' });
-    if (socket.writable && socket.bytesWritten === 0 && err.code !== 'ECONNRESET') {
-      socket.write(late ? 'HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n\r\n' : err.code === 'HPE_HEADER_OVERFLOW' ? 'HTTP/1.1 431 Request Header Fields Too Large\r\nConnection: close\r\n\r\n' : 'HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
-    }
-    socket.destroy();
-  });
-  server.on('tlsClientError', (err: NodeJS.ErrnoException, socket: Socket) => {
-    if (err.code === 'ERR_TLS_HANDSHAKE_TIMEOUT') door.refused('http_timeout', 'a TLS handshake did not complete in time', { remote: socket.remoteAddress ?? '?' });
-  });
+  const routes = new Map<string, Route>();
+  const handle = requestHandler(opts, { registry, door, operator, routes, started });
+  const server = httpServer(opts, door, handle);
   // Every socket, upgraded ones (WebSockets) included: closing the process closes them all.
   const sockets = new Set<Socket>();
   server.on('connection', (sock: Socket) => {
@@ -249,4 +156,134 @@ export function createProcessHttp(opts: {
       });
     },
   };
+}
+
+/** The process's metrics, registered in the order /metrics lists them; the observer the parties report to. */
+function processMetrics(registry: Registry): { observer: RuntimeObserver; refusals: Counter } {
+  const messages = new Counter({ name: 'valmove_messages_total', help: 'Envelopes handled (in) and sent (out), by type', labelNames: ['party', 'direction', 'type'], registers: [registry] });
+  const bytes = new Counter({ name: 'valmove_message_bytes_total', help: 'Envelope bytes handled and sent', labelNames: ['party', 'direction'], registers: [registry] });
+  const turns = new Histogram({
+    name: 'valmove_turn_seconds',
+    help: 'Duration of one party turn: validate, machine, commit to LMDB, send',
+    labelNames: ['party', 'committed'],
+    buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5],
+    registers: [registry],
+  });
+  const observer: RuntimeObserver = {
+    refused(limit) {
+      refusals.inc({ limit });
+    },
+    message(party, direction, type, n) {
+      messages.inc({ party, direction, type });
+      bytes.inc({ party, direction }, n);
+    },
+    turn(party, ms, committed) {
+      turns.observe({ party, committed: String(committed) }, ms / 1000);
+    },
+  };
+  // Issue 7's work counters (crypto by party and kind, durable LMDB operations by store folder), read when scraped.
+  counterGauge(registry, 'valmove_crypto_ops', 'Crypto operations since start, by party and kind (a count; see src/metrics/counters.ts)', ['party', 'kind'], () => snapshot().crypto, (t) => t?.n ?? 0);
+  counterGauge(registry, 'valmove_crypto_bytes', 'Bytes through AEAD operations since start, by party and kind', ['party', 'kind'], () => snapshot().crypto, (t) => t?.bytes || undefined);
+  counterGauge(registry, 'valmove_lmdb_ops', 'Durable LMDB operations since start (commit, commit.sync, flush), by store folder', ['store', 'kind'], () => snapshot().stores, (t) => t?.n ?? 0);
+  new Gauge({ name: 'valmove_up', help: '1 while the process serves', registers: [registry] }).set(1);
+  const refusals = new Counter({ name: 'valmove_refused_total', help: 'Connections, handshakes, messages and requests refused at the door, by limit (src/transport/limits.ts)', labelNames: ['limit'], registers: [registry] });
+  return { observer, refusals };
+}
+
+/** A gauge of one of issue 7's work counters, by two labels, read from its snapshot when scraped. */
+function counterGauge(
+  registry: Registry,
+  name: string,
+  help: string,
+  labelNames: [string, string],
+  rows: () => Record<string, Partial<Record<string, Tally>>>,
+  value: (t: Tally | undefined) => number | undefined,
+): Gauge {
+  return new Gauge({
+    name,
+    help,
+    labelNames,
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [a, row] of Object.entries(rows())) {
+        for (const [kind, t] of Object.entries(row)) {
+          const v = value(t);
+          if (v !== undefined) this.set({ [labelNames[0]]: a, [labelNames[1]]: kind }, v);
+        }
+      }
+    },
+  });
+}
+
+/** Answers /healthz and /metrics itself, and every other request by its route, after the route's check. */
+function requestHandler(
+  opts: ProcessHttpOptions,
+  ctx: { registry: Registry; door: Door; operator: Auth; routes: ReadonlyMap<string, Route>; started: number },
+): (req: IncomingMessage, res: ServerResponse) => Promise<void> {
+  const { registry, door, operator, routes, started } = ctx;
+  /** Runs a route's check; a refusal is counted and throttle-logged like every other refusal at the door. */
+  const authorize = (auth: Auth, req: IncomingMessage, path: string) => {
+    try {
+      auth(req);
+    } catch (e) {
+      door.refused('bearer_token', 'a request without the right token', { path, remote: req.socket.remoteAddress ?? '?' });
+      throw e;
+    }
+  };
+  return async (req, res) => {
+    const path = new URL(req.url ?? '/', 'http://localhost').pathname;
+    let unread = Number(req.headers['content-length'] ?? 0) > 0 || req.headers['transfer-encoding'] !== undefined;
+    try {
+      if (req.method === 'GET' && path === '/healthz') {
+        // Anyone may ask whether the process is up; who its peers are is for the operator only.
+        if (!carries(req, opts.operatorToken)) return send(res, 200, { status: 'ok' });
+        send(res, 200, { status: 'ok', role: opts.role, id: opts.id, uptimeS: Math.round((Date.now() - started) / 1000), door: door.counts, ...opts.health() });
+        return;
+      }
+      if (req.method === 'GET' && path === '/metrics') {
+        if (opts.metricsRequireToken) authorize(operator, req, path);
+        send(res, 200, await registry.metrics(), registry.contentType);
+        return;
+      }
+      const route = routes.get(`${req.method} ${path}`);
+      if (!route) throw new HttpError(404, 'NOT_FOUND', `no ${req.method} ${path} here`);
+      if (route.auth) authorize(route.auth, req, path);
+      const declared = Number(req.headers['content-length'] ?? 0);
+      if (declared > HTTP_BODY_BYTES_MAX) throw new HttpError(413, 'TOO_LARGE', `request body is over ${HTTP_BODY_BYTES_MAX} bytes`);
+      const body = req.method === 'POST' ? await readBody(req) : {};
+      unread = false;
+      const out = await route.handler(req, body);
+      send(res, out.status, out.json);
+    } catch (e) {
+      const err = e instanceof HttpError ? e : new HttpError(500, 'INTERNAL', e instanceof Error ? e.message : 'internal error');
+      if (err.status >= 500) opts.log.error('http handler failed', { path, error: err.message });
+      send(res, err.status, { error: { code: err.code, message: err.message } }, 'application/json', unread && !req.complete);
+    }
+  };
+}
+
+/** The HTTP (or HTTPS) server, with the door's time limits on requests and its count of what Node refuses. */
+function httpServer(opts: ProcessHttpOptions, door: Door, handle: (req: IncomingMessage, res: ServerResponse) => Promise<void>): HttpServer | HttpsServer {
+  // A connection that does not send a whole request in time is answered 408 and closed (Node checks every HTTP_CHECK_INTERVAL_MS).
+  // Upgraded sockets leave these checks: ws clears the socket's timeout and Node stops tracking it (test/deploy/door.test.ts).
+  const timeouts = { headersTimeout: door.limits.httpHeadersMs, requestTimeout: door.limits.httpRequestMs, connectionsCheckingInterval: HTTP_CHECK_INTERVAL_MS };
+  const server = opts.tls
+    ? // A TLS handshake that never comes would otherwise hold its socket for Node's 120 s: the same budget as the headers.
+      createHttps({ ...timeouts, handshakeTimeout: door.limits.httpHeadersMs, cert: readFileSync(opts.tls.cert), key: readFileSync(opts.tls.key) }, (req, res) => void handle(req, res))
+    : createHttp(timeouts, (req, res) => void handle(req, res));
+  // Node's own answer to a malformed or late request, counted: a listener here replaces Node's default, so it does
+  // what that does (answer if nothing was written yet, then destroy the socket at once).
+  server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
+    const late = err.code === 'ERR_HTTP_REQUEST_TIMEOUT';
+    if (late) door.refused('http_timeout', 'a request did not arrive whole in time', { remote: socket.remoteAddress ?? '?' });
+    if (socket.writable && socket.bytesWritten === 0 && err.code !== 'ECONNRESET') {
+      socket.write(late ? 'HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n\r\n' : err.code === 'HPE_HEADER_OVERFLOW' ? 'HTTP/1.1 431 Request Header Fields Too Large\r\nConnection: close\r\n\r\n' : 'HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
+    }
+    socket.destroy();
+  });
+  server.on('tlsClientError', (err: NodeJS.ErrnoException, socket: Socket) => {
+    if (err.code === 'ERR_TLS_HANDSHAKE_TIMEOUT') door.refused('http_timeout', 'a TLS handshake did not complete in time', { remote: socket.remoteAddress ?? '?' });
+  });
+  return server;
 }

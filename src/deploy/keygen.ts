@@ -70,8 +70,49 @@ function writeJson(path: string, value: unknown): void {
 export async function generateDeployment(plan: DeploymentPlan): Promise<DeploymentSummary> {
   const rng = plan.rng ?? systemRng;
   const host = plan.host ?? '127.0.0.1';
-  const dir = plan.dir;
-  for (const sub of ['keys', 'config', 'data']) mkdirSync(join(dir, sub), { recursive: true });
+  for (const sub of ['keys', 'config', 'data']) mkdirSync(join(plan.dir, sub), { recursive: true });
+  const ids = generateIdentities(plan, rng);
+  const ports = await allocatePorts(plan, host, ids.providers);
+  const d = new DeploymentWriter(plan, rng, host, ports, ids);
+  d.writeServer();
+  d.writeProviders();
+  d.writeChips();
+  d.writeTerminals();
+  d.writeTrust();
+  return d.summary;
+}
+
+/** Every identity and master secret of a deployment. */
+interface DeploymentIds {
+  server: Identity;
+  admin: Identity;
+  issuerMaster: ReturnType<typeof randomSecret>;
+  providers: Array<{ p: string; normal: Identity; migration: Identity; master: ReturnType<typeof randomSecret> }>;
+  terminalIds: Map<string, Identity>;
+  chipIds: Map<string, Identity>;
+}
+
+/** Draws every identity and master secret, and checks the pairing: each terminal's chip is listed, each chip in one phone at most. */
+function generateIdentities(plan: DeploymentPlan, rng: Rng): DeploymentIds {
+  const server = generateIdentity(rng);
+  const admin = generateIdentity(rng);
+  const issuerMaster = randomSecret(rng);
+  const providers = plan.providers.map((p) => ({ p, normal: generateIdentity(rng), migration: generateIdentity(rng), master: randomSecret(rng) }));
+  // Each phone's device key (its terminal's identity) and its chip's own identity: the chip answers only its
+  // paired terminal; the server and the providers' normal SAMs take a terminal's name only with proof of its key.
+  const terminalIds = new Map(plan.terminals.map((t) => [t.name, generateIdentity(rng)]));
+  const chipIds = new Map(plan.chips.map((c) => [c, generateIdentity(rng)]));
+  for (const t of plan.terminals) {
+    if (!chipIds.has(t.chip)) throw new Error(`terminal ${t.name} holds chip ${t.chip}, which is not in the chip list`);
+  }
+  for (const c of plan.chips) {
+    if (plan.terminals.filter((t) => t.chip === c).length > 1) throw new Error(`chip ${c} is in more than one terminal; a chip is paired with one phone`);
+  }
+  return { server, admin, issuerMaster, providers, terminalIds, chipIds };
+}
+
+/** A port per process: from the plan's base port on, or free ones the OS hands out (kept distinct). */
+async function allocatePorts(plan: DeploymentPlan, host: string, providers: DeploymentIds['providers']): Promise<Record<string, number>> {
   let next = plan.basePort ?? 0;
   // The OS may hand the same free port out twice in a row (bound, released, bound again): keep them distinct.
   const taken = new Set<number>();
@@ -85,61 +126,81 @@ export async function generateDeployment(plan: DeploymentPlan): Promise<Deployme
       }
     }
   };
-  const rel = (kind: 'keys' | 'data', file: string) => `../${kind}/${file}`;
-
-  const server = generateIdentity(rng);
-  const admin = generateIdentity(rng);
-  const issuerMaster = randomSecret(rng);
-  const providers = plan.providers.map((p) => ({ p, normal: generateIdentity(rng), migration: generateIdentity(rng), master: randomSecret(rng) }));
-  // Each phone's device key (its terminal's identity) and its chip's own identity: the chip answers only its
-  // paired terminal; the server and the providers' normal SAMs take a terminal's name only with proof of its key.
-  const terminalIds = new Map(plan.terminals.map((t) => [t.name, generateIdentity(rng)]));
-  const chipIds = new Map(plan.chips.map((c) => [c, generateIdentity(rng)]));
-  const pairedWith = (serial: string) => plan.terminals.find((t) => t.chip === serial);
-  for (const t of plan.terminals) {
-    if (!chipIds.has(t.chip)) throw new Error(`terminal ${t.name} holds chip ${t.chip}, which is not in the chip list`);
-  }
-  for (const c of plan.chips) {
-    if (plan.terminals.filter((t) => t.chip === c).length > 1) throw new Error(`chip ${c} is in more than one terminal; a chip is paired with one phone`);
-  }
-  const enrolledTerminals = Object.fromEntries(plan.terminals.map((t) => [`terminal/${t.name}`, toB64(terminalIds.get(t.name)!.signPublic)]));
-  const readers = Object.fromEntries(plan.terminals.map((t) => [toB64(terminalIds.get(t.name)!.signPublic), { name: `terminal/${t.name}`, rights: ['spend' as const] }]));
-
   const ports: Record<string, number> = { server: await port() };
   if (!plan.embeddedAdminSam) ports['admin-sam'] = await port();
   for (const { p } of providers) ports[`provider-${p}`] = await port();
   for (const c of plan.chips) ports[`chip-${c}`] = await port();
   for (const t of plan.terminals) ports[`terminal-${t.name}`] = await port();
-  const url = (id: string, path: string) => `ws://${host}:${ports[id]}${path}`;
+  return ports;
+}
 
-  const migrationSams = Object.fromEntries(providers.map(({ p, migration }) => [`migration-sam/${p}`, pub(migration)]));
-  const summary: DeploymentSummary = { dir, processes: [], publicKeys: { server: pub(server) } };
-  const add = (id: string, role: string, cfg: object) => {
-    const file = join(dir, 'config', `${id}.json`);
+const rel = (kind: 'keys' | 'data', file: string) => `../${kind}/${file}`;
+
+/** Writes each process's key file and config, and trust.json, into the deployment folder; keeps the summary. */
+class DeploymentWriter {
+  readonly summary: DeploymentSummary;
+  private readonly dir: string;
+  private readonly enrolledTerminals: Record<string, string>;
+  private readonly readers: Record<string, { name: string; rights: Array<'spend'> }>;
+  private readonly migrationSams: Record<string, { signPublic: string; boxPublic: string }>;
+
+  constructor(
+    private readonly plan: DeploymentPlan,
+    private readonly rng: Rng,
+    private readonly host: string,
+    private readonly ports: Record<string, number>,
+    private readonly ids: DeploymentIds,
+  ) {
+    const { terminalIds, providers, server } = ids;
+    this.dir = plan.dir;
+    this.enrolledTerminals = Object.fromEntries(plan.terminals.map((t) => [`terminal/${t.name}`, toB64(terminalIds.get(t.name)!.signPublic)]));
+    this.readers = Object.fromEntries(plan.terminals.map((t) => [toB64(terminalIds.get(t.name)!.signPublic), { name: `terminal/${t.name}`, rights: ['spend' as const] }]));
+    this.migrationSams = Object.fromEntries(providers.map(({ p, migration }) => [`migration-sam/${p}`, pub(migration)]));
+    this.summary = { dir: this.dir, processes: [], publicKeys: { server: pub(server) } };
+  }
+
+  private url(id: string, path: string): string {
+    return `ws://${this.host}:${this.ports[id]}${path}`;
+  }
+
+  private pairedWith(serial: string): { name: string; chip: string } | undefined {
+    return this.plan.terminals.find((t) => t.chip === serial);
+  }
+
+  /** Writes a process's config (with the plan's timing and limits) and lists it in the summary. */
+  private add(id: string, role: string, cfg: object): void {
+    const { plan } = this;
+    const file = join(this.dir, 'config', `${id}.json`);
     writeJson(file, { ...cfg, ...(plan.timing ? { timing: plan.timing } : {}), ...(plan.limits ? { limits: plan.limits } : {}) });
-    summary.processes.push({ id, role, config: file, port: ports[id]! });
-  };
+    this.summary.processes.push({ id, role, config: file, port: this.ports[id]! });
+  }
 
-  writeKeyFile(join(dir, 'keys', 'server.key.json'), { kind: 'server', identity: exportIdentity(server), operatorToken: operatorToken(rng) });
-  writeKeyFile(join(dir, 'keys', 'admin-sam.key.json'), { kind: 'admin-sam', identity: exportIdentity(admin), issuerMaster: toB64(issuerMaster.reveal()), operatorToken: operatorToken(rng) });
-  summary.publicKeys['admin-sam'] = pub(admin);
+  private keyFile(id: string): string {
+    return join(this.dir, 'keys', `${id}.key.json`);
+  }
 
-  const serverCfg: ServerConfig = {
-    role: 'server',
-    id: 'server',
-    dataDir: rel('data', 'server'),
-    keyFile: rel('keys', 'server.key.json'),
-    listen: { host, port: ports.server! },
-    adminSam: plan.embeddedAdminSam
-      ? { embedded: true, dataDir: rel('data', 'admin-sam'), keyFile: rel('keys', 'admin-sam.key.json'), migrationSams }
-      : { url: url('admin-sam', '/admin-sam'), signPublic: toB64(admin.signPublic) },
-    migrationSams: Object.fromEntries(providers.map(({ p, migration }) => [p, { url: url(`provider-${p}`, '/migration-sam'), signPublic: toB64(migration.signPublic) }])),
-    terminals: enrolledTerminals,
-    ...(plan.scrypt ? { scrypt: plan.scrypt } : {}),
-  };
-  add('server', 'server', serverCfg);
-
-  if (!plan.embeddedAdminSam) {
+  /** The server's and the admin SAM's key files, and their configs (the admin SAM inside the server's, if embedded). */
+  writeServer(): void {
+    const { plan, rng, host, ports, migrationSams } = this;
+    const { server, admin, issuerMaster, providers } = this.ids;
+    writeKeyFile(this.keyFile('server'), { kind: 'server', identity: exportIdentity(server), operatorToken: operatorToken(rng) });
+    writeKeyFile(this.keyFile('admin-sam'), { kind: 'admin-sam', identity: exportIdentity(admin), issuerMaster: toB64(issuerMaster.reveal()), operatorToken: operatorToken(rng) });
+    this.summary.publicKeys['admin-sam'] = pub(admin);
+    const serverCfg: ServerConfig = {
+      role: 'server',
+      id: 'server',
+      dataDir: rel('data', 'server'),
+      keyFile: rel('keys', 'server.key.json'),
+      listen: { host, port: ports.server! },
+      adminSam: plan.embeddedAdminSam
+        ? { embedded: true, dataDir: rel('data', 'admin-sam'), keyFile: rel('keys', 'admin-sam.key.json'), migrationSams }
+        : { url: this.url('admin-sam', '/admin-sam'), signPublic: toB64(admin.signPublic) },
+      migrationSams: Object.fromEntries(providers.map(({ p, migration }) => [p, { url: this.url(`provider-${p}`, '/migration-sam'), signPublic: toB64(migration.signPublic) }])),
+      terminals: this.enrolledTerminals,
+      ...(plan.scrypt ? { scrypt: plan.scrypt } : {}),
+    };
+    this.add('server', 'server', serverCfg);
+    if (plan.embeddedAdminSam) return;
     const cfg: AdminSamConfig = {
       role: 'admin-sam',
       id: 'admin-sam',
@@ -149,83 +210,102 @@ export async function generateDeployment(plan: DeploymentPlan): Promise<Deployme
       trustedServers: [toB64(server.signPublic)],
       migrationSams,
     };
-    add('admin-sam', 'admin-sam', cfg);
+    this.add('admin-sam', 'admin-sam', cfg);
   }
 
-  for (const { p, normal, migration, master } of providers) {
-    const id = `provider-${p}`;
-    writeKeyFile(join(dir, 'keys', `${id}.key.json`), {
-      kind: 'provider',
-      normal: exportIdentity(normal),
-      migration: exportIdentity(migration),
-      providerMaster: toB64(master.reveal()),
-      operatorToken: operatorToken(rng),
+  /** Each provider's process: its normal and migration SAMs' identities and master key, the servers and readers it trusts. */
+  writeProviders(): void {
+    const { plan, rng, host, ports } = this;
+    const { server, admin, providers } = this.ids;
+    for (const { p, normal, migration, master } of providers) {
+      const id = `provider-${p}`;
+      writeKeyFile(this.keyFile(id), {
+        kind: 'provider',
+        normal: exportIdentity(normal),
+        migration: exportIdentity(migration),
+        providerMaster: toB64(master.reveal()),
+        operatorToken: operatorToken(rng),
+      });
+      this.summary.publicKeys[`normal-sam/${p}`] = pub(normal);
+      this.summary.publicKeys[`migration-sam/${p}`] = pub(migration);
+      const cfg: ProviderConfig = {
+        role: 'provider',
+        id,
+        dataDir: rel('data', id),
+        keyFile: rel('keys', `${id}.key.json`),
+        listen: { host, port: ports[id]! },
+        provider: p,
+        adminSamSignPublic: toB64(admin.signPublic),
+        servers: { [toB64(server.signPublic)]: plan.rights?.[p] ?? ['upload', 'download', 'clear'], ...plan.extraTrustedServers },
+        readers: this.readers,
+      };
+      this.add(id, 'provider', cfg);
+    }
+  }
+
+  /** Each chip: K_chip as the issuer derived it at manufacture, its identity, and the terminal it is paired with. */
+  writeChips(): void {
+    const { rng, host, ports } = this;
+    const { issuerMaster, chipIds, terminalIds } = this.ids;
+    for (const serial of this.plan.chips) {
+      const id = `chip-${serial}`;
+      // Manufacturing: the issuer derives K_chip from its master and writes it into the chip.
+      writeKeyFile(this.keyFile(id), {
+        kind: 'chip',
+        serial,
+        kChip: toB64(deriveChipKey(issuerMaster, serial).reveal()),
+        identity: exportIdentity(chipIds.get(serial)!),
+        operatorToken: operatorToken(rng),
+      });
+      // Pairing: made when the phone is set up; a chip in no phone answers nobody until it is paired.
+      const phone = this.pairedWith(serial);
+      const terminal = phone
+        ? { name: `terminal/${phone.name}`, signPublic: toB64(terminalIds.get(phone.name)!.signPublic) }
+        : { name: 'terminal/unpaired', signPublic: toB64(new Uint8Array(32)) };
+      const cfg: ChipConfig = { role: 'chip', id, dataDir: rel('data', id), keyFile: rel('keys', `${id}.key.json`), listen: { host, port: ports[id]! }, serial, terminal };
+      this.add(id, 'chip', cfg);
+    }
+  }
+
+  /** Each terminal: its control token and device key, and where its server, chip and normal SAMs are. */
+  writeTerminals(): void {
+    const { rng, host, ports } = this;
+    const { server, terminalIds, chipIds, providers } = this.ids;
+    for (const t of this.plan.terminals) {
+      const id = `terminal-${t.name}`;
+      writeKeyFile(this.keyFile(id), { kind: 'terminal', controlToken: toB64(rng.bytes(24)), identity: exportIdentity(terminalIds.get(t.name)!), operatorToken: operatorToken(rng) });
+      const cfg: TerminalConfig = {
+        role: 'terminal',
+        id,
+        dataDir: rel('data', id),
+        keyFile: rel('keys', `${id}.key.json`),
+        listen: { host, port: ports[id]! },
+        name: t.name,
+        server: { url: this.url('server', '/terminal'), signPublic: toB64(server.signPublic) },
+        chip: { url: this.url(`chip-${t.chip}`, '/chip'), serial: t.chip, signPublic: toB64(chipIds.get(t.chip)!.signPublic) },
+        normalSams: Object.fromEntries(providers.map(({ p, normal }) => [p, { url: this.url(`provider-${p}`, '/normal-sam'), signPublic: toB64(normal.signPublic) }])),
+      };
+      this.add(id, 'terminal', cfg);
+    }
+  }
+
+  /** trust.json: every public key, and who trusts which, with which rights (no secret). */
+  writeTrust(): void {
+    const { plan, summary, readers } = this;
+    const { server, terminalIds, chipIds, providers } = this.ids;
+    for (const t of plan.terminals) summary.publicKeys[`terminal/${t.name}`] = pub(terminalIds.get(t.name)!);
+    for (const c of plan.chips) summary.publicKeys[`chip/${c}`] = pub(chipIds.get(c)!);
+    writeJson(join(this.dir, 'trust.json'), {
+      note: 'public keys and rights only; secrets are in keys/*.key.json (mode 0600)',
+      keys: summary.publicKeys,
+      trust: {
+        'admin-sam': { obeys: [toB64(server.signPublic)] },
+        server: { terminals: this.enrolledTerminals },
+        ...Object.fromEntries(
+          providers.map(({ p }) => [`provider-${p}`, { servers: { [toB64(server.signPublic)]: plan.rights?.[p] ?? ['upload', 'download', 'clear'] }, readers }]),
+        ),
+        ...Object.fromEntries(plan.chips.map((c) => [`chip-${c}`, { pairedWith: this.pairedWith(c) ? `terminal/${this.pairedWith(c)!.name}` : null }])),
+      },
     });
-    summary.publicKeys[`normal-sam/${p}`] = pub(normal);
-    summary.publicKeys[`migration-sam/${p}`] = pub(migration);
-    const cfg: ProviderConfig = {
-      role: 'provider',
-      id,
-      dataDir: rel('data', id),
-      keyFile: rel('keys', `${id}.key.json`),
-      listen: { host, port: ports[id]! },
-      provider: p,
-      adminSamSignPublic: toB64(admin.signPublic),
-      servers: { [toB64(server.signPublic)]: plan.rights?.[p] ?? ['upload', 'download', 'clear'], ...plan.extraTrustedServers },
-      readers,
-    };
-    add(id, 'provider', cfg);
   }
-
-  for (const serial of plan.chips) {
-    const id = `chip-${serial}`;
-    // Manufacturing: the issuer derives K_chip from its master and writes it into the chip.
-    writeKeyFile(join(dir, 'keys', `${id}.key.json`), {
-      kind: 'chip',
-      serial,
-      kChip: toB64(deriveChipKey(issuerMaster, serial).reveal()),
-      identity: exportIdentity(chipIds.get(serial)!),
-      operatorToken: operatorToken(rng),
-    });
-    // Pairing: made when the phone is set up; a chip in no phone answers nobody until it is paired.
-    const phone = pairedWith(serial);
-    const terminal = phone
-      ? { name: `terminal/${phone.name}`, signPublic: toB64(terminalIds.get(phone.name)!.signPublic) }
-      : { name: 'terminal/unpaired', signPublic: toB64(new Uint8Array(32)) };
-    const cfg: ChipConfig = { role: 'chip', id, dataDir: rel('data', id), keyFile: rel('keys', `${id}.key.json`), listen: { host, port: ports[id]! }, serial, terminal };
-    add(id, 'chip', cfg);
-  }
-
-  for (const t of plan.terminals) {
-    const id = `terminal-${t.name}`;
-    writeKeyFile(join(dir, 'keys', `${id}.key.json`), { kind: 'terminal', controlToken: toB64(rng.bytes(24)), identity: exportIdentity(terminalIds.get(t.name)!), operatorToken: operatorToken(rng) });
-    const cfg: TerminalConfig = {
-      role: 'terminal',
-      id,
-      dataDir: rel('data', id),
-      keyFile: rel('keys', `${id}.key.json`),
-      listen: { host, port: ports[id]! },
-      name: t.name,
-      server: { url: url('server', '/terminal'), signPublic: toB64(server.signPublic) },
-      chip: { url: url(`chip-${t.chip}`, '/chip'), serial: t.chip, signPublic: toB64(chipIds.get(t.chip)!.signPublic) },
-      normalSams: Object.fromEntries(providers.map(({ p, normal }) => [p, { url: url(`provider-${p}`, '/normal-sam'), signPublic: toB64(normal.signPublic) }])),
-    };
-    add(id, 'terminal', cfg);
-  }
-
-  for (const t of plan.terminals) summary.publicKeys[`terminal/${t.name}`] = pub(terminalIds.get(t.name)!);
-  for (const c of plan.chips) summary.publicKeys[`chip/${c}`] = pub(chipIds.get(c)!);
-  writeJson(join(dir, 'trust.json'), {
-    note: 'public keys and rights only; secrets are in keys/*.key.json (mode 0600)',
-    keys: summary.publicKeys,
-    trust: {
-      'admin-sam': { obeys: [toB64(server.signPublic)] },
-      server: { terminals: enrolledTerminals },
-      ...Object.fromEntries(
-        providers.map(({ p }) => [`provider-${p}`, { servers: { [toB64(server.signPublic)]: plan.rights?.[p] ?? ['upload', 'download', 'clear'] }, readers }]),
-      ),
-      ...Object.fromEntries(plan.chips.map((c) => [`chip-${c}`, { pairedWith: pairedWith(c) ? `terminal/${pairedWith(c)!.name}` : null }])),
-    },
-  });
-  return summary;
 }

@@ -20,9 +20,9 @@ import type { PartyRuntime, RuntimeDeps } from '../actors/runtime.ts';
 import { ServerRuntime } from '../actors/server.actor.ts';
 import { TerminalRuntime } from '../actors/terminal.actor.ts';
 import { systemClock } from '../clock.ts';
-import { equalBytes, fromB64, seededRng, systemRng, toB64, utf8, type Identity, type TrustCheck } from '../crypto/index.ts';
-import { crashHook, parseCrashAt } from '../actors/crash.ts';
-import { FaultyLink, parseFaults } from '../transport/faulty.link.ts';
+import { fromB64, seededRng, systemRng, toB64, type Identity, type Rng, type TrustCheck } from '../crypto/index.ts';
+import { crashHook, parseCrashAt, type CrashAt } from '../actors/crash.ts';
+import { FaultyLink, parseFaults, type FaultPolicy } from '../transport/faulty.link.ts';
 import { createLogger, type Logger, type LogLevel } from '../log.ts';
 import { PartyStore } from '../store/party.store.ts';
 import { DEFAULT_TIMING } from '../timing.ts';
@@ -36,8 +36,7 @@ import { ConfigError, type AdminSamConfig, type ChipConfig, type ProcessConfig, 
 import { createProcessHttp, type ProcessHttp } from './http.ts';
 import { identityOf, readAnyKeyFile, readKeyFile, secretOf } from './keyfiles.ts';
 import { controlRoutes } from './terminal.control.ts';
-import { processRecording } from '../trace/wiring.ts';
-
+import { processRecording, type ProcessRecording } from '../trace/wiring.ts';
 
 export interface RunningProcess {
   role: string;
@@ -115,7 +114,7 @@ async function startServer(ctx: Context, cfg: ServerConfig): Promise<PartyRuntim
     ctx.log,
     ctx.http.door,
   );
-  const toSam = (peer: string, url: string | null, signPublic: string) => (raw: Link) =>
+  const toSam = (peer: string, signPublic: string) => (raw: Link) =>
     server.attach(peer, ctx.faulty(new SecureInitiatorLink(raw, { name: 'server', identity, peerSignPublic: fromB64(signPublic), rng: systemRng })));
   if ('embedded' in cfg.adminSam) {
     // A demo convenience: the admin SAM inside the server's process (protocol.md §1: then §4.4 does not hold for it).
@@ -128,12 +127,12 @@ async function startServer(ctx: Context, cfg: ServerConfig): Promise<PartyRuntim
     await admin.start();
     runtimes.push(admin);
     const [s, a] = memoryLinkPair('server', 'admin-sam');
-    toSam('admin-sam', null, toB64(adminIdentity.signPublic))(s);
+    toSam('admin-sam', toB64(adminIdentity.signPublic))(s);
     channelRoute(ctx, adminIdentity, { name: 'admin-sam', mutual: true, trust: (k) => k === toB64(identity.signPublic) }, (link) => admin.attach('server', ctx.faulty(link)))(a);
   } else {
-    connect(ctx, cfg.adminSam.url, toSam('admin-sam', cfg.adminSam.url, cfg.adminSam.signPublic));
+    connect(ctx, cfg.adminSam.url, toSam('admin-sam', cfg.adminSam.signPublic));
   }
-  for (const [p, peer] of Object.entries(cfg.migrationSams)) connect(ctx, peer.url, toSam(`migration-sam/${p}`, peer.url, peer.signPublic));
+  for (const [p, peer] of Object.entries(cfg.migrationSams)) connect(ctx, peer.url, toSam(`migration-sam/${p}`, peer.signPublic));
   return runtimes;
 }
 
@@ -266,12 +265,7 @@ export async function startProcess(cfg: ProcessConfig, opts: StartOptions = {}):
   const log = createLogger({ level, sink: opts.logSink ?? process.stdout, bindings: { process: cfg.id, role: cfg.role } });
   let runtimes: PartyRuntime[] = [];
   const crashAt = opts.crashAt ? parseCrashAt(opts.crashAt) : undefined;
-  const onTurnPoint = crashAt
-    ? crashHook(crashAt, (party) => {
-        log.warn('crash injected: this process dies now', { party, step: crashAt.step, point: crashAt.point });
-        process.kill(process.pid, 'SIGKILL');
-      })
-    : undefined;
+  const onTurnPoint = crashAt ? dieAt(crashAt, log) : undefined;
   const policy = opts.faults ? parseFaults(opts.faults) : null;
   const recording = processRecording({ record: opts.record, inspect: opts.inspect, report: (m) => log.warn(m) });
   const faultRng = opts.seed !== undefined ? seededRng(opts.seed) : systemRng;
@@ -288,7 +282,47 @@ export async function startProcess(cfg: ProcessConfig, opts: StartOptions = {}):
     limits: cfg.limits,
     clock: systemClock,
   });
-  const ctx: Context = {
+  const ctx = processContext(cfg, log, http, { onTurnPoint, recording, policy, faultRng });
+  runtimes = await startRole(ctx, cfg);
+  const port = await http.listen(cfg.listen.host, cfg.listen.port);
+  log.info('listening', { host: cfg.listen.host, port, tls: cfg.tls !== undefined });
+  let stopping: Promise<void> | undefined;
+  return {
+    role: cfg.role,
+    id: cfg.id,
+    port,
+    runtimes,
+    stop() {
+      stopping ??= (async () => {
+        log.info('stopping');
+        for (const c of ctx.connectors) c.close();
+        await http.close();
+        for (const r of runtimes) await r.stop();
+        await recording?.close();
+        log.info('stopped');
+      })();
+      return stopping;
+    },
+  };
+}
+
+/** --crash-at: this process dies (SIGKILL, no cleanup) when its party reaches that point of that step. */
+function dieAt(crashAt: CrashAt, log: Logger): ReturnType<typeof crashHook> {
+  return crashHook(crashAt, (party) => {
+    log.warn('crash injected: this process dies now', { party, step: crashAt.step, point: crashAt.point });
+    process.kill(process.pid, 'SIGKILL');
+  });
+}
+
+/** What every party of the process shares: its log, HTTP face, connectors, each party's runtime deps, the link faults. */
+function processContext(
+  cfg: ProcessConfig,
+  log: Logger,
+  http: ProcessHttp,
+  o: { onTurnPoint: RuntimeDeps['onTurnPoint']; recording: ProcessRecording | undefined; policy: FaultPolicy | null; faultRng: Rng },
+): Context {
+  const { onTurnPoint, recording, policy, faultRng } = o;
+  return {
     cfg,
     log,
     http,
@@ -311,41 +345,20 @@ export async function startProcess(cfg: ProcessConfig, opts: StartOptions = {}):
     },
     faulty: (link) => (policy ? new FaultyLink(link, faultRng, systemClock, () => policy) : link),
   };
+}
+
+/** Starts the process's parties by its role. */
+function startRole(ctx: Context, cfg: ProcessConfig): Promise<PartyRuntime[]> {
   switch (cfg.role) {
     case 'server':
-      runtimes = await startServer(ctx, cfg);
-      break;
+      return startServer(ctx, cfg);
     case 'admin-sam':
-      runtimes = await startAdminSam(ctx, cfg);
-      break;
+      return startAdminSam(ctx, cfg);
     case 'provider':
-      runtimes = await startProvider(ctx, cfg);
-      break;
+      return startProvider(ctx, cfg);
     case 'chip':
-      runtimes = await startChip(ctx, cfg);
-      break;
+      return startChip(ctx, cfg);
     case 'terminal':
-      runtimes = await startTerminal(ctx, cfg);
-      break;
+      return startTerminal(ctx, cfg);
   }
-  const port = await http.listen(cfg.listen.host, cfg.listen.port);
-  log.info('listening', { host: cfg.listen.host, port, tls: cfg.tls !== undefined });
-  let stopping: Promise<void> | undefined;
-  return {
-    role: cfg.role,
-    id: cfg.id,
-    port,
-    runtimes,
-    stop() {
-      stopping ??= (async () => {
-        log.info('stopping');
-        for (const c of ctx.connectors) c.close();
-        await http.close();
-        for (const r of runtimes) await r.stop();
-        await recording?.close();
-        log.info('stopped');
-      })();
-      return stopping;
-    },
-  };
 }

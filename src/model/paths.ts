@@ -156,7 +156,7 @@ function transitionPaths(model: Model, variant?: string, covered = new Set<AnyTr
   // Drop paths that are a prefix of a longer one: the longer one covers them.
   const sig = (p: ModelPath) => p.events.map((e) => JSON.stringify(e)).join('\n');
   const all = paths.map(sig);
-  return paths.filter((p, i) => !all.some((other, j) => j !== i && other.length > all[i]!.length && other.startsWith(`${all[i]}\n`)));
+  return paths.filter((_p, i) => !all.some((other, j) => j !== i && other.length > all[i]!.length && other.startsWith(`${all[i]}\n`)));
 }
 
 export function generatePaths(model: Model, strategy: Strategy): ModelPath[] {

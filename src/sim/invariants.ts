@@ -19,7 +19,7 @@ export interface ItemLocation {
 }
 
 /** Parties whose stores the checks read; a crashed one is skipped until it is back (its store does not change meanwhile). */
-export function observable(system: EmbeddedSystem, down: ReadonlySet<string>): boolean {
+export function observable(_system: EmbeddedSystem, down: ReadonlySet<string>): boolean {
   return down.size === 0 || ![...down].some((id) => id === 'admin-sam' || id.startsWith('chip/') || id.startsWith('migration-sam/'));
 }
 

@@ -80,7 +80,26 @@ export async function workerLoop(o: RunOptions & { job: number }, write: (line: 
 
 export async function runSeeds(o: RunOptions): Promise<RunReport> {
   const started = performance.now();
-  const report: RunReport = {
+  const report = emptyReport();
+  const jobs = Math.max(1, Math.min(o.jobs, o.seeds));
+  const base = o.dataDir ?? defaultSimDir();
+  await Promise.all(
+    Array.from({ length: jobs }, (_, job) =>
+      runWorker(job, workerArgs(o, job, jobs, base), (r) => {
+        addSeed(report, o, r);
+        o.onSeed?.(r, report.seeds);
+      }),
+    ),
+  );
+  for (const k of Object.keys(report.meanMix) as Array<keyof FaultMix>) report.meanMix[k] = report.seeds ? report.meanMix[k] / report.seeds : 0;
+  if (report.firstViolation && o.shrink !== false) report.minimal = await shrinkFirst(o, report.firstViolation, base);
+  rmSync(base, { recursive: true, force: true });
+  report.wallMs = Math.round(performance.now() - started);
+  return report;
+}
+
+function emptyReport(): RunReport {
+  return {
     seeds: 0,
     migrations: 0,
     violations: 0,
@@ -94,31 +113,34 @@ export async function runSeeds(o: RunOptions): Promise<RunReport> {
     meanMix: { drop: 0, dup: 0, reorder: 0, delay: 0, delayMaxMs: 0, crash: 0, partition: 0 },
     wallMs: 0,
   };
-  const add = (r: SeedSummary) => {
-    report.seeds++;
-    report.migrations += o.migrations;
-    report.delivered += r.stats.delivered;
-    report.crashes += r.stats.crashes;
-    report.partitions += r.stats.partitions;
-    for (const [k, v] of Object.entries(r.stats.faults)) report.faults[k] = (report.faults[k] ?? 0) + v;
-    for (const [k, v] of Object.entries(r.stats.outcomes)) report.outcomes[k] = (report.outcomes[k] ?? 0) + v;
-    if (r.stats.payments) for (const k of ['tried', 'accepted', 'failed'] as const) report.payments[k] += r.stats.payments[k];
-    for (const [k, v] of Object.entries(r.stats.rogue ?? {})) {
-      const t = (report.rogue[k] ??= { tried: 0, refused: 0, unanswered: 0 });
-      t.tried += v.tried;
-      t.refused += v.refused;
-      t.unanswered += v.unanswered;
-    }
-    for (const k of Object.keys(report.meanMix) as Array<keyof FaultMix>) report.meanMix[k] += r.mix[k];
-    if (!r.ok) {
-      report.violations++;
-      if (!report.firstViolation || Number(r.seed) < Number(report.firstViolation.seed)) report.firstViolation = r;
-    }
-    o.onSeed?.(r, report.seeds);
-  };
-  const jobs = Math.max(1, Math.min(o.jobs, o.seeds));
-  const base = o.dataDir ?? defaultSimDir();
-  const args = (job: number) => [
+}
+
+/** Adds one seed's figures to the report (and keeps the lowest failing seed). */
+function addSeed(report: RunReport, o: RunOptions, r: SeedSummary): void {
+  report.seeds++;
+  report.migrations += o.migrations;
+  report.delivered += r.stats.delivered;
+  report.crashes += r.stats.crashes;
+  report.partitions += r.stats.partitions;
+  for (const [k, v] of Object.entries(r.stats.faults)) report.faults[k] = (report.faults[k] ?? 0) + v;
+  for (const [k, v] of Object.entries(r.stats.outcomes)) report.outcomes[k] = (report.outcomes[k] ?? 0) + v;
+  if (r.stats.payments) for (const k of ['tried', 'accepted', 'failed'] as const) report.payments[k] += r.stats.payments[k];
+  for (const [k, v] of Object.entries(r.stats.rogue ?? {})) {
+    const t = (report.rogue[k] ??= { tried: 0, refused: 0, unanswered: 0 });
+    t.tried += v.tried;
+    t.refused += v.refused;
+    t.unanswered += v.unanswered;
+  }
+  for (const k of Object.keys(report.meanMix) as Array<keyof FaultMix>) report.meanMix[k] += r.mix[k];
+  if (!r.ok) {
+    report.violations++;
+    if (!report.firstViolation || Number(r.seed) < Number(report.firstViolation.seed)) report.firstViolation = r;
+  }
+}
+
+/** A worker's command line: its share of the seeds, and its own stores folder under `base`. */
+function workerArgs(o: RunOptions, job: number, jobs: number, base: string): string[] {
+  return [
     'sim',
     '--worker',
     String(job),
@@ -140,36 +162,33 @@ export async function runSeeds(o: RunOptions): Promise<RunReport> {
     ...(o.rogue && o.rogue.length > 0 ? ['--rogue', o.rogue.join(',')] : []),
     ...(o.pay ? ['--pay'] : []),
   ];
-  await Promise.all(
-    Array.from({ length: jobs }, (_, job) => {
-      const child = fork(BIN, args(job), { stdio: ['ignore', 'pipe', 'inherit', 'ipc'] });
-      const lines = createInterface({ input: child.stdout! });
-      lines.on('line', (l) => {
-        if (l.startsWith('{')) add(JSON.parse(l) as SeedSummary);
-      });
-      return new Promise<void>((res, rej) => {
-        child.on('exit', (code) => (code === 0 ? res() : rej(new Error(`simulation worker ${job} exited with code ${code}`))));
-        child.on('error', rej);
-      });
-    }),
-  );
-  for (const k of Object.keys(report.meanMix) as Array<keyof FaultMix>) report.meanMix[k] = report.seeds ? report.meanMix[k] / report.seeds : 0;
+}
 
-  if (report.firstViolation && o.shrink !== false) {
-    const dir = join(base, 'shrink');
-    mkdirSync(dir, { recursive: true });
-    try {
-      const opts = { seed: report.firstViolation.seed, migrations: o.migrations, items: o.items, faults: o.faults, dataDir: dir, breakProtocol: o.breakProtocol, rogue: o.rogue, pay: o.pay };
-      const failing = await runSeed({ ...opts, keepTrace: true });
-      const m = await shrink(opts, failing);
-      const traceFile = join(tmpdir(), `valmove-sim-seed-${opts.seed}.trace`);
-      writeFileSync(traceFile, `${m.result.trace.join('\n')}\n`);
-      report.minimal = { ...m, traceFile };
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+/** Runs one worker process to its end, handing each seed's summary line to `add`. */
+function runWorker(job: number, args: string[], add: (r: SeedSummary) => void): Promise<void> {
+  const child = fork(BIN, args, { stdio: ['ignore', 'pipe', 'inherit', 'ipc'] });
+  const lines = createInterface({ input: child.stdout! });
+  lines.on('line', (l) => {
+    if (l.startsWith('{')) add(JSON.parse(l) as SeedSummary);
+  });
+  return new Promise<void>((res, rej) => {
+    child.on('exit', (code) => (code === 0 ? res() : rej(new Error(`simulation worker ${job} exited with code ${code}`))));
+    child.on('error', rej);
+  });
+}
+
+/** Shrinks the first failing seed in this process and writes its minimal trace to a file. */
+async function shrinkFirst(o: RunOptions, first: SeedSummary, base: string): Promise<NonNullable<RunReport['minimal']>> {
+  const dir = join(base, 'shrink');
+  mkdirSync(dir, { recursive: true });
+  try {
+    const opts = { seed: first.seed, migrations: o.migrations, items: o.items, faults: o.faults, dataDir: dir, breakProtocol: o.breakProtocol, rogue: o.rogue, pay: o.pay };
+    const failing = await runSeed({ ...opts, keepTrace: true });
+    const m = await shrink(opts, failing);
+    const traceFile = join(tmpdir(), `valmove-sim-seed-${opts.seed}.trace`);
+    writeFileSync(traceFile, `${m.result.trace.join('\n')}\n`);
+    return { ...m, traceFile };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
-  rmSync(base, { recursive: true, force: true });
-  report.wallMs = Math.round(performance.now() - started);
-  return report;
 }

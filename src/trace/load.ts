@@ -120,7 +120,7 @@ export function parseRunText(textIn: string, file: string, warnings: string[] = 
 
 /** Reads a run file, or every `*.jsonl` file of a folder (per-party files of a deployment). */
 export function loadRun(pathOrDir: string): LoadedRun {
-  let st;
+  let st: ReturnType<typeof statSync>;
   try {
     st = statSync(pathOrDir);
   } catch {

@@ -83,7 +83,7 @@ export function base64Bytes(chars: number): number {
 
 /** Builds one envelope record from the encoded bytes, or undefined when they do not decode. */
 export function envelopeRecord(t: number, direction: 'in' | 'out', party: string, bytes: Uint8Array): EnvelopeRecord | undefined {
-  let env;
+  let env: ReturnType<typeof decodeEnvelope>;
   try {
     env = decodeEnvelope(bytes);
   } catch {

@@ -239,89 +239,11 @@ export function sequenceOf(input: readonly RunRecord[] | readonly RunSegment[], 
   const segments: readonly RunSegment[] = input.length > 0 && 'records' in input[0]! ? (input as readonly RunSegment[]) : segmentsOf(input as readonly RunRecord[]);
   const merged = mergeSegments(segments);
   const records = { envelopes: merged.length, states: segments.reduce((n, s) => n + s.records.filter((r) => r.kind === 'state').length, 0) };
-
-  // Step 2: arrows.
-  const outs = new Set<string>();
-  for (const { r } of merged) if (r.direction === 'out') outs.add(keyOf(r.from, r.id));
-  const inOnly = new Set<string>();
-  const arrows: Timed[] = [];
-  for (const x of merged) {
-    const k = keyOf(x.r.from, x.r.id);
-    if (x.r.direction === 'out') arrows.push(x);
-    else if (!outs.has(k) && !inOnly.has(k)) {
-      inOnly.add(k);
-      arrows.push(x);
-    }
-  }
+  const arrows = arrowsOf(merged);
   let t0 = Infinity;
   for (const x of merged) t0 = Math.min(t0, x.at);
-
-  // Step 3: migrations, through corr in both directions.
-  const migOf = new Map<string, string>();
-  for (const { r } of arrows) if (r.mig) migOf.set(keyOf(r.from, r.id), r.mig);
-  for (const { r } of arrows) {
-    if (r.mig || !r.corr) continue;
-    const asked = migOf.get(keyOf(r.to, r.corr));
-    if (asked) migOf.set(keyOf(r.from, r.id), asked);
-  }
-  for (const { r } of arrows) {
-    if (!r.corr) continue;
-    const answered = migOf.get(keyOf(r.from, r.id));
-    const request = keyOf(r.to, r.corr);
-    if (answered && !migOf.has(request)) migOf.set(request, answered);
-  }
-
-  // Step 4: steps.
-  const current = new Map<string, string>();
-  const announced = new Set<string>();
-  const activity = new Map<string, string>();
-  const looseStepOf = new Map<string, string>();
-  const messages: SeqMessage[] = [];
-  const sent = new Set<string>();
-  for (const { r, at } of arrows) {
-    const k = keyOf(r.from, r.id);
-    const mig = migOf.get(k);
-    // A retransmission (the user's request waits through a whole phase) is drawn where it happened; it starts nothing.
-    const again = sent.has(k);
-    sent.add(k);
-    let step: string | undefined;
-    if (mig) {
-      const marker = r.type === 'progress' ? r.step : again ? undefined : STEP_OF_TYPE[r.type];
-      if (marker) {
-        step = marker;
-        current.set(mig, marker);
-        if (r.type === 'progress') announced.add(mig);
-      } else if (announced.has(mig)) step = current.get(mig);
-      else if (r.step) {
-        step = r.step;
-        current.set(mig, r.step);
-      } else step = current.get(mig);
-      step ??= OTHER_STEP;
-    } else {
-      step = r.step ?? LOOSE_STEP_OF_TYPE.find(([re]) => re.test(r.type))?.[1] ?? (r.corr ? looseStepOf.get(keyOf(r.to, r.corr)) : undefined);
-      step ??= activity.get(r.from) ?? activity.get(r.to) ?? OTHER_STEP;
-      looseStepOf.set(k, step);
-      if (step !== OTHER_STEP) {
-        activity.set(r.from, step);
-        activity.set(r.to, step);
-      }
-    }
-    if (opts.mig !== undefined && mig !== opts.mig) continue;
-    if (opts.hide?.includes(r.type)) continue;
-    const m: SeqMessage = { t: Math.round((at - t0) * 1000) / 1000, from: r.from, to: r.to, type: r.type, bytes: r.bytes, step, id: r.id };
-    if (r.frameBytes !== undefined) m.frameBytes = r.frameBytes;
-    if (mig !== undefined) m.mig = mig;
-    if (r.item !== undefined) m.item = r.item;
-    messages.push(m);
-  }
-
-  // Grouping: consecutive messages of one step are one group.
-  const steps: SeqStep[] = [];
-  for (const m of messages) {
-    const last = steps[steps.length - 1];
-    if (last && last.step === m.step) last.messages.push(m);
-    else steps.push({ step: m.step, title: stepTitle(m.step), messages: [m] });
-  }
+  const messages = messagesOf(arrows, migrationsOf(arrows), t0, opts);
+  const steps = groupBySteps(messages);
   const participants = orderParticipants(messages);
   const seen: string[] = [];
   for (const g of steps) if (!seen.includes(g.step)) seen.push(g.step);
@@ -340,4 +262,117 @@ export function sequenceOf(input: readonly RunRecord[] | readonly RunSegment[], 
       records,
     },
   };
+}
+
+/** Step 2: one arrow per envelope: every `out`, and an `in` only when its sender recorded nothing. */
+function arrowsOf(merged: readonly Timed[]): Timed[] {
+  const outs = new Set<string>();
+  for (const { r } of merged) if (r.direction === 'out') outs.add(keyOf(r.from, r.id));
+  const inOnly = new Set<string>();
+  const arrows: Timed[] = [];
+  for (const x of merged) {
+    const k = keyOf(x.r.from, x.r.id);
+    if (x.r.direction === 'out') arrows.push(x);
+    else if (!outs.has(k) && !inOnly.has(k)) {
+      inOnly.add(k);
+      arrows.push(x);
+    }
+  }
+  return arrows;
+}
+
+/** Step 3: each arrow's migration, through corr in both directions (by sender and envelope id). */
+function migrationsOf(arrows: readonly Timed[]): Map<string, string> {
+  const migOf = new Map<string, string>();
+  for (const { r } of arrows) if (r.mig) migOf.set(keyOf(r.from, r.id), r.mig);
+  for (const { r } of arrows) {
+    if (r.mig || !r.corr) continue;
+    const asked = migOf.get(keyOf(r.to, r.corr));
+    if (asked) migOf.set(keyOf(r.from, r.id), asked);
+  }
+  for (const { r } of arrows) {
+    if (!r.corr) continue;
+    const answered = migOf.get(keyOf(r.from, r.id));
+    const request = keyOf(r.to, r.corr);
+    if (answered && !migOf.has(request)) migOf.set(request, answered);
+  }
+  return migOf;
+}
+
+/** Step 4: each arrow's step, in the order the arrows come (a step carries forward). */
+class StepTracker {
+  /** Each migration's current step. */
+  private readonly current = new Map<string, string>();
+  /** Migrations whose progress notices decide their steps. */
+  private readonly announced = new Set<string>();
+  /** The last loose step (outside a migration) each party took part in. */
+  private readonly activity = new Map<string, string>();
+  private readonly looseStepOf = new Map<string, string>();
+
+  /** The step of the arrow `r` (key `k`) of migration `mig`; `again`: a retransmission, which starts nothing. */
+  stepOf(r: EnvelopeRecord, k: string, mig: string | undefined, again: boolean): string {
+    return mig ? this.migrationStep(r, mig, again) : this.looseStep(r, k);
+  }
+
+  private migrationStep(r: EnvelopeRecord, mig: string, again: boolean): string {
+    const { current } = this;
+    let step: string | undefined;
+    const marker = r.type === 'progress' ? r.step : again ? undefined : STEP_OF_TYPE[r.type];
+    if (marker) {
+      step = marker;
+      current.set(mig, marker);
+      if (r.type === 'progress') this.announced.add(mig);
+    } else if (this.announced.has(mig)) step = current.get(mig);
+    else if (r.step) {
+      step = r.step;
+      current.set(mig, r.step);
+    } else step = current.get(mig);
+    return step ?? OTHER_STEP;
+  }
+
+  private looseStep(r: EnvelopeRecord, k: string): string {
+    const { activity } = this;
+    let step = r.step ?? LOOSE_STEP_OF_TYPE.find(([re]) => re.test(r.type))?.[1] ?? (r.corr ? this.looseStepOf.get(keyOf(r.to, r.corr)) : undefined);
+    step ??= activity.get(r.from) ?? activity.get(r.to) ?? OTHER_STEP;
+    this.looseStepOf.set(k, step);
+    if (step !== OTHER_STEP) {
+      activity.set(r.from, step);
+      activity.set(r.to, step);
+    }
+    return step;
+  }
+}
+
+/** The messages drawn: each arrow with its time from `t0`, migration and step, less what the options leave out. */
+function messagesOf(arrows: readonly Timed[], migOf: ReadonlyMap<string, string>, t0: number, opts: SequenceOptions): SeqMessage[] {
+  const steps = new StepTracker();
+  const messages: SeqMessage[] = [];
+  const sent = new Set<string>();
+  for (const { r, at } of arrows) {
+    const k = keyOf(r.from, r.id);
+    const mig = migOf.get(k);
+    // A retransmission (the user's request waits through a whole phase) is drawn where it happened; it starts nothing.
+    const again = sent.has(k);
+    sent.add(k);
+    const step = steps.stepOf(r, k, mig, again);
+    if (opts.mig !== undefined && mig !== opts.mig) continue;
+    if (opts.hide?.includes(r.type)) continue;
+    const m: SeqMessage = { t: Math.round((at - t0) * 1000) / 1000, from: r.from, to: r.to, type: r.type, bytes: r.bytes, step, id: r.id };
+    if (r.frameBytes !== undefined) m.frameBytes = r.frameBytes;
+    if (mig !== undefined) m.mig = mig;
+    if (r.item !== undefined) m.item = r.item;
+    messages.push(m);
+  }
+  return messages;
+}
+
+/** Grouping: consecutive messages of one step are one group. */
+function groupBySteps(messages: readonly SeqMessage[]): SeqStep[] {
+  const steps: SeqStep[] = [];
+  for (const m of messages) {
+    const last = steps[steps.length - 1];
+    if (last && last.step === m.step) last.messages.push(m);
+    else steps.push({ step: m.step, title: stepTitle(m.step), messages: [m] });
+  }
+  return steps;
 }

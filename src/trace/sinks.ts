@@ -104,112 +104,138 @@ export interface FeedSink extends RecordSink {
  * reconnect (the page shows a run from where it joined anyway).
  */
 export function feedSink(url: string, opts: FeedSinkOptions = {}): FeedSink {
-  const report = opts.report ?? stderrReport;
-  const bufferMax = opts.bufferRecordsMax ?? FEED_BUFFER_RECORDS_MAX;
-  let header: string | undefined;
-  let buffer: string[] = [];
-  let dropped = 0;
-  let sent = 0;
-  let state: 'connecting' | 'open' | 'failed' | 'closed' = 'connecting';
-  let reported = false;
-  const fail = (why: string) => {
-    if (state === 'closed' || state === 'failed') return;
-    dropped += buffer.length;
-    buffer = [];
-    state = 'failed';
-    if (!reported) {
-      reported = true;
-      report(`live feed ${url}: ${why}; the run goes on without it`);
+  return new LiveFeed(url, opts);
+}
+
+class LiveFeed implements FeedSink {
+  private readonly report: Report;
+  private readonly bufferMax: number;
+  private header: string | undefined;
+  private buffer: string[] = [];
+  private droppedCount = 0;
+  private sentCount = 0;
+  private state: 'connecting' | 'open' | 'failed' | 'closed' = 'connecting';
+  private reported = false;
+  private readonly ws: WebSocket | undefined;
+  /** Settles once the socket opened, failed or closed (at once when there is none). */
+  private readonly opened: Promise<void>;
+
+  constructor(
+    private readonly url: string,
+    private readonly opts: FeedSinkOptions,
+  ) {
+    this.report = opts.report ?? stderrReport;
+    this.bufferMax = opts.bufferRecordsMax ?? FEED_BUFFER_RECORDS_MAX;
+    try {
+      this.ws = new WebSocket(url, { handshakeTimeout: opts.connectTimeoutMs ?? FEED_CONNECT_TIMEOUT_MS });
+    } catch (e) {
+      // A malformed URL: the run goes on, recorded nowhere live.
+      this.ws = undefined;
+      this.fail((e as Error).message);
     }
-  };
-  let ws: WebSocket;
-  try {
-    ws = new WebSocket(url, { handshakeTimeout: opts.connectTimeoutMs ?? FEED_CONNECT_TIMEOUT_MS });
-  } catch (e) {
-    // A malformed URL: the run goes on, recorded nowhere live.
-    ws = undefined as never;
-    fail((e as Error).message);
+    this.opened = this.watch();
   }
-  const opened = new Promise<void>((resolve) => {
-    if (!ws) return resolve();
-    ws.on('open', () => {
-      if (state !== 'connecting') return resolve();
-      state = 'open';
-      if (header !== undefined) send(header);
-      for (const m of buffer) send(m);
-      buffer = [];
-      resolve();
+
+  get dropped(): number {
+    return this.droppedCount;
+  }
+
+  get sent(): number {
+    return this.sentCount;
+  }
+
+  /** The socket's events: open sends the header and what waited; an error or the page's close fails the feed. */
+  private watch(): Promise<void> {
+    const { ws } = this;
+    return new Promise<void>((resolve) => {
+      if (!ws) return resolve();
+      ws.on('open', () => {
+        if (this.state !== 'connecting') return resolve();
+        this.state = 'open';
+        if (this.header !== undefined) this.send(this.header);
+        for (const m of this.buffer) this.send(m);
+        this.buffer = [];
+        resolve();
+      });
+      ws.on('error', (e) => {
+        this.fail(`could not connect or send (${e.message})`);
+        resolve();
+      });
+      ws.on('close', () => {
+        if (this.state === 'open') this.fail('the page closed the connection');
+        resolve();
+      });
+      // Whatever the page sends is not for us.
+      ws.on('message', () => {});
     });
-    ws.on('error', (e) => {
-      fail(`could not connect or send (${e.message})`);
-      resolve();
-    });
-    ws.on('close', () => {
-      if (state === 'open') fail('the page closed the connection');
-      resolve();
-    });
-    // Whatever the page sends is not for us.
-    ws.on('message', () => {});
-  });
-  function send(message: string): void {
+  }
+
+  private fail(why: string): void {
+    if (this.state === 'closed' || this.state === 'failed') return;
+    this.droppedCount += this.buffer.length;
+    this.buffer = [];
+    this.state = 'failed';
+    this.reportOnce(`live feed ${this.url}: ${why}; the run goes on without it`);
+  }
+
+  private reportOnce(message: string): void {
+    if (this.reported) return;
+    this.reported = true;
+    this.report(message);
+  }
+
+  private send(message: string): void {
+    const ws = this.ws!;
     if (ws.bufferedAmount > FEED_QUEUED_BYTES_MAX) {
-      dropped++;
+      this.droppedCount++;
       return;
     }
     ws.send(message);
-    sent++;
+    this.sentCount++;
   }
-  return {
-    get dropped() {
-      return dropped;
-    },
-    get sent() {
-      return sent;
-    },
-    write(record: RunRecord) {
-      const message = JSON.stringify(record);
-      if (record.kind === 'run' && header === undefined) header = message;
-      switch (state) {
-        case 'open':
-          send(message);
-          return;
-        case 'connecting':
-          if (record.kind === 'run' && message === header) return;
-          buffer.push(message);
-          if (buffer.length > bufferMax) {
-            buffer.shift();
-            dropped++;
-          }
-          return;
-        default:
-          dropped++;
-      }
-    },
-    async close() {
-      if (!ws || state === 'closed') return;
-      const timeoutMs = opts.closeTimeoutMs ?? FEED_CLOSE_TIMEOUT_MS;
-      const deadline = Date.now() + timeoutMs;
-      let timer: NodeJS.Timeout | undefined;
-      await Promise.race([opened, new Promise<void>((r) => (timer = setTimeout(r, timeoutMs)))]);
-      clearTimeout(timer);
-      while (state === 'open' && ws.bufferedAmount > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
-      if (state === 'connecting') {
-        dropped += buffer.length;
-        buffer = [];
-        if (!reported) {
-          reported = true;
-          report(`live feed ${url}: not connected within ${timeoutMs} ms; its records were dropped`);
+
+  write(record: RunRecord): void {
+    const message = JSON.stringify(record);
+    if (record.kind === 'run' && this.header === undefined) this.header = message;
+    switch (this.state) {
+      case 'open':
+        this.send(message);
+        return;
+      case 'connecting':
+        if (record.kind === 'run' && message === this.header) return;
+        this.buffer.push(message);
+        if (this.buffer.length > this.bufferMax) {
+          this.buffer.shift();
+          this.droppedCount++;
         }
-      }
-      state = 'closed';
-      const done = new Promise<void>((r) => {
-        if (ws.readyState === WebSocket.CLOSED) return r();
-        ws.once('close', () => r());
-        setTimeout(r, 500).unref();
-      });
-      if (ws.readyState === WebSocket.CONNECTING) ws.terminate();
-      else ws.close(1000, 'run ended');
-      await done;
-    },
-  };
+        return;
+      default:
+        this.droppedCount++;
+    }
+  }
+
+  async close(): Promise<void> {
+    const { ws } = this;
+    if (!ws || this.state === 'closed') return;
+    const timeoutMs = this.opts.closeTimeoutMs ?? FEED_CLOSE_TIMEOUT_MS;
+    const deadline = Date.now() + timeoutMs;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([this.opened, new Promise<void>((r) => (timer = setTimeout(r, timeoutMs)))]);
+    clearTimeout(timer);
+    while (this.state === 'open' && ws.bufferedAmount > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    if (this.state === 'connecting') {
+      this.droppedCount += this.buffer.length;
+      this.buffer = [];
+      this.reportOnce(`live feed ${this.url}: not connected within ${timeoutMs} ms; its records were dropped`);
+    }
+    this.state = 'closed';
+    const done = new Promise<void>((r) => {
+      if (ws.readyState === WebSocket.CLOSED) return r();
+      ws.once('close', () => r());
+      setTimeout(r, 500).unref();
+    });
+    if (ws.readyState === WebSocket.CONNECTING) ws.terminate();
+    else ws.close(1000, 'run ended');
+    await done;
+  }
 }

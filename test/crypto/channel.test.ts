@@ -173,7 +173,7 @@ test('malformed handshake messages are HANDSHAKE_FAILED, not TypeErrors', () => 
     { ...good, from: 'x'.repeat(1000) },
     { ...good, eph: undefined },
     { ...good, eph: toB64(new Uint8Array(31)) },
-    { ...good, eph: good.eph + '=' },
+    { ...good, eph: `${good.eph}=` },
     { ...good, nonce: 'A'.repeat(10_000) },
     { ...good, id: toB64(new Uint8Array(33)) },
     { ...good, id: 17 },

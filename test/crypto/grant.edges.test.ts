@@ -23,7 +23,6 @@ import {
   verifyReceipt,
   GRANT_FIELD_CHARS_MAX,
   type Grant,
-  type GrantBinding,
   type ReceiptBody,
 } from '../../src/crypto/index.ts';
 import { codeOf, errorOf, grantFixture } from './helpers.ts';

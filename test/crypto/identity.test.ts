@@ -63,7 +63,7 @@ test('importIdentity refuses mismatched or malformed keys with BAD_KEY, without 
   const b = exportIdentity(generateIdentity(rng));
   assert.is(codeOf(() => importIdentity({ ...a, signPublic: b.signPublic })), 'BAD_KEY');
   assert.is(codeOf(() => importIdentity({ ...a, boxPublic: b.boxPublic })), 'BAD_KEY');
-  const e = errorOf(() => importIdentity({ ...a, signSecret: a.signSecret + 'A' }));
+  const e = errorOf(() => importIdentity({ ...a, signSecret: `${a.signSecret}A` }));
   assert.is(e.code, 'BAD_KEY');
   assert.not.ok(e.message.includes(a.signSecret.slice(0, 8)));
   assert.is(codeOf(() => importIdentity({ ...a, boxSecret: a.boxSecret.slice(0, 20) })), 'BAD_KEY');

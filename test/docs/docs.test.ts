@@ -219,7 +219,7 @@ function tableUnder(md: string, title: string): string[][] {
       .replace(/\\\|/g, '\u0000')
       .split('|')
       .slice(1, -1)
-      .map((c) => c.replace(/\u0000/g, '|').trim());
+      .map((c) => c.replaceAll('\u0000', '|').trim());
     rows.push(cells);
   }
   return rows.slice(2);

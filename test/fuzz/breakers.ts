@@ -35,7 +35,7 @@ function spotsOf(schema: JsonSchema, value: unknown, path: Path = []): Spot[] {
       if (k in (value as object)) out.push(...spotsOf(sub, (value as Record<string, unknown>)[k], [...path, k]));
     }
   }
-  if (s.type === 'array' && Array.isArray(value)) value.forEach((x, i) => out.push(...spotsOf(s.items!, x, [...path, i])));
+  if (s.type === 'array' && Array.isArray(value)) for (const [i, x] of value.entries()) out.push(...spotsOf(s.items!, x, [...path, i]));
   return out;
 }
 

@@ -102,7 +102,7 @@ export function scan(haystacks: Haystack[], needles: Needle[]): Finding[] {
     total += h.bytes.length;
   }
   const all = Buffer.alloc(total);
-  haystacks.forEach((h, i) => all.set(h.bytes, starts[i]));
+  for (const [i, h] of haystacks.entries()) all.set(h.bytes, starts[i]);
   const haystackAt = (pos: number): number => {
     let lo = 0;
     let hi = starts.length - 1;
@@ -202,8 +202,14 @@ function leaves(value: unknown, path: string, out: Array<{ path: string; bytes: 
   if (value instanceof Uint8Array) out.push({ path, bytes: value });
   else if (typeof value === 'string') out.push({ path, bytes: utf8(value) });
   else if (typeof value === 'number' || typeof value === 'bigint' || typeof value === 'boolean') out.push({ path, bytes: utf8(String(value)) });
-  else if (Array.isArray(value)) value.forEach((v, i) => leaves(v, `${path}[${i}]`, out, depth + 1));
-  else if (value instanceof Map) [...value.entries()].forEach(([k, v], i) => (leaves(k, `${path}<key ${i}>`, out, depth + 1), leaves(v, `${path}<${i}>`, out, depth + 1)));
+  else if (Array.isArray(value)) {
+    for (const [i, v] of value.entries()) leaves(v, `${path}[${i}]`, out, depth + 1);
+  } else if (value instanceof Map) {
+    for (const [i, [k, v]] of [...value.entries()].entries()) {
+      leaves(k, `${path}<key ${i}>`, out, depth + 1);
+      leaves(v, `${path}<${i}>`, out, depth + 1);
+    }
+  }
   else if (value && typeof value === 'object') {
     for (const [k, v] of Object.entries(value)) {
       out.push({ path: `${path}<key>`, bytes: utf8(k) });

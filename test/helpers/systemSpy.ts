@@ -77,10 +77,16 @@ export function spySystems(capture: KeyCapture, opts: { log?: Logger } = {}): Sy
       return terminal;
     };
     const issue = system.issue.bind(system);
-    system.issue = async (chip, items) => (values.push(...items.map((i) => i.value)), issue(chip, items));
+    system.issue = async (chip, items) => {
+      values.push(...items.map((i) => i.value));
+      return issue(chip, items);
+    };
     // An issue order's item is sealed to its migration SAM: its plaintext must show up nowhere else.
     const issueOrder = system.issueOrder.bind(system);
-    system.issueOrder = (o) => (values.push(o.value), issueOrder(o));
+    system.issueOrder = (o) => {
+      values.push(o.value);
+      return issueOrder(o);
+    };
     return system;
   };
   return {

@@ -167,7 +167,7 @@ test('receipts: any receipt fits the wire schema and verifies under its signer; 
       assert.ok(receiptSchema.safeParse(JSON.parse(JSON.stringify(signed))).success, 'a signed receipt does not fit the wire schema');
       assert.equal(verifyReceipt(signed, msam.signPublic), r);
       assert.is(codeOf(() => verifyReceipt(signed, otherSam.signPublic)), 'RECEIPT_INVALID');
-      let changed;
+      let changed: typeof signed;
       if (field === 'sig') changed = { ...signed, sig: flipB64(signed.sig, bit) };
       else {
         fc.pre(other[field] !== r[field]);

@@ -90,7 +90,8 @@ test('every (party, step, crash point) of a 2-item migration ends completed, not
     assert.equal(r.violations, [], `${c.party} ${c.step} ${c.point}: ${r.violations.join('; ')}`);
     assert.is(r.outcome, 'completed', `${c.party} ${c.step} ${c.point}`);
   }
-  const byOutcome = table.reduce<Record<string, number>>((m, r) => ((m[r.outcome] = (m[r.outcome] ?? 0) + 1), m), {});
+  const byOutcome: Record<string, number> = {};
+  for (const r of table) byOutcome[r.outcome] = (byOutcome[r.outcome] ?? 0) + 1;
   console.log(`\n  crash points: ${table.length} of ${cases.length} (${pairs.length} party/step pairs x 3 points), outcomes ${JSON.stringify(byOutcome)}, violations 0`);
   for (const party of [...new Set(table.map((r) => r.party))]) {
     const rows = table.filter((r) => r.party === party);

@@ -67,7 +67,7 @@ export function chipSession(seen: Seen[], chipId: string, session: string): { to
 /** The session id of the first recorded session at `step` of `mig` that reached `chipId`. */
 export function sessionAt(seen: Seen[], chipId: string, mig: string, step: string): string {
   const hit = seen.find((s) => s.party === chipId && s.direction === 'in' && s.env.type === 'frame' && s.env.body.session.startsWith(`${mig}:${step}:`));
-  if (!hit || hit.env.type !== 'frame') throw new Error(`no ${step} session of ${mig} reached ${chipId}`);
+  if (hit?.env.type !== 'frame') throw new Error(`no ${step} session of ${mig} reached ${chipId}`);
   return hit.env.body.session;
 }
 
@@ -154,7 +154,13 @@ export function asServer(world: World, partyId: string, as = 'server'): ServerSe
     if (already) return Promise.resolve(already);
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`${partyId} sent no ${what} within ${ANSWER_TIMEOUT_MS} ms; it sent ${got.map((e) => e.type).join(', ')}`)), ANSWER_TIMEOUT_MS);
-      waiters.push({ match, resolve: (env) => (clearTimeout(timer), resolve(env)) });
+      waiters.push({
+        match,
+        resolve: (env) => {
+          clearTimeout(timer);
+          resolve(env);
+        },
+      });
     });
   };
   return {

@@ -52,12 +52,12 @@ import { WebSocket } from 'ws';
 import type { PartyRuntime } from '../../src/actors/runtime.ts';
 import type { TerminalRuntime } from '../../src/actors/terminal.actor.ts';
 import { addTraceCommand } from '../../src/cli/trace.command.ts';
-import { runDemo } from '../../src/cli/demo.ts';
+import { runDemo, type DemoReport } from '../../src/cli/demo.ts';
 import { fromB64, systemRng, toB64, toHex, utf8 } from '../../src/crypto/index.ts';
 import { ProtocolError } from '../../src/errors.ts';
 import { InspectServer } from '../../src/inspect/server.ts';
 import { createLogger, memorySink } from '../../src/log.ts';
-import { FAULT_KINDS, runSeed } from '../../src/sim/simulator.ts';
+import { FAULT_KINDS, runSeed, type SeedResult } from '../../src/sim/simulator.ts';
 import { AdminSamRecords } from '../../src/store/adminSam.store.ts';
 import { PartyStore } from '../../src/store/party.store.ts';
 import { fileSink } from '../../src/trace/sinks.ts';
@@ -272,7 +272,10 @@ test('secret hygiene: no key, password or item value in any log line, error, tra
     const pageSays: string[] = [];
     const pageSocket = new WebSocket(`${live.feedUrl.replace(/feed$/, 'live')}`);
     pageSocket.on('message', (d) => void pageSays.push(d.toString()));
-    await new Promise<void>((resolve, reject) => (pageSocket.once('open', () => resolve()), pageSocket.once('error', reject)));
+    await new Promise<void>((resolve, reject) => {
+      pageSocket.once('open', () => resolve());
+      pageSocket.once('error', reject);
+    });
     for (let i = 0; i < 300 && pageSays.length < live.records().length; i++) await new Promise((r) => setTimeout(r, 10));
     pageSocket.close();
     for (const path of ['api/sequence.json', 'api/sequence.svg', `api/sequence.json?mig=${out2.mig}`]) pageSays.push(await (await fetch(`${live.url}${path}`)).text());
@@ -415,7 +418,7 @@ test('secret hygiene: `valmove demo` (its valmove.log, run file and stores) and 
     const said: string[] = [];
     const data = join(tmp, 'demo');
     const run = join(tmp, 'demo.jsonl');
-    let demo;
+    let demo: DemoReport;
     try {
       demo = await runDemo({ items: 1, data, json: false, out: (l) => void said.push(l), record: run });
     } finally {
@@ -455,7 +458,7 @@ test('secret hygiene: `valmove demo` (its valmove.log, run file and stores) and 
 
     // One simulator seed: every fault kind, crashes included; every party logs at debug level to this test.
     const simSpy = spySystems(capture, { log: createLogger({ level: 'debug', sink: simLog }) });
-    let result;
+    let result: SeedResult;
     try {
       result = await runSeed({ seed: 'hygiene-3', migrations: 1, items: 2, faults: FAULT_KINDS, dataDir: join(tmp, 'sim'), keepTrace: true });
     } finally {

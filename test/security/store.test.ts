@@ -24,7 +24,7 @@ import type { Link } from '../../src/transport/link.ts';
 import type { SecureInitiatorLink } from '../../src/transport/secure.link.ts';
 import { storeOf } from '../fuzz/seats.ts';
 import { testBench } from '../helpers/testParty.ts';
-import { buildWorld, settle, TEST_SCRYPT } from '../helpers/world.ts';
+import { buildWorld, settle } from '../helpers/world.ts';
 
 const STRANGER_REQUESTS = 3_000;
 /** The file size limit of the full-disk child, KiB. */

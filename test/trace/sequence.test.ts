@@ -121,7 +121,7 @@ test('one file that several processes append to (a shared up --record file): eac
     // admin-sam started 1 s before the server: its t counts from its own start.
     const lines: RunRecord[] = [header('admin-sam', -1000), header('server'), qo, { ...qi, t: 1006 }, { ...ro, t: 1007 }, ri];
     const file = join(dir, 'up.jsonl');
-    writeFileSync(file, lines.map((l) => JSON.stringify(l)).join('\n') + '\n');
+    writeFileSync(file, `${lines.map((l) => JSON.stringify(l)).join('\n')}\n`);
     const run = loadRun(file);
     assert.equal(run.segments.map((s) => [s.header.party, s.records.length]), [['admin-sam', 2], ['server', 2]]);
     assert.equal(arrows(run.segments), ['S3 server>admin-sam admin.lock', 'S3 admin-sam>server admin.locked']);

@@ -166,7 +166,7 @@ t('per-party files (each its own clock, skewed) merge back into the same sequenc
     const earlierMs = 1000 * i++;
     const start = new Date(Date.parse(header.startedAt) - earlierMs + skewMs).toISOString();
     const lines = [{ ...header, source: 'party', party, startedAt: start }, ...list.map((r) => ({ ...r, t: (r as { t: number }).t + earlierMs }))];
-    writeFileSync(join(perParty, partyFileName(party)), lines.map((l) => JSON.stringify(l)).join('\n') + '\n');
+    writeFileSync(join(perParty, partyFileName(party)), `${lines.map((l) => JSON.stringify(l)).join('\n')}\n`);
   }
   const loaded = loadRun(perParty);
   assert.is(loaded.files.length, byParty.size);

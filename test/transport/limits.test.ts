@@ -7,7 +7,7 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { ChannelInitiator, ChannelResponder, CryptoError, generateIdentity, seededRng, toB64 } from '../../src/crypto/index.ts';
+import { ChannelInitiator, ChannelResponder, type CryptoError, generateIdentity, seededRng, toB64 } from '../../src/crypto/index.ts';
 import { createLogger } from '../../src/log.ts';
 import { diff, snapshot } from '../../src/metrics/counters.ts';
 import { VirtualClock } from '../../src/sim/world.ts';
@@ -102,7 +102,12 @@ test('past the handshake bucket a hello is refused BUSY with no public-key work;
   const resp = (admit: boolean) =>
     new ChannelResponder(
       { name: 'migration-sam/x', identity: samId, trust: (k) => k === toB64(serverId.signPublic), requireMutual: true, rng },
-      { admit: () => (admits.push(admit), admit) },
+      {
+        admit: () => {
+          admits.push(admit);
+          return admit;
+        },
+      },
     );
   const helloFrom = (id = serverId) => new ChannelInitiator({ name: 'server', identity: id, peerSignPublic: samId.signPublic, rng }).hello();
   const hello = helloFrom();
@@ -179,7 +184,10 @@ function recordingLink() {
     onClose() {},
     close: (reason, code) => void (state.closed = [reason, code]),
   };
-  return { link, state, deliver: (s: string) => handlers.forEach((h) => h(new TextEncoder().encode(s))) };
+  return { link, state, deliver: (s: string) => {
+      for (const h of handlers) h(new TextEncoder().encode(s));
+    },
+  };
 }
 
 test('a flooding link: messages over the rate are dropped and counted; past MESSAGE_DROPS_MAX in the window the link is closed 1008', () => {

@@ -85,12 +85,12 @@ export function describeChange(a: Observation, b: Observation, n: Names): string
   const out: string[] = [];
   const area = (x: { st: AreaState; holder: number; token: number }) =>
     `${x.st}${x.holder >= 0 ? ` held by ${n.mig(x.holder)}` : ''}${x.token >= 0 ? ` with ${n.token(x.token)}` : ''}`;
-  b.areas.forEach((chip, c) =>
+  b.areas.forEach((chip, c) => {
     chip.forEach((x, i) => {
       const y = a.areas[c]![i]!;
       if (area(x) !== area(y)) out.push(`${n.chip(c)} ${n.area(i)}: ${area(y)} -> ${area(x)}`);
-    }),
-  );
+    });
+  });
   b.migrations.forEach((x, m) => {
     const y = a.migrations[m]!;
     const dest = (d: number) => (d >= 0 ? n.chip(d) : 'none');
@@ -99,13 +99,13 @@ export function describeChange(a: Observation, b: Observation, n: Names): string
     if (x.keys !== y.keys) out.push(`temp keys of ${n.mig(m)}: ${y.keys} -> ${x.keys}`);
     if (x.fenced !== y.fenced) out.push(`migration SAMs that fenced ${n.mig(m)} (mask): ${y.fenced} -> ${x.fenced}`);
   });
-  b.held.forEach((items, m) =>
+  b.held.forEach((items, m) => {
     items.forEach((x, i) => {
       const y = a.held[m]![i]!;
       const h = (z: { st: ObservedHeld; token: number }) => `${z.st}${z.token >= 0 ? ` ${n.token(z.token)}` : ''}`;
       if (h(x) !== h(y)) out.push(`migration SAM of ${n.area(i)} holds for ${n.mig(m)}: ${h(y)} -> ${h(x)}`);
-    }),
-  );
+    });
+  });
   return out;
 }
 

@@ -20,97 +20,127 @@ function outcomesOf(d: Decision): Array<'committed' | 'aborted'> {
   return ['aborted'];
 }
 
+type Fail = (invariant: InvariantName, detail: string) => void;
+
 /**
  * State invariants. `outcome(m)` is what the honest server claims about
  * migration m (settled-clean holds it to that claim).
  */
 export function checkState(s: SafetyState, outcome: (m: number) => ServerOutcome | null): Failure[] {
-  const t = s.t;
   const out: Failure[] = [];
-  const fail = (invariant: InvariantName, detail: string) => out.push({ invariant, detail });
-  const chipsWhere = (pred: (c: number, i: number) => boolean) => {
-    const found: number[] = [];
-    for (let c = 0; c < t.chips; c++) for (let i = 0; i < t.K; i++) if (pred(c, i) && !found.includes(c)) found.push(c);
-    return found;
+  const fail: Fail = (invariant, detail) => {
+    out.push({ invariant, detail });
   };
-  const names = (cs: number[]) => cs.map((c) => t.chipName(c)).join(' and ');
+  for (let m = 0; m < s.t.M; m++) checkMigration(s, m, outcome, fail);
+  return out;
+}
 
-  for (let m = 0; m < t.M; m++) {
-    const d = s.dec(m);
-    const src = t.src(m);
-    const dest = s.dest(m);
-    const mig = t.migName(m);
-    for (let i = 0; i < t.K; i++) {
-      const tok = t.token(m, i);
-      const item = `item ${t.tokenName(tok)}`;
-      const spendable = chipsWhere((c, k) => s.areaState(c, k) === 'mainActive' && s.area(c, k).token === tok);
-      // Restorable: locked on the source by this migration, whose record has items (an abort that overtook the
-      // lock has none, and restores nothing).
-      const lockedOnSource = chipsWhere((c, k) => c === src && s.areaState(c, k) === 'locked' && s.area(c, k).holder === m && s.area(c, k).token === tok).length > 0 && s.keys(m) !== 'none';
-      const loadedOnDest = dest >= 0 && chipsWhere((c, k) => c === dest && s.areaState(c, k) === 'loaded' && s.area(c, k).holder === m && s.area(c, k).token === tok).length > 0;
-      // A migration-SAM copy that can still reach the destination (the download grant's chip) and be activated there.
-      const h = s.held(m, i);
-      const samCopyDownloadable =
-        dest >= 0 &&
-        (h === 'held' || h === 'receipted') &&
-        s.heldToken(m, i) === tok &&
-        !s.fenced(m, i) &&
-        !s.expired(m) &&
-        (s.downloadGrantChips(m) & (1 << dest)) !== 0 &&
-        s.areaState(dest, i) === 'provisioned' &&
-        s.area(dest, i).holder === m;
+/** The chips on which some area satisfies `pred`, each once, in order. */
+function chipsWhere(s: SafetyState, pred: (c: number, i: number) => boolean): number[] {
+  const t = s.t;
+  const found: number[] = [];
+  for (let c = 0; c < t.chips; c++) for (let i = 0; i < t.K; i++) if (pred(c, i) && !found.includes(c)) found.push(c);
+  return found;
+}
 
-      if (spendable.length > 1) fail('no-duplication', `${item} is spendable (mainActive) on ${names(spendable)}`);
+function chipNames(s: SafetyState, cs: number[]): string {
+  return cs.map((c) => s.t.chipName(c)).join(' and ');
+}
 
-      for (const o of outcomesOf(d)) {
-        const could = new Set(spendable);
-        if (o === 'aborted' && lockedOnSource) could.add(src);
-        if (o === 'committed' && (loadedOnDest || samCopyDownloadable)) could.add(dest);
-        if (could.size > 1) {
-          fail('no-latent-duplication', `record of ${mig} is ${d}; if it ends ${o}, ${item} is spendable on ${names([...could])}`);
-        }
+/** Every state invariant of migration m: its items, its one destination, its temp keys, and the server's claim. */
+function checkMigration(s: SafetyState, m: number, outcome: (m: number) => ServerOutcome | null, fail: Fail): void {
+  const t = s.t;
+  const d = s.dec(m);
+  const src = t.src(m);
+  const dest = s.dest(m);
+  const mig = t.migName(m);
+  for (let i = 0; i < t.K; i++) checkItem(s, m, i, fail);
+
+  for (let c = 0; c < t.chips; c++) {
+    if (c === src) continue;
+    for (let k = 0; k < t.K; k++) {
+      if (s.area(c, k).holder === m && c !== dest) {
+        fail('one-destination', `${t.chipName(c)} area ${k} is ${s.areaState(c, k)} for ${mig}, whose destination is ${dest >= 0 ? t.chipName(dest) : 'none'}`);
       }
-
-      const recoverable = spendable.length > 0 || (d === 'committed' ? loadedOnDest : lockedOnSource);
-      if (!recoverable) {
-        const where = d === 'committed' ? `not spendable and not loaded on the destination (${dest >= 0 ? t.chipName(dest) : 'none bound'})` : 'not spendable and not locked on the source';
-        fail('no-loss', `record of ${mig} is ${d}; ${item} is ${where}; the migration SAM holds ${h}`);
-      }
-
-      for (let c = 0; c < t.chips; c++) {
-        for (let k = 0; k < t.K; k++) {
-          if (c === src || s.areaState(c, k) !== 'mainActive' || s.area(c, k).token !== tok) continue;
-          if (d !== 'committed' || c !== dest) {
-            fail('commit-point', `${item} is spendable on ${t.chipName(c)} (area ${k}) while the record of ${mig} is ${d} with destination ${dest >= 0 ? t.chipName(dest) : 'none'}`);
-          }
-        }
-      }
-
-      if (d === 'committed' && (dest < 0 || (s.receiptChips(m, i) & (1 << dest)) === 0)) {
-        fail('commit-needs-receipts', `record of ${mig} is committed, but no receipt for item ${i} was signed for its destination (${dest >= 0 ? t.chipName(dest) : 'none'})`);
-      }
-    }
-
-    for (let c = 0; c < t.chips; c++) {
-      if (c === src) continue;
-      for (let k = 0; k < t.K; k++) {
-        if (s.area(c, k).holder === m && c !== dest) {
-          fail('one-destination', `${t.chipName(c)} area ${k} is ${s.areaState(c, k)} for ${mig}, whose destination is ${dest >= 0 ? t.chipName(dest) : 'none'}`);
-        }
-      }
-    }
-
-    if (s.keys(m) === 'ended' && !settled(s, m)) {
-      fail('temp-key-lifetime', `the temp keys of ${mig} ended while its record is ${d} and its items are not settled`);
-    }
-
-    const claim = outcome(m);
-    if (claim) {
-      const problems = settledCleanProblems(s, m, claim);
-      if (problems.length > 0) fail('settled-clean', `the server ended ${mig} ${claim}, but ${problems.join('; ')}`);
     }
   }
-  return out;
+
+  if (s.keys(m) === 'ended' && !settled(s, m)) {
+    fail('temp-key-lifetime', `the temp keys of ${mig} ended while its record is ${d} and its items are not settled`);
+  }
+
+  const claim = outcome(m);
+  if (claim) {
+    const problems = settledCleanProblems(s, m, claim);
+    if (problems.length > 0) fail('settled-clean', `the server ended ${mig} ${claim}, but ${problems.join('; ')}`);
+  }
+}
+
+/** Where item i of migration m is, or could still become spendable. */
+function copiesOf(s: SafetyState, m: number, i: number): { spendable: number[]; lockedOnSource: boolean; loadedOnDest: boolean; samCopyDownloadable: boolean } {
+  const t = s.t;
+  const src = t.src(m);
+  const dest = s.dest(m);
+  const tok = t.token(m, i);
+  const spendable = chipsWhere(s, (c, k) => s.areaState(c, k) === 'mainActive' && s.area(c, k).token === tok);
+  // Restorable: locked on the source by this migration, whose record has items (an abort that overtook the
+  // lock has none, and restores nothing).
+  const lockedOnSource = chipsWhere(s, (c, k) => c === src && s.areaState(c, k) === 'locked' && s.area(c, k).holder === m && s.area(c, k).token === tok).length > 0 && s.keys(m) !== 'none';
+  const loadedOnDest = dest >= 0 && chipsWhere(s, (c, k) => c === dest && s.areaState(c, k) === 'loaded' && s.area(c, k).holder === m && s.area(c, k).token === tok).length > 0;
+  // A migration-SAM copy that can still reach the destination (the download grant's chip) and be activated there.
+  const h = s.held(m, i);
+  const samCopyDownloadable =
+    dest >= 0 &&
+    (h === 'held' || h === 'receipted') &&
+    s.heldToken(m, i) === tok &&
+    !s.fenced(m, i) &&
+    !s.expired(m) &&
+    (s.downloadGrantChips(m) & (1 << dest)) !== 0 &&
+    s.areaState(dest, i) === 'provisioned' &&
+    s.area(dest, i).holder === m;
+  return { spendable, lockedOnSource, loadedOnDest, samCopyDownloadable };
+}
+
+/** The invariants of item i of migration m: no duplication (now or latent), no loss, the commit point, receipts before commit. */
+function checkItem(s: SafetyState, m: number, i: number, fail: Fail): void {
+  const t = s.t;
+  const d = s.dec(m);
+  const src = t.src(m);
+  const dest = s.dest(m);
+  const mig = t.migName(m);
+  const tok = t.token(m, i);
+  const item = `item ${t.tokenName(tok)}`;
+  const { spendable, lockedOnSource, loadedOnDest, samCopyDownloadable } = copiesOf(s, m, i);
+
+  if (spendable.length > 1) fail('no-duplication', `${item} is spendable (mainActive) on ${chipNames(s, spendable)}`);
+
+  for (const o of outcomesOf(d)) {
+    const could = new Set(spendable);
+    if (o === 'aborted' && lockedOnSource) could.add(src);
+    if (o === 'committed' && (loadedOnDest || samCopyDownloadable)) could.add(dest);
+    if (could.size > 1) {
+      fail('no-latent-duplication', `record of ${mig} is ${d}; if it ends ${o}, ${item} is spendable on ${chipNames(s, [...could])}`);
+    }
+  }
+
+  const recoverable = spendable.length > 0 || (d === 'committed' ? loadedOnDest : lockedOnSource);
+  if (!recoverable) {
+    const where = d === 'committed' ? `not spendable and not loaded on the destination (${dest >= 0 ? t.chipName(dest) : 'none bound'})` : 'not spendable and not locked on the source';
+    fail('no-loss', `record of ${mig} is ${d}; ${item} is ${where}; the migration SAM holds ${s.held(m, i)}`);
+  }
+
+  for (let c = 0; c < t.chips; c++) {
+    for (let k = 0; k < t.K; k++) {
+      if (c === src || s.areaState(c, k) !== 'mainActive' || s.area(c, k).token !== tok) continue;
+      if (d !== 'committed' || c !== dest) {
+        fail('commit-point', `${item} is spendable on ${t.chipName(c)} (area ${k}) while the record of ${mig} is ${d} with destination ${dest >= 0 ? t.chipName(dest) : 'none'}`);
+      }
+    }
+  }
+
+  if (d === 'committed' && (dest < 0 || (s.receiptChips(m, i) & (1 << dest)) === 0)) {
+    fail('commit-needs-receipts', `record of ${mig} is committed, but no receipt for item ${i} was signed for its destination (${dest >= 0 ? t.chipName(dest) : 'none'})`);
+  }
 }
 
 /** Settled: committed and every destination area activated, or aborted and no source area still locked by it. */

@@ -24,7 +24,7 @@
  *    ever issued: the parties' own rules are all that stands in its way.
  */
 import { Parties } from './parties.ts';
-import { Bits, requestName, type Request } from './requests.ts';
+import { type Bits, requestName, type Request } from './requests.ts';
 import { SafetyState, Topology } from './state.ts';
 import { MISTAKES, RULES, type GrantUse, type RuleName, type SafetyOptions } from './types.ts';
 

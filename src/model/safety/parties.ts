@@ -36,6 +36,9 @@ export interface Step {
 const ok = null;
 const SESSION: Delivery = { kind: 'session' };
 
+/** The request of one kind. */
+type RequestOf<K extends Request['kind']> = Extract<Request, { kind: K }>;
+
 function refusedOr(reason: string | null, accepted: Delivery): Delivery {
   return reason ? { kind: 'refused', reason } : accepted;
 }
@@ -155,124 +158,149 @@ export class Parties {
 
   /** The steps the request's session can take now (for a request whose delivery said `session`). */
   steps(s: SafetyState, r: Request): Step[] {
-    const t = this.t;
-    const out: Step[] = [];
-    const b = this.bits;
-    const each = (chip: number, fn: (i: number) => Step | null) => this.each(out, chip, fn);
-    const all = (pred: (i: number) => boolean) => this.all(pred);
     switch (r.kind) {
-      case 'lock': {
-        const c = t.src(r.m);
-        const live = s.keys(r.m) === 'live';
-        if (live && (this.rules.lockWhilePending ? s.dec(r.m) === 'pending' : s.dec(r.m) !== 'none')) {
-          each(c, (i) => {
-            const a = s.area(c, i);
-            if (a.st !== 'mainActive' || a.holder >= 0) return null;
-            return { label: 'mainActive -> locked', apply: (x) => x.setArea(c, i, { ...a, st: 'locked', holder: r.m }) };
-          });
-        }
-        if (live && all((i) => s.areaState(c, i) === 'locked' && s.area(c, i).holder === r.m)) {
-          out.push({ label: 'locked; upload grants issued', apply: (x) => x.setUploadGrantsIssued(r.m), ends: { learn: b.LOCKED } });
-        }
-        return out;
-      }
-      case 'format': {
-        const c = r.chip;
-        const live = s.keys(r.m) === 'live';
-        if (!this.formatRefusal(s, r.m, c) && (s.dest(r.m) === c || !this.rules.oneDestination)) {
-          each(c, (i) => {
-            if (s.areaState(c, i) !== 'absent') return null;
-            return { label: 'absent -> provisioned (temp key)', apply: (x) => x.setArea(c, i, { st: 'provisioned', holder: r.m, token: -1 }) };
-          });
-        }
-        if (live && all((i) => s.areaState(c, i) === 'provisioned' && s.area(c, i).holder === r.m)) {
-          out.push({ label: 'formatted; download grants issued', apply: (x) => x.addDownloadGrantChip(r.m, c), ends: { learn: b.FORMATTED } });
-        }
-        return out;
-      }
-      case 'upload': {
-        if (this.transferRefusal(s, r.m, r.i, r.grant, 'upload') || s.held(r.m, r.i) !== 'open') return out;
-        // The SAM authenticates with the grant's temp key: only an area locked by that grant's migration answers it.
-        const a = s.area(r.grant.chip, r.grant.i);
-        if (a.st !== 'locked' || a.holder !== r.grant.m) return out;
-        out.push({
-          label: `read from ${t.chipName(r.grant.chip)} area ${r.grant.i}; held`,
-          apply: (x) => x.setHeld(r.m, r.i, 'held', a.token),
-          ends: { learn: b.uploaded(r.i) },
-          use: { m: r.m, i: r.i, purpose: 'upload', grant: r.grant },
-        });
-        return out;
-      }
-      case 'download': {
-        if (this.transferRefusal(s, r.m, r.i, r.grant, 'download') || s.held(r.m, r.i) !== 'held') return out;
-        const c = r.grant.chip;
-        const a = s.area(c, r.grant.i);
-        const token = s.heldToken(r.m, r.i);
-        const use: GrantUse = { m: r.m, i: r.i, purpose: 'download', grant: r.grant };
-        if (a.st === 'provisioned' && a.holder === r.grant.m) {
-          out.push({ label: `${t.chipName(c)} area ${r.grant.i}: provisioned -> loaded (data, main key)`, apply: (x) => x.setArea(c, r.grant.i, { ...a, st: 'loaded', token }), use });
-        }
-        if (a.st === 'loaded' && a.holder === r.grant.m && a.token === token) {
-          out.push({
-            label: `key check of ${t.chipName(c)} area ${r.grant.i}; receipt signed`,
-            apply: (x) => {
-              x.setHeld(r.m, r.i, 'receipted');
-              x.addReceiptChip(r.m, r.i, c);
-            },
-            ends: { learn: b.receipt(r.i) },
-            use,
-          });
-        }
-        return out;
-      }
-      case 'activate': {
-        const c = r.chip;
-        if (this.activateRefusal(s, r.m, c)) return out;
-        each(c, (i) => {
-          const a = s.area(c, i);
-          if (a.st !== 'loaded' || a.holder !== r.m) return null;
-          return { label: 'loaded -> mainActive', apply: (x) => x.setArea(c, i, { ...a, st: 'mainActive', holder: -1 }) };
-        });
-        if (all((i) => s.areaState(c, i) === 'mainActive')) {
-          // Issue 16: the temp keys end in the turn that answers the activation, and only under `committed`.
-          const end = this.rules.tempKeysEndWhenSettled && s.dec(r.m) === 'committed' && s.keys(r.m) === 'live';
-          out.push({ label: 'activated', apply: (x) => (end ? x.setKeys(r.m, 'ended') : undefined), ends: { learn: b.ACTIVATED } });
-        }
-        return out;
-      }
-      case 'restore': {
-        const c = r.chip;
-        if (this.restoreRefusal(s, r.m, c)) return out;
-        each(c, (i) => {
-          const a = s.area(c, i);
-          if (a.st !== 'locked' || a.holder !== r.m) return null;
-          return { label: 'locked -> mainActive', apply: (x) => x.setArea(c, i, { ...a, st: 'mainActive', holder: -1 }) };
-        });
-        if (all((i) => !(s.areaState(c, i) === 'locked' && s.area(c, i).holder === r.m))) {
-          const end = this.rules.tempKeysEndWhenSettled && s.dec(r.m) === 'aborted' && s.keys(r.m) === 'live';
-          out.push({ label: 'restored', apply: (x) => (end ? x.setKeys(r.m, 'ended') : undefined), ends: { learn: b.RESTORED } });
-        }
-        return out;
-      }
-      case 'wipe': {
-        const c = r.chip;
-        if (this.wipeRefusal(s, r.m, c, r.role)) return out;
-        each(c, (i) => {
-          const a = s.area(c, i);
-          if (a.holder !== r.m || !(a.st === 'provisioned' || a.st === 'loaded' || a.st === 'locked')) return null;
-          return { label: `${a.st} -> absent`, apply: (x) => x.setArea(c, i, { st: 'absent', holder: -1, token: -1 }) };
-        });
-        if (all((i) => s.area(c, i).holder !== r.m)) {
-          out.push({ label: 'wiped', apply: () => undefined, ends: { learn: r.role === 'destination' ? b.WIPED : b.SOURCE_WIPED } });
-        }
-        return out;
-      }
+      case 'lock':
+        return this.lockSteps(s, r);
+      case 'format':
+        return this.formatSteps(s, r);
+      case 'upload':
+        return this.uploadSteps(s, r);
+      case 'download':
+        return this.downloadSteps(s, r);
+      case 'activate':
+        return this.activateSteps(s, r);
+      case 'restore':
+        return this.restoreSteps(s, r);
+      case 'wipe':
+        return this.wipeSteps(s, r);
       case 'commit':
       case 'abort':
       case 'fence':
       case 'clear':
-        return out;
+        return [];
     }
+  }
+
+  // ---- the chips' sessions, one step per chip command ----------------------------------------------
+
+  private lockSteps(s: SafetyState, r: RequestOf<'lock'>): Step[] {
+    const out: Step[] = [];
+    const c = this.t.src(r.m);
+    const live = s.keys(r.m) === 'live';
+    if (live && (this.rules.lockWhilePending ? s.dec(r.m) === 'pending' : s.dec(r.m) !== 'none')) {
+      this.each(out, c, (i) => {
+        const a = s.area(c, i);
+        if (a.st !== 'mainActive' || a.holder >= 0) return null;
+        return { label: 'mainActive -> locked', apply: (x) => x.setArea(c, i, { ...a, st: 'locked', holder: r.m }) };
+      });
+    }
+    if (live && this.all((i) => s.areaState(c, i) === 'locked' && s.area(c, i).holder === r.m)) {
+      out.push({ label: 'locked; upload grants issued', apply: (x) => x.setUploadGrantsIssued(r.m), ends: { learn: this.bits.LOCKED } });
+    }
+    return out;
+  }
+
+  private formatSteps(s: SafetyState, r: RequestOf<'format'>): Step[] {
+    const out: Step[] = [];
+    const c = r.chip;
+    const live = s.keys(r.m) === 'live';
+    if (!this.formatRefusal(s, r.m, c) && (s.dest(r.m) === c || !this.rules.oneDestination)) {
+      this.each(out, c, (i) => {
+        if (s.areaState(c, i) !== 'absent') return null;
+        return { label: 'absent -> provisioned (temp key)', apply: (x) => x.setArea(c, i, { st: 'provisioned', holder: r.m, token: -1 }) };
+      });
+    }
+    if (live && this.all((i) => s.areaState(c, i) === 'provisioned' && s.area(c, i).holder === r.m)) {
+      out.push({ label: 'formatted; download grants issued', apply: (x) => x.addDownloadGrantChip(r.m, c), ends: { learn: this.bits.FORMATTED } });
+    }
+    return out;
+  }
+
+  private uploadSteps(s: SafetyState, r: RequestOf<'upload'>): Step[] {
+    if (this.transferRefusal(s, r.m, r.i, r.grant, 'upload') || s.held(r.m, r.i) !== 'open') return [];
+    // The SAM authenticates with the grant's temp key: only an area locked by that grant's migration answers it.
+    const a = s.area(r.grant.chip, r.grant.i);
+    if (a.st !== 'locked' || a.holder !== r.grant.m) return [];
+    return [
+      {
+        label: `read from ${this.t.chipName(r.grant.chip)} area ${r.grant.i}; held`,
+        apply: (x) => x.setHeld(r.m, r.i, 'held', a.token),
+        ends: { learn: this.bits.uploaded(r.i) },
+        use: { m: r.m, i: r.i, purpose: 'upload', grant: r.grant },
+      },
+    ];
+  }
+
+  private downloadSteps(s: SafetyState, r: RequestOf<'download'>): Step[] {
+    const out: Step[] = [];
+    if (this.transferRefusal(s, r.m, r.i, r.grant, 'download') || s.held(r.m, r.i) !== 'held') return out;
+    const c = r.grant.chip;
+    const a = s.area(c, r.grant.i);
+    const token = s.heldToken(r.m, r.i);
+    const use: GrantUse = { m: r.m, i: r.i, purpose: 'download', grant: r.grant };
+    if (a.st === 'provisioned' && a.holder === r.grant.m) {
+      out.push({ label: `${this.t.chipName(c)} area ${r.grant.i}: provisioned -> loaded (data, main key)`, apply: (x) => x.setArea(c, r.grant.i, { ...a, st: 'loaded', token }), use });
+    }
+    if (a.st === 'loaded' && a.holder === r.grant.m && a.token === token) {
+      out.push({
+        label: `key check of ${this.t.chipName(c)} area ${r.grant.i}; receipt signed`,
+        apply: (x) => {
+          x.setHeld(r.m, r.i, 'receipted');
+          x.addReceiptChip(r.m, r.i, c);
+        },
+        ends: { learn: this.bits.receipt(r.i) },
+        use,
+      });
+    }
+    return out;
+  }
+
+  private activateSteps(s: SafetyState, r: RequestOf<'activate'>): Step[] {
+    const out: Step[] = [];
+    const c = r.chip;
+    if (this.activateRefusal(s, r.m, c)) return out;
+    this.each(out, c, (i) => {
+      const a = s.area(c, i);
+      if (a.st !== 'loaded' || a.holder !== r.m) return null;
+      return { label: 'loaded -> mainActive', apply: (x) => x.setArea(c, i, { ...a, st: 'mainActive', holder: -1 }) };
+    });
+    if (this.all((i) => s.areaState(c, i) === 'mainActive')) {
+      // Issue 16: the temp keys end in the turn that answers the activation, and only under `committed`.
+      const end = this.rules.tempKeysEndWhenSettled && s.dec(r.m) === 'committed' && s.keys(r.m) === 'live';
+      out.push({ label: 'activated', apply: (x) => (end ? x.setKeys(r.m, 'ended') : undefined), ends: { learn: this.bits.ACTIVATED } });
+    }
+    return out;
+  }
+
+  private restoreSteps(s: SafetyState, r: RequestOf<'restore'>): Step[] {
+    const out: Step[] = [];
+    const c = r.chip;
+    if (this.restoreRefusal(s, r.m, c)) return out;
+    this.each(out, c, (i) => {
+      const a = s.area(c, i);
+      if (a.st !== 'locked' || a.holder !== r.m) return null;
+      return { label: 'locked -> mainActive', apply: (x) => x.setArea(c, i, { ...a, st: 'mainActive', holder: -1 }) };
+    });
+    if (this.all((i) => !(s.areaState(c, i) === 'locked' && s.area(c, i).holder === r.m))) {
+      const end = this.rules.tempKeysEndWhenSettled && s.dec(r.m) === 'aborted' && s.keys(r.m) === 'live';
+      out.push({ label: 'restored', apply: (x) => (end ? x.setKeys(r.m, 'ended') : undefined), ends: { learn: this.bits.RESTORED } });
+    }
+    return out;
+  }
+
+  private wipeSteps(s: SafetyState, r: RequestOf<'wipe'>): Step[] {
+    const out: Step[] = [];
+    const c = r.chip;
+    if (this.wipeRefusal(s, r.m, c, r.role)) return out;
+    this.each(out, c, (i) => {
+      const a = s.area(c, i);
+      if (a.holder !== r.m || !(a.st === 'provisioned' || a.st === 'loaded' || a.st === 'locked')) return null;
+      return { label: `${a.st} -> absent`, apply: (x) => x.setArea(c, i, { st: 'absent', holder: -1, token: -1 }) };
+    });
+    if (this.all((i) => s.area(c, i).holder !== r.m)) {
+      out.push({ label: 'wiped', apply: () => undefined, ends: { learn: r.role === 'destination' ? this.bits.WIPED : this.bits.SOURCE_WIPED } });
+    }
+    return out;
   }
 
   /** Adds the per-area steps `fn` gives for chip `chip`, each labelled with its chip and area. */

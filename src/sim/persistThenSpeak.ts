@@ -1,0 +1,46 @@
+/**
+ * Persist, then speak (architecture.md): a party sends a new envelope only between the commit of the turn that
+ * made it and that turn's end. One sent at any other time (a resend of what is on disk is not new) is told to a
+ * peer before it is durable: a crash there makes what the party remembers and what its peers were told disagree.
+ */
+import type { TurnPoint } from '../actors/runtime.ts';
+import type { Violation } from './invariants.ts';
+
+/** Whether a party's store holds an envelope it sends (or deliberately keeps it off disk: a login proof). */
+export type Remembers = (party: string, id: string, corr: string | undefined) => boolean;
+
+export class PersistThenSpeak {
+  /** Parties inside a turn's send: after its commit, before its end. */
+  private readonly speaking = new Set<string>();
+  /** Envelope ids each party sent already (a resend is not new). */
+  private readonly sentIds = new Map<string, Set<string>>();
+  /** The first envelope sent before it was on disk, if any. */
+  unpersisted: Violation | undefined;
+
+  constructor(private readonly remembers: Remembers) {}
+
+  /** A party reached a point of its turn: it may speak from its commit to its turn's end. */
+  turnPoint(party: string, point: TurnPoint): void {
+    if (point === 'after-persist') this.speaking.add(party);
+    else this.speaking.delete(party);
+  }
+
+  /** A party sent an envelope (the first send of each id is checked). */
+  spoke(party: string, peer: string, h: { id?: string; type?: string }, bytes: Uint8Array): void {
+    if (h.id === undefined) return;
+    let ids = this.sentIds.get(party);
+    if (!ids) this.sentIds.set(party, (ids = new Set()));
+    if (ids.has(h.id)) return;
+    ids.add(h.id);
+    // Outside a turn's send: a refusal (it changed nothing), or what is on disk already (the outbox, or a reply in
+    // the inbox record of its request), sent now because its link was down when its turn spoke.
+    if (this.speaking.has(party) || h.type === 'error' || this.durable(party, h.id, bytes)) return;
+    this.unpersisted ??= { invariant: 'persist-then-speak', message: `${party} sent ${h.type ?? '?'} ${h.id} to ${peer} before it was on disk: a peer was told what ${party} would not remember after a crash` };
+  }
+
+  /** Whether an envelope a party sends is in its store (or deliberately kept off disk: a login proof). */
+  private durable(party: string, id: string, bytes: Uint8Array): boolean {
+    const corr = (JSON.parse(new TextDecoder().decode(bytes)) as { corr?: string }).corr;
+    return this.remembers(party, id, corr);
+  }
+}
