@@ -22,7 +22,7 @@ import { bytesToHex } from '@noble/hashes/utils.js';
 import { brokenAdminSam, type BreakProtocol } from '../testing/broken.ts';
 import { tampering } from '../testing/tamper.link.ts';
 import type { ChipRuntime } from '../actors/chip.actor.ts';
-import { CrashSignal, type TurnPoint } from '../actors/runtime.ts';
+import { CrashSignal, ONE_TURN_PER_COMMIT, type TurnPoint } from '../actors/runtime.ts';
 import { statePath } from '../actors/status.ts';
 import { EmbeddedSystem } from '../actors/system.ts';
 import type { TerminalRuntime } from '../actors/terminal.actor.ts';
@@ -323,6 +323,7 @@ export async function runSeed(o: SimOptions): Promise<SeedResult> {
       if (defective.has(party.id)) makeDefective(party as ChipRuntime);
     },
     commits: 'sync',
+    commitPolicy: ONE_TURN_PER_COMMIT,
     envelopeTap: (party, direction, peer, bytes) => {
       const h = peekHeader(bytes);
       if (direction === 'out') return spoke(party, peer, h, bytes);
