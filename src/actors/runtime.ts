@@ -19,11 +19,8 @@ import type { TurnContext } from '../runtime/turn.ts';
 import type { MachineKind, RuntimeDeps } from '../runtime/types.ts';
 import type { PartyStore } from '../store/party.store.ts';
 import type { Timing } from '../timing.ts';
-import type { AnyEnvelope, Envelope } from '../transport/envelope.ts';
+import type { AnyEnvelope } from '../transport/envelope.ts';
 import type { Link } from '../transport/link.ts';
-import type { BodyOf, MessageType } from '../transport/messages.ts';
-import type { Header, MachineEvent } from '../runtime/types.ts';
-import type { ProtocolError } from '../errors.ts';
 
 export { INTERNAL_EVENTS_PER_TURN_MAX } from '../runtime/engine.ts';
 export {
@@ -297,50 +294,5 @@ export abstract class PartyRuntime {
 
   protected onLinkClosed(peer: string, reason: string): void {
     this.log.info('link closed', { peer, reason });
-  }
-
-  // ---- SHIM (removed when the parties take the TurnContext) ----------------------------------
-
-  private get turn(): TurnContext {
-    return this.runtime.currentTurn();
-  }
-  protected spawn(key: string, kind: string, input: unknown): Actor<AnyStateMachine> {
-    return this.turn.spawn(key, kind, input);
-  }
-  protected dispatch(key: string, event: MachineEvent): void {
-    this.turn.dispatch(key, event);
-  }
-  protected tryDispatch(key: string, event: MachineEvent): boolean {
-    return this.turn.tryDispatch(key, event);
-  }
-  protected raise(key: string, event: MachineEvent): void {
-    this.turn.raise(key, event);
-  }
-  protected write(fn: () => void): void {
-    this.turn.write(fn);
-  }
-  protected abandonRequestsTo(peer: string, type: MessageType): void {
-    this.turn.abandonRequestsTo(peer, type);
-  }
-  protected afterTurn(fn: () => void): void {
-    this.turn.afterTurn(fn);
-  }
-  protected send<T extends MessageType>(peer: string, type: T, body: BodyOf<T>, header: Header = {}): Envelope<T> {
-    return this.turn.send(peer, type, body, header);
-  }
-  protected reply<T extends MessageType>(to: AnyEnvelope, type: T, body: BodyOf<T>, header: Omit<Header, 'corr'> = {}): Envelope<T> {
-    return this.turn.reply(to, type, body, header);
-  }
-  protected replyError(to: AnyEnvelope, err: ProtocolError): void {
-    this.turn.replyError(to, err);
-  }
-  protected get inbound(): AnyEnvelope | undefined {
-    return this.turn.inbound;
-  }
-  protected requestOf(corr: string | undefined): AnyEnvelope | undefined {
-    return this.turn.requestOf(corr);
-  }
-  protected peerOfRequest(id: string): string {
-    return this.turn.peerOfRequest(id);
   }
 }

@@ -249,11 +249,6 @@ export class Runtime implements Parts, Life {
     return corr !== undefined && this.inbox.holdsReply(corr, id);
   }
 
-  /** SHIM: the turn running now (until the parties take their TurnContext as a parameter). */
-  currentTurn(): TurnContext {
-    return this.engine.running();
-  }
-
   // ---- Life -----------------------------------------------------------------------------
 
   halt(): void {
