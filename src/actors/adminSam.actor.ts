@@ -388,8 +388,7 @@ export class AdminSamRuntime extends PartyRuntime {
   // ---- admin sessions ---------------------------------------------------------------------------
 
   private openSession(
-    turn: TurnContext,
-    env: AnyEnvelope,
+    turn: TurnContext, env: AnyEnvelope,
     op: AdminOp,
     mig: string | null,
     serial: string | null,

@@ -49,14 +49,14 @@ export interface SystemOptions {
   observe?: RuntimeDeps['observe'];
   onTurnPoint?: RuntimeDeps['onTurnPoint'];
   scheduler?: Scheduler;
-  /** scrypt cost for user passwords (tests use a small N). */
+  /** scrypt cost for user passwords (a short-lived system may use a small N). */
   scrypt?: { N: number; r: number; p: number };
   /** Rights each provider gives the server; all three by default. */
   rights?: Record<string, Right[]>;
-  /** Providers that trust some other server key instead of ours (to test refusal). */
+  /** Providers that trust some other server key instead of ours (they refuse the server's channel). */
   untrustingProviders?: string[];
   deadlineMs?: number;
-  /** Timeouts and retry delays for every party (tests run on FAST_TIMING). */
+  /** Timeouts and retry delays for every party (DEFAULT_TIMING unless set; FAST_TIMING for a quick run). */
   timing?: Timing;
   /** The random source of link faults (a seed replays the same faults); the system's rng by default. */
   faultRng?: Rng;

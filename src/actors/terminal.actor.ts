@@ -75,7 +75,7 @@ export class TerminalRuntime extends PartyRuntime {
     this.progressListeners.push(listener);
   }
 
-  /** The machine's current state (for status output and tests). */
+  /** The machine's current state (for status output). */
   state(): unknown {
     return this.actorOf(TERMINAL_ACTOR)?.getSnapshot().value;
   }

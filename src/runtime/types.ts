@@ -24,7 +24,7 @@ export interface RuntimeDeps {
   log: Logger;
   /** XState inspection records of every actor of this party (run recorder, live page). */
   inspect?: (party: string, actorKey: string, event: InspectionEvent) => void;
-  /** Sees every envelope this party receives or sends, encoded (the run recorder and the confidentiality tests). */
+  /** Sees every envelope this party receives or sends, encoded (the run recorder; a check that no secret crosses a link). */
   tap?: (party: string, direction: 'in' | 'out', peer: string, bytes: Uint8Array) => void;
   /** Counters for metrics: every message handled or sent, every turn's duration. */
   observe?: RuntimeObserver;

@@ -25,7 +25,7 @@ export class ManualClock implements Clock {
   now(): number {
     return this.t;
   }
-  schedule(): () => void {
+  schedule(_atMs: number, _fn: () => void): () => void {
     return () => {};
   }
 }
@@ -108,11 +108,24 @@ export interface Bench {
   close(): Promise<void>;
 }
 
-export async function testBench(opts: { timing?: Partial<Timing>; mapBytes?: number; inboxRecordsMax?: number; commits?: 'sync' | 'async' } = {}): Promise<Bench> {
+export interface BenchOptions {
+  timing?: Partial<Timing>;
+  mapBytes?: number;
+  inboxRecordsMax?: number;
+  commits?: 'sync' | 'async';
+  commitPolicy?: RuntimeDeps['commitPolicy'];
+  intercept?: RuntimeDeps['intercept'];
+  onTurnPoint?: RuntimeDeps['onTurnPoint'];
+  /** A clock of the test's own (one that fires its timers, say). */
+  clock?: ManualClock;
+}
+
+export async function testBench(opts: BenchOptions = {}): Promise<Bench> {
   const dir = mkdtempSync(join(tmpdir(), 'valmove-inbox-'));
-  const clock = new ManualClock();
+  const clock = opts.clock ?? new ManualClock();
   const store = PartyStore.open(dir, { mapBytes: opts.mapBytes, commits: opts.commits });
-  const party = new TestParty({ id: 'test-party', store, clock, rng: systemRng, log: silentLogger, timing: { ...FAST_TIMING, ...opts.timing } }, opts.inboxRecordsMax);
+  const { commitPolicy, intercept, onTurnPoint } = opts;
+  const party = new TestParty({ id: 'test-party', store, clock, rng: systemRng, log: silentLogger, timing: { ...FAST_TIMING, ...opts.timing }, commitPolicy, intercept, onTurnPoint }, opts.inboxRecordsMax);
   await party.start();
   const [link, theirs] = memoryLinkPair('server', 'test-party');
   party.attach('server', theirs);
