@@ -117,16 +117,19 @@ export class TurnEngine implements BatchHost<Job, Done> {
   }
 
   run(job: Job): Done {
-    const d = this.process(job);
+    return this.process(job);
+  }
+
+  write(d: Done): void {
     if (d.fatal) d.stops = true;
     else if (d.failure === undefined && this.point('before-persist', d.turn.record)) d.crashed = d.stops = true;
     else if (d.writes) {
       const applying = stopwatch.now();
-      d.writes();
+      const writes = d.writes;
       d.writes = undefined;
+      writes();
       d.workMs += stopwatch.now() - applying;
     }
-    return d;
   }
 
   closing(): void {

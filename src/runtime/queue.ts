@@ -39,15 +39,17 @@ export const ONE_TURN_PER_COMMIT: CommitPolicy = { turnsPerCommit: 1, workMsPerC
 /** A job that ran as a turn in memory, waiting for its batch's commit. */
 export interface RanTurn {
   /** The batch stops at this turn (it failed after a state change, or a crash was injected before its commit). */
-  readonly stops: boolean;
+  stops: boolean;
 }
 
 /** What the queue asks of the party around each batch. */
 export interface BatchHost<J, T extends RanTurn> {
   /** Before the batch's transaction opens; false when the batch is over already (it was handled). */
   prepare(): Promise<boolean>;
-  /** Runs one job as a turn, inside the batch's transaction, and puts its writes there. */
+  /** Runs one job as a turn in memory, inside the batch's transaction (it reads what earlier turns wrote). */
   run(job: J): T;
+  /** Puts a turn's writes into the transaction, unless the turn stops the batch (then it says so in `stops`). */
+  write(turn: T): void;
   /** The last work inside the transaction, when no turn stopped the batch (the inbox sweep). */
   closing(): void;
   /** Runs `fn` in one write transaction and resolves once it is durable. */
@@ -145,7 +147,9 @@ export class TurnQueue<J, T extends RanTurn> {
     while (this.jobs.length > 0 && !this.closed && turns.length < this.policy.turnsPerCommit) {
       if (turns.length > 0 && stopwatch.now() > budgetEnd) break;
       const turn = this.host.run(this.jobs.shift()!);
+      // In the batch before its writes: if they throw, the transaction fails and the turn is told so with the rest.
       turns.push(turn);
+      this.host.write(turn);
       if (turn.stops) return false;
     }
     return true;

@@ -13,7 +13,7 @@ interface Ran extends RanTurn {
 }
 
 /** A host whose commits are one tick long; `log` is what happened, in order. */
-function recorder(opts: { stopAt?: string; failCommit?: boolean; prepare?: () => boolean } = {}) {
+function recorder(opts: { stopAt?: string; failWrite?: string; failCommit?: boolean; prepare?: () => boolean } = {}) {
   const log: string[] = [];
   let inTransaction = false;
   const host: BatchHost<string, Ran> = {
@@ -21,7 +21,11 @@ function recorder(opts: { stopAt?: string; failCommit?: boolean; prepare?: () =>
     run(job) {
       assert.ok(inTransaction, `${job} runs inside its batch's transaction`);
       log.push(`run ${job}`);
-      return { job, stops: job === opts.stopAt };
+      return { job, stops: false };
+    },
+    write(turn) {
+      if (turn.job === opts.failWrite) throw new Error(`${turn.job} writes what the store refuses`);
+      turn.stops = turn.job === opts.stopAt;
     },
     closing: () => void log.push('closing'),
     async commit(fn) {
@@ -74,6 +78,11 @@ test('a turn that stops the batch ends it: no closing work, later jobs wait for 
 test('a failed commit hands the batch\'s turns to `failed`; none of them speaks', async () => {
   const { log } = await runAll(GROUP_COMMIT, ['a'], { failCommit: true });
   assert.equal(log, ['run a', 'closing', 'failed a: disk full']);
+});
+
+test('a turn whose writes throw fails the whole transaction, and is among the turns `failed` is told of', async () => {
+  const { log } = await runAll(GROUP_COMMIT, ['a', 'b', 'c'], { failWrite: 'b' });
+  assert.equal(log, ['run a', 'run b', 'failed a,b: b writes what the store refuses', 'run c', 'closing', 'durable', 'speak c']);
 });
 
 test('a batch that `prepare` ends runs no turn; the queue goes on with the next', async () => {
