@@ -37,7 +37,7 @@ import { AdminSamRecords, type TempKeyRecord } from '../store/adminSam.store.ts'
 import { decodeChipFrame, type ChipCommand, type ChipReply } from '../transport/chip.frames.ts';
 import type { AnyEnvelope, Envelope, Step } from '../transport/envelope.ts';
 import type { Grant } from '../transport/messages.ts';
-import { PartyRuntime, type MachineKind, type RuntimeDeps } from './runtime.ts';
+import { PartyRuntime, type MachineEvent, type MachineKind, type RuntimeDeps, type TurnContext } from './runtime.ts';
 import { SamSessions } from './samSession.ts';
 
 const SESSION = 'session:';
@@ -96,39 +96,39 @@ export class AdminSamRuntime extends PartyRuntime {
   /** After a restart, sessions in progress are lost (their keys lived in RAM): fail them so their steps are retried. */
   override async start(): Promise<void> {
     await super.start();
-    await this.runLocal(() => {
-      for (const key of this.actorKeys('adminSession')) this.tryDispatch(key, { type: 'SESSION_LOST' });
+    await this.runLocal((turn) => {
+      for (const key of this.actorKeys('adminSession')) turn.tryDispatch(key, { type: 'SESSION_LOST' });
     });
   }
 
   /** After a failed commit the actors were read back from the store: their sessions' keys were RAM, as after a restart. */
-  protected override onReloaded(): void {
-    for (const key of this.actorKeys('adminSession')) this.tryDispatch(key, { type: 'SESSION_LOST' });
+  protected override onReloaded(turn: TurnContext): void {
+    for (const key of this.actorKeys('adminSession')) turn.tryDispatch(key, { type: 'SESSION_LOST' });
   }
 
   // ---- the commit point ----------------------------------------------------------------------
 
   /** The commit (after S14): the decision record takes it only with a valid receipt for every item. */
-  protected commit(env: Envelope<'admin.commit'>, mig: string, check: { ok: boolean; problem?: string }): void {
-    this.dispatch(DECISION + mig, { type: 'COMMIT_REQUESTED', receiptsValid: check.ok, problem: check.problem });
+  protected commit(turn: TurnContext, env: Envelope<'admin.commit'>, mig: string, check: { ok: boolean; problem?: string }): void {
+    turn.dispatch(DECISION + mig, { type: 'COMMIT_REQUESTED', receiptsValid: check.ok, problem: check.problem });
   }
 
   /** S16 opens only under a committed record, for the destination it names. */
-  protected gateActivation(mig: string, serial: string): void {
-    this.gate(mig, { type: 'ACTIVATE_REQUESTED', serial }, 'activation needs a committed decision record, for its own destination');
+  protected gateActivation(turn: TurnContext, mig: string, serial: string): void {
+    this.gate(turn, mig, { type: 'ACTIVATE_REQUESTED', serial }, 'activation needs a committed decision record, for its own destination');
   }
 
   // ---- inbound ------------------------------------------------------------------------------
 
-  protected onEnvelope(env: AnyEnvelope, peer: string): void {
+  protected onEnvelope(env: AnyEnvelope, peer: string, turn: TurnContext): void {
     // Only servers reach this point: the channel handshake refused every key not in the trust configuration.
     void peer;
     const now = this.clock.now();
     switch (env.type) {
       case 'frame':
-        return this.onFrame(env.body.session, env.body.data);
+        return this.onFrame(turn, env.body.session, env.body.data);
       case 'admin.identify':
-        this.openSession(env, 'identify', env.mig ?? null, null, [{ op: 'list' }], null, now);
+        this.openSession(turn, env, 'identify', env.mig ?? null, null, [{ op: 'list' }], null, now);
         return;
       case 'admin.lock': {
         const mig = this.requireMig(env);
@@ -138,13 +138,13 @@ export class AdminSamRuntime extends PartyRuntime {
         for (const item of env.body.items) this.requireRecipient(item.recipient);
         const decision = this.actorOf(DECISION + mig);
         if (!decision) {
-          this.spawn(DECISION + mig, 'decision', { mig, source: env.body.serial, items: env.body.items });
+          turn.spawn(DECISION + mig, 'decision', { mig, source: env.body.serial, items: env.body.items });
         } else {
-          this.gate(mig, { type: 'LOCK_REQUESTED', serial: env.body.serial }, 'the source can be locked only while the record is pending, and only the source it was created for');
+          this.gate(turn, mig, { type: 'LOCK_REQUESTED', serial: env.body.serial }, 'the source can be locked only while the record is pending, and only the source it was created for');
         }
-        for (const item of env.body.items) this.ensureTempKey(mig, item);
+        for (const item of env.body.items) this.ensureTempKey(turn, mig, item);
         const commands = env.body.items.map((i) => ({ op: 'lock' as const, area: i.area, item: i.item, provider: i.provider, recipient: i.recipient }));
-        this.openSession(env, 'lock', mig, env.body.serial, commands, env.body.expiresAt, now);
+        this.openSession(turn, env, 'lock', mig, env.body.serial, commands, env.body.expiresAt, now);
         return;
       }
       case 'admin.format': {
@@ -154,21 +154,21 @@ export class AdminSamRuntime extends PartyRuntime {
           // everything that can refuse checked first. Its items reach a chip only with the provider's order (S14).
           this.requireNewSession(env.body.session);
           for (const item of env.body.items) this.requireRecipient(item.recipient);
-          this.spawn(DECISION + mig, 'decision', { mig, source: '', items: env.body.items });
-          for (const item of env.body.items) this.ensureTempKey(mig, item);
+          turn.spawn(DECISION + mig, 'decision', { mig, source: '', items: env.body.items });
+          for (const item of env.body.items) this.ensureTempKey(turn, mig, item);
         }
         const items = this.decisionContext(mig).items;
         this.requireNewSession(env.body.session);
         this.refusedInTurn = false;
-        this.gate(mig, { type: 'FORMAT_REQUESTED', serial: env.body.serial }, 'a destination can be formatted only while the record is pending');
+        this.gate(turn, mig, { type: 'FORMAT_REQUESTED', serial: env.body.serial }, 'a destination can be formatted only while the record is pending');
         if (this.refusedInTurn) return;
         const commands = items.map((i) => ({ op: 'format' as const, area: i.area, item: i.item, provider: i.provider, recipient: i.recipient }));
-        this.openSession(env, 'format', mig, env.body.serial, commands, env.body.expiresAt, now);
+        this.openSession(turn, env, 'format', mig, env.body.serial, commands, env.body.expiresAt, now);
         return;
       }
       case 'admin.commit': {
         const mig = this.requireMig(env);
-        this.commit(env, mig, this.checkReceipts(mig, env.body.receipts));
+        this.commit(turn, env, mig, this.checkReceipts(turn, mig, env.body.receipts));
         return;
       }
       case 'admin.abort': {
@@ -176,28 +176,28 @@ export class AdminSamRuntime extends PartyRuntime {
         if (!this.actorOf(DECISION + mig)) {
           // The abort overtook the lock (lost, delayed, or never sent): record the decision now, with no items,
           // so a lock that arrives later is refused and the source, never locked, is "restored" by doing nothing.
-          this.spawn(DECISION + mig, 'decision', { mig, source: env.body.source ?? '', items: [] });
+          turn.spawn(DECISION + mig, 'decision', { mig, source: env.body.source ?? '', items: [] });
         }
-        this.dispatch(DECISION + mig, { type: 'ABORT_REQUESTED', reason: env.body.reason });
+        turn.dispatch(DECISION + mig, { type: 'ABORT_REQUESTED', reason: env.body.reason });
         return;
       }
       case 'admin.activate': {
         const mig = this.requireMig(env);
         this.requireNewSession(env.body.session);
-        this.gateActivation(mig, env.body.serial);
-        this.openSession(env, 'activate', mig, env.body.serial, this.itemCommands(mig, 'activate'), null, now);
+        this.gateActivation(turn, mig, env.body.serial);
+        this.openSession(turn, env, 'activate', mig, env.body.serial, this.itemCommands(mig, 'activate'), null, now);
         return;
       }
       case 'admin.restore': {
         const mig = this.requireMig(env);
         this.requireNewSession(env.body.session);
-        this.gate(mig, { type: 'RESTORE_REQUESTED', serial: env.body.serial }, 'the source is restored only under an aborted decision record');
+        this.gate(turn, mig, { type: 'RESTORE_REQUESTED', serial: env.body.serial }, 'the source is restored only under an aborted decision record');
         if (this.decisionContext(mig).items.length === 0) {
           // The abort overtook the lock: no area was switched, nothing to restore.
-          this.reply(env, 'admin.restored', { serial: env.body.serial });
+          turn.reply(env, 'admin.restored', { serial: env.body.serial });
           return;
         }
-        this.openSession(env, 'restore', mig, env.body.serial, this.itemCommands(mig, 'restore'), null, now);
+        this.openSession(turn, env, 'restore', mig, env.body.serial, this.itemCommands(mig, 'restore'), null, now);
         return;
       }
       case 'admin.wipe': {
@@ -206,16 +206,16 @@ export class AdminSamRuntime extends PartyRuntime {
         if (env.body.role === 'destination' && record?.value === 'aborted' && (record.context as DecisionContext).destination === null) {
           // The format never reached us before the abort (we refuse it after): no chip was formatted for this
           // migration, so there is nothing to wipe. Found by the model-based suite: this wipe was refused forever.
-          this.reply(env, 'admin.wiped', { serial: env.body.serial });
+          turn.reply(env, 'admin.wiped', { serial: env.body.serial });
           return;
         }
         this.requireNewSession(env.body.session);
-        this.gate(mig, { type: 'WIPE_REQUESTED', serial: env.body.serial, role: env.body.role }, 'a destination is wiped only when aborted, a source only when committed');
+        this.gate(turn, mig, { type: 'WIPE_REQUESTED', serial: env.body.serial, role: env.body.role }, 'a destination is wiped only when aborted, a source only when committed');
         if (this.decisionContext(mig).items.length === 0) {
-          this.reply(env, 'admin.wiped', { serial: env.body.serial });
+          turn.reply(env, 'admin.wiped', { serial: env.body.serial });
           return;
         }
-        this.openSession(env, 'wipe', mig, env.body.serial, this.itemCommands(mig, 'wipe'), null, now);
+        this.openSession(turn, env, 'wipe', mig, env.body.serial, this.itemCommands(mig, 'wipe'), null, now);
         return;
       }
       default:
@@ -244,19 +244,19 @@ export class AdminSamRuntime extends PartyRuntime {
   }
 
   /** Sends an event to the decision record, refusing with `why` when the record does not allow it. */
-  private gate(mig: string, event: Parameters<AdminSamRuntime['dispatch']>[1], why: string): void {
+  private gate(turn: TurnContext, mig: string, event: MachineEvent, why: string): void {
     const a = this.actorOf(DECISION + mig);
     if (!a) throw new ProtocolError('NO_MIGRATION', `no decision record for migration ${mig}: its source was never locked`);
     const snap = a.getSnapshot();
     if (!snap.can(event)) throw new ProtocolError('DECISION_STANDS', `${why}; the record of ${mig} is ${String(snap.value)}`);
-    this.dispatch(DECISION + mig, event);
+    turn.dispatch(DECISION + mig, event);
   }
 
   private itemCommands(mig: string, op: 'activate' | 'restore' | 'wipe'): AdminCommand[] {
     return this.decisionContext(mig).items.map((i) => ({ op, area: i.area, item: i.item, provider: i.provider, recipient: i.recipient }));
   }
 
-  private ensureTempKey(mig: string, item: MigrationItem): void {
+  private ensureTempKey(turn: TurnContext, mig: string, item: MigrationItem): void {
     const k = AdminSamRecords.keyOf(mig, item.item);
     if (this.records.tempKeys.get(k)) return;
     if (!this.opts.migrationSams[item.recipient]) {
@@ -273,7 +273,7 @@ export class AdminSamRuntime extends PartyRuntime {
       sourceMainKcv: null,
       destinationMainKcv: null,
     };
-    this.write(() => {
+    turn.write(() => {
       if (!this.records.tempKeys.get(k)) this.records.tempKeys.put(k, rec);
     });
     this.pendingKeys.set(k, rec);
@@ -289,10 +289,10 @@ export class AdminSamRuntime extends PartyRuntime {
     return rec;
   }
 
-  private updateTempKey(rec: TempKeyRecord): void {
+  private updateTempKey(turn: TurnContext, rec: TempKeyRecord): void {
     const k = AdminSamRecords.keyOf(rec.mig, rec.item);
     this.pendingKeys.set(k, rec);
-    this.write(() => this.records.tempKeys.put(k, rec));
+    turn.write(() => this.records.tempKeys.put(k, rec));
   }
 
   /**
@@ -353,15 +353,15 @@ export class AdminSamRuntime extends PartyRuntime {
    * any other (the simulator's deliberately broken build activates under
    * `pending`) leaves the keys, which a pending migration still needs.
    */
-  private endTempKeys(mig: string, settledBy: 'committed' | 'aborted'): void {
+  private endTempKeys(turn: TurnContext, mig: string, settledBy: 'committed' | 'aborted'): void {
     if (this.decisionOf(mig) !== settledBy) return;
     for (const item of this.decisionContext(mig).items) {
       const rec = this.tempKey(mig, item.item);
-      if (rec.key !== null) this.updateTempKey({ ...rec, key: null });
+      if (rec.key !== null) this.updateTempKey(turn, { ...rec, key: null });
     }
   }
 
-  private checkReceipts(mig: string, receipts: readonly import('../transport/messages.ts').Receipt[]): { ok: boolean; problem?: string } {
+  private checkReceipts(turn: TurnContext, mig: string, receipts: readonly import('../transport/messages.ts').Receipt[]): { ok: boolean; problem?: string } {
     const ctx = this.decisionContext(mig);
     if (ctx.destination === null) return { ok: false, problem: 'no destination was formatted for this migration' };
     for (const item of ctx.items) {
@@ -381,7 +381,7 @@ export class AdminSamRuntime extends PartyRuntime {
     // The receipts' key check values are what activation must show (S16).
     for (const item of ctx.items) {
       const r = receipts.find((x) => x.item === item.item)!;
-      this.updateTempKey({ ...this.tempKey(mig, item.item), destinationMainKcv: r.kcv });
+      this.updateTempKey(turn, { ...this.tempKey(mig, item.item), destinationMainKcv: r.kcv });
     }
     return { ok: true };
   }
@@ -389,7 +389,7 @@ export class AdminSamRuntime extends PartyRuntime {
   // ---- admin sessions ---------------------------------------------------------------------------
 
   private openSession(
-    env: AnyEnvelope,
+    turn: TurnContext, env: AnyEnvelope,
     op: AdminOp,
     mig: string | null,
     serial: string | null,
@@ -399,10 +399,10 @@ export class AdminSamRuntime extends PartyRuntime {
   ): void {
     const session = 'session' in env.body ? (env.body.session as string) : '';
     if (this.actorOf(SESSION + session)) throw new ProtocolError('UNEXPECTED', `session ${session} was already used`);
-    this.spawn(SESSION + session, 'adminSession', { session, op, mig, serial, commands, request: env.id, expiresAt, deadline: now + this.timing.sessionMs });
+    turn.spawn(SESSION + session, 'adminSession', { session, op, mig, serial, commands, request: env.id, expiresAt, deadline: now + this.timing.sessionMs });
   }
 
-  private onFrame(session: string, data: string): void {
+  private onFrame(turn: TurnContext, session: string, data: string): void {
     const key = SESSION + session;
     const actor = this.actorOf(key);
     if (!actor || actor.getSnapshot().status !== 'active' || !this.sessions.has(session)) {
@@ -412,29 +412,29 @@ export class AdminSamRuntime extends PartyRuntime {
     const gone = this.keysGone(ctx);
     if (gone !== null) {
       // The session fails with the reason (its server hears DECISION_STANDS); the chip's frame is not read.
-      this.dispatch(key, { type: 'CHIP_REFUSED', code: 'DECISION_STANDS', message: gone });
+      turn.dispatch(key, { type: 'CHIP_REFUSED', code: 'DECISION_STANDS', message: gone });
       return;
     }
     const frame = decodeChipFrame(fromB64(data));
     if (actor.getSnapshot().matches('authenticating')) {
-      this.dispatch(key, this.sessions.answerEvent(session, frame, (serial) => deriveChipKey(this.opts.issuerMaster, serial)));
+      turn.dispatch(key, this.sessions.answerEvent(session, frame, (serial) => deriveChipKey(this.opts.issuerMaster, serial)));
       return;
     }
     const r = this.sessions.reply(session, frame);
     if (r.kind === 'refused') {
-      this.dispatch(key, { type: 'CHIP_REFUSED', code: r.code, message: r.message });
+      turn.dispatch(key, { type: 'CHIP_REFUSED', code: r.code, message: r.message });
       return;
     }
     const reply = r.reply;
     if (!reply.ok) {
-      this.dispatch(key, { type: 'CHIP_REPLIED', ok: false, verified: false, code: reply.code, message: reply.message });
+      turn.dispatch(key, { type: 'CHIP_REPLIED', ok: false, verified: false, code: reply.code, message: reply.message });
       return;
     }
-    this.dispatch(key, { type: 'CHIP_REPLIED', ok: true, verified: this.verifyReply(ctx, reply) });
+    turn.dispatch(key, { type: 'CHIP_REPLIED', ok: true, verified: this.verifyReply(turn, ctx, reply) });
   }
 
   /** The key check after each install or switch (protocol.md §2): compared with what this SAM knows. */
-  private verifyReply(ctx: AdminSessionContext, reply: Extract<ChipReply, { ok: true }>): boolean {
+  private verifyReply(turn: TurnContext, ctx: AdminSessionContext, reply: Extract<ChipReply, { ok: true }>): boolean {
     const cmd = ctx.commands[ctx.cursor]!;
     const serial = ctx.provenSerial!;
     if (cmd.op === 'list') {
@@ -449,7 +449,7 @@ export class AdminSamRuntime extends PartyRuntime {
     switch (cmd.op) {
       case 'lock':
         if (!sameKcv(reply.kcv, tempKcv()) || !reply.prevKcv) return false;
-        if (rec.sourceMainKcv === null) this.updateTempKey({ ...rec, sourceMainKcv: reply.prevKcv });
+        if (rec.sourceMainKcv === null) this.updateTempKey(turn, { ...rec, sourceMainKcv: reply.prevKcv });
         return rec.sourceMainKcv === null || sameKcv(rec.sourceMainKcv, reply.prevKcv);
       case 'format':
         return sameKcv(reply.kcv, tempKcv());
@@ -504,74 +504,74 @@ export class AdminSamRuntime extends PartyRuntime {
 
   // ---- intents ------------------------------------------------------------------------------------
 
-  protected onIntent(key: string, intent: AdminSessionIntent | DecisionIntent): void {
-    if (key.startsWith(DECISION)) return this.decisionIntent(key.slice(DECISION.length), intent as DecisionIntent);
+  protected onIntent(key: string, intent: AdminSessionIntent | DecisionIntent, turn: TurnContext): void {
+    if (key.startsWith(DECISION)) return this.decisionIntent(turn, key.slice(DECISION.length), intent as DecisionIntent);
     const ctx = this.actorOf(key)!.getSnapshot().context as AdminSessionContext;
     const si = intent as AdminSessionIntent;
-    const server = this.peerOfRequest(ctx.request);
+    const server = turn.peerOfRequest(ctx.request);
     const header = { mig: ctx.mig ?? undefined, step: STEP_OF[ctx.op] };
     switch (si.type) {
       case 'beginAuth': {
         const frame = this.sessions.begin({ session: ctx.session, area: '*', mig: ctx.mig ?? '-', purpose: 'admin' });
-        this.send(server, 'frame', { session: ctx.session, data: toB64(frame) });
+        turn.send(server, 'frame', { session: ctx.session, data: toB64(frame) });
         return;
       }
       case 'sendCommand': {
         const frame = this.sessions.command(ctx.session, this.command(ctx, si.index));
-        this.send(server, 'frame', { session: ctx.session, data: toB64(frame) });
+        turn.send(server, 'frame', { session: ctx.session, data: toB64(frame) });
         return;
       }
       case 'sessionDone': {
-        this.closeChipSession(server, ctx.session);
+        this.closeChipSession(turn, server, ctx.session);
         const reply = { ...header, corr: ctx.request };
         switch (ctx.op) {
           case 'identify':
-            this.send(server, 'admin.identified', { serial: ctx.provenSerial!, areas: this.listed.get(ctx.session) ?? [] }, reply);
+            turn.send(server, 'admin.identified', { serial: ctx.provenSerial!, areas: this.listed.get(ctx.session) ?? [] }, reply);
             this.listed.delete(ctx.session);
             return;
           case 'lock':
-            this.send(server, 'admin.locked', { grants: this.grants(ctx, 'upload') }, reply);
+            turn.send(server, 'admin.locked', { grants: this.grants(ctx, 'upload') }, reply);
             return;
           case 'format':
-            this.send(server, 'admin.formatted', { grants: this.grants(ctx, 'download') }, reply);
+            turn.send(server, 'admin.formatted', { grants: this.grants(ctx, 'download') }, reply);
             return;
           case 'activate':
             // Every destination area answered its main key: the migration's temp keys end here, in this turn's commit.
-            this.endTempKeys(ctx.mig!, 'committed');
-            this.send(server, 'admin.activated', { serial: ctx.serial! }, reply);
+            this.endTempKeys(turn, ctx.mig!, 'committed');
+            turn.send(server, 'admin.activated', { serial: ctx.serial! }, reply);
             return;
           case 'restore':
             // Every source area is back on its main key: the temp keys end here, in this turn's commit.
-            this.endTempKeys(ctx.mig!, 'aborted');
-            this.send(server, 'admin.restored', { serial: ctx.serial! }, reply);
+            this.endTempKeys(turn, ctx.mig!, 'aborted');
+            turn.send(server, 'admin.restored', { serial: ctx.serial! }, reply);
             return;
           case 'wipe':
-            this.send(server, 'admin.wiped', { serial: ctx.serial! }, reply);
+            turn.send(server, 'admin.wiped', { serial: ctx.serial! }, reply);
             return;
         }
         return;
       }
       case 'sessionFailed':
-        this.closeChipSession(server, ctx.session);
+        this.closeChipSession(turn, server, ctx.session);
         this.listed.delete(ctx.session);
-        this.send(server, 'error', { code: si.code, message: si.message }, { ...header, corr: ctx.request });
+        turn.send(server, 'error', { code: si.code, message: si.message }, { ...header, corr: ctx.request });
         return;
     }
   }
 
-  private closeChipSession(server: string, session: string): void {
+  private closeChipSession(turn: TurnContext, server: string, session: string): void {
     const close = this.sessions.close(session);
-    if (close) this.send(server, 'frame', { session, data: toB64(close) });
+    if (close) turn.send(server, 'frame', { session, data: toB64(close) });
   }
 
-  private decisionIntent(mig: string, intent: DecisionIntent): void {
-    const inbound = this.inbound;
+  private decisionIntent(turn: TurnContext, mig: string, intent: DecisionIntent): void {
+    const inbound = turn.inbound;
     switch (intent.type) {
       case 'recordDecision': {
         const decisions = this.records.decisions;
         const next = { mig, state: intent.decision, destination: intent.destination };
         // Compare-and-set inside the commit: a record leaves `pending` once, and never changes after.
-        this.write(() => {
+        turn.write(() => {
           const cur = decisions.get(mig);
           if (cur && cur.state !== 'pending') {
             throw new Error(`decision record of ${mig} is ${cur.state}; refusing to write ${intent.decision}`);
@@ -581,11 +581,11 @@ export class AdminSamRuntime extends PartyRuntime {
         return;
       }
       case 'answerDecision':
-        if (inbound) this.reply(inbound, 'admin.decision', { decision: intent.decision, ...(intent.reason ? { reason: intent.reason } : {}) });
+        if (inbound) turn.reply(inbound, 'admin.decision', { decision: intent.decision, ...(intent.reason ? { reason: intent.reason } : {}) });
         return;
       case 'refuse':
         this.refusedInTurn = true;
-        if (inbound) this.reply(inbound, 'error', { code: intent.code, message: intent.message });
+        if (inbound) turn.reply(inbound, 'error', { code: intent.code, message: intent.message });
         return;
     }
   }

@@ -36,7 +36,7 @@ import {
   type ChipReply,
 } from '../transport/chip.frames.ts';
 import type { AnyEnvelope } from '../transport/envelope.ts';
-import { PartyRuntime, type MachineKind, type RuntimeDeps } from './runtime.ts';
+import { PartyRuntime, type MachineKind, type RuntimeDeps, type TurnContext } from './runtime.ts';
 
 const CHIP_ACTOR = 'chip';
 
@@ -113,10 +113,10 @@ export class ChipRuntime extends PartyRuntime {
     this.serialValue = id.serial;
     this.kChip = Secret.of(id.kChip);
     await super.start();
-    await this.runLocal(() => {
+    await this.runLocal((turn) => {
       // Power-on: RAM is gone, so any session the snapshot remembers is over.
-      if (!this.actorOf(CHIP_ACTOR)) this.spawn(CHIP_ACTOR, 'chip', { serial: this.serialValue });
-      else this.tryDispatch(CHIP_ACTOR, { type: 'POWER_ON' });
+      if (!this.actorOf(CHIP_ACTOR)) turn.spawn(CHIP_ACTOR, 'chip', { serial: this.serialValue });
+      else turn.tryDispatch(CHIP_ACTOR, { type: 'POWER_ON' });
     });
   }
 
@@ -125,18 +125,18 @@ export class ChipRuntime extends PartyRuntime {
   /** chip.select only reads the directory: answered anew each time, never recorded. */
   protected override readonly requestsAnsweredFresh: ReadonlySet<string> = new Set(['chip.select']);
 
-  protected override onReloaded(): void {
+  protected override onReloaded(turn: TurnContext): void {
     // As at power-on: the session keys were RAM, and the snapshot was read back from before them.
     this.sessions.clear();
-    this.tryDispatch(CHIP_ACTOR, { type: 'POWER_ON' });
+    turn.tryDispatch(CHIP_ACTOR, { type: 'POWER_ON' });
   }
 
   // ---- inbound ----------------------------------------------------------------
 
-  protected onEnvelope(env: AnyEnvelope, peer: string): void {
+  protected onEnvelope(env: AnyEnvelope, peer: string, turn: TurnContext): void {
     if (env.type === 'chip.select') {
       // The public directory, as a reader sees it when it polls the chip (¶0083).
-      this.reply(env, 'chip.info', {
+      turn.reply(env, 'chip.info', {
         serial: this.serialValue,
         areas: this.memory
           .list()
@@ -153,26 +153,26 @@ export class ChipRuntime extends PartyRuntime {
       frame = decodeChipFrame(fromB64(data));
     } catch (e) {
       const err = e instanceof ProtocolError ? e : new ProtocolError('FRAME_REJECTED', 'session frame is not base64url');
-      this.sendFrame(peer, session, { t: 'err', code: err.code, message: err.message });
+      this.sendFrame(turn, peer, session, { t: 'err', code: err.code, message: err.message });
       return;
     }
     switch (frame.t) {
       case 'auth1':
-        this.onChallenge(peer, session, frame);
+        this.onChallenge(turn, peer, session, frame);
         return;
       case 'auth3':
-        this.onSamProof(peer, session, frame);
+        this.onSamProof(turn, peer, session, frame);
         return;
       case 'cmd':
       case 'close':
-        this.onSealed(peer, session, frame.box, frame.t === 'close');
+        this.onSealed(turn, peer, session, frame.box, frame.t === 'close');
         return;
       default:
-        this.sendFrame(peer, session, { t: 'err', code: 'FRAME_REJECTED', message: `a chip does not accept ${frame.t} frames` });
+        this.sendFrame(turn, peer, session, { t: 'err', code: 'FRAME_REJECTED', message: `a chip does not accept ${frame.t} frames` });
     }
   }
 
-  private onChallenge(peer: string, session: string, f: Extract<ChipFrame, { t: 'auth1' }>): void {
+  private onChallenge(turn: TurnContext, peer: string, session: string, f: Extract<ChipFrame, { t: 'auth1' }>): void {
     // A new challenge replaces whatever session was open (chip.machine.ts), so the keys of every earlier one go.
     // Found by test/security/hostileRelay.test.ts: a relay injecting challenges grew this table by one key per
     // challenge, without bound, and kept each abandoned session's area key in RAM.
@@ -207,34 +207,34 @@ export class ChipRuntime extends PartyRuntime {
       const rChip = this.rng.bytes(CHALLENGE_BYTES);
       this.sessions.set(session, { peer, binding, key, rSam, rChip });
     }
-    this.dispatch(CHIP_ACTOR, { type: 'AUTH_REQUESTED', session, purpose, area: f.area, mig: f.mig, refusal: refused });
+    turn.dispatch(CHIP_ACTOR, { type: 'AUTH_REQUESTED', session, purpose, area: f.area, mig: f.mig, refusal: refused });
   }
 
-  private onSamProof(peer: string, session: string, f: Extract<ChipFrame, { t: 'auth3' }>): void {
+  private onSamProof(turn: TurnContext, peer: string, session: string, f: Extract<ChipFrame, { t: 'auth3' }>): void {
     const s = this.sessions.get(session);
     const snap = this.actorOf(CHIP_ACTOR)!.getSnapshot();
     if (!s || snap.value !== 'challenged' || snap.context.session?.id !== session) {
-      this.sendFrame(peer, session, { t: 'err', code: 'FRAME_REJECTED', message: 'no challenge is outstanding for this session' });
+      this.sendFrame(turn, peer, session, { t: 'err', code: 'FRAME_REJECTED', message: 'no challenge is outstanding for this session' });
       return;
     }
     const expected = samProof(s.key, s.binding, s.rSam, s.rChip);
     if (!verifyProof(expected, fromB64(f.proof))) {
-      this.dispatch(CHIP_ACTOR, { type: 'SAM_REJECTED', session, code: 'AUTH_FAILED', message: 'the SAM\'s proof does not verify under the active key' });
+      turn.dispatch(CHIP_ACTOR, { type: 'SAM_REJECTED', session, code: 'AUTH_FAILED', message: 'the SAM\'s proof does not verify under the active key' });
       return;
     }
     const keys = deriveSessionKeys(s.key, s.binding, s.rSam, s.rChip);
     const { sealer, opener } = chipSessionCiphers(keys);
     s.sealer = sealer;
     s.opener = opener;
-    this.dispatch(CHIP_ACTOR, { type: 'SAM_PROVEN', session });
-    this.onSealed(peer, session, f.box, false);
+    turn.dispatch(CHIP_ACTOR, { type: 'SAM_PROVEN', session });
+    this.onSealed(turn, peer, session, f.box, false);
   }
 
-  private onSealed(peer: string, session: string, box: string, isClose: boolean): void {
+  private onSealed(turn: TurnContext, peer: string, session: string, box: string, isClose: boolean): void {
     const s = this.sessions.get(session);
     const snap = this.actorOf(CHIP_ACTOR)!.getSnapshot();
     if (!s?.opener || snap.value !== 'open' || snap.context.session?.id !== session) {
-      this.sendFrame(peer, session, { t: 'err', code: 'FRAME_REJECTED', message: 'this session is not open' });
+      this.sendFrame(turn, peer, session, { t: 'err', code: 'FRAME_REJECTED', message: 'this session is not open' });
       return;
     }
     let cmd: ChipCommand;
@@ -243,45 +243,45 @@ export class ChipRuntime extends PartyRuntime {
     } catch (e) {
       const code = codeOf(e, 'FRAME_REJECTED');
       const message = e instanceof Error ? e.message : 'frame rejected';
-      this.sendFrame(peer, session, { t: 'err', code, message });
-      this.dispatch(CHIP_ACTOR, { type: 'FRAME_REJECTED', session, code, message });
+      this.sendFrame(turn, peer, session, { t: 'err', code, message });
+      turn.dispatch(CHIP_ACTOR, { type: 'FRAME_REJECTED', session, code, message });
       return;
     }
     if (isClose || cmd.op === 'close') {
-      this.dispatch(CHIP_ACTOR, { type: 'CLOSE', session });
+      turn.dispatch(CHIP_ACTOR, { type: 'CLOSE', session });
       return;
     }
     this.pending.set(session, cmd);
-    this.dispatch(CHIP_ACTOR, { type: 'COMMAND', session, op: cmd.op });
+    turn.dispatch(CHIP_ACTOR, { type: 'COMMAND', session, op: cmd.op });
     this.pending.delete(session);
   }
 
   // ---- intents --------------------------------------------------------------------
 
-  protected onIntent(_key: string, intent: ChipIntent): void {
+  protected onIntent(_key: string, intent: ChipIntent, turn: TurnContext): void {
     switch (intent.type) {
       case 'answerChallenge': {
         const s = this.sessions.get(intent.session)!;
         const proof = chipProof(s.key, s.binding, s.rSam, s.rChip);
-        this.sendFrame(s.peer, intent.session, { t: 'auth2', serial: this.serialValue, r: toB64(s.rChip), proof: toB64(proof) });
+        this.sendFrame(turn, s.peer, intent.session, { t: 'auth2', serial: this.serialValue, r: toB64(s.rChip), proof: toB64(proof) });
         return;
       }
       case 'refuseAuth': {
         const peer = this.sessions.get(intent.session)?.peer ?? this.framePeer;
         this.sessions.delete(intent.session);
-        if (peer) this.sendFrame(peer, intent.session, { t: 'err', code: intent.code, message: intent.message });
+        if (peer) this.sendFrame(turn, peer, intent.session, { t: 'err', code: intent.code, message: intent.message });
         return;
       }
       case 'executeCommand': {
         const s = this.sessions.get(intent.session)!;
         const cmd = this.pending.get(intent.session)!;
-        const reply = this.execute(s.binding, cmd);
-        this.sendSealed(s, intent.session, reply);
+        const reply = this.execute(turn, s.binding, cmd);
+        this.sendSealed(turn, s, intent.session, reply);
         return;
       }
       case 'refuseCommand': {
         const s = this.sessions.get(intent.session);
-        if (s) this.sendSealed(s, intent.session, refusal(intent.code, intent.message));
+        if (s) this.sendSealed(turn, s, intent.session, refusal(intent.code, intent.message));
         return;
       }
       case 'endSession':
@@ -290,12 +290,12 @@ export class ChipRuntime extends PartyRuntime {
     }
   }
 
-  private sendFrame(peer: string, session: string, frame: ChipFrame): void {
-    this.send(peer, 'frame', { session, data: toB64(encodeJson(frame)) });
+  private sendFrame(turn: TurnContext, peer: string, session: string, frame: ChipFrame): void {
+    turn.send(peer, 'frame', { session, data: toB64(encodeJson(frame)) });
   }
 
-  private sendSealed(s: SessionCrypto, session: string, reply: ChipReply): void {
-    this.sendFrame(s.peer, session, { t: 'resp', box: toB64(s.sealer!.seal(encodeJson(reply))) });
+  private sendSealed(turn: TurnContext, s: SessionCrypto, session: string, reply: ChipReply): void {
+    this.sendFrame(turn, s.peer, session, { t: 'resp', box: toB64(s.sealer!.seal(encodeJson(reply))) });
   }
 
   // ---- commands: one LMDB transaction each ---------------------------------------------
@@ -304,14 +304,14 @@ export class ChipRuntime extends PartyRuntime {
     return toB64(keyCheckValue(Secret.of(key), this.serialValue, area));
   }
 
-  private save(rec: AreaRecord): void {
+  private save(turn: TurnContext, rec: AreaRecord): void {
     assertAreaInvariant(rec);
     const areas = this.memory.areas;
     // A wiped area stays as an absent record that remembers its last command, so a repeated wipe gets the same answer.
-    this.write(() => areas.put(rec.area, rec));
+    turn.write(() => areas.put(rec.area, rec));
   }
 
-  private execute(b: SessionBinding, cmd: ChipCommand): ChipReply {
+  private execute(turn: TurnContext, b: SessionBinding, cmd: ChipCommand): ChipReply {
     switch (cmd.op) {
       case 'list':
         return {
@@ -326,7 +326,7 @@ export class ChipRuntime extends PartyRuntime {
       case 'activate':
       case 'restore':
       case 'wipe':
-        return this.adminCommand(cmd);
+        return this.adminCommand(turn, cmd);
       case 'read': {
         const rec = this.memory.get(b.area)!;
         const event = b.purpose === 'upload' ? 'UPLOAD' : 'USE';
@@ -340,7 +340,7 @@ export class ChipRuntime extends PartyRuntime {
           return refusal('STALE_COUNTER', `area ${rec.area} is at counter ${rec.counter}, the write was prepared at ${cmd.counter}`);
         }
         const next: AreaRecord = { ...rec, data: fromB64(cmd.data), counter: rec.counter + 1 };
-        this.save(next);
+        this.save(turn, next);
         return { ok: true, counter: next.counter };
       }
       case 'download': {
@@ -351,7 +351,7 @@ export class ChipRuntime extends PartyRuntime {
         if (state === null) return refusal('AREA_STATE', `area ${rec.area} is ${rec.state}; DOWNLOAD needs provisioned`);
         const key = fromB64(cmd.key);
         const reply: ChipReply = { ok: true, kcv: this.kcv(key, rec.area) };
-        this.save({ ...rec, state, data: fromB64(cmd.data), mainKey: key, counter: 0, last: { mig: cmd.mig, step: cmd.step, op: 'download', reply } });
+        this.save(turn, { ...rec, state, data: fromB64(cmd.data), mainKey: key, counter: 0, last: { mig: cmd.mig, step: cmd.step, op: 'download', reply } });
         return reply;
       }
       case 'close':
@@ -359,7 +359,7 @@ export class ChipRuntime extends PartyRuntime {
     }
   }
 
-  private adminCommand(cmd: Extract<ChipCommand, { op: 'format' | 'lock' | 'activate' | 'restore' | 'wipe' }>): ChipReply {
+  private adminCommand(turn: TurnContext, cmd: Extract<ChipCommand, { op: 'format' | 'lock' | 'activate' | 'restore' | 'wipe' }>): ChipReply {
     const existing = this.memory.get(cmd.area);
     const rec: AreaRecord = existing ?? {
       area: cmd.area,
@@ -418,7 +418,7 @@ export class ChipRuntime extends PartyRuntime {
         next = { ...rec, state, data: null, mainKey: null, tempKey: null, holder: null, last: last(reply) };
         break;
     }
-    this.save(next);
+    this.save(turn, next);
     return reply;
   }
 }

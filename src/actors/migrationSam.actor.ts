@@ -30,7 +30,7 @@ import { decodeChipFrame } from '../transport/chip.frames.ts';
 import type { AnyEnvelope } from '../transport/envelope.ts';
 import type { Grant } from '../transport/messages.ts';
 import { MAIN_KEY_SEAL_INFO } from './normalSam.actor.ts';
-import { PartyRuntime, type MachineKind, type RuntimeDeps } from './runtime.ts';
+import { PartyRuntime, type MachineKind, type RuntimeDeps, type TurnContext } from './runtime.ts';
 import { SamSessions } from './samSession.ts';
 import { decodeValue } from './value.ts';
 
@@ -114,20 +114,20 @@ export class MigrationSamRuntime extends PartyRuntime {
   /** After a restart, sessions in progress are lost (their keys lived in RAM): fail them so their steps are retried. */
   override async start(): Promise<void> {
     await super.start();
-    await this.runLocal(() => {
-      for (const key of this.actorKeys('migrationSam')) this.tryDispatch(key, { type: 'SESSION_LOST' });
+    await this.runLocal((turn) => {
+      for (const key of this.actorKeys('migrationSam')) turn.tryDispatch(key, { type: 'SESSION_LOST' });
     });
   }
 
   /** After a failed commit the actors were read back from the store: their sessions' keys were RAM, as after a restart. */
-  protected override onReloaded(): void {
-    for (const key of this.actorKeys('migrationSam')) this.tryDispatch(key, { type: 'SESSION_LOST' });
+  protected override onReloaded(turn: TurnContext): void {
+    for (const key of this.actorKeys('migrationSam')) turn.tryDispatch(key, { type: 'SESSION_LOST' });
   }
 
   // ---- inbound ------------------------------------------------------------------------------------
 
-  protected onEnvelope(env: AnyEnvelope, peer: string): void {
-    if (peer === this.normalSamPeer) return this.fromNormalSam(env);
+  protected onEnvelope(env: AnyEnvelope, peer: string, turn: TurnContext): void {
+    if (peer === this.normalSamPeer) return this.fromNormalSam(turn, env);
     // Every other peer must be a server this SAM trusts, and every request needs its right.
     const right = RIGHT_OF[env.type];
     if (right) this.requireRight(peer, right);
@@ -140,38 +140,38 @@ export class MigrationSamRuntime extends PartyRuntime {
         if (missing.length > 0) {
           throw new ProtocolError('RIGHT_DENIED', `provider ${this.opts.provider} did not give this server the right(s): ${missing.join(', ')}`);
         }
-        this.reply(env, 'msam.ready', { provider: this.opts.provider });
+        turn.reply(env, 'msam.ready', { provider: this.opts.provider });
         return;
       }
       case 'msam.upload':
       case 'msam.download':
-        return this.transferRequested(env, now);
+        return this.transferRequested(turn, env, now);
       case 'msam.clear': {
         const mig = this.requireMig(env);
         if (env.item === undefined) throw new ProtocolError('BAD_ENVELOPE', 'msam.clear needs an item (header "item")');
         const key = `${ITEM}${mig}:${env.item}`;
         if (!this.actorOf(key) && (this.records.fenced.get(mig) || !this.records.items.get(MigrationSamRecords.keyOf(mig, env.item)))) {
           // Nothing of this item was ever held here (aborted before its upload): clearing it is already done.
-          this.reply(env, 'msam.cleared', {});
+          turn.reply(env, 'msam.cleared', {});
           return;
         }
-        this.dispatch(this.itemKey(env), { type: 'CLEAR_REQUESTED', request: env.id });
+        turn.dispatch(this.itemKey(env), { type: 'CLEAR_REQUESTED', request: env.id });
         return;
       }
       case 'msam.fence': {
         const mig = this.requireMig(env);
         // Durable before anything else: from now on no download for this migration, ever.
-        this.write(() => this.records.fenced.put(mig, { mig, reason: 'aborted by the admin SAM\'s decision' }));
+        turn.write(() => this.records.fenced.put(mig, { mig, reason: 'aborted by the admin SAM\'s decision' }));
         this.fenceReplies.add(env.id);
         for (const key of this.actorKeys('migrationSam')) {
-          if (key.startsWith(`${ITEM}${mig}:`)) this.tryDispatch(key, { type: 'FENCE_REQUESTED', request: env.id });
+          if (key.startsWith(`${ITEM}${mig}:`)) turn.tryDispatch(key, { type: 'FENCE_REQUESTED', request: env.id });
         }
         this.fenceReplies.delete(env.id);
-        this.reply(env, 'msam.fenced', {});
+        turn.reply(env, 'msam.fenced', {});
         return;
       }
       case 'frame':
-        return this.onFrame(env.body.session, env.body.data);
+        return this.onFrame(turn, env.body.session, env.body.data);
       default:
         throw new ProtocolError('UNEXPECTED', `a migration SAM does not accept ${env.type}`);
     }
@@ -201,7 +201,7 @@ export class MigrationSamRuntime extends PartyRuntime {
     }
   }
 
-  private transferRequested(env: Extract<AnyEnvelope, { type: 'msam.upload' | 'msam.download' }>, now: number): void {
+  private transferRequested(turn: TurnContext, env: Extract<AnyEnvelope, { type: 'msam.upload' | 'msam.download' }>, now: number): void {
     const purpose = env.type === 'msam.upload' ? 'upload' : 'download';
     const binding = this.checkGrant(env, env.body.grant, purpose, now);
     const mig = binding.mig;
@@ -220,9 +220,9 @@ export class MigrationSamRuntime extends PartyRuntime {
       if (purpose === 'download') {
         const order = env.type === 'msam.download' ? env.body.order : undefined;
         if (!order) throw new ProtocolError('NO_MIGRATION', `this migration SAM never received item ${binding.item} of ${mig}`);
-        placed = this.placeOrder(key, order, binding, now);
+        placed = this.placeOrder(turn, key, order, binding, now);
       } else {
-        this.spawn(key, 'migrationSam', { mig, item: binding.item });
+        turn.spawn(key, 'migrationSam', { mig, item: binding.item });
       }
     }
     const state = this.actorOf(key)!.getSnapshot();
@@ -232,7 +232,7 @@ export class MigrationSamRuntime extends PartyRuntime {
       this.working.set(key, { server: env.from, grant: binding, tempKey });
       this.sessionOwner.set(session, key);
       if (purpose === 'upload') {
-        this.write(() =>
+        turn.write(() =>
           this.records.items.put(MigrationSamRecords.keyOf(mig, binding.item), {
             mig,
             item: binding.item,
@@ -247,7 +247,7 @@ export class MigrationSamRuntime extends PartyRuntime {
         );
       }
     }
-    this.dispatch(key, {
+    turn.dispatch(key, {
       type: purpose === 'upload' ? 'UPLOAD_REQUESTED' : 'DOWNLOAD_REQUESTED',
       request: env.id,
       session,
@@ -256,7 +256,7 @@ export class MigrationSamRuntime extends PartyRuntime {
     if (starts && purpose === 'download') {
       // An item placed in this turn is not in the store until the turn commits.
       const rec = placed ?? this.heldRecord(mig, binding.item);
-      this.write(() => this.records.items.put(MigrationSamRecords.keyOf(mig, binding.item), { ...rec, downloadGrant: env.body.grant }));
+      turn.write(() => this.records.items.put(MigrationSamRecords.keyOf(mig, binding.item), { ...rec, downloadGrant: env.body.grant }));
     }
   }
 
@@ -266,7 +266,7 @@ export class MigrationSamRuntime extends PartyRuntime {
    * unexpired and never used, puts its sealed item in our store, as an upload
    * would have. Everything is checked before anything is written.
    */
-  private placeOrder(key: string, token: string, binding: GrantBinding, now: number): HeldItem {
+  private placeOrder(turn: TurnContext, key: string, token: string, binding: GrantBinding, now: number): HeldItem {
     const refuse = (why: string) => new ProtocolError('ORDER_REFUSED', why);
     let order: IssueOrderBody;
     let item: Uint8Array;
@@ -295,7 +295,7 @@ export class MigrationSamRuntime extends PartyRuntime {
       counter: 0,
       receipt: null,
     };
-    this.write(() => {
+    turn.write(() => {
       // Used orders are kept until they expire; past that an order is refused for its age.
       let pruned = 0;
       for (const { key: id, value } of this.records.orders.getRange()) {
@@ -308,8 +308,8 @@ export class MigrationSamRuntime extends PartyRuntime {
       this.records.orders.put(order.id, { mig: binding.mig, item: binding.item, expiresAt: order.expiresAt });
       this.records.items.put(MigrationSamRecords.keyOf(binding.mig, binding.item), held);
     });
-    this.spawn(key, 'migrationSam', { mig: binding.mig, item: binding.item });
-    this.dispatch(key, { type: 'ISSUE_PLACED' });
+    turn.spawn(key, 'migrationSam', { mig: binding.mig, item: binding.item });
+    turn.dispatch(key, { type: 'ISSUE_PLACED' });
     return held;
   }
 
@@ -319,22 +319,22 @@ export class MigrationSamRuntime extends PartyRuntime {
     return rec;
   }
 
-  private fromNormalSam(env: AnyEnvelope): void {
-    const req = this.requestOf(env.corr);
+  private fromNormalSam(turn: TurnContext, env: AnyEnvelope): void {
+    const req = turn.requestOf(env.corr);
     if (!req || req.type !== 'nsam.main-key') throw new ProtocolError('UNEXPECTED', `${env.type} answers no main-key request of ours`);
     const key = `${ITEM}${req.mig}:${req.item}`;
     const w = this.working.get(key);
     if (env.type === 'error') {
-      this.dispatch(key, { type: 'CHIP_REFUSED', code: env.body.code, message: `our normal SAM refused the main key: ${env.body.message}` });
+      turn.dispatch(key, { type: 'CHIP_REFUSED', code: env.body.code, message: `our normal SAM refused the main key: ${env.body.message}` });
       return;
     }
     if (env.type !== 'nsam.main-key.sealed' || !w) throw new ProtocolError('UNEXPECTED', `${env.type} is not a main key for a download in progress`);
     const aad = new TextEncoder().encode(`${w.grant.serial}/${w.grant.area}`);
     w.mainKey = Secret.of(openSealed(this.opts.identity, env.body.ephPub, env.body.sealed, MAIN_KEY_SEAL_INFO, aad));
-    this.dispatch(key, { type: 'MAIN_KEY_RECEIVED' });
+    turn.dispatch(key, { type: 'MAIN_KEY_RECEIVED' });
   }
 
-  private onFrame(session: string, data: string): void {
+  private onFrame(turn: TurnContext, session: string, data: string): void {
     const key = this.sessionOwner.get(session);
     const actor = key ? this.actorOf(key) : undefined;
     const w = key ? this.working.get(key) : undefined;
@@ -343,34 +343,34 @@ export class MigrationSamRuntime extends PartyRuntime {
     const snap = actor.getSnapshot();
     if (snap.matches({ uploading: 'authenticating' }) || snap.matches({ downloading: 'authenticating' })) {
       // The temp key is used only for the serial its grant names.
-      this.dispatch(key, this.sessions.answerEvent(session, frame, (serial) => (serial === w.grant.serial ? w.tempKey : null)));
+      turn.dispatch(key, this.sessions.answerEvent(session, frame, (serial) => (serial === w.grant.serial ? w.tempKey : null)));
       return;
     }
     const r = this.sessions.reply(session, frame);
-    if (r.kind === 'refused') return this.dispatch(key, { type: 'CHIP_REFUSED', code: r.code, message: r.message });
+    if (r.kind === 'refused') return turn.dispatch(key, { type: 'CHIP_REFUSED', code: r.code, message: r.message });
     const reply = r.reply;
-    if (!reply.ok) return this.dispatch(key, { type: 'CHIP_REPLIED', ok: false, verified: false, code: reply.code, message: reply.message });
+    if (!reply.ok) return turn.dispatch(key, { type: 'CHIP_REPLIED', ok: false, verified: false, code: reply.code, message: reply.message });
     if (snap.matches({ uploading: 'reading' })) {
       if (reply.data === undefined || reply.counter === undefined) {
-        return this.dispatch(key, { type: 'CHIP_REPLIED', ok: false, verified: false, code: 'BAD_BODY', message: 'the chip returned no item' });
+        return turn.dispatch(key, { type: 'CHIP_REPLIED', ok: false, verified: false, code: 'BAD_BODY', message: 'the chip returned no item' });
       }
       w.readData = { data: fromB64(reply.data), counter: reply.counter };
-      return this.dispatch(key, { type: 'CHIP_REPLIED', ok: true, verified: true });
+      return turn.dispatch(key, { type: 'CHIP_REPLIED', ok: true, verified: true });
     }
     // Download: the key check value must be that of the main key our normal SAM derived for this chip.
     const expected = keyCheckValue(w.mainKey!, w.grant.serial, w.grant.area);
     w.kcv = reply.kcv;
-    this.dispatch(key, { type: 'CHIP_REPLIED', ok: true, verified: sameKcv(reply.kcv, expected) });
+    turn.dispatch(key, { type: 'CHIP_REPLIED', ok: true, verified: sameKcv(reply.kcv, expected) });
   }
 
   // ---- intents --------------------------------------------------------------------------------------
 
-  protected onIntent(key: string, intent: MigrationSamIntent): void {
+  protected onIntent(key: string, intent: MigrationSamIntent, turn: TurnContext): void {
     const ctx = this.actorOf(key)!.getSnapshot().context as MigrationSamContext;
     const w = this.working.get(key);
-    const server = w?.server ?? ('request' in intent ? this.peerOfRequest(intent.request) : undefined);
+    const server = w?.server ?? ('request' in intent ? turn.peerOfRequest(intent.request) : undefined);
     const frame = (session: string, bytes: Uint8Array) => {
-      if (server) this.send(server, 'frame', { session, data: toB64(bytes) });
+      if (server) turn.send(server, 'frame', { session, data: toB64(bytes) });
     };
     const header = { mig: ctx.mig, item: ctx.item };
     switch (intent.type) {
@@ -381,7 +381,7 @@ export class MigrationSamRuntime extends PartyRuntime {
         frame(intent.session, this.sessions.command(intent.session, { op: 'read' }));
         return;
       case 'askMainKey':
-        this.send(this.normalSamPeer, 'nsam.main-key', { serial: w!.grant.serial, area: w!.grant.area }, { ...header, step: 'S14' });
+        turn.send(this.normalSamPeer, 'nsam.main-key', { serial: w!.grant.serial, area: w!.grant.area }, { ...header, step: 'S14' });
         return;
       case 'sendDownload': {
         const held = this.heldRecord(ctx.mig, ctx.item);
@@ -400,11 +400,11 @@ export class MigrationSamRuntime extends PartyRuntime {
       case 'storeItem': {
         const rec = this.heldRecord(ctx.mig, ctx.item);
         const read = w!.readData!;
-        this.write(() => this.records.items.put(MigrationSamRecords.keyOf(ctx.mig, ctx.item), { ...rec, data: read.data, counter: read.counter }));
+        turn.write(() => this.records.items.put(MigrationSamRecords.keyOf(ctx.mig, ctx.item), { ...rec, data: read.data, counter: read.counter }));
         return;
       }
       case 'answerUploaded':
-        this.send(this.peerOfRequest(intent.request), 'msam.uploaded', {}, { ...header, step: 'S7', corr: intent.request });
+        turn.send(turn.peerOfRequest(intent.request), 'msam.uploaded', {}, { ...header, step: 'S7', corr: intent.request });
         return;
       case 'signReceipt': {
         const rec = this.heldRecord(ctx.mig, ctx.item);
@@ -412,7 +412,7 @@ export class MigrationSamRuntime extends PartyRuntime {
           { mig: ctx.mig, item: ctx.item, serial: w!.grant.serial, area: w!.grant.area, provider: this.opts.provider, kcv: w!.kcv! },
           this.opts.identity,
         );
-        this.write(() => this.records.items.put(MigrationSamRecords.keyOf(ctx.mig, ctx.item), { ...rec, receipt }));
+        turn.write(() => this.records.items.put(MigrationSamRecords.keyOf(ctx.mig, ctx.item), { ...rec, receipt }));
         this.pendingReceipt.set(key, receipt);
         return;
       }
@@ -420,11 +420,11 @@ export class MigrationSamRuntime extends PartyRuntime {
         const receipt = this.pendingReceipt.get(key) ?? this.heldRecord(ctx.mig, ctx.item).receipt;
         this.pendingReceipt.delete(key);
         if (!receipt) throw new Error(`no receipt for ${key}`);
-        this.send(this.peerOfRequest(intent.request), 'msam.downloaded', { receipt }, { ...header, step: 'S14', corr: intent.request });
+        turn.send(turn.peerOfRequest(intent.request), 'msam.downloaded', { receipt }, { ...header, step: 'S14', corr: intent.request });
         return;
       }
       case 'answerFailed':
-        this.send(this.peerOfRequest(intent.request), 'error', { code: intent.code, message: intent.message }, { ...header, corr: intent.request });
+        turn.send(turn.peerOfRequest(intent.request), 'error', { code: intent.code, message: intent.message }, { ...header, corr: intent.request });
         return;
       case 'endSession': {
         const close = this.sessions.close(intent.session);
@@ -433,17 +433,17 @@ export class MigrationSamRuntime extends PartyRuntime {
         return;
       }
       case 'answerFenced':
-        if (!this.fenceReplies.has(intent.request)) this.send(this.peerOfRequest(intent.request), 'msam.fenced', {}, { ...header, corr: intent.request });
+        if (!this.fenceReplies.has(intent.request)) turn.send(turn.peerOfRequest(intent.request), 'msam.fenced', {}, { ...header, corr: intent.request });
         return;
       case 'clearItem': {
         // S17: the item and its grants leave this SAM.
         const k = MigrationSamRecords.keyOf(ctx.mig, ctx.item);
-        this.write(() => this.records.items.remove(k));
+        turn.write(() => this.records.items.remove(k));
         this.working.delete(key);
         return;
       }
       case 'answerCleared':
-        this.send(this.peerOfRequest(intent.request), 'msam.cleared', {}, { ...header, step: 'S17', corr: intent.request });
+        turn.send(turn.peerOfRequest(intent.request), 'msam.cleared', {}, { ...header, step: 'S17', corr: intent.request });
         return;
     }
   }

@@ -34,7 +34,7 @@ import type { Link } from '../transport/link.ts';
 import { decodeChipFrame } from '../transport/chip.frames.ts';
 import type { AnyEnvelope } from '../transport/envelope.ts';
 import { applyNormalOp, decodeValue, encodeValue, type NormalReceipt, type ValueItem } from './value.ts';
-import { PartyRuntime, type MachineKind, type RuntimeDeps } from './runtime.ts';
+import { PartyRuntime, type MachineKind, type RuntimeDeps, type TurnContext } from './runtime.ts';
 import { SamSessions } from './samSession.ts';
 
 const READER = 'reader:';
@@ -198,7 +198,7 @@ export class NormalSamRuntime extends PartyRuntime {
    * a lost answer costs the holder the voucher, not the provider the value
    * twice (the provider's ledger settles such a case).
    */
-  private spendVoucher(v: VoucherBody): void {
+  private spendVoucher(turn: TurnContext, v: VoucherBody): void {
     const now = this.clock.now();
     const db = this.vouchers;
     const expired: string[] = [];
@@ -206,7 +206,7 @@ export class NormalSamRuntime extends PartyRuntime {
       if (expired.length >= VOUCHER_RECORDS_PRUNED_PER_TURN_MAX) break;
       expired.push(key, `id:${value as string}`);
     }
-    this.write(() => {
+    turn.write(() => {
       for (const k of expired) db.remove(k);
       db.put(`id:${v.id}`, { id: v.id, serial: v.serial, area: v.area, amount: v.amount, expiresAt: v.expiresAt, usedAt: now });
       db.put(`exp:${pad(v.expiresAt)}:${v.id}`, v.id);
@@ -216,8 +216,8 @@ export class NormalSamRuntime extends PartyRuntime {
   /** After a restart, sessions in progress are lost (their keys lived in RAM): fail them so their steps are retried. */
   override async start(): Promise<void> {
     await super.start();
-    await this.runLocal(() => {
-      for (const key of this.actorKeys('normalSam')) this.tryDispatch(key, { type: 'SESSION_LOST' });
+    await this.runLocal((turn) => {
+      for (const key of this.actorKeys('normalSam')) turn.tryDispatch(key, { type: 'SESSION_LOST' });
     });
   }
 
@@ -239,24 +239,24 @@ export class NormalSamRuntime extends PartyRuntime {
     }
     // Their sessions fail; each answer goes into the inbox, for the reader's repeat on a new link. Their frames
     // waiting for the reader are given up: a reader that never comes back must not hold outbox records.
-    void this.runLocal(() => {
-      this.abandonRequestsTo(peer, 'frame');
-      for (const session of lost) this.tryDispatch(READER + session, { type: 'SESSION_LOST' });
+    void this.runLocal((turn) => {
+      turn.abandonRequestsTo(peer, 'frame');
+      for (const session of lost) turn.tryDispatch(READER + session, { type: 'SESSION_LOST' });
     }).catch(() => {});
   }
 
-  protected override onReloaded(): void {
-    for (const key of this.actorKeys('normalSam')) this.tryDispatch(key, { type: 'SESSION_LOST' });
+  protected override onReloaded(turn: TurnContext): void {
+    for (const key of this.actorKeys('normalSam')) turn.tryDispatch(key, { type: 'SESSION_LOST' });
   }
 
-  protected onEnvelope(env: AnyEnvelope, peer: string): void {
+  protected onEnvelope(env: AnyEnvelope, peer: string, turn: TurnContext): void {
     switch (env.type) {
       case 'nsam.main-key': {
         if (peer !== this.migrationSamPeer) throw new ProtocolError('NOT_TRUSTED', `only ${this.migrationSamPeer} may ask this SAM for a main key`);
         const key = deriveMainKey(this.opts.providerMaster, env.body.serial, env.body.area);
         const aad = new TextEncoder().encode(`${env.body.serial}/${env.body.area}`);
         const sealed = sealTo(this.opts.migrationSamBoxPublic, key.reveal(), MAIN_KEY_SEAL_INFO, aad, this.rng);
-        this.reply(env, 'nsam.main-key.sealed', sealed);
+        turn.reply(env, 'nsam.main-key.sealed', sealed);
         return;
       }
       case 'normal.begin': {
@@ -268,17 +268,17 @@ export class NormalSamRuntime extends PartyRuntime {
         }
         const voucher = this.authorise(peer, env.body.op, env.body.area, env.body.amount, env.body.voucher);
         this.work.set(env.body.session, { peer, amount: voucher?.amount ?? env.body.amount, ...(voucher ? { voucher } : {}) });
-        this.spawn(key, 'normalSam', { session: env.body.session, op: env.body.op, area: env.body.area, request: env.id, deadline: this.clock.now() + this.timing.sessionMs });
+        turn.spawn(key, 'normalSam', { session: env.body.session, op: env.body.op, area: env.body.area, request: env.id, deadline: this.clock.now() + this.timing.sessionMs });
         return;
       }
       case 'frame':
-        return this.onFrame(env.body.session, env.body.data, peer);
+        return this.onFrame(turn, env.body.session, env.body.data, peer);
       default:
         throw new ProtocolError('UNEXPECTED', `a normal SAM does not accept ${env.type}`);
     }
   }
 
-  private onFrame(session: string, data: string, peer: string): void {
+  private onFrame(turn: TurnContext, session: string, data: string, peer: string): void {
     const key = READER + session;
     const actor = this.actorOf(key);
     const w = this.work.get(session);
@@ -288,50 +288,50 @@ export class NormalSamRuntime extends PartyRuntime {
     const ctx = actor.getSnapshot().context as NormalSamContext;
     const frame = decodeChipFrame(fromB64(data));
     if (actor.getSnapshot().matches('authenticating')) {
-      this.dispatch(key, this.sessions.answerEvent(session, frame, (serial) => deriveMainKey(this.opts.providerMaster, serial, ctx.area)));
+      turn.dispatch(key, this.sessions.answerEvent(session, frame, (serial) => deriveMainKey(this.opts.providerMaster, serial, ctx.area)));
       return;
     }
     const r = this.sessions.reply(session, frame);
-    if (r.kind === 'refused') return this.dispatch(key, { type: 'CHIP_REFUSED', code: r.code, message: r.message });
+    if (r.kind === 'refused') return turn.dispatch(key, { type: 'CHIP_REFUSED', code: r.code, message: r.message });
     const reply = r.reply;
     if (actor.getSnapshot().matches('reading')) {
       if (!reply.ok || reply.data === undefined || reply.counter === undefined) {
         const code = reply.ok ? 'BAD_BODY' : reply.code;
         const message = reply.ok ? 'the chip returned no value' : reply.message;
-        return this.dispatch(key, { type: 'VALUE_READ', ok: false, next: 'refuse', code, message });
+        return turn.dispatch(key, { type: 'VALUE_READ', ok: false, next: 'refuse', code, message });
       }
       let value: ValueItem;
       try {
         value = decodeValue(fromB64(reply.data));
       } catch (e) {
-        return this.dispatch(key, { type: 'VALUE_READ', ok: false, next: 'refuse', code: 'BAD_BODY', message: (e as Error).message });
+        return turn.dispatch(key, { type: 'VALUE_READ', ok: false, next: 'refuse', code: 'BAD_BODY', message: (e as Error).message });
       }
       const serial = this.sessions.serialOf(session);
       if (w.voucher && (w.voucher.serial !== serial || w.voucher.area !== ctx.area)) {
         // The chip proved its serial with its main key: a voucher credits only the chip it names.
-        return this.dispatch(key, { type: 'VALUE_READ', ok: false, next: 'refuse', code: 'VOUCHER_REFUSED', message: 'the voucher is for another chip' });
+        return turn.dispatch(key, { type: 'VALUE_READ', ok: false, next: 'refuse', code: 'VOUCHER_REFUSED', message: 'the voucher is for another chip' });
       }
       const outcome = applyNormalOp(value, ctx.op, w.amount);
       if ('error' in outcome) {
-        return this.dispatch(key, { type: 'VALUE_READ', ok: false, next: 'refuse', code: outcome.error.code, message: outcome.error.message });
+        return turn.dispatch(key, { type: 'VALUE_READ', ok: false, next: 'refuse', code: outcome.error.code, message: outcome.error.message });
       }
       Object.assign(w, { value, counter: reply.counter, next: outcome.next, receipt: outcome.receipt });
-      return this.dispatch(key, { type: 'VALUE_READ', ok: true, next: outcome.next ? 'write' : 'done' });
+      return turn.dispatch(key, { type: 'VALUE_READ', ok: true, next: outcome.next ? 'write' : 'done' });
     }
-    if (reply.ok) return this.dispatch(key, { type: 'VALUE_WRITTEN', ok: true });
-    return this.dispatch(key, { type: 'VALUE_WRITTEN', ok: false, code: reply.code, message: reply.message });
+    if (reply.ok) return turn.dispatch(key, { type: 'VALUE_WRITTEN', ok: true });
+    return turn.dispatch(key, { type: 'VALUE_WRITTEN', ok: false, code: reply.code, message: reply.message });
   }
 
-  protected onIntent(key: string, intent: NormalSamIntent): void {
+  protected onIntent(key: string, intent: NormalSamIntent, turn: TurnContext): void {
     const ctx = this.actorOf(key)!.getSnapshot().context as NormalSamContext;
     const w = this.work.get(ctx.session);
     const peer = w?.peer;
     if (!peer) {
       // Its work is gone (a restart, or the reader's link closed): the failure still answers the request, into the inbox.
-      if (intent.type === 'answerFailed') this.send(this.peerOfRequest(intent.request), 'error', { code: intent.code, message: intent.message }, { corr: intent.request });
+      if (intent.type === 'answerFailed') turn.send(turn.peerOfRequest(intent.request), 'error', { code: intent.code, message: intent.message }, { corr: intent.request });
       return;
     }
-    const frame = (bytes: Uint8Array) => this.send(peer, 'frame', { session: ctx.session, data: toB64(bytes) });
+    const frame = (bytes: Uint8Array) => turn.send(peer, 'frame', { session: ctx.session, data: toB64(bytes) });
     switch (intent.type) {
       case 'beginAuth':
         frame(this.sessions.begin({ session: ctx.session, area: ctx.area, mig: '-', purpose: 'normal' }));
@@ -340,17 +340,17 @@ export class NormalSamRuntime extends PartyRuntime {
         frame(this.sessions.command(ctx.session, { op: 'read' }));
         return;
       case 'sendWrite':
-        if (w.voucher) this.spendVoucher(w.voucher);
+        if (w.voucher) this.spendVoucher(turn, w.voucher);
         frame(this.sessions.command(ctx.session, { op: 'write', data: toB64(encodeValue(w.next!)), counter: w.counter! }));
         return;
       case 'answerReceipt': {
         const r = w.receipt!;
-        this.send(peer, 'normal.receipt', { op: ctx.op, area: ctx.area, ...r }, { corr: intent.request });
+        turn.send(peer, 'normal.receipt', { op: ctx.op, area: ctx.area, ...r }, { corr: intent.request });
         this.work.delete(ctx.session);
         return;
       }
       case 'answerFailed':
-        this.send(peer, 'error', { code: intent.code, message: intent.message }, { corr: intent.request });
+        turn.send(peer, 'error', { code: intent.code, message: intent.message }, { corr: intent.request });
         this.work.delete(ctx.session);
         return;
       case 'endSession': {

@@ -19,7 +19,7 @@ import { TokenBucket } from '../transport/door.ts';
 import type { Link } from '../transport/link.ts';
 import { describeMigration, type MigrationStatus } from './status.ts';
 import type { AnyEnvelope, Step } from '../transport/envelope.ts';
-import { PartyRuntime, type MachineKind, type RuntimeDeps } from './runtime.ts';
+import { PartyRuntime, type MachineKind, type RuntimeDeps, type TurnContext } from './runtime.ts';
 
 export const ADMIN_SAM_PEER = 'admin-sam';
 
@@ -210,8 +210,8 @@ export class ServerRuntime extends PartyRuntime {
       return c.source.terminal === event.terminal || c.destination.terminal === event.terminal || c.offline.includes(event.terminal);
     });
     if (concerned.length === 0) return;
-    void this.runLocal(() => {
-      for (const m of concerned) this.tryDispatch(MIGRATION + m, event);
+    void this.runLocal((turn) => {
+      for (const m of concerned) turn.tryDispatch(MIGRATION + m, event);
     }).catch(() => {});
   }
 
@@ -225,10 +225,10 @@ export class ServerRuntime extends PartyRuntime {
 
   // ---- inbound ----------------------------------------------------------------------------
 
-  protected onEnvelope(env: AnyEnvelope, peer: string): void {
-    if (peer.startsWith('terminal/')) return this.fromTerminal(env, peer);
-    if (peer === ADMIN_SAM_PEER) return this.fromSam(env, peer);
-    if (peer.startsWith('migration-sam/')) return this.fromSam(env, peer);
+  protected onEnvelope(env: AnyEnvelope, peer: string, turn: TurnContext): void {
+    if (peer.startsWith('terminal/')) return this.fromTerminal(turn, env, peer);
+    if (peer === ADMIN_SAM_PEER) return this.fromSam(turn, env, peer);
+    if (peer.startsWith('migration-sam/')) return this.fromSam(turn, env, peer);
     throw new ProtocolError('BAD_SENDER', `the server does not talk to ${peer}`);
   }
 
@@ -245,14 +245,14 @@ export class ServerRuntime extends PartyRuntime {
    * only after the password checked out, and at most DEVICES_PER_USER_MAX
    * per user. A link with no channel key (in-process wiring) binds nothing.
    */
-  private bindDevice(peer: string, user: string, now: number): void {
+  private bindDevice(turn: TurnContext, peer: string, user: string, now: number): void {
     const key = this.peerKeyOf(peer);
     if (key === undefined || this.deviceKeyOf(peer) !== undefined) return;
     if (this.records.devicesOf(user) >= DEVICES_PER_USER_MAX) {
       throw new ProtocolError('DEVICE_LIMIT', `${user} already has ${DEVICES_PER_USER_MAX} devices; an operator can remove one`);
     }
     const records = this.records;
-    this.write(() => {
+    turn.write(() => {
       records.devices.put(peer, { name: peer, key, user, boundAt: now });
       records.userDevices.put(ServerRecords.userDeviceKey(user, peer), now);
     });
@@ -264,7 +264,7 @@ export class ServerRuntime extends PartyRuntime {
     return user;
   }
 
-  private fromTerminal(env: AnyEnvelope, peer: string): void {
+  private fromTerminal(turn: TurnContext, env: AnyEnvelope, peer: string): void {
     const now = this.clock.now();
     switch (env.type) {
       case 'login.begin': {
@@ -273,7 +273,7 @@ export class ServerRuntime extends PartyRuntime {
           throw new ProtocolError('LOCKED_OUT', `too many failed logins; try again in ${Math.ceil((rec.lockedUntil - now) / 1000)} s`);
         }
         const params = rec ?? { ...(this.options.scrypt ?? SCRYPT_DEFAULTS), salt: this.fakeSalt(env.body.user) };
-        this.reply(env, 'login.challenge', { user: env.body.user, salt: params.salt, N: params.N, r: params.r, p: params.p });
+        turn.reply(env, 'login.challenge', { user: env.body.user, salt: params.salt, N: params.N, r: params.r, p: params.p });
         return;
       }
       case 'login.proof': {
@@ -287,47 +287,47 @@ export class ServerRuntime extends PartyRuntime {
             const failures = rec.failures + 1;
             const over = failures - LOGIN_FAILURES_FREE;
             const lockedUntil = over >= 0 ? now + Math.min(LOCKOUT_CAP_MS, LOCKOUT_BASE_MS * 2 ** Math.min(over, 30)) : 0;
-            this.write(() => this.records.users.put(rec.user, { ...rec, failures, lockedUntil }));
+            turn.write(() => this.records.users.put(rec.user, { ...rec, failures, lockedUntil }));
           }
           this.log.warn('login failed', { peer, user: env.body.user });
-          this.reply(env, 'error', { code: 'LOGIN_FAILED', message: 'unknown user or wrong password' });
+          turn.reply(env, 'error', { code: 'LOGIN_FAILED', message: 'unknown user or wrong password' });
           return;
         }
-        this.bindDevice(peer, rec.user, now);
-        if (rec.failures !== 0) this.write(() => this.records.users.put(rec.user, { ...rec, failures: 0, lockedUntil: 0 }));
+        this.bindDevice(turn, peer, rec.user, now);
+        if (rec.failures !== 0) turn.write(() => this.records.users.put(rec.user, { ...rec, failures: 0, lockedUntil: 0 }));
         if (this.hasLink(peer)) this.logins.set(peer, { user: rec.user }); // (a link gone by now keeps nothing)
-        this.reply(env, 'login.ok', { user: rec.user });
+        turn.reply(env, 'login.ok', { user: rec.user });
         return;
       }
       case 'chip.register': {
         const user = this.requireUser(peer);
         const reg = `reg-${toB64(this.rng.bytes(6))}`;
-        this.spawn(REGISTRATION + reg, 'registration', { reg, user, terminal: peer, request: env.id });
+        turn.spawn(REGISTRATION + reg, 'registration', { reg, user, terminal: peer, request: env.id });
         return;
       }
       case 'migrate.out':
-        return this.migrateOut(env, peer);
+        return this.migrateOut(turn, env, peer);
       case 'migrate.in':
-        return this.migrateIn(env, peer);
+        return this.migrateIn(turn, env, peer);
       case 'migrate.cancel': {
         const user = this.requireUser(peer);
         const ctx = this.migration(env.body.mig);
         if (!ctx || ctx.user !== user) throw new ProtocolError('NO_MIGRATION', `no migration ${env.body.mig} of ${user}`);
         if (this.actorOf(MIGRATION + env.body.mig)!.getSnapshot().status === 'done') {
           // Over already: the decision that stands (a refused migration locked nothing, so it is "aborted").
-          this.reply(env, 'migrate.cancelled', { mig: env.body.mig, decision: ctx.outcome === 'completed' ? 'committed' : 'aborted' });
+          turn.reply(env, 'migrate.cancelled', { mig: env.body.mig, decision: ctx.outcome === 'completed' ? 'committed' : 'aborted' });
           return;
         }
-        this.dispatch(MIGRATION + env.body.mig, { type: 'CANCEL_REQUESTED', reason: `cancelled by ${user}`, terminal: peer, request: env.id });
+        turn.dispatch(MIGRATION + env.body.mig, { type: 'CANCEL_REQUESTED', reason: `cancelled by ${user}`, terminal: peer, request: env.id });
         return;
       }
       case 'channel.reserved':
       case 'channel.released':
       case 'error':
-        return this.channelAnswer(env, peer);
+        return this.channelAnswer(turn, env, peer);
       case 'frame': {
         const key = this.actorForSession(env.body.session, peer);
-        this.dispatch(key, { type: 'CHIP_FRAME', from: peer, session: env.body.session, data: env.body.data });
+        turn.dispatch(key, { type: 'CHIP_FRAME', from: peer, session: env.body.session, data: env.body.data });
         return;
       }
       default:
@@ -342,13 +342,13 @@ export class ServerRuntime extends PartyRuntime {
     });
   }
 
-  private migrateOut(env: Extract<AnyEnvelope, { type: 'migrate.out' }>, peer: string): void {
+  private migrateOut(turn: TurnContext, env: Extract<AnyEnvelope, { type: 'migrate.out' }>, peer: string): void {
     const user = this.requireUser(peer);
     const active = this.activeMigrationOf(user);
     if (active) {
       // A rolled-back migration waiting for its source takes the source back (rollback step 3).
       if (this.actorOf(MIGRATION + active)!.getSnapshot().can({ type: 'SOURCE_ARRIVED', terminal: peer, request: env.id })) {
-        this.dispatch(MIGRATION + active, { type: 'SOURCE_ARRIVED', terminal: peer, request: env.id });
+        turn.dispatch(MIGRATION + active, { type: 'SOURCE_ARRIVED', terminal: peer, request: env.id });
         return;
       }
       throw new ProtocolError('BUSY', `${user} already has migration ${active} in progress`);
@@ -362,7 +362,7 @@ export class ServerRuntime extends PartyRuntime {
       else destinationAreas = dest.areas;
     }
     const mig = `m-${toB64(this.rng.bytes(6))}`;
-    this.spawn(MIGRATION + mig, 'migration', {
+    turn.spawn(MIGRATION + mig, 'migration', {
       mig,
       user,
       terminal: peer,
@@ -375,9 +375,9 @@ export class ServerRuntime extends PartyRuntime {
     });
   }
 
-  private migrateIn(env: Extract<AnyEnvelope, { type: 'migrate.in' }>, peer: string): void {
+  private migrateIn(turn: TurnContext, env: Extract<AnyEnvelope, { type: 'migrate.in' }>, peer: string): void {
     const user = this.requireUser(peer);
-    if (env.body.orders) return this.issue(env, env.body.orders, user, peer);
+    if (env.body.orders) return this.issue(turn, env, env.body.orders, user, peer);
     const candidates = this.liveMigrationIds().filter((m) => {
       const snap = this.actorOf(MIGRATION + m)!.getSnapshot();
       const ctx = snap.context as MigrationContext;
@@ -385,7 +385,7 @@ export class ServerRuntime extends PartyRuntime {
     });
     if (candidates.length === 0) throw new ProtocolError('NO_MIGRATION', `${user} has no migration waiting for a destination`);
     if (candidates.length > 1) throw new ProtocolError('NO_MIGRATION', `${user} has ${candidates.length} migrations waiting; name one`);
-    this.dispatch(MIGRATION + candidates[0]!, { type: 'DESTINATION_ARRIVED', terminal: peer, request: env.id });
+    turn.dispatch(MIGRATION + candidates[0]!, { type: 'DESTINATION_ARRIVED', terminal: peer, request: env.id });
   }
 
   /**
@@ -396,7 +396,7 @@ export class ServerRuntime extends PartyRuntime {
    * or expired one at S14, which aborts the issuance. The same orders sent
    * again (the phone was away, or asks again) reach the issuance they started.
    */
-  private issue(env: Extract<AnyEnvelope, { type: 'migrate.in' }>, tokens: string[], user: string, peer: string): void {
+  private issue(turn: TurnContext, env: Extract<AnyEnvelope, { type: 'migrate.in' }>, tokens: string[], user: string, peer: string): void {
     const orders = tokens.map((t, i) => {
       try {
         return decodeIssueOrder(t);
@@ -419,13 +419,13 @@ export class ServerRuntime extends PartyRuntime {
       const ctx = snap.context as MigrationContext;
       const arrived = { type: 'DESTINATION_ARRIVED' as const, terminal: peer, request: env.id };
       if (ctx.issuance && ctx.issuance.orders.join(' ') === tokens.join(' ') && snap.can(arrived)) {
-        this.dispatch(MIGRATION + active, arrived);
+        turn.dispatch(MIGRATION + active, arrived);
         return;
       }
       throw new ProtocolError('BUSY', `${user} already has migration ${active} in progress`);
     }
     const mig = `i-${toB64(this.rng.bytes(6))}`;
-    this.spawn(MIGRATION + mig, 'migration', {
+    turn.spawn(MIGRATION + mig, 'migration', {
       mig,
       user,
       terminal: peer,
@@ -461,8 +461,8 @@ export class ServerRuntime extends PartyRuntime {
     return owner.startsWith('reg-') ? REGISTRATION + owner : MIGRATION + owner;
   }
 
-  private channelAnswer(env: AnyEnvelope, peer: string): void {
-    const req = this.requestOf(env.corr);
+  private channelAnswer(turn: TurnContext, env: AnyEnvelope, peer: string): void {
+    const req = turn.requestOf(env.corr);
     if (!req || (req.type !== 'channel.reserve' && req.type !== 'channel.release') || req.to !== peer) {
       throw new ProtocolError('UNEXPECTED', `${env.type} answers no channel request of ours`);
     }
@@ -472,20 +472,20 @@ export class ServerRuntime extends PartyRuntime {
     if (env.type === 'error') {
       // The terminal is busy (a reader session): the machine retries or gives up, as its state says.
       this.log.info('terminal refused the channel', { peer, code: env.body.code });
-      this.dispatch(key, { type: 'STEP_FAILED', code: env.body.code, message: env.body.message, now });
+      turn.dispatch(key, { type: 'STEP_FAILED', code: env.body.code, message: env.body.message, now });
       return;
     }
-    if (env.type === 'channel.reserved') this.dispatch(key, { type: 'CHANNEL_RESERVED', chip: role });
-    else this.dispatch(key, { type: 'CHANNEL_RELEASED', chip: role, now });
+    if (env.type === 'channel.reserved') turn.dispatch(key, { type: 'CHANNEL_RESERVED', chip: role });
+    else turn.dispatch(key, { type: 'CHANNEL_RELEASED', chip: role, now });
   }
 
-  private fromSam(env: AnyEnvelope, peer: string): void {
+  private fromSam(turn: TurnContext, env: AnyEnvelope, peer: string): void {
     if (env.type === 'frame') {
       const key = this.actorForSession(env.body.session);
-      this.dispatch(key, { type: 'SAM_FRAME', from: peer, session: env.body.session, data: env.body.data });
+      turn.dispatch(key, { type: 'SAM_FRAME', from: peer, session: env.body.session, data: env.body.data });
       return;
     }
-    const req = this.requestOf(env.corr);
+    const req = turn.requestOf(env.corr);
     if (!req || req.to !== peer) throw new ProtocolError('UNEXPECTED', `${env.type} answers no request of ours`);
     const key = this.actorForRequest(req);
     const now = this.clock.now();
@@ -494,35 +494,35 @@ export class ServerRuntime extends PartyRuntime {
         const owner = this.records.registry.get(env.body.serial)?.user ?? null;
         const purpose = req.type === 'admin.identify' ? req.body.purpose : 'source';
         const chip: ChipRole = purpose === 'destination' ? 'destination' : 'source';
-        if (key.startsWith(REGISTRATION)) this.dispatch(key, { type: 'CHIP_IDENTIFIED', serial: env.body.serial, areas: env.body.areas, owner, now });
-        else this.dispatch(key, { type: 'CHIP_IDENTIFIED', chip, serial: env.body.serial, areas: env.body.areas, owner, now });
+        if (key.startsWith(REGISTRATION)) turn.dispatch(key, { type: 'CHIP_IDENTIFIED', serial: env.body.serial, areas: env.body.areas, owner, now });
+        else turn.dispatch(key, { type: 'CHIP_IDENTIFIED', chip, serial: env.body.serial, areas: env.body.areas, owner, now });
         return;
       }
       case 'admin.locked':
-        return this.dispatch(key, { type: 'SOURCE_LOCKED', grants: env.body.grants });
+        return turn.dispatch(key, { type: 'SOURCE_LOCKED', grants: env.body.grants });
       case 'admin.formatted':
-        return this.dispatch(key, { type: 'DESTINATION_FORMATTED', grants: env.body.grants });
+        return turn.dispatch(key, { type: 'DESTINATION_FORMATTED', grants: env.body.grants });
       case 'admin.decision':
-        return this.dispatch(key, { type: 'DECIDED', decision: env.body.decision, reason: env.body.reason });
+        return turn.dispatch(key, { type: 'DECIDED', decision: env.body.decision, reason: env.body.reason });
       case 'admin.activated':
-        return this.dispatch(key, { type: 'DESTINATION_ACTIVATED' });
+        return turn.dispatch(key, { type: 'DESTINATION_ACTIVATED' });
       case 'admin.restored':
-        return this.dispatch(key, { type: 'SOURCE_RESTORED' });
+        return turn.dispatch(key, { type: 'SOURCE_RESTORED' });
       case 'admin.wiped':
-        return this.dispatch(key, { type: 'DESTINATION_WIPED' });
+        return turn.dispatch(key, { type: 'DESTINATION_WIPED' });
       case 'msam.ready':
-        return this.dispatch(key, { type: 'PROVIDER_READY', provider: env.body.provider });
+        return turn.dispatch(key, { type: 'PROVIDER_READY', provider: env.body.provider });
       case 'msam.uploaded':
-        return this.dispatch(key, { type: 'ITEM_UPLOADED', item: req.item ?? -1 });
+        return turn.dispatch(key, { type: 'ITEM_UPLOADED', item: req.item ?? -1 });
       case 'msam.downloaded':
-        return this.dispatch(key, { type: 'ITEM_DOWNLOADED', item: req.item ?? -1, receipt: env.body.receipt });
+        return turn.dispatch(key, { type: 'ITEM_DOWNLOADED', item: req.item ?? -1, receipt: env.body.receipt });
       case 'msam.cleared':
-        return this.dispatch(key, { type: 'ITEM_CLEARED', item: req.item ?? -1 });
+        return turn.dispatch(key, { type: 'ITEM_CLEARED', item: req.item ?? -1 });
       case 'msam.fenced':
-        return this.dispatch(key, { type: 'PROVIDER_FENCED', provider: peer.slice('migration-sam/'.length) });
+        return turn.dispatch(key, { type: 'PROVIDER_FENCED', provider: peer.slice('migration-sam/'.length) });
       case 'error':
         if (req.type === 'msam.preflight') {
-          return this.dispatch(key, { type: 'PROVIDER_REFUSED', provider: peer.slice('migration-sam/'.length), code: env.body.code, message: env.body.message });
+          return turn.dispatch(key, { type: 'PROVIDER_REFUSED', provider: peer.slice('migration-sam/'.length), code: env.body.code, message: env.body.message });
         }
         if ((req.type === 'msam.upload' || req.type === 'msam.download') && env.body.code === 'MIGRATION_ABORTED' && this.actorOf(key)?.getSnapshot().matches('rollingBack')) {
           // A SAM we fenced gave up the session it was running: the rollback already knows; not a failed fence.
@@ -530,7 +530,7 @@ export class ServerRuntime extends PartyRuntime {
           return;
         }
         this.log.warn('step failed', { mig: req.mig, request: req.type, code: env.body.code, reason: env.body.message });
-        return this.dispatch(key, { type: 'STEP_FAILED', code: env.body.code, message: env.body.message, now });
+        return turn.dispatch(key, { type: 'STEP_FAILED', code: env.body.code, message: env.body.message, now });
       default:
         throw new ProtocolError('UNEXPECTED', `the server does not accept ${env.type} from ${peer}`);
     }
@@ -538,63 +538,63 @@ export class ServerRuntime extends PartyRuntime {
 
   // ---- intents ----------------------------------------------------------------------------
 
-  protected onIntent(key: string, intent: MigrationIntent | RegistrationIntent): void {
-    if (key.startsWith(REGISTRATION)) return this.registrationIntent(key.slice(REGISTRATION.length), intent as RegistrationIntent);
-    return this.migrationIntent(key.slice(MIGRATION.length), intent as MigrationIntent);
+  protected onIntent(key: string, intent: MigrationIntent | RegistrationIntent, turn: TurnContext): void {
+    if (key.startsWith(REGISTRATION)) return this.registrationIntent(turn, key.slice(REGISTRATION.length), intent as RegistrationIntent);
+    return this.migrationIntent(turn, key.slice(MIGRATION.length), intent as MigrationIntent);
   }
 
-  private registrationIntent(reg: string, intent: RegistrationIntent): void {
+  private registrationIntent(turn: TurnContext, reg: string, intent: RegistrationIntent): void {
     const h = { mig: reg, step: 'register' as Step };
     switch (intent.type) {
       case 'reserveChannel':
-        this.send(intent.terminal, 'channel.reserve', { purpose: 'register' }, h);
+        turn.send(intent.terminal, 'channel.reserve', { purpose: 'register' }, h);
         return;
       case 'releaseChannel':
-        this.send(intent.terminal, 'channel.release', { purpose: 'register' }, h);
+        turn.send(intent.terminal, 'channel.release', { purpose: 'register' }, h);
         return;
       case 'identifyChip':
-        this.send(ADMIN_SAM_PEER, 'admin.identify', { session: intent.session, purpose: 'register' }, h);
+        turn.send(ADMIN_SAM_PEER, 'admin.identify', { session: intent.session, purpose: 'register' }, h);
         return;
       case 'relayToChip':
-        this.send(intent.terminal, 'frame', { session: intent.session, data: intent.data });
+        turn.send(intent.terminal, 'frame', { session: intent.session, data: intent.data });
         return;
       case 'relayToSam':
-        this.send(intent.sam, 'frame', { session: intent.session, data: intent.data });
+        turn.send(intent.sam, 'frame', { session: intent.session, data: intent.data });
         return;
       case 'recordRegistration':
-        this.write(() => this.records.registry.put(intent.serial, { serial: intent.serial, user: intent.user, areas: intent.areas }));
+        turn.write(() => this.records.registry.put(intent.serial, { serial: intent.serial, user: intent.user, areas: intent.areas }));
         return;
       case 'answer':
         if (intent.refusal || !intent.serial) {
           // Code and sentence as the machine kept them: two fields, never packed into one string and split here.
-          this.send(intent.terminal, 'error', intent.refusal ?? { code: 'INTERNAL', message: 'registration failed' }, { corr: intent.request });
+          turn.send(intent.terminal, 'error', intent.refusal ?? { code: 'INTERNAL', message: 'registration failed' }, { corr: intent.request });
         } else {
-          this.send(intent.terminal, 'chip.registered', { serial: intent.serial, user: intent.user }, { corr: intent.request });
+          turn.send(intent.terminal, 'chip.registered', { serial: intent.serial, user: intent.user }, { corr: intent.request });
         }
         return;
     }
   }
 
-  private migrationIntent(mig: string, intent: MigrationIntent): void {
+  private migrationIntent(turn: TurnContext, mig: string, intent: MigrationIntent): void {
     const now = this.clock.now();
     switch (intent.type) {
       case 'progress':
-        if (intent.terminal !== '-' && this.hasLink(intent.terminal)) this.send(intent.terminal, 'progress', { mig, step: intent.step, text: intent.text });
+        if (intent.terminal !== '-' && this.hasLink(intent.terminal)) turn.send(intent.terminal, 'progress', { mig, step: intent.step, text: intent.text });
         return;
       case 'reserveChannel':
-        this.send(intent.terminal, 'channel.reserve', { purpose: intent.chip, mig }, { mig, step: intent.chip === 'source' ? 'S1' : 'S9' });
+        turn.send(intent.terminal, 'channel.reserve', { purpose: intent.chip, mig }, { mig, step: intent.chip === 'source' ? 'S1' : 'S9' });
         return;
       case 'releaseChannel':
-        this.send(intent.terminal, 'channel.release', { purpose: intent.chip, mig }, { mig, step: intent.chip === 'source' ? 'S8' : 'S17' });
+        turn.send(intent.terminal, 'channel.release', { purpose: intent.chip, mig }, { mig, step: intent.chip === 'source' ? 'S8' : 'S17' });
         return;
       case 'identifyChip':
-        this.send(ADMIN_SAM_PEER, 'admin.identify', { session: intent.session, purpose: intent.chip }, { mig, step: intent.chip === 'source' ? 'S1' : 'S9' });
+        turn.send(ADMIN_SAM_PEER, 'admin.identify', { session: intent.session, purpose: intent.chip }, { mig, step: intent.chip === 'source' ? 'S1' : 'S9' });
         return;
       case 'askProvider': {
         const refusal = this.hasLink(intent.recipient) ? undefined : this.linkRefusal(intent.recipient);
         if (refusal) {
           // A migration SAM that refused our channel (it does not trust us) will not answer: the preflight fails now, with its reason.
-          this.raise(MIGRATION + mig, {
+          turn.raise(MIGRATION + mig, {
             type: 'PROVIDER_REFUSED',
             provider: intent.provider,
             code: refusal.code,
@@ -604,23 +604,23 @@ export class ServerRuntime extends PartyRuntime {
         }
         // No channel right now (the SAM is restarting, the network is down): the request waits in the
         // outbox and goes when the channel is back; the preflight deadline bounds the wait.
-        this.send(intent.recipient, 'msam.preflight', { rights: [...MIGRATION_RIGHTS] }, { mig, step: 'preflight' });
+        turn.send(intent.recipient, 'msam.preflight', { rights: [...MIGRATION_RIGHTS] }, { mig, step: 'preflight' });
         return;
       }
       case 'lockSource':
-        this.send(ADMIN_SAM_PEER, 'admin.lock', { session: intent.session, serial: intent.serial, items: intent.items, expiresAt: now + GRANT_TTL_MS }, { mig, step: 'S3' });
+        turn.send(ADMIN_SAM_PEER, 'admin.lock', { session: intent.session, serial: intent.serial, items: intent.items, expiresAt: now + GRANT_TTL_MS }, { mig, step: 'S3' });
         return;
       case 'requestUpload':
-        this.send(intent.recipient, 'msam.upload', { session: intent.session, grant: intent.grant }, { mig, step: 'S7', item: intent.item });
+        turn.send(intent.recipient, 'msam.upload', { session: intent.session, grant: intent.grant }, { mig, step: 'S7', item: intent.item });
         return;
       case 'relayToChip':
-        this.send(intent.terminal, 'frame', { session: intent.session, data: intent.data });
+        turn.send(intent.terminal, 'frame', { session: intent.session, data: intent.data });
         return;
       case 'relayToSam':
-        this.send(intent.sam, 'frame', { session: intent.session, data: intent.data });
+        turn.send(intent.sam, 'frame', { session: intent.session, data: intent.data });
         return;
       case 'formatDestination':
-        this.send(
+        turn.send(
           ADMIN_SAM_PEER,
           'admin.format',
           { session: intent.session, serial: intent.serial, items: intent.items, expiresAt: now + GRANT_TTL_MS, ...(intent.issuance ? { issuance: true as const } : {}) },
@@ -628,33 +628,33 @@ export class ServerRuntime extends PartyRuntime {
         );
         return;
       case 'requestDownload':
-        this.send(intent.recipient, 'msam.download', { session: intent.session, grant: intent.grant, ...(intent.order ? { order: intent.order } : {}) }, { mig, step: 'S14', item: intent.item });
+        turn.send(intent.recipient, 'msam.download', { session: intent.session, grant: intent.grant, ...(intent.order ? { order: intent.order } : {}) }, { mig, step: 'S14', item: intent.item });
         return;
       case 'commit':
-        this.send(ADMIN_SAM_PEER, 'admin.commit', { receipts: intent.receipts }, { mig, step: 'commit' });
+        turn.send(ADMIN_SAM_PEER, 'admin.commit', { receipts: intent.receipts }, { mig, step: 'commit' });
         return;
       case 'abort':
-        this.send(ADMIN_SAM_PEER, 'admin.abort', { reason: intent.reason, ...(intent.source ? { source: intent.source } : {}) }, { mig, step: 'rollback' });
+        turn.send(ADMIN_SAM_PEER, 'admin.abort', { reason: intent.reason, ...(intent.source ? { source: intent.source } : {}) }, { mig, step: 'rollback' });
         return;
       case 'activateDestination':
-        this.send(ADMIN_SAM_PEER, 'admin.activate', { session: intent.session, serial: intent.serial }, { mig, step: 'S16' });
+        turn.send(ADMIN_SAM_PEER, 'admin.activate', { session: intent.session, serial: intent.serial }, { mig, step: 'S16' });
         return;
       case 'clearItem':
-        this.send(intent.recipient, 'msam.clear', {}, { mig, step: 'S17', item: intent.item });
+        turn.send(intent.recipient, 'msam.clear', {}, { mig, step: 'S17', item: intent.item });
         return;
       case 'fenceProvider':
-        this.send(intent.recipient, 'msam.fence', {}, { mig, step: 'rollback' });
+        turn.send(intent.recipient, 'msam.fence', {}, { mig, step: 'rollback' });
         return;
       case 'restoreSource':
-        this.send(ADMIN_SAM_PEER, 'admin.restore', { session: intent.session, serial: intent.serial }, { mig, step: 'rollback' });
+        turn.send(ADMIN_SAM_PEER, 'admin.restore', { session: intent.session, serial: intent.serial }, { mig, step: 'rollback' });
         return;
       case 'wipeDestination':
-        this.send(ADMIN_SAM_PEER, 'admin.wipe', { session: intent.session, serial: intent.serial, role: 'destination' }, { mig, step: 'rollback' });
+        turn.send(ADMIN_SAM_PEER, 'admin.wipe', { session: intent.session, serial: intent.serial, role: 'destination' }, { mig, step: 'rollback' });
         return;
       case 'answerTerminal': {
         const ctx = this.migration(mig)!;
         if (intent.terminal === '-' || intent.request === '-') return;
-        this.send(
+        turn.send(
           intent.terminal,
           'migrate.result',
           {
@@ -669,7 +669,7 @@ export class ServerRuntime extends PartyRuntime {
         return;
       }
       case 'answerCancel':
-        if (intent.terminal !== '-' && intent.request !== '-') this.send(intent.terminal, 'migrate.cancelled', { mig, decision: intent.decision }, { corr: intent.request, mig });
+        if (intent.terminal !== '-' && intent.request !== '-') turn.send(intent.terminal, 'migrate.cancelled', { mig, decision: intent.decision }, { corr: intent.request, mig });
         return;
       case 'recordOutcome':
         return;
@@ -677,7 +677,7 @@ export class ServerRuntime extends PartyRuntime {
   }
 
   /** Keeps the migration index in step with every migration this turn moved. */
-  protected override onCommitting(touched: string[]): void {
+  protected override onCommitting(touched: string[], turn: TurnContext): void {
     for (const key of touched) {
       if (!key.startsWith(MIGRATION)) continue;
       const snap = this.actorOf(key)!.getSnapshot();
@@ -691,7 +691,7 @@ export class ServerRuntime extends PartyRuntime {
         outcome: ctx.outcome,
         reason: ctx.reason,
       };
-      this.write(() => this.records.migrations.put(ctx.mig, rec));
+      turn.write(() => this.records.migrations.put(ctx.mig, rec));
     }
   }
 }

@@ -29,7 +29,7 @@ import { ChipRuntime } from './chip.actor.ts';
 import { issueItems, type IssueRequest } from './issuer.ts';
 import { MigrationSamRuntime, type Right } from './migrationSam.actor.ts';
 import { NormalSamRuntime, type EnrolledReader, type ReaderRight } from './normalSam.actor.ts';
-import type { PartyRuntime, RuntimeDeps } from './runtime.ts';
+import type { CommitPolicy, PartyRuntime, RuntimeDeps } from './runtime.ts';
 import { ServerRuntime } from './server.actor.ts';
 import { TerminalRuntime } from './terminal.actor.ts';
 import { encodeValue, type ValueItem } from './value.ts';
@@ -49,21 +49,23 @@ export interface SystemOptions {
   observe?: RuntimeDeps['observe'];
   onTurnPoint?: RuntimeDeps['onTurnPoint'];
   scheduler?: Scheduler;
-  /** scrypt cost for user passwords (tests use a small N). */
+  /** scrypt cost for user passwords (a short-lived system may use a small N). */
   scrypt?: { N: number; r: number; p: number };
   /** Rights each provider gives the server; all three by default. */
   rights?: Record<string, Right[]>;
-  /** Providers that trust some other server key instead of ours (to test refusal). */
+  /** Providers that trust some other server key instead of ours (they refuse the server's channel). */
   untrustingProviders?: string[];
   deadlineMs?: number;
-  /** Timeouts and retry delays for every party (tests run on FAST_TIMING). */
+  /** Timeouts and retry delays for every party (DEFAULT_TIMING unless set; FAST_TIMING for a quick run). */
   timing?: Timing;
   /** The random source of link faults (a seed replays the same faults); the system's rng by default. */
   faultRng?: Rng;
-  /** Steering of requests and replies (the model-based runs; never in a deployment). */
-  steer?: RuntimeDeps['steer'];
+  /** Sees the requests each party takes and the messages it sends, and may change what happens to them (src/testing/steering.ts). */
+  intercept?: RuntimeDeps['intercept'];
   /** How parties commit to LMDB (see CommitMode); the simulator uses 'sync'. */
   commits?: CommitMode;
+  /** How many turns each party commits together (see CommitPolicy); the simulator takes one at a time. */
+  commitPolicy?: CommitPolicy;
   /** Builds the admin SAM (an injection point: the simulator's deliberately broken builds, src/testing/broken.ts). */
   adminSam?: (deps: RuntimeDeps, opts: AdminSamOptions) => AdminSamRuntime;
   /** Called each time a party (re)starts, e.g. to listen to a restarted terminal's progress. */
@@ -135,7 +137,8 @@ export class EmbeddedSystem {
       observe: opts.observe,
       onTurnPoint: opts.onTurnPoint,
       timing: opts.timing,
-      steer: opts.steer,
+      intercept: opts.intercept,
+      commitPolicy: opts.commitPolicy,
     };
   }
 

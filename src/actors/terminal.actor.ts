@@ -13,7 +13,7 @@ import { ProtocolError, RemoteError } from '../errors.ts';
 import { terminalMachine, TERMINAL_MACHINE_VERSION, type ReaderOp, type TerminalIntent } from '../machines/terminal.machine.ts';
 import type { AnyEnvelope } from '../transport/envelope.ts';
 import type { BodyOf } from '../transport/messages.ts';
-import { PartyRuntime, type MachineKind } from './runtime.ts';
+import { PartyRuntime, type MachineEvent, type MachineKind, type TurnContext } from './runtime.ts';
 
 const TERMINAL_ACTOR = 'terminal';
 export const SERVER_PEER = 'server';
@@ -60,22 +60,22 @@ export class TerminalRuntime extends PartyRuntime {
 
   override async start(): Promise<void> {
     await super.start();
-    await this.runLocal(() => {
-      if (!this.actorOf(TERMINAL_ACTOR)) this.spawn(TERMINAL_ACTOR, 'terminal', { name: this.id });
-      else this.tryDispatch(TERMINAL_ACTOR, { type: 'RESTARTED' });
+    await this.runLocal((turn) => {
+      if (!this.actorOf(TERMINAL_ACTOR)) turn.spawn(TERMINAL_ACTOR, 'terminal', { name: this.id });
+      else turn.tryDispatch(TERMINAL_ACTOR, { type: 'RESTARTED' });
     });
   }
 
   /** After a failed commit the actor was read back from the store, as after a restart. */
-  protected override onReloaded(): void {
-    this.tryDispatch(TERMINAL_ACTOR, { type: 'RESTARTED' });
+  protected override onReloaded(turn: TurnContext): void {
+    turn.tryDispatch(TERMINAL_ACTOR, { type: 'RESTARTED' });
   }
 
   onProgress(listener: (p: ProgressEvent) => void): void {
     this.progressListeners.push(listener);
   }
 
-  /** The machine's current state (for status output and tests). */
+  /** The machine's current state (for status output). */
   state(): unknown {
     return this.actorOf(TERMINAL_ACTOR)?.getSnapshot().value;
   }
@@ -84,10 +84,10 @@ export class TerminalRuntime extends PartyRuntime {
 
   login(user: string, password: string): Promise<void> {
     return new Promise<void>((resolve, reject) => {
-      this.runLocal(() => {
+      this.runLocal((turn) => {
         this.password = password;
         this.loginWaiter = { resolve, reject };
-        this.dispatch(TERMINAL_ACTOR, { type: 'LOGIN_REQUESTED', user });
+        turn.dispatch(TERMINAL_ACTOR, { type: 'LOGIN_REQUESTED', user });
       }).catch((e) => {
         this.password = null;
         this.loginWaiter = null;
@@ -96,10 +96,10 @@ export class TerminalRuntime extends PartyRuntime {
     });
   }
 
-  private job<T>(event: Parameters<TerminalRuntime['dispatch']>[1]): Promise<T> {
+  private job<T>(event: MachineEvent): Promise<T> {
     return new Promise<T>((resolve, reject) => {
-      this.runLocal(() => {
-        this.dispatch(TERMINAL_ACTOR, event);
+      this.runLocal((turn) => {
+        turn.dispatch(TERMINAL_ACTOR, event);
         this.jobWaiter = { resolve: resolve as (v: unknown) => void, reject };
       }).catch(reject);
     });
@@ -132,9 +132,9 @@ export class TerminalRuntime extends PartyRuntime {
   /** Polls the linked chip: its claimed serial and public area directory. */
   selectChip(): Promise<ChipInfo> {
     return new Promise<ChipInfo>((resolve, reject) => {
-      this.runLocal(() => {
+      this.runLocal((turn) => {
         this.selectWaiter = { resolve, reject };
-        this.send(CHIP_PEER, 'chip.select', {});
+        turn.send(CHIP_PEER, 'chip.select', {});
       }).catch(reject);
     });
   }
@@ -146,11 +146,11 @@ export class TerminalRuntime extends PartyRuntime {
    */
   normalUse(provider: string, op: ReaderOp, area: string, amount?: number, voucher?: string): Promise<NormalReceipt> {
     return new Promise<NormalReceipt>((resolve, reject) => {
-      this.runLocal(() => {
+      this.runLocal((turn) => {
         const session = `${this.id}:r${++this.readerSeq}:${toB64(this.rng.bytes(6))}`;
         this.readerWaiter = { resolve, reject };
         this.readerVoucher = voucher ?? null;
-        this.dispatch(TERMINAL_ACTOR, { type: 'READER_REQUESTED', provider, op, area, amount, session });
+        turn.dispatch(TERMINAL_ACTOR, { type: 'READER_REQUESTED', provider, op, area, amount, session });
       }).catch((e) => {
         this.readerWaiter = null;
         this.readerVoucher = null;
@@ -164,63 +164,63 @@ export class TerminalRuntime extends PartyRuntime {
 
   // ---- inbound ------------------------------------------------------------------------------
 
-  protected onEnvelope(env: AnyEnvelope, peer: string): void {
-    if (peer === CHIP_PEER) return this.fromChip(env);
-    if (peer === SERVER_PEER) return this.fromServer(env);
-    if (peer.startsWith('normal-sam/')) return this.fromReaderSam(env, peer);
+  protected onEnvelope(env: AnyEnvelope, peer: string, turn: TurnContext): void {
+    if (peer === CHIP_PEER) return this.fromChip(turn, env);
+    if (peer === SERVER_PEER) return this.fromServer(turn, env);
+    if (peer.startsWith('normal-sam/')) return this.fromReaderSam(turn, env, peer);
     throw new ProtocolError('BAD_SENDER', `a terminal does not talk to ${peer}`);
   }
 
-  private fromChip(env: AnyEnvelope): void {
+  private fromChip(turn: TurnContext, env: AnyEnvelope): void {
     if (env.type === 'chip.info') {
       const w = this.selectWaiter;
       this.selectWaiter = null;
-      if (w) this.afterTurn(() => w.resolve(env.body));
+      if (w) turn.afterTurn(() => w.resolve(env.body));
       return;
     }
     if (env.type === 'frame') {
-      this.dispatch(TERMINAL_ACTOR, { type: 'CHIP_FRAME', session: env.body.session, data: env.body.data });
+      turn.dispatch(TERMINAL_ACTOR, { type: 'CHIP_FRAME', session: env.body.session, data: env.body.data });
       return;
     }
     throw new ProtocolError('UNEXPECTED', `the chip link does not carry ${env.type}`);
   }
 
-  private requestType(corr: string | undefined): string | undefined {
-    return this.requestOf(corr)?.type;
+  private requestType(turn: TurnContext, corr: string | undefined): string | undefined {
+    return turn.requestOf(corr)?.type;
   }
 
-  private fromServer(env: AnyEnvelope): void {
+  private fromServer(turn: TurnContext, env: AnyEnvelope): void {
     switch (env.type) {
       case 'login.challenge':
-        return this.dispatch(TERMINAL_ACTOR, { type: 'CHALLENGE_RECEIVED', ...env.body });
+        return turn.dispatch(TERMINAL_ACTOR, { type: 'CHALLENGE_RECEIVED', ...env.body });
       case 'login.ok':
-        return this.dispatch(TERMINAL_ACTOR, { type: 'LOGIN_ACCEPTED' });
+        return turn.dispatch(TERMINAL_ACTOR, { type: 'LOGIN_ACCEPTED' });
       case 'channel.reserve':
-        return this.dispatch(TERMINAL_ACTOR, { type: 'CHANNEL_RESERVE_REQUESTED', request: env.id, purpose: env.body.purpose, mig: env.body.mig });
+        return turn.dispatch(TERMINAL_ACTOR, { type: 'CHANNEL_RESERVE_REQUESTED', request: env.id, purpose: env.body.purpose, mig: env.body.mig });
       case 'channel.release':
-        return this.dispatch(TERMINAL_ACTOR, { type: 'CHANNEL_RELEASE_REQUESTED', request: env.id });
+        return turn.dispatch(TERMINAL_ACTOR, { type: 'CHANNEL_RELEASE_REQUESTED', request: env.id });
       case 'frame':
-        return this.dispatch(TERMINAL_ACTOR, { type: 'SERVER_FRAME', session: env.body.session, data: env.body.data });
+        return turn.dispatch(TERMINAL_ACTOR, { type: 'SERVER_FRAME', session: env.body.session, data: env.body.data });
       case 'progress':
-        return this.dispatch(TERMINAL_ACTOR, { type: 'PROGRESS', ...env.body });
+        return turn.dispatch(TERMINAL_ACTOR, { type: 'PROGRESS', ...env.body });
       case 'migrate.result':
         this.result = env.body;
-        return this.dispatch(TERMINAL_ACTOR, { type: 'JOB_FINISHED', mig: env.body.mig, outcome: env.body.outcome, reason: env.body.reason });
+        return turn.dispatch(TERMINAL_ACTOR, { type: 'JOB_FINISHED', mig: env.body.mig, outcome: env.body.outcome, reason: env.body.reason });
       case 'chip.registered':
         this.result = env.body;
-        return this.dispatch(TERMINAL_ACTOR, { type: 'JOB_FINISHED', outcome: 'registered' });
+        return turn.dispatch(TERMINAL_ACTOR, { type: 'JOB_FINISHED', outcome: 'registered' });
       case 'migrate.cancelled':
         this.result = env.body;
-        return this.dispatch(TERMINAL_ACTOR, { type: 'JOB_FINISHED', mig: env.body.mig, outcome: env.body.decision });
+        return turn.dispatch(TERMINAL_ACTOR, { type: 'JOB_FINISHED', mig: env.body.mig, outcome: env.body.decision });
       case 'error': {
-        const asked = this.requestType(env.corr);
+        const asked = this.requestType(turn, env.corr);
         if (asked === 'login.begin' || asked === 'login.proof') {
-          return this.dispatch(TERMINAL_ACTOR, { type: 'LOGIN_REJECTED', code: env.body.code, message: env.body.message });
+          return turn.dispatch(TERMINAL_ACTOR, { type: 'LOGIN_REJECTED', code: env.body.code, message: env.body.message });
         }
         if (asked === 'chip.register' || asked === 'migrate.out' || asked === 'migrate.in' || asked === 'migrate.cancel') {
           // A login lives with its connection: after a server restart the user logs in again.
           const type = env.body.code === 'UNAUTHENTICATED' ? 'SESSION_EXPIRED' : 'JOB_FAILED';
-          return this.dispatch(TERMINAL_ACTOR, { type, code: env.body.code, message: env.body.message });
+          return turn.dispatch(TERMINAL_ACTOR, { type, code: env.body.code, message: env.body.message });
         }
         this.log.warn('server reported an error', { code: env.body.code, reason: env.body.message });
         return;
@@ -233,15 +233,15 @@ export class TerminalRuntime extends PartyRuntime {
   /** The body of the reply that finished the current job, handed to the waiting caller. */
   private result: unknown = null;
 
-  private fromReaderSam(env: AnyEnvelope, _peer: string): void {
+  private fromReaderSam(turn: TurnContext, env: AnyEnvelope, _peer: string): void {
     switch (env.type) {
       case 'frame':
-        return this.dispatch(TERMINAL_ACTOR, { type: 'READER_FRAME', session: env.body.session, data: env.body.data });
+        return turn.dispatch(TERMINAL_ACTOR, { type: 'READER_FRAME', session: env.body.session, data: env.body.data });
       case 'normal.receipt':
         this.readerReceipt = env.body;
-        return this.dispatch(TERMINAL_ACTOR, { type: 'READER_DONE' });
+        return turn.dispatch(TERMINAL_ACTOR, { type: 'READER_DONE' });
       case 'error':
-        return this.dispatch(TERMINAL_ACTOR, { type: 'READER_FAILED', code: env.body.code, message: env.body.message });
+        return turn.dispatch(TERMINAL_ACTOR, { type: 'READER_FAILED', code: env.body.code, message: env.body.message });
       default:
         throw new ProtocolError('UNEXPECTED', `a terminal does not expect ${env.type} from a normal SAM`);
     }
@@ -249,17 +249,17 @@ export class TerminalRuntime extends PartyRuntime {
 
   // ---- intents ----------------------------------------------------------------------------
 
-  protected onIntent(_key: string, intent: TerminalIntent): void {
+  protected onIntent(_key: string, intent: TerminalIntent, turn: TurnContext): void {
     switch (intent.type) {
       case 'beginLogin':
-        this.send(SERVER_PEER, 'login.begin', { user: intent.user });
+        turn.send(SERVER_PEER, 'login.begin', { user: intent.user });
         return;
       case 'proveLogin': {
         const password = this.password;
         this.password = null;
         if (password === null) {
           // The terminal restarted between asking and proving: the password was in RAM only.
-          this.raise(TERMINAL_ACTOR, { type: 'LOGIN_REJECTED', code: 'LOGIN_FAILED', message: 'the password is no longer in memory; log in again' });
+          turn.raise(TERMINAL_ACTOR, { type: 'LOGIN_REJECTED', code: 'LOGIN_FAILED', message: 'the password is no longer in memory; log in again' });
           return;
         }
         // The password stays here: the server gets scrypt(password, salt), which it hashes again to compare.
@@ -271,55 +271,55 @@ export class TerminalRuntime extends PartyRuntime {
           proof = stretchPassword(password, fromB64(intent.salt), intent);
         } catch (e) {
           const why = e instanceof Error ? e.message : 'the server\'s scrypt parameters are unusable';
-          this.raise(TERMINAL_ACTOR, { type: 'LOGIN_REJECTED', code: 'LOGIN_FAILED', message: `the server asked for scrypt parameters this terminal refuses: ${why}` });
+          turn.raise(TERMINAL_ACTOR, { type: 'LOGIN_REJECTED', code: 'LOGIN_FAILED', message: `the server asked for scrypt parameters this terminal refuses: ${why}` });
           return;
         }
-        this.send(SERVER_PEER, 'login.proof', { user: intent.user, proof: toB64(proof) });
+        turn.send(SERVER_PEER, 'login.proof', { user: intent.user, proof: toB64(proof) });
         return;
       }
       case 'loginFinished': {
         const w = this.loginWaiter;
         this.loginWaiter = null;
         this.password = null;
-        if (w) this.afterTurn(() => (intent.ok ? w.resolve() : w.reject(failure(intent.code ?? 'LOGIN_FAILED', intent.message ?? 'login failed'))));
+        if (w) turn.afterTurn(() => (intent.ok ? w.resolve() : w.reject(failure(intent.code ?? 'LOGIN_FAILED', intent.message ?? 'login failed'))));
         return;
       }
       case 'requestRegister':
-        this.send(SERVER_PEER, 'chip.register', {});
+        turn.send(SERVER_PEER, 'chip.register', {});
         return;
       case 'requestMigrateOut':
-        this.send(SERVER_PEER, 'migrate.out', {
+        turn.send(SERVER_PEER, 'migrate.out', {
           ...(intent.destination ? { destination: intent.destination } : {}),
           ...(intent.deadlineMs !== undefined ? { deadlineMs: intent.deadlineMs } : {}),
         });
         return;
       case 'requestMigrateIn':
-        this.send(SERVER_PEER, 'migrate.in', { ...(intent.mig ? { mig: intent.mig } : {}), ...(intent.orders ? { orders: intent.orders } : {}) });
+        turn.send(SERVER_PEER, 'migrate.in', { ...(intent.mig ? { mig: intent.mig } : {}), ...(intent.orders ? { orders: intent.orders } : {}) });
         return;
       case 'requestCancel':
-        this.send(SERVER_PEER, 'migrate.cancel', { mig: intent.mig });
+        turn.send(SERVER_PEER, 'migrate.cancel', { mig: intent.mig });
         return;
       case 'confirmChannel':
-        this.send(SERVER_PEER, 'channel.reserved', {}, { corr: intent.request });
+        turn.send(SERVER_PEER, 'channel.reserved', {}, { corr: intent.request });
         return;
       case 'refuseChannel':
-        this.send(SERVER_PEER, 'error', { code: intent.code, message: intent.message }, { corr: intent.request });
+        turn.send(SERVER_PEER, 'error', { code: intent.code, message: intent.message }, { corr: intent.request });
         return;
       case 'confirmRelease':
-        this.send(SERVER_PEER, 'channel.released', {}, { corr: intent.request });
+        turn.send(SERVER_PEER, 'channel.released', {}, { corr: intent.request });
         return;
       case 'relayToChip':
-        this.send(CHIP_PEER, 'frame', { session: intent.session, data: intent.data });
+        turn.send(CHIP_PEER, 'frame', { session: intent.session, data: intent.data });
         return;
       case 'relayToServer':
-        this.send(SERVER_PEER, 'frame', { session: intent.session, data: intent.data });
+        turn.send(SERVER_PEER, 'frame', { session: intent.session, data: intent.data });
         return;
       case 'relayToReaderSam':
-        this.send(`normal-sam/${intent.provider}`, 'frame', { session: intent.session, data: intent.data });
+        turn.send(`normal-sam/${intent.provider}`, 'frame', { session: intent.session, data: intent.data });
         return;
       case 'showProgress': {
         const p = { terminal: this.id, mig: intent.mig, step: intent.step, text: intent.text };
-        this.afterTurn(() => {
+        turn.afterTurn(() => {
           for (const l of this.progressListeners) l(p);
         });
         return;
@@ -330,7 +330,7 @@ export class TerminalRuntime extends PartyRuntime {
         const result = this.result;
         this.result = null;
         if (w) {
-          this.afterTurn(() =>
+          turn.afterTurn(() =>
             intent.ok ? w.resolve(result) : w.reject(failure(intent.code ?? 'INTERNAL', intent.message ?? 'the server refused')),
           );
         }
@@ -339,7 +339,7 @@ export class TerminalRuntime extends PartyRuntime {
       case 'beginReader': {
         const voucher = this.readerVoucher;
         this.readerVoucher = null;
-        this.send(`normal-sam/${intent.provider}`, 'normal.begin', {
+        turn.send(`normal-sam/${intent.provider}`, 'normal.begin', {
           session: intent.session,
           op: intent.op,
           area: intent.area,
@@ -355,7 +355,7 @@ export class TerminalRuntime extends PartyRuntime {
         const receipt = this.readerReceipt;
         this.readerReceipt = null;
         const ok = intent.type === 'readerFinished' && intent.ok;
-        if (w) this.afterTurn(() => (ok && receipt ? w.resolve(receipt) : w.reject(failure(intent.code ?? 'INTERNAL', intent.message ?? 'normal use failed'))));
+        if (w) turn.afterTurn(() => (ok && receipt ? w.resolve(receipt) : w.reject(failure(intent.code ?? 'INTERNAL', intent.message ?? 'normal use failed'))));
         return;
       }
     }

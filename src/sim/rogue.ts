@@ -431,7 +431,7 @@ export class RogueServer {
 
 // ---- a defective chip ------------------------------------------------------------------------------------
 
-type Execute = (binding: unknown, cmd: { op: string; key?: string }) => unknown;
+type Execute = (turn: unknown, binding: unknown, cmd: { op: string; key?: string }) => unknown;
 
 /**
  * Makes a destination chip defective: the main key of each download is written with one bit flipped, and the chip
@@ -441,10 +441,10 @@ type Execute = (binding: unknown, cmd: { op: string; key?: string }) => unknown;
 export function makeDefective(chip: ChipRuntime): void {
   const c = chip as unknown as { execute: Execute };
   const execute = c.execute.bind(chip) as Execute;
-  c.execute = (binding, cmd) => {
-    if (cmd.op !== 'download' || cmd.key === undefined) return execute(binding, cmd);
+  c.execute = (turn, binding, cmd) => {
+    if (cmd.op !== 'download' || cmd.key === undefined) return execute(turn, binding, cmd);
     const key = fromB64(cmd.key);
     key[0] = key[0]! ^ 0x80;
-    return execute(binding, { ...cmd, key: toB64(key) });
+    return execute(turn, binding, { ...cmd, key: toB64(key) });
   };
 }

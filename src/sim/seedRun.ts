@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { sha256 } from '@noble/hashes/sha2.js';
 import { bytesToHex } from '@noble/hashes/utils.js';
 import type { ChipRuntime } from '../actors/chip.actor.ts';
-import { CrashSignal, type TurnPoint } from '../actors/runtime.ts';
+import { CrashSignal, ONE_TURN_PER_COMMIT, type TurnPoint } from '../actors/runtime.ts';
 import { EmbeddedSystem } from '../actors/system.ts';
 import { utf8 } from '../crypto/bytes.ts';
 import { seededRng, type SeededRng } from '../crypto/index.ts';
@@ -188,6 +188,7 @@ export class SeedRun {
         if (this.defective.has(party.id)) makeDefective(party as ChipRuntime);
       },
       commits: 'sync',
+      commitPolicy: ONE_TURN_PER_COMMIT,
       envelopeTap: (party, direction, peer, bytes) => {
         const h = peekHeader(bytes);
         if (direction === 'out') return this.phase === 'setup' ? undefined : this.speech.spoke(party, peer, h, bytes);

@@ -10,16 +10,16 @@
  * spendable: a crash after S16 leaves the source restorable too.
  */
 import { AdminSamRuntime, type AdminSamOptions } from '../actors/adminSam.actor.ts';
-import type { RuntimeDeps } from '../actors/runtime.ts';
+import type { RuntimeDeps, TurnContext } from '../actors/runtime.ts';
 import type { Envelope } from '../transport/envelope.ts';
 
 export const BREAKS = ['activate-before-commit'] as const;
 export type BreakProtocol = (typeof BREAKS)[number];
 
 class ActivateBeforeCommit extends AdminSamRuntime {
-  protected override commit(env: Envelope<'admin.commit'>, mig: string, check: { ok: boolean; problem?: string }): void {
-    if (check.ok) this.reply(env, 'admin.decision', { decision: 'committed' });
-    else super.commit(env, mig, check);
+  protected override commit(turn: TurnContext, env: Envelope<'admin.commit'>, mig: string, check: { ok: boolean; problem?: string }): void {
+    if (check.ok) turn.reply(env, 'admin.decision', { decision: 'committed' });
+    else super.commit(turn, env, mig, check);
   }
 
   protected override gateActivation(): void {

@@ -16,13 +16,16 @@ const RUNS = 300;
 
 let fw: FuzzWorld;
 let seat: Seat;
-/** The server's protected and private methods, as the patches see them. */
-type Patchable = { onEnvelope: (env: unknown, peer: string) => void; refuseRaw: (peer: string, bytes: Uint8Array, error: unknown, received?: unknown) => void };
+/** The server's handler and its runtime's refusal (src/runtime/intake.ts), as the patches see them. */
+type Patchable = { onEnvelope: (env: unknown, peer: string, ...rest: unknown[]) => void };
+type Refuser = { refuse: (peer: string, bytes: Uint8Array, error: unknown, received?: unknown) => void };
 let server: Patchable;
+let intake: Refuser;
 
 test.before(async () => {
   fw = await fuzzWorld();
   server = fw.world.system.server as unknown as Patchable;
+  intake = (fw.world.system.server as unknown as { runtime: { intake: Refuser } }).runtime.intake;
   seat = terminalSeat(fw.world, 'checker', { commands: ['login.begin', 'login.proof'], refusalMayTouch: { 'login.proof': ['users'] } });
 });
 
@@ -32,7 +35,7 @@ test.after(async () => {
 
 test.after.each(() => {
   delete (server as Partial<Patchable>).onEnvelope;
-  delete (server as Partial<Patchable>).refuseRaw;
+  delete (intake as Partial<Refuser>).refuse;
 });
 
 async function fuzzFails(): Promise<string> {
@@ -51,21 +54,21 @@ test('an unbroken server passes (the baseline the breaks are measured against)',
 test('a server that writes a record while refusing is caught: "state changed"', async () => {
   const handle = server.onEnvelope.bind(server);
   let n = 0;
-  server.onEnvelope = (env, peer) => {
+  server.onEnvelope = (env, peer, ...rest) => {
     storeOf(fw.world.system.server).meta.putSync('checker', ++n);
-    handle(env, peer);
+    handle(env, peer, ...rest);
   };
   assert.match(await fuzzFails(), /state changed: meta\["checker"\]/);
 });
 
 test('a server that refuses without a word is caught: "expected one error envelope"', async () => {
-  server.refuseRaw = () => {};
+  intake.refuse = () => {};
   assert.match(await fuzzFails(), /expected one error envelope .*got nothing/);
 });
 
 test('a server whose refusals say nothing useful is caught: "too short to act on"', async () => {
-  const refuse = server.refuseRaw.bind(server);
-  server.refuseRaw = (peer, bytes, error, received) => refuse(peer, bytes, new ProtocolError((error as ProtocolError).code ?? 'INTERNAL', 'no'), received);
+  const refuse = intake.refuse.bind(intake);
+  intake.refuse = (peer, bytes, error, received) => refuse(peer, bytes, new ProtocolError((error as ProtocolError).code ?? 'INTERNAL', 'no'), received);
   assert.match(await fuzzFails(), /too short to act on/);
 });
 

@@ -24,6 +24,7 @@ import { MODELS } from '../../src/model/models.ts';
 import type { ModelPath } from '../../src/model/paths.ts';
 import { FAST_TIMING } from '../../src/timing.ts';
 import type { AnyEnvelope } from '../../src/transport/envelope.ts';
+import { steering } from '../../src/testing/steering.ts';
 import { ConformanceWatch } from './conformance.ts';
 import { checkInvariants } from './invariants.ts';
 import type { World } from './world.ts';
@@ -303,7 +304,7 @@ export async function runMigrationPath(path: ModelPath, coveredTotal: Set<AnyTra
           onReal(cause.type, snap.value);
         }
       },
-      steer: {
+      intercept: steering({
         beforeRequest(party, env: AnyEnvelope) {
           if (process.env.DEBUG_MODEL === seed) console.error('req', party, env.type, JSON.stringify(armed.hold));
           const held = armed.holding.get(`${party} ${env.id}`);
@@ -334,7 +335,7 @@ export async function runMigrationPath(path: ModelPath, coveredTotal: Set<AnyTra
           }
           return undefined;
         },
-      },
+      }),
       envelopeTap: (_party, direction) => {
         if (direction === 'in' && values.length > 0) {
           try {

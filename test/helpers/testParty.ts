@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setup } from 'xstate';
 import type { Clock } from '../../src/clock.ts';
-import { INBOX_RECORDS_MAX, PartyRuntime, type MachineKind, type RuntimeDeps } from '../../src/actors/runtime.ts';
+import { INBOX_RECORDS_MAX, PartyRuntime, type MachineKind, type RuntimeDeps, type TurnContext } from '../../src/actors/runtime.ts';
 import { systemRng } from '../../src/crypto/index.ts';
 import { ProtocolError } from '../../src/errors.ts';
 import { silentLogger } from '../../src/log.ts';
@@ -25,7 +25,7 @@ export class ManualClock implements Clock {
   now(): number {
     return this.t;
   }
-  schedule(): () => void {
+  schedule(_atMs: number, _fn: () => void): () => void {
     return () => {};
   }
 }
@@ -62,17 +62,17 @@ export class TestParty extends PartyRuntime {
 
   protected onIntent(): void {}
 
-  protected onEnvelope(env: AnyEnvelope): void {
+  protected onEnvelope(env: AnyEnvelope, _peer: string, turn: TurnContext): void {
     this.applied.push(env.id);
     switch (env.type) {
       case 'msam.clear':
-        this.reply(env, 'msam.cleared', {});
+        turn.reply(env, 'msam.cleared', {});
         return;
       case 'msam.fence':
         return;
       case 'msam.preflight':
-        this.spawn(`s:${env.id}`, 'session', {});
-        this.reply(env, 'msam.ready', { provider: 'p' });
+        turn.spawn(`s:${env.id}`, 'session', {});
+        turn.reply(env, 'msam.ready', { provider: 'p' });
         return;
       default:
         throw new ProtocolError('UNEXPECTED', `the test party does not take ${env.type}`);
@@ -81,8 +81,8 @@ export class TestParty extends PartyRuntime {
 
   /** Answers a request it left unanswered. */
   answer(id: string): Promise<void> {
-    return this.runLocal(() => {
-      this.send('server', 'msam.fenced', {}, { corr: id });
+    return this.runLocal((turn) => {
+      turn.send('server', 'msam.fenced', {}, { corr: id });
     });
   }
 
@@ -108,11 +108,24 @@ export interface Bench {
   close(): Promise<void>;
 }
 
-export async function testBench(opts: { timing?: Partial<Timing>; mapBytes?: number; inboxRecordsMax?: number; commits?: 'sync' | 'async' } = {}): Promise<Bench> {
+export interface BenchOptions {
+  timing?: Partial<Timing>;
+  mapBytes?: number;
+  inboxRecordsMax?: number;
+  commits?: 'sync' | 'async';
+  commitPolicy?: RuntimeDeps['commitPolicy'];
+  intercept?: RuntimeDeps['intercept'];
+  onTurnPoint?: RuntimeDeps['onTurnPoint'];
+  /** A clock of the test's own (one that fires its timers, say). */
+  clock?: ManualClock;
+}
+
+export async function testBench(opts: BenchOptions = {}): Promise<Bench> {
   const dir = mkdtempSync(join(tmpdir(), 'valmove-inbox-'));
-  const clock = new ManualClock();
+  const clock = opts.clock ?? new ManualClock();
   const store = PartyStore.open(dir, { mapBytes: opts.mapBytes, commits: opts.commits });
-  const party = new TestParty({ id: 'test-party', store, clock, rng: systemRng, log: silentLogger, timing: { ...FAST_TIMING, ...opts.timing } }, opts.inboxRecordsMax);
+  const { commitPolicy, intercept, onTurnPoint } = opts;
+  const party = new TestParty({ id: 'test-party', store, clock, rng: systemRng, log: silentLogger, timing: { ...FAST_TIMING, ...opts.timing }, commitPolicy, intercept, onTurnPoint }, opts.inboxRecordsMax);
   await party.start();
   const [link, theirs] = memoryLinkPair('server', 'test-party');
   party.attach('server', theirs);

@@ -18,7 +18,7 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { ChipRuntime } from '../../src/actors/chip.actor.ts';
-import type { Steering } from '../../src/actors/runtime.ts';
+import { steering, type Steering } from '../../src/testing/steering.ts';
 import type { MigrationResult, TerminalRuntime } from '../../src/actors/terminal.actor.ts';
 import { CHALLENGE_BYTES, chipProof, fromB64, Secret, seededRng, toB64 } from '../../src/crypto/index.ts';
 import { ChipBench } from '../helpers/chipBench.ts';
@@ -111,7 +111,7 @@ const area = () => world.providers[0]!;
 sys.before(async () => {
   // The parties' timers are unref'd; held requests and retries run on them, so the suite keeps the process up.
   keepAlive = setInterval(() => {}, 1_000);
-  world = await buildWorld({ items: 1, record: true, system: { steer } });
+  world = await buildWorld({ items: 1, record: true, system: { intercept: steering(steer) } });
   world.onMessage.push(() => checkChained(world));
   seen = () => recording(world);
   const { system } = world;

@@ -18,12 +18,14 @@ import { buildWorld, settle } from '../helpers/world.ts';
 const STRANGERS = 500;
 
 const privateMap = (party: object, field: string) => (party as unknown as Record<string, Map<unknown, unknown>>)[field]!;
+/** What the party's links keep per peer (src/runtime/links.ts). */
+const linkMap = (party: object, field: 'remoteIds' | 'refusals') => privateMap((party as unknown as { runtime: { links: object } }).runtime.links, field);
 
 test(`${STRANGERS} strangers that connect to the server and go leave no per-peer entry behind; a terminal's "chip" alias stays`, async () => {
   const world = await buildWorld({ items: 1, register: false });
   try {
     const server = world.system.server;
-    const before = new Map(privateMap(server, 'remoteIds'));
+    const before = new Map(linkMap(server, 'remoteIds'));
     const loginsBefore = new Map(privateMap(server, 'logins'));
     for (let i = 0; i < STRANGERS; i++) {
       const link = world.system.rawServerConnection(`stranger-${i}`);
@@ -33,10 +35,10 @@ test(`${STRANGERS} strangers that connect to the server and go leave no per-peer
       link.close('bye');
     }
     await settle(world);
-    assert.equal(privateMap(server, 'remoteIds'), before, 'the server\'s remote ids are as before');
+    assert.equal(linkMap(server, 'remoteIds'), before, 'the server\'s remote ids are as before');
     assert.is(privateMap(server, 'proofIds').size, 0, 'no login.proof ids are kept for links that are gone');
     assert.equal(privateMap(server, 'logins'), loginsBefore, 'the logins are the phones\' own');
-    assert.is(privateMap(world.oldPhone, 'remoteIds').get('chip'), world.source.id, 'the terminal\'s alias for its chip stays');
+    assert.is(linkMap(world.oldPhone, 'remoteIds').get('chip'), world.source.id, 'the terminal\'s alias for its chip stays');
   } finally {
     await world.cleanup();
   }
@@ -54,8 +56,8 @@ test('a responder keeps no refusal its initiator sent: the link is only closed (
       assert.not.ok(responder.isOpen, 'closed');
       assert.is(responder.refusal, undefined);
     }
-    assert.is(privateMap(b.party, 'refusals').size, 0);
-    assert.is(privateMap(b.party, 'remoteIds').size, 1, 'only the server\'s link is left');
+    assert.is(linkMap(b.party, 'refusals').size, 0);
+    assert.is(linkMap(b.party, 'remoteIds').size, 1, 'only the server\'s link is left');
   } finally {
     await b.close();
   }

@@ -12,7 +12,7 @@
  */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import type { Steering } from '../../src/actors/runtime.ts';
+import { steering, type Steering } from '../../src/testing/steering.ts';
 import type { MigrationResult } from '../../src/actors/terminal.actor.ts';
 import { signReceipt, toB64, type Identity } from '../../src/crypto/index.ts';
 import { buildWorld, type World } from '../helpers/world.ts';
@@ -51,7 +51,7 @@ async function commitAnswer(receipts: unknown[]): Promise<{ code: string; messag
 
 t.before(async () => {
   keepAlive = setInterval(() => {}, 1_000);
-  world = await buildWorld({ items: 1, system: { steer } });
+  world = await buildWorld({ items: 1, system: { intercept: steering(steer) } });
   const out = await world.oldPhone.migrateOut();
   assert.is(out.outcome, 'uploaded', out.reason);
   mig = out.mig;

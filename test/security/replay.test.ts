@@ -20,7 +20,7 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { ChipRuntime } from '../../src/actors/chip.actor.ts';
-import type { Steering } from '../../src/actors/runtime.ts';
+import { steering, type Steering } from '../../src/testing/steering.ts';
 import type { TerminalRuntime } from '../../src/actors/terminal.actor.ts';
 import type { MigrationResult } from '../../src/actors/terminal.actor.ts';
 import { fromB64 } from '../../src/crypto/index.ts';
@@ -62,7 +62,7 @@ const msamOf = (i: number) => `migration-sam/${world.providers[i]!}`;
 
 t.before(async () => {
   keepAlive = setInterval(() => {}, 1_000);
-  world = await buildWorld({ items: 2, record: true, system: { steer } });
+  world = await buildWorld({ items: 2, record: true, system: { intercept: steering(steer) } });
   world.onMessage.push(() => checkChained(world));
   const { system } = world;
   dst2 = await system.addChip('DST-2');

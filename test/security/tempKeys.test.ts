@@ -16,6 +16,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { CrashSignal, type TurnPoint } from '../../src/actors/runtime.ts';
+import { steering } from '../../src/testing/steering.ts';
 import type { TempKeyRecord } from '../../src/store/adminSam.store.ts';
 import { FAST_TIMING } from '../../src/timing.ts';
 import { decodeEnvelope } from '../../src/transport/envelope.ts';
@@ -150,13 +151,13 @@ async function retriedAfterKeysGone(type: 'admin.activated' | 'admin.restored'):
     system: {
       timing: FAST_TIMING,
       envelopeTap: settlingTap(seen, () => built),
-      steer: {
+      intercept: steering({
         replaceReply(party, reply) {
           if (party !== 'admin-sam' || reply.type !== type || lost) return undefined;
           lost = true;
           return { code: 'SESSION_FAILED', message: 'steered: the answer was lost' };
         },
-      },
+      }),
     },
   }));
   const out = await world.oldPhone.migrateOut({ destination: world.destination.serial });

@@ -26,7 +26,7 @@ const ALLOWED: Record<string, { what: string[]; why: string }> = {
   'src/crypto/random.ts': { what: ['randomBytes'], why: 'systemRng: the one OS random source, replaced by a seeded one in simulation' },
   'src/transport/link.ts': { what: ['setImmediate'], why: 'immediateScheduler: the default delivery, replaced by the simulated network' },
   'src/transport/ws.transport.ts': { what: ['setTimeout', 'setInterval'], why: 'socket reconnection and heartbeats: the simulator uses in-memory links' },
-  'src/actors/runtime.ts': { what: ['performance.now()'], why: 'turn durations for /metrics only; no decision reads it' },
+  'src/runtime/stopwatch.ts': { what: ['performance.now()'], why: 'turn durations for /metrics, and group commit\'s batch budget, which a simulated run (one turn per commit) never reaches' },
   'src/actors/driver.ts': { what: ['Date.now()', 'setTimeout'], why: 'the demo\'s persistent user; the simulator has its own, on virtual time' },
   'src/actors/chipConsole.ts': { what: ['setTimeout'], why: 'the issuing desk\'s reply timeout, before any migration (it never fires in a run: every reply comes)' },
   'src/cli/demo.ts': { what: ['Date.now()', 'new Date()', 'performance.now()', 'setImmediate'], why: 'the demo reports elapsed wall time, names its data folder by date, and restarts a crashed party once its turn unwound' },
