@@ -1,6 +1,6 @@
 /**
  * Limits read by more than one layer. This module imports nothing, so the
- * error registry (src/errors.ts) and the message catalog
+ * error registry (src/protocol/errors.ts) and the message catalog
  * (src/transport/messages.ts) both read it without importing each other.
  */
 

@@ -19,7 +19,7 @@ const src = join(root, 'src');
  * folder or a lower one. The root files (clock, errors, limits, log, timing)
  * are the bottom; the command line is the top.
  */
-const LAYERS = ['(root)', 'metrics', 'crypto', 'transport', 'machines', 'store', 'runtime', 'actors', 'fixtures', 'testing', 'model', 'trace', 'charts', 'inspect', 'sim', 'deploy', 'bench', 'attack', 'cli'];
+const LAYERS = ['(root)', 'protocol', 'metrics', 'crypto', 'transport', 'machines', 'store', 'runtime', 'actors', 'fixtures', 'testing', 'model', 'trace', 'charts', 'inspect', 'sim', 'deploy', 'bench', 'attack', 'cli'];
 
 const folderOf = (file: string): string => {
   const rel = relative(src, file);
@@ -59,8 +59,13 @@ test('layers: every folder of src/ is in the layer list', () => {
   assert.equal(unknown, [], `folders not placed in LAYERS (test/architecture.test.ts): ${unknown.join(', ')}`);
 });
 
-test('the error registry imports only the limits, and they import nothing', () => {
-  assert.equal(importsOf(join(src, 'errors.ts')).map((i) => relative(root, i.to)), ['src/limits.ts']);
+test('the protocol table is pure data: src/protocol imports only its own files and the limits, and they import nothing', () => {
+  const outside = sources
+    .filter((f) => folderOf(f) === 'protocol')
+    .flatMap(importsOf)
+    .filter((i) => folderOf(i.to) !== 'protocol' && i.to !== join(src, 'limits.ts'))
+    .map(at);
+  assert.equal(outside, [], `the protocol table importing from elsewhere:\n${outside.join('\n')}`);
   assert.equal(importsOf(join(src, 'limits.ts')).map(at), []);
 });
 
@@ -77,19 +82,20 @@ test('layers: no folder imports from a folder above it', () => {
 });
 
 /**
- * Values a machine may import from outside its folder: the error registry
- * (src/errors.ts: each code's sentence and whether a retry may help), pure
- * data with no imports of its own. Crypto, stores and sockets never.
+ * The error registry (src/protocol/errors.ts: each code's sentence and whether
+ * a retry may help) is the one value a machine may import from the protocol
+ * table; everything else it reads from there is a type. Crypto, stores and
+ * sockets never.
  */
-const MACHINE_VALUE_IMPORTS = new Set([join(src, 'errors.ts')]);
+const MACHINE_VALUE_IMPORTS = new Set([join(src, 'protocol', 'errors.ts')]);
 
-test('machines are pure: a file in src/machines imports its own folder, the error registry, and only types from anywhere else', () => {
+test('machines are pure: a file in src/machines imports its own folder and the protocol table (types, and the error registry) only', () => {
   const impure = sources
     .filter((f) => folderOf(f) === 'machines')
     .flatMap(importsOf)
-    .filter((i) => folderOf(i.to) !== 'machines' && !i.typeOnly && !MACHINE_VALUE_IMPORTS.has(i.to))
+    .filter((i) => folderOf(i.to) !== 'machines' && (folderOf(i.to) !== 'protocol' || (!i.typeOnly && !MACHINE_VALUE_IMPORTS.has(i.to))))
     .map(at);
-  assert.equal(impure, [], `machines importing values from outside src/machines:\n${impure.join('\n')}`);
+  assert.equal(impure, [], `machines importing from outside src/machines and the protocol table:\n${impure.join('\n')}`);
 });
 
 test('test doubles stay in src/testing: nothing else in src/ says it is only for tests', () => {

@@ -1,5 +1,5 @@
 /**
- * The one error registry (src/errors.ts, issue 18 point 4): every code has a
+ * The one error registry (src/protocol/errors.ts, issue 18 point 4): every code has a
  * sentence, a retry flag and a family; every code a party, the chip or
  * src/crypto can send is registered (a source scan, so an unregistered code
  * fails here even where the compiler can not see it); the retry flag is what
@@ -12,7 +12,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createActor } from 'xstate';
 import { equalBytes, fromB64, KCV_BYTES, keyCheckValue, randomSecret, sameKcv, seededRng, toB64, type CryptoErrorCode } from '../src/crypto/index.ts';
-import { ERROR_CODES, ERRORS, isErrorCode, mayRetry, RemoteError, type ErrorCode, type ErrorFamily } from '../src/errors.ts';
+import { ERROR_CODES, ERRORS, isErrorCode, mayRetry, RemoteError, type ErrorCode, type ErrorFamily } from '../src/protocol/errors.ts';
 import { PRE_LOCK_ATTEMPTS_MAX, retryBeforeLock } from '../src/machines/migration.logic.ts';
 import { migrationMachine } from '../src/machines/migration.machine.ts';
 import { registrationMachine, type RegistrationIntent } from '../src/machines/registration.machine.ts';
@@ -68,7 +68,7 @@ test('registry: crypto codes are registry codes (CryptoError is typed by the reg
 
 test('registry: the module imports nothing from other project folders (the import goes downward only)', () => {
   const imports = (file: string) => [...readFileSync(join(SRC, file), 'utf8').matchAll(/^import\s[^;]*?from\s+'([^']+)'/gm)].map((m) => m[1]);
-  assert.equal(imports('errors.ts'), ['./limits.ts']);
+  assert.equal(imports('protocol/errors.ts'), ['../limits.ts']);
   assert.equal(imports('limits.ts'), []);
   // The message catalog reads the text limit from there, not the other way round.
   assert.ok(imports('transport/messages.ts').includes('../limits.ts'));
@@ -102,7 +102,7 @@ test('every code a party, the chip or crypto can send or throw in src/ is a regi
       }
     }
   }
-  assert.equal(unregistered, [], 'codes missing from src/errors.ts');
+  assert.equal(unregistered, [], 'codes missing from src/protocol/errors.ts');
   // The scan is not vacuous: each kind of site is found where we know it is.
   for (const [site] of CODE_SITES) assert.ok((perSite.get(site) ?? 0) > 0, `no ${site} found: the scan's pattern is stale`);
   assert.ok([...perSite.values()].reduce((a, b) => a + b, 0) > 200, 'the scan found the codes of every party');

@@ -9,7 +9,7 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { decodeIssueOrder, encodeIssueOrder, generateIdentity, createIssueOrder, systemRng } from '../src/crypto/index.ts';
-import type { RemoteError } from '../src/errors.ts';
+import type { RemoteError } from '../src/protocol/errors.ts';
 import { encodeValue, type ValueItem } from '../src/actors/value.ts';
 import { checkInvariants } from './helpers/invariants.ts';
 import { buildWorld, valueFor, type World } from './helpers/world.ts';

@@ -1,6 +1,6 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import type { RemoteError } from '../src/errors.ts';
+import type { RemoteError } from '../src/protocol/errors.ts';
 import { checkInvariants, locate, spendableWorth } from './helpers/invariants.ts';
 import { buildWorld, type World } from './helpers/world.ts';
 

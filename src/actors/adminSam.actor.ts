@@ -22,7 +22,7 @@ import {
   verifyReceipt,
   type Identity,
 } from '../crypto/index.ts';
-import { ProtocolError } from '../errors.ts';
+import { ProtocolError } from '../protocol/errors.ts';
 import {
   adminSessionMachine,
   ADMIN_SESSION_MACHINE_VERSION,
@@ -35,7 +35,8 @@ import { decisionMachine, DECISION_MACHINE_VERSION, type DecisionContext, type D
 import type { MigrationItem } from '../machines/migration.machine.ts';
 import { AdminSamRecords, type TempKeyRecord } from '../store/adminSam.store.ts';
 import { decodeChipFrame, type ChipCommand, type ChipReply } from '../transport/chip.frames.ts';
-import type { AnyEnvelope, Envelope, Step } from '../transport/envelope.ts';
+import type { Step } from '../protocol/steps.ts';
+import type { AnyEnvelope, Envelope } from '../transport/envelope.ts';
 import type { Grant } from '../transport/messages.ts';
 import { PartyRuntime, type MachineEvent, type MachineKind, type RuntimeDeps, type TurnContext } from './runtime.ts';
 import { SamSessions } from './samSession.ts';

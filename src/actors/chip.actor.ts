@@ -23,7 +23,7 @@ import {
   type FrameSealer,
   type SessionBinding,
 } from '../crypto/index.ts';
-import { codeOf, ProtocolError, type ErrorCode, type Refusal } from '../errors.ts';
+import { codeOf, ProtocolError, type ErrorCode, type Refusal } from '../protocol/errors.ts';
 import { ACTIVE_SLOT, areaTransition, CHIP_AREAS_MAX, type AreaCommand } from '../machines/area.machine.ts';
 import { chipMachine, CHIP_MACHINE_VERSION, type ChipIntent, type SessionPurpose } from '../machines/chip.machine.ts';
 import { ChipMemory, type AreaRecord } from '../store/chip.store.ts';

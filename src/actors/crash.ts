@@ -4,7 +4,7 @@
  * POINT is before-persist (the turn's commit is lost), after-persist
  * (committed, nothing sent) or after-send.
  */
-import { STEPS, type Step } from '../transport/envelope.ts';
+import { STEPS, type Step } from '../protocol/steps.ts';
 import { CrashSignal, type RuntimeDeps, type TurnPoint } from './runtime.ts';
 
 export const TURN_POINTS: TurnPoint[] = ['before-persist', 'after-persist', 'after-send'];

@@ -23,7 +23,7 @@ import {
   type GrantBinding,
   type Identity,
 } from '../crypto/index.ts';
-import { ProtocolError } from '../errors.ts';
+import { ProtocolError } from '../protocol/errors.ts';
 import { migrationSamMachine, MIGRATION_SAM_MACHINE_VERSION, type MigrationSamContext, type MigrationSamIntent } from '../machines/migrationSam.machine.ts';
 import { MigrationSamRecords, type HeldItem } from '../store/migrationSam.store.ts';
 import { decodeChipFrame } from '../transport/chip.frames.ts';

@@ -26,7 +26,7 @@ import {
   type TrustVerdict,
   type VoucherBody,
 } from '../crypto/index.ts';
-import { ProtocolError } from '../errors.ts';
+import { ProtocolError } from '../protocol/errors.ts';
 import type { Database } from 'lmdb';
 import { normalSamMachine, NORMAL_SAM_MACHINE_VERSION, type NormalOp, type NormalSamContext, type NormalSamIntent } from '../machines/normalSam.machine.ts';
 import type { PartyStore } from '../store/party.store.ts';

@@ -21,7 +21,7 @@ import {
   type Secret,
   type SessionBinding,
 } from '../crypto/index.ts';
-import { codeOf, ProtocolError, type ErrorCode } from '../errors.ts';
+import { codeOf, ProtocolError, type ErrorCode } from '../protocol/errors.ts';
 import { decodeChipReply, encodeJson, type ChipCommand, type ChipFrame, type ChipReply } from '../transport/chip.frames.ts';
 
 /** Open sessions one SAM keeps at once; the oldest is dropped beyond this. */

@@ -11,14 +11,15 @@
 import { sha256 } from '@noble/hashes/sha2.js';
 import { hmac } from '@noble/hashes/hmac.js';
 import { decodeIssueOrder, equalBytes, fromB64, SCRYPT_DEFAULTS, toB64, utf8, type TrustVerdict } from '../crypto/index.ts';
-import { ProtocolError } from '../errors.ts';
+import { ProtocolError } from '../protocol/errors.ts';
 import { migrationMachine, MIGRATION_MACHINE_VERSION, type ChipRole, type MigrationContext, type MigrationIntent } from '../machines/migration.machine.ts';
 import { registrationMachine, REGISTRATION_MACHINE_VERSION, type RegistrationIntent } from '../machines/registration.machine.ts';
 import { newUserRecord, ServerRecords } from '../store/server.store.ts';
 import { TokenBucket } from '../transport/door.ts';
 import type { Link } from '../transport/link.ts';
 import { describeMigration, type MigrationStatus } from './status.ts';
-import type { AnyEnvelope, Step } from '../transport/envelope.ts';
+import type { Step } from '../protocol/steps.ts';
+import type { AnyEnvelope } from '../transport/envelope.ts';
 import { PartyRuntime, type MachineKind, type RuntimeDeps, type TurnContext } from './runtime.ts';
 
 export const ADMIN_SAM_PEER = 'admin-sam';

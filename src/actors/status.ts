@@ -4,6 +4,7 @@
  * records (the migration actor's persisted snapshot), never from logs.
  */
 import type { MigrationContext } from '../machines/migration.machine.ts';
+import { FINAL_STATES, stepOfState } from '../protocol/steps.ts';
 import type { PartyStore } from '../store/party.store.ts';
 
 export interface MigrationStatus {
@@ -19,6 +20,8 @@ export interface MigrationStatus {
   decision: string | null;
   reason: string | null;
   items: Array<{ item: number; area: string; provider: string; state: string }>;
+  /** The protocol step of the migration's state (src/protocol/steps.ts), null once it is over. */
+  step: { id: string; title: string } | null;
   waitingFor: string;
 }
 
@@ -68,33 +71,26 @@ function itemState(path: string, ctx: MigrationContext, index: number): string {
   return path;
 }
 
-const WAITING: Array<[RegExp, (c: MigrationContext) => string]> = [
-  [/reservingChannel|\.reserving$/, () => 'the terminal to reserve its chip-control channel'],
-  [/identifying$/, () => 'the chip to prove its serial to the admin SAM'],
-  [/preflight/, () => 'every provider\'s answer to the preflight'],
-  [/lockingSource$/, () => 'the admin SAM to lock the source'],
-  [/uploading\.transferring/, (c) => `the migration SAM of ${c.items[c.cursor]?.provider ?? '?'} to upload item ${c.cursor + 1}`],
-  [/releasingChannel$|releasing$|releasingDestination$/, () => 'the terminal to release its chip-control channel'],
-  [/^awaitingDestination$/, (c) => `the destination chip${c.timer ? ` (deadline ${new Date(c.timer.atMs).toISOString()})` : ''}`],
-  [/formatting$/, () => 'the admin SAM to format the destination'],
-  [/downloading\.transferring/, (c) => `the migration SAM of ${c.items[c.cursor]?.provider ?? '?'} to download item ${c.cursor + 1}`],
-  [/^committing$/, () => 'the admin SAM\'s decision (commit)'],
-  [/^aborting$/, () => 'the admin SAM\'s decision (abort)'],
-  [/^activating$/, () => 'the admin SAM to activate the destination'],
-  [/^clearing$/, () => 'the migration SAMs to clear their copies'],
-  [/Retry$|backingOff$|reserveRetry$/, (c) => `a retry${c.timer ? ` at ${new Date(c.timer.atMs).toISOString()}` : ''} after: ${c.reason ?? 'a failed step'}`],
-  [/fencing$/, () => 'every migration SAM to confirm it is fenced'],
-  [/awaitingSource$/, () => 'the source chip to come back (its main keys are restored then)'],
-  [/awaitingDestinationWipe$/, () => 'the destination chip to come back (its unused areas are wiped then)'],
-  [/restoring$/, () => 'the admin SAM to restore the source\'s main keys'],
-  [/clearingStores$/, () => 'the migration SAMs to clear their copies'],
-  [/wiping$/, () => 'the admin SAM to wipe the destination'],
-];
+function stepSummary(state: string): MigrationStatus['step'] {
+  const step = stepOfState(state)?.step;
+  return step ? { id: step.id, title: step.title } : null;
+}
+
+/** What a migration in `state` waits for: the protocol table's sentence for that state, with the current item's names. */
+function waitingFor(state: string, ctx: MigrationContext): string {
+  if ((FINAL_STATES as readonly string[]).includes(state)) return 'nothing: the migration is over';
+  const waiting = stepOfState(state)?.waiting;
+  if (waiting === undefined) return state;
+  const at = (ms: number) => new Date(ms).toISOString();
+  if (typeof waiting !== 'string') return `a retry${ctx.timer ? ` at ${at(ctx.timer.atMs)}` : ''} after: ${ctx.reason ?? 'a failed step'}`;
+  return waiting
+    .replace('{provider}', ctx.items[ctx.cursor]?.provider ?? '?')
+    .replace('{item}', String(ctx.cursor + 1))
+    .replace('{deadline}', ctx.timer ? ` (deadline ${at(ctx.timer.atMs)})` : '');
+}
 
 export function describeMigration(value: unknown, ctx: MigrationContext): MigrationStatus {
   const state = statePath(value);
-  const final = ['completed', 'refused', 'rolledBack'].includes(state);
-  const waiting = final ? 'nothing: the migration is over' : (WAITING.find(([re]) => re.test(state))?.[1](ctx) ?? state);
   return {
     mig: ctx.mig,
     user: ctx.user,
@@ -107,7 +103,8 @@ export function describeMigration(value: unknown, ctx: MigrationContext): Migrat
     decision: ctx.decision,
     reason: ctx.reason,
     items: ctx.items.map((i, index) => ({ item: i.item, area: i.area, provider: i.provider, state: itemState(state, ctx, index) })),
-    waitingFor: waiting,
+    step: stepSummary(state),
+    waitingFor: waitingFor(state, ctx),
   };
 }
 

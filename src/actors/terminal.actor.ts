@@ -9,7 +9,7 @@
  * it never enters the machine, the store, a message or a log.
  */
 import { fromB64, stretchPassword, toB64 } from '../crypto/index.ts';
-import { ProtocolError, RemoteError } from '../errors.ts';
+import { ProtocolError, RemoteError } from '../protocol/errors.ts';
 import { terminalMachine, TERMINAL_MACHINE_VERSION, type ReaderOp, type TerminalIntent } from '../machines/terminal.machine.ts';
 import type { AnyEnvelope } from '../transport/envelope.ts';
 import type { BodyOf } from '../transport/messages.ts';

@@ -5,7 +5,7 @@
  * deliberately public (protocol.md §1) and carries no `ref`.
  */
 import { z } from 'zod';
-import { ProtocolError } from '../errors.ts';
+import { ProtocolError } from '../protocol/errors.ts';
 
 export const BALANCE_MAX = 1_000_000_000;
 

@@ -17,7 +17,7 @@ import { driveMigration } from '../actors/driver.ts';
 import { parseFaults, type FaultPolicy } from '../transport/faulty.link.ts';
 import { FAST_TIMING } from '../timing.ts';
 import { TerminalRuntime } from '../actors/terminal.actor.ts';
-import { RemoteError } from '../errors.ts';
+import { RemoteError } from '../protocol/errors.ts';
 import { createLogger } from '../log.ts';
 import type { ChipRuntime } from '../actors/chip.actor.ts';
 import { EmbeddedSystem } from '../actors/system.ts';

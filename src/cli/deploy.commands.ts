@@ -7,7 +7,7 @@ import { readMigrations, type MigrationStatus } from '../actors/status.ts';
 import { type Command, InvalidArgumentError } from 'commander';
 import { systemClock } from '../clock.ts';
 import { systemRng } from '../crypto/index.ts';
-import { RemoteError } from '../errors.ts';
+import { RemoteError } from '../protocol/errors.ts';
 import { loadConfig, ROLES, type Role, type ServerConfig } from '../deploy/config.ts';
 import { TerminalControl } from '../deploy/control.client.ts';
 import { generateDeployment } from '../deploy/keygen.ts';
@@ -245,7 +245,7 @@ function addStatusCommand(program: Command, out: Out): void {
       if (migrations.length === 0) out('no migrations');
       for (const m of migrations) {
         out(`${m.mig}  user ${m.user}  ${m.kind === 'issuance' ? 'issue orders' : (m.source ?? '?')} -> ${m.destination ?? '?'}  state ${m.state}${m.outcome ? `  outcome ${m.outcome}` : ''}${m.decision ? `  decision ${m.decision}` : ''}`);
-        out(`  waiting for: ${m.waitingFor}${m.reason ? `  (last reason: ${m.reason})` : ''}`);
+        out(`  ${m.step ? `step ${m.step.id} (${m.step.title}); ` : ''}waiting for: ${m.waitingFor}${m.reason ? `  (last reason: ${m.reason})` : ''}`);
         for (const i of m.items) out(`  item ${i.item} ${i.area.padEnd(12)} ${i.state}`);
       }
     });

@@ -1,11 +1,11 @@
 /**
  * Crypto failures carry a stable code and a sentence; they never contain key
  * bytes or plaintext (style.md: secrets are types, errors are for people).
- * The codes are the registry's (src/errors.ts): the crypto family, plus the
+ * The codes are the registry's (src/protocol/errors.ts): the crypto family, plus the
  * two crypto shares with chip sessions and channels (AUTH_FAILED, BUSY). This
  * class stays apart from ProtocolError so src/crypto imports no party code.
  */
-import type { ErrorCodeOf } from '../errors.ts';
+import type { ErrorCodeOf } from '../protocol/errors.ts';
 
 /**
  * BAD_PARAMS: a cost or size parameter outside its limit (scrypt cost, random byte count).

@@ -1,7 +1,7 @@
 /** The client side of a terminal's control API, for `valmove terminal <command>` and `valmove up`. */
 import { loadConfig, type TerminalConfig } from './config.ts';
 import { readKeyFile } from './keyfiles.ts';
-import { RemoteError } from '../errors.ts';
+import { RemoteError } from '../protocol/errors.ts';
 import type { MigrationResult, NormalReceipt, ChipInfo } from '../actors/terminal.actor.ts';
 
 /** How long one control call may take (a whole migration phase is one call). */

@@ -5,7 +5,7 @@
  */
 import { z } from 'zod';
 import type { TerminalRuntime } from '../actors/terminal.actor.ts';
-import { ProtocolError, RemoteError } from '../errors.ts';
+import { ProtocolError, RemoteError } from '../protocol/errors.ts';
 import { bearer, HttpError, type Auth, type Handler } from './http.ts';
 
 /** Progress lines a terminal keeps for `status`. */

@@ -14,7 +14,7 @@ import { systemClock } from '../clock.ts';
 import { createLogger } from '../log.ts';
 import { demoProviders, demoValue } from '../fixtures/demo.ts';
 import { fromB64, systemRng, toHex } from '../crypto/index.ts';
-import type { RemoteError } from '../errors.ts';
+import type { RemoteError } from '../protocol/errors.ts';
 import { PartyStore } from '../store/party.store.ts';
 import { newUserRecord, ServerRecords } from '../store/server.store.ts';
 import { loadConfig, type ChipConfig, type ServerConfig } from './config.ts';

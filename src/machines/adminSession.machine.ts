@@ -16,7 +16,7 @@
  * A session that stalls fails at its deadline and the server retries.
  */
 import { and, assign, emit, setup } from 'xstate';
-import type { ErrorCode, Refusal } from '../errors.ts';
+import type { ErrorCode, Refusal } from '../protocol/errors.ts';
 
 export const ADMIN_SESSION_MACHINE_VERSION = 2;
 

@@ -15,7 +15,7 @@
  * command may change an area is the area lifecycle's call (area.machine.ts).
  */
 import { assign, emit, setup } from 'xstate';
-import type { ErrorCode, Refusal } from '../errors.ts';
+import type { ErrorCode, Refusal } from '../protocol/errors.ts';
 
 export const CHIP_MACHINE_VERSION = 1;
 

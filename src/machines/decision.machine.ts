@@ -13,7 +13,7 @@
  * `aborted`. The runtime asks `can()` before it opens such a session.
  */
 import { assign, emit, setup } from 'xstate';
-import type { ErrorCode } from '../errors.ts';
+import type { ErrorCode } from '../protocol/errors.ts';
 import type { MigrationItem } from './migration.machine.ts';
 
 export const DECISION_MACHINE_VERSION = 1;

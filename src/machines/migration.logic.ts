@@ -7,8 +7,9 @@
  */
 import { assign, emit, enqueueActions, setup } from 'xstate';
 // The registry is a table with no imports (no I/O): reading its retry flag keeps this machine pure.
-import { mayRetry, type ErrorCode } from '../errors.ts';
-import type { Grant, Receipt } from '../transport/messages.ts';
+import { mayRetry, type ErrorCode } from '../protocol/errors.ts';
+import type { Step } from '../protocol/steps.ts';
+import type { Grant, Receipt } from '../protocol/grant.ts';
 import { CHIP_AREAS_MAX, type AreaState } from './area.machine.ts';
 
 /** 6: issuance, a migration without a source (provider issue orders); 5: a cancel while refusing is answered and the refusal stands. */
@@ -29,7 +30,7 @@ export const PRE_LOCK_ATTEMPTS_MAX = 3;
 
 /**
  * Before the source is locked, whether a step that failed with `code` is tried again, after `attempts` earlier
- * failures. A code the registry marks `retry` (src/errors.ts: a lost frame, a busy terminal, a restarted party) says
+ * failures. A code the registry marks `retry` (src/protocol/errors.ts: a lost frame, a busy terminal, a restarted party) says
  * nothing about the chip or the user: retried, never refused. Any other is retried a few times, then refused.
  */
 export function retryBeforeLock(code: ErrorCode, attempts: number): boolean {
@@ -147,7 +148,7 @@ export type MigrationEvent =
   | { type: 'TERMINAL_BACK'; terminal: string };
 
 export type MigrationIntent =
-  | { type: 'progress'; terminal: string; step: string; text: string }
+  | { type: 'progress'; terminal: string; step: Step; text: string }
   | { type: 'reserveChannel'; terminal: string; chip: ChipRole }
   | { type: 'releaseChannel'; terminal: string; chip: ChipRole }
   | { type: 'identifyChip'; chip: ChipRole; session: string }
@@ -176,7 +177,7 @@ const terminalOf = (c: MigrationContext, chip: ChipRole): string =>
 
 const activeChip = (c: MigrationContext): ChipRole => c.session?.chip ?? (c.destination.terminal ? 'destination' : 'source');
 
-const newSession = (c: MigrationContext, sam: string, chip: ChipRole, step: string) => ({
+const newSession = (c: MigrationContext, sam: string, chip: ChipRole, step: Step) => ({
   id: `${c.mig}:${step}:${c.sessions + 1}`,
   sam,
   chip,
@@ -256,20 +257,20 @@ export const migrationSetup = setup({
     destinationAwaited: ({ context }) => context.destination.terminal === null && context.destinationFormatted && !context.destinationWiped,
   },
   actions: {
-    progress: emit(({ context }, params: { step: string; text: string }) => ({
+    progress: emit(({ context }, params: { step: Step; text: string }) => ({
       type: 'progress' as const,
       terminal: terminalOf(context, activeChip(context)),
       step: params.step,
       text: params.text,
     })),
-    progressCount: emit(({ context }, params: { step: string; text: string }) => ({
+    progressCount: emit(({ context }, params: { step: Step; text: string }) => ({
       type: 'progress' as const,
       terminal: terminalOf(context, activeChip(context)),
       step: params.step,
       text: `${context.items.length} ${params.text}`,
     })),
     /** A progress line about the current item: "item k/n (<area> from <provider>): <text>". */
-    progressItem: emit(({ context }, params: { step: string; text: string }) => {
+    progressItem: emit(({ context }, params: { step: Step; text: string }) => {
       const item = context.items[context.cursor];
       return {
         type: 'progress' as const,
@@ -288,11 +289,11 @@ export const migrationSetup = setup({
       terminal: terminalOf(context, params.chip),
       chip: params.chip,
     })),
-    openAdminSession: assign(({ context }, params: { chip: ChipRole; step: string }) => ({
+    openAdminSession: assign(({ context }, params: { chip: ChipRole; step: Step }) => ({
       session: newSession(context, 'admin-sam', params.chip, params.step),
       sessions: context.sessions + 1,
     })),
-    openItemSession: assign(({ context }, params: { chip: ChipRole; step: string }) => ({
+    openItemSession: assign(({ context }, params: { chip: ChipRole; step: Step }) => ({
       session: newSession(context, context.items[context.cursor]!.recipient, params.chip, params.step),
       sessions: context.sessions + 1,
     })),

@@ -17,7 +17,7 @@
  * holds the temp key of this very grant.
  */
 import { assign, emit, setup } from 'xstate';
-import type { ErrorCode, Refusal } from '../errors.ts';
+import type { ErrorCode, Refusal } from '../protocol/errors.ts';
 
 export const MIGRATION_SAM_MACHINE_VERSION = 1;
 

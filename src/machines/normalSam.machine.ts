@@ -8,7 +8,7 @@
  * two readers can not both spend one balance.
  */
 import { assign, emit, setup } from 'xstate';
-import type { ErrorCode, Refusal } from '../errors.ts';
+import type { ErrorCode, Refusal } from '../protocol/errors.ts';
 
 export const NORMAL_SAM_MACHINE_VERSION = 1;
 

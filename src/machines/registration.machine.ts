@@ -6,7 +6,7 @@
  * claims.
  */
 import { assign, emit, setup } from 'xstate';
-import type { ErrorCode, Refusal } from '../errors.ts';
+import type { ErrorCode, Refusal } from '../protocol/errors.ts';
 import type { AreaReport } from './migration.machine.ts';
 
 /** 2: a refusal is kept as { code, message } (it was one "CODE: message" string, split again by the server). */

@@ -10,7 +10,7 @@
  * not be spent at the same time.
  */
 import { assign, emit, enqueueActions, not, setup, stateIn } from 'xstate';
-import type { ErrorCode } from '../errors.ts';
+import type { ErrorCode } from '../protocol/errors.ts';
 
 export const TERMINAL_MACHINE_VERSION = 3;
 

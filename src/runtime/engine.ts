@@ -11,7 +11,7 @@
  * stored answer, a refusal): that waits in the turn's `immediate` list.
  */
 import type { EventObject } from 'xstate';
-import { ProtocolError } from '../errors.ts';
+import { ProtocolError } from '../protocol/errors.ts';
 import { attributeTo, enterParty, leaveParty } from '../metrics/counters.ts';
 import { kindOf } from '../transport/messages.ts';
 import { atRest } from './host.ts';

@@ -10,7 +10,7 @@
  * brings it back (`dispatch`), to rest again after that turn.
  */
 import { createActor, type Actor, type AnyStateMachine, type EventObject, type InspectionEvent } from 'xstate';
-import { ProtocolError } from '../errors.ts';
+import { ProtocolError } from '../protocol/errors.ts';
 import type { Logger } from '../log.ts';
 import type { PersistedActor, PartyStore } from '../store/party.store.ts';
 import type { MachineEvent, MachineKind, RuntimeDeps, TimerData } from './types.ts';

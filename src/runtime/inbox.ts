@@ -16,7 +16,7 @@
  * STORE_FULL and serves work in progress.
  */
 import type { Clock } from '../clock.ts';
-import { ProtocolError } from '../errors.ts';
+import { ProtocolError } from '../protocol/errors.ts';
 import type { Logger } from '../log.ts';
 import type { InboxEntry, PartyStore } from '../store/party.store.ts';
 import type { Timing } from '../timing.ts';

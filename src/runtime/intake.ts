@@ -9,9 +9,10 @@
  */
 import type { Clock } from '../clock.ts';
 import type { Rng } from '../crypto/index.ts';
-import { ProtocolError } from '../errors.ts';
+import { ProtocolError } from '../protocol/errors.ts';
 import type { Logger } from '../log.ts';
-import { decodeEnvelope, peekHeader, PROTOCOL_VERSION, STEPS, type AnyEnvelope, type Envelope, type Step } from '../transport/envelope.ts';
+import { isStep, type Step } from '../protocol/steps.ts';
+import { decodeEnvelope, peekHeader, PROTOCOL_VERSION, type AnyEnvelope, type Envelope } from '../transport/envelope.ts';
 import { kindOf } from '../transport/messages.ts';
 import type { Inbox } from './inbox.ts';
 import type { Links } from './links.ts';
@@ -43,7 +44,7 @@ export interface IntakeDeps {
 /** Session ids are "<migration>:<step>:<n>": a relayed frame belongs to the step that opened its session. */
 function stepOfSession(session: string): Step | undefined {
   const step = session.split(':')[1];
-  return step && (STEPS as readonly string[]).includes(step) ? (step as Step) : undefined;
+  return isStep(step) ? step : undefined;
 }
 
 export class Intake {

@@ -18,7 +18,7 @@
 import type { EventObject } from 'xstate';
 import type { Clock } from '../clock.ts';
 import type { Rng } from '../crypto/index.ts';
-import { ProtocolError } from '../errors.ts';
+import { ProtocolError } from '../protocol/errors.ts';
 import type { Logger } from '../log.ts';
 import type { PartyStore } from '../store/party.store.ts';
 import { DEFAULT_TIMING, type Timing } from '../timing.ts';

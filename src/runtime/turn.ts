@@ -8,7 +8,7 @@
 import type { Actor, AnyStateMachine } from 'xstate';
 import type { Clock } from '../clock.ts';
 import type { Rng } from '../crypto/index.ts';
-import type { ProtocolError } from '../errors.ts';
+import type { ProtocolError } from '../protocol/errors.ts';
 import type { PartyStore } from '../store/party.store.ts';
 import { PROTOCOL_VERSION, type AnyEnvelope, type Envelope } from '../transport/envelope.ts';
 import { kindOf, type BodyOf, type MessageType } from '../transport/messages.ts';

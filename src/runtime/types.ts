@@ -10,11 +10,12 @@
 import type { AnyStateMachine, InspectionEvent } from 'xstate';
 import type { Clock } from '../clock.ts';
 import type { Rng } from '../crypto/index.ts';
-import type { Refusal } from '../errors.ts';
+import type { Refusal } from '../protocol/errors.ts';
 import type { Logger } from '../log.ts';
 import type { PartyStore } from '../store/party.store.ts';
 import type { Timing } from '../timing.ts';
-import type { AnyEnvelope, Step } from '../transport/envelope.ts';
+import type { Step } from '../protocol/steps.ts';
+import type { AnyEnvelope } from '../transport/envelope.ts';
 import type { CommitPolicy } from './queue.ts';
 
 export interface RuntimeDeps {

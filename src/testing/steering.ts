@@ -6,7 +6,7 @@
  * (RuntimeDeps.intercept, EmbeddedSystem's `intercept` option); nothing else
  * builds it.
  */
-import type { Refusal } from '../errors.ts';
+import type { Refusal } from '../protocol/errors.ts';
 import type { Interceptor } from '../runtime/types.ts';
 import type { AnyEnvelope } from '../transport/envelope.ts';
 

@@ -14,7 +14,8 @@
  */
 import type { InspectionEvent } from 'xstate';
 import type { RuntimeDeps } from '../actors/runtime.ts';
-import { decodeEnvelope, STEPS } from '../transport/envelope.ts';
+import { isStep } from '../protocol/steps.ts';
+import { decodeEnvelope } from '../transport/envelope.ts';
 import type { EnvelopeRecord, RunRecord, RunStartRecord, StateRecord } from './records.ts';
 
 /** Where records go (a JSON Lines file, a live page's WebSocket feed). */
@@ -72,7 +73,7 @@ export interface Recorder {
  */
 function sessionLabels(session: string): { mig?: string; step?: string } {
   const [mig, step] = session.split(':');
-  if (!mig || !step || !(STEPS as readonly string[]).includes(step)) return {};
+  if (!mig || !isStep(step)) return {};
   return { mig, step };
 }
 

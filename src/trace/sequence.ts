@@ -21,32 +21,12 @@
  *    any migration: 'register' or 'normal' by their type or session, carried
  *    along the parties that exchange them; else 'other'.
  */
+import { STEP_TABLE } from '../protocol/steps.ts';
 import type { EnvelopeRecord, RunRecord, RunStartRecord, StateRecord } from './records.ts';
 
-/** Short titles of each step (protocol.md §3; S4–S8 and S11–S15 as the migration machine announces them). */
-export const STEP_TITLES: Record<string, string> = {
-  S1: 'source: log in, prove serial, reserve channel',
-  S2: 'find the value items',
-  preflight: 'preflight checks',
-  S3: 'lock source (temp keys)',
-  S4: 'next item',
-  S5: 'link chip to migration SAM',
-  S6: 'authenticate with temp key',
-  S7: 'upload item',
-  S8: 'item uploaded',
-  S9: 'destination: log in, prove serial, reserve channel',
-  S10: 'format destination',
-  S11: 'next item',
-  S12: 'link chip to migration SAM',
-  S13: 'authenticate with temp key',
-  S14: 'download item and main key',
-  S15: 'receipt kept',
-  commit: 'commit decision',
-  S16: 'activate destination',
-  S17: 'clear migration SAMs',
-  rollback: 'rollback: restore source, clear SAMs',
-  normal: 'normal use',
-  register: 'register chip',
+/** Short titles of each step (the protocol table, src/protocol/steps.ts), and of the group of messages outside any. */
+export const STEP_TITLES: Readonly<Record<string, string>> = {
+  ...Object.fromEntries(STEP_TABLE.map((s) => [s.id, s.title])),
   other: 'outside the protocol steps',
 };
 

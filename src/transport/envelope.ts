@@ -8,18 +8,14 @@
  * wrong and where; nothing past it re-checks shapes.
  */
 import { z } from 'zod';
-import { ProtocolError } from '../errors.ts';
+import { ProtocolError } from '../protocol/errors.ts';
+import { STEPS, type Step } from '../protocol/steps.ts';
 import { MESSAGES, NAME_CHARS_MAX, isMessageType, type BodyOf, type MessageType } from './messages.ts';
 
 export const PROTOCOL_VERSION = 1;
 /** Largest encoded envelope a party accepts (a 16 KiB frame in base64 fits with room). */
 export const ENVELOPE_BYTES_MAX = 64 * 1024;
 
-export const STEPS = [
-  'S1', 'S2', 'preflight', 'S3', 'S4', 'S5', 'S6', 'S7', 'S8', 'S9', 'S10',
-  'S11', 'S12', 'S13', 'S14', 'S15', 'commit', 'S16', 'S17', 'rollback', 'normal', 'register',
-] as const;
-export type Step = (typeof STEPS)[number];
 
 export interface Envelope<T extends MessageType = MessageType> {
   v: typeof PROTOCOL_VERSION;
@@ -46,7 +42,7 @@ const headerSchema = z.strictObject({
   to: name,
   type: z.string().min(1).max(64),
   mig: name.optional(),
-  step: z.enum(STEPS).optional(),
+  step: z.enum(STEPS as [Step, ...Step[]]).optional(),
   item: z.number().int().min(0).max(1023).optional(),
   // The body as parsed, every own key kept, for its type's strict schema to judge. (A record schema would copy it
   // and silently drop a "__proto__" key, so an extra key of that one name would pass as no key at all.)

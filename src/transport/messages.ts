@@ -8,8 +8,9 @@
  * past decodeEnvelope() the types are trusted.
  */
 import { z } from 'zod';
-import { ERROR_CODES } from '../errors.ts';
+import { ERROR_CODES } from '../protocol/errors.ts';
 import { TEXT_CHARS_MAX } from '../limits.ts';
+import type { Grant, Receipt } from '../protocol/grant.ts';
 
 export { TEXT_CHARS_MAX };
 
@@ -70,7 +71,7 @@ const orderToken = z.string().min(1).max(2048).regex(/^[A-Za-z0-9._-]+$/, 'an is
 
 /** Each entry: [kind, body schema]. */
 export const MESSAGES = {
-  // generic: a refusal, its code one of the registry's (src/errors.ts) and its sentence, as two fields.
+  // generic: a refusal, its code one of the registry's (src/protocol/errors.ts) and its sentence, as two fields.
   error: ['reply', z.strictObject({ code: z.enum(ERROR_CODES), message: text })],
 
   // terminal <-> chip (the phone's local link; chip frames are already AEAD)
@@ -196,8 +197,12 @@ export const MESSAGES = {
 export type MessageType = keyof typeof MESSAGES;
 export type MessageKind = 'request' | 'reply' | 'notice';
 export type BodyOf<T extends MessageType> = z.infer<(typeof MESSAGES)[T][1]>;
-export type Grant = z.infer<typeof grantSchema>;
-export type Receipt = z.infer<typeof receiptSchema>;
+export type { Grant, Receipt };
+
+/** True when A and B are the same type: the wire schemas must describe the protocol table's records exactly. */
+type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+export type SchemasMatchTheTable = [Same<z.infer<typeof grantSchema>, Grant>, Same<z.infer<typeof receiptSchema>, Receipt>] extends [true, true] ? true : never;
+export const SCHEMAS_MATCH_THE_TABLE: SchemasMatchTheTable = true;
 
 export function isMessageType(t: string): t is MessageType {
   return Object.prototype.hasOwnProperty.call(MESSAGES, t);

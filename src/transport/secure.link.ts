@@ -21,7 +21,7 @@ import {
   type Rng,
   type TrustCheck,
 } from '../crypto/index.ts';
-import type { ErrorCode } from '../errors.ts';
+import type { ErrorCode } from '../protocol/errors.ts';
 import { CLOSE_POLICY, type Link } from './link.ts';
 import type { ResponderLimits } from './door.ts';
 import { HELLO_BYTES_MAX } from './limits.ts';

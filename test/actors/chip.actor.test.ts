@@ -15,7 +15,7 @@ import { SamSessions } from '../../src/actors/samSession.ts';
 import { encodeValue } from '../../src/actors/value.ts';
 import { systemClock } from '../../src/clock.ts';
 import { fromB64, randomSecret, seededRng, toB64, type Purpose, type Secret } from '../../src/crypto/index.ts';
-import type { ErrorCode } from '../../src/errors.ts';
+import type { ErrorCode } from '../../src/protocol/errors.ts';
 import { silentLogger } from '../../src/log.ts';
 import { AREA_COMMANDS, AREA_STATES, areaTransition, type AreaState } from '../../src/machines/area.machine.ts';
 import { PartyStore } from '../../src/store/party.store.ts';

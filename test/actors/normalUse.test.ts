@@ -7,7 +7,7 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { encodeVoucher, generateIdentity, issueVoucher, systemRng, type Identity } from '../../src/crypto/index.ts';
-import type { RemoteError } from '../../src/errors.ts';
+import type { RemoteError } from '../../src/protocol/errors.ts';
 import { buildWorld, type World } from '../helpers/world.ts';
 
 const t = suite('normal use through a reader');

@@ -1,6 +1,6 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import type { RemoteError } from '../../src/errors.ts';
+import type { RemoteError } from '../../src/protocol/errors.ts';
 import { buildWorld } from '../helpers/world.ts';
 
 test('while the chip-control channel is reserved (S1–S8) the terminal refuses reader use with CHANNEL_RESERVED', async () => {

@@ -6,7 +6,7 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { ProtocolError } from '../../src/errors.ts';
+import { ProtocolError } from '../../src/protocol/errors.ts';
 import { fuzzParty } from './fuzz.ts';
 import { fuzzWorld, targetFor, type FuzzWorld } from './fuzzWorld.ts';
 import { storeOf, terminalSeat, type Seat } from './seats.ts';

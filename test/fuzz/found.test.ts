@@ -7,7 +7,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { generateIdentity, systemRng, toB64 } from '../../src/crypto/index.ts';
-import type { RemoteError } from '../../src/errors.ts';
+import type { RemoteError } from '../../src/protocol/errors.ts';
 import { decodeEnvelope, type AnyEnvelope } from '../../src/transport/envelope.ts';
 import { buildWorld, settle, type World } from '../helpers/world.ts';
 import { watchProcess } from './fuzz.ts';

@@ -4,7 +4,7 @@
  * judged on what the party answered and on its durable state:
  *
  *  - it answers as the protocol says: a request or notice it refuses gets one
- *    `error` envelope with a code of src/errors.ts and a sentence that names
+ *    `error` envelope with a code of src/protocol/errors.ts and a sentence that names
  *    what was wrong and where (for decode failures: the field); a reply, or
  *    anything that says it is an `error`, is never answered (no error
  *    ping-pong); a repeated request id gets the replies stored for it; a chip
@@ -20,7 +20,7 @@
  */
 import fc from 'fast-check';
 import { fromB64 } from '../../src/crypto/index.ts';
-import { ERROR_CODES, ProtocolError } from '../../src/errors.ts';
+import { ERROR_CODES, ProtocolError } from '../../src/protocol/errors.ts';
 import { decodeChipFrame } from '../../src/transport/chip.frames.ts';
 import { decodeEnvelope, peekHeader, type AnyEnvelope } from '../../src/transport/envelope.ts';
 import { kindOf } from '../../src/transport/messages.ts';
@@ -35,7 +35,7 @@ import { changes, describeChanges, imageOf, type Change, type Image } from './st
 export const QUIESCE_TURNS_MAX = 2_000;
 /** Consecutive turns with every party idle that count as quiet (a message hop is one turn). */
 const QUIET_TURNS = 3;
-/** Codes a chip puts in an `err` frame besides src/errors.ts codes: the session layer's (src/crypto/errors.ts). */
+/** Codes a chip puts in an `err` frame besides src/protocol/errors.ts codes: the session layer's (src/crypto/errors.ts). */
 const SESSION_CODES = ['FRAME_REPLAY', 'FRAME_REORDER', 'FRAME_TAMPERED', 'FRAME_TOO_LARGE', 'BAD_ENCODING', 'AUTH_FAILED'];
 
 type Expect =
@@ -98,7 +98,7 @@ function predict(seat: Seat, bytes: Uint8Array): Expect {
 
 /** Whether a refusal's sentence names what was wrong and where. */
 function sentenceProblem(code: string, message: string): string | undefined {
-  if (!(ERROR_CODES as readonly string[]).includes(code)) return `code ${code} is not one of src/errors.ts`;
+  if (!(ERROR_CODES as readonly string[]).includes(code)) return `code ${code} is not one of src/protocol/errors.ts`;
   if (message.trim().length < 15) return `the sentence "${message}" is too short to act on`;
   const must: Partial<Record<string, RegExp>> = {
     BAD_JSON: /not valid UTF-8 JSON/,

@@ -23,9 +23,10 @@
 import fc from 'fast-check';
 import { z } from 'zod';
 import { toB64 } from '../../src/crypto/index.ts';
-import type { ErrorCode } from '../../src/errors.ts';
+import type { ErrorCode } from '../../src/protocol/errors.ts';
 import { chipFrameSchema } from '../../src/transport/chip.frames.ts';
-import { ENVELOPE_BYTES_MAX, PROTOCOL_VERSION, STEPS, type AnyEnvelope } from '../../src/transport/envelope.ts';
+import { STEPS } from '../../src/protocol/steps.ts';
+import { ENVELOPE_BYTES_MAX, PROTOCOL_VERSION, type AnyEnvelope } from '../../src/transport/envelope.ts';
 import { FRAME_DATA_CHARS_MAX, isMessageType, MESSAGES, type MessageType } from '../../src/transport/messages.ts';
 import { arbitraryOf, MESSAGE_TYPES, nameArb } from '../property/arbitraries.ts';
 import { BAD_CHARS, breakAt, deleteAt, setAt, typeOfJson, withKey, type JsonSchema, type Path } from './breakers.ts';

@@ -13,7 +13,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { generateIdentity, systemRng, toB64 } from '../../src/crypto/index.ts';
-import type { RemoteError } from '../../src/errors.ts';
+import type { RemoteError } from '../../src/protocol/errors.ts';
 import { encodeEnvelope, PROTOCOL_VERSION, type AnyEnvelope } from '../../src/transport/envelope.ts';
 import type { MessageType } from '../../src/transport/messages.ts';
 import { MESSAGE_TYPES } from '../property/arbitraries.ts';

@@ -18,7 +18,7 @@ import { EmbeddedSystem } from '../../src/actors/system.ts';
 import type { TerminalRuntime } from '../../src/actors/terminal.actor.ts';
 import { demoValue } from '../../src/fixtures/demo.ts';
 import { seededRng, toHex } from '../../src/crypto/index.ts';
-import type { ErrorCode } from '../../src/errors.ts';
+import type { ErrorCode } from '../../src/protocol/errors.ts';
 import { createLogger } from '../../src/log.ts';
 import { MODELS } from '../../src/model/models.ts';
 import type { ModelPath } from '../../src/model/paths.ts';

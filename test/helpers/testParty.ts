@@ -11,7 +11,7 @@ import { setup } from 'xstate';
 import type { Clock } from '../../src/clock.ts';
 import { INBOX_RECORDS_MAX, PartyRuntime, type MachineKind, type RuntimeDeps, type TurnContext } from '../../src/actors/runtime.ts';
 import { systemRng } from '../../src/crypto/index.ts';
-import { ProtocolError } from '../../src/errors.ts';
+import { ProtocolError } from '../../src/protocol/errors.ts';
 import { silentLogger } from '../../src/log.ts';
 import { PartyStore } from '../../src/store/party.store.ts';
 import { FAST_TIMING, type Timing } from '../../src/timing.ts';

@@ -7,7 +7,8 @@
  */
 import fc from 'fast-check';
 import { z } from 'zod';
-import { PROTOCOL_VERSION, STEPS, type AnyEnvelope } from '../../src/transport/envelope.ts';
+import { STEPS } from '../../src/protocol/steps.ts';
+import { PROTOCOL_VERSION, type AnyEnvelope } from '../../src/transport/envelope.ts';
 import { toB64 } from '../../src/crypto/index.ts';
 import { B64URL, MESSAGES, NAME_CHARS_MAX, type MessageType } from '../../src/transport/messages.ts';
 

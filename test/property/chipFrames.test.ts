@@ -9,7 +9,7 @@ import fc from 'fast-check';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { z } from 'zod';
-import { ProtocolError } from '../../src/errors.ts';
+import { ProtocolError } from '../../src/protocol/errors.ts';
 import {
   chipCommandSchema,
   chipFrameSchema,

@@ -11,7 +11,7 @@
 import fc from 'fast-check';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { ProtocolError, type ErrorCode } from '../../src/errors.ts';
+import { ProtocolError, type ErrorCode } from '../../src/protocol/errors.ts';
 import { decodeEnvelope, encodeEnvelope, ENVELOPE_BYTES_MAX, PROTOCOL_VERSION, type AnyEnvelope } from '../../src/transport/envelope.ts';
 import { MESSAGES, isMessageType } from '../../src/transport/messages.ts';
 import { arbitraryOf, envelopeArb, envelopeOf, MESSAGE_TYPES, nameArb } from './arbitraries.ts';

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { assign, emit, setup } from 'xstate';
-import { ProtocolError } from '../../src/errors.ts';
+import { ProtocolError } from '../../src/protocol/errors.ts';
 import { silentLogger } from '../../src/log.ts';
 import { ActorHost } from '../../src/runtime/host.ts';
 import type { MachineKind } from '../../src/runtime/types.ts';

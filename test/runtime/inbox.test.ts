@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { ProtocolError } from '../../src/errors.ts';
+import { ProtocolError } from '../../src/protocol/errors.ts';
 import { silentLogger } from '../../src/log.ts';
 import { Inbox, INBOX_SWEEP_EVERY_MS, NOTICE_IDS_REMEMBERED_MAX, STORE_FULL_AFTER_FAILED_COMMIT_MS } from '../../src/runtime/inbox.ts';
 import { PartyStore } from '../../src/store/party.store.ts';

@@ -8,7 +8,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { systemRng } from '../../src/crypto/index.ts';
-import { ProtocolError } from '../../src/errors.ts';
+import { ProtocolError } from '../../src/protocol/errors.ts';
 import { MessageIds, Turn, type TurnParts } from '../../src/runtime/turn.ts';
 import type { Interceptor, MachineEvent, OutMessage } from '../../src/runtime/types.ts';
 import type { AnyEnvelope } from '../../src/transport/envelope.ts';

@@ -33,7 +33,7 @@ import { generateIdentity, systemRng, toB64, toHex } from '../../src/crypto/inde
 import { loadConfig, type ChipConfig, type ServerConfig } from '../../src/deploy/config.ts';
 import { identityOf, readKeyFile } from '../../src/deploy/keyfiles.ts';
 import { launchDeployment, type LocalDeployment } from '../../src/deploy/up.ts';
-import type { RemoteError } from '../../src/errors.ts';
+import type { RemoteError } from '../../src/protocol/errors.ts';
 import { AdminSamRecords } from '../../src/store/adminSam.store.ts';
 import { ChipMemory } from '../../src/store/chip.store.ts';
 import { PartyStore } from '../../src/store/party.store.ts';

@@ -54,7 +54,7 @@ import type { TerminalRuntime } from '../../src/actors/terminal.actor.ts';
 import { addTraceCommand } from '../../src/cli/trace.command.ts';
 import { runDemo, type DemoReport } from '../../src/cli/demo.ts';
 import { fromB64, systemRng, toB64, toHex, utf8 } from '../../src/crypto/index.ts';
-import { ProtocolError } from '../../src/errors.ts';
+import { ProtocolError } from '../../src/protocol/errors.ts';
 import { InspectServer } from '../../src/inspect/server.ts';
 import { createLogger, memorySink } from '../../src/log.ts';
 import { FAULT_KINDS, runSeed, type SeedResult } from '../../src/sim/simulator.ts';

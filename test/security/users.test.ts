@@ -25,7 +25,7 @@ import { LOCKOUT_BASE_MS, LOCKOUT_CAP_MS, LOGIN_FAILURES_FREE } from '../../src/
 import type { TerminalRuntime } from '../../src/actors/terminal.actor.ts';
 import { systemClock, type Clock } from '../../src/clock.ts';
 import { fromB64, utf8 } from '../../src/crypto/index.ts';
-import type { RemoteError } from '../../src/errors.ts';
+import type { RemoteError } from '../../src/protocol/errors.ts';
 import { decodeEnvelope, type AnyEnvelope } from '../../src/transport/envelope.ts';
 import { kindOf } from '../../src/transport/messages.ts';
 import { scan } from '../helpers/secrets.ts';

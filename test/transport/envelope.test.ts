@@ -1,6 +1,6 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { ProtocolError } from '../../src/errors.ts';
+import { ProtocolError } from '../../src/protocol/errors.ts';
 import { decodeEnvelope, encodeEnvelope, ENVELOPE_BYTES_MAX } from '../../src/transport/envelope.ts';
 
 const enc = new TextEncoder();

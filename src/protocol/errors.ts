@@ -25,7 +25,7 @@
  * This module imports nothing but the shared limits (./limits.ts): src/crypto,
  * src/transport, the machines and the actors all import it.
  */
-import { TEXT_CHARS_MAX } from './limits.ts';
+import { TEXT_CHARS_MAX } from '../limits.ts';
 
 /**
  *  transport  the message, its envelope, its delivery or the channel it rides on
@@ -134,7 +134,7 @@ export const ERROR_CODES = Object.freeze(Object.keys(ERRORS)) as readonly ErrorC
 export type ErrorCodeOf<F extends ErrorFamily> = { [C in ErrorCode]: (typeof ERRORS)[C]['family'] extends F ? C : never }[ErrorCode];
 
 export function isErrorCode(s: unknown): s is ErrorCode {
-  return typeof s === 'string' && Object.prototype.hasOwnProperty.call(ERRORS, s);
+  return typeof s === 'string' && Object.hasOwn(ERRORS, s);
 }
 
 /** Whether a retry of the step that failed with `code` may help; a code this build does not know may not. */
