@@ -407,6 +407,7 @@ export class MigrationSamRuntime extends PartyRuntime {
         turn.send(turn.peerOfRequest(intent.request), 'msam.uploaded', {}, { ...header, step: 'S7', corr: intent.request });
         return;
       case 'signReceipt': {
+        // S15: the receipt, signed, goes back with the download's answer.
         const rec = this.heldRecord(ctx.mig, ctx.item);
         const receipt = signReceipt(
           { mig: ctx.mig, item: ctx.item, serial: w!.grant.serial, area: w!.grant.area, provider: this.opts.provider, kcv: w!.kcv! },

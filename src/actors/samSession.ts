@@ -1,5 +1,6 @@
 /**
- * The SAM side of chip sessions (protocol.md §2, mutual authentication),
+ * The SAM side of chip sessions (protocol.md §2, mutual authentication: S6
+ * and S13 under a temp key, and every admin and normal-use session),
  * shared by the admin SAM (K_chip), migration SAMs (temp keys) and normal
  * SAMs (main keys). Session state lives in RAM only: a SAM that restarts
  * loses its open sessions, and the step that needed one is retried with a

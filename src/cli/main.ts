@@ -12,6 +12,7 @@ import { addPathsCommand } from './paths.command.ts';
 import { addBenchCommand } from './bench.command.ts';
 import { addTraceCommand } from './trace.command.ts';
 import { addSimCommand } from './sim.command.ts';
+import { addStepsCommand } from './steps.command.ts';
 import { runDemo, DEMO_ITEMS_MAX } from './demo.ts';
 
 function wholeNumber(value: string): number {
@@ -53,6 +54,7 @@ export function buildCli(out: (line: string) => void = (l) => process.stdout.wri
   addChartsCommand(program, out);
   addTraceCommand(program, out);
   addSimCommand(program, out);
+  addStepsCommand(program, out);
   return program;
 }
 

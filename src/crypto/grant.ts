@@ -1,5 +1,5 @@
 /**
- * Temp-key grants and download receipts (protocol.md §2–3).
+ * Temp-key grants (S3, S10) and download receipts (S15) (protocol.md §2–3).
  *
  * A grant is the temp key sealed to one migration SAM's X25519 key, with its
  * binding (migration, item, area, chip serial, purpose, provider, recipient,

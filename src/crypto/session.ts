@@ -1,5 +1,5 @@
 /**
- * Chip <-> SAM sessions (protocol.md §2): symmetric mutual authentication
+ * Chip <-> SAM sessions (protocol.md §2; S6 and S13 under a temp key): symmetric mutual authentication
  * keyed by the area's active key (FeliCa / GlobalPlatform style), then AEAD
  * frames (ChaCha20-Poly1305) with a per-direction counter in the nonce. A
  * frame whose counter is not exactly the next one is refused: no replay, no

@@ -1,8 +1,8 @@
 /**
  * The area key lifecycle (protocol.md §2), the key-swap statechart:
  *
- *   absent --FORMAT(temp)--> provisioned --DOWNLOAD(data, main)--> loaded --ACTIVATE--> mainActive
- *   mainActive --LOCK(temp)--> locked --RESTORE--> mainActive      (rollback, source)
+ *   absent --FORMAT(temp) S10--> provisioned --DOWNLOAD(data, main) S14--> loaded --ACTIVATE S16--> mainActive
+ *   mainActive --LOCK(temp) S3--> locked --RESTORE--> mainActive   (rollback, source)
  *   provisioned | loaded --WIPE--> absent                          (rollback, destination)
  *   locked --WIPE--> absent                                         (after commit, source)
  *

@@ -5,8 +5,8 @@
  * was opened with (protocol.md §2):
  *
  *   admin    (K_chip)        list, format, lock, restore, activate, wipe
- *   upload   (temp key)      read          - only out of a locked area
- *   download (temp key)      download      - only into a provisioned area
+ *   upload   (temp key)      read          - only out of a locked area (S6, S7)
+ *   download (temp key)      download      - only into a provisioned area (S13, S14)
  *   normal   (main key)      read, write   - only on a mainActive area
  *
  * The crypto (proofs, session keys, AEAD frames) runs in the chip runtime,

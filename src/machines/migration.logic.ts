@@ -311,6 +311,7 @@ export const migrationSetup = setup({
         return { owner: e.owner, notMainActive: bad ? `${bad.area} is ${bad.state}` : null, at: e.now };
       },
     }),
+    /** S2: every value item the source listed (its areas) is recorded, one per provider, in chip order. */
     recordItems: assign({
       items: ({ event }) =>
         (event as E<'CHIP_IDENTIFIED'>).areas.map((a, i) => ({
@@ -368,6 +369,7 @@ export const migrationSetup = setup({
     })),
     keepUploadGrants: assign({ uploadGrants: ({ event }) => (event as E<'SOURCE_LOCKED'>).grants }),
     resetCursor: assign({ cursor: 0 }),
+    /** S8 and S15 done: the next item is taken (S4, S11). */
     advanceCursor: assign({ cursor: ({ context }) => context.cursor + 1, attempts: 0 }),
     requestUpload: emit(({ context }) => {
       const item = context.items[context.cursor]!;
@@ -453,6 +455,7 @@ export const migrationSetup = setup({
         ...(context.issuance ? { order: context.issuance.orders[item.item] } : {}),
       };
     }),
+    /** S15: the migration SAM's signed receipt is kept for the commit. */
     keepReceipt: assign({
       receipts: ({ context, event }) => {
         const e = event as E<'ITEM_DOWNLOADED'>;

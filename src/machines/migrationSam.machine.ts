@@ -3,13 +3,14 @@
  * Fig. 3 and 4). It holds the item between upload and download, and only
  * does what a grant from the admin SAM binds it to.
  *
- *   idle --upload grant--> uploading --item read under the temp key--> holding
+ *   idle --upload grant (S5)--> uploading --item read under the temp key (S6, S7)--> holding
  *   idle --issue order (an issuance: the provider's signed order)--> holding
- *   holding --download grant--> downloading (main key from our normal SAM,
- *            temp-key session with the destination, item + main key written,
- *            key check value verified) --> downloaded (receipt signed)
+ *   holding --download grant (S12)--> downloading (main key from our normal
+ *            SAM, temp-key session with the destination (S13), item + main
+ *            key written, key check value verified (S14)) --> downloaded
+ *            (receipt signed, S15)
  *   downloaded --clear (S17)--> cleared
- *   fenced: the migration was aborted; no download, ever; clear once the
+ *   fenced: the migration was aborted (rollback); no download, ever; clear once the
  *           source is restored.
  *
  * A failed session returns to where it started and the server retries; the

@@ -1,7 +1,7 @@
 /**
  * The terminal: the phone (or a shop's reader) that links a chip to the
  * world. It logs its user in, reserves the chip-control channel when the
- * server asks (seed ¶0084, ¶0091), and relays session frames it can not read
+ * server asks (seed ¶0084, ¶0091; S1 and S9, released at S8 and S17), and relays session frames it can not read
  * between the chip and the server (migration) or a provider's normal SAM
  * (normal use). It never sees a key or a plaintext value item.
  *

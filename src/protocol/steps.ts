@@ -45,7 +45,7 @@ const RELEASE = 'the terminal to release its chip-control channel';
 const PROVE = 'the chip to prove its serial to the admin SAM';
 const CLEAR = 'the migration SAMs to clear their copies';
 
-export const STEP_TABLE = [
+const TABLE = [
   {
     id: 'S1',
     title: 'source: log in, prove serial, reserve channel',
@@ -294,7 +294,10 @@ export const STEP_TABLE = [
 ] as const satisfies readonly StepDeclaration[];
 
 /** A step's name, as envelope headers carry it. */
-export type Step = (typeof STEP_TABLE)[number]['id'];
+export type Step = (typeof TABLE)[number]['id'];
+
+/** The protocol table: every step, in protocol order. */
+export const STEP_TABLE: readonly (StepDeclaration & { readonly id: Step })[] = TABLE;
 
 /** Every step's name, in protocol order. */
 export const STEPS: readonly Step[] = STEP_TABLE.map((s) => s.id);
@@ -304,7 +307,7 @@ export const FINAL_STATES = ['completed', 'refused', 'rolledBack'] as const;
 
 const BY_ID = new Map<string, StepDeclaration>(STEP_TABLE.map((s) => [s.id, s]));
 const BY_STATE = new Map<string, { step: StepDeclaration; waiting: Waiting }>(
-  STEP_TABLE.flatMap((s) => Object.entries(s.states as Record<string, Waiting>).map(([path, waiting]) => [path, { step: s as StepDeclaration, waiting }] as const)),
+  STEP_TABLE.flatMap((s) => Object.entries(s.states).map(([path, waiting]) => [path, { step: s, waiting }] as const)),
 );
 
 export function isStep(s: string | undefined): s is Step {

@@ -2,7 +2,8 @@
  * The admin SAM's records: temp keys per (migration, item), with the key
  * check values it needs later (the source's main key, set aside by the lock,
  * and the destination's main key, from the download receipt), and the
- * decision record of every migration, written only by compare-and-set.
+ * decision record of every migration (pending from S3; the commit or the
+ * abort), written only by compare-and-set.
  *
  * A temp key's bytes live only until its item is settled (issue 16): the
  * admin SAM sets `key` to null in the turn that answers `admin.activated`

@@ -1,5 +1,5 @@
 /**
- * A migration SAM's store: per (migration, item) the uploaded item (data and
+ * A migration SAM's store: per (migration, item) the item uploaded at S7 (data and
  * counter, plaintext only here and in chips), the grants it works under, and
  * the receipt it signed; and the migrations it has fenced. S17 clears an
  * item's record; an empty store is the end state of every migration.

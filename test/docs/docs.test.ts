@@ -5,8 +5,8 @@
  * relative link in the README and the pages resolves to a file of this
  * repository (anchors to a heading that exists), and nothing points outside
  * it. The command table and `valmove --help` list the same commands; the
- * folder map names every folder; the step table names every step and only
- * files that exist.
+ * folder map names every folder. (The step index, docs/steps.md, is
+ * generated from the protocol table and checked by test/protocol/steps.test.ts.)
  *
  * The checks are plain functions of the repository's root, so the second half
  * of this file runs each of them on a small broken repository in a temp folder
@@ -29,7 +29,6 @@ const TWO_COMMANDS = [
   'npm ci && npm test       # installs, then runs the test suite',
   '```',
 ].join('\n');
-const STEPS = [...Array.from({ length: 17 }, (_, i) => `S${i + 1}`), 'preflight', 'commit', 'rollback'];
 /** Top-level folders that are never part of the repository, whatever .gitignore says. */
 const NEVER_TRACKED = [/^\.git$/, /^node_modules$/, /^data$/, /^reports$/, /^\.stryker-tmp/];
 /** Text that names a place outside this repository (the design notes beside it, the machine's own paths). */
@@ -340,21 +339,6 @@ function folderProblems(root: string, readme: string): string[] {
   return problems;
 }
 
-/** The step table: a row per step, and every file it names exists. */
-function stepProblems(root: string, readme: string): string[] {
-  const rows = tableUnder(readme, 'Where to find each step');
-  const problems: string[] = [];
-  const steps = rows.map((r) => r[0] ?? '');
-  for (const s of STEPS) if (!steps.includes(s)) problems.push(`step ${s} has no row in the README's step table`);
-  for (const row of rows) {
-    const files = [...(row[3] ?? '').matchAll(/`([^`]+)`/g)].map((m) => m[1]!);
-    if (files.length === 0) problems.push(`step ${row[0]}: no file named`);
-    if (files.length > 5) problems.push(`step ${row[0]}: ${files.length} files (at most 5: the ones to open first)`);
-    for (const f of files) if (!existsSync(join(root, f))) problems.push(`step ${row[0]}: ${f} does not exist`);
-  }
-  return problems;
-}
-
 const run = promisify(execFile);
 
 /** What `valmove --help` lists, with the subcommands of each group (a command listed without options or arguments). */
@@ -413,10 +397,6 @@ test('the command table and `valmove --help` list the same commands; its npm scr
 
 test('the folder map names every top-level folder and every folder under src/ and test/, and nothing else', () => {
   noProblems(folderProblems(ROOT, read(ROOT, 'README.md')));
-});
-
-test('the step table has S1–S17, preflight, commit and rollback, each with at most 5 files that exist', () => {
-  noProblems(stepProblems(ROOT, read(ROOT, 'README.md')));
 });
 
 // ---- each check can fail: a small repository, broken one way per check ----
@@ -574,23 +554,6 @@ test('checker: a command missing from the table, or one the CLI does not know, i
     ['demo', true],
     ['user', false],
   ]);
-});
-
-test('checker: a step without a row, too many files or a file that does not exist are named', () => {
-  const root = goodRepo();
-  try {
-    const rows = STEPS.filter((s) => s !== 'S9').map((s) => `| ${s} | x | y | \`src/a/x.ts\` |`);
-    rows[0] = '| S1 | x | y | `src/a/x.ts`, `src/a/gone.ts` |';
-    rows[1] = `| S2 | x | y | ${Array(6).fill('`src/a/x.ts`').join(', ')} |`;
-    const readme = ['## Where to find each step', '', '| step | what | states | files |', '|---|---|---|---|', ...rows, ''].join('\n');
-    assert.equal(stepProblems(root, readme), [
-      "step S9 has no row in the README's step table",
-      'step S1: src/a/gone.ts does not exist',
-      'step S2: 6 files (at most 5: the ones to open first)',
-    ]);
-  } finally {
-    rmSync(root, { recursive: true, force: true });
-  }
 });
 
 test('slugs follow GitHub: lowercase, punctuation dropped, spaces to dashes, repeats numbered', () => {
