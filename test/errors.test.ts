@@ -130,7 +130,7 @@ test('retry: the retryable codes are the transient ones of before the registry, 
 
 /** The server's migration machine at S1, failing the channel reservation `times` times with `code`. */
 function failReservation(code: ErrorCode, times: number): string {
-  const actor = createActor(migrationMachine, { input: { mig: 'm-retry', user: 'alice', terminal: 'terminal/old', request: 'r1' } }).start();
+  const actor = createActor(migrationMachine, { input: { mig: 'm-retry', user: 'alice', terminal: 'terminal/old', request: 'r1', timing: { retryBaseMs: 200, retryCapMs: 30_000, preflightMs: 30_000 } } }).start();
   for (let i = 0; i < times; i++) {
     assert.ok(actor.getSnapshot().matches({ sourcePhase: 'reservingChannel' }), `attempt ${i + 1} runs: ${JSON.stringify(actor.getSnapshot().value)}`);
     actor.send({ type: 'STEP_FAILED', code, message: 'steered', now: 0 });

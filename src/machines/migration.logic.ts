@@ -15,11 +15,11 @@ import { CHIP_AREAS_MAX, type AreaState } from './area.machine.ts';
 /** 6: issuance, a migration without a source (provider issue orders); 5: a cancel while refusing is answered and the refusal stands. */
 export const MIGRATION_MACHINE_VERSION = 6;
 
-/** Backoff for retrying a failed step, unless the input says otherwise: base doubles per attempt up to the cap. */
-export const RETRY_BASE_MS = 200;
-export const RETRY_CAP_MS = 30_000;
-
-/** The delays a migration waits by (from the server's Timing; see src/timing.ts). */
+/**
+ * The delays a migration waits by: the server's Timing (src/timing.ts, the one
+ * place they are set), handed over as input. A failed step is retried after
+ * retryBaseMs, doubling per attempt up to retryCapMs.
+ */
 export interface MigrationTiming {
   retryBaseMs: number;
   retryCapMs: number;
@@ -36,8 +36,6 @@ export const PRE_LOCK_ATTEMPTS_MAX = 3;
 export function retryBeforeLock(code: ErrorCode, attempts: number): boolean {
   return mayRetry(code) || attempts + 1 < PRE_LOCK_ATTEMPTS_MAX;
 }
-/** How long the preflight waits for every provider's answer before it refuses the migration. */
-export const PREFLIGHT_TIMEOUT_MS = 30_000;
 /** How long a migration waits for its destination before it is cancelled. */
 export const DESTINATION_DEADLINE_MS_DEFAULT = 7 * 24 * 3600 * 1000;
 
@@ -114,7 +112,7 @@ export interface MigrationInput {
   /** Areas the named destination held when it was registered (its "room"). */
   destinationAreas?: string[];
   deadlineMs?: number;
-  timing?: MigrationTiming;
+  timing: MigrationTiming;
   /** An issuance: `terminal` and `request` are then the destination's, and there is no source. */
   issuance?: IssuanceInput;
 }

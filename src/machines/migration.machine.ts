@@ -26,7 +26,7 @@
  * Every request of a step is retried with backoff after a failure; before
  * S3 a failure refuses the migration, leaving the source untouched.
  */
-import { DESTINATION_DEADLINE_MS_DEFAULT, migrationSetup, PREFLIGHT_TIMEOUT_MS, RETRY_BASE_MS, RETRY_CAP_MS } from './migration.logic.ts';
+import { DESTINATION_DEADLINE_MS_DEFAULT, migrationSetup } from './migration.logic.ts';
 
 export * from './migration.logic.ts';
 
@@ -113,7 +113,7 @@ export const migrationMachine = migrationSetup.createMachine({
     destinationWiped: false,
     offline: [],
     issuance: input.issuance ? { orders: input.issuance.orders } : null,
-    timing: input.timing ?? { retryBaseMs: RETRY_BASE_MS, retryCapMs: RETRY_CAP_MS, preflightMs: PREFLIGHT_TIMEOUT_MS },
+    timing: input.timing,
   }),
   initial: 'starting',
   on: {

@@ -15,6 +15,7 @@ import { migrationSamMachine } from '../machines/migrationSam.machine.ts';
 import { normalSamMachine } from '../machines/normalSam.machine.ts';
 import { registrationMachine } from '../machines/registration.machine.ts';
 import { terminalMachine } from '../machines/terminal.machine.ts';
+import { DEFAULT_TIMING } from '../timing.ts';
 
 export interface Model {
   name: string;
@@ -30,7 +31,15 @@ const plain = (...types: string[]): EventObject[] => types.map((type) => ({ type
 const valueKey = (s: SnapshotFrom<AnyStateMachine>) => JSON.stringify(s.value);
 
 /** The migration's sample world: user alice, source SRC on terminal/old, destination DST on terminal/new, two items. */
-export const MIGRATION_INPUT = { mig: 'm-model', user: 'alice', terminal: 'terminal/old', request: 'req-out', destination: undefined as string | undefined };
+const { retryBaseMs, retryCapMs, preflightMs } = DEFAULT_TIMING;
+export const MIGRATION_INPUT = {
+  mig: 'm-model',
+  user: 'alice',
+  terminal: 'terminal/old',
+  request: 'req-out',
+  destination: undefined as string | undefined,
+  timing: { retryBaseMs, retryCapMs, preflightMs },
+};
 
 /** An issuance in the same world: terminal/new asks, with one order per provider for its chip DST. */
 export const ISSUANCE_INPUT = {
