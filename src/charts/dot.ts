@@ -96,8 +96,8 @@ class DotWriter {
     const a: Record<string, string | number | undefined> = {
       id: svgId(this.chart.machine, s.path),
       class: classes,
-      label: s.kind === 'history' ? (s.history === 'deep' ? 'H*' : 'H') : s.key,
-      tooltip: s.description ?? (s.kind === 'history' ? `${s.key} (${s.history} history)` : undefined),
+      label: s.kind === 'history' ? (s.history === 'deep' ? 'H*' : 'H') : s.step ? `${s.key} (${s.step})` : s.key,
+      tooltip: s.description ?? (s.kind === 'history' ? `${s.key} (${s.history} history)` : s.step),
     };
     if (s.kind === 'final') a.peripheries = 2;
     if (s.kind === 'history') a.shape = 'circle';

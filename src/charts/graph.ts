@@ -38,6 +38,8 @@ export interface ChartState {
   /** Where a history state goes when there is no history yet. */
   historyTarget?: string[];
   description?: string;
+  /** The protocol step this state belongs to (the protocol table's id, e.g. `S3`), for machines whose states the table names. */
+  step?: string;
   tags: string[];
   entry: ChartAction[];
   exit: ChartAction[];
@@ -119,7 +121,8 @@ function kindOf(node: AnyStateNode): StateKind {
 }
 
 /** Walks the real machine into a chart. */
-export function chartOf(machine: AnyStateMachine): Chart {
+/** `stepOf`: the protocol step of a state (its path), for the migration machine (the protocol table's states). */
+export function chartOf(machine: AnyStateMachine, stepOf?: (path: string) => string | undefined): Chart {
   const states = new Map<string, ChartState>();
   const transitions: ChartTransition[] = [];
 
@@ -145,6 +148,8 @@ export function chartOf(machine: AnyStateMachine): Chart {
       exit: toArray(config.exit).map(chartAction),
     };
     if (node.description) state.description = node.description;
+    const step = stepOf?.(path);
+    if (step) state.step = step;
     if (kind === 'history') {
       state.history = node.history === 'deep' ? 'deep' : 'shallow';
       // A history state's default is config text: a sibling key ('a', 'a.b') or an id ('#m.a').

@@ -10,7 +10,9 @@
  *   svg      that DOT rendered locally by Graphviz WASM                    (./svg.ts)
  */
 import type { AnyStateMachine } from 'xstate';
+import { migrationMachine } from '../machines/migration.machine.ts';
 import { MODEL_NAMES, MODELS } from '../model/models.ts';
+import { stepOfState } from '../protocol/steps.ts';
 import { toDot, svgId } from './dot.ts';
 import { chartOf } from './graph.ts';
 import { toJson } from './json.ts';
@@ -55,7 +57,7 @@ function formatNamed(format: string): ChartFormat {
 /** Exports any machine (the registry's, or one a test builds) in one format. */
 export async function exportMachineChart(machine: AnyStateMachine, format: ChartFormat | string): Promise<string> {
   const f = formatNamed(format);
-  const chart = chartOf(machine);
+  const chart = chartOf(machine, machine === migrationMachine ? (path) => stepOfState(path)?.step.id : undefined);
   switch (f) {
     case 'json':
       return toJson(chart);

@@ -41,7 +41,7 @@ const labelText = (s: string): string => s.replace(/["]/g, "'").replace(/[;:\r\n
 function stateLabel(chart: Chart, s: ChartState): string {
   if (s.path === '') return labelText(chart.machine);
   if (s.kind === 'history') return labelText(`${s.key} (${s.history === 'deep' ? 'H*' : 'H'})`);
-  return labelText(s.key);
+  return labelText(s.step ? `${s.key} (${s.step})` : s.key);
 }
 
 export function toMermaid(chart: Chart): string {
