@@ -321,7 +321,7 @@ export class MigrationSamRuntime extends PartyRuntime {
 
   private fromNormalSam(turn: TurnContext, env: AnyEnvelope): void {
     const req = turn.requestOf(env.corr);
-    if (!req || req.type !== 'nsam.main-key') throw new ProtocolError('UNEXPECTED', `${env.type} answers no main-key request of ours`);
+    if (req?.type !== 'nsam.main-key') throw new ProtocolError('UNEXPECTED', `${env.type} answers no main-key request of ours`);
     const key = `${ITEM}${req.mig}:${req.item}`;
     const w = this.working.get(key);
     if (env.type === 'error') {
