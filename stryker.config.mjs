@@ -35,7 +35,7 @@ function span(file, first, last) {
   return `${file}:${start}-${lineOf(file, lines, last, start - 1)}`;
 }
 
-const ADMIN = 'src/actors/adminSam.actor.ts';
+const DECISIONS = 'src/actors/adminDecisions.ts';
 const MSAM = 'src/actors/migrationSam.actor.ts';
 const KEYS = 'src/crypto/keys.ts';
 
@@ -53,11 +53,11 @@ export default {
     fn(KEYS, 'function kcvBytes('),
     fn(KEYS, 'export function sameKcv('),
     // the admin SAM's commit: a valid receipt for every item
-    fn(ADMIN, 'private checkReceipts('),
+    fn(DECISIONS, 'checkReceipts('),
     // the migration SAMs' rights, grants, the temp key's serial and the download's key check
     fn(MSAM, 'private rightsOf('),
     fn(MSAM, 'private requireRight('),
-    span(MSAM, 'const right = RIGHT_OF[env.type];', "this.reply(env, 'msam.ready'"),
+    span(MSAM, 'const right = RIGHT_OF[env.type];', "turn.reply(env, 'msam.ready'"),
     fn(MSAM, 'private checkGrant('),
     span(MSAM, "if (snap.matches({ uploading: 'authenticating' })", 'serial === w.grant.serial ? w.tempKey : null'),
     span(MSAM, '// Download: the key check value', 'verified: sameKcv('),

@@ -6,14 +6,13 @@
  * The session crypto runs here (proofs, HKDF session keys, AEAD frames with
  * strictly increasing counters); the session lifecycle is chip.machine.ts;
  * whether a command may change an area is area.machine.ts, evaluated inside
- * the transaction that writes the area.
+ * the transaction that writes the area (chipAreas.ts: what each command does).
  */
 import {
   chipProof,
   chipSessionCiphers,
   deriveSessionKeys,
   fromB64,
-  keyCheckValue,
   samProof,
   Secret,
   toB64,
@@ -23,10 +22,10 @@ import {
   type FrameSealer,
   type SessionBinding,
 } from '../crypto/index.ts';
-import { codeOf, ProtocolError, type ErrorCode, type Refusal } from '../protocol/errors.ts';
-import { ACTIVE_SLOT, areaTransition, CHIP_AREAS_MAX, type AreaCommand } from '../machines/area.machine.ts';
+import { codeOf, ProtocolError, type Refusal } from '../protocol/errors.ts';
+import { ACTIVE_SLOT, areaTransition } from '../machines/area.machine.ts';
 import { chipMachine, CHIP_MACHINE_VERSION, type ChipIntent, type SessionPurpose } from '../machines/chip.machine.ts';
-import { ChipMemory, type AreaRecord } from '../store/chip.store.ts';
+import { ChipMemory } from '../store/chip.store.ts';
 import {
   decodeChipCommand,
   decodeChipFrame,
@@ -36,6 +35,7 @@ import {
   type ChipReply,
 } from '../transport/chip.frames.ts';
 import type { AnyEnvelope } from '../transport/envelope.ts';
+import { ChipAreas, refusal } from './chipAreas.ts';
 import { PartyRuntime, type MachineKind, type RuntimeDeps, type TurnContext } from './runtime.ts';
 
 const CHIP_ACTOR = 'chip';
@@ -50,34 +50,6 @@ interface SessionCrypto {
   opener?: FrameOpener;
 }
 
-/** Checks the area invariants the lifecycle promises; a violation is a bug and stops the chip. */
-export function assertAreaInvariant(rec: AreaRecord): void {
-  const fail = (why: string) => {
-    throw new Error(`area ${rec.area} invariant broken: ${why}`);
-  };
-  switch (rec.state) {
-    case 'absent':
-      if (rec.data || rec.mainKey || rec.tempKey) fail('an absent area holds data or keys');
-      break;
-    case 'provisioned':
-      if (!rec.tempKey || rec.mainKey || rec.data) fail('a provisioned area holds exactly a temp key');
-      break;
-    case 'loaded':
-      if (!rec.tempKey || !rec.mainKey || !rec.data) fail('a loaded area holds data, a main key and a temp key');
-      break;
-    case 'mainActive':
-      if (!rec.mainKey || !rec.data || rec.tempKey) fail('a mainActive area holds data and a main key, and no temp key');
-      break;
-    case 'locked':
-      if (!rec.tempKey || !rec.mainKey || !rec.data) fail('a locked area holds data, its main key and a temp key');
-      break;
-  }
-}
-
-function refusal(code: ErrorCode, message: string): ChipReply {
-  return { ok: false, code, message };
-}
-
 export interface ChipOptions {
   serial: string;
   kChip: Uint8Array;
@@ -86,6 +58,7 @@ export interface ChipOptions {
 export class ChipRuntime extends PartyRuntime {
   protected readonly kinds: Record<string, MachineKind> = { chip: { machine: chipMachine, version: CHIP_MACHINE_VERSION } };
   readonly memory: ChipMemory;
+  private readonly areas: ChipAreas;
   private serialValue = '';
   private kChip!: Secret;
   private readonly sessions = new Map<string, SessionCrypto>();
@@ -96,6 +69,7 @@ export class ChipRuntime extends PartyRuntime {
   constructor(deps: RuntimeDeps) {
     super(deps);
     this.memory = new ChipMemory(deps.store);
+    this.areas = new ChipAreas(this.memory, () => this.serialValue);
   }
 
   get serial(): string {
@@ -298,127 +272,10 @@ export class ChipRuntime extends PartyRuntime {
     this.sendFrame(turn, s.peer, session, { t: 'resp', box: toB64(s.sealer!.seal(encodeJson(reply))) });
   }
 
-  // ---- commands: one LMDB transaction each ---------------------------------------------
+  // ---- commands: one LMDB transaction each (chipAreas.ts) -----------------------------
 
-  private kcv(key: Uint8Array, area: string): string {
-    return toB64(keyCheckValue(Secret.of(key), this.serialValue, area));
-  }
-
-  private save(turn: TurnContext, rec: AreaRecord): void {
-    assertAreaInvariant(rec);
-    const areas = this.memory.areas;
-    // A wiped area stays as an absent record that remembers its last command, so a repeated wipe gets the same answer.
-    turn.write(() => areas.put(rec.area, rec));
-  }
-
+  /** Runs a session's command on the chip's areas (its own method, so a deliberately defective chip can wrap it: src/sim/rogue.ts). */
   private execute(turn: TurnContext, b: SessionBinding, cmd: ChipCommand): ChipReply {
-    switch (cmd.op) {
-      case 'list':
-        return {
-          ok: true,
-          areas: this.memory
-            .list()
-            .filter((a) => a.state !== 'absent')
-            .map((a) => ({ area: a.area, provider: a.provider, state: a.state })),
-        };
-      case 'format':
-      case 'lock':
-      case 'activate':
-      case 'restore':
-      case 'wipe':
-        return this.adminCommand(turn, cmd);
-      case 'read': {
-        const rec = this.memory.get(b.area)!;
-        const event = b.purpose === 'upload' ? 'UPLOAD' : 'USE';
-        if (areaTransition(rec.state, event) === null) return refusal('AREA_STATE', `area ${rec.area} is ${rec.state}`);
-        return { ok: true, data: toB64(rec.data!), counter: rec.counter };
-      }
-      case 'write': {
-        const rec = this.memory.get(b.area)!;
-        if (areaTransition(rec.state, 'USE') === null) return refusal('AREA_STATE', `area ${rec.area} is ${rec.state}`);
-        if (cmd.counter !== rec.counter) {
-          return refusal('STALE_COUNTER', `area ${rec.area} is at counter ${rec.counter}, the write was prepared at ${cmd.counter}`);
-        }
-        const next: AreaRecord = { ...rec, data: fromB64(cmd.data), counter: rec.counter + 1 };
-        this.save(turn, next);
-        return { ok: true, counter: next.counter };
-      }
-      case 'download': {
-        const rec = this.memory.get(b.area)!;
-        if (rec.last && rec.last.mig === cmd.mig && rec.last.step === cmd.step && rec.last.op === 'download') return rec.last.reply;
-        if (rec.holder !== null && rec.holder !== cmd.mig) return refusal('AREA_HELD', `area ${rec.area} is held by another migration`);
-        const state = areaTransition(rec.state, 'DOWNLOAD');
-        if (state === null) return refusal('AREA_STATE', `area ${rec.area} is ${rec.state}; DOWNLOAD needs provisioned`);
-        const key = fromB64(cmd.key);
-        const reply: ChipReply = { ok: true, kcv: this.kcv(key, rec.area) };
-        this.save(turn, { ...rec, state, data: fromB64(cmd.data), mainKey: key, counter: 0, last: { mig: cmd.mig, step: cmd.step, op: 'download', reply } });
-        return reply;
-      }
-      case 'close':
-        return { ok: true };
-    }
-  }
-
-  private adminCommand(turn: TurnContext, cmd: Extract<ChipCommand, { op: 'format' | 'lock' | 'activate' | 'restore' | 'wipe' }>): ChipReply {
-    const existing = this.memory.get(cmd.area);
-    const rec: AreaRecord = existing ?? {
-      area: cmd.area,
-      provider: cmd.op === 'format' ? cmd.provider : '-',
-      state: 'absent',
-      data: null,
-      mainKey: null,
-      tempKey: null,
-      counter: 0,
-      holder: null,
-      last: null,
-    };
-    // ¶ protocol.md §2: admin commands are idempotent and owned.
-    if (rec.last && rec.last.mig === cmd.mig && rec.last.step === cmd.step && rec.last.op === cmd.op) return rec.last.reply;
-    if (rec.holder !== null && rec.holder !== cmd.mig) {
-      return refusal('AREA_HELD', `area ${rec.area} is held by another migration`);
-    }
-    // A rollback restores every item area of the migration, and wipes every destination area it formatted;
-    // an area the migration never reached (locked or formatted) is already as the rollback wants it.
-    if ((cmd.op === 'restore' && rec.state === 'mainActive' && rec.holder === null) || (cmd.op === 'wipe' && rec.state === 'absent')) {
-      return cmd.op === 'restore' ? { ok: true, kcv: this.kcv(rec.mainKey!, rec.area) } : { ok: true };
-    }
-    const event = cmd.op.toUpperCase() as AreaCommand;
-    const state = areaTransition(rec.state, event);
-    if (state === null) {
-      return refusal(rec.state === 'absent' ? 'AREA_ABSENT' : 'AREA_STATE', `area ${rec.area} is ${rec.state}; ${event} is not allowed there`);
-    }
-    if (cmd.op === 'format' && !existing && this.memory.list().filter((a) => a.state !== 'absent').length >= CHIP_AREAS_MAX) {
-      return refusal('COMMAND_REFUSED', `the chip already holds ${CHIP_AREAS_MAX} areas`);
-    }
-    const last = (reply: ChipReply) => ({ mig: cmd.mig, step: cmd.step, op: cmd.op, reply });
-    let next: AreaRecord;
-    let reply: ChipReply;
-    switch (cmd.op) {
-      case 'format': {
-        const key = fromB64(cmd.key);
-        reply = { ok: true, kcv: this.kcv(key, rec.area) };
-        next = { ...rec, provider: cmd.provider, state, tempKey: key, mainKey: null, data: null, counter: 0, holder: cmd.mig, last: last(reply) };
-        break;
-      }
-      case 'lock': {
-        const key = fromB64(cmd.key);
-        // The answer carries the check value of the main key being set aside, so a restore can be verified.
-        reply = { ok: true, kcv: this.kcv(key, rec.area), prevKcv: this.kcv(rec.mainKey!, rec.area) };
-        next = { ...rec, state, tempKey: key, holder: cmd.mig, last: last(reply) };
-        break;
-      }
-      case 'activate':
-      case 'restore':
-        reply = { ok: true, kcv: this.kcv(rec.mainKey!, rec.area) };
-        // The temp key is dropped: one per (migration, item), never reused.
-        next = { ...rec, state, tempKey: null, holder: null, last: last(reply) };
-        break;
-      case 'wipe':
-        reply = { ok: true };
-        next = { ...rec, state, data: null, mainKey: null, tempKey: null, holder: null, last: last(reply) };
-        break;
-    }
-    this.save(turn, next);
-    return reply;
+    return this.areas.execute(turn, b, cmd);
   }
 }

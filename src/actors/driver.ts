@@ -54,7 +54,12 @@ export async function driveMigration(system: EmbeddedSystem, o: DriveOptions): P
     const mig = up ? system.server.migrationIds()[0] : undefined;
     const now = Date.now();
     const act = now - lastAction > PATIENCE_MS;
-    const login = (t: TerminalRuntime) => account(t) === 'loggedOut' && (nudge(t.login(o.user, o.password)), true);
+    /** Logs the terminal in if it is logged out; true when it did (the terminal then has nothing else to do this round). */
+    const login = (t: TerminalRuntime): boolean => {
+      if (account(t) !== 'loggedOut') return false;
+      nudge(t.login(o.user, o.password));
+      return true;
+    };
     if (up && mig) {
       const state = statePath(system.server.migrationState(mig));
       if (FINAL.includes(state)) return { mig, state, context: system.server.migration(mig)!, ms: now - started };

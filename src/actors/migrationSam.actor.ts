@@ -6,12 +6,7 @@
  * expiry, and never for a migration it has fenced.
  */
 import {
-  CryptoError,
-  decodeIssueOrder,
   fromB64,
-  openIssueOrder,
-  verifyIssueOrder,
-  type IssueOrderBody,
   keyCheckValue,
   openGrant,
   sameKcv,
@@ -31,12 +26,10 @@ import type { AnyEnvelope } from '../transport/envelope.ts';
 import type { Grant } from '../transport/messages.ts';
 import { MAIN_KEY_SEAL_INFO } from './normalSam.actor.ts';
 import { PartyRuntime, type MachineKind, type RuntimeDeps, type TurnContext } from './runtime.ts';
+import { placeOrder } from './migrationSamOrders.ts';
 import { SamSessions } from './samSession.ts';
-import { decodeValue } from './value.ts';
 
 export type Right = 'upload' | 'download' | 'clear';
-/** Expired used-order records removed each time an order is used (their store stays bounded by the live orders). */
-const SPENT_ORDERS_PRUNED_PER_USE = 16;
 const ITEM = 'item:';
 
 export interface MigrationSamOptions {
@@ -220,7 +213,7 @@ export class MigrationSamRuntime extends PartyRuntime {
       if (purpose === 'download') {
         const order = env.type === 'msam.download' ? env.body.order : undefined;
         if (!order) throw new ProtocolError('NO_MIGRATION', `this migration SAM never received item ${binding.item} of ${mig}`);
-        placed = this.placeOrder(turn, key, order, binding, now);
+        placed = placeOrder(turn, key, order, binding, now, { identity: this.opts.identity, provider: this.opts.provider, records: this.records });
       } else {
         turn.spawn(key, 'migrationSam', { mig, item: binding.item });
       }
@@ -260,59 +253,6 @@ export class MigrationSamRuntime extends PartyRuntime {
     }
   }
 
-  /**
-   * An issuance's item: the provider's issue order, signed by this SAM's own
-   * identity, bound to this chip and area (the admin SAM's grant names both),
-   * unexpired and never used, puts its sealed item in our store, as an upload
-   * would have. Everything is checked before anything is written.
-   */
-  private placeOrder(turn: TurnContext, key: string, token: string, binding: GrantBinding, now: number): HeldItem {
-    const refuse = (why: string) => new ProtocolError('ORDER_REFUSED', why);
-    let order: IssueOrderBody;
-    let item: Uint8Array;
-    try {
-      order = verifyIssueOrder(decodeIssueOrder(token), this.opts.identity.signPublic);
-      item = openIssueOrder(order, this.opts.identity);
-      decodeValue(item);
-    } catch (e) {
-      throw refuse(e instanceof CryptoError ? e.message : 'the order\'s item is not a value item');
-    }
-    if (order.provider !== this.opts.provider) throw refuse(`the order is for ${order.provider}, not ${this.opts.provider}`);
-    if (order.serial !== binding.serial) throw refuse(`the order is for chip ${order.serial}, not ${binding.serial}`);
-    if (order.area !== binding.area) throw refuse(`the order is for area ${order.area}, not ${binding.area}`);
-    if (order.expiresAt <= now) throw refuse(`the order expired at ${new Date(order.expiresAt).toISOString()}`);
-    const spent = this.records.orders.get(order.id);
-    if (spent) throw refuse(`the order was used already (migration ${spent.mig})`);
-    const held: HeldItem = {
-      mig: binding.mig,
-      item: binding.item,
-      area: binding.area,
-      provider: binding.provider,
-      uploadGrant: null,
-      order: order.id,
-      downloadGrant: null,
-      data: item,
-      counter: 0,
-      receipt: null,
-    };
-    turn.write(() => {
-      // Used orders are kept until they expire; past that an order is refused for its age.
-      let pruned = 0;
-      for (const { key: id, value } of this.records.orders.getRange()) {
-        if (pruned >= SPENT_ORDERS_PRUNED_PER_USE) break;
-        if (value.expiresAt <= now) {
-          this.records.orders.remove(id);
-          pruned++;
-        }
-      }
-      this.records.orders.put(order.id, { mig: binding.mig, item: binding.item, expiresAt: order.expiresAt });
-      this.records.items.put(MigrationSamRecords.keyOf(binding.mig, binding.item), held);
-    });
-    turn.spawn(key, 'migrationSam', { mig: binding.mig, item: binding.item });
-    turn.dispatch(key, { type: 'ISSUE_PLACED' });
-    return held;
-  }
-
   private heldRecord(mig: string, item: number): HeldItem {
     const rec = this.records.items.get(MigrationSamRecords.keyOf(mig, item));
     if (!rec) throw new Error(`no held record for ${mig} item ${item}`);
@@ -321,7 +261,7 @@ export class MigrationSamRuntime extends PartyRuntime {
 
   private fromNormalSam(turn: TurnContext, env: AnyEnvelope): void {
     const req = turn.requestOf(env.corr);
-    if (!req || req.type !== 'nsam.main-key') throw new ProtocolError('UNEXPECTED', `${env.type} answers no main-key request of ours`);
+    if (req?.type !== 'nsam.main-key') throw new ProtocolError('UNEXPECTED', `${env.type} answers no main-key request of ours`);
     const key = `${ITEM}${req.mig}:${req.item}`;
     const w = this.working.get(key);
     if (env.type === 'error') {

@@ -282,7 +282,7 @@ export class NormalSamRuntime extends PartyRuntime {
     const key = READER + session;
     const actor = this.actorOf(key);
     const w = this.work.get(session);
-    if (!actor || actor.getSnapshot().status !== 'active' || !w || w.peer !== peer || !this.sessions.has(session)) {
+    if (actor?.getSnapshot().status !== 'active' || w?.peer !== peer || !this.sessions.has(session)) {
       throw new ProtocolError('NOT_FOUND', `no open reader session ${session.slice(0, 64)}`);
     }
     const ctx = actor.getSnapshot().context as NormalSamContext;

@@ -7,41 +7,32 @@
  * It never holds a key or a plaintext value item: it stores password
  * verifiers, serials, area names and states, sealed grants and signed
  * receipts, and relays session frames it can not open.
+ *
+ * Its parts: the logins (serverLogins.ts), how a terminal starts, joins or
+ * cancels a migration (serverMigrations.ts), what it sends for its machines'
+ * intents and what the admin SAM's answers become (serverIntents.ts); here,
+ * the runtime that routes to them, the terminals' names, links and relays.
  */
-import { sha256 } from '@noble/hashes/sha2.js';
-import { hmac } from '@noble/hashes/hmac.js';
-import { decodeIssueOrder, equalBytes, fromB64, SCRYPT_DEFAULTS, toB64, utf8, type TrustVerdict } from '../crypto/index.ts';
+import { SCRYPT_DEFAULTS, toB64, type TrustVerdict } from '../crypto/index.ts';
 import { ProtocolError } from '../protocol/errors.ts';
 import { migrationMachine, MIGRATION_MACHINE_VERSION, type ChipRole, type MigrationContext, type MigrationIntent } from '../machines/migration.machine.ts';
 import { registrationMachine, REGISTRATION_MACHINE_VERSION, type RegistrationIntent } from '../machines/registration.machine.ts';
+import { adminOpOfReply } from '../protocol/adminOps.ts';
 import { newUserRecord, ServerRecords } from '../store/server.store.ts';
 import { TokenBucket } from '../transport/door.ts';
 import type { Link } from '../transport/link.ts';
 import { describeMigration, type MigrationStatus } from './status.ts';
-import type { Step } from '../protocol/steps.ts';
-import type { AnyEnvelope } from '../transport/envelope.ts';
+import type { AnyEnvelope, Envelope } from '../transport/envelope.ts';
 import { PartyRuntime, type MachineKind, type RuntimeDeps, type TurnContext } from './runtime.ts';
+import { ADMIN_SAM_PEER, adminAnswerEvent, MIGRATION, migrationIntent, REGISTRATION, registrationIntent, type ServerView } from './serverIntents.ts';
+import { LoginDesk } from './serverLogins.ts';
+import { MigrationDesk } from './serverMigrations.ts';
 
-export const ADMIN_SAM_PEER = 'admin-sam';
-
-/** Rights the server asks each provider to have granted it (seed ¶0053, ¶0057). */
-export const MIGRATION_RIGHTS = ['upload', 'download', 'clear'] as const;
-/** How long a temp-key grant is valid once issued. */
-export const GRANT_TTL_MS = 60 * 60 * 1000;
-/** Login failures before the account is locked; the lock doubles with each further failure up to the cap. */
-export const LOGIN_FAILURES_FREE = 3;
-export const LOCKOUT_BASE_MS = 1_000;
-export const LOCKOUT_CAP_MS = 60 * 60 * 1000;
-/**
- * Devices one user's logins may bind (a phone, its replacement, a tablet…):
- * what a stranger with one account can make the server store is bounded.
- */
-export const DEVICES_PER_USER_MAX = 8;
+export { ADMIN_SAM_PEER, GRANT_TTL_MS, MIGRATION_RIGHTS } from './serverIntents.ts';
+export { DEVICES_PER_USER_MAX, LOCKOUT_BASE_MS, LOCKOUT_CAP_MS, LOGIN_FAILURES_FREE, LOGIN_PROOF_IDS_PER_LINK_MAX } from './serverLogins.ts';
 
 /** A terminal's name: `terminal/<label>`. */
 export const TERMINAL_NAME = /^terminal\/[A-Za-z0-9._-]{1,64}$/;
-/** login.proof ids remembered per connection, so a network duplicate is not a second failed attempt (issue 16). */
-export const LOGIN_PROOF_IDS_PER_LINK_MAX = 16;
 
 export interface ServerOptions {
   scrypt?: { N: number; r: number; p: number };
@@ -60,44 +51,64 @@ export interface ServerOptions {
   anonymous?: { perS: number; burst: number };
 }
 
-interface LoginState {
-  user: string | null;
-}
-
-const MIGRATION = 'migration:';
-const REGISTRATION = 'registration:';
-
 export class ServerRuntime extends PartyRuntime {
   protected readonly kinds: Record<string, MachineKind> = {
     migration: { machine: migrationMachine, version: MIGRATION_MACHINE_VERSION },
     registration: { machine: registrationMachine, version: REGISTRATION_MACHINE_VERSION },
   };
   readonly records: ServerRecords;
-  private readonly logins = new Map<string, LoginState>();
   private readonly options: ServerOptions;
-  /** Per link, the login.proof ids it sent lately (bounded; dropped with the link). */
+  private readonly anonymous: TokenBucket | undefined;
+  /** Per link, the user it logged in as, and the login.proof ids it sent lately: what the link's logins leave here, gone with it. */
+  private readonly logins = new Map<string, string>();
   private readonly proofIds = new Map<string, Set<string>>();
+  private readonly loginDesk: LoginDesk;
+  /** migrate.out, migrate.in, migrate.cancel (serverMigrations.ts). */
+  private readonly desk: MigrationDesk;
+  /** What the intents' handlers read of this server (serverIntents.ts). */
+  private readonly view: ServerView;
 
   constructor(deps: RuntimeDeps, options: ServerOptions = {}) {
     super(deps);
     this.records = new ServerRecords(deps.store);
     this.options = options;
     this.anonymous = options.anonymous ? new TokenBucket(options.anonymous.perS, options.anonymous.burst, () => this.clock.now()) : undefined;
+    this.view = {
+      records: this.records,
+      now: () => this.clock.now(),
+      hasLink: (peer) => this.hasLink(peer),
+      linkRefusal: (peer) => this.linkRefusal(peer),
+      migration: (mig) => this.migration(mig),
+    };
+    const loginView = {
+      id: this.id,
+      records: this.records,
+      log: this.log,
+      scrypt: options.scrypt,
+      hasLink: (peer: string) => this.hasLink(peer),
+      peerKeyOf: (peer: string) => this.peerKeyOf(peer),
+      deviceKeyOf: (name: string) => this.deviceKeyOf(name),
+    };
+    this.loginDesk = new LoginDesk(loginView, { users: this.logins, proofIds: this.proofIds });
+    this.desk = new MigrationDesk({
+      records: this.records,
+      rng: this.rng,
+      timing: this.timing,
+      deadlineMs: options.deadlineMs,
+      requireUser: (peer) => this.loginDesk.requireUser(peer),
+      actorOf: (key) => this.actorOf(key),
+      liveMigrationIds: () => this.liveMigrationIds(),
+      migration: (mig) => this.migration(mig),
+    });
   }
-
-  private readonly anonymous: TokenBucket | undefined;
 
   /** Terminals not logged in share one budget: however many links a stranger opens, anonymous work stays bounded. */
   protected override admitMessage(peer: string): boolean {
-    if (!this.anonymous || !peer.startsWith('terminal/') || this.logins.get(peer)?.user) return true;
+    if (!this.anonymous || !peer.startsWith('terminal/') || this.loginDesk.userOf(peer)) return true;
     return this.anonymous.take();
   }
 
-  // ---- what a stranger may send writes nothing (issue 16) ---------------------------------
-  //
-  // login.begin only reads; login.proof counts a failure on an existing user (that user's one record:
-  // the lockout of issue 8, bounded) and is safe to run again: a repeat of the same id on the same link
-  // is not counted twice (`proofIds`). The fake-salt key exists from the start, not from a stranger's turn.
+  // ---- what a stranger may send writes nothing (issue 16; serverLogins.ts) ---------------
   protected override readonly requestsAnsweredFresh: ReadonlySet<string> = new Set(['login.begin', 'login.proof']);
 
   override async start(): Promise<void> {
@@ -106,17 +117,6 @@ export class ServerRuntime extends PartyRuntime {
       await this.store.commit(() => this.records.secrets.put('salt-key', key));
     }
     await super.start();
-  }
-
-  /** A repeat of a login.proof id already seen on this link (remembers the id otherwise). */
-  private proofSeen(peer: string, id: string): boolean {
-    if (!this.hasLink(peer)) return false; // its link is gone (a proof handled after its close): nothing to remember it for
-    let ids = this.proofIds.get(peer);
-    if (!ids) this.proofIds.set(peer, (ids = new Set()));
-    if (ids.has(id)) return true;
-    ids.add(id);
-    if (ids.size > LOGIN_PROOF_IDS_PER_LINK_MAX) ids.delete(ids.values().next().value!);
-    return false;
   }
 
   /** A migration's inbox records stay while it runs (a repeat is answered until it is settled, protocol.md §4.5). */
@@ -199,8 +199,7 @@ export class ServerRuntime extends PartyRuntime {
 
   protected override onLinkAttached(peer: string): void {
     // A login belongs to the connection that made it, never to a name a new connection claims.
-    this.logins.delete(peer);
-    this.proofIds.delete(peer);
+    this.loginDesk.forget(peer);
     if (peer.startsWith('terminal/')) this.tellMigrations({ type: 'TERMINAL_BACK', terminal: peer });
   }
 
@@ -217,8 +216,7 @@ export class ServerRuntime extends PartyRuntime {
   }
 
   protected override onLinkClosed(peer: string, reason: string): void {
-    this.logins.delete(peer);
-    this.proofIds.delete(peer);
+    this.loginDesk.forget(peer);
     super.onLinkClosed(peer, reason);
     // Migrations that wait on this terminal in a rollback go on with whoever is still here.
     if (peer.startsWith('terminal/')) this.tellMigrations({ type: 'TERMINAL_LOST', terminal: peer });
@@ -233,95 +231,25 @@ export class ServerRuntime extends PartyRuntime {
     throw new ProtocolError('BAD_SENDER', `the server does not talk to ${peer}`);
   }
 
-  private fakeSalt(user: string): string {
-    // Unknown users get a stable, plausible salt: a login attempt does not reveal whether a user exists.
-    const key = this.records.secrets.get('salt-key');
-    if (!key) throw new Error(`${this.id}: no fake-salt key (start() makes it)`);
-    return toB64(hmac(sha256, key, utf8(`valmove/v1/fake-salt/${user}`)).subarray(0, 16));
-  }
-
-  /**
-   * A first login on an unbound name binds it to the device key this
-   * connection proved: from then on no other key may use the name. Written
-   * only after the password checked out, and at most DEVICES_PER_USER_MAX
-   * per user. A link with no channel key (in-process wiring) binds nothing.
-   */
-  private bindDevice(turn: TurnContext, peer: string, user: string, now: number): void {
-    const key = this.peerKeyOf(peer);
-    if (key === undefined || this.deviceKeyOf(peer) !== undefined) return;
-    if (this.records.devicesOf(user) >= DEVICES_PER_USER_MAX) {
-      throw new ProtocolError('DEVICE_LIMIT', `${user} already has ${DEVICES_PER_USER_MAX} devices; an operator can remove one`);
-    }
-    const records = this.records;
-    turn.write(() => {
-      records.devices.put(peer, { name: peer, key, user, boundAt: now });
-      records.userDevices.put(ServerRecords.userDeviceKey(user, peer), now);
-    });
-  }
-
-  private requireUser(peer: string): string {
-    const user = this.logins.get(peer)?.user;
-    if (!user) throw new ProtocolError('UNAUTHENTICATED', 'log in first: this connection has no authenticated user');
-    return user;
-  }
-
   private fromTerminal(turn: TurnContext, env: AnyEnvelope, peer: string): void {
     const now = this.clock.now();
     switch (env.type) {
-      case 'login.begin': {
-        const rec = this.records.users.get(env.body.user);
-        if (rec && rec.lockedUntil > now) {
-          throw new ProtocolError('LOCKED_OUT', `too many failed logins; try again in ${Math.ceil((rec.lockedUntil - now) / 1000)} s`);
-        }
-        const params = rec ?? { ...(this.options.scrypt ?? SCRYPT_DEFAULTS), salt: this.fakeSalt(env.body.user) };
-        turn.reply(env, 'login.challenge', { user: env.body.user, salt: params.salt, N: params.N, r: params.r, p: params.p });
-        return;
-      }
-      case 'login.proof': {
-        const rec = this.records.users.get(env.body.user);
-        if (rec && rec.lockedUntil > now) {
-          throw new ProtocolError('LOCKED_OUT', `too many failed logins; try again in ${Math.ceil((rec.lockedUntil - now) / 1000)} s`);
-        }
-        const ok = rec !== undefined && equalBytes(sha256(fromB64(env.body.proof)), fromB64(rec.verifier));
-        if (!ok) {
-          if (rec && !this.proofSeen(peer, env.id)) {
-            const failures = rec.failures + 1;
-            const over = failures - LOGIN_FAILURES_FREE;
-            const lockedUntil = over >= 0 ? now + Math.min(LOCKOUT_CAP_MS, LOCKOUT_BASE_MS * 2 ** Math.min(over, 30)) : 0;
-            turn.write(() => this.records.users.put(rec.user, { ...rec, failures, lockedUntil }));
-          }
-          this.log.warn('login failed', { peer, user: env.body.user });
-          turn.reply(env, 'error', { code: 'LOGIN_FAILED', message: 'unknown user or wrong password' });
-          return;
-        }
-        this.bindDevice(turn, peer, rec.user, now);
-        if (rec.failures !== 0) turn.write(() => this.records.users.put(rec.user, { ...rec, failures: 0, lockedUntil: 0 }));
-        if (this.hasLink(peer)) this.logins.set(peer, { user: rec.user }); // (a link gone by now keeps nothing)
-        turn.reply(env, 'login.ok', { user: rec.user });
-        return;
-      }
+      case 'login.begin':
+        return this.loginDesk.begin(turn, env, now);
+      case 'login.proof':
+        return this.loginDesk.proof(turn, env, peer, now);
       case 'chip.register': {
-        const user = this.requireUser(peer);
+        const user = this.loginDesk.requireUser(peer);
         const reg = `reg-${toB64(this.rng.bytes(6))}`;
         turn.spawn(REGISTRATION + reg, 'registration', { reg, user, terminal: peer, request: env.id });
         return;
       }
       case 'migrate.out':
-        return this.migrateOut(turn, env, peer);
+        return this.desk.migrateOut(turn, env, peer);
       case 'migrate.in':
-        return this.migrateIn(turn, env, peer);
-      case 'migrate.cancel': {
-        const user = this.requireUser(peer);
-        const ctx = this.migration(env.body.mig);
-        if (!ctx || ctx.user !== user) throw new ProtocolError('NO_MIGRATION', `no migration ${env.body.mig} of ${user}`);
-        if (this.actorOf(MIGRATION + env.body.mig)!.getSnapshot().status === 'done') {
-          // Over already: the decision that stands (a refused migration locked nothing, so it is "aborted").
-          turn.reply(env, 'migrate.cancelled', { mig: env.body.mig, decision: ctx.outcome === 'completed' ? 'committed' : 'aborted' });
-          return;
-        }
-        turn.dispatch(MIGRATION + env.body.mig, { type: 'CANCEL_REQUESTED', reason: `cancelled by ${user}`, terminal: peer, request: env.id });
-        return;
-      }
+        return this.desk.migrateIn(turn, env, peer);
+      case 'migrate.cancel':
+        return this.desk.cancel(turn, env, peer);
       case 'channel.reserved':
       case 'channel.released':
       case 'error':
@@ -334,111 +262,6 @@ export class ServerRuntime extends PartyRuntime {
       default:
         throw new ProtocolError('UNEXPECTED', `the server does not accept ${env.type} from a terminal`);
     }
-  }
-
-  private activeMigrationOf(user: string): string | undefined {
-    return this.liveMigrationIds().find((m) => {
-      const a = this.actorOf(MIGRATION + m)!;
-      return a.getSnapshot().status === 'active' && (a.getSnapshot().context as MigrationContext).user === user;
-    });
-  }
-
-  private migrateOut(turn: TurnContext, env: Extract<AnyEnvelope, { type: 'migrate.out' }>, peer: string): void {
-    const user = this.requireUser(peer);
-    const active = this.activeMigrationOf(user);
-    if (active) {
-      // A rolled-back migration waiting for its source takes the source back (rollback step 3).
-      if (this.actorOf(MIGRATION + active)!.getSnapshot().can({ type: 'SOURCE_ARRIVED', terminal: peer, request: env.id })) {
-        turn.dispatch(MIGRATION + active, { type: 'SOURCE_ARRIVED', terminal: peer, request: env.id });
-        return;
-      }
-      throw new ProtocolError('BUSY', `${user} already has migration ${active} in progress`);
-    }
-    let destinationProblem: string | undefined;
-    let destinationAreas: string[] | undefined;
-    if (env.body.destination) {
-      const dest = this.records.registry.get(env.body.destination);
-      if (!dest) destinationProblem = `destination ${env.body.destination} is not registered`;
-      else if (dest.user !== user) destinationProblem = `destination ${env.body.destination} is not registered to ${user}`;
-      else destinationAreas = dest.areas;
-    }
-    const mig = `m-${toB64(this.rng.bytes(6))}`;
-    turn.spawn(MIGRATION + mig, 'migration', {
-      mig,
-      user,
-      terminal: peer,
-      request: env.id,
-      destination: env.body.destination,
-      destinationProblem,
-      destinationAreas,
-      deadlineMs: env.body.deadlineMs ?? this.options.deadlineMs,
-      timing: { retryBaseMs: this.timing.retryBaseMs, retryCapMs: this.timing.retryCapMs, preflightMs: this.timing.preflightMs },
-    });
-  }
-
-  private migrateIn(turn: TurnContext, env: Extract<AnyEnvelope, { type: 'migrate.in' }>, peer: string): void {
-    const user = this.requireUser(peer);
-    if (env.body.orders) return this.issue(turn, env, env.body.orders, user, peer);
-    const candidates = this.liveMigrationIds().filter((m) => {
-      const snap = this.actorOf(MIGRATION + m)!.getSnapshot();
-      const ctx = snap.context as MigrationContext;
-      return ctx.user === user && (env.body.mig === undefined || env.body.mig === m) && snap.can({ type: 'DESTINATION_ARRIVED', terminal: peer, request: env.id });
-    });
-    if (candidates.length === 0) throw new ProtocolError('NO_MIGRATION', `${user} has no migration waiting for a destination`);
-    if (candidates.length > 1) throw new ProtocolError('NO_MIGRATION', `${user} has ${candidates.length} migrations waiting; name one`);
-    turn.dispatch(MIGRATION + candidates[0]!, { type: 'DESTINATION_ARRIVED', terminal: peer, request: env.id });
-  }
-
-  /**
-   * An issuance (migrate.in with the provider's issue orders): a migration
-   * without a source, its destination this phone. The server reads only what
-   * it routes by (provider, chip, area); each provider's migration SAM checks
-   * its orders' signatures and opens their sealed items, and refuses a spent
-   * or expired one at S14, which aborts the issuance. The same orders sent
-   * again (the phone was away, or asks again) reach the issuance they started.
-   */
-  private issue(turn: TurnContext, env: Extract<AnyEnvelope, { type: 'migrate.in' }>, tokens: string[], user: string, peer: string): void {
-    const orders = tokens.map((t, i) => {
-      try {
-        return decodeIssueOrder(t);
-      } catch (e) {
-        throw new ProtocolError('BAD_BODY', `migrate.in body is invalid: body.orders.${i}: ${(e as Error).message}`);
-      }
-    });
-    const serial = orders[0]!.serial;
-    const areas = new Set<string>();
-    for (const [i, o] of orders.entries()) {
-      if (o.serial !== serial) throw new ProtocolError('BAD_BODY', `migrate.in body is invalid: body.orders.${i}: it is for chip ${o.serial}, the first order for ${serial}; one issuance puts items on one chip`);
-      if (areas.has(o.area)) throw new ProtocolError('BAD_BODY', `migrate.in body is invalid: body.orders.${i}: a second order for area ${o.area}`);
-      areas.add(o.area);
-    }
-    const chip = this.records.registry.get(serial);
-    if (!chip || chip.user !== user) throw new ProtocolError('NOT_OWNER', `chip ${serial} is not registered to ${user}; register the phone before value is issued to it`);
-    const active = this.activeMigrationOf(user);
-    if (active) {
-      const snap = this.actorOf(MIGRATION + active)!.getSnapshot();
-      const ctx = snap.context as MigrationContext;
-      const arrived = { type: 'DESTINATION_ARRIVED' as const, terminal: peer, request: env.id };
-      if (ctx.issuance && ctx.issuance.orders.join(' ') === tokens.join(' ') && snap.can(arrived)) {
-        turn.dispatch(MIGRATION + active, arrived);
-        return;
-      }
-      throw new ProtocolError('BUSY', `${user} already has migration ${active} in progress`);
-    }
-    const mig = `i-${toB64(this.rng.bytes(6))}`;
-    turn.spawn(MIGRATION + mig, 'migration', {
-      mig,
-      user,
-      terminal: peer,
-      request: env.id,
-      issuance: {
-        serial,
-        items: orders.map((o, i) => ({ item: i, area: o.area, provider: o.provider, recipient: `migration-sam/${o.provider}` })),
-        orders: tokens,
-      },
-      deadlineMs: this.options.deadlineMs,
-      timing: { retryBaseMs: this.timing.retryBaseMs, retryCapMs: this.timing.retryCapMs, preflightMs: this.timing.preflightMs },
-    });
   }
 
   /**
@@ -489,28 +312,13 @@ export class ServerRuntime extends PartyRuntime {
     const req = turn.requestOf(env.corr);
     if (!req || req.to !== peer) throw new ProtocolError('UNEXPECTED', `${env.type} answers no request of ours`);
     const key = this.actorForRequest(req);
+    // An admin session's answer: the event the operation table says it becomes.
+    const op = adminOpOfReply(env.type);
+    if (op) return turn.dispatch(key, adminAnswerEvent(op, env as Envelope<typeof op.reply>, req, key.startsWith(REGISTRATION), this.view));
     const now = this.clock.now();
     switch (env.type) {
-      case 'admin.identified': {
-        const owner = this.records.registry.get(env.body.serial)?.user ?? null;
-        const purpose = req.type === 'admin.identify' ? req.body.purpose : 'source';
-        const chip: ChipRole = purpose === 'destination' ? 'destination' : 'source';
-        if (key.startsWith(REGISTRATION)) turn.dispatch(key, { type: 'CHIP_IDENTIFIED', serial: env.body.serial, areas: env.body.areas, owner, now });
-        else turn.dispatch(key, { type: 'CHIP_IDENTIFIED', chip, serial: env.body.serial, areas: env.body.areas, owner, now });
-        return;
-      }
-      case 'admin.locked':
-        return turn.dispatch(key, { type: 'SOURCE_LOCKED', grants: env.body.grants });
-      case 'admin.formatted':
-        return turn.dispatch(key, { type: 'DESTINATION_FORMATTED', grants: env.body.grants });
       case 'admin.decision':
         return turn.dispatch(key, { type: 'DECIDED', decision: env.body.decision, reason: env.body.reason });
-      case 'admin.activated':
-        return turn.dispatch(key, { type: 'DESTINATION_ACTIVATED' });
-      case 'admin.restored':
-        return turn.dispatch(key, { type: 'SOURCE_RESTORED' });
-      case 'admin.wiped':
-        return turn.dispatch(key, { type: 'DESTINATION_WIPED' });
       case 'msam.ready':
         return turn.dispatch(key, { type: 'PROVIDER_READY', provider: env.body.provider });
       case 'msam.uploaded':
@@ -540,141 +348,8 @@ export class ServerRuntime extends PartyRuntime {
   // ---- intents ----------------------------------------------------------------------------
 
   protected onIntent(key: string, intent: MigrationIntent | RegistrationIntent, turn: TurnContext): void {
-    if (key.startsWith(REGISTRATION)) return this.registrationIntent(turn, key.slice(REGISTRATION.length), intent as RegistrationIntent);
-    return this.migrationIntent(turn, key.slice(MIGRATION.length), intent as MigrationIntent);
-  }
-
-  private registrationIntent(turn: TurnContext, reg: string, intent: RegistrationIntent): void {
-    const h = { mig: reg, step: 'register' as Step };
-    switch (intent.type) {
-      case 'reserveChannel':
-        turn.send(intent.terminal, 'channel.reserve', { purpose: 'register' }, h);
-        return;
-      case 'releaseChannel':
-        turn.send(intent.terminal, 'channel.release', { purpose: 'register' }, h);
-        return;
-      case 'identifyChip':
-        turn.send(ADMIN_SAM_PEER, 'admin.identify', { session: intent.session, purpose: 'register' }, h);
-        return;
-      case 'relayToChip':
-        turn.send(intent.terminal, 'frame', { session: intent.session, data: intent.data });
-        return;
-      case 'relayToSam':
-        turn.send(intent.sam, 'frame', { session: intent.session, data: intent.data });
-        return;
-      case 'recordRegistration':
-        turn.write(() => this.records.registry.put(intent.serial, { serial: intent.serial, user: intent.user, areas: intent.areas }));
-        return;
-      case 'answer':
-        if (intent.refusal || !intent.serial) {
-          // Code and sentence as the machine kept them: two fields, never packed into one string and split here.
-          turn.send(intent.terminal, 'error', intent.refusal ?? { code: 'INTERNAL', message: 'registration failed' }, { corr: intent.request });
-        } else {
-          turn.send(intent.terminal, 'chip.registered', { serial: intent.serial, user: intent.user }, { corr: intent.request });
-        }
-        return;
-    }
-  }
-
-  private migrationIntent(turn: TurnContext, mig: string, intent: MigrationIntent): void {
-    const now = this.clock.now();
-    switch (intent.type) {
-      case 'progress':
-        if (intent.terminal !== '-' && this.hasLink(intent.terminal)) turn.send(intent.terminal, 'progress', { mig, step: intent.step, text: intent.text });
-        return;
-      case 'reserveChannel':
-        turn.send(intent.terminal, 'channel.reserve', { purpose: intent.chip, mig }, { mig, step: intent.chip === 'source' ? 'S1' : 'S9' });
-        return;
-      case 'releaseChannel':
-        turn.send(intent.terminal, 'channel.release', { purpose: intent.chip, mig }, { mig, step: intent.chip === 'source' ? 'S8' : 'S17' });
-        return;
-      case 'identifyChip':
-        turn.send(ADMIN_SAM_PEER, 'admin.identify', { session: intent.session, purpose: intent.chip }, { mig, step: intent.chip === 'source' ? 'S1' : 'S9' });
-        return;
-      case 'askProvider': {
-        const refusal = this.hasLink(intent.recipient) ? undefined : this.linkRefusal(intent.recipient);
-        if (refusal) {
-          // A migration SAM that refused our channel (it does not trust us) will not answer: the preflight fails now, with its reason.
-          turn.raise(MIGRATION + mig, {
-            type: 'PROVIDER_REFUSED',
-            provider: intent.provider,
-            code: refusal.code,
-            message: `its migration SAM refused our channel: ${refusal.message}`,
-          });
-          return;
-        }
-        // No channel right now (the SAM is restarting, the network is down): the request waits in the
-        // outbox and goes when the channel is back; the preflight deadline bounds the wait.
-        turn.send(intent.recipient, 'msam.preflight', { rights: [...MIGRATION_RIGHTS] }, { mig, step: 'preflight' });
-        return;
-      }
-      case 'lockSource':
-        turn.send(ADMIN_SAM_PEER, 'admin.lock', { session: intent.session, serial: intent.serial, items: intent.items, expiresAt: now + GRANT_TTL_MS }, { mig, step: 'S3' });
-        return;
-      case 'requestUpload':
-        turn.send(intent.recipient, 'msam.upload', { session: intent.session, grant: intent.grant }, { mig, step: 'S7', item: intent.item });
-        return;
-      case 'relayToChip':
-        turn.send(intent.terminal, 'frame', { session: intent.session, data: intent.data });
-        return;
-      case 'relayToSam':
-        turn.send(intent.sam, 'frame', { session: intent.session, data: intent.data });
-        return;
-      case 'formatDestination':
-        turn.send(
-          ADMIN_SAM_PEER,
-          'admin.format',
-          { session: intent.session, serial: intent.serial, items: intent.items, expiresAt: now + GRANT_TTL_MS, ...(intent.issuance ? { issuance: true as const } : {}) },
-          { mig, step: 'S10' },
-        );
-        return;
-      case 'requestDownload':
-        turn.send(intent.recipient, 'msam.download', { session: intent.session, grant: intent.grant, ...(intent.order ? { order: intent.order } : {}) }, { mig, step: 'S14', item: intent.item });
-        return;
-      case 'commit':
-        turn.send(ADMIN_SAM_PEER, 'admin.commit', { receipts: intent.receipts }, { mig, step: 'commit' });
-        return;
-      case 'abort':
-        turn.send(ADMIN_SAM_PEER, 'admin.abort', { reason: intent.reason, ...(intent.source ? { source: intent.source } : {}) }, { mig, step: 'rollback' });
-        return;
-      case 'activateDestination':
-        turn.send(ADMIN_SAM_PEER, 'admin.activate', { session: intent.session, serial: intent.serial }, { mig, step: 'S16' });
-        return;
-      case 'clearItem':
-        turn.send(intent.recipient, 'msam.clear', {}, { mig, step: 'S17', item: intent.item });
-        return;
-      case 'fenceProvider':
-        turn.send(intent.recipient, 'msam.fence', {}, { mig, step: 'rollback' });
-        return;
-      case 'restoreSource':
-        turn.send(ADMIN_SAM_PEER, 'admin.restore', { session: intent.session, serial: intent.serial }, { mig, step: 'rollback' });
-        return;
-      case 'wipeDestination':
-        turn.send(ADMIN_SAM_PEER, 'admin.wipe', { session: intent.session, serial: intent.serial, role: 'destination' }, { mig, step: 'rollback' });
-        return;
-      case 'answerTerminal': {
-        const ctx = this.migration(mig)!;
-        if (intent.terminal === '-' || intent.request === '-') return;
-        turn.send(
-          intent.terminal,
-          'migrate.result',
-          {
-            mig,
-            phase: intent.chip,
-            outcome: intent.outcome,
-            ...(intent.reason ? { reason: intent.reason } : {}),
-            items: ctx.items.map((i) => ({ item: i.item, area: i.area, provider: i.provider })),
-          },
-          { corr: intent.request, mig },
-        );
-        return;
-      }
-      case 'answerCancel':
-        if (intent.terminal !== '-' && intent.request !== '-') turn.send(intent.terminal, 'migrate.cancelled', { mig, decision: intent.decision }, { corr: intent.request, mig });
-        return;
-      case 'recordOutcome':
-        return;
-    }
+    if (key.startsWith(REGISTRATION)) return registrationIntent(turn, key.slice(REGISTRATION.length), intent as RegistrationIntent, this.view);
+    return migrationIntent(turn, key.slice(MIGRATION.length), intent as MigrationIntent, this.view);
   }
 
   /** Keeps the migration index in step with every migration this turn moved. */

@@ -7,7 +7,8 @@
  * run over WebSocket.
  *
  * Any party can be killed and restarted from its store (fault injection),
- * and every link can be made faulty (drop, duplicate, delay).
+ * and every link can be made faulty (drop, duplicate, delay). The keys:
+ * systemKeys.ts; the links: systemWires.ts, systemPhones.ts, systemProviders.ts.
  *
  *   data/
  *     server/  admin-sam/  provider-<p>/normal-sam/  provider-<p>/migration-sam/
@@ -15,22 +16,24 @@
  */
 import { join } from 'node:path';
 import { systemClock, type Clock } from '../clock.ts';
-import { createIssueOrder, deriveChipKey, encodeIssueOrder, generateIdentity, systemRng, toB64, type Identity, type Rng, type Secret, type TrustCheck } from '../crypto/index.ts';
+import { createIssueOrder, deriveChipKey, encodeIssueOrder, systemRng, type Identity, type Rng, type Secret } from '../crypto/index.ts';
 import { createLogger, type Logger } from '../log.ts';
-import { loadOrCreateIdentity, loadOrCreateSecret } from '../store/keys.store.ts';
 import { PartyStore, type CommitMode } from '../store/party.store.ts';
 import type { Timing } from '../timing.ts';
-import { FaultyLink, type FaultPolicy } from '../transport/faulty.link.ts';
+import type { FaultPolicy } from '../transport/faulty.link.ts';
 import type { Link, LinkSite, LinkTap, Scheduler } from '../transport/link.ts';
-import { memoryLinkPair } from '../transport/memory.transport.ts';
-import { SecureInitiatorLink, SecureResponderLink } from '../transport/secure.link.ts';
+import type { SecureResponderLink } from '../transport/secure.link.ts';
 import { AdminSamRuntime, type AdminSamOptions } from './adminSam.actor.ts';
 import { ChipRuntime } from './chip.actor.ts';
 import { issueItems, type IssueRequest } from './issuer.ts';
-import { MigrationSamRuntime, type Right } from './migrationSam.actor.ts';
-import { NormalSamRuntime, type EnrolledReader, type ReaderRight } from './normalSam.actor.ts';
+import type { MigrationSamRuntime, Right } from './migrationSam.actor.ts';
+import type { EnrolledReader, NormalSamRuntime, ReaderRight } from './normalSam.actor.ts';
 import type { CommitPolicy, PartyRuntime, RuntimeDeps } from './runtime.ts';
 import { ServerRuntime } from './server.actor.ts';
+import { loadSystemKeys, OwnKeys } from './systemKeys.ts';
+import { connectReader, connectToServer, insertChip, rawServerConnection, type PhoneHost } from './systemPhones.ts';
+import { startProvider } from './systemProviders.ts';
+import { Wires } from './systemWires.ts';
 import { TerminalRuntime } from './terminal.actor.ts';
 import { encodeValue, type ValueItem } from './value.ts';
 
@@ -84,34 +87,18 @@ export interface Provider {
   migrationSam: MigrationSamRuntime;
 }
 
-type Side = { party: string; name: string; remoteId?: string };
-
-/** How two parties are linked; kept so a restarted party can be linked again the same way. */
-interface Wire {
-  a: Side;
-  b: Side;
-  /**
-   * a initiates a channel to b: b presents `responder`, a presents `initiator`. With `admitFirst`, b takes
-   * the link only once the handshake is done (as a listening process does), so a connection b's trust
-   * check refuses never takes the name from the one that holds it (a terminal's name, a reader's).
-   */
-  channel?: { initiator?: Identity; responder: Identity; mutual: boolean; trust: TrustCheck; admitFirst?: boolean };
-  /** Called with b's end once it is attached (the migration SAM keeps its server links to check rights). */
-  onB?: (link: Link) => void;
-}
-
 type Factory = () => Promise<PartyRuntime>;
 
 export class EmbeddedSystem {
   private readonly partiesById = new Map<string, PartyRuntime>();
   private readonly factories = new Map<string, Factory>();
-  private readonly wires: Wire[] = [];
-  private readonly links: Link[] = [];
-  private readonly faulty: FaultyLink[] = [];
-  private faultPolicy: FaultPolicy | null = null;
+  /** The links between the parties, kept to link a restarted party the same way (systemWires.ts). */
+  private readonly wires: Wires;
   private readonly serverLinks = new Map<string, Map<string, SecureResponderLink>>();
-  /** Each terminal's device key and each chip's own key, kept in their own stores (made at first start). */
-  private readonly identities = new Map<string, Identity>();
+  /** Each terminal's device key and each chip's own key (systemKeys.ts). */
+  private readonly ownKeys: OwnKeys;
+  /** What linking a phone needs of this system (systemPhones.ts). */
+  private readonly phones: PhoneHost;
   /** Readers each provider enrolled (its normal SAM reads this table, across restarts): key -> name and rights. */
   private readonly readers = new Map<string, Record<string, EnrolledReader>>();
 
@@ -122,7 +109,21 @@ export class EmbeddedSystem {
     private readonly providerMasters: Record<string, Secret>,
     private readonly providerIdentities: Record<string, { normal: Identity; migration: Identity }>,
     private readonly adminIdentity: Identity,
-  ) {}
+  ) {
+    this.wires = new Wires(opts, (id) => this.partiesById.get(id));
+    this.ownKeys = new OwnKeys((dir) => this.storeFor(dir), opts.rng);
+    this.phones = {
+      serverIdentity,
+      rng: opts.rng,
+      ownKeys: this.ownKeys,
+      wire: (w) => this.wires.wire(w),
+      keep: (...links) => this.wires.keep(...links),
+      server: () => this.server,
+      normalSam: (provider) => this.party<NormalSamRuntime>(`normal-sam/${provider}`),
+      normalSamIdentity: (provider) => this.normalSamIdentity(provider),
+      enrollReader: (provider, key, name, rights) => this.enrollReader(provider, key, name, rights),
+    };
+  }
 
   private deps(id: string, store: PartyStore): RuntimeDeps {
     const opts = this.opts;
@@ -153,28 +154,8 @@ export class EmbeddedSystem {
       clock: options.clock ?? systemClock,
       log: options.log ?? createLogger({ level: 'silent' }),
     };
-    // Each party's own secrets, created on first start in its own store.
-    const keyStore = async <T>(parts: string[], fn: (s: PartyStore) => Promise<T>): Promise<T> => {
-      const s = PartyStore.open(join(opts.dataDir, ...parts), { commits: opts.commits });
-      try {
-        return await fn(s);
-      } finally {
-        await s.close();
-      }
-    };
-    const serverIdentity = await keyStore(['server'], (s) => loadOrCreateIdentity(s, opts.rng));
-    const [adminIdentity, issuerMaster] = await keyStore(['admin-sam'], async (s) => [await loadOrCreateIdentity(s, opts.rng), await loadOrCreateSecret(s, opts.rng, 'issuer-master')] as const);
-    const providerIdentities: Record<string, { normal: Identity; migration: Identity }> = {};
-    const providerMasters: Record<string, Secret> = {};
-    for (const p of opts.providers) {
-      const normal = await keyStore([`provider-${p}`, 'normal-sam'], async (s) => {
-        providerMasters[p] = await loadOrCreateSecret(s, opts.rng, 'provider-master');
-        return loadOrCreateIdentity(s, opts.rng);
-      });
-      const migration = await keyStore([`provider-${p}`, 'migration-sam'], (s) => loadOrCreateIdentity(s, opts.rng));
-      providerIdentities[p] = { normal, migration };
-    }
-    const system = new EmbeddedSystem(opts, serverIdentity, issuerMaster, providerMasters, providerIdentities, adminIdentity);
+    const keys = await loadSystemKeys(opts);
+    const system = new EmbeddedSystem(opts, keys.serverIdentity, keys.issuerMaster, keys.providerMasters, keys.providerIdentities, keys.adminIdentity);
     await system.startParties();
     return system;
   }
@@ -199,53 +180,34 @@ export class EmbeddedSystem {
     });
     await this.launch('server');
     await this.launch('admin-sam');
-    this.wire({
+    this.wires.wire({
       a: { party: 'server', name: 'admin-sam' },
       b: { party: 'admin-sam', name: 'server' },
       channel: { initiator: this.serverIdentity, responder: this.adminIdentity, mutual: true, trust: () => true },
     });
-
-    const serverKey = toB64(this.serverIdentity.signPublic);
     for (const p of opts.providers) {
-      const ids = this.providerIdentities[p]!;
-      const trustedKey = opts.untrustingProviders?.includes(p) ? toB64(new Uint8Array(32).fill(7)) : serverKey;
-      const serverLinks = new Map<string, SecureResponderLink>();
       const readers: Record<string, EnrolledReader> = {};
       this.readers.set(p, readers);
-      const msamId = `migration-sam/${p}`;
-      const nsamId = `normal-sam/${p}`;
-      this.serverLinks.set(msamId, serverLinks);
-      this.factories.set(msamId, async () => {
-        const msam = new MigrationSamRuntime(this.deps(msamId, this.storeFor(`provider-${p}`, 'migration-sam')), {
-          provider: p,
-          identity: ids.migration,
-          adminSamSignPublic: this.adminIdentity.signPublic,
-          servers: { [trustedKey]: opts.rights?.[p] ?? ['upload', 'download', 'clear'] },
-          serverKeyOf: (peer) => serverLinks.get(peer)?.peerId,
-        });
-        await msam.start();
-        return msam;
-      });
-      this.factories.set(nsamId, async () => {
-        const nsam = new NormalSamRuntime(this.deps(nsamId, this.storeFor(`provider-${p}`, 'normal-sam')), {
-          provider: p,
-          providerMaster: this.providerMasters[p]!,
-          identity: ids.normal,
-          migrationSamBoxPublic: ids.migration.boxPublic,
+      const serverLinks = new Map<string, SecureResponderLink>();
+      this.serverLinks.set(`migration-sam/${p}`, serverLinks);
+      await startProvider(
+        {
+          serverIdentity: this.serverIdentity,
+          adminIdentity: this.adminIdentity,
+          identities: this.providerIdentities[p]!,
+          master: this.providerMasters[p]!,
+          rights: opts.rights?.[p],
+          untrusting: opts.untrustingProviders?.includes(p) ?? false,
           readers,
-        });
-        await nsam.start();
-        return nsam;
-      });
-      await this.launch(msamId);
-      await this.launch(nsamId);
-      this.wire({
-        a: { party: 'server', name: msamId },
-        b: { party: msamId, name: 'server' },
-        channel: { initiator: this.serverIdentity, responder: ids.migration, mutual: true, trust: (k) => k === trustedKey },
-        onB: (link) => serverLinks.set('server', link as SecureResponderLink),
-      });
-      this.wire({ a: { party: msamId, name: nsamId }, b: { party: nsamId, name: msamId } });
+          serverLinks,
+          deps: (id, store) => this.deps(id, store),
+          storeFor: (...parts) => this.storeFor(...parts),
+          define: (id, start) => this.factories.set(id, start),
+          launch: (id) => this.launch(id),
+          wire: (w) => this.wires.wire(w),
+        },
+        p,
+      );
     }
   }
 
@@ -256,46 +218,14 @@ export class EmbeddedSystem {
     return party;
   }
 
-  /** Links two parties as the wire says (and again, the same way, when either restarts). */
-  private wire(w: Wire, record = true): void {
-    if (record) this.wires.push(w);
-    const a = this.partiesById.get(w.a.party);
-    const b = this.partiesById.get(w.b.party);
-    if (!a || !b || a.isStopped || b.isStopped) return;
-    const [rawA, rawB] = memoryLinkPair(w.a.party, w.b.party, { scheduler: this.opts.scheduler, tap: this.opts.linkTap });
-    this.links.push(rawA, rawB);
-    let endA: Link = rawA;
-    let endB: Link = rawB;
-    if (w.channel) {
-      const onReject = (party: string) => (code: string, message: string) => this.opts.log.warn('channel message rejected', { party, code, reason: message });
-      endA = new SecureInitiatorLink(rawA, { name: w.a.party, identity: w.channel.initiator, peerSignPublic: w.channel.responder.signPublic, rng: this.opts.rng }, { onReject: onReject(w.a.party) });
-      endB = new SecureResponderLink(rawB, { name: w.b.party, identity: w.channel.responder, trust: w.channel.trust, requireMutual: w.channel.mutual, rng: this.opts.rng }, { onReject: onReject(w.b.party) });
-    }
-    // Faults sit above the channel: they lose, repeat and delay envelopes, as a network would lose packets under TLS.
-    const faultRng = this.opts.faultRng ?? this.opts.rng;
-    const fa = new FaultyLink(endA, faultRng, this.opts.clock, () => this.faultPolicy);
-    const fb = new FaultyLink(endB, faultRng, this.opts.clock, () => this.faultPolicy);
-    this.faulty.push(fa, fb);
-    // A hostile relay is the sending party itself: it sits above the network's faults.
-    const wrap = this.opts.wrapSender;
-    const hostile = (link: FaultyLink, from: string, to: string): Link => (wrap ? wrap(link, { from, to, link: link.label }) : link);
-    a.attach(w.a.name, hostile(fa, w.a.party, w.a.remoteId ?? w.b.party), w.a.remoteId ?? w.b.party);
-    const takeB = () => b.attach(w.b.name, hostile(fb, w.b.party, w.b.remoteId ?? w.a.party), w.b.remoteId ?? w.a.party);
-    if (w.channel?.admitFirst && endB instanceof SecureResponderLink) endB.onEstablished = () => (b.isStopped ? undefined : takeB());
-    else takeB();
-    w.onB?.(endB);
-  }
-
   /** Counts of faults applied so far, over every link. */
   faultCounts(): Record<string, number> {
-    const out: Record<string, number> = {};
-    for (const f of this.faulty) for (const [k, v] of Object.entries(f.counts)) out[k] = (out[k] ?? 0) + v;
-    return out;
+    return this.wires.faultCounts();
   }
 
   /** Makes every link lose, repeat and delay messages by `policy` (null: a perfect network again). */
   setFaults(policy: FaultPolicy | null): void {
-    this.faultPolicy = policy;
+    this.wires.setFaults(policy);
   }
 
   /** Closes a terminal's connection to the server (the phone loses its network). */
@@ -305,9 +235,7 @@ export class EmbeddedSystem {
 
   /** Opens a new connection from a terminal to the server (the phone is back online). */
   reconnect(terminalId: string): void {
-    const w = this.wires.find((x) => x.a.party === terminalId && x.b.party === 'server');
-    if (!w) throw new Error(`${terminalId} was never connected to the server`);
-    this.wire(w, false);
+    this.wires.reconnect(terminalId);
   }
 
   /**
@@ -317,9 +245,7 @@ export class EmbeddedSystem {
    * old connection is closed, and whatever it had earned (a login) is gone.
    */
   relink(a: string, b: string): void {
-    const found = this.wires.filter((w) => (w.a.party === a && w.b.party === b) || (w.a.party === b && w.b.party === a));
-    if (found.length === 0) throw new Error(`${a} and ${b} were never linked`);
-    for (const w of found) this.wire(w, false);
+    this.wires.relink(a, b);
   }
 
   /** Parties between their crash and their restart (their stores are closed: nothing to observe). */
@@ -333,7 +259,7 @@ export class EmbeddedSystem {
     try {
       await old.kill();
       const party = await this.launch(id);
-      for (const w of this.wires) if (w.a.party === id || w.b.party === id) this.wire(w, false);
+      this.wires.rewire(id);
       return party;
     } finally {
       this.restarting.delete(id);
@@ -375,31 +301,15 @@ export class EmbeddedSystem {
 
   // ---- chips and terminals -------------------------------------------------------------------------
 
-  /** A party's own key pair, made in its own store on first start and read back after (a chip's, a phone's device key). */
-  private async ownIdentity(id: string, dir: string): Promise<Identity> {
-    const known = this.identities.get(id);
-    if (known) return known;
-    const store = this.storeFor(dir);
-    try {
-      const identity = await loadOrCreateIdentity(store, this.opts.rng);
-      this.identities.set(id, identity);
-      return identity;
-    } finally {
-      await store.close();
-    }
-  }
-
   /** The public key a terminal proves on its links (its device key) or a chip on its bus. */
   publicKeyOf(id: string): string {
-    const identity = this.identities.get(id);
-    if (!identity) throw new Error(`no key for ${id}`);
-    return toB64(identity.signPublic);
+    return this.ownKeys.publicKeyOf(id);
   }
 
   /** Manufactures a chip: serial and K_chip (derived from the issuer master) written into its own store. */
   async addChip(serial: string): Promise<ChipRuntime> {
     const id = `chip/${serial}`;
-    await this.ownIdentity(id, `chip-${serial}`);
+    await this.ownKeys.load(id, `chip-${serial}`);
     const kChip = deriveChipKey(this.issuerMaster, serial).reveal();
     this.factories.set(id, async () => {
       const chip = new ChipRuntime(this.deps(id, this.storeFor(`chip-${serial}`)));
@@ -411,7 +321,7 @@ export class EmbeddedSystem {
 
   async addTerminal(name: string): Promise<TerminalRuntime> {
     const id = `terminal/${name}`;
-    await this.ownIdentity(id, `terminal-${name}`);
+    await this.ownKeys.load(id, `terminal-${name}`);
     this.factories.set(id, async () => {
       const terminal = new TerminalRuntime(this.deps(id, this.storeFor(`terminal-${name}`)));
       await terminal.start();
@@ -420,73 +330,24 @@ export class EmbeddedSystem {
     return (await this.launch(id)) as TerminalRuntime;
   }
 
-  /**
-   * Puts a chip in a terminal (the phone's local link) and pairs them: the
-   * chip answers only this terminal's device key, over a channel to its own key.
-   */
+  /** Puts a chip in a terminal and pairs them (systemPhones.ts). */
   insertChip(terminal: TerminalRuntime, chip: ChipRuntime): void {
-    const termKey = this.publicKeyOf(terminal.id);
-    this.wire({
-      a: { party: terminal.id, name: 'chip', remoteId: chip.id },
-      b: { party: chip.id, name: terminal.id },
-      channel: {
-        initiator: this.identities.get(terminal.id)!,
-        responder: this.identities.get(chip.id)!,
-        mutual: true,
-        trust: (k, n) => (k === termKey && n === terminal.id ? true : { code: 'UNTRUSTED_PEER', message: `${chip.id} answers only the phone it is paired with` }),
-        admitFirst: true,
-      },
-    });
+    insertChip(this.phones, terminal, chip);
   }
 
-  /** One connection from the terminal to the server: the terminal checks the server's key and proves its device key. */
+  /** One connection from the terminal to the server (systemPhones.ts). */
   connectToServer(terminal: TerminalRuntime): void {
-    this.wire({
-      a: { party: terminal.id, name: 'server' },
-      b: { party: 'server', name: terminal.id },
-      channel: { initiator: this.identities.get(terminal.id)!, responder: this.serverIdentity, mutual: true, trust: (k, n) => this.server.admitTerminal(n, k), admitFirst: true },
-    });
+    connectToServer(this.phones, terminal);
   }
 
-  /**
-   * A bare channel to the server, as a terminal program would open it, for
-   * tools and tests that speak envelopes directly (bad input, attacks). It
-   * proves `identity` (a new device key unless given): a name bound to
-   * another key is refused at the handshake, as a stranger's would be.
-   */
-  rawServerConnection(name: string, identity: Identity = generateIdentity(this.opts.rng)): Link {
-    const id = `terminal/${name}`;
-    const [t, s] = memoryLinkPair(id, 'server');
-    this.links.push(t, s);
-    const link = new SecureInitiatorLink(t, { name: id, identity, peerSignPublic: this.serverIdentity.signPublic, rng: this.opts.rng });
-    const server = this.server;
-    const responder = new SecureResponderLink(s, { name: 'server', identity: this.serverIdentity, trust: (k, n) => server.admitTerminal(n, k), requireMutual: true, rng: this.opts.rng });
-    responder.onEstablished = (l) => void server.attachTerminal(id, l);
-    return link;
+  /** A bare channel to the server, as a terminal program would open it, proving `identity` (systemPhones.ts). */
+  rawServerConnection(name: string, identity?: Identity): Link {
+    return rawServerConnection(this.phones, name, identity);
   }
 
-  /**
-   * A terminal acting as a reader connects to a provider's normal SAM
-   * (normal use; no server involved). The provider enrols the terminal's
-   * device key first, with `rights` (a phone spends; a charging reader also
-   * tops up without a voucher).
-   */
+  /** A terminal acting as a reader connects to a provider's normal SAM, enrolled with `rights` (systemPhones.ts). */
   connectReader(terminal: TerminalRuntime, provider: string, rights: ReaderRight[] = ['spend']): void {
-    const ids = this.providerIdentities[provider];
-    if (!ids) throw new Error(`no provider ${provider}`);
-    this.enrollReader(provider, this.publicKeyOf(terminal.id), terminal.id, rights);
-    const samId = `normal-sam/${provider}`;
-    this.wire({
-      a: { party: terminal.id, name: samId },
-      b: { party: samId, name: terminal.id },
-      channel: {
-        initiator: this.identities.get(terminal.id)!,
-        responder: ids.normal,
-        mutual: true,
-        trust: (k, n) => this.party<NormalSamRuntime>(samId).admitReader(n, k),
-        admitFirst: true,
-      },
-    });
+    connectReader(this.phones, terminal, provider, rights);
   }
 
   /** The provider enrols a reader key under a name with rights (replacing what that key had). */
@@ -532,8 +393,7 @@ export class EmbeddedSystem {
   }
 
   async stop(): Promise<void> {
-    this.faultPolicy = null;
-    for (const f of this.faulty) f.flush();
+    this.wires.quiet();
     for (const party of this.parties()) await party.stop();
   }
 }

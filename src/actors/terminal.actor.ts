@@ -252,6 +252,25 @@ export class TerminalRuntime extends PartyRuntime {
   protected onIntent(_key: string, intent: TerminalIntent, turn: TurnContext): void {
     switch (intent.type) {
       case 'beginLogin':
+      case 'proveLogin':
+      case 'loginFinished':
+        return this.loginIntent(turn, intent);
+      case 'beginReader':
+      case 'readerRefused':
+      case 'readerFinished':
+        return this.readerIntent(turn, intent);
+      case 'showProgress':
+      case 'jobFinished':
+        return this.userIntent(turn, intent);
+      default:
+        return this.requestIntent(turn, intent);
+    }
+  }
+
+  /** The login: its request, the scrypt proof (the password leaves RAM here), and the user's answer. */
+  private loginIntent(turn: TurnContext, intent: Extract<TerminalIntent, { type: 'beginLogin' | 'proveLogin' | 'loginFinished' }>): void {
+    switch (intent.type) {
+      case 'beginLogin':
         turn.send(SERVER_PEER, 'login.begin', { user: intent.user });
         return;
       case 'proveLogin': {
@@ -284,6 +303,12 @@ export class TerminalRuntime extends PartyRuntime {
         if (w) turn.afterTurn(() => (intent.ok ? w.resolve() : w.reject(failure(intent.code ?? 'LOGIN_FAILED', intent.message ?? 'login failed'))));
         return;
       }
+    }
+  }
+
+  /** What the user asks the server for, the chip-control channel's answers, and the frames this terminal relays. */
+  private requestIntent(turn: TurnContext, intent: Extract<TerminalIntent, { type: 'requestRegister' | 'requestMigrateOut' | 'requestMigrateIn' | 'requestCancel' | 'confirmChannel' | 'refuseChannel' | 'confirmRelease' | 'relayToChip' | 'relayToServer' | 'relayToReaderSam' }>): void {
+    switch (intent.type) {
       case 'requestRegister':
         turn.send(SERVER_PEER, 'chip.register', {});
         return;
@@ -317,6 +342,12 @@ export class TerminalRuntime extends PartyRuntime {
       case 'relayToReaderSam':
         turn.send(`normal-sam/${intent.provider}`, 'frame', { session: intent.session, data: intent.data });
         return;
+    }
+  }
+
+  /** What the user sees: a migration's progress, and the answer to the job they started. */
+  private userIntent(turn: TurnContext, intent: Extract<TerminalIntent, { type: 'showProgress' | 'jobFinished' }>): void {
+    switch (intent.type) {
       case 'showProgress': {
         const p = { terminal: this.id, mig: intent.mig, step: intent.step, text: intent.text };
         turn.afterTurn(() => {
@@ -336,6 +367,12 @@ export class TerminalRuntime extends PartyRuntime {
         }
         return;
       }
+    }
+  }
+
+  /** Normal use at a provider's normal SAM (this terminal as a reader): the request, and the user's answer. */
+  private readerIntent(turn: TurnContext, intent: Extract<TerminalIntent, { type: 'beginReader' | 'readerRefused' | 'readerFinished' }>): void {
+    switch (intent.type) {
       case 'beginReader': {
         const voucher = this.readerVoucher;
         this.readerVoucher = null;

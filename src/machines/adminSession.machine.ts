@@ -14,17 +14,19 @@
  * the runtime compares it with what the admin SAM knows (the temp key, or the
  * receipt's value for the destination's main key) and reports `verified`.
  * A session that stalls fails at its deadline and the server retries.
+ *
+ * What each operation runs and checks is declared in the admin operation
+ * table (src/protocol/adminOps.ts); this machine is the same for all of them.
  */
 import { and, assign, emit, setup } from 'xstate';
+import type { AdminChipCommand, AdminOp } from '../protocol/adminOps.ts';
 import type { ErrorCode, Refusal } from '../protocol/errors.ts';
 
 export const ADMIN_SESSION_MACHINE_VERSION = 2;
 
-export type AdminOp = 'identify' | 'lock' | 'format' | 'activate' | 'restore' | 'wipe';
-
 /** A command as the machine sees it: no key material (the runtime adds temp keys from its store). */
 export interface AdminCommand {
-  op: 'list' | 'lock' | 'format' | 'activate' | 'restore' | 'wipe';
+  op: AdminChipCommand;
   area?: string;
   item?: number;
   provider?: string;

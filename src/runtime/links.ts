@@ -104,7 +104,7 @@ export class Links {
   /** Encodes and sends now; with no open link the message waits (the outbox sends a request again when it is back). */
   transmit(o: OutMessage): void {
     const link = this.links.get(o.peer);
-    if (!link || !link.isOpen) {
+    if (!link?.isOpen) {
       this.log.debug('no link; message waits', { peer: o.peer, type: o.env.type });
       return;
     }

@@ -22,8 +22,9 @@ class ActivateBeforeCommit extends AdminSamRuntime {
     else super.commit(turn, env, mig, check);
   }
 
-  protected override gateActivation(): void {
-    // no gate: S16 opens whatever the record says
+  protected override gateRequest(...args: Parameters<AdminSamRuntime['gateRequest']>): void {
+    // no gate for S16 (activate): it opens whatever the record says
+    if (args[2].op !== 'activate') super.gateRequest(...args);
   }
 }
 

@@ -66,9 +66,7 @@ export interface LinkSite {
 }
 
 /** Sees every message that crosses a link, as bytes. Used by the run recorder and the confidentiality tests. */
-export interface LinkTap {
-  (record: { link: string; from: string; to: string; bytes: Uint8Array }): void;
-}
+export type LinkTap = (record: { link: string; from: string; to: string; bytes: Uint8Array }) => void;
 
 /** What a deferred delivery carries, so a scheduler can order, hold or partition it by link. */
 export interface Delivery {

@@ -205,7 +205,7 @@ export type SchemasMatchTheTable = [Same<z.infer<typeof grantSchema>, Grant>, Sa
 export const SCHEMAS_MATCH_THE_TABLE: SchemasMatchTheTable = true;
 
 export function isMessageType(t: string): t is MessageType {
-  return Object.prototype.hasOwnProperty.call(MESSAGES, t);
+  return Object.hasOwn(MESSAGES, t);
 }
 
 export function kindOf(t: MessageType): MessageKind {
