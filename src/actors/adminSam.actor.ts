@@ -293,15 +293,15 @@ export class AdminSamRuntime extends PartyRuntime {
     // check value, which this SAM kept, so a retried activation or restore is checked after the temp key is deleted.
     const tempKcv = () => keyCheckValue(this.keys.live(rec), serial, cmd.area!);
     switch (check) {
-      case 'tempKeyAndSetAsideMain':
+      case 'tempKeyAndSetAsideMain': // S3, the lock
         if (!sameKcv(reply.kcv, tempKcv()) || !reply.prevKcv) return false;
         if (rec.sourceMainKcv === null) this.keys.update(turn, { ...rec, sourceMainKcv: reply.prevKcv });
         return rec.sourceMainKcv === null || sameKcv(rec.sourceMainKcv, reply.prevKcv);
-      case 'tempKey':
+      case 'tempKey': // S10, the format
         return sameKcv(reply.kcv, tempKcv());
-      case 'receiptMainKey':
+      case 'receiptMainKey': // S16, the activation
         return rec.destinationMainKcv !== null && sameKcv(reply.kcv, rec.destinationMainKcv);
-      case 'setAsideSourceMain':
+      case 'setAsideSourceMain': // rollback, the restore
         // An area the lock never reached was never switched: there is no set-aside key to check.
         return rec.sourceMainKcv === null || sameKcv(reply.kcv, rec.sourceMainKcv);
     }

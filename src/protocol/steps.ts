@@ -59,7 +59,7 @@ const TABLE = [
       'sourcePhase.identifying': PROVE,
       'sourcePhase.identifyRetry': RETRY,
     },
-    files: ['src/machines/migration.machine.ts', 'src/actors/server.actor.ts', 'src/actors/adminSam.actor.ts', 'src/machines/adminSession.machine.ts', 'src/actors/chip.actor.ts'],
+    files: ['src/machines/migration.machine.ts', 'src/actors/serverIntents.ts', 'src/protocol/adminOps.ts', 'src/actors/adminSam.actor.ts', 'src/actors/chipAreas.ts'],
   },
   {
     id: 'S2',
@@ -97,7 +97,7 @@ const TABLE = [
     chipCommand: 'lock: main key -> temp key, per area',
     keyCheck: 'the temp key\'s check value (the admin SAM made the key), and the set-aside main key\'s, kept for the restore',
     states: { 'sourcePhase.lockingSource': 'the admin SAM to lock the source', 'sourcePhase.lockRetry': RETRY },
-    files: ['src/machines/migration.machine.ts', 'src/actors/server.actor.ts', 'src/actors/adminSam.actor.ts', 'src/actors/chip.actor.ts', 'src/machines/area.machine.ts'],
+    files: ['src/machines/migration.machine.ts', 'src/actors/serverIntents.ts', 'src/protocol/adminOps.ts', 'src/actors/adminSam.actor.ts', 'src/actors/chipAreas.ts'],
   },
   {
     id: 'S4',
@@ -157,7 +157,7 @@ const TABLE = [
       'destinationPhase.identifyRetry': RETRY,
       'destinationPhase.rejecting': 'the terminal to release the chip that is not the destination',
     },
-    files: ['src/machines/migration.machine.ts', 'src/actors/server.actor.ts', 'src/actors/adminSam.actor.ts', 'src/machines/adminSession.machine.ts'],
+    files: ['src/machines/migration.machine.ts', 'src/actors/serverIntents.ts', 'src/protocol/adminOps.ts', 'src/actors/adminSam.actor.ts', 'src/machines/adminSession.machine.ts'],
   },
   {
     id: 'S10',
@@ -167,7 +167,7 @@ const TABLE = [
     chipCommand: 'format: install the temp key, per area',
     keyCheck: 'the temp key\'s check value',
     states: { 'destinationPhase.formatting': 'the admin SAM to format the destination', 'destinationPhase.formatRetry': RETRY },
-    files: ['src/machines/migration.machine.ts', 'src/actors/adminSam.actor.ts', 'src/machines/decision.machine.ts', 'src/actors/chip.actor.ts', 'src/machines/area.machine.ts'],
+    files: ['src/machines/migration.machine.ts', 'src/protocol/adminOps.ts', 'src/actors/adminSam.actor.ts', 'src/machines/decision.machine.ts', 'src/actors/chipAreas.ts'],
   },
   {
     id: 'S11',
@@ -231,7 +231,7 @@ const TABLE = [
     chipCommand: 'activate: temp key -> main key, per area',
     keyCheck: 'the main key\'s check value from the item\'s receipt (S14)',
     states: { activating: 'the admin SAM to activate the destination', activateRetry: RETRY },
-    files: ['src/machines/migration.machine.ts', 'src/actors/adminSam.actor.ts', 'src/machines/decision.machine.ts', 'src/actors/chip.actor.ts', 'src/machines/area.machine.ts'],
+    files: ['src/machines/migration.machine.ts', 'src/protocol/adminOps.ts', 'src/actors/adminSam.actor.ts', 'src/machines/decision.machine.ts', 'src/actors/chipAreas.ts'],
   },
   {
     id: 'S17',
