@@ -111,6 +111,20 @@ test('test doubles stay in src/testing: nothing else in src/ says it is only for
   assert.equal(said, [], `test scaffolding outside src/testing:\n${said.join('\n')}`);
 });
 
+/** The formatter (biome.json, lineWidth) lays code out within this; strings and comments it cannot break are held to it here. */
+const LINE_CHARS_MAX = 160;
+
+test(`lines: no line in src/ is longer than ${LINE_CHARS_MAX} characters`, () => {
+  const long = sources.flatMap((f) =>
+    readFileSync(f, 'utf8')
+      .split('\n')
+      .map((line, i) => ({ n: [...line].length, at: `${relative(root, f)}:${i + 1}` }))
+      .filter(({ n }) => n > LINE_CHARS_MAX)
+      .map(({ n, at }) => `${at} (${n})`),
+  );
+  assert.equal(long, [], `lines over ${LINE_CHARS_MAX} characters:\n${long.join('\n')}`);
+});
+
 test('no orphans: every file in src/ is imported by another, or is an entry point', () => {
   const entries = new Set([join(src, 'cli', 'main.ts')]);
   const imported = new Set<string>();

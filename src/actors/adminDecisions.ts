@@ -82,7 +82,13 @@ export class Decisions {
    * item's area and provider; the receipts' key check values are then kept
    * with the temp keys.
    */
-  checkReceipts(turn: TurnContext, mig: string, receipts: readonly Receipt[], migrationSams: Record<string, MigrationSamKeys>, keys: TempKeys): { ok: boolean; problem?: string } {
+  checkReceipts(
+    turn: TurnContext,
+    mig: string,
+    receipts: readonly Receipt[],
+    migrationSams: Record<string, MigrationSamKeys>,
+    keys: TempKeys,
+  ): { ok: boolean; problem?: string } {
     const ctx = this.context(mig);
     if (ctx.destination === null) return { ok: false, problem: 'no destination was formatted for this migration' };
     for (const item of ctx.items) {

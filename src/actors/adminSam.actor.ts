@@ -183,10 +183,21 @@ export class AdminSamRuntime extends PartyRuntime {
       return;
     }
     const commands: AdminCommand[] =
-      op.items === null ? [{ op: op.chipCommand }] : items.map((i) => ({ op: op.chipCommand, area: i.area, item: i.item, provider: i.provider, recipient: i.recipient }));
+      op.items === null
+        ? [{ op: op.chipCommand }]
+        : items.map((i) => ({ op: op.chipCommand, area: i.area, item: i.item, provider: i.provider, recipient: i.recipient }));
     const expiresAt = op.grants === null ? null : body.expiresAt!;
     const session = body.session;
-    turn.spawn(SESSION + session, 'adminSession', { session, op: op.op, mig, serial: body.serial ?? null, commands, request: env.id, expiresAt, deadline: this.clock.now() + this.timing.sessionMs });
+    turn.spawn(SESSION + session, 'adminSession', {
+      session,
+      op: op.op,
+      mig,
+      serial: body.serial ?? null,
+      commands,
+      request: env.id,
+      expiresAt,
+      deadline: this.clock.now() + this.timing.sessionMs,
+    });
   }
 
   /** What an operation does besides the generic path. */
@@ -265,7 +276,10 @@ export class AdminSamRuntime extends PartyRuntime {
     }
     const frame = decodeChipFrame(fromB64(data));
     if (actor.getSnapshot().matches('authenticating')) {
-      turn.dispatch(key, this.sessions.answerEvent(session, frame, (serial) => deriveChipKey(this.opts.issuerMaster, serial)));
+      turn.dispatch(
+        key,
+        this.sessions.answerEvent(session, frame, (serial) => deriveChipKey(this.opts.issuerMaster, serial)),
+      );
       return;
     }
     const r = this.sessions.reply(session, frame);

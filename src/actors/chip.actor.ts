@@ -26,14 +26,7 @@ import { codeOf, ProtocolError, type Refusal } from '../protocol/errors.ts';
 import { ACTIVE_SLOT, areaTransition } from '../machines/area.machine.ts';
 import { chipMachine, CHIP_MACHINE_VERSION, type ChipIntent, type SessionPurpose } from '../machines/chip.machine.ts';
 import { ChipMemory } from '../store/chip.store.ts';
-import {
-  decodeChipCommand,
-  decodeChipFrame,
-  encodeJson,
-  type ChipCommand,
-  type ChipFrame,
-  type ChipReply,
-} from '../transport/chip.frames.ts';
+import { decodeChipCommand, decodeChipFrame, encodeJson, type ChipCommand, type ChipFrame, type ChipReply } from '../transport/chip.frames.ts';
 import type { AnyEnvelope } from '../transport/envelope.ts';
 import { ChipAreas, refusal } from './chipAreas.ts';
 import { PartyRuntime, type MachineKind, type RuntimeDeps, type TurnContext } from './runtime.ts';
@@ -193,7 +186,7 @@ export class ChipRuntime extends PartyRuntime {
     }
     const expected = samProof(s.key, s.binding, s.rSam, s.rChip);
     if (!verifyProof(expected, fromB64(f.proof))) {
-      turn.dispatch(CHIP_ACTOR, { type: 'SAM_REJECTED', session, code: 'AUTH_FAILED', message: 'the SAM\'s proof does not verify under the active key' });
+      turn.dispatch(CHIP_ACTOR, { type: 'SAM_REJECTED', session, code: 'AUTH_FAILED', message: "the SAM's proof does not verify under the active key" });
       return;
     }
     const keys = deriveSessionKeys(s.key, s.binding, s.rSam, s.rChip);

@@ -43,7 +43,9 @@ export class ChipConsole {
       if (env.type === 'frame.ack') return;
       if (env.type === 'frame') {
         // Frames are delivered reliably hop by hop: acknowledge each, and take a repeat only once.
-        this.link.send(encodeEnvelope({ v: PROTOCOL_VERSION, id: `${this.id}#a${++this.seq}`, corr: env.id, from: this.id, to: this.chipId, type: 'frame.ack', body: {} }));
+        this.link.send(
+          encodeEnvelope({ v: PROTOCOL_VERSION, id: `${this.id}#a${++this.seq}`, corr: env.id, from: this.id, to: this.chipId, type: 'frame.ack', body: {} }),
+        );
         if (this.seen.has(env.id)) return;
         this.seen.add(env.id);
       }
@@ -68,7 +70,14 @@ export class ChipConsole {
 
   private post(session: string, frame: Uint8Array): void {
     this.link.send(
-      encodeEnvelope({ v: PROTOCOL_VERSION, id: `${this.id}#${++this.seq}`, from: this.id, to: this.chipId, type: 'frame', body: { session, data: toB64(frame) } }),
+      encodeEnvelope({
+        v: PROTOCOL_VERSION,
+        id: `${this.id}#${++this.seq}`,
+        from: this.id,
+        to: this.chipId,
+        type: 'frame',
+        body: { session, data: toB64(frame) },
+      }),
     );
   }
 

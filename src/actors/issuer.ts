@@ -30,11 +30,14 @@ async function runSession(
 ): Promise<void> {
   const answer = await desk.exchange(spec.session, sessions.begin(spec));
   const a = sessions.answer(spec.session, answer, () => key);
-  if (a.kind !== 'answered' || !a.proofOk) throw new Error(`issuing desk: the chip refused the ${spec.purpose} session (${a.kind === 'refused' ? a.code : 'bad proof'})`);
+  if (a.kind !== 'answered' || !a.proofOk)
+    throw new Error(`issuing desk: the chip refused the ${spec.purpose} session (${a.kind === 'refused' ? a.code : 'bad proof'})`);
   for (const cmd of commands) {
     const r = sessions.reply(spec.session, await desk.exchange(spec.session, sessions.command(spec.session, cmd)));
     if (r.kind !== 'reply' || !r.reply.ok) {
-      throw new Error(`issuing desk: ${cmd.op} failed: ${r.kind === 'reply' && !r.reply.ok ? `${r.reply.code} ${r.reply.message}` : r.kind === 'refused' ? r.code : ''}`);
+      throw new Error(
+        `issuing desk: ${cmd.op} failed: ${r.kind === 'reply' && !r.reply.ok ? `${r.reply.code} ${r.reply.message}` : r.kind === 'refused' ? r.code : ''}`,
+      );
     }
   }
   const close = sessions.close(spec.session);

@@ -154,7 +154,7 @@ export class MigrationSamRuntime extends PartyRuntime {
       case 'msam.fence': {
         const mig = this.requireMig(env);
         // Durable before anything else: from now on no download for this migration, ever.
-        turn.write(() => this.records.fenced.put(mig, { mig, reason: 'aborted by the admin SAM\'s decision' }));
+        turn.write(() => this.records.fenced.put(mig, { mig, reason: "aborted by the admin SAM's decision" }));
         this.fenceReplies.add(env.id);
         for (const key of this.actorKeys('migrationSam')) {
           if (key.startsWith(`${ITEM}${mig}:`)) turn.tryDispatch(key, { type: 'FENCE_REQUESTED', request: env.id });
@@ -283,7 +283,10 @@ export class MigrationSamRuntime extends PartyRuntime {
     const snap = actor.getSnapshot();
     if (snap.matches({ uploading: 'authenticating' }) || snap.matches({ downloading: 'authenticating' })) {
       // The temp key is used only for the serial its grant names.
-      turn.dispatch(key, this.sessions.answerEvent(session, frame, (serial) => (serial === w.grant.serial ? w.tempKey : null)));
+      turn.dispatch(
+        key,
+        this.sessions.answerEvent(session, frame, (serial) => (serial === w.grant.serial ? w.tempKey : null)),
+      );
       return;
     }
     const r = this.sessions.reply(session, frame);

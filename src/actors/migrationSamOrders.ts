@@ -35,7 +35,7 @@ export function placeOrder(turn: TurnContext, key: string, token: string, bindin
     item = openIssueOrder(order, sam.identity);
     decodeValue(item);
   } catch (e) {
-    throw refuse(e instanceof CryptoError ? e.message : 'the order\'s item is not a value item');
+    throw refuse(e instanceof CryptoError ? e.message : "the order's item is not a value item");
   }
   if (order.provider !== sam.provider) throw refuse(`the order is for ${order.provider}, not ${sam.provider}`);
   if (order.serial !== binding.serial) throw refuse(`the order is for chip ${order.serial}, not ${binding.serial}`);

@@ -95,7 +95,9 @@ const pad = (n: number) => String(n).padStart(16, '0');
 
 export class NormalSamRuntime extends PartyRuntime {
   // discardWhenDone: one session per payment; once answered (the reply is in the inbox) nothing of it is kept.
-  protected readonly kinds: Record<string, MachineKind> = { normalSam: { machine: normalSamMachine, version: NORMAL_SAM_MACHINE_VERSION, discardWhenDone: true } };
+  protected readonly kinds: Record<string, MachineKind> = {
+    normalSam: { machine: normalSamMachine, version: NORMAL_SAM_MACHINE_VERSION, discardWhenDone: true },
+  };
   private readonly sessions: SamSessions;
   private readonly work = new Map<string, ReaderWork>();
   private readonly opts: NormalSamOptions;
@@ -136,10 +138,12 @@ export class NormalSamRuntime extends PartyRuntime {
    * enrolled, under the name it was enrolled with.
    */
   admitReader(name: string, key: string | undefined): TrustVerdict {
-    if (key === undefined) return { code: 'UNTRUSTED_PEER', message: `a reader of ${this.opts.provider} proves a key the provider enrolled; this hello carries none` };
+    if (key === undefined)
+      return { code: 'UNTRUSTED_PEER', message: `a reader of ${this.opts.provider} proves a key the provider enrolled; this hello carries none` };
     const reader = this.readerOf(key);
     if (!reader) return { code: 'UNTRUSTED_PEER', message: `${name.slice(0, 64)} is not a reader enrolled by ${this.opts.provider}` };
-    if (reader.name !== name) return { code: 'UNTRUSTED_PEER', message: `this key is enrolled by ${this.opts.provider} as ${reader.name}, not ${name.slice(0, 64)}` };
+    if (reader.name !== name)
+      return { code: 'UNTRUSTED_PEER', message: `this key is enrolled by ${this.opts.provider} as ${reader.name}, not ${name.slice(0, 64)}` };
     return true;
   }
 
@@ -268,7 +272,13 @@ export class NormalSamRuntime extends PartyRuntime {
         }
         const voucher = this.authorise(peer, env.body.op, env.body.area, env.body.amount, env.body.voucher);
         this.work.set(env.body.session, { peer, amount: voucher?.amount ?? env.body.amount, ...(voucher ? { voucher } : {}) });
-        turn.spawn(key, 'normalSam', { session: env.body.session, op: env.body.op, area: env.body.area, request: env.id, deadline: this.clock.now() + this.timing.sessionMs });
+        turn.spawn(key, 'normalSam', {
+          session: env.body.session,
+          op: env.body.op,
+          area: env.body.area,
+          request: env.id,
+          deadline: this.clock.now() + this.timing.sessionMs,
+        });
         return;
       }
       case 'frame':
@@ -288,7 +298,10 @@ export class NormalSamRuntime extends PartyRuntime {
     const ctx = actor.getSnapshot().context as NormalSamContext;
     const frame = decodeChipFrame(fromB64(data));
     if (actor.getSnapshot().matches('authenticating')) {
-      turn.dispatch(key, this.sessions.answerEvent(session, frame, (serial) => deriveMainKey(this.opts.providerMaster, serial, ctx.area)));
+      turn.dispatch(
+        key,
+        this.sessions.answerEvent(session, frame, (serial) => deriveMainKey(this.opts.providerMaster, serial, ctx.area)),
+      );
       return;
     }
     const r = this.sessions.reply(session, frame);
@@ -328,7 +341,8 @@ export class NormalSamRuntime extends PartyRuntime {
     const peer = w?.peer;
     if (!peer) {
       // Its work is gone (a restart, or the reader's link closed): the failure still answers the request, into the inbox.
-      if (intent.type === 'answerFailed') turn.send(turn.peerOfRequest(intent.request), 'error', { code: intent.code, message: intent.message }, { corr: intent.request });
+      if (intent.type === 'answerFailed')
+        turn.send(turn.peerOfRequest(intent.request), 'error', { code: intent.code, message: intent.message }, { corr: intent.request });
       return;
     }
     const frame = (bytes: Uint8Array) => turn.send(peer, 'frame', { session: ctx.session, data: toB64(bytes) });

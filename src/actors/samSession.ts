@@ -103,9 +103,7 @@ export class SamSessions {
     keyFor: (serial: string) => Secret | null,
   ): { type: 'CHIP_ANSWERED'; serial: string; proofOk: boolean } | { type: 'CHIP_REFUSED'; code: ErrorCode; message: string } {
     const a = this.answer(session, frame, keyFor);
-    return a.kind === 'refused'
-      ? { type: 'CHIP_REFUSED', code: a.code, message: a.message }
-      : { type: 'CHIP_ANSWERED', serial: a.serial, proofOk: a.proofOk };
+    return a.kind === 'refused' ? { type: 'CHIP_REFUSED', code: a.code, message: a.message } : { type: 'CHIP_ANSWERED', serial: a.serial, proofOk: a.proofOk };
   }
 
   /** A sealed command: the first one rides with our proof (auth3). */

@@ -180,7 +180,8 @@ export class ServerRuntime extends PartyRuntime {
    * stranger's hello writes nothing.
    */
   admitTerminal(name: string, key: string | undefined): TrustVerdict {
-    if (!TERMINAL_NAME.test(name)) return { code: 'UNTRUSTED_PEER', message: 'a terminal names itself terminal/<name> (letters, digits, ".", "_", "-"; at most 64)' };
+    if (!TERMINAL_NAME.test(name))
+      return { code: 'UNTRUSTED_PEER', message: 'a terminal names itself terminal/<name> (letters, digits, ".", "_", "-"; at most 64)' };
     if (key === undefined) return { code: 'UNTRUSTED_PEER', message: `${name} must prove a device key: its hello carries none` };
     const bound = this.deviceKeyOf(name);
     if (bound !== undefined && bound !== key) return { code: 'UNTRUSTED_PEER', message: `${name} is bound to another device key` };
@@ -274,8 +275,10 @@ export class ServerRuntime extends PartyRuntime {
     const owner = session.split(':')[0] ?? '';
     const key = owner.startsWith('reg-') ? REGISTRATION + owner : MIGRATION + owner;
     const actor = this.actorOf(key);
-    const ctx = actor?.getSnapshot().context as Partial<MigrationContext> & { terminal?: string } | undefined;
-    const ours = terminal === undefined || (ctx !== undefined && (ctx.terminal === terminal || ctx.source?.terminal === terminal || ctx.destination?.terminal === terminal));
+    const ctx = actor?.getSnapshot().context as (Partial<MigrationContext> & { terminal?: string }) | undefined;
+    const ours =
+      terminal === undefined ||
+      (ctx !== undefined && (ctx.terminal === terminal || ctx.source?.terminal === terminal || ctx.destination?.terminal === terminal));
     if (!actor || !ours) throw new ProtocolError('NOT_FOUND', `no migration or registration owns session ${session.slice(0, 64)}`);
     return key;
   }
@@ -331,9 +334,18 @@ export class ServerRuntime extends PartyRuntime {
         return turn.dispatch(key, { type: 'PROVIDER_FENCED', provider: peer.slice('migration-sam/'.length) });
       case 'error':
         if (req.type === 'msam.preflight') {
-          return turn.dispatch(key, { type: 'PROVIDER_REFUSED', provider: peer.slice('migration-sam/'.length), code: env.body.code, message: env.body.message });
+          return turn.dispatch(key, {
+            type: 'PROVIDER_REFUSED',
+            provider: peer.slice('migration-sam/'.length),
+            code: env.body.code,
+            message: env.body.message,
+          });
         }
-        if ((req.type === 'msam.upload' || req.type === 'msam.download') && env.body.code === 'MIGRATION_ABORTED' && this.actorOf(key)?.getSnapshot().matches('rollingBack')) {
+        if (
+          (req.type === 'msam.upload' || req.type === 'msam.download') &&
+          env.body.code === 'MIGRATION_ABORTED' &&
+          this.actorOf(key)?.getSnapshot().matches('rollingBack')
+        ) {
           // A SAM we fenced gave up the session it was running: the rollback already knows; not a failed fence.
           this.log.debug('a fenced SAM dropped its session', { mig: req.mig, request: req.type });
           return;

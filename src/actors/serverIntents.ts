@@ -38,12 +38,29 @@ export interface ServerView {
 }
 
 type MigrationIntentOf<T extends MigrationIntent['type']> = Extract<MigrationIntent, { type: T }>;
-type ToAdminSam = MigrationIntentOf<'identifyChip' | 'lockSource' | 'formatDestination' | 'activateDestination' | 'restoreSource' | 'wipeDestination' | 'commit' | 'abort'>;
+type ToAdminSam = MigrationIntentOf<
+  'identifyChip' | 'lockSource' | 'formatDestination' | 'activateDestination' | 'restoreSource' | 'wipeDestination' | 'commit' | 'abort'
+>;
 type ToMigrationSam = MigrationIntentOf<'askProvider' | 'requestUpload' | 'requestDownload' | 'clearItem' | 'fenceProvider'>;
 type ToTerminal = Exclude<MigrationIntent, ToAdminSam | ToMigrationSam>;
 
-const ADMIN_SAM_INTENTS: ReadonlySet<string> = new Set<ToAdminSam['type']>(['identifyChip', 'lockSource', 'formatDestination', 'activateDestination', 'restoreSource', 'wipeDestination', 'commit', 'abort']);
-const MIGRATION_SAM_INTENTS: ReadonlySet<string> = new Set<ToMigrationSam['type']>(['askProvider', 'requestUpload', 'requestDownload', 'clearItem', 'fenceProvider']);
+const ADMIN_SAM_INTENTS: ReadonlySet<string> = new Set<ToAdminSam['type']>([
+  'identifyChip',
+  'lockSource',
+  'formatDestination',
+  'activateDestination',
+  'restoreSource',
+  'wipeDestination',
+  'commit',
+  'abort',
+]);
+const MIGRATION_SAM_INTENTS: ReadonlySet<string> = new Set<ToMigrationSam['type']>([
+  'askProvider',
+  'requestUpload',
+  'requestDownload',
+  'clearItem',
+  'fenceProvider',
+]);
 
 /** Sends an admin operation's request, its type and step as the table declares them (an identify's step follows its purpose). */
 function askAdminSam<O extends AdminOp>(turn: TurnContext, mig: string, op: O, body: BodyOf<(typeof ADMIN_OPS)[O]['request']>, purpose?: AdminPurpose): void {
@@ -160,7 +177,12 @@ function toMigrationSam(turn: TurnContext, mig: string, intent: ToMigrationSam, 
       turn.send(intent.recipient, 'msam.upload', { session: intent.session, grant: intent.grant }, { mig, step: 'S7', item: intent.item });
       return;
     case 'requestDownload':
-      turn.send(intent.recipient, 'msam.download', { session: intent.session, grant: intent.grant, ...(intent.order ? { order: intent.order } : {}) }, { mig, step: 'S14', item: intent.item });
+      turn.send(
+        intent.recipient,
+        'msam.download',
+        { session: intent.session, grant: intent.grant, ...(intent.order ? { order: intent.order } : {}) },
+        { mig, step: 'S14', item: intent.item },
+      );
       return;
     case 'clearItem':
       turn.send(intent.recipient, 'msam.clear', {}, { mig, step: 'S17', item: intent.item });
@@ -192,11 +214,17 @@ function toTerminal(turn: TurnContext, mig: string, intent: ToTerminal, view: Se
       const ctx = view.migration(mig)!;
       if (intent.terminal === '-' || intent.request === '-') return;
       const items = ctx.items.map((i) => ({ item: i.item, area: i.area, provider: i.provider }));
-      turn.send(intent.terminal, 'migrate.result', { mig, phase: intent.chip, outcome: intent.outcome, ...(intent.reason ? { reason: intent.reason } : {}), items }, { corr: intent.request, mig });
+      turn.send(
+        intent.terminal,
+        'migrate.result',
+        { mig, phase: intent.chip, outcome: intent.outcome, ...(intent.reason ? { reason: intent.reason } : {}), items },
+        { corr: intent.request, mig },
+      );
       return;
     }
     case 'answerCancel':
-      if (intent.terminal !== '-' && intent.request !== '-') turn.send(intent.terminal, 'migrate.cancelled', { mig, decision: intent.decision }, { corr: intent.request, mig });
+      if (intent.terminal !== '-' && intent.request !== '-')
+        turn.send(intent.terminal, 'migrate.cancelled', { mig, decision: intent.decision }, { corr: intent.request, mig });
       return;
     case 'recordOutcome':
       return;

@@ -45,7 +45,12 @@ export class MigrationDesk {
     const active = this.activeMigrationOf(user);
     if (active) {
       // A rolled-back migration waiting for its source takes the source back (rollback step 3).
-      if (this.view.actorOf(MIGRATION + active)!.getSnapshot().can({ type: 'SOURCE_ARRIVED', terminal: peer, request: env.id })) {
+      if (
+        this.view
+          .actorOf(MIGRATION + active)!
+          .getSnapshot()
+          .can({ type: 'SOURCE_ARRIVED', terminal: peer, request: env.id })
+      ) {
         turn.dispatch(MIGRATION + active, { type: 'SOURCE_ARRIVED', terminal: peer, request: env.id });
         return;
       }
@@ -79,7 +84,9 @@ export class MigrationDesk {
     const candidates = this.view.liveMigrationIds().filter((m) => {
       const snap = this.view.actorOf(MIGRATION + m)!.getSnapshot();
       const ctx = snap.context as MigrationContext;
-      return ctx.user === user && (env.body.mig === undefined || env.body.mig === m) && snap.can({ type: 'DESTINATION_ARRIVED', terminal: peer, request: env.id });
+      return (
+        ctx.user === user && (env.body.mig === undefined || env.body.mig === m) && snap.can({ type: 'DESTINATION_ARRIVED', terminal: peer, request: env.id })
+      );
     });
     if (candidates.length === 0) throw new ProtocolError('NO_MIGRATION', `${user} has no migration waiting for a destination`);
     if (candidates.length > 1) throw new ProtocolError('NO_MIGRATION', `${user} has ${candidates.length} migrations waiting; name one`);
@@ -105,12 +112,17 @@ export class MigrationDesk {
     const serial = orders[0]!.serial;
     const areas = new Set<string>();
     for (const [i, o] of orders.entries()) {
-      if (o.serial !== serial) throw new ProtocolError('BAD_BODY', `migrate.in body is invalid: body.orders.${i}: it is for chip ${o.serial}, the first order for ${serial}; one issuance puts items on one chip`);
+      if (o.serial !== serial)
+        throw new ProtocolError(
+          'BAD_BODY',
+          `migrate.in body is invalid: body.orders.${i}: it is for chip ${o.serial}, the first order for ${serial}; one issuance puts items on one chip`,
+        );
       if (areas.has(o.area)) throw new ProtocolError('BAD_BODY', `migrate.in body is invalid: body.orders.${i}: a second order for area ${o.area}`);
       areas.add(o.area);
     }
     const chip = this.view.records.registry.get(serial);
-    if (!chip || chip.user !== user) throw new ProtocolError('NOT_OWNER', `chip ${serial} is not registered to ${user}; register the phone before value is issued to it`);
+    if (!chip || chip.user !== user)
+      throw new ProtocolError('NOT_OWNER', `chip ${serial} is not registered to ${user}; register the phone before value is issued to it`);
     const active = this.activeMigrationOf(user);
     if (active) {
       const snap = this.view.actorOf(MIGRATION + active)!.getSnapshot();

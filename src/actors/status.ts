@@ -42,9 +42,12 @@ function itemState(path: string, ctx: MigrationContext, index: number): string {
     // An issuance has no source: the item comes from its provider's issue order.
     if (path === 'completed') return 'active on the chip (issued)';
     if (path === 'rolledBack') return 'not issued: the issuance rolled back, its order is void';
-    if (path.startsWith('rollingBack')) return ctx.sourceRestored ? 'not issued; its migration SAM cleared what it held' : 'not issued; its migration SAM (fenced) clears what it holds';
-    if (path.startsWith('destinationPhase.downloading') && index >= ctx.cursor) return index === ctx.cursor ? 'being downloaded from its issue order' : 'its issue order not yet used';
-    if (path === 'awaitingDestination' || (path.startsWith('destinationPhase.') && !path.startsWith('destinationPhase.downloading'))) return 'its issue order not yet used';
+    if (path.startsWith('rollingBack'))
+      return ctx.sourceRestored ? 'not issued; its migration SAM cleared what it held' : 'not issued; its migration SAM (fenced) clears what it holds';
+    if (path.startsWith('destinationPhase.downloading') && index >= ctx.cursor)
+      return index === ctx.cursor ? 'being downloaded from its issue order' : 'its issue order not yet used';
+    if (path === 'awaitingDestination' || (path.startsWith('destinationPhase.') && !path.startsWith('destinationPhase.downloading')))
+      return 'its issue order not yet used';
   }
   if (path === 'refused' || path.startsWith('sourcePhase.r') || path.startsWith('sourcePhase.identify') || path.startsWith('sourcePhase.preflight')) {
     return 'on the source, untouched';
@@ -54,7 +57,12 @@ function itemState(path: string, ctx: MigrationContext, index: number): string {
     if (index < ctx.cursor || path === 'sourcePhase.releasingChannel') return 'uploaded: held by its migration SAM, source locked';
     return index === ctx.cursor ? 'uploading to its migration SAM' : 'locked on the source, not yet uploaded';
   }
-  if (path === 'awaitingDestination' || path.startsWith('destinationPhase.reserving') || path.startsWith('destinationPhase.identify') || path.startsWith('destinationPhase.rejecting')) {
+  if (
+    path === 'awaitingDestination' ||
+    path.startsWith('destinationPhase.reserving') ||
+    path.startsWith('destinationPhase.identify') ||
+    path.startsWith('destinationPhase.rejecting')
+  ) {
     return 'held by its migration SAM; the source is the locked backup';
   }
   if (path.startsWith('destinationPhase.format')) return 'held by its migration SAM; destination being formatted';
@@ -64,9 +72,15 @@ function itemState(path: string, ctx: MigrationContext, index: number): string {
   }
   if (path.startsWith('commit') || path.startsWith('abort')) return 'downloaded, waiting for the decision';
   if (path.startsWith('activat')) return 'committed; destination being activated';
-  if (path.startsWith('clear') || path === 'releasingDestination') return cleared ? 'active on the destination' : 'active on the destination; its migration SAM clears its copy';
+  if (path.startsWith('clear') || path === 'releasingDestination')
+    return cleared ? 'active on the destination' : 'active on the destination; its migration SAM clears its copy';
   if (path === 'completed') return 'active on the destination; the source is a locked backup';
-  if (path.startsWith('rollingBack')) return ctx.sourceRestored ? (cleared ? 'back on the source' : 'back on the source; its migration SAM clears its copy') : 'locked on the source and held by its migration SAM (fenced)';
+  if (path.startsWith('rollingBack'))
+    return ctx.sourceRestored
+      ? cleared
+        ? 'back on the source'
+        : 'back on the source; its migration SAM clears its copy'
+      : 'locked on the source and held by its migration SAM (fenced)';
   if (path === 'rolledBack') return 'back on the source';
   return path;
 }

@@ -379,7 +379,13 @@ export class EmbeddedSystem {
     const ids = this.providerIdentities[o.provider];
     if (!ids) throw new Error(`no provider ${o.provider}`);
     const expiresAt = this.opts.clock.now() + (o.ttlMs ?? 24 * 3_600_000);
-    return encodeIssueOrder(createIssueOrder({ provider: o.provider, serial: o.serial, area: o.area ?? o.provider, expiresAt, item: encodeValue(o.value) }, ids.migration, this.opts.rng));
+    return encodeIssueOrder(
+      createIssueOrder(
+        { provider: o.provider, serial: o.serial, area: o.area ?? o.provider, expiresAt, item: encodeValue(o.value) },
+        ids.migration,
+        this.opts.rng,
+      ),
+    );
   }
 
   /** Issues value items onto a chip at a desk holding every master key (tests' fixture; see issuer.ts). */

@@ -30,7 +30,10 @@ export async function loadSystemKeys(opts: { dataDir: string; providers: string[
     }
   };
   const serverIdentity = await keyStore(['server'], (s) => loadOrCreateIdentity(s, opts.rng));
-  const [adminIdentity, issuerMaster] = await keyStore(['admin-sam'], async (s) => [await loadOrCreateIdentity(s, opts.rng), await loadOrCreateSecret(s, opts.rng, 'issuer-master')] as const);
+  const [adminIdentity, issuerMaster] = await keyStore(
+    ['admin-sam'],
+    async (s) => [await loadOrCreateIdentity(s, opts.rng), await loadOrCreateSecret(s, opts.rng, 'issuer-master')] as const,
+  );
   const providerIdentities: Record<string, { normal: Identity; migration: Identity }> = {};
   const providerMasters: Record<string, Secret> = {};
   for (const p of opts.providers) {

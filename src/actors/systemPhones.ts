@@ -57,7 +57,13 @@ export function connectToServer(host: PhoneHost, terminal: TerminalRuntime): voi
   host.wire({
     a: { party: terminal.id, name: 'server' },
     b: { party: 'server', name: terminal.id },
-    channel: { initiator: host.ownKeys.get(terminal.id)!, responder: host.serverIdentity, mutual: true, trust: (k, n) => host.server().admitTerminal(n, k), admitFirst: true },
+    channel: {
+      initiator: host.ownKeys.get(terminal.id)!,
+      responder: host.serverIdentity,
+      mutual: true,
+      trust: (k, n) => host.server().admitTerminal(n, k),
+      admitFirst: true,
+    },
   });
 }
 
@@ -73,7 +79,13 @@ export function rawServerConnection(host: PhoneHost, name: string, identity: Ide
   host.keep(t, s);
   const link = new SecureInitiatorLink(t, { name: id, identity, peerSignPublic: host.serverIdentity.signPublic, rng: host.rng });
   const server = host.server();
-  const responder = new SecureResponderLink(s, { name: 'server', identity: host.serverIdentity, trust: (k, n) => server.admitTerminal(n, k), requireMutual: true, rng: host.rng });
+  const responder = new SecureResponderLink(s, {
+    name: 'server',
+    identity: host.serverIdentity,
+    trust: (k, n) => server.admitTerminal(n, k),
+    requireMutual: true,
+    rng: host.rng,
+  });
   responder.onEstablished = (l) => void server.attachTerminal(id, l);
   return link;
 }

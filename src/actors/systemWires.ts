@@ -65,8 +65,16 @@ export class Wires {
     let endB: Link = rawB;
     if (w.channel) {
       const onReject = (party: string) => (code: string, message: string) => this.opts.log.warn('channel message rejected', { party, code, reason: message });
-      endA = new SecureInitiatorLink(rawA, { name: w.a.party, identity: w.channel.initiator, peerSignPublic: w.channel.responder.signPublic, rng: this.opts.rng }, { onReject: onReject(w.a.party) });
-      endB = new SecureResponderLink(rawB, { name: w.b.party, identity: w.channel.responder, trust: w.channel.trust, requireMutual: w.channel.mutual, rng: this.opts.rng }, { onReject: onReject(w.b.party) });
+      endA = new SecureInitiatorLink(
+        rawA,
+        { name: w.a.party, identity: w.channel.initiator, peerSignPublic: w.channel.responder.signPublic, rng: this.opts.rng },
+        { onReject: onReject(w.a.party) },
+      );
+      endB = new SecureResponderLink(
+        rawB,
+        { name: w.b.party, identity: w.channel.responder, trust: w.channel.trust, requireMutual: w.channel.mutual, rng: this.opts.rng },
+        { onReject: onReject(w.b.party) },
+      );
     }
     // Faults sit above the channel: they lose, repeat and delay envelopes, as a network would lose packets under TLS.
     const faultRng = this.opts.faultRng ?? this.opts.rng;

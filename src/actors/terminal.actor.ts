@@ -289,8 +289,12 @@ export class TerminalRuntime extends PartyRuntime {
         try {
           proof = stretchPassword(password, fromB64(intent.salt), intent);
         } catch (e) {
-          const why = e instanceof Error ? e.message : 'the server\'s scrypt parameters are unusable';
-          turn.raise(TERMINAL_ACTOR, { type: 'LOGIN_REJECTED', code: 'LOGIN_FAILED', message: `the server asked for scrypt parameters this terminal refuses: ${why}` });
+          const why = e instanceof Error ? e.message : "the server's scrypt parameters are unusable";
+          turn.raise(TERMINAL_ACTOR, {
+            type: 'LOGIN_REJECTED',
+            code: 'LOGIN_FAILED',
+            message: `the server asked for scrypt parameters this terminal refuses: ${why}`,
+          });
           return;
         }
         turn.send(SERVER_PEER, 'login.proof', { user: intent.user, proof: toB64(proof) });
@@ -307,7 +311,25 @@ export class TerminalRuntime extends PartyRuntime {
   }
 
   /** What the user asks the server for, the chip-control channel's answers, and the frames this terminal relays. */
-  private requestIntent(turn: TurnContext, intent: Extract<TerminalIntent, { type: 'requestRegister' | 'requestMigrateOut' | 'requestMigrateIn' | 'requestCancel' | 'confirmChannel' | 'refuseChannel' | 'confirmRelease' | 'relayToChip' | 'relayToServer' | 'relayToReaderSam' }>): void {
+  private requestIntent(
+    turn: TurnContext,
+    intent: Extract<
+      TerminalIntent,
+      {
+        type:
+          | 'requestRegister'
+          | 'requestMigrateOut'
+          | 'requestMigrateIn'
+          | 'requestCancel'
+          | 'confirmChannel'
+          | 'refuseChannel'
+          | 'confirmRelease'
+          | 'relayToChip'
+          | 'relayToServer'
+          | 'relayToReaderSam';
+      }
+    >,
+  ): void {
     switch (intent.type) {
       case 'requestRegister':
         turn.send(SERVER_PEER, 'chip.register', {});
@@ -361,9 +383,7 @@ export class TerminalRuntime extends PartyRuntime {
         const result = this.result;
         this.result = null;
         if (w) {
-          turn.afterTurn(() =>
-            intent.ok ? w.resolve(result) : w.reject(failure(intent.code ?? 'INTERNAL', intent.message ?? 'the server refused')),
-          );
+          turn.afterTurn(() => (intent.ok ? w.resolve(result) : w.reject(failure(intent.code ?? 'INTERNAL', intent.message ?? 'the server refused'))));
         }
         return;
       }

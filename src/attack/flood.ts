@@ -104,7 +104,14 @@ async function idle(job: Extract<FloodJob, { kind: 'idle' }>): Promise<FloodResu
   const end = now() + job.holdMs;
   while (now() < end && held.some((w) => w.readyState === WebSocket.OPEN)) await new Promise((r) => setTimeout(r, 50));
   for (const w of held) if (w.readyState === WebSocket.OPEN) w.terminate();
-  return { kind: 'idle', attempted: job.sockets, outcomes, closedByParty, closeMs: { median: median(closeMs), max: Math.max(0, ...closeMs) }, elapsedMs: Math.round(now() - t0) };
+  return {
+    kind: 'idle',
+    attempted: job.sockets,
+    outcomes,
+    closedByParty,
+    closeMs: { median: median(closeMs), max: Math.max(0, ...closeMs) },
+    elapsedMs: Math.round(now() - t0),
+  };
 }
 
 /** Hellos with random keys and names, all at once: what the party answers, and how fast. */
@@ -118,7 +125,13 @@ async function hellos(job: Extract<FloodJob, { kind: 'hellos' }>): Promise<Flood
     const ws = r.ws;
     // What a stranger sends costs it nothing: random bytes where the keys go (any 32 bytes pass as an X25519
     // point, and an Ed25519 key is only checked at the finish, which never comes).
-    const hello = { v: 1, from: `terminal/flood-h${i}-${toB64(systemRng.bytes(4))}`, id: toB64(systemRng.bytes(32)), eph: toB64(systemRng.bytes(32)), nonce: toB64(systemRng.bytes(16)) };
+    const hello = {
+      v: 1,
+      from: `terminal/flood-h${i}-${toB64(systemRng.bytes(4))}`,
+      id: toB64(systemRng.bytes(32)),
+      eph: toB64(systemRng.bytes(32)),
+      nonce: toB64(systemRng.bytes(16)),
+    };
     const answer = await new Promise<string>((resolve) => {
       const timer = setTimeout(() => resolve('no answer'), job.holdMs);
       ws.once('message', (data: Buffer) => {
@@ -162,7 +175,12 @@ async function requests(job: Extract<FloodJob, { kind: 'requests' }>): Promise<F
         return;
       }
       const name = `terminal/flood-r${c}-${toB64(systemRng.bytes(4))}`;
-      const link = new SecureInitiatorLink(new WsLink(`attack->${job.url}`, r.ws), { name, identity: generateIdentity(systemRng), peerSignPublic: fromB64(job.serverKey), rng: systemRng });
+      const link = new SecureInitiatorLink(new WsLink(`attack->${job.url}`, r.ws), {
+        name,
+        identity: generateIdentity(systemRng),
+        peerSignPublic: fromB64(job.serverKey),
+        rng: systemRng,
+      });
       let answered = 0;
       link.onMessage((bytes) => {
         answered++;

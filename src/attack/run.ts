@@ -62,7 +62,19 @@ export interface AttackReport {
   server: { pid: number; port: number };
   baseline: { migrationMs: number; migrationsMs: number[]; before: Sample };
   strangersOnly: { requests: FloodResult; dataMdbBytes: { before: number; after: number }; inboxRecords: { before: number; after: number } };
-  burst: { addresses: number; idle: FloodResult; hellos: FloodResult; requests: FloodResult; migrationMs: number; migrationsMs: number[]; outcome: string; peak: Sample; samples: number; serverCpuS: number; wallS: number };
+  burst: {
+    addresses: number;
+    idle: FloodResult;
+    hellos: FloodResult;
+    requests: FloodResult;
+    migrationMs: number;
+    migrationsMs: number[];
+    outcome: string;
+    peak: Sample;
+    samples: number;
+    serverCpuS: number;
+    wallS: number;
+  };
   after: Sample;
   refusedByLimit: Record<string, number>;
   latencyRatio: number;
@@ -88,7 +100,9 @@ function worker(job: FloodJob): Promise<FloodResult> {
   return new Promise((resolvePromise, reject) => {
     // At a lower priority: the attacker stands for hosts of its own, whose CPU is not the deployment's; on one
     // machine it still takes whatever the deployment leaves.
-    const child = spawn('nice', ['-n', String(WORKER_NICENESS), process.execPath, BIN, 'attack-worker', '--job', JSON.stringify(job)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn('nice', ['-n', String(WORKER_NICENESS), process.execPath, BIN, 'attack-worker', '--job', JSON.stringify(job)], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let out = '';
     let err = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString('utf8')));
@@ -190,7 +204,13 @@ interface Target {
 }
 
 /** Legitimate migrations before any attack, timed, and the server as it is then. */
-async function baselinePhase(d: LocalDeployment, o: AttackOptions, items: number, target: Target, say: (line: string) => void): Promise<AttackReport['baseline']> {
+async function baselinePhase(
+  d: LocalDeployment,
+  o: AttackOptions,
+  items: number,
+  target: Target,
+  say: (line: string) => void,
+): Promise<AttackReport['baseline']> {
   const before = sample(target.pid);
   const baseline: number[] = [];
   for (let i = 0; i < o.migrations; i++) {
@@ -199,7 +219,9 @@ async function baselinePhase(d: LocalDeployment, o: AttackOptions, items: number
     baseline.push(m.ms);
   }
   const migrationMs = median(baseline);
-  say(`baseline: ${o.migrations} ${items}-item migration(s) in ${baseline.join(', ')} ms (median ${migrationMs}); server RSS ${before.rssMb} MB, ${before.fds} descriptors`);
+  say(
+    `baseline: ${o.migrations} ${items}-item migration(s) in ${baseline.join(', ')} ms (median ${migrationMs}); server RSS ${before.rssMb} MB, ${before.fds} descriptors`,
+  );
   return { migrationMs, migrationsMs: baseline, before };
 }
 
@@ -208,11 +230,21 @@ async function strangersPhase(o: AttackOptions, dataDir: string, target: Target,
   const { url, serverKey } = target;
   const quiet = storeFigures(dataDir);
   const strangers = mergeResults(
-    await Promise.all(split(o.requests, Math.ceil(o.requests / 4)).map((n) => worker({ kind: 'requests', url, serverKey, connections: 5, perConnection: Math.ceil(n / 5), holdMs: WORKER_HOLD_MS }))),
+    await Promise.all(
+      split(o.requests, Math.ceil(o.requests / 4)).map((n) =>
+        worker({ kind: 'requests', url, serverKey, connections: 5, perConnection: Math.ceil(n / 5), holdMs: WORKER_HOLD_MS }),
+      ),
+    ),
   );
   const afterStrangers = storeFigures(dataDir);
-  say(`strangers only: ${strangers.attempted} anonymous requests; server data.mdb ${quiet.bytes} -> ${afterStrangers.bytes} bytes, inbox records ${quiet.inbox} -> ${afterStrangers.inbox}`);
-  return { requests: strangers, dataMdbBytes: { before: quiet.bytes, after: afterStrangers.bytes }, inboxRecords: { before: quiet.inbox, after: afterStrangers.inbox } };
+  say(
+    `strangers only: ${strangers.attempted} anonymous requests; server data.mdb ${quiet.bytes} -> ${afterStrangers.bytes} bytes, inbox records ${quiet.inbox} -> ${afterStrangers.inbox}`,
+  );
+  return {
+    requests: strangers,
+    dataMdbBytes: { before: quiet.bytes, after: afterStrangers.bytes },
+    inboxRecords: { before: quiet.inbox, after: afterStrangers.inbox },
+  };
 }
 
 /** The server's RSS and descriptors, read every SAMPLE_EVERY_MS until stopped: their peak. */
@@ -250,9 +282,17 @@ class ServerSampler {
 }
 
 /** The burst, with legitimate migrations in the middle of it, and the server sampled throughout and once it settled. */
-async function burstPhase(d: LocalDeployment, o: AttackOptions, target: Target, before: Sample, say: (line: string) => void): Promise<Pick<AttackReport, 'burst' | 'after'>> {
+async function burstPhase(
+  d: LocalDeployment,
+  o: AttackOptions,
+  target: Target,
+  before: Sample,
+  say: (line: string) => void,
+): Promise<Pick<AttackReport, 'burst' | 'after'>> {
   const { pid, url, serverKey } = target;
-  say(`burst from ${o.addresses} address(es): ${o.idle} idle sockets, ${o.hellos} hellos with random keys, ${o.requests} anonymous requests; a second migration once it is under way`);
+  say(
+    `burst from ${o.addresses} address(es): ${o.idle} idle sockets, ${o.hellos} hellos with random keys, ${o.requests} anonymous requests; a second migration once it is under way`,
+  );
   const burstStart = sample(pid);
   const sampler = new ServerSampler(pid, burstStart);
   // The burst comes from its own addresses (127.0.0.2 on): the legitimate phones connect from 127.0.0.1.
@@ -270,14 +310,27 @@ async function burstPhase(d: LocalDeployment, o: AttackOptions, target: Target, 
   const outcome = during.every((m) => m.outcome === 'completed') ? 'completed' : during.map((m) => m.outcome).join('; ');
   const [idle, hellos, requests] = await Promise.all([Promise.all(idleJobs), Promise.all(helloJobs), Promise.all(requestJobs)]);
   // Let the server close what the burst left (its handshake deadline), then read it once more.
-  for (const end = performance.now() + SETTLE_MS_MAX; performance.now() < end && sample(pid).fds > before.fds + 8; ) await new Promise((r) => setTimeout(r, 250));
+  for (const end = performance.now() + SETTLE_MS_MAX; performance.now() < end && sample(pid).fds > before.fds + 8; )
+    await new Promise((r) => setTimeout(r, 250));
   await sampler.stop();
   const after = sample(pid);
   const serverCpuS = Math.round((after.cpuS - burstStart.cpuS) * 10) / 10;
   const wallS = Math.round((performance.now() - burstWall) / 100) / 10;
   const { peak, samples } = sampler;
   return {
-    burst: { addresses: o.addresses, idle: mergeResults(idle), hellos: mergeResults(hellos), requests: mergeResults(requests), migrationMs, migrationsMs: during.map((m) => m.ms), outcome, peak, samples, serverCpuS, wallS },
+    burst: {
+      addresses: o.addresses,
+      idle: mergeResults(idle),
+      hellos: mergeResults(hellos),
+      requests: mergeResults(requests),
+      migrationMs,
+      migrationsMs: during.map((m) => m.ms),
+      outcome,
+      peak,
+      samples,
+      serverCpuS,
+      wallS,
+    },
     after,
   };
 }
@@ -301,7 +354,11 @@ export function describeAttack(r: AttackReport): string[] {
     `burst from ${r.burst.addresses} address(es); idle sockets: ${r.burst.idle.attempted} -> ${outcomes(r.burst.idle)}; closed by the server: ${JSON.stringify(r.burst.idle.closedByParty)}${r.burst.idle.closeMs ? `, median ${Math.round(r.burst.idle.closeMs.median)} ms after open (max ${Math.round(r.burst.idle.closeMs.max)})` : ''}`,
     `hellos: ${r.burst.hellos.attempted} -> ${outcomes(r.burst.hellos)}`,
     `anonymous requests: ${r.burst.requests.attempted} -> ${outcomes(r.burst.requests)}`,
-    `refused, by limit (/metrics): ${Object.entries(r.refusedByLimit).map(([k, v]) => `${k} ${v}`).join(', ') || 'none counted'}`,
+    `refused, by limit (/metrics): ${
+      Object.entries(r.refusedByLimit)
+        .map(([k, v]) => `${k} ${v}`)
+        .join(', ') || 'none counted'
+    }`,
     `legitimate migrations: ${r.baseline.migrationsMs.join(', ')} ms before the burst (median ${r.baseline.migrationMs}), ${r.burst.migrationsMs.join(', ')} ms during it (median ${r.burst.migrationMs}; ${r.burst.outcome}); ratio of the medians ${r.latencyRatio}`,
     `elapsed ${Math.round(r.elapsedMs / 1000)} s; deployment in ${r.dir}`,
   ];

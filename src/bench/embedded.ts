@@ -45,7 +45,9 @@ export async function runEmbedded(o: ModeOptions): Promise<ConfigResult[]> {
     for (const c of o.concurrencies) {
       const r = await runAt(o, system, plan, tally, c);
       results.push(r);
-      o.say(`  embedded K=${o.items} c=${c}: ${r.completed}/${r.migrations} migrations, ${r.throughputPerS.toFixed(1)}/s, p50 ${r.latencyMs.p50.toFixed(0)} ms, floor ratio ${r.floor.throughputRatio.toFixed(3)}`);
+      o.say(
+        `  embedded K=${o.items} c=${c}: ${r.completed}/${r.migrations} migrations, ${r.throughputPerS.toFixed(1)}/s, p50 ${r.latencyMs.p50.toFixed(0)} ms, floor ratio ${r.floor.throughputRatio.toFixed(3)}`,
+      );
     }
   } finally {
     await system.stop();
@@ -117,7 +119,12 @@ async function runAt(o: ModeOptions, system: EmbeddedSystem, plan: ReturnType<ty
 }
 
 /** `n` users, each with a source chip (issued K items) and an empty destination, in an old and a new phone. */
-async function setUpPairs(system: EmbeddedSystem, plan: ReturnType<typeof demoProviders>, tag: string, n: number): Promise<{ pairs: PhonePair[]; parties: string[] }> {
+async function setUpPairs(
+  system: EmbeddedSystem,
+  plan: ReturnType<typeof demoProviders>,
+  tag: string,
+  n: number,
+): Promise<{ pairs: PhonePair[]; parties: string[] }> {
   const pairs: PhonePair[] = new Array(n);
   const parties: string[] = [];
   await pool(n, SETUP_PARALLEL, async (i) => {
@@ -130,7 +137,10 @@ async function setUpPairs(system: EmbeddedSystem, plan: ReturnType<typeof demoPr
     const neu = await system.addTerminal(`${tag}n${i}`);
     system.insertChip(old, src);
     system.insertChip(neu, dst);
-    await system.issue(src, plan.map((p, k) => ({ area: p.provider, provider: p.provider, value: demoValue(p.kind, k, toHex(systemRng.bytes(16))) })));
+    await system.issue(
+      src,
+      plan.map((p, k) => ({ area: p.provider, provider: p.provider, value: demoValue(p.kind, k, toHex(systemRng.bytes(16))) })),
+    );
     system.connectToServer(old);
     system.connectToServer(neu);
     pairs[i] = { user, password, old, neu, destinationSerial: dst.serial };

@@ -100,11 +100,18 @@ function aead(batchMs: number, dir: 'seal' | 'open'): UnitCost {
   const points = AEAD_SIZES_BYTES.map((size) => {
     const plain = randomBytes(size);
     const sealed = chacha20poly1305(key, nonce, aad).encrypt(plain);
-    const ms = dir === 'seal' ? time(() => chacha20poly1305(key, nonce, aad).encrypt(plain), batchMs) : time(() => chacha20poly1305(key, nonce, aad).decrypt(sealed), batchMs);
+    const ms =
+      dir === 'seal'
+        ? time(() => chacha20poly1305(key, nonce, aad).encrypt(plain), batchMs)
+        : time(() => chacha20poly1305(key, nonce, aad).decrypt(sealed), batchMs);
     return [size, ms] as const;
   });
   const { slope, intercept } = fitLine(points);
-  return { fixedMs: Math.max(0, intercept), perByteMs: Math.max(0, slope), note: `ChaCha20-Poly1305 ${dir === 'seal' ? 'encrypt' : 'decrypt'}, fitted over ${AEAD_SIZES_BYTES.join('/')} B` };
+  return {
+    fixedMs: Math.max(0, intercept),
+    perByteMs: Math.max(0, slope),
+    note: `ChaCha20-Poly1305 ${dir === 'seal' ? 'encrypt' : 'decrypt'}, fitted over ${AEAD_SIZES_BYTES.join('/')} B`,
+  };
 }
 
 /**
@@ -158,14 +165,38 @@ export async function measureUnits(opts: { batches: number[]; quick: boolean; lo
   const info = randomBytes(60);
   const mac = randomBytes(120);
   const crypto: Units['crypto'] = {
-    'ed25519.sign': fixed(time(() => ed25519.sign(msg, seed), batchMs), `Ed25519 sign, ${SIGNED_BYTES} B`),
-    'ed25519.verify': fixed(time(() => ed25519.verify(sig, msg, pub, { zip215: false }), batchMs), `Ed25519 verify (strict), ${SIGNED_BYTES} B`),
-    'ed25519.keygen': fixed(time(() => ed25519.getPublicKey(seed), batchMs), 'Ed25519 public key from seed'),
-    'x25519.keygen': fixed(time(() => x25519.getPublicKey(xs), batchMs), 'X25519 public key'),
-    'x25519.ecdh': fixed(time(() => x25519.getSharedSecret(xs, xp), batchMs), 'X25519 shared secret'),
-    hkdf: fixed(time(() => hkdf(sha256, k32, k32, info, 64), batchMs), 'HKDF-SHA256, 64 B out'),
-    hmac: fixed(time(() => hmac(sha256, k32, mac), batchMs), 'HMAC-SHA256, 120 B'),
-    sha256: fixed(time(() => sha256(msg), batchMs), `SHA-256, ${SIGNED_BYTES} B`),
+    'ed25519.sign': fixed(
+      time(() => ed25519.sign(msg, seed), batchMs),
+      `Ed25519 sign, ${SIGNED_BYTES} B`,
+    ),
+    'ed25519.verify': fixed(
+      time(() => ed25519.verify(sig, msg, pub, { zip215: false }), batchMs),
+      `Ed25519 verify (strict), ${SIGNED_BYTES} B`,
+    ),
+    'ed25519.keygen': fixed(
+      time(() => ed25519.getPublicKey(seed), batchMs),
+      'Ed25519 public key from seed',
+    ),
+    'x25519.keygen': fixed(
+      time(() => x25519.getPublicKey(xs), batchMs),
+      'X25519 public key',
+    ),
+    'x25519.ecdh': fixed(
+      time(() => x25519.getSharedSecret(xs, xp), batchMs),
+      'X25519 shared secret',
+    ),
+    hkdf: fixed(
+      time(() => hkdf(sha256, k32, k32, info, 64), batchMs),
+      'HKDF-SHA256, 64 B out',
+    ),
+    hmac: fixed(
+      time(() => hmac(sha256, k32, mac), batchMs),
+      'HMAC-SHA256, 120 B',
+    ),
+    sha256: fixed(
+      time(() => sha256(msg), batchMs),
+      `SHA-256, ${SIGNED_BYTES} B`,
+    ),
   };
   const seal = aead(batchMs, 'seal');
   const open = aead(batchMs, 'open');
@@ -176,7 +207,10 @@ export async function measureUnits(opts: { batches: number[]; quick: boolean; lo
   const salt = randomBytes(16);
   const pw = randomBytes(16);
   const s = opts.loginScrypt;
-  crypto.scrypt = fixed(time(() => scrypt(pw, salt, { ...s, dkLen: 32 }), batchMs), `scrypt N=${s.N} r=${s.r} p=${s.p} (the bench's login cost)`);
+  crypto.scrypt = fixed(
+    time(() => scrypt(pw, salt, { ...s, dkLen: 32 }), batchMs),
+    `scrypt N=${s.N} r=${s.r} p=${s.p} (the bench's login cost)`,
+  );
   const d0 = performance.now();
   scrypt(pw, salt, { ...SCRYPT_DEFAULTS, dkLen: 32 });
   const scryptDefaultMs = performance.now() - d0;

@@ -85,7 +85,9 @@ export async function runProcesses(o: ModeOptions): Promise<ConfigResult[]> {
     for (const c of o.concurrencies) {
       const r = await bench.runAt(c);
       results.push(r);
-      o.say(`  processes K=${o.items} c=${c}: ${r.completed}/${r.migrations} migrations, ${r.throughputPerS.toFixed(1)}/s, p50 ${r.latencyMs.p50.toFixed(0)} ms, floor ratio ${r.floor.throughputRatio.toFixed(3)}`);
+      o.say(
+        `  processes K=${o.items} c=${c}: ${r.completed}/${r.migrations} migrations, ${r.throughputPerS.toFixed(1)}/s, p50 ${r.latencyMs.p50.toFixed(0)} ms, floor ratio ${r.floor.throughputRatio.toFixed(3)}`,
+      );
       await bench.closePhones();
     }
   } finally {
@@ -113,7 +115,9 @@ function benchLimits(o: ModeOptions): Partial<Limits> {
 
 /** Every user of every configuration, created by the operator before the server starts (as `valmove up` does): their passwords. */
 async function createUsers(o: ModeOptions, serverCfg: ServerConfig): Promise<Map<string, string>> {
-  const users = o.concurrencies.flatMap((c) => Array.from({ length: o.migrationsAt(c) + warmupsAt(c) }, (_, i) => ({ user: `k${o.items}c${c}u${i}`, password: toHex(systemRng.bytes(8)) })));
+  const users = o.concurrencies.flatMap((c) =>
+    Array.from({ length: o.migrationsAt(c) + warmupsAt(c) }, (_, i) => ({ user: `k${o.items}c${c}u${i}`, password: toHex(systemRng.bytes(8)) })),
+  );
   const store = PartyStore.open(serverCfg.dataDir);
   await store.commit(() => {
     const records = new ServerRecords(store);
@@ -141,7 +145,9 @@ async function writeDeployment(o: ModeOptions, dir: string, providers: string[])
   const serverKeys = readKeyFile(join(dir, 'keys', 'server.key.json'), 'server');
   const serverSignPublic = fromB64(serverKeys.identity.signPublic);
   const issuerMaster = secretOf(readKeyFile(join(dir, 'keys', 'admin-sam.key.json'), 'admin-sam').issuerMaster);
-  const providerMasters: Record<string, Secret> = Object.fromEntries(providers.map((p) => [p, secretOf(readKeyFile(join(dir, 'keys', `provider-${p}.key.json`), 'provider').providerMaster)]));
+  const providerMasters: Record<string, Secret> = Object.fromEntries(
+    providers.map((p) => [p, secretOf(readKeyFile(join(dir, 'keys', `provider-${p}.key.json`), 'provider').providerMaster)]),
+  );
   return { summary, keys: { serverCfg, operatorToken: serverKeys.operatorToken, serverSignPublic, issuerMaster, providerMasters } };
 }
 
@@ -170,7 +176,11 @@ class ProcessesBench {
   static async prepare(o: ModeOptions): Promise<ProcessesBench> {
     const plan = demoProviders(o.items);
     const dir = join(o.dataDir, `processes-k${o.items}`);
-    const { summary, keys } = await writeDeployment(o, dir, plan.map((p) => p.provider));
+    const { summary, keys } = await writeDeployment(
+      o,
+      dir,
+      plan.map((p) => p.provider),
+    );
     const passwordOf = await createUsers(o, keys.serverCfg);
     return new ProcessesBench(o, plan, dir, summary, keys, passwordOf);
   }
@@ -191,7 +201,9 @@ class ProcessesBench {
     // The server connects to its SAMs after it starts: wait until its links are up (the detail of /healthz is the operator's).
     const operator = { authorization: `Bearer ${keys.operatorToken ?? ''}` };
     for (let tries = 0; ; tries++) {
-      const h = (await (await fetch(`http://127.0.0.1:${keys.serverCfg.listen.port}/healthz`, { headers: operator })).json()) as { parties?: Array<{ links: string[] }> };
+      const h = (await (await fetch(`http://127.0.0.1:${keys.serverCfg.listen.port}/healthz`, { headers: operator })).json()) as {
+        parties?: Array<{ links: string[] }>;
+      };
       if ((h.parties?.[0]?.links.length ?? 0) >= 1 + this.plan.length) break;
       if (tries > SAM_LINKS_POLLS_MAX) throw new Error('the server did not connect to its SAMs');
       await new Promise((r) => setTimeout(r, SAM_LINKS_POLL_MS));
@@ -234,7 +246,19 @@ class ProcessesBench {
     const { extraCrypto, extraStores, allHops } = processFigures(before, after, this.hops);
     const cpuMsByProcess: Record<string, number> = { 'bench (phones)': run.cpuMs };
     for (const [i, p] of procs.entries()) cpuMsByProcess[p.id] = cpuAfter[i]! - cpuBefore[i]!;
-    return figures({ mode: 'processes', items: o.items, concurrency: c, run, units: o.units, hops: allHops, cpuMsByProcess, extraCrypto, extraStores, loginsMs, scryptN: o.scrypt.N });
+    return figures({
+      mode: 'processes',
+      items: o.items,
+      concurrency: c,
+      run,
+      units: o.units,
+      hops: allHops,
+      cpuMsByProcess,
+      extraCrypto,
+      extraStores,
+      loginsMs,
+      scryptN: o.scrypt.N,
+    });
   }
 
   /** `n` users' phone pairs: an old phone whose chip is issued K items, and a new phone with an empty chip. */
@@ -245,7 +269,12 @@ class ProcessesBench {
       const user = `${tag}u${i}`;
       const src = await this.phone(`${tag}o${i}`, `${tag}S${i}`);
       const dst = await this.phone(`${tag}n${i}`, `${tag}D${i}`);
-      await issueItems(src.chip, { issuerMaster, providerMasters }, this.plan.map((p, k) => ({ area: p.provider, provider: p.provider, value: demoValue(p.kind, k, toHex(systemRng.bytes(16))) })), systemRng);
+      await issueItems(
+        src.chip,
+        { issuerMaster, providerMasters },
+        this.plan.map((p, k) => ({ area: p.provider, provider: p.provider, value: demoValue(p.kind, k, toHex(systemRng.bytes(16))) })),
+        systemRng,
+      );
       pairs[i] = { user, password: this.passwordOf.get(user)!, old: src.terminal, neu: dst.terminal, destinationSerial: dst.chip.serial };
     });
     return pairs;
@@ -277,7 +306,10 @@ class ProcessesBench {
         new WsConnector({
           url: this.serverUrl,
           onConnect: (raw) => {
-            const link = new SecureInitiatorLink(counted(raw, (d, bytes) => this.hop(d === 'out' ? 'terminal->server' : 'server->terminal', bytes)), { name: id, identity: device, peerSignPublic: this.keys.serverSignPublic, rng: systemRng });
+            const link = new SecureInitiatorLink(
+              counted(raw, (d, bytes) => this.hop(d === 'out' ? 'terminal->server' : 'server->terminal', bytes)),
+              { name: id, identity: device, peerSignPublic: this.keys.serverSignPublic, rng: systemRng },
+            );
             terminal.attach('server', link);
             void link.ready.then(() => {
               clearTimeout(timer);
@@ -303,7 +335,11 @@ class ProcessesBench {
 }
 
 /** What the party processes did during the timed run: crypto and LMDB work, and the SAMs' envelopes added to the phones' hops. */
-function processFigures(before: Scrape[], after: Scrape[], hops: Record<string, { messages: number; bytes: number }>): { extraCrypto: CounterSnapshot; extraStores: CounterSnapshot; allHops: Record<string, { messages: number; bytes: number }> } {
+function processFigures(
+  before: Scrape[],
+  after: Scrape[],
+  hops: Record<string, { messages: number; bytes: number }>,
+): { extraCrypto: CounterSnapshot; extraStores: CounterSnapshot; allHops: Record<string, { messages: number; bytes: number }> } {
   const extraCrypto: CounterSnapshot = {};
   const extraStores: CounterSnapshot = {};
   const allHops: Record<string, { messages: number; bytes: number }> = structuredClone(hops);

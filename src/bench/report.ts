@@ -17,11 +17,11 @@ export const FLOOR_MODEL = [
   'floor per migration, from the counts of this configuration and the unit costs measured in this run:',
   '  crypto_ms = Σ over kinds (ops × unit ms + AEAD bytes × ms/byte)   (logins excluded: they happen before the timed part)',
   '  cpu_floor_ms = crypto_ms + shared_env_commits × commit_cpu_ms(batch c) + phone_env_commits × spread_commit_cpu_ms(c)',
-  '                 (shared: the server\'s, admin SAM\'s and provider SAMs\' environments, where c migrations\' commits share a flush;',
-  '                  phone: each chip\'s and terminal\'s own environment, one migration each, measured as c environments committing at once)',
+  "                 (shared: the server's, admin SAM's and provider SAMs' environments, where c migrations' commits share a flush;",
+  "                  phone: each chip's and terminal's own environment, one migration each, measured as c environments committing at once)",
   '  flush_floor_ms = busiest_env_commits × commit_wall_ms(batch c)   (each party has its own LMDB environment; the busiest one shared by all',
   '                   migrations (server, admin SAM, a provider SAM) flushes in turn, c concurrent commits sharing one flush;',
-  '                   chips\' and terminals\' environments are per migration and flush in parallel, so they do not bound throughput)',
+  "                   chips' and terminals' environments are per migration and flush in parallel, so they do not bound throughput)",
   '  floor_ms = max(cpu_floor_ms, flush_floor_ms)   (one core does the CPU work while the disk flushes in parallel)',
   '  floor_throughput = 1000 / floor_ms migrations/s on ONE core; ratio = measured throughput / floor_throughput',
   '  cpu_efficiency = cpu_floor_ms / measured CPU ms per migration (independent of other load on the machine)',
@@ -119,7 +119,16 @@ export function commitsBySharing(stores: CounterSnapshot, migrations: number): {
   return { phone: phone / migrations, shared: shared / migrations };
 }
 
-export function computeFloor(cryptoTotals: Partial<Record<CounterKind, Tally>>, commits: { phone: number; shared: number }, busiest: { env: string; commits: number }, migrations: number, concurrency: number, throughput: number, cpuMsPerMigration: number, units: Units): Floor {
+export function computeFloor(
+  cryptoTotals: Partial<Record<CounterKind, Tally>>,
+  commits: { phone: number; shared: number },
+  busiest: { env: string; commits: number },
+  migrations: number,
+  concurrency: number,
+  throughput: number,
+  cpuMsPerMigration: number,
+  units: Units,
+): Floor {
   const scaled: Partial<Record<CounterKind, Tally>> = {};
   for (const [k, t] of Object.entries(cryptoTotals) as Array<[CounterKind, Tally]>) scaled[k] = { n: t.n / migrations, bytes: t.bytes / migrations };
   const crypto = cryptoFloorMs(scaled, units);
@@ -329,7 +338,9 @@ const kb = (b: number) => fmt(b / 1024);
 
 export function markdown(results: ConfigResult[], units: Units, grow: Growth[]): string {
   const lines: string[] = [];
-  lines.push('| mode | K | conc | migs | mig/s | floor mig/s | ratio | p50 ms | p95 ms | p99 ms | CPU ms/mig | floor ms/mig (CPU: crypto + commits; flush) | CPU eff. | msgs/mig | KB/mig | commits/mig | Ed25519 s/v per mig | heap KB/in-flight | RSS KB/in-flight |');
+  lines.push(
+    '| mode | K | conc | migs | mig/s | floor mig/s | ratio | p50 ms | p95 ms | p99 ms | CPU ms/mig | floor ms/mig (CPU: crypto + commits; flush) | CPU eff. | msgs/mig | KB/mig | commits/mig | Ed25519 s/v per mig | heap KB/in-flight | RSS KB/in-flight |',
+  );
   lines.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|');
   for (const r of results) {
     const f = r.floor;
@@ -341,14 +352,35 @@ export function markdown(results: ConfigResult[], units: Units, grow: Growth[]):
   lines.push('Per configuration (per migration): CPU ms by process; LMDB commits by role; crypto operations by kind.');
   lines.push('');
   for (const r of results) {
-    const cpu = Object.entries(r.cpuMsPerMigrationByProcess).map(([k, v]) => `${k} ${fmt(v)}`).join(', ');
-    const turns = r.turnMsPerMigrationByRole ? Object.entries(r.turnMsPerMigrationByRole).map(([k, v]) => `${k} ${fmt(v)}`).join(', ') : '';
-    const work = r.workMsPerMigrationByRole ? Object.entries(r.workMsPerMigrationByRole).map(([k, v]) => `${k} ${fmt(v)}`).join(', ') : '';
-    const commits = Object.entries(r.lmdbCommitsPerMigrationByRole).map(([k, v]) => `${k} ${fmt(v)}`).join(', ');
-    const ops = CRYPTO_KINDS.filter((k) => r.cryptoPerMigration[k]).map((k) => `${k} ${fmt(r.cryptoPerMigration[k])}`).join(', ');
-    const hops = Object.entries(r.hopsPerMigration).sort((a, b) => b[1].messages - a[1].messages).map(([h, v]) => `${h} ${fmt(v.messages)} (${kb(v.bytes)} KB)`).join(', ');
-    const floors = Object.entries(r.cryptoFloorMsPerMigrationByRole).map(([k, v]) => `${k} ${fmt(v)}`).join(', ');
-    lines.push(`- **${r.mode} K=${r.items} c=${r.concurrency}**: CPU ms ${cpu}${work ? `; party work ms (turns without commit) ${work}` : ''}${turns ? `; turn ms (wall, incl. commit wait) ${turns}` : ''}; crypto floor ms ${floors}; commits ${commits}; crypto ${ops}; hops ${hops}; logins ${r.logins.count} × ${fmt(r.logins.meanMs)} ms (scrypt N=${r.logins.scryptN}); heap KB per in-flight migration ${kb(r.memory.heapPerInFlightBytes)} (median of ${r.memory.heapProbes} mid-run GCs, ${fmt(r.memory.probedInFlight)} in flight), heap KB a finished migration leaves behind ${kb(r.memory.heapRetainedPerMigrationBytes)}${Number.isFinite(r.memory.partyRssPerInFlightBytes) ? `; party processes' RSS KB/in-flight ${kb(r.memory.partyRssPerInFlightBytes)}` : ''}`);
+    const cpu = Object.entries(r.cpuMsPerMigrationByProcess)
+      .map(([k, v]) => `${k} ${fmt(v)}`)
+      .join(', ');
+    const turns = r.turnMsPerMigrationByRole
+      ? Object.entries(r.turnMsPerMigrationByRole)
+          .map(([k, v]) => `${k} ${fmt(v)}`)
+          .join(', ')
+      : '';
+    const work = r.workMsPerMigrationByRole
+      ? Object.entries(r.workMsPerMigrationByRole)
+          .map(([k, v]) => `${k} ${fmt(v)}`)
+          .join(', ')
+      : '';
+    const commits = Object.entries(r.lmdbCommitsPerMigrationByRole)
+      .map(([k, v]) => `${k} ${fmt(v)}`)
+      .join(', ');
+    const ops = CRYPTO_KINDS.filter((k) => r.cryptoPerMigration[k])
+      .map((k) => `${k} ${fmt(r.cryptoPerMigration[k])}`)
+      .join(', ');
+    const hops = Object.entries(r.hopsPerMigration)
+      .sort((a, b) => b[1].messages - a[1].messages)
+      .map(([h, v]) => `${h} ${fmt(v.messages)} (${kb(v.bytes)} KB)`)
+      .join(', ');
+    const floors = Object.entries(r.cryptoFloorMsPerMigrationByRole)
+      .map(([k, v]) => `${k} ${fmt(v)}`)
+      .join(', ');
+    lines.push(
+      `- **${r.mode} K=${r.items} c=${r.concurrency}**: CPU ms ${cpu}${work ? `; party work ms (turns without commit) ${work}` : ''}${turns ? `; turn ms (wall, incl. commit wait) ${turns}` : ''}; crypto floor ms ${floors}; commits ${commits}; crypto ${ops}; hops ${hops}; logins ${r.logins.count} × ${fmt(r.logins.meanMs)} ms (scrypt N=${r.logins.scryptN}); heap KB per in-flight migration ${kb(r.memory.heapPerInFlightBytes)} (median of ${r.memory.heapProbes} mid-run GCs, ${fmt(r.memory.probedInFlight)} in flight), heap KB a finished migration leaves behind ${kb(r.memory.heapRetainedPerMigrationBytes)}${Number.isFinite(r.memory.partyRssPerInFlightBytes) ? `; party processes' RSS KB/in-flight ${kb(r.memory.partyRssPerInFlightBytes)}` : ''}`,
+    );
   }
   lines.push('');
   lines.push('Growth (least-squares slopes over the configurations run):');
@@ -356,11 +388,17 @@ export function markdown(results: ConfigResult[], units: Units, grow: Growth[]):
   for (const g of grow) {
     for (const p of g.perItem) {
       const steps = p.marginalCpuMsPerItem.map((m) => `K ${m.fromK}→${m.toK} +${fmt(m.ms)}`).join(', ');
-      lines.push(`- ${g.mode}, c=${p.concurrency}: +${fmt(p.cpuMsPerItem)} CPU ms per item (floor +${fmt(p.floorMsPerItem)} ms; +${fmt(p.cryptoOpsPerItem)} crypto ops, +${fmt(p.commitsPerItem)} commits per item)${steps ? `; each added item, by step: ${steps} CPU ms` : ''}`);
+      lines.push(
+        `- ${g.mode}, c=${p.concurrency}: +${fmt(p.cpuMsPerItem)} CPU ms per item (floor +${fmt(p.floorMsPerItem)} ms; +${fmt(p.cryptoOpsPerItem)} crypto ops, +${fmt(p.commitsPerItem)} commits per item)${steps ? `; each added item, by step: ${steps} CPU ms` : ''}`,
+      );
     }
     for (const p of g.perConcurrency) {
-      const heap = Number.isFinite(p.heapPerAddedInFlightBytes) ? `; heap ${kb(p.heapPerAddedInFlightBytes)} KB per added in-flight migration (+ ${kb(p.heapFixedBytes)} KB whatever the concurrency; fitted over c >= ${HEAP_FIT_CONCURRENCY_MIN})` : '';
-      lines.push(`- ${g.mode}, K=${p.items}: CPU ms/migration ${p.cpuMsPerDoubling >= 0 ? '+' : ''}${fmt(p.cpuMsPerDoubling)} and p50 ${p.p50MsPerDoubling >= 0 ? '+' : ''}${fmt(p.p50MsPerDoubling)} ms per doubling of concurrency; p99/p50 at the highest = ${fmt(p.p99OverP50AtMax)}${heap}`);
+      const heap = Number.isFinite(p.heapPerAddedInFlightBytes)
+        ? `; heap ${kb(p.heapPerAddedInFlightBytes)} KB per added in-flight migration (+ ${kb(p.heapFixedBytes)} KB whatever the concurrency; fitted over c >= ${HEAP_FIT_CONCURRENCY_MIN})`
+        : '';
+      lines.push(
+        `- ${g.mode}, K=${p.items}: CPU ms/migration ${p.cpuMsPerDoubling >= 0 ? '+' : ''}${fmt(p.cpuMsPerDoubling)} and p50 ${p.p50MsPerDoubling >= 0 ? '+' : ''}${fmt(p.p50MsPerDoubling)} ms per doubling of concurrency; p99/p50 at the highest = ${fmt(p.p99OverP50AtMax)}${heap}`,
+      );
     }
   }
   lines.push('');

@@ -79,7 +79,14 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
     const report: BenchReport = {
       startedAt: startedAt.toISOString(),
       machine: machine(),
-      options: { modes: o.modes, concurrency: o.concurrency, items: o.items, migrations: o.migrations !== undefined ? `max(${o.migrations}, concurrency)` : `max(${floorMin}, concurrency)`, quick: o.quick, loginScrypt: BENCH_SCRYPT },
+      options: {
+        modes: o.modes,
+        concurrency: o.concurrency,
+        items: o.items,
+        migrations: o.migrations !== undefined ? `max(${o.migrations}, concurrency)` : `max(${floorMin}, concurrency)`,
+        quick: o.quick,
+        loginScrypt: BENCH_SCRYPT,
+      },
       floorModel: FLOOR_MODEL,
       units,
       results,

@@ -133,7 +133,10 @@ class DotWriter {
     const tooltip = t.actions.length > 0 ? `${label} / ${t.actions.map(actionText).join(', ')}` : label;
     const source = this.chart.states.get(t.source)!;
     if (t.targets.length === 0) {
-      if (!isComposite(source)) this.out.push(`  ${dotString(stateNode(t.source))} -> ${dotString(stateNode(t.source))} ${attrs({ label, tooltip, style: 'dashed', class: 'transition internal' })}`);
+      if (!isComposite(source))
+        this.out.push(
+          `  ${dotString(stateNode(t.source))} -> ${dotString(stateNode(t.source))} ${attrs({ label, tooltip, style: 'dashed', class: 'transition internal' })}`,
+        );
       return;
     }
     for (const target of t.targets) {

@@ -14,7 +14,23 @@
 import { arrowScope, transitionLabel, type Chart, type ChartState, type ChartTransition } from './graph.ts';
 
 /** Words mermaid's state-diagram lexer takes as keywords at the start of a statement. */
-const MERMAID_KEYWORDS = new Set(['click', 'href', 'default', 'state', 'note', 'class', 'classdef', 'style', 'scale', 'direction', 'hide', 'acctitle', 'accdescr', 'end', 'statediagram']);
+const MERMAID_KEYWORDS = new Set([
+  'click',
+  'href',
+  'default',
+  'state',
+  'note',
+  'class',
+  'classdef',
+  'style',
+  'scale',
+  'direction',
+  'hide',
+  'acctitle',
+  'accdescr',
+  'end',
+  'statediagram',
+]);
 
 /** Where arrows outside the machine's outer box are collected (no state path starts with a NUL). */
 const TOP = '\u0000top';
@@ -36,7 +52,11 @@ export function mermaidIds(chart: Chart): Map<string, string> {
 }
 
 /** A label mermaid keeps whole: no quote (ends the label), no `;` (ends the statement), no `:` (starts a label), one line. */
-const labelText = (s: string): string => s.replace(/["]/g, "'").replace(/[;:\r\n]+/g, ' ').trim();
+const labelText = (s: string): string =>
+  s
+    .replace(/["]/g, "'")
+    .replace(/[;:\r\n]+/g, ' ')
+    .trim();
 
 function stateLabel(chart: Chart, s: ChartState): string {
   if (s.path === '') return labelText(chart.machine);

@@ -112,7 +112,11 @@ class ScxmlWriter {
     const start = out.length;
     if (s.description) out.push(`${inner}<!--${commentText(s.description)}-->`);
     const transitions = this.byState.get(s.path) ?? [];
-    this.entryAndExit(s, transitions.filter((t) => t.trigger.kind === 'after'), inner);
+    this.entryAndExit(
+      s,
+      transitions.filter((t) => t.trigger.kind === 'after'),
+      inner,
+    );
     if (s.kind !== 'final') for (const t of transitions) this.transition(s, t, inner);
     for (const c of s.children) this.element(this.chart.states.get(c)!, inner);
     if (out.length === start) out[start - 1] = `${open}/>`;
@@ -154,7 +158,8 @@ class ScxmlWriter {
     else if (t.trigger.kind === 'done') attrs.push(`event="done.state.${this.id(s.path)}"`);
     if (t.guard !== null) attrs.push(`cond="${xmlEscape(t.guard)}"`);
     if (t.targets.length > 0) attrs.push(`target="${t.targets.map(this.id).join(' ')}"`);
-    if (!t.reenter && s.children.length > 0 && t.targets.length > 0 && t.targets.every((p) => isWithin(p, s.path) && p !== s.path)) attrs.push('type="internal"');
+    if (!t.reenter && s.children.length > 0 && t.targets.length > 0 && t.targets.every((p) => isWithin(p, s.path) && p !== s.path))
+      attrs.push('type="internal"');
     const open = `${indent}<transition ${attrs.join(' ')}`.trimEnd();
     const body = [...(t.description ? [`${indent}  <!--${commentText(t.description)}-->`] : []), ...actionLines(t.actions, `${indent}  `)];
     if (body.length === 0) this.out.push(`${open}/>`);

@@ -31,21 +31,34 @@ export function addAttackCommand(program: Command, out: Out): void {
     .option('--keep', 'leave the deployment running', false)
     .option('--out <dir>', 'also write the report as JSON into this folder (e.g. bench/results)')
     .option('--json', 'print the report as JSON', false)
-    .action(async (o: { idle: number; hellos: number; requests: number; migrations: number; addresses: number; providers: number; dir?: string; keep: boolean; out?: string; json: boolean }) => {
-      if (o.providers < 1 || o.providers > 20) program.error('error: --providers must be from 1 to 20', { exitCode: 2 });
-      if (o.migrations < 1 || o.migrations > 10) program.error('error: --migrations must be from 1 to 10', { exitCode: 2 });
-      if (o.addresses < 1 || o.addresses > 250) program.error('error: --addresses must be from 1 to 250', { exitCode: 2 });
-      const report = await runAttack({ ...o, out: o.json ? undefined : out });
-      if (o.out) {
-        mkdirSync(o.out, { recursive: true });
-        const file = join(o.out, reportFileName());
-        writeFileSync(file, `${JSON.stringify(report, null, 2)}\n`);
-        if (!o.json) out(`report written to ${file}`);
-      }
-      if (o.json) out(JSON.stringify(report, null, 2));
-      else for (const l of describeAttack(report)) out(l);
-      if (report.burst.outcome !== 'completed') process.exitCode = 1;
-    });
+    .action(
+      async (o: {
+        idle: number;
+        hellos: number;
+        requests: number;
+        migrations: number;
+        addresses: number;
+        providers: number;
+        dir?: string;
+        keep: boolean;
+        out?: string;
+        json: boolean;
+      }) => {
+        if (o.providers < 1 || o.providers > 20) program.error('error: --providers must be from 1 to 20', { exitCode: 2 });
+        if (o.migrations < 1 || o.migrations > 10) program.error('error: --migrations must be from 1 to 10', { exitCode: 2 });
+        if (o.addresses < 1 || o.addresses > 250) program.error('error: --addresses must be from 1 to 250', { exitCode: 2 });
+        const report = await runAttack({ ...o, out: o.json ? undefined : out });
+        if (o.out) {
+          mkdirSync(o.out, { recursive: true });
+          const file = join(o.out, reportFileName());
+          writeFileSync(file, `${JSON.stringify(report, null, 2)}\n`);
+          if (!o.json) out(`report written to ${file}`);
+        }
+        if (o.json) out(JSON.stringify(report, null, 2));
+        else for (const l of describeAttack(report)) out(l);
+        if (report.burst.outcome !== 'completed') process.exitCode = 1;
+      },
+    );
 
   program
     .command('attack-worker', { hidden: true })

@@ -8,7 +8,8 @@ import type { Mode } from '../bench/report.ts';
 function list(max: number) {
   return (value: string): number[] => {
     const xs = value.split(',').map((s) => Number(s.trim()));
-    if (xs.length === 0 || xs.some((x) => !Number.isInteger(x) || x < 1 || x > max)) throw new InvalidArgumentError(`a comma-separated list of whole numbers from 1 to ${max}`);
+    if (xs.length === 0 || xs.some((x) => !Number.isInteger(x) || x < 1 || x > max))
+      throw new InvalidArgumentError(`a comma-separated list of whole numbers from 1 to ${max}`);
     return xs;
   };
 }
@@ -22,32 +23,63 @@ function whole(value: string): number {
 export function addBenchCommand(program: Command, out: (line: string) => void): void {
   program
     .command('bench')
-    .description('measure migrations (throughput, latency, CPU, messages, commits, memory) against their floor: the crypto and durable commits they must do, priced in the same run')
+    .description(
+      'measure migrations (throughput, latency, CPU, messages, commits, memory) against their floor: the crypto and durable commits they must do, priced in the same run',
+    )
     .option('--mode <m>', 'embedded | processes | all', 'all')
     .option('--concurrency <list>', 'migrations in flight, e.g. 1,16,64,256', list(BENCH_CONCURRENCY_MAX), DEFAULT_CONCURRENCY)
-    .option('--items <list>', `items per migration (K), e.g. 1,3,10 (each from its own provider, at most ${BENCH_ITEMS_MAX})`, list(BENCH_ITEMS_MAX), DEFAULT_ITEMS)
+    .option(
+      '--items <list>',
+      `items per migration (K), e.g. 1,3,10 (each from its own provider, at most ${BENCH_ITEMS_MAX})`,
+      list(BENCH_ITEMS_MAX),
+      DEFAULT_ITEMS,
+    )
     .option('--migrations <n>', 'migrations per configuration, at least the concurrency (default: max(32, concurrency))', whole)
     .option('--quick', 'tiny counts and short unit measurements (a smoke run); JSON goes to a temp folder unless --out is given', false)
     .option('--json', 'print the whole report as JSON instead of the table', false)
     .option('--out <dir>', 'folder for the JSON result (default bench/results/)')
-    .option('--profile <dir>', 'write a CPU profile of each configuration\'s timed part (this process: every party in embedded mode, the phones in processes mode) to <dir>/<mode>-k<K>-c<c>.cpuprofile, for Chrome DevTools or speedscope')
-    .action(async (o: { mode: string; concurrency: number[]; items: number[]; migrations?: number; quick: boolean; json: boolean; out?: string; profile?: string }) => {
-      if (!['embedded', 'processes', 'all'].includes(o.mode)) throw new InvalidArgumentError(`--mode is embedded, processes or all; got "${o.mode}"`);
-      const modes: Mode[] = o.mode === 'all' ? ['embedded', 'processes'] : [o.mode as Mode];
-      // Smoke runs stay out of bench/results/ (which is kept in git).
-      const dir = o.out ?? (o.quick ? join(tmpdir(), 'valmove-bench-results') : 'bench/results');
-      const report = await runBench({ modes, concurrency: o.concurrency, items: o.items, migrations: o.migrations, quick: o.quick, json: o.json, out: dir, say: out, profile: o.profile });
-      if (o.json) out(JSON.stringify(report, null, 2));
-      else {
-        out('');
-        out(report.markdown);
-        out('');
-        out(`JSON: ${report.jsonFile}`);
-      }
-      const failed = report.results.reduce((a, r) => a + r.failures.length, 0);
-      if (failed > 0) {
-        out(`${failed} migration(s) failed; first: ${report.results.find((r) => r.failures.length)?.failures[0]}`);
-        process.exitCode = 1;
-      }
-    });
+    .option(
+      '--profile <dir>',
+      "write a CPU profile of each configuration's timed part (this process: every party in embedded mode, the phones in processes mode) to <dir>/<mode>-k<K>-c<c>.cpuprofile, for Chrome DevTools or speedscope",
+    )
+    .action(
+      async (o: {
+        mode: string;
+        concurrency: number[];
+        items: number[];
+        migrations?: number;
+        quick: boolean;
+        json: boolean;
+        out?: string;
+        profile?: string;
+      }) => {
+        if (!['embedded', 'processes', 'all'].includes(o.mode)) throw new InvalidArgumentError(`--mode is embedded, processes or all; got "${o.mode}"`);
+        const modes: Mode[] = o.mode === 'all' ? ['embedded', 'processes'] : [o.mode as Mode];
+        // Smoke runs stay out of bench/results/ (which is kept in git).
+        const dir = o.out ?? (o.quick ? join(tmpdir(), 'valmove-bench-results') : 'bench/results');
+        const report = await runBench({
+          modes,
+          concurrency: o.concurrency,
+          items: o.items,
+          migrations: o.migrations,
+          quick: o.quick,
+          json: o.json,
+          out: dir,
+          say: out,
+          profile: o.profile,
+        });
+        if (o.json) out(JSON.stringify(report, null, 2));
+        else {
+          out('');
+          out(report.markdown);
+          out('');
+          out(`JSON: ${report.jsonFile}`);
+        }
+        const failed = report.results.reduce((a, r) => a + r.failures.length, 0);
+        if (failed > 0) {
+          out(`${failed} migration(s) failed; first: ${report.results.find((r) => r.failures.length)?.failures[0]}`);
+          process.exitCode = 1;
+        }
+      },
+    );
 }

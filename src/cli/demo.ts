@@ -92,7 +92,13 @@ function hopOf(id: string): string {
   return id.split('/')[0] ?? id;
 }
 
-async function tryUse(t: TerminalRuntime, provider: string, op: 'balance' | 'pay' | 'use', area: string, amount?: number): Promise<{ ok: boolean; detail: string; receipt?: NormalReceipt }> {
+async function tryUse(
+  t: TerminalRuntime,
+  provider: string,
+  op: 'balance' | 'pay' | 'use',
+  area: string,
+  amount?: number,
+): Promise<{ ok: boolean; detail: string; receipt?: NormalReceipt }> {
   try {
     const receipt = await t.normalUse(provider, op, area, amount);
     return { ok: true, detail: describe(receipt), receipt };
@@ -247,13 +253,20 @@ class Demo {
     const conserved = sumBefore === sumAfter;
     say(`balances before ${sumBefore}, after ${sumAfter}: ${conserved ? 'conserved' : 'NOT CONSERVED'}`);
     const totalMessages = Object.values(this.hops).reduce((a, b) => a + b, 0);
-    say(`messages during the migration: ${totalMessages} (${Object.entries(this.hops).map(([h, n]) => `${h} ${n}`).join(', ')})`);
+    say(
+      `messages during the migration: ${totalMessages} (${Object.entries(this.hops)
+        .map(([h, n]) => `${h} ${n}`)
+        .join(', ')})`,
+    );
     return {
       outcome: done.outcome,
       mig: done.mig,
       dataDir: this.dataDir,
       items,
-      chips: { [w.source.serial]: areaStates(system.party<ChipRuntime>(w.source.id)), [w.destination.serial]: areaStates(system.party<ChipRuntime>(w.destination.id)) },
+      chips: {
+        [w.source.serial]: areaStates(system.party<ChipRuntime>(w.source.id)),
+        [w.destination.serial]: areaStates(system.party<ChipRuntime>(w.destination.id)),
+      },
       paymentOnDestination: payDst,
       paymentOnSource: paySrc,
       messagesByHop: this.hops,
@@ -297,7 +310,9 @@ class Demo {
     const orders = plan.map((p, i) => system.issueOrder({ provider: p.provider, serial: w.source.serial, value: demoValue(p.kind, i, toHex(rng.bytes(16))) }));
     const issued = await w.oldPhone.issue(orders);
     if (issued.outcome !== 'completed') throw new Error(`issuance ended ${issued.outcome}: ${issued.reason ?? ''}`);
-    say(`source chip ${w.source.serial} issued with: ${plan.map((p) => `${p.kind} (${p.provider})`).join(', ')} (each provider's signed issue order, issuance ${issued.mig})`);
+    say(
+      `source chip ${w.source.serial} issued with: ${plan.map((p) => `${p.kind} (${p.provider})`).join(', ')} (each provider's signed issue order, issuance ${issued.mig})`,
+    );
     say(`destination chip ${w.destination.serial} is empty`);
     for (const p of plan) {
       system.connectReader(w.oldPhone, p.provider);
@@ -316,7 +331,12 @@ class Demo {
     const elapsedMs = Math.round(performance.now() - t0);
     this.counting = false;
     if (crashAt && this.crashes.length === 0) {
-      say(`  note: --crash-at ${this.opts.crashAt} never fired: ${crashAt.party} handled no ${crashAt.step} turn (parties: ${system.parties().map((p) => p.id).join(', ')})`);
+      say(
+        `  note: --crash-at ${this.opts.crashAt} never fired: ${crashAt.party} handled no ${crashAt.step} turn (parties: ${system
+          .parties()
+          .map((p) => p.id)
+          .join(', ')})`,
+      );
     }
     say(`migration ${done.mig}: ${done.outcome} in ${elapsedMs} ms\n`);
     return { done, elapsedMs };
@@ -325,7 +345,9 @@ class Demo {
   /** With faults on, the user is persistent: logs in again after a lost login, asks again after a lost request. */
   private async migrateWithFaults(system: EmbeddedSystem, w: DemoWorld): Promise<{ mig: string; outcome: string }> {
     const { crashAt, faultPolicy, opts } = this;
-    this.say(`\nmigrating ${w.source.serial} -> ${w.destination.serial} with ${[crashAt ? `a crash at ${opts.crashAt}` : '', faultPolicy ? `link faults ${opts.faults}` : ''].filter(Boolean).join(' and ')}`);
+    this.say(
+      `\nmigrating ${w.source.serial} -> ${w.destination.serial} with ${[crashAt ? `a crash at ${opts.crashAt}` : '', faultPolicy ? `link faults ${opts.faults}` : ''].filter(Boolean).join(' and ')}`,
+    );
     this.armed = true;
     system.setFaults(faultPolicy ?? null);
     const r = await driveMigration(system, {

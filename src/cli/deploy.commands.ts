@@ -18,7 +18,11 @@ import { newUserRecord, ServerRecords } from '../store/server.store.ts';
 
 type Out = (line: string) => void;
 
-const list = (v: string) => v.split(',').map((s) => s.trim()).filter(Boolean);
+const list = (v: string) =>
+  v
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
 function whole(v: string): number {
   const n = Number(v);
   if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError('not a whole number');
@@ -27,7 +31,7 @@ function whole(v: string): number {
 
 /** The password: from stdin (one line) when --password-stdin, else VALMOVE_PASSWORD. Never an argument (it would show in `ps`). */
 function readPassword(fromStdin: boolean): string {
-  const pw = fromStdin ? readFileSync(0, 'utf8').split(/\r?\n/)[0] ?? '' : (process.env.VALMOVE_PASSWORD ?? '');
+  const pw = fromStdin ? (readFileSync(0, 'utf8').split(/\r?\n/)[0] ?? '') : (process.env.VALMOVE_PASSWORD ?? '');
   if (!pw) throw new Error('no password: pipe it with --password-stdin, or set VALMOVE_PASSWORD');
   return pw;
 }
@@ -91,12 +95,18 @@ function addStartCommand(program: Command): void {
     .option('--crash-at <party:step:point>', 'fault injection: die (SIGKILL) at that point of that step, e.g. server:S14:after-persist')
     .option('--faults <spec>', 'fault injection: lose, repeat, reorder or delay messages on every link, e.g. drop=0.1,dup=0.1')
     .option('--seed <n>', 'seed of the fault choices', whole)
-    .option('--record <path>', 'record each party\'s envelopes (metadata only) and state changes: a .jsonl file, or a folder for <party>.jsonl files')
-    .option('--inspect <url>', 'stream the same records to a live page\'s feed, e.g. ws://127.0.0.1:PORT/feed')
+    .option('--record <path>', "record each party's envelopes (metadata only) and state changes: a .jsonl file, or a folder for <party>.jsonl files")
+    .option('--inspect <url>', "stream the same records to a live page's feed, e.g. ws://127.0.0.1:PORT/feed")
     .action(async (role: string, o: { config: string; crashAt?: string; faults?: string; seed?: number; record?: string; inspect?: string }) => {
       if (!ROLES.includes(role as Role)) throw new InvalidArgumentError(`unknown role "${role}"; one of ${ROLES.join(', ')}`);
       const cfg = loadConfig(o.config, role as Role);
-      const running = await startProcess(cfg, { crashAt: o.crashAt, faults: o.faults, seed: o.seed, record: o.record ? resolve(o.record) : undefined, inspect: o.inspect });
+      const running = await startProcess(cfg, {
+        crashAt: o.crashAt,
+        faults: o.faults,
+        seed: o.seed,
+        record: o.record ? resolve(o.record) : undefined,
+        inspect: o.inspect,
+      });
       const stop = () => {
         running.stop().then(
           () => process.exit(0),
@@ -111,11 +121,11 @@ function addStartCommand(program: Command): void {
 
 /** `valmove user add | unlock`: the operator's edits of a server's users. */
 function addUserCommands(program: Command, out: Out): void {
-  const user = program.command('user').description('operator: manage users in a server\'s store (the server may be running)');
+  const user = program.command('user').description("operator: manage users in a server's store (the server may be running)");
   user
     .command('add')
     .description('create or reset a user (password from --password-stdin or VALMOVE_PASSWORD)')
-    .requiredOption('--config <file>', 'the server\'s config')
+    .requiredOption('--config <file>', "the server's config")
     .requiredOption('--user <name>', 'user id')
     .option('--password-stdin', 'read the password from standard input', false)
     .action(async (o: { config: string; user: string; passwordStdin: boolean }) => {
@@ -128,8 +138,8 @@ function addUserCommands(program: Command, out: Out): void {
     });
   user
     .command('unlock')
-    .description('clear a user\'s failed logins and lockout (after too many wrong passwords)')
-    .requiredOption('--config <file>', 'the server\'s config')
+    .description("clear a user's failed logins and lockout (after too many wrong passwords)")
+    .requiredOption('--config <file>', "the server's config")
     .requiredOption('--user <name>', 'user id')
     .action(async (o: { config: string; user: string }) => {
       const cfg = loadConfig(o.config, 'server') as ServerConfig;
@@ -150,9 +160,15 @@ function addUserCommands(program: Command, out: Out): void {
 /** `valmove terminal <command>`: what a user does on a running terminal process, through its control API. */
 function addTerminalCommands(program: Command, out: Out): void {
   const terminal = program.command('terminal').description('what a user does on a running terminal process (its control API)');
-  const call = (name: string, description: string, build: (c: Command) => Command, run: (t: TerminalControl, o: Record<string, unknown>) => Promise<unknown>, show: (r: never) => string) => {
+  const call = (
+    name: string,
+    description: string,
+    build: (c: Command) => Command,
+    run: (t: TerminalControl, o: Record<string, unknown>) => Promise<unknown>,
+    show: (r: never) => string,
+  ) => {
     build(terminal.command(name).description(description))
-      .requiredOption('--config <file>', 'the terminal\'s config')
+      .requiredOption('--config <file>', "the terminal's config")
       .option('--user <name>', 'log in first as this user (password from --password-stdin or VALMOVE_PASSWORD)')
       .option('--password-stdin', 'read the password from standard input', false)
       .option('--json', 'print the result as JSON', false)
@@ -177,36 +193,84 @@ function addTerminalCommands(program: Command, out: Out): void {
     `migration ${r.mig}: ${r.outcome}${r.reason ? ` (${r.reason})` : ''}; items: ${r.items.map((i) => i.provider).join(', ')}`;
   const receipt = (r: { op: string; area: string; balance?: number; amount?: number; state?: string }) =>
     `${r.op} on ${r.area}: ${r.state ?? `balance ${r.balance}`}${r.amount !== undefined ? ` (amount ${r.amount})` : ''}`;
-  call('login', 'log the terminal\'s user in', (c) => c, async (_t, o) => {
-    if (!o.user) throw new InvalidArgumentError('--user is required');
-    return { user: o.user };
-  }, (r: { user: string }) => `logged in as ${r.user}`);
-  call('register', 'register the terminal\'s chip to the logged-in user', (c) => c, (t) => t.register(), (r: { serial: string; user: string }) => `chip ${r.serial} registered to ${r.user}`);
-  call('migrate-out', 'source phase (S1-S8): lock this chip and upload every item', (c) => c.option('--destination <serial>', 'the destination chip, checked up front'), (t, o) =>
-    t.migrateOut(o.destination ? { destination: o.destination as string } : {}), migration);
-  call('migrate-in', 'destination phase (S9-S17): format, download, commit, activate', (c) => c.option('--mig <id>', 'the migration, when the user has several'), (t, o) =>
-    t.migrateIn(o.mig ? { mig: o.mig as string } : {}), migration);
+  call(
+    'login',
+    "log the terminal's user in",
+    (c) => c,
+    async (_t, o) => {
+      if (!o.user) throw new InvalidArgumentError('--user is required');
+      return { user: o.user };
+    },
+    (r: { user: string }) => `logged in as ${r.user}`,
+  );
+  call(
+    'register',
+    "register the terminal's chip to the logged-in user",
+    (c) => c,
+    (t) => t.register(),
+    (r: { serial: string; user: string }) => `chip ${r.serial} registered to ${r.user}`,
+  );
+  call(
+    'migrate-out',
+    'source phase (S1-S8): lock this chip and upload every item',
+    (c) => c.option('--destination <serial>', 'the destination chip, checked up front'),
+    (t, o) => t.migrateOut(o.destination ? { destination: o.destination as string } : {}),
+    migration,
+  );
+  call(
+    'migrate-in',
+    'destination phase (S9-S17): format, download, commit, activate',
+    (c) => c.option('--mig <id>', 'the migration, when the user has several'),
+    (t, o) => t.migrateIn(o.mig ? { mig: o.mig as string } : {}),
+    migration,
+  );
   call(
     'issue',
     'receive value the provider issued to this chip (`valmove provider issue` orders): the destination phase, with no source',
-    (c) => c.requiredOption('--order <token...>', 'the provider\'s issue order(s), one per item'),
+    (c) => c.requiredOption('--order <token...>', "the provider's issue order(s), one per item"),
     (t, o) => t.issue(o.order as string[]),
     migration,
   );
-  call('cancel', 'cancel a migration that has not committed', (c) => c.requiredOption('--mig <id>', 'the migration'), (t, o) => t.cancel(o.mig as string), (r: { mig: string; decision: string }) =>
-    `migration ${r.mig}: ${r.decision}`);
-  call('balance', 'read an item on the chip through the provider\'s normal SAM', (c) => c.requiredOption('--provider <name>', 'provider'), (t, o) => t.normal(o.provider as string, 'balance'), receipt);
-  call('pay', 'pay from an item on the chip (normal use)', (c) => c.requiredOption('--provider <name>', 'provider').requiredOption('--amount <n>', 'amount', whole), (t, o) =>
-    t.normal(o.provider as string, 'pay', o.amount as number), receipt);
+  call(
+    'cancel',
+    'cancel a migration that has not committed',
+    (c) => c.requiredOption('--mig <id>', 'the migration'),
+    (t, o) => t.cancel(o.mig as string),
+    (r: { mig: string; decision: string }) => `migration ${r.mig}: ${r.decision}`,
+  );
+  call(
+    'balance',
+    "read an item on the chip through the provider's normal SAM",
+    (c) => c.requiredOption('--provider <name>', 'provider'),
+    (t, o) => t.normal(o.provider as string, 'balance'),
+    receipt,
+  );
+  call(
+    'pay',
+    'pay from an item on the chip (normal use)',
+    (c) => c.requiredOption('--provider <name>', 'provider').requiredOption('--amount <n>', 'amount', whole),
+    (t, o) => t.normal(o.provider as string, 'pay', o.amount as number),
+    receipt,
+  );
   call(
     'topup',
     'top up an item on the chip: with a voucher the provider signed (`valmove provider voucher`), or as a charging reader',
-    (c) => c.requiredOption('--provider <name>', 'provider').option('--voucher <token>', 'the provider\'s voucher (carries the amount)').option('--amount <n>', 'amount (a charging reader, or to check the voucher\'s)', whole),
+    (c) =>
+      c
+        .requiredOption('--provider <name>', 'provider')
+        .option('--voucher <token>', "the provider's voucher (carries the amount)")
+        .option('--amount <n>', "amount (a charging reader, or to check the voucher's)", whole),
     (t, o) => t.normal(o.provider as string, 'topup', o.amount as number | undefined, undefined, o.voucher as string | undefined),
     receipt,
   );
-  call('status', 'the terminal\'s state and recent progress lines', (c) => c, (t) => t.status(), (r: { id: string; state: unknown; progress: Array<{ step: string; text: string }> }) =>
-    [`${r.id}: ${JSON.stringify(r.state)}`, ...r.progress.slice(-20).map((p) => `  [${p.step}] ${p.text}`)].join('\n'));
+  call(
+    'status',
+    "the terminal's state and recent progress lines",
+    (c) => c,
+    (t) => t.status(),
+    (r: { id: string; state: unknown; progress: Array<{ step: string; text: string }> }) =>
+      [`${r.id}: ${JSON.stringify(r.state)}`, ...r.progress.slice(-20).map((p) => `  [${p.step}] ${p.text}`)].join('\n'),
+  );
 }
 
 /** `valmove status`: every migration a server holds, from its store or its live status API. */
@@ -214,10 +278,10 @@ function addStatusCommand(program: Command, out: Out): void {
   program
     .command('status')
     .description('every migration a server holds: its phase, where each item is, and what it waits for')
-    .option('--data <dir>', 'a data folder (a demo\'s, or a server\'s own)')
+    .option('--data <dir>', "a data folder (a demo's, or a server's own)")
     .option('--config <file>', 'a server config (reads its data folder; the server may be running)')
-    .option('--url <url>', 'a live server\'s address (http://host:port), with --token')
-    .option('--token <token>', 'the operator token from the server\'s key file (for --url)')
+    .option('--url <url>', "a live server's address (http://host:port), with --token")
+    .option('--token <token>', "the operator token from the server's key file (for --url)")
     .option('--json', 'print JSON', false)
     .action(async (o: { data?: string; config?: string; url?: string; token?: string; json: boolean }) => {
       let migrations: MigrationStatus[];
@@ -244,7 +308,9 @@ function addStatusCommand(program: Command, out: Out): void {
       }
       if (migrations.length === 0) out('no migrations');
       for (const m of migrations) {
-        out(`${m.mig}  user ${m.user}  ${m.kind === 'issuance' ? 'issue orders' : (m.source ?? '?')} -> ${m.destination ?? '?'}  state ${m.state}${m.outcome ? `  outcome ${m.outcome}` : ''}${m.decision ? `  decision ${m.decision}` : ''}`);
+        out(
+          `${m.mig}  user ${m.user}  ${m.kind === 'issuance' ? 'issue orders' : (m.source ?? '?')} -> ${m.destination ?? '?'}  state ${m.state}${m.outcome ? `  outcome ${m.outcome}` : ''}${m.decision ? `  decision ${m.decision}` : ''}`,
+        );
         out(`  ${m.step ? `step ${m.step.id} (${m.step.title}); ` : ''}waiting for: ${m.waitingFor}${m.reason ? `  (last reason: ${m.reason})` : ''}`);
         for (const i of m.items) out(`  item ${i.item} ${i.area.padEnd(12)} ${i.state}`);
       }
@@ -260,8 +326,8 @@ function addUpCommand(program: Command, out: Out): void {
     .option('--dir <dir>', 'deployment folder (default: a fresh ./deploy/up-<time>)')
     .option('--keep', 'leave the processes running', false)
     .option('--json', 'print one machine-readable report', false)
-    .option('--record <path>', 'every process records its parties\' envelopes and state changes: a .jsonl file (shared), or a folder of <party>.jsonl files')
-    .option('--inspect <url>', 'every process streams its records to a live page\'s feed, e.g. ws://127.0.0.1:PORT/feed')
+    .option('--record <path>', "every process records its parties' envelopes and state changes: a .jsonl file (shared), or a folder of <party>.jsonl files")
+    .option('--inspect <url>', "every process streams its records to a live page's feed, e.g. ws://127.0.0.1:PORT/feed")
     .action(async (o: { providers: number; dir?: string; keep: boolean; json: boolean; record?: string; inspect?: string }) => {
       if (o.providers < 1 || o.providers > 20) program.error('error: --providers must be from 1 to 20', { exitCode: 2 });
       const report = await runUp({ providers: o.providers, dir: o.dir, keep: o.keep, out: o.json ? undefined : out, record: o.record, inspect: o.inspect });

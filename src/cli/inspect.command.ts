@@ -38,7 +38,11 @@ export function addInspectCommand(program: Command, out: (line: string) => void)
     .option('--port <p>', 'port of the page on 127.0.0.1 (0: any free port)', port, 4800)
     .option('--host <h>', 'address to listen on (the feed takes records from whoever reaches it: keep it local)', '127.0.0.1')
     .option('--demo-items <n>', `items the page's "Run a demo migration" button moves (1-${DEMO_ITEMS_MAX})`, demoItems, 3)
-    .option('--stately <port>', 'also forward the live actors to Stately\'s inspector (@statelyai/inspect; its page loads stately.ai, so needs a network) on this port', port)
+    .option(
+      '--stately <port>',
+      "also forward the live actors to Stately's inspector (@statelyai/inspect; its page loads stately.ai, so needs a network) on this port",
+      port,
+    )
     .action(async (o: { port: number; host: string; demoItems: number; stately?: number }) => {
       const log = createLogger({ level: 'info' });
       let bridge: StatelyBridge | undefined;

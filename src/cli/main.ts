@@ -29,18 +29,28 @@ export function buildCli(out: (line: string) => void = (l) => process.stdout.wri
     .command('demo')
     .description('run a full migration with every party embedded in this process, LMDB under a data folder')
     .option('--items <n>', `value items to move, one per provider (1-${DEMO_ITEMS_MAX})`, wholeNumber, 3)
-    .option('--data <dir>', 'data folder for every party\'s LMDB (default: a fresh folder under ./data)')
+    .option('--data <dir>', "data folder for every party's LMDB (default: a fresh folder under ./data)")
     .option('--json', 'print one machine-readable report instead of the progress and tables', false)
     .option('--crash-at <party:step:point>', 'crash that party at that point of that step once, and restart it from its LMDB (e.g. server:S7:after-persist)')
     .option('--faults <spec>', 'lose, repeat, reorder or delay messages on every link, e.g. drop=0.2,dup=0.1,reorder=0.1,delay=0.1')
     .option('--seed <n>', 'seed of the fault choices (the same seed, the same faults)', wholeNumber)
     .option('--record <file>', 'record every envelope (type, parties, sizes; never content) and state change to a JSON Lines run file for `valmove trace`')
-    .option('--inspect <url>', 'stream the same records to a live page\'s feed, e.g. ws://127.0.0.1:PORT/feed')
+    .option('--inspect <url>', "stream the same records to a live page's feed, e.g. ws://127.0.0.1:PORT/feed")
     .action(async (o: { items: number; data?: string; json: boolean; crashAt?: string; faults?: string; seed?: number; record?: string; inspect?: string }) => {
       if (o.items < 1 || o.items > DEMO_ITEMS_MAX) {
         program.error(`error: --items must be from 1 to ${DEMO_ITEMS_MAX}; got ${o.items}`, { exitCode: 2 });
       }
-      const report = await runDemo({ items: o.items, data: o.data, json: o.json, out, crashAt: o.crashAt, faults: o.faults, seed: o.seed, record: o.record, inspect: o.inspect });
+      const report = await runDemo({
+        items: o.items,
+        data: o.data,
+        json: o.json,
+        out,
+        crashAt: o.crashAt,
+        faults: o.faults,
+        seed: o.seed,
+        record: o.record,
+        inspect: o.inspect,
+      });
       if (o.json) out(JSON.stringify(report, null, 2));
       if (report.outcome !== 'completed') process.exitCode = 1;
     });

@@ -8,7 +8,11 @@ export function addPathsCommand(program: Command, out: (line: string) => void): 
     .command('paths')
     .description('test paths through the statecharts (xstate/graph), each as its events and target state, with coverage')
     .option('--machine <name>', `${MODEL_NAMES.join(' | ')} | all`, 'all')
-    .option('--strategy <s>', 'shortest (a shortest path to every state) | simple (every path without a repeated state) | transitions (one path through every transition)', 'transitions')
+    .option(
+      '--strategy <s>',
+      'shortest (a shortest path to every state) | simple (every path without a repeated state) | transitions (one path through every transition)',
+      'transitions',
+    )
     .option('--format <f>', 'text | json | mermaid', 'text')
     .action((o: { machine: string; strategy: string; format: string }) => {
       const names = o.machine === 'all' ? MODEL_NAMES : [o.machine];
@@ -36,7 +40,11 @@ export function addPathsCommand(program: Command, out: (line: string) => void): 
         return;
       }
       for (const { model, paths, cov } of results) {
-        out(o.format === 'mermaid' ? `%% ${model.name}: ${paths.length} paths, transitions ${cov.transitions.reached}/${cov.transitions.total}\n${formatMermaid(model, paths)}` : formatText(model, paths, cov));
+        out(
+          o.format === 'mermaid'
+            ? `%% ${model.name}: ${paths.length} paths, transitions ${cov.transitions.reached}/${cov.transitions.total}\n${formatMermaid(model, paths)}`
+            : formatText(model, paths, cov),
+        );
       }
     });
 }

@@ -47,18 +47,25 @@ function whole(v: string): number {
 /** A new value item of a kind; `ref` is the provider's own reference for it (random here). */
 export function newItem(kind: ValueKind, balance: number, label: string | undefined, seat: string, ref: string): ValueItem {
   const item: ValueItem =
-    kind === 'emoney' ? { kind, currency: label ?? 'JPY', balance, ref }
-    : kind === 'transit' ? { kind, line: label ?? 'any line', balance, ref }
-    : kind === 'points' ? { kind, program: label ?? 'points', balance, ref }
-    : { kind, event: label ?? 'an event', seat, used: false, ref };
+    kind === 'emoney'
+      ? { kind, currency: label ?? 'JPY', balance, ref }
+      : kind === 'transit'
+        ? { kind, line: label ?? 'any line', balance, ref }
+        : kind === 'points'
+          ? { kind, program: label ?? 'points', balance, ref }
+          : { kind, event: label ?? 'an event', seat, used: false, ref };
   const ok = valueSchema.safeParse(item);
   if (!ok.success) throw new InvalidArgumentError(`the item is not valid: ${ok.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
   return ok.data;
 }
 
 function rights(v: string): ReaderRight[] {
-  const list = v.split(',').map((s) => s.trim()).filter(Boolean);
-  for (const r of list) if (!(READER_RIGHTS as readonly string[]).includes(r)) throw new InvalidArgumentError(`unknown right "${r}"; rights are ${READER_RIGHTS.join(', ')}`);
+  const list = v
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+  for (const r of list)
+    if (!(READER_RIGHTS as readonly string[]).includes(r)) throw new InvalidArgumentError(`unknown right "${r}"; rights are ${READER_RIGHTS.join(', ')}`);
   if (list.length === 0) throw new InvalidArgumentError('give at least one right');
   return list as ReaderRight[];
 }
@@ -68,14 +75,14 @@ function providerConfig(file: string): ProviderConfig {
 }
 
 export function addProviderCommands(program: Command, out: Out): void {
-  const provider = program.command('provider').description('a provider\'s operator: issue orders, top-up vouchers and the readers its normal SAM serves');
+  const provider = program.command('provider').description("a provider's operator: issue orders, top-up vouchers and the readers its normal SAM serves");
 
   provider
     .command('voucher')
-    .description('sign a single-use top-up voucher for one chip, area and amount (the provider\'s authority to create that value)')
-    .requiredOption('--config <file>', 'the provider\'s config')
+    .description("sign a single-use top-up voucher for one chip, area and amount (the provider's authority to create that value)")
+    .requiredOption('--config <file>', "the provider's config")
     .requiredOption('--serial <serial>', 'the chip the value goes to')
-    .option('--area <area>', 'the area on the chip (default: the provider\'s name)')
+    .option('--area <area>', "the area on the chip (default: the provider's name)")
     .requiredOption('--amount <n>', 'amount to add', positive)
     .option('--ttl-hours <n>', `hours until it expires (at most ${VOUCHER_TTL_HOURS_MAX})`, positive, VOUCHER_TTL_HOURS_DEFAULT)
     .option('--json', 'print the voucher and its fields as JSON', false)
@@ -84,7 +91,11 @@ export function addProviderCommands(program: Command, out: Out): void {
       const cfg = providerConfig(o.config);
       const keys = readKeyFile(cfg.keyFile, 'provider');
       const expiresAt = systemClock.now() + o.ttlHours * 3_600_000;
-      const voucher = issueVoucher({ provider: cfg.provider, serial: o.serial, area: o.area ?? cfg.provider, amount: o.amount, expiresAt }, identityOf(keys.normal), systemRng);
+      const voucher = issueVoucher(
+        { provider: cfg.provider, serial: o.serial, area: o.area ?? cfg.provider, amount: o.amount, expiresAt },
+        identityOf(keys.normal),
+        systemRng,
+      );
       const token = encodeVoucher(voucher);
       if (o.json) {
         const { sig: _sig, ...fields } = voucher;
@@ -96,32 +107,60 @@ export function addProviderCommands(program: Command, out: Out): void {
 
   provider
     .command('issue')
-    .description('sign a single-use issue order: a new value item for one chip and area (the provider\'s authority to create it); the phone receives it with `valmove terminal issue --order`')
-    .requiredOption('--config <file>', 'the provider\'s config')
+    .description(
+      "sign a single-use issue order: a new value item for one chip and area (the provider's authority to create it); the phone receives it with `valmove terminal issue --order`",
+    )
+    .requiredOption('--config <file>', "the provider's config")
     .requiredOption('--serial <serial>', 'the chip the item goes to')
-    .option('--area <area>', 'the area on the chip (default: the provider\'s name)')
+    .option('--area <area>', "the area on the chip (default: the provider's name)")
     .requiredOption('--kind <kind>', `what the item is: ${ITEM_KINDS.join(', ')}`, kind)
     .option('--balance <n>', 'starting balance (emoney, transit, points)', whole, 0)
     .option('--label <text>', 'currency (emoney), line (transit), programme (points) or event (ticket)')
-    .option('--seat <seat>', 'a ticket\'s seat', 'free')
+    .option('--seat <seat>', "a ticket's seat", 'free')
     .option('--ttl-hours <n>', `hours until it expires (at most ${VOUCHER_TTL_HOURS_MAX})`, positive, VOUCHER_TTL_HOURS_DEFAULT)
     .option('--json', 'print the order and its fields as JSON', false)
-    .action((o: { config: string; serial: string; area?: string; kind: ValueKind; balance: number; label?: string; seat: string; ttlHours: number; json: boolean }) => {
-      if (o.ttlHours > VOUCHER_TTL_HOURS_MAX) throw new InvalidArgumentError(`--ttl-hours is at most ${VOUCHER_TTL_HOURS_MAX}`);
-      const item = newItem(o.kind, o.balance, o.label, o.seat, toHex(systemRng.bytes(16)));
-      const { token, order } = signIssueOrder(o.config, { serial: o.serial, area: o.area, item, ttlHours: o.ttlHours });
-      if (o.json) {
-        out(JSON.stringify({ order: token, id: order.id, provider: order.provider, serial: order.serial, area: order.area, kind: item.kind, expires: new Date(order.expiresAt).toISOString() }, null, 2));
-        return;
-      }
-      out(token);
-    });
+    .action(
+      (o: {
+        config: string;
+        serial: string;
+        area?: string;
+        kind: ValueKind;
+        balance: number;
+        label?: string;
+        seat: string;
+        ttlHours: number;
+        json: boolean;
+      }) => {
+        if (o.ttlHours > VOUCHER_TTL_HOURS_MAX) throw new InvalidArgumentError(`--ttl-hours is at most ${VOUCHER_TTL_HOURS_MAX}`);
+        const item = newItem(o.kind, o.balance, o.label, o.seat, toHex(systemRng.bytes(16)));
+        const { token, order } = signIssueOrder(o.config, { serial: o.serial, area: o.area, item, ttlHours: o.ttlHours });
+        if (o.json) {
+          out(
+            JSON.stringify(
+              {
+                order: token,
+                id: order.id,
+                provider: order.provider,
+                serial: order.serial,
+                area: order.area,
+                kind: item.kind,
+                expires: new Date(order.expiresAt).toISOString(),
+              },
+              null,
+              2,
+            ),
+          );
+          return;
+        }
+        out(token);
+      },
+    );
 
   provider
     .command('enroll')
-    .description('enrol a reader (a phone\'s terminal, a shop\'s reader) by its device key, with its rights; or revoke one')
-    .requiredOption('--config <file>', 'the provider\'s config')
-    .requiredOption('--reader <key>', 'the reader\'s Ed25519 public key (base64url, from its keygen summary or trust.json)')
+    .description("enrol a reader (a phone's terminal, a shop's reader) by its device key, with its rights; or revoke one")
+    .requiredOption('--config <file>', "the provider's config")
+    .requiredOption('--reader <key>', "the reader's Ed25519 public key (base64url, from its keygen summary or trust.json)")
     .option('--name <terminal>', 'the name the reader connects with, terminal/<name>')
     .option('--rights <list>', `comma-separated: ${READER_RIGHTS.join(', ')} (charge: top up without a voucher)`, rights, ['spend'] as ReaderRight[])
     .option('--revoke', 'remove this reader instead', false)

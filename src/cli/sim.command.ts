@@ -35,7 +35,8 @@ export function parseRogue(spec: string | undefined): RogueAttack[] {
   if (spec === 'all') return [...ROGUE_ATTACKS];
   const attacks = spec.split(',').map((s) => s.trim());
   for (const a of attacks) {
-    if (!(ROGUE_ATTACKS as readonly string[]).includes(a)) throw new InvalidArgumentError(`unknown rogue attack "${a}"; use ${ROGUE_ATTACKS.join(',')}, all or none`);
+    if (!(ROGUE_ATTACKS as readonly string[]).includes(a))
+      throw new InvalidArgumentError(`unknown rogue attack "${a}"; use ${ROGUE_ATTACKS.join(',')}, all or none`);
   }
   return attacks as RogueAttack[];
 }
@@ -77,9 +78,16 @@ export function formatReport(r: RunReport, o: { faults: readonly string[]; items
     `mean fault rates per seed: drop ${pct(r.meanMix.drop)}, dup ${pct(r.meanMix.dup)}, reorder ${pct(r.meanMix.reorder)}, delay ${pct(r.meanMix.delay)}, crash ${pct(r.meanMix.crash)} per turn point, partitions ${r.meanMix.partition.toFixed(2)}/s`,
     `outcomes: ${fmtCounts(r.outcomes)}`,
     ...(Object.keys(r.rogue ?? {}).length > 0
-      ? [`rogue server: ${Object.entries(r.rogue).filter(([, v]) => v.tried > 0).map(([k, v]) => `${k} refused ${v.refused}/${v.tried}${v.unanswered ? ` (${v.unanswered} unanswered)` : ''}`).join('; ')}`]
+      ? [
+          `rogue server: ${Object.entries(r.rogue)
+            .filter(([, v]) => v.tried > 0)
+            .map(([k, v]) => `${k} refused ${v.refused}/${v.tried}${v.unanswered ? ` (${v.unanswered} unanswered)` : ''}`)
+            .join('; ')}`,
+        ]
       : []),
-    ...(r.payments && r.payments.tried > 0 ? [`payments: tried ${r.payments.tried}, accepted ${r.payments.accepted}, refused or unanswered ${r.payments.failed}`] : []),
+    ...(r.payments && r.payments.tried > 0
+      ? [`payments: tried ${r.payments.tried}, accepted ${r.payments.accepted}, refused or unanswered ${r.payments.failed}`]
+      : []),
     `violations ${r.violations}; wall time ${(r.wallMs / 1000).toFixed(1)} s (${(r.wallMs / Math.max(1, r.seeds)).toFixed(0)} ms per seed)`,
   ];
   return lines;
@@ -116,7 +124,9 @@ interface SimRunOptions {
 export function addSimCommand(program: Command, out: (line: string) => void): void {
   program
     .command('sim')
-    .description('deterministic simulation: concurrent migrations under seeded message loss, duplication, reordering, delay, crashes and partitions, invariants checked after every delivered message')
+    .description(
+      'deterministic simulation: concurrent migrations under seeded message loss, duplication, reordering, delay, crashes and partitions, invariants checked after every delivered message',
+    )
     .option('--seeds <n>', 'how many seeds to run', count('--seeds', 1, 10_000_000), 100)
     .option('--from <n>', 'first seed of the run (seeds are from, from+1, ...)', count('--from', 0, Number.MAX_SAFE_INTEGER), 0)
     .option('--seed <s>', 'run one seed and print its trace hash (the same seed replays the same run, byte for byte)')
@@ -130,21 +140,34 @@ export function addSimCommand(program: Command, out: (line: string) => void): vo
     .option('--rogue <attacks>', `a rogue server asks the SAMs for what an honest one never would: ${ROGUE_ATTACKS.join(',')} | all | none`, 'none')
     .option('--pay', 'users try to pay on both phones before, during and after their migration (an item spent twice is a violation)', false)
     .option('--json', 'print the report as JSON', false)
-    .option('--data <dir>', 'folder for the seeds\' LMDB stores (default: a fresh one under /dev/shm or the temp folder, removed after)')
+    .option('--data <dir>', "folder for the seeds' LMDB stores (default: a fresh one under /dev/shm or the temp folder, removed after)")
     .option('--worker <job>', 'internal: run as worker <job> of --jobs, one JSON line per seed')
     .action((o: SimCommandOptions) => runSimCommand(o, out));
 }
 
 async function runSimCommand(o: SimCommandOptions, out: (line: string) => void): Promise<void> {
   const faults = parseFaultKinds(o.faults);
-  if (o.break !== undefined && !(BREAKS as readonly string[]).includes(o.break)) throw new InvalidArgumentError(`unknown --break "${o.break}"; one of ${BREAKS.join(', ')}`);
+  if (o.break !== undefined && !(BREAKS as readonly string[]).includes(o.break))
+    throw new InvalidArgumentError(`unknown --break "${o.break}"; one of ${BREAKS.join(', ')}`);
   const breakProtocol = o.break as BreakProtocol | undefined;
   const rogue = parseRogue(o.rogue);
   const again = `--migrations ${o.migrations} --items ${o.items} --faults ${o.faults}${breakProtocol ? ` --break ${breakProtocol}` : ''}${rogue.length ? ` --rogue ${o.rogue}` : ''}${o.pay ? ' --pay' : ''}`;
   const p: SimRunOptions = { faults, breakProtocol, rogue, again };
   if (o.worker !== undefined) {
     await workerLoop(
-      { seeds: o.seeds, from: o.from, migrations: o.migrations, items: o.items, faults, jobs: o.jobs, job: Number(o.worker), dataDir: o.data, breakProtocol, rogue, pay: o.pay },
+      {
+        seeds: o.seeds,
+        from: o.from,
+        migrations: o.migrations,
+        items: o.items,
+        faults,
+        jobs: o.jobs,
+        job: Number(o.worker),
+        dataDir: o.data,
+        breakProtocol,
+        rogue,
+        pay: o.pay,
+      },
       (l) => process.stdout.write(`${l}\n`),
     );
   } else if (o.seed !== undefined) await runOneSeed(o, o.seed, p, out);
@@ -157,7 +180,18 @@ async function runOneSeed(o: SimCommandOptions, seed: string, p: SimRunOptions, 
   const dir = o.data ?? defaultSimDir();
   mkdirSync(dir, { recursive: true });
   try {
-    const r = await runSeed({ seed, migrations: o.migrations, items: o.items, faults: p.faults, dataDir: dir, mask, breakProtocol: p.breakProtocol, rogue: p.rogue, pay: o.pay, keepTrace: true });
+    const r = await runSeed({
+      seed,
+      migrations: o.migrations,
+      items: o.items,
+      faults: p.faults,
+      dataDir: dir,
+      mask,
+      breakProtocol: p.breakProtocol,
+      rogue: p.rogue,
+      pay: o.pay,
+      keepTrace: true,
+    });
     if (o.json) out(JSON.stringify(r, null, 2));
     else {
       if (o.trace) for (const l of r.trace) out(l);
@@ -199,7 +233,22 @@ async function runManySeeds(o: SimCommandOptions, p: SimRunOptions, out: (line: 
   });
   if (o.json) {
     const { minimal, ...rest } = report;
-    out(JSON.stringify({ ...rest, minimal: minimal && { seed: minimal.result.seed, violation: minimal.result.violation, mask: minimal.mask, traceFile: minimal.traceFile, traceHash: minimal.result.traceHash } }, null, 2));
+    out(
+      JSON.stringify(
+        {
+          ...rest,
+          minimal: minimal && {
+            seed: minimal.result.seed,
+            violation: minimal.result.violation,
+            mask: minimal.mask,
+            traceFile: minimal.traceFile,
+            traceHash: minimal.result.traceHash,
+          },
+        },
+        null,
+        2,
+      ),
+    );
   } else for (const l of formatReport(report, { faults: p.faults, items: o.items })) out(l);
   if (report.firstViolation) {
     if (!o.json) printFirstViolation(report, p.again, out);
@@ -214,7 +263,9 @@ function printFirstViolation(report: RunReport, again: string, out: (line: strin
   out(`FIRST VIOLATION: seed ${v.seed}: ${v.violation!.invariant}: ${v.violation!.message}`);
   out(`  replay: valmove sim --seed ${v.seed} ${again} --trace`);
   if (!m) return;
-  out(`  shrunk in ${m.runs} runs: ${m.result.struck.length} faults left (of ${v.struck.length}), ${m.result.stats.events} events, still ${m.result.violation?.invariant}`);
+  out(
+    `  shrunk in ${m.runs} runs: ${m.result.struck.length} faults left (of ${v.struck.length}), ${m.result.stats.events} events, still ${m.result.violation?.invariant}`,
+  );
   out(`  minimal run: valmove sim --seed ${v.seed} ${again}${m.mask.length ? ` --mask ${formatMask(m.mask)}` : ''} --trace`);
   out(`  its trace (${m.result.trace.length} lines) is in ${m.traceFile}; the last lines:`);
   for (const l of m.result.trace.slice(-25)) out(`    ${l}`);

@@ -24,7 +24,12 @@ export function addTraceCommand(program: Command, out: (line: string) => void): 
     .argument('<run>', 'a run file (.jsonl), or a folder of per-party run files')
     .option('--format <f>', TRACE_FORMATS.join(' | '), 'mermaid')
     .option('--mig <id>', 'only this migration (its id, e.g. m-…)')
-    .option('--hide <types>', 'leave these envelope types out of the drawing (they still mark the steps), e.g. frame.ack,progress', (v: string) => v.split(',').map((t) => t.trim()).filter(Boolean))
+    .option('--hide <types>', 'leave these envelope types out of the drawing (they still mark the steps), e.g. frame.ack,progress', (v: string) =>
+      v
+        .split(',')
+        .map((t) => t.trim())
+        .filter(Boolean),
+    )
     .option('--out <file>', 'write the drawing to this file instead of standard output')
     .action((runPath: string, o: { format: string; mig?: string; hide?: string[]; out?: string }) => {
       const fail = (message: string): never => program.error(`error: ${message}`, { exitCode: 2 });
@@ -45,7 +50,9 @@ export function addTraceCommand(program: Command, out: (line: string) => void): 
       const text = o.format === 'json' ? `${JSON.stringify(toJson(seq), null, 2)}\n` : o.format === 'svg' ? toSvg(seq) : toMermaid(seq);
       if (o.out) {
         writeFileSync(o.out, text);
-        out(`${o.out}: ${seq.totals.messages} messages in ${seq.totals.groups} step groups (${seq.totals.steps.join(' ')}), ${seq.participants.length} participants`);
+        out(
+          `${o.out}: ${seq.totals.messages} messages in ${seq.totals.groups} step groups (${seq.totals.steps.join(' ')}), ${seq.participants.length} participants`,
+        );
       } else {
         out(text.replace(/\n$/, ''));
       }

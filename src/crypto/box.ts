@@ -41,7 +41,7 @@ export function sealTo(recipientBoxPublic: Bytes, plaintext: Bytes, info: string
     shared = x25519.getSharedSecret(eph, recipientBoxPublic);
   } catch {
     // noble refuses low-order points: such a "key" would make the box key public.
-    throw new CryptoError('BAD_KEY', 'the recipient\'s X25519 public key is not a usable point');
+    throw new CryptoError('BAD_KEY', "the recipient's X25519 public key is not a usable point");
   }
   const key = boxKey(shared, ephPub, recipientBoxPublic, info);
   countCrypto('aead.seal.box', plaintext.length);

@@ -135,7 +135,7 @@ function deriveKeys(ephSecret: Bytes, peerEph: Bytes, th1: Bytes): { i2r: Secret
     shared = x25519.getSharedSecret(ephSecret, peerEph);
   } catch {
     // noble refuses low-order points, which would make the shared secret known to anyone.
-    throw fail('the peer\'s ephemeral key is not a usable X25519 point');
+    throw fail("the peer's ephemeral key is not a usable X25519 point");
   }
   countCrypto('hkdf');
   const okm = hkdf(sha256, shared, th1, utf8('valmove/v1/chan/keys'), 2 * KEY_BYTES);
@@ -266,7 +266,7 @@ export class ChannelInitiator {
       throw new CryptoError('UNTRUSTED_PEER', `${from} answered with a key that is not the one configured for it`);
     }
     const th1 = transcript1(hello, id, eph);
-    if (!verifySignature(this.opts.peerSignPublic, th1, sig)) throw fail('the responder\'s handshake signature is invalid');
+    if (!verifySignature(this.opts.peerSignPublic, th1, sig)) throw fail("the responder's handshake signature is invalid");
     const keys = deriveKeys(this.eph, eph, th1);
     this.done = true;
     this.eph.fill(0);
@@ -355,7 +355,7 @@ export class ChannelResponder {
       requireVersion(msg, 'finish');
       const sig = b64Field(msg, 'sig', ED25519_SIG_BYTES);
       if (!verifySignature(fromB64(this.initiatorId), finishBytes(this.th1, this.sigR), sig)) {
-        throw fail('the initiator\'s handshake signature is invalid');
+        throw fail("the initiator's handshake signature is invalid");
       }
       this.verified = true;
     } else if (this.opts.requireMutual) {

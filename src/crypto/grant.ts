@@ -59,9 +59,16 @@ const isB64 = (x: unknown): x is string => typeof x === 'string' && x.length <= 
  */
 function bindingOf(g: GrantBinding, code: 'GRANT_INVALID' | 'BAD_PARAMS'): GrantBinding {
   const ok =
-    typeof g === 'object' && g !== null &&
-    isName(g.mig) && isCount(g.item) && isName(g.area) && isName(g.serial) && PURPOSES.has(g.purpose) &&
-    isName(g.provider) && isName(g.recipient) && isCount(g.expiresAt);
+    typeof g === 'object' &&
+    g !== null &&
+    isName(g.mig) &&
+    isCount(g.item) &&
+    isName(g.area) &&
+    isName(g.serial) &&
+    PURPOSES.has(g.purpose) &&
+    isName(g.provider) &&
+    isName(g.recipient) &&
+    isCount(g.expiresAt);
   if (!ok) throw new CryptoError(code, 'the grant binding is malformed: a field is missing, of the wrong type or too long');
   return { mig: g.mig, item: g.item, area: g.area, serial: g.serial, purpose: g.purpose, provider: g.provider, recipient: g.recipient, expiresAt: g.expiresAt };
 }
@@ -84,7 +91,10 @@ export function verifyGrant(grant: Grant, issuerSignPublic: Bytes, expect: Parti
   const b = bindingOf(grant, 'GRANT_INVALID');
   let ok = false;
   try {
-    ok = isB64(grant.ephPub) && isB64(grant.sealed) && isB64(grant.sig) &&
+    ok =
+      isB64(grant.ephPub) &&
+      isB64(grant.sealed) &&
+      isB64(grant.sig) &&
       verifySignature(issuerSignPublic, grantSigned(grantBindingBytes(b), grant.ephPub, grant.sealed), fromB64(grant.sig));
   } catch {
     ok = false;
@@ -109,7 +119,7 @@ export function openGrant(grant: Grant, recipient: Identity): Secret {
     requireKey(secret, 'a granted temp key');
     return secret;
   } catch {
-    throw new CryptoError('GRANT_INVALID', 'the grant does not open with this migration SAM\'s key');
+    throw new CryptoError('GRANT_INVALID', "the grant does not open with this migration SAM's key");
   }
 }
 
@@ -133,8 +143,7 @@ function receiptBytes(r: ReceiptBody): Bytes {
 /** The body fields only, type-checked: a receipt arrives as JSON relayed by the server. */
 function receiptBodyOf(r: ReceiptBody): ReceiptBody | undefined {
   const ok =
-    typeof r === 'object' && r !== null &&
-    isName(r.mig) && isCount(r.item) && isName(r.serial) && isName(r.area) && isName(r.provider) && isName(r.kcv);
+    typeof r === 'object' && r !== null && isName(r.mig) && isCount(r.item) && isName(r.serial) && isName(r.area) && isName(r.provider) && isName(r.kcv);
   return ok ? { mig: r.mig, item: r.item, serial: r.serial, area: r.area, provider: r.provider, kcv: r.kcv } : undefined;
 }
 

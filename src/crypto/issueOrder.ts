@@ -57,13 +57,21 @@ function bodyOf(x: unknown): IssueOrderBody | undefined {
   if (typeof x !== 'object' || x === null) return undefined;
   const r = x as Record<string, unknown>;
   const ok =
-    typeof r.id === 'string' && /^[A-Za-z0-9_-]{22}$/.test(r.id) &&
-    typeof r.provider === 'string' && NAME.test(r.provider) &&
-    typeof r.serial === 'string' && NAME.test(r.serial) &&
-    typeof r.area === 'string' && NAME.test(r.area) &&
-    Number.isInteger(r.expiresAt) && (r.expiresAt as number) > 0 &&
-    typeof r.ephPub === 'string' && /^[A-Za-z0-9_-]{43}$/.test(r.ephPub) &&
-    typeof r.sealed === 'string' && B64.test(r.sealed) && r.sealed.length <= Math.ceil(((ISSUE_ORDER_ITEM_BYTES_MAX + 16) * 4) / 3);
+    typeof r.id === 'string' &&
+    /^[A-Za-z0-9_-]{22}$/.test(r.id) &&
+    typeof r.provider === 'string' &&
+    NAME.test(r.provider) &&
+    typeof r.serial === 'string' &&
+    NAME.test(r.serial) &&
+    typeof r.area === 'string' &&
+    NAME.test(r.area) &&
+    Number.isInteger(r.expiresAt) &&
+    (r.expiresAt as number) > 0 &&
+    typeof r.ephPub === 'string' &&
+    /^[A-Za-z0-9_-]{43}$/.test(r.ephPub) &&
+    typeof r.sealed === 'string' &&
+    B64.test(r.sealed) &&
+    r.sealed.length <= Math.ceil(((ISSUE_ORDER_ITEM_BYTES_MAX + 16) * 4) / 3);
   if (!ok) return undefined;
   return {
     id: r.id as string,
@@ -105,7 +113,7 @@ export function decodeIssueOrder(token: string): IssueOrder {
 
 /** Checks the migration SAM's signature; returns the body. Throws CryptoError('AUTH_FAILED'). */
 export function verifyIssueOrder(o: IssueOrder, msamSignPublic: Bytes): IssueOrderBody {
-  return verifyToken(ORDER, o, msamSignPublic, 'the issue order is not signed by this provider\'s migration SAM');
+  return verifyToken(ORDER, o, msamSignPublic, "the issue order is not signed by this provider's migration SAM");
 }
 
 /** The migration SAM opens the item of an order it verified. Throws CryptoError('AUTH_FAILED'). */

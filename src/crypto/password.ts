@@ -38,9 +38,16 @@ export const PASSWORD_HASH_BYTES = 32;
 function checkParams(params: ScryptParams): void {
   const { N, r, p } = params;
   const ok =
-    Number.isSafeInteger(N) && N > 1 && (N & (N - 1)) === 0 && N <= SCRYPT_N_MAX &&
-    Number.isSafeInteger(r) && r >= 1 && r <= SCRYPT_R_MAX &&
-    Number.isSafeInteger(p) && p >= 1 && p <= SCRYPT_P_MAX &&
+    Number.isSafeInteger(N) &&
+    N > 1 &&
+    (N & (N - 1)) === 0 &&
+    N <= SCRYPT_N_MAX &&
+    Number.isSafeInteger(r) &&
+    r >= 1 &&
+    r <= SCRYPT_R_MAX &&
+    Number.isSafeInteger(p) &&
+    p >= 1 &&
+    p <= SCRYPT_P_MAX &&
     N * r * p <= SCRYPT_WORK_MAX;
   if (!ok) throw new CryptoError('BAD_PARAMS', 'scrypt parameters are malformed or above the allowed cost');
 }

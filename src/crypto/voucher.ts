@@ -47,14 +47,28 @@ function bodyOf(x: unknown): VoucherBody | undefined {
   if (typeof x !== 'object' || x === null) return undefined;
   const r = x as Record<string, unknown>;
   const ok =
-    typeof r.id === 'string' && /^[A-Za-z0-9_-]{22}$/.test(r.id) &&
-    typeof r.provider === 'string' && NAME.test(r.provider) &&
-    typeof r.serial === 'string' && NAME.test(r.serial) &&
-    typeof r.area === 'string' && NAME.test(r.area) &&
-    Number.isInteger(r.amount) && (r.amount as number) > 0 && (r.amount as number) <= VOUCHER_AMOUNT_MAX &&
-    Number.isInteger(r.expiresAt) && (r.expiresAt as number) > 0;
+    typeof r.id === 'string' &&
+    /^[A-Za-z0-9_-]{22}$/.test(r.id) &&
+    typeof r.provider === 'string' &&
+    NAME.test(r.provider) &&
+    typeof r.serial === 'string' &&
+    NAME.test(r.serial) &&
+    typeof r.area === 'string' &&
+    NAME.test(r.area) &&
+    Number.isInteger(r.amount) &&
+    (r.amount as number) > 0 &&
+    (r.amount as number) <= VOUCHER_AMOUNT_MAX &&
+    Number.isInteger(r.expiresAt) &&
+    (r.expiresAt as number) > 0;
   if (!ok) return undefined;
-  return { id: r.id as string, provider: r.provider as string, serial: r.serial as string, area: r.area as string, amount: r.amount as number, expiresAt: r.expiresAt as number };
+  return {
+    id: r.id as string,
+    provider: r.provider as string,
+    serial: r.serial as string,
+    area: r.area as string,
+    amount: r.amount as number,
+    expiresAt: r.expiresAt as number,
+  };
 }
 
 /** The provider's normal SAM signs a voucher. */

@@ -11,7 +11,11 @@ import { z } from 'zod';
 import { limitsSchema } from '../transport/limits.ts';
 
 const b64key = z.string().regex(/^[A-Za-z0-9_-]{43}$/, 'a 32-byte key in base64url');
-const name = z.string().min(1).max(64).regex(/^[A-Za-z0-9._-]+$/, 'letters, digits, ".", "_" and "-" only');
+const name = z
+  .string()
+  .min(1)
+  .max(64)
+  .regex(/^[A-Za-z0-9._-]+$/, 'letters, digits, ".", "_" and "-" only');
 const url = z.string().regex(/^wss?:\/\/[^\s]+$/, 'a ws:// or wss:// URL');
 const right = z.enum(['upload', 'download', 'clear']);
 
@@ -54,13 +58,28 @@ export const serverConfigSchema = z.strictObject({
   ...common,
   adminSam: z.union([
     peer,
-    z.strictObject({ embedded: z.literal(true), dataDir: z.string().min(1), keyFile: z.string().min(1), migrationSams: z.record(z.string(), z.strictObject({ signPublic: b64key, boxPublic: b64key })) }),
+    z.strictObject({
+      embedded: z.literal(true),
+      dataDir: z.string().min(1),
+      keyFile: z.string().min(1),
+      migrationSams: z.record(z.string(), z.strictObject({ signPublic: b64key, boxPublic: b64key })),
+    }),
   ]),
   migrationSams: z.record(name, peer),
   /** Terminals the operator enrolled, each bound to its device key; other names bind at their first login. */
   terminals: z.record(terminalName, b64key).optional(),
   deadlineMs: z.number().int().positive().optional(),
-  scrypt: z.strictObject({ N: z.number().int().min(2).max(2 ** 20), r: z.number().int().min(1).max(32), p: z.number().int().min(1).max(16) }).optional(),
+  scrypt: z
+    .strictObject({
+      N: z
+        .number()
+        .int()
+        .min(2)
+        .max(2 ** 20),
+      r: z.number().int().min(1).max(32),
+      p: z.number().int().min(1).max(16),
+    })
+    .optional(),
 });
 
 export const adminSamConfigSchema = z.strictObject({

@@ -160,8 +160,18 @@ export function createProcessHttp(opts: ProcessHttpOptions): ProcessHttp {
 
 /** The process's metrics, registered in the order /metrics lists them; the observer the parties report to. */
 function processMetrics(registry: Registry): { observer: RuntimeObserver; refusals: Counter } {
-  const messages = new Counter({ name: 'valmove_messages_total', help: 'Envelopes handled (in) and sent (out), by type', labelNames: ['party', 'direction', 'type'], registers: [registry] });
-  const bytes = new Counter({ name: 'valmove_message_bytes_total', help: 'Envelope bytes handled and sent', labelNames: ['party', 'direction'], registers: [registry] });
+  const messages = new Counter({
+    name: 'valmove_messages_total',
+    help: 'Envelopes handled (in) and sent (out), by type',
+    labelNames: ['party', 'direction', 'type'],
+    registers: [registry],
+  });
+  const bytes = new Counter({
+    name: 'valmove_message_bytes_total',
+    help: 'Envelope bytes handled and sent',
+    labelNames: ['party', 'direction'],
+    registers: [registry],
+  });
   const turns = new Histogram({
     name: 'valmove_turn_seconds',
     help: 'Duration of one party turn: validate, machine, commit to LMDB, send',
@@ -182,11 +192,37 @@ function processMetrics(registry: Registry): { observer: RuntimeObserver; refusa
     },
   };
   // Issue 7's work counters (crypto by party and kind, durable LMDB operations by store folder), read when scraped.
-  counterGauge(registry, 'valmove_crypto_ops', 'Crypto operations since start, by party and kind (a count; see src/metrics/counters.ts)', ['party', 'kind'], () => snapshot().crypto, (t) => t?.n ?? 0);
-  counterGauge(registry, 'valmove_crypto_bytes', 'Bytes through AEAD operations since start, by party and kind', ['party', 'kind'], () => snapshot().crypto, (t) => t?.bytes || undefined);
-  counterGauge(registry, 'valmove_lmdb_ops', 'Durable LMDB operations since start (commit, commit.sync, flush), by store folder', ['store', 'kind'], () => snapshot().stores, (t) => t?.n ?? 0);
+  counterGauge(
+    registry,
+    'valmove_crypto_ops',
+    'Crypto operations since start, by party and kind (a count; see src/metrics/counters.ts)',
+    ['party', 'kind'],
+    () => snapshot().crypto,
+    (t) => t?.n ?? 0,
+  );
+  counterGauge(
+    registry,
+    'valmove_crypto_bytes',
+    'Bytes through AEAD operations since start, by party and kind',
+    ['party', 'kind'],
+    () => snapshot().crypto,
+    (t) => t?.bytes || undefined,
+  );
+  counterGauge(
+    registry,
+    'valmove_lmdb_ops',
+    'Durable LMDB operations since start (commit, commit.sync, flush), by store folder',
+    ['store', 'kind'],
+    () => snapshot().stores,
+    (t) => t?.n ?? 0,
+  );
   new Gauge({ name: 'valmove_up', help: '1 while the process serves', registers: [registry] }).set(1);
-  const refusals = new Counter({ name: 'valmove_refused_total', help: 'Connections, handshakes, messages and requests refused at the door, by limit (src/transport/limits.ts)', labelNames: ['limit'], registers: [registry] });
+  const refusals = new Counter({
+    name: 'valmove_refused_total',
+    help: 'Connections, handshakes, messages and requests refused at the door, by limit (src/transport/limits.ts)',
+    labelNames: ['limit'],
+    registers: [registry],
+  });
   return { observer, refusals };
 }
 
@@ -267,10 +303,17 @@ function requestHandler(
 function httpServer(opts: ProcessHttpOptions, door: Door, handle: (req: IncomingMessage, res: ServerResponse) => Promise<void>): HttpServer | HttpsServer {
   // A connection that does not send a whole request in time is answered 408 and closed (Node checks every HTTP_CHECK_INTERVAL_MS).
   // Upgraded sockets leave these checks: ws clears the socket's timeout and Node stops tracking it (test/deploy/door.test.ts).
-  const timeouts = { headersTimeout: door.limits.httpHeadersMs, requestTimeout: door.limits.httpRequestMs, connectionsCheckingInterval: HTTP_CHECK_INTERVAL_MS };
+  const timeouts = {
+    headersTimeout: door.limits.httpHeadersMs,
+    requestTimeout: door.limits.httpRequestMs,
+    connectionsCheckingInterval: HTTP_CHECK_INTERVAL_MS,
+  };
   const server = opts.tls
     ? // A TLS handshake that never comes would otherwise hold its socket for Node's 120 s: the same budget as the headers.
-      createHttps({ ...timeouts, handshakeTimeout: door.limits.httpHeadersMs, cert: readFileSync(opts.tls.cert), key: readFileSync(opts.tls.key) }, (req, res) => void handle(req, res))
+      createHttps(
+        { ...timeouts, handshakeTimeout: door.limits.httpHeadersMs, cert: readFileSync(opts.tls.cert), key: readFileSync(opts.tls.key) },
+        (req, res) => void handle(req, res),
+      )
     : createHttp(timeouts, (req, res) => void handle(req, res));
   // Node's own answer to a malformed or late request, counted: a listener here replaces Node's default, so it does
   // what that does (answer if nothing was written yet, then destroy the socket at once).
@@ -278,12 +321,19 @@ function httpServer(opts: ProcessHttpOptions, door: Door, handle: (req: Incoming
     const late = err.code === 'ERR_HTTP_REQUEST_TIMEOUT';
     if (late) door.refused('http_timeout', 'a request did not arrive whole in time', { remote: socket.remoteAddress ?? '?' });
     if (socket.writable && socket.bytesWritten === 0 && err.code !== 'ECONNRESET') {
-      socket.write(late ? 'HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n\r\n' : err.code === 'HPE_HEADER_OVERFLOW' ? 'HTTP/1.1 431 Request Header Fields Too Large\r\nConnection: close\r\n\r\n' : 'HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
+      socket.write(
+        late
+          ? 'HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n\r\n'
+          : err.code === 'HPE_HEADER_OVERFLOW'
+            ? 'HTTP/1.1 431 Request Header Fields Too Large\r\nConnection: close\r\n\r\n'
+            : 'HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n',
+      );
     }
     socket.destroy();
   });
   server.on('tlsClientError', (err: NodeJS.ErrnoException, socket: Socket) => {
-    if (err.code === 'ERR_TLS_HANDSHAKE_TIMEOUT') door.refused('http_timeout', 'a TLS handshake did not complete in time', { remote: socket.remoteAddress ?? '?' });
+    if (err.code === 'ERR_TLS_HANDSHAKE_TIMEOUT')
+      door.refused('http_timeout', 'a TLS handshake did not complete in time', { remote: socket.remoteAddress ?? '?' });
   });
   return server;
 }

@@ -154,7 +154,9 @@ class DeploymentWriter {
     const { terminalIds, providers, server } = ids;
     this.dir = plan.dir;
     this.enrolledTerminals = Object.fromEntries(plan.terminals.map((t) => [`terminal/${t.name}`, toB64(terminalIds.get(t.name)!.signPublic)]));
-    this.readers = Object.fromEntries(plan.terminals.map((t) => [toB64(terminalIds.get(t.name)!.signPublic), { name: `terminal/${t.name}`, rights: ['spend' as const] }]));
+    this.readers = Object.fromEntries(
+      plan.terminals.map((t) => [toB64(terminalIds.get(t.name)!.signPublic), { name: `terminal/${t.name}`, rights: ['spend' as const] }]),
+    );
     this.migrationSams = Object.fromEntries(providers.map(({ p, migration }) => [`migration-sam/${p}`, pub(migration)]));
     this.summary = { dir: this.dir, processes: [], publicKeys: { server: pub(server) } };
   }
@@ -184,7 +186,12 @@ class DeploymentWriter {
     const { plan, rng, host, ports, migrationSams } = this;
     const { server, admin, issuerMaster, providers } = this.ids;
     writeKeyFile(this.keyFile('server'), { kind: 'server', identity: exportIdentity(server), operatorToken: operatorToken(rng) });
-    writeKeyFile(this.keyFile('admin-sam'), { kind: 'admin-sam', identity: exportIdentity(admin), issuerMaster: toB64(issuerMaster.reveal()), operatorToken: operatorToken(rng) });
+    writeKeyFile(this.keyFile('admin-sam'), {
+      kind: 'admin-sam',
+      identity: exportIdentity(admin),
+      issuerMaster: toB64(issuerMaster.reveal()),
+      operatorToken: operatorToken(rng),
+    });
     this.summary.publicKeys['admin-sam'] = pub(admin);
     const serverCfg: ServerConfig = {
       role: 'server',
@@ -195,7 +202,9 @@ class DeploymentWriter {
       adminSam: plan.embeddedAdminSam
         ? { embedded: true, dataDir: rel('data', 'admin-sam'), keyFile: rel('keys', 'admin-sam.key.json'), migrationSams }
         : { url: this.url('admin-sam', '/admin-sam'), signPublic: toB64(admin.signPublic) },
-      migrationSams: Object.fromEntries(providers.map(({ p, migration }) => [p, { url: this.url(`provider-${p}`, '/migration-sam'), signPublic: toB64(migration.signPublic) }])),
+      migrationSams: Object.fromEntries(
+        providers.map(({ p, migration }) => [p, { url: this.url(`provider-${p}`, '/migration-sam'), signPublic: toB64(migration.signPublic) }]),
+      ),
       terminals: this.enrolledTerminals,
       ...(plan.scrypt ? { scrypt: plan.scrypt } : {}),
     };
@@ -262,7 +271,15 @@ class DeploymentWriter {
       const terminal = phone
         ? { name: `terminal/${phone.name}`, signPublic: toB64(terminalIds.get(phone.name)!.signPublic) }
         : { name: 'terminal/unpaired', signPublic: toB64(new Uint8Array(32)) };
-      const cfg: ChipConfig = { role: 'chip', id, dataDir: rel('data', id), keyFile: rel('keys', `${id}.key.json`), listen: { host, port: ports[id]! }, serial, terminal };
+      const cfg: ChipConfig = {
+        role: 'chip',
+        id,
+        dataDir: rel('data', id),
+        keyFile: rel('keys', `${id}.key.json`),
+        listen: { host, port: ports[id]! },
+        serial,
+        terminal,
+      };
       this.add(id, 'chip', cfg);
     }
   }
@@ -273,7 +290,12 @@ class DeploymentWriter {
     const { server, terminalIds, chipIds, providers } = this.ids;
     for (const t of this.plan.terminals) {
       const id = `terminal-${t.name}`;
-      writeKeyFile(this.keyFile(id), { kind: 'terminal', controlToken: toB64(rng.bytes(24)), identity: exportIdentity(terminalIds.get(t.name)!), operatorToken: operatorToken(rng) });
+      writeKeyFile(this.keyFile(id), {
+        kind: 'terminal',
+        controlToken: toB64(rng.bytes(24)),
+        identity: exportIdentity(terminalIds.get(t.name)!),
+        operatorToken: operatorToken(rng),
+      });
       const cfg: TerminalConfig = {
         role: 'terminal',
         id,
@@ -283,7 +305,9 @@ class DeploymentWriter {
         name: t.name,
         server: { url: this.url('server', '/terminal'), signPublic: toB64(server.signPublic) },
         chip: { url: this.url(`chip-${t.chip}`, '/chip'), serial: t.chip, signPublic: toB64(chipIds.get(t.chip)!.signPublic) },
-        normalSams: Object.fromEntries(providers.map(({ p, normal }) => [p, { url: this.url(`provider-${p}`, '/normal-sam'), signPublic: toB64(normal.signPublic) }])),
+        normalSams: Object.fromEntries(
+          providers.map(({ p, normal }) => [p, { url: this.url(`provider-${p}`, '/normal-sam'), signPublic: toB64(normal.signPublic) }]),
+        ),
       };
       this.add(id, 'terminal', cfg);
     }
@@ -302,7 +326,10 @@ class DeploymentWriter {
         'admin-sam': { obeys: [toB64(server.signPublic)] },
         server: { terminals: this.enrolledTerminals },
         ...Object.fromEntries(
-          providers.map(({ p }) => [`provider-${p}`, { servers: { [toB64(server.signPublic)]: plan.rights?.[p] ?? ['upload', 'download', 'clear'] }, readers }]),
+          providers.map(({ p }) => [
+            `provider-${p}`,
+            { servers: { [toB64(server.signPublic)]: plan.rights?.[p] ?? ['upload', 'download', 'clear'] }, readers },
+          ]),
         ),
         ...Object.fromEntries(plan.chips.map((c) => [`chip-${c}`, { pairedWith: this.pairedWith(c) ? `terminal/${this.pairedWith(c)!.name}` : null }])),
       },

@@ -9,10 +9,17 @@ import { createIssueOrder, encodeIssueOrder, systemRng, type IssueOrder } from '
 import { loadConfig, type ProviderConfig } from './config.ts';
 import { identityOf, readKeyFile } from './keyfiles.ts';
 
-export function signIssueOrder(configFile: string, o: { serial: string; area?: string; item: ValueItem; ttlHours: number }): { token: string; order: IssueOrder } {
+export function signIssueOrder(
+  configFile: string,
+  o: { serial: string; area?: string; item: ValueItem; ttlHours: number },
+): { token: string; order: IssueOrder } {
   const cfg = loadConfig(configFile, 'provider') as ProviderConfig;
   const keys = readKeyFile(cfg.keyFile, 'provider');
   const expiresAt = systemClock.now() + o.ttlHours * 3_600_000;
-  const order = createIssueOrder({ provider: cfg.provider, serial: o.serial, area: o.area ?? cfg.provider, expiresAt, item: encodeValue(o.item) }, identityOf(keys.migration), systemRng);
+  const order = createIssueOrder(
+    { provider: cfg.provider, serial: o.serial, area: o.area ?? cfg.provider, expiresAt, item: encodeValue(o.item) },
+    identityOf(keys.migration),
+    systemRng,
+  );
   return { token: encodeIssueOrder(order), order };
 }

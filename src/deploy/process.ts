@@ -32,7 +32,15 @@ import { SecureInitiatorLink, SecureResponderLink } from '../transport/secure.li
 import type { Admission } from '../transport/door.ts';
 import { ANONYMOUS_BURST, ANONYMOUS_MESSAGES_PER_S } from '../transport/limits.ts';
 import { serveWebSockets, WsConnector } from '../transport/ws.transport.ts';
-import { ConfigError, type AdminSamConfig, type ChipConfig, type ProcessConfig, type ProviderConfig, type ServerConfig, type TerminalConfig } from './config.ts';
+import {
+  ConfigError,
+  type AdminSamConfig,
+  type ChipConfig,
+  type ProcessConfig,
+  type ProviderConfig,
+  type ServerConfig,
+  type TerminalConfig,
+} from './config.ts';
 import { createProcessHttp, type ProcessHttp } from './http.ts';
 import { identityOf, readAnyKeyFile, readKeyFile, secretOf } from './keyfiles.ts';
 import { controlRoutes } from './terminal.control.ts';
@@ -123,12 +131,18 @@ async function startServer(ctx: Context, cfg: ServerConfig): Promise<PartyRuntim
     const migrationSams = Object.fromEntries(
       Object.entries(cfg.adminSam.migrationSams).map(([k, v]) => [k, { signPublic: fromB64(v.signPublic), boxPublic: fromB64(v.boxPublic) }]),
     );
-    const admin = new AdminSamRuntime(ctx.deps('admin-sam', cfg.adminSam.dataDir), { issuerMaster: secretOf(keys.issuerMaster), identity: adminIdentity, migrationSams });
+    const admin = new AdminSamRuntime(ctx.deps('admin-sam', cfg.adminSam.dataDir), {
+      issuerMaster: secretOf(keys.issuerMaster),
+      identity: adminIdentity,
+      migrationSams,
+    });
     await admin.start();
     runtimes.push(admin);
     const [s, a] = memoryLinkPair('server', 'admin-sam');
     toSam('admin-sam', toB64(adminIdentity.signPublic))(s);
-    channelRoute(ctx, adminIdentity, { name: 'admin-sam', mutual: true, trust: (k) => k === toB64(identity.signPublic) }, (link) => admin.attach('server', ctx.faulty(link)))(a);
+    channelRoute(ctx, adminIdentity, { name: 'admin-sam', mutual: true, trust: (k) => k === toB64(identity.signPublic) }, (link) =>
+      admin.attach('server', ctx.faulty(link)),
+    )(a);
   } else {
     connect(ctx, cfg.adminSam.url, toSam('admin-sam', cfg.adminSam.signPublic));
   }
@@ -220,7 +234,9 @@ async function startChip(ctx: Context, cfg: ChipConfig): Promise<PartyRuntime[]>
           name: chip.id,
           mutual: true,
           trust: (k, name) =>
-            k === paired.signPublic && name === paired.name ? true : { code: 'UNTRUSTED_PEER', message: `chip ${cfg.serial} answers only the phone it is paired with` },
+            k === paired.signPublic && name === paired.name
+              ? true
+              : { code: 'UNTRUSTED_PEER', message: `chip ${cfg.serial} answers only the phone it is paired with` },
         },
         (link) => chip.attach(paired.name, ctx.faulty(link)),
       ),
@@ -238,8 +254,10 @@ async function startTerminal(ctx: Context, cfg: TerminalConfig): Promise<PartyRu
   await terminal.start();
   // Every link proves this phone's device key: to the server and the normal SAMs (its name) and to its chip (the pairing).
   const identity = identityOf(keys.identity);
-  const initiator = (peer: string, signPublic: string, remoteId = peer) => (raw: Link) =>
-    terminal.attach(peer, ctx.faulty(new SecureInitiatorLink(raw, { name: id, identity, peerSignPublic: fromB64(signPublic), rng: systemRng })), remoteId);
+  const initiator =
+    (peer: string, signPublic: string, remoteId = peer) =>
+    (raw: Link) =>
+      terminal.attach(peer, ctx.faulty(new SecureInitiatorLink(raw, { name: id, identity, peerSignPublic: fromB64(signPublic), rng: systemRng })), remoteId);
   connect(ctx, cfg.server.url, initiator('server', cfg.server.signPublic));
   connect(ctx, cfg.chip.url, initiator('chip', cfg.chip.signPublic, `chip/${cfg.chip.serial}`));
   for (const [p, peer] of Object.entries(cfg.normalSams)) connect(ctx, peer.url, initiator(`normal-sam/${p}`, peer.signPublic));

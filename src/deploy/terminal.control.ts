@@ -11,12 +11,27 @@ import { bearer, HttpError, type Auth, type Handler } from './http.ts';
 /** Progress lines a terminal keeps for `status`. */
 export const PROGRESS_LINES_MAX = 500;
 
-const name = z.string().min(1).max(128).regex(/^[A-Za-z0-9._:/@+#-]+$/);
+const name = z
+  .string()
+  .min(1)
+  .max(128)
+  .regex(/^[A-Za-z0-9._:/@+#-]+$/);
 const schemas = {
   login: z.strictObject({ user: name, password: z.string().min(1).max(1024) }),
   migrateOut: z.strictObject({ destination: name.optional(), deadlineMs: z.number().int().positive().optional() }),
   migrateIn: z.strictObject({ mig: name.optional() }),
-  issue: z.strictObject({ orders: z.array(z.string().min(1).max(2048).regex(/^[A-Za-z0-9._-]+$/)).min(1).max(16) }),
+  issue: z.strictObject({
+    orders: z
+      .array(
+        z
+          .string()
+          .min(1)
+          .max(2048)
+          .regex(/^[A-Za-z0-9._-]+$/),
+      )
+      .min(1)
+      .max(16),
+  }),
   cancel: z.strictObject({ mig: name }),
   normal: z.strictObject({
     provider: name,
@@ -53,7 +68,7 @@ export function controlRoutes(terminal: TerminalRuntime, token: string): Array<{
     progress.push({ ...p, at: new Date().toISOString() });
     if (progress.length > PROGRESS_LINES_MAX) progress.shift();
   });
-  const auth = bearer(token, { what: 'the control API', token: 'controlToken', where: 'the terminal\'s key file' });
+  const auth = bearer(token, { what: 'the control API', token: 'controlToken', where: "the terminal's key file" });
   const route = (method: 'GET' | 'POST', path: string, handler: Handler) => ({ method, path, handler, auth });
   const areaOf = async (provider: string, area?: string) => {
     if (area) return area;

@@ -235,7 +235,13 @@ async function issueAtFactory(dir: string, chipConfig: string, items: IssueReque
   const providerMasters = Object.fromEntries(
     [...new Set(items.map((i) => i.provider))].map((p) => [p, secretOf(readKeyFile(join(dir, 'keys', `provider-${p}.key.json`), 'provider').providerMaster)]),
   );
-  const chip = new ChipRuntime({ id: `chip/${cfg.serial}`, store: PartyStore.open(cfg.dataDir), clock: systemClock, rng: systemRng, log: createLogger({ level: 'silent' }) });
+  const chip = new ChipRuntime({
+    id: `chip/${cfg.serial}`,
+    store: PartyStore.open(cfg.dataDir),
+    clock: systemClock,
+    rng: systemRng,
+    log: createLogger({ level: 'silent' }),
+  });
   try {
     await chip.start({ serial: cfg.serial, kChip: fromB64(keys.kChip) });
     await issueItems(chip, { issuerMaster: secretOf(admin.issuerMaster), providerMasters }, items, systemRng);
@@ -256,14 +262,30 @@ export interface UpReport {
   stopped: boolean;
 }
 
-export async function runUp(opts: { providers: number; dir?: string; keep: boolean; out?: (line: string) => void; record?: string; inspect?: string }): Promise<UpReport> {
+export async function runUp(opts: {
+  providers: number;
+  dir?: string;
+  keep: boolean;
+  out?: (line: string) => void;
+  record?: string;
+  inspect?: string;
+}): Promise<UpReport> {
   const say = opts.out ?? (() => {});
   const dir = resolve(opts.dir ?? join('deploy', `up-${new Date().toISOString().replace(/[:.]/g, '-')}`));
   const plan = demoProviders(opts.providers);
   const password = toHex(systemRng.bytes(12));
   const items = plan.map((p, i) => ({ area: p.provider, provider: p.provider, value: demoValue(p.kind, i, toHex(systemRng.bytes(16))) }));
   say(`valmove up: ${plan.length} provider(s), every party its own process on 127.0.0.1; deployment in ${dir}`);
-  const d = await launchDeployment({ dir, providers: plan.map((p) => p.provider), user: 'alice', password, items, issueBy: 'orders', record: opts.record, inspect: opts.inspect });
+  const d = await launchDeployment({
+    dir,
+    providers: plan.map((p) => p.provider),
+    user: 'alice',
+    password,
+    items,
+    issueBy: 'orders',
+    record: opts.record,
+    inspect: opts.inspect,
+  });
   if (opts.record) say(`every process records to ${resolve(opts.record)} (draw it with: valmove trace ${opts.record})`);
   // Interrupted: stop what we started (unless asked to keep it), then leave.
   const onSignal = () => {
@@ -283,7 +305,9 @@ export async function runUp(opts: { providers: number; dir?: string; keep: boole
     }
     // Each provider's operator signs an issue order for the source chip (valmove provider issue); the old phone receives them.
     const sourceSerial = (loadConfig(join(dir, 'config', `chip-${pairNames(1)[0]!.source}.json`), 'chip') as ChipConfig).serial;
-    const orders = items.map((it) => signIssueOrder(join(dir, 'config', `provider-${it.provider}.json`), { serial: sourceSerial, area: it.area, item: it.value, ttlHours: 1 }).token);
+    const orders = items.map(
+      (it) => signIssueOrder(join(dir, 'config', `provider-${it.provider}.json`), { serial: sourceSerial, area: it.area, item: it.value, ttlHours: 1 }).token,
+    );
     const issued = await oldPhone.issue(orders);
     if (issued.outcome !== 'completed') throw new Error(`issuance ended ${issued.outcome}: ${issued.reason ?? ''}`);
     say(`\nissuance ${issued.mig}: each provider's signed order put its item on ${sourceSerial} (${issued.outcome})`);
@@ -298,7 +322,8 @@ export async function runUp(opts: { providers: number; dir?: string; keep: boole
     const done = await newPhone.migrateIn({ mig: out.mig });
     const elapsedMs = Date.now() - t0;
     const rows = [];
-    for (const p of plan) rows.push({ provider: p.provider, before: before.get(p.provider) ?? '?', after: describe(await newPhone.normal(p.provider, 'balance')) });
+    for (const p of plan)
+      rows.push({ provider: p.provider, before: before.get(p.provider) ?? '?', after: describe(await newPhone.normal(p.provider, 'balance')) });
     const attempt = async (t: TerminalControl) => {
       try {
         return `accepted (${describe(await t.normal(plan[0]!.provider, 'pay', 300))})`;

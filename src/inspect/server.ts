@@ -163,7 +163,8 @@ export class InspectServer {
     const path = url.pathname;
     const mig = url.searchParams.get('mig') ?? undefined;
     if (req.method === 'POST' && path === '/api/demo') return this.startDemo(res);
-    if (req.method !== 'GET' && req.method !== 'HEAD') return this.reply(res, 405, { error: `${req.method} is not served here; GET the page, or POST /api/demo` });
+    if (req.method !== 'GET' && req.method !== 'HEAD')
+      return this.reply(res, 405, { error: `${req.method} is not served here; GET the page, or POST /api/demo` });
     if (path === '/' || path === '/index.html') return this.serveStatic(res, 'index.html');
     if (path.startsWith('/') && STATIC[path.slice(1)]) return this.serveStatic(res, path.slice(1));
     if (path === '/api/machines') return this.reply(res, 200, { machines: machineNames(), demo: this.demoStatus() });
@@ -193,16 +194,18 @@ export class InspectServer {
     if (!run) return this.reply(res, 404, { error: 'this inspector was started without a demo' });
     if (this.demo) return this.reply(res, 409, { error: 'a demo migration is already running' });
     this.demo = run(this.feedUrl);
-    this.demo.then(
-      (r) => {
-        this.lastDemo = r;
-        this.opts.log.info('demo migration finished', { outcome: r.outcome, mig: r.mig });
-      },
-      (e: unknown) => {
-        this.lastDemo = { error: e instanceof Error ? e.message : String(e) };
-        this.opts.log.error('demo migration failed', { reason: this.lastDemo.error });
-      },
-    ).finally(() => (this.demo = null));
+    this.demo
+      .then(
+        (r) => {
+          this.lastDemo = r;
+          this.opts.log.info('demo migration finished', { outcome: r.outcome, mig: r.mig });
+        },
+        (e: unknown) => {
+          this.lastDemo = { error: e instanceof Error ? e.message : String(e) };
+          this.opts.log.error('demo migration failed', { reason: this.lastDemo.error });
+        },
+      )
+      .finally(() => (this.demo = null));
     this.reply(res, 202, { started: true });
   }
 }

@@ -98,7 +98,7 @@ export const adminSessionMachine = setup({
         const e = event as E<'CHIP_ANSWERED'>;
         return e.proofOk
           ? { code: 'AUTH_FAILED', message: `the chip proved serial ${e.serial}, but this session is for ${context.serial}` }
-          : { code: 'AUTH_FAILED', message: 'the chip\'s proof does not verify under K_chip for the serial it claims' };
+          : { code: 'AUTH_FAILED', message: "the chip's proof does not verify under K_chip for the serial it claims" };
       },
     }),
     failRefused: assign({
@@ -117,7 +117,9 @@ export const adminSessionMachine = setup({
       },
     }),
     failTimeout: assign({ failure: { code: 'SESSION_FAILED', message: 'the admin session did not finish before its deadline' } }),
-    failLost: assign({ failure: { code: 'SESSION_FAILED', message: 'the admin SAM restarted and lost the session keys; the step is retried with a new session' } }),
+    failLost: assign({
+      failure: { code: 'SESSION_FAILED', message: 'the admin SAM restarted and lost the session keys; the step is retried with a new session' },
+    }),
     disarm: assign({ timer: null }),
     done: emit(({ context }) => ({ type: 'sessionDone' as const, session: context.session })),
     failed: emit(({ context }) => ({

@@ -67,13 +67,24 @@ export const decisionMachine = setup({
     },
   },
   actions: {
-    recordPending: emit(({ context }) => ({ type: 'recordDecision' as const, mig: context.mig, decision: 'pending' as const, destination: context.destination })),
+    recordPending: emit(({ context }) => ({
+      type: 'recordDecision' as const,
+      mig: context.mig,
+      decision: 'pending' as const,
+      destination: context.destination,
+    })),
     bindDestination: assign({ destination: ({ event }) => (event as E<'FORMAT_REQUESTED'>).serial }),
-    recordBinding: emit(({ context }) => ({ type: 'recordDecision' as const, mig: context.mig, decision: 'pending' as const, destination: context.destination })),
+    recordBinding: emit(({ context }) => ({
+      type: 'recordDecision' as const,
+      mig: context.mig,
+      decision: 'pending' as const,
+      destination: context.destination,
+    })),
     refuseDestination: emit(({ context }) => ({
       type: 'refuse' as const,
       code: 'WRONG_DESTINATION' as const,
-      message: context.destination === null ? 'the destination can not be the source chip' : `migration ${context.mig} already has destination ${context.destination}`,
+      message:
+        context.destination === null ? 'the destination can not be the source chip' : `migration ${context.mig} already has destination ${context.destination}`,
     })),
     refuseReceipts: emit(({ event }) => ({
       type: 'refuse' as const,
@@ -81,8 +92,18 @@ export const decisionMachine = setup({
       message: (event as E<'COMMIT_REQUESTED'>).problem ?? 'a download receipt is missing or invalid',
     })),
     noteReason: assign({ reason: ({ event }) => (event as E<'ABORT_REQUESTED'>).reason }),
-    recordCommitted: emit(({ context }) => ({ type: 'recordDecision' as const, mig: context.mig, decision: 'committed' as const, destination: context.destination })),
-    recordAborted: emit(({ context }) => ({ type: 'recordDecision' as const, mig: context.mig, decision: 'aborted' as const, destination: context.destination })),
+    recordCommitted: emit(({ context }) => ({
+      type: 'recordDecision' as const,
+      mig: context.mig,
+      decision: 'committed' as const,
+      destination: context.destination,
+    })),
+    recordAborted: emit(({ context }) => ({
+      type: 'recordDecision' as const,
+      mig: context.mig,
+      decision: 'aborted' as const,
+      destination: context.destination,
+    })),
     answerCommitted: emit({ type: 'answerDecision' as const, decision: 'committed' as const }),
     answerAborted: emit(({ context }) => ({ type: 'answerDecision' as const, decision: 'aborted' as const, reason: context.reason ?? undefined })),
   },

@@ -164,14 +164,20 @@ export type MigrationIntent =
   | { type: 'fenceProvider'; provider: string; recipient: string }
   | { type: 'restoreSource'; session: string; serial: string }
   | { type: 'wipeDestination'; session: string; serial: string }
-  | { type: 'answerTerminal'; chip: ChipRole; terminal: string; request: string; outcome: 'uploaded' | 'completed' | 'refused' | 'rolledBack' | 'failed'; reason?: string }
+  | {
+      type: 'answerTerminal';
+      chip: ChipRole;
+      terminal: string;
+      request: string;
+      outcome: 'uploaded' | 'completed' | 'refused' | 'rolledBack' | 'failed';
+      reason?: string;
+    }
   | { type: 'recordOutcome'; outcome: 'completed' | 'rolledBack' | 'refused' }
   | { type: 'answerCancel'; terminal: string; request: string; decision: 'committed' | 'aborted' };
 
 type E<T extends MigrationEvent['type']> = Extract<MigrationEvent, { type: T }>;
 
-const terminalOf = (c: MigrationContext, chip: ChipRole): string =>
-  (chip === 'source' ? c.source.terminal : c.destination.terminal) ?? '-';
+const terminalOf = (c: MigrationContext, chip: ChipRole): string => (chip === 'source' ? c.source.terminal : c.destination.terminal) ?? '-';
 
 const activeChip = (c: MigrationContext): ChipRole => c.session?.chip ?? (c.destination.terminal ? 'destination' : 'source');
 
@@ -180,7 +186,6 @@ const newSession = (c: MigrationContext, sam: string, chip: ChipRole, step: Step
   sam,
   chip,
 });
-
 
 export const migrationSetup = setup({
   types: {
@@ -245,8 +250,7 @@ export const migrationSetup = setup({
     preLockRetry: ({ context, event }) => retryBeforeLock((event as E<'STEP_FAILED'>).code, context.attempts),
     destinationWasFormatted: ({ context }) => context.destinationFormatted,
     destinationHere: ({ context }) => context.destination.terminal !== null && !context.offline.includes(context.destination.terminal),
-    sourceHereToRestore: ({ context }) =>
-      context.source.terminal !== null && !context.offline.includes(context.source.terminal) && !context.sourceRestored,
+    sourceHereToRestore: ({ context }) => context.source.terminal !== null && !context.offline.includes(context.source.terminal) && !context.sourceRestored,
     sourceNotRestored: ({ context }) => !context.sourceRestored,
     destinationNeedsWipe: ({ context }) => context.destinationFormatted && !context.destinationWiped,
     lostDestination: ({ context, event }) => (event as E<'TERMINAL_LOST'>).terminal === context.destination.terminal,
@@ -404,7 +408,10 @@ export const migrationSetup = setup({
       reason: context.reason ?? undefined,
     })),
     armDeadline: assign({
-      timer: ({ context, event }) => ({ atMs: (event as E<'CHANNEL_RELEASED'> | E<'STEP_FAILED'>).now + context.deadlineMs, event: 'DEADLINE_PASSED' as const }),
+      timer: ({ context, event }) => ({
+        atMs: (event as E<'CHANNEL_RELEASED'> | E<'STEP_FAILED'>).now + context.deadlineMs,
+        event: 'DEADLINE_PASSED' as const,
+      }),
     }),
     disarmTimer: assign({ timer: null }),
     detachSource: assign({ source: ({ context }) => ({ ...context.source, terminal: null, request: null }) }),
@@ -506,7 +513,9 @@ export const migrationSetup = setup({
       offline: ({ context, event }) => [...new Set([...context.offline, (event as E<'TERMINAL_LOST'>).terminal])],
     }),
     markOnline: assign({ offline: ({ context, event }) => context.offline.filter((t) => t !== (event as E<'TERMINAL_BACK'>).terminal) }),
-    noteTerminalLost: assign({ reason: ({ event }) => `UNREACHABLE: ${(event as E<'TERMINAL_LOST'>).terminal} went away; the rollback goes on with whoever is here` }),
+    noteTerminalLost: assign({
+      reason: ({ event }) => `UNREACHABLE: ${(event as E<'TERMINAL_LOST'>).terminal} went away; the rollback goes on with whoever is here`,
+    }),
     markSourceRestored: assign({ sourceRestored: true }),
     markDestinationWiped: assign({ destinationWiped: true }),
     /** A cancel that meets a decision already taken (or nothing to decide) is answered at once. */

@@ -79,7 +79,6 @@ const CANCEL = {
   afterAbort: { CANCEL_REQUESTED: { actions: { type: 'answerCancelNow', params: { decision: 'aborted' } } } },
 } as const;
 
-
 export const migrationMachine = migrationSetup.createMachine({
   id: 'migration',
   context: ({ input }) => ({
@@ -128,7 +127,10 @@ export const migrationMachine = migrationSetup.createMachine({
         {
           guard: 'isIssuance',
           target: 'destinationPhase',
-          actions: { type: 'progressCount', params: { step: 'issue', text: 'item(s) ordered by their providers: no source, the destination phase puts them on the chip' } },
+          actions: {
+            type: 'progressCount',
+            params: { step: 'issue', text: 'item(s) ordered by their providers: no source, the destination phase puts them on the chip' },
+          },
         },
         { target: 'sourcePhase' },
       ],
@@ -143,7 +145,10 @@ export const migrationMachine = migrationSetup.createMachine({
           'reserveRetry',
           {
             description: 'S1: the user is logged in; ask the source terminal to reserve its chip-control channel (¶0084).',
-            entry: [{ type: 'progress', params: { step: 'S1', text: 'user authenticated; reserving the chip-control channel' } }, { type: 'reserveChannel', params: { chip: 'source' } }],
+            entry: [
+              { type: 'progress', params: { step: 'S1', text: 'user authenticated; reserving the chip-control channel' } },
+              { type: 'reserveChannel', params: { chip: 'source' } },
+            ],
             on: { CHANNEL_RESERVED: { guard: 'forSource', target: 'identifying' }, ...CANCEL.beforeLock },
           },
           { retryWhile: 'preLockRetry', otherwise: { target: '#migration.refused', actions: 'refuseForFailure' }, whileWaiting: CANCEL.beforeLock },
@@ -225,51 +230,57 @@ export const migrationMachine = migrationSetup.createMachine({
               always: [{ guard: 'allUploaded', target: '#migration.sourcePhase.releasingChannel' }, { target: 'transferring' }],
             },
             ...withRetry('transferring', 'backingOff', {
-                description: 'S5–S7: the provider\'s migration SAM authenticates to the area with the temp key through us and copies the item into its store.',
-                entry: [
-                  { type: 'progressItem', params: { step: 'S4', text: 'next provider taken from the chip\'s items' } },
-                  { type: 'progressItem', params: { step: 'S5', text: 'the source chip is linked to its provider\'s migration SAM' } },
-                  { type: 'openItemSession', params: { chip: 'source', step: 'S7' } },
-                  'requestUpload',
-                ],
-                exit: 'closeSession',
-                initial: 'linking',
-                states: {
-                  linking: {
-                    description: 'Upload requested; the migration SAM\'s challenge is the first frame we relay.',
-                    on: {
-                      SAM_FRAME: {
-                        guard: 'samFrameOfSession',
-                        target: 'authenticating',
-                        actions: ['relayToChip', { type: 'progressItem', params: { step: 'S6', text: 'chip and migration SAM authenticate each other with the temp key' } }],
-                      },
-                    },
-                  },
-                  authenticating: {
-                    description: 'The chip\'s answer goes back; the SAM\'s proof comes with the first sealed command.',
-                    on: {
-                      CHIP_FRAME: { guard: 'chipFrameOfSession', actions: 'relayToSam' },
-                      SAM_FRAME: {
-                        guard: 'samFrameOfSession',
-                        target: 'copying',
-                        actions: ['relayToChip', { type: 'progressItem', params: { step: 'S7', text: 'uploading the item into the migration SAM (encrypted end to end)' } }],
-                      },
-                    },
-                  },
-                  copying: {
-                    on: {
-                      ...RELAY,
+              description: "S5–S7: the provider's migration SAM authenticates to the area with the temp key through us and copies the item into its store.",
+              entry: [
+                { type: 'progressItem', params: { step: 'S4', text: "next provider taken from the chip's items" } },
+                { type: 'progressItem', params: { step: 'S5', text: "the source chip is linked to its provider's migration SAM" } },
+                { type: 'openItemSession', params: { chip: 'source', step: 'S7' } },
+                'requestUpload',
+              ],
+              exit: 'closeSession',
+              initial: 'linking',
+              states: {
+                linking: {
+                  description: "Upload requested; the migration SAM's challenge is the first frame we relay.",
+                  on: {
+                    SAM_FRAME: {
+                      guard: 'samFrameOfSession',
+                      target: 'authenticating',
+                      actions: [
+                        'relayToChip',
+                        { type: 'progressItem', params: { step: 'S6', text: 'chip and migration SAM authenticate each other with the temp key' } },
+                      ],
                     },
                   },
                 },
-                on: {
-                  ITEM_UPLOADED: {
-                    guard: 'isCurrentItem',
-                    target: 'selectingItem',
-                    actions: [{ type: 'progressItem', params: { step: 'S8', text: 'uploaded' } }, 'advanceCursor'],
+                authenticating: {
+                  description: "The chip's answer goes back; the SAM's proof comes with the first sealed command.",
+                  on: {
+                    CHIP_FRAME: { guard: 'chipFrameOfSession', actions: 'relayToSam' },
+                    SAM_FRAME: {
+                      guard: 'samFrameOfSession',
+                      target: 'copying',
+                      actions: [
+                        'relayToChip',
+                        { type: 'progressItem', params: { step: 'S7', text: 'uploading the item into the migration SAM (encrypted end to end)' } },
+                      ],
+                    },
                   },
                 },
-              }),
+                copying: {
+                  on: {
+                    ...RELAY,
+                  },
+                },
+              },
+              on: {
+                ITEM_UPLOADED: {
+                  guard: 'isCurrentItem',
+                  target: 'selectingItem',
+                  actions: [{ type: 'progressItem', params: { step: 'S8', text: 'uploaded' } }, 'advanceCursor'],
+                },
+              },
+            }),
           },
         },
         releasingChannel: {
@@ -297,7 +308,7 @@ export const migrationMachine = migrationSetup.createMachine({
       },
     },
     awaitingDestination: {
-      description: 'Every item is held by its provider\'s migration SAM; the locked source is the backup. Waits, possibly long, for the destination.',
+      description: "Every item is held by its provider's migration SAM; the locked source is the backup. Waits, possibly long, for the destination.",
       on: {
         DESTINATION_ARRIVED: { target: 'destinationPhase', actions: ['disarmTimer', 'attachDestination'] },
         CANCEL_REQUESTED: { target: 'aborting', actions: ['disarmTimer', 'noteCancel'] },
@@ -311,7 +322,7 @@ export const migrationMachine = migrationSetup.createMachine({
         reservingChannel: {
           description: 'S9: the user logged in on the destination terminal; reserve its chip-control channel.',
           entry: [
-            { type: 'progress', params: { step: 'S9', text: 'user authenticated; reserving the destination\'s chip-control channel' } },
+            { type: 'progress', params: { step: 'S9', text: "user authenticated; reserving the destination's chip-control channel" } },
             { type: 'reserveChannel', params: { chip: 'destination' } },
           ],
           on: {
@@ -324,21 +335,21 @@ export const migrationMachine = migrationSetup.createMachine({
           },
         },
         ...withRetry('identifying', 'identifyRetry', {
-            description: 'S9: the destination proves its serial in an admin session; it must be the user\'s, not the source, and the only destination.',
-            entry: [
-              { type: 'progress', params: { step: 'S9', text: 'channel reserved; the destination proves its serial to the admin SAM (K_chip)' } },
-              { type: 'openAdminSession', params: { chip: 'destination', step: 'S9' } },
-              'identifyChip',
+          description: "S9: the destination proves its serial in an admin session; it must be the user's, not the source, and the only destination.",
+          entry: [
+            { type: 'progress', params: { step: 'S9', text: 'channel reserved; the destination proves its serial to the admin SAM (K_chip)' } },
+            { type: 'openAdminSession', params: { chip: 'destination', step: 'S9' } },
+            'identifyChip',
+          ],
+          exit: 'closeSession',
+          on: {
+            ...RELAY,
+            CHIP_IDENTIFIED: [
+              { guard: 'destinationAcceptable', target: 'formatting', actions: 'bindDestination' },
+              { target: 'rejecting', actions: 'refuseDestinationChip' },
             ],
-            exit: 'closeSession',
-            on: {
-              ...RELAY,
-              CHIP_IDENTIFIED: [
-                { guard: 'destinationAcceptable', target: 'formatting', actions: 'bindDestination' },
-                { target: 'rejecting', actions: 'refuseDestinationChip' },
-              ],
-            },
-          }),
+          },
+        }),
         rejecting: {
           description: 'Not an acceptable destination: release it and keep waiting for the right one.',
           entry: { type: 'releaseChannel', params: { chip: 'destination' } },
@@ -351,20 +362,20 @@ export const migrationMachine = migrationSetup.createMachine({
           },
         },
         ...withRetry('formatting', 'formatRetry', {
-            description: 'S10: the admin SAM formats each destination area with the item\'s temp key only, and returns the download grants.',
-            entry: [
-              'resetAttempts',
-              'markFormatting',
-              { type: 'progress', params: { step: 'S10', text: 'formatting the destination with temp keys' } },
-              { type: 'openAdminSession', params: { chip: 'destination', step: 'S10' } },
-              'formatDestination',
-            ],
-            exit: 'closeSession',
-            on: {
-              ...RELAY,
-              DESTINATION_FORMATTED: { target: 'downloading', actions: 'keepDownloadGrants' },
-            },
-          }),
+          description: "S10: the admin SAM formats each destination area with the item's temp key only, and returns the download grants.",
+          entry: [
+            'resetAttempts',
+            'markFormatting',
+            { type: 'progress', params: { step: 'S10', text: 'formatting the destination with temp keys' } },
+            { type: 'openAdminSession', params: { chip: 'destination', step: 'S10' } },
+            'formatDestination',
+          ],
+          exit: 'closeSession',
+          on: {
+            ...RELAY,
+            DESTINATION_FORMATTED: { target: 'downloading', actions: 'keepDownloadGrants' },
+          },
+        }),
         downloading: {
           initial: 'selectingItem',
           entry: 'resetCursor',
@@ -374,11 +385,15 @@ export const migrationMachine = migrationSetup.createMachine({
               always: [{ guard: 'allDownloaded', target: '#migration.committing' }, { target: 'transferring' }],
             },
             // An issuance whose order its migration SAM refuses (forged, spent, expired) never completes: abort it.
-            ...withRetry('transferring', 'backingOff', {
-                description: 'S12–S14: the migration SAM authenticates to the destination area with the temp key, downloads the item and the destination\'s main key, and signs a receipt.',
+            ...withRetry(
+              'transferring',
+              'backingOff',
+              {
+                description:
+                  "S12–S14: the migration SAM authenticates to the destination area with the temp key, downloads the item and the destination's main key, and signs a receipt.",
                 entry: [
                   { type: 'progressItem', params: { step: 'S11', text: 'next provider taken from the migration database' } },
-                  { type: 'progressItem', params: { step: 'S12', text: 'the destination chip is linked to its provider\'s migration SAM' } },
+                  { type: 'progressItem', params: { step: 'S12', text: "the destination chip is linked to its provider's migration SAM" } },
                   { type: 'openItemSession', params: { chip: 'destination', step: 'S14' } },
                   'requestDownload',
                 ],
@@ -386,12 +401,15 @@ export const migrationMachine = migrationSetup.createMachine({
                 initial: 'linking',
                 states: {
                   linking: {
-                    description: 'Download requested; the migration SAM fetches the destination\'s main key from its normal SAM, then challenges the chip.',
+                    description: "Download requested; the migration SAM fetches the destination's main key from its normal SAM, then challenges the chip.",
                     on: {
                       SAM_FRAME: {
                         guard: 'samFrameOfSession',
                         target: 'authenticating',
-                        actions: ['relayToChip', { type: 'progressItem', params: { step: 'S13', text: 'chip and migration SAM authenticate each other with the temp key' } }],
+                        actions: [
+                          'relayToChip',
+                          { type: 'progressItem', params: { step: 'S13', text: 'chip and migration SAM authenticate each other with the temp key' } },
+                        ],
                       },
                     },
                   },
@@ -401,7 +419,10 @@ export const migrationMachine = migrationSetup.createMachine({
                       SAM_FRAME: {
                         guard: 'samFrameOfSession',
                         target: 'copying',
-                        actions: ['relayToChip', { type: 'progressItem', params: { step: 'S14', text: 'downloading the item and the destination\'s main key' } }],
+                        actions: [
+                          'relayToChip',
+                          { type: 'progressItem', params: { step: 'S14', text: "downloading the item and the destination's main key" } },
+                        ],
                       },
                     },
                   },
@@ -418,13 +439,19 @@ export const migrationMachine = migrationSetup.createMachine({
                     actions: ['keepReceipt', { type: 'progressItem', params: { step: 'S15', text: 'downloaded, receipt kept' } }, 'advanceCursor'],
                   },
                 },
-              }, { failFirst: [{ guard: 'orderRefused', target: '#migration.aborting', actions: 'refuseForFailure' }] }),
+              },
+              { failFirst: [{ guard: 'orderRefused', target: '#migration.aborting', actions: 'refuseForFailure' }] },
+            ),
           },
         },
       },
     },
-    ...withRetry('committing', 'commitRetry', {
-        description: 'Commit point (protocol.md §4.3): the admin SAM sets its decision record pending -> committed by compare-and-set, only with a valid receipt for every item.',
+    ...withRetry(
+      'committing',
+      'commitRetry',
+      {
+        description:
+          'Commit point (protocol.md §4.3): the admin SAM sets its decision record pending -> committed by compare-and-set, only with a valid receipt for every item.',
         entry: [{ type: 'progress', params: { step: 'commit', text: 'all items downloaded; asking the admin SAM to commit' } }, 'commit'],
         on: {
           DECIDED: [
@@ -434,8 +461,13 @@ export const migrationMachine = migrationSetup.createMachine({
           // Whichever reaches the admin SAM's record first wins; the answer to both is the decision that stands.
           CANCEL_REQUESTED: { actions: ['noteCancel', 'abort'] },
         },
-      }, { whileWaiting: CANCEL.afterLock }),
-    ...withRetry('activating', 'activateRetry', {
+      },
+      { whileWaiting: CANCEL.afterLock },
+    ),
+    ...withRetry(
+      'activating',
+      'activateRetry',
+      {
         description: 'S16: under the committed record only, the admin SAM switches every destination area from temp key to main key.',
         entry: [
           'resetAttempts',
@@ -449,10 +481,15 @@ export const migrationMachine = migrationSetup.createMachine({
           DESTINATION_ACTIVATED: 'clearing',
           ...CANCEL.afterCommit,
         },
-      }, { whileWaiting: CANCEL.afterCommit }),
-    ...withRetry('clearing', 'clearRetry', {
+      },
+      { whileWaiting: CANCEL.afterCommit },
+    ),
+    ...withRetry(
+      'clearing',
+      'clearRetry',
+      {
         description: 'S17: each migration SAM clears the item from its store and drops the grants.',
-        entry: ['resetAnswers', { type: 'progress', params: { step: 'S17', text: 'clearing the migration SAMs\' stores' } }, 'clearAll'],
+        entry: ['resetAnswers', { type: 'progress', params: { step: 'S17', text: "clearing the migration SAMs' stores" } }, 'clearAll'],
         on: {
           ITEM_CLEARED: [
             { guard: 'lastItemCleared', target: 'releasingDestination', actions: 'noteItemCleared' },
@@ -460,7 +497,9 @@ export const migrationMachine = migrationSetup.createMachine({
           ],
           ...CANCEL.afterCommit,
         },
-      }, { whileWaiting: CANCEL.afterCommit }),
+      },
+      { whileWaiting: CANCEL.afterCommit },
+    ),
     releasingDestination: {
       entry: { type: 'releaseChannel', params: { chip: 'destination' } },
       on: {
@@ -471,23 +510,29 @@ export const migrationMachine = migrationSetup.createMachine({
     completed: {
       type: 'final',
       description: 'Destination spendable, source locked (the backup), SAM stores empty.',
-      entry: [{ type: 'setOutcome', params: { outcome: 'completed' } }, { type: 'answerDestination', params: { outcome: 'completed' } }],
+      entry: [
+        { type: 'setOutcome', params: { outcome: 'completed' } },
+        { type: 'answerDestination', params: { outcome: 'completed' } },
+      ],
     },
     refused: {
       type: 'final',
       description: 'Preflight failed; the source was never touched.',
-      entry: [{ type: 'setOutcome', params: { outcome: 'refused' } }, { type: 'answerSource', params: { outcome: 'refused' } }],
+      entry: [
+        { type: 'setOutcome', params: { outcome: 'refused' } },
+        { type: 'answerSource', params: { outcome: 'refused' } },
+      ],
     },
     ...withRetry('aborting', 'abortRetry', {
-        description: 'A cancel or the deadline: ask the admin SAM to set its record pending -> aborted. If the commit won the race, roll forward.',
-        entry: ['abort'],
-        on: {
-          DECIDED: [
-            { guard: 'committed', target: 'activating', actions: ['recordDecision', 'answerCancel'] },
-            { target: 'rollingBack', actions: ['recordDecision', 'answerCancel'] },
-          ],
-        },
-      }),
+      description: 'A cancel or the deadline: ask the admin SAM to set its record pending -> aborted. If the commit won the race, roll forward.',
+      entry: ['abort'],
+      on: {
+        DECIDED: [
+          { guard: 'committed', target: 'activating', actions: ['recordDecision', 'answerCancel'] },
+          { target: 'rollingBack', actions: ['recordDecision', 'answerCancel'] },
+        ],
+      },
+    }),
     rollingBack: {
       description:
         'protocol.md §3 rollback, in its order: the admin SAM decided `aborted`; every migration SAM is fenced; the source gets its main keys back when it is here; the SAM stores are cleared once it has; the destination, never active, is wiped when it is here.',
@@ -513,14 +558,11 @@ export const migrationMachine = migrationSetup.createMachine({
       },
       states: {
         ...withRetry('fencing', 'fenceRetry', {
-            entry: ['resetAnswers', 'fenceAll'],
-            on: {
-              PROVIDER_FENCED: [
-                { guard: 'lastProviderFenced', target: 'deciding', actions: 'noteProviderAnswered' },
-                { actions: 'noteProviderAnswered' },
-              ],
-            },
-          }),
+          entry: ['resetAnswers', 'fenceAll'],
+          on: {
+            PROVIDER_FENCED: [{ guard: 'lastProviderFenced', target: 'deciding', actions: 'noteProviderAnswered' }, { actions: 'noteProviderAnswered' }],
+          },
+        }),
         deciding: {
           description: 'Whoever is here now is served first; the rest is waited for.',
           entry: 'answerAbsentees',
@@ -534,15 +576,19 @@ export const migrationMachine = migrationSetup.createMachine({
           ],
         },
         ...withRetry('clearingOrders', 'clearOrdersRetry', {
-            description: 'An aborted issuance: each migration SAM (fenced) drops its copy of the order\'s item; nothing was restored, nothing needed to be.',
-            entry: ['resetAnswers', { type: 'progress', params: { step: 'rollback', text: 'issuance aborted; clearing the migration SAMs\' copies of the ordered items' } }, 'clearAll'],
-            on: {
-              ITEM_CLEARED: [
-                { guard: 'lastItemCleared', target: 'deciding', actions: ['noteItemCleared', 'markSourceRestored'] },
-                { guard: 'newItemCleared', actions: 'noteItemCleared' },
-              ],
-            },
-          }),
+          description: "An aborted issuance: each migration SAM (fenced) drops its copy of the order's item; nothing was restored, nothing needed to be.",
+          entry: [
+            'resetAnswers',
+            { type: 'progress', params: { step: 'rollback', text: "issuance aborted; clearing the migration SAMs' copies of the ordered items" } },
+            'clearAll',
+          ],
+          on: {
+            ITEM_CLEARED: [
+              { guard: 'lastItemCleared', target: 'deciding', actions: ['noteItemCleared', 'markSourceRestored'] },
+              { guard: 'newItemCleared', actions: 'noteItemCleared' },
+            ],
+          },
+        }),
         awaitingSource: {
           description: 'Liveness waits for the source chip to come back; the items stay safe in the SAMs and the source stays locked.',
           on: {
@@ -560,35 +606,50 @@ export const migrationMachine = migrationSetup.createMachine({
           states: {
             // Past its attempts, the source's terminal keeps refusing (its user's request ended: it holds no job for us):
             // wait for the user to bring the source back instead of asking that terminal forever.
-            ...withRetry('reserving', 'reserveRetry', {
+            ...withRetry(
+              'reserving',
+              'reserveRetry',
+              {
                 entry: { type: 'reserveChannel', params: { chip: 'source' } },
                 on: {
                   CHANNEL_RESERVED: { guard: 'forSource', target: 'restoring' },
                 },
-              }, { retryWhile: 'preLockRetry', otherwise: { target: '#migration.rollingBack.awaitingSource', actions: [{ type: 'answerSource', params: { outcome: 'failed' } }, 'detachSource'] } }),
+              },
+              {
+                retryWhile: 'preLockRetry',
+                otherwise: {
+                  target: '#migration.rollingBack.awaitingSource',
+                  actions: [{ type: 'answerSource', params: { outcome: 'failed' } }, 'detachSource'],
+                },
+              },
+            ),
             ...withRetry('restoring', 'restoreRetry', {
-                description: 'Under the aborted record only, the admin SAM switches every source area back to its main key.',
-                entry: [
-                  { type: 'progress', params: { step: 'rollback', text: 'restoring the source: temp key -> main key' } },
-                  { type: 'openAdminSession', params: { chip: 'source', step: 'rollback' } },
-                  'restoreSource',
-                ],
-                exit: 'closeSession',
-                on: {
-                  ...RELAY,
-                  SOURCE_RESTORED: 'clearingStores',
-                },
-              }),
+              description: 'Under the aborted record only, the admin SAM switches every source area back to its main key.',
+              entry: [
+                { type: 'progress', params: { step: 'rollback', text: 'restoring the source: temp key -> main key' } },
+                { type: 'openAdminSession', params: { chip: 'source', step: 'rollback' } },
+                'restoreSource',
+              ],
+              exit: 'closeSession',
+              on: {
+                ...RELAY,
+                SOURCE_RESTORED: 'clearingStores',
+              },
+            }),
             ...withRetry('clearingStores', 'clearRetry', {
-                description: 'The source has its main keys back: each migration SAM may now drop its copy.',
-                entry: ['resetAnswers', { type: 'progress', params: { step: 'rollback', text: 'source restored; clearing the migration SAMs\' stores' } }, 'clearAll'],
-                on: {
-                  ITEM_CLEARED: [
-                    { guard: 'lastItemCleared', target: 'releasing', actions: 'noteItemCleared' },
-                    { guard: 'newItemCleared', actions: 'noteItemCleared' },
-                  ],
-                },
-              }),
+              description: 'The source has its main keys back: each migration SAM may now drop its copy.',
+              entry: [
+                'resetAnswers',
+                { type: 'progress', params: { step: 'rollback', text: "source restored; clearing the migration SAMs' stores" } },
+                'clearAll',
+              ],
+              on: {
+                ITEM_CLEARED: [
+                  { guard: 'lastItemCleared', target: 'releasing', actions: 'noteItemCleared' },
+                  { guard: 'newItemCleared', actions: 'noteItemCleared' },
+                ],
+              },
+            }),
             releasing: {
               entry: { type: 'releaseChannel', params: { chip: 'source' } },
               on: {
@@ -608,24 +669,24 @@ export const migrationMachine = migrationSetup.createMachine({
               always: [{ guard: 'destinationNeedsWipe', target: 'reserving' }, { target: 'releasing' }],
             },
             ...withRetry('reserving', 'reserveRetry', {
-                entry: { type: 'reserveChannel', params: { chip: 'destination' } },
-                on: {
-                  CHANNEL_RESERVED: { guard: 'forDestination', target: 'wiping' },
-                },
-              }),
+              entry: { type: 'reserveChannel', params: { chip: 'destination' } },
+              on: {
+                CHANNEL_RESERVED: { guard: 'forDestination', target: 'wiping' },
+              },
+            }),
             ...withRetry('wiping', 'wipeRetry', {
-                description: 'Destination areas were never active: they are wiped (under the aborted record only).',
-                entry: [
-                  { type: 'progress', params: { step: 'rollback', text: 'wiping the destination\'s never-activated areas' } },
-                  { type: 'openAdminSession', params: { chip: 'destination', step: 'rollback' } },
-                  'wipeDestination',
-                ],
-                exit: 'closeSession',
-                on: {
-                  ...RELAY,
-                  DESTINATION_WIPED: { target: 'releasing', actions: 'markDestinationWiped' },
-                },
-              }),
+              description: 'Destination areas were never active: they are wiped (under the aborted record only).',
+              entry: [
+                { type: 'progress', params: { step: 'rollback', text: "wiping the destination's never-activated areas" } },
+                { type: 'openAdminSession', params: { chip: 'destination', step: 'rollback' } },
+                'wipeDestination',
+              ],
+              exit: 'closeSession',
+              on: {
+                ...RELAY,
+                DESTINATION_WIPED: { target: 'releasing', actions: 'markDestinationWiped' },
+              },
+            }),
             releasing: {
               entry: { type: 'releaseChannel', params: { chip: 'destination' } },
               on: {
@@ -647,4 +708,3 @@ export const migrationMachine = migrationSetup.createMachine({
     },
   },
 });
-

@@ -102,13 +102,13 @@ export const migrationSamMachine = setup({
       type: 'answerDownloaded' as const,
       request: 'request' in event ? event.request : context.request!,
     })),
-    failAuth: assign({ failure: { code: 'AUTH_FAILED', message: 'the chip\'s proof does not verify under the granted temp key' } }),
+    failAuth: assign({ failure: { code: 'AUTH_FAILED', message: "the chip's proof does not verify under the granted temp key" } }),
     failRefused: assign({ failure: ({ event }) => ({ code: (event as E<'CHIP_REFUSED'>).code, message: (event as E<'CHIP_REFUSED'>).message }) }),
     failReply: assign({
       failure: ({ event }) => {
         const e = event as E<'CHIP_REPLIED'>;
         return e.ok
-          ? { code: 'KEY_CHECK_FAILED', message: 'the destination\'s key check value does not match its main key' }
+          ? { code: 'KEY_CHECK_FAILED', message: "the destination's key check value does not match its main key" }
           : { code: e.code ?? 'COMMAND_REFUSED', message: e.message ?? 'the chip refused the command' };
       },
     }),
@@ -196,7 +196,7 @@ export const migrationSamMachine = setup({
       initial: 'fetchingMainKey',
       states: {
         fetchingMainKey: {
-          description: 'Our own normal SAM derives the destination\'s main key and seals it to us.',
+          description: "Our own normal SAM derives the destination's main key and seals it to us.",
           entry: 'askMainKey',
           on: { MAIN_KEY_RECEIVED: 'authenticating' },
         },
@@ -211,7 +211,7 @@ export const migrationSamMachine = setup({
           },
         },
         writing: {
-          description: 'S14: item and main key written; the chip\'s key check value must match the main key.',
+          description: "S14: item and main key written; the chip's key check value must match the main key.",
           on: {
             CHIP_REPLIED: [
               { guard: 'replyOk', target: '#migrationSam.downloaded', actions: ['signReceipt', 'endSession', 'answerDownloaded', 'closeSession'] },

@@ -59,7 +59,7 @@ export const normalSamMachine = setup({
     sendRead: emit(({ context }) => ({ type: 'sendRead' as const, session: context.session })),
     sendWrite: emit(({ context }) => ({ type: 'sendWrite' as const, session: context.session })),
     answerReceipt: emit(({ context }) => ({ type: 'answerReceipt' as const, request: context.request })),
-    failAuth: assign({ failure: { code: 'AUTH_FAILED', message: 'the chip\'s proof does not verify under the main key' } }),
+    failAuth: assign({ failure: { code: 'AUTH_FAILED', message: "the chip's proof does not verify under the main key" } }),
     fail: assign({
       failure: ({ event }) => {
         const e = event as { code?: ErrorCode; message?: string };
@@ -92,7 +92,10 @@ export const normalSamMachine = setup({
       description: 'Mutual authentication under K_main(serial, area); opens only on a mainActive area.',
       entry: 'beginAuth',
       on: {
-        CHIP_ANSWERED: [{ guard: 'proofOk', target: 'reading', actions: 'sendRead' }, { target: 'failed', actions: 'failAuth' }],
+        CHIP_ANSWERED: [
+          { guard: 'proofOk', target: 'reading', actions: 'sendRead' },
+          { target: 'failed', actions: 'failAuth' },
+        ],
       },
     },
     reading: {
@@ -105,9 +108,12 @@ export const normalSamMachine = setup({
       },
     },
     writing: {
-      description: 'The new value, written only if the area\'s counter is still the one we read.',
+      description: "The new value, written only if the area's counter is still the one we read.",
       on: {
-        VALUE_WRITTEN: [{ guard: 'written', target: 'done' }, { target: 'failed', actions: 'fail' }],
+        VALUE_WRITTEN: [
+          { guard: 'written', target: 'done' },
+          { target: 'failed', actions: 'fail' },
+        ],
       },
     },
     done: { type: 'final', entry: ['disarm', 'endSession', 'answerReceipt'] },

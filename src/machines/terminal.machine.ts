@@ -192,7 +192,7 @@ export const terminalMachine = setup({
           initial: 'awaitingChallenge',
           states: {
             awaitingChallenge: {
-              description: 'S1/S9: asked the server for this user\'s salt and scrypt parameters.',
+              description: "S1/S9: asked the server for this user's salt and scrypt parameters.",
               on: { CHALLENGE_RECEIVED: { target: 'provingPassword', actions: 'proveLogin' } },
             },
             provingPassword: {
@@ -269,7 +269,7 @@ export const terminalMachine = setup({
           },
         },
         active: {
-          description: 'Normal use (¶0033): relay between a provider\'s normal SAM and the chip.',
+          description: "Normal use (¶0033): relay between a provider's normal SAM and the chip.",
           on: {
             READER_FRAME: { target: 'active', actions: 'relayToChip' },
             CHIP_FRAME: { guard: 'readerSession', target: 'active', actions: 'relayToReaderSam' },

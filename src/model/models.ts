@@ -225,7 +225,10 @@ export const MODELS: Record<string, Model> = {
       op: 'lock',
       mig: 'm',
       serial: 'SRC',
-      commands: [{ op: 'lock', area: 'emoney', item: 0 }, { op: 'lock', area: 'transit', item: 1 }],
+      commands: [
+        { op: 'lock', area: 'emoney', item: 0 },
+        { op: 'lock', area: 'transit', item: 1 },
+      ],
       request: 'r1',
       expiresAt: 10_000,
       deadline: 5_000,

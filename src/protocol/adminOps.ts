@@ -156,7 +156,7 @@ export const ADMIN_OP_TABLE = [
   },
   {
     op: 'wipe',
-    title: 'wipe: the destination\'s areas in a rollback, or the source\'s backup after the commit',
+    title: "wipe: the destination's areas in a rollback, or the source's backup after the commit",
     step: 'rollback',
     request: 'admin.wipe',
     reply: 'admin.wiped',

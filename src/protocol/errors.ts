@@ -56,7 +56,11 @@ export const ERRORS = {
   UNEXPECTED: { family: 'transport', retry: false, sentence: 'The message is well formed, but this party does not take it here or now.' },
   NOT_FOUND: { family: 'transport', retry: false, sentence: 'The session, request or record the message names does not exist here.' },
   UNAUTHENTICATED: { family: 'transport', retry: false, sentence: 'The sender has not logged in, or its login expired; log in again.' },
-  BUSY: { family: 'transport', retry: true, sentence: 'The party is at one of its limits for now (requests, sessions, handshakes, a reader session); try again shortly.' },
+  BUSY: {
+    family: 'transport',
+    retry: true,
+    sentence: 'The party is at one of its limits for now (requests, sessions, handshakes, a reader session); try again shortly.',
+  },
   UNREACHABLE: { family: 'transport', retry: true, sentence: 'The party that must answer is not connected now; the step waits for it.' },
   HANDSHAKE_TIMEOUT: { family: 'transport', retry: true, sentence: 'The secure channel was not set up in time; connect again.' },
   INTERNAL: { family: 'transport', retry: false, sentence: 'The party failed in a way it did not expect, and gives no detail.' },
@@ -79,7 +83,11 @@ export const ERRORS = {
   VOUCHER_REFUSED: { family: 'authority', retry: false, sentence: 'The top-up voucher does not verify, or is not for this chip or area.' },
   ORDER_REFUSED: { family: 'authority', retry: false, sentence: 'The issue order does not verify, has expired, or was used already.' },
   // A reader job meets it while a migration holds the chip: once the migration releases the channel, it may succeed.
-  CHANNEL_RESERVED: { family: 'authority', retry: true, sentence: 'The chip-control channel is reserved for a migration; normal use waits until it is released.' },
+  CHANNEL_RESERVED: {
+    family: 'authority',
+    retry: true,
+    sentence: 'The chip-control channel is reserved for a migration; normal use waits until it is released.',
+  },
 
   // ---- chip, areas and sessions ----
   AREA_LOCKED: { family: 'chip', retry: false, sentence: 'The area is locked for a migration; normal use is refused.' },
@@ -88,8 +96,16 @@ export const ERRORS = {
   AREA_ABSENT: { family: 'chip', retry: false, sentence: 'The area does not exist on this chip.' },
   AREA_EXISTS: { family: 'chip', retry: false, sentence: 'The area already exists on this chip.' },
   AUTH_FAILED: { family: 'chip', retry: false, sentence: 'A session proof does not verify under the key it must use.' },
-  SESSION_FAILED: { family: 'chip', retry: true, sentence: 'The chip session did not finish (deadline, lost frames, a restarted SAM); the step is tried again with a new session.' },
-  FRAME_REJECTED: { family: 'chip', retry: true, sentence: 'A session frame was malformed or not expected now (lost or mangled on the way); a new session may succeed.' },
+  SESSION_FAILED: {
+    family: 'chip',
+    retry: true,
+    sentence: 'The chip session did not finish (deadline, lost frames, a restarted SAM); the step is tried again with a new session.',
+  },
+  FRAME_REJECTED: {
+    family: 'chip',
+    retry: true,
+    sentence: 'A session frame was malformed or not expected now (lost or mangled on the way); a new session may succeed.',
+  },
   KEY_CHECK_FAILED: { family: 'chip', retry: false, sentence: "The chip's key check value does not match the key the SAM knows." },
   COMMAND_REFUSED: { family: 'chip', retry: false, sentence: 'The chip refuses the command in this session, or it breaks a value rule.' },
   // Another reader wrote first: the operation, begun again, reads the new counter.

@@ -178,7 +178,10 @@ export class Inbox {
     }
     if (this.records >= this.deps.recordsMax() && !inProgress) {
       this.nextSweepAt = 0; // the next batch prunes what it can
-      throw new ProtocolError('BUSY', `${party} holds ${this.records} requests, its limit; it answers repeats and takes new requests once older ones are answered`);
+      throw new ProtocolError(
+        'BUSY',
+        `${party} holds ${this.records} requests, its limit; it answers repeats and takes new requests once older ones are answered`,
+      );
     }
     return undefined;
   }

@@ -135,9 +135,25 @@ export class Runtime implements Parts, Life {
       attached: (peer) => hooks.onLinkAttached(peer),
       closed: (peer, reason) => !this.stopped && hooks.onLinkClosed(peer, reason),
     });
-    this.outbox = new Outbox({ store, clock, timing, log, transmit: (o) => this.links.transmit(o), keptOffDisk: (t) => hooks.keptOffDisk(t), stopped: () => this.stopped });
+    this.outbox = new Outbox({
+      store,
+      clock,
+      timing,
+      log,
+      transmit: (o) => this.links.transmit(o),
+      keptOffDisk: (t) => hooks.keptOffDisk(t),
+      stopped: () => this.stopped,
+    });
     this.inbox = new Inbox({ party, store, clock, timing, log, recordsMax: () => hooks.inboxRecordsMax(), isSettled: (mig) => hooks.isSettled(mig) });
-    this.host = new ActorHost({ party, store, log, kinds: () => hooks.kinds(), emitted: (k, e) => engine.emitted(k, e), moving: (k) => engine.running().moved(k), inspect: deps.inspect });
+    this.host = new ActorHost({
+      party,
+      store,
+      log,
+      kinds: () => hooks.kinds(),
+      emitted: (k, e) => engine.emitted(k, e),
+      moving: (k) => engine.running().moved(k),
+      inspect: deps.inspect,
+    });
     this.timers = new Timers(clock, (actorKey, event) => this.enqueue({ kind: 'timer', actorKey, event }));
     this.ids = new MessageIds(party, rng, () => hooks.requestIdsUnguessable());
     this.intake = new Intake({

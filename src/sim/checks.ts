@@ -39,11 +39,17 @@ export function checkOutcomes(run: SeedRun, users: SimUsers): void {
     const s = users.stateOf(users.latest(u)!);
     run.outcomes[s] = (run.outcomes[s] ?? 0) + 1;
     if (u.defective && s === 'completed') {
-      run.fail({ invariant: 'rogue', message: `check download-kcv did not hold: ${u.name}'s migration completed onto ${u.destination}, whose chip wrote another main key than the provider derived (its key check value was not that key's)` });
+      run.fail({
+        invariant: 'rogue',
+        message: `check download-kcv did not hold: ${u.name}'s migration completed onto ${u.destination}, whose chip wrote another main key than the provider derived (its key check value was not that key's)`,
+      });
       break;
     }
     if (s !== 'completed' && !u.cancelled && !u.deadlineMs && !u.defective) {
-      run.fail({ invariant: 'outcome', message: `${u.name}'s migration ended ${s}, though nobody cancelled it and it had no deadline (${system.server.migration(users.latest(u)!)?.reason ?? 'no reason recorded'})` });
+      run.fail({
+        invariant: 'outcome',
+        message: `${u.name}'s migration ended ${s}, though nobody cancelled it and it had no deadline (${system.server.migration(users.latest(u)!)?.reason ?? 'no reason recorded'})`,
+      });
       break;
     }
     const home = s === 'completed' ? u.destination : u.source;
@@ -93,13 +99,17 @@ export function checkSamsEmpty(run: SeedRun, users: SimUsers): void {
   const { system } = run;
   for (const [p, prov] of system.providers) {
     const held = prov.migrationSam.held().length;
-    if (!run.violation && held > 0) run.fail({ invariant: 'sam-stores-empty', message: `migration SAM ${p} still holds ${held} item(s) after every migration ended` });
+    if (!run.violation && held > 0)
+      run.fail({ invariant: 'sam-stores-empty', message: `migration SAM ${p} still holds ${held} item(s) after every migration ended` });
   }
   // Issue 16: a temp key ends with its migration (the admin SAM deletes it when it answers the activation or the
   // source's restore), read from the admin SAM's store like every check here. The message names no key.
   for (const { value } of system.adminSam.records.tempKeys.getRange()) {
     const s = users.stateOf(value.mig);
     if (run.violation || value.key === null || (s !== 'completed' && s !== 'rolledBack')) continue;
-    run.fail({ invariant: 'temp-keys-ended', message: `the admin SAM still holds the temp key of ${value.mig} item ${value.item} after its migration ended ${s}` });
+    run.fail({
+      invariant: 'temp-keys-ended',
+      message: `the admin SAM still holds the temp key of ${value.mig} item ${value.item} after its migration ended ${s}`,
+    });
   }
 }

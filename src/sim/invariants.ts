@@ -7,7 +7,20 @@ import type { EmbeddedSystem } from '../actors/system.ts';
 import { decodeValue, worth } from '../actors/value.ts';
 
 export interface Violation {
-  invariant: 'no-duplication' | 'no-loss' | 'commit-point' | 'liveness' | 'outcome' | 'conservation' | 'sam-stores-empty' | 'temp-keys-ended' | 'end-state' | 'rogue' | 'spent-twice' | 'persist-then-speak' | 'uncaught';
+  invariant:
+    | 'no-duplication'
+    | 'no-loss'
+    | 'commit-point'
+    | 'liveness'
+    | 'outcome'
+    | 'conservation'
+    | 'sam-stores-empty'
+    | 'temp-keys-ended'
+    | 'end-state'
+    | 'rogue'
+    | 'spent-twice'
+    | 'persist-then-speak'
+    | 'uncaught';
   message: string;
 }
 
@@ -58,7 +71,10 @@ export function checkSafety(system: EmbeddedSystem, refs: Iterable<string>): Vio
   for (const [ref, w] of locateItems(system, refs)) {
     if (w.spendable.length > 1) return { invariant: 'no-duplication', message: `item ${ref} is spendable on ${w.spendable.join(' and ')}` };
     if (w.spendable.length === 0 && w.lockedBackup.length === 0 && w.heldBy.length === 0) {
-      return { invariant: 'no-loss', message: `item ${ref} is not spendable anywhere, not locked under an uncommitted migration, and held by no migration SAM` };
+      return {
+        invariant: 'no-loss',
+        message: `item ${ref} is not spendable anywhere, not locked under an uncommitted migration, and held by no migration SAM`,
+      };
     }
   }
   const decided = decisions(system);
@@ -115,7 +131,11 @@ export class SafetyChecker {
     } else if (party.startsWith('migration-sam/')) {
       const p = party.slice('migration-sam/'.length);
       const prov = s.providers.get(p);
-      if (prov) this.held.set(p, prov.migrationSam.held().flatMap((h) => (h.data ? [decodeValue(h.data).ref] : [])));
+      if (prov)
+        this.held.set(
+          p,
+          prov.migrationSam.held().flatMap((h) => (h.data ? [decodeValue(h.data).ref] : [])),
+        );
     } else if (party.startsWith('chip/')) {
       const serial = party.slice('chip/'.length);
       const chip = s.chips.get(serial);
@@ -160,7 +180,10 @@ export class SafetyChecker {
     for (const [ref, w] of where) {
       if (w.spendable.length > 1) return { invariant: 'no-duplication', message: `item ${ref} is spendable on ${w.spendable.join(' and ')}` };
       if (w.spendable.length === 0 && w.lockedBackup.length === 0 && w.heldBy.length === 0) {
-        return { invariant: 'no-loss', message: `item ${ref} is not spendable anywhere, not locked under an uncommitted migration, and held by no migration SAM` };
+        return {
+          invariant: 'no-loss',
+          message: `item ${ref} is not spendable anywhere, not locked under an uncommitted migration, and held by no migration SAM`,
+        };
       }
     }
     return null;

@@ -134,16 +134,23 @@ export class Payments {
   private checkTicket(u: User, it: ValueItem, end: ValueItem, l: PayLedger): void {
     const sides = [...l.on].join(' and ');
     if (l.uses > 1) this.run.fail({ invariant: 'spent-twice', message: `${u.name}'s ticket ${it.ref} was used ${l.uses} times with a receipt (on ${sides})` });
-    else if (l.uses === 1 && !(end as { used: boolean }).used) this.run.fail({ invariant: 'spent-twice', message: `${u.name}'s ticket ${it.ref} was used (on ${sides}) and is unused again on the chip it ended on` });
+    else if (l.uses === 1 && !(end as { used: boolean }).used)
+      this.run.fail({ invariant: 'spent-twice', message: `${u.name}'s ticket ${it.ref} was used (on ${sides}) and is unused again on the chip it ended on` });
   }
 
   private checkBalance(u: User, it: ValueItem, end: ValueItem, l: PayLedger): void {
     const sides = [...l.on].join(' and ');
     const spent = worth(it) - worth(end);
     if (l.receipted > spent) {
-      this.run.fail({ invariant: 'spent-twice', message: `${u.name}'s item ${it.ref} started at ${worth(it)} and ends at ${worth(end)}, yet payments of ${l.receipted} got receipts (on ${sides}): ${l.receipted - spent} spent twice` });
+      this.run.fail({
+        invariant: 'spent-twice',
+        message: `${u.name}'s item ${it.ref} started at ${worth(it)} and ends at ${worth(end)}, yet payments of ${l.receipted} got receipts (on ${sides}): ${l.receipted - spent} spent twice`,
+      });
     } else if (spent - l.receipted > l.unknown) {
-      this.run.fail({ invariant: 'conservation', message: `${u.name}'s item ${it.ref} started at ${worth(it)} and ends at ${worth(end)}: ${spent - l.receipted - l.unknown} more than every payment tried (${l.receipted} with receipts, ${l.unknown} without) is gone` });
+      this.run.fail({
+        invariant: 'conservation',
+        message: `${u.name}'s item ${it.ref} started at ${worth(it)} and ends at ${worth(end)}: ${spent - l.receipted - l.unknown} more than every payment tried (${l.receipted} with receipts, ${l.unknown} without) is gone`,
+      });
     }
   }
 }

@@ -35,7 +35,10 @@ export class PersistThenSpeak {
     // Outside a turn's send: a refusal (it changed nothing), or what is on disk already (the outbox, or a reply in
     // the inbox record of its request), sent now because its link was down when its turn spoke.
     if (this.speaking.has(party) || h.type === 'error' || this.durable(party, h.id, bytes)) return;
-    this.unpersisted ??= { invariant: 'persist-then-speak', message: `${party} sent ${h.type ?? '?'} ${h.id} to ${peer} before it was on disk: a peer was told what ${party} would not remember after a crash` };
+    this.unpersisted ??= {
+      invariant: 'persist-then-speak',
+      message: `${party} sent ${h.type ?? '?'} ${h.id} to ${peer} before it was on disk: a peer was told what ${party} would not remember after a crash`,
+    };
   }
 
   /** Whether an envelope a party sends is in its store (or deliberately kept off disk: a login proof). */

@@ -46,7 +46,7 @@ export type RogueAttack = (typeof ROGUE_ATTACKS)[number];
 /** The check each attack is aimed at: what a violation names. */
 export const CHECK_OF: Record<RogueAttack, string> = {
   'commit-receipt-missing': 'receipts-complete (the admin SAM commits only with a valid receipt for every item)',
-  'commit-receipt-forged': 'receipts-signed (a receipt counts only with its migration SAM\'s signature)',
+  'commit-receipt-forged': "receipts-signed (a receipt counts only with its migration SAM's signature)",
   'activate-before-commit': 'activate-after-commit (S16 only under a committed record, for its own destination)',
   'restore-not-aborted': 'restore-after-abort (a source is restored only under an aborted record)',
   'wipe-source-pending': 'wipe-source-after-commit (a source is wiped only under a committed record)',
@@ -209,7 +209,12 @@ export class RogueServer {
   }
 
   /** Attacks with probability `rate`, once per attack and migration, and only attacks this run has on. */
-  private maybe(attack: RogueAttack, mig: string, via: string, make: () => { env: AnyEnvelope; what: string; freezes: string[]; to?: string } | undefined): Uint8Array | undefined {
+  private maybe(
+    attack: RogueAttack,
+    mig: string,
+    via: string,
+    make: () => { env: AnyEnvelope; what: string; freezes: string[]; to?: string } | undefined,
+  ): Uint8Array | undefined {
     const key = `${attack}/${mig}`;
     const to = via;
     if (!this.attacks.has(attack) || this.attacked.has(key) || this.rng.nextFloat() >= this.rate) return undefined;
@@ -262,11 +267,20 @@ export class RogueServer {
     return `server#${seq}.f${(++this.n).toString(16).padStart(15, '0')}`;
   }
 
-  private forge<T extends AnyEnvelope['type']>(from: AnyEnvelope, to: string, type: T, body: unknown, header: { mig?: string; item?: number; seq?: number } = {}): AnyEnvelope | undefined {
+  private forge<T extends AnyEnvelope['type']>(
+    from: AnyEnvelope,
+    to: string,
+    type: T,
+    body: unknown,
+    header: { mig?: string; item?: number; seq?: number } = {},
+  ): AnyEnvelope | undefined {
     const seq = header.seq ?? parseRequestId(from.id)?.seq;
     if (seq === undefined) return undefined;
     const id = this.forgeId(seq);
-    const env = { v: from.v, id, from: 'server', to, type, mig: header.mig ?? from.mig, ...(from.step ? { step: from.step } : {}), body } as Record<string, unknown>;
+    const env = { v: from.v, id, from: 'server', to, type, mig: header.mig ?? from.mig, ...(from.step ? { step: from.step } : {}), body } as Record<
+      string,
+      unknown
+    >;
     const item = header.item ?? from.item;
     if (item !== undefined) env.item = item;
     return env as unknown as AnyEnvelope;
@@ -292,7 +306,11 @@ export class RogueServer {
     return f && { env: f, what: `item ${r.item}'s receipt with another key check value`, freezes: [env.mig!] };
   }
 
-  private adminSession(env: AnyEnvelope & { body: { session: string } }, type: 'admin.activate' | 'admin.restore' | 'admin.wipe', body: Record<string, string>) {
+  private adminSession(
+    env: AnyEnvelope & { body: { session: string } },
+    type: 'admin.activate' | 'admin.restore' | 'admin.wipe',
+    body: Record<string, string>,
+  ) {
     const session = `${env.body.session}.r${++this.n}`.slice(-120);
     const f = this.forge(env, 'admin-sam', type, { session, ...body }, { mig: env.mig });
     return f && { env: f, what: `${type} ${JSON.stringify(body)} under a record that is ${this.decisions.get(env.mig!) ?? 'pending'}`, freezes: [env.mig!] };
@@ -305,7 +323,14 @@ export class RogueServer {
     const item = toOther ? env.item : (env.item ?? 0) + 1;
     const session = `${env.body.session}.r${++this.n}`.slice(-120);
     const f = this.forge(env, target, 'msam.download', { session, grant: env.body.grant }, { item });
-    return f && { env: f, to: target, what: toOther ? `the grant of item ${env.item} of ${to} sent to ${target}` : `the grant of item ${env.item} for item ${item}`, freezes: [] };
+    return (
+      f && {
+        env: f,
+        to: target,
+        what: toOther ? `the grant of item ${env.item} of ${to} sent to ${target}` : `the grant of item ${env.item} for item ${item}`,
+        freezes: [],
+      }
+    );
   }
 
   /** Downloads with a grant of a migration that migration SAM has fenced (asked when the fence is answered). */

@@ -69,7 +69,16 @@ export async function workerLoop(o: RunOptions & { job: number }, write: (line: 
   mkdirSync(dir, { recursive: true });
   try {
     for (let s = o.from + o.job; s < o.from + o.seeds; s += o.jobs) {
-      const r = await runSeed({ seed: String(s), migrations: o.migrations, items: o.items, faults: o.faults, dataDir: dir, breakProtocol: o.breakProtocol, rogue: o.rogue, pay: o.pay });
+      const r = await runSeed({
+        seed: String(s),
+        migrations: o.migrations,
+        items: o.items,
+        faults: o.faults,
+        dataDir: dir,
+        breakProtocol: o.breakProtocol,
+        rogue: o.rogue,
+        pay: o.pay,
+      });
       const { trace: _trace, ...summary } = r;
       write(JSON.stringify(summary));
     }
@@ -182,7 +191,16 @@ async function shrinkFirst(o: RunOptions, first: SeedSummary, base: string): Pro
   const dir = join(base, 'shrink');
   mkdirSync(dir, { recursive: true });
   try {
-    const opts = { seed: first.seed, migrations: o.migrations, items: o.items, faults: o.faults, dataDir: dir, breakProtocol: o.breakProtocol, rogue: o.rogue, pay: o.pay };
+    const opts = {
+      seed: first.seed,
+      migrations: o.migrations,
+      items: o.items,
+      faults: o.faults,
+      dataDir: dir,
+      breakProtocol: o.breakProtocol,
+      rogue: o.rogue,
+      pay: o.pay,
+    };
     const failing = await runSeed({ ...opts, keepTrace: true });
     const m = await shrink(opts, failing);
     const traceFile = join(tmpdir(), `valmove-sim-seed-${opts.seed}.trace`);

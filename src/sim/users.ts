@@ -77,7 +77,22 @@ export class SimUsers {
     const defective = run.o.rogue?.includes('download-kcv') === true && run.rogueRng.nextFloat() < DEFECTIVE_RATE;
     if (defective) run.makeDefective(dst);
     const plan = this.drawPlan(defective);
-    this.list.push({ name, index: i, source: `S${i}`, destination: `D${i}`, oldPhone, newPhone, items, ...plan, cancelled: false, migs: [], defective, cancelTriedAt: -Infinity, inFlight: new Map(), lastAction: -Infinity });
+    this.list.push({
+      name,
+      index: i,
+      source: `S${i}`,
+      destination: `D${i}`,
+      oldPhone,
+      newPhone,
+      items,
+      ...plan,
+      cancelled: false,
+      migs: [],
+      defective,
+      cancelTriedAt: -Infinity,
+      inFlight: new Map(),
+      lastAction: -Infinity,
+    });
     for (const it of items) run.refs.push(it.ref);
   }
 
@@ -86,7 +101,13 @@ export class SimUsers {
     const { run } = this;
     const count = 1 + Math.floor(run.rng.nextFloat() * run.o.items);
     const items = Array.from({ length: count }, (_, k) => demoValue(KINDS[k % KINDS.length]!, i * 10 + k, toHex(run.protoRng.bytes(16))));
-    await run.until(run.system.issue(src, items.map((value, k) => ({ area: run.providers[k]!, provider: run.providers[k]!, value }))), `issuing ${name}`);
+    await run.until(
+      run.system.issue(
+        src,
+        items.map((value, k) => ({ area: run.providers[k]!, provider: run.providers[k]!, value })),
+      ),
+      `issuing ${name}`,
+    );
     return items;
   }
 
@@ -110,7 +131,11 @@ export class SimUsers {
     const arriveAfter = deadlineMs ? clock.now() + Math.floor(rng.nextFloat() * 2 * deadlineMs) : 0;
     // A defective destination never takes a download (its key check fails each time): its user gives up
     // once the attempts have had time to be refused, and cancels.
-    const cancelAt = defective ? clock.now() + 3_000 + Math.floor(rogueRng.nextFloat() * 3_000) : cancels ? clock.now() + Math.floor(rng.nextFloat() * 2_000) : undefined;
+    const cancelAt = defective
+      ? clock.now() + 3_000 + Math.floor(rogueRng.nextFloat() * 3_000)
+      : cancels
+        ? clock.now() + Math.floor(rng.nextFloat() * 2_000)
+        : undefined;
     return { deadlineMs, arriveAfter, cancelAt };
   }
 

@@ -19,7 +19,8 @@ export class Weather {
     users: readonly User[],
   ) {
     for (const p of run.providers) this.pairs.push(['server', `migration-sam/${p}`], [`migration-sam/${p}`, `normal-sam/${p}`]);
-    for (const u of users) this.pairs.push([u.oldPhone, 'server'], [u.newPhone, 'server'], [u.oldPhone, `chip/${u.source}`], [u.newPhone, `chip/${u.destination}`]);
+    for (const u of users)
+      this.pairs.push([u.oldPhone, 'server'], [u.newPhone, 'server'], [u.oldPhone, `chip/${u.source}`], [u.newPhone, `chip/${u.destination}`]);
   }
 
   /** The first partition at a drawn time (none when the mix has no partitions), then the next after each. */

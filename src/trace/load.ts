@@ -133,7 +133,8 @@ export function loadRun(pathOrDir: string): LoadedRun {
       .sort()
       .map((n) => join(pathOrDir, n));
     if (files.length === 0) throw new TraceInputError('NO_RUN', `${pathOrDir}: a folder with no *.jsonl run files`, pathOrDir);
-    if (files.length > RUN_FILES_MAX) throw new TraceInputError('TOO_LARGE', `${pathOrDir}: ${files.length} run files; the limit is ${RUN_FILES_MAX}`, pathOrDir);
+    if (files.length > RUN_FILES_MAX)
+      throw new TraceInputError('TOO_LARGE', `${pathOrDir}: ${files.length} run files; the limit is ${RUN_FILES_MAX}`, pathOrDir);
   } else {
     files = [pathOrDir];
   }

@@ -216,7 +216,8 @@ export function orderParticipants(messages: readonly SeqMessage[]): string[] {
 
 /** Builds the sequence: merged, deduplicated, each message with its migration and step, grouped into consecutive step runs. */
 export function sequenceOf(input: readonly RunRecord[] | readonly RunSegment[], opts: SequenceOptions = {}): Sequence {
-  const segments: readonly RunSegment[] = input.length > 0 && 'records' in input[0]! ? (input as readonly RunSegment[]) : segmentsOf(input as readonly RunRecord[]);
+  const segments: readonly RunSegment[] =
+    input.length > 0 && 'records' in input[0]! ? (input as readonly RunSegment[]) : segmentsOf(input as readonly RunRecord[]);
   const merged = mergeSegments(segments);
   const records = { envelopes: merged.length, states: segments.reduce((n, s) => n + s.records.filter((r) => r.kind === 'state').length, 0) };
   const arrows = arrowsOf(merged);

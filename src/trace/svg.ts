@@ -78,7 +78,9 @@ export function toSvg(seq: Sequence): string {
     const cx = x.get(p)!;
     out.push(`<line x1="${cx}" y1="${TITLE_PX + HEAD_PX}" x2="${cx}" y2="${top + rows}" stroke="#999" stroke-dasharray="4 3"/>`);
     out.push(`<rect x="${cx - COLUMN_PX / 2 + 6}" y="${TITLE_PX}" width="${COLUMN_PX - 12}" height="${HEAD_PX - 6}" rx="4" fill="#f4f4f4" stroke="#555"/>`);
-    out.push(`<text x="${cx}" y="${TITLE_PX + 18}" text-anchor="middle" font-family="monospace"><title>${escapeXml(p)}</title>${escapeXml(short(p, NAME_CHARS_MAX))}</text>`);
+    out.push(
+      `<text x="${cx}" y="${TITLE_PX + 18}" text-anchor="middle" font-family="monospace"><title>${escapeXml(p)}</title>${escapeXml(short(p, NAME_CHARS_MAX))}</text>`,
+    );
   }
   out.push(...arrows);
   const t = seq.totals;

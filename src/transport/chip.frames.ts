@@ -23,7 +23,11 @@ export const CHIP_FRAME_BYTES_MAX = 24 * 1024;
 
 // Canonical, as in envelopes: the chip and the SAMs read these fields with fromB64, which refuses any other spelling.
 const b64 = (max: number) => z.string().max(max).regex(B64URL, 'canonical base64url without padding');
-const name = z.string().min(1).max(128).regex(/^[A-Za-z0-9._:/@+*-]+$/);
+const name = z
+  .string()
+  .min(1)
+  .max(128)
+  .regex(/^[A-Za-z0-9._:/@+*-]+$/);
 /** A refusal's code: one of the registry's (src/protocol/errors.ts), so a chip and a SAM read it the same way. */
 const code = z.enum(ERROR_CODES);
 

@@ -16,7 +16,6 @@ export const PROTOCOL_VERSION = 1;
 /** Largest encoded envelope a party accepts (a 16 KiB frame in base64 fits with room). */
 export const ENVELOPE_BYTES_MAX = 64 * 1024;
 
-
 export interface Envelope<T extends MessageType = MessageType> {
   v: typeof PROTOCOL_VERSION;
   id: string;
@@ -32,7 +31,11 @@ export interface Envelope<T extends MessageType = MessageType> {
 
 export type AnyEnvelope = { [T in MessageType]: Envelope<T> }[MessageType];
 
-const name = z.string().min(1).max(NAME_CHARS_MAX).regex(/^[A-Za-z0-9._:/@+#-]+$/);
+const name = z
+  .string()
+  .min(1)
+  .max(NAME_CHARS_MAX)
+  .regex(/^[A-Za-z0-9._:/@+#-]+$/);
 
 const headerSchema = z.strictObject({
   v: z.literal(PROTOCOL_VERSION),

@@ -41,7 +41,10 @@ export const REORDER_HOLD_MS_MAX = 50;
 /** Parses "drop=0.1,dup=0.05,reorder=0.1,delay=0.2,delayMax=40" (the --faults flag). */
 export function parseFaults(spec: string): FaultPolicy {
   const out: FaultPolicy = {};
-  for (const part of spec.split(',').map((s) => s.trim()).filter(Boolean)) {
+  for (const part of spec
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)) {
     const [k, v] = part.split('=');
     const n = Number(v);
     if (!k || v === undefined || !Number.isFinite(n) || n < 0) throw new Error(`--faults: "${part}" is not name=number`);

@@ -73,11 +73,7 @@ class MemoryEnd implements Link {
 }
 
 /** Creates a connected pair: [a's end, b's end]. */
-export function memoryLinkPair(
-  a: string,
-  b: string,
-  opts: { scheduler?: Scheduler; tap?: LinkTap } = {},
-): [Link, Link] {
+export function memoryLinkPair(a: string, b: string, opts: { scheduler?: Scheduler; tap?: LinkTap } = {}): [Link, Link] {
   const scheduler = opts.scheduler ?? immediateScheduler;
   const endA = new MemoryEnd(`${a}->${b}`, a, b, scheduler, opts.tap);
   const endB = new MemoryEnd(`${b}->${a}`, b, a, scheduler, opts.tap);

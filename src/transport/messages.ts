@@ -29,9 +29,17 @@ export const ITEMS_PER_MIGRATION_MAX = 64;
  */
 export const B64URL = /^(?:[A-Za-z0-9_-]{4})*(?:[A-Za-z0-9_-][AQgw]|[A-Za-z0-9_-]{2}[AEIMQUYcgkosw048])?$/;
 
-const name = z.string().min(1).max(NAME_CHARS_MAX).regex(/^[A-Za-z0-9._:/@+#-]+$/, 'letters, digits and ._:/@+#- only');
+const name = z
+  .string()
+  .min(1)
+  .max(NAME_CHARS_MAX)
+  .regex(/^[A-Za-z0-9._:/@+#-]+$/, 'letters, digits and ._:/@+#- only');
 const b64 = (maxChars: number) => z.string().max(maxChars).regex(B64URL, 'canonical base64url without padding');
-const itemIndex = z.number().int().min(0).max(ITEMS_PER_MIGRATION_MAX - 1);
+const itemIndex = z
+  .number()
+  .int()
+  .min(0)
+  .max(ITEMS_PER_MIGRATION_MAX - 1);
 const text = z.string().max(TEXT_CHARS_MAX);
 const ms = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
 
@@ -67,7 +75,11 @@ const migrationItem = z.strictObject({ item: itemIndex, area: name, provider: na
 /** Issue orders one issuance carries at most (src/crypto/issueOrder.ts; each a token of at most 2048 characters). */
 export const ORDERS_PER_ISSUANCE_MAX = 16;
 /** A provider-signed issue order, as a token (its shape and signature are checked by the provider's migration SAM). */
-const orderToken = z.string().min(1).max(2048).regex(/^[A-Za-z0-9._-]+$/, 'an issue order token, io1.<body>.<signature>');
+const orderToken = z
+  .string()
+  .min(1)
+  .max(2048)
+  .regex(/^[A-Za-z0-9._-]+$/, 'an issue order token, io1.<body>.<signature>');
 
 /** Each entry: [kind, body schema]. */
 export const MESSAGES = {
@@ -76,10 +88,7 @@ export const MESSAGES = {
 
   // terminal <-> chip (the phone's local link; chip frames are already AEAD)
   'chip.select': ['request', z.strictObject({})],
-  'chip.info': [
-    'reply',
-    z.strictObject({ serial: name, areas: z.array(z.strictObject({ area: name, provider: name })).max(ITEMS_PER_MIGRATION_MAX) }),
-  ],
+  'chip.info': ['reply', z.strictObject({ serial: name, areas: z.array(z.strictObject({ area: name, provider: name })).max(ITEMS_PER_MIGRATION_MAX) })],
   // A session frame is delivered hop by hop, each hop reliable: retransmitted until acknowledged, deduplicated by id.
   frame: ['request', z.strictObject({ session: name, data: b64(FRAME_DATA_CHARS_MAX) })],
   'frame.ack': ['reply', z.strictObject({})],
@@ -88,7 +97,17 @@ export const MESSAGES = {
   'login.begin': ['request', z.strictObject({ user: name })],
   'login.challenge': [
     'reply',
-    z.strictObject({ user: name, salt: b64(64), N: z.number().int().min(2).max(2 ** 20), r: z.number().int().min(1).max(32), p: z.number().int().min(1).max(16) }),
+    z.strictObject({
+      user: name,
+      salt: b64(64),
+      N: z
+        .number()
+        .int()
+        .min(2)
+        .max(2 ** 20),
+      r: z.number().int().min(1).max(32),
+      p: z.number().int().min(1).max(16),
+    }),
   ],
   'login.proof': ['request', z.strictObject({ user: name, proof: b64(64) })],
   'login.ok': ['reply', z.strictObject({ user: name })],
@@ -124,10 +143,7 @@ export const MESSAGES = {
       areas: z.array(z.strictObject({ area: name, provider: name, state: areaStateSchema })).max(ITEMS_PER_MIGRATION_MAX),
     }),
   ],
-  'admin.lock': [
-    'request',
-    z.strictObject({ session: name, serial: name, items: z.array(migrationItem).min(1).max(ITEMS_PER_MIGRATION_MAX), expiresAt: ms }),
-  ],
+  'admin.lock': ['request', z.strictObject({ session: name, serial: name, items: z.array(migrationItem).min(1).max(ITEMS_PER_MIGRATION_MAX), expiresAt: ms })],
   'admin.locked': ['reply', z.strictObject({ grants: z.array(grantSchema).max(ITEMS_PER_MIGRATION_MAX) })],
   'admin.format': [
     'request',
@@ -178,7 +194,12 @@ export const MESSAGES = {
       area: name,
       amount: z.number().int().min(0).max(1_000_000_000).optional(),
       /** A provider-signed top-up voucher (src/crypto/voucher.ts): the provider's authority to create this value. */
-      voucher: z.string().min(1).max(1024).regex(/^[A-Za-z0-9._-]+$/).optional(),
+      voucher: z
+        .string()
+        .min(1)
+        .max(1024)
+        .regex(/^[A-Za-z0-9._-]+$/)
+        .optional(),
     }),
   ],
   'normal.receipt': [

@@ -12,15 +12,7 @@
  * is answered with an `error` envelope, UNAUTHENTICATED, in the clear: the
  * peer learns what is wrong and nothing else happens.
  */
-import {
-  ChannelInitiator,
-  ChannelResponder,
-  CryptoError,
-  type ChannelCipher,
-  type Identity,
-  type Rng,
-  type TrustCheck,
-} from '../crypto/index.ts';
+import { ChannelInitiator, ChannelResponder, CryptoError, type ChannelCipher, type Identity, type Rng, type TrustCheck } from '../crypto/index.ts';
 import type { ErrorCode } from '../protocol/errors.ts';
 import { CLOSE_POLICY, type Link } from './link.ts';
 import type { ResponderLimits } from './door.ts';
@@ -239,11 +231,7 @@ abstract class SecureLinkBase implements Link {
 export class SecureInitiatorLink extends SecureLinkBase {
   private readonly initiator: ChannelInitiator;
 
-  constructor(
-    raw: Link,
-    opts: { name: string; identity?: Identity; peerSignPublic: Uint8Array; rng: Rng },
-    events: SecureLinkEvents = {},
-  ) {
+  constructor(raw: Link, opts: { name: string; identity?: Identity; peerSignPublic: Uint8Array; rng: Rng }, events: SecureLinkEvents = {}) {
     super(raw, events);
     this.name = opts.name;
     this.initiator = new ChannelInitiator(opts);

@@ -106,7 +106,9 @@ export class WsLink implements Link {
 /** Answers an upgrade with an HTTP error and closes the socket once the answer is written (as ws does). */
 function refuseUpgrade(socket: Duplex, status: string, body: string, extra = ''): void {
   socket.once('finish', () => socket.destroy());
-  socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n${extra}\r\n${body}`);
+  socket.end(
+    `HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n${extra}\r\n${body}`,
+  );
 }
 
 /**

@@ -301,7 +301,8 @@ export function projectSystem(system: EmbeddedSystem, map: ProjectionMap, migrat
     if (mig === undefined) return { dec: 'none' as Decision, dest: -1, keys: 'none' as KeyState, fenced: 0 };
     const rec = admin.decisions.get(mig);
     let keys: KeyState = 'none';
-    for (const { value } of admin.tempKeys.getRange({ start: `${mig}:`, end: `${mig}:\uffff` })) keys = value.key !== null ? 'live' : keys === 'live' ? 'live' : 'ended';
+    for (const { value } of admin.tempKeys.getRange({ start: `${mig}:`, end: `${mig}:\uffff` }))
+      keys = value.key !== null ? 'live' : keys === 'live' ? 'live' : 'ended';
     const dest = rec?.destination ? map.chips.indexOf(rec.destination) : -1;
     if (rec?.destination && dest < 0) throw new ProjectionError(`migration ${mig} is bound to chip ${rec.destination}, which the model does not have`);
     return { dec: (rec?.state ?? 'none') as Decision, dest, keys, fenced: fencedBy.get(mig) ?? 0 };

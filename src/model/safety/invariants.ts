@@ -85,8 +85,11 @@ function copiesOf(s: SafetyState, m: number, i: number): { spendable: number[]; 
   const spendable = chipsWhere(s, (c, k) => s.areaState(c, k) === 'mainActive' && s.area(c, k).token === tok);
   // Restorable: locked on the source by this migration, whose record has items (an abort that overtook the
   // lock has none, and restores nothing).
-  const lockedOnSource = chipsWhere(s, (c, k) => c === src && s.areaState(c, k) === 'locked' && s.area(c, k).holder === m && s.area(c, k).token === tok).length > 0 && s.keys(m) !== 'none';
-  const loadedOnDest = dest >= 0 && chipsWhere(s, (c, k) => c === dest && s.areaState(c, k) === 'loaded' && s.area(c, k).holder === m && s.area(c, k).token === tok).length > 0;
+  const lockedOnSource =
+    chipsWhere(s, (c, k) => c === src && s.areaState(c, k) === 'locked' && s.area(c, k).holder === m && s.area(c, k).token === tok).length > 0 &&
+    s.keys(m) !== 'none';
+  const loadedOnDest =
+    dest >= 0 && chipsWhere(s, (c, k) => c === dest && s.areaState(c, k) === 'loaded' && s.area(c, k).holder === m && s.area(c, k).token === tok).length > 0;
   // A migration-SAM copy that can still reach the destination (the download grant's chip) and be activated there.
   const h = s.held(m, i);
   const samCopyDownloadable =
@@ -125,7 +128,10 @@ function checkItem(s: SafetyState, m: number, i: number, fail: Fail): void {
 
   const recoverable = spendable.length > 0 || (d === 'committed' ? loadedOnDest : lockedOnSource);
   if (!recoverable) {
-    const where = d === 'committed' ? `not spendable and not loaded on the destination (${dest >= 0 ? t.chipName(dest) : 'none bound'})` : 'not spendable and not locked on the source';
+    const where =
+      d === 'committed'
+        ? `not spendable and not loaded on the destination (${dest >= 0 ? t.chipName(dest) : 'none bound'})`
+        : 'not spendable and not locked on the source';
     fail('no-loss', `record of ${mig} is ${d}; ${item} is ${where}; the migration SAM holds ${s.held(m, i)}`);
   }
 
@@ -133,13 +139,19 @@ function checkItem(s: SafetyState, m: number, i: number, fail: Fail): void {
     for (let k = 0; k < t.K; k++) {
       if (c === src || s.areaState(c, k) !== 'mainActive' || s.area(c, k).token !== tok) continue;
       if (d !== 'committed' || c !== dest) {
-        fail('commit-point', `${item} is spendable on ${t.chipName(c)} (area ${k}) while the record of ${mig} is ${d} with destination ${dest >= 0 ? t.chipName(dest) : 'none'}`);
+        fail(
+          'commit-point',
+          `${item} is spendable on ${t.chipName(c)} (area ${k}) while the record of ${mig} is ${d} with destination ${dest >= 0 ? t.chipName(dest) : 'none'}`,
+        );
       }
     }
   }
 
   if (d === 'committed' && (dest < 0 || (s.receiptChips(m, i) & (1 << dest)) === 0)) {
-    fail('commit-needs-receipts', `record of ${mig} is committed, but no receipt for item ${i} was signed for its destination (${dest >= 0 ? t.chipName(dest) : 'none'})`);
+    fail(
+      'commit-needs-receipts',
+      `record of ${mig} is committed, but no receipt for item ${i} was signed for its destination (${dest >= 0 ? t.chipName(dest) : 'none'})`,
+    );
   }
 }
 
@@ -171,7 +183,8 @@ function settledCleanProblems(s: SafetyState, m: number, claim: ServerOutcome): 
       const a = s.area(t.dst(m), i);
       if (a.st !== 'mainActive' || a.token !== tok) problems.push(`${t.chipName(t.dst(m))} area ${i} is ${a.st}, not spendable`);
       const sa = s.area(t.src(m), i);
-      if (!(sa.st === 'absent' || (sa.st === 'locked' && sa.holder === m))) problems.push(`${t.chipName(t.src(m))} area ${i} is ${sa.st}, neither locked nor wiped`);
+      if (!(sa.st === 'absent' || (sa.st === 'locked' && sa.holder === m)))
+        problems.push(`${t.chipName(t.src(m))} area ${i} is ${sa.st}, neither locked nor wiped`);
     } else {
       const a = s.area(t.src(m), i);
       if (a.st !== 'mainActive' || a.token !== tok) problems.push(`${t.chipName(t.src(m))} area ${i} is ${a.st}, not spendable again`);
@@ -194,7 +207,10 @@ export function checkTransition(prev: SafetyState, tr: Transition): Failure[] {
       out.push({ invariant: 'decision-final', detail: `the record of ${t.migName(m)} went ${d} -> ${next.dec(m)}` });
     }
     if (prev.dest(m) >= 0 && next.dest(m) !== prev.dest(m)) {
-      out.push({ invariant: 'decision-final', detail: `the destination of ${t.migName(m)} went ${t.chipName(prev.dest(m))} -> ${next.dest(m) >= 0 ? t.chipName(next.dest(m)) : 'none'}` });
+      out.push({
+        invariant: 'decision-final',
+        detail: `the destination of ${t.migName(m)} went ${t.chipName(prev.dest(m))} -> ${next.dest(m) >= 0 ? t.chipName(next.dest(m)) : 'none'}`,
+      });
     }
     if (prev.keys(m) === 'ended' && next.keys(m) !== 'ended') {
       out.push({ invariant: 'temp-key-lifetime', detail: `the temp keys of ${t.migName(m)} came back after they ended` });

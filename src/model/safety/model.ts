@@ -217,7 +217,10 @@ export class SafetyModel {
   /** Everything a rogue server can ask about migration m (it can name any chip, and it holds every grant and receipt issued). */
   private rogueRequests(s: SafetyState, m: number): Request[] {
     const t = this.t;
-    const out: Request[] = [{ kind: 'lock', m }, { kind: 'abort', m }];
+    const out: Request[] = [
+      { kind: 'lock', m },
+      { kind: 'abort', m },
+    ];
     for (let c = 0; c < t.chips; c++) {
       out.push({ kind: 'format', m, chip: c }, { kind: 'activate', m, chip: c }, { kind: 'restore', m, chip: c });
       out.push({ kind: 'wipe', m, chip: c, role: 'source' }, { kind: 'wipe', m, chip: c, role: 'destination' });

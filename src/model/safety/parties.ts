@@ -239,7 +239,11 @@ export class Parties {
     const token = s.heldToken(r.m, r.i);
     const use: GrantUse = { m: r.m, i: r.i, purpose: 'download', grant: r.grant };
     if (a.st === 'provisioned' && a.holder === r.grant.m) {
-      out.push({ label: `${this.t.chipName(c)} area ${r.grant.i}: provisioned -> loaded (data, main key)`, apply: (x) => x.setArea(c, r.grant.i, { ...a, st: 'loaded', token }), use });
+      out.push({
+        label: `${this.t.chipName(c)} area ${r.grant.i}: provisioned -> loaded (data, main key)`,
+        apply: (x) => x.setArea(c, r.grant.i, { ...a, st: 'loaded', token }),
+        use,
+      });
     }
     if (a.st === 'loaded' && a.holder === r.grant.m && a.token === token) {
       out.push({

@@ -154,7 +154,7 @@ export class Bits {
 
   /** Whether the request in `slot` runs a chip session (its session bit is the slot bit). */
   hasSession(slot: number): boolean {
-    return slot !== this.S_COMMIT && slot !== this.S_ABORT && (slot < 8 + 2 * this.K);
+    return slot !== this.S_COMMIT && slot !== this.S_ABORT && slot < 8 + 2 * this.K;
   }
 
   /** The request the honest server sends in `slot` for migration m: its own chips, its own grants, the receipts it holds. */

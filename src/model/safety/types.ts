@@ -34,16 +34,24 @@ export type HeldState = (typeof HELD_STATES)[number];
 export const RULES = {
   lockWhilePending: { party: 'admin SAM', says: 'a source is locked only to open a record or while it is pending', ref: '§3 S3, Commit' },
   formatWhilePending: { party: 'admin SAM', says: 'a destination is formatted only while the record is pending', ref: '§3 S10' },
-  oneDestination: { party: 'admin SAM', says: 'the first destination formatted is the migration\'s only destination', ref: '§3 S10' },
-  destinationIsNotSource: { party: 'admin SAM', says: 'the source chip is never bound as the destination (a rollback would wipe the backup)', ref: '§3 S10; found by this model' },
+  oneDestination: { party: 'admin SAM', says: "the first destination formatted is the migration's only destination", ref: '§3 S10' },
+  destinationIsNotSource: {
+    party: 'admin SAM',
+    says: 'the source chip is never bound as the destination (a rollback would wipe the backup)',
+    ref: '§3 S10; found by this model',
+  },
   commitNeedsAllReceipts: { party: 'admin SAM', says: 'the record becomes committed only with a valid receipt for every item', ref: '§3 Commit' },
   decisionCompareAndSet: { party: 'admin SAM', says: 'a record leaves pending once and never changes after', ref: '§3 Commit' },
   activateOnlyCommitted: { party: 'admin SAM', says: 'the destination is activated only under a committed record', ref: '§3 S16, §4.3' },
-  activateOnlyOwnDestination: { party: 'admin SAM', says: 'activation only for the record\'s own destination', ref: '§3 S16' },
+  activateOnlyOwnDestination: { party: 'admin SAM', says: "activation only for the record's own destination", ref: '§3 S16' },
   restoreOnlyAborted: { party: 'admin SAM', says: 'the source is restored only under an aborted record', ref: '§3 Rollback (3)' },
   wipeDestinationOnlyAborted: { party: 'admin SAM', says: 'a destination is wiped only under an aborted record', ref: '§2 lifecycle, §3 Rollback (5)' },
   wipeSourceOnlyCommitted: { party: 'admin SAM', says: 'the source backup is wiped only after the commit', ref: '§3 After the commit' },
-  tempKeysEndWhenSettled: { party: 'admin SAM', says: 'temp keys end once the items are settled (activated, or restored), not at the decision', ref: '§2 temp keys, issue 16' },
+  tempKeysEndWhenSettled: {
+    party: 'admin SAM',
+    says: 'temp keys end once the items are settled (activated, or restored), not at the decision',
+    ref: '§2 temp keys, issue 16',
+  },
   grantBinding: { party: 'migration SAM', says: 'a grant is used only for exactly its binding (migration, item, purpose)', ref: '§2 grants' },
   grantUnexpired: { party: 'migration SAM', says: 'a grant is used only before its expiry', ref: '§2 grants' },
   fenceStopsTransfers: { party: 'migration SAM', says: 'no upload or download for a migration it has fenced', ref: '§2 grants, §3 Rollback (2)' },
@@ -59,13 +67,14 @@ export const INVARIANTS = {
     '§4.1 with §4.3: whichever way the record can still go, at most one chip holds the item spendable or about to be (a loaded destination or a downloadable migration-SAM copy under committed, a locked source under aborted)',
   'no-loss':
     '§4.2 with §4.3: each item is recoverable from what is durable: spendable, or locked on the source while the record can still roll back, or loaded on the destination under committed (roll forward)',
-  'commit-point': '§4.3, S16: an item is spendable on a chip other than its source only under a committed record, on that record\'s destination',
+  'commit-point': "§4.3, S16: an item is spendable on a chip other than its source only under a committed record, on that record's destination",
   'commit-needs-receipts': '§3 Commit: a committed record has a download receipt for every item, bound to its destination',
   'decision-final': '§3 Commit: a decided record never changes, and a bound destination never changes',
   'one-destination': '§3 S10: every area a migration formats is on its one destination',
-  'grant-discipline': '§2, §4.6: a migration SAM moves an item only under an admin-SAM grant bound to exactly that (migration, item, purpose), before its expiry',
+  'grant-discipline':
+    '§2, §4.6: a migration SAM moves an item only under an admin-SAM grant bound to exactly that (migration, item, purpose), before its expiry',
   'fence-holds': '§3 Rollback (2): no upload or download at a migration SAM that has fenced the migration',
-  'temp-key-lifetime': '§2, issue 16: a migration\'s temp keys end only once its items are settled, and never come back',
+  'temp-key-lifetime': "§2, issue 16: a migration's temp keys end only once its items are settled, and never come back",
   'settled-clean':
     '§4.2: a migration the server ended is really over: completed (destination spendable, source locked or wiped) or rolled back (source spendable, destination wiped), SAM stores empty, temp keys ended',
 } as const;
