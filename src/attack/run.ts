@@ -220,7 +220,8 @@ async function baselinePhase(
   }
   const migrationMs = median(baseline);
   say(
-    `baseline: ${o.migrations} ${items}-item migration(s) in ${baseline.join(', ')} ms (median ${migrationMs}); server RSS ${before.rssMb} MB, ${before.fds} descriptors`,
+    `baseline: ${o.migrations} ${items}-item migration(s) in ${baseline.join(', ')} ms (median ${migrationMs}); ` +
+      `server RSS ${before.rssMb} MB, ${before.fds} descriptors`,
   );
   return { migrationMs, migrationsMs: baseline, before };
 }
@@ -238,7 +239,8 @@ async function strangersPhase(o: AttackOptions, dataDir: string, target: Target,
   );
   const afterStrangers = storeFigures(dataDir);
   say(
-    `strangers only: ${strangers.attempted} anonymous requests; server data.mdb ${quiet.bytes} -> ${afterStrangers.bytes} bytes, inbox records ${quiet.inbox} -> ${afterStrangers.inbox}`,
+    `strangers only: ${strangers.attempted} anonymous requests; ` +
+      `server data.mdb ${quiet.bytes} -> ${afterStrangers.bytes} bytes, inbox records ${quiet.inbox} -> ${afterStrangers.inbox}`,
   );
   return {
     requests: strangers,
@@ -291,7 +293,8 @@ async function burstPhase(
 ): Promise<Pick<AttackReport, 'burst' | 'after'>> {
   const { pid, url, serverKey } = target;
   say(
-    `burst from ${o.addresses} address(es): ${o.idle} idle sockets, ${o.hellos} hellos with random keys, ${o.requests} anonymous requests; a second migration once it is under way`,
+    `burst from ${o.addresses} address(es): ${o.idle} idle sockets, ${o.hellos} hellos with random keys, ` +
+      `${o.requests} anonymous requests; a second migration once it is under way`,
   );
   const burstStart = sample(pid);
   const sampler = new ServerSampler(pid, burstStart);
@@ -349,9 +352,14 @@ export function describeAttack(r: AttackReport): string[] {
       .join(', ');
   return [
     `server CPU during the burst: ${r.burst.serverCpuS} s over ${r.burst.wallS} s (the migrations during it included)`,
-    `server (pid ${r.server.pid}): RSS before ${r.baseline.before.rssMb} MB, peak ${r.burst.peak.rssMb} MB, after ${r.after.rssMb} MB; descriptors before ${r.baseline.before.fds}, peak ${r.burst.peak.fds}, after ${r.after.fds} (${r.burst.samples} samples)`,
-    `strangers only: ${r.strangersOnly.requests.attempted} anonymous requests -> ${outcomes(r.strangersOnly.requests)}; data.mdb ${r.strangersOnly.dataMdbBytes.before} -> ${r.strangersOnly.dataMdbBytes.after} bytes; inbox records ${r.strangersOnly.inboxRecords.before} -> ${r.strangersOnly.inboxRecords.after}`,
-    `burst from ${r.burst.addresses} address(es); idle sockets: ${r.burst.idle.attempted} -> ${outcomes(r.burst.idle)}; closed by the server: ${JSON.stringify(r.burst.idle.closedByParty)}${r.burst.idle.closeMs ? `, median ${Math.round(r.burst.idle.closeMs.median)} ms after open (max ${Math.round(r.burst.idle.closeMs.max)})` : ''}`,
+    `server (pid ${r.server.pid}): RSS before ${r.baseline.before.rssMb} MB, peak ${r.burst.peak.rssMb} MB, after ${r.after.rssMb} MB; ` +
+      `descriptors before ${r.baseline.before.fds}, peak ${r.burst.peak.fds}, after ${r.after.fds} (${r.burst.samples} samples)`,
+    `strangers only: ${r.strangersOnly.requests.attempted} anonymous requests -> ${outcomes(r.strangersOnly.requests)}; ` +
+      `data.mdb ${r.strangersOnly.dataMdbBytes.before} -> ${r.strangersOnly.dataMdbBytes.after} bytes; ` +
+      `inbox records ${r.strangersOnly.inboxRecords.before} -> ${r.strangersOnly.inboxRecords.after}`,
+    `burst from ${r.burst.addresses} address(es); idle sockets: ${r.burst.idle.attempted} -> ${outcomes(r.burst.idle)}; ` +
+      `closed by the server: ${JSON.stringify(r.burst.idle.closedByParty)}` +
+      `${r.burst.idle.closeMs ? `, median ${Math.round(r.burst.idle.closeMs.median)} ms after open (max ${Math.round(r.burst.idle.closeMs.max)})` : ''}`,
     `hellos: ${r.burst.hellos.attempted} -> ${outcomes(r.burst.hellos)}`,
     `anonymous requests: ${r.burst.requests.attempted} -> ${outcomes(r.burst.requests)}`,
     `refused, by limit (/metrics): ${
@@ -359,7 +367,8 @@ export function describeAttack(r: AttackReport): string[] {
         .map(([k, v]) => `${k} ${v}`)
         .join(', ') || 'none counted'
     }`,
-    `legitimate migrations: ${r.baseline.migrationsMs.join(', ')} ms before the burst (median ${r.baseline.migrationMs}), ${r.burst.migrationsMs.join(', ')} ms during it (median ${r.burst.migrationMs}; ${r.burst.outcome}); ratio of the medians ${r.latencyRatio}`,
+    `legitimate migrations: ${r.baseline.migrationsMs.join(', ')} ms before the burst (median ${r.baseline.migrationMs}), ` +
+      `${r.burst.migrationsMs.join(', ')} ms during it (median ${r.burst.migrationMs}; ${r.burst.outcome}); ratio of the medians ${r.latencyRatio}`,
     `elapsed ${Math.round(r.elapsedMs / 1000)} s; deployment in ${r.dir}`,
   ];
 }

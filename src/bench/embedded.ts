@@ -46,7 +46,8 @@ export async function runEmbedded(o: ModeOptions): Promise<ConfigResult[]> {
       const r = await runAt(o, system, plan, tally, c);
       results.push(r);
       o.say(
-        `  embedded K=${o.items} c=${c}: ${r.completed}/${r.migrations} migrations, ${r.throughputPerS.toFixed(1)}/s, p50 ${r.latencyMs.p50.toFixed(0)} ms, floor ratio ${r.floor.throughputRatio.toFixed(3)}`,
+        `  embedded K=${o.items} c=${c}: ${r.completed}/${r.migrations} migrations, ${r.throughputPerS.toFixed(1)}/s, ` +
+          `p50 ${r.latencyMs.p50.toFixed(0)} ms, floor ratio ${r.floor.throughputRatio.toFixed(3)}`,
       );
     }
   } finally {

@@ -86,7 +86,8 @@ export async function runProcesses(o: ModeOptions): Promise<ConfigResult[]> {
       const r = await bench.runAt(c);
       results.push(r);
       o.say(
-        `  processes K=${o.items} c=${c}: ${r.completed}/${r.migrations} migrations, ${r.throughputPerS.toFixed(1)}/s, p50 ${r.latencyMs.p50.toFixed(0)} ms, floor ratio ${r.floor.throughputRatio.toFixed(3)}`,
+        `  processes K=${o.items} c=${c}: ${r.completed}/${r.migrations} migrations, ${r.throughputPerS.toFixed(1)}/s, ` +
+          `p50 ${r.latencyMs.p50.toFixed(0)} ms, floor ratio ${r.floor.throughputRatio.toFixed(3)}`,
       );
       await bench.closePhones();
     }

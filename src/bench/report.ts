@@ -62,7 +62,10 @@ export interface ConfigResult {
   cpuMsPerMigrationByProcess: Record<string, number>;
   /** Embedded only: the runtime's turn durations per role (wall time of a turn, its commit wait included): a proxy for where the time goes. */
   turnMsPerMigrationByRole?: Record<string, number>;
-  /** Embedded only: each role's own work in its turns (handling, machines, snapshots, encoding, sending; not LMDB's commit nor the wait for the disk), ms: the per-party CPU proxy. */
+  /**
+   * Embedded only: each role's own work in its turns (handling, machines, snapshots, encoding, sending;
+   * not LMDB's commit nor the wait for the disk), ms: the per-party CPU proxy.
+   */
   workMsPerMigrationByRole?: Record<string, number>;
   messagesPerMigration: number;
   bytesPerMigration: number;
@@ -336,52 +339,73 @@ export function machine(): Record<string, unknown> {
 
 const kb = (b: number) => fmt(b / 1024);
 
+const TABLE_HEADER =
+  '| mode | K | conc | migs | mig/s | floor mig/s | ratio | p50 ms | p95 ms | p99 ms | CPU ms/mig | floor ms/mig (CPU: crypto + commits; flush) | ' +
+  'CPU eff. | msgs/mig | KB/mig | commits/mig | Ed25519 s/v per mig | heap KB/in-flight | RSS KB/in-flight |';
+
+/** One configuration's row of the markdown table (columns as in TABLE_HEADER). */
+function tableRow(r: ConfigResult): string {
+  const f = r.floor;
+  return (
+    `| ${r.mode} | ${r.items} | ${r.concurrency} | ${r.completed}${r.failures.length ? ` (+${r.failures.length} failed)` : ''} | ` +
+    `${fmt(r.throughputPerS)} | ${fmt(f.floorThroughputPerS)} | ${fmt(f.throughputRatio)} | ` +
+    `${fmt(r.latencyMs.p50)} | ${fmt(r.latencyMs.p95)} | ${fmt(r.latencyMs.p99)} | ${fmt(r.cpuMsPerMigration)} | ` +
+    `${fmt(f.floorMs)} (${fmt(f.cryptoMs)} + ${fmt(f.commitCpuMs)}; flush ${fmt(f.flushFloorMs)} = ${fmt(f.busiestEnvCommits)} in ${f.busiestEnv}) | ` +
+    `${fmt(f.cpuEfficiency)} | ${fmt(r.messagesPerMigration)} | ${kb(r.bytesPerMigration)} | ${fmt(r.lmdbCommitsPerMigration)} | ` +
+    `${fmt(r.cryptoPerMigration['ed25519.sign'])}/${fmt(r.cryptoPerMigration['ed25519.verify'])} | ` +
+    `${kb(r.memory.heapPerInFlightBytes)} | ${kb(r.memory.rssPerInFlightBytes)} |`
+  );
+}
+
+/** One configuration's paragraph: where its CPU, commits, crypto, messages and memory go, per migration. */
+function configLine(r: ConfigResult): string {
+  const cpu = Object.entries(r.cpuMsPerMigrationByProcess)
+    .map(([k, v]) => `${k} ${fmt(v)}`)
+    .join(', ');
+  const turns = r.turnMsPerMigrationByRole
+    ? Object.entries(r.turnMsPerMigrationByRole)
+        .map(([k, v]) => `${k} ${fmt(v)}`)
+        .join(', ')
+    : '';
+  const work = r.workMsPerMigrationByRole
+    ? Object.entries(r.workMsPerMigrationByRole)
+        .map(([k, v]) => `${k} ${fmt(v)}`)
+        .join(', ')
+    : '';
+  const commits = Object.entries(r.lmdbCommitsPerMigrationByRole)
+    .map(([k, v]) => `${k} ${fmt(v)}`)
+    .join(', ');
+  const ops = CRYPTO_KINDS.filter((k) => r.cryptoPerMigration[k])
+    .map((k) => `${k} ${fmt(r.cryptoPerMigration[k])}`)
+    .join(', ');
+  const hops = Object.entries(r.hopsPerMigration)
+    .sort((a, b) => b[1].messages - a[1].messages)
+    .map(([h, v]) => `${h} ${fmt(v.messages)} (${kb(v.bytes)} KB)`)
+    .join(', ');
+  const floors = Object.entries(r.cryptoFloorMsPerMigrationByRole)
+    .map(([k, v]) => `${k} ${fmt(v)}`)
+    .join(', ');
+  return (
+    `- **${r.mode} K=${r.items} c=${r.concurrency}**: CPU ms ${cpu}` +
+    `${work ? `; party work ms (turns without commit) ${work}` : ''}${turns ? `; turn ms (wall, incl. commit wait) ${turns}` : ''}; ` +
+    `crypto floor ms ${floors}; commits ${commits}; crypto ${ops}; hops ${hops}; ` +
+    `logins ${r.logins.count} × ${fmt(r.logins.meanMs)} ms (scrypt N=${r.logins.scryptN}); ` +
+    `heap KB per in-flight migration ${kb(r.memory.heapPerInFlightBytes)} ` +
+    `(median of ${r.memory.heapProbes} mid-run GCs, ${fmt(r.memory.probedInFlight)} in flight), ` +
+    `heap KB a finished migration leaves behind ${kb(r.memory.heapRetainedPerMigrationBytes)}` +
+    `${Number.isFinite(r.memory.partyRssPerInFlightBytes) ? `; party processes' RSS KB/in-flight ${kb(r.memory.partyRssPerInFlightBytes)}` : ''}`
+  );
+}
+
 export function markdown(results: ConfigResult[], units: Units, grow: Growth[]): string {
   const lines: string[] = [];
-  lines.push(
-    '| mode | K | conc | migs | mig/s | floor mig/s | ratio | p50 ms | p95 ms | p99 ms | CPU ms/mig | floor ms/mig (CPU: crypto + commits; flush) | CPU eff. | msgs/mig | KB/mig | commits/mig | Ed25519 s/v per mig | heap KB/in-flight | RSS KB/in-flight |',
-  );
+  lines.push(TABLE_HEADER);
   lines.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|');
-  for (const r of results) {
-    const f = r.floor;
-    lines.push(
-      `| ${r.mode} | ${r.items} | ${r.concurrency} | ${r.completed}${r.failures.length ? ` (+${r.failures.length} failed)` : ''} | ${fmt(r.throughputPerS)} | ${fmt(f.floorThroughputPerS)} | ${fmt(f.throughputRatio)} | ${fmt(r.latencyMs.p50)} | ${fmt(r.latencyMs.p95)} | ${fmt(r.latencyMs.p99)} | ${fmt(r.cpuMsPerMigration)} | ${fmt(f.floorMs)} (${fmt(f.cryptoMs)} + ${fmt(f.commitCpuMs)}; flush ${fmt(f.flushFloorMs)} = ${fmt(f.busiestEnvCommits)} in ${f.busiestEnv}) | ${fmt(f.cpuEfficiency)} | ${fmt(r.messagesPerMigration)} | ${kb(r.bytesPerMigration)} | ${fmt(r.lmdbCommitsPerMigration)} | ${fmt(r.cryptoPerMigration['ed25519.sign'])}/${fmt(r.cryptoPerMigration['ed25519.verify'])} | ${kb(r.memory.heapPerInFlightBytes)} | ${kb(r.memory.rssPerInFlightBytes)} |`,
-    );
-  }
+  for (const r of results) lines.push(tableRow(r));
   lines.push('');
   lines.push('Per configuration (per migration): CPU ms by process; LMDB commits by role; crypto operations by kind.');
   lines.push('');
-  for (const r of results) {
-    const cpu = Object.entries(r.cpuMsPerMigrationByProcess)
-      .map(([k, v]) => `${k} ${fmt(v)}`)
-      .join(', ');
-    const turns = r.turnMsPerMigrationByRole
-      ? Object.entries(r.turnMsPerMigrationByRole)
-          .map(([k, v]) => `${k} ${fmt(v)}`)
-          .join(', ')
-      : '';
-    const work = r.workMsPerMigrationByRole
-      ? Object.entries(r.workMsPerMigrationByRole)
-          .map(([k, v]) => `${k} ${fmt(v)}`)
-          .join(', ')
-      : '';
-    const commits = Object.entries(r.lmdbCommitsPerMigrationByRole)
-      .map(([k, v]) => `${k} ${fmt(v)}`)
-      .join(', ');
-    const ops = CRYPTO_KINDS.filter((k) => r.cryptoPerMigration[k])
-      .map((k) => `${k} ${fmt(r.cryptoPerMigration[k])}`)
-      .join(', ');
-    const hops = Object.entries(r.hopsPerMigration)
-      .sort((a, b) => b[1].messages - a[1].messages)
-      .map(([h, v]) => `${h} ${fmt(v.messages)} (${kb(v.bytes)} KB)`)
-      .join(', ');
-    const floors = Object.entries(r.cryptoFloorMsPerMigrationByRole)
-      .map(([k, v]) => `${k} ${fmt(v)}`)
-      .join(', ');
-    lines.push(
-      `- **${r.mode} K=${r.items} c=${r.concurrency}**: CPU ms ${cpu}${work ? `; party work ms (turns without commit) ${work}` : ''}${turns ? `; turn ms (wall, incl. commit wait) ${turns}` : ''}; crypto floor ms ${floors}; commits ${commits}; crypto ${ops}; hops ${hops}; logins ${r.logins.count} × ${fmt(r.logins.meanMs)} ms (scrypt N=${r.logins.scryptN}); heap KB per in-flight migration ${kb(r.memory.heapPerInFlightBytes)} (median of ${r.memory.heapProbes} mid-run GCs, ${fmt(r.memory.probedInFlight)} in flight), heap KB a finished migration leaves behind ${kb(r.memory.heapRetainedPerMigrationBytes)}${Number.isFinite(r.memory.partyRssPerInFlightBytes) ? `; party processes' RSS KB/in-flight ${kb(r.memory.partyRssPerInFlightBytes)}` : ''}`,
-    );
-  }
+  for (const r of results) lines.push(configLine(r));
   lines.push('');
   lines.push('Growth (least-squares slopes over the configurations run):');
   lines.push('');
@@ -389,15 +413,20 @@ export function markdown(results: ConfigResult[], units: Units, grow: Growth[]):
     for (const p of g.perItem) {
       const steps = p.marginalCpuMsPerItem.map((m) => `K ${m.fromK}→${m.toK} +${fmt(m.ms)}`).join(', ');
       lines.push(
-        `- ${g.mode}, c=${p.concurrency}: +${fmt(p.cpuMsPerItem)} CPU ms per item (floor +${fmt(p.floorMsPerItem)} ms; +${fmt(p.cryptoOpsPerItem)} crypto ops, +${fmt(p.commitsPerItem)} commits per item)${steps ? `; each added item, by step: ${steps} CPU ms` : ''}`,
+        `- ${g.mode}, c=${p.concurrency}: +${fmt(p.cpuMsPerItem)} CPU ms per item ` +
+          `(floor +${fmt(p.floorMsPerItem)} ms; +${fmt(p.cryptoOpsPerItem)} crypto ops, +${fmt(p.commitsPerItem)} commits per item)` +
+          `${steps ? `; each added item, by step: ${steps} CPU ms` : ''}`,
       );
     }
     for (const p of g.perConcurrency) {
       const heap = Number.isFinite(p.heapPerAddedInFlightBytes)
-        ? `; heap ${kb(p.heapPerAddedInFlightBytes)} KB per added in-flight migration (+ ${kb(p.heapFixedBytes)} KB whatever the concurrency; fitted over c >= ${HEAP_FIT_CONCURRENCY_MIN})`
+        ? `; heap ${kb(p.heapPerAddedInFlightBytes)} KB per added in-flight migration ` +
+          `(+ ${kb(p.heapFixedBytes)} KB whatever the concurrency; fitted over c >= ${HEAP_FIT_CONCURRENCY_MIN})`
         : '';
       lines.push(
-        `- ${g.mode}, K=${p.items}: CPU ms/migration ${p.cpuMsPerDoubling >= 0 ? '+' : ''}${fmt(p.cpuMsPerDoubling)} and p50 ${p.p50MsPerDoubling >= 0 ? '+' : ''}${fmt(p.p50MsPerDoubling)} ms per doubling of concurrency; p99/p50 at the highest = ${fmt(p.p99OverP50AtMax)}${heap}`,
+        `- ${g.mode}, K=${p.items}: CPU ms/migration ${p.cpuMsPerDoubling >= 0 ? '+' : ''}${fmt(p.cpuMsPerDoubling)} ` +
+          `and p50 ${p.p50MsPerDoubling >= 0 ? '+' : ''}${fmt(p.p50MsPerDoubling)} ms per doubling of concurrency; ` +
+          `p99/p50 at the highest = ${fmt(p.p99OverP50AtMax)}${heap}`,
       );
     }
   }

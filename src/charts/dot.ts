@@ -135,7 +135,8 @@ class DotWriter {
     if (t.targets.length === 0) {
       if (!isComposite(source))
         this.out.push(
-          `  ${dotString(stateNode(t.source))} -> ${dotString(stateNode(t.source))} ${attrs({ label, tooltip, style: 'dashed', class: 'transition internal' })}`,
+          `  ${dotString(stateNode(t.source))} -> ${dotString(stateNode(t.source))} ` +
+            `${attrs({ label, tooltip, style: 'dashed', class: 'transition internal' })}`,
         );
       return;
     }

@@ -24,7 +24,8 @@ export function addBenchCommand(program: Command, out: (line: string) => void): 
   program
     .command('bench')
     .description(
-      'measure migrations (throughput, latency, CPU, messages, commits, memory) against their floor: the crypto and durable commits they must do, priced in the same run',
+      'measure migrations (throughput, latency, CPU, messages, commits, memory) against their floor: ' +
+        'the crypto and durable commits they must do, priced in the same run',
     )
     .option('--mode <m>', 'embedded | processes | all', 'all')
     .option('--concurrency <list>', 'migrations in flight, e.g. 1,16,64,256', list(BENCH_CONCURRENCY_MAX), DEFAULT_CONCURRENCY)
@@ -40,7 +41,8 @@ export function addBenchCommand(program: Command, out: (line: string) => void): 
     .option('--out <dir>', 'folder for the JSON result (default bench/results/)')
     .option(
       '--profile <dir>',
-      "write a CPU profile of each configuration's timed part (this process: every party in embedded mode, the phones in processes mode) to <dir>/<mode>-k<K>-c<c>.cpuprofile, for Chrome DevTools or speedscope",
+      "write a CPU profile of each configuration's timed part (this process: every party in embedded mode, the phones in processes mode) " +
+        'to <dir>/<mode>-k<K>-c<c>.cpuprofile, for Chrome DevTools or speedscope',
     )
     .action(
       async (o: {

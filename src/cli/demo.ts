@@ -310,9 +310,8 @@ class Demo {
     const orders = plan.map((p, i) => system.issueOrder({ provider: p.provider, serial: w.source.serial, value: demoValue(p.kind, i, toHex(rng.bytes(16))) }));
     const issued = await w.oldPhone.issue(orders);
     if (issued.outcome !== 'completed') throw new Error(`issuance ended ${issued.outcome}: ${issued.reason ?? ''}`);
-    say(
-      `source chip ${w.source.serial} issued with: ${plan.map((p) => `${p.kind} (${p.provider})`).join(', ')} (each provider's signed issue order, issuance ${issued.mig})`,
-    );
+    const issuedKinds = plan.map((p) => `${p.kind} (${p.provider})`).join(', ');
+    say(`source chip ${w.source.serial} issued with: ${issuedKinds} (each provider's signed issue order, issuance ${issued.mig})`);
     say(`destination chip ${w.destination.serial} is empty`);
     for (const p of plan) {
       system.connectReader(w.oldPhone, p.provider);
@@ -345,9 +344,8 @@ class Demo {
   /** With faults on, the user is persistent: logs in again after a lost login, asks again after a lost request. */
   private async migrateWithFaults(system: EmbeddedSystem, w: DemoWorld): Promise<{ mig: string; outcome: string }> {
     const { crashAt, faultPolicy, opts } = this;
-    this.say(
-      `\nmigrating ${w.source.serial} -> ${w.destination.serial} with ${[crashAt ? `a crash at ${opts.crashAt}` : '', faultPolicy ? `link faults ${opts.faults}` : ''].filter(Boolean).join(' and ')}`,
-    );
+    const disturbances = [crashAt ? `a crash at ${opts.crashAt}` : '', faultPolicy ? `link faults ${opts.faults}` : ''].filter(Boolean).join(' and ');
+    this.say(`\nmigrating ${w.source.serial} -> ${w.destination.serial} with ${disturbances}`);
     this.armed = true;
     system.setFaults(faultPolicy ?? null);
     const r = await driveMigration(system, {

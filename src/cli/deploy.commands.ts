@@ -309,7 +309,8 @@ function addStatusCommand(program: Command, out: Out): void {
       if (migrations.length === 0) out('no migrations');
       for (const m of migrations) {
         out(
-          `${m.mig}  user ${m.user}  ${m.kind === 'issuance' ? 'issue orders' : (m.source ?? '?')} -> ${m.destination ?? '?'}  state ${m.state}${m.outcome ? `  outcome ${m.outcome}` : ''}${m.decision ? `  decision ${m.decision}` : ''}`,
+          `${m.mig}  user ${m.user}  ${m.kind === 'issuance' ? 'issue orders' : (m.source ?? '?')} -> ${m.destination ?? '?'}  ` +
+            `state ${m.state}${m.outcome ? `  outcome ${m.outcome}` : ''}${m.decision ? `  decision ${m.decision}` : ''}`,
         );
         out(`  ${m.step ? `step ${m.step.id} (${m.step.title}); ` : ''}waiting for: ${m.waitingFor}${m.reason ? `  (last reason: ${m.reason})` : ''}`);
         for (const i of m.items) out(`  item ${i.item} ${i.area.padEnd(12)} ${i.state}`);

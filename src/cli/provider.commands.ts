@@ -108,7 +108,8 @@ export function addProviderCommands(program: Command, out: Out): void {
   provider
     .command('issue')
     .description(
-      "sign a single-use issue order: a new value item for one chip and area (the provider's authority to create it); the phone receives it with `valmove terminal issue --order`",
+      "sign a single-use issue order: a new value item for one chip and area (the provider's authority to create it); " +
+        'the phone receives it with `valmove terminal issue --order`',
     )
     .requiredOption('--config <file>', "the provider's config")
     .requiredOption('--serial <serial>', 'the chip the item goes to')

@@ -73,9 +73,11 @@ function fmtCounts(c: Record<string, number>): string {
 export function formatReport(r: RunReport, o: { faults: readonly string[]; items: number }): string[] {
   const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
   const lines = [
-    `seeds ${r.seeds}, ${r.migrations} migrations (${r.migrations / Math.max(1, r.seeds)} per seed, 1-${o.items} items each), faults ${o.faults.join(',') || 'none'}`,
+    `seeds ${r.seeds}, ${r.migrations} migrations (${r.migrations / Math.max(1, r.seeds)} per seed, 1-${o.items} items each), ` +
+      `faults ${o.faults.join(',') || 'none'}`,
     `messages delivered ${r.delivered}; faults struck: ${fmtCounts(r.faults)}; crashes ${r.crashes}; partitions ${r.partitions}`,
-    `mean fault rates per seed: drop ${pct(r.meanMix.drop)}, dup ${pct(r.meanMix.dup)}, reorder ${pct(r.meanMix.reorder)}, delay ${pct(r.meanMix.delay)}, crash ${pct(r.meanMix.crash)} per turn point, partitions ${r.meanMix.partition.toFixed(2)}/s`,
+    `mean fault rates per seed: drop ${pct(r.meanMix.drop)}, dup ${pct(r.meanMix.dup)}, reorder ${pct(r.meanMix.reorder)}, delay ${pct(r.meanMix.delay)}, ` +
+      `crash ${pct(r.meanMix.crash)} per turn point, partitions ${r.meanMix.partition.toFixed(2)}/s`,
     `outcomes: ${fmtCounts(r.outcomes)}`,
     ...(Object.keys(r.rogue ?? {}).length > 0
       ? [
@@ -125,7 +127,8 @@ export function addSimCommand(program: Command, out: (line: string) => void): vo
   program
     .command('sim')
     .description(
-      'deterministic simulation: concurrent migrations under seeded message loss, duplication, reordering, delay, crashes and partitions, invariants checked after every delivered message',
+      'deterministic simulation: concurrent migrations under seeded message loss, duplication, reordering, delay, crashes and partitions, ' +
+        'invariants checked after every delivered message',
     )
     .option('--seeds <n>', 'how many seeds to run', count('--seeds', 1, 10_000_000), 100)
     .option('--from <n>', 'first seed of the run (seeds are from, from+1, ...)', count('--from', 0, Number.MAX_SAFE_INTEGER), 0)
@@ -151,7 +154,9 @@ async function runSimCommand(o: SimCommandOptions, out: (line: string) => void):
     throw new InvalidArgumentError(`unknown --break "${o.break}"; one of ${BREAKS.join(', ')}`);
   const breakProtocol = o.break as BreakProtocol | undefined;
   const rogue = parseRogue(o.rogue);
-  const again = `--migrations ${o.migrations} --items ${o.items} --faults ${o.faults}${breakProtocol ? ` --break ${breakProtocol}` : ''}${rogue.length ? ` --rogue ${o.rogue}` : ''}${o.pay ? ' --pay' : ''}`;
+  const again =
+    `--migrations ${o.migrations} --items ${o.items} --faults ${o.faults}` +
+    `${breakProtocol ? ` --break ${breakProtocol}` : ''}${rogue.length ? ` --rogue ${o.rogue}` : ''}${o.pay ? ' --pay' : ''}`;
   const p: SimRunOptions = { faults, breakProtocol, rogue, again };
   if (o.worker !== undefined) {
     await workerLoop(
@@ -264,7 +269,8 @@ function printFirstViolation(report: RunReport, again: string, out: (line: strin
   out(`  replay: valmove sim --seed ${v.seed} ${again} --trace`);
   if (!m) return;
   out(
-    `  shrunk in ${m.runs} runs: ${m.result.struck.length} faults left (of ${v.struck.length}), ${m.result.stats.events} events, still ${m.result.violation?.invariant}`,
+    `  shrunk in ${m.runs} runs: ${m.result.struck.length} faults left (of ${v.struck.length}), ` +
+      `${m.result.stats.events} events, still ${m.result.violation?.invariant}`,
   );
   out(`  minimal run: valmove sim --seed ${v.seed} ${again}${m.mask.length ? ` --mask ${formatMask(m.mask)}` : ''} --trace`);
   out(`  its trace (${m.result.trace.length} lines) is in ${m.traceFile}; the last lines:`);

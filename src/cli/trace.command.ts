@@ -51,7 +51,8 @@ export function addTraceCommand(program: Command, out: (line: string) => void): 
       if (o.out) {
         writeFileSync(o.out, text);
         out(
-          `${o.out}: ${seq.totals.messages} messages in ${seq.totals.groups} step groups (${seq.totals.steps.join(' ')}), ${seq.participants.length} participants`,
+          `${o.out}: ${seq.totals.messages} messages in ${seq.totals.groups} step groups (${seq.totals.steps.join(' ')}), ` +
+            `${seq.participants.length} participants`,
         );
       } else {
         out(text.replace(/\n$/, ''));

@@ -390,7 +390,8 @@ export const migrationMachine = migrationSetup.createMachine({
               'backingOff',
               {
                 description:
-                  "S12–S14: the migration SAM authenticates to the destination area with the temp key, downloads the item and the destination's main key, and signs a receipt.",
+                  'S12–S14: the migration SAM authenticates to the destination area with the temp key, ' +
+                  "downloads the item and the destination's main key, and signs a receipt.",
                 entry: [
                   { type: 'progressItem', params: { step: 'S11', text: 'next provider taken from the migration database' } },
                   { type: 'progressItem', params: { step: 'S12', text: "the destination chip is linked to its provider's migration SAM" } },
@@ -451,7 +452,8 @@ export const migrationMachine = migrationSetup.createMachine({
       'commitRetry',
       {
         description:
-          'Commit point (protocol.md §4.3): the admin SAM sets its decision record pending -> committed by compare-and-set, only with a valid receipt for every item.',
+          'Commit point (protocol.md §4.3): the admin SAM sets its decision record pending -> committed by compare-and-set, ' +
+          'only with a valid receipt for every item.',
         entry: [{ type: 'progress', params: { step: 'commit', text: 'all items downloaded; asking the admin SAM to commit' } }, 'commit'],
         on: {
           DECIDED: [
@@ -535,7 +537,9 @@ export const migrationMachine = migrationSetup.createMachine({
     }),
     rollingBack: {
       description:
-        'protocol.md §3 rollback, in its order: the admin SAM decided `aborted`; every migration SAM is fenced; the source gets its main keys back when it is here; the SAM stores are cleared once it has; the destination, never active, is wiped when it is here.',
+        'protocol.md §3 rollback, in its order: the admin SAM decided `aborted`; every migration SAM is fenced; ' +
+        'the source gets its main keys back when it is here; the SAM stores are cleared once it has; ' +
+        'the destination, never active, is wiped when it is here.',
       initial: 'fencing',
       on: {
         ...CANCEL.afterAbort,

@@ -215,7 +215,8 @@ export function formatText(model: Model, paths: ModelPath[], cov: Coverage): str
     (p, i) => `${model.name} #${i + 1}${p.variant ? ` [${p.variant}]` : ''}: ${p.events.map(describeEvent).join(' → ') || '(start)'}  ⇒  ${stateText(p.state)}`,
   );
   lines.push(
-    `${model.name}: ${paths.length} paths; planned coverage, replayed on the chart itself: states ${cov.states.reached}/${cov.states.total}; transitions ${cov.transitions.reached}/${cov.transitions.total}` +
+    `${model.name}: ${paths.length} paths; planned coverage, replayed on the chart itself: ` +
+      `states ${cov.states.reached}/${cov.states.total}; transitions ${cov.transitions.reached}/${cov.transitions.total}` +
       (cov.missingTransitions.length ? `; not reached: ${cov.missingTransitions.slice(0, 5).join('; ')}${cov.missingTransitions.length > 5 ? ' …' : ''}` : ''),
   );
   return lines.join('\n');

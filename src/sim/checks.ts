@@ -41,14 +41,18 @@ export function checkOutcomes(run: SeedRun, users: SimUsers): void {
     if (u.defective && s === 'completed') {
       run.fail({
         invariant: 'rogue',
-        message: `check download-kcv did not hold: ${u.name}'s migration completed onto ${u.destination}, whose chip wrote another main key than the provider derived (its key check value was not that key's)`,
+        message:
+          `check download-kcv did not hold: ${u.name}'s migration completed onto ${u.destination}, ` +
+          "whose chip wrote another main key than the provider derived (its key check value was not that key's)",
       });
       break;
     }
     if (s !== 'completed' && !u.cancelled && !u.deadlineMs && !u.defective) {
       run.fail({
         invariant: 'outcome',
-        message: `${u.name}'s migration ended ${s}, though nobody cancelled it and it had no deadline (${system.server.migration(users.latest(u)!)?.reason ?? 'no reason recorded'})`,
+        message:
+          `${u.name}'s migration ended ${s}, though nobody cancelled it and it had no deadline ` +
+          `(${system.server.migration(users.latest(u)!)?.reason ?? 'no reason recorded'})`,
       });
       break;
     }
@@ -80,7 +84,9 @@ export function checkEndStates(run: SeedRun, users: SimUsers): void {
       if (got.source !== want.source || got.destination !== want.destination) {
         run.fail({
           invariant: 'end-state',
-          message: `${u.name}'s migration ended ${s}: area ${area} is ${got.source} on the source ${u.source} and ${got.destination} on the destination ${u.destination}; it must be ${want.source} and ${want.destination}`,
+          message:
+            `${u.name}'s migration ended ${s}: area ${area} is ${got.source} on the source ${u.source} ` +
+            `and ${got.destination} on the destination ${u.destination}; it must be ${want.source} and ${want.destination}`,
         });
         break;
       }

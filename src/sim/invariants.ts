@@ -84,7 +84,9 @@ export function checkSafety(system: EmbeddedSystem, refs: Iterable<string>): Vio
       if (area.state === 'mainActive' && last?.op === 'activate' && last.step === 'S16' && decided.get(last.mig) !== 'committed') {
         return {
           invariant: 'commit-point',
-          message: `area ${area.area} of chip ${chip.serial} was activated (S16) by ${last.mig}, whose decision record is ${decided.get(last.mig) ?? 'missing'}, not committed`,
+          message:
+            `area ${area.area} of chip ${chip.serial} was activated (S16) by ${last.mig}, ` +
+            `whose decision record is ${decided.get(last.mig) ?? 'missing'}, not committed`,
         };
       }
     }
@@ -167,7 +169,9 @@ export class SafetyChecker {
         if (a.state === 'mainActive' && a.last?.op === 'activate' && a.last.step === 'S16' && this.decided.get(a.last.mig) !== 'committed') {
           return {
             invariant: 'commit-point',
-            message: `area ${a.area} of chip ${chip.serial} was activated (S16) by ${a.last.mig}, whose decision record is ${this.decided.get(a.last.mig) ?? 'missing'}, not committed`,
+            message:
+              `area ${a.area} of chip ${chip.serial} was activated (S16) by ${a.last.mig}, ` +
+              `whose decision record is ${this.decided.get(a.last.mig) ?? 'missing'}, not committed`,
           };
         }
         const w = a.ref === null ? undefined : where.get(a.ref);

@@ -144,12 +144,16 @@ export class Payments {
     if (l.receipted > spent) {
       this.run.fail({
         invariant: 'spent-twice',
-        message: `${u.name}'s item ${it.ref} started at ${worth(it)} and ends at ${worth(end)}, yet payments of ${l.receipted} got receipts (on ${sides}): ${l.receipted - spent} spent twice`,
+        message:
+          `${u.name}'s item ${it.ref} started at ${worth(it)} and ends at ${worth(end)}, ` +
+          `yet payments of ${l.receipted} got receipts (on ${sides}): ${l.receipted - spent} spent twice`,
       });
     } else if (spent - l.receipted > l.unknown) {
       this.run.fail({
         invariant: 'conservation',
-        message: `${u.name}'s item ${it.ref} started at ${worth(it)} and ends at ${worth(end)}: ${spent - l.receipted - l.unknown} more than every payment tried (${l.receipted} with receipts, ${l.unknown} without) is gone`,
+        message:
+          `${u.name}'s item ${it.ref} started at ${worth(it)} and ends at ${worth(end)}: ` +
+          `${spent - l.receipted - l.unknown} more than every payment tried (${l.receipted} with receipts, ${l.unknown} without) is gone`,
       });
     }
   }

@@ -38,7 +38,8 @@ export function toSvg(seq: Sequence): string {
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="sans-serif" font-size="11">`,
   );
   out.push(
-    '<defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" markerHeight="7" orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" fill="#333"/></marker></defs>',
+    '<defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" markerHeight="7" orient="auto-start-reverse">' +
+      '<path d="M0,0 L10,5 L0,10 z" fill="#333"/></marker></defs>',
   );
   out.push(`<rect x="0" y="0" width="${width}" height="${height}" fill="#fff"/>`);
   const migs = seq.totals.migrations;
@@ -79,12 +80,15 @@ export function toSvg(seq: Sequence): string {
     out.push(`<line x1="${cx}" y1="${TITLE_PX + HEAD_PX}" x2="${cx}" y2="${top + rows}" stroke="#999" stroke-dasharray="4 3"/>`);
     out.push(`<rect x="${cx - COLUMN_PX / 2 + 6}" y="${TITLE_PX}" width="${COLUMN_PX - 12}" height="${HEAD_PX - 6}" rx="4" fill="#f4f4f4" stroke="#555"/>`);
     out.push(
-      `<text x="${cx}" y="${TITLE_PX + 18}" text-anchor="middle" font-family="monospace"><title>${escapeXml(p)}</title>${escapeXml(short(p, NAME_CHARS_MAX))}</text>`,
+      `<text x="${cx}" y="${TITLE_PX + 18}" text-anchor="middle" font-family="monospace">` +
+        `<title>${escapeXml(p)}</title>${escapeXml(short(p, NAME_CHARS_MAX))}</text>`,
     );
   }
   out.push(...arrows);
   const t = seq.totals;
-  const legend = `${t.messages} messages, ${formatBytes(t.bytes)} (of which ${formatBytes(t.frameBytes)} relayed session frames), ${t.groups} step groups over ${t.steps.length} steps, ${t.participants} participants${migs.length ? `; ${migs.join(', ')}` : ''}`;
+  const legend =
+    `${t.messages} messages, ${formatBytes(t.bytes)} (of which ${formatBytes(t.frameBytes)} relayed session frames), ` +
+    `${t.groups} step groups over ${t.steps.length} steps, ${t.participants} participants${migs.length ? `; ${migs.join(', ')}` : ''}`;
   out.push(`<text x="${MARGIN_PX}" y="${top + rows + 28}" font-size="12">${escapeXml(legend)}</text>`);
   out.push('</svg>');
   return `${out.join('\n')}\n`;

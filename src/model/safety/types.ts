@@ -64,9 +64,11 @@ export type RuleName = keyof typeof RULES;
 export const INVARIANTS = {
   'no-duplication': '§4.1: each item is spendable (area mainActive) on at most one chip',
   'no-latent-duplication':
-    '§4.1 with §4.3: whichever way the record can still go, at most one chip holds the item spendable or about to be (a loaded destination or a downloadable migration-SAM copy under committed, a locked source under aborted)',
+    '§4.1 with §4.3: whichever way the record can still go, at most one chip holds the item spendable or about to be ' +
+    '(a loaded destination or a downloadable migration-SAM copy under committed, a locked source under aborted)',
   'no-loss':
-    '§4.2 with §4.3: each item is recoverable from what is durable: spendable, or locked on the source while the record can still roll back, or loaded on the destination under committed (roll forward)',
+    '§4.2 with §4.3: each item is recoverable from what is durable: spendable, or locked on the source while the record can still roll back, ' +
+    'or loaded on the destination under committed (roll forward)',
   'commit-point': "§4.3, S16: an item is spendable on a chip other than its source only under a committed record, on that record's destination",
   'commit-needs-receipts': '§3 Commit: a committed record has a download receipt for every item, bound to its destination',
   'decision-final': '§3 Commit: a decided record never changes, and a bound destination never changes',
@@ -76,7 +78,8 @@ export const INVARIANTS = {
   'fence-holds': '§3 Rollback (2): no upload or download at a migration SAM that has fenced the migration',
   'temp-key-lifetime': "§2, issue 16: a migration's temp keys end only once its items are settled, and never come back",
   'settled-clean':
-    '§4.2: a migration the server ended is really over: completed (destination spendable, source locked or wiped) or rolled back (source spendable, destination wiped), SAM stores empty, temp keys ended',
+    '§4.2: a migration the server ended is really over: completed (destination spendable, source locked or wiped) ' +
+    'or rolled back (source spendable, destination wiped), SAM stores empty, temp keys ended',
 } as const;
 export type InvariantName = keyof typeof INVARIANTS;
 
