@@ -308,6 +308,17 @@ export class MigrationSamRuntime extends PartyRuntime {
 
   // ---- intents --------------------------------------------------------------------------------------
 
+  /** S15: the receipt, signed and kept with the item, goes back with the download's answer. */
+  private signReceipt(turn: TurnContext, key: string, ctx: MigrationSamContext, w: Working): void {
+    const rec = this.heldRecord(ctx.mig, ctx.item);
+    const receipt = signReceipt(
+      { mig: ctx.mig, item: ctx.item, serial: w.grant.serial, area: w.grant.area, provider: this.opts.provider, kcv: w.kcv! },
+      this.opts.identity,
+    );
+    turn.write(() => this.records.items.put(MigrationSamRecords.keyOf(ctx.mig, ctx.item), { ...rec, receipt }));
+    this.pendingReceipt.set(key, receipt);
+  }
+
   protected onIntent(key: string, intent: MigrationSamIntent, turn: TurnContext): void {
     const ctx = this.actorOf(key)!.getSnapshot().context as MigrationSamContext;
     const w = this.working.get(key);
@@ -349,17 +360,8 @@ export class MigrationSamRuntime extends PartyRuntime {
       case 'answerUploaded':
         turn.send(turn.peerOfRequest(intent.request), 'msam.uploaded', {}, { ...header, step: 'S7', corr: intent.request });
         return;
-      case 'signReceipt': {
-        // S15: the receipt, signed, goes back with the download's answer.
-        const rec = this.heldRecord(ctx.mig, ctx.item);
-        const receipt = signReceipt(
-          { mig: ctx.mig, item: ctx.item, serial: w!.grant.serial, area: w!.grant.area, provider: this.opts.provider, kcv: w!.kcv! },
-          this.opts.identity,
-        );
-        turn.write(() => this.records.items.put(MigrationSamRecords.keyOf(ctx.mig, ctx.item), { ...rec, receipt }));
-        this.pendingReceipt.set(key, receipt);
-        return;
-      }
+      case 'signReceipt':
+        return this.signReceipt(turn, key, ctx, w!);
       case 'answerDownloaded': {
         const receipt = this.pendingReceipt.get(key) ?? this.heldRecord(ctx.mig, ctx.item).receipt;
         this.pendingReceipt.delete(key);

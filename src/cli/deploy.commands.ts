@@ -158,9 +158,18 @@ function addUserCommands(program: Command, out: Out): void {
 }
 
 /** `valmove terminal <command>`: what a user does on a running terminal process, through its control API. */
+/** One subcommand of `valmove terminal`: its options, the control API call it makes, and how its answer is shown. */
+type TerminalCall = (
+  name: string,
+  description: string,
+  build: (c: Command) => Command,
+  run: (t: TerminalControl, o: Record<string, unknown>) => Promise<unknown>,
+  show: (r: never) => string,
+) => void;
+
 function addTerminalCommands(program: Command, out: Out): void {
   const terminal = program.command('terminal').description('what a user does on a running terminal process (its control API)');
-  const call = (
+  const call: TerminalCall = (
     name: string,
     description: string,
     build: (c: Command) => Command,
@@ -189,10 +198,17 @@ function addTerminalCommands(program: Command, out: Out): void {
         }
       });
   };
-  const migration = (r: { mig: string; outcome: string; reason?: string; items: Array<{ provider: string }> }) =>
-    `migration ${r.mig}: ${r.outcome}${r.reason ? ` (${r.reason})` : ''}; items: ${r.items.map((i) => i.provider).join(', ')}`;
-  const receipt = (r: { op: string; area: string; balance?: number; amount?: number; state?: string }) =>
-    `${r.op} on ${r.area}: ${r.state ?? `balance ${r.balance}`}${r.amount !== undefined ? ` (amount ${r.amount})` : ''}`;
+  addTerminalAccountCommands(call);
+  addTerminalReaderCommands(call);
+}
+
+const migrationLine = (r: { mig: string; outcome: string; reason?: string; items: Array<{ provider: string }> }) =>
+  `migration ${r.mig}: ${r.outcome}${r.reason ? ` (${r.reason})` : ''}; items: ${r.items.map((i) => i.provider).join(', ')}`;
+const receiptLine = (r: { op: string; area: string; balance?: number; amount?: number; state?: string }) =>
+  `${r.op} on ${r.area}: ${r.state ?? `balance ${r.balance}`}${r.amount !== undefined ? ` (amount ${r.amount})` : ''}`;
+
+/** Login, registration and the migrations a user starts on a terminal. */
+function addTerminalAccountCommands(call: TerminalCall): void {
   call(
     'login',
     "log the terminal's user in",
@@ -215,21 +231,21 @@ function addTerminalCommands(program: Command, out: Out): void {
     'source phase (S1-S8): lock this chip and upload every item',
     (c) => c.option('--destination <serial>', 'the destination chip, checked up front'),
     (t, o) => t.migrateOut(o.destination ? { destination: o.destination as string } : {}),
-    migration,
+    migrationLine,
   );
   call(
     'migrate-in',
     'destination phase (S9-S17): format, download, commit, activate',
     (c) => c.option('--mig <id>', 'the migration, when the user has several'),
     (t, o) => t.migrateIn(o.mig ? { mig: o.mig as string } : {}),
-    migration,
+    migrationLine,
   );
   call(
     'issue',
     'receive value the provider issued to this chip (`valmove provider issue` orders): the destination phase, with no source',
     (c) => c.requiredOption('--order <token...>', "the provider's issue order(s), one per item"),
     (t, o) => t.issue(o.order as string[]),
-    migration,
+    migrationLine,
   );
   call(
     'cancel',
@@ -238,19 +254,23 @@ function addTerminalCommands(program: Command, out: Out): void {
     (t, o) => t.cancel(o.mig as string),
     (r: { mig: string; decision: string }) => `migration ${r.mig}: ${r.decision}`,
   );
+}
+
+/** Normal use through the terminal's reader, and the terminal's own state. */
+function addTerminalReaderCommands(call: TerminalCall): void {
   call(
     'balance',
     "read an item on the chip through the provider's normal SAM",
     (c) => c.requiredOption('--provider <name>', 'provider'),
     (t, o) => t.normal(o.provider as string, 'balance'),
-    receipt,
+    receiptLine,
   );
   call(
     'pay',
     'pay from an item on the chip (normal use)',
     (c) => c.requiredOption('--provider <name>', 'provider').requiredOption('--amount <n>', 'amount', whole),
     (t, o) => t.normal(o.provider as string, 'pay', o.amount as number),
-    receipt,
+    receiptLine,
   );
   call(
     'topup',
@@ -261,7 +281,7 @@ function addTerminalCommands(program: Command, out: Out): void {
         .option('--voucher <token>', "the provider's voucher (carries the amount)")
         .option('--amount <n>', "amount (a charging reader, or to check the voucher's)", whole),
     (t, o) => t.normal(o.provider as string, 'topup', o.amount as number | undefined, undefined, o.voucher as string | undefined),
-    receipt,
+    receiptLine,
   );
   call(
     'status',

@@ -76,7 +76,13 @@ function providerConfig(file: string): ProviderConfig {
 
 export function addProviderCommands(program: Command, out: Out): void {
   const provider = program.command('provider').description("a provider's operator: issue orders, top-up vouchers and the readers its normal SAM serves");
+  addVoucherCommand(provider, out);
+  addIssueCommand(provider, out);
+  addEnrollCommand(provider, out);
+}
 
+/** `valmove provider voucher`: a signed single-use top-up voucher. */
+function addVoucherCommand(provider: Command, out: Out): void {
   provider
     .command('voucher')
     .description("sign a single-use top-up voucher for one chip, area and amount (the provider's authority to create that value)")
@@ -104,7 +110,10 @@ export function addProviderCommands(program: Command, out: Out): void {
       }
       out(token);
     });
+}
 
+/** `valmove provider issue`: a signed single-use issue order for a new item. */
+function addIssueCommand(provider: Command, out: Out): void {
   provider
     .command('issue')
     .description(
@@ -156,7 +165,10 @@ export function addProviderCommands(program: Command, out: Out): void {
         out(token);
       },
     );
+}
 
+/** `valmove provider enroll`: enrol or revoke a reader of the provider's normal SAM. */
+function addEnrollCommand(provider: Command, out: Out): void {
   provider
     .command('enroll')
     .description("enrol a reader (a phone's terminal, a shop's reader) by its device key, with its rights; or revoke one")

@@ -10,6 +10,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ChipRuntime } from '../actors/chip.actor.ts';
 import { issueItems, type IssueRequest } from '../actors/issuer.ts';
+import type { ValueItem } from '../actors/value.ts';
 import { systemClock } from '../clock.ts';
 import { createLogger } from '../log.ts';
 import { demoProviders, demoValue } from '../fixtures/demo.ts';
@@ -262,6 +263,32 @@ export interface UpReport {
   stopped: boolean;
 }
 
+/** Each provider's operator signs an issue order for the source chip (valmove provider issue); the old phone receives them. */
+async function issueToSource(
+  dir: string,
+  items: Array<{ area: string; provider: string; value: ValueItem }>,
+  oldPhone: TerminalControl,
+  say: (line: string) => void,
+): Promise<void> {
+  const sourceSerial = (loadConfig(join(dir, 'config', `chip-${pairNames(1)[0]!.source}.json`), 'chip') as ChipConfig).serial;
+  const orders = items.map(
+    (it) => signIssueOrder(join(dir, 'config', `provider-${it.provider}.json`), { serial: sourceSerial, area: it.area, item: it.value, ttlHours: 1 }).token,
+  );
+  const issued = await oldPhone.issue(orders);
+  if (issued.outcome !== 'completed') throw new Error(`issuance ended ${issued.outcome}: ${issued.reason ?? ''}`);
+  say(`\nissuance ${issued.mig}: each provider's signed order put its item on ${sourceSerial} (${issued.outcome})`);
+}
+
+/** Pays 300 from the provider's item through a phone: what the phone's user would see. */
+async function tryPay(t: TerminalControl, provider: string): Promise<string> {
+  try {
+    const r = await t.normal(provider, 'pay', 300);
+    return `accepted (${r.state ?? `balance ${r.balance}`})`;
+  } catch (e) {
+    return `refused (${(e as RemoteError).code})`;
+  }
+}
+
 export async function runUp(opts: {
   providers: number;
   dir?: string;
@@ -303,14 +330,7 @@ export async function runUp(opts: {
       await t.login('alice', password);
       await t.register();
     }
-    // Each provider's operator signs an issue order for the source chip (valmove provider issue); the old phone receives them.
-    const sourceSerial = (loadConfig(join(dir, 'config', `chip-${pairNames(1)[0]!.source}.json`), 'chip') as ChipConfig).serial;
-    const orders = items.map(
-      (it) => signIssueOrder(join(dir, 'config', `provider-${it.provider}.json`), { serial: sourceSerial, area: it.area, item: it.value, ttlHours: 1 }).token,
-    );
-    const issued = await oldPhone.issue(orders);
-    if (issued.outcome !== 'completed') throw new Error(`issuance ended ${issued.outcome}: ${issued.reason ?? ''}`);
-    say(`\nissuance ${issued.mig}: each provider's signed order put its item on ${sourceSerial} (${issued.outcome})`);
+    await issueToSource(dir, items, oldPhone, say);
     const describe = (r: { balance?: number; state?: string }) => r.state ?? `balance ${r.balance}`;
     const before = new Map<string, string>();
     for (const p of plan) before.set(p.provider, describe(await oldPhone.normal(p.provider, 'balance')));
@@ -324,15 +344,8 @@ export async function runUp(opts: {
     const rows = [];
     for (const p of plan)
       rows.push({ provider: p.provider, before: before.get(p.provider) ?? '?', after: describe(await newPhone.normal(p.provider, 'balance')) });
-    const attempt = async (t: TerminalControl) => {
-      try {
-        return `accepted (${describe(await t.normal(plan[0]!.provider, 'pay', 300))})`;
-      } catch (e) {
-        return `refused (${(e as RemoteError).code})`;
-      }
-    };
-    const payDst = await attempt(newPhone);
-    const paySrc = await attempt(oldPhone);
+    const payDst = await tryPay(newPhone, plan[0]!.provider);
+    const paySrc = await tryPay(oldPhone, plan[0]!.provider);
     say(`\nmigration ${done.mig}: ${done.outcome} in ${elapsedMs} ms`);
     for (const r of rows) say(`  ${r.provider.padEnd(12)} before ${r.before.padEnd(40)} after ${r.after}`);
     say(`pay 300 on the destination: ${payDst}`);
