@@ -36,7 +36,13 @@ const waiter = setup({
 function bench() {
   const clock = new VirtualClock();
   let scheduled = 0;
-  const counting = { now: () => clock.now(), schedule: (at: number, fn: () => void) => (scheduled++, clock.schedule(at, fn)) };
+  const counting = {
+    now: () => clock.now(),
+    schedule: (at: number, fn: () => void) => {
+      scheduled++;
+      return clock.schedule(at, fn);
+    },
+  };
   const fired: Array<[string, EventObject]> = [];
   const timers = new Timers(counting, (key, event) => fired.push([key, event]));
   const actor = createActor(waiter).start();
