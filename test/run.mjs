@@ -9,9 +9,9 @@
  * <dir> <file>` of its own, exactly as `npx uvu` would run it alone, so a
  * file's tests, its hooks and the guard (a hang or an escaped exception names
  * the file) behave as before; only files that took under SMALL_MS last time
- * share one, a few in a row (as `npx uvu test` runs every file in one):
- * starting a process and loading the sources through tsx costs about a
- * second, more than most of those files take. N processes run at once
+ * and start no process share one, a few in a row (as `npx uvu test` runs
+ * every file in one): starting a process and loading the sources through tsx
+ * costs about a second, more than most of those files take. N processes run at once
  * (default: the machine's cores, or VALMOVE_TEST_JOBS); the slowest files of
  * the last run start first (their times are kept in
  * node_modules/.cache/valmove-tests.json), so the run ends when its longest
@@ -111,6 +111,12 @@ const tmp = memoryTmp();
 const times = readTimes();
 const timeOf = (file) => times[join(dir, file)];
 
+/**
+ * A file that starts processes of its own keeps a process to itself, as when it ran alone: `valmove inspect`
+ * stopped with SIGTERM now and then reported no exit status to a test that shared its process.
+ */
+const startsProcesses = (file) => /from 'node:child_process'/.test(readFileSync(join(base, file), 'utf8'));
+
 /** Every file alone, but the small ones (known from the last run) a few to a process, in name order. */
 function unitsOf(list) {
   const units = [];
@@ -118,7 +124,7 @@ function unitsOf(list) {
   let batchMs = 0;
   for (const file of list) {
     const ms = timeOf(file);
-    if (ms === undefined || ms >= SMALL_MS) {
+    if (ms === undefined || ms >= SMALL_MS || startsProcesses(file)) {
       units.push([file]);
       continue;
     }
