@@ -1,10 +1,15 @@
 /**
- * Crash recovery across real processes over WebSocket, the longer case
- * (`npm run test:deep`): the destination terminal killed with SIGKILL before
- * the commit, the user cancels, the source is spendable again; the restarted
- * terminal lets the rollback wipe the destination (protocol.md §4). `npm test`
- * kills the server and a provider mid-download
- * (test/reliability/processes.kill.test.ts).
+ * Crash recovery across real processes over WebSocket: a party killed with
+ * SIGKILL in the middle of a live migration and started again with
+ * `valmove start` picks up from its LMDB folder, and the migration ends as
+ * protocol.md §4 says: completed when nobody cancelled, rolled back (source
+ * spendable again) when the user cancelled. Every process is stopped at the
+ * end, even on failure.
+ *
+ * In `npm run test:deep` (each test starts a deployment of ten processes):
+ * `npm test` restarts parties from their LMDB at crash points in one process
+ * (test/reliability/crash.test.ts) and runs a deployment of real processes
+ * (test/deploy/processes.test.ts).
  */
 import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -13,10 +18,78 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import type { LocalDeployment } from '../../src/deploy/up.ts';
-import { deployment, waitForStep } from '../helpers/killDeployment.ts';
+import { demoProviders, demoValue } from '../../src/fixtures/demo.ts';
+import { systemRng, toHex } from '../../src/crypto/index.ts';
+import type { TerminalControl } from '../../src/deploy/control.client.ts';
+import { launchDeployment, type LocalDeployment } from '../../src/deploy/up.ts';
 
 const run = promisify(execFile);
+const TIMING = { sessionMs: 2_000, retransmitMs: 100, retransmitCapMs: 1_000, retryBaseMs: 100, retryCapMs: 1_000 };
+
+async function deployment(dir: string): Promise<{ d: LocalDeployment; plan: ReturnType<typeof demoProviders>; oldPhone: TerminalControl; newPhone: TerminalControl }> {
+  const plan = demoProviders(3);
+  const d = await launchDeployment({
+    dir,
+    providers: plan.map((p) => p.provider),
+    user: 'alice',
+    password: 'pw',
+    items: plan.map((p, i) => ({ area: p.provider, provider: p.provider, value: demoValue(p.kind, i, toHex(systemRng.bytes(16))) })),
+    scrypt: { N: 2 ** 10, r: 8, p: 1 },
+    timing: TIMING,
+  });
+  const oldPhone = d.terminal('old');
+  const newPhone = d.terminal('new');
+  try {
+    for (const t of [oldPhone, newPhone]) {
+      await t.login('alice', 'pw');
+      await t.register();
+    }
+  } catch (e) {
+    // The caller never gets `d` to stop: stop every process here.
+    await d.stop();
+    throw e;
+  }
+  return { d, plan, oldPhone, newPhone };
+}
+
+async function waitForStep(t: TerminalControl, step: string, timeoutMs = 30_000): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  while (Date.now() < until) {
+    if ((await t.status()).progress.some((p) => p.step === step)) return;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  throw new Error(`step ${step} not seen within ${timeoutMs} ms`);
+}
+
+test('SIGKILL the server and a provider mid-download; `valmove start` brings them back and the migration completes', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'valmove-kill-'));
+  let d: LocalDeployment | undefined;
+  try {
+    const w = await deployment(dir);
+    d = w.d;
+    const out = await w.oldPhone.migrateOut({ destination: 'DST' });
+    assert.is(out.outcome, 'uploaded');
+    const finishing = w.newPhone.migrateIn({ mig: out.mig });
+    await waitForStep(w.newPhone, 'S13');
+    const provider = `provider-${w.plan[1]!.provider}`;
+    await Promise.all([d.kill('server'), d.kill(provider)]);
+    await new Promise((r) => setTimeout(r, 300));
+    await d.restart('server');
+    await d.restart(provider);
+    const done = await finishing;
+    assert.is(done.outcome, 'completed');
+    for (const p of w.plan) {
+      const r = await w.newPhone.normal(p.provider, 'balance');
+      assert.ok(r.balance !== undefined || r.state !== undefined, `${p.provider} readable on the destination`);
+    }
+    let code = '';
+    await w.oldPhone.normal(w.plan[0]!.provider, 'pay', 1).catch((e: { code: string }) => (code = e.code));
+    assert.is(code, 'AREA_LOCKED', 'the source stays the locked backup');
+  } finally {
+    await d?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
 
 test('SIGKILL the destination terminal before the commit; the user cancels; the source is spendable again', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'valmove-kill-'));
