@@ -141,18 +141,36 @@ export class SimUsers {
 
   // ---- what the server says of each user's migrations -----------------------------------------------------
 
-  /** The user's latest migration (the server's list is read for new ones). */
-  latest(u: User): string | undefined {
+  /**
+   * Who started each migration the server listed, and the final state of each that ended: neither changes
+   * again, so each is read once (reading a finished migration brings its actor back from the server's store,
+   * and the users ask after every event of a seed).
+   */
+  private readonly owners = new Map<string, string>();
+  private readonly finalStates = new Map<string, string>();
+
+  /** The user's latest migration (the server's list, or `ids` read from it just now, is read for new ones). */
+  latest(u: User, ids?: readonly string[]): string | undefined {
     const { server } = this.run.system;
     if (server.isStopped) return undefined;
-    for (const m of server.migrationIds()) {
-      if (!u.migs.includes(m) && server.migration(m)?.user === u.name) u.migs.push(m);
+    for (const m of ids ?? server.migrationIds()) {
+      if (u.migs.includes(m)) continue;
+      let owner = this.owners.get(m);
+      if (owner === undefined) {
+        owner = server.migration(m)?.user;
+        if (owner !== undefined) this.owners.set(m, owner);
+      }
+      if (owner === u.name) u.migs.push(m);
     }
     return u.migs[u.migs.length - 1];
   }
 
   stateOf(m: string): string {
-    return statePath(this.run.system.server.migrationState(m));
+    const known = this.finalStates.get(m);
+    if (known !== undefined) return known;
+    const s = statePath(this.run.system.server.migrationState(m));
+    if (FINAL.has(s)) this.finalStates.set(m, s);
+    return s;
   }
 
   /** How many of this user's migrations were refused (the user gives up after USER_REFUSALS_MAX). */
@@ -160,15 +178,18 @@ export class SimUsers {
     return u.migs.filter((m) => this.stateOf(m) === 'refused').length;
   }
 
-  ended(u: User): boolean {
-    const m = this.latest(u);
+  ended(u: User, ids?: readonly string[]): boolean {
+    const m = this.latest(u, ids);
     if (!m) return false;
     const s = this.stateOf(m);
     return s === 'completed' || s === 'rolledBack' || (s === 'refused' && (u.cancelled || this.refusals(u) >= USER_REFUSALS_MAX));
   }
 
   allEnded(): boolean {
-    return !this.run.system.server.isStopped && this.list.every((u) => this.ended(u));
+    const { server } = this.run.system;
+    if (server.isStopped) return false;
+    const ids = server.migrationIds(); // one read of the server's list for every user
+    return this.list.every((u) => this.ended(u, ids));
   }
 
   // ---- what users do: look at the phones every so often, and do the next thing -----------------------------

@@ -5,6 +5,11 @@
  * protocol.md §4 says: completed when nobody cancelled, rolled back (source
  * spendable again) when the user cancelled. Every process is stopped at the
  * end, even on failure.
+ *
+ * In `npm run test:deep` (each test starts a deployment of ten processes):
+ * `npm test` restarts parties from their LMDB at crash points in one process
+ * (test/reliability/crash.test.ts) and runs a deployment of real processes
+ * (test/deploy/processes.test.ts).
  */
 import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';

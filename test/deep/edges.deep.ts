@@ -18,6 +18,13 @@
  *
  * Bounded: every wait has a deadline; the deployment is stopped and its
  * folder removed after.
+ *
+ * In `npm run test:deep` (a deployment of real processes and four command
+ * runs): `npm test` checks the same limits and refusals in one process —
+ * vouchers and reader rights (test/actors/normalUse.test.ts), issue orders
+ * (test/issuance.test.ts), the door's limits (test/deploy/door.test.ts,
+ * test/transport/limits.test.ts), per-peer state (test/security/peers.test.ts),
+ * temp keys (test/security/tempKeys.test.ts).
  */
 import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync, statSync } from 'node:fs';

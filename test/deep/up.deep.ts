@@ -3,6 +3,10 @@
  * records its parties to DIR/<party>.jsonl (each on its own clock), and
  * `valmove trace DIR` merges them into one sequence: S1..S17 in order, each
  * envelope once although both of its ends recorded it.
+ *
+ * In `npm run test:deep` (a deployment of real processes): `npm test` records
+ * an embedded demo, per-party files included, and draws it
+ * (test/trace/trace.test.ts).
  */
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
