@@ -45,7 +45,7 @@ test('requests and replies are in the message catalog, as requests and replies',
   }
 });
 
-test('each operation\'s step is in the step table, which lists its request', () => {
+test("each operation's step is in the step table, which lists its request", () => {
   for (const d of ADMIN_OP_TABLE) {
     const steps = typeof d.step === 'string' ? [d.step] : Object.values(d.step);
     for (const id of steps) {
@@ -55,9 +55,15 @@ test('each operation\'s step is in the step table, which lists its request', () 
     }
   }
   const purposes: AdminPurpose[] = ['register', 'source', 'destination'];
-  assert.equal(purposes.map((p) => adminStepOf('identify', p)), ['register', 'S1', 'S9']);
-  assert.is(adminStepOf('identify'), 'S1', 'an identify session\'s own answer carries the source\'s step');
-  assert.equal(['lock', 'format', 'activate', 'restore', 'wipe'].map((op) => adminStepOf(op as 'lock')), ['S3', 'S10', 'S16', 'rollback', 'rollback']);
+  assert.equal(
+    purposes.map((p) => adminStepOf('identify', p)),
+    ['register', 'S1', 'S9'],
+  );
+  assert.is(adminStepOf('identify'), 'S1', "an identify session's own answer carries the source's step");
+  assert.equal(
+    ['lock', 'format', 'activate', 'restore', 'wipe'].map((op) => adminStepOf(op as 'lock')),
+    ['S3', 'S10', 'S16', 'rollback', 'rollback'],
+  );
 });
 
 test('each chip command, with what the table says it carries, is a command the chip accepts', () => {
@@ -85,7 +91,13 @@ test('only the operations that install the temp key carry it, issue grants, and 
     assert.is(temp, d.grants !== null, `${d.op}: grants`);
     assert.is(temp, d.keyCheck === 'tempKey' || d.keyCheck === 'tempKeyAndSetAsideMain', `${d.op}: key check`);
   }
-  assert.equal(ADMIN_OP_TABLE.filter((d) => d.endsTempKeys !== null).map((d) => [d.op, d.endsTempKeys]), [['activate', 'committed'], ['restore', 'aborted']]);
+  assert.equal(
+    ADMIN_OP_TABLE.filter((d) => d.endsTempKeys !== null).map((d) => [d.op, d.endsTempKeys]),
+    [
+      ['activate', 'committed'],
+      ['restore', 'aborted'],
+    ],
+  );
 });
 
 test('every gate is an event of the decision record; every operation that changes keys has one', () => {
@@ -101,7 +113,7 @@ test('every gate is an event of the decision record; every operation that change
   }
 });
 
-test('every answer becomes an event the server\'s machines take (identify\'s, the registration\'s too)', () => {
+test("every answer becomes an event the server's machines take (identify's, the registration's too)", () => {
   const migration = eventsOf(migrationMachine);
   for (const d of ADMIN_OP_TABLE) assert.ok(migration.has(d.answers), `${d.op}: ${d.answers}`);
   assert.ok(eventsOf(registrationMachine).has(ADMIN_OPS.identify.answers));

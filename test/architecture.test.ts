@@ -19,7 +19,28 @@ const src = join(root, 'src');
  * folder or a lower one. The root files (clock, errors, limits, log, timing)
  * are the bottom; the command line is the top.
  */
-const LAYERS = ['(root)', 'protocol', 'metrics', 'crypto', 'transport', 'machines', 'store', 'runtime', 'actors', 'fixtures', 'testing', 'model', 'trace', 'charts', 'inspect', 'sim', 'deploy', 'bench', 'attack', 'cli'];
+const LAYERS = [
+  '(root)',
+  'protocol',
+  'metrics',
+  'crypto',
+  'transport',
+  'machines',
+  'store',
+  'runtime',
+  'actors',
+  'fixtures',
+  'testing',
+  'model',
+  'trace',
+  'charts',
+  'inspect',
+  'sim',
+  'deploy',
+  'bench',
+  'attack',
+  'cli',
+];
 
 const folderOf = (file: string): string => {
   const rel = relative(src, file);

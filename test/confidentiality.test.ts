@@ -29,10 +29,16 @@ test('no key, password or plaintext value item in anything the server or a termi
     const dirs = ['server', 'terminal-old', 'terminal-new'];
     const findings = [
       // The login proof travels to the server in login.proof by design (it is checked against the verifier).
-      ...envelopeFindings(relayed.map((e, i) => ({ where: `${e.party} ${e.direction} ${e.peer} #${i}`, bytes: e.bytes })), needles),
+      ...envelopeFindings(
+        relayed.map((e, i) => ({ where: `${e.party} ${e.direction} ${e.peer} #${i}`, bytes: e.bytes })),
+        needles,
+      ),
       ...dirs.flatMap((d) => {
         const party = d === 'server' ? 'server' : `terminal/${d.slice('terminal-'.length)}`;
-        return scan(filesUnder(join(world.dir, d)).map((h) => ({ ...h, where: `${party} store file ${h.where.slice(join(world.dir, d).length + 1)}` })), notOwnedBy(needles, party));
+        return scan(
+          filesUnder(join(world.dir, d)).map((h) => ({ ...h, where: `${party} store file ${h.where.slice(join(world.dir, d).length + 1)}` })),
+          notOwnedBy(needles, party),
+        );
       }),
       ...scan(logHaystacks(world.logLines), needles),
     ];
@@ -58,7 +64,13 @@ test('the scanner finds a secret in every form it searches (it can fail)', () =>
   assert.equal(scan([{ where: 'h', bytes: utf8('nothing here') }], [needle]), []);
   // Among many haystacks the hit is named by its own; bytes that only meet across two haystacks are no hit.
   const hex = Buffer.from(secret).toString('hex');
-  const many = [{ where: 'a', bytes: utf8('x') }, { where: 'b', bytes: new Uint8Array() }, { where: 'c', bytes: utf8(`..${hex}..`) }, { where: 'd', bytes: utf8(hex.slice(0, 30)) }, { where: 'e', bytes: utf8(hex.slice(30)) }];
+  const many = [
+    { where: 'a', bytes: utf8('x') },
+    { where: 'b', bytes: new Uint8Array() },
+    { where: 'c', bytes: utf8(`..${hex}..`) },
+    { where: 'd', bytes: utf8(hex.slice(0, 30)) },
+    { where: 'e', bytes: utf8(hex.slice(30)) },
+  ];
   assert.equal(scan(many, [needle]), [{ needle: 'k', form: 'hex', where: 'c' }]);
 });
 

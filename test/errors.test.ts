@@ -41,7 +41,11 @@ test('registry: every code has a one-line sentence, a retry flag and a family', 
     assert.type(spec.retry, 'boolean', `${code} has a retry flag`);
     assert.ok(FAMILIES.includes(spec.family as ErrorFamily), `${code}: family ${String(spec.family)} is one of ${FAMILIES.join(', ')}`);
   }
-  for (const family of FAMILIES) assert.ok(ERROR_CODES.some((c) => ERRORS[c].family === family), `family ${family} has codes`);
+  for (const family of FAMILIES)
+    assert.ok(
+      ERROR_CODES.some((c) => ERRORS[c].family === family),
+      `family ${family} has codes`,
+    );
 });
 
 test('registry: isErrorCode knows exactly the registry (no prototype keys, no near-misses)', () => {
@@ -122,15 +126,27 @@ test('retry: the retryable codes are the transient ones of before the registry, 
   // Before the registry, migration.logic.ts kept TRANSIENT_CODES; STORE_FULL was not one of them and stays final.
   const retryable = ERROR_CODES.filter((c) => ERRORS[c].retry).sort();
   assert.equal(retryable, [
-    'BUSY', 'CHANNEL_REPLAY', 'CHANNEL_RESERVED', 'CHANNEL_TAMPERED', 'FRAME_REJECTED', 'FRAME_REORDER', 'FRAME_REPLAY',
-    'FRAME_TAMPERED', 'HANDSHAKE_TIMEOUT', 'SESSION_FAILED', 'STALE_COUNTER', 'UNREACHABLE',
+    'BUSY',
+    'CHANNEL_REPLAY',
+    'CHANNEL_RESERVED',
+    'CHANNEL_TAMPERED',
+    'FRAME_REJECTED',
+    'FRAME_REORDER',
+    'FRAME_REPLAY',
+    'FRAME_TAMPERED',
+    'HANDSHAKE_TIMEOUT',
+    'SESSION_FAILED',
+    'STALE_COUNTER',
+    'UNREACHABLE',
   ]);
   for (const c of ['NOT_TRUSTED', 'GRANT_REFUSED', 'AUTH_FAILED', 'STORE_FULL'] as const) assert.not.ok(mayRetry(c), `${c} is final`);
 });
 
 /** The server's migration machine at S1, failing the channel reservation `times` times with `code`. */
 function failReservation(code: ErrorCode, times: number): string {
-  const actor = createActor(migrationMachine, { input: { mig: 'm-retry', user: 'alice', terminal: 'terminal/old', request: 'r1', timing: { retryBaseMs: 200, retryCapMs: 30_000, preflightMs: 30_000 } } }).start();
+  const actor = createActor(migrationMachine, {
+    input: { mig: 'm-retry', user: 'alice', terminal: 'terminal/old', request: 'r1', timing: { retryBaseMs: 200, retryCapMs: 30_000, preflightMs: 30_000 } },
+  }).start();
   for (let i = 0; i < times; i++) {
     assert.ok(actor.getSnapshot().matches({ sourcePhase: 'reservingChannel' }), `attempt ${i + 1} runs: ${JSON.stringify(actor.getSnapshot().value)}`);
     actor.send({ type: 'STEP_FAILED', code, message: 'steered', now: 0 });
@@ -175,7 +191,7 @@ test('registration: a chip registered to another user reaches the terminal as { 
     world.system.connectToServer(bobs);
     await bobs.login('bob', 'bobs-password');
     const err = await bobs.register().then(
-      () => assert.unreachable('bob registered alice\'s chip'),
+      () => assert.unreachable("bob registered alice's chip"),
       (e: unknown) => e,
     );
     assert.instance(err, RemoteError);
@@ -190,9 +206,11 @@ test('no party splits a "CODE: message" string back into its fields', () => {
   const splits: string[] = [];
   for (const dir of ['actors', 'machines', 'transport', 'crypto', 'store']) {
     for (const file of tsFilesUnder(join(SRC, dir))) {
-      readFileSync(file, 'utf8').split('\n').forEach((line, i) => {
-        if (/\.(split|indexOf|lastIndexOf)\(\s*(': '|": "|\/:\\s)/.test(line)) splits.push(`${rel(file)}:${i + 1}: ${line.trim()}`);
-      });
+      readFileSync(file, 'utf8')
+        .split('\n')
+        .forEach((line, i) => {
+          if (/\.(split|indexOf|lastIndexOf)\(\s*(': '|": "|\/:\\s)/.test(line)) splits.push(`${rel(file)}:${i + 1}: ${line.trim()}`);
+        });
     }
   }
   assert.equal(splits, []);
@@ -257,9 +275,11 @@ test('every key check value comparison in src/ goes through sameKcv (no === or !
   const compare = new RegExp(String.raw`${operand}\s*[!=]==\s*(?!null\b|undefined\b)\S|[!=]==\s*${operand}`);
   const found: string[] = [];
   for (const file of tsFilesUnder(SRC)) {
-    readFileSync(file, 'utf8').split('\n').forEach((line, i) => {
-      if (compare.test(line)) found.push(`${rel(file)}:${i + 1}: ${line.trim()}`);
-    });
+    readFileSync(file, 'utf8')
+      .split('\n')
+      .forEach((line, i) => {
+        if (compare.test(line)) found.push(`${rel(file)}:${i + 1}: ${line.trim()}`);
+      });
   }
   assert.equal(found, []);
   // And the helper is used where the check values are compared.

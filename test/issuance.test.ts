@@ -14,7 +14,7 @@ import { encodeValue, type ValueItem } from '../src/actors/value.ts';
 import { checkInvariants } from './helpers/invariants.ts';
 import { buildWorld, valueFor, type World } from './helpers/world.ts';
 
-const t = suite('issuance: value created only by a provider\'s issue order');
+const t = suite("issuance: value created only by a provider's issue order");
 let world: World;
 
 t.before(async () => {
@@ -35,7 +35,12 @@ async function refusal(p: Promise<unknown>): Promise<string> {
 }
 
 /** The chip's areas that exist (a wiped area is `absent`). */
-const areasOf = (w: World) => w.destination.memory.list().filter((a) => a.state !== 'absent').map((a) => `${a.area}:${a.state}`).sort();
+const areasOf = (w: World) =>
+  w.destination.memory
+    .list()
+    .filter((a) => a.state !== 'absent')
+    .map((a) => `${a.area}:${a.state}`)
+    .sort();
 const emoney = (i: number, balance: number): ValueItem => ({ kind: 'emoney', currency: 'JPY', balance, ref: (valueFor('emoney', i) as { ref: string }).ref });
 
 t('an order the provider signed puts its item on the chip: S9-S17, then spendable there only', async () => {
@@ -51,7 +56,10 @@ t('an order the provider signed puts its item on the chip: S9-S17, then spendabl
   assert.is(world.system.adminSam.decisionOf(done.mig), 'committed');
   const keys = [...world.system.adminSam.records.tempKeys.getRange()].map((e) => e.value).filter((k) => k.mig === done.mig);
   assert.is(keys.length, 1, 'one temp key record, for the one item');
-  assert.ok(keys.every((k) => k.key === null), 'the temp key ended with the issuance (its check values stay)');
+  assert.ok(
+    keys.every((k) => k.key === null),
+    'the temp key ended with the issuance (its check values stay)',
+  );
 });
 
 t('a forged order (signed by another key) is refused by the migration SAM: rolled back, the chip as before', async () => {
@@ -59,7 +67,11 @@ t('a forged order (signed by another key) is refused by the migration SAM: rolle
   const before = areasOf(world);
   const forger = generateIdentity(systemRng);
   const forged = encodeIssueOrder(
-    createIssueOrder({ provider: p1!, serial: world.destination.serial, area: 'forged', expiresAt: Date.now() + 3_600_000, item: encodeValue(valueFor('emoney', 1)) }, forger, systemRng),
+    createIssueOrder(
+      { provider: p1!, serial: world.destination.serial, area: 'forged', expiresAt: Date.now() + 3_600_000, item: encodeValue(valueFor('emoney', 1)) },
+      forger,
+      systemRng,
+    ),
   );
   const out = await world.newPhone.issue([forged]);
   assert.is(out.outcome, 'rolledBack');

@@ -37,7 +37,10 @@ for (const items of [1, 3, 10]) {
     assert.is(out.items.length, items);
 
     // From S3 on the source is the locked backup: normal use is refused with AREA_LOCKED.
-    assert.ok(world.source.memory.list().every((a) => a.state === 'locked'), 'every source area is locked after the source phase');
+    assert.ok(
+      world.source.memory.list().every((a) => a.state === 'locked'),
+      'every source area is locked after the source phase',
+    );
     assert.is(await payFails(world, world.oldPhone, world.providers[0]!), 'AREA_LOCKED');
 
     const done = await world.newPhone.migrateIn({ mig: out.mig });
@@ -47,7 +50,10 @@ for (const items of [1, 3, 10]) {
       assert.equal(where.spendable, [world.destination.serial], `item ${ref} is spendable on the destination only`);
       assert.is(where.heldBySam.length, 0, `item ${ref} is no longer held by a migration SAM`);
     }
-    assert.ok(world.source.memory.list().every((a) => a.state === 'locked'), 'the source stays locked (S16: a dead backup)');
+    assert.ok(
+      world.source.memory.list().every((a) => a.state === 'locked'),
+      'the source stays locked (S16: a dead backup)',
+    );
     assert.ok(world.destination.memory.list().every((a) => a.state === 'mainActive'));
     assert.is(spendableWorth(world), worthBefore, 'the sum of balances is conserved');
     for (const [p, prov] of world.system.providers) assert.equal(prov.migrationSam.held(), [], `${p}'s migration SAM store is empty`);

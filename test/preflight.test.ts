@@ -9,7 +9,10 @@ import * as assert from 'uvu/assert';
 import { buildWorld, type World } from './helpers/world.ts';
 
 function untouched(world: World): void {
-  assert.ok(world.source.memory.list().every((a) => a.state === 'mainActive' && a.tempKey === null), 'every source area is still mainActive');
+  assert.ok(
+    world.source.memory.list().every((a) => a.state === 'mainActive' && a.tempKey === null),
+    'every source area is still mainActive',
+  );
   assert.is([...world.system.adminSam.records.decisions.getRange()].length, 0, 'no decision record was created');
   for (const prov of world.system.providers.values()) assert.equal(prov.migrationSam.held(), []);
 }
@@ -74,7 +77,7 @@ t('a provider that trusts the server without the download right is refused (RIGH
   }
 });
 
-t('a named destination that is not the user\'s is refused', async () => {
+t("a named destination that is not the user's is refused", async () => {
   const world = await buildWorld({ items: 1 });
   try {
     const out = await world.oldPhone.migrateOut({ destination: 'NO-SUCH-CHIP' });

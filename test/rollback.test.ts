@@ -86,8 +86,14 @@ async function cancelAt(step: string, phone: 'old' | 'new'): Promise<void> {
     }
     assert.equal(await cancels[0], { mig, decision: 'aborted' });
     assert.is(world.system.server.migrationState(mig), 'rolledBack');
-    assert.ok(world.source.memory.list().every((a) => a.state === 'mainActive' && a.tempKey === null), 'the source is spendable again');
-    assert.ok(world.destination.memory.list().every((a) => a.state === 'absent'), 'the destination holds nothing');
+    assert.ok(
+      world.source.memory.list().every((a) => a.state === 'mainActive' && a.tempKey === null),
+      'the source is spendable again',
+    );
+    assert.ok(
+      world.destination.memory.list().every((a) => a.state === 'absent'),
+      'the destination holds nothing',
+    );
     for (const prov of world.system.providers.values()) assert.equal(prov.migrationSam.held(), []);
     assert.is(spendableWorth(world), worth);
   } finally {

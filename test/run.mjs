@@ -188,7 +188,9 @@ try {
 
 const slowest = [...results].sort((a, b) => b.ms - a.ms).slice(0, 8);
 const label = (r) => (r.unit.length === 1 ? join(dir, r.unit[0]) : `${r.unit.length} files from ${join(dir, r.unit[0])}`);
-console.log(`\n${files.length} files in ${units} processes, ${jobs} at a time; slowest: ${slowest.map((r) => `${label(r)} ${(r.ms / 1000).toFixed(1)} s`).join(', ')}`);
+console.log(
+  `\n${files.length} files in ${units} processes, ${jobs} at a time; slowest: ${slowest.map((r) => `${label(r)} ${(r.ms / 1000).toFixed(1)} s`).join(', ')}`,
+);
 if (broken.length > 0) console.log(`\nFAILED:\n${broken.map((b) => `  ${b}`).join('\n')}`);
 console.log(`\n  Total:     ${totals.total}\n  Passed:    ${totals.passed}\n  Skipped:   ${totals.skipped}\n  Duration:  ${wall.toFixed(2)}ms\n`);
 process.exit(broken.length > 0 ? 1 : 0);

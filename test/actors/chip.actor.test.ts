@@ -116,7 +116,11 @@ for (const state of AREA_STATES) {
   for (const command of AREA_COMMANDS) {
     const allowed = areaTransition(state, command) !== null;
     const noop = (state === 'mainActive' && command === 'RESTORE') || (state === 'absent' && command === 'WIPE');
-    const what = allowed ? `allowed (to ${areaTransition(state, command)})` : noop ? 'answered ok, changing nothing (already so)' : 'refused, and changes nothing';
+    const what = allowed
+      ? `allowed (to ${areaTransition(state, command)})`
+      : noop
+        ? 'answered ok, changing nothing (already so)'
+        : 'refused, and changes nothing';
     lifecycle(`${state} --${command}--> is ${what}`, async () => {
       const area = `a${++n}`;
       const mig = `m${n}`;
@@ -180,7 +184,7 @@ const auth = suite('chip: mutual authentication and session frames');
 auth.before(setUp);
 auth.after(tearDown);
 
-auth('a SAM holding the wrong slot\'s key fails to authenticate (that is how locking works)', async () => {
+auth("a SAM holding the wrong slot's key fails to authenticate (that is how locking works)", async () => {
   const keys = await areaIn('locked', 'au1', 'm-d');
   // The area is locked: its active key is the temp key. A SAM with the main key can not open an upload session.
   const wrong = await open('upload', 'au1', keys.main, 'm-d-lock');

@@ -41,10 +41,13 @@ test('an answered request past the window is pruned; its late repeat is refused 
     b.clock.t += WINDOW_MS + INBOX_SWEEP_EVERY_MS;
     await b.ask('msam.clear', 6); // this batch's sweep prunes #5
     assert.is(b.party.partyStore.inbox.get('server#5'), undefined, 'the record is gone');
-    assert.is(b.party.partyStore.inboxFloors.get('server'), 5, 'the sender\'s floor');
+    assert.is(b.party.partyStore.inboxFloors.get('server'), 5, "the sender's floor");
     const late = await b.ask('msam.clear', 5);
     assert.equal(brief(late), ['error STALE_REQUEST']);
-    assert.is((late[0] as Extract<AnyEnvelope, { type: 'error' }>).body.message, 'request server#5 was answered long ago and its record is gone; send a new request');
+    assert.is(
+      (late[0] as Extract<AnyEnvelope, { type: 'error' }>).body.message,
+      'request server#5 was answered long ago and its record is gone; send a new request',
+    );
     // Below the floor too, even never seen: it can only be older than what was pruned.
     assert.equal(brief(await b.ask('msam.clear', 3)), ['error STALE_REQUEST']);
     assert.equal(brief(await b.ask('msam.clear', 7)), ['msam.cleared']);
@@ -144,7 +147,7 @@ test('a sweep prunes at most INBOX_PRUNES_PER_SWEEP_MAX records, and the next ba
     assert.is(b.party.partyStore.inboxCount(), n);
     b.clock.t += WINDOW_MS + INBOX_SWEEP_EVERY_MS;
     await b.ask('msam.clear', n + 1);
-    assert.is(b.party.partyStore.inboxCount(), n + 1 - INBOX_PRUNES_PER_SWEEP_MAX, 'one sweep\'s worth');
+    assert.is(b.party.partyStore.inboxCount(), n + 1 - INBOX_PRUNES_PER_SWEEP_MAX, "one sweep's worth");
     await b.ask('msam.clear', n + 2);
     assert.is(b.party.partyStore.inboxCount(), 2, 'the rest in the next batch, without waiting for the interval');
     assert.is(b.party.partyStore.inboxFloors.get('server'), n);
@@ -168,10 +171,16 @@ test('over the inbox cap the oldest answered records go whatever their age; whil
     for (let i = 13; i <= 40; i++) await b.ask('msam.fence', i);
     const records = [...b.party.partyStore.inbox.getRange()].map((e) => e.value);
     assert.is(records.length, 10);
-    assert.ok(records.every((r) => r.replies.length === 0), 'only work in progress is left');
+    assert.ok(
+      records.every((r) => r.replies.length === 0),
+      'only work in progress is left',
+    );
     const busy = await b.ask('msam.fence', 41);
     assert.equal(brief(busy), ['error BUSY']);
-    assert.is((busy[0] as Extract<AnyEnvelope, { type: 'error' }>).body.message, 'test-party holds 10 requests, its limit; it answers repeats and takes new requests once older ones are answered');
+    assert.is(
+      (busy[0] as Extract<AnyEnvelope, { type: 'error' }>).body.message,
+      'test-party holds 10 requests, its limit; it answers repeats and takes new requests once older ones are answered',
+    );
     // A repeat of work in progress is no new request: not refused, not applied again (its answer is to come).
     assert.equal(brief(await b.ask('msam.fence', 5)), [], 'no refusal for a repeat');
     assert.is(b.party.applied.filter((id) => id === 'server#5').length, 1);
@@ -199,7 +208,11 @@ test('inbox records written before they carried a time are indexed at start, in 
     const store = PartyStore.open(b.dir);
     await store.commit(() => {
       for (let i = 1; i <= legacy; i++) {
-        store.inbox.put(`server#${i}`, { from: 'server', type: 'msam.clear', replies: [{ v: 1, id: `test-party#${i}`, corr: `server#${i}`, from: 'test-party', to: 'server', type: 'msam.cleared', body: {} }] });
+        store.inbox.put(`server#${i}`, {
+          from: 'server',
+          type: 'msam.clear',
+          replies: [{ v: 1, id: `test-party#${i}`, corr: `server#${i}`, from: 'test-party', to: 'server', type: 'msam.cleared', body: {} }],
+        });
       }
     });
     await store.close();

@@ -32,7 +32,13 @@ async function refusal(fn: () => Promise<unknown>): Promise<string> {
 function voucher(provider: string, fields: { serial?: string; area?: string; amount: number; expiresAt?: number }, signer?: Identity): string {
   return encodeVoucher(
     issueVoucher(
-      { provider, serial: fields.serial ?? world.source.serial, area: fields.area ?? provider, amount: fields.amount, expiresAt: fields.expiresAt ?? Date.now() + 60_000 },
+      {
+        provider,
+        serial: fields.serial ?? world.source.serial,
+        area: fields.area ?? provider,
+        amount: fields.amount,
+        expiresAt: fields.expiresAt ?? Date.now() + 60_000,
+      },
       signer ?? world.system.normalSamIdentity(provider),
       systemRng,
     ),
@@ -42,7 +48,7 @@ function voucher(provider: string, fields: { serial?: string; area?: string; amo
 /** The area's record as the chip's store holds it (what must not change when a top-up is refused). */
 const area = (name: string) => world.source.memory.get(name);
 
-t('pay and top up e-money with a voucher; the chip\'s counter guards each write', async () => {
+t("pay and top up e-money with a voucher; the chip's counter guards each write", async () => {
   const [emoney] = world.providers;
   const start = world.values[0]!;
   assert.is(start.kind, 'emoney');
@@ -54,7 +60,7 @@ t('pay and top up e-money with a voucher; the chip\'s counter guards each write'
   assert.is(area(emoney!)!.counter, counter + 2);
 });
 
-t('a top-up without the provider\'s authority is refused NOT_AUTHORISED and the balance is unchanged (read from the chip\'s store)', async () => {
+t("a top-up without the provider's authority is refused NOT_AUTHORISED and the balance is unchanged (read from the chip's store)", async () => {
   const [emoney] = world.providers;
   const before = area(emoney!);
   assert.is(await refusal(() => world.oldPhone.normalUse(emoney!, 'topup', emoney!, 777)), 'NOT_AUTHORISED');
@@ -70,7 +76,7 @@ t('a voucher is redeemed once, for its own chip, area and amount, before it expi
     ['another amount', voucher(emoney!, { amount: 50 }), 5_000],
     ['expired', voucher(emoney!, { amount: 50, expiresAt: Date.now() - 1 }), undefined],
     ['signed by a stranger', voucher(emoney!, { amount: 50 }, generateIdentity(systemRng)), undefined],
-    ['another provider\'s', voucher(world.providers[1]!, { area: emoney!, amount: 50 }), undefined],
+    ["another provider's", voucher(world.providers[1]!, { area: emoney!, amount: 50 }), undefined],
   ];
   for (const [what, token, amount] of cases) {
     assert.is(await refusal(() => world.oldPhone.normalUse(emoney!, 'topup', emoney!, amount, token)), 'VOUCHER_REFUSED', what);

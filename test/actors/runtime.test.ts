@@ -16,7 +16,14 @@ test('a duplicate request is answered with the reply stored for it, byte for byt
       raw.push(new TextDecoder().decode(b));
       got.push(JSON.parse(raw[raw.length - 1]!));
     });
-    const req = JSON.stringify({ v: 1, id: 'terminal/dup#1', from: 'terminal/dup', to: world.source.id, type: 'frame', body: { session: 's:normal:1', data: 'AAAA' } });
+    const req = JSON.stringify({
+      v: 1,
+      id: 'terminal/dup#1',
+      from: 'terminal/dup',
+      to: world.source.id,
+      type: 'frame',
+      body: { session: 's:normal:1', data: 'AAAA' },
+    });
     mine.send(new TextEncoder().encode(req));
     for (let i = 0; i < 100 && got.length < 2; i++) await new Promise((r) => setTimeout(r, 5));
     const acks = () => raw.filter((r) => JSON.parse(r).type === 'frame.ack');
@@ -32,7 +39,19 @@ test('a duplicate request is answered with the reply stored for it, byte for byt
     assert.ok(new Set(got.filter((r) => r.type === 'frame').map((r) => r.id)).size === 1, 'the repeat was not applied again');
     // A stray reply (to nothing we asked) is dropped without an answer: no error ping-pong.
     const before = got.length;
-    mine.send(new TextEncoder().encode(JSON.stringify({ v: 1, id: 'terminal/dup#2', corr: 'chip/SRC-1#999', from: 'terminal/dup', to: world.source.id, type: 'chip.info', body: { serial: 'X', areas: [] } })));
+    mine.send(
+      new TextEncoder().encode(
+        JSON.stringify({
+          v: 1,
+          id: 'terminal/dup#2',
+          corr: 'chip/SRC-1#999',
+          from: 'terminal/dup',
+          to: world.source.id,
+          type: 'chip.info',
+          body: { serial: 'X', areas: [] },
+        }),
+      ),
+    );
     await new Promise((r) => setTimeout(r, 50));
     assert.is(got.filter((r) => r.type === 'error').length, 0, `no answer to a stray reply: ${JSON.stringify(got.slice(before))}`);
   } finally {
@@ -51,14 +70,20 @@ test('a repeated login.begin is answered anew, with the same challenge', async (
     link.send(new TextEncoder().encode(req));
     for (let i = 0; i < 100 && replies.length < 2; i++) await new Promise((r) => setTimeout(r, 5));
     assert.is(replies.length, 2);
-    assert.equal(replies.map((r) => [r.type, r.corr]), [['login.challenge', 'terminal/dup#1'], ['login.challenge', 'terminal/dup#1']]);
+    assert.equal(
+      replies.map((r) => [r.type, r.corr]),
+      [
+        ['login.challenge', 'terminal/dup#1'],
+        ['login.challenge', 'terminal/dup#1'],
+      ],
+    );
     assert.equal(replies[1]!.body, replies[0]!.body);
   } finally {
     await world.cleanup();
   }
 });
 
-test('a new connection under a logged-in terminal\'s name, without its device key, is refused at the handshake; the phone keeps its link and its login', async () => {
+test("a new connection under a logged-in terminal's name, without its device key, is refused at the handshake; the phone keeps its link and its login", async () => {
   const world = await buildWorld({ items: 1 });
   try {
     // "new" is logged in (its first login bound the name to its device key). An impostor connects claiming terminal/new.
@@ -69,7 +94,7 @@ test('a new connection under a logged-in terminal\'s name, without its device ke
     impostor.send(new TextEncoder().encode(JSON.stringify({ v: 1, id: 'terminal/new#1', from: 'terminal/new', to: 'server', type: 'migrate.in', body: {} })));
     await closed;
     assert.equal((impostor as { refusal?: unknown }).refusal, { code: 'UNTRUSTED_PEER', message: 'terminal/new is bound to another device key' });
-    assert.equal(messages, [], 'the impostor\'s envelope never reached the server');
+    assert.equal(messages, [], "the impostor's envelope never reached the server");
     // The real phone still holds the name and its login: a request that needs a login is served.
     const info = await world.newPhone.register();
     assert.is(info.serial, world.destination.serial);
@@ -78,8 +103,7 @@ test('a new connection under a logged-in terminal\'s name, without its device ke
   }
 });
 
-
-test('an intent handler that throws fails its turn: nothing of it is committed, the party stops, and the failure surfaces once, as the runtime\'s (not again from an XState timer)', async () => {
+test("an intent handler that throws fails its turn: nothing of it is committed, the party stops, and the failure surfaces once, as the runtime's (not again from an XState timer)", async () => {
   const world = await buildWorld({ items: 1 });
   const thrown: unknown[] = [];
   const rejected: unknown[] = [];
@@ -88,7 +112,11 @@ test('an intent handler that throws fails its turn: nothing of it is committed, 
   process.on('uncaughtException', onThrown);
   process.on('unhandledRejection', onRejected);
   try {
-    const server = world.system.server as unknown as { onIntent: (key: string, intent: { type: string }, turn: unknown) => void; isStopped: boolean; store: { snapshots: { getRange(): Iterable<{ key: string }> } } };
+    const server = world.system.server as unknown as {
+      onIntent: (key: string, intent: { type: string }, turn: unknown) => void;
+      isStopped: boolean;
+      store: { snapshots: { getRange(): Iterable<{ key: string }> } };
+    };
     const real = server.onIntent;
     server.onIntent = function (this: unknown, key, intent, turn) {
       if (intent.type === 'reserveChannel') throw new Error('a planted bug in an intent handler');

@@ -84,11 +84,15 @@ t('smoke run, embedded (K 1, concurrency 1 and 2) and processes (K 1, concurrenc
   assert.ok(typeof json.machine.cpuModel === 'string' && (json.machine.cpuCount as number) >= 1 && typeof json.machine.node === 'string');
   assert.match(String(json.machine.gitCommit), /^([0-9a-f]{40}|unknown)$/);
   assert.ok(json.floorModel.includes('floor_ms'), 'the floor model is stated in the JSON');
-  for (const k of ['ed25519.sign', 'ed25519.verify', 'x25519.ecdh', 'aead.seal.session', 'hkdf']) positive(json.units.crypto[k as 'hkdf']!.fixedMs, `unit cost of ${k}`);
+  for (const k of ['ed25519.sign', 'ed25519.verify', 'x25519.ecdh', 'aead.seal.session', 'hkdf'])
+    positive(json.units.crypto[k as 'hkdf']!.fixedMs, `unit cost of ${k}`);
   positive(json.units.commits[0]!.wallMs, 'unit cost of a durable commit');
   assert.match(report.markdown, /\| embedded \| 1 \| 2 \|/);
   assert.match(procs.markdown, /\| processes \| 1 \| 1 \|/);
-  assert.ok(lines.some((l) => l.includes('embedded K=1 c=2')), 'progress is printed');
+  assert.ok(
+    lines.some((l) => l.includes('embedded K=1 c=2')),
+    'progress is printed',
+  );
 });
 
 t.run();

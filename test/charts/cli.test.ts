@@ -42,7 +42,11 @@ test('charts --machine all --out DIR writes <machine>.<ext> for every machine in
       const lines = await charts('--machine', 'all', '--format', format, '--out', dir);
       const files = MODEL_NAMES.map((n) => `${n}.${CHART_EXTENSIONS[format]}`);
       assert.equal(readdirSync(dir).sort(), [...files].sort(), `${format}: files`);
-      assert.equal(lines, files.map((f) => `wrote ${join(dir, f)}`), `${format}: one line per file`);
+      assert.equal(
+        lines,
+        files.map((f) => `wrote ${join(dir, f)}`),
+        `${format}: one line per file`,
+      );
       for (const n of MODEL_NAMES) {
         assert.is(readFileSync(join(dir, `${n}.${CHART_EXTENSIONS[format]}`), 'utf8'), await exportChart(n, format), `${format}/${n}`);
       }
@@ -76,7 +80,10 @@ test('charts --machine NAME prints that machine only, exactly its export', async
 test('valmove charts refuses an unknown machine, an unknown format, and svg of every machine without --out (exit 2)', async () => {
   const machine = await valmove('charts', '--machine', 'wallet');
   assert.is(machine.code, 2);
-  assert.match(machine.stderr, /unknown machine "wallet"; one of area, migration, chip, terminal, adminSession, decision, migrationSam, normalSam, registration, all/);
+  assert.match(
+    machine.stderr,
+    /unknown machine "wallet"; one of area, migration, chip, terminal, adminSession, decision, migrationSam, normalSam, registration, all/,
+  );
   const format = await valmove('charts', '--machine', 'area', '--format', 'png');
   assert.is(format.code, 2);
   assert.match(format.stderr, /unknown format "png"; one of json, mermaid, scxml, dot, svg/);

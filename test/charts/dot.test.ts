@@ -32,7 +32,10 @@ async function svgDocument(svg: string) {
   return parseSvg(svg);
 }
 
-const machines: Array<[string, AnyStateMachine]> = [...MODEL_NAMES.map((n): [string, AnyStateMachine] => [n, MODELS[n]!.machine]), ['synthetic', syntheticMachine]];
+const machines: Array<[string, AnyStateMachine]> = [
+  ...MODEL_NAMES.map((n): [string, AnyStateMachine] => [n, MODELS[n]!.machine]),
+  ['synthetic', syntheticMachine],
+];
 
 for (const [name, machine] of machines) {
   test(`svg of ${name} renders locally and carries the id of every state (<machine>:<path>)`, async () => {
@@ -71,7 +74,10 @@ test('chartIds of a registry machine name the root and every state below it', ()
 test('dot marks parallel regions as dashed clusters, finals with a double border, and labels guards, always and after', async () => {
   const dot = await exportMachineChart(syntheticMachine, 'dot');
   assert.match(dot, /subgraph "cluster:running" \{\n\s*id="synthetic:running"; class="state parallel"\n\s*label="running \(parallel\)\\nNOTE \/ beep"/);
-  assert.match(dot, /subgraph "cluster:running\.motor" \{\n\s*id="synthetic:running\.motor"; class="state compound region"\n\s*label="motor"\n\s*style="rounded,dashed"/);
+  assert.match(
+    dot,
+    /subgraph "cluster:running\.motor" \{\n\s*id="synthetic:running\.motor"; class="state compound region"\n\s*label="motor"\n\s*style="rounded,dashed"/,
+  );
   assert.match(dot, /"s:done" \[id="synthetic:done", class="state final", label="done", peripheries=2\]/);
   assert.match(dot, /"i:" -> "s:default" \[class="initial"\]/);
   for (const label of ['START [ready]', 'after 1000 ms', 'after slow [lateEnough]', 'always [ready]', 'ABORT [not(ready)]', 'BUMP [above]', 'done']) {
@@ -100,7 +106,10 @@ test('an unknown machine or format is refused with a stable code and the valid c
   };
   const machine = await refusal(() => exportChart('nope', 'dot'));
   assert.is(machine.code, 'CHART_UNKNOWN_MACHINE');
-  assert.match(machine.message, /unknown machine "nope"; one of area, migration, chip, terminal, adminSession, decision, migrationSam, normalSam, registration/);
+  assert.match(
+    machine.message,
+    /unknown machine "nope"; one of area, migration, chip, terminal, adminSession, decision, migrationSam, normalSam, registration/,
+  );
   const format = await refusal(() => exportChart('area', 'png'));
   assert.is(format.code, 'CHART_UNKNOWN_FORMAT');
   assert.match(format.message, /unknown format "png"; one of json, mermaid, scxml, dot, svg/);

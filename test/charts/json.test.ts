@@ -22,7 +22,9 @@ function shape(machine: AnyStateMachine) {
     states.push(`${node.id} ${node.type}${node.type === 'compound' ? ` initial=${node.initial.target.map((t: AnyStateNode) => t.id)}` : ''}`);
     const all = [...[...node.transitions.values()].flat(), ...(node.always ?? [])];
     for (const t of all) {
-      transitions.push(`${node.id} | ${t.eventType || '(always)'} -> ${(t.target ?? []).map((x: AnyStateNode) => x.id).join(',') || '(none)'} [${guardName(t.guard) ?? ''}]${t.reenter ? ' reenter' : ''}`);
+      transitions.push(
+        `${node.id} | ${t.eventType || '(always)'} -> ${(t.target ?? []).map((x: AnyStateNode) => x.id).join(',') || '(none)'} [${guardName(t.guard) ?? ''}]${t.reenter ? ' reenter' : ''}`,
+      );
     }
     for (const child of Object.values(node.states as Record<string, AnyStateNode>)) visit(child);
   };

@@ -15,7 +15,10 @@ import { MODEL_NAMES, MODELS } from '../../src/model/models.ts';
 import { mermaidStateData, parseMermaid } from '../helpers/mermaid.ts';
 import { syntheticMachine } from './fixtures.ts';
 
-const machines: Array<[string, AnyStateMachine]> = [...MODEL_NAMES.map((n): [string, AnyStateMachine] => [n, MODELS[n]!.machine]), ['synthetic', syntheticMachine]];
+const machines: Array<[string, AnyStateMachine]> = [
+  ...MODEL_NAMES.map((n): [string, AnyStateMachine] => [n, MODELS[n]!.machine]),
+  ['synthetic', syntheticMachine],
+];
 
 for (const [name, machine] of machines) {
   test(`mermaid of ${name} parses with mermaid and holds every state under its parent and every transition`, async () => {
@@ -37,9 +40,16 @@ for (const [name, machine] of machines) {
       if (parent !== undefined && nodes.get(parent)?.shape === 'divider') parent = nodes.get(parent)!.parentId;
       assert.is(parent, s.parent === null ? undefined : ids.get(s.parent), `${name}: parent of ${s.path}`);
       assert.is(node!.isGroup ?? false, s.children.length > 0, `${name}: ${s.path} is a composite iff it has children`);
-      if (s.kind === 'final') assert.ok(data.edges.some((e) => e.start === id && nodes.get(e.end)?.shape === 'stateEnd'), `${name}: final ${s.path} --> [*]`);
+      if (s.kind === 'final')
+        assert.ok(
+          data.edges.some((e) => e.start === id && nodes.get(e.end)?.shape === 'stateEnd'),
+          `${name}: final ${s.path} --> [*]`,
+        );
       if (s.initial !== null) {
-        assert.ok(data.edges.some((e) => e.end === ids.get(s.initial!) && nodes.get(e.start)?.shape === 'stateStart'), `${name}: [*] --> ${s.initial}`);
+        assert.ok(
+          data.edges.some((e) => e.end === ids.get(s.initial!) && nodes.get(e.start)?.shape === 'stateStart'),
+          `${name}: [*] --> ${s.initial}`,
+        );
       }
     }
 
@@ -47,7 +57,10 @@ for (const [name, machine] of machines) {
     for (const t of chart.transitions) {
       const source = chart.states.get(t.source)!;
       if (t.targets.length === 0 && source.children.length > 0) {
-        assert.ok(text.includes(`note right of ${ids.get(t.source)}`) && text.includes(transitionLabel(t)), `${name}: internal ${transitionLabel(t)} noted on ${t.source}`);
+        assert.ok(
+          text.includes(`note right of ${ids.get(t.source)}`) && text.includes(transitionLabel(t)),
+          `${name}: internal ${transitionLabel(t)} noted on ${t.source}`,
+        );
         continue;
       }
       for (const target of t.targets.length > 0 ? t.targets : [t.source]) {

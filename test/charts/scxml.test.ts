@@ -44,7 +44,10 @@ async function xmlDocument(xml: string) {
   return parseXml(xml);
 }
 
-const machines: Array<[string, AnyStateMachine]> = [...MODEL_NAMES.map((n): [string, AnyStateMachine] => [n, MODELS[n]!.machine]), ['synthetic', syntheticMachine]];
+const machines: Array<[string, AnyStateMachine]> = [
+  ...MODEL_NAMES.map((n): [string, AnyStateMachine] => [n, MODELS[n]!.machine]),
+  ['synthetic', syntheticMachine],
+];
 
 for (const [name, machine] of machines) {
   test(`scxml of ${name} is valid against the W3C SCXML schema, and every IDREF resolves`, async () => {

@@ -16,7 +16,10 @@ test('valmove demo --json, as a user runs it: a completed migration and its repo
     const report = JSON.parse(stdout) as DemoReport;
     assert.is(report.outcome, 'completed');
     assert.is(report.items.length, 3);
-    assert.equal(report.items.map((i) => i.kind), ['emoney', 'transit', 'ticket']);
+    assert.equal(
+      report.items.map((i) => i.kind),
+      ['emoney', 'transit', 'ticket'],
+    );
     for (const it of report.items) {
       assert.is(it.after, it.before, `${it.provider}: the destination holds what the source held`);
       assert.is(it.sourceAfter, 'locked');

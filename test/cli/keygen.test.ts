@@ -12,7 +12,9 @@ const run = promisify(execFile);
 test('valmove keygen writes key files (0600), configs that validate, and trust.json; stdout holds no secret', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'valmove-keygen-'));
   try {
-    const { stdout } = await run(process.execPath, ['bin/valmove.js', 'keygen', '--dir', dir, '--providers', 'emoney,transit', '--base-port', '7600'], { timeout: 60_000 });
+    const { stdout } = await run(process.execPath, ['bin/valmove.js', 'keygen', '--dir', dir, '--providers', 'emoney,transit', '--base-port', '7600'], {
+      timeout: 60_000,
+    });
     assert.match(stdout, /deployment written to/);
     const keyFiles = readdirSync(join(dir, 'keys'));
     assert.ok(keyFiles.length >= 7, `key files: ${keyFiles.join(', ')}`);

@@ -23,7 +23,10 @@ test('valmove user add, then user unlock after a lockout: failures and lock clea
     await run(process.execPath, ['bin/valmove.js', 'keygen', '--dir', dir, '--providers', 'emoney', '--base-port', '7650'], { timeout: 60_000 });
     const config = join(dir, 'config', 'server.json');
     const password = 'correct horse battery staple';
-    const added = await run(process.execPath, ['bin/valmove.js', 'user', 'add', '--config', config, '--user', 'alice'], { timeout: 60_000, env: { ...process.env, VALMOVE_PASSWORD: password } });
+    const added = await run(process.execPath, ['bin/valmove.js', 'user', 'add', '--config', config, '--user', 'alice'], {
+      timeout: 60_000,
+      env: { ...process.env, VALMOVE_PASSWORD: password },
+    });
     assert.match(added.stdout, /user alice saved/);
     assert.not.ok(added.stdout.includes(password));
     const cfg = loadConfig(config, 'server') as ServerConfig;

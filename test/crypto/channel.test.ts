@@ -68,7 +68,7 @@ function anonymous() {
   return { ic, rc, resp };
 }
 
-test('mutual handshake: both directions work and the responder learns the initiator\'s proven key', () => {
+test("mutual handshake: both directions work and the responder learns the initiator's proven key", () => {
   const { ic, rc, resp } = mutual();
   assert.equal(rc.open(ic.seal(utf8('msam.upload'))), utf8('msam.upload'));
   assert.equal(ic.open(rc.seal(utf8('msam.uploaded'))), utf8('msam.uploaded'));
@@ -106,14 +106,20 @@ test('an untrusted initiator is refused with UNTRUSTED_PEER before anything is s
 
 test('a channel that requires mutual authentication refuses an anonymous initiator', () => {
   const { i, resp } = parties({ trusted: () => true, requireMutual: true });
-  assert.is(codeOf(() => resp.hello(i.hello())), 'UNTRUSTED_PEER');
+  assert.is(
+    codeOf(() => resp.hello(i.hello())),
+    'UNTRUSTED_PEER',
+  );
 });
 
 test('a responder with the wrong key is refused: UNTRUSTED_PEER', () => {
   const impostor = generateIdentity(rng);
   const { i, resp } = parties({ initiatorIdentity: server, responderIdentity: impostor });
   const accept = resp.hello(i.hello());
-  assert.is(codeOf(() => i.accept(accept)), 'UNTRUSTED_PEER');
+  assert.is(
+    codeOf(() => i.accept(accept)),
+    'UNTRUSTED_PEER',
+  );
 });
 
 test('an accept claiming the right key but signed by another, or with a swapped ephemeral key, is HANDSHAKE_FAILED', () => {
@@ -121,12 +127,19 @@ test('an accept claiming the right key but signed by another, or with a swapped 
   const { i, resp } = parties({ initiatorIdentity: server, responderIdentity: impostor });
   const hello = i.hello();
   const forged = { ...resp.hello(hello), id: toB64(sam.signPublic) };
-  assert.is(codeOf(() => i.accept(forged)), 'HANDSHAKE_FAILED');
+  assert.is(
+    codeOf(() => i.accept(forged)),
+    'HANDSHAKE_FAILED',
+  );
 
   const honest = parties({ initiatorIdentity: server });
   const accept = honest.resp.hello(honest.i.hello());
   const mitmEph = parties({ initiatorIdentity: server }).i.hello().eph;
-  assert.is(codeOf(() => honest.i.accept({ ...accept, eph: mitmEph })), 'HANDSHAKE_FAILED', 'the signature covers the ephemeral key');
+  assert.is(
+    codeOf(() => honest.i.accept({ ...accept, eph: mitmEph })),
+    'HANDSHAKE_FAILED',
+    'the signature covers the ephemeral key',
+  );
   // a failed accept changes nothing: the genuine accept still completes
   const { finish } = honest.i.accept(accept);
   assert.ok(honest.resp.finish(finish));
@@ -138,14 +151,26 @@ test('a finish from another handshake, a garbage finish, or none from an initiat
   // a genuine finish by the same server, replayed from another handshake: signed over another transcript
   const elsewhere = parties({ initiatorIdentity: server });
   const { finish: replayed } = elsewhere.i.accept(elsewhere.resp.hello(elsewhere.i.hello()));
-  assert.is(codeOf(() => resp.finish(replayed)), 'HANDSHAKE_FAILED');
-  assert.is(codeOf(() => resp.finish({ v: 1, sig: toB64(new Uint8Array(64)) })), 'HANDSHAKE_FAILED');
-  assert.is(codeOf(() => resp.finish()), 'HANDSHAKE_FAILED');
+  assert.is(
+    codeOf(() => resp.finish(replayed)),
+    'HANDSHAKE_FAILED',
+  );
+  assert.is(
+    codeOf(() => resp.finish({ v: 1, sig: toB64(new Uint8Array(64)) })),
+    'HANDSHAKE_FAILED',
+  );
+  assert.is(
+    codeOf(() => resp.finish()),
+    'HANDSHAKE_FAILED',
+  );
   assert.is(resp.peerId, undefined, 'nothing proven, nothing learned');
   // an initiator naming a key on a channel that does not require one still has to prove it
   const claim = parties({ initiatorIdentity: server, requireMutual: false, trusted: () => true });
   claim.resp.hello(claim.i.hello());
-  assert.is(codeOf(() => claim.resp.finish()), 'HANDSHAKE_FAILED');
+  assert.is(
+    codeOf(() => claim.resp.finish()),
+    'HANDSHAKE_FAILED',
+  );
 });
 
 test('the handshake runs once: a second hello, accept or finish is HANDSHAKE_FAILED (a second cipher would reuse nonces)', () => {
@@ -153,14 +178,31 @@ test('the handshake runs once: a second hello, accept or finish is HANDSHAKE_FAI
   const hello = i.hello();
   assert.equal(i.hello(), hello, 'asking again gives the same hello');
   const accept = resp.hello(hello);
-  assert.is(codeOf(() => resp.hello(hello)), 'HANDSHAKE_FAILED');
+  assert.is(
+    codeOf(() => resp.hello(hello)),
+    'HANDSHAKE_FAILED',
+  );
   const { finish } = i.accept(accept);
-  assert.is(codeOf(() => i.accept(accept)), 'HANDSHAKE_FAILED');
+  assert.is(
+    codeOf(() => i.accept(accept)),
+    'HANDSHAKE_FAILED',
+  );
   resp.finish(finish);
-  assert.is(codeOf(() => resp.finish(finish)), 'HANDSHAKE_FAILED');
+  assert.is(
+    codeOf(() => resp.finish(finish)),
+    'HANDSHAKE_FAILED',
+  );
   const fresh = parties({ initiatorIdentity: server });
-  assert.is(codeOf(() => fresh.resp.finish()), 'HANDSHAKE_FAILED', 'finish before hello');
-  assert.is(codeOf(() => fresh.i.accept(accept)), 'HANDSHAKE_FAILED', 'accept before hello');
+  assert.is(
+    codeOf(() => fresh.resp.finish()),
+    'HANDSHAKE_FAILED',
+    'finish before hello',
+  );
+  assert.is(
+    codeOf(() => fresh.i.accept(accept)),
+    'HANDSHAKE_FAILED',
+    'accept before hello',
+  );
 });
 
 test('malformed handshake messages are HANDSHAKE_FAILED, not TypeErrors', () => {
@@ -180,12 +222,20 @@ test('malformed handshake messages are HANDSHAKE_FAILED, not TypeErrors', () => 
   ];
   for (const m of bad) {
     const { resp } = parties({ trusted: () => true });
-    assert.is(codeOf(() => resp.hello(m as ChannelHello)), 'HANDSHAKE_FAILED', JSON.stringify(m)?.slice(0, 80));
+    assert.is(
+      codeOf(() => resp.hello(m as ChannelHello)),
+      'HANDSHAKE_FAILED',
+      JSON.stringify(m)?.slice(0, 80),
+    );
   }
   const { i, resp } = parties({ initiatorIdentity: server });
   const accept = resp.hello(i.hello());
   for (const m of [null, { ...accept, v: 0 }, { ...accept, sig: 'short' }, { ...accept, eph: toB64(new Uint8Array(32)) }]) {
-    assert.is(codeOf(() => i.accept(m as ChannelAccept)), 'HANDSHAKE_FAILED', JSON.stringify(m)?.slice(0, 80));
+    assert.is(
+      codeOf(() => i.accept(m as ChannelAccept)),
+      'HANDSHAKE_FAILED',
+      JSON.stringify(m)?.slice(0, 80),
+    );
   }
 });
 
@@ -194,16 +244,34 @@ test('channel messages tolerate loss and reordering but refuse replay; a failed 
   const m = [0, 1, 2, 3, 4].map((n) => ic.seal(utf8(`m${n}`)));
   assert.equal(rc.open(m[2]!), utf8('m2'));
   assert.equal(rc.open(m[0]!), utf8('m0'), 'older but within the window');
-  assert.is(codeOf(() => rc.open(m[2]!)), 'CHANNEL_REPLAY');
-  assert.is(codeOf(() => rc.open(m[0]!)), 'CHANNEL_REPLAY');
-  assert.is(codeOf(() => rc.open(flipByte(m[3]!, 10))), 'CHANNEL_TAMPERED');
-  assert.is(codeOf(() => rc.open(flipByte(m[3]!, -1))), 'CHANNEL_TAMPERED');
-  assert.is(codeOf(() => rc.open(m[3]!.subarray(0, 20))), 'CHANNEL_TAMPERED');
+  assert.is(
+    codeOf(() => rc.open(m[2]!)),
+    'CHANNEL_REPLAY',
+  );
+  assert.is(
+    codeOf(() => rc.open(m[0]!)),
+    'CHANNEL_REPLAY',
+  );
+  assert.is(
+    codeOf(() => rc.open(flipByte(m[3]!, 10))),
+    'CHANNEL_TAMPERED',
+  );
+  assert.is(
+    codeOf(() => rc.open(flipByte(m[3]!, -1))),
+    'CHANNEL_TAMPERED',
+  );
+  assert.is(
+    codeOf(() => rc.open(m[3]!.subarray(0, 20))),
+    'CHANNEL_TAMPERED',
+  );
   assert.equal(rc.open(m[3]!), utf8('m3'), 'the genuine message still opens after the tampered ones');
   assert.equal(rc.open(m[4]!), utf8('m4'));
   // m1 was lost and arrives last: still accepted once
   assert.equal(rc.open(m[1]!), utf8('m1'));
-  assert.is(codeOf(() => rc.open(m[1]!)), 'CHANNEL_REPLAY');
+  assert.is(
+    codeOf(() => rc.open(m[1]!)),
+    'CHANNEL_REPLAY',
+  );
 });
 
 test(`a message older than the replay window (${CHANNEL_REPLAY_WINDOW}) is CHANNEL_REPLAY even if never seen`, () => {
@@ -211,7 +279,11 @@ test(`a message older than the replay window (${CHANNEL_REPLAY_WINDOW}) is CHANN
   const boxes = Array.from({ length: CHANNEL_REPLAY_WINDOW + 6 }, (_, n) => ic.seal(utf8(String(n))));
   const last = boxes.length - 1; // 1029
   assert.equal(rc.open(boxes[last]!), utf8(String(last)));
-  assert.is(codeOf(() => rc.open(boxes[last - CHANNEL_REPLAY_WINDOW]!)), 'CHANNEL_REPLAY', 'just outside the window');
+  assert.is(
+    codeOf(() => rc.open(boxes[last - CHANNEL_REPLAY_WINDOW]!)),
+    'CHANNEL_REPLAY',
+    'just outside the window',
+  );
   assert.equal(rc.open(boxes[last - CHANNEL_REPLAY_WINDOW + 1]!), utf8(String(last - CHANNEL_REPLAY_WINDOW + 1)), 'just inside');
 });
 
@@ -226,7 +298,12 @@ test('the replay window, against a model that remembers every counter: any order
   for (let step = 0; step < 20_000; step++) {
     // Mostly forward with jitter, sometimes anywhere behind, now and then a jump past the whole window.
     const roll = r.nextFloat();
-    const n = roll < 0.03 ? Math.floor(r.nextFloat() * (cursor + 1)) : roll < 0.0315 ? Math.min(total - 1, cursor + CHANNEL_REPLAY_WINDOW + Math.floor(r.nextFloat() * 50)) : Math.max(0, Math.min(total - 1, cursor + Math.floor(r.nextFloat() * 40) - 16));
+    const n =
+      roll < 0.03
+        ? Math.floor(r.nextFloat() * (cursor + 1))
+        : roll < 0.0315
+          ? Math.min(total - 1, cursor + CHANNEL_REPLAY_WINDOW + Math.floor(r.nextFloat() * 50))
+          : Math.max(0, Math.min(total - 1, cursor + Math.floor(r.nextFloat() * 40) - 16));
     cursor = Math.max(cursor, n);
     const fresh = !opened.has(n) && n + CHANNEL_REPLAY_WINDOW > highest;
     if (fresh) {
@@ -234,7 +311,11 @@ test('the replay window, against a model that remembers every counter: any order
       opened.add(n);
       highest = Math.max(highest, n);
     } else {
-      assert.is(codeOf(() => rc.open(boxes[n]!)), 'CHANNEL_REPLAY', `counter ${n} (highest ${highest}) is refused`);
+      assert.is(
+        codeOf(() => rc.open(boxes[n]!)),
+        'CHANNEL_REPLAY',
+        `counter ${n} (highest ${highest}) is refused`,
+      );
     }
   }
 });
@@ -242,8 +323,14 @@ test('the replay window, against a model that remembers every counter: any order
 test('channel messages do not cross directions or channels', () => {
   const a = mutual();
   const b = mutual();
-  assert.is(codeOf(() => a.ic.open(a.ic.seal(utf8('reflected')))), 'CHANNEL_TAMPERED');
-  assert.is(codeOf(() => b.rc.open(a.ic.seal(utf8('other channel')))), 'CHANNEL_TAMPERED');
+  assert.is(
+    codeOf(() => a.ic.open(a.ic.seal(utf8('reflected')))),
+    'CHANNEL_TAMPERED',
+  );
+  assert.is(
+    codeOf(() => b.rc.open(a.ic.seal(utf8('other channel')))),
+    'CHANNEL_TAMPERED',
+  );
 });
 
 test.run();

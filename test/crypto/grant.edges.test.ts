@@ -38,31 +38,72 @@ test('grant edges: names of exactly GRANT_FIELD_CHARS_MAX (256) chars are accept
     const g = issueGrant({ ...binding, [field]: longest }, randomSecret(rng), msam.boxPublic, admin, rng);
     assert.is(verifyGrant(g, admin.signPublic, {}, 0)[field], longest, field);
     assert.is(openGrant(g, msam).length, 32, field);
-    assert.is(codeOf(() => issueGrant({ ...binding, [field]: `${longest}x` }, randomSecret(rng), msam.boxPublic, admin, rng)), 'BAD_PARAMS', field);
-    assert.is(codeOf(() => verifyGrant({ ...g, [field]: `${longest}x` }, admin.signPublic, {}, 0)), 'GRANT_INVALID', field);
+    assert.is(
+      codeOf(() => issueGrant({ ...binding, [field]: `${longest}x` }, randomSecret(rng), msam.boxPublic, admin, rng)),
+      'BAD_PARAMS',
+      field,
+    );
+    assert.is(
+      codeOf(() => verifyGrant({ ...g, [field]: `${longest}x` }, admin.signPublic, {}, 0)),
+      'GRANT_INVALID',
+      field,
+    );
   }
   for (const field of ['mig', 'serial', 'area', 'provider', 'kcv'] as const) {
     const r = signReceipt({ ...body, [field]: longest }, msam);
     assert.is(verifyReceipt(r, msam.signPublic)[field], longest, field);
-    assert.is(codeOf(() => signReceipt({ ...body, [field]: `${longest}x` }, msam)), 'BAD_PARAMS', field);
+    assert.is(
+      codeOf(() => signReceipt({ ...body, [field]: `${longest}x` }, msam)),
+      'BAD_PARAMS',
+      field,
+    );
   }
 });
 
 test('grant edges: a name that is not a string (an array, an object with a length) is malformed, however short', () => {
   for (const name of [['m1'], { length: 2 }]) {
-    assert.is(codeOf(() => issueGrant({ ...binding, mig: name } as never, randomSecret(rng), msam.boxPublic, admin, rng)), 'BAD_PARAMS', JSON.stringify(name));
-    assert.is(codeOf(() => signReceipt({ ...body, kcv: name } as never, msam)), 'BAD_PARAMS', JSON.stringify(name));
+    assert.is(
+      codeOf(() => issueGrant({ ...binding, mig: name } as never, randomSecret(rng), msam.boxPublic, admin, rng)),
+      'BAD_PARAMS',
+      JSON.stringify(name),
+    );
+    assert.is(
+      codeOf(() => signReceipt({ ...body, kcv: name } as never, msam)),
+      'BAD_PARAMS',
+      JSON.stringify(name),
+    );
   }
 });
 
 test('grant edges: undefined instead of a grant or receipt is refused with its code, never a TypeError', () => {
-  assert.is(codeOf(() => verifyGrant(undefined as never, admin.signPublic, {}, 0)), 'GRANT_INVALID');
-  assert.is(codeOf(() => openGrant(undefined as never, msam)), 'GRANT_INVALID');
-  assert.is(codeOf(() => issueGrant(undefined as never, randomSecret(rng), msam.boxPublic, admin, rng)), 'BAD_PARAMS');
-  assert.is(codeOf(() => verifyReceipt(undefined as never, msam.signPublic)), 'RECEIPT_INVALID');
-  assert.is(codeOf(() => signReceipt(undefined as never, msam)), 'BAD_PARAMS');
-  assert.is(codeOf(() => signReceipt('m1' as never, msam)), 'BAD_PARAMS');
-  assert.is(codeOf(() => verifyGrant('m1' as never, admin.signPublic, {}, 0)), 'GRANT_INVALID');
+  assert.is(
+    codeOf(() => verifyGrant(undefined as never, admin.signPublic, {}, 0)),
+    'GRANT_INVALID',
+  );
+  assert.is(
+    codeOf(() => openGrant(undefined as never, msam)),
+    'GRANT_INVALID',
+  );
+  assert.is(
+    codeOf(() => issueGrant(undefined as never, randomSecret(rng), msam.boxPublic, admin, rng)),
+    'BAD_PARAMS',
+  );
+  assert.is(
+    codeOf(() => verifyReceipt(undefined as never, msam.signPublic)),
+    'RECEIPT_INVALID',
+  );
+  assert.is(
+    codeOf(() => signReceipt(undefined as never, msam)),
+    'BAD_PARAMS',
+  );
+  assert.is(
+    codeOf(() => signReceipt('m1' as never, msam)),
+    'BAD_PARAMS',
+  );
+  assert.is(
+    codeOf(() => verifyGrant('m1' as never, admin.signPublic, {}, 0)),
+    'GRANT_INVALID',
+  );
 });
 
 test('grant edges: a grant whose sealed key is not 32 bytes does not open (GRANT_INVALID)', () => {
@@ -70,7 +111,11 @@ test('grant edges: a grant whose sealed key is not 32 bytes does not open (GRANT
   for (const size of [16, 31, 33]) {
     const { ephPub, sealed } = sealTo(msam.boxPublic, new Uint8Array(size).fill(7), 'valmove/v1/grant', b, rng);
     const g: Grant = { ...binding, ephPub, sealed, sig: '' };
-    assert.is(codeOf(() => openGrant(g, msam)), 'GRANT_INVALID', `${size} bytes`);
+    assert.is(
+      codeOf(() => openGrant(g, msam)),
+      'GRANT_INVALID',
+      `${size} bytes`,
+    );
   }
   // the same construction with 32 bytes opens: the refusal above is the key size, not the construction
   const { ephPub, sealed } = sealTo(msam.boxPublic, new Uint8Array(32).fill(7), 'valmove/v1/grant', b, rng);
@@ -80,8 +125,14 @@ test('grant edges: a grant whose sealed key is not 32 bytes does not open (GRANT
 test('grant edges: each refusal says what was wrong', () => {
   const g = issueGrant(binding, randomSecret(rng), msam.boxPublic, admin, rng);
   const malformed = 'the grant binding is malformed: a field is missing, of the wrong type or too long';
-  assert.equal([errorOf(() => verifyGrant({ ...g, item: '0' } as never, admin.signPublic, {}, 0))].map((e) => [e.code, e.message]), [['GRANT_INVALID', malformed]]);
-  assert.equal([errorOf(() => issueGrant({ ...binding, item: -1 }, randomSecret(rng), msam.boxPublic, admin, rng))].map((e) => [e.code, e.message]), [['BAD_PARAMS', malformed]]);
+  assert.equal(
+    [errorOf(() => verifyGrant({ ...g, item: '0' } as never, admin.signPublic, {}, 0))].map((e) => [e.code, e.message]),
+    [['GRANT_INVALID', malformed]],
+  );
+  assert.equal(
+    [errorOf(() => issueGrant({ ...binding, item: -1 }, randomSecret(rng), msam.boxPublic, admin, rng))].map((e) => [e.code, e.message]),
+    [['BAD_PARAMS', malformed]],
+  );
   assert.is(errorOf(() => verifyGrant(g, msam.signPublic, {}, 0)).message, 'the grant is not signed by the admin SAM');
   assert.is(errorOf(() => verifyGrant(g, admin.signPublic, {}, 10_001)).message, 'the grant expired at 10000');
   assert.is(errorOf(() => openGrant(g, admin)).message, "the grant does not open with this migration SAM's key");
@@ -89,7 +140,10 @@ test('grant edges: each refusal says what was wrong', () => {
   const r = signReceipt(body, msam);
   assert.is(errorOf(() => verifyReceipt(r, admin.signPublic)).message, 'the receipt for item 2 is not signed by its migration SAM');
   assert.is(errorOf(() => verifyReceipt({ ...r, item: '2' } as never, msam.signPublic)).message, 'a malformed receipt is not signed by its migration SAM');
-  assert.is(errorOf(() => signReceipt({ ...body, item: 1.5 }, msam)).message, 'the receipt body is malformed: a field is missing, of the wrong type or too long');
+  assert.is(
+    errorOf(() => signReceipt({ ...body, item: 1.5 }, msam)).message,
+    'the receipt body is malformed: a field is missing, of the wrong type or too long',
+  );
 });
 
 test('grant edges: known answers pin the wire format (domain strings and field order of grants and receipts)', () => {

@@ -70,10 +70,22 @@ test('a tampered grant is GRANT_INVALID: every binding field, the sealed key, th
     { sig: toB64(new Uint8Array(64)) },
   ];
   for (const change of tampered) {
-    assert.is(codeOf(() => verifyGrant({ ...g, ...change }, admin.signPublic, {}, 0)), 'GRANT_INVALID', JSON.stringify(change));
+    assert.is(
+      codeOf(() => verifyGrant({ ...g, ...change }, admin.signPublic, {}, 0)),
+      'GRANT_INVALID',
+      JSON.stringify(change),
+    );
   }
-  assert.is(codeOf(() => verifyGrant(g, msam.signPublic, {}, 0)), 'GRANT_INVALID', 'signed by the admin SAM only');
-  assert.is(codeOf(() => openGrant({ ...g, serial: 'DST-1' }, msam)), 'GRANT_INVALID', 'the binding is the AEAD associated data too');
+  assert.is(
+    codeOf(() => verifyGrant(g, msam.signPublic, {}, 0)),
+    'GRANT_INVALID',
+    'signed by the admin SAM only',
+  );
+  assert.is(
+    codeOf(() => openGrant({ ...g, serial: 'DST-1' }, msam)),
+    'GRANT_INVALID',
+    'the binding is the AEAD associated data too',
+  );
 });
 
 test('a malformed grant is GRANT_INVALID, not a TypeError', () => {
@@ -90,17 +102,32 @@ test('a malformed grant is GRANT_INVALID, not a TypeError', () => {
     { ...g, ephPub: 42 },
   ];
   for (const m of malformed) {
-    assert.is(codeOf(() => verifyGrant(m as Grant, admin.signPublic, {}, 0)), 'GRANT_INVALID', JSON.stringify(m)?.slice(0, 60));
-    assert.is(codeOf(() => openGrant(m as Grant, msam)), 'GRANT_INVALID', JSON.stringify(m)?.slice(0, 60));
+    assert.is(
+      codeOf(() => verifyGrant(m as Grant, admin.signPublic, {}, 0)),
+      'GRANT_INVALID',
+      JSON.stringify(m)?.slice(0, 60),
+    );
+    assert.is(
+      codeOf(() => openGrant(m as Grant, msam)),
+      'GRANT_INVALID',
+      JSON.stringify(m)?.slice(0, 60),
+    );
   }
   // openGrant only decrypts; the signature is verifyGrant's job
-  for (const sig of ['not base64!', undefined]) assert.is(codeOf(() => verifyGrant({ ...g, sig } as Grant, admin.signPublic, {}, 0)), 'GRANT_INVALID');
+  for (const sig of ['not base64!', undefined])
+    assert.is(
+      codeOf(() => verifyGrant({ ...g, sig } as Grant, admin.signPublic, {}, 0)),
+      'GRANT_INVALID',
+    );
 });
 
 test('an expired grant is GRANT_EXPIRED; it is still valid at exactly expiresAt', () => {
   const g = issueGrant(binding, randomSecret(rng), msam.boxPublic, admin, rng);
   assert.ok(verifyGrant(g, admin.signPublic, {}, 10_000));
-  assert.is(codeOf(() => verifyGrant(g, admin.signPublic, {}, 10_001)), 'GRANT_EXPIRED');
+  assert.is(
+    codeOf(() => verifyGrant(g, admin.signPublic, {}, 10_001)),
+    'GRANT_EXPIRED',
+  );
 });
 
 test('a binding mismatch is GRANT_BINDING, naming the field but not the values', () => {
@@ -125,15 +152,34 @@ test('a binding mismatch is GRANT_BINDING, naming the field but not the values',
 
 test('only the named recipient can open a grant: another migration SAM gets GRANT_INVALID', () => {
   const g = issueGrant(binding, randomSecret(rng), msam.boxPublic, admin, rng);
-  assert.is(codeOf(() => openGrant(g, generateIdentity(rng))), 'GRANT_INVALID');
-  assert.is(codeOf(() => openGrant(g, admin)), 'GRANT_INVALID');
+  assert.is(
+    codeOf(() => openGrant(g, generateIdentity(rng))),
+    'GRANT_INVALID',
+  );
+  assert.is(
+    codeOf(() => openGrant(g, admin)),
+    'GRANT_INVALID',
+  );
 });
 
 test('issuing checks its inputs: a short temp key or recipient key is BAD_KEY, a malformed binding BAD_PARAMS', () => {
-  assert.is(codeOf(() => issueGrant(binding, randomSecret(rng, 16), msam.boxPublic, admin, rng)), 'BAD_KEY');
-  assert.is(codeOf(() => issueGrant(binding, randomSecret(rng), msam.boxPublic.subarray(1), admin, rng)), 'BAD_KEY');
-  assert.is(codeOf(() => issueGrant(binding, randomSecret(rng), new Uint8Array(32), admin, rng)), 'BAD_KEY', 'a low-order point');
-  assert.is(codeOf(() => issueGrant({ ...binding, item: -1 }, randomSecret(rng), msam.boxPublic, admin, rng)), 'BAD_PARAMS');
+  assert.is(
+    codeOf(() => issueGrant(binding, randomSecret(rng, 16), msam.boxPublic, admin, rng)),
+    'BAD_KEY',
+  );
+  assert.is(
+    codeOf(() => issueGrant(binding, randomSecret(rng), msam.boxPublic.subarray(1), admin, rng)),
+    'BAD_KEY',
+  );
+  assert.is(
+    codeOf(() => issueGrant(binding, randomSecret(rng), new Uint8Array(32), admin, rng)),
+    'BAD_KEY',
+    'a low-order point',
+  );
+  assert.is(
+    codeOf(() => issueGrant({ ...binding, item: -1 }, randomSecret(rng), msam.boxPublic, admin, rng)),
+    'BAD_PARAMS',
+  );
 });
 
 test('grantBindingBytes changes with every field', () => {
@@ -161,21 +207,43 @@ test('a receipt verifies under its migration SAM key and returns exactly its bod
 test('any change to a receipt, or another signer, is RECEIPT_INVALID', () => {
   const r = signReceipt(receipt, msam);
   for (const change of [{ mig: 'm2' }, { item: 1 }, { serial: 'SRC-1' }, { area: 'x' }, { provider: 'x' }, { kcv: 'AAAAAAAAAAA' }]) {
-    assert.is(codeOf(() => verifyReceipt({ ...r, ...change }, msam.signPublic)), 'RECEIPT_INVALID', JSON.stringify(change));
+    assert.is(
+      codeOf(() => verifyReceipt({ ...r, ...change }, msam.signPublic)),
+      'RECEIPT_INVALID',
+      JSON.stringify(change),
+    );
   }
-  assert.is(codeOf(() => verifyReceipt(r, admin.signPublic)), 'RECEIPT_INVALID');
-  assert.is(codeOf(() => verifyReceipt(signReceipt(receipt, generateIdentity(rng)), msam.signPublic)), 'RECEIPT_INVALID');
+  assert.is(
+    codeOf(() => verifyReceipt(r, admin.signPublic)),
+    'RECEIPT_INVALID',
+  );
+  assert.is(
+    codeOf(() => verifyReceipt(signReceipt(receipt, generateIdentity(rng)), msam.signPublic)),
+    'RECEIPT_INVALID',
+  );
   for (const bad of [null, {}, { ...r, item: '0' }, { ...r, sig: '***' }]) {
-    assert.is(codeOf(() => verifyReceipt(bad as never, msam.signPublic)), 'RECEIPT_INVALID');
+    assert.is(
+      codeOf(() => verifyReceipt(bad as never, msam.signPublic)),
+      'RECEIPT_INVALID',
+    );
   }
 });
 
 test('sealed boxes open only with the recipient key, the same purpose and the same binding', () => {
   const box = sealTo(msam.boxPublic, utf8('main key'), 'purpose-a', utf8('S/emoney'), rng);
   assert.equal(openSealed(msam, box.ephPub, box.sealed, 'purpose-a', utf8('S/emoney')), utf8('main key'));
-  assert.is(codeOf(() => openSealed(msam, box.ephPub, box.sealed, 'purpose-b', utf8('S/emoney'))), 'SEAL_INVALID');
-  assert.is(codeOf(() => openSealed(msam, box.ephPub, box.sealed, 'purpose-a', utf8('T/emoney'))), 'SEAL_INVALID');
-  assert.is(codeOf(() => openSealed(admin, box.ephPub, box.sealed, 'purpose-a', utf8('S/emoney'))), 'SEAL_INVALID');
+  assert.is(
+    codeOf(() => openSealed(msam, box.ephPub, box.sealed, 'purpose-b', utf8('S/emoney'))),
+    'SEAL_INVALID',
+  );
+  assert.is(
+    codeOf(() => openSealed(msam, box.ephPub, box.sealed, 'purpose-a', utf8('T/emoney'))),
+    'SEAL_INVALID',
+  );
+  assert.is(
+    codeOf(() => openSealed(admin, box.ephPub, box.sealed, 'purpose-a', utf8('S/emoney'))),
+    'SEAL_INVALID',
+  );
   assert.is(fromB64(box.ephPub).length, 32);
 });
 

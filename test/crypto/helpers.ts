@@ -38,10 +38,22 @@ export function flipByte(b: Bytes, at: number): Bytes {
 }
 
 /** The parties and binding the grant tests share: an admin SAM, a migration SAM, and item 0 of m1 on SRC-1. */
-export function grantFixture(seed: string, purpose: GrantBinding['purpose']): { rng: ReturnType<typeof seededRng>; admin: Identity; msam: Identity; binding: GrantBinding } {
+export function grantFixture(
+  seed: string,
+  purpose: GrantBinding['purpose'],
+): { rng: ReturnType<typeof seededRng>; admin: Identity; msam: Identity; binding: GrantBinding } {
   const rng = seededRng(seed);
   const admin = generateIdentity(rng);
   const msam = generateIdentity(rng);
-  const binding: GrantBinding = { mig: 'm1', item: 0, area: 'emoney', serial: 'SRC-1', purpose, provider: 'emoney', recipient: 'migration-sam/emoney', expiresAt: 10_000 };
+  const binding: GrantBinding = {
+    mig: 'm1',
+    item: 0,
+    area: 'emoney',
+    serial: 'SRC-1',
+    purpose,
+    provider: 'emoney',
+    recipient: 'migration-sam/emoney',
+    expiresAt: 10_000,
+  };
   return { rng, admin, msam, binding };
 }

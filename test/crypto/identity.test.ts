@@ -61,17 +61,32 @@ test('export and import round trip; the public view holds no secret', () => {
 test('importIdentity refuses mismatched or malformed keys with BAD_KEY, without echoing them', () => {
   const a = exportIdentity(generateIdentity(rng));
   const b = exportIdentity(generateIdentity(rng));
-  assert.is(codeOf(() => importIdentity({ ...a, signPublic: b.signPublic })), 'BAD_KEY');
-  assert.is(codeOf(() => importIdentity({ ...a, boxPublic: b.boxPublic })), 'BAD_KEY');
+  assert.is(
+    codeOf(() => importIdentity({ ...a, signPublic: b.signPublic })),
+    'BAD_KEY',
+  );
+  assert.is(
+    codeOf(() => importIdentity({ ...a, boxPublic: b.boxPublic })),
+    'BAD_KEY',
+  );
   const e = errorOf(() => importIdentity({ ...a, signSecret: `${a.signSecret}A` }));
   assert.is(e.code, 'BAD_KEY');
   assert.not.ok(e.message.includes(a.signSecret.slice(0, 8)));
-  assert.is(codeOf(() => importIdentity({ ...a, boxSecret: a.boxSecret.slice(0, 20) })), 'BAD_KEY');
-  assert.is(codeOf(() => importIdentity({} as never)), 'BAD_KEY');
-  assert.is(codeOf(() => identityFromSeeds(new Uint8Array(31), new Uint8Array(32))), 'BAD_KEY');
+  assert.is(
+    codeOf(() => importIdentity({ ...a, boxSecret: a.boxSecret.slice(0, 20) })),
+    'BAD_KEY',
+  );
+  assert.is(
+    codeOf(() => importIdentity({} as never)),
+    'BAD_KEY',
+  );
+  assert.is(
+    codeOf(() => identityFromSeeds(new Uint8Array(31), new Uint8Array(32))),
+    'BAD_KEY',
+  );
 });
 
-test('signatures verify with the signer\'s key only, over the exact message', () => {
+test("signatures verify with the signer's key only, over the exact message", () => {
   const id = generateIdentity(rng);
   const msg = utf8('receipt m1/0');
   const sig = sign(id, msg);

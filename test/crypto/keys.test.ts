@@ -4,18 +4,7 @@ import { hmac } from '@noble/hashes/hmac.js';
 import { sha256 } from '@noble/hashes/sha2.js';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import {
-  deriveChipKey,
-  deriveMainKey,
-  encodeFields,
-  KEY_BYTES,
-  keyCheckValue,
-  randomSecret,
-  Secret,
-  seededRng,
-  toHex,
-  utf8,
-} from '../../src/crypto/index.ts';
+import { deriveChipKey, deriveMainKey, encodeFields, KEY_BYTES, keyCheckValue, randomSecret, Secret, seededRng, toHex, utf8 } from '../../src/crypto/index.ts';
 import { codeOf } from './helpers.ts';
 
 const rng = seededRng('keys-tests');
@@ -58,9 +47,18 @@ test('the key check value tells the temp slot from the main slot, and binds seri
 
 test('masters and checked keys must be 32 bytes (BAD_KEY), and the error shows no key bytes', () => {
   const short = Secret.of(new Uint8Array(16).fill(0x5a));
-  assert.is(codeOf(() => deriveChipKey(short, 'A')), 'BAD_KEY');
-  assert.is(codeOf(() => deriveMainKey(short, 'A', 'x')), 'BAD_KEY');
-  assert.is(codeOf(() => keyCheckValue(short, 'A', 'x')), 'BAD_KEY');
+  assert.is(
+    codeOf(() => deriveChipKey(short, 'A')),
+    'BAD_KEY',
+  );
+  assert.is(
+    codeOf(() => deriveMainKey(short, 'A', 'x')),
+    'BAD_KEY',
+  );
+  assert.is(
+    codeOf(() => keyCheckValue(short, 'A', 'x')),
+    'BAD_KEY',
+  );
   try {
     deriveChipKey(short, 'A');
   } catch (e) {

@@ -58,8 +58,14 @@ test('a malformed record simply does not verify', () => {
 });
 
 test('hashPassword refuses parameters above the cost limit with BAD_PARAMS', () => {
-  assert.is(codeOf(() => hashPassword('pw', rng, { N: 2 ** 21, r: 8, p: 1 })), 'BAD_PARAMS');
-  assert.is(codeOf(() => hashPassword('pw', rng, { N: 1000, r: 8, p: 1 })), 'BAD_PARAMS');
+  assert.is(
+    codeOf(() => hashPassword('pw', rng, { N: 2 ** 21, r: 8, p: 1 })),
+    'BAD_PARAMS',
+  );
+  assert.is(
+    codeOf(() => hashPassword('pw', rng, { N: 1000, r: 8, p: 1 })),
+    'BAD_PARAMS',
+  );
 });
 
 test.run();

@@ -40,8 +40,16 @@ test('bytes(n) returns exactly n bytes, including lengths that are not a multipl
 
 test('a random byte count that is negative, fractional or huge is refused', () => {
   for (const n of [-1, 1.5, 2 ** 30]) {
-    assert.is(codeOf(() => systemRng.bytes(n)), 'BAD_PARAMS', String(n));
-    assert.is(codeOf(() => seededRng(1).bytes(n)), 'BAD_PARAMS', String(n));
+    assert.is(
+      codeOf(() => systemRng.bytes(n)),
+      'BAD_PARAMS',
+      String(n),
+    );
+    assert.is(
+      codeOf(() => seededRng(1).bytes(n)),
+      'BAD_PARAMS',
+      String(n),
+    );
   }
 });
 

@@ -29,7 +29,10 @@ test('Secret.of copies: changing the source buffer does not change the Secret', 
   src.fill(0);
   assert.is(toHex(s.reveal()), toHex(bytes));
   assert.is(s.length, 32);
-  assert.is(codeOf(() => Secret.of('not bytes' as unknown as Uint8Array)), 'BAD_KEY');
+  assert.is(
+    codeOf(() => Secret.of('not bytes' as unknown as Uint8Array)),
+    'BAD_KEY',
+  );
 });
 
 test('equals compares contents; different lengths are unequal', () => {

@@ -53,7 +53,7 @@ test('proofs are HMAC-SHA256 over the documented fields, 32 bytes', () => {
   assert.is(chip.length, PROOF_BYTES);
 });
 
-test('mutual authentication: chip and SAM holding the same key accept each other\'s proofs', () => {
+test("mutual authentication: chip and SAM holding the same key accept each other's proofs", () => {
   const key = randomSecret(rng);
   const chipKey = Secret.of(key.reveal());
   const { rSam, rChip } = challenges();
@@ -62,7 +62,7 @@ test('mutual authentication: chip and SAM holding the same key accept each other
   assert.ok(verifyProof(samProof(chipKey, binding, rSam, rChip), samProof(key, binding, rSam, rChip)));
 });
 
-test('a SAM holding the wrong slot\'s key (another 32-byte key) fails to authenticate, both ways', () => {
+test("a SAM holding the wrong slot's key (another 32-byte key) fails to authenticate, both ways", () => {
   const mainKey = randomSecret(rng);
   const tempKey = randomSecret(rng);
   const { rSam, rChip } = challenges();
@@ -93,11 +93,26 @@ test('verifyProof: a truncated or empty proof is simply false', () => {
 test('challenges must be 16 bytes (AUTH_FAILED) and keys 32 bytes (BAD_KEY)', () => {
   const key = randomSecret(rng);
   const { rSam, rChip } = challenges();
-  assert.is(codeOf(() => chipProof(key, binding, rSam.subarray(1), rChip)), 'AUTH_FAILED');
-  assert.is(codeOf(() => samProof(key, binding, rSam, new Uint8Array(0))), 'AUTH_FAILED');
-  assert.is(codeOf(() => deriveSessionKeys(key, binding, rSam, new Uint8Array(17))), 'AUTH_FAILED');
-  assert.is(codeOf(() => chipProof(randomSecret(rng, 16), binding, rSam, rChip)), 'BAD_KEY');
-  assert.is(codeOf(() => new FrameSealer(randomSecret(rng, 31), 0)), 'BAD_KEY');
+  assert.is(
+    codeOf(() => chipProof(key, binding, rSam.subarray(1), rChip)),
+    'AUTH_FAILED',
+  );
+  assert.is(
+    codeOf(() => samProof(key, binding, rSam, new Uint8Array(0))),
+    'AUTH_FAILED',
+  );
+  assert.is(
+    codeOf(() => deriveSessionKeys(key, binding, rSam, new Uint8Array(17))),
+    'AUTH_FAILED',
+  );
+  assert.is(
+    codeOf(() => chipProof(randomSecret(rng, 16), binding, rSam, rChip)),
+    'BAD_KEY',
+  );
+  assert.is(
+    codeOf(() => new FrameSealer(randomSecret(rng, 31), 0)),
+    'BAD_KEY',
+  );
 });
 
 test('session keys are HKDF-SHA256(key, salt rSam||rChip, info fields(label, binding)) split 32/32', () => {
@@ -151,7 +166,10 @@ test('a reordered frame (one skipped) is FRAME_REORDER, and the skipped one stil
   const s = openSession();
   const f0 = s.sam.sealer.seal(utf8('a'));
   const f1 = s.sam.sealer.seal(utf8('b'));
-  assert.is(codeOf(() => s.chip.opener.open(f1)), 'FRAME_REORDER');
+  assert.is(
+    codeOf(() => s.chip.opener.open(f1)),
+    'FRAME_REORDER',
+  );
   assert.equal(s.chip.opener.open(f0), utf8('a'));
   assert.equal(s.chip.opener.open(f1), utf8('b'));
 });
@@ -164,40 +182,76 @@ test('a tampered byte anywhere in the ciphertext or tag is FRAME_TAMPERED', () =
     assert.is(e.code, 'FRAME_TAMPERED', `byte ${at}`);
     assert.not.match(e.message, /balance/);
   }
-  assert.is(codeOf(() => s.chip.opener.open(f0.subarray(0, 23))), 'FRAME_TAMPERED', 'too short to hold counter and tag');
+  assert.is(
+    codeOf(() => s.chip.opener.open(f0.subarray(0, 23))),
+    'FRAME_TAMPERED',
+    'too short to hold counter and tag',
+  );
 });
 
 test('a failed open does not advance the expected counter', () => {
   const s = openSession();
   const f = [0, 1, 2].map((i) => s.sam.sealer.seal(utf8(`f${i}`)));
-  assert.is(codeOf(() => s.chip.opener.open(flipByte(f[0]!, -1))), 'FRAME_TAMPERED');
-  assert.is(codeOf(() => s.chip.opener.open(f[2]!)), 'FRAME_REORDER');
-  assert.is(codeOf(() => s.chip.opener.open(f[0]!.subarray(0, 10))), 'FRAME_TAMPERED');
+  assert.is(
+    codeOf(() => s.chip.opener.open(flipByte(f[0]!, -1))),
+    'FRAME_TAMPERED',
+  );
+  assert.is(
+    codeOf(() => s.chip.opener.open(f[2]!)),
+    'FRAME_REORDER',
+  );
+  assert.is(
+    codeOf(() => s.chip.opener.open(f[0]!.subarray(0, 10))),
+    'FRAME_TAMPERED',
+  );
   // a forged frame carrying the right counter but garbage must not burn that counter either
-  assert.is(codeOf(() => s.chip.opener.open(concatBytes(f[0]!.subarray(0, 8), new Uint8Array(20)))), 'FRAME_TAMPERED');
+  assert.is(
+    codeOf(() => s.chip.opener.open(concatBytes(f[0]!.subarray(0, 8), new Uint8Array(20)))),
+    'FRAME_TAMPERED',
+  );
   assert.equal(s.chip.opener.open(f[0]!), utf8('f0'));
-  assert.is(codeOf(() => s.chip.opener.open(flipByte(f[1]!, 9))), 'FRAME_TAMPERED');
+  assert.is(
+    codeOf(() => s.chip.opener.open(flipByte(f[1]!, 9))),
+    'FRAME_TAMPERED',
+  );
   assert.equal(s.chip.opener.open(f[1]!), utf8('f1'));
   assert.equal(s.chip.opener.open(f[2]!), utf8('f2'));
 });
 
 test('frames do not cross directions or sessions', () => {
   const s = openSession();
-  assert.is(codeOf(() => s.chip.opener.open(s.chip.sealer.seal(utf8('x')))), 'FRAME_TAMPERED', 'reflected back to the chip');
+  assert.is(
+    codeOf(() => s.chip.opener.open(s.chip.sealer.seal(utf8('x')))),
+    'FRAME_TAMPERED',
+    'reflected back to the chip',
+  );
   // same keys, wrong direction constant: the direction is in the nonce
   const mirrored = new FrameOpener(s.keys.samToChip, 1);
-  assert.is(codeOf(() => mirrored.open(new FrameSealer(s.keys.samToChip, 0).seal(utf8('x')))), 'FRAME_TAMPERED');
+  assert.is(
+    codeOf(() => mirrored.open(new FrameSealer(s.keys.samToChip, 0).seal(utf8('x')))),
+    'FRAME_TAMPERED',
+  );
   const t = openSession(s.key);
-  assert.is(codeOf(() => t.chip.opener.open(s.sam.sealer.seal(utf8('y')))), 'FRAME_TAMPERED', 'another session under the same area key');
+  assert.is(
+    codeOf(() => t.chip.opener.open(s.sam.sealer.seal(utf8('y')))),
+    'FRAME_TAMPERED',
+    'another session under the same area key',
+  );
 });
 
 test('the plaintext limit is FRAME_BYTES_MAX: one byte more is FRAME_TOO_LARGE on both ends', () => {
   const s = openSession();
   const max = new Uint8Array(FRAME_BYTES_MAX);
   assert.is(s.chip.opener.open(s.sam.sealer.seal(max)).length, FRAME_BYTES_MAX);
-  assert.is(codeOf(() => s.sam.sealer.seal(new Uint8Array(FRAME_BYTES_MAX + 1))), 'FRAME_TOO_LARGE');
+  assert.is(
+    codeOf(() => s.sam.sealer.seal(new Uint8Array(FRAME_BYTES_MAX + 1))),
+    'FRAME_TOO_LARGE',
+  );
   const oversized = concatBytes(s.sam.sealer.seal(max), new Uint8Array(1));
-  assert.is(codeOf(() => s.chip.opener.open(oversized)), 'FRAME_TOO_LARGE');
+  assert.is(
+    codeOf(() => s.chip.opener.open(oversized)),
+    'FRAME_TOO_LARGE',
+  );
 });
 
 test.run();

@@ -26,7 +26,9 @@ import { launchDeployment, type LocalDeployment } from '../../src/deploy/up.ts';
 const run = promisify(execFile);
 const TIMING = { sessionMs: 2_000, retransmitMs: 100, retransmitCapMs: 1_000, retryBaseMs: 100, retryCapMs: 1_000 };
 
-async function deployment(dir: string): Promise<{ d: LocalDeployment; plan: ReturnType<typeof demoProviders>; oldPhone: TerminalControl; newPhone: TerminalControl }> {
+async function deployment(
+  dir: string,
+): Promise<{ d: LocalDeployment; plan: ReturnType<typeof demoProviders>; oldPhone: TerminalControl; newPhone: TerminalControl }> {
   const plan = demoProviders(3);
   const d = await launchDeployment({
     dir,

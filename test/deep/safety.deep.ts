@@ -50,7 +50,9 @@ const WORLDS: Array<{ name: string; opts: SafetyOptions; statesMin: number }> = 
 for (const { name, opts, statesMin } of WORLDS) {
   test(`${name}: every reachable state keeps §4`, () => {
     const r = explore(opts);
-    console.log(`  safety model, ${name}: ${r.states} states, ${r.transitions} transitions, ${r.ms} ms, ${r.violations.length} violations  ${JSON.stringify(opts)}`);
+    console.log(
+      `  safety model, ${name}: ${r.states} states, ${r.transitions} transitions, ${r.ms} ms, ${r.violations.length} violations  ${JSON.stringify(opts)}`,
+    );
     assert.ok(r.complete, 'the whole state space was explored');
     assert.equal(r.violations.map(formatViolation), []);
     assert.ok(r.states > statesMin, `states explored: ${r.states}`);

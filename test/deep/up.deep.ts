@@ -59,10 +59,26 @@ test('up --record DIR: each party of each process writes its own file, and the m
     ]);
     const run = loadRun(records);
     assert.equal(run.warnings, []);
-    assert.ok(run.segments.every((s) => s.header.source === 'party' && s.records.every((r) => r.party === s.header.party)), 'each file holds its own party only');
+    assert.ok(
+      run.segments.every((s) => s.header.source === 'party' && s.records.every((r) => r.party === s.header.party)),
+      'each file holds its own party only',
+    );
     const seq = sequenceOf(run.segments, { mig });
-    assert.equal(seq.totals.steps.filter((s) => /^S\d+$/.test(s)), Array.from({ length: 17 }, (_, i) => `S${i + 1}`), seq.totals.steps.join(' '));
-    assert.equal(seq.participants, ['chip/SRC', 'terminal/old', 'server', 'admin-sam', 'migration-sam/emoney', 'normal-sam/emoney', 'terminal/new', 'chip/DST']);
+    assert.equal(
+      seq.totals.steps.filter((s) => /^S\d+$/.test(s)),
+      Array.from({ length: 17 }, (_, i) => `S${i + 1}`),
+      seq.totals.steps.join(' '),
+    );
+    assert.equal(seq.participants, [
+      'chip/SRC',
+      'terminal/old',
+      'server',
+      'admin-sam',
+      'migration-sam/emoney',
+      'normal-sam/emoney',
+      'terminal/new',
+      'chip/DST',
+    ]);
     // Every party recorded: each out record is one arrow, and an in record adds none, except from the
     // issuing desk (a tool in the `up` process, no runtime: only the chip saw its frames).
     let outRecords = 0;

@@ -33,7 +33,10 @@ test('the admin SAM inside the server process: a migration completes across the 
     embeddedAdminSam: true,
   });
   try {
-    assert.not.ok(d.processes.some((p) => p.role === 'admin-sam'), 'no admin SAM process');
+    assert.not.ok(
+      d.processes.some((p) => p.role === 'admin-sam'),
+      'no admin SAM process',
+    );
     const [oldPhone, newPhone] = [d.terminal('old'), d.terminal('new')];
     for (const t of [oldPhone, newPhone]) {
       await t.login('alice', 'pw');
@@ -61,7 +64,10 @@ test('a request made while the server is down waits in the outbox and is answere
     const phone = TerminalControl.fromConfig(join(dir, 'config', 'terminal-old.json'));
     const login = phone.login('alice', 'pw');
     let settled = false;
-    void login.then(() => (settled = true), () => (settled = true));
+    void login.then(
+      () => (settled = true),
+      () => (settled = true),
+    );
     await new Promise((r) => setTimeout(r, 500));
     assert.not.ok(settled, 'the login waits: no server yet');
     running.push(await startProcess(serverCfg, quiet));

@@ -41,7 +41,8 @@ t.after(async () => {
   // Stop everything, even when a test failed; then make sure no process survived.
   if (d) {
     await d.stop();
-    for (const p of d.processes) assert.is(p.child.exitCode, 0, `${p.id} shut down cleanly on SIGTERM (exit ${p.child.exitCode}, signal ${p.child.signalCode})`);
+    for (const p of d.processes)
+      assert.is(p.child.exitCode, 0, `${p.id} shut down cleanly on SIGTERM (exit ${p.child.exitCode}, signal ${p.child.signalCode})`);
     for (const p of d.processes) {
       let alive = true;
       try {
@@ -73,7 +74,10 @@ t('every process answers /healthz (detail only with its operator token) and serv
     const open = (await (await fetch(`http://127.0.0.1:${p.port}/healthz`)).json()) as Record<string, unknown>;
     assert.equal(open, { status: 'ok' }, `${p.id} tells a stranger only that it is up`);
     const token = (JSON.parse(readFileSync(join(dir, 'keys', `${p.id}.key.json`), 'utf8')) as { operatorToken: string }).operatorToken;
-    const h = (await (await fetch(`http://127.0.0.1:${p.port}/healthz`, { headers: { authorization: `Bearer ${token}` } })).json()) as { status: string; role: string };
+    const h = (await (await fetch(`http://127.0.0.1:${p.port}/healthz`, { headers: { authorization: `Bearer ${token}` } })).json()) as {
+      status: string;
+      role: string;
+    };
     assert.is(h.status, 'ok');
     assert.is(h.role, p.role);
   }
@@ -109,7 +113,11 @@ t('bad input to the live server and a live provider, while a 3-item migration ru
   await expectError(bare, 'no handshake');
   bare.close();
 
-  const s = await probe(`ws://127.0.0.1:${serverPort}/terminal`, { name: 'terminal/probe', identity: generateIdentity(systemRng), peerSignPublic: toB64(identityOf(serverKey.identity).signPublic) });
+  const s = await probe(`ws://127.0.0.1:${serverPort}/terminal`, {
+    name: 'terminal/probe',
+    identity: generateIdentity(systemRng),
+    peerSignPublic: toB64(identityOf(serverKey.identity).signPublic),
+  });
   await s.ready;
   s.send('this is not json');
   await expectError(s, 'non-JSON');
@@ -143,7 +151,11 @@ t('bad input to the live server and a live provider, while a 3-item migration ru
   const providerPort = d!.process(`provider-${provider}`).port;
   const msamKey = identityOf(readKeyFile(join(dir, 'keys', `provider-${provider}.key.json`), 'provider').migration);
   const pbase = { v: 1, from: 'server/probe', to: `migration-sam/${provider}` };
-  const m = await probe(`ws://127.0.0.1:${providerPort}/migration-sam`, { name: 'server/probe', identity: probeIdentity, peerSignPublic: toB64(msamKey.signPublic) });
+  const m = await probe(`ws://127.0.0.1:${providerPort}/migration-sam`, {
+    name: 'server/probe',
+    identity: probeIdentity,
+    peerSignPublic: toB64(msamKey.signPublic),
+  });
   await m.ready;
   m.send(new Uint8Array([0xff, 0x00, 0x12]));
   await expectError(m, 'non-JSON');
@@ -167,7 +179,11 @@ t('bad input to the live server and a live provider, while a 3-item migration ru
   assert.equal(codes, ['BAD_JSON', 'UNKNOWN_TYPE', 'BAD_BODY', 'BAD_BODY', 'TOO_LARGE', 'RIGHT_DENIED', 'RIGHT_DENIED']);
 
   // An untrusted server key is refused at the handshake, and told why.
-  const rogue = await probe(`ws://127.0.0.1:${providerPort}/migration-sam`, { name: 'server/rogue', identity: generateIdentity(systemRng), peerSignPublic: toB64(msamKey.signPublic) });
+  const rogue = await probe(`ws://127.0.0.1:${providerPort}/migration-sam`, {
+    name: 'server/rogue',
+    identity: generateIdentity(systemRng),
+    peerSignPublic: toB64(msamKey.signPublic),
+  });
   let refusal = '';
   await rogue.ready.catch((e: Error) => (refusal = e.message));
   assert.match(refusal, /UNTRUSTED_PEER: .*not trusted/);
@@ -197,20 +213,27 @@ t('valmove terminal commands against the live deployment, as a user runs them', 
   const run = promisify(execFile);
   const cfg = (name: string) => join(dir, 'config', `terminal-${name}.json`);
   const provider = plan[0]!.provider;
-  const bal = await run(process.execPath, ['bin/valmove.js', 'terminal', 'balance', '--config', cfg('new'), '--provider', provider, '--json'], { timeout: 60_000 });
+  const bal = await run(process.execPath, ['bin/valmove.js', 'terminal', 'balance', '--config', cfg('new'), '--provider', provider, '--json'], {
+    timeout: 60_000,
+  });
   const receipt = JSON.parse(bal.stdout) as { op: string; balance: number };
   assert.is(receipt.op, 'balance');
   assert.ok(receipt.balance > 0);
-  const paid = await run(process.execPath, ['bin/valmove.js', 'terminal', 'pay', '--config', cfg('new'), '--provider', provider, '--amount', '5'], { timeout: 60_000 });
+  const paid = await run(process.execPath, ['bin/valmove.js', 'terminal', 'pay', '--config', cfg('new'), '--provider', provider, '--amount', '5'], {
+    timeout: 60_000,
+  });
   assert.match(paid.stdout, new RegExp(`pay on ${provider}: balance ${receipt.balance - 5}`));
-  const refused = await run(process.execPath, ['bin/valmove.js', 'terminal', 'pay', '--config', cfg('old'), '--provider', provider, '--amount', '5'], { timeout: 60_000 }).catch(
-    (e: { code: number; stderr: string }) => e,
-  );
+  const refused = await run(process.execPath, ['bin/valmove.js', 'terminal', 'pay', '--config', cfg('old'), '--provider', provider, '--amount', '5'], {
+    timeout: 60_000,
+  }).catch((e: { code: number; stderr: string }) => e);
   assert.is((refused as { code: number }).code, 1);
   assert.match((refused as { stderr: string }).stderr, /refused: AREA_LOCKED/);
   const status = await run(process.execPath, ['bin/valmove.js', 'terminal', 'status', '--config', cfg('new'), '--json'], { timeout: 60_000 });
   const st = JSON.parse(status.stdout) as { progress: Array<{ step: string }> };
-  assert.ok(['S9', 'S10', 'S14', 'S16', 'S17'].every((s) => st.progress.some((p) => p.step === s)), 'the destination terminal saw S9-S17');
+  assert.ok(
+    ['S9', 'S10', 'S14', 'S16', 'S17'].every((s) => st.progress.some((p) => p.step === s)),
+    'the destination terminal saw S9-S17',
+  );
 });
 
 t('no process logged a secret: logs hold no key file content and no password', () => {

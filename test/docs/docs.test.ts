@@ -117,7 +117,8 @@ function resolveLink(root: string, link: Link): { abs: string; anchor: string | 
   const hash = link.target.indexOf('#');
   const pathPart = decodeURI(hash < 0 ? link.target : link.target.slice(0, hash));
   const anchor = hash < 0 ? null : link.target.slice(hash + 1);
-  if (/^[a-z][a-z0-9+.-]*:/i.test(pathPart)) return { problem: `a link with scheme ${pathPart.split(':')[0]}: (only http, https and mailto leave the repository)` };
+  if (/^[a-z][a-z0-9+.-]*:/i.test(pathPart))
+    return { problem: `a link with scheme ${pathPart.split(':')[0]}: (only http, https and mailto leave the repository)` };
   if (isAbsolute(pathPart) || pathPart.startsWith('/')) return { problem: 'an absolute path (it points outside the repository)' };
   const abs = pathPart === '' ? join(root, link.file) : resolve(root, dirname(link.file), pathPart);
   const rel = relative(root, abs);
@@ -335,7 +336,8 @@ function folderProblems(root: string, readme: string): string[] {
   const map = folderMap(readme);
   const problems: string[] = [];
   for (const f of foldersToMap(root)) if (!map.has(f)) problems.push(`${f}/ is not in the README's folder map ("Where things are")`);
-  for (const f of map) if (!existsSync(join(root, f)) || !statSync(join(root, f)).isDirectory()) problems.push(`the README's folder map names ${f}/, which is not a folder`);
+  for (const f of map)
+    if (!existsSync(join(root, f)) || !statSync(join(root, f)).isDirectory()) problems.push(`the README's folder map names ${f}/, which is not a folder`);
   return problems;
 }
 
@@ -374,7 +376,11 @@ test('README.md keeps the two commands verbatim, under "The two commands"', () =
 
 test('every page under docs/ is reachable from README.md through relative links', () => {
   const reached = reachableFrom(ROOT, 'README.md');
-  noProblems(docsPages(ROOT).filter((p) => !reached.has(p)).map((p) => `${p} is not reachable from README.md`));
+  noProblems(
+    docsPages(ROOT)
+      .filter((p) => !reached.has(p))
+      .map((p) => `${p} is not reachable from README.md`),
+  );
 });
 
 test('every relative link in README.md, docs/ and the pages they reach resolves inside the repository, anchors included', () => {
@@ -479,7 +485,10 @@ test('checker: a page no link reaches is found', () => {
   try {
     writeFileSync(join(root, 'docs/orphan.md'), '# Orphan\n');
     const reached = reachableFrom(root, 'README.md');
-    assert.equal(docsPages(root).filter((p) => !reached.has(p)), ['docs/orphan.md']);
+    assert.equal(
+      docsPages(root).filter((p) => !reached.has(p)),
+      ['docs/orphan.md'],
+    );
   } finally {
     rmSync(root, { recursive: true, force: true });
   }
@@ -549,11 +558,15 @@ test('checker: a command missing from the table, or one the CLI does not know, i
     "valmove sim is a command (valmove --help) but not in the README's command table",
     "the README's command table lists valmove teleport, which valmove --help does not know",
   ]);
-  const help = 'Commands:\n  demo [options]          run\n  user                    operator\n                          continued\n  help [command]          help\n';
-  assert.equal([...helpCommands(`x\n${help}`)], [
-    ['demo', true],
-    ['user', false],
-  ]);
+  const help =
+    'Commands:\n  demo [options]          run\n  user                    operator\n                          continued\n  help [command]          help\n';
+  assert.equal(
+    [...helpCommands(`x\n${help}`)],
+    [
+      ['demo', true],
+      ['user', false],
+    ],
+  );
 });
 
 test('slugs follow GitHub: lowercase, punctuation dropped, spaces to dashes, repeats numbered', () => {

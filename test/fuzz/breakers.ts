@@ -64,7 +64,8 @@ export function withKey(obj: object, key: string, value: unknown): object {
 }
 
 const WRONG_TYPES: unknown[] = [null, true, 0, -1, 1.5, '', 'x', [], {}, [1, 2], { a: 1 }];
-export const typeOfJson = (v: unknown) => (v === null ? 'null' : Array.isArray(v) ? 'array' : typeof v === 'number' ? (Number.isInteger(v) ? 'integer' : 'number') : typeof v);
+export const typeOfJson = (v: unknown) =>
+  v === null ? 'null' : Array.isArray(v) ? 'array' : typeof v === 'number' ? (Number.isInteger(v) ? 'integer' : 'number') : typeof v;
 /** Characters some pattern refuses (names allow + and /, base64url neither): control, quote, non-ASCII, a lone surrogate. */
 export const BAD_CHARS = [' ', '=', '+', '/', '%', '~', '"', '\\', 'ü', '\u0000', '\n', '\ud800', '\u202e', '<'];
 const B64_PATTERN = B64URL.source;
@@ -117,7 +118,17 @@ export function breakAt(schema: JsonSchema, valid: unknown, pick: number, extra:
     const v = sp.value;
     if (s.maxLength !== undefined) {
       const over = [s.maxLength + 1, s.maxLength + 1 + (extra.n % 97), s.maxLength * 2 + 3][extra.n % 3]!;
-      ways.push({ what: `${where} ${over} chars, over ${s.maxLength}`, value: setAt(valid, sp.path, (v || 'A').repeat(Math.ceil(over / Math.max(1, v.length))).slice(0, over).padEnd(over, 'A')) });
+      ways.push({
+        what: `${where} ${over} chars, over ${s.maxLength}`,
+        value: setAt(
+          valid,
+          sp.path,
+          (v || 'A')
+            .repeat(Math.ceil(over / Math.max(1, v.length)))
+            .slice(0, over)
+            .padEnd(over, 'A'),
+        ),
+      });
     }
     if ((s.minLength ?? 0) > 0) ways.push({ what: `${where} empty`, value: setAt(valid, sp.path, '') });
     if (s.pattern !== undefined) {
@@ -125,7 +136,10 @@ export function breakAt(schema: JsonSchema, valid: unknown, pick: number, extra:
       const bad = BAD_CHARS.filter((c) => !re.test(c));
       const c = bad[extra.n % bad.length]!;
       const at = v.length === 0 ? 0 : extra.n % v.length;
-      ways.push({ what: `${where} with a ${JSON.stringify(c)}`, value: setAt(valid, sp.path, (v.slice(0, at) + c + v.slice(at + 1)).slice(0, s.maxLength ?? Infinity)) });
+      ways.push({
+        what: `${where} with a ${JSON.stringify(c)}`,
+        value: setAt(valid, sp.path, (v.slice(0, at) + c + v.slice(at + 1)).slice(0, s.maxLength ?? Infinity)),
+      });
     }
     if (s.pattern === B64_PATTERN) {
       // Strings Buffer would decode anyway: a length of 4n+1, or a last character with bits past the data.
@@ -143,7 +157,10 @@ export function breakAt(schema: JsonSchema, valid: unknown, pick: number, extra:
       s.maximum !== undefined ? s.maximum + 1 : null,
       s.type === 'integer' ? sp.value + 0.5 : null,
       s.maximum !== undefined && s.maximum < 1e300 ? 1e300 : null,
-    ].filter((x): x is number => x !== null && Number.isFinite(x) && x !== sp.value && !(Number.isSafeInteger(x) && x >= (s.minimum ?? -Infinity) && x <= (s.maximum ?? Infinity)));
+    ].filter(
+      (x): x is number =>
+        x !== null && Number.isFinite(x) && x !== sp.value && !(Number.isSafeInteger(x) && x >= (s.minimum ?? -Infinity) && x <= (s.maximum ?? Infinity)),
+    );
     if (outside.length > 0) ways.push({ what: `${where} out of range`, value: setAt(valid, sp.path, outside[extra.n % outside.length]) });
   }
   if (s.type === 'array' && Array.isArray(sp.value)) {

@@ -54,8 +54,13 @@ test('a chip challenge whose r is "A" gets an err frame (FRAME_REJECTED); it sto
   const seat = memorySeat(w.source, 'terminal/found-2', 'terminal/found-2');
   const frame = Buffer.from(JSON.stringify({ t: 'auth1', area: w.providers[0], mig: 'm', purpose: 'normal', r: 'A' })).toString('base64url');
   const got = await ask(seat, { id: 'terminal/found-2#1', type: 'frame', body: { session: 's:normal:1', data: frame } });
-  const inner = got.filter((e) => e.type === 'frame').map((e) => JSON.parse(Buffer.from((e.body as { data: string }).data, 'base64url').toString()) as { t: string; code: string; message: string });
-  assert.equal(inner.map((f) => `${f.t} ${f.code}: ${f.message}`), ['err FRAME_REJECTED: session frame is malformed at r: canonical base64url without padding']);
+  const inner = got
+    .filter((e) => e.type === 'frame')
+    .map((e) => JSON.parse(Buffer.from((e.body as { data: string }).data, 'base64url').toString()) as { t: string; code: string; message: string });
+  assert.equal(
+    inner.map((f) => `${f.t} ${f.code}: ${f.message}`),
+    ['err FRAME_REJECTED: session frame is malformed at r: canonical base64url without padding'],
+  );
   seat.close();
 });
 
@@ -63,13 +68,16 @@ test('the admin SAM refuses, before any change, a chip frame of "A" in an open s
   const admin = w.system.adminSam;
   const seat = memorySeat(admin, 'server', 'server');
   await ask(seat, { id: 'server#900000000000001', type: 'admin.identify', body: { session: 'found:S1:1', purpose: 'register' } });
-  const records = () => JSON.stringify([[...admin.records.decisions.getRange()], [...admin.records.tempKeys.getRange()].map((e) => e.key), Object.keys(admin.states())]);
+  const records = () =>
+    JSON.stringify([[...admin.records.decisions.getRange()], [...admin.records.tempKeys.getRange()].map((e) => e.key), Object.keys(admin.states())]);
   const before = records();
   const frame = await ask(seat, { id: 'server#900000000000002', type: 'frame', body: { session: 'found:S1:1', data: 'A' } });
   assert.equal(answers(frame), ['BAD_BODY: frame body is invalid: body.data: canonical base64url without padding']);
   const item = { item: 0, area: w.providers[0], provider: w.providers[0], recipient: 'migration-sam/nobody' };
   const lock = { type: 'admin.lock', body: { session: 'found:S3:1', serial: w.source.serial, items: [item], expiresAt: Date.now() + 60_000 } };
-  assert.equal(answers(await ask(seat, { ...lock, id: 'server#900000000000003', mig: 'm-found-1' })), ['NOT_TRUSTED: migration-sam/nobody is not a migration SAM this admin SAM grants keys to']);
+  assert.equal(answers(await ask(seat, { ...lock, id: 'server#900000000000003', mig: 'm-found-1' })), [
+    'NOT_TRUSTED: migration-sam/nobody is not a migration SAM this admin SAM grants keys to',
+  ]);
   const known = { ...item, recipient: `migration-sam/${w.providers[0]}` };
   const reused = { ...lock, id: 'server#900000000000004', mig: 'm-found-2', body: { ...lock.body, session: 'found:S1:1', items: [known] } };
   assert.equal(answers(await ask(seat, reused)), ['UNEXPECTED: session found:S1:1 was already used']);
@@ -79,11 +87,17 @@ test('the admin SAM refuses, before any change, a chip frame of "A" in an open s
 
 test('an extra "__proto__" key in a body is refused like any other extra key (it was dropped without a word)', () => {
   const bytes = new TextEncoder().encode('{"v":1,"id":"a#1","from":"a","to":"b","type":"chip.select","body":{"__proto__":"x"}}');
-  assert.throws(() => decodeEnvelope(bytes), (e: Error) => /^chip\.select body is invalid: body: Unrecognized key: "__proto__"/.test(e.message));
+  assert.throws(
+    () => decodeEnvelope(bytes),
+    (e: Error) => /^chip\.select body is invalid: body: Unrecognized key: "__proto__"/.test(e.message),
+  );
 });
 
 test('a terminal asked for a scrypt cost no user record can have (N = 3; N·r·p past the cap) fails the login (LOGIN_FAILED) and keeps running; it killed the process', async () => {
-  for (const [i, cost] of [{ N: 3, r: 1, p: 1 }, { N: 2 ** 20, r: 32, p: 16 }].entries()) {
+  for (const [i, cost] of [
+    { N: 3, r: 1, p: 1 },
+    { N: 2 ** 20, r: 32, p: 16 },
+  ].entries()) {
     const phone = await w.system.addTerminal(`found-${i}`);
     const seat = memorySeat(phone, 'server', 'server');
     const login = phone.login(w.user, w.password).then(
@@ -95,7 +109,11 @@ test('a terminal asked for a scrypt cost no user record can have (N = 3; N·r·p
     await ask(seat, { id: `server#found-c${i}`, corr: begin.id, type: 'login.challenge', body: { user: w.user, salt: 'AAAAAAAAAAAAAAAAAAAAAA', ...cost } });
     assert.match(await login, /^LOGIN_FAILED: the server asked for scrypt parameters this terminal refuses/);
     assert.match(JSON.stringify(phone.state()), /loggedOut/, 'logged out, ready to try again');
-    assert.equal(seat.got.map((r) => r.env!.type), [], 'and no proof was sent');
+    assert.equal(
+      seat.got.map((r) => r.env!.type),
+      [],
+      'and no proof was sent',
+    );
     seat.close();
   }
 });

@@ -57,12 +57,19 @@ function predict(seat: Seat, bytes: Uint8Array): Expect {
     return { kind: 'refuse', code: (e as ProtocolError).code, corr: head.id, why: 'it does not decode' };
   }
   const kind = kindOf(env.type);
-  if (env.to !== party.id) return kind === 'reply' ? { kind: 'silent', why: 'a reply is never answered' } : { kind: 'refuse', code: 'BAD_ENVELOPE', corr: env.id, why: 'addressed elsewhere' };
-  if (env.from !== seat.self) return kind === 'reply' ? { kind: 'silent', why: 'a reply is never answered' } : { kind: 'refuse', code: 'BAD_SENDER', corr: env.id, why: 'from another party than the link' };
+  if (env.to !== party.id)
+    return kind === 'reply'
+      ? { kind: 'silent', why: 'a reply is never answered' }
+      : { kind: 'refuse', code: 'BAD_ENVELOPE', corr: env.id, why: 'addressed elsewhere' };
+  if (env.from !== seat.self)
+    return kind === 'reply'
+      ? { kind: 'silent', why: 'a reply is never answered' }
+      : { kind: 'refuse', code: 'BAD_SENDER', corr: env.id, why: 'from another party than the link' };
   const store = storeOf(party);
   // An answer to a request the party sent this seat acknowledges it. One naming a request sent to another
   // peer must not (found.test.ts, skipped: runtime.ts takes it today); the fuzz worlds keep no such request.
-  if (env.corr !== undefined && store.outbox.get(env.corr)?.peer === seat.link) return { kind: 'served', why: 'it answers a request the party is waiting on', id: env.id };
+  if (env.corr !== undefined && store.outbox.get(env.corr)?.peer === seat.link)
+    return { kind: 'served', why: 'it answers a request the party is waiting on', id: env.id };
   if (kind === 'reply') return { kind: 'silent', why: 'a reply the party is not waiting on is dropped' };
   if (kind === 'notice') {
     if (seat.noticeIds.has(env.id)) return { kind: 'silent', why: 'a notice id seen before is dropped' };
@@ -74,7 +81,9 @@ function predict(seat: Seat, bytes: Uint8Array): Expect {
     if (!sent || sent.from !== env.from) return { kind: 'refuse', code: 'BAD_ENVELOPE', corr: env.id, why: 'its id is not its sender\'s "<from>#<seq>"' };
     const seen = store.inbox.get(env.id);
     if (seen) {
-      return seen.from === env.from ? { kind: 'duplicate', replies: seen.replies } : { kind: 'refuse', code: 'BAD_ENVELOPE', corr: env.id, why: 'its id was used by another sender' };
+      return seen.from === env.from
+        ? { kind: 'duplicate', replies: seen.replies }
+        : { kind: 'refuse', code: 'BAD_ENVELOPE', corr: env.id, why: 'its id was used by another sender' };
     }
   }
   if (env.type === 'frame') {
@@ -87,7 +96,9 @@ function predict(seat: Seat, bytes: Uint8Array): Expect {
     }
     if (seat.chip) return { kind: 'chip-frame', id: env.id, session, code };
     if (seat.openSessions.includes(session)) {
-      return code ? { kind: 'refuse', code, corr: env.id, why: 'a malformed chip frame in an open session' } : { kind: 'served', why: 'a chip frame in an open session', id: env.id, type: 'frame' };
+      return code
+        ? { kind: 'refuse', code, corr: env.id, why: 'a malformed chip frame in an open session' }
+        : { kind: 'served', why: 'a chip frame in an open session', id: env.id, type: 'frame' };
     }
     // A session a served case opened may have ended since: the party may take the frame or refuse it, changing nothing.
     if (seat.liveSessions.has(session)) return { kind: 'served', why: 'a frame in a session the party opened with this seat', id: env.id, type: 'frame' };
@@ -106,7 +117,8 @@ function sentenceProblem(code: string, message: string): string | undefined {
     UNKNOWN_TYPE: /^message type ".*" is not part of protocol v1/s,
     TOO_LARGE: /is \d+ bytes; the limit is \d+/,
   };
-  if (code === 'BAD_ENVELOPE' && /^envelope is malformed/.test(message) && !/^envelope is malformed: [^:]+: /.test(message)) return 'a malformed envelope without the field it is about';
+  if (code === 'BAD_ENVELOPE' && /^envelope is malformed/.test(message) && !/^envelope is malformed: [^:]+: /.test(message))
+    return 'a malformed envelope without the field it is about';
   const re = must[code];
   if (re && !re.test(message)) return `a ${code} sentence should match ${re}`;
   return undefined;
@@ -130,7 +142,15 @@ interface Judged {
 /** An envelope as it crosses the wire, keys in a fixed order (a stored reply and the same reply decoded compare equal). */
 function canonical(env: AnyEnvelope): string {
   const sort = (v: unknown): unknown =>
-    v && typeof v === 'object' && !Array.isArray(v) ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => (a < b ? -1 : 1)).map(([k, x]) => [k, sort(x)])) : Array.isArray(v) ? v.map(sort) : v;
+    v && typeof v === 'object' && !Array.isArray(v)
+      ? Object.fromEntries(
+          Object.entries(v)
+            .sort(([a], [b]) => (a < b ? -1 : 1))
+            .map(([k, x]) => [k, sort(x)]),
+        )
+      : Array.isArray(v)
+        ? v.map(sort)
+        : v;
   return JSON.stringify(sort(env));
 }
 
@@ -144,7 +164,8 @@ function judge(seat: Seat, expect: Expect, got: Received[], cs: Change[], chipWa
   const party = seat.party;
   for (const r of got) {
     if (r.undecodable) return { answer: 'undecodable', problem: `the party sent bytes that do not decode: ${r.undecodable}` };
-    if (r.env!.from !== party.id || r.env!.to !== seat.self) return { answer: 'misaddressed', problem: `the party sent ${r.env!.type} from ${r.env!.from} to ${r.env!.to}` };
+    if (r.env!.from !== party.id || r.env!.to !== seat.self)
+      return { answer: 'misaddressed', problem: `the party sent ${r.env!.type} from ${r.env!.from} to ${r.env!.to}` };
   }
   const envs = got.map((r) => r.env!);
   const changed = () => `state changed: ${describeChanges(cs)}`;
@@ -153,13 +174,22 @@ function judge(seat: Seat, expect: Expect, got: Received[], cs: Change[], chipWa
       if (envs.length > 0) return { answer: 'answered', problem: `expected no answer (${expect.why}), got ${envs.map((e) => e.type).join(', ')}` };
       return cs.length > 0 ? { answer: 'silent', problem: changed() } : { answer: 'silent' };
     case 'duplicate':
-      if (envs.map(canonical).join('\n') !== expect.replies.map(canonical).join('\n')) return { answer: 'duplicate', problem: `a repeated request should get its stored replies (${expect.replies.map((e) => e.type).join(', ')}), got ${envs.map((e) => e.type).join(', ')}` };
+      if (envs.map(canonical).join('\n') !== expect.replies.map(canonical).join('\n'))
+        return {
+          answer: 'duplicate',
+          problem: `a repeated request should get its stored replies (${expect.replies.map((e) => e.type).join(', ')}), got ${envs.map((e) => e.type).join(', ')}`,
+        };
       return cs.length > 0 ? { answer: 'duplicate', problem: changed() } : { answer: 'duplicate' };
     case 'refuse': {
-      if (envs.length !== 1 || envs[0]!.type !== 'error') return { answer: envs.map((e) => e.type).join('+') || 'silent', problem: `expected one error envelope (${expect.why}), got ${envs.map((e) => e.type).join(', ') || 'nothing'}` };
+      if (envs.length !== 1 || envs[0]!.type !== 'error')
+        return {
+          answer: envs.map((e) => e.type).join('+') || 'silent',
+          problem: `expected one error envelope (${expect.why}), got ${envs.map((e) => e.type).join(', ') || 'nothing'}`,
+        };
       const err = envs[0] as Extract<AnyEnvelope, { type: 'error' }>;
       const answer = `error ${err.body.code}`;
-      if (expect.code && err.body.code !== expect.code) return { answer, problem: `expected ${expect.code} (${expect.why}), got ${err.body.code}: ${err.body.message}` };
+      if (expect.code && err.body.code !== expect.code)
+        return { answer, problem: `expected ${expect.code} (${expect.why}), got ${err.body.code}: ${err.body.message}` };
       if (err.corr !== expect.corr) return { answer, problem: `the error's corr is ${err.corr}, the refused message's id is ${expect.corr}` };
       const bad = sentenceProblem(err.body.code, err.body.message);
       if (bad) return { answer, problem: `${bad}: "${err.body.message}"` };
@@ -184,7 +214,10 @@ function judge(seat: Seat, expect: Expect, got: Received[], cs: Change[], chipWa
       const acks = envs.filter((e) => e.type === 'frame.ack' && e.corr === expect.id);
       const frames = envs.filter((e) => e.type === 'frame');
       if (acks.length !== 1 || frames.length !== 1 || envs.length !== 2) {
-        return { answer: envs.map((e) => e.type).join('+') || 'silent', problem: `a chip acknowledges a frame and answers it in the session; got ${envs.map((e) => e.type).join(', ') || 'nothing'}` };
+        return {
+          answer: envs.map((e) => e.type).join('+') || 'silent',
+          problem: `a chip acknowledges a frame and answers it in the session; got ${envs.map((e) => e.type).join(', ') || 'nothing'}`,
+        };
       }
       const f = frames[0] as Extract<AnyEnvelope, { type: 'frame' }>;
       if (f.body.session !== expect.session) return { answer: 'frame', problem: `the chip answered in session ${f.body.session}, not ${expect.session}` };
@@ -195,7 +228,8 @@ function judge(seat: Seat, expect: Expect, got: Received[], cs: Change[], chipWa
       }
       const answer = `frame err ${inner.code}`;
       if (expect.code && inner.code !== expect.code) return { answer, problem: `expected ${expect.code}, got ${inner.code}: ${inner.message}` };
-      if (!(ERROR_CODES as readonly string[]).includes(inner.code) && !SESSION_CODES.includes(inner.code)) return { answer, problem: `code ${inner.code} is not a known code` };
+      if (!(ERROR_CODES as readonly string[]).includes(inner.code) && !SESSION_CODES.includes(inner.code))
+        return { answer, problem: `code ${inner.code} is not a known code` };
       if (inner.message.trim().length < 15) return { answer, problem: `the sentence "${inner.message}" is too short to act on` };
       // A hop keeps the frame's id (to answer a repeat) and its sequence number; a session the chip had open may end.
       const allowed = (c: Change) => recordOf(c, expect.id) || (c.db === 'meta' && c.key === 'seq') || (!chipWasIdle && c.db === 'snapshots');
@@ -255,7 +289,14 @@ export interface FuzzRun {
 export async function fuzzParty(run: FuzzRun): Promise<Tally> {
   const party = run.seats[0]!.seat.party;
   if (run.seats.some((s) => s.seat.party !== party)) throw new Error('fuzzParty: every seat must sit on the same party');
-  const tally: Tally = { party: party.id, cases: 0, ms: 0, byCategory: Object.fromEntries(CATEGORIES.map((c) => [c, 0])), answers: {}, bodiesBroken: new Set() };
+  const tally: Tally = {
+    party: party.id,
+    cases: 0,
+    ms: 0,
+    byCategory: Object.fromEntries(CATEGORIES.map((c) => [c, 0])),
+    answers: {},
+    bodiesBroken: new Set(),
+  };
   const watch = watchProcess();
   const started = performance.now();
   await quiesce(run.world);
@@ -292,7 +333,9 @@ export async function fuzzParty(run: FuzzRun): Promise<Tally> {
   try {
     const out = await fc.check(property, { numRuns: run.runs, seed: run.seed, endOnFailure: true });
     if (out.failed) {
-      throw new Error(`${failure ?? (out.errorInstance as Error | undefined)?.message ?? 'a property failed'}\n  (fast-check seed ${out.seed}, path ${out.counterexamplePath}; VALMOVE_FUZZ_SEED=${out.seed} makes the same choices again, in a world with new random ids)`);
+      throw new Error(
+        `${failure ?? (out.errorInstance as Error | undefined)?.message ?? 'a property failed'}\n  (fast-check seed ${out.seed}, path ${out.counterexamplePath}; VALMOVE_FUZZ_SEED=${out.seed} makes the same choices again, in a world with new random ids)`,
+      );
     }
   } finally {
     watch.stop();
@@ -326,4 +369,3 @@ export function describeTally(t: Tally): string {
   const types = `malformed bodies of ${t.bodiesBroken.size} of the ${MESSAGE_TYPES.length} message types`;
   return `fuzz ${t.party}: ${t.cases} cases in ${(t.ms / 1000).toFixed(1)} s\n  inputs: ${cats}; ${types}\n  answers: ${answers}`;
 }
-

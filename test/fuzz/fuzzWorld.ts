@@ -119,7 +119,19 @@ export async function migrateAgain(fw: FuzzWorld): Promise<void> {
   assert.is(out.outcome, 'uploaded', `the migration after the fuzzing uploads: ${out.reason ?? ''}`);
   const done = await unlessHung('the destination phase after the fuzzing', fw.sparePhone.migrateIn({ mig: out.mig }));
   assert.is(done.outcome, 'completed', `the migration after the fuzzing completes: ${done.reason ?? ''}`);
-  const areas = (chip: ChipRuntime) => chip.memory.list().filter((a) => world.providers.includes(a.area)).map((a) => a.state);
-  assert.equal(areas(fw.spareChip), world.providers.map(() => 'mainActive'), 'every item is spendable on the spare chip');
-  assert.equal(areas(world.destination), world.providers.map(() => 'locked'), 'and locked on the chip it left');
+  const areas = (chip: ChipRuntime) =>
+    chip.memory
+      .list()
+      .filter((a) => world.providers.includes(a.area))
+      .map((a) => a.state);
+  assert.equal(
+    areas(fw.spareChip),
+    world.providers.map(() => 'mainActive'),
+    'every item is spendable on the spare chip',
+  );
+  assert.equal(
+    areas(world.destination),
+    world.providers.map(() => 'locked'),
+    'and locked on the chip it left',
+  );
 }

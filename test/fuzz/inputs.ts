@@ -118,7 +118,8 @@ function headerOf(t: Target): fc.Arbitrary<Record<string, unknown>> {
     .map((h) => Object.fromEntries(Object.entries(h)));
 }
 
-const idOf = (t: Target) => (t.ids.length > 0 ? fc.oneof({ weight: 9, arbitrary: fc.constant(FRESH_ID) }, { weight: 1, arbitrary: fc.constantFrom(...t.ids) }) : fc.constant(FRESH_ID));
+const idOf = (t: Target) =>
+  t.ids.length > 0 ? fc.oneof({ weight: 9, arbitrary: fc.constant(FRESH_ID) }, { weight: 1, arbitrary: fc.constantFrom(...t.ids) }) : fc.constant(FRESH_ID);
 
 /** A valid body of `type`; a frame's session is one of the run's now and then. */
 function bodyOf(t: Target, type: MessageType): fc.Arbitrary<unknown> {
@@ -140,7 +141,10 @@ function bytesCat(t: Target): fc.Arbitrary<Spec> {
         return { cat: 'bytes' as const, what: `invalid UTF-8 ${bad.map((b) => b.toString(16)).join(' ')} at ${at}`, raw, claims: ['BAD_JSON'] as const };
       }),
     ),
-    fc.jsonValue({ maxDepth: 3 }).filter((v) => v === null || typeof v !== 'object' || Array.isArray(v)).map((value) => ({ cat: 'bytes' as const, what: `JSON ${typeOfJson(value)}`, value, claims: ['BAD_ENVELOPE'] as const })),
+    fc
+      .jsonValue({ maxDepth: 3 })
+      .filter((v) => v === null || typeof v !== 'object' || Array.isArray(v))
+      .map((value) => ({ cat: 'bytes' as const, what: `JSON ${typeOfJson(value)}`, value, claims: ['BAD_ENVELOPE'] as const })),
     fc.nat({ max: 200 }).map((cut) => ({ cat: 'bytes' as const, what: `an envelope cut at ${cut}`, value: sample, cut })),
     fc.integer({ min: 1, max: 30_000 }).map((depth) => ({
       cat: 'bytes' as const,
@@ -161,14 +165,23 @@ function headerCat(t: Target): fc.Arbitrary<Spec> {
   const base = fc.constantFrom(...MESSAGE_TYPES).chain((type) => bodyOf(t, type).map((body) => envelope(t, type, body) as Record<string, unknown>));
   const breaks: Array<fc.Arbitrary<(e: Record<string, unknown>) => [string, unknown]>> = [
     fc.constantFrom(...REQUIRED).map((k) => (e) => [`without ${k}`, deleteAt(e, [k])]),
-    fc.tuple(fc.constantFrom('id', 'corr', 'from', 'to', 'mig'), BAD_NAMES).map(([k, bad]) => (e) => [`${k} ${JSON.stringify(bad)?.slice(0, 40)}`, { ...e, [k]: bad }]),
+    fc.tuple(fc.constantFrom('id', 'corr', 'from', 'to', 'mig'), BAD_NAMES).map(([k, bad]) => (e) => [
+      `${k} ${JSON.stringify(bad)?.slice(0, 40)}`,
+      { ...e, [k]: bad },
+    ]),
     fc.constantFrom<unknown>('S18', 's1', '', 'commit ', 5, null).map((bad) => (e) => [`step ${JSON.stringify(bad)}`, { ...e, step: bad }]),
     fc.constantFrom<unknown>(-1, 1024, 1.5, 1e21, '1', null, [0]).map((bad) => (e) => [`item ${JSON.stringify(bad)}`, { ...e, item: bad }]),
     fc.constantFrom<unknown>('', 'x'.repeat(65), 12, null, ['frame']).map((bad) => (e) => [`type ${JSON.stringify(bad).slice(0, 20)}`, { ...e, type: bad }]),
     fc.constantFrom<unknown>([], 'body', null, 3, [{}]).map((bad) => (e) => [`body ${JSON.stringify(bad)}`, { ...e, body: bad }]),
-    fc.tuple(fc.oneof(fc.constantFrom('__proto__', 'constructor', 'V', 'ID', 'sig'), nameArb.map((n) => `x-${n.slice(0, 20)}`)), fc.jsonValue({ maxDepth: 2 })).map(
-      ([k, v]) => (e) => [`extra header ${k}`, withKey(e, k, v)],
-    ),
+    fc
+      .tuple(
+        fc.oneof(
+          fc.constantFrom('__proto__', 'constructor', 'V', 'ID', 'sig'),
+          nameArb.map((n) => `x-${n.slice(0, 20)}`),
+        ),
+        fc.jsonValue({ maxDepth: 2 }),
+      )
+      .map(([k, v]) => (e) => [`extra header ${k}`, withKey(e, k, v)]),
   ];
   return fc.tuple(base, fc.oneof(...breaks)).map(([e, f]) => {
     const [what, value] = f(e);
@@ -177,26 +190,54 @@ function headerCat(t: Target): fc.Arbitrary<Spec> {
 }
 
 function versionCat(t: Target): fc.Arbitrary<Spec> {
-  return fc.tuple(fc.constantFrom<unknown>(0, 2, -1, 1.5, '1', null, true, [1], { v: 1 }, 2 ** 53, 255, PROTOCOL_VERSION + 1), fc.constantFrom(...MESSAGE_TYPES)).chain(([v, type]) =>
-    bodyOf(t, type).map((body) => ({ cat: 'version' as const, what: `v ${JSON.stringify(v)}`, value: { ...envelope(t, type, body), v }, claims: ['BAD_ENVELOPE'] as const })),
-  );
+  return fc
+    .tuple(fc.constantFrom<unknown>(0, 2, -1, 1.5, '1', null, true, [1], { v: 1 }, 2 ** 53, 255, PROTOCOL_VERSION + 1), fc.constantFrom(...MESSAGE_TYPES))
+    .chain(([v, type]) =>
+      bodyOf(t, type).map((body) => ({
+        cat: 'version' as const,
+        what: `v ${JSON.stringify(v)}`,
+        value: { ...envelope(t, type, body), v },
+        claims: ['BAD_ENVELOPE'] as const,
+      })),
+    );
 }
 
 function typeCat(t: Target): fc.Arbitrary<Spec> {
-  const nearMiss = fc.tuple(fc.constantFrom(...MESSAGE_TYPES), fc.nat(5)).map(([m, k]) =>
-    [m.toUpperCase(), `${m}.x`, m.slice(0, -1), `${m} `, ` ${m}`, m.replace('.', '/')][k]!,
+  const nearMiss = fc
+    .tuple(fc.constantFrom(...MESSAGE_TYPES), fc.nat(5))
+    .map(([m, k]) => [m.toUpperCase(), `${m}.x`, m.slice(0, -1), `${m} `, ` ${m}`, m.replace('.', '/')][k]!);
+  const unknown = fc.oneof(
+    nearMiss,
+    fc.constantFrom('__proto__', 'constructor', 'toString', 'hasOwnProperty', 'valueOf', 'prototype'),
+    fc.string({ minLength: 1, maxLength: 64 }),
   );
-  const unknown = fc.oneof(nearMiss, fc.constantFrom('__proto__', 'constructor', 'toString', 'hasOwnProperty', 'valueOf', 'prototype'), fc.string({ minLength: 1, maxLength: 64 }));
   return fc
-    .tuple(unknown.filter((x) => !isMessageType(x) && x.length <= 64), fc.oneof(fc.constant({}), fc.constantFrom(...MESSAGE_TYPES).chain((m) => bodyOf(t, m))))
-    .map(([type, body]) => ({ cat: 'type' as const, what: `type ${JSON.stringify(type).slice(0, 40)}`, value: envelope(t, type, body), claims: ['UNKNOWN_TYPE'] as const }));
+    .tuple(
+      unknown.filter((x) => !isMessageType(x) && x.length <= 64),
+      fc.oneof(
+        fc.constant({}),
+        fc.constantFrom(...MESSAGE_TYPES).chain((m) => bodyOf(t, m)),
+      ),
+    )
+    .map(([type, body]) => ({
+      cat: 'type' as const,
+      what: `type ${JSON.stringify(type).slice(0, 40)}`,
+      value: envelope(t, type, body),
+      claims: ['UNKNOWN_TYPE'] as const,
+    }));
 }
 
 function bodyCat(t: Target): fc.Arbitrary<Spec> {
   return fc.constantFrom(...MESSAGE_TYPES).chain((type) =>
     fc.tuple(bodyOf(t, type), fc.nat(), breakExtra, headerOf(t)).map(([body, pick, extra, header]) => {
       const b = breakAt(BODY_SCHEMAS.get(type)!, body, pick, extra);
-      return { cat: 'body' as const, what: `${type}: ${b.what}`, value: envelope(t, type, b.value, header), claims: ['BAD_BODY', 'TOO_LARGE'] as const, broke: type };
+      return {
+        cat: 'body' as const,
+        what: `${type}: ${b.what}`,
+        value: envelope(t, type, b.value, header),
+        claims: ['BAD_BODY', 'TOO_LARGE'] as const,
+        broke: type,
+      };
     }),
   );
 }
@@ -214,7 +255,12 @@ function oversizeCat(t: Target): fc.Arbitrary<Spec> {
     const base = { ...envelope(t, where === 'body' ? 'login.begin' : 'chip.select', {}), id: 'fz-oversize' };
     const value = where === 'body' ? fill(base, 'user', true) : where === 'header' ? fill(base, 'id', false) : fill(base, 'padding', false);
     // Past the limit the size is refused first; at or under it, what the padding broke.
-    return { cat: 'oversize' as const, what: `${size} bytes (${where})`, value, claims: size > ENVELOPE_BYTES_MAX ? (['TOO_LARGE'] as const) : (['BAD_ENVELOPE', 'BAD_BODY'] as const) };
+    return {
+      cat: 'oversize' as const,
+      what: `${size} bytes (${where})`,
+      value,
+      claims: size > ENVELOPE_BYTES_MAX ? (['TOO_LARGE'] as const) : (['BAD_ENVELOPE', 'BAD_BODY'] as const),
+    };
   });
 }
 
@@ -239,12 +285,17 @@ function frameCat(t: Target): fc.Arbitrary<Spec> {
     fc.constantFrom('', 'AA', 'e30').map((data) => ({ what: `data ${JSON.stringify(data)}`, data })),
   );
   const badBase64 = fc.oneof(
-    fc.tuple(fc.base64String({ maxLength: 60 }), fc.constantFrom('=', '+', '/', ' ', '.')).map(([s, c]) => ({ what: `data with ${JSON.stringify(c)}`, data: `${s}${c}` })),
+    fc
+      .tuple(fc.base64String({ maxLength: 60 }), fc.constantFrom('=', '+', '/', ' ', '.'))
+      .map(([s, c]) => ({ what: `data with ${JSON.stringify(c)}`, data: `${s}${c}` })),
     fc.uint8Array({ maxLength: 60 }).map((b) => ({ what: 'data of length 4n+1', data: `${toB64(b).slice(0, toB64(b).length - (toB64(b).length % 4))}A` })),
-    fc.uint8Array({ minLength: 1, maxLength: 60 }).filter((b) => b.length % 3 !== 0).map((b) => {
-      const s = toB64(b);
-      return { what: 'data with stray trailing bits', data: `${s.slice(0, -1)}${s.endsWith('B') ? 'C' : 'B'}` };
-    }),
+    fc
+      .uint8Array({ minLength: 1, maxLength: 60 })
+      .filter((b) => b.length % 3 !== 0)
+      .map((b) => {
+        const s = toB64(b);
+        return { what: 'data with stray trailing bits', data: `${s.slice(0, -1)}${s.endsWith('B') ? 'C' : 'B'}` };
+      }),
     fc.integer({ min: 1, max: 64 }).map((d) => ({ what: 'data over its limit', data: 'A'.repeat(FRAME_DATA_CHARS_MAX + d * 4) })),
   );
   const frames = recordedFrames(t);
@@ -294,7 +345,11 @@ function mutationCat(t: Target): fc.Arbitrary<Spec> {
       fc.oneof({ weight: 3, arbitrary: fc.constant(true) }, { weight: 2, arbitrary: fc.constant(false) }),
       fc.array(mutate, { minLength: 0, maxLength: 3 }),
       fc.constantFrom(...t.corpus),
-      fc.oneof({ weight: 6, arbitrary: fc.constant(null) }, { weight: 1, arbitrary: fc.nat() }, { weight: 1, arbitrary: fc.record({ at: fc.nat(), xor: fc.integer({ min: 1, max: 255 }) }) }),
+      fc.oneof(
+        { weight: 6, arbitrary: fc.constant(null) },
+        { weight: 1, arbitrary: fc.nat() },
+        { weight: 1, arbitrary: fc.record({ at: fc.nat(), xor: fc.integer({ min: 1, max: 255 }) }) },
+      ),
     )
     .map(([rec, readdress, fresh, muts, donor, damage]) => {
       let env: Record<string, unknown> = { ...(rec as unknown as Record<string, unknown>) };
@@ -313,7 +368,11 @@ function mutationCat(t: Target): fc.Arbitrary<Spec> {
           case 1:
             if (donorPaths.length > 0) {
               const q = donorPaths[pick2 % donorPaths.length]!;
-              env = setAt(env, p, q.reduce<unknown>((o, k) => (o as Record<string | number, unknown>)[k], donor)) as Record<string, unknown>;
+              env = setAt(
+                env,
+                p,
+                q.reduce<unknown>((o, k) => (o as Record<string | number, unknown>)[k], donor),
+              ) as Record<string, unknown>;
               did.push(`${p.join('.')} from a recorded ${donor.type}`);
             }
             break;

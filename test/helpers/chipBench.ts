@@ -49,7 +49,13 @@ export class ChipBench {
     const dir = mkdtempSync(join(tmpdir(), `valmove-${o.serial.toLowerCase()}-`));
     const kChip = randomSecret(o.rng);
     try {
-      const chip = new ChipRuntime({ id: `chip/${o.serial}`, store: PartyStore.open(dir, { commits: o.commits }), clock: systemClock, rng: o.rng, log: silentLogger });
+      const chip = new ChipRuntime({
+        id: `chip/${o.serial}`,
+        store: PartyStore.open(dir, { commits: o.commits }),
+        clock: systemClock,
+        rng: o.rng,
+        log: silentLogger,
+      });
       await chip.start({ serial: o.serial, kChip: kChip.reveal() });
       return new ChipBench(dir, chip, ChipConsole.open(chip), kChip, o.rng, o.areas);
     } catch (e) {

@@ -100,7 +100,9 @@ export async function crashEnumeration(sample: number): Promise<void> {
   }
   const byOutcome: Record<string, number> = {};
   for (const r of table) byOutcome[r.outcome] = (byOutcome[r.outcome] ?? 0) + 1;
-  console.log(`\n  crash points: ${table.length} of ${cases.length} (${pairs.length} party/step pairs x 3 points), outcomes ${JSON.stringify(byOutcome)}, violations 0`);
+  console.log(
+    `\n  crash points: ${table.length} of ${cases.length} (${pairs.length} party/step pairs x 3 points), outcomes ${JSON.stringify(byOutcome)}, violations 0`,
+  );
   for (const party of [...new Set(table.map((r) => r.party))]) {
     const rows = table.filter((r) => r.party === party);
     console.log(`    ${party.padEnd(24)} ${rows.length} points, slowest recovery ${Math.max(...rows.map((r) => r.ms))} ms`);

@@ -69,6 +69,8 @@ process.on('unhandledRejection', escaped('unhandledRejection'));
 process.on('exit', (code) => {
   if (running && !stopped) {
     process.exitCode = code || 1;
-    process.stderr.write(`\n✘ ${current}: the process ran out of work while a test was still waiting (a promise that never settles: a hang, not an assertion)\n`);
+    process.stderr.write(
+      `\n✘ ${current}: the process ran out of work while a test was still waiting (a promise that never settles: a hang, not an assertion)\n`,
+    );
   }
 });

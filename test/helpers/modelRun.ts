@@ -147,10 +147,12 @@ export async function runMigrationPath(path: ModelPath, coveredTotal: Set<AnyTra
   const conformanceApplies = flags.areas === 'ok' && path.variant !== 'issuance' && path.variant !== 'named-destination-full';
   /** Where the run is, for a conformance problem: the path events matched so far. */
   const pathSoFar = () =>
-    `path event ${k}/${path.events.length} (${path.events
-      .slice(0, k)
-      .map((e) => e.type)
-      .join(' > ') || 'start'})`;
+    `path event ${k}/${path.events.length} (${
+      path.events
+        .slice(0, k)
+        .map((e) => e.type)
+        .join(' > ') || 'start'
+    })`;
 
   /** The state waits on a request: hold it back, so an event from elsewhere (a cancel, a deadline) comes first. */
   const holdWaiting = (b: string) => {

@@ -14,7 +14,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { generateIdentity, systemRng, toB64 } from '../../src/crypto/index.ts';
-import type { RemoteError } from '../../src/errors.ts';
+import type { RemoteError } from '../../src/protocol/errors.ts';
 import { encodeEnvelope, PROTOCOL_VERSION, type AnyEnvelope } from '../../src/transport/envelope.ts';
 import type { MessageType } from '../../src/transport/messages.ts';
 import { describeTally, fuzzParty, quiesce } from '../fuzz/fuzz.ts';
@@ -41,7 +41,17 @@ let setupSeq = 0;
 
 async function say(fw: FuzzWorld, seat: Seat, type: MessageType, body: object, header: Partial<AnyEnvelope> = {}): Promise<void> {
   // Numbered above the cases' ids (`${seat.self}#<case>`, fuzz.ts), which count from 1.
-  seat.send(encodeEnvelope({ v: PROTOCOL_VERSION, id: `${seat.self}#${900_000_000_000_000 + ++setupSeq}`, from: seat.self, to: seat.party.id, type, ...header, body } as AnyEnvelope));
+  seat.send(
+    encodeEnvelope({
+      v: PROTOCOL_VERSION,
+      id: `${seat.self}#${900_000_000_000_000 + ++setupSeq}`,
+      from: seat.self,
+      to: seat.party.id,
+      type,
+      ...header,
+      body,
+    } as AnyEnvelope),
+  );
   await quiesce(fw.world);
   seat.got.length = 0;
 }

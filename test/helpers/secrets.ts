@@ -209,8 +209,7 @@ function leaves(value: unknown, path: string, out: Array<{ path: string; bytes: 
       leaves(k, `${path}<key ${i}>`, out, depth + 1);
       leaves(v, `${path}<${i}>`, out, depth + 1);
     }
-  }
-  else if (value && typeof value === 'object') {
+  } else if (value && typeof value === 'object') {
     for (const [k, v] of Object.entries(value)) {
       out.push({ path: `${path}<key>`, bytes: utf8(k) });
       leaves(v, `${path}.${/^[A-Za-z0-9_$-]{1,40}$/.test(k) ? k : '?'}`, out, depth + 1);
@@ -304,13 +303,19 @@ export function systemNeedles(system: EmbeddedSystem, opts: SystemSecrets): Need
     const rec = system.server.records.users.get(u.user);
     if (!rec) return;
     const proof = stretchPassword(u.password, fromB64(rec.salt), rec);
-    needles.push({ name: `login proof of ${label(u, i)}`, bytes: proof, carriedBy: ['login.proof'] }, { name: `verifier of ${label(u, i)}`, bytes: sha256(proof), owners: ['server'] });
+    needles.push(
+      { name: `login proof of ${label(u, i)}`, bytes: proof, carriedBy: ['login.proof'] },
+      { name: `verifier of ${label(u, i)}`, bytes: sha256(proof), owners: ['server'] },
+    );
   });
   const saltKey = system.server.records.secrets.get('salt-key');
   if (saltKey) needles.push({ name: 'server fake-salt key', bytes: saltKey, owners: ['server'] });
   const identity = (p: { id: string }) => {
     const ident = importIdentity(keyDb(p).get('identity')!.value as never);
-    needles.push({ name: `${p.id} signing key`, bytes: ident.signSecret.reveal(), owners: [p.id] }, { name: `${p.id} box key`, bytes: ident.boxSecret.reveal(), owners: [p.id] });
+    needles.push(
+      { name: `${p.id} signing key`, bytes: ident.signSecret.reveal(), owners: [p.id] },
+      { name: `${p.id} box key`, bytes: ident.boxSecret.reveal(), owners: [p.id] },
+    );
   };
   const { issuer, providers } = systemMasters(system);
   needles.push({ name: 'issuer master', bytes: issuer, owners: ['admin-sam'] });
@@ -374,7 +379,10 @@ export function tempKeysOf(system: EmbeddedSystem): TempKeyRecord[] {
   for (const { value } of system.adminSam.records.tempKeys.getRange()) {
     const name = `${value.mig}/${value.item}`;
     if (value.key !== null) out.set(name, value);
-    else if (!out.has(name)) throw new Error(`temp key ${name} was deleted by the admin SAM before this scan and never caught: start the system with watchTempKeys (buildWorld and spySystems do)`);
+    else if (!out.has(name))
+      throw new Error(
+        `temp key ${name} was deleted by the admin SAM before this scan and never caught: start the system with watchTempKeys (buildWorld and spySystems do)`,
+      );
   }
   return [...out.values()];
 }
@@ -382,7 +390,9 @@ export function tempKeysOf(system: EmbeddedSystem): TempKeyRecord[] {
 /** One needle per temp key; its owners are the admin SAM, the migration SAM it was granted to, and the chips. */
 export function tempKeyNeedles(records: Iterable<TempKeyRecord>, serials: Iterable<string>): Needle[] {
   const chips = [...serials].map((s) => `chip/${s}`);
-  return [...records].flatMap((r) => (r.key === null ? [] : [{ name: `temp key ${r.mig}/${r.item}`, bytes: r.key, owners: ['admin-sam', r.recipient, ...chips] }]));
+  return [...records].flatMap((r) =>
+    r.key === null ? [] : [{ name: `temp key ${r.mig}/${r.item}`, bytes: r.key, owners: ['admin-sam', r.recipient, ...chips] }],
+  );
 }
 
 /** The needles a recorded envelope of this type may not carry. */
@@ -416,5 +426,7 @@ export interface Source {
 }
 
 export function findingsIn(sources: Source[], needles: Needle[]): Finding[] {
-  return sources.flatMap((s) => (s.kind === 'envelope' ? envelopeFindings(s.haystacks, needles) : scan(s.haystacks, s.owner ? notOwnedBy(needles, s.owner) : needles)));
+  return sources.flatMap((s) =>
+    s.kind === 'envelope' ? envelopeFindings(s.haystacks, needles) : scan(s.haystacks, s.owner ? notOwnedBy(needles, s.owner) : needles),
+  );
 }

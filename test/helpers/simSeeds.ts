@@ -17,17 +17,34 @@ export const SMOKE_SEEDS = 4;
 
 /** Runs seeds `from` … `from + seeds - 1` in 2 worker processes, prints the report, and checks it. */
 export async function rogueAndPaySeeds(seeds: number, from: number, opts: { everyKindStruck: boolean }): Promise<RunReport> {
-  const report = await runSeeds({ seeds, from, migrations: MIGRATIONS, items: ITEMS, faults: FAULT_KINDS, jobs: 2, shrink: false, rogue: ROGUE_ATTACKS, pay: true });
+  const report = await runSeeds({
+    seeds,
+    from,
+    migrations: MIGRATIONS,
+    items: ITEMS,
+    faults: FAULT_KINDS,
+    jobs: 2,
+    shrink: false,
+    rogue: ROGUE_ATTACKS,
+    pay: true,
+  });
   for (const l of formatReport(report, { faults: [...FAULT_KINDS], items: ITEMS })) console.log(`  sim: ${l}`);
   assert.is(report.seeds, seeds);
   assert.is(report.migrations, seeds * MIGRATIONS);
-  assert.is(report.violations, 0, report.firstViolation && `seed ${report.firstViolation.seed}: ${report.firstViolation.violation?.invariant}: ${report.firstViolation.violation?.message}`);
+  assert.is(
+    report.violations,
+    0,
+    report.firstViolation && `seed ${report.firstViolation.seed}: ${report.firstViolation.violation?.invariant}: ${report.firstViolation.violation?.message}`,
+  );
   // Every attack tried was refused by its check (or lost to the network: no answer, no verdict).
   for (const a of ROGUE_ATTACKS) {
     const r = report.rogue[a]!;
     assert.is(r.refused + r.unanswered, r.tried, `rogue attack ${a}: ${r.refused} refused, ${r.unanswered} unanswered, of ${r.tried}`);
   }
-  assert.ok(ROGUE_ATTACKS.some((a) => report.rogue[a]!.tried > 0), 'the rogue server attacked');
+  assert.ok(
+    ROGUE_ATTACKS.some((a) => report.rogue[a]!.tried > 0),
+    'the rogue server attacked',
+  );
   assert.ok(report.payments.tried > 0, 'the users paid');
   if (opts.everyKindStruck) {
     // Over many seeds every fault kind strikes, every attack is tried, and payments are both accepted and refused.

@@ -14,7 +14,17 @@ import type { ValueItem } from '../../src/actors/value.ts';
 import { systemRng } from '../../src/crypto/index.ts';
 import type { Logger } from '../../src/log.ts';
 import type { KeyCapture } from './keyCapture.ts';
-import { caughtTempKeys, chipKeyNeedles, NEEDLE_BYTES_MIN, systemMasters, systemNeedles, tempKeyNeedles, valueNeedles, watchTempKeys, type Needle } from './secrets.ts';
+import {
+  caughtTempKeys,
+  chipKeyNeedles,
+  NEEDLE_BYTES_MIN,
+  systemMasters,
+  systemNeedles,
+  tempKeyNeedles,
+  valueNeedles,
+  watchTempKeys,
+  type Needle,
+} from './secrets.ts';
 
 export interface SystemSpy {
   /** Every needle of every system started while installed (deduplicated by bytes), `more`, and the run's captured keys. */

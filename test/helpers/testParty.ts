@@ -125,7 +125,10 @@ export async function testBench(opts: BenchOptions = {}): Promise<Bench> {
   const clock = opts.clock ?? new ManualClock();
   const store = PartyStore.open(dir, { mapBytes: opts.mapBytes, commits: opts.commits });
   const { commitPolicy, intercept, onTurnPoint } = opts;
-  const party = new TestParty({ id: 'test-party', store, clock, rng: systemRng, log: silentLogger, timing: { ...FAST_TIMING, ...opts.timing }, commitPolicy, intercept, onTurnPoint }, opts.inboxRecordsMax);
+  const party = new TestParty(
+    { id: 'test-party', store, clock, rng: systemRng, log: silentLogger, timing: { ...FAST_TIMING, ...opts.timing }, commitPolicy, intercept, onTurnPoint },
+    opts.inboxRecordsMax,
+  );
   await party.start();
   const [link, theirs] = memoryLinkPair('server', 'test-party');
   party.attach('server', theirs);

@@ -36,7 +36,10 @@ const PAGE_TIMEOUT_MS = 30_000;
 const HAVE_BROWSER = existsSync(CHROMIUM);
 const REQUIRE_BROWSER = process.env.VALMOVE_REQUIRE_BROWSER === '1';
 const browserTest = HAVE_BROWSER || REQUIRE_BROWSER ? test : test.skip;
-if (!HAVE_BROWSER) console.warn(`  no Chromium at ${CHROMIUM}: ${REQUIRE_BROWSER ? 'required here, so the browser tests fail' : 'browser tests skipped'} (apt-get install chromium, or set CHROMIUM_PATH)`);
+if (!HAVE_BROWSER)
+  console.warn(
+    `  no Chromium at ${CHROMIUM}: ${REQUIRE_BROWSER ? 'required here, so the browser tests fail' : 'browser tests skipped'} (apt-get install chromium, or set CHROMIUM_PATH)`,
+  );
 
 let server: InspectServer;
 let browser: Browser;
@@ -62,7 +65,15 @@ test.before(async () => {
   browser = await chromium.launch({
     executablePath: CHROMIUM,
     // Flags for a closed network: without the background-networking ones Chromium keeps trying Google's hosts.
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
   });
 });
 
@@ -107,7 +118,9 @@ async function waitForAllSteps(page: Page): Promise<string[]> {
 
 browserTest('a demo in another process, attached with --inspect, moves the highlighted states and fills the sequence S1–S17 (screenshot saved)', async () => {
   const page = await openPage();
-  const child = spawn(process.execPath, [BIN, 'demo', '--items', '2', '--data', tempDir('valmove-inspect-demo-'), '--inspect', server.feedUrl], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [BIN, 'demo', '--items', '2', '--data', tempDir('valmove-inspect-demo-'), '--inspect', server.feedUrl], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let output = '';
   child.stdout.on('data', (d: Buffer) => (output += d.toString()));
   child.stderr.on('data', (d: Buffer) => (output += d.toString()));
@@ -124,7 +137,10 @@ browserTest('a demo in another process, attached with --inspect, moves the highl
   for (const s of STEPS) assert.ok(steps.includes(s), `the sequence shows ${s}; it shows ${steps.join(' ')}`);
   const seen = await page.evaluate(() => (window as unknown as { seen: string[] }).seen);
   assert.ok(seen.length >= 5, `the highlighted states changed as the migration moved; saw ${seen.length} highlight sets: ${seen.join(' / ')}`);
-  assert.ok(seen.some((s) => s.includes('migration:sourcePhase')) && seen.some((s) => s.includes('migration:destinationPhase')), `both phases were highlighted: ${seen.join(' / ')}`);
+  assert.ok(
+    seen.some((s) => s.includes('migration:sourcePhase')) && seen.some((s) => s.includes('migration:destinationPhase')),
+    `both phases were highlighted: ${seen.join(' / ')}`,
+  );
   const highlighted = await page.$$eval('#chart .vm-active', (els) => els.map((e) => e.id));
   assert.ok(highlighted.length > 0, 'the chart holds highlighted state elements');
   assert.ok(/migration/.test((await page.textContent('#chart-caption')) ?? ''), 'the caption names the followed actor');
@@ -138,11 +154,13 @@ browserTest('a demo in another process, attached with --inspect, moves the highl
   await page.close();
 });
 
-browserTest('the page\'s own button runs a demo in the inspector and a page opened afterwards replays it', async () => {
+browserTest("the page's own button runs a demo in the inspector and a page opened afterwards replays it", async () => {
   const before = server.records().length;
   const page = await openPage();
   await page.click('#run-demo');
-  await page.waitForFunction(() => /completed|rolledBack|failed/.test(document.querySelector('#demo-status')?.textContent ?? ''), undefined, { timeout: DEMO_TIMEOUT_MS });
+  await page.waitForFunction(() => /completed|rolledBack|failed/.test(document.querySelector('#demo-status')?.textContent ?? ''), undefined, {
+    timeout: DEMO_TIMEOUT_MS,
+  });
   assert.match((await page.textContent('#demo-status')) ?? '', /completed/, 'the demo migration completed');
   assert.ok(server.records().length > before, 'the demo reached the inspector');
   await page.close();

@@ -52,8 +52,28 @@ async function until(cond: () => boolean, what: string, bound_ms = WAIT_MS): Pro
 }
 
 const RUN: RunRecord = { kind: 'run', v: 1, source: 'party', party: 'server', startedAt: new Date(0).toISOString() };
-const ENV: RunRecord = { kind: 'envelope', t: 5, direction: 'out', party: 'server', id: 'm1', from: 'server', to: 'admin-sam', type: 'admin.lock', mig: 'mig-1', step: 'S3', bytes: 321 };
-const STATE: RunRecord = { kind: 'state', t: 6, party: 'server', actor: 'mig-1', machine: 'migration', states: ['migration.sourcePhase.locking'], event: 'ITEMS_FOUND' };
+const ENV: RunRecord = {
+  kind: 'envelope',
+  t: 5,
+  direction: 'out',
+  party: 'server',
+  id: 'm1',
+  from: 'server',
+  to: 'admin-sam',
+  type: 'admin.lock',
+  mig: 'mig-1',
+  step: 'S3',
+  bytes: 321,
+};
+const STATE: RunRecord = {
+  kind: 'state',
+  t: 6,
+  party: 'server',
+  actor: 'mig-1',
+  machine: 'migration',
+  states: ['migration.sourcePhase.locking'],
+  event: 'ITEMS_FOUND',
+};
 
 test('serves the page, its script, every chart as SVG with state ids, and says what is not there', async () => {
   const page = await fetch(server.url);
@@ -96,8 +116,14 @@ test('the feed takes valid records and passes them to pages; a bad record is ref
   await until(() => got.length === 3, 'the good record after the bad ones');
   assert.equal(JSON.parse(got[2]!), STATE, 'refused records never reach a page');
   assert.is(server.refused, 5);
-  assert.ok(sink.lines.some((l) => l.includes('feed record refused')), 'refusals are logged');
-  assert.not.ok(sink.lines.some((l) => l.includes('secret')), 'the refused body is not logged');
+  assert.ok(
+    sink.lines.some((l) => l.includes('feed record refused')),
+    'refusals are logged',
+  );
+  assert.not.ok(
+    sink.lines.some((l) => l.includes('secret')),
+    'the refused body is not logged',
+  );
   feed.close();
   page.close();
 });
@@ -107,13 +133,19 @@ test('a page that connects late gets the history first', async () => {
   const got: string[] = [];
   page.on('message', (d) => got.push(d.toString()));
   await until(() => got.length >= 3, 'the history');
-  assert.equal(got.slice(0, 3).map((t) => JSON.parse(t).kind), ['run', 'envelope', 'state']);
+  assert.equal(
+    got.slice(0, 3).map((t) => JSON.parse(t).kind),
+    ['run', 'envelope', 'state'],
+  );
   page.close();
 });
 
 test('the sequence endpoints group the recorded envelopes by step', async () => {
   const seq = (await (await fetch(`${server.url}api/sequence.json?mig=mig-1`)).json()) as { steps: Array<{ step: string; messages: unknown[] }> };
-  assert.equal(seq.steps.map((s) => s.step), ['S3']);
+  assert.equal(
+    seq.steps.map((s) => s.step),
+    ['S3'],
+  );
   assert.is(seq.steps[0]!.messages.length, 1);
   assert.match(await (await fetch(`${server.url}api/sequence.svg?mig=mig-1`)).text(), /<svg[\s\S]*admin\.lock/);
 });

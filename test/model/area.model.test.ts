@@ -68,7 +68,9 @@ test('every area-lifecycle path runs on a real chip as the model says; every for
           if (ALREADY_SO(state, ev)) {
             if (!reply.ok || !unchanged) problems.push(`path #${i}: ${ev} on ${state} should be answered ok and change nothing; got ${JSON.stringify(reply)}`);
           } else if (reply.ok || !unchanged) {
-            problems.push(`path #${i}: ${ev} is not allowed in ${state}, yet the chip answered ${JSON.stringify(reply)}${unchanged ? '' : ' and the area changed'}`);
+            problems.push(
+              `path #${i}: ${ev} is not allowed in ${state}, yet the chip answered ${JSON.stringify(reply)}${unchanged ? '' : ' and the area changed'}`,
+            );
           }
         }
         for (const t of taken) covered.add(t);

@@ -55,7 +55,7 @@ test('a cancelled migration of two items, rolled back, takes only steps the abst
   }
 });
 
-test('a real change the model forbids is named: a destination area made spendable behind the protocol\'s back', async () => {
+test("a real change the model forbids is named: a destination area made spendable behind the protocol's back", async () => {
   const world = await buildWorld({ items: 1 });
   try {
     const w = watch(world);
@@ -65,7 +65,9 @@ test('a real change the model forbids is named: a destination area made spendabl
     assert.is(w.problem, undefined);
     // A "chip" that makes a copy of the item spendable on the destination while the record is pending.
     const src = world.source.memory.list()[0]!;
-    await world.destination.memory.store.commit(() => world.destination.memory.areas.put(src.area, { ...src, state: 'mainActive', tempKey: null, holder: null }));
+    await world.destination.memory.store.commit(() =>
+      world.destination.memory.areas.put(src.area, { ...src, state: 'mainActive', tempKey: null, holder: null }),
+    );
     assert.is(world.system.adminSam.decisionOf(out.mig), 'pending');
     const problem = await w.finish('a forged write');
     assert.ok(problem, 'the change is refused');

@@ -20,7 +20,9 @@ import { INVARIANTS, MISTAKES, type InvariantName, type Mistake, type SafetyOpti
 const EVERYTHING: SafetyOptions = { crashes: true, duplicates: true, losses: true, cancels: true, rogue: true, expiry: true };
 
 const show = (name: string, opts: SafetyOptions, r: ReturnType<typeof explore>) =>
-  console.log(`  safety model, ${name}: ${r.states} states, ${r.transitions} transitions, ${r.ms} ms, ${r.violations.length} violations${r.complete ? '' : ' (INCOMPLETE)'}  ${JSON.stringify(opts)}`);
+  console.log(
+    `  safety model, ${name}: ${r.states} states, ${r.transitions} transitions, ${r.ms} ms, ${r.violations.length} violations${r.complete ? '' : ' (INCOMPLETE)'}  ${JSON.stringify(opts)}`,
+  );
 
 test('K=1, one migration: every reachable state keeps §4 (crashes, lost answers, duplicates, cancels, expiry, rogue server)', () => {
   const opts: SafetyOptions = { items: 1, migrations: 1, ...EVERYTHING };
@@ -57,10 +59,20 @@ test('every seeded mistake is caught by the invariant that guards it, with a cou
     const opts: SafetyOptions = { ...(WORLD_OF[name] ?? { items: 1, migrations: 1, ...EVERYTHING }), mistakes: { [name]: true } };
     const r = explore(opts);
     const v = r.violations.find((x) => x.invariant === mistake.caughtBy);
-    assert.ok(v, `mistake ${name} (rule ${mistake.breaks} off) is caught by ${mistake.caughtBy}; found: ${r.violations.map((x) => x.invariant).join(', ') || 'nothing'}`);
+    assert.ok(
+      v,
+      `mistake ${name} (rule ${mistake.breaks} off) is caught by ${mistake.caughtBy}; found: ${r.violations.map((x) => x.invariant).join(', ') || 'nothing'}`,
+    );
     assert.ok(v.path.length > 0, 'with a path from the initial state');
     for (const x of r.violations) caught.add(x.invariant);
-    lines.push(`  ${name.padEnd(31)} -> ${mistake.caughtBy} (${v.path.length} steps); also ${r.violations.filter((x) => x !== v).map((x) => x.invariant).join(', ') || '-'}`);
+    lines.push(
+      `  ${name.padEnd(31)} -> ${mistake.caughtBy} (${v.path.length} steps); also ${
+        r.violations
+          .filter((x) => x !== v)
+          .map((x) => x.invariant)
+          .join(', ') || '-'
+      }`,
+    );
     if (name === 'commitWithoutAllReceipts' || name === 'activateWhilePending') lines.push(formatViolation(v).replace(/^/gm, '      '));
   }
   console.log(`  seeded mistakes (${Object.keys(MISTAKES).length}):\n${lines.join('\n')}`);
@@ -83,7 +95,7 @@ function honestRun(model: SafetyModel): SafetyState[] {
   return states;
 }
 
-test('conformance: the model\'s own honest run is a run the checker accepts, one step at a time or several at once', () => {
+test("conformance: the model's own honest run is a run the checker accepts, one step at a time or several at once", () => {
   const model = new SafetyModel({ items: 2 });
   const run = honestRun(model);
   assert.is(model.outcome(run[run.length - 1]!, 0), 'completed', 'the honest run completes');

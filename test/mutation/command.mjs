@@ -71,10 +71,16 @@ const { file, method } = whereIs(process.env.__STRYKER_ACTIVE_MUTANT__);
 // The migration SAM's rights (rightsOf, requireRight, the preflight in onEnvelope) are what
 // security/servers tests; the receipts, grants and key check value what the rogue server attacks.
 const RIGHTS = new Set(['rightsOf', 'requireRight', 'onEnvelope']);
-const order = file === undefined ? ['machines', 'crypto', 'focus', 'chip', 'servers', 'rogue']
-  : file.startsWith('src/actors/') ? (RIGHTS.has(method) ? ['focus', 'chip', 'servers'] : ['focus', 'chip', 'rogue'])
-  : file.startsWith('src/machines/') ? ['machines', 'chip']
-  : ['crypto', 'chip'];
+const order =
+  file === undefined
+    ? ['machines', 'crypto', 'focus', 'chip', 'servers', 'rogue']
+    : file.startsWith('src/actors/')
+      ? RIGHTS.has(method)
+        ? ['focus', 'chip', 'servers']
+        : ['focus', 'chip', 'rogue']
+      : file.startsWith('src/machines/')
+        ? ['machines', 'chip']
+        : ['crypto', 'chip'];
 for (const g of order) {
   const r = spawnSync(process.execPath, ['--import', 'tsx', 'node_modules/uvu/bin.js', 'test', GROUPS[g], '--bail', '--color', 'false'], {
     stdio: 'inherit',

@@ -28,7 +28,15 @@ for (const f of files) {
   for (const [file, r] of Object.entries(report.files)) {
     sources.set(file, r.source.split('\n'));
     for (const m of r.mutants) {
-      mutants.push({ id: m.id, file, line: m.location.start.line, column: m.location.start.column, mutator: m.mutatorName, replacement: m.replacement, status: m.status });
+      mutants.push({
+        id: m.id,
+        file,
+        line: m.location.start.line,
+        column: m.location.start.column,
+        mutator: m.mutatorName,
+        replacement: m.replacement,
+        status: m.status,
+      });
     }
   }
 }
@@ -58,7 +66,9 @@ const left = mutants.filter((m) => m.status === 'Survived' || m.status === 'NoCo
 if (left.length > 0) console.log('\nsurvivors (file:line:column  mutator  original -> replacement):');
 for (const m of left) {
   const src = sources.get(m.file)?.[m.line - 1]?.trim() ?? '';
-  const rep = String(m.replacement ?? '').replace(/\s+/g, ' ').slice(0, 100);
+  const rep = String(m.replacement ?? '')
+    .replace(/\s+/g, ' ')
+    .slice(0, 100);
   console.log(`  ${m.id}\t${m.file}:${m.line}:${m.column}\t${m.mutator}\t${m.status === 'NoCoverage' ? '(no coverage) ' : ''}-> ${rep}`);
   if (src) console.log(`\t\t${src.slice(0, 140)}`);
 }

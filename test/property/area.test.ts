@@ -56,7 +56,8 @@ const LIFECYCLE: ReadonlyMap<string, AreaState> = new Map<string, AreaState>([
 const lifecycle = (s: AreaState, e: AreaEventType): AreaState | null => LIFECYCLE.get(`${s}/${e}`) ?? null;
 
 /** Repeats a rollback sends to an area it never reached: answered ok, nothing changes (chip.actor.ts adminCommand). */
-const alreadySo = (s: AreaState, e: AreaEventType, holder: string | null) => (s === 'mainActive' && e === 'RESTORE' && holder === null) || (s === 'absent' && e === 'WIPE');
+const alreadySo = (s: AreaState, e: AreaEventType, holder: string | null) =>
+  (s === 'mainActive' && e === 'RESTORE' && holder === null) || (s === 'absent' && e === 'WIPE');
 
 /**
  * A step of a random sequence: any event at all, or "one of the events the
@@ -137,10 +138,28 @@ const rng = seededRng('area-properties');
 
 const TOUR: Array<[string, Step]> = (
   [
-    ['emoney', 'FORMAT'], ['emoney', 'OPEN_DOWNLOAD'], ['transit', 'FORMAT'], ['emoney', 'DOWNLOAD'], ['emoney', 'OPEN_DOWNLOAD'],
-    ['emoney', 'ACTIVATE'], ['emoney', 'OPEN_NORMAL'], ['transit', 'DOWNLOAD'], ['emoney', 'USE'], ['emoney', 'LOCK'],
-    ['emoney', 'OPEN_UPLOAD'], ['emoney', 'UPLOAD'], ['emoney', 'USE'], ['emoney', 'RESTORE'], ['emoney', 'LOCK'], ['emoney', 'WIPE'],
-    ['emoney', 'FORMAT'], ['emoney', 'WIPE'], ['emoney', 'FORMAT'], ['emoney', 'DOWNLOAD'], ['transit', 'ACTIVATE'], ['emoney', 'WIPE'],
+    ['emoney', 'FORMAT'],
+    ['emoney', 'OPEN_DOWNLOAD'],
+    ['transit', 'FORMAT'],
+    ['emoney', 'DOWNLOAD'],
+    ['emoney', 'OPEN_DOWNLOAD'],
+    ['emoney', 'ACTIVATE'],
+    ['emoney', 'OPEN_NORMAL'],
+    ['transit', 'DOWNLOAD'],
+    ['emoney', 'USE'],
+    ['emoney', 'LOCK'],
+    ['emoney', 'OPEN_UPLOAD'],
+    ['emoney', 'UPLOAD'],
+    ['emoney', 'USE'],
+    ['emoney', 'RESTORE'],
+    ['emoney', 'LOCK'],
+    ['emoney', 'WIPE'],
+    ['emoney', 'FORMAT'],
+    ['emoney', 'WIPE'],
+    ['emoney', 'FORMAT'],
+    ['emoney', 'DOWNLOAD'],
+    ['transit', 'ACTIVATE'],
+    ['emoney', 'WIPE'],
   ] as Array<[string, AreaEventType]>
 ).map(([a, ev]) => [a, { any: ev }]);
 
@@ -194,8 +213,15 @@ test('real chip (LMDB): a random sequence of commands on several areas leaves ev
     { numRuns: 45, examples: [[TOUR]] },
   );
   // Not vacuous: the chip took every arrow of the lifecycle, and refused plenty.
-  assert.equal([...LIFECYCLE.keys()].filter((t) => !taken.has(t)), [], 'lifecycle arrows the chip never took');
-  assert.ok(allowed >= 200 && refused >= 50, `random sequences must reach past the first states and try forbidden commands (allowed ${allowed}, refused ${refused})`);
+  assert.equal(
+    [...LIFECYCLE.keys()].filter((t) => !taken.has(t)),
+    [],
+    'lifecycle arrows the chip never took',
+  );
+  assert.ok(
+    allowed >= 200 && refused >= 50,
+    `random sequences must reach past the first states and try forbidden commands (allowed ${allowed}, refused ${refused})`,
+  );
 });
 
 test.run();

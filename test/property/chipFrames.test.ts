@@ -64,7 +64,10 @@ for (const { what, schema, decode } of CODECS) {
         assert.ok(schema.safeParse(v).success, 'the generator made an invalid value');
         const bytes = encodeJson(v);
         if (bytes.length > CHIP_FRAME_BYTES_MAX) {
-          assert.throws(() => decode(bytes), (e: unknown) => (e as ProtocolError).code === 'TOO_LARGE');
+          assert.throws(
+            () => decode(bytes),
+            (e: unknown) => (e as ProtocolError).code === 'TOO_LARGE',
+          );
           return;
         }
         assert.equal(decode(bytes), v);
@@ -74,8 +77,14 @@ for (const { what, schema, decode } of CODECS) {
   });
 
   test(`any bytes, any JSON, or a valid ${what} with a field replaced or added, decode to a valid value or a refusal the SAM can read`, () => {
-    fc.assert(fc.property(fc.uint8Array({ maxLength: 256 }), (b) => void decodeOrRefusal(decode, schema, b)), { numRuns: 300 });
-    fc.assert(fc.property(fc.jsonValue(), (j) => void decodeOrRefusal(decode, schema, encodeJson(j))), { numRuns: 300 });
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 256 }), (b) => void decodeOrRefusal(decode, schema, b)),
+      { numRuns: 300 },
+    );
+    fc.assert(
+      fc.property(fc.jsonValue(), (j) => void decodeOrRefusal(decode, schema, encodeJson(j))),
+      { numRuns: 300 },
+    );
     const key = fc.oneof(fc.string({ minLength: 1, maxLength: 10 }), fc.string({ unit: fc.constantFrom('q', 'z'), minLength: 400, maxLength: 600 }));
     fc.assert(
       fc.property(arbitraryOf(schema, what), key, fc.jsonValue({ maxDepth: 2 }), (v, k, junk) => {

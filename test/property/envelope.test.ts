@@ -42,7 +42,10 @@ function decodeOrRefusal(bytes: Uint8Array): { env: AnyEnvelope } | { err: Proto
     // The refusal must reach its sender: an `error` envelope carrying it is itself a valid envelope.
     const reply = { v: PROTOCOL_VERSION, id: 'party#e1', from: 'party', to: 'peer', type: 'error', body: err.toBody() } as AnyEnvelope;
     const back = MESSAGES.error[1].safeParse(err.toBody());
-    assert.ok(back.success, `the refusal can not be sent back as an error body (${err.message.length} chars): ${back.success ? '' : back.error.issues[0]?.message}`);
+    assert.ok(
+      back.success,
+      `the refusal can not be sent back as an error body (${err.message.length} chars): ${back.success ? '' : back.error.issues[0]?.message}`,
+    );
     assert.equal(decodeEnvelope(encodeEnvelope(reply)), reply);
     return { err };
   }
@@ -63,7 +66,10 @@ test('every valid envelope of every message type decodes to itself after encodin
       assert.ok(body.success, `generated an invalid ${env.type} body: ${body.success ? '' : body.error.message}`);
       const size = bytesOf(env).length;
       if (size > ENVELOPE_BYTES_MAX) {
-        assert.throws(() => encodeEnvelope(env), (e: unknown) => e instanceof ProtocolError && e.code === 'TOO_LARGE');
+        assert.throws(
+          () => encodeEnvelope(env),
+          (e: unknown) => e instanceof ProtocolError && e.code === 'TOO_LARGE',
+        );
         return;
       }
       const bytes = encodeEnvelope(env);
@@ -79,7 +85,9 @@ test('every valid envelope of every message type decodes to itself after encodin
 
 test('the size limit is the same on both sides: what encode refuses as TOO_LARGE, decode refuses too; what it accepts, decode accepts', () => {
   // admin.locked with up to 64 grants whose every field is at its limit crosses 64 KiB somewhere in the range.
-  const fullGrant = arbitraryOf(MESSAGES['admin.locked'][1]).map((b) => b.grants[0]).filter((g) => g !== undefined);
+  const fullGrant = arbitraryOf(MESSAGES['admin.locked'][1])
+    .map((b) => b.grants[0])
+    .filter((g) => g !== undefined);
   let over = 0;
   let under = 0;
   fc.assert(
@@ -93,8 +101,14 @@ test('the size limit is the same on both sides: what encode refuses as TOO_LARGE
       const raw = bytesOf(e);
       if (raw.length > ENVELOPE_BYTES_MAX) {
         over++;
-        assert.throws(() => encodeEnvelope(e), (x: unknown) => (x as ProtocolError).code === 'TOO_LARGE');
-        assert.throws(() => decodeEnvelope(raw), (x: unknown) => (x as ProtocolError).code === 'TOO_LARGE');
+        assert.throws(
+          () => encodeEnvelope(e),
+          (x: unknown) => (x as ProtocolError).code === 'TOO_LARGE',
+        );
+        assert.throws(
+          () => decodeEnvelope(raw),
+          (x: unknown) => (x as ProtocolError).code === 'TOO_LARGE',
+        );
       } else {
         under++;
         assert.equal(decodeEnvelope(encodeEnvelope(e)), e);
@@ -106,12 +120,21 @@ test('the size limit is the same on both sides: what encode refuses as TOO_LARGE
 });
 
 test('any bytes at all decode to a valid envelope or a sendable ProtocolError, never anything else', () => {
-  fc.assert(fc.property(fc.uint8Array({ maxLength: 512 }), (b) => void decodeOrRefusal(b)), { numRuns: 1_000 });
+  fc.assert(
+    fc.property(fc.uint8Array({ maxLength: 512 }), (b) => void decodeOrRefusal(b)),
+    { numRuns: 1_000 },
+  );
   // Any JSON value at all, and any JSON object (the shape an envelope has).
-  fc.assert(fc.property(fc.jsonValue(), (j) => void decodeOrRefusal(bytesOf(j))), { numRuns: 500 });
-  fc.assert(fc.property(fc.dictionary(fc.constantFrom(...HEADER_FIELDS, 'x'), fc.jsonValue()), (j) => void decodeOrRefusal(bytesOf(j))), {
-    numRuns: 500,
-  });
+  fc.assert(
+    fc.property(fc.jsonValue(), (j) => void decodeOrRefusal(bytesOf(j))),
+    { numRuns: 500 },
+  );
+  fc.assert(
+    fc.property(fc.dictionary(fc.constantFrom(...HEADER_FIELDS, 'x'), fc.jsonValue()), (j) => void decodeOrRefusal(bytesOf(j))),
+    {
+      numRuns: 500,
+    },
+  );
 });
 
 test('a damaged encoding (bytes flipped, inserted, cut out, truncated) is refused or is still a valid envelope', () => {

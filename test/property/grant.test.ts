@@ -41,16 +41,18 @@ const [admin, msam, otherSam] = [ids[0]!, ids[1]!, ids[2]!];
 const tempKeyArb = fc.uint8Array({ minLength: KEY_BYTES, maxLength: KEY_BYTES }).map((b) => Secret.of(b));
 
 /** Bindings as they travel in `admin.locked` (wire names, item index < 64, expiry a safe integer). */
-const bindingArb: fc.Arbitrary<GrantBinding> = fc.record({
-  mig: nameArb,
-  item: fc.integer({ min: 0, max: 63 }),
-  area: nameArb,
-  serial: nameArb,
-  purpose: fc.constantFrom('upload' as const, 'download' as const),
-  provider: nameArb,
-  recipient: nameArb,
-  expiresAt: fc.oneof(fc.integer({ min: 0, max: 2 ** 45 }), fc.constant(Number.MAX_SAFE_INTEGER - 1)),
-}).map((b) => ({ ...b })); // plain objects, as bindings decoded from JSON are
+const bindingArb: fc.Arbitrary<GrantBinding> = fc
+  .record({
+    mig: nameArb,
+    item: fc.integer({ min: 0, max: 63 }),
+    area: nameArb,
+    serial: nameArb,
+    purpose: fc.constantFrom('upload' as const, 'download' as const),
+    provider: nameArb,
+    recipient: nameArb,
+    expiresAt: fc.oneof(fc.integer({ min: 0, max: 2 ** 45 }), fc.constant(Number.MAX_SAFE_INTEGER - 1)),
+  })
+  .map((b) => ({ ...b })); // plain objects, as bindings decoded from JSON are
 
 const codeOf = (fn: () => unknown): string => {
   try {
@@ -100,9 +102,18 @@ test('a grant with any one signed part changed is refused as GRANT_INVALID, and 
         fc.pre(other[field] !== b[field]);
         changed = { ...g, [field]: other[field] };
       }
-      assert.is(codeOf(() => verifyGrant(changed, admin.signPublic, {}, 0)), 'GRANT_INVALID', `${field} changed`);
+      assert.is(
+        codeOf(() => verifyGrant(changed, admin.signPublic, {}, 0)),
+        'GRANT_INVALID',
+        `${field} changed`,
+      );
       // The binding is the box's associated data: a grant re-bound to another item does not even open.
-      if (field !== 'sig') assert.is(codeOf(() => openGrant(changed, msam)), 'GRANT_INVALID', `${field} changed, still opens`);
+      if (field !== 'sig')
+        assert.is(
+          codeOf(() => openGrant(changed, msam)),
+          'GRANT_INVALID',
+          `${field} changed, still opens`,
+        );
     }),
     { numRuns: 60 },
   );
@@ -111,24 +122,47 @@ test('a grant with any one signed part changed is refused as GRANT_INVALID, and 
 test('a grant opens for its recipient only, verifies under the admin SAM key only, is refused after expiry, and names the binding field that does not match', () => {
   const keys = ['mig', 'item', 'area', 'serial', 'purpose', 'provider', 'recipient', 'expiresAt'] as const;
   fc.assert(
-    fc.property(bindingArb, bindingArb, tempKeyArb, fc.integer({ min: 1, max: 2 ** 40 }), fc.constantFrom(...keys), fc.nat(), (b, other, temp, late, field, seed) => {
-      const g = issueGrant(b, temp, msam.boxPublic, admin, seededRng(seed));
-      assert.is(codeOf(() => openGrant(g, otherSam)), 'GRANT_INVALID');
-      assert.is(codeOf(() => openGrant(g, admin)), 'GRANT_INVALID');
-      assert.is(codeOf(() => verifyGrant(g, otherSam.signPublic, {}, 0)), 'GRANT_INVALID');
-      assert.is(codeOf(() => verifyGrant(g, msam.signPublic, {}, 0)), 'GRANT_INVALID');
-      assert.is(codeOf(() => verifyGrant(g, admin.signPublic, {}, b.expiresAt + late)), 'GRANT_EXPIRED');
-      const wrong = field === 'purpose' ? (b.purpose === 'upload' ? 'download' : 'upload') : other[field];
-      fc.pre(wrong !== b[field]);
-      try {
-        verifyGrant(g, admin.signPublic, { [field]: wrong }, 0);
-        assert.unreachable(`a grant bound to ${field} ${String(b[field])} verified for ${String(wrong)}`);
-      } catch (e) {
-        assert.instance(e, CryptoError);
-        assert.is((e as CryptoError).code, 'GRANT_BINDING');
-        assert.ok((e as CryptoError).message.endsWith(` ${field}`), (e as CryptoError).message);
-      }
-    }),
+    fc.property(
+      bindingArb,
+      bindingArb,
+      tempKeyArb,
+      fc.integer({ min: 1, max: 2 ** 40 }),
+      fc.constantFrom(...keys),
+      fc.nat(),
+      (b, other, temp, late, field, seed) => {
+        const g = issueGrant(b, temp, msam.boxPublic, admin, seededRng(seed));
+        assert.is(
+          codeOf(() => openGrant(g, otherSam)),
+          'GRANT_INVALID',
+        );
+        assert.is(
+          codeOf(() => openGrant(g, admin)),
+          'GRANT_INVALID',
+        );
+        assert.is(
+          codeOf(() => verifyGrant(g, otherSam.signPublic, {}, 0)),
+          'GRANT_INVALID',
+        );
+        assert.is(
+          codeOf(() => verifyGrant(g, msam.signPublic, {}, 0)),
+          'GRANT_INVALID',
+        );
+        assert.is(
+          codeOf(() => verifyGrant(g, admin.signPublic, {}, b.expiresAt + late)),
+          'GRANT_EXPIRED',
+        );
+        const wrong = field === 'purpose' ? (b.purpose === 'upload' ? 'download' : 'upload') : other[field];
+        fc.pre(wrong !== b[field]);
+        try {
+          verifyGrant(g, admin.signPublic, { [field]: wrong }, 0);
+          assert.unreachable(`a grant bound to ${field} ${String(b[field])} verified for ${String(wrong)}`);
+        } catch (e) {
+          assert.instance(e, CryptoError);
+          assert.is((e as CryptoError).code, 'GRANT_BINDING');
+          assert.ok((e as CryptoError).message.endsWith(` ${field}`), (e as CryptoError).message);
+        }
+      },
+    ),
     { numRuns: 30 },
   );
 });
@@ -136,28 +170,52 @@ test('a grant opens for its recipient only, verifies under the admin SAM key onl
 test('sealed boxes: any plaintext opens for its recipient with the same purpose and binding, and with nothing else', () => {
   const infoArb = fc.string({ minLength: 1, maxLength: 30 });
   fc.assert(
-    fc.property(fc.uint8Array({ maxLength: 300 }), infoArb, infoArb, fc.uint8Array({ maxLength: 64 }), fc.uint8Array({ maxLength: 64 }), fc.nat(), (plain, info, info2, aad, aad2, seed) => {
-      const box = sealTo(msam.boxPublic, plain, info, aad, seededRng(seed));
-      assert.equal(openSealed(msam, box.ephPub, box.sealed, info, aad), plain);
-      assert.is(codeOf(() => openSealed(otherSam, box.ephPub, box.sealed, info, aad)), 'SEAL_INVALID');
-      if (info2 !== info) assert.is(codeOf(() => openSealed(msam, box.ephPub, box.sealed, info2, aad)), 'SEAL_INVALID');
-      if (toB64(aad2) !== toB64(aad)) assert.is(codeOf(() => openSealed(msam, box.ephPub, box.sealed, info, aad2)), 'SEAL_INVALID');
-      assert.is(codeOf(() => openSealed(msam, box.ephPub, flipB64(box.sealed, seed), info, aad)), 'SEAL_INVALID');
-      // The box holds no plaintext in the clear (for a plaintext long enough to tell).
-      if (plain.length >= 8) assert.not.ok(box.sealed.includes(toB64(plain).slice(0, 10)));
-    }),
+    fc.property(
+      fc.uint8Array({ maxLength: 300 }),
+      infoArb,
+      infoArb,
+      fc.uint8Array({ maxLength: 64 }),
+      fc.uint8Array({ maxLength: 64 }),
+      fc.nat(),
+      (plain, info, info2, aad, aad2, seed) => {
+        const box = sealTo(msam.boxPublic, plain, info, aad, seededRng(seed));
+        assert.equal(openSealed(msam, box.ephPub, box.sealed, info, aad), plain);
+        assert.is(
+          codeOf(() => openSealed(otherSam, box.ephPub, box.sealed, info, aad)),
+          'SEAL_INVALID',
+        );
+        if (info2 !== info)
+          assert.is(
+            codeOf(() => openSealed(msam, box.ephPub, box.sealed, info2, aad)),
+            'SEAL_INVALID',
+          );
+        if (toB64(aad2) !== toB64(aad))
+          assert.is(
+            codeOf(() => openSealed(msam, box.ephPub, box.sealed, info, aad2)),
+            'SEAL_INVALID',
+          );
+        assert.is(
+          codeOf(() => openSealed(msam, box.ephPub, flipB64(box.sealed, seed), info, aad)),
+          'SEAL_INVALID',
+        );
+        // The box holds no plaintext in the clear (for a plaintext long enough to tell).
+        if (plain.length >= 8) assert.not.ok(box.sealed.includes(toB64(plain).slice(0, 10)));
+      },
+    ),
     { numRuns: 60 },
   );
 });
 
-const receiptArb: fc.Arbitrary<ReceiptBody> = fc.record({
-  mig: nameArb,
-  item: fc.integer({ min: 0, max: 63 }),
-  serial: nameArb,
-  area: nameArb,
-  provider: nameArb,
-  kcv: fc.uint8Array({ minLength: 8, maxLength: 8 }).map(toB64),
-}).map((r) => ({ ...r }));
+const receiptArb: fc.Arbitrary<ReceiptBody> = fc
+  .record({
+    mig: nameArb,
+    item: fc.integer({ min: 0, max: 63 }),
+    serial: nameArb,
+    area: nameArb,
+    provider: nameArb,
+    kcv: fc.uint8Array({ minLength: 8, maxLength: 8 }).map(toB64),
+  })
+  .map((r) => ({ ...r }));
 
 test('receipts: any receipt fits the wire schema and verifies under its signer; any field changed, or another signer, is RECEIPT_INVALID', () => {
   const fields = ['mig', 'item', 'serial', 'area', 'provider', 'kcv', 'sig'] as const;
@@ -166,14 +224,21 @@ test('receipts: any receipt fits the wire schema and verifies under its signer; 
       const signed = signReceipt(r, msam);
       assert.ok(receiptSchema.safeParse(JSON.parse(JSON.stringify(signed))).success, 'a signed receipt does not fit the wire schema');
       assert.equal(verifyReceipt(signed, msam.signPublic), r);
-      assert.is(codeOf(() => verifyReceipt(signed, otherSam.signPublic)), 'RECEIPT_INVALID');
+      assert.is(
+        codeOf(() => verifyReceipt(signed, otherSam.signPublic)),
+        'RECEIPT_INVALID',
+      );
       let changed: typeof signed;
       if (field === 'sig') changed = { ...signed, sig: flipB64(signed.sig, bit) };
       else {
         fc.pre(other[field] !== r[field]);
         changed = { ...signed, [field]: other[field] };
       }
-      assert.is(codeOf(() => verifyReceipt(changed, msam.signPublic)), 'RECEIPT_INVALID', `${field} changed`);
+      assert.is(
+        codeOf(() => verifyReceipt(changed, msam.signPublic)),
+        'RECEIPT_INVALID',
+        `${field} changed`,
+      );
     }),
     { numRuns: 50 },
   );

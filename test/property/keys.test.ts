@@ -82,12 +82,16 @@ test('K_chip and K_main are separated by domain: one master used for both never 
 
 test('a master of any length but 32 bytes is refused with BAD_KEY, never stretched or padded', () => {
   fc.assert(
-    fc.property(fc.uint8Array({ maxLength: 80 }).filter((b) => b.length !== KEY_BYTES), nameArb, (bytes, serial) => {
-      const m = Secret.of(bytes);
-      for (const fn of [() => deriveChipKey(m, serial), () => deriveMainKey(m, serial, 'area'), () => keyCheckValue(m, serial, 'area')]) {
-        assert.throws(fn, (e: unknown) => e instanceof CryptoError && e.code === 'BAD_KEY');
-      }
-    }),
+    fc.property(
+      fc.uint8Array({ maxLength: 80 }).filter((b) => b.length !== KEY_BYTES),
+      nameArb,
+      (bytes, serial) => {
+        const m = Secret.of(bytes);
+        for (const fn of [() => deriveChipKey(m, serial), () => deriveMainKey(m, serial, 'area'), () => keyCheckValue(m, serial, 'area')]) {
+          assert.throws(fn, (e: unknown) => e instanceof CryptoError && e.code === 'BAD_KEY');
+        }
+      },
+    ),
     { numRuns: 300 },
   );
 });

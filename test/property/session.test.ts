@@ -116,10 +116,19 @@ test('session frames: against any schedule of replays, reorders, bit flips, othe
 test('session frames: a plaintext over 16 KiB is not sealed; a frame too short or too long to be one is refused without being opened', () => {
   fc.assert(
     fc.property(keyArb, fc.integer({ min: 0, max: HEADER_BYTES + TAG_BYTES - 1 }), fc.integer({ min: 1, max: 64 }), (key, short, extra) => {
-      assert.equal(outcome(() => new FrameSealer(key, 0).seal(new Uint8Array(FRAME_BYTES_MAX + extra))), { code: 'FRAME_TOO_LARGE' });
+      assert.equal(
+        outcome(() => new FrameSealer(key, 0).seal(new Uint8Array(FRAME_BYTES_MAX + extra))),
+        { code: 'FRAME_TOO_LARGE' },
+      );
       const opener = new FrameOpener(key, 0);
-      assert.equal(outcome(() => opener.open(new Uint8Array(short))), { code: 'FRAME_TAMPERED' });
-      assert.equal(outcome(() => opener.open(new Uint8Array(HEADER_BYTES + TAG_BYTES + FRAME_BYTES_MAX + extra))), { code: 'FRAME_TOO_LARGE' });
+      assert.equal(
+        outcome(() => opener.open(new Uint8Array(short))),
+        { code: 'FRAME_TAMPERED' },
+      );
+      assert.equal(
+        outcome(() => opener.open(new Uint8Array(HEADER_BYTES + TAG_BYTES + FRAME_BYTES_MAX + extra))),
+        { code: 'FRAME_TOO_LARGE' },
+      );
       // and the opener still takes frame 0
       const p = new Uint8Array(extra);
       assert.equal(opener.open(new FrameSealer(key, 0).seal(p)), p);
@@ -136,7 +145,7 @@ const bindingArb: fc.Arbitrary<SessionBinding> = fc.record({
   purpose: fc.constantFrom('admin' as const, 'upload' as const, 'download' as const, 'normal' as const),
 });
 
-test('session handshake: chip and SAM with the same key derive the same session keys and accept each other\'s proofs; frames flow both ways', () => {
+test("session handshake: chip and SAM with the same key derive the same session keys and accept each other's proofs; frames flow both ways", () => {
   fc.assert(
     fc.property(keyArb, bindingArb, challengeArb, challengeArb, plaintextArb, plaintextArb, (key, b, rSam, rChip, cmd, reply) => {
       const sam = samSessionCiphers(deriveSessionKeys(key, b, rSam, rChip));
@@ -149,7 +158,10 @@ test('session handshake: chip and SAM with the same key derive the same session 
       assert.equal(sam.opener.open(chip.sealer.seal(reply)), reply);
       // a SAM's frame sent back to the SAM (reflection) does not open
       // (its counter is the one the SAM expects next, so it is the authentication that refuses it)
-      assert.equal(outcome(() => sam.opener.open(sam.sealer.seal(cmd))), { code: 'FRAME_TAMPERED' });
+      assert.equal(
+        outcome(() => sam.opener.open(sam.sealer.seal(cmd))),
+        { code: 'FRAME_TAMPERED' },
+      );
     }),
     { numRuns: 300 },
   );

@@ -65,13 +65,19 @@ test('a renamed state is caught: the check above fails for a state the table doe
 test('every progress line the machine announces names a step of the table', () => {
   const announced = [...announcedSteps(migrationMachine.config)];
   assert.ok(announced.length >= 15, `progress steps found: ${announced.join(' ')}`);
-  assert.equal(announced.filter((s) => !isStep(s)), []);
+  assert.equal(
+    announced.filter((s) => !isStep(s)),
+    [],
+  );
 });
 
 test('step ids are unique, in protocol order, and every request is a message of the catalog', () => {
   assert.equal(new Set(STEPS).size, STEPS.length);
   const numbered = STEPS.filter((s) => /^S\d+$/.test(s));
-  assert.equal(numbered, Array.from({ length: 17 }, (_, i) => `S${i + 1}`));
+  assert.equal(
+    numbered,
+    Array.from({ length: 17 }, (_, i) => `S${i + 1}`),
+  );
   const known = new Set([...Object.keys(MESSAGES), 'frame', 'nsam.main-key']);
   const unknown = STEP_TABLE.flatMap((s) => s.requests.filter((r) => !known.has(r)).map((r) => `${s.id}: ${r}`));
   assert.equal(unknown, []);
@@ -81,7 +87,12 @@ test('the step index: at most 5 files a step, each exists and holds the step (it
   const problems: string[] = [];
   for (const s of STEP_TABLE) {
     if (s.files.length < 1 || s.files.length > 5) problems.push(`${s.id}: ${s.files.length} files`);
-    const marks = [`'${s.id}'`, ...s.requests.map((r) => `'${r}'`), ...Object.keys(s.states).map((p) => p.split('.').at(-1)!), ...(s.chipCommand ? [`'${s.chipCommand.split(/[ :]/)[0]}'`] : [])];
+    const marks = [
+      `'${s.id}'`,
+      ...s.requests.map((r) => `'${r}'`),
+      ...Object.keys(s.states).map((p) => p.split('.').at(-1)!),
+      ...(s.chipCommand ? [`'${s.chipCommand.split(/[ :]/)[0]}'`] : []),
+    ];
     for (const f of s.files) {
       if (!existsSync(join(root, f))) {
         problems.push(`${s.id}: ${f} does not exist`);

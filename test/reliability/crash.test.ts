@@ -14,6 +14,7 @@ import { crashEnumeration } from '../helpers/crashPoints.ts';
 
 const SAMPLE = Number(process.env.VALMOVE_CRASH_SAMPLE ?? 7);
 
-test(`every ${SAMPLE}th (party, step, crash point) of each party in a 2-item migration ends completed, nothing duplicated or lost`, () => crashEnumeration(SAMPLE));
+test(`every ${SAMPLE}th (party, step, crash point) of each party in a 2-item migration ends completed, nothing duplicated or lost`, () =>
+  crashEnumeration(SAMPLE));
 
 test.run();

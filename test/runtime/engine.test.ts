@@ -59,7 +59,7 @@ for (const [name, commitPolicy, commits] of [
     try {
       assert.equal(brief(await b.ask('msam.clear', 1)), ['msam.cleared']);
       crashAt = 'msam.clear';
-      assert.equal(await b.ask('msam.clear', 1), [], 'the repeat\'s answer waited for a commit that never came');
+      assert.equal(await b.ask('msam.clear', 1), [], "the repeat's answer waited for a commit that never came");
       assert.ok(b.party.crashed);
     } finally {
       await b.close().catch(() => {});
@@ -69,7 +69,10 @@ for (const [name, commitPolicy, commits] of [
 
 test('the same path under both policies: one turn per commit commits each request alone; group commit shares transactions (while one is on its way to disk, the next requests queue for the next)', async () => {
   const results: Record<string, { commits: number; answers: string[] }> = {};
-  for (const [name, commitPolicy] of [['one', ONE_TURN_PER_COMMIT], ['group', GROUP_COMMIT]] as const) {
+  for (const [name, commitPolicy] of [
+    ['one', ONE_TURN_PER_COMMIT],
+    ['group', GROUP_COMMIT],
+  ] as const) {
     const b = await testBench({ commitPolicy, commits: 'async' });
     try {
       const count = countCommits(b);
@@ -87,7 +90,9 @@ test('the same path under both policies: one turn per commit commits each reques
 });
 
 test('an interceptor refuses a request before its handler runs: the sender hears the error, nothing is applied or recorded', async () => {
-  const b = await testBench({ intercept: steering({ beforeRequest: (_p, env) => (env.id === 'server#1' ? { fail: { code: 'BUSY', message: 'steered away' } } : undefined) }) });
+  const b = await testBench({
+    intercept: steering({ beforeRequest: (_p, env) => (env.id === 'server#1' ? { fail: { code: 'BUSY', message: 'steered away' } } : undefined) }),
+  });
   try {
     assert.equal(brief(await b.ask('msam.clear', 1)), ['error BUSY']);
     assert.equal(b.party.applied, []);
@@ -124,7 +129,11 @@ test('an interceptor holds a request back: it arrives (and is handled) once its 
 });
 
 test('an interceptor replaces an answer after the work is done: the error is what is recorded, and what a repeat gets', async () => {
-  const b = await testBench({ intercept: steering({ replaceReply: (_p, reply) => (reply.type === 'msam.ready' ? { code: 'SESSION_FAILED', message: 'the answer was lost' } : undefined) }) });
+  const b = await testBench({
+    intercept: steering({
+      replaceReply: (_p, reply) => (reply.type === 'msam.ready' ? { code: 'SESSION_FAILED', message: 'the answer was lost' } : undefined),
+    }),
+  });
   try {
     assert.equal(brief(await b.ask('msam.preflight', 1)), ['error SESSION_FAILED']);
     assert.equal(b.party.live(), ['s:server#1'], 'the work stays done');

@@ -101,8 +101,14 @@ test('a spawned actor says it moves before it starts, and hands over what its en
     f.host.spawn('c:1', 'counter', {});
     assert.equal(f.log, ['c:1 moving', 'c:1 emitted opened']);
     assert.equal(f.host.liveKeys(), ['c:1']);
-    assert.match(code(() => f.host.spawn('c:1', 'counter', {})), /actor c:1 exists/);
-    assert.match(code(() => f.host.spawn('c:2', 'nothing', {})), /unknown machine kind nothing/);
+    assert.match(
+      code(() => f.host.spawn('c:1', 'counter', {})),
+      /actor c:1 exists/,
+    );
+    assert.match(
+      code(() => f.host.spawn('c:2', 'nothing', {})),
+      /unknown machine kind nothing/,
+    );
   } finally {
     await f.close();
     rmSync(f.dir, { recursive: true, force: true });
@@ -117,8 +123,14 @@ test('dispatch moves an actor that takes the event; one it does not take is refu
     f.host.dispatch('c:1', { type: 'ADD' });
     assert.equal(f.log, ['c:1 moving', 'c:1 emitted added 1']);
     f.log.length = 0;
-    assert.is(code(() => f.host.dispatch('c:1', { type: 'WAKE' })), 'UNEXPECTED');
-    assert.is(code(() => f.host.dispatch('c:9', { type: 'ADD' })), 'NOT_FOUND');
+    assert.is(
+      code(() => f.host.dispatch('c:1', { type: 'WAKE' })),
+      'UNEXPECTED',
+    );
+    assert.is(
+      code(() => f.host.dispatch('c:9', { type: 'ADD' })),
+      'NOT_FOUND',
+    );
     assert.equal(f.log, [], 'nothing moved');
     assert.ok(f.host.accepts('c:1', { type: 'ADD' }));
     assert.not.ok(f.host.accepts('c:1', { type: 'WAKE' }));
@@ -159,7 +171,10 @@ test('an actor at rest leaves RAM, is read back from the store when asked, and c
     assert.is(f.host.actorOf('c:1')!.getSnapshot().value, 'resting', 'read back');
     assert.equal(f.host.keys('counter'), []);
     assert.equal(f.host.keys('counter', true), ['c:1']);
-    assert.is(code(() => f.host.dispatch('c:1', { type: 'ADD' })), 'UNEXPECTED');
+    assert.is(
+      code(() => f.host.dispatch('c:1', { type: 'ADD' })),
+      'UNEXPECTED',
+    );
     assert.is(f.host.live('c:1'), undefined, 'an event that can not move it leaves it at rest');
     f.host.dispatch('c:1', { type: 'WAKE' });
     assert.is(f.host.live('c:1')!.getSnapshot().value, 'open', 'back in RAM, moved');
@@ -190,7 +205,10 @@ test('a restart restores the actors at work, leaves those at rest and the finish
   }
   const newer = await fixture(first.dir, 2);
   try {
-    assert.match(code(() => newer.host.restoreAll()), /written by counter v1, this build runs v2; refusing to guess/);
+    assert.match(
+      code(() => newer.host.restoreAll()),
+      /written by counter v1, this build runs v2; refusing to guess/,
+    );
   } finally {
     await newer.close();
     rmSync(first.dir, { recursive: true, force: true });

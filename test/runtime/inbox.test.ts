@@ -51,7 +51,8 @@ async function fixture(recordsMax = 1_000): Promise<Fixture> {
 
 const request = (seq: number | string, extra: Partial<AnyEnvelope> = {}): AnyEnvelope =>
   ({ v: 1, id: `server#${seq}`, from: 'server', to: 'p', type: 'msam.clear', body: {}, ...extra }) as AnyEnvelope;
-const answer = (req: AnyEnvelope, n: number): AnyEnvelope => ({ v: 1, id: `p#${n}`, corr: req.id, from: 'p', to: 'server', type: 'msam.cleared', body: {} }) as AnyEnvelope;
+const answer = (req: AnyEnvelope, n: number): AnyEnvelope =>
+  ({ v: 1, id: `p#${n}`, corr: req.id, from: 'p', to: 'server', type: 'msam.cleared', body: {} }) as AnyEnvelope;
 
 /** Handles a request as a turn would: admitted, recorded, answered, in one transaction. */
 async function handle(f: Fixture, req: AnyEnvelope, reply = true): Promise<AnyEnvelope[] | undefined> {
@@ -90,16 +91,30 @@ test('an id that is not its sender\'s "<sender>#<seq>" is refused BAD_ENVELOPE',
   const f = await fixture();
   try {
     await handle(f, request(1));
-    assert.is(refusal(() => f.inbox.admit(request('x'), NEW)), 'BAD_ENVELOPE');
-    assert.is(refusal(() => f.inbox.admit(request(2, { from: 'other' } as Partial<AnyEnvelope>), NEW)), 'BAD_ENVELOPE');
-    assert.is(refusal(() => f.inbox.admit(request(1), NEW)), 'admitted', 'a repeat');
-    assert.is(refusal(() => f.inbox.admit({ ...request(1), from: 'intruder' } as AnyEnvelope, NEW)), 'BAD_ENVELOPE', 'a stranger repeating server#1');
+    assert.is(
+      refusal(() => f.inbox.admit(request('x'), NEW)),
+      'BAD_ENVELOPE',
+    );
+    assert.is(
+      refusal(() => f.inbox.admit(request(2, { from: 'other' } as Partial<AnyEnvelope>), NEW)),
+      'BAD_ENVELOPE',
+    );
+    assert.is(
+      refusal(() => f.inbox.admit(request(1), NEW)),
+      'admitted',
+      'a repeat',
+    );
+    assert.is(
+      refusal(() => f.inbox.admit({ ...request(1), from: 'intruder' } as AnyEnvelope, NEW)),
+      'BAD_ENVELOPE',
+      'a stranger repeating server#1',
+    );
   } finally {
     await f.close();
   }
 });
 
-test('a sweep prunes answered records past the window, raises the sender\'s floor, and keeps work in progress and unsettled migrations', async () => {
+test("a sweep prunes answered records past the window, raises the sender's floor, and keeps work in progress and unsettled migrations", async () => {
   const f = await fixture();
   try {
     await handle(f, request(5));
@@ -113,8 +128,16 @@ test('a sweep prunes answered records past the window, raises the sender\'s floo
     assert.ok(f.store.inbox.get('server#6'), 'unanswered stays');
     assert.ok(f.store.inbox.get('server#7'), 'm-1 is not settled');
     assert.is(f.store.inboxFloors.get('server'), 5);
-    assert.is(refusal(() => f.inbox.admit(request(5), NEW)), 'STALE_REQUEST', 'its repeat is answered long ago');
-    assert.is(refusal(() => f.inbox.admit(request(4), NEW)), 'STALE_REQUEST', 'below the floor');
+    assert.is(
+      refusal(() => f.inbox.admit(request(5), NEW)),
+      'STALE_REQUEST',
+      'its repeat is answered long ago',
+    );
+    assert.is(
+      refusal(() => f.inbox.admit(request(4), NEW)),
+      'STALE_REQUEST',
+      'below the floor',
+    );
     assert.not.ok(f.inbox.sweepDue(f.clock.now()), 'the next sweep waits its interval');
     f.settled.add('m-1');
     f.clock.t += INBOX_SWEEP_EVERY_MS;
@@ -130,7 +153,10 @@ test('at the cap a new request is refused BUSY (repeats still answered, frames o
   const f = await fixture(3);
   try {
     for (const seq of [1, 2, 3]) await handle(f, request(seq));
-    assert.is(refusal(() => f.inbox.admit(request(4), NEW)), 'BUSY');
+    assert.is(
+      refusal(() => f.inbox.admit(request(4), NEW)),
+      'BUSY',
+    );
     assert.ok(f.inbox.admit(request(1), NEW), 'a repeat is answered');
     assert.is(f.inbox.admit(request(4), { fresh: false, inProgress: true }), undefined, 'work in progress is taken');
     assert.ok(f.inbox.sweepDue(f.clock.now()), 'the refusal makes a sweep due');
@@ -147,18 +173,34 @@ test('after a failed commit new requests are refused STORE_FULL, until a sweep f
     await handle(f, request(1));
     f.inbox.commitFailed();
     assert.ok(f.inbox.recovering);
-    assert.is(refusal(() => f.inbox.admit(request(2), NEW)), 'STORE_FULL');
-    assert.is(refusal(() => f.inbox.admit(request(2), { fresh: true, inProgress: false })), 'STORE_FULL');
-    assert.is(refusal(() => f.inbox.admit(request(2), { fresh: false, inProgress: true })), 'admitted');
+    assert.is(
+      refusal(() => f.inbox.admit(request(2), NEW)),
+      'STORE_FULL',
+    );
+    assert.is(
+      refusal(() => f.inbox.admit(request(2), { fresh: true, inProgress: false })),
+      'STORE_FULL',
+    );
+    assert.is(
+      refusal(() => f.inbox.admit(request(2), { fresh: false, inProgress: true })),
+      'admitted',
+    );
     f.inbox.sweepCommitted(0);
     assert.ok(f.inbox.recovering, 'a sweep that freed nothing changes nothing');
     f.inbox.sweepCommitted(3);
     assert.not.ok(f.inbox.recovering);
-    assert.is(refusal(() => f.inbox.admit(request(2), NEW)), 'admitted');
+    assert.is(
+      refusal(() => f.inbox.admit(request(2), NEW)),
+      'admitted',
+    );
     f.inbox.commitFailed();
     f.clock.t += STORE_FULL_AFTER_FAILED_COMMIT_MS;
     f.inbox.newBatch();
-    assert.is(refusal(() => f.inbox.admit(request(3), NEW)), 'admitted', 'the wait is over');
+    assert.is(
+      refusal(() => f.inbox.admit(request(3), NEW)),
+      'admitted',
+      'the wait is over',
+    );
   } finally {
     await f.close();
   }
@@ -169,7 +211,7 @@ test('a duplicated notice is dropped, per sender; the memory of notice ids is bo
   try {
     assert.not.ok(f.inbox.seenNotice('a', 'a#1'));
     assert.ok(f.inbox.seenNotice('a', 'a#1'));
-    assert.not.ok(f.inbox.seenNotice('b', 'a#1'), 'another sender\'s id is its own');
+    assert.not.ok(f.inbox.seenNotice('b', 'a#1'), "another sender's id is its own");
     for (let i = 2; i <= NOTICE_IDS_REMEMBERED_MAX + 1; i++) f.inbox.seenNotice('a', `a#${i}`);
     assert.not.ok(f.inbox.seenNotice('a', 'a#1'), 'the oldest was forgotten');
   } finally {

@@ -12,7 +12,7 @@ import { testBench } from '../helpers/testParty.ts';
 
 const brief = (envs: AnyEnvelope[]) => envs.map((e) => (e.type === 'error' ? `error ${e.body.code} to ${e.corr ?? '-'}` : e.type));
 
-test('an envelope for another party, or from another party than its link\'s, is refused with an error naming it; nothing is applied', async () => {
+test("an envelope for another party, or from another party than its link's, is refused with an error naming it; nothing is applied", async () => {
   const b = await testBench();
   try {
     b.send({ id: 'server#1', type: 'msam.clear', to: 'someone-else', body: {} });

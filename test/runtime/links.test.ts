@@ -37,7 +37,7 @@ function bench() {
 
 const envelope = (to: string): AnyEnvelope => ({ v: 1, id: 'p#1', from: 'p', to, type: 'msam.clear', body: {} }) as AnyEnvelope;
 
-test('a link brings its peer\'s messages; transmit encodes, taps, counts and sends; with no link a message waits (nothing sent)', async () => {
+test("a link brings its peer's messages; transmit encodes, taps, counts and sends; with no link a message waits (nothing sent)", async () => {
   const b = bench();
   const [mine, theirs] = memoryLinkPair('server', 'p');
   const got: AnyEnvelope[] = [];
@@ -49,7 +49,10 @@ test('a link brings its peer\'s messages; transmit encodes, taps, counts and sen
   b.links.transmit({ peer: 'nobody', env: envelope('nobody') });
   await tick();
   assert.equal(b.events, ['attached server', 'message from server: hello']);
-  assert.equal(got.map((e) => e.type), ['msam.clear']);
+  assert.equal(
+    got.map((e) => e.type),
+    ['msam.clear'],
+  );
   assert.equal(b.taps, ['p out server']);
   assert.equal(b.counted, ['out msam.clear']);
   assert.ok(b.links.has('server'));
@@ -57,7 +60,7 @@ test('a link brings its peer\'s messages; transmit encodes, taps, counts and sen
   assert.equal(b.links.open(), ['server']);
 });
 
-test('a new connection under a name closes the old one; the old one\'s close does not take the name from the new', async () => {
+test("a new connection under a name closes the old one; the old one's close does not take the name from the new", async () => {
   const b = bench();
   const [, first] = memoryLinkPair('terminal/a', 'p');
   const [, second] = memoryLinkPair('terminal/a', 'p');
@@ -65,7 +68,7 @@ test('a new connection under a name closes the old one; the old one\'s close doe
   b.links.attach('terminal/a', second, 'terminal/a');
   await tick();
   assert.not.ok(first.isOpen, 'the old connection was closed');
-  assert.ok(b.links.has('terminal/a'), 'the name is the new connection\'s');
+  assert.ok(b.links.has('terminal/a'), "the name is the new connection's");
   assert.equal(b.events, ['attached terminal/a', 'closed terminal/a: replaced by a new connection', 'attached terminal/a']);
 });
 
@@ -88,7 +91,7 @@ test('an alias names the party behind it, and stays when its link closes; a name
   assert.equal(b.links.open(), []);
 });
 
-test('a channel\'s refusal and proven key show through the link; closeAll closes and forgets every link', async () => {
+test("a channel's refusal and proven key show through the link; closeAll closes and forgets every link", async () => {
   const b = bench();
   const [, inner] = memoryLinkPair('migration-sam/p0', 'p');
   class Channel extends LinkWrapper {

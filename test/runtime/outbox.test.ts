@@ -70,7 +70,10 @@ async function fixture(): Promise<Fixture> {
   };
 }
 
-const req = (n: number, peer = 'server', type = 'msam.clear'): OutMessage => ({ peer, env: { v: 1, id: `p#${n}`, from: 'p', to: peer, type, body: {} } as AnyEnvelope });
+const req = (n: number, peer = 'server', type = 'msam.clear'): OutMessage => ({
+  peer,
+  env: { v: 1, id: `p#${n}`, from: 'p', to: peer, type, body: {} } as AnyEnvelope,
+});
 
 test('a recorded request is pending until forgotten; a type kept off disk never reaches the store', async () => {
   const f = await fixture();

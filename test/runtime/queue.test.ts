@@ -58,16 +58,23 @@ test('group commit: jobs queued together run as turns of one transaction, and sp
   assert.equal(log, ['run a', 'run b', 'run c', 'closing', 'durable', 'speak a,b,c']);
 });
 
-test('one turn per commit: the same path, one job per transaction (the simulator\'s order)', async () => {
+test("one turn per commit: the same path, one job per transaction (the simulator's order)", async () => {
   const { log } = await runAll(ONE_TURN_PER_COMMIT, ['a', 'b', 'c']);
   assert.equal(log, ['run a', 'closing', 'durable', 'speak a', 'run b', 'closing', 'durable', 'speak b', 'run c', 'closing', 'durable', 'speak c']);
 });
 
-test('a batch takes turns up to its policy\'s count, and stops taking after its work budget (never before its first turn)', async () => {
+test("a batch takes turns up to its policy's count, and stops taking after its work budget (never before its first turn)", async () => {
   const { log } = await runAll({ turnsPerCommit: 2, workMsPerCommit: 1_000 }, ['a', 'b', 'c', 'd', 'e']);
-  assert.equal(log.filter((l) => l.startsWith('speak')), ['speak a,b', 'speak c,d', 'speak e']);
+  assert.equal(
+    log.filter((l) => l.startsWith('speak')),
+    ['speak a,b', 'speak c,d', 'speak e'],
+  );
   const out = await runAll({ turnsPerCommit: 100, workMsPerCommit: -1 }, ['a', 'b', 'c']);
-  assert.equal(out.log.filter((l) => l.startsWith('speak')), ['speak a', 'speak b', 'speak c'], 'a spent budget still takes one turn');
+  assert.equal(
+    out.log.filter((l) => l.startsWith('speak')),
+    ['speak a', 'speak b', 'speak c'],
+    'a spent budget still takes one turn',
+  );
 });
 
 test('a turn that stops the batch ends it: no closing work, later jobs wait for the next batch', async () => {
@@ -75,7 +82,7 @@ test('a turn that stops the batch ends it: no closing work, later jobs wait for 
   assert.equal(log, ['run a', 'run b', 'durable', 'speak a,b', 'run c', 'run d', 'closing', 'durable', 'speak c,d']);
 });
 
-test('a failed commit hands the batch\'s turns to `failed`; none of them speaks', async () => {
+test("a failed commit hands the batch's turns to `failed`; none of them speaks", async () => {
   const { log } = await runAll(GROUP_COMMIT, ['a'], { failCommit: true });
   assert.equal(log, ['run a', 'closing', 'failed a: disk full']);
 });
@@ -121,7 +128,10 @@ test('close keeps what is queued, but no batch takes it any more', async () => {
   q.push('c');
   q.close();
   await q.idle();
-  assert.equal(log.filter((l) => l.startsWith('run')), ['run a']);
+  assert.equal(
+    log.filter((l) => l.startsWith('run')),
+    ['run a'],
+  );
   assert.is(q.length, 2, 'still queued (a party that failed keeps them unanswered)');
   assert.is(q.push('d'), 'closed');
 });

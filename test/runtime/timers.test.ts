@@ -53,7 +53,7 @@ function bench() {
   return { clock, timers, actor, fired, runTo, scheduled: () => scheduled };
 }
 
-test('a waiting machine\'s deadline is armed from its context, and delivers the event its context names', () => {
+test("a waiting machine's deadline is armed from its context, and delivers the event its context names", () => {
   const b = bench();
   const at = b.clock.now() + 100;
   b.actor.send({ type: 'WAIT', atMs: at });

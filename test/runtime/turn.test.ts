@@ -43,7 +43,7 @@ function parts(opts: { unguessable?: boolean; intercept?: Interceptor; pending?:
 
 const received = { v: 1, id: 'chip/X#7', from: 'chip/X', to: 'p', type: 'msam.clear', mig: 'm-1', step: 'S17', item: 2, body: {} } as AnyEnvelope;
 
-test('send and reply record the message: ids count up, a link\'s alias is addressed by its party id, a reply keeps mig, step and item', () => {
+test("send and reply record the message: ids count up, a link's alias is addressed by its party id, a reply keeps mig, step and item", () => {
   const { p } = parts();
   const turn = new Turn(p);
   const a = turn.send('chip', 'frame', { session: 's', data: 'AA' });
@@ -51,7 +51,11 @@ test('send and reply record the message: ids count up, a link\'s alias is addres
   assert.is(a.to, 'chip/X');
   assert.is(Number(b.id.split('#')[1]), Number(a.id.split('#')[1]) + 1);
   assert.equal([b.corr, b.mig, b.step, b.item, b.to], ['chip/X#7', 'm-1', 'S17', 2, 'chip/X']);
-  assert.equal(turn.record.out.map((o) => o.peer), ['chip', 'chip'], 'a reply goes back on the link it came in on');
+  assert.equal(
+    turn.record.out.map((o) => o.peer),
+    ['chip', 'chip'],
+    'a reply goes back on the link it came in on',
+  );
   turn.replyError(received, new ProtocolError('BUSY', 'busy now'));
   assert.is(turn.record.out[2]!.env.type, 'error');
 });
@@ -64,14 +68,23 @@ test('where ids must be unguessable, a request id carries 16 hex digits after it
 });
 
 test('an interceptor sees what a turn sends and may replace it: the replacement is what is recorded', () => {
-  const intercept: Interceptor = { outbound: (_party, env) => (env.type === 'msam.cleared' ? ({ ...env, type: 'error', body: { code: 'SESSION_FAILED', message: 'lost' } } as AnyEnvelope) : undefined) };
+  const intercept: Interceptor = {
+    outbound: (_party, env) =>
+      env.type === 'msam.cleared' ? ({ ...env, type: 'error', body: { code: 'SESSION_FAILED', message: 'lost' } } as AnyEnvelope) : undefined,
+  };
   const { p } = parts({ intercept });
   const turn = new Turn(p);
   const sent = turn.reply(received, 'msam.cleared', {});
   assert.is(sent.type as string, 'error');
-  assert.equal(turn.record.out.map((o) => o.env.type), ['error']);
+  assert.equal(
+    turn.record.out.map((o) => o.env.type),
+    ['error'],
+  );
   turn.send('server', 'migrate.out', {});
-  assert.equal(turn.record.out.map((o) => o.env.type), ['error', 'migrate.out']);
+  assert.equal(
+    turn.record.out.map((o) => o.env.type),
+    ['error', 'migrate.out'],
+  );
 });
 
 test('writes, raised events and after-turn work are kept for the commit; a write makes the turn one that changed state', () => {

@@ -259,366 +259,460 @@ function completedSafely(sc: Scene, r: { mig: string; outcome: string }): void {
 
 const t = suite('hostile relay, embedded (issue 8, point 1)');
 
-t('flip: a server flipping one bit of the destination chip\'s sealed download answer (S14) is refused by the migration SAM (FRAME_TAMPERED), S14 retries and the migration completes, each item once', async () => {
-  const sc = await scene();
-  const { world, relay } = sc;
-  try {
-    const msam = sc.msam(0);
-    const area = world.providers[0]!;
-    const areaAtFlip: string[] = [];
-    relay.rule = tamperFirst(
-      2,
-      (s) => s.site.from === 'server' && s.site.to === msam && s.frame?.t === 'resp' && stepOf(sessionOf(s)) === 'S14',
-      (s) => {
-        // The chip wrote before it answered: the item is in the destination area, inactive.
-        areaAtFlip.push(world.destination.memory.get(area)?.state ?? 'none');
-        return [carrying(s.env, flipBox(s.frame!))];
-      },
-    );
-    const r = await migrate(sc);
-    completedSafely(sc, r);
-    assert.equal(relay.refusals(msam, 'server'), [
-      { code: 'FRAME_TAMPERED', message: 'frame 0 fails authentication' },
-      { code: 'FRAME_TAMPERED', message: 'frame 0 fails authentication' },
-    ]);
-    assert.equal(areaAtFlip, ['loaded', 'loaded'], 'the destination area held the item inactive while its answer was refused');
-    assert.is(relay.sessions('S14', msam, 'server').length, 3, 'two refused S14 sessions, then the one that passed');
-  } finally {
-    await world.cleanup();
-  }
-});
-
-t('truncate: a terminal cutting the admin SAM\'s second lock command (S3) is refused by the chip (FRAME_TAMPERED: fails authentication, then too short), the half-done lock is retried and the migration completes, each item once', async () => {
-  const sc = await scene();
-  const { world, relay } = sc;
-  try {
-    const source: string[][] = [];
-    relay.rule = tamperFirst(
-      2,
-      (s) => s.site.from === world.oldPhone.id && s.site.to === world.source.id && s.frame?.t === 'cmd' && stepOf(sessionOf(s)) === 'S3',
-      (s, nth) => {
-        source.push(world.source.memory.list().map((a) => a.state));
-        const box = fromB64((s.frame as { box: string }).box);
-        return [carrying(s.env, truncateBox(s.frame!, nth === 0 ? box.length >> 1 : 20))];
-      },
-    );
-    const r = await migrate(sc);
-    completedSafely(sc, r);
-    const cut = [
-      { code: 'FRAME_TAMPERED', message: 'frame 1 fails authentication' },
-      { code: 'FRAME_TAMPERED', message: 'session frame is too short' },
-    ];
-    // The chip ends a session at its first bad frame: the admin SAM's close that follows finds it closed.
-    const closed = { code: 'FRAME_REJECTED', message: 'this session is not open' };
-    assert.equal(relay.refusals(world.source.id).map(({ code, message }) => ({ code, message })), [cut[0], closed, cut[1], closed], 'the chip named the failed check');
-    assert.equal(relay.refusals('admin-sam', 'server'), cut, 'the admin SAM failed the lock session with the chip\'s reason');
-    assert.equal(source, [['locked', 'mainActive'], ['locked', 'mainActive']], 'the first lock was obeyed, the second cut each time');
-    assert.is(relay.sessions('S3', 'admin-sam', 'server').length, 3);
-  } finally {
-    await world.cleanup();
-  }
-});
-
-t('drop: a terminal dropping the source chip\'s answer to the upload read (S7) lets the migration SAM\'s session run out (SESSION_FAILED); S7 retries, the late copy is refused, and the migration completes, each item once', async () => {
-  const sc = await scene({ ...TIMING, sessionMs: SESSION_MS_STARVED });
-  const { world, relay } = sc;
-  try {
-    const msam = sc.msam(0);
-    let victim = '';
-    let dropped = 0;
-    relay.rule = (s) => {
-      if (s.site.from !== world.oldPhone.id || s.site.to !== 'server' || s.frame?.t !== 'resp' || stepOf(sessionOf(s)) !== 'S7') return undefined;
-      victim ||= sessionOf(s);
-      // Every copy, until the server has taken the SAM's failure and opened the retry; then the terminal's next resend goes through.
-      if (sessionOf(s) !== victim || relay.sessions('S7', msam, 'server').length > 1) return undefined;
-      dropped++;
-      return [];
-    };
-    const r = await migrate(sc);
-    completedSafely(sc, r);
-    assert.ok(dropped >= 1);
-    assert.equal(relay.refusals(msam, 'server'), [{ code: 'SESSION_FAILED', message: 'the chip session did not finish before its deadline' }]);
-    // The terminal sends the frame again until a hop takes it; once the relay lets it through, the server refuses it.
-    await until('the late copy to be refused', () => relay.refusals('server', world.oldPhone.id, true).length > 0);
-    const late = relay.refusals('server', world.oldPhone.id, true);
-    assert.is(late.length, 1);
-    // Refused either way, by timing: while the old phone still serves the migration, by the migration's state
-    // (UNEXPECTED); once its part is over, as a frame of no session of its (NOT_FOUND, server.actor.ts).
-    if (late[0]!.code === 'UNEXPECTED') assert.match(late[0]!.message, /^CHIP_FRAME is not expected by migration:m-[A-Za-z0-9_-]+ in state /);
-    else {
-      assert.is(late[0]!.code, 'NOT_FOUND');
-      assert.match(late[0]!.message, /^no migration or registration owns session m-[A-Za-z0-9_-]+:S7:\d+$/);
+t(
+  "flip: a server flipping one bit of the destination chip's sealed download answer (S14) is refused by the migration SAM (FRAME_TAMPERED), S14 retries and the migration completes, each item once",
+  async () => {
+    const sc = await scene();
+    const { world, relay } = sc;
+    try {
+      const msam = sc.msam(0);
+      const area = world.providers[0]!;
+      const areaAtFlip: string[] = [];
+      relay.rule = tamperFirst(
+        2,
+        (s) => s.site.from === 'server' && s.site.to === msam && s.frame?.t === 'resp' && stepOf(sessionOf(s)) === 'S14',
+        (s) => {
+          // The chip wrote before it answered: the item is in the destination area, inactive.
+          areaAtFlip.push(world.destination.memory.get(area)?.state ?? 'none');
+          return [carrying(s.env, flipBox(s.frame!))];
+        },
+      );
+      const r = await migrate(sc);
+      completedSafely(sc, r);
+      assert.equal(relay.refusals(msam, 'server'), [
+        { code: 'FRAME_TAMPERED', message: 'frame 0 fails authentication' },
+        { code: 'FRAME_TAMPERED', message: 'frame 0 fails authentication' },
+      ]);
+      assert.equal(areaAtFlip, ['loaded', 'loaded'], 'the destination area held the item inactive while its answer was refused');
+      assert.is(relay.sessions('S14', msam, 'server').length, 3, 'two refused S14 sessions, then the one that passed');
+    } finally {
+      await world.cleanup();
     }
-    assert.is(relay.sessions('S7', msam, 'server').length, 2, 'the starved session and its retry');
-  } finally {
-    await world.cleanup();
-  }
-});
+  },
+);
 
-t('reorder: a server holding back the activate command for item 1 (S16) and delivering it after the retried session\'s challenge: the admin SAM\'s session runs out (SESSION_FAILED), the chip refuses the late command (FRAME_REJECTED), the retry activates both; completed, each item once', async () => {
-  const sc = await scene({ ...TIMING, sessionMs: SESSION_MS_STARVED });
-  const { world, relay } = sc;
-  try {
-    const site = (s: Sent) => s.site.from === 'server' && s.site.to === world.newPhone.id && stepOf(sessionOf(s)) === 'S16';
-    let held: { id: string; session: string; bytes: Uint8Array } | null = null;
-    let released = false;
-    relay.rule = (s, bytes) => {
-      if (!site(s) || released) return undefined;
-      if (held === null && s.frame?.t === 'cmd') held = { id: s.env.id, session: sessionOf(s), bytes };
-      if (held !== null && s.env.id === held.id) return [];
-      if (held !== null && s.frame?.t === 'auth1' && sessionOf(s) !== held.session) {
-        released = true;
-        return [bytes, held.bytes];
+t(
+  "truncate: a terminal cutting the admin SAM's second lock command (S3) is refused by the chip (FRAME_TAMPERED: fails authentication, then too short), the half-done lock is retried and the migration completes, each item once",
+  async () => {
+    const sc = await scene();
+    const { world, relay } = sc;
+    try {
+      const source: string[][] = [];
+      relay.rule = tamperFirst(
+        2,
+        (s) => s.site.from === world.oldPhone.id && s.site.to === world.source.id && s.frame?.t === 'cmd' && stepOf(sessionOf(s)) === 'S3',
+        (s, nth) => {
+          source.push(world.source.memory.list().map((a) => a.state));
+          const box = fromB64((s.frame as { box: string }).box);
+          return [carrying(s.env, truncateBox(s.frame!, nth === 0 ? box.length >> 1 : 20))];
+        },
+      );
+      const r = await migrate(sc);
+      completedSafely(sc, r);
+      const cut = [
+        { code: 'FRAME_TAMPERED', message: 'frame 1 fails authentication' },
+        { code: 'FRAME_TAMPERED', message: 'session frame is too short' },
+      ];
+      // The chip ends a session at its first bad frame: the admin SAM's close that follows finds it closed.
+      const closed = { code: 'FRAME_REJECTED', message: 'this session is not open' };
+      assert.equal(
+        relay.refusals(world.source.id).map(({ code, message }) => ({ code, message })),
+        [cut[0], closed, cut[1], closed],
+        'the chip named the failed check',
+      );
+      assert.equal(relay.refusals('admin-sam', 'server'), cut, "the admin SAM failed the lock session with the chip's reason");
+      assert.equal(
+        source,
+        [
+          ['locked', 'mainActive'],
+          ['locked', 'mainActive'],
+        ],
+        'the first lock was obeyed, the second cut each time',
+      );
+      assert.is(relay.sessions('S3', 'admin-sam', 'server').length, 3);
+    } finally {
+      await world.cleanup();
+    }
+  },
+);
+
+t(
+  "drop: a terminal dropping the source chip's answer to the upload read (S7) lets the migration SAM's session run out (SESSION_FAILED); S7 retries, the late copy is refused, and the migration completes, each item once",
+  async () => {
+    const sc = await scene({ ...TIMING, sessionMs: SESSION_MS_STARVED });
+    const { world, relay } = sc;
+    try {
+      const msam = sc.msam(0);
+      let victim = '';
+      let dropped = 0;
+      relay.rule = (s) => {
+        if (s.site.from !== world.oldPhone.id || s.site.to !== 'server' || s.frame?.t !== 'resp' || stepOf(sessionOf(s)) !== 'S7') return undefined;
+        victim ||= sessionOf(s);
+        // Every copy, until the server has taken the SAM's failure and opened the retry; then the terminal's next resend goes through.
+        if (sessionOf(s) !== victim || relay.sessions('S7', msam, 'server').length > 1) return undefined;
+        dropped++;
+        return [];
+      };
+      const r = await migrate(sc);
+      completedSafely(sc, r);
+      assert.ok(dropped >= 1);
+      assert.equal(relay.refusals(msam, 'server'), [{ code: 'SESSION_FAILED', message: 'the chip session did not finish before its deadline' }]);
+      // The terminal sends the frame again until a hop takes it; once the relay lets it through, the server refuses it.
+      await until('the late copy to be refused', () => relay.refusals('server', world.oldPhone.id, true).length > 0);
+      const late = relay.refusals('server', world.oldPhone.id, true);
+      assert.is(late.length, 1);
+      // Refused either way, by timing: while the old phone still serves the migration, by the migration's state
+      // (UNEXPECTED); once its part is over, as a frame of no session of its (NOT_FOUND, server.actor.ts).
+      if (late[0]!.code === 'UNEXPECTED') assert.match(late[0]!.message, /^CHIP_FRAME is not expected by migration:m-[A-Za-z0-9_-]+ in state /);
+      else {
+        assert.is(late[0]!.code, 'NOT_FOUND');
+        assert.match(late[0]!.message, /^no migration or registration owns session m-[A-Za-z0-9_-]+:S7:\d+$/);
       }
-      return undefined;
-    };
-    const r = await migrate(sc);
-    completedSafely(sc, r);
-    assert.ok(released, 'the held command was delivered after the next session\'s challenge');
-    const chipSaid = relay.refusals(world.destination.id).filter((x) => x.session === held!.session);
-    assert.equal(chipSaid.map(({ code, message }) => ({ code, message })), [
-      { code: 'FRAME_REORDER', message: 'frame counter 2 arrived before 1' },
-      { code: 'FRAME_REJECTED', message: 'this session is not open' },
-    ]);
-    assert.equal(relay.refusals('admin-sam', 'server'), [{ code: 'SESSION_FAILED', message: 'the admin session did not finish before its deadline' }]);
-  } finally {
-    await world.cleanup();
-  }
-});
+      assert.is(relay.sessions('S7', msam, 'server').length, 2, 'the starved session and its retry');
+    } finally {
+      await world.cleanup();
+    }
+  },
+);
 
-t('inject: a server injecting a forged chip answer (random proof), then a forged sealed reply (a would-be item) into the upload session of item 1 (S7) is refused by the migration SAM (AUTH_FAILED, then FRAME_TAMPERED); nothing is stored, S7 retries and the migration completes, each item once', async () => {
-  const sc = await scene();
-  const { world, relay } = sc;
-  try {
-    const msam = sc.msam(1);
-    const samFrames = new Map<string, { session: string; t: string }>();
-    let injected = 0;
-    const held: unknown[] = [];
-    relay.rule = (s, bytes) => {
-      if (s.site.from === msam && s.site.to === 'server' && s.frame && stepOf(sessionOf(s)) === 'S7') samFrames.set(s.env.id, { session: sessionOf(s), t: s.frame.t });
-      if (s.site.from !== 'server' || s.site.to !== msam || s.env.type !== 'frame.ack' || injected >= 2) return undefined;
-      const acked = samFrames.get(s.env.corr ?? '');
-      if (!acked) return undefined;
-      // The SAM waits for the chip's answer to what it just sent: the relay answers first.
-      if (injected === 0 && acked.t === 'auth1') {
-        injected++;
-        const fake: ChipFrame = { t: 'auth2', serial: world.source.serial, r: toB64(systemRng.bytes(16)), proof: toB64(systemRng.bytes(32)) };
-        return [bytes, forged('server', msam, acked.session, fake)];
-      }
-      if (injected === 1 && acked.t === 'auth3') {
-        injected++;
-        held.push(...world.system.providers.get(world.providers[1]!)!.migrationSam.held().map((h) => h.data));
-        const fake: ChipFrame = { t: 'resp', box: toB64(concatBytes(u64be(0), systemRng.bytes(64))) };
-        return [bytes, forged('server', msam, acked.session, fake)];
-      }
-      return undefined;
-    };
-    const r = await migrate(sc);
-    completedSafely(sc, r);
-    assert.is(injected, 2);
-    assert.equal(relay.refusals(msam, 'server'), [
-      { code: 'AUTH_FAILED', message: 'the chip\'s proof does not verify under the granted temp key' },
-      { code: 'FRAME_TAMPERED', message: 'frame 0 fails authentication' },
-    ]);
-    assert.equal(held, [null], 'when the forged reply came, the SAM held a record for the item with no data');
-    assert.is(relay.sessions('S7', msam, 'server').length, 3, 'two refused upload sessions of item 1, then the one that passed');
-  } finally {
-    await world.cleanup();
-  }
-});
+t(
+  "reorder: a server holding back the activate command for item 1 (S16) and delivering it after the retried session's challenge: the admin SAM's session runs out (SESSION_FAILED), the chip refuses the late command (FRAME_REJECTED), the retry activates both; completed, each item once",
+  async () => {
+    const sc = await scene({ ...TIMING, sessionMs: SESSION_MS_STARVED });
+    const { world, relay } = sc;
+    try {
+      const site = (s: Sent) => s.site.from === 'server' && s.site.to === world.newPhone.id && stepOf(sessionOf(s)) === 'S16';
+      let held: { id: string; session: string; bytes: Uint8Array } | null = null;
+      let released = false;
+      relay.rule = (s, bytes) => {
+        if (!site(s) || released) return undefined;
+        if (held === null && s.frame?.t === 'cmd') held = { id: s.env.id, session: sessionOf(s), bytes };
+        if (held !== null && s.env.id === held.id) return [];
+        if (held !== null && s.frame?.t === 'auth1' && sessionOf(s) !== held.session) {
+          released = true;
+          return [bytes, held.bytes];
+        }
+        return undefined;
+      };
+      const r = await migrate(sc);
+      completedSafely(sc, r);
+      assert.ok(released, "the held command was delivered after the next session's challenge");
+      const chipSaid = relay.refusals(world.destination.id).filter((x) => x.session === held!.session);
+      assert.equal(
+        chipSaid.map(({ code, message }) => ({ code, message })),
+        [
+          { code: 'FRAME_REORDER', message: 'frame counter 2 arrived before 1' },
+          { code: 'FRAME_REJECTED', message: 'this session is not open' },
+        ],
+      );
+      assert.equal(relay.refusals('admin-sam', 'server'), [{ code: 'SESSION_FAILED', message: 'the admin session did not finish before its deadline' }]);
+    } finally {
+      await world.cleanup();
+    }
+  },
+);
 
-t('inject, challenge after challenge: a terminal injecting 50 challenges into the source chip leaves it holding one session\'s keys, not one per challenge; an earlier session stays closed (FRAME_REJECTED) and a migration then completes, each item once', async () => {
-  const sc = await scene();
-  const { world } = sc;
-  const evil = hostileTerminal(world.source);
-  try {
-    const challenge = () => encodeJson({ t: 'auth1', area: world.providers[0]!, mig: 'm-evil', purpose: 'normal', r: toB64(systemRng.bytes(16)) } satisfies ChipFrame);
-    for (let i = 0; i < 50; i++) assert.is((await evil.exchange(`m-evil:S7:${i}`, challenge())).t, 'auth2', 'the chip answers each challenge');
-    // What the chip keeps in RAM per session: the area key and both challenges (before the fix: 50 entries).
-    assert.is((world.source as unknown as { sessions: Map<string, unknown> }).sessions.size, 1, 'one session\'s keys, the last one\'s');
-    const stale = await evil.exchange('m-evil:S7:0', encodeJson({ t: 'cmd', box: toB64(concatBytes(u64be(0), systemRng.bytes(40))) } satisfies ChipFrame));
-    assert.equal(refusalOf(stale), { code: 'FRAME_REJECTED', message: 'this session is not open' });
-  } finally {
-    evil.close();
-  }
-  try {
-    completedSafely(sc, await migrate(sc));
-  } finally {
-    await world.cleanup();
-  }
-});
+t(
+  'inject: a server injecting a forged chip answer (random proof), then a forged sealed reply (a would-be item) into the upload session of item 1 (S7) is refused by the migration SAM (AUTH_FAILED, then FRAME_TAMPERED); nothing is stored, S7 retries and the migration completes, each item once',
+  async () => {
+    const sc = await scene();
+    const { world, relay } = sc;
+    try {
+      const msam = sc.msam(1);
+      const samFrames = new Map<string, { session: string; t: string }>();
+      let injected = 0;
+      const held: unknown[] = [];
+      relay.rule = (s, bytes) => {
+        if (s.site.from === msam && s.site.to === 'server' && s.frame && stepOf(sessionOf(s)) === 'S7')
+          samFrames.set(s.env.id, { session: sessionOf(s), t: s.frame.t });
+        if (s.site.from !== 'server' || s.site.to !== msam || s.env.type !== 'frame.ack' || injected >= 2) return undefined;
+        const acked = samFrames.get(s.env.corr ?? '');
+        if (!acked) return undefined;
+        // The SAM waits for the chip's answer to what it just sent: the relay answers first.
+        if (injected === 0 && acked.t === 'auth1') {
+          injected++;
+          const fake: ChipFrame = { t: 'auth2', serial: world.source.serial, r: toB64(systemRng.bytes(16)), proof: toB64(systemRng.bytes(32)) };
+          return [bytes, forged('server', msam, acked.session, fake)];
+        }
+        if (injected === 1 && acked.t === 'auth3') {
+          injected++;
+          held.push(
+            ...world.system.providers
+              .get(world.providers[1]!)!
+              .migrationSam.held()
+              .map((h) => h.data),
+          );
+          const fake: ChipFrame = { t: 'resp', box: toB64(concatBytes(u64be(0), systemRng.bytes(64))) };
+          return [bytes, forged('server', msam, acked.session, fake)];
+        }
+        return undefined;
+      };
+      const r = await migrate(sc);
+      completedSafely(sc, r);
+      assert.is(injected, 2);
+      assert.equal(relay.refusals(msam, 'server'), [
+        { code: 'AUTH_FAILED', message: "the chip's proof does not verify under the granted temp key" },
+        { code: 'FRAME_TAMPERED', message: 'frame 0 fails authentication' },
+      ]);
+      assert.equal(held, [null], 'when the forged reply came, the SAM held a record for the item with no data');
+      assert.is(relay.sessions('S7', msam, 'server').length, 3, 'two refused upload sessions of item 1, then the one that passed');
+    } finally {
+      await world.cleanup();
+    }
+  },
+);
 
-t('flip, never stopping, then cancel: a server flipping every download answer (S14) keeps S14 failing (FRAME_TAMPERED) and retrying; the user cancels and the migration rolls back: decision aborted, destination wiped, each item once, on the source', async () => {
-  const sc = await scene();
-  const { world, relay } = sc;
-  try {
-    const msam = sc.msam(0);
-    relay.rule = tamperFirst(
-      Number.POSITIVE_INFINITY,
-      (s) => s.site.from === 'server' && s.site.to === msam && s.frame?.t === 'resp' && stepOf(sessionOf(s)) === 'S14',
-      (s) => [carrying(s.env, flipBox(s.frame!))],
-    );
-    const out = await within('the source phase', world.oldPhone.migrateOut({ destination: world.destination.serial }));
-    assert.is(out.outcome, 'uploaded');
-    const dest = world.newPhone.migrateIn({ mig: out.mig });
-    await until('two refused downloads', () => relay.refusals(msam, 'server').length >= 2);
-    const cancelled = await within('the cancel', world.oldPhone.cancel(out.mig));
-    assert.equal(cancelled, { mig: out.mig, decision: 'aborted' });
-    assert.is((await within('the destination phase', dest)).outcome, 'rolledBack');
-    const back = await within('the source coming back', world.oldPhone.migrateOut());
-    assert.is(back.outcome, 'rolledBack');
-    assert.is(world.system.server.migrationState(out.mig), 'rolledBack');
-    assert.is(world.system.adminSam.decisionOf(out.mig), 'aborted');
-    const refused = relay.refusals(msam, 'server');
-    assert.ok(refused.length >= 2);
-    assert.equal(new Set(refused.map((x) => `${x.code}: ${x.message}`)), new Set(['FRAME_TAMPERED: frame 0 fails authentication']), 'every download failed the AEAD check, and only that');
-    endsOnceOn(sc, world.source, world.destination);
-    assert.ok(world.source.memory.list().every((a) => a.tempKey === null && a.holder === null), 'the source is back on its main keys');
-  } finally {
-    await world.cleanup();
-  }
-});
+t(
+  "inject, challenge after challenge: a terminal injecting 50 challenges into the source chip leaves it holding one session's keys, not one per challenge; an earlier session stays closed (FRAME_REJECTED) and a migration then completes, each item once",
+  async () => {
+    const sc = await scene();
+    const { world } = sc;
+    const evil = hostileTerminal(world.source);
+    try {
+      const challenge = () =>
+        encodeJson({ t: 'auth1', area: world.providers[0]!, mig: 'm-evil', purpose: 'normal', r: toB64(systemRng.bytes(16)) } satisfies ChipFrame);
+      for (let i = 0; i < 50; i++) assert.is((await evil.exchange(`m-evil:S7:${i}`, challenge())).t, 'auth2', 'the chip answers each challenge');
+      // What the chip keeps in RAM per session: the area key and both challenges (before the fix: 50 entries).
+      assert.is((world.source as unknown as { sessions: Map<string, unknown> }).sessions.size, 1, "one session's keys, the last one's");
+      const stale = await evil.exchange('m-evil:S7:0', encodeJson({ t: 'cmd', box: toB64(concatBytes(u64be(0), systemRng.bytes(40))) } satisfies ChipFrame));
+      assert.equal(refusalOf(stale), { code: 'FRAME_REJECTED', message: 'this session is not open' });
+    } finally {
+      evil.close();
+    }
+    try {
+      completedSafely(sc, await migrate(sc));
+    } finally {
+      await world.cleanup();
+    }
+  },
+);
 
-t('drop, then cancel mid-download: a server dropping every download answer (S14) leaves the migration SAM in its session; the cancel fences it, and it answers the download it was running (MIGRATION_ABORTED) as well as the fence, so nothing is left for the server to send again', async () => {
-  const sc = await scene();
-  const { world, relay } = sc;
-  try {
-    const msam = sc.msam(0);
-    relay.rule = (s) => (s.site.from === 'server' && s.site.to === msam && s.frame?.t === 'resp' && stepOf(sessionOf(s)) === 'S14' ? [] : undefined);
-    const out = await within('the source phase', world.oldPhone.migrateOut({ destination: world.destination.serial }));
-    assert.is(out.outcome, 'uploaded');
-    const dest = world.newPhone.migrateIn({ mig: out.mig });
-    await until('the destination chip answered the download', () => relay.sent.some((x) => x.site.from === 'server' && x.site.to === msam && x.frame?.t === 'resp' && stepOf(sessionOf(x)) === 'S14'));
-    const cancelled = await within('the cancel', world.oldPhone.cancel(out.mig));
-    assert.equal(cancelled, { mig: out.mig, decision: 'aborted' });
-    assert.is((await within('the destination phase', dest)).outcome, 'rolledBack');
-    assert.is((await within('the source coming back', world.oldPhone.migrateOut())).outcome, 'rolledBack');
-    assert.ok(
-      relay.refusals(msam, 'server').some((x) => x.code === 'MIGRATION_ABORTED' && x.message === 'this migration was aborted while the session ran; the migration SAM is fenced'),
-      `the SAM answered the download it dropped: ${JSON.stringify(relay.refusals(msam, 'server'))}`,
-    );
-    // The relay stops: the download frames it dropped reach the fenced SAM at last, which refuses them (a session that is over).
-    relay.rule = null;
-    const outbox = () => [...(world.system.server as unknown as { store: PartyStore }).store.outbox.getRange()].map((e) => `${e.value.env.type} to ${e.value.peer}`);
-    await until('the server has nothing left to send again', () => outbox().length === 0).catch((e) => {
-      throw new Error(`${(e as Error).message}: ${outbox().join(', ')}`);
-    });
-    assert.is(world.system.adminSam.decisionOf(out.mig), 'aborted');
-    endsOnceOn(sc, world.source, world.destination);
-  } finally {
-    await world.cleanup();
-  }
-});
+t(
+  'flip, never stopping, then cancel: a server flipping every download answer (S14) keeps S14 failing (FRAME_TAMPERED) and retrying; the user cancels and the migration rolls back: decision aborted, destination wiped, each item once, on the source',
+  async () => {
+    const sc = await scene();
+    const { world, relay } = sc;
+    try {
+      const msam = sc.msam(0);
+      relay.rule = tamperFirst(
+        Number.POSITIVE_INFINITY,
+        (s) => s.site.from === 'server' && s.site.to === msam && s.frame?.t === 'resp' && stepOf(sessionOf(s)) === 'S14',
+        (s) => [carrying(s.env, flipBox(s.frame!))],
+      );
+      const out = await within('the source phase', world.oldPhone.migrateOut({ destination: world.destination.serial }));
+      assert.is(out.outcome, 'uploaded');
+      const dest = world.newPhone.migrateIn({ mig: out.mig });
+      await until('two refused downloads', () => relay.refusals(msam, 'server').length >= 2);
+      const cancelled = await within('the cancel', world.oldPhone.cancel(out.mig));
+      assert.equal(cancelled, { mig: out.mig, decision: 'aborted' });
+      assert.is((await within('the destination phase', dest)).outcome, 'rolledBack');
+      const back = await within('the source coming back', world.oldPhone.migrateOut());
+      assert.is(back.outcome, 'rolledBack');
+      assert.is(world.system.server.migrationState(out.mig), 'rolledBack');
+      assert.is(world.system.adminSam.decisionOf(out.mig), 'aborted');
+      const refused = relay.refusals(msam, 'server');
+      assert.ok(refused.length >= 2);
+      assert.equal(
+        new Set(refused.map((x) => `${x.code}: ${x.message}`)),
+        new Set(['FRAME_TAMPERED: frame 0 fails authentication']),
+        'every download failed the AEAD check, and only that',
+      );
+      endsOnceOn(sc, world.source, world.destination);
+      assert.ok(
+        world.source.memory.list().every((a) => a.tempKey === null && a.holder === null),
+        'the source is back on its main keys',
+      );
+    } finally {
+      await world.cleanup();
+    }
+  },
+);
+
+t(
+  'drop, then cancel mid-download: a server dropping every download answer (S14) leaves the migration SAM in its session; the cancel fences it, and it answers the download it was running (MIGRATION_ABORTED) as well as the fence, so nothing is left for the server to send again',
+  async () => {
+    const sc = await scene();
+    const { world, relay } = sc;
+    try {
+      const msam = sc.msam(0);
+      relay.rule = (s) => (s.site.from === 'server' && s.site.to === msam && s.frame?.t === 'resp' && stepOf(sessionOf(s)) === 'S14' ? [] : undefined);
+      const out = await within('the source phase', world.oldPhone.migrateOut({ destination: world.destination.serial }));
+      assert.is(out.outcome, 'uploaded');
+      const dest = world.newPhone.migrateIn({ mig: out.mig });
+      await until('the destination chip answered the download', () =>
+        relay.sent.some((x) => x.site.from === 'server' && x.site.to === msam && x.frame?.t === 'resp' && stepOf(sessionOf(x)) === 'S14'),
+      );
+      const cancelled = await within('the cancel', world.oldPhone.cancel(out.mig));
+      assert.equal(cancelled, { mig: out.mig, decision: 'aborted' });
+      assert.is((await within('the destination phase', dest)).outcome, 'rolledBack');
+      assert.is((await within('the source coming back', world.oldPhone.migrateOut())).outcome, 'rolledBack');
+      assert.ok(
+        relay
+          .refusals(msam, 'server')
+          .some((x) => x.code === 'MIGRATION_ABORTED' && x.message === 'this migration was aborted while the session ran; the migration SAM is fenced'),
+        `the SAM answered the download it dropped: ${JSON.stringify(relay.refusals(msam, 'server'))}`,
+      );
+      // The relay stops: the download frames it dropped reach the fenced SAM at last, which refuses them (a session that is over).
+      relay.rule = null;
+      const outbox = () =>
+        [...(world.system.server as unknown as { store: PartyStore }).store.outbox.getRange()].map((e) => `${e.value.env.type} to ${e.value.peer}`);
+      await until('the server has nothing left to send again', () => outbox().length === 0).catch((e) => {
+        throw new Error(`${(e as Error).message}: ${outbox().join(', ')}`);
+      });
+      assert.is(world.system.adminSam.decisionOf(out.mig), 'aborted');
+      endsOnceOn(sc, world.source, world.destination);
+    } finally {
+      await world.cleanup();
+    }
+  },
+);
 
 // ---- over WebSocket: a tampering proxy on a terminal process's chip socket ----------------------------------
 
 const w = suite('hostile relay, over WebSocket (issue 8, point 1)');
 
-w('over WebSocket, flip on the phone\'s bus: a proxy on the source terminal\'s chip socket flipping bits of channel messages is refused by the chip\'s channel (CHANNEL_TAMPERED), the frames go again and the migration completes over the sockets, each item once', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'valmove-hostile-ws-'));
-  const running: RunningProcess[] = [];
-  let proxy: { url: string; close(): Promise<void> } | undefined;
-  try {
-    const providers = ['emoney', 'transit'];
-    const summary = await generateDeployment({
-      dir,
-      providers,
-      chips: ['SRC', 'DST'],
-      terminals: [
-        { name: 'old', chip: 'SRC' },
-        { name: 'new', chip: 'DST' },
-      ],
-      scrypt: TEST_SCRYPT,
-      timing: TIMING,
-      rng: systemRng,
-    });
-    const config = (id: string) => loadConfig(summary.processes.find((p) => p.id === id)!.config);
-    const sink = memorySink();
-    const start = async (cfg: ProcessConfig) => {
-      const r = await startProcess(cfg, { logSink: sink });
-      running.push(r);
-      return r;
-    };
-    const admin = (await start(config('admin-sam'))).runtimes[0] as AdminSamRuntime;
-    const msams: MigrationSamRuntime[] = [];
-    for (const p of providers) msams.push((await start(config(`provider-${p}`))).runtimes[0] as MigrationSamRuntime);
-    const src = (await start(config('chip-SRC'))).runtimes[0] as ChipRuntime;
-    const dst = (await start(config('chip-DST'))).runtimes[0] as ChipRuntime;
-    const server = (await start(config('server'))).runtimes[0] as ServerRuntime;
-    const values = providers.map((_, i) => valueFor(i === 0 ? 'emoney' : 'transit', i));
-    const spendable = () =>
-      [src, dst].flatMap((c) => c.memory.list().filter((a) => a.state === 'mainActive' && a.data).map((a) => ({ serial: c.serial, value: decodeValue(a.data!) })));
-    // protocol.md §4.1 and §4.2 at every message the proxy carries: never spendable twice, always recoverable.
-    let checks = 0;
-    const violations: string[] = [];
-    let armed = false;
-    let issued = false;
-    let towardChip = 0;
-    let flipped = 0;
-    const checked: Tamper = (bytes, site) => {
-      // The channel handshake crosses the proxy before the chip is issued: the invariants hold from issuance on.
-      if (issued) checks++;
-      for (const v of issued ? values : []) {
-        const where = spendable().filter((c) => c.value.ref === v.ref);
-        if (where.length > 1) violations.push(`DUPLICATION: ${v.ref} spendable on ${where.map((c) => c.serial).join(' and ')}`);
-        const held = msams.some((m) => m.held().some((h) => h.data && decodeValue(h.data).ref === v.ref));
-        const backup = src.memory.list().some((a) => a.state === 'locked' && a.data && decodeValue(a.data).ref === v.ref && a.holder !== null && admin.decisionOf(a.holder) !== 'committed');
-        if (where.length === 0 && !held && !backup) violations.push(`LOSS: ${v.ref} is not recoverable`);
-      }
-      // A channel data message (tag 0x04, counter, AEAD box) toward the chip: flip one bit in the box.
-      if (armed && site.to === src.id && bytes[0] === 4 && bytes.length > 40 && ++towardChip % 3 === 0 && flipped < 6) {
-        flipped++;
-        const out = new Uint8Array(bytes);
-        out[out.length - 20]! ^= 0x01;
-        return [out];
-      }
-      return [bytes];
-    };
-    const oldCfg = config('terminal-old') as TerminalConfig;
-    proxy = await tamperingProxy(new URL(oldCfg.chip.url).origin, { client: 'terminal/old', server: src.id }, checked);
-    const oldPhone = (await start({ ...oldCfg, chip: { ...oldCfg.chip, url: `${proxy.url}/chip` } })).runtimes[0] as TerminalRuntime;
-    const newPhone = (await start(config('terminal-new'))).runtimes[0] as TerminalRuntime;
+w(
+  "over WebSocket, flip on the phone's bus: a proxy on the source terminal's chip socket flipping bits of channel messages is refused by the chip's channel (CHANNEL_TAMPERED), the frames go again and the migration completes over the sockets, each item once",
+  async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'valmove-hostile-ws-'));
+    const running: RunningProcess[] = [];
+    let proxy: { url: string; close(): Promise<void> } | undefined;
+    try {
+      const providers = ['emoney', 'transit'];
+      const summary = await generateDeployment({
+        dir,
+        providers,
+        chips: ['SRC', 'DST'],
+        terminals: [
+          { name: 'old', chip: 'SRC' },
+          { name: 'new', chip: 'DST' },
+        ],
+        scrypt: TEST_SCRYPT,
+        timing: TIMING,
+        rng: systemRng,
+      });
+      const config = (id: string) => loadConfig(summary.processes.find((p) => p.id === id)!.config);
+      const sink = memorySink();
+      const start = async (cfg: ProcessConfig) => {
+        const r = await startProcess(cfg, { logSink: sink });
+        running.push(r);
+        return r;
+      };
+      const admin = (await start(config('admin-sam'))).runtimes[0] as AdminSamRuntime;
+      const msams: MigrationSamRuntime[] = [];
+      for (const p of providers) msams.push((await start(config(`provider-${p}`))).runtimes[0] as MigrationSamRuntime);
+      const src = (await start(config('chip-SRC'))).runtimes[0] as ChipRuntime;
+      const dst = (await start(config('chip-DST'))).runtimes[0] as ChipRuntime;
+      const server = (await start(config('server'))).runtimes[0] as ServerRuntime;
+      const values = providers.map((_, i) => valueFor(i === 0 ? 'emoney' : 'transit', i));
+      const spendable = () =>
+        [src, dst].flatMap((c) =>
+          c.memory
+            .list()
+            .filter((a) => a.state === 'mainActive' && a.data)
+            .map((a) => ({ serial: c.serial, value: decodeValue(a.data!) })),
+        );
+      // protocol.md §4.1 and §4.2 at every message the proxy carries: never spendable twice, always recoverable.
+      let checks = 0;
+      const violations: string[] = [];
+      let armed = false;
+      let issued = false;
+      let towardChip = 0;
+      let flipped = 0;
+      const checked: Tamper = (bytes, site) => {
+        // The channel handshake crosses the proxy before the chip is issued: the invariants hold from issuance on.
+        if (issued) checks++;
+        for (const v of issued ? values : []) {
+          const where = spendable().filter((c) => c.value.ref === v.ref);
+          if (where.length > 1) violations.push(`DUPLICATION: ${v.ref} spendable on ${where.map((c) => c.serial).join(' and ')}`);
+          const held = msams.some((m) => m.held().some((h) => h.data && decodeValue(h.data).ref === v.ref));
+          const backup = src.memory
+            .list()
+            .some(
+              (a) => a.state === 'locked' && a.data && decodeValue(a.data).ref === v.ref && a.holder !== null && admin.decisionOf(a.holder) !== 'committed',
+            );
+          if (where.length === 0 && !held && !backup) violations.push(`LOSS: ${v.ref} is not recoverable`);
+        }
+        // A channel data message (tag 0x04, counter, AEAD box) toward the chip: flip one bit in the box.
+        if (armed && site.to === src.id && bytes[0] === 4 && bytes.length > 40 && ++towardChip % 3 === 0 && flipped < 6) {
+          flipped++;
+          const out = new Uint8Array(bytes);
+          out[out.length - 20]! ^= 0x01;
+          return [out];
+        }
+        return [bytes];
+      };
+      const oldCfg = config('terminal-old') as TerminalConfig;
+      proxy = await tamperingProxy(new URL(oldCfg.chip.url).origin, { client: 'terminal/old', server: src.id }, checked);
+      const oldPhone = (await start({ ...oldCfg, chip: { ...oldCfg.chip, url: `${proxy.url}/chip` } })).runtimes[0] as TerminalRuntime;
+      const newPhone = (await start(config('terminal-new'))).runtimes[0] as TerminalRuntime;
 
-    const keys = readKeyFile(join(dir, 'keys', 'admin-sam.key.json'), 'admin-sam');
-    const providerMasters = Object.fromEntries(providers.map((p) => [p, secretOf(readKeyFile(join(dir, 'keys', `provider-${p}.key.json`), 'provider').providerMaster)]));
-    await issueItems(src, { issuerMaster: secretOf(keys.issuerMaster), providerMasters }, providers.map((p, i) => ({ area: p, provider: p, value: values[i]! })), systemRng);
-    issued = true;
-    const password = `pw-${toB64(systemRng.bytes(6))}`;
-    await server.createUser('alice', password);
-    const worth = spendable().reduce((n, c) => n + worthOf(c.value), 0);
+      const keys = readKeyFile(join(dir, 'keys', 'admin-sam.key.json'), 'admin-sam');
+      const providerMasters = Object.fromEntries(
+        providers.map((p) => [p, secretOf(readKeyFile(join(dir, 'keys', `provider-${p}.key.json`), 'provider').providerMaster)]),
+      );
+      await issueItems(
+        src,
+        { issuerMaster: secretOf(keys.issuerMaster), providerMasters },
+        providers.map((p, i) => ({ area: p, provider: p, value: values[i]! })),
+        systemRng,
+      );
+      issued = true;
+      const password = `pw-${toB64(systemRng.bytes(6))}`;
+      await server.createUser('alice', password);
+      const worth = spendable().reduce((n, c) => n + worthOf(c.value), 0);
 
-    for (const phone of [oldPhone, newPhone]) {
-      await until(`${phone.id} to reach the server and its chip`, () => ['server', 'chip'].every((p) => phone.openLinks().includes(p)));
-      await within(`${phone.id} login`, phone.login('alice', password));
-      await within(`${phone.id} registration`, phone.register());
+      for (const phone of [oldPhone, newPhone]) {
+        await until(`${phone.id} to reach the server and its chip`, () => ['server', 'chip'].every((p) => phone.openLinks().includes(p)));
+        await within(`${phone.id} login`, phone.login('alice', password));
+        await within(`${phone.id} registration`, phone.register());
+      }
+      armed = true;
+      const out = await within('the source phase over WebSocket', oldPhone.migrateOut({ destination: 'DST' }));
+      assert.is(out.outcome, 'uploaded', out.reason);
+      const done = await within('the destination phase over WebSocket', newPhone.migrateIn({ mig: out.mig }));
+      assert.is(done.outcome, 'completed', done.reason);
+
+      assert.is(flipped, 6, 'the proxy flipped six channel messages toward the chip');
+      const refused = sink.lines
+        .map((l) => JSON.parse(l) as Record<string, unknown>)
+        .filter((l) => l.msg === 'channel refused a message' && l.process === 'chip-SRC');
+      assert.equal(
+        refused.map((l) => l.code),
+        Array(6).fill('CHANNEL_TAMPERED'),
+        "the chip's channel refused each flipped message",
+      );
+      const failed = sink.lines.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.msg === 'step failed');
+      assert.equal(failed, [], 'no chip session was refused: the flips never reached one');
+      assert.is(server.migrationState(out.mig), 'completed');
+      assert.is(admin.decisionOf(out.mig), 'committed');
+      const end = spendable();
+      for (const v of values)
+        assert.equal(
+          end.filter((c) => c.value.ref === v.ref),
+          [{ serial: 'DST', value: v }],
+          `item ${v.ref} once, on DST, with its value`,
+        );
+      assert.is(end.length, values.length);
+      assert.ok(
+        src.memory.list().every((a) => a.state === 'locked'),
+        'the source keeps locked backups only',
+      );
+      for (const m of msams) assert.equal(m.held(), [], `${m.id} holds nothing`);
+      assert.is(
+        end.reduce((n, c) => n + worthOf(c.value), 0),
+        worth,
+        'the sum of balances is conserved',
+      );
+      assert.ok(checks > 0);
+      assert.equal(violations.slice(0, 10), [], 'no item was ever spendable twice or nowhere recoverable');
+    } finally {
+      for (const r of running.reverse()) await r.stop();
+      await proxy?.close();
+      rmSync(dir, { recursive: true, force: true });
     }
-    armed = true;
-    const out = await within('the source phase over WebSocket', oldPhone.migrateOut({ destination: 'DST' }));
-    assert.is(out.outcome, 'uploaded', out.reason);
-    const done = await within('the destination phase over WebSocket', newPhone.migrateIn({ mig: out.mig }));
-    assert.is(done.outcome, 'completed', done.reason);
-
-    assert.is(flipped, 6, 'the proxy flipped six channel messages toward the chip');
-    const refused = sink.lines.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.msg === 'channel refused a message' && l.process === 'chip-SRC');
-    assert.equal(refused.map((l) => l.code), Array(6).fill('CHANNEL_TAMPERED'), 'the chip\'s channel refused each flipped message');
-    const failed = sink.lines.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.msg === 'step failed');
-    assert.equal(failed, [], 'no chip session was refused: the flips never reached one');
-    assert.is(server.migrationState(out.mig), 'completed');
-    assert.is(admin.decisionOf(out.mig), 'committed');
-    const end = spendable();
-    for (const v of values) assert.equal(end.filter((c) => c.value.ref === v.ref), [{ serial: 'DST', value: v }], `item ${v.ref} once, on DST, with its value`);
-    assert.is(end.length, values.length);
-    assert.ok(src.memory.list().every((a) => a.state === 'locked'), 'the source keeps locked backups only');
-    for (const m of msams) assert.equal(m.held(), [], `${m.id} holds nothing`);
-    assert.is(end.reduce((n, c) => n + worthOf(c.value), 0), worth, 'the sum of balances is conserved');
-    assert.ok(checks > 0);
-    assert.equal(violations.slice(0, 10), [], 'no item was ever spendable twice or nowhere recoverable');
-  } finally {
-    for (const r of running.reverse()) await r.stop();
-    await proxy?.close();
-    rmSync(dir, { recursive: true, force: true });
-  }
-});
+  },
+);
 
 t.run();
 w.run();

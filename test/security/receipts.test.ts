@@ -38,7 +38,8 @@ const steer: Steering = {
 const provider = () => world.providers[0]!;
 const msamId = () => `migration-sam/${provider()}`;
 /** The migration SAM's real signing identity: receipts below are genuinely signed, only bound elsewhere. */
-const msamIdentity = (): Identity => (world.system as unknown as { providerIdentities: Record<string, { migration: Identity }> }).providerIdentities[provider()]!.migration;
+const msamIdentity = (): Identity =>
+  (world.system as unknown as { providerIdentities: Record<string, { migration: Identity }> }).providerIdentities[provider()]!.migration;
 
 async function commitAnswer(receipts: unknown[]): Promise<{ code: string; message: string }> {
   const seat = asServer(world, 'admin-sam');
@@ -70,7 +71,10 @@ t.after(async () => {
 const goodBody = () => ({ mig, item: 0, serial: world.destination.serial, area: provider(), provider: provider(), kcv: toB64(new Uint8Array(8)) });
 
 t('receipts: a commit before any destination was formatted is refused, naming that', async () => {
-  assert.equal(await commitAnswer([signReceipt(goodBody(), msamIdentity())]), { code: 'RECEIPT_REFUSED', message: 'no destination was formatted for this migration' });
+  assert.equal(await commitAnswer([signReceipt(goodBody(), msamIdentity())]), {
+    code: 'RECEIPT_REFUSED',
+    message: 'no destination was formatted for this migration',
+  });
   assert.is(world.system.adminSam.decisionOf(mig), 'pending');
 });
 
@@ -82,7 +86,10 @@ t('receipts: (the destination is formatted; its download is held)', async () => 
 });
 
 t('receipts: a commit with no receipt for an item is refused, naming the item and its area (a receipt for another item does not stand for it)', async () => {
-  assert.equal(await commitAnswer([signReceipt({ ...goodBody(), item: 1 }, msamIdentity())]), { code: 'RECEIPT_REFUSED', message: `no receipt for item 0 (${provider()})` });
+  assert.equal(await commitAnswer([signReceipt({ ...goodBody(), item: 1 }, msamIdentity())]), {
+    code: 'RECEIPT_REFUSED',
+    message: `no receipt for item 0 (${provider()})`,
+  });
   assert.is(world.system.adminSam.decisionOf(mig), 'pending');
 });
 
@@ -106,7 +113,10 @@ t('receipts: a receipt from a migration SAM the admin SAM no longer knows (its c
   const saved = known[msamId()];
   delete known[msamId()];
   try {
-    assert.equal(await commitAnswer([signReceipt(goodBody(), msamIdentity())]), { code: 'RECEIPT_REFUSED', message: `${msamId()} is not a known migration SAM` });
+    assert.equal(await commitAnswer([signReceipt(goodBody(), msamIdentity())]), {
+      code: 'RECEIPT_REFUSED',
+      message: `${msamId()} is not a known migration SAM`,
+    });
   } finally {
     known[msamId()] = saved;
   }

@@ -48,7 +48,11 @@ export function chipFrameOf(env: AnyEnvelope): ChipFrame {
  * The session frames a chip received in one recorded session, in order, once
  * each (a frame the terminal sent again is one frame), and what the chip answered.
  */
-export function chipSession(seen: Seen[], chipId: string, session: string): { toChip: Array<{ env: Envelope<'frame'>; frame: ChipFrame; bytes: Uint8Array }>; fromChip: ChipFrame[] } {
+export function chipSession(
+  seen: Seen[],
+  chipId: string,
+  session: string,
+): { toChip: Array<{ env: Envelope<'frame'>; frame: ChipFrame; bytes: Uint8Array }>; fromChip: ChipFrame[] } {
   const toChip: Array<{ env: Envelope<'frame'>; frame: ChipFrame; bytes: Uint8Array }> = [];
   const fromChip: ChipFrame[] = [];
   const data = new Set<string>();
@@ -73,7 +77,9 @@ export function sessionAt(seen: Seen[], chipId: string, mig: string, step: strin
 
 /** The first recorded request of `type` that `party` received for `mig` (and item). */
 export function requestTo<T extends MessageType>(seen: Seen[], party: string, type: T, mig: string, item?: number): Envelope<T> {
-  const hit = seen.find((s) => s.party === party && s.direction === 'in' && s.env.type === type && s.env.mig === mig && (item === undefined || s.env.item === item));
+  const hit = seen.find(
+    (s) => s.party === party && s.direction === 'in' && s.env.type === type && s.env.mig === mig && (item === undefined || s.env.item === item),
+  );
   if (!hit) throw new Error(`${party} never received ${type} for ${mig}${item === undefined ? '' : ` item ${item}`}`);
   return hit.env as unknown as Envelope<T>;
 }
@@ -137,7 +143,8 @@ export function asServer(world: World, partyId: string, as = 'server'): ServerSe
   mine.onMessage((bytes) => {
     const env = decodeEnvelope(bytes);
     // Frames travel hop by hop until acknowledged: the seat acknowledges each, as the server does.
-    if (env.type === 'frame') mine.send(encodeEnvelope({ v: PROTOCOL_VERSION, id: attackId(as), corr: env.id, from: as, to: partyId, type: 'frame.ack', body: {} }));
+    if (env.type === 'frame')
+      mine.send(encodeEnvelope({ v: PROTOCOL_VERSION, id: attackId(as), corr: env.id, from: as, to: partyId, type: 'frame.ack', body: {} }));
     got.push(env);
     for (const w of [...waiters]) {
       if (w.match(env)) {
@@ -153,7 +160,10 @@ export function asServer(world: World, partyId: string, as = 'server'): ServerSe
     const already = got.find(match);
     if (already) return Promise.resolve(already);
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`${partyId} sent no ${what} within ${ANSWER_TIMEOUT_MS} ms; it sent ${got.map((e) => e.type).join(', ')}`)), ANSWER_TIMEOUT_MS);
+      const timer = setTimeout(
+        () => reject(new Error(`${partyId} sent no ${what} within ${ANSWER_TIMEOUT_MS} ms; it sent ${got.map((e) => e.type).join(', ')}`)),
+        ANSWER_TIMEOUT_MS,
+      );
       waiters.push({
         match,
         resolve: (env) => {

@@ -109,72 +109,102 @@ async function replaySession(chip: ChipRuntime, frames: ReturnType<typeof chipSe
   }
 }
 
-t('replay: migration A\'s upload session (S7), replayed to its source SRC-1 after A committed, is refused (AUTH_FAILED: the SAM\'s proof is bound to the chip\'s fresh challenge)', async () => {
-  const session = sessionAt(seen, world.source.id, migA, 'S7');
-  const rec = chipSession(seen, world.source.id, session);
-  assert.equal(rec.toChip.map((f) => f.frame.t), ['auth1', 'auth3', 'close'], 'the recorded upload session: challenge, proof with the read command, close');
-  const before = state(world);
-  const [challenge, proof, close] = await replaySession(world.source, rec.toChip, session);
-  // The area is locked under A's temp key, so the replayed challenge is answered — with a new challenge of the chip's own.
-  assert.is(challenge!.t, 'auth2');
-  const recorded = rec.fromChip.find((f) => f.t === 'auth2')!;
-  assert.ok(challenge!.t === 'auth2' && recorded.t === 'auth2' && challenge!.r !== recorded.r, 'the chip answers with a fresh challenge, not the recorded one');
-  // The recorded proof (and the read command sealed with it) was made for the old challenge.
-  assert.equal(refusalOf(proof!), { code: 'AUTH_FAILED', message: 'the SAM\'s proof does not verify under the active key' });
-  assert.equal(refusalOf(close!), { code: 'FRAME_REJECTED', message: 'this session is not open' });
-  assert.is(state(world), before, 'no chip area, SAM store or admin record changed');
-});
+t(
+  "replay: migration A's upload session (S7), replayed to its source SRC-1 after A committed, is refused (AUTH_FAILED: the SAM's proof is bound to the chip's fresh challenge)",
+  async () => {
+    const session = sessionAt(seen, world.source.id, migA, 'S7');
+    const rec = chipSession(seen, world.source.id, session);
+    assert.equal(
+      rec.toChip.map((f) => f.frame.t),
+      ['auth1', 'auth3', 'close'],
+      'the recorded upload session: challenge, proof with the read command, close',
+    );
+    const before = state(world);
+    const [challenge, proof, close] = await replaySession(world.source, rec.toChip, session);
+    // The area is locked under A's temp key, so the replayed challenge is answered — with a new challenge of the chip's own.
+    assert.is(challenge!.t, 'auth2');
+    const recorded = rec.fromChip.find((f) => f.t === 'auth2')!;
+    assert.ok(
+      challenge!.t === 'auth2' && recorded.t === 'auth2' && challenge!.r !== recorded.r,
+      'the chip answers with a fresh challenge, not the recorded one',
+    );
+    // The recorded proof (and the read command sealed with it) was made for the old challenge.
+    assert.equal(refusalOf(proof!), { code: 'AUTH_FAILED', message: "the SAM's proof does not verify under the active key" });
+    assert.equal(refusalOf(close!), { code: 'FRAME_REJECTED', message: 'this session is not open' });
+    assert.is(state(world), before, 'no chip area, SAM store or admin record changed');
+  },
+);
 
-t('replay: migration A\'s activate session (S16), replayed to DST-1 while migration B holds it locked, is refused (AUTH_FAILED) and the area stays locked', async () => {
-  const session = sessionAt(seen, world.destination.id, migA, 'S16');
-  const rec = chipSession(seen, world.destination.id, session);
-  assert.equal(rec.toChip.map((f) => f.frame.t), ['auth1', 'auth3', 'cmd', 'close'], 'the recorded activate session: challenge, proof with the first activate, the second activate, close');
-  assert.ok(world.destination.memory.list().every((a) => a.state === 'locked' && a.holder === migB), 'DST-1 is B\'s locked source');
-  const before = state(world);
-  const [challenge, proof, second, close] = await replaySession(world.destination, rec.toChip, session);
-  assert.is(challenge!.t, 'auth2', 'an admin challenge is answered (K_chip)');
-  assert.equal(refusalOf(proof!), { code: 'AUTH_FAILED', message: 'the SAM\'s proof does not verify under the active key' });
-  assert.equal(refusalOf(second!), { code: 'FRAME_REJECTED', message: 'this session is not open' });
-  assert.equal(refusalOf(close!), { code: 'FRAME_REJECTED', message: 'this session is not open' });
-  assert.is(state(world), before, 'DST-1 stays locked: nothing became spendable twice');
-});
+t(
+  "replay: migration A's activate session (S16), replayed to DST-1 while migration B holds it locked, is refused (AUTH_FAILED) and the area stays locked",
+  async () => {
+    const session = sessionAt(seen, world.destination.id, migA, 'S16');
+    const rec = chipSession(seen, world.destination.id, session);
+    assert.equal(
+      rec.toChip.map((f) => f.frame.t),
+      ['auth1', 'auth3', 'cmd', 'close'],
+      'the recorded activate session: challenge, proof with the first activate, the second activate, close',
+    );
+    assert.ok(
+      world.destination.memory.list().every((a) => a.state === 'locked' && a.holder === migB),
+      "DST-1 is B's locked source",
+    );
+    const before = state(world);
+    const [challenge, proof, second, close] = await replaySession(world.destination, rec.toChip, session);
+    assert.is(challenge!.t, 'auth2', 'an admin challenge is answered (K_chip)');
+    assert.equal(refusalOf(proof!), { code: 'AUTH_FAILED', message: "the SAM's proof does not verify under the active key" });
+    assert.equal(refusalOf(second!), { code: 'FRAME_REJECTED', message: 'this session is not open' });
+    assert.equal(refusalOf(close!), { code: 'FRAME_REJECTED', message: 'this session is not open' });
+    assert.is(state(world), before, 'DST-1 stays locked: nothing became spendable twice');
+  },
+);
 
-t('replay: migration A\'s lock session (S3) of SRC-1, replayed to another chip (DST-2), is refused (AUTH_FAILED)', async () => {
+t("replay: migration A's lock session (S3) of SRC-1, replayed to another chip (DST-2), is refused (AUTH_FAILED)", async () => {
   const session = sessionAt(seen, world.source.id, migA, 'S3');
   const rec = chipSession(seen, world.source.id, session);
   assert.is(rec.toChip[0]!.frame.t, 'auth1');
   const before = state(world);
   const [challenge, proof] = await replaySession(dst2, rec.toChip, session);
   assert.ok(challenge!.t === 'auth2' && challenge!.serial === dst2.serial, 'DST-2 answers as itself');
-  assert.equal(refusalOf(proof!), { code: 'AUTH_FAILED', message: 'the SAM\'s proof does not verify under the active key' });
+  assert.equal(refusalOf(proof!), { code: 'AUTH_FAILED', message: "the SAM's proof does not verify under the active key" });
   assert.is(state(world), before);
 });
 
-t('replay: migration A\'s download session (S14), replayed into migration B\'s formatted destination DST-2 (another chip), is refused (AUTH_FAILED)', async () => {
-  const session = sessionAt(seen, world.destination.id, migA, 'S14');
-  const rec = chipSession(seen, world.destination.id, session);
-  assert.equal(rec.toChip.map((f) => f.frame.t), ['auth1', 'auth3', 'close'], 'the recorded download session: challenge, proof with the download command, close');
-  const area = rec.toChip[0]!.frame.t === 'auth1' ? rec.toChip[0]!.frame.area : '';
-  assert.is(dst2.memory.get(area)?.state, 'provisioned', 'DST-2\'s area waits for B\'s download under B\'s temp key');
-  const before = state(world);
-  const [challenge, proof] = await replaySession(dst2, rec.toChip, session);
-  assert.is(challenge!.t, 'auth2', 'the provisioned area answers a download challenge');
-  assert.equal(refusalOf(proof!), { code: 'AUTH_FAILED', message: 'the SAM\'s proof does not verify under the active key' });
-  assert.is(state(world), before, 'DST-2 is still provisioned and empty');
-});
+t(
+  "replay: migration A's download session (S14), replayed into migration B's formatted destination DST-2 (another chip), is refused (AUTH_FAILED)",
+  async () => {
+    const session = sessionAt(seen, world.destination.id, migA, 'S14');
+    const rec = chipSession(seen, world.destination.id, session);
+    assert.equal(
+      rec.toChip.map((f) => f.frame.t),
+      ['auth1', 'auth3', 'close'],
+      'the recorded download session: challenge, proof with the download command, close',
+    );
+    const area = rec.toChip[0]!.frame.t === 'auth1' ? rec.toChip[0]!.frame.area : '';
+    assert.is(dst2.memory.get(area)?.state, 'provisioned', "DST-2's area waits for B's download under B's temp key");
+    const before = state(world);
+    const [challenge, proof] = await replaySession(dst2, rec.toChip, session);
+    assert.is(challenge!.t, 'auth2', 'the provisioned area answers a download challenge');
+    assert.equal(refusalOf(proof!), { code: 'AUTH_FAILED', message: "the SAM's proof does not verify under the active key" });
+    assert.is(state(world), before, 'DST-2 is still provisioned and empty');
+  },
+);
 
-t('replay: migration A\'s download session (S14), replayed to its own destination DST-1 (now locked by B), is refused at the challenge (AREA_STATE)', async () => {
-  const session = sessionAt(seen, world.destination.id, migA, 'S14');
-  const rec = chipSession(seen, world.destination.id, session);
-  const area = rec.toChip[0]!.frame.t === 'auth1' ? rec.toChip[0]!.frame.area : '';
-  const before = state(world);
-  const [challenge, proof] = await replaySession(world.destination, rec.toChip, session);
-  assert.equal(refusalOf(challenge!), { code: 'AREA_STATE', message: `area ${area} is locked; a download session can not open` });
-  assert.equal(refusalOf(proof!), { code: 'FRAME_REJECTED', message: 'no challenge is outstanding for this session' });
-  assert.is(state(world), before);
-});
+t(
+  "replay: migration A's download session (S14), replayed to its own destination DST-1 (now locked by B), is refused at the challenge (AREA_STATE)",
+  async () => {
+    const session = sessionAt(seen, world.destination.id, migA, 'S14');
+    const rec = chipSession(seen, world.destination.id, session);
+    const area = rec.toChip[0]!.frame.t === 'auth1' ? rec.toChip[0]!.frame.area : '';
+    const before = state(world);
+    const [challenge, proof] = await replaySession(world.destination, rec.toChip, session);
+    assert.equal(refusalOf(challenge!), { code: 'AREA_STATE', message: `area ${area} is locked; a download session can not open` });
+    assert.equal(refusalOf(proof!), { code: 'FRAME_REJECTED', message: 'no challenge is outstanding for this session' });
+    assert.is(state(world), before);
+  },
+);
 
-t('replay: a relayed frame envelope replayed verbatim (same message id) is answered from the chip\'s inbox and runs nothing again', async () => {
+t("replay: a relayed frame envelope replayed verbatim (same message id) is answered from the chip's inbox and runs nothing again", async () => {
   const session = sessionAt(seen, world.destination.id, migA, 'S16');
   const rec = chipSession(seen, world.destination.id, session);
   const auth3 = rec.toChip[1]!;
@@ -188,35 +218,42 @@ t('replay: a relayed frame envelope replayed verbatim (same message id) is answe
     mine.send(auth3.bytes);
     await until('the chip to answer the replay', () => got.length > 0);
     await new Promise((r) => setTimeout(r, 100));
-    assert.equal(got.map((e) => [e.type, e.corr]), [['frame.ack', auth3.env.id]], 'only the stored acknowledgement, no session frame');
+    assert.equal(
+      got.map((e) => [e.type, e.corr]),
+      [['frame.ack', auth3.env.id]],
+      'only the stored acknowledgement, no session frame',
+    );
     assert.is(state(world), before);
   } finally {
     mine.close();
   }
 });
 
-t('replay: migration A\'s upload and download grants, replayed to the migration SAM as part of migration B, are refused (GRANT_REFUSED: bound to another mig)', async () => {
-  const upload = requestTo(seen, msamOf(0), 'msam.upload', migA, 0);
-  const download = requestTo(seen, msamOf(0), 'msam.download', migA, 0);
-  const seat = asServer(world, msamOf(0));
-  try {
-    const before = state(world);
-    const up = seat.send('msam.upload', { session: `${migB}:S7:90`, grant: upload.body.grant }, { mig: migB, step: 'S7', item: 0 });
-    assert.equal(refusalOf(await seat.answerTo(up)), { code: 'GRANT_REFUSED', message: 'GRANT_BINDING: the grant is bound to another mig' });
-    const down = seat.send('msam.download', { session: `${migB}:S14:91`, grant: download.body.grant }, { mig: migB, step: 'S14', item: 0 });
-    assert.equal(refusalOf(await seat.answerTo(down)), { code: 'GRANT_REFUSED', message: 'GRANT_BINDING: the grant is bound to another mig' });
-    // The same grants, relabelled as another item or the other purpose, are refused by the binding too.
-    const item = seat.send('msam.upload', { session: `${migA}:S7:92`, grant: upload.body.grant }, { mig: migA, step: 'S7', item: 1 });
-    assert.equal(refusalOf(await seat.answerTo(item)), { code: 'GRANT_REFUSED', message: 'GRANT_BINDING: the grant is bound to another item' });
-    const purpose = seat.send('msam.download', { session: `${migA}:S14:93`, grant: upload.body.grant }, { mig: migA, step: 'S14', item: 0 });
-    assert.equal(refusalOf(await seat.answerTo(purpose)), { code: 'GRANT_REFUSED', message: 'GRANT_BINDING: the grant is bound to another purpose' });
-    assert.is(state(world), before);
-  } finally {
-    await seat.giveBack();
-  }
-});
+t(
+  "replay: migration A's upload and download grants, replayed to the migration SAM as part of migration B, are refused (GRANT_REFUSED: bound to another mig)",
+  async () => {
+    const upload = requestTo(seen, msamOf(0), 'msam.upload', migA, 0);
+    const download = requestTo(seen, msamOf(0), 'msam.download', migA, 0);
+    const seat = asServer(world, msamOf(0));
+    try {
+      const before = state(world);
+      const up = seat.send('msam.upload', { session: `${migB}:S7:90`, grant: upload.body.grant }, { mig: migB, step: 'S7', item: 0 });
+      assert.equal(refusalOf(await seat.answerTo(up)), { code: 'GRANT_REFUSED', message: 'GRANT_BINDING: the grant is bound to another mig' });
+      const down = seat.send('msam.download', { session: `${migB}:S14:91`, grant: download.body.grant }, { mig: migB, step: 'S14', item: 0 });
+      assert.equal(refusalOf(await seat.answerTo(down)), { code: 'GRANT_REFUSED', message: 'GRANT_BINDING: the grant is bound to another mig' });
+      // The same grants, relabelled as another item or the other purpose, are refused by the binding too.
+      const item = seat.send('msam.upload', { session: `${migA}:S7:92`, grant: upload.body.grant }, { mig: migA, step: 'S7', item: 1 });
+      assert.equal(refusalOf(await seat.answerTo(item)), { code: 'GRANT_REFUSED', message: 'GRANT_BINDING: the grant is bound to another item' });
+      const purpose = seat.send('msam.download', { session: `${migA}:S14:93`, grant: upload.body.grant }, { mig: migA, step: 'S14', item: 0 });
+      assert.equal(refusalOf(await seat.answerTo(purpose)), { code: 'GRANT_REFUSED', message: 'GRANT_BINDING: the grant is bound to another purpose' });
+      assert.is(state(world), before);
+    } finally {
+      await seat.giveBack();
+    }
+  },
+);
 
-t('replay: migration A\'s upload and download grants, replayed in A after it completed, are refused (UNEXPECTED: the item is cleared)', async () => {
+t("replay: migration A's upload and download grants, replayed in A after it completed, are refused (UNEXPECTED: the item is cleared)", async () => {
   const upload = requestTo(seen, msamOf(1), 'msam.upload', migA, 1);
   const download = requestTo(seen, msamOf(1), 'msam.download', migA, 1);
   const seat = asServer(world, msamOf(1));
@@ -225,7 +262,10 @@ t('replay: migration A\'s upload and download grants, replayed in A after it com
     const up = seat.send('msam.upload', { session: `${migA}:S7:94`, grant: upload.body.grant }, { mig: migA, step: 'S7', item: 1 });
     assert.equal(refusalOf(await seat.answerTo(up)), { code: 'UNEXPECTED', message: `UPLOAD_REQUESTED is not expected by item:${migA}:1 in state "cleared"` });
     const down = seat.send('msam.download', { session: `${migA}:S14:95`, grant: download.body.grant }, { mig: migA, step: 'S14', item: 1 });
-    assert.equal(refusalOf(await seat.answerTo(down)), { code: 'UNEXPECTED', message: `DOWNLOAD_REQUESTED is not expected by item:${migA}:1 in state "cleared"` });
+    assert.equal(refusalOf(await seat.answerTo(down)), {
+      code: 'UNEXPECTED',
+      message: `DOWNLOAD_REQUESTED is not expected by item:${migA}:1 in state "cleared"`,
+    });
     assert.equal(seat.framesOfOurSessions(), [], 'no session was opened toward any chip');
     assert.is(state(world), before);
   } finally {
@@ -233,65 +273,77 @@ t('replay: migration A\'s upload and download grants, replayed in A after it com
   }
 });
 
-t('replay: a grant request replayed verbatim (same message id) is answered from the migration SAM\'s inbox with the answer it got then, and runs nothing again', async () => {
-  const bytes = seen.find((s) => s.party === msamOf(0) && s.direction === 'in' && s.env.type === 'msam.upload' && s.env.mig === migB && s.env.item === 0)!;
-  assert.ok(bytes, 'B\'s upload request was recorded');
-  const seat = asServer(world, msamOf(0));
-  try {
-    const before = state(world);
-    seat.sendBytes(bytes.bytes);
-    const answer = await seat.answerTo(bytes.env.id);
-    assert.is(answer.type, 'msam.uploaded', 'the stored answer');
-    await new Promise((r) => setTimeout(r, 100));
-    assert.equal(seat.framesOfOurSessions(), [], 'no upload session was opened again');
-    assert.is(state(world), before);
-  } finally {
-    await seat.giveBack();
-  }
-});
+t(
+  "replay: a grant request replayed verbatim (same message id) is answered from the migration SAM's inbox with the answer it got then, and runs nothing again",
+  async () => {
+    const bytes = seen.find((s) => s.party === msamOf(0) && s.direction === 'in' && s.env.type === 'msam.upload' && s.env.mig === migB && s.env.item === 0)!;
+    assert.ok(bytes, "B's upload request was recorded");
+    const seat = asServer(world, msamOf(0));
+    try {
+      const before = state(world);
+      seat.sendBytes(bytes.bytes);
+      const answer = await seat.answerTo(bytes.env.id);
+      assert.is(answer.type, 'msam.uploaded', 'the stored answer');
+      await new Promise((r) => setTimeout(r, 100));
+      assert.equal(seat.framesOfOurSessions(), [], 'no upload session was opened again');
+      assert.is(state(world), before);
+    } finally {
+      await seat.giveBack();
+    }
+  },
+);
 
-t('replay: a chip\'s recorded answer (SRC-1\'s auth2 in A\'s lock session), replayed to the admin SAM in a new session, is refused (AUTH_FAILED: it answers another challenge)', async () => {
-  const session = sessionAt(seen, world.source.id, migA, 'S3');
-  const auth2 = seen.find((s) => s.party === world.source.id && s.direction === 'out' && s.env.type === 'frame' && s.env.body.session === session)!;
-  assert.ok(auth2 && auth2.env.type === 'frame');
-  const seat = asServer(world, 'admin-sam');
-  try {
-    const before = state(world);
-    const fresh = `${migA}:S1:97`;
-    const id = seat.send('admin.identify', { session: fresh, purpose: 'source' }, { step: 'S1' });
-    await seat.next('a challenge', (e) => e.type === 'frame' && e.body.session === fresh);
-    seat.send('frame', { session: fresh, data: auth2.env.type === 'frame' ? auth2.env.body.data : '' });
-    assert.equal(refusalOf(await seat.answerTo(id)), { code: 'AUTH_FAILED', message: 'the chip\'s proof does not verify under K_chip for the serial it claims' });
-    assert.is(state(world), before);
-  } finally {
-    await seat.giveBack();
-  }
-});
+t(
+  "replay: a chip's recorded answer (SRC-1's auth2 in A's lock session), replayed to the admin SAM in a new session, is refused (AUTH_FAILED: it answers another challenge)",
+  async () => {
+    const session = sessionAt(seen, world.source.id, migA, 'S3');
+    const auth2 = seen.find((s) => s.party === world.source.id && s.direction === 'out' && s.env.type === 'frame' && s.env.body.session === session)!;
+    assert.ok(auth2 && auth2.env.type === 'frame');
+    const seat = asServer(world, 'admin-sam');
+    try {
+      const before = state(world);
+      const fresh = `${migA}:S1:97`;
+      const id = seat.send('admin.identify', { session: fresh, purpose: 'source' }, { step: 'S1' });
+      await seat.next('a challenge', (e) => e.type === 'frame' && e.body.session === fresh);
+      seat.send('frame', { session: fresh, data: auth2.env.type === 'frame' ? auth2.env.body.data : '' });
+      assert.equal(refusalOf(await seat.answerTo(id)), {
+        code: 'AUTH_FAILED',
+        message: "the chip's proof does not verify under K_chip for the serial it claims",
+      });
+      assert.is(state(world), before);
+    } finally {
+      await seat.giveBack();
+    }
+  },
+);
 
-t('replay: migration A\'s lock request, replayed after A committed or for another chip (also B\'s, while B is pending), is refused by the decision record (DECISION_STANDS)', async () => {
-  const lockA = requestTo(seen, 'admin-sam', 'admin.lock', migA);
-  const lockB = requestTo(seen, 'admin-sam', 'admin.lock', migB);
-  const seat = asServer(world, 'admin-sam');
-  try {
-    const before = state(world);
-    const again = seat.send('admin.lock', { ...lockA.body, session: `${migA}:S3:98` }, { mig: migA, step: 'S3' });
-    assert.equal(refusalOf(await seat.answerTo(again)), {
-      code: 'DECISION_STANDS',
-      message: `the source can be locked only while the record is pending, and only the source it was created for; the record of ${migA} is committed`,
-    });
-    const other = seat.send('admin.lock', { ...lockB.body, serial: dst2.serial, session: `${migB}:S3:99` }, { mig: migB, step: 'S3' });
-    assert.equal(refusalOf(await seat.answerTo(other)), {
-      code: 'DECISION_STANDS',
-      message: `the source can be locked only while the record is pending, and only the source it was created for; the record of ${migB} is pending`,
-    });
-    assert.equal(seat.framesOfOurSessions(), [], 'no admin session was opened');
-    assert.is(state(world), before, 'no temp key made, no record changed');
-  } finally {
-    await seat.giveBack();
-  }
-});
+t(
+  "replay: migration A's lock request, replayed after A committed or for another chip (also B's, while B is pending), is refused by the decision record (DECISION_STANDS)",
+  async () => {
+    const lockA = requestTo(seen, 'admin-sam', 'admin.lock', migA);
+    const lockB = requestTo(seen, 'admin-sam', 'admin.lock', migB);
+    const seat = asServer(world, 'admin-sam');
+    try {
+      const before = state(world);
+      const again = seat.send('admin.lock', { ...lockA.body, session: `${migA}:S3:98` }, { mig: migA, step: 'S3' });
+      assert.equal(refusalOf(await seat.answerTo(again)), {
+        code: 'DECISION_STANDS',
+        message: `the source can be locked only while the record is pending, and only the source it was created for; the record of ${migA} is committed`,
+      });
+      const other = seat.send('admin.lock', { ...lockB.body, serial: dst2.serial, session: `${migB}:S3:99` }, { mig: migB, step: 'S3' });
+      assert.equal(refusalOf(await seat.answerTo(other)), {
+        code: 'DECISION_STANDS',
+        message: `the source can be locked only while the record is pending, and only the source it was created for; the record of ${migB} is pending`,
+      });
+      assert.equal(seat.framesOfOurSessions(), [], 'no admin session was opened');
+      assert.is(state(world), before, 'no temp key made, no record changed');
+    } finally {
+      await seat.giveBack();
+    }
+  },
+);
 
-t('replay: migration A\'s activate request, replayed for another chip or into migration B, is refused by the decision record (DECISION_STANDS)', async () => {
+t("replay: migration A's activate request, replayed for another chip or into migration B, is refused by the decision record (DECISION_STANDS)", async () => {
   const activateA = requestTo(seen, 'admin-sam', 'admin.activate', migA);
   const seat = asServer(world, 'admin-sam');
   try {
@@ -317,7 +369,7 @@ t('replay: migration A\'s activate request, replayed for another chip or into mi
   }
 });
 
-t('replay: migration A\'s commit (its signed download receipts), replayed into migration B, is refused (RECEIPT_REFUSED) and B stays pending', async () => {
+t("replay: migration A's commit (its signed download receipts), replayed into migration B, is refused (RECEIPT_REFUSED) and B stays pending", async () => {
   const commitA = requestTo(seen, 'admin-sam', 'admin.commit', migA);
   const seat = asServer(world, 'admin-sam');
   try {

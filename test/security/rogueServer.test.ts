@@ -46,13 +46,20 @@ async function attack(attacks: RogueAttack[], aimed: RogueAttack, triesWanted = 
 }
 
 const cases: Array<{ attack: RogueAttack; also?: RogueAttack[]; says: string }> = [
-  { attack: 'commit-receipt-missing', says: 'a commit with one item\'s receipt left out is refused RECEIPT_REFUSED; the record stays pending' },
+  { attack: 'commit-receipt-missing', says: "a commit with one item's receipt left out is refused RECEIPT_REFUSED; the record stays pending" },
   { attack: 'commit-receipt-forged', says: 'a commit with a receipt whose key check value was changed is refused RECEIPT_REFUSED (its signature fails)' },
-  { attack: 'activate-before-commit', says: 'an activation asked while the record is pending (or aborted) is refused DECISION_STANDS: no activate session opens' },
+  {
+    attack: 'activate-before-commit',
+    says: 'an activation asked while the record is pending (or aborted) is refused DECISION_STANDS: no activate session opens',
+  },
   { attack: 'restore-not-aborted', says: 'a restore of the source under a committed record is refused DECISION_STANDS' },
   { attack: 'wipe-source-pending', says: 'a wipe of the source under a pending record is refused DECISION_STANDS' },
   { attack: 'download-foreign-grant', says: 'a grant sent for another item, or to another migration SAM, is refused GRANT_BINDING' },
-  { attack: 'download-after-fence', also: ['download-kcv'], says: 'a download with a valid grant after its migration SAM was fenced is refused MIGRATION_ABORTED' },
+  {
+    attack: 'download-after-fence',
+    also: ['download-kcv'],
+    says: 'a download with a valid grant after its migration SAM was fenced is refused MIGRATION_ABORTED',
+  },
   { attack: 'download-expired-grant', says: 'a grant sent again an hour on is refused GRANT_EXPIRED, whatever became of its migration' },
   { attack: 'download-kcv', says: 'a destination chip that wrote another main key is refused KEY_CHECK_FAILED; its migration never completes' },
 ];
@@ -63,17 +70,31 @@ for (const c of cases) {
     assert.is(r.refused, r.tried, `every ${c.attack} refused by its check (or lost): ${r.refused} of ${r.tried}`);
     if (c.attack === 'download-kcv') {
       // The defective destinations' migrations all ended rolled back, none completed (the simulator's outcome check).
-      assert.ok(r.runs.some((x) => (x.stats.outcomes.rolledBack ?? 0) > 0), 'a defective destination\'s migration rolled back');
+      assert.ok(
+        r.runs.some((x) => (x.stats.outcomes.rolledBack ?? 0) > 0),
+        "a defective destination's migration rolled back",
+      );
     }
   });
 }
 
 test('rogue server: the same seed replays the same attacks, line for line', async () => {
-  const o = { seed: 'rogue-replay', migrations: 2, items: 2, faults: ['drop', 'dup', 'crash'] as const, dataDir: dir, rogue: ['commit-receipt-missing', 'activate-before-commit', 'download-foreign-grant'] as RogueAttack[], keepTrace: true };
+  const o = {
+    seed: 'rogue-replay',
+    migrations: 2,
+    items: 2,
+    faults: ['drop', 'dup', 'crash'] as const,
+    dataDir: dir,
+    rogue: ['commit-receipt-missing', 'activate-before-commit', 'download-foreign-grant'] as RogueAttack[],
+    keepTrace: true,
+  };
   const a = await runSeed(o);
   const b = await runSeed(o);
   assert.ok(a.ok, a.violation?.message);
-  assert.ok(a.trace.some((l) => / ROGUE /.test(l)), 'the trace names the rogue\'s attacks');
+  assert.ok(
+    a.trace.some((l) => / ROGUE /.test(l)),
+    "the trace names the rogue's attacks",
+  );
   assert.is(b.traceHash, a.traceHash);
 });
 

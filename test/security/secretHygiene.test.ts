@@ -66,7 +66,18 @@ import { processRecording, systemRecorder, type ProcessRecording } from '../../s
 import { decodeChipFrame } from '../../src/transport/chip.frames.ts';
 import { decodeEnvelope, type AnyEnvelope } from '../../src/transport/envelope.ts';
 import { captureKeys } from '../helpers/keyCapture.ts';
-import { describeFindings, filesUnder, findingsIn, logHaystacks, scan, storeHaystacks, systemNeedles, type Haystack, type Needle, type Source } from '../helpers/secrets.ts';
+import {
+  describeFindings,
+  filesUnder,
+  findingsIn,
+  logHaystacks,
+  scan,
+  storeHaystacks,
+  systemNeedles,
+  type Haystack,
+  type Needle,
+  type Source,
+} from '../helpers/secrets.ts';
 import { spySystems } from '../helpers/systemSpy.ts';
 import { buildWorld, settle, type Recorded, type World } from '../helpers/world.ts';
 import { asServer, hostileTerminal, refusalOf } from './relay.ts';
@@ -206,8 +217,11 @@ test('secret hygiene: no key, password or item value in any log line, error, tra
       const env = envelope(r.bytes);
       return env ? [{ ...r, env }] : [];
     });
-    const toDst = seen.filter((s) => s.party === w.destination.id && s.direction === 'in' && s.env.type === 'frame' && s.env.body.session.startsWith(`${out2.mig}:`));
-    const frameOf = (t: string) => toDst.map((s) => (s.env.type === 'frame' ? fromB64(s.env.body.data) : new Uint8Array())).find((d) => decodeChipFrame(d).t === t)!;
+    const toDst = seen.filter(
+      (s) => s.party === w.destination.id && s.direction === 'in' && s.env.type === 'frame' && s.env.body.session.startsWith(`${out2.mig}:`),
+    );
+    const frameOf = (t: string) =>
+      toDst.map((s) => (s.env.type === 'frame' ? fromB64(s.env.body.data) : new Uint8Array())).find((d) => decodeChipFrame(d).t === t)!;
     const evil = hostileTerminal(w.destination);
     const chipAnswers = [
       await evil.exchange(`${out2.mig}:S14:9`, utf8('not a frame')),
@@ -257,7 +271,11 @@ test('secret hygiene: no key, password or item value in any log line, error, tra
       }
     }
     const expected = ['LOGIN_FAILED', 'NO_MIGRATION', 'BAD_JSON', 'UNKNOWN_TYPE', 'BAD_BODY', 'TOO_LARGE', 'UNAUTHENTICATED', 'GRANT_REFUSED', 'AUTH_FAILED'];
-    assert.equal(expected.filter((c) => !codes.has(c)), [], `the failure paths ran (codes seen: ${[...codes].sort().join(', ')})`);
+    assert.equal(
+      expected.filter((c) => !codes.has(c)),
+      [],
+      `the failure paths ran (codes seen: ${[...codes].sort().join(', ')})`,
+    );
 
     // ---- traces: close the recorders (files and the live feed are complete), draw them, ask the page ----
     await demoRec.close();
@@ -266,7 +284,8 @@ test('secret hygiene: no key, password or item value in any log line, error, tra
     const drawn = join(tmp, 'drawn');
     mkdirSync(drawn);
     for (const run of [demoRun, partyRuns]) {
-      for (const format of ['mermaid', 'svg', 'json']) await traceCommand([run, '--format', format, '--out', join(drawn, `${run === demoRun ? 'run' : 'parties'}.${format}`)], said);
+      for (const format of ['mermaid', 'svg', 'json'])
+        await traceCommand([run, '--format', format, '--out', join(drawn, `${run === demoRun ? 'run' : 'parties'}.${format}`)], said);
     }
     await traceCommand([demoRun, '--mig', out1.mig], said);
     const pageSays: string[] = [];
@@ -278,7 +297,8 @@ test('secret hygiene: no key, password or item value in any log line, error, tra
     });
     for (let i = 0; i < 300 && pageSays.length < live.records().length; i++) await new Promise((r) => setTimeout(r, 10));
     pageSocket.close();
-    for (const path of ['api/sequence.json', 'api/sequence.svg', `api/sequence.json?mig=${out2.mig}`]) pageSays.push(await (await fetch(`${live.url}${path}`)).text());
+    for (const path of ['api/sequence.json', 'api/sequence.svg', `api/sequence.json?mig=${out2.mig}`])
+      pageSays.push(await (await fetch(`${live.url}${path}`)).text());
     assert.ok(live.records().length > 1000 && pageSays.length > live.records().length, `the live page got the run (${live.records().length} records)`);
 
     // ---- the sources, collected afresh each time they are searched ---------------------------------
@@ -292,7 +312,14 @@ test('secret hygiene: no key, password or item value in any log line, error, tra
     const collect = (): Source[] => {
       scanned.records = 0;
       return [
-        { kind: 'log', haystacks: [...logHaystacks(w.logLines), ...logHaystacks(inspectLog.lines, 'live page server log'), ...reports.map((r, i) => ({ where: `recording report ${i}`, bytes: utf8(r) }))] },
+        {
+          kind: 'log',
+          haystacks: [
+            ...logHaystacks(w.logLines),
+            ...logHaystacks(inspectLog.lines, 'live page server log'),
+            ...reports.map((r, i) => ({ where: `recording report ${i}`, bytes: utf8(r) })),
+          ],
+        },
         { kind: 'error', haystacks: [...errors, ...surfaced] },
         {
           kind: 'trace',
@@ -300,7 +327,7 @@ test('secret hygiene: no key, password or item value in any log line, error, tra
             ...[demoRun, ...partyFiles()].map((f) => ({ where: `run file ${f.slice(tmp.length + 1)}`, bytes: new Uint8Array(readFileSync(f)) })),
             ...filesUnder(drawn).map((h) => ({ where: `valmove trace output ${h.where.slice(tmp.length + 1)}`, bytes: h.bytes })),
             { where: 'valmove trace standard output', bytes: utf8(said.join('\n')) },
-            { where: 'the live page\'s records', bytes: utf8(JSON.stringify(live.records())) },
+            { where: "the live page's records", bytes: utf8(JSON.stringify(live.records())) },
             ...pageSays.map((m, i) => ({ where: `live page message ${i}`, bytes: utf8(m) })),
           ],
         },
@@ -309,7 +336,9 @@ test('secret hygiene: no key, password or item value in any log line, error, tra
           kind: 'envelope',
           // What the test itself sent as bad input (a password where it does not belong) is left out; the answers are in.
           haystacks: recorded.flatMap((r, i) =>
-            (r.party === 'server' || r.party.startsWith('terminal/')) && !(r.direction === 'in' && r.peer === 'terminal/fuzzer') ? [{ where: `envelope #${i} (${r.party} ${r.direction} ${r.peer})`, bytes: r.bytes }] : [],
+            (r.party === 'server' || r.party.startsWith('terminal/')) && !(r.direction === 'in' && r.peer === 'terminal/fuzzer')
+              ? [{ where: `envelope #${i} (${r.party} ${r.direction} ${r.peer})`, bytes: r.bytes }]
+              : [],
           ),
         },
       ];
@@ -333,7 +362,10 @@ test('secret hygiene: no key, password or item value in any log line, error, tra
     const session = needles.find((n) => n.name.startsWith('chip session key'))!;
     const terminalStore = storeOf(w.oldPhone);
     w.system.opts.log.warn('planted', { party: 'server', note: toB64(session.bytes) });
-    appendFileSync(join(partyRuns, readdirSync(partyRuns)[0]!), `${JSON.stringify({ kind: 'state', t: 1, party: 'server', actor: 'x', machine: 'x', states: ['x'], event: toHex(tempKey.bytes) })}\n`);
+    appendFileSync(
+      join(partyRuns, readdirSync(partyRuns)[0]!),
+      `${JSON.stringify({ kind: 'state', t: 1, party: 'server', actor: 'x', machine: 'x', states: ['x'], event: toHex(tempKey.bytes) })}\n`,
+    );
     await terminalStore.commit(() => terminalStore.db('planted').put('k', { key: tempKey.bytes }));
     const plantedSink = fileSink(join(drawn, 'planted.jsonl'), { report });
     plantedSink.write({ kind: 'run', v: 1, source: 'demo', party: '*', startedAt: toB64(session.bytes) });
@@ -352,7 +384,9 @@ test('secret hygiene: no key, password or item value in any log line, error, tra
     assert.equal(scan([{ where: 'the failure message', bytes: utf8(message) }], needles), [], 'the failure message names each secret, and holds none');
 
     const total = sources.reduce((n, s) => n + s.haystacks.length, 0);
-    const per = (['log', 'error', 'trace', 'lmdb', 'envelope'] as const).map((k) => `${k} ${sources.filter((s) => s.kind === k).reduce((n, s) => n + s.haystacks.length, 0)}`);
+    const per = (['log', 'error', 'trace', 'lmdb', 'envelope'] as const).map(
+      (k) => `${k} ${sources.filter((s) => s.kind === k).reduce((n, s) => n + s.haystacks.length, 0)}`,
+    );
     console.log(
       `  secret hygiene: ${needles.length} needles (${count('chip session key')} session, ${count('channel key')} channel, ${count('random 32-byte')} ephemeral, ${count('temp key')} temp keys) ` +
         `x ${total} haystacks (${per.join(', ')}; ${scanned.records} LMDB records decoded; ${w.logLines.length} log lines; ${errors.length} error envelopes/frames); 0 found; ${Math.round(performance.now() - t0)} ms`,
@@ -384,7 +418,10 @@ test('secret hygiene: a terminal never writes the login proof to its LMDB, not w
         // A request is on disk before it is sent ("persist, then speak"): look at the store as the proof leaves.
         if (party !== 'terminal/late' || direction !== 'out' || envelope(bytes)?.type !== 'login.proof' || !terminal) return;
         const store = storeOf(terminal);
-        inFlight = { outbox: JSON.stringify([...store.outbox.getRange()].map((e) => e.value)), file: new Uint8Array(readFileSync(join(store.path, 'data.mdb'))) };
+        inFlight = {
+          outbox: JSON.stringify([...store.outbox.getRange()].map((e) => e.value)),
+          file: new Uint8Array(readFileSync(join(store.path, 'data.mdb'))),
+        };
       },
     },
   });
@@ -393,7 +430,9 @@ test('secret hygiene: a terminal never writes the login proof to its LMDB, not w
     world.system.connectToServer(terminal);
     await terminal.login(world.user, world.password);
     assert.ok(inFlight, 'the login proof was sent');
-    const needles = systemNeedles(world.system, { users: [{ user: world.user, password: world.password }], values: [] }).filter((n) => n.name.startsWith('login proof'));
+    const needles = systemNeedles(world.system, { users: [{ user: world.user, password: world.password }], values: [] }).filter((n) =>
+      n.name.startsWith('login proof'),
+    );
     const found = scan(
       [
         { where: 'terminal/late outbox while the login is in flight', bytes: utf8(inFlight!.outbox) },
@@ -408,7 +447,7 @@ test('secret hygiene: a terminal never writes the login proof to its LMDB, not w
   }
 });
 
-test('secret hygiene: `valmove demo` (its valmove.log, run file and stores) and a simulator seed with every fault (its trace and every party\'s debug log) hold none of their own secrets', async () => {
+test("secret hygiene: `valmove demo` (its valmove.log, run file and stores) and a simulator seed with every fault (its trace and every party's debug log) hold none of their own secrets", async () => {
   const capture = captureKeys();
   const simLog = memorySink();
   const tmp = mkdtempSync(join(tmpdir(), 'valmove-hygiene-'));
@@ -432,9 +471,12 @@ test('secret hygiene: `valmove demo` (its valmove.log, run file and stores) and 
     await demoAdmin.close();
     // One item: one temp key for its issuance (the provider's order), one for its migration.
     assert.is(demoTempKeys.length, 2);
-    assert.ok(demoTempKeys.every((r) => r.key === null && r.destinationMainKcv !== null), 'the demo\'s temp keys were deleted once their issuance and migration completed; their key check values stay');
+    assert.ok(
+      demoTempKeys.every((r) => r.key === null && r.destinationMainKcv !== null),
+      "the demo's temp keys were deleted once their issuance and migration completed; their key check values stay",
+    );
     const demoNeedles = demoSpy.needles();
-    assert.is(demoNeedles.filter((n) => n.name.startsWith('temp key')).length, 2, 'the demo\'s temp keys are needles (caught as the admin SAM stored them)');
+    assert.is(demoNeedles.filter((n) => n.name.startsWith('temp key')).length, 2, "the demo's temp keys are needles (caught as the admin SAM stored them)");
     assert.equal(demoSpy.tooShort(), []);
     const demoLog = readFileSync(join(data, 'valmove.log'), 'utf8').split('\n').filter(Boolean);
     const demoStores = ['server', 'admin-sam', ...readdirSync(data).filter((d) => d.startsWith('terminal-'))];
@@ -454,7 +496,10 @@ test('secret hygiene: `valmove demo` (its valmove.log, run file and stores) and 
     ];
     const demoFound = findingsIn(demoSources, demoNeedles);
     assert.ok(demoFound.length === 0, describeFindings(demoFound, demoNeedles));
-    assert.ok(demoNeedles.some((n) => n.name.startsWith('password of')) && demoNeedles.some((n) => n.name.startsWith('value item')), 'the demo\'s password and items are among its needles');
+    assert.ok(
+      demoNeedles.some((n) => n.name.startsWith('password of')) && demoNeedles.some((n) => n.name.startsWith('value item')),
+      "the demo's password and items are among its needles",
+    );
 
     // One simulator seed: every fault kind, crashes included; every party logs at debug level to this test.
     const simSpy = spySystems(capture, { log: createLogger({ level: 'debug', sink: simLog }) });

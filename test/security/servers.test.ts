@@ -83,56 +83,68 @@ rogue.after(async () => {
   await u.cleanup();
 });
 
-rogue('rogue server: a server key outside the provider\'s trust configuration is refused at the channel handshake (UNTRUSTED_PEER), the migration is refused at preflight naming the provider, nothing changes, and the refusal is logged without secrets', async () => {
-  // The channel was refused when the system linked the server to that SAM: the SAM logged why.
-  const refusedAt = linesOf(u.logLines, (l) => l.msg === 'channel message rejected' && l.party === `migration-sam/${UNTRUSTED}`);
-  assert.equal(
-    refusedAt.map((l) => [l.level, l.code, l.reason]),
-    [['warn', 'UNTRUSTED_PEER', 'server is not trusted here: its key is not in the trust configuration']],
-    'the migration SAM logged one refusal, with its code and reason',
-  );
-  const before = state(u);
-  const out = await u.oldPhone.migrateOut({ destination: u.destination.serial });
-  assert.is(out.outcome, 'refused');
-  assert.is(
-    out.reason,
-    `UNTRUSTED_PEER: provider ${UNTRUSTED} refused the preflight: its migration SAM refused our channel: server is not trusted here: its key is not in the trust configuration`,
-  );
-  assert.is(state(u), before, 'no area locked, no temp key, no decision record, nothing held by any migration SAM');
-  assert.ok(u.source.memory.list().every((a) => a.state === 'mainActive'), 'the source is spendable as before');
-  // The trusting provider saw a preflight at most; the untrusting one never saw a request.
-  assert.is(linesOf(u.logLines, (l) => l.party === `migration-sam/${UNTRUSTED}` && l.msg === 'message').length, 0, 'no envelope reached the untrusting SAM');
-  noSecrets(u.logLines, secretNeedles(u), 'world');
-});
-
-rogue('rogue server: a link no trusted handshake vouched for is refused every request by the migration SAM itself (NOT_TRUSTED), frames too, and nothing changes', async () => {
-  // Defence in depth behind the channel: the SAM asks, per request, which trusted key the link proved.
-  const sam = `migration-sam/${u.providers[0]!}`;
-  const seat = asServer(u, sam, 'server/rogue');
-  try {
+rogue(
+  "rogue server: a server key outside the provider's trust configuration is refused at the channel handshake (UNTRUSTED_PEER), the migration is refused at preflight naming the provider, nothing changes, and the refusal is logged without secrets",
+  async () => {
+    // The channel was refused when the system linked the server to that SAM: the SAM logged why.
+    const refusedAt = linesOf(u.logLines, (l) => l.msg === 'channel message rejected' && l.party === `migration-sam/${UNTRUSTED}`);
+    assert.equal(
+      refusedAt.map((l) => [l.level, l.code, l.reason]),
+      [['warn', 'UNTRUSTED_PEER', 'server is not trusted here: its key is not in the trust configuration']],
+      'the migration SAM logged one refusal, with its code and reason',
+    );
     const before = state(u);
-    const mig = 'm-rogue';
-    const p = u.providers[0]!;
-    const asks = [
-      seat.send('msam.preflight', { rights: ['upload'] }, { mig, step: 'preflight' }),
-      seat.send('msam.upload', { session: `${mig}:S7:1`, grant: fakeGrant(mig, 0, p, 'upload') }, { mig, step: 'S7', item: 0 }),
-      seat.send('msam.download', { session: `${mig}:S14:1`, grant: fakeGrant(mig, 0, p, 'download') }, { mig, step: 'S14', item: 0 }),
-      seat.send('msam.clear', {}, { mig, step: 'S17', item: 0 }),
-      seat.send('msam.fence', {}, { mig, step: 'rollback' }),
-      seat.send('frame', { session: `${mig}:S7:1`, data: toB64(utf8('{"t":"auth2"}')) }),
-    ];
-    for (const id of asks) {
-      assert.equal(refusalOf(await seat.answerTo(id)), { code: 'NOT_TRUSTED', message: 'server/rogue is not a server this migration SAM trusts' });
-    }
-    assert.equal(seat.framesOfOurSessions(), [], 'no session was opened toward any chip');
-    assert.is(state(u), before);
-    const logged = linesOf(u.logLines, (l) => l.party === sam && l.msg === 'message refused' && l.peer === 'server/rogue');
-    assert.equal(logged.map((l) => l.code), ['NOT_TRUSTED', 'NOT_TRUSTED', 'NOT_TRUSTED', 'NOT_TRUSTED', 'NOT_TRUSTED', 'NOT_TRUSTED']);
+    const out = await u.oldPhone.migrateOut({ destination: u.destination.serial });
+    assert.is(out.outcome, 'refused');
+    assert.is(
+      out.reason,
+      `UNTRUSTED_PEER: provider ${UNTRUSTED} refused the preflight: its migration SAM refused our channel: server is not trusted here: its key is not in the trust configuration`,
+    );
+    assert.is(state(u), before, 'no area locked, no temp key, no decision record, nothing held by any migration SAM');
+    assert.ok(
+      u.source.memory.list().every((a) => a.state === 'mainActive'),
+      'the source is spendable as before',
+    );
+    // The trusting provider saw a preflight at most; the untrusting one never saw a request.
+    assert.is(linesOf(u.logLines, (l) => l.party === `migration-sam/${UNTRUSTED}` && l.msg === 'message').length, 0, 'no envelope reached the untrusting SAM');
     noSecrets(u.logLines, secretNeedles(u), 'world');
-  } finally {
-    await seat.giveBack();
-  }
-});
+  },
+);
+
+rogue(
+  'rogue server: a link no trusted handshake vouched for is refused every request by the migration SAM itself (NOT_TRUSTED), frames too, and nothing changes',
+  async () => {
+    // Defence in depth behind the channel: the SAM asks, per request, which trusted key the link proved.
+    const sam = `migration-sam/${u.providers[0]!}`;
+    const seat = asServer(u, sam, 'server/rogue');
+    try {
+      const before = state(u);
+      const mig = 'm-rogue';
+      const p = u.providers[0]!;
+      const asks = [
+        seat.send('msam.preflight', { rights: ['upload'] }, { mig, step: 'preflight' }),
+        seat.send('msam.upload', { session: `${mig}:S7:1`, grant: fakeGrant(mig, 0, p, 'upload') }, { mig, step: 'S7', item: 0 }),
+        seat.send('msam.download', { session: `${mig}:S14:1`, grant: fakeGrant(mig, 0, p, 'download') }, { mig, step: 'S14', item: 0 }),
+        seat.send('msam.clear', {}, { mig, step: 'S17', item: 0 }),
+        seat.send('msam.fence', {}, { mig, step: 'rollback' }),
+        seat.send('frame', { session: `${mig}:S7:1`, data: toB64(utf8('{"t":"auth2"}')) }),
+      ];
+      for (const id of asks) {
+        assert.equal(refusalOf(await seat.answerTo(id)), { code: 'NOT_TRUSTED', message: 'server/rogue is not a server this migration SAM trusts' });
+      }
+      assert.equal(seat.framesOfOurSessions(), [], 'no session was opened toward any chip');
+      assert.is(state(u), before);
+      const logged = linesOf(u.logLines, (l) => l.party === sam && l.msg === 'message refused' && l.peer === 'server/rogue');
+      assert.equal(
+        logged.map((l) => l.code),
+        ['NOT_TRUSTED', 'NOT_TRUSTED', 'NOT_TRUSTED', 'NOT_TRUSTED', 'NOT_TRUSTED', 'NOT_TRUSTED'],
+      );
+      noSecrets(u.logLines, secretNeedles(u), 'world');
+    } finally {
+      await seat.giveBack();
+    }
+  },
+);
 
 // ---- a trusted server asking for more than it was given -------------------------------------------------
 
@@ -148,53 +160,70 @@ over.after(async () => {
   await r.cleanup();
 });
 
-over('over-reaching server: a migration needing download and clear from an upload-only provider is refused at preflight (RIGHT_DENIED, naming the rights), before anything is locked', async () => {
-  const before = state(r);
-  const out = await r.oldPhone.migrateOut({ destination: r.destination.serial });
-  assert.is(out.outcome, 'refused');
-  assert.is(out.reason, `RIGHT_DENIED: provider ${LIMITED} refused the preflight: provider ${LIMITED} did not give this server the right(s): download, clear`);
-  assert.is(state(r), before, 'no area locked, no temp key, no decision record, nothing held');
-  const logged = linesOf(r.logLines, (l) => l.party === `migration-sam/${LIMITED}` && l.msg === 'message refused');
-  assert.equal(
-    logged.map((l) => [l.level, l.type, l.code, l.reason]),
-    [['warn', 'msam.preflight', 'RIGHT_DENIED', `provider ${LIMITED} did not give this server the right(s): download, clear`]],
-  );
-  noSecrets(r.logLines, secretNeedles(r), 'world');
-});
-
-over('over-reaching server: the trusted server sending download, clear and fence anyway is refused each (RIGHT_DENIED, naming the right); the upload it was given is still obeyed', async () => {
-  const sam = `migration-sam/${LIMITED}`;
-  const seat = asServer(r, sam);
-  try {
-    const mig = 'm-overreach';
+over(
+  'over-reaching server: a migration needing download and clear from an upload-only provider is refused at preflight (RIGHT_DENIED, naming the rights), before anything is locked',
+  async () => {
     const before = state(r);
-    const lines = r.logLines.length;
-    // The seat is the trusted server (the test shows it can fail: the right it has is granted).
-    const ready = await seat.answerTo(seat.send('msam.preflight', { rights: ['upload'] }, { mig, step: 'preflight' }));
-    assert.equal([ready.type, ready.body], ['msam.ready', { provider: LIMITED }]);
-    const denied = (right: string) => ({ code: 'RIGHT_DENIED', message: `this server was not given the "${right}" right by provider ${LIMITED}` });
-    const down = seat.send('msam.download', { session: `${mig}:S14:1`, grant: fakeGrant(mig, 0, LIMITED, 'download') }, { mig, step: 'S14', item: 0 });
-    assert.equal(refusalOf(await seat.answerTo(down)), denied('download'));
-    const clear = seat.send('msam.clear', {}, { mig, step: 'S17', item: 0 });
-    assert.equal(refusalOf(await seat.answerTo(clear)), denied('clear'));
-    // A fence clears a migration's items in a rollback: it needs the clear right.
-    const fence = seat.send('msam.fence', {}, { mig, step: 'rollback' });
-    assert.equal(refusalOf(await seat.answerTo(fence)), denied('clear'));
-    const all = seat.send('msam.preflight', { rights: ['upload', 'download', 'clear'] }, { mig, step: 'preflight' });
-    assert.equal(refusalOf(await seat.answerTo(all)), { code: 'RIGHT_DENIED', message: `provider ${LIMITED} did not give this server the right(s): download, clear` });
-    assert.equal(seat.framesOfOurSessions(), [], 'no session was opened toward any chip');
-    assert.is(state(r), before, 'no fence written, nothing held, nothing cleared');
-    assert.equal([...r.system.providers.get(LIMITED)!.migrationSam.records.fenced.getRange()], [], 'the refused fence left no fence record');
-    const logged = linesOf(r.logLines.slice(lines), (l) => l.party === sam && l.msg === 'message refused');
+    const out = await r.oldPhone.migrateOut({ destination: r.destination.serial });
+    assert.is(out.outcome, 'refused');
+    assert.is(
+      out.reason,
+      `RIGHT_DENIED: provider ${LIMITED} refused the preflight: provider ${LIMITED} did not give this server the right(s): download, clear`,
+    );
+    assert.is(state(r), before, 'no area locked, no temp key, no decision record, nothing held');
+    const logged = linesOf(r.logLines, (l) => l.party === `migration-sam/${LIMITED}` && l.msg === 'message refused');
     assert.equal(
-      logged.map((l) => [l.type, l.code]),
-      [['msam.download', 'RIGHT_DENIED'], ['msam.clear', 'RIGHT_DENIED'], ['msam.fence', 'RIGHT_DENIED'], ['msam.preflight', 'RIGHT_DENIED']],
+      logged.map((l) => [l.level, l.type, l.code, l.reason]),
+      [['warn', 'msam.preflight', 'RIGHT_DENIED', `provider ${LIMITED} did not give this server the right(s): download, clear`]],
     );
     noSecrets(r.logLines, secretNeedles(r), 'world');
-  } finally {
-    await seat.giveBack();
-  }
-});
+  },
+);
+
+over(
+  'over-reaching server: the trusted server sending download, clear and fence anyway is refused each (RIGHT_DENIED, naming the right); the upload it was given is still obeyed',
+  async () => {
+    const sam = `migration-sam/${LIMITED}`;
+    const seat = asServer(r, sam);
+    try {
+      const mig = 'm-overreach';
+      const before = state(r);
+      const lines = r.logLines.length;
+      // The seat is the trusted server (the test shows it can fail: the right it has is granted).
+      const ready = await seat.answerTo(seat.send('msam.preflight', { rights: ['upload'] }, { mig, step: 'preflight' }));
+      assert.equal([ready.type, ready.body], ['msam.ready', { provider: LIMITED }]);
+      const denied = (right: string) => ({ code: 'RIGHT_DENIED', message: `this server was not given the "${right}" right by provider ${LIMITED}` });
+      const down = seat.send('msam.download', { session: `${mig}:S14:1`, grant: fakeGrant(mig, 0, LIMITED, 'download') }, { mig, step: 'S14', item: 0 });
+      assert.equal(refusalOf(await seat.answerTo(down)), denied('download'));
+      const clear = seat.send('msam.clear', {}, { mig, step: 'S17', item: 0 });
+      assert.equal(refusalOf(await seat.answerTo(clear)), denied('clear'));
+      // A fence clears a migration's items in a rollback: it needs the clear right.
+      const fence = seat.send('msam.fence', {}, { mig, step: 'rollback' });
+      assert.equal(refusalOf(await seat.answerTo(fence)), denied('clear'));
+      const all = seat.send('msam.preflight', { rights: ['upload', 'download', 'clear'] }, { mig, step: 'preflight' });
+      assert.equal(refusalOf(await seat.answerTo(all)), {
+        code: 'RIGHT_DENIED',
+        message: `provider ${LIMITED} did not give this server the right(s): download, clear`,
+      });
+      assert.equal(seat.framesOfOurSessions(), [], 'no session was opened toward any chip');
+      assert.is(state(r), before, 'no fence written, nothing held, nothing cleared');
+      assert.equal([...r.system.providers.get(LIMITED)!.migrationSam.records.fenced.getRange()], [], 'the refused fence left no fence record');
+      const logged = linesOf(r.logLines.slice(lines), (l) => l.party === sam && l.msg === 'message refused');
+      assert.equal(
+        logged.map((l) => [l.type, l.code]),
+        [
+          ['msam.download', 'RIGHT_DENIED'],
+          ['msam.clear', 'RIGHT_DENIED'],
+          ['msam.fence', 'RIGHT_DENIED'],
+          ['msam.preflight', 'RIGHT_DENIED'],
+        ],
+      );
+      noSecrets(r.logLines, secretNeedles(r), 'world');
+    } finally {
+      await seat.giveBack();
+    }
+  },
+);
 
 // ---- the provider process's own trust path -----------------------------------------------------------
 
@@ -229,7 +258,7 @@ proc.before(async () => {
     { name: 'normal SAM signing key', bytes: fromB64(keys.normal.signSecret) },
     { name: 'normal SAM box key', bytes: fromB64(keys.normal.boxSecret) },
   ];
-  assert.ok(readFileSync(cfg.keyFile, 'utf8').includes(keys.providerMaster), 'the needles are the key file\'s secrets');
+  assert.ok(readFileSync(cfg.keyFile, 'utf8').includes(keys.providerMaster), "the needles are the key file's secrets");
 });
 proc.after(async () => {
   await running?.stop();
@@ -239,52 +268,62 @@ proc.after(async () => {
 const msamOf = () => running!.runtimes.find((x) => x.id === 'migration-sam/emoney') as MigrationSamRuntime;
 const msamState = () => JSON.stringify([msamOf().held(), [...msamOf().records.fenced.getRange()].map((e) => e.value)]);
 
-proc('rogue server: at a provider process, an untrusted key and an anonymous server are refused at the handshake (UNTRUSTED_PEER, told why); an upload-only key is refused download and clear (RIGHT_DENIED); logged without secrets', async () => {
-  const url = `ws://127.0.0.1:${running!.port}/migration-sam`;
-  const before = msamState();
-  const lines = sink.lines.length;
+proc(
+  'rogue server: at a provider process, an untrusted key and an anonymous server are refused at the handshake (UNTRUSTED_PEER, told why); an upload-only key is refused download and clear (RIGHT_DENIED); logged without secrets',
+  async () => {
+    const url = `ws://127.0.0.1:${running!.port}/migration-sam`;
+    const before = msamState();
+    const lines = sink.lines.length;
 
-  const evil = await probe(url, { name: 'server/rogue', identity: generateIdentity(systemRng), peerSignPublic: msamSignPublic });
-  let refusal = '';
-  await evil.ready.catch((e: Error) => (refusal = e.message));
-  assert.is(refusal, 'UNTRUSTED_PEER: server/rogue is not trusted here: its key is not in the trust configuration');
-  const anon = await probe(url, { name: 'server/anon', peerSignPublic: msamSignPublic });
-  refusal = '';
-  await anon.ready.catch((e: Error) => (refusal = e.message));
-  assert.is(refusal, 'UNTRUSTED_PEER: this channel requires the initiator to identify itself');
+    const evil = await probe(url, { name: 'server/rogue', identity: generateIdentity(systemRng), peerSignPublic: msamSignPublic });
+    let refusal = '';
+    await evil.ready.catch((e: Error) => (refusal = e.message));
+    assert.is(refusal, 'UNTRUSTED_PEER: server/rogue is not trusted here: its key is not in the trust configuration');
+    const anon = await probe(url, { name: 'server/anon', peerSignPublic: msamSignPublic });
+    refusal = '';
+    await anon.ready.catch((e: Error) => (refusal = e.message));
+    assert.is(refusal, 'UNTRUSTED_PEER: this channel requires the initiator to identify itself');
 
-  const limited = await probe(url, { name: 'server/probe', identity: probeIdentity, peerSignPublic: msamSignPublic });
-  await limited.ready;
-  const base = { v: 1, from: 'server/probe', to: 'migration-sam/emoney' };
-  limited.send({ ...base, id: 'server/probe#1', type: 'msam.preflight', mig: 'm-probe', body: { rights: ['upload'] } });
-  const ready = await limited.next();
-  assert.equal([ready.type, ready.body], ['msam.ready', { provider: 'emoney' }], 'the trusted key is obeyed for the right it has');
-  limited.send({ ...base, id: 'server/probe#2', type: 'msam.download', mig: 'm-probe', item: 0, body: { session: 'm-probe:S14:1', grant: fakeGrant('m-probe', 0, 'emoney', 'download') } });
-  assert.equal((await limited.next()).body, { code: 'RIGHT_DENIED', message: 'this server was not given the "download" right by provider emoney' });
-  limited.send({ ...base, id: 'server/probe#3', type: 'msam.clear', mig: 'm-probe', item: 0, body: {} });
-  assert.equal((await limited.next()).body, { code: 'RIGHT_DENIED', message: 'this server was not given the "clear" right by provider emoney' });
-  limited.close();
-  assert.is(msamState(), before, 'the migration SAM holds and fences nothing new');
+    const limited = await probe(url, { name: 'server/probe', identity: probeIdentity, peerSignPublic: msamSignPublic });
+    await limited.ready;
+    const base = { v: 1, from: 'server/probe', to: 'migration-sam/emoney' };
+    limited.send({ ...base, id: 'server/probe#1', type: 'msam.preflight', mig: 'm-probe', body: { rights: ['upload'] } });
+    const ready = await limited.next();
+    assert.equal([ready.type, ready.body], ['msam.ready', { provider: 'emoney' }], 'the trusted key is obeyed for the right it has');
+    limited.send({
+      ...base,
+      id: 'server/probe#2',
+      type: 'msam.download',
+      mig: 'm-probe',
+      item: 0,
+      body: { session: 'm-probe:S14:1', grant: fakeGrant('m-probe', 0, 'emoney', 'download') },
+    });
+    assert.equal((await limited.next()).body, { code: 'RIGHT_DENIED', message: 'this server was not given the "download" right by provider emoney' });
+    limited.send({ ...base, id: 'server/probe#3', type: 'msam.clear', mig: 'm-probe', item: 0, body: {} });
+    assert.equal((await limited.next()).body, { code: 'RIGHT_DENIED', message: 'this server was not given the "clear" right by provider emoney' });
+    limited.close();
+    assert.is(msamState(), before, 'the migration SAM holds and fences nothing new');
 
-  const mine = sink.lines.slice(lines);
-  const channel = linesOf(mine, (l) => l.msg === 'channel refused a message');
-  assert.equal(
-    channel.map((l) => [l.level, l.code, l.reason]),
-    [
-      ['warn', 'UNTRUSTED_PEER', 'server/rogue is not trusted here: its key is not in the trust configuration'],
-      ['warn', 'UNTRUSTED_PEER', 'this channel requires the initiator to identify itself'],
-    ],
-  );
-  const refused = linesOf(mine, (l) => l.msg === 'message refused');
-  assert.equal(
-    refused.map((l) => [l.party, l.peer, l.type, l.code]),
-    [
-      ['migration-sam/emoney', 'server/probe', 'msam.download', 'RIGHT_DENIED'],
-      ['migration-sam/emoney', 'server/probe', 'msam.clear', 'RIGHT_DENIED'],
-    ],
-  );
-  noSecrets(sink.lines, needles, 'provider process');
-});
+    const mine = sink.lines.slice(lines);
+    const channel = linesOf(mine, (l) => l.msg === 'channel refused a message');
+    assert.equal(
+      channel.map((l) => [l.level, l.code, l.reason]),
+      [
+        ['warn', 'UNTRUSTED_PEER', 'server/rogue is not trusted here: its key is not in the trust configuration'],
+        ['warn', 'UNTRUSTED_PEER', 'this channel requires the initiator to identify itself'],
+      ],
+    );
+    const refused = linesOf(mine, (l) => l.msg === 'message refused');
+    assert.equal(
+      refused.map((l) => [l.party, l.peer, l.type, l.code]),
+      [
+        ['migration-sam/emoney', 'server/probe', 'msam.download', 'RIGHT_DENIED'],
+        ['migration-sam/emoney', 'server/probe', 'msam.clear', 'RIGHT_DENIED'],
+      ],
+    );
+    noSecrets(sink.lines, needles, 'provider process');
+  },
+);
 
 rogue.run();
 over.run();

@@ -71,7 +71,8 @@ test(`${STRANGER_REQUESTS.toLocaleString('en')} login.begin from a stranger leav
     const send = (env: object) => link.send(utf8(JSON.stringify({ v: 1, from: 'terminal/stranger', to: 'server', ...env })));
     let n = 0;
     for (let i = 0; i < STRANGER_REQUESTS; i++) send({ id: `terminal/stranger#${++n}`, type: 'login.begin', body: { user: `nobody-${i}` } });
-    for (let i = 0; i < 100; i++) send({ id: `terminal/stranger#${++n}`, type: 'login.proof', body: { user: `nobody-${i}`, proof: toB64(new Uint8Array(32)) } });
+    for (let i = 0; i < 100; i++)
+      send({ id: `terminal/stranger#${++n}`, type: 'login.proof', body: { user: `nobody-${i}`, proof: toB64(new Uint8Array(32)) } });
     for (let i = 0; i < 100; i++) send({ id: `terminal/stranger#${++n}`, type: 'migrate.out', body: {} });
     await heard.until(n);
     await settle(world);
@@ -85,7 +86,7 @@ test(`${STRANGER_REQUESTS.toLocaleString('en')} login.begin from a stranger leav
     // An unknown user's salt is the same each time (no oracle), from a key made at start, not in a stranger's turn.
     const salts = heard.got.filter((e) => e.type === 'login.challenge' && e.body.user === 'nobody-7');
     assert.is(salts.length, 1);
-    assert.equal(imageOf(store), before, 'not one byte of the server\'s store changed');
+    assert.equal(imageOf(store), before, "not one byte of the server's store changed");
     link.close('done');
   } finally {
     await world.cleanup();
@@ -107,7 +108,7 @@ test(`${STRANGER_REQUESTS.toLocaleString('en')} chip.select from a stranger on a
     await heard.until(STRANGER_REQUESTS);
     await settle(world);
     assert.ok(heard.got.every((e) => e.type === 'chip.info' && e.body.serial === world.source.serial));
-    assert.equal(imageOf(store), before, 'not one byte of the chip\'s store changed');
+    assert.equal(imageOf(store), before, "not one byte of the chip's store changed");
     mine.close('done');
   } finally {
     await world.cleanup();
@@ -121,7 +122,12 @@ test('a network duplicate of a failed login.proof counts one failure, not two; a
     const failures = () => server.records.users.get(world.user)!.failures;
     const link = world.system.rawServerConnection('guess');
     const heard = listen(link);
-    const proof = (id: string) => link.send(utf8(JSON.stringify({ v: 1, id, from: 'terminal/guess', to: 'server', type: 'login.proof', body: { user: world.user, proof: toB64(new Uint8Array(32)) } })));
+    const proof = (id: string) =>
+      link.send(
+        utf8(
+          JSON.stringify({ v: 1, id, from: 'terminal/guess', to: 'server', type: 'login.proof', body: { user: world.user, proof: toB64(new Uint8Array(32)) } }),
+        ),
+      );
     const start = failures();
     proof('terminal/guess#1');
     proof('terminal/guess#1');
@@ -135,7 +141,19 @@ test('a network duplicate of a failed login.proof counts one failure, not two; a
     const rec = server.records.users.get(world.user)!;
     const stretched = stretchPassword(world.password, fromB64(rec.salt), { N: rec.N, r: rec.r, p: rec.p });
     assert.equal(toB64(sha256(stretched)), rec.verifier, 'the test derives the proof as a terminal does');
-    for (const _ of [1, 2]) link.send(utf8(JSON.stringify({ v: 1, id: 'terminal/guess#3', from: 'terminal/guess', to: 'server', type: 'login.proof', body: { user: world.user, proof: toB64(stretched) } })));
+    for (const _ of [1, 2])
+      link.send(
+        utf8(
+          JSON.stringify({
+            v: 1,
+            id: 'terminal/guess#3',
+            from: 'terminal/guess',
+            to: 'server',
+            type: 'login.proof',
+            body: { user: world.user, proof: toB64(stretched) },
+          }),
+        ),
+      );
     await heard.until(5);
     assert.equal(heard.got.slice(3).map(errorOf), ['login.ok', 'login.ok']);
     assert.is(failures(), 0);
@@ -156,7 +174,7 @@ test(`past ${STORE_FULL_FRACTION * 100}% of its byte budget a party refuses new 
     assert.ok(b.party.partyStore.isFull, `the store filled up (${b.party.partyStore.usedBytes()} bytes used)`);
     const applied = b.party.applied.length;
     const refused = await b.ask('msam.clear', ++seq);
-    assert.equal(refused.map(errorOf), ['STORE_FULL: test-party\'s store is full; it serves work in progress and refuses new work']);
+    assert.equal(refused.map(errorOf), ["STORE_FULL: test-party's store is full; it serves work in progress and refuses new work"]);
     assert.equal((await b.ask('msam.clear', seq - 1)).map(errorOf), ['msam.cleared'], 'a repeat is answered from the inbox');
     assert.is(b.party.applied.length, applied, 'the refused request was not applied');
     // The window passes: the next batches prune, the store empties, and new work is taken.
@@ -172,7 +190,14 @@ test(`past ${STORE_FULL_FRACTION * 100}% of its byte budget a party refuses new 
 test('a chip whose store passed its budget refuses chip.select STORE_FULL, still takes session frames (work in progress), and serves again once space is freed', async () => {
   const dir = (await import('node:fs')).mkdtempSync(join((await import('node:os')).tmpdir(), 'valmove-fullchip-'));
   const rng = seededRng('full-chip');
-  const chip = new ChipRuntime({ id: 'chip/FULL-1', store: PartyStore.open(dir, { mapBytes: 512 * 1024 }), clock: systemClock, rng, log: silentLogger, timing: FAST_TIMING });
+  const chip = new ChipRuntime({
+    id: 'chip/FULL-1',
+    store: PartyStore.open(dir, { mapBytes: 512 * 1024 }),
+    clock: systemClock,
+    rng,
+    log: silentLogger,
+    timing: FAST_TIMING,
+  });
   await chip.start({ serial: 'FULL-1', kChip: randomSecret(rng).reveal() });
   const [mine, theirs] = memoryLinkPair('terminal/t', chip.id);
   chip.attach('terminal/t', theirs);
@@ -185,10 +210,17 @@ test('a chip whose store passed its budget refuses chip.select STORE_FULL, still
     assert.ok(store.isFull);
     send({ id: 'terminal/t#1', type: 'chip.select', body: {} });
     await heard.until(1);
-    assert.equal(heard.got.map(errorOf), ['STORE_FULL: chip/FULL-1\'s store is full; it serves work in progress and refuses new work']);
+    assert.equal(heard.got.map(errorOf), ["STORE_FULL: chip/FULL-1's store is full; it serves work in progress and refuses new work"]);
     send({ id: 'terminal/t#2', type: 'frame', body: { session: 's:1', data: 'AAAA' } });
     await heard.until(3);
-    assert.equal(heard.got.slice(1).map((e) => e.type).sort(), ['frame', 'frame.ack'], 'the frame was taken and answered in its session');
+    assert.equal(
+      heard.got
+        .slice(1)
+        .map((e) => e.type)
+        .sort(),
+      ['frame', 'frame.ack'],
+      'the frame was taken and answered in its session',
+    );
     await store.commit(() => {
       for (const { key } of filler.getRange()) filler.remove(key);
     });
@@ -222,13 +254,15 @@ for (const commits of ['async', 'sync'] as const) {
       }) as typeof store.commit;
       const refused = await b.ask('msam.preflight', 2);
       assert.is(failures, 1);
-      assert.equal(refused.map(errorOf), ['STORE_FULL: test-party\'s store is full; it serves work in progress and refuses new work']);
+      assert.equal(refused.map(errorOf), ["STORE_FULL: test-party's store is full; it serves work in progress and refuses new work"]);
       assert.not.ok(b.party.isStopped, 'the party goes on');
       assert.equal(b.party.live(), ['s:server#1'], 'the actor the failed batch spawned is gone from RAM, as from the store');
       assert.is(store.snapshots.get('s:server#2'), undefined);
       assert.is(store.inbox.get('server#2'), undefined);
       // New work waits for space: refused until a sweep frees some (or STORE_FULL_AFTER_FAILED_COMMIT_MS pass).
-      assert.equal((await b.ask('msam.preflight', 3)).map(errorOf), ['STORE_FULL: test-party\'s store is full; it serves work in progress and refuses new work']);
+      assert.equal((await b.ask('msam.preflight', 3)).map(errorOf), [
+        "STORE_FULL: test-party's store is full; it serves work in progress and refuses new work",
+      ]);
       assert.equal((await b.ask('msam.preflight', 1)).map(errorOf), ['msam.ready'], 'a repeat is answered');
       b.clock.t += FAST_TIMING.inboxRetentionMs + 1_000;
       await b.ask('msam.clear', 4); // refused too; its batch's sweep prunes #1, in a transaction of its own
@@ -243,7 +277,10 @@ for (const commits of ['async', 'sync'] as const) {
 
 test('on a really full disk (a file size limit) a failed commit stops nothing: the party refuses STORE_FULL, answers repeats, and prunes its way back to taking new work', () => {
   // lmdb-js grows its map by itself; what stops a file is the disk. A child process under `ulimit -f` (KiB) is one.
-  const child = spawnSync('bash', ['-c', `ulimit -f ${FULL_DISK_KIB} && exec node --import tsx test/helpers/fullDisk.ts`], { encoding: 'utf8', timeout: 120_000 });
+  const child = spawnSync('bash', ['-c', `ulimit -f ${FULL_DISK_KIB} && exec node --import tsx test/helpers/fullDisk.ts`], {
+    encoding: 'utf8',
+    timeout: 120_000,
+  });
   const line = child.stdout.trim().split('\n').pop() ?? '';
   let out: Record<string, unknown>;
   try {

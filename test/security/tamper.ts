@@ -146,7 +146,11 @@ export const PROXY_WAITING_MESSAGES_MAX = 1_000;
  * connection is carried to the same path and query there, and every message,
  * either way, goes through `tamper` (site.from is the side that sent it).
  */
-export async function tamperingProxy(target: string, names: { client: string; server: string }, tamper: Tamper): Promise<{ url: string; close(): Promise<void> }> {
+export async function tamperingProxy(
+  target: string,
+  names: { client: string; server: string },
+  tamper: Tamper,
+): Promise<{ url: string; close(): Promise<void> }> {
   const wss = new WebSocketServer({ host: '127.0.0.1', port: 0 });
   await new Promise<void>((resolve, reject) => {
     wss.once('listening', resolve);

@@ -76,28 +76,46 @@ test('temp keys are gone from the admin SAM store once a migration completes (S1
     assert.is(out.outcome, 'uploaded');
     const locked = tempKeyRecords(world, out.mig);
     assert.is(locked.length, 3, 'one temp-key record per item');
-    assert.ok(locked.every((r) => r.key instanceof Uint8Array && r.key.length === 32 && r.sourceMainKcv !== null), 'while the migration is pending the admin SAM holds every temp key');
+    assert.ok(
+      locked.every((r) => r.key instanceof Uint8Array && r.key.length === 32 && r.sourceMainKcv !== null),
+      'while the migration is pending the admin SAM holds every temp key',
+    );
 
     const done = await world.newPhone.migrateIn({ mig: out.mig });
     assert.is(done.outcome, 'completed');
     const settled = tempKeyRecords(world, out.mig);
-    assert.equal(settled.map((r) => r.key), [null, null, null], 'no temp key of the completed migration is left in the admin SAM store');
+    assert.equal(
+      settled.map((r) => r.key),
+      [null, null, null],
+      'no temp key of the completed migration is left in the admin SAM store',
+    );
     for (const r of settled) {
       const before = locked.find((l) => l.item === r.item)!;
-      assert.equal({ ...r, destinationMainKcv: null }, { ...before, key: null, destinationMainKcv: null }, `item ${r.item}: area, provider, recipient and the source's key check value kept`);
+      assert.equal(
+        { ...r, destinationMainKcv: null },
+        { ...before, key: null, destinationMainKcv: null },
+        `item ${r.item}: area, provider, recipient and the source's key check value kept`,
+      );
       assert.type(r.destinationMainKcv, 'string', `item ${r.item}: the destination's key check value (from its receipt) kept`);
     }
     // The keys went before the source backup did: it is still locked (under the temp key) on the old phone.
-    assert.ok(world.source.memory.list().every((a) => a.state === 'locked'), 'the source backup is not wiped yet');
+    assert.ok(
+      world.source.memory.list().every((a) => a.state === 'locked'),
+      'the source backup is not wiped yet',
+    );
     const answers = seen.filter((s) => s.type === 'admin.activated');
     assert.ok(answers.length >= 1, 'the admin SAM answered the activation');
-    assert.equal(answers.map((s) => s.keysOnDisk), answers.map(() => 0), 'when admin.activated left the admin SAM, no temp key of the migration was on disk');
+    assert.equal(
+      answers.map((s) => s.keysOnDisk),
+      answers.map(() => 0),
+      'when admin.activated left the admin SAM, no temp key of the migration was on disk',
+    );
   } finally {
     await world.cleanup();
   }
 });
 
-test('temp keys are gone from the admin SAM store once a cancelled migration\'s source is restored (rollback), not before', async () => {
+test("temp keys are gone from the admin SAM store once a cancelled migration's source is restored (rollback), not before", async () => {
   const seen: Seen[] = [];
   let built: World | undefined;
   const world = (built = await buildWorld({ items: 2, system: { envelopeTap: settlingTap(seen, () => built) } }));
@@ -111,13 +129,27 @@ test('temp keys are gone from the admin SAM store once a cancelled migration\'s 
 
     const back = await world.oldPhone.migrateOut();
     assert.is(back.outcome, 'rolledBack');
-    assert.ok(world.source.memory.list().every((a) => a.state === 'mainActive'), 'the source is back on its main keys');
+    assert.ok(
+      world.source.memory.list().every((a) => a.state === 'mainActive'),
+      'the source is back on its main keys',
+    );
     const settled = tempKeyRecords(world, out.mig);
-    assert.equal(settled.map((r) => r.key), [null, null], 'no temp key of the rolled-back migration is left in the admin SAM store');
-    assert.ok(settled.every((r) => typeof r.sourceMainKcv === 'string' && r.destinationMainKcv === null), 'the source\'s key check values are kept (no destination was ever committed)');
+    assert.equal(
+      settled.map((r) => r.key),
+      [null, null],
+      'no temp key of the rolled-back migration is left in the admin SAM store',
+    );
+    assert.ok(
+      settled.every((r) => typeof r.sourceMainKcv === 'string' && r.destinationMainKcv === null),
+      "the source's key check values are kept (no destination was ever committed)",
+    );
     const answers = seen.filter((s) => s.type === 'admin.restored');
     assert.ok(answers.length >= 1, 'the admin SAM answered the restore');
-    assert.equal(answers.map((s) => s.keysOnDisk), answers.map(() => 0), 'when admin.restored left the admin SAM, no temp key of the migration was on disk');
+    assert.equal(
+      answers.map((s) => s.keysOnDisk),
+      answers.map(() => 0),
+      'when admin.restored left the admin SAM, no temp key of the migration was on disk',
+    );
   } finally {
     await world.cleanup();
   }
@@ -181,27 +213,45 @@ test('a retried activation, after the temp keys are gone, is checked against the
     assert.ok(asked.length >= 2, `the server asked again (${asked.length} activations)`);
     assert.is(new Set(asked.map((s) => s.session)).size, asked.length, 'each attempt is a new admin session');
     assert.is(asked[0]!.keysOnDisk, 2, 'the first activation found the keys');
-    assert.ok(asked.slice(1).every((s) => s.keysOnDisk === 0), 'every retry arrived after the keys were deleted');
+    assert.ok(
+      asked.slice(1).every((s) => s.keysOnDisk === 0),
+      'every retry arrived after the keys were deleted',
+    );
     const answers = seen.filter((s) => s.direction === 'out' && s.type === 'admin.activated');
     assert.ok(answers.length >= 1 && answers.every((s) => s.keysOnDisk === 0), 'the retry was answered admin.activated');
-    assert.ok(world.destination.memory.list().every((a) => a.state === 'mainActive'), 'the destination is spendable');
-    assert.equal(tempKeyRecords(world, mig).map((r) => r.key), [null, null]);
+    assert.ok(
+      world.destination.memory.list().every((a) => a.state === 'mainActive'),
+      'the destination is spendable',
+    );
+    assert.equal(
+      tempKeyRecords(world, mig).map((r) => r.key),
+      [null, null],
+    );
   } finally {
     await world.cleanup();
   }
 });
 
-test('a retried restore, after the temp keys are gone, is checked against the source\'s kept key check values and answered (rollback)', async () => {
+test("a retried restore, after the temp keys are gone, is checked against the source's kept key check values and answered (rollback)", async () => {
   const { world, seen, mig } = await retriedAfterKeysGone('admin.restored');
   try {
     const asked = requests(seen, 'admin.restore');
     assert.ok(asked.length >= 2, `the server asked again (${asked.length} restores)`);
     assert.is(asked[0]!.keysOnDisk, 2, 'the first restore found the keys');
-    assert.ok(asked.slice(1).every((s) => s.keysOnDisk === 0), 'every retry arrived after the keys were deleted');
+    assert.ok(
+      asked.slice(1).every((s) => s.keysOnDisk === 0),
+      'every retry arrived after the keys were deleted',
+    );
     const answers = seen.filter((s) => s.direction === 'out' && s.type === 'admin.restored');
     assert.ok(answers.length >= 1 && answers.every((s) => s.keysOnDisk === 0), 'the retry was answered admin.restored');
-    assert.ok(world.source.memory.list().every((a) => a.state === 'mainActive'), 'the source is spendable again');
-    assert.equal(tempKeyRecords(world, mig).map((r) => r.key), [null, null]);
+    assert.ok(
+      world.source.memory.list().every((a) => a.state === 'mainActive'),
+      'the source is spendable again',
+    );
+    assert.equal(
+      tempKeyRecords(world, mig).map((r) => r.key),
+      [null, null],
+    );
   } finally {
     await world.cleanup();
   }
@@ -220,9 +270,13 @@ test('a lock or format session that outlives its temp keys is refused (DECISION_
     try {
       const expiresAt = Date.now() + 600_000;
       const lock = seat.send('admin.lock', { session: `${out.mig}:S3:77`, serial: world.source.serial, items, expiresAt }, { mig: out.mig, step: 'S3' });
-      const format = seat.send('admin.format', { session: `${out.mig}:S10:77`, serial: world.destination.serial, items, expiresAt }, { mig: out.mig, step: 'S10' });
-      const lockChallenge = await seat.next('the lock session\'s challenge', (e) => e.type === 'frame' && e.body.session === `${out.mig}:S3:77`);
-      const formatChallenge = await seat.next('the format session\'s challenge', (e) => e.type === 'frame' && e.body.session === `${out.mig}:S10:77`);
+      const format = seat.send(
+        'admin.format',
+        { session: `${out.mig}:S10:77`, serial: world.destination.serial, items, expiresAt },
+        { mig: out.mig, step: 'S10' },
+      );
+      const lockChallenge = await seat.next("the lock session's challenge", (e) => e.type === 'frame' && e.body.session === `${out.mig}:S3:77`);
+      const formatChallenge = await seat.next("the format session's challenge", (e) => e.type === 'frame' && e.body.session === `${out.mig}:S10:77`);
 
       // The real server completes the migration meanwhile: the keys are deleted at S16.
       const done = await world.newPhone.migrateIn({ mig: out.mig });
@@ -298,7 +352,11 @@ async function crashInSettlingTurn(point: TurnPoint): Promise<void> {
     else assert.is(atCrash!.keysOnDisk, 0, 'a crash after the commit leaves no key, and the answer in the inbox');
     assert.is(r.state, 'completed');
     await settle(world);
-    assert.equal(tempKeyRecords(world, r.mig).map((k) => k.key), [null, null], 'after the restart the migration completed and the keys are gone');
+    assert.equal(
+      tempKeyRecords(world, r.mig).map((k) => k.key),
+      [null, null],
+      'after the restart the migration completed and the keys are gone',
+    );
     const answers = seen.filter((s) => s.type === 'admin.activated');
     assert.ok(answers.length >= 1 && answers.every((s) => s.keysOnDisk === 0), 'the activation was answered after the restart, with no key on disk');
   } finally {
@@ -306,7 +364,9 @@ async function crashInSettlingTurn(point: TurnPoint): Promise<void> {
   }
 }
 
-test('a crash of the admin SAM in the activation\'s settling turn, before its commit, leaves the key and no answer; the retry completes and deletes it', () => crashInSettlingTurn('before-persist'));
-test('a crash of the admin SAM in the activation\'s settling turn, after its commit, leaves no key and the answer in its inbox', () => crashInSettlingTurn('after-persist'));
+test("a crash of the admin SAM in the activation's settling turn, before its commit, leaves the key and no answer; the retry completes and deletes it", () =>
+  crashInSettlingTurn('before-persist'));
+test("a crash of the admin SAM in the activation's settling turn, after its commit, leaves no key and the answer in its inbox", () =>
+  crashInSettlingTurn('after-persist'));
 
 test.run();

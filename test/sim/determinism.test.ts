@@ -26,17 +26,35 @@ const ALLOWED: Record<string, { what: string[]; why: string }> = {
   'src/crypto/random.ts': { what: ['randomBytes'], why: 'systemRng: the one OS random source, replaced by a seeded one in simulation' },
   'src/transport/link.ts': { what: ['setImmediate'], why: 'immediateScheduler: the default delivery, replaced by the simulated network' },
   'src/transport/ws.transport.ts': { what: ['setTimeout', 'setInterval'], why: 'socket reconnection and heartbeats: the simulator uses in-memory links' },
-  'src/runtime/stopwatch.ts': { what: ['performance.now()'], why: 'turn durations for /metrics, and group commit\'s batch budget, which a simulated run (one turn per commit) never reaches' },
-  'src/actors/driver.ts': { what: ['Date.now()', 'setTimeout'], why: 'the demo\'s persistent user; the simulator has its own, on virtual time' },
-  'src/actors/chipConsole.ts': { what: ['setTimeout'], why: 'the issuing desk\'s reply timeout, before any migration (it never fires in a run: every reply comes)' },
-  'src/cli/demo.ts': { what: ['Date.now()', 'new Date()', 'performance.now()', 'setImmediate'], why: 'the demo reports elapsed wall time, names its data folder by date, and restarts a crashed party once its turn unwound' },
+  'src/runtime/stopwatch.ts': {
+    what: ['performance.now()'],
+    why: "turn durations for /metrics, and group commit's batch budget, which a simulated run (one turn per commit) never reaches",
+  },
+  'src/actors/driver.ts': { what: ['Date.now()', 'setTimeout'], why: "the demo's persistent user; the simulator has its own, on virtual time" },
+  'src/actors/chipConsole.ts': {
+    what: ['setTimeout'],
+    why: "the issuing desk's reply timeout, before any migration (it never fires in a run: every reply comes)",
+  },
+  'src/cli/demo.ts': {
+    what: ['Date.now()', 'new Date()', 'performance.now()', 'setImmediate'],
+    why: 'the demo reports elapsed wall time, names its data folder by date, and restarts a crashed party once its turn unwound',
+  },
   'src/sim/simulator.ts': { what: ['performance.now()'], why: 'the simulator measures its own wall time' },
-  'src/sim/seedRun.ts': { what: ['setImmediate'], why: 'a seed\'s event loop waits for the parties to go idle' },
+  'src/sim/seedRun.ts': { what: ['setImmediate'], why: "a seed's event loop waits for the parties to go idle" },
   'src/sim/runner.ts': { what: ['performance.now()'], why: 'wall time of a run of seeds, for the report' },
-  'src/trace/recorder.ts': { what: ['performance.now()'], why: 'a recorded run times its records by the recording process\'s clock; a simulated run records nothing' },
-  'src/trace/sinks.ts': { what: ['Date.now()', 'setTimeout'], why: 'the run file\'s start time and the live feed\'s bounded close wait; a simulated run records nothing' },
+  'src/trace/recorder.ts': {
+    what: ['performance.now()'],
+    why: "a recorded run times its records by the recording process's clock; a simulated run records nothing",
+  },
+  'src/trace/sinks.ts': {
+    what: ['Date.now()', 'setTimeout'],
+    why: "the run file's start time and the live feed's bounded close wait; a simulated run records nothing",
+  },
   'src/cli/sim.command.ts': { what: ['performance.now()'], why: 'elapsed wall time in the progress lines' },
-  'src/model/safety/explore.ts': { what: ['performance.now()'], why: 'the abstract model reports how long its exploration took; no state or step reads it, and a simulated run never explores' },
+  'src/model/safety/explore.ts': {
+    what: ['performance.now()'],
+    why: 'the abstract model reports how long its exploration took; no state or step reads it, and a simulated run never explores',
+  },
 };
 
 function files(dir: string): string[] {

@@ -40,11 +40,10 @@ test('the checker can fail: a build that activates the destination before the co
   assert.match(r.violation!.message, /activated \(S16\) by m-.*not committed/);
 
   // As a tester sees it: the command exits non-zero, names the seed and the invariant, shrinks, and prints the trace.
-  const cli = await run(
-    process.execPath,
-    ['bin/valmove.js', 'sim', '--seeds', '2', '--jobs', '2', '--break', 'activate-before-commit', '--migrations', '4'],
-    { cwd: process.cwd(), maxBuffer: 16 * 1024 * 1024 },
-  ).then(
+  const cli = await run(process.execPath, ['bin/valmove.js', 'sim', '--seeds', '2', '--jobs', '2', '--break', 'activate-before-commit', '--migrations', '4'], {
+    cwd: process.cwd(),
+    maxBuffer: 16 * 1024 * 1024,
+  }).then(
     (): { code: number; stdout: string } => assert.unreachable('a broken build must make valmove sim exit non-zero') as never,
     (e: { code: number; stdout: string }) => e,
   );

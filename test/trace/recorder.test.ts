@@ -31,7 +31,10 @@ test('a tap that cannot decode records nothing and never throws into the runtime
   rec.tap('server', 'in', 'x', new Uint8Array([0xff, 0xfe, 0x00]));
   rec.tap('server', 'in', 'x', new TextEncoder().encode(JSON.stringify({ v: 1, id: 'a', from: 'b', to: 'c', type: 'nope', body: {} })));
   assert.is(rec.counts.undecodable, 3);
-  assert.equal(sink.records.map((r) => r.kind), ['run']);
+  assert.equal(
+    sink.records.map((r) => r.kind),
+    ['run'],
+  );
 });
 
 test('a progress notice records the step it reports and its migration, never its text', () => {
@@ -40,11 +43,23 @@ test('a progress notice records the step it reports and its migration, never its
   const bytes = env({ type: 'progress', body: { mig: 'm-abc', step: 'S6', text: 'chip and migration SAM authenticate TOPSECRET' } });
   rec.tap('server', 'out', 'terminal/old', bytes);
   const r = sink.records[1]!;
-  assert.equal(r, { kind: 'envelope', t: (r as { t: number }).t, direction: 'out', party: 'server', id: 'server#1', from: 'server', to: 'terminal/old', type: 'progress', mig: 'm-abc', step: 'S6', bytes: bytes.length });
+  assert.equal(r, {
+    kind: 'envelope',
+    t: (r as { t: number }).t,
+    direction: 'out',
+    party: 'server',
+    id: 'server#1',
+    from: 'server',
+    to: 'terminal/old',
+    type: 'progress',
+    mig: 'm-abc',
+    step: 'S6',
+    bytes: bytes.length,
+  });
   assert.not.ok(JSON.stringify(sink.records).includes('TOPSECRET'));
 });
 
-test('a relayed frame records its size and its session\'s step, never its data', () => {
+test("a relayed frame records its size and its session's step, never its data", () => {
   const sink = memory();
   const rec = createRecorder({ source: 'demo', party: '*', sinks: [sink] });
   const data = Buffer.alloc(96, 0x5a).toString('base64url');
@@ -124,7 +139,8 @@ test('the WebSocket sink delivers the same records as the file, the run header f
     const feed = feedSink(server.url);
     const rec = createRecorder({ source: 'demo', party: '*', sinks: [fileSink(file), feed] });
     // Written at once: the feed is still connecting and buffers them.
-    for (let i = 0; i < 50; i++) rec.tap('server', 'out', 'terminal/old', env({ id: `server#${i}`, type: 'progress', body: { mig: 'm-1', step: `S${(i % 17) + 1}`, text: '' } }));
+    for (let i = 0; i < 50; i++)
+      rec.tap('server', 'out', 'terminal/old', env({ id: `server#${i}`, type: 'progress', body: { mig: 'm-1', step: `S${(i % 17) + 1}`, text: '' } }));
     await new Promise((r) => setTimeout(r, 100));
     // ...and once it is open, as they come.
     for (let i = 50; i < 60; i++) rec.tap('server', 'out', 'terminal/old', env({ id: `server#${i}`, type: 'channel.reserved', corr: 'x', body: {} }));
@@ -153,7 +169,10 @@ test('while connecting the feed keeps the header and the newest records up to it
     await server.closed;
     const got = server.messages.map((m) => JSON.parse(m) as RunRecord);
     assert.is(got[0]!.kind, 'run');
-    assert.equal(got.slice(1).map((r) => (r as { id: string }).id), ['server#15', 'server#16', 'server#17', 'server#18', 'server#19']);
+    assert.equal(
+      got.slice(1).map((r) => (r as { id: string }).id),
+      ['server#15', 'server#16', 'server#17', 'server#18', 'server#19'],
+    );
     assert.is(feed.dropped, 15);
   } finally {
     await server.stop();

@@ -11,15 +11,30 @@ import * as assert from 'uvu/assert';
 import { loadRun, segmentsOf, sequenceOf, type EnvelopeRecord, type RunRecord, type RunStartRecord } from '../../src/trace/index.ts';
 
 const START = Date.parse('2026-01-01T00:00:00.000Z');
-const header = (party: string, offsetMs = 0): RunStartRecord => ({ kind: 'run', v: 1, source: 'party', party, startedAt: new Date(START + offsetMs).toISOString() });
+const header = (party: string, offsetMs = 0): RunStartRecord => ({
+  kind: 'run',
+  v: 1,
+  source: 'party',
+  party,
+  startedAt: new Date(START + offsetMs).toISOString(),
+});
 
 /** An envelope record as `party` saw it. */
-function seen(party: string, direction: 'in' | 'out', t: number, e: { id: string; from: string; to: string; type: string; corr?: string; mig?: string; step?: string }): EnvelopeRecord {
+function seen(
+  party: string,
+  direction: 'in' | 'out',
+  t: number,
+  e: { id: string; from: string; to: string; type: string; corr?: string; mig?: string; step?: string },
+): EnvelopeRecord {
   return { kind: 'envelope', t, direction, party, bytes: 100, ...e };
 }
 
 /** One envelope as both ends record it. */
-function both(tOut: number, tIn: number, e: { id: string; from: string; to: string; type: string; corr?: string; mig?: string; step?: string }): [EnvelopeRecord, EnvelopeRecord] {
+function both(
+  tOut: number,
+  tIn: number,
+  e: { id: string; from: string; to: string; type: string; corr?: string; mig?: string; step?: string },
+): [EnvelopeRecord, EnvelopeRecord] {
   return [seen(e.from, 'out', tOut, e), seen(e.to, 'in', tIn, e)];
 }
 
@@ -53,10 +68,14 @@ test('a retransmission is a second arrow; a duplicate delivery is not; an envelo
     seen('chip/SRC', 'in', 60, { id: 'terminal/issuing-desk#1', from: 'terminal/issuing-desk', to: 'chip/SRC', type: 'frame' }),
   ];
   // (no migration id anywhere: outside the protocol steps)
-  assert.equal(arrows(records), ['other terminal/old>server migrate.out', 'other terminal/old>server migrate.out', 'other terminal/issuing-desk>chip/SRC frame']);
+  assert.equal(arrows(records), [
+    'other terminal/old>server migrate.out',
+    'other terminal/old>server migrate.out',
+    'other terminal/issuing-desk>chip/SRC frame',
+  ]);
 });
 
-test('progress notices start steps; a message without a step takes its migration\'s current step; replies take the migration of their request', () => {
+test("progress notices start steps; a message without a step takes its migration's current step; replies take the migration of their request", () => {
   const m = 'm-7';
   const records: RunRecord[] = [
     header('*'),
@@ -98,10 +117,13 @@ test('--hide leaves those envelope types out of the drawing, and they still mark
     seen('server', 'out', 5, { id: 's#4', from: 'server', to: 'migration-sam/p', type: 'msam.upload', mig: m }),
   ];
   const seq = sequenceOf(records, { hide: ['frame.ack', 'progress'] });
-  assert.equal(seq.steps.map((g) => `${g.step}: ${g.messages.map((x) => x.type).join(',')}`), ['S3: admin.lock', 'S4: msam.upload']);
+  assert.equal(
+    seq.steps.map((g) => `${g.step}: ${g.messages.map((x) => x.type).join(',')}`),
+    ['S3: admin.lock', 'S4: msam.upload'],
+  );
 });
 
-test('without progress notices (the server\'s file is missing) header steps lead and carry forward', () => {
+test("without progress notices (the server's file is missing) header steps lead and carry forward", () => {
   const m = 'm-8';
   const records: RunRecord[] = [
     header('admin-sam'),
@@ -110,10 +132,15 @@ test('without progress notices (the server\'s file is missing) header steps lead
     seen('admin-sam', 'in', 3, { id: 's#2', from: 'server', to: 'admin-sam', type: 'admin.activate', mig: m, step: 'S16' }),
     seen('admin-sam', 'out', 4, { id: 'a#2', from: 'admin-sam', to: 'server', type: 'frame', mig: m }),
   ];
-  assert.equal(arrows(records), ['commit server>admin-sam admin.commit', 'commit admin-sam>server admin.decision', 'S16 server>admin-sam admin.activate', 'S16 admin-sam>server frame']);
+  assert.equal(arrows(records), [
+    'commit server>admin-sam admin.commit',
+    'commit admin-sam>server admin.decision',
+    'S16 server>admin-sam admin.activate',
+    'S16 admin-sam>server frame',
+  ]);
 });
 
-test('one file that several processes append to (a shared up --record file): each record goes with its own party\'s header', () => {
+test("one file that several processes append to (a shared up --record file): each record goes with its own party's header", () => {
   const dir = mkdtempSync(join(tmpdir(), 'valmove-seq-'));
   try {
     const [qo, qi] = both(5, 6, { id: 'server#1', from: 'server', to: 'admin-sam', type: 'admin.lock', mig: 'm-1', step: 'S3' });
@@ -123,7 +150,13 @@ test('one file that several processes append to (a shared up --record file): eac
     const file = join(dir, 'up.jsonl');
     writeFileSync(file, `${lines.map((l) => JSON.stringify(l)).join('\n')}\n`);
     const run = loadRun(file);
-    assert.equal(run.segments.map((s) => [s.header.party, s.records.length]), [['admin-sam', 2], ['server', 2]]);
+    assert.equal(
+      run.segments.map((s) => [s.header.party, s.records.length]),
+      [
+        ['admin-sam', 2],
+        ['server', 2],
+      ],
+    );
     assert.equal(arrows(run.segments), ['S3 server>admin-sam admin.lock', 'S3 admin-sam>server admin.locked']);
   } finally {
     rmSync(dir, { recursive: true, force: true });

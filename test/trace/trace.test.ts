@@ -30,7 +30,10 @@ t.before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'valmove-trace-'));
   file = join(dir, 'run.jsonl');
   report = await runDemo({ items: 2, json: true, data: join(dir, 'data'), out: () => {}, record: file });
-  records = readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as RunRecord);
+  records = readFileSync(file, 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as RunRecord);
 });
 
 t.after(() => {
@@ -43,7 +46,27 @@ t('a recorded demo shows every step S1-S17 of its completed migration, in protoc
   assert.is(report.outcome, 'completed');
   const seq = sequenceOf(loadRun(file).segments, { mig: report.mig });
   assert.equal(numbered(seq), PROTOCOL_STEPS, `steps in order of first occurrence: ${seq.totals.steps.join(' ')}`);
-  assert.equal(seq.totals.steps, ['S1', 'S2', 'preflight', 'S3', 'S4', 'S5', 'S6', 'S7', 'S8', 'S9', 'S10', 'S11', 'S12', 'S13', 'S14', 'S15', 'commit', 'S16', 'S17']);
+  assert.equal(seq.totals.steps, [
+    'S1',
+    'S2',
+    'preflight',
+    'S3',
+    'S4',
+    'S5',
+    'S6',
+    'S7',
+    'S8',
+    'S9',
+    'S10',
+    'S11',
+    'S12',
+    'S13',
+    'S14',
+    'S15',
+    'commit',
+    'S16',
+    'S17',
+  ]);
   // Two items: the upload loop S4-S8 and the download loop S11-S15 each run twice.
   assert.is(seq.steps.filter((g) => g.step === 'S7').length, 2);
   assert.is(seq.steps.filter((g) => g.step === 'S14').length, 2);
@@ -67,15 +90,22 @@ t('a recorded demo shows every step S1-S17 of its completed migration, in protoc
   assert.ok(types('S7').has('msam.uploaded'), 'the item reaches the migration SAM in S7');
   assert.ok(types('S9').has('migrate.in'), 'the user asks to migrate in in S9');
   assert.ok(types('S14').has('msam.downloaded'), 'the item and the destination main key are downloaded in S14');
-  assert.ok(['S12', 'S13', 'S14'].some((s) => types(s).has('nsam.main-key')), 'the migration SAM fetches the destination main key from its normal SAM');
+  assert.ok(
+    ['S12', 'S13', 'S14'].some((s) => types(s).has('nsam.main-key')),
+    'the migration SAM fetches the destination main key from its normal SAM',
+  );
   assert.ok(types('commit').has('admin.commit'));
   assert.ok(types('S16').has('admin.activate'));
   assert.ok(types('S17').has('msam.clear'));
   const times = seq.steps.flatMap((g) => g.messages.map((m) => m.t));
-  assert.equal(times, [...times].sort((a, b) => a - b), 'messages are in time order');
+  assert.equal(
+    times,
+    [...times].sort((a, b) => a - b),
+    'messages are in time order',
+  );
 });
 
-t('one arrow per envelope: the sender\'s out and the receiver\'s in of one process are not drawn twice', () => {
+t("one arrow per envelope: the sender's out and the receiver's in of one process are not drawn twice", () => {
   const outs = records.filter((r) => r.kind === 'envelope' && r.direction === 'out').length;
   const ins = records.filter((r) => r.kind === 'envelope' && r.direction === 'in').length;
   assert.ok(ins > 100 && outs > 100, `${outs} out, ${ins} in`);
@@ -96,7 +126,10 @@ t('the mermaid drawing of the run parses with the real mermaid parser, one rect 
   // The whole run (registrations, normal use, the issuing desk) parses too.
   await parseMermaid(toMermaid(sequenceOf(records)));
   // ...and the parser can fail: a broken arrow is refused.
-  const broken = await parseMermaid(text.replace('P1->>P2: migrate.out', 'P1->>: migrate.out')).then(() => 'parsed', (e: Error) => e.message);
+  const broken = await parseMermaid(text.replace('P1->>P2: migrate.out', 'P1->>: migrate.out')).then(
+    () => 'parsed',
+    (e: Error) => e.message,
+  );
   assert.match(broken, /Parse error/);
 });
 
@@ -117,7 +150,10 @@ t('the svg drawing is well-formed XML, self-contained, and names every step that
   const svg = toSvg(seq);
   const doc = parseSvg(svg);
   const bands = [...doc.querySelectorAll('g.step')].map((g) => g.getAttribute('data-step'));
-  assert.equal(bands, seq.steps.map((g) => g.step));
+  assert.equal(
+    bands,
+    seq.steps.map((g) => g.step),
+  );
   for (const s of [...PROTOCOL_STEPS, 'preflight', 'commit']) assert.ok(bands.includes(s), `band for ${s}`);
   assert.ok(svg.includes('S14 download item and main key'));
   assert.match(svg, new RegExp(`${seq.totals.messages} messages`), 'legend with totals');
@@ -141,7 +177,10 @@ t('the run file holds metadata only: known keys per record kind, never a body, a
     assert.not.ok(text.includes(word), `${word} in the run file`);
   }
   const states = records.filter((r) => r.kind === 'state');
-  assert.ok(states.some((r) => r.machine === 'migration' && r.states.some((s) => s.startsWith('migration.'))), 'migration machine states, dot-joined from the root');
+  assert.ok(
+    states.some((r) => r.machine === 'migration' && r.states.some((s) => s.startsWith('migration.'))),
+    'migration machine states, dot-joined from the root',
+  );
   const frames = records.filter((r) => r.kind === 'envelope' && r.type === 'frame');
   assert.ok(frames.length > 0 && frames.every((r) => r.kind === 'envelope' && r.frameBytes! > 0 && r.frameBytes! < r.bytes));
   const progress = records.filter((r) => r.kind === 'envelope' && r.type === 'progress');
@@ -200,10 +239,16 @@ t('valmove trace RUN --format mermaid|json|svg draws the recorded migration', as
     totals: { messages: number; migrations: string[] };
   };
   assert.is(json.participants.length, 10);
-  assert.equal([...new Set(json.steps.map((s) => s.step))].filter((s) => /^S\d+$/.test(s)), PROTOCOL_STEPS);
+  assert.equal(
+    [...new Set(json.steps.map((s) => s.step))].filter((s) => /^S\d+$/.test(s)),
+    PROTOCOL_STEPS,
+  );
   const m = json.steps[0]!.messages[0]!;
   assert.equal(Object.keys(m).sort(), ['bytes', 'from', 'mig', 't', 'to', 'type']);
-  assert.is(json.totals.messages, json.steps.reduce((n, s) => n + s.messages.length, 0));
+  assert.is(
+    json.totals.messages,
+    json.steps.reduce((n, s) => n + s.messages.length, 0),
+  );
 
   const svgFile = join(dir, 'trace.svg');
   const said = (await cli(file, '--format', 'svg', '--mig', report.mig, '--out', svgFile)).stdout;
@@ -216,7 +261,11 @@ t('valmove trace RUN --format mermaid|json|svg draws the recorded migration', as
 });
 
 t('valmove trace refuses bad input with exit code 2, naming the file and line', async () => {
-  const fail = async (...args: string[]) => (await cli(...args).then(() => ({ code: 0, stderr: '' }), (e: { code: number; stderr: string }) => e));
+  const fail = async (...args: string[]) =>
+    await cli(...args).then(
+      () => ({ code: 0, stderr: '' }),
+      (e: { code: number; stderr: string }) => e,
+    );
   const missing = await fail(join(dir, 'nope.jsonl'));
   assert.is(missing.code, 2);
   assert.match(missing.stderr, /nope\.jsonl: no such file or folder/);

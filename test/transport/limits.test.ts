@@ -131,10 +131,13 @@ test('past the handshake bucket a hello is refused BUSY with no public-key work;
   assert.equal(admits, [false], 'the bucket was asked once: for the trusted key, not for the stranger');
   resp(true).hello(hello);
   const after = diff(snapshot(), before).crypto;
-  assert.ok(Object.values(after).some((row) => (row['ed25519.sign']?.n ?? 0) === 1), 'an admitted hello does the public-key work');
+  assert.ok(
+    Object.values(after).some((row) => (row['ed25519.sign']?.n ?? 0) === 1),
+    'an admitted hello does the public-key work',
+  );
 });
 
-test('a route\'s handshake bucket: the burst passes, the rest is refused BUSY, and tokens come back at the rate', async () => {
+test("a route's handshake bucket: the burst passes, the rest is refused BUSY, and tokens come back at the rate", async () => {
   const { clock, refused, door: d } = door({ handshakesPerS: 2, handshakeBurst: 3 });
   const attempt = async (i: number) => {
     const [a, b] = memoryLinkPair(`terminal/t${i}`, 'server');
@@ -153,14 +156,22 @@ test('a route\'s handshake bucket: the burst passes, the rest is refused BUSY, a
   // Another route has its own bucket.
   const [a, b] = memoryLinkPair('server', 'migration-sam/x');
   const init = new SecureInitiatorLink(a, { name: 'server', identity: serverId, peerSignPublic: samId.signPublic, rng });
-  new SecureResponderLink(b, { name: 'migration-sam/x', identity: samId, trust: (k) => k === toB64(serverId.signPublic), requireMutual: true, rng }, {}, d.responder('/migration-sam'));
+  new SecureResponderLink(
+    b,
+    { name: 'migration-sam/x', identity: samId, trust: (k) => k === toB64(serverId.signPublic), requireMutual: true, rng },
+    {},
+    d.responder('/migration-sam'),
+  );
   await init.ready;
 });
 
 test('TokenBucket: starts full, refills at its rate up to the burst, and a clock stepping back adds nothing', () => {
   let now = 1_000;
   const b = new TokenBucket(10, 5, () => now);
-  assert.equal(Array.from({ length: 6 }, () => b.take()), [true, true, true, true, true, false]);
+  assert.equal(
+    Array.from({ length: 6 }, () => b.take()),
+    [true, true, true, true, true, false],
+  );
   now += 100;
   assert.equal([b.take(), b.take()], [true, false], 'one token per 100 ms at 10/s');
   now += 10_000;
@@ -184,7 +195,10 @@ function recordingLink() {
     onClose() {},
     close: (reason, code) => void (state.closed = [reason, code]),
   };
-  return { link, state, deliver: (s: string) => {
+  return {
+    link,
+    state,
+    deliver: (s: string) => {
       for (const h of handlers) h(new TextEncoder().encode(s));
     },
   };
@@ -194,7 +208,12 @@ test('a flooding link: messages over the rate are dropped and counted; past MESS
   const clock = new VirtualClock();
   const refused: LimitName[] = [];
   const inner = recordingLink();
-  const limited = new RateLimitedLink(inner.link, { messagesPerS: 2, messageBurst: 4, messageDropsMax: 5, messageDropsWindowMs: 10_000 }, clock, (l) => void refused.push(l));
+  const limited = new RateLimitedLink(
+    inner.link,
+    { messagesPerS: 2, messageBurst: 4, messageDropsMax: 5, messageDropsWindowMs: 10_000 },
+    clock,
+    (l) => void refused.push(l),
+  );
   const got: string[] = [];
   limited.onMessage((b) => got.push(dec.decode(b)));
   limited.onMessage(() => {}); // a second handler takes no second token

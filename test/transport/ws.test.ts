@@ -55,7 +55,10 @@ test('a link carries bytes both ways, in order', async () => {
   );
   for (let i = 0; i < 50; i++) link.send(enc.encode(`m${i}`));
   await done;
-  assert.equal(got, Array.from({ length: 50 }, (_, i) => `m${i}`));
+  assert.equal(
+    got,
+    Array.from({ length: 50 }, (_, i) => `m${i}`),
+  );
   link.close();
   http.close();
 });
@@ -103,7 +106,29 @@ test('TLS: a process with certificate paths in its config serves wss://, trusted
   try {
     const cert = join(dir, 'cert.pem');
     const key = join(dir, 'key.pem');
-    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '2', '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1', '-keyout', key, '-out', cert], { stdio: 'ignore' });
+    execFileSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'ec',
+        '-pkeyopt',
+        'ec_paramgen_curve:prime256v1',
+        '-nodes',
+        '-days',
+        '2',
+        '-subj',
+        '/CN=localhost',
+        '-addext',
+        'subjectAltName=DNS:localhost,IP:127.0.0.1',
+        '-keyout',
+        key,
+        '-out',
+        cert,
+      ],
+      { stdio: 'ignore' },
+    );
     const summary = await generateDeployment({ dir: join(dir, 'deploy'), providers: ['p'], chips: ['TLS1'], terminals: [{ name: 't', chip: 'TLS1' }] });
     const file = summary.processes.find((p) => p.role === 'chip')!.config;
     const raw = JSON.parse(readFileSync(file, 'utf8'));
