@@ -146,6 +146,15 @@ test(`lines: no line in src/ is longer than ${LINE_CHARS_MAX} characters`, () =>
   assert.equal(long, [], `lines over ${LINE_CHARS_MAX} characters:\n${long.join('\n')}`);
 });
 
+test('sizes: runtime.ts at most 300 lines, no other file in src/actors over 400', () => {
+  const lines = (f: string) => readFileSync(f, 'utf8').split('\n').length - 1;
+  const big = sources
+    .filter((f) => folderOf(f) === 'actors')
+    .filter((f) => lines(f) > (f.endsWith(`${join('actors', 'runtime.ts')}`) ? 300 : 400))
+    .map((f) => `${relative(root, f)} (${lines(f)} lines)`);
+  assert.equal(big, [], `files over their size:\n${big.join('\n')}`);
+});
+
 test('no orphans: every file in src/ is imported by another, or is an entry point', () => {
   const entries = new Set([join(src, 'cli', 'main.ts')]);
   const imported = new Set<string>();

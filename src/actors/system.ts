@@ -16,7 +16,7 @@
  */
 import { join } from 'node:path';
 import { systemClock, type Clock } from '../clock.ts';
-import { createIssueOrder, deriveChipKey, encodeIssueOrder, systemRng, type Identity, type Rng, type Secret } from '../crypto/index.ts';
+import { deriveChipKey, systemRng, type Identity, type Rng, type Secret } from '../crypto/index.ts';
 import { createLogger, type Logger } from '../log.ts';
 import { PartyStore, type CommitMode } from '../store/party.store.ts';
 import type { Timing } from '../timing.ts';
@@ -32,10 +32,9 @@ import type { CommitPolicy, PartyRuntime, RuntimeDeps } from './runtime.ts';
 import { ServerRuntime } from './server.actor.ts';
 import { loadSystemKeys, OwnKeys } from './systemKeys.ts';
 import { connectReader, connectToServer, insertChip, rawServerConnection, type PhoneHost } from './systemPhones.ts';
-import { startProvider } from './systemProviders.ts';
+import { type IssueOrderRequest, signIssueOrderAs, startProvider } from './systemProviders.ts';
 import { Wires } from './systemWires.ts';
 import { TerminalRuntime } from './terminal.actor.ts';
-import { encodeValue, type ValueItem } from './value.ts';
 
 export interface SystemOptions {
   dataDir: string;
@@ -375,17 +374,10 @@ export class EmbeddedSystem {
    * A provider signs an issue order (src/crypto/issueOrder.ts): one new item
    * for one chip and area, which a phone receives with `terminal.issue`.
    */
-  issueOrder(o: { provider: string; serial: string; area?: string; value: ValueItem; ttlMs?: number }): string {
+  issueOrder(o: IssueOrderRequest): string {
     const ids = this.providerIdentities[o.provider];
     if (!ids) throw new Error(`no provider ${o.provider}`);
-    const expiresAt = this.opts.clock.now() + (o.ttlMs ?? 24 * 3_600_000);
-    return encodeIssueOrder(
-      createIssueOrder(
-        { provider: o.provider, serial: o.serial, area: o.area ?? o.provider, expiresAt, item: encodeValue(o.value) },
-        ids.migration,
-        this.opts.rng,
-      ),
-    );
+    return signIssueOrderAs(ids.migration, o, this.opts.clock.now(), this.opts.rng);
   }
 
   /** Issues value items onto a chip at a desk holding every master key (tests' fixture; see issuer.ts). */

@@ -5,14 +5,14 @@
  * which holds the provider's master key and the readers it enrolled; linked
  * server <-> migration SAM (a mutual channel) and migration SAM <-> normal SAM.
  */
-import type { Identity, Secret } from '../crypto/index.ts';
-import { toB64 } from '../crypto/index.ts';
+import { createIssueOrder, encodeIssueOrder, toB64, type Identity, type Rng, type Secret } from '../crypto/index.ts';
 import type { PartyStore } from '../store/party.store.ts';
 import type { SecureResponderLink } from '../transport/secure.link.ts';
 import { MigrationSamRuntime, type Right } from './migrationSam.actor.ts';
 import { NormalSamRuntime, type EnrolledReader } from './normalSam.actor.ts';
 import type { PartyRuntime, RuntimeDeps } from './runtime.ts';
 import type { Wire } from './systemWires.ts';
+import { encodeValue, type ValueItem } from './value.ts';
 
 /** What starting a provider's parties needs of the system. */
 export interface ProviderHost {
@@ -74,4 +74,19 @@ export async function startProvider(host: ProviderHost, p: string): Promise<void
     onB: (link) => serverLinks.set('server', link as SecureResponderLink),
   });
   host.wire({ a: { party: msamId, name: nsamId }, b: { party: nsamId, name: msamId } });
+}
+
+export interface IssueOrderRequest {
+  provider: string;
+  serial: string;
+  area?: string;
+  value: ValueItem;
+  ttlMs?: number;
+}
+
+/** An issue order signed with a provider's migration SAM identity, valid for ttlMs (a day unless said). */
+export function signIssueOrderAs(identity: Identity, o: IssueOrderRequest, now: number, rng: Rng): string {
+  const expiresAt = now + (o.ttlMs ?? 24 * 3_600_000);
+  const body = { provider: o.provider, serial: o.serial, area: o.area ?? o.provider, expiresAt, item: encodeValue(o.value) };
+  return encodeIssueOrder(createIssueOrder(body, identity, rng));
 }

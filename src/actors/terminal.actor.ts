@@ -8,12 +8,13 @@
  * The password is held in RAM from login() until the scrypt proof is sent;
  * it never enters the machine, the store, a message or a log.
  */
-import { fromB64, stretchPassword, toB64 } from '../crypto/index.ts';
-import { ProtocolError, RemoteError } from '../protocol/errors.ts';
+import { toB64 } from '../crypto/index.ts';
+import { ProtocolError } from '../protocol/errors.ts';
 import { terminalMachine, TERMINAL_MACHINE_VERSION, type ReaderOp, type TerminalIntent } from '../machines/terminal.machine.ts';
 import type { AnyEnvelope } from '../transport/envelope.ts';
 import type { BodyOf } from '../transport/messages.ts';
 import { PartyRuntime, type MachineEvent, type MachineKind, type TurnContext } from './runtime.ts';
+import { failure, loginProof, type ProgressEvent, type Waiter } from './terminalUser.ts';
 
 const TERMINAL_ACTOR = 'terminal';
 export const SERVER_PEER = 'server';
@@ -22,22 +23,6 @@ export const CHIP_PEER = 'chip';
 export type MigrationResult = BodyOf<'migrate.result'>;
 export type NormalReceipt = BodyOf<'normal.receipt'>;
 export type ChipInfo = BodyOf<'chip.info'>;
-
-export interface ProgressEvent {
-  terminal: string;
-  mig: string;
-  step: string;
-  text: string;
-}
-
-interface Waiter<T> {
-  resolve: (v: T) => void;
-  reject: (e: Error) => void;
-}
-
-function failure(code: string, message: string): RemoteError {
-  return new RemoteError(code, message);
-}
 
 export class TerminalRuntime extends PartyRuntime {
   protected readonly kinds: Record<string, MachineKind> = { terminal: { machine: terminalMachine, version: TERMINAL_MACHINE_VERSION } };
@@ -281,20 +266,9 @@ export class TerminalRuntime extends PartyRuntime {
           turn.raise(TERMINAL_ACTOR, { type: 'LOGIN_REJECTED', code: 'LOGIN_FAILED', message: 'the password is no longer in memory; log in again' });
           return;
         }
-        // The password stays here: the server gets scrypt(password, salt), which it hashes again to compare.
-        // The cost comes from the server, so it is checked (stretchPassword refuses what no user record can ask
-        // for): noble's scrypt throws on an N that is no power of two, and a throw here, inside a machine's emit,
-        // escapes the turn and kills the process. Found by test/fuzz.
-        let proof: Uint8Array;
-        try {
-          proof = stretchPassword(password, fromB64(intent.salt), intent);
-        } catch (e) {
-          const why = e instanceof Error ? e.message : "the server's scrypt parameters are unusable";
-          turn.raise(TERMINAL_ACTOR, {
-            type: 'LOGIN_REJECTED',
-            code: 'LOGIN_FAILED',
-            message: `the server asked for scrypt parameters this terminal refuses: ${why}`,
-          });
+        const proof = loginProof(password, intent);
+        if (typeof proof === 'string') {
+          turn.raise(TERMINAL_ACTOR, { type: 'LOGIN_REJECTED', code: 'LOGIN_FAILED', message: proof });
           return;
         }
         turn.send(SERVER_PEER, 'login.proof', { user: intent.user, proof: toB64(proof) });
