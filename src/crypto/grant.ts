@@ -14,23 +14,12 @@ import { requireKey } from './keys.ts';
 import { sign, verifySignature, type Identity } from './identity.ts';
 import type { Rng } from './random.ts';
 import { Secret } from './secret.ts';
+import type { Grant, Receipt } from '../protocol/grant.ts';
 
-export interface GrantBinding {
-  mig: string;
-  item: number;
-  area: string;
-  serial: string;
-  purpose: 'upload' | 'download';
-  provider: string;
-  recipient: string;
-  expiresAt: number;
-}
+export type { Grant, Receipt };
 
-export interface Grant extends GrantBinding {
-  ephPub: string;
-  sealed: string;
-  sig: string;
-}
+/** What a grant binds its temp key to: every field of the protocol table's grant but the sealed key and the signature. */
+export type GrantBinding = Omit<Grant, 'ephPub' | 'sealed' | 'sig'>;
 
 const GRANT_INFO = 'valmove/v1/grant';
 const BINDING_FIELDS = ['mig', 'item', 'area', 'serial', 'purpose', 'provider', 'recipient', 'expiresAt'] as const;
@@ -123,18 +112,8 @@ export function openGrant(grant: Grant, recipient: Identity): Secret {
   }
 }
 
-export interface ReceiptBody {
-  mig: string;
-  item: number;
-  serial: string;
-  area: string;
-  provider: string;
-  kcv: string;
-}
-
-export interface Receipt extends ReceiptBody {
-  sig: string;
-}
+/** What a receipt's signature covers: every field of the protocol table's receipt but the signature. */
+export type ReceiptBody = Omit<Receipt, 'sig'>;
 
 function receiptBytes(r: ReceiptBody): Bytes {
   return encodeFields('valmove/v1/receipt', r.mig, r.item, r.serial, r.area, r.provider, r.kcv);

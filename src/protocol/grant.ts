@@ -1,7 +1,8 @@
 /**
  * The two signed records the migration machine carries between steps, as the
  * protocol table declares them (their wire schemas, with every field's bound,
- * are in transport/messages.ts, which checks that they describe these types).
+ * are in transport/messages.ts, which checks that they describe these types;
+ * crypto/grant.ts signs, seals and verifies them).
  *
  *  - A grant (S3 upload, S10 download): the admin SAM's order to one
  *    migration SAM, sealed to it, for one item of one migration on one chip.
