@@ -39,7 +39,8 @@ export function readAnyKeyFile(path: string): KeyFile {
   try {
     raw = JSON.parse(readFileSync(path, 'utf8'));
   } catch (e) {
-    throw new ConfigError(`key file ${path} can not be read (${(e as NodeJS.ErrnoException).code ?? 'bad JSON'})`);
+    const cause = (e as NodeJS.ErrnoException).code; // a file system error's name (ENOENT, EACCES), not a protocol code
+    throw new ConfigError(`key file ${path} can not be read (${cause ?? 'bad JSON'})`);
   }
   const parsed = keyFileSchema.safeParse(raw);
   // Never echo a key file's content in an error: name the field only.

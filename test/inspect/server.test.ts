@@ -164,7 +164,8 @@ test('valmove inspect as a user starts it: prints the page and feed addresses, s
   child.stderr.on('data', (d: Buffer) => (output += d.toString()));
   try {
     // A process start (tsx compiles on the fly) can take seconds on a loaded machine.
-    await until(() => /open (http:\/\/127\.0\.0\.1:\d+\/)/.test(output), 'the address line', 30_000);
+    // Both lines: the feed's is written after the page's, and a SIGTERM before the process waits for it would end it uncleanly.
+    await until(() => /open (http:\/\/127\.0\.0\.1:\d+\/)/.test(output) && /\/feed/.test(output), 'the address lines', 30_000);
     const url = /open (http:\/\/127\.0\.0\.1:\d+\/)/.exec(output)![1]!;
     assert.match(output, /valmove demo --inspect ws:\/\/127\.0\.0\.1:\d+\/feed/, 'it says how to attach a run');
     const { machines, demo } = (await (await fetch(`${url}api/machines`)).json()) as { machines: string[]; demo: string };
