@@ -337,7 +337,7 @@ export function systemNeedles(system: EmbeddedSystem, opts: SystemSecrets): Need
 
 /**
  * The admin SAM deletes a temp key's bytes once its item is settled (S16, or
- * the source's restore; adminSam.actor.ts, endTempKeys): after a migration
+ * the source's restore; adminTempKeys.ts, TempKeys.endTempKeys): after a migration
  * its store holds the records with `key: null`. A scan still has to search
  * for every temp key the run made, so each is caught as the admin SAM stores
  * it: `watchTempKeys(dataDir)` is an `onPartyStarted` hook (buildWorld and

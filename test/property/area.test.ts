@@ -55,7 +55,7 @@ const LIFECYCLE: ReadonlyMap<string, AreaState> = new Map<string, AreaState>([
 ]);
 const lifecycle = (s: AreaState, e: AreaEventType): AreaState | null => LIFECYCLE.get(`${s}/${e}`) ?? null;
 
-/** Repeats a rollback sends to an area it never reached: answered ok, nothing changes (chip.actor.ts adminCommand). */
+/** Repeats a rollback sends to an area it never reached: answered ok, nothing changes (chipAreas.ts adminCommand). */
 const alreadySo = (s: AreaState, e: AreaEventType, holder: string | null) =>
   (s === 'mainActive' && e === 'RESTORE' && holder === null) || (s === 'absent' && e === 'WIPE');
 

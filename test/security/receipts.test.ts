@@ -1,5 +1,5 @@
 /**
- * The admin SAM's receipt check at commit (adminSam.actor.ts, checkReceipts;
+ * The admin SAM's receipt check at commit (adminDecisions.ts, checkReceipts;
  * protocol.md §3): through the real system, the test in the server's seat.
  * A commit is refused RECEIPT_REFUSED, with the reason named, when no
  * destination was formatted, when an item has no receipt, and when a receipt

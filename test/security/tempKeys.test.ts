@@ -4,7 +4,7 @@
  * its bytes once the item is settled: when S16 has verified every
  * destination area (completed), or when the source is back on its main keys
  * (rolled back). The record stays, `key: null`, with its key check values
- * (adminSam.actor.ts, endTempKeys).
+ * (adminTempKeys.ts, TempKeys.endTempKeys).
  *
  * Every check reads the admin SAM's LMDB records (`records.tempKeys`), never
  * a log line: after the migration, after a cancel and restore, as the
