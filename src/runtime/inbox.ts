@@ -152,7 +152,13 @@ export class Inbox {
     if (!sent || sent.from !== env.from) {
       throw new ProtocolError('BAD_ENVELOPE', `request id ${env.id} is not "${env.from}#<sequence number>" (optionally ".<16 hex digits>" after it)`);
     }
-    if (!how.fresh) {
+    if (how.fresh) {
+      // A request answered fresh keeps no record, but its id may name one that did (a used id on another type):
+      // that request's answer, never a second handling under the same id.
+      const seen = this.deps.store.inbox.get(env.id);
+      if (seen && seen.from !== env.from) throw new ProtocolError('BAD_ENVELOPE', `request id ${env.id} was already used by another sender`);
+      if (seen) return seen.replies;
+    } else {
       const repeat = this.repeatOf(env, sent.seq, how.inProgress);
       if (repeat) return repeat;
     }
