@@ -85,6 +85,30 @@ const SMALL_MS = 6_000;
 /** Small files share a process until their times of last run add up to this (ms). */
 const BATCH_MS = 15_000;
 
+/** Lines of one failure uvu prints that the summary repeats (its stack is left in the file's own output above). */
+const FAILURE_LINES_MAX = 12;
+/** Characters of one such line the summary keeps. */
+const FAILURE_LINE_CHARS_MAX = 400;
+
+/**
+ * What failed in a file, from uvu's `FAIL "name"` blocks (name, message, diff;
+ * no stack), indented for the summary: the end of a long run (all a CI log's
+ * reader may get) then says why, not only where.
+ */
+function failuresOf(output) {
+  const lines = plain(output).split('\n');
+  const out = [];
+  for (let i = 0; i < lines.length; i++) {
+    if (!/^\s*FAIL\s/.test(lines[i])) continue;
+    const block = [lines[i].trim()];
+    for (let j = i + 1; j < lines.length && !/^\s*at /.test(lines[j]) && !/^\s*FAIL\s/.test(lines[j]); j++) {
+      if (lines[j].trim() !== '' && block.length < FAILURE_LINES_MAX) block.push(`  ${lines[j].trim().slice(0, FAILURE_LINE_CHARS_MAX)}`);
+    }
+    out.push(...block);
+  }
+  return out.map((l) => `\n      ${l}`).join('');
+}
+
 /** Runs one process: uvu on the files of a unit (one file, or a few small ones). */
 function runUnit(unit) {
   return new Promise((resolve) => {
@@ -168,7 +192,7 @@ async function worker() {
     if (r.code !== 0 && passed === total) {
       totals.total += 1;
       broken.push(`${name}: every test passed, but it exited ${r.code}`);
-    } else if (passed < total) broken.push(`${name}: ${total - passed} of ${total} failed`);
+    } else if (passed < total) broken.push(`${name}: ${total - passed} of ${total} failed${failuresOf(r.output)}`);
   }
 }
 

@@ -100,7 +100,7 @@ async function openPage(): Promise<Page> {
       if (v && w.seen[w.seen.length - 1] !== v) w.seen.push(v);
     }).observe(chart, { attributes: true, attributeFilter: ['data-active'] });
   });
-  assert.equal(errors, [], 'the page runs without script errors');
+  assert.ok(errors.length === 0, `the page runs without script errors: ${errors.join('; ')}`);
   return page;
 }
 
@@ -135,6 +135,17 @@ browserTest('a demo in another process, attached with --inspect, moves the highl
 
   const steps = await waitForAllSteps(page);
   for (const s of STEPS) assert.ok(steps.includes(s), `the sequence shows ${s}; it shows ${steps.join(' ')}`);
+  // The demo's exit does not wait for the page: its last records may still be on their way through the inspector and a paint.
+  await page
+    .waitForFunction(
+      () => {
+        const seen = (window as unknown as { seen: string[] }).seen;
+        return seen.length >= 5 && seen.some((s) => s.includes('migration:destinationPhase'));
+      },
+      undefined,
+      { timeout: PAGE_TIMEOUT_MS },
+    )
+    .catch(() => undefined);
   const seen = await page.evaluate(() => (window as unknown as { seen: string[] }).seen);
   assert.ok(seen.length >= 5, `the highlighted states changed as the migration moved; saw ${seen.length} highlight sets: ${seen.join(' / ')}`);
   assert.ok(
@@ -161,15 +172,22 @@ browserTest("the page's own button runs a demo in the inspector and a page opene
   await page.waitForFunction(() => /completed|rolledBack|failed/.test(document.querySelector('#demo-status')?.textContent ?? ''), undefined, {
     timeout: DEMO_TIMEOUT_MS,
   });
-  assert.match((await page.textContent('#demo-status')) ?? '', /completed/, 'the demo migration completed');
-  assert.ok(server.records().length > before, 'the demo reached the inspector');
+  const status = (await page.textContent('#demo-status')) ?? '';
+  assert.ok(/completed/.test(status), `the demo migration completed; the page says "${status}"`);
+  assert.ok(server.records().length > before, `the demo reached the inspector: ${server.records().length - before} records`);
   await page.close();
 
   // A page opened later gets the history: same steps, states already highlighted.
   const late = await openPage();
   const steps = await waitForAllSteps(late);
   for (const s of STEPS) assert.ok(steps.includes(s), `a late page shows ${s}`);
-  assert.ok(((await late.getAttribute('#chart', 'data-active')) ?? '').length > 0, 'a late page highlights the current states');
+  await late
+    .waitForFunction(() => (document.querySelector('#chart')?.getAttribute('data-active') ?? '') !== '', undefined, { timeout: PAGE_TIMEOUT_MS })
+    .catch(() => undefined);
+  assert.ok(
+    ((await late.getAttribute('#chart', 'data-active')) ?? '').length > 0,
+    `a late page highlights the current states; its caption: ${await late.textContent('#chart-caption')}`,
+  );
   await late.close();
 });
 
