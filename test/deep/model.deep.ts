@@ -4,7 +4,7 @@
  * transition) runs on the real embedded system as the model says, every step
  * one the abstract safety model allows, and the real server's migration actor
  * takes every transition of the chart: coverage 100 %
- * (test/helpers/migrationModel.ts). `npm test` runs every third path
+ * (test/helpers/migrationModel.ts). `npm test` runs every fifth path
  * (test/model/migration.model.test.ts).
  */
 import { test } from 'uvu';

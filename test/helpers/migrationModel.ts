@@ -3,7 +3,7 @@
  * xstate/graph generates through it (one per transition, payloads sampled so
  * failures, cancels, deadlines, lost terminals and rollbacks are all reached),
  * each run against the real embedded system (modelRun.ts), a few side by
- * side. `npm test` runs every third path (test/model/migration.model.test.ts),
+ * side. `npm test` runs every fifth path (test/model/migration.model.test.ts),
  * `npm run test:deep` every one, with 100 % of the transitions taken by the
  * real actor (test/deep/model.deep.ts).
  */

@@ -13,7 +13,7 @@ import { FAULT_KINDS } from '../../src/sim/simulator.ts';
 const MIGRATIONS = 4;
 const ITEMS = 2;
 /** The seeds `npm test` runs (0 to 3); the deep run's 200 start after them. */
-export const SMOKE_SEEDS = 4;
+export const SMOKE_SEEDS = 2;
 
 /** Runs seeds `from` … `from + seeds - 1` in 2 worker processes, prints the report, and checks it. */
 export async function rogueAndPaySeeds(seeds: number, from: number, opts: { everyKindStruck: boolean }): Promise<RunReport> {
