@@ -3,7 +3,7 @@
  * The test runner of `npm test` and `npm run test:deep`: uvu, a process per
  * test file (small files share one), several processes at once.
  *
- *   node test/run.mjs [dir] [pattern] [--jobs N]
+ *   node test/run.mjs [dir] [pattern] [--jobs N] [--save-timings]
  *
  * Each file runs in a `node --import tsx --import ./test/helpers/guard.mjs uvu
  * <dir> <file>` of its own, exactly as `npx uvu` would run it alone, so a
@@ -14,8 +14,9 @@
  * costs about a second, more than most of those files take. N processes run at once
  * (default: the machine's cores, or VALMOVE_TEST_JOBS); the slowest files of
  * the last run start first (their times are kept in
- * node_modules/.cache/valmove-tests.json), so the run ends when its longest
- * file does. Each process's output is printed whole when it ends, never
+ * node_modules/.cache/valmove-tests.json; a fresh clone's first run uses
+ * test/timings.json, a baseline measured here and refreshed with
+ * --save-timings), so the run ends when its longest file does. Each process's output is printed whole when it ends, never
  * interleaved. The last lines are uvu's totals over every file
  * (CI reads them): a process that dies without its counts counts as one failed
  * test, naming its files.
@@ -28,7 +29,7 @@
  * restarted from its files, never a power cut.
  */
 import { spawn } from 'node:child_process';
-import { accessSync, constants, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { accessSync, constants, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -41,6 +42,10 @@ const jobs = Math.max(1, Number(jobsArg ?? availableParallelism()) || 1);
 const [dir = 'test', pattern = '\\.test\\.ts$'] = args;
 const match = new RegExp(pattern, 'i'); // as uvu: case-insensitive, on the path relative to dir
 const cacheFile = join(root, 'node_modules', '.cache', 'valmove-tests.json');
+/** The files' times as measured once here, kept in the repository: `node test/run.mjs --save-timings` (both suites) refreshes it. */
+const baselineFile = join(root, 'test', 'timings.json');
+const saveAt = args.indexOf('--save-timings');
+const saveTimings = saveAt >= 0 && args.splice(saveAt, 1).length > 0;
 
 /** A fresh temp folder for the files under /dev/shm (memory-backed), or undefined: the OS's own. */
 function memoryTmp() {
@@ -67,12 +72,17 @@ function filesUnder(base) {
   return out.sort();
 }
 
-function readTimes() {
+function readJson(file) {
   try {
-    return JSON.parse(readFileSync(cacheFile, 'utf8'));
+    return JSON.parse(readFileSync(file, 'utf8'));
   } catch {
     return {};
   }
+}
+
+/** Each file's time (ms) of the last run here, else of the baseline the repository keeps (a fresh clone's first run). */
+function readTimes() {
+  return { ...readJson(baselineFile), ...readJson(cacheFile) };
 }
 
 const escapeRe = (s) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
@@ -200,14 +210,26 @@ await Promise.all(Array.from({ length: Math.min(jobs, units) }, worker));
 if (tmp) rmSync(tmp, { recursive: true, force: true });
 
 const wall = performance.now() - started;
-const cache = readTimes();
+const cache = readJson(cacheFile);
+const measured = {};
 // A shared process's time is split evenly among its files (a file grown slow soon runs alone again).
-for (const r of results) for (const f of r.unit) cache[join(dir, f)] = Math.round(r.ms / r.unit.length);
+for (const r of results) for (const f of r.unit) measured[join(dir, f)] = Math.round(r.ms / r.unit.length);
 try {
   mkdirSync(dirname(cacheFile), { recursive: true });
-  writeFileSync(cacheFile, `${JSON.stringify(cache, null, 1)}\n`);
+  writeFileSync(cacheFile, `${JSON.stringify({ ...cache, ...measured }, null, 1)}\n`);
 } catch {
-  // a read-only checkout: the next run orders files by name
+  // a read-only checkout: the next run orders files as the baseline does
+}
+if (saveTimings) {
+  // Only files that still exist, in name order, so the file's diff shows what moved.
+  const all = { ...readJson(baselineFile), ...measured };
+  const kept = Object.fromEntries(
+    Object.keys(all)
+      .filter((f) => existsSync(join(root, f)))
+      .sort()
+      .map((f) => [f, all[f]]),
+  );
+  writeFileSync(baselineFile, `${JSON.stringify(kept, null, 1)}\n`);
 }
 
 const slowest = [...results].sort((a, b) => b.ms - a.ms).slice(0, 8);

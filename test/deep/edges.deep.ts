@@ -35,10 +35,11 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import WebSocket from 'ws';
 import { decodeValue } from '../../src/actors/value.ts';
-import { demoProviders, demoValue } from '../../src/fixtures/demo.ts';
+import { demoProviders } from '../../src/fixtures/demo.ts';
 import { generateIdentity, systemRng, toB64, toHex } from '../../src/crypto/index.ts';
 import { loadConfig, type ChipConfig, type ServerConfig } from '../../src/deploy/config.ts';
 import { identityOf, readKeyFile } from '../../src/deploy/keyfiles.ts';
+import { testDeployment } from '../helpers/deployment.ts';
 import { launchDeployment, type LocalDeployment } from '../../src/deploy/up.ts';
 import type { RemoteError } from '../../src/protocol/errors.ts';
 import { AdminSamRecords } from '../../src/store/adminSam.store.ts';
@@ -111,15 +112,7 @@ async function refusalOf(p: Promise<unknown>): Promise<string> {
 
 t.before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'valmove-edges-'));
-  d = await launchDeployment({
-    dir,
-    providers: plan.map((p) => p.provider),
-    user: 'alice',
-    password,
-    items: plan.map((p, i) => ({ area: p.provider, provider: p.provider, value: demoValue(p.kind, i, toHex(systemRng.bytes(16))) })),
-    scrypt: { N: 2 ** 10, r: 8, p: 1 },
-    limits: LIMITS,
-  });
+  d = await launchDeployment(testDeployment(dir, plan.length, password, { limits: LIMITS }));
   for (const phone of [d.terminal('old'), d.terminal('new')]) {
     await phone.login('alice', password);
     await phone.register();

@@ -13,8 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { demoValue } from '../../src/fixtures/demo.ts';
-import { systemRng, toHex } from '../../src/crypto/index.ts';
+import { testDeployment } from '../helpers/deployment.ts';
 import { launchDeployment } from '../../src/deploy/up.ts';
 import { loadRun, sequenceOf } from '../../src/trace/index.ts';
 
@@ -22,16 +21,7 @@ test('up --record DIR: each party of each process writes its own file, and the m
   const dir = mkdtempSync(join(tmpdir(), 'valmove-up-rec-'));
   const records = join(dir, 'records');
   // The admin SAM inside the server's process: one process, two parties, two files.
-  const d = await launchDeployment({
-    dir,
-    providers: ['emoney'],
-    user: 'alice',
-    password: 'pw',
-    items: [{ area: 'emoney', provider: 'emoney', value: demoValue('emoney', 0, toHex(systemRng.bytes(16))) }],
-    scrypt: { N: 2 ** 10, r: 8, p: 1 },
-    embeddedAdminSam: true,
-    record: records,
-  });
+  const d = await launchDeployment(testDeployment(dir, 1, 'pw', { embeddedAdminSam: true, record: records }));
   let mig: string;
   try {
     const [oldPhone, newPhone] = [d.terminal('old'), d.terminal('new')];

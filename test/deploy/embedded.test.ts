@@ -9,12 +9,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { demoValue } from '../../src/fixtures/demo.ts';
-import { systemRng, toHex } from '../../src/crypto/index.ts';
+import { systemRng } from '../../src/crypto/index.ts';
 import { loadConfig } from '../../src/deploy/config.ts';
 import { TerminalControl } from '../../src/deploy/control.client.ts';
 import { generateDeployment } from '../../src/deploy/keygen.ts';
 import { startProcess, type RunningProcess } from '../../src/deploy/process.ts';
+import { testDeployment } from '../helpers/deployment.ts';
 import { launchDeployment } from '../../src/deploy/up.ts';
 import { PartyStore } from '../../src/store/party.store.ts';
 import { newUserRecord, ServerRecords } from '../../src/store/server.store.ts';
@@ -23,15 +23,7 @@ const quiet = { logSink: { write: (l: string) => (process.env.DEBUG_EMB ? proces
 
 test('the admin SAM inside the server process: a migration completes across the remaining processes', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'valmove-emb-'));
-  const d = await launchDeployment({
-    dir,
-    providers: ['emoney'],
-    user: 'alice',
-    password: 'pw',
-    items: [{ area: 'emoney', provider: 'emoney', value: demoValue('emoney', 0, toHex(systemRng.bytes(16))) }],
-    scrypt: { N: 2 ** 10, r: 8, p: 1 },
-    embeddedAdminSam: true,
-  });
+  const d = await launchDeployment(testDeployment(dir, 1, 'pw', { embeddedAdminSam: true }));
   try {
     assert.not.ok(
       d.processes.some((p) => p.role === 'admin-sam'),

@@ -10,8 +10,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { demoProviders, demoValue } from '../../src/fixtures/demo.ts';
+import { demoProviders } from '../../src/fixtures/demo.ts';
 import { generateIdentity, systemRng, toB64, toHex, type Identity } from '../../src/crypto/index.ts';
+import { testDeployment } from '../helpers/deployment.ts';
 import { launchDeployment, type LocalDeployment } from '../../src/deploy/up.ts';
 import { readKeyFile, identityOf } from '../../src/deploy/keyfiles.ts';
 import { probe } from '../helpers/probe.ts';
@@ -25,16 +26,10 @@ const probeIdentity: Identity = generateIdentity(systemRng);
 
 t.before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'valmove-procs-'));
-  d = await launchDeployment({
-    dir,
-    providers: plan.map((p) => p.provider),
-    user: 'alice',
-    password,
-    items: plan.map((p, i) => ({ area: p.provider, provider: p.provider, value: demoValue(p.kind, i, toHex(systemRng.bytes(16))) })),
-    scrypt: { N: 2 ** 10, r: 8, p: 1 },
+  d = await launchDeployment(
     // An operator's probe key that providers trust with the upload right only.
-    extraTrustedServers: { [toB64(probeIdentity.signPublic)]: ['upload'] },
-  });
+    testDeployment(dir, plan.length, password, { extraTrustedServers: { [toB64(probeIdentity.signPublic)]: ['upload'] } }),
+  );
 });
 
 t.after(async () => {
