@@ -133,7 +133,12 @@ export const decisionMachine = setup({
       // At rest: it only answers, so it may wait on disk (runtime.ts, retire).
       tags: ['rest'],
       on: {
-        COMMIT_REQUESTED: { target: 'committed', actions: 'answerCommitted' },
+        // A repeat (its answer lost) carries the same valid receipts and gets the decision again; a request with a
+        // receipt that does not check is refused as in pending, though the record stands: no forged receipt is ever answered "committed".
+        COMMIT_REQUESTED: [
+          { guard: 'receiptsValid', target: 'committed', actions: 'answerCommitted' },
+          { target: 'committed', actions: 'refuseReceipts' },
+        ],
         ABORT_REQUESTED: { target: 'committed', actions: 'answerCommitted' },
         ACTIVATE_REQUESTED: { guard: 'isDestination', target: 'committed' },
         WIPE_REQUESTED: { guard: 'wipesSource', target: 'committed' },

@@ -124,12 +124,22 @@ test('decision: pending allows no activation, restore or wipe', () => {
   }
 });
 
-test('decision: committed stands: a later commit or abort is answered committed and records nothing', () => {
+test('decision: committed stands: a later commit with valid receipts or an abort is answered committed and records nothing', () => {
   const d = bound();
   d.send({ type: 'COMMIT_REQUESTED', receiptsValid: true });
   assert.equal(d.send({ type: 'ABORT_REQUESTED', reason: 'deadline' }), [{ type: 'answerDecision', decision: 'committed' }]);
   assert.equal(d.send({ type: 'COMMIT_REQUESTED', receiptsValid: true }), [{ type: 'answerDecision', decision: 'committed' }]);
-  assert.equal(d.send({ type: 'COMMIT_REQUESTED', receiptsValid: false }), [{ type: 'answerDecision', decision: 'committed' }]);
+  assert.is(d.state(), 'committed');
+  assert.is(d.actor.getSnapshot().context.reason, null);
+});
+
+test('decision: a commit whose receipts do not check is refused RECEIPT_REFUSED even after the record committed (never answered "committed"), and the record stands', () => {
+  // simulation seed 1205 (--migrations 4 --items 2 --faults all --rogue all --pay): a forged commit delayed past the honest one was answered committed.
+  const d = bound();
+  d.send({ type: 'COMMIT_REQUESTED', receiptsValid: true });
+  assert.equal(d.send({ type: 'COMMIT_REQUESTED', receiptsValid: false, problem: 'the receipt for item 0 is not signed by p0' }), [
+    { type: 'refuse', code: 'RECEIPT_REFUSED', message: 'the receipt for item 0 is not signed by p0' },
+  ]);
   assert.is(d.state(), 'committed');
   assert.is(d.actor.getSnapshot().context.reason, null);
 });
