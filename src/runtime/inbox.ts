@@ -155,9 +155,8 @@ export class Inbox {
     if (how.fresh) {
       // A request answered fresh keeps no record, but its id may name one that did (a used id on another type):
       // that request's answer, never a second handling under the same id.
-      const seen = this.deps.store.inbox.get(env.id);
-      if (seen && seen.from !== env.from) throw new ProtocolError('BAD_ENVELOPE', `request id ${env.id} was already used by another sender`);
-      if (seen) return seen.replies;
+      const stored = this.storedAnswer(env);
+      if (stored) return stored;
     } else {
       const repeat = this.repeatOf(env, sent.seq, how.inProgress);
       if (repeat) return repeat;
@@ -169,14 +168,18 @@ export class Inbox {
   }
 
   /** The replies stored for a request seen before; throws for one that must not be applied. */
-  private repeatOf(env: AnyEnvelope, seq: number, inProgress: boolean): AnyEnvelope[] | undefined {
-    const { store, party, log } = this.deps;
-    const seen = store.inbox.get(env.id);
+  /** The stored answer of a request with this id (refused if another sender used the id), or undefined. */
+  private storedAnswer(env: AnyEnvelope): AnyEnvelope[] | undefined {
+    const seen = this.deps.store.inbox.get(env.id);
     if (seen && seen.from !== env.from) throw new ProtocolError('BAD_ENVELOPE', `request id ${env.id} was already used by another sender`);
-    if (seen) {
-      log.debug('duplicate request answered from the inbox', { type: env.type, id: env.id });
-      return seen.replies;
-    }
+    if (seen) this.deps.log.debug('duplicate request answered from the inbox', { type: env.type, id: env.id });
+    return seen?.replies;
+  }
+
+  private repeatOf(env: AnyEnvelope, seq: number, inProgress: boolean): AnyEnvelope[] | undefined {
+    const { store, party } = this.deps;
+    const stored = this.storedAnswer(env);
+    if (stored) return stored;
     // Not in the inbox, and at or below what was pruned of this sender: answered long ago. Never applied again.
     const floor = store.inboxFloors.get(env.from);
     if (floor !== undefined && seq <= floor) {
