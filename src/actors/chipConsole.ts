@@ -40,12 +40,8 @@ export class ChipConsole {
         this.fail(e as Error);
         return;
       }
-      if (env.type === 'frame.ack') return;
       if (env.type === 'frame') {
-        // Frames are delivered reliably hop by hop: acknowledge each, and take a repeat only once.
-        this.link.send(
-          encodeEnvelope({ v: PROTOCOL_VERSION, id: `${this.id}#a${++this.seq}`, corr: env.id, from: this.id, to: this.chipId, type: 'frame.ack', body: {} }),
-        );
+        // Frames pass as notices (no acknowledgement): a repeat is taken only once.
         if (this.seen.has(env.id)) return;
         this.seen.add(env.id);
       }

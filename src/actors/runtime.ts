@@ -260,8 +260,8 @@ export abstract class PartyRuntime {
   /** Handles one event a machine emitted: an outbound message or a named effect. */
   protected abstract onIntent(key: string, intent: never, turn: TurnContext): void;
 
-  /** At the end of a turn that moved these actors, before its commit: may add writes (e.g. an index of actor states). */
-  protected onCommitting(_touched: string[], _turn: TurnContext): void {}
+  /** At the end of a turn, before its commit, with the actors whose snapshot it writes: may add writes (e.g. an index of actor states). */
+  protected onCommitting(_changed: string[], _turn: TurnContext): void {}
 
   /**
    * Run as a turn after a failed commit made the party reload its actors

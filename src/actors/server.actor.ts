@@ -364,9 +364,13 @@ export class ServerRuntime extends PartyRuntime {
     return migrationIntent(turn, key.slice(MIGRATION.length), intent as MigrationIntent, this.view);
   }
 
-  /** Keeps the migration index in step with every migration this turn moved. */
-  protected override onCommitting(touched: string[], turn: TurnContext): void {
-    for (const key of touched) {
+  /**
+   * Keeps the migration index in step with every migration whose snapshot
+   * this turn writes (its state, outcome and reason come from the snapshot: a
+   * turn that only relayed a frame writes neither, issue 19).
+   */
+  protected override onCommitting(changed: string[], turn: TurnContext): void {
+    for (const key of changed) {
       if (!key.startsWith(MIGRATION)) continue;
       const snap = this.actorOf(key)!.getSnapshot();
       const ctx = snap.context as MigrationContext;

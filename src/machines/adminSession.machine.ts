@@ -158,6 +158,9 @@ export const adminSessionMachine = setup({
       },
     },
     exchanging: {
+      // Volatile: the session keys are RAM only, so a restart fails the session whatever its cursor (SESSION_LOST);
+      // the runtime does not write the snapshot of each command's reply (runtime/host.ts).
+      tags: ['volatile'],
       description: 'Our proof went with the first command; each reply is checked (key check value) before the next command.',
       on: {
         CHIP_REPLIED: [

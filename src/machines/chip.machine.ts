@@ -124,9 +124,12 @@ export const chipMachine = setup({
     // Power loss: RAM (session keys) is gone, non-volatile areas remain.
     POWER_ON: { target: '.idle', actions: 'clearSession' },
   },
+  // A smartcard's session controller lives in RAM: every state is 'volatile', so the runtime writes this
+  // machine's snapshot when the chip is made and never for a session (runtime/host.ts); power-on starts idle.
   states: {
-    idle: {},
+    idle: { tags: ['volatile'] },
     challenged: {
+      tags: ['volatile'],
       description: 'Answered the SAM challenge with our own and our proof; waiting for the SAM to prove it holds the key.',
       on: {
         SAM_PROVEN: { guard: 'sameSession', target: 'open' },
@@ -134,6 +137,7 @@ export const chipMachine = setup({
       },
     },
     open: {
+      tags: ['volatile'],
       description: 'Mutually authenticated; AEAD frames with strictly increasing counters.',
       on: {
         COMMAND: [

@@ -166,6 +166,8 @@ export const migrationSamMachine = setup({
           },
         },
         reading: {
+          // Volatile: the session keys are RAM only; a restart ends the session (SESSION_LOST) wherever it stood.
+          tags: ['volatile'],
           description: 'S7: the item is read out of the locked area into our store.',
           on: {
             CHIP_REPLIED: [
@@ -211,6 +213,7 @@ export const migrationSamMachine = setup({
           },
         },
         writing: {
+          tags: ['volatile'],
           description: "S14: item and main key written; the chip's key check value must match the main key.",
           on: {
             CHIP_REPLIED: [

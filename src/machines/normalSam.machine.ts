@@ -99,6 +99,8 @@ export const normalSamMachine = setup({
       },
     },
     reading: {
+      // Volatile: the session keys are RAM only; a restart finds the session as it opened, and its deadline ends it.
+      tags: ['volatile'],
       on: {
         VALUE_READ: [
           { guard: 'readNeedsWrite', target: 'writing', actions: 'sendWrite' },
@@ -108,6 +110,7 @@ export const normalSamMachine = setup({
       },
     },
     writing: {
+      tags: ['volatile'],
       description: "The new value, written only if the area's counter is still the one we read.",
       on: {
         VALUE_WRITTEN: [

@@ -14,7 +14,7 @@ import type { EventObject } from 'xstate';
 import { ProtocolError } from '../protocol/errors.ts';
 import { attributeTo, enterParty, leaveParty } from '../metrics/counters.ts';
 import { kindOf } from '../transport/messages.ts';
-import { atRest } from './host.ts';
+import { atRest, type SnapshotWrites } from './host.ts';
 import type { BatchHost, RanTurn } from './queue.ts';
 import type { Parts } from './runtime.ts';
 import { stopwatch } from './stopwatch.ts';
@@ -132,6 +132,10 @@ export class TurnEngine implements BatchHost<Job, Done> {
     }
   }
 
+  closingDue(): boolean {
+    return this.batch!.sweepDue;
+  }
+
   closing(): void {
     const batch = this.batch!;
     if (!batch.sweepDue) return;
@@ -225,22 +229,33 @@ export class TurnEngine implements BatchHost<Job, Done> {
   private completed(d: Done): void {
     const { turn } = d;
     const record = turn.record;
+    const snapshots = this.p.host.snapshotsOf(record.touched);
     if (record.touched.size > 0) {
       turn.reopen();
       this.current = turn;
       try {
-        this.p.hooks.onCommitting([...record.touched], turn);
+        this.p.hooks.onCommitting([...snapshots.put.map(([key]) => key), ...snapshots.remove], turn);
       } finally {
         turn.end();
         this.current = null;
       }
     }
-    // A request answered fresh, that changed nothing and only answered itself, writes nothing (not even the
-    // sequence number its reply used: a reply's id is never looked up, so one used again after a crash is harmless).
+    // A turn writes only what a restart needs (issue 19, "lean relaying"): a snapshot that changed, its own
+    // writes, the request it recorded or answered, what it sent that must be sent again. A relayed frame (a
+    // notice, which moves no machine's persisted state) and a request answered fresh that changed nothing write
+    // nothing, not even the sequence number a fresh reply used: a reply's id is never looked up, so one used again
+    // after a crash is harmless, and a notice's id does not come from the stored sequence (MessageIds).
     const inbound = record.inbound;
     const freshAnswer = (o: OutMessage) => inbound !== undefined && !record.recordInbound && o.env.corr === inbound.id && kindOf(o.env.type) === 'reply';
-    d.empty = !record.dirty && record.acked.length === 0 && (!inbound || !record.recordInbound) && record.out.every(freshAnswer);
-    if (!d.empty) d.writes = this.turnWrites(record);
+    const unwritten = (o: OutMessage) => kindOf(o.env.type) === 'notice' || freshAnswer(o);
+    d.empty =
+      record.writes.length === 0 &&
+      snapshots.put.length === 0 &&
+      snapshots.remove.length === 0 &&
+      record.acked.length === 0 &&
+      (!inbound || !record.recordInbound) &&
+      record.out.every(unwritten);
+    if (!d.empty) d.writes = this.turnWrites(record, snapshots);
   }
 
   private drainInternal(turn: Turn): void {
@@ -260,11 +275,10 @@ export class TurnEngine implements BatchHost<Job, Done> {
   }
 
   /** A turn's durable record, as one function to run inside a write transaction: snapshots, outbox, inbox and replies, acks, seq. */
-  private turnWrites(record: TurnRecord): () => void {
-    const { store, inbox, outbox, host } = this.p;
+  private turnWrites(record: TurnRecord, snapshots: SnapshotWrites): () => void {
+    const { store, inbox, outbox } = this.p;
     const seq = this.p.ids.current;
     const at = this.p.clock.now();
-    const snapshots = host.snapshotsOf(record.touched);
     const inbound = record.inbound && record.recordInbound ? record.inbound : undefined;
     return () => {
       for (const w of record.writes) w();

@@ -53,6 +53,9 @@ export interface SnapshotWrites {
   remove: string[];
 }
 
+/** The tag of states whose snapshot is not worth a commit: what they hold is lost with RAM anyway (see snapshotsOf). */
+export const VOLATILE_TAG = 'volatile';
+
 /** Finished, or in a state that only answers repeats (tagged 'rest'): nothing for it to do in RAM. */
 export function atRest(actor: Actor<AnyStateMachine>): boolean {
   const snap = actor.getSnapshot();
@@ -169,6 +172,10 @@ export class ActorHost {
       }
       const mark = markOf(h.actor);
       if (sameMark(h.written, mark)) continue;
+      // A state tagged 'volatile' (a chip session in progress, whose keys live in RAM only) is not written once
+      // the actor has a snapshot: a restart loses the session anyway, and finds the actor as it was before it,
+      // with the deadline that ends it.
+      if (h.written !== undefined && h.actor.getSnapshot().hasTag(VOLATILE_TAG)) continue;
       h.written = mark;
       out.put.push([key, { machine: h.kind, version: kind.version, snapshot: h.actor.getPersistedSnapshot() }]);
     }

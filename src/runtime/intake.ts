@@ -62,8 +62,6 @@ export class Intake {
     }
     if (kind === 'request' && !this.admitted(env, peer, bytes, turn)) return;
     this.deps.handle(env, peer, turn);
-    // Every hop acknowledges a frame it accepted, so the sender stops sending it again.
-    if (env.type === 'frame') turn.reply(env, 'frame.ack', {});
   }
 
   /** Decodes the envelope and checks who it is from and to. */
@@ -92,11 +90,6 @@ export class Intake {
       this.deps.log.debug('duplicate reply ignored', { type: env.type, corr });
       return true;
     }
-    if (pending?.env.type === 'frame' && (env.type === 'frame.ack' || env.type === 'error')) {
-      // A hop acknowledged (or refused: a stale session) a frame we relayed; that is the runtime's business only.
-      if (env.type === 'error') this.deps.log.debug('frame refused by the next hop', { peer, code: env.body.code, reason: env.body.message });
-      return true;
-    }
     return false;
   }
 
@@ -104,8 +97,7 @@ export class Intake {
   private admitted(env: AnyEnvelope, peer: string, bytes: Uint8Array, turn: Turn): boolean {
     const { party, intercept } = this.deps;
     const fresh = this.deps.answeredFresh(env.type);
-    // Work in progress goes on when the store is full or the inbox at its limit: a relayed session frame belongs to a session already open.
-    const repeat = this.deps.inbox.admit(env, { fresh, inProgress: env.type === 'frame' });
+    const repeat = this.deps.inbox.admit(env, { fresh, inProgress: false });
     if (repeat) {
       for (const reply of repeat) this.deps.say({ peer, env: reply });
       return false;

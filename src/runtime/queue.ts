@@ -3,7 +3,8 @@
  * command, a timer) wait here and run one at a time, as turns.
  *
  * Group commit: a batch runs queued jobs as turns, one after another,
- * inside ONE LMDB write transaction, awaits its flush once, then lets each
+ * inside ONE LMDB write transaction (a turn with nothing to write, such as
+ * a relayed frame, runs and speaks before it, with no transaction at all), awaits its flush once, then lets each
  * turn speak in order. Every turn still sees the writes of the turns before
  * it (reads inside the transaction see its writes), so a duplicate request
  * handled in the same batch is answered from the inbox as before; and
@@ -40,18 +41,22 @@ export const ONE_TURN_PER_COMMIT: CommitPolicy = { turnsPerCommit: 1, workMsPerC
 export interface RanTurn {
   /** The batch stops at this turn (it failed after a state change, or a crash was injected before its commit). */
   stops: boolean;
+  /** The turn has nothing to write: it speaks without a transaction (queue.ts, runBatch). */
+  empty: boolean;
 }
 
 /** What the queue asks of the party around each batch. */
 export interface BatchHost<J, T extends RanTurn> {
   /** Before the batch's transaction opens; false when the batch is over already (it was handled). */
   prepare(): Promise<boolean>;
-  /** Runs one job as a turn in memory, inside the batch's transaction (it reads what earlier turns wrote). */
+  /** Runs one job as a turn in memory, inside the batch's transaction (it reads what earlier turns wrote), or before it opens. */
   run(job: J): T;
   /** Puts a turn's writes into the transaction, unless the turn stops the batch (then it says so in `stops`). */
   write(turn: T): void;
   /** The last work inside the transaction, when no turn stopped the batch (the inbox sweep). */
   closing(): void;
+  /** Whether `closing` has work to do (then a batch whose turns wrote nothing still commits, for it alone). */
+  closingDue(): boolean;
   /** Runs `fn` in one write transaction and resolves once it is durable. */
   commit(fn: () => void): Promise<void>;
   /** The transaction is on disk: the turns speak, in order. */
@@ -130,10 +135,34 @@ export class TurnQueue<J, T extends RanTurn> {
 
   private async runBatch(): Promise<void> {
     if (!(await this.host.prepare())) return;
+    // Turns that write nothing (a relayed frame) run and speak without a transaction; the first that writes
+    // opens one, and the turns after it run inside it, as before.
+    let first: T | undefined;
+    while (this.jobs.length > 0 && !this.closed) {
+      const turn = this.host.run(this.jobs.shift()!);
+      if (!turn.empty) {
+        first = turn;
+        break;
+      }
+      this.host.write(turn);
+      await this.host.committed([turn]);
+      if (turn.stops) return;
+    }
+    if (!first) {
+      // No turn wrote, but the batch has closing work due (the inbox sweep): it gets a transaction of its own,
+      // unless a turn's crash closed the party (its store is closed: nothing more is written).
+      if (this.closed || !this.host.closingDue()) return;
+      try {
+        await this.host.commit(() => this.host.closing());
+      } catch (e) {
+        return this.host.failed([], e);
+      }
+      return this.host.committed([]);
+    }
     const turns: T[] = [];
     try {
       await this.host.commit(() => {
-        if (this.take(turns)) this.host.closing();
+        if (this.take(turns, first)) this.host.closing();
       });
     } catch (e) {
       return this.host.failed(turns, e);
@@ -141,12 +170,17 @@ export class TurnQueue<J, T extends RanTurn> {
     await this.host.committed(turns);
   }
 
-  /** Runs queued jobs into `turns`, as many as the policy lets one transaction take; false when a turn stopped the batch. */
-  private take(turns: T[]): boolean {
+  /**
+   * Puts `first` (run already) and then queued jobs into `turns`, as many as
+   * the policy lets one transaction take; false when a turn stopped the batch.
+   */
+  private take(turns: T[], first: T): boolean {
     const budgetEnd = stopwatch.now() + this.policy.workMsPerCommit;
-    while (this.jobs.length > 0 && !this.closed && turns.length < this.policy.turnsPerCommit) {
-      if (turns.length > 0 && stopwatch.now() > budgetEnd) break;
-      const turn = this.host.run(this.jobs.shift()!);
+    let ran: T | undefined = first;
+    while (ran || (this.jobs.length > 0 && !this.closed && turns.length < this.policy.turnsPerCommit)) {
+      if (!ran && turns.length > 0 && stopwatch.now() > budgetEnd) break;
+      const turn = ran ?? this.host.run(this.jobs.shift()!);
+      ran = undefined;
       // In the batch before its writes: if they throw, the transaction fails and the turn is told so with the rest.
       turns.push(turn);
       this.host.write(turn);

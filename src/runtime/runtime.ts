@@ -51,7 +51,8 @@ export interface PartyHooks {
   admitMessage(peer: string): boolean;
   onEnvelope(env: AnyEnvelope, peer: string, turn: TurnContext): void;
   onIntent(key: string, intent: EventObject, turn: TurnContext): void;
-  onCommitting(touched: string[], turn: TurnContext): void;
+  /** At the end of a turn that moved actors, before its commit: `changed` are those whose snapshot it writes (or removes). */
+  onCommitting(changed: string[], turn: TurnContext): void;
   onReloaded(turn: TurnContext): void;
   onLinkAttached(peer: string): void;
   onLinkClosed(peer: string, reason: string): void;

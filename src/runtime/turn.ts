@@ -84,6 +84,8 @@ export class TurnRecord {
  */
 export class MessageIds {
   private seq = 0;
+  private noticeSeq = 0;
+  private noticeTag: string | undefined;
 
   constructor(
     private readonly party: string,
@@ -96,11 +98,20 @@ export class MessageIds {
     // A new store counts from the clock, not from 0: a sender whose store was wiped must not number its
     // requests below the floor its receivers keep for it (their STALE_REQUEST check).
     this.seq = (store.meta.get('seq') as number | undefined) ?? clock.now();
+    this.noticeTag = undefined;
+    this.noticeSeq = 0;
   }
 
   next(type: MessageType): string {
+    const kind = kindOf(type);
+    if (kind === 'notice') {
+      // A notice (a relayed frame, a progress line) is never written: its id counts in RAM under a tag drawn at
+      // start, so a party that restarts below its last notice still never repeats one (a receiver drops a repeat).
+      this.noticeTag ??= randomHex(this.rng, 4);
+      return `${this.party}#n${this.noticeTag}.${++this.noticeSeq}`;
+    }
     const id = `${this.party}#${++this.seq}`;
-    return this.unguessable() && kindOf(type) === 'request' ? `${id}.${randomHex(this.rng, 8)}` : id;
+    return this.unguessable() && kind === 'request' ? `${id}.${randomHex(this.rng, 8)}` : id;
   }
 
   /** The sequence number last used (written with the turn that used it). */

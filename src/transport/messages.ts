@@ -89,9 +89,9 @@ export const MESSAGES = {
   // terminal <-> chip (the phone's local link; chip frames are already AEAD)
   'chip.select': ['request', z.strictObject({})],
   'chip.info': ['reply', z.strictObject({ serial: name, areas: z.array(z.strictObject({ area: name, provider: name })).max(ITEMS_PER_MIGRATION_MAX) })],
-  // A session frame is delivered hop by hop, each hop reliable: retransmitted until acknowledged, deduplicated by id.
-  frame: ['request', z.strictObject({ session: name, data: b64(FRAME_DATA_CHARS_MAX) })],
-  'frame.ack': ['reply', z.strictObject({})],
+  // A session frame passes end to end as a notice: no hop acknowledges, stores or resends it (issue 19); a lost
+  // frame is covered by the session's deadline and its step's retry. Duplicates are dropped by id at each hop.
+  frame: ['notice', z.strictObject({ session: name, data: b64(FRAME_DATA_CHARS_MAX) })],
 
   // terminal <-> server
   'login.begin': ['request', z.strictObject({ user: name })],

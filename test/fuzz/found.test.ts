@@ -1,17 +1,16 @@
 /**
  * What fuzzing the parties found (issue 8, point 6), one test per finding, in
  * one small world. Each of the first five inputs stopped a party or killed
- * the whole process before its fix. The last is a finding in
- * src/actors/runtime.ts (an answer settling a request sent on another link).
+ * the whole process before its fix. A sixth finding (an answer settling a
+ * request sent on another link) is kept in test/runtime/intake.test.ts.
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { generateIdentity, systemRng, toB64 } from '../../src/crypto/index.ts';
 import type { RemoteError } from '../../src/protocol/errors.ts';
 import { decodeEnvelope, type AnyEnvelope } from '../../src/transport/envelope.ts';
 import { buildWorld, settle, type World } from '../helpers/world.ts';
 import { watchProcess } from './fuzz.ts';
-import { memorySeat, storeOf, terminalSeat, type Seat } from './seats.ts';
+import { memorySeat, terminalSeat, type Seat } from './seats.ts';
 
 let w: World;
 let watch: ReturnType<typeof watchProcess>;
@@ -116,31 +115,6 @@ test('a terminal asked for a scrypt cost no user record can have (N = 3; N·r·p
     );
     seat.close();
   }
-});
-
-/**
- * runtime.ts handleBytes took `corr` as an acknowledgement against the whole
- * outbox, not against the requests sent on the link the answer came in on:
- * any peer that guessed an id (they count up: "normal-sam/p0-emoney#1")
- * stopped the party resending a request to another peer. Here a second
- * reader tries to silence the normal SAM's challenge to the first.
- */
-test('a reply on one link does not acknowledge a request the party sent on another (runtime.ts)', async () => {
-  const provider = w.providers[0]!;
-  const nsam = w.system.providers.get(provider)!.normalSam;
-  // Two readers the provider enrolled (each seat stands for a channel that proved its key).
-  const keys = ['terminal/found-a', 'terminal/found-b'].map((name) => {
-    const key = toB64(generateIdentity(systemRng).signPublic);
-    w.system.enrollReader(provider, key, name, ['spend']);
-    return key;
-  });
-  const a = memorySeat(nsam, 'terminal/found-a', 'terminal/found-a', { autoAck: false, provenKey: keys[0] });
-  const b = memorySeat(nsam, 'terminal/found-b', 'terminal/found-b', { provenKey: keys[1] });
-  await ask(a, { id: 'terminal/found-a#1', type: 'normal.begin', body: { session: 'terminal/found-a:r1:x', op: 'balance', area: provider } });
-  const waiting = [...storeOf(nsam).outbox.getRange()].filter((e) => e.value.peer === 'terminal/found-a').map((e) => e.key);
-  assert.is(waiting.length, 1, 'the challenge to a waits for a');
-  await ask(b, { id: 'terminal/found-b#1', corr: waiting[0], type: 'frame.ack', body: {} });
-  assert.ok(storeOf(nsam).outbox.get(waiting[0]!), 'the challenge to a still waits for a, whatever b says');
 });
 
 test.run();

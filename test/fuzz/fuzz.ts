@@ -211,12 +211,11 @@ function judge(seat: Seat, expect: Expect, got: Received[], cs: Change[], chipWa
       return unexpected.length > 0 ? { answer, problem: `a refusal changed state: ${describeChanges(unexpected)}` } : { answer };
     }
     case 'chip-frame': {
-      const acks = envs.filter((e) => e.type === 'frame.ack' && e.corr === expect.id);
       const frames = envs.filter((e) => e.type === 'frame');
-      if (acks.length !== 1 || frames.length !== 1 || envs.length !== 2) {
+      if (frames.length !== 1 || envs.length !== 1) {
         return {
           answer: envs.map((e) => e.type).join('+') || 'silent',
-          problem: `a chip acknowledges a frame and answers it in the session; got ${envs.map((e) => e.type).join(', ') || 'nothing'}`,
+          problem: `a chip answers a frame once, in the session (frames are notices: no acknowledgement); got ${envs.map((e) => e.type).join(', ') || 'nothing'}`,
         };
       }
       const f = frames[0] as Extract<AnyEnvelope, { type: 'frame' }>;
@@ -231,8 +230,8 @@ function judge(seat: Seat, expect: Expect, got: Received[], cs: Change[], chipWa
       if (!(ERROR_CODES as readonly string[]).includes(inner.code) && !SESSION_CODES.includes(inner.code))
         return { answer, problem: `code ${inner.code} is not a known code` };
       if (inner.message.trim().length < 15) return { answer, problem: `the sentence "${inner.message}" is too short to act on` };
-      // A hop keeps the frame's id (to answer a repeat) and its sequence number; a session the chip had open may end.
-      const allowed = (c: Change) => recordOf(c, expect.id) || (c.db === 'meta' && c.key === 'seq') || (!chipWasIdle && c.db === 'snapshots');
+      // A frame is a notice: nothing of it is kept; a session the chip had open may end.
+      const allowed = (c: Change) => !chipWasIdle && c.db === 'snapshots';
       const other = cs.filter((c) => !allowed(c));
       return other.length > 0 ? { answer, problem: `a chip's refusal changed state: ${describeChanges(other)}` } : { answer };
     }

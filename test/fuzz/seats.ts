@@ -9,7 +9,7 @@
  */
 import type { PartyRuntime } from '../../src/actors/runtime.ts';
 import type { PartyStore } from '../../src/store/party.store.ts';
-import { decodeEnvelope, encodeEnvelope, PROTOCOL_VERSION, type AnyEnvelope } from '../../src/transport/envelope.ts';
+import { decodeEnvelope, type AnyEnvelope } from '../../src/transport/envelope.ts';
 import type { Link } from '../../src/transport/link.ts';
 import { memoryLinkPair } from '../../src/transport/memory.transport.ts';
 import type { MessageType } from '../../src/transport/messages.ts';
@@ -30,8 +30,6 @@ export interface SeatOptions {
   chip?: boolean;
   /** Sessions the party has open toward this seat: their frames reach its chip-frame decoder. */
   openSessions?: string[];
-  /** Acknowledge the frames the party sends, as its real peer does (default); off, they stay in its outbox. */
-  autoAck?: boolean;
   /** Records a refusal of this type may still change (by design: login failures count). */
   refusalMayTouch?: Partial<Record<MessageType, readonly string[]>>;
   /**
@@ -68,8 +66,6 @@ export function storeOf(party: PartyRuntime): PartyStore {
   return (party as unknown as { store: PartyStore }).store;
 }
 
-let acks = 0;
-
 function seatOn(party: PartyRuntime, self: string, linkName: string, label: string, link: Link, opts: SeatOptions): Seat {
   const got: Received[] = [];
   link.onMessage((bytes) => {
@@ -80,10 +76,6 @@ function seatOn(party: PartyRuntime, self: string, linkName: string, label: stri
       r.undecodable = String(e);
     }
     got.push(r);
-    // Frames are delivered hop by hop, each hop acknowledging: the seat does what the real peer does.
-    if (r.env?.type === 'frame' && opts.autoAck !== false) {
-      link.send(encodeEnvelope({ v: PROTOCOL_VERSION, id: `${self}#fzack${++acks}`, corr: r.env.id, from: self, to: party.id, type: 'frame.ack', body: {} }));
-    }
   });
   return {
     label,

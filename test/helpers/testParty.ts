@@ -79,6 +79,11 @@ export class TestParty extends PartyRuntime {
     }
   }
 
+  /** Sends a request of its own to `peer` (kept in its outbox until answered on that peer's link); resolves with its id. */
+  request(peer: string): Promise<string> {
+    return this.runLocal((turn) => turn.send(peer, 'channel.reserve', { purpose: 'register' }).id);
+  }
+
   /** Answers a request it left unanswered. */
   answer(id: string): Promise<void> {
     return this.runLocal((turn) => {

@@ -8,6 +8,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { AnyEnvelope } from '../../src/transport/envelope.ts';
+import { memoryLinkPair } from '../../src/transport/memory.transport.ts';
 import { testBench } from '../helpers/testParty.ts';
 
 const brief = (envs: AnyEnvelope[]) => envs.map((e) => (e.type === 'error' ? `error ${e.body.code} to ${e.corr ?? '-'}` : e.type));
@@ -49,6 +50,36 @@ test('a reply to nothing this party asked is dropped without a word; a duplicate
     assert.equal(brief(b.got), ['error UNEXPECTED to server#5'], 'no answer to the stray reply; the party refused the notice once');
     assert.equal(b.party.applied, ['server#5'], 'the duplicate never reached it');
   } finally {
+    await b.close();
+  }
+});
+
+/**
+ * Found by the fuzzer (issue 8): an answer was taken as an acknowledgement
+ * against the whole outbox, not against the requests sent on the link it
+ * came in on; any peer that guessed an id (they count up) stopped the party
+ * resending a request to another peer.
+ */
+test('an answer on one link does not settle a request the party sent on another; on the right link it does', async () => {
+  const b = await testBench();
+  const [other, theirs] = memoryLinkPair('terminal/other', 'test-party');
+  b.party.attach('terminal/other', theirs);
+  try {
+    const id = await b.party.request('server');
+    await b.settle();
+    assert.ok(b.party.partyStore.outbox.get(id), 'the request waits for its answer');
+    other.send(
+      new TextEncoder().encode(
+        JSON.stringify({ v: 1, id: 'terminal/other#1', corr: id, from: 'terminal/other', to: 'test-party', type: 'channel.reserved', body: {} }),
+      ),
+    );
+    await b.settle();
+    assert.ok(b.party.partyStore.outbox.get(id), 'it still waits, whatever another link says');
+    b.send({ id: 'server#1', corr: id, type: 'channel.reserved', body: {} });
+    await b.settle();
+    assert.is(b.party.partyStore.outbox.get(id), undefined, 'answered on its own link: settled');
+  } finally {
+    other.close('test over');
     await b.close();
   }
 });

@@ -13,21 +13,34 @@ interface Ran extends RanTurn {
 }
 
 /** A host whose commits are one tick long; `log` is what happened, in order. */
-function recorder(opts: { stopAt?: string; failWrite?: string; failCommit?: boolean; prepare?: () => boolean } = {}) {
+function recorder(
+  opts: {
+    stopAt?: string;
+    failWrite?: string;
+    failCommit?: boolean;
+    prepare?: () => boolean;
+    closingDue?: boolean;
+    crashAt?: string;
+    onCrash?: () => void;
+  } = {},
+) {
   const log: string[] = [];
+  const outside: string[] = [];
   let inTransaction = false;
   const host: BatchHost<string, Ran> = {
     prepare: async () => opts.prepare?.() ?? true,
     run(job) {
-      assert.ok(inTransaction, `${job} runs inside its batch's transaction`);
+      // A batch's first turn runs before its transaction opens (to learn whether it writes at all); the rest inside it.
+      if (!inTransaction) outside.push(job);
       log.push(`run ${job}`);
-      return { job, stops: false };
+      return { job, stops: false, empty: job.startsWith('~') };
     },
     write(turn) {
       if (turn.job === opts.failWrite) throw new Error(`${turn.job} writes what the store refuses`);
       turn.stops = turn.job === opts.stopAt;
     },
     closing: () => void log.push('closing'),
+    closingDue: () => opts.closingDue ?? false,
     async commit(fn) {
       inTransaction = true;
       try {
@@ -39,23 +52,51 @@ function recorder(opts: { stopAt?: string; failWrite?: string; failCommit?: bool
       if (opts.failCommit) throw new Error('disk full');
       log.push('durable');
     },
-    committed: async (turns) => void log.push(`speak ${turns.map((t) => t.job).join(',')}`),
+    committed: async (turns) => {
+      log.push(`speak ${turns.map((t) => t.job).join(',')}`);
+      if (turns.some((t) => t.job === opts.crashAt)) opts.onCrash?.();
+    },
     failed: async (turns, e) => void log.push(`failed ${turns.map((t) => t.job).join(',')}: ${(e as Error).message}`),
   };
-  return { host, log };
+  return { host, log, outside };
 }
 
 async function runAll(policy: CommitPolicy, jobs: string[], opts: Parameters<typeof recorder>[0] = {}) {
-  const { host, log } = recorder(opts);
+  const { host, log, outside } = recorder(opts);
   const q = new TurnQueue(host, policy);
   for (const j of jobs) q.push(j);
   await q.idle();
-  return { q, log };
+  return { q, log, outside };
 }
 
 test('group commit: jobs queued together run as turns of one transaction, and speak once it is durable', async () => {
   const { log } = await runAll(GROUP_COMMIT, ['a', 'b', 'c']);
   assert.equal(log, ['run a', 'run b', 'run c', 'closing', 'durable', 'speak a,b,c']);
+});
+
+test('a turn with nothing to write (a relayed frame) speaks without a transaction; the first that writes opens one, and later turns run inside it', async () => {
+  const { log, outside } = await runAll(GROUP_COMMIT, ['~a', '~b', 'c', '~d', 'e']);
+  assert.equal(log, ['run ~a', 'speak ~a', 'run ~b', 'speak ~b', 'run c', 'run ~d', 'run e', 'closing', 'durable', 'speak c,~d,e']);
+  assert.equal(outside, ['~a', '~b', 'c'], 'only the turns before the transaction run outside it');
+  const alone = await runAll(GROUP_COMMIT, ['~a']);
+  assert.equal(alone.log, ['run ~a', 'speak ~a'], 'no commit at all for a batch of empty turns');
+  const sweep = await runAll(GROUP_COMMIT, ['~a'], { closingDue: true });
+  assert.equal(sweep.log, ['run ~a', 'speak ~a', 'closing', 'durable', 'speak '], 'unless closing work is due: then it commits for that alone');
+});
+
+test('a party that crashes while an empty turn speaks commits nothing more, not even closing work that was due (its store is closed)', async () => {
+  let q: TurnQueue<string, Ran> | undefined;
+  const { host, log } = recorder({ closingDue: true, crashAt: '~a', onCrash: () => q!.clear() });
+  q = new TurnQueue(host, GROUP_COMMIT);
+  q.push('~a');
+  q.push('b');
+  await q.idle();
+  assert.equal(log, ['run ~a', 'speak ~a']);
+});
+
+test('every batch runs its first turn before its transaction, and the others inside it', async () => {
+  const { outside } = await runAll({ turnsPerCommit: 2, workMsPerCommit: 1_000 }, ['a', 'b', 'c', 'd', 'e']);
+  assert.equal(outside, ['a', 'c', 'e']);
 });
 
 test("one turn per commit: the same path, one job per transaction (the simulator's order)", async () => {

@@ -46,10 +46,17 @@ const received = { v: 1, id: 'chip/X#7', from: 'chip/X', to: 'p', type: 'msam.cl
 test("send and reply record the message: ids count up, a link's alias is addressed by its party id, a reply keeps mig, step and item", () => {
   const { p } = parts();
   const turn = new Turn(p);
-  const a = turn.send('chip', 'frame', { session: 's', data: 'AA' });
+  const a = turn.send('chip', 'chip.select', {});
   const b = turn.reply(received, 'msam.cleared', {});
   assert.is(a.to, 'chip/X');
   assert.is(Number(b.id.split('#')[1]), Number(a.id.split('#')[1]) + 1);
+  // A notice (a relayed frame) is numbered in RAM under a tag drawn at start, never from the stored sequence.
+  const n1 = turn.send('chip', 'frame', { session: 's', data: 'AA' });
+  const n2 = turn.send('chip', 'frame', { session: 's', data: 'AA' });
+  assert.match(n1.id, /^p#n[0-9a-f]{8}\.1$/);
+  assert.is(n2.id, n1.id.replace(/1$/, '2'));
+  assert.is(Number(turn.reply(received, 'msam.cleared', {}).id.split('#')[1]), Number(b.id.split('#')[1]) + 1, 'notices use no sequence number');
+  turn.record.out.splice(2);
   assert.equal([b.corr, b.mig, b.step, b.item, b.to], ['chip/X#7', 'm-1', 'S17', 2, 'chip/X']);
   assert.equal(
     turn.record.out.map((o) => o.peer),

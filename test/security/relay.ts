@@ -142,9 +142,6 @@ export function asServer(world: World, partyId: string, as = 'server'): ServerSe
   const waiters: Array<{ match: (env: AnyEnvelope) => boolean; resolve: (env: AnyEnvelope) => void }> = [];
   mine.onMessage((bytes) => {
     const env = decodeEnvelope(bytes);
-    // Frames travel hop by hop until acknowledged: the seat acknowledges each, as the server does.
-    if (env.type === 'frame')
-      mine.send(encodeEnvelope({ v: PROTOCOL_VERSION, id: attackId(as), corr: env.id, from: as, to: partyId, type: 'frame.ack', body: {} }));
     got.push(env);
     for (const w of [...waiters]) {
       if (w.match(env)) {

@@ -24,6 +24,7 @@ import { steering, type Steering } from '../../src/testing/steering.ts';
 import type { TerminalRuntime } from '../../src/actors/terminal.actor.ts';
 import type { MigrationResult } from '../../src/actors/terminal.actor.ts';
 import { fromB64 } from '../../src/crypto/index.ts';
+import { decodeChipFrame } from '../../src/transport/chip.frames.ts';
 import { decodeEnvelope, type AnyEnvelope } from '../../src/transport/envelope.ts';
 import { memoryLinkPair } from '../../src/transport/memory.transport.ts';
 import { locate } from '../helpers/invariants.ts';
@@ -204,30 +205,38 @@ t(
   },
 );
 
-t("replay: a relayed frame envelope replayed verbatim (same message id) is answered from the chip's inbox and runs nothing again", async () => {
-  const session = sessionAt(seen, world.destination.id, migA, 'S16');
-  const rec = chipSession(seen, world.destination.id, session);
-  const auth3 = rec.toChip[1]!;
-  // The bytes exactly as the new phone's terminal delivered them, on a link that carries that terminal's name.
-  const [mine, theirs] = memoryLinkPair(auth3.env.from, world.destination.id);
-  const got: AnyEnvelope[] = [];
-  mine.onMessage((b) => got.push(decodeEnvelope(b)));
-  world.destination.attach('terminal/replayer', theirs, auth3.env.from);
-  const before = state(world);
-  try {
-    mine.send(auth3.bytes);
-    await until('the chip to answer the replay', () => got.length > 0);
-    await new Promise((r) => setTimeout(r, 100));
-    assert.equal(
-      got.map((e) => [e.type, e.corr]),
-      [['frame.ack', auth3.env.id]],
-      'only the stored acknowledgement, no session frame',
-    );
-    assert.is(state(world), before);
-  } finally {
-    mine.close();
-  }
-});
+t(
+  "replay: a relayed frame envelope replayed verbatim (same message id) is dropped as a duplicate; under a new id the chip's session refuses it (FRAME_REJECTED); neither runs anything again",
+  async () => {
+    const session = sessionAt(seen, world.destination.id, migA, 'S16');
+    const rec = chipSession(seen, world.destination.id, session);
+    const auth3 = rec.toChip[1]!;
+    // The bytes exactly as the new phone's terminal delivered them, on a link that carries that terminal's name.
+    const [mine, theirs] = memoryLinkPair(auth3.env.from, world.destination.id);
+    const got: AnyEnvelope[] = [];
+    mine.onMessage((b) => got.push(decodeEnvelope(b)));
+    world.destination.attach('terminal/replayer', theirs, auth3.env.from);
+    const before = state(world);
+    try {
+      mine.send(auth3.bytes);
+      await new Promise((r) => setTimeout(r, 150));
+      assert.equal(got, [], 'a frame is a notice: a repeat of its id is dropped, unanswered');
+      // The same frame under an id the chip has not seen: the session it belonged to is over, so the chip refuses it.
+      const fresh = { ...auth3.env, id: `${auth3.env.from}#n00000000.999999` };
+      mine.send(new TextEncoder().encode(JSON.stringify(fresh)));
+      await until('the chip to answer the replay under a new id', () => got.length > 0);
+      assert.equal(
+        got.map((e) => e.type),
+        ['frame'],
+      );
+      const answer = decodeChipFrame(fromB64((got[0] as Extract<AnyEnvelope, { type: 'frame' }>).body.data));
+      assert.equal(refusalOf(answer), { code: 'FRAME_REJECTED', message: 'no challenge is outstanding for this session' });
+      assert.is(state(world), before);
+    } finally {
+      mine.close();
+    }
+  },
+);
 
 t(
   "replay: migration A's upload and download grants, replayed to the migration SAM as part of migration B, are refused (GRANT_REFUSED: bound to another mig)",
