@@ -225,29 +225,6 @@ export interface ProtocolFloor {
 /** The units of each implementation measured in this run, by name (e.g. noble, node): the floor takes the fastest per kind. */
 export type Implementations = Record<string, Partial<Record<CounterKind, UnitCost>>>;
 
-/** ms of one hop message's framing (envelope to JSON and bytes, and back), measured here: the fastest way is the runtime's own JSON. */
-export function measureMessageMs(batchMs = 40): number {
-  const env = {
-    v: 1,
-    id: 'server#1764879000123',
-    corr: 'admin-sam#1764879000456',
-    from: 'server',
-    to: 'migration-sam/emoney',
-    type: 'frame',
-    mig: 'm-3fA9xQ2b',
-    body: { session: 'm-3fA9xQ2b:S7:2', data: 'A'.repeat(200) },
-  };
-  const enc = new TextEncoder();
-  const dec = new TextDecoder();
-  let n = 0;
-  const t0 = performance.now();
-  while (performance.now() - t0 < batchMs) {
-    for (let i = 0; i < 100; i++) JSON.parse(dec.decode(enc.encode(JSON.stringify(env))));
-    n += 100;
-  }
-  return (performance.now() - t0) / n;
-}
-
 /**
  * Prices the table for K = `items` at concurrency `concurrency`: crypto at
  * the fastest implementation measured, messages at `messageMs`, commits as

@@ -1,4 +1,5 @@
 /** `valmove bench`: migrations measured against their floor (issue 7). */
+import { floorTableMarkdown } from '../bench/protocolFloor.ts';
 import { type Command, InvalidArgumentError } from 'commander';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -44,8 +45,10 @@ export function addBenchCommand(program: Command, out: (line: string) => void): 
       "write a CPU profile of each configuration's timed part (this process: every party in embedded mode, the phones in processes mode) " +
         'to <dir>/<mode>-k<K>-c<c>.cpuprofile, for Chrome DevTools or speedscope',
     )
+    .option('--floor-table', "print the protocol floor's table (the work a migration needs, per item and per migration, and why) and exit", false)
     .action(
       async (o: {
+        floorTable: boolean;
         mode: string;
         concurrency: number[];
         items: number[];
@@ -55,6 +58,10 @@ export function addBenchCommand(program: Command, out: (line: string) => void): 
         out?: string;
         profile?: string;
       }) => {
+        if (o.floorTable) {
+          out(floorTableMarkdown());
+          return;
+        }
         if (!['embedded', 'processes', 'all'].includes(o.mode)) throw new InvalidArgumentError(`--mode is embedded, processes or all; got "${o.mode}"`);
         const modes: Mode[] = o.mode === 'all' ? ['embedded', 'processes'] : [o.mode as Mode];
         // Smoke runs stay out of bench/results/ (which is kept in git).
