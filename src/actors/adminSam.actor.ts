@@ -19,6 +19,7 @@
  */
 import { deriveChipKey, fromB64, keyCheckValue, sameKcv, toB64, type Identity, type Secret } from '../crypto/index.ts';
 import {
+  batchSize,
   adminSessionMachine,
   ADMIN_SESSION_MACHINE_VERSION,
   type AdminCommand,
@@ -79,6 +80,7 @@ interface AdminOpHooks {
 }
 
 export class AdminSamRuntime extends PartyRuntime {
+  protected override readonly resendsFrames = true; // it drives chip sessions: each one's last frame is sent again until answered
   protected readonly kinds: Record<string, MachineKind> = {
     adminSession: { machine: adminSessionMachine, version: ADMIN_SESSION_MACHINE_VERSION },
     decision: { machine: decisionMachine, version: DECISION_MACHINE_VERSION },
@@ -107,9 +109,7 @@ export class AdminSamRuntime extends PartyRuntime {
   /** After a restart, sessions in progress are lost (their keys lived in RAM): fail them so their steps are retried. */
   override async start(): Promise<void> {
     await super.start();
-    await this.runLocal((turn) => {
-      for (const key of this.actorKeys('adminSession')) turn.tryDispatch(key, { type: 'SESSION_LOST' });
-    });
+    await this.runLocal((turn) => this.onReloaded(turn));
   }
 
   /** After a failed commit the actors were read back from the store: their sessions' keys were RAM, as after a restart. */
@@ -267,6 +267,7 @@ export class AdminSamRuntime extends PartyRuntime {
     if (actor?.getSnapshot().status !== 'active' || !this.sessions.has(session)) {
       throw new ProtocolError('NOT_FOUND', `no open admin session ${session.slice(0, 64)}`);
     }
+    if (this.sessions.repeat(session, data)) return; // the chip's answer again, to a frame we sent again (resends.ts): taken once
     const ctx = actor.getSnapshot().context as AdminSessionContext;
     const gone = this.keys.gone(ctx);
     if (gone !== null) {
@@ -288,16 +289,21 @@ export class AdminSamRuntime extends PartyRuntime {
       return;
     }
     const reply = r.reply;
+    const covers = batchSize(ctx, ctx.cursor);
     if (!reply.ok) {
-      turn.dispatch(key, { type: 'CHIP_REPLIED', ok: false, verified: false, code: reply.code, message: reply.message });
+      turn.dispatch(key, { type: 'CHIP_REPLIED', ok: false, verified: false, covers, code: reply.code, message: reply.message });
       return;
     }
-    turn.dispatch(key, { type: 'CHIP_REPLIED', ok: true, verified: this.verifyReply(turn, ctx, reply) });
+    // A batch answers each of its commands, in order: every one must check.
+    const replies = covers > 1 ? (reply.replies ?? []) : [reply];
+    let bad = replies.length === covers ? -1 : 0;
+    for (let i = 0; bad < 0 && i < replies.length; i++) if (!this.verifyReply(turn, ctx, ctx.cursor + i, replies[i]!)) bad = i;
+    turn.dispatch(key, { type: 'CHIP_REPLIED', ok: true, verified: bad < 0, covers, ...(bad > 0 ? { at: bad } : {}) });
   }
 
   /** The key check after each install or switch (protocol.md §2): compared with what this SAM knows, as the table's `keyCheck` says. */
-  private verifyReply(turn: TurnContext, ctx: AdminSessionContext, reply: Extract<ChipReply, { ok: true }>): boolean {
-    const cmd = ctx.commands[ctx.cursor]!;
+  private verifyReply(turn: TurnContext, ctx: AdminSessionContext, index: number, reply: Extract<ChipReply, { ok: true }>): boolean {
+    const cmd = ctx.commands[index]!;
     const serial = ctx.provenSerial!;
     if (cmd.op === 'list') this.listed.set(ctx.session, reply.areas ?? []);
     const check = ADMIN_OPS[ctx.op].keyCheck;
@@ -361,12 +367,15 @@ export class AdminSamRuntime extends PartyRuntime {
         return;
       }
       case 'sendCommand': {
-        const frame = this.sessions.command(ctx.session, this.command(ctx, si.index));
+        const n = batchSize(ctx, si.index);
+        const command =
+          n === 1 ? this.command(ctx, si.index) : ({ op: 'batch', cmds: Array.from({ length: n }, (_, i) => this.command(ctx, si.index + i)) } as ChipCommand);
+        const frame = this.sessions.command(ctx.session, command);
         turn.send(server, 'frame', { session: ctx.session, data: toB64(frame) });
         return;
       }
       case 'sessionDone': {
-        this.closeChipSession(turn, server, ctx.session);
+        this.sessions.end(ctx.session); // the chip's session ends with its next one (no close frame, issue 19)
         const op = ADMIN_OPS[ctx.op];
         // Every area answered the key it should (an activation's, the destination's main keys; a restore's, the
         // source's): the migration's temp keys end here, in this turn's commit, before the answer goes.
@@ -377,16 +386,11 @@ export class AdminSamRuntime extends PartyRuntime {
         return;
       }
       case 'sessionFailed':
-        this.closeChipSession(turn, server, ctx.session);
+        this.sessions.end(ctx.session); // the chip's session ends with its next one (no close frame, issue 19)
         this.listed.delete(ctx.session);
         turn.send(server, 'error', { code: si.code, message: si.message }, header);
         return;
     }
-  }
-
-  private closeChipSession(turn: TurnContext, server: string, session: string): void {
-    const close = this.sessions.close(session);
-    if (close) turn.send(server, 'frame', { session, data: toB64(close) });
   }
 
   protected override onCommitting(): void {

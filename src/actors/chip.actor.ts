@@ -56,6 +56,9 @@ export class ChipRuntime extends PartyRuntime {
   private kChip!: Secret;
   private readonly sessions = new Map<string, SessionCrypto>();
   private readonly pending = new Map<string, ChipCommand>();
+  /** The frame being handled, and the last frame answered with what we answered (one, as a chip holds one session). */
+  private answering: { session: string; incoming: string } | undefined;
+  private lastAnswer: { session: string; incoming: string; outgoing: string } | undefined;
   /** The link the frame being handled came from (a refused challenge has no session to remember it by). */
   private framePeer: string | undefined;
 
@@ -95,12 +98,14 @@ export class ChipRuntime extends PartyRuntime {
   protected override onReloaded(turn: TurnContext): void {
     // As at power-on: the session keys were RAM, and the snapshot was read back from before them.
     this.sessions.clear();
+    this.lastAnswer = undefined;
     turn.tryDispatch(CHIP_ACTOR, { type: 'POWER_ON' });
   }
 
   // ---- inbound ----------------------------------------------------------------
 
   protected onEnvelope(env: AnyEnvelope, peer: string, turn: TurnContext): void {
+    this.answering = undefined;
     if (env.type === 'chip.select') {
       // The public directory, as a reader sees it when it polls the chip (¶0083).
       turn.reply(env, 'chip.info', {
@@ -114,6 +119,13 @@ export class ChipRuntime extends PartyRuntime {
     }
     if (env.type !== 'frame') throw new ProtocolError('UNEXPECTED', `a chip does not handle ${env.type}`);
     const { session, data } = env.body;
+    const last = this.lastAnswer;
+    if (last?.session === session && last.incoming === data) {
+      // The SAM sent its frame again (our answer was lost on the way): the same answer, nothing runs twice.
+      turn.send(peer, 'frame', { session, data: last.outgoing });
+      return;
+    }
+    this.answering = { session, incoming: data };
     this.framePeer = peer;
     let frame: ChipFrame;
     try {
@@ -258,7 +270,9 @@ export class ChipRuntime extends PartyRuntime {
   }
 
   private sendFrame(turn: TurnContext, peer: string, session: string, frame: ChipFrame): void {
-    turn.send(peer, 'frame', { session, data: toB64(encodeJson(frame)) });
+    const data = toB64(encodeJson(frame));
+    if (this.answering?.session === session) this.lastAnswer = { ...this.answering, outgoing: data };
+    turn.send(peer, 'frame', { session, data });
   }
 
   private sendSealed(turn: TurnContext, s: SessionCrypto, session: string, reply: ChipReply): void {

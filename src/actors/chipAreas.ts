@@ -36,6 +36,9 @@ export function assertAreaInvariant(rec: AreaRecord): void {
   }
 }
 
+/** An admin command on one area. */
+type AreaCommandOf = Extract<ChipCommand, { op: 'format' | 'lock' | 'activate' | 'restore' | 'wipe' }>;
+
 /** The chip's refusal of a command: an answer in its session like any other. */
 export function refusal(code: ErrorCode, message: string): ChipReply {
   return { ok: false, code, message };
@@ -75,7 +78,9 @@ export class ChipAreas {
       case 'activate':
       case 'restore':
       case 'wipe':
-        return this.adminCommand(turn, cmd);
+        return this.batch(turn, [cmd], false);
+      case 'batch':
+        return this.batch(turn, cmd.cmds, true);
       case 'read': {
         const rec = this.memory.get(b.area)!;
         const event = b.purpose === 'upload' ? 'UPLOAD' : 'USE';
@@ -108,8 +113,37 @@ export class ChipAreas {
     }
   }
 
-  private adminCommand(turn: TurnContext, cmd: Extract<ChipCommand, { op: 'format' | 'lock' | 'activate' | 'restore' | 'wipe' }>): ChipReply {
-    const existing = this.memory.get(cmd.area);
+  /**
+   * Area commands applied together, all or none: each is planned against the
+   * areas as the commands before it left them; the first refusal refuses the
+   * whole batch (naming its command) and nothing is written; otherwise every
+   * area is written in this turn's one transaction. One command alone is a
+   * batch of one, answered with its own reply.
+   */
+  private batch(turn: TurnContext, cmds: readonly AreaCommandOf[], wrapped: boolean): ChipReply {
+    const planned = new Map<string, AreaRecord>();
+    const view = {
+      get: (area: string) => planned.get(area) ?? this.memory.get(area),
+      held: () => {
+        const areas = new Map(this.memory.list().map((a) => [a.area, a] as const));
+        for (const [area, rec] of planned) areas.set(area, rec);
+        return [...areas.values()].filter((a) => a.state !== 'absent').length;
+      },
+    };
+    const replies: Array<Extract<ChipReply, { ok: true }>> = [];
+    for (const [i, cmd] of cmds.entries()) {
+      const { reply, next } = this.plan(cmd, view);
+      if (!reply.ok) return wrapped ? refusal(reply.code, `command ${i + 1} of ${cmds.length} (${cmd.op} ${cmd.area}): ${reply.message}`) : reply;
+      if (next) planned.set(next.area, next);
+      replies.push(reply);
+    }
+    for (const rec of planned.values()) this.save(turn, rec);
+    return wrapped ? { ok: true, replies } : replies[0]!;
+  }
+
+  /** What one area command would do: its reply, and the record to write (none for a repeat or a no-op). */
+  private plan(cmd: AreaCommandOf, view: { get(area: string): AreaRecord | undefined; held(): number }): { reply: ChipReply; next?: AreaRecord } {
+    const existing = view.get(cmd.area);
     const rec: AreaRecord = existing ?? {
       area: cmd.area,
       provider: cmd.op === 'format' ? cmd.provider : '-',
@@ -122,22 +156,22 @@ export class ChipAreas {
       last: null,
     };
     // ¶ protocol.md §2: admin commands are idempotent and owned.
-    if (rec.last && rec.last.mig === cmd.mig && rec.last.step === cmd.step && rec.last.op === cmd.op) return rec.last.reply;
+    if (rec.last && rec.last.mig === cmd.mig && rec.last.step === cmd.step && rec.last.op === cmd.op) return { reply: rec.last.reply };
     if (rec.holder !== null && rec.holder !== cmd.mig) {
-      return refusal('AREA_HELD', `area ${rec.area} is held by another migration`);
+      return { reply: refusal('AREA_HELD', `area ${rec.area} is held by another migration`) };
     }
     // A rollback restores every item area of the migration, and wipes every destination area it formatted;
     // an area the migration never reached (locked or formatted) is already as the rollback wants it.
     if ((cmd.op === 'restore' && rec.state === 'mainActive' && rec.holder === null) || (cmd.op === 'wipe' && rec.state === 'absent')) {
-      return cmd.op === 'restore' ? { ok: true, kcv: this.kcv(rec.mainKey!, rec.area) } : { ok: true };
+      return { reply: cmd.op === 'restore' ? { ok: true, kcv: this.kcv(rec.mainKey!, rec.area) } : { ok: true } };
     }
     const event = cmd.op.toUpperCase() as AreaCommand;
     const state = areaTransition(rec.state, event);
     if (state === null) {
-      return refusal(rec.state === 'absent' ? 'AREA_ABSENT' : 'AREA_STATE', `area ${rec.area} is ${rec.state}; ${event} is not allowed there`);
+      return { reply: refusal(rec.state === 'absent' ? 'AREA_ABSENT' : 'AREA_STATE', `area ${rec.area} is ${rec.state}; ${event} is not allowed there`) };
     }
-    if (cmd.op === 'format' && !existing && this.memory.list().filter((a) => a.state !== 'absent').length >= CHIP_AREAS_MAX) {
-      return refusal('COMMAND_REFUSED', `the chip already holds ${CHIP_AREAS_MAX} areas`);
+    if (cmd.op === 'format' && !existing && view.held() >= CHIP_AREAS_MAX) {
+      return { reply: refusal('COMMAND_REFUSED', `the chip already holds ${CHIP_AREAS_MAX} areas`) };
     }
     const last = (reply: ChipReply) => ({ mig: cmd.mig, step: cmd.step, op: cmd.op, reply });
     let next: AreaRecord;
@@ -167,7 +201,7 @@ export class ChipAreas {
         next = { ...rec, state, data: null, mainKey: null, tempKey: null, holder: null, last: last(reply) };
         break;
     }
-    this.save(turn, next);
-    return reply;
+    assertAreaInvariant(next);
+    return { reply, next };
   }
 }

@@ -99,11 +99,6 @@ export class ChipConsole {
     });
   }
 
-  /** Sends a frame the chip does not answer (a session close). */
-  notify(session: string, frame: Uint8Array): void {
-    this.post(session, frame);
-  }
-
   close(): void {
     this.link.close('console closed');
   }

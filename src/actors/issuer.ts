@@ -40,8 +40,7 @@ async function runSession(
       );
     }
   }
-  const close = sessions.close(spec.session);
-  if (close) desk.notify(spec.session, close);
+  sessions.end(spec.session);
 }
 
 export interface IssueRequest {

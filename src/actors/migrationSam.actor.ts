@@ -10,7 +10,7 @@ import {
   keyCheckValue,
   openGrant,
   sameKcv,
-  openSealed,
+  openFromPair,
   Secret,
   signReceipt,
   toB64,
@@ -36,6 +36,8 @@ export interface MigrationSamOptions {
   provider: string;
   identity: Identity;
   adminSamSignPublic: Uint8Array;
+  /** Our own normal SAM's X25519 key: main keys come sealed under the key we share with it (pairBox.ts). */
+  normalSamBoxPublic: Uint8Array;
   /** Trusted servers by Ed25519 public key (base64url), each with its rights. */
   servers: Record<string, Right[]>;
   /** Which trusted server each server link belongs to (filled from the channel handshake). */
@@ -60,6 +62,7 @@ const RIGHT_OF: Partial<Record<AnyEnvelope['type'], Right>> = {
 };
 
 export class MigrationSamRuntime extends PartyRuntime {
+  protected override readonly resendsFrames = true; // it drives chip sessions: each one's last frame is sent again until answered
   protected readonly kinds: Record<string, MachineKind> = { migrationSam: { machine: migrationSamMachine, version: MIGRATION_SAM_MACHINE_VERSION } };
   readonly records: MigrationSamRecords;
   private readonly sessions: SamSessions;
@@ -270,7 +273,7 @@ export class MigrationSamRuntime extends PartyRuntime {
     }
     if (env.type !== 'nsam.main-key.sealed' || !w) throw new ProtocolError('UNEXPECTED', `${env.type} is not a main key for a download in progress`);
     const aad = new TextEncoder().encode(`${w.grant.serial}/${w.grant.area}`);
-    w.mainKey = Secret.of(openSealed(this.opts.identity, env.body.ephPub, env.body.sealed, MAIN_KEY_SEAL_INFO, aad));
+    w.mainKey = Secret.of(openFromPair(this.opts.identity, this.opts.normalSamBoxPublic, env.body, MAIN_KEY_SEAL_INFO, aad));
     turn.dispatch(key, { type: 'MAIN_KEY_RECEIVED' });
   }
 
@@ -279,6 +282,7 @@ export class MigrationSamRuntime extends PartyRuntime {
     const actor = key ? this.actorOf(key) : undefined;
     const w = key ? this.working.get(key) : undefined;
     if (!key || !actor || !w || !this.sessions.has(session)) throw new ProtocolError('NOT_FOUND', `no open item session ${session.slice(0, 64)}`);
+    if (this.sessions.repeat(session, data)) return; // the chip's answer again, to a frame we sent again (resends.ts): taken once
     const frame = decodeChipFrame(fromB64(data));
     const snap = actor.getSnapshot();
     if (snap.matches({ uploading: 'authenticating' }) || snap.matches({ downloading: 'authenticating' })) {
@@ -372,12 +376,10 @@ export class MigrationSamRuntime extends PartyRuntime {
       case 'answerFailed':
         turn.send(turn.peerOfRequest(intent.request), 'error', { code: intent.code, message: intent.message }, { ...header, corr: intent.request });
         return;
-      case 'endSession': {
-        const close = this.sessions.close(intent.session);
-        if (close) frame(intent.session, close);
+      case 'endSession':
+        this.sessions.end(intent.session);
         this.sessionOwner.delete(intent.session);
         return;
-      }
       case 'answerFenced':
         if (!this.fenceReplies.has(intent.request)) turn.send(turn.peerOfRequest(intent.request), 'msam.fenced', {}, { ...header, corr: intent.request });
         return;

@@ -18,7 +18,7 @@ import {
   decodeVoucher,
   deriveMainKey,
   fromB64,
-  sealTo,
+  sealForPair,
   toB64,
   verifyVoucher,
   type Identity,
@@ -94,6 +94,7 @@ interface VoucherRecord {
 const pad = (n: number) => String(n).padStart(16, '0');
 
 export class NormalSamRuntime extends PartyRuntime {
+  protected override readonly resendsFrames = true; // it drives chip sessions: each one's last frame is sent again until answered
   // discardWhenDone: one session per payment; once answered (the reply is in the inbox) nothing of it is kept.
   protected readonly kinds: Record<string, MachineKind> = {
     normalSam: { machine: normalSamMachine, version: NORMAL_SAM_MACHINE_VERSION, discardWhenDone: true },
@@ -239,12 +240,10 @@ export class NormalSamRuntime extends PartyRuntime {
     if (lost.length === 0) return;
     for (const session of lost) {
       this.work.delete(session);
-      this.sessions.close(session);
+      this.sessions.end(session);
     }
-    // Their sessions fail; each answer goes into the inbox, for the reader's repeat on a new link. Their frames
-    // waiting for the reader are given up: a reader that never comes back must not hold outbox records.
+    // Their sessions fail; each answer goes into the inbox, for the reader's repeat on a new link.
     void this.runLocal((turn) => {
-      turn.abandonRequestsTo(peer, 'frame');
       for (const session of lost) turn.tryDispatch(READER + session, { type: 'SESSION_LOST' });
     }).catch(() => {});
   }
@@ -259,7 +258,8 @@ export class NormalSamRuntime extends PartyRuntime {
         if (peer !== this.migrationSamPeer) throw new ProtocolError('NOT_TRUSTED', `only ${this.migrationSamPeer} may ask this SAM for a main key`);
         const key = deriveMainKey(this.opts.providerMaster, env.body.serial, env.body.area);
         const aad = new TextEncoder().encode(`${env.body.serial}/${env.body.area}`);
-        const sealed = sealTo(this.opts.migrationSamBoxPublic, key.reveal(), MAIN_KEY_SEAL_INFO, aad, this.rng);
+        // Under the key this SAM shares with its own migration SAM (pairBox.ts): no public-key operation per main key.
+        const sealed = sealForPair(this.opts.identity, this.opts.migrationSamBoxPublic, key.reveal(), MAIN_KEY_SEAL_INFO, aad, this.rng);
         turn.reply(env, 'nsam.main-key.sealed', sealed);
         return;
       }
@@ -295,6 +295,7 @@ export class NormalSamRuntime extends PartyRuntime {
     if (actor?.getSnapshot().status !== 'active' || w?.peer !== peer || !this.sessions.has(session)) {
       throw new ProtocolError('NOT_FOUND', `no open reader session ${session.slice(0, 64)}`);
     }
+    if (this.sessions.repeat(session, data)) return; // the chip's answer again, to a frame we sent again (resends.ts): taken once
     const ctx = actor.getSnapshot().context as NormalSamContext;
     const frame = decodeChipFrame(fromB64(data));
     if (actor.getSnapshot().matches('authenticating')) {
@@ -367,11 +368,9 @@ export class NormalSamRuntime extends PartyRuntime {
         turn.send(peer, 'error', { code: intent.code, message: intent.message }, { corr: intent.request });
         this.work.delete(ctx.session);
         return;
-      case 'endSession': {
-        const close = this.sessions.close(ctx.session);
-        if (close) frame(close);
+      case 'endSession':
+        this.sessions.end(ctx.session);
         return;
-      }
     }
   }
 }

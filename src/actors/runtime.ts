@@ -85,6 +85,9 @@ export abstract class PartyRuntime {
    */
   protected readonly requestsAnsweredFresh: ReadonlySet<string> = new Set();
 
+  /** Whether this party drives chip sessions (a SAM): each one's last frame is sent again until answered (runtime/resends.ts). */
+  protected readonly resendsFrames: boolean = false;
+
   /** INBOX_RECORDS_MAX unless a party lowers it. */
   protected readonly inboxRecordsMax: number = INBOX_RECORDS_MAX;
 
@@ -105,6 +108,7 @@ export abstract class PartyRuntime {
       requestIdsUnguessable: () => this.requestIdsUnguessable,
       keptOffDisk: (type) => this.requestsKeptOffDisk.has(type),
       answeredFresh: (type) => this.requestsAnsweredFresh.has(type),
+      resendsFrames: () => this.resendsFrames,
       inboxRecordsMax: () => this.inboxRecordsMax,
       isSettled: (mig) => this.isSettled(mig),
       admitMessage: (peer) => this.admitMessage(peer),
@@ -280,11 +284,7 @@ export abstract class PartyRuntime {
     return true;
   }
 
-  /**
-   * Whether a message from this peer is taken at all, before it is decoded
-   * (the server bounds what terminals that have not logged in may send, all
-   * together). A dropped message is as if the network lost it.
-   */
+  /** Whether a message from this peer is taken at all, before it is decoded (a dropped one is as if the network lost it). */
   protected admitMessage(_peer: string): boolean {
     return true;
   }

@@ -43,6 +43,8 @@ interface Open {
   sealer?: FrameSealer;
   opener?: FrameOpener;
   sentFirst: boolean;
+  /** The last frame the chip sent in this session, as it came (a repeat of it is dropped). */
+  lastIn?: string;
 }
 
 export type Answer = { kind: 'answered'; serial: string; proofOk: boolean } | { kind: 'refused'; code: ErrorCode; message: string };
@@ -55,6 +57,20 @@ export class SamSessions {
 
   has(session: string): boolean {
     return this.open.has(session);
+  }
+
+  /**
+   * Whether `data` is the chip's last frame of `session` again: when we send
+   * a frame again (src/runtime/resends.ts) and both copies reach the chip, it
+   * answers both, the same way; the second answer is dropped here, so nothing
+   * runs twice (a sealed reply would fail its counter). Remembers it otherwise.
+   */
+  repeat(session: string, data: string): boolean {
+    const s = this.open.get(session);
+    if (!s) return false;
+    if (s.lastIn === data) return true;
+    s.lastIn = data;
+    return false;
   }
 
   /** The challenge frame (auth1). */
@@ -136,11 +152,12 @@ export class SamSessions {
     return this.open.get(session)?.serial;
   }
 
-  /** Ends a session; returns a sealed close frame when the chip should be told. */
-  close(session: string): Uint8Array | null {
-    const s = this.open.get(session);
+  /**
+   * Ends a session on our side. The chip is not told (issue 19: no close
+   * frame): its session ends with the next one it opens, and without our
+   * keys nobody can send it another command.
+   */
+  end(session: string): void {
     this.open.delete(session);
-    if (!s?.sealer) return null;
-    return encodeJson({ t: 'close', box: toB64(s.sealer.seal(encodeJson({ op: 'close' }))) });
   }
 }

@@ -48,6 +48,7 @@ export async function startProvider(host: ProviderHost, p: string): Promise<void
       provider: p,
       identity: ids.migration,
       adminSamSignPublic: host.adminIdentity.signPublic,
+      normalSamBoxPublic: ids.normal.boxPublic,
       servers: { [trustedKey]: host.rights ?? ['upload', 'download', 'clear'] },
       serverKeyOf: (peer) => serverLinks.get(peer)?.peerId,
     });

@@ -431,7 +431,8 @@ function configLine(r: ConfigResult): string {
     `(median of ${r.memory.heapProbes} mid-run GCs, ${fmt(r.memory.probedInFlight)} in flight), ` +
     `heap KB a finished migration leaves behind ${kb(r.memory.heapRetainedPerMigrationBytes)}; ` +
     `protocol floor ${fmt(r.protocolFloor.floorMs)} ms (crypto ${fmt(r.protocolFloor.cryptoMs)} + messages ${fmt(r.protocolFloor.messagesMs)} ` +
-    `+ commits ${fmt(r.protocolFloor.commitCpuMs)}; flush ${fmt(r.protocolFloor.flushFloorMs)}); counted above the protocol table: ${wasteLine(r.protocolFloor)}` +
+    `+ commits ${fmt(r.protocolFloor.commitCpuMs)}; flush ${fmt(r.protocolFloor.flushFloorMs)}); ` +
+    `counted above the protocol table: ${wasteLine(r.protocolFloor)}` +
     `${Number.isFinite(r.memory.partyRssPerInFlightBytes) ? `; party processes' RSS KB/in-flight ${kb(r.memory.partyRssPerInFlightBytes)}` : ''}`
   );
 }

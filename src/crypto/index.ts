@@ -1,5 +1,6 @@
 /** The protocol's crypto, on @noble/curves, @noble/ciphers and @noble/hashes only. */
 export * from './box.ts';
+export * from './pairBox.ts';
 export * from './bytes.ts';
 export * from './channel.ts';
 export * from './errors.ts';

@@ -182,6 +182,7 @@ async function startProvider(ctx: Context, cfg: ProviderConfig): Promise<PartyRu
     provider: p,
     identity: migrationId,
     adminSamSignPublic: fromB64(cfg.adminSamSignPublic),
+    normalSamBoxPublic: normalId.boxPublic,
     servers: cfg.servers,
     serverKeyOf: (peer) => serverLinks.get(peer)?.peerId,
   });

@@ -10,6 +10,9 @@
  *   restore    restore per area        (rollback, source)
  *   wipe       wipe per area           (rollback destination, or the source after commit)
  *
+ * The area commands go to the chip as one batch (issue 19), which it applies
+ * all or none and answers with one reply per command: one exchange, whatever
+ * the number of areas (`covers` says how many commands a reply answered).
  * After each key install or slot switch the chip answers a key check value;
  * the runtime compares it with what the admin SAM knows (the temp key, or the
  * receipt's value for the destination's main key) and reports `verified`.
@@ -22,7 +25,7 @@ import { and, assign, emit, setup } from 'xstate';
 import type { AdminChipCommand, AdminOp } from '../protocol/adminOps.ts';
 import type { ErrorCode, Refusal } from '../protocol/errors.ts';
 
-export const ADMIN_SESSION_MACHINE_VERSION = 2;
+export const ADMIN_SESSION_MACHINE_VERSION = 3;
 
 /** A command as the machine sees it: no key material (the runtime adds temp keys from its store). */
 export interface AdminCommand {
@@ -57,7 +60,8 @@ export interface AdminSessionContext extends Omit<AdminSessionInput, 'deadline'>
 export type AdminSessionEvent =
   | { type: 'CHIP_ANSWERED'; serial: string; proofOk: boolean }
   | { type: 'CHIP_REFUSED'; code: ErrorCode; message: string }
-  | { type: 'CHIP_REPLIED'; ok: boolean; verified: boolean; code?: ErrorCode; message?: string }
+  /** The chip's reply to `covers` commands from the cursor (a batch covers several); `at`: which of them failed its check. */
+  | { type: 'CHIP_REPLIED'; ok: boolean; verified: boolean; covers?: number; at?: number; code?: ErrorCode; message?: string }
   | { type: 'DEADLINE_PASSED' }
   | { type: 'SESSION_LOST' };
 
@@ -66,6 +70,15 @@ export type AdminSessionIntent =
   | { type: 'sendCommand'; session: string; index: number; first: boolean }
   | { type: 'sessionDone'; session: string }
   | { type: 'sessionFailed'; session: string; code: ErrorCode; message: string };
+
+/**
+ * How many commands, from `index`, go to the chip as one (issue 19: one
+ * authenticated command per admin session): every area command that is
+ * left, as a batch the chip applies all or none; a list alone.
+ */
+export function batchSize(ctx: Pick<AdminSessionContext, 'commands'>, index: number): number {
+  return ctx.commands[index]?.op === 'list' ? 1 : ctx.commands.length - index;
+}
 
 type E<T extends AdminSessionEvent['type']> = Extract<AdminSessionEvent, { type: T }>;
 
@@ -85,14 +98,14 @@ export const adminSessionMachine = setup({
       const e = event as E<'CHIP_REPLIED'>;
       return e.ok && e.verified;
     },
-    moreCommands: ({ context }) => context.cursor + 1 < context.commands.length,
+    moreCommands: ({ context, event }) => context.cursor + ((event as E<'CHIP_REPLIED'>).covers ?? 1) < context.commands.length,
   },
   actions: {
     beginAuth: emit(({ context }) => ({ type: 'beginAuth' as const, session: context.session })),
     noteSerial: assign({ provenSerial: ({ event }) => (event as E<'CHIP_ANSWERED'>).serial }),
     sendFirst: emit(({ context }) => ({ type: 'sendCommand' as const, session: context.session, index: 0, first: true })),
     sendNext: emit(({ context }) => ({ type: 'sendCommand' as const, session: context.session, index: context.cursor, first: false })),
-    advance: assign({ cursor: ({ context }) => context.cursor + 1 }),
+    advance: assign({ cursor: ({ context, event }) => context.cursor + ((event as E<'CHIP_REPLIED'>).covers ?? 1) }),
     failAuth: assign({
       failure: ({ context, event }) => {
         const e = event as E<'CHIP_ANSWERED'>;
@@ -110,7 +123,7 @@ export const adminSessionMachine = setup({
     failReply: assign({
       failure: ({ context, event }) => {
         const e = event as E<'CHIP_REPLIED'>;
-        const cmd = context.commands[context.cursor];
+        const cmd = context.commands[context.cursor + (e.at ?? 0)];
         return e.ok
           ? { code: 'KEY_CHECK_FAILED', message: `the key check value after ${cmd?.op} on ${cmd?.area} does not match` }
           : { code: e.code ?? 'COMMAND_REFUSED', message: e.message ?? `${cmd?.op} refused by the chip` };

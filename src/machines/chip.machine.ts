@@ -4,7 +4,7 @@
  * session. What a session may do depends on its purpose and on the key it
  * was opened with (protocol.md §2):
  *
- *   admin    (K_chip)        list, format, lock, restore, activate, wipe
+ *   admin    (K_chip)        list, format, lock, restore, activate, wipe, and a batch of those (all or none)
  *   upload   (temp key)      read          - only out of a locked area (S6, S7)
  *   download (temp key)      download      - only into a provisioned area (S13, S14)
  *   normal   (main key)      read, write   - only on a mainActive area
@@ -22,7 +22,7 @@ export const CHIP_MACHINE_VERSION = 1;
 export type SessionPurpose = 'admin' | 'upload' | 'download' | 'normal';
 
 export const SESSION_OPS: Record<SessionPurpose, readonly string[]> = {
-  admin: ['list', 'format', 'lock', 'restore', 'activate', 'wipe'],
+  admin: ['list', 'format', 'lock', 'restore', 'activate', 'wipe', 'batch'],
   upload: ['read'],
   download: ['download'],
   normal: ['read', 'write'],

@@ -314,9 +314,11 @@ export class TurnEngine implements BatchHost<Job, Done> {
     const sending = stopwatch.now();
     attributeTo(party, () => {
       for (const o of d.immediate) links.transmit(o);
+      const resends = this.p.hooks.resendsFrames();
       for (const o of record.out) {
         links.transmit(o);
         if (kindOf(o.env.type) === 'request') outbox.schedule(o.env.id, 0);
+        else if (resends) this.p.resends.sent(o);
       }
     });
     observe?.work?.(party, d.workMs + stopwatch.now() - sending);

@@ -17,6 +17,7 @@ import { kindOf } from '../transport/messages.ts';
 import type { Inbox } from './inbox.ts';
 import type { Links } from './links.ts';
 import type { Outbox } from './outbox.ts';
+import type { Resends } from './resends.ts';
 import type { Turn } from './turn.ts';
 import { randomHex, type OutMessage, type RuntimeDeps } from './types.ts';
 
@@ -28,6 +29,7 @@ export interface IntakeDeps {
   links: Pick<Links, 'remoteOf'>;
   outbox: Pick<Outbox, 'pending'>;
   inbox: Pick<Inbox, 'seenNotice' | 'admit'>;
+  resends: Pick<Resends, 'received'>;
   observe?: RuntimeDeps['observe'];
   tap?: RuntimeDeps['tap'];
   intercept?: RuntimeDeps['intercept'];
@@ -53,6 +55,8 @@ export class Intake {
   /** Handles the bytes `peer` sent, as the turn `turn`. Throws a ProtocolError to refuse them. */
   receive(peer: string, bytes: Uint8Array, turn: Turn): void {
     const env = this.open(peer, bytes, turn);
+    // A frame of a session we drive: the last frame we sent got there (a network duplicate too says so).
+    this.deps.resends.received(env);
     if (env.corr !== undefined && this.settled(env, peer, turn)) return;
     const kind = kindOf(env.type);
     if (kind === 'notice' && this.deps.inbox.seenNotice(env.from, env.id)) {

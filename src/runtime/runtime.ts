@@ -30,6 +30,7 @@ import { Inbox } from './inbox.ts';
 import { Intake } from './intake.ts';
 import { Links } from './links.ts';
 import { Outbox } from './outbox.ts';
+import { Resends } from './resends.ts';
 import { GROUP_COMMIT, TurnQueue } from './queue.ts';
 import { Timers } from './timers.ts';
 import { MessageIds, type TurnContext, type TurnParts } from './turn.ts';
@@ -45,6 +46,8 @@ export interface PartyHooks {
   keptOffDisk(type: string): boolean;
   /** Request types answered without an inbox record: their handler only reads, or is safe to run again. */
   answeredFresh(type: string): boolean;
+  /** Whether the party drives chip sessions: its last frame of each is sent again until answered (resends.ts). */
+  resendsFrames(): boolean;
   inboxRecordsMax(): number;
   isSettled(mig: string): boolean;
   /** Whether a message from this peer is taken at all, before it is decoded. */
@@ -79,6 +82,7 @@ export interface Parts {
   readonly links: Links;
   readonly outbox: Outbox;
   readonly inbox: Inbox;
+  readonly resends: Resends;
   readonly host: ActorHost;
   readonly timers: Timers;
   readonly intake: Intake;
@@ -100,6 +104,7 @@ export class Runtime implements Parts, Life {
   readonly links: Links;
   readonly outbox: Outbox;
   readonly inbox: Inbox;
+  readonly resends: Resends;
   readonly host: ActorHost;
   readonly timers: Timers;
   readonly intake: Intake;
@@ -155,10 +160,17 @@ export class Runtime implements Parts, Life {
       moving: (k) => engine.running().moved(k),
       inspect: deps.inspect,
     });
+    this.resends = new Resends({
+      clock,
+      timing,
+      newId: () => this.ids.next('frame'),
+      transmit: (o) => this.links.transmit(o),
+      stopped: () => this.stopped,
+    });
     this.timers = new Timers(clock, (actorKey, event) => this.enqueue({ kind: 'timer', actorKey, event }));
     this.ids = new MessageIds(party, rng, () => hooks.requestIdsUnguessable());
     this.intake = new Intake({
-      ...{ party, clock, rng, log, links: this.links, outbox: this.outbox, inbox: this.inbox },
+      ...{ party, clock, rng, log, links: this.links, outbox: this.outbox, inbox: this.inbox, resends: this.resends },
       ...{ observe, tap: deps.tap, intercept: deps.intercept },
       answeredFresh: (t) => hooks.answeredFresh(t),
       say: (o) => engine.say(o),
@@ -202,6 +214,7 @@ export class Runtime implements Parts, Life {
   /** Cancels every timer and retransmission, stops the actors, closes the links. */
   private dropRam(reason: string): void {
     this.outbox.cancelAll();
+    this.resends.cancelAll();
     this.timers.cancelAll();
     this.host.stopAll();
     this.links.closeAll(reason);
@@ -288,6 +301,7 @@ export class Runtime implements Parts, Life {
 
   reload(): void {
     this.outbox.cancelAll();
+    this.resends.cancelAll();
     this.timers.cancelAll();
     this.host.stopAll(true);
     this.rehydrate();

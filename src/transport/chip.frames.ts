@@ -5,10 +5,10 @@
  *   SAM  -> chip   auth1  { area, mig, purpose, r }            challenge (clear)
  *   chip -> SAM    auth2  { serial, r, proof }                 our challenge + proof under the area's active key
  *   SAM  -> chip   auth3  { proof, box }                       SAM proof + the first sealed command
- *   SAM  -> chip   cmd    { box }                              further sealed commands
+ *   SAM  -> chip   cmd    { box }                              further sealed commands (an admin session's one command is a batch)
  *   chip -> SAM    resp   { box }                              sealed reply to each command
  *   chip -> SAM    err    { code, message }                    clear refusal (auth refused, frame rejected)
- *   SAM  -> chip   close  { box }                              sealed end of session
+ *   SAM  -> chip   close  { box }                              sealed end of session (optional: valmove's SAMs never send it)
  *
  * Commands and replies are JSON inside the AEAD boxes; keys and item values
  * travel only there. Both sides parse frames through these schemas.
@@ -45,14 +45,30 @@ export type ChipFrame = z.infer<typeof chipFrameSchema>;
 const keyB64 = b64(64);
 const step = name;
 
-/** Commands a SAM may send inside a session (validated by the chip after decryption). */
-export const chipCommandSchema = z.discriminatedUnion('op', [
-  z.strictObject({ op: z.literal('list') }),
+/** Admin commands on one area (K_chip sessions). */
+const areaCommands = [
   z.strictObject({ op: z.literal('format'), area: name, provider: name, key: keyB64, mig: name, step }),
   z.strictObject({ op: z.literal('lock'), area: name, key: keyB64, mig: name, step }),
   z.strictObject({ op: z.literal('activate'), area: name, mig: name, step }),
   z.strictObject({ op: z.literal('restore'), area: name, mig: name, step }),
   z.strictObject({ op: z.literal('wipe'), area: name, mig: name, step }),
+] as const;
+
+/** Area commands one batch carries at most: one per area a chip may hold (area.machine.ts, CHIP_AREAS_MAX). */
+export const BATCH_COMMANDS_MAX = 64;
+
+/** Commands a SAM may send inside a session (validated by the chip after decryption). */
+export const chipCommandSchema = z.discriminatedUnion('op', [
+  z.strictObject({ op: z.literal('list') }),
+  ...areaCommands,
+  // Several area commands in one: applied in one transaction, all or none (issue 19: one command per admin session).
+  z.strictObject({
+    op: z.literal('batch'),
+    cmds: z
+      .array(z.discriminatedUnion('op', [...areaCommands]))
+      .min(1)
+      .max(BATCH_COMMANDS_MAX),
+  }),
   z.strictObject({ op: z.literal('read') }),
   z.strictObject({ op: z.literal('download'), data: b64(8192), key: keyB64, mig: name, step }),
   z.strictObject({ op: z.literal('write'), data: b64(8192), counter: z.number().int().min(0) }),
@@ -60,19 +76,21 @@ export const chipCommandSchema = z.discriminatedUnion('op', [
 ]);
 export type ChipCommand = z.infer<typeof chipCommandSchema>;
 
-/** A chip's reply inside a session. */
+const okFields = {
+  ok: z.literal(true),
+  kcv: b64(32).optional(),
+  prevKcv: b64(32).optional(),
+  data: b64(8192).optional(),
+  counter: z.number().int().min(0).optional(),
+  areas: z
+    .array(z.strictObject({ area: name, provider: name, state: z.enum(['absent', 'provisioned', 'loaded', 'mainActive', 'locked']) }))
+    .max(64)
+    .optional(),
+};
+
+/** A chip's reply inside a session; a batch's success carries each command's reply, in order, in `replies`. */
 export const chipReplySchema = z.union([
-  z.strictObject({
-    ok: z.literal(true),
-    kcv: b64(32).optional(),
-    prevKcv: b64(32).optional(),
-    data: b64(8192).optional(),
-    counter: z.number().int().min(0).optional(),
-    areas: z
-      .array(z.strictObject({ area: name, provider: name, state: z.enum(['absent', 'provisioned', 'loaded', 'mainActive', 'locked']) }))
-      .max(64)
-      .optional(),
-  }),
+  z.strictObject({ ...okFields, replies: z.array(z.strictObject(okFields)).max(BATCH_COMMANDS_MAX).optional() }),
   z.strictObject({ ok: z.literal(false), code, message: z.string().max(TEXT_CHARS_MAX) }),
 ]);
 export type ChipReply = z.infer<typeof chipReplySchema>;

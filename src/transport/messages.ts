@@ -183,7 +183,7 @@ export const MESSAGES = {
 
   // migration SAM <-> its own normal SAM (inside one provider)
   'nsam.main-key': ['request', z.strictObject({ serial: name, area: name })],
-  'nsam.main-key.sealed': ['reply', z.strictObject({ ephPub: b64(64), sealed: b64(128) })],
+  'nsam.main-key.sealed': ['reply', z.strictObject({ nonce: b64(64), sealed: b64(128) })],
 
   // terminal acting as a reader <-> a provider's normal SAM (normal use)
   'normal.begin': [
