@@ -7,7 +7,7 @@
  * its bytes: it keeps the key check values the later sessions are checked
  * against (the source's set-aside main key, the destination's new one).
  */
-import { issueGrant, Secret, type Identity, type Rng } from '../crypto/index.ts';
+import { issueGrants, Secret, type Identity, type Rng } from '../crypto/index.ts';
 import type { AdminSessionContext } from '../machines/adminSession.machine.ts';
 import type { MigrationItem } from '../machines/migration.machine.ts';
 import { usesTempKey } from '../protocol/adminOps.ts';
@@ -153,25 +153,21 @@ export class TempKeys {
 
   /** The grants a lock (upload) or format (download) session issues: each item's temp key, sealed to its migration SAM. */
   grants(ctx: AdminSessionContext, purpose: 'upload' | 'download', identity: Identity): Grant[] {
-    return ctx.commands.map((cmd) => {
+    // One signature for the session's grants (issue 19): each is sealed to its own recipient.
+    const orders = ctx.commands.map((cmd) => {
       const rec = this.get(ctx.mig!, cmd.item!);
-      const msam = this.migrationSams[rec.recipient]!;
-      return issueGrant(
-        {
-          mig: ctx.mig!,
-          item: rec.item,
-          area: rec.area,
-          serial: ctx.serial!,
-          purpose,
-          provider: rec.provider,
-          recipient: rec.recipient,
-          expiresAt: ctx.expiresAt ?? 0,
-        },
-        this.live(rec),
-        msam.boxPublic,
-        identity,
-        this.rng,
-      );
+      const binding = {
+        mig: ctx.mig!,
+        item: rec.item,
+        area: rec.area,
+        serial: ctx.serial!,
+        purpose,
+        provider: rec.provider,
+        recipient: rec.recipient,
+        expiresAt: ctx.expiresAt ?? 0,
+      };
+      return { binding, tempKey: this.live(rec), recipientBoxPublic: this.migrationSams[rec.recipient]!.boxPublic };
     });
+    return issueGrants(orders, identity, this.rng);
   }
 }

@@ -3,10 +3,14 @@
  *
  * A grant is the temp key sealed to one migration SAM's X25519 key, with its
  * binding (migration, item, area, chip serial, purpose, provider, recipient,
- * expiry), all signed by the admin SAM's Ed25519 key. A receipt is a
+ * expiry), all signed by the admin SAM's Ed25519 key: the grants issued
+ * together (a lock's, a format's) under one signature, over the list of
+ * their digests (issue 19: one signature per set, not per item); each grant
+ * carries the list, and is valid when its own digest is in a signed list. A receipt is a
  * migration SAM's signed statement that an item reached a destination area,
  * with the key check value of the main key it installed.
  */
+import { sha256 } from '@noble/hashes/sha2.js';
 import { encodeFields, fromB64, toB64, type Bytes } from './bytes.ts';
 import { openSealed, sealTo } from './box.ts';
 import { CryptoError } from './errors.ts';
@@ -15,13 +19,19 @@ import { sign, verifySignature, type Identity } from './identity.ts';
 import type { Rng } from './random.ts';
 import { Secret } from './secret.ts';
 import type { Grant, Receipt } from '../protocol/grant.ts';
+import { countCrypto } from '../metrics/counters.ts';
 
 export type { Grant, Receipt };
 
 /** What a grant binds its temp key to: every field of the protocol table's grant but the sealed key and the signature. */
-export type GrantBinding = Omit<Grant, 'ephPub' | 'sealed' | 'sig'>;
+export type GrantBinding = Omit<Grant, 'ephPub' | 'sealed' | 'set' | 'sig'>;
 
 const GRANT_INFO = 'valmove/v1/grant';
+const GRANT_SET_INFO = 'valmove/v1/grant-set';
+/** Grants one signature covers at most: one per item of a migration. */
+export const GRANTS_PER_SET_MAX = 64;
+/** Verified sets remembered per process (a bound: the oldest goes first; a miss only costs a verify). */
+const VERIFIED_SETS_MAX = 1024;
 const BINDING_FIELDS = ['mig', 'item', 'area', 'serial', 'purpose', 'provider', 'recipient', 'expiresAt'] as const;
 const PURPOSES: ReadonlySet<string> = new Set(['upload', 'download']);
 /** Names and ids in a binding are short identifiers; a longer one is malformed, not a bigger grant. */
@@ -62,13 +72,55 @@ function bindingOf(g: GrantBinding, code: 'GRANT_INVALID' | 'BAD_PARAMS'): Grant
   return { mig: g.mig, item: g.item, area: g.area, serial: g.serial, purpose: g.purpose, provider: g.provider, recipient: g.recipient, expiresAt: g.expiresAt };
 }
 
+/** What a grant binds, as one digest: its binding, its ephemeral key and its sealed box. */
+function grantDigest(b: GrantBinding, ephPub: string, sealed: string): string {
+  countCrypto('sha256');
+  return toB64(sha256(grantSigned(grantBindingBytes(b), ephPub, sealed)));
+}
+
+/** What the set's signature covers. */
+function setBytes(set: readonly string[]): Bytes {
+  return encodeFields(GRANT_SET_INFO, ...set);
+}
+
+/** One grant to issue: its binding, the temp key, and the recipient's X25519 key. */
+export interface GrantOrder {
+  binding: GrantBinding;
+  tempKey: Secret;
+  recipientBoxPublic: Bytes;
+}
+
+/** Grants issued together, each sealed to its recipient, under one signature over their digests. */
+export function issueGrants(orders: readonly GrantOrder[], issuer: Identity, rng: Rng): Grant[] {
+  if (orders.length === 0 || orders.length > GRANTS_PER_SET_MAX) throw new CryptoError('BAD_PARAMS', `a set holds 1 to ${GRANTS_PER_SET_MAX} grants`);
+  const sealedOnes = orders.map((o) => {
+    const b = bindingOf(o.binding, 'BAD_PARAMS');
+    requireKey(o.tempKey, 'a granted temp key');
+    const { ephPub, sealed } = sealTo(o.recipientBoxPublic, o.tempKey.reveal(), GRANT_INFO, grantBindingBytes(b), rng);
+    return { ...b, ephPub, sealed };
+  });
+  const set = sealedOnes.map((g) => grantDigest(g, g.ephPub, g.sealed));
+  const sig = toB64(sign(issuer, setBytes(set)));
+  return sealedOnes.map((g) => ({ ...g, set, sig }));
+}
+
+/** One grant alone (a set of one). */
 export function issueGrant(binding: GrantBinding, tempKey: Secret, recipientBoxPublic: Bytes, issuer: Identity, rng: Rng): Grant {
-  const b = bindingOf(binding, 'BAD_PARAMS');
-  requireKey(tempKey, 'a granted temp key');
-  const bytes = grantBindingBytes(b);
-  const { ephPub, sealed } = sealTo(recipientBoxPublic, tempKey.reveal(), GRANT_INFO, bytes, rng);
-  const sig = toB64(sign(issuer, grantSigned(bytes, ephPub, sealed)));
-  return { ...b, ephPub, sealed, sig };
+  return issueGrants([{ binding, tempKey, recipientBoxPublic }], issuer, rng)[0]!;
+}
+
+/** Signed sets this process verified (issuer and set digest): another grant of a set is checked without a second verify. */
+const verifiedSets = new Map<string, true>();
+
+function setSigned(issuerSignPublic: Bytes, set: readonly string[], sig: string): boolean {
+  const bytes = setBytes(set);
+  countCrypto('sha256');
+  const id = `${toB64(issuerSignPublic)}.${toB64(sha256(bytes))}.${sig}`;
+  if (verifiedSets.has(id)) return true;
+  if (!verifySignature(issuerSignPublic, bytes, fromB64(sig))) return false;
+  if (verifiedSets.size >= VERIFIED_SETS_MAX) verifiedSets.delete(verifiedSets.keys().next().value!);
+  verifiedSets.set(id, true);
+  return true;
 }
 
 /**
@@ -84,7 +136,12 @@ export function verifyGrant(grant: Grant, issuerSignPublic: Bytes, expect: Parti
       isB64(grant.ephPub) &&
       isB64(grant.sealed) &&
       isB64(grant.sig) &&
-      verifySignature(issuerSignPublic, grantSigned(grantBindingBytes(b), grant.ephPub, grant.sealed), fromB64(grant.sig));
+      Array.isArray(grant.set) &&
+      grant.set.length >= 1 &&
+      grant.set.length <= GRANTS_PER_SET_MAX &&
+      grant.set.every(isB64) &&
+      grant.set.includes(grantDigest(b, grant.ephPub, grant.sealed)) &&
+      setSigned(issuerSignPublic, grant.set, grant.sig);
   } catch {
     ok = false;
   }

@@ -22,7 +22,13 @@ export interface Grant {
   ephPub: string;
   /** The temp key, sealed to the recipient migration SAM, base64url. */
   sealed: string;
-  /** The admin SAM's signature over every field above, base64url. */
+  /**
+   * The grants the admin SAM issued together (one lock's, one format's), each
+   * as the SHA-256 of what it binds (every field above), base64url; this
+   * grant's is among them.
+   */
+  set: string[];
+  /** The admin SAM's signature over `set`: one signature covers every grant of the set, base64url. */
   sig: string;
 }
 

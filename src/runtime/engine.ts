@@ -316,9 +316,10 @@ export class TurnEngine implements BatchHost<Job, Done> {
       for (const o of d.immediate) links.transmit(o);
       const resends = this.p.hooks.resendsFrames();
       for (const o of record.out) {
-        links.transmit(o);
+        const went = links.transmit(o);
         if (kindOf(o.env.type) === 'request') outbox.schedule(o.env.id, 0);
-        else if (resends) this.p.resends.sent(o);
+        // A frame that went out is sent again until answered; one whose link was down is left to the session's deadline.
+        else if (resends && went) this.p.resends.sent(o);
       }
     });
     observe?.work?.(party, d.workMs + stopwatch.now() - sending);

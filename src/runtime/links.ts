@@ -101,22 +101,26 @@ export class Links {
     return remoteId;
   }
 
-  /** Encodes and sends now; with no open link the message waits (the outbox sends a request again when it is back). */
-  transmit(o: OutMessage): void {
+  /**
+   * Encodes and sends now; false when there is no open link (a request waits
+   * in the outbox, sent again when the link is back; a notice is lost).
+   */
+  transmit(o: OutMessage): boolean {
     const link = this.links.get(o.peer);
     if (!link?.isOpen) {
       this.log.debug('no link; message waits', { peer: o.peer, type: o.env.type });
-      return;
+      return false;
     }
     let bytes: Uint8Array;
     try {
       bytes = encodeEnvelope(o.env);
     } catch (e) {
       this.log.error('could not encode an outbound message', { type: o.env.type, error: String(e) });
-      return;
+      return false;
     }
     this.deps.tap?.(this.party, 'out', o.peer, bytes);
     this.deps.observe?.message(this.party, 'out', o.env.type, bytes.length);
     link.send(bytes);
+    return true;
   }
 }

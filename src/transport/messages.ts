@@ -58,6 +58,7 @@ export const grantSchema = z.strictObject({
   expiresAt: ms,
   ephPub: b64(64),
   sealed: b64(128),
+  set: z.array(b64(64)).min(1).max(ITEMS_PER_MIGRATION_MAX),
   sig: b64(128),
 });
 

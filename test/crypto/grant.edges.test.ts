@@ -110,7 +110,7 @@ test('grant edges: a grant whose sealed key is not 32 bytes does not open (GRANT
   const b = grantBindingBytes(binding);
   for (const size of [16, 31, 33]) {
     const { ephPub, sealed } = sealTo(msam.boxPublic, new Uint8Array(size).fill(7), 'valmove/v1/grant', b, rng);
-    const g: Grant = { ...binding, ephPub, sealed, sig: '' };
+    const g: Grant = { ...binding, ephPub, sealed, set: [], sig: '' };
     assert.is(
       codeOf(() => openGrant(g, msam)),
       'GRANT_INVALID',
@@ -119,7 +119,7 @@ test('grant edges: a grant whose sealed key is not 32 bytes does not open (GRANT
   }
   // the same construction with 32 bytes opens: the refusal above is the key size, not the construction
   const { ephPub, sealed } = sealTo(msam.boxPublic, new Uint8Array(32).fill(7), 'valmove/v1/grant', b, rng);
-  assert.equal(openGrant({ ...binding, ephPub, sealed, sig: '' }, msam).reveal(), new Uint8Array(32).fill(7));
+  assert.equal(openGrant({ ...binding, ephPub, sealed, set: [], sig: '' }, msam).reveal(), new Uint8Array(32).fill(7));
 });
 
 test('grant edges: each refusal says what was wrong', () => {
@@ -157,11 +157,14 @@ test('grant edges: known answers pin the wire format (domain strings and field o
   assert.is(sha(signReceipt(body, m)), KAT.receipt);
 });
 
-/** Computed once from the code as it stands (2026-12-03); a change here is a wire-format change (protocol.md). */
+/**
+ * Computed once from the code as it stands (2026-12-03; the grant's again on 2026-12-04, when one signature
+ * came to cover a set of grants, issue 19); a change here is a wire-format change (protocol.md).
+ */
 const KAT = {
   bindingBytesHead: '000000001876616c6d6f76652f76312f6772616e742d62696e64696e67000000',
   bindingBytes: '948d7d6d743d15d1e385df90e19dad1bb8e4784b8287d8fe78e9f91a2e182f68',
-  grant: 'ed8beda327acf3660cdd419691efb449865c8b3ad590a0a12a7dfac29c856d6f',
+  grant: '3ad9b44010577432661c9c983b4abb20f6ba916d0183a090309151db9d26f82d',
   receipt: 'cf9fddf81661b0eab4a39c9e5212055edbee520b95775045c252b1d90496f77c',
 };
 

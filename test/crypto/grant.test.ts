@@ -6,6 +6,7 @@ import {
   generateIdentity,
   grantBindingBytes,
   issueGrant,
+  issueGrants,
   openGrant,
   openSealed,
   randomSecret,
@@ -21,6 +22,7 @@ import {
   type GrantBinding,
   type ReceiptBody,
 } from '../../src/crypto/index.ts';
+import { diff, snapshot, totals } from '../../src/metrics/counters.ts';
 import { codeOf, errorOf, leaks, grantFixture } from './helpers.ts';
 
 const { rng, admin, msam, binding } = grantFixture('grant-tests', 'upload');
@@ -52,7 +54,39 @@ test('issuing draws only from the Rng: the same seed gives a byte-identical gran
   assert.equal(make(), make());
 });
 
-test('a tampered grant is GRANT_INVALID: every binding field, the sealed key, the ephemeral key and the signature are covered', () => {
+test('grants issued together: one signature over their digests; each verifies and opens for its own recipient only; a set checked once is not verified again', () => {
+  const msam2 = generateIdentity(rng);
+  const keys = [randomSecret(rng), randomSecret(rng), randomSecret(rng)];
+  const orders = keys.map((tempKey, item) => ({
+    binding: { ...binding, item, recipient: item === 1 ? 'migration-sam/transit' : binding.recipient },
+    tempKey,
+    recipientBoxPublic: item === 1 ? msam2.boxPublic : msam.boxPublic,
+  }));
+  const before = snapshot();
+  const set = issueGrants(orders, admin, rng);
+  const issued = totals(diff(snapshot(), before).crypto);
+  assert.is(issued['ed25519.sign']?.n, 1, 'one signature for three grants');
+  assert.is(new Set(set.map((g) => g.sig)).size, 1);
+  assert.equal(set[0]!.set, set[2]!.set);
+  const checking = snapshot();
+  set.forEach((g, i) => {
+    assert.equal(verifyGrant(g, admin.signPublic, { item: i }, 0), orders[i]!.binding);
+    assert.equal(openGrant(g, i === 1 ? msam2 : msam).reveal(), keys[i]!.reveal());
+  });
+  assert.is(totals(diff(snapshot(), checking).crypto)['ed25519.verify']?.n, 1, "the set's signature verified once for its three grants");
+  assert.is(
+    codeOf(() => openGrant(set[1]!, msam)),
+    'GRANT_INVALID',
+    "another recipient's grant does not open",
+  );
+  // A grant moved into another set, or given another grant's place, no longer verifies.
+  assert.is(
+    codeOf(() => verifyGrant({ ...set[0]!, sealed: set[2]!.sealed }, admin.signPublic, {}, 0)),
+    'GRANT_INVALID',
+  );
+});
+
+test('a tampered grant is GRANT_INVALID: every binding field, the sealed key, the ephemeral key, the set and the signature are covered', () => {
   const g = issueGrant(binding, randomSecret(rng), msam.boxPublic, admin, rng);
   const other = issueGrant(binding, randomSecret(rng), msam.boxPublic, admin, rng);
   const tampered: Array<Partial<Grant>> = [
@@ -68,6 +102,9 @@ test('a tampered grant is GRANT_INVALID: every binding field, the sealed key, th
     { ephPub: other.ephPub },
     { sig: other.sig },
     { sig: toB64(new Uint8Array(64)) },
+    { set: other.set, sig: other.sig },
+    { set: [...g.set, other.set[0]!] },
+    { set: [] },
   ];
   for (const change of tampered) {
     assert.is(

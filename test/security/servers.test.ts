@@ -67,6 +67,7 @@ function fakeGrant(mig: string, item: number, provider: string, purpose: 'upload
     expiresAt: Date.now() + 60_000,
     ephPub: toB64(new Uint8Array(32).fill(1)),
     sealed: toB64(new Uint8Array(48).fill(2)),
+    set: [toB64(new Uint8Array(32).fill(4))],
     sig: toB64(new Uint8Array(64).fill(3)),
   };
 }
