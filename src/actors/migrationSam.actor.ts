@@ -15,6 +15,7 @@ import {
   signReceipt,
   toB64,
   verifyGrant,
+  VerifiedSets,
   type GrantBinding,
   type Identity,
 } from '../crypto/index.ts';
@@ -63,14 +64,14 @@ const RIGHT_OF: Partial<Record<AnyEnvelope['type'], Right>> = {
 
 export class MigrationSamRuntime extends PartyRuntime {
   protected override readonly resendsFrames = true; // it drives chip sessions: each one's last frame is sent again until answered
+  private readonly verifiedSets = new VerifiedSets(); // grant sets whose signature this SAM checked
   protected readonly kinds: Record<string, MachineKind> = { migrationSam: { machine: migrationSamMachine, version: MIGRATION_SAM_MACHINE_VERSION } };
   readonly records: MigrationSamRecords;
   private readonly sessions: SamSessions;
   private readonly opts: MigrationSamOptions;
   private readonly working = new Map<string, Working>();
   private readonly sessionOwner = new Map<string, string>();
-  /** A fence reply is one per request, whatever the number of items it fenced. */
-  private fenceReplies = new Set<string>();
+  private fenceReplies = new Set<string>(); // a fence reply is one per request, whatever the number of items it fenced
 
   constructor(deps: RuntimeDeps, opts: MigrationSamOptions) {
     super(deps);
@@ -110,9 +111,7 @@ export class MigrationSamRuntime extends PartyRuntime {
   /** After a restart, sessions in progress are lost (their keys lived in RAM): fail them so their steps are retried. */
   override async start(): Promise<void> {
     await super.start();
-    await this.runLocal((turn) => {
-      for (const key of this.actorKeys('migrationSam')) turn.tryDispatch(key, { type: 'SESSION_LOST' });
-    });
+    await this.runLocal((turn) => this.onReloaded(turn));
   }
 
   /** After a failed commit the actors were read back from the store: their sessions' keys were RAM, as after a restart. */
@@ -190,7 +189,8 @@ export class MigrationSamRuntime extends PartyRuntime {
     const mig = this.requireMig(env);
     if (env.item === undefined) throw new ProtocolError('BAD_ENVELOPE', `${env.type} needs an item (header "item")`);
     try {
-      return verifyGrant(grant, this.opts.adminSamSignPublic, { mig, item: env.item, purpose, provider: this.opts.provider, recipient: this.id }, now);
+      const expect = { mig, item: env.item, purpose, provider: this.opts.provider, recipient: this.id };
+      return verifyGrant(grant, this.opts.adminSamSignPublic, expect, now, this.verifiedSets);
     } catch (e) {
       const code = (e as { code?: string }).code ?? 'GRANT_INVALID';
       throw new ProtocolError('GRANT_REFUSED', `${code}: ${(e as Error).message}`);

@@ -268,6 +268,9 @@ export interface Growth {
     floorMsPerItem: number;
     cryptoOpsPerItem: number;
     commitsPerItem: number;
+    /** Hop messages and public-key operations (Ed25519 sign/verify/keygen, X25519 keygen/ECDH) per added item. */
+    messagesPerItem: number;
+    publicKeyOpsPerItem: number;
     /**
      * CPU ms each added item cost between neighbouring K (1 -> 3, 3 -> 10):
      * equal steps mean cost linear in K; a rising step, a superlinear part.
@@ -330,6 +333,8 @@ export function growth(results: ConfigResult[]): Growth[] {
         floorMsPerItem: fitLine(at.map((r) => [r.items, r.floor.floorMs])).slope,
         cryptoOpsPerItem: fitLine(at.map((r) => [r.items, ops(r)])).slope,
         commitsPerItem: fitLine(at.map((r) => [r.items, r.lmdbCommitsPerMigration])).slope,
+        messagesPerItem: fitLine(at.map((r) => [r.items, r.messagesPerMigration])).slope,
+        publicKeyOpsPerItem: fitLine(at.map((r) => [r.items, r.perItem.publicKeyOps * r.items])).slope,
         marginalCpuMsPerItem: marginal(at),
       });
     }
@@ -462,7 +467,8 @@ export function markdown(results: ConfigResult[], units: Units, grow: Growth[]):
       const steps = p.marginalCpuMsPerItem.map((m) => `K ${m.fromK}→${m.toK} +${fmt(m.ms)}`).join(', ');
       lines.push(
         `- ${g.mode}, c=${p.concurrency}: +${fmt(p.cpuMsPerItem)} CPU ms per item ` +
-          `(floor +${fmt(p.floorMsPerItem)} ms; +${fmt(p.cryptoOpsPerItem)} crypto ops, +${fmt(p.commitsPerItem)} commits per item)` +
+          `(floor +${fmt(p.floorMsPerItem)} ms; +${fmt(p.cryptoOpsPerItem)} crypto ops, +${fmt(p.commitsPerItem)} commits, ` +
+          `+${fmt(p.messagesPerItem)} messages, +${fmt(p.publicKeyOpsPerItem)} public-key ops per item)` +
           `${steps ? `; each added item, by step: ${steps} CPU ms` : ''}`,
       );
     }

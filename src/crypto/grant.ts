@@ -109,17 +109,31 @@ export function issueGrant(binding: GrantBinding, tempKey: Secret, recipientBoxP
   return issueGrants([{ binding, tempKey, recipientBoxPublic }], issuer, rng)[0]!;
 }
 
-/** Signed sets this process verified (issuer and set digest): another grant of a set is checked without a second verify. */
-const verifiedSets = new Map<string, true>();
+/**
+ * The signed sets one verifier has checked (issuer, set digest, signature):
+ * another grant of a set it checked needs no second verify. Each migration
+ * SAM keeps its own; bounded, the oldest goes first (a miss costs a verify).
+ */
+export class VerifiedSets {
+  private readonly seen = new Map<string, true>();
 
-function setSigned(issuerSignPublic: Bytes, set: readonly string[], sig: string): boolean {
+  has(id: string): boolean {
+    return this.seen.has(id);
+  }
+
+  add(id: string): void {
+    if (this.seen.size >= VERIFIED_SETS_MAX) this.seen.delete(this.seen.keys().next().value!);
+    this.seen.set(id, true);
+  }
+}
+
+function setSigned(issuerSignPublic: Bytes, set: readonly string[], sig: string, seen: VerifiedSets | undefined): boolean {
   const bytes = setBytes(set);
   countCrypto('sha256');
   const id = `${toB64(issuerSignPublic)}.${toB64(sha256(bytes))}.${sig}`;
-  if (verifiedSets.has(id)) return true;
+  if (seen?.has(id)) return true;
   if (!verifySignature(issuerSignPublic, bytes, fromB64(sig))) return false;
-  if (verifiedSets.size >= VERIFIED_SETS_MAX) verifiedSets.delete(verifiedSets.keys().next().value!);
-  verifiedSets.set(id, true);
+  seen?.add(id);
   return true;
 }
 
@@ -128,7 +142,7 @@ function setSigned(issuerSignPublic: Bytes, set: readonly string[], sig: string)
  * an unsigned grant (not even that it expired) is worth reporting. Returns
  * the binding.
  */
-export function verifyGrant(grant: Grant, issuerSignPublic: Bytes, expect: Partial<GrantBinding>, nowMs: number): GrantBinding {
+export function verifyGrant(grant: Grant, issuerSignPublic: Bytes, expect: Partial<GrantBinding>, nowMs: number, seen?: VerifiedSets): GrantBinding {
   const b = bindingOf(grant, 'GRANT_INVALID');
   let ok = false;
   try {
@@ -141,7 +155,7 @@ export function verifyGrant(grant: Grant, issuerSignPublic: Bytes, expect: Parti
       grant.set.length <= GRANTS_PER_SET_MAX &&
       grant.set.every(isB64) &&
       grant.set.includes(grantDigest(b, grant.ephPub, grant.sealed)) &&
-      setSigned(issuerSignPublic, grant.set, grant.sig);
+      setSigned(issuerSignPublic, grant.set, grant.sig, seen);
   } catch {
     ok = false;
   }

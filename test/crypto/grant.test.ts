@@ -16,6 +16,7 @@ import {
   toB64,
   toHex,
   utf8,
+  VerifiedSets,
   verifyGrant,
   verifyReceipt,
   type Grant,
@@ -69,11 +70,15 @@ test('grants issued together: one signature over their digests; each verifies an
   assert.is(new Set(set.map((g) => g.sig)).size, 1);
   assert.equal(set[0]!.set, set[2]!.set);
   const checking = snapshot();
+  const seen = new VerifiedSets();
   set.forEach((g, i) => {
-    assert.equal(verifyGrant(g, admin.signPublic, { item: i }, 0), orders[i]!.binding);
+    assert.equal(verifyGrant(g, admin.signPublic, { item: i }, 0, seen), orders[i]!.binding);
     assert.equal(openGrant(g, i === 1 ? msam2 : msam).reveal(), keys[i]!.reveal());
   });
   assert.is(totals(diff(snapshot(), checking).crypto)['ed25519.verify']?.n, 1, "the set's signature verified once for its three grants");
+  const alone = snapshot();
+  verifyGrant(set[0]!, admin.signPublic, {}, 0);
+  assert.is(totals(diff(snapshot(), alone).crypto)['ed25519.verify']?.n, 1, 'a verifier that keeps no record checks the signature');
   assert.is(
     codeOf(() => openGrant(set[1]!, msam)),
     'GRANT_INVALID',
