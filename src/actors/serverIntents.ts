@@ -11,7 +11,7 @@ import type { RegistrationIntent } from '../machines/registration.machine.ts';
 import { ADMIN_OPS, adminStepOf, type AdminOp, type AdminOpEntry, type AdminPurpose, type AdminReplyType } from '../protocol/adminOps.ts';
 import type { ServerRecords } from '../store/server.store.ts';
 import type { Envelope } from '../transport/envelope.ts';
-import type { BodyOf } from '../transport/messages.ts';
+import { PROGRESS_LINES_MAX, type BodyOf } from '../transport/messages.ts';
 import type { MachineEvent, TurnContext } from './runtime.ts';
 
 export const ADMIN_SAM_PEER = 'admin-sam';
@@ -193,10 +193,38 @@ function toMigrationSam(turn: TurnContext, mig: string, intent: ToMigrationSam, 
   }
 }
 
+/**
+ * What a turn already sends each terminal that its progress lines can travel
+ * with (issue 19, progress coalesced): a frame (the line rides on it), or a
+ * progress notice (the line joins it). The envelopes are the turn's own, not
+ * yet on the wire: they are sent after the turn's commit.
+ */
+const carriers = new WeakMap<TurnContext, Map<string, Envelope<'frame'> | Envelope<'progress'>>>();
+
+function carriersOf(turn: TurnContext): Map<string, Envelope<'frame'> | Envelope<'progress'>> {
+  let m = carriers.get(turn);
+  if (!m) carriers.set(turn, (m = new Map()));
+  return m;
+}
+
+/** A progress line for a terminal: on a frame or a progress notice this turn sends it already, or as a notice of its own. */
+function sendProgress(turn: TurnContext, terminal: string, line: { mig: string; step: string; text: string }): void {
+  const carrier = carriersOf(turn).get(terminal);
+  if (carrier?.type === 'frame' && (carrier.body.progress?.length ?? 0) < PROGRESS_LINES_MAX) {
+    carrier.body.progress = [...(carrier.body.progress ?? []), line];
+    return;
+  }
+  if (carrier?.type === 'progress' && carrier.body.mig === line.mig && (carrier.body.more?.length ?? 0) < PROGRESS_LINES_MAX) {
+    carrier.body.more = [...(carrier.body.more ?? []), { step: line.step, text: line.text }];
+    return;
+  }
+  carriersOf(turn).set(terminal, turn.send(terminal, 'progress', line));
+}
+
 function toTerminal(turn: TurnContext, mig: string, intent: ToTerminal, view: ServerView): void {
   switch (intent.type) {
     case 'progress':
-      if (intent.terminal !== '-' && view.hasLink(intent.terminal)) turn.send(intent.terminal, 'progress', { mig, step: intent.step, text: intent.text });
+      if (intent.terminal !== '-' && view.hasLink(intent.terminal)) sendProgress(turn, intent.terminal, { mig, step: intent.step, text: intent.text });
       return;
     case 'reserveChannel':
       turn.send(intent.terminal, 'channel.reserve', { purpose: intent.chip, mig }, { mig, step: intent.chip === 'source' ? 'S1' : 'S9' });
@@ -205,7 +233,7 @@ function toTerminal(turn: TurnContext, mig: string, intent: ToTerminal, view: Se
       turn.send(intent.terminal, 'channel.release', { purpose: intent.chip, mig }, { mig, step: intent.chip === 'source' ? 'S8' : 'S17' });
       return;
     case 'relayToChip':
-      turn.send(intent.terminal, 'frame', { session: intent.session, data: intent.data });
+      carriersOf(turn).set(intent.terminal, turn.send(intent.terminal, 'frame', { session: intent.session, data: intent.data }));
       return;
     case 'relayToSam':
       turn.send(intent.sam, 'frame', { session: intent.session, data: intent.data });

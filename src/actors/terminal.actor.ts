@@ -185,9 +185,14 @@ export class TerminalRuntime extends PartyRuntime {
       case 'channel.release':
         return turn.dispatch(TERMINAL_ACTOR, { type: 'CHANNEL_RELEASE_REQUESTED', request: env.id });
       case 'frame':
-        return turn.dispatch(TERMINAL_ACTOR, { type: 'SERVER_FRAME', session: env.body.session, data: env.body.data });
+        turn.dispatch(TERMINAL_ACTOR, { type: 'SERVER_FRAME', session: env.body.session, data: env.body.data });
+        // Progress lines the server's turn sent with the frame (issue 19: progress coalesced).
+        for (const line of env.body.progress ?? []) turn.tryDispatch(TERMINAL_ACTOR, { type: 'PROGRESS', ...line });
+        return;
       case 'progress':
-        return turn.dispatch(TERMINAL_ACTOR, { type: 'PROGRESS', ...env.body });
+        for (const line of [env.body, ...(env.body.more ?? [])])
+          turn.dispatch(TERMINAL_ACTOR, { type: 'PROGRESS', mig: env.body.mig, step: line.step, text: line.text });
+        return;
       case 'migrate.result':
         this.result = env.body;
         return turn.dispatch(TERMINAL_ACTOR, { type: 'JOB_FINISHED', mig: env.body.mig, outcome: env.body.outcome, reason: env.body.reason });

@@ -4,7 +4,8 @@
  * session keeps its last frame of each session in RAM and sends it again,
  * under a new message id, on the outbox's backoff, until a frame of that
  * session comes back, it sends the session's next frame, or it has tried
- * RESENDS_MAX times; the chip answers a repeat of the frame it last
+ * RESENDS_MAX times (the first after a tenth of the session's time, then
+ * doubling up to the outbox's cap); the chip answers a repeat of the frame it last
  * answered with the same answer, without running it again (chip.actor.ts),
  * and the SAM drops a repeated answer (samSession.ts). Nothing here is
  * written: a restart ends the session anyway (its keys were RAM), and its
@@ -76,7 +77,9 @@ export class Resends {
 
   private arm(session: string, t: Tracked): void {
     const { timing, clock } = this.deps;
-    const delay = Math.min(timing.retransmitCapMs, timing.retransmitMs * 2 ** t.sent);
+    // Not before a tenth of the session's time: an answer that is only slow (a busy chip, a loaded server) is no loss.
+    const first = Math.max(timing.retransmitMs, timing.sessionMs / 10);
+    const delay = Math.min(Math.max(timing.retransmitCapMs, first), first * 2 ** t.sent);
     t.cancel = clock.schedule(clock.now() + delay, () => {
       if (this.bySession.get(session) !== t || this.deps.stopped()) return;
       if (t.sent >= RESENDS_MAX) {

@@ -64,6 +64,7 @@ const envelopeSchema = z.strictObject({
   type: text,
   mig: text.optional(),
   step: text.optional(),
+  announces: z.array(text).max(16).optional(),
   item: z.number().int().min(0).optional(),
   bytes: z.number().int().min(0),
   frameBytes: z.number().int().min(0).optional(),

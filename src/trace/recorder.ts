@@ -99,7 +99,9 @@ export function envelopeRecord(t: number, direction: 'in' | 'out', party: string
     // The step a progress notice reports is where that step starts (protocol labels; the text is not kept).
     r.step = env.body.step.slice(0, STATE_NAME_CHARS_MAX);
     r.mig ??= env.body.mig;
+    if (env.body.more?.length) r.announces = [r.step, ...env.body.more.map((l) => l.step.slice(0, STATE_NAME_CHARS_MAX))];
   } else if (env.type === 'frame') {
+    if (env.body.progress?.length) r.announces = env.body.progress.map((l) => l.step.slice(0, STATE_NAME_CHARS_MAX));
     // The frame is opaque ciphertext: its size is kept, never its data.
     r.frameBytes = base64Bytes(env.body.data.length);
     const labels = sessionLabels(env.body.session);

@@ -37,6 +37,12 @@ export interface EnvelopeRecord {
   mig?: string;
   /** The header's step, or for a `progress` notice the step it reports, or for a relayed frame its session's step. */
   step?: string;
+  /**
+   * The steps a `progress` notice reports (its `more` lines after the first),
+   * or the progress lines a frame carries: a server's turn sends its lines
+   * for one terminal together (issue 19), each still a step of the trace.
+   */
+  announces?: string[];
   item?: number;
   /** Size of the encoded envelope, bytes. */
   bytes: number;

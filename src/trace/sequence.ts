@@ -298,11 +298,13 @@ class StepTracker {
   private migrationStep(r: EnvelopeRecord, mig: string, again: boolean): string {
     const { current } = this;
     let step: string | undefined;
-    const marker = r.type === 'progress' ? r.step : again ? undefined : STEP_OF_TYPE[r.type];
+    const announced = r.announces ?? (r.type === 'progress' && r.step ? [r.step] : []);
+    const marker = announced[0] ?? (again ? undefined : STEP_OF_TYPE[r.type]);
     if (marker) {
+      // The arrow belongs to the first step it announces; what follows it, to the last (one turn's lines travel together).
       step = marker;
-      current.set(mig, marker);
-      if (r.type === 'progress') this.announced.add(mig);
+      current.set(mig, announced[announced.length - 1] ?? marker);
+      if (announced.length > 0) this.announced.add(mig);
     } else if (this.announced.has(mig)) step = current.get(mig);
     else if (r.step) {
       step = r.step;

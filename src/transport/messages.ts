@@ -82,6 +82,11 @@ const orderToken = z
   .max(2048)
   .regex(/^[A-Za-z0-9._-]+$/, 'an issue order token, io1.<body>.<signature>');
 
+/** Progress lines one notice (or one frame) carries at most. */
+export const PROGRESS_LINES_MAX = 8;
+const progressLine = z.strictObject({ step: name, text });
+const progressNote = z.strictObject({ mig: name, step: name, text });
+
 /** Each entry: [kind, body schema]. */
 export const MESSAGES = {
   // generic: a refusal, its code one of the registry's (src/protocol/errors.ts) and its sentence, as two fields.
@@ -92,7 +97,7 @@ export const MESSAGES = {
   'chip.info': ['reply', z.strictObject({ serial: name, areas: z.array(z.strictObject({ area: name, provider: name })).max(ITEMS_PER_MIGRATION_MAX) })],
   // A session frame passes end to end as a notice: no hop acknowledges, stores or resends it (issue 19); a lost
   // frame is covered by the session's deadline and its step's retry. Duplicates are dropped by id at each hop.
-  frame: ['notice', z.strictObject({ session: name, data: b64(FRAME_DATA_CHARS_MAX) })],
+  frame: ['notice', z.strictObject({ session: name, data: b64(FRAME_DATA_CHARS_MAX), progress: z.array(progressNote).max(PROGRESS_LINES_MAX).optional() })],
 
   // terminal <-> server
   'login.begin': ['request', z.strictObject({ user: name })],
@@ -133,7 +138,9 @@ export const MESSAGES = {
   'channel.reserved': ['reply', z.strictObject({})],
   'channel.release': ['request', z.strictObject({ purpose: z.enum(['register', 'source', 'destination']), mig: name.optional() })],
   'channel.released': ['reply', z.strictObject({})],
-  progress: ['notice', z.strictObject({ mig: name, step: name, text })],
+  // A turn's progress lines for one terminal travel as one notice (`more`: the lines after the first), or ride on
+  // a frame that turn sends the same terminal (frame.progress): issue 19, progress coalesced.
+  progress: ['notice', z.strictObject({ mig: name, step: name, text, more: z.array(progressLine).max(PROGRESS_LINES_MAX).optional() })],
 
   // server <-> admin SAM
   'admin.identify': ['request', z.strictObject({ session: name, purpose: purposeSchema })],

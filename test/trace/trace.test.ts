@@ -162,7 +162,7 @@ t('the svg drawing is well-formed XML, self-contained, and names every step that
 
 const KEYS: Record<string, string[]> = {
   run: ['kind', 'v', 'source', 'party', 'startedAt'],
-  envelope: ['kind', 't', 'direction', 'party', 'id', 'corr', 'from', 'to', 'type', 'mig', 'step', 'item', 'bytes', 'frameBytes'],
+  envelope: ['kind', 't', 'direction', 'party', 'id', 'corr', 'from', 'to', 'type', 'mig', 'step', 'announces', 'item', 'bytes', 'frameBytes'],
   state: ['kind', 't', 'party', 'actor', 'machine', 'states', 'event'],
 };
 
