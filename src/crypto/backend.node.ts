@@ -202,7 +202,8 @@ function shared(secret: KeyInput, peer: Bytes): Bytes {
 }
 
 function seal(key: KeyInput, nonce: Bytes, plaintext: Bytes, aad: Bytes): Bytes {
-  if (!isKey(key) || !isBytes(nonce, NONCE_BYTES) || !isBytes(plaintext) || !isBytes(aad)) return chacha20poly1305(keyBytes(key), nonce, aad).encrypt(plaintext);
+  if (!isKey(key) || !isBytes(nonce, NONCE_BYTES) || !isBytes(plaintext) || !isBytes(aad))
+    return chacha20poly1305(keyBytes(key), nonce, aad).encrypt(plaintext);
   const c = createCipheriv('chacha20-poly1305', aeadKey(key), nonce, { authTagLength: TAG_BYTES });
   c.setAAD(aad, { plaintextLength: plaintext.length });
   const out = new Uint8Array(plaintext.length + TAG_BYTES);

@@ -62,18 +62,11 @@ export interface CryptoBackend {
 let current: CryptoBackend | undefined;
 
 /**
- * The backend of code that names none: the one set for this process
- * (useBackend: a chip's process sets noble), else VALMOVE_CRYPTO's, else node
- * (the servers'). Throws CryptoChoiceError on a VALMOVE_CRYPTO that names no backend.
+ * The backend of code that names none (setup, tools, and every party but the
+ * chip, which names its own): VALMOVE_CRYPTO's, else node. Throws
+ * CryptoChoiceError on a VALMOVE_CRYPTO that names no backend.
  */
 export function currentBackend(): CryptoBackend {
   current ??= backendForRole('server');
   return current;
-}
-
-/** Sets the process's backend (`valmove start` does, by role); returns the previous one so a test can put it back. */
-export function useBackend(b: CryptoBackend): CryptoBackend {
-  const prev = currentBackend();
-  current = b;
-  return prev;
 }

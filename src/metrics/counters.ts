@@ -143,7 +143,10 @@ export function snapshot(): Counters {
   return { crypto: copy(crypto), stores: copy(stores), backends: copy(backends) };
 }
 
-function diffTable<K extends string>(after: Record<string, Partial<Record<K, Tally>>>, before: Record<string, Partial<Record<K, Tally>>>): Record<string, Partial<Record<K, Tally>>> {
+function diffTable<K extends string>(
+  after: Record<string, Partial<Record<K, Tally>>>,
+  before: Record<string, Partial<Record<K, Tally>>>,
+): Record<string, Partial<Record<K, Tally>>> {
   const out: Record<string, Partial<Record<K, Tally>>> = {};
   for (const [who, row] of Object.entries(after) as Array<[string, Partial<Record<K, Tally>>]>) {
     const prev: Partial<Record<K, Tally>> = before[who] ?? {};
@@ -159,7 +162,11 @@ function diffTable<K extends string>(after: Record<string, Partial<Record<K, Tal
 
 /** What happened between two snapshots. */
 export function diff(after: Counters, before: Counters): Counters {
-  return { crypto: diffTable(after.crypto, before.crypto), stores: diffTable(after.stores, before.stores), backends: diffTable(after.backends, before.backends) };
+  return {
+    crypto: diffTable(after.crypto, before.crypto),
+    stores: diffTable(after.stores, before.stores),
+    backends: diffTable(after.backends, before.backends),
+  };
 }
 
 /** Sums a table over its parties (or over those `keep` accepts), by kind. */
