@@ -11,8 +11,8 @@
  * and the edge cases). Hashes, HMAC and HKDF stay on @noble/hashes for both:
  * node:crypto is not faster at the sizes the protocol hashes.
  *
- * Which backend a party uses: backend.choice.ts. The process's current one
- * (what code that names none gets): currentBackend() below.
+ * Which backend a party uses: backend.choice.ts. What code that names none
+ * gets: currentBackend() below.
  */
 import type { Bytes } from './bytes.ts';
 import type { Secret } from './secret.ts';
@@ -59,14 +59,12 @@ export interface CryptoBackend {
   };
 }
 
-let current: CryptoBackend | undefined;
-
 /**
  * The backend of code that names none (setup, tools, and every party but the
- * chip, which names its own): VALMOVE_CRYPTO's, else node. Throws
- * CryptoChoiceError on a VALMOVE_CRYPTO that names no backend.
+ * chip, which names its own): VALMOVE_CRYPTO's, else node. Read at each call,
+ * so a test may set VALMOVE_CRYPTO between runs. Throws CryptoChoiceError on a
+ * VALMOVE_CRYPTO that names no backend.
  */
 export function currentBackend(): CryptoBackend {
-  current ??= backendForRole('server');
-  return current;
+  return backendForRole('server');
 }
