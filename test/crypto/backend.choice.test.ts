@@ -69,7 +69,10 @@ test('a VALMOVE_CRYPTO that names no backend: one line saying what was given and
     assert.match(message, /^VALMOVE_CRYPTO must be node or noble \(or unset\); got "/);
     assert.ok(message.length < 120 && !message.includes('\n'), `one short line: ${message}`);
   }
-  assert.throws(() => withEnv('bogus', () => backendForParty('server')), (e: unknown) => e instanceof CryptoChoiceError);
+  assert.throws(
+    () => withEnv('bogus', () => backendForParty('server')),
+    (e: unknown) => e instanceof CryptoChoiceError,
+  );
 });
 
 test('node backend: a wiped Secret is signed with as wiped (its cached KeyObject is dropped), as noble would', () => {
@@ -86,7 +89,9 @@ test('node backend: a wiped Secret is signed with as wiped (its cached KeyObject
 test('node backend: the public-key cache is bounded (1024), least recently used out first', () => {
   assert.is(PUBLIC_KEYS_CACHED, 1024);
   const lru = new Lru<number>(3);
-  for (const [k, v] of [['a', 1], ['b', 2], ['c', 3]] as const) lru.set(k, v);
+  lru.set('a', 1);
+  lru.set('b', 2);
+  lru.set('c', 3);
   assert.is(lru.get('a'), 1); // a is now the most recent
   lru.set('d', 4);
   assert.is(lru.size, 3);
