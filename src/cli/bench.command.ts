@@ -2,8 +2,9 @@
 import { type Command, InvalidArgumentError } from 'commander';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { BENCH_CONCURRENCY_MAX, BENCH_ITEMS_MAX, DEFAULT_CONCURRENCY, DEFAULT_ITEMS, runBench } from '../bench/run.ts';
-import type { Mode } from '../bench/report.ts';
+import { measureUnits } from '../bench/floor.ts';
+import { BENCH_CONCURRENCY_MAX, BENCH_ITEMS_MAX, BENCH_SCRYPT, DEFAULT_CONCURRENCY, DEFAULT_ITEMS, runBench } from '../bench/run.ts';
+import { unitLines, type Mode } from '../bench/report.ts';
 
 function list(max: number) {
   return (value: string): number[] => {
@@ -37,6 +38,12 @@ export function addBenchCommand(program: Command, out: (line: string) => void): 
     )
     .option('--migrations <n>', 'migrations per configuration, at least the concurrency (default: max(32, concurrency))', whole)
     .option('--quick', 'tiny counts and short unit measurements (a smoke run); JSON goes to a temp folder unless --out is given', false)
+    .option(
+      '--units',
+      'measure the unit costs only (Ed25519, X25519 and AEAD on both crypto backends, node and noble; hashes; durable commits at each --concurrency) ' +
+        'and print them; no migrations, no JSON file',
+      false,
+    )
     .option('--json', 'print the whole report as JSON instead of the table', false)
     .option('--out <dir>', 'folder for the JSON result (default bench/results/)')
     .option(
@@ -51,10 +58,16 @@ export function addBenchCommand(program: Command, out: (line: string) => void): 
         items: number[];
         migrations?: number;
         quick: boolean;
+        units: boolean;
         json: boolean;
         out?: string;
         profile?: string;
       }) => {
+        if (o.units) {
+          const units = await measureUnits({ batches: o.concurrency, quick: o.quick, loginScrypt: BENCH_SCRYPT });
+          for (const line of o.json ? [JSON.stringify(units, null, 2)] : unitLines(units)) out(line);
+          return;
+        }
         if (!['embedded', 'processes', 'all'].includes(o.mode)) throw new InvalidArgumentError(`--mode is embedded, processes or all; got "${o.mode}"`);
         const modes: Mode[] = o.mode === 'all' ? ['embedded', 'processes'] : [o.mode as Mode];
         // Smoke runs stay out of bench/results/ (which is kept in git).
