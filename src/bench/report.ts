@@ -17,7 +17,7 @@ export type Mode = 'embedded' | 'processes';
 export const FLOOR_MODEL = [
   'floor per migration, from the counts of this configuration and the unit costs measured in this run:',
   '  crypto_ms = Σ over kinds (ops × unit ms + AEAD bytes × ms/byte)   (logins excluded: they happen before the timed part;',
-  "               each role's Ed25519, X25519, HKDF and AEAD at the unit of the backend it runs: the chip's noble, the others' node)",
+  "               each role's Ed25519, X25519 and AEAD at the unit of the backend it runs: the chip's noble, the others' node)",
   '  cpu_floor_ms = crypto_ms + shared_env_commits × commit_cpu_ms(batch c) + phone_env_commits × spread_commit_cpu_ms(c)',
   "                 (shared: the server's, admin SAM's and provider SAMs' environments, where c migrations' commits share a flush;",
   "                  phone: each chip's and terminal's own environment, one migration each, measured as c environments committing at once)",
@@ -459,7 +459,7 @@ export function unitLines(units: Units): string[] {
   const commitCosts = units.commits.map((c) => `batch ${c.batch}: ${fmt(c.wallMs)} ms wall, ${fmt(c.cpuMs)} ms CPU per commit`).join('; ');
   const spreadCommitCosts = units.spreadCommits.map((c) => `c=${c.batch}: ${fmt(c.wallMs)} ms wall, ${fmt(c.cpuMs)} ms CPU per commit`).join('; ');
   return [
-    `Unit costs measured in this run (ms; Ed25519, X25519, HKDF and AEAD on ${backendForRole('server').name}, the servers' backend): ${unitCosts}`,
+    `Unit costs measured in this run (ms; Ed25519, X25519 and AEAD on ${backendForRole('server').name}, the servers' backend): ${unitCosts}`,
     backendLine(units),
     `Durable commit (one environment, 2 KiB): ${commitCosts}; scrypt at the production cost (N=2^15): ${fmt(units.scryptDefaultMs)} ms per login`,
     `Durable commit (c environments, one commit each, at once; a phone's unit): ${spreadCommitCosts}`,
@@ -474,7 +474,6 @@ export function backendLine(units: Units): string {
     ['verify', 'ed25519.verify'],
     ['X25519 keygen', 'x25519.keygen'],
     ['X25519 shared', 'x25519.ecdh'],
-    ['HKDF 64 B', 'hkdf'],
     ['AEAD seal 256 B', 'aead.seal.session'],
     ['AEAD open 256 B', 'aead.open.session'],
   ];

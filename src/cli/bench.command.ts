@@ -40,7 +40,7 @@ export function addBenchCommand(program: Command, out: (line: string) => void): 
     .option('--quick', 'tiny counts and short unit measurements (a smoke run); JSON goes to a temp folder unless --out is given', false)
     .option(
       '--units',
-      'measure the unit costs only (Ed25519, X25519, HKDF and AEAD on both crypto backends, node and noble; hashes; durable commits at each --concurrency) ' +
+      'measure the unit costs only (Ed25519, X25519 and AEAD on both crypto backends, node and noble; hashes; durable commits at each --concurrency) ' +
         'and print them; no migrations, no JSON file',
       false,
     )
