@@ -194,7 +194,7 @@ export class ChipRuntime extends PartyRuntime {
       turn.dispatch(CHIP_ACTOR, { type: 'SAM_REJECTED', session, code: 'AUTH_FAILED', message: "the SAM's proof does not verify under the active key" });
       return;
     }
-    const keys = deriveSessionKeys(s.key, s.binding, s.rSam, s.rChip, this.crypto);
+    const keys = deriveSessionKeys(s.key, s.binding, s.rSam, s.rChip);
     const { sealer, opener } = chipSessionCiphers(keys, this.crypto);
     s.sealer = sealer;
     s.opener = opener;

@@ -6,8 +6,6 @@
  */
 import { chacha20poly1305 } from '@noble/ciphers/chacha.js';
 import { ed25519, x25519 } from '@noble/curves/ed25519.js';
-import { hkdf } from '@noble/hashes/hkdf.js';
-import { sha256 } from '@noble/hashes/sha2.js';
 import type { Bytes } from './bytes.ts';
 import type { CryptoBackend, KeyInput } from './backend.ts';
 import { countBackend } from '../metrics/counters.ts';
@@ -55,10 +53,6 @@ export const nobleBackend: CryptoBackend = {
       countBackend('noble');
       return nobleVerify(sig, msg, publicKey);
     },
-  },
-  hkdf(ikm, salt, info, length) {
-    countBackend('noble');
-    return hkdf(sha256, ikm, salt, info, length);
   },
   chacha20poly1305: {
     seal(key, nonce, plaintext, aad) {

@@ -18,15 +18,12 @@ import {
   createPublicKey,
   createSecretKey,
   diffieHellman,
-  hkdfSync,
   sign as opensslSign,
   verify as opensslVerify,
   type KeyObject,
 } from 'node:crypto';
 import { chacha20poly1305 } from '@noble/ciphers/chacha.js';
 import { ed25519, x25519 } from '@noble/curves/ed25519.js';
-import { hkdf as nobleHkdf } from '@noble/hashes/hkdf.js';
-import { sha256 } from '@noble/hashes/sha2.js';
 import { fromHex, toHex, type Bytes } from './bytes.ts';
 import type { CryptoBackend, KeyInput } from './backend.ts';
 import { AEAD_REFUSED, keyBytes, nobleVerify, sizeOf } from './backend.noble.ts';
@@ -37,9 +34,6 @@ const KEY_BYTES = 32;
 const NONCE_BYTES = 12;
 const TAG_BYTES = 16;
 const SIGNATURE_BYTES = 64;
-/** HKDF-SHA256's longest output (255 blocks), and node's longest `info`. */
-const HKDF_BYTES_MAX = 255 * 32;
-const HKDF_INFO_BYTES_MAX = 1024;
 /** Public keys kept as KeyObjects (Ed25519 and X25519 each): the least recently used goes first. */
 export const PUBLIC_KEYS_CACHED = 1024;
 /** Ed25519's group order L: a signature's S must be below it (RFC 8032 §5.1.7). */
@@ -207,12 +201,6 @@ function shared(secret: KeyInput, peer: Bytes): Bytes {
   return own(out, true);
 }
 
-function hkdf(ikm: Bytes, salt: Bytes, info: Bytes, length: number): Bytes {
-  const fits = isBytes(ikm) && isBytes(salt) && isBytes(info) && info.length <= HKDF_INFO_BYTES_MAX;
-  if (!fits || !Number.isSafeInteger(length) || length < 1 || length > HKDF_BYTES_MAX) return nobleHkdf(sha256, ikm, salt, info, length);
-  return new Uint8Array(hkdfSync('sha256', ikm, salt, info, length));
-}
-
 function seal(key: KeyInput, nonce: Bytes, plaintext: Bytes, aad: Bytes): Bytes {
   if (!isKey(key) || !isBytes(nonce, NONCE_BYTES) || !isBytes(plaintext) || !isBytes(aad))
     return chacha20poly1305(keyBytes(key), nonce, aad).encrypt(plaintext);
@@ -268,10 +256,6 @@ export const nodeBackend: CryptoBackend = {
       countBackend('node');
       return verify(sig, msg, publicKey);
     },
-  },
-  hkdf(ikm, salt, info, length) {
-    countBackend('node');
-    return hkdf(ikm, salt, info, length);
   },
   chacha20poly1305: {
     seal(key, nonce, plaintext, aad) {

@@ -8,9 +8,8 @@
  * Both give the same bytes for the same inputs and the same answer, or the
  * same error, for every malformed or hostile one (test/crypto/backend.test.ts
  * checks it: published vectors, each backend opening what the other sealed,
- * and the edge cases). HKDF is here too: node's is several times faster, and a
- * migration derives about three keys per public-key operation. HMAC, SHA-256
- * and scrypt stay on @noble/hashes for both (a few µs each; scrypt is a login's).
+ * and the edge cases). Hashes, HMAC and HKDF stay on @noble/hashes for both:
+ * node:crypto is not faster at the sizes the protocol hashes.
  *
  * Which backend a party uses: backend.choice.ts. What code that names none
  * gets: currentBackend() below.
@@ -52,8 +51,6 @@ export interface CryptoBackend {
      */
     verify(sig: Bytes, msg: Bytes, publicKey: Bytes): boolean;
   };
-  /** HKDF-SHA256 (RFC 5869): `length` bytes from `ikm`, `salt` and `info`. */
-  hkdf(ikm: Bytes, salt: Bytes, info: Bytes, length: number): Bytes;
   readonly chacha20poly1305: {
     /** RFC 8439 AEAD: ciphertext then the 16-byte tag. */
     seal(key: KeyInput, nonce: Bytes, plaintext: Bytes, aad: Bytes): Bytes;

@@ -4,6 +4,8 @@
  * keys (normal SAM -> its migration SAM). The key of each box is used once,
  * so a zero nonce is safe; `aad` binds the box to what it is for.
  */
+import { hkdf } from '@noble/hashes/hkdf.js';
+import { sha256 } from '@noble/hashes/sha2.js';
 import { currentBackend, type CryptoBackend } from './backend.ts';
 import { concatBytes, fromB64, toB64, utf8, type Bytes } from './bytes.ts';
 import { CryptoError } from './errors.ts';
@@ -15,9 +17,9 @@ const ZERO_NONCE = new Uint8Array(12);
 const X25519_BYTES = 32;
 const BOX_KEY_BYTES = 32;
 
-function boxKey(shared: Bytes, ephPub: Bytes, recipientPub: Bytes, info: string, crypto: CryptoBackend): Bytes {
+function boxKey(shared: Bytes, ephPub: Bytes, recipientPub: Bytes, info: string): Bytes {
   countCrypto('hkdf');
-  return crypto.hkdf(shared, concatBytes(ephPub, recipientPub), utf8(info), BOX_KEY_BYTES);
+  return hkdf(sha256, shared, concatBytes(ephPub, recipientPub), utf8(info), BOX_KEY_BYTES);
 }
 
 export interface SealedBox {
@@ -40,7 +42,7 @@ export function sealTo(recipientBoxPublic: Bytes, plaintext: Bytes, info: string
     // Both backends refuse low-order points: such a "key" would make the box key public.
     throw new CryptoError('BAD_KEY', "the recipient's X25519 public key is not a usable point");
   }
-  const key = boxKey(shared, ephPub, recipientBoxPublic, info, crypto);
+  const key = boxKey(shared, ephPub, recipientBoxPublic, info);
   countCrypto('aead.seal.box', plaintext.length);
   const sealed = crypto.chacha20poly1305.seal(key, ZERO_NONCE, plaintext, aad);
   // The ephemeral secret is what makes the box one-time: nothing may keep it.
@@ -60,7 +62,7 @@ export function openSealed(
     const ephPub = fromB64(ephPubB64);
     countCrypto('x25519.ecdh');
     const shared = crypto.x25519.shared(recipient.boxSecret, ephPub);
-    const key = boxKey(shared, ephPub, recipient.boxPublic, info, crypto);
+    const key = boxKey(shared, ephPub, recipient.boxPublic, info);
     const sealed = fromB64(sealedB64);
     countCrypto('aead.open.box', sealed.length);
     return crypto.chacha20poly1305.open(key, ZERO_NONCE, sealed, aad);

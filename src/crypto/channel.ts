@@ -18,6 +18,7 @@
  * the protocol retries), but never replay: a sliding window refuses a
  * counter seen before.
  */
+import { hkdf } from '@noble/hashes/hkdf.js';
 import { sha256 } from '@noble/hashes/sha2.js';
 import { currentBackend, type CryptoBackend } from './backend.ts';
 import { concatBytes, encodeFields, equalBytes, fromB64, readU64be, toB64, u32be, u64be, utf8, type Bytes } from './bytes.ts';
@@ -136,7 +137,7 @@ function deriveKeys(ephSecret: Bytes, peerEph: Bytes, th1: Bytes, crypto: Crypto
     throw fail("the peer's ephemeral key is not a usable X25519 point");
   }
   countCrypto('hkdf');
-  const okm = crypto.hkdf(shared, th1, utf8('valmove/v1/chan/keys'), 2 * KEY_BYTES);
+  const okm = hkdf(sha256, shared, th1, utf8('valmove/v1/chan/keys'), 2 * KEY_BYTES);
   const keys = { i2r: Secret.of(okm.subarray(0, KEY_BYTES)), r2i: Secret.of(okm.subarray(KEY_BYTES)) };
   shared.fill(0);
   okm.fill(0);

@@ -3,9 +3,9 @@
  * master, K_main per (chip, area) from the provider master; and the key check
  * value a chip answers after any key install or slot switch.
  */
+import { hkdf } from '@noble/hashes/hkdf.js';
 import { hmac } from '@noble/hashes/hmac.js';
 import { sha256 } from '@noble/hashes/sha2.js';
-import { currentBackend } from './backend.ts';
 import { encodeFields, equalBytes, fromB64, utf8, type Bytes } from './bytes.ts';
 import { CryptoError } from './errors.ts';
 import { Secret } from './secret.ts';
@@ -22,13 +22,13 @@ export function requireKey(k: Secret, what: string): void {
 export function deriveChipKey(issuerMaster: Secret, serial: string): Secret {
   requireKey(issuerMaster, 'the issuer master key');
   countCrypto('hkdf');
-  return Secret.of(currentBackend().hkdf(issuerMaster.reveal(), utf8('valmove/v1/k-chip'), encodeFields(serial), KEY_BYTES));
+  return Secret.of(hkdf(sha256, issuerMaster.reveal(), utf8('valmove/v1/k-chip'), encodeFields(serial), KEY_BYTES));
 }
 
 export function deriveMainKey(providerMaster: Secret, serial: string, area: string): Secret {
   requireKey(providerMaster, 'the provider master key');
   countCrypto('hkdf');
-  return Secret.of(currentBackend().hkdf(providerMaster.reveal(), utf8('valmove/v1/k-main'), encodeFields(serial, area), KEY_BYTES));
+  return Secret.of(hkdf(sha256, providerMaster.reveal(), utf8('valmove/v1/k-main'), encodeFields(serial, area), KEY_BYTES));
 }
 
 /** MAC of a fixed string, the serial and the area under `key`: proves which key is in a slot without showing it. */

@@ -6,6 +6,7 @@
  * reordering inside a session. A SAM holding the wrong slot's key simply
  * fails to authenticate: that is how locking works.
  */
+import { hkdf } from '@noble/hashes/hkdf.js';
 import { hmac } from '@noble/hashes/hmac.js';
 import { sha256 } from '@noble/hashes/sha2.js';
 import { currentBackend, type CryptoBackend } from './backend.ts';
@@ -64,16 +65,10 @@ export function verifyProof(expected: Bytes, got: Bytes): boolean {
  * Two direction keys from the area key, both challenges and the binding: a
  * session can not be moved to another chip, area, migration or purpose.
  */
-export function deriveSessionKeys(
-  key: Secret,
-  b: SessionBinding,
-  rSam: Bytes,
-  rChip: Bytes,
-  crypto: CryptoBackend = currentBackend(),
-): { samToChip: Secret; chipToSam: Secret } {
+export function deriveSessionKeys(key: Secret, b: SessionBinding, rSam: Bytes, rChip: Bytes): { samToChip: Secret; chipToSam: Secret } {
   requireSessionInput(key, rSam, rChip);
   countCrypto('hkdf');
-  const okm = crypto.hkdf(key.reveal(), concatBytes(rSam, rChip), encodeFields('valmove/v1/session', b.serial, b.area, b.mig, b.purpose), 64);
+  const okm = hkdf(sha256, key.reveal(), concatBytes(rSam, rChip), encodeFields('valmove/v1/session', b.serial, b.area, b.mig, b.purpose), 64);
   const keys = { samToChip: Secret.of(okm.subarray(0, 32)), chipToSam: Secret.of(okm.subarray(32)) };
   okm.fill(0); // Secret.of copied it
   return keys;
