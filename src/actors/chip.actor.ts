@@ -9,6 +9,7 @@
  * the transaction that writes the area (chipAreas.ts: what each command does).
  */
 import {
+  backendForParty,
   chipProof,
   chipSessionCiphers,
   deriveSessionKeys,
@@ -18,6 +19,7 @@ import {
   toB64,
   verifyProof,
   CHALLENGE_BYTES,
+  type CryptoBackend,
   type FrameOpener,
   type FrameSealer,
   type SessionBinding,
@@ -61,9 +63,12 @@ export class ChipRuntime extends PartyRuntime {
   private lastAnswer: { session: string; incoming: string; outgoing: string } | undefined;
   /** The link the frame being handled came from (a refused challenge has no session to remember it by). */
   private framePeer: string | undefined;
+  /** The portable backend, as a secure element runs (backend.choice.ts), unless VALMOVE_CRYPTO forces one. */
+  readonly crypto: CryptoBackend;
 
   constructor(deps: RuntimeDeps) {
     super(deps);
+    this.crypto = backendForParty(this.id);
     this.memory = new ChipMemory(deps.store);
     this.areas = new ChipAreas(this.memory, () => this.serialValue);
   }
@@ -202,7 +207,7 @@ export class ChipRuntime extends PartyRuntime {
       return;
     }
     const keys = deriveSessionKeys(s.key, s.binding, s.rSam, s.rChip);
-    const { sealer, opener } = chipSessionCiphers(keys);
+    const { sealer, opener } = chipSessionCiphers(keys, this.crypto);
     s.sealer = sealer;
     s.opener = opener;
     turn.dispatch(CHIP_ACTOR, { type: 'SAM_PROVEN', session });

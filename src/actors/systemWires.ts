@@ -6,7 +6,7 @@
  * restarts, or a terminal that comes back online, is linked the same way.
  */
 import type { Clock } from '../clock.ts';
-import type { Identity, Rng, TrustCheck } from '../crypto/index.ts';
+import { backendForParty, type Identity, type Rng, type TrustCheck } from '../crypto/index.ts';
 import type { Logger } from '../log.ts';
 import { FaultyLink, type FaultPolicy } from '../transport/faulty.link.ts';
 import type { Link, LinkSite, LinkTap, Scheduler } from '../transport/link.ts';
@@ -67,12 +67,25 @@ export class Wires {
       const onReject = (party: string) => (code: string, message: string) => this.opts.log.warn('channel message rejected', { party, code, reason: message });
       endA = new SecureInitiatorLink(
         rawA,
-        { name: w.a.party, identity: w.channel.initiator, peerSignPublic: w.channel.responder.signPublic, rng: this.opts.rng },
+        {
+          name: w.a.party,
+          identity: w.channel.initiator,
+          peerSignPublic: w.channel.responder.signPublic,
+          rng: this.opts.rng,
+          crypto: backendForParty(w.a.party),
+        },
         { onReject: onReject(w.a.party) },
       );
       endB = new SecureResponderLink(
         rawB,
-        { name: w.b.party, identity: w.channel.responder, trust: w.channel.trust, requireMutual: w.channel.mutual, rng: this.opts.rng },
+        {
+          name: w.b.party,
+          identity: w.channel.responder,
+          trust: w.channel.trust,
+          requireMutual: w.channel.mutual,
+          rng: this.opts.rng,
+          crypto: backendForParty(w.b.party),
+        },
         { onReject: onReject(w.b.party) },
       );
     }

@@ -9,17 +9,21 @@
  * BATCHES batches, so one preempted batch does not move it). AEAD costs grow
  * with the message: it is measured at three sizes and fitted as
  * fixed + per-byte, then priced with the bytes the counters saw.
+ *
+ * Two crypto backends (issue 19, src/crypto/backend.ts): the public-key and
+ * AEAD kinds are measured through each backend's interface, as the parties
+ * call it (a Secret's key prepared once, an ephemeral key imported at each
+ * use), and each role's operations are priced with the backend it runs.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { chacha20poly1305 } from '@noble/ciphers/chacha.js';
-import { ed25519, x25519 } from '@noble/curves/ed25519.js';
 import { hkdf } from '@noble/hashes/hkdf.js';
 import { hmac } from '@noble/hashes/hmac.js';
 import { scrypt } from '@noble/hashes/scrypt.js';
 import { sha256 } from '@noble/hashes/sha2.js';
 import { randomBytes } from '@noble/hashes/utils.js';
+import { BACKEND_NAMES, Secret, backendForRole, backendNamed, type BackendName, type CryptoBackend } from '../crypto/index.ts';
 import { SCRYPT_DEFAULTS } from '../crypto/password.ts';
 import type { CounterKind, Tally } from '../metrics/counters.ts';
 import { PartyStore } from '../store/party.store.ts';
@@ -53,7 +57,10 @@ export interface CommitCost {
 }
 
 export interface Units {
+  /** Every kind, at the servers' backend (backendForRole('server')) where the backend matters. */
   crypto: Partial<Record<CounterKind, UnitCost>>;
+  /** The kinds a backend runs (Ed25519, X25519, AEAD), measured through each backend. */
+  cryptoByBackend: Record<BackendName, Partial<Record<CounterKind, UnitCost>>>;
   /** `batch` concurrent commits into ONE environment (a shared party's: server, admin SAM, provider SAMs). */
   commits: CommitCost[];
   /**
@@ -95,17 +102,16 @@ function fixed(ms: number, note: string): UnitCost {
   return { fixedMs: ms, perByteMs: 0, note };
 }
 
-function aead(batchMs: number, dir: 'seal' | 'open'): UnitCost {
-  const key = randomBytes(32);
+/** AEAD through a backend, with a session's key (a Secret: prepared once where the backend prepares keys). */
+function aead(b: CryptoBackend, batchMs: number, dir: 'seal' | 'open'): UnitCost {
+  const key = Secret.of(randomBytes(32));
   const nonce = randomBytes(12);
   const aad = randomBytes(8);
+  const { seal, open } = b.chacha20poly1305;
   const points = AEAD_SIZES_BYTES.map((size) => {
     const plain = randomBytes(size);
-    const sealed = chacha20poly1305(key, nonce, aad).encrypt(plain);
-    const ms =
-      dir === 'seal'
-        ? time(() => chacha20poly1305(key, nonce, aad).encrypt(plain), batchMs)
-        : time(() => chacha20poly1305(key, nonce, aad).decrypt(sealed), batchMs);
+    const sealed = seal(key, nonce, plain, aad);
+    const ms = dir === 'seal' ? time(() => seal(key, nonce, plain, aad), batchMs) : time(() => open(key, nonce, sealed, aad), batchMs);
     return [size, ms] as const;
   });
   const { slope, intercept } = fitLine(points);
@@ -151,42 +157,56 @@ async function commitCost(batch: number, rounds: number, where: 'shared' | 'spre
 }
 
 /**
- * Measures every unit. `batches` are the commit batch sizes wanted (the
- * concurrency levels of the run); `quick` shortens everything (smoke runs).
+ * The kinds a backend runs, measured through it as the parties call it:
+ * signing with an identity's Secret, verifying under a known key, X25519 with
+ * an ephemeral secret (imported at each use) and a peer key seen before.
  */
-export async function measureUnits(opts: { batches: number[]; quick: boolean; loginScrypt: { N: number; r: number; p: number } }): Promise<Units> {
-  const t0 = performance.now();
-  const batchMs = opts.quick ? 4 : 40;
+export function backendUnits(b: CryptoBackend, batchMs: number): Partial<Record<CounterKind, UnitCost>> {
   const seed = randomBytes(32);
+  const identity = Secret.of(seed);
   const msg = randomBytes(SIGNED_BYTES);
-  const sig = ed25519.sign(msg, seed);
-  const pub = ed25519.getPublicKey(seed);
-  const xs = randomBytes(32);
-  const xp = x25519.getPublicKey(randomBytes(32));
+  const sig = b.ed25519.sign(identity, msg);
+  const pub = b.ed25519.publicKey(identity);
+  const eph = randomBytes(32);
+  const peer = b.x25519.publicKey(randomBytes(32));
+  const units: Partial<Record<CounterKind, UnitCost>> = {
+    'ed25519.sign': fixed(
+      time(() => b.ed25519.sign(identity, msg), batchMs),
+      `Ed25519 sign, ${SIGNED_BYTES} B (${b.name})`,
+    ),
+    'ed25519.verify': fixed(
+      time(() => b.ed25519.verify(sig, msg, pub), batchMs),
+      `Ed25519 verify (strict), ${SIGNED_BYTES} B (${b.name})`,
+    ),
+    'ed25519.keygen': fixed(
+      time(() => b.ed25519.publicKey(seed), batchMs),
+      `Ed25519 public key from seed (${b.name})`,
+    ),
+    'x25519.keygen': fixed(
+      time(() => b.x25519.publicKey(eph), batchMs),
+      `X25519 public key of an ephemeral secret (${b.name})`,
+    ),
+    'x25519.ecdh': fixed(
+      time(() => b.x25519.shared(eph, peer), batchMs),
+      `X25519 shared secret, ephemeral secret (${b.name})`,
+    ),
+  };
+  const seal = aead(b, batchMs, 'seal');
+  const open = aead(b, batchMs, 'open');
+  for (const what of ['session', 'channel', 'box'] as const) {
+    units[`aead.seal.${what}`] = seal;
+    units[`aead.open.${what}`] = open;
+  }
+  return units;
+}
+
+/** The kinds both backends leave to @noble/hashes. */
+function hashUnits(batchMs: number): Partial<Record<CounterKind, UnitCost>> {
   const k32 = randomBytes(32);
   const info = randomBytes(60);
   const mac = randomBytes(120);
-  const crypto: Units['crypto'] = {
-    'ed25519.sign': fixed(
-      time(() => ed25519.sign(msg, seed), batchMs),
-      `Ed25519 sign, ${SIGNED_BYTES} B`,
-    ),
-    'ed25519.verify': fixed(
-      time(() => ed25519.verify(sig, msg, pub, { zip215: false }), batchMs),
-      `Ed25519 verify (strict), ${SIGNED_BYTES} B`,
-    ),
-    'ed25519.keygen': fixed(
-      time(() => ed25519.getPublicKey(seed), batchMs),
-      'Ed25519 public key from seed',
-    ),
-    'x25519.keygen': fixed(
-      time(() => x25519.getPublicKey(xs), batchMs),
-      'X25519 public key',
-    ),
-    'x25519.ecdh': fixed(
-      time(() => x25519.getSharedSecret(xs, xp), batchMs),
-      'X25519 shared secret',
-    ),
+  const msg = randomBytes(SIGNED_BYTES);
+  return {
     hkdf: fixed(
       time(() => hkdf(sha256, k32, k32, info, 64), batchMs),
       'HKDF-SHA256, 64 B out',
@@ -200,12 +220,22 @@ export async function measureUnits(opts: { batches: number[]; quick: boolean; lo
       `SHA-256, ${SIGNED_BYTES} B`,
     ),
   };
-  const seal = aead(batchMs, 'seal');
-  const open = aead(batchMs, 'open');
-  for (const what of ['session', 'channel', 'box'] as const) {
-    crypto[`aead.seal.${what}`] = seal;
-    crypto[`aead.open.${what}`] = open;
-  }
+}
+
+/** Both backends' units, and every kind at the servers' backend. */
+export function cryptoUnits(batchMs: number): Pick<Units, 'crypto' | 'cryptoByBackend'> {
+  const cryptoByBackend = Object.fromEntries(BACKEND_NAMES.map((n) => [n, backendUnits(backendNamed(n), batchMs)])) as Units['cryptoByBackend'];
+  return { crypto: { ...hashUnits(batchMs), ...cryptoByBackend[backendForRole('server').name] }, cryptoByBackend };
+}
+
+/**
+ * Measures every unit. `batches` are the commit batch sizes wanted (the
+ * concurrency levels of the run); `quick` shortens everything (smoke runs).
+ */
+export async function measureUnits(opts: { batches: number[]; quick: boolean; loginScrypt: { N: number; r: number; p: number } }): Promise<Units> {
+  const t0 = performance.now();
+  const batchMs = opts.quick ? 4 : 40;
+  const { crypto, cryptoByBackend } = cryptoUnits(batchMs);
   const salt = randomBytes(16);
   const pw = randomBytes(16);
   const s = opts.loginScrypt;
@@ -227,7 +257,7 @@ export async function measureUnits(opts: { batches: number[]; quick: boolean; lo
     spreadCommits.push(await commitCost(b, rounds, 'spread'));
   }
   const messageMs = measureMessageMs(batchMs);
-  return { crypto, commits, spreadCommits, scryptDefaultMs, messageMs, measuredInMs: performance.now() - t0 };
+  return { crypto, cryptoByBackend, commits, spreadCommits, scryptDefaultMs, messageMs, measuredInMs: performance.now() - t0 };
 }
 
 /** ms of one hop message's framing (envelope to JSON and bytes, and back), measured here: the fastest way is the runtime's own JSON. */
@@ -253,12 +283,19 @@ export function measureMessageMs(batchMs = 40): number {
   return (performance.now() - t0) / n;
 }
 
-/** Crypto floor of a set of counted operations, ms: Σ n × fixed + bytes × per-byte. Logins (scrypt) are left out: they are not in a migration. */
-export function cryptoFloorMs(counts: Partial<Record<CounterKind, Tally>>, units: Units): { ms: number; byKind: Partial<Record<CounterKind, number>> } {
+/**
+ * Crypto floor of a set of counted operations, ms: Σ n × fixed + bytes × per-byte, each kind at `backend`'s
+ * unit where the backend runs it (default: the servers'). Logins (scrypt) are left out: they are not in a migration.
+ */
+export function cryptoFloorMs(
+  counts: Partial<Record<CounterKind, Tally>>,
+  units: Units,
+  backend?: BackendName,
+): { ms: number; byKind: Partial<Record<CounterKind, number>> } {
   let ms = 0;
   const byKind: Partial<Record<CounterKind, number>> = {};
   for (const [kind, t] of Object.entries(counts) as Array<[CounterKind, Tally]>) {
-    const u = units.crypto[kind];
+    const u = (backend && units.cryptoByBackend[backend]?.[kind]) ?? units.crypto[kind];
     if (!u || kind === 'scrypt') continue;
     const k = t.n * u.fixedMs + t.bytes * u.perByteMs;
     byKind[kind] = k;

@@ -6,6 +6,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, platform, release, totalmem, arch } from 'node:os';
 import { join, resolve } from 'node:path';
+import { BACKEND_NAMES, backendForRole } from '../crypto/index.ts';
 import { CRYPTO_KINDS, totals, type CounterKind, type CounterSnapshot, type Tally } from '../metrics/counters.ts';
 import { commitCostAt, cryptoFloorMs, type Units } from './floor.ts';
 import { priceProtocolFloor, PUBLIC_KEY_KINDS, type FloorKind, type Implementations, type ProtocolFloor } from './protocolFloor.ts';
@@ -16,7 +17,8 @@ export type Mode = 'embedded' | 'processes';
 
 export const FLOOR_MODEL = [
   'floor per migration, from the counts of this configuration and the unit costs measured in this run:',
-  '  crypto_ms = Σ over kinds (ops × unit ms + AEAD bytes × ms/byte)   (logins excluded: they happen before the timed part)',
+  '  crypto_ms = Σ over kinds (ops × unit ms + AEAD bytes × ms/byte)   (logins excluded: they happen before the timed part;',
+  "               each role's Ed25519, X25519 and AEAD at the unit of the backend it runs: the chip's noble, the others' node)",
   '  cpu_floor_ms = crypto_ms + shared_env_commits × commit_cpu_ms(batch c) + phone_env_commits × spread_commit_cpu_ms(c)',
   "                 (shared: the server's, admin SAM's and provider SAMs' environments, where c migrations' commits share a flush;",
   "                  phone: each chip's and terminal's own environment, one migration each, measured as c environments committing at once)",
@@ -134,8 +136,20 @@ export function commitsBySharing(stores: CounterSnapshot, migrations: number): {
   return { phone: phone / migrations, shared: shared / migrations };
 }
 
+/** Each role's crypto floor per migration, its operations priced at the backend the role runs (backend.choice.ts). */
+export function roleCryptoFloor(
+  row: Partial<Record<CounterKind, Tally>>,
+  role: string,
+  migrations: number,
+  units: Units,
+): { ms: number; byKind: Partial<Record<CounterKind, number>> } {
+  const scaled: Partial<Record<CounterKind, Tally>> = {};
+  for (const [k, t] of Object.entries(row) as Array<[CounterKind, Tally]>) scaled[k] = { n: t.n / migrations, bytes: t.bytes / migrations };
+  return cryptoFloorMs(scaled, units, backendForRole(role).name);
+}
+
 export function computeFloor(
-  cryptoTotals: Partial<Record<CounterKind, Tally>>,
+  cryptoByRole: Record<string, Partial<Record<CounterKind, Tally>>>,
   commits: { phone: number; shared: number },
   busiest: { env: string; commits: number },
   migrations: number,
@@ -144,9 +158,12 @@ export function computeFloor(
   cpuMsPerMigration: number,
   units: Units,
 ): Floor {
-  const scaled: Partial<Record<CounterKind, Tally>> = {};
-  for (const [k, t] of Object.entries(cryptoTotals) as Array<[CounterKind, Tally]>) scaled[k] = { n: t.n / migrations, bytes: t.bytes / migrations };
-  const crypto = cryptoFloorMs(scaled, units);
+  const crypto = { ms: 0, byKind: {} as Partial<Record<CounterKind, number>> };
+  for (const [role, row] of Object.entries(cryptoByRole)) {
+    const f = roleCryptoFloor(row, role, migrations, units);
+    crypto.ms += f.ms;
+    for (const [k, ms] of Object.entries(f.byKind) as Array<[CounterKind, number]>) crypto.byKind[k] = (crypto.byKind[k] ?? 0) + ms;
+  }
   const c = commitCostAt(units, concurrency);
   const spread = commitCostAt(units, concurrency, 'spread');
   const phoneCommitCpuMs = commits.phone * spread.cpuMs;
@@ -175,8 +192,8 @@ export function computeFloor(
 
 /** The crypto implementations this run measured, by name: the protocol floor prices each kind at the fastest. */
 function implementationsOf(units: Units): Implementations {
-  const byBackend = (units as Units & { cryptoByBackend?: Implementations }).cryptoByBackend;
-  return byBackend && Object.keys(byBackend).length > 0 ? byBackend : { noble: units.crypto };
+  // Each backend's public-key and AEAD units; the hashes (HKDF, HMAC, SHA-256: noble everywhere) from the run's units.
+  return { ...units.cryptoByBackend, hashes: units.crypto };
 }
 
 export function figures(o: {
@@ -243,16 +260,10 @@ export function figures(o: {
     lmdbCommitsPerMigrationByRole: Object.fromEntries(Object.entries(storeRoles).map(([r, row]) => [r, commitsOf(row) / n])),
     cryptoPerMigration: cryptoPer,
     cryptoPerMigrationByRole: Object.fromEntries(Object.entries(cryptoRoles).map(([r, row]) => [r, perMig(row, n)])),
-    cryptoFloorMsPerMigrationByRole: Object.fromEntries(
-      Object.entries(cryptoRoles).map(([r, row]) => {
-        const scaled: Partial<Record<CounterKind, Tally>> = {};
-        for (const [k, t] of Object.entries(row) as Array<[CounterKind, Tally]>) scaled[k] = { n: t.n / n, bytes: t.bytes / n };
-        return [r, cryptoFloorMs(scaled, o.units).ms];
-      }),
-    ),
+    cryptoFloorMsPerMigrationByRole: Object.fromEntries(Object.entries(cryptoRoles).map(([r, row]) => [r, roleCryptoFloor(row, r, n, o.units).ms])),
     cryptoUnattributed: Object.values(totals(crypto, (w) => roleOf(w) === 'unattributed')).reduce((a, t) => a + (t?.n ?? 0), 0) / n,
     memory: run.memory,
-    floor: computeFloor(cryptoTotals, sharing, busiestSharedEnv(stores, n), n, o.concurrency, throughput, cpuPer, o.units),
+    floor: computeFloor(cryptoRoles, sharing, busiestSharedEnv(stores, n), n, o.concurrency, throughput, cpuPer, o.units),
     protocolFloor,
     perItem: { messages: messagesPer / o.items, commits: commits / n / o.items, publicKeyOps: publicKeyOps / o.items },
     logins: { count: o.loginsMs.length, p50Ms: percentile(o.loginsMs, 0.5), meanMs: mean(o.loginsMs), scryptN: o.scryptN },
@@ -485,20 +496,45 @@ export function markdown(results: ConfigResult[], units: Units, grow: Growth[]):
     }
   }
   lines.push('');
+  lines.push(...unitLines(units));
+  lines.push('');
+  lines.push('```');
+  lines.push(FLOOR_MODEL);
+  lines.push('```');
+  return lines.join('\n');
+}
+
+/** The unit costs measured: crypto (both backends side by side), durable commits, scrypt. */
+export function unitLines(units: Units): string[] {
   const unitCosts = Object.entries(units.crypto)
     .filter(([k]) => !k.includes('.channel') && !k.includes('.box'))
     .map(([k, u]) => `${k.replace('.session', '')} ${fmt(u.fixedMs)}${u.perByteMs ? ` + ${fmt(u.perByteMs * 1024)}/KB` : ''}`)
     .join(', ');
   const commitCosts = units.commits.map((c) => `batch ${c.batch}: ${fmt(c.wallMs)} ms wall, ${fmt(c.cpuMs)} ms CPU per commit`).join('; ');
   const spreadCommitCosts = units.spreadCommits.map((c) => `c=${c.batch}: ${fmt(c.wallMs)} ms wall, ${fmt(c.cpuMs)} ms CPU per commit`).join('; ');
-  lines.push(`Unit costs measured in this run (ms): ${unitCosts}`);
-  lines.push(`Durable commit (one environment, 2 KiB): ${commitCosts}; scrypt at the production cost (N=2^15): ${fmt(units.scryptDefaultMs)} ms per login`);
-  lines.push(`Durable commit (c environments, one commit each, at once; a phone's unit): ${spreadCommitCosts}`);
-  lines.push('');
-  lines.push('```');
-  lines.push(FLOOR_MODEL);
-  lines.push('```');
-  return lines.join('\n');
+  return [
+    `Unit costs measured in this run (ms; Ed25519, X25519 and AEAD on ${backendForRole('server').name}, the servers' backend): ${unitCosts}`,
+    backendLine(units),
+    `Durable commit (one environment, 2 KiB): ${commitCosts}; scrypt at the production cost (N=2^15): ${fmt(units.scryptDefaultMs)} ms per login`,
+    `Durable commit (c environments, one commit each, at once; a phone's unit): ${spreadCommitCosts}`,
+  ];
+}
+
+/** Both backends side by side, µs per operation (AEAD at 256 B), and which roles run which. */
+export function backendLine(units: Units): string {
+  const at256 = (u: { fixedMs: number; perByteMs: number } | undefined): number => (u ? u.fixedMs + 256 * u.perByteMs : Number.NaN);
+  const ops: Array<[string, CounterKind]> = [
+    ['sign', 'ed25519.sign'],
+    ['verify', 'ed25519.verify'],
+    ['X25519 keygen', 'x25519.keygen'],
+    ['X25519 shared', 'x25519.ecdh'],
+    ['AEAD seal 256 B', 'aead.seal.session'],
+    ['AEAD open 256 B', 'aead.open.session'],
+  ];
+  const us = (ms: number): string => fmt(ms * 1000);
+  const cells = ops.map(([label, kind]) => `${label} ${BACKEND_NAMES.map((b) => `${b} ${us(at256(units.cryptoByBackend[b]?.[kind]))}`).join(' / ')}`);
+  const roles = ['server', 'admin-sam', 'migration-sam', 'normal-sam', 'terminal', 'chip'].map((r) => `${r} ${backendForRole(r).name}`).join(', ');
+  return `Crypto backends (µs per operation): ${cells.join('; ')}. Roles run (and are priced at): ${roles}`;
 }
 
 export function writeJson(dir: string, report: unknown, stamp = new Date()): string {

@@ -3,8 +3,9 @@ import { floorTableMarkdown } from '../bench/protocolFloor.ts';
 import { type Command, InvalidArgumentError } from 'commander';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { BENCH_CONCURRENCY_MAX, BENCH_ITEMS_MAX, DEFAULT_CONCURRENCY, DEFAULT_ITEMS, runBench } from '../bench/run.ts';
-import type { Mode } from '../bench/report.ts';
+import { measureUnits } from '../bench/floor.ts';
+import { BENCH_CONCURRENCY_MAX, BENCH_ITEMS_MAX, BENCH_SCRYPT, DEFAULT_CONCURRENCY, DEFAULT_ITEMS, runBench } from '../bench/run.ts';
+import { unitLines, type Mode } from '../bench/report.ts';
 
 function list(max: number) {
   return (value: string): number[] => {
@@ -38,6 +39,12 @@ export function addBenchCommand(program: Command, out: (line: string) => void): 
     )
     .option('--migrations <n>', 'migrations per configuration, at least the concurrency (default: max(32, concurrency))', whole)
     .option('--quick', 'tiny counts and short unit measurements (a smoke run); JSON goes to a temp folder unless --out is given', false)
+    .option(
+      '--units',
+      'measure the unit costs only (Ed25519, X25519 and AEAD on both crypto backends, node and noble; hashes; durable commits at each --concurrency) ' +
+        'and print them; no migrations, no JSON file',
+      false,
+    )
     .option('--json', 'print the whole report as JSON instead of the table', false)
     .option('--out <dir>', 'folder for the JSON result (default bench/results/)')
     .option(
@@ -46,49 +53,58 @@ export function addBenchCommand(program: Command, out: (line: string) => void): 
         'to <dir>/<mode>-k<K>-c<c>.cpuprofile, for Chrome DevTools or speedscope',
     )
     .option('--floor-table', "print the protocol floor's table (the work a migration needs, per item and per migration, and why) and exit", false)
-    .action(
-      async (o: {
-        floorTable: boolean;
-        mode: string;
-        concurrency: number[];
-        items: number[];
-        migrations?: number;
-        quick: boolean;
-        json: boolean;
-        out?: string;
-        profile?: string;
-      }) => {
-        if (o.floorTable) {
-          out(floorTableMarkdown());
-          return;
-        }
-        if (!['embedded', 'processes', 'all'].includes(o.mode)) throw new InvalidArgumentError(`--mode is embedded, processes or all; got "${o.mode}"`);
-        const modes: Mode[] = o.mode === 'all' ? ['embedded', 'processes'] : [o.mode as Mode];
-        // Smoke runs stay out of bench/results/ (which is kept in git).
-        const dir = o.out ?? (o.quick ? join(tmpdir(), 'valmove-bench-results') : 'bench/results');
-        const report = await runBench({
-          modes,
-          concurrency: o.concurrency,
-          items: o.items,
-          migrations: o.migrations,
-          quick: o.quick,
-          json: o.json,
-          out: dir,
-          say: out,
-          profile: o.profile,
-        });
-        if (o.json) out(JSON.stringify(report, null, 2));
-        else {
-          out('');
-          out(report.markdown);
-          out('');
-          out(`JSON: ${report.jsonFile}`);
-        }
-        const failed = report.results.reduce((a, r) => a + r.failures.length, 0);
-        if (failed > 0) {
-          out(`${failed} migration(s) failed; first: ${report.results.find((r) => r.failures.length)?.failures[0]}`);
-          process.exitCode = 1;
-        }
-      },
-    );
+    .action((o: BenchOptions) => benchAction(o, out));
+}
+
+/** What `valmove bench` was given. */
+type BenchOptions = {
+  floorTable: boolean;
+  mode: string;
+  concurrency: number[];
+  items: number[];
+  migrations?: number;
+  quick: boolean;
+  units: boolean;
+  json: boolean;
+  out?: string;
+  profile?: string;
+};
+
+async function benchAction(o: BenchOptions, out: (line: string) => void): Promise<void> {
+  if (o.floorTable) {
+    out(floorTableMarkdown());
+    return;
+  }
+  if (o.units) {
+    const units = await measureUnits({ batches: o.concurrency, quick: o.quick, loginScrypt: BENCH_SCRYPT });
+    for (const line of o.json ? [JSON.stringify(units, null, 2)] : unitLines(units)) out(line);
+    return;
+  }
+  if (!['embedded', 'processes', 'all'].includes(o.mode)) throw new InvalidArgumentError(`--mode is embedded, processes or all; got "${o.mode}"`);
+  const modes: Mode[] = o.mode === 'all' ? ['embedded', 'processes'] : [o.mode as Mode];
+  // Smoke runs stay out of bench/results/ (which is kept in git).
+  const dir = o.out ?? (o.quick ? join(tmpdir(), 'valmove-bench-results') : 'bench/results');
+  const report = await runBench({
+    modes,
+    concurrency: o.concurrency,
+    items: o.items,
+    migrations: o.migrations,
+    quick: o.quick,
+    json: o.json,
+    out: dir,
+    say: out,
+    profile: o.profile,
+  });
+  if (o.json) out(JSON.stringify(report, null, 2));
+  else {
+    out('');
+    out(report.markdown);
+    out('');
+    out(`JSON: ${report.jsonFile}`);
+  }
+  const failed = report.results.reduce((a, r) => a + r.failures.length, 0);
+  if (failed > 0) {
+    out(`${failed} migration(s) failed; first: ${report.results.find((r) => r.failures.length)?.failures[0]}`);
+    process.exitCode = 1;
+  }
 }

@@ -3,6 +3,7 @@
  * `valmove --help` lists them.
  */
 import { Command, InvalidArgumentError } from 'commander';
+import { CryptoChoiceError, forcedBackendName } from '../crypto/index.ts';
 import { addDeployCommands } from './deploy.commands.ts';
 import { addProviderCommands } from './provider.commands.ts';
 import { addAttackCommand } from './attack.command.ts';
@@ -75,6 +76,14 @@ export async function main(argv: string[]): Promise<number> {
     if (e.code === 'EPIPE') process.exit(0);
     throw e;
   });
+  // A bad VALMOVE_CRYPTO is a usage error, told before anything runs: one line, exit 2, as commander's own.
+  try {
+    forcedBackendName();
+  } catch (e) {
+    if (!(e instanceof CryptoChoiceError)) throw e;
+    process.stderr.write(`error: ${e.message}\n`);
+    return 2;
+  }
   try {
     await buildCli().parseAsync(argv);
     return typeof process.exitCode === 'number' ? process.exitCode : 0;

@@ -4,10 +4,9 @@
  * keys (normal SAM -> its migration SAM). The key of each box is used once,
  * so a zero nonce is safe; `aad` binds the box to what it is for.
  */
-import { chacha20poly1305 } from '@noble/ciphers/chacha.js';
-import { x25519 } from '@noble/curves/ed25519.js';
 import { hkdf } from '@noble/hashes/hkdf.js';
 import { sha256 } from '@noble/hashes/sha2.js';
+import { currentBackend, type CryptoBackend } from './backend.ts';
 import { concatBytes, fromB64, toB64, utf8, type Bytes } from './bytes.ts';
 import { CryptoError } from './errors.ts';
 import type { Identity } from './identity.ts';
@@ -28,38 +27,45 @@ export interface SealedBox {
   sealed: string;
 }
 
-export function sealTo(recipientBoxPublic: Bytes, plaintext: Bytes, info: string, aad: Bytes, rng: Rng): SealedBox {
+export function sealTo(recipientBoxPublic: Bytes, plaintext: Bytes, info: string, aad: Bytes, rng: Rng, crypto: CryptoBackend = currentBackend()): SealedBox {
   if (!(recipientBoxPublic instanceof Uint8Array) || recipientBoxPublic.length !== X25519_BYTES) {
     throw new CryptoError('BAD_KEY', `a recipient's X25519 public key must be ${X25519_BYTES} bytes`);
   }
   const eph = rng.bytes(X25519_BYTES);
   countCrypto('x25519.keygen');
-  const ephPub = x25519.getPublicKey(eph);
+  const ephPub = crypto.x25519.publicKey(eph);
   let shared: Bytes;
   countCrypto('x25519.ecdh');
   try {
-    shared = x25519.getSharedSecret(eph, recipientBoxPublic);
+    shared = crypto.x25519.shared(eph, recipientBoxPublic);
   } catch {
-    // noble refuses low-order points: such a "key" would make the box key public.
+    // Both backends refuse low-order points: such a "key" would make the box key public.
     throw new CryptoError('BAD_KEY', "the recipient's X25519 public key is not a usable point");
   }
   const key = boxKey(shared, ephPub, recipientBoxPublic, info);
   countCrypto('aead.seal.box', plaintext.length);
-  const sealed = chacha20poly1305(key, ZERO_NONCE, aad).encrypt(plaintext);
+  const sealed = crypto.chacha20poly1305.seal(key, ZERO_NONCE, plaintext, aad);
   // The ephemeral secret is what makes the box one-time: nothing may keep it.
   for (const b of [eph, shared, key]) b.fill(0);
   return { ephPub: toB64(ephPub), sealed: toB64(sealed) };
 }
 
-export function openSealed(recipient: Identity, ephPubB64: string, sealedB64: string, info: string, aad: Bytes): Bytes {
+export function openSealed(
+  recipient: Identity,
+  ephPubB64: string,
+  sealedB64: string,
+  info: string,
+  aad: Bytes,
+  crypto: CryptoBackend = currentBackend(),
+): Bytes {
   try {
     const ephPub = fromB64(ephPubB64);
     countCrypto('x25519.ecdh');
-    const shared = x25519.getSharedSecret(recipient.boxSecret.reveal(), ephPub);
+    const shared = crypto.x25519.shared(recipient.boxSecret, ephPub);
     const key = boxKey(shared, ephPub, recipient.boxPublic, info);
     const sealed = fromB64(sealedB64);
     countCrypto('aead.open.box', sealed.length);
-    return chacha20poly1305(key, ZERO_NONCE, aad).decrypt(sealed);
+    return crypto.chacha20poly1305.open(key, ZERO_NONCE, sealed, aad);
   } catch {
     throw new CryptoError('SEAL_INVALID', 'the sealed box does not open with this key for this purpose');
   }

@@ -18,10 +18,9 @@
  * the protocol retries), but never replay: a sliding window refuses a
  * counter seen before.
  */
-import { chacha20poly1305 } from '@noble/ciphers/chacha.js';
-import { x25519 } from '@noble/curves/ed25519.js';
 import { hkdf } from '@noble/hashes/hkdf.js';
 import { sha256 } from '@noble/hashes/sha2.js';
+import { currentBackend, type CryptoBackend } from './backend.ts';
 import { concatBytes, encodeFields, equalBytes, fromB64, readU64be, toB64, u32be, u64be, utf8, type Bytes } from './bytes.ts';
 import { CryptoError, type CryptoErrorCode } from './errors.ts';
 import { sign, verifySignature, type Identity } from './identity.ts';
@@ -128,13 +127,13 @@ function finishBytes(th1: Bytes, sigR: Bytes): Bytes {
   return sha256(encodeFields('valmove/v1/chan/finish', th1, sigR));
 }
 
-function deriveKeys(ephSecret: Bytes, peerEph: Bytes, th1: Bytes): { i2r: Secret; r2i: Secret } {
+function deriveKeys(ephSecret: Bytes, peerEph: Bytes, th1: Bytes, crypto: CryptoBackend): { i2r: Secret; r2i: Secret } {
   let shared: Bytes;
   countCrypto('x25519.ecdh');
   try {
-    shared = x25519.getSharedSecret(ephSecret, peerEph);
+    shared = crypto.x25519.shared(ephSecret, peerEph);
   } catch {
-    // noble refuses low-order points, which would make the shared secret known to anyone.
+    // Both backends refuse low-order points, which would make the shared secret known to anyone.
     throw fail("the peer's ephemeral key is not a usable X25519 point");
   }
   countCrypto('hkdf');
@@ -167,6 +166,7 @@ export class ChannelCipher {
     private readonly sendKey: Secret,
     private readonly recvKey: Secret,
     private readonly sendDir: 0 | 1,
+    private readonly crypto: CryptoBackend = currentBackend(),
   ) {
     if (sendKey.length !== KEY_BYTES || recvKey.length !== KEY_BYTES) throw new CryptoError('BAD_KEY', `channel keys must be ${KEY_BYTES} bytes`);
     if (sendDir !== 0 && sendDir !== 1) throw new CryptoError('BAD_PARAMS', 'a channel direction is 0 (initiator) or 1 (responder)');
@@ -178,7 +178,7 @@ export class ChannelCipher {
     const head = u64be(c);
     const nonce = concatBytes(u32be(this.sendDir), head);
     countCrypto('aead.seal.channel', plaintext.length);
-    return concatBytes(head, chacha20poly1305(this.sendKey.reveal(), nonce, head).encrypt(plaintext));
+    return concatBytes(head, this.crypto.chacha20poly1305.seal(this.sendKey, nonce, plaintext, head));
   }
 
   /** Opens a message; a failed open changes nothing. */
@@ -195,7 +195,7 @@ export class ChannelCipher {
     let plain: Bytes;
     countCrypto('aead.open.channel', box.length - COUNTER_BYTES - TAG_BYTES);
     try {
-      plain = chacha20poly1305(this.recvKey.reveal(), nonce, head).decrypt(box.subarray(COUNTER_BYTES));
+      plain = this.crypto.chacha20poly1305.open(this.recvKey, nonce, box.subarray(COUNTER_BYTES), head);
     } catch {
       throw new CryptoError('CHANNEL_TAMPERED', `channel message ${c} fails authentication`);
     }
@@ -226,8 +226,11 @@ export class ChannelInitiator {
   private eph?: Bytes;
   private sentHello?: ChannelHello;
   private done = false;
+  private readonly crypto: CryptoBackend;
 
-  constructor(private readonly opts: { name: string; identity?: Identity; peerSignPublic: Bytes; rng: Rng }) {
+  /** `crypto`: the backend of the party this side runs for (backend.choice.ts); the process's when absent. */
+  constructor(private readonly opts: { name: string; identity?: Identity; peerSignPublic: Bytes; rng: Rng; crypto?: CryptoBackend }) {
+    this.crypto = opts.crypto ?? currentBackend();
     if (!(opts.peerSignPublic instanceof Uint8Array) || opts.peerSignPublic.length !== ED25519_PUBLIC_BYTES) {
       throw new CryptoError('BAD_KEY', `the responder's configured key must be ${ED25519_PUBLIC_BYTES} bytes`);
     }
@@ -243,7 +246,7 @@ export class ChannelInitiator {
       v: 1,
       from: this.opts.name,
       ...(this.opts.identity ? { id: toB64(this.opts.identity.signPublic) } : {}),
-      eph: toB64(x25519.getPublicKey(this.eph)),
+      eph: toB64(this.crypto.x25519.publicKey(this.eph)),
       nonce: toB64(this.opts.rng.bytes(CHANNEL_NONCE_BYTES)),
     };
     return { ...this.sentHello };
@@ -266,14 +269,14 @@ export class ChannelInitiator {
       throw new CryptoError('UNTRUSTED_PEER', `${from} answered with a key that is not the one configured for it`);
     }
     const th1 = transcript1(hello, id, eph);
-    if (!verifySignature(this.opts.peerSignPublic, th1, sig)) throw fail("the responder's handshake signature is invalid");
-    const keys = deriveKeys(this.eph, eph, th1);
+    if (!verifySignature(this.opts.peerSignPublic, th1, sig, this.crypto)) throw fail("the responder's handshake signature is invalid");
+    const keys = deriveKeys(this.eph, eph, th1, this.crypto);
     this.done = true;
     this.eph.fill(0);
     this.eph = undefined;
-    const cipher = new ChannelCipher(keys.i2r, keys.r2i, 0);
+    const cipher = new ChannelCipher(keys.i2r, keys.r2i, 0, this.crypto);
     if (!this.opts.identity) return { cipher };
-    return { finish: { v: 1, sig: toB64(sign(this.opts.identity, finishBytes(th1, sig))) }, cipher };
+    return { finish: { v: 1, sig: toB64(sign(this.opts.identity, finishBytes(th1, sig), this.crypto)) }, cipher };
   }
 }
 
@@ -292,6 +295,8 @@ export class ChannelResponder {
       trust: TrustCheck;
       requireMutual: boolean;
       rng: Rng;
+      /** The backend of the party this side runs for (backend.choice.ts); the process's when absent. */
+      crypto?: CryptoBackend;
     },
     /**
      * `admit`: asked after every check that needs no key (shape, size, trust
@@ -327,11 +332,12 @@ export class ChannelResponder {
     if (this.door.admit && !this.door.admit()) throw new CryptoError('BUSY', 'too many handshakes; retry in a moment');
     const eph = this.opts.rng.bytes(X25519_BYTES);
     countCrypto('x25519.keygen');
-    const ephPub = x25519.getPublicKey(eph);
+    const crypto = this.opts.crypto ?? currentBackend();
+    const ephPub = crypto.x25519.publicKey(eph);
     const id = this.opts.identity.signPublic;
     const th1 = transcript1(hello, id, ephPub);
-    const sig = sign(this.opts.identity, th1);
-    const keys = deriveKeys(eph, fromB64(hello.eph), th1);
+    const sig = sign(this.opts.identity, th1, crypto);
+    const keys = deriveKeys(eph, fromB64(hello.eph), th1, crypto);
     eph.fill(0);
     this.initiatorId = hello.id;
     this.th1 = th1;
@@ -354,7 +360,7 @@ export class ChannelResponder {
       if (msg === undefined) throw fail('the initiator must prove its key');
       requireVersion(msg, 'finish');
       const sig = b64Field(msg, 'sig', ED25519_SIG_BYTES);
-      if (!verifySignature(fromB64(this.initiatorId), finishBytes(this.th1, this.sigR), sig)) {
+      if (!verifySignature(fromB64(this.initiatorId), finishBytes(this.th1, this.sigR), sig, this.opts.crypto)) {
         throw fail("the initiator's handshake signature is invalid");
       }
       this.verified = true;
@@ -362,6 +368,6 @@ export class ChannelResponder {
       throw new CryptoError('UNTRUSTED_PEER', 'this channel requires the initiator to identify itself');
     }
     this.state = 'done';
-    return new ChannelCipher(this.keys.r2i, this.keys.i2r, 1);
+    return new ChannelCipher(this.keys.r2i, this.keys.i2r, 1, this.opts.crypto);
   }
 }

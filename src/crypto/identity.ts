@@ -1,5 +1,5 @@
 /** Static identities of servers and SAMs: Ed25519 to sign, X25519 to receive sealed keys. */
-import { ed25519, x25519 } from '@noble/curves/ed25519.js';
+import { currentBackend, type CryptoBackend } from './backend.ts';
 import { fromB64, toB64, type Bytes } from './bytes.ts';
 import { CryptoError } from './errors.ts';
 import type { Rng } from './random.ts';
@@ -23,17 +23,15 @@ export interface ExportedIdentity {
 /** Ed25519 seeds and X25519 secret keys are both 32 bytes. */
 export const IDENTITY_SEED_BYTES = 32;
 
-export function identityFromSeeds(signSeed: Bytes, boxSeed: Bytes): Identity {
+/** The public keys are derived from the Secrets themselves, so a backend that prepares keys (node's KeyObjects) does it once. */
+export function identityFromSeeds(signSeed: Bytes, boxSeed: Bytes, crypto: CryptoBackend = currentBackend()): Identity {
   const ok = (b: unknown): boolean => b instanceof Uint8Array && b.length === IDENTITY_SEED_BYTES;
   if (!ok(signSeed) || !ok(boxSeed)) throw new CryptoError('BAD_KEY', 'identity seeds must be 32 bytes each');
   countCrypto('ed25519.keygen');
   countCrypto('x25519.keygen');
-  return {
-    signSecret: Secret.of(signSeed),
-    signPublic: ed25519.getPublicKey(signSeed),
-    boxSecret: Secret.of(boxSeed),
-    boxPublic: x25519.getPublicKey(boxSeed),
-  };
+  const signSecret = Secret.of(signSeed);
+  const boxSecret = Secret.of(boxSeed);
+  return { signSecret, signPublic: crypto.ed25519.publicKey(signSecret), boxSecret, boxPublic: crypto.x25519.publicKey(boxSecret) };
 }
 
 export function generateIdentity(rng: Rng): Identity {
@@ -50,10 +48,10 @@ export function exportIdentity(id: Identity): ExportedIdentity {
 }
 
 /** Any malformed input is BAD_KEY, and the message never echoes the (secret) fields. */
-export function importIdentity(json: ExportedIdentity): Identity {
+export function importIdentity(json: ExportedIdentity, crypto: CryptoBackend = currentBackend()): Identity {
   let id: Identity;
   try {
-    id = identityFromSeeds(fromB64(json.signSecret), fromB64(json.boxSecret));
+    id = identityFromSeeds(fromB64(json.signSecret), fromB64(json.boxSecret), crypto);
   } catch {
     throw new CryptoError('BAD_KEY', 'identity secret keys must be two 32-byte base64url strings');
   }
@@ -67,9 +65,9 @@ export function publicIdentity(id: Identity): { signPublic: string; boxPublic: s
   return { signPublic: toB64(id.signPublic), boxPublic: toB64(id.boxPublic) };
 }
 
-export function sign(id: Identity, msg: Bytes): Bytes {
+export function sign(id: Identity, msg: Bytes, crypto: CryptoBackend = currentBackend()): Bytes {
   countCrypto('ed25519.sign', msg.length);
-  return ed25519.sign(msg, id.signSecret.reveal());
+  return crypto.ed25519.sign(id.signSecret, msg);
 }
 
 /**
@@ -78,10 +76,10 @@ export function sign(id: Identity, msg: Bytes): Bytes {
  * public keys are refused, so one signature can not be reshaped into another
  * that also verifies, and no key verifies everything.
  */
-export function verifySignature(pub: Bytes, msg: Bytes, sig: Bytes): boolean {
+export function verifySignature(pub: Bytes, msg: Bytes, sig: Bytes, crypto: CryptoBackend = currentBackend()): boolean {
   countCrypto('ed25519.verify', msg?.length ?? 0);
   try {
-    return ed25519.verify(sig, msg, pub, { zip215: false });
+    return crypto.ed25519.verify(sig, msg, pub);
   } catch {
     return false;
   }

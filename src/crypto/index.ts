@@ -1,4 +1,12 @@
-/** The protocol's crypto, on @noble/curves, @noble/ciphers and @noble/hashes only. */
+/**
+ * The protocol's crypto: X25519, Ed25519 and ChaCha20-Poly1305 through a backend
+ * (backend.ts: node:crypto on servers, @noble on the chip), hashes, HMAC, HKDF and
+ * scrypt on @noble/hashes.
+ */
+export * from './backend.ts';
+export { backendForParty, backendForRole, backendNamed, CRYPTO_ENV, CryptoChoiceError, forcedBackendName, parseBackendName } from './backend.choice.ts';
+export { nobleBackend } from './backend.noble.ts';
+export { nodeBackend } from './backend.node.ts';
 export * from './box.ts';
 export * from './pairBox.ts';
 export * from './bytes.ts';

@@ -5,7 +5,9 @@
  * (static-static ECDH of their box keys), so a main key moves with no
  * public-key operation of its own: the pair key is computed once per pair
  * and kept (bounded), and each box takes a fresh random 24-byte nonce
- * (XChaCha20-Poly1305), which makes one key safe for any number of boxes.
+ * (XChaCha20-Poly1305, from noble: node:crypto has no XChaCha), which
+ * makes one key safe for any number of boxes. The agreement runs on the
+ * party's crypto backend (backend.choice.ts).
  * `aad` binds a box to what it is for.
  *
  * What changes against a one-time box (box.ts): no forward secrecy per key.
@@ -15,9 +17,9 @@
  * that opens these boxes already yields every main key.
  */
 import { xchacha20poly1305 } from '@noble/ciphers/chacha.js';
-import { x25519 } from '@noble/curves/ed25519.js';
 import { hkdf } from '@noble/hashes/hkdf.js';
 import { sha256 } from '@noble/hashes/sha2.js';
+import { currentBackend } from './backend.ts';
 import { concatBytes, fromB64, toB64, utf8, type Bytes } from './bytes.ts';
 import { CryptoError } from './errors.ts';
 import type { Identity } from './identity.ts';
@@ -45,7 +47,7 @@ function pairKey(mine: Identity, theirBoxPublic: Bytes, info: string): Bytes {
   countCrypto('x25519.ecdh');
   let shared: Bytes;
   try {
-    shared = x25519.getSharedSecret(mine.boxSecret.reveal(), theirBoxPublic);
+    shared = currentBackend().x25519.shared(mine.boxSecret, theirBoxPublic);
   } catch {
     throw new CryptoError('BAD_KEY', "the peer's X25519 public key is not a usable point");
   }

@@ -8,6 +8,14 @@ import { equalBytes } from './bytes.ts';
 import { CryptoError } from './errors.ts';
 import type { Rng } from './random.ts';
 
+/** Called with a Secret as it is wiped (a backend drops what it prepared from it: backend.node.ts's KeyObjects). */
+const wipeHooks: Array<(s: Secret) => void> = [];
+
+/** Registers a hook run at every wipe(); for a crypto backend's caches, registered once at load. */
+export function onSecretWipe(hook: (s: Secret) => void): void {
+  wipeHooks.push(hook);
+}
+
 export class Secret {
   readonly #bytes: Uint8Array;
 
@@ -41,6 +49,7 @@ export class Secret {
   /** Zeroes the bytes in place (best effort: JS gives no guarantee against copies made by the engine). */
   wipe(): void {
     this.#bytes.fill(0);
+    for (const hook of wipeHooks) hook(this);
   }
 
   toJSON(): never {

@@ -6,10 +6,10 @@
  * reordering inside a session. A SAM holding the wrong slot's key simply
  * fails to authenticate: that is how locking works.
  */
-import { chacha20poly1305 } from '@noble/ciphers/chacha.js';
 import { hkdf } from '@noble/hashes/hkdf.js';
 import { hmac } from '@noble/hashes/hmac.js';
 import { sha256 } from '@noble/hashes/sha2.js';
+import { currentBackend, type CryptoBackend } from './backend.ts';
 import { concatBytes, encodeFields, equalBytes, readU64be, u32be, u64be, type Bytes } from './bytes.ts';
 import { CryptoError } from './errors.ts';
 import { requireKey } from './keys.ts';
@@ -89,6 +89,7 @@ export class FrameSealer {
   constructor(
     private readonly key: Secret,
     private readonly direction: 0 | 1,
+    private readonly crypto: CryptoBackend = currentBackend(),
   ) {
     requireFrameKey(key, direction);
   }
@@ -98,7 +99,7 @@ export class FrameSealer {
     const c = this.counter++;
     const head = u64be(c);
     countCrypto('aead.seal.session', plaintext.length);
-    return concatBytes(head, chacha20poly1305(this.key.reveal(), nonce(this.direction, c), head).encrypt(plaintext));
+    return concatBytes(head, this.crypto.chacha20poly1305.seal(this.key, nonce(this.direction, c), plaintext, head));
   }
 }
 
@@ -107,6 +108,7 @@ export class FrameOpener {
   constructor(
     private readonly key: Secret,
     private readonly direction: 0 | 1,
+    private readonly crypto: CryptoBackend = currentBackend(),
   ) {
     requireFrameKey(key, direction);
   }
@@ -121,7 +123,7 @@ export class FrameOpener {
     let plain: Bytes;
     countCrypto('aead.open.session', frame.length - COUNTER_BYTES - TAG_BYTES);
     try {
-      plain = chacha20poly1305(this.key.reveal(), nonce(this.direction, c), frame.subarray(0, COUNTER_BYTES)).decrypt(frame.subarray(COUNTER_BYTES));
+      plain = this.crypto.chacha20poly1305.open(this.key, nonce(this.direction, c), frame.subarray(COUNTER_BYTES), frame.subarray(0, COUNTER_BYTES));
     } catch {
       throw new CryptoError('FRAME_TAMPERED', `frame ${c} fails authentication`);
     }
@@ -130,10 +132,17 @@ export class FrameOpener {
   }
 }
 
-export function samSessionCiphers(keys: { samToChip: Secret; chipToSam: Secret }): { sealer: FrameSealer; opener: FrameOpener } {
-  return { sealer: new FrameSealer(keys.samToChip, 0), opener: new FrameOpener(keys.chipToSam, 1) };
+export function samSessionCiphers(
+  keys: { samToChip: Secret; chipToSam: Secret },
+  crypto: CryptoBackend = currentBackend(),
+): { sealer: FrameSealer; opener: FrameOpener } {
+  return { sealer: new FrameSealer(keys.samToChip, 0, crypto), opener: new FrameOpener(keys.chipToSam, 1, crypto) };
 }
 
-export function chipSessionCiphers(keys: { samToChip: Secret; chipToSam: Secret }): { sealer: FrameSealer; opener: FrameOpener } {
-  return { sealer: new FrameSealer(keys.chipToSam, 1), opener: new FrameOpener(keys.samToChip, 0) };
+/** The chip side; a chip runs the portable backend (backend.choice.ts), so its runtime passes it. */
+export function chipSessionCiphers(
+  keys: { samToChip: Secret; chipToSam: Secret },
+  crypto: CryptoBackend = currentBackend(),
+): { sealer: FrameSealer; opener: FrameOpener } {
+  return { sealer: new FrameSealer(keys.chipToSam, 1, crypto), opener: new FrameOpener(keys.samToChip, 0, crypto) };
 }

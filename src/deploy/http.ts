@@ -210,6 +210,14 @@ function processMetrics(registry: Registry): { observer: RuntimeObserver; refusa
   );
   counterGauge(
     registry,
+    'valmove_crypto_backend_ops',
+    'Calls into each crypto backend (node: node:crypto; noble: @noble) since start, by party (issue 19: which backend each party runs)',
+    ['party', 'backend'],
+    () => snapshot().backends,
+    (t) => t?.n ?? 0,
+  );
+  counterGauge(
+    registry,
     'valmove_lmdb_ops',
     'Durable LMDB operations since start (commit, commit.sync, flush), by store folder',
     ['store', 'kind'],

@@ -4,7 +4,7 @@
  */
 import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
 import { z } from 'zod';
-import { fromB64, importIdentity, Secret, type ExportedIdentity, type Identity } from '../crypto/index.ts';
+import { fromB64, importIdentity, Secret, type CryptoBackend, type ExportedIdentity, type Identity } from '../crypto/index.ts';
 import { ConfigError } from './config.ts';
 
 const b64 = z.string().regex(/^[A-Za-z0-9_-]+$/);
@@ -48,5 +48,6 @@ export function readAnyKeyFile(path: string): KeyFile {
   return parsed.data;
 }
 
-export const identityOf = (e: ExportedIdentity): Identity => importIdentity(e);
+/** `crypto`: the backend of the party whose identity it is (a chip's process derives its public keys with the chip's). */
+export const identityOf = (e: ExportedIdentity, crypto?: CryptoBackend): Identity => importIdentity(e, crypto);
 export const secretOf = (b64value: string): Secret => Secret.of(fromB64(b64value));

@@ -20,7 +20,7 @@ import type { PartyRuntime, RuntimeDeps } from '../actors/runtime.ts';
 import { ServerRuntime } from '../actors/server.actor.ts';
 import { TerminalRuntime } from '../actors/terminal.actor.ts';
 import { systemClock } from '../clock.ts';
-import { fromB64, seededRng, systemRng, toB64, type Identity, type Rng, type TrustCheck } from '../crypto/index.ts';
+import { backendForParty, backendForRole, fromB64, seededRng, systemRng, toB64, type Identity, type Rng, type TrustCheck } from '../crypto/index.ts';
 import { crashHook, parseCrashAt, type CrashAt } from '../actors/crash.ts';
 import { FaultyLink, parseFaults, type FaultPolicy } from '../transport/faulty.link.ts';
 import { createLogger, type Logger, type LogLevel } from '../log.ts';
@@ -84,7 +84,7 @@ function channelRoute(
   return (raw, _req, admission) => {
     const link = new SecureResponderLink(
       raw,
-      { name: opts.name, identity, trust: opts.trust, requireMutual: opts.mutual, rng: systemRng },
+      { name: opts.name, identity, trust: opts.trust, requireMutual: opts.mutual, rng: systemRng, crypto: backendForParty(opts.name) },
       { onReject: (code, message) => ctx.http.door.log.warn('channel', 'channel refused a message', { code, reason: message }) },
       admission?.responder,
     );
@@ -230,7 +230,7 @@ async function startChip(ctx: Context, cfg: ChipConfig): Promise<PartyRuntime[]>
       // terminal it is paired with (its device key, from the config written when the phone was set up).
       '/chip': channelRoute(
         ctx,
-        identityOf(keys.identity),
+        identityOf(keys.identity, chip.crypto),
         {
           name: chip.id,
           mutual: true,
@@ -258,7 +258,11 @@ async function startTerminal(ctx: Context, cfg: TerminalConfig): Promise<PartyRu
   const initiator =
     (peer: string, signPublic: string, remoteId = peer) =>
     (raw: Link) =>
-      terminal.attach(peer, ctx.faulty(new SecureInitiatorLink(raw, { name: id, identity, peerSignPublic: fromB64(signPublic), rng: systemRng })), remoteId);
+      terminal.attach(
+        peer,
+        ctx.faulty(new SecureInitiatorLink(raw, { name: id, identity, peerSignPublic: fromB64(signPublic), rng: systemRng, crypto: backendForParty(id) })),
+        remoteId,
+      );
   connect(ctx, cfg.server.url, initiator('server', cfg.server.signPublic));
   connect(ctx, cfg.chip.url, initiator('chip', cfg.chip.signPublic, `chip/${cfg.chip.serial}`));
   for (const [p, peer] of Object.entries(cfg.normalSams)) connect(ctx, peer.url, initiator(`normal-sam/${p}`, peer.signPublic));
@@ -295,7 +299,7 @@ export async function startProcess(cfg: ProcessConfig, opts: StartOptions = {}):
     id: cfg.id,
     tls: cfg.tls,
     log,
-    health: () => ({ parties: runtimes.map((r) => ({ id: r.id, links: r.openLinks(), queue: r.queueLength })) }),
+    health: () => ({ crypto: backendForRole(cfg.role).name, parties: runtimes.map((r) => ({ id: r.id, links: r.openLinks(), queue: r.queueLength })) }),
     operatorToken,
     metricsRequireToken: cfg.metrics?.requireToken,
     limits: cfg.limits,

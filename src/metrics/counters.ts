@@ -15,6 +15,11 @@
  * belongs to; anything else (setup, the issuing desk, tools) is charged to
  * UNATTRIBUTED. Commits are charged to the store's folder (one LMDB
  * environment per party).
+ *
+ * Backends (issue 19): every call into a crypto backend (src/crypto/backend.ts:
+ * X25519, Ed25519, ChaCha20-Poly1305) is also counted by the backend's name
+ * and charged to the same party, so a run shows which backend each party used.
+ * The kinds above count the same operations whatever the backend.
  */
 
 /** Crypto operations by kind; AEAD kinds say what they protect. */
@@ -60,9 +65,11 @@ export type CounterSnapshot = Record<string, Partial<Record<CounterKind, Tally>>
 
 const crypto = new Map<string, Map<CounterKind, Tally>>();
 const stores = new Map<string, Map<CounterKind, Tally>>();
+/** party -> backend name -> calls into it (bytes: AEAD plaintext or box). */
+const backends = new Map<string, Map<string, Tally>>();
 let party = UNATTRIBUTED;
 
-function add(table: Map<string, Map<CounterKind, Tally>>, who: string, kind: CounterKind, bytes: number): void {
+function add<K extends string>(table: Map<string, Map<K, Tally>>, who: string, kind: K, bytes: number): void {
   let byKind = table.get(who);
   if (!byKind) table.set(who, (byKind = new Map()));
   const t = byKind.get(kind);
@@ -75,6 +82,11 @@ function add(table: Map<string, Map<CounterKind, Tally>>, who: string, kind: Cou
 /** One crypto operation of `kind` by whichever party is running now. */
 export function countCrypto(kind: CryptoKind, bytes = 0): void {
   add(crypto, party, kind, bytes);
+}
+
+/** One call into the crypto backend named `backend` (node, noble) by whichever party is running now. */
+export function countBackend(backend: string, bytes = 0): void {
+  add(backends, party, backend, bytes);
 }
 
 /** One durable LMDB operation on the environment at `storePath`. */
@@ -104,10 +116,10 @@ export function leaveParty(prev: string): void {
   party = prev;
 }
 
-function copy(table: Map<string, Map<CounterKind, Tally>>): CounterSnapshot {
-  const out: CounterSnapshot = {};
+function copy<K extends string>(table: Map<string, Map<K, Tally>>): Record<string, Partial<Record<K, Tally>>> {
+  const out: Record<string, Partial<Record<K, Tally>>> = {};
   for (const [who, byKind] of table) {
-    const row: Partial<Record<CounterKind, Tally>> = {};
+    const row: Partial<Record<K, Tally>> = {};
     for (const [k, t] of byKind) row[k] = { n: t.n, bytes: t.bytes };
     out[who] = row;
   }
@@ -119,19 +131,27 @@ export interface Counters {
   crypto: CounterSnapshot;
   /** Durable LMDB operations by store folder. */
   stores: CounterSnapshot;
+  /** Calls into each crypto backend (node, noble) by party. */
+  backends: BackendSnapshot;
 }
+
+/** party -> backend name -> tally. */
+export type BackendSnapshot = Record<string, Partial<Record<string, Tally>>>;
 
 /** A copy of every counter now (counters only grow; take two and `diff` them). */
 export function snapshot(): Counters {
-  return { crypto: copy(crypto), stores: copy(stores) };
+  return { crypto: copy(crypto), stores: copy(stores), backends: copy(backends) };
 }
 
-function diffTable(after: CounterSnapshot, before: CounterSnapshot): CounterSnapshot {
-  const out: CounterSnapshot = {};
-  for (const [who, row] of Object.entries(after)) {
-    const prev = before[who] ?? {};
-    const d: Partial<Record<CounterKind, Tally>> = {};
-    for (const [k, t] of Object.entries(row) as Array<[CounterKind, Tally]>) {
+function diffTable<K extends string>(
+  after: Record<string, Partial<Record<K, Tally>>>,
+  before: Record<string, Partial<Record<K, Tally>>>,
+): Record<string, Partial<Record<K, Tally>>> {
+  const out: Record<string, Partial<Record<K, Tally>>> = {};
+  for (const [who, row] of Object.entries(after) as Array<[string, Partial<Record<K, Tally>>]>) {
+    const prev: Partial<Record<K, Tally>> = before[who] ?? {};
+    const d: Partial<Record<K, Tally>> = {};
+    for (const [k, t] of Object.entries(row) as Array<[K, Tally]>) {
       const p = prev[k] ?? { n: 0, bytes: 0 };
       if (t.n - p.n > 0) d[k] = { n: t.n - p.n, bytes: t.bytes - p.bytes };
     }
@@ -142,7 +162,11 @@ function diffTable(after: CounterSnapshot, before: CounterSnapshot): CounterSnap
 
 /** What happened between two snapshots. */
 export function diff(after: Counters, before: Counters): Counters {
-  return { crypto: diffTable(after.crypto, before.crypto), stores: diffTable(after.stores, before.stores) };
+  return {
+    crypto: diffTable(after.crypto, before.crypto),
+    stores: diffTable(after.stores, before.stores),
+    backends: diffTable(after.backends, before.backends),
+  };
 }
 
 /** Sums a table over its parties (or over those `keep` accepts), by kind. */

@@ -12,7 +12,16 @@
  * is answered with an `error` envelope, UNAUTHENTICATED, in the clear: the
  * peer learns what is wrong and nothing else happens.
  */
-import { ChannelInitiator, ChannelResponder, CryptoError, type ChannelCipher, type Identity, type Rng, type TrustCheck } from '../crypto/index.ts';
+import {
+  ChannelInitiator,
+  ChannelResponder,
+  CryptoError,
+  type ChannelCipher,
+  type CryptoBackend,
+  type Identity,
+  type Rng,
+  type TrustCheck,
+} from '../crypto/index.ts';
 import type { ErrorCode } from '../protocol/errors.ts';
 import { CLOSE_POLICY, type Link } from './link.ts';
 import type { ResponderLimits } from './door.ts';
@@ -231,7 +240,12 @@ abstract class SecureLinkBase implements Link {
 export class SecureInitiatorLink extends SecureLinkBase {
   private readonly initiator: ChannelInitiator;
 
-  constructor(raw: Link, opts: { name: string; identity?: Identity; peerSignPublic: Uint8Array; rng: Rng }, events: SecureLinkEvents = {}) {
+  /** `crypto`: the backend of the party this end belongs to (backend.choice.ts); the process's when absent. */
+  constructor(
+    raw: Link,
+    opts: { name: string; identity?: Identity; peerSignPublic: Uint8Array; rng: Rng; crypto?: CryptoBackend },
+    events: SecureLinkEvents = {},
+  ) {
     super(raw, events);
     this.name = opts.name;
     this.initiator = new ChannelInitiator(opts);
@@ -265,6 +279,7 @@ export class SecureResponderLink extends SecureLinkBase {
       trust: TrustCheck;
       requireMutual: boolean;
       rng: Rng;
+      crypto?: CryptoBackend;
     },
     events: SecureLinkEvents = {},
     /** The door's limits (door.ts): a deadline, the hello size, the handshake bucket. None: no deadline, no bucket. */

@@ -12,7 +12,7 @@ import * as assert from 'uvu/assert';
 import { runBench, type BenchReport } from '../../src/bench/run.ts';
 import type { ConfigResult } from '../../src/bench/report.ts';
 import { attributeTo, countCrypto, countStore, diff, snapshot } from '../../src/metrics/counters.ts';
-import { generateIdentity, sign, systemRng, verifySignature } from '../../src/crypto/index.ts';
+import { backendForRole, generateIdentity, sign, systemRng, verifySignature } from '../../src/crypto/index.ts';
 
 const t = suite('bench');
 let out: string;
@@ -87,6 +87,14 @@ t('smoke run, embedded (K 1, concurrency 1 and 2) and processes (K 1, concurrenc
   for (const k of ['ed25519.sign', 'ed25519.verify', 'x25519.ecdh', 'aead.seal.session', 'hkdf'])
     positive(json.units.crypto[k as 'hkdf']!.fixedMs, `unit cost of ${k}`);
   positive(json.units.commits[0]!.wallMs, 'unit cost of a durable commit');
+  // Issue 19: both backends' units, side by side in the report; the chip's operations priced at noble's.
+  for (const b of ['node', 'noble'] as const) {
+    for (const k of ['ed25519.sign', 'ed25519.verify', 'x25519.keygen', 'x25519.ecdh', 'aead.seal.session', 'aead.open.session'] as const) {
+      positive(json.units.cryptoByBackend[b][k]!.fixedMs, `${b}'s unit cost of ${k}`);
+    }
+  }
+  assert.match(report.markdown, /Crypto backends \(µs per operation\): sign node [\d.]+ \/ noble [\d.]+; verify node/);
+  assert.ok(report.markdown.includes(`chip ${backendForRole('chip').name}`), 'the report says which backend the chip runs');
   assert.match(report.markdown, /\| embedded \| 1 \| 2 \|/);
   assert.match(procs.markdown, /\| processes \| 1 \| 1 \|/);
   assert.ok(

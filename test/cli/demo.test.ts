@@ -58,4 +58,13 @@ test('valmove demo refuses --items outside 1-20 with a clear error', async () =>
   assert.match((err as { stderr: string }).stderr, /--items must be from 1 to 20/);
 });
 
+test('a VALMOVE_CRYPTO that names no backend: one line (what was given, what is allowed), exit 2 as a usage error, no stack', async () => {
+  const err = await run(process.execPath, ['bin/valmove.js', 'demo', '--items', '1'], {
+    timeout: 60_000,
+    env: { ...process.env, VALMOVE_CRYPTO: 'openssl' },
+  }).catch((e: { code: number; stderr: string }) => e);
+  assert.is((err as { code: number }).code, 2);
+  assert.is((err as { stderr: string }).stderr, 'error: VALMOVE_CRYPTO must be node or noble (or unset); got "openssl"\n');
+});
+
 test.run();

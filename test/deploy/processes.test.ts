@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { demoProviders } from '../../src/fixtures/demo.ts';
-import { generateIdentity, systemRng, toB64, toHex, type Identity } from '../../src/crypto/index.ts';
+import { backendForRole, generateIdentity, systemRng, toB64, toHex, type Identity } from '../../src/crypto/index.ts';
 import { testDeployment } from '../helpers/deployment.ts';
 import { launchDeployment, type LocalDeployment } from '../../src/deploy/up.ts';
 import { readKeyFile, identityOf } from '../../src/deploy/keyfiles.ts';
@@ -229,6 +229,21 @@ t('valmove terminal commands against the live deployment, as a user runs them', 
     ['S9', 'S10', 'S14', 'S16', 'S17'].every((s) => st.progress.some((p) => p.step === s)),
     'the destination terminal saw S9-S17',
   );
+});
+
+t('issue 19: each process runs the crypto backend of its party (chips noble, the rest node), as /healthz says and /metrics counts', async () => {
+  for (const p of d!.processes) {
+    const token = (JSON.parse(readFileSync(join(dir, 'keys', `${p.id}.key.json`), 'utf8')) as { operatorToken: string }).operatorToken;
+    const headers = { authorization: `Bearer ${token}` };
+    const want = backendForRole(p.role).name;
+    const h = (await (await fetch(`http://127.0.0.1:${p.port}/healthz`, { headers })).json()) as { crypto: string };
+    assert.is(h.crypto, want, `${p.id} (${p.role}) says ${want}`);
+    const m = await (await fetch(`http://127.0.0.1:${p.port}/metrics`, { headers })).text();
+    const rows = [...m.matchAll(/^valmove_crypto_backend_ops\{party="([^"]+)",backend="([^"]+)"[^}]*\} (\d+)$/gm)];
+    assert.ok(rows.length > 0, `${p.id} counted calls into its backend`);
+    for (const [, party, backend, n] of rows) if (Number(n) > 0) assert.is(backend, want, `${p.id}: ${party} called ${backend}`);
+  }
+  assert.is(backendForRole('chip').name, process.env.VALMOVE_CRYPTO || 'noble');
 });
 
 t('no process logged a secret: logs hold no key file content and no password', () => {
