@@ -28,10 +28,11 @@ import { countCrypto } from '../metrics/counters.ts';
 
 const X25519_BYTES = 32;
 const NONCE_BYTES = 24;
-/** Pair keys kept per process (a provider has one pair; the bound is for a party that meets many). */
+/** Pair keys one identity keeps (a provider's SAMs have one pair; the bound is for a party that meets many). */
 export const PAIR_KEYS_MAX = 1024;
 
-const pairKeys = new Map<string, Bytes>();
+/** Each identity's pair keys, by peer and purpose: kept with the identity object, gone with it. */
+const pairKeysOf = new WeakMap<Identity, Map<string, Bytes>>();
 
 /** The key two parties share for `info`: HKDF of their X25519 shared secret, salted with both public keys in order. */
 function pairKey(mine: Identity, theirBoxPublic: Bytes, info: string): Bytes {
@@ -42,6 +43,8 @@ function pairKey(mine: Identity, theirBoxPublic: Bytes, info: string): Bytes {
   const b = toB64(theirBoxPublic);
   const [first, second] = a < b ? [a, b] : [b, a];
   const id = `${first}.${second}.${info}`;
+  let pairKeys = pairKeysOf.get(mine);
+  if (!pairKeys) pairKeysOf.set(mine, (pairKeys = new Map()));
   const kept = pairKeys.get(id);
   if (kept) return kept;
   countCrypto('x25519.ecdh');
