@@ -24,7 +24,7 @@ export function addTraceCommand(program: Command, out: (line: string) => void): 
     .argument('<run>', 'a run file (.jsonl), or a folder of per-party run files')
     .option('--format <f>', TRACE_FORMATS.join(' | '), 'mermaid')
     .option('--mig <id>', 'only this migration (its id, e.g. m-…)')
-    .option('--hide <types>', 'leave these envelope types out of the drawing (they still mark the steps), e.g. frame.ack,progress', (v: string) =>
+    .option('--hide <types>', 'leave these envelope types out of the drawing (they still mark the steps), e.g. frame,progress', (v: string) =>
       v
         .split(',')
         .map((t) => t.trim())

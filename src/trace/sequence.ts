@@ -131,7 +131,7 @@ export interface Sequence {
 export interface SequenceOptions {
   /** Only this migration's messages. */
   mig?: string;
-  /** Envelope types left out of the drawing (they still mark steps), e.g. ['frame.ack', 'progress']. */
+  /** Envelope types left out of the drawing (they still mark steps), e.g. ['frame', 'progress']. */
   hide?: readonly string[];
 }
 
