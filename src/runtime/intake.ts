@@ -59,6 +59,8 @@ export class Intake {
     this.deps.resends.received(env);
     if (env.corr !== undefined && this.settled(env, peer, turn)) return;
     const kind = kindOf(env.type);
+    // Steering first: a notice held back must not be taken for its own duplicate when it comes again.
+    if (kind === 'notice' && !this.intercepted(env, peer, bytes)) return;
     if (kind === 'notice' && this.deps.inbox.seenNotice(env.from, env.id)) {
       // A duplicated frame must not reach a session twice (it would restart a handshake or fail a counter).
       this.deps.log.debug('duplicate notice dropped', { type: env.type, id: env.id });
@@ -114,6 +116,17 @@ export class Intake {
     if (verdict?.refuse) throw new ProtocolError(verdict.refuse.code, verdict.refuse.message);
     turn.record.inbound = env;
     turn.record.recordInbound = !fresh;
+    return true;
+  }
+
+  /** A notice through the interceptor (a test's steering: a frame held back or lost); false when it is held. */
+  private intercepted(env: AnyEnvelope, peer: string, bytes: Uint8Array): boolean {
+    const verdict = this.deps.intercept?.inbound?.(this.deps.party, env);
+    if (verdict?.holdMs !== undefined) {
+      this.deps.requeue(peer, new Uint8Array(bytes), this.deps.clock.now() + verdict.holdMs);
+      return false;
+    }
+    if (verdict?.refuse) throw new ProtocolError(verdict.refuse.code, verdict.refuse.message);
     return true;
   }
 

@@ -129,6 +129,8 @@ export async function runMigrationPath(path: ModelPath, coveredTotal: Set<AnyTra
   const armed = {
     fail: [] as Array<{ type: string; code: ErrorCode; party?: string }>,
     blockFrameAt: null as RegExp | null,
+    /** Lose the chip's next answer on its way to the server: its SAM sends its frame again (runtime/resends.ts). */
+    loseChipAnswer: false,
     /** Requests to hold back when they arrive, until path event `forEvent` has happened. */
     hold: [] as Array<{ party: RegExp; type: string; forEvent: number }>,
     /** Requests being held back (every copy of one, retransmissions too), until a time. */
@@ -191,6 +193,10 @@ export async function runMigrationPath(path: ModelPath, coveredTotal: Set<AnyTra
         if (SESSION_STATE.test(b)) armed.blockFrameAt = /^admin-sam$|^migration-sam\//;
         break;
       }
+      case 'SAM_FRAME':
+        // A SAM's frame after its command went: the same frame again, as the SAM sends it when the chip's answer is lost.
+        if (/copying$/.test(b)) armed.loseChipAnswer = true;
+        break;
       case 'CANCEL_REQUESTED':
         holdWaiting(b);
         act(() => cancelOnHelper());
@@ -322,6 +328,10 @@ export async function runMigrationPath(path: ModelPath, coveredTotal: Set<AnyTra
             const { code } = armed.fail.splice(f, 1)[0]!;
             armed.blockFrameAt = null;
             return { fail: { code, message: 'steered: this step fails here, as the model path says' } };
+          }
+          if (env.type === 'frame' && armed.loseChipAnswer && party === 'server' && env.from.startsWith('terminal/')) {
+            armed.loseChipAnswer = false;
+            return { fail: { code: 'FRAME_REJECTED', message: "steered: the chip's answer is lost; its SAM sends its frame again" } };
           }
           if (env.type === 'frame' && armed.blockFrameAt?.test(party)) {
             armed.blockFrameAt = null;
