@@ -138,7 +138,7 @@ export class AdminSamRuntime extends PartyRuntime {
 
   protected onEnvelope(env: AnyEnvelope, _peer: string, turn: TurnContext): void {
     // Only servers reach this point: the channel handshake refused every key not in the trust configuration.
-    if (env.type === 'frame') return this.onFrame(turn, env.body.session, env.body.data);
+    if (env.type === 'frame') return this.sessions.take(env.body.session, env.body.data, () => this.onFrame(turn, env.body.session, env.body.data));
     const op = adminOpOfRequest(env.type);
     if (op) return this.onAdminRequest(turn, op, env as AdminRequest);
     switch (env.type) {

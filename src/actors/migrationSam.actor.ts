@@ -166,7 +166,7 @@ export class MigrationSamRuntime extends PartyRuntime {
         return;
       }
       case 'frame':
-        return this.onFrame(turn, env.body.session, env.body.data);
+        return this.sessions.take(env.body.session, env.body.data, () => this.onFrame(turn, env.body.session, env.body.data));
       default:
         throw new ProtocolError('UNEXPECTED', `a migration SAM does not accept ${env.type}`);
     }

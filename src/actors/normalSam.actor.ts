@@ -282,7 +282,7 @@ export class NormalSamRuntime extends PartyRuntime {
         return;
       }
       case 'frame':
-        return this.onFrame(turn, env.body.session, env.body.data, peer);
+        return this.sessions.take(env.body.session, env.body.data, () => this.onFrame(turn, env.body.session, env.body.data, peer));
       default:
         throw new ProtocolError('UNEXPECTED', `a normal SAM does not accept ${env.type}`);
     }

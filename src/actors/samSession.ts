@@ -63,14 +63,17 @@ export class SamSessions {
    * Whether `data` is the chip's last frame of `session` again: when we send
    * a frame again (src/runtime/resends.ts) and both copies reach the chip, it
    * answers both, the same way; the second answer is dropped here, so nothing
-   * runs twice (a sealed reply would fail its counter). Remembers it otherwise.
+   * runs twice (a sealed reply would fail its counter).
    */
   repeat(session: string, data: string): boolean {
+    return this.open.get(session)?.lastIn === data;
+  }
+
+  /** Handles the chip's frame of `session` with `handle`; once taken (not refused: `handle` did not throw), a repeat of it is dropped (`repeat`). */
+  take(session: string, data: string, handle: () => void): void {
+    handle();
     const s = this.open.get(session);
-    if (!s) return false;
-    if (s.lastIn === data) return true;
-    s.lastIn = data;
-    return false;
+    if (s) s.lastIn = data;
   }
 
   /** The challenge frame (auth1). */
