@@ -201,7 +201,6 @@ export class ChipAreas {
         next = { ...rec, state, data: null, mainKey: null, tempKey: null, holder: null, last: last(reply) };
         break;
     }
-    assertAreaInvariant(next);
     return { reply, next };
   }
 }

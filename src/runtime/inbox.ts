@@ -58,10 +58,9 @@ export interface InboxDeps {
   isSettled(mig: string): boolean;
 }
 
-/** How a new request is admitted: `fresh` ones keep no record; work `inProgress` is taken even when the store is full. */
+/** How a new request is admitted: `fresh` ones keep no record. */
 export interface Admission {
   fresh: boolean;
-  inProgress: boolean;
 }
 
 export class Inbox {
@@ -158,16 +157,15 @@ export class Inbox {
       const stored = this.storedAnswer(env);
       if (stored) return stored;
     } else {
-      const repeat = this.repeatOf(env, sent.seq, how.inProgress);
+      const repeat = this.repeatOf(env, sent.seq);
       if (repeat) return repeat;
     }
-    if (!how.inProgress && this.storeFull()) {
+    if (this.storeFull()) {
       throw new ProtocolError('STORE_FULL', `${this.deps.party}'s store is full; it serves work in progress and refuses new work`);
     }
     return undefined;
   }
 
-  /** The replies stored for a request seen before; throws for one that must not be applied. */
   /** The stored answer of a request with this id (refused if another sender used the id), or undefined. */
   private storedAnswer(env: AnyEnvelope): AnyEnvelope[] | undefined {
     const seen = this.deps.store.inbox.get(env.id);
@@ -176,7 +174,8 @@ export class Inbox {
     return seen?.replies;
   }
 
-  private repeatOf(env: AnyEnvelope, seq: number, inProgress: boolean): AnyEnvelope[] | undefined {
+  /** The replies stored for a request seen before; throws for one that must not be applied. */
+  private repeatOf(env: AnyEnvelope, seq: number): AnyEnvelope[] | undefined {
     const { store, party } = this.deps;
     const stored = this.storedAnswer(env);
     if (stored) return stored;
@@ -185,7 +184,7 @@ export class Inbox {
     if (floor !== undefined && seq <= floor) {
       throw new ProtocolError('STALE_REQUEST', `request ${env.id} was answered long ago and its record is gone; send a new request`);
     }
-    if (this.records >= this.deps.recordsMax() && !inProgress) {
+    if (this.records >= this.deps.recordsMax()) {
       this.nextSweepAt = 0; // the next batch prunes what it can
       throw new ProtocolError(
         'BUSY',

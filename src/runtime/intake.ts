@@ -103,7 +103,7 @@ export class Intake {
   private admitted(env: AnyEnvelope, peer: string, bytes: Uint8Array, turn: Turn): boolean {
     const { party, intercept } = this.deps;
     const fresh = this.deps.answeredFresh(env.type);
-    const repeat = this.deps.inbox.admit(env, { fresh, inProgress: false });
+    const repeat = this.deps.inbox.admit(env, { fresh });
     if (repeat) {
       for (const reply of repeat) this.deps.say({ peer, env: reply });
       return false;

@@ -3,9 +3,9 @@
  * command, a timer) wait here and run one at a time, as turns.
  *
  * Group commit: a batch runs queued jobs as turns, one after another,
- * inside ONE LMDB write transaction (a turn with nothing to write, such as
- * a relayed frame, runs and speaks before it, with no transaction at all), awaits its flush once, then lets each
- * turn speak in order. Every turn still sees the writes of the turns before
+ * inside ONE LMDB write transaction, awaits its flush once, then lets each
+ * turn speak in order (a turn with nothing to write, such as a relayed
+ * frame, runs and speaks before it, with no transaction at all). Every turn still sees the writes of the turns before
  * it (reads inside the transaction see its writes), so a duplicate request
  * handled in the same batch is answered from the inbox as before; and
  * whatever a turn would send at once waits for the flush too, so nothing is

@@ -178,6 +178,23 @@ owned('a command of another migration on a held area is refused with AREA_HELD',
   void keys;
 });
 
+owned(
+  'a batch of area commands applies all or none: one refused command refuses the batch, naming it, and no area changes; an accepted batch answers each command in order',
+  async () => {
+    const a = await areaIn('mainActive', 'bat1', 'm-d');
+    await areaIn('locked', 'bat2', 'm-e'); // held by m-e-lock: a lock of m-f is refused there
+    const c = await areaIn('mainActive', 'bat3', 'm-g');
+    const lock = (area: string, keys: Keys): ChipCommand => ({ op: 'lock', area, key: toB64(keys.temp.reveal()), mig: 'm-f', step: 'S3' });
+    const before = [chip.memory.get('bat1'), chip.memory.get('bat2'), chip.memory.get('bat3')];
+    const refused = await admin({ op: 'batch', cmds: [lock('bat1', a), lock('bat2', a), lock('bat3', c)] } as ChipCommand);
+    assert.equal(refused, { ok: false, code: 'AREA_HELD', message: 'command 2 of 3 (lock bat2): area bat2 is held by another migration' });
+    assert.equal([chip.memory.get('bat1'), chip.memory.get('bat2'), chip.memory.get('bat3')], before, 'no area changed');
+    const done = await admin({ op: 'batch', cmds: [lock('bat1', a), lock('bat3', c)] } as ChipCommand);
+    assert.ok(done.ok && done.replies?.length === 2 && done.replies.every((r) => r.kcv && r.prevKcv));
+    assert.equal([stateOf('bat1'), stateOf('bat3')], ['locked', 'locked']);
+  },
+);
+
 owned.run();
 
 const auth = suite('chip: mutual authentication and session frames');

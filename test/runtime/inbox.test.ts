@@ -20,7 +20,7 @@ import type { AnyEnvelope } from '../../src/transport/envelope.ts';
 import { ManualClock } from '../helpers/testParty.ts';
 
 const WINDOW_MS = FAST_TIMING.inboxRetentionMs;
-const NEW = { fresh: false, inProgress: false };
+const NEW = { fresh: false };
 
 interface Fixture {
   inbox: Inbox;
@@ -158,7 +158,6 @@ test('at the cap a new request is refused BUSY (repeats still answered, frames o
       'BUSY',
     );
     assert.ok(f.inbox.admit(request(1), NEW), 'a repeat is answered');
-    assert.is(f.inbox.admit(request(4), { fresh: false, inProgress: true }), undefined, 'work in progress is taken');
     assert.ok(f.inbox.sweepDue(f.clock.now()), 'the refusal makes a sweep due');
     assert.is(await f.store.commit(() => f.inbox.sweep(f.clock.now())), 1, 'the oldest answered one, young as it is');
     assert.is(f.inbox.admit(request(4), NEW), undefined);
@@ -167,7 +166,7 @@ test('at the cap a new request is refused BUSY (repeats still answered, frames o
   }
 });
 
-test('after a failed commit new requests are refused STORE_FULL, until a sweep frees space or the wait is over; fresh and in-progress alike, frames excepted', async () => {
+test('after a failed commit new requests are refused STORE_FULL, until a sweep frees space or the wait is over; fresh ones alike (frames are notices: they never reach the inbox)', async () => {
   const f = await fixture();
   try {
     await handle(f, request(1));
@@ -178,12 +177,8 @@ test('after a failed commit new requests are refused STORE_FULL, until a sweep f
       'STORE_FULL',
     );
     assert.is(
-      refusal(() => f.inbox.admit(request(2), { fresh: true, inProgress: false })),
+      refusal(() => f.inbox.admit(request(2), { fresh: true })),
       'STORE_FULL',
-    );
-    assert.is(
-      refusal(() => f.inbox.admit(request(2), { fresh: false, inProgress: true })),
-      'admitted',
     );
     f.inbox.sweepCommitted(0);
     assert.ok(f.inbox.recovering, 'a sweep that freed nothing changes nothing');
