@@ -255,6 +255,7 @@ export const migrationMachine = migrationSetup.createMachine({
                 },
                 authenticating: {
                   description: "The chip's answer goes back; the SAM's proof comes with the first sealed command.",
+                  tags: ['relay'],
                   on: {
                     CHIP_FRAME: { guard: 'chipFrameOfSession', actions: 'relayToSam' },
                     SAM_FRAME: {
@@ -268,6 +269,7 @@ export const migrationMachine = migrationSetup.createMachine({
                   },
                 },
                 copying: {
+                  tags: ['relay'],
                   on: {
                     ...RELAY,
                   },
@@ -415,6 +417,7 @@ export const migrationMachine = migrationSetup.createMachine({
                     },
                   },
                   authenticating: {
+                    tags: ['relay'],
                     on: {
                       CHIP_FRAME: { guard: 'chipFrameOfSession', actions: 'relayToSam' },
                       SAM_FRAME: {
@@ -428,6 +431,7 @@ export const migrationMachine = migrationSetup.createMachine({
                     },
                   },
                   copying: {
+                    tags: ['relay'],
                     on: {
                       ...RELAY,
                     },

@@ -229,7 +229,15 @@ export class TurnEngine implements BatchHost<Job, Done> {
   private completed(d: Done): void {
     const { turn } = d;
     const record = turn.record;
-    const snapshots = this.p.host.snapshotsOf(record.touched);
+    // A turn moved by a notice that only spoke notices and wrote nothing of its own only relayed (RELAY_TAG).
+    const isNotice = (o: OutMessage) => kindOf(o.env.type) === 'notice';
+    const relayOnly =
+      record.received !== undefined &&
+      kindOf(record.received.type) === 'notice' &&
+      record.writes.length === 0 &&
+      record.acked.length === 0 &&
+      record.out.every(isNotice);
+    const snapshots = this.p.host.snapshotsOf(record.touched, relayOnly);
     if (record.touched.size > 0) {
       turn.reopen();
       this.current = turn;
@@ -247,7 +255,7 @@ export class TurnEngine implements BatchHost<Job, Done> {
     // after a crash is harmless, and a notice's id does not come from the stored sequence (MessageIds).
     const inbound = record.inbound;
     const freshAnswer = (o: OutMessage) => inbound !== undefined && !record.recordInbound && o.env.corr === inbound.id && kindOf(o.env.type) === 'reply';
-    const unwritten = (o: OutMessage) => kindOf(o.env.type) === 'notice' || freshAnswer(o);
+    const unwritten = (o: OutMessage) => isNotice(o) || freshAnswer(o);
     d.empty =
       record.writes.length === 0 &&
       snapshots.put.length === 0 &&

@@ -55,6 +55,13 @@ export interface SnapshotWrites {
 
 /** The tag of states whose snapshot is not worth a commit: what they hold is lost with RAM anyway (see snapshotsOf). */
 export const VOLATILE_TAG = 'volatile';
+/**
+ * The tag of states reached only by relaying a session's frames (the server's migration between a session's
+ * open and its answer). A turn that only relayed (moved by a notice, with nothing else to write) does not write
+ * an actor in such a state: it changed nothing a restart needs. The state it was written in has the session's
+ * request outstanding, and the session's resent frames move it on again.
+ */
+export const RELAY_TAG = 'relay';
 
 /** Finished, or in a state that only answers repeats (tagged 'rest'): nothing for it to do in RAM. */
 export function atRest(actor: Actor<AnyStateMachine>): boolean {
@@ -159,8 +166,11 @@ export class ActorHost {
     return snap !== undefined && snap.status === 'active' && snap.can(event as EventObject);
   }
 
-  /** The snapshots a turn that moved these actors writes (an unchanged one is skipped: a relayed frame moves nothing). */
-  snapshotsOf(touched: Iterable<string>): SnapshotWrites {
+  /**
+   * The snapshots a turn that moved these actors writes (an unchanged one is skipped: a relayed frame moves
+   * nothing). `relayOnly`: the turn only relayed a notice (see RELAY_TAG).
+   */
+  snapshotsOf(touched: Iterable<string>, relayOnly = false): SnapshotWrites {
     const out: SnapshotWrites = { put: [], remove: [] };
     for (const key of touched) {
       const h = this.hosted.get(key);
@@ -176,6 +186,7 @@ export class ActorHost {
       // the actor has a snapshot: a restart loses the session anyway, and finds the actor as it was before it,
       // with the deadline that ends it.
       if (h.written !== undefined && h.actor.getSnapshot().hasTag(VOLATILE_TAG)) continue;
+      if (relayOnly && h.written !== undefined && h.actor.getSnapshot().hasTag(RELAY_TAG)) continue;
       h.written = mark;
       out.put.push([key, { machine: h.kind, version: kind.version, snapshot: h.actor.getPersistedSnapshot() }]);
     }

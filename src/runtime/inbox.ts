@@ -23,8 +23,18 @@ import type { Timing } from '../timing.ts';
 import type { AnyEnvelope } from '../transport/envelope.ts';
 import { parseRequestId } from './types.ts';
 
-/** Notice ids remembered to drop network duplicates (notices have no inbox record: frames, progress). */
-export const NOTICE_IDS_REMEMBERED_MAX = 20_000;
+/**
+ * Notice ids (frames, progress: no inbox record) are numbered per sender run: `<party>#n<tag>.<n>` (MessageIds).
+ * A duplicate is dropped by a window per stream (sender and tag): the highest n seen and which of the
+ * NOTICE_WINDOW below it came. A notice older than the window is dropped as well: for a notice, a drop is a
+ * loss, which the session's resends cover (issue 19). Streams kept at most; past it the least recently
+ * advanced is forgotten. Ids of another shape are remembered one by one, as many at most.
+ */
+export const NOTICE_STREAMS_MAX = 20_000;
+export const NOTICE_IDS_REMEMBERED_MAX = NOTICE_STREAMS_MAX;
+/** Notices below a stream's highest that may still arrive (reordered) and be taken once. */
+export const NOTICE_WINDOW = 32;
+const NOTICE_ID = /^(.+#n[0-9a-f]+)\.(\d{1,15})$/;
 /**
  * Inbox records a party keeps at most (~0.5 KB each: some 50 MB). Over it,
  * a sweep prunes the oldest answered records whatever their age (the floor
@@ -83,6 +93,8 @@ export class Inbox {
   private batches = 0;
   private fullMeasured: { batch: number; full: boolean } | undefined;
   private readonly notices = new Set<string>();
+  /** Per stream of notices: the highest number seen, and a bit per number below it (bit i: highest - i). */
+  private readonly noticeStreams = new Map<string, { high: number; mask: number }>();
 
   constructor(private readonly deps: InboxDeps) {}
 
@@ -129,6 +141,8 @@ export class Inbox {
   /** Whether this notice came before from this sender (a network duplicate: dropped). Remembers it otherwise. */
   seenNotice(from: string, id: string): boolean {
     // Per sender: an id one peer sent must not silence the same id from another.
+    const m = NOTICE_ID.exec(id);
+    if (m) return this.seenInStream(`${from}\u0000${m[1]}`, Number(m[2]));
     const key = `${from}\u0000${id}`;
     if (this.notices.has(key)) return true;
     this.notices.add(key);
@@ -136,6 +150,31 @@ export class Inbox {
       const oldest = this.notices.values().next().value;
       if (oldest !== undefined) this.notices.delete(oldest);
     }
+    return false;
+  }
+
+  private seenInStream(key: string, n: number): boolean {
+    const streams = this.noticeStreams;
+    const s = streams.get(key);
+    if (!s) {
+      streams.set(key, { high: n, mask: 1 });
+      if (streams.size > NOTICE_STREAMS_MAX) streams.delete(streams.keys().next().value!);
+      return false;
+    }
+    if (n > s.high) {
+      const shift = n - s.high;
+      s.mask = ((shift >= NOTICE_WINDOW ? 0 : s.mask << shift) | 1) >>> 0;
+      s.high = n;
+      // Least recently advanced first, for the bound.
+      streams.delete(key);
+      streams.set(key, s);
+      return false;
+    }
+    const below = s.high - n;
+    if (below >= NOTICE_WINDOW) return true;
+    const bit = (1 << below) >>> 0;
+    if ((s.mask & bit) !== 0) return true;
+    s.mask = (s.mask | bit) >>> 0;
     return false;
   }
 

@@ -9,6 +9,7 @@
  */
 import type { PartyRuntime } from '../../src/actors/runtime.ts';
 import type { PartyStore } from '../../src/store/party.store.ts';
+import { NOTICE_WINDOW } from '../../src/runtime/inbox.ts';
 import { decodeEnvelope, type AnyEnvelope } from '../../src/transport/envelope.ts';
 import type { Link } from '../../src/transport/link.ts';
 import { memoryLinkPair } from '../../src/transport/memory.transport.ts';
@@ -52,13 +53,44 @@ export interface Seat {
   chip: boolean;
   openSessions: string[];
   refusalMayTouch: Partial<Record<string, readonly string[]>>;
-  /** Ids of notices this party has seen on any link (a notice id seen before is dropped silently). */
-  noticeIds: Set<string>;
+  /** The notices this party has seen from the seat (one seen before, or too old for its stream's window, is dropped silently). */
+  noticeIds: NoticeMemory;
   /** Sessions the party opened toward the seat while serving a case (it sent frames in them). */
   liveSessions: Set<string>;
   got: Received[];
   send(bytes: Uint8Array): void;
   close(): void;
+}
+
+/**
+ * The fuzzer's own model of a party's notice memory (runtime/inbox.ts, seenNotice), written as sets, not
+ * bits: an id `<party>#n<tag>.<n>` belongs to the stream `<party>#n<tag>`; a number seen before in it, or
+ * NOTICE_WINDOW or more below the highest seen, counts as seen. Ids of another shape are remembered one by one.
+ */
+export class NoticeMemory {
+  private readonly streams = new Map<string, { high: number; seen: Set<number> }>();
+  private readonly others = new Set<string>();
+
+  has(id: string): boolean {
+    const m = /^(.+#n[0-9a-f]+)\.(\d{1,15})$/.exec(id);
+    if (!m) return this.others.has(id);
+    const s = this.streams.get(m[1]!);
+    const n = Number(m[2]);
+    return s !== undefined && (s.seen.has(n) || n <= s.high - NOTICE_WINDOW);
+  }
+
+  add(id: string): void {
+    const m = /^(.+#n[0-9a-f]+)\.(\d{1,15})$/.exec(id);
+    if (!m) {
+      this.others.add(id);
+      return;
+    }
+    const s = this.streams.get(m[1]!) ?? { high: 0, seen: new Set<number>() };
+    const n = Number(m[2]);
+    s.seen.add(n);
+    s.high = Math.max(s.high, n);
+    this.streams.set(m[1]!, s);
+  }
 }
 
 /** The party's own store (protected in the runtime; the fuzzer reads it, never writes). */
@@ -86,7 +118,7 @@ function seatOn(party: PartyRuntime, self: string, linkName: string, label: stri
     chip: opts.chip ?? false,
     openSessions: opts.openSessions ?? [],
     refusalMayTouch: opts.refusalMayTouch ?? {},
-    noticeIds: new Set(),
+    noticeIds: new NoticeMemory(),
     liveSessions: new Set(),
     got,
     send: (bytes) => link.send(bytes),

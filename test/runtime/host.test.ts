@@ -21,7 +21,7 @@ import { PartyStore } from '../../src/store/party.store.ts';
 const counter = setup({
   types: {
     context: {} as { n: number },
-    events: {} as { type: 'ADD' } | { type: 'REST' } | { type: 'WAKE' } | { type: 'CLOSE' },
+    events: {} as { type: 'ADD' } | { type: 'REST' } | { type: 'WAKE' } | { type: 'CLOSE' } | { type: 'RELAY' } | { type: 'FRAME' } | { type: 'DONE' },
     emitted: {} as { type: 'opened' } | { type: 'added'; n: number },
   },
 }).createMachine({
@@ -35,8 +35,12 @@ const counter = setup({
         ADD: { actions: [assign({ n: ({ context }) => context.n + 1 }), emit(({ context }) => ({ type: 'added' as const, n: context.n }))] },
         REST: 'resting',
         CLOSE: 'closed',
+        RELAY: 'linking',
       },
     },
+    // A session relayed: the state its request opened, then states reached only by its frames.
+    linking: { on: { FRAME: 'relaying', DONE: 'open' } },
+    relaying: { tags: ['relay'], on: { FRAME: 'relaying', DONE: 'open' } },
     resting: { tags: ['rest'], on: { WAKE: 'open' } },
     closed: { type: 'final' },
   },
@@ -49,7 +53,7 @@ interface Fixture {
   log: string[];
   kinds: Record<string, MachineKind>;
   /** Writes what the host says changed, as a turn's commit would. */
-  persist(keys: string[]): Promise<{ put: string[]; removed: string[] }>;
+  persist(keys: string[], relayOnly?: boolean): Promise<{ put: string[]; removed: string[] }>;
   close(): Promise<void>;
 }
 
@@ -71,8 +75,8 @@ async function fixture(dir = mkdtempSync(join(tmpdir(), 'valmove-host-')), versi
     host,
     log,
     kinds,
-    async persist(keys) {
-      const w = host.snapshotsOf(keys);
+    async persist(keys, relayOnly) {
+      const w = host.snapshotsOf(keys, relayOnly);
       await store.commit(() => {
         for (const [k, v] of w.put) store.snapshots.put(k, v);
         for (const k of w.remove) store.snapshots.remove(k);
@@ -153,6 +157,29 @@ test('a snapshot is written when it changed, not again for a turn that moved not
     assert.equal(await f.persist(['c:1', 'o:1']), { put: ['c:1'], removed: ['o:1'] });
     assert.is(f.store.snapshots.get('o:1'), undefined);
     assert.equal((f.store.snapshots.get('c:1')!.snapshot as { context: { n: number } }).context, { n: 1 });
+  } finally {
+    await f.close();
+    rmSync(f.dir, { recursive: true, force: true });
+  }
+});
+
+test("a turn that only relayed writes no actor in a state tagged 'relay'; any other turn writes it, and so does one that leaves it", async () => {
+  const f = await fixture();
+  const stored = () => (f.store.snapshots.get('c:1')!.snapshot as { value: unknown }).value;
+  try {
+    f.host.spawn('c:1', 'counter', {});
+    await f.persist(['c:1']);
+    f.host.dispatch('c:1', { type: 'RELAY' });
+    assert.equal(await f.persist(['c:1'], true), { put: ['c:1'], removed: [] }, 'linking is not a relay state');
+    f.host.dispatch('c:1', { type: 'FRAME' });
+    assert.equal(await f.persist(['c:1'], true), { put: [], removed: [] }, 'relayed into relaying: not written');
+    assert.is(stored(), 'linking', 'a restart finds the state the session was opened in');
+    f.host.dispatch('c:1', { type: 'FRAME' });
+    assert.equal(await f.persist(['c:1']), { put: ['c:1'], removed: [] }, 'the same move in a turn that did more is written');
+    assert.is(stored(), 'relaying');
+    f.host.dispatch('c:1', { type: 'DONE' });
+    assert.equal(await f.persist(['c:1'], true), { put: ['c:1'], removed: [] }, 'leaving the relay state is written, even by a notice');
+    assert.is(stored(), 'open');
   } finally {
     await f.close();
     rmSync(f.dir, { recursive: true, force: true });

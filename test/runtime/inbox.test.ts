@@ -13,7 +13,14 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { ProtocolError } from '../../src/protocol/errors.ts';
 import { silentLogger } from '../../src/log.ts';
-import { Inbox, INBOX_SWEEP_EVERY_MS, NOTICE_IDS_REMEMBERED_MAX, STORE_FULL_AFTER_FAILED_COMMIT_MS } from '../../src/runtime/inbox.ts';
+import {
+  Inbox,
+  INBOX_SWEEP_EVERY_MS,
+  NOTICE_IDS_REMEMBERED_MAX,
+  NOTICE_STREAMS_MAX,
+  NOTICE_WINDOW,
+  STORE_FULL_AFTER_FAILED_COMMIT_MS,
+} from '../../src/runtime/inbox.ts';
 import { PartyStore } from '../../src/store/party.store.ts';
 import { FAST_TIMING } from '../../src/timing.ts';
 import type { AnyEnvelope } from '../../src/transport/envelope.ts';
@@ -209,6 +216,29 @@ test('a duplicated notice is dropped, per sender; the memory of notice ids is bo
     assert.not.ok(f.inbox.seenNotice('b', 'a#1'), "another sender's id is its own");
     for (let i = 2; i <= NOTICE_IDS_REMEMBERED_MAX + 1; i++) f.inbox.seenNotice('a', `a#${i}`);
     assert.not.ok(f.inbox.seenNotice('a', 'a#1'), 'the oldest was forgotten');
+  } finally {
+    await f.close();
+  }
+});
+
+test('notice ids numbered per sender run: a window per stream drops repeats, takes a reordered one once, drops one older than the window; the streams are bounded', async () => {
+  const f = await fixture();
+  const id = (n: number, tag = 'ab12') => `a#n${tag}.${n}`;
+  try {
+    assert.not.ok(f.inbox.seenNotice('a', id(1)));
+    assert.not.ok(f.inbox.seenNotice('a', id(3)));
+    assert.ok(f.inbox.seenNotice('a', id(3)), 'a repeat of the highest');
+    assert.ok(f.inbox.seenNotice('a', id(1)), 'a repeat below it');
+    assert.not.ok(f.inbox.seenNotice('a', id(2)), 'reordered: taken once');
+    assert.ok(f.inbox.seenNotice('a', id(2)), '...and then a repeat');
+    assert.not.ok(f.inbox.seenNotice('b', id(3)), "another sender's stream is its own");
+    assert.not.ok(f.inbox.seenNotice('a', id(3, 'cd34')), "a restarted sender's new tag is a new stream");
+    assert.not.ok(f.inbox.seenNotice('a', id(3 + NOTICE_WINDOW + 40)), 'a jump ahead');
+    assert.ok(f.inbox.seenNotice('a', id(3 + 40)), 'older than the window: dropped (a loss, which resends cover)');
+    assert.not.ok(f.inbox.seenNotice('a', id(3 + NOTICE_WINDOW + 40 - (NOTICE_WINDOW - 1))), "the window's oldest slot is still taken");
+    for (let i = 0; i < NOTICE_STREAMS_MAX; i++) f.inbox.seenNotice(`s${i}`, id(1));
+    assert.not.ok(f.inbox.seenNotice('b', id(3)), 'the least recently advanced stream was forgotten');
+    assert.ok(f.inbox.seenNotice(`s${NOTICE_STREAMS_MAX - 1}`, id(1)), 'a recent one is kept');
   } finally {
     await f.close();
   }
