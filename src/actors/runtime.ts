@@ -71,9 +71,8 @@ export abstract class PartyRuntime {
   protected readonly requestIdsUnguessable: boolean = false;
 
   /**
-   * Request types this party never writes to disk: kept in RAM and sent
-   * again while the party runs, lost with it (a login proof, which would
-   * log in whoever read the file). Their sender must cope with the loss.
+   * Request types this party never writes to disk: kept in RAM and sent again while the party runs, lost
+   * with it (a login proof, which would log in whoever read the file). Their sender must cope with the loss.
    */
   protected readonly requestsKeptOffDisk: ReadonlySet<string> = new Set();
 
@@ -87,6 +86,8 @@ export abstract class PartyRuntime {
 
   /** Whether this party drives chip sessions (a SAM): each one's last frame is sent again until answered (runtime/resends.ts). */
   protected readonly resendsFrames: boolean = false;
+  /** Whether an answer that only moves one actor in RAM is absorbed, not written (engine.ts, `absorbs`). */
+  protected readonly absorbsAnswers: boolean = true;
 
   /** INBOX_RECORDS_MAX unless a party lowers it. */
   protected readonly inboxRecordsMax: number = INBOX_RECORDS_MAX;
@@ -109,6 +110,7 @@ export abstract class PartyRuntime {
       keptOffDisk: (type) => this.requestsKeptOffDisk.has(type),
       answeredFresh: (type) => this.requestsAnsweredFresh.has(type),
       resendsFrames: () => this.resendsFrames,
+      absorbsAnswers: () => this.absorbsAnswers,
       inboxRecordsMax: () => this.inboxRecordsMax,
       isSettled: (mig) => this.isSettled(mig),
       admitMessage: (peer) => this.admitMessage(peer),

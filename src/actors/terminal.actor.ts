@@ -26,8 +26,9 @@ export type ChipInfo = BodyOf<'chip.info'>;
 
 export class TerminalRuntime extends PartyRuntime {
   protected readonly kinds: Record<string, MachineKind> = { terminal: { machine: terminalMachine, version: TERMINAL_MACHINE_VERSION } };
-  /** A terminal's name is not authenticated at the server: its request ids are what a repeat proves itself with. */
+  /** Its name is not authenticated at the server: its request ids prove a repeat. A job's result it shows is written first. */
   protected override readonly requestIdsUnguessable = true;
+  protected override readonly absorbsAnswers = false;
   /**
    * The login proof works as the password (the server checks sha256(proof)
    * against its verifier), so it never reaches the terminal's disk: a

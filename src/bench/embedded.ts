@@ -11,7 +11,7 @@ import { demoProviders, demoValue } from '../fixtures/demo.ts';
 import { systemRng, toHex } from '../crypto/index.ts';
 import { createLogger } from '../log.ts';
 import type { Units } from './floor.ts';
-import { loginAll, roleOf, timedMigrations, warmUp, warmupsAt, type PhonePair } from './measure.ts';
+import { loginAll, roleOf as roleOfParty, timedMigrations, warmUp, warmupsAt, type PhonePair } from './measure.ts';
 import { figures, type ConfigResult } from './report.ts';
 import { pool } from './stats.ts';
 
@@ -59,6 +59,13 @@ export async function runEmbedded(o: ModeOptions): Promise<ConfigResult[]> {
 /** One system for this K (its K providers), counting into `tally` while counting is on. */
 function startSystem(o: ModeOptions, plan: ReturnType<typeof demoProviders>, tally: WorkTally): Promise<EmbeddedSystem> {
   const { hops, turnMs, workMs } = tally;
+  // A party's role, once per name: the taps run for every message and turn (a few names per phone pair).
+  const roles = new Map<string, string>();
+  const roleOf = (name: string): string => {
+    let role = roles.get(name);
+    if (role === undefined) roles.set(name, (role = roleOfParty(name)));
+    return role;
+  };
   return EmbeddedSystem.start({
     dataDir: join(o.dataDir, `embedded-k${o.items}`),
     providers: plan.map((p) => p.provider),

@@ -225,10 +225,33 @@ export class TurnEngine implements BatchHost<Job, Done> {
     }
   }
 
+  /**
+   * An answer to a request of ours that moved one actor, in RAM, and did nothing else (no request or reply
+   * sent, no record written, the actor still at work and written before): it is absorbed, not written. Its
+   * request stays on disk, no longer sent again (Outbox.settleLater), until the actor's next written snapshot
+   * removes it in the same transaction; a restart before that finds the actor before the answer and its
+   * request in the outbox, sends it again, and gets the same answer (the peer's inbox) or a new one. So a step
+   * that collects answers (three providers' preflights) commits once, with its last one (issue 19).
+   */
+  private absorbs(record: TurnRecord): string | undefined {
+    const received = record.received;
+    if (!this.p.hooks.absorbsAnswers() || !received || kindOf(received.type) === 'request' || kindOf(received.type) === 'notice') return undefined;
+    if (record.acked.length === 0 || record.writes.length > 0 || record.touched.size !== 1) return undefined;
+    if (!record.out.every((o) => kindOf(o.env.type) === 'notice')) return undefined;
+    const [key] = record.touched;
+    if (!this.p.host.workingAndWritten(key!)) return undefined;
+    return record.acked.every((id) => this.p.outbox.isOnDisk(id)) ? key : undefined;
+  }
+
   /** A turn that ran: the party's commit hook, then its writes (none for a request answered fresh that changed nothing). */
   private completed(d: Done): void {
     const { turn } = d;
     const record = turn.record;
+    const absorbedBy = this.absorbs(record);
+    if (absorbedBy !== undefined) {
+      for (const id of record.acked) this.p.outbox.settleLater(id, absorbedBy);
+      return;
+    }
     // A turn moved by a notice that only spoke notices and wrote nothing of its own only relayed (RELAY_TAG).
     const isNotice = (o: OutMessage) => kindOf(o.env.type) === 'notice';
     const relayOnly =
@@ -290,8 +313,14 @@ export class TurnEngine implements BatchHost<Job, Done> {
     const inbound = record.inbound && record.recordInbound ? record.inbound : undefined;
     return () => {
       for (const w of record.writes) w();
-      for (const [key, value] of snapshots.put) store.snapshots.put(key, value);
-      for (const key of snapshots.remove) store.snapshots.remove(key);
+      for (const [key, value] of snapshots.put) {
+        store.snapshots.put(key, value);
+        outbox.forgetSettledOf(key);
+      }
+      for (const key of snapshots.remove) {
+        store.snapshots.remove(key);
+        outbox.forgetSettledOf(key);
+      }
       if (inbound) inbox.record(inbound, at);
       for (const o of record.out) {
         if (kindOf(o.env.type) === 'request') outbox.record(o);

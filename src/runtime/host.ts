@@ -101,6 +101,12 @@ export class ActorHost {
     return this.hosted.get(key)?.actor;
   }
 
+  /** Whether the actor under `key` is in RAM, at work (active, not at rest), with a snapshot written before. */
+  workingAndWritten(key: string): boolean {
+    const h = this.hosted.get(key);
+    return h !== undefined && h.written !== undefined && h.actor.getSnapshot().status === 'active' && !atRest(h.actor);
+  }
+
   /** The actor under `key`: live, or at rest and read back from the store. */
   actorOf(key: string): Actor<AnyStateMachine> | undefined {
     return this.hosted.get(key)?.actor ?? this.retired(key);

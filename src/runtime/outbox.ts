@@ -37,12 +37,47 @@ const BACKOFF_DOUBLINGS_MAX = 20;
 export class Outbox {
   private readonly inRam = new Map<string, OutMessage>();
   private readonly timers = new Map<string, () => void>();
+  /**
+   * Answered requests still on disk, by the actor whose next written snapshot removes them (settleLater): an
+   * answer its actor took in RAM only. Lost with RAM, they are sent again after a restart, and answered again.
+   */
+  private readonly settled = new Map<string, string>();
+  private readonly settledBy = new Map<string, string[]>();
 
   constructor(private readonly deps: OutboxDeps) {}
 
   /** A request this party sent and has no answer to yet, on disk or (kept off disk) in RAM. */
   pending(id: string): OutMessage | undefined {
+    if (this.settled.has(id)) return undefined;
     return this.inRam.get(id) ?? this.deps.store.outbox.get(id);
+  }
+
+  /** Whether `id` is a request written to disk (not one kept in RAM). */
+  isOnDisk(id: string): boolean {
+    return !this.inRam.has(id) && !this.settled.has(id) && this.deps.store.outbox.get(id) !== undefined;
+  }
+
+  /**
+   * An answered request whose answer moved only `actor`, in RAM (engine.ts, an absorbed answer): it is
+   * no longer sent again, and leaves the disk with the actor's next written snapshot (forgetSettledOf).
+   */
+  settleLater(id: string, actor: string): void {
+    this.cancel(id);
+    this.settled.set(id, actor);
+    const ids = this.settledBy.get(actor);
+    if (ids) ids.push(id);
+    else this.settledBy.set(actor, [id]);
+  }
+
+  /** Removes from disk the requests settled for `actor` (inside the transaction that writes its snapshot). */
+  forgetSettledOf(actor: string): void {
+    const ids = this.settledBy.get(actor);
+    if (!ids) return;
+    this.settledBy.delete(actor);
+    for (const id of ids) {
+      this.settled.delete(id);
+      this.deps.store.outbox.remove(id);
+    }
   }
 
   /** Records a request sent in this turn (inside its transaction). */
@@ -60,7 +95,9 @@ export class Outbox {
   /** The ids of the requests of `type` still waiting for `peer`, on disk. */
   waitingFor(peer: string, type: string): string[] {
     const ids: string[] = [];
-    for (const { key, value } of this.deps.store.outbox.getRange()) if (value.peer === peer && value.env.type === type) ids.push(key);
+    for (const { key, value } of this.deps.store.outbox.getRange()) {
+      if (value.peer === peer && value.env.type === type && !this.settled.has(key)) ids.push(key);
+    }
     return ids;
   }
 
@@ -71,8 +108,8 @@ export class Outbox {
 
   /** Sends again what waits for `peer` (its link is back). */
   resendTo(peer: string): void {
-    for (const { value } of this.deps.store.outbox.getRange()) {
-      if (value.peer === peer) this.deps.transmit(value);
+    for (const { key, value } of this.deps.store.outbox.getRange()) {
+      if (value.peer === peer && !this.settled.has(key)) this.deps.transmit(value);
     }
     for (const value of this.inRam.values()) {
       if (value.peer === peer) this.deps.transmit(value);
@@ -113,10 +150,12 @@ export class Outbox {
     for (const id of this.inRam.keys()) this.schedule(id, 0);
   }
 
-  /** Cancels every retransmission. */
+  /** Cancels every retransmission, and forgets what was settled in RAM (a stop, a crash, a reload: the actors go too). */
   cancelAll(): void {
     for (const cancel of this.timers.values()) cancel();
     this.timers.clear();
+    this.settled.clear();
+    this.settledBy.clear();
   }
 
   /** The requests kept in RAM, as a batch starts (undefined when there are none: the usual case). */

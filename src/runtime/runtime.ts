@@ -48,6 +48,8 @@ export interface PartyHooks {
   answeredFresh(type: string): boolean;
   /** Whether the party drives chip sessions: its last frame of each is sent again until answered (resends.ts). */
   resendsFrames(): boolean;
+  /** Whether an answer that only moves one actor in RAM is absorbed, not written (engine.ts). */
+  absorbsAnswers(): boolean;
   inboxRecordsMax(): number;
   isSettled(mig: string): boolean;
   /** Whether a message from this peer is taken at all, before it is decoded. */

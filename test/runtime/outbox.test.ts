@@ -179,6 +179,40 @@ test('a restart schedules every stored request; a failed commit puts the RAM req
   }
 });
 
+test('an answer taken in RAM settles its request: never sent again nor pending, still on disk until its actor is written; RAM lost, it is pending again', async () => {
+  const f = await fixture();
+  try {
+    await f.store.commit(() => {
+      f.outbox.record(req(1));
+      f.outbox.record(req(2));
+      f.outbox.record(req(3, 'server', 'login.proof'));
+    });
+    f.outbox.schedule('p#1');
+    assert.ok(f.outbox.isOnDisk('p#1'));
+    assert.not.ok(f.outbox.isOnDisk('p#3'), 'a request kept in RAM is not on disk');
+    f.outbox.settleLater('p#1', 'migration:m1');
+    assert.is(f.outbox.pending('p#1'), undefined, 'settled: an answer to it again is a duplicate');
+    assert.not.ok(f.outbox.isOnDisk('p#1'));
+    assert.equal(f.outbox.waitingFor('server', 'msam.clear'), ['p#2']);
+    f.runTo(10 * retransmitCapMs);
+    f.outbox.resendTo('server');
+    assert.ok(
+      f.sent.every((s) => !s.startsWith('p#1 ')),
+      `never sent again: ${f.sent.join(', ')}`,
+    );
+    assert.ok(f.store.outbox.get('p#1'), 'still on disk');
+    f.outbox.forgetSettledOf('migration:other');
+    assert.ok(f.store.outbox.get('p#1'), "another actor's write does not take it");
+    await f.store.commit(() => f.outbox.forgetSettledOf('migration:m1'));
+    assert.is(f.store.outbox.get('p#1'), undefined, "gone with its actor's next write");
+    f.outbox.settleLater('p#2', 'migration:m2');
+    f.outbox.cancelAll();
+    assert.is(f.outbox.pending('p#2')?.env.id, 'p#2', 'RAM lost (a crash, a reload): pending again, and sent again once scheduled');
+  } finally {
+    await f.close();
+  }
+});
+
 test('requests to a peer that will never answer can be given up', async () => {
   const f = await fixture();
   try {
