@@ -33,6 +33,13 @@ export class ManualClock implements Clock {
 /** A session that finishes at once: what `discardWhenDone` is for. */
 const sessionMachine = setup({}).createMachine({ id: 'session', initial: 'open', states: { open: { on: { CLOSE: 'closed' } }, closed: { type: 'final' } } });
 
+/** Waits for answers to its own requests: the first moves it on in RAM, the second brings it to rest. */
+const waiterMachine = setup({}).createMachine({
+  id: 'waiter',
+  initial: 'waiting',
+  states: { waiting: { on: { GOT: 'got' } }, got: { on: { GOT: 'rested' } }, rested: { tags: ['rest'] } },
+});
+
 /**
  * Requests it takes from "server":
  *   msam.clear   answered at once (msam.cleared), naming the request's migration;
@@ -40,7 +47,12 @@ const sessionMachine = setup({}).createMachine({ id: 'session', initial: 'open',
  *   msam.preflight  spawns an actor "s:<id>" and answers (a turn with a snapshot to write).
  */
 export class TestParty extends PartyRuntime {
-  protected readonly kinds: Record<string, MachineKind> = { session: { machine: sessionMachine, version: 1 } };
+  protected readonly kinds: Record<string, MachineKind> = {
+    session: { machine: sessionMachine, version: 1 },
+    waiter: { machine: waiterMachine, version: 1 },
+  };
+  /** Which waiter each of its requests belongs to (`wait`). */
+  private readonly waiters = new Map<string, string>();
   /** Migrations this party calls settled (`isSettled`). */
   readonly settled = new Set<string>();
   /** Request ids whose handler ran: a request applied twice shows here twice. */
@@ -64,6 +76,8 @@ export class TestParty extends PartyRuntime {
 
   protected onEnvelope(env: AnyEnvelope, _peer: string, turn: TurnContext): void {
     this.applied.push(env.id);
+    const waiter = env.corr === undefined ? undefined : this.waiters.get(env.corr);
+    if (env.type === 'channel.reserved' && waiter) return turn.dispatch(waiter, { type: 'GOT' });
     switch (env.type) {
       case 'msam.clear':
         turn.reply(env, 'msam.cleared', {});
@@ -82,6 +96,16 @@ export class TestParty extends PartyRuntime {
   /** Sends a request of its own to `peer` (kept in its outbox until answered on that peer's link); resolves with its id. */
   request(peer: string): Promise<string> {
     return this.runLocal((turn) => turn.send(peer, 'channel.reserve', { purpose: 'register' }).id);
+  }
+
+  /** Sends a request of its own to "server" for the waiter `key` (spawned the first time); resolves with its id. */
+  wait(key: string): Promise<string> {
+    return this.runLocal((turn) => {
+      if (!this.actorKeys().includes(key)) turn.spawn(key, 'waiter', {});
+      const id = turn.send('server', 'channel.reserve', { purpose: 'register' }).id;
+      this.waiters.set(id, key);
+      return id;
+    });
   }
 
   /** Answers a request it left unanswered. */

@@ -146,4 +146,30 @@ test('an interceptor replaces an answer after the work is done: the error is wha
   }
 });
 
+test("an answer that only moves one actor at work is absorbed: no commit, its request settled in RAM and removed from disk with the actor's next write; one that brings it to rest is written", async () => {
+  const b = await testBench({ commits: 'async' });
+  const store = b.party.partyStore;
+  const stored = (key: string) => (store.snapshots.get(key)?.snapshot as { value?: unknown } | undefined)?.value;
+  try {
+    const first = await b.party.wait('w:1');
+    const second = await b.party.wait('w:1');
+    await b.settle();
+    const count = countCommits(b);
+    b.send({ id: 'server#1', corr: first, type: 'channel.reserved', body: {} });
+    await b.settle();
+    assert.is(count.n, 0, 'absorbed: no transaction');
+    assert.is(stored('w:1'), 'waiting', 'the disk has the actor before the answer');
+    assert.ok(store.outbox.get(first), '...and its request, which a restart sends again');
+    assert.is(b.party.remembers(first), false, 'settled in RAM: an answer to it again is a duplicate');
+    b.send({ id: 'server#2', corr: second, type: 'channel.reserved', body: {} });
+    await b.settle();
+    assert.is(count.n, 1, 'brought to rest: written');
+    assert.is(stored('w:1'), 'rested');
+    assert.is(store.outbox.get(first), undefined, 'the settled request left the disk with it');
+    assert.is(store.outbox.get(second), undefined);
+  } finally {
+    await b.close();
+  }
+});
+
 test.run();
