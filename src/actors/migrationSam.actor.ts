@@ -63,8 +63,8 @@ const RIGHT_OF: Partial<Record<AnyEnvelope['type'], Right>> = {
 };
 
 export class MigrationSamRuntime extends PartyRuntime {
-  protected override readonly resendsFrames = true; // it drives chip sessions: each one's last frame is sent again until answered
-  /** msam.preflight only reads the server's rights: answered anew each time, never recorded (issue 19). */
+  // It drives chip sessions (each one's last frame is sent again until answered); msam.preflight only reads rights.
+  protected override readonly resendsFrames = true;
   protected override readonly requestsAnsweredFresh: ReadonlySet<string> = new Set(['msam.preflight']);
   private readonly verifiedSets = new VerifiedSets(); // grant sets whose signature this SAM checked
   protected readonly kinds: Record<string, MachineKind> = { migrationSam: { machine: migrationSamMachine, version: MIGRATION_SAM_MACHINE_VERSION } };
@@ -77,9 +77,7 @@ export class MigrationSamRuntime extends PartyRuntime {
 
   constructor(deps: RuntimeDeps, opts: MigrationSamOptions) {
     super(deps);
-    this.opts = opts;
-    this.records = new MigrationSamRecords(deps.store);
-    this.sessions = new SamSessions(deps.rng);
+    [this.opts, this.records, this.sessions] = [opts, new MigrationSamRecords(deps.store), new SamSessions(deps.rng)];
   }
 
   get provider(): string {
