@@ -133,7 +133,13 @@ export class TurnEngine implements BatchHost<Job, Done> {
   }
 
   closingDue(): boolean {
-    return this.batch!.sweepDue;
+    const batch = this.batch!;
+    if (!batch.sweepDue) return false;
+    // A batch that wrote nothing (relayed frames) commits for the sweep alone only when it has records to prune.
+    if (this.p.inbox.hasPrunes(batch.now)) return true;
+    this.p.inbox.sweepSkipped(batch.now);
+    batch.sweepDue = false;
+    return false;
   }
 
   closing(): void {

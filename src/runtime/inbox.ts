@@ -319,6 +319,16 @@ export class Inbox {
     return { prune };
   }
 
+  /** Whether a sweep at `now` would prune anything (read outside a transaction). */
+  hasPrunes(now: number): boolean {
+    return this.pickPrunes(now).prune.length > 0;
+  }
+
+  /** A sweep that had nothing to prune was not run: the next one is an interval away, as after a sweep. */
+  sweepSkipped(now: number): void {
+    this.nextSweepAt = now + INBOX_SWEEP_EVERY_MS;
+  }
+
   /** A sweep's transaction committed: space it freed lets new work in again, and the next sweep may be larger. */
   sweepCommitted(pruned: number): void {
     if (pruned === 0) return;

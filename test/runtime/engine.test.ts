@@ -9,6 +9,8 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { CrashSignal } from '../../src/runtime/types.ts';
 import { GROUP_COMMIT, ONE_TURN_PER_COMMIT } from '../../src/runtime/queue.ts';
+import { INBOX_SWEEP_EVERY_MS } from '../../src/runtime/inbox.ts';
+import { FAST_TIMING } from '../../src/timing.ts';
 import { steering } from '../../src/testing/steering.ts';
 import type { AnyEnvelope } from '../../src/transport/envelope.ts';
 import { ManualClock, testBench, type Bench } from '../helpers/testParty.ts';
@@ -167,6 +169,27 @@ test("an answer that only moves one actor at work is absorbed: no commit, its re
     assert.is(stored('w:1'), 'rested');
     assert.is(store.outbox.get(first), undefined, 'the settled request left the disk with it');
     assert.is(store.outbox.get(second), undefined);
+  } finally {
+    await b.close();
+  }
+});
+
+test('a batch that wrote nothing commits for the inbox sweep only when the sweep has records to prune', async () => {
+  const b = await testBench({ commits: 'async' });
+  const ignored = (n: number) => b.send({ id: `server#${100 + n}`, corr: 'test-party#999', type: 'channel.reserved', body: {} });
+  try {
+    assert.equal(brief(await b.ask('msam.clear', 1, { mig: 'm1' })), ['msam.cleared']);
+    const count = countCommits(b);
+    b.clock.t += 2 * INBOX_SWEEP_EVERY_MS;
+    ignored(1); // an answer nobody waits on: a turn with nothing to write
+    await b.settle();
+    assert.is(count.n, 0, 'a sweep is due, but nothing is old enough: no transaction');
+    b.party.settled.add('m1');
+    b.clock.t += FAST_TIMING.inboxRetentionMs + 2 * INBOX_SWEEP_EVERY_MS;
+    ignored(2);
+    await b.settle();
+    assert.is(count.n, 1, 'a record to prune: the sweep commits alone');
+    assert.is(b.party.partyStore.inbox.get('server#1'), undefined, 'pruned');
   } finally {
     await b.close();
   }
