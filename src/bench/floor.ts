@@ -114,7 +114,12 @@ function aead(b: CryptoBackend, batchMs: number, dir: 'seal' | 'open'): UnitCost
     const ms = dir === 'seal' ? time(() => seal(key, nonce, plain, aad), batchMs) : time(() => open(key, nonce, sealed, aad), batchMs);
     return [size, ms] as const;
   });
-  const { slope, intercept } = fitLine(points);
+  const fit = fitLine(points);
+  // A noisy machine can tilt the fit below zero at 0 bytes: then the smallest message's time is the fixed
+  // cost, and the line from it to the largest the cost per byte (an operation never costs nothing).
+  const first = points[0]!;
+  const last = points[points.length - 1]!;
+  const { slope, intercept } = fit.intercept > 0 ? fit : { slope: (last[1] - first[1]) / (last[0] - first[0]), intercept: first[1] };
   return {
     fixedMs: Math.max(0, intercept),
     perByteMs: Math.max(0, slope),
