@@ -21,7 +21,7 @@
 import { hkdf } from '@noble/hashes/hkdf.js';
 import { sha256 } from '@noble/hashes/sha2.js';
 import { currentBackend, type CryptoBackend } from './backend.ts';
-import { concatBytes, encodeFields, equalBytes, fromB64, readU64be, toB64, u32be, u64be, utf8, type Bytes } from './bytes.ts';
+import { encodeFields, equalBytes, fromB64, toB64, utf8, type Bytes } from './bytes.ts';
 import { CryptoError, type CryptoErrorCode } from './errors.ts';
 import { sign, verifySignature, type Identity } from './identity.ts';
 import type { Rng } from './random.ts';
@@ -39,6 +39,19 @@ const X25519_BYTES = 32;
 const ED25519_PUBLIC_BYTES = 32;
 const ED25519_SIG_BYTES = 64;
 const COUNTER_BYTES = 8;
+const NONCE_BYTES = 12;
+/** A counter's high 32 bits at most: counters stay below 2^53, exact as numbers. */
+const COUNTER_HIGH_MAX = 2 ** 21 - 1;
+
+/** The 12-byte AEAD nonce: the direction as a big-endian u32, then the counter as a big-endian u64 (its last 8 bytes, the message's head). */
+function channelNonce(dir: number, c: number): Uint8Array {
+  const nonce = new Uint8Array(NONCE_BYTES);
+  const view = new DataView(nonce.buffer);
+  view.setUint32(0, dir);
+  view.setUint32(4, Math.floor(c / 2 ** 32));
+  view.setUint32(8, c >>> 0);
+  return nonce;
+}
 const TAG_BYTES = 16;
 const KEY_BYTES = 32;
 
@@ -151,9 +164,10 @@ function deriveKeys(ephSecret: Bytes, peerEph: Bytes, th1: Bytes, crypto: Crypto
  * window, is refused.
  */
 export class ChannelCipher {
-  private sendCounter = 0n;
+  /** Counters are numbers: a channel never carries 2^53 messages; a received one at or past it is refused. */
+  private sendCounter = 0;
   /** Highest counter opened so far; -1 before the first. */
-  private highest = -1n;
+  private highest = -1;
   /**
    * The counters opened within the window below `highest`, one bit each (bit
    * c mod the window): 128 bytes per channel whatever it carried, where a set
@@ -175,23 +189,32 @@ export class ChannelCipher {
   seal(plaintext: Bytes): Bytes {
     if (plaintext.length > CHANNEL_BYTES_MAX) throw new CryptoError('BAD_PARAMS', `a channel message holds at most ${CHANNEL_BYTES_MAX} bytes`);
     const c = this.sendCounter++;
-    const head = u64be(c);
-    const nonce = concatBytes(u32be(this.sendDir), head);
+    const nonce = channelNonce(this.sendDir, c);
+    const head = nonce.subarray(4);
     countCrypto('aead.seal.channel', plaintext.length);
-    return concatBytes(head, this.crypto.chacha20poly1305.seal(this.sendKey, nonce, plaintext, head));
+    const sealed = this.crypto.chacha20poly1305.seal(this.sendKey, nonce, plaintext, head);
+    const out = new Uint8Array(COUNTER_BYTES + sealed.length);
+    out.set(head);
+    out.set(sealed, COUNTER_BYTES);
+    return out;
   }
 
   /** Opens a message; a failed open changes nothing. */
   open(box: Bytes): Bytes {
     if (box.length < COUNTER_BYTES + TAG_BYTES) throw new CryptoError('CHANNEL_TAMPERED', 'channel message is too short');
     if (box.length > COUNTER_BYTES + TAG_BYTES + CHANNEL_BYTES_MAX) throw new CryptoError('CHANNEL_TAMPERED', 'channel message is too long');
-    const c = readU64be(box);
-    const window = BigInt(CHANNEL_REPLAY_WINDOW);
+    const view = new DataView(box.buffer, box.byteOffset, COUNTER_BYTES);
+    const hi = view.getUint32(0);
+    if (hi > COUNTER_HIGH_MAX) throw new CryptoError('CHANNEL_TAMPERED', 'channel message counter is out of range');
+    const c = hi * 2 ** 32 + view.getUint32(4);
+    const window = CHANNEL_REPLAY_WINDOW;
     if (c + window <= this.highest || (c <= this.highest && this.isOpened(c))) {
       throw new CryptoError('CHANNEL_REPLAY', `channel message ${c} was already received or is older than the replay window`);
     }
     const head = box.subarray(0, COUNTER_BYTES);
-    const nonce = concatBytes(u32be(1 - this.sendDir), head);
+    const nonce = new Uint8Array(NONCE_BYTES);
+    nonce[3] = 1 - this.sendDir;
+    nonce.set(head, 4);
     let plain: Bytes;
     countCrypto('aead.open.channel', box.length - COUNTER_BYTES - TAG_BYTES);
     try {
@@ -203,20 +226,20 @@ export class ChannelCipher {
     if (c > this.highest) {
       // The counters the window leaves behind free their bits for the ones it now covers.
       if (c - this.highest >= window) this.opened.fill(0);
-      else for (let k = this.highest + 1n; k <= c; k++) this.mark(k, false);
+      else for (let k = this.highest + 1; k <= c; k++) this.mark(k, false);
       this.highest = c;
     }
     this.mark(c, true);
     return plain;
   }
 
-  private isOpened(c: bigint): boolean {
-    const bit = Number(c % BigInt(CHANNEL_REPLAY_WINDOW));
+  private isOpened(c: number): boolean {
+    const bit = c % CHANNEL_REPLAY_WINDOW;
     return (this.opened[bit >> 3]! & (1 << (bit & 7))) !== 0;
   }
 
-  private mark(c: bigint, on: boolean): void {
-    const bit = Number(c % BigInt(CHANNEL_REPLAY_WINDOW));
+  private mark(c: number, on: boolean): void {
+    const bit = c % CHANNEL_REPLAY_WINDOW;
     if (on) this.opened[bit >> 3]! |= 1 << (bit & 7);
     else this.opened[bit >> 3]! &= ~(1 << (bit & 7));
   }

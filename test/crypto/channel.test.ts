@@ -287,6 +287,22 @@ test(`a message older than the replay window (${CHANNEL_REPLAY_WINDOW}) is CHANN
   assert.equal(rc.open(boxes[last - CHANNEL_REPLAY_WINDOW + 1]!), utf8(String(last - CHANNEL_REPLAY_WINDOW + 1)), 'just inside');
 });
 
+test('a counter at or past 2^53 is refused before any AEAD work (counters are exact numbers below it); the head names it, and the nonce is direction then counter', () => {
+  const { ic, rc } = mutual();
+  const box = ic.seal(utf8('x'));
+  assert.equal([...box.subarray(0, 8)], [0, 0, 0, 0, 0, 0, 0, 0], 'the first message counts 0');
+  const far = new Uint8Array(box);
+  new DataView(far.buffer).setUint32(0, 2 ** 21);
+  assert.is(
+    codeOf(() => rc.open(far)),
+    'CHANNEL_TAMPERED',
+  );
+  const second = ic.seal(utf8('y'));
+  assert.equal([...second.subarray(0, 8)], [0, 0, 0, 0, 0, 0, 0, 1]);
+  assert.equal(rc.open(second), utf8('y'), 'the refusal changed nothing');
+  assert.equal(rc.open(box), utf8('x'));
+});
+
 test('the replay window, against a model that remembers every counter: any order of arrivals, repeats and long gaps, the same verdicts', () => {
   const r = seededRng('channel-window-model');
   const { ic, rc } = anonymous();
