@@ -46,12 +46,16 @@ export async function driveMigration(system: EmbeddedSystem, o: DriveOptions): P
   const started = Date.now();
   const timeoutMs = o.timeoutMs ?? 60_000;
   const nudge = (p: Promise<unknown>) => p.catch(() => {});
+  // The migration this user starts is the first the server did not know before: an earlier one (the issuance
+  // that filled the source chip, say) is not it, finished or not.
+  const known = new Set(system.server.migrationIds());
+  const ours = () => system.server.migrationIds().find((m) => !known.has(m));
   let lastAction = 0;
   while (Date.now() - started < timeoutMs) {
     const oldT = system.party<TerminalRuntime>(o.source);
     const newT = system.party<TerminalRuntime>(o.destination);
     const up = !system.server.isStopped;
-    const mig = up ? system.server.migrationIds()[0] : undefined;
+    const mig = up ? ours() : undefined;
     const now = Date.now();
     const act = now - lastAction > PATIENCE_MS;
     /** Logs the terminal in if it is logged out; true when it did (the terminal then has nothing else to do this round). */
@@ -79,7 +83,7 @@ export async function driveMigration(system: EmbeddedSystem, o: DriveOptions): P
     }
     await new Promise((r) => setTimeout(r, o.pollMs ?? 10));
   }
-  const mig = system.server.migrationIds()[0];
+  const mig = system.server.isStopped ? undefined : ours();
   throw new Error(
     `the migration did not end within ${timeoutMs} ms: ${mig ? statePath(system.server.migrationState(mig)) : 'never started'}; ` +
       `terminals ${JSON.stringify(system.party<TerminalRuntime>(o.source).state())} / ${JSON.stringify(system.party<TerminalRuntime>(o.destination).state())}`,

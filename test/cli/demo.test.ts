@@ -37,6 +37,23 @@ test('valmove demo --json, as a user runs it: a completed migration and its repo
   }
 });
 
+test('valmove demo --crash-at: the crash fires in the migration (not the issuance that filled the source), the party restarts, and the migration completes with every balance kept', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'valmove-demo-'));
+  try {
+    const args = ['bin/valmove.js', 'demo', '--json', '--data', dir, '--crash-at', 'server:S7:after-persist'];
+    const { stdout } = await run(process.execPath, args, { timeout: 120_000 });
+    const report = JSON.parse(stdout) as DemoReport;
+    assert.is(report.outcome, 'completed');
+    assert.match(report.mig, /^m-/, 'the migration, not the issuance (i-...)');
+    assert.equal(report.faults?.crashes, ['server at S7 after-persist']);
+    for (const it of report.items) assert.is(it.after, it.before, `${it.provider}: the destination holds what the source held`);
+    assert.ok(report.balances.conserved);
+    assert.ok((report.messagesByHop['server->migration-sam'] ?? 0) > 0, 'the migration ran');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('valmove demo prints every step S1-S17 and the tables', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'valmove-demo-'));
   const lines: string[] = [];
