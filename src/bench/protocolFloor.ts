@@ -247,12 +247,14 @@ export function priceProtocolFloor(o: {
   let cryptoMs = 0;
   for (const [kind, t] of Object.entries(work) as Array<[FloorKind, { n: number; bytes: number }]>) {
     if (kind === 'message' || kind === 'commit.shared' || kind === 'commit.phone') continue;
+    // The fastest implementation at this kind's mean size per operation.
+    const meanBytes = t.n > 0 ? t.bytes / t.n : 0;
     let best: { ms: number; perByteMs: number; by: string } | undefined;
+    let bestCost = Number.POSITIVE_INFINITY;
     for (const [by, units] of Object.entries(o.implementations)) {
       const u = units[kind];
-      if (!u) continue;
-      const cost = u.fixedMs + u.perByteMs * (t.n > 0 ? t.bytes / t.n : 0);
-      if (!best || cost < best.ms + best.perByteMs * (t.n > 0 ? t.bytes / t.n : 0)) best = { ms: u.fixedMs, perByteMs: u.perByteMs, by };
+      const cost = u ? u.fixedMs + u.perByteMs * meanBytes : Number.POSITIVE_INFINITY;
+      if (u && cost < bestCost) [best, bestCost] = [{ ms: u.fixedMs, perByteMs: u.perByteMs, by }, cost];
     }
     if (!best) continue;
     priced[kind as CounterKind] = best;

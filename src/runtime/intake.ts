@@ -101,25 +101,19 @@ export class Intake {
 
   /** A request through the inbox and the interceptor; false when it is answered or held already. */
   private admitted(env: AnyEnvelope, peer: string, bytes: Uint8Array, turn: Turn): boolean {
-    const { party, intercept } = this.deps;
     const fresh = this.deps.answeredFresh(env.type);
     const repeat = this.deps.inbox.admit(env, { fresh });
     if (repeat) {
       for (const reply of repeat) this.deps.say({ peer, env: reply });
       return false;
     }
-    const verdict = intercept?.inbound?.(party, env);
-    if (verdict?.holdMs !== undefined) {
-      this.deps.requeue(peer, new Uint8Array(bytes), this.deps.clock.now() + verdict.holdMs);
-      return false;
-    }
-    if (verdict?.refuse) throw new ProtocolError(verdict.refuse.code, verdict.refuse.message);
+    if (!this.intercepted(env, peer, bytes)) return false;
     turn.record.inbound = env;
     turn.record.recordInbound = !fresh;
     return true;
   }
 
-  /** A notice through the interceptor (a test's steering: a frame held back or lost); false when it is held. */
+  /** A message through the interceptor (a test's steering: held back, refused or lost); false when it is held. */
   private intercepted(env: AnyEnvelope, peer: string, bytes: Uint8Array): boolean {
     const verdict = this.deps.intercept?.inbound?.(this.deps.party, env);
     if (verdict?.holdMs !== undefined) {
