@@ -8,16 +8,13 @@ import { chacha20poly1305 } from '@noble/ciphers/chacha.js';
 import { ed25519, x25519 } from '@noble/curves/ed25519.js';
 import type { Bytes } from './bytes.ts';
 import type { CryptoBackend, KeyInput } from './backend.ts';
-import { countBackend } from '../metrics/counters.ts';
+import { countedBackend } from './backend.counted.ts';
 
 /** The bytes of a key (a Secret's own, not a copy: passed straight to a primitive, never kept). */
 export const keyBytes = (k: KeyInput): Bytes => (k instanceof Uint8Array ? k : k.reveal());
 
 /** noble's message when a box fails authentication; the node backend throws the same (backend.test.ts checks they match). */
 export const AEAD_REFUSED = 'invalid tag';
-
-/** Bytes an AEAD call processed, for the counters (0 for anything that is not bytes: the primitive refuses it). */
-export const sizeOf = (b: unknown): number => (b instanceof Uint8Array ? b.length : 0);
 
 /** Strict RFC 8032 (zip215: false); noble throws on a wrong length, which is simply not valid here. */
 export function nobleVerify(sig: Bytes, msg: Bytes, publicKey: Bytes): boolean {
@@ -28,40 +25,18 @@ export function nobleVerify(sig: Bytes, msg: Bytes, publicKey: Bytes): boolean {
   }
 }
 
-export const nobleBackend: CryptoBackend = {
-  name: 'noble',
+export const nobleBackend: CryptoBackend = countedBackend('noble', {
   x25519: {
-    publicKey(secret) {
-      countBackend('noble');
-      return x25519.getPublicKey(keyBytes(secret));
-    },
-    shared(secret, peerPublic) {
-      countBackend('noble');
-      return x25519.getSharedSecret(keyBytes(secret), peerPublic);
-    },
+    publicKey: (secret) => x25519.getPublicKey(keyBytes(secret)),
+    shared: (secret, peerPublic) => x25519.getSharedSecret(keyBytes(secret), peerPublic),
   },
   ed25519: {
-    publicKey(seed) {
-      countBackend('noble');
-      return ed25519.getPublicKey(keyBytes(seed));
-    },
-    sign(seed, msg) {
-      countBackend('noble');
-      return ed25519.sign(msg, keyBytes(seed));
-    },
-    verify(sig, msg, publicKey) {
-      countBackend('noble');
-      return nobleVerify(sig, msg, publicKey);
-    },
+    publicKey: (seed) => ed25519.getPublicKey(keyBytes(seed)),
+    sign: (seed, msg) => ed25519.sign(msg, keyBytes(seed)),
+    verify: nobleVerify,
   },
   chacha20poly1305: {
-    seal(key, nonce, plaintext, aad) {
-      countBackend('noble', sizeOf(plaintext));
-      return chacha20poly1305(keyBytes(key), nonce, aad).encrypt(plaintext);
-    },
-    open(key, nonce, sealed, aad) {
-      countBackend('noble', sizeOf(sealed));
-      return chacha20poly1305(keyBytes(key), nonce, aad).decrypt(sealed);
-    },
+    seal: (key, nonce, plaintext, aad) => chacha20poly1305(keyBytes(key), nonce, aad).encrypt(plaintext),
+    open: (key, nonce, sealed, aad) => chacha20poly1305(keyBytes(key), nonce, aad).decrypt(sealed),
   },
-};
+});

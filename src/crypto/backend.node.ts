@@ -26,9 +26,10 @@ import { chacha20poly1305 } from '@noble/ciphers/chacha.js';
 import { ed25519, x25519 } from '@noble/curves/ed25519.js';
 import { fromHex, toHex, type Bytes } from './bytes.ts';
 import type { CryptoBackend, KeyInput } from './backend.ts';
-import { AEAD_REFUSED, keyBytes, nobleVerify, sizeOf } from './backend.noble.ts';
+import { AEAD_REFUSED, keyBytes, nobleVerify } from './backend.noble.ts';
+import { countedBackend } from './backend.counted.ts';
+import { Lru } from './lru.ts';
 import { onSecretWipe, type Secret } from './secret.ts';
-import { countBackend } from '../metrics/counters.ts';
 
 const KEY_BYTES = 32;
 const NONCE_BYTES = 12;
@@ -40,31 +41,6 @@ export const PUBLIC_KEYS_CACHED = 1024;
 const L = 2n ** 252n + 27742317777372353535851937790883648493n;
 
 type Curve = 'X25519' | 'Ed25519';
-
-/** A Map with a bound: get() refreshes an entry, set() past the bound drops the least recently used. */
-export class Lru<V> {
-  private readonly map = new Map<string, V>();
-  constructor(readonly bound: number) {}
-
-  get(key: string): V | undefined {
-    const v = this.map.get(key);
-    if (v !== undefined) {
-      this.map.delete(key);
-      this.map.set(key, v);
-    }
-    return v;
-  }
-
-  set(key: string, v: V): void {
-    this.map.delete(key);
-    this.map.set(key, v);
-    if (this.map.size > this.bound) this.map.delete(this.map.keys().next().value as string);
-  }
-
-  get size(): number {
-    return this.map.size;
-  }
-}
 
 const b64u = (b: Bytes): string => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('base64url');
 const isBytes = (b: unknown, n?: number): b is Bytes => b instanceof Uint8Array && (n === undefined || b.length === n);
@@ -230,41 +206,18 @@ function open(key: KeyInput, nonce: Bytes, sealed: Bytes, aad: Bytes): Bytes {
   return own(plain, true);
 }
 
-export const nodeBackend: CryptoBackend = {
-  name: 'node',
+export const nodeBackend: CryptoBackend = countedBackend('node', {
   x25519: {
-    publicKey(secret) {
-      countBackend('node');
-      return isKey(secret) ? publicOf(privateKey('X25519', secret)) : x25519.getPublicKey(keyBytes(secret));
-    },
-    shared(secret, peerPublic) {
-      countBackend('node');
-      return shared(secret, peerPublic);
-    },
+    publicKey: (secret) => (isKey(secret) ? publicOf(privateKey('X25519', secret)) : x25519.getPublicKey(keyBytes(secret))),
+    shared,
   },
   ed25519: {
-    publicKey(seed) {
-      countBackend('node');
-      return isKey(seed) ? publicOf(privateKey('Ed25519', seed)) : ed25519.getPublicKey(keyBytes(seed));
-    },
+    publicKey: (seed) => (isKey(seed) ? publicOf(privateKey('Ed25519', seed)) : ed25519.getPublicKey(keyBytes(seed))),
     sign(seed, msg) {
-      countBackend('node');
       if (!isKey(seed) || !isBytes(msg)) return ed25519.sign(msg, keyBytes(seed));
       return own(opensslSign(null, msg, privateKey('Ed25519', seed)));
     },
-    verify(sig, msg, publicKey) {
-      countBackend('node');
-      return verify(sig, msg, publicKey);
-    },
+    verify,
   },
-  chacha20poly1305: {
-    seal(key, nonce, plaintext, aad) {
-      countBackend('node', sizeOf(plaintext));
-      return seal(key, nonce, plaintext, aad);
-    },
-    open(key, nonce, sealed, aad) {
-      countBackend('node', sizeOf(sealed));
-      return open(key, nonce, sealed, aad);
-    },
-  },
-};
+  chacha20poly1305: { seal, open },
+});

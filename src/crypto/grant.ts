@@ -14,6 +14,7 @@ import { sha256 } from '@noble/hashes/sha2.js';
 import { encodeFields, fromB64, toB64, type Bytes } from './bytes.ts';
 import { openSealed, sealTo } from './box.ts';
 import { CryptoError } from './errors.ts';
+import { Lru } from './lru.ts';
 import { requireKey } from './keys.ts';
 import { sign, verifySignature, type Identity } from './identity.ts';
 import type { Rng } from './random.ts';
@@ -30,7 +31,7 @@ const GRANT_INFO = 'valmove/v1/grant';
 const GRANT_SET_INFO = 'valmove/v1/grant-set';
 /** Grants one signature covers at most: one per item of a migration. */
 export const GRANTS_PER_SET_MAX = 64;
-/** Verified sets remembered per process (a bound: the oldest goes first; a miss only costs a verify). */
+/** Verified sets one verifier remembers (a bound: the least recently used goes first; a miss only costs a verify). */
 const VERIFIED_SETS_MAX = 1024;
 const BINDING_FIELDS = ['mig', 'item', 'area', 'serial', 'purpose', 'provider', 'recipient', 'expiresAt'] as const;
 const PURPOSES: ReadonlySet<string> = new Set(['upload', 'download']);
@@ -112,18 +113,11 @@ export function issueGrant(binding: GrantBinding, tempKey: Secret, recipientBoxP
 /**
  * The signed sets one verifier has checked (issuer, set digest, signature):
  * another grant of a set it checked needs no second verify. Each migration
- * SAM keeps its own; bounded, the oldest goes first (a miss costs a verify).
+ * SAM keeps its own; bounded, the least recently used goes first (a miss costs a verify).
  */
-export class VerifiedSets {
-  private readonly seen = new Map<string, true>();
-
-  has(id: string): boolean {
-    return this.seen.has(id);
-  }
-
-  add(id: string): void {
-    if (this.seen.size >= VERIFIED_SETS_MAX) this.seen.delete(this.seen.keys().next().value!);
-    this.seen.set(id, true);
+export class VerifiedSets extends Lru<true> {
+  constructor() {
+    super(VERIFIED_SETS_MAX);
   }
 }
 
@@ -131,9 +125,9 @@ function setSigned(issuerSignPublic: Bytes, set: readonly string[], sig: string,
   const bytes = setBytes(set);
   countCrypto('sha256');
   const id = `${toB64(issuerSignPublic)}.${toB64(sha256(bytes))}.${sig}`;
-  if (seen?.has(id)) return true;
+  if (seen?.get(id)) return true;
   if (!verifySignature(issuerSignPublic, bytes, fromB64(sig))) return false;
-  seen?.add(id);
+  seen?.set(id, true);
   return true;
 }
 

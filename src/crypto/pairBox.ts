@@ -23,6 +23,7 @@ import { currentBackend } from './backend.ts';
 import { concatBytes, fromB64, toB64, utf8, type Bytes } from './bytes.ts';
 import { CryptoError } from './errors.ts';
 import type { Identity } from './identity.ts';
+import { Lru } from './lru.ts';
 import type { Rng } from './random.ts';
 import { countCrypto } from '../metrics/counters.ts';
 
@@ -32,7 +33,7 @@ const NONCE_BYTES = 24;
 export const PAIR_KEYS_MAX = 1024;
 
 /** Each identity's pair keys, by peer and purpose: kept with the identity object, gone with it. */
-const pairKeysOf = new WeakMap<Identity, Map<string, Bytes>>();
+const pairKeysOf = new WeakMap<Identity, Lru<Bytes>>();
 
 /** The key two parties share for `info`: HKDF of their X25519 shared secret, salted with both public keys in order. */
 function pairKey(mine: Identity, theirBoxPublic: Bytes, info: string): Bytes {
@@ -44,7 +45,7 @@ function pairKey(mine: Identity, theirBoxPublic: Bytes, info: string): Bytes {
   const [first, second] = a < b ? [a, b] : [b, a];
   const id = `${first}.${second}.${info}`;
   let pairKeys = pairKeysOf.get(mine);
-  if (!pairKeys) pairKeysOf.set(mine, (pairKeys = new Map()));
+  if (!pairKeys) pairKeysOf.set(mine, (pairKeys = new Lru(PAIR_KEYS_MAX)));
   const kept = pairKeys.get(id);
   if (kept) return kept;
   countCrypto('x25519.ecdh');
@@ -58,7 +59,6 @@ function pairKey(mine: Identity, theirBoxPublic: Bytes, info: string): Bytes {
   const [lo, hi] = a < b ? [mine.boxPublic, theirBoxPublic] : [theirBoxPublic, mine.boxPublic];
   const key = hkdf(sha256, shared, concatBytes(lo, hi), utf8(info), 32);
   shared.fill(0);
-  if (pairKeys.size >= PAIR_KEYS_MAX) pairKeys.delete(pairKeys.keys().next().value!);
   pairKeys.set(id, key);
   return key;
 }

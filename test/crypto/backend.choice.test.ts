@@ -18,7 +18,8 @@ import {
   seededRng,
   utf8,
 } from '../../src/crypto/index.ts';
-import { Lru, PUBLIC_KEYS_CACHED } from '../../src/crypto/backend.node.ts';
+import { PUBLIC_KEYS_CACHED } from '../../src/crypto/backend.node.ts';
+import { Lru } from '../../src/crypto/lru.ts';
 import { attributeTo, diff, snapshot } from '../../src/metrics/counters.ts';
 
 /** Runs fn with VALMOVE_CRYPTO set to value (undefined: unset), then puts the environment back. */
