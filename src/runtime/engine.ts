@@ -246,7 +246,8 @@ export class TurnEngine implements BatchHost<Job, Done> {
     if (!record.out.every((o) => kindOf(o.env.type) === 'notice')) return undefined;
     const [key] = record.touched;
     if (!this.p.host.workingAndWritten(key!)) return undefined;
-    return record.acked.every((id) => this.p.outbox.isOnDisk(id)) ? key : undefined;
+    // Every acked id is pending (Intake.settled): one not kept in RAM is on disk.
+    return record.acked.some((id) => this.p.outbox.isKeptInRam(id)) ? undefined : key;
   }
 
   /** A turn that ran: the party's commit hook, then its writes (none for a request answered fresh that changed nothing). */

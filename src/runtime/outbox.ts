@@ -52,9 +52,9 @@ export class Outbox {
     return this.inRam.get(id) ?? this.deps.store.outbox.get(id);
   }
 
-  /** Whether `id` is a request written to disk (not one kept in RAM). */
-  isOnDisk(id: string): boolean {
-    return !this.inRam.has(id) && !this.settled.has(id) && this.deps.store.outbox.get(id) !== undefined;
+  /** Whether the pending request `id` is one kept off disk, in RAM only (a login proof). No store read: it is in RAM. */
+  isKeptInRam(id: string): boolean {
+    return this.inRam.has(id);
   }
 
   /**

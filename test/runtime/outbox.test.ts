@@ -188,11 +188,10 @@ test('an answer taken in RAM settles its request: never sent again nor pending, 
       f.outbox.record(req(3, 'server', 'login.proof'));
     });
     f.outbox.schedule('p#1');
-    assert.ok(f.outbox.isOnDisk('p#1'));
-    assert.not.ok(f.outbox.isOnDisk('p#3'), 'a request kept in RAM is not on disk');
+    assert.not.ok(f.outbox.isKeptInRam('p#1'));
+    assert.ok(f.outbox.isKeptInRam('p#3'), 'a request kept off disk is in RAM');
     f.outbox.settleLater('p#1', 'migration:m1');
     assert.is(f.outbox.pending('p#1'), undefined, 'settled: an answer to it again is a duplicate');
-    assert.not.ok(f.outbox.isOnDisk('p#1'));
     assert.equal(f.outbox.waitingFor('server', 'msam.clear'), ['p#2']);
     f.runTo(10 * retransmitCapMs);
     f.outbox.resendTo('server');
