@@ -29,6 +29,8 @@ export const FUZZ_TIMING: Timing = { ...DEFAULT_TIMING, sessionMs: 24 * 3_600_00
 export interface FuzzWorld {
   world: World;
   corpus: AnyEnvelope[];
+  /** Notices the parties took from real peers after the corpus was closed (ids only). */
+  heard: Heard[];
   spareChip: ChipRuntime;
   sparePhone: TerminalRuntime;
   cleanup(): Promise<void>;
@@ -55,21 +57,42 @@ export async function fuzzWorld(): Promise<FuzzWorld> {
       seen.add(key);
       corpus.push(sanitized(decodeEnvelope(r.bytes)));
     }
-    // From here on the fuzzer's own messages would pile up in the recording: stop it.
+    // From here on the fuzzer's own messages would pile up in the recording: stop it. Notices the parties
+    // still take from one another (the spare phone's registration, say) move each receiver's notice window
+    // on, so the oracle keeps hearing their ids (a recorded notice may be too old for the window by then).
     world.envelopes.length = 0;
-    world.envelopes.push = () => 0;
+    const heard: Heard[] = [];
+    world.envelopes.push = (r) => {
+      if (r.direction !== 'in') return 0;
+      let env: AnyEnvelope;
+      try {
+        env = decodeEnvelope(r.bytes);
+      } catch {
+        return 0; // the party refuses it: nothing to remember
+      }
+      if (kindOf(env.type) === 'notice' && heard.length < HEARD_MAX) heard.push({ party: r.party, from: env.from, id: env.id });
+      return 0;
+    };
     const spareChip = await world.system.addChip('DST-2');
     const sparePhone = await world.system.addTerminal('spare');
     world.system.insertChip(sparePhone, spareChip);
     world.system.connectToServer(sparePhone);
     await sparePhone.login(world.user, world.password);
     await sparePhone.register();
-    return { world, corpus, spareChip, sparePhone, cleanup: () => world.cleanup() };
+    return { world, corpus, heard, spareChip, sparePhone, cleanup: () => world.cleanup() };
   } catch (e) {
     await world.cleanup();
     throw e;
   }
 }
+
+interface Heard {
+  party: string;
+  from: string;
+  id: string;
+}
+/** Heard notices kept at most (a fuzz world hears a few dozen). */
+const HEARD_MAX = 10_000;
 
 /** What a seat on `party` may borrow from the recorded run. */
 export function targetFor(fw: FuzzWorld, seat: Seat): Target {
@@ -87,6 +110,7 @@ export function targetFor(fw: FuzzWorld, seat: Seat): Target {
   for (const e of fw.corpus) {
     if (kindOf(e.type) === 'notice' && e.to === party.id && e.from === seat.self) seat.noticeIds.add(e.id);
   }
+  for (const h of fw.heard) if (h.party === party.id && h.from === seat.self) seat.noticeIds.add(h.id);
   return {
     self: seat.self,
     party: party.id,
