@@ -27,10 +27,10 @@ import {
 import { codeOf, ProtocolError, type Refusal } from '../protocol/errors.ts';
 import { ACTIVE_SLOT, areaTransition } from '../machines/area.machine.ts';
 import { chipMachine, CHIP_MACHINE_VERSION, type ChipIntent, type SessionPurpose } from '../machines/chip.machine.ts';
-import { ChipMemory } from '../store/chip.store.ts';
+import { ChipMemory, type AreaRecord } from '../store/chip.store.ts';
 import { decodeChipCommand, decodeChipFrame, encodeJson, type ChipCommand, type ChipFrame, type ChipReply } from '../transport/chip.frames.ts';
 import type { AnyEnvelope } from '../transport/envelope.ts';
-import { ChipAreas, refusal } from './chipAreas.ts';
+import { AREA_ACTOR_PREFIX, areaInspection, ChipAreas, refusal } from './chipAreas.ts';
 import { PartyRuntime, type MachineKind, type RuntimeDeps, type TurnContext } from './runtime.ts';
 
 const CHIP_ACTOR = 'chip';
@@ -66,11 +66,25 @@ export class ChipRuntime extends PartyRuntime {
   /** The portable backend, as a secure element runs (backend.choice.ts), unless VALMOVE_CRYPTO forces one. */
   readonly crypto: CryptoBackend;
 
+  /** Where the areas' moves are reported (the run recorder, the live page), as an actor's are. */
+  private readonly inspect: RuntimeDeps['inspect'];
+
   constructor(deps: RuntimeDeps) {
     super(deps);
     this.crypto = backendForParty(this.id);
     this.memory = new ChipMemory(deps.store);
-    this.areas = new ChipAreas(this.memory, () => this.serialValue);
+    this.inspect = deps.inspect;
+    // Reported once the turn is on disk: a record says what the chip's memory holds, never what it was about to.
+    this.areas = new ChipAreas(
+      this.memory,
+      () => this.serialValue,
+      (turn, rec) => turn.afterTurn(() => this.reportArea(rec, true)),
+    );
+  }
+
+  /** Reports one area's state (and the command that moved it there, unless this is its state at power-on). */
+  private reportArea(rec: AreaRecord, moved: boolean): void {
+    this.inspect?.(this.id, `${AREA_ACTOR_PREFIX}${rec.area}`, areaInspection(this.id, rec.state, moved && rec.last ? rec.last : undefined));
   }
 
   get serial(): string {
@@ -88,6 +102,8 @@ export class ChipRuntime extends PartyRuntime {
     this.serialValue = id.serial;
     this.kChip = Secret.of(id.kChip);
     await super.start();
+    // Each area's state at power-on, so a recording or a live page started now knows where every area is.
+    if (this.inspect) for (const rec of this.memory.list()) this.reportArea(rec, false);
     await this.runLocal((turn) => {
       // Power-on: RAM is gone, so any session the snapshot remembers is over.
       if (!this.actorOf(CHIP_ACTOR)) turn.spawn(CHIP_ACTOR, 'chip', { serial: this.serialValue });

@@ -5,8 +5,9 @@
  * checked against the invariants of its state first (a violation is a bug,
  * and stops the chip). The sessions that carry the commands: chip.actor.ts.
  */
+import type { InspectedSnapshotEvent } from 'xstate';
 import { fromB64, keyCheckValue, Secret, toB64, type SessionBinding } from '../crypto/index.ts';
-import { areaTransition, CHIP_AREAS_MAX, type AreaCommand } from '../machines/area.machine.ts';
+import { areaMachine, areaTransition, CHIP_AREAS_MAX, type AreaCommand, type AreaState } from '../machines/area.machine.ts';
 import type { ErrorCode } from '../protocol/errors.ts';
 import type { AreaRecord, ChipMemory } from '../store/chip.store.ts';
 import type { ChipCommand, ChipReply } from '../transport/chip.frames.ts';
@@ -36,6 +37,30 @@ export function assertAreaInvariant(rec: AreaRecord): void {
   }
 }
 
+/** The actor key an area is reported under (run records, the live page): `area:<area>`, of its chip's party. */
+export const AREA_ACTOR_PREFIX = 'area:';
+
+/**
+ * An area's state as the inspection record XState gives for an actor's move,
+ * so the recorder and the live page take an area like any actor (issue 20:
+ * the key swap, seen). `by` is the command that moved it, with its (migration,
+ * step); none for a report of the state as it is (power-on). Labels only: the
+ * recorder keeps the state, the command's name, migration and step.
+ */
+export function areaInspection(id: string, state: AreaState, by?: { op: string; mig: string; step: string }): InspectedSnapshotEvent {
+  const snapshot = areaMachine.resolveState({ value: state, context: undefined as never });
+  return {
+    type: '@xstate.snapshot',
+    rootId: id,
+    actorRef: { sessionId: id, send: () => undefined, getSnapshot: () => snapshot },
+    snapshot,
+    event: by ? { type: by.op.toUpperCase(), mig: by.mig, step: by.step } : { type: 'xstate.init' },
+  };
+}
+
+/** Told of each area a turn moves to another state (the chip reports it once the turn is on disk). */
+export type AreaMoved = (turn: TurnContext, rec: AreaRecord) => void;
+
 /** An admin command on one area. */
 type AreaCommandOf = Extract<ChipCommand, { op: 'format' | 'lock' | 'activate' | 'restore' | 'wipe' }>;
 
@@ -50,6 +75,7 @@ export class ChipAreas {
     private readonly memory: ChipMemory,
     /** The chip's serial (its key check values are bound to it). */
     private readonly serial: () => string,
+    private readonly moved: AreaMoved = () => undefined,
   ) {}
 
   private kcv(key: Uint8Array, area: string): string {
@@ -58,6 +84,8 @@ export class ChipAreas {
 
   private save(turn: TurnContext, rec: AreaRecord): void {
     assertAreaInvariant(rec);
+    const before = this.memory.get(rec.area)?.state ?? 'absent';
+    if (before !== rec.state) this.moved(turn, rec);
     const areas = this.memory.areas;
     // A wiped area stays as an absent record that remembers its last command, so a repeated wipe gets the same answer.
     turn.write(() => areas.put(rec.area, rec));

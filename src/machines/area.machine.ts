@@ -43,6 +43,16 @@ export const ACTIVE_SLOT: Record<AreaState, 'main' | 'temp' | null> = {
   locked: 'temp',
 };
 
+/** Which keys an area holds in each state (the invariants chipAreas.ts asserts on every write): never the keys, only the slots. */
+export type AreaKeys = 'none' | 'temp' | 'main' | 'both';
+export const AREA_KEYS: Record<AreaState, AreaKeys> = {
+  absent: 'none',
+  provisioned: 'temp',
+  loaded: 'both',
+  mainActive: 'main',
+  locked: 'both',
+};
+
 export const areaMachine = setup({
   types: { events: {} as AreaEvent },
 }).createMachine({

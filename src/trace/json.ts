@@ -1,4 +1,10 @@
-/** A recorded sequence as plain JSON: `{ participants, steps: [{ step, title, messages }], totals }`. */
+/**
+ * A recorded sequence as plain JSON: `{ participants, steps: [{ step, title,
+ * messages, areas? }], areas, totals }`; `areas` lists every chip area's move
+ * (state and key slots before and after, command, migration, step: areas.ts),
+ * and each step group the moves made during it.
+ */
+import type { AreaChange } from './areas.ts';
 import type { Sequence } from './sequence.ts';
 
 export interface SequenceJson {
@@ -7,7 +13,9 @@ export interface SequenceJson {
     step: string;
     title: string;
     messages: Array<{ t: number; from: string; to: string; type: string; bytes: number; frameBytes?: number; mig?: string; item?: number }>;
+    areas?: AreaChange[];
   }>;
+  areas: AreaChange[];
   totals: Sequence['totals'];
 }
 
@@ -18,7 +26,9 @@ export function toJson(seq: Sequence): SequenceJson {
       step: g.step,
       title: g.title,
       messages: g.messages.map((m) => ({ t: m.t, from: m.from, to: m.to, type: m.type, bytes: m.bytes, frameBytes: m.frameBytes, mig: m.mig, item: m.item })),
+      ...(g.areas ? { areas: g.areas } : {}),
     })),
+    areas: seq.areas,
     totals: seq.totals,
   };
 }

@@ -77,6 +77,9 @@ const stateSchema = z.strictObject({
   machine: text,
   states: z.array(z.string().max(256)).max(64),
   event: text.optional(),
+  keys: z.enum(['none', 'temp', 'main', 'both']).optional(),
+  mig: text.optional(),
+  step: text.optional(),
 });
 const recordSchema = z.discriminatedUnion('kind', [runSchema, envelopeSchema, stateSchema]);
 

@@ -3,6 +3,7 @@
  * party in protocol order, each step group a `rect` with a note naming the
  * step, each envelope an arrow labelled with its type and size.
  */
+import { areaChangeLabel } from './areas.ts';
 import { stepHeading, type Sequence } from './sequence.ts';
 
 /** Background of a step group, by phase (Fig. 3 source, Fig. 4 destination, then commit and clean-up). */
@@ -42,6 +43,11 @@ export function toMermaid(seq: Sequence): string {
     lines.push(`    Note over ${span}: ${label(stepHeading(g.step))}`);
     for (const m of g.messages) {
       lines.push(`    ${alias.get(m.from)}->>${alias.get(m.to)}: ${label(m.type)} (${formatBytes(m.bytes)})`);
+    }
+    // The chip areas that moved in this group: a note on the chip's lifeline (the key swap, seen).
+    for (const c of g.areas ?? []) {
+      const over = alias.get(c.chip);
+      lines.push(`    Note over ${over ?? span}: ${label(over ? areaChangeLabel(c) : `${c.chip} ${areaChangeLabel(c)}`)}`);
     }
     lines.push('  end');
   }

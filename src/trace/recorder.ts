@@ -14,6 +14,7 @@
  */
 import type { InspectionEvent } from 'xstate';
 import type { RuntimeDeps } from '../actors/runtime.ts';
+import { AREA_KEYS, type AreaState } from '../machines/area.machine.ts';
 import { isStep } from '../protocol/steps.ts';
 import { decodeEnvelope } from '../transport/envelope.ts';
 import type { EnvelopeRecord, RunRecord, RunStartRecord, StateRecord } from './records.ts';
@@ -134,7 +135,21 @@ export function stateRecord(t: number, party: string, actorKey: string, e: Inspe
   const r: StateRecord = { kind: 'state', t, party, actor: actorKey, machine, states: leafPaths(machine, snapshot.value) };
   const type = (e.event as { type?: unknown } | undefined)?.type;
   if (typeof type === 'string') r.event = type.slice(0, STATE_NAME_CHARS_MAX);
+  if (machine === 'area') addAreaFields(r, e.event);
   return r;
+}
+
+/**
+ * A chip area's record also says which key slots its state holds (the area
+ * invariants: AREA_KEYS), and the migration and step its command named:
+ * protocol labels, as an envelope header carries them. Nothing else of the event.
+ */
+function addAreaFields(r: StateRecord, event: unknown): void {
+  const state = r.states[0]?.split('.')[1];
+  if (state && Object.hasOwn(AREA_KEYS, state)) r.keys = AREA_KEYS[state as AreaState];
+  const { mig, step } = (event ?? {}) as { mig?: unknown; step?: unknown };
+  if (typeof mig === 'string' && mig.length > 0) r.mig = mig.slice(0, STATE_NAME_CHARS_MAX);
+  if (typeof step === 'string' && isStep(step)) r.step = step;
 }
 
 export function createRecorder(opts: RecorderOptions): Recorder {

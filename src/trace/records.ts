@@ -63,6 +63,14 @@ export interface StateRecord {
   states: string[];
   /** The event type that caused this move. */
   event?: string;
+  /**
+   * A chip area's (machine 'area', actor `area:<area>`): which key slots it
+   * holds in its state — none, temp, main or both — never a key.
+   */
+  keys?: 'none' | 'temp' | 'main' | 'both';
+  /** A chip area's: the migration and step of the command that moved it (LOCK at S3, FORMAT at S10, …). */
+  mig?: string;
+  step?: string;
 }
 
 export type RunRecord = RunStartRecord | EnvelopeRecord | StateRecord;

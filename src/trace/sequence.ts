@@ -22,6 +22,7 @@
  *    along the parties that exchange them; else 'other'.
  */
 import { STEP_TABLE } from '../protocol/steps.ts';
+import { areaChangesOf, attachAreaChanges, type AreaChange } from './areas.ts';
 import type { EnvelopeRecord, RunRecord, RunStartRecord, StateRecord } from './records.ts';
 
 /** Short titles of each step (the protocol table, src/protocol/steps.ts), and of the group of messages outside any. */
@@ -106,6 +107,8 @@ export interface SeqStep {
   step: string;
   title: string;
   messages: SeqMessage[];
+  /** The chip areas that moved during this group (areas.ts). */
+  areas?: AreaChange[];
 }
 
 export interface SeqTotals {
@@ -125,6 +128,8 @@ export interface SeqTotals {
 export interface Sequence {
   participants: string[];
   steps: SeqStep[];
+  /** Every chip area's moves, in time order (areas.ts): the key swap. */
+  areas: AreaChange[];
   totals: SeqTotals;
 }
 
@@ -225,12 +230,15 @@ export function sequenceOf(input: readonly RunRecord[] | readonly RunSegment[], 
   for (const x of merged) t0 = Math.min(t0, x.at);
   const messages = messagesOf(arrows, migrationsOf(arrows), t0, opts);
   const steps = groupBySteps(messages);
+  const areas = areaChangesOf(segments, t0, opts.mig);
+  attachAreaChanges(steps, areas);
   const participants = orderParticipants(messages);
   const seen: string[] = [];
   for (const g of steps) if (!seen.includes(g.step)) seen.push(g.step);
   return {
     participants,
     steps,
+    areas,
     totals: {
       messages: messages.length,
       bytes: messages.reduce((n, m) => n + m.bytes, 0),

@@ -6,6 +6,7 @@
  * references, generic font families only; every text is escaped for XML.
  */
 import { formatBytes, phaseColor } from './mermaid.ts';
+import { areaChangeLabel, type AreaChange } from './areas.ts';
 import { stepHeading, type Sequence } from './sequence.ts';
 
 const COLUMN_PX = 170;
@@ -16,6 +17,8 @@ const BAND_TITLE_PX = 24;
 const ROW_PX = 20;
 const LEGEND_PX = 40;
 const NAME_CHARS_MAX = 24;
+/** Width of an area note (its text runs on past it when longer). */
+const AREA_NOTE_PX = 330;
 
 export function escapeXml(text: string): string {
   return text.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&apos;' })[c]!);
@@ -25,11 +28,27 @@ function short(text: string, max: number): string {
   return text.length > max ? `${text.slice(0, max - 1)}…` : text;
 }
 
+/** The chip areas that moved in a step group: one note a row, on the chip's lifeline (class "area" for tools). */
+function areaNotes(changes: readonly AreaChange[], x: ReadonlyMap<string, number>, top: number): string[] {
+  const out: string[] = [];
+  for (const [i, c] of changes.entries()) {
+    const y = top + i * ROW_PX;
+    const cx = x.get(c.chip) ?? MARGIN_PX + COLUMN_PX / 2;
+    const text = escapeXml(x.has(c.chip) ? areaChangeLabel(c) : `${c.chip} ${areaChangeLabel(c)}`);
+    out.push(
+      `<g class="area" data-chip="${escapeXml(c.chip)}" data-area="${escapeXml(c.area)}" data-state="${escapeXml(c.to.state)}">` +
+        `<rect x="${cx - 4}" y="${y + 2}" width="${AREA_NOTE_PX}" height="${ROW_PX - 4}" rx="3" fill="#fff8dc" stroke="#b8860b"/>` +
+        `<text x="${cx + 2}" y="${y + ROW_PX - 6}">${text}</text></g>`,
+    );
+  }
+  return out;
+}
+
 export function toSvg(seq: Sequence): string {
   const n = Math.max(1, seq.participants.length);
   const width = MARGIN_PX * 2 + n * COLUMN_PX;
   const x = new Map(seq.participants.map((p, i) => [p, MARGIN_PX + i * COLUMN_PX + COLUMN_PX / 2]));
-  const rows = seq.steps.reduce((h, g) => h + BAND_TITLE_PX + g.messages.length * ROW_PX, 0);
+  const rows = seq.steps.reduce((h, g) => h + BAND_TITLE_PX + (g.messages.length + (g.areas?.length ?? 0)) * ROW_PX, 0);
   const top = TITLE_PX + HEAD_PX + 10;
   const height = top + rows + 10 + LEGEND_PX;
   const out: string[] = [];
@@ -52,7 +71,7 @@ export function toSvg(seq: Sequence): string {
   const arrows: string[] = [];
   for (const g of seq.steps) {
     const c = phaseColor(g.step);
-    const h = BAND_TITLE_PX + g.messages.length * ROW_PX;
+    const h = BAND_TITLE_PX + (g.messages.length + (g.areas?.length ?? 0)) * ROW_PX;
     bands.push(`<g class="step" data-step="${escapeXml(g.step)}">`);
     bands.push(`<rect x="4" y="${y}" width="${width - 8}" height="${h}" fill="rgb(${c.r},${c.g},${c.b})" stroke="#ccc"/>`);
     bands.push(`<text x="10" y="${y + 16}" font-weight="bold">${escapeXml(stepHeading(g.step))}</text>`);
@@ -72,6 +91,7 @@ export function toSvg(seq: Sequence): string {
       }
       row += ROW_PX;
     }
+    arrows.push(...areaNotes(g.areas ?? [], x, row));
     y += h;
   }
   out.push(...bands);

@@ -163,7 +163,8 @@ t('the svg drawing is well-formed XML, self-contained, and names every step that
 const KEYS: Record<string, string[]> = {
   run: ['kind', 'v', 'source', 'party', 'startedAt'],
   envelope: ['kind', 't', 'direction', 'party', 'id', 'corr', 'from', 'to', 'type', 'mig', 'step', 'announces', 'item', 'bytes', 'frameBytes'],
-  state: ['kind', 't', 'party', 'actor', 'machine', 'states', 'event'],
+  // keys, mig, step: a chip area's (issue 20), which key slots it holds, never a key.
+  state: ['kind', 't', 'party', 'actor', 'machine', 'states', 'event', 'keys', 'mig', 'step'],
 };
 
 t('the run file holds metadata only: known keys per record kind, never a body, a frame or a context', () => {
@@ -171,6 +172,7 @@ t('the run file holds metadata only: known keys per record kind, never a body, a
   assert.equal(records[0], { kind: 'run', v: 1, source: 'demo', party: '*', startedAt: (records[0] as { startedAt: string }).startedAt });
   for (const [i, r] of records.entries()) {
     for (const k of Object.keys(r)) assert.ok(KEYS[r.kind]!.includes(k), `line ${i + 1}: unexpected key "${k}" in a ${r.kind} record`);
+    if (r.kind === 'state' && r.keys !== undefined) assert.ok(['none', 'temp', 'main', 'both'].includes(r.keys), `line ${i + 1}: keys is a slot name`);
   }
   const text = readFileSync(file, 'utf8');
   for (const word of ['"body"', '"data"', '"context"', '"grant"', '"receipt"', '"password"', '"proof"', '"salt"', '"sealed"']) {
