@@ -17,8 +17,8 @@ const BAND_TITLE_PX = 24;
 const ROW_PX = 20;
 const LEGEND_PX = 40;
 const NAME_CHARS_MAX = 24;
-/** Width of an area note (its text runs on past it when longer). */
-const AREA_NOTE_PX = 330;
+/** Width of a character of an area note, for the width of its box (11 px sans-serif, generously). */
+const AREA_NOTE_CHAR_PX = 6.2;
 
 export function escapeXml(text: string): string {
   return text.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&apos;' })[c]!);
@@ -28,17 +28,20 @@ function short(text: string, max: number): string {
   return text.length > max ? `${text.slice(0, max - 1)}…` : text;
 }
 
-/** The chip areas that moved in a step group: one note a row, on the chip's lifeline (class "area" for tools). */
-function areaNotes(changes: readonly AreaChange[], x: ReadonlyMap<string, number>, top: number): string[] {
+/** The chip areas that moved in a step group: one note a row, by the chip's lifeline (class "area" for tools). */
+function areaNotes(changes: readonly AreaChange[], x: ReadonlyMap<string, number>, top: number, width: number): string[] {
   const out: string[] = [];
   for (const [i, c] of changes.entries()) {
     const y = top + i * ROW_PX;
-    const cx = x.get(c.chip) ?? MARGIN_PX + COLUMN_PX / 2;
-    const text = escapeXml(x.has(c.chip) ? areaChangeLabel(c) : `${c.chip} ${areaChangeLabel(c)}`);
+    const label = x.has(c.chip) ? areaChangeLabel(c) : `${c.chip} ${areaChangeLabel(c)}`;
+    const w = label.length * AREA_NOTE_CHAR_PX + 12;
+    const cx = x.get(c.chip) ?? MARGIN_PX;
+    // Right of the lifeline, or left of it when that would run off the drawing (the destination chip is the last column).
+    const left = cx + w + 4 > width ? Math.max(4, cx - w + 4) : cx - 4;
     out.push(
       `<g class="area" data-chip="${escapeXml(c.chip)}" data-area="${escapeXml(c.area)}" data-state="${escapeXml(c.to.state)}">` +
-        `<rect x="${cx - 4}" y="${y + 2}" width="${AREA_NOTE_PX}" height="${ROW_PX - 4}" rx="3" fill="#fff8dc" stroke="#b8860b"/>` +
-        `<text x="${cx + 2}" y="${y + ROW_PX - 6}">${text}</text></g>`,
+        `<rect x="${left}" y="${y + 2}" width="${w}" height="${ROW_PX - 4}" rx="3" fill="#fff8dc" stroke="#b8860b"/>` +
+        `<text x="${left + 6}" y="${y + ROW_PX - 6}">${escapeXml(label)}</text></g>`,
     );
   }
   return out;
@@ -91,7 +94,7 @@ export function toSvg(seq: Sequence): string {
       }
       row += ROW_PX;
     }
-    arrows.push(...areaNotes(g.areas ?? [], x, row));
+    arrows.push(...areaNotes(g.areas ?? [], x, row, width));
     y += h;
   }
   out.push(...bands);

@@ -4,16 +4,21 @@
 'use strict';
 
 const $ = (sel) => document.querySelector(sel);
-const actors = new Map(); // "party|actor" -> { party, actor, machine, states, t, event }
+const actors = new Map(); // "party|actor" -> { party, actor, machine, states, t, event, keys }
 const charts = new Map(); // machine -> Promise<svg text>
 const migs = [];
 let shown = null; // machine whose chart is on screen
 let followed = null; // "party|actor" the user clicked, or null to follow the latest mover
-let lastMover = new Map(); // machine -> "party|actor" that moved last
+const lastMover = new Map(); // machine -> "party|actor" that moved last
 let latestMig = null;
 let envelopes = 0;
 let refreshTimer = null;
 let paintQueued = false;
+/** Zoom and pan of the chart: the SVG's own viewBox, and the one on screen. */
+let view = null;
+/** Largest and smallest zoom, relative to the whole chart. */
+const ZOOM_MIN = 0.5;
+const ZOOM_MAX = 40;
 
 function text(tag, value, attrs = {}) {
   const el = document.createElement(tag);
@@ -21,6 +26,9 @@ function text(tag, value, attrs = {}) {
   for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, v);
   return el;
 }
+
+/** A state path without its machine: 'migration.sourcePhase.locking' -> 'sourcePhase.locking'. */
+const statePath = (leaf) => leaf.split('.').slice(1).join('.');
 
 async function loadMachines() {
   const res = await fetch('/api/machines');
@@ -48,59 +56,238 @@ async function show(machine) {
   const box = $('#chart');
   box.innerHTML = svg;
   box.dataset.machine = machine;
+  fitView();
   highlight();
 }
 
-/** The actor whose states the chart shows: the followed one if it runs this machine, else the last to move. */
+// ---- which actor a chart shows ------------------------------------------------------------
+
+/** The migration the page follows: the one chosen, else the latest. */
+const followedMig = () => $('#mig').value || latestMig;
+
+/** The actor whose states the chart shows: the one clicked if it runs this machine, else the followed migration's, else the last to move. */
 function subject() {
   const f = followed && actors.get(followed);
   if (f && f.machine === shown) return f;
+  if (shown === 'migration' && followedMig()) {
+    const m = actors.get(`server|migration:${followedMig()}`);
+    if (m) return m;
+  }
   const k = lastMover.get(shown);
   return k ? actors.get(k) : null;
 }
 
-function highlight() {
-  const box = $('#chart');
+/** Marks the states of `leaves` in the chart inside `box` (scoped: several charts share state ids); returns their ids. */
+function mark(box, leaves) {
   for (const el of box.querySelectorAll('.vm-active, .vm-leaf')) el.classList.remove('vm-active', 'vm-leaf');
-  const a = subject();
   const ids = [];
-  if (a) {
-    for (const leaf of a.states) {
-      const [root, ...rest] = leaf.split('.');
-      for (let i = 1; i <= rest.length; i++) {
-        const id = `${root}:${rest.slice(0, i).join('.')}`;
-        const el = document.getElementById(id);
-        if (el) el.classList.add('vm-active');
-        if (i === rest.length && el) el.classList.add('vm-leaf');
-        ids.push(id);
-      }
+  for (const leaf of leaves) {
+    const [root, ...rest] = leaf.split('.');
+    for (let i = 1; i <= rest.length; i++) {
+      const id = `${root}:${rest.slice(0, i).join('.')}`;
+      const el = box.querySelector(`[id="${CSS.escape(id)}"]`);
+      if (el) el.classList.add('vm-active');
+      if (i === rest.length && el) el.classList.add('vm-leaf');
+      ids.push(id);
     }
   }
-  box.dataset.active = [...new Set(ids)].join(' ');
+  return [...new Set(ids)];
+}
+
+function highlight() {
+  const box = $('#chart');
+  const a = subject();
+  box.dataset.active = a ? mark(box, a.states).join(' ') : '';
+  if (!a) mark(box, []);
   $('#chart-caption').textContent = a
-    ? `${a.party} · ${a.actor}: ${a.states.map((s) => s.split('.').slice(1).join('.')).join(' | ')}${a.event ? `  (after ${a.event})` : ''}`
+    ? `${a.party} · ${a.actor}: ${a.states.map(statePath).join(' | ')}${a.keys ? ` · keys: ${a.keys}` : ''}${a.event ? `  (after ${a.event})` : ''}`
     : 'no actor of this machine has reported yet';
+  if ($('#track').checked && a) zoomToActive(false);
+}
+
+// ---- zoom and pan ---------------------------------------------------------------------------
+
+function chartSvg() {
+  return $('#chart svg');
+}
+
+function setView(v) {
+  const svg = chartSvg();
+  if (!svg || !view) return;
+  const scale = view.full.w / v.w;
+  if (scale < ZOOM_MIN || scale > ZOOM_MAX) return;
+  view.now = v;
+  svg.setAttribute('viewBox', `${v.x} ${v.y} ${v.w} ${v.h}`);
+  $('#chart').dataset.zoom = scale.toFixed(2);
+}
+
+/** The whole chart in the box (its own viewBox; the SVG's fixed size gives way to the box's). */
+function fitView() {
+  const svg = chartSvg();
+  if (!svg) return;
+  const [x, y, w, h] = (svg.getAttribute('viewBox') ?? `0 0 ${svg.width.baseVal.value} ${svg.height.baseVal.value}`).split(/[\s,]+/).map(Number);
+  svg.removeAttribute('width');
+  svg.removeAttribute('height');
+  svg.setAttribute('preserveAspectRatio', 'xMidYMid meet');
+  view = { full: { x, y, w, h }, now: { x, y, w, h } };
+  setView(view.full);
+}
+
+/** Zooms by `factor` (below 1: in) around a point in chart units (the centre by default). */
+function zoom(factor, at) {
+  if (!view) return;
+  const v = view.now;
+  const p = at ?? { x: v.x + v.w / 2, y: v.y + v.h / 2 };
+  setView({ x: p.x - (p.x - v.x) * factor, y: p.y - (p.y - v.y) * factor, w: v.w * factor, h: v.h * factor });
+}
+
+/** A point of the screen in chart units. */
+function chartPoint(svg, clientX, clientY) {
+  const m = svg.getScreenCTM();
+  if (!m) return undefined;
+  const p = new DOMPoint(clientX, clientY).matrixTransform(m.inverse());
+  return { x: p.x, y: p.y };
+}
+
+/** The box around the highlighted innermost states, in chart units (the viewBox's), or null. */
+function activeBox(svg) {
+  let box = null;
+  const toChart = svg.getScreenCTM()?.inverse();
+  for (const el of $('#chart').querySelectorAll('.vm-leaf')) {
+    const b = el.getBBox();
+    const m = el.getScreenCTM();
+    if (!m || !toChart) continue;
+    const t = toChart.multiply(m);
+    for (const [x, y] of [
+      [b.x, b.y],
+      [b.x + b.width, b.y + b.height],
+    ]) {
+      const p = new DOMPoint(x, y).matrixTransform(t);
+      box = box ? { x: Math.min(box.x, p.x), y: Math.min(box.y, p.y), r: Math.max(box.r, p.x), b: Math.max(box.b, p.y) } : { x: p.x, y: p.y, r: p.x, b: p.y };
+    }
+  }
+  return box;
+}
+
+/** Zooms to the highlighted states with a margin (`closer`), or only moves them to the middle at the zoom on screen. */
+function zoomToActive(closer = true) {
+  const svg = chartSvg();
+  const box = svg && view ? activeBox(svg) : null;
+  if (!box) return;
+  const cx = (box.x + box.r) / 2;
+  const cy = (box.y + box.b) / 2;
+  let { w, h } = view.now;
+  if (closer) {
+    // The states with room around them, no closer than an eighth of the chart.
+    const k = Math.max(((box.r - box.x) * 2) / view.full.w, ((box.b - box.y) * 2) / view.full.h, 1 / 8);
+    w = view.full.w * k;
+    h = view.full.h * k;
+  }
+  setView({ x: cx - w / 2, y: cy - h / 2, w, h });
+}
+
+function wireZoom() {
+  const box = $('#chart');
+  box.addEventListener(
+    'wheel',
+    (e) => {
+      const svg = chartSvg();
+      if (!svg) return;
+      e.preventDefault();
+      zoom(Math.exp(Math.max(-1, Math.min(1, e.deltaY * 0.002))), chartPoint(svg, e.clientX, e.clientY));
+    },
+    { passive: false },
+  );
+  let drag = null;
+  box.addEventListener('pointerdown', (e) => {
+    const svg = chartSvg();
+    if (!svg || !view) return;
+    drag = { x: e.clientX, y: e.clientY, from: view.now, per: view.now.w / svg.getBoundingClientRect().width };
+    box.classList.add('panning');
+    box.setPointerCapture(e.pointerId);
+  });
+  box.addEventListener('pointermove', (e) => {
+    if (!drag) return;
+    setView({ ...drag.from, x: drag.from.x - (e.clientX - drag.x) * drag.per, y: drag.from.y - (e.clientY - drag.y) * drag.per });
+  });
+  const end = () => {
+    drag = null;
+    box.classList.remove('panning');
+  };
+  box.addEventListener('pointerup', end);
+  box.addEventListener('pointercancel', end);
+  for (const b of document.querySelectorAll('#chart-tools [data-zoom]')) {
+    const act = { in: () => zoom(0.7), out: () => zoom(1 / 0.7), fit: () => view && setView(view.full), active: () => zoomToActive(true) };
+    b.addEventListener('click', act[b.dataset.zoom]);
+  }
+}
+
+// ---- the chip areas: the area chart once per area, per chip ----------------------------------
+
+/** How an area's key slots read: 'main+temp' when it holds both. */
+const keysText = (keys) => (keys === 'both' ? 'main+temp (temp active)' : (keys ?? '?'));
+
+async function paintAreas() {
+  const areaActors = [...actors.values()].filter((a) => a.machine === 'area');
+  if (areaActors.length === 0) return;
+  const svg = await chart('area');
+  const panel = $('#areas');
+  panel.querySelector('.empty')?.remove();
+  for (const a of areaActors.sort((x, y) => (x.party + x.actor).localeCompare(y.party + y.actor))) {
+    let row = panel.querySelector(`.chip-areas[data-chip="${CSS.escape(a.party)}"]`);
+    if (!row) {
+      row = text('div', '', { class: 'chip-areas', 'data-chip': a.party });
+      row.append(text('h3', a.party));
+      panel.append(row);
+    }
+    const area = a.actor.replace(/^area:/, '');
+    let card = row.querySelector(`.area-card[data-area="${CSS.escape(area)}"]`);
+    if (!card) {
+      card = text('div', '', { class: 'area-card', 'data-area': area, title: `${a.party} ${a.actor}` });
+      card.append(text('div', area, { class: 'area-name' }), text('div', '', { class: 'area-keys' }), text('div', '', { class: 'vm-chart' }));
+      card.querySelector('.vm-chart').innerHTML = svg;
+      card.addEventListener('click', () => follow(`${a.party}|${a.actor}`));
+      row.append(card);
+    }
+    const state = a.states.map(statePath).join(' | ');
+    card.dataset.state = state;
+    card.querySelector('.area-keys').textContent = `${state} · keys: ${keysText(a.keys)}`;
+    card.querySelector('.vm-chart').dataset.active = mark(card.querySelector('.vm-chart'), a.states).join(' ');
+  }
+}
+
+// ---- the actors table, the sequence ------------------------------------------------------------
+
+function follow(key) {
+  followed = followed === key ? null : key;
+  const a = actors.get(key);
+  if (a && a.machine !== shown) show(a.machine);
+  else highlight();
+  if (a?.machine === 'migration' && a.actor.startsWith('migration:')) selectMig(a.actor.slice('migration:'.length));
+  queuePaint();
+}
+
+function actorRow(key, a) {
+  const tr = document.createElement('tr');
+  tr.dataset.key = key;
+  tr.classList.toggle('followed', key === followed);
+  const states = document.createElement('td');
+  for (const s of a.states) states.append(text('div', statePath(s)));
+  if (a.keys) states.append(text('div', `keys: ${keysText(a.keys)}`));
+  tr.append(text('td', a.party), text('td', a.actor), text('td', a.machine), states, text('td', a.event ?? ''));
+  tr.addEventListener('click', () => follow(key));
+  return tr;
 }
 
 function paint() {
   paintQueued = false;
   const body = $('#actors tbody');
-  body.replaceChildren();
-  for (const [key, a] of [...actors].sort((x, y) => y[1].t - x[1].t)) {
-    const tr = document.createElement('tr');
-    tr.dataset.key = key;
-    tr.classList.toggle('followed', key === followed);
-    tr.append(text('td', a.party), text('td', a.actor), text('td', a.machine), text('td', a.states.map((s) => s.split('.').slice(1).join('.')).join(' | ')));
-    tr.addEventListener('click', () => {
-      followed = followed === key ? null : key;
-      if (a.machine !== shown) show(a.machine);
-      else highlight();
-      paint();
-    });
-    body.append(tr);
-  }
+  // In a stable order (party, then actor), so a row stays where the user is about to click it.
+  const rows = [...actors].sort(([x], [y]) => x.localeCompare(y)).map(([key, a]) => actorRow(key, a));
+  body.replaceChildren(...rows);
   $('#counts').textContent = `${actors.size} actors · ${envelopes} envelopes`;
   highlight();
+  paintAreas();
 }
 
 function queuePaint() {
@@ -110,6 +297,17 @@ function queuePaint() {
   }
 }
 
+function selectMig(mig) {
+  if (!migs.includes(mig)) addMig(mig);
+  $('#mig').value = mig;
+  refreshSequence();
+}
+
+function addMig(mig) {
+  migs.push(mig);
+  $('#mig').append(text('option', mig, { value: mig }));
+}
+
 function onRecord(r) {
   if (r.kind === 'state') {
     const key = `${r.party}|${r.actor}`;
@@ -117,11 +315,8 @@ function onRecord(r) {
     lastMover.set(r.machine, key);
     queuePaint();
   } else if (r.kind === 'envelope') {
-    if (r.direction === 'out' || r.direction === 'in') envelopes++;
-    if (r.mig && !migs.includes(r.mig)) {
-      migs.push(r.mig);
-      $('#mig').append(text('option', r.mig, { value: r.mig }));
-    }
+    envelopes++;
+    if (r.mig && !migs.includes(r.mig)) addMig(r.mig);
     if (r.mig) latestMig = r.mig;
     scheduleSequence();
     queuePaint();
@@ -134,8 +329,9 @@ function scheduleSequence() {
 }
 
 async function refreshSequence() {
+  clearTimeout(refreshTimer);
   refreshTimer = null;
-  const mig = $('#mig').value || latestMig;
+  const mig = followedMig();
   if (!mig) return;
   const q = `?mig=${encodeURIComponent(mig)}`;
   const [seq, svg] = await Promise.all([fetch(`/api/sequence.json${q}`).then((r) => r.json()), fetch(`/api/sequence.svg${q}`).then((r) => r.text())]);
@@ -144,8 +340,16 @@ async function refreshSequence() {
   for (const s of seq.steps) {
     steps.append(text('li', `${s.step} ${s.title} (${s.messages.length})`, { 'data-step': s.step, title: s.title }));
   }
-  $('#sequence').innerHTML = svg;
-  $('#sequence').dataset.mig = mig;
+  // The step the migration is in: the last group drawn.
+  steps.lastElementChild?.classList.add('current');
+  const box = $('#sequence');
+  // Growing as it happens: stay at the bottom if the reader was there.
+  const atEnd = box.scrollTop + box.clientHeight >= box.scrollHeight - 40;
+  box.innerHTML = svg;
+  box.dataset.mig = mig;
+  $('#sequence-mig').textContent = `migration ${mig}`;
+  if (atEnd) box.scrollTop = box.scrollHeight;
+  highlight();
 }
 
 function connect() {
@@ -183,6 +387,13 @@ $('#run-demo').addEventListener('click', async () => {
   if (!res.ok) $('#demo-status').textContent = `demo: ${body.error}`;
   else pollDemo();
 });
-$('#mig').addEventListener('change', refreshSequence);
+$('#mig').addEventListener('change', () => {
+  // Following a migration: its statechart on screen, its sequence beside it.
+  followed = null;
+  if (shown !== 'migration') show('migration');
+  refreshSequence();
+  queuePaint();
+});
+wireZoom();
 
 loadMachines().then(connect);
