@@ -19,7 +19,10 @@ import * as assert from 'uvu/assert';
 import { FAST_TIMING } from '../../src/timing.ts';
 import type { AreaChange } from '../../src/trace/areas.ts';
 import type { SequenceJson } from '../../src/trace/json.ts';
-import { createRecorder, fileSink, type RunRecord } from '../../src/trace/index.ts';
+import { areaInspection } from '../../src/actors/chipAreas.ts';
+import { AREA_KEYS, AREA_STATES } from '../../src/machines/area.machine.ts';
+import { createRecorder, fileSink, loadRun, sequenceOf, stateRecord, toMermaid, toSvg, type RunRecord } from '../../src/trace/index.ts';
+import { parseMermaid, parseSvg } from './drawings.ts';
 import { buildWorld } from '../helpers/world.ts';
 
 const run = promisify(execFile);
@@ -122,8 +125,40 @@ t('a recorded 3-item run: trace --format json shows each area of both chips befo
       trace.steps.filter((g) => g.step === step).some((g) => (g.areas?.length ?? 0) > 0),
       `a ${step} group of the sequence holds the areas it moved`,
     );
+  // The drawings show the same moves: a note on the chip's lifeline, in Mermaid (which parses) and in SVG.
+  const seq = sequenceOf(loadRun(file).segments, { mig: demo.mig });
+  const mermaid = toMermaid(seq);
+  await parseMermaid(mermaid);
+  assert.is(mermaid.match(/Note over P\d+: \w+: mainActive \[main\] → locked \[main\+temp, temp active\] \(LOCK\)/g)?.length, ITEMS);
+  const svg = parseSvg(toSvg(seq));
+  const notes = [...svg.querySelectorAll('g.area')].map((g) => `${g.getAttribute('data-chip')} ${g.getAttribute('data-state')}`);
+  assert.is(notes.filter((n) => n === `${src} locked`).length, ITEMS, `the SVG notes the source's areas locked: ${notes.join(', ')}`);
+  assert.is(notes.filter((n) => n === `${dst} mainActive`).length, ITEMS, "the SVG notes the destination's areas activated");
   // Records hold which slot, never a key.
   for (const r of areaRecords) assert.equal(Object.keys(r).sort(), ['actor', 'event', 'keys', 'kind', 'machine', 'mig', 'party', 'states', 'step', 't']);
+});
+
+t('an area record holds its state, key slots, command, migration and step; nothing else of the command', () => {
+  for (const state of AREA_STATES) {
+    const e = areaInspection('chip/X', state, { op: 'lock', mig: 'm-1', step: 'S3' });
+    // A command's other fields (its key, its data) never reach a record, even when the event carries them.
+    (e.event as Record<string, unknown>).key = 'SECRET-KEY-BYTES';
+    const r = stateRecord(1, 'chip/X', 'area:a', e);
+    assert.equal(r, {
+      kind: 'state',
+      t: 1,
+      party: 'chip/X',
+      actor: 'area:a',
+      machine: 'area',
+      states: [`area.${state}`],
+      event: 'LOCK',
+      keys: AREA_KEYS[state],
+      mig: 'm-1',
+      step: 'S3',
+    });
+  }
+  const init = stateRecord(1, 'chip/X', 'area:a', areaInspection('chip/X', 'locked'));
+  assert.equal(init, { kind: 'state', t: 1, party: 'chip/X', actor: 'area:a', machine: 'area', states: ['area.locked'], event: 'xstate.init', keys: 'both' });
 });
 
 t('a cancelled run (rollback): the trace shows the destination wiped and the source restored to its main key', async () => {
