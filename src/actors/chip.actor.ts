@@ -78,13 +78,18 @@ export class ChipRuntime extends PartyRuntime {
     this.areas = new ChipAreas(
       this.memory,
       () => this.serialValue,
-      (turn, rec) => turn.afterTurn(() => this.reportArea(rec, true)),
+      (turn, rec) => turn.afterTurn(() => this.reportArea(rec)),
     );
   }
 
-  /** Reports one area's state (and the command that moved it there, unless this is its state at power-on). */
-  private reportArea(rec: AreaRecord, moved: boolean): void {
-    this.inspect?.(this.id, `${AREA_ACTOR_PREFIX}${rec.area}`, areaInspection(this.id, rec.state, moved && rec.last ? rec.last : undefined));
+  /**
+   * Reports one area's state, with the command that moved it there: the last
+   * one it obeyed (a command that changes nothing is not remembered). A report
+   * at power-on names it too, so a crash between the commit and the report
+   * does not lose which migration and step moved the area.
+   */
+  private reportArea(rec: AreaRecord): void {
+    this.inspect?.(this.id, `${AREA_ACTOR_PREFIX}${rec.area}`, areaInspection(this.id, rec.state, rec.last ?? undefined));
   }
 
   get serial(): string {
@@ -103,7 +108,7 @@ export class ChipRuntime extends PartyRuntime {
     this.kChip = Secret.of(id.kChip);
     await super.start();
     // Each area's state at power-on, so a recording or a live page started now knows where every area is.
-    if (this.inspect) for (const rec of this.memory.list()) this.reportArea(rec, false);
+    if (this.inspect) for (const rec of this.memory.list()) this.reportArea(rec);
     await this.runLocal((turn) => {
       // Power-on: RAM is gone, so any session the snapshot remembers is over.
       if (!this.actorOf(CHIP_ACTOR)) turn.spawn(CHIP_ACTOR, 'chip', { serial: this.serialValue });
