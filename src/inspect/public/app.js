@@ -227,33 +227,58 @@ function wireZoom() {
 /** How an area's key slots read: 'main+temp' when it holds both. */
 const keysText = (keys) => (keys === 'both' ? 'main+temp (temp active)' : (keys ?? '?'));
 
+/** Area cards drawn at most (each holds a copy of the area chart); beyond it, the ones that moved last. */
+const AREA_CARDS_MAX = 48;
+
+/**
+ * The areas whose cards are drawn: with a migration chosen, those of the chips it has
+ * moved an area of (each area record names its command's migration), else every chip's;
+ * the ones that moved last first, at most AREA_CARDS_MAX.
+ */
+function areasToDraw() {
+  const all = [...actors.values()].filter((a) => a.machine === 'area');
+  const mig = $('#mig').value;
+  const chips = new Set(all.filter((a) => mig && a.mig === mig).map((a) => a.party));
+  const pick = chips.size > 0 ? all.filter((a) => chips.has(a.party)) : all;
+  return { all, drawn: pick.sort((x, y) => y.t - x.t).slice(0, AREA_CARDS_MAX) };
+}
+
+function areaCard(panel, a, svg) {
+  let row = panel.querySelector(`.chip-areas[data-chip="${CSS.escape(a.party)}"]`);
+  if (!row) {
+    row = text('div', '', { class: 'chip-areas', 'data-chip': a.party });
+    row.append(text('h3', a.party));
+    panel.append(row);
+  }
+  const area = a.actor.replace(/^area:/, '');
+  let card = row.querySelector(`.area-card[data-area="${CSS.escape(area)}"]`);
+  if (!card) {
+    card = text('div', '', { class: 'area-card', 'data-area': area, 'data-key': `${a.party}|${a.actor}`, title: `${a.party} ${a.actor}` });
+    card.append(text('div', area, { class: 'area-name' }), text('div', '', { class: 'area-keys' }), text('div', '', { class: 'vm-chart' }));
+    card.querySelector('.vm-chart').innerHTML = svg;
+    card.addEventListener('click', () => follow(`${a.party}|${a.actor}`));
+    row.append(card);
+  }
+  return card;
+}
+
 async function paintAreas() {
-  const areaActors = [...actors.values()].filter((a) => a.machine === 'area');
-  if (areaActors.length === 0) return;
+  const { all, drawn } = areasToDraw();
+  if (all.length === 0) return;
   const svg = await chart('area');
   const panel = $('#areas');
-  panel.querySelector('.empty')?.remove();
-  for (const a of areaActors.sort((x, y) => (x.party + x.actor).localeCompare(y.party + y.actor))) {
-    let row = panel.querySelector(`.chip-areas[data-chip="${CSS.escape(a.party)}"]`);
-    if (!row) {
-      row = text('div', '', { class: 'chip-areas', 'data-chip': a.party });
-      row.append(text('h3', a.party));
-      panel.append(row);
-    }
-    const area = a.actor.replace(/^area:/, '');
-    let card = row.querySelector(`.area-card[data-area="${CSS.escape(area)}"]`);
-    if (!card) {
-      card = text('div', '', { class: 'area-card', 'data-area': area, title: `${a.party} ${a.actor}` });
-      card.append(text('div', area, { class: 'area-name' }), text('div', '', { class: 'area-keys' }), text('div', '', { class: 'vm-chart' }));
-      card.querySelector('.vm-chart').innerHTML = svg;
-      card.addEventListener('click', () => follow(`${a.party}|${a.actor}`));
-      row.append(card);
-    }
+  const keep = new Set(drawn.map((a) => `${a.party}|${a.actor}`));
+  for (const card of panel.querySelectorAll('.area-card')) if (!keep.has(card.dataset.key)) card.remove();
+  for (const row of panel.querySelectorAll('.chip-areas')) if (!row.querySelector('.area-card')) row.remove();
+  for (const a of drawn.sort((x, y) => (x.party + x.actor).localeCompare(y.party + y.actor))) {
+    const card = areaCard(panel, a, svg);
     const state = a.states.map(statePath).join(' | ');
     card.dataset.state = state;
     card.querySelector('.area-keys').textContent = `${state} · keys: ${keysText(a.keys)}`;
     card.querySelector('.vm-chart').dataset.active = mark(card.querySelector('.vm-chart'), a.states).join(' ');
   }
+  const more = all.length - drawn.length;
+  panel.querySelector('.empty').textContent = more > 0 ? `${more} more areas not drawn here: each is in the actors table (machine area)` : '';
 }
 
 // ---- the actors table, the sequence ------------------------------------------------------------
