@@ -12,7 +12,7 @@
 import type { AnyStateMachine } from 'xstate';
 import { migrationMachine } from '../machines/migration.machine.ts';
 import { MODEL_NAMES, MODELS } from '../model/models.ts';
-import { stepOfState } from '../protocol/steps.ts';
+import { STEP_TABLE, stepOfState } from '../protocol/steps.ts';
 import { toDot, svgId } from './dot.ts';
 import { chartOf } from './graph.ts';
 import { toJson } from './json.ts';
@@ -54,10 +54,24 @@ function formatNamed(format: string): ChartFormat {
   return format;
 }
 
+/**
+ * The protocol step of a migration state, from the step declarations: its own
+ * step (`S3`), or for a composite state the span of its states' steps in
+ * protocol order (`S1-S8` for the source phase, `S5-S7` for an upload; ASCII:
+ * Graphviz's WASM build has no metrics for other characters).
+ */
+export function migrationStepOf(path: string): string | undefined {
+  const own = stepOfState(path)?.step.id;
+  if (own !== undefined || path === '') return own;
+  const inside = STEP_TABLE.filter((s) => Object.keys(s.states).some((p) => p.startsWith(`${path}.`))).map((s) => s.id);
+  if (inside.length === 0) return undefined;
+  return inside.length === 1 ? inside[0] : `${inside[0]}-${inside[inside.length - 1]}`;
+}
+
 /** Exports any machine (the registry's, or one a test builds) in one format. */
 export async function exportMachineChart(machine: AnyStateMachine, format: ChartFormat | string): Promise<string> {
   const f = formatNamed(format);
-  const chart = chartOf(machine, machine === migrationMachine ? (path) => stepOfState(path)?.step.id : undefined);
+  const chart = chartOf(machine, machine === migrationMachine ? migrationStepOf : undefined);
   switch (f) {
     case 'json':
       return toJson(chart);
