@@ -40,7 +40,7 @@ const attrs = (a: Record<string, string | number | undefined>): string =>
 
 const isComposite = (s: ChartState) => s.kind === 'compound' || s.kind === 'parallel';
 
-/** Node names: `s:` a simple state, `i:` a composite's initial dot, `a:` a parallel state's anchor, `r:` a composite's
+/** Node names: `s:` a simple state, `i:` a composite's initial dot, `a:` a composite's anchor (where its arrows leave), `r:` a composite's
  * "in any state" note, `n:` a view's note; clusters `cluster:`. */
 const stateNode = (path: string) => `s:${path}`;
 const initialNode = (path: string) => `i:${path}`;
@@ -167,24 +167,25 @@ class DotWriter {
     out.push(`${inner}label=${dotString(this.compositeLabel(s))}`);
     out.push(`${inner}style=${dotString(region ? 'rounded,dashed' : s.kind === 'parallel' ? 'rounded,bold' : 'rounded')}`);
     if (s.description) out.push(`${inner}tooltip=${dotString(s.description)}`);
-    if (s.kind === 'parallel') out.push(`${inner}${dotString(anchorNode(s.path))} [shape=point, style=invis, width=0.01]`);
+    // Arrows leave a composite from an invisible anchor, clipped at its border: never from its start dot.
+    out.push(`${inner}${dotString(anchorNode(s.path))} [shape=point, style=invis, width=0.01]`);
     this.body(s, inner);
     out.push(`${indent}}`);
   }
 
-  /** The node an arrow to or from `path` attaches to, and the cluster it is clipped at. */
-  private end(path: string): { node: string; cluster?: string; owner: string } {
+  /** The node an arrow to (`head`) or from (`tail`) `path` attaches to, and the cluster it is clipped at. */
+  private end(path: string, side: 'head' | 'tail'): { node: string; cluster?: string; owner: string } {
     const s = this.chart.states.get(path)!;
     if (!isComposite(s)) return { node: stateNode(path), owner: path };
-    const node = s.kind === 'parallel' ? anchorNode(path) : initialNode(path);
+    const node = s.kind === 'compound' && side === 'head' ? initialNode(path) : anchorNode(path);
     return path === '' ? { node, owner: path } : { node, cluster: clusterName(path), owner: path };
   }
 
   private edge(t: ChartTransition): void {
     const label = transitionLabel(t);
     for (const target of t.targets) {
-      const from = this.end(t.source);
-      const to = this.end(target);
+      const from = this.end(t.source, 'tail');
+      const to = this.end(target, 'head');
       // Clip at a cluster only when the other end lies outside it (Graphviz refuses the clip otherwise).
       const ltail = from.cluster && !isWithin(to.owner, t.source) ? from.cluster : undefined;
       const lhead = to.cluster && !isWithin(from.owner, target) ? to.cluster : undefined;
@@ -209,7 +210,7 @@ class DotWriter {
   private anyStateEdges(path: string, list: ChartTransition[]): void {
     for (const t of list) {
       for (const target of t.targets) {
-        const to = this.end(target);
+        const to = this.end(target, 'head');
         const lhead = to.cluster && !isWithin(path, target) ? to.cluster : undefined;
         const a = { label: transitionLabel(t), tooltip: tooltipOf(t), lhead, class: 'transition anystate' };
         this.out.push(`  ${dotString(anyStateNode(path))} -> ${dotString(to.node)} ${attrs(a)}`);

@@ -14,23 +14,10 @@ import { chartOf } from '../../src/charts/graph.ts';
 import { svgId } from '../../src/charts/dot.ts';
 import { renderDot } from '../../src/charts/svg.ts';
 import { MODEL_NAMES, MODELS } from '../../src/model/models.ts';
+import { parseDom } from './dom.ts';
 import { syntheticMachine } from './fixtures.ts';
 
-interface SvgElement {
-  localName: string;
-  getAttribute(name: string): string | null;
-}
-let parseSvg: ((svg: string) => { getElementById(id: string): SvgElement | null; documentElement: SvgElement }) | undefined;
-async function svgDocument(svg: string) {
-  if (!parseSvg) {
-    // jsdom ships no type declarations; a non-literal specifier keeps the import untyped on purpose.
-    const jsdomModule = 'jsdom';
-    const { JSDOM } = (await import(jsdomModule)) as { JSDOM: new () => { window: { DOMParser: new () => { parseFromString(s: string, t: string): never } } } };
-    const parser = new new JSDOM().window.DOMParser();
-    parseSvg = (s) => parser.parseFromString(s, 'image/svg+xml');
-  }
-  return parseSvg(svg);
-}
+const svgDocument = (svg: string) => parseDom(svg, 'image/svg+xml');
 
 const machines: Array<[string, AnyStateMachine]> = [
   ...MODEL_NAMES.map((n): [string, AnyStateMachine] => [n, MODELS[n]!.machine]),
