@@ -4,9 +4,9 @@
  * state's regions are dashed clusters, each initial state is pointed at from
  * a dot, and only the initial arrow leaves that dot. Arrows read `EVENT [guard]`,
  * `always [guard]`, `after N ms [guard]`, with the actions as the tooltip.
- * A state's transitions back to itself are one loop, one line per
- * transition (a targetless one, actions only, on a dashed loop), so their
- * labels never run into each other; a targetless transition of a composite is
+ * Transitions with the same two ends are one arrow, a label line each, and a
+ * state's transitions back to itself one loop (a targetless one, actions
+ * only, on a dashed loop), so labels never run into each other; a targetless transition of a composite is
  * a line in its label. The machine's own transitions (root `on`) leave an "in
  * any state" note, as does a composite's transition into its own inside.
  * A view (./views.ts) adds its notes (folded transitions, as text) and its
@@ -105,7 +105,7 @@ class DotWriter {
     if (root.kind === 'parallel') out.push(`  ${dotString(anchorNode(''))} [shape=point, style=invis, width=0.01]`);
     this.body(root, '  ');
     out.push(...initialEdges(chart));
-    for (const t of this.edges) this.edge(t);
+    this.arrows();
     for (const [path, l] of this.loops) this.loop(path, l.loop, l.dashed);
     for (const [path, list] of this.fromAnyState) this.anyStateEdges(path, list);
     out.push('}');
@@ -181,15 +181,25 @@ class DotWriter {
     return path === '' ? { node, owner: path } : { node, cluster: clusterName(path), owner: path };
   }
 
-  private edge(t: ChartTransition): void {
-    const label = transitionLabel(t);
-    for (const target of t.targets) {
-      const from = this.end(t.source, 'tail');
-      const to = this.end(target, 'head');
-      // Clip at a cluster only when the other end lies outside it (Graphviz refuses the clip otherwise).
-      const ltail = from.cluster && !isWithin(to.owner, t.source) ? from.cluster : undefined;
-      const lhead = to.cluster && !isWithin(from.owner, target) ? to.cluster : undefined;
-      this.out.push(`  ${dotString(from.node)} -> ${dotString(to.node)} ${attrs({ label, tooltip: tooltipOf(t), ltail, lhead, class: 'transition' })}`);
+  /** The arrows between states: transitions with the same two ends are one arrow, a label line each. */
+  private arrows(): void {
+    const arrows = new Map<string, { from: string; to: string; ltail?: string; lhead?: string; list: ChartTransition[] }>();
+    for (const t of this.edges) {
+      for (const target of t.targets) {
+        const from = this.end(t.source, 'tail');
+        const to = this.end(target, 'head');
+        // Clip at a cluster only when the other end lies outside it (Graphviz refuses the clip otherwise).
+        const ltail = from.cluster && !isWithin(to.owner, t.source) ? from.cluster : undefined;
+        const lhead = to.cluster && !isWithin(from.owner, target) ? to.cluster : undefined;
+        const key = JSON.stringify([from.node, to.node, ltail, lhead]);
+        const arrow = arrows.get(key) ?? { from: from.node, to: to.node, ltail, lhead, list: [] };
+        arrow.list.push(t);
+        arrows.set(key, arrow);
+      }
+    }
+    for (const { from, to, ltail, lhead, list } of arrows.values()) {
+      const a = { label: list.map(transitionLabel).join('\n'), tooltip: list.map(tooltipOf).join('\n'), ltail, lhead, class: 'transition' };
+      this.out.push(`  ${dotString(from)} -> ${dotString(to)} ${attrs(a)}`);
     }
   }
 

@@ -94,7 +94,9 @@ export function toMermaid(chart: Chart): string {
     [...arrows].map(([place, byEnds]) => [place, [...byEnds].map(([ends, labels]) => `${ends} : ${labels.join('<br/>')}`)]),
   );
 
-  const out: string[] = ['stateDiagram-v2', `  %% ${chart.machine}: exported by valmove charts from the machine the runtime runs`];
+  // A view's title is mermaid's front matter, which renderers draw above the diagram.
+  const title = chart.title ? ['---', `title: "${chart.title.replace(/["\\\r\n]/g, ' ')}"`, '---'] : [];
+  const out: string[] = [...title, 'stateDiagram-v2', `  %% ${chart.machine}: exported by valmove charts from the machine the runtime runs`];
   const root = chart.states.get('')!;
   out.push(`  [*] --> ${id('')}`);
   declare(root, '  ');

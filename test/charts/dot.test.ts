@@ -16,6 +16,7 @@ import { renderDot } from '../../src/charts/svg.ts';
 import { MODEL_NAMES, MODELS } from '../../src/model/models.ts';
 import { parseDom } from './dom.ts';
 import { syntheticMachine } from './fixtures.ts';
+import { refusal } from './refusal.ts';
 
 const svgDocument = (svg: string) => parseDom(svg, 'image/svg+xml');
 
@@ -83,14 +84,6 @@ test('dot of the terminal draws its two parallel regions dashed, and the migrati
 });
 
 test('an unknown machine or format is refused with a stable code and the valid choices named', async () => {
-  const refusal = async (run: () => Promise<unknown>) => {
-    try {
-      await run();
-    } catch (e) {
-      return e as { code?: string; message: string };
-    }
-    throw new Error('not refused');
-  };
   const machine = await refusal(() => exportChart('nope', 'dot'));
   assert.is(machine.code, 'CHART_UNKNOWN_MACHINE');
   assert.match(
