@@ -45,6 +45,8 @@ export interface ChartState {
   exit: ChartAction[];
   /** A state outside a view (./views.ts), drawn as a reference where the view's arrows leave it or come from. */
   stub?: true;
+  /** A composite a view draws as one state (./views.ts): how many states it holds. */
+  inside?: number;
 }
 
 export interface ChartTransition {
@@ -218,7 +220,8 @@ export function transitionLabel(t: ChartTransition): string {
 
 /** A state's name as charts label it: its key, with its protocol step when it has one (`lockingSource (S3)`, `sourcePhase (S1-S8)`). */
 export function stateName(s: ChartState): string {
-  return s.step && s.step !== s.key ? `${s.key} (${s.step})` : s.key;
+  const name = s.step && s.step !== s.key ? `${s.key} (${s.step})` : s.key;
+  return s.inside === undefined ? name : `${name}, ${s.inside} states inside`;
 }
 
 /** An action as one line of text: `name` or `name {"param":...}`. */

@@ -4,10 +4,14 @@
  * dot, svg) draw as they draw any chart.
  *
  *   full         the machine, every state and transition
- *   overview     the machine with its retry states and its cancel arrows
- *                folded: each phase (a top-level composite, or the machine for
- *                its top-level states) gets a note that names, as text, which
- *                steps retry after a backoff and where a cancel goes from where
+ *   overview     the machine with its retry states, its cancel arrows and its
+ *                relay loops (a chip session's frames passed on) folded: each
+ *                phase (a top-level composite, or the machine for its
+ *                top-level states) gets a note that names, as text, which
+ *                steps retry after a backoff, where a cancel goes from where,
+ *                and which states relay frames; a composite inside a phase
+ *                (preflight, uploading, downloading, the rollback's source and
+ *                destination) is one state, its inside left to the phase views
  *   source       the migration's source phase, the patent's Fig. 3 (S1-S8)
  *   destination  the migration's destination phase, the patent's Fig. 4 (S9-S17)
  *
@@ -18,7 +22,7 @@
  * it folds retries and cancels like the overview.
  */
 import { STEPS } from '../protocol/steps.ts';
-import { stateName, transitionLabel, type Chart, type ChartState, type ChartTransition } from './graph.ts';
+import { isWithin, stateName, transitionLabel, type Chart, type ChartState, type ChartTransition } from './graph.ts';
 
 export const CHART_VIEWS = ['full', 'overview', 'source', 'destination'] as const;
 export type ChartView = (typeof CHART_VIEWS)[number];
@@ -44,6 +48,40 @@ function isRetryState(chart: Chart, s: ChartState): boolean {
   return s.children.length === 0 && chart.transitions.some((t) => t.source === s.path && eventOf(t) === RETRY_EVENT);
 }
 
+/** In the overview, a composite this deep (keys from the root) is one state; its inside is drawn in the phase views and the full chart. */
+const OVERVIEW_DEPTH_MAX = 2;
+
+/** The chart with every composite at OVERVIEW_DEPTH_MAX drawn as one state: arrows to and from its inside end at it, arrows inside it go. */
+function collapseDeep(chart: Chart): Chart {
+  const collapsed = [...chart.states.values()].filter((s) => s.keys.length === OVERVIEW_DEPTH_MAX && s.children.length > 0);
+  const ownerOf = (path: string) => collapsed.find((c) => isWithin(path, c.path))?.path ?? path;
+  const states = new Map<string, ChartState>();
+  for (const [path, s] of chart.states) {
+    if (ownerOf(path) !== path) continue;
+    const box = collapsed.find((c) => c.path === path);
+    if (box === undefined) states.set(path, s);
+    else {
+      const inside = [...chart.states.keys()].filter((p) => p !== path && isWithin(p, path)).length;
+      states.set(path, { ...box, kind: 'atomic', children: [], initial: null, inside });
+    }
+  }
+  const transitions: ChartTransition[] = [];
+  for (const t of chart.transitions) {
+    const source = ownerOf(t.source);
+    const targets = t.targets.map(ownerOf);
+    const within = source !== t.source && (targets.length === 0 || targets.every((p) => p === source));
+    if (!within) transitions.push({ ...t, source, targets });
+  }
+  return { ...chart, states, transitions };
+}
+
+/** A relay: a simple state passing a frame of its chip session on (`relayToChip`, `relayToSam`), no state change. */
+function isRelay(chart: Chart, t: ChartTransition): boolean {
+  return (
+    t.targets.length === 0 && chart.states.get(t.source)!.children.length === 0 && t.actions.length > 0 && t.actions.every((a) => a.type.startsWith('relay'))
+  );
+}
+
 /** Where a folded transition's note goes: its phase, the top-level composite it lies in, or the machine. */
 function phaseOf(chart: Chart, path: string): string {
   const top = chart.states.get(path.split('.')[0]!);
@@ -55,8 +93,10 @@ const pathName = (chart: Chart, path: string): string => (path === '' ? chart.ma
 /** The view `view` of a chart. `full` is the chart itself. */
 export function chartView(chart: Chart, view: ChartView): Chart {
   if (view === 'full') return chart;
-  if (view === 'overview') return { ...foldRetriesAndCancels(chart), title: `${chart.machine}: overview (retries and cancels folded into notes)` };
-  const phase = foldRetriesAndCancels(phaseView(chart, PHASES[view].from, PHASES[view].to));
+  if (view === 'overview') {
+    return { ...collapseDeep(foldRetriesAndCancels(chart, true)), title: `${chart.machine}: overview (retries, cancels and relays folded into notes)` };
+  }
+  const phase = foldRetriesAndCancels(phaseView(chart, PHASES[view].from, PHASES[view].to), false);
   // A reference only a folded arrow touched goes with it.
   const used = new Set(phase.transitions.flatMap((t) => [t.source, ...t.targets]));
   const states = new Map([...phase.states].filter(([path, s]) => !s.stub || used.has(path)));
@@ -65,12 +105,16 @@ export function chartView(chart: Chart, view: ChartView): Chart {
   return { ...phase, states, title: `${chart.machine}: ${PHASES[view].title}` };
 }
 
-/** The chart without its retry states and its cancel arrows, each phase's folded transitions in a note of that phase. */
-function foldRetriesAndCancels(chart: Chart): Chart {
+/**
+ * The chart without its retry states and its cancel arrows (and, with
+ * `relays`, its relay loops), each phase's folded transitions in a note of
+ * that phase.
+ */
+function foldRetriesAndCancels(chart: Chart, relays: boolean): Chart {
   const retry = new Set([...chart.states.values()].filter((s) => isRetryState(chart, s)).map((s) => s.path));
   const touchesRetry = (t: ChartTransition) => retry.has(t.source) || t.targets.some((p) => retry.has(p));
   const isCancel = (t: ChartTransition) => eventOf(t) === CANCEL_EVENT;
-  const kept = chart.transitions.filter((t) => !touchesRetry(t) && !isCancel(t));
+  const kept = chart.transitions.filter((t) => !touchesRetry(t) && !isCancel(t) && !(relays && isRelay(chart, t)));
   const notes = new Map<string, string[]>();
   const byPhase = new Map<string, ChartTransition[]>();
   for (const t of chart.transitions) {
@@ -108,7 +152,10 @@ function foldedNote(chart: Chart, list: ChartTransition[], retry: Set<string>): 
     cancels.set(outcome, (cancels.get(outcome) ?? new Set()).add(pathName(chart, from)));
   }
   for (const [outcome, from] of cancels) lines.push(`${outcome}, from:`, ...wrap([...from]));
-  const other = list.filter((t) => eventOf(t) !== CANCEL_EVENT && eventOf(t) !== RETRY_EVENT && !t.targets.some((p) => retry.has(p)));
+  const relayed = [...new Set(list.filter((t) => isRelay(chart, t)).map((t) => pathName(chart, t.source)))];
+  if (relayed.length > 0)
+    lines.push(`relays its session's frames (${[...new Set(list.filter((t) => isRelay(chart, t)).map(eventOf))].join(', ')}) in:`, ...wrap(relayed));
+  const other = list.filter((t) => eventOf(t) !== CANCEL_EVENT && eventOf(t) !== RETRY_EVENT && !isRelay(chart, t) && !t.targets.some((p) => retry.has(p)));
   for (const t of other) lines.push(`${transitionLabel(t)}: from ${pathName(chart, t.source)}`);
   return lines;
 }

@@ -14,7 +14,7 @@ import { chartOf, stateName, transitionLabel, type Chart, type ChartTransition }
 import { mermaidIds } from '../../src/charts/mermaid.ts';
 import { renderDot } from '../../src/charts/svg.ts';
 import { PHASES } from '../../src/charts/views.ts';
-import { MODELS } from '../../src/model/models.ts';
+import { MODEL_NAMES, MODELS } from '../../src/model/models.ts';
 import { STEPS, stepOfState } from '../../src/protocol/steps.ts';
 import { parseMermaid } from '../helpers/mermaid.ts';
 import { parseDom } from './dom.ts';
@@ -61,15 +61,19 @@ test('every migration state with a declared step shows it, as text, in dot, svg,
   assert.equal(json.states.destinationPhase.meta, { step: 'S9-S14' });
 });
 
-for (const view of CHART_VIEWS.filter((v) => v !== 'full')) {
-  test(`the migration's ${view} view renders without a Graphviz warning and parses as mermaid`, async () => {
-    const { warnings } = await renderDot(await exportChart('migration', 'dot', view));
+const drawable = [
+  ...CHART_VIEWS.filter((v) => v !== 'full').map((v) => ['migration', v]),
+  ...MODEL_NAMES.filter((n) => n !== 'migration').map((n) => [n, 'overview']),
+];
+for (const [machine, view] of drawable) {
+  test(`the ${machine}'s ${view} view renders without a Graphviz warning and parses as mermaid`, async () => {
+    const { warnings } = await renderDot(await exportChart(machine!, 'dot', view));
     assert.equal(warnings, []);
-    assert.is((await parseMermaid(await exportChart('migration', 'mermaid', view))).diagramType, 'stateDiagram');
+    assert.is((await parseMermaid(await exportChart(machine!, 'mermaid', view))).diagramType, 'stateDiagram');
   });
 }
 
-test('overview: no retry state, no cancel arrow; each is named in a note of its phase; every other transition is an arrow', async () => {
+test('overview: no retry state, cancel arrow or relay loop; each is named in a note of its phase; a composite inside a phase is one state; every other transition is an arrow', async () => {
   assert.ok(retryStates.size >= 10, `${retryStates.size} retry states`);
   const dot = await exportChart('migration', 'dot', 'overview');
   for (const r of retryStates) assert.not.ok(dot.includes(`"s:${r}"`), `overview draws no ${r}`);
@@ -89,8 +93,20 @@ test('overview: no retry state, no cancel arrow; each is named in a note of its 
       notes.some((n) => n.text.includes(transitionLabel(t))),
       `a note holds ${transitionLabel(t)}`,
     );
-  const drawn = chart.transitions.filter((t) => !folded(t) && !(t.targets.length === 0 && chart.states.get(t.source)!.children.length > 0));
-  assert.is(arrowLines(dot).length, drawn.length, 'every transition not folded is a line of an arrow');
+  // A composite inside a phase (two keys deep) is one state: the arrows inside it are the phase views' to draw.
+  const boxes = [...chart.states.values()].filter((s) => s.keys.length === 2 && s.children.length > 0).map((s) => s.path);
+  const boxOf = (p: string) => boxes.find((b) => p.startsWith(`${b}.`) || p === b) ?? p;
+  for (const b of boxes)
+    assert.match(
+      dot,
+      new RegExp(`"s:${b.replace(/\./g, '\\.')}" \\[id="migration:${b.replace(/\./g, '\\.')}", class="state", label="[^"]*, \\d+ states inside"`),
+    );
+  const inside = (t: ChartTransition) => boxOf(t.source) !== t.source && t.targets.every((p) => boxOf(p) === boxOf(t.source));
+  const targetlessOfComposite = (t: ChartTransition) => t.targets.length === 0 && chart.states.get(t.source)!.children.length > 0;
+  const relay = (t: ChartTransition) => t.targets.length === 0 && t.actions.length > 0 && t.actions.every((a) => a.type.startsWith('relay'));
+  const drawn = chart.transitions.filter((t) => !folded(t) && !targetlessOfComposite(t) && !inside(t) && !relay(t));
+  assert.is(arrowLines(dot).length, drawn.length, 'every transition not folded, and not inside a composite drawn as one state, is a line of an arrow');
+  assert.ok(notes.some((n) => n.phase === 'sourcePhase' && /relays its session's frames \(SAM_FRAME, CHIP_FRAME\) in:\n\s+identifying \(S1\)/.test(n.text)));
 });
 
 for (const [view, phase] of Object.entries(PHASES)) {
