@@ -21,7 +21,7 @@
  * reference (`stub`), so the view drops no arrow that touches the phase; then
  * it folds retries and cancels like the overview.
  */
-import { STEPS } from '../protocol/steps.ts';
+import { STEPS, type Step } from '../protocol/steps.ts';
 import { isWithin, stateName, transitionLabel, type Chart, type ChartState, type ChartTransition } from './graph.ts';
 
 export const CHART_VIEWS = ['full', 'overview', 'source', 'destination'] as const;
@@ -168,8 +168,8 @@ function wrap(names: string[], perLine = 3): string[] {
 }
 
 /** The states whose step lies between `from` and `to`, their composites, the final states they reach, and references for the rest. */
-function phaseView(chart: Chart, from: string, to: string): Chart {
-  const steps = new Set<string>(STEPS.slice(STEPS.indexOf(from as never), STEPS.indexOf(to as never) + 1));
+function phaseView(chart: Chart, from: Step, to: Step): Chart {
+  const steps = new Set<string>(STEPS.slice(STEPS.indexOf(from), STEPS.indexOf(to) + 1));
   const simple = [...chart.states.values()].filter((s) => s.children.length === 0);
   const keep = new Set<string>(['']);
   for (const s of simple)
