@@ -43,6 +43,10 @@ export interface ChartState {
   tags: string[];
   entry: ChartAction[];
   exit: ChartAction[];
+  /** A state outside a view (./views.ts), drawn as a reference where the view's arrows leave it or come from. */
+  stub?: true;
+  /** A composite a view draws as one state (./views.ts): how many states it holds. */
+  inside?: number;
 }
 
 export interface ChartTransition {
@@ -68,6 +72,10 @@ export interface Chart {
   states: Map<string, ChartState>;
   /** Every transition, per state in document order, each state's in the order XState tries them. */
   transitions: ChartTransition[];
+  /** A view's notes (./views.ts), by the composite (or root, '') they are drawn in: the transitions it folds, as text. */
+  notes?: Map<string, string[]>;
+  /** A view's title, drawn as the chart's caption (the machine's name otherwise). */
+  title?: string;
 }
 
 /** Limits: a statechart this deep or this large is a mistake, not a chart. */
@@ -208,6 +216,12 @@ export function transitionLabel(t: ChartTransition): string {
           ? `after ${typeof t.trigger.delay === 'number' ? `${t.trigger.delay} ms` : t.trigger.delay}`
           : 'done';
   return t.guard === null ? trigger : `${trigger} [${t.guard}]`;
+}
+
+/** A state's name as charts label it: its key, with its protocol step when it has one (`lockingSource (S3)`, `sourcePhase (S1-S8)`). */
+export function stateName(s: ChartState): string {
+  const name = s.step && s.step !== s.key ? `${s.key} (${s.step})` : s.key;
+  return s.inside === undefined ? name : `${name}, ${s.inside} states inside`;
 }
 
 /** An action as one line of text: `name` or `name {"param":...}`. */

@@ -7,6 +7,7 @@
  * transition sits. Implementations and context are not part of a chart:
  * guards and actions are names (with their params), to be provided as in
  * `setup`. Built-in guard combinators appear by structure (`not(readerSession)`).
+ * A state's protocol step (the migration's) is `meta.step`.
  */
 import type { Chart, ChartAction, ChartState, ChartTransition } from './graph.ts';
 
@@ -46,6 +47,8 @@ function stateJson(chart: Chart, s: ChartState, byState: Map<string, ChartTransi
   }
   if (s.initial !== null) out.initial = chart.states.get(s.initial)!.key;
   if (s.description) out.description = s.description;
+  // The protocol step rides in `meta`, which XState and Stately's editor keep and never act on.
+  if (s.step) out.meta = { step: s.step };
   if (s.tags.length > 0) out.tags = s.tags;
   if (s.entry.length > 0) out.entry = s.entry.map(actionJson);
   if (s.exit.length > 0) out.exit = s.exit.map(actionJson);

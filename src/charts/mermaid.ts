@@ -5,13 +5,17 @@
  * `--> [*]` each final one. Arrows read `EVENT [guard]`, `always [guard]`,
  * `after N ms [guard]`; an arrow between two children of one block is
  * written in that block, every other arrow at the top level. A targetless transition (actions only) is a self-loop on
- * a simple state and a note on a composite one.
+ * a simple state and a note on a composite one. Transitions between the same
+ * two states are one arrow with a line (`<br/>`) per transition: mermaid's
+ * layout keeps one self-loop per state and drops the rest, so each must
+ * be a line of that one. A view's notes (./views.ts) are notes on their
+ * composite; its references to states outside it are dashed states `name (see full chart)`.
  *
  * Mermaid ids cannot hold dots, dashes or spaces, and some words are
  * keywords, so every state gets a safe unique id (`sourcePhase__uploading`)
  * and its real name as the label (`state "uploading" as sourcePhase__uploading`).
  */
-import { arrowScope, transitionLabel, type Chart, type ChartState, type ChartTransition } from './graph.ts';
+import { arrowScope, stateName, transitionLabel, type Chart, type ChartState, type ChartTransition } from './graph.ts';
 
 /** Words mermaid's state-diagram lexer takes as keywords at the start of a statement. */
 const MERMAID_KEYWORDS = new Set([
@@ -61,15 +65,16 @@ const labelText = (s: string): string =>
 function stateLabel(chart: Chart, s: ChartState): string {
   if (s.path === '') return labelText(chart.machine);
   if (s.kind === 'history') return labelText(`${s.key} (${s.history === 'deep' ? 'H*' : 'H'})`);
-  return labelText(s.step ? `${s.key} (${s.step})` : s.key);
+  return labelText(s.stub ? `${stateName(s)} (see full chart)` : stateName(s));
 }
 
 export function toMermaid(chart: Chart): string {
   const ids = mermaidIds(chart);
   const id = (path: string) => ids.get(path)!;
-  const arrowsIn = new Map<string, string[]>();
   const notesOf = new Map<string, string[]>();
   const add = (m: Map<string, string[]>, key: string, line: string) => m.set(key, [...(m.get(key) ?? []), line]);
+  /** Each arrow's label lines, by where it is written, then by `source --> target`. */
+  const arrows = new Map<string, Map<string, string[]>>();
 
   for (const t of chart.transitions) {
     const label = labelText(transitionLabel(t));
@@ -79,15 +84,25 @@ export function toMermaid(chart: Chart): string {
       continue;
     }
     for (const target of t.targets.length > 0 ? t.targets : [t.source]) {
-      add(arrowsIn, arrowPlace(t.source, target), `${id(t.source)} --> ${id(target)} : ${label}`);
+      const place = arrowPlace(t.source, target);
+      if (!arrows.has(place)) arrows.set(place, new Map());
+      add(arrows.get(place)!, `${id(t.source)} --> ${id(target)}`, label);
     }
   }
+  for (const [path, lines] of chart.notes ?? []) for (const line of lines) add(notesOf, path, labelText(line));
+  const arrowsIn = new Map<string, string[]>(
+    [...arrows].map(([place, byEnds]) => [place, [...byEnds].map(([ends, labels]) => `${ends} : ${labels.join('<br/>')}`)]),
+  );
 
-  const out: string[] = ['stateDiagram-v2', `  %% ${chart.machine}: exported by valmove charts from the machine the runtime runs`];
+  // A view's title is mermaid's front matter, which renderers draw above the diagram.
+  const title = chart.title ? ['---', `title: "${chart.title.replace(/["\\\r\n]/g, ' ')}"`, '---'] : [];
+  const out: string[] = [...title, 'stateDiagram-v2', `  %% ${chart.machine}: exported by valmove charts from the machine the runtime runs`];
   const root = chart.states.get('')!;
   out.push(`  [*] --> ${id('')}`);
   declare(root, '  ');
   for (const line of arrowsIn.get(TOP) ?? []) out.push(`  ${line}`);
+  const stubs = [...chart.states.values()].filter((s) => s.stub).map((s) => id(s.path));
+  if (stubs.length > 0) out.push('  classDef stub stroke-dasharray: 4 4,color:#555', `  class ${stubs.join(',')} stub`);
   return `${out.join('\n')}\n`;
 
   /**

@@ -14,10 +14,15 @@
  *   delayed `<send>` on entry, `<cancel>` on exit, a transition on that event.
  * - actions are names, not code: `<log label="action" expr="'name {params}'"/>`.
  * - descriptions are XML comments.
+ * - a state's protocol step (the migration's, from the step declarations) is
+ *   the attribute `vm:step="S3"` in valmove's own namespace, which SCXML
+ *   allows on every element (`scxml.extra.attribs`).
  */
 import { actionText, isWithin, type Chart, type ChartAction, type ChartState, type ChartTransition } from './graph.ts';
 
 const SCXML_NS = 'http://www.w3.org/2005/07/scxml';
+/** valmove's namespace for what SCXML has no attribute of its own for: `vm:step`. */
+const VALMOVE_NS = 'urn:valmove:charts';
 
 export const xmlEscape = (s: string): string => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
 
@@ -88,7 +93,7 @@ class ScxmlWriter {
     out.push(
       '<?xml version="1.0" encoding="UTF-8"?>',
       `<!--${commentText(`${chart.machine}: exported by valmove charts from the machine the runtime runs`)}-->`,
-      `<scxml xmlns="${SCXML_NS}" version="1.0" name="${xmlEscape(nameSegment(chart.machine))}" initial="${this.id('')}">`,
+      `<scxml xmlns="${SCXML_NS}" xmlns:vm="${VALMOVE_NS}" version="1.0" name="${xmlEscape(nameSegment(chart.machine))}" initial="${this.id('')}">`,
     );
     this.element(chart.states.get('')!, '  ');
     out.push('</scxml>');
@@ -107,7 +112,8 @@ class ScxmlWriter {
     if (s.kind === 'history') return this.history(s, indent);
     const tag = s.kind === 'parallel' ? 'parallel' : s.kind === 'final' ? 'final' : 'state';
     const initial = s.kind === 'compound' && s.initial !== null ? ` initial="${this.id(s.initial)}"` : '';
-    const open = `${indent}<${tag} id="${this.id(s.path)}"${initial}`;
+    const step = s.step ? ` vm:step="${xmlEscape(s.step)}"` : '';
+    const open = `${indent}<${tag} id="${this.id(s.path)}"${initial}${step}`;
     out.push(`${open}>`);
     const start = out.length;
     if (s.description) out.push(`${inner}<!--${commentText(s.description)}-->`);

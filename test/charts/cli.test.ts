@@ -93,6 +93,26 @@ test('valmove charts refuses an unknown machine, an unknown format, and svg of e
   assert.is(svg.stdout, '');
 });
 
+test('charts --view: the migration in each view, <machine>.<view>.<ext> under --out; a view a format or machine has not is refused (exit 2)', async () => {
+  for (const view of ['overview', 'source', 'destination']) {
+    assert.equal(await charts('--machine', 'migration', '--format', 'dot', '--view', view), [(await exportChart('migration', 'dot', view)).trimEnd()]);
+  }
+  const root = mkdtempSync(join(tmpdir(), 'valmove-charts-'));
+  try {
+    const lines = await charts('--machine', 'migration', '--format', 'svg', '--view', 'source', '--out', root);
+    assert.equal(lines, [`wrote ${join(root, 'migration.source.svg')}`]);
+    assert.match(readFileSync(join(root, 'migration.source.svg'), 'utf8'), /source phase, S1(-|&#45;)S8 \(Fig\. 3\)/);
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+  const json = await valmove('charts', '--machine', 'migration', '--format', 'json', '--view', 'overview');
+  assert.is(json.code, 2);
+  assert.match(json.stderr, /the overview view is drawn as mermaid, dot, svg; json is the whole machine \(--view full\)/);
+  const area = await valmove('charts', '--machine', 'area', '--view', 'destination');
+  assert.is(area.code, 2);
+  assert.match(area.stderr, /the destination view is a phase of the migration/);
+});
+
 test('valmove charts --machine migration --format mermaid prints the chart from the command line', async () => {
   const { code, stdout } = await valmove('charts', '--machine', 'migration', '--format', 'mermaid');
   assert.is(code, 0);

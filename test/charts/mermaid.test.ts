@@ -53,7 +53,8 @@ for (const [name, machine] of machines) {
       }
     }
 
-    const edges = data.edges.map((e) => `${e.start} -> ${e.end} : ${e.label ?? ''}`);
+    // Transitions between the same two states share one arrow, a line (`<br/>`) each.
+    const edges = data.edges.flatMap((e) => (e.label ?? '').split(/<br\s*\/?>/).map((l) => `${e.start} -> ${e.end} : ${l}`));
     for (const t of chart.transitions) {
       const source = chart.states.get(t.source)!;
       if (t.targets.length === 0 && source.children.length > 0) {

@@ -15,6 +15,7 @@ import { exportMachineChart } from '../../src/charts/index.ts';
 import { chartOf } from '../../src/charts/graph.ts';
 import { scxmlIds } from '../../src/charts/scxml.ts';
 import { MODEL_NAMES, MODELS } from '../../src/model/models.ts';
+import { parseDom, type DomElement } from './dom.ts';
 import { syntheticMachine } from './fixtures.ts';
 
 const XSD_DIR = join(import.meta.dirname, 'scxml-xsd');
@@ -27,22 +28,7 @@ async function validate(name: string, xml: string) {
   return validateXML({ xml: [{ fileName: `${name}.scxml`, contents: xml }], schema: [schema], preload });
 }
 
-interface XmlElement {
-  localName: string;
-  namespaceURI: string | null;
-  getAttribute(name: string): string | null;
-}
-let parseXml: ((xml: string) => { documentElement: XmlElement; getElementsByTagName(n: string): ArrayLike<XmlElement> }) | undefined;
-async function xmlDocument(xml: string) {
-  if (!parseXml) {
-    // jsdom ships no type declarations; a non-literal specifier keeps the import untyped on purpose.
-    const jsdomModule = 'jsdom';
-    const { JSDOM } = (await import(jsdomModule)) as { JSDOM: new () => { window: { DOMParser: new () => { parseFromString(s: string, t: string): never } } } };
-    const parser = new new JSDOM().window.DOMParser();
-    parseXml = (s) => parser.parseFromString(s, 'application/xml');
-  }
-  return parseXml(xml);
-}
+const xmlDocument = (xml: string) => parseDom(xml, 'application/xml');
 
 const machines: Array<[string, AnyStateMachine]> = [
   ...MODEL_NAMES.map((n): [string, AnyStateMachine] => [n, MODELS[n]!.machine]),
@@ -59,7 +45,7 @@ for (const [name, machine] of machines) {
     assert.is(doc.documentElement.localName, 'scxml');
     assert.is(doc.documentElement.namespaceURI, 'http://www.w3.org/2005/07/scxml');
     const all = Array.from(doc.getElementsByTagName('*'));
-    const ids = new Map<string, XmlElement>();
+    const ids = new Map<string, DomElement>();
     for (const el of all) {
       const id = el.getAttribute('id');
       if (id === null) continue;
