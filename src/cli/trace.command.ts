@@ -4,18 +4,43 @@
  * like the seed's Fig. 3 and Fig. 4. RUN is a run file or a folder of
  * per-party run files (merged; an envelope recorded by both ends is one arrow).
  *
+ * It tells the migrations' story: registrations, issuings and normal use are
+ * left out unless asked for (`--include`, `--all`), and each chip session's
+ * relayed frames are one bar with a count (`--frames all` draws each).
+ *
  * Bad input exits with code 2 and names the file and line. A cut-short last
  * line (a process killed mid-write) is skipped with a warning on stderr.
  */
 import { writeFileSync } from 'node:fs';
 import type { Command } from 'commander';
+import { FLOW_KINDS, type FlowKind, parseFlowKinds } from '../trace/flows.ts';
 import { loadRun, TraceInputError, type LoadedRun } from '../trace/load.ts';
 import { toJson } from '../trace/json.ts';
 import { toMermaid } from '../trace/mermaid.ts';
-import { sequenceOf } from '../trace/sequence.ts';
+import { FRAMES_MODES, type FramesMode } from '../trace/rows.ts';
+import { sequenceOf, type Sequence } from '../trace/sequence.ts';
 import { toSvg } from '../trace/svg.ts';
 
 export const TRACE_FORMATS = ['mermaid', 'svg', 'json'] as const;
+
+/** What a trace shows when not told otherwise: the migrations. */
+const DEFAULT_KINDS: readonly FlowKind[] = ['migration'];
+
+interface TraceOptions {
+  format: string;
+  mig?: string;
+  hide?: string[];
+  include?: string;
+  all?: boolean;
+  frames: string;
+  out?: string;
+}
+
+const list = (v: string) =>
+  v
+    .split(',')
+    .map((t) => t.trim())
+    .filter(Boolean);
 
 export function addTraceCommand(program: Command, out: (line: string) => void): void {
   program
@@ -23,17 +48,15 @@ export function addTraceCommand(program: Command, out: (line: string) => void): 
     .description('draw a recorded run (--record of demo, up or start) as a sequence diagram grouped by protocol step S1-S17')
     .argument('<run>', 'a run file (.jsonl), or a folder of per-party run files')
     .option('--format <f>', TRACE_FORMATS.join(' | '), 'mermaid')
-    .option('--mig <id>', 'only this migration (its id, e.g. m-…)')
-    .option('--hide <types>', 'leave these envelope types out of the drawing (they still mark the steps), e.g. frame,progress', (v: string) =>
-      v
-        .split(',')
-        .map((t) => t.trim())
-        .filter(Boolean),
-    )
+    .option('--mig <id>', 'only this flow (its id: a migration m-…, or a registration reg-… or an issuing i-…)')
+    .option('--include <kinds>', `also show these kinds of flow besides migrations: ${FLOW_KINDS.filter((k) => k !== 'migration').join(',')}`)
+    .option('--all', 'show every kind of flow: migrations, registrations, issuings, normal use and the rest')
+    .option('--frames <mode>', `relayed session frames: ${FRAMES_MODES.join(' | ')} (fold: one bar per chip session with a count)`, 'fold')
+    .option('--hide <types>', 'leave these envelope types out of the drawing (they still mark the steps), e.g. frame,progress', list)
     .option('--out <file>', 'write the drawing to this file instead of standard output')
-    .action((runPath: string, o: { format: string; mig?: string; hide?: string[]; out?: string }) => {
+    .action((runPath: string, o: TraceOptions) => {
       const fail = (message: string): never => program.error(`error: ${message}`, { exitCode: 2 });
-      if (!(TRACE_FORMATS as readonly string[]).includes(o.format)) fail(`--format must be one of ${TRACE_FORMATS.join(', ')}; got "${o.format}"`);
+      const { include, frames } = checkOptions(o, fail);
       let run: LoadedRun;
       try {
         run = loadRun(runPath);
@@ -42,20 +65,50 @@ export function addTraceCommand(program: Command, out: (line: string) => void): 
         throw e;
       }
       for (const w of run.warnings) process.stderr.write(`valmove trace: warning: ${w}\n`);
-      const seq = sequenceOf(run.segments, { mig: o.mig, hide: o.hide });
-      if (o.mig !== undefined && seq.totals.messages === 0) {
-        const known = sequenceOf(run.segments).totals.migrations;
-        fail(`no messages of migration ${o.mig} in ${runPath}; it holds ${known.length ? known.join(', ') : 'no migration'}`);
-      }
-      const text = o.format === 'json' ? `${JSON.stringify(toJson(seq), null, 2)}\n` : o.format === 'svg' ? toSvg(seq) : toMermaid(seq);
+      const seq = sequenceOf(run.segments, { mig: o.mig, hide: o.hide, include });
+      if (seq.totals.messages === 0) fail(nothingShown(runPath, run, o.mig));
+      const text = o.format === 'json' ? `${JSON.stringify(toJson(seq), null, 2)}\n` : o.format === 'svg' ? toSvg(seq, { frames }) : toMermaid(seq, { frames });
       if (o.out) {
         writeFileSync(o.out, text);
-        out(
-          `${o.out}: ${seq.totals.messages} messages in ${seq.totals.groups} step groups (${seq.totals.steps.join(' ')}), ` +
-            `${seq.participants.length} participants`,
-        );
+        out(`${o.out}: ${summaryOf(seq)}`);
       } else {
         out(text.replace(/\n$/, ''));
       }
     });
+}
+
+/** The options checked: the kinds of flow to show and how to draw frames; a bad value fails naming it. */
+function checkOptions(o: TraceOptions, fail: (message: string) => never): { include: readonly FlowKind[]; frames: FramesMode } {
+  if (!(TRACE_FORMATS as readonly string[]).includes(o.format)) fail(`--format must be one of ${TRACE_FORMATS.join(', ')}; got "${o.format}"`);
+  if (!(FRAMES_MODES as readonly string[]).includes(o.frames)) fail(`--frames must be one of ${FRAMES_MODES.join(', ')}; got "${o.frames}"`);
+  let include: FlowKind[] = [...DEFAULT_KINDS];
+  try {
+    if (o.include !== undefined) include = [...new Set([...DEFAULT_KINDS, ...parseFlowKinds(o.include)])];
+  } catch (e) {
+    fail(`--include: ${(e as Error).message}`);
+  }
+  if (o.all) include = [...FLOW_KINDS];
+  return { include, frames: o.frames as FramesMode };
+}
+
+/** Why a trace would be empty, and what the run holds instead. */
+function nothingShown(runPath: string, run: LoadedRun, mig: string | undefined): string {
+  const t = sequenceOf(run.segments).totals;
+  const held = [
+    ...t.migrations.map((id) => `migration ${id}`),
+    ...t.registrations.map((id) => `registration ${id}`),
+    ...t.issuings.map((id) => `issuing ${id}`),
+  ];
+  const holds = `it holds ${held.length ? held.join(', ') : 'no migration, registration or issuing'}`;
+  if (mig !== undefined) return `no messages of migration ${mig} in ${runPath}; ${holds}`;
+  return `nothing to draw in ${runPath} with these options; ${holds} (--include registration,issuing,normal or --all shows more than migrations)`;
+}
+
+function summaryOf(seq: Sequence): string {
+  const t = seq.totals;
+  const { retransmissions, duplicates } = t.repeats;
+  return (
+    `${t.messages} messages in ${t.groups} step groups (${t.steps.join(' ')}), ${seq.participants.length} participants` +
+    (retransmissions + duplicates > 0 ? `; ${retransmissions} retransmitted, ${duplicates} duplicated` : '')
+  );
 }
