@@ -18,7 +18,7 @@ import { loadRun, TraceInputError, type LoadedRun } from '../trace/load.ts';
 import { toJson } from '../trace/json.ts';
 import { toMermaid } from '../trace/mermaid.ts';
 import { FRAMES_MODES, type FramesMode } from '../trace/rows.ts';
-import { sequenceOf, type Sequence } from '../trace/sequence.ts';
+import { sequenceOf, type Sequence, type SequenceOptions } from '../trace/sequence.ts';
 import { toSvg } from '../trace/svg.ts';
 
 export const TRACE_FORMATS = ['mermaid', 'svg', 'json'] as const;
@@ -26,14 +26,22 @@ export const TRACE_FORMATS = ['mermaid', 'svg', 'json'] as const;
 /** What a trace shows when not told otherwise: the migrations. */
 const DEFAULT_KINDS: readonly FlowKind[] = ['migration'];
 
-interface TraceOptions {
-  format: string;
+/** The options as commander gives them. */
+export interface TraceFlags {
+  format?: string;
   mig?: string;
   hide?: string[];
   include?: string;
   all?: boolean;
-  frames: string;
+  frames?: string;
   out?: string;
+}
+
+/** The options checked and resolved to what sequenceOf and the drawings take. */
+export interface TraceOptions {
+  format: (typeof TRACE_FORMATS)[number];
+  frames: FramesMode;
+  sequence: SequenceOptions;
 }
 
 const list = (v: string) =>
@@ -54,41 +62,59 @@ export function addTraceCommand(program: Command, out: (line: string) => void): 
     .option('--frames <mode>', `relayed session frames: ${FRAMES_MODES.join(' | ')} (fold: one bar per chip session with a count)`, 'fold')
     .option('--hide <types>', 'leave these envelope types out of the drawing (they still mark the steps), e.g. frame,progress', list)
     .option('--out <file>', 'write the drawing to this file instead of standard output')
-    .action((runPath: string, o: TraceOptions) => {
+    .action((runPath: string, flags: TraceFlags) => {
       const fail = (message: string): never => program.error(`error: ${message}`, { exitCode: 2 });
-      const { include, frames } = checkOptions(o, fail);
+      let o: TraceOptions;
       let run: LoadedRun;
       try {
+        o = traceOptions(flags);
         run = loadRun(runPath);
       } catch (e) {
-        if (e instanceof TraceInputError) return fail(e.message);
+        if (e instanceof TraceInputError || e instanceof TraceOptionError) return fail(e.message);
         throw e;
       }
       for (const w of run.warnings) process.stderr.write(`valmove trace: warning: ${w}\n`);
-      const seq = sequenceOf(run.segments, { mig: o.mig, hide: o.hide, include });
-      if (seq.totals.messages === 0) fail(nothingShown(runPath, run, o.mig));
-      const text = o.format === 'json' ? `${JSON.stringify(toJson(seq), null, 2)}\n` : o.format === 'svg' ? toSvg(seq, { frames }) : toMermaid(seq, { frames });
-      if (o.out) {
-        writeFileSync(o.out, text);
-        out(`${o.out}: ${summaryOf(seq)}`);
+      const { seq, text } = drawTrace(run, o);
+      if (seq.totals.messages === 0) fail(nothingShown(runPath, run, flags.mig));
+      if (flags.out) {
+        writeFileSync(flags.out, text);
+        out(`${flags.out}: ${summaryOf(seq)}`);
       } else {
         out(text.replace(/\n$/, ''));
       }
     });
 }
 
-/** The options checked: the kinds of flow to show and how to draw frames; a bad value fails naming it. */
-function checkOptions(o: TraceOptions, fail: (message: string) => never): { include: readonly FlowKind[]; frames: FramesMode } {
-  if (!(TRACE_FORMATS as readonly string[]).includes(o.format)) fail(`--format must be one of ${TRACE_FORMATS.join(', ')}; got "${o.format}"`);
-  if (!(FRAMES_MODES as readonly string[]).includes(o.frames)) fail(`--frames must be one of ${FRAMES_MODES.join(', ')}; got "${o.frames}"`);
+/** A bad `valmove trace` option: the message names it and what it takes. */
+export class TraceOptionError extends Error {
+  override readonly name = 'TraceOptionError';
+}
+
+/** The flags checked, with the defaults of the command: migrations only, frames folded. Throws TraceOptionError. */
+export function traceOptions(flags: TraceFlags): TraceOptions {
+  const { format = 'mermaid', frames = 'fold' } = flags;
+  if (!(TRACE_FORMATS as readonly string[]).includes(format))
+    throw new TraceOptionError(`--format must be one of ${TRACE_FORMATS.join(', ')}; got "${format}"`);
+  if (!(FRAMES_MODES as readonly string[]).includes(frames)) throw new TraceOptionError(`--frames must be one of ${FRAMES_MODES.join(', ')}; got "${frames}"`);
   let include: FlowKind[] = [...DEFAULT_KINDS];
   try {
-    if (o.include !== undefined) include = [...new Set([...DEFAULT_KINDS, ...parseFlowKinds(o.include)])];
+    if (flags.include !== undefined) include = [...new Set([...DEFAULT_KINDS, ...parseFlowKinds(flags.include)])];
   } catch (e) {
-    fail(`--include: ${(e as Error).message}`);
+    throw new TraceOptionError(`--include: ${(e as Error).message}`);
   }
-  if (o.all) include = [...FLOW_KINDS];
-  return { include, frames: o.frames as FramesMode };
+  if (flags.all) include = [...FLOW_KINDS];
+  return {
+    format: format as TraceOptions['format'],
+    frames: frames as FramesMode,
+    sequence: { mig: flags.mig, hide: flags.hide, include },
+  };
+}
+
+/** A loaded run's sequence under the options, and its drawing in the format asked for. */
+export function drawTrace(run: LoadedRun, o: TraceOptions): { seq: Sequence; text: string } {
+  const seq = sequenceOf(run.segments, o.sequence);
+  const text = o.format === 'json' ? `${JSON.stringify(toJson(seq), null, 2)}\n` : o.format === 'svg' ? toSvg(seq, o) : toMermaid(seq, o);
+  return { seq, text };
 }
 
 /** Why a trace would be empty, and what the run holds instead. */

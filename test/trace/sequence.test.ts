@@ -8,35 +8,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { loadRun, segmentsOf, sequenceOf, type EnvelopeRecord, type RunRecord, type RunStartRecord } from '../../src/trace/index.ts';
-
-const START = Date.parse('2026-01-01T00:00:00.000Z');
-const header = (party: string, offsetMs = 0): RunStartRecord => ({
-  kind: 'run',
-  v: 1,
-  source: 'party',
-  party,
-  startedAt: new Date(START + offsetMs).toISOString(),
-});
-
-/** An envelope record as `party` saw it. */
-function seen(
-  party: string,
-  direction: 'in' | 'out',
-  t: number,
-  e: { id: string; from: string; to: string; type: string; corr?: string; mig?: string; step?: string },
-): EnvelopeRecord {
-  return { kind: 'envelope', t, direction, party, bytes: 100, ...e };
-}
-
-/** One envelope as both ends record it. */
-function both(
-  tOut: number,
-  tIn: number,
-  e: { id: string; from: string; to: string; type: string; corr?: string; mig?: string; step?: string },
-): [EnvelopeRecord, EnvelopeRecord] {
-  return [seen(e.from, 'out', tOut, e), seen(e.to, 'in', tIn, e)];
-}
+import { loadRun, segmentsOf, sequenceOf, type RunRecord } from '../../src/trace/index.ts';
+import { both, header, seen } from './records.ts';
 
 const arrows = (records: RunRecord[] | ReturnType<typeof segmentsOf>, mig?: string) =>
   sequenceOf(records, { mig }).steps.flatMap((g) => g.messages.map((m) => `${g.step} ${m.from}>${m.to} ${m.type}`));
