@@ -5,6 +5,7 @@
  * with no source), and pays with it (normal use). A trace tells the
  * migrations' story by default; the rest comes on request (`--include`).
  */
+import type { SeqMessage, SequenceOptions } from './sequence.ts';
 
 /** The kinds of flow a message can belong to. */
 export const FLOW_KINDS = ['migration', 'registration', 'issuing', 'normal', 'other'] as const;
@@ -43,6 +44,38 @@ export interface FlowIds {
   migrations: string[];
   registrations: string[];
   issuings: string[];
+}
+
+/** Each message's kind of flow (sequence.ts, step 5). A flow with an id is judged on all its messages (an issuing by its `issue` notice). */
+export function flowKindsOf(messages: readonly SeqMessage[]): (m: SeqMessage) => FlowKind {
+  const stepsOf = new Map<string, Set<string>>();
+  for (const m of messages) {
+    if (!m.mig) continue;
+    const steps = stepsOf.get(m.mig) ?? new Set<string>();
+    steps.add(m.step);
+    stepsOf.set(m.mig, steps);
+  }
+  const kinds = new Map([...stepsOf].map(([mig, steps]) => [mig, flowKindOf(mig, steps)]));
+  return (m) => (m.mig ? kinds.get(m.mig)! : looseKindOf(m.step));
+}
+
+/** Whether the options keep a message: `mig` names one flow (whatever its kind), else `include` picks kinds; `hide` drops types. */
+export function isShown(m: SeqMessage, kind: FlowKind, opts: SequenceOptions): boolean {
+  if (opts.mig !== undefined) {
+    if (m.mig !== opts.mig) return false;
+  } else if (opts.include && !opts.include.includes(kind)) return false;
+  return !opts.hide?.includes(m.type);
+}
+
+/** The ids of the flows shown, by kind, in order of their first message. */
+export function flowIdsOf(messages: readonly SeqMessage[], kindOf: (m: SeqMessage) => FlowKind): FlowIds {
+  const ids: FlowIds = { migrations: [], registrations: [], issuings: [] };
+  const lists: Partial<Record<FlowKind, string[]>> = { migration: ids.migrations, registration: ids.registrations, issuing: ids.issuings };
+  for (const m of messages) {
+    const list = m.mig ? lists[kindOf(m)] : undefined;
+    if (list && !list.includes(m.mig!)) list.push(m.mig!);
+  }
+  return ids;
 }
 
 /** `1 migration`, `2 migrations`. */

@@ -28,7 +28,7 @@
  *    registration, an issuing, normal use or other; `include` keeps some.
  */
 import { STEP_TABLE } from '../protocol/steps.ts';
-import { type FlowIds, type FlowKind, flowKindOf, looseKindOf } from './flows.ts';
+import { flowIdsOf, flowKindsOf, isShown, type FlowKind } from './flows.ts';
 import type { EnvelopeRecord, RunRecord, RunStartRecord, StateRecord } from './records.ts';
 
 /** Short titles of each step (the protocol table, src/protocol/steps.ts), and of the group of messages outside any. */
@@ -290,38 +290,6 @@ export function sequenceOf(input: readonly RunRecord[] | readonly RunSegment[], 
       records,
     },
   };
-}
-
-/** Step 5: each message's kind of flow. A flow with an id is judged on all its messages (an issuing by its `issue` notice). */
-function flowKindsOf(messages: readonly SeqMessage[]): (m: SeqMessage) => FlowKind {
-  const stepsOf = new Map<string, Set<string>>();
-  for (const m of messages) {
-    if (!m.mig) continue;
-    const steps = stepsOf.get(m.mig) ?? new Set<string>();
-    steps.add(m.step);
-    stepsOf.set(m.mig, steps);
-  }
-  const kinds = new Map([...stepsOf].map(([mig, steps]) => [mig, flowKindOf(mig, steps)]));
-  return (m) => (m.mig ? kinds.get(m.mig)! : looseKindOf(m.step));
-}
-
-/** Whether the options keep a message: `mig` names one flow (whatever its kind), else `include` picks kinds; `hide` drops types. */
-function isShown(m: SeqMessage, kind: FlowKind, opts: SequenceOptions): boolean {
-  if (opts.mig !== undefined) {
-    if (m.mig !== opts.mig) return false;
-  } else if (opts.include && !opts.include.includes(kind)) return false;
-  return !opts.hide?.includes(m.type);
-}
-
-/** The ids of the flows shown, by kind, in order of their first message. */
-function flowIdsOf(messages: readonly SeqMessage[], kindOf: (m: SeqMessage) => FlowKind): FlowIds {
-  const ids: FlowIds = { migrations: [], registrations: [], issuings: [] };
-  const lists: Partial<Record<FlowKind, string[]>> = { migration: ids.migrations, registration: ids.registrations, issuing: ids.issuings };
-  for (const m of messages) {
-    const list = m.mig ? lists[kindOf(m)] : undefined;
-    if (list && !list.includes(m.mig!)) list.push(m.mig!);
-  }
-  return ids;
 }
 
 /**
