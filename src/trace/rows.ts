@@ -86,10 +86,6 @@ export function framesLabel(row: FramesRow): string {
     const n = row.messages.filter((m) => m.repeat === repeat).length;
     if (n > 0) marks.push(plural(n, repeat));
   }
-  return `${plural(row.messages.length, 'relayed frame')} (${formatBytes(bytes)}, ${formatBytes(frameBytes)} of session)${marks.length ? `, ${marks.join(', ')}` : ''}`;
-}
-
-/** How many messages of a row are the same envelope again. */
-export function repeatsIn(row: Row): number {
-  return row.kind === 'message' ? (row.message.repeat ? 1 : 0) : row.messages.filter((m) => m.repeat).length;
+  const counted = `${plural(row.messages.length, 'relayed frame')} (${formatBytes(bytes)}, ${formatBytes(frameBytes)} of session)`;
+  return [counted, ...marks].join(', ');
 }
