@@ -59,6 +59,22 @@ export function flowKindsOf(messages: readonly SeqMessage[]): (m: SeqMessage) =>
   return (m) => (m.mig ? kinds.get(m.mig)! : looseKindOf(m.step));
 }
 
+/**
+ * An issuing's opening request is filed under `issue`, not S9: the user's
+ * `migrate.in` marks S9 by its type before the server's first notice says
+ * the flow is an issuing (`issue`, then S9). Moves those leading messages
+ * (of a flow that has that notice: without the server's file there is none).
+ */
+export function fileIssuingRequests(messages: SeqMessage[]): void {
+  const issuings = new Set(messages.flatMap((m) => (m.mig && m.step === ISSUING_STEP ? [m.mig] : [])));
+  const opened = new Set<string>();
+  for (const m of messages) {
+    if (!m.mig || !issuings.has(m.mig) || opened.has(m.mig)) continue;
+    if (m.step === ISSUING_STEP) opened.add(m.mig);
+    else m.step = ISSUING_STEP;
+  }
+}
+
 /** Whether the options keep a message: `mig` names one flow (whatever its kind), else `include` picks kinds; `hide` drops types. */
 export function isShown(m: SeqMessage, kind: FlowKind, opts: SequenceOptions): boolean {
   if (opts.mig !== undefined) {

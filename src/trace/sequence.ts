@@ -28,7 +28,7 @@
  *    registration, an issuing, normal use or other; `include` keeps some.
  */
 import { STEP_TABLE } from '../protocol/steps.ts';
-import { flowIdsOf, flowKindsOf, isShown, type FlowKind } from './flows.ts';
+import { fileIssuingRequests, flowIdsOf, flowKindsOf, isShown, type FlowKind } from './flows.ts';
 import type { EnvelopeRecord, RunRecord, RunStartRecord, StateRecord } from './records.ts';
 
 /** Short titles of each step (the protocol table, src/protocol/steps.ts), and of the group of messages outside any. */
@@ -266,6 +266,7 @@ export function sequenceOf(input: readonly RunRecord[] | readonly RunSegment[], 
   let t0 = Infinity;
   for (const x of merged) t0 = Math.min(t0, x.at);
   const all = messagesOf(arrows, migrationsOf(arrows), t0);
+  fileIssuingRequests(all);
   const kindOf = flowKindsOf(all);
   const messages = all.filter((m) => isShown(m, kindOf(m), opts));
   const steps = groupBySteps(messages);

@@ -33,9 +33,11 @@ const records: RunRecord[] = [
   seen('server', 'out', 2, { id: 'server#1', from: 'server', to: 'admin-sam', type: 'admin.identify', mig: REG, step: 'register' }),
   seen('admin-sam', 'out', 3, { id: 'admin-sam#1', from: 'admin-sam', to: 'server', type: 'admin.identified', corr: 'server#1', mig: REG, step: 'S1' }),
   seen('server', 'out', 4, { id: 'server#2', from: 'server', to: 'terminal/old', type: 'chip.registered', corr: 'terminal/old#1' }),
-  // Issuing: the destination phase with no source, opened by an `issue` notice.
+  // Issuing: the destination phase with no source, asked for by a migrate.in (its type marks S9), opened by an `issue` notice.
+  seen('terminal/old', 'out', 4.5, { id: 'terminal/old#i', from: 'terminal/old', to: 'server', type: 'migrate.in' }),
   seen('server', 'out', 5, { id: 'server#3', from: 'server', to: 'terminal/old', type: 'progress', mig: ISSUING, step: 'issue', announces: ['issue', 'S9'] }),
   seen('server', 'out', 6, { id: 'server#4', from: 'server', to: 'admin-sam', type: 'admin.format', mig: ISSUING, step: 'S10' }),
+  seen('server', 'out', 6.5, { id: 'server#i', from: 'server', to: 'terminal/old', type: 'migrate.result', corr: 'terminal/old#i', mig: ISSUING }),
   // Normal use.
   seen('terminal/old', 'out', 7, { id: 'terminal/old#2', from: 'terminal/old', to: 'normal-sam/p', type: 'normal.begin' }),
   // The migration: S1 with the chip session that proves the serial; the user's request sent again; the reply delivered twice.
@@ -87,6 +89,13 @@ test("a registration's reply is filed with its request (register), never under a
     ['register: admin.identify,admin.identified'],
   );
   assert.equal(sequenceOf(records).totals.steps, ['register', 'issue', 'S9', 'normal', 'S1']);
+});
+
+test("an issuing's request is filed under issue with the notice that opens it, not under S9 before it", () => {
+  assert.equal(
+    sequenceOf(records, { mig: ISSUING }).steps.map((g) => `${g.step}: ${g.messages.map((m) => m.type).join(',')}`),
+    ['issue: migrate.in,progress', 'S9: admin.format,migrate.result'],
+  );
 });
 
 test('a retransmission and a duplicate are marked in the JSON, dashed and labelled in mermaid, dashed red and classed in the SVG', async () => {
