@@ -9,20 +9,27 @@
  *    before the send they received (a Lamport-style merge: an `in` waits for
  *    its `out`; a segment's later records wait for its earlier ones).
  * 2. One arrow per envelope: the sender's `out` record (a retransmission is
- *    another `out`, another arrow); an `in` only when its sender recorded
- *    nothing (dedupe by sender and envelope id).
+ *    another `out`, another arrow, marked 'retransmission'); an `in` only
+ *    when its sender recorded nothing (dedupe by sender and envelope id), or
+ *    when it is a copy the receiver got beyond what was sent (another arrow,
+ *    marked 'duplicate').
  * 3. Migration: the header's, else that of the request a reply answers, else
  *    that of the reply a request got.
  * 4. Step: a progress notice marks where a step of its migration starts, and
  *    once a migration has progress notices they decide its steps (a frame of
  *    the S7 session that the server relays while it reports S6 is part of S6).
  *    Without notices (the server's file is missing): the header's step, else
- *    the current step of the migration (carried forward). Messages outside
+ *    the current step of the migration (carried forward); a reply takes its
+ *    request's step, whatever its header says (the admin SAM stamps its
+ *    identify reply S1 even when a registration asked). Messages outside
  *    any migration: 'register' or 'normal' by their type or session, carried
  *    along the parties that exchange them; else 'other'.
+ * 5. Flow: each message's kind of story (flows.ts): a migration, a
+ *    registration, an issuing, normal use or other; `include` keeps some.
  */
 import { STEP_TABLE } from '../protocol/steps.ts';
 import { areaChangesOf, attachAreaChanges, type AreaChange } from './areas.ts';
+import { fileIssuingRequests, flowIdsOf, flowKindsOf, isShown, type FlowKind } from './flows.ts';
 import type { EnvelopeRecord, RunRecord, RunStartRecord, StateRecord } from './records.ts';
 
 /** Short titles of each step (the protocol table, src/protocol/steps.ts), and of the group of messages outside any. */
@@ -101,7 +108,12 @@ export interface SeqMessage {
   step: string;
   /** Envelope id (with `from`, unique). */
   id: string;
+  /** Set when this arrow is the same envelope again: sent again by its sender, or received again by its receiver. */
+  repeat?: Repeat;
 }
+
+/** An envelope seen again: its sender sent the same id again, or its receiver got the same id more often than it was sent. */
+export type Repeat = 'retransmission' | 'duplicate';
 
 export interface SeqStep {
   step: string;
@@ -119,7 +131,12 @@ export interface SeqTotals {
   groups: number;
   /** Distinct steps seen, in the order they first occurred. */
   steps: string[];
+  /** The migrations shown (a registration `reg-…` or an issuing `i-…` is not one), then the registrations and issuings shown. */
   migrations: string[];
+  registrations: string[];
+  issuings: string[];
+  /** Arrows marked as the same envelope again. */
+  repeats: { retransmissions: number; duplicates: number };
   participants: number;
   /** Taken from the records: envelopes seen in and out, state changes. */
   records: { envelopes: number; states: number };
@@ -138,6 +155,8 @@ export interface SequenceOptions {
   mig?: string;
   /** Envelope types left out of the drawing (they still mark steps), e.g. ['frame', 'progress']. */
   hide?: readonly string[];
+  /** Only these kinds of flow (default: every kind). `mig` overrides it: one flow, whatever its kind. */
+  include?: readonly FlowKind[];
 }
 
 interface Timed {
@@ -145,14 +164,32 @@ interface Timed {
   at: number;
 }
 
+/** A drawn arrow: a merged record, and whether it is an envelope seen again. */
+interface Arrow extends Timed {
+  repeat?: Repeat;
+}
+
 const keyOf = (from: string, id: string) => `${from}\u0000${id}`;
 
-/** Step 1: every envelope record of every segment, in an order that respects each segment and each send->receive. */
+/**
+ * Step 1: every envelope record of every segment, in an order that respects
+ * each segment and each send->receive: the n-th `in` of an envelope waits for
+ * its n-th `out` (a retransmission's copy for the retransmission), or for the
+ * last one when it got more copies than were sent (a duplicate).
+ */
 export function mergeSegments(segments: readonly RunSegment[]): Timed[] {
   const queues = segments.map((s) => ({ base: s.baseMs, recs: s.records.filter((r): r is EnvelopeRecord => r.kind === 'envelope'), next: 0, last: -Infinity }));
-  const outs = new Set<string>();
-  for (const q of queues) for (const r of q.recs) if (r.direction === 'out') outs.add(keyOf(r.from, r.id));
-  const sentAt = new Map<string, number>();
+  const outs = new Map<string, number>();
+  for (const q of queues) for (const r of q.recs) if (r.direction === 'out') outs.set(keyOf(r.from, r.id), (outs.get(keyOf(r.from, r.id)) ?? 0) + 1);
+  const sentAt = new Map<string, number[]>();
+  const received = new Map<string, number>();
+  /** When the send an `in` record waits for went out: undefined while it has not; -Infinity when no send was recorded. */
+  const waitsFor = (r: EnvelopeRecord): number | undefined => {
+    const k = keyOf(r.from, r.id);
+    const sends = outs.get(k);
+    if (sends === undefined) return -Infinity;
+    return sentAt.get(k)?.[Math.min((received.get(k) ?? 0) + 1, sends) - 1];
+  };
   const merged: Timed[] = [];
   const total = queues.reduce((n, q) => n + q.recs.length, 0);
   while (merged.length < total) {
@@ -163,9 +200,9 @@ export function mergeSegments(segments: readonly RunSegment[]): Timed[] {
       const q = queues[i]!;
       const r = q.recs[q.next];
       if (!r) continue;
-      const k = keyOf(r.from, r.id);
-      const ready = r.direction === 'out' || !outs.has(k) || sentAt.has(k);
-      const at = Math.max(q.base + r.t, q.last, r.direction === 'in' ? (sentAt.get(k) ?? -Infinity) : -Infinity);
+      const sent = r.direction === 'in' ? waitsFor(r) : -Infinity;
+      const ready = sent !== undefined;
+      const at = Math.max(q.base + r.t, q.last, sent ?? -Infinity);
       // A ready record beats a waiting one; a waiting one goes only when nothing is ready (a cycle of skewed clocks).
       if ((ready && !bestReady) || (ready === bestReady && at < bestAt)) {
         best = i;
@@ -176,7 +213,12 @@ export function mergeSegments(segments: readonly RunSegment[]): Timed[] {
     const q = queues[best]!;
     const r = q.recs[q.next++]!;
     q.last = bestAt;
-    if (r.direction === 'out' && !sentAt.has(keyOf(r.from, r.id))) sentAt.set(keyOf(r.from, r.id), bestAt);
+    const k = keyOf(r.from, r.id);
+    if (r.direction === 'out') {
+      const sends = sentAt.get(k) ?? [];
+      sends.push(bestAt);
+      sentAt.set(k, sends);
+    } else received.set(k, (received.get(k) ?? 0) + 1);
     merged.push({ r, at: bestAt });
   }
   return merged;
@@ -228,9 +270,14 @@ export function sequenceOf(input: readonly RunRecord[] | readonly RunSegment[], 
   const arrows = arrowsOf(merged);
   let t0 = Infinity;
   for (const x of merged) t0 = Math.min(t0, x.at);
-  const messages = messagesOf(arrows, migrationsOf(arrows), t0, opts);
+  const all = messagesOf(arrows, migrationsOf(arrows), t0);
+  fileIssuingRequests(all);
+  const kindOf = flowKindsOf(all);
+  const messages = all.filter((m) => isShown(m, kindOf(m), opts));
   const steps = groupBySteps(messages);
-  const areas = areaChangesOf(segments, t0, opts.mig);
+  // The areas' moves of the flows shown (an issuing's FORMAT and ACTIVATE stay out of a migrations-only trace).
+  const shown = new Set(messages.map((m) => m.mig));
+  const areas = areaChangesOf(segments, t0, opts.mig).filter((c) => c.mig === undefined || shown.has(c.mig));
   attachAreaChanges(steps, areas);
   const participants = orderParticipants(messages);
   const seen: string[] = [];
@@ -245,27 +292,38 @@ export function sequenceOf(input: readonly RunRecord[] | readonly RunSegment[], 
       frameBytes: messages.reduce((n, m) => n + (m.frameBytes ?? 0), 0),
       groups: steps.length,
       steps: seen,
-      // Registrations (reg-…) carry an id in the same header field.
-      migrations: [...new Set(messages.flatMap((m) => (m.mig ? [m.mig] : [])))],
+      ...flowIdsOf(messages, kindOf),
+      repeats: {
+        retransmissions: messages.filter((m) => m.repeat === 'retransmission').length,
+        duplicates: messages.filter((m) => m.repeat === 'duplicate').length,
+      },
       participants: participants.length,
       records,
     },
   };
 }
 
-/** Step 2: one arrow per envelope: every `out`, and an `in` only when its sender recorded nothing. */
-function arrowsOf(merged: readonly Timed[]): Timed[] {
-  const outs = new Set<string>();
-  for (const { r } of merged) if (r.direction === 'out') outs.add(keyOf(r.from, r.id));
-  const inOnly = new Set<string>();
-  const arrows: Timed[] = [];
+/**
+ * Step 2: one arrow per envelope: every `out` (the second and later of one
+ * id marked 'retransmission'), and an `in` when its sender recorded nothing,
+ * or when its receiver got that id more often than it had been sent by then
+ * ('duplicate': a link that delivered a copy).
+ */
+function arrowsOf(merged: readonly Timed[]): Arrow[] {
+  const outs = new Map<string, number>();
+  for (const { r } of merged) if (r.direction === 'out') outs.set(keyOf(r.from, r.id), (outs.get(keyOf(r.from, r.id)) ?? 0) + 1);
+  const sent = new Map<string, number>();
+  const received = new Map<string, number>();
+  const arrows: Arrow[] = [];
   for (const x of merged) {
     const k = keyOf(x.r.from, x.r.id);
-    if (x.r.direction === 'out') arrows.push(x);
-    else if (!outs.has(k) && !inOnly.has(k)) {
-      inOnly.add(k);
-      arrows.push(x);
-    }
+    const seen = x.r.direction === 'out' ? sent : received;
+    const n = (seen.get(k) ?? 0) + 1;
+    seen.set(k, n);
+    if (x.r.direction === 'out') arrows.push(n > 1 ? { ...x, repeat: 'retransmission' } : x);
+    // An in-only envelope is drawn once from its first in; an in beyond the sends so far is a duplicate.
+    else if (n > Math.max(sent.get(k) ?? 0, 1)) arrows.push({ ...x, repeat: 'duplicate' });
+    else if (!outs.has(k)) arrows.push(x);
   }
   return arrows;
 }
@@ -296,17 +354,26 @@ class StepTracker {
   private readonly announced = new Set<string>();
   /** The last loose step (outside a migration) each party took part in. */
   private readonly activity = new Map<string, string>();
-  private readonly looseStepOf = new Map<string, string>();
+  /** The step each arrow was filed under (by sender and envelope id): a reply goes with its request. */
+  private readonly stepAt = new Map<string, string>();
 
-  /** The step of the arrow `r` (key `k`) of migration `mig`; `again`: a retransmission, which starts nothing. */
+  /** The step of the arrow `r` (key `k`) of migration `mig`; `again`: the same envelope again, which starts nothing. */
   stepOf(r: EnvelopeRecord, k: string, mig: string | undefined, again: boolean): string {
-    return mig ? this.migrationStep(r, mig, again) : this.looseStep(r, k);
+    const step = mig ? this.migrationStep(r, mig, again) : this.looseStep(r);
+    if (!again) this.stepAt.set(k, step);
+    return step;
+  }
+
+  /** The step the request `r` answers was filed under, if `r` is a reply to an arrow seen. */
+  private requestStep(r: EnvelopeRecord): string | undefined {
+    return r.corr ? this.stepAt.get(keyOf(r.to, r.corr)) : undefined;
   }
 
   private migrationStep(r: EnvelopeRecord, mig: string, again: boolean): string {
     const { current } = this;
     let step: string | undefined;
-    const announced = r.announces ?? (r.type === 'progress' && r.step ? [r.step] : []);
+    // The same notice again (a duplicate delivery) is old news: it stays in the step under way.
+    const announced = again ? [] : (r.announces ?? (r.type === 'progress' && r.step ? [r.step] : []));
     const marker = announced[0] ?? (again ? undefined : STEP_OF_TYPE[r.type]);
     if (marker) {
       // The arrow belongs to the first step it announces; what follows it, to the last (one turn's lines travel together).
@@ -314,18 +381,22 @@ class StepTracker {
       current.set(mig, announced[announced.length - 1] ?? marker);
       if (announced.length > 0) this.announced.add(mig);
     } else if (this.announced.has(mig)) step = current.get(mig);
-    else if (r.step) {
-      step = r.step;
-      current.set(mig, r.step);
-    } else step = current.get(mig);
+    else {
+      // Without notices a reply goes with its request: its header may name another phase's step (an admin SAM's reply to a registration's identify says S1).
+      step = this.requestStep(r);
+      if (step === undefined && r.step) {
+        step = r.step;
+        current.set(mig, r.step);
+      }
+      step ??= current.get(mig);
+    }
     return step ?? OTHER_STEP;
   }
 
-  private looseStep(r: EnvelopeRecord, k: string): string {
+  private looseStep(r: EnvelopeRecord): string {
     const { activity } = this;
-    let step = r.step ?? LOOSE_STEP_OF_TYPE.find(([re]) => re.test(r.type))?.[1] ?? (r.corr ? this.looseStepOf.get(keyOf(r.to, r.corr)) : undefined);
+    let step = r.step ?? LOOSE_STEP_OF_TYPE.find(([re]) => re.test(r.type))?.[1] ?? this.requestStep(r);
     step ??= activity.get(r.from) ?? activity.get(r.to) ?? OTHER_STEP;
-    this.looseStepOf.set(k, step);
     if (step !== OTHER_STEP) {
       activity.set(r.from, step);
       activity.set(r.to, step);
@@ -334,24 +405,20 @@ class StepTracker {
   }
 }
 
-/** The messages drawn: each arrow with its time from `t0`, migration and step, less what the options leave out. */
-function messagesOf(arrows: readonly Timed[], migOf: ReadonlyMap<string, string>, t0: number, opts: SequenceOptions): SeqMessage[] {
+/** Every message: each arrow with its time from `t0`, migration and step (the options pick from these later). */
+function messagesOf(arrows: readonly Arrow[], migOf: ReadonlyMap<string, string>, t0: number): SeqMessage[] {
   const steps = new StepTracker();
   const messages: SeqMessage[] = [];
-  const sent = new Set<string>();
-  for (const { r, at } of arrows) {
+  for (const { r, at, repeat } of arrows) {
     const k = keyOf(r.from, r.id);
     const mig = migOf.get(k);
-    // A retransmission (the user's request waits through a whole phase) is drawn where it happened; it starts nothing.
-    const again = sent.has(k);
-    sent.add(k);
-    const step = steps.stepOf(r, k, mig, again);
-    if (opts.mig !== undefined && mig !== opts.mig) continue;
-    if (opts.hide?.includes(r.type)) continue;
+    // The same envelope again (the user's request waits through a whole phase) is drawn where it happened; it starts nothing.
+    const step = steps.stepOf(r, k, mig, repeat !== undefined);
     const m: SeqMessage = { t: Math.round((at - t0) * 1000) / 1000, from: r.from, to: r.to, type: r.type, bytes: r.bytes, step, id: r.id };
     if (r.frameBytes !== undefined) m.frameBytes = r.frameBytes;
     if (mig !== undefined) m.mig = mig;
     if (r.item !== undefined) m.item = r.item;
+    if (repeat !== undefined) m.repeat = repeat;
     messages.push(m);
   }
   return messages;

@@ -8,35 +8,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { loadRun, segmentsOf, sequenceOf, type EnvelopeRecord, type RunRecord, type RunStartRecord } from '../../src/trace/index.ts';
-
-const START = Date.parse('2026-01-01T00:00:00.000Z');
-const header = (party: string, offsetMs = 0): RunStartRecord => ({
-  kind: 'run',
-  v: 1,
-  source: 'party',
-  party,
-  startedAt: new Date(START + offsetMs).toISOString(),
-});
-
-/** An envelope record as `party` saw it. */
-function seen(
-  party: string,
-  direction: 'in' | 'out',
-  t: number,
-  e: { id: string; from: string; to: string; type: string; corr?: string; mig?: string; step?: string },
-): EnvelopeRecord {
-  return { kind: 'envelope', t, direction, party, bytes: 100, ...e };
-}
-
-/** One envelope as both ends record it. */
-function both(
-  tOut: number,
-  tIn: number,
-  e: { id: string; from: string; to: string; type: string; corr?: string; mig?: string; step?: string },
-): [EnvelopeRecord, EnvelopeRecord] {
-  return [seen(e.from, 'out', tOut, e), seen(e.to, 'in', tIn, e)];
-}
+import { loadRun, segmentsOf, sequenceOf, type RunRecord } from '../../src/trace/index.ts';
+import { both, header, seen } from './records.ts';
 
 const arrows = (records: RunRecord[] | ReturnType<typeof segmentsOf>, mig?: string) =>
   sequenceOf(records, { mig }).steps.flatMap((g) => g.messages.map((m) => `${g.step} ${m.from}>${m.to} ${m.type}`));
@@ -57,22 +30,32 @@ test('a receiver whose clock runs behind still draws its reply after the request
   assert.ok(b!.t >= a!.t, `reply at ${b!.t}, request at ${a!.t}`);
 });
 
-test('a retransmission is a second arrow; a duplicate delivery is not; an envelope only its receiver recorded is drawn from its in record', () => {
+test('a retransmission and a duplicate delivery are each another arrow, marked; an envelope only its receiver recorded is drawn from its in record', () => {
   const e = { id: 'terminal/old#4', from: 'terminal/old', to: 'server', type: 'migrate.out' };
+  const desk = { id: 'terminal/issuing-desk#1', from: 'terminal/issuing-desk', to: 'chip/SRC', type: 'frame' };
   const records: RunRecord[] = [
     header('*'),
     seen('terminal/old', 'out', 1, e),
     seen('server', 'in', 2, e),
+    // The link delivered a copy: the server got the envelope twice before it was sent again.
     seen('server', 'in', 3, e),
     seen('terminal/old', 'out', 50, e),
-    seen('chip/SRC', 'in', 60, { id: 'terminal/issuing-desk#1', from: 'terminal/issuing-desk', to: 'chip/SRC', type: 'frame' }),
+    seen('chip/SRC', 'in', 60, desk),
+    seen('chip/SRC', 'in', 61, desk),
   ];
   // (no migration id anywhere: outside the protocol steps)
-  assert.equal(arrows(records), [
-    'other terminal/old>server migrate.out',
-    'other terminal/old>server migrate.out',
-    'other terminal/issuing-desk>chip/SRC frame',
-  ]);
+  const seq = sequenceOf(records);
+  assert.equal(
+    seq.steps.flatMap((g) => g.messages.map((m) => `${m.t} ${m.from}>${m.to} ${m.type} ${m.repeat ?? 'first'}`)),
+    [
+      '0 terminal/old>server migrate.out first',
+      '2 terminal/old>server migrate.out duplicate',
+      '49 terminal/old>server migrate.out retransmission',
+      '59 terminal/issuing-desk>chip/SRC frame first',
+      '60 terminal/issuing-desk>chip/SRC frame duplicate',
+    ],
+  );
+  assert.equal(seq.totals.repeats, { retransmissions: 1, duplicates: 2 });
 });
 
 test("progress notices start steps; a message without a step takes its migration's current step; replies take the migration of their request", () => {
