@@ -1,19 +1,9 @@
 /** `valmove paths`: model-based test paths from the statecharts, and their coverage. */
 import { type Command, InvalidArgumentError } from 'commander';
-import { MODEL_NAMES, MODELS, type Model } from '../model/models.ts';
+import { MODEL_NAMES, MODELS } from '../model/models.ts';
 import { coverageText, formatMermaid, formatText } from '../model/paths.format.ts';
-import { machinePathsJson, PATHS_SCHEMA, type PathsDocument } from '../model/paths.json.ts';
-import {
-  type Coverage,
-  coverage,
-  generatePaths,
-  type ModelPath,
-  PathSearchError,
-  SIMPLE_PATHS_MAX,
-  STRATEGIES,
-  STRATEGY_PROMISE,
-  type Strategy,
-} from '../model/paths.ts';
+import { type MachineResult, machineResult, pathsDocument } from '../model/paths.json.ts';
+import { SIMPLE_PATHS_MAX, STRATEGIES, STRATEGY_PROMISE, type Strategy } from '../model/paths.ts';
 
 interface PathsOptions {
   machine: string;
@@ -22,42 +12,21 @@ interface PathsOptions {
   limit: number;
 }
 
-type Result = { model: Model; paths: ModelPath[]; cov: Coverage } | { model: Model; error: PathSearchError };
-
 const positive = (v: string): number => {
   const n = Number(v);
   if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`--limit must be a whole number of paths, at least 1; got "${v}"`);
   return n;
 };
 
-function pathsOf(names: string[], strategy: Strategy, limit: number): Result[] {
-  return names.map((n) => {
-    const model = MODELS[n]!;
-    try {
-      const paths = generatePaths(model, strategy, { limit });
-      return { model, paths, cov: coverage(model, paths) };
-    } catch (e) {
-      if (!(e instanceof PathSearchError)) throw e;
-      return { model, error: e };
-    }
-  });
-}
-
-function print(results: Result[], o: PathsOptions, out: (line: string) => void): void {
-  const strategy = o.strategy as Strategy;
+function print(results: MachineResult[], o: PathsOptions, out: (line: string) => void): void {
   if (o.format === 'json') {
-    const doc: PathsDocument = { schema: PATHS_SCHEMA, machines: [], errors: [] };
-    for (const r of results) {
-      if ('error' in r) doc.errors.push({ machine: r.model.name, code: r.error.code, message: r.error.message });
-      else doc.machines.push(machinePathsJson(r.model, strategy, r.paths, r.cov));
-    }
-    out(JSON.stringify(doc, null, 2));
+    out(JSON.stringify(pathsDocument(results), null, 2));
     return;
   }
   for (const r of results) {
     if ('error' in r) out(`${r.model.name}: ${r.error.message}`);
     else if (o.format === 'mermaid') out(`%% ${r.model.name}: ${r.paths.length} paths, ${coverageText(r.cov)}\n${formatMermaid(r.model, r.paths)}`);
-    else out(formatText(r.model, r.paths, r.cov, strategy));
+    else out(formatText(r.model, r.paths, r.cov, r.strategy));
   }
 }
 
@@ -76,7 +45,7 @@ export function addPathsCommand(program: Command, out: (line: string) => void): 
         throw new InvalidArgumentError(`unknown strategy "${o.strategy}"; one of ${STRATEGIES.join(', ')}`);
       }
       if (!['text', 'json', 'mermaid'].includes(o.format)) throw new InvalidArgumentError(`unknown format "${o.format}"; one of text, json, mermaid`);
-      const results = pathsOf(names, o.strategy as Strategy, o.limit);
+      const results = names.map((n) => machineResult(MODELS[n]!, o.strategy as Strategy, { limit: o.limit }));
       print(results, o, out);
       if (results.some((r) => 'error' in r)) process.exitCode = 1;
     });

@@ -12,7 +12,20 @@ import { z } from 'zod';
 import type { EventObject } from 'xstate';
 import type { Model } from './models.ts';
 import { describeEvent } from './paths.format.ts';
-import { type Coverage, inputOf, machineGraph, type ModelPath, replay, type Strategy, STRATEGIES, STRATEGY_PROMISE } from './paths.ts';
+import {
+  type Coverage,
+  coverage,
+  generatePaths,
+  inputOf,
+  machineGraph,
+  type ModelPath,
+  type PathOptions,
+  PathSearchError,
+  replay,
+  type Strategy,
+  STRATEGIES,
+  STRATEGY_PROMISE,
+} from './paths.ts';
 
 export const PATHS_SCHEMA = 'valmove.paths/1';
 
@@ -89,4 +102,27 @@ export function machinePathsJson(model: Model, strategy: Strategy, paths: ModelP
 /** A path read back from JSON, as the runner takes it (its events, in order, from its variant's input). */
 export function pathFromJson(p: PathJson): ModelPath {
   return { variant: p.variant ?? undefined, events: p.steps.map((s) => s.event as EventObject), state: p.state };
+}
+
+/** A machine's paths and their coverage, or why its search stopped (a bound passed). */
+export type MachineResult = { model: Model; strategy: Strategy; paths: ModelPath[]; cov: Coverage } | { model: Model; error: PathSearchError };
+
+export function machineResult(model: Model, strategy: Strategy, options: PathOptions = {}): MachineResult {
+  try {
+    const paths = generatePaths(model, strategy, options);
+    return { model, strategy, paths, cov: coverage(model, paths) };
+  } catch (e) {
+    if (!(e instanceof PathSearchError)) throw e;
+    return { model, error: e };
+  }
+}
+
+/** The JSON document of some machines' results (schema PATHS_SCHEMA). */
+export function pathsDocument(results: MachineResult[]): PathsDocument {
+  const doc: PathsDocument = { schema: PATHS_SCHEMA, machines: [], errors: [] };
+  for (const r of results) {
+    if ('error' in r) doc.errors.push({ machine: r.model.name, code: r.error.code, message: r.error.message });
+    else doc.machines.push(machinePathsJson(r.model, r.strategy, r.paths, r.cov));
+  }
+  return doc;
 }

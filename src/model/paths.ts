@@ -66,7 +66,7 @@ export const SEARCH_STEPS_MAX = 1_000_000;
 export const SEARCH_STATES_MAX = 20_000;
 export const SIMPLE_PATHS_MAX = 2_000;
 
-export type PathSearchCode = 'PATH_LIMIT' | 'SEARCH_LIMIT' | 'UNKNOWN_VARIANT';
+export type PathSearchCode = 'PATH_LIMIT' | 'SEARCH_LIMIT' | 'UNKNOWN_VARIANT' | 'UNKNOWN_MACHINE';
 
 /** A search that could not finish: names the machine, the bound and how to raise it. */
 export class PathSearchError extends Error {
