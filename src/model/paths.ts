@@ -64,7 +64,7 @@ export interface Coverage {
  */
 export const SEARCH_STEPS_MAX = 1_000_000;
 export const SEARCH_STATES_MAX = 20_000;
-export const SIMPLE_PATHS_MAX = 2_000;
+export const SIMPLE_PATHS_MAX = 5_000;
 
 export type PathSearchCode = 'PATH_LIMIT' | 'SEARCH_LIMIT' | 'UNKNOWN_VARIANT' | 'UNKNOWN_MACHINE';
 
@@ -296,7 +296,20 @@ function simplePaths(model: Model, limit: number): ModelPath[] {
   return paths;
 }
 
+/** Paths found so far, by model, strategy and limit: a search is seconds for the migration chart, and its result never changes. */
+const found = new WeakMap<Model, Map<string, ModelPath[]>>();
+
+/** The paths of a strategy through a model (a fresh list each call; the paths themselves are shared, do not change them). */
 export function generatePaths(model: Model, strategy: Strategy, options: PathOptions = {}): ModelPath[] {
+  const key = `${strategy}/${strategy === 'simple' ? (options.limit ?? SIMPLE_PATHS_MAX) : ''}`;
+  const known = found.get(model) ?? new Map<string, ModelPath[]>();
+  found.set(model, known);
+  const paths = known.get(key) ?? search(model, strategy, options);
+  known.set(key, paths);
+  return [...paths];
+}
+
+function search(model: Model, strategy: Strategy, options: PathOptions): ModelPath[] {
   switch (strategy) {
     case 'transitions': {
       // The main input first, then each variant for what only it can reach.

@@ -22,8 +22,16 @@ const FRAME_BYTES = 88;
 /** When the sample grants expire (ms on the model's clock, where `now` is 1,000). */
 const GRANT_EXPIRES_AT_MS = 61_000;
 
+/** The samples made so far: a path search asks for the same ones in every state it visits. */
+const made = new Map<string, string>();
+
 /** `bytes` deterministic bytes for `label`, base64url. */
-export const sampleB64 = (label: string, bytes: number): string => toB64(seededRng(`sample/${label}`).bytes(bytes));
+export function sampleB64(label: string, bytes: number): string {
+  const key = `${label}/${bytes}`;
+  let s = made.get(key);
+  if (s === undefined) made.set(key, (s = toB64(seededRng(`sample/${label}`).bytes(bytes))));
+  return s;
+}
 
 /** A session frame as it crosses the server: opaque sealed bytes. */
 export const sampleFrame = (label: string): string => sampleB64(`frame/${label}`, FRAME_BYTES);

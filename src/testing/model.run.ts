@@ -87,6 +87,8 @@ class PathRun {
   private system: EmbeddedSystem | undefined;
   private mig: string | undefined;
   private ended: string | undefined;
+  /** The run is over: what the user was still trying to do stops. */
+  private stopped = false;
   private values: ValueItem[] = [];
   private conformance: ConformanceWatch | null = null;
   private readonly realStates: string[] = [];
@@ -172,7 +174,7 @@ class PathRun {
 
   /** The user cancels from a third phone; a phone does one thing at a time, so a second cancel waits for the first. */
   private async cancelOnHelper(): Promise<unknown> {
-    for (const until = Date.now() + PATH_TIMEOUT_MS; Date.now() < until; await pause(10)) {
+    for (const until = Date.now() + PATH_TIMEOUT_MS; Date.now() < until && !this.stopped; await pause(10)) {
       try {
         return await this.system!.party<TerminalRuntime>('terminal/helper').cancel(this.mig!);
       } catch (e) {
@@ -184,7 +186,7 @@ class PathRun {
 
   /** What a user does on a phone, once the phone is free for it (logged in, no job running). */
   private async userDoes(id: string, fn: (t: TerminalRuntime) => Promise<unknown>): Promise<unknown> {
-    for (const until = Date.now() + PATH_TIMEOUT_MS; Date.now() < until; await pause(10)) {
+    for (const until = Date.now() + PATH_TIMEOUT_MS; Date.now() < until && !this.stopped; await pause(10)) {
       const t = this.system!.party<TerminalRuntime>(id);
       const a = accountOf(t);
       if (a === 'loggedOut') await t.login('alice', 'pw').catch(() => {});
@@ -284,6 +286,7 @@ class PathRun {
 
   /** The run is over: what the parties do while they stop is not checked. */
   async stop(): Promise<void> {
+    this.stopped = true;
     this.conformance?.stop();
     this.conformance = null;
     await this.system?.stop();
