@@ -37,7 +37,12 @@ export function addPathsCommand(program: Command, out: (line: string) => void): 
     .option('--machine <name>', `${MODEL_NAMES.join(' | ')} | all`, 'all')
     .option('--strategy <s>', STRATEGIES.map((s) => `${s} (${STRATEGY_PROMISE[s]})`).join(' | '), 'transitions')
     .option('--format <f>', 'text | json (schema valmove.paths/1, docs/testers.md) | mermaid', 'text')
-    .option('--limit <n>', `simple: list at most this many paths per machine; a machine with more is named, and exits 1`, positive, SIMPLE_PATHS_MAX)
+    .option(
+      '--limit <n>',
+      'simple: the most paths to list per machine (a machine with more is named instead, and the command exits 1)',
+      positive,
+      SIMPLE_PATHS_MAX,
+    )
     .action((o: PathsOptions) => {
       const names = o.machine === 'all' ? MODEL_NAMES : [o.machine];
       for (const n of names) if (!MODELS[n]) throw new InvalidArgumentError(`unknown machine "${n}"; one of ${MODEL_NAMES.join(', ')}, all`);
