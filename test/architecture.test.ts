@@ -30,8 +30,8 @@ const LAYERS = [
   'runtime',
   'actors',
   'fixtures',
-  'testing',
   'model',
+  'testing',
   'trace',
   'charts',
   'inspect',
@@ -160,6 +160,9 @@ test('no orphans: every file in src/ is imported by another, or is an entry poin
   const imported = new Set<string>();
   const scan = [...sources, ...tsFilesUnder(join(root, 'test'))];
   for (const f of scan) for (const i of importsOf(f)) imported.add(i.to.replace(/\.js$/, '.ts'));
+  // The package's exports (package.json: valmove/testing) are entry points too.
+  const exported = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')).exports as Record<string, string>;
+  for (const target of Object.values(exported)) if (target.endsWith('.ts')) entries.add(join(root, target));
   for (const f of readdirSync(join(root, 'bin'))) {
     for (const m of readFileSync(join(root, 'bin', f), 'utf8').matchAll(/'\.\.\/(src\/[^']+\.ts)'/g)) entries.add(join(root, m[1]!));
   }

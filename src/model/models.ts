@@ -16,6 +16,7 @@ import { normalSamMachine } from '../machines/normalSam.machine.ts';
 import { registrationMachine } from '../machines/registration.machine.ts';
 import { terminalMachine } from '../machines/terminal.machine.ts';
 import { DEFAULT_TIMING } from '../timing.ts';
+import { sampleB64, sampleFrame, sampleGrants, sampleOrder, sampleReceipt } from './samples.ts';
 
 export interface Model {
   name: string;
@@ -52,7 +53,7 @@ export const ISSUANCE_INPUT = {
       { item: 0, area: 'emoney', provider: 'emoney', recipient: 'migration-sam/emoney' },
       { item: 1, area: 'transit', provider: 'transit', recipient: 'migration-sam/transit' },
     ],
-    orders: ['io1.order-emoney.sig', 'io1.order-transit.sig'],
+    orders: [sampleOrder('emoney', 'DST', 'emoney'), sampleOrder('transit', 'DST', 'transit')],
   },
 };
 
@@ -78,8 +79,8 @@ function migrationEvents(s: SnapshotFrom<AnyStateMachine>): EventObject[] {
     { type: 'CHIP_IDENTIFIED', chip: 'source', serial: 'SRC', areas: [], owner: 'alice', now },
     { type: 'CHIP_IDENTIFIED', chip: 'destination', serial: 'DST', areas: [], owner: 'alice', now },
     { type: 'CHIP_IDENTIFIED', chip: 'destination', serial: 'SRC', areas: [], owner: 'alice', now },
-    { type: 'SOURCE_LOCKED', grants: [] },
-    { type: 'DESTINATION_FORMATTED', grants: [] },
+    { type: 'SOURCE_LOCKED', grants: sampleGrants(c.mig, 'SRC', 'upload', c.items) },
+    { type: 'DESTINATION_FORMATTED', grants: sampleGrants(c.mig, 'DST', 'download', c.items) },
     { type: 'STEP_FAILED', code: 'SESSION_FAILED', message: 'a lost frame', now },
     { type: 'STEP_FAILED', code: 'AUTH_FAILED', message: 'a chip that does not prove', now },
     { type: 'RETRY_DUE' },
@@ -106,19 +107,15 @@ function migrationEvents(s: SnapshotFrom<AnyStateMachine>): EventObject[] {
   if (c.providers[1]) events.push({ type: 'PROVIDER_REFUSED', provider: c.providers[1], code: 'RIGHT_DENIED', message: 'no download right' });
   if (current) {
     events.push({ type: 'ITEM_UPLOADED', item: current.item });
-    events.push({
-      type: 'ITEM_DOWNLOADED',
-      item: current.item,
-      receipt: { mig: c.mig, item: current.item, serial: 'DST', area: current.area, provider: current.provider, kcv: 'AAAA', sig: 'AAAA' },
-    });
+    events.push({ type: 'ITEM_DOWNLOADED', item: current.item, receipt: sampleReceipt(c.mig, 'DST', current) });
   }
   for (const i of c.items) if (!c.answered.includes(String(i.item))) events.push({ type: 'ITEM_CLEARED', item: i.item });
   // An issuance's migration SAM refuses its order (forged, spent, expired) at S14.
   if (c.issuance) events.push({ type: 'STEP_FAILED', code: 'ORDER_REFUSED', message: 'the order was used already', now });
   if (c.session) {
     const terminal = c.session.chip === 'source' ? c.source.terminal : c.destination.terminal;
-    events.push({ type: 'SAM_FRAME', from: c.session.sam, session: c.session.id, data: 'AA' });
-    if (terminal) events.push({ type: 'CHIP_FRAME', from: terminal, session: c.session.id, data: 'AA' });
+    events.push({ type: 'SAM_FRAME', from: c.session.sam, session: c.session.id, data: sampleFrame(`${c.session.id}/sam`) });
+    if (terminal) events.push({ type: 'CHIP_FRAME', from: terminal, session: c.session.id, data: sampleFrame(`${c.session.id}/chip`) });
   }
   return events;
 }
@@ -189,7 +186,7 @@ export const MODELS: Record<string, Model> = {
     input: { name: 'terminal/old' },
     events: () => [
       { type: 'LOGIN_REQUESTED', user: 'alice' },
-      { type: 'CHALLENGE_RECEIVED', user: 'alice', salt: 'AA', N: 1024, r: 8, p: 1 },
+      { type: 'CHALLENGE_RECEIVED', user: 'alice', salt: sampleB64('salt/alice', 16), N: 1024, r: 8, p: 1 },
       { type: 'LOGIN_ACCEPTED' },
       { type: 'LOGIN_REJECTED', code: 'LOGIN_FAILED', message: 'wrong password' },
       { type: 'LOGOUT' },
@@ -201,14 +198,14 @@ export const MODELS: Record<string, Model> = {
       { type: 'CANCEL_REQUESTED', mig: 'm' },
       { type: 'CHANNEL_RESERVE_REQUESTED', request: 'r1', purpose: 'source' },
       { type: 'CHANNEL_RELEASE_REQUESTED', request: 'r2' },
-      { type: 'SERVER_FRAME', session: 'm:S3:1', data: 'AA' },
-      { type: 'CHIP_FRAME', session: 'm:S3:1', data: 'AA' },
-      { type: 'CHIP_FRAME', session: 'terminal/old:r1', data: 'AA' },
+      { type: 'SERVER_FRAME', session: 'm:S3:1', data: sampleFrame('m:S3:1/sam') },
+      { type: 'CHIP_FRAME', session: 'm:S3:1', data: sampleFrame('m:S3:1/chip') },
+      { type: 'CHIP_FRAME', session: 'terminal/old:r1', data: sampleFrame('terminal/old:r1/chip') },
       { type: 'PROGRESS', mig: 'm', step: 'S3', text: 'locking' },
       { type: 'JOB_FINISHED', mig: 'm', outcome: 'uploaded' },
       { type: 'JOB_FAILED', code: 'BUSY', message: 'busy' },
       { type: 'READER_REQUESTED', provider: 'emoney', op: 'pay', area: 'emoney', amount: 5, session: 'terminal/old:r1' },
-      { type: 'READER_FRAME', session: 'terminal/old:r1', data: 'AA' },
+      { type: 'READER_FRAME', session: 'terminal/old:r1', data: sampleFrame('terminal/old:r1/reader') },
       { type: 'READER_DONE' },
       { type: 'READER_FAILED', code: 'AREA_LOCKED', message: 'locked' },
     ],
@@ -271,6 +268,8 @@ export const MODELS: Record<string, Model> = {
     input: { mig: 'm', item: 0 },
     events: () => [
       { type: 'UPLOAD_REQUESTED', request: 'r1', session: 's1', deadline: 5_000 },
+      // An issue order honoured (S14 of an issuance): the item is placed in the store, to be downloaded.
+      { type: 'ISSUE_PLACED' },
       { type: 'DOWNLOAD_REQUESTED', request: 'r2', session: 's2', deadline: 5_000 },
       { type: 'MAIN_KEY_RECEIVED' },
       { type: 'CHIP_ANSWERED', proofOk: true },
@@ -316,8 +315,8 @@ export const MODELS: Record<string, Model> = {
         { type: 'CHIP_IDENTIFIED', serial: 'SRC', areas: [], owner: null, now: 0 },
         { type: 'CHIP_IDENTIFIED', serial: 'SRC', areas: [], owner: 'bob', now: 0 },
         { type: 'STEP_FAILED', code: 'SESSION_FAILED', message: 'lost' },
-        { type: 'SAM_FRAME', from: 'admin-sam', session, data: 'AA' },
-        { type: 'CHIP_FRAME', from: 'terminal/old', session, data: 'AA' },
+        { type: 'SAM_FRAME', from: 'admin-sam', session, data: sampleFrame(`${session}/sam`) },
+        { type: 'CHIP_FRAME', from: 'terminal/old', session, data: sampleFrame(`${session}/chip`) },
       ];
     },
     serialize: (s) => JSON.stringify([s.value, Math.min((s.context as { attempts: number }).attempts, 3)]),

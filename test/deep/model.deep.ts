@@ -4,11 +4,11 @@
  * transition) runs on the real embedded system as the model says, every step
  * one the abstract safety model allows, and the real server's migration actor
  * takes every transition of the chart: coverage 100 %
- * (test/helpers/migrationModel.ts). `npm test` runs every fifth path
+ * (test/model/migrationModel.ts). `npm test` runs every fifth path
  * (test/model/migration.model.test.ts).
  */
 import { test } from 'uvu';
-import { runMigrationModel } from '../helpers/migrationModel.ts';
+import { runMigrationModel } from '../model/migrationModel.ts';
 
 test('every migration path runs on the real system as the model says; transition coverage 100%', () => runMigrationModel(1, true));
 

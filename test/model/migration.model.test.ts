@@ -6,12 +6,12 @@
  * server's migration actor must reach the state the model reached,
  * protocol.md §4.1/§4.2 are checked after every delivered message, and every
  * step the real system takes must be one the abstract safety model
- * (src/model/safety/) allows (test/helpers/migrationModel.ts, modelRun.ts).
+ * (src/model/safety/) allows (test/model/migrationModel.ts, through valmove/testing: src/testing/model.run.ts).
  * Every path, and 100 % of the transitions taken by the real actor:
  * `npm run test:deep` (test/deep/model.deep.ts).
  */
 import { test } from 'uvu';
-import { runMigrationModel } from '../helpers/migrationModel.ts';
+import { runMigrationModel } from './migrationModel.ts';
 
 test('every fifth migration path runs on the real system as the model says, each step one the safety model allows', () => runMigrationModel(5, false));
 

@@ -8,7 +8,7 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { ConformanceWatch } from '../helpers/conformance.ts';
+import { ConformanceWatch } from '../../src/testing/conformance.watch.ts';
 import { buildWorld, settle, type World } from '../helpers/world.ts';
 
 function watch(world: World): ConformanceWatch {

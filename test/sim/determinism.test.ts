@@ -51,6 +51,15 @@ const ALLOWED: Record<string, { what: string[]; why: string }> = {
     why: "the run file's start time and the live feed's bounded close wait; a simulated run records nothing",
   },
   'src/cli/sim.command.ts': { what: ['performance.now()'], why: 'elapsed wall time in the progress lines' },
+  'src/testing/model.run.ts': {
+    what: ['Date.now()', 'setTimeout', 'setInterval'],
+    why: 'the model-based runner (valmove/testing) drives a real embedded system in real time: its path timeout, its polls, its keep-alive',
+  },
+  'src/testing/model.steer.ts': { what: ['Date.now()'], why: 'how long the model-based runner has held a request back (real time, as its system runs)' },
+  'src/testing/conformance.watch.ts': {
+    what: ['setTimeout', 'setImmediate'],
+    why: "the model-based runner's conformance check waits for the party's turn to end, and for commits in flight at a run's end",
+  },
   'src/model/safety/explore.ts': {
     what: ['performance.now()'],
     why: 'the abstract model reports how long its exploration took; no state or step reads it, and a simulated run never explores',

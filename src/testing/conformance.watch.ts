@@ -14,8 +14,8 @@
  * unexplained at the next projections (the checker stays where it was, and
  * a torn read is explained by the next one) or at the end of the run.
  */
-import type { EmbeddedSystem } from '../../src/actors/system.ts';
-import { ConformanceChecker, ProjectionError, projectSystem, realNames, type ConformanceStep, type ProjectionMap } from '../../src/model/safety/conformance.ts';
+import type { EmbeddedSystem } from '../actors/system.ts';
+import { ConformanceChecker, ProjectionError, projectSystem, realNames, type ConformanceStep, type ProjectionMap } from '../model/safety/conformance.ts';
 
 /** Projections in a row that may stay unexplained before the change counts as forbidden (reads racing a commit). */
 const UNEXPLAINED_MAX = 40;
@@ -100,6 +100,7 @@ export class ConformanceWatch {
 
   private fail(): void {
     const u = this.unexplained!;
-    this.problem ??= `conformance: at ${u.at} the real system took a step the abstract model forbids:\n    ${u.step.change.join('\n    ')}\n  (${u.step.message})`;
+    const change = u.step.change.join('\n    ');
+    this.problem ??= `conformance: at ${u.at} the real system took a step the abstract model forbids:\n    ${change}\n  (${u.step.message})`;
   }
 }

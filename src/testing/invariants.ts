@@ -1,0 +1,55 @@
+/**
+ * protocol.md §4.1 and §4.2, checked against the real state of every chip
+ * area, migration SAM store and decision record of an embedded system (not
+ * against logs): no item spendable twice, none lost.
+ */
+import type { EmbeddedSystem } from '../actors/system.ts';
+import { decodeValue, type ValueItem } from '../actors/value.ts';
+
+/** The system to look at, the items it must keep (by their `ref`), and the chip they started on. */
+export interface Holdings {
+  system: EmbeddedSystem;
+  values: readonly ValueItem[];
+  source: { serial: string };
+}
+
+export interface Where {
+  spendable: string[];
+  lockedOnSource: boolean;
+  heldBySam: string[];
+}
+
+export function locate(world: Holdings): Map<string, Where> {
+  const out = new Map<string, Where>();
+  for (const v of world.values) out.set(v.ref, { spendable: [], lockedOnSource: false, heldBySam: [] });
+  for (const chip of world.system.chips.values()) {
+    for (const area of chip.memory.list()) {
+      if (!area.data) continue;
+      const ref = decodeValue(area.data).ref;
+      const w = out.get(ref);
+      if (!w) continue;
+      if (area.state === 'mainActive') w.spendable.push(chip.serial);
+      if (area.state === 'locked' && chip.serial === world.source.serial) w.lockedOnSource = true;
+    }
+  }
+  for (const [p, prov] of world.system.providers) {
+    for (const held of prov.migrationSam.held()) {
+      if (!held.data) continue;
+      const w = out.get(decodeValue(held.data).ref);
+      if (w) w.heldBySam.push(p);
+    }
+  }
+  return out;
+}
+
+/** Throws, naming the item and what was seen, when an item is spendable twice or nowhere recoverable. */
+export function checkInvariants(world: Holdings): void {
+  // A party between crash and restart has no observable state; the check resumes once it is back.
+  if (world.system.restarting.size > 0) return;
+  const committed = [...world.system.adminSam.records.decisions.getRange()].some((e) => e.value.state === 'committed');
+  for (const [ref, w] of locate(world)) {
+    if (w.spendable.length > 1) throw new Error(`DUPLICATION: item ${ref} is spendable on ${w.spendable.join(' and ')}`);
+    const recoverable = w.spendable.length === 1 || (w.lockedOnSource && !committed) || w.heldBySam.length > 0;
+    if (!recoverable) throw new Error(`LOSS: item ${ref} is not recoverable: ${JSON.stringify(w)}`);
+  }
+}
