@@ -268,7 +268,7 @@ function printFirstViolation(report: RunReport, shape: SimRunOptions['shape'], o
   if (!m) return;
   const s = m.shape;
   out(
-    `  shrunk in ${m.runs} runs to ${s.migrations} migration${s.migrations === 1 ? '' : 's'} of at most ${s.items} item${s.items === 1 ? '' : 's'}, ` +
+    `  shrunk in ${m.runs} run${m.runs === 1 ? '' : 's'} to ${s.migrations} migration${s.migrations === 1 ? '' : 's'} of at most ${s.items} item${s.items === 1 ? '' : 's'}, ` +
       `faults ${s.faults.join(',') || 'none'}: ${m.result.struck.length} struck (of ${v.struck.length}), ${m.result.stats.events} events` +
       `${s.rogue.length ? `, rogue ${s.rogue.join(',')}` : ''}${s.pay ? ', paying' : ''}; still ${m.result.violation!.invariant}: ${m.result.violation!.message}`,
   );
