@@ -13,7 +13,7 @@ import {
   DEFAULT_ITEMS,
   QUICK_CONCURRENCY,
   QUICK_ITEMS,
-  QUICK_PROCESSES_ITEMS,
+  QUICK_PROCESSES,
   runBench,
 } from '../bench/run.ts';
 import { unitLines, type Mode } from '../bench/report.ts';
@@ -54,7 +54,8 @@ export function addBenchCommand(program: Command, out: (line: string) => void): 
     .option('--migrations <n>', 'migrations per configuration, at least the concurrency (default: max(32, concurrency))', whole)
     .option(
       '--quick',
-      `a smoke run in under a minute: K ${QUICK_ITEMS.join(',')} (processes mode: K ${QUICK_PROCESSES_ITEMS.join(',')}) × concurrency ${QUICK_CONCURRENCY.join(',')}, ` +
+      `a smoke run in under a minute: K ${QUICK_ITEMS.join(',')} × concurrency ${QUICK_CONCURRENCY.join(',')} ` +
+        `(processes mode: K ${QUICK_PROCESSES.items.join(',')} × concurrency ${QUICK_PROCESSES.concurrency.join(',')}), ` +
         'tiny counts, short unit measurements; ' +
         'JSON goes to a temp folder unless --out is given',
       false,
@@ -95,7 +96,7 @@ async function benchAction(o: BenchOptions, out: (line: string) => void): Promis
     out(floorTableMarkdown());
     return;
   }
-  const { concurrency, items, processesItems } = benchMatrix(o);
+  const { concurrency, items, processes } = benchMatrix(o);
   if (o.units) {
     const units = await measureUnits({ batches: concurrency, quick: o.quick, loginScrypt: BENCH_SCRYPT });
     for (const line of o.json ? [JSON.stringify(units, null, 2)] : unitLines(units)) out(line);
@@ -109,7 +110,7 @@ async function benchAction(o: BenchOptions, out: (line: string) => void): Promis
     modes,
     concurrency,
     items,
-    processesItems,
+    processes,
     migrations: o.migrations,
     quick: o.quick,
     json: o.json,
