@@ -121,8 +121,8 @@ class Trials {
     if (!sameShape(least, o) && (await this.fails(least))) return;
     for (let pass = 0; pass < SHRINK_PASSES_MAX; pass++) {
       let shrank = false;
-      for (const candidates of [fewer(this.o, 'migrations'), fewer(this.o, 'items'), fewerKinds(this.o), fewerAttacks(this.o), noPay(this.o)])
-        if (await this.first(candidates)) shrank = true;
+      // Each dimension's candidates are drawn from the run kept so far (a shrink of the one before included).
+      for (const candidates of DIMENSIONS) if (await this.first(candidates(this.o))) shrank = true;
       if (!shrank) return;
     }
   }
@@ -153,6 +153,9 @@ class Trials {
     }
   }
 }
+
+/** The world's dimensions, in the order they are shrunk: each gives the smaller runs to try, the smallest first. */
+const DIMENSIONS: ReadonlyArray<(o: SimOptions) => SimOptions[]> = [(o) => fewer(o, 'migrations'), (o) => fewer(o, 'items'), fewerKinds, fewerAttacks, noPay];
 
 function sameShape(a: SimOptions, b: SimOptions): boolean {
   return JSON.stringify(shapeOf(a)) === JSON.stringify(shapeOf(b));
