@@ -105,9 +105,9 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
   const results: ConfigResult[] = [];
   const skipped: BenchReport['skipped'] = [];
   try {
-    say(
-      `valmove bench: modes ${o.modes.join(', ')}; K ${o.items.join(', ')}; concurrency ${o.concurrency.join(', ')}${o.processes && o.modes.includes('processes') ? ` (processes mode: K ${o.processes.items.join(', ')}, concurrency ${o.processes.concurrency.join(', ')})` : ''}; data under ${dataDir}`,
-    );
+    const own = o.processes && o.modes.includes('processes') ? o.processes : undefined;
+    const processes = own ? ` (processes mode: K ${own.items.join(', ')}, concurrency ${own.concurrency.join(', ')})` : '';
+    say(`valmove bench: modes ${o.modes.join(', ')}; K ${o.items.join(', ')}; concurrency ${o.concurrency.join(', ')}${processes}; data under ${dataDir}`);
     const total = benchConfigurations(o).length;
     const progress = new BenchProgress(total, say);
     progress.note('measuring unit costs (crypto operations, durable commits)...');

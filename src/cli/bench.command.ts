@@ -48,7 +48,8 @@ export function addBenchCommand(program: Command, out: (line: string) => void): 
     )
     .option(
       '--items <list>',
-      `items per migration (K), each from its own provider, at most ${BENCH_ITEMS_MAX} (default ${DEFAULT_ITEMS.join(',')}; with --quick ${QUICK_ITEMS.join(',')})`,
+      `items per migration (K), each from its own provider, at most ${BENCH_ITEMS_MAX} ` +
+        `(default ${DEFAULT_ITEMS.join(',')}; with --quick ${QUICK_ITEMS.join(',')})`,
       list(BENCH_ITEMS_MAX),
     )
     .option('--migrations <n>', 'migrations per configuration, at least the concurrency (default: max(32, concurrency))', whole)

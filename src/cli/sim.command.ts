@@ -267,10 +267,12 @@ function printFirstViolation(report: RunReport, shape: SimRunOptions['shape'], o
   out(`  replay: ${replayCommand({ ...shape, seed: v.seed })} --trace`);
   if (!m) return;
   const s = m.shape;
+  const n = (k: number, what: string) => `${k} ${what}${k === 1 ? '' : 's'}`;
+  const also = `${s.rogue.length ? `, rogue ${s.rogue.join(',')}` : ''}${s.pay ? ', paying' : ''}`;
   out(
-    `  shrunk in ${m.runs} run${m.runs === 1 ? '' : 's'} to ${s.migrations} migration${s.migrations === 1 ? '' : 's'} of at most ${s.items} item${s.items === 1 ? '' : 's'}, ` +
+    `  shrunk in ${n(m.runs, 'run')} to ${n(s.migrations, 'migration')} of at most ${n(s.items, 'item')}, ` +
       `faults ${s.faults.join(',') || 'none'}: ${m.result.struck.length} struck (of ${v.struck.length}), ${m.result.stats.events} events` +
-      `${s.rogue.length ? `, rogue ${s.rogue.join(',')}` : ''}${s.pay ? ', paying' : ''}; still ${m.result.violation!.invariant}: ${m.result.violation!.message}`,
+      `${also}; still ${m.result.violation!.invariant}: ${m.result.violation!.message}`,
   );
   out(`  minimal run: ${m.command}`);
   out(`  it prints trace hash ${m.result.traceHash}; add --trace to see every event`);
