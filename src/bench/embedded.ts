@@ -11,8 +11,9 @@ import { demoProviders, demoValue } from '../fixtures/demo.ts';
 import { systemRng, toHex } from '../crypto/index.ts';
 import { createLogger } from '../log.ts';
 import type { Units } from './floor.ts';
+import type { BenchProgress } from './progress.ts';
 import { loginAll, roleOf as roleOfParty, timedMigrations, warmUp, warmupsAt, type PhonePair } from './measure.ts';
-import { figures, type ConfigResult } from './report.ts';
+import { briefFigures, figures, type ConfigResult } from './report.ts';
 import { pool } from './stats.ts';
 
 /** Phone pairs set up at once (setup is not timed; this bounds its open stores and sockets). */
@@ -26,6 +27,8 @@ export interface ModeOptions {
   units: Units;
   dataDir: string;
   say: (line: string) => void;
+  /** A line as each configuration starts and ends. */
+  progress: BenchProgress;
 }
 
 /** What the parties did while counting is on: messages and bytes by hop, turn and work time by role. */
@@ -43,12 +46,11 @@ export async function runEmbedded(o: ModeOptions): Promise<ConfigResult[]> {
   const results: ConfigResult[] = [];
   try {
     for (const c of o.concurrencies) {
+      const label = `embedded K=${o.items} c=${c}`;
+      o.progress.start(label, o.migrationsAt(c));
       const r = await runAt(o, system, plan, tally, c);
       results.push(r);
-      o.say(
-        `  embedded K=${o.items} c=${c}: ${r.completed}/${r.migrations} migrations, ${r.throughputPerS.toFixed(1)}/s, ` +
-          `p50 ${r.latencyMs.p50.toFixed(0)} ms, floor ratio ${r.floor.throughputRatio.toFixed(3)}`,
-      );
+      o.progress.end(label, briefFigures(r));
     }
   } finally {
     await system.stop();

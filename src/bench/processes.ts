@@ -39,7 +39,7 @@ import { SecureInitiatorLink } from '../transport/secure.link.ts';
 import { WsConnector } from '../transport/ws.transport.ts';
 import type { ModeOptions } from './embedded.ts';
 import { loginAll, roleOf, timedMigrations, warmUp, warmupsAt, type PhonePair } from './measure.ts';
-import { figures, type ConfigResult } from './report.ts';
+import { briefFigures, figures, type ConfigResult } from './report.ts';
 import { diffSnap, procCpuMs, procRssBytes, scrape, type Scrape } from './scrape.ts';
 import { pool } from './stats.ts';
 
@@ -83,12 +83,11 @@ export async function runProcesses(o: ModeOptions): Promise<ConfigResult[]> {
   try {
     await bench.startParties();
     for (const c of o.concurrencies) {
+      const label = `processes K=${o.items} c=${c}`;
+      o.progress.start(label, o.migrationsAt(c));
       const r = await bench.runAt(c);
       results.push(r);
-      o.say(
-        `  processes K=${o.items} c=${c}: ${r.completed}/${r.migrations} migrations, ${r.throughputPerS.toFixed(1)}/s, ` +
-          `p50 ${r.latencyMs.p50.toFixed(0)} ms, floor ratio ${r.floor.throughputRatio.toFixed(3)}`,
-      );
+      o.progress.end(label, briefFigures(r));
       await bench.closePhones();
     }
   } finally {

@@ -190,6 +190,14 @@ export function computeFloor(
   };
 }
 
+/** A configuration's figures in a few words, for its progress line. */
+export function briefFigures(r: ConfigResult): string {
+  return (
+    `${r.completed}/${r.migrations} migrations, ${r.throughputPerS.toFixed(1)}/s, ` +
+    `p50 ${r.latencyMs.p50.toFixed(0)} ms, floor ratio ${r.floor.throughputRatio.toFixed(3)}`
+  );
+}
+
 /** The crypto implementations this run measured, by name: the protocol floor prices each kind at the fastest. */
 function implementationsOf(units: Units): Implementations {
   // Each backend's public-key and AEAD units; the hashes (HKDF, HMAC, SHA-256: noble everywhere) from the run's units.

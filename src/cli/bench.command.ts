@@ -4,7 +4,18 @@ import { type Command, InvalidArgumentError } from 'commander';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { measureUnits } from '../bench/floor.ts';
-import { BENCH_CONCURRENCY_MAX, BENCH_ITEMS_MAX, BENCH_SCRYPT, DEFAULT_CONCURRENCY, DEFAULT_ITEMS, runBench } from '../bench/run.ts';
+import {
+  BENCH_CONCURRENCY_MAX,
+  BENCH_ITEMS_MAX,
+  BENCH_SCRYPT,
+  benchMatrix,
+  DEFAULT_CONCURRENCY,
+  DEFAULT_ITEMS,
+  QUICK_CONCURRENCY,
+  QUICK_ITEMS,
+  QUICK_PROCESSES,
+  runBench,
+} from '../bench/run.ts';
 import { unitLines, type Mode } from '../bench/report.ts';
 
 function list(max: number) {
@@ -30,15 +41,26 @@ export function addBenchCommand(program: Command, out: (line: string) => void): 
         'the crypto and durable commits they must do, priced in the same run',
     )
     .option('--mode <m>', 'embedded | processes | all', 'all')
-    .option('--concurrency <list>', 'migrations in flight, e.g. 1,16,64,256', list(BENCH_CONCURRENCY_MAX), DEFAULT_CONCURRENCY)
+    .option(
+      '--concurrency <list>',
+      `migrations in flight (default ${DEFAULT_CONCURRENCY.join(',')}; with --quick ${QUICK_CONCURRENCY.join(',')})`,
+      list(BENCH_CONCURRENCY_MAX),
+    )
     .option(
       '--items <list>',
-      `items per migration (K), e.g. 1,3,10 (each from its own provider, at most ${BENCH_ITEMS_MAX})`,
+      `items per migration (K), each from its own provider, at most ${BENCH_ITEMS_MAX} ` +
+        `(default ${DEFAULT_ITEMS.join(',')}; with --quick ${QUICK_ITEMS.join(',')})`,
       list(BENCH_ITEMS_MAX),
-      DEFAULT_ITEMS,
     )
     .option('--migrations <n>', 'migrations per configuration, at least the concurrency (default: max(32, concurrency))', whole)
-    .option('--quick', 'tiny counts and short unit measurements (a smoke run); JSON goes to a temp folder unless --out is given', false)
+    .option(
+      '--quick',
+      `a smoke run in under a minute: K ${QUICK_ITEMS.join(',')} × concurrency ${QUICK_CONCURRENCY.join(',')} ` +
+        `(processes mode: K ${QUICK_PROCESSES.items.join(',')} × concurrency ${QUICK_PROCESSES.concurrency.join(',')}), ` +
+        'tiny counts, short unit measurements; ' +
+        'JSON goes to a temp folder unless --out is given',
+      false,
+    )
     .option(
       '--units',
       'measure the unit costs only (Ed25519, X25519 and AEAD on both crypto backends, node and noble; hashes; durable commits at each --concurrency) ' +
@@ -60,8 +82,8 @@ export function addBenchCommand(program: Command, out: (line: string) => void): 
 type BenchOptions = {
   floorTable: boolean;
   mode: string;
-  concurrency: number[];
-  items: number[];
+  concurrency?: number[];
+  items?: number[];
   migrations?: number;
   quick: boolean;
   units: boolean;
@@ -75,8 +97,9 @@ async function benchAction(o: BenchOptions, out: (line: string) => void): Promis
     out(floorTableMarkdown());
     return;
   }
+  const { concurrency, items, processes } = benchMatrix(o);
   if (o.units) {
-    const units = await measureUnits({ batches: o.concurrency, quick: o.quick, loginScrypt: BENCH_SCRYPT });
+    const units = await measureUnits({ batches: concurrency, quick: o.quick, loginScrypt: BENCH_SCRYPT });
     for (const line of o.json ? [JSON.stringify(units, null, 2)] : unitLines(units)) out(line);
     return;
   }
@@ -86,8 +109,9 @@ async function benchAction(o: BenchOptions, out: (line: string) => void): Promis
   const dir = o.out ?? (o.quick ? join(tmpdir(), 'valmove-bench-results') : 'bench/results');
   const report = await runBench({
     modes,
-    concurrency: o.concurrency,
-    items: o.items,
+    concurrency,
+    items,
+    processes,
     migrations: o.migrations,
     quick: o.quick,
     json: o.json,

@@ -3,8 +3,9 @@ import { availableParallelism } from 'node:os';
 import { mkdirSync, rmSync } from 'node:fs';
 import { type Command, InvalidArgumentError } from 'commander';
 import { BREAKS, type BreakProtocol } from '../testing/broken.ts';
-import { defaultSimDir, runSeeds, workerLoop, type RunReport } from '../sim/runner.ts';
+import { defaultSimDir, runSeeds, workerLoop, writeTrace, type RunReport } from '../sim/runner.ts';
 import { ROGUE_ATTACKS, type RogueAttack } from '../sim/rogue.ts';
+import { replayCommand, type RunShape } from '../sim/shrink.ts';
 import { FAULT_KINDS, runSeed, type FaultKind } from '../sim/simulator.ts';
 
 /** Concurrent migrations per seed, at most (each is a user with two phones and two chips). */
@@ -39,18 +40,6 @@ export function parseRogue(spec: string | undefined): RogueAttack[] {
       throw new InvalidArgumentError(`unknown rogue attack "${a}"; use ${ROGUE_ATTACKS.join(',')}, all or none`);
   }
   return attacks as RogueAttack[];
-}
-
-/** "0-4,7,9-10" for [0,1,2,3,4,7,9,10]. */
-export function formatMask(ns: number[]): string {
-  const out: string[] = [];
-  for (let i = 0; i < ns.length; ) {
-    let j = i;
-    while (j + 1 < ns.length && ns[j + 1] === ns[j]! + 1) j++;
-    out.push(j > i ? `${ns[i]}-${ns[j]}` : `${ns[i]}`);
-    i = j + 1;
-  }
-  return out.join(',');
 }
 
 export function parseMask(spec: string): Set<number> {
@@ -105,6 +94,8 @@ interface SimCommandOptions {
   faults: string;
   jobs: number;
   trace: boolean;
+  traceOut?: string;
+  shrink: boolean;
   mask?: string;
   break?: string;
   rogue: string;
@@ -119,8 +110,8 @@ interface SimRunOptions {
   faults: FaultKind[];
   breakProtocol: BreakProtocol | undefined;
   rogue: RogueAttack[];
-  /** The options that replay this run, for the command lines the report prints. */
-  again: string;
+  /** The run's shape, but for its seed: for the command lines the report prints. */
+  shape: Omit<RunShape, 'seed'>;
 }
 
 export function addSimCommand(program: Command, out: (line: string) => void): void {
@@ -138,6 +129,11 @@ export function addSimCommand(program: Command, out: (line: string) => void): vo
     .option('--faults <kinds>', `fault kinds: ${FAULT_KINDS.join(',')} | all | none`, 'all')
     .option('--jobs <j>', 'worker processes', count('--jobs', 1, 64), Math.max(1, Math.min(4, availableParallelism())))
     .option('--trace', 'with --seed: print the whole trace', false)
+    .option(
+      '--trace-out <file>',
+      "write the trace to <file>: with --seed, the seed's; else the first failing seed's, shrunk (default: a fresh file under the temp folder, printed)",
+    )
+    .option('--no-shrink', 'do not shrink the first failing seed (shrinking runs it again with fewer migrations, items and faults)')
     .option('--mask <numbers>', 'with --seed: fault numbers to switch off, e.g. 0-12,15 (as printed for a shrunk run)')
     .option('--break <kind>', `run a deliberately broken build (${BREAKS.join(', ')}) to see the checker fail`)
     .option('--rogue <attacks>', `a rogue server asks the SAMs for what an honest one never would: ${ROGUE_ATTACKS.join(',')} | all | none`, 'none')
@@ -154,10 +150,8 @@ async function runSimCommand(o: SimCommandOptions, out: (line: string) => void):
     throw new InvalidArgumentError(`unknown --break "${o.break}"; one of ${BREAKS.join(', ')}`);
   const breakProtocol = o.break as BreakProtocol | undefined;
   const rogue = parseRogue(o.rogue);
-  const again =
-    `--migrations ${o.migrations} --items ${o.items} --faults ${o.faults}` +
-    `${breakProtocol ? ` --break ${breakProtocol}` : ''}${rogue.length ? ` --rogue ${o.rogue}` : ''}${o.pay ? ' --pay' : ''}`;
-  const p: SimRunOptions = { faults, breakProtocol, rogue, again };
+  const shape = { migrations: o.migrations, items: o.items, faults, rogue, pay: o.pay, breakProtocol, mask: [] };
+  const p: SimRunOptions = { faults, breakProtocol, rogue, shape };
   if (o.worker !== undefined) {
     await workerLoop(
       {
@@ -197,12 +191,13 @@ async function runOneSeed(o: SimCommandOptions, seed: string, p: SimRunOptions, 
       pay: o.pay,
       keepTrace: true,
     });
-    if (o.json) out(JSON.stringify(r, null, 2));
+    const traceFile = o.traceOut !== undefined ? writeTrace(o.traceOut, r.seed, r.trace) : undefined;
+    if (o.json) out(JSON.stringify({ ...r, traceFile }, null, 2));
     else {
       if (o.trace) for (const l of r.trace) out(l);
       out(`seed ${r.seed}: ${r.ok ? 'ok' : `VIOLATION ${r.violation!.invariant}: ${r.violation!.message}`}`);
       out(`  ${r.stats.delivered} messages, ${r.stats.virtualMs} virtual ms, faults ${fmtCounts(r.stats.faults)}, outcomes ${fmtCounts(r.stats.outcomes)}`);
-      out(`  trace hash ${r.traceHash} (${r.stats.events} events; --trace prints it)`);
+      out(`  trace hash ${r.traceHash} (${r.stats.events} events; ${traceFile ? `written to ${traceFile}` : '--trace prints it, --trace-out FILE writes it'})`);
     }
     if (!r.ok) process.exitCode = 1;
   } finally {
@@ -226,6 +221,8 @@ async function runManySeeds(o: SimCommandOptions, p: SimRunOptions, out: (line: 
     rogue: p.rogue,
     pay: o.pay,
     dataDir: o.data,
+    shrink: o.shrink,
+    traceOut: o.traceOut,
     onSeed: (r, done) => {
       if (!r.ok) violations++;
       if (!r.ok) process.stderr.write(`seed ${r.seed}: VIOLATION ${r.violation!.invariant}: ${r.violation!.message}\n`);
@@ -243,9 +240,10 @@ async function runManySeeds(o: SimCommandOptions, p: SimRunOptions, out: (line: 
         {
           ...rest,
           minimal: minimal && {
-            seed: minimal.result.seed,
+            ...minimal.shape,
             violation: minimal.result.violation,
-            mask: minimal.mask,
+            runs: minimal.runs,
+            command: minimal.command,
             traceFile: minimal.traceFile,
             traceHash: minimal.result.traceHash,
           },
@@ -256,23 +254,28 @@ async function runManySeeds(o: SimCommandOptions, p: SimRunOptions, out: (line: 
     );
   } else for (const l of formatReport(report, { faults: p.faults, items: o.items })) out(l);
   if (report.firstViolation) {
-    if (!o.json) printFirstViolation(report, p.again, out);
+    if (!o.json) printFirstViolation(report, p.shape, out);
     process.exitCode = 1;
   }
 }
 
-/** The first failing seed: how to replay it, and its shrunk run (faults left, command line, last trace lines). */
-function printFirstViolation(report: RunReport, again: string, out: (line: string) => void): void {
+/** The first failing seed: how to replay it, and its shrunk run (its shape, the command that replays it, where its trace went). */
+function printFirstViolation(report: RunReport, shape: SimRunOptions['shape'], out: (line: string) => void): void {
   const v = report.firstViolation!;
   const m = report.minimal;
   out(`FIRST VIOLATION: seed ${v.seed}: ${v.violation!.invariant}: ${v.violation!.message}`);
-  out(`  replay: valmove sim --seed ${v.seed} ${again} --trace`);
+  out(`  replay: ${replayCommand({ ...shape, seed: v.seed })} --trace`);
   if (!m) return;
+  const s = m.shape;
+  const n = (k: number, what: string) => `${k} ${what}${k === 1 ? '' : 's'}`;
+  const also = `${s.rogue.length ? `, rogue ${s.rogue.join(',')}` : ''}${s.pay ? ', paying' : ''}`;
   out(
-    `  shrunk in ${m.runs} runs: ${m.result.struck.length} faults left (of ${v.struck.length}), ` +
-      `${m.result.stats.events} events, still ${m.result.violation?.invariant}`,
+    `  shrunk in ${n(m.runs, 'run')} to ${n(s.migrations, 'migration')} of at most ${n(s.items, 'item')}, ` +
+      `faults ${s.faults.join(',') || 'none'}: ${m.result.struck.length} struck (of ${v.struck.length}), ${m.result.stats.events} events` +
+      `${also}; still ${m.result.violation!.invariant}: ${m.result.violation!.message}`,
   );
-  out(`  minimal run: valmove sim --seed ${v.seed} ${again}${m.mask.length ? ` --mask ${formatMask(m.mask)}` : ''} --trace`);
+  out(`  minimal run: ${m.command}`);
+  out(`  it prints trace hash ${m.result.traceHash}; add --trace to see every event`);
   out(`  its trace (${m.result.trace.length} lines) is in ${m.traceFile}; the last lines:`);
   for (const l of m.result.trace.slice(-25)) out(`    ${l}`);
 }

@@ -4,14 +4,15 @@
  * first violation shrinks that seed and hands back its minimal trace.
  */
 import { fork } from 'node:child_process';
-import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import type { BreakProtocol } from '../testing/broken.ts';
 import type { RogueAttack, RogueStats } from './rogue.ts';
-import { runSeed, shrink, type FaultKind, type FaultMix, type SeedResult } from './simulator.ts';
+import { replayCommand, shrinkRun, type Shrunk } from './shrink.ts';
+import { runSeed, type FaultKind, type FaultMix, type SeedResult } from './simulator.ts';
 
 export interface RunOptions {
   seeds: number;
@@ -29,6 +30,8 @@ export interface RunOptions {
   dataDir?: string;
   /** Shrink the first failing seed (default true). */
   shrink?: boolean;
+  /** Where the shrunk run's trace goes (default: a fresh file under the OS temp folder, its path in the report). */
+  traceOut?: string;
   /** Called after each seed (progress). */
   onSeed?: (r: SeedSummary, done: number) => void;
 }
@@ -52,7 +55,8 @@ export interface RunReport {
   meanMix: Record<keyof FaultMix, number>;
   wallMs: number;
   firstViolation?: SeedSummary;
-  minimal?: { result: SeedResult; mask: number[]; runs: number; traceFile: string };
+  /** The first failing seed, shrunk: its run, the command that replays it, and the file its trace went to. */
+  minimal?: Shrunk & { command: string; traceFile: string };
 }
 
 const BIN = resolve(dirname(fileURLToPath(import.meta.url)), '../../bin/valmove.js');
@@ -202,11 +206,18 @@ async function shrinkFirst(o: RunOptions, first: SeedSummary, base: string): Pro
       pay: o.pay,
     };
     const failing = await runSeed({ ...opts, keepTrace: true });
-    const m = await shrink(opts, failing);
-    const traceFile = join(tmpdir(), `valmove-sim-seed-${opts.seed}.trace`);
-    writeFileSync(traceFile, `${m.result.trace.join('\n')}\n`);
-    return { ...m, traceFile };
+    const m = await shrinkRun(opts, failing);
+    const traceFile = writeTrace(o.traceOut, m.shape.seed, m.result.trace);
+    return { ...m, command: replayCommand(m.shape), traceFile };
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/** Writes a seed's trace to `path`, or to a fresh file of its own under the OS temp folder (never a shared, fixed name); returns where. */
+export function writeTrace(path: string | undefined, seed: string, trace: readonly string[]): string {
+  const file = path ?? join(mkdtempSync(join(tmpdir(), 'valmove-sim-')), `seed-${seed.replace(/[^A-Za-z0-9_-]/g, '_')}.trace`);
+  mkdirSync(dirname(resolve(file)), { recursive: true });
+  writeFileSync(file, `${trace.join('\n')}\n`);
+  return file;
 }

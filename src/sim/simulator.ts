@@ -122,35 +122,3 @@ function finish(run: SeedRun): void {
   }
   run.line(run.violation ? 'END violation' : `END ok ${JSON.stringify(run.outcomes)}${rogue ? ` rogue ${rogue.summary()}` : ''}`);
 }
-
-/**
- * Shrinks a failing seed (simulation.md: drop faults while it still fails):
- * switches off halves, then quarters, ... of the faults that struck, keeping
- * every switch-off after which the seed still violates the same invariant.
- * Returns the smallest failing run found and the mask that produces it.
- */
-export async function shrink(o: SimOptions, failing: SeedResult, budgetRuns = 24): Promise<{ result: SeedResult; mask: number[]; runs: number }> {
-  let best = failing;
-  let mask = new Set<number>(o.mask ?? []);
-  let runs = 0;
-  let chunk = Math.max(1, Math.ceil(best.struck.length / 2));
-  while (runs < budgetRuns && best.struck.length > 0) {
-    let improved = false;
-    for (let start = 0; start < best.struck.length && runs < budgetRuns; start += chunk) {
-      const trial = new Set([...mask, ...best.struck.slice(start, start + chunk)]);
-      runs++;
-      const r = await runSeed({ ...o, mask: trial, keepTrace: true });
-      if (!r.ok && r.violation?.invariant === failing.violation?.invariant) {
-        best = r;
-        mask = trial;
-        improved = true;
-        break;
-      }
-    }
-    if (!improved) {
-      if (chunk === 1) break;
-      chunk = Math.max(1, Math.floor(chunk / 2));
-    }
-  }
-  return { result: best, mask: [...mask].sort((a, b) => a - b), runs };
-}

@@ -9,8 +9,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { runBench, type BenchReport } from '../../src/bench/run.ts';
-import type { ConfigResult } from '../../src/bench/report.ts';
+import { benchConfigurations, benchMatrix, runBench, type BenchReport } from '../../src/bench/run.ts';
+import type { ConfigResult, Mode } from '../../src/bench/report.ts';
 import { attributeTo, countCrypto, countStore, diff, snapshot } from '../../src/metrics/counters.ts';
 import { backendForRole, generateIdentity, sign, systemRng, verifySignature } from '../../src/crypto/index.ts';
 
@@ -97,10 +97,35 @@ t('smoke run, embedded (K 1, concurrency 1 and 2) and processes (K 1, concurrenc
   assert.ok(report.markdown.includes(`chip ${backendForRole('chip').name}`), 'the report says which backend the chip runs');
   assert.match(report.markdown, /\| embedded \| 1 \| 2 \|/);
   assert.match(procs.markdown, /\| processes \| 1 \| 1 \|/);
-  assert.ok(
-    lines.some((l) => l.includes('embedded K=1 c=2')),
-    'progress is printed',
-  );
+  // Issue 20: a line as each configuration starts and one as it ends, numbered out of the run's total.
+  for (const l of [
+    /^\[1\/2\] embedded K=1 c=1: starting, 2 timed migrations \([\d.]+ s\)$/,
+    /^\[1\/2\] embedded K=1 c=1: 2\/2 migrations, [\d.]+\/s, p50 \d+ ms, floor ratio [\d.]+ \([\d.]+ s\)$/,
+    /^\[2\/2\] embedded K=1 c=2: starting, 2 timed migrations/,
+    /^\[2\/2\] embedded K=1 c=2: 2\/2 migrations/,
+    /^\[1\/1\] processes K=1 c=1: starting/,
+    /^\[1\/1\] processes K=1 c=1: 2\/2 migrations/,
+  ])
+    assert.ok(
+      lines.some((x) => l.test(x)),
+      `progress line ${l} is printed; got:\n${lines.join('\n')}`,
+    );
 });
+
+t(
+  '--quick runs a small, bounded set: five configurations (K 1 and 3 × concurrency 1 and 2; processes mode K 1 at concurrency 1), unless told otherwise',
+  () => {
+    const quick = { modes: ['embedded', 'processes'] as Mode[], ...benchMatrix({ quick: true }) };
+    assert.equal(
+      benchConfigurations(quick).map((c) => `${c.mode} K=${c.items} c=${c.concurrency}`),
+      ['embedded K=1 c=1', 'embedded K=1 c=2', 'embedded K=3 c=1', 'embedded K=3 c=2', 'processes K=1 c=1'],
+    );
+    // What a quick check needs: every figure in both modes, two K (growth per item) and two concurrency levels (growth per doubling).
+    const full = { modes: ['embedded', 'processes'] as Mode[], ...benchMatrix({ quick: false }) };
+    assert.is(benchConfigurations(full).length, 24, 'the full matrix');
+    const asked = { modes: ['processes'] as Mode[], ...benchMatrix({ quick: true, items: [2], concurrency: [8] }) };
+    assert.equal(benchConfigurations(asked), [{ mode: 'processes', items: 2, concurrency: 8 }], '--items and --concurrency win over --quick');
+  },
+);
 
 t.run();
