@@ -338,6 +338,16 @@ function addStatusCommand(program: Command, out: Out): void {
     });
 }
 
+type UpOptions = { providers: number; dir?: string; keep: boolean; json: boolean; record?: string; inspect?: string; migrate: boolean; passwordFile?: string };
+
+/** `up`'s password for alice: from a file or VALMOVE_PASSWORD, never an argument (it would show in `ps`); undefined: `up` picks one. */
+function upPassword(file: string | undefined): string | undefined {
+  if (file === undefined) return process.env.VALMOVE_PASSWORD || undefined;
+  const pw = readFileSync(file, 'utf8').split(/\r?\n/)[0] ?? '';
+  if (!pw) throw new InvalidArgumentError(`--password-file ${file}: its first line is empty`);
+  return pw;
+}
+
 /** `valmove up`: every party as its own process on 127.0.0.1, and a migration through them. */
 function addUpCommand(program: Command, out: Out): void {
   program
@@ -349,10 +359,22 @@ function addUpCommand(program: Command, out: Out): void {
     .option('--json', 'print one machine-readable report', false)
     .option('--record <path>', "every process records its parties' envelopes and state changes: a .jsonl file (shared), or a folder of <party>.jsonl files")
     .option('--inspect <url>', "every process streams its records to a live page's feed, e.g. ws://127.0.0.1:PORT/feed")
-    .action(async (o: { providers: number; dir?: string; keep: boolean; json: boolean; record?: string; inspect?: string }) => {
+    .option('--no-migrate', 'stop before the migration: the old phone logged in, holding the items; the new phone fresh (needs --keep)')
+    .option('--password-file <file>', "alice's password: the file's first line (else VALMOVE_PASSWORD, else one is picked and shown on stderr)")
+    .action(async (o: UpOptions) => {
       if (o.providers < 1 || o.providers > 20) program.error('error: --providers must be from 1 to 20', { exitCode: 2 });
-      const report = await runUp({ providers: o.providers, dir: o.dir, keep: o.keep, out: o.json ? undefined : out, record: o.record, inspect: o.inspect });
+      if (!o.migrate && !o.keep) program.error('error: --no-migrate leaves the deployment for you to drive: add --keep', { exitCode: 2 });
+      const report = await runUp({
+        providers: o.providers,
+        dir: o.dir,
+        keep: o.keep,
+        out: o.json ? undefined : out,
+        record: o.record,
+        inspect: o.inspect,
+        password: upPassword(o.passwordFile),
+        migrate: o.migrate,
+      });
       if (o.json) out(JSON.stringify(report, null, 2));
-      if (report.outcome !== 'completed') process.exitCode = 1;
+      if (report.outcome !== (o.migrate ? 'completed' : 'ready')) process.exitCode = 1;
     });
 }

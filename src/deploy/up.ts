@@ -289,6 +289,71 @@ async function tryPay(t: TerminalControl, provider: string): Promise<string> {
   }
 }
 
+/** Where `up --keep` leaves the pids of the processes it started, one a line: `kill $(cat DIR/up.pids)` stops them. */
+export const UP_PIDS_FILE = 'up.pids';
+
+const describe = (r: { balance?: number; state?: string }) => r.state ?? `balance ${r.balance}`;
+const processRows = (dir: string, d: LocalDeployment) =>
+  d.processes.map((p) => ({ id: p.id, role: p.role, pid: p.pid, port: p.port, dataDir: join(dir, 'data', p.id) }));
+
+/** `up --no-migrate`: the old phone holds the items, the new one is fresh; what to do next is the user's. */
+function readyReport(dir: string, d: LocalDeployment, before: Map<string, string>, keep: boolean, say: (line: string) => void): UpReport {
+  say('\nno migration (--no-migrate): terminal-old is logged in as alice, its chip SRC registered and holding:');
+  for (const [provider, value] of before) say(`  ${provider.padEnd(12)} ${value}`);
+  say('terminal-new (chip DST) is fresh: log in and register it, then migrate-out on the old phone and migrate-in on the new');
+  return {
+    dir,
+    outcome: 'ready',
+    mig: '',
+    processes: processRows(dir, d),
+    items: [...before].map(([provider, value]) => ({ provider, before: value, after: value })),
+    paymentOnDestination: '',
+    paymentOnSource: '',
+    elapsedMs: 0,
+    stopped: !keep,
+  };
+}
+
+/** The migration through the running processes: the old phone's source phase, the new phone's destination phase, then what each phone's user sees. */
+async function migrateThrough(
+  dir: string,
+  d: LocalDeployment,
+  plan: Array<{ provider: string }>,
+  before: Map<string, string>,
+  keep: boolean,
+  say: (line: string) => void,
+): Promise<UpReport> {
+  const oldPhone = d.terminal('old');
+  const newPhone = d.terminal('new');
+  const t0 = Date.now();
+  say('\nsource phase over WebSocket...');
+  const out = await oldPhone.migrateOut({ destination: 'DST' });
+  if (out.outcome !== 'uploaded') throw new Error(`source phase ended ${out.outcome}: ${out.reason ?? ''}`);
+  say(`destination phase (migration ${out.mig})...`);
+  const done = await newPhone.migrateIn({ mig: out.mig });
+  const elapsedMs = Date.now() - t0;
+  const rows = [];
+  for (const p of plan)
+    rows.push({ provider: p.provider, before: before.get(p.provider) ?? '?', after: describe(await newPhone.normal(p.provider, 'balance')) });
+  const payDst = await tryPay(newPhone, plan[0]!.provider);
+  const paySrc = await tryPay(oldPhone, plan[0]!.provider);
+  say(`\nmigration ${done.mig}: ${done.outcome} in ${elapsedMs} ms`);
+  for (const r of rows) say(`  ${r.provider.padEnd(12)} before ${r.before.padEnd(40)} after ${r.after}`);
+  say(`pay 300 on the destination: ${payDst}`);
+  say(`pay 300 on the source:      ${paySrc}`);
+  return {
+    dir,
+    outcome: done.outcome,
+    mig: done.mig,
+    processes: processRows(dir, d),
+    items: rows,
+    paymentOnDestination: payDst,
+    paymentOnSource: paySrc,
+    elapsedMs,
+    stopped: !keep,
+  };
+}
+
 export async function runUp(opts: {
   providers: number;
   dir?: string;
@@ -296,11 +361,15 @@ export async function runUp(opts: {
   out?: (line: string) => void;
   record?: string;
   inspect?: string;
+  /** alice's password (VALMOVE_PASSWORD or --password-file); without it `up` picks one and shows it once, on stderr. */
+  password?: string;
+  /** false: issue the items onto the old phone and stop there, no migration (`--no-migrate`). */
+  migrate?: boolean;
 }): Promise<UpReport> {
   const say = opts.out ?? (() => {});
   const dir = resolve(opts.dir ?? join('deploy', `up-${new Date().toISOString().replace(/[:.]/g, '-')}`));
   const plan = demoProviders(opts.providers);
-  const password = toHex(systemRng.bytes(12));
+  const password = opts.password ?? toHex(systemRng.bytes(12));
   const items = plan.map((p, i) => ({ area: p.provider, provider: p.provider, value: demoValue(p.kind, i, toHex(systemRng.bytes(16))) }));
   say(`valmove up: ${plan.length} provider(s), every party its own process on 127.0.0.1; deployment in ${dir}`);
   const d = await launchDeployment({
@@ -314,6 +383,9 @@ export async function runUp(opts: {
     inspect: opts.inspect,
   });
   if (opts.record) say(`every process records to ${resolve(opts.record)} (draw it with: valmove trace ${opts.record})`);
+  // Shown once, to the terminal that ran `up` (stderr: not into a redirected report); never logged or stored.
+  if (opts.password === undefined && opts.keep) process.stderr.write(`alice's password (generated; set VALMOVE_PASSWORD to choose it): ${password}\n`);
+  if (opts.keep) writeFileSync(join(dir, UP_PIDS_FILE), d.processes.map((p) => `${p.pid}\n`).join(''));
   // Interrupted: stop what we started (unless asked to keep it), then leave.
   const onSignal = () => {
     void (opts.keep ? Promise.resolve() : d.stop()).then(() => process.exit(130));
@@ -326,41 +398,16 @@ export async function runUp(opts: {
     for (const p of d.processes) say([p.role.padEnd(10), p.id.padEnd(22), String(p.pid).padEnd(8), String(p.port)].join(' '));
     const oldPhone = d.terminal('old');
     const newPhone = d.terminal('new');
-    for (const t of [oldPhone, newPhone]) {
+    // --no-migrate leaves the new phone as a user gets it: not logged in, its chip not registered.
+    for (const t of opts.migrate === false ? [oldPhone] : [oldPhone, newPhone]) {
       await t.login('alice', password);
       await t.register();
     }
     await issueToSource(dir, items, oldPhone, say);
-    const describe = (r: { balance?: number; state?: string }) => r.state ?? `balance ${r.balance}`;
     const before = new Map<string, string>();
     for (const p of plan) before.set(p.provider, describe(await oldPhone.normal(p.provider, 'balance')));
-    const t0 = Date.now();
-    say('\nsource phase over WebSocket...');
-    const out = await oldPhone.migrateOut({ destination: 'DST' });
-    if (out.outcome !== 'uploaded') throw new Error(`source phase ended ${out.outcome}: ${out.reason ?? ''}`);
-    say(`destination phase (migration ${out.mig})...`);
-    const done = await newPhone.migrateIn({ mig: out.mig });
-    const elapsedMs = Date.now() - t0;
-    const rows = [];
-    for (const p of plan)
-      rows.push({ provider: p.provider, before: before.get(p.provider) ?? '?', after: describe(await newPhone.normal(p.provider, 'balance')) });
-    const payDst = await tryPay(newPhone, plan[0]!.provider);
-    const paySrc = await tryPay(oldPhone, plan[0]!.provider);
-    say(`\nmigration ${done.mig}: ${done.outcome} in ${elapsedMs} ms`);
-    for (const r of rows) say(`  ${r.provider.padEnd(12)} before ${r.before.padEnd(40)} after ${r.after}`);
-    say(`pay 300 on the destination: ${payDst}`);
-    say(`pay 300 on the source:      ${paySrc}`);
-    return {
-      dir,
-      outcome: done.outcome,
-      mig: done.mig,
-      processes: d.processes.map((p) => ({ id: p.id, role: p.role, pid: p.pid, port: p.port, dataDir: join(dir, 'data', p.id) })),
-      items: rows,
-      paymentOnDestination: payDst,
-      paymentOnSource: paySrc,
-      elapsedMs,
-      stopped: !opts.keep,
-    };
+    if (opts.migrate === false) return readyReport(dir, d, before, opts.keep, say);
+    return await migrateThrough(dir, d, plan, before, opts.keep, say);
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
@@ -369,7 +416,7 @@ export async function runUp(opts: {
       say('\nevery process stopped (use --keep to leave them running)');
     } else {
       d.detach();
-      say(`\nprocesses left running; stop them with: kill ${d.processes.map((p) => p.pid).join(' ')}`);
+      say(`\nprocesses left running; stop them with: kill $(cat ${join(dir, UP_PIDS_FILE)})`);
     }
   }
 }
