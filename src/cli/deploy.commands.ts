@@ -343,7 +343,13 @@ type UpOptions = { providers: number; dir?: string; keep: boolean; json: boolean
 /** `up`'s password for alice: from a file or VALMOVE_PASSWORD, never an argument (it would show in `ps`); undefined: `up` picks one. */
 function upPassword(file: string | undefined): string | undefined {
   if (file === undefined) return process.env.VALMOVE_PASSWORD || undefined;
-  const pw = readFileSync(file, 'utf8').split(/\r?\n/)[0] ?? '';
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new InvalidArgumentError(`--password-file ${file}: cannot read it (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+  }
+  const pw = text.split(/\r?\n/)[0] ?? '';
   if (!pw) throw new InvalidArgumentError(`--password-file ${file}: its first line is empty`);
   return pw;
 }
@@ -364,6 +370,12 @@ function addUpCommand(program: Command, out: Out): void {
     .action(async (o: UpOptions) => {
       if (o.providers < 1 || o.providers > 20) program.error('error: --providers must be from 1 to 20', { exitCode: 2 });
       if (!o.migrate && !o.keep) program.error('error: --no-migrate leaves the deployment for you to drive: add --keep', { exitCode: 2 });
+      let password: string | undefined;
+      try {
+        password = upPassword(o.passwordFile);
+      } catch (e) {
+        program.error(`error: ${(e as Error).message}`, { exitCode: 2 });
+      }
       const report = await runUp({
         providers: o.providers,
         dir: o.dir,
@@ -371,7 +383,7 @@ function addUpCommand(program: Command, out: Out): void {
         out: o.json ? undefined : out,
         record: o.record,
         inspect: o.inspect,
-        password: upPassword(o.passwordFile),
+        password,
         migrate: o.migrate,
       });
       if (o.json) out(JSON.stringify(report, null, 2));

@@ -11,13 +11,14 @@
  * old one is refused. The block's last line stops every process `up`
  * started; the test checks that each of them exited, and kills (and names)
  * any that did not. Without a password, `up` picks one and shows it on
- * stderr only, and it is the password that logs alice in.
+ * stderr only, and it is the password that logs alice in; with
+ * `--password-file`, the file's first line is.
  *
  * About 1-2 minutes on a loaded machine (a dozen CLI processes, nine
  * servers), so it is a deep suite, not `npm test`.
  */
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -144,16 +145,18 @@ test("the README's hand-driven block, run verbatim: value issued and topped up b
   assert.equal(left, [], 'no process outlived the test');
 });
 
-test('up --keep --no-migrate without a password: one is picked, shown on stderr only, and it logs alice in on the new phone', async () => {
+/** `up --keep --no-migrate` with `upFlags`, then the new phone logs alice in with the password `passwordOf` finds; every process stopped after. */
+async function upThenLogin(upFlags: string, prepare: (dir: string) => void, passwordOf: (up: { stdout: string; stderr: string }) => string | undefined) {
   const dir = checkoutLike();
   const deployDir = join(dir, 'deploy', 'pw');
   try {
-    const up = await runBash('npx valmove up --providers 1 --dir deploy/pw --keep --no-migrate', dir, userEnv());
+    prepare(dir);
+    const up = await runBash(`npx valmove up --providers 1 --dir deploy/pw --keep --no-migrate ${upFlags}`, dir, userEnv());
     assert.is(up.code, 0, up.stderr);
-    const password = /alice's password \(generated; set VALMOVE_PASSWORD to choose it\): (\S+)\n/.exec(up.stderr)?.[1];
-    assert.ok(password, `up showed the password it picked on stderr\n${up.stderr}`);
-    assert.not.ok(up.stdout.includes(password!), 'not on stdout (a redirected report)');
     assert.match(up.stdout, /terminal-new \(chip DST\) is fresh/);
+    const password = passwordOf(up);
+    assert.ok(password, `the password\n${up.stdout}\n${up.stderr}`);
+    assert.not.ok(up.stdout.includes(password!), 'the password is not on stdout (a redirected report)');
     const reg = await runBash('npx valmove terminal register --config deploy/pw/config/terminal-new.json --user alice', dir, {
       ...userEnv(),
       VALMOVE_PASSWORD: password,
@@ -166,6 +169,23 @@ test('up --keep --no-migrate without a password: one is picked, shown on stderr 
     rmSync(dir, { recursive: true, force: true });
     assert.equal(left, [], 'every process stopped on SIGTERM');
   }
+}
+
+test('up --keep --no-migrate without a password: one is picked, shown on stderr only, and it logs alice in on the new phone', async () => {
+  await upThenLogin(
+    '',
+    () => {},
+    (up) => /alice's password \(generated; set VALMOVE_PASSWORD to choose it\): (\S+)\n/.exec(up.stderr)?.[1],
+  );
+});
+
+test('up --password-file FILE: alice is created with its first line, which logs her in; it is never printed', async () => {
+  const password = 'from a file, not from ps';
+  await upThenLogin(
+    '--password-file pw.txt',
+    (dir) => writeFileSync(join(dir, 'pw.txt'), `${password}\nignored\n`),
+    (up) => (up.stderr.includes(password) ? undefined : password),
+  );
 });
 
 test.run();

@@ -1,0 +1,48 @@
+/**
+ * `valmove up`'s own usage rules (issue 21, point 1), told before anything
+ * starts: `--no-migrate` without `--keep` would start a deployment only to
+ * stop it, so it is refused; a `--password-file` that cannot be read or whose
+ * first line is empty is refused, naming the file. Each exits 2 (usage) and
+ * leaves no deployment folder behind. The run itself, with a password from
+ * VALMOVE_PASSWORD and without one, is `test/deep/readme.deep.ts`.
+ */
+import { execFile } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+
+/** `valmove up ARGS`: its exit code and stderr. */
+function up(args: string[]): Promise<{ code: number; stderr: string }> {
+  return new Promise((res) => {
+    execFile(process.execPath, ['bin/valmove.js', 'up', ...args], { timeout: 60_000 }, (e, _stdout, stderr) =>
+      res({ code: e ? Number((e as { code?: number }).code) : 0, stderr }),
+    );
+  });
+}
+
+test('up refuses --no-migrate without --keep, and an empty or missing --password-file, before it starts anything (exit 2)', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'valmove-up-usage-'));
+  try {
+    const deploy = join(dir, 'deploy');
+    const noKeep = await up(['--dir', deploy, '--no-migrate']);
+    assert.is(noKeep.code, 2, noKeep.stderr);
+    assert.match(noKeep.stderr, /--no-migrate leaves the deployment for you to drive: add --keep/);
+
+    const empty = join(dir, 'empty.txt');
+    writeFileSync(empty, '\nsecond line\n');
+    const blank = await up(['--dir', deploy, '--keep', '--no-migrate', '--password-file', empty]);
+    assert.is(blank.code, 2, blank.stderr);
+    assert.match(blank.stderr, /--password-file .*empty\.txt: its first line is empty/);
+
+    const missing = await up(['--dir', deploy, '--keep', '--password-file', join(dir, 'nope.txt')]);
+    assert.is(missing.code, 2, missing.stderr);
+    assert.match(missing.stderr, /--password-file .*nope\.txt: cannot read it \(ENOENT\)/);
+    assert.not.ok(existsSync(deploy), 'no deployment was written');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test.run();
