@@ -366,7 +366,7 @@ function addUpCommand(program: Command, out: Out): void {
     .option('--record <path>', "every process records its parties' envelopes and state changes: a .jsonl file (shared), or a folder of <party>.jsonl files")
     .option('--inspect <url>', "every process streams its records to a live page's feed, e.g. ws://127.0.0.1:PORT/feed")
     .option('--no-migrate', 'stop before the migration: the old phone logged in, holding the items; the new phone fresh (needs --keep)')
-    .option('--password-file <file>', "alice's password: the file's first line (else VALMOVE_PASSWORD, else one is picked and shown on stderr)")
+    .option('--password-file <file>', "alice's password: the file's first line (else VALMOVE_PASSWORD, else one is picked and, with --keep, shown on stderr)")
     .action(async (o: UpOptions) => {
       if (o.providers < 1 || o.providers > 20) program.error('error: --providers must be from 1 to 20', { exitCode: 2 });
       if (!o.migrate && !o.keep) program.error('error: --no-migrate leaves the deployment for you to drive: add --keep', { exitCode: 2 });
