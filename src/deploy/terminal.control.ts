@@ -87,6 +87,7 @@ export function controlRoutes(terminal: TerminalRuntime, token: string): Array<{
         return { user: b.user };
       });
     }),
+    route('POST', '/control/logout', async () => attempt(() => terminal.logout())),
     route('POST', '/control/register', async () => attempt(() => terminal.register())),
     route('POST', '/control/migrate-out', async (_r, body) => attempt(() => terminal.migrateOut(parse(schemas.migrateOut, body)))),
     route('POST', '/control/migrate-in', async (_r, body) => attempt(() => terminal.migrateIn(parse(schemas.migrateIn, body)))),
