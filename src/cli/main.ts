@@ -109,10 +109,12 @@ function exitCodeOf(e: unknown): number {
 /** Runs the command line; resolves with the exit code. */
 export async function main(argv: string[]): Promise<number> {
   // Output piped into `head` or `less` that stops reading: stop quietly, as Unix tools do.
-  process.stdout.on('error', (e: NodeJS.ErrnoException) => {
-    if (e.code === 'EPIPE') process.exit(0);
-    throw e;
-  });
+  if (process.stdout.listenerCount('error') === 0) {
+    process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+      if (e.code === 'EPIPE') process.exit(0);
+      throw e;
+    });
+  }
   // A bad VALMOVE_CRYPTO is a usage error, told before anything runs: one line, exit 2, as commander's own.
   try {
     forcedBackendName();
@@ -122,6 +124,7 @@ export async function main(argv: string[]): Promise<number> {
     return EXIT.usage;
   }
   usageTold = false;
+  process.exitCode = undefined; // a command says 1 by setting it (the last run's, in a test calling main() again, does not count)
   try {
     await buildCli().parseAsync(argv);
     return typeof process.exitCode === 'number' && process.exitCode !== EXIT.done ? EXIT.refused : EXIT.done;
