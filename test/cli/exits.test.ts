@@ -233,4 +233,33 @@ test('refused or failed (1): each with its reason on stderr', async () => {
   }
 });
 
+test('done (0): user add and unlock, status, provider voucher, issue and enroll, steps, paths, charts', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'valmove-exits-done-'));
+  try {
+    assert.is((await valmove(['keygen', '--dir', dir, '--base-port', '0'])).code, 0);
+    const cfg = (p: string) => join(dir, 'config', `${p}.json`);
+    // Any Ed25519 public key will do as a shop reader's: the server's, from trust.json.
+    const reader = (JSON.parse(readFileSync(join(dir, 'trust.json'), 'utf8')) as { keys: { server: { signPublic: string } } }).keys.server.signPublic;
+    const add = await valmove(['user', 'add', '--config', cfg('server'), '--user', 'alice'], { VALMOVE_PASSWORD: 'pw' });
+    assert.is(add.code, 0, show(add));
+    const cases: Array<[string[], RegExp]> = [
+      [['user', 'unlock', '--config', cfg('server'), '--user', 'alice'], /user alice unlocked/],
+      [['status', '--config', cfg('server')], /no migrations/],
+      [['provider', 'voucher', '--config', cfg('provider-emoney'), '--serial', 'SRC', '--amount', '5'], /./],
+      [['provider', 'issue', '--config', cfg('provider-emoney'), '--serial', 'SRC', '--kind', 'emoney', '--balance', '5'], /./],
+      [['steps'], /S17/],
+      [['paths', '--machine', 'terminal'], /./],
+      [['charts', '--machine', 'terminal'], /stateDiagram/],
+      [['provider', 'enroll', '--config', cfg('provider-emoney'), '--reader', reader, '--name', 'terminal/shop'], /./],
+    ];
+    for (const [args, said] of cases) {
+      const r = await valmoveHere(args);
+      assert.is(r.code, 0, `valmove ${args.join(' ')}: ${show(r)}`);
+      assert.match(r.stdout, said, `valmove ${args.join(' ')}: ${show(r)}`);
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test.run();
