@@ -82,6 +82,17 @@ export class TerminalRuntime extends PartyRuntime {
     });
   }
 
+  /** Logs the user out of this terminal; it then runs no job until the next login. Refused while a login or a job is under way. */
+  logout(): Promise<{ user: string | null }> {
+    const snapshot = this.actorOf(TERMINAL_ACTOR)?.getSnapshot();
+    const user = (snapshot?.context as { user: string | null } | undefined)?.user ?? null;
+    if (!snapshot?.matches({ account: 'loggedIn' }) && !snapshot?.matches({ account: 'loggedOut' })) {
+      return Promise.reject(failure('BUSY', `${user ?? 'the user'} is logging in or has a job under way; log out when it has ended`));
+    }
+    if (snapshot.matches({ account: 'loggedOut' })) return Promise.resolve({ user: null });
+    return this.runLocal((turn) => turn.dispatch(TERMINAL_ACTOR, { type: 'LOGOUT' })).then(() => ({ user }));
+  }
+
   private job<T>(event: MachineEvent): Promise<T> {
     return new Promise<T>((resolve, reject) => {
       this.runLocal((turn) => {
@@ -293,21 +304,9 @@ export class TerminalRuntime extends PartyRuntime {
   /** What the user asks the server for, the chip-control channel's answers, and the frames this terminal relays. */
   private requestIntent(
     turn: TurnContext,
-    intent: Extract<
+    intent: Exclude<
       TerminalIntent,
-      {
-        type:
-          | 'requestRegister'
-          | 'requestMigrateOut'
-          | 'requestMigrateIn'
-          | 'requestCancel'
-          | 'confirmChannel'
-          | 'refuseChannel'
-          | 'confirmRelease'
-          | 'relayToChip'
-          | 'relayToServer'
-          | 'relayToReaderSam';
-      }
+      { type: 'beginLogin' | 'proveLogin' | 'loginFinished' | 'beginReader' | 'readerRefused' | 'readerFinished' | 'showProgress' | 'jobFinished' }
     >,
   ): void {
     switch (intent.type) {

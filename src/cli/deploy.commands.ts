@@ -10,6 +10,7 @@ import { systemRng } from '../crypto/index.ts';
 import { RemoteError } from '../protocol/errors.ts';
 import { loadConfig, ROLES, type Role, type ServerConfig } from '../deploy/config.ts';
 import { TerminalControl } from '../deploy/control.client.ts';
+import { guardDeployment } from '../deploy/existing.ts';
 import { generateDeployment } from '../deploy/keygen.ts';
 import { startProcess } from '../deploy/process.ts';
 import { runUp } from '../deploy/up.ts';
@@ -36,6 +37,12 @@ function readPassword(fromStdin: boolean): string {
   return pw;
 }
 
+/** keygen and up: refuse a folder that holds a deployment, or (--force) say on stderr what is replaced. */
+function refuseOverwrite(dir: string, force: boolean): void {
+  const replaced = guardDeployment(resolve(dir), force);
+  if (replaced) process.stderr.write(`${replaced}\n`);
+}
+
 export function addDeployCommands(program: Command, out: Out): void {
   addKeygenCommand(program, out);
   addStartCommand(program);
@@ -58,7 +65,9 @@ function addKeygenCommand(program: Command, out: Out): void {
     .option('--base-port <n>', 'first port (each process takes the next); 0 picks free ports', whole, 7400)
     .option('--embedded-admin-sam', 'run the admin SAM inside the server process (demo convenience)', false)
     .option('--json', 'print the summary as JSON', false)
+    .option('--force', 'replace a deployment already in --dir (its keys, configs, data and logs are removed)', false)
     .action(async (o) => {
+      refuseOverwrite(o.dir, o.force);
       const summary = await generateDeployment({
         dir: resolve(o.dir),
         providers: list(o.providers),
@@ -186,7 +195,10 @@ function addTerminalCommands(program: Command, out: Out): void {
         try {
           if (o.user) await t.login(o.user as string, readPassword(o.passwordStdin as boolean));
           const result = await run(t, o);
-          out(o.json ? JSON.stringify(result, null, 2) : show(result as never));
+          const refused = notDone(name, result);
+          if (refused) process.exitCode = 1;
+          if (refused && !o.json) process.stderr.write(`refused: ${show(result as never)}\n`);
+          else out(o.json ? JSON.stringify(result, null, 2) : show(result as never));
         } catch (e) {
           if (e instanceof RemoteError) {
             if (o.json) out(JSON.stringify({ error: { code: e.code, message: e.message } }, null, 2));
@@ -201,6 +213,10 @@ function addTerminalCommands(program: Command, out: Out): void {
   addTerminalAccountCommands(call);
   addTerminalReaderCommands(call);
 }
+
+/** The outcome each migration command is done with; any other (refused, rolledBack, failed) exits 1. */
+const DONE_OUTCOME: Record<string, string> = { 'migrate-out': 'uploaded', 'migrate-in': 'completed', issue: 'completed' };
+const notDone = (command: string, result: unknown): boolean => command in DONE_OUTCOME && (result as { outcome?: string }).outcome !== DONE_OUTCOME[command];
 
 const migrationLine = (r: { mig: string; outcome: string; reason?: string; items: Array<{ provider: string }> }) =>
   `migration ${r.mig}: ${r.outcome}${r.reason ? ` (${r.reason})` : ''}; items: ${r.items.map((i) => i.provider).join(', ')}`;
@@ -218,6 +234,13 @@ function addTerminalAccountCommands(call: TerminalCall): void {
       return { user: o.user };
     },
     (r: { user: string }) => `logged in as ${r.user}`,
+  );
+  call(
+    'logout',
+    "log the terminal's user out: it runs no job until the next login (a login while logged in replaces the user)",
+    (c) => c,
+    (t) => t.logout(),
+    (r: { user: string | null }) => (r.user ? `logged out ${r.user}` : 'no user was logged in'),
   );
   call(
     'register',
@@ -338,7 +361,7 @@ function addStatusCommand(program: Command, out: Out): void {
     });
 }
 
-type UpOptions = { providers: number; dir?: string; keep: boolean; json: boolean; record?: string; inspect?: string; migrate: boolean; passwordFile?: string };
+type UpOptions = { providers: number; dir?: string; keep: boolean; json: boolean; record?: string; inspect?: string; migrate: boolean; passwordFile?: string; force: boolean };
 
 /** `up`'s password for alice: from a file or VALMOVE_PASSWORD, never an argument (it would show in `ps`); undefined: `up` picks one. */
 function upPassword(file: string | undefined): string | undefined {
@@ -367,9 +390,11 @@ function addUpCommand(program: Command, out: Out): void {
     .option('--inspect <url>', "every process streams its records to a live page's feed, e.g. ws://127.0.0.1:PORT/feed")
     .option('--no-migrate', 'stop before the migration: the old phone logged in, holding the items; the new phone fresh (needs --keep)')
     .option('--password-file <file>', "alice's password: the file's first line (else VALMOVE_PASSWORD, else one is picked and, with --keep, shown on stderr)")
+    .option('--force', 'replace a deployment already in --dir (stop its processes first)', false)
     .action(async (o: UpOptions) => {
       if (o.providers < 1 || o.providers > 20) program.error('error: --providers must be from 1 to 20', { exitCode: 2 });
       if (!o.migrate && !o.keep) program.error('error: --no-migrate leaves the deployment for you to drive: add --keep', { exitCode: 2 });
+      if (o.dir) refuseOverwrite(o.dir, o.force);
       let password: string | undefined;
       try {
         password = upPassword(o.passwordFile);

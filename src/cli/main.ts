@@ -2,7 +2,8 @@
  * The `valmove` command. Each subcommand is one job a user of valmove does;
  * `valmove --help` lists them.
  */
-import { Command, InvalidArgumentError } from 'commander';
+import { readFileSync } from 'node:fs';
+import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { CryptoChoiceError, forcedBackendName } from '../crypto/index.ts';
 import { addDeployCommands } from './deploy.commands.ts';
 import { addProviderCommands } from './provider.commands.ts';
@@ -25,6 +26,15 @@ function wholeNumber(value: string): number {
 export function buildCli(out: (line: string) => void = (l) => process.stdout.write(`${l}\n`)): Command {
   const program = new Command();
   program.name('valmove').description('Move stored value (e-money, passes, tickets, points) from one secure chip to another through one server.');
+  program.version(packageVersion(), '-V, --version', 'print the version of valmove');
+  // Every command, the ones added later too, inherits these: commander throws instead of exiting, and main() maps the code.
+  program.exitOverride();
+  program.configureOutput({
+    outputError: (text, write) => {
+      usageTold = true;
+      write(text);
+    },
+  });
 
   program
     .command('demo')
@@ -69,26 +79,56 @@ export function buildCli(out: (line: string) => void = (l) => process.stdout.wri
   return program;
 }
 
+/** The version in package.json. */
+function packageVersion(): string {
+  return (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+}
+
+/**
+ * The exit codes of every command (docs/cli.md): 0 done; 1 refused or failed, the reason on
+ * stderr; 2 a usage error (unknown command or option, a missing or bad value). Commands
+ * say 1 by setting process.exitCode or throwing; a usage error is any CommanderError
+ * (commander's own, or an InvalidArgumentError an action throws).
+ */
+export const EXIT = { done: 0, refused: 1, usage: 2 } as const;
+
+/** Set when commander itself printed a usage error (so main does not print it twice). */
+let usageTold = false;
+
+function exitCodeOf(e: unknown): number {
+  if (e instanceof CommanderError) {
+    // --help and --version end in a CommanderError with exit code 0; `valmove` with no command shows help with 1: usage.
+    if (e.exitCode === EXIT.done) return EXIT.done;
+    if (!usageTold) process.stderr.write(`error: ${e.message}\n`);
+    return EXIT.usage;
+  }
+  process.stderr.write(`valmove: ${e instanceof Error ? e.message : String(e)}\n`);
+  return EXIT.refused;
+}
+
 /** Runs the command line; resolves with the exit code. */
 export async function main(argv: string[]): Promise<number> {
   // Output piped into `head` or `less` that stops reading: stop quietly, as Unix tools do.
-  process.stdout.on('error', (e: NodeJS.ErrnoException) => {
-    if (e.code === 'EPIPE') process.exit(0);
-    throw e;
-  });
+  if (process.stdout.listenerCount('error') === 0) {
+    process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+      if (e.code === 'EPIPE') process.exit(0);
+      throw e;
+    });
+  }
   // A bad VALMOVE_CRYPTO is a usage error, told before anything runs: one line, exit 2, as commander's own.
   try {
     forcedBackendName();
   } catch (e) {
     if (!(e instanceof CryptoChoiceError)) throw e;
     process.stderr.write(`error: ${e.message}\n`);
-    return 2;
+    return EXIT.usage;
   }
+  usageTold = false;
+  process.exitCode = undefined; // a command says 1 by setting it (the last run's, in a test calling main() again, does not count)
   try {
     await buildCli().parseAsync(argv);
-    return typeof process.exitCode === 'number' ? process.exitCode : 0;
+    return typeof process.exitCode === 'number' && process.exitCode !== EXIT.done ? EXIT.refused : EXIT.done;
   } catch (e: unknown) {
-    process.stderr.write(`valmove: ${e instanceof Error ? e.message : String(e)}\n`);
-    return 1;
+    return exitCodeOf(e);
   }
 }

@@ -46,6 +46,9 @@ export class TerminalControl {
   login(user: string, password: string) {
     return this.call<{ user: string }>('POST', '/control/login', { user, password });
   }
+  logout() {
+    return this.call<{ user: string | null }>('POST', '/control/logout', {});
+  }
   register() {
     return this.call<{ serial: string; user: string }>('POST', '/control/register', {});
   }

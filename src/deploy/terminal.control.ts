@@ -70,6 +70,12 @@ export function controlRoutes(terminal: TerminalRuntime, token: string): Array<{
   });
   const auth = bearer(token, { what: 'the control API', token: 'controlToken', where: "the terminal's key file" });
   const route = (method: 'GET' | 'POST', path: string, handler: Handler) => ({ method, path, handler, auth });
+  // A job asked of a terminal with no user would be an UNEXPECTED event in its machine: say what to do instead.
+  const loggedIn = <T>(fn: () => Promise<T>) => {
+    const account = (terminal.state() as { account?: unknown } | undefined)?.account;
+    if (account === 'loggedOut') throw new HttpError(409, 'UNAUTHENTICATED', 'no user is logged in on this terminal; log in first (valmove terminal login)');
+    return attempt(fn);
+  };
   const areaOf = async (provider: string, area?: string) => {
     if (area) return area;
     const info = await terminal.selectChip();
@@ -87,11 +93,12 @@ export function controlRoutes(terminal: TerminalRuntime, token: string): Array<{
         return { user: b.user };
       });
     }),
-    route('POST', '/control/register', async () => attempt(() => terminal.register())),
-    route('POST', '/control/migrate-out', async (_r, body) => attempt(() => terminal.migrateOut(parse(schemas.migrateOut, body)))),
-    route('POST', '/control/migrate-in', async (_r, body) => attempt(() => terminal.migrateIn(parse(schemas.migrateIn, body)))),
-    route('POST', '/control/issue', async (_r, body) => attempt(() => terminal.issue(parse(schemas.issue, body).orders))),
-    route('POST', '/control/cancel', async (_r, body) => attempt(() => terminal.cancel(parse(schemas.cancel, body).mig))),
+    route('POST', '/control/logout', async () => attempt(() => terminal.logout())),
+    route('POST', '/control/register', async () => loggedIn(() => terminal.register())),
+    route('POST', '/control/migrate-out', async (_r, body) => loggedIn(() => terminal.migrateOut(parse(schemas.migrateOut, body)))),
+    route('POST', '/control/migrate-in', async (_r, body) => loggedIn(() => terminal.migrateIn(parse(schemas.migrateIn, body)))),
+    route('POST', '/control/issue', async (_r, body) => loggedIn(() => terminal.issue(parse(schemas.issue, body).orders))),
+    route('POST', '/control/cancel', async (_r, body) => loggedIn(() => terminal.cancel(parse(schemas.cancel, body).mig))),
     route('POST', '/control/normal', async (_r, body) => {
       const b = parse(schemas.normal, body);
       return attempt(async () => terminal.normalUse(b.provider, b.op, await areaOf(b.provider, b.area), b.amount, b.voucher));

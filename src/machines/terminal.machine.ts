@@ -211,6 +211,8 @@ export const terminalMachine = setup({
             MIGRATE_OUT_REQUESTED: { target: 'working', actions: 'startMigrateOut' },
             MIGRATE_IN_REQUESTED: { target: 'working', actions: 'startMigrateIn' },
             CANCEL_REQUESTED: { target: 'working', actions: 'startCancel' },
+            // A new login replaces this one (the user's expectation when `--user` comes with each command); a failed one logs out.
+            LOGIN_REQUESTED: { target: 'loggingIn', actions: ['rememberUser', 'beginLogin'] },
             LOGOUT: { target: 'loggedOut', actions: 'forgetUser' },
             SESSION_EXPIRED: { target: 'loggedOut', actions: 'forgetUser' },
             // A restarted terminal has a new connection: the server no longer knows its login.

@@ -1,0 +1,265 @@
+/**
+ * Issue 21: one exit-code rule for every command (docs/cli.md): 0 done, 1
+ * refused or failed with the reason on stderr, 2 a usage error. Each row of
+ * the table in docs/cli.md has a case here, run as a real `valmove` process;
+ * the usage rows walk the command tree, so a command added later is held to
+ * the rule too. Also: keygen and up refuse a folder that holds a deployment
+ * (nothing on disk changes), and --version.
+ */
+import { execFile } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, relative } from 'node:path';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import type { Command } from 'commander';
+import { buildCli, main } from '../../src/cli/main.ts';
+
+/** Commands run at once (the suite shares two cores with the rest of `npm test`). */
+const PROCESSES_AT_ONCE = 2;
+const RUN_TIMEOUT_MS = 60_000;
+
+interface Ran {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+function valmove(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Ran> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, ['bin/valmove.js', ...args], { timeout: RUN_TIMEOUT_MS, env: { ...process.env, ...env } }, (e, stdout, stderr) => {
+      const code = e ? (typeof e.code === 'number' ? e.code : -1) : 0;
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+/** Runs every case, PROCESSES_AT_ONCE at a time; resolves with the results in order. */
+async function valmoveAll(cases: string[][]): Promise<Ran[]> {
+  const results: Ran[] = new Array(cases.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < cases.length) {
+      const i = next++;
+      results[i] = await valmove(cases[i]!);
+    }
+  };
+  await Promise.all(Array.from({ length: PROCESSES_AT_ONCE }, worker));
+  return results;
+}
+
+/**
+ * main() in this process, as bin/valmove.js runs it, its output captured: for the rows that
+ * walk every command (a process each would take minutes on a shared machine). The rows that
+ * write or refuse to write a folder run as real processes.
+ */
+async function valmoveHere(args: string[]): Promise<Ran> {
+  const taken = { stdout: '', stderr: '' };
+  const write = { stdout: process.stdout.write, stderr: process.stderr.write };
+  const capture = (into: 'stdout' | 'stderr') =>
+    ((chunk: string | Uint8Array) => {
+      taken[into] += String(chunk);
+      return true;
+    }) as typeof process.stdout.write;
+  process.stdout.write = capture('stdout');
+  process.stderr.write = capture('stderr');
+  try {
+    const code = await main(['node', 'valmove', ...args]);
+    return { code, ...taken };
+  } finally {
+    process.stdout.write = write.stdout;
+    process.stderr.write = write.stderr;
+    process.exitCode = undefined;
+  }
+}
+
+/** Every command a user can run, as its words (`terminal migrate-out`), from the command tree itself. */
+function leafCommands(c: Command, path: string[] = []): string[][] {
+  if (c.commands.length === 0) return [path];
+  return c.commands.flatMap((sub) => leafCommands(sub, [...path, sub.name()]));
+}
+
+/** Every file under dir with its bytes, to compare a folder before and after. */
+function snapshot(dir: string): Map<string, string> {
+  const files = new Map<string, string>();
+  const walk = (d: string) => {
+    for (const name of readdirSync(d).sort()) {
+      const p = join(d, name);
+      if (statSync(p).isDirectory()) {
+        files.set(`${relative(dir, p)}/`, '');
+        walk(p);
+      } else files.set(relative(dir, p), readFileSync(p).toString('base64'));
+    }
+  };
+  walk(dir);
+  return files;
+}
+
+const show = (r: Ran) => `exit ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`;
+
+test('valmove --version and -V print the version in package.json, exit 0', async () => {
+  const version = (JSON.parse(readFileSync('package.json', 'utf8')) as { version: string }).version;
+  for (const r of await valmoveAll([['--version'], ['-V']])) {
+    assert.is(r.code, 0, show(r));
+    assert.is(r.stdout.trim(), version);
+  }
+});
+
+test('usage (2): every command, given an option it does not have, exits 2 and says what was wrong', async () => {
+  const commands = leafCommands(buildCli(() => {}));
+  assert.ok(commands.length >= 25, `commands: ${commands.map((c) => c.join(' ')).join(', ')}`);
+  for (const c of commands) {
+    const r = await valmoveHere([...c, '--no-such-option']);
+    assert.is(r.code, 2, `valmove ${c.join(' ')} --no-such-option: ${show(r)}`);
+    assert.match(r.stderr, /^error: /m, `valmove ${c.join(' ')}: the reason on stderr`);
+  }
+  const real = await valmove(['terminal', 'migrate-out', '--no-such-option']);
+  assert.is(real.code, 2, `as a process too: ${show(real)}`);
+});
+
+test('usage (2): no command, an unknown command, a bad value, a missing option or argument, a bad VALMOVE_CRYPTO', async () => {
+  const cases: Array<[string[], RegExp]> = [
+    [[], /Usage: valmove/],
+    [['no-such-command'], /unknown command 'no-such-command'/],
+    [['terminal'], /Usage: valmove terminal/],
+    [['demo', '--items', '99'], /--items must be from 1 to/],
+    [['up', '--providers', '0'], /--providers must be from 1 to 20/],
+    [['keygen', '--dir', 'x', '--base-port', 'eighty'], /not a whole number/],
+    [['keygen', '--dir', join(tmpdir(), 'valmove-never'), '--terminals', 'nochip'], /--terminals wants name:chip pairs/],
+    [['keygen'], /required option '--dir <dir>'/],
+    [['start', 'nobody', '--config', 'x.json'], /unknown role "nobody"/],
+    [['status'], /give --data DIR, --config server.json or --url URL/],
+    // trace takes its run file as the command's argument: one it cannot read is a usage error (docs/cli.md).
+    [['trace', join(tmpdir(), 'valmove-no-run.jsonl')], /no such file or folder/],
+  ];
+  for (const [args, reason] of cases) {
+    const r = await valmoveHere(args);
+    assert.is(r.code, 2, `valmove ${args.join(' ')}: ${show(r)}`);
+    assert.match(r.stderr, reason);
+  }
+  for (const r of await valmoveAll([[], ['no-such-command']])) assert.is(r.code, 2, `as a process too: ${show(r)}`);
+  assert.ok(!existsSync(join(tmpdir(), 'valmove-never')), 'a usage error writes nothing');
+  const crypto = await valmove(['steps'], { VALMOVE_CRYPTO: 'rot13' });
+  assert.is(crypto.code, 2, show(crypto));
+});
+
+test('refused (1): keygen twice into one folder; the second names what exists and changes no file or byte', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'valmove-exits-keygen-'));
+  try {
+    const first = await valmove(['keygen', '--dir', dir, '--base-port', '0']);
+    assert.is(first.code, 0, show(first));
+    const before = snapshot(dir);
+    const second = await valmove(['keygen', '--dir', dir, '--base-port', '0']);
+    assert.is(second.code, 1, show(second));
+    assert.match(second.stderr, /already holds a deployment: trust\.json, keys\/ \(9 entries\), config\/ \(9 entries\)/);
+    assert.match(second.stderr, /--force/);
+    assert.is(second.stdout, '', 'nothing printed as written');
+    assert.equal(snapshot(dir), before, 'every file and byte as the first keygen left them');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('keygen --force (0) says what it replaces and leaves no stale file of the old deployment', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'valmove-exits-force-'));
+  try {
+    assert.is((await valmove(['keygen', '--dir', dir, '--providers', 'a,b', '--base-port', '0'])).code, 0);
+    const oldKey = readFileSync(join(dir, 'keys', 'server.key.json'), 'utf8');
+    mkdirSync(join(dir, 'data', 'server'), { recursive: true });
+    writeFileSync(join(dir, 'data', 'server', 'data.mdb'), 'old store');
+    const r = await valmove(['keygen', '--dir', dir, '--providers', 'a', '--base-port', '0', '--force']);
+    assert.is(r.code, 0, show(r));
+    assert.match(r.stderr, /replacing the deployment in .*: removed trust\.json, keys\/ \(8 entries\), config\/ \(8 entries\), data\/ \(1 entry\)/);
+    assert.not.ok(existsSync(join(dir, 'config', 'provider-b.json')), "the removed provider's config is gone");
+    assert.not.ok(existsSync(join(dir, 'keys', 'provider-b.key.json')), "the removed provider's key file is gone");
+    assert.not.ok(existsSync(join(dir, 'data', 'server')), "the old server's store is gone");
+    assert.is.not(readFileSync(join(dir, 'keys', 'server.key.json'), 'utf8'), oldKey, 'new identities');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('refused (1): up on a folder that holds a deployment starts nothing and changes nothing', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'valmove-exits-up-'));
+  try {
+    assert.is((await valmove(['keygen', '--dir', dir, '--base-port', '0'])).code, 0);
+    const before = snapshot(dir);
+    const r = await valmove(['up', '--dir', dir, '--providers', '1']);
+    assert.is(r.code, 1, show(r));
+    assert.match(r.stderr, /already holds a deployment: trust\.json, keys\/ .*--force/);
+    assert.equal(snapshot(dir), before);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('refused or failed (1): each with its reason on stderr', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'valmove-exits-refused-'));
+  try {
+    assert.is((await valmove(['keygen', '--dir', dir, '--base-port', '0'])).code, 0);
+    const cfg = (p: string) => join(dir, 'config', `${p}.json`);
+    const terminalCommands = leafCommands(buildCli(() => {}))
+      .filter((c) => c[0] === 'terminal')
+      .map((c) => c[1]!);
+    const terminalArgs: Record<string, string[]> = {
+      issue: ['--order', 'x'],
+      cancel: ['--mig', 'm'],
+      balance: ['--provider', 'emoney'],
+      pay: ['--provider', 'emoney', '--amount', '1'],
+      topup: ['--provider', 'emoney'],
+      login: ['--user', 'alice'],
+    };
+    const cases: Array<[string[], RegExp]> = [
+      [['start', 'server', '--config', join(dir, 'missing.json')], /missing\.json: can not read a JSON config/],
+      [['user', 'add', '--config', cfg('server'), '--user', 'alice'], /no password/],
+      [['user', 'unlock', '--config', cfg('server'), '--user', 'nobody'], /no user nobody/],
+      [['status', '--data', dir], /holds no server store/],
+      [['provider', 'issue', '--config', cfg('server'), '--serial', 'S', '--kind', 'emoney'], /provider/],
+      // The terminal is not running: every terminal command says so.
+      ...terminalCommands.map((c): [string[], RegExp] => [
+        ['terminal', c, '--config', cfg('terminal-old'), ...(terminalArgs[c] ?? [])],
+        c === 'login' ? /no password/ : /UNREACHABLE/,
+      ]),
+    ];
+    for (const [args, reason] of cases) {
+      const r = await valmoveHere(args);
+      assert.is(r.code, 1, `valmove ${args.join(' ')}: ${show(r)}`);
+      assert.match(r.stderr, reason, `valmove ${args.join(' ')}: ${show(r)}`);
+    }
+    const real = await valmove(['user', 'unlock', '--config', cfg('server'), '--user', 'nobody']);
+    assert.is(real.code, 1, `as a process too: ${show(real)}`);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('done (0): user add and unlock, status, provider voucher, issue and enroll, steps, paths, charts', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'valmove-exits-done-'));
+  try {
+    assert.is((await valmove(['keygen', '--dir', dir, '--base-port', '0'])).code, 0);
+    const cfg = (p: string) => join(dir, 'config', `${p}.json`);
+    // Any Ed25519 public key will do as a shop reader's: the server's, from trust.json.
+    const reader = (JSON.parse(readFileSync(join(dir, 'trust.json'), 'utf8')) as { keys: { server: { signPublic: string } } }).keys.server.signPublic;
+    const add = await valmove(['user', 'add', '--config', cfg('server'), '--user', 'alice'], { VALMOVE_PASSWORD: 'pw' });
+    assert.is(add.code, 0, show(add));
+    const cases: Array<[string[], RegExp]> = [
+      [['user', 'unlock', '--config', cfg('server'), '--user', 'alice'], /user alice unlocked/],
+      [['status', '--config', cfg('server')], /no migrations/],
+      [['provider', 'voucher', '--config', cfg('provider-emoney'), '--serial', 'SRC', '--amount', '5'], /./],
+      [['provider', 'issue', '--config', cfg('provider-emoney'), '--serial', 'SRC', '--kind', 'emoney', '--balance', '5'], /./],
+      [['steps'], /S17/],
+      [['paths', '--machine', 'terminal'], /./],
+      [['charts', '--machine', 'terminal'], /stateDiagram/],
+      [['provider', 'enroll', '--config', cfg('provider-emoney'), '--reader', reader, '--name', 'terminal/shop'], /./],
+    ];
+    for (const [args, said] of cases) {
+      const r = await valmoveHere(args);
+      assert.is(r.code, 0, `valmove ${args.join(' ')}: ${show(r)}`);
+      assert.match(r.stdout, said, `valmove ${args.join(' ')}: ${show(r)}`);
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test.run();
