@@ -11,6 +11,7 @@ import { RemoteError } from '../protocol/errors.ts';
 import { loadConfig, ROLES, type Role, type ServerConfig } from '../deploy/config.ts';
 import { TerminalControl } from '../deploy/control.client.ts';
 import { generateDeployment } from '../deploy/keygen.ts';
+import { readHostsFile } from '../deploy/hosts.ts';
 import { startProcess } from '../deploy/process.ts';
 import { runUp } from '../deploy/up.ts';
 import { PartyStore } from '../store/party.store.ts';
@@ -54,7 +55,9 @@ function addKeygenCommand(program: Command, out: Out): void {
     .option('--providers <list>', 'provider names, comma-separated', 'emoney,transit,tickets')
     .option('--chips <list>', 'chip serials, comma-separated', 'SRC,DST')
     .option('--terminals <list>', 'terminal:chip pairs, comma-separated', 'old:SRC,new:DST')
-    .option('--host <host>', 'address every process listens on', '127.0.0.1')
+    .option('--host <host>', 'address every process binds (one host)', '127.0.0.1')
+    .option('--advertise <address>', 'address peers dial when every process binds --host (needed when --host is 0.0.0.0)')
+    .option('--hosts <file>', "several hosts: a JSON deployment file naming each process's bind address, address and port (docs/deploying.md)")
     .option('--base-port <n>', 'first port (each process takes the next); 0 picks free ports', whole, 7400)
     .option('--embedded-admin-sam', 'run the admin SAM inside the server process (demo convenience)', false)
     .option('--json', 'print the summary as JSON', false)
@@ -69,6 +72,8 @@ function addKeygenCommand(program: Command, out: Out): void {
           return { name, chip };
         }),
         host: o.host,
+        advertise: o.advertise,
+        hosts: o.hosts ? readHostsFile(o.hosts) : undefined,
         basePort: o.basePort,
         embeddedAdminSam: o.embeddedAdminSam,
         rng: systemRng,
@@ -78,7 +83,7 @@ function addKeygenCommand(program: Command, out: Out): void {
         return;
       }
       out(`deployment written to ${summary.dir} (secrets in keys/, mode 0600)`);
-      for (const p of summary.processes) out(`  ${p.role.padEnd(10)} ${p.id.padEnd(22)} port ${String(p.port).padEnd(6)} ${p.config}`);
+      for (const p of summary.processes) out(`  ${p.role.padEnd(10)} ${p.id.padEnd(22)} ${`${p.address}:${p.port}`.padEnd(22)} ${p.config}`);
       out('public keys:');
       for (const [id, k] of Object.entries(summary.publicKeys)) out(`  ${id.padEnd(24)} sign ${k.signPublic ?? '-'}  box ${k.boxPublic ?? '-'}`);
       out(`start each with: valmove start <role> --config ${summary.dir}/config/<process>.json`);
