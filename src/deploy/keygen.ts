@@ -76,9 +76,9 @@ function writeJson(path: string, value: unknown): void {
 export async function generateDeployment(plan: DeploymentPlan): Promise<DeploymentSummary> {
   const rng = plan.rng ?? systemRng;
   const places = placeProcesses(processIds(plan), { host: plan.host ?? '127.0.0.1', advertise: plan.advertise, hosts: plan.hosts });
-  for (const sub of ['keys', 'config', 'data']) mkdirSync(join(plan.dir, sub), { recursive: true });
   const ids = generateIdentities(plan, rng);
   const ports = await allocatePorts(plan, places);
+  for (const sub of ['keys', 'config', 'data']) mkdirSync(join(plan.dir, sub), { recursive: true });
   const d = new DeploymentWriter(plan, rng, places, ports, ids);
   d.writeServer();
   d.writeProviders();
