@@ -74,7 +74,8 @@ function startIn(ns: string, role: string, config: string, log: string): ChildPr
 async function waitHealthy(p: Party): Promise<void> {
   const until = Date.now() + START_TIMEOUT_MS;
   while (Date.now() < until) {
-    if (p.child.exitCode !== null) throw new Error(`${p.id} in ${p.ns} exited (${p.child.exitCode}) while starting:\n${readFileSync(p.log, 'utf8').slice(-2000)}`);
+    if (p.child.exitCode !== null)
+      throw new Error(`${p.id} in ${p.ns} exited (${p.child.exitCode}) while starting:\n${readFileSync(p.log, 'utf8').slice(-2000)}`);
     try {
       if ((await fetch(`http://${p.address}:${p.port}/healthz`, { signal: AbortSignal.timeout(1_000) })).ok) return;
     } catch {
@@ -132,7 +133,15 @@ if (unavailable) {
         const host = net.hosts[nsOf[id]!]!;
         assert.is(cfg.listen.host, host.address, `${id} binds its own host's address`);
         const log = join(dir, 'logs', `${id}.log`);
-        parties.push({ id, role: cfg.role, ns: host.ns, address: host.address, port: cfg.listen.port, child: startIn(host.ns, cfg.role, join(cfgDir, `${id}.json`), log), log });
+        parties.push({
+          id,
+          role: cfg.role,
+          ns: host.ns,
+          address: host.address,
+          port: cfg.listen.port,
+          child: startIn(host.ns, cfg.role, join(cfgDir, `${id}.json`), log),
+          log,
+        });
       }
       for (const p of parties) await waitHealthy(p);
       // Each address:port is the process the deployment file put there (its role, told with its operator token).
