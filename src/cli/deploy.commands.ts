@@ -2,7 +2,7 @@
  * The deployers' commands: keygen, start <role>, user add, terminal <command>, up.
  */
 import { existsSync, readFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { readMigrations, type MigrationStatus } from '../actors/status.ts';
 import { type Command, InvalidArgumentError } from 'commander';
 import { systemClock } from '../clock.ts';
@@ -12,6 +12,7 @@ import { loadConfig, ROLES, type Role, type ServerConfig } from '../deploy/confi
 import { TerminalControl } from '../deploy/control.client.ts';
 import { generateDeployment } from '../deploy/keygen.ts';
 import { readHostsFile } from '../deploy/hosts.ts';
+import { writeUnits } from '../deploy/units.ts';
 import { startProcess } from '../deploy/process.ts';
 import { runUp } from '../deploy/up.ts';
 import { PartyStore } from '../store/party.store.ts';
@@ -44,6 +45,7 @@ export function addDeployCommands(program: Command, out: Out): void {
   addTerminalCommands(program, out);
   addStatusCommand(program, out);
   addUpCommand(program, out);
+  addUnitsCommand(program, out);
 }
 
 /** `valmove keygen`: a deployment's identities, key files, configs and trust list. */
@@ -359,5 +361,28 @@ function addUpCommand(program: Command, out: Out): void {
       const report = await runUp({ providers: o.providers, dir: o.dir, keep: o.keep, out: o.json ? undefined : out, record: o.record, inspect: o.inspect });
       if (o.json) out(JSON.stringify(report, null, 2));
       if (report.outcome !== 'completed') process.exitCode = 1;
+    });
+}
+
+/** `valmove deploy units`: a systemd service per process of a deployment keygen wrote. */
+function addUnitsCommand(program: Command, out: Out): void {
+  const deploy = program.command('deploy').description("files for running a deployment's processes as services");
+  deploy
+    .command('units')
+    .description('write a hardened systemd unit per process (DIR/units/valmove-<process>.service) from the configs keygen wrote')
+    .requiredOption('--dir <dir>', 'the deployment folder keygen wrote')
+    .requiredOption('--user <name>', 'the unprivileged system user the processes run as (it owns data/ and reads keys/)')
+    .option('--node <path>', 'absolute path of node', process.execPath)
+    .option('--out <dir>', 'where the units go (default DIR/units)')
+    .option('--json', 'print the written units as JSON', false)
+    .action((o: { dir: string; user: string; node: string; out?: string; json: boolean }) => {
+      const units = writeUnits({ dir: o.dir, user: o.user, node: o.node, out: o.out });
+      if (o.json) {
+        out(JSON.stringify(units, null, 2));
+        return;
+      }
+      for (const u of units) out(`  ${u.id.padEnd(22)} ${u.file}`);
+      out(`${units.length} units written; check them with: systemd-analyze verify ${units[0] ? dirname(units[0].file) : ''}/*.service`);
+      out(`then: chown -R ${o.user}: ${join(resolve(o.dir), 'data')}; give ${o.user} read access to keys/ and config/; copy the units to /etc/systemd/system/`);
     });
 }
