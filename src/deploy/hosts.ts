@@ -28,10 +28,14 @@ const hostEntry = z.strictObject({
   /** What its peers connect to: an IP address or a name they resolve. */
   address: address.optional(),
   port: z.number().int().min(1).max(65535).optional(),
+  /** Serve wss:// with this certificate and key (paths as they are on that host); its peers then dial wss://. */
+  tls: z.strictObject({ cert: z.string().min(1), key: z.string().min(1) }).optional(),
 });
 export const hostsFileSchema = z.strictObject({
   /** For every process the file does not name (and under each named one's own fields). */
   default: hostEntry.optional(),
+  /** The deployment CA's certificate (PEM path on each host), written into every config: whom a wss:// peer's certificate must chain to. */
+  ca: z.string().min(1).optional(),
   processes: z.record(z.string().regex(/^[A-Za-z0-9._-]{1,128}$/, 'a process id such as server or provider-emoney'), hostEntry),
 });
 export type HostsFile = z.infer<typeof hostsFileSchema>;
@@ -41,6 +45,7 @@ export interface Placement {
   bind: string;
   address: string;
   port?: number;
+  tls?: { cert: string; key: string };
 }
 
 export function readHostsFile(file: string): HostsFile {
@@ -81,15 +86,15 @@ export function placeProcesses(ids: string[], o: { host: string; advertise?: str
     const e = { ...dflt, ...processes[id] };
     const addr = e.address ?? (e.bind && !WILDCARDS.has(e.bind) ? e.bind : undefined);
     if (!addr) throw new ConfigError(`the deployment file gives no address for ${id} (under processes.${id} or default)`);
-    out[id] = { bind: e.bind ?? addr, address: addr, ...(e.port ? { port: e.port } : {}) };
+    out[id] = { bind: e.bind ?? addr, address: addr, ...(e.port ? { port: e.port } : {}), ...(e.tls ? { tls: e.tls } : {}) };
   }
   return out;
 }
 
-/** `ws://address:port/path`, with IPv6 addresses in brackets. */
+/** `ws://address:port/path` (`wss://` when the process serves TLS), with IPv6 addresses in brackets. */
 export function peerUrl(p: Placement, port: number, path: string): string {
   const host = p.address.includes(':') && !p.address.startsWith('[') ? `[${p.address}]` : p.address;
-  return `ws://${host}:${port}${path}`;
+  return `${p.tls ? 'wss' : 'ws'}://${host}:${port}${path}`;
 }
 
 /** Two processes dialled at one address and port would be one listener and one refusal at start: refused here, by name. */

@@ -194,8 +194,15 @@ class DeploymentWriter {
   private add(id: string, role: string, cfg: object): void {
     const { plan } = this;
     const file = join(this.dir, 'config', `${id}.json`);
-    writeJson(file, { ...cfg, ...(plan.timing ? { timing: plan.timing } : {}), ...(plan.limits ? { limits: plan.limits } : {}) });
+    writeJson(file, { ...cfg, ...this.tlsOf(id), ...(plan.timing ? { timing: plan.timing } : {}), ...(plan.limits ? { limits: plan.limits } : {}) });
     this.summary.processes.push({ id, role, config: file, port: this.ports[id]!, bind: this.places[id]!.bind, address: this.places[id]!.address });
+  }
+
+  /** A process's own certificate (it serves wss://) and the deployment CA it checks its wss:// peers against, from the deployment file. */
+  private tlsOf(id: string): { tls?: { cert: string; key: string }; ca?: string } {
+    const tls = this.places[id]!.tls;
+    const ca = this.plan.hosts?.ca;
+    return { ...(tls ? { tls } : {}), ...(ca ? { ca } : {}) };
   }
 
   private keyFile(id: string): string {

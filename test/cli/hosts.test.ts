@@ -50,8 +50,9 @@ function withDir(fn: (dir: string) => Promise<void>): () => Promise<void> {
 
 const HOSTS = {
   default: { bind: '0.0.0.0', port: 7400 },
+  ca: '/etc/valmove/ca.pem',
   processes: {
-    server: { address: 'carrier.example' },
+    server: { address: 'carrier.example', tls: { cert: '/etc/valmove/server.pem', key: '/etc/valmove/server.key' } },
     'admin-sam': { address: '10.1.0.2' },
     'provider-emoney': { address: '10.1.0.2', port: 7401 },
     'chip-SRC': { bind: '127.0.0.1', address: '127.0.0.1' },
@@ -62,7 +63,7 @@ const HOSTS = {
 };
 
 test(
-  'keygen --hosts: each process binds its own address and its peers dial its advertised address and port',
+  'keygen --hosts: each process binds its own address, its peers dial its advertised address and port (wss:// where it serves TLS)',
   withDir(async (dir) => {
     writeFileSync(join(dir, 'hosts.json'), JSON.stringify(HOSTS));
     const r = await keygen(['--dir', join(dir, 'd'), '--hosts', join(dir, 'hosts.json')]);
@@ -75,7 +76,11 @@ test(
     assert.is('url' in server.adminSam && server.adminSam.url, 'ws://10.1.0.2:7400/admin-sam');
     assert.is(server.migrationSams.emoney!.url, 'ws://10.1.0.2:7401/migration-sam');
     const newPhone = cfg('terminal-new') as TerminalConfig;
-    assert.is(newPhone.server.url, 'ws://carrier.example:7400/terminal');
+    assert.is(newPhone.server.url, 'wss://carrier.example:7400/terminal', 'the server serves TLS: its peers dial wss://');
+    assert.equal(server.tls, { cert: '/etc/valmove/server.pem', key: '/etc/valmove/server.key' });
+    assert.is(cfg('provider-emoney').tls, undefined);
+    for (const id of ['server', 'admin-sam', 'provider-emoney', 'chip-SRC', 'terminal-new'])
+      assert.is(cfg(id).ca, '/etc/valmove/ca.pem', `${id} trusts the deployment CA`);
     assert.is(newPhone.chip.url, 'ws://[fd00::4]:7400/chip');
     assert.is((cfg('terminal-old') as TerminalConfig).chip.url, 'ws://127.0.0.1:7400/chip', "the old phone's chip on its local bus");
     assert.match(r.stdout, /provider-emoney\s+10\.1\.0\.2:7401/);
