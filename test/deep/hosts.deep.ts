@@ -5,6 +5,9 @@
  * --hosts FILE` and started with `ip netns exec NS node bin/valmove.js start`.
  * A migration completes across four namespaces: the carrier's server, the
  * SAMs' host (admin SAM and two providers), the old phone and the new phone.
+ * The carrier and the SAMs' host serve wss:// with certificates of a
+ * deployment CA made here (the file's `tls` and `ca`); a phone's chip is
+ * plain ws:// to its terminal.
  * Every process, namespace and link made here is removed at the end, also
  * on failure.
  *
@@ -12,7 +15,8 @@
  * `npm test` checks keygen's placement of each process
  * (test/cli/hosts.test.ts).
  */
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { type ChildProcess, execFile, execFileSync, spawn } from 'node:child_process';
+import { request } from 'node:https';
 import { closeSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -40,14 +44,59 @@ interface Party {
   port: number;
   child: ChildProcess;
   log: string;
+  /** The deployment CA, when the process serves TLS. */
+  ca?: Buffer;
+}
+
+/** A deployment CA, and a certificate from it for each address (its subjectAltName), by openssl. */
+function makeCerts(dir: string, addresses: string[]): { ca: string; certs: Record<string, { cert: string; key: string }> } {
+  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1'];
+  const ca = join(dir, 'ca.pem');
+  const caKey = join(dir, 'ca.key');
+  execFileSync('openssl', ['req', '-x509', ...ec, '-subj', '/CN=valmove test CA', '-keyout', caKey, '-out', ca], { stdio: 'ignore', timeout: 30_000 });
+  const certs: Record<string, { cert: string; key: string }> = {};
+  for (const a of addresses) {
+    const [cert, key] = [join(dir, `${a}.pem`), join(dir, `${a}.key`)];
+    execFileSync(
+      'openssl',
+      ['req', '-x509', ...ec, '-subj', `/CN=${a}`, '-addext', `subjectAltName=IP:${a}`, '-CA', ca, '-CAkey', caKey, '-keyout', key, '-out', cert],
+      {
+        stdio: 'ignore',
+        timeout: 30_000,
+      },
+    );
+    certs[a] = { cert, key };
+  }
+  return { ca, certs };
+}
+
+/** GET a process's path over http, or https checked against the deployment CA; the status and body. */
+function get(p: Party, path: string, headers: Record<string, string> = {}): Promise<{ status: number; body: string }> {
+  if (!p.ca) {
+    return fetch(`http://${p.address}:${p.port}${path}`, { headers, signal: AbortSignal.timeout(2_000) }).then(async (r) => ({
+      status: r.status,
+      body: await r.text(),
+    }));
+  }
+  return new Promise((res, rej) => {
+    const req = request({ host: p.address, port: p.port, path, headers, ca: p.ca, timeout: 2_000 }, (r) => {
+      let body = '';
+      r.on('data', (c) => (body += c));
+      r.on('end', () => res({ status: r.statusCode ?? 0, body }));
+    });
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', rej);
+    req.end();
+  });
 }
 
 /** The deployment file: which namespace (host) each process lives in, and its port there. */
-function hostsFile(net: TestNetwork): { file: object; nsOf: Record<string, number> } {
+function hostsFile(net: TestNetwork, tls: ReturnType<typeof makeCerts>): { file: object; nsOf: Record<string, number> } {
   const [carrier, sams, oldPhone, newPhone] = net.hosts.map((h) => h.address);
-  const at = (address: string | undefined, port: number) => ({ address: address!, port });
+  const at = (address: string | undefined, port: number) => ({ address: address!, port, ...(tls.certs[address!] ? { tls: tls.certs[address!] } : {}) });
   return {
     file: {
+      ca: tls.ca,
       processes: {
         server: at(carrier, 7400),
         'admin-sam': at(sams, 7400),
@@ -77,7 +126,7 @@ async function waitHealthy(p: Party): Promise<void> {
     if (p.child.exitCode !== null)
       throw new Error(`${p.id} in ${p.ns} exited (${p.child.exitCode}) while starting:\n${readFileSync(p.log, 'utf8').slice(-2000)}`);
     try {
-      if ((await fetch(`http://${p.address}:${p.port}/healthz`, { signal: AbortSignal.timeout(1_000) })).ok) return;
+      if ((await get(p, '/healthz')).status === 200) return;
     } catch {
       // not listening yet
     }
@@ -110,7 +159,8 @@ if (unavailable) {
     let net: TestNetwork | undefined;
     try {
       net = makeNetwork(4);
-      const { file, nsOf } = hostsFile(net);
+      const tls = makeCerts(dir, [net.hosts[0]!.address, net.hosts[1]!.address]);
+      const { file, nsOf } = hostsFile(net, tls);
       writeFileSync(join(dir, 'hosts.json'), JSON.stringify(file, null, 2));
       await run(process.execPath, [BIN, 'keygen', '--dir', join(dir, 'd'), '--providers', 'emoney,transit', '--hosts', join(dir, 'hosts.json')], {
         timeout: 60_000,
@@ -119,7 +169,8 @@ if (unavailable) {
       // No config points a peer at a wildcard or at loopback: each URL is the peer's own address in its namespace.
       for (const f of readdirSync(cfgDir)) {
         const text = readFileSync(join(cfgDir, f), 'utf8');
-        assert.not.match(text, /ws:\/\/(0\.0\.0\.0|127\.|localhost)/, `${f} dials a peer at an address only its own host has`);
+        assert.not.match(text, /wss?:\/\/(0\.0\.0\.0|127\.|localhost)/, `${f} dials a peer at an address only its own host has`);
+        assert.not.match(text, /ws:\/\/[^"]*\/(terminal|admin-sam|migration-sam|normal-sam)"/, `${f}: links to the carrier and the SAMs are wss://`);
       }
       const password = `pw-${toHex(systemRng.bytes(6))}`;
       await run(process.execPath, [BIN, 'user', 'add', '--config', join(cfgDir, 'server.json'), '--user', 'alice'], {
@@ -134,6 +185,7 @@ if (unavailable) {
         assert.is(cfg.listen.host, host.address, `${id} binds its own host's address`);
         const log = join(dir, 'logs', `${id}.log`);
         parties.push({
+          ca: cfg.tls ? readFileSync(tls.ca) : undefined,
           id,
           role: cfg.role,
           ns: host.ns,
@@ -147,7 +199,7 @@ if (unavailable) {
       // Each address:port is the process the deployment file put there (its role, told with its operator token).
       for (const p of parties) {
         const token = (JSON.parse(readFileSync(join(dir, 'd', 'keys', `${p.id}.key.json`), 'utf8')) as { operatorToken: string }).operatorToken;
-        const h = (await (await fetch(`http://${p.address}:${p.port}/healthz`, { headers: { authorization: `Bearer ${token}` } })).json()) as { role: string };
+        const h = JSON.parse((await get(p, '/healthz', { authorization: `Bearer ${token}` })).body) as { role: string };
         assert.is(h.role, p.role, `${p.id} answers at ${p.address}:${p.port} in ${p.ns}`);
       }
       await migrateAcross(cfgDir, password);
