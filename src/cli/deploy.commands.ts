@@ -2,7 +2,7 @@
  * The deployers' commands: keygen, start <role>, user add, terminal <command>, up.
  */
 import { existsSync, readFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { readMigrations, type MigrationStatus } from '../actors/status.ts';
 import { type Command, InvalidArgumentError } from 'commander';
 import { systemClock } from '../clock.ts';
@@ -12,6 +12,8 @@ import { loadConfig, ROLES, type Role, type ServerConfig } from '../deploy/confi
 import { TerminalControl } from '../deploy/control.client.ts';
 import { guardDeployment } from '../deploy/existing.ts';
 import { generateDeployment } from '../deploy/keygen.ts';
+import { readHostsFile } from '../deploy/hosts.ts';
+import { writeUnits } from '../deploy/units.ts';
 import { startProcess } from '../deploy/process.ts';
 import { runUp } from '../deploy/up.ts';
 import { PartyStore } from '../store/party.store.ts';
@@ -50,6 +52,7 @@ export function addDeployCommands(program: Command, out: Out): void {
   addTerminalCommands(program, out);
   addStatusCommand(program, out);
   addUpCommand(program, out);
+  addUnitsCommand(program, out);
 }
 
 /** `valmove keygen`: a deployment's identities, key files, configs and trust list. */
@@ -61,7 +64,9 @@ function addKeygenCommand(program: Command, out: Out): void {
     .option('--providers <list>', 'provider names, comma-separated', 'emoney,transit,tickets')
     .option('--chips <list>', 'chip serials, comma-separated', 'SRC,DST')
     .option('--terminals <list>', 'terminal:chip pairs, comma-separated', 'old:SRC,new:DST')
-    .option('--host <host>', 'address every process listens on', '127.0.0.1')
+    .option('--host <host>', 'address every process binds (one host)', '127.0.0.1')
+    .option('--advertise <address>', 'address peers dial when every process binds --host (needed when --host is 0.0.0.0)')
+    .option('--hosts <file>', "several hosts: a JSON deployment file naming each process's bind address, address and port (docs/deploying.md)")
     .option('--base-port <n>', 'first port (each process takes the next); 0 picks free ports', whole, 7400)
     .option('--embedded-admin-sam', 'run the admin SAM inside the server process (demo convenience)', false)
     .option('--json', 'print the summary as JSON', false)
@@ -78,6 +83,8 @@ function addKeygenCommand(program: Command, out: Out): void {
           return { name, chip };
         }),
         host: o.host,
+        advertise: o.advertise,
+        hosts: o.hosts ? readHostsFile(o.hosts) : undefined,
         basePort: o.basePort,
         embeddedAdminSam: o.embeddedAdminSam,
         rng: systemRng,
@@ -87,7 +94,7 @@ function addKeygenCommand(program: Command, out: Out): void {
         return;
       }
       out(`deployment written to ${summary.dir} (secrets in keys/, mode 0600)`);
-      for (const p of summary.processes) out(`  ${p.role.padEnd(10)} ${p.id.padEnd(22)} port ${String(p.port).padEnd(6)} ${p.config}`);
+      for (const p of summary.processes) out(`  ${p.role.padEnd(10)} ${p.id.padEnd(22)} ${`${p.address}:${p.port}`.padEnd(22)} ${p.config}`);
       out('public keys:');
       for (const [id, k] of Object.entries(summary.publicKeys)) out(`  ${id.padEnd(24)} sign ${k.signPublic ?? '-'}  box ${k.boxPublic ?? '-'}`);
       out(`start each with: valmove start <role> --config ${summary.dir}/config/<process>.json`);
@@ -413,5 +420,28 @@ function addUpCommand(program: Command, out: Out): void {
       });
       if (o.json) out(JSON.stringify(report, null, 2));
       if (report.outcome !== (o.migrate ? 'completed' : 'ready')) process.exitCode = 1;
+    });
+}
+
+/** `valmove deploy units`: a systemd service per process of a deployment keygen wrote. */
+function addUnitsCommand(program: Command, out: Out): void {
+  const deploy = program.command('deploy').description("files for running a deployment's processes as services");
+  deploy
+    .command('units')
+    .description('write a hardened systemd unit per process (DIR/units/valmove-<process>.service) from the configs keygen wrote')
+    .requiredOption('--dir <dir>', 'the deployment folder keygen wrote')
+    .requiredOption('--user <name>', 'the unprivileged system user the processes run as (it owns data/ and reads keys/)')
+    .option('--node <path>', 'absolute path of node', process.execPath)
+    .option('--out <dir>', 'where the units go (default DIR/units)')
+    .option('--json', 'print the written units as JSON', false)
+    .action((o: { dir: string; user: string; node: string; out?: string; json: boolean }) => {
+      const units = writeUnits({ dir: o.dir, user: o.user, node: o.node, out: o.out });
+      if (o.json) {
+        out(JSON.stringify(units, null, 2));
+        return;
+      }
+      for (const u of units) out(`  ${u.id.padEnd(22)} ${u.file}`);
+      out(`${units.length} units written; check them with: systemd-analyze verify ${units[0] ? dirname(units[0].file) : ''}/*.service`);
+      out(`then: chown -R ${o.user}: ${join(resolve(o.dir), 'data')}; give ${o.user} read access to keys/ and config/; copy the units to /etc/systemd/system/`);
     });
 }

@@ -13,6 +13,7 @@ import type { Right } from '../actors/migrationSam.actor.ts';
 import { deriveChipKey, exportIdentity, generateIdentity, randomSecret, systemRng, toB64, type Identity, type Rng } from '../crypto/index.ts';
 import type { AdminSamConfig, ChipConfig, ProviderConfig, ServerConfig, TerminalConfig } from './config.ts';
 import { writeKeyFile } from './keyfiles.ts';
+import { type HostsFile, type Placement, checkDistinct, peerUrl, placeProcesses } from './hosts.ts';
 import type { Timing } from '../timing.ts';
 import type { Limits } from '../transport/limits.ts';
 
@@ -22,7 +23,12 @@ export interface DeploymentPlan {
   chips: string[];
   /** Terminals and the chip each one holds. */
   terminals: Array<{ name: string; chip: string }>;
+  /** The address every process binds (127.0.0.1 by default). */
   host?: string;
+  /** The address peers dial when every process binds `host` (by default `host`; required when that is a wildcard). */
+  advertise?: string;
+  /** Several hosts: each process's bind address, advertised address and port (a deployment file, src/deploy/hosts.ts). */
+  hosts?: HostsFile;
   /** First port; each process gets the next. 0 picks free ports. */
   basePort?: number;
   /** Run the admin SAM inside the server process (a demo convenience: then protocol.md §4.4 does not hold for that process). */
@@ -41,7 +47,7 @@ export interface DeploymentPlan {
 
 export interface DeploymentSummary {
   dir: string;
-  processes: Array<{ id: string; role: string; config: string; port: number }>;
+  processes: Array<{ id: string; role: string; config: string; port: number; bind: string; address: string }>;
   publicKeys: Record<string, { signPublic?: string; boxPublic?: string }>;
 }
 
@@ -69,11 +75,11 @@ function writeJson(path: string, value: unknown): void {
 
 export async function generateDeployment(plan: DeploymentPlan): Promise<DeploymentSummary> {
   const rng = plan.rng ?? systemRng;
-  const host = plan.host ?? '127.0.0.1';
-  for (const sub of ['keys', 'config', 'data']) mkdirSync(join(plan.dir, sub), { recursive: true });
+  const places = placeProcesses(processIds(plan), { host: plan.host ?? '127.0.0.1', advertise: plan.advertise, hosts: plan.hosts });
   const ids = generateIdentities(plan, rng);
-  const ports = await allocatePorts(plan, host, ids.providers);
-  const d = new DeploymentWriter(plan, rng, host, ports, ids);
+  const ports = await allocatePorts(plan, places);
+  for (const sub of ['keys', 'config', 'data']) mkdirSync(join(plan.dir, sub), { recursive: true });
+  const d = new DeploymentWriter(plan, rng, places, ports, ids);
   d.writeServer();
   d.writeProviders();
   d.writeChips();
@@ -111,12 +117,23 @@ function generateIdentities(plan: DeploymentPlan, rng: Rng): DeploymentIds {
   return { server, admin, issuerMaster, providers, terminalIds, chipIds };
 }
 
-/** A port per process: from the plan's base port on, or free ones the OS hands out (kept distinct). */
-async function allocatePorts(plan: DeploymentPlan, host: string, providers: DeploymentIds['providers']): Promise<Record<string, number>> {
+/** Every process of the plan, by id, in the order ports are handed out. */
+function processIds(plan: DeploymentPlan): string[] {
+  return [
+    'server',
+    ...(plan.embeddedAdminSam ? [] : ['admin-sam']),
+    ...plan.providers.map((p) => `provider-${p}`),
+    ...plan.chips.map((c) => `chip-${c}`),
+    ...plan.terminals.map((t) => `terminal-${t.name}`),
+  ];
+}
+
+/** A port per process: the one its place names, else from the plan's base port on, or free ones the OS hands out (kept distinct). */
+async function allocatePorts(plan: DeploymentPlan, places: Record<string, Placement>): Promise<Record<string, number>> {
   let next = plan.basePort ?? 0;
   // The OS may hand the same free port out twice in a row (bound, released, bound again): keep them distinct.
   const taken = new Set<number>();
-  const port = async (): Promise<number> => {
+  const port = async (host: string): Promise<number> => {
     if (plan.basePort) return next++;
     for (let tries = 0; ; tries++) {
       const p = await freePort(host);
@@ -126,11 +143,9 @@ async function allocatePorts(plan: DeploymentPlan, host: string, providers: Depl
       }
     }
   };
-  const ports: Record<string, number> = { server: await port() };
-  if (!plan.embeddedAdminSam) ports['admin-sam'] = await port();
-  for (const { p } of providers) ports[`provider-${p}`] = await port();
-  for (const c of plan.chips) ports[`chip-${c}`] = await port();
-  for (const t of plan.terminals) ports[`terminal-${t.name}`] = await port();
+  const ports: Record<string, number> = {};
+  for (const [id, place] of Object.entries(places)) ports[id] = place.port ?? (await port(place.bind));
+  checkDistinct(places, ports);
   return ports;
 }
 
@@ -147,7 +162,7 @@ class DeploymentWriter {
   constructor(
     private readonly plan: DeploymentPlan,
     private readonly rng: Rng,
-    private readonly host: string,
+    private readonly places: Record<string, Placement>,
     private readonly ports: Record<string, number>,
     private readonly ids: DeploymentIds,
   ) {
@@ -161,8 +176,14 @@ class DeploymentWriter {
     this.summary = { dir: this.dir, processes: [], publicKeys: { server: pub(server) } };
   }
 
+  /** Where peers dial a process: its advertised address, never the wildcard it may bind. */
   private url(id: string, path: string): string {
-    return `ws://${this.host}:${this.ports[id]}${path}`;
+    return peerUrl(this.places[id]!, this.ports[id]!, path);
+  }
+
+  /** What a process listens on: its own bind address and port. */
+  private listen(id: string): { host: string; port: number } {
+    return { host: this.places[id]!.bind, port: this.ports[id]! };
   }
 
   private pairedWith(serial: string): { name: string; chip: string } | undefined {
@@ -173,8 +194,15 @@ class DeploymentWriter {
   private add(id: string, role: string, cfg: object): void {
     const { plan } = this;
     const file = join(this.dir, 'config', `${id}.json`);
-    writeJson(file, { ...cfg, ...(plan.timing ? { timing: plan.timing } : {}), ...(plan.limits ? { limits: plan.limits } : {}) });
-    this.summary.processes.push({ id, role, config: file, port: this.ports[id]! });
+    writeJson(file, { ...cfg, ...this.tlsOf(id), ...(plan.timing ? { timing: plan.timing } : {}), ...(plan.limits ? { limits: plan.limits } : {}) });
+    this.summary.processes.push({ id, role, config: file, port: this.ports[id]!, bind: this.places[id]!.bind, address: this.places[id]!.address });
+  }
+
+  /** A process's own certificate (it serves wss://) and the deployment CA it checks its wss:// peers against, from the deployment file. */
+  private tlsOf(id: string): { tls?: { cert: string; key: string }; ca?: string } {
+    const tls = this.places[id]!.tls;
+    const ca = this.plan.hosts?.ca;
+    return { ...(tls ? { tls } : {}), ...(ca ? { ca } : {}) };
   }
 
   private keyFile(id: string): string {
@@ -183,7 +211,7 @@ class DeploymentWriter {
 
   /** The server's and the admin SAM's key files, and their configs (the admin SAM inside the server's, if embedded). */
   writeServer(): void {
-    const { plan, rng, host, ports, migrationSams } = this;
+    const { plan, rng, migrationSams } = this;
     const { server, admin, issuerMaster, providers } = this.ids;
     writeKeyFile(this.keyFile('server'), { kind: 'server', identity: exportIdentity(server), operatorToken: operatorToken(rng) });
     writeKeyFile(this.keyFile('admin-sam'), {
@@ -198,7 +226,7 @@ class DeploymentWriter {
       id: 'server',
       dataDir: rel('data', 'server'),
       keyFile: rel('keys', 'server.key.json'),
-      listen: { host, port: ports.server! },
+      listen: this.listen('server'),
       adminSam: plan.embeddedAdminSam
         ? { embedded: true, dataDir: rel('data', 'admin-sam'), keyFile: rel('keys', 'admin-sam.key.json'), migrationSams }
         : { url: this.url('admin-sam', '/admin-sam'), signPublic: toB64(admin.signPublic) },
@@ -215,7 +243,7 @@ class DeploymentWriter {
       id: 'admin-sam',
       dataDir: rel('data', 'admin-sam'),
       keyFile: rel('keys', 'admin-sam.key.json'),
-      listen: { host, port: ports['admin-sam']! },
+      listen: this.listen('admin-sam'),
       trustedServers: [toB64(server.signPublic)],
       migrationSams,
     };
@@ -224,7 +252,7 @@ class DeploymentWriter {
 
   /** Each provider's process: its normal and migration SAMs' identities and master key, the servers and readers it trusts. */
   writeProviders(): void {
-    const { plan, rng, host, ports } = this;
+    const { plan, rng } = this;
     const { server, admin, providers } = this.ids;
     for (const { p, normal, migration, master } of providers) {
       const id = `provider-${p}`;
@@ -242,7 +270,7 @@ class DeploymentWriter {
         id,
         dataDir: rel('data', id),
         keyFile: rel('keys', `${id}.key.json`),
-        listen: { host, port: ports[id]! },
+        listen: this.listen(id),
         provider: p,
         adminSamSignPublic: toB64(admin.signPublic),
         servers: { [toB64(server.signPublic)]: plan.rights?.[p] ?? ['upload', 'download', 'clear'], ...plan.extraTrustedServers },
@@ -254,7 +282,7 @@ class DeploymentWriter {
 
   /** Each chip: K_chip as the issuer derived it at manufacture, its identity, and the terminal it is paired with. */
   writeChips(): void {
-    const { rng, host, ports } = this;
+    const { rng } = this;
     const { issuerMaster, chipIds, terminalIds } = this.ids;
     for (const serial of this.plan.chips) {
       const id = `chip-${serial}`;
@@ -276,7 +304,7 @@ class DeploymentWriter {
         id,
         dataDir: rel('data', id),
         keyFile: rel('keys', `${id}.key.json`),
-        listen: { host, port: ports[id]! },
+        listen: this.listen(id),
         serial,
         terminal,
       };
@@ -286,7 +314,7 @@ class DeploymentWriter {
 
   /** Each terminal: its control token and device key, and where its server, chip and normal SAMs are. */
   writeTerminals(): void {
-    const { rng, host, ports } = this;
+    const { rng } = this;
     const { server, terminalIds, chipIds, providers } = this.ids;
     for (const t of this.plan.terminals) {
       const id = `terminal-${t.name}`;
@@ -301,7 +329,7 @@ class DeploymentWriter {
         id,
         dataDir: rel('data', id),
         keyFile: rel('keys', `${id}.key.json`),
-        listen: { host, port: ports[id]! },
+        listen: this.listen(id),
         name: t.name,
         server: { url: this.url('server', '/terminal'), signPublic: toB64(server.signPublic) },
         chip: { url: this.url(`chip-${t.chip}`, '/chip'), serial: t.chip, signPublic: toB64(chipIds.get(t.chip)!.signPublic) },
