@@ -1,0 +1,163 @@
+/**
+ * Operations over real processes (issue 21, point 6): `valmove backup` of
+ * the running server mid-migration, the server stopped, `valmove restore`
+ * of that older copy, the server started again: the migration completes,
+ * and protocol.md §4 holds over every store read from disk (nothing
+ * created, lost or spendable twice). And drain on SIGTERM: a draining
+ * server refuses a new migration (DRAINING), lets the one in flight reach
+ * a safe point, and exits 0.
+ */
+import { execFile } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { worth } from '../../src/actors/value.ts';
+import type { TerminalControl } from '../../src/deploy/control.client.ts';
+import { launchDeployment, type LocalDeployment } from '../../src/deploy/up.ts';
+import { testDeployment } from '../helpers/deployment.ts';
+import { checkStoredWorld } from '../helpers/storedWorld.ts';
+
+const run = promisify(execFile);
+const TIMING = { sessionMs: 2_000, retransmitMs: 100, retransmitCapMs: 1_000, retryBaseMs: 100, retryCapMs: 1_000 };
+const STEP_WAIT_ROUNDS = 1_200;
+
+/** `valmove <args>`: its exit code and output (a refusal exits 1). */
+async function valmove(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const r = await run(process.execPath, ['bin/valmove.js', ...args], { timeout: 60_000 });
+    return { code: 0, stdout: r.stdout, stderr: r.stderr };
+  } catch (e) {
+    const x = e as { code?: number; stdout?: string; stderr?: string };
+    return { code: typeof x.code === 'number' ? x.code : -1, stdout: x.stdout ?? '', stderr: x.stderr ?? '' };
+  }
+}
+
+async function waitForStep(t: TerminalControl, step: string): Promise<void> {
+  for (let i = 0; i < STEP_WAIT_ROUNDS; i++) {
+    if ((await t.status()).progress.some((p) => p.step === step)) return;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  throw new Error(`step ${step} not seen`);
+}
+
+/** SIGTERM to one process: its exit code once it is gone. */
+function terminate(d: LocalDeployment, id: string): Promise<number | null> {
+  const { child } = d.process(id);
+  return new Promise((res) => {
+    child.once('exit', (code) => res(code));
+    child.kill('SIGTERM');
+  });
+}
+
+async function launch(dir: string) {
+  const opts = testDeployment(dir, 2, 'pw', { timing: TIMING });
+  const d = await launchDeployment(opts);
+  const refs = opts.items.map((i) => i.value.ref);
+  const total = opts.items.reduce((n, i) => n + worth(i.value), 0);
+  try {
+    for (const t of [d.terminal('old'), d.terminal('new')]) {
+      await t.login('alice', 'pw');
+      await t.register();
+    }
+  } catch (e) {
+    await d.stop();
+    throw e;
+  }
+  return { d, refs, total, oldPhone: d.terminal('old'), newPhone: d.terminal('new') };
+}
+
+/**
+ * The destination's migrate.in ends completed (asked again if the first ask ended with its server), then, every
+ * process stopped, §4 holds over every store read from disk, the balances sum to what was issued, the SAMs hold
+ * nothing and the one decision is committed.
+ */
+async function completesAndHolds(
+  d: LocalDeployment,
+  w: Awaited<ReturnType<typeof launch>>,
+  mig: string,
+  finishing: Promise<{ outcome: string } | undefined>,
+): Promise<void> {
+  const first = await finishing;
+  const done = first?.outcome === 'completed' ? first : await w.newPhone.migrateIn({ mig });
+  assert.is(done.outcome, 'completed');
+  await d.stop();
+  const world = await checkStoredWorld(d.dir, w.refs);
+  assert.is(world.violation, null, world.violation?.message);
+  assert.is(world.worth, w.total, 'the spendable balances sum to what was issued');
+  assert.is(world.held, 0, 'the migration SAMs hold nothing after the migration completed');
+  assert.equal(world.decisions, { [mig]: 'committed' });
+}
+
+test('backup mid-migration, server stopped, restored from the older copy, restarted: the migration completes, §4 holds over every store', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'valmove-restore-'));
+  const copy = join(dir, 'backup-server');
+  const serverConfig = join(dir, 'config', 'server.json');
+  let d: LocalDeployment | undefined;
+  try {
+    const w = await launch(dir);
+    d = w.d;
+    const out = await w.oldPhone.migrateOut({ destination: 'DST' });
+    assert.is(out.outcome, 'uploaded');
+    // The hot copy: the server runs (and is linked to every peer) while it is taken.
+    const b = await valmove('backup', '--config', serverConfig, '--to', copy);
+    assert.is(b.code, 0, b.stderr);
+    assert.ok(existsSync(join(copy, 'data.mdb')), 'the copy holds the store');
+    const running = await valmove('restore', '--config', serverConfig, '--from', copy, '--force');
+    assert.is(running.code, 1, 'a restore under a running server is refused');
+    assert.match(running.stderr, /is running/);
+
+    // The migration goes on past the copy: the destination phase starts, then the server stops.
+    const finishing = w.newPhone.migrateIn({ mig: out.mig }).catch(() => undefined);
+    await waitForStep(w.newPhone, 'S13');
+    assert.is(await terminate(d, 'server'), 0);
+    const unforced = await valmove('restore', '--config', serverConfig, '--from', copy);
+    assert.is(unforced.code, 1, 'an existing data folder is not replaced without --force');
+    assert.match(unforced.stderr, /--force/);
+    const r = await valmove('restore', '--config', serverConfig, '--from', copy, '--force');
+    assert.is(r.code, 0, r.stderr);
+    await d.restart('server');
+
+    // The restored server knows the migration as it was at the copy (uploaded); the destination asks again.
+    await completesAndHolds(d, w, out.mig, finishing);
+  } finally {
+    await d?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('SIGTERM drains: a new migration is refused DRAINING, the drain ends at its timeout while a request is unanswered, exit 0', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'valmove-drain-'));
+  let d: LocalDeployment | undefined;
+  const providers = ['provider-emoney', 'provider-transit'];
+  try {
+    const w = await launch(dir);
+    d = w.d;
+    const out = await w.oldPhone.migrateOut({ destination: 'DST' });
+    const finishing = w.newPhone.migrateIn({ mig: out.mig }).catch(() => undefined);
+    await waitForStep(w.newPhone, 'S11');
+    // The providers stop answering (SIGSTOP): the server's download requests stay unanswered, so its drain can
+    // reach no safe point and lasts until its timeout; a request sent meanwhile meets a draining server.
+    for (const p of providers) d.process(p).child.kill('SIGSTOP');
+    const exited = terminate(d, 'server');
+    let code = '';
+    await w.oldPhone.migrateIn({}).catch((e: { code?: string }) => (code = e.code ?? ''));
+    assert.is(code, 'DRAINING', 'a draining server starts no migration phase');
+    assert.is(await exited, 0, 'the server exits 0 after its drain');
+    for (const p of providers) d.process(p).child.kill('SIGCONT');
+    const log = readFileSync(d.process('server').log, 'utf8');
+    assert.match(log, /draining: new migrations are refused/);
+    assert.match(log, /drain timed out/);
+    assert.match(log, /"stopped"/);
+    await d.restart('server');
+    await completesAndHolds(d, w, out.mig, finishing);
+  } finally {
+    for (const p of providers) d?.process(p).child.kill('SIGCONT');
+    await d?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test.run();
