@@ -3,20 +3,12 @@
  * party's stores) and `valmove restore` (a copy put back, the party stopped).
  * What restoring an older copy means per party: docs/deploying.md.
  */
-import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
-import { loadConfig, ROLES, type Role } from '../deploy/config.ts';
+import { loadConfig } from '../deploy/config.ts';
 import { backupParty, BackupError, restoreParty } from '../deploy/backup.ts';
 
 type Out = (line: string) => void;
-
-/** A role read from the config file itself (backup and restore work on any process). */
-function configOf(file: string) {
-  const role = (JSON.parse(readFileSync(file, 'utf8')) as { role?: string }).role;
-  if (!ROLES.includes(role as Role)) throw new BackupError(`${file} names no role (one of ${ROLES.join(', ')})`);
-  return loadConfig(file, role as Role);
-}
 
 /** A refusal: its reason on stderr, exit code 1. */
 function refused(e: unknown): void {
@@ -34,7 +26,7 @@ export function addOpsCommands(program: Command, out: Out): void {
     .option('--compact', 'leave free pages out of the copy (slower, smaller)', false)
     .action(async (o: { config: string; to: string; compact: boolean }) => {
       try {
-        const m = await backupParty(configOf(o.config), resolve(o.to), { compact: o.compact });
+        const m = await backupParty(loadConfig(o.config), resolve(o.to), { compact: o.compact });
         out(`backup of ${m.role} ${m.id} written to ${resolve(o.to)} (${m.stores.map((s) => s.from).join(', ')}; taken ${m.takenAt})`);
       } catch (e) {
         refused(e);
@@ -46,9 +38,10 @@ export function addOpsCommands(program: Command, out: Out): void {
     .requiredOption('--config <file>', "the party's process config")
     .requiredOption('--from <dir>', 'a folder written by `valmove backup`')
     .option('--force', 'replace a data folder that holds stores (it is moved aside, not deleted)', false)
-    .action(async (o: { config: string; from: string; force: boolean }) => {
+    .option('--accept-risk', 'an admin SAM, provider or chip: restore after the procedure in docs/deploying.md', false)
+    .action(async (o: { config: string; from: string; force: boolean; acceptRisk: boolean }) => {
       try {
-        const r = await restoreParty(configOf(o.config), resolve(o.from), { force: o.force });
+        const r = await restoreParty(loadConfig(o.config), resolve(o.from), { force: o.force, acceptRisk: o.acceptRisk });
         out(`restored ${r.manifest.role} ${r.manifest.id} from the backup taken ${r.manifest.takenAt}`);
         for (const a of r.movedAside) out(`  the replaced data folder is kept at ${a}`);
       } catch (e) {

@@ -36,6 +36,11 @@ const STORES_MAX = 4;
  * would be answered with that other request's reply.
  */
 export const RESTORE_SEQ_GAP = 1_000_000_000;
+/**
+ * Roles whose older copy can create or duplicate value (docs/deploying.md, "Restoring an older copy"):
+ * restored only with `acceptRisk`, after the procedure there. The server and terminals restore freely.
+ */
+export const RISKY_RESTORE_ROLES: ReadonlySet<string> = new Set(['admin-sam', 'provider', 'chip']);
 /** How long the restore waits for a running process's /healthz before it takes the process as stopped. */
 const PROBE_TIMEOUT_MS = 1_000;
 
@@ -123,11 +128,17 @@ function targetOf(cfg: ProcessConfig, name: string, from: string): string {
 export async function restoreParty(
   cfg: ProcessConfig,
   from: string,
-  opts: { force?: boolean; now?: number } = {},
+  opts: { force?: boolean; acceptRisk?: boolean; now?: number } = {},
 ): Promise<{ manifest: BackupManifest; movedAside: string[] }> {
   const manifest = readManifest(from);
   if (manifest.role !== cfg.role || manifest.id !== cfg.id) {
     throw new BackupError(`${from} is a backup of ${manifest.role} ${manifest.id}, not of ${cfg.role} ${cfg.id}`);
+  }
+  if (RISKY_RESTORE_ROLES.has(cfg.role) && !opts.acceptRisk) {
+    throw new BackupError(
+      `an older copy of a ${cfg.role} can duplicate or create value (docs/deploying.md, "Restoring an older copy"); ` +
+        'follow the procedure there, then restore with --accept-risk',
+    );
   }
   if (await answers(cfg)) throw new BackupError(`${cfg.id} is running (it answers on port ${cfg.listen.port}); stop it before a restore`);
   const now = opts.now ?? Date.now();
