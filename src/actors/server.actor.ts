@@ -67,6 +67,8 @@ export class ServerRuntime extends PartyRuntime {
   private readonly desk: MigrationDesk;
   /** What the intents' handlers read of this server (serverIntents.ts). */
   private readonly view: ServerView;
+  /** SIGTERM (deploy/drain.ts): new migrations are refused (DRAINING); the ones in flight go on. */
+  private draining = false;
 
   constructor(deps: RuntimeDeps, options: ServerOptions = {}) {
     super(deps);
@@ -99,7 +101,12 @@ export class ServerRuntime extends PartyRuntime {
       actorOf: (key) => this.actorOf(key),
       liveMigrationIds: () => this.liveMigrationIds(),
       migration: (mig) => this.migration(mig),
+      draining: () => this.draining,
     });
+  }
+
+  drain(): void {
+    this.draining = true;
   }
 
   /** Terminals not logged in share one budget: however many links a stranger opens, anonymous work stays bounded. */

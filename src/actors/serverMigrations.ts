@@ -27,6 +27,8 @@ export interface MigrationDeskView {
   /** The migrations still running: the only ones an event can move. */
   liveMigrationIds(): string[];
   migration(mig: string): MigrationContext | undefined;
+  /** The process is draining (SIGTERM): no new migration, nor a destination phase, starts here. */
+  draining(): boolean;
 }
 
 export class MigrationDesk {
@@ -56,6 +58,7 @@ export class MigrationDesk {
       }
       throw new ProtocolError('BUSY', `${user} already has migration ${active} in progress`);
     }
+    this.refuseWhileDraining();
     let destinationProblem: string | undefined;
     let destinationAreas: string[] | undefined;
     if (env.body.destination) {
@@ -78,8 +81,13 @@ export class MigrationDesk {
     });
   }
 
+  private refuseWhileDraining(): void {
+    if (this.view.draining()) throw new ProtocolError('DRAINING', 'the server is shutting down and starts no migration now; try again once it is back');
+  }
+
   migrateIn(turn: TurnContext, env: Extract<AnyEnvelope, { type: 'migrate.in' }>, peer: string): void {
     const user = this.view.requireUser(peer);
+    this.refuseWhileDraining();
     if (env.body.orders) return this.issue(turn, env, env.body.orders, user, peer);
     const candidates = this.view.liveMigrationIds().filter((m) => {
       const snap = this.view.actorOf(MIGRATION + m)!.getSnapshot();
@@ -134,6 +142,7 @@ export class MigrationDesk {
       }
       throw new ProtocolError('BUSY', `${user} already has migration ${active} in progress`);
     }
+    this.refuseWhileDraining();
     const mig = `i-${toB64(this.view.rng.bytes(6))}`;
     turn.spawn(MIGRATION + mig, 'migration', {
       mig,

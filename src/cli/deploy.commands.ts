@@ -123,11 +123,16 @@ function addStartCommand(program: Command): void {
         record: o.record ? resolve(o.record) : undefined,
         inspect: o.inspect,
       });
+      // Drain first (drain.ts): no new migration, the ones in flight reach a safe point; then stop.
       const stop = () => {
-        running.stop().then(
-          () => process.exit(0),
-          () => process.exit(1),
-        );
+        running
+          .drain()
+          .catch(() => undefined)
+          .then(() => running.stop())
+          .then(
+            () => process.exit(0),
+            () => process.exit(1),
+          );
       };
       process.once('SIGTERM', stop);
       process.once('SIGINT', stop);

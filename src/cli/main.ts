@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { CryptoChoiceError, forcedBackendName } from '../crypto/index.ts';
 import { addDeployCommands } from './deploy.commands.ts';
+import { addOpsCommands } from './ops.commands.ts';
 import { addProviderCommands } from './provider.commands.ts';
 import { addAttackCommand } from './attack.command.ts';
 import { addInspectCommand } from './inspect.command.ts';
@@ -67,6 +68,7 @@ export function buildCli(out: (line: string) => void = (l) => process.stdout.wri
     });
 
   addDeployCommands(program, out);
+  addOpsCommands(program, out);
   addProviderCommands(program, out);
   addAttackCommand(program, out);
   addInspectCommand(program, out);

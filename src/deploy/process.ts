@@ -41,6 +41,7 @@ import {
   type ServerConfig,
   type TerminalConfig,
 } from './config.ts';
+import { drainParties, drainTimeoutMs, type DrainReport } from './drain.ts';
 import { createProcessHttp, type ProcessHttp } from './http.ts';
 import { identityOf, readAnyKeyFile, readKeyFile, secretOf } from './keyfiles.ts';
 import { controlRoutes } from './terminal.control.ts';
@@ -51,6 +52,8 @@ export interface RunningProcess {
   id: string;
   port: number;
   runtimes: PartyRuntime[];
+  /** SIGTERM's first half (drain.ts): refuse new migrations, wait (bounded) for a safe point. */
+  drain(timeoutMs?: number): Promise<DrainReport>;
   stop(): Promise<void>;
 }
 
@@ -60,6 +63,8 @@ interface Context {
   http: ProcessHttp;
   ca?: Buffer;
   connectors: WsConnector[];
+  /** Every party's store, opened by deps() (the drain reads their outboxes). */
+  stores: PartyStore[];
   deps(id: string, dataDir: string): RuntimeDeps;
   /** Wraps a link in the configured faults (--faults), or returns it as is. */
   faulty(link: Link): Link;
@@ -315,6 +320,7 @@ export async function startProcess(cfg: ProcessConfig, opts: StartOptions = {}):
     id: cfg.id,
     port,
     runtimes,
+    drain: (timeoutMs = drainTimeoutMs()) => drainParties(runtimes, ctx.stores, log, timeoutMs),
     stop() {
       stopping ??= (async () => {
         log.info('stopping');
@@ -351,11 +357,14 @@ function processContext(
     http,
     ca: cfg.ca ? readFileSync(cfg.ca) : undefined,
     connectors: [],
-    deps: (id, dataDir) => {
+    stores: [],
+    deps(id, dataDir) {
       recording?.open(id);
+      const store = PartyStore.open(dataDir);
+      this.stores.push(store);
       return {
         id,
-        store: PartyStore.open(dataDir),
+        store,
         clock: systemClock,
         rng: systemRng,
         log,

@@ -61,6 +61,7 @@ export const ERRORS = {
     retry: true,
     sentence: 'The party is at one of its limits for now (requests, sessions, handshakes, a reader session); try again shortly.',
   },
+  DRAINING: { family: 'transport', retry: false, sentence: 'The party is shutting down (draining) and takes no new migration; try again once it is back.' },
   UNREACHABLE: { family: 'transport', retry: true, sentence: 'The party that must answer is not connected now; the step waits for it.' },
   HANDSHAKE_TIMEOUT: { family: 'transport', retry: true, sentence: 'The secure channel was not set up in time; connect again.' },
   INTERNAL: { family: 'transport', retry: false, sentence: 'The party failed in a way it did not expect, and gives no detail.' },
