@@ -43,7 +43,7 @@ import {
 } from './config.ts';
 import { createProcessHttp, type ProcessHttp } from './http.ts';
 import { identityOf, readAnyKeyFile, readKeyFile, secretOf } from './keyfiles.ts';
-import { serveReadiness } from './ready.ts';
+import { watchParties } from './ready.ts';
 import { controlRoutes } from './terminal.control.ts';
 import { processRecording, type ProcessRecording } from '../trace/wiring.ts';
 
@@ -307,7 +307,7 @@ export async function startProcess(cfg: ProcessConfig, opts: StartOptions = {}):
     clock: systemClock,
   });
   const ctx = processContext(cfg, log, http, { onTurnPoint, recording, policy, faultRng });
-  serveReadiness(cfg, ctx, () => runtimes, operatorToken);
+  watchParties(cfg, ctx, () => runtimes, operatorToken);
   runtimes = await startRole(ctx, cfg);
   const port = await http.listen(cfg.listen.host, cfg.listen.port);
   log.info('listening', { host: cfg.listen.host, port, tls: cfg.tls !== undefined });

@@ -23,6 +23,7 @@ import { systemClock, type Clock } from '../clock.ts';
 import type { PartyStore } from '../store/party.store.ts';
 import type { ProcessConfig } from './config.ts';
 import { bearer, type Auth, type ProcessHttp } from './http.ts';
+import { outboxDepth, partyGauges } from './metrics.ts';
 
 /** A /readyz answer is reused for this long: a flood of probes costs one store write per period. */
 export const READY_PROBE_EVERY_MS = 1_000;
@@ -72,11 +73,6 @@ export function partyProblems(r: PartyRuntime, store: PartyStore | undefined, ne
   const outbox = outboxDepth(store);
   if (outbox >= OUTBOX_READY_MAX) out.push({ check: 'limits', party: r.id, problem: `outbox past ${OUTBOX_READY_MAX} (${outbox} unanswered requests)` });
   return out;
-}
-
-/** Requests in the store's outbox (LMDB keeps the count: no scan). */
-export function outboxDepth(store: PartyStore): number {
-  return (store.outbox.getStats() as { entryCount: number }).entryCount;
 }
 
 /** Whether the store commits and flushes a probe record within READY_WRITE_MS_MAX. */
@@ -161,8 +157,12 @@ export class Readiness {
   }
 }
 
-/** Serves /readyz for a process: its parties' stores noted as the context opens them, the operator's token for the detail. */
-export function serveReadiness(
+/**
+ * Serves /readyz for a process (its parties' stores noted as the context
+ * opens them, the operator's token for the detail) and the parties' gauges
+ * of /metrics, read from the same stores.
+ */
+export function watchParties(
   cfg: ProcessConfig,
   ctx: { http: ProcessHttp; deps(id: string, dataDir: string): RuntimeDeps },
   runtimes: () => readonly PartyRuntime[],
@@ -170,6 +170,7 @@ export function serveReadiness(
 ): Readiness {
   const ready = new Readiness(requiredPeers(cfg), runtimes, systemClock);
   ready.watch(ctx);
+  partyGauges(ctx.http.registry, runtimes, ready.stores, ctx.http.door);
   ctx.http.route('GET', '/readyz', ready.route(bearer(operatorToken, { what: 'readiness detail', token: 'operatorToken', where: `${cfg.id}'s key file` })));
   return ready;
 }
