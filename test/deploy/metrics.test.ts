@@ -6,7 +6,7 @@
  * the server's migration metrics after a migration completed and a user was
  * locked out.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { suite } from 'uvu';
@@ -135,6 +135,27 @@ t('the server counts a migration started and completed, its duration, in flight 
   assert.is(sampleValue(f, 'valmove_migrations_in_flight'), undefined, 'nothing in flight');
   assert.is(sampleValue(f, 'valmove_login_lockouts_total', { party: 'server' }), 1);
   assert.is(sampleValue(f, 'valmove_links_open', { party: 'server' }), 4, 'admin SAM, migration SAM, two phones');
+});
+
+t('every log line is JSON whose fields are values, not JSON inside a string; state changes name their states', () => {
+  let changes = 0;
+  for (const p of d!.processes) {
+    const lines = readFileSync(join(dir, 'logs', `${p.id}.log`), 'utf8')
+      .split('\n')
+      .filter(Boolean);
+    for (const line of lines) {
+      const rec = JSON.parse(line) as Record<string, unknown>;
+      assert.ok(['debug', 'info', 'warn', 'error'].includes(rec.level as string), `${p.id}: a level by name: ${line}`);
+      for (const [k, v] of Object.entries(rec)) {
+        if (typeof v === 'string' && /^["{[]/.test(v)) assert.unreachable(`${p.id}: field ${k} holds JSON in a string: ${line}`);
+      }
+      if (rec.msg === 'state changed') {
+        changes++;
+        assert.match(rec.from as string, /^[A-Za-z]/, line);
+      }
+    }
+  }
+  assert.ok(changes > 0, 'the migration logged its state changes');
 });
 
 t.run();

@@ -79,6 +79,16 @@ t('the server is not ready without its admin SAM, says so, and is ready again af
   const stranger = await readyz(port);
   assert.is(stranger.status, 503);
   assert.is(stranger.body.detail, undefined, 'a stranger learns which check fails, not which peer');
+  // The dropped link is a warning in the server's log (between the deployment's own parties; docs/deploying.md#logs).
+  const lines = readFileSync(join(dir, 'logs', 'server.log'), 'utf8')
+    .split('\n')
+    .filter(Boolean);
+  const closed = lines.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.msg === 'link closed' && l.peer === 'admin-sam');
+  assert.ok(closed.length > 0, 'the server logged the lost link');
+  assert.ok(
+    closed.every((l) => l.level === 'warn'),
+    `at warn: ${JSON.stringify(closed)}`,
+  );
   const health = await fetch(`http://127.0.0.1:${port}/healthz`);
   assert.is(health.status, 200, '/healthz: the server is alive all the same');
   await d!.restart('admin-sam');
