@@ -1,7 +1,8 @@
 /**
  * Every process's HTTP face: `GET /healthz`, Prometheus `GET /metrics`
- * (prom-client), the WebSocket upgrades of its role, and for terminals the
- * local control API. One server per process, on its configured address.
+ * (prom-client; metrics.ts), `GET /readyz` (a route, ready.ts), the WebSocket
+ * upgrades of its role, and for terminals the local control API. One server
+ * per process, on its configured address.
  *
  * Say only what is needed: /healthz tells anyone `{"status":"ok"}` and tells
  * the operator (`authorization: Bearer <operatorToken>` from the process's
