@@ -74,7 +74,7 @@ export function processMetrics(registry: Registry): { observer: RuntimeObserver;
 }
 
 /** Migrations started and ended (by outcome), their durations, step retries and login lockouts: the observer's part for them. */
-function migrationMetrics(registry: Registry): Required<Pick<RuntimeObserver, 'retried' | 'migrationStarted' | 'migrationEnded' | 'lockedOut'>> {
+function migrationMetrics(registry: Registry): Required<Pick<RuntimeObserver, 'retried' | 'resent' | 'migrationStarted' | 'migrationEnded' | 'lockedOut'>> {
   const started = counter(
     registry,
     'valmove_migrations_started_total',
@@ -95,6 +95,7 @@ function migrationMetrics(registry: Registry): Required<Pick<RuntimeObserver, 'r
     registers: [registry],
   });
   const retries = counter(registry, 'valmove_step_retries_total', 'Protocol steps tried again after a failure (a retry timer fired), by party', ['party']);
+  const resends = counter(registry, 'valmove_requests_resent_total', 'Requests sent again because no answer came in time, by party', ['party']);
   const lockouts = counter(registry, 'valmove_login_lockouts_total', 'Failed logins that locked a user out (issue 8; valmove user unlock clears one)', [
     'party',
   ]);
@@ -105,6 +106,7 @@ function migrationMetrics(registry: Registry): Required<Pick<RuntimeObserver, 'r
       if (s !== undefined) seconds.observe({ party, outcome }, s);
     },
     retried: (party) => retries.inc({ party }),
+    resent: (party) => resends.inc({ party }),
     lockedOut: (party) => lockouts.inc({ party }),
   };
 }

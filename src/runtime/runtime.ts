@@ -151,6 +151,7 @@ export class Runtime implements Parts, Life {
       transmit: (o) => this.links.transmit(o),
       keptOffDisk: (t) => hooks.keptOffDisk(t),
       stopped: () => this.stopped,
+      resent: () => observe?.resent?.(party),
     });
     this.inbox = new Inbox({ party, store, clock, timing, log, recordsMax: () => hooks.inboxRecordsMax(), isSettled: (mig) => hooks.isSettled(mig) });
     this.host = new ActorHost({

@@ -86,7 +86,13 @@ const scrape = async (port: number) => parseExposition(await (await fetch(`http:
 t('every process serves /metrics that parse, with the work counters as _total counters and the party gauges', async () => {
   for (const p of d!.processes) {
     const f = await scrape(p.port);
-    for (const name of ['valmove_crypto_ops_total', 'valmove_lmdb_ops_total', 'valmove_messages_total', 'valmove_step_retries_total']) {
+    for (const name of [
+      'valmove_crypto_ops_total',
+      'valmove_lmdb_ops_total',
+      'valmove_messages_total',
+      'valmove_step_retries_total',
+      'valmove_requests_resent_total',
+    ]) {
       assert.is(f.get(name)?.type, 'counter', `${p.id}: ${name} is a counter`);
     }
     for (const name of ['valmove_outbox_requests', 'valmove_inbox_records', 'valmove_queue_jobs', 'valmove_links_open', 'valmove_connections']) {
