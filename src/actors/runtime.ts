@@ -295,6 +295,6 @@ export abstract class PartyRuntime {
   protected onLinkAttached(_peer: string): void {}
 
   protected onLinkClosed(peer: string, reason: string): void {
-    this.log.info('link closed', { peer, reason });
+    (peer.startsWith('terminal/') ? this.log.debug : this.log.warn).call(this.log, 'link closed', { peer, reason }); // docs/deploying.md#logs
   }
 }

@@ -27,6 +27,7 @@ import { PartyRuntime, type MachineKind, type RuntimeDeps, type TurnContext } fr
 import { ADMIN_SAM_PEER, adminAnswerEvent, MIGRATION, migrationIntent, REGISTRATION, registrationIntent, type ServerView } from './serverIntents.ts';
 import { LoginDesk } from './serverLogins.ts';
 import { MigrationDesk } from './serverMigrations.ts';
+import { MigrationMeter } from './serverMeter.ts';
 
 export { ADMIN_SAM_PEER, GRANT_TTL_MS, MIGRATION_RIGHTS } from './serverIntents.ts';
 export { DEVICES_PER_USER_MAX, LOCKOUT_BASE_MS, LOCKOUT_CAP_MS, LOGIN_FAILURES_FREE, LOGIN_PROOF_IDS_PER_LINK_MAX } from './serverLogins.ts';
@@ -38,15 +39,11 @@ export interface ServerOptions {
   scrypt?: { N: number; r: number; p: number };
   /** Default time a migration waits for its destination before it is cancelled. */
   deadlineMs?: number;
-  /**
-   * Terminals the operator enrolled (keygen writes the deployment's phones):
-   * name -> device key (Ed25519, base64url). Others bind at their first login.
-   */
+  /** Terminals the operator enrolled (keygen writes the deployment's phones): name -> device key (Ed25519, base64url). Others bind at their first login. */
   devices?: Record<string, string>;
   /**
-   * Messages per second (and at once) the server takes from terminals that
-   * have not logged in, all together (src/transport/limits.ts,
-   * ANONYMOUS_MESSAGES_PER_S); unbounded when absent (one process, no strangers).
+   * Messages per second (and at once) the server takes from terminals not logged in, all together
+   * (src/transport/limits.ts, ANONYMOUS_MESSAGES_PER_S); unbounded when absent (one process, no strangers).
    */
   anonymous?: { perS: number; burst: number };
 }
@@ -67,12 +64,13 @@ export class ServerRuntime extends PartyRuntime {
   private readonly desk: MigrationDesk;
   /** What the intents' handlers read of this server (serverIntents.ts). */
   private readonly view: ServerView;
-  /** SIGTERM (deploy/drain.ts): new migrations are refused (DRAINING); the ones in flight go on. */
   private draining = false;
+  private readonly meter: MigrationMeter;
 
   constructor(deps: RuntimeDeps, options: ServerOptions = {}) {
     super(deps);
     this.records = new ServerRecords(deps.store);
+    this.meter = new MigrationMeter(deps.id, deps.observe, () => this.clock.now());
     this.options = options;
     this.anonymous = options.anonymous ? new TokenBucket(options.anonymous.perS, options.anonymous.burst, () => this.clock.now()) : undefined;
     this.view = {
@@ -90,6 +88,7 @@ export class ServerRuntime extends PartyRuntime {
       hasLink: (peer: string) => this.hasLink(peer),
       peerKeyOf: (peer: string) => this.peerKeyOf(peer),
       deviceKeyOf: (name: string) => this.deviceKeyOf(name),
+      lockedOut: () => deps.observe?.lockedOut?.(deps.id),
     };
     this.loginDesk = new LoginDesk(loginView, { users: this.logins, proofIds: this.proofIds });
     this.desk = new MigrationDesk({
@@ -105,6 +104,7 @@ export class ServerRuntime extends PartyRuntime {
     });
   }
 
+  /** SIGTERM (deploy/drain.ts): new migrations are refused (DRAINING); the ones in flight go on. */
   drain(): void {
     this.draining = true;
   }
@@ -165,7 +165,7 @@ export class ServerRuntime extends PartyRuntime {
   }
 
   /** The migrations still running: the only ones an event can move. */
-  private liveMigrationIds(): string[] {
+  liveMigrationIds(): string[] {
     return this.actorKeys('migration').map((k) => k.slice(MIGRATION.length));
   }
 
@@ -381,6 +381,7 @@ export class ServerRuntime extends PartyRuntime {
       if (!key.startsWith(MIGRATION)) continue;
       const snap = this.actorOf(key)!.getSnapshot();
       const ctx = snap.context as MigrationContext;
+      const before = this.records.migrations.get(ctx.mig);
       const rec = {
         mig: ctx.mig,
         user: ctx.user,
@@ -389,7 +390,9 @@ export class ServerRuntime extends PartyRuntime {
         destination: ctx.destination.serial,
         outcome: ctx.outcome,
         reason: ctx.reason,
+        startedAt: before?.startedAt ?? this.clock.now(),
       };
+      this.meter.changed(turn, before, rec);
       turn.write(() => this.records.migrations.put(ctx.mig, rec));
     }
   }

@@ -44,6 +44,8 @@ export interface LoginView {
   peerKeyOf(peer: string): string | undefined;
   /** The device key a terminal name is bound to, if any. */
   deviceKeyOf(name: string): string | undefined;
+  /** A failure locked the user out (counted for /metrics once the turn is on disk). */
+  lockedOut?(): void;
 }
 
 /** What the server keeps per link for its logins; it goes with the link (forget). */
@@ -107,6 +109,7 @@ export class LoginDesk {
         const over = failures - LOGIN_FAILURES_FREE;
         const lockedUntil = over >= 0 ? now + Math.min(LOCKOUT_CAP_MS, LOCKOUT_BASE_MS * 2 ** Math.min(over, 30)) : 0;
         turn.write(() => records.users.put(rec.user, { ...rec, failures, lockedUntil }));
+        if (over >= 0 && this.view.lockedOut) turn.afterTurn(this.view.lockedOut);
       }
       log.warn('login failed', { peer, user: env.body.user });
       turn.reply(env, 'error', { code: 'LOGIN_FAILED', message: 'unknown user or wrong password' });

@@ -50,13 +50,13 @@ export async function scrape(port: number, process: string): Promise<Scrape> {
     const [, name, l, v] = m;
     const lab = labels(l!);
     const value = Number(v);
-    if (name === 'valmove_crypto_ops' || name === 'valmove_crypto_bytes') {
+    if (name === 'valmove_crypto_ops_total' || name === 'valmove_crypto_bytes_total') {
       const who = `${process}:${lab.party}`;
       const row = (out.crypto[who] ??= {});
       const t = (row[lab.kind as CounterKind] ??= { n: 0, bytes: 0 });
-      if (name === 'valmove_crypto_ops') t.n = value;
+      if (name === 'valmove_crypto_ops_total') t.n = value;
       else t.bytes = value;
-    } else if (name === 'valmove_lmdb_ops') {
+    } else if (name === 'valmove_lmdb_ops_total') {
       const row = (out.stores[`${process}:${lab.store}`] ??= {});
       row[lab.kind as CounterKind] = { n: value, bytes: 0 };
     } else if (name === 'valmove_messages_total' || name === 'valmove_message_bytes_total') {

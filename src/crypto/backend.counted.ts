@@ -1,7 +1,7 @@
 /**
  * A backend from its primitives, every call counted by the backend's name and
  * charged to the running party (src/metrics/counters.ts; /metrics shows them
- * as valmove_crypto_backend_ops): one place for the counting both backends do.
+ * as valmove_crypto_backend_ops_total): one place for the counting both backends do.
  */
 import type { BackendName, CryptoBackend } from './backend.ts';
 import { countBackend } from '../metrics/counters.ts';

@@ -1,7 +1,8 @@
 /**
  * Every process's HTTP face: `GET /healthz`, Prometheus `GET /metrics`
- * (prom-client), the WebSocket upgrades of its role, and for terminals the
- * local control API. One server per process, on its configured address.
+ * (prom-client; metrics.ts), `GET /readyz` (a route, ready.ts), the WebSocket
+ * upgrades of its role, and for terminals the local control API. One server
+ * per process, on its configured address.
  *
  * Say only what is needed: /healthz tells anyone `{"status":"ok"}` and tells
  * the operator (`authorization: Bearer <operatorToken>` from the process's
@@ -14,14 +15,14 @@ import { readFileSync } from 'node:fs';
 import { createServer as createHttp, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
 import { createServer as createHttps, type Server as HttpsServer } from 'node:https';
 import type { Socket } from 'node:net';
-import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { Registry } from 'prom-client';
 import type { RuntimeObserver } from '../actors/runtime.ts';
 import { systemClock, type Clock } from '../clock.ts';
 import { equalBytes, utf8 } from '../crypto/index.ts';
 import type { Logger } from '../log.ts';
-import { snapshot, type Tally } from '../metrics/counters.ts';
 import { Door } from '../transport/door.ts';
 import { HTTP_CHECK_INTERVAL_MS, type Limits } from '../transport/limits.ts';
+import { defaultMetrics, processMetrics } from './metrics.ts';
 
 /** Largest request body the control API reads. */
 export const HTTP_BODY_BYTES_MAX = 64 * 1024;
@@ -116,7 +117,7 @@ interface Route {
 export function createProcessHttp(opts: ProcessHttpOptions): ProcessHttp {
   const registry = new Registry();
   registry.setDefaultLabels({ role: opts.role, process: opts.id });
-  collectDefaultMetrics({ register: registry, prefix: 'valmove_' });
+  defaultMetrics(registry);
   const { observer, refusals } = processMetrics(registry);
   const started = Date.now();
   const door = new Door({ limits: opts.limits, clock: opts.clock ?? systemClock, log: opts.log, count: (limit) => refusals.inc({ limit }) });
@@ -156,108 +157,6 @@ export function createProcessHttp(opts: ProcessHttpOptions): ProcessHttp {
       });
     },
   };
-}
-
-/** The process's metrics, registered in the order /metrics lists them; the observer the parties report to. */
-function processMetrics(registry: Registry): { observer: RuntimeObserver; refusals: Counter } {
-  const messages = new Counter({
-    name: 'valmove_messages_total',
-    help: 'Envelopes handled (in) and sent (out), by type',
-    labelNames: ['party', 'direction', 'type'],
-    registers: [registry],
-  });
-  const bytes = new Counter({
-    name: 'valmove_message_bytes_total',
-    help: 'Envelope bytes handled and sent',
-    labelNames: ['party', 'direction'],
-    registers: [registry],
-  });
-  const turns = new Histogram({
-    name: 'valmove_turn_seconds',
-    help: 'Duration of one party turn: validate, machine, commit to LMDB, send',
-    labelNames: ['party', 'committed'],
-    buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5],
-    registers: [registry],
-  });
-  const observer: RuntimeObserver = {
-    refused(limit) {
-      refusals.inc({ limit });
-    },
-    message(party, direction, type, n) {
-      messages.inc({ party, direction, type });
-      bytes.inc({ party, direction }, n);
-    },
-    turn(party, ms, committed) {
-      turns.observe({ party, committed: String(committed) }, ms / 1000);
-    },
-  };
-  // Issue 7's work counters (crypto by party and kind, durable LMDB operations by store folder), read when scraped.
-  counterGauge(
-    registry,
-    'valmove_crypto_ops',
-    'Crypto operations since start, by party and kind (a count; see src/metrics/counters.ts)',
-    ['party', 'kind'],
-    () => snapshot().crypto,
-    (t) => t?.n ?? 0,
-  );
-  counterGauge(
-    registry,
-    'valmove_crypto_bytes',
-    'Bytes through AEAD operations since start, by party and kind',
-    ['party', 'kind'],
-    () => snapshot().crypto,
-    (t) => t?.bytes || undefined,
-  );
-  counterGauge(
-    registry,
-    'valmove_crypto_backend_ops',
-    'Calls into each crypto backend (node: node:crypto; noble: @noble) since start, by party (issue 19: which backend each party runs)',
-    ['party', 'backend'],
-    () => snapshot().backends,
-    (t) => t?.n ?? 0,
-  );
-  counterGauge(
-    registry,
-    'valmove_lmdb_ops',
-    'Durable LMDB operations since start (commit, commit.sync, flush), by store folder',
-    ['store', 'kind'],
-    () => snapshot().stores,
-    (t) => t?.n ?? 0,
-  );
-  new Gauge({ name: 'valmove_up', help: '1 while the process serves', registers: [registry] }).set(1);
-  const refusals = new Counter({
-    name: 'valmove_refused_total',
-    help: 'Connections, handshakes, messages and requests refused at the door, by limit (src/transport/limits.ts)',
-    labelNames: ['limit'],
-    registers: [registry],
-  });
-  return { observer, refusals };
-}
-
-/** A gauge of one of issue 7's work counters, by two labels, read from its snapshot when scraped. */
-function counterGauge(
-  registry: Registry,
-  name: string,
-  help: string,
-  labelNames: [string, string],
-  rows: () => Record<string, Partial<Record<string, Tally>>>,
-  value: (t: Tally | undefined) => number | undefined,
-): Gauge {
-  return new Gauge({
-    name,
-    help,
-    labelNames,
-    registers: [registry],
-    collect() {
-      this.reset();
-      for (const [a, row] of Object.entries(rows())) {
-        for (const [kind, t] of Object.entries(row)) {
-          const v = value(t);
-          if (v !== undefined) this.set({ [labelNames[0]]: a, [labelNames[1]]: kind }, v);
-        }
-      }
-    },
-  });
 }
 
 /** Answers /healthz and /metrics itself, and every other request by its route, after the route's check. */

@@ -44,6 +44,7 @@ import {
 import { drainParties, drainTimeoutMs, type DrainReport } from './drain.ts';
 import { createProcessHttp, type ProcessHttp } from './http.ts';
 import { identityOf, readAnyKeyFile, readKeyFile, secretOf } from './keyfiles.ts';
+import { watchParties } from './ready.ts';
 import { controlRoutes } from './terminal.control.ts';
 import { processRecording, type ProcessRecording } from '../trace/wiring.ts';
 
@@ -311,6 +312,7 @@ export async function startProcess(cfg: ProcessConfig, opts: StartOptions = {}):
     clock: systemClock,
   });
   const ctx = processContext(cfg, log, http, { onTurnPoint, recording, policy, faultRng });
+  watchParties(cfg, ctx, () => runtimes, operatorToken);
   runtimes = await startRole(ctx, cfg);
   const port = await http.listen(cfg.listen.host, cfg.listen.port);
   log.info('listening', { host: cfg.listen.host, port, tls: cfg.tls !== undefined });

@@ -23,7 +23,10 @@
  */
 import { createActor, getMicrosteps, type AnyStateMachine, type AnyTransitionDefinition, type EventObject, type SnapshotFrom } from 'xstate';
 import { getAdjacencyMap, getShortestPaths, toDirectedGraph, type DirectedGraphNode } from 'xstate/graph';
+import { stateName } from '../protocol/stateName.ts';
 import type { Model } from './models.ts';
+
+export { stateName };
 
 export const STRATEGIES = ['transitions', 'shortest', 'simple'] as const;
 export type Strategy = (typeof STRATEGIES)[number];
@@ -112,18 +115,6 @@ export function machineGraph(machine: AnyStateMachine): { transitions: Map<AnyTr
   };
   visit(machine.root);
   return { transitions, states };
-}
-
-/** A state value as text: "phase.state", and the regions of a parallel state joined by " | ". */
-export function stateName(value: unknown): string {
-  if (typeof value === 'string') return value;
-  if (!value || typeof value !== 'object') return '';
-  return Object.entries(value as Record<string, unknown>)
-    .map(([k, v]) => {
-      const inner = stateName(v);
-      return inner === '' ? k : inner.includes(' | ') ? `${k}.(${inner})` : `${k}.${inner}`;
-    })
-    .join(' | ');
 }
 
 const microsteps = (e: { type: string }) => (e.type === '@xstate.microstep' ? (e as unknown as { _transitions: AnyTransitionDefinition[] })._transitions : []);

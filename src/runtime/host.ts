@@ -11,6 +11,7 @@
  */
 import { createActor, type Actor, type AnyStateMachine, type EventObject, type InspectionEvent } from 'xstate';
 import { ProtocolError } from '../protocol/errors.ts';
+import { stateName } from '../protocol/stateName.ts';
 import type { Logger } from '../log.ts';
 import type { PersistedActor, PartyStore } from '../store/party.store.ts';
 import type { MachineEvent, MachineKind, RuntimeDeps, TimerData } from './types.ts';
@@ -160,9 +161,10 @@ export class ActorHost {
       h.actor.send(event as EventObject);
       return;
     }
-    const before = JSON.stringify(snap.value);
+    // Log fields are values, not JSON inside JSON: "from":"sourcePhase.lockingSource".
+    const before = stateName(snap.value);
     h.actor.send(event as EventObject);
-    const after = JSON.stringify(h.actor.getSnapshot().value);
+    const after = stateName(h.actor.getSnapshot().value);
     if (after !== before) this.deps.log.info('state changed', { actor: key, event: event.type, from: before, to: after });
   }
 

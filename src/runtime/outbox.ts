@@ -26,6 +26,8 @@ export interface OutboxDeps {
   keptOffDisk(type: string): boolean;
   /** The party stopped: nothing is sent again. */
   stopped(): boolean;
+  /** A request was sent again, unanswered (valmove_requests_resent_total). Optional. */
+  resent?(): void;
 }
 
 /** What a failed commit puts back: the requests kept in RAM as they were before the batch. */
@@ -128,6 +130,7 @@ export class Outbox {
       const entry = this.pending(id);
       if (!entry) return;
       this.deps.log.debug('request sent again', { id, type: entry.env.type, attempt: attempt + 1 });
+      this.deps.resent?.();
       this.deps.transmit(entry);
       this.schedule(id, attempt + 1);
     });

@@ -151,6 +151,7 @@ export class Runtime implements Parts, Life {
       transmit: (o) => this.links.transmit(o),
       keptOffDisk: (t) => hooks.keptOffDisk(t),
       stopped: () => this.stopped,
+      resent: () => observe?.resent?.(party),
     });
     this.inbox = new Inbox({ party, store, clock, timing, log, recordsMax: () => hooks.inboxRecordsMax(), isSettled: (mig) => hooks.isSettled(mig) });
     this.host = new ActorHost({
@@ -169,7 +170,10 @@ export class Runtime implements Parts, Life {
       transmit: (o) => this.links.transmit(o),
       stopped: () => this.stopped,
     });
-    this.timers = new Timers(clock, (actorKey, event) => this.enqueue({ kind: 'timer', actorKey, event }));
+    this.timers = new Timers(clock, (actorKey, event) => {
+      if (event.type === 'RETRY_DUE') observe?.retried?.(party);
+      this.enqueue({ kind: 'timer', actorKey, event });
+    });
     this.ids = new MessageIds(party, rng, () => hooks.requestIdsUnguessable());
     this.intake = new Intake({
       ...{ party, clock, rng, log, links: this.links, outbox: this.outbox, inbox: this.inbox, resends: this.resends },

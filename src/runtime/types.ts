@@ -85,6 +85,16 @@ export interface RuntimeObserver {
   work?(party: string, ms: number): void;
   /** A message refused before it was decoded, by the limit that refused it (valmove_refused_total). Optional. */
   refused?(limit: string): void;
+  /** An unanswered request was sent again (valmove_requests_resent_total). Optional. */
+  resent?(party: string): void;
+  /** A machine's step is tried again after a failure (a RETRY_DUE timer fired; valmove_step_retries_total). Optional. */
+  retried?(party: string): void;
+  /** A migration started: once, after the commit that wrote it (the server; valmove_migrations_started_total). Optional. */
+  migrationStarted?(party: string): void;
+  /** A migration ended with `outcome`, after the commit; `seconds` from its start when the store knows it. Optional. */
+  migrationEnded?(party: string, outcome: string, seconds: number | undefined): void;
+  /** A user's failed logins locked the account (the server; valmove_login_lockouts_total). Optional. */
+  lockedOut?(party: string): void;
 }
 
 export interface MachineKind {

@@ -37,6 +37,8 @@ export interface MigrationIndexRecord {
   destination: string | null;
   outcome: string | null;
   reason: string | null;
+  /** When the server first wrote the migration (its clock, ms); absent in records written before issue 21. */
+  startedAt?: number;
 }
 
 /**

@@ -196,7 +196,7 @@ t(
       const signs = async () => {
         const text = await (await fetch(`http://127.0.0.1:${p.port}/metrics`)).text();
         // Not the probes' own signatures (they run in this process too, and sign their finish under their terminal names).
-        return [...text.matchAll(/^valmove_crypto_ops\{([^}]*)kind="ed25519\.sign"[^}]*\} (\d+)/gm)]
+        return [...text.matchAll(/^valmove_crypto_ops_total\{([^}]*)kind="ed25519\.sign"[^}]*\} (\d+)/gm)]
           .filter((m) => !m[1]!.includes('party="terminal/'))
           .reduce((a, m) => a + Number(m[2]), 0);
       };

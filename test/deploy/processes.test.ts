@@ -239,7 +239,7 @@ t('issue 19: each process runs the crypto backend of its party (chips noble, the
     const h = (await (await fetch(`http://127.0.0.1:${p.port}/healthz`, { headers })).json()) as { crypto: string };
     assert.is(h.crypto, want, `${p.id} (${p.role}) says ${want}`);
     const m = await (await fetch(`http://127.0.0.1:${p.port}/metrics`, { headers })).text();
-    const rows = [...m.matchAll(/^valmove_crypto_backend_ops\{party="([^"]+)",backend="([^"]+)"[^}]*\} (\d+)$/gm)];
+    const rows = [...m.matchAll(/^valmove_crypto_backend_ops_total\{party="([^"]+)",backend="([^"]+)"[^}]*\} (\d+)$/gm)];
     assert.ok(rows.length > 0, `${p.id} counted calls into its backend`);
     for (const [, party, backend, n] of rows) if (Number(n) > 0) assert.is(backend, want, `${p.id}: ${party} called ${backend}`);
   }
