@@ -373,7 +373,8 @@ function addStatusCommand(program: Command, out: Out): void {
     });
 }
 
-type UpOptions = { providers: number; dir?: string; keep: boolean; json: boolean; record?: string; inspect?: string; migrate: boolean; passwordFile?: string; force: boolean };
+type UpOptions = { providers: number; dir?: string; keep: boolean; json: boolean; record?: string; inspect?: string; migrate: boolean } & UpFlags;
+type UpFlags = { passwordFile?: string; force: boolean };
 
 /** `up`'s password for alice: from a file or VALMOVE_PASSWORD, never an argument (it would show in `ps`); undefined: `up` picks one. */
 function upPassword(file: string | undefined): string | undefined {
