@@ -110,7 +110,7 @@ export class Readiness {
 
   /** Wraps a process context's `deps` so every party's store is known here. */
   watch(ctx: { deps(id: string, dataDir: string): RuntimeDeps }): void {
-    const deps = ctx.deps;
+    const deps = ctx.deps.bind(ctx); // deps may use `this` (process.ts notes each store it opens)
     ctx.deps = (id, dataDir) => {
       const d = deps(id, dataDir);
       this.stores.set(id, d.store);
