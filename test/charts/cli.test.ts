@@ -5,18 +5,16 @@
  * The success cases run the real command in process (buildCli); the refusals
  * and one full run go through bin/valmove.js as a user would.
  */
-import { execFile } from 'node:child_process';
+
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { CHART_EXTENSIONS, CHART_FORMATS, exportChart } from '../../src/charts/index.ts';
 import { buildCli } from '../../src/cli/main.ts';
 import { MODEL_NAMES } from '../../src/model/models.ts';
-
-const run = promisify(execFile);
+import { runValmove } from '../helpers/cli.ts';
 
 async function charts(...args: string[]): Promise<string[]> {
   const lines: string[] = [];
@@ -24,15 +22,7 @@ async function charts(...args: string[]): Promise<string[]> {
   return lines;
 }
 
-async function valmove(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await run(process.execPath, ['bin/valmove.js', ...args], { timeout: 60_000 });
-    return { code: 0, stdout, stderr };
-  } catch (e) {
-    const err = e as { code?: number; stdout?: string; stderr?: string };
-    return { code: typeof err.code === 'number' ? err.code : -1, stdout: err.stdout ?? '', stderr: err.stderr ?? '' };
-  }
-}
+const valmove = (...args: string[]) => runValmove(args);
 
 test('charts --machine all --out DIR writes <machine>.<ext> for every machine in every format, one line per file', async () => {
   const root = mkdtempSync(join(tmpdir(), 'valmove-charts-'));

@@ -1,12 +1,3 @@
-/**
- * Issue 21: one exit-code rule for every command (docs/cli.md): 0 done, 1
- * refused or failed with the reason on stderr, 2 a usage error. Each row of
- * the table in docs/cli.md has a case here, run as a real `valmove` process;
- * the usage rows walk the command tree, so a command added later is held to
- * the rule too. Also: keygen and up refuse a folder that holds a deployment
- * (nothing on disk changes), and --version.
- */
-import { execFile } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
@@ -14,25 +5,13 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { Command } from 'commander';
 import { buildCli, main } from '../../src/cli/main.ts';
+import { type CliRun, runValmove } from '../helpers/cli.ts';
 
 /** Commands run at once (the suite shares two cores with the rest of `npm test`). */
 const PROCESSES_AT_ONCE = 2;
-const RUN_TIMEOUT_MS = 60_000;
+type Ran = CliRun;
 
-interface Ran {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function valmove(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Ran> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, ['bin/valmove.js', ...args], { timeout: RUN_TIMEOUT_MS, env: { ...process.env, ...env } }, (e, stdout, stderr) => {
-      const code = e ? (typeof e.code === 'number' ? e.code : -1) : 0;
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
+const valmove = (args: string[], env: NodeJS.ProcessEnv = {}): Promise<Ran> => runValmove(args, { env });
 
 /** Runs every case, PROCESSES_AT_ONCE at a time; resolves with the results in order. */
 async function valmoveAll(cases: string[][]): Promise<Ran[]> {

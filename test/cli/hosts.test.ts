@@ -5,16 +5,16 @@
  * anything is written. A migration across real network namespaces:
  * test/deep/hosts.deep.ts.
  */
-import { execFile } from 'node:child_process';
+
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { loadConfig, type ServerConfig, type TerminalConfig } from '../../src/deploy/config.ts';
 import { readHostsFile } from '../../src/deploy/hosts.ts';
 import { generateDeployment } from '../../src/deploy/keygen.ts';
+import { runValmove } from '../helpers/cli.ts';
 
 const PLAN = {
   providers: ['emoney'],
@@ -25,17 +25,7 @@ const PLAN = {
   ],
 };
 
-const run = promisify(execFile);
-
-async function keygen(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const r = await run(process.execPath, ['bin/valmove.js', 'keygen', '--providers', 'emoney', ...args], { timeout: 60_000 });
-    return { code: 0, ...r };
-  } catch (e) {
-    const x = e as { code: number; stdout: string; stderr: string };
-    return { code: x.code, stdout: x.stdout, stderr: x.stderr };
-  }
-}
+const keygen = (args: string[]) => runValmove(['keygen', '--providers', 'emoney', ...args]);
 
 function withDir(fn: (dir: string) => Promise<void>): () => Promise<void> {
   return async () => {

@@ -1,26 +1,12 @@
-/**
- * `valmove up`'s own usage rules (issue 21, point 1), told before anything
- * starts: `--no-migrate` without `--keep` would start a deployment only to
- * stop it, so it is refused; a `--password-file` that cannot be read or whose
- * first line is empty is refused, naming the file. Each exits 2 (usage) and
- * leaves no deployment folder behind. The run itself, with a password from
- * VALMOVE_PASSWORD and without one, is `test/deep/readme.deep.ts`.
- */
-import { execFile } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { runValmove } from '../helpers/cli.ts';
 
 /** `valmove up ARGS`: its exit code and stderr. */
-function up(args: string[]): Promise<{ code: number; stderr: string }> {
-  return new Promise((res) => {
-    execFile(process.execPath, ['bin/valmove.js', 'up', ...args], { timeout: 60_000 }, (e, _stdout, stderr) =>
-      res({ code: e ? Number((e as { code?: number }).code) : 0, stderr }),
-    );
-  });
-}
+const up = (args: string[]) => runValmove(['up', ...args]);
 
 test('up refuses --no-migrate without --keep, and an empty or missing --password-file, before it starts anything (exit 2)', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'valmove-up-usage-'));

@@ -7,11 +7,10 @@
  * server refuses a new migration (DRAINING), lets the one in flight reach
  * a safe point, and exits 0.
  */
-import { execFile } from 'node:child_process';
+
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { worth } from '../../src/actors/value.ts';
@@ -19,21 +18,12 @@ import type { TerminalControl } from '../../src/deploy/control.client.ts';
 import { launchDeployment, type LocalDeployment } from '../../src/deploy/up.ts';
 import { testDeployment } from '../helpers/deployment.ts';
 import { checkStoredWorld } from '../helpers/storedWorld.ts';
+import { runValmove } from '../helpers/cli.ts';
 
-const run = promisify(execFile);
 const TIMING = { sessionMs: 2_000, retransmitMs: 100, retransmitCapMs: 1_000, retryBaseMs: 100, retryCapMs: 1_000 };
 const STEP_WAIT_ROUNDS = 1_200;
 
-/** `valmove <args>`: its exit code and output (a refusal exits 1). */
-async function valmove(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const r = await run(process.execPath, ['bin/valmove.js', ...args], { timeout: 60_000 });
-    return { code: 0, stdout: r.stdout, stderr: r.stderr };
-  } catch (e) {
-    const x = e as { code?: number; stdout?: string; stderr?: string };
-    return { code: typeof x.code === 'number' ? x.code : -1, stdout: x.stdout ?? '', stderr: x.stderr ?? '' };
-  }
-}
+const valmove = (...args: string[]) => runValmove(args);
 
 async function waitForStep(t: TerminalControl, step: string): Promise<void> {
   for (let i = 0; i < STEP_WAIT_ROUNDS; i++) {

@@ -6,11 +6,10 @@
  * any the party used since the copy. The restore of a running server, and a
  * migration through a restored server: test/deep/restore.deep.ts.
  */
-import { execFile, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { open } from 'lmdb';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -19,20 +18,12 @@ import { BackupError, RESTORE_SEQ_GAP, restoreParty } from '../../src/deploy/bac
 import { loadConfig } from '../../src/deploy/config.ts';
 import { generateDeployment } from '../../src/deploy/keygen.ts';
 import { DATABASES_MAX, PartyStore } from '../../src/store/party.store.ts';
+import { runValmove } from '../helpers/cli.ts';
 
-const run = promisify(execFile);
 /** Pairs the writer commits at most (it is stopped once the copy is taken): a bound, not a duration. */
 const WRITES_MAX = 1_000_000;
 
-async function valmove(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const r = await run(process.execPath, ['bin/valmove.js', ...args], { timeout: 60_000 });
-    return { code: 0, stdout: r.stdout, stderr: r.stderr };
-  } catch (e) {
-    const x = e as { code?: number; stdout?: string; stderr?: string };
-    return { code: typeof x.code === 'number' ? x.code : -1, stdout: x.stdout ?? '', stderr: x.stderr ?? '' };
-  }
-}
+const valmove = (...args: string[]) => runValmove(args);
 
 async function deployment(dir: string) {
   await generateDeployment({
