@@ -36,7 +36,7 @@ const ITEM = 'item:';
 export interface MigrationSamOptions {
   provider: string;
   identity: Identity;
-  adminSamSignPublic: Uint8Array;
+  adminSamSignPublic: Uint8Array | readonly Uint8Array[];
   /** Our own normal SAM's X25519 key: main keys come sealed under the key we share with it (pairBox.ts). */
   normalSamBoxPublic: Uint8Array;
   /** Trusted servers by Ed25519 public key (base64url), each with its rights. */

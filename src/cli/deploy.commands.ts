@@ -12,6 +12,7 @@ import { loadConfig, ROLES, type Role, type ServerConfig } from '../deploy/confi
 import { TerminalControl } from '../deploy/control.client.ts';
 import { guardDeployment } from '../deploy/existing.ts';
 import { generateDeployment } from '../deploy/keygen.ts';
+import { PARTY_NAME, retireIdentity, ROTATABLE_ROLES, rotateIdentity } from '../deploy/rotate.ts';
 import { readHostsFile } from '../deploy/hosts.ts';
 import { writeUnits } from '../deploy/units.ts';
 import { startProcess } from '../deploy/process.ts';
@@ -57,10 +58,14 @@ export function addDeployCommands(program: Command, out: Out): void {
 
 /** `valmove keygen`: a deployment's identities, key files, configs and trust list. */
 function addKeygenCommand(program: Command, out: Out): void {
-  program
+  // `keygen rotate --dir …`: keygen's own options stop at its subcommand's name, so --dir reaches the subcommand.
+  program.enablePositionalOptions();
+  const keygen = program
     .command('keygen')
+    .enablePositionalOptions()
     .description('write identities, key files (mode 0600), per-process configs and trust.json for a deployment; prints public keys only')
-    .requiredOption('--dir <dir>', 'deployment folder')
+    // Not commander's required option: a required option of keygen would be asked of `keygen rotate` too.
+    .option('--dir <dir>', 'deployment folder (required)')
     .option('--providers <list>', 'provider names, comma-separated', 'emoney,transit,tickets')
     .option('--chips <list>', 'chip serials, comma-separated', 'SRC,DST')
     .option('--terminals <list>', 'terminal:chip pairs, comma-separated', 'old:SRC,new:DST')
@@ -72,6 +77,7 @@ function addKeygenCommand(program: Command, out: Out): void {
     .option('--json', 'print the summary as JSON', false)
     .option('--force', 'replace a deployment already in --dir (its keys, configs, data and logs are removed)', false)
     .action(async (o) => {
+      if (!o.dir) throw new InvalidArgumentError("required option '--dir <dir>' not specified");
       refuseOverwrite(o.dir, o.force);
       const summary = await generateDeployment({
         dir: resolve(o.dir),
@@ -98,6 +104,39 @@ function addKeygenCommand(program: Command, out: Out): void {
       out('public keys:');
       for (const [id, k] of Object.entries(summary.publicKeys)) out(`  ${id.padEnd(24)} sign ${k.signPublic ?? '-'}  box ${k.boxPublic ?? '-'}`);
       out(`start each with: valmove start <role> --config ${summary.dir}/config/<process>.json`);
+    });
+  addRotationCommands(keygen, out);
+}
+
+/** `valmove keygen rotate|retire`: a party's identity key replaced, with a window in which its peers accept either key. */
+function addRotationCommands(keygen: Command, out: Out): void {
+  const role = (v: string) => {
+    if (!PARTY_NAME.test(v)) throw new InvalidArgumentError('a party as keygen names it: server, admin-sam, migration-sam/<provider>, …');
+    return v;
+  };
+  keygen
+    .command('rotate')
+    .description("a new identity for a party; its new public key written beside the old one in every peer's config and trust.json")
+    .requiredOption('--dir <dir>', 'the deployment folder keygen wrote')
+    .requiredOption('--role <party>', `the party whose key to replace (${ROTATABLE_ROLES.join(', ')})`, role)
+    .action((o: { dir: string; role: string }) => {
+      const r = rotateIdentity(resolve(o.dir), o.role, { rng: systemRng, now: new Date() });
+      out(`${r.role}: new identity, sign ${r.signPublic}; the old key (sign ${r.oldSignPublic}) is trusted beside it until retired`);
+      out(`written: ${r.files.join(', ')}`);
+      out(
+        `restart ${r.peers.length ? `its peers first (${r.peers.join(', ')}), then ` : ''}${r.role}; then: valmove keygen retire --dir ${o.dir} --role ${r.role}`,
+      );
+    });
+  keygen
+    .command('retire')
+    .description("a rotated party's old key removed from every peer's config and trust.json, its old secret from the key file")
+    .requiredOption('--dir <dir>', 'the deployment folder keygen wrote')
+    .requiredOption('--role <party>', 'the party whose old key to retire', role)
+    .action((o: { dir: string; role: string }) => {
+      const r = retireIdentity(resolve(o.dir), o.role);
+      out(`${r.role}: old key (sign ${r.oldSignPublic}) retired; sign ${r.signPublic} is its only key`);
+      out(`written: ${r.files.join(', ')}`);
+      if (r.peers.length) out(`restart its peers (${r.peers.join(', ')}): from then they refuse the old key`);
     });
 }
 

@@ -23,7 +23,7 @@ import { sha256 } from '@noble/hashes/sha2.js';
 import { currentBackend, type CryptoBackend } from './backend.ts';
 import { encodeFields, equalBytes, fromB64, toB64, utf8, type Bytes } from './bytes.ts';
 import { CryptoError, type CryptoErrorCode } from './errors.ts';
-import { sign, verifySignature, type Identity } from './identity.ts';
+import { keysOf, sign, verifySignature, type Identity } from './identity.ts';
 import type { Rng } from './random.ts';
 import { Secret } from './secret.ts';
 import { countCrypto } from '../metrics/counters.ts';
@@ -251,10 +251,14 @@ export class ChannelInitiator {
   private done = false;
   private readonly crypto: CryptoBackend;
 
+  /** The responder's configured keys: one, or (an identity key's rotation window, docs/deploying.md) the old and the new. */
+  private readonly peerKeys: readonly Bytes[];
+
   /** `crypto`: the backend of the party this side runs for (backend.choice.ts); the process's when absent. */
-  constructor(private readonly opts: { name: string; identity?: Identity; peerSignPublic: Bytes; rng: Rng; crypto?: CryptoBackend }) {
+  constructor(private readonly opts: { name: string; identity?: Identity; peerSignPublic: Bytes | readonly Bytes[]; rng: Rng; crypto?: CryptoBackend }) {
     this.crypto = opts.crypto ?? currentBackend();
-    if (!(opts.peerSignPublic instanceof Uint8Array) || opts.peerSignPublic.length !== ED25519_PUBLIC_BYTES) {
+    this.peerKeys = keysOf(opts.peerSignPublic);
+    if (this.peerKeys.length === 0 || !this.peerKeys.every((k) => k instanceof Uint8Array && k.length === ED25519_PUBLIC_BYTES)) {
       throw new CryptoError('BAD_KEY', `the responder's configured key must be ${ED25519_PUBLIC_BYTES} bytes`);
     }
     this.eph = opts.rng.bytes(X25519_BYTES);
@@ -288,11 +292,11 @@ export class ChannelInitiator {
     const id = b64Field(msg, 'id', ED25519_PUBLIC_BYTES);
     const eph = b64Field(msg, 'eph', X25519_BYTES);
     const sig = b64Field(msg, 'sig', ED25519_SIG_BYTES);
-    if (!equalBytes(id, this.opts.peerSignPublic)) {
+    if (!this.peerKeys.some((k) => equalBytes(id, k))) {
       throw new CryptoError('UNTRUSTED_PEER', `${from} answered with a key that is not the one configured for it`);
     }
     const th1 = transcript1(hello, id, eph);
-    if (!verifySignature(this.opts.peerSignPublic, th1, sig, this.crypto)) throw fail("the responder's handshake signature is invalid");
+    if (!verifySignature(id, th1, sig, this.crypto)) throw fail("the responder's handshake signature is invalid");
     const keys = deriveKeys(this.eph, eph, th1, this.crypto);
     this.done = true;
     this.eph.fill(0);

@@ -16,7 +16,7 @@ import { openSealed, sealTo } from './box.ts';
 import { CryptoError } from './errors.ts';
 import { Lru } from './lru.ts';
 import { requireKey } from './keys.ts';
-import { sign, verifySignature, type Identity } from './identity.ts';
+import { keysOf, sign, verifySignature, type Identity } from './identity.ts';
 import type { Rng } from './random.ts';
 import { Secret } from './secret.ts';
 import type { Grant, Receipt } from '../protocol/grant.ts';
@@ -136,7 +136,13 @@ function setSigned(issuerSignPublic: Bytes, set: readonly string[], sig: string,
  * an unsigned grant (not even that it expired) is worth reporting. Returns
  * the binding.
  */
-export function verifyGrant(grant: Grant, issuerSignPublic: Bytes, expect: Partial<GrantBinding>, nowMs: number, seen?: VerifiedSets): GrantBinding {
+export function verifyGrant(
+  grant: Grant,
+  issuerSignPublic: Bytes | readonly Bytes[],
+  expect: Partial<GrantBinding>,
+  nowMs: number,
+  seen?: VerifiedSets,
+): GrantBinding {
   const b = bindingOf(grant, 'GRANT_INVALID');
   let ok = false;
   try {
@@ -149,7 +155,8 @@ export function verifyGrant(grant: Grant, issuerSignPublic: Bytes, expect: Parti
       grant.set.length <= GRANTS_PER_SET_MAX &&
       grant.set.every(isB64) &&
       grant.set.includes(grantDigest(b, grant.ephPub, grant.sealed)) &&
-      setSigned(issuerSignPublic, grant.set, grant.sig, seen);
+      // Any key the verifier trusts for the admin SAM: two during its key's rotation window (docs/deploying.md).
+      keysOf(issuerSignPublic).some((k) => setSigned(k, grant.set, grant.sig, seen));
   } catch {
     ok = false;
   }
@@ -197,11 +204,12 @@ export function signReceipt(body: ReceiptBody, signer: Identity): Receipt {
   return { ...b, sig: toB64(sign(signer, receiptBytes(b))) };
 }
 
-export function verifyReceipt(r: Receipt, signerPublic: Bytes): ReceiptBody {
+/** `signerPublic`: the migration SAM's key, or its keys during a rotation window (either one signs). */
+export function verifyReceipt(r: Receipt, signerPublic: Bytes | readonly Bytes[]): ReceiptBody {
   const b = receiptBodyOf(r);
   let ok = false;
   try {
-    ok = b !== undefined && isB64(r.sig) && verifySignature(signerPublic, receiptBytes(b), fromB64(r.sig));
+    ok = b !== undefined && isB64(r.sig) && keysOf(signerPublic).some((k) => verifySignature(k, receiptBytes(b), fromB64(r.sig)));
   } catch {
     ok = false;
   }

@@ -84,3 +84,6 @@ export function verifySignature(pub: Bytes, msg: Bytes, sig: Bytes, crypto: Cryp
     return false;
   }
 }
+
+/** A party's trusted public key, or its keys during a rotation window (docs/deploying.md): always as a list. */
+export const keysOf = (k: Bytes | readonly Bytes[]): readonly Bytes[] => (k instanceof Uint8Array ? [k] : k);

@@ -10,7 +10,15 @@ import { dirname, isAbsolute, resolve } from 'node:path';
 import { z } from 'zod';
 import { limitsSchema } from '../transport/limits.ts';
 
+/** Keys a peer field may list at once: the previous and the current one of a rotation window. */
+export const KEYS_PER_PEER_MAX = 2;
+
 const b64key = z.string().regex(/^[A-Za-z0-9_-]{43}$/, 'a 32-byte key in base64url');
+/**
+ * A peer's public key: one, or, during its rotation window (`valmove keygen rotate`, docs/deploying.md), a
+ * list of the keys it may present (old and new); either is accepted. Outside a window it is the one key again.
+ */
+const peerKeys = z.union([b64key, z.array(b64key).min(1).max(KEYS_PER_PEER_MAX)]);
 const name = z
   .string()
   .min(1)
@@ -49,7 +57,7 @@ const common = {
   metrics: z.strictObject({ requireToken: z.boolean() }).optional(),
 };
 
-const peer = z.strictObject({ url, signPublic: b64key });
+const peer = z.strictObject({ url, signPublic: peerKeys });
 const terminalName = z.string().regex(/^terminal\/[A-Za-z0-9._-]{1,64}$/, 'terminal/<name>');
 const readerRight = z.enum(['spend', 'charge']);
 
@@ -93,7 +101,8 @@ export const providerConfigSchema = z.strictObject({
   role: z.literal('provider'),
   ...common,
   provider: name,
-  adminSamSignPublic: b64key,
+  /** The admin SAM's key (its keys during a rotation window): grants signed under any of them are accepted. */
+  adminSamSignPublic: peerKeys,
   /** Trusted servers by Ed25519 public key, each with the rights this provider gives it. */
   servers: z.record(b64key, z.array(right)),
   /** Readers this provider enrolled, by Ed25519 key: the name each may use and its rights (`spend`, `charge`). */
@@ -133,6 +142,9 @@ export type TerminalConfig = z.infer<typeof terminalConfigSchema>;
 export type ProcessConfig = z.infer<typeof configSchema>;
 export type Role = ProcessConfig['role'];
 export const ROLES: Role[] = ['server', 'admin-sam', 'provider', 'chip', 'terminal'];
+
+/** A peer key field as a list (a config holds one key, or a list during a rotation window). */
+export const keyList = (k: string | readonly string[]): string[] => (typeof k === 'string' ? [k] : [...k]);
 
 export class ConfigError extends Error {
   override readonly name = 'ConfigError';

@@ -13,9 +13,15 @@ const identity = z.strictObject({ signSecret: b64, boxSecret: b64, signPublic: b
 /** Every kind may carry one: it unlocks /healthz detail, /metrics (when the config requires it) and the server's /status. */
 const operatorToken = b64.optional();
 
+/**
+ * The identity `valmove keygen rotate` replaced, with when (ISO 8601): kept until `valmove keygen retire`
+ * (docs/deploying.md, "Rotating an identity key"). The process itself signs only with `identity`.
+ */
+const previousIdentity = z.strictObject({ ...identity.shape, replacedAt: z.iso.datetime() }).optional();
+
 const keyFileSchema = z.discriminatedUnion('kind', [
-  z.strictObject({ kind: z.literal('server'), identity, operatorToken }),
-  z.strictObject({ kind: z.literal('admin-sam'), identity, issuerMaster: b64, operatorToken }),
+  z.strictObject({ kind: z.literal('server'), identity, previousIdentity, operatorToken }),
+  z.strictObject({ kind: z.literal('admin-sam'), identity, previousIdentity, issuerMaster: b64, operatorToken }),
   z.strictObject({ kind: z.literal('provider'), normal: identity, migration: identity, providerMaster: b64, operatorToken }),
   z.strictObject({ kind: z.literal('chip'), serial: z.string(), kChip: b64, identity, operatorToken }),
   z.strictObject({ kind: z.literal('terminal'), controlToken: b64, identity, operatorToken }),

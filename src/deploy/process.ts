@@ -34,6 +34,7 @@ import { ANONYMOUS_BURST, ANONYMOUS_MESSAGES_PER_S } from '../transport/limits.t
 import { serveWebSockets, WsConnector } from '../transport/ws.transport.ts';
 import {
   ConfigError,
+  keyList,
   type AdminSamConfig,
   type ChipConfig,
   type ProcessConfig,
@@ -101,6 +102,20 @@ function channelRoute(
   };
 }
 
+/**
+ * A channel this process dials: the peer must present one of its configured keys (two during the peer's rotation
+ * window, docs/deploying.md). A refusal (UNTRUSTED_PEER: the peer presented another key) is logged; the connector
+ * dials again later.
+ */
+function initiatorLink(ctx: Context, raw: Link, o: { name: string; identity: Identity; peer: string; keys: string | string[] }): SecureInitiatorLink {
+  const peerSignPublic = keyList(o.keys).map(fromB64);
+  return new SecureInitiatorLink(
+    raw,
+    { name: o.name, identity: o.identity, peerSignPublic, rng: systemRng, crypto: backendForParty(o.name) },
+    { onReject: (code, message) => ctx.log.warn('channel to a peer refused', { peer: o.peer, code, reason: message }) },
+  );
+}
+
 async function startServer(ctx: Context, cfg: ServerConfig): Promise<PartyRuntime[]> {
   const keys = readKeyFile(cfg.keyFile, 'server');
   const identity = identityOf(keys.identity);
@@ -128,8 +143,8 @@ async function startServer(ctx: Context, cfg: ServerConfig): Promise<PartyRuntim
     ctx.log,
     ctx.http.door,
   );
-  const toSam = (peer: string, signPublic: string) => (raw: Link) =>
-    server.attach(peer, ctx.faulty(new SecureInitiatorLink(raw, { name: 'server', identity, peerSignPublic: fromB64(signPublic), rng: systemRng })));
+  const toSam = (peer: string, signPublic: string | string[]) => (raw: Link) =>
+    server.attach(peer, ctx.faulty(initiatorLink(ctx, raw, { name: 'server', identity, peer, keys: signPublic })));
   if ('embedded' in cfg.adminSam) {
     // A demo convenience: the admin SAM inside the server's process (protocol.md §1: then §4.4 does not hold for it).
     const keys = readKeyFile(cfg.adminSam.keyFile, 'admin-sam');
@@ -187,7 +202,7 @@ async function startProvider(ctx: Context, cfg: ProviderConfig): Promise<PartyRu
   const msam = new MigrationSamRuntime(ctx.deps(`migration-sam/${p}`, `${cfg.dataDir}/migration-sam`), {
     provider: p,
     identity: migrationId,
-    adminSamSignPublic: fromB64(cfg.adminSamSignPublic),
+    adminSamSignPublic: keyList(cfg.adminSamSignPublic).map(fromB64),
     normalSamBoxPublic: normalId.boxPublic,
     servers: cfg.servers,
     serverKeyOf: (peer) => serverLinks.get(peer)?.peerId,
@@ -262,13 +277,9 @@ async function startTerminal(ctx: Context, cfg: TerminalConfig): Promise<PartyRu
   // Every link proves this phone's device key: to the server and the normal SAMs (its name) and to its chip (the pairing).
   const identity = identityOf(keys.identity);
   const initiator =
-    (peer: string, signPublic: string, remoteId = peer) =>
+    (peer: string, signPublic: string | string[], remoteId = peer) =>
     (raw: Link) =>
-      terminal.attach(
-        peer,
-        ctx.faulty(new SecureInitiatorLink(raw, { name: id, identity, peerSignPublic: fromB64(signPublic), rng: systemRng, crypto: backendForParty(id) })),
-        remoteId,
-      );
+      terminal.attach(peer, ctx.faulty(initiatorLink(ctx, raw, { name: id, identity, peer, keys: signPublic })), remoteId);
   connect(ctx, cfg.server.url, initiator('server', cfg.server.signPublic));
   connect(ctx, cfg.chip.url, initiator('chip', cfg.chip.signPublic, `chip/${cfg.chip.serial}`));
   for (const [p, peer] of Object.entries(cfg.normalSams)) connect(ctx, peer.url, initiator(`normal-sam/${p}`, peer.signPublic));

@@ -243,7 +243,7 @@ export class SecureInitiatorLink extends SecureLinkBase {
   /** `crypto`: the backend of the party this end belongs to (backend.choice.ts); the process's when absent. */
   constructor(
     raw: Link,
-    opts: { name: string; identity?: Identity; peerSignPublic: Uint8Array; rng: Rng; crypto?: CryptoBackend },
+    opts: { name: string; identity?: Identity; peerSignPublic: Uint8Array | readonly Uint8Array[]; rng: Rng; crypto?: CryptoBackend },
     events: SecureLinkEvents = {},
   ) {
     super(raw, events);
