@@ -52,10 +52,14 @@ async function valmoveHere(args: string[]): Promise<Ran> {
   }
 }
 
-/** Every command a user can run, as its words (`terminal migrate-out`), from the command tree itself. */
+/**
+ * Every command a user can run, as its words (`terminal migrate-out`), from the command tree itself: the leaves, and
+ * a command with subcommands that also runs on its own (it has options: `keygen`, beside `keygen rotate`).
+ */
 function leafCommands(c: Command, path: string[] = []): string[][] {
   if (c.commands.length === 0) return [path];
-  return c.commands.flatMap((sub) => leafCommands(sub, [...path, sub.name()]));
+  const own = path.length > 0 && c.options.length > 0 ? [path] : [];
+  return [...own, ...c.commands.flatMap((sub) => leafCommands(sub, [...path, sub.name()]))];
 }
 
 /** Every file under dir with its bytes, to compare a folder before and after. */
@@ -106,6 +110,9 @@ test('usage (2): no command, an unknown command, a bad value, a missing option o
     [['keygen', '--dir', 'x', '--base-port', 'eighty'], /not a whole number/],
     [['keygen', '--dir', join(tmpdir(), 'valmove-never'), '--terminals', 'nochip'], /--terminals wants name:chip pairs/],
     [['keygen'], /required option '--dir <dir>'/],
+    [['keygen', 'rotate', '--dir', 'x'], /required option '--role <party>'/],
+    [['keygen', 'retire', '--role', 'server'], /required option '--dir <dir>'/],
+    [['keygen', 'rotate', '--dir', 'x', '--role', 'nobody'], /a party as keygen names it/],
     [['start', 'nobody', '--config', 'x.json'], /unknown role "nobody"/],
     [['status'], /give --data DIR, --config server.json or --url URL/],
     // trace takes its run file as the command's argument: one it cannot read is a usage error (docs/cli.md).
@@ -136,6 +143,50 @@ test('refused (1): keygen twice into one folder; the second names what exists an
     assert.equal(snapshot(dir), before, 'every file and byte as the first keygen left them');
   } finally {
     rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('keygen rotate and retire: 0 done; 1 with no deployment, a party whose rotation is not built, a second rotate, nothing to retire', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'valmove-exits-rotate-'));
+  const empty = mkdtempSync(join(tmpdir(), 'valmove-exits-empty-'));
+  try {
+    const refused: Array<[string[], RegExp]> = [
+      [['keygen', 'rotate', '--dir', empty, '--role', 'admin-sam'], /holds no deployment with admin-sam: .*admin-sam\.key\.json is missing/],
+      [['keygen', 'retire', '--dir', empty, '--role', 'server'], /holds no deployment with server/],
+    ];
+    for (const [args, reason] of refused) {
+      const r = await valmoveHere(args);
+      assert.is(r.code, 1, `valmove ${args.join(' ')}: ${show(r)}`);
+      assert.match(r.stderr, reason);
+    }
+    assert.equal(readdirSync(empty), [], 'nothing written where there is no deployment');
+    assert.is((await valmove(['keygen', '--dir', dir, '--base-port', '0'])).code, 0);
+    const before = snapshot(dir);
+    const cases: Array<[string[], RegExp]> = [
+      [['keygen', 'retire', '--dir', dir, '--role', 'admin-sam'], /admin-sam has no old key to retire/],
+      [['keygen', 'rotate', '--dir', dir, '--role', 'migration-sam/emoney'], /rotating the key of migration-sam\/emoney is not built/],
+    ];
+    for (const [args, reason] of cases) {
+      const r = await valmoveHere(args);
+      assert.is(r.code, 1, `valmove ${args.join(' ')}: ${show(r)}`);
+      assert.match(r.stderr, reason);
+    }
+    assert.equal(snapshot(dir), before, 'a refusal changes no file or byte');
+    const rotate = await valmove(['keygen', 'rotate', '--dir', dir, '--role', 'admin-sam']);
+    assert.is(rotate.code, 0, show(rotate));
+    assert.match(rotate.stdout, /restart its peers first \(provider-emoney, provider-tickets, provider-transit, server\), then admin-sam/);
+    const rotated = snapshot(dir);
+    const again = await valmove(['keygen', 'rotate', '--dir', dir, '--role', 'admin-sam']);
+    assert.is(again.code, 1, show(again));
+    assert.match(again.stderr, /^valmove: admin-sam is in a rotation window already \(since .*\): retire its old key first; nothing changed\n$/);
+    assert.equal(snapshot(dir), rotated, 'a second rotate changes no file or byte');
+    const retire = await valmoveHere(['keygen', 'retire', '--dir', dir, '--role', 'admin-sam']);
+    assert.is(retire.code, 0, show(retire));
+    const twice = await valmoveHere(['keygen', 'retire', '--dir', dir, '--role', 'admin-sam']);
+    assert.is(twice.code, 1, show(twice));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+    rmSync(empty, { recursive: true, force: true });
   }
 });
 
