@@ -120,12 +120,11 @@ function addRotationCommands(keygen: Command, out: Out): void {
     .requiredOption('--dir <dir>', 'the deployment folder keygen wrote')
     .requiredOption('--role <party>', `the party whose key to replace (${ROTATABLE_ROLES.join(', ')})`, role)
     .action((o: { dir: string; role: string }) => {
-      const r = rotateIdentity(resolve(o.dir), o.role, { rng: systemRng, now: new Date() });
+      const r = rotateIdentity(resolve(o.dir), o.role, { rng: systemRng, now: new Date(systemClock.now()) });
       out(`${r.role}: new identity, sign ${r.signPublic}; the old key (sign ${r.oldSignPublic}) is trusted beside it until retired`);
       out(`written: ${r.files.join(', ')}`);
-      out(
-        `restart ${r.peers.length ? `its peers first (${r.peers.join(', ')}), then ` : ''}${r.role}; then: valmove keygen retire --dir ${o.dir} --role ${r.role}`,
-      );
+      out(`restart ${r.peers.length ? `its peers first (${r.peers.join(', ')}), then ` : ''}${r.role}`);
+      out(`once the migrations in flight have ended: valmove keygen retire --dir ${o.dir} --role ${r.role}`);
     });
   keygen
     .command('retire')

@@ -85,7 +85,8 @@ function readJson(file: string): unknown {
   try {
     return JSON.parse(readFileSync(file, 'utf8'));
   } catch (e) {
-    throw new Error(`${file} can not be read as JSON (${(e as NodeJS.ErrnoException).code ?? 'bad JSON'}); nothing changed`);
+    const cause = (e as NodeJS.ErrnoException).code; // a file system error's name (ENOENT, EACCES), not a protocol code
+    throw new Error(`${file} can not be read as JSON (${cause ?? 'bad JSON'}); nothing changed`);
   }
 }
 
