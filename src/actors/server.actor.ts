@@ -10,24 +10,25 @@
  *
  * Its parts: the logins (serverLogins.ts), how a terminal starts, joins or
  * cancels a migration (serverMigrations.ts), what it sends for its machines'
- * intents and what the admin SAM's answers become (serverIntents.ts); here,
+ * intents and what the admin SAM's answers become (serverIntents.ts), what
+ * each inbound message becomes (serverRoutes.ts); here,
  * the runtime that routes to them, the terminals' names, links and relays.
  */
-import { SCRYPT_DEFAULTS, toB64, type TrustVerdict } from '../crypto/index.ts';
+import { SCRYPT_DEFAULTS, type TrustVerdict } from '../crypto/index.ts';
 import { ProtocolError } from '../protocol/errors.ts';
-import { migrationMachine, MIGRATION_MACHINE_VERSION, type ChipRole, type MigrationContext, type MigrationIntent } from '../machines/migration.machine.ts';
+import { migrationMachine, MIGRATION_MACHINE_VERSION, type MigrationContext, type MigrationIntent } from '../machines/migration.machine.ts';
 import { registrationMachine, REGISTRATION_MACHINE_VERSION, type RegistrationIntent } from '../machines/registration.machine.ts';
-import { adminOpOfReply } from '../protocol/adminOps.ts';
 import { newUserRecord, ServerRecords } from '../store/server.store.ts';
 import { TokenBucket } from '../transport/door.ts';
 import type { Link } from '../transport/link.ts';
 import { describeMigration, type MigrationStatus } from './status.ts';
-import type { AnyEnvelope, Envelope } from '../transport/envelope.ts';
+import type { AnyEnvelope } from '../transport/envelope.ts';
 import { PartyRuntime, type MachineKind, type RuntimeDeps, type TurnContext } from './runtime.ts';
-import { ADMIN_SAM_PEER, adminAnswerEvent, MIGRATION, migrationIntent, REGISTRATION, registrationIntent, type ServerView } from './serverIntents.ts';
+import { MIGRATION, migrationIntent, REGISTRATION, registrationIntent, type ServerView } from './serverIntents.ts';
 import { LoginDesk } from './serverLogins.ts';
 import { MigrationDesk } from './serverMigrations.ts';
 import { MigrationMeter } from './serverMeter.ts';
+import { ServerRoutes } from './serverRoutes.ts';
 
 export { ADMIN_SAM_PEER, GRANT_TTL_MS, MIGRATION_RIGHTS } from './serverIntents.ts';
 export { DEVICES_PER_USER_MAX, LOCKOUT_BASE_MS, LOCKOUT_CAP_MS, LOGIN_FAILURES_FREE, LOGIN_PROOF_IDS_PER_LINK_MAX } from './serverLogins.ts';
@@ -66,6 +67,8 @@ export class ServerRuntime extends PartyRuntime {
   private readonly view: ServerView;
   private draining = false;
   private readonly meter: MigrationMeter;
+  /** What each inbound message becomes (serverRoutes.ts). */
+  private readonly routes: ServerRoutes;
 
   constructor(deps: RuntimeDeps, options: ServerOptions = {}) {
     super(deps);
@@ -101,6 +104,15 @@ export class ServerRuntime extends PartyRuntime {
       liveMigrationIds: () => this.liveMigrationIds(),
       migration: (mig) => this.migration(mig),
       draining: () => this.draining,
+    });
+    this.routes = new ServerRoutes({
+      loginDesk: this.loginDesk,
+      desk: this.desk,
+      view: this.view,
+      log: this.log,
+      rng: this.rng,
+      now: () => this.clock.now(),
+      actorOf: (key) => this.actorOf(key),
     });
   }
 
@@ -233,135 +245,7 @@ export class ServerRuntime extends PartyRuntime {
   // ---- inbound ----------------------------------------------------------------------------
 
   protected onEnvelope(env: AnyEnvelope, peer: string, turn: TurnContext): void {
-    if (peer.startsWith('terminal/')) return this.fromTerminal(turn, env, peer);
-    if (peer === ADMIN_SAM_PEER) return this.fromSam(turn, env, peer);
-    if (peer.startsWith('migration-sam/')) return this.fromSam(turn, env, peer);
-    throw new ProtocolError('BAD_SENDER', `the server does not talk to ${peer}`);
-  }
-
-  private fromTerminal(turn: TurnContext, env: AnyEnvelope, peer: string): void {
-    const now = this.clock.now();
-    switch (env.type) {
-      case 'login.begin':
-        return this.loginDesk.begin(turn, env, now);
-      case 'login.proof':
-        return this.loginDesk.proof(turn, env, peer, now);
-      case 'chip.register': {
-        const user = this.loginDesk.requireUser(peer);
-        const reg = `reg-${toB64(this.rng.bytes(6))}`;
-        turn.spawn(REGISTRATION + reg, 'registration', { reg, user, terminal: peer, request: env.id });
-        return;
-      }
-      case 'migrate.out':
-        return this.desk.migrateOut(turn, env, peer);
-      case 'migrate.in':
-        return this.desk.migrateIn(turn, env, peer);
-      case 'migrate.cancel':
-        return this.desk.cancel(turn, env, peer);
-      case 'channel.reserved':
-      case 'channel.released':
-      case 'error':
-        return this.channelAnswer(turn, env, peer);
-      case 'frame': {
-        const key = this.actorForSession(env.body.session, peer);
-        turn.dispatch(key, { type: 'CHIP_FRAME', from: peer, session: env.body.session, data: env.body.data });
-        return;
-      }
-      default:
-        throw new ProtocolError('UNEXPECTED', `the server does not accept ${env.type} from a terminal`);
-    }
-  }
-
-  /**
-   * The migration or registration a session belongs to. A frame from a
-   * terminal must come from one of its terminals; any other connection is
-   * told what it would be told of a session that does not exist (no oracle
-   * for other users' migrations or their states).
-   */
-  private actorForSession(session: string, terminal?: string): string {
-    const owner = session.split(':')[0] ?? '';
-    const key = owner.startsWith('reg-') ? REGISTRATION + owner : MIGRATION + owner;
-    const actor = this.actorOf(key);
-    const ctx = actor?.getSnapshot().context as (Partial<MigrationContext> & { terminal?: string }) | undefined;
-    const ours =
-      terminal === undefined ||
-      (ctx !== undefined && (ctx.terminal === terminal || ctx.source?.terminal === terminal || ctx.destination?.terminal === terminal));
-    if (!actor || !ours) throw new ProtocolError('NOT_FOUND', `no migration or registration owns session ${session.slice(0, 64)}`);
-    return key;
-  }
-
-  private actorForRequest(req: AnyEnvelope): string {
-    const owner = req.mig ?? '';
-    return owner.startsWith('reg-') ? REGISTRATION + owner : MIGRATION + owner;
-  }
-
-  private channelAnswer(turn: TurnContext, env: AnyEnvelope, peer: string): void {
-    const req = turn.requestOf(env.corr);
-    if (!req || (req.type !== 'channel.reserve' && req.type !== 'channel.release') || req.to !== peer) {
-      throw new ProtocolError('UNEXPECTED', `${env.type} answers no channel request of ours`);
-    }
-    const key = this.actorForRequest(req);
-    const role: ChipRole = req.body.purpose === 'destination' ? 'destination' : 'source';
-    const now = this.clock.now();
-    if (env.type === 'error') {
-      // The terminal is busy (a reader session): the machine retries or gives up, as its state says.
-      this.log.info('terminal refused the channel', { peer, code: env.body.code });
-      turn.dispatch(key, { type: 'STEP_FAILED', code: env.body.code, message: env.body.message, now });
-      return;
-    }
-    if (env.type === 'channel.reserved') turn.dispatch(key, { type: 'CHANNEL_RESERVED', chip: role });
-    else turn.dispatch(key, { type: 'CHANNEL_RELEASED', chip: role, now });
-  }
-
-  private fromSam(turn: TurnContext, env: AnyEnvelope, peer: string): void {
-    if (env.type === 'frame') {
-      const key = this.actorForSession(env.body.session);
-      turn.dispatch(key, { type: 'SAM_FRAME', from: peer, session: env.body.session, data: env.body.data });
-      return;
-    }
-    const req = turn.requestOf(env.corr);
-    if (!req || req.to !== peer) throw new ProtocolError('UNEXPECTED', `${env.type} answers no request of ours`);
-    const key = this.actorForRequest(req);
-    // An admin session's answer: the event the operation table says it becomes.
-    const op = adminOpOfReply(env.type);
-    if (op) return turn.dispatch(key, adminAnswerEvent(op, env as Envelope<typeof op.reply>, req, key.startsWith(REGISTRATION), this.view));
-    const now = this.clock.now();
-    switch (env.type) {
-      case 'admin.decision':
-        return turn.dispatch(key, { type: 'DECIDED', decision: env.body.decision, reason: env.body.reason });
-      case 'msam.ready':
-        return turn.dispatch(key, { type: 'PROVIDER_READY', provider: env.body.provider });
-      case 'msam.uploaded':
-        return turn.dispatch(key, { type: 'ITEM_UPLOADED', item: req.item ?? -1 });
-      case 'msam.downloaded':
-        return turn.dispatch(key, { type: 'ITEM_DOWNLOADED', item: req.item ?? -1, receipt: env.body.receipt });
-      case 'msam.cleared':
-        return turn.dispatch(key, { type: 'ITEM_CLEARED', item: req.item ?? -1 });
-      case 'msam.fenced':
-        return turn.dispatch(key, { type: 'PROVIDER_FENCED', provider: peer.slice('migration-sam/'.length) });
-      case 'error':
-        if (req.type === 'msam.preflight') {
-          return turn.dispatch(key, {
-            type: 'PROVIDER_REFUSED',
-            provider: peer.slice('migration-sam/'.length),
-            code: env.body.code,
-            message: env.body.message,
-          });
-        }
-        if (
-          (req.type === 'msam.upload' || req.type === 'msam.download') &&
-          env.body.code === 'MIGRATION_ABORTED' &&
-          this.actorOf(key)?.getSnapshot().matches('rollingBack')
-        ) {
-          // A SAM we fenced gave up the session it was running: the rollback already knows; not a failed fence.
-          this.log.debug('a fenced SAM dropped its session', { mig: req.mig, request: req.type });
-          return;
-        }
-        this.log.warn('step failed', { mig: req.mig, request: req.type, code: env.body.code, reason: env.body.message });
-        return turn.dispatch(key, { type: 'STEP_FAILED', code: env.body.code, message: env.body.message, now });
-      default:
-        throw new ProtocolError('UNEXPECTED', `the server does not accept ${env.type} from ${peer}`);
-    }
+    this.routes.route(env, peer, turn);
   }
 
   // ---- intents ----------------------------------------------------------------------------

@@ -6,7 +6,8 @@
  * reader SAM) has answered.
  *
  * The password is held in RAM from login() until the scrypt proof is sent;
- * it never enters the machine, the store, a message or a log.
+ * it never enters the machine, the store, a message or a log. The messages
+ * its request intents become: terminalRequests.ts.
  */
 import { toB64 } from '../crypto/index.ts';
 import { ProtocolError } from '../protocol/errors.ts';
@@ -14,11 +15,11 @@ import { terminalMachine, TERMINAL_MACHINE_VERSION, type ReaderOp, type Terminal
 import type { AnyEnvelope } from '../transport/envelope.ts';
 import type { BodyOf } from '../transport/messages.ts';
 import { PartyRuntime, type MachineEvent, type MachineKind, type TurnContext } from './runtime.ts';
+import { CHIP_PEER, requestIntent, SERVER_PEER } from './terminalRequests.ts';
 import { failure, loginProof, type ProgressEvent, type Waiter } from './terminalUser.ts';
 
 const TERMINAL_ACTOR = 'terminal';
-export const SERVER_PEER = 'server';
-export const CHIP_PEER = 'chip';
+export { CHIP_PEER, SERVER_PEER };
 
 export type MigrationResult = BodyOf<'migrate.result'>;
 export type NormalReceipt = BodyOf<'normal.receipt'>;
@@ -265,7 +266,7 @@ export class TerminalRuntime extends PartyRuntime {
       case 'jobFinished':
         return this.userIntent(turn, intent);
       default:
-        return this.requestIntent(turn, intent);
+        return requestIntent(turn, intent);
     }
   }
 
@@ -298,51 +299,6 @@ export class TerminalRuntime extends PartyRuntime {
         if (w) turn.afterTurn(() => (intent.ok ? w.resolve() : w.reject(failure(intent.code ?? 'LOGIN_FAILED', intent.message ?? 'login failed'))));
         return;
       }
-    }
-  }
-
-  /** What the user asks the server for, the chip-control channel's answers, and the frames this terminal relays. */
-  private requestIntent(
-    turn: TurnContext,
-    intent: Exclude<
-      TerminalIntent,
-      { type: 'beginLogin' | 'proveLogin' | 'loginFinished' | 'beginReader' | 'readerRefused' | 'readerFinished' | 'showProgress' | 'jobFinished' }
-    >,
-  ): void {
-    switch (intent.type) {
-      case 'requestRegister':
-        turn.send(SERVER_PEER, 'chip.register', {});
-        return;
-      case 'requestMigrateOut':
-        turn.send(SERVER_PEER, 'migrate.out', {
-          ...(intent.destination ? { destination: intent.destination } : {}),
-          ...(intent.deadlineMs !== undefined ? { deadlineMs: intent.deadlineMs } : {}),
-        });
-        return;
-      case 'requestMigrateIn':
-        turn.send(SERVER_PEER, 'migrate.in', { ...(intent.mig ? { mig: intent.mig } : {}), ...(intent.orders ? { orders: intent.orders } : {}) });
-        return;
-      case 'requestCancel':
-        turn.send(SERVER_PEER, 'migrate.cancel', { mig: intent.mig });
-        return;
-      case 'confirmChannel':
-        turn.send(SERVER_PEER, 'channel.reserved', {}, { corr: intent.request });
-        return;
-      case 'refuseChannel':
-        turn.send(SERVER_PEER, 'error', { code: intent.code, message: intent.message }, { corr: intent.request });
-        return;
-      case 'confirmRelease':
-        turn.send(SERVER_PEER, 'channel.released', {}, { corr: intent.request });
-        return;
-      case 'relayToChip':
-        turn.send(CHIP_PEER, 'frame', { session: intent.session, data: intent.data });
-        return;
-      case 'relayToServer':
-        turn.send(SERVER_PEER, 'frame', { session: intent.session, data: intent.data });
-        return;
-      case 'relayToReaderSam':
-        turn.send(`normal-sam/${intent.provider}`, 'frame', { session: intent.session, data: intent.data });
-        return;
     }
   }
 

@@ -1,6 +1,7 @@
 /** `valmove bench`: migrations measured against their floor (issue 7). */
 import { floorTableMarkdown } from '../bench/protocolFloor.ts';
 import { type Command, InvalidArgumentError } from 'commander';
+import { accessSync, constants, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { measureUnits } from '../bench/floor.ts';
@@ -107,6 +108,7 @@ async function benchAction(o: BenchOptions, out: (line: string) => void): Promis
   const modes: Mode[] = o.mode === 'all' ? ['embedded', 'processes'] : [o.mode as Mode];
   // Smoke runs stay out of bench/results/ (which is kept in git).
   const dir = o.out ?? (o.quick ? join(tmpdir(), 'valmove-bench-results') : 'bench/results');
+  requireWritableFolder(dir);
   const report = await runBench({
     modes,
     concurrency,
@@ -127,8 +129,15 @@ async function benchAction(o: BenchOptions, out: (line: string) => void): Promis
     out(`JSON: ${report.jsonFile}`);
   }
   const failed = report.results.reduce((a, r) => a + r.failures.length, 0);
-  if (failed > 0) {
-    out(`${failed} migration(s) failed; first: ${report.results.find((r) => r.failures.length)?.failures[0]}`);
-    process.exitCode = 1;
+  if (failed > 0) throw new Error(`${failed} migration(s) failed; first: ${report.results.find((r) => r.failures.length)?.failures[0]}`);
+}
+
+/** The JSON result's folder, checked before minutes of measuring: made if missing, and writable. */
+function requireWritableFolder(dir: string): void {
+  try {
+    mkdirSync(dir, { recursive: true });
+    accessSync(dir, constants.W_OK);
+  } catch (e) {
+    throw new Error(`--out ${dir}: the JSON result can not be written there (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
   }
 }

@@ -162,7 +162,10 @@ function addStartCommand(program: Command): void {
         inspect: o.inspect,
       });
       // Drain first (drain.ts): no new migration, the ones in flight reach a safe point; then stop.
+      let stopping = false;
       const stop = () => {
+        if (stopping) return; // a second signal while draining changes nothing
+        stopping = true;
         running
           .drain()
           .catch(() => undefined)
@@ -172,8 +175,9 @@ function addStartCommand(program: Command): void {
             () => process.exit(1),
           );
       };
-      process.once('SIGTERM', stop);
-      process.once('SIGINT', stop);
+      // on, not once: a listener that removes itself leaves a library's exit hook (signal-exit) alone on the signal, and it re-raises it.
+      process.on('SIGTERM', stop);
+      process.on('SIGINT', stop);
       await new Promise(() => {});
     });
 }
@@ -366,6 +370,26 @@ function addTerminalReaderCommands(call: TerminalCall): void {
   );
 }
 
+/** A live server's /status: what it holds, or one line saying why not (not reachable, refused, not a server's answer). */
+async function liveStatus(url: string, token: string | undefined): Promise<MigrationStatus[]> {
+  const at = `${url.replace(/\/$/, '')}/status`;
+  let res: Response;
+  try {
+    res = await fetch(at, { headers: { authorization: `Bearer ${token ?? ''}` }, signal: AbortSignal.timeout(STATUS_TIMEOUT_MS) });
+  } catch (e) {
+    const c = (e as { cause?: { code?: string; message?: string } }).cause;
+    const cause = c?.code ?? c?.message ?? (e as Error).message;
+    throw new Error(`the server at ${url} does not answer (${cause}); is it started, and is this its status port?`);
+  }
+  const body = (await res.json().catch(() => null)) as { migrations?: MigrationStatus[]; error?: { code: string; message: string } } | null;
+  if (!res.ok) throw new Error(`${url}: ${body?.error?.code ?? `HTTP ${res.status}`}: ${body?.error?.message ?? 'refused'}`);
+  if (!body || !Array.isArray(body.migrations)) throw new Error(`${at} did not answer a server's status (no migrations list)`);
+  return body.migrations;
+}
+
+/** How long `status --url` waits for the server. */
+const STATUS_TIMEOUT_MS = 10_000;
+
 /** `valmove status`: every migration a server holds, from its store or its live status API. */
 function addStatusCommand(program: Command, out: Out): void {
   program
@@ -379,10 +403,7 @@ function addStatusCommand(program: Command, out: Out): void {
     .action(async (o: { data?: string; config?: string; url?: string; token?: string; json: boolean }) => {
       let migrations: MigrationStatus[];
       if (o.url) {
-        const res = await fetch(`${o.url.replace(/\/$/, '')}/status`, { headers: { authorization: `Bearer ${o.token ?? ''}` } });
-        const body = (await res.json()) as { migrations?: MigrationStatus[]; error?: { code: string; message: string } };
-        if (!res.ok) throw new Error(`${o.url}: ${body.error?.code ?? res.status}: ${body.error?.message ?? ''}`);
-        migrations = body.migrations ?? [];
+        migrations = await liveStatus(o.url, o.token);
       } else {
         const dir = o.config ? (loadConfig(o.config, 'server') as ServerConfig).dataDir : o.data;
         if (!dir) throw new InvalidArgumentError('give --data DIR, --config server.json or --url URL');

@@ -54,13 +54,16 @@ export function addInspectCommand(program: Command, out: (line: string) => void)
         runDemo: (feedUrl) => demoInto(feedUrl, o.demoItems),
         onRecord: bridge ? (r) => bridge.forward(r) : undefined,
       });
+      // Ready for a stop before it says it serves: a SIGTERM right after the line is a clean stop.
+      const stopped = new Promise<void>((resolve) => {
+        // on, not once: a listener that removes itself leaves signal-exit's hook alone on the signal, and it re-raises it.
+        process.on('SIGINT', () => resolve());
+        process.on('SIGTERM', () => resolve());
+      });
       out(`valmove inspect: open ${server.url}`);
       out(`attach a run:    valmove demo --inspect ${server.feedUrl}   (or up / start ... --inspect ${server.feedUrl})`);
       if (bridge) out(`Stately's inspector: open ${bridge.url} (needs a network: it loads stately.ai)`);
-      await new Promise<void>((resolve) => {
-        process.once('SIGINT', resolve);
-        process.once('SIGTERM', resolve);
-      });
+      await stopped;
       bridge?.stop();
       await server.close();
     });

@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import type { Right } from '../actors/migrationSam.actor.ts';
 import { deriveChipKey, exportIdentity, generateIdentity, randomSecret, systemRng, toB64, type Identity, type Rng } from '../crypto/index.ts';
 import type { AdminSamConfig, ChipConfig, ProviderConfig, ServerConfig, TerminalConfig } from './config.ts';
+import { guardDeployment } from './existing.ts';
 import { writeKeyFile } from './keyfiles.ts';
 import { type HostsFile, type Placement, checkDistinct, peerUrl, placeProcesses } from './hosts.ts';
 import type { Timing } from '../timing.ts';
@@ -73,7 +74,13 @@ function writeJson(path: string, value: unknown): void {
   writeFileSync(path, `${JSON.stringify(value, null, 2)}\n`);
 }
 
+/**
+ * Writes a new deployment into `plan.dir`, which must hold none: every caller
+ * (keygen, up, attack, bench) is refused on an existing one, whatever it checked
+ * before (keygen and up remove it first only when told --force).
+ */
 export async function generateDeployment(plan: DeploymentPlan): Promise<DeploymentSummary> {
+  guardDeployment(plan.dir, false);
   const rng = plan.rng ?? systemRng;
   const places = placeProcesses(processIds(plan), { host: plan.host ?? '127.0.0.1', advertise: plan.advertise, hosts: plan.hosts });
   const ids = generateIdentities(plan, rng);

@@ -387,11 +387,14 @@ export async function runUp(opts: {
   if (opts.password === undefined && opts.keep) process.stderr.write(`alice's password (generated; set VALMOVE_PASSWORD to choose it): ${password}\n`);
   if (opts.keep) writeFileSync(join(dir, UP_PIDS_FILE), d.processes.map((p) => `${p.pid}\n`).join(''));
   // Interrupted: stop what we started (unless asked to keep it), then leave.
+  let stopping = false;
   const onSignal = () => {
+    if (stopping) return;
+    stopping = true;
     void (opts.keep ? Promise.resolve() : d.stop()).then(() => process.exit(130));
   };
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal); // on, not once: see `start` (deploy.commands.ts)
+  process.on('SIGTERM', onSignal);
   try {
     say('');
     say(['role'.padEnd(10), 'process'.padEnd(22), 'pid'.padEnd(8), 'port'].join(' '));

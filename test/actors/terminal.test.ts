@@ -33,6 +33,30 @@ test('while the chip-control channel is reserved (S1–S8) the terminal refuses 
   }
 });
 
+test('logout is refused (BUSY) while a job is under way, and logs out once it has ended', async () => {
+  const world = await buildWorld({ items: 1 });
+  try {
+    const during: Array<Promise<string>> = [];
+    world.oldPhone.onProgress((p) => {
+      if (p.step === 'S4' && during.length === 0) {
+        during.push(
+          world.oldPhone.logout().then(
+            (r) => `LOGGED_OUT ${r.user}`,
+            (e: RemoteError) => `${e.code}: ${e.message}`,
+          ),
+        );
+      }
+    });
+    const out = await world.oldPhone.migrateOut();
+    assert.is(out.outcome, 'uploaded', 'the job went on: the refused logout changed nothing');
+    assert.is(during.length, 1);
+    assert.match(await during[0]!, /^BUSY: alice is logging in or has a job under way/);
+    assert.equal(await world.oldPhone.logout(), { user: 'alice' });
+  } finally {
+    await world.cleanup();
+  }
+});
+
 test('a wrong password is refused, and repeated failures lock the user out', async () => {
   const world = await buildWorld({ items: 1, register: false });
   try {

@@ -1,4 +1,5 @@
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { test } from 'uvu';
@@ -50,6 +51,15 @@ async function valmoveHere(args: string[]): Promise<Ran> {
     process.stderr.write = write.stderr;
     process.exitCode = undefined;
   }
+}
+
+/** A loopback port nothing listens on: one a server bound and closed. */
+async function closedPort(): Promise<number> {
+  const srv = createServer();
+  await new Promise<void>((res) => srv.listen(0, '127.0.0.1', res));
+  const { port } = srv.address() as { port: number };
+  await new Promise((res) => srv.close(res));
+  return port;
 }
 
 /**
@@ -239,11 +249,14 @@ test('refused or failed (1): each with its reason on stderr', async () => {
       topup: ['--provider', 'emoney'],
       login: ['--user', 'alice'],
     };
+    const freePort = await closedPort();
     const cases: Array<[string[], RegExp]> = [
       [['start', 'server', '--config', join(dir, 'missing.json')], /missing\.json: can not read a JSON config/],
       [['user', 'add', '--config', cfg('server'), '--user', 'alice'], /no password/],
       [['user', 'unlock', '--config', cfg('server'), '--user', 'nobody'], /no user nobody/],
       [['status', '--data', dir], /holds no server store/],
+      // Nothing listens on a port a closed server just gave back.
+      [['status', '--url', `http://127.0.0.1:${freePort}`], /the server at http:\/\/127\.0\.0\.1:\d+ does not answer \(ECONNREFUSED\)/],
       [['provider', 'issue', '--config', cfg('server'), '--serial', 'S', '--kind', 'emoney'], /provider/],
       // The terminal is not running: every terminal command says so.
       ...terminalCommands.map((c): [string[], RegExp] => [

@@ -102,4 +102,17 @@ t('a migration through the commands (0), then a migrate-out the server refuses e
   assert.ok(JSON.parse(json.stdout), '--json still prints one JSON document');
 });
 
+t('terminal status (0); a cancel the server decides (0) prints its decision', async () => {
+  const st = await terminal('new', ['status']);
+  assert.is(st.code, 0, show(st));
+  // The new phone now holds the items: it migrates out with no destination, and its user cancels.
+  const out = await terminal('new', ['migrate-out', '--user', 'alice']);
+  assert.is(out.code, 0, show(out));
+  const mig = /\b(m-[A-Za-z0-9_-]+): uploaded;/.exec(out.stdout)?.[1];
+  assert.ok(mig, `the migration's id in: ${out.stdout}`);
+  const cancel = await terminal('new', ['cancel', '--mig', mig!]);
+  assert.is(cancel.code, 0, show(cancel));
+  assert.match(cancel.stdout, /aborted/);
+});
+
 t.run();

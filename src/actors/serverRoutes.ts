@@ -1,0 +1,164 @@
+/**
+ * The server's inbound routing (server.actor.ts): what each message from a
+ * terminal, the admin SAM or a migration SAM becomes: a login step, a desk
+ * action (serverMigrations.ts), or an event for the migration or
+ * registration it belongs to. A message that belongs to nothing of the
+ * sender's is refused with the same answer as one for nothing at all.
+ */
+import { toB64 } from '../crypto/index.ts';
+import type { ChipRole, MigrationContext } from '../machines/migration.machine.ts';
+import { adminOpOfReply } from '../protocol/adminOps.ts';
+import { ProtocolError } from '../protocol/errors.ts';
+import type { AnyEnvelope, Envelope } from '../transport/envelope.ts';
+import type { Logger } from '../log.ts';
+import type { TurnContext } from './runtime.ts';
+import { ADMIN_SAM_PEER, adminAnswerEvent, MIGRATION, REGISTRATION, type ServerView } from './serverIntents.ts';
+import type { LoginDesk } from './serverLogins.ts';
+import type { MigrationDesk } from './serverMigrations.ts';
+
+/** What the routes read of the server. */
+export interface RouteHost {
+  loginDesk: LoginDesk;
+  desk: MigrationDesk;
+  view: ServerView;
+  log: Logger;
+  rng: { bytes(n: number): Uint8Array };
+  now(): number;
+  actorOf(key: string): { getSnapshot(): { context: unknown; matches(state: string): boolean } } | undefined;
+}
+
+export class ServerRoutes {
+  constructor(private readonly host: RouteHost) {}
+
+  route(env: AnyEnvelope, peer: string, turn: TurnContext): void {
+    if (peer.startsWith('terminal/')) return this.fromTerminal(turn, env, peer);
+    if (peer === ADMIN_SAM_PEER) return this.fromSam(turn, env, peer);
+    if (peer.startsWith('migration-sam/')) return this.fromSam(turn, env, peer);
+    throw new ProtocolError('BAD_SENDER', `the server does not talk to ${peer}`);
+  }
+
+  private fromTerminal(turn: TurnContext, env: AnyEnvelope, peer: string): void {
+    const now = this.host.now();
+    switch (env.type) {
+      case 'login.begin':
+        return this.host.loginDesk.begin(turn, env, now);
+      case 'login.proof':
+        return this.host.loginDesk.proof(turn, env, peer, now);
+      case 'chip.register': {
+        const user = this.host.loginDesk.requireUser(peer);
+        const reg = `reg-${toB64(this.host.rng.bytes(6))}`;
+        turn.spawn(REGISTRATION + reg, 'registration', { reg, user, terminal: peer, request: env.id });
+        return;
+      }
+      case 'migrate.out':
+        return this.host.desk.migrateOut(turn, env, peer);
+      case 'migrate.in':
+        return this.host.desk.migrateIn(turn, env, peer);
+      case 'migrate.cancel':
+        return this.host.desk.cancel(turn, env, peer);
+      case 'channel.reserved':
+      case 'channel.released':
+      case 'error':
+        return this.channelAnswer(turn, env, peer);
+      case 'frame': {
+        const key = this.actorForSession(env.body.session, peer);
+        turn.dispatch(key, { type: 'CHIP_FRAME', from: peer, session: env.body.session, data: env.body.data });
+        return;
+      }
+      default:
+        throw new ProtocolError('UNEXPECTED', `the server does not accept ${env.type} from a terminal`);
+    }
+  }
+
+  /**
+   * The migration or registration a session belongs to. A frame from a
+   * terminal must come from one of its terminals; any other connection is
+   * told what it would be told of a session that does not exist (no oracle
+   * for other users' migrations or their states).
+   */
+  private actorForSession(session: string, terminal?: string): string {
+    const owner = session.split(':')[0] ?? '';
+    const key = owner.startsWith('reg-') ? REGISTRATION + owner : MIGRATION + owner;
+    const actor = this.host.actorOf(key);
+    const ctx = actor?.getSnapshot().context as (Partial<MigrationContext> & { terminal?: string }) | undefined;
+    const ours =
+      terminal === undefined ||
+      (ctx !== undefined && (ctx.terminal === terminal || ctx.source?.terminal === terminal || ctx.destination?.terminal === terminal));
+    if (!actor || !ours) throw new ProtocolError('NOT_FOUND', `no migration or registration owns session ${session.slice(0, 64)}`);
+    return key;
+  }
+
+  private actorForRequest(req: AnyEnvelope): string {
+    const owner = req.mig ?? '';
+    return owner.startsWith('reg-') ? REGISTRATION + owner : MIGRATION + owner;
+  }
+
+  private channelAnswer(turn: TurnContext, env: AnyEnvelope, peer: string): void {
+    const req = turn.requestOf(env.corr);
+    if (!req || (req.type !== 'channel.reserve' && req.type !== 'channel.release') || req.to !== peer) {
+      throw new ProtocolError('UNEXPECTED', `${env.type} answers no channel request of ours`);
+    }
+    const key = this.actorForRequest(req);
+    const role: ChipRole = req.body.purpose === 'destination' ? 'destination' : 'source';
+    const now = this.host.now();
+    if (env.type === 'error') {
+      // The terminal is busy (a reader session): the machine retries or gives up, as its state says.
+      this.host.log.info('terminal refused the channel', { peer, code: env.body.code });
+      turn.dispatch(key, { type: 'STEP_FAILED', code: env.body.code, message: env.body.message, now });
+      return;
+    }
+    if (env.type === 'channel.reserved') turn.dispatch(key, { type: 'CHANNEL_RESERVED', chip: role });
+    else turn.dispatch(key, { type: 'CHANNEL_RELEASED', chip: role, now });
+  }
+
+  private fromSam(turn: TurnContext, env: AnyEnvelope, peer: string): void {
+    if (env.type === 'frame') {
+      const key = this.actorForSession(env.body.session);
+      turn.dispatch(key, { type: 'SAM_FRAME', from: peer, session: env.body.session, data: env.body.data });
+      return;
+    }
+    const req = turn.requestOf(env.corr);
+    if (!req || req.to !== peer) throw new ProtocolError('UNEXPECTED', `${env.type} answers no request of ours`);
+    const key = this.actorForRequest(req);
+    // An admin session's answer: the event the operation table says it becomes.
+    const op = adminOpOfReply(env.type);
+    if (op) return turn.dispatch(key, adminAnswerEvent(op, env as Envelope<typeof op.reply>, req, key.startsWith(REGISTRATION), this.host.view));
+    const now = this.host.now();
+    switch (env.type) {
+      case 'admin.decision':
+        return turn.dispatch(key, { type: 'DECIDED', decision: env.body.decision, reason: env.body.reason });
+      case 'msam.ready':
+        return turn.dispatch(key, { type: 'PROVIDER_READY', provider: env.body.provider });
+      case 'msam.uploaded':
+        return turn.dispatch(key, { type: 'ITEM_UPLOADED', item: req.item ?? -1 });
+      case 'msam.downloaded':
+        return turn.dispatch(key, { type: 'ITEM_DOWNLOADED', item: req.item ?? -1, receipt: env.body.receipt });
+      case 'msam.cleared':
+        return turn.dispatch(key, { type: 'ITEM_CLEARED', item: req.item ?? -1 });
+      case 'msam.fenced':
+        return turn.dispatch(key, { type: 'PROVIDER_FENCED', provider: peer.slice('migration-sam/'.length) });
+      case 'error':
+        if (req.type === 'msam.preflight') {
+          return turn.dispatch(key, {
+            type: 'PROVIDER_REFUSED',
+            provider: peer.slice('migration-sam/'.length),
+            code: env.body.code,
+            message: env.body.message,
+          });
+        }
+        if (
+          (req.type === 'msam.upload' || req.type === 'msam.download') &&
+          env.body.code === 'MIGRATION_ABORTED' &&
+          this.host.actorOf(key)?.getSnapshot().matches('rollingBack')
+        ) {
+          // A SAM we fenced gave up the session it was running: the rollback already knows; not a failed fence.
+          this.host.log.debug('a fenced SAM dropped its session', { mig: req.mig, request: req.type });
+          return;
+        }
+        this.host.log.warn('step failed', { mig: req.mig, request: req.type, code: env.body.code, reason: env.body.message });
+        return turn.dispatch(key, { type: 'STEP_FAILED', code: env.body.code, message: env.body.message, now });
+      default:
+        throw new ProtocolError('UNEXPECTED', `the server does not accept ${env.type} from ${peer}`);
+    }
+  }
+}
