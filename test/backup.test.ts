@@ -9,6 +9,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { readMigrations } from '../src/actors/status.ts';
+import type { PartyStore } from '../src/store/party.store.ts';
 import { FAST_TIMING } from '../src/timing.ts';
 import { checkInvariants, spendableWorth } from './helpers/invariants.ts';
 import { buildWorld, type World } from './helpers/world.ts';
@@ -91,7 +92,7 @@ test('the user confirms from the new phone: the backup is wiped now; status show
     assert.is(again.state, 'wiped');
     assert.ok(again.wipedAt !== undefined);
     // The same, read from the server's store as `valmove status --json` does.
-    const fromStore = readMigrations(world.system.server['store']).find((m) => m.mig === mig)!;
+    const fromStore = readMigrations((world.system.server as unknown as { store: PartyStore }).store).find((m) => m.mig === mig)!;
     assert.is(fromStore.backup?.state, 'wiped');
   } finally {
     await world.cleanup();
@@ -105,7 +106,10 @@ test('the source phone is offline when the retention ends: the wipe waits, and r
     world.system.disconnect(world.oldPhone.id);
     await until(() => backupOf(world, mig)?.state === 'waitingForSource', 'the backup waits for the source phone');
     assert.match(backupOf(world, mig)!.text, /waiting for the source phone \(terminal\/old\)/);
-    assert.ok(stores(world, mig).areas.every((a) => a.state === 'locked'), 'nothing is wiped while the phone is away');
+    assert.ok(
+      stores(world, mig).areas.every((a) => a.state === 'locked'),
+      'nothing is wiped while the phone is away',
+    );
     assert.is(stores(world, mig).tempKeys.length, 2);
     world.system.reconnect(world.oldPhone.id);
     await until(() => backupOf(world, mig)?.state === 'wiped', 'the backup is wiped once the source phone is back');
