@@ -5,13 +5,12 @@
  * between the chip and the server (migration) or a provider's normal SAM
  * (normal use). It never sees a key or a plaintext value item.
  *
- * Three regions: `account` (login and server-driven jobs), `backup` (the
- * channel the server reserves, job or not, to wipe a committed migration's
- * backup on this phone's chip) and `reader` (normal use). A reserved channel
- * shuts the reader out, so a chip being migrated can not be spent at the
- * same time.
+ * Two regions: `account` (login and server-driven jobs) and `reader` (normal
+ * use; or the chip reserved, job or not, for the wipe of a committed
+ * migration's backup). A reserved channel shuts the reader out, so a chip
+ * being migrated can not be spent at the same time.
  */
-import { and, assign, emit, enqueueActions, not, or, setup, stateIn } from 'xstate';
+import { and, assign, emit, enqueueActions, not, setup, stateIn } from 'xstate';
 import type { ErrorCode } from '../protocol/errors.ts';
 
 export const TERMINAL_MACHINE_VERSION = 4;
@@ -89,7 +88,7 @@ export const terminalMachine = setup({
     input: {} as { name: string },
   },
   guards: {
-    channelReserved: or([stateIn({ account: { working: 'channelReserved' } }), stateIn({ backup: 'reserved' })]),
+    channelReserved: stateIn({ account: { working: 'channelReserved' } }),
     accountChannel: stateIn({ account: { working: 'channelReserved' } }),
     /** A reservation for the wipe of a committed migration's backup: the server asks it of the source phone, job or not. */
     forBackup: ({ event }) => (event as E<'CHANNEL_RESERVE_REQUESTED'>).purpose === 'backup',
@@ -272,31 +271,6 @@ export const terminalMachine = setup({
         },
       },
     },
-    backup: {
-      description:
-        "The source phone's channel for the wipe of a committed migration's backup (protocol.md §3, after the commit): the server asks for it whatever the account does.",
-      initial: 'free',
-      states: {
-        free: {
-          on: {
-            CHANNEL_RESERVE_REQUESTED: [
-              { guard: and(['forBackup', 'readerBusy']), target: 'free', actions: 'refuseChannel' },
-              { guard: 'forBackup', target: 'reserved', actions: 'confirmChannel' },
-            ],
-            CHANNEL_RELEASE_REQUESTED: { guard: 'forBackup', target: 'free', actions: 'confirmRelease' },
-          },
-        },
-        reserved: {
-          description: "Relays the admin SAM's wipe session (unless a migration's channel relays it already); the reader waits.",
-          on: {
-            SERVER_FRAME: { guard: not('accountChannel'), target: 'reserved', actions: 'relayToChip' },
-            CHIP_FRAME: { guard: and([not('accountChannel'), not('readerSession')]), target: 'reserved', actions: 'relayToServer' },
-            CHANNEL_RESERVE_REQUESTED: { guard: 'forBackup', target: 'reserved', actions: 'confirmChannel' },
-            CHANNEL_RELEASE_REQUESTED: { guard: 'forBackup', target: 'free', actions: 'confirmRelease' },
-          },
-        },
-      },
-    },
     reader: {
       initial: 'free',
       states: {
@@ -306,11 +280,26 @@ export const terminalMachine = setup({
               { guard: 'channelReserved', target: 'free', actions: 'refuseReader' },
               { target: 'active', actions: 'beginReader' },
             ],
+            CHANNEL_RESERVE_REQUESTED: { guard: 'forBackup', target: 'backupChannel', actions: 'confirmChannel' },
+            CHANNEL_RELEASE_REQUESTED: { guard: 'forBackup', target: 'free', actions: 'confirmRelease' },
+          },
+        },
+        backupChannel: {
+          description:
+            "The server reserved the chip for the wipe of a committed migration's backup (protocol.md §3, after the commit), job or not: " +
+            'its admin session is relayed here (unless a job holds the channel and relays it), and normal use waits.',
+          on: {
+            READER_REQUESTED: { target: 'backupChannel', actions: 'refuseReader' },
+            SERVER_FRAME: { guard: not('accountChannel'), target: 'backupChannel', actions: 'relayToChip' },
+            CHIP_FRAME: { guard: not('accountChannel'), target: 'backupChannel', actions: 'relayToServer' },
+            CHANNEL_RESERVE_REQUESTED: { guard: 'forBackup', target: 'backupChannel', actions: 'confirmChannel' },
+            CHANNEL_RELEASE_REQUESTED: { guard: 'forBackup', target: 'free', actions: 'confirmRelease' },
           },
         },
         active: {
           description: "Normal use (¶0033): relay between a provider's normal SAM and the chip.",
           on: {
+            CHANNEL_RESERVE_REQUESTED: { guard: 'forBackup', target: 'active', actions: 'refuseChannel' },
             READER_FRAME: { target: 'active', actions: 'relayToChip' },
             CHIP_FRAME: { guard: 'readerSession', target: 'active', actions: 'relayToReaderSam' },
             READER_DONE: { target: 'free', actions: 'readerSucceeded' },
