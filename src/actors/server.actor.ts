@@ -195,6 +195,12 @@ export class ServerRuntime extends PartyRuntime {
     });
   }
 
+  /** Where a committed migration's backup is (backup.machine.ts: kept, ending, wiped), if it has one. */
+  backupState(mig: string): string | undefined {
+    const value = this.actorOf(BACKUP + mig)?.getSnapshot().value;
+    return value === undefined ? undefined : typeof value === 'string' ? value : Object.keys(value)[0];
+  }
+
   /** Every migration this server ran or runs (the finished ones read from its store). */
   migrationIds(): string[] {
     return this.actorKeys('migration', true).map((k) => k.slice(MIGRATION.length));
