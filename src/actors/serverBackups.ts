@@ -80,7 +80,8 @@ export class BackupDesk {
     if (!actor || !ctx || ctx.user !== user) {
       throw new ProtocolError(
         'NO_MIGRATION',
-        `${user} has no committed migration ${mig}: a backup exists only once a migration has completed (its source is locked until then, and a cancel restores it)`,
+        `${user} has no committed migration ${mig}: a backup exists only once a migration has completed ` +
+          '(its source is locked until then, and a cancel restores it)',
       );
     }
     if (actor.getSnapshot().can({ type: 'END_REQUESTED' })) turn.dispatch(BACKUP + mig, { type: 'END_REQUESTED' });

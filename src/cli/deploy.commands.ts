@@ -294,9 +294,15 @@ function addTerminalAccountCommands(call: TerminalCall): void {
     "confirm a committed migration: its backup on the old phone's chip is wiped now, or when the old phone connects",
     (c) => c.requiredOption('--mig <id>', 'the migration'),
     (t, o) => t.endBackup(o.mig as string),
-    (r: { mig: string; state: string; wipedAt?: number }) =>
-      `migration ${r.mig}: backup ${r.state === 'wiped' ? `wiped at ${new Date(r.wipedAt ?? 0).toISOString()}` : r.state === 'waitingForSource' ? 'is wiped when the old phone connects' : r.state}`,
+    backupLine,
   );
+}
+
+/** What `terminal end-backup` prints: where the backup is now. */
+function backupLine(r: { mig: string; state: string; wipedAt?: number }): string {
+  if (r.state === 'wiped') return `migration ${r.mig}: backup wiped at ${new Date(r.wipedAt ?? 0).toISOString()}`;
+  if (r.state === 'waitingForSource') return `migration ${r.mig}: backup wiped when the old phone connects`;
+  return `migration ${r.mig}: backup ${r.state}`;
 }
 
 /** Normal use through the terminal's reader, and the terminal's own state. */

@@ -19,7 +19,6 @@
  * again; a source phone that goes away is waited for.
  */
 import { assign, emit, setup } from 'xstate';
-import type { TimerData } from '../runtime/types.ts';
 
 export const BACKUP_MACHINE_VERSION = 1;
 
@@ -44,7 +43,8 @@ export interface BackupContext {
   session: { id: string } | null;
   sessions: number;
   attempts: number;
-  timer: TimerData | null;
+  /** The deadline the runtime delivers (timers as data): the retention's end, or a retry's. */
+  timer: { atMs: number; event: 'DEADLINE_PASSED' | 'RETRY_DUE' } | null;
   reason: string | null;
   /** When the admin SAM answered that the source areas are wiped. */
   wipedAt: number | null;
@@ -136,7 +136,7 @@ const backupSetup = setup({
     armRetry: assign({
       timer: ({ context, event }) => ({
         atMs: (event as E<'STEP_FAILED'>).now + Math.min(context.timing.retryCapMs, context.timing.retryBaseMs * 2 ** Math.min(context.attempts, 16)),
-        event: 'RETRY_DUE',
+        event: 'RETRY_DUE' as const,
       }),
     }),
     disarmTimer: assign({ timer: null }),
@@ -159,7 +159,7 @@ export const backupMachine = backupSetup.createMachine({
     session: null,
     sessions: 0,
     attempts: 0,
-    timer: { atMs: input.retainUntil, event: 'DEADLINE_PASSED' },
+    timer: { atMs: input.retainUntil, event: 'DEADLINE_PASSED' as const },
     reason: null,
     wipedAt: null,
   }),
