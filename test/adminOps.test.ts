@@ -96,6 +96,7 @@ test('only the operations that install the temp key carry it, issue grants, and 
     [
       ['activate', 'committed'],
       ['restore', 'aborted'],
+      ['wipe', 'committed'],
     ],
   );
 });

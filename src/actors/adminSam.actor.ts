@@ -379,7 +379,7 @@ export class AdminSamRuntime extends PartyRuntime {
         const op = ADMIN_OPS[ctx.op];
         // Every area answered the key it should (an activation's, the destination's main keys; a restore's, the
         // source's): the migration's temp keys end here, in this turn's commit, before the answer goes.
-        if (op.endsTempKeys !== null) this.keys.endTempKeys(turn, ctx.mig!, op.endsTempKeys, (mig) => this.decisions.context(mig).items);
+        if (op.endsTempKeys !== null) this.keys.endTempKeys(turn, ctx.mig!, op, (mig) => this.decisions.context(mig).items);
         const answer = this.answerOf(op, op.chipCommand === 'list' ? ctx.provenSerial! : ctx.serial!, ctx);
         turn.send(server, answer.type, answer.body, header);
         this.listed.delete(ctx.session);

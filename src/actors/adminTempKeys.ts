@@ -10,7 +10,7 @@
 import { issueGrants, Secret, type Identity, type Rng } from '../crypto/index.ts';
 import type { AdminSessionContext } from '../machines/adminSession.machine.ts';
 import type { MigrationItem } from '../machines/migration.machine.ts';
-import { usesTempKey } from '../protocol/adminOps.ts';
+import { usesTempKey, type AdminOpEntry } from '../protocol/adminOps.ts';
 import { ProtocolError } from '../protocol/errors.ts';
 import { AdminSamRecords, type TempKeyRecord } from '../store/adminSam.store.ts';
 import type { Grant } from '../transport/messages.ts';
@@ -68,7 +68,8 @@ export class TempKeys {
   get(mig: string, item: number): TempKeyRecord {
     const k = AdminSamRecords.keyOf(mig, item);
     const rec = this.pending.get(k) ?? this.records.tempKeys.get(k);
-    if (!rec) throw new Error(`no temp key for ${k}`);
+    // Deleted with the source's backup (endTempKeys, a wipe under `committed`): nothing runs for that migration any more.
+    if (!rec) throw new ProtocolError('DECISION_STANDS', `no temp-key record for ${k}: its migration is over and its backup was wiped`);
     return rec;
   }
 
@@ -132,7 +133,8 @@ export class TempKeys {
    *    under K_chip; a retried activation checks `destinationMainKcv`, kept
    *    here. protocol.md deletes the keys only after that wipe, which may be
    *    a retention period away: a key kept until then opens the backup's
-   *    upload sessions and serves no one.
+   *    upload sessions and serves no one. The records themselves go
+   *    with the backup's wipe (endBackup, below).
    *  - `aborted`: once the source's areas are back on their main keys
    *    (the restore session, each area checked against
    *    `sourceMainKcv`, kept here for a retried restore). The destination's
@@ -143,11 +145,36 @@ export class TempKeys {
    * any other (the simulator's deliberately broken build activates under
    * `pending`) leaves the keys, which a pending migration still needs.
    */
-  endTempKeys(turn: TurnContext, mig: string, settledBy: 'committed' | 'aborted', itemsOf: (mig: string) => readonly MigrationItem[]): void {
-    if (this.decisionOf(mig) !== settledBy) return;
+  endTempKeys(
+    turn: TurnContext,
+    mig: string,
+    op: Pick<AdminOpEntry, 'endsTempKeys' | 'chipCommand'>,
+    itemsOf: (mig: string) => readonly MigrationItem[],
+  ): void {
+    if (op.endsTempKeys === null || this.decisionOf(mig) !== op.endsTempKeys) return;
+    if (op.chipCommand === 'wipe') return this.endBackup(turn, mig, itemsOf(mig));
     for (const item of itemsOf(mig)) {
       const rec = this.get(mig, item.item);
       if (rec.key !== null) this.update(turn, { ...rec, key: null });
+    }
+  }
+
+  /**
+   * Issue 22, the end of the backup: the source's areas, locked under the
+   * temp keys since S3, are wiped (a wipe session under `committed`: only the
+   * source may be wiped then). Their temp-key records go in the turn that
+   * answers it, bytes and key check values alike: no session of this
+   * migration runs any more (a lock or format is refused by the record; an
+   * activation was answered before the backup began), so nothing of its
+   * temp keys is kept for ever. A repeated wipe finds them gone: nothing to do.
+   */
+  private endBackup(turn: TurnContext, mig: string, items: readonly MigrationItem[]): void {
+    for (const item of items) {
+      const k = AdminSamRecords.keyOf(mig, item.item);
+      this.pending.delete(k);
+      turn.write(() => {
+        if (this.records.tempKeys.get(k)) this.records.tempKeys.remove(k);
+      });
     }
   }
 

@@ -18,16 +18,18 @@ import { SCRYPT_DEFAULTS, type TrustVerdict } from '../crypto/index.ts';
 import { ProtocolError } from '../protocol/errors.ts';
 import { migrationMachine, MIGRATION_MACHINE_VERSION, type MigrationContext, type MigrationIntent } from '../machines/migration.machine.ts';
 import { registrationMachine, REGISTRATION_MACHINE_VERSION, type RegistrationIntent } from '../machines/registration.machine.ts';
+import { backupMachine, BACKUP_MACHINE_VERSION, BACKUP_RETENTION_MS_DEFAULT, type BackupContext, type BackupIntent } from '../machines/backup.machine.ts';
 import { newUserRecord, ServerRecords } from '../store/server.store.ts';
 import { TokenBucket } from '../transport/door.ts';
 import type { Link } from '../transport/link.ts';
-import { describeMigration, type MigrationStatus } from './status.ts';
+import { describeBackup, describeMigration, type MigrationStatus } from './status.ts';
 import type { AnyEnvelope } from '../transport/envelope.ts';
 import { PartyRuntime, type MachineKind, type RuntimeDeps, type TurnContext } from './runtime.ts';
 import { MIGRATION, migrationIntent, REGISTRATION, registrationIntent, type ServerView } from './serverIntents.ts';
 import { LoginDesk } from './serverLogins.ts';
 import { MigrationDesk } from './serverMigrations.ts';
 import { MigrationMeter } from './serverMeter.ts';
+import { BACKUP, BackupDesk } from './serverBackups.ts';
 import { ServerRoutes } from './serverRoutes.ts';
 
 export { ADMIN_SAM_PEER, GRANT_TTL_MS, MIGRATION_RIGHTS } from './serverIntents.ts';
@@ -47,12 +49,15 @@ export interface ServerOptions {
    * (src/transport/limits.ts, ANONYMOUS_MESSAGES_PER_S); unbounded when absent (one process, no strangers).
    */
   anonymous?: { perS: number; burst: number };
+  /** How long a committed migration's backup (the locked source) is kept before it is wiped; 14 days by default (protocol.md §3). */
+  backupRetentionMs?: number;
 }
 
 export class ServerRuntime extends PartyRuntime {
   protected readonly kinds: Record<string, MachineKind> = {
     migration: { machine: migrationMachine, version: MIGRATION_MACHINE_VERSION },
     registration: { machine: registrationMachine, version: REGISTRATION_MACHINE_VERSION },
+    backup: { machine: backupMachine, version: BACKUP_MACHINE_VERSION },
   };
   readonly records: ServerRecords;
   private readonly options: ServerOptions;
@@ -69,6 +74,8 @@ export class ServerRuntime extends PartyRuntime {
   private readonly meter: MigrationMeter;
   /** What each inbound message becomes (serverRoutes.ts). */
   private readonly routes: ServerRoutes;
+  /** The backups of committed migrations, and their end (serverBackups.ts). */
+  private readonly backups: BackupDesk;
 
   constructor(deps: RuntimeDeps, options: ServerOptions = {}) {
     super(deps);
@@ -82,7 +89,19 @@ export class ServerRuntime extends PartyRuntime {
       hasLink: (peer) => this.hasLink(peer),
       linkRefusal: (peer) => this.linkRefusal(peer),
       migration: (mig) => this.migration(mig),
+      migrationCompleted: (turn, ctx) => this.backups.spawn(turn, ctx),
     };
+    this.backups = new BackupDesk({
+      now: () => this.clock.now(),
+      hasLink: (peer) => this.hasLink(peer),
+      retentionMs: options.backupRetentionMs ?? BACKUP_RETENTION_MS_DEFAULT,
+      timing: { retryBaseMs: this.timing.retryBaseMs, retryCapMs: this.timing.retryCapMs },
+      requireUser: (peer) => this.loginDesk.requireUser(peer),
+      actorOf: (key) => this.actorOf(key),
+      liveBackupKeys: () => this.actorKeys('backup'),
+      runLocal: (fn) => this.runLocal(fn),
+      sourceTerminalOf: (mig) => this.records.migrations.get(mig)?.sourceTerminal,
+    });
     const loginView = {
       id: this.id,
       records: this.records,
@@ -108,6 +127,7 @@ export class ServerRuntime extends PartyRuntime {
     this.routes = new ServerRoutes({
       loginDesk: this.loginDesk,
       desk: this.desk,
+      backups: this.backups,
       view: this.view,
       log: this.log,
       rng: this.rng,
@@ -168,7 +188,17 @@ export class ServerRuntime extends PartyRuntime {
 
   /** Every migration, described for `valmove status` (phase, items, what it waits for). */
   statuses(): MigrationStatus[] {
-    return this.migrationIds().map((m) => describeMigration(this.migrationState(m), this.migration(m)!));
+    return this.migrationIds().map((m) => {
+      const backup = this.actorOf(BACKUP + m)?.getSnapshot();
+      const status = describeMigration(this.migrationState(m), this.migration(m)!);
+      return backup ? { ...status, backup: describeBackup(backup.value, backup.context as BackupContext) } : status;
+    });
+  }
+
+  /** Where a committed migration's backup is (backup.machine.ts: kept, ending, wiped), if it has one. */
+  backupState(mig: string): string | undefined {
+    const value = this.actorOf(BACKUP + mig)?.getSnapshot().value;
+    return value === undefined ? undefined : typeof value === 'string' ? value : Object.keys(value)[0];
   }
 
   /** Every migration this server ran or runs (the finished ones read from its store). */
@@ -221,6 +251,7 @@ export class ServerRuntime extends PartyRuntime {
     // A login belongs to the connection that made it, never to a name a new connection claims.
     this.loginDesk.forget(peer);
     if (peer.startsWith('terminal/')) this.tellMigrations({ type: 'TERMINAL_BACK', terminal: peer });
+    if (peer.startsWith('terminal/')) this.backups.tell({ type: 'TERMINAL_BACK', terminal: peer });
   }
 
   /** Tells the migrations that know this terminal that its connection went or came. */
@@ -240,6 +271,7 @@ export class ServerRuntime extends PartyRuntime {
     super.onLinkClosed(peer, reason);
     // Migrations that wait on this terminal in a rollback go on with whoever is still here.
     if (peer.startsWith('terminal/')) this.tellMigrations({ type: 'TERMINAL_LOST', terminal: peer });
+    if (peer.startsWith('terminal/')) this.backups.tell({ type: 'TERMINAL_LOST', terminal: peer });
   }
 
   // ---- inbound ----------------------------------------------------------------------------
@@ -250,7 +282,8 @@ export class ServerRuntime extends PartyRuntime {
 
   // ---- intents ----------------------------------------------------------------------------
 
-  protected onIntent(key: string, intent: MigrationIntent | RegistrationIntent, turn: TurnContext): void {
+  protected onIntent(key: string, intent: MigrationIntent | RegistrationIntent | BackupIntent, turn: TurnContext): void {
+    if (key.startsWith(BACKUP)) return this.backups.intent(turn, key.slice(BACKUP.length), intent as BackupIntent);
     if (key.startsWith(REGISTRATION)) return registrationIntent(turn, key.slice(REGISTRATION.length), intent as RegistrationIntent, this.view);
     return migrationIntent(turn, key.slice(MIGRATION.length), intent as MigrationIntent, this.view);
   }
@@ -275,6 +308,7 @@ export class ServerRuntime extends PartyRuntime {
         outcome: ctx.outcome,
         reason: ctx.reason,
         startedAt: before?.startedAt ?? this.clock.now(),
+        ...((ctx.source.terminal ?? before?.sourceTerminal) ? { sourceTerminal: ctx.source.terminal ?? before?.sourceTerminal } : {}),
       };
       this.meter.changed(turn, before, rec);
       turn.write(() => this.records.migrations.put(ctx.mig, rec));

@@ -35,6 +35,8 @@ export interface ServerView {
   /** Why the channel to `peer` was refused, if its handshake failed. */
   linkRefusal(peer: string): { code: string; message: string } | undefined;
   migration(mig: string): MigrationContext | undefined;
+  /** A migration completed: its locked source becomes a backup, ended later (serverBackups.ts). */
+  migrationCompleted?(turn: TurnContext, ctx: MigrationContext): void;
 }
 
 type MigrationIntentOf<T extends MigrationIntent['type']> = Extract<MigrationIntent, { type: T }>;
@@ -255,6 +257,7 @@ function toTerminal(turn: TurnContext, mig: string, intent: ToTerminal, view: Se
         turn.send(intent.terminal, 'migrate.cancelled', { mig, decision: intent.decision }, { corr: intent.request, mig });
       return;
     case 'recordOutcome':
+      if (intent.outcome === 'completed') view.migrationCompleted?.(turn, view.migration(mig)!);
       return;
   }
 }

@@ -15,11 +15,13 @@ import type { TurnContext } from './runtime.ts';
 import { ADMIN_SAM_PEER, adminAnswerEvent, MIGRATION, REGISTRATION, type ServerView } from './serverIntents.ts';
 import type { LoginDesk } from './serverLogins.ts';
 import type { MigrationDesk } from './serverMigrations.ts';
+import { BACKUP, BACKUP_SESSION, isBackupRequest, type BackupDesk } from './serverBackups.ts';
 
 /** What the routes read of the server. */
 export interface RouteHost {
   loginDesk: LoginDesk;
   desk: MigrationDesk;
+  backups: BackupDesk;
   view: ServerView;
   log: Logger;
   rng: { bytes(n: number): Uint8Array };
@@ -56,6 +58,8 @@ export class ServerRoutes {
         return this.host.desk.migrateIn(turn, env, peer);
       case 'migrate.cancel':
         return this.host.desk.cancel(turn, env, peer);
+      case 'backup.end':
+        return this.host.backups.end(turn, env, peer);
       case 'channel.reserved':
       case 'channel.released':
       case 'error':
@@ -78,7 +82,11 @@ export class ServerRoutes {
    */
   private actorForSession(session: string, terminal?: string): string {
     const owner = session.split(':')[0] ?? '';
-    const key = owner.startsWith('reg-') ? REGISTRATION + owner : MIGRATION + owner;
+    const key = owner.startsWith('reg-')
+      ? REGISTRATION + owner
+      : owner.startsWith(BACKUP_SESSION)
+        ? BACKUP + owner.slice(BACKUP_SESSION.length)
+        : MIGRATION + owner;
     const actor = this.host.actorOf(key);
     const ctx = actor?.getSnapshot().context as (Partial<MigrationContext> & { terminal?: string }) | undefined;
     const ours =
@@ -90,6 +98,7 @@ export class ServerRoutes {
 
   private actorForRequest(req: AnyEnvelope): string {
     const owner = req.mig ?? '';
+    if (isBackupRequest(req)) return BACKUP + owner;
     return owner.startsWith('reg-') ? REGISTRATION + owner : MIGRATION + owner;
   }
 
@@ -122,6 +131,7 @@ export class ServerRoutes {
     const key = this.actorForRequest(req);
     // An admin session's answer: the event the operation table says it becomes.
     const op = adminOpOfReply(env.type);
+    if (op && key.startsWith(BACKUP)) return turn.dispatch(key, { type: 'SOURCE_WIPED', now: this.host.now() });
     if (op) return turn.dispatch(key, adminAnswerEvent(op, env as Envelope<typeof op.reply>, req, key.startsWith(REGISTRATION), this.host.view));
     const now = this.host.now();
     switch (env.type) {

@@ -3,6 +3,7 @@
  * is, and what the migration is waiting for. Read from the server's own
  * records (the migration actor's persisted snapshot), never from logs.
  */
+import type { BackupContext } from '../machines/backup.machine.ts';
 import type { MigrationContext } from '../machines/migration.machine.ts';
 import { FINAL_STATES, stepOfState } from '../protocol/steps.ts';
 import type { PartyStore } from '../store/party.store.ts';
@@ -23,6 +24,18 @@ export interface MigrationStatus {
   /** The protocol step of the migration's state (src/protocol/steps.ts), null once it is over. */
   step: { id: string; title: string } | null;
   waitingFor: string;
+  /** A completed migration's backup (the locked source): kept until a time, waiting for the source phone, or wiped. */
+  backup?: BackupStatus;
+}
+
+export interface BackupStatus {
+  state: 'kept' | 'waitingForSource' | 'wiping' | 'wiped';
+  /** When the retention period ends (ISO time). */
+  until: string;
+  wipedAt: string | null;
+  endedBy: 'user' | 'retention' | null;
+  /** One line for people: "kept until …", "waiting for the source phone …", "wiped at …". */
+  text: string;
 }
 
 /** "a.b.c" from an XState state value. */
@@ -125,10 +138,31 @@ export function describeMigration(value: unknown, ctx: MigrationContext): Migrat
 /** Every migration a server's store holds, described (works on a live server's store: LMDB readers do not block it). */
 export function readMigrations(store: PartyStore): MigrationStatus[] {
   const out: MigrationStatus[] = [];
+  const backups = new Map<string, BackupStatus>();
   for (const { value } of store.snapshots.getRange()) {
+    if (value.machine === 'backup') {
+      const snap = value.snapshot as { value: unknown; context: BackupContext };
+      backups.set(snap.context.mig, describeBackup(snap.value, snap.context));
+    }
     if (value.machine !== 'migration') continue;
     const snap = value.snapshot as { value: unknown; context: MigrationContext };
     out.push(describeMigration(snap.value, snap.context));
   }
-  return out;
+  return out.map((m) => (backups.has(m.mig) ? { ...m, backup: backups.get(m.mig)! } : m));
+}
+
+/** Where a committed migration's backup is, for `valmove status` (backup.machine.ts). */
+export function describeBackup(value: unknown, ctx: BackupContext): BackupStatus {
+  const at = (ms: number) => new Date(ms).toISOString();
+  const until = at(ctx.retainUntil);
+  const ended = ctx.endedBy === 'user' ? 'the user confirmed' : 'the retention ended';
+  const wipedAt = ctx.wipedAt === null ? null : at(ctx.wipedAt);
+  if (value === 'kept') return { state: 'kept', until, wipedAt, endedBy: null, text: `kept (locked on ${ctx.serial}) until ${until}` };
+  if (value === 'wiped') return { state: 'wiped', until, wipedAt, endedBy: ctx.endedBy, text: `wiped at ${wipedAt} (${ended})` };
+  const inner = (value as { ending?: string }).ending;
+  if (inner === 'awaitingSource' || inner === 'checking') {
+    return { state: 'waitingForSource', until, wipedAt, endedBy: ctx.endedBy, text: `${ended}: waiting for the source phone (${ctx.terminal}) to connect` };
+  }
+  const retry = ctx.reason && inner?.endsWith('Retry') ? `; retrying after: ${ctx.reason}` : '';
+  return { state: 'wiping', until, wipedAt, endedBy: ctx.endedBy, text: `${ended}: wiping on ${ctx.serial} through ${ctx.terminal}${retry}` };
 }

@@ -58,6 +58,7 @@ export interface SystemOptions {
   /** Providers that trust some other server key instead of ours (they refuse the server's channel). */
   untrustingProviders?: string[];
   deadlineMs?: number;
+  backupRetentionMs?: number; // how long a committed migration's backup is kept (ServerOptions)
   /** Timeouts and retry delays for every party (DEFAULT_TIMING unless set; FAST_TIMING for a quick run). */
   timing?: Timing;
   /** The random source of link faults (a seed replays the same faults); the system's rng by default. */
@@ -162,7 +163,8 @@ export class EmbeddedSystem {
   private async startParties(): Promise<void> {
     const opts = this.opts;
     this.factories.set('server', async () => {
-      const server = new ServerRuntime(this.deps('server', this.storeFor('server')), { scrypt: opts.scrypt, deadlineMs: opts.deadlineMs });
+      const { scrypt, deadlineMs, backupRetentionMs } = opts;
+      const server = new ServerRuntime(this.deps('server', this.storeFor('server')), { scrypt, deadlineMs, backupRetentionMs });
       await server.start();
       return server;
     });

@@ -127,6 +127,11 @@ export class TerminalRuntime extends PartyRuntime {
     return this.job({ type: 'CANCEL_REQUESTED', mig });
   }
 
+  /** The user confirms a committed migration: its backup on the source chip is wiped (now, or when the source phone connects). */
+  endBackup(mig: string): Promise<BodyOf<'backup.state'>> {
+    return this.job({ type: 'END_BACKUP_REQUESTED', mig });
+  }
+
   /** Polls the linked chip: its claimed serial and public area directory. */
   selectChip(): Promise<ChipInfo> {
     return new Promise<ChipInfo>((resolve, reject) => {
@@ -196,7 +201,7 @@ export class TerminalRuntime extends PartyRuntime {
       case 'channel.reserve':
         return turn.dispatch(TERMINAL_ACTOR, { type: 'CHANNEL_RESERVE_REQUESTED', request: env.id, purpose: env.body.purpose, mig: env.body.mig });
       case 'channel.release':
-        return turn.dispatch(TERMINAL_ACTOR, { type: 'CHANNEL_RELEASE_REQUESTED', request: env.id });
+        return turn.dispatch(TERMINAL_ACTOR, { type: 'CHANNEL_RELEASE_REQUESTED', request: env.id, purpose: env.body.purpose });
       case 'frame':
         turn.dispatch(TERMINAL_ACTOR, { type: 'SERVER_FRAME', session: env.body.session, data: env.body.data });
         // Progress lines the server's turn sent with the frame (issue 19: progress coalesced).
@@ -213,14 +218,15 @@ export class TerminalRuntime extends PartyRuntime {
         this.result = env.body;
         return turn.dispatch(TERMINAL_ACTOR, { type: 'JOB_FINISHED', outcome: 'registered' });
       case 'migrate.cancelled':
+      case 'backup.state':
         this.result = env.body;
-        return turn.dispatch(TERMINAL_ACTOR, { type: 'JOB_FINISHED', mig: env.body.mig, outcome: env.body.decision });
+        return turn.dispatch(TERMINAL_ACTOR, { type: 'JOB_FINISHED', mig: env.body.mig, outcome: 'decision' in env.body ? env.body.decision : env.body.state });
       case 'error': {
         const asked = this.requestType(turn, env.corr);
         if (asked === 'login.begin' || asked === 'login.proof') {
           return turn.dispatch(TERMINAL_ACTOR, { type: 'LOGIN_REJECTED', code: env.body.code, message: env.body.message });
         }
-        if (asked === 'chip.register' || asked === 'migrate.out' || asked === 'migrate.in' || asked === 'migrate.cancel') {
+        if (asked === 'chip.register' || asked === 'migrate.out' || asked === 'migrate.in' || asked === 'migrate.cancel' || asked === 'backup.end') {
           // A login lives with its connection: after a server restart the user logs in again.
           const type = env.body.code === 'UNAUTHENTICATED' ? 'SESSION_EXPIRED' : 'JOB_FAILED';
           return turn.dispatch(TERMINAL_ACTOR, { type, code: env.body.code, message: env.body.message });

@@ -34,6 +34,9 @@ export function requestIntent(
     case 'requestCancel':
       turn.send(SERVER_PEER, 'migrate.cancel', { mig: intent.mig });
       return;
+    case 'requestEndBackup':
+      turn.send(SERVER_PEER, 'backup.end', { mig: intent.mig });
+      return;
     case 'confirmChannel':
       turn.send(SERVER_PEER, 'channel.reserved', {}, { corr: intent.request });
       return;

@@ -331,6 +331,20 @@ function addTerminalAccountCommands(call: TerminalCall): void {
     (t, o) => t.cancel(o.mig as string),
     (r: { mig: string; decision: string }) => `migration ${r.mig}: ${r.decision}`,
   );
+  call(
+    'end-backup',
+    "confirm a committed migration: its backup on the old phone's chip is wiped now, or when the old phone connects",
+    (c) => c.requiredOption('--mig <id>', 'the migration'),
+    (t, o) => t.endBackup(o.mig as string),
+    backupLine,
+  );
+}
+
+/** What `terminal end-backup` prints: where the backup is now. */
+function backupLine(r: { mig: string; state: string; wipedAt?: number }): string {
+  if (r.state === 'wiped') return `migration ${r.mig}: backup wiped at ${new Date(r.wipedAt ?? 0).toISOString()}`;
+  if (r.state === 'waitingForSource') return `migration ${r.mig}: backup wiped when the old phone connects`;
+  return `migration ${r.mig}: backup ${r.state}`;
 }
 
 /** Normal use through the terminal's reader, and the terminal's own state. */
@@ -428,6 +442,7 @@ function addStatusCommand(program: Command, out: Out): void {
         );
         out(`  ${m.step ? `step ${m.step.id} (${m.step.title}); ` : ''}waiting for: ${m.waitingFor}${m.reason ? `  (last reason: ${m.reason})` : ''}`);
         for (const i of m.items) out(`  item ${i.item} ${i.area.padEnd(12)} ${i.state}`);
+        if (m.backup) out(`  backup: ${m.backup.text}`);
       }
     });
 }

@@ -77,6 +77,8 @@ export const serverConfigSchema = z.strictObject({
   /** Terminals the operator enrolled, each bound to its device key; other names bind at their first login. */
   terminals: z.record(terminalName, b64key).optional(),
   deadlineMs: z.number().int().positive().optional(),
+  /** How long a committed migration's backup (the locked source) is kept before it is wiped (default 14 days). */
+  backupRetentionMs: z.number().int().positive().optional(),
   scrypt: z
     .strictObject({
       N: z

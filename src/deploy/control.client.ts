@@ -65,6 +65,9 @@ export class TerminalControl {
   cancel(mig: string) {
     return this.call<{ mig: string; decision: string }>('POST', '/control/cancel', { mig });
   }
+  endBackup(mig: string) {
+    return this.call<{ mig: string; state: string; until: number; wipedAt?: number }>('POST', '/control/end-backup', { mig });
+  }
   normal(provider: string, op: 'balance' | 'pay' | 'topup' | 'use', amount?: number, area?: string, voucher?: string) {
     return this.call<NormalReceipt>('POST', '/control/normal', {
       provider,

@@ -122,6 +122,7 @@ async function startServer(ctx: Context, cfg: ServerConfig): Promise<PartyRuntim
   const server = new ServerRuntime(ctx.deps('server', cfg.dataDir), {
     scrypt: cfg.scrypt,
     deadlineMs: cfg.deadlineMs,
+    backupRetentionMs: cfg.backupRetentionMs,
     devices: cfg.terminals,
     anonymous: { perS: cfg.limits?.anonymousPerS ?? ANONYMOUS_MESSAGES_PER_S, burst: cfg.limits?.anonymousBurst ?? ANONYMOUS_BURST },
   });

@@ -99,6 +99,7 @@ export function controlRoutes(terminal: TerminalRuntime, token: string): Array<{
     route('POST', '/control/migrate-in', async (_r, body) => loggedIn(() => terminal.migrateIn(parse(schemas.migrateIn, body)))),
     route('POST', '/control/issue', async (_r, body) => loggedIn(() => terminal.issue(parse(schemas.issue, body).orders))),
     route('POST', '/control/cancel', async (_r, body) => loggedIn(() => terminal.cancel(parse(schemas.cancel, body).mig))),
+    route('POST', '/control/end-backup', async (_r, body) => loggedIn(() => terminal.endBackup(parse(schemas.cancel, body).mig))),
     route('POST', '/control/normal', async (_r, body) => {
       const b = parse(schemas.normal, body);
       return attempt(async () => terminal.normalUse(b.provider, b.op, await areaOf(b.provider, b.area), b.amount, b.voucher));

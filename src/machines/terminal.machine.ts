@@ -6,15 +6,16 @@
  * (normal use). It never sees a key or a plaintext value item.
  *
  * Two regions: `account` (login and server-driven jobs) and `reader` (normal
- * use). A reserved channel shuts the reader out, so a chip being migrated can
- * not be spent at the same time.
+ * use; or the chip reserved, job or not, for the wipe of a committed
+ * migration's backup). A reserved channel shuts the reader out, so a chip
+ * being migrated can not be spent at the same time.
  */
-import { assign, emit, enqueueActions, not, setup, stateIn } from 'xstate';
+import { and, assign, emit, enqueueActions, not, setup, stateIn } from 'xstate';
 import type { ErrorCode } from '../protocol/errors.ts';
 
-export const TERMINAL_MACHINE_VERSION = 3;
+export const TERMINAL_MACHINE_VERSION = 4;
 
-export type JobKind = 'register' | 'migrate-out' | 'migrate-in' | 'cancel';
+export type JobKind = 'register' | 'migrate-out' | 'migrate-in' | 'cancel' | 'end-backup';
 export type ReaderOp = 'balance' | 'pay' | 'topup' | 'use';
 
 export interface TerminalContext {
@@ -43,8 +44,9 @@ export type TerminalEvent =
   /** orders: an issuance (the provider's issue orders for this phone's chip) instead of a migration's destination phase. */
   | { type: 'MIGRATE_IN_REQUESTED'; mig?: string; orders?: string[] }
   | { type: 'CANCEL_REQUESTED'; mig: string }
+  | { type: 'END_BACKUP_REQUESTED'; mig: string }
   | { type: 'CHANNEL_RESERVE_REQUESTED'; request: string; purpose: string; mig?: string }
-  | { type: 'CHANNEL_RELEASE_REQUESTED'; request: string }
+  | { type: 'CHANNEL_RELEASE_REQUESTED'; request: string; purpose?: string }
   | { type: 'SERVER_FRAME'; session: string; data: string }
   | { type: 'CHIP_FRAME'; session: string; data: string }
   | { type: 'PROGRESS'; mig: string; step: string; text: string }
@@ -63,6 +65,7 @@ export type TerminalIntent =
   | { type: 'requestMigrateOut'; destination?: string; deadlineMs?: number }
   | { type: 'requestMigrateIn'; mig?: string; orders?: string[] }
   | { type: 'requestCancel'; mig: string }
+  | { type: 'requestEndBackup'; mig: string }
   | { type: 'confirmChannel'; request: string }
   | { type: 'refuseChannel'; request: string; code: ErrorCode; message: string }
   | { type: 'confirmRelease'; request: string }
@@ -86,6 +89,9 @@ export const terminalMachine = setup({
   },
   guards: {
     channelReserved: stateIn({ account: { working: 'channelReserved' } }),
+    accountChannel: stateIn({ account: { working: 'channelReserved' } }),
+    /** A reservation for the wipe of a committed migration's backup: the server asks it of the source phone, job or not. */
+    forBackup: ({ event }) => (event as E<'CHANNEL_RESERVE_REQUESTED'>).purpose === 'backup',
     readerSession: ({ context, event }) => context.reader !== null && (event as E<'CHIP_FRAME'>).session === context.reader.session,
     readerBusy: ({ context }) => context.reader !== null,
     loginVoided: ({ context }) => context.loginVoid,
@@ -122,6 +128,11 @@ export const terminalMachine = setup({
       const e = event as E<'CANCEL_REQUESTED'>;
       enqueue.assign({ job: { kind: 'cancel', mig: e.mig } });
       enqueue.emit({ type: 'requestCancel', mig: e.mig });
+    }),
+    startEndBackup: enqueueActions(({ enqueue, event }) => {
+      const e = event as E<'END_BACKUP_REQUESTED'>;
+      enqueue.assign({ job: { kind: 'end-backup', mig: e.mig } });
+      enqueue.emit({ type: 'requestEndBackup', mig: e.mig });
     }),
     confirmChannel: emit(({ event }) => ({ type: 'confirmChannel' as const, request: (event as E<'CHANNEL_RESERVE_REQUESTED'>).request })),
     refuseChannel: emit(({ event }) => ({
@@ -211,6 +222,7 @@ export const terminalMachine = setup({
             MIGRATE_OUT_REQUESTED: { target: 'working', actions: 'startMigrateOut' },
             MIGRATE_IN_REQUESTED: { target: 'working', actions: 'startMigrateIn' },
             CANCEL_REQUESTED: { target: 'working', actions: 'startCancel' },
+            END_BACKUP_REQUESTED: { target: 'working', actions: 'startEndBackup' },
             // A new login replaces this one (the user's expectation when `--user` comes with each command); a failed one logs out.
             LOGIN_REQUESTED: { target: 'loggingIn', actions: ['rememberUser', 'beginLogin'] },
             LOGOUT: { target: 'loggedOut', actions: 'forgetUser' },
@@ -225,11 +237,11 @@ export const terminalMachine = setup({
             awaitingServer: {
               on: {
                 CHANNEL_RESERVE_REQUESTED: [
-                  { guard: 'readerBusy', target: 'awaitingServer', actions: 'refuseChannel' },
-                  { target: 'channelReserved', actions: 'confirmChannel' },
+                  { guard: and([not('forBackup'), 'readerBusy']), target: 'awaitingServer', actions: 'refuseChannel' },
+                  { guard: not('forBackup'), target: 'channelReserved', actions: 'confirmChannel' },
                 ],
                 // Releasing a channel that is not reserved is already done (a repeated or early release).
-                CHANNEL_RELEASE_REQUESTED: { target: 'awaitingServer', actions: 'confirmRelease' },
+                CHANNEL_RELEASE_REQUESTED: { guard: not('forBackup'), target: 'awaitingServer', actions: 'confirmRelease' },
               },
             },
             channelReserved: {
@@ -237,8 +249,8 @@ export const terminalMachine = setup({
               on: {
                 SERVER_FRAME: { target: 'channelReserved', actions: 'relayToChip' },
                 CHIP_FRAME: { guard: not('readerSession'), target: 'channelReserved', actions: 'relayToServer' },
-                CHANNEL_RESERVE_REQUESTED: { target: 'channelReserved', actions: 'confirmChannel' },
-                CHANNEL_RELEASE_REQUESTED: { target: 'awaitingServer', actions: 'confirmRelease' },
+                CHANNEL_RESERVE_REQUESTED: { guard: not('forBackup'), target: 'channelReserved', actions: 'confirmChannel' },
+                CHANNEL_RELEASE_REQUESTED: { guard: not('forBackup'), target: 'awaitingServer', actions: 'confirmRelease' },
               },
             },
           },
@@ -268,11 +280,26 @@ export const terminalMachine = setup({
               { guard: 'channelReserved', target: 'free', actions: 'refuseReader' },
               { target: 'active', actions: 'beginReader' },
             ],
+            CHANNEL_RESERVE_REQUESTED: { guard: 'forBackup', target: 'backupChannel', actions: 'confirmChannel' },
+            CHANNEL_RELEASE_REQUESTED: { guard: 'forBackup', target: 'free', actions: 'confirmRelease' },
+          },
+        },
+        backupChannel: {
+          description:
+            "The server reserved the chip for the wipe of a committed migration's backup (protocol.md §3, after the commit), job or not: " +
+            'its admin session is relayed here (unless a job holds the channel and relays it), and normal use waits.',
+          on: {
+            READER_REQUESTED: { target: 'backupChannel', actions: 'refuseReader' },
+            SERVER_FRAME: { guard: not('accountChannel'), target: 'backupChannel', actions: 'relayToChip' },
+            CHIP_FRAME: { guard: not('accountChannel'), target: 'backupChannel', actions: 'relayToServer' },
+            CHANNEL_RESERVE_REQUESTED: { guard: 'forBackup', target: 'backupChannel', actions: 'confirmChannel' },
+            CHANNEL_RELEASE_REQUESTED: { guard: 'forBackup', target: 'free', actions: 'confirmRelease' },
           },
         },
         active: {
           description: "Normal use (¶0033): relay between a provider's normal SAM and the chip.",
           on: {
+            CHANNEL_RESERVE_REQUESTED: { guard: 'forBackup', target: 'active', actions: 'refuseChannel' },
             READER_FRAME: { target: 'active', actions: 'relayToChip' },
             CHIP_FRAME: { guard: 'readerSession', target: 'active', actions: 'relayToReaderSam' },
             READER_DONE: { target: 'free', actions: 'readerSucceeded' },

@@ -9,6 +9,7 @@ import type { AnyStateMachine, EventObject, SnapshotFrom } from 'xstate';
 import { adminSessionMachine } from '../machines/adminSession.machine.ts';
 import { AREA_COMMANDS, AREA_SESSION_EVENTS, areaMachine } from '../machines/area.machine.ts';
 import { chipMachine } from '../machines/chip.machine.ts';
+import { backupMachine } from '../machines/backup.machine.ts';
 import { decisionMachine } from '../machines/decision.machine.ts';
 import { migrationMachine, type MigrationContext } from '../machines/migration.machine.ts';
 import { migrationSamMachine } from '../machines/migrationSam.machine.ts';
@@ -141,6 +142,18 @@ function migrationKey(s: SnapshotFrom<AnyStateMachine>): string {
   ]);
 }
 
+/** A committed migration's backup: source SRC on terminal/old, two areas, a retention that ends at 1000. */
+const BACKUP_INPUT = {
+  mig: 'm',
+  user: 'alice',
+  terminal: 'terminal/old',
+  serial: 'SRC',
+  areas: ['emoney', 'transit'],
+  retainUntil: 1_000,
+  online: true,
+  timing: { retryBaseMs: 10, retryCapMs: 100 },
+};
+
 export const MODELS: Record<string, Model> = {
   area: {
     name: 'area',
@@ -198,6 +211,9 @@ export const MODELS: Record<string, Model> = {
       { type: 'CANCEL_REQUESTED', mig: 'm' },
       { type: 'CHANNEL_RESERVE_REQUESTED', request: 'r1', purpose: 'source' },
       { type: 'CHANNEL_RELEASE_REQUESTED', request: 'r2' },
+      { type: 'END_BACKUP_REQUESTED', mig: 'm' },
+      { type: 'CHANNEL_RESERVE_REQUESTED', request: 'r5', purpose: 'backup', mig: 'm' },
+      { type: 'CHANNEL_RELEASE_REQUESTED', request: 'r6', purpose: 'backup' },
       { type: 'SERVER_FRAME', session: 'm:S3:1', data: sampleFrame('m:S3:1/sam') },
       { type: 'CHIP_FRAME', session: 'm:S3:1', data: sampleFrame('m:S3:1/chip') },
       { type: 'CHIP_FRAME', session: 'terminal/old:r1', data: sampleFrame('terminal/old:r1/chip') },
@@ -302,6 +318,33 @@ export const MODELS: Record<string, Model> = {
       { type: 'SESSION_LOST' },
     ],
     serialize: valueKey,
+  },
+  backup: {
+    name: 'backup',
+    machine: backupMachine,
+    input: BACKUP_INPUT,
+    variants: [{ name: 'source-offline', input: { ...BACKUP_INPUT, online: false } }],
+    events: (s) => {
+      const session = (s.context as { session: { id: string } | null }).session?.id ?? 'none';
+      return [
+        { type: 'END_REQUESTED' },
+        { type: 'DEADLINE_PASSED' },
+        { type: 'RETRY_DUE' },
+        { type: 'TERMINAL_LOST', terminal: 'terminal/old' },
+        { type: 'TERMINAL_BACK', terminal: 'terminal/old' },
+        { type: 'TERMINAL_BACK', terminal: 'terminal/new' },
+        { type: 'CHANNEL_RESERVED' },
+        { type: 'CHANNEL_RELEASED' },
+        { type: 'SAM_FRAME', from: 'admin-sam', session, data: sampleFrame(`${session}/sam`) },
+        { type: 'CHIP_FRAME', from: 'terminal/old', session, data: sampleFrame(`${session}/chip`) },
+        { type: 'SOURCE_WIPED', now: 500 },
+        { type: 'STEP_FAILED', code: 'SESSION_FAILED', message: 'lost', now: 500 },
+      ];
+    },
+    serialize: (s) => {
+      const c = s.context as { online: boolean; endedBy: unknown; attempts: number };
+      return JSON.stringify([s.value, c.online, c.endedBy, Math.min(c.attempts, 2)]);
+    },
   },
   registration: {
     name: 'registration',

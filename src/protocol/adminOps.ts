@@ -67,7 +67,10 @@ export interface AdminOpDeclaration {
   readonly gate: { readonly event: string; readonly refusal: string } | null;
   /** The grants a success issues (sealed temp keys for the migration SAMs), if any. */
   readonly grants: 'upload' | 'download' | null;
-  /** The decision a success settles the migration's temp keys under: they are deleted in the turn that answers it. */
+  /**
+   * The decision a success settles the migration's temp keys under: they are deleted in the turn that answers it
+   * (a wipe, the source backup's end, deletes their records too; under any other decision it deletes nothing).
+   */
   readonly endsTempKeys: 'committed' | 'aborted' | null;
   /** The event the server gives the machine that asked, when the answer comes (migration.logic.ts, registration.machine.ts). */
   readonly answers: string;
@@ -167,7 +170,8 @@ export const ADMIN_OP_TABLE = [
     keyCheck: 'none',
     gate: { event: 'WIPE_REQUESTED', refusal: 'a destination is wiped only when aborted, a source only when committed' },
     grants: null,
-    endsTempKeys: null,
+    // Under `committed` only (the source's backup, after the commit): the temp-key records of its areas are deleted.
+    endsTempKeys: 'committed',
     answers: 'DESTINATION_WIPED',
   },
 ] as const satisfies readonly AdminOpDeclaration[];

@@ -93,7 +93,7 @@ const TABLE = [
       'sourcePhase.preflight.askingProviders': "every provider's answer to the preflight",
       'sourcePhase.refusing': RELEASE,
     },
-    files: ['src/machines/migration.logic.ts', 'src/machines/migration.machine.ts', 'src/actors/server.actor.ts', 'src/actors/migrationSam.actor.ts'],
+    files: ['src/machines/migration.logic.ts', 'src/machines/migration.machine.ts', 'src/actors/serverRoutes.ts', 'src/actors/migrationSam.actor.ts'],
   },
   {
     id: 'S3',
@@ -125,7 +125,7 @@ const TABLE = [
     chip: 'source',
     requests: ['msam.upload'],
     states: { 'sourcePhase.uploading.transferring.linking': 'the migration SAM of {provider} to upload item {item}' },
-    files: ['src/machines/migration.machine.ts', 'src/actors/server.actor.ts', 'src/actors/migrationSam.actor.ts', 'src/machines/migrationSam.machine.ts'],
+    files: ['src/machines/migration.machine.ts', 'src/actors/serverRoutes.ts', 'src/actors/migrationSam.actor.ts', 'src/machines/migrationSam.machine.ts'],
   },
   {
     id: 'S6',
@@ -154,7 +154,7 @@ const TABLE = [
     chip: 'source',
     requests: ['channel.release'],
     states: { 'sourcePhase.releasingChannel': RELEASE },
-    files: ['src/machines/migration.machine.ts', 'src/actors/server.actor.ts', 'src/machines/terminal.machine.ts'],
+    files: ['src/machines/migration.machine.ts', 'src/actors/serverRoutes.ts', 'src/machines/terminal.machine.ts'],
   },
   {
     id: 'S9',
@@ -325,7 +325,7 @@ const TABLE = [
     requests: ['chip.register', 'admin.identify'],
     chipCommand: 'list (under K_chip)',
     states: {},
-    files: ['src/machines/registration.machine.ts', 'src/actors/server.actor.ts', 'src/actors/adminSam.actor.ts'],
+    files: ['src/machines/registration.machine.ts', 'src/actors/serverRoutes.ts', 'src/actors/adminSam.actor.ts'],
   },
 ] as const satisfies readonly StepDeclaration[];
 

@@ -109,6 +109,8 @@ export class SeedRun {
   private stale = true;
   /** How each migration ended: completed, rolled back, refused. */
   readonly outcomes: Record<string, number> = {};
+  /** Half the seeds end each committed migration's backup soon (issue 22): its wipe runs among the faults, and must end. */
+  readonly backupRetentionMs: number | undefined;
 
   constructor(readonly o: SimOptions) {
     this.protoRng = seededRng(`${o.seed}/protocol`);
@@ -116,6 +118,7 @@ export class SeedRun {
     this.faultRng = seededRng(`${o.seed}/faults`);
     this.rogueRng = seededRng(`${o.seed}/rogue-chips`);
     this.mix = drawMix(this.rng, o.faults);
+    this.backupRetentionMs = seededRng(`${o.seed}/backup`).nextFloat() < 0.5 ? 300 : undefined;
     this.net = new SimNetwork(this.clock, this.rng, LATENCY_MAX_MS);
     this.dir = join(o.dataDir, `seed-${o.seed.replace(/[^A-Za-z0-9_-]/g, '_')}`);
     this.t0 = this.clock.now();
@@ -182,6 +185,7 @@ export class SeedRun {
       }),
       scrypt: SIM_SCRYPT,
       timing: SIM_TIMING,
+      backupRetentionMs: this.backupRetentionMs,
       adminSam: this.o.breakProtocol ? brokenAdminSam(this.o.breakProtocol) : undefined,
       wrapSender: this.rogue ? tampering(this.rogue.tamper) : undefined,
       onPartyStarted: (party) => {

@@ -182,6 +182,8 @@ export class SimUsers {
     const m = this.latest(u, ids);
     if (!m) return false;
     const s = this.stateOf(m);
+    // With a short retention a completed migration has ended when its backup has too (issue 22).
+    if (s === 'completed' && this.run.backupRetentionMs !== undefined) return this.run.system.server.backupState(m) === 'wiped';
     return s === 'completed' || s === 'rolledBack' || (s === 'refused' && (u.cancelled || this.refusals(u) >= USER_REFUSALS_MAX));
   }
 

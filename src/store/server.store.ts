@@ -39,6 +39,8 @@ export interface MigrationIndexRecord {
   reason: string | null;
   /** When the server first wrote the migration (its clock, ms); absent in records written before issue 21. */
   startedAt?: number;
+  /** The source phone's terminal (S1): the backup's wipe runs through it after the commit (issue 22). */
+  sourceTerminal?: string;
 }
 
 /**

@@ -46,6 +46,9 @@ const ms = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
 export const areaStateSchema = z.enum(['absent', 'provisioned', 'loaded', 'mainActive', 'locked']);
 export const purposeSchema = z.enum(['register', 'source', 'destination']);
 export const rightSchema = z.enum(['upload', 'download', 'clear']);
+const channelPurpose = z.enum(['register', 'source', 'destination', 'backup']);
+/** Where a committed migration's backup is (src/machines/backup.machine.ts). */
+export const backupStateSchema = z.enum(['kept', 'waitingForSource', 'wiping', 'wiped']);
 
 export const grantSchema = z.strictObject({
   mig: name,
@@ -134,9 +137,13 @@ export const MESSAGES = {
   ],
   'migrate.cancel': ['request', z.strictObject({ mig: name })],
   'migrate.cancelled': ['reply', z.strictObject({ mig: name, decision: z.enum(['committed', 'aborted']) })],
-  'channel.reserve': ['request', z.strictObject({ purpose: z.enum(['register', 'source', 'destination']), mig: name.optional() })],
+  // The user confirms the move: the committed migration's backup on the source chip is wiped (now, or when its phone connects).
+  'backup.end': ['request', z.strictObject({ mig: name })],
+  'backup.state': ['reply', z.strictObject({ mig: name, state: backupStateSchema, until: ms, wipedAt: ms.optional() })],
+  // backup: the source phone's channel for the wipe of a committed migration's backup (issue 22, the end of the backup).
+  'channel.reserve': ['request', z.strictObject({ purpose: channelPurpose, mig: name.optional() })],
   'channel.reserved': ['reply', z.strictObject({})],
-  'channel.release': ['request', z.strictObject({ purpose: z.enum(['register', 'source', 'destination']), mig: name.optional() })],
+  'channel.release': ['request', z.strictObject({ purpose: channelPurpose, mig: name.optional() })],
   'channel.released': ['reply', z.strictObject({})],
   // A turn's progress lines for one terminal travel as one notice (`more`: the lines after the first), or ride on
   // a frame that turn sends the same terminal (frame.progress): issue 19, progress coalesced.

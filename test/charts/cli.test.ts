@@ -72,7 +72,7 @@ test('valmove charts refuses an unknown machine, an unknown format, and svg of e
   assert.is(machine.code, 2);
   assert.match(
     machine.stderr,
-    /unknown machine "wallet"; one of area, migration, chip, terminal, adminSession, decision, migrationSam, normalSam, registration, all/,
+    /unknown machine "wallet"; one of area, migration, chip, terminal, adminSession, decision, migrationSam, normalSam, backup, registration, all/,
   );
   const format = await valmove('charts', '--machine', 'area', '--format', 'png');
   assert.is(format.code, 2);

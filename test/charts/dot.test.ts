@@ -88,7 +88,7 @@ test('an unknown machine or format is refused with a stable code and the valid c
   assert.is(machine.code, 'CHART_UNKNOWN_MACHINE');
   assert.match(
     machine.message,
-    /unknown machine "nope"; one of area, migration, chip, terminal, adminSession, decision, migrationSam, normalSam, registration/,
+    /unknown machine "nope"; one of area, migration, chip, terminal, adminSession, decision, migrationSam, normalSam, backup, registration/,
   );
   const format = await refusal(() => exportChart('area', 'png'));
   assert.is(format.code, 'CHART_UNKNOWN_FORMAT');

@@ -244,6 +244,7 @@ test('refused or failed (1): each with its reason on stderr', async () => {
     const terminalArgs: Record<string, string[]> = {
       issue: ['--order', 'x'],
       cancel: ['--mig', 'm'],
+      'end-backup': ['--mig', 'm'],
       balance: ['--provider', 'emoney'],
       pay: ['--provider', 'emoney', '--amount', '1'],
       topup: ['--provider', 'emoney'],
