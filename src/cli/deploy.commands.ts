@@ -58,8 +58,8 @@ export function addDeployCommands(program: Command, out: Out): void {
 
 /** `valmove keygen`: a deployment's identities, key files, configs and trust list. */
 function addKeygenCommand(program: Command, out: Out): void {
-  // `keygen rotate --dir …`: keygen's own options stop at its subcommand's name, so --dir reaches the subcommand.
-  program.enablePositionalOptions();
+  // `keygen rotate --dir …`: keygen's own options stop at its subcommand's name, so --dir reaches the subcommand
+  // (the program's own options stop at the command's name too: buildCli in main.ts).
   const keygen = program
     .command('keygen')
     .enablePositionalOptions()

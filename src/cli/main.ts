@@ -30,6 +30,9 @@ export function buildCli(out: (line: string) => void = (l) => process.stdout.wri
   program.version(packageVersion(), '-V, --version', 'print the version of valmove');
   // Every command, the ones added later too, inherits these: commander throws instead of exiting, and main() maps the code.
   program.exitOverride();
+  // The program's options (--version, --help) only before a command's name: a command's subcommand then gets its own
+  // options even when the command has one of the same name (`keygen --dir`, `keygen rotate --dir`).
+  program.enablePositionalOptions();
   program.configureOutput({
     outputError: (text, write) => {
       usageTold = true;
