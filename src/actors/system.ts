@@ -162,7 +162,7 @@ export class EmbeddedSystem {
   private async startParties(): Promise<void> {
     const opts = this.opts;
     this.factories.set('server', async () => {
-      const server = new ServerRuntime(this.deps('server', this.storeFor('server')), { scrypt: opts.scrypt, deadlineMs: opts.deadlineMs });
+      const server = new ServerRuntime(this.deps('server', this.storeFor('server')), { scrypt: opts.scrypt, deadlineMs: opts.deadlineMs, providers: opts.providers });
       await server.start();
       return server;
     });

@@ -108,6 +108,7 @@ async function startServer(ctx: Context, cfg: ServerConfig): Promise<PartyRuntim
     scrypt: cfg.scrypt,
     deadlineMs: cfg.deadlineMs,
     devices: cfg.terminals,
+    providers: Object.keys(cfg.migrationSams),
     anonymous: { perS: cfg.limits?.anonymousPerS ?? ANONYMOUS_MESSAGES_PER_S, burst: cfg.limits?.anonymousBurst ?? ANONYMOUS_BURST },
   });
   await server.start();
