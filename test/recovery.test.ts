@@ -60,7 +60,12 @@ t('the ledger follows normal use and an issuance: a pay, a balance read, an issu
   const paid = await world.oldPhone.normalUse(p0, 'pay', p0, 321);
   await world.oldPhone.normalUse(p1, 'balance', p1);
   await world.oldPhone.normalUse(p2, 'use', p2);
-  const order = world.system.issueOrder({ provider: p0, serial: world.source.serial, area: 'gift', value: { kind: 'emoney', currency: 'JPY', balance: 777, ref: 'ab'.repeat(16) } });
+  const order = world.system.issueOrder({
+    provider: p0,
+    serial: world.source.serial,
+    area: 'gift',
+    value: { kind: 'emoney', currency: 'JPY', balance: 777, ref: 'ab'.repeat(16) },
+  });
   const issued = await world.oldPhone.issue([order]);
   assert.is(issued.outcome, 'completed', issued.reason);
   const ledger = ledgerOfSource();
@@ -95,7 +100,10 @@ t('recovery: revoked everywhere, each item re-issued from the ledger, the old ph
   const ledger = ledgerOfSource();
   const code = await world.system.server.recoveryCode(world.user);
   const done = await world.newPhone.recover(world.source.serial, code);
-  assert.equal(done.providers.map((p) => p.outcome), ['revoked', 'revoked', 'revoked']);
+  assert.equal(
+    done.providers.map((p) => p.outcome),
+    ['revoked', 'revoked', 'revoked'],
+  );
   assert.ok(done.issuance, 'an issuance placed the items');
   assert.is(done.issuance.outcome, 'completed', done.issuance.reason);
   assert.is(world.system.adminSam.decisionOf(done.issuance.mig), 'committed', 'under a committed decision record');
@@ -107,7 +115,11 @@ t('recovery: revoked everywhere, each item re-issued from the ledger, the old ph
     assert.is(got, amount, `${area}: the new chip holds the ledger's value`);
     sumNew += got;
   }
-  assert.is(sumNew, Object.values(ledger).reduce((a, b) => a + b, 0), 'balances conserved against the ledger');
+  assert.is(
+    sumNew,
+    Object.values(ledger).reduce((a, b) => a + b, 0),
+    'balances conserved against the ledger',
+  );
   for (const [area] of Object.entries(ledger)) {
     const p = area === 'gift' ? world.providers[0]! : area;
     assert.match(await refusal(world.oldPhone.normalUse(p, 'pay', area, 1)), /^AREA_REVOKED/, `${area} refused on the lost chip`);
@@ -119,7 +131,10 @@ t('a report again is answered the same, and places nothing twice', async () => {
   const code = await world.system.server.recoveryCode(world.user);
   // the code is fresh: it binds to this lost chip at its first use
   const again = await world.newPhone.recover(world.source.serial, code);
-  assert.equal(again.providers.map((p) => p.outcome), ['revoked', 'revoked', 'revoked']);
+  assert.equal(
+    again.providers.map((p) => p.outcome),
+    ['revoked', 'revoked', 'revoked'],
+  );
   const before = areasOf('destination');
   assert.ok(again.issuance && again.issuance.outcome !== 'completed', `nothing placed twice: ${again.issuance?.reason}`);
   assert.equal(areasOf('destination'), before);

@@ -5,26 +5,12 @@
  * migration, this item, this area, this chip serial, this purpose, before
  * expiry, and never for a migration it has fenced.
  */
-import {
-  fromB64,
-  keyCheckValue,
-  openGrant,
-  sameKcv,
-  openFromPair,
-  Secret,
-  signReceipt,
-  toB64,
-  verifyGrant,
-  VerifiedSets,
-  type GrantBinding,
-  type Identity,
-} from '../crypto/index.ts';
+import { fromB64, keyCheckValue, sameKcv, openFromPair, Secret, signReceipt, toB64, VerifiedSets, type Identity } from '../crypto/index.ts';
 import { ProtocolError } from '../protocol/errors.ts';
 import { migrationSamMachine, MIGRATION_SAM_MACHINE_VERSION, type MigrationSamContext, type MigrationSamIntent } from '../machines/migrationSam.machine.ts';
 import { MigrationSamRecords, type HeldItem } from '../store/migrationSam.store.ts';
 import { decodeChipFrame } from '../transport/chip.frames.ts';
 import type { AnyEnvelope } from '../transport/envelope.ts';
-import type { Grant } from '../transport/messages.ts';
 import { MAIN_KEY_SEAL_INFO } from './normalSam.actor.ts';
 import { PartyRuntime, type MachineKind, type RuntimeDeps, type TurnContext } from './runtime.ts';
 import { ledgerNote, MigrationSamRecoveries, tellLedger, type RecoveryHost } from './migrationSamRecovery.ts';
@@ -45,7 +31,6 @@ export interface MigrationSamOptions {
   /** Which trusted server each server link belongs to (filled from the channel handshake). */
   serverKeyOf: (peer: string) => string | undefined;
 }
-
 
 const RIGHT_OF: Partial<Record<AnyEnvelope['type'], Right>> = {
   'msam.upload': 'upload',
@@ -286,7 +271,10 @@ export class MigrationSamRuntime extends PartyRuntime {
         frame(intent.session, this.sessions.command(intent.session, { op: 'read' }));
         return;
       case 'askMainKey':
-        turn.send(this.normalSamPeer, 'nsam.main-key', ledgerNote(this.recoveryHost, w!.placed ?? this.heldRecord(ctx.mig, ctx.item), w!.grant), { ...header, step: 'S14' });
+        turn.send(this.normalSamPeer, 'nsam.main-key', ledgerNote(this.recoveryHost, w!.placed ?? this.heldRecord(ctx.mig, ctx.item), w!.grant), {
+          ...header,
+          step: 'S14',
+        });
         return;
       case 'sendDownload': {
         const held = this.heldRecord(ctx.mig, ctx.item);

@@ -58,7 +58,12 @@ function checkGrant(sam: TransferHost, env: AnyEnvelope, grant: Grant, purpose: 
   }
 }
 
-export function transferRequested(sam: TransferHost, turn: TurnContext, env: Extract<AnyEnvelope, { type: 'msam.upload' | 'msam.download' }>, now: number): void {
+export function transferRequested(
+  sam: TransferHost,
+  turn: TurnContext,
+  env: Extract<AnyEnvelope, { type: 'msam.upload' | 'msam.download' }>,
+  now: number,
+): void {
   const purpose = env.type === 'msam.upload' ? 'upload' : 'download';
   const binding = checkGrant(sam, env, env.body.grant, purpose, now);
   const mig = binding.mig;
@@ -117,4 +122,3 @@ export function transferRequested(sam: TransferHost, turn: TurnContext, env: Ext
     turn.write(() => sam.records.items.put(MigrationSamRecords.keyOf(mig, binding.item), { ...rec, downloadGrant: env.body.grant }));
   }
 }
-

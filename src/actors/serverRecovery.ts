@@ -137,7 +137,6 @@ export class RecoveryDesk {
   }
 }
 
-
 /**
  * Operator (`valmove user recovery-code`): a fresh one-time recovery code for
  * a user, replacing any earlier one; the store keeps only its sha256. The

@@ -162,7 +162,8 @@ export class EmbeddedSystem {
   private async startParties(): Promise<void> {
     const opts = this.opts;
     this.factories.set('server', async () => {
-      const server = new ServerRuntime(this.deps('server', this.storeFor('server')), { scrypt: opts.scrypt, deadlineMs: opts.deadlineMs, providers: opts.providers });
+      const { scrypt, deadlineMs, providers } = opts;
+      const server = new ServerRuntime(this.deps('server', this.storeFor('server')), { scrypt, deadlineMs, providers });
       await server.start();
       return server;
     });

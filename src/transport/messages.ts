@@ -89,7 +89,9 @@ const recoverOrders = z.strictObject({
   lost: name,
   to: name,
   providers: z
-    .array(z.strictObject({ provider: name, outcome: z.enum(['revoked', 'refused']), areas: z.array(name).max(ITEMS_PER_MIGRATION_MAX), reason: text.optional() }))
+    .array(
+      z.strictObject({ provider: name, outcome: z.enum(['revoked', 'refused']), areas: z.array(name).max(ITEMS_PER_MIGRATION_MAX), reason: text.optional() }),
+    )
     .max(ITEMS_PER_MIGRATION_MAX),
   orders: z.array(orderToken).max(ORDERS_PER_ISSUANCE_MAX),
 });
