@@ -127,6 +127,16 @@ t('recovery: revoked everywhere, each item re-issued from the ledger, the old ph
   for (const [p, prov] of world.system.providers) assert.equal(prov.migrationSam.held(), [], `${p}'s migration SAM holds nothing`);
 });
 
+t('the lost phone, found again, can neither pay nor move its items out: refused before anything is locked', async () => {
+  const before = areasOf('source');
+  for (const p of world.providers) assert.match(await refusal(world.oldPhone.normalUse(p, 'balance', p)), /^AREA_REVOKED: chip SRC-1 was reported lost/);
+  const out = await world.oldPhone.migrateOut({});
+  assert.is(out.outcome, 'refused', out.reason);
+  assert.match(out.reason ?? '', /AREA_REVOKED/);
+  assert.equal(areasOf('source'), before, 'nothing locked');
+  assert.is(world.system.providers.get(world.providers[0]!)!.migrationSam.recoveries.db.get(world.source.serial)?.to, world.destination.serial);
+});
+
 t('a report again is answered the same, and places nothing twice', async () => {
   const code = await world.system.server.recoveryCode(world.user);
   // the code is fresh: it binds to this lost chip at its first use

@@ -118,6 +118,7 @@ export class MigrationSamRuntime extends PartyRuntime {
         if (missing.length > 0) {
           throw new ProtocolError('RIGHT_DENIED', `provider ${this.opts.provider} did not give this server the right(s): ${missing.join(', ')}`);
         }
+        if (env.body.source) this.recoveries.refuseUploadFrom(env.body.source);
         turn.reply(env, 'msam.ready', { provider: this.opts.provider });
         return;
       }

@@ -191,7 +191,8 @@ export const MESSAGES = {
   'admin.wiped': ['reply', z.strictObject({ serial: name })],
 
   // server <-> migration SAM
-  'msam.preflight': ['request', z.strictObject({ rights: z.array(rightSchema).min(1).max(3) })],
+  // source: the chip to be locked (a provider refuses a chip reported lost, issue 22).
+  'msam.preflight': ['request', z.strictObject({ rights: z.array(rightSchema).min(1).max(3), source: name.optional() })],
   'msam.ready': ['reply', z.strictObject({ provider: name })],
   'msam.upload': ['request', z.strictObject({ session: name, grant: grantSchema })],
   'msam.uploaded': ['reply', z.strictObject({})],
