@@ -28,7 +28,10 @@ test('valmove demo --lost-source --items 3 --json: re-issued from the ledgers, t
       assert.is(it.newChip, it.ledger, `${it.provider}: the new chip holds the ledger's value`);
       assert.is(it.oldChip, 'AREA_REVOKED', `${it.provider}: the old chip is refused`);
     }
-    assert.ok(report.items.some((it) => it.ledger === 'balance 4500'), "the old phone's payment is in the ledger, and in what was re-issued");
+    assert.ok(
+      report.items.some((it) => it.ledger === 'balance 4500'),
+      "the old phone's payment is in the ledger, and in what was re-issued",
+    );
     assert.ok(report.balances.conserved);
     assert.is(report.balances.ledger, report.balances.newChip);
     assert.ok(report.balances.ledger > 0);
