@@ -15,6 +15,8 @@ import type { Waiter } from './terminalUser.ts';
 export type RecoveryOrders = BodyOf<'recover.orders'>;
 
 export interface RecoveryResult {
+  /** completed: every provider revoked and its items are here; partial: some provider refused (report again later); failed. */
+  outcome: 'completed' | 'partial' | 'failed';
   lost: string;
   to: string;
   /** Per provider: `revoked` (its areas, re-issued here) or `refused` (why). */
@@ -50,7 +52,10 @@ export class RecoveryReports {
         });
     });
     const issuance = answer.orders.length > 0 ? await phone.issue(answer.orders) : null;
-    return { lost, to, providers: answer.providers, issuance };
+    const placed = issuance === null || issuance.outcome === 'completed';
+    const all = answer.providers.every((p) => p.outcome === 'revoked');
+    const outcome = !placed ? 'failed' : all ? 'completed' : 'partial';
+    return { outcome, lost, to, providers: answer.providers, issuance };
   }
 
   /** The server's answer (recover.orders), or its refusal. */

@@ -183,6 +183,7 @@ test('refused or failed (1): each with its reason on stderr', async () => {
     const terminalArgs: Record<string, string[]> = {
       issue: ['--order', 'x'],
       cancel: ['--mig', 'm'],
+      recover: ['--lost', 'SRC', '--code', 'c0de'],
       balance: ['--provider', 'emoney'],
       pay: ['--provider', 'emoney', '--amount', '1'],
       topup: ['--provider', 'emoney'],
@@ -192,6 +193,7 @@ test('refused or failed (1): each with its reason on stderr', async () => {
       [['start', 'server', '--config', join(dir, 'missing.json')], /missing\.json: can not read a JSON config/],
       [['user', 'add', '--config', cfg('server'), '--user', 'alice'], /no password/],
       [['user', 'unlock', '--config', cfg('server'), '--user', 'nobody'], /no user nobody/],
+      [['user', 'recovery-code', '--config', cfg('server'), '--user', 'nobody'], /no user nobody/],
       [['status', '--data', dir], /holds no server store/],
       [['provider', 'issue', '--config', cfg('server'), '--serial', 'S', '--kind', 'emoney'], /provider/],
       // The terminal is not running: every terminal command says so.
@@ -223,6 +225,7 @@ test('done (0): user add and unlock, status, provider voucher, issue and enroll,
     assert.is(add.code, 0, show(add));
     const cases: Array<[string[], RegExp]> = [
       [['user', 'unlock', '--config', cfg('server'), '--user', 'alice'], /user alice unlocked/],
+      [['user', 'recovery-code', '--config', cfg('server'), '--user', 'alice'], /recovery code for alice .*: [0-9a-f]{20}$/m],
       [['status', '--config', cfg('server')], /no migrations/],
       [['provider', 'voucher', '--config', cfg('provider-emoney'), '--serial', 'SRC', '--amount', '5'], /./],
       [['provider', 'issue', '--config', cfg('provider-emoney'), '--serial', 'SRC', '--kind', 'emoney', '--balance', '5'], /./],
