@@ -45,6 +45,7 @@ export interface LedgerEntry {
 
 interface Staged {
   mig: string;
+  area: string;
   /** The chip the item moved from (none for an issuance). */
   from: string | null;
   value: ValueItem;
@@ -133,14 +134,21 @@ export class Ledger {
     if (s?.mig === mig) turn.write(() => this.db.remove(`in:${serial}:${area}`));
   }
 
+  /** Whether the chip was reported lost here (none of its areas is served). */
+  chipRevoked(serial: string): boolean {
+    return this.db.get(`chip:${serial}`) !== undefined;
+  }
+
   /** A write is sent to the chip (its answer may be lost): the entry notes the value it may now hold. */
   writeSent(turn: TurnContext, serial: string, area: string, value: ValueItem, next: ValueItem, counter: number): void {
+    if (this.chipRevoked(serial)) return;
     const base = this.entry(serial, area) ?? { serial, area, value, counter, at: turn.now() };
     turn.write(() => this.db.put(`l:${serial}:${area}`, { ...base, value, counter, pending: next, at: turn.now() }));
   }
 
   /** A normal session's answer: the value the chip holds now (in the turn that sends the receipt). */
   seen(turn: TurnContext, serial: string, area: string, value: ValueItem, counter: number): void {
+    if (this.chipRevoked(serial)) return; // a write answered after the report: its value was re-issued as it stood then
     const entry: LedgerEntry = { serial, area, value, counter, at: turn.now() };
     turn.write(() => this.db.put(`l:${serial}:${area}`, entry));
   }
@@ -154,7 +162,12 @@ export class Ledger {
     const done = this.revocationsOf(lost);
     const other = done.find((r) => r.to !== to);
     if (other) throw new ProtocolError('RECOVERY_REFUSED', `chip ${lost} was reported lost already, its items re-issued on ${other.to}`);
-    const fresh: Revocation[] = this.entriesOf(lost).map((e) => ({ serial: lost, area: e.area, to, value: recoverable(e), at: turn.now() }));
+    // An area whose item is moving out (downloaded, not yet committed) is not re-issued: the move carries it.
+    const moving = new Set<string>();
+    for (const { value } of this.db.getRange({ start: 'in:', end: 'in;' })) if ((value as Staged).from === lost) moving.add((value as Staged).area);
+    const fresh: Revocation[] = this.entriesOf(lost)
+      .filter((e) => !moving.has(e.area))
+      .map((e) => ({ serial: lost, area: e.area, to, value: recoverable(e), at: turn.now() }));
     turn.write(() => {
       this.db.put(`chip:${lost}`, { serial: lost, to, at: turn.now() } as never);
       for (const r of fresh) {
@@ -201,9 +214,11 @@ export function ledgerMessage(ledger: Ledger, host: LedgerHost, env: AnyEnvelope
     case 'nsam.main-key': {
       const { serial, area, mig, from, item } = env.body;
       if (ledger.revoked(serial, area)) throw new ProtocolError('AREA_REVOKED', `chip ${serial} was reported lost: area ${area} is revoked`);
+      // An item uploaded from a chip that was reported lost, and re-issued from the ledger since: never placed again.
+      if (from && ledger.db.get(`rev:${from}:${area}`)) throw new ProtocolError('AREA_REVOKED', `area ${area} of ${from} was re-issued after its report`);
       if (mig === undefined || item === undefined) return;
       const value = openItem(host.identity, host.migrationSamBoxPublic, serial, area, item);
-      ledger.stage(turn, serial, area, { mig, from: from ?? null, value });
+      ledger.stage(turn, serial, area, { mig, from: from ?? null, area, value });
       return;
     }
     case 'nsam.moved': {
