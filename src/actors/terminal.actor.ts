@@ -227,7 +227,12 @@ export class TerminalRuntime extends PartyRuntime {
         return turn.dispatch(TERMINAL_ACTOR, { type: 'JOB_FINISHED', mig: env.body.mig, outcome: env.body.decision });
       case 'error': {
         const asked = this.requestType(turn, env.corr);
-        if (asked === 'recover.report') return this.recoveries.refused(turn, failure(env.body.code, env.body.message));
+        if (asked === 'recover.report') {
+          // As for a job: a login the server no longer knows logs this terminal out (the user logs in again).
+          if (env.body.code === 'UNAUTHENTICATED')
+            turn.tryDispatch(TERMINAL_ACTOR, { type: 'SESSION_EXPIRED', code: env.body.code, message: env.body.message });
+          return this.recoveries.refused(turn, failure(env.body.code, env.body.message));
+        }
         if (asked === 'login.begin' || asked === 'login.proof') {
           return turn.dispatch(TERMINAL_ACTOR, { type: 'LOGIN_REJECTED', code: env.body.code, message: env.body.message });
         }

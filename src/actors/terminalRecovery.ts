@@ -7,6 +7,7 @@
  * as an issuance: S9–S17, under a decision record, receipts and activation,
  * like any migration's destination.
  */
+import { decodeIssueOrder } from '../crypto/index.ts';
 import type { BodyOf } from '../transport/messages.ts';
 import type { TurnContext } from './runtime.ts';
 import { SERVER_PEER } from './terminalRequests.ts';
@@ -28,7 +29,7 @@ export interface RecoveryResult {
 /** What the report reads of the terminal. */
 export interface RecoveryPhone {
   runLocal(fn: (turn: TurnContext) => void): Promise<void>;
-  selectChip(): Promise<{ serial: string }>;
+  selectChip(): Promise<{ serial: string; areas: Array<{ area: string }> }>;
   issue(orders: string[]): Promise<BodyOf<'migrate.result'>>;
 }
 
@@ -38,7 +39,7 @@ export class RecoveryReports {
 
   /** Reports the chip lost, then receives its items here. */
   async recover(phone: RecoveryPhone, lost: string, code: string): Promise<RecoveryResult> {
-    const { serial: to } = await phone.selectChip();
+    const { serial: to, areas } = await phone.selectChip();
     const answer = await new Promise<RecoveryOrders>((resolve, reject) => {
       if (this.waiter) return reject(new Error('a lost phone report is already waiting for its answer'));
       phone
@@ -51,7 +52,11 @@ export class RecoveryReports {
           reject(e);
         });
     });
-    const issuance = answer.orders.length > 0 ? await phone.issue(answer.orders) : null;
+    // A report made again (a provider was away the first time) answers every provider's orders: those whose
+    // items this chip holds already were used, and would abort the issuance of the others.
+    const have = new Set(areas.map((a) => a.area));
+    const orders = answer.orders.filter((t) => !have.has(decodeIssueOrder(t).area));
+    const issuance = orders.length > 0 ? await phone.issue(orders) : null;
     const placed = issuance === null || issuance.outcome === 'completed';
     const all = answer.providers.every((p) => p.outcome === 'revoked');
     const outcome = !placed ? 'failed' : all ? 'completed' : 'partial';
