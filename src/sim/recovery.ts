@@ -25,7 +25,9 @@ const FOUND_AGAIN_RATE = 0.6;
 
 /** Whether a chip's area of this provider was revoked (its chip reported lost): its normal SAM serves it no more. */
 export function revokedHere(system: EmbeddedSystem, provider: string, serial: string): boolean {
-  return system.providers.get(provider)?.normalSam.ledger.chipRevoked(serial) ?? false;
+  const sam = system.providers.get(provider)?.normalSam;
+  // A normal SAM that is down (crashed, not yet restarted) has its store closed: nothing is read of it then.
+  return sam !== undefined && !sam.isStopped && sam.ledger.chipRevoked(serial);
 }
 
 /** The chips each provider revoked (its normal SAM's ledger), for the safety checker's cache. */
@@ -79,7 +81,7 @@ export class SimRecovery {
     run.line(`LOSER ${u.name} will lose ${u.source}`);
   }
 
-  /** Every provider of the user's items revoked the lost chip (a report that missed one is made again). */
+  /** Every provider of the user's items revoked the lost chip (a report that missed one is made again); unknown while one is down. */
   settled(u: User): boolean {
     return !this.isLoser(u) || u.items.every((_, k) => revokedHere(this.run.system, this.run.providers[k]!, u.source));
   }
