@@ -136,5 +136,6 @@ export function ledgerNote(host: RecoveryHost, held: HeldItem, grant: GrantBindi
 export function tellLedger(host: RecoveryHost, turn: TurnContext, held: HeldItem | undefined): void {
   if (!held?.downloadGrant) return;
   const committed = held.receipt !== null && !host.records.fenced.get(held.mig);
-  turn.send(host.normalSamPeer, 'nsam.moved', { serial: held.downloadGrant.serial, area: held.area, mig: held.mig, committed });
+  const body = { serial: held.downloadGrant.serial, area: held.area, mig: held.mig, committed };
+  turn.send(host.normalSamPeer, 'nsam.moved', body, { mig: held.mig, item: held.item, step: 'S17' });
 }

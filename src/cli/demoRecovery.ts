@@ -21,6 +21,7 @@ import { demoProviders, demoValue } from '../fixtures/demo.ts';
 import { createLogger } from '../log.ts';
 import { RemoteError } from '../protocol/errors.ts';
 import { FAST_TIMING } from '../timing.ts';
+import { freshDataDir } from './demo.ts';
 import { table } from './table.ts';
 
 export interface LostSourceItem {
@@ -116,7 +117,7 @@ async function figures(w: LostWorld, ledger: Map<string, ValueItem>): Promise<{ 
 
 export async function runLostSourceDemo(opts: { items: number; data?: string; json: boolean; out: (line: string) => void }): Promise<LostSourceReport> {
   const say = opts.json ? () => {} : opts.out;
-  const dataDir = resolve(opts.data ?? join('data', `demo-lost-${new Date().toISOString().replace(/[:.]/g, '-')}-${toHex(systemRng.bytes(2))}`));
+  const dataDir = opts.data ? resolve(opts.data) : freshDataDir();
   mkdirSync(dataDir, { recursive: true });
   const logFd = openSync(join(dataDir, 'valmove.log'), 'a');
   const plan = demoProviders(opts.items);

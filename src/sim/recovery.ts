@@ -97,7 +97,7 @@ export class SimRecovery {
       act(u.newPhone, `recover ${u.source}`, (t) =>
         t.recover(u.source, l.code).then(
           (r) => this.run.line(`RECOVERED ${u.name} ${r.outcome}: ${r.providers.map((p) => `${p.provider} ${p.outcome}`).join(', ')}`),
-          (e: unknown) => this.run.line(`RECOVER ${u.name} failed: ${(e as { code?: string }).code ?? ''} ${(e as Error).message}`),
+          (e: unknown) => this.run.line(`RECOVER ${u.name} failed: ${(e as { code?: string }).code ?? (e as Error).message}`),
         ),
       );
       return;
