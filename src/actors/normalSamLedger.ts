@@ -60,7 +60,14 @@ export interface Revocation {
   at: number;
 }
 
-type Row = LedgerEntry | Staged | Revocation;
+/** A chip reported lost, at this provider. */
+interface ChipRevocation {
+  serial: string;
+  to: string;
+  at: number;
+}
+
+type Row = LedgerEntry | Staged | Revocation | ChipRevocation;
 
 /**
  * What a recovery re-issues of an entry: with a write whose answer never
@@ -169,7 +176,8 @@ export class Ledger {
       .filter((e) => !moving.has(e.area))
       .map((e) => ({ serial: lost, area: e.area, to, value: recoverable(e), at: turn.now() }));
     turn.write(() => {
-      this.db.put(`chip:${lost}`, { serial: lost, to, at: turn.now() } as never);
+      const chip: ChipRevocation = { serial: lost, to, at: turn.now() };
+      this.db.put(`chip:${lost}`, chip);
       for (const r of fresh) {
         this.db.put(`rev:${lost}:${r.area}`, r);
         this.db.remove(`l:${lost}:${r.area}`);
