@@ -90,8 +90,13 @@ export class SimRecovery {
    * A loser at the phones: reports the old phone lost (again, while a provider has not revoked it, once the
    * last re-issue ended), then, the items back, maybe finds the old phone again and tries to pay with it.
    */
-  tick(u: User, state: string | undefined, act: Act): void {
+  tick(u: User, mig: string | undefined, state: string | undefined, act: Act): void {
     const l = this.losers.get(u.name)!;
+    if (mig && (state === 'awaitingDestination' || state === 'rollingBack.awaitingDestinationWipe')) {
+      // The re-issue waits for this phone (its first answer was lost, or its login with a server that restarted).
+      act(u.newPhone, 'migrate-in (re-issue)', (t) => t.migrateIn({ mig }));
+      return;
+    }
     const over = state === 'completed' || state === 'rolledBack' || state === 'refused';
     if (state === undefined || (over && !this.settled(u))) {
       act(u.newPhone, `recover ${u.source}`, (t) =>

@@ -236,7 +236,7 @@ export class SimUsers {
     if (this.payments?.atRandom(u)) return;
     const m = this.latest(u);
     const s = m ? this.stateOf(m) : undefined;
-    if (this.recovery?.isLoser(u)) return this.recovery.tick(u, s, (phone, what, fn) => this.act(u, phone, what, fn));
+    if (this.recovery?.isLoser(u)) return this.recovery.tick(u, m, s, (phone, what, fn) => this.act(u, phone, what, fn));
     if (m && this.cancel(u, m, s!)) return;
     if (!m || (s === 'refused' && !u.cancelled && this.refusals(u) < USER_REFUSALS_MAX)) {
       this.act(u, u.oldPhone, 'migrate-out', (t) => t.migrateOut({ destination: u.destination, ...(u.deadlineMs ? { deadlineMs: u.deadlineMs } : {}) }));
