@@ -5,29 +5,16 @@
  * migration, this item, this area, this chip serial, this purpose, before
  * expiry, and never for a migration it has fenced.
  */
-import {
-  fromB64,
-  keyCheckValue,
-  openGrant,
-  sameKcv,
-  openFromPair,
-  Secret,
-  signReceipt,
-  toB64,
-  verifyGrant,
-  VerifiedSets,
-  type GrantBinding,
-  type Identity,
-} from '../crypto/index.ts';
+import { fromB64, keyCheckValue, sameKcv, openFromPair, Secret, signReceipt, toB64, VerifiedSets, type Identity } from '../crypto/index.ts';
 import { ProtocolError } from '../protocol/errors.ts';
 import { migrationSamMachine, MIGRATION_SAM_MACHINE_VERSION, type MigrationSamContext, type MigrationSamIntent } from '../machines/migrationSam.machine.ts';
 import { MigrationSamRecords, type HeldItem } from '../store/migrationSam.store.ts';
 import { decodeChipFrame } from '../transport/chip.frames.ts';
 import type { AnyEnvelope } from '../transport/envelope.ts';
-import type { Grant } from '../transport/messages.ts';
 import { MAIN_KEY_SEAL_INFO } from './normalSam.actor.ts';
 import { PartyRuntime, type MachineKind, type RuntimeDeps, type TurnContext } from './runtime.ts';
-import { placeOrder } from './migrationSamOrders.ts';
+import { ledgerNote, MigrationSamRecoveries, tellLedger, type RecoveryHost } from './migrationSamRecovery.ts';
+import { transferRequested, type TransferHost, type Working } from './migrationSamTransfers.ts';
 import { SamSessions } from './samSession.ts';
 
 export type Right = 'upload' | 'download' | 'clear';
@@ -45,21 +32,12 @@ export interface MigrationSamOptions {
   serverKeyOf: (peer: string) => string | undefined;
 }
 
-interface Working {
-  /** The server link this item's sessions are relayed through. */
-  server: string;
-  grant: GrantBinding;
-  tempKey: Secret;
-  mainKey?: Secret;
-  readData?: { data: Uint8Array; counter: number };
-  kcv?: string;
-}
-
 const RIGHT_OF: Partial<Record<AnyEnvelope['type'], Right>> = {
   'msam.upload': 'upload',
   'msam.download': 'download',
   'msam.clear': 'clear',
   'msam.fence': 'clear',
+  'msam.recover': 'download',
 };
 
 export class MigrationSamRuntime extends PartyRuntime {
@@ -69,6 +47,9 @@ export class MigrationSamRuntime extends PartyRuntime {
   private readonly verifiedSets = new VerifiedSets(); // grant sets whose signature this SAM checked
   protected readonly kinds: Record<string, MachineKind> = { migrationSam: { machine: migrationSamMachine, version: MIGRATION_SAM_MACHINE_VERSION } };
   readonly records: MigrationSamRecords;
+  /** Lost chips reported to this provider, and the orders that re-issue their items (migrationSamRecovery.ts). */
+  readonly recoveries: MigrationSamRecoveries;
+  private readonly recoveryHost: RecoveryHost;
   private readonly sessions: SamSessions;
   private readonly opts: MigrationSamOptions;
   private readonly working = new Map<string, Working>();
@@ -78,6 +59,8 @@ export class MigrationSamRuntime extends PartyRuntime {
   constructor(deps: RuntimeDeps, opts: MigrationSamOptions) {
     super(deps);
     [this.opts, this.records, this.sessions] = [opts, new MigrationSamRecords(deps.store), new SamSessions(deps.rng)];
+    this.recoveryHost = { ...opts, records: this.records, normalSamPeer: this.normalSamPeer, rng: deps.rng };
+    this.recoveries = new MigrationSamRecoveries(deps.store, this.recoveryHost);
   }
 
   get provider(): string {
@@ -135,6 +118,7 @@ export class MigrationSamRuntime extends PartyRuntime {
         if (missing.length > 0) {
           throw new ProtocolError('RIGHT_DENIED', `provider ${this.opts.provider} did not give this server the right(s): ${missing.join(', ')}`);
         }
+        if (env.body.source) this.recoveries.refuseUploadFrom(env.body.source);
         turn.reply(env, 'msam.ready', { provider: this.opts.provider });
         return;
       }
@@ -165,6 +149,8 @@ export class MigrationSamRuntime extends PartyRuntime {
         turn.reply(env, 'msam.fenced', {});
         return;
       }
+      case 'msam.recover':
+        return this.recoveries.requested(turn, env, peer);
       case 'frame':
         return this.sessions.take(env.body.session, env.body.data, () => this.onFrame(turn, env.body.session, env.body.data));
       default:
@@ -185,75 +171,20 @@ export class MigrationSamRuntime extends PartyRuntime {
     return key;
   }
 
-  private checkGrant(env: AnyEnvelope, grant: Grant, purpose: 'upload' | 'download', now: number): GrantBinding {
-    const mig = this.requireMig(env);
-    if (env.item === undefined) throw new ProtocolError('BAD_ENVELOPE', `${env.type} needs an item (header "item")`);
-    try {
-      const expect = { mig, item: env.item, purpose, provider: this.opts.provider, recipient: this.id };
-      return verifyGrant(grant, this.opts.adminSamSignPublic, expect, now, this.verifiedSets);
-    } catch (e) {
-      const code = (e as { code?: string }).code ?? 'GRANT_INVALID';
-      throw new ProtocolError('GRANT_REFUSED', `${code}: ${(e as Error).message}`);
-    }
+  private transferRequested(turn: TurnContext, env: Extract<AnyEnvelope, { type: 'msam.upload' | 'msam.download' }>, now: number): void {
+    transferRequested(this.transferHost, turn, env, now);
   }
 
-  private transferRequested(turn: TurnContext, env: Extract<AnyEnvelope, { type: 'msam.upload' | 'msam.download' }>, now: number): void {
-    const purpose = env.type === 'msam.upload' ? 'upload' : 'download';
-    const binding = this.checkGrant(env, env.body.grant, purpose, now);
-    const mig = binding.mig;
-    // protocol.md §2: a grant is never used for a migration this SAM has fenced — an upload grant neither. Found by
-    // test/security/chipMisuse.test.ts: an msam.upload that arrived after the fence (delayed, or replayed by a relay)
-    // spawned the item, wrote a held record for the aborted migration and opened an upload session; its clear had
-    // already been answered, so the store was never empty again. (Relayed to a source still locked, the item would
-    // be copied into the fenced SAM, and `holding` takes no CLEAR_REQUESTED: the rollback's clear would be refused.)
-    if (this.records.fenced.get(mig)) {
-      throw new ProtocolError('MIGRATION_ABORTED', `migration ${mig} was aborted; this SAM is fenced and refuses every ${purpose} for it`);
-    }
-    const key = `${ITEM}${mig}:${binding.item}`;
-    const session = env.body.session;
-    let placed: HeldItem | undefined;
-    if (!this.actorOf(key)) {
-      if (purpose === 'download') {
-        const order = env.type === 'msam.download' ? env.body.order : undefined;
-        if (!order) throw new ProtocolError('NO_MIGRATION', `this migration SAM never received item ${binding.item} of ${mig}`);
-        placed = placeOrder(turn, key, order, binding, now, { identity: this.opts.identity, provider: this.opts.provider, records: this.records });
-      } else {
-        turn.spawn(key, 'migrationSam', { mig, item: binding.item });
-      }
-    }
-    const state = this.actorOf(key)!.getSnapshot();
-    const starts = purpose === 'upload' ? state.matches('idle') : state.matches('holding');
-    if (starts) {
-      const tempKey = openGrant(env.body.grant, this.opts.identity);
-      this.working.set(key, { server: env.from, grant: binding, tempKey });
-      this.sessionOwner.set(session, key);
-      if (purpose === 'upload') {
-        turn.write(() =>
-          this.records.items.put(MigrationSamRecords.keyOf(mig, binding.item), {
-            mig,
-            item: binding.item,
-            area: binding.area,
-            provider: binding.provider,
-            uploadGrant: env.body.grant,
-            downloadGrant: null,
-            data: null,
-            counter: 0,
-            receipt: null,
-          }),
-        );
-      }
-    }
-    turn.dispatch(key, {
-      type: purpose === 'upload' ? 'UPLOAD_REQUESTED' : 'DOWNLOAD_REQUESTED',
-      request: env.id,
-      session,
-      deadline: now + this.timing.sessionMs,
-    });
-    if (starts && purpose === 'download') {
-      // An item placed in this turn is not in the store until the turn commits.
-      const rec = placed ?? this.heldRecord(mig, binding.item);
-      turn.write(() => this.records.items.put(MigrationSamRecords.keyOf(mig, binding.item), { ...rec, downloadGrant: env.body.grant }));
-    }
+  private get transferHost(): TransferHost {
+    const { provider, identity, adminSamSignPublic } = this.opts;
+    return {
+      ...{ provider, identity, adminSamSignPublic, id: this.id, records: this.records, verifiedSets: this.verifiedSets },
+      ...{ working: this.working, sessionOwner: this.sessionOwner, sessionMs: this.timing.sessionMs },
+      actorOf: (key) => this.actorOf(key),
+      heldRecord: (mig, item) => this.heldRecord(mig, item),
+      requireMig: (env) => this.requireMig(env),
+      refuseUploadFrom: (serial) => this.recoveries.refuseUploadFrom(serial),
+    };
   }
 
   private heldRecord(mig: string, item: number): HeldItem {
@@ -264,6 +195,8 @@ export class MigrationSamRuntime extends PartyRuntime {
 
   private fromNormalSam(turn: TurnContext, env: AnyEnvelope): void {
     const req = turn.requestOf(env.corr);
+    if (req?.type === 'nsam.moved') return; // the ledger noted the move
+    if (req?.type === 'nsam.revoke') return env.type === 'error' ? this.recoveries.refused(turn, env, req) : this.recoveries.revoked(turn, env as never, req);
     if (req?.type !== 'nsam.main-key') throw new ProtocolError('UNEXPECTED', `${env.type} answers no main-key request of ours`);
     const key = `${ITEM}${req.mig}:${req.item}`;
     const w = this.working.get(key);
@@ -339,7 +272,10 @@ export class MigrationSamRuntime extends PartyRuntime {
         frame(intent.session, this.sessions.command(intent.session, { op: 'read' }));
         return;
       case 'askMainKey':
-        turn.send(this.normalSamPeer, 'nsam.main-key', { serial: w!.grant.serial, area: w!.grant.area }, { ...header, step: 'S14' });
+        turn.send(this.normalSamPeer, 'nsam.main-key', ledgerNote(this.recoveryHost, w!.placed ?? this.heldRecord(ctx.mig, ctx.item), w!.grant), {
+          ...header,
+          step: 'S14',
+        });
         return;
       case 'sendDownload': {
         const held = this.heldRecord(ctx.mig, ctx.item);
@@ -386,6 +322,7 @@ export class MigrationSamRuntime extends PartyRuntime {
       case 'clearItem': {
         // S17: the item and its grants leave this SAM.
         const k = MigrationSamRecords.keyOf(ctx.mig, ctx.item);
+        tellLedger(this.recoveryHost, turn, this.records.items.get(k));
         turn.write(() => this.records.items.remove(k));
         this.working.delete(key);
         return;

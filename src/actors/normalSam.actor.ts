@@ -34,6 +34,7 @@ import type { Link } from '../transport/link.ts';
 import { decodeChipFrame } from '../transport/chip.frames.ts';
 import type { AnyEnvelope } from '../transport/envelope.ts';
 import { applyNormalOp, decodeValue, encodeValue, type NormalReceipt, type ValueItem } from './value.ts';
+import { Ledger, ledgerMessage } from './normalSamLedger.ts';
 import { PartyRuntime, type MachineKind, type RuntimeDeps, type TurnContext } from './runtime.ts';
 import { SamSessions } from './samSession.ts';
 
@@ -77,6 +78,8 @@ interface ReaderWork {
   /** The voucher this top-up redeems, checked at begin; its chip is checked once the chip proved its serial. */
   voucher?: VoucherBody;
   value?: ValueItem;
+  /** The chip's serial, as its main-key proof showed (the ledger's key). */
+  serial?: string;
   counter?: number;
   next?: ValueItem | null;
   receipt?: NormalReceipt;
@@ -106,6 +109,8 @@ export class NormalSamRuntime extends PartyRuntime {
   private readonly enrolled: Database<EnrolledReader, string>;
   /** Used vouchers: `id:<id>` -> record, and `exp:<expiresAt>:<id>` to find the expired ones in order. */
   private readonly vouchers: Database<VoucherRecord | string, string>;
+  /** Each item's value as last seen here, per chip and area, and the revoked areas (normalSamLedger.ts). */
+  readonly ledger: Ledger;
 
   constructor(deps: RuntimeDeps, opts: NormalSamOptions) {
     super(deps);
@@ -113,6 +118,7 @@ export class NormalSamRuntime extends PartyRuntime {
     this.sessions = new SamSessions(deps.rng);
     this.enrolled = NormalSamRuntime.readersDb(deps.store);
     this.vouchers = deps.store.db<VoucherRecord | string>('vouchers');
+    this.ledger = new Ledger(deps.store);
   }
 
   /** The store's table of enrolled readers (the operator's `valmove provider enroll` writes it). */
@@ -254,8 +260,12 @@ export class NormalSamRuntime extends PartyRuntime {
 
   protected onEnvelope(env: AnyEnvelope, peer: string, turn: TurnContext): void {
     switch (env.type) {
+      case 'nsam.moved':
+      case 'nsam.revoke':
+        return ledgerMessage(this.ledger, this.ledgerHost, env, peer, turn);
       case 'nsam.main-key': {
         if (peer !== this.migrationSamPeer) throw new ProtocolError('NOT_TRUSTED', `only ${this.migrationSamPeer} may ask this SAM for a main key`);
+        ledgerMessage(this.ledger, this.ledgerHost, env, peer, turn); // the download's value, staged (or AREA_REVOKED)
         const key = deriveMainKey(this.opts.providerMaster, env.body.serial, env.body.area);
         const aad = new TextEncoder().encode(`${env.body.serial}/${env.body.area}`);
         // Under the key this SAM shares with its own migration SAM (pairBox.ts): no public-key operation per main key.
@@ -320,7 +330,13 @@ export class NormalSamRuntime extends PartyRuntime {
       } catch (e) {
         return turn.dispatch(key, { type: 'VALUE_READ', ok: false, next: 'refuse', code: 'BAD_BODY', message: (e as Error).message });
       }
-      const serial = this.sessions.serialOf(session);
+      const serial = (w.serial = this.sessions.serialOf(session) ?? '');
+      if (this.ledger.revoked(serial, ctx.area)) {
+        // The chip was reported lost (issue 22): its items live on the user's new chip; this one is served no more.
+        const message = `chip ${serial} was reported lost: area ${ctx.area} is revoked`;
+        return turn.dispatch(key, { type: 'VALUE_READ', ok: false, next: 'refuse', code: 'AREA_REVOKED', message });
+      }
+      this.ledger.commitMove(turn, serial, ctx.area); // a session opened: the area is active, so the move into it committed
       if (w.voucher && (w.voucher.serial !== serial || w.voucher.area !== ctx.area)) {
         // The chip proved its serial with its main key: a voucher credits only the chip it names.
         return turn.dispatch(key, { type: 'VALUE_READ', ok: false, next: 'refuse', code: 'VOUCHER_REFUSED', message: 'the voucher is for another chip' });
@@ -334,6 +350,10 @@ export class NormalSamRuntime extends PartyRuntime {
     }
     if (reply.ok) return turn.dispatch(key, { type: 'VALUE_WRITTEN', ok: true });
     return turn.dispatch(key, { type: 'VALUE_WRITTEN', ok: false, code: reply.code, message: reply.message });
+  }
+
+  private get ledgerHost() {
+    return { identity: this.opts.identity, migrationSamBoxPublic: this.opts.migrationSamBoxPublic, migrationSamPeer: this.migrationSamPeer, rng: this.rng };
   }
 
   protected onIntent(key: string, intent: NormalSamIntent, turn: TurnContext): void {
@@ -356,10 +376,12 @@ export class NormalSamRuntime extends PartyRuntime {
         return;
       case 'sendWrite':
         if (w.voucher) this.spendVoucher(turn, w.voucher);
+        this.ledger.writeSent(turn, w.serial!, ctx.area, w.value!, w.next!, w.counter! + 1);
         frame(this.sessions.command(ctx.session, { op: 'write', data: toB64(encodeValue(w.next!)), counter: w.counter! }));
         return;
       case 'answerReceipt': {
         const r = w.receipt!;
+        this.ledger.seen(turn, w.serial!, ctx.area, w.next ?? w.value!, w.next ? w.counter! + 1 : w.counter!);
         turn.send(peer, 'normal.receipt', { op: ctx.op, area: ctx.area, ...r }, { corr: intent.request });
         this.work.delete(ctx.session);
         return;

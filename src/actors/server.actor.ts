@@ -30,6 +30,7 @@ import { LoginDesk } from './serverLogins.ts';
 import { MigrationDesk } from './serverMigrations.ts';
 import { MigrationMeter } from './serverMeter.ts';
 import { BACKUP, BackupDesk } from './serverBackups.ts';
+import { issueRecoveryCode, RecoveryDesk } from './serverRecovery.ts';
 import { ServerRoutes } from './serverRoutes.ts';
 
 export { ADMIN_SAM_PEER, GRANT_TTL_MS, MIGRATION_RIGHTS } from './serverIntents.ts';
@@ -51,6 +52,8 @@ export interface ServerOptions {
   anonymous?: { perS: number; burst: number };
   /** How long a committed migration's backup (the locked source) is kept before it is wiped; 14 days by default (protocol.md §3). */
   backupRetentionMs?: number;
+  /** The deployment's providers (their migration SAMs): a lost phone's report asks each (serverRecovery.ts). */
+  providers?: readonly string[];
 }
 
 export class ServerRuntime extends PartyRuntime {
@@ -76,6 +79,8 @@ export class ServerRuntime extends PartyRuntime {
   private readonly routes: ServerRoutes;
   /** The backups of committed migrations, and their end (serverBackups.ts). */
   private readonly backups: BackupDesk;
+  /** Lost phones' reports (serverRecovery.ts). */
+  readonly recovery: RecoveryDesk;
 
   constructor(deps: RuntimeDeps, options: ServerOptions = {}) {
     super(deps);
@@ -124,7 +129,11 @@ export class ServerRuntime extends PartyRuntime {
       migration: (mig) => this.migration(mig),
       draining: () => this.draining,
     });
+    const requireUser = (peer: string) => this.loginDesk.requireUser(peer);
+    const recoveryView = { records: this.records, rng: this.rng, providers: options.providers ?? [], requireUser, hasLink: (p: string) => this.hasLink(p) };
+    this.recovery = new RecoveryDesk(deps.store, { ...recoveryView, now: () => this.clock.now() });
     this.routes = new ServerRoutes({
+      recovery: this.recovery,
       loginDesk: this.loginDesk,
       desk: this.desk,
       backups: this.backups,
@@ -169,6 +178,11 @@ export class ServerRuntime extends PartyRuntime {
   async createUser(user: string, password: string): Promise<void> {
     const record = newUserRecord(user, password, this.rng, this.options.scrypt ?? SCRYPT_DEFAULTS);
     await this.store.commit(() => this.records.users.put(user, record));
+  }
+
+  /** Operator: a one-time recovery code for a user's lost phone report (serverRecovery.ts); shown once, kept as a hash. */
+  recoveryCode(user: string): Promise<string> {
+    return issueRecoveryCode(this.store, this.records, user, this.rng, this.clock.now());
   }
 
   /** Clears a user's failure count and lockout (issue 8: an operator can clear it). */

@@ -172,7 +172,9 @@ function toMigrationSam(turn: TurnContext, mig: string, intent: ToMigrationSam, 
       }
       // No channel right now (the SAM is restarting, the network is down): the request waits in the
       // outbox and goes when the channel is back; the preflight deadline bounds the wait.
-      turn.send(intent.recipient, 'msam.preflight', { rights: [...MIGRATION_RIGHTS] }, { mig, step: 'preflight' });
+      // The source's serial lets a provider refuse a chip reported lost (migrationSamRecovery.ts) before anything is locked.
+      const source = view.migration(mig)?.source.serial;
+      turn.send(intent.recipient, 'msam.preflight', { rights: [...MIGRATION_RIGHTS], ...(source ? { source } : {}) }, { mig, step: 'preflight' });
       return;
     }
     case 'requestUpload':

@@ -16,12 +16,14 @@ import { ADMIN_SAM_PEER, adminAnswerEvent, MIGRATION, REGISTRATION, type ServerV
 import type { LoginDesk } from './serverLogins.ts';
 import type { MigrationDesk } from './serverMigrations.ts';
 import { BACKUP, BACKUP_SESSION, isBackupRequest, type BackupDesk } from './serverBackups.ts';
+import type { RecoveryDesk } from './serverRecovery.ts';
 
 /** What the routes read of the server. */
 export interface RouteHost {
   loginDesk: LoginDesk;
   desk: MigrationDesk;
   backups: BackupDesk;
+  recovery: RecoveryDesk;
   view: ServerView;
   log: Logger;
   rng: { bytes(n: number): Uint8Array };
@@ -60,6 +62,8 @@ export class ServerRoutes {
         return this.host.desk.cancel(turn, env, peer);
       case 'backup.end':
         return this.host.backups.end(turn, env, peer);
+      case 'recover.report':
+        return this.host.recovery.report(turn, env, peer);
       case 'channel.reserved':
       case 'channel.released':
       case 'error':
@@ -128,6 +132,7 @@ export class ServerRoutes {
     }
     const req = turn.requestOf(env.corr);
     if (!req || req.to !== peer) throw new ProtocolError('UNEXPECTED', `${env.type} answers no request of ours`);
+    if (req.type === 'msam.recover') return this.host.recovery.answered(turn, env, req, peer);
     const key = this.actorForRequest(req);
     // An admin session's answer: the event the operation table says it becomes.
     const op = adminOpOfReply(env.type);

@@ -163,8 +163,8 @@ export class EmbeddedSystem {
   private async startParties(): Promise<void> {
     const opts = this.opts;
     this.factories.set('server', async () => {
-      const { scrypt, deadlineMs, backupRetentionMs } = opts;
-      const server = new ServerRuntime(this.deps('server', this.storeFor('server')), { scrypt, deadlineMs, backupRetentionMs });
+      const { scrypt, deadlineMs, backupRetentionMs, providers } = opts;
+      const server = new ServerRuntime(this.deps('server', this.storeFor('server')), { scrypt, deadlineMs, backupRetentionMs, providers });
       await server.start();
       return server;
     });

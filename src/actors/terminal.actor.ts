@@ -15,6 +15,7 @@ import { terminalMachine, TERMINAL_MACHINE_VERSION, type ReaderOp, type Terminal
 import type { AnyEnvelope } from '../transport/envelope.ts';
 import type { BodyOf } from '../transport/messages.ts';
 import { PartyRuntime, type MachineEvent, type MachineKind, type TurnContext } from './runtime.ts';
+import { RecoveryReports, type RecoveryResult } from './terminalRecovery.ts';
 import { CHIP_PEER, requestIntent, SERVER_PEER } from './terminalRequests.ts';
 import { failure, loginProof, type ProgressEvent, type Waiter } from './terminalUser.ts';
 
@@ -123,6 +124,13 @@ export class TerminalRuntime extends PartyRuntime {
     return this.job({ type: 'MIGRATE_IN_REQUESTED', orders });
   }
 
+  /** A lost phone's report, then its items re-issued here (terminalRecovery.ts). */
+  recover(lost: string, code: string): Promise<RecoveryResult> {
+    return this.recoveries.recover({ runLocal: (fn) => this.runLocal(fn), selectChip: () => this.selectChip(), issue: (o) => this.issue(o) }, lost, code);
+  }
+
+  private readonly recoveries = new RecoveryReports();
+
   cancel(mig: string): Promise<BodyOf<'migrate.cancelled'>> {
     return this.job({ type: 'CANCEL_REQUESTED', mig });
   }
@@ -217,12 +225,20 @@ export class TerminalRuntime extends PartyRuntime {
       case 'chip.registered':
         this.result = env.body;
         return turn.dispatch(TERMINAL_ACTOR, { type: 'JOB_FINISHED', outcome: 'registered' });
+      case 'recover.orders':
+        return this.recoveries.answered(turn, env.body);
       case 'migrate.cancelled':
       case 'backup.state':
         this.result = env.body;
         return turn.dispatch(TERMINAL_ACTOR, { type: 'JOB_FINISHED', mig: env.body.mig, outcome: 'decision' in env.body ? env.body.decision : env.body.state });
       case 'error': {
         const asked = this.requestType(turn, env.corr);
+        if (asked === 'recover.report') {
+          // As for a job: a login the server no longer knows logs this terminal out (the user logs in again).
+          if (env.body.code === 'UNAUTHENTICATED')
+            turn.tryDispatch(TERMINAL_ACTOR, { type: 'SESSION_EXPIRED', code: env.body.code, message: env.body.message });
+          return this.recoveries.refused(turn, failure(env.body.code, env.body.message));
+        }
         if (asked === 'login.begin' || asked === 'login.proof') {
           return turn.dispatch(TERMINAL_ACTOR, { type: 'LOGIN_REJECTED', code: env.body.code, message: env.body.message });
         }

@@ -75,7 +75,7 @@ export interface DemoReport {
   faults?: { crashAt: string | null; crashes: string[]; links: Record<string, number> };
 }
 
-function freshDataDir(): string {
+export function freshDataDir(): string {
   const base = resolve('data');
   mkdirSync(base, { recursive: true });
   const stamp = new Date().toISOString().replace(/[:.]/g, '-');

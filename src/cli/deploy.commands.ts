@@ -17,6 +17,8 @@ import { readHostsFile } from '../deploy/hosts.ts';
 import { writeUnits } from '../deploy/units.ts';
 import { startProcess } from '../deploy/process.ts';
 import { runUp } from '../deploy/up.ts';
+import { issueRecoveryCode } from '../actors/serverRecovery.ts';
+import type { RecoveryResult } from '../actors/terminalRecovery.ts';
 import { PartyStore } from '../store/party.store.ts';
 import { newUserRecord, ServerRecords } from '../store/server.store.ts';
 
@@ -200,6 +202,23 @@ function addUserCommands(program: Command, out: Out): void {
       out(`user ${o.user} saved (scrypt verifier only)`);
     });
   user
+    .command('recovery-code')
+    .description("a one-time code for the user's lost-phone report (the second proof; shown once, the store keeps its hash)")
+    .requiredOption('--config <file>', "the server's config")
+    .requiredOption('--user <name>', 'user id')
+    .action(async (o: { config: string; user: string }) => {
+      const cfg = loadConfig(o.config, 'server') as ServerConfig;
+      const store = PartyStore.open(cfg.dataDir);
+      try {
+        const records = new ServerRecords(store);
+        if (!records.users.get(o.user)) throw new Error(`no user ${o.user} in the server's store at ${cfg.dataDir}`);
+        const code = await issueRecoveryCode(store, records, o.user, systemRng, systemClock.now());
+        out(`recovery code for ${o.user} (valid 24 h, once per lost chip): ${code}`);
+      } finally {
+        await store.close();
+      }
+    });
+  user
     .command('unlock')
     .description("clear a user's failed logins and lockout (after too many wrong passwords)")
     .requiredOption('--config <file>', "the server's config")
@@ -269,7 +288,7 @@ function addTerminalCommands(program: Command, out: Out): void {
 }
 
 /** The outcome each migration command is done with; any other (refused, rolledBack, failed) exits 1. */
-const DONE_OUTCOME: Record<string, string> = { 'migrate-out': 'uploaded', 'migrate-in': 'completed', issue: 'completed' };
+const DONE_OUTCOME: Record<string, string> = { 'migrate-out': 'uploaded', 'migrate-in': 'completed', issue: 'completed', recover: 'completed' };
 const notDone = (command: string, result: unknown): boolean => command in DONE_OUTCOME && (result as { outcome?: string }).outcome !== DONE_OUTCOME[command];
 
 const migrationLine = (r: { mig: string; outcome: string; reason?: string; items: Array<{ provider: string }> }) =>
@@ -323,6 +342,18 @@ function addTerminalAccountCommands(call: TerminalCall): void {
     (c) => c.requiredOption('--order <token...>', "the provider's issue order(s), one per item"),
     (t, o) => t.issue(o.order as string[]),
     migrationLine,
+  );
+  call(
+    'recover',
+    'report the old phone lost (from the new one): each provider revokes it and re-issues its items here from its ledger',
+    (c) =>
+      c
+        .requiredOption('--lost <serial>', "the lost phone's chip (registered to the user)")
+        .option('--code <code>', "the operator's one-time recovery code (or VALMOVE_RECOVERY_CODE)"),
+    (t, o) => t.recover(o.lost as string, recoveryCodeOf(o.code as string | undefined)),
+    (r: RecoveryResult) =>
+      `lost chip ${r.lost} -> ${r.to}: ${r.outcome}; ${r.providers.map((p) => `${p.provider} ${p.outcome}${p.reason ? ` (${p.reason})` : ''}`).join(', ')}` +
+      (r.issuance ? `; ${migrationLine(r.issuance)}` : ''),
   );
   call(
     'cancel',
@@ -524,4 +555,11 @@ function addUnitsCommand(program: Command, out: Out): void {
       out(`${units.length} units written; check them with: systemd-analyze verify ${units[0] ? dirname(units[0].file) : ''}/*.service`);
       out(`then: chown -R ${o.user}: ${join(resolve(o.dir), 'data')}; give ${o.user} read access to keys/ and config/; copy the units to /etc/systemd/system/`);
     });
+}
+
+/** The recovery code from --code, or from VALMOVE_RECOVERY_CODE (kept off the command line). */
+function recoveryCodeOf(code: string | undefined): string {
+  const c = code ?? process.env.VALMOVE_RECOVERY_CODE;
+  if (!c) throw new InvalidArgumentError('--code or VALMOVE_RECOVERY_CODE is required');
+  return c;
 }

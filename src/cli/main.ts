@@ -17,6 +17,7 @@ import { addTraceCommand } from './trace.command.ts';
 import { addSimCommand } from './sim.command.ts';
 import { addStepsCommand } from './steps.command.ts';
 import { runDemo, DEMO_ITEMS_MAX } from './demo.ts';
+import { lostSourceDemo, type DemoFlags } from './demoRecovery.ts';
 
 function wholeNumber(value: string): number {
   const n = Number(value);
@@ -51,10 +52,12 @@ export function buildCli(out: (line: string) => void = (l) => process.stdout.wri
     .option('--seed <n>', 'seed of the fault choices (the same seed, the same faults)', wholeNumber)
     .option('--record <file>', 'record every envelope (type, parties, sizes; never content) and state change to a JSON Lines run file for `valmove trace`')
     .option('--inspect <url>', "stream the same records to a live page's feed, e.g. ws://127.0.0.1:PORT/feed")
-    .action(async (o: { items: number; data?: string; json: boolean; crashAt?: string; faults?: string; seed?: number; record?: string; inspect?: string }) => {
+    .option('--lost-source', 'the old phone is lost: report it, and the providers re-issue its items on the new one from their ledgers', false)
+    .action(async (o: DemoFlags) => {
       if (o.items < 1 || o.items > DEMO_ITEMS_MAX) {
         program.error(`error: --items must be from 1 to ${DEMO_ITEMS_MAX}; got ${o.items}`, { exitCode: 2 });
       }
+      if (o.lostSource) return lostSourceDemo(o, out);
       const report = await runDemo({
         items: o.items,
         data: o.data,

@@ -1,4 +1,5 @@
 /** The client side of a terminal's control API, for `valmove terminal <command>` and `valmove up`. */
+import type { RecoveryResult } from '../actors/terminalRecovery.ts';
 import { loadConfig, type TerminalConfig } from './config.ts';
 import { readKeyFile } from './keyfiles.ts';
 import { RemoteError } from '../protocol/errors.ts';
@@ -61,6 +62,9 @@ export class TerminalControl {
 
   issue(orders: string[]) {
     return this.call<MigrationResult>('POST', '/control/issue', { orders });
+  }
+  recover(lost: string, code: string) {
+    return this.call<RecoveryResult>('POST', '/control/recover', { lost, code });
   }
   cancel(mig: string) {
     return this.call<{ mig: string; decision: string }>('POST', '/control/cancel', { mig });

@@ -124,6 +124,7 @@ async function startServer(ctx: Context, cfg: ServerConfig): Promise<PartyRuntim
     deadlineMs: cfg.deadlineMs,
     backupRetentionMs: cfg.backupRetentionMs,
     devices: cfg.terminals,
+    providers: Object.keys(cfg.migrationSams),
     anonymous: { perS: cfg.limits?.anonymousPerS ?? ANONYMOUS_MESSAGES_PER_S, burst: cfg.limits?.anonymousBurst ?? ANONYMOUS_BURST },
   });
   await server.start();

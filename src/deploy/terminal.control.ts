@@ -33,6 +33,7 @@ const schemas = {
       .max(16),
   }),
   cancel: z.strictObject({ mig: name }),
+  recover: z.strictObject({ lost: name, code: z.string().min(1).max(64) }),
   normal: z.strictObject({
     provider: name,
     op: z.enum(['balance', 'pay', 'topup', 'use']),
@@ -98,6 +99,10 @@ export function controlRoutes(terminal: TerminalRuntime, token: string): Array<{
     route('POST', '/control/migrate-out', async (_r, body) => loggedIn(() => terminal.migrateOut(parse(schemas.migrateOut, body)))),
     route('POST', '/control/migrate-in', async (_r, body) => loggedIn(() => terminal.migrateIn(parse(schemas.migrateIn, body)))),
     route('POST', '/control/issue', async (_r, body) => loggedIn(() => terminal.issue(parse(schemas.issue, body).orders))),
+    route('POST', '/control/recover', async (_r, body) => {
+      const b = parse(schemas.recover, body);
+      return loggedIn(() => terminal.recover(b.lost, b.code));
+    }),
     route('POST', '/control/cancel', async (_r, body) => loggedIn(() => terminal.cancel(parse(schemas.cancel, body).mig))),
     route('POST', '/control/end-backup', async (_r, body) => loggedIn(() => terminal.endBackup(parse(schemas.cancel, body).mig))),
     route('POST', '/control/normal', async (_r, body) => {

@@ -83,6 +83,11 @@ export const ERRORS = {
   NOT_AUTHORISED: { family: 'authority', retry: false, sentence: 'The reader is not enrolled by the provider for this operation.' },
   VOUCHER_REFUSED: { family: 'authority', retry: false, sentence: 'The top-up voucher does not verify, or is not for this chip or area.' },
   ORDER_REFUSED: { family: 'authority', retry: false, sentence: 'The issue order does not verify, has expired, or was used already.' },
+  RECOVERY_REFUSED: {
+    family: 'authority',
+    retry: false,
+    sentence: "A lost phone's report is refused: the second proof is missing or wrong, or the chips are not the user's.",
+  },
   // A reader job meets it while a migration holds the chip: once the migration releases the channel, it may succeed.
   CHANNEL_RESERVED: {
     family: 'authority',
@@ -92,6 +97,7 @@ export const ERRORS = {
 
   // ---- chip, areas and sessions ----
   AREA_LOCKED: { family: 'chip', retry: false, sentence: 'The area is locked for a migration; normal use is refused.' },
+  AREA_REVOKED: { family: 'chip', retry: false, sentence: 'The chip was reported lost: its provider revoked the area and serves it no more.' },
   AREA_STATE: { family: 'chip', retry: false, sentence: "The area's state does not allow this command or session." },
   AREA_HELD: { family: 'chip', retry: false, sentence: 'The area is held by another migration.' },
   AREA_ABSENT: { family: 'chip', retry: false, sentence: 'The area does not exist on this chip.' },

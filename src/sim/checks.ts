@@ -5,6 +5,7 @@
  */
 import { decodeValue } from '../actors/value.ts';
 import { spendableWorth } from './invariants.ts';
+import { LOST_END_STATE, revokedHere } from './recovery.ts';
 import type { SeedRun } from './seedRun.ts';
 import type { SimUsers } from './users.ts';
 
@@ -29,7 +30,7 @@ export function checkOutcomes(run: SeedRun, users: SimUsers): void {
   const where = new Map<string, string[]>();
   for (const chip of system.chips.values()) {
     for (const a of chip.memory.list()) {
-      if (a.state === 'mainActive' && a.data) {
+      if (a.state === 'mainActive' && a.data && !revokedHere(system, a.provider, chip.serial)) {
         const ref = decodeValue(a.data).ref;
         where.set(ref, [...(where.get(ref) ?? []), chip.serial]);
       }
@@ -76,8 +77,14 @@ export function checkEndStates(run: SeedRun, users: SimUsers): void {
   const areaState = (serial: string, area: string) => chipBySerial.get(serial)?.memory.get(area)?.state ?? 'absent';
   for (const u of users.list) {
     const s = users.stateOf(users.latest(u)!);
-    // A seed with a short retention waited for each completed migration's backup to end: its source areas are wiped.
-    const want = s === 'completed' && run.backupRetentionMs !== undefined ? { ...END_STATE[s]!, source: 'absent' } : END_STATE[s];
+    // A lost phone's items were re-issued (its own end state); a seed with a short retention waited for each completed
+    // migration's backup to end: its source areas are wiped.
+    const want =
+      users.recovery?.isLoser(u) && s === 'completed'
+        ? LOST_END_STATE
+        : s === 'completed' && run.backupRetentionMs !== undefined
+          ? { ...END_STATE[s]!, source: 'absent' }
+          : END_STATE[s];
     if (run.violation || !want) continue;
     for (const k of u.items.keys()) {
       const area = run.providers[k]!;

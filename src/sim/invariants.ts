@@ -5,6 +5,7 @@
  */
 import type { EmbeddedSystem } from '../actors/system.ts';
 import { decodeValue, worth } from '../actors/value.ts';
+import { revokedChips, revokedHere } from './recovery.ts';
 
 export interface Violation {
   invariant:
@@ -29,11 +30,15 @@ export interface ItemLocation {
   /** Locked on a chip by a migration whose decision is not committed (a backup that can still be restored). */
   lockedBackup: string[];
   heldBy: string[];
+  /** Chips on which its provider revoked it (a lost phone): not spendable; its value is in the provider's ledger. */
+  revokedOn: string[];
 }
 
 /** Parties whose stores the checks read; a crashed one is skipped until it is back (its store does not change meanwhile). */
 export function observable(_system: EmbeddedSystem, down: ReadonlySet<string>): boolean {
-  return down.size === 0 || ![...down].some((id) => id === 'admin-sam' || id.startsWith('chip/') || id.startsWith('migration-sam/'));
+  return (
+    down.size === 0 || ![...down].some((id) => id === 'admin-sam' || id.startsWith('chip/') || id.startsWith('migration-sam/') || id.startsWith('normal-sam/'))
+  );
 }
 
 function decisions(system: EmbeddedSystem): Map<string, string> {
@@ -46,13 +51,14 @@ function decisions(system: EmbeddedSystem): Map<string, string> {
 export function locateItems(system: EmbeddedSystem, refs: Iterable<string>): Map<string, ItemLocation> {
   const decided = decisions(system);
   const out = new Map<string, ItemLocation>();
-  for (const ref of refs) out.set(ref, { spendable: [], lockedBackup: [], heldBy: [] });
+  for (const ref of refs) out.set(ref, { spendable: [], lockedBackup: [], heldBy: [], revokedOn: [] });
   for (const chip of system.chips.values()) {
     for (const area of chip.memory.list()) {
       if (!area.data) continue;
       const where = out.get(decodeValue(area.data).ref);
       if (!where) continue;
-      if (area.state === 'mainActive') where.spendable.push(chip.serial);
+      if (revokedHere(system, area.provider, chip.serial)) where.revokedOn.push(chip.serial);
+      else if (area.state === 'mainActive') where.spendable.push(chip.serial);
       if (area.state === 'locked' && area.holder !== null && decided.get(area.holder) !== 'committed') where.lockedBackup.push(chip.serial);
     }
   }
@@ -66,16 +72,19 @@ export function locateItems(system: EmbeddedSystem, refs: Iterable<string>): Map
   return out;
 }
 
+/** Recoverable nowhere: not spendable, not a backup, held by no migration SAM, and not revoked into its provider's ledger. */
+const lost = (w: ItemLocation) => w.spendable.length === 0 && w.lockedBackup.length === 0 && w.heldBy.length === 0 && w.revokedOn.length === 0;
+
+const noLoss = (ref: string): Violation => ({
+  invariant: 'no-loss',
+  message: `item ${ref} is not spendable anywhere, not locked under an uncommitted migration, held by no migration SAM, nor revoked into a ledger`,
+});
+
 /** §4.1 no duplication, §4.2 no loss, §4.3 commit point: the first violation found, or null. */
 export function checkSafety(system: EmbeddedSystem, refs: Iterable<string>): Violation | null {
   for (const [ref, w] of locateItems(system, refs)) {
     if (w.spendable.length > 1) return { invariant: 'no-duplication', message: `item ${ref} is spendable on ${w.spendable.join(' and ')}` };
-    if (w.spendable.length === 0 && w.lockedBackup.length === 0 && w.heldBy.length === 0) {
-      return {
-        invariant: 'no-loss',
-        message: `item ${ref} is not spendable anywhere, not locked under an uncommitted migration, and held by no migration SAM`,
-      };
-    }
+    if (lost(w)) return noLoss(ref);
   }
   const decided = decisions(system);
   for (const chip of system.chips.values()) {
@@ -98,14 +107,23 @@ export function checkSafety(system: EmbeddedSystem, refs: Iterable<string>): Vio
 export function spendableWorth(system: EmbeddedSystem): number {
   let sum = 0;
   for (const chip of system.chips.values()) {
-    for (const area of chip.memory.list()) if (area.state === 'mainActive' && area.data) sum += worth(decodeValue(area.data));
+    for (const area of chip.memory.list()) {
+      if (area.state === 'mainActive' && area.data && !revokedHere(system, area.provider, chip.serial)) sum += worth(decodeValue(area.data));
+    }
   }
   return sum;
 }
 
 interface ChipView {
   serial: string;
-  areas: Array<{ area: string; ref: string | null; state: string; holder: string | null; last: { mig: string; step: string; op: string } | null }>;
+  areas: Array<{
+    area: string;
+    provider: string;
+    ref: string | null;
+    state: string;
+    holder: string | null;
+    last: { mig: string; step: string; op: string } | null;
+  }>;
 }
 
 /**
@@ -118,6 +136,8 @@ export class SafetyChecker {
   private readonly chips = new Map<string, ChipView>();
   private readonly held = new Map<string, string[]>();
   private decided = new Map<string, string>();
+  /** Per provider, the chips its normal SAM revoked (lost phones). */
+  private readonly revoked = new Map<string, Set<string>>();
 
   constructor(
     private readonly system: EmbeddedSystem,
@@ -138,6 +158,9 @@ export class SafetyChecker {
           p,
           prov.migrationSam.held().flatMap((h) => (h.data ? [decodeValue(h.data).ref] : [])),
         );
+    } else if (party.startsWith('normal-sam/')) {
+      const p = party.slice('normal-sam/'.length);
+      this.revoked.set(p, revokedChips(s, p));
     } else if (party.startsWith('chip/')) {
       const serial = party.slice('chip/'.length);
       const chip = s.chips.get(serial);
@@ -146,6 +169,7 @@ export class SafetyChecker {
         serial,
         areas: chip.memory.list().map((a) => ({
           area: a.area,
+          provider: a.provider,
           ref: a.data ? decodeValue(a.data).ref : null,
           state: a.state,
           holder: a.holder,
@@ -158,12 +182,13 @@ export class SafetyChecker {
   refreshAll(): void {
     this.refresh('admin-sam');
     for (const p of this.system.providers.keys()) this.refresh(`migration-sam/${p}`);
+    for (const p of this.system.providers.keys()) this.refresh(`normal-sam/${p}`);
     for (const serial of this.system.chips.keys()) this.refresh(`chip/${serial}`);
   }
 
   check(): Violation | null {
     const where = new Map<string, ItemLocation>();
-    for (const ref of this.refs) where.set(ref, { spendable: [], lockedBackup: [], heldBy: [] });
+    for (const ref of this.refs) where.set(ref, { spendable: [], lockedBackup: [], heldBy: [], revokedOn: [] });
     for (const chip of this.chips.values()) {
       for (const a of chip.areas) {
         if (a.state === 'mainActive' && a.last?.op === 'activate' && a.last.step === 'S16' && this.decided.get(a.last.mig) !== 'committed') {
@@ -176,19 +201,15 @@ export class SafetyChecker {
         }
         const w = a.ref === null ? undefined : where.get(a.ref);
         if (!w) continue;
-        if (a.state === 'mainActive') w.spendable.push(chip.serial);
+        if (this.revoked.get(a.provider)?.has(chip.serial)) w.revokedOn.push(chip.serial);
+        else if (a.state === 'mainActive') w.spendable.push(chip.serial);
         if (a.state === 'locked' && a.holder !== null && this.decided.get(a.holder) !== 'committed') w.lockedBackup.push(chip.serial);
       }
     }
     for (const [p, refs] of this.held) for (const ref of refs) where.get(ref)?.heldBy.push(p);
     for (const [ref, w] of where) {
       if (w.spendable.length > 1) return { invariant: 'no-duplication', message: `item ${ref} is spendable on ${w.spendable.join(' and ')}` };
-      if (w.spendable.length === 0 && w.lockedBackup.length === 0 && w.heldBy.length === 0) {
-        return {
-          invariant: 'no-loss',
-          message: `item ${ref} is not spendable anywhere, not locked under an uncommitted migration, and held by no migration SAM`,
-        };
-      }
+      if (lost(w)) return noLoss(ref);
     }
     return null;
   }

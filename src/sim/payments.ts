@@ -7,6 +7,7 @@
 import type { TerminalRuntime } from '../actors/terminal.actor.ts';
 import { decodeValue, worth, type ValueItem } from '../actors/value.ts';
 import { seededRng, type SeededRng } from '../crypto/index.ts';
+import { revokedHere } from './recovery.ts';
 import type { SeedRun } from './seedRun.ts';
 import type { PaymentCounts, User } from './types.ts';
 import { freePhone } from './users.ts';
@@ -118,7 +119,9 @@ export class Payments {
     const { run } = this;
     const final = new Map<string, ValueItem>();
     for (const chip of run.system.chips.values()) {
-      for (const a of chip.memory.list()) if (a.state === 'mainActive' && a.data) final.set(decodeValue(a.data).ref, decodeValue(a.data));
+      for (const a of chip.memory.list()) {
+        if (a.state === 'mainActive' && a.data && !revokedHere(run.system, a.provider, chip.serial)) final.set(decodeValue(a.data).ref, decodeValue(a.data));
+      }
     }
     for (const u of users) {
       for (const it of u.items) {

@@ -41,7 +41,7 @@ const EVENTS_MAX = 400_000;
 const SETUP_SPINS_MAX = 10_000;
 
 /** Parties whose stores hold what the invariants read. */
-const OBSERVED = /^(chip\/|migration-sam\/|admin-sam$)/;
+const OBSERVED = /^(chip\/|migration-sam\/|normal-sam\/|admin-sam$)/;
 
 export function pick<T>(rng: SeededRng, xs: readonly T[]): T {
   return xs[Math.floor(rng.nextFloat() * xs.length)]!;

@@ -19,6 +19,7 @@ import { GRANT_TTL_MS } from '../actors/server.actor.ts';
 import { spendableWorth } from './invariants.ts';
 import { checkConservation, checkEnded, checkEndStates, checkOutcomes, checkSamsEmpty } from './checks.ts';
 import { Payments } from './payments.ts';
+import { SimRecovery } from './recovery.ts';
 import { SeedRun } from './seedRun.ts';
 import type { SeedResult, SimOptions } from './types.ts';
 import { SimUsers } from './users.ts';
@@ -38,7 +39,7 @@ export async function runSeed(o: SimOptions): Promise<SeedResult> {
   await run.start();
   try {
     const payments = o.pay ? new Payments(run) : undefined;
-    const users = new SimUsers(run, payments);
+    const users = new SimUsers(run, payments, new SimRecovery(run));
     const totalWorth = await buildWorld(run, users);
     users.start();
     const weather = new Weather(run, users.list);

@@ -10,6 +10,7 @@ import type { ValueItem } from '../actors/value.ts';
 import { toHex } from '../crypto/index.ts';
 import { demoValue } from '../fixtures/demo.ts';
 import type { Payments } from './payments.ts';
+import type { SimRecovery } from './recovery.ts';
 import type { SeedRun } from './seedRun.ts';
 import type { User } from './types.ts';
 
@@ -58,6 +59,7 @@ export class SimUsers {
   constructor(
     private readonly run: SeedRun,
     private readonly payments: Payments | undefined,
+    readonly recovery?: SimRecovery,
   ) {}
 
   // ---- the world: each user's chips, items, phones and plan -----------------------------------------------
@@ -94,6 +96,7 @@ export class SimUsers {
       lastAction: -Infinity,
     });
     for (const it of items) run.refs.push(it.ref);
+    await this.recovery?.draw(this.list[this.list.length - 1]!, !defective && !plan.deadlineMs && plan.cancelAt === undefined);
   }
 
   /** Issues 1 to K items (swarm: the count is drawn) onto the user's source chip, each from its own provider. */
@@ -182,6 +185,7 @@ export class SimUsers {
     const m = this.latest(u, ids);
     if (!m) return false;
     const s = this.stateOf(m);
+    if (this.recovery && !this.recovery.settled(u)) return false; // a lost phone's report that missed a provider is made again
     // With a short retention a completed migration has ended when its backup has too (issue 22).
     if (s === 'completed' && this.run.backupRetentionMs !== undefined) return this.run.system.server.backupState(m) === 'wiped';
     return s === 'completed' || s === 'rolledBack' || (s === 'refused' && (u.cancelled || this.refusals(u) >= USER_REFUSALS_MAX));
@@ -234,6 +238,7 @@ export class SimUsers {
     if (this.payments?.atRandom(u)) return;
     const m = this.latest(u);
     const s = m ? this.stateOf(m) : undefined;
+    if (this.recovery?.isLoser(u)) return this.recovery.tick(u, m, s, (phone, what, fn) => this.act(u, phone, what, fn));
     if (m && this.cancel(u, m, s!)) return;
     if (!m || (s === 'refused' && !u.cancelled && this.refusals(u) < USER_REFUSALS_MAX)) {
       this.act(u, u.oldPhone, 'migrate-out', (t) => t.migrateOut({ destination: u.destination, ...(u.deadlineMs ? { deadlineMs: u.deadlineMs } : {}) }));

@@ -17,18 +17,23 @@ export interface Where {
   spendable: string[];
   lockedOnSource: boolean;
   heldBySam: string[];
+  /** Chips whose area of this item its provider revoked (a lost phone, issue 22): not spendable, re-issued from the ledger. */
+  revokedOn: string[];
 }
 
 export function locate(world: Holdings): Map<string, Where> {
   const out = new Map<string, Where>();
-  for (const v of world.values) out.set(v.ref, { spendable: [], lockedOnSource: false, heldBySam: [] });
+  for (const v of world.values) out.set(v.ref, { spendable: [], lockedOnSource: false, heldBySam: [], revokedOn: [] });
   for (const chip of world.system.chips.values()) {
     for (const area of chip.memory.list()) {
       if (!area.data) continue;
       const ref = decodeValue(area.data).ref;
       const w = out.get(ref);
       if (!w) continue;
-      if (area.state === 'mainActive') w.spendable.push(chip.serial);
+      // A revoked area opens no normal session: its provider's normal SAM refuses it (AREA_REVOKED).
+      const revoked = world.system.providers.get(area.provider)?.normalSam.ledger.revoked(chip.serial, area.area) ?? false;
+      if (revoked) w.revokedOn.push(chip.serial);
+      else if (area.state === 'mainActive') w.spendable.push(chip.serial);
       if (area.state === 'locked' && chip.serial === world.source.serial) w.lockedOnSource = true;
     }
   }
@@ -49,7 +54,8 @@ export function checkInvariants(world: Holdings): void {
   const committed = [...world.system.adminSam.records.decisions.getRange()].some((e) => e.value.state === 'committed');
   for (const [ref, w] of locate(world)) {
     if (w.spendable.length > 1) throw new Error(`DUPLICATION: item ${ref} is spendable on ${w.spendable.join(' and ')}`);
-    const recoverable = w.spendable.length === 1 || (w.lockedOnSource && !committed) || w.heldBySam.length > 0;
+    // A revoked item is recoverable until it is re-issued: its value stays in its provider's ledger.
+    const recoverable = w.spendable.length === 1 || (w.lockedOnSource && !committed) || w.heldBySam.length > 0 || w.revokedOn.length > 0;
     if (!recoverable) throw new Error(`LOSS: item ${ref} is not recoverable: ${JSON.stringify(w)}`);
   }
 }

@@ -85,6 +85,20 @@ const orderToken = z
   .max(2048)
   .regex(/^[A-Za-z0-9._-]+$/, 'an issue order token, io1.<body>.<signature>');
 
+/** A value item sealed between a provider's two SAMs (pairBox.ts). */
+const pairBox = z.strictObject({ nonce: b64(64), sealed: b64(2048) });
+/** Per provider, what a lost phone's report did there. */
+const recoverOrders = z.strictObject({
+  lost: name,
+  to: name,
+  providers: z
+    .array(
+      z.strictObject({ provider: name, outcome: z.enum(['revoked', 'refused']), areas: z.array(name).max(ITEMS_PER_MIGRATION_MAX), reason: text.optional() }),
+    )
+    .max(ITEMS_PER_MIGRATION_MAX),
+  orders: z.array(orderToken).max(ORDERS_PER_ISSUANCE_MAX),
+});
+
 /** Progress lines one notice (or one frame) carries at most. */
 export const PROGRESS_LINES_MAX = 8;
 const progressLine = z.strictObject({ step: name, text });
@@ -184,7 +198,8 @@ export const MESSAGES = {
   'admin.wiped': ['reply', z.strictObject({ serial: name })],
 
   // server <-> migration SAM
-  'msam.preflight': ['request', z.strictObject({ rights: z.array(rightSchema).min(1).max(3) })],
+  // source: the chip to be locked (a provider refuses a chip reported lost, issue 22).
+  'msam.preflight': ['request', z.strictObject({ rights: z.array(rightSchema).min(1).max(3), source: name.optional() })],
   'msam.ready': ['reply', z.strictObject({ provider: name })],
   'msam.upload': ['request', z.strictObject({ session: name, grant: grantSchema })],
   'msam.uploaded': ['reply', z.strictObject({})],
@@ -196,8 +211,19 @@ export const MESSAGES = {
   'msam.fence': ['request', z.strictObject({})],
   'msam.fenced': ['reply', z.strictObject({})],
 
+  // lost-phone recovery (src/actors/*Recovery.ts): the report, and what each provider's SAMs answer.
+  'recover.report': ['request', z.strictObject({ lost: name, to: name, code: z.string().min(1).max(64) })],
+  'recover.orders': ['reply', recoverOrders],
+  'msam.recover': ['request', z.strictObject({ lost: name, to: name })],
+  'msam.recovered': ['reply', z.strictObject({ areas: z.array(name).max(ITEMS_PER_MIGRATION_MAX), orders: z.array(orderToken).max(ORDERS_PER_ISSUANCE_MAX) })],
+
   // migration SAM <-> its own normal SAM (inside one provider)
-  'nsam.main-key': ['request', z.strictObject({ serial: name, area: name })],
+  // mig, from, item: a download's ledger entry, staged until the move is committed (nsam.moved).
+  'nsam.main-key': ['request', z.strictObject({ serial: name, area: name, mig: name.optional(), from: name.optional(), item: pairBox.optional() })],
+  'nsam.moved': ['request', z.strictObject({ serial: name, area: name, mig: name, committed: z.boolean() })],
+  'nsam.noted': ['reply', z.strictObject({})],
+  'nsam.revoke': ['request', z.strictObject({ lost: name, to: name })],
+  'nsam.revoked': ['reply', z.strictObject({ items: z.array(z.strictObject({ area: name, item: pairBox })).max(ORDERS_PER_ISSUANCE_MAX) })],
   'nsam.main-key.sealed': ['reply', z.strictObject({ nonce: b64(64), sealed: b64(128) })],
 
   // terminal acting as a reader <-> a provider's normal SAM (normal use)

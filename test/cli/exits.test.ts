@@ -245,6 +245,7 @@ test('refused or failed (1): each with its reason on stderr', async () => {
       issue: ['--order', 'x'],
       cancel: ['--mig', 'm'],
       'end-backup': ['--mig', 'm'],
+      recover: ['--lost', 'SRC', '--code', 'c0de'],
       balance: ['--provider', 'emoney'],
       pay: ['--provider', 'emoney', '--amount', '1'],
       topup: ['--provider', 'emoney'],
@@ -255,6 +256,7 @@ test('refused or failed (1): each with its reason on stderr', async () => {
       [['start', 'server', '--config', join(dir, 'missing.json')], /missing\.json: can not read a JSON config/],
       [['user', 'add', '--config', cfg('server'), '--user', 'alice'], /no password/],
       [['user', 'unlock', '--config', cfg('server'), '--user', 'nobody'], /no user nobody/],
+      [['user', 'recovery-code', '--config', cfg('server'), '--user', 'nobody'], /no user nobody/],
       [['status', '--data', dir], /holds no server store/],
       // Nothing listens on a port a closed server just gave back.
       [['status', '--url', `http://127.0.0.1:${freePort}`], /the server at http:\/\/127\.0\.0\.1:\d+ does not answer \(ECONNREFUSED\)/],
@@ -288,6 +290,7 @@ test('done (0): user add and unlock, status, provider voucher, issue and enroll,
     assert.is(add.code, 0, show(add));
     const cases: Array<[string[], RegExp]> = [
       [['user', 'unlock', '--config', cfg('server'), '--user', 'alice'], /user alice unlocked/],
+      [['user', 'recovery-code', '--config', cfg('server'), '--user', 'alice'], /recovery code for alice .*: [0-9a-f]{20}$/m],
       [['status', '--config', cfg('server')], /no migrations/],
       [['provider', 'voucher', '--config', cfg('provider-emoney'), '--serial', 'SRC', '--amount', '5'], /./],
       [['provider', 'issue', '--config', cfg('provider-emoney'), '--serial', 'SRC', '--kind', 'emoney', '--balance', '5'], /./],

@@ -1,0 +1,78 @@
+/**
+ * A lost phone's report from the new phone (issue 22, protocol.md §3
+ * "Recovery of a lost phone"): the user, logged in here, names the lost chip
+ * and gives the operator's one-time recovery code; the server answers each
+ * provider's outcome (its areas revoked, or why not) and the issue orders
+ * the providers signed for this phone's chip. This phone then receives them
+ * as an issuance: S9–S17, under a decision record, receipts and activation,
+ * like any migration's destination.
+ */
+import { decodeIssueOrder } from '../crypto/index.ts';
+import type { BodyOf } from '../transport/messages.ts';
+import type { TurnContext } from './runtime.ts';
+import { SERVER_PEER } from './terminalRequests.ts';
+import type { Waiter } from './terminalUser.ts';
+
+export type RecoveryOrders = BodyOf<'recover.orders'>;
+
+export interface RecoveryResult {
+  /** completed: every provider revoked and its items are here; partial: some provider refused (report again later); failed. */
+  outcome: 'completed' | 'partial' | 'failed';
+  lost: string;
+  to: string;
+  /** Per provider: `revoked` (its areas, re-issued here) or `refused` (why). */
+  providers: RecoveryOrders['providers'];
+  /** The issuance that placed the items here (null when no provider had any). */
+  issuance: BodyOf<'migrate.result'> | null;
+}
+
+/** What the report reads of the terminal. */
+export interface RecoveryPhone {
+  runLocal(fn: (turn: TurnContext) => void): Promise<void>;
+  selectChip(): Promise<{ serial: string; areas: Array<{ area: string }> }>;
+  issue(orders: string[]): Promise<BodyOf<'migrate.result'>>;
+}
+
+/** The report's one outstanding answer, at most one at a time per terminal. */
+export class RecoveryReports {
+  private waiter: Waiter<RecoveryOrders> | null = null;
+
+  /** Reports the chip lost, then receives its items here. */
+  async recover(phone: RecoveryPhone, lost: string, code: string): Promise<RecoveryResult> {
+    const { serial: to, areas } = await phone.selectChip();
+    const answer = await new Promise<RecoveryOrders>((resolve, reject) => {
+      if (this.waiter) return reject(new Error('a lost phone report is already waiting for its answer'));
+      phone
+        .runLocal((turn) => {
+          this.waiter = { resolve, reject };
+          turn.send(SERVER_PEER, 'recover.report', { lost, to, code });
+        })
+        .catch((e) => {
+          this.waiter = null;
+          reject(e);
+        });
+    });
+    // A report made again (a provider was away the first time) answers every provider's orders: those whose
+    // items this chip holds already were used, and would abort the issuance of the others.
+    const have = new Set(areas.map((a) => a.area));
+    const orders = answer.orders.filter((t) => !have.has(decodeIssueOrder(t).area));
+    const issuance = orders.length > 0 ? await phone.issue(orders) : null;
+    const placed = issuance === null || issuance.outcome === 'completed';
+    const all = answer.providers.every((p) => p.outcome === 'revoked');
+    const outcome = !placed ? 'failed' : all ? 'completed' : 'partial';
+    return { outcome, lost, to, providers: answer.providers, issuance };
+  }
+
+  /** The server's answer (recover.orders), or its refusal. */
+  answered(turn: TurnContext, body: RecoveryOrders): void {
+    const w = this.waiter;
+    this.waiter = null;
+    if (w) turn.afterTurn(() => w.resolve(body));
+  }
+
+  refused(turn: TurnContext, err: Error): void {
+    const w = this.waiter;
+    this.waiter = null;
+    if (w) turn.afterTurn(() => w.reject(err));
+  }
+}

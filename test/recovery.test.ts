@@ -1,0 +1,155 @@
+/**
+ * Lost-source recovery (issue 22): each provider's normal SAM keeps a
+ * ledger of each area's value per chip; a user who lost the old phone
+ * reports it from the new one with a second proof (the operator's one-time
+ * recovery code); each provider revokes the old chip (its normal SAM refuses
+ * it, AREA_REVOKED) and re-issues the items on the new chip from its ledger,
+ * as an issuance: decision record, receipts, activation. Real embedded
+ * system, real LMDB, real crypto.
+ */
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import type { NormalSamRuntime } from '../src/actors/normalSam.actor.ts';
+import { recoverable } from '../src/actors/normalSamLedger.ts';
+import type { RemoteError } from '../src/protocol/errors.ts';
+import { checkInvariants } from './helpers/invariants.ts';
+import { buildWorld, type World } from './helpers/world.ts';
+
+const t = suite('recovery: a lost phone, its items re-issued from the providers’ ledgers');
+let world: World;
+
+t.before(async () => {
+  world = await buildWorld({ items: 3 });
+  world.onMessage.push(() => checkInvariants(world));
+});
+t.after(async () => {
+  await world.cleanup();
+});
+
+async function refusal(p: Promise<unknown>): Promise<string> {
+  try {
+    await p;
+  } catch (e) {
+    return `${(e as RemoteError).code}: ${(e as Error).message}`;
+  }
+  throw new Error('expected a refusal');
+}
+
+const normalSam = (p: string) => world.system.providers.get(p)!.normalSam as NormalSamRuntime;
+const areasOf = (serial: 'source' | 'destination') =>
+  world[serial].memory
+    .list()
+    .filter((a) => a.state !== 'absent')
+    .map((a) => `${a.area}:${a.state}`)
+    .sort();
+
+/** The value each provider's ledger holds for the source chip, per area. */
+function ledgerOfSource(): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const p of world.providers) {
+    for (const e of normalSam(p).ledger.entriesOf(world.source.serial)) {
+      const v = recoverable(e);
+      out[e.area] = v.kind === 'ticket' ? (v.used ? 1 : 0) : v.balance;
+    }
+  }
+  return out;
+}
+
+t('the ledger follows normal use and an issuance: a pay, a balance read, an issue order committed', async () => {
+  const [p0, p1, p2] = world.providers as [string, string, string];
+  const paid = await world.oldPhone.normalUse(p0, 'pay', p0, 321);
+  await world.oldPhone.normalUse(p1, 'balance', p1);
+  await world.oldPhone.normalUse(p2, 'use', p2);
+  const order = world.system.issueOrder({
+    provider: p0,
+    serial: world.source.serial,
+    area: 'gift',
+    value: { kind: 'emoney', currency: 'JPY', balance: 777, ref: 'ab'.repeat(16) },
+  });
+  const issued = await world.oldPhone.issue([order]);
+  assert.is(issued.outcome, 'completed', issued.reason);
+  const ledger = ledgerOfSource();
+  assert.is(ledger[p0], paid.balance, 'the pay is in the ledger');
+  assert.is(ledger[p1], (world.values[1] as { balance: number }).balance, 'the balance read is in the ledger');
+  assert.is(ledger[p2], 1, 'the used ticket is in the ledger');
+  assert.is(ledger.gift, 777, 'the issued item entered the ledger once its issuance committed');
+  assert.is(normalSam(p0).ledger.db.get(`in:${world.source.serial}:gift`), undefined, 'nothing left staged');
+});
+
+t('a report without the right second proof is refused and changes nothing', async () => {
+  const before = { ledger: ledgerOfSource(), src: areasOf('source'), dst: areasOf('destination') };
+  assert.match(await refusal(world.newPhone.recover(world.source.serial, '00112233445566778899')), /^RECOVERY_REFUSED: the recovery code is wrong/);
+  const code = await world.system.server.recoveryCode(world.user);
+  assert.match(await refusal(world.newPhone.recover(world.source.serial, `${code.slice(0, -1)}x`)), /^RECOVERY_REFUSED/);
+  assert.equal(ledgerOfSource(), before.ledger);
+  assert.equal(areasOf('source'), before.src);
+  assert.equal(areasOf('destination'), before.dst);
+  // still spendable on the old phone: nothing was revoked
+  const r = await world.oldPhone.normalUse(world.providers[1]!, 'balance', world.providers[1]!);
+  assert.ok(r.balance !== undefined);
+  for (const p of world.providers) assert.is(normalSam(p).ledger.revocationsOf(world.source.serial).length, 0);
+});
+
+t('a report for a chip that is not the user’s is refused', async () => {
+  const code = await world.system.server.recoveryCode(world.user);
+  assert.match(await refusal(world.newPhone.recover('NOT-MINE', code)), /^NOT_OWNER: chip NOT-MINE is not registered to alice/);
+  assert.match(await refusal(world.newPhone.recover(world.destination.serial, code)), /^RECOVERY_REFUSED: the lost chip and the new chip are the same/);
+});
+
+t('recovery: revoked everywhere, each item re-issued from the ledger, the old phone refused', async () => {
+  const ledger = ledgerOfSource();
+  const code = await world.system.server.recoveryCode(world.user);
+  const done = await world.newPhone.recover(world.source.serial, code);
+  assert.equal(
+    done.providers.map((p) => p.outcome),
+    ['revoked', 'revoked', 'revoked'],
+  );
+  assert.ok(done.issuance, 'an issuance placed the items');
+  assert.is(done.issuance.outcome, 'completed', done.issuance.reason);
+  assert.is(world.system.adminSam.decisionOf(done.issuance.mig), 'committed', 'under a committed decision record');
+  let sumNew = 0;
+  for (const [area, amount] of Object.entries(ledger)) {
+    const p = area === 'gift' ? world.providers[0]! : area;
+    const r = await world.newPhone.normalUse(p, 'balance', area);
+    const got = r.kind === 'ticket' ? (/, used$/.test(r.state ?? '') ? 1 : 0) : r.balance!;
+    assert.is(got, amount, `${area}: the new chip holds the ledger's value`);
+    sumNew += got;
+  }
+  assert.is(
+    sumNew,
+    Object.values(ledger).reduce((a, b) => a + b, 0),
+    'balances conserved against the ledger',
+  );
+  for (const [area] of Object.entries(ledger)) {
+    const p = area === 'gift' ? world.providers[0]! : area;
+    assert.match(await refusal(world.oldPhone.normalUse(p, 'pay', area, 1)), /^AREA_REVOKED/, `${area} refused on the lost chip`);
+  }
+  for (const [p, prov] of world.system.providers) assert.equal(prov.migrationSam.held(), [], `${p}'s migration SAM holds nothing`);
+});
+
+t('the lost phone, found again, can neither pay nor move its items out: refused before anything is locked', async () => {
+  const before = areasOf('source');
+  for (const p of world.providers) assert.match(await refusal(world.oldPhone.normalUse(p, 'balance', p)), /^AREA_REVOKED: chip SRC-1 was reported lost/);
+  const out = await world.oldPhone.migrateOut({});
+  assert.is(out.outcome, 'refused', out.reason);
+  assert.match(out.reason ?? '', /AREA_REVOKED/);
+  assert.equal(areasOf('source'), before, 'nothing locked');
+  assert.is(world.system.providers.get(world.providers[0]!)!.migrationSam.recoveries.db.get(world.source.serial)?.to, world.destination.serial);
+});
+
+t('a report again is answered the same, and places nothing twice', async () => {
+  const code = await world.system.server.recoveryCode(world.user);
+  // the code is fresh: it binds to this lost chip at its first use
+  const again = await world.newPhone.recover(world.source.serial, code);
+  assert.equal(
+    again.providers.map((p) => p.outcome),
+    ['revoked', 'revoked', 'revoked'],
+  );
+  const before = areasOf('destination');
+  assert.is(again.issuance, null, 'every item is on this chip already: nothing is placed again');
+  assert.is(again.outcome, 'completed');
+  assert.equal(areasOf('destination'), before);
+  for (const p of world.providers) assert.is(normalSam(p).ledger.entriesOf(world.source.serial).length, 0, 'the lost chip left the ledger');
+});
+
+t.run();
