@@ -28,6 +28,7 @@ import { MIGRATION, migrationIntent, REGISTRATION, registrationIntent, type Serv
 import { LoginDesk } from './serverLogins.ts';
 import { MigrationDesk } from './serverMigrations.ts';
 import { MigrationMeter } from './serverMeter.ts';
+import { ServerReceipts } from './serverReceipts.ts';
 import { ServerRoutes } from './serverRoutes.ts';
 
 export { ADMIN_SAM_PEER, GRANT_TTL_MS, MIGRATION_RIGHTS } from './serverIntents.ts';
@@ -82,6 +83,8 @@ export class ServerRuntime extends PartyRuntime {
       hasLink: (peer) => this.hasLink(peer),
       linkRefusal: (peer) => this.linkRefusal(peer),
       migration: (mig) => this.migration(mig),
+      receipts: new ServerReceipts(deps.store),
+      deviceKeyOf: (name) => this.deviceKeyOf(name),
     };
     const loginView = {
       id: this.id,

@@ -126,12 +126,15 @@ export class ServerRoutes {
     const now = this.host.now();
     switch (env.type) {
       case 'admin.decision':
+        this.host.view.receipts.keepOutcome(turn, req.mig ?? '', env.body.outcome);
         return turn.dispatch(key, { type: 'DECIDED', decision: env.body.decision, reason: env.body.reason });
       case 'msam.ready':
         return turn.dispatch(key, { type: 'PROVIDER_READY', provider: env.body.provider });
       case 'msam.uploaded':
+        this.host.view.receipts.keepStatement(turn, req.mig ?? '', req.item ?? -1, env.body.statement);
         return turn.dispatch(key, { type: 'ITEM_UPLOADED', item: req.item ?? -1 });
       case 'msam.downloaded':
+        this.host.view.receipts.keepStatement(turn, req.mig ?? '', req.item ?? -1, env.body.statement);
         return turn.dispatch(key, { type: 'ITEM_DOWNLOADED', item: req.item ?? -1, receipt: env.body.receipt });
       case 'msam.cleared':
         return turn.dispatch(key, { type: 'ITEM_CLEARED', item: req.item ?? -1 });
