@@ -8,7 +8,7 @@
  */
 import type { Actor, AnyStateMachine } from 'xstate';
 import { verifyReceipt, type Identity } from '../crypto/index.ts';
-import { signOutcome, type Outcome } from '../receipt/statement.ts';
+import { signOutcome, type Outcome } from '../crypto/statement.ts';
 import type { AnyEnvelope } from '../transport/envelope.ts';
 import type { DecisionContext, DecisionIntent } from '../machines/decision.machine.ts';
 import type { MigrationItem } from '../machines/migration.machine.ts';

@@ -7,7 +7,7 @@
  * ciphertext only.
  */
 import type { Identity, Rng } from '../crypto/index.ts';
-import { sealStatement, signStatement, type SealedStatement } from '../receipt/statement.ts';
+import { sealStatement, signStatement, type SealedStatement } from '../crypto/statement.ts';
 import type { HeldItem, MigrationSamRecords } from '../store/migrationSam.store.ts';
 import type { TurnContext } from './runtime.ts';
 import { decodeValue, publicState } from './value.ts';

@@ -8,7 +8,7 @@
  */
 import type { Database } from 'lmdb';
 import { fromB64 } from '../crypto/index.ts';
-import { receiptKeyOf, type Outcome, type SealedStatement } from '../receipt/statement.ts';
+import { receiptKeyOf, type Outcome, type SealedStatement } from '../crypto/statement.ts';
 import type { PartyStore } from '../store/party.store.ts';
 import type { TurnContext } from './runtime.ts';
 

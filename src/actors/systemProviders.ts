@@ -6,7 +6,7 @@
  * server <-> migration SAM (a mutual channel) and migration SAM <-> normal SAM.
  */
 import { createIssueOrder, encodeIssueOrder, toB64, type Identity, type Rng, type Secret } from '../crypto/index.ts';
-import type { ReceiptKeys } from '../receipt/assemble.ts';
+import type { ReceiptKeys } from './terminalReceipt.ts';
 import type { PartyStore } from '../store/party.store.ts';
 
 export type { ReceiptKeys };

@@ -10,8 +10,8 @@
  * its request intents become: terminalRequests.ts.
  */
 import type { Identity } from '../crypto/index.ts';
-import { assembleReceipt } from '../receipt/assemble.ts';
-import type { ReceiptFile } from '../receipt/schemas.ts';
+import { assembleReceipt } from './terminalReceipt.ts';
+import type { ReceiptFile } from '../transport/receipt.schemas.ts';
 import { toB64 } from '../crypto/index.ts';
 import { ProtocolError } from '../protocol/errors.ts';
 import { terminalMachine, TERMINAL_MACHINE_VERSION, type ReaderOp, type TerminalIntent } from '../machines/terminal.machine.ts';

@@ -16,6 +16,7 @@ import { addBenchCommand } from './bench.command.ts';
 import { addTraceCommand } from './trace.command.ts';
 import { addSimCommand } from './sim.command.ts';
 import { addStepsCommand } from './steps.command.ts';
+import { addReceiptCommand } from './receipt.command.ts';
 import { runDemo, DEMO_ITEMS_MAX } from './demo.ts';
 
 function wholeNumber(value: string): number {
@@ -78,6 +79,7 @@ export function buildCli(out: (line: string) => void = (l) => process.stdout.wri
   addTraceCommand(program, out);
   addSimCommand(program, out);
   addStepsCommand(program, out);
+  addReceiptCommand(program, out);
   return program;
 }
 

@@ -7,7 +7,7 @@
 import type { Database } from 'lmdb';
 import type { Grant, Receipt } from '../transport/messages.ts';
 import type { PartyStore } from './party.store.ts';
-import type { Statement } from '../receipt/statement.ts';
+import type { Statement } from '../crypto/statement.ts';
 
 export interface HeldItem {
   mig: string;

@@ -11,7 +11,7 @@ import { z } from 'zod';
 import { ERROR_CODES } from '../protocol/errors.ts';
 import { TEXT_CHARS_MAX } from '../limits.ts';
 import type { Grant, Receipt } from '../protocol/grant.ts';
-import { outcomeSchema, resultReceiptSchema, sealedStatementSchema, statementDigestsSchema } from '../receipt/schemas.ts';
+import { outcomeSchema, resultReceiptSchema, sealedStatementSchema, statementDigestsSchema } from './receipt.schemas.ts';
 
 export { TEXT_CHARS_MAX };
 

@@ -8,10 +8,10 @@
  */
 import { z } from 'zod';
 import { fromB64 } from '../crypto/bytes.ts';
-import { receiptFileSchema, type ReceiptFile } from './schemas.ts';
-import { outcomeSigned, statementDigest, statementSigned, type Outcome, type Statement } from './statement.ts';
+import { receiptFileSchema, type ReceiptFile } from '../transport/receipt.schemas.ts';
+import { outcomeSigned, statementDigest, statementSigned, type Outcome, type Statement } from '../crypto/statement.ts';
 
-export { RECEIPT_FORMAT, receiptFileSchema, type ReceiptFile } from './schemas.ts';
+export { RECEIPT_FORMAT, receiptFileSchema, type ReceiptFile } from '../transport/receipt.schemas.ts';
 
 export const trustFileSchema = z.object({ keys: z.record(z.string(), z.object({ signPublic: z.string().max(256).optional() })) });
 export type TrustKeys = z.infer<typeof trustFileSchema>['keys'];
@@ -69,24 +69,23 @@ export function verifyReceiptFile(receipt: ReceiptFile, keys: TrustKeys): Verdic
   };
 }
 
-/** Parses the two files' JSON; a usage problem (not JSON, not a receipt) is thrown as a RangeError. */
+/** Thrown when a file is not JSON or not the kind of file asked for: the receipt is refused (exit 1). */
+export class NotAReceipt extends Error {}
+
+function parseAs<T>(text: string, what: string, schema: z.ZodType<T>): T {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch {
+    throw new NotAReceipt(`${what} is not JSON`);
+  }
+  const r = schema.safeParse(raw);
+  if (r.success) return r.data;
+  const issue = r.error.issues[0];
+  throw new NotAReceipt(`${what} is malformed at ${issue?.path.join('.') || '(top)'}: ${issue?.message ?? 'not as expected'}`);
+}
+
+/** Parses a receipt file's and a trust file's text. */
 export function parseReceiptFiles(receiptText: string, trustText: string): { receipt: ReceiptFile; keys: TrustKeys } {
-  const parse = (text: string, what: string, schema: z.ZodType) => {
-    let raw: unknown;
-    try {
-      raw = JSON.parse(text);
-    } catch {
-      throw new RangeError(`${what} is not JSON`);
-    }
-    const r = schema.safeParse(raw);
-    if (!r.success)
-      throw new RangeError(
-        `${what} is not a ${what === 'the receipt' ? 'valmove receipt' : 'trust file'}: ${r.error.issues[0]?.path.join('.') ?? ''} ${r.error.issues[0]?.message ?? ''}`,
-      );
-    return r.data;
-  };
-  return {
-    receipt: parse(receiptText, 'the receipt', receiptFileSchema) as ReceiptFile,
-    keys: (parse(trustText, 'the trust file', trustFileSchema) as { keys: TrustKeys }).keys,
-  };
+  return { receipt: parseAs(receiptText, 'the receipt', receiptFileSchema), keys: parseAs(trustText, 'the trust file', trustFileSchema).keys };
 }

@@ -16,11 +16,11 @@
  */
 import { sha256 } from '@noble/hashes/sha2.js';
 import { ed25519 } from '@noble/curves/ed25519.js';
-import { openSealed, sealTo, type SealedBox } from '../crypto/box.ts';
-import { encodeFields, fromB64, toB64, utf8, type Bytes } from '../crypto/bytes.ts';
-import { sign, verifySignature, type Identity } from '../crypto/identity.ts';
-import type { Rng } from '../crypto/random.ts';
-import { Secret } from '../crypto/secret.ts';
+import { openSealed, sealTo, type SealedBox } from './box.ts';
+import { encodeFields, fromB64, toB64, utf8, type Bytes } from './bytes.ts';
+import { sign, verifySignature, type Identity } from './identity.ts';
+import type { Rng } from './random.ts';
+import { Secret } from './secret.ts';
 
 export const STATEMENT_INFO = 'valmove/v1/statement';
 export const OUTCOME_INFO = 'valmove/v1/outcome';

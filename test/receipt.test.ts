@@ -5,8 +5,8 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { verifyReceiptFile } from '../../src/receipt/verify.ts';
-import { buildWorld } from '../helpers/world.ts';
+import { verifyReceiptFile } from '../src/cli/receipt.verify.ts';
+import { buildWorld } from './helpers/world.ts';
 
 test('a completed migration gives the new phone a receipt that verifies, with each item and its amount', async () => {
   const world = await buildWorld({ items: 3 });

@@ -8,8 +8,8 @@
 import { writeFileSync } from 'node:fs';
 import type { Identity } from '../crypto/identity.ts';
 import type { BodyOf } from '../transport/messages.ts';
-import { RECEIPT_FORMAT, type ReceiptFile } from './schemas.ts';
-import { openStatement } from './statement.ts';
+import { RECEIPT_FORMAT, type ReceiptFile } from '../transport/receipt.schemas.ts';
+import { openStatement } from '../crypto/statement.ts';
 
 /** The receipt file of a migration that ended, opened with the phone's device key; undefined when the result holds none. */
 export function assembleReceipt(device: Identity, result: BodyOf<'migrate.result'>): ReceiptFile | undefined {
