@@ -18,6 +18,19 @@ import { addSimCommand } from './sim.command.ts';
 import { addStepsCommand } from './steps.command.ts';
 import { addReceiptCommand } from './receipt.command.ts';
 import { runDemo, DEMO_ITEMS_MAX } from './demo.ts';
+import { CANCELLABLE_STEPS, cancelAtProblem } from './demoFlow.ts';
+
+interface DemoCliOptions {
+  items: number;
+  data?: string;
+  json: boolean;
+  crashAt?: string;
+  faults?: string;
+  seed?: number;
+  record?: string;
+  inspect?: string;
+  cancelAt?: string;
+}
 
 function wholeNumber(value: string): number {
   const n = Number(value);
@@ -49,10 +62,13 @@ export function buildCli(out: (line: string) => void = (l) => process.stdout.wri
     .option('--seed <n>', 'seed of the fault choices (the same seed, the same faults)', wholeNumber)
     .option('--record <file>', 'record every envelope (type, parties, sizes; never content) and state change to a JSON Lines run file for `valmove trace`')
     .option('--inspect <url>', "stream the same records to a live page's feed, e.g. ws://127.0.0.1:PORT/feed")
-    .action(async (o: { items: number; data?: string; json: boolean; crashAt?: string; faults?: string; seed?: number; record?: string; inspect?: string }) => {
+    .option('--cancel-at <step>', `the user cancels the migration at that step (${CANCELLABLE_STEPS[0]}-S14): a rollback; exit 0 when it ends rolledBack`)
+    .action(async (o: DemoCliOptions) => {
       if (o.items < 1 || o.items > DEMO_ITEMS_MAX) {
         program.error(`error: --items must be from 1 to ${DEMO_ITEMS_MAX}; got ${o.items}`, { exitCode: 2 });
       }
+      const cancelProblem = o.cancelAt === undefined ? undefined : cancelAtProblem(o.cancelAt, o.crashAt !== undefined || o.faults !== undefined);
+      if (cancelProblem) program.error(`error: ${cancelProblem}`, { exitCode: 2 });
       const report = await runDemo({
         items: o.items,
         data: o.data,
@@ -63,9 +79,11 @@ export function buildCli(out: (line: string) => void = (l) => process.stdout.wri
         seed: o.seed,
         record: o.record,
         inspect: o.inspect,
+        cancelAt: o.cancelAt,
       });
       if (o.json) out(JSON.stringify(report, null, 2));
-      if (report.outcome !== 'completed') process.exitCode = 1;
+      // Done is what was asked: a completed migration, or with --cancel-at, a completed rollback.
+      if (report.outcome !== (o.cancelAt ? 'rolledBack' : 'completed')) process.exitCode = 1;
     });
 
   addDeployCommands(program, out);
