@@ -386,7 +386,9 @@ class Demo {
   private async migrateStepByStep(system: EmbeddedSystem, w: DemoWorld): Promise<{ mig: string; outcome: string }> {
     const { say } = this;
     if (this.opts.cancelAt) {
-      const onProgress = (l: (e: ProgressEvent) => void) => [w.oldPhone, w.newPhone].forEach((t) => t.onProgress(l));
+      const onProgress = (l: (e: ProgressEvent) => void) => {
+        for (const t of [w.oldPhone, w.newPhone]) t.onProgress(l);
+      };
       const r = await migrateWithCancel({ ...w, onProgress }, w.destination.serial, this.opts.cancelAt, say);
       this.cancel = { at: this.opts.cancelAt, decision: r.decision };
       this.keepReceipt(system, w.oldPhone.receiptOf(r.result));
