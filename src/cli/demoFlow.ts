@@ -67,9 +67,12 @@ export function cancelAtProblem(step: string, faulty: boolean): string | undefin
   }
 }
 
-export interface CancelPhones {
-  oldPhone: { migrateOut(o?: { destination?: string }): Promise<MigrationResult>; cancel(mig: string): Promise<{ decision: string }> };
-  newPhone: { migrateIn(o: { mig?: string }): Promise<MigrationResult>; cancel(mig: string): Promise<{ decision: string }> };
+/** What a migration's answer is made of, here (a phone's own, or through the control API). */
+type Answer = Pick<MigrationResult, 'mig' | 'outcome' | 'reason'>;
+
+export interface CancelPhones<R extends Answer> {
+  oldPhone: { migrateOut(o?: { destination?: string }): Promise<R>; cancel(mig: string): Promise<{ decision: string }> };
+  newPhone: { migrateIn(o: { mig?: string }): Promise<R>; cancel(mig: string): Promise<{ decision: string }> };
   onProgress(listener: (e: { step: string; mig: string; terminal: string }) => void): void;
 }
 
@@ -79,12 +82,12 @@ export interface CancelPhones {
  * rollback waits for the source, protocol.md §3). Resolves with the source
  * phone's last answer (`rolledBack`, with its receipt) and the decision.
  */
-export async function migrateWithCancel(
-  phones: CancelPhones,
+export async function migrateWithCancel<R extends Answer>(
+  phones: CancelPhones<R>,
   destination: string,
   step: string,
   say: (line: string) => void,
-): Promise<{ mig: string; outcome: string; result: MigrationResult; decision: string }> {
+): Promise<{ mig: string; outcome: string; result: R; decision: string }> {
   let cancel: Promise<{ decision: string }> | undefined;
   phones.onProgress((e) => {
     if (e.step !== step || cancel) return;

@@ -6,7 +6,8 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { type Command, InvalidArgumentError } from 'commander';
-import { trustPathBeside } from '../actors/terminalReceipt.ts';
+import { trustPathBeside, writeReceipt } from '../actors/terminalReceipt.ts';
+import type { MigrationResult } from '../deploy/control.client.ts';
 import { parseReceiptFiles, verifyReceiptFile } from './receipt.verify.ts';
 
 function readText(path: string, what: string): string {
@@ -38,4 +39,16 @@ export function addReceiptCommand(program: Command, out: (line: string) => void)
         out(`  item ${s.item} ${s.provider} (${s.value.kind}) ${s.direction === 'in' ? `into ${s.serial}` : `out of ${s.serial}`}: ${amount}`);
       }
     });
+}
+
+/** `--receipt-out FILE` on the terminal's migration commands. */
+export function receiptOutOption(c: Command): Command {
+  return c.option('--receipt-out <file>', 'at the end (completed, rolled back), write the signed receipt there');
+}
+
+/** Writes the result's receipt to `path` (when asked and there is one); the result, with where it went. */
+export function saveReceiptOut(r: MigrationResult, path: unknown): MigrationResult & { receiptOut?: string } {
+  if (typeof path !== 'string' || !r.receipt) return r;
+  writeReceipt(path, r.receipt);
+  return { ...r, receiptOut: path };
 }
