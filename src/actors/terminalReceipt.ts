@@ -8,13 +8,21 @@
 import { writeFileSync } from 'node:fs';
 import type { Identity } from '../crypto/identity.ts';
 import type { BodyOf } from '../transport/messages.ts';
-import { RECEIPT_FORMAT, type ReceiptFile } from '../transport/receipt.schemas.ts';
+import { RECEIPT_FORMAT, type ReceiptFile, statementSchema } from '../transport/receipt.schemas.ts';
 import { openStatement } from '../crypto/statement.ts';
 
 /** The receipt file of a migration that ended, opened with the phone's device key; undefined when the result holds none. */
 export function assembleReceipt(device: Identity, result: BodyOf<'migrate.result'>): ReceiptFile | undefined {
   if (!result.receipt) return undefined;
-  const statements = result.receipt.statements.map((s) => openStatement(device, result.mig, s));
+  // A box that does not open, or holds no statement, is left out: verify then says what is missing.
+  const statements = result.receipt.statements.flatMap((s) => {
+    try {
+      const parsed = statementSchema.safeParse(openStatement(device, result.mig, s));
+      return parsed.success ? [parsed.data] : [];
+    } catch {
+      return [];
+    }
+  });
   statements.sort((a, b) => a.item - b.item || a.direction.localeCompare(b.direction));
   return { format: RECEIPT_FORMAT, outcome: result.receipt.outcome, statements };
 }

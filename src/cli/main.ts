@@ -17,20 +17,11 @@ import { addTraceCommand } from './trace.command.ts';
 import { addSimCommand } from './sim.command.ts';
 import { addStepsCommand } from './steps.command.ts';
 import { addReceiptCommand } from './receipt.command.ts';
-import { runDemo, DEMO_ITEMS_MAX } from './demo.ts';
+import { runDemo, DEMO_ITEMS_MAX, type DemoOptions } from './demo.ts';
 import { CANCELLABLE_STEPS, cancelAtProblem } from './demoFlow.ts';
 
-interface DemoCliOptions {
-  items: number;
-  data?: string;
-  json: boolean;
-  crashAt?: string;
-  faults?: string;
-  seed?: number;
-  record?: string;
-  inspect?: string;
-  cancelAt?: string;
-}
+/** The demo's options as the command line gives them (the output is the command's). */
+type DemoCliOptions = Omit<DemoOptions, 'out'>;
 
 function wholeNumber(value: string): number {
   const n = Number(value);

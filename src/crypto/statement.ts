@@ -90,12 +90,17 @@ export function signStatement(body: StatementBody, signer: Identity): Statement 
   return { ...b, sig: toB64(sign(signer, statementBytes(b))) };
 }
 
-export function statementSigned(s: Statement, signerPublic: Bytes): boolean {
+/** Never throws: a malformed signature is simply not valid. */
+function signedBy(signerPublic: Bytes, bytes: () => Bytes, sig: string): boolean {
   try {
-    return verifySignature(signerPublic, statementBytes(s), fromB64(s.sig));
+    return verifySignature(signerPublic, bytes(), fromB64(sig));
   } catch {
     return false;
   }
+}
+
+export function statementSigned(s: Statement, signerPublic: Bytes): boolean {
+  return signedBy(signerPublic, () => statementBytes(s), s.sig);
 }
 
 function aadOf(s: { mig: string; item: number; direction: string }): Bytes {
@@ -133,9 +138,5 @@ export function signOutcome(body: OutcomeBody, signer: Identity): Outcome {
 }
 
 export function outcomeSigned(o: Outcome, signerPublic: Bytes): boolean {
-  try {
-    return verifySignature(signerPublic, outcomeBytes(o), fromB64(o.sig));
-  } catch {
-    return false;
-  }
+  return signedBy(signerPublic, () => outcomeBytes(o), o.sig);
 }

@@ -44,7 +44,13 @@ test('up --cancel-at S12 --json: through real processes the user sees a rollback
     for (const it of report.items) assert.is(it.after, it.before, `${it.provider}: back on the source`);
     assert.match(report.paymentOnSource, /^accepted/);
     const ids = report.steps!.map((s) => s.id);
-    for (const [a, b] of [['S1', 'S3'], ['S3', 'S8'], ['S8', 'S9'], ['S9', 'S12'], ['S12', 'rollback']]) {
+    for (const [a, b] of [
+      ['S1', 'S3'],
+      ['S3', 'S8'],
+      ['S8', 'S9'],
+      ['S9', 'S12'],
+      ['S12', 'rollback'],
+    ]) {
       assert.ok(ids.indexOf(a!) >= 0 && ids.indexOf(a!) < ids.indexOf(b!), `${a} before ${b}: ${ids.join(' ')}`);
     }
     assert.is(report.receipt?.outcome, 'aborted');
