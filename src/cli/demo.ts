@@ -29,7 +29,7 @@ import { table } from './table.ts';
 import type { Recorder } from '../trace/recorder.ts';
 import { systemRecorder } from '../trace/wiring.ts';
 import type { ReceiptFile } from '../transport/receipt.schemas.ts';
-import { migrateWithCancel, parseCancelAt, saveDemoReceipt, StepLog, type StepEntry } from './demoFlow.ts';
+import { migrateWithCancel, parseCancelAt, saveDemoReceipt, StepLog, type StepEntry } from '../fixtures/demoFlow.ts';
 
 export const DEMO_ITEMS_MAX = 20;
 

@@ -1,7 +1,7 @@
 /**
  * The deployers' commands: keygen, start <role>, user add, terminal <command>, up.
  */
-import { cancelAtProblem } from './demoFlow.ts';
+import { cancelAtProblem } from '../fixtures/demoFlow.ts';
 import { receiptOutOption, saveReceiptOut } from './receipt.command.ts';
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';

@@ -18,7 +18,7 @@ import { addSimCommand } from './sim.command.ts';
 import { addStepsCommand } from './steps.command.ts';
 import { addReceiptCommand } from './receipt.command.ts';
 import { runDemo, DEMO_ITEMS_MAX, type DemoOptions } from './demo.ts';
-import { CANCELLABLE_STEPS, cancelAtProblem } from './demoFlow.ts';
+import { CANCELLABLE_STEPS, cancelAtProblem } from '../fixtures/demoFlow.ts';
 
 /** The demo's options as the command line gives them (the output is the command's). */
 type DemoCliOptions = Omit<DemoOptions, 'out'>;

@@ -4,7 +4,7 @@
  * terminals), each with its own LMDB folder and keys; then one migration
  * through them, driven through the terminals' control APIs, as a user would.
  */
-import { migrateWithCancel, type StepEntry } from '../cli/demoFlow.ts';
+import { migrateWithCancel, type StepEntry } from '../fixtures/demoFlow.ts';
 import { saveUpReceipt, stepsOf, watchProgress } from './upFlow.ts';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, openSync, closeSync, writeFileSync } from 'node:fs';
@@ -401,7 +401,7 @@ export async function runUp(opts: {
   password?: string;
   /** false: issue the items onto the old phone and stop there, no migration (`--no-migrate`). */
   migrate?: boolean;
-  /** The user cancels the migration at this step (S3…S14): a rollback (cli/demoFlow.ts). */
+  /** The user cancels the migration at this step (S3…S14): a rollback (fixtures/demoFlow.ts). */
   cancelAt?: string;
 }): Promise<UpReport> {
   const say = opts.out ?? (() => {});

@@ -1,12 +1,12 @@
 /**
  * `valmove up --json` and `up --cancel-at STEP` (issue 22, point 5): the
- * same step list and cancel as the demo's (cli/demoFlow.ts), through the
+ * same step list and cancel as the demo's (fixtures/demoFlow.ts), through the
  * running terminals' control API: their progress lines are read from
  * `/control/status` (each line with its time), and the cancel is the user's
  * `terminal cancel` from the other phone.
  */
 import { join } from 'node:path';
-import { type StepEntry, partyOfStep } from '../cli/demoFlow.ts';
+import { type StepEntry, partyOfStep } from '../fixtures/demoFlow.ts';
 import { writeReceipt } from '../actors/terminalReceipt.ts';
 import type { MigrationResult, TerminalControl } from './control.client.ts';
 
