@@ -167,7 +167,7 @@ class Demo {
   private armed = false;
   private readonly stepLog = new StepLog();
   private readonly onProgress = (e: ProgressEvent) => {
-    this.stepLog.record(e);
+    this.stepLog.record(e, new Date());
     this.say(`  [${e.step.padEnd(9)}] ${e.text}`);
   };
   private receipt: DemoReport['receipt'];
