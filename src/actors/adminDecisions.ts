@@ -44,7 +44,7 @@ export class Decisions {
     const reported = inbound?.type === 'admin.commit' || inbound?.type === 'admin.abort' ? (inbound.body.statements ?? []) : [];
     const items = ctx.items.map((i) => ({ item: i.item, area: i.area, provider: i.provider }));
     const statements = reported.filter((s) => items.some((i) => i.item === s.item));
-    const body = { mig, decision, source: ctx.source, destination: ctx.destination, items, statements, at: this.outcomeSigner.now() };
+    const body = { mig, decision, source: ctx.source, destination: ctx.destination ?? '', items, statements, at: this.outcomeSigner.now() };
     return signOutcome(body, this.outcomeSigner.identity);
   }
 

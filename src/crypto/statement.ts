@@ -60,7 +60,8 @@ export interface OutcomeBody {
   mig: string;
   decision: 'committed' | 'aborted';
   source: string;
-  destination: string | null;
+  /** '' when there is none. */
+  destination: string;
   items: Array<{ item: number; area: string; provider: string }>;
   statements: Array<{ item: number; direction: 'out' | 'in'; digest: string }>;
   at: number;
@@ -130,7 +131,7 @@ export function openStatement(device: Identity, mig: string, s: SealedStatement)
 export function outcomeBytes(o: OutcomeBody): Bytes {
   const items = o.items.map((i) => [i.item, i.area, i.provider]);
   const statements = o.statements.map((s) => [s.item, s.direction, s.digest]);
-  return encodeFields(OUTCOME_INFO, o.mig, o.decision, o.source, o.destination ?? '', JSON.stringify(items), JSON.stringify(statements), o.at);
+  return encodeFields(OUTCOME_INFO, o.mig, o.decision, o.source, o.destination, JSON.stringify(items), JSON.stringify(statements), o.at);
 }
 
 export function signOutcome(body: OutcomeBody, signer: Identity): Outcome {

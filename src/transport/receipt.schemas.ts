@@ -30,7 +30,8 @@ export const outcomeSchema = z.strictObject({
   mig: name,
   decision: z.enum(['committed', 'aborted']),
   source: z.string().max(128),
-  destination: name.nullable(),
+  // '' when there is none (a migration aborted before its destination was formatted).
+  destination: z.string().max(128),
   items: z.array(z.strictObject({ item: count, area: name, provider: name })).max(ITEMS_MAX),
   statements: z.array(z.strictObject({ item: count, direction, digest: b64(64) })).max(2 * ITEMS_MAX),
   at: count,
