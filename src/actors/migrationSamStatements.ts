@@ -9,6 +9,7 @@
 import type { Identity, Rng } from '../crypto/index.ts';
 import { sealStatement, signStatement, type SealedStatement } from '../crypto/statement.ts';
 import type { HeldItem, MigrationSamRecords } from '../store/migrationSam.store.ts';
+import { SEALED_STATEMENT_CHARS_MAX } from '../transport/receipt.schemas.ts';
 import type { TurnContext } from './runtime.ts';
 import { decodeValue, publicState } from './value.ts';
 
@@ -45,5 +46,7 @@ export function itemStatement(
     signer.identity,
   );
   turn.write(() => signer.records.keepAudit(statement));
-  return sealStatement(statement, rec.receiptTo, signer.rng);
+  const sealed = sealStatement(statement, rec.receiptTo, signer.rng);
+  // Too long for the wire (very long names): kept in the audit record, not sent.
+  return sealed.sealed.length <= SEALED_STATEMENT_CHARS_MAX ? sealed : undefined;
 }

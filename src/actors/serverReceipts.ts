@@ -10,6 +10,7 @@ import type { Database } from 'lmdb';
 import { fromB64 } from '../crypto/index.ts';
 import { receiptKeyOf, type Outcome, type SealedStatement } from '../crypto/statement.ts';
 import type { PartyStore } from '../store/party.store.ts';
+import { RESULT_STATEMENTS_MAX } from '../transport/receipt.schemas.ts';
 import type { TurnContext } from './runtime.ts';
 
 export interface ReceiptRecord {
@@ -61,7 +62,8 @@ export class ServerReceipts {
   forPhone(turn: TurnContext, mig: string, receiptKey: string | undefined): { outcome: Outcome; statements: SealedStatement[] } | undefined {
     const rec = this.current(turn, mig);
     if (!rec.outcome) return undefined;
-    return { outcome: rec.outcome, statements: rec.statements.filter((s) => receiptKey !== undefined && s.to === receiptKey) };
+    const mine = rec.statements.filter((s) => receiptKey !== undefined && s.to === receiptKey);
+    return { outcome: rec.outcome, statements: mine.slice(0, RESULT_STATEMENTS_MAX) };
   }
 }
 

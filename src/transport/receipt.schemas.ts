@@ -13,6 +13,13 @@ const name = z.string().min(1).max(128);
 const count = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
 const b64 = (max: number) => z.string().max(max).regex(B64URL, 'base64url');
 const direction = z.enum(['out', 'in']);
+/** A sealed statement's box, base64url: a statement of short names and a public state fits (a longer one is not sent). */
+export const SEALED_STATEMENT_CHARS_MAX = 1024;
+/**
+ * Statements one migrate.result carries: with the outcome, the envelope stays under its 64 KiB limit. A
+ * migration of more items gets a receipt that lists these only, which verify refuses as incomplete.
+ */
+export const RESULT_STATEMENTS_MAX = 16;
 
 export const statementSchema = z.strictObject({
   mig: name,
@@ -45,14 +52,14 @@ export const sealedStatementSchema = z.strictObject({
   to: b64(64),
   digest: b64(64),
   ephPub: b64(64),
-  sealed: b64(4096),
+  sealed: b64(SEALED_STATEMENT_CHARS_MAX),
 });
 
 /** The digests the server hands the admin SAM with its commit or abort (what the outcome lists). */
 export const statementDigestsSchema = z.array(z.strictObject({ item: count, direction, digest: b64(64) })).max(2 * ITEMS_MAX);
 
 /** What migrate.result carries at the end: the signed outcome, and the statements sealed to this phone. */
-export const resultReceiptSchema = z.strictObject({ outcome: outcomeSchema, statements: z.array(sealedStatementSchema).max(2 * ITEMS_MAX) });
+export const resultReceiptSchema = z.strictObject({ outcome: outcomeSchema, statements: z.array(sealedStatementSchema).max(RESULT_STATEMENTS_MAX) });
 
 export const receiptFileSchema = z.strictObject({
   format: z.literal(RECEIPT_FORMAT),
