@@ -7,7 +7,9 @@
  * receipt for every item, or `aborted`.
  */
 import type { Actor, AnyStateMachine } from 'xstate';
-import { verifyReceipt } from '../crypto/index.ts';
+import { verifyReceipt, type Identity } from '../crypto/index.ts';
+import { signOutcome, type Outcome } from '../crypto/statement.ts';
+import type { AnyEnvelope } from '../transport/envelope.ts';
 import type { DecisionContext, DecisionIntent } from '../machines/decision.machine.ts';
 import type { MigrationItem } from '../machines/migration.machine.ts';
 import { ProtocolError } from '../protocol/errors.ts';
@@ -26,7 +28,25 @@ export class Decisions {
   constructor(
     private readonly records: AdminSamRecords,
     private readonly actorOf: (key: string) => Actor<AnyStateMachine> | undefined,
+    /** Signs a migration's outcome for the user's receipt (the admin SAM's identity, its clock). */
+    private readonly outcomeSigner?: { identity: Identity; now: () => number },
   ) {}
+
+  /**
+   * The user's receipt: the decision, the record's items, and the digests of
+   * the statements the server reported with its commit or abort, under one
+   * signature (protocol.md §3, "The receipt").
+   */
+  private outcome(mig: string, decision: 'committed' | 'aborted', inbound: AnyEnvelope | undefined): Outcome | undefined {
+    const snap = this.snapshot(mig);
+    if (!this.outcomeSigner || !snap) return undefined;
+    const ctx = snap.context;
+    const reported = inbound?.type === 'admin.commit' || inbound?.type === 'admin.abort' ? (inbound.body.statements ?? []) : [];
+    const items = ctx.items.map((i) => ({ item: i.item, area: i.area, provider: i.provider }));
+    const statements = reported.filter((s) => items.some((i) => i.item === s.item));
+    const body = { mig, decision, source: ctx.source, destination: ctx.destination ?? '', items, statements, at: this.outcomeSigner.now() };
+    return signOutcome(body, this.outcomeSigner.identity);
+  }
 
   /** The state of a migration's record as written (pending, committed, aborted), if it has one. */
   stateOf(mig: string): string | undefined {
@@ -131,7 +151,14 @@ export class Decisions {
         return;
       }
       case 'answerDecision':
-        if (inbound) turn.reply(inbound, 'admin.decision', { decision: intent.decision, ...(intent.reason ? { reason: intent.reason } : {}) });
+        if (inbound) {
+          const outcome = this.outcome(mig, intent.decision, inbound);
+          turn.reply(inbound, 'admin.decision', {
+            decision: intent.decision,
+            ...(intent.reason ? { reason: intent.reason } : {}),
+            ...(outcome ? { outcome } : {}),
+          });
+        }
         return;
       case 'refuse':
         this.refusedInTurn = true;

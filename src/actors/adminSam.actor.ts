@@ -97,7 +97,7 @@ export class AdminSamRuntime extends PartyRuntime {
     super(deps);
     this.opts = opts;
     this.records = new AdminSamRecords(deps.store);
-    this.decisions = new Decisions(this.records, (key) => this.actorOf(key));
+    this.decisions = new Decisions(this.records, (key) => this.actorOf(key), { identity: opts.identity, now: () => this.clock.now() });
     this.keys = new TempKeys(this.records, deps.rng, opts.migrationSams, (mig) => this.decisionOf(mig));
     this.sessions = new SamSessions(deps.rng);
   }

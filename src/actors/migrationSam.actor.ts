@@ -5,17 +5,18 @@
  * migration, this item, this area, this chip serial, this purpose, before
  * expiry, and never for a migration it has fenced.
  */
-import { fromB64, keyCheckValue, sameKcv, openFromPair, Secret, signReceipt, toB64, VerifiedSets, type Identity } from '../crypto/index.ts';
+import { openFromPair, Secret, signReceipt, toB64, VerifiedSets, type Identity } from '../crypto/index.ts';
 import { ProtocolError } from '../protocol/errors.ts';
 import { migrationSamMachine, MIGRATION_SAM_MACHINE_VERSION, type MigrationSamContext, type MigrationSamIntent } from '../machines/migrationSam.machine.ts';
 import { MigrationSamRecords, type HeldItem } from '../store/migrationSam.store.ts';
-import { decodeChipFrame } from '../transport/chip.frames.ts';
 import type { AnyEnvelope } from '../transport/envelope.ts';
 import { MAIN_KEY_SEAL_INFO } from './normalSam.actor.ts';
 import { PartyRuntime, type MachineKind, type RuntimeDeps, type TurnContext } from './runtime.ts';
 import { ledgerNote, MigrationSamRecoveries, tellLedger, type RecoveryHost } from './migrationSamRecovery.ts';
 import { transferRequested, type TransferHost, type Working } from './migrationSamTransfers.ts';
 import { SamSessions } from './samSession.ts';
+import { onSamFrame } from './migrationSamFrames.ts';
+import { itemStatement, type StatementSigner } from './migrationSamStatements.ts';
 
 export type Right = 'upload' | 'download' | 'clear';
 const ITEM = 'item:';
@@ -212,35 +213,7 @@ export class MigrationSamRuntime extends PartyRuntime {
 
   private onFrame(turn: TurnContext, session: string, data: string): void {
     const key = this.sessionOwner.get(session);
-    const actor = key ? this.actorOf(key) : undefined;
-    const w = key ? this.working.get(key) : undefined;
-    if (!key || !actor || !w || !this.sessions.has(session)) throw new ProtocolError('NOT_FOUND', `no open item session ${session.slice(0, 64)}`);
-    if (this.sessions.repeat(session, data)) return; // the chip's answer again, to a frame we sent again (resends.ts): taken once
-    const frame = decodeChipFrame(fromB64(data));
-    const snap = actor.getSnapshot();
-    if (snap.matches({ uploading: 'authenticating' }) || snap.matches({ downloading: 'authenticating' })) {
-      // The temp key is used only for the serial its grant names.
-      turn.dispatch(
-        key,
-        this.sessions.answerEvent(session, frame, (serial) => (serial === w.grant.serial ? w.tempKey : null)),
-      );
-      return;
-    }
-    const r = this.sessions.reply(session, frame);
-    if (r.kind === 'refused') return turn.dispatch(key, { type: 'CHIP_REFUSED', code: r.code, message: r.message });
-    const reply = r.reply;
-    if (!reply.ok) return turn.dispatch(key, { type: 'CHIP_REPLIED', ok: false, verified: false, code: reply.code, message: reply.message });
-    if (snap.matches({ uploading: 'reading' })) {
-      if (reply.data === undefined || reply.counter === undefined) {
-        return turn.dispatch(key, { type: 'CHIP_REPLIED', ok: false, verified: false, code: 'BAD_BODY', message: 'the chip returned no item' });
-      }
-      w.readData = { data: fromB64(reply.data), counter: reply.counter };
-      return turn.dispatch(key, { type: 'CHIP_REPLIED', ok: true, verified: true });
-    }
-    // Download: the key check value must be that of the main key our normal SAM derived for this chip.
-    const expected = keyCheckValue(w.mainKey!, w.grant.serial, w.grant.area);
-    w.kcv = reply.kcv;
-    turn.dispatch(key, { type: 'CHIP_REPLIED', ok: true, verified: sameKcv(reply.kcv, expected) });
+    onSamFrame(turn, { key, actor: key ? this.actorOf(key) : undefined, w: key ? this.working.get(key) : undefined, sessions: this.sessions }, session, data);
   }
 
   // ---- intents --------------------------------------------------------------------------------------
@@ -297,18 +270,16 @@ export class MigrationSamRuntime extends PartyRuntime {
         turn.write(() => this.records.items.put(MigrationSamRecords.keyOf(ctx.mig, ctx.item), { ...rec, data: read.data, counter: read.counter }));
         return;
       }
-      case 'answerUploaded':
-        turn.send(turn.peerOfRequest(intent.request), 'msam.uploaded', {}, { ...header, step: 'S7', corr: intent.request });
-        return;
-      case 'signReceipt':
-        return this.signReceipt(turn, key, ctx, w!);
-      case 'answerDownloaded': {
-        const receipt = this.pendingReceipt.get(key) ?? this.heldRecord(ctx.mig, ctx.item).receipt;
-        this.pendingReceipt.delete(key);
-        if (!receipt) throw new Error(`no receipt for ${key}`);
-        turn.send(turn.peerOfRequest(intent.request), 'msam.downloaded', { receipt }, { ...header, step: 'S14', corr: intent.request });
+      case 'answerUploaded': {
+        const rec = this.heldRecord(ctx.mig, ctx.item);
+        const statement = itemStatement(turn, this.signer, rec, 'out', w?.readData?.data ?? rec.data, this.clock.now());
+        turn.send(turn.peerOfRequest(intent.request), 'msam.uploaded', statement ? { statement } : {}, { ...header, step: 'S7', corr: intent.request });
         return;
       }
+      case 'signReceipt':
+        return this.signReceipt(turn, key, ctx, w!);
+      case 'answerDownloaded':
+        return this.answerDownloaded(turn, key, ctx, intent.request);
       case 'answerFailed':
         turn.send(turn.peerOfRequest(intent.request), 'error', { code: intent.code, message: intent.message }, { ...header, corr: intent.request });
         return;
@@ -331,6 +302,21 @@ export class MigrationSamRuntime extends PartyRuntime {
         turn.send(turn.peerOfRequest(intent.request), 'msam.cleared', {}, { ...header, step: 'S17', corr: intent.request });
         return;
     }
+  }
+
+  /** S14's answer: the receipt (signed at S15, kept with the item) and the user's statement of the item. */
+  private answerDownloaded(turn: TurnContext, key: string, ctx: MigrationSamContext, request: string): void {
+    const receipt = this.pendingReceipt.get(key) ?? this.heldRecord(ctx.mig, ctx.item).receipt;
+    this.pendingReceipt.delete(key);
+    if (!receipt) throw new Error(`no receipt for ${key}`);
+    const rec = this.heldRecord(ctx.mig, ctx.item);
+    const statement = itemStatement(turn, this.signer, rec, 'in', rec.data, this.clock.now());
+    const body = { receipt, ...(statement ? { statement } : {}) };
+    turn.send(turn.peerOfRequest(request), 'msam.downloaded', body, { mig: ctx.mig, item: ctx.item, step: 'S14', corr: request });
+  }
+
+  private get signer(): StatementSigner {
+    return { identity: this.opts.identity, provider: this.opts.provider, records: this.records, rng: this.rng };
   }
 
   private readonly pendingReceipt = new Map<string, import('../transport/messages.ts').Receipt>();

@@ -106,6 +106,7 @@ export function transferRequested(
           data: null,
           counter: 0,
           receipt: null,
+          ...(env.body.receiptTo ? { receiptTo: env.body.receiptTo } : {}),
         }),
       );
     }
@@ -119,6 +120,12 @@ export function transferRequested(
   if (starts && purpose === 'download') {
     // An item placed in this turn is not in the store until the turn commits.
     const rec = placed ?? sam.heldRecord(mig, binding.item);
-    turn.write(() => sam.records.items.put(MigrationSamRecords.keyOf(mig, binding.item), { ...rec, downloadGrant: env.body.grant }));
+    turn.write(() =>
+      sam.records.items.put(MigrationSamRecords.keyOf(mig, binding.item), {
+        ...rec,
+        downloadGrant: env.body.grant,
+        ...(env.body.receiptTo ? { receiptTo: env.body.receiptTo } : {}),
+      }),
+    );
   }
 }

@@ -31,6 +31,7 @@ import { MigrationDesk } from './serverMigrations.ts';
 import { MigrationMeter } from './serverMeter.ts';
 import { BACKUP, BackupDesk } from './serverBackups.ts';
 import { issueRecoveryCode, RecoveryDesk } from './serverRecovery.ts';
+import { ServerReceipts } from './serverReceipts.ts';
 import { ServerRoutes } from './serverRoutes.ts';
 
 export { ADMIN_SAM_PEER, GRANT_TTL_MS, MIGRATION_RIGHTS } from './serverIntents.ts';
@@ -95,6 +96,8 @@ export class ServerRuntime extends PartyRuntime {
       linkRefusal: (peer) => this.linkRefusal(peer),
       migration: (mig) => this.migration(mig),
       migrationCompleted: (turn, ctx) => this.backups.spawn(turn, ctx),
+      receipts: new ServerReceipts(deps.store),
+      deviceKeyOf: (name) => this.deviceKeyOf(name),
     };
     this.backups = new BackupDesk({
       now: () => this.clock.now(),

@@ -13,6 +13,7 @@ import type { ServerRecords } from '../store/server.store.ts';
 import type { Envelope } from '../transport/envelope.ts';
 import { PROGRESS_LINES_MAX, type BodyOf } from '../transport/messages.ts';
 import type { MachineEvent, TurnContext } from './runtime.ts';
+import { phoneReceiptKey, type ServerReceipts } from './serverReceipts.ts';
 
 export const ADMIN_SAM_PEER = 'admin-sam';
 /** Rights the server asks each provider to have granted it (seed ¶0053, ¶0057). */
@@ -37,6 +38,10 @@ export interface ServerView {
   migration(mig: string): MigrationContext | undefined;
   /** A migration completed: its locked source becomes a backup, ended later (serverBackups.ts). */
   migrationCompleted?(turn: TurnContext, ctx: MigrationContext): void;
+  /** The user's receipts: sealed statements and signed outcomes (serverReceipts.ts). */
+  readonly receipts: ServerReceipts;
+  /** The device key (Ed25519, base64url) bound to a terminal's name. */
+  deviceKeyOf(name: string): string | undefined;
 }
 
 type MigrationIntentOf<T extends MigrationIntent['type']> = Extract<MigrationIntent, { type: T }>;
@@ -148,10 +153,15 @@ function toAdminSam(turn: TurnContext, mig: string, intent: ToAdminSam, view: Se
     case 'wipeDestination':
       return askAdminSam(turn, mig, 'wipe', { session: intent.session, serial: intent.serial, role: 'destination' });
     case 'commit':
-      turn.send(ADMIN_SAM_PEER, 'admin.commit', { receipts: intent.receipts }, { mig, step: 'commit' });
+      turn.send(ADMIN_SAM_PEER, 'admin.commit', { receipts: intent.receipts, statements: view.receipts.digests(turn, mig) }, { mig, step: 'commit' });
       return;
     case 'abort':
-      turn.send(ADMIN_SAM_PEER, 'admin.abort', { reason: intent.reason, ...(intent.source ? { source: intent.source } : {}) }, { mig, step: 'rollback' });
+      turn.send(
+        ADMIN_SAM_PEER,
+        'admin.abort',
+        { reason: intent.reason, ...(intent.source ? { source: intent.source } : {}), statements: view.receipts.digests(turn, mig) },
+        { mig, step: 'rollback' },
+      );
       return;
   }
 }
@@ -177,17 +187,22 @@ function toMigrationSam(turn: TurnContext, mig: string, intent: ToMigrationSam, 
       turn.send(intent.recipient, 'msam.preflight', { rights: [...MIGRATION_RIGHTS], ...(source ? { source } : {}) }, { mig, step: 'preflight' });
       return;
     }
-    case 'requestUpload':
-      turn.send(intent.recipient, 'msam.upload', { session: intent.session, grant: intent.grant }, { mig, step: 'S7', item: intent.item });
+    case 'requestUpload': {
+      const receiptTo = phoneReceiptKey(view.deviceKeyOf, view.migration(mig)?.source.terminal ?? null);
+      const body = { session: intent.session, grant: intent.grant, ...(receiptTo ? { receiptTo } : {}) };
+      turn.send(intent.recipient, 'msam.upload', body, { mig, step: 'S7', item: intent.item });
       return;
-    case 'requestDownload':
+    }
+    case 'requestDownload': {
+      const receiptTo = phoneReceiptKey(view.deviceKeyOf, view.migration(mig)?.destination.terminal ?? null);
       turn.send(
         intent.recipient,
         'msam.download',
-        { session: intent.session, grant: intent.grant, ...(intent.order ? { order: intent.order } : {}) },
+        { session: intent.session, grant: intent.grant, ...(intent.order ? { order: intent.order } : {}), ...(receiptTo ? { receiptTo } : {}) },
         { mig, step: 'S14', item: intent.item },
       );
       return;
+    }
     case 'clearItem':
       turn.send(intent.recipient, 'msam.clear', {}, { mig, step: 'S17', item: intent.item });
       return;
@@ -246,10 +261,12 @@ function toTerminal(turn: TurnContext, mig: string, intent: ToTerminal, view: Se
       const ctx = view.migration(mig)!;
       if (intent.terminal === '-' || intent.request === '-') return;
       const items = ctx.items.map((i) => ({ item: i.item, area: i.area, provider: i.provider }));
+      const ended = intent.outcome === 'completed' || intent.outcome === 'rolledBack';
+      const receipt = ended ? view.receipts.forPhone(turn, mig, phoneReceiptKey(view.deviceKeyOf, intent.terminal)) : undefined;
       turn.send(
         intent.terminal,
         'migrate.result',
-        { mig, phase: intent.chip, outcome: intent.outcome, ...(intent.reason ? { reason: intent.reason } : {}), items },
+        { mig, phase: intent.chip, outcome: intent.outcome, ...(intent.reason ? { reason: intent.reason } : {}), items, ...(receipt ? { receipt } : {}) },
         { corr: intent.request, mig },
       );
       return;

@@ -28,7 +28,7 @@ export interface RouteHost {
   log: Logger;
   rng: { bytes(n: number): Uint8Array };
   now(): number;
-  actorOf(key: string): { getSnapshot(): { context: unknown; matches(state: string): boolean } } | undefined;
+  actorOf(key: string): { getSnapshot(): { context: unknown; matches(state: string): boolean; can(event: { type: string }): boolean } } | undefined;
 }
 
 export class ServerRoutes {
@@ -124,6 +124,14 @@ export class ServerRoutes {
     else turn.dispatch(key, { type: 'CHANNEL_RELEASED', chip: role, now });
   }
 
+  /**
+   * Whether the migration takes this answer now: the receipt's parts are kept only then, so an
+   * answer it refuses (a late decision, a repeat) still changes no state.
+   */
+  private accepts(key: string, event: { type: string }): boolean {
+    return this.host.actorOf(key)?.getSnapshot().can(event) === true;
+  }
+
   private fromSam(turn: TurnContext, env: AnyEnvelope, peer: string): void {
     if (env.type === 'frame') {
       const key = this.actorForSession(env.body.session);
@@ -140,14 +148,22 @@ export class ServerRoutes {
     if (op) return turn.dispatch(key, adminAnswerEvent(op, env as Envelope<typeof op.reply>, req, key.startsWith(REGISTRATION), this.host.view));
     const now = this.host.now();
     switch (env.type) {
-      case 'admin.decision':
-        return turn.dispatch(key, { type: 'DECIDED', decision: env.body.decision, reason: env.body.reason });
+      case 'admin.decision': {
+        const event = { type: 'DECIDED', decision: env.body.decision, reason: env.body.reason } as const;
+        if (this.accepts(key, event)) this.host.view.receipts.keepOutcome(turn, req.mig ?? '', env.body.outcome);
+        return turn.dispatch(key, event);
+      }
       case 'msam.ready':
         return turn.dispatch(key, { type: 'PROVIDER_READY', provider: env.body.provider });
       case 'msam.uploaded':
-        return turn.dispatch(key, { type: 'ITEM_UPLOADED', item: req.item ?? -1 });
-      case 'msam.downloaded':
-        return turn.dispatch(key, { type: 'ITEM_DOWNLOADED', item: req.item ?? -1, receipt: env.body.receipt });
+      case 'msam.downloaded': {
+        const event =
+          env.type === 'msam.uploaded'
+            ? ({ type: 'ITEM_UPLOADED', item: req.item ?? -1 } as const)
+            : ({ type: 'ITEM_DOWNLOADED', item: req.item ?? -1, receipt: env.body.receipt } as const);
+        if (this.accepts(key, event)) this.host.view.receipts.keepStatement(turn, req.mig ?? '', req.item ?? -1, env.body.statement);
+        return turn.dispatch(key, event);
+      }
       case 'msam.cleared':
         return turn.dispatch(key, { type: 'ITEM_CLEARED', item: req.item ?? -1 });
       case 'msam.fenced':

@@ -32,7 +32,7 @@ import type { CommitPolicy, PartyRuntime, RuntimeDeps } from './runtime.ts';
 import { ServerRuntime } from './server.actor.ts';
 import { loadSystemKeys, OwnKeys } from './systemKeys.ts';
 import { connectReader, connectToServer, insertChip, rawServerConnection, type PhoneHost } from './systemPhones.ts';
-import { type IssueOrderRequest, signIssueOrderAs, startProvider } from './systemProviders.ts';
+import { type IssueOrderRequest, type ReceiptKeys, receiptKeysOf, signIssueOrderAs, startProvider } from './systemProviders.ts';
 import { Wires } from './systemWires.ts';
 import { TerminalRuntime } from './terminal.actor.ts';
 
@@ -324,7 +324,7 @@ export class EmbeddedSystem {
     const id = `terminal/${name}`;
     await this.ownKeys.load(id, `terminal-${name}`);
     this.factories.set(id, async () => {
-      const terminal = new TerminalRuntime(this.deps(id, this.storeFor(`terminal-${name}`)));
+      const terminal = Object.assign(new TerminalRuntime(this.deps(id, this.storeFor(`terminal-${name}`))), { deviceIdentity: this.ownKeys.get(id) });
       await terminal.start();
       return terminal;
     });
@@ -364,6 +364,9 @@ export class EmbeddedSystem {
     if (!readers) throw new Error(`no provider ${provider}`);
     delete readers[key];
   }
+
+  /** The public keys a user's receipt is checked against: the admin SAM's and each migration SAM's (`receipt verify`). */
+  receiptKeys = (): ReceiptKeys => receiptKeysOf(this.adminIdentity, this.providerIdentities);
 
   /** The normal SAM identity of a provider (it signs that provider's vouchers). */
   normalSamIdentity(provider: string): Identity {

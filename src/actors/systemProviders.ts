@@ -6,7 +6,10 @@
  * server <-> migration SAM (a mutual channel) and migration SAM <-> normal SAM.
  */
 import { createIssueOrder, encodeIssueOrder, toB64, type Identity, type Rng, type Secret } from '../crypto/index.ts';
+import type { ReceiptKeys } from './terminalReceipt.ts';
 import type { PartyStore } from '../store/party.store.ts';
+
+export type { ReceiptKeys };
 import type { SecureResponderLink } from '../transport/secure.link.ts';
 import { MigrationSamRuntime, type Right } from './migrationSam.actor.ts';
 import { NormalSamRuntime, type EnrolledReader } from './normalSam.actor.ts';
@@ -90,4 +93,11 @@ export function signIssueOrderAs(identity: Identity, o: IssueOrderRequest, now: 
   const expiresAt = now + (o.ttlMs ?? 24 * 3_600_000);
   const body = { provider: o.provider, serial: o.serial, area: o.area ?? o.provider, expiresAt, item: encodeValue(o.value) };
   return encodeIssueOrder(createIssueOrder(body, identity, rng));
+}
+
+/** The public keys a receipt is checked against, by party: the admin SAM's and each provider's migration SAM's. */
+export function receiptKeysOf(admin: Identity, providers: Record<string, { migration: Identity }>): ReceiptKeys {
+  const keys: ReceiptKeys = { 'admin-sam': { signPublic: toB64(admin.signPublic) } };
+  for (const [p, ids] of Object.entries(providers)) keys[`migration-sam/${p}`] = { signPublic: toB64(ids.migration.signPublic) };
+  return keys;
 }

@@ -9,6 +9,9 @@
  * it never enters the machine, the store, a message or a log. The messages
  * its request intents become: terminalRequests.ts.
  */
+import type { Identity } from '../crypto/index.ts';
+import { assembleReceipt } from './terminalReceipt.ts';
+import type { ReceiptFile } from '../transport/receipt.schemas.ts';
 import { toB64 } from '../crypto/index.ts';
 import { ProtocolError } from '../protocol/errors.ts';
 import { terminalMachine, TERMINAL_MACHINE_VERSION, type ReaderOp, type TerminalIntent } from '../machines/terminal.machine.ts';
@@ -130,6 +133,14 @@ export class TerminalRuntime extends PartyRuntime {
   }
 
   private readonly recoveries = new RecoveryReports();
+
+  /** This phone's device key, which opens the statements of its receipts (set by whoever holds the key). */
+  deviceIdentity: Identity | undefined;
+
+  /** The receipt of a migration that ended (completed, rolled back), opened with the device key. */
+  receiptOf(result: MigrationResult): ReceiptFile | undefined {
+    return this.deviceIdentity ? assembleReceipt(this.deviceIdentity, result) : undefined;
+  }
 
   cancel(mig: string): Promise<BodyOf<'migrate.cancelled'>> {
     return this.job({ type: 'CANCEL_REQUESTED', mig });

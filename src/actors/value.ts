@@ -54,7 +54,8 @@ export type NormalOutcome =
   | { next: ValueItem | null; receipt: NormalReceipt }
   | { error: { code: 'INSUFFICIENT_FUNDS' | 'TICKET_USED' | 'COMMAND_REFUSED'; message: string } };
 
-function publicState(v: ValueItem): NormalReceipt {
+/** What normal use shows an item's holder (also what the user's receipt states): never its `ref`. */
+export function publicState(v: ValueItem): NormalReceipt {
   if (v.kind === 'ticket') return { kind: v.kind, state: `${v.event}, seat ${v.seat}, ${v.used ? 'used' : 'unused'}` };
   return { kind: v.kind, balance: v.balance };
 }

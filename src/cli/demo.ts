@@ -28,6 +28,8 @@ import { demoProviders, demoValue } from '../fixtures/demo.ts';
 import { table } from './table.ts';
 import type { Recorder } from '../trace/recorder.ts';
 import { systemRecorder } from '../trace/wiring.ts';
+import type { ReceiptFile } from '../transport/receipt.schemas.ts';
+import { migrateWithCancel, parseCancelAt, saveDemoReceipt, StepLog, type StepEntry } from '../fixtures/demoFlow.ts';
 
 export const DEMO_ITEMS_MAX = 20;
 
@@ -46,6 +48,8 @@ export interface DemoOptions {
   record?: string;
   /** Stream the same records to a live page's feed, e.g. ws://127.0.0.1:PORT/feed. */
   inspect?: string;
+  /** Cancel the migration at this step (S3…S14): the user sees a rollback (demoFlow.ts). */
+  cancelAt?: string;
 }
 
 export interface DemoItem {
@@ -73,6 +77,12 @@ export interface DemoReport {
   balances: { before: number; after: number; conserved: boolean };
   /** What fault injection did, when asked for. */
   faults?: { crashAt: string | null; crashes: string[]; links: Record<string, number> };
+  /** Every step the migration announced, in order (demoFlow.ts). */
+  steps: StepEntry[];
+  /** The user's receipt, written in the data folder (`valmove receipt verify PATH`). */
+  receipt?: { path: string; trust: string; outcome: string; statements: number };
+  /** --cancel-at: the step and the decision the cancel got. */
+  cancel?: { at: string; decision: string };
 }
 
 export function freshDataDir(): string {
@@ -155,7 +165,13 @@ class Demo {
   private readonly crashes: string[] = [];
   /** Crashes and progress lines only during the migration. */
   private armed = false;
-  private readonly onProgress = (e: ProgressEvent) => this.say(`  [${e.step.padEnd(9)}] ${e.text}`);
+  private readonly stepLog = new StepLog();
+  private readonly onProgress = (e: ProgressEvent) => {
+    this.stepLog.record(e, new Date());
+    this.say(`  [${e.step.padEnd(9)}] ${e.text}`);
+  };
+  private receipt: DemoReport['receipt'];
+  private cancel: DemoReport['cancel'];
   private system: EmbeddedSystem | undefined;
   private recorder: Recorder | undefined;
 
@@ -167,6 +183,7 @@ class Demo {
     this.logFd = openSync(join(this.dataDir, 'valmove.log'), 'a');
     this.crashAt = opts.crashAt ? parseCrashAt(opts.crashAt) : undefined;
     this.faultPolicy = opts.faults ? parseFaults(opts.faults) : undefined;
+    if (opts.cancelAt) parseCancelAt(opts.cancelAt);
   }
 
   /** With faults on, the user is persistent and the run reports what the faults did. */
@@ -240,7 +257,8 @@ class Demo {
       sumBefore += r.receipt?.balance ?? 0;
     }
     const { done, elapsedMs } = await this.migrate(system, w);
-    const { items, sumAfter } = await this.itemsAfter(system, w, before);
+    const holder = done.outcome === 'rolledBack' ? w.oldPhone : w.newPhone; // where the items are spendable now
+    const { items, sumAfter } = await this.itemsAfter(system, w, before, holder);
     // Crashed terminals were replaced: talk to the ones running now.
     const phone = (t: TerminalRuntime) => system.party<TerminalRuntime>(t.id);
     let payDst = { ok: false, detail: 'no spendable item' };
@@ -274,6 +292,9 @@ class Demo {
       messagesTotal: totalMessages,
       elapsedMs,
       balances: { before: sumBefore, after: sumAfter, conserved },
+      steps: this.stepLog.steps,
+      ...(this.receipt ? { receipt: this.receipt } : {}),
+      ...(this.cancel ? { cancel: this.cancel } : {}),
       ...(this.faulty ? { faults: { crashAt: this.opts.crashAt ?? null, crashes: this.crashes, links: system.faultCounts() } } : {}),
     };
   }
@@ -327,7 +348,7 @@ class Demo {
     w.newPhone.onProgress(this.onProgress);
     this.counting = true;
     const t0 = performance.now();
-    const done = this.faulty ? await this.migrateWithFaults(system, w) : await this.migrateStepByStep(w);
+    const done = this.faulty ? await this.migrateWithFaults(system, w) : await this.migrateStepByStep(system, w);
     const elapsedMs = Math.round(performance.now() - t0);
     this.counting = false;
     if (crashAt && this.crashes.length === 0) {
@@ -362,23 +383,45 @@ class Demo {
     return { mig: r.mig, outcome: r.state };
   }
 
-  private async migrateStepByStep(w: DemoWorld): Promise<{ mig: string; outcome: string }> {
+  private async migrateStepByStep(system: EmbeddedSystem, w: DemoWorld): Promise<{ mig: string; outcome: string }> {
     const { say } = this;
+    if (this.opts.cancelAt) {
+      const onProgress = (l: (e: ProgressEvent) => void) => {
+        for (const t of [w.oldPhone, w.newPhone]) t.onProgress(l);
+      };
+      const r = await migrateWithCancel({ ...w, onProgress }, w.destination.serial, this.opts.cancelAt, say);
+      this.cancel = { at: this.opts.cancelAt, decision: r.decision };
+      this.keepReceipt(system, w.oldPhone.receiptOf(r.result));
+      return r;
+    }
     say(`\nmigrating ${w.source.serial} -> ${w.destination.serial} (source phase, Fig. 3)`);
     const out = await w.oldPhone.migrateOut({ destination: w.destination.serial });
     if (out.outcome !== 'uploaded') throw new Error(`source phase ended ${out.outcome}: ${out.reason ?? ''}`);
     say(`source phase done: migration ${out.mig}; the source is locked (the backup), every item is held by its provider's migration SAM`);
     say(`\ndestination phase (Fig. 4)`);
-    return await w.newPhone.migrateIn({ mig: out.mig });
+    const done = await w.newPhone.migrateIn({ mig: out.mig });
+    this.keepReceipt(system, w.newPhone.receiptOf(done));
+    return done;
+  }
+
+  /** The user's receipt, written in the data folder with the keys that check it. */
+  private keepReceipt(system: EmbeddedSystem, receipt: ReceiptFile | undefined): void {
+    this.receipt = saveDemoReceipt(this.dataDir, receipt, system.receiptKeys());
+    if (this.receipt) this.say(`receipt (${this.receipt.outcome}): ${this.receipt.path}  (check it: valmove receipt verify ${this.receipt.path})`);
   }
 
   /** Each item after the migration: its balance on the destination, and its area's state on both chips, as a table. */
-  private async itemsAfter(system: EmbeddedSystem, w: DemoWorld, before: Map<string, string>): Promise<{ items: DemoItem[]; sumAfter: number }> {
+  private async itemsAfter(
+    system: EmbeddedSystem,
+    w: DemoWorld,
+    before: Map<string, string>,
+    holder: TerminalRuntime,
+  ): Promise<{ items: DemoItem[]; sumAfter: number }> {
     const items: DemoItem[] = [];
     let sumAfter = 0;
     for (const [i, p] of this.plan.entries()) {
       // Crashed terminals were replaced: talk to the one running now.
-      const dst = await tryUse(system.party<TerminalRuntime>(w.newPhone.id), p.provider, 'balance', p.provider);
+      const dst = await tryUse(system.party<TerminalRuntime>(holder.id), p.provider, 'balance', p.provider);
       sumAfter += dst.receipt?.balance ?? 0;
       items.push({
         item: i,

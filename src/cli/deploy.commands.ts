@@ -1,6 +1,8 @@
 /**
  * The deployers' commands: keygen, start <role>, user add, terminal <command>, up.
  */
+import { cancelAtProblem } from '../fixtures/demoFlow.ts';
+import { receiptOutOption, saveReceiptOut } from './receipt.command.ts';
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { readMigrations, type MigrationStatus } from '../actors/status.ts';
@@ -291,8 +293,9 @@ function addTerminalCommands(program: Command, out: Out): void {
 const DONE_OUTCOME: Record<string, string> = { 'migrate-out': 'uploaded', 'migrate-in': 'completed', issue: 'completed', recover: 'completed' };
 const notDone = (command: string, result: unknown): boolean => command in DONE_OUTCOME && (result as { outcome?: string }).outcome !== DONE_OUTCOME[command];
 
-const migrationLine = (r: { mig: string; outcome: string; reason?: string; items: Array<{ provider: string }> }) =>
-  `migration ${r.mig}: ${r.outcome}${r.reason ? ` (${r.reason})` : ''}; items: ${r.items.map((i) => i.provider).join(', ')}`;
+const migrationLine = (r: { mig: string; outcome: string; reason?: string; items: Array<{ provider: string }>; receiptOut?: string }) =>
+  `migration ${r.mig}: ${r.outcome}${r.reason ? ` (${r.reason})` : ''}; items: ${r.items.map((i) => i.provider).join(', ')}` +
+  (r.receiptOut ? `\nreceipt: ${r.receiptOut} (check it: valmove receipt verify ${r.receiptOut} --trust DIR/trust.json)` : '');
 const receiptLine = (r: { op: string; area: string; balance?: number; amount?: number; state?: string }) =>
   `${r.op} on ${r.area}: ${r.state ?? `balance ${r.balance}`}${r.amount !== undefined ? ` (amount ${r.amount})` : ''}`;
 
@@ -325,22 +328,22 @@ function addTerminalAccountCommands(call: TerminalCall): void {
   call(
     'migrate-out',
     'source phase (S1-S8): lock this chip and upload every item',
-    (c) => c.option('--destination <serial>', 'the destination chip, checked up front'),
-    (t, o) => t.migrateOut(o.destination ? { destination: o.destination as string } : {}),
+    (c) => receiptOutOption(c.option('--destination <serial>', 'the destination chip, checked up front')),
+    async (t, o) => saveReceiptOut(await t.migrateOut(o.destination ? { destination: o.destination as string } : {}), o.receiptOut),
     migrationLine,
   );
   call(
     'migrate-in',
     'destination phase (S9-S17): format, download, commit, activate',
-    (c) => c.option('--mig <id>', 'the migration, when the user has several'),
-    (t, o) => t.migrateIn(o.mig ? { mig: o.mig as string } : {}),
+    (c) => receiptOutOption(c.option('--mig <id>', 'the migration, when the user has several')),
+    async (t, o) => saveReceiptOut(await t.migrateIn(o.mig ? { mig: o.mig as string } : {}), o.receiptOut),
     migrationLine,
   );
   call(
     'issue',
     'receive value the provider issued to this chip (`valmove provider issue` orders): the destination phase, with no source',
-    (c) => c.requiredOption('--order <token...>', "the provider's issue order(s), one per item"),
-    (t, o) => t.issue(o.order as string[]),
+    (c) => receiptOutOption(c.requiredOption('--order <token...>', "the provider's issue order(s), one per item")),
+    async (t, o) => saveReceiptOut(await t.issue(o.order as string[]), o.receiptOut),
     migrationLine,
   );
   call(
@@ -478,7 +481,16 @@ function addStatusCommand(program: Command, out: Out): void {
     });
 }
 
-type UpOptions = { providers: number; dir?: string; keep: boolean; json: boolean; record?: string; inspect?: string; migrate: boolean } & UpFlags;
+type UpOptions = {
+  providers: number;
+  dir?: string;
+  keep: boolean;
+  json: boolean;
+  record?: string;
+  inspect?: string;
+  migrate: boolean;
+  cancelAt?: string;
+} & UpFlags;
 type UpFlags = { passwordFile?: string; force: boolean };
 
 /** `up`'s password for alice: from a file or VALMOVE_PASSWORD, never an argument (it would show in `ps`); undefined: `up` picks one. */
@@ -509,8 +521,11 @@ function addUpCommand(program: Command, out: Out): void {
     .option('--no-migrate', 'stop before the migration: the old phone logged in, holding the items; the new phone fresh (needs --keep)')
     .option('--password-file <file>', "alice's password: the file's first line (else VALMOVE_PASSWORD, else one is picked and, with --keep, shown on stderr)")
     .option('--force', 'replace a deployment already in --dir (stop its processes first)', false)
+    .option('--cancel-at <step>', 'the user cancels the migration at that step (S3-S14): a rollback; exit 0 when it ends rolledBack')
     .action(async (o: UpOptions) => {
       if (o.providers < 1 || o.providers > 20) program.error('error: --providers must be from 1 to 20', { exitCode: 2 });
+      const cancelProblem = o.cancelAt === undefined ? undefined : cancelAtProblem(o.cancelAt, !o.migrate);
+      if (cancelProblem) program.error(`error: ${cancelProblem.replace('--crash-at or --faults', '--no-migrate')}`, { exitCode: 2 });
       if (!o.migrate && !o.keep) program.error('error: --no-migrate leaves the deployment for you to drive: add --keep', { exitCode: 2 });
       if (o.dir) refuseOverwrite(o.dir, o.force);
       let password: string | undefined;
@@ -528,9 +543,10 @@ function addUpCommand(program: Command, out: Out): void {
         inspect: o.inspect,
         password,
         migrate: o.migrate,
+        cancelAt: o.cancelAt,
       });
       if (o.json) out(JSON.stringify(report, null, 2));
-      if (report.outcome !== (o.migrate ? 'completed' : 'ready')) process.exitCode = 1;
+      if (report.outcome !== (o.migrate ? (o.cancelAt ? 'rolledBack' : 'completed') : 'ready')) process.exitCode = 1;
     });
 }
 

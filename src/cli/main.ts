@@ -16,8 +16,13 @@ import { addBenchCommand } from './bench.command.ts';
 import { addTraceCommand } from './trace.command.ts';
 import { addSimCommand } from './sim.command.ts';
 import { addStepsCommand } from './steps.command.ts';
-import { runDemo, DEMO_ITEMS_MAX } from './demo.ts';
 import { lostSourceDemo, type DemoFlags } from './demoRecovery.ts';
+import { addReceiptCommand } from './receipt.command.ts';
+import { runDemo, DEMO_ITEMS_MAX, type DemoOptions } from './demo.ts';
+import { CANCELLABLE_STEPS, cancelAtProblem } from '../fixtures/demoFlow.ts';
+
+/** The demo's options as the command line gives them (the output is the command's). */
+type DemoCliOptions = Omit<DemoOptions, 'out'>;
 
 function wholeNumber(value: string): number {
   const n = Number(value);
@@ -53,11 +58,17 @@ export function buildCli(out: (line: string) => void = (l) => process.stdout.wri
     .option('--record <file>', 'record every envelope (type, parties, sizes; never content) and state change to a JSON Lines run file for `valmove trace`')
     .option('--inspect <url>', "stream the same records to a live page's feed, e.g. ws://127.0.0.1:PORT/feed")
     .option('--lost-source', 'the old phone is lost: report it, and the providers re-issue its items on the new one from their ledgers', false)
-    .action(async (o: DemoFlags) => {
+    .option('--cancel-at <step>', `the user cancels the migration at that step (${CANCELLABLE_STEPS[0]}-S14): a rollback; exit 0 when it ends rolledBack`)
+    .action(async (o: DemoCliOptions & DemoFlags) => {
       if (o.items < 1 || o.items > DEMO_ITEMS_MAX) {
         program.error(`error: --items must be from 1 to ${DEMO_ITEMS_MAX}; got ${o.items}`, { exitCode: 2 });
       }
+      if (o.lostSource && (o.cancelAt !== undefined || o.crashAt !== undefined || o.faults !== undefined)) {
+        program.error('error: --lost-source runs alone: not with --cancel-at, --crash-at or --faults', { exitCode: 2 });
+      }
       if (o.lostSource) return lostSourceDemo(o, out);
+      const cancelProblem = o.cancelAt === undefined ? undefined : cancelAtProblem(o.cancelAt, o.crashAt !== undefined || o.faults !== undefined);
+      if (cancelProblem) program.error(`error: ${cancelProblem}`, { exitCode: 2 });
       const report = await runDemo({
         items: o.items,
         data: o.data,
@@ -68,9 +79,11 @@ export function buildCli(out: (line: string) => void = (l) => process.stdout.wri
         seed: o.seed,
         record: o.record,
         inspect: o.inspect,
+        cancelAt: o.cancelAt,
       });
       if (o.json) out(JSON.stringify(report, null, 2));
-      if (report.outcome !== 'completed') process.exitCode = 1;
+      // Done is what was asked: a completed migration, or with --cancel-at, a completed rollback.
+      if (report.outcome !== (o.cancelAt ? 'rolledBack' : 'completed')) process.exitCode = 1;
     });
 
   addDeployCommands(program, out);
@@ -84,6 +97,7 @@ export function buildCli(out: (line: string) => void = (l) => process.stdout.wri
   addTraceCommand(program, out);
   addSimCommand(program, out);
   addStepsCommand(program, out);
+  addReceiptCommand(program, out);
   return program;
 }
 

@@ -14,6 +14,7 @@ import { valueSchema, type ValueItem, type ValueKind } from '../actors/value.ts'
 import { loadConfig, type ProviderConfig } from '../deploy/config.ts';
 import { identityOf, readKeyFile } from '../deploy/keyfiles.ts';
 import { PartyStore } from '../store/party.store.ts';
+import { addAuditCommand } from './provider.audit.ts';
 
 type Out = (line: string) => void;
 
@@ -78,6 +79,7 @@ export function addProviderCommands(program: Command, out: Out): void {
   const provider = program.command('provider').description("a provider's operator: issue orders, top-up vouchers and the readers its normal SAM serves");
   addVoucherCommand(provider, out);
   addIssueCommand(provider, out);
+  addAuditCommand(provider, out);
   addEnrollCommand(provider, out);
 }
 

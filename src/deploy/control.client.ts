@@ -3,7 +3,11 @@ import type { RecoveryResult } from '../actors/terminalRecovery.ts';
 import { loadConfig, type TerminalConfig } from './config.ts';
 import { readKeyFile } from './keyfiles.ts';
 import { RemoteError } from '../protocol/errors.ts';
-import type { MigrationResult, NormalReceipt, ChipInfo } from '../actors/terminal.actor.ts';
+import type { MigrationResult as SealedResult, NormalReceipt, ChipInfo } from '../actors/terminal.actor.ts';
+import type { ReceiptFile } from '../transport/receipt.schemas.ts';
+
+/** A migration's answer through the control API: at the end, the receipt opened by the terminal (terminal.control.ts). */
+export type MigrationResult = Omit<SealedResult, 'receipt'> & { receipt?: ReceiptFile };
 
 /** How long one control call may take (a whole migration phase is one call). */
 export const CONTROL_CALL_TIMEOUT_MS = 120_000;

@@ -278,6 +278,7 @@ async function startTerminal(ctx: Context, cfg: TerminalConfig): Promise<PartyRu
   await terminal.start();
   // Every link proves this phone's device key: to the server and the normal SAMs (its name) and to its chip (the pairing).
   const identity = identityOf(keys.identity);
+  terminal.deviceIdentity = identity;
   const initiator =
     (peer: string, signPublic: string | string[], remoteId = peer) =>
     (raw: Link) =>

@@ -4,7 +4,7 @@
  * guarded by the control token in its key file.
  */
 import { z } from 'zod';
-import type { TerminalRuntime } from '../actors/terminal.actor.ts';
+import type { MigrationResult, TerminalRuntime } from '../actors/terminal.actor.ts';
 import { ProtocolError, RemoteError } from '../protocol/errors.ts';
 import { bearer, HttpError, type Auth, type Handler } from './http.ts';
 
@@ -64,6 +64,12 @@ async function attempt<T>(fn: () => Promise<T>): Promise<{ status: number; json:
 
 /** Every route carries its token check as `auth`: the HTTP layer runs it before the body is read. */
 export function controlRoutes(terminal: TerminalRuntime, token: string): Array<{ method: 'GET' | 'POST'; path: string; handler: Handler; auth: Auth }> {
+  // The user's receipt, opened with the device key: the sealed parts stay in the terminal, the file goes to its user.
+  const opened = (r: MigrationResult) => {
+    const { receipt: _sealed, ...rest } = r;
+    const receipt = terminal.receiptOf(r);
+    return receipt ? { ...rest, receipt } : rest;
+  };
   const progress: unknown[] = [];
   terminal.onProgress((p) => {
     progress.push({ ...p, at: new Date().toISOString() });
@@ -96,9 +102,9 @@ export function controlRoutes(terminal: TerminalRuntime, token: string): Array<{
     }),
     route('POST', '/control/logout', async () => attempt(() => terminal.logout())),
     route('POST', '/control/register', async () => loggedIn(() => terminal.register())),
-    route('POST', '/control/migrate-out', async (_r, body) => loggedIn(() => terminal.migrateOut(parse(schemas.migrateOut, body)))),
-    route('POST', '/control/migrate-in', async (_r, body) => loggedIn(() => terminal.migrateIn(parse(schemas.migrateIn, body)))),
-    route('POST', '/control/issue', async (_r, body) => loggedIn(() => terminal.issue(parse(schemas.issue, body).orders))),
+    route('POST', '/control/migrate-out', async (_r, body) => loggedIn(() => terminal.migrateOut(parse(schemas.migrateOut, body)).then(opened))),
+    route('POST', '/control/migrate-in', async (_r, body) => loggedIn(() => terminal.migrateIn(parse(schemas.migrateIn, body)).then(opened))),
+    route('POST', '/control/issue', async (_r, body) => loggedIn(() => terminal.issue(parse(schemas.issue, body).orders).then(opened))),
     route('POST', '/control/recover', async (_r, body) => {
       const b = parse(schemas.recover, body);
       return loggedIn(() => terminal.recover(b.lost, b.code));

@@ -4,6 +4,8 @@
  * terminals), each with its own LMDB folder and keys; then one migration
  * through them, driven through the terminals' control APIs, as a user would.
  */
+import { migrateWithCancel, type StepEntry } from '../fixtures/demoFlow.ts';
+import { saveUpReceipt, stepsOf, watchProgress } from './upFlow.ts';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, openSync, closeSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
@@ -261,6 +263,11 @@ export interface UpReport {
   paymentOnSource: string;
   elapsedMs: number;
   stopped: boolean;
+  /** Every step the migration announced on either phone, in order (upFlow.ts). */
+  steps?: StepEntry[];
+  /** The new phone's receipt (the old phone's after --cancel-at), checked with `valmove receipt verify PATH --trust TRUST`. */
+  receipt?: { path: string; trust: string; outcome: string };
+  cancel?: { at: string; decision: string };
 }
 
 /** Each provider's operator signs an issue order for the source chip (valmove provider issue); the old phone receives them. */
@@ -322,21 +329,20 @@ async function migrateThrough(
   before: Map<string, string>,
   keep: boolean,
   say: (line: string) => void,
+  cancelAt?: string,
 ): Promise<UpReport> {
   const oldPhone = d.terminal('old');
   const newPhone = d.terminal('new');
   const t0 = Date.now();
-  say('\nsource phase over WebSocket...');
-  const out = await oldPhone.migrateOut({ destination: 'DST' });
-  if (out.outcome !== 'uploaded') throw new Error(`source phase ended ${out.outcome}: ${out.reason ?? ''}`);
-  say(`destination phase (migration ${out.mig})...`);
-  const done = await newPhone.migrateIn({ mig: out.mig });
+  const { done, cancel } = cancelAt ? await upWithCancel(oldPhone, newPhone, cancelAt, say) : await upStepByStep(oldPhone, newPhone, say);
   const elapsedMs = Date.now() - t0;
+  const holder = done.outcome === 'rolledBack' ? oldPhone : newPhone; // where the items are spendable now
   const rows = [];
-  for (const p of plan)
-    rows.push({ provider: p.provider, before: before.get(p.provider) ?? '?', after: describe(await newPhone.normal(p.provider, 'balance')) });
+  for (const p of plan) rows.push({ provider: p.provider, before: before.get(p.provider) ?? '?', after: describe(await holder.normal(p.provider, 'balance')) });
   const payDst = await tryPay(newPhone, plan[0]!.provider);
   const paySrc = await tryPay(oldPhone, plan[0]!.provider);
+  const receipt = saveUpReceipt(dir, done);
+  if (receipt) say(`receipt (${receipt.outcome}): ${receipt.path}  (check it: valmove receipt verify ${receipt.path} --trust ${receipt.trust})`);
   say(`\nmigration ${done.mig}: ${done.outcome} in ${elapsedMs} ms`);
   for (const r of rows) say(`  ${r.provider.padEnd(12)} before ${r.before.padEnd(40)} after ${r.after}`);
   say(`pay 300 on the destination: ${payDst}`);
@@ -351,7 +357,37 @@ async function migrateThrough(
     paymentOnSource: paySrc,
     elapsedMs,
     stopped: !keep,
+    steps: await stepsOf([oldPhone, newPhone], done.mig),
+    ...(receipt ? { receipt } : {}),
+    ...(cancel ? { cancel } : {}),
   };
+}
+
+async function upStepByStep(oldPhone: TerminalControl, newPhone: TerminalControl, say: (line: string) => void) {
+  say('\nsource phase over WebSocket...');
+  const out = await oldPhone.migrateOut({ destination: 'DST' });
+  if (out.outcome !== 'uploaded') throw new Error(`source phase ended ${out.outcome}: ${out.reason ?? ''}`);
+  say(`destination phase (migration ${out.mig})...`);
+  return { done: await newPhone.migrateIn({ mig: out.mig }), cancel: undefined };
+}
+
+/** --cancel-at: the user cancels at that step from the other phone; the old phone comes back for its keys. */
+async function upWithCancel(oldPhone: TerminalControl, newPhone: TerminalControl, step: string, say: (line: string) => void) {
+  const listeners: Array<(e: { step: string; mig: string; terminal: string }) => void> = [];
+  const phones = [
+    { name: 'terminal/old', t: oldPhone },
+    { name: 'terminal/new', t: newPhone },
+  ];
+  const stop = await watchProgress(phones, (l) => {
+    for (const f of listeners) f(l);
+  });
+  try {
+    say(`\nmigrating over WebSocket; the user cancels at ${step}...`);
+    const r = await migrateWithCancel({ oldPhone, newPhone, onProgress: (f) => listeners.push(f) }, 'DST', step, say);
+    return { done: r.result, cancel: { at: step, decision: r.decision } };
+  } finally {
+    stop();
+  }
 }
 
 export async function runUp(opts: {
@@ -365,6 +401,8 @@ export async function runUp(opts: {
   password?: string;
   /** false: issue the items onto the old phone and stop there, no migration (`--no-migrate`). */
   migrate?: boolean;
+  /** The user cancels the migration at this step (S3…S14): a rollback (fixtures/demoFlow.ts). */
+  cancelAt?: string;
 }): Promise<UpReport> {
   const say = opts.out ?? (() => {});
   const dir = resolve(opts.dir ?? join('deploy', `up-${new Date().toISOString().replace(/[:.]/g, '-')}`));
@@ -410,7 +448,7 @@ export async function runUp(opts: {
     const before = new Map<string, string>();
     for (const p of plan) before.set(p.provider, describe(await oldPhone.normal(p.provider, 'balance')));
     if (opts.migrate === false) return readyReport(dir, d, before, opts.keep, say);
-    return await migrateThrough(dir, d, plan, before, opts.keep, say);
+    return await migrateThrough(dir, d, plan, before, opts.keep, say, opts.cancelAt);
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);

@@ -11,6 +11,7 @@ import { z } from 'zod';
 import { ERROR_CODES } from '../protocol/errors.ts';
 import { TEXT_CHARS_MAX } from '../limits.ts';
 import type { Grant, Receipt } from '../protocol/grant.ts';
+import { outcomeSchema, resultReceiptSchema, sealedStatementSchema, statementDigestsSchema } from './receipt.schemas.ts';
 
 export { TEXT_CHARS_MAX };
 
@@ -147,6 +148,8 @@ export const MESSAGES = {
       outcome: z.enum(['uploaded', 'completed', 'refused', 'rolledBack', 'failed']),
       reason: text.optional(),
       items: z.array(z.strictObject({ item: itemIndex, area: name, provider: name })).max(ITEMS_PER_MIGRATION_MAX),
+      // At the end (completed, rolledBack): the admin SAM's signed outcome and the statements sealed to this phone.
+      receipt: resultReceiptSchema.optional(),
     }),
   ],
   'migrate.cancel': ['request', z.strictObject({ mig: name })],
@@ -186,10 +189,13 @@ export const MESSAGES = {
     }),
   ],
   'admin.formatted': ['reply', z.strictObject({ grants: z.array(grantSchema).max(ITEMS_PER_MIGRATION_MAX) })],
-  'admin.commit': ['request', z.strictObject({ receipts: z.array(receiptSchema).min(1).max(ITEMS_PER_MIGRATION_MAX) })],
+  'admin.commit': [
+    'request',
+    z.strictObject({ receipts: z.array(receiptSchema).min(1).max(ITEMS_PER_MIGRATION_MAX), statements: statementDigestsSchema.optional() }),
+  ],
   // source: the chip the migration was about to lock (the admin SAM records an abort that overtook the lock).
-  'admin.abort': ['request', z.strictObject({ reason: text, source: name.optional() })],
-  'admin.decision': ['reply', z.strictObject({ decision: z.enum(['committed', 'aborted']), reason: text.optional() })],
+  'admin.abort': ['request', z.strictObject({ reason: text, source: name.optional(), statements: statementDigestsSchema.optional() })],
+  'admin.decision': ['reply', z.strictObject({ decision: z.enum(['committed', 'aborted']), reason: text.optional(), outcome: outcomeSchema.optional() })],
   'admin.activate': ['request', z.strictObject({ session: name, serial: name })],
   'admin.activated': ['reply', z.strictObject({ serial: name })],
   'admin.restore': ['request', z.strictObject({ session: name, serial: name })],
@@ -201,11 +207,12 @@ export const MESSAGES = {
   // source: the chip to be locked (a provider refuses a chip reported lost, issue 22).
   'msam.preflight': ['request', z.strictObject({ rights: z.array(rightSchema).min(1).max(3), source: name.optional() })],
   'msam.ready': ['reply', z.strictObject({ provider: name })],
-  'msam.upload': ['request', z.strictObject({ session: name, grant: grantSchema })],
-  'msam.uploaded': ['reply', z.strictObject({})],
+  // receiptTo: the phone's X25519 key the item's statement is sealed to (the user's receipt).
+  'msam.upload': ['request', z.strictObject({ session: name, grant: grantSchema, receiptTo: b64(64).optional() })],
+  'msam.uploaded': ['reply', z.strictObject({ statement: sealedStatementSchema.optional() })],
   // order: an issuance's item, which no upload brought here.
-  'msam.download': ['request', z.strictObject({ session: name, grant: grantSchema, order: orderToken.optional() })],
-  'msam.downloaded': ['reply', z.strictObject({ receipt: receiptSchema })],
+  'msam.download': ['request', z.strictObject({ session: name, grant: grantSchema, order: orderToken.optional(), receiptTo: b64(64).optional() })],
+  'msam.downloaded': ['reply', z.strictObject({ receipt: receiptSchema, statement: sealedStatementSchema.optional() })],
   'msam.clear': ['request', z.strictObject({})],
   'msam.cleared': ['reply', z.strictObject({})],
   'msam.fence': ['request', z.strictObject({})],

@@ -7,6 +7,10 @@ import * as assert from 'uvu/assert';
 import type { Command } from 'commander';
 import { buildCli, main } from '../../src/cli/main.ts';
 import { type CliRun, runValmove } from '../helpers/cli.ts';
+import { generateIdentity, systemRng } from '../../src/crypto/index.ts';
+import { signOutcome, signStatement, statementDigest } from '../../src/crypto/statement.ts';
+import { identityOf, readKeyFile } from '../../src/deploy/keyfiles.ts';
+import { RECEIPT_FORMAT, type ReceiptFile } from '../../src/transport/receipt.schemas.ts';
 
 /** Commands run at once (the suite shares two cores with the rest of `npm test`). */
 const PROCESSES_AT_ONCE = 2;
@@ -304,6 +308,64 @@ test('done (0): user add and unlock, status, provider voucher, issue and enroll,
       assert.is(r.code, 0, `valmove ${args.join(' ')}: ${show(r)}`);
       assert.match(r.stdout, said, `valmove ${args.join(' ')}: ${show(r)}`);
     }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+/** A receipt signed with a deployment's own keys (keygen's key files), as a migration there would end: one item moved in. */
+function deploymentReceipt(dir: string): ReceiptFile {
+  const admin = identityOf(readKeyFile(join(dir, 'keys', 'admin-sam.key.json'), 'admin-sam').identity);
+  const msam = identityOf(readKeyFile(join(dir, 'keys', 'provider-emoney.key.json'), 'provider').migration);
+  const body = {
+    mig: 'm-1',
+    item: 0,
+    provider: 'emoney',
+    area: 'emoney',
+    serial: 'DST',
+    direction: 'in' as const,
+    value: { kind: 'emoney', balance: 4500 },
+    at: 1,
+  };
+  const statement = signStatement(body, msam);
+  const items = [{ item: 0, area: 'emoney', provider: 'emoney' }];
+  const digests = [{ item: 0, direction: 'in' as const, digest: statementDigest(statement) }];
+  const outcome = signOutcome({ mig: 'm-1', decision: 'committed', source: 'SRC', destination: 'DST', items, statements: digests, at: 2 }, admin);
+  return { format: RECEIPT_FORMAT, outcome, statements: [statement] };
+}
+
+test('receipt verify: 0 when every signature checks against trust.json; 1 a changed amount, a foreign key, not a receipt; 2 without trust keys or a file', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'valmove-exits-receipt-'));
+  try {
+    assert.is((await valmove(['keygen', '--dir', dir, '--base-port', '0'])).code, 0);
+    const trust = join(dir, 'trust.json');
+    const write = (name: string, r: unknown) => {
+      writeFileSync(join(dir, name), typeof r === 'string' ? r : JSON.stringify(r));
+      return join(dir, name);
+    };
+    const good = deploymentReceipt(dir);
+    const changed = structuredClone(good);
+    changed.statements[0]!.value.balance = 9500;
+    const foreign = structuredClone(good);
+    foreign.outcome = signOutcome({ ...foreign.outcome }, generateIdentity(systemRng));
+    const cases: Array<[string[], number, RegExp]> = [
+      [['receipt', 'verify', write('good.json', good), '--trust', trust], 0, /receipt verified: migration m-1 completed/],
+      [['receipt', 'verify', write('changed.json', changed), '--trust', trust], 1, /statement 0 .*signature of migration-sam\/emoney does not check/],
+      [['receipt', 'verify', write('foreign.json', foreign), '--trust', trust], 1, /outcome: the signature of admin-sam does not check/],
+      [['receipt', 'verify', write('junk.json', '{"format":1}'), '--trust', trust], 1, /the receipt is malformed at format/],
+      [['receipt', 'verify', join(dir, 'good.json'), '--trust', join(dir, 'none.json')], 1, /the trust file .*none\.json could not be read: ENOENT/],
+      [['receipt', 'verify', join(dir, 'good.json')], 2, /no trust file beside the receipt/],
+      [['receipt', 'verify'], 2, /missing required argument/],
+      [['provider', 'audit', '--config', join(dir, 'config', 'provider-emoney.json')], 1, /no migration SAM store/],
+      [['provider', 'audit'], 2, /give --config/],
+    ];
+    for (const [args, code, said] of cases) {
+      const r = await valmoveHere(args);
+      assert.is(r.code, code, `valmove ${args.join(' ')}: ${show(r)}`);
+      assert.match(code === 0 ? r.stdout : r.stderr, said, `valmove ${args.join(' ')}: ${show(r)}`);
+    }
+    const real = await valmove(['receipt', 'verify', join(dir, 'changed.json'), '--trust', trust]);
+    assert.is(real.code, 1, `as a process too: ${show(real)}`);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

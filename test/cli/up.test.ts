@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import type { UpReport } from '../../src/deploy/up.ts';
 import { runValmove } from '../helpers/cli.ts';
 
 /** `valmove up ARGS`: its exit code and stderr. */
@@ -26,6 +27,36 @@ test('up refuses --no-migrate without --keep, and an empty or missing --password
     assert.is(missing.code, 2, missing.stderr);
     assert.match(missing.stderr, /--password-file .*nope\.txt: cannot read it \(ENOENT\)/);
     assert.not.ok(existsSync(deploy), 'no deployment was written');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('up --cancel-at S12 --json: through real processes the user sees a rollback, the steps in order, and a receipt that verifies against trust.json (exit 0)', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'valmove-up-cancel-'));
+  try {
+    const deploy = join(dir, 'deploy');
+    const r = await runValmove(['up', '--providers', '2', '--dir', deploy, '--json', '--cancel-at', 'S12'], { timeoutMs: 180_000 });
+    assert.is(r.code, 0, r.stderr);
+    const report = JSON.parse(r.stdout) as UpReport;
+    assert.is(report.outcome, 'rolledBack');
+    assert.equal(report.cancel, { at: 'S12', decision: 'aborted' });
+    for (const it of report.items) assert.is(it.after, it.before, `${it.provider}: back on the source`);
+    assert.match(report.paymentOnSource, /^accepted/);
+    const ids = report.steps!.map((s) => s.id);
+    for (const [a, b] of [
+      ['S1', 'S3'],
+      ['S3', 'S8'],
+      ['S8', 'S9'],
+      ['S9', 'S12'],
+      ['S12', 'rollback'],
+    ]) {
+      assert.ok(ids.indexOf(a!) >= 0 && ids.indexOf(a!) < ids.indexOf(b!), `${a} before ${b}: ${ids.join(' ')}`);
+    }
+    assert.is(report.receipt?.outcome, 'aborted');
+    const v = await runValmove(['receipt', 'verify', report.receipt!.path, '--trust', join(deploy, 'trust.json')]);
+    assert.is(v.code, 0, v.stderr);
+    assert.match(v.stdout, /rolled back: 2 item\(s\), 2 statement\(s\)/);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
