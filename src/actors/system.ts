@@ -375,10 +375,7 @@ export class EmbeddedSystem {
     return ids.normal;
   }
 
-  /**
-   * A provider signs an issue order (src/crypto/issueOrder.ts): one new item
-   * for one chip and area, which a phone receives with `terminal.issue`.
-   */
+  /** A provider signs an issue order (src/crypto/issueOrder.ts): one new item for one chip and area, received by `terminal.issue`. */
   issueOrder(o: IssueOrderRequest): string {
     const ids = this.providerIdentities[o.provider];
     if (!ids) throw new Error(`no provider ${o.provider}`);
