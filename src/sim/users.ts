@@ -186,8 +186,10 @@ export class SimUsers {
     if (!m) return false;
     const s = this.stateOf(m);
     if (this.recovery && !this.recovery.settled(u)) return false; // a lost phone's report that missed a provider is made again
-    // With a short retention a completed migration has ended when its backup has too (issue 22).
-    if (s === 'completed' && this.run.backupRetentionMs !== undefined) return this.run.system.server.backupState(m) === 'wiped';
+    // With a short retention a completed migration has ended when its backup has too (issue 22); an issuance (a lost
+    // phone's re-issue included) has no source, so no backup.
+    const { server } = this.run.system;
+    if (s === 'completed' && this.run.backupRetentionMs !== undefined && !server.migration(m)?.issuance) return server.backupState(m) === 'wiped';
     return s === 'completed' || s === 'rolledBack' || (s === 'refused' && (u.cancelled || this.refusals(u) >= USER_REFUSALS_MAX));
   }
 
