@@ -7,6 +7,7 @@
  * become, are the admin operation table's (src/protocol/adminOps.ts).
  */
 import type { MigrationContext, MigrationEvent, MigrationIntent } from '../machines/migration.machine.ts';
+import { itemOutcomes } from '../machines/selection.ts';
 import type { RegistrationIntent } from '../machines/registration.machine.ts';
 import { ADMIN_OPS, adminStepOf, type AdminOp, type AdminOpEntry, type AdminPurpose, type AdminReplyType } from '../protocol/adminOps.ts';
 import type { ServerRecords } from '../store/server.store.ts';
@@ -242,10 +243,11 @@ function toTerminal(turn: TurnContext, mig: string, intent: ToTerminal, view: Se
       const ctx = view.migration(mig)!;
       if (intent.terminal === '-' || intent.request === '-') return;
       const items = ctx.items.map((i) => ({ item: i.item, area: i.area, provider: i.provider }));
+      const outcomes = itemOutcomes(ctx, intent.outcome);
       turn.send(
         intent.terminal,
         'migrate.result',
-        { mig, phase: intent.chip, outcome: intent.outcome, ...(intent.reason ? { reason: intent.reason } : {}), items },
+        { mig, phase: intent.chip, outcome: intent.outcome, ...(intent.reason ? { reason: intent.reason } : {}), items, outcomes },
         { corr: intent.request, mig },
       );
       return;

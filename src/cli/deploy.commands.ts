@@ -10,6 +10,9 @@ import { systemRng } from '../crypto/index.ts';
 import { RemoteError } from '../protocol/errors.ts';
 import { loadConfig, ROLES, type Role, type ServerConfig } from '../deploy/config.ts';
 import { TerminalControl } from '../deploy/control.client.ts';
+import { outcomeText } from '../machines/selection.ts';
+import type { MigrationResult } from '../actors/terminal.actor.ts';
+import { selectionOf, withSelection } from './selection.options.ts';
 import { guardDeployment } from '../deploy/existing.ts';
 import { generateDeployment } from '../deploy/keygen.ts';
 import { readHostsFile } from '../deploy/hosts.ts';
@@ -230,8 +233,9 @@ function addTerminalCommands(program: Command, out: Out): void {
 const DONE_OUTCOME: Record<string, string> = { 'migrate-out': 'uploaded', 'migrate-in': 'completed', issue: 'completed' };
 const notDone = (command: string, result: unknown): boolean => command in DONE_OUTCOME && (result as { outcome?: string }).outcome !== DONE_OUTCOME[command];
 
-const migrationLine = (r: { mig: string; outcome: string; reason?: string; items: Array<{ provider: string }> }) =>
-  `migration ${r.mig}: ${r.outcome}${r.reason ? ` (${r.reason})` : ''}; items: ${r.items.map((i) => i.provider).join(', ')}`;
+const migrationLine = (r: MigrationResult) =>
+  `migration ${r.mig}: ${r.outcome}${r.reason ? ` (${r.reason})` : ''}; items: ${r.items.map((i) => i.provider).join(', ')}` +
+  (r.outcomes?.some((o) => o.outcome === 'notChosen' || o.outcome === 'leftBehind') ? `; per item: ${outcomeText(r.outcomes)}` : '');
 const receiptLine = (r: { op: string; area: string; balance?: number; amount?: number; state?: string }) =>
   `${r.op} on ${r.area}: ${r.state ?? `balance ${r.balance}`}${r.amount !== undefined ? ` (amount ${r.amount})` : ''}`;
 
@@ -263,9 +267,9 @@ function addTerminalAccountCommands(call: TerminalCall): void {
   );
   call(
     'migrate-out',
-    'source phase (S1-S8): lock this chip and upload every item',
-    (c) => c.option('--destination <serial>', 'the destination chip, checked up front'),
-    (t, o) => t.migrateOut(o.destination ? { destination: o.destination as string } : {}),
+    "source phase (S1-S8): lock this chip and upload every item (or the chosen providers' items)",
+    (c) => withSelection(c.option('--destination <serial>', 'the destination chip, checked up front')),
+    (t, o) => t.migrateOut({ ...(o.destination ? { destination: o.destination as string } : {}), ...selectionOf(o) }),
     migrationLine,
   );
   call(
@@ -368,7 +372,7 @@ function addStatusCommand(program: Command, out: Out): void {
             `state ${m.state}${m.outcome ? `  outcome ${m.outcome}` : ''}${m.decision ? `  decision ${m.decision}` : ''}`,
         );
         out(`  ${m.step ? `step ${m.step.id} (${m.step.title}); ` : ''}waiting for: ${m.waitingFor}${m.reason ? `  (last reason: ${m.reason})` : ''}`);
-        for (const i of m.items) out(`  item ${i.item} ${i.area.padEnd(12)} ${i.state}`);
+        for (const i of m.items) out(`  item ${i.item ?? '-'} ${i.area.padEnd(12)} ${i.state}${i.outcome === 'leftBehind' ? ` (${i.reason})` : ''}`);
       }
     });
 }

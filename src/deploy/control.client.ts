@@ -3,6 +3,7 @@ import { loadConfig, type TerminalConfig } from './config.ts';
 import { readKeyFile } from './keyfiles.ts';
 import { RemoteError } from '../protocol/errors.ts';
 import type { MigrationResult, NormalReceipt, ChipInfo } from '../actors/terminal.actor.ts';
+import type { MigrateOutOptions } from '../machines/terminal.machine.ts';
 
 /** How long one control call may take (a whole migration phase is one call). */
 export const CONTROL_CALL_TIMEOUT_MS = 120_000;
@@ -52,7 +53,7 @@ export class TerminalControl {
   register() {
     return this.call<{ serial: string; user: string }>('POST', '/control/register', {});
   }
-  migrateOut(opts: { destination?: string; deadlineMs?: number } = {}) {
+  migrateOut(opts: MigrateOutOptions = {}) {
     return this.call<MigrationResult>('POST', '/control/migrate-out', opts);
   }
   migrateIn(opts: { mig?: string } = {}) {
