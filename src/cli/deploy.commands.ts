@@ -12,7 +12,8 @@ import { loadConfig, ROLES, type Role, type ServerConfig } from '../deploy/confi
 import { TerminalControl } from '../deploy/control.client.ts';
 import { outcomeText } from '../machines/selection.ts';
 import type { MigrationResult } from '../actors/terminal.actor.ts';
-import { selectionOf, withSelection } from './selection.options.ts';
+import { providerList, selectionOf, withSelection } from './selection.options.ts';
+import { onlyProblem } from '../fixtures/demoSelection.ts';
 import { guardDeployment } from '../deploy/existing.ts';
 import { generateDeployment } from '../deploy/keygen.ts';
 import { readHostsFile } from '../deploy/hosts.ts';
@@ -377,7 +378,9 @@ function addStatusCommand(program: Command, out: Out): void {
     });
 }
 
-type UpOptions = { providers: number; dir?: string; keep: boolean; json: boolean; record?: string; inspect?: string; migrate: boolean } & UpFlags;
+type UpOptions = { providers: number; dir?: string; keep: boolean; json: boolean; record?: string; inspect?: string; migrate: boolean } & UpFlags & {
+    only?: string[];
+  };
 type UpFlags = { passwordFile?: string; force: boolean };
 
 /** `up`'s password for alice: from a file or VALMOVE_PASSWORD, never an argument (it would show in `ps`); undefined: `up` picks one. */
@@ -408,10 +411,13 @@ function addUpCommand(program: Command, out: Out): void {
     .option('--no-migrate', 'stop before the migration: the old phone logged in, holding the items; the new phone fresh (needs --keep)')
     .option('--password-file <file>', "alice's password: the file's first line (else VALMOVE_PASSWORD, else one is picked and, with --keep, shown on stderr)")
     .option('--force', 'replace a deployment already in --dir (stop its processes first)', false)
+    .option('--only <providers>', "move only these providers' items (e.g. emoney); the others stay spendable on the source", providerList)
     .action(async (o: UpOptions) => {
       if (o.providers < 1 || o.providers > 20) program.error('error: --providers must be from 1 to 20', { exitCode: 2 });
       if (!o.migrate && !o.keep) program.error('error: --no-migrate leaves the deployment for you to drive: add --keep', { exitCode: 2 });
       if (o.dir) refuseOverwrite(o.dir, o.force);
+      const onlyError = onlyProblem(o.only, o.providers);
+      if (onlyError) program.error(`error: ${onlyError}`, { exitCode: 2 });
       let password: string | undefined;
       try {
         password = upPassword(o.passwordFile);
@@ -427,6 +433,7 @@ function addUpCommand(program: Command, out: Out): void {
         inspect: o.inspect,
         password,
         migrate: o.migrate,
+        only: o.only,
       });
       if (o.json) out(JSON.stringify(report, null, 2));
       if (report.outcome !== (o.migrate ? 'completed' : 'ready')) process.exitCode = 1;

@@ -17,6 +17,12 @@ import { addTraceCommand } from './trace.command.ts';
 import { addSimCommand } from './sim.command.ts';
 import { addStepsCommand } from './steps.command.ts';
 import { runDemo, DEMO_ITEMS_MAX } from './demo.ts';
+import { onlyProblem } from '../fixtures/demoSelection.ts';
+import { providerList } from './selection.options.ts';
+
+type DemoFlags = { items: number; data?: string; json: boolean; crashAt?: string; faults?: string; seed?: number; record?: string; inspect?: string } & {
+  only?: string[];
+};
 
 function wholeNumber(value: string): number {
   const n = Number(value);
@@ -48,10 +54,13 @@ export function buildCli(out: (line: string) => void = (l) => process.stdout.wri
     .option('--seed <n>', 'seed of the fault choices (the same seed, the same faults)', wholeNumber)
     .option('--record <file>', 'record every envelope (type, parties, sizes; never content) and state change to a JSON Lines run file for `valmove trace`')
     .option('--inspect <url>', "stream the same records to a live page's feed, e.g. ws://127.0.0.1:PORT/feed")
-    .action(async (o: { items: number; data?: string; json: boolean; crashAt?: string; faults?: string; seed?: number; record?: string; inspect?: string }) => {
+    .option('--only <providers>', "move only these providers' items (e.g. emoney); the others stay spendable on the source", providerList)
+    .action(async (o: DemoFlags) => {
       if (o.items < 1 || o.items > DEMO_ITEMS_MAX) {
         program.error(`error: --items must be from 1 to ${DEMO_ITEMS_MAX}; got ${o.items}`, { exitCode: 2 });
       }
+      const onlyError = onlyProblem(o.only, o.items);
+      if (onlyError) program.error(`error: ${onlyError}`, { exitCode: 2 });
       const report = await runDemo({
         items: o.items,
         data: o.data,
@@ -62,6 +71,7 @@ export function buildCli(out: (line: string) => void = (l) => process.stdout.wri
         seed: o.seed,
         record: o.record,
         inspect: o.inspect,
+        only: o.only,
       });
       if (o.json) out(JSON.stringify(report, null, 2));
       if (report.outcome !== 'completed') process.exitCode = 1;

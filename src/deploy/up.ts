@@ -14,6 +14,7 @@ import type { ValueItem } from '../actors/value.ts';
 import { systemClock } from '../clock.ts';
 import { createLogger } from '../log.ts';
 import { demoProviders, demoValue } from '../fixtures/demo.ts';
+import { moves, onlyOption, stayedLine } from '../fixtures/demoSelection.ts';
 import { fromB64, systemRng, toHex } from '../crypto/index.ts';
 import type { RemoteError } from '../protocol/errors.ts';
 import { PartyStore } from '../store/party.store.ts';
@@ -322,21 +323,27 @@ async function migrateThrough(
   before: Map<string, string>,
   keep: boolean,
   say: (line: string) => void,
+  only?: string[],
 ): Promise<UpReport> {
   const oldPhone = d.terminal('old');
   const newPhone = d.terminal('new');
   const t0 = Date.now();
   say('\nsource phase over WebSocket...');
-  const out = await oldPhone.migrateOut({ destination: 'DST' });
+  const out = await oldPhone.migrateOut({ destination: 'DST', ...onlyOption(only) });
   if (out.outcome !== 'uploaded') throw new Error(`source phase ended ${out.outcome}: ${out.reason ?? ''}`);
   say(`destination phase (migration ${out.mig})...`);
   const done = await newPhone.migrateIn({ mig: out.mig });
   const elapsedMs = Date.now() - t0;
   const rows = [];
-  for (const p of plan)
-    rows.push({ provider: p.provider, before: before.get(p.provider) ?? '?', after: describe(await newPhone.normal(p.provider, 'balance')) });
-  const payDst = await tryPay(newPhone, plan[0]!.provider);
-  const paySrc = await tryPay(oldPhone, plan[0]!.provider);
+  // An item not chosen (--only) stayed on the source, spendable: it is read there.
+  for (const p of plan) {
+    const moved = moves(only, p.provider);
+    const after = describe(await (moved ? newPhone : oldPhone).normal(p.provider, 'balance'));
+    rows.push({ provider: p.provider, before: before.get(p.provider) ?? '?', after: moved ? after : stayedLine(after) });
+  }
+  const paid = plan.find((p) => moves(only, p.provider))!.provider;
+  const payDst = await tryPay(newPhone, paid);
+  const paySrc = await tryPay(oldPhone, paid);
   say(`\nmigration ${done.mig}: ${done.outcome} in ${elapsedMs} ms`);
   for (const r of rows) say(`  ${r.provider.padEnd(12)} before ${r.before.padEnd(40)} after ${r.after}`);
   say(`pay 300 on the destination: ${payDst}`);
@@ -365,6 +372,8 @@ export async function runUp(opts: {
   password?: string;
   /** false: issue the items onto the old phone and stop there, no migration (`--no-migrate`). */
   migrate?: boolean;
+  /** Move only these providers' items (src/fixtures/demoSelection.ts); the others stay spendable on the source. */
+  only?: string[];
 }): Promise<UpReport> {
   const say = opts.out ?? (() => {});
   const dir = resolve(opts.dir ?? join('deploy', `up-${new Date().toISOString().replace(/[:.]/g, '-')}`));
@@ -407,7 +416,7 @@ export async function runUp(opts: {
     const before = new Map<string, string>();
     for (const p of plan) before.set(p.provider, describe(await oldPhone.normal(p.provider, 'balance')));
     if (opts.migrate === false) return readyReport(dir, d, before, opts.keep, say);
-    return await migrateThrough(dir, d, plan, before, opts.keep, say);
+    return await migrateThrough(dir, d, plan, before, opts.keep, say, opts.only);
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
