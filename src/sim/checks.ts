@@ -35,6 +35,7 @@ export function checkOutcomes(run: SeedRun, users: SimUsers): void {
       }
     }
   }
+  users.selection.tally(users.list, run.outcomes);
   for (const u of users.list) {
     const s = users.stateOf(users.latest(u)!);
     run.outcomes[s] = (run.outcomes[s] ?? 0) + 1;
@@ -56,8 +57,11 @@ export function checkOutcomes(run: SeedRun, users: SimUsers): void {
       });
       break;
     }
-    const home = s === 'completed' ? u.destination : u.source;
-    for (const it of u.items) {
+    // An item moved by a completed migration of the user ends on the destination; one not chosen or left behind
+    // (selection.ts), or whose migration did not complete, is spendable on the source.
+    const moved = users.selection.movedAreas(u);
+    for (const [k, it] of u.items.entries()) {
+      const home = moved.has(run.providers[k]!) ? u.destination : u.source;
       const at = where.get(it.ref) ?? [];
       if (at.length !== 1 || at[0] !== home) {
         run.fail({ invariant: 'outcome', message: `${u.name}'s migration ended ${s}, but item ${it.ref} is spendable on [${at.join(', ')}], not on ${home}` });
@@ -76,10 +80,12 @@ export function checkEndStates(run: SeedRun, users: SimUsers): void {
   const areaState = (serial: string, area: string) => chipBySerial.get(serial)?.memory.get(area)?.state ?? 'absent';
   for (const u of users.list) {
     const s = users.stateOf(users.latest(u)!);
-    const want = END_STATE[s];
-    if (run.violation || !want) continue;
+    if (run.violation || !END_STATE[s]) continue;
+    const moved = users.selection.movedAreas(u);
     for (const k of u.items.keys()) {
       const area = run.providers[k]!;
+      // Moved by a completed migration: the completed end state; else (not chosen, left behind, rolled back, refused) untouched.
+      const want = moved.has(area) ? END_STATE.completed! : END_STATE.refused!;
       const got = { source: areaState(u.source, area), destination: areaState(u.destination, area) };
       if (got.source !== want.source || got.destination !== want.destination) {
         run.fail({

@@ -109,6 +109,8 @@ export class SeedRun {
   private stale = true;
   /** How each migration ended: completed, rolled back, refused. */
   readonly outcomes: Record<string, number> = {};
+  /** More invariants, checked with the others after every message that reaches an observed party (selection.ts). */
+  readonly checks: Array<() => Violation | null> = [];
 
   constructor(readonly o: SimOptions) {
     this.protoRng = seededRng(`${o.seed}/protocol`);
@@ -317,7 +319,13 @@ export class SeedRun {
       this.checker.refreshAll();
       this.stale = false;
     } else this.checker.refresh(to);
-    return this.checker.check();
+    const v = this.checker.check();
+    if (v) return v;
+    for (const more of this.checks) {
+      const found = more();
+      if (found) return found;
+    }
+    return null;
   }
 
   /** Runs the world until a setup step (a user, an issue, a login) finishes, and gives its result. */

@@ -11,6 +11,7 @@ import { toHex } from '../crypto/index.ts';
 import { demoValue } from '../fixtures/demo.ts';
 import type { Payments } from './payments.ts';
 import type { SeedRun } from './seedRun.ts';
+import { SimSelection } from './selection.ts';
 import type { User } from './types.ts';
 
 /** How often, in virtual ms, a user looks at the phones again (plus up to as much again, drawn). */
@@ -54,11 +55,16 @@ export class SimUsers {
   readonly list: User[] = [];
   /** Users look at their phones until the liveness phase is over. */
   private on = true;
+  /** Who moves only some providers, or leaves one behind (selection.ts). */
+  readonly selection: SimSelection;
 
   constructor(
     private readonly run: SeedRun,
     private readonly payments: Payments | undefined,
-  ) {}
+  ) {
+    this.selection = new SimSelection(run);
+    run.checks.push(() => this.selection.check(run.system));
+  }
 
   // ---- the world: each user's chips, items, phones and plan -----------------------------------------------
 
@@ -94,6 +100,7 @@ export class SimUsers {
       lastAction: -Infinity,
     });
     for (const it of items) run.refs.push(it.ref);
+    this.selection.draw(this.list[this.list.length - 1]!);
   }
 
   /** Issues 1 to K items (swarm: the count is drawn) onto the user's source chip, each from its own provider. */
@@ -182,7 +189,8 @@ export class SimUsers {
     const m = this.latest(u, ids);
     if (!m) return false;
     const s = this.stateOf(m);
-    return s === 'completed' || s === 'rolledBack' || (s === 'refused' && (u.cancelled || this.refusals(u) >= USER_REFUSALS_MAX));
+    if (s === 'completed') return !this.selection.secondDue(u);
+    return s === 'rolledBack' || (s === 'refused' && (u.cancelled || this.refusals(u) >= USER_REFUSALS_MAX));
   }
 
   allEnded(): boolean {
@@ -233,8 +241,12 @@ export class SimUsers {
     const m = this.latest(u);
     const s = m ? this.stateOf(m) : undefined;
     if (m && this.cancel(u, m, s!)) return;
-    if (!m || (s === 'refused' && !u.cancelled && this.refusals(u) < USER_REFUSALS_MAX)) {
-      this.act(u, u.oldPhone, 'migrate-out', (t) => t.migrateOut({ destination: u.destination, ...(u.deadlineMs ? { deadlineMs: u.deadlineMs } : {}) }));
+    const second = s === 'completed' && this.selection.secondDue(u);
+    if (!m || second || (s === 'refused' && !u.cancelled && this.refusals(u) < USER_REFUSALS_MAX)) {
+      const chosen = this.selection.options(u);
+      this.act(u, u.oldPhone, `migrate-out${chosen.only ? ` only ${chosen.only.join(',')}` : ''}${chosen.leaveBehind ? ' leave-behind' : ''}`, (t) =>
+        t.migrateOut({ destination: u.destination, ...(u.deadlineMs ? { deadlineMs: u.deadlineMs } : {}), ...chosen }),
+      );
     } else if (s === 'awaitingDestination' || s === 'rollingBack.awaitingDestinationWipe') {
       if (run.clock.now() >= u.arriveAfter || s !== 'awaitingDestination') this.act(u, u.newPhone, 'migrate-in', (t) => t.migrateIn({ mig: m }));
     } else if (s === 'rollingBack.awaitingSource') {
