@@ -46,7 +46,7 @@ export class SimSelection {
   private readonly rng: SeededRng;
   private readonly choices = new Map<string, Choice>();
   private readonly settled = new Map<string, Settled>();
-  /** Each migration's areas, from the server's record, once it touched a chip (they are fixed by then); null: no migration of the server (an issuing desk's). */
+  /** Each migration's areas, from the server's record, once it touched a chip (fixed by then); null: not the server's (an issuing desk's). */
   private readonly areasOf = new Map<string, Set<string> | null>();
 
   constructor(private readonly run: SeedRun) {
