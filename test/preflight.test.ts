@@ -6,16 +6,8 @@
  */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { buildWorld, type World } from './helpers/world.ts';
-
-function untouched(world: World): void {
-  assert.ok(
-    world.source.memory.list().every((a) => a.state === 'mainActive' && a.tempKey === null),
-    'every source area is still mainActive',
-  );
-  assert.is([...world.system.adminSam.records.decisions.getRange()].length, 0, 'no decision record was created');
-  for (const prov of world.system.providers.values()) assert.equal(prov.migrationSam.held(), []);
-}
+import { untouched } from './helpers/untouched.ts';
+import { buildWorld } from './helpers/world.ts';
 
 const t = suite('preflight refusals leave the source untouched');
 

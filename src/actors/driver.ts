@@ -18,6 +18,8 @@ export interface DriveOptions {
   source: string;
   destination: string;
   destinationSerial: string;
+  /** A selective migration: only these providers' items move (selection.ts). */
+  only?: string[];
   timeoutMs?: number;
   /** Cancel as soon as the source phase is done (from the source terminal). */
   cancelAfterSource?: boolean;
@@ -78,7 +80,7 @@ export async function driveMigration(system: EmbeddedSystem, o: DriveOptions): P
         lastAction = now;
       }
     } else if (up && act) {
-      if (!login(oldT) && account(oldT) === 'loggedIn') nudge(oldT.migrateOut({ destination: o.destinationSerial }));
+      if (!login(oldT) && account(oldT) === 'loggedIn') nudge(oldT.migrateOut({ destination: o.destinationSerial, ...(o.only ? { only: o.only } : {}) }));
       lastAction = now;
     }
     await new Promise((r) => setTimeout(r, o.pollMs ?? 10));

@@ -7,6 +7,7 @@
  * become, are the admin operation table's (src/protocol/adminOps.ts).
  */
 import type { MigrationContext, MigrationEvent, MigrationIntent } from '../machines/migration.machine.ts';
+import { itemOutcomes } from '../machines/selection.ts';
 import type { RegistrationIntent } from '../machines/registration.machine.ts';
 import { ADMIN_OPS, adminStepOf, type AdminOp, type AdminOpEntry, type AdminPurpose, type AdminReplyType } from '../protocol/adminOps.ts';
 import type { ServerRecords } from '../store/server.store.ts';
@@ -263,10 +264,19 @@ function toTerminal(turn: TurnContext, mig: string, intent: ToTerminal, view: Se
       const items = ctx.items.map((i) => ({ item: i.item, area: i.area, provider: i.provider }));
       const ended = intent.outcome === 'completed' || intent.outcome === 'rolledBack';
       const receipt = ended ? view.receipts.forPhone(turn, mig, phoneReceiptKey(view.deviceKeyOf, intent.terminal)) : undefined;
+      const outcomes = itemOutcomes(ctx, intent.outcome);
       turn.send(
         intent.terminal,
         'migrate.result',
-        { mig, phase: intent.chip, outcome: intent.outcome, ...(intent.reason ? { reason: intent.reason } : {}), items, ...(receipt ? { receipt } : {}) },
+        {
+          mig,
+          phase: intent.chip,
+          outcome: intent.outcome,
+          ...(intent.reason ? { reason: intent.reason } : {}),
+          items,
+          outcomes,
+          ...(receipt ? { receipt } : {}),
+        },
         { corr: intent.request, mig },
       );
       return;

@@ -78,6 +78,8 @@ export class MigrationDesk {
       destinationAreas,
       deadlineMs: env.body.deadlineMs ?? this.view.deadlineMs,
       timing: { retryBaseMs: this.view.timing.retryBaseMs, retryCapMs: this.view.timing.retryCapMs, preflightMs: this.view.timing.preflightMs },
+      // Selective migration (selection.ts): the providers the user chose, checked against the chip's areas at S2.
+      selection: { only: env.body.only ? [...new Set(env.body.only)] : null, leaveBehind: env.body.leaveBehind ?? null },
     });
   }
 

@@ -7,6 +7,7 @@ import type { BackupContext } from '../machines/backup.machine.ts';
 import type { MigrationContext } from '../machines/migration.machine.ts';
 import { FINAL_STATES, stepOfState } from '../protocol/steps.ts';
 import type { PartyStore } from '../store/party.store.ts';
+import { itemOutcomes, type ItemOutcome } from '../machines/selection.ts';
 
 export interface MigrationStatus {
   mig: string;
@@ -20,7 +21,11 @@ export interface MigrationStatus {
   destination: string | null;
   decision: string | null;
   reason: string | null;
-  items: Array<{ item: number; area: string; provider: string; state: string }>;
+  /**
+   * Every item of the source: the ones the migration moves (numbered), then the ones it does not (item null:
+   * not chosen, or left behind at the preflight), each with its outcome (selection.ts) and where it is.
+   */
+  items: Array<{ item: number | null; area: string; provider: string; outcome: ItemOutcome; reason?: string; state: string }>;
   /** The protocol step of the migration's state (src/protocol/steps.ts), null once it is over. */
   step: { id: string; title: string } | null;
   waitingFor: string;
@@ -98,6 +103,17 @@ function itemState(path: string, ctx: MigrationContext, index: number): string {
   return path;
 }
 
+/** The migration's items with their outcomes, and the source's items it does not move, which stay spendable there. */
+function itemsOf(state: string, ctx: MigrationContext): MigrationStatus['items'] {
+  const stands = ctx.outcome ?? (state === 'awaitingDestination' ? 'uploaded' : null);
+  const outcomes = itemOutcomes({ ...ctx, skipped: ctx.skipped ?? [] }, stands);
+  return outcomes.map((o, index) => {
+    const moving = index < ctx.items.length;
+    const where = moving ? itemState(state, ctx, index) : `${o.outcome === 'leftBehind' ? 'left behind' : 'not chosen'}: untouched, spendable on the source`;
+    return { item: moving ? ctx.items[index]!.item : null, ...o, state: where };
+  });
+}
+
 function stepSummary(state: string): MigrationStatus['step'] {
   const step = stepOfState(state)?.step;
   return step ? { id: step.id, title: step.title } : null;
@@ -129,7 +145,7 @@ export function describeMigration(value: unknown, ctx: MigrationContext): Migrat
     destination: ctx.destination.serial ?? ctx.destination.named,
     decision: ctx.decision,
     reason: ctx.reason,
-    items: ctx.items.map((i, index) => ({ item: i.item, area: i.area, provider: i.provider, state: itemState(state, ctx, index) })),
+    items: itemsOf(state, ctx),
     step: stepSummary(state),
     waitingFor: waitingFor(state, ctx),
   };

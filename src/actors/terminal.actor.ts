@@ -14,7 +14,7 @@ import { assembleReceipt } from './terminalReceipt.ts';
 import type { ReceiptFile } from '../transport/receipt.schemas.ts';
 import { toB64 } from '../crypto/index.ts';
 import { ProtocolError } from '../protocol/errors.ts';
-import { terminalMachine, TERMINAL_MACHINE_VERSION, type ReaderOp, type TerminalIntent } from '../machines/terminal.machine.ts';
+import { terminalMachine, TERMINAL_MACHINE_VERSION, type MigrateOutOptions, type ReaderOp, type TerminalIntent } from '../machines/terminal.machine.ts';
 import type { AnyEnvelope } from '../transport/envelope.ts';
 import type { BodyOf } from '../transport/messages.ts';
 import { PartyRuntime, type MachineEvent, type MachineKind, type TurnContext } from './runtime.ts';
@@ -113,7 +113,7 @@ export class TerminalRuntime extends PartyRuntime {
   }
 
   /** Source phase (S1–S8): resolves when every item is held by its migration SAM, or with the refusal. */
-  migrateOut(opts: { destination?: string; deadlineMs?: number } = {}): Promise<MigrationResult> {
+  migrateOut(opts: MigrateOutOptions = {}): Promise<MigrationResult> {
     return this.job({ type: 'MIGRATE_OUT_REQUESTED', ...opts });
   }
 

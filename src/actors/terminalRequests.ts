@@ -26,6 +26,8 @@ export function requestIntent(
       turn.send(SERVER_PEER, 'migrate.out', {
         ...(intent.destination ? { destination: intent.destination } : {}),
         ...(intent.deadlineMs !== undefined ? { deadlineMs: intent.deadlineMs } : {}),
+        ...(intent.only ? { only: intent.only } : {}),
+        ...(intent.leaveBehind ? { leaveBehind: intent.leaveBehind } : {}),
       });
       return;
     case 'requestMigrateIn':

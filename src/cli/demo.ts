@@ -25,6 +25,7 @@ import type { NormalReceipt } from '../actors/terminal.actor.ts';
 import type { ProgressEvent } from '../actors/terminalUser.ts';
 import type { ValueKind } from '../actors/value.ts';
 import { demoProviders, demoValue } from '../fixtures/demo.ts';
+import { moves, onlyOption, stayedLine } from '../fixtures/demoSelection.ts';
 import { table } from './table.ts';
 import type { Recorder } from '../trace/recorder.ts';
 import { systemRecorder } from '../trace/wiring.ts';
@@ -50,6 +51,8 @@ export interface DemoOptions {
   inspect?: string;
   /** Cancel the migration at this step (S3…S14): the user sees a rollback (demoFlow.ts). */
   cancelAt?: string;
+  /** Move only these providers' items (demoSelection.ts); the others stay spendable on the source. */
+  only?: string[];
 }
 
 export interface DemoItem {
@@ -244,7 +247,7 @@ class Demo {
     const { plan, say } = this;
     const w = await this.setUp(system);
     await this.issue(system, w);
-    const emoney = plan.find((p) => p.kind === 'emoney' || p.kind === 'transit' || p.kind === 'points');
+    const emoney = plan.find((p) => (p.kind === 'emoney' || p.kind === 'transit' || p.kind === 'points') && moves(this.opts.only, p.provider));
     if (emoney) {
       const paid = await tryUse(w.oldPhone, emoney.provider, 'pay', emoney.provider, 500);
       say(`normal use on the source: pay 500 from ${emoney.provider} -> ${paid.detail}`);
@@ -376,6 +379,7 @@ class Demo {
       source: w.oldPhone.id,
       destination: w.newPhone.id,
       destinationSerial: w.destination.serial,
+      ...onlyOption(this.opts.only),
       timeoutMs: 300_000,
     });
     system.setFaults(null);
@@ -395,7 +399,7 @@ class Demo {
       return r;
     }
     say(`\nmigrating ${w.source.serial} -> ${w.destination.serial} (source phase, Fig. 3)`);
-    const out = await w.oldPhone.migrateOut({ destination: w.destination.serial });
+    const out = await w.oldPhone.migrateOut({ destination: w.destination.serial, ...onlyOption(this.opts.only) });
     if (out.outcome !== 'uploaded') throw new Error(`source phase ended ${out.outcome}: ${out.reason ?? ''}`);
     say(`source phase done: migration ${out.mig}; the source is locked (the backup), every item is held by its provider's migration SAM`);
     say(`\ndestination phase (Fig. 4)`);
@@ -420,8 +424,10 @@ class Demo {
     const items: DemoItem[] = [];
     let sumAfter = 0;
     for (const [i, p] of this.plan.entries()) {
-      // Crashed terminals were replaced: talk to the one running now.
-      const dst = await tryUse(system.party<TerminalRuntime>(holder.id), p.provider, 'balance', p.provider);
+      // Crashed terminals were replaced: talk to the one running now. An item not chosen (--only) is read where it stayed.
+      const moved = moves(this.opts.only, p.provider);
+      const dst = await tryUse(system.party<TerminalRuntime>((moved ? holder : w.oldPhone).id), p.provider, 'balance', p.provider);
+      if (!moved) dst.detail = stayedLine(dst.detail);
       sumAfter += dst.receipt?.balance ?? 0;
       items.push({
         item: i,

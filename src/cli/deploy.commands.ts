@@ -12,6 +12,10 @@ import { systemRng } from '../crypto/index.ts';
 import { RemoteError } from '../protocol/errors.ts';
 import { loadConfig, ROLES, type Role, type ServerConfig } from '../deploy/config.ts';
 import { TerminalControl } from '../deploy/control.client.ts';
+import { outcomeText } from '../machines/selection.ts';
+import type { MigrationResult } from '../actors/terminal.actor.ts';
+import { providerList, selectionOf, withSelection } from './selection.options.ts';
+import { onlyProblem } from '../fixtures/demoSelection.ts';
 import { guardDeployment } from '../deploy/existing.ts';
 import { generateDeployment } from '../deploy/keygen.ts';
 import { PARTY_NAME, retireIdentity, ROTATABLE_ROLES, rotateIdentity } from '../deploy/rotate.ts';
@@ -293,8 +297,9 @@ function addTerminalCommands(program: Command, out: Out): void {
 const DONE_OUTCOME: Record<string, string> = { 'migrate-out': 'uploaded', 'migrate-in': 'completed', issue: 'completed', recover: 'completed' };
 const notDone = (command: string, result: unknown): boolean => command in DONE_OUTCOME && (result as { outcome?: string }).outcome !== DONE_OUTCOME[command];
 
-const migrationLine = (r: { mig: string; outcome: string; reason?: string; items: Array<{ provider: string }>; receiptOut?: string }) =>
+const migrationLine = (r: Omit<MigrationResult, 'receipt'> & { receiptOut?: string }) =>
   `migration ${r.mig}: ${r.outcome}${r.reason ? ` (${r.reason})` : ''}; items: ${r.items.map((i) => i.provider).join(', ')}` +
+  (r.outcomes?.some((o) => o.outcome === 'notChosen' || o.outcome === 'leftBehind') ? `; per item: ${outcomeText(r.outcomes)}` : '') +
   (r.receiptOut ? `\nreceipt: ${r.receiptOut} (check it: valmove receipt verify ${r.receiptOut} --trust DIR/trust.json)` : '');
 const receiptLine = (r: { op: string; area: string; balance?: number; amount?: number; state?: string }) =>
   `${r.op} on ${r.area}: ${r.state ?? `balance ${r.balance}`}${r.amount !== undefined ? ` (amount ${r.amount})` : ''}`;
@@ -327,9 +332,9 @@ function addTerminalAccountCommands(call: TerminalCall): void {
   );
   call(
     'migrate-out',
-    'source phase (S1-S8): lock this chip and upload every item',
-    (c) => receiptOutOption(c.option('--destination <serial>', 'the destination chip, checked up front')),
-    async (t, o) => saveReceiptOut(await t.migrateOut(o.destination ? { destination: o.destination as string } : {}), o.receiptOut),
+    "source phase (S1-S8): lock this chip and upload every item (or the chosen providers' items)",
+    (c) => receiptOutOption(withSelection(c.option('--destination <serial>', 'the destination chip, checked up front'))),
+    async (t, o) => saveReceiptOut(await t.migrateOut({ ...(o.destination ? { destination: o.destination as string } : {}), ...selectionOf(o) }), o.receiptOut),
     migrationLine,
   );
   call(
@@ -475,7 +480,7 @@ function addStatusCommand(program: Command, out: Out): void {
             `state ${m.state}${m.outcome ? `  outcome ${m.outcome}` : ''}${m.decision ? `  decision ${m.decision}` : ''}`,
         );
         out(`  ${m.step ? `step ${m.step.id} (${m.step.title}); ` : ''}waiting for: ${m.waitingFor}${m.reason ? `  (last reason: ${m.reason})` : ''}`);
-        for (const i of m.items) out(`  item ${i.item} ${i.area.padEnd(12)} ${i.state}`);
+        for (const i of m.items) out(`  item ${i.item ?? '-'} ${i.area.padEnd(12)} ${i.state}${i.outcome === 'leftBehind' ? ` (${i.reason})` : ''}`);
         if (m.backup) out(`  backup: ${m.backup.text}`);
       }
     });
@@ -490,6 +495,7 @@ type UpOptions = {
   inspect?: string;
   migrate: boolean;
   cancelAt?: string;
+  only?: string[];
 } & UpFlags;
 type UpFlags = { passwordFile?: string; force: boolean };
 
@@ -522,12 +528,15 @@ function addUpCommand(program: Command, out: Out): void {
     .option('--password-file <file>', "alice's password: the file's first line (else VALMOVE_PASSWORD, else one is picked and, with --keep, shown on stderr)")
     .option('--force', 'replace a deployment already in --dir (stop its processes first)', false)
     .option('--cancel-at <step>', 'the user cancels the migration at that step (S3-S14): a rollback; exit 0 when it ends rolledBack')
+    .option('--only <providers>', "move only these providers' items (e.g. emoney); the others stay spendable on the source", providerList)
     .action(async (o: UpOptions) => {
       if (o.providers < 1 || o.providers > 20) program.error('error: --providers must be from 1 to 20', { exitCode: 2 });
       const cancelProblem = o.cancelAt === undefined ? undefined : cancelAtProblem(o.cancelAt, !o.migrate);
       if (cancelProblem) program.error(`error: ${cancelProblem.replace('--crash-at or --faults', '--no-migrate')}`, { exitCode: 2 });
       if (!o.migrate && !o.keep) program.error('error: --no-migrate leaves the deployment for you to drive: add --keep', { exitCode: 2 });
       if (o.dir) refuseOverwrite(o.dir, o.force);
+      const onlyError = onlyProblem(o.only, o.providers);
+      if (onlyError) program.error(`error: ${onlyError}`, { exitCode: 2 });
       let password: string | undefined;
       try {
         password = upPassword(o.passwordFile);
@@ -544,6 +553,7 @@ function addUpCommand(program: Command, out: Out): void {
         password,
         migrate: o.migrate,
         cancelAt: o.cancelAt,
+        only: o.only,
       });
       if (o.json) out(JSON.stringify(report, null, 2));
       if (report.outcome !== (o.migrate ? (o.cancelAt ? 'rolledBack' : 'completed') : 'ready')) process.exitCode = 1;

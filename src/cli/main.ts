@@ -23,6 +23,8 @@ import { CANCELLABLE_STEPS, cancelAtProblem } from '../fixtures/demoFlow.ts';
 
 /** The demo's options as the command line gives them (the output is the command's). */
 type DemoCliOptions = Omit<DemoOptions, 'out'>;
+import { onlyProblem } from '../fixtures/demoSelection.ts';
+import { providerList } from './selection.options.ts';
 
 function wholeNumber(value: string): number {
   const n = Number(value);
@@ -59,16 +61,19 @@ export function buildCli(out: (line: string) => void = (l) => process.stdout.wri
     .option('--inspect <url>', "stream the same records to a live page's feed, e.g. ws://127.0.0.1:PORT/feed")
     .option('--lost-source', 'the old phone is lost: report it, and the providers re-issue its items on the new one from their ledgers', false)
     .option('--cancel-at <step>', `the user cancels the migration at that step (${CANCELLABLE_STEPS[0]}-S14): a rollback; exit 0 when it ends rolledBack`)
+    .option('--only <providers>', "move only these providers' items (e.g. emoney); the others stay spendable on the source", providerList)
     .action(async (o: DemoCliOptions & DemoFlags) => {
       if (o.items < 1 || o.items > DEMO_ITEMS_MAX) {
         program.error(`error: --items must be from 1 to ${DEMO_ITEMS_MAX}; got ${o.items}`, { exitCode: 2 });
       }
-      if (o.lostSource && (o.cancelAt !== undefined || o.crashAt !== undefined || o.faults !== undefined)) {
-        program.error('error: --lost-source runs alone: not with --cancel-at, --crash-at or --faults', { exitCode: 2 });
+      if (o.lostSource && (o.cancelAt !== undefined || o.crashAt !== undefined || o.faults !== undefined || o.only !== undefined)) {
+        program.error('error: --lost-source runs alone: not with --cancel-at, --only, --crash-at or --faults', { exitCode: 2 });
       }
       if (o.lostSource) return lostSourceDemo(o, out);
       const cancelProblem = o.cancelAt === undefined ? undefined : cancelAtProblem(o.cancelAt, o.crashAt !== undefined || o.faults !== undefined);
       if (cancelProblem) program.error(`error: ${cancelProblem}`, { exitCode: 2 });
+      const onlyError = onlyProblem(o.only, o.items);
+      if (onlyError) program.error(`error: ${onlyError}`, { exitCode: 2 });
       const report = await runDemo({
         items: o.items,
         data: o.data,
@@ -80,6 +85,7 @@ export function buildCli(out: (line: string) => void = (l) => process.stdout.wri
         record: o.record,
         inspect: o.inspect,
         cancelAt: o.cancelAt,
+        only: o.only,
       });
       if (o.json) out(JSON.stringify(report, null, 2));
       // Done is what was asked: a completed migration, or with --cancel-at, a completed rollback.

@@ -8,6 +8,7 @@ import type { ReceiptFile } from '../transport/receipt.schemas.ts';
 
 /** A migration's answer through the control API: at the end, the receipt opened by the terminal (terminal.control.ts). */
 export type MigrationResult = Omit<SealedResult, 'receipt'> & { receipt?: ReceiptFile };
+import type { MigrateOutOptions } from '../machines/terminal.machine.ts';
 
 /** How long one control call may take (a whole migration phase is one call). */
 export const CONTROL_CALL_TIMEOUT_MS = 120_000;
@@ -57,7 +58,7 @@ export class TerminalControl {
   register() {
     return this.call<{ serial: string; user: string }>('POST', '/control/register', {});
   }
-  migrateOut(opts: { destination?: string; deadlineMs?: number } = {}) {
+  migrateOut(opts: MigrateOutOptions = {}) {
     return this.call<MigrationResult>('POST', '/control/migrate-out', opts);
   }
   migrateIn(opts: { mig?: string } = {}) {

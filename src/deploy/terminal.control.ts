@@ -18,7 +18,12 @@ const name = z
   .regex(/^[A-Za-z0-9._:/@+#-]+$/);
 const schemas = {
   login: z.strictObject({ user: name, password: z.string().min(1).max(1024) }),
-  migrateOut: z.strictObject({ destination: name.optional(), deadlineMs: z.number().int().positive().optional() }),
+  migrateOut: z.strictObject({
+    destination: name.optional(),
+    deadlineMs: z.number().int().positive().optional(),
+    only: z.array(name).max(64).optional(),
+    leaveBehind: z.enum(['unavailable']).optional(),
+  }),
   migrateIn: z.strictObject({ mig: name.optional() }),
   issue: z.strictObject({
     orders: z

@@ -16,6 +16,7 @@ import type { ValueItem } from '../actors/value.ts';
 import { systemClock } from '../clock.ts';
 import { createLogger } from '../log.ts';
 import { demoProviders, demoValue } from '../fixtures/demo.ts';
+import { moves, onlyOption, stayedLine } from '../fixtures/demoSelection.ts';
 import { fromB64, systemRng, toHex } from '../crypto/index.ts';
 import type { RemoteError } from '../protocol/errors.ts';
 import { PartyStore } from '../store/party.store.ts';
@@ -330,17 +331,24 @@ async function migrateThrough(
   keep: boolean,
   say: (line: string) => void,
   cancelAt?: string,
+  only?: string[],
 ): Promise<UpReport> {
   const oldPhone = d.terminal('old');
   const newPhone = d.terminal('new');
   const t0 = Date.now();
-  const { done, cancel } = cancelAt ? await upWithCancel(oldPhone, newPhone, cancelAt, say) : await upStepByStep(oldPhone, newPhone, say);
+  const { done, cancel } = cancelAt ? await upWithCancel(oldPhone, newPhone, cancelAt, say) : await upStepByStep(oldPhone, newPhone, say, only);
   const elapsedMs = Date.now() - t0;
   const holder = done.outcome === 'rolledBack' ? oldPhone : newPhone; // where the items are spendable now
   const rows = [];
-  for (const p of plan) rows.push({ provider: p.provider, before: before.get(p.provider) ?? '?', after: describe(await holder.normal(p.provider, 'balance')) });
-  const payDst = await tryPay(newPhone, plan[0]!.provider);
-  const paySrc = await tryPay(oldPhone, plan[0]!.provider);
+  // An item not chosen (--only) stayed on the source, spendable: it is read there.
+  for (const p of plan) {
+    const moved = moves(only, p.provider);
+    const after = describe(await (moved ? holder : oldPhone).normal(p.provider, 'balance'));
+    rows.push({ provider: p.provider, before: before.get(p.provider) ?? '?', after: moved ? after : stayedLine(after) });
+  }
+  const paid = plan.find((p) => moves(only, p.provider))!.provider;
+  const payDst = await tryPay(newPhone, paid);
+  const paySrc = await tryPay(oldPhone, paid);
   const receipt = saveUpReceipt(dir, done);
   if (receipt) say(`receipt (${receipt.outcome}): ${receipt.path}  (check it: valmove receipt verify ${receipt.path} --trust ${receipt.trust})`);
   say(`\nmigration ${done.mig}: ${done.outcome} in ${elapsedMs} ms`);
@@ -363,9 +371,9 @@ async function migrateThrough(
   };
 }
 
-async function upStepByStep(oldPhone: TerminalControl, newPhone: TerminalControl, say: (line: string) => void) {
+async function upStepByStep(oldPhone: TerminalControl, newPhone: TerminalControl, say: (line: string) => void, only?: string[]) {
   say('\nsource phase over WebSocket...');
-  const out = await oldPhone.migrateOut({ destination: 'DST' });
+  const out = await oldPhone.migrateOut({ destination: 'DST', ...onlyOption(only) });
   if (out.outcome !== 'uploaded') throw new Error(`source phase ended ${out.outcome}: ${out.reason ?? ''}`);
   say(`destination phase (migration ${out.mig})...`);
   return { done: await newPhone.migrateIn({ mig: out.mig }), cancel: undefined };
@@ -403,6 +411,8 @@ export async function runUp(opts: {
   migrate?: boolean;
   /** The user cancels the migration at this step (S3…S14): a rollback (fixtures/demoFlow.ts). */
   cancelAt?: string;
+  /** Move only these providers' items (src/fixtures/demoSelection.ts); the others stay spendable on the source. */
+  only?: string[];
 }): Promise<UpReport> {
   const say = opts.out ?? (() => {});
   const dir = resolve(opts.dir ?? join('deploy', `up-${new Date().toISOString().replace(/[:.]/g, '-')}`));
@@ -448,7 +458,7 @@ export async function runUp(opts: {
     const before = new Map<string, string>();
     for (const p of plan) before.set(p.provider, describe(await oldPhone.normal(p.provider, 'balance')));
     if (opts.migrate === false) return readyReport(dir, d, before, opts.keep, say);
-    return await migrateThrough(dir, d, plan, before, opts.keep, say, opts.cancelAt);
+    return await migrateThrough(dir, d, plan, before, opts.keep, say, opts.cancelAt, opts.only);
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);

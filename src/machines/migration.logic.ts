@@ -11,9 +11,13 @@ import { mayRetry, type ErrorCode } from '../protocol/errors.ts';
 import type { Step } from '../protocol/steps.ts';
 import type { Grant, Receipt } from '../protocol/grant.ts';
 import { CHIP_AREAS_MAX, type AreaState } from './area.machine.ts';
+import { afterLeaving, chooseItems, chosen, leaveBehind, unknownProviders, type Selection, type SkippedItem } from './selection.ts';
 
-/** 6: issuance, a migration without a source (provider issue orders); 5: a cancel while refusing is answered and the refusal stands. */
-export const MIGRATION_MACHINE_VERSION = 6;
+/**
+ * 7: selective migration (selection, skipped); 6: issuance, a migration without a source (provider issue orders);
+ * 5: a cancel while refusing is answered and the refusal stands.
+ */
+export const MIGRATION_MACHINE_VERSION = 7;
 
 /**
  * The delays a migration waits by: the server's Timing (src/timing.ts, the one
@@ -66,6 +70,10 @@ export interface MigrationContext {
   /** What S1 proved about the source: its registered owner, the first area that is not mainActive, and when. */
   sourceCheck: { owner: string | null; notMainActive: string | null; at: number } | null;
   items: MigrationItem[];
+  /** The user's choice (selection.ts): which providers' items move, and whether an unavailable provider may be left behind. */
+  selection: Selection;
+  /** The source's areas this migration does not move (not chosen, or left behind at the preflight): never touched. */
+  skipped: SkippedItem[];
   cursor: number;
   providers: string[];
   answered: string[];
@@ -113,6 +121,8 @@ export interface MigrationInput {
   destinationAreas?: string[];
   deadlineMs?: number;
   timing: MigrationTiming;
+  /** The user's choice of providers (selection.ts); every item when absent. */
+  selection?: Selection;
   /** An issuance: `terminal` and `request` are then the destination's, and there is no source. */
   issuance?: IssuanceInput;
 }
@@ -203,6 +213,16 @@ export const migrationSetup = setup({
     forDestination: ({ event }) => 'chip' in event && event.chip === 'destination',
     sourceNotOwned: ({ context }) => context.sourceCheck?.owner !== context.user,
     sourceEmpty: ({ context }) => context.items.length === 0,
+    selectionUnknown: ({ context }) => unknownProviders(context.selection, context.items, context.skipped).length > 0,
+    /** A provider refused the preflight; the user lets it be left behind, something is still to move, and every other provider answered. */
+    leavingBehindLast: ({ context, event }) => {
+      const after = afterLeaving(context, [(event as E<'PROVIDER_REFUSED'>).provider]);
+      return context.selection.leaveBehind !== null && after.something && after.allAnswered;
+    },
+    leavingBehind: ({ context, event }) =>
+      context.selection.leaveBehind !== null && afterLeaving(context, [(event as E<'PROVIDER_REFUSED'>).provider]).something,
+    /** The preflight deadline passed; the user lets the silent providers be left behind, and some provider answered. */
+    leavingSilentBehind: ({ context }) => context.selection.leaveBehind !== null && context.answered.some((p) => context.providers.includes(p)),
     sourceAreaNotMainActive: ({ context }) => context.sourceCheck?.notMainActive != null,
     destinationNamedBadly: ({ context }) => context.destinationProblem !== null,
     destinationLacksRoom: ({ context }) => {
@@ -307,30 +327,70 @@ export const migrationSetup = setup({
     })),
     bindSource: assign({
       source: ({ context, event }) => ({ ...context.source, serial: (event as E<'CHIP_IDENTIFIED'>).serial }),
-      sourceCheck: ({ event }) => {
+      sourceCheck: ({ context, event }) => {
         const e = event as E<'CHIP_IDENTIFIED'>;
-        const bad = e.areas.find((a) => a.state !== 'mainActive');
+        // Only the chosen areas must be mainActive: the others are not touched (a locked backup of an earlier migration may be there).
+        const bad = e.areas.find((a) => a.state !== 'mainActive' && chosen(context.selection, a.provider));
         return { owner: e.owner, notMainActive: bad ? `${bad.area} is ${bad.state}` : null, at: e.now };
       },
     }),
-    /** S2: every value item the source listed (its areas) is recorded, one per provider, in chip order. */
-    recordItems: assign({
-      items: ({ event }) =>
-        (event as E<'CHIP_IDENTIFIED'>).areas.map((a, i) => ({
-          item: i,
-          area: a.area,
-          provider: a.provider,
-          recipient: `migration-sam/${a.provider}`,
-        })),
-      providers: ({ event }) => [...new Set((event as E<'CHIP_IDENTIFIED'>).areas.map((a) => a.provider))],
-    }),
+    /** S2: every value item the source listed (its areas) and the user chose is recorded, one per provider, in chip order; the rest as skipped. */
+    recordItems: assign(({ context, event }) => chooseItems((event as E<'CHIP_IDENTIFIED'>).areas, context.selection)),
     refuseForOwner: assign({
       reason: ({ context }) =>
         context.sourceCheck?.owner == null
           ? `NOT_REGISTERED: chip ${context.source.serial} is not registered`
           : `NOT_OWNER: chip ${context.source.serial} is not registered to ${context.user}`,
     }),
-    refuseForEmpty: assign({ reason: 'PREFLIGHT_FAILED: the source chip holds no value items' }),
+    refuseForEmpty: assign({
+      reason: ({ context }) =>
+        context.skipped.length === 0
+          ? 'PREFLIGHT_FAILED: the source chip holds no value items'
+          : "PREFLIGHT_FAILED: none of the chip's items is chosen (--only)",
+    }),
+    refuseForUnknown: assign({
+      reason: ({ context }) => {
+        const held = [...new Set([...context.items, ...context.skipped].map((i) => i.provider))];
+        const unknown = unknownProviders(context.selection, context.items, context.skipped);
+        return `PREFLIGHT_FAILED: unknown provider(s) ${unknown.join(', ')}: chip ${context.source.serial} holds items of ${held.join(', ') || 'none'}`;
+      },
+    }),
+    /** S2 with a choice: which items stay on the source, untouched. */
+    progressChoice: enqueueActions(({ context, enqueue }) => {
+      if (context.skipped.length === 0) return;
+      const moving = context.items.map((i) => i.provider).join(', ') || 'none';
+      const staying = context.skipped.map((i) => i.provider).join(', ');
+      enqueue.emit({
+        type: 'progress',
+        terminal: terminalOf(context, 'source'),
+        step: 'S2',
+        text: `chosen: ${moving}; not chosen, staying spendable on the source: ${staying}`,
+      });
+    }),
+    /** Preflight, leave-behind chosen: the refusing provider's items stay on the source, untouched; the rest go on. */
+    leaveRefuserBehind: enqueueActions(({ context, event, enqueue }) => {
+      const e = event as E<'PROVIDER_REFUSED'>;
+      if (!context.providers.includes(e.provider)) return;
+      const reason = `${e.code}: ${e.message}`;
+      enqueue.assign(leaveBehind(context, [e.provider], reason));
+      enqueue.emit({
+        type: 'progress',
+        terminal: terminalOf(context, 'source'),
+        step: 'preflight',
+        text: `${e.provider} left behind (${reason}); its item stays spendable on the source`,
+      });
+    }),
+    leaveSilentBehind: enqueueActions(({ context, enqueue }) => {
+      const silent = context.providers.filter((p) => !context.answered.includes(p));
+      const reason = `UNAVAILABLE: did not answer the preflight within ${context.timing.preflightMs} ms`;
+      enqueue.assign(leaveBehind(context, silent, reason));
+      enqueue.emit({
+        type: 'progress',
+        terminal: terminalOf(context, 'source'),
+        step: 'preflight',
+        text: `${silent.join(', ')} left behind (${reason}); stays spendable on the source`,
+      });
+    }),
     refuseForAreas: assign({
       reason: ({ context }) => `PREFLIGHT_FAILED: area ${context.sourceCheck?.notMainActive}, every area must be mainActive`,
     }),

@@ -27,6 +27,7 @@
  * S3 a failure refuses the migration, leaving the source untouched.
  */
 import { DESTINATION_DEADLINE_MS_DEFAULT, migrationSetup } from './migration.logic.ts';
+import { EVERY_ITEM } from './selection.ts';
 
 export * from './migration.logic.ts';
 
@@ -92,6 +93,8 @@ export const migrationMachine = migrationSetup.createMachine({
     destinationAreas: input.destinationAreas ?? null,
     sourceCheck: null,
     items: input.issuance?.items ?? [],
+    selection: input.selection ?? EVERY_ITEM,
+    skipped: [],
     cursor: 0,
     providers: input.issuance ? [...new Set(input.issuance.items.map((i) => i.provider))] : [],
     answered: [],
@@ -174,7 +177,10 @@ export const migrationMachine = migrationSetup.createMachine({
         ),
         recordingItems: {
           description: 'S2: every value item found on the chip is recorded in the migration database.',
-          entry: { type: 'progressCount', params: { step: 'S2', text: 'value items found on the chip and recorded in the migration database' } },
+          entry: [
+            { type: 'progressCount', params: { step: 'S2', text: 'value items found on the chip and recorded in the migration database' } },
+            'progressChoice',
+          ],
           always: 'preflight',
         },
         preflight: {
@@ -184,6 +190,7 @@ export const migrationMachine = migrationSetup.createMachine({
             checkingChip: {
               always: [
                 { guard: 'sourceNotOwned', target: '#migration.sourcePhase.refusing', actions: 'refuseForOwner' },
+                { guard: 'selectionUnknown', target: '#migration.sourcePhase.refusing', actions: 'refuseForUnknown' },
                 { guard: 'sourceEmpty', target: '#migration.sourcePhase.refusing', actions: 'refuseForEmpty' },
                 { guard: 'sourceAreaNotMainActive', target: '#migration.sourcePhase.refusing', actions: 'refuseForAreas' },
                 { guard: 'destinationNamedBadly', target: '#migration.sourcePhase.refusing', actions: 'refuseForDestination' },
@@ -195,12 +202,20 @@ export const migrationMachine = migrationSetup.createMachine({
               entry: ['resetAnswers', 'armPreflightDeadline', 'askProviders'],
               exit: 'disarmTimer',
               on: {
-                DEADLINE_PASSED: { target: '#migration.sourcePhase.refusing', actions: 'refuseForSilence' },
+                // A provider down or refusing: the user may have chosen to leave it behind (selection.ts); else the migration is refused.
+                DEADLINE_PASSED: [
+                  { guard: 'leavingSilentBehind', target: '#migration.sourcePhase.lockingSource', actions: 'leaveSilentBehind' },
+                  { target: '#migration.sourcePhase.refusing', actions: 'refuseForSilence' },
+                ],
                 PROVIDER_READY: [
                   { guard: 'lastProviderAnswered', target: '#migration.sourcePhase.lockingSource', actions: 'noteProviderAnswered' },
                   { actions: 'noteProviderAnswered' },
                 ],
-                PROVIDER_REFUSED: { target: '#migration.sourcePhase.refusing', actions: 'refuseForProvider' },
+                PROVIDER_REFUSED: [
+                  { guard: 'leavingBehindLast', target: '#migration.sourcePhase.lockingSource', actions: 'leaveRefuserBehind' },
+                  { guard: 'leavingBehind', actions: 'leaveRefuserBehind' },
+                  { target: '#migration.sourcePhase.refusing', actions: 'refuseForProvider' },
+                ],
               },
             },
           },

@@ -17,6 +17,15 @@ export const TERMINAL_MACHINE_VERSION = 4;
 
 export type JobKind = 'register' | 'migrate-out' | 'migrate-in' | 'cancel' | 'end-backup';
 export type ReaderOp = 'balance' | 'pay' | 'topup' | 'use';
+/** What the user asks of a migration's source phase: a destination named up front, a deadline, and which providers' items move (selection.ts). */
+export interface MigrateOutOptions {
+  destination?: string;
+  deadlineMs?: number;
+  /** The providers whose items move; every item when absent. */
+  only?: string[];
+  /** `unavailable`: a provider that refuses the preflight or does not answer it stays behind instead of refusing the migration. */
+  leaveBehind?: 'unavailable';
+}
 
 export interface TerminalContext {
   name: string;
@@ -40,7 +49,7 @@ export type TerminalEvent =
   /** This terminal restarted: what was in RAM (a password being proven) is gone. */
   | { type: 'RESTARTED' }
   | { type: 'REGISTER_REQUESTED' }
-  | { type: 'MIGRATE_OUT_REQUESTED'; destination?: string; deadlineMs?: number }
+  | ({ type: 'MIGRATE_OUT_REQUESTED' } & MigrateOutOptions)
   /** orders: an issuance (the provider's issue orders for this phone's chip) instead of a migration's destination phase. */
   | { type: 'MIGRATE_IN_REQUESTED'; mig?: string; orders?: string[] }
   | { type: 'CANCEL_REQUESTED'; mig: string }
@@ -62,7 +71,7 @@ export type TerminalIntent =
   | { type: 'proveLogin'; user: string; salt: string; N: number; r: number; p: number }
   | { type: 'loginFinished'; ok: boolean; code?: ErrorCode; message?: string }
   | { type: 'requestRegister' }
-  | { type: 'requestMigrateOut'; destination?: string; deadlineMs?: number }
+  | ({ type: 'requestMigrateOut' } & MigrateOutOptions)
   | { type: 'requestMigrateIn'; mig?: string; orders?: string[] }
   | { type: 'requestCancel'; mig: string }
   | { type: 'requestEndBackup'; mig: string }
@@ -117,7 +126,7 @@ export const terminalMachine = setup({
     startMigrateOut: enqueueActions(({ enqueue, event }) => {
       const e = event as E<'MIGRATE_OUT_REQUESTED'>;
       enqueue.assign({ job: { kind: 'migrate-out' } });
-      enqueue.emit({ type: 'requestMigrateOut', destination: e.destination, deadlineMs: e.deadlineMs });
+      enqueue.emit({ type: 'requestMigrateOut', destination: e.destination, deadlineMs: e.deadlineMs, only: e.only, leaveBehind: e.leaveBehind });
     }),
     startMigrateIn: enqueueActions(({ enqueue, event }) => {
       const e = event as E<'MIGRATE_IN_REQUESTED'>;

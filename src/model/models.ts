@@ -172,6 +172,10 @@ export const MODELS: Record<string, Model> = {
       { name: 'named-destination-full', input: { ...MIGRATION_INPUT, destination: 'DST', destinationAreas: ['emoney'] } },
       // An issuance: no source; the provider's orders name the destination DST, the phone that asked.
       { name: 'issuance', input: ISSUANCE_INPUT },
+      // Selective migration (selection.ts): a provider that refuses or is silent at the preflight is left behind at the user's choice.
+      { name: 'leave-behind', input: { ...MIGRATION_INPUT, selection: { only: null, leaveBehind: 'unavailable' } } },
+      // The user names a provider that holds no item on the source.
+      { name: 'only-unknown', input: { ...MIGRATION_INPUT, selection: { only: ['nosuch'], leaveBehind: null } } },
     ],
     events: migrationEvents,
     serialize: migrationKey,

@@ -36,6 +36,7 @@ export function checkOutcomes(run: SeedRun, users: SimUsers): void {
       }
     }
   }
+  users.selection.tally(users.list, run.outcomes);
   for (const u of users.list) {
     const s = users.stateOf(users.latest(u)!);
     run.outcomes[s] = (run.outcomes[s] ?? 0) + 1;
@@ -57,8 +58,11 @@ export function checkOutcomes(run: SeedRun, users: SimUsers): void {
       });
       break;
     }
-    const home = s === 'completed' ? u.destination : u.source;
-    for (const it of u.items) {
+    // An item moved by a completed migration of the user ends on the destination; one not chosen or left behind
+    // (selection.ts), or whose migration did not complete, is spendable on the source.
+    const moved = users.selection.movedAreas(u);
+    for (const [k, it] of u.items.entries()) {
+      const home = moved.has(run.providers[k]!) ? u.destination : u.source;
       const at = where.get(it.ref) ?? [];
       if (at.length !== 1 || at[0] !== home) {
         run.fail({ invariant: 'outcome', message: `${u.name}'s migration ended ${s}, but item ${it.ref} is spendable on [${at.join(', ')}], not on ${home}` });
@@ -77,17 +81,16 @@ export function checkEndStates(run: SeedRun, users: SimUsers): void {
   const areaState = (serial: string, area: string) => chipBySerial.get(serial)?.memory.get(area)?.state ?? 'absent';
   for (const u of users.list) {
     const s = users.stateOf(users.latest(u)!);
+    if (run.violation || !END_STATE[s]) continue;
     // A lost phone's items were re-issued (its own end state); a seed with a short retention waited for each completed
     // migration's backup to end: its source areas are wiped.
-    const want =
-      users.recovery?.isLoser(u) && s === 'completed'
-        ? LOST_END_STATE
-        : s === 'completed' && run.backupRetentionMs !== undefined
-          ? { ...END_STATE[s]!, source: 'absent' }
-          : END_STATE[s];
-    if (run.violation || !want) continue;
+    const lost = users.recovery?.isLoser(u) === true && s === 'completed';
+    const completed = lost ? LOST_END_STATE : run.backupRetentionMs !== undefined ? { ...END_STATE.completed!, source: 'absent' } : END_STATE.completed!;
+    const moved = users.selection.movedAreas(u);
     for (const k of u.items.keys()) {
       const area = run.providers[k]!;
+      // Moved by a completed migration: the completed end state; else (not chosen, left behind, rolled back, refused) untouched.
+      const want = lost || moved.has(area) ? completed : END_STATE.refused!;
       const got = { source: areaState(u.source, area), destination: areaState(u.destination, area) };
       if (got.source !== want.source || got.destination !== want.destination) {
         run.fail({

@@ -21,6 +21,7 @@ export interface Violation {
     | 'rogue'
     | 'spent-twice'
     | 'persist-then-speak'
+    | 'selection'
     | 'uncaught';
   message: string;
 }

@@ -111,6 +111,8 @@ export class SeedRun {
   readonly outcomes: Record<string, number> = {};
   /** Half the seeds end each committed migration's backup soon (issue 22): its wipe runs among the faults, and must end. */
   readonly backupRetentionMs: number | undefined;
+  /** More invariants, checked with the others after every message that reaches an observed party (selection.ts). */
+  readonly checks: Array<() => Violation | null> = [];
 
   constructor(readonly o: SimOptions) {
     this.protoRng = seededRng(`${o.seed}/protocol`);
@@ -321,7 +323,13 @@ export class SeedRun {
       this.checker.refreshAll();
       this.stale = false;
     } else this.checker.refresh(to);
-    return this.checker.check();
+    const v = this.checker.check();
+    if (v) return v;
+    for (const more of this.checks) {
+      const found = more();
+      if (found) return found;
+    }
+    return null;
   }
 
   /** Runs the world until a setup step (a user, an issue, a login) finishes, and gives its result. */

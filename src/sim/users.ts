@@ -12,6 +12,7 @@ import { demoValue } from '../fixtures/demo.ts';
 import type { Payments } from './payments.ts';
 import type { SimRecovery } from './recovery.ts';
 import type { SeedRun } from './seedRun.ts';
+import { SimSelection } from './selection.ts';
 import type { User } from './types.ts';
 
 /** How often, in virtual ms, a user looks at the phones again (plus up to as much again, drawn). */
@@ -55,12 +56,17 @@ export class SimUsers {
   readonly list: User[] = [];
   /** Users look at their phones until the liveness phase is over. */
   private on = true;
+  /** Who moves only some providers, or leaves one behind (selection.ts). */
+  readonly selection: SimSelection;
 
   constructor(
     private readonly run: SeedRun,
     private readonly payments: Payments | undefined,
     readonly recovery?: SimRecovery,
-  ) {}
+  ) {
+    this.selection = new SimSelection(run);
+    run.checks.push(() => this.selection.check(run.system));
+  }
 
   // ---- the world: each user's chips, items, phones and plan -----------------------------------------------
 
@@ -96,7 +102,10 @@ export class SimUsers {
       lastAction: -Infinity,
     });
     for (const it of items) run.refs.push(it.ref);
-    await this.recovery?.draw(this.list[this.list.length - 1]!, !defective && !plan.deadlineMs && plan.cancelAt === undefined);
+    const u = this.list[this.list.length - 1]!;
+    await this.recovery?.draw(u, !defective && !plan.deadlineMs && plan.cancelAt === undefined);
+    // A lost phone's user recovers every item: no selection for them.
+    if (!this.recovery?.isLoser(u)) this.selection.draw(u);
   }
 
   /** Issues 1 to K items (swarm: the count is drawn) onto the user's source chip, each from its own provider. */
@@ -186,11 +195,15 @@ export class SimUsers {
     if (!m) return false;
     const s = this.stateOf(m);
     if (this.recovery && !this.recovery.settled(u)) return false; // a lost phone's report that missed a provider is made again
-    // With a short retention a completed migration has ended when its backup has too (issue 22); an issuance (a lost
-    // phone's re-issue included) has no source, so no backup.
-    const { server } = this.run.system;
-    if (s === 'completed' && this.run.backupRetentionMs !== undefined && !server.migration(m)?.issuance) return server.backupState(m) === 'wiped';
-    return s === 'completed' || s === 'rolledBack' || (s === 'refused' && (u.cancelled || this.refusals(u) >= USER_REFUSALS_MAX));
+    if (s === 'completed') {
+      if (this.selection.secondDue(u)) return false;
+      // With a short retention a completed migration has ended when its backup has too (issue 22); an issuance (a lost
+      // phone's re-issue included) has no source, so no backup.
+      const { server } = this.run.system;
+      if (this.run.backupRetentionMs !== undefined && !server.migration(m)?.issuance) return server.backupState(m) === 'wiped';
+      return true;
+    }
+    return s === 'rolledBack' || (s === 'refused' && (u.cancelled || this.refusals(u) >= USER_REFUSALS_MAX));
   }
 
   allEnded(): boolean {
@@ -242,8 +255,12 @@ export class SimUsers {
     const s = m ? this.stateOf(m) : undefined;
     if (this.recovery?.isLoser(u)) return this.recovery.tick(u, m, s, (phone, what, fn) => this.act(u, phone, what, fn));
     if (m && this.cancel(u, m, s!)) return;
-    if (!m || (s === 'refused' && !u.cancelled && this.refusals(u) < USER_REFUSALS_MAX)) {
-      this.act(u, u.oldPhone, 'migrate-out', (t) => t.migrateOut({ destination: u.destination, ...(u.deadlineMs ? { deadlineMs: u.deadlineMs } : {}) }));
+    const second = s === 'completed' && this.selection.secondDue(u);
+    if (!m || second || (s === 'refused' && !u.cancelled && this.refusals(u) < USER_REFUSALS_MAX)) {
+      const chosen = this.selection.options(u);
+      this.act(u, u.oldPhone, `migrate-out${chosen.only ? ` only ${chosen.only.join(',')}` : ''}${chosen.leaveBehind ? ' leave-behind' : ''}`, (t) =>
+        t.migrateOut({ destination: u.destination, ...(u.deadlineMs ? { deadlineMs: u.deadlineMs } : {}), ...chosen }),
+      );
     } else if (s === 'awaitingDestination' || s === 'rollingBack.awaitingDestinationWipe') {
       if (run.clock.now() >= u.arriveAfter || s !== 'awaitingDestination') this.act(u, u.newPhone, 'migrate-in', (t) => t.migrateIn({ mig: m }));
     } else if (s === 'rollingBack.awaitingSource') {

@@ -163,8 +163,12 @@ class PathRun {
         break;
       case 'PROVIDER_READY':
       case 'PROVIDER_REFUSED':
-        // Providers answer in any order; hold back the one whose answer the path takes second.
-        if (this.world.refusing && !earlier.some((x) => x.type === 'PROVIDER_READY' || x.type === 'PROVIDER_REFUSED')) {
+        // Providers answer in any order; hold back the one whose answer the path takes second (or never: a
+        // preflight deadline that leaves it behind, in the leave-behind variant).
+        if (
+          (this.world.refusing || this.x.events[i + 1]?.type === 'DEADLINE_PASSED') &&
+          !earlier.some((x) => x.type === 'PROVIDER_READY' || x.type === 'PROVIDER_REFUSED')
+        ) {
           const late = ev.type === 'PROVIDER_REFUSED' ? 'emoney' : 'transit';
           this.steer.holdNext(new RegExp(`^migration-sam/${late}$`), 'msam.preflight', this.k);
         }

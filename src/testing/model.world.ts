@@ -137,5 +137,9 @@ export function begin(system: EmbeddedSystem, rng: Rng, world: PathWorld): void 
     return;
   }
   const destination = world.variant === 'named-destination-unusable' ? 'NOPE' : world.variant === 'named-destination-full' ? 'DST' : undefined;
-  void oldPhone.migrateOut({ ...(destination ? { destination } : {}), ...(world.deadline ? { deadlineMs: SHORT_DEADLINE_MS } : {}) }).catch(() => {});
+  // The selective variants (src/model/models.ts): what the user chose on migrate-out.
+  const chosen = world.variant === 'leave-behind' ? { leaveBehind: 'unavailable' as const } : world.variant === 'only-unknown' ? { only: ['nosuch'] } : {};
+  void oldPhone
+    .migrateOut({ ...(destination ? { destination } : {}), ...(world.deadline ? { deadlineMs: SHORT_DEADLINE_MS } : {}), ...chosen })
+    .catch(() => {});
 }

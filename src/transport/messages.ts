@@ -137,7 +137,16 @@ export const MESSAGES = {
   'login.ok': ['reply', z.strictObject({ user: name })],
   'chip.register': ['request', z.strictObject({})],
   'chip.registered': ['reply', z.strictObject({ serial: name, user: name })],
-  'migrate.out': ['request', z.strictObject({ destination: name.optional(), deadlineMs: ms.optional() })],
+  // only: the providers whose items move (selective migration; every item when absent); leaveBehind: a provider unavailable at the preflight stays behind.
+  'migrate.out': [
+    'request',
+    z.strictObject({
+      destination: name.optional(),
+      deadlineMs: ms.optional(),
+      only: z.array(name).max(ITEMS_PER_MIGRATION_MAX).optional(),
+      leaveBehind: z.enum(['unavailable']).optional(),
+    }),
+  ],
   // orders: an issuance, a migration without a source (the provider's issue orders put the items on this phone's chip).
   'migrate.in': ['request', z.strictObject({ mig: name.optional(), orders: z.array(orderToken).min(1).max(ORDERS_PER_ISSUANCE_MAX).optional() })],
   'migrate.result': [
@@ -150,6 +159,18 @@ export const MESSAGES = {
       items: z.array(z.strictObject({ item: itemIndex, area: name, provider: name })).max(ITEMS_PER_MIGRATION_MAX),
       // At the end (completed, rolledBack): the admin SAM's signed outcome and the statements sealed to this phone.
       receipt: resultReceiptSchema.optional(),
+      // Per item of the source: what became of it (selection.ts), the items not moved included.
+      outcomes: z
+        .array(
+          z.strictObject({
+            area: name,
+            provider: name,
+            outcome: z.enum(['moved', 'uploaded', 'pending', 'refused', 'rolledBack', 'notChosen', 'leftBehind']),
+            reason: text.optional(),
+          }),
+        )
+        .max(ITEMS_PER_MIGRATION_MAX)
+        .optional(),
     }),
   ],
   'migrate.cancel': ['request', z.strictObject({ mig: name })],
