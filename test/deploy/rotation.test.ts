@@ -125,15 +125,81 @@ test('an embedded admin SAM: its rotation reaches the providers (the server read
     allLoad(dir);
   }, true));
 
+test('rotate migration-sam/<p>: the server dials either key, the admin SAM takes receipts from either and seals to the old box key; the key file keeps the old identity; retire: the new keys only', () =>
+  withDeployment((dir) => {
+    const keyFile = 'keys/provider-emoney.key.json';
+    const before = read(dir, keyFile);
+    const old = before.migration;
+    const r = rotateIdentity(dir, 'migration-sam/emoney', { rng, now: NOW });
+    assert.equal(r.peers, ['admin-sam', 'server']);
+    const after = read(dir, keyFile);
+    assert.equal(after.previousMigration, { ...old, replacedAt: NOW.toISOString() });
+    assert.equal(after.migration.signPublic, r.signPublic);
+    assert.equal(after.normal, before.normal, "the provider's other SAM keeps its key");
+    assert.equal(read(dir, 'config/server.json').migrationSams.emoney.signPublic, [old.signPublic, r.signPublic]);
+    assert.equal(read(dir, 'config/admin-sam.json').migrationSams['migration-sam/emoney'], {
+      signPublic: [old.signPublic, r.signPublic],
+      boxPublic: old.boxPublic,
+    });
+    assert.equal(
+      read(dir, 'config/admin-sam.json').migrationSams['migration-sam/transit'].signPublic,
+      read(dir, 'keys/provider-transit.key.json').migration.signPublic,
+    );
+    assert.equal(read(dir, 'trust.json').keys['migration-sam/emoney'].previous.signPublic, old.signPublic);
+    allLoad(dir);
+
+    retireIdentity(dir, 'migration-sam/emoney');
+    assert.equal(read(dir, keyFile).previousMigration, undefined);
+    assert.equal(read(dir, 'config/server.json').migrationSams.emoney.signPublic, r.signPublic);
+    assert.equal(read(dir, 'config/admin-sam.json').migrationSams['migration-sam/emoney'], { signPublic: r.signPublic, boxPublic: after.migration.boxPublic });
+    assert.equal(read(dir, 'trust.json').keys['migration-sam/emoney'].previous, undefined);
+    allLoad(dir);
+  }));
+
+test('rotate migration-sam/<p> with an embedded admin SAM: the server config holds both places', () =>
+  withDeployment((dir) => {
+    const old = read(dir, 'keys/provider-emoney.key.json').migration;
+    const r = rotateIdentity(dir, 'migration-sam/emoney', { rng, now: NOW });
+    assert.equal(r.peers, ['server']);
+    const server = read(dir, 'config/server.json');
+    assert.equal(server.migrationSams.emoney.signPublic, [old.signPublic, r.signPublic]);
+    assert.equal(server.adminSam.migrationSams['migration-sam/emoney'], { signPublic: [old.signPublic, r.signPublic], boxPublic: old.boxPublic });
+    allLoad(dir);
+  }, true));
+
+test('rotate normal-sam/<p>: every terminal dials either key; retire: the new only', () =>
+  withDeployment((dir) => {
+    const old = read(dir, 'keys/provider-transit.key.json').normal;
+    const r = rotateIdentity(dir, 'normal-sam/transit', { rng, now: NOW });
+    assert.equal(r.peers, ['terminal-new', 'terminal-old']);
+    assert.equal(read(dir, 'keys/provider-transit.key.json').previousNormal.signPublic, old.signPublic);
+    for (const t of ['new', 'old']) {
+      const cfg = read(dir, `config/terminal-${t}.json`);
+      assert.equal(cfg.normalSams.transit.signPublic, [old.signPublic, r.signPublic]);
+      assert.equal(typeof cfg.normalSams.emoney.signPublic, 'string', "another provider's normal SAM is untouched");
+    }
+    allLoad(dir);
+    refusedIn(dir, () => rotateIdentity(dir, 'normal-sam/transit', { rng, now: NOW }), /normal-sam\/transit is in a rotation window already/);
+    retireIdentity(dir, 'normal-sam/transit');
+    assert.equal(read(dir, 'config/terminal-old.json').normalSams.transit.signPublic, r.signPublic);
+    assert.equal(read(dir, 'keys/provider-transit.key.json').previousNormal, undefined);
+    allLoad(dir);
+  }));
+
+/** `fn` throws `reason` and leaves every file and byte of the deployment as it was. */
+function refusedIn(dir: string, fn: () => unknown, reason: RegExp): void {
+  const before = snapshot(dir);
+  assert.throws(fn, reason);
+  assert.equal(snapshot(dir), before, `${reason}: every file and byte as it was`);
+}
+
 test('refused, nothing changed: a second rotate, nothing to retire, a party whose rotation is not built, no deployment, a bad config, a peer that lost the new key', () =>
   withDeployment((dir) => {
-    const refused = (fn: () => unknown, reason: RegExp) => {
-      const before = snapshot(dir);
-      assert.throws(fn, reason);
-      assert.equal(snapshot(dir), before, `${reason}: every file and byte as it was`);
-    };
+    const refused = (fn: () => unknown, reason: RegExp) => refusedIn(dir, fn, reason);
     refused(() => retireIdentity(dir, 'server'), /server has no old key to retire/);
-    refused(() => rotateIdentity(dir, 'normal-sam/emoney', { rng, now: NOW }), /not built/);
+    refused(() => rotateIdentity(dir, 'terminal/old', { rng, now: NOW }), /not built/);
+    refused(() => retireIdentity(dir, 'migration-sam/emoney'), /migration-sam\/emoney has no old key to retire/);
+    refused(() => rotateIdentity(dir, 'normal-sam/nobody', { rng, now: NOW }), /holds no deployment with normal-sam\/nobody/);
     refused(() => rotateIdentity(join(dir, 'nowhere'), 'server', { rng, now: NOW }), /holds no deployment with server/);
     const provider = read(dir, 'config/provider-emoney.json');
     writeFileSync(join(dir, 'config/provider-emoney.json'), JSON.stringify({ ...provider, adminSamSignPublic: 'short' }));
