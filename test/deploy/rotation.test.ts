@@ -12,9 +12,31 @@ import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { ChannelInitiator, ChannelResponder, generateIdentity, issueGrant, randomSecret, seededRng, verifyGrant, type Bytes } from '../../src/crypto/index.ts';
+import {
+  ChannelInitiator,
+  ChannelResponder,
+  createIssueOrder,
+  generateIdentity,
+  issueGrant,
+  issueVoucher,
+  openFromPair,
+  openGrant,
+  openIssueOrder,
+  ownBoxKeys,
+  ownSignKeys,
+  randomSecret,
+  sealForPair,
+  seededRng,
+  utf8,
+  verifyGrant,
+  verifyIssueOrder,
+  verifyVoucher,
+  type Bytes,
+  type Identity,
+} from '../../src/crypto/index.ts';
 import { loadConfig } from '../../src/deploy/config.ts';
 import { generateDeployment } from '../../src/deploy/keygen.ts';
+import { identityOf, readKeyFile } from '../../src/deploy/keyfiles.ts';
 import { startProcess, type RunningProcess } from '../../src/deploy/process.ts';
 import { retireIdentity, rotateIdentity } from '../../src/deploy/rotate.ts';
 import { codeOf } from '../crypto/helpers.ts';
@@ -184,6 +206,60 @@ test('rotate normal-sam/<p>: every terminal dials either key; retire: the new on
     assert.equal(read(dir, 'config/terminal-old.json').normalSams.transit.signPublic, r.signPublic);
     assert.equal(read(dir, 'keys/provider-transit.key.json').previousNormal, undefined);
     allLoad(dir);
+  }));
+
+/** A provider's SAMs as its process starts them from its key file (process.ts): each with its previous identity in a window. */
+function providerSams(dir: string): { normal: Identity; migration: Identity } {
+  const keys = readKeyFile(join(dir, 'keys/provider-emoney.key.json'), 'provider');
+  return { normal: identityOf(keys.normal, undefined, keys.previousNormal), migration: identityOf(keys.migration, undefined, keys.previousMigration) };
+}
+
+test('a rotated SAM opens and verifies with its previous identity what was sealed or signed to the old one; once retired, refused', () =>
+  withDeployment((dir) => {
+    const before = providerSams(dir);
+    const binding = { mig: 'm1', item: 0, area: 'emoney', serial: 'DST', purpose: 'download' as const, provider: 'emoney', recipient: 'msam', expiresAt: 10 };
+    // Made before the rotation: a grant sealed to the migration SAM's box key, an issue order and a voucher signed by
+    // the SAMs, a main key sealed under the pair key of both.
+    const grant = issueGrant(binding, randomSecret(rng), before.migration.boxPublic, generateIdentity(rng), rng);
+    const order = createIssueOrder({ provider: 'emoney', serial: 'DST', area: 'gift', expiresAt: 10, item: utf8('item') }, before.migration, rng);
+    const voucher = issueVoucher({ provider: 'emoney', serial: 'DST', area: 'emoney', amount: 5, expiresAt: 10 }, before.normal, rng);
+    const box = sealForPair(before.normal, before.migration.boxPublic, utf8('main key'), 'info', utf8('aad'), rng);
+
+    rotateIdentity(dir, 'migration-sam/emoney', { rng, now: NOW });
+    rotateIdentity(dir, 'normal-sam/emoney', { rng, now: NOW });
+    const win = providerSams(dir);
+    assert.is.not(win.migration.signPublic, before.migration.signPublic);
+    assert.ok(openGrant(grant, win.migration), 'a grant sealed to the old box key');
+    assert.is(openIssueOrder(verifyIssueOrder(order, ownSignKeys(win.migration)), win.migration).length, 4, 'an old-key order');
+    assert.is(verifyVoucher(voucher, ownSignKeys(win.normal)).amount, 5, 'an old-key voucher');
+    assert.is(openFromPair(win.migration, ownBoxKeys(win.normal), box, 'info', utf8('aad')).length, 8, 'a main key under the old pair key');
+    const fresh = sealForPair(win.normal, win.migration.boxPublic, utf8('main key'), 'info', utf8('aad'), rng);
+    assert.is(openFromPair(win.migration, ownBoxKeys(win.normal), fresh, 'info', utf8('aad')).length, 8, 'and under the new one');
+
+    retireIdentity(dir, 'migration-sam/emoney');
+    retireIdentity(dir, 'normal-sam/emoney');
+    const after = providerSams(dir);
+    assert.is(after.migration.previous, undefined);
+    assert.is(
+      codeOf(() => openGrant(grant, after.migration)),
+      'GRANT_INVALID',
+    );
+    assert.is(
+      codeOf(() => verifyIssueOrder(order, ownSignKeys(after.migration))),
+      'AUTH_FAILED',
+    );
+    assert.is(
+      codeOf(() => openIssueOrder(order, after.migration)),
+      'SEAL_INVALID',
+    );
+    assert.is(
+      codeOf(() => verifyVoucher(voucher, ownSignKeys(after.normal))),
+      'AUTH_FAILED',
+    );
+    assert.is(
+      codeOf(() => openFromPair(after.migration, ownBoxKeys(after.normal), box, 'info', utf8('aad'))),
+      'SEAL_INVALID',
+    );
   }));
 
 /** `fn` throws `reason` and leaves every file and byte of the deployment as it was. */
