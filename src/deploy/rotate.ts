@@ -50,6 +50,8 @@ export interface RotationReport {
   files: string[];
   /** The peers whose configs changed (restart them first after a rotate). */
   peers: string[];
+  /** The process that runs the party (a SAM's: `provider-<p>`), restarted after its peers. */
+  process: string;
 }
 
 /** The rotated party: its key file and the fields of its identity and of the one it replaced. */
@@ -79,6 +81,8 @@ function partyOf(role: string): Party {
     previous: migration ? 'previousMigration' : 'previousNormal',
   };
 }
+
+const processOf = (p: Party): string => (p.provider ? `provider-${p.provider}` : p.role);
 
 interface Loaded {
   dir: string;
@@ -239,7 +243,7 @@ export function rotateIdentity(dir: string, role: string, opts: { rng: Rng; now:
   }
   const keys = { ...d.keys, [current]: next, [previous]: { ...oldId, replacedAt } };
   const files = save(d, changed, keys);
-  return { role, signPublic: next.signPublic, oldSignPublic: old, files, peers: changed.map((c) => c.id) };
+  return { role, signPublic: next.signPublic, oldSignPublic: old, files, peers: changed.map((c) => c.id), process: processOf(d.party) };
 }
 
 /** `keygen retire`: the old public key out of every peer's config and trust.json, the old secret out of the key file. */
@@ -260,5 +264,5 @@ export function retireIdentity(dir: string, role: string): RotationReport {
   if (entry) delete entry.previous;
   const { [previous]: _retired, ...keys } = d.keys;
   const files = save(d, changed, keys);
-  return { role, signPublic: now.signPublic, oldSignPublic: old, files, peers: changed.map((c) => c.id) };
+  return { role, signPublic: now.signPublic, oldSignPublic: old, files, peers: changed.map((c) => c.id), process: processOf(d.party) };
 }

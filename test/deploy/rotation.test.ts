@@ -154,6 +154,7 @@ test('rotate migration-sam/<p>: the server dials either key, the admin SAM takes
     const old = before.migration;
     const r = rotateIdentity(dir, 'migration-sam/emoney', { rng, now: NOW });
     assert.equal(r.peers, ['admin-sam', 'server']);
+    assert.is(r.process, 'provider-emoney', "the SAM's process, restarted after its peers");
     const after = read(dir, keyFile);
     assert.equal(after.previousMigration, { ...old, replacedAt: NOW.toISOString() });
     assert.equal(after.migration.signPublic, r.signPublic);
