@@ -17,7 +17,8 @@ import type { Grant } from '../transport/messages.ts';
 import type { TurnContext } from './runtime.ts';
 
 export interface MigrationSamKeys {
-  signPublic: Uint8Array;
+  /** Its receipts' key, or its keys during its rotation window (either signs). */
+  signPublic: Uint8Array | readonly Uint8Array[];
   boxPublic: Uint8Array;
 }
 

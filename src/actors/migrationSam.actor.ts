@@ -25,8 +25,8 @@ export interface MigrationSamOptions {
   provider: string;
   identity: Identity;
   adminSamSignPublic: Uint8Array | readonly Uint8Array[];
-  /** Our own normal SAM's X25519 key: main keys come sealed under the key we share with it (pairBox.ts). */
-  normalSamBoxPublic: Uint8Array;
+  /** Our own normal SAM's X25519 key (new, old in its rotation window): main keys come sealed under the key we share with it (pairBox.ts). */
+  normalSamBoxPublic: Uint8Array | readonly Uint8Array[];
   /** Trusted servers by Ed25519 public key (base64url), each with its rights. */
   servers: Record<string, Right[]>;
   /** Which trusted server each server link belongs to (filled from the channel handshake). */

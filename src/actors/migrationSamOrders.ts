@@ -3,7 +3,16 @@
  * (src/crypto/issueOrder.ts) stand for the upload a migration would have
  * made. An order is used once: its id is kept until it expires.
  */
-import { CryptoError, decodeIssueOrder, openIssueOrder, verifyIssueOrder, type GrantBinding, type Identity, type IssueOrderBody } from '../crypto/index.ts';
+import {
+  CryptoError,
+  decodeIssueOrder,
+  openIssueOrder,
+  ownSignKeys,
+  verifyIssueOrder,
+  type GrantBinding,
+  type Identity,
+  type IssueOrderBody,
+} from '../crypto/index.ts';
 import { ProtocolError } from '../protocol/errors.ts';
 import { MigrationSamRecords, type HeldItem } from '../store/migrationSam.store.ts';
 import type { TurnContext } from './runtime.ts';
@@ -14,7 +23,7 @@ export const SPENT_ORDERS_PRUNED_PER_USE = 16;
 
 /** What placing an order reads of the migration SAM. */
 export interface OrderDesk {
-  /** The SAM's own identity: it signs its provider's orders, and their items are sealed to it. */
+  /** The SAM's own identity: it signs its provider's orders, and their items are sealed to it (its previous one's too, in a rotation window). */
   identity: Identity;
   provider: string;
   records: MigrationSamRecords;
@@ -31,7 +40,7 @@ export function placeOrder(turn: TurnContext, key: string, token: string, bindin
   let order: IssueOrderBody;
   let item: Uint8Array;
   try {
-    order = verifyIssueOrder(decodeIssueOrder(token), sam.identity.signPublic);
+    order = verifyIssueOrder(decodeIssueOrder(token), ownSignKeys(sam.identity));
     item = openIssueOrder(order, sam.identity);
     decodeValue(item);
   } catch (e) {

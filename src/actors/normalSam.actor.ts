@@ -18,6 +18,7 @@ import {
   decodeVoucher,
   deriveMainKey,
   fromB64,
+  ownSignKeys,
   sealForPair,
   toB64,
   verifyVoucher,
@@ -188,7 +189,7 @@ export class NormalSamRuntime extends PartyRuntime {
     if (!rights.includes('spend') && !rights.includes('charge')) throw new ProtocolError('NOT_AUTHORISED', `${peer} is not enrolled by ${this.opts.provider}`);
     let v: VoucherBody;
     try {
-      v = verifyVoucher(decodeVoucher(token), this.opts.identity.signPublic);
+      v = verifyVoucher(decodeVoucher(token), ownSignKeys(this.opts.identity));
     } catch (e) {
       throw new ProtocolError('VOUCHER_REFUSED', e instanceof CryptoError ? e.message : 'the voucher does not verify');
     }

@@ -131,7 +131,7 @@ function addRotationCommands(keygen: Command, out: Out): void {
       const r = rotateIdentity(resolve(o.dir), o.role, { rng: systemRng, now: new Date(systemClock.now()) });
       out(`${r.role}: new identity, sign ${r.signPublic}; the old key (sign ${r.oldSignPublic}) is trusted beside it until retired`);
       out(`written: ${r.files.join(', ')}`);
-      out(`restart ${r.peers.length ? `its peers first (${r.peers.join(', ')}), then ` : ''}${r.role}`);
+      out(`restart ${r.peers.length ? `its peers first (${r.peers.join(', ')}), then ` : ''}${r.process}`);
       out(`once the migrations in flight have ended: valmove keygen retire --dir ${o.dir} --role ${r.role}`);
     });
   keygen
@@ -144,6 +144,7 @@ function addRotationCommands(keygen: Command, out: Out): void {
       out(`${r.role}: old key (sign ${r.oldSignPublic}) retired; sign ${r.signPublic} is its only key`);
       out(`written: ${r.files.join(', ')}`);
       if (r.peers.length) out(`restart its peers (${r.peers.join(', ')}): from then they refuse the old key`);
+      if (r.process !== r.role) out(`then restart ${r.process}: it no longer opens nor accepts what was sealed or signed to the old key`);
     });
 }
 

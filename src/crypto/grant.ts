@@ -16,7 +16,7 @@ import { openSealed, sealTo } from './box.ts';
 import { CryptoError } from './errors.ts';
 import { Lru } from './lru.ts';
 import { requireKey } from './keys.ts';
-import { keysOf, sign, verifySignature, type Identity } from './identity.ts';
+import { keysOf, sign, verifySignature, withPrevious, type Identity } from './identity.ts';
 import type { Rng } from './random.ts';
 import { Secret } from './secret.ts';
 import type { Grant, Receipt } from '../protocol/grant.ts';
@@ -169,12 +169,12 @@ export function verifyGrant(
   return b;
 }
 
-/** Decrypts the temp key; it does not check the signature (verifyGrant does). */
+/** Decrypts the temp key (sealed to the recipient's key, or to its previous one in a rotation window); it does not check the signature (verifyGrant does). */
 export function openGrant(grant: Grant, recipient: Identity): Secret {
   try {
     const b = bindingOf(grant, 'GRANT_INVALID');
     if (!isB64(grant.ephPub) || !isB64(grant.sealed)) throw new CryptoError('GRANT_INVALID', 'malformed');
-    const key = openSealed(recipient, grant.ephPub, grant.sealed, GRANT_INFO, grantBindingBytes(b));
+    const key = withPrevious(recipient, (id) => openSealed(id, grant.ephPub, grant.sealed, GRANT_INFO, grantBindingBytes(b)));
     const secret = Secret.of(key);
     key.fill(0);
     requireKey(secret, 'a granted temp key');

@@ -11,6 +11,12 @@ export interface Identity {
   signSecret: Secret;
   boxPublic: Bytes;
   boxSecret: Secret;
+  /**
+   * The identity a rotation replaced, during its window (docs/deploying.md, "Rotating an identity key"): never
+   * presented nor used to sign; what was sealed to it or signed by it before the rotation still opens and verifies
+   * (`withPrevious`, `ownSignKeys`). Gone once the old key is retired.
+   */
+  previous?: Identity;
 }
 
 export interface ExportedIdentity {
@@ -87,3 +93,25 @@ export function verifySignature(pub: Bytes, msg: Bytes, sig: Bytes, crypto: Cryp
 
 /** A party's trusted public key, or its keys during a rotation window (docs/deploying.md): always as a list. */
 export const keysOf = (k: Bytes | readonly Bytes[]): readonly Bytes[] => (k instanceof Uint8Array ? [k] : k);
+
+/** The keys a party accepts as its own signature: its own, and its previous one during a rotation window. */
+export const ownSignKeys = (id: Identity): readonly Bytes[] => (id.previous ? [id.signPublic, id.previous.signPublic] : [id.signPublic]);
+/** A party's X25519 keys: its own, then its previous one during a rotation window. */
+export const ownBoxKeys = (id: Identity): readonly Bytes[] => (id.previous ? [id.boxPublic, id.previous.boxPublic] : [id.boxPublic]);
+
+/**
+ * `open` with the party's identity, then, if that throws, with its previous one (a rotation window): what was sealed
+ * to the old key before the rotation still opens. The current identity's error is the one thrown.
+ */
+export function withPrevious<T>(id: Identity, open: (id: Identity) => T): T {
+  try {
+    return open(id);
+  } catch (e) {
+    if (!id.previous) throw e;
+    try {
+      return open(id.previous);
+    } catch {
+      throw e;
+    }
+  }
+}

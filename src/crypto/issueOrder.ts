@@ -14,7 +14,7 @@
 import { encodeFields, toB64, type Bytes } from './bytes.ts';
 import { openSealed, sealTo } from './box.ts';
 import { CryptoError } from './errors.ts';
-import { sign, type Identity } from './identity.ts';
+import { sign, withPrevious, type Identity } from './identity.ts';
 import { decodeToken, encodeToken, verifyToken, type TokenKind } from './signedToken.ts';
 import type { Rng } from './random.ts';
 
@@ -111,12 +111,12 @@ export function decodeIssueOrder(token: string): IssueOrder {
   return decodeToken(ORDER, token);
 }
 
-/** Checks the migration SAM's signature; returns the body. Throws CryptoError('AUTH_FAILED'). */
-export function verifyIssueOrder(o: IssueOrder, msamSignPublic: Bytes): IssueOrderBody {
+/** Checks the migration SAM's signature (any of its keys: `ownSignKeys` in a rotation window); returns the body. Throws CryptoError('AUTH_FAILED'). */
+export function verifyIssueOrder(o: IssueOrder, msamSignPublic: Bytes | readonly Bytes[]): IssueOrderBody {
   return verifyToken(ORDER, o, msamSignPublic, "the issue order is not signed by this provider's migration SAM");
 }
 
-/** The migration SAM opens the item of an order it verified. Throws CryptoError('AUTH_FAILED'). */
+/** The migration SAM opens the item of an order it verified (sealed to its previous key: a rotation window). Throws CryptoError('AUTH_FAILED'). */
 export function openIssueOrder(b: IssueOrderBody, msam: Identity): Bytes {
-  return openSealed(msam, b.ephPub, b.sealed, ISSUE_ORDER_SEAL_INFO, sealAad(b));
+  return withPrevious(msam, (id) => openSealed(id, b.ephPub, b.sealed, ISSUE_ORDER_SEAL_INFO, sealAad(b)));
 }

@@ -22,7 +22,7 @@ import { sha256 } from '@noble/hashes/sha2.js';
 import { currentBackend } from './backend.ts';
 import { concatBytes, fromB64, toB64, utf8, type Bytes } from './bytes.ts';
 import { CryptoError } from './errors.ts';
-import type { Identity } from './identity.ts';
+import { keysOf, type Identity } from './identity.ts';
 import { Lru } from './lru.ts';
 import type { Rng } from './random.ts';
 import { countCrypto } from '../metrics/counters.ts';
@@ -76,8 +76,27 @@ export function sealForPair(mine: Identity, theirBoxPublic: Bytes, plaintext: By
   return { nonce: toB64(nonce), sealed: toB64(xchacha20poly1305(key, nonce, aad).encrypt(plaintext)) };
 }
 
-/** Opens a box the party whose X25519 public key is `theirBoxPublic` sealed for us. */
-export function openFromPair(mine: Identity, theirBoxPublic: Bytes, box: PairBox, info: string, aad: Bytes): Bytes {
+/**
+ * Opens a box the party whose X25519 public key is `theirBoxPublic` sealed for us. In a rotation window of either
+ * party, a box sealed before it (an outbox's, persisted) opens under the old pair key: `theirBoxPublic` lists the
+ * peer's keys (new first), and our previous identity is tried after ours.
+ */
+export function openFromPair(mine: Identity, theirBoxPublic: Bytes | readonly Bytes[], box: PairBox, info: string, aad: Bytes): Bytes {
+  const mines = mine.previous ? [mine, mine.previous] : [mine];
+  let first: unknown;
+  for (const id of mines) {
+    for (const theirs of keysOf(theirBoxPublic)) {
+      try {
+        return openPairBox(id, theirs, box, info, aad);
+      } catch (e) {
+        first ??= e;
+      }
+    }
+  }
+  throw first;
+}
+
+function openPairBox(mine: Identity, theirBoxPublic: Bytes, box: PairBox, info: string, aad: Bytes): Bytes {
   const key = pairKey(mine, theirBoxPublic, info);
   try {
     const nonce = fromB64(box.nonce);

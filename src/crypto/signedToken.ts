@@ -6,7 +6,7 @@
  */
 import { fromB64, toB64, utf8, type Bytes } from './bytes.ts';
 import { CryptoError } from './errors.ts';
-import { verifySignature } from './identity.ts';
+import { keysOf, verifySignature } from './identity.ts';
 
 export interface TokenKind<B> {
   prefix: string;
@@ -41,12 +41,12 @@ export function decodeToken<B>(kind: TokenKind<B>, token: string): B & { sig: st
   return { ...body, sig: parts[2]! };
 }
 
-/** Checks the signature under `signerPublic`; returns the body. Throws CryptoError('AUTH_FAILED', `refusal`). */
-export function verifyToken<B>(kind: TokenKind<B>, t: B & { sig: string }, signerPublic: Bytes, refusal: string): B {
+/** Checks the signature under `signerPublic` (any of its keys: a rotation window); returns the body. Throws CryptoError('AUTH_FAILED', `refusal`). */
+export function verifyToken<B>(kind: TokenKind<B>, t: B & { sig: string }, signerPublic: Bytes | readonly Bytes[], refusal: string): B {
   const b = kind.bodyOf(t);
   let ok = false;
   try {
-    ok = b !== undefined && verifySignature(signerPublic, kind.bytesOf(b), fromB64(t.sig));
+    ok = b !== undefined && keysOf(signerPublic).some((k) => verifySignature(k, kind.bytesOf(b), fromB64(t.sig)));
   } catch {
     ok = false;
   }

@@ -89,7 +89,7 @@ export function decodeVoucher(token: string): Voucher {
   return decodeToken(VOUCHER, token);
 }
 
-/** Checks the provider's signature; returns the body. Throws CryptoError('AUTH_FAILED'). */
-export function verifyVoucher(v: Voucher, signerPublic: Bytes): VoucherBody {
+/** Checks the provider's signature (any of its keys: `ownSignKeys` in a rotation window); returns the body. Throws CryptoError('AUTH_FAILED'). */
+export function verifyVoucher(v: Voucher, signerPublic: Bytes | readonly Bytes[]): VoucherBody {
   return verifyToken(VOUCHER, v, signerPublic, 'the voucher is not signed by this provider');
 }

@@ -58,6 +58,12 @@ const common = {
 };
 
 const peer = z.strictObject({ url, signPublic: peerKeys });
+/**
+ * A migration SAM as the admin SAM knows it: the key(s) its receipts are signed with (both during its rotation
+ * window) and the one X25519 key grants are sealed to (the old one until the old key is retired: the SAM opens it
+ * before and after its restart on the new key).
+ */
+const migrationSamKeys = z.strictObject({ signPublic: peerKeys, boxPublic: b64key });
 const terminalName = z.string().regex(/^terminal\/[A-Za-z0-9._-]{1,64}$/, 'terminal/<name>');
 const readerRight = z.enum(['spend', 'charge']);
 
@@ -70,7 +76,7 @@ export const serverConfigSchema = z.strictObject({
       embedded: z.literal(true),
       dataDir: z.string().min(1),
       keyFile: z.string().min(1),
-      migrationSams: z.record(z.string(), z.strictObject({ signPublic: b64key, boxPublic: b64key })),
+      migrationSams: z.record(z.string(), migrationSamKeys),
     }),
   ]),
   migrationSams: z.record(name, peer),
@@ -96,7 +102,7 @@ export const adminSamConfigSchema = z.strictObject({
   role: z.literal('admin-sam'),
   ...common,
   trustedServers: z.array(b64key).min(1),
-  migrationSams: z.record(z.string().regex(/^migration-sam\/[A-Za-z0-9._-]+$/), z.strictObject({ signPublic: b64key, boxPublic: b64key })),
+  migrationSams: z.record(z.string().regex(/^migration-sam\/[A-Za-z0-9._-]+$/), migrationSamKeys),
 });
 
 export const providerConfigSchema = z.strictObject({

@@ -22,7 +22,16 @@ const previousIdentity = z.strictObject({ ...identity.shape, replacedAt: z.iso.d
 const keyFileSchema = z.discriminatedUnion('kind', [
   z.strictObject({ kind: z.literal('server'), identity, previousIdentity, operatorToken }),
   z.strictObject({ kind: z.literal('admin-sam'), identity, previousIdentity, issuerMaster: b64, operatorToken }),
-  z.strictObject({ kind: z.literal('provider'), normal: identity, migration: identity, providerMaster: b64, operatorToken }),
+  z.strictObject({
+    kind: z.literal('provider'),
+    normal: identity,
+    migration: identity,
+    /** Each SAM's identity before `keygen rotate --role normal-sam/<p>` (`migration-sam/<p>`), until retired. */
+    previousNormal: previousIdentity,
+    previousMigration: previousIdentity,
+    providerMaster: b64,
+    operatorToken,
+  }),
   z.strictObject({ kind: z.literal('chip'), serial: z.string(), kChip: b64, identity, operatorToken }),
   z.strictObject({ kind: z.literal('terminal'), controlToken: b64, identity, operatorToken }),
 ]);
@@ -55,5 +64,13 @@ export function readAnyKeyFile(path: string): KeyFile {
 }
 
 /** `crypto`: the backend of the party whose identity it is (a chip's process derives its public keys with the chip's). */
-export const identityOf = (e: ExportedIdentity, crypto?: CryptoBackend): Identity => importIdentity(e, crypto);
+/**
+ * `crypto`: the backend of the party whose identity it is (a chip's process derives its public keys with the chip's).
+ * `previous`: the identity a rotation replaced (a SAM's, in its window): the runtime opens and verifies with it too.
+ */
+export function identityOf(e: ExportedIdentity, crypto?: CryptoBackend, previous?: ExportedIdentity): Identity {
+  const id = importIdentity(e, crypto);
+  if (previous) id.previous = importIdentity(previous, crypto);
+  return id;
+}
 export const secretOf = (b64value: string): Secret => Secret.of(fromB64(b64value));

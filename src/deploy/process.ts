@@ -20,7 +20,18 @@ import type { PartyRuntime, RuntimeDeps } from '../actors/runtime.ts';
 import { ServerRuntime } from '../actors/server.actor.ts';
 import { TerminalRuntime } from '../actors/terminal.actor.ts';
 import { systemClock } from '../clock.ts';
-import { backendForParty, backendForRole, fromB64, seededRng, systemRng, toB64, type Identity, type Rng, type TrustCheck } from '../crypto/index.ts';
+import {
+  backendForParty,
+  backendForRole,
+  fromB64,
+  ownBoxKeys,
+  seededRng,
+  systemRng,
+  toB64,
+  type Identity,
+  type Rng,
+  type TrustCheck,
+} from '../crypto/index.ts';
 import { crashHook, parseCrashAt, type CrashAt } from '../actors/crash.ts';
 import { FaultyLink, parseFaults, type FaultPolicy } from '../transport/faulty.link.ts';
 import { createLogger, type Logger, type LogLevel } from '../log.ts';
@@ -151,9 +162,7 @@ async function startServer(ctx: Context, cfg: ServerConfig): Promise<PartyRuntim
     // A demo convenience: the admin SAM inside the server's process (protocol.md §1: then §4.4 does not hold for it).
     const keys = readKeyFile(cfg.adminSam.keyFile, 'admin-sam');
     const adminIdentity = identityOf(keys.identity);
-    const migrationSams = Object.fromEntries(
-      Object.entries(cfg.adminSam.migrationSams).map(([k, v]) => [k, { signPublic: fromB64(v.signPublic), boxPublic: fromB64(v.boxPublic) }]),
-    );
+    const migrationSams = Object.fromEntries(Object.entries(cfg.adminSam.migrationSams).map(([k, v]) => [k, migrationSamKeysOf(v)]));
     const admin = new AdminSamRuntime(ctx.deps('admin-sam', cfg.adminSam.dataDir), {
       issuerMaster: secretOf(keys.issuerMaster),
       identity: adminIdentity,
@@ -173,12 +182,16 @@ async function startServer(ctx: Context, cfg: ServerConfig): Promise<PartyRuntim
   return runtimes;
 }
 
+/** A migration SAM's keys as a config gives them (its signing keys: two during its rotation window). */
+const migrationSamKeysOf = (v: { signPublic: string | string[]; boxPublic: string }) => ({
+  signPublic: keyList(v.signPublic).map(fromB64),
+  boxPublic: fromB64(v.boxPublic),
+});
+
 async function startAdminSam(ctx: Context, cfg: AdminSamConfig): Promise<PartyRuntime[]> {
   const keys = readKeyFile(cfg.keyFile, 'admin-sam');
   const identity = identityOf(keys.identity);
-  const migrationSams = Object.fromEntries(
-    Object.entries(cfg.migrationSams).map(([k, v]) => [k, { signPublic: fromB64(v.signPublic), boxPublic: fromB64(v.boxPublic) }]),
-  );
+  const migrationSams = Object.fromEntries(Object.entries(cfg.migrationSams).map(([k, v]) => [k, migrationSamKeysOf(v)]));
   const admin = new AdminSamRuntime(ctx.deps('admin-sam', cfg.dataDir), { issuerMaster: secretOf(keys.issuerMaster), identity, migrationSams });
   await admin.start();
   const trusted = new Set(cfg.trustedServers);
@@ -197,15 +210,16 @@ async function startAdminSam(ctx: Context, cfg: AdminSamConfig): Promise<PartyRu
 
 async function startProvider(ctx: Context, cfg: ProviderConfig): Promise<PartyRuntime[]> {
   const keys = readKeyFile(cfg.keyFile, 'provider');
-  const normalId = identityOf(keys.normal);
-  const migrationId = identityOf(keys.migration);
+  // During a SAM's rotation window its previous identity opens and verifies what was sealed or signed to it before.
+  const normalId = identityOf(keys.normal, undefined, keys.previousNormal);
+  const migrationId = identityOf(keys.migration, undefined, keys.previousMigration);
   const p = cfg.provider;
   const serverLinks = new Map<string, SecureResponderLink>();
   const msam = new MigrationSamRuntime(ctx.deps(`migration-sam/${p}`, `${cfg.dataDir}/migration-sam`), {
     provider: p,
     identity: migrationId,
     adminSamSignPublic: keyList(cfg.adminSamSignPublic).map(fromB64),
-    normalSamBoxPublic: normalId.boxPublic,
+    normalSamBoxPublic: ownBoxKeys(normalId),
     servers: cfg.servers,
     serverKeyOf: (peer) => serverLinks.get(peer)?.peerId,
   });

@@ -178,7 +178,7 @@ test('keygen rotate and retire: 0 done; 1 with no deployment, a party whose rota
     const before = snapshot(dir);
     const cases: Array<[string[], RegExp]> = [
       [['keygen', 'retire', '--dir', dir, '--role', 'admin-sam'], /admin-sam has no old key to retire/],
-      [['keygen', 'rotate', '--dir', dir, '--role', 'migration-sam/emoney'], /rotating the key of migration-sam\/emoney is not built/],
+      [['keygen', 'rotate', '--dir', dir, '--role', 'terminal/old'], /rotating the key of terminal\/old is not built/],
     ];
     for (const [args, reason] of cases) {
       const r = await valmoveHere(args);

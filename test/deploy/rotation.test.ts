@@ -12,9 +12,31 @@ import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { ChannelInitiator, ChannelResponder, generateIdentity, issueGrant, randomSecret, seededRng, verifyGrant, type Bytes } from '../../src/crypto/index.ts';
+import {
+  ChannelInitiator,
+  ChannelResponder,
+  createIssueOrder,
+  generateIdentity,
+  issueGrant,
+  issueVoucher,
+  openFromPair,
+  openGrant,
+  openIssueOrder,
+  ownBoxKeys,
+  ownSignKeys,
+  randomSecret,
+  sealForPair,
+  seededRng,
+  utf8,
+  verifyGrant,
+  verifyIssueOrder,
+  verifyVoucher,
+  type Bytes,
+  type Identity,
+} from '../../src/crypto/index.ts';
 import { loadConfig } from '../../src/deploy/config.ts';
 import { generateDeployment } from '../../src/deploy/keygen.ts';
+import { identityOf, readKeyFile } from '../../src/deploy/keyfiles.ts';
 import { startProcess, type RunningProcess } from '../../src/deploy/process.ts';
 import { retireIdentity, rotateIdentity } from '../../src/deploy/rotate.ts';
 import { codeOf } from '../crypto/helpers.ts';
@@ -125,15 +147,136 @@ test('an embedded admin SAM: its rotation reaches the providers (the server read
     allLoad(dir);
   }, true));
 
+test('rotate migration-sam/<p>: the server dials either key, the admin SAM takes receipts from either and seals to the old box key; the key file keeps the old identity; retire: the new keys only', () =>
+  withDeployment((dir) => {
+    const keyFile = 'keys/provider-emoney.key.json';
+    const before = read(dir, keyFile);
+    const old = before.migration;
+    const r = rotateIdentity(dir, 'migration-sam/emoney', { rng, now: NOW });
+    assert.equal(r.peers, ['admin-sam', 'server']);
+    assert.is(r.process, 'provider-emoney', "the SAM's process, restarted after its peers");
+    const after = read(dir, keyFile);
+    assert.equal(after.previousMigration, { ...old, replacedAt: NOW.toISOString() });
+    assert.equal(after.migration.signPublic, r.signPublic);
+    assert.equal(after.normal, before.normal, "the provider's other SAM keeps its key");
+    assert.equal(read(dir, 'config/server.json').migrationSams.emoney.signPublic, [old.signPublic, r.signPublic]);
+    assert.equal(read(dir, 'config/admin-sam.json').migrationSams['migration-sam/emoney'], {
+      signPublic: [old.signPublic, r.signPublic],
+      boxPublic: old.boxPublic,
+    });
+    assert.equal(
+      read(dir, 'config/admin-sam.json').migrationSams['migration-sam/transit'].signPublic,
+      read(dir, 'keys/provider-transit.key.json').migration.signPublic,
+    );
+    assert.equal(read(dir, 'trust.json').keys['migration-sam/emoney'].previous.signPublic, old.signPublic);
+    allLoad(dir);
+
+    retireIdentity(dir, 'migration-sam/emoney');
+    assert.equal(read(dir, keyFile).previousMigration, undefined);
+    assert.equal(read(dir, 'config/server.json').migrationSams.emoney.signPublic, r.signPublic);
+    assert.equal(read(dir, 'config/admin-sam.json').migrationSams['migration-sam/emoney'], { signPublic: r.signPublic, boxPublic: after.migration.boxPublic });
+    assert.equal(read(dir, 'trust.json').keys['migration-sam/emoney'].previous, undefined);
+    allLoad(dir);
+  }));
+
+test('rotate migration-sam/<p> with an embedded admin SAM: the server config holds both places', () =>
+  withDeployment((dir) => {
+    const old = read(dir, 'keys/provider-emoney.key.json').migration;
+    const r = rotateIdentity(dir, 'migration-sam/emoney', { rng, now: NOW });
+    assert.equal(r.peers, ['server']);
+    const server = read(dir, 'config/server.json');
+    assert.equal(server.migrationSams.emoney.signPublic, [old.signPublic, r.signPublic]);
+    assert.equal(server.adminSam.migrationSams['migration-sam/emoney'], { signPublic: [old.signPublic, r.signPublic], boxPublic: old.boxPublic });
+    allLoad(dir);
+  }, true));
+
+test('rotate normal-sam/<p>: every terminal dials either key; retire: the new only', () =>
+  withDeployment((dir) => {
+    const old = read(dir, 'keys/provider-transit.key.json').normal;
+    const r = rotateIdentity(dir, 'normal-sam/transit', { rng, now: NOW });
+    assert.equal(r.peers, ['terminal-new', 'terminal-old']);
+    assert.equal(read(dir, 'keys/provider-transit.key.json').previousNormal.signPublic, old.signPublic);
+    for (const t of ['new', 'old']) {
+      const cfg = read(dir, `config/terminal-${t}.json`);
+      assert.equal(cfg.normalSams.transit.signPublic, [old.signPublic, r.signPublic]);
+      assert.equal(typeof cfg.normalSams.emoney.signPublic, 'string', "another provider's normal SAM is untouched");
+    }
+    allLoad(dir);
+    refusedIn(dir, () => rotateIdentity(dir, 'normal-sam/transit', { rng, now: NOW }), /normal-sam\/transit is in a rotation window already/);
+    retireIdentity(dir, 'normal-sam/transit');
+    assert.equal(read(dir, 'config/terminal-old.json').normalSams.transit.signPublic, r.signPublic);
+    assert.equal(read(dir, 'keys/provider-transit.key.json').previousNormal, undefined);
+    allLoad(dir);
+  }));
+
+/** A provider's SAMs as its process starts them from its key file (process.ts): each with its previous identity in a window. */
+function providerSams(dir: string): { normal: Identity; migration: Identity } {
+  const keys = readKeyFile(join(dir, 'keys/provider-emoney.key.json'), 'provider');
+  return { normal: identityOf(keys.normal, undefined, keys.previousNormal), migration: identityOf(keys.migration, undefined, keys.previousMigration) };
+}
+
+test('a rotated SAM opens and verifies with its previous identity what was sealed or signed to the old one; once retired, refused', () =>
+  withDeployment((dir) => {
+    const before = providerSams(dir);
+    const binding = { mig: 'm1', item: 0, area: 'emoney', serial: 'DST', purpose: 'download' as const, provider: 'emoney', recipient: 'msam', expiresAt: 10 };
+    // Made before the rotation: a grant sealed to the migration SAM's box key, an issue order and a voucher signed by
+    // the SAMs, a main key sealed under the pair key of both.
+    const grant = issueGrant(binding, randomSecret(rng), before.migration.boxPublic, generateIdentity(rng), rng);
+    const order = createIssueOrder({ provider: 'emoney', serial: 'DST', area: 'gift', expiresAt: 10, item: utf8('item') }, before.migration, rng);
+    const voucher = issueVoucher({ provider: 'emoney', serial: 'DST', area: 'emoney', amount: 5, expiresAt: 10 }, before.normal, rng);
+    const box = sealForPair(before.normal, before.migration.boxPublic, utf8('main key'), 'info', utf8('aad'), rng);
+
+    rotateIdentity(dir, 'migration-sam/emoney', { rng, now: NOW });
+    rotateIdentity(dir, 'normal-sam/emoney', { rng, now: NOW });
+    const win = providerSams(dir);
+    assert.is.not(win.migration.signPublic, before.migration.signPublic);
+    assert.ok(openGrant(grant, win.migration), 'a grant sealed to the old box key');
+    assert.is(openIssueOrder(verifyIssueOrder(order, ownSignKeys(win.migration)), win.migration).length, 4, 'an old-key order');
+    assert.is(verifyVoucher(voucher, ownSignKeys(win.normal)).amount, 5, 'an old-key voucher');
+    assert.is(openFromPair(win.migration, ownBoxKeys(win.normal), box, 'info', utf8('aad')).length, 8, 'a main key under the old pair key');
+    const fresh = sealForPair(win.normal, win.migration.boxPublic, utf8('main key'), 'info', utf8('aad'), rng);
+    assert.is(openFromPair(win.migration, ownBoxKeys(win.normal), fresh, 'info', utf8('aad')).length, 8, 'and under the new one');
+
+    retireIdentity(dir, 'migration-sam/emoney');
+    retireIdentity(dir, 'normal-sam/emoney');
+    const after = providerSams(dir);
+    assert.is(after.migration.previous, undefined);
+    assert.is(
+      codeOf(() => openGrant(grant, after.migration)),
+      'GRANT_INVALID',
+    );
+    assert.is(
+      codeOf(() => verifyIssueOrder(order, ownSignKeys(after.migration))),
+      'AUTH_FAILED',
+    );
+    assert.is(
+      codeOf(() => openIssueOrder(order, after.migration)),
+      'SEAL_INVALID',
+    );
+    assert.is(
+      codeOf(() => verifyVoucher(voucher, ownSignKeys(after.normal))),
+      'AUTH_FAILED',
+    );
+    assert.is(
+      codeOf(() => openFromPair(after.migration, ownBoxKeys(after.normal), box, 'info', utf8('aad'))),
+      'SEAL_INVALID',
+    );
+  }));
+
+/** `fn` throws `reason` and leaves every file and byte of the deployment as it was. */
+function refusedIn(dir: string, fn: () => unknown, reason: RegExp): void {
+  const before = snapshot(dir);
+  assert.throws(fn, reason);
+  assert.equal(snapshot(dir), before, `${reason}: every file and byte as it was`);
+}
+
 test('refused, nothing changed: a second rotate, nothing to retire, a party whose rotation is not built, no deployment, a bad config, a peer that lost the new key', () =>
   withDeployment((dir) => {
-    const refused = (fn: () => unknown, reason: RegExp) => {
-      const before = snapshot(dir);
-      assert.throws(fn, reason);
-      assert.equal(snapshot(dir), before, `${reason}: every file and byte as it was`);
-    };
+    const refused = (fn: () => unknown, reason: RegExp) => refusedIn(dir, fn, reason);
     refused(() => retireIdentity(dir, 'server'), /server has no old key to retire/);
-    refused(() => rotateIdentity(dir, 'normal-sam/emoney', { rng, now: NOW }), /not built/);
+    refused(() => rotateIdentity(dir, 'terminal/old', { rng, now: NOW }), /not built/);
+    refused(() => retireIdentity(dir, 'migration-sam/emoney'), /migration-sam\/emoney has no old key to retire/);
+    refused(() => rotateIdentity(dir, 'normal-sam/nobody', { rng, now: NOW }), /holds no deployment with normal-sam\/nobody/);
     refused(() => rotateIdentity(join(dir, 'nowhere'), 'server', { rng, now: NOW }), /holds no deployment with server/);
     const provider = read(dir, 'config/provider-emoney.json');
     writeFileSync(join(dir, 'config/provider-emoney.json'), JSON.stringify({ ...provider, adminSamSignPublic: 'short' }));
