@@ -50,7 +50,7 @@ export interface RecoveryHost {
   provider: string;
   records: MigrationSamRecords;
   normalSamPeer: string;
-  normalSamBoxPublic: Uint8Array;
+  normalSamBoxPublic: Uint8Array | readonly Uint8Array[];
   rng: Rng;
 }
 

@@ -201,12 +201,20 @@ export interface LedgerHost {
 }
 
 /** Seals a value item for the provider's other SAM, bound to a chip and area. */
-export function sealItem(host: { identity: Identity; rng: Rng }, peerBoxPublic: Uint8Array, serial: string, area: string, v: ValueItem): PairBox {
-  return sealForPair(host.identity, peerBoxPublic, encodeValue(v), LEDGER_SEAL_INFO, aadOf(serial, area), host.rng);
+export function sealItem(
+  host: { identity: Identity; rng: Rng },
+  peerBoxPublic: Uint8Array | readonly Uint8Array[],
+  serial: string,
+  area: string,
+  v: ValueItem,
+): PairBox {
+  // A peer in a rotation window (deploying.md) is named by its keys, current first: the box is sealed to that one.
+  const to = peerBoxPublic instanceof Uint8Array ? peerBoxPublic : peerBoxPublic[0]!;
+  return sealForPair(host.identity, to, encodeValue(v), LEDGER_SEAL_INFO, aadOf(serial, area), host.rng);
 }
 
 /** Opens a value item the provider's other SAM sealed for this chip and area. */
-export function openItem(identity: Identity, peerBoxPublic: Uint8Array, serial: string, area: string, box: PairBox): ValueItem {
+export function openItem(identity: Identity, peerBoxPublic: Uint8Array | readonly Uint8Array[], serial: string, area: string, box: PairBox): ValueItem {
   return decodeValue(openFromPair(identity, peerBoxPublic, box, LEDGER_SEAL_INFO, aadOf(serial, area)));
 }
 
