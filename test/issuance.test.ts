@@ -9,10 +9,10 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { decodeIssueOrder, encodeIssueOrder, generateIdentity, createIssueOrder, systemRng } from '../src/crypto/index.ts';
-import type { RemoteError } from '../src/protocol/errors.ts';
 import { encodeValue, type ValueItem } from '../src/actors/value.ts';
 import { checkInvariants } from './helpers/invariants.ts';
 import { buildWorld, valueFor, type World } from './helpers/world.ts';
+import { refusal } from './helpers/refusal.ts';
 
 const t = suite("issuance: value created only by a provider's issue order");
 let world: World;
@@ -24,15 +24,6 @@ t.before(async () => {
 t.after(async () => {
   await world.cleanup();
 });
-
-async function refusal(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-  } catch (e) {
-    return `${(e as RemoteError).code}: ${(e as Error).message}`;
-  }
-  throw new Error('expected a refusal');
-}
 
 /** The chip's areas that exist (a wiped area is `absent`). */
 const areasOf = (w: World) =>

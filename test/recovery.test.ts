@@ -11,9 +11,9 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { NormalSamRuntime } from '../src/actors/normalSam.actor.ts';
 import { recoverable } from '../src/actors/normalSamLedger.ts';
-import type { RemoteError } from '../src/protocol/errors.ts';
 import { checkInvariants } from './helpers/invariants.ts';
 import { buildWorld, type World } from './helpers/world.ts';
+import { refusal } from './helpers/refusal.ts';
 
 const t = suite('recovery: a lost phone, its items re-issued from the providers’ ledgers');
 let world: World;
@@ -25,15 +25,6 @@ t.before(async () => {
 t.after(async () => {
   await world.cleanup();
 });
-
-async function refusal(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-  } catch (e) {
-    return `${(e as RemoteError).code}: ${(e as Error).message}`;
-  }
-  throw new Error('expected a refusal');
-}
 
 const normalSam = (p: string) => world.system.providers.get(p)!.normalSam as NormalSamRuntime;
 const areasOf = (serial: 'source' | 'destination') =>

@@ -213,37 +213,41 @@ function addUserCommands(program: Command, out: Out): void {
     .description("a one-time code for the user's lost-phone report (the second proof; shown once, the store keeps its hash)")
     .requiredOption('--config <file>', "the server's config")
     .requiredOption('--user <name>', 'user id')
-    .action(async (o: { config: string; user: string }) => {
-      const cfg = loadConfig(o.config, 'server') as ServerConfig;
-      const store = PartyStore.open(cfg.dataDir);
-      try {
-        const records = new ServerRecords(store);
-        if (!records.users.get(o.user)) throw new Error(`no user ${o.user} in the server's store at ${cfg.dataDir}`);
+    .action((o: { config: string; user: string }) =>
+      withUser(o, async (store, records) => {
         const code = await issueRecoveryCode(store, records, o.user, systemRng, systemClock.now());
         out(`recovery code for ${o.user} (valid 24 h, once per lost chip): ${code}`);
-      } finally {
-        await store.close();
-      }
-    });
+      }),
+    );
   user
     .command('unlock')
     .description("clear a user's failed logins and lockout (after too many wrong passwords)")
     .requiredOption('--config <file>', "the server's config")
     .requiredOption('--user <name>', 'user id')
-    .action(async (o: { config: string; user: string }) => {
-      const cfg = loadConfig(o.config, 'server') as ServerConfig;
-      const store = PartyStore.open(cfg.dataDir);
-      try {
-        const users = new ServerRecords(store).users;
-        const rec = users.get(o.user);
-        if (!rec) throw new Error(`no user ${o.user} in the server's store at ${cfg.dataDir}`);
-        await store.commit(() => users.put(o.user, { ...rec, failures: 0, lockedUntil: 0 }));
+    .action((o: { config: string; user: string }) =>
+      withUser(o, async (store, records, rec) => {
+        await store.commit(() => records.users.put(o.user, { ...rec, failures: 0, lockedUntil: 0 }));
         const until = rec.lockedUntil > systemClock.now() ? `, locked until ${new Date(rec.lockedUntil).toISOString()}` : '';
         out(`user ${o.user} unlocked (had ${rec.failures} failed login${rec.failures === 1 ? '' : 's'}${until})`);
-      } finally {
-        await store.close();
-      }
-    });
+      }),
+    );
+}
+
+/** An operator's command on one user in the server's store (the server may be running): refused when there is no such user. */
+async function withUser(
+  o: { config: string; user: string },
+  fn: (store: PartyStore, records: ServerRecords, rec: NonNullable<ReturnType<ServerRecords['users']['get']>>) => Promise<void>,
+): Promise<void> {
+  const cfg = loadConfig(o.config, 'server') as ServerConfig;
+  const store = PartyStore.open(cfg.dataDir);
+  try {
+    const records = new ServerRecords(store);
+    const rec = records.users.get(o.user);
+    if (!rec) throw new Error(`no user ${o.user} in the server's store at ${cfg.dataDir}`);
+    await fn(store, records, rec);
+  } finally {
+    await store.close();
+  }
 }
 
 /** `valmove terminal <command>`: what a user does on a running terminal process, through its control API. */
