@@ -244,9 +244,14 @@ class PathRun {
     this.noteProblem(this.conformance?.problem);
   }
 
-  /** The abstract safety model knows one migration moving every item of a full source to an empty destination. */
+  /**
+   * The abstract safety model knows one migration moving every item of a full source to an empty destination: not an
+   * issuance, nor a selective migration that leaves a provider behind (it moves part of the source; the simulator's
+   * selection invariant checks those, src/sim/selection.ts).
+   */
   private conformanceApplies(): boolean {
-    return this.world.areas === 'ok' && this.x.variant !== 'issuance' && this.x.variant !== 'named-destination-full';
+    const outside = ['issuance', 'named-destination-full', 'leave-behind'];
+    return this.world.areas === 'ok' && !outside.includes(this.x.variant ?? '');
   }
 
   /** Lets the path play out: what the user does runs on its own (an answer may never come). */

@@ -34,7 +34,7 @@ export async function runMigrationModel(stride: number, fullCoverage: boolean): 
   const conformed = outcomes.flatMap((o) => (o.conformance ? [o.conformance] : []));
   const sum = (f: (c: (typeof conformed)[number]) => number) => conformed.reduce((acc, c) => acc + f(c), 0);
   console.log(
-    `  conformance to the abstract safety model: ${conformed.length}/${indexes.length} paths checked (the others are not its world: issuance, partial or empty source, full destination), ` +
+    `  conformance to the abstract safety model: ${conformed.length}/${indexes.length} paths checked (the others are not its world: issuance, partial or empty source, a provider left behind, full destination), ` +
       `${sum((c) => c.observations)} projections, ${sum((c) => c.changes)} changes, at most ${Math.max(0, ...conformed.map((c) => c.stepsMax))} abstract steps per change`,
   );
   assert.equal(failures, []);
