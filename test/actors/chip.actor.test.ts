@@ -102,6 +102,8 @@ function commandFor(cmd: (typeof AREA_COMMANDS)[number], area: string, mig: stri
       return { op: 'restore', area, mig, step: 'X4' };
     case 'WIPE':
       return { op: 'wipe', area, mig, step: 'X5' };
+    case 'WIPE_REVOKED':
+      return { op: 'wipeRevoked', area, mig, step: 'X6' };
     case 'DOWNLOAD':
       return null; // a download session, below
   }
