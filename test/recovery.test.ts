@@ -14,6 +14,16 @@ import { recoverable } from '../src/actors/normalSamLedger.ts';
 import { checkInvariants } from './helpers/invariants.ts';
 import { buildWorld, type World } from './helpers/world.ts';
 import { refusal } from './helpers/refusal.ts';
+import { asServer, refusalOf } from './security/relay.ts';
+
+/** Waits (bounded) until `cond` holds; the system runs on the real clock, so this is liveness, not a timing check. */
+async function until(cond: () => boolean, what: string): Promise<void> {
+  for (let i = 0; i < 800; i++) {
+    if (cond()) return;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  assert.unreachable(`never: ${what}`);
+}
 
 const t = suite('recovery: a lost phone, its items re-issued from the providers’ ledgers');
 let world: World;
@@ -118,13 +128,50 @@ t('recovery: revoked everywhere, each item re-issued from the ledger, the old ph
   for (const [p, prov] of world.system.providers) assert.equal(prov.migrationSam.held(), [], `${p}'s migration SAM holds nothing`);
 });
 
-t('the lost phone, found again, can neither pay nor move its items out: refused before anything is locked', async () => {
+t('a rogue server cannot wipe spendable areas: no revocation, or one for another chip, is refused (NOT_REVOKED)', async () => {
+  const before = areasOf('destination');
+  assert.ok(before.length > 0 && before.every((a) => a.endsWith(':mainActive')));
+  const lost = world.system.server.recovery.lostWipe(world.source.serial)!;
+  assert.is(lost.revocations.length, lost.items.length, 'one revocation per revoked area');
+  const seat = asServer(world, 'admin-sam');
+  try {
+    const items = lost.items; // the same areas, the same providers: only the chip differs
+    const forged = lost.revocations.map((r) => `${r.slice(0, -4)}AAAA`);
+    const asks = [
+      { serial: world.destination.serial, revocations: lost.revocations, why: 'revocations of another chip' },
+      { serial: world.source.serial, revocations: forged, why: 'revocations with a forged signature' },
+    ];
+    for (const [n, ask] of asks.entries()) {
+      const id = seat.send(
+        'admin.wipe-lost',
+        { session: `rogue-${n}`, serial: ask.serial, items, revocations: ask.revocations },
+        { mig: 'lost-x', step: 'rollback' },
+      );
+      const r = refusalOf(await seat.answerTo(id));
+      assert.is(r.code, 'NOT_REVOKED', ask.why);
+    }
+    const noMig = seat.send('admin.wipe-lost', { session: 'rogue-9', serial: world.destination.serial, items, revocations: ['rv1.e30.x'] });
+    assert.is(refusalOf(await seat.answerTo(noMig)).code, 'NOT_REVOKED', 'checked whatever the headers');
+  } finally {
+    await seat.giveBack();
+  }
+  assert.equal(areasOf('destination'), before, 'nothing wiped');
+});
+
+t('the lost phone, found again: refused to pay or move out, and its revoked areas are wiped when it connects', async () => {
   const before = areasOf('source');
+  assert.ok(before.length > 0 && before.every((a) => a.endsWith(':mainActive')), 'revoked, yet still mainActive on the chip');
   for (const p of world.providers) assert.match(await refusal(world.oldPhone.normalUse(p, 'balance', p)), /^AREA_REVOKED: chip SRC-1 was reported lost/);
   const out = await world.oldPhone.migrateOut({});
   assert.is(out.outcome, 'refused', out.reason);
   assert.match(out.reason ?? '', /AREA_REVOKED/);
-  assert.equal(areasOf('source'), before, 'nothing locked');
+  // Its chip identified at S1: the server took its phone's channel and the admin SAM wiped the revoked areas.
+  const onDisk = () => [...world.source.memory.areas.getRange()].map((e) => `${e.value.area}:${e.value.state}`);
+  await until(() => onDisk().every((a) => a.endsWith(':absent')), 'the lost chip is wiped');
+  assert.equal(onDisk().length, before.length, "every revoked area, read from the chip's LMDB store, is absent");
+  await until(() => world.system.server.lostWipeState(world.source.serial) === 'wiped', "the wipe ends, its phone's channel released");
+  // Wiped: the chip itself has nothing left to spend.
+  for (const p of world.providers) assert.match(await refusal(world.oldPhone.normalUse(p, 'pay', p, 1)), /^AREA_ABSENT: area .* does not exist on this chip/);
   assert.is(world.system.providers.get(world.providers[0]!)!.migrationSam.recoveries.db.get(world.source.serial)?.to, world.destination.serial);
 });
 

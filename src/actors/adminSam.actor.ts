@@ -14,8 +14,7 @@
  * Every admin session runs one path (onAdminRequest, then the session's
  * frames and its answer), driven by the admin operation table
  * (src/protocol/adminOps.ts); the few things an operation does besides
- * (`opHooks`) are next to that path. The temp keys' records: adminTempKeys.ts;
- * the decision records: adminDecisions.ts.
+ * (`opHooks`) are next to that path; temp keys, decisions, a lost chip's wipe: admin{TempKeys,Decisions,LostWipe}.ts.
  */
 import { deriveChipKey, fromB64, keyCheckValue, sameKcv, toB64, type Identity, type Secret } from '../crypto/index.ts';
 import {
@@ -35,6 +34,7 @@ import { decodeChipFrame, type ChipCommand, type ChipReply } from '../transport/
 import type { AnyEnvelope, Envelope } from '../transport/envelope.ts';
 import type { BodyOf } from '../transport/messages.ts';
 import { DECISION, Decisions } from './adminDecisions.ts';
+import { admitLostWipe } from './adminLostWipe.ts';
 import { TempKeys, type MigrationSamKeys } from './adminTempKeys.ts';
 import { PartyRuntime, type MachineKind, type RuntimeDeps, type TurnContext } from './runtime.ts';
 import { SamSessions } from './samSession.ts';
@@ -164,6 +164,7 @@ export class AdminSamRuntime extends PartyRuntime {
    */
   private onAdminRequest(turn: TurnContext, op: AdminOpEntry, env: AdminRequest): void {
     const body: AdminRequestBody = env.body;
+    admitLostWipe(env, this.opts.migrationSams); // a wipe of mainActive areas, only under their providers' revocations
     // An operation the decision record gates names its migration; an identify may (a registration's has none).
     const mig = op.gate === null ? (env.mig ?? null) : this.requireMig(env);
     const hooks = this.opHooks[op.op];

@@ -62,7 +62,7 @@ export function areaInspection(id: string, state: AreaState, by?: { op: string; 
 export type AreaMoved = (turn: TurnContext, rec: AreaRecord) => void;
 
 /** An admin command on one area. */
-type AreaCommandOf = Extract<ChipCommand, { op: 'format' | 'lock' | 'activate' | 'restore' | 'wipe' }>;
+type AreaCommandOf = Extract<ChipCommand, { op: 'format' | 'lock' | 'activate' | 'restore' | 'wipe' | 'wipeRevoked' }>;
 
 /** The chip's refusal of a command: an answer in its session like any other. */
 export function refusal(code: ErrorCode, message: string): ChipReply {
@@ -106,6 +106,7 @@ export class ChipAreas {
       case 'activate':
       case 'restore':
       case 'wipe':
+      case 'wipeRevoked':
         return this.batch(turn, [cmd], false);
       case 'batch':
         return this.batch(turn, cmd.cmds, true);
@@ -190,10 +191,13 @@ export class ChipAreas {
     }
     // A rollback restores every item area of the migration, and wipes every destination area it formatted;
     // an area the migration never reached (locked or formatted) is already as the rollback wants it.
-    if ((cmd.op === 'restore' && rec.state === 'mainActive' && rec.holder === null) || (cmd.op === 'wipe' && rec.state === 'absent')) {
+    if (
+      (cmd.op === 'restore' && rec.state === 'mainActive' && rec.holder === null) ||
+      ((cmd.op === 'wipe' || cmd.op === 'wipeRevoked') && rec.state === 'absent')
+    ) {
       return { reply: cmd.op === 'restore' ? { ok: true, kcv: this.kcv(rec.mainKey!, rec.area) } : { ok: true } };
     }
-    const event = cmd.op.toUpperCase() as AreaCommand;
+    const event = (cmd.op === 'wipeRevoked' ? 'WIPE_REVOKED' : cmd.op.toUpperCase()) as AreaCommand;
     const state = areaTransition(rec.state, event);
     if (state === null) {
       return { reply: refusal(rec.state === 'absent' ? 'AREA_ABSENT' : 'AREA_STATE', `area ${rec.area} is ${rec.state}; ${event} is not allowed there`) };
@@ -225,6 +229,7 @@ export class ChipAreas {
         next = { ...rec, state, tempKey: null, holder: null, last: last(reply) };
         break;
       case 'wipe':
+      case 'wipeRevoked':
         reply = { ok: true };
         next = { ...rec, state, data: null, mainKey: null, tempKey: null, holder: null, last: last(reply) };
         break;

@@ -15,7 +15,7 @@
  * one for the same value replaces it.
  */
 import type { Database } from 'lmdb';
-import { createIssueOrder, encodeIssueOrder, type GrantBinding, type Identity, type Rng } from '../crypto/index.ts';
+import { createIssueOrder, encodeIssueOrder, signRevocation, type GrantBinding, type Identity, type Rng } from '../crypto/index.ts';
 import { ProtocolError } from '../protocol/errors.ts';
 import type { HeldItem, MigrationSamRecords } from '../store/migrationSam.store.ts';
 import type { BodyOf } from '../transport/messages.ts';
@@ -102,7 +102,9 @@ export class MigrationSamRecoveries {
     }
     turn.write(() => this.db.put(rec.lost, { ...rec, orders }));
     const areas = Object.keys(orders);
-    turn.send(rec.server, 'msam.recovered', { areas, orders: areas.map((a) => orders[a]!.token) }, { corr: rec.request });
+    // Each revoked area's revocation: the one authority under which the admin SAM wipes it on the lost chip, if it comes back.
+    const revocations = areas.map((area) => signRevocation({ provider: this.host.provider, serial: rec.lost, area, to: rec.to }, this.host.identity));
+    turn.send(rec.server, 'msam.recovered', { areas, orders: areas.map((a) => orders[a]!.token), revocations }, { corr: rec.request });
   }
 
   /** The normal SAM refused (the chip was revoked for another new chip): the server hears why. */

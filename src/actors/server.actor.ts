@@ -29,7 +29,7 @@ import { MIGRATION, migrationIntent, REGISTRATION, registrationIntent, type Serv
 import { LoginDesk } from './serverLogins.ts';
 import { MigrationDesk } from './serverMigrations.ts';
 import { MigrationMeter } from './serverMeter.ts';
-import { BACKUP, BackupDesk } from './serverBackups.ts';
+import { BACKUP, BackupDesk, backupStateOf, LOST_WIPE } from './serverBackups.ts';
 import { issueRecoveryCode, RecoveryDesk } from './serverRecovery.ts';
 import { ServerReceipts } from './serverReceipts.ts';
 import { ServerRoutes } from './serverRoutes.ts';
@@ -109,6 +109,7 @@ export class ServerRuntime extends PartyRuntime {
       liveBackupKeys: () => this.actorKeys('backup'),
       runLocal: (fn) => this.runLocal(fn),
       sourceTerminalOf: (mig) => this.records.migrations.get(mig)?.sourceTerminal,
+      lostWipeOf: (serial) => this.recovery.lostWipe(serial),
     });
     const loginView = {
       id: this.id,
@@ -181,6 +182,12 @@ export class ServerRuntime extends PartyRuntime {
   async createUser(user: string, password: string): Promise<void> {
     const record = newUserRecord(user, password, this.rng, this.options.scrypt ?? SCRYPT_DEFAULTS);
     await this.store.commit(() => this.records.users.put(user, record));
+  }
+
+  /** Where a found-again lost chip's wipe is (as a backup's end: waitingForSource, wiping, wiped), if it was asked. */
+  lostWipeState(serial: string): ReturnType<typeof backupStateOf> | undefined {
+    const value = this.actorOf(BACKUP + LOST_WIPE + serial)?.getSnapshot().value;
+    return value === undefined ? undefined : backupStateOf(value);
   }
 
   /** Operator: a one-time recovery code for a user's lost phone report (serverRecovery.ts); shown once, kept as a hash. */

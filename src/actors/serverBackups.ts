@@ -9,7 +9,7 @@
  */
 import type { Actor, AnyStateMachine } from 'xstate';
 import type { BackupContext, BackupEvent, BackupIntent } from '../machines/backup.machine.ts';
-import type { MigrationContext } from '../machines/migration.machine.ts';
+import type { MigrationContext, MigrationItem } from '../machines/migration.machine.ts';
 import { adminStepOf } from '../protocol/adminOps.ts';
 import { ProtocolError } from '../protocol/errors.ts';
 import type { AnyEnvelope } from '../transport/envelope.ts';
@@ -19,6 +19,11 @@ import { ADMIN_SAM_PEER } from './serverIntents.ts';
 
 /** The keys of the server's backup actors: one per committed migration with a source. */
 export const BACKUP = 'backup:';
+/**
+ * A found-again lost chip's wipe runs as a backup's end, named `lost-<serial>`: the same channel on its
+ * phone, the same relayed admin session, but `admin.wipe-lost`, under its providers' revocations.
+ */
+export const LOST_WIPE = 'lost-';
 /** A backup's admin sessions are named `bk-<mig>:<n>`: the server routes their frames by this prefix. */
 export const BACKUP_SESSION = 'bk-';
 
@@ -35,6 +40,8 @@ export interface BackupDeskView {
   runLocal(fn: (turn: TurnContext) => void): Promise<void>;
   /** The terminal that started the migration from its source chip (the server's migration index). */
   sourceTerminalOf(mig: string): string | undefined;
+  /** A lost chip's revoked areas and their providers' revocations, if the chip was reported lost (serverRecovery.ts). */
+  lostWipeOf(serial: string): { user: string; items: MigrationItem[]; revocations: string[] } | undefined;
 }
 
 /** Where a backup is, as `backup.state` and `valmove status` say it. */
@@ -64,6 +71,21 @@ export class BackupDesk {
       online: this.view.hasLink(terminal),
       timing: this.view.timing,
     });
+  }
+
+  /**
+   * A chip identified in an admin session (a registration, a migration's S1 or S9) through `terminal`: if it
+   * was reported lost and its areas revoked, its phone's channel is taken and its revoked areas are wiped,
+   * now. Once: a chip whose wipe was asked already is not asked again.
+   */
+  lostChipIdentified(turn: TurnContext, serial: string, terminal: string | undefined): void {
+    const lost = this.view.lostWipeOf(serial);
+    const key = BACKUP + LOST_WIPE + serial;
+    if (!lost || lost.items.length === 0 || terminal === undefined || this.view.actorOf(key)) return;
+    const areas = lost.items.map((i) => i.area);
+    const timing = this.view.timing;
+    turn.spawn(key, 'backup', { mig: LOST_WIPE + serial, user: lost.user, terminal, serial, areas, retainUntil: this.view.now(), online: true, timing });
+    turn.dispatch(key, { type: 'END_REQUESTED' });
   }
 
   /**
@@ -118,9 +140,16 @@ export class BackupDesk {
       case 'releaseChannel':
         turn.send(intent.terminal, 'channel.release', { purpose: 'backup', mig }, { mig, step: adminStepOf('wipe') });
         return;
-      case 'wipeSource':
+      case 'wipeSource': {
+        const lost = mig.startsWith(LOST_WIPE) ? this.view.lostWipeOf(intent.serial) : undefined;
+        if (lost) {
+          const body = { session: intent.session, serial: intent.serial, items: lost.items, revocations: lost.revocations };
+          turn.send(ADMIN_SAM_PEER, 'admin.wipe-lost', body, { mig, step: adminStepOf('wipeLost') });
+          return;
+        }
         turn.send(ADMIN_SAM_PEER, 'admin.wipe', { session: intent.session, serial: intent.serial, role: 'source' }, { mig, step: adminStepOf('wipe') });
         return;
+      }
       case 'relayToChip':
         turn.send(intent.terminal, 'frame', { session: intent.session, data: intent.data });
         return;
@@ -137,5 +166,5 @@ export class BackupDesk {
 /** Whether a request of ours was a backup's: its channel on the source phone, or its wipe of the source. */
 export function isBackupRequest(req: { type: string; body: unknown }): boolean {
   if (req.type === 'channel.reserve' || req.type === 'channel.release') return (req.body as { purpose?: string }).purpose === 'backup';
-  return req.type === 'admin.wipe' && (req.body as { role?: string }).role === 'source';
+  return req.type === 'admin.wipe-lost' || (req.type === 'admin.wipe' && (req.body as { role?: string }).role === 'source');
 }

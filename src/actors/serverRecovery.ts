@@ -17,6 +17,7 @@ import { sha256 } from '@noble/hashes/sha2.js';
 import type { Database } from 'lmdb';
 import { toHex, type Rng } from '../crypto/index.ts';
 import { ProtocolError } from '../protocol/errors.ts';
+import type { MigrationItem } from '../machines/migration.machine.ts';
 import type { ServerRecords } from '../store/server.store.ts';
 import type { PartyStore } from '../store/party.store.ts';
 import type { AnyEnvelope, Envelope } from '../transport/envelope.ts';
@@ -46,7 +47,7 @@ interface RecoveryRecord {
   /** The terminal and request the answer goes to (the latest report). */
   terminal: string;
   request: string;
-  providers: Record<string, ProviderOutcome & { orders?: string[] }>;
+  providers: Record<string, ProviderOutcome & { orders?: string[]; revocations?: string[] }>;
 }
 
 /** What the recovery desk reads of the server. */
@@ -78,6 +79,15 @@ export class RecoveryDesk {
   /** The lost chips reported, with the chip their items went to. */
   lostChips(): Array<{ lost: string; to: string; user: string }> {
     return [...this.recoveries.getRange()].map(({ value: r }) => ({ lost: r.lost, to: r.to, user: r.user }));
+  }
+
+  /** The lost chip's revoked areas, one item per area, with the revocations their providers signed (for admin.wipe-lost). */
+  lostWipe(lost: string): { user: string; items: MigrationItem[]; revocations: string[] } | undefined {
+    const rec = this.recoveries.get(lost);
+    if (!rec) return undefined;
+    const revoked = Object.values(rec.providers).filter((p) => p.outcome === 'revoked');
+    const items = revoked.flatMap((p) => p.areas.map((area) => ({ area, provider: p.provider, recipient: `migration-sam/${p.provider}` })));
+    return { user: rec.user, items: items.map((i, item) => ({ item, ...i })), revocations: revoked.flatMap((p) => p.revocations ?? []) };
   }
 
   /** recover.report: checked whole before anything is written; then each provider not yet revoked is asked. */
@@ -120,8 +130,9 @@ export class RecoveryDesk {
     const rec = this.recoveries.get(req.body.lost);
     if (!rec) throw new ProtocolError('NOT_FOUND', `no recovery of ${req.body.lost}`);
     let outcome: RecoveryRecord['providers'][string];
-    if (env.type === 'msam.recovered') outcome = { provider, outcome: 'revoked', areas: env.body.areas, orders: env.body.orders };
-    else if (env.type === 'error') outcome = { provider, outcome: 'refused', areas: [], reason: `${env.body.code}: ${env.body.message}` };
+    if (env.type === 'msam.recovered') {
+      outcome = { provider, outcome: 'revoked', areas: env.body.areas, orders: env.body.orders, revocations: env.body.revocations };
+    } else if (env.type === 'error') outcome = { provider, outcome: 'refused', areas: [], reason: `${env.body.code}: ${env.body.message}` };
     else throw new ProtocolError('UNEXPECTED', `${env.type} is no answer to msam.recover`);
     const next = { ...rec, providers: { ...rec.providers, [provider]: outcome } };
     turn.write(() => this.recoveries.put(rec.lost, next));
@@ -131,7 +142,7 @@ export class RecoveryDesk {
   private answerIfDone(turn: TurnContext, rec: RecoveryRecord): void {
     const all = Object.values(rec.providers);
     if (all.some((p) => p.outcome === 'asked')) return;
-    const providers = all.map(({ orders: _, ...p }) => p as BodyOf<'recover.orders'>['providers'][number]);
+    const providers = all.map(({ orders: _, revocations: _r, ...p }) => p as BodyOf<'recover.orders'>['providers'][number]);
     const orders = all.flatMap((p) => p.orders ?? []);
     turn.send(rec.terminal, 'recover.orders', { lost: rec.lost, to: rec.to, providers, orders }, { corr: rec.request });
   }

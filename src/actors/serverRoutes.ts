@@ -106,6 +106,13 @@ export class ServerRoutes {
     return owner.startsWith('reg-') ? REGISTRATION + owner : MIGRATION + owner;
   }
 
+  /** A chip identified: if it was reported lost, its revoked areas are wiped through the phone it came back in. */
+  private lostChip(turn: TurnContext, env: Envelope<'admin.identified'>, req: AnyEnvelope, key: string): void {
+    const ctx = this.host.actorOf(key)?.getSnapshot().context as (Partial<MigrationContext> & { terminal?: string }) | undefined;
+    const chip = (req.body as { purpose?: string }).purpose === 'destination' ? ctx?.destination : ctx?.source;
+    this.host.backups.lostChipIdentified(turn, env.body.serial, chip?.terminal ?? ctx?.terminal ?? undefined);
+  }
+
   private channelAnswer(turn: TurnContext, env: AnyEnvelope, peer: string): void {
     const req = turn.requestOf(env.corr);
     if (!req || (req.type !== 'channel.reserve' && req.type !== 'channel.release') || req.to !== peer) {
@@ -145,6 +152,7 @@ export class ServerRoutes {
     // An admin session's answer: the event the operation table says it becomes.
     const op = adminOpOfReply(env.type);
     if (op && key.startsWith(BACKUP)) return turn.dispatch(key, { type: 'SOURCE_WIPED', now: this.host.now() });
+    if (op?.chipCommand === 'list') this.lostChip(turn, env as Envelope<'admin.identified'>, req, key);
     if (op) return turn.dispatch(key, adminAnswerEvent(op, env as Envelope<typeof op.reply>, req, key.startsWith(REGISTRATION), this.host.view));
     const now = this.host.now();
     switch (env.type) {

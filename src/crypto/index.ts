@@ -21,3 +21,4 @@ export * from './secret.ts';
 export * from './session.ts';
 export * from './voucher.ts';
 export * from './issueOrder.ts';
+export * from './revocation.ts';

@@ -5,6 +5,7 @@
  *   mainActive --LOCK(temp) S3--> locked --RESTORE--> mainActive   (rollback, source)
  *   provisioned | loaded --WIPE--> absent                          (rollback, destination)
  *   locked --WIPE--> absent                                         (after commit, source)
+ *   mainActive --WIPE_REVOKED--> absent                            (a found-again lost chip, under its provider's revocation)
  *
  * Every arrow is a command in an authenticated session and nothing else
  * changes an area. The chip runs every command through this machine inside
@@ -18,7 +19,7 @@
  */
 import { getNextSnapshot, setup } from 'xstate';
 
-export const AREA_MACHINE_VERSION = 1;
+export const AREA_MACHINE_VERSION = 2;
 
 /** Areas one chip can hold (a secure element's file system is small). */
 export const CHIP_AREAS_MAX = 32;
@@ -26,7 +27,7 @@ export const CHIP_AREAS_MAX = 32;
 export const AREA_STATES = ['absent', 'provisioned', 'loaded', 'mainActive', 'locked'] as const;
 export type AreaState = (typeof AREA_STATES)[number];
 
-export const AREA_COMMANDS = ['FORMAT', 'DOWNLOAD', 'ACTIVATE', 'LOCK', 'RESTORE', 'WIPE'] as const;
+export const AREA_COMMANDS = ['FORMAT', 'DOWNLOAD', 'ACTIVATE', 'LOCK', 'RESTORE', 'WIPE', 'WIPE_REVOKED'] as const;
 export type AreaCommand = (typeof AREA_COMMANDS)[number];
 
 export const AREA_SESSION_EVENTS = ['OPEN_UPLOAD', 'OPEN_DOWNLOAD', 'OPEN_NORMAL', 'UPLOAD', 'USE'] as const;
@@ -75,7 +76,8 @@ export const areaMachine = setup({
     },
     mainActive: {
       description: 'Main key active: spendable through the normal SAM.',
-      on: { LOCK: 'locked', OPEN_NORMAL: 'mainActive', USE: 'mainActive' },
+      // WIPE_REVOKED: only the admin SAM sends it, only with the provider's signed revocation of this area (adminLostWipe.ts).
+      on: { LOCK: 'locked', OPEN_NORMAL: 'mainActive', USE: 'mainActive', WIPE_REVOKED: 'absent' },
     },
     locked: {
       description: 'Temp key active (S3): unusable normally, the backup; an upload session may open.',

@@ -22,7 +22,7 @@ export const CHIP_MACHINE_VERSION = 1;
 export type SessionPurpose = 'admin' | 'upload' | 'download' | 'normal';
 
 export const SESSION_OPS: Record<SessionPurpose, readonly string[]> = {
-  admin: ['list', 'format', 'lock', 'restore', 'activate', 'wipe', 'batch'],
+  admin: ['list', 'format', 'lock', 'restore', 'activate', 'wipe', 'wipeRevoked', 'batch'],
   upload: ['read'],
   download: ['download'],
   normal: ['read', 'write'],

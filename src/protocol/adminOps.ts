@@ -20,7 +20,7 @@ import type { Step } from './steps.ts';
 export type AdminPurpose = 'register' | 'source' | 'destination';
 
 /** The chip commands of admin sessions (their schemas: src/transport/chip.frames.ts). */
-export type AdminChipCommand = 'list' | 'lock' | 'format' | 'activate' | 'restore' | 'wipe';
+export type AdminChipCommand = 'list' | 'lock' | 'format' | 'activate' | 'restore' | 'wipe' | 'wipeRevoked';
 
 /**
  * What the key check value the chip answers after each command is compared
@@ -172,6 +172,24 @@ export const ADMIN_OP_TABLE = [
     grants: null,
     // Under `committed` only (the source's backup, after the commit): the temp-key records of its areas are deleted.
     endsTempKeys: 'committed',
+    answers: 'DESTINATION_WIPED',
+  },
+  {
+    // No decision record: each area's authority is its provider's revocation (src/actors/adminLostWipe.ts checks it).
+    op: 'wipeLost',
+    title: "wipe a found-again lost chip's revoked areas, each under its provider's signed revocation",
+    step: 'rollback',
+    request: 'admin.wipe-lost',
+    reply: 'admin.wiped-lost',
+    chipCommand: 'wipeRevoked',
+    carries: [],
+    items: 'request',
+    answeredWithoutItems: false,
+    keyCheck: 'none',
+    gate: null,
+    grants: null,
+    endsTempKeys: null,
+    // Never a migration's: the server gives its answer to the lost chip's wipe actor (serverLostWipe.ts) as SOURCE_WIPED.
     answers: 'DESTINATION_WIPED',
   },
 ] as const satisfies readonly AdminOpDeclaration[];

@@ -97,6 +97,7 @@ export const ERRORS = {
 
   // ---- chip, areas and sessions ----
   AREA_LOCKED: { family: 'chip', retry: false, sentence: 'The area is locked for a migration; normal use is refused.' },
+  NOT_REVOKED: { family: 'authority', retry: false, sentence: "No revocation signed by the area's provider allows wiping this spendable area." },
   AREA_REVOKED: { family: 'chip', retry: false, sentence: 'The chip was reported lost: its provider revoked the area and serves it no more.' },
   AREA_STATE: { family: 'chip', retry: false, sentence: "The area's state does not allow this command or session." },
   AREA_HELD: { family: 'chip', retry: false, sentence: 'The area is held by another migration.' },

@@ -275,7 +275,8 @@ const TABLE = [
     id: 'rollback',
     title: 'rollback: restore source, clear SAMs',
     chip: 'both',
-    requests: ['admin.abort', 'msam.fence', 'admin.restore', 'admin.wipe', 'msam.clear', 'channel.reserve', 'channel.release'],
+    // admin.wipe-lost: a found-again lost chip's wipe carries this step too (serverBackups.ts, LOST_WIPE).
+    requests: ['admin.abort', 'msam.fence', 'admin.restore', 'admin.wipe', 'admin.wipe-lost', 'msam.clear', 'channel.reserve', 'channel.release'],
     chipCommand: 'restore (source: temp key -> main key), wipe (destination)',
     keyCheck: "restore: the set-aside main key's check value, kept at S3",
     states: {

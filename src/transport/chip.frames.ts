@@ -52,6 +52,7 @@ const areaCommands = [
   z.strictObject({ op: z.literal('activate'), area: name, mig: name, step }),
   z.strictObject({ op: z.literal('restore'), area: name, mig: name, step }),
   z.strictObject({ op: z.literal('wipe'), area: name, mig: name, step }),
+  z.strictObject({ op: z.literal('wipeRevoked'), area: name, mig: name, step }),
 ] as const;
 
 /** Area commands one batch carries at most: one per area a chip may hold (area.machine.ts, CHIP_AREAS_MAX). */

@@ -80,6 +80,12 @@ const migrationItem = z.strictObject({ item: itemIndex, area: name, provider: na
 /** Issue orders one issuance carries at most (src/crypto/issueOrder.ts; each a token of at most 2048 characters). */
 export const ORDERS_PER_ISSUANCE_MAX = 16;
 /** A provider-signed issue order, as a token (its shape and signature are checked by the provider's migration SAM). */
+/** A provider-signed revocation of one area of a lost chip (src/crypto/revocation.ts), as a token. */
+const revocationToken = z
+  .string()
+  .min(1)
+  .max(1024)
+  .regex(/^[A-Za-z0-9._-]+$/, 'a revocation token, rv1.<body>.<signature>');
 const orderToken = z
   .string()
   .min(1)
@@ -223,6 +229,17 @@ export const MESSAGES = {
   'admin.restored': ['reply', z.strictObject({ serial: name })],
   'admin.wipe': ['request', z.strictObject({ session: name, serial: name, role: z.enum(['source', 'destination']) })],
   'admin.wiped': ['reply', z.strictObject({ serial: name })],
+  // A found-again lost chip: its revoked areas wiped, each under its provider's revocation (protocol.md §3, §4.9).
+  'admin.wipe-lost': [
+    'request',
+    z.strictObject({
+      session: name,
+      serial: name,
+      items: z.array(migrationItem).min(1).max(ITEMS_PER_MIGRATION_MAX),
+      revocations: z.array(revocationToken).min(1).max(ITEMS_PER_MIGRATION_MAX),
+    }),
+  ],
+  'admin.wiped-lost': ['reply', z.strictObject({ serial: name })],
 
   // server <-> migration SAM
   // source: the chip to be locked (a provider refuses a chip reported lost, issue 22).
@@ -243,7 +260,15 @@ export const MESSAGES = {
   'recover.report': ['request', z.strictObject({ lost: name, to: name, code: z.string().min(1).max(64) })],
   'recover.orders': ['reply', recoverOrders],
   'msam.recover': ['request', z.strictObject({ lost: name, to: name })],
-  'msam.recovered': ['reply', z.strictObject({ areas: z.array(name).max(ITEMS_PER_MIGRATION_MAX), orders: z.array(orderToken).max(ORDERS_PER_ISSUANCE_MAX) })],
+  // revocations: one per revoked area, signed by the migration SAM (src/crypto/revocation.ts): the authority of admin.wipe-lost.
+  'msam.recovered': [
+    'reply',
+    z.strictObject({
+      areas: z.array(name).max(ITEMS_PER_MIGRATION_MAX),
+      orders: z.array(orderToken).max(ORDERS_PER_ISSUANCE_MAX),
+      revocations: z.array(revocationToken).max(ORDERS_PER_ISSUANCE_MAX),
+    }),
+  ],
 
   // migration SAM <-> its own normal SAM (inside one provider)
   // mig, from, item: a download's ledger entry, staged until the move is committed (nsam.moved).

@@ -102,6 +102,8 @@ function commandFor(cmd: (typeof AREA_COMMANDS)[number], area: string, mig: stri
       return { op: 'restore', area, mig, step: 'X4' };
     case 'WIPE':
       return { op: 'wipe', area, mig, step: 'X5' };
+    case 'WIPE_REVOKED':
+      return { op: 'wipeRevoked', area, mig, step: 'X6' };
     case 'DOWNLOAD':
       return null; // a download session, below
   }
@@ -115,7 +117,7 @@ let n = 0;
 for (const state of AREA_STATES) {
   for (const command of AREA_COMMANDS) {
     const allowed = areaTransition(state, command) !== null;
-    const noop = (state === 'mainActive' && command === 'RESTORE') || (state === 'absent' && command === 'WIPE');
+    const noop = (state === 'mainActive' && command === 'RESTORE') || (state === 'absent' && (command === 'WIPE' || command === 'WIPE_REVOKED'));
     const what = allowed
       ? `allowed (to ${areaTransition(state, command)})`
       : noop
@@ -138,7 +140,7 @@ for (const state of AREA_STATES) {
       }
       // A rollback restores and wipes every area of its migration; one it never reached is already as wanted:
       // the chip answers ok and changes nothing (the lifecycle still has no such arrow).
-      const alreadyDone = (state === 'mainActive' && command === 'RESTORE') || (state === 'absent' && command === 'WIPE');
+      const alreadyDone = (state === 'mainActive' && command === 'RESTORE') || (state === 'absent' && (command === 'WIPE' || command === 'WIPE_REVOKED'));
       if (alreadyDone) {
         assert.ok(reply.ok, `${command} on ${state} is answered ok`);
         assert.equal(chip.memory.get(area), before, 'and changes nothing');

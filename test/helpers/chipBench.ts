@@ -151,8 +151,9 @@ export class ChipBench {
         if (r.ok) Object.assign(k, { temp, holder: owner });
         return r;
       }
-      case 'WIPE': {
-        const r = await admin({ op: 'wipe', area, mig: owner, step });
+      case 'WIPE':
+      case 'WIPE_REVOKED': {
+        const r = await admin({ op: event === 'WIPE' ? 'wipe' : 'wipeRevoked', area, mig: owner, step });
         if (r.ok) k.holder = null;
         return r;
       }

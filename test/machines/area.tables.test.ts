@@ -17,7 +17,7 @@ test('area tables: AREA_STATES are exactly the states of the chart, absent first
 });
 
 test('area tables: the commands and session events are exactly the events of the chart', () => {
-  assert.equal([...AREA_COMMANDS], ['FORMAT', 'DOWNLOAD', 'ACTIVATE', 'LOCK', 'RESTORE', 'WIPE']);
+  assert.equal([...AREA_COMMANDS], ['FORMAT', 'DOWNLOAD', 'ACTIVATE', 'LOCK', 'RESTORE', 'WIPE', 'WIPE_REVOKED']);
   assert.equal([...AREA_SESSION_EVENTS], ['OPEN_UPLOAD', 'OPEN_DOWNLOAD', 'OPEN_NORMAL', 'UPLOAD', 'USE']);
   assert.equal([...areaMachine.events].sort(), [...AREA_COMMANDS, ...AREA_SESSION_EVENTS].sort());
 });

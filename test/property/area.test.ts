@@ -5,6 +5,7 @@
  *   absent --FORMAT--> provisioned --DOWNLOAD--> loaded --ACTIVATE--> mainActive
  *   mainActive --LOCK--> locked --RESTORE--> mainActive
  *   provisioned | loaded | locked --WIPE--> absent
+ *   mainActive --WIPE_REVOKED--> absent   (a found-again lost chip)
  *
  * First the machine alone, against the lifecycle written out as a table here
  * (an oracle that does not come from the machine); then the same random
@@ -45,6 +46,7 @@ const LIFECYCLE: ReadonlyMap<string, AreaState> = new Map<string, AreaState>([
   ['provisioned/WIPE', 'absent'],
   ['loaded/WIPE', 'absent'],
   ['locked/WIPE', 'absent'],
+  ['mainActive/WIPE_REVOKED', 'absent'],
   // sessions open only where the active slot holds their key; reading and using keep the state
   ['provisioned/OPEN_DOWNLOAD', 'provisioned'],
   ['loaded/OPEN_DOWNLOAD', 'loaded'],
@@ -57,7 +59,7 @@ const lifecycle = (s: AreaState, e: AreaEventType): AreaState | null => LIFECYCL
 
 /** Repeats a rollback sends to an area it never reached: answered ok, nothing changes (chipAreas.ts adminCommand). */
 const alreadySo = (s: AreaState, e: AreaEventType, holder: string | null) =>
-  (s === 'mainActive' && e === 'RESTORE' && holder === null) || (s === 'absent' && e === 'WIPE');
+  (s === 'mainActive' && e === 'RESTORE' && holder === null) || (s === 'absent' && (e === 'WIPE' || e === 'WIPE_REVOKED'));
 
 /**
  * A step of a random sequence: any event at all, or "one of the events the
