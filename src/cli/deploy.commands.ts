@@ -501,6 +501,7 @@ type UpOptions = {
   migrate: boolean;
   cancelAt?: string;
   only?: string[];
+  lostSource: boolean;
 } & UpFlags;
 type UpFlags = { passwordFile?: string; force: boolean };
 
@@ -534,8 +535,12 @@ function addUpCommand(program: Command, out: Out): void {
     .option('--force', 'replace a deployment already in --dir (stop its processes first)', false)
     .option('--cancel-at <step>', 'the user cancels the migration at that step (S3-S14): a rollback; exit 0 when it ends rolledBack')
     .option('--only <providers>', "move only these providers' items (e.g. emoney); the others stay spendable on the source", providerList)
+    .option('--lost-source', 'the old phone is lost: report it from the new one, and the providers re-issue its items there from their ledgers', false)
     .action(async (o: UpOptions) => {
       if (o.providers < 1 || o.providers > 20) program.error('error: --providers must be from 1 to 20', { exitCode: 2 });
+      if (o.lostSource && (o.cancelAt !== undefined || o.only !== undefined || !o.migrate)) {
+        program.error('error: --lost-source runs alone: not with --cancel-at, --only or --no-migrate', { exitCode: 2 });
+      }
       const cancelProblem = o.cancelAt === undefined ? undefined : cancelAtProblem(o.cancelAt, !o.migrate);
       if (cancelProblem) program.error(`error: ${cancelProblem.replace('--crash-at or --faults', '--no-migrate')}`, { exitCode: 2 });
       if (!o.migrate && !o.keep) program.error('error: --no-migrate leaves the deployment for you to drive: add --keep', { exitCode: 2 });
@@ -559,9 +564,13 @@ function addUpCommand(program: Command, out: Out): void {
         migrate: o.migrate,
         cancelAt: o.cancelAt,
         only: o.only,
+        lostSource: o.lostSource,
       });
       if (o.json) out(JSON.stringify(report, null, 2));
-      if (report.outcome !== (o.migrate ? (o.cancelAt ? 'rolledBack' : 'completed') : 'ready')) process.exitCode = 1;
+      // Done is what was asked: the migration completed, the rollback asked for, the deployment left ready, or (a lost
+      // phone) its items recovered and the old phone refused.
+      const lostOk = report.outcome === 'completed' && report.paymentOnSource.startsWith('refused');
+      if (o.lostSource ? !lostOk : report.outcome !== (o.migrate ? (o.cancelAt ? 'rolledBack' : 'completed') : 'ready')) process.exitCode = 1;
     });
 }
 

@@ -21,6 +21,7 @@ import { fromB64, systemRng, toHex } from '../crypto/index.ts';
 import type { RemoteError } from '../protocol/errors.ts';
 import { PartyStore } from '../store/party.store.ts';
 import { newUserRecord, ServerRecords } from '../store/server.store.ts';
+import { issueRecoveryCode } from '../actors/serverRecovery.ts';
 import { loadConfig, type ChipConfig, type ServerConfig } from './config.ts';
 import { TerminalControl } from './control.client.ts';
 import { generateDeployment, type DeploymentSummary } from './keygen.ts';
@@ -322,6 +323,52 @@ function readyReport(dir: string, d: LocalDeployment, before: Map<string, string
   };
 }
 
+/**
+ * `up --lost-source`: the old phone is lost. The operator gives alice a one-time recovery code (as `valmove user
+ * recovery-code` does, in the running server's store), she reports the old chip from the new phone, each provider
+ * revokes it and re-issues its items there from its ledger; the old phone's payment is then refused (AREA_REVOKED).
+ */
+async function recoverThrough(
+  dir: string,
+  d: LocalDeployment,
+  plan: Array<{ provider: string }>,
+  before: Map<string, string>,
+  keep: boolean,
+  say: (line: string) => void,
+): Promise<UpReport> {
+  const cfg = loadConfig(join(dir, 'config', 'server.json'), 'server') as ServerConfig;
+  const store = PartyStore.open(cfg.dataDir);
+  let code: string;
+  try {
+    code = await issueRecoveryCode(store, new ServerRecords(store), 'alice', systemRng, systemClock.now());
+  } finally {
+    await store.close();
+  }
+  const lost = (loadConfig(join(dir, 'config', `chip-${pairNames(1)[0]!.source}.json`), 'chip') as ChipConfig).serial;
+  say(`
+the old phone (chip ${lost}) is lost: alice reports it from the new phone with the operator's one-time code`);
+  const t0 = Date.now();
+  const oldPhone = d.terminal('old');
+  const newPhone = d.terminal('new');
+  const done = await newPhone.recover(lost, code);
+  const elapsedMs = Date.now() - t0;
+  for (const p of done.providers) say(`  ${p.provider.padEnd(12)} ${p.outcome}${p.reason ? ` (${p.reason})` : ''}`);
+  const rows = [];
+  for (const p of plan)
+    rows.push({ provider: p.provider, before: before.get(p.provider) ?? '?', after: describe(await newPhone.normal(p.provider, 'balance')) });
+  const paid = plan[0]!.provider;
+  const payDst = await tryPay(newPhone, paid);
+  const paySrc = await tryPay(oldPhone, paid);
+  say(`
+recovery onto ${done.to}: ${done.outcome} in ${elapsedMs} ms (issuance ${done.issuance?.mig ?? '-'})`);
+  for (const r of rows) say(`  ${r.provider.padEnd(12)} before ${r.before.padEnd(40)} after ${r.after}`);
+  say(`pay 300 on the new phone:            ${payDst}`);
+  say(`pay 300 on the lost (old) phone:     ${paySrc}`);
+  const steps = done.issuance ? await stepsOf([oldPhone, newPhone], done.issuance.mig) : [];
+  const base = { dir, outcome: done.outcome, mig: done.issuance?.mig ?? '', processes: processRows(dir, d), items: rows };
+  return { ...base, paymentOnDestination: payDst, paymentOnSource: paySrc, elapsedMs, stopped: !keep, steps };
+}
+
 /** The migration through the running processes: the old phone's source phase, the new phone's destination phase, then what each phone's user sees. */
 async function migrateThrough(
   dir: string,
@@ -413,6 +460,8 @@ export async function runUp(opts: {
   cancelAt?: string;
   /** Move only these providers' items (src/fixtures/demoSelection.ts); the others stay spendable on the source. */
   only?: string[];
+  /** The old phone is lost: recover its items onto the new one from the providers' ledgers (no migration). */
+  lostSource?: boolean;
 }): Promise<UpReport> {
   const say = opts.out ?? (() => {});
   const dir = resolve(opts.dir ?? join('deploy', `up-${new Date().toISOString().replace(/[:.]/g, '-')}`));
@@ -458,6 +507,7 @@ export async function runUp(opts: {
     const before = new Map<string, string>();
     for (const p of plan) before.set(p.provider, describe(await oldPhone.normal(p.provider, 'balance')));
     if (opts.migrate === false) return readyReport(dir, d, before, opts.keep, say);
+    if (opts.lostSource) return await recoverThrough(dir, d, plan, before, opts.keep, say);
     return await migrateThrough(dir, d, plan, before, opts.keep, say, opts.cancelAt, opts.only);
   } finally {
     process.off('SIGINT', onSignal);

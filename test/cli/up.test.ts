@@ -62,4 +62,30 @@ test('up --cancel-at S12 --json: through real processes the user sees a rollback
   }
 });
 
+test('up --lost-source --json: through real processes the new phone gets each item back from the ledgers, the lost phone is refused (exit 0)', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'valmove-up-lost-'));
+  try {
+    const r = await runValmove(['up', '--providers', '2', '--dir', join(dir, 'deploy'), '--json', '--lost-source'], { timeoutMs: 180_000 });
+    assert.is(r.code, 0, r.stderr);
+    const report = JSON.parse(r.stdout) as UpReport;
+    assert.is(report.outcome, 'completed');
+    assert.is(report.items.length, 2);
+    for (const it of report.items) assert.is(it.after, it.before, `${it.provider}: the ledger's value, on the new phone`);
+    assert.match(report.paymentOnDestination, /^accepted/);
+    assert.is(report.paymentOnSource, 'refused (AREA_REVOKED)');
+    assert.ok(
+      report.steps!.some((s) => s.id === 'commit'),
+      `the re-issue ran under a decision record: ${report.steps!.map((s) => s.id).join(' ')}`,
+    );
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('up --lost-source with --only or --cancel-at is a usage error (exit 2), before anything starts', async () => {
+  const r = await up(['--lost-source', '--only', 'emoney']);
+  assert.is(r.code, 2, r.stderr);
+  assert.match(r.stderr, /--lost-source runs alone/);
+});
+
 test.run();
