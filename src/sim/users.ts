@@ -104,8 +104,9 @@ export class SimUsers {
     for (const it of items) run.refs.push(it.ref);
     const u = this.list[this.list.length - 1]!;
     await this.recovery?.draw(u, !defective && !plan.deadlineMs && plan.cancelAt === undefined);
-    // A lost phone's user recovers every item: no selection for them.
-    if (!this.recovery?.isLoser(u)) this.selection.draw(u);
+    // A lost phone's user recovers every item, and a defective destination's migration ends by its deadline (which
+    // a leave-behind draw would clear): no selection for either.
+    if (!defective && !this.recovery?.isLoser(u)) this.selection.draw(u);
   }
 
   /** Issues 1 to K items (swarm: the count is drawn) onto the user's source chip, each from its own provider. */
