@@ -11,6 +11,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { NormalSamRuntime } from '../src/actors/normalSam.actor.ts';
 import { recoverable } from '../src/actors/normalSamLedger.ts';
+import type { PartyStore } from '../src/store/party.store.ts';
 import { checkInvariants } from './helpers/invariants.ts';
 import { buildWorld, type World } from './helpers/world.ts';
 import { refusal } from './helpers/refusal.ts';
@@ -100,7 +101,19 @@ t('a report for a chip that is not the user’s is refused', async () => {
 t('recovery: revoked everywhere, each item re-issued from the ledger, the old phone refused', async () => {
   const ledger = ledgerOfSource();
   const code = await world.system.server.recoveryCode(world.user);
-  const done = await world.newPhone.recover(world.source.serial, code);
+  // The first report waits: p0's migration SAM asked its normal SAM to revoke, and the test holds that link.
+  const p0 = world.providers[0]!;
+  const seat = asServer(world, `migration-sam/${p0}`, `normal-sam/${p0}`);
+  const first = world.newPhone.recover(world.source.serial, code);
+  await seat.next('a revocation request', (e) => e.type === 'nsam.revoke');
+  // The user reports again (the first command was given up): the newer report replaces the waiting one.
+  const second = world.newPhone.recover(world.source.serial, code);
+  assert.match(await refusal(first), /^REPLACED: the lost phone was reported again/);
+  await seat.giveBack();
+  const done = await second;
+  const outbox = (world.newPhone as unknown as { store: PartyStore }).store.outbox;
+  const reports = [...outbox.getRange()].filter((e) => e.value.env.type === 'recover.report');
+  assert.is(reports.length, 0, 'the replaced report is no longer sent again: the phone waits on no report');
   assert.equal(
     done.providers.map((p) => p.outcome),
     ['revoked', 'revoked', 'revoked'],

@@ -11,7 +11,7 @@ import { decodeIssueOrder } from '../crypto/index.ts';
 import type { BodyOf } from '../transport/messages.ts';
 import type { TurnContext } from './runtime.ts';
 import { SERVER_PEER } from './terminalRequests.ts';
-import type { Waiter } from './terminalUser.ts';
+import { failure, type Waiter } from './terminalUser.ts';
 
 export type RecoveryOrders = BodyOf<'recover.orders'>;
 
@@ -33,7 +33,7 @@ export interface RecoveryPhone {
   issue(orders: string[]): Promise<BodyOf<'migrate.result'>>;
 }
 
-/** The report's one outstanding answer, at most one at a time per terminal. */
+/** The report's one outstanding answer, at most one at a time per terminal (the newest report's). */
 export class RecoveryReports {
   private waiter: Waiter<RecoveryOrders> | null = null;
 
@@ -41,10 +41,14 @@ export class RecoveryReports {
   async recover(phone: RecoveryPhone, lost: string, code: string): Promise<RecoveryResult> {
     const { serial: to, areas } = await phone.selectChip();
     const answer = await new Promise<RecoveryOrders>((resolve, reject) => {
-      if (this.waiter) return reject(new Error('a lost phone report is already waiting for its answer'));
       phone
         .runLocal((turn) => {
+          // A report made again while one waits replaces it (its caller gave up, or a provider is slow): the server
+          // answers the newest report, asking again each provider that has not revoked.
+          const earlier = this.waiter;
+          if (earlier) turn.afterTurn(() => earlier.reject(failure('REPLACED', 'the lost phone was reported again; the newer report gets the answer')));
           this.waiter = { resolve, reject };
+          turn.abandonRequestsTo(SERVER_PEER, 'recover.report');
           turn.send(SERVER_PEER, 'recover.report', { lost, to, code });
         })
         .catch((e) => {

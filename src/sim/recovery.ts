@@ -81,9 +81,16 @@ export class SimRecovery {
     run.line(`LOSER ${u.name} will lose ${u.source}`);
   }
 
-  /** Every provider of the user's items revoked the lost chip (a report that missed one is made again); unknown while one is down. */
+  /**
+   * Every provider of the user's items revoked the lost chip and its item is active on the new one: a report that
+   * missed a provider is made again, and so is one whose provider answered after the user's answer had gone (it
+   * revoked, and its issue orders wait in the server's record for the next report). Unknown while a SAM is down.
+   */
   settled(u: User): boolean {
-    return !this.isLoser(u) || u.items.every((_, k) => revokedHere(this.run.system, this.run.providers[k]!, u.source));
+    if (!this.isLoser(u)) return true;
+    const { system, providers } = this.run;
+    const onNewChip = (area: string) => [...system.chips.values()].find((c) => c.serial === u.destination)?.memory.get(area)?.state === 'mainActive';
+    return u.items.every((_, k) => revokedHere(system, providers[k]!, u.source) && onNewChip(providers[k]!));
   }
 
   /**
