@@ -120,6 +120,31 @@ test('the source phone is offline when the retention ends: the wipe waits, and r
   }
 });
 
+test("two backups of one source phone end together: one's release of the channel does not strand the other's wipe", async () => {
+  const world = await buildWorld({ items: 2, system: { timing: FAST_TIMING } });
+  world.onMessage.push(() => checkInvariants(world));
+  try {
+    // Two selective migrations from the same source: one backup per provider, on the same phone.
+    const migs: string[] = [];
+    for (const p of world.providers) {
+      const out = await world.oldPhone.migrateOut({ destination: world.destination.serial, only: [p] });
+      assert.is(out.outcome, 'uploaded', out.reason);
+      const done = await world.newPhone.migrateIn({ mig: out.mig });
+      assert.is(done.outcome, 'completed', done.reason);
+      migs.push(out.mig);
+    }
+    // Both confirmed at once: the two wipes share the old phone's chip channel, and the first to end releases it.
+    for (const mig of migs) await world.newPhone.endBackup(mig);
+    for (const mig of migs) await until(() => backupOf(world, mig)?.state === 'wiped', `the backup of ${mig} is wiped`);
+    for (const mig of migs) {
+      assert.ok(stores(world, mig).areas.every((a) => a.state === 'absent'));
+      assert.equal(stores(world, mig).tempKeys, []);
+    }
+  } finally {
+    await world.cleanup();
+  }
+});
+
 test('a confirm before the commit is refused with its reason, and changes nothing', async () => {
   const world = await buildWorld({ items: 1, system: { timing: FAST_TIMING } });
   try {

@@ -204,7 +204,9 @@ export const backupMachine = backupSetup.createMachine({
             ...LOST,
           },
         },
-        wipeRetry: { on: { ...retryTo('wiping').on, ...LOST } },
+        // A failed wipe reserves the channel again before its next session: another backup of the same phone
+        // may have released it meanwhile (its phone answers a reservation it holds with a confirmation).
+        wipeRetry: { on: { ...retryTo('reserving').on, ...LOST } },
         releasing: {
           entry: 'releaseChannel',
           on: {

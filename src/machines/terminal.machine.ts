@@ -99,6 +99,7 @@ export const terminalMachine = setup({
   guards: {
     channelReserved: stateIn({ account: { working: 'channelReserved' } }),
     accountChannel: stateIn({ account: { working: 'channelReserved' } }),
+    accountWorking: stateIn({ account: 'working' }),
     /** A reservation for the wipe of a committed migration's backup: the server asks it of the source phone, job or not. */
     forBackup: ({ event }) => (event as E<'CHANNEL_RESERVE_REQUESTED'>).purpose === 'backup',
     readerSession: ({ context, event }) => context.reader !== null && (event as E<'CHIP_FRAME'>).session === context.reader.session,
@@ -299,6 +300,8 @@ export const terminalMachine = setup({
             'its admin session is relayed here (unless a job holds the channel and relays it), and normal use waits.',
           on: {
             READER_REQUESTED: { target: 'backupChannel', actions: 'refuseReader' },
+            // The wipe's progress, shown here when no job shows it.
+            PROGRESS: { guard: not('accountWorking'), actions: 'showProgress' },
             SERVER_FRAME: { guard: not('accountChannel'), target: 'backupChannel', actions: 'relayToChip' },
             CHIP_FRAME: { guard: not('accountChannel'), target: 'backupChannel', actions: 'relayToServer' },
             CHANNEL_RESERVE_REQUESTED: { guard: 'forBackup', target: 'backupChannel', actions: 'confirmChannel' },

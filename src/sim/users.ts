@@ -198,11 +198,13 @@ export class SimUsers {
     if (this.recovery && !this.recovery.settled(u)) return false; // a lost phone's report that missed a provider is made again
     if (s === 'completed') {
       if (this.selection.secondDue(u)) return false;
-      // With a short retention a completed migration has ended when its backup has too (issue 22); an issuance (a lost
-      // phone's re-issue included) has no source, so no backup.
+      // With a short retention a completed migration has ended when its backup has too (issue 22), and so has every
+      // earlier one of the user (a selective user's first); an issuance (a lost phone's re-issue included) has no
+      // source, so no backup.
       const { server } = this.run.system;
-      if (this.run.backupRetentionMs !== undefined && !server.migration(m)?.issuance) return server.backupState(m) === 'wiped';
-      return true;
+      if (this.run.backupRetentionMs === undefined) return true;
+      const backedUp = u.migs.filter((x) => this.stateOf(x) === 'completed' && !server.migration(x)?.issuance);
+      return backedUp.every((x) => server.backupState(x) === 'wiped');
     }
     return s === 'rolledBack' || (s === 'refused' && (u.cancelled || this.refusals(u) >= USER_REFUSALS_MAX));
   }
