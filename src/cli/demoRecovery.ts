@@ -12,6 +12,7 @@ import { closeSync, mkdirSync, openSync, writeSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { ChipRuntime } from '../actors/chip.actor.ts';
 import type { NormalSamRuntime } from '../actors/normalSam.actor.ts';
+import { saveDemoReceipt } from '../fixtures/demoFlow.ts';
 import { recoverable } from '../actors/normalSamLedger.ts';
 import { EmbeddedSystem } from '../actors/system.ts';
 import type { TerminalRuntime } from '../actors/terminal.actor.ts';
@@ -46,6 +47,8 @@ export interface LostSourceReport {
   items: LostSourceItem[];
   balances: { ledger: number; newChip: number; conserved: boolean };
   oldChipRefused: boolean;
+  /** The recovery's signed receipt (the re-issue's statements and outcome) and the keys that check it, in the data folder. */
+  receipt?: ReturnType<typeof saveDemoReceipt>;
 }
 
 const describe = (v: ValueItem) => (v.kind === 'ticket' ? `${v.event}, seat ${v.seat}, ${v.used ? 'used' : 'unused'}` : `balance ${v.balance}`);
@@ -134,7 +137,10 @@ export async function runLostSourceDemo(opts: { items: number; data?: string; js
     say('the operator gives alice a one-time recovery code (the second proof; the server keeps only its hash)');
     const done = await w.newPhone.recover(w.source.serial, code);
     for (const p of done.providers) say(`  ${p.provider}: ${p.outcome}${p.reason ? ` (${p.reason})` : ''}; areas ${p.areas.join(', ') || '-'}`);
-    say(`re-issued on ${w.destination.serial}: issuance ${done.issuance?.mig ?? '-'} ${done.issuance?.outcome ?? 'not run'}\n`);
+    say(`re-issued on ${w.destination.serial}: issuance ${done.issuance?.mig ?? '-'} ${done.issuance?.outcome ?? 'not run'}`);
+    const receipt = done.issuance ? saveDemoReceipt(dataDir, w.newPhone.receiptOf(done.issuance), system.receiptKeys()) : undefined;
+    if (receipt) say(`receipt (${receipt.outcome}): ${receipt.path}  (check it: valmove receipt verify ${receipt.path})`);
+    say('');
     const { items, sumLedger, sumNew } = await figures(w, ledger);
     say(
       table(
@@ -152,6 +158,7 @@ export async function runLostSourceDemo(opts: { items: number; data?: string; js
       ...{ mig: done.issuance?.mig ?? null, lost: w.source.serial, to: w.destination.serial, dataDir, providers: done.providers, items },
       balances: { ledger: sumLedger, newChip: sumNew, conserved },
       oldChipRefused,
+      ...(receipt ? { receipt } : {}),
     };
   } finally {
     await system.stop();

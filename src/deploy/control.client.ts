@@ -69,7 +69,7 @@ export class TerminalControl {
     return this.call<MigrationResult>('POST', '/control/issue', { orders });
   }
   recover(lost: string, code: string) {
-    return this.call<RecoveryResult>('POST', '/control/recover', { lost, code });
+    return this.call<Omit<RecoveryResult, 'issuance'> & { issuance: MigrationResult | null }>('POST', '/control/recover', { lost, code });
   }
   cancel(mig: string) {
     return this.call<{ mig: string; decision: string }>('POST', '/control/cancel', { mig });

@@ -112,7 +112,8 @@ export function controlRoutes(terminal: TerminalRuntime, token: string): Array<{
     route('POST', '/control/issue', async (_r, body) => loggedIn(() => terminal.issue(parse(schemas.issue, body).orders).then(opened))),
     route('POST', '/control/recover', async (_r, body) => {
       const b = parse(schemas.recover, body);
-      return loggedIn(() => terminal.recover(b.lost, b.code));
+      // The re-issue's receipt is opened here, as a migration's is: the device key stays in this process.
+      return loggedIn(() => terminal.recover(b.lost, b.code).then((r) => ({ ...r, issuance: r.issuance && opened(r.issuance) })));
     }),
     route('POST', '/control/cancel', async (_r, body) => loggedIn(() => terminal.cancel(parse(schemas.cancel, body).mig))),
     route('POST', '/control/end-backup', async (_r, body) => loggedIn(() => terminal.endBackup(parse(schemas.cancel, body).mig))),

@@ -364,9 +364,11 @@ recovery onto ${done.to}: ${done.outcome} in ${elapsedMs} ms (issuance ${done.is
   for (const r of rows) say(`  ${r.provider.padEnd(12)} before ${r.before.padEnd(40)} after ${r.after}`);
   say(`pay 300 on the new phone:            ${payDst}`);
   say(`pay 300 on the lost (old) phone:     ${paySrc}`);
+  const receipt = done.issuance ? saveUpReceipt(dir, done.issuance) : undefined;
+  if (receipt) say(`receipt (${receipt.outcome}): ${receipt.path}  (check it: valmove receipt verify ${receipt.path} --trust ${receipt.trust})`);
   const steps = done.issuance ? await stepsOf([oldPhone, newPhone], done.issuance.mig) : [];
   const base = { dir, outcome: done.outcome, mig: done.issuance?.mig ?? '', processes: processRows(dir, d), items: rows };
-  return { ...base, paymentOnDestination: payDst, paymentOnSource: paySrc, elapsedMs, stopped: !keep, steps };
+  return { ...base, paymentOnDestination: payDst, paymentOnSource: paySrc, elapsedMs, stopped: !keep, steps, ...(receipt ? { receipt } : {}) };
 }
 
 /** The migration through the running processes: the old phone's source phase, the new phone's destination phase, then what each phone's user sees. */

@@ -2,7 +2,7 @@
  * `valmove demo --lost-source --items 3 --json` as a user runs it (issue 22,
  * acceptance): the new chip holds each item with the value in its provider's
  * ledger, every normal SAM refuses the old chip, balances conserved against
- * the ledger.
+ * the ledger; its receipt checks offline (`valmove receipt verify`).
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -35,6 +35,12 @@ test('valmove demo --lost-source --items 3 --json: re-issued from the ledgers, t
     assert.ok(report.balances.conserved);
     assert.is(report.balances.ledger, report.balances.newChip);
     assert.ok(report.balances.ledger > 0);
+    // The recovery's receipt: checked offline against the deployment's keys, one statement per re-issued item.
+    assert.ok(report.receipt, 'the demo wrote a receipt');
+    assert.is(report.receipt.statements, 3);
+    const verified = await runValmove(['receipt', 'verify', report.receipt.path]);
+    assert.is(verified.code, 0, verified.stdout + verified.stderr);
+    assert.match(verified.stdout, /^receipt verified: migration i-\S+ completed: 3 item\(s\), 3 statement\(s\)/);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -77,6 +77,11 @@ test('up --lost-source --json: through real processes the new phone gets each it
       report.steps!.some((s) => s.id === 'commit'),
       `the re-issue ran under a decision record: ${report.steps!.map((s) => s.id).join(' ')}`,
     );
+    // The recovery's receipt, opened by the new phone's process with its device key, checks offline.
+    assert.ok(report.receipt, 'up --lost-source wrote a receipt');
+    const verified = await runValmove(['receipt', 'verify', report.receipt.path, '--trust', report.receipt.trust]);
+    assert.is(verified.code, 0, verified.stdout + verified.stderr);
+    assert.match(verified.stdout, /^receipt verified: migration i-\S+ completed: 2 item\(s\), 2 statement\(s\)/);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
