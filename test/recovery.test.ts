@@ -204,3 +204,34 @@ t('a report again is answered the same, and places nothing twice', async () => {
 });
 
 t.run();
+
+const many = suite('recovery: more areas than one answer carries');
+many('27 areas across 3 providers (each in its ledger): the first answer places 24 (partial, more waiting), the next report the rest', async () => {
+  const w = await buildWorld({ items: 3 });
+  try {
+    const orders = w.providers.flatMap((provider, p) =>
+      Array.from({ length: 9 }, (_, i) =>
+        w.system.issueOrder({
+          provider,
+          serial: w.source.serial,
+          area: `${provider}-x${i}`,
+          value: { kind: 'emoney', currency: 'JPY', balance: 100 + 10 * p + i, ref: `${p}${i}`.padStart(32, 'c') },
+        }),
+      ),
+    );
+    for (const part of [orders.slice(0, 14), orders.slice(14)]) assert.is((await w.oldPhone.issue(part)).outcome, 'completed');
+    const onNew = () => w.destination.memory.list().filter((a) => a.state === 'mainActive').length;
+    const code = await w.system.server.recoveryCode(w.user);
+    const first = await w.newPhone.recover(w.source.serial, code);
+    assert.is(first.outcome, 'partial', 'every provider revoked, but one answer carries 24 orders');
+    assert.is(onNew(), 24);
+    const second = await w.newPhone.recover(w.source.serial, code);
+    assert.is(second.outcome, 'completed');
+    assert.is(onNew(), 27, 'the rest placed by the next report, nothing twice');
+  } finally {
+    await w.cleanup();
+  }
+});
+
+many.run();
+

@@ -15,13 +15,13 @@
  */
 import { sha256 } from '@noble/hashes/sha2.js';
 import type { Database } from 'lmdb';
-import { toHex, type Rng } from '../crypto/index.ts';
+import { decodeIssueOrder, toHex, type Rng } from '../crypto/index.ts';
 import { ProtocolError } from '../protocol/errors.ts';
 import type { MigrationItem } from '../machines/migration.machine.ts';
 import type { ServerRecords } from '../store/server.store.ts';
 import type { PartyStore } from '../store/party.store.ts';
 import type { AnyEnvelope, Envelope } from '../transport/envelope.ts';
-import type { BodyOf } from '../transport/messages.ts';
+import { ORDERS_PER_ISSUANCE_MAX, type BodyOf } from '../transport/messages.ts';
 import type { TurnContext } from './runtime.ts';
 
 /** How long an operator's recovery code stays usable. */
@@ -44,9 +44,10 @@ interface RecoveryRecord {
   lost: string;
   to: string;
   user: string;
-  /** The terminal and request the answer goes to (the latest report). */
+  /** The terminal and request the answer goes to (the latest report), and the areas its chip held then. */
   terminal: string;
   request: string;
+  held?: string[];
   providers: Record<string, ProviderOutcome & { orders?: string[]; revocations?: string[] }>;
 }
 
@@ -105,7 +106,8 @@ export class RecoveryDesk {
     }
     const rec = this.recoveries.get(lost);
     if (rec && rec.to !== to) throw new ProtocolError('RECOVERY_REFUSED', `chip ${lost} was reported lost already, its items going to ${rec.to}`);
-    const next: RecoveryRecord = { lost, to, user, terminal: peer, request: env.id, providers: { ...(rec?.providers ?? {}) } };
+    const held = env.body.held ?? [];
+    const next: RecoveryRecord = { lost, to, user, terminal: peer, request: env.id, held, providers: { ...(rec?.providers ?? {}) } };
     for (const provider of this.view.providers) {
       if (next.providers[provider]?.outcome === 'revoked') continue;
       const sam = `migration-sam/${provider}`;
@@ -143,8 +145,12 @@ export class RecoveryDesk {
     const all = Object.values(rec.providers);
     if (all.some((p) => p.outcome === 'asked')) return;
     const providers = all.map(({ orders: _, revocations: _r, ...p }) => p as BodyOf<'recover.orders'>['providers'][number]);
-    const orders = all.flatMap((p) => p.orders ?? []);
-    turn.send(rec.terminal, 'recover.orders', { lost: rec.lost, to: rec.to, providers, orders }, { corr: rec.request });
+    // The orders of the areas the new chip does not hold yet, as many as one answer carries; the rest at the next report.
+    const held = new Set(rec.held ?? []);
+    const due = all.flatMap((p) => p.orders ?? []).filter((t) => !held.has(decodeIssueOrder(t).area));
+    const orders = due.slice(0, ORDERS_PER_ISSUANCE_MAX);
+    const more = due.length > orders.length ? { more: true } : {};
+    turn.send(rec.terminal, 'recover.orders', { lost: rec.lost, to: rec.to, providers, orders, ...more }, { corr: rec.request });
   }
 }
 

@@ -16,7 +16,7 @@ import { failure, type Waiter } from './terminalUser.ts';
 export type RecoveryOrders = BodyOf<'recover.orders'>;
 
 export interface RecoveryResult {
-  /** completed: every provider revoked and its items are here; partial: some provider refused (report again later); failed. */
+  /** completed: every provider revoked and its items are here; partial: some provider refused, or more orders wait than one answer carries (report again); failed. */
   outcome: 'completed' | 'partial' | 'failed';
   lost: string;
   to: string;
@@ -49,7 +49,7 @@ export class RecoveryReports {
           if (earlier) turn.afterTurn(() => earlier.reject(failure('REPLACED', 'the lost phone was reported again; the newer report gets the answer')));
           this.waiter = { resolve, reject };
           turn.abandonRequestsTo(SERVER_PEER, 'recover.report');
-          turn.send(SERVER_PEER, 'recover.report', { lost, to, code });
+          turn.send(SERVER_PEER, 'recover.report', { lost, to, code, held: areas.map((a) => a.area) });
         })
         .catch((e) => {
           this.waiter = null;
@@ -62,7 +62,7 @@ export class RecoveryReports {
     const orders = answer.orders.filter((t) => !have.has(decodeIssueOrder(t).area));
     const issuance = orders.length > 0 ? await phone.issue(orders) : null;
     const placed = issuance === null || issuance.outcome === 'completed';
-    const all = answer.providers.every((p) => p.outcome === 'revoked');
+    const all = answer.providers.every((p) => p.outcome === 'revoked') && !answer.more;
     const outcome = !placed ? 'failed' : all ? 'completed' : 'partial';
     return { outcome, lost, to, providers: answer.providers, issuance };
   }

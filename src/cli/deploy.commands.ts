@@ -295,6 +295,7 @@ function addTerminalCommands(program: Command, out: Out): void {
       });
   };
   addTerminalAccountCommands(call);
+  addTerminalRecoverCommand(call);
   addTerminalReaderCommands(call);
 }
 
@@ -357,18 +358,6 @@ function addTerminalAccountCommands(call: TerminalCall): void {
     migrationLine,
   );
   call(
-    'recover',
-    'report the old phone lost (from the new one): each provider revokes it and re-issues its items here from its ledger',
-    (c) =>
-      c
-        .requiredOption('--lost <serial>', "the lost phone's chip (registered to the user)")
-        .option('--code <code>', "the operator's one-time recovery code (or VALMOVE_RECOVERY_CODE)"),
-    (t, o) => t.recover(o.lost as string, recoveryCodeOf(o.code as string | undefined)),
-    (r: RecoveryResult) =>
-      `lost chip ${r.lost} -> ${r.to}: ${r.outcome}; ${r.providers.map((p) => `${p.provider} ${p.outcome}${p.reason ? ` (${p.reason})` : ''}`).join(', ')}` +
-      (r.issuance ? `; ${migrationLine(r.issuance)}` : ''),
-  );
-  call(
     'cancel',
     'cancel a migration that has not committed',
     (c) => c.requiredOption('--mig <id>', 'the migration'),
@@ -381,6 +370,27 @@ function addTerminalAccountCommands(call: TerminalCall): void {
     (c) => c.requiredOption('--mig <id>', 'the migration'),
     (t, o) => t.endBackup(o.mig as string),
     backupLine,
+  );
+}
+
+/** A lost phone's report, from the new phone (issue 22). */
+function addTerminalRecoverCommand(call: TerminalCall): void {
+  call(
+    'recover',
+    'report the old phone lost (from the new one): each provider revokes it and re-issues its items here from its ledger',
+    (c) =>
+      receiptOutOption(
+        c
+          .requiredOption('--lost <serial>', "the lost phone's chip (registered to the user)")
+          .option('--code <code>', "the operator's one-time recovery code (or VALMOVE_RECOVERY_CODE)"),
+      ),
+    async (t, o) => {
+      const r = await t.recover(o.lost as string, recoveryCodeOf(o.code as string | undefined));
+      return { ...r, issuance: r.issuance && saveReceiptOut(r.issuance, o.receiptOut) };
+    },
+    (r: RecoveryResult) =>
+      `lost chip ${r.lost} -> ${r.to}: ${r.outcome}; ${r.providers.map((p) => `${p.provider} ${p.outcome}${p.reason ? ` (${p.reason})` : ''}`).join(', ')}` +
+      (r.issuance ? `; ${migrationLine(r.issuance)}` : ''),
   );
 }
 

@@ -77,8 +77,11 @@ export const receiptSchema = z.strictObject({
 });
 
 const migrationItem = z.strictObject({ item: itemIndex, area: name, provider: name, recipient: name });
-/** Issue orders one issuance carries at most (src/crypto/issueOrder.ts; each a token of at most 2048 characters). */
-export const ORDERS_PER_ISSUANCE_MAX = 16;
+/**
+ * Issue orders one issuance (or one recovery's answer) carries at most (src/crypto/issueOrder.ts): each a token of
+ * at most 2048 characters, so 24 of them stay under the 64 KiB envelope with room for the rest; a demo's 20 items fit.
+ */
+export const ORDERS_PER_ISSUANCE_MAX = 24;
 /** A provider-signed issue order, as a token (its shape and signature are checked by the provider's migration SAM). */
 /** A provider-signed revocation of one area of a lost chip (src/crypto/revocation.ts), as a token. */
 const revocationToken = z
@@ -104,6 +107,8 @@ const recoverOrders = z.strictObject({
     )
     .max(ITEMS_PER_MIGRATION_MAX),
   orders: z.array(orderToken).max(ORDERS_PER_ISSUANCE_MAX),
+  /** More orders wait than one answer carries: the phone reports again once these are placed. */
+  more: z.boolean().optional(),
 });
 
 /** Progress lines one notice (or one frame) carries at most. */
@@ -257,7 +262,11 @@ export const MESSAGES = {
   'msam.fenced': ['reply', z.strictObject({})],
 
   // lost-phone recovery (src/actors/*Recovery.ts): the report, and what each provider's SAMs answer.
-  'recover.report': ['request', z.strictObject({ lost: name, to: name, code: z.string().min(1).max(64) })],
+  'recover.report': [
+    'request',
+    // held: the new chip's areas already (a report made again answers only the orders of the others).
+    z.strictObject({ lost: name, to: name, code: z.string().min(1).max(64), held: z.array(name).max(ITEMS_PER_MIGRATION_MAX).optional() }),
+  ],
   'recover.orders': ['reply', recoverOrders],
   'msam.recover': ['request', z.strictObject({ lost: name, to: name })],
   // revocations: one per revoked area, signed by the migration SAM (src/crypto/revocation.ts): the authority of admin.wipe-lost.

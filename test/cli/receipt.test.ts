@@ -71,6 +71,19 @@ test('receipt verify accepts the demo receipt (exit 0): every item, its amount, 
   assert.ok(r.stdout.includes(`emoney (emoney) into `) && r.stdout.includes(emoney.after), `the amount the destination holds: ${r.stdout}`);
 });
 
+test("the most items a demo moves (20): its receipt carries every statement and verifies; so does a lost phone's", async () => {
+  for (const extra of [[], ['--lost-source']]) {
+    const data = join(dir, `demo20${extra.join('')}`);
+    const r = await runValmove(['demo', '--items', '20', '--json', '--data', data, ...extra], { timeoutMs: 120_000 });
+    assert.is(r.code, 0, r.stderr);
+    const path = (JSON.parse(r.stdout) as { receipt?: { path: string } }).receipt?.path;
+    assert.ok(path, `demo ${extra.join(' ')} wrote a receipt`);
+    const v = await runValmove(['receipt', 'verify', path]);
+    assert.is(v.code, 0, v.stdout + v.stderr);
+    assert.match(v.stdout, /completed: 20 item\(s\), 20 statement\(s\), every signature checks/);
+  }
+});
+
 test('receipt verify refuses a changed amount (exit 1), naming the signature that fails', async () => {
   const r = await verifyChanged('amount', (x) => {
     const s = x.statements.find((st) => st.value.balance !== undefined)!;
