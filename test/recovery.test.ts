@@ -234,4 +234,3 @@ many('27 areas across 3 providers (each in its ledger): the first answer places 
 });
 
 many.run();
-
