@@ -5,7 +5,7 @@
  */
 import { decodeValue } from '../actors/value.ts';
 import { spendableWorth } from './invariants.ts';
-import { LOST_END_STATE, revokedHere } from './recovery.ts';
+import { FOUND_END_STATE, LOST_END_STATE, revokedHere } from './recovery.ts';
 import type { SeedRun } from './seedRun.ts';
 import type { SimUsers } from './users.ts';
 
@@ -85,7 +85,8 @@ export function checkEndStates(run: SeedRun, users: SimUsers): void {
     // A lost phone's items were re-issued (its own end state); a seed with a short retention waited for each completed
     // migration's backup to end: its source areas are wiped.
     const lost = users.recovery?.isLoser(u) === true && s === 'completed';
-    const completed = lost ? LOST_END_STATE : run.backupRetentionMs !== undefined ? { ...END_STATE.completed!, source: 'absent' } : END_STATE.completed!;
+    const lostEnd = users.recovery?.foundAndWiped(u) ? FOUND_END_STATE : LOST_END_STATE;
+    const completed = lost ? lostEnd : run.backupRetentionMs !== undefined ? { ...END_STATE.completed!, source: 'absent' } : END_STATE.completed!;
     const moved = users.selection.movedAreas(u);
     for (const k of u.items.keys()) {
       const area = run.providers[k]!;

@@ -39,12 +39,17 @@ export function revokedChips(system: EmbeddedSystem, provider: string): Set<stri
   return out;
 }
 
-/** Where a loser's areas end: still active on the lost chip (revoked there), active on the new one. */
+/**
+ * Where a loser's areas end: active on the new chip; on the lost one still active (revoked at its providers), or
+ * absent once the phone was found again and its chip identified to the server (the revoked areas wiped).
+ */
 export const LOST_END_STATE = { source: 'mainActive', destination: 'mainActive' } as const;
+export const FOUND_END_STATE = { source: 'absent', destination: 'mainActive' } as const;
 
 interface Loser {
   code: string;
-  foundAgain: 'no' | 'waiting' | 'tried';
+  /** waiting: found again once the items are back; paid: its payment tried (refused); connected: its chip identified. */
+  foundAgain: 'no' | 'waiting' | 'paid' | 'connected';
 }
 
 type Act = (phoneId: string, what: string, fn: (t: TerminalRuntime) => Promise<unknown>) => void;
@@ -59,6 +64,11 @@ export class SimRecovery {
 
   isLoser(u: User): boolean {
     return this.losers.has(u.name);
+  }
+
+  /** Whether the user's lost phone was found again and its chip wiped (where its areas must end). */
+  foundAndWiped(u: User): boolean {
+    return this.losers.get(u.name)?.foundAgain === 'connected';
   }
 
   /**
@@ -88,9 +98,20 @@ export class SimRecovery {
    */
   settled(u: User): boolean {
     if (!this.isLoser(u)) return true;
+    if (!this.placed(u)) return false;
+    // A phone found again connects until its chip is wiped (the sim's users end there).
+    const found = this.losers.get(u.name)!.foundAgain;
+    const { server } = this.run.system;
+    return found === 'no' || (found === 'connected' && !server.isStopped && !this.run.down.has('server') && server.lostWipeState(u.source) === 'wiped');
+  }
+
+  /** Every item revoked on the lost chip and active on the new one. */
+  private placed(u: User): boolean {
     const { system, providers } = this.run;
-    const onNewChip = (area: string) => [...system.chips.values()].find((c) => c.serial === u.destination)?.memory.get(area)?.state === 'mainActive';
-    return u.items.every((_, k) => revokedHere(system, providers[k]!, u.source) && onNewChip(providers[k]!));
+    // A chip that is down (crashed, not yet restarted) has its store closed: unknown until it is back.
+    const chip = [...system.chips.values()].find((c) => c.serial === u.destination);
+    if (!chip || chip.isStopped || this.run.down.has(chip.id)) return false;
+    return u.items.every((_, k) => revokedHere(system, providers[k]!, u.source) && chip.memory.get(providers[k]!)?.state === 'mainActive');
   }
 
   /**
@@ -105,7 +126,7 @@ export class SimRecovery {
       return;
     }
     const over = state === 'completed' || state === 'rolledBack' || state === 'refused';
-    if (state === undefined || (over && !this.settled(u))) {
+    if (state === undefined || (over && !this.placed(u))) {
       act(u.newPhone, `recover ${u.source}`, (t) =>
         t.recover(u.source, l.code).then(
           (r) => this.run.line(`RECOVERED ${u.name} ${r.outcome}: ${r.providers.map((p) => `${p.provider} ${p.outcome}`).join(', ')}`),
@@ -114,8 +135,9 @@ export class SimRecovery {
       );
       return;
     }
-    if (state !== 'completed' || l.foundAgain !== 'waiting') return;
-    l.foundAgain = 'tried';
+    if (state !== 'completed' || l.foundAgain === 'no') return;
+    if (l.foundAgain !== 'waiting') return this.reconnect(u, l, act);
+    l.foundAgain = 'paid';
     const k = Math.floor(this.rng.nextFloat() * u.items.length);
     const p = this.run.providers[k]!;
     const ticket = u.items[k]!.kind === 'ticket';
@@ -123,6 +145,25 @@ export class SimRecovery {
       t.normalUse(p, ticket ? 'use' : 'pay', p, ticket ? undefined : 1).then(
         () => this.run.fail({ invariant: 'no-duplication', message: `${u.name}'s lost phone paid with item ${k} after its report` }),
         (e: unknown) => this.run.line(`FOUND AGAIN ${u.name} refused: ${(e as { code?: string }).code ?? (e as Error).message}`),
+      ),
+    );
+  }
+
+  /**
+   * The found-again phone connects: its user registers its chip again, and the chip identifying in that admin
+   * session is what the server wipes it on (protocol.md §3, "Found again: wiped"). Asked until the server's wipe
+   * of it has begun (a tap may only log the phone in, or be lost with a crash); then it must end `wiped`.
+   */
+  private reconnect(u: User, l: Loser, act: Act): void {
+    const server = this.run.system.server;
+    if (server.lostWipeState(u.source) !== undefined) {
+      l.foundAgain = 'connected';
+      return;
+    }
+    act(u.oldPhone, 'found again: register', (t) =>
+      t.register().then(
+        () => this.run.line(`FOUND AGAIN ${u.name} registered its chip again`),
+        (e: unknown) => this.run.line(`FOUND AGAIN ${u.name} register: ${(e as { code?: string }).code ?? (e as Error).message}`),
       ),
     );
   }
