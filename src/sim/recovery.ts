@@ -4,9 +4,11 @@
  * instead of migrating. Each reports it from the new phone with the
  * operator's one-time code; every provider revokes the old chip and
  * re-issues its items on the new one from its ledger (an issuance). A user
- * whose report reached only some providers (one was away) reports again.
- * Once the items are back, the "found again" old phone sometimes tries to
- * pay: an accepted payment is a violation (value spent twice).
+ * reports again until every item is revoked on the lost chip and active on
+ * the new one. Once the items are back, the "found again" old phone
+ * sometimes tries to pay (an accepted payment is a violation: value spent
+ * twice), then connects: its chip identifies, and the server must wipe its
+ * revoked areas (they end `absent`).
  *
  * The checks read what the providers revoked (revokedHere): a revoked area
  * is not spendable (no duplication), its value is in its provider's ledger
