@@ -205,6 +205,37 @@ t('a report again is answered the same, and places nothing twice', async () => {
 
 t.run();
 
+const later = suite('recovery: a provider away at the report');
+later("its areas are re-issued at the next report, and wiped on the found-again chip at the chip's next identification", async () => {
+  const w = await buildWorld({ items: 3 });
+  try {
+    const [p0, p1, p2] = w.providers as [string, string, string];
+    for (const p of w.providers) await w.oldPhone.normalUse(p, 'balance', p); // the ledgers know each item
+    const onOld = () => Object.fromEntries([...w.source.memory.areas.getRange()].map((e) => [e.value.area, e.value.state]));
+    await w.system.party(`migration-sam/${p2}`).stop();
+    const code = await w.system.server.recoveryCode(w.user);
+    const first = await w.newPhone.recover(w.source.serial, code);
+    assert.is(first.outcome, 'partial', `${p2} was away`);
+    // Found again: the chip identifies (a registration) and the two revoked areas are wiped; p2's, never revoked, stays.
+    await w.oldPhone.register();
+    await until(() => w.system.server.lostWipeState(w.source.serial) === 'wiped', 'the first wipe ends');
+    assert.equal(onOld(), { [p0]: 'absent', [p1]: 'absent', [p2]: 'mainActive' });
+    await w.system.restart(`migration-sam/${p2}`);
+    const second = await w.newPhone.recover(w.source.serial, code);
+    assert.is(second.outcome, 'completed');
+    assert.match(await refusal(w.oldPhone.normalUse(p2, 'pay', p2, 1)), /^AREA_REVOKED/);
+    // The chip's next identification wipes what was revoked since: a second round.
+    await w.oldPhone.register();
+    await until(() => onOld()[p2] === 'absent', `${p2}'s area wiped on the lost chip`);
+    await until(() => w.system.server.lostWipeState(w.source.serial) === 'wiped', 'the second wipe ends');
+    checkInvariants(w);
+  } finally {
+    await w.cleanup();
+  }
+});
+
+later.run();
+
 const many = suite('recovery: more areas than one answer carries');
 many('27 areas across 3 providers (each in its ledger): the first answer places 24 (partial, more waiting), the next report the rest', async () => {
   const w = await buildWorld({ items: 3 });

@@ -29,7 +29,7 @@ import { MIGRATION, migrationIntent, REGISTRATION, registrationIntent, type Serv
 import { LoginDesk } from './serverLogins.ts';
 import { MigrationDesk } from './serverMigrations.ts';
 import { MigrationMeter } from './serverMeter.ts';
-import { BACKUP, BackupDesk, backupStateOf, LOST_WIPE } from './serverBackups.ts';
+import { BACKUP, BackupDesk, backupStateOf, lostWipeRounds } from './serverBackups.ts';
 import { issueRecoveryCode, RecoveryDesk } from './serverRecovery.ts';
 import { ServerReceipts } from './serverReceipts.ts';
 import { ServerRoutes } from './serverRoutes.ts';
@@ -186,7 +186,9 @@ export class ServerRuntime extends PartyRuntime {
 
   /** Where a found-again lost chip's wipe is (as a backup's end: waitingForSource, wiping, wiped), if it was asked. */
   lostWipeState(serial: string): ReturnType<typeof backupStateOf> | undefined {
-    const value = this.actorOf(BACKUP + LOST_WIPE + serial)?.getSnapshot().value;
+    const value = lostWipeRounds(serial, (k) => this.actorOf(k))
+      .at(-1)
+      ?.getSnapshot().value;
     return value === undefined ? undefined : backupStateOf(value);
   }
 

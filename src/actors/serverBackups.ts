@@ -13,7 +13,7 @@ import type { MigrationContext, MigrationItem } from '../machines/migration.mach
 import { adminStepOf } from '../protocol/adminOps.ts';
 import { ProtocolError } from '../protocol/errors.ts';
 import type { AnyEnvelope } from '../transport/envelope.ts';
-import type { BodyOf } from '../transport/messages.ts';
+import { ITEMS_PER_MIGRATION_MAX, type BodyOf } from '../transport/messages.ts';
 import type { TurnContext } from './runtime.ts';
 import { ADMIN_SAM_PEER } from './serverIntents.ts';
 
@@ -24,6 +24,22 @@ export const BACKUP = 'backup:';
  * phone, the same relayed admin session, but `admin.wipe-lost`, under its providers' revocations.
  */
 export const LOST_WIPE = 'lost-';
+/** The n-th wipe of a found-again lost chip (n from 1): `lost-<serial>`, then `lost-<serial>.<n>`. */
+export function lostWipeMig(serial: string, n: number): string {
+  return n === 1 ? LOST_WIPE + serial : `${LOST_WIPE}${serial}.${n}`;
+}
+
+/** The wipes of a found-again lost chip so far, in order (each round's backup actor). */
+export function lostWipeRounds(serial: string, actorOf: (key: string) => Actor<AnyStateMachine> | undefined): Array<Actor<AnyStateMachine>> {
+  const out: Array<Actor<AnyStateMachine>> = [];
+  for (let n = 1; n <= ITEMS_PER_MIGRATION_MAX; n++) {
+    const a = actorOf(BACKUP + lostWipeMig(serial, n));
+    if (!a) break;
+    out.push(a);
+  }
+  return out;
+}
+
 /** A backup's admin sessions are named `bk-<mig>:<n>`: the server routes their frames by this prefix. */
 export const BACKUP_SESSION = 'bk-';
 
@@ -80,12 +96,17 @@ export class BackupDesk {
    */
   lostChipIdentified(turn: TurnContext, serial: string, terminal: string | undefined): void {
     const lost = this.view.lostWipeOf(serial);
-    const key = BACKUP + LOST_WIPE + serial;
-    if (!lost || lost.items.length === 0 || terminal === undefined || this.view.actorOf(key)) return;
+    if (!lost || lost.items.length === 0 || terminal === undefined) return;
+    // One wipe at a time per lost chip; another only once the last has ended and a provider revoked areas after it
+    // began (it was away at the first report): at most one round per provider.
+    const rounds = lostWipeRounds(serial, (k) => this.view.actorOf(k));
     const areas = lost.items.map((i) => i.area);
+    const last = rounds.at(-1)?.getSnapshot();
+    if (last && (last.value !== 'wiped' || areas.every((a) => (last.context as BackupContext).areas.includes(a)))) return;
+    const mig = lostWipeMig(serial, rounds.length + 1);
     const timing = this.view.timing;
-    turn.spawn(key, 'backup', { mig: LOST_WIPE + serial, user: lost.user, terminal, serial, areas, retainUntil: this.view.now(), online: true, timing });
-    turn.dispatch(key, { type: 'END_REQUESTED' });
+    turn.spawn(BACKUP + mig, 'backup', { mig, user: lost.user, terminal, serial, areas, retainUntil: this.view.now(), online: true, timing });
+    turn.dispatch(BACKUP + mig, { type: 'END_REQUESTED' });
   }
 
   /**
