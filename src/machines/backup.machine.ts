@@ -25,7 +25,7 @@ export const BACKUP_MACHINE_VERSION = 1;
 /** Default retention of a committed migration's backup: 14 days (protocol.md §3, "After the commit", says why). */
 export const BACKUP_RETENTION_MS_DEFAULT = 14 * 24 * 60 * 60 * 1000;
 
-export interface BackupContext {
+export interface BackupInput {
   mig: string;
   user: string;
   /** The source phone's terminal: the wipe's admin session runs through it. */
@@ -38,6 +38,10 @@ export interface BackupContext {
   retainUntil: number;
   /** Whether the source phone's terminal is connected. */
   online: boolean;
+  timing: { retryBaseMs: number; retryCapMs: number };
+}
+
+export interface BackupContext extends BackupInput {
   /** Who ended the backup: the user, or the retention period. */
   endedBy: 'user' | 'retention' | null;
   session: { id: string } | null;
@@ -48,18 +52,6 @@ export interface BackupContext {
   reason: string | null;
   /** When the admin SAM answered that the source areas are wiped. */
   wipedAt: number | null;
-  timing: { retryBaseMs: number; retryCapMs: number };
-}
-
-export interface BackupInput {
-  mig: string;
-  user: string;
-  terminal: string;
-  serial: string;
-  areas: string[];
-  retainUntil: number;
-  online: boolean;
-  timing: { retryBaseMs: number; retryCapMs: number };
 }
 
 export type BackupEvent =
