@@ -19,6 +19,7 @@
  * again; a source phone that goes away is waited for.
  */
 import { assign, emit, setup } from 'xstate';
+import { retryAt } from './retry.ts';
 
 export const BACKUP_MACHINE_VERSION = 1;
 
@@ -127,7 +128,7 @@ const backupSetup = setup({
     resetAttempts: assign({ attempts: 0 }),
     armRetry: assign({
       timer: ({ context, event }) => ({
-        atMs: (event as E<'STEP_FAILED'>).now + Math.min(context.timing.retryCapMs, context.timing.retryBaseMs * 2 ** Math.min(context.attempts, 16)),
+        atMs: retryAt((event as E<'STEP_FAILED'>).now, context.attempts, context.timing),
         event: 'RETRY_DUE' as const,
       }),
     }),

@@ -11,6 +11,7 @@ import { mayRetry, type ErrorCode } from '../protocol/errors.ts';
 import type { Step } from '../protocol/steps.ts';
 import type { Grant, Receipt } from '../protocol/grant.ts';
 import { CHIP_AREAS_MAX, type AreaState } from './area.machine.ts';
+import { retryAt } from './retry.ts';
 import { afterLeaving, chooseItems, chosen, leaveBehind, unknownProviders, type Selection, type SkippedItem } from './selection.ts';
 
 /**
@@ -606,7 +607,7 @@ export const migrationSetup = setup({
     resetAttempts: assign({ attempts: 0 }),
     armRetry: assign({
       timer: ({ context, event }) => ({
-        atMs: (event as E<'STEP_FAILED'>).now + Math.min(context.timing.retryCapMs, context.timing.retryBaseMs * 2 ** Math.min(context.attempts, 16)),
+        atMs: retryAt((event as E<'STEP_FAILED'>).now, context.attempts, context.timing),
         event: 'RETRY_DUE' as const,
       }),
     }),
