@@ -88,6 +88,11 @@ export const ERRORS = {
     retry: false,
     sentence: "A lost phone's report is refused: the second proof is missing or wrong, or the chips are not the user's.",
   },
+  REPLACED: {
+    family: 'authority',
+    retry: false,
+    sentence: "A lost phone's report was made again on this phone while it waited; the newer report gets the answer.",
+  },
   // A reader job meets it while a migration holds the chip: once the migration releases the channel, it may succeed.
   CHANNEL_RESERVED: {
     family: 'authority',
