@@ -12,6 +12,7 @@ import * as assert from 'uvu/assert';
 import type { NormalSamRuntime } from '../src/actors/normalSam.actor.ts';
 import { recoverable } from '../src/actors/normalSamLedger.ts';
 import type { PartyStore } from '../src/store/party.store.ts';
+import { FAST_TIMING } from '../src/timing.ts';
 import { checkInvariants } from './helpers/invariants.ts';
 import { buildWorld, type World } from './helpers/world.ts';
 import { refusal } from './helpers/refusal.ts';
@@ -229,6 +230,29 @@ later("its areas are re-issued at the next report, and wiped on the found-again 
     await until(() => onOld()[p2] === 'absent', `${p2}'s area wiped on the lost chip`);
     await until(() => w.system.server.lostWipeState(w.source.serial) === 'wiped', 'the second wipe ends');
     checkInvariants(w);
+  } finally {
+    await w.cleanup();
+  }
+});
+
+later('a provider that does not answer: the phone stops waiting (RECOVERY_PENDING), the report stands, a later one gets the orders', async () => {
+  const w = await buildWorld({ items: 2, system: { timing: { ...FAST_TIMING, preflightMs: 300 } } });
+  try {
+    for (const p of w.providers) await w.oldPhone.normalUse(p, 'balance', p);
+    const p1 = w.providers[1]!;
+    const seat = asServer(w, `migration-sam/${p1}`, `normal-sam/${p1}`); // p1's revocation is never answered
+    const code = await w.system.server.recoveryCode(w.user);
+    // The phone's wait is an unref'd clock timer (it keeps no process alive): the test keeps this one alive meanwhile.
+    const alive = setInterval(() => {}, 50);
+    const pending = await refusal(w.newPhone.recover(w.source.serial, code)).finally(() => clearInterval(alive));
+    assert.match(pending, /^RECOVERY_PENDING: not every provider has answered within 300 ms/);
+    await seat.giveBack();
+    const done = await w.newPhone.recover(w.source.serial, code);
+    assert.is(done.outcome, 'completed');
+    assert.equal(
+      done.providers.map((p) => p.outcome),
+      ['revoked', 'revoked'],
+    );
   } finally {
     await w.cleanup();
   }

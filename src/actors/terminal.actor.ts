@@ -129,7 +129,8 @@ export class TerminalRuntime extends PartyRuntime {
 
   /** A lost phone's report, then its items re-issued here (terminalRecovery.ts). */
   recover(lost: string, code: string): Promise<RecoveryResult> {
-    return this.recoveries.recover({ runLocal: (fn) => this.runLocal(fn), selectChip: () => this.selectChip(), issue: (o) => this.issue(o) }, lost, code);
+    const phone = { runLocal: (fn: (turn: TurnContext) => void) => this.runLocal(fn), clock: this.clock, waitMs: this.timing.preflightMs };
+    return this.recoveries.recover({ ...phone, selectChip: () => this.selectChip(), issue: (o) => this.issue(o) }, lost, code);
   }
 
   private readonly recoveries = new RecoveryReports();

@@ -7,6 +7,7 @@
  * as an issuance: S9–S17, under a decision record, receipts and activation,
  * like any migration's destination.
  */
+import type { Clock } from '../clock.ts';
 import { decodeIssueOrder } from '../crypto/index.ts';
 import type { BodyOf } from '../transport/messages.ts';
 import type { TurnContext } from './runtime.ts';
@@ -29,13 +30,19 @@ export interface RecoveryResult {
 /** What the report reads of the terminal. */
 export interface RecoveryPhone {
   runLocal(fn: (turn: TurnContext) => void): Promise<void>;
+  clock: Clock;
+  /** How long the user waits for every provider's answer (Timing.preflightMs, as a preflight does). */
+  waitMs: number;
   selectChip(): Promise<{ serial: string; areas: Array<{ area: string }> }>;
   issue(orders: string[]): Promise<BodyOf<'migrate.result'>>;
 }
 
+/** A report's caller, and the end of its wait. */
+type Pending = Waiter<RecoveryOrders> & { cancel?: () => void };
+
 /** The report's one outstanding answer, at most one at a time per terminal (the newest report's). */
 export class RecoveryReports {
-  private waiter: Waiter<RecoveryOrders> | null = null;
+  private waiter: Pending | null = null;
 
   /** Reports the chip lost, then receives its items here. */
   async recover(phone: RecoveryPhone, lost: string, code: string): Promise<RecoveryResult> {
@@ -46,8 +53,20 @@ export class RecoveryReports {
           // A report made again while one waits replaces it (its caller gave up, or a provider is slow): the server
           // answers the newest report, asking again each provider that has not revoked.
           const earlier = this.waiter;
+          earlier?.cancel?.();
           if (earlier) turn.afterTurn(() => earlier.reject(failure('REPLACED', 'the lost phone was reported again; the newer report gets the answer')));
-          this.waiter = { resolve, reject };
+          const mine: Pending = { resolve, reject };
+          this.waiter = mine;
+          // The user's wait is bounded (a provider may be away for hours); the report stands at the server, which
+          // answers it when every provider has (the answer then settles the request), and a report made again
+          // later receives the orders.
+          turn.afterTurn(() => {
+            mine.cancel = phone.clock.schedule(phone.clock.now() + phone.waitMs, () => {
+              if (this.waiter !== mine) return;
+              this.waiter = null;
+              reject(failure('RECOVERY_PENDING', `not every provider has answered within ${phone.waitMs} ms; the report stands: report again later`));
+            });
+          });
           turn.abandonRequestsTo(SERVER_PEER, 'recover.report');
           turn.send(SERVER_PEER, 'recover.report', { lost, to, code, held: areas.map((a) => a.area) });
         })
@@ -71,12 +90,14 @@ export class RecoveryReports {
   answered(turn: TurnContext, body: RecoveryOrders): void {
     const w = this.waiter;
     this.waiter = null;
+    w?.cancel?.();
     if (w) turn.afterTurn(() => w.resolve(body));
   }
 
   refused(turn: TurnContext, err: Error): void {
     const w = this.waiter;
     this.waiter = null;
+    w?.cancel?.();
     if (w) turn.afterTurn(() => w.reject(err));
   }
 }

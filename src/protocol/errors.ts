@@ -88,6 +88,11 @@ export const ERRORS = {
     retry: false,
     sentence: "A lost phone's report is refused: the second proof is missing or wrong, or the chips are not the user's.",
   },
+  RECOVERY_PENDING: {
+    family: 'authority',
+    retry: true,
+    sentence: "A lost phone's report has not had every provider's answer within the phone's wait; it stands: report again later to receive the orders.",
+  },
   REPLACED: {
     family: 'authority',
     retry: false,
