@@ -37,6 +37,7 @@ export function checkOutcomes(run: SeedRun, users: SimUsers): void {
     }
   }
   users.selection.tally(users.list, run.outcomes);
+  users.recovery?.tally(users.list, run.outcomes);
   for (const u of users.list) {
     const s = users.stateOf(users.latest(u)!);
     run.outcomes[s] = (run.outcomes[s] ?? 0) + 1;

@@ -68,6 +68,16 @@ export class SimRecovery {
     return this.losers.has(u.name);
   }
 
+  /** The seed's tally: lost phones recovered (`recovered`), and of those found again and wiped (`foundWiped`). */
+  tally(users: readonly User[], outcomes: Record<string, number>): void {
+    const add = (k: string) => (outcomes[k] = (outcomes[k] ?? 0) + 1);
+    for (const u of users) {
+      if (!this.isLoser(u) || !this.settled(u)) continue;
+      add('recovered');
+      if (this.foundAndWiped(u)) add('foundWiped');
+    }
+  }
+
   /** Whether the user's lost phone was found again and its chip wiped (where its areas must end). */
   foundAndWiped(u: User): boolean {
     return this.losers.get(u.name)?.foundAgain === 'connected';
