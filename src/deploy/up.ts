@@ -5,7 +5,7 @@
  * through them, driven through the terminals' control APIs, as a user would.
  */
 import { migrateWithCancel, type StepEntry } from '../fixtures/demoFlow.ts';
-import { saveUpReceipt, stepsOf, watchProgress } from './upFlow.ts';
+import { foundAgain, saveUpReceipt, stepsOf, watchProgress } from './upFlow.ts';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, openSync, closeSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
@@ -270,6 +270,8 @@ export interface UpReport {
   /** The new phone's receipt (the old phone's after --cancel-at), checked with `valmove receipt verify PATH --trust TRUST`. */
   receipt?: { path: string; trust: string; outcome: string };
   cancel?: { at: string; decision: string };
+  /** --lost-source: the lost phone found again, connected, then asked to pay: `refused (AREA_ABSENT)` once wiped. */
+  foundAgain?: string;
 }
 
 /** Each provider's operator signs an issue order for the source chip (valmove provider issue); the old phone receives them. */
@@ -359,16 +361,19 @@ the old phone (chip ${lost}) is lost: alice reports it from the new phone with t
   const paid = plan[0]!.provider;
   const payDst = await tryPay(newPhone, paid);
   const paySrc = await tryPay(oldPhone, paid);
+  const found = await foundAgain(oldPhone, paid, tryPay);
   say(`
 recovery onto ${done.to}: ${done.outcome} in ${elapsedMs} ms (issuance ${done.issuance?.mig ?? '-'})`);
   for (const r of rows) say(`  ${r.provider.padEnd(12)} before ${r.before.padEnd(40)} after ${r.after}`);
   say(`pay 300 on the new phone:            ${payDst}`);
   say(`pay 300 on the lost (old) phone:     ${paySrc}`);
+  say(`found again, connected, pays 300:    ${found}${found === 'refused (AREA_ABSENT)' ? ' (its revoked areas wiped)' : ''}`);
   const receipt = done.issuance ? saveUpReceipt(dir, done.issuance) : undefined;
   if (receipt) say(`receipt (${receipt.outcome}): ${receipt.path}  (check it: valmove receipt verify ${receipt.path} --trust ${receipt.trust})`);
   const steps = done.issuance ? await stepsOf([oldPhone, newPhone], done.issuance.mig) : [];
   const base = { dir, outcome: done.outcome, mig: done.issuance?.mig ?? '', processes: processRows(dir, d), items: rows };
-  return { ...base, paymentOnDestination: payDst, paymentOnSource: paySrc, elapsedMs, stopped: !keep, steps, ...(receipt ? { receipt } : {}) };
+  const more = { ...(receipt ? { receipt } : {}), foundAgain: found };
+  return { ...base, paymentOnDestination: payDst, paymentOnSource: paySrc, elapsedMs, stopped: !keep, steps, ...more };
 }
 
 /** The migration through the running processes: the old phone's source phase, the new phone's destination phase, then what each phone's user sees. */

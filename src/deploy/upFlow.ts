@@ -68,3 +68,21 @@ export function saveUpReceipt(dir: string, r: MigrationResult): { path: string; 
   const path = writeReceipt(join(dir, 'receipt.json'), r.receipt).receipt;
   return { path, trust: join(dir, 'trust.json'), outcome: r.receipt.outcome.decision };
 }
+
+/** How long `up --lost-source` waits for the found-again chip's wipe (the server takes its phone's channel, then wipes). */
+const FOUND_WIPE_WAIT_MS = 30_000;
+
+/**
+ * The lost phone is found again and connects: its user registers its chip, which identifies to the server in
+ * that admin session, and the server has the admin SAM wipe its revoked areas (protocol.md §3, "Found again:
+ * wiped"). What a payment on it is then answered: `refused (AREA_ABSENT)` once the area is gone from the chip.
+ */
+export async function foundAgain(oldPhone: TerminalControl, provider: string, pay: (t: TerminalControl, p: string) => Promise<string>): Promise<string> {
+  await oldPhone.register().catch(() => undefined); // its answer does not matter: the identification does
+  let answer = await pay(oldPhone, provider);
+  for (const end = Date.now() + FOUND_WIPE_WAIT_MS; answer !== 'refused (AREA_ABSENT)' && Date.now() < end; ) {
+    await new Promise((r) => setTimeout(r, 200));
+    answer = await pay(oldPhone, provider);
+  }
+  return answer;
+}
