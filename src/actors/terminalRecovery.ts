@@ -17,7 +17,10 @@ import { failure, type Waiter } from './terminalUser.ts';
 export type RecoveryOrders = BodyOf<'recover.orders'>;
 
 export interface RecoveryResult {
-  /** completed: every provider revoked and its items are here; partial: some provider refused, or more orders wait than one answer carries (report again); failed. */
+  /**
+   * completed: every provider revoked and its items are here; partial: some provider refused, or more orders wait
+   * than one answer carries (report again); failed.
+   */
   outcome: 'completed' | 'partial' | 'failed';
   lost: string;
   to: string;

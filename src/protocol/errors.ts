@@ -88,9 +88,10 @@ export const ERRORS = {
     retry: false,
     sentence: "A lost phone's report is refused: the second proof is missing or wrong, or the chips are not the user's.",
   },
+  // The user's answer, not a step's: nothing retries it but the user, reporting again.
   RECOVERY_PENDING: {
     family: 'authority',
-    retry: true,
+    retry: false,
     sentence: "A lost phone's report has not had every provider's answer within the phone's wait; it stands: report again later to receive the orders.",
   },
   REPLACED: {
