@@ -325,19 +325,22 @@ function readyReport(dir: string, d: LocalDeployment, before: Map<string, string
   };
 }
 
+/** What a flow through the running processes works with: the deployment, its items and their balances before. */
+interface Through {
+  dir: string;
+  d: LocalDeployment;
+  plan: Array<{ provider: string }>;
+  before: Map<string, string>;
+  keep: boolean;
+  say: (line: string) => void;
+}
+
 /**
  * `up --lost-source`: the old phone is lost. The operator gives alice a one-time recovery code (as `valmove user
  * recovery-code` does, in the running server's store), she reports the old chip from the new phone, each provider
  * revokes it and re-issues its items there from its ledger; the old phone's payment is then refused (AREA_REVOKED).
  */
-async function recoverThrough(
-  dir: string,
-  d: LocalDeployment,
-  plan: Array<{ provider: string }>,
-  before: Map<string, string>,
-  keep: boolean,
-  say: (line: string) => void,
-): Promise<UpReport> {
+async function recoverThrough({ dir, d, plan, before, keep, say }: Through): Promise<UpReport> {
   const cfg = loadConfig(join(dir, 'config', 'server.json'), 'server') as ServerConfig;
   const store = PartyStore.open(cfg.dataDir);
   let code: string;
@@ -377,16 +380,7 @@ recovery onto ${done.to}: ${done.outcome} in ${elapsedMs} ms (issuance ${done.is
 }
 
 /** The migration through the running processes: the old phone's source phase, the new phone's destination phase, then what each phone's user sees. */
-async function migrateThrough(
-  dir: string,
-  d: LocalDeployment,
-  plan: Array<{ provider: string }>,
-  before: Map<string, string>,
-  keep: boolean,
-  say: (line: string) => void,
-  cancelAt?: string,
-  only?: string[],
-): Promise<UpReport> {
+async function migrateThrough({ dir, d, plan, before, keep, say }: Through, cancelAt?: string, only?: string[]): Promise<UpReport> {
   const oldPhone = d.terminal('old');
   const newPhone = d.terminal('new');
   const t0 = Date.now();
@@ -514,8 +508,9 @@ export async function runUp(opts: {
     const before = new Map<string, string>();
     for (const p of plan) before.set(p.provider, describe(await oldPhone.normal(p.provider, 'balance')));
     if (opts.migrate === false) return readyReport(dir, d, before, opts.keep, say);
-    if (opts.lostSource) return await recoverThrough(dir, d, plan, before, opts.keep, say);
-    return await migrateThrough(dir, d, plan, before, opts.keep, say, opts.cancelAt, opts.only);
+    const through = { dir, d, plan, before, keep: opts.keep, say };
+    if (opts.lostSource) return await recoverThrough(through);
+    return await migrateThrough(through, opts.cancelAt, opts.only);
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);

@@ -78,7 +78,7 @@ export function checkOutcomes(run: SeedRun, users: SimUsers): void {
  * (a rollback that answers "wiped" without wiping leaves a loaded area on the destination, spendable nowhere).
  */
 export function checkEndStates(run: SeedRun, users: SimUsers): void {
-  const chipBySerial = new Map([...run.system.chips.values()].map((c) => [c.serial, c] as const));
+  const chipBySerial = run.system.chips; // keyed by serial
   const areaState = (serial: string, area: string) => chipBySerial.get(serial)?.memory.get(area)?.state ?? 'absent';
   for (const u of users.list) {
     const s = users.stateOf(users.latest(u)!);

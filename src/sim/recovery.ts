@@ -121,7 +121,7 @@ export class SimRecovery {
   private placed(u: User): boolean {
     const { system, providers } = this.run;
     // A chip that is down (crashed, not yet restarted) has its store closed: unknown until it is back.
-    const chip = [...system.chips.values()].find((c) => c.serial === u.destination);
+    const chip = system.chips.get(u.destination);
     if (!chip || chip.isStopped || this.run.down.has(chip.id)) return false;
     return u.items.every((_, k) => revokedHere(system, providers[k]!, u.source) && chip.memory.get(providers[k]!)?.state === 'mainActive');
   }

@@ -82,13 +82,13 @@ const migrationItem = z.strictObject({ item: itemIndex, area: name, provider: na
  * at most 2048 characters, so 24 of them stay under the 64 KiB envelope with room for the rest; a demo's 20 items fit.
  */
 export const ORDERS_PER_ISSUANCE_MAX = 24;
-/** A provider-signed issue order, as a token (its shape and signature are checked by the provider's migration SAM). */
 /** A provider-signed revocation of one area of a lost chip (src/crypto/revocation.ts), as a token. */
 const revocationToken = z
   .string()
   .min(1)
   .max(1024)
   .regex(/^[A-Za-z0-9._-]+$/, 'a revocation token, rv1.<body>.<signature>');
+/** A provider-signed issue order, as a token (its shape and signature are checked by the provider's migration SAM). */
 const orderToken = z
   .string()
   .min(1)
