@@ -11,6 +11,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { NormalSamRuntime } from '../src/actors/normalSam.actor.ts';
 import { recoverable } from '../src/actors/normalSamLedger.ts';
+import type { Outbox } from '../src/runtime/outbox.ts';
 import type { PartyStore } from '../src/store/party.store.ts';
 import { FAST_TIMING } from '../src/timing.ts';
 import { checkInvariants } from './helpers/invariants.ts';
@@ -107,14 +108,21 @@ t('recovery: revoked everywhere, each item re-issued from the ledger, the old ph
   const seat = asServer(world, `migration-sam/${p0}`, `normal-sam/${p0}`);
   const first = world.newPhone.recover(world.source.serial, code);
   await seat.next('a revocation request', (e) => e.type === 'nsam.revoke');
+  // The report carries the recovery code: it waits in RAM, never on the phone's disk.
+  const onDisk = () => [...(world.newPhone as unknown as { store: PartyStore }).store.outbox.getRange()].filter((e) => e.value.env.type === 'recover.report');
+  const waiting = () => (world.newPhone as unknown as { runtime: { outbox: Outbox } }).runtime.outbox.waitingFor('server', 'recover.report');
+  assert.is(onDisk().length, 0, 'no report (no recovery code) in the outbox on disk');
+  const [firstId] = waiting();
+  assert.ok(firstId, 'the report waits in RAM');
   // The user reports again (the first command was given up): the newer report replaces the waiting one.
   const second = world.newPhone.recover(world.source.serial, code);
   assert.match(await refusal(first), /^REPLACED: the lost phone was reported again/);
+  assert.is(waiting().length, 1, 'one report waits');
+  assert.is.not(waiting()[0], firstId, 'the replaced report is no longer sent again');
   await seat.giveBack();
   const done = await second;
-  const outbox = (world.newPhone as unknown as { store: PartyStore }).store.outbox;
-  const reports = [...outbox.getRange()].filter((e) => e.value.env.type === 'recover.report');
-  assert.is(reports.length, 0, 'the replaced report is no longer sent again: the phone waits on no report');
+  assert.equal(waiting(), [], 'answered: the phone waits on no report');
+  assert.is(onDisk().length, 0);
   assert.equal(
     done.providers.map((p) => p.outcome),
     ['revoked', 'revoked', 'revoked'],

@@ -11,7 +11,7 @@
  * area. Checked whole before the session opens (nothing is written on a
  * refusal), and for every request, whatever its headers.
  */
-import { CryptoError, verifyRevocation } from '../crypto/index.ts';
+import { CryptoError, decodeRevocation, verifyRevocation } from '../crypto/index.ts';
 import type { MigrationItem } from '../machines/migration.machine.ts';
 import { ProtocolError } from '../protocol/errors.ts';
 import type { MigrationSamKeys } from './adminTempKeys.ts';
@@ -23,18 +23,24 @@ export function admitLostWipe(env: { type: string; body: unknown }, migrationSam
   const items = body.items ?? [];
   if (serial === undefined || items.length === 0) throw new ProtocolError('NOT_REVOKED', 'admin.wipe-lost names a chip and its areas');
   for (const item of items) {
-    const msam = migrationSams[item.recipient];
-    if (!msam) throw new ProtocolError('NOT_TRUSTED', `${item.recipient} is not a migration SAM this admin SAM knows`);
-    const covered = (body.revocations ?? []).some((token) => {
-      try {
-        const r = verifyRevocation(token, msam.signPublic);
-        return r.serial === serial && r.area === item.area && r.provider === item.provider;
-      } catch (e) {
-        if (e instanceof CryptoError) return false;
-        throw e;
-      }
-    });
-    if (!covered) {
+    if (!migrationSams[item.recipient]) throw new ProtocolError('NOT_TRUSTED', `${item.recipient} is not a migration SAM this admin SAM knows`);
+  }
+  // Each token is verified once (at most one signature check per token), against the migration SAM of the item of
+  // its provider: a revocation says which provider revoked, and only that provider's migration SAM can sign one.
+  const recipientOf = new Map(items.map((i) => [i.provider, i.recipient]));
+  const covered = new Set<string>();
+  for (const token of body.revocations ?? []) {
+    try {
+      const recipient = recipientOf.get(decodeRevocation(token).provider);
+      if (recipient === undefined) continue;
+      const r = verifyRevocation(token, migrationSams[recipient]!.signPublic);
+      if (r.serial === serial) covered.add(`${recipient}|${r.provider}|${r.area}`);
+    } catch (e) {
+      if (!(e instanceof CryptoError)) throw e;
+    }
+  }
+  for (const item of items) {
+    if (!covered.has(`${item.recipient}|${item.provider}|${item.area}`)) {
       throw new ProtocolError('NOT_REVOKED', `area ${item.area} of chip ${serial}: no revocation by ${item.recipient} for ${item.provider} allows its wipe`);
     }
   }

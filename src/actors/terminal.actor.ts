@@ -38,8 +38,10 @@ export class TerminalRuntime extends PartyRuntime {
    * The login proof works as the password (the server checks sha256(proof)
    * against its verifier), so it never reaches the terminal's disk: a
    * terminal that restarts mid-login is logged out and the user logs in again.
+   * Nor does a lost phone's report, which carries the operator's recovery code:
+   * a terminal that restarts while it waits has the user report again.
    */
-  protected override readonly requestsKeptOffDisk: ReadonlySet<string> = new Set(['login.proof']);
+  protected override readonly requestsKeptOffDisk: ReadonlySet<string> = new Set(['login.proof', 'recover.report']);
   private password: string | null = null;
   private loginWaiter: Waiter<void> | null = null;
   private jobWaiter: Waiter<unknown> | null = null;

@@ -52,3 +52,8 @@ export function signRevocation(body: RevocationBody, msam: Identity): string {
 export function verifyRevocation(token: string, msamSignPublic: Bytes | readonly Bytes[]): RevocationBody {
   return verifyToken(KIND, decodeToken(KIND, token), msamSignPublic, "the revocation is not signed by this provider's migration SAM");
 }
+
+/** Parses a revocation without checking its signature (to learn which migration SAM must have signed it). Throws CryptoError. */
+export function decodeRevocation(token: string): RevocationBody {
+  return decodeToken(KIND, token);
+}

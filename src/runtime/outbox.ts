@@ -94,18 +94,23 @@ export class Outbox {
     this.deps.store.outbox.remove(id);
   }
 
-  /** The ids of the requests of `type` still waiting for `peer`, on disk. */
+  /** The ids of the requests of `type` still waiting for `peer`, on disk or (kept off disk) in RAM. */
   waitingFor(peer: string, type: string): string[] {
     const ids: string[] = [];
+    const waits = (o: OutMessage) => o.peer === peer && o.env.type === type;
+    if (this.deps.keptOffDisk(type)) for (const [id, o] of this.inRam) if (waits(o)) ids.push(id);
     for (const { key, value } of this.deps.store.outbox.getRange()) {
-      if (value.peer === peer && value.env.type === type && !this.settled.has(key)) ids.push(key);
+      if (waits(value) && !this.settled.has(key)) ids.push(key);
     }
     return ids;
   }
 
-  /** Removes these requests from the disk outbox (inside a transaction): they will never be answered. */
+  /** Removes these requests from the outbox (inside a transaction): they will never be answered. */
   abandon(ids: readonly string[]): void {
-    for (const id of ids) this.deps.store.outbox.remove(id);
+    for (const id of ids) {
+      this.inRam.delete(id);
+      this.deps.store.outbox.remove(id);
+    }
   }
 
   /** Sends again what waits for `peer` (its link is back). */

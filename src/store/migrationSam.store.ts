@@ -42,12 +42,19 @@ export class MigrationSamRecords {
   readonly orders: Database<SpentOrder, string>;
   /** The provider's audit record: each statement this SAM signed, what moved out and in (bounded, AUDIT_RECORDS_MAX). */
   readonly audit: Database<Statement, string>;
+  /** The audit record's keys by time (`<at, 16 digits>|<key>`): the oldest is the first key, no record is read to prune. */
+  private readonly auditByTime: Database<string, string>;
 
   constructor(store: PartyStore) {
     this.items = store.db<HeldItem>('items');
     this.fenced = store.db<{ mig: string; reason: string }>('fenced');
     this.orders = store.db<SpentOrder>('orders');
     this.audit = store.db<Statement>('audit');
+    this.auditByTime = store.db<string>('audit-by-time');
+  }
+
+  private static timeKey(s: Statement, key: string): string {
+    return `${String(s.at).padStart(16, '0')}|${key}`;
   }
 
   static keyOf(mig: string, item: number): string {
@@ -56,19 +63,21 @@ export class MigrationSamRecords {
 
   /** Keeps a statement in the audit record (one per item and direction: a repeat replaces it), dropping the oldest past the bound. Inside a write. */
   keepAudit(s: Statement): void {
-    this.audit.put(`${MigrationSamRecords.keyOf(s.mig, s.item)}:${s.direction}`, s);
-    let count = 0;
-    let oldest: { key: string; at: number } | undefined;
-    for (const { key, value } of this.audit.getRange()) {
-      count++;
-      if (!oldest || value.at < oldest.at) oldest = { key, at: value.at };
+    const key = `${MigrationSamRecords.keyOf(s.mig, s.item)}:${s.direction}`;
+    const before = this.audit.get(key);
+    if (before) this.auditByTime.remove(MigrationSamRecords.timeKey(before, key));
+    this.audit.put(key, s);
+    this.auditByTime.put(MigrationSamRecords.timeKey(s, key), key);
+    if (this.audit.getCount() <= AUDIT_RECORDS_MAX) return;
+    for (const { key: at, value: oldest } of this.auditByTime.getRange({ limit: 1 })) {
+      this.auditByTime.remove(at);
+      this.audit.remove(oldest);
     }
-    if (count > AUDIT_RECORDS_MAX && oldest) this.audit.remove(oldest.key);
   }
 
   /** The audit record, oldest first. */
   auditRecords(): Statement[] {
-    return [...this.audit.getRange()].map((e) => e.value).sort((a, b) => a.at - b.at);
+    return [...this.auditByTime.getRange()].flatMap((e) => this.audit.get(e.value) ?? []);
   }
 
   /** Items still held (an empty list is the end state of every migration). */
