@@ -306,10 +306,10 @@ export class MigrationSamRuntime extends PartyRuntime {
 
   /** S14's answer: the receipt (signed at S15, kept with the item) and the user's statement of the item. */
   private answerDownloaded(turn: TurnContext, key: string, ctx: MigrationSamContext, request: string): void {
-    const receipt = this.pendingReceipt.get(key) ?? this.heldRecord(ctx.mig, ctx.item).receipt;
+    const rec = this.heldRecord(ctx.mig, ctx.item);
+    const receipt = this.pendingReceipt.get(key) ?? rec.receipt;
     this.pendingReceipt.delete(key);
     if (!receipt) throw new Error(`no receipt for ${key}`);
-    const rec = this.heldRecord(ctx.mig, ctx.item);
     const statement = itemStatement(turn, this.signer, rec, 'in', rec.data, this.clock.now());
     const body = { receipt, ...(statement ? { statement } : {}) };
     turn.send(turn.peerOfRequest(request), 'msam.downloaded', body, { mig: ctx.mig, item: ctx.item, step: 'S14', corr: request });

@@ -25,7 +25,7 @@
  * removes its source's entry.
  */
 import type { Database } from 'lmdb';
-import { openFromPair, sealForPair, type Identity, type PairBox, type Rng } from '../crypto/index.ts';
+import { keysOf, openFromPair, sealForPair, type Identity, type PairBox, type Rng } from '../crypto/index.ts';
 import type { AnyEnvelope } from '../transport/envelope.ts';
 import { ProtocolError } from '../protocol/errors.ts';
 import type { PartyStore } from '../store/party.store.ts';
@@ -90,10 +90,6 @@ export class Ledger {
     this.db = store.db<Row>('ledger');
   }
 
-  static dbOf(store: PartyStore): Database<Row, string> {
-    return store.db<Row>('ledger');
-  }
-
   entry(serial: string, area: string): LedgerEntry | undefined {
     return this.db.get(`l:${serial}:${area}`) as LedgerEntry | undefined;
   }
@@ -149,8 +145,7 @@ export class Ledger {
   /** A write is sent to the chip (its answer may be lost): the entry notes the value it may now hold. */
   writeSent(turn: TurnContext, serial: string, area: string, value: ValueItem, next: ValueItem, counter: number): void {
     if (this.chipRevoked(serial)) return;
-    const base = this.entry(serial, area) ?? { serial, area, value, counter, at: turn.now() };
-    turn.write(() => this.db.put(`l:${serial}:${area}`, { ...base, value, counter, pending: next, at: turn.now() }));
+    turn.write(() => this.db.put(`l:${serial}:${area}`, { serial, area, value, counter, pending: next, at: turn.now() }));
   }
 
   /** A normal session's answer: the value the chip holds now (in the turn that sends the receipt). */
@@ -166,9 +161,10 @@ export class Ledger {
    * chip is revoked for one new chip only.
    */
   revoke(turn: TurnContext, lost: string, to: string): Revocation[] {
+    const earlier = this.db.get(`chip:${lost}`) as ChipRevocation | undefined;
+    if (earlier && earlier.to !== to)
+      throw new ProtocolError('RECOVERY_REFUSED', `chip ${lost} was reported lost already, its items re-issued on ${earlier.to}`);
     const done = this.revocationsOf(lost);
-    const other = done.find((r) => r.to !== to);
-    if (other) throw new ProtocolError('RECOVERY_REFUSED', `chip ${lost} was reported lost already, its items re-issued on ${other.to}`);
     // An area whose item is moving out (downloaded, not yet committed) is not re-issued: the move carries it.
     const moving = new Set<string>();
     for (const { value } of this.db.getRange({ start: 'in:', end: 'in;' })) if ((value as Staged).from === lost) moving.add((value as Staged).area);
@@ -209,7 +205,7 @@ export function sealItem(
   v: ValueItem,
 ): PairBox {
   // A peer in a rotation window (deploying.md) is named by its keys, current first: the box is sealed to that one.
-  const to = peerBoxPublic instanceof Uint8Array ? peerBoxPublic : peerBoxPublic[0]!;
+  const to = keysOf(peerBoxPublic)[0]!;
   return sealForPair(host.identity, to, encodeValue(v), LEDGER_SEAL_INFO, aadOf(serial, area), host.rng);
 }
 

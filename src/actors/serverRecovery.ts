@@ -15,7 +15,7 @@
  */
 import { sha256 } from '@noble/hashes/sha2.js';
 import type { Database } from 'lmdb';
-import { decodeIssueOrder, toHex, type Rng } from '../crypto/index.ts';
+import { toHex, type Rng } from '../crypto/index.ts';
 import { ProtocolError } from '../protocol/errors.ts';
 import type { MigrationItem } from '../machines/migration.machine.ts';
 import type { ServerRecords } from '../store/server.store.ts';
@@ -75,11 +75,6 @@ export class RecoveryDesk {
   ) {
     this.codes = store.db<CodeRecord>(CODES_DB);
     this.recoveries = store.db<RecoveryRecord>('recoveries');
-  }
-
-  /** The lost chips reported, with the chip their items went to. */
-  lostChips(): Array<{ lost: string; to: string; user: string }> {
-    return [...this.recoveries.getRange()].map(({ value: r }) => ({ lost: r.lost, to: r.to, user: r.user }));
   }
 
   /** The lost chip's revoked areas, one item per area, with the revocations their providers signed (for admin.wipe-lost). */
@@ -147,7 +142,8 @@ export class RecoveryDesk {
     const providers = all.map(({ orders: _, revocations: _r, ...p }) => p as BodyOf<'recover.orders'>['providers'][number]);
     // The orders of the areas the new chip does not hold yet, as many as one answer carries; the rest at the next report.
     const held = new Set(rec.held ?? []);
-    const due = all.flatMap((p) => p.orders ?? []).filter((t) => !held.has(decodeIssueOrder(t).area));
+    // A provider's answer lists its areas and their orders in the same order (msam.recovered).
+    const due = all.flatMap((p) => (p.orders ?? []).filter((_, n) => !held.has(p.areas[n]!)));
     const orders = due.slice(0, ORDERS_PER_ISSUANCE_MAX);
     const more = due.length > orders.length ? { more: true } : {};
     turn.send(rec.terminal, 'recover.orders', { lost: rec.lost, to: rec.to, providers, orders, ...more }, { corr: rec.request });

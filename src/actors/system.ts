@@ -32,7 +32,8 @@ import type { CommitPolicy, PartyRuntime, RuntimeDeps } from './runtime.ts';
 import { ServerRuntime } from './server.actor.ts';
 import { loadSystemKeys, OwnKeys } from './systemKeys.ts';
 import { connectReader, connectToServer, insertChip, rawServerConnection, type PhoneHost } from './systemPhones.ts';
-import { type IssueOrderRequest, type ReceiptKeys, receiptKeysOf, signIssueOrderAs, startProvider } from './systemProviders.ts';
+import { type IssueOrderRequest, receiptKeysOf, signIssueOrderAs, startProvider } from './systemProviders.ts';
+import type { ReceiptKeys } from './terminalReceipt.ts';
 import { Wires } from './systemWires.ts';
 import { TerminalRuntime } from './terminal.actor.ts';
 

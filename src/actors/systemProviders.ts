@@ -8,8 +8,6 @@
 import { createIssueOrder, encodeIssueOrder, toB64, type Identity, type Rng, type Secret } from '../crypto/index.ts';
 import type { ReceiptKeys } from './terminalReceipt.ts';
 import type { PartyStore } from '../store/party.store.ts';
-
-export type { ReceiptKeys };
 import type { SecureResponderLink } from '../transport/secure.link.ts';
 import { MigrationSamRuntime, type Right } from './migrationSam.actor.ts';
 import { NormalSamRuntime, type EnrolledReader } from './normalSam.actor.ts';
