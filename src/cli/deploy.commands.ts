@@ -579,7 +579,11 @@ function addUpCommand(program: Command, out: Out): void {
       if (o.json) out(JSON.stringify(report, null, 2));
       // Done is what was asked: the migration completed, the rollback asked for, the deployment left ready, or (a lost
       // phone) its items recovered, the old phone refused, and once found again and connected, wiped.
-      const lostOk = report.outcome === 'completed' && report.paymentOnSource.startsWith('refused') && report.foundAgain === 'refused (AREA_ABSENT)';
+      const lostOk =
+        report.outcome === 'completed' &&
+        report.paymentOnSource.startsWith('refused') &&
+        report.foundAgain?.wiped === true &&
+        report.foundAgain.pay.startsWith('refused');
       if (o.lostSource ? !lostOk : report.outcome !== (o.migrate ? (o.cancelAt ? 'rolledBack' : 'completed') : 'ready')) process.exitCode = 1;
     });
 }

@@ -270,8 +270,8 @@ export interface UpReport {
   /** The new phone's receipt (the old phone's after --cancel-at), checked with `valmove receipt verify PATH --trust TRUST`. */
   receipt?: { path: string; trust: string; outcome: string };
   cancel?: { at: string; decision: string };
-  /** --lost-source: the lost phone found again, connected, then asked to pay: `refused (AREA_ABSENT)` once wiped. */
-  foundAgain?: string;
+  /** --lost-source: the lost phone found again and connected: whether its revoked areas were wiped, and what a payment on it was answered. */
+  foundAgain?: { pay: string; wiped: boolean };
 }
 
 /** Each provider's operator signs an issue order for the source chip (valmove provider issue); the old phone receives them. */
@@ -370,7 +370,7 @@ recovery onto ${done.to}: ${done.outcome} in ${elapsedMs} ms (issuance ${done.is
   for (const r of rows) say(`  ${r.provider.padEnd(12)} before ${r.before.padEnd(40)} after ${r.after}`);
   say(`pay 300 on the new phone:            ${payDst}`);
   say(`pay 300 on the lost (old) phone:     ${paySrc}`);
-  say(`found again, connected, pays 300:    ${found}${found === 'refused (AREA_ABSENT)' ? ' (its revoked areas wiped)' : ''}`);
+  say(`found again, connected, pays 300:    ${found.pay}${found.wiped ? ' (its revoked areas wiped)' : ''}`);
   const receipt = done.issuance ? saveUpReceipt(dir, done.issuance) : undefined;
   if (receipt) say(`receipt (${receipt.outcome}): ${receipt.path}  (check it: valmove receipt verify ${receipt.path} --trust ${receipt.trust})`);
   const steps = done.issuance ? await stepsOf([oldPhone, newPhone], done.issuance.mig) : [];

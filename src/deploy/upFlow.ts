@@ -75,14 +75,24 @@ const FOUND_WIPE_WAIT_MS = 30_000;
 /**
  * The lost phone is found again and connects: its user registers its chip, which identifies to the server in
  * that admin session, and the server has the admin SAM wipe its revoked areas (protocol.md §3, "Found again:
- * wiped"). What a payment on it is then answered: `refused (AREA_ABSENT)` once the area is gone from the chip.
+ * wiped"). Waits (reading the balance, which spends nothing) until the area is gone from the chip, then tries to
+ * pay once: `pay` is what that payment was answered, `wiped` whether the area was gone.
  */
-export async function foundAgain(oldPhone: TerminalControl, provider: string, pay: (t: TerminalControl, p: string) => Promise<string>): Promise<string> {
+export async function foundAgain(
+  oldPhone: TerminalControl,
+  provider: string,
+  pay: (t: TerminalControl, p: string) => Promise<string>,
+): Promise<{ pay: string; wiped: boolean }> {
   await oldPhone.register().catch(() => undefined); // its answer does not matter: the identification does
-  let answer = await pay(oldPhone, provider);
-  for (const end = Date.now() + FOUND_WIPE_WAIT_MS; answer !== 'refused (AREA_ABSENT)' && Date.now() < end; ) {
+  const gone = () =>
+    oldPhone.normal(provider, 'balance').then(
+      () => false,
+      (e: unknown) => (e as { code?: string }).code === 'AREA_ABSENT',
+    );
+  let wiped = await gone();
+  for (const end = Date.now() + FOUND_WIPE_WAIT_MS; !wiped && Date.now() < end; ) {
     await new Promise((r) => setTimeout(r, 200));
-    answer = await pay(oldPhone, provider);
+    wiped = await gone();
   }
-  return answer;
+  return { pay: await pay(oldPhone, provider), wiped };
 }

@@ -73,7 +73,7 @@ test('up --lost-source --json: through real processes the new phone gets each it
     for (const it of report.items) assert.is(it.after, it.before, `${it.provider}: the ledger's value, on the new phone`);
     assert.match(report.paymentOnDestination, /^accepted/);
     assert.is(report.paymentOnSource, 'refused (AREA_REVOKED)');
-    assert.is(report.foundAgain, 'refused (AREA_ABSENT)', 'found again and connected: its revoked areas wiped');
+    assert.equal(report.foundAgain, { pay: 'refused (AREA_ABSENT)', wiped: true }, 'found again and connected: its revoked areas wiped');
     assert.ok(
       report.steps!.some((s) => s.id === 'commit'),
       `the re-issue ran under a decision record: ${report.steps!.map((s) => s.id).join(' ')}`,
