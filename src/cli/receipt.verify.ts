@@ -13,15 +13,18 @@ import { outcomeSigned, statementDigest, statementSigned, type Outcome, type Sta
 
 export { RECEIPT_FORMAT, receiptFileSchema, type ReceiptFile } from '../transport/receipt.schemas.ts';
 
-export const trustFileSchema = z.object({ keys: z.record(z.string(), z.object({ signPublic: z.string().max(256).optional() })) });
+const signKey = z.object({ signPublic: z.string().max(256).optional() });
+/** A party's key, and in a rotation window (`keygen rotate`, until `keygen retire`) the key it replaced. */
+export const trustFileSchema = z.object({ keys: z.record(z.string(), signKey.extend({ previous: signKey.optional() })) });
 export type TrustKeys = z.infer<typeof trustFileSchema>['keys'];
 
 export type Verdict = { ok: true; summary: string } | { ok: false; problem: string };
 
-function keyOf(keys: TrustKeys, party: string): Uint8Array | undefined {
-  const k = keys[party]?.signPublic;
+/** The party's keys: its current one, and its previous one in a rotation window (a receipt made before it verifies). */
+function keyOf(keys: TrustKeys, party: string): Uint8Array[] | undefined {
+  const listed = [keys[party]?.signPublic, keys[party]?.previous?.signPublic].filter((k): k is string => k !== undefined);
   try {
-    return k ? fromB64(k) : undefined;
+    return listed.length > 0 ? listed.map(fromB64) : undefined;
   } catch {
     return undefined;
   }

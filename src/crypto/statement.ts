@@ -18,7 +18,7 @@ import { sha256 } from '@noble/hashes/sha2.js';
 import { ed25519 } from '@noble/curves/ed25519.js';
 import { openSealed, sealTo, type SealedBox } from './box.ts';
 import { encodeFields, fromB64, toB64, utf8, type Bytes } from './bytes.ts';
-import { sign, verifySignature, type Identity } from './identity.ts';
+import { keysOf, sign, verifySignature, type Identity } from './identity.ts';
 import type { Rng } from './random.ts';
 import { Secret } from './secret.ts';
 
@@ -92,15 +92,17 @@ export function signStatement(body: StatementBody, signer: Identity): Statement 
 }
 
 /** Never throws: a malformed signature is simply not valid. */
-function signedBy(signerPublic: Bytes, bytes: () => Bytes, sig: string): boolean {
+/** Whether one of the signer's keys (two in a rotation window, deploying.md) signed the bytes. */
+function signedBy(signerPublic: Bytes | readonly Bytes[], bytes: () => Bytes, sig: string): boolean {
   try {
-    return verifySignature(signerPublic, bytes(), fromB64(sig));
+    const [b, s] = [bytes(), fromB64(sig)];
+    return keysOf(signerPublic).some((k) => verifySignature(k, b, s));
   } catch {
     return false;
   }
 }
 
-export function statementSigned(s: Statement, signerPublic: Bytes): boolean {
+export function statementSigned(s: Statement, signerPublic: Bytes | readonly Bytes[]): boolean {
   return signedBy(signerPublic, () => statementBytes(s), s.sig);
 }
 
@@ -138,6 +140,6 @@ export function signOutcome(body: OutcomeBody, signer: Identity): Outcome {
   return { ...body, sig: toB64(sign(signer, outcomeBytes(body))) };
 }
 
-export function outcomeSigned(o: Outcome, signerPublic: Bytes): boolean {
+export function outcomeSigned(o: Outcome, signerPublic: Bytes | readonly Bytes[]): boolean {
   return signedBy(signerPublic, () => outcomeBytes(o), o.sig);
 }

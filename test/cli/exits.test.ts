@@ -366,6 +366,15 @@ test('receipt verify: 0 when every signature checks against trust.json; 1 a chan
     }
     const real = await valmove(['receipt', 'verify', join(dir, 'changed.json'), '--trust', trust]);
     assert.is(real.code, 1, `as a process too: ${show(real)}`);
+    // Keys rotated: a receipt made before still verifies in the window (trust.json keeps the key replaced), not after retire.
+    const verify = () => valmoveHere(['receipt', 'verify', join(dir, 'good.json'), '--trust', trust]);
+    for (const role of ['admin-sam', 'migration-sam/emoney']) assert.is((await valmoveHere(['keygen', 'rotate', '--dir', dir, '--role', role])).code, 0);
+    const inWindow = await verify();
+    assert.is(inWindow.code, 0, `in the rotation window: ${show(inWindow)}`);
+    for (const role of ['admin-sam', 'migration-sam/emoney']) assert.is((await valmoveHere(['keygen', 'retire', '--dir', dir, '--role', role])).code, 0);
+    const retired = await verify();
+    assert.is(retired.code, 1, `retired: ${show(retired)}`);
+    assert.match(retired.stderr, /outcome: the signature of admin-sam does not check/);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
