@@ -382,10 +382,10 @@ function addTerminalRecoverCommand(call: TerminalCall): void {
       receiptOutOption(
         c
           .requiredOption('--lost <serial>', "the lost phone's chip (registered to the user)")
-          .option('--code <code>', "the operator's one-time recovery code (or VALMOVE_RECOVERY_CODE)"),
+          .option('--code-file <file>', "a file whose first line is the operator's one-time recovery code (or VALMOVE_RECOVERY_CODE)"),
       ),
     async (t, o) => {
-      const r = await t.recover(o.lost as string, recoveryCodeOf(o.code as string | undefined));
+      const r = await t.recover(o.lost as string, recoveryCodeOf(o.codeFile as string | undefined));
       return { ...r, issuance: r.issuance && saveReceiptOut(r.issuance, o.receiptOut) };
     },
     (r: RecoveryResult) =>
@@ -518,15 +518,20 @@ type UpFlags = { passwordFile?: string; force: boolean };
 /** `up`'s password for alice: from a file or VALMOVE_PASSWORD, never an argument (it would show in `ps`); undefined: `up` picks one. */
 function upPassword(file: string | undefined): string | undefined {
   if (file === undefined) return process.env.VALMOVE_PASSWORD || undefined;
+  return secretFromFile('--password-file', file);
+}
+
+/** A secret given by file (never on the command line, where `ps` and the shell's history show it): the file's first line. */
+function secretFromFile(flag: string, file: string): string {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
   } catch (e) {
-    throw new InvalidArgumentError(`--password-file ${file}: cannot read it (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+    throw new InvalidArgumentError(`${flag} ${file}: cannot read it (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
   }
-  const pw = text.split(/\r?\n/)[0] ?? '';
-  if (!pw) throw new InvalidArgumentError(`--password-file ${file}: its first line is empty`);
-  return pw;
+  const secret = text.split(/\r?\n/)[0] ?? '';
+  if (!secret) throw new InvalidArgumentError(`${flag} ${file}: its first line is empty`);
+  return secret;
 }
 
 /** `valmove up`: every party as its own process on 127.0.0.1, and a migration through them. */
@@ -611,9 +616,10 @@ function addUnitsCommand(program: Command, out: Out): void {
     });
 }
 
-/** The recovery code from --code, or from VALMOVE_RECOVERY_CODE (kept off the command line). */
-function recoveryCodeOf(code: string | undefined): string {
-  const c = code ?? process.env.VALMOVE_RECOVERY_CODE;
-  if (!c) throw new InvalidArgumentError('--code or VALMOVE_RECOVERY_CODE is required');
+/** The recovery code from --code-file, or from VALMOVE_RECOVERY_CODE: never on the command line. */
+function recoveryCodeOf(file: string | undefined): string {
+  if (file !== undefined) return secretFromFile('--code-file', file);
+  const c = process.env.VALMOVE_RECOVERY_CODE;
+  if (!c) throw new InvalidArgumentError('the recovery code is required: VALMOVE_RECOVERY_CODE, or --code-file FILE');
   return c;
 }

@@ -245,11 +245,13 @@ test('refused or failed (1): each with its reason on stderr', async () => {
     const terminalCommands = leafCommands(buildCli(() => {}))
       .filter((c) => c[0] === 'terminal')
       .map((c) => c[1]!);
+    const codeFile = join(dir, 'recovery-code.txt');
+    writeFileSync(codeFile, 'c0de\n', { mode: 0o600 });
     const terminalArgs: Record<string, string[]> = {
       issue: ['--order', 'x'],
       cancel: ['--mig', 'm'],
       'end-backup': ['--mig', 'm'],
-      recover: ['--lost', 'SRC', '--code', 'c0de'],
+      recover: ['--lost', 'SRC', '--code-file', codeFile],
       balance: ['--provider', 'emoney'],
       pay: ['--provider', 'emoney', '--amount', '1'],
       topup: ['--provider', 'emoney'],
@@ -278,6 +280,18 @@ test('refused or failed (1): each with its reason on stderr', async () => {
     }
     const real = await valmove(['user', 'unlock', '--config', cfg('server'), '--user', 'nobody']);
     assert.is(real.code, 1, `as a process too: ${show(real)}`);
+    // The recovery code never on the command line: from VALMOVE_RECOVERY_CODE or --code-file; neither, or a file not read, is usage (2).
+    const recover = ['terminal', 'recover', '--config', cfg('terminal-old'), '--lost', 'SRC'];
+    const usage: Array<[string[], RegExp]> = [
+      [recover, /the recovery code is required: VALMOVE_RECOVERY_CODE, or --code-file FILE/],
+      [[...recover, '--code-file', join(dir, 'none.txt')], /--code-file .*none\.txt: cannot read it \(ENOENT\)/],
+      [[...recover, '--code', 'c0de'], /unknown option '--code'/],
+    ];
+    for (const [args, reason] of usage) {
+      const r = await valmove(args, { VALMOVE_RECOVERY_CODE: '' });
+      assert.is(r.code, 2, `valmove ${args.join(' ')}: ${show(r)}`);
+      assert.match(r.stderr, reason);
+    }
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
