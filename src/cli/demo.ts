@@ -97,7 +97,8 @@ export function freshDataDir(): string {
   return dir;
 }
 
-function describe(r: NormalReceipt): string {
+/** What normal use shows of an item: a ticket's state, or a balance. */
+export function describe(r: { state?: string; balance?: number }): string {
   if (r.state) return r.state;
   return `balance ${r.balance}`;
 }
@@ -106,19 +107,20 @@ function hopOf(id: string): string {
   return id.split('/')[0] ?? id;
 }
 
-async function tryUse(
+/** Normal use on a phone: what it showed, or the refusal's code and reason. */
+export async function tryUse(
   t: TerminalRuntime,
   provider: string,
   op: 'balance' | 'pay' | 'use',
   area: string,
   amount?: number,
-): Promise<{ ok: boolean; detail: string; receipt?: NormalReceipt }> {
+): Promise<{ ok: boolean; detail: string; receipt?: NormalReceipt; code?: string }> {
   try {
     const receipt = await t.normalUse(provider, op, area, amount);
     return { ok: true, detail: describe(receipt), receipt };
   } catch (e) {
     const code = e instanceof RemoteError ? e.code : 'ERROR';
-    return { ok: false, detail: `${code}: ${(e as Error).message}` };
+    return { ok: false, detail: `${code}: ${(e as Error).message}`, code };
   }
 }
 

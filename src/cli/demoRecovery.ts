@@ -16,13 +16,12 @@ import { saveDemoReceipt } from '../fixtures/demoFlow.ts';
 import { recoverable } from '../actors/normalSamLedger.ts';
 import { EmbeddedSystem } from '../actors/system.ts';
 import type { TerminalRuntime } from '../actors/terminal.actor.ts';
-import { worth, type ValueItem, type ValueKind } from '../actors/value.ts';
+import { publicState, worth, type ValueItem, type ValueKind } from '../actors/value.ts';
 import { systemRng, toHex } from '../crypto/index.ts';
 import { demoProviders, demoValue } from '../fixtures/demo.ts';
 import { createLogger } from '../log.ts';
-import { RemoteError } from '../protocol/errors.ts';
 import { FAST_TIMING } from '../timing.ts';
-import { freshDataDir } from './demo.ts';
+import { describe, freshDataDir, tryUse } from './demo.ts';
 import { table } from './table.ts';
 
 export interface LostSourceItem {
@@ -51,22 +50,7 @@ export interface LostSourceReport {
   receipt?: ReturnType<typeof saveDemoReceipt>;
 }
 
-const describe = (v: ValueItem) => (v.kind === 'ticket' ? `${v.event}, seat ${v.seat}, ${v.used ? 'used' : 'unused'}` : `balance ${v.balance}`);
-
-async function tryUse(
-  t: TerminalRuntime,
-  provider: string,
-  op: 'balance' | 'pay',
-  amount?: number,
-): Promise<{ detail: string; balance: number; code?: string }> {
-  try {
-    const r = await t.normalUse(provider, op, provider, amount);
-    return { detail: r.state ?? `balance ${r.balance}`, balance: r.balance ?? 0 };
-  } catch (e) {
-    const code = e instanceof RemoteError ? e.code : 'ERROR';
-    return { detail: `${code}: ${(e as Error).message}`, balance: 0, code };
-  }
-}
+const describeValue = (v: ValueItem) => describe(publicState(v));
 
 interface LostWorld {
   system: EmbeddedSystem;
@@ -99,7 +83,7 @@ async function setUp(system: EmbeddedSystem, plan: LostWorld['plan'], say: (line
   if (issued.outcome !== 'completed') throw new Error(`issuance ended ${issued.outcome}: ${issued.reason ?? ''}`);
   say(`old chip ${source.serial}: issued ${plan.map((p) => `${p.kind} (${p.provider})`).join(', ')}`);
   const spend = plan.find((p) => p.kind !== 'ticket');
-  if (spend) say(`pay 500 on the old phone (${spend.provider}): ${(await tryUse(oldPhone, spend.provider, 'pay', 500)).detail}`);
+  if (spend) say(`pay 500 on the old phone (${spend.provider}): ${(await tryUse(oldPhone, spend.provider, 'pay', spend.provider, 500)).detail}`);
   return { system, plan, source, destination, oldPhone, newPhone };
 }
 
@@ -109,11 +93,18 @@ async function figures(w: LostWorld, ledger: Map<string, ValueItem>): Promise<{ 
   let [sumLedger, sumNew] = [0, 0];
   for (const p of w.plan) {
     const v = ledger.get(p.provider);
-    const now = await tryUse(w.newPhone, p.provider, 'balance');
-    const old = await tryUse(w.oldPhone, p.provider, 'pay', 1);
+    const now = await tryUse(w.newPhone, p.provider, 'balance', p.provider);
+    const old = await tryUse(w.oldPhone, p.provider, 'pay', p.provider, 1);
     sumLedger += v ? worth(v) : 0;
-    sumNew += now.balance;
-    items.push({ provider: p.provider, area: p.provider, kind: p.kind, ledger: v ? describe(v) : '-', newChip: now.detail, oldChip: old.code ?? 'ACCEPTED' });
+    sumNew += now.receipt?.balance ?? 0;
+    items.push({
+      provider: p.provider,
+      area: p.provider,
+      kind: p.kind,
+      ledger: v ? describeValue(v) : '-',
+      newChip: now.detail,
+      oldChip: old.code ?? 'ACCEPTED',
+    });
   }
   return { items, sumLedger, sumNew };
 }
@@ -132,7 +123,7 @@ export async function runLostSourceDemo(opts: { items: number; data?: string; js
     const normalSam = (p: string) => system.providers.get(p)!.normalSam as NormalSamRuntime;
     const ledger = new Map<string, ValueItem>();
     for (const p of plan) for (const e of normalSam(p.provider).ledger.entriesOf(w.source.serial)) ledger.set(e.area, recoverable(e));
-    say(`\nthe old phone is lost. Each provider's ledger for ${w.source.serial}: ${[...ledger].map(([a, v]) => `${a} ${describe(v)}`).join('; ')}`);
+    say(`\nthe old phone is lost. Each provider's ledger for ${w.source.serial}: ${[...ledger].map(([a, v]) => `${a} ${describeValue(v)}`).join('; ')}`);
     const code = await system.server.recoveryCode('alice');
     say('the operator gives alice a one-time recovery code (the second proof; the server keeps only its hash)');
     const done = await w.newPhone.recover(w.source.serial, code);

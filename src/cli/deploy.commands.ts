@@ -556,8 +556,8 @@ function addUpCommand(program: Command, out: Out): void {
       if (o.lostSource && (o.cancelAt !== undefined || o.only !== undefined || !o.migrate)) {
         program.error('error: --lost-source runs alone: not with --cancel-at, --only or --no-migrate', { exitCode: 2 });
       }
-      const cancelProblem = o.cancelAt === undefined ? undefined : cancelAtProblem(o.cancelAt, !o.migrate);
-      if (cancelProblem) program.error(`error: ${cancelProblem.replace('--crash-at or --faults', '--no-migrate')}`, { exitCode: 2 });
+      const cancelProblem = o.cancelAt === undefined ? undefined : cancelAtProblem(o.cancelAt, o.migrate ? undefined : '--no-migrate');
+      if (cancelProblem) program.error(`error: ${cancelProblem}`, { exitCode: 2 });
       if (!o.migrate && !o.keep) program.error('error: --no-migrate leaves the deployment for you to drive: add --keep', { exitCode: 2 });
       if (o.dir) refuseOverwrite(o.dir, o.force);
       const onlyError = onlyProblem(o.only, o.providers);

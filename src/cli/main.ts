@@ -70,7 +70,10 @@ export function buildCli(out: (line: string) => void = (l) => process.stdout.wri
         program.error('error: --lost-source runs alone: not with --cancel-at, --only, --crash-at or --faults', { exitCode: 2 });
       }
       if (o.lostSource) return lostSourceDemo(o, out);
-      const cancelProblem = o.cancelAt === undefined ? undefined : cancelAtProblem(o.cancelAt, o.crashAt !== undefined || o.faults !== undefined);
+      const cancelProblem =
+        o.cancelAt === undefined
+          ? undefined
+          : cancelAtProblem(o.cancelAt, o.crashAt !== undefined || o.faults !== undefined ? '--crash-at or --faults' : undefined);
       if (cancelProblem) program.error(`error: ${cancelProblem}`, { exitCode: 2 });
       const onlyError = onlyProblem(o.only, o.items);
       if (onlyError) program.error(`error: ${onlyError}`, { exitCode: 2 });
